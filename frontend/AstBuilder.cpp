@@ -1,0 +1,655 @@
+#include "frontend/AstBuilder.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+
+#include "TDLLexer.h"
+#include "frontend/Parser.h"
+
+namespace tdl {
+
+using P = tdlgen::TDLParser;
+
+// ------------------------------------------------------------ positions
+Loc AstBuilder::loc(antlr4::Token* t) const {
+  uint32_t line = static_cast<uint32_t>(t->getLine()) + lineOff_;
+  uint32_t col = static_cast<uint32_t>(t->getCharPositionInLine()) + 1 +
+                 (t->getLine() == 1 ? colOff_ : 0);
+  uint32_t len = t->getType() == antlr4::Token::EOF
+                     ? 1
+                     : std::max<uint32_t>(1, static_cast<uint32_t>(t->getStopIndex() - t->getStartIndex() + 1));
+  return Loc{file_, line, col, line, col, line, col + len};
+}
+
+Loc AstBuilder::loc(antlr4::ParserRuleContext* ctx) const {
+  Loc b = loc(ctx->getStart());
+  antlr4::Token* stop = ctx->getStop() ? ctx->getStop() : ctx->getStart();
+  return Loc::span(b, loc(stop));
+}
+
+void AstBuilder::error(const Loc& l, std::string msg) {
+  failed_ = true;
+  diags_.error(l, std::move(msg));
+}
+
+ExprPtr AstBuilder::finish(ExprPtr e) {
+  int d = 0;
+  for (auto& k : e->kids)
+    if (k) d = std::max(d, k->depth);
+  for (auto& s : e->subs)
+    for (auto* p : {&s.index, &s.lo, &s.hi, &s.step})
+      if (*p) d = std::max(d, (*p)->depth);
+  for (auto& part : e->parts)
+    if (part.expr) d = std::max(d, part.expr->depth);
+  e->depth = d + 1;
+  if (e->depth == kMaxNesting + 1) error(e->loc, "nesting too deep");
+  return e;
+}
+
+// -------------------------------------------------------------- program
+void AstBuilder::buildProgram(P::ProgramContext* ctx, Module& m) {
+  for (auto* s : ctx->statement()) {
+    if (auto st = stmt(s)) m.stmts.push_back(std::move(st));
+  }
+}
+
+ExprPtr AstBuilder::buildExprOnly(P::ExprOnlyContext* ctx) { return expr(ctx->expr()); }
+
+StmtPtr AstBuilder::block(P::BlockContext* ctx) {
+  auto b = std::make_unique<Stmt>(StmtKind::Block, loc(ctx));
+  for (auto* s : ctx->statement()) {
+    if (auto st = stmt(s)) b->stmts.push_back(std::move(st));
+  }
+  return b;
+}
+
+static char assignOpChar(P::AssignOpContext* op) {
+  std::string t = op->getText();
+  return t == "=" ? '=' : t[0];
+}
+
+StmtPtr AstBuilder::stmt(P::StatementContext* ctx) {
+  Loc l = loc(ctx);
+  if (auto* c = dynamic_cast<P::FnStmtContext*>(ctx)) {
+    auto s = std::make_unique<Stmt>(StmtKind::Fn, l);
+    s->fn = fnDecl(c->fnDecl());
+    return s;
+  }
+  if (auto* c = dynamic_cast<P::ImportFileStmtContext*>(ctx)) {
+    auto s = std::make_unique<Stmt>(StmtKind::Import, l);
+    std::string raw = c->STRING()->getText();
+    s->str = raw.substr(1, raw.size() - 2);
+    s->alias = c->NAME()->getText();
+    s->isFileImport = true;
+    s->pathLoc = loc(c->STRING()->getSymbol());
+    return s;
+  }
+  if (auto* c = dynamic_cast<P::ImportModuleStmtContext*>(ctx)) {
+    auto s = std::make_unique<Stmt>(StmtKind::Import, l);
+    s->str = c->NAME()->getText();
+    s->alias = s->str;
+    s->pathLoc = loc(c->NAME()->getSymbol());
+    return s;
+  }
+  if (auto* c = dynamic_cast<P::BindStmtContext*>(ctx)) {
+    auto s = std::make_unique<Stmt>(StmtKind::Let, l);
+    s->isVar = c->kind->getText() == "var";
+    s->pattern = pattern(c->pattern());
+    if (c->type()) s->type = type(c->type());
+    s->exprs.push_back(expr(c->expr()));
+    return s;
+  }
+  if (auto* c = dynamic_cast<P::IfStatementContext*>(ctx)) return ifStmt(c->ifStmt());
+  if (auto* c = dynamic_cast<P::WhileStmtContext*>(ctx)) {
+    auto s = std::make_unique<Stmt>(StmtKind::While, l);
+    s->exprs.push_back(expr(c->expr()));
+    s->body = block(c->block());
+    return s;
+  }
+  if (auto* c = dynamic_cast<P::ForStmtContext*>(ctx)) {
+    auto s = std::make_unique<Stmt>(StmtKind::For, l);
+    s->pattern = pattern(c->pattern());
+    s->exprs.push_back(expr(c->expr()));
+    s->body = block(c->block());
+    return s;
+  }
+  if (auto* c = dynamic_cast<P::ReturnStmtContext*>(ctx)) {
+    auto s = std::make_unique<Stmt>(StmtKind::Return, l);
+    if (c->expr()) s->exprs.push_back(expr(c->expr()));
+    return s;
+  }
+  if (dynamic_cast<P::BreakStmtContext*>(ctx)) return std::make_unique<Stmt>(StmtKind::Break, l);
+  if (dynamic_cast<P::ContinueStmtContext*>(ctx)) return std::make_unique<Stmt>(StmtKind::Continue, l);
+  if (auto* c = dynamic_cast<P::WithStmtContext*>(ctx)) {
+    auto s = std::make_unique<Stmt>(StmtKind::With, l);
+    s->exprs.push_back(expr(c->expr()));
+    s->str = c->NAME()->getText();
+    s->pathLoc = loc(c->NAME()->getSymbol());
+    s->body = block(c->block());
+    return s;
+  }
+  if (auto* c = dynamic_cast<P::AssignStmtContext*>(ctx)) {
+    auto s = std::make_unique<Stmt>(StmtKind::Assign, l);
+    s->assignOp = assignOpChar(c->assignOp());
+    s->exprs.push_back(expr(c->expr(0)));
+    s->exprs.push_back(expr(c->expr(1)));
+    // The target must be a name, possibly followed by indexing and fields.
+    const Expr* t = s->exprs[0].get();
+    while (t && (t->kind == ExprKind::Index || t->kind == ExprKind::Field)) t = t->kids[0].get();
+    if (!t || t->kind != ExprKind::Name) {
+      error(s->exprs[0]->loc, "cannot assign to this expression");
+    }
+    return s;
+  }
+  if (auto* c = dynamic_cast<P::ExprStmtContext*>(ctx)) {
+    auto s = std::make_unique<Stmt>(StmtKind::ExprStmt, l);
+    s->exprs.push_back(expr(c->expr()));
+    return s;
+  }
+  throw InternalError("AstBuilder: unknown statement kind");
+}
+
+StmtPtr AstBuilder::ifStmt(P::IfStmtContext* ctx) {
+  auto s = std::make_unique<Stmt>(StmtKind::If, loc(ctx));
+  s->exprs.push_back(expr(ctx->expr()));
+  auto blocks = ctx->block();
+  s->body = block(blocks[0]);
+  if (ctx->ifStmt()) s->orelse = ifStmt(ctx->ifStmt());
+  else if (blocks.size() > 1) s->orelse = block(blocks[1]);
+  return s;
+}
+
+std::shared_ptr<FnDecl> AstBuilder::fnDecl(P::FnDeclContext* ctx) {
+  auto fn = std::make_shared<FnDecl>();
+  fn->name = ctx->NAME()->getText();
+  fn->loc = loc(ctx->NAME()->getSymbol());
+  fn->isGraph = ctx->isGraph != nullptr;
+  if (ctx->params()) params(ctx->params(), *fn);
+  if (ctx->type()) fn->ret = type(ctx->type());
+  fn->body = block(ctx->block());
+  return fn;
+}
+
+void AstBuilder::params(P::ParamsContext* ctx, FnDecl& fn) {
+  for (auto* p : ctx->param()) {
+    Param par;
+    par.name = p->NAME()->getText();
+    par.loc = loc(p->NAME()->getSymbol());
+    if (p->type()) par.type = type(p->type());
+    if (p->expr()) par.deflt = expr(p->expr());
+    for (auto& q : fn.params)
+      if (q.name == par.name) error(par.loc, fmt::format("duplicate parameter '{}'", par.name));
+    fn.params.push_back(std::move(par));
+  }
+}
+
+Pattern AstBuilder::pattern(P::PatternContext* ctx) {
+  Pattern p;
+  p.loc = loc(ctx);
+  if (auto* c = dynamic_cast<P::NamePatternContext*>(ctx)) {
+    p.kind = Pattern::Name;
+    p.name = c->NAME()->getText();
+  } else if (auto* c = dynamic_cast<P::TuplePatternContext*>(ctx)) {
+    p.kind = Pattern::Tuple;
+    for (auto* e : c->pattern()) p.elems.push_back(pattern(e));
+  } else if (auto* c = dynamic_cast<P::ListPatternContext*>(ctx)) {
+    p.kind = Pattern::List;
+    for (auto* e : c->pattern()) p.elems.push_back(pattern(e));
+  }
+  return p;
+}
+
+static bool isDTypeName(const std::string& s) {
+  return s == "bool" || s == "i32" || s == "i64" || s == "f32" || s == "f64";
+}
+
+TypePtr AstBuilder::type(P::TypeContext* ctx) {
+  auto t = std::make_unique<TypeExpr>();
+  t->loc = loc(ctx);
+  if (auto* c = dynamic_cast<P::TensorTypeContext*>(ctx)) {
+    t->kind = TypeExpr::Tensor;
+    t->dtype = c->NAME()->getText();
+    if (!isDTypeName(t->dtype)) {
+      error(loc(c->NAME()->getSymbol()),
+            fmt::format("unknown type '{}' (expected bool, i32, i64, f32 or f64)", t->dtype));
+    }
+    t->anyShape = c->LBRACK() == nullptr;
+    for (auto* d : c->dim()) {
+      Dim dim;
+      if (d->INT()) {
+        dim.kind = Dim::Fixed;
+        std::string txt;
+        for (char ch : d->INT()->getText())
+          if (ch != '_') txt += ch;
+        auto [p, ec] = std::from_chars(txt.data(), txt.data() + txt.size(), dim.size);
+        if (ec != std::errc()) error(loc(d->INT()->getSymbol()), "dimension is too large");
+      } else if (d->NAME()) {
+        dim.kind = Dim::Named;
+        dim.name = d->NAME()->getText();
+      } else {
+        dim.kind = Dim::Any;
+      }
+      t->dims.push_back(dim);
+    }
+  } else if (auto* c = dynamic_cast<P::RecordTypeContext*>(ctx)) {
+    t->kind = TypeExpr::Record;
+    auto names = c->NAME();
+    auto types = c->type();
+    for (size_t i = 0; i < names.size(); ++i) {
+      t->names.push_back(names[i]->getText());
+      t->elems.push_back(type(types[i]));
+    }
+  } else if (auto* c = dynamic_cast<P::TupleTypeContext*>(ctx)) {
+    t->kind = TypeExpr::Tuple;
+    for (auto* e : c->type()) t->elems.push_back(type(e));
+  }
+  return t;
+}
+
+// ---------------------------------------------------------- expressions
+ExprPtr AstBuilder::binary(BinOp op, antlr4::Token* opTok, ExprPtr l, ExprPtr r) {
+  Loc span = Loc::span(l->loc, r->loc).withCaret(loc(opTok));
+  span.bline = l->loc.bline;
+  span.bcol = l->loc.bcol;
+  auto e = std::make_unique<Expr>(ExprKind::Binary, span);
+  e->binop = op;
+  e->kids.push_back(std::move(l));
+  e->kids.push_back(std::move(r));
+  return finish(std::move(e));
+}
+
+ExprPtr AstBuilder::unaryNode(UnOp op, antlr4::Token* opTok, ExprPtr x) {
+  Loc span = Loc::span(loc(opTok), x->loc);
+  auto e = std::make_unique<Expr>(ExprKind::Unary, span);
+  e->unop = op;
+  e->kids.push_back(std::move(x));
+  return finish(std::move(e));
+}
+
+ExprPtr AstBuilder::expr(P::ExprContext* ctx) {
+  if (ctx->lambda()) return lambda(ctx->lambda());
+  return orExpr(ctx->orExpr());
+}
+
+ExprPtr AstBuilder::lambda(P::LambdaContext* ctx) {
+  auto fn = std::make_shared<FnDecl>();
+  fn->loc = loc(ctx->getStart());
+  fn->isLambda = true;
+  if (ctx->params()) params(ctx->params(), *fn);
+  ExprPtr body = expr(ctx->expr());
+  Loc bl = body->loc;
+  fn->body = std::make_unique<Stmt>(StmtKind::Block, bl);
+  auto ret = std::make_unique<Stmt>(StmtKind::Return, bl);
+  ret->exprs.push_back(std::move(body));
+  fn->body->stmts.push_back(std::move(ret));
+  auto e = std::make_unique<Expr>(ExprKind::Lambda, loc(ctx));
+  e->depth = fn->body->stmts[0]->exprs[0]->depth + 1;
+  e->fn = std::move(fn);
+  if (e->depth == kMaxNesting + 1) error(e->loc, "nesting too deep");
+  return e;
+}
+
+// Folds `first (op next)*` children of a rule into a left-associated chain.
+template <typename Ctx, typename Sub, typename F, typename OpF>
+static ExprPtr chain(AstBuilder& b, Ctx* ctx, const std::vector<Sub*>& subs, F build, OpF opOf,
+                     ExprPtr (AstBuilder::*mk)(BinOp, antlr4::Token*, ExprPtr, ExprPtr)) {
+  ExprPtr acc = build(subs[0]);
+  size_t next = 1;
+  for (auto* child : ctx->children) {
+    antlr4::Token* tok = nullptr;
+    BinOp op;
+    if (!opOf(child, tok, op)) continue;
+    acc = (b.*mk)(op, tok, std::move(acc), build(subs[next++]));
+  }
+  return acc;
+}
+
+static antlr4::Token* firstToken(antlr4::tree::ParseTree* t) {
+  if (auto* term = dynamic_cast<antlr4::tree::TerminalNode*>(t)) return term->getSymbol();
+  if (auto* r = dynamic_cast<antlr4::ParserRuleContext*>(t)) return r->getStart();
+  return nullptr;
+}
+
+static bool terminalOp(antlr4::tree::ParseTree* child, const char* text, BinOp val,
+                       antlr4::Token*& tok, BinOp& op) {
+  auto* term = dynamic_cast<antlr4::tree::TerminalNode*>(child);
+  if (!term || term->getText() != text) return false;
+  tok = term->getSymbol();
+  op = val;
+  return true;
+}
+
+ExprPtr AstBuilder::orExpr(P::OrExprContext* ctx) {
+  return chain(*this, ctx, ctx->andExpr(), [&](auto* s) { return andExpr(s); },
+               [](auto* c, antlr4::Token*& t, BinOp& op) { return terminalOp(c, "or", BinOp::Or, t, op); },
+               &AstBuilder::binary);
+}
+
+ExprPtr AstBuilder::andExpr(P::AndExprContext* ctx) {
+  return chain(*this, ctx, ctx->notExpr(), [&](auto* s) { return notExpr(s); },
+               [](auto* c, antlr4::Token*& t, BinOp& op) { return terminalOp(c, "and", BinOp::And, t, op); },
+               &AstBuilder::binary);
+}
+
+ExprPtr AstBuilder::notExpr(P::NotExprContext* ctx) {
+  if (ctx->notExpr()) return unaryNode(UnOp::Not, ctx->op, notExpr(ctx->notExpr()));
+  return comparison(ctx->comparison());
+}
+
+static BinOp opFromText(const std::string& s) {
+  static const std::pair<const char*, BinOp> table[] = {
+      {"==", BinOp::Eq}, {"!=", BinOp::Ne}, {"<", BinOp::Lt}, {"<=", BinOp::Le},
+      {">", BinOp::Gt},  {">=", BinOp::Ge}, {"+", BinOp::Add}, {"-", BinOp::Sub},
+      {"*", BinOp::Mul}, {"/", BinOp::Div}, {"//", BinOp::FloorDiv}, {"%", BinOp::Mod},
+      {"@", BinOp::MatMul}};
+  for (auto& [t, op] : table)
+    if (s == t) return op;
+  throw InternalError("unknown operator " + s);
+}
+
+template <typename OpCtx>
+static bool ruleOp(antlr4::tree::ParseTree* child, antlr4::Token*& tok, BinOp& op) {
+  auto* c = dynamic_cast<OpCtx*>(child);
+  if (!c) return false;
+  tok = firstToken(c);
+  op = opFromText(c->getText());
+  return true;
+}
+
+ExprPtr AstBuilder::comparison(P::ComparisonContext* ctx) {
+  return chain(*this, ctx, ctx->bitOr(), [&](auto* s) { return bitOr(s); }, ruleOp<P::CompOpContext>,
+               &AstBuilder::binary);
+}
+
+ExprPtr AstBuilder::bitOr(P::BitOrContext* ctx) {
+  return chain(*this, ctx, ctx->bitAnd(), [&](auto* s) { return bitAnd(s); },
+               [](auto* c, antlr4::Token*& t, BinOp& op) { return terminalOp(c, "|", BinOp::BitOr, t, op); },
+               &AstBuilder::binary);
+}
+
+ExprPtr AstBuilder::bitAnd(P::BitAndContext* ctx) {
+  return chain(*this, ctx, ctx->additive(), [&](auto* s) { return additive(s); },
+               [](auto* c, antlr4::Token*& t, BinOp& op) { return terminalOp(c, "&", BinOp::BitAnd, t, op); },
+               &AstBuilder::binary);
+}
+
+ExprPtr AstBuilder::additive(P::AdditiveContext* ctx) {
+  return chain(*this, ctx, ctx->multiplicative(), [&](auto* s) { return multiplicative(s); },
+               ruleOp<P::AddOpContext>, &AstBuilder::binary);
+}
+
+ExprPtr AstBuilder::multiplicative(P::MultiplicativeContext* ctx) {
+  return chain(*this, ctx, ctx->unary(), [&](auto* s) { return unary(s); }, ruleOp<P::MulOpContext>,
+               &AstBuilder::binary);
+}
+
+ExprPtr AstBuilder::unary(P::UnaryContext* ctx) {
+  if (ctx->unary()) {
+    UnOp op = ctx->op->getText() == "-" ? UnOp::Neg : UnOp::BitNot;
+    return unaryNode(op, ctx->op, unary(ctx->unary()));
+  }
+  return power(ctx->power());
+}
+
+ExprPtr AstBuilder::power(P::PowerContext* ctx) {
+  ExprPtr base = postfix(ctx->postfix());
+  if (!ctx->powRhs()) return base;
+  return binary(BinOp::Pow, ctx->op, std::move(base), powRhs(ctx->powRhs()));
+}
+
+ExprPtr AstBuilder::powRhs(P::PowRhsContext* ctx) {
+  if (ctx->powRhs()) {
+    UnOp op = ctx->op->getText() == "-" ? UnOp::Neg : UnOp::BitNot;
+    return unaryNode(op, ctx->op, powRhs(ctx->powRhs()));
+  }
+  return power(ctx->power());
+}
+
+ExprPtr AstBuilder::postfix(P::PostfixContext* ctx) {
+  ExprPtr e = primary(ctx->primary());
+  for (auto* op : ctx->postfixOp()) {
+    Loc opLoc = loc(op);
+    if (auto* c = dynamic_cast<P::CallOpContext*>(op)) {
+      // A call's position is its callee (SPEC §9).
+      Loc l = Loc::span(e->loc, opLoc).withCaret(e->loc);
+      l.bline = e->loc.bline;
+      l.bcol = e->loc.bcol;
+      auto call = std::make_unique<Expr>(ExprKind::Call, l);
+      call->kids.push_back(std::move(e));
+      if (c->args()) {
+        bool sawKeyword = false;
+        for (auto* a : c->args()->arg()) {
+          std::string kw = a->NAME() ? a->NAME()->getText() : "";
+          ExprPtr v = expr(a->expr());
+          if (kw.empty() && sawKeyword)
+            error(v->loc, "positional argument follows keyword argument");
+          if (!kw.empty()) {
+            for (auto& n : call->names)
+              if (n == kw) error(loc(a->NAME()->getSymbol()), fmt::format("duplicate keyword argument '{}'", kw));
+            sawKeyword = true;
+          }
+          call->names.push_back(kw);
+          call->kids.push_back(std::move(v));
+        }
+      }
+      e = finish(std::move(call));
+    } else if (auto* c = dynamic_cast<P::IndexOpContext*>(op)) {
+      Loc l = Loc::span(e->loc, opLoc).withCaret(e->loc);
+      l.bline = e->loc.bline;
+      l.bcol = e->loc.bcol;
+      auto idx = std::make_unique<Expr>(ExprKind::Index, l);
+      idx->kids.push_back(std::move(e));
+      for (auto* s : c->subscript()) {
+        Subscript sub;
+        sub.loc = loc(s);
+        if (auto* sl = dynamic_cast<P::SliceSubContext*>(s)) {
+          sub.isSlice = true;
+          if (sl->lo) sub.lo = expr(sl->lo);
+          if (sl->hi) sub.hi = expr(sl->hi);
+          if (sl->step) sub.step = expr(sl->step);
+        } else {
+          sub.index = expr(dynamic_cast<P::IndexSubContext*>(s)->expr());
+        }
+        idx->subs.push_back(std::move(sub));
+      }
+      e = finish(std::move(idx));
+    } else if (auto* c = dynamic_cast<P::FieldOpContext*>(op)) {
+      Loc l = Loc::span(e->loc, opLoc).withCaret(e->loc);
+      l.bline = e->loc.bline;
+      l.bcol = e->loc.bcol;
+      auto f = std::make_unique<Expr>(ExprKind::Field, l);
+      f->str = c->NAME()->getText();
+      f->kids.push_back(std::move(e));
+      e = finish(std::move(f));
+    }
+  }
+  return e;
+}
+
+static std::string stripUnderscores(const std::string& s) {
+  std::string out;
+  for (char c : s)
+    if (c != '_') out += c;
+  return out;
+}
+
+// Decodes the escapes of a string literal body; reports unknown escapes.
+static bool decodeEscapes(std::string_view body, std::string& out, size_t& badAt) {
+  for (size_t i = 0; i < body.size(); ++i) {
+    char c = body[i];
+    if (c != '\\') {
+      out += c;
+      continue;
+    }
+    char n = i + 1 < body.size() ? body[i + 1] : '\0';
+    switch (n) {
+      case 'n': out += '\n'; break;
+      case 't': out += '\t'; break;
+      case '"': out += '"'; break;
+      case '\\': out += '\\'; break;
+      default: badAt = i; return false;
+    }
+    ++i;
+  }
+  return true;
+}
+
+ExprPtr AstBuilder::primary(P::PrimaryContext* ctx) {
+  Loc l = loc(ctx);
+  if (auto* c = dynamic_cast<P::IntLitContext*>(ctx)) {
+    auto e = std::make_unique<Expr>(ExprKind::Int, l);
+    e->text = c->getText();
+    std::string digits = stripUnderscores(e->text);
+    uint64_t v = 0;
+    auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+    // 9223372036854775808 is allowed so that `-9223372036854775808` works (it wraps).
+    if (ec != std::errc() || v > (uint64_t(1) << 63)) error(l, "integer literal is too large for i64");
+    e->ival = static_cast<int64_t>(v);
+    return e;
+  }
+  if (auto* c = dynamic_cast<P::FloatLitContext*>(ctx)) {
+    auto e = std::make_unique<Expr>(ExprKind::Float, l);
+    e->text = c->getText();
+    std::string digits = stripUnderscores(e->text);
+    e->fval = std::strtod(digits.c_str(), nullptr);
+    return e;
+  }
+  if (auto* c = dynamic_cast<P::StringLitContext*>(ctx)) {
+    auto e = std::make_unique<Expr>(ExprKind::Str, l);
+    std::string raw = c->getText();
+    size_t bad = 0;
+    if (!decodeEscapes(std::string_view(raw).substr(1, raw.size() - 2), e->str, bad)) {
+      Loc el = l;
+      el.col += static_cast<uint32_t>(bad + 1);
+      error(el, "unknown escape sequence in string literal (allowed: \\n \\t \\\" \\\\)");
+    }
+    return e;
+  }
+  if (auto* c = dynamic_cast<P::FstringLitContext*>(ctx)) return fstring(c->FSTRING()->getSymbol());
+  if (auto* c = dynamic_cast<P::BoolLitContext*>(ctx)) {
+    auto e = std::make_unique<Expr>(ExprKind::Bool, l);
+    e->bval = c->value->getText() == "true";
+    return e;
+  }
+  if (dynamic_cast<P::NoneLitContext*>(ctx)) return std::make_unique<Expr>(ExprKind::None, l);
+  if (auto* c = dynamic_cast<P::NameRefContext*>(ctx)) {
+    auto e = std::make_unique<Expr>(ExprKind::Name, l);
+    e->str = c->getText();
+    return e;
+  }
+  if (auto* c = dynamic_cast<P::ParenExprContext*>(ctx)) {
+    ExprPtr inner = expr(c->expr());
+    inner->depth += 1;
+    if (inner->depth == kMaxNesting + 1) error(l, "nesting too deep");
+    return inner;
+  }
+  if (auto* c = dynamic_cast<P::TupleLitContext*>(ctx)) {
+    auto e = std::make_unique<Expr>(ExprKind::Tuple, l);
+    for (auto* x : c->expr()) e->kids.push_back(expr(x));
+    return finish(std::move(e));
+  }
+  if (auto* c = dynamic_cast<P::ListLitContext*>(ctx)) {
+    auto e = std::make_unique<Expr>(ExprKind::List, l);
+    for (auto* x : c->expr()) e->kids.push_back(expr(x));
+    return finish(std::move(e));
+  }
+  if (auto* c = dynamic_cast<P::RecordLitContext*>(ctx)) {
+    auto e = std::make_unique<Expr>(ExprKind::Record, l);
+    for (auto* f : c->field()) {
+      std::string name = f->NAME()->getText();
+      for (auto& n : e->names)
+        if (n == name) error(loc(f->NAME()->getSymbol()), fmt::format("duplicate field '{}'", name));
+      e->names.push_back(name);
+      e->kids.push_back(expr(f->expr()));
+    }
+    return finish(std::move(e));
+  }
+  throw InternalError("AstBuilder: unknown primary");
+}
+
+// f"text {expr:spec} {{literal}}": literal pieces are decoded here; each
+// embedded expression is parsed on its own with positions shifted to where it
+// stands in the file.
+ExprPtr AstBuilder::fstring(antlr4::Token* tok) {
+  Loc l = loc(tok);
+  auto e = std::make_unique<Expr>(ExprKind::FStr, l);
+  std::string raw = tok->getText();
+  std::string_view body = std::string_view(raw).substr(2, raw.size() - 3);
+  uint32_t bodyCol = l.col + 2;  // column of body[0]
+  std::string lit;
+  auto errAt = [&](size_t i, const std::string& msg) {
+    Loc el = l;
+    el.col = bodyCol + static_cast<uint32_t>(i);
+    el.bcol = el.col;
+    el.ecol = el.col + 1;
+    error(el, msg);
+  };
+  size_t i = 0;
+  while (i < body.size()) {
+    char c = body[i];
+    if (c == '{' && i + 1 < body.size() && body[i + 1] == '{') { lit += '{'; i += 2; continue; }
+    if (c == '}' && i + 1 < body.size() && body[i + 1] == '}') { lit += '}'; i += 2; continue; }
+    if (c == '}') { errAt(i, "single '}' in f-string (write '}}' for a brace)"); return e; }
+    if (c == '\\') {
+      size_t bad = 0;
+      std::string dec;
+      if (!decodeEscapes(body.substr(i, 2), dec, bad)) { errAt(i, "unknown escape sequence in f-string"); return e; }
+      lit += dec;
+      i += 2;
+      continue;
+    }
+    if (c != '{') { lit += c; ++i; continue; }
+    // An embedded expression: find its end, and a ':' spec at bracket depth 0.
+    size_t start = i + 1, j = start, colon = std::string_view::npos;
+    int depth = 0;
+    bool inStr = false;
+    for (; j < body.size(); ++j) {
+      char d = body[j];
+      if (inStr) { if (d == '\\') ++j; else if (d == '"') inStr = false; continue; }
+      if (d == '"') inStr = true;
+      else if (d == '(' || d == '[' || d == '{') ++depth;
+      else if (d == ')' || d == ']' || (d == '}' && depth > 0)) --depth;
+      else if (d == '}') break;
+      else if (d == ':' && depth == 0 && colon == std::string_view::npos) colon = j;
+    }
+    if (j >= body.size()) { errAt(i, "unterminated '{' in f-string"); return e; }
+    size_t exprEnd = colon == std::string_view::npos ? j : colon;
+    std::string exprText(body.substr(start, exprEnd - start));
+    FStrPart part;
+    part.literal = lit;
+    lit.clear();
+    if (colon != std::string_view::npos) part.spec = std::string(body.substr(colon + 1, j - colon - 1));
+    if (exprText.find_first_not_of(" \t") == std::string::npos) {
+      errAt(i, "empty expression in f-string");
+      return e;
+    }
+    // Parse the piece with positions shifted to its place in the file.
+    antlr4::ANTLRInputStream input(exprText);
+    tdlgen::TDLLexer lexer(&input);
+    antlr4::CommonTokenStream tokens(&lexer);
+    tdlgen::TDLParser parser(&tokens);
+    lexer.removeErrorListeners();
+    parser.removeErrorListeners();
+    auto* tree = parser.exprOnly();
+    if (parser.getNumberOfSyntaxErrors() > 0) {
+      errAt(start, "invalid expression in f-string");
+      return e;
+    }
+    AstBuilder sub(file_, diags_, l.line - 1, bodyCol + static_cast<uint32_t>(start) - 1);
+    part.expr = sub.buildExprOnly(tree);
+    if (sub.failed()) failed_ = true;
+    e->parts.push_back(std::move(part));
+    i = j + 1;
+  }
+  if (!lit.empty()) {
+    FStrPart tail;
+    tail.literal = lit;
+    e->parts.push_back(std::move(tail));
+  }
+  return finish(std::move(e));
+}
+
+}  // namespace tdl

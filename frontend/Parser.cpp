@@ -1,0 +1,160 @@
+#include "frontend/Parser.h"
+
+#include <fmt/format.h>
+#include <pthread.h>
+
+#include <exception>
+#include <functional>
+#include <set>
+
+#include "TDLLexer.h"
+#include "TDLParser.h"
+#include "frontend/AstBuilder.h"
+
+namespace tdl {
+
+namespace {
+
+using tdlgen::TDLLexer;
+
+std::string describeToken(antlr4::Token* t) {
+  switch (t->getType()) {
+    case antlr4::Token::EOF: return "end of file";
+    case TDLLexer::NEWLINE: return "end of line";
+    case TDLLexer::UNTERMINATED_STRING: return "unterminated string";
+    case TDLLexer::ERRCHAR: return fmt::format("character '{}'", t->getText());
+    default: return fmt::format("'{}'", t->getText());
+  }
+}
+
+// Turns ANTLR's syntax errors into SPEC §9 diagnostics, at most kMaxSyntaxErrors,
+// one per position.
+class SyntaxErrorListener : public antlr4::BaseErrorListener {
+ public:
+  SyntaxErrorListener(uint32_t file, DiagEngine& diags) : file_(file), diags_(diags) {}
+
+  void syntaxError(antlr4::Recognizer*, antlr4::Token* tok, size_t line, size_t col,
+                   const std::string& msg, std::exception_ptr) override {
+    ++count_;
+    if (!seen_.insert({line, col}).second || reported_ >= kMaxSyntaxErrors) return;
+    ++reported_;
+    uint32_t len = 1;
+    std::string what = "unexpected input";
+    if (tok) {
+      what = tok->getType() == TDLLexer::UNTERMINATED_STRING
+                 ? "unterminated string literal"
+                 : "unexpected " + describeToken(tok);
+      if (tok->getType() != antlr4::Token::EOF && tok->getType() != TDLLexer::NEWLINE)
+        len = std::max<uint32_t>(1, static_cast<uint32_t>(tok->getStopIndex() - tok->getStartIndex() + 1));
+    }
+    // ANTLR says "... expecting {a, b, c}": keep short expectations.
+    auto pos = msg.find("expecting ");
+    if (pos != std::string::npos && tok && tok->getType() != TDLLexer::UNTERMINATED_STRING) {
+      std::string exp = msg.substr(pos + 10);
+      size_t commas = std::count(exp.begin(), exp.end(), ',');
+      if (commas < 4) {
+        if (!exp.empty() && exp.front() == '{') exp = exp.substr(1, exp.size() - 2);
+        std::string pretty;
+        for (char c : exp) pretty += c == '\'' ? '\'' : c;
+        what += ", expected " + pretty;
+      }
+    }
+    uint32_t l = static_cast<uint32_t>(line), c = static_cast<uint32_t>(col) + 1;
+    diags_.error(Loc{file_, l, c, l, c, l, c + len}, "syntax error: " + what);
+  }
+
+  int count() const { return count_; }
+
+ private:
+  uint32_t file_;
+  DiagEngine& diags_;
+  int count_ = 0, reported_ = 0;
+  std::set<std::pair<size_t, size_t>> seen_;
+};
+
+// Checks bracket depth and chains of prefix operators / `**` / lambdas before
+// the recursive-descent parser sees them (SPEC §4: at most kMaxNesting deep).
+bool checkNesting(antlr4::CommonTokenStream& tokens, uint32_t file, DiagEngine& diags) {
+  int depth = 0, chain = 0;
+  for (auto* t : tokens.getTokens()) {
+    size_t ty = t->getType();
+    switch (ty) {
+      case TDLLexer::LPAREN: case TDLLexer::LBRACK: case TDLLexer::LBRACE: ++depth; break;
+      case TDLLexer::RPAREN: case TDLLexer::RBRACK: case TDLLexer::RBRACE: depth = std::max(0, depth - 1); break;
+      case TDLLexer::NEWLINE: case TDLLexer::SEMI: chain = 0; break;
+      case TDLLexer::MINUS: case TDLLexer::TILDE: case TDLLexer::NOT: case TDLLexer::POW:
+      case TDLLexer::FATARROW: case TDLLexer::IF: case TDLLexer::WHILE: case TDLLexer::FOR:
+        ++chain; break;
+      default: break;
+    }
+    if (depth > kMaxNesting || chain > kMaxNesting) {
+      uint32_t l = static_cast<uint32_t>(t->getLine()), c = static_cast<uint32_t>(t->getCharPositionInLine()) + 1;
+      diags.error(Loc{file, l, c, l, c, l, c + 1},
+                  fmt::format("nesting too deep (more than {} levels)", kMaxNesting));
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::unique_ptr<Module> parseModule(const SourceManager& sm, uint32_t fileId, DiagEngine& diags) {
+  const SourceFile& f = sm.file(fileId);
+  antlr4::ANTLRInputStream input(f.text);
+  TDLLexer lexer(&input);
+  lexer.removeErrorListeners();
+  antlr4::CommonTokenStream tokens(&lexer);
+  tokens.fill();
+  if (!checkNesting(tokens, fileId, diags)) return nullptr;
+
+  tdlgen::TDLParser parser(&tokens);
+  SyntaxErrorListener listener(fileId, diags);
+  parser.removeErrorListeners();
+  parser.addErrorListener(&listener);
+  auto* tree = parser.program();
+  if (listener.count() > 0) return nullptr;
+
+  auto m = std::make_unique<Module>();
+  m->file = fileId;
+  m->path = f.path;
+  AstBuilder builder(fileId, diags);
+  builder.buildProgram(tree, *m);
+  if (builder.failed()) return nullptr;
+  return m;
+}
+
+namespace {
+struct ThreadArgs {
+  const std::function<void()>* fn;
+  std::exception_ptr error;
+};
+void* threadMain(void* p) {
+  auto* a = static_cast<ThreadArgs*>(p);
+  try {
+    (*a->fn)();
+  } catch (...) {
+    a->error = std::current_exception();
+  }
+  return nullptr;
+}
+}  // namespace
+
+void runWithLargeStack(const std::function<void()>& fn) {
+  constexpr size_t kStackBytes = size_t(512) << 20;  // deep legal input parses
+  ThreadArgs args{&fn, nullptr};
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, kStackBytes);
+  pthread_t th;
+  if (pthread_create(&th, &attr, threadMain, &args) != 0) {
+    pthread_attr_destroy(&attr);
+    fn();  // fall back to this thread
+    return;
+  }
+  pthread_attr_destroy(&attr);
+  pthread_join(th, nullptr);
+  if (args.error) std::rethrow_exception(args.error);
+}
+
+}  // namespace tdl

@@ -1,0 +1,551 @@
+#include "frontend/Sema.h"
+
+#include <fmt/format.h>
+
+#include <functional>
+#include <optional>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+namespace tdl {
+
+bool isBuiltinName(const std::string& name) {
+  static const std::set<std::string> names = {
+#define BUILTIN(n) #n,
+#include "frontend/builtins.def"
+#undef BUILTIN
+  };
+  return names.count(name) > 0;
+}
+
+namespace {
+
+struct Binding {
+  RefKind kind = RefKind::Local;
+  int index = -1;
+  int module = 0;
+  bool isVar = false;
+  bool isFn = false;
+  FnDecl* fn = nullptr;  // a top-level fn bound here
+};
+
+struct Scope {
+  std::unordered_map<std::string, Binding> names;
+};
+
+// The function being analyzed (or a module's top-level code when fn == null).
+struct FnCtx {
+  FnDecl* fn = nullptr;
+  FnCtx* parent = nullptr;
+  std::vector<Scope> scopes;
+  int numLocals = 0;
+  int loopDepth = 0;
+  std::map<std::string, int> captureIndex;
+  FnDecl* graphRoot = nullptr;  // the graph fn this code belongs to, if any
+};
+
+struct TopName {
+  int slot;
+  bool isVar = false;
+  bool isFn = false;
+  FnDecl* fn = nullptr;
+  int module = -1;  // for imports: the module id
+  bool isModule = false;
+};
+
+// Per top-level fn: direct calls to other top-level fns, and uses of top-level vars.
+struct FnFacts {
+  std::vector<std::pair<FnDecl*, Loc>> calls;
+  std::vector<std::pair<std::string, Loc>> varUses;
+};
+
+class Sema {
+ public:
+  Sema(std::vector<std::unique_ptr<Module>>& mods, DiagEngine& d, SemaOptions o)
+      : modules_(mods), diags_(d), opts_(o) {}
+
+  void run() {
+    tops_.resize(modules_.size());
+    for (auto& m : modules_) declareTop(*m);
+    for (auto& m : modules_) checkModule(*m);
+    checkGraphFns();
+  }
+
+ private:
+  // ----------------------------------------------------------- top level
+  int topSlot(Module& m, const std::string& name, bool isVar) {
+    auto& tops = tops_[m.id];
+    auto it = tops.find(name);
+    if (it != tops.end()) {
+      it->second.isVar |= isVar;
+      m.globalIsVar[it->second.slot] = m.globalIsVar[it->second.slot] || isVar;
+      return it->second.slot;
+    }
+    int slot = static_cast<int>(m.globalNames.size());
+    m.globalNames.push_back(name);
+    m.globalIsVar.push_back(isVar);
+    tops[name] = TopName{slot, isVar};
+    return slot;
+  }
+
+  void collectPatternNames(const Pattern& p, std::vector<const Pattern*>& out) {
+    if (p.kind == Pattern::Name) out.push_back(&p);
+    for (auto& e : p.elems) collectPatternNames(e, out);
+  }
+
+  // Every name bound at the top level of a module gets a global slot up front,
+  // so that function bodies can refer to names declared later.
+  void declareTop(Module& m) {
+    std::function<void(std::vector<StmtPtr>&)> walk = [&](std::vector<StmtPtr>& stmts) {
+      for (auto& s : stmts) {
+        switch (s->kind) {
+          case StmtKind::Fn: {
+            int slot = topSlot(m, s->fn->name, false);
+            auto& t = tops_[m.id][s->fn->name];
+            if (t.isFn && t.fn != s->fn.get())
+              diags_.error(s->fn->loc, fmt::format("function '{}' is defined twice", s->fn->name));
+            t.isFn = true;
+            t.fn = s->fn.get();
+            s->fn->globalSlot = slot;
+            s->fn->module = m.id;
+            break;
+          }
+          case StmtKind::Import: {
+            // A failed import still binds its name (module -1), so its uses
+            // do not add "undefined name" errors to the one at the import.
+            int slot = topSlot(m, s->alias, false);
+            auto& t = tops_[m.id][s->alias];
+            t.isModule = true;
+            t.module = s->module;
+            (void)slot;
+            break;
+          }
+          case StmtKind::Let: {
+            std::vector<const Pattern*> names;
+            collectPatternNames(s->pattern, names);
+            for (auto* p : names) topSlot(m, p->name, s->isVar);
+            break;
+          }
+          case StmtKind::With:
+            topSlot(m, s->str, false);
+            // `with` does not open a scope: its body's lets are top-level too.
+            walk(s->body->stmts);
+            break;
+          default: break;
+        }
+      }
+    };
+    walk(m.stmts);
+  }
+
+  void checkModule(Module& m) {
+    module_ = &m;
+    FnCtx top;
+    top.scopes.emplace_back();
+    ctx_ = &top;
+    // Hoisted: functions and imports are visible in the whole file.
+    for (auto& [name, t] : tops_[m.id]) {
+      if (t.isFn || t.isModule) {
+        Binding b;
+        b.kind = t.isModule ? RefKind::Module : RefKind::Global;
+        b.index = t.isModule ? t.module : t.slot;
+        b.module = m.id;
+        b.isFn = t.isFn;
+        b.fn = t.fn;
+        top.scopes[0].names[name] = b;
+      }
+    }
+    for (auto& s : m.stmts) stmt(*s);
+    m.numTopLocals = top.numLocals;
+    ctx_ = nullptr;
+  }
+
+  // --------------------------------------------------------------- names
+  bool atTopScope() const { return ctx_->fn == nullptr && ctx_->scopes.size() == 1; }
+
+  void bindPattern(Pattern& p, bool isVar) {
+    if (p.kind != Pattern::Name) {
+      for (auto& e : p.elems) bindPattern(e, isVar);
+      return;
+    }
+    Binding b;
+    b.isVar = isVar;
+    if (atTopScope()) {
+      b.kind = RefKind::Global;
+      b.index = tops_[module_->id].at(p.name).slot;
+      b.module = module_->id;
+      p.global = true;
+    } else {
+      b.kind = RefKind::Local;
+      b.index = ctx_->numLocals++;
+    }
+    p.slot = b.index;
+    ctx_->scopes.back().names[p.name] = b;
+  }
+
+  // Looks `name` up from `c` outwards; adds captures to closures on the way.
+  std::optional<Binding> lookup(FnCtx* c, const std::string& name) {
+    for (auto it = c->scopes.rbegin(); it != c->scopes.rend(); ++it) {
+      auto f = it->names.find(name);
+      if (f != it->names.end()) return f->second;
+    }
+    if (c->fn && !c->fn->isLambda && !c->fn->name.empty() && c->fn->name == name && c->parent &&
+        c->parent->fn != nullptr) {
+      Binding b;
+      b.kind = RefKind::Self;
+      b.fn = c->fn;
+      return b;
+    }
+    if (!c->parent) {
+      // Module top level: inside a function body every top-level name resolves.
+      if (c != ctx_) {
+        auto& tops = tops_[module_->id];
+        auto t = tops.find(name);
+        if (t != tops.end()) {
+          Binding b;
+          b.kind = t->second.isModule ? RefKind::Module : RefKind::Global;
+          b.index = t->second.isModule ? t->second.module : t->second.slot;
+          b.module = module_->id;
+          b.isVar = t->second.isVar;
+          b.isFn = t->second.isFn;
+          b.fn = t->second.fn;
+          return b;
+        }
+      }
+      return std::nullopt;
+    }
+    auto outer = lookup(c->parent, name);
+    if (!outer) return std::nullopt;
+    if (outer->kind != RefKind::Local && outer->kind != RefKind::Capture && outer->kind != RefKind::Self)
+      return outer;
+    // A local of an enclosing function: captured by value.
+    auto ci = c->captureIndex.find(name);
+    int idx;
+    if (ci != c->captureIndex.end()) {
+      idx = ci->second;
+    } else {
+      idx = static_cast<int>(c->fn->captures.size());
+      Ref r;
+      r.kind = outer->kind;
+      r.index = outer->index;
+      c->fn->captures.push_back(r);
+      c->fn->captureNames.push_back(name);
+      c->captureIndex[name] = idx;
+    }
+    Binding b = *outer;
+    b.kind = RefKind::Capture;
+    b.index = idx;
+    b.isVar = false;
+    return b;
+  }
+
+  void useName(Expr& e) {
+    auto b = lookup(ctx_, e.str);
+    if (!b) {
+      if (isBuiltinName(e.str)) {
+        e.ref.kind = RefKind::Builtin;
+        return;
+      }
+      diags_.error(e.loc, fmt::format("undefined name '{}'", e.str));
+      return;
+    }
+    e.ref.kind = b->kind;
+    e.ref.index = b->index;
+    e.ref.module = b->module;
+    if (b->kind == RefKind::Module && b->index >= 0)
+      diags_.error(e.loc, fmt::format("module '{}' can only be used as {}.NAME", e.str, e.str));
+    if (b->kind == RefKind::Global && b->isVar && ctx_->graphRoot) {
+      diags_.error(e.loc, fmt::format("graph fn '{}' cannot use the top-level var '{}' (pass it as an argument)",
+                                      ctx_->graphRoot->name, e.str));
+    }
+    if (b->kind == RefKind::Global && b->isVar && curTopFn_) facts_[curTopFn_].varUses.push_back({e.str, e.loc});
+  }
+
+  // ---------------------------------------------------------- statements
+  void block(Stmt& b, bool newScope = true) {
+    if (newScope) ctx_->scopes.emplace_back();
+    for (auto& s : b.stmts) stmt(*s);
+    if (newScope) ctx_->scopes.pop_back();
+  }
+
+  void stmt(Stmt& s) {
+    switch (s.kind) {
+      case StmtKind::Let:
+        expr(*s.exprs[0]);
+        bindPattern(s.pattern, s.isVar);
+        break;
+      case StmtKind::Assign: assign(s); break;
+      case StmtKind::ExprStmt: expr(*s.exprs[0]); break;
+      case StmtKind::If:
+        expr(*s.exprs[0]);
+        block(*s.body);
+        if (s.orelse) {
+          if (s.orelse->kind == StmtKind::Block) block(*s.orelse);
+          else stmt(*s.orelse);
+        }
+        break;
+      case StmtKind::While:
+        expr(*s.exprs[0]);
+        ctx_->loopDepth++;
+        block(*s.body);
+        ctx_->loopDepth--;
+        break;
+      case StmtKind::For:
+        expr(*s.exprs[0]);
+        ctx_->scopes.emplace_back();
+        bindPattern(s.pattern, true);
+        ctx_->loopDepth++;
+        block(*s.body);
+        ctx_->loopDepth--;
+        ctx_->scopes.pop_back();
+        break;
+      case StmtKind::Return:
+        if (!ctx_->fn) diags_.error(s.loc, "'return' outside a function");
+        if (!s.exprs.empty()) expr(*s.exprs[0]);
+        break;
+      case StmtKind::Break:
+      case StmtKind::Continue:
+        if (ctx_->loopDepth == 0)
+          diags_.error(s.loc, fmt::format("'{}' outside a loop", s.kind == StmtKind::Break ? "break" : "continue"));
+        break;
+      case StmtKind::With: {
+        expr(*s.exprs[0]);
+        Pattern p;
+        p.kind = Pattern::Name;
+        p.name = s.str;
+        p.loc = s.pathLoc;
+        bindPattern(p, false);
+        s.slot = p.slot;
+        s.global = p.global;
+        block(*s.body, /*newScope=*/false);
+        break;
+      }
+      case StmtKind::Fn: fnStmt(s); break;
+      case StmtKind::Import:
+        if (ctx_->fn || ctx_->scopes.size() > 1) diags_.error(s.loc, "'import' is only allowed at the top level");
+        break;
+      case StmtKind::Block: block(s); break;
+    }
+  }
+
+  void assign(Stmt& s) {
+    expr(*s.exprs[1]);
+    Expr* t = s.exprs[0].get();
+    while (t->kind == ExprKind::Index || t->kind == ExprKind::Field) {
+      if (t->kind == ExprKind::Index) {
+        for (auto& sub : t->subs)
+          for (auto* p : {&sub.index, &sub.lo, &sub.hi, &sub.step})
+            if (*p) expr(**p);
+      }
+      t = t->kids[0].get();
+    }
+    if (t->kind != ExprKind::Name) return;  // reported by AstBuilder
+    auto b = lookup(ctx_, t->str);
+    if (!b) {
+      diags_.error(t->loc, fmt::format("undefined name '{}'", t->str));
+      return;
+    }
+    useName(*t);
+    if (b->kind == RefKind::Capture) {
+      diags_.error(t->loc, fmt::format("cannot assign to '{}': it is captured from an enclosing function", t->str));
+    } else if (!b->isVar) {
+      diags_.error(t->loc, fmt::format("cannot assign to '{}' (declared with let, or not a variable)", t->str));
+    }
+  }
+
+  void fnStmt(Stmt& s) {
+    FnDecl& fn = *s.fn;
+    if (ctx_->fn == nullptr && ctx_->scopes.size() == 1) {
+      // Top-level fn: already bound (hoisted).
+      function(fn);
+      return;
+    }
+    if (fn.isGraph) diags_.error(fn.loc, "a graph fn must be declared at the top level");
+    // A nested fn is a local bound where it stands.
+    Pattern p;
+    p.kind = Pattern::Name;
+    p.name = fn.name;
+    bindPattern(p, false);
+    fn.globalSlot = p.slot;  // local slot, for the compiler
+    function(fn);
+  }
+
+  void function(FnDecl& fn) {
+    for (auto& p : fn.params) {
+      if (p.deflt) expr(*p.deflt);  // defaults are evaluated in the enclosing scope
+    }
+    FnCtx c;
+    c.fn = &fn;
+    c.parent = ctx_;
+    c.graphRoot = fn.isGraph ? &fn : ctx_->graphRoot;
+    c.scopes.emplace_back();
+    FnCtx* saved = ctx_;
+    FnDecl* savedTop = curTopFn_;
+    if (!fn.isLambda && saved->fn == nullptr && saved->scopes.size() == 1) curTopFn_ = &fn;
+    ctx_ = &c;
+    for (auto& p : fn.params) {
+      Binding b;
+      b.kind = RefKind::Local;
+      b.index = c.numLocals++;
+      b.isVar = true;
+      c.scopes[0].names[p.name] = b;
+    }
+    block(*fn.body, /*newScope=*/false);
+    fn.numLocals = c.numLocals;
+    ctx_ = saved;
+    curTopFn_ = savedTop;
+  }
+
+  // --------------------------------------------------------- expressions
+  // Leaves of a candidate tensor literal: numeric/bool literals, maybe negated.
+  static bool isLiteralLeaf(const Expr& e) {
+    if (e.kind == ExprKind::Int || e.kind == ExprKind::Float || e.kind == ExprKind::Bool) return true;
+    return e.kind == ExprKind::Unary && e.unop == UnOp::Neg &&
+           (e.kids[0]->kind == ExprKind::Int || e.kids[0]->kind == ExprKind::Float);
+  }
+
+  // Returns true when `e` is a nested list of literal leaves; fills its shape
+  // or reports a ragged literal.
+  bool literalShape(const Expr& e, std::vector<int64_t>& shape, bool& ragged) {
+    if (isLiteralLeaf(e)) {
+      shape.clear();
+      return true;
+    }
+    if (e.kind != ExprKind::List || e.kids.empty()) return false;
+    std::vector<int64_t> first;
+    for (size_t i = 0; i < e.kids.size(); ++i) {
+      std::vector<int64_t> sub;
+      if (!literalShape(*e.kids[i], sub, ragged)) return false;
+      if (i == 0) first = sub;
+      else if (sub != first) ragged = true;
+    }
+    shape = {static_cast<int64_t>(e.kids.size())};
+    shape.insert(shape.end(), first.begin(), first.end());
+    return true;
+  }
+
+  void markTensorLiterals(Expr& e) {
+    std::vector<int64_t> shape;
+    bool ragged = false;
+    if (literalShape(e, shape, ragged)) {
+      if (ragged) diags_.error(e.loc, "ragged tensor literal: rows have different lengths");
+      else e.isTensorLit = true;
+    }
+  }
+
+  void expr(Expr& e) {
+    switch (e.kind) {
+      case ExprKind::Name: useName(e); return;
+      case ExprKind::Lambda: function(*e.fn); return;
+      case ExprKind::List:
+        markTensorLiterals(e);
+        if (e.isTensorLit) return;
+        break;
+      case ExprKind::Field:
+        if (e.kids[0]->kind == ExprKind::Name) {
+          auto b = lookup(ctx_, e.kids[0]->str);
+          if (b && b->kind == RefKind::Module) {
+            moduleMember(e, b->index);
+            return;
+          }
+        }
+        break;
+      case ExprKind::Call:
+        noteCall(e);
+        break;
+      case ExprKind::FStr:
+        for (auto& p : e.parts)
+          if (p.expr) expr(*p.expr);
+        return;
+      case ExprKind::Index:
+        expr(*e.kids[0]);
+        for (auto& sub : e.subs)
+          for (auto* p : {&sub.index, &sub.lo, &sub.hi, &sub.step})
+            if (*p) expr(**p);
+        return;
+      default: break;
+    }
+    for (auto& k : e.kids)
+      if (k) expr(*k);
+  }
+
+  void moduleMember(Expr& e, int moduleId) {
+    if (moduleId < 0) return;  // the import failed and was reported
+    Module& m = *modules_.at(moduleId);
+    auto& tops = tops_[moduleId];
+    auto it = tops.find(e.str);
+    e.kids[0]->ref.kind = RefKind::Module;
+    e.kids[0]->ref.index = moduleId;
+    if (it == tops.end() || it->second.isModule) {
+      diags_.error(e.loc, fmt::format("module '{}' has no member '{}'", e.kids[0]->str, e.str));
+      return;
+    }
+    e.ref.kind = RefKind::Global;
+    e.ref.index = it->second.slot;
+    e.ref.module = moduleId;
+    if (it->second.isVar && ctx_->graphRoot) {
+      diags_.error(e.loc, fmt::format("graph fn '{}' cannot use the top-level var '{}.{}'", ctx_->graphRoot->name,
+                                      e.kids[0]->str, e.str));
+    }
+    if (it->second.isFn && curTopFn_) facts_[curTopFn_].calls.push_back({it->second.fn, e.loc});
+    (void)m;
+  }
+
+  // Records direct calls of top-level fns for the graph-fn recursion check.
+  void noteCall(Expr& call) {
+    const Expr& callee = *call.kids[0];
+    if (callee.kind != ExprKind::Name || !curTopFn_) return;
+    auto b = lookup(ctx_, callee.str);
+    if (b && b->kind == RefKind::Global && b->isFn && b->fn) facts_[curTopFn_].calls.push_back({b->fn, call.loc});
+  }
+
+  // ------------------------------------------------------- graph fn rules
+  void checkGraphFns() {
+    for (auto& [fn, facts] : facts_) {
+      if (!fn->isGraph) continue;
+      // Reachable fns through direct calls; a path back to `fn` is recursion.
+      std::set<FnDecl*> seen{fn};
+      std::vector<FnDecl*> work{fn};
+      bool reported = false;
+      while (!work.empty()) {
+        FnDecl* f = work.back();
+        work.pop_back();
+        auto it = facts_.find(f);
+        if (it == facts_.end()) continue;
+        if (f != fn) {
+          for (auto& [name, loc] : it->second.varUses)
+            diags_.error(loc, fmt::format("'{}' uses the top-level var '{}' and is called from graph fn '{}' "
+                                          "(pass it as an argument)", f->name, name, fn->name));
+        }
+        for (auto& [callee, loc] : it->second.calls) {
+          if (callee == fn && !opts_.eager && !reported) {
+            diags_.error(loc, fmt::format("recursion is not supported in graph fn '{}'", fn->name));
+            reported = true;
+          }
+          if (seen.insert(callee).second) work.push_back(callee);
+        }
+      }
+    }
+  }
+
+  std::vector<std::unique_ptr<Module>>& modules_;
+  DiagEngine& diags_;
+  SemaOptions opts_;
+  std::vector<std::map<std::string, TopName>> tops_;
+  Module* module_ = nullptr;
+  FnCtx* ctx_ = nullptr;
+  FnDecl* curTopFn_ = nullptr;
+  std::map<FnDecl*, FnFacts> facts_;
+};
+
+}  // namespace
+
+bool analyze(std::vector<std::unique_ptr<Module>>& modules, DiagEngine& diags, SemaOptions opts) {
+  int before = diags.errorCount();
+  Sema s(modules, diags, opts);
+  s.run();
+  return diags.errorCount() == before;
+}
+
+}  // namespace tdl

@@ -1,0 +1,24 @@
+// Sema: name resolution and the static rules of SPEC §3 and §6.
+//   - block scopes; `let`/`var`; shadowing; hoisted top-level fns and imports;
+//     top-level names visible everywhere inside function bodies
+//   - assignment only to a var; break/continue inside loops; return inside fns
+//   - ragged tensor literals; tensor-literal marking
+//   - graph fns: no use of a top-level var (directly or through called fns);
+//     no recursion among graph fns (skipped with --eager, which allows it)
+// Fills Expr::ref, Pattern::slot, FnDecl::numLocals/captures, Module globals.
+#pragma once
+#include "frontend/Ast.h"
+#include "frontend/Diagnostics.h"
+
+namespace tdl {
+
+struct SemaOptions {
+  bool eager = false;  // --eager: graph fns run as plain fns (recursion allowed)
+};
+
+// Checks every module (imports before importers). Returns false on errors.
+bool analyze(std::vector<std::unique_ptr<Module>>& modules, DiagEngine& diags, SemaOptions opts = {});
+
+bool isBuiltinName(const std::string& name);
+
+}  // namespace tdl

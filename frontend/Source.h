@@ -1,0 +1,58 @@
+// Source files and positions. Every AST node carries a Loc; diagnostics and
+// (later) bytecode line tables and IR ops carry the same Loc.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tdl {
+
+// A position in a source file. `line`/`col` (1-based; col counts bytes) is
+// the caret; [bline:bcol, eline:ecol) is the whole span underlined with `~`.
+struct Loc {
+  uint32_t file = 0;
+  uint32_t line = 0, col = 0;
+  uint32_t bline = 0, bcol = 0, eline = 0, ecol = 0;
+  bool valid() const { return line != 0; }
+  static Loc point(uint32_t file, uint32_t line, uint32_t col) {
+    return Loc{file, line, col, line, col, line, col + 1};
+  }
+  // The same span with the caret moved to `caret`.
+  Loc withCaret(const Loc& caret) const {
+    Loc l = *this;
+    l.line = caret.line;
+    l.col = caret.col;
+    return l;
+  }
+  // The span from the start of `a` to the end of `b`, caret at a's caret.
+  static Loc span(const Loc& a, const Loc& b) {
+    Loc l = a;
+    l.eline = b.eline;
+    l.ecol = b.ecol;
+    return l;
+  }
+};
+
+struct SourceFile {
+  std::string path;     // as given (relative paths stay relative in messages)
+  std::string text;
+  std::vector<size_t> lineStarts;
+  SourceFile(std::string p, std::string t);
+  std::string_view lineText(uint32_t line) const;  // without the newline
+  uint32_t lineCount() const { return static_cast<uint32_t>(lineStarts.size()); }
+};
+
+// Owns every file read during one compilation; a Loc's `file` indexes it.
+class SourceManager {
+ public:
+  uint32_t add(std::string path, std::string text);
+  const SourceFile& file(uint32_t id) const { return *files_.at(id); }
+  size_t size() const { return files_.size(); }
+
+ private:
+  std::vector<std::unique_ptr<SourceFile>> files_;
+};
+
+}  // namespace tdl

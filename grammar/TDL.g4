@@ -1,0 +1,147 @@
+// TDL grammar (SPEC §1–§4, §6–§7). The parse tree never leaves frontend/:
+// frontend/AstBuilder turns it into the AST.
+//
+// Newlines end statements, except inside ( ) and [ ] (implicit line joining,
+// as in Python). Inside { } they count again; record literals allow them
+// explicitly. The lexer keeps a stack of open brackets for this.
+grammar TDL;
+
+@lexer::members {
+  std::vector<char> bracketStack;
+  void openBracket(char c) { bracketStack.push_back(c); }
+  void closeBracket() { if (!bracketStack.empty()) bracketStack.pop_back(); }
+  bool joiningLines() const {
+    return !bracketStack.empty() && bracketStack.back() != '{';
+  }
+}
+
+// ---------------------------------------------------------------- program
+program     : sep* (statement (sep+ statement)*)? sep* EOF ;
+exprOnly    : expr EOF ;   // f-string pieces are parsed with this
+sep         : NEWLINE | ';' ;
+block       : '{' sep* (statement (sep+ statement)*)? sep* '}' ;
+
+// ------------------------------------------------------------- statements
+statement
+    : fnDecl                                              # fnStmt
+    | 'import' STRING 'as' NAME                           # importFileStmt
+    | 'import' NAME                                       # importModuleStmt
+    | kind=('let' | 'var') pattern (':' type)? '=' expr   # bindStmt
+    | ifStmt                                              # ifStatement
+    | 'while' expr block                                  # whileStmt
+    | 'for' pattern 'in' expr block                       # forStmt
+    | 'return' expr?                                      # returnStmt
+    | 'break'                                             # breakStmt
+    | 'continue'                                          # continueStmt
+    | 'with' expr 'as' NAME block                         # withStmt
+    | expr assignOp expr                                  # assignStmt
+    | expr                                                # exprStmt
+    ;
+
+fnDecl      : isGraph='graph'? 'fn' NAME '(' params? ')' ('->' type)? block ;
+params      : param (',' param)* ','? ;
+param       : NAME (':' type)? ('=' expr)? ;
+ifStmt      : 'if' expr block (NEWLINE* 'else' (ifStmt | block))? ;
+assignOp    : '=' | '+=' | '-=' | '*=' | '/=' ;
+
+pattern
+    : NAME                                                # namePattern
+    | '(' pattern (',' pattern)* ','? ')'                 # tuplePattern
+    | '[' pattern (',' pattern)* ','? ']'                 # listPattern
+    ;
+
+// ------------------------------------------------------------------ types
+type
+    : NAME ('[' (dim (',' dim)*)? ']')?                   # tensorType
+    | '{' NAME ':' type (',' NAME ':' type)* ','? '}'     # recordType
+    | '(' (type (',' type)* ','?)? ')'                    # tupleType
+    ;
+dim         : INT | NAME | '?' ;
+
+// ------------------------------------------------------------ expressions
+// Precedence, lowest first: or · and · not · comparisons · | · & · + - ·
+// * / // % @ · unary - ~ · ** · postfix.
+expr        : lambda | orExpr ;
+lambda      : 'fn' '(' params? ')' '=>' expr ;
+orExpr      : andExpr (op='or' andExpr)* ;
+andExpr     : notExpr (op='and' notExpr)* ;
+notExpr     : op='not' notExpr | comparison ;
+comparison  : bitOr (compOp bitOr)* ;
+compOp      : '==' | '!=' | '<' | '<=' | '>' | '>=' ;
+bitOr       : bitAnd (op='|' bitAnd)* ;
+bitAnd      : additive (op='&' additive)* ;
+additive    : multiplicative (addOp multiplicative)* ;
+addOp       : '+' | '-' ;
+multiplicative : unary (mulOp unary)* ;
+mulOp       : '*' | '/' | '//' | '%' | '@' ;
+unary       : op=('-' | '~') unary | power ;
+power       : postfix (op='**' powRhs)? ;
+powRhs      : op=('-' | '~') powRhs | power ;
+postfix     : primary postfixOp* ;
+postfixOp
+    : '(' args? ')'                                       # callOp
+    | '[' subscript (',' subscript)* ','? ']'             # indexOp
+    | '.' NAME                                            # fieldOp
+    ;
+args        : arg (',' arg)* ','? ;
+arg         : (NAME '=')? expr ;
+subscript
+    : lo=expr? ':' hi=expr? (':' step=expr?)?             # sliceSub
+    | expr                                                # indexSub
+    ;
+
+primary
+    : INT                                                 # intLit
+    | FLOAT                                               # floatLit
+    | STRING                                              # stringLit
+    | FSTRING                                             # fstringLit
+    | value=('true' | 'false')                            # boolLit
+    | 'none'                                              # noneLit
+    | NAME                                                # nameRef
+    | '(' expr ')'                                        # parenExpr
+    | '(' (expr ',' (expr (',' expr)* ','?)?)? ')'        # tupleLit
+    | '[' (expr (',' expr)* ','?)? ']'                    # listLit
+    | '{' NEWLINE* (field (',' NEWLINE* field)* ','? NEWLINE*)? '}'   # recordLit
+    ;
+field       : NAME ':' expr ;
+
+// ----------------------------------------------------------------- lexer
+LPAREN      : '(' { openBracket('('); } ;
+RPAREN      : ')' { closeBracket(); } ;
+LBRACK      : '[' { openBracket('['); } ;
+RBRACK      : ']' { closeBracket(); } ;
+LBRACE      : '{' { openBracket('{'); } ;
+RBRACE      : '}' { closeBracket(); } ;
+
+FN: 'fn'; GRAPH: 'graph'; LET: 'let'; VAR: 'var'; IF: 'if'; ELSE: 'else';
+WHILE: 'while'; FOR: 'for'; IN: 'in'; RETURN: 'return'; BREAK: 'break';
+CONTINUE: 'continue'; IMPORT: 'import'; AS: 'as'; WITH: 'with'; AND: 'and';
+OR: 'or'; NOT: 'not'; TRUE: 'true'; FALSE: 'false'; NONE: 'none';
+
+FSTRING     : 'f"' (ESC | ~["\\\r\n])* '"' ;
+STRING      : '"' (ESC | ~["\\\r\n])* '"' ;
+NAME        : [A-Za-z_] [A-Za-z0-9_]* ;
+FLOAT
+    : DIGITS '.' DIGITS? EXPONENT?
+    | '.' DIGITS EXPONENT?
+    | DIGITS EXPONENT
+    ;
+INT         : DIGITS ;
+
+ARROW: '->'; FATARROW: '=>';
+EQ: '=='; NE: '!='; LE: '<='; GE: '>='; LT: '<'; GT: '>';
+PLUSEQ: '+='; MINUSEQ: '-='; STAREQ: '*='; SLASHEQ: '/=';
+POW: '**'; FLOORDIV: '//';
+PLUS: '+'; MINUS: '-'; STAR: '*'; SLASH: '/'; PERCENT: '%'; AT: '@';
+AMP: '&'; PIPE: '|'; TILDE: '~'; ASSIGN: '='; COMMA: ','; COLON: ':';
+SEMI: ';'; DOT: '.'; QUESTION: '?';
+
+NEWLINE     : ('\r'? '\n' | '\r') { if (joiningLines()) skip(); } ;
+COMMENT     : '#' ~[\r\n]* -> skip ;
+WS          : [ \t\f]+ -> skip ;
+UNTERMINATED_STRING : 'f'? '"' (ESC | ~["\\\r\n])* ;
+ERRCHAR     : . ;
+
+fragment DIGITS   : [0-9] ('_'? [0-9])* ;
+fragment EXPONENT : [eE] [+-]? DIGITS ;
+fragment ESC      : '\\' . ;

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency of TDL from Debian 12's repositories.
+# Idempotent: packages already present are left alone. Needs root (or sudo).
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake ninja-build ccache pkg-config git
+  antlr4 libantlr4-runtime-dev
+  llvm-19-dev llvm-19-tools libclang-rt-14-dev clang-14
+  libfmt-dev libcli11-dev catch2
+  libopenblas-dev nlohmann-json3-dev libedit-dev zlib1g-dev libzstd-dev libxml2-dev libffi-dev
+  python3 python3-numpy
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,203 @@
+// The `tdl` command line driver (SPEC §10). Exit statuses (SPEC §9): 0 ok,
+// 1 script error, 2 usage error, 3 internal error.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "frontend/AstPrinter.h"
+#include "frontend/Frontend.h"
+#include "frontend/Parser.h"
+#include "tools/Commands.h"
+
+#ifndef TDL_VERSION
+#define TDL_VERSION "0.0.0"
+#endif
+
+namespace tdl {
+
+namespace {
+
+constexpr int kExitOk = 0, kExitScript = 1, kExitUsage = 2, kExitInternal = 3;
+
+struct GlobalOptions {
+  std::string diagnostics = "text";
+};
+
+void configureDiags(Compilation& c, const GlobalOptions& g) {
+  c.diags.setJson(g.diagnostics == "json");
+  c.diags.setColor(g.diagnostics != "json" && isatty(2) && std::getenv("NO_COLOR") == nullptr);
+}
+
+int cmdCheck(const std::string& file, const GlobalOptions& g) {
+  Compilation c;
+  configureDiags(c, g);
+  c.load(file, SemaOptions{});
+  return c.ok ? kExitOk : kExitScript;
+}
+
+int cmdEmit(const std::string& file, const std::string& stage, const GlobalOptions& g, const EmitOptions& eo) {
+  Compilation c;
+  configureDiags(c, g);
+  if (!c.load(file, SemaOptions{})) return kExitScript;
+  if (stage == "ast") {
+    std::string text = printAst(c.loader->main());
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return kExitOk;
+  }
+  return emitStage(c, stage, eo);
+}
+
+int usage(const std::string& msg) {
+  fmt::print(stderr, "tdl: error: {}\nRun 'tdl help' for usage.\n", msg);
+  return kExitUsage;
+}
+
+const char* kHelp = R"(tdl — the TDL tensor language
+
+Usage:
+  tdl run FILE [ARGS...]     run a script (also: tdl FILE [ARGS...])
+      --eager                run graph fns eagerly in the VM
+      --trace-report         print per graph fn its traces and calls served
+      --profile              time per op kind and per graph fn
+      --device cpu|cuda|auto where graph fns run
+  tdl check FILE             parse and check only; report every diagnostic
+  tdl emit FILE --stage ast|bytecode|ir|opt|llvm|ptx|asm [--fn NAME --args 'SIG']
+  tdl build FILE -o OUT      write a standalone native executable
+  tdl repl                   an interactive eager session
+  tdl --version | tdl help
+
+Global options:
+  --diagnostics=text|json    diagnostics as text (default) or one JSON object per line
+
+Exit status: 0 success, 1 script error, 2 usage error, 3 internal error.
+)";
+
+int mainImpl(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  GlobalOptions g;
+  // Global options may stand anywhere before the script's own arguments.
+  auto takeGlobal = [&](std::vector<std::string>& a) -> bool {
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (a[i].rfind("--diagnostics", 0) == 0) {
+        std::string v;
+        if (a[i].size() > 13 && a[i][13] == '=') v = a[i].substr(14);
+        else if (i + 1 < a.size()) { v = a[i + 1]; a.erase(a.begin() + i + 1); }
+        if (v != "text" && v != "json") return false;
+        g.diagnostics = v;
+        a.erase(a.begin() + i);
+        --i;
+      }
+      if (i + 1 < a.size() && (a[0] == "run" || a[0].size() > 4) && a[i].size() > 4 &&
+          a[i].compare(a[i].size() - 4, 4, ".tdl") == 0)
+        break;  // the script's arguments follow
+    }
+    return true;
+  };
+  if (!takeGlobal(args)) return usage("--diagnostics must be 'text' or 'json'");
+  if (args.empty()) {
+    std::fputs(kHelp, stdout);
+    return kExitUsage;
+  }
+  const std::string& cmd = args[0];
+  if (cmd == "--version" || cmd == "version") {
+    fmt::print("tdl {}\n", TDL_VERSION);
+    return kExitOk;
+  }
+  if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+    std::fputs(kHelp, stdout);
+    return kExitOk;
+  }
+
+  // `tdl run [options] FILE [ARGS...]` and `tdl FILE [ARGS...]`: options stop at FILE.
+  if (cmd == "run" || (cmd.size() > 0 && cmd[0] != '-' && cmd.find('.') != std::string::npos)) {
+    RunOptions ro;
+    size_t i = cmd == "run" ? 1 : 0;
+    for (; i < args.size(); ++i) {
+      const std::string& a = args[i];
+      if (a.empty() || a[0] != '-') break;
+      if (a == "--eager") ro.eager = true;
+      else if (a == "--trace-report") ro.traceReport = true;
+      else if (a == "--profile") ro.profile = true;
+      else if (a == "--trace") ro.trace = true;
+      else if (a == "--device" || a.rfind("--device=", 0) == 0) {
+        std::string v = a == "--device" ? (i + 1 < args.size() ? args[++i] : "") : a.substr(9);
+        if (v != "cpu" && v != "cuda" && v != "auto") return usage("--device must be cpu, cuda or auto");
+        ro.device = v;
+      } else if (a == "--") {
+        ++i;
+        break;
+      } else {
+        return usage(fmt::format("unknown option '{}' for 'run'", a));
+      }
+    }
+    if (i >= args.size()) return usage("'run' needs a FILE");
+    ro.file = args[i];
+    ro.scriptArgs.assign(args.begin() + static_cast<long>(i) + 1, args.end());
+    ro.jsonDiagnostics = g.diagnostics == "json";
+    return runScript(ro);
+  }
+
+  CLI::App app{"tdl"};
+  app.set_help_flag();  // `tdl help` prints our own text
+  std::string file, stage = "ast", out;
+  EmitOptions eo;
+  auto* check = app.add_subcommand("check", "parse and check only");
+  check->add_option("FILE", file)->required();
+  auto* emit = app.add_subcommand("emit", "print a stage of the compiler");
+  emit->add_option("FILE", file)->required();
+  emit->add_option("--stage", stage)->check(CLI::IsMember({"ast", "bytecode", "ir", "opt", "llvm", "ptx", "asm"}));
+  emit->add_option("--fn", eo.fn);
+  emit->add_option("--args", eo.args);
+  auto* build = app.add_subcommand("build", "write a native executable");
+  build->add_option("FILE", file)->required();
+  build->add_option("-o", out)->required();
+  build->allow_extras();
+  auto* repl = app.add_subcommand("repl", "interactive eager session");
+  auto* lsp = app.add_subcommand("lsp", "language server over stdio");
+  app.require_subcommand(1, 1);
+  try {
+    std::vector<std::string> rev(args.rbegin(), args.rend());
+    app.parse(rev);
+  } catch (const CLI::ParseError& e) {
+    return usage(e.what());
+  }
+  if (check->parsed()) return cmdCheck(file, g);
+  if (emit->parsed()) return cmdEmit(file, stage, g, eo);
+  if (build->parsed()) return buildExecutable(file, out, g.diagnostics == "json");
+  if (repl->parsed()) return runRepl();
+  if (lsp->parsed()) return runLanguageServer();
+  return usage("unknown command");
+}
+
+}  // namespace
+}  // namespace tdl
+
+int main(int argc, char** argv) {
+  int rc = 3;
+  try {
+    tdl::runWithLargeStack([&] {
+      try {
+        rc = tdl::mainImpl(argc, argv);
+      } catch (const tdl::InternalError& e) {
+        std::fprintf(stderr, "internal error: %s\n", e.what());
+        rc = 3;
+      } catch (const std::bad_alloc&) {
+        std::fprintf(stderr, "internal error: out of memory\n");
+        rc = 3;
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "internal error: %s\n", e.what());
+        rc = 3;
+      }
+    });
+  } catch (...) {
+    std::fprintf(stderr, "internal error: unexpected exception\n");
+    rc = 3;
+  }
+  std::fflush(stdout);
+  return rc;
+}
