@@ -128,6 +128,8 @@ struct Expr {
   std::vector<FStrPart> parts;     // FStr
   std::shared_ptr<FnDecl> fn;      // Lambda
   Ref ref;                         // Name, set by Sema
+  Loc declLoc;                     // Name / module member: where it is declared (Sema)
+  std::string declDesc;            // ... and what it is ("let x", "fn f(a, b)"), for tools
   bool isTensorLit = false;        // List: rectangular numeric literal (Sema)
   int depth = 1;                   // nesting depth of this subtree (AstBuilder)
   explicit Expr(ExprKind k, Loc l) : kind(k), loc(l) {}
@@ -210,5 +212,7 @@ struct Module {
 };
 
 std::string typeToString(const TypeExpr& t);
+// "fn name(a, b: f32[2]) -> f32" / "graph fn ..." / "fn(a)" for a lambda.
+std::string fnSignature(const FnDecl& fn);
 
 }  // namespace tdl

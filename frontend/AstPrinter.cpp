@@ -52,6 +52,18 @@ std::string typeToString(const TypeExpr& t) {
   return "?";
 }
 
+std::string fnSignature(const FnDecl& f) {
+  std::string s = f.isLambda ? "fn(" : (f.isGraph ? "graph fn " : "fn ") + f.name + "(";
+  for (size_t i = 0; i < f.params.size(); ++i) {
+    if (i) s += ", ";
+    s += f.params[i].name;
+    if (f.params[i].type) s += ": " + typeToString(*f.params[i].type);
+  }
+  s += ")";
+  if (f.ret) s += " -> " + typeToString(*f.ret);
+  return s;
+}
+
 std::string TypeExpr::str() const { return typeToString(*this); }
 
 namespace {

@@ -16,18 +16,40 @@ std::string DiagEngine::locString(const Loc& loc) const {
 }
 
 // The source line followed by a marker line: `~` under the span, `^` at the caret.
-static std::string snippet(const SourceFile& f, const Loc& loc) {
-  std::string_view line = f.lineText(loc.line);
-  if (line.empty() && loc.line > f.lineCount()) return {};
-  std::string out(line);
-  out += '\n';
+static std::string snippet(const SourceFile& f, const Loc& loc0) {
+  std::string_view line = f.lineText(loc0.line);
+  if (line.empty() && loc0.line > f.lineCount()) return {};
+  Loc loc = loc0;
+  // Very long lines are shown as a window around the caret.
+  constexpr uint32_t kWindow = 120;
+  std::string prefix;
+  if (line.size() > 2 * kWindow && loc.col > kWindow / 2) {
+    uint32_t start = loc.col - kWindow / 2;  // 1-based column of the first shown byte
+    line = line.substr(start - 1, kWindow);
+    prefix = "...";
+    auto shift = [&](uint32_t c) { return c >= start ? c - start + 1 + 3 : 1; };
+    loc.col = shift(loc.col);
+    loc.bcol = shift(loc.bcol);
+    loc.ecol = std::min<uint32_t>(shift(loc.ecol), static_cast<uint32_t>(line.size()) + 4);
+  } else if (line.size() > 2 * kWindow) {
+    line = line.substr(0, 2 * kWindow);
+    loc.ecol = std::min<uint32_t>(loc.ecol, 2 * kWindow + 1);
+  }
+  std::string shown = prefix + std::string(line);
+  // Keep the terminal safe: control bytes and broken UTF-8 print as '?'.
+  bool badUtf8 = findInvalidUtf8(shown) != std::string::npos;
+  for (char& ch : shown) {
+    auto u = static_cast<unsigned char>(ch);
+    if ((u < 0x20 && ch != '\t') || u == 0x7F || (badUtf8 && u >= 0x80)) ch = '?';
+  }
+  std::string out = shown + '\n';
   uint32_t b = loc.bline == loc.line ? loc.bcol : 1;
-  uint32_t e = loc.eline == loc.line ? loc.ecol : static_cast<uint32_t>(line.size()) + 1;
+  uint32_t e = loc.eline == loc.line ? loc.ecol : static_cast<uint32_t>(shown.size()) + 1;
   if (loc.bline > loc.line || loc.bline == 0) b = loc.col;
   if (e <= loc.col) e = loc.col + 1;
   if (b > loc.col) b = loc.col;
   for (uint32_t c = 1; c < e; ++c) {
-    char src = c - 1 < line.size() ? line[c - 1] : ' ';
+    char src = c - 1 < shown.size() ? shown[c - 1] : ' ';
     if (c == loc.col) out += '^';
     else if (c >= b) out += '~';
     else out += (src == '\t' ? '\t' : ' ');

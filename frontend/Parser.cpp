@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <pthread.h>
 
+#include <algorithm>
 #include <exception>
 #include <functional>
 #include <set>
@@ -54,9 +55,12 @@ class SyntaxErrorListener : public antlr4::BaseErrorListener {
       size_t commas = std::count(exp.begin(), exp.end(), ',');
       if (commas < 4) {
         if (!exp.empty() && exp.front() == '{') exp = exp.substr(1, exp.size() - 2);
-        std::string pretty;
-        for (char c : exp) pretty += c == '\'' ? '\'' : c;
-        what += ", expected " + pretty;
+        for (auto [from, to] : {std::pair<std::string, std::string>{"<EOF>", "end of file"}, {"NEWLINE", "end of line"},
+                                {"NAME", "a name"}, {"STRING", "a string"}}) {
+          for (size_t at = exp.find(from); at != std::string::npos; at = exp.find(from, at + to.size()))
+            exp.replace(at, from.size(), to);
+        }
+        what += ", expected " + exp;
       }
     }
     uint32_t l = static_cast<uint32_t>(line), c = static_cast<uint32_t>(col) + 1;
@@ -101,6 +105,15 @@ bool checkNesting(antlr4::CommonTokenStream& tokens, uint32_t file, DiagEngine& 
 
 std::unique_ptr<Module> parseModule(const SourceManager& sm, uint32_t fileId, DiagEngine& diags) {
   const SourceFile& f = sm.file(fileId);
+  size_t bad = findInvalidUtf8(f.text);
+  if (bad != std::string::npos) {
+    // Source is UTF-8 (SPEC §1); the ANTLR input stream would throw on anything else.
+    auto it = std::upper_bound(f.lineStarts.begin(), f.lineStarts.end(), bad);
+    uint32_t line = static_cast<uint32_t>(it - f.lineStarts.begin());
+    uint32_t col = static_cast<uint32_t>(bad - f.lineStarts[line - 1]) + 1;
+    diags.error(Loc{fileId, line, col, line, col, line, col + 1}, "the file is not valid UTF-8");
+    return nullptr;
+  }
   antlr4::ANTLRInputStream input(f.text);
   TDLLexer lexer(&input);
   lexer.removeErrorListeners();

@@ -28,6 +28,8 @@ struct Binding {
   bool isVar = false;
   bool isFn = false;
   FnDecl* fn = nullptr;  // a top-level fn bound here
+  Loc decl;              // where it is declared, and what it is (for tools)
+  std::string desc;
 };
 
 struct Scope {
@@ -46,12 +48,14 @@ struct FnCtx {
 };
 
 struct TopName {
-  int slot;
+  int slot = -1;
   bool isVar = false;
   bool isFn = false;
   FnDecl* fn = nullptr;
   int module = -1;  // for imports: the module id
   bool isModule = false;
+  Loc decl;
+  std::string desc;
 };
 
 // Per top-level fn: direct calls to other top-level fns, and uses of top-level vars.
@@ -85,8 +89,17 @@ class Sema {
     int slot = static_cast<int>(m.globalNames.size());
     m.globalNames.push_back(name);
     m.globalIsVar.push_back(isVar);
-    tops[name] = TopName{slot, isVar};
+    TopName t;
+    t.slot = slot;
+    t.isVar = isVar;
+    tops[name] = t;
     return slot;
+  }
+
+  static std::string letDesc(const Stmt& s, const Pattern& p) {
+    std::string d = (s.isVar ? "var " : "let ") + p.name;
+    if (s.type && s.pattern.kind == Pattern::Name) d += ": " + typeToString(*s.type);
+    return d;
   }
 
   void collectPatternNames(const Pattern& p, std::vector<const Pattern*>& out) {
@@ -107,6 +120,8 @@ class Sema {
               diags_.error(s->fn->loc, fmt::format("function '{}' is defined twice", s->fn->name));
             t.isFn = true;
             t.fn = s->fn.get();
+            t.decl = s->fn->loc;
+            t.desc = fnSignature(*s->fn);
             s->fn->globalSlot = slot;
             s->fn->module = m.id;
             break;
@@ -118,17 +133,30 @@ class Sema {
             auto& t = tops_[m.id][s->alias];
             t.isModule = true;
             t.module = s->module;
+            t.decl = s->pathLoc;
+            t.desc = "module " + s->alias + (s->isFileImport ? " (\"" + s->str + "\")" : "");
             (void)slot;
             break;
           }
           case StmtKind::Let: {
             std::vector<const Pattern*> names;
             collectPatternNames(s->pattern, names);
-            for (auto* p : names) topSlot(m, p->name, s->isVar);
+            for (auto* p : names) {
+              topSlot(m, p->name, s->isVar);
+              auto& t = tops_[m.id][p->name];
+              if (!t.decl.valid()) {
+                t.decl = p->loc;
+                t.desc = letDesc(*s, *p);
+              }
+            }
             break;
           }
           case StmtKind::With:
             topSlot(m, s->str, false);
+            if (!tops_[m.id][s->str].decl.valid()) {
+              tops_[m.id][s->str].decl = s->pathLoc;
+              tops_[m.id][s->str].desc = "tape " + s->str;
+            }
             // `with` does not open a scope: its body's lets are top-level too.
             walk(s->body->stmts);
             break;
@@ -153,6 +181,8 @@ class Sema {
         b.module = m.id;
         b.isFn = t.isFn;
         b.fn = t.fn;
+        b.decl = t.decl;
+        b.desc = t.desc;
         top.scopes[0].names[name] = b;
       }
     }
@@ -164,13 +194,15 @@ class Sema {
   // --------------------------------------------------------------- names
   bool atTopScope() const { return ctx_->fn == nullptr && ctx_->scopes.size() == 1; }
 
-  void bindPattern(Pattern& p, bool isVar) {
+  void bindPattern(Pattern& p, bool isVar, const std::string& what = "") {
     if (p.kind != Pattern::Name) {
-      for (auto& e : p.elems) bindPattern(e, isVar);
+      for (auto& e : p.elems) bindPattern(e, isVar, what);
       return;
     }
     Binding b;
     b.isVar = isVar;
+    b.decl = p.loc;
+    b.desc = what.empty() ? (isVar ? "var " : "let ") + p.name : what;
     if (atTopScope()) {
       b.kind = RefKind::Global;
       b.index = tops_[module_->id].at(p.name).slot;
@@ -195,6 +227,8 @@ class Sema {
       Binding b;
       b.kind = RefKind::Self;
       b.fn = c->fn;
+      b.decl = c->fn->loc;
+      b.desc = fnSignature(*c->fn);
       return b;
     }
     if (!c->parent) {
@@ -210,6 +244,8 @@ class Sema {
           b.isVar = t->second.isVar;
           b.isFn = t->second.isFn;
           b.fn = t->second.fn;
+          b.decl = t->second.decl;
+          b.desc = t->second.desc;
           return b;
         }
       }
@@ -245,6 +281,7 @@ class Sema {
     if (!b) {
       if (isBuiltinName(e.str)) {
         e.ref.kind = RefKind::Builtin;
+        e.declDesc = "builtin " + e.str;
         return;
       }
       diags_.error(e.loc, fmt::format("undefined name '{}'", e.str));
@@ -253,6 +290,8 @@ class Sema {
     e.ref.kind = b->kind;
     e.ref.index = b->index;
     e.ref.module = b->module;
+    e.declLoc = b->decl;
+    e.declDesc = b->desc;
     if (b->kind == RefKind::Module && b->index >= 0)
       diags_.error(e.loc, fmt::format("module '{}' can only be used as {}.NAME", e.str, e.str));
     if (b->kind == RefKind::Global && b->isVar && ctx_->graphRoot) {
@@ -273,7 +312,8 @@ class Sema {
     switch (s.kind) {
       case StmtKind::Let:
         expr(*s.exprs[0]);
-        bindPattern(s.pattern, s.isVar);
+        bindPattern(s.pattern, s.isVar,
+                    s.pattern.kind == Pattern::Name ? letDesc(s, s.pattern) : std::string());
         break;
       case StmtKind::Assign: assign(s); break;
       case StmtKind::ExprStmt: expr(*s.exprs[0]); break;
@@ -294,7 +334,7 @@ class Sema {
       case StmtKind::For:
         expr(*s.exprs[0]);
         ctx_->scopes.emplace_back();
-        bindPattern(s.pattern, true);
+        bindPattern(s.pattern, true, "loop variable");
         ctx_->loopDepth++;
         block(*s.body);
         ctx_->loopDepth--;
@@ -315,7 +355,7 @@ class Sema {
         p.kind = Pattern::Name;
         p.name = s.str;
         p.loc = s.pathLoc;
-        bindPattern(p, false);
+        bindPattern(p, false, "tape " + s.str);
         s.slot = p.slot;
         s.global = p.global;
         block(*s.body, /*newScope=*/false);
@@ -366,7 +406,7 @@ class Sema {
     Pattern p;
     p.kind = Pattern::Name;
     p.name = fn.name;
-    bindPattern(p, false);
+    bindPattern(p, false, fnSignature(fn));
     fn.globalSlot = p.slot;  // local slot, for the compiler
     function(fn);
   }
@@ -389,6 +429,8 @@ class Sema {
       b.kind = RefKind::Local;
       b.index = c.numLocals++;
       b.isVar = true;
+      b.decl = p.loc;
+      b.desc = "parameter " + p.name + (p.type ? ": " + typeToString(*p.type) : "");
       c.scopes[0].names[p.name] = b;
     }
     block(*fn.body, /*newScope=*/false);
@@ -446,6 +488,8 @@ class Sema {
         if (e.kids[0]->kind == ExprKind::Name) {
           auto b = lookup(ctx_, e.kids[0]->str);
           if (b && b->kind == RefKind::Module) {
+            e.kids[0]->declLoc = b->decl;
+            e.kids[0]->declDesc = b->desc;
             moduleMember(e, b->index);
             return;
           }
@@ -484,6 +528,8 @@ class Sema {
     e.ref.kind = RefKind::Global;
     e.ref.index = it->second.slot;
     e.ref.module = moduleId;
+    e.declLoc = it->second.decl;
+    e.declDesc = it->second.desc;
     if (it->second.isVar && ctx_->graphRoot) {
       diags_.error(e.loc, fmt::format("graph fn '{}' cannot use the top-level var '{}.{}'", ctx_->graphRoot->name,
                                       e.kids[0]->str, e.str));

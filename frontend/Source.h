@@ -55,4 +55,7 @@ class SourceManager {
   std::vector<std::unique_ptr<SourceFile>> files_;
 };
 
+// Byte offset of the first invalid UTF-8 sequence in `s`, or std::string::npos.
+size_t findInvalidUtf8(const std::string& s);
+
 }  // namespace tdl

@@ -7,6 +7,32 @@
 grammar TDL;
 
 @lexer::members {
+  // A statement that ends with `}` needs no separator before the next one on
+  // the same line (`fn f() { if x { return 1 } return 2 }`): the lexer puts a
+  // virtual NEWLINE between `}` and a token that can only start a statement.
+  std::unique_ptr<antlr4::Token> pendingToken;
+  size_t lastTokenType = 0;
+  static bool startsStatement(size_t t) {
+    return t == NAME || t == LET || t == VAR || t == IF || t == WHILE || t == FOR || t == RETURN ||
+           t == BREAK || t == CONTINUE || t == WITH || t == GRAPH || t == IMPORT || t == FN;
+  }
+  std::unique_ptr<antlr4::Token> nextToken() override {
+    if (pendingToken) {
+      lastTokenType = pendingToken->getType();
+      return std::move(pendingToken);
+    }
+    std::unique_ptr<antlr4::Token> t = antlr4::Lexer::nextToken();
+    if (lastTokenType == RBRACE && !joiningLines() && startsStatement(t->getType())) {
+      auto nl = _factory->create({this, _input}, NEWLINE, "\n", antlr4::Token::DEFAULT_CHANNEL,
+                                 t->getStartIndex(), t->getStartIndex() - 1, t->getLine(),
+                                 t->getCharPositionInLine());
+      pendingToken = std::move(t);
+      lastTokenType = NEWLINE;
+      return nl;
+    }
+    lastTokenType = t->getType();
+    return t;
+  }
   std::vector<char> bracketStack;
   void openBracket(char c) { bracketStack.push_back(c); }
   void closeBracket() { if (!bracketStack.empty()) bracketStack.pop_back(); }

@@ -13,6 +13,7 @@
 #include "frontend/Frontend.h"
 #include "frontend/Parser.h"
 #include "tools/Commands.h"
+#include "tools/lsp/LanguageServer.h"
 
 #ifndef TDL_VERSION
 #define TDL_VERSION "0.0.0"
@@ -170,7 +171,7 @@ int mainImpl(int argc, char** argv) {
   if (emit->parsed()) return cmdEmit(file, stage, g, eo);
   if (build->parsed()) return buildExecutable(file, out, g.diagnostics == "json");
   if (repl->parsed()) return runRepl();
-  if (lsp->parsed()) return runLanguageServer();
+  if (lsp->parsed()) return lsp::runLanguageServer(stdin, stdout);
   return usage("unknown command");
 }
 

@@ -1,0 +1,43 @@
+# The two commands of the README:
+#   make run    install dependencies, build, run an example
+#   make test   install dependencies, build, run every test
+# Other targets: build, check-conformance, asan, fuzz, clean.
+BUILD   ?= build
+JOBS    ?= 2
+TDL     := $(BUILD)/tdl
+EXAMPLE ?= examples/hello.tdl
+
+.PHONY: all deps configure build run test check-conformance asan fuzz clean
+
+all: build
+
+deps:
+	bash scripts/install-deps.sh
+
+configure:
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release
+
+build: deps configure
+	ninja -C $(BUILD) -j$(JOBS)
+
+run: build
+	$(TDL) run $(EXAMPLE)
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
+
+# The shared conformance suite, with the tests not expected to pass yet as pending.
+check-conformance: build
+	python3 ../shared/conformance/run.py --tdl $(TDL) --pending tests/conformance-pending.txt
+
+# Everything under AddressSanitizer + UndefinedBehaviorSanitizer.
+asan: deps
+	cmake --preset asan
+	ninja -C build-asan -j$(JOBS)
+	ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j$(JOBS)
+
+fuzz: deps
+	bash scripts/fuzz.sh $(or $(SECONDS),600)
+
+clean:
+	rm -rf $(BUILD) build-asan build-fuzz

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""The `tdl` command line as a user meets it: exit statuses (SPEC §9: 0 ok,
+1 script error, 2 usage error), help and version, JSON diagnostics, bad files."""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+failures = []
+checks = [0]
+
+
+def run(tdl, *args, cwd=None, stdin=None):
+    return subprocess.run([tdl, *args], capture_output=True, text=True, errors="replace", timeout=60, cwd=cwd, input=stdin)
+
+
+def expect(name, cond, r=None):
+    checks[0] += 1
+    if cond:
+        print(f"ok   {name}")
+    else:
+        failures.append(name)
+        extra = f" (exit {r.returncode}; stdout {r.stdout[:300]!r}; stderr {r.stderr[:300]!r})" if r else ""
+        print(f"FAIL {name}{extra}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tdl", required=True)
+    tdl = os.path.abspath(ap.parse_args().tdl)
+    d = tempfile.mkdtemp()
+    good = os.path.join(d, "good.tdl")
+    with open(good, "w") as f:
+        f.write("let x = 1\nprint(x + 1)\n")
+    bad = os.path.join(d, "bad.tdl")
+    with open(bad, "w") as f:
+        f.write("let x = 1\nprint(y)\nx = 3\n")
+
+    r = run(tdl, "--version")
+    expect("--version prints the version, exit 0", r.returncode == 0 and r.stdout.startswith("tdl "), r)
+    r = run(tdl, "help")
+    expect("help prints usage, exit 0", r.returncode == 0 and "tdl run FILE" in r.stdout, r)
+    r = run(tdl)
+    expect("no arguments: usage, exit 2", r.returncode == 2, r)
+    r = run(tdl, "frobnicate")
+    expect("unknown command: exit 2", r.returncode == 2 and "error" in r.stderr, r)
+    r = run(tdl, "check")
+    expect("check without FILE: exit 2", r.returncode == 2, r)
+    r = run(tdl, "check", good)
+    expect("check of a valid file: exit 0, silent", r.returncode == 0 and r.stdout == "" and r.stderr == "", r)
+    r = run(tdl, "check", bad)
+    expect("check of a bad file: exit 1, every diagnostic",
+           r.returncode == 1 and "bad.tdl:2:7: error: undefined name 'y'" in r.stderr
+           and "bad.tdl:3:1: error: cannot assign to 'x'" in r.stderr, r)
+    r = run(tdl, "check", os.path.join(d, "missing.tdl"))
+    expect("check of a missing file: exit 1, clear message",
+           r.returncode == 1 and "missing.tdl: error: cannot read" in r.stderr, r)
+    r = run(tdl, "check", d)
+    expect("check of a directory: exit 1", r.returncode == 1 and "is a directory" in r.stderr, r)
+    r = run(tdl, "check", "--diagnostics=json", bad)
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    try:
+        objs = [json.loads(l) for l in lines]
+        okjson = len(objs) == 2 and objs[0]["level"] == "error" and objs[0]["spans"][0]["line_start"] == 2 \
+            and objs[0]["spans"][0]["column_start"] == 7 and "undefined name 'y'" in objs[0]["message"]
+    except ValueError:
+        okjson = False
+    expect("--diagnostics=json: one JSON object per diagnostic and nothing else", okjson and r.returncode == 1, r)
+    r = run(tdl, "--diagnostics=xml", "check", good)
+    expect("bad --diagnostics value: exit 2", r.returncode == 2, r)
+    r = run(tdl, "emit", good, "--stage", "ast")
+    expect("emit --stage ast prints the AST with positions",
+           r.returncode == 0 and "Let x @1:1" in r.stdout and "Call @2:1" in r.stdout, r)
+    r = run(tdl, "emit", good, "--stage", "bogus")
+    expect("emit with an unknown stage: exit 2", r.returncode == 2, r)
+    r = run(tdl, "run", "--no-such-flag", good)
+    expect("run with an unknown option: exit 2", r.returncode == 2, r)
+    r = run(tdl, "run")
+    expect("run without FILE: exit 2", r.returncode == 2, r)
+    r = run(tdl, "run", bad)
+    expect("run of a file with static errors: exit 1 with the diagnostics",
+           r.returncode == 1 and "undefined name 'y'" in r.stderr, r)
+    binf = os.path.join(d, "binary.tdl")
+    with open(binf, "wb") as f:
+        f.write(bytes(range(256)) * 4)
+    r = run(tdl, "check", binf)
+    expect("binary garbage: exit 1, no crash", r.returncode == 1 and "internal error" not in r.stderr, r)
+    print(f"{checks[0] - len(failures)} passed, {len(failures)} failed")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()

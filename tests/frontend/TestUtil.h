@@ -1,0 +1,27 @@
+// Helpers for frontend unit tests: check a program given as text.
+#pragma once
+#include <string>
+
+#include "frontend/AstPrinter.h"
+#include "frontend/Frontend.h"
+
+namespace tdl::test {
+
+struct Checked {
+  bool ok;
+  std::string ast;                 // AST dump of the main module (when it parsed)
+  std::vector<Diagnostic> diags;
+  std::string messages;            // "L:C message\n" per diagnostic
+};
+
+inline Checked check(const std::string& src, bool eager = false) {
+  Compilation c;
+  c.diags.setPrint(false);
+  c.load("test.tdl", SemaOptions{eager}, &src);
+  Checked r{c.ok, "", c.diags.all(), ""};
+  if (!c.loader->modules().empty()) r.ast = printAst(c.loader->main());
+  for (auto& d : r.diags) r.messages += std::to_string(d.loc.line) + ":" + std::to_string(d.loc.col) + " " + d.message + "\n";
+  return r;
+}
+
+}  // namespace tdl::test

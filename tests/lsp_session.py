@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""A scripted language-server session through `tdl lsp` over stdio:
+initialize, didOpen of a file with an error (diagnostics), hover, definition,
+document symbols, completion, didChange fixing the error, bad frames, shutdown."""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+checks, failures = [0], []
+
+
+def expect(name, cond, detail=""):
+    checks[0] += 1
+    print(("ok   " if cond else "FAIL ") + name + ("" if cond else f" -- {detail}"))
+    if not cond:
+        failures.append(name)
+
+
+class Client:
+    def __init__(self, tdl):
+        self.p = subprocess.Popen([tdl, "lsp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.next_id = 1
+
+    def send_raw(self, data: bytes):
+        self.p.stdin.write(data)
+        self.p.stdin.flush()
+
+    def send(self, method, params=None, request=True):
+        msg = {"jsonrpc": "2.0", "method": method, "params": params or {}}
+        if request:
+            msg["id"] = self.next_id
+            self.next_id += 1
+        body = json.dumps(msg).encode()
+        self.send_raw(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        return msg.get("id")
+
+    def read(self):
+        length = None
+        while True:
+            line = self.p.stdout.readline()
+            if not line:
+                return None
+            line = line.strip()
+            if not line:
+                break
+            k, _, v = line.partition(b":")
+            if k.lower() == b"content-length":
+                length = int(v)
+        return json.loads(self.p.stdout.read(length))
+
+    def wait_for(self, pred):
+        for _ in range(50):
+            m = self.read()
+            if m is None:
+                return None
+            if pred(m):
+                return m
+        return None
+
+    def request(self, method, params=None):
+        i = self.send(method, params)
+        return self.wait_for(lambda m: m.get("id") == i)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tdl", required=True)
+    tdl = os.path.abspath(ap.parse_args().tdl)
+    d = tempfile.mkdtemp()
+    with open(os.path.join(d, "util.tdl"), "w") as f:
+        f.write("let unit = 3.0\nfn area(side) { return side * side * unit }\n")
+    path = os.path.join(d, "main.tdl")
+    uri = "file://" + path
+    text = ('import "util.tdl" as geo\n'
+            "fn dense(x: f32[N, 4], w: f32[4, 3]) { return x @ w }\n"
+            "let a = dense(ones([2, 4]), ones([4, 3]))\n"
+            "print(a, geo.area(2.0), undefined_thing)\n")
+    c = Client(tdl)
+    init = c.request("initialize", {"processId": None, "rootUri": "file://" + d, "capabilities": {}})
+    caps = (init or {}).get("result", {}).get("capabilities", {})
+    expect("initialize advertises hover, definition, symbols, completion",
+           caps.get("hoverProvider") and caps.get("definitionProvider") and caps.get("documentSymbolProvider")
+           and "completionProvider" in caps, init)
+    c.send("initialized", {}, request=False)
+    c.send("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "tdl", "version": 1, "text": text}},
+           request=False)
+    diag = c.wait_for(lambda m: m.get("method") == "textDocument/publishDiagnostics")
+    ds = (diag or {}).get("params", {}).get("diagnostics", [])
+    expect("didOpen publishes the error of `tdl check` at its position",
+           len(ds) == 1 and ds[0]["message"] == "undefined name 'undefined_thing'"
+           and ds[0]["range"]["start"] == {"line": 3, "character": 24} and ds[0]["severity"] == 1, ds)
+
+    h = c.request("textDocument/hover", {"textDocument": {"uri": uri}, "position": {"line": 2, "character": 9}})
+    val = (((h or {}).get("result") or {}).get("contents") or {}).get("value", "")
+    expect("hover on a call shows the function's signature with parameter types",
+           "fn dense(x: f32[N, 4], w: f32[4, 3])" in val, h)
+    h = c.request("textDocument/hover", {"textDocument": {"uri": uri}, "position": {"line": 1, "character": 46}})
+    val = (((h or {}).get("result") or {}).get("contents") or {}).get("value", "")
+    expect("hover on a parameter use shows its annotated type", "parameter x: f32[N, 4]" in val, h)
+
+    dfn = c.request("textDocument/definition", {"textDocument": {"uri": uri}, "position": {"line": 3, "character": 6}})
+    r = (dfn or {}).get("result") or {}
+    expect("definition of a top-level let jumps to its declaration",
+           r.get("uri") == uri and r.get("range", {}).get("start") == {"line": 2, "character": 4}, dfn)
+    dfn = c.request("textDocument/definition", {"textDocument": {"uri": uri}, "position": {"line": 3, "character": 14}})
+    r = (dfn or {}).get("result") or {}
+    expect("definition of a module member jumps into the imported file",
+           r.get("uri", "").endswith("/util.tdl") and r.get("range", {}).get("start") == {"line": 1, "character": 3}, dfn)
+
+    sym = c.request("textDocument/documentSymbol", {"textDocument": {"uri": uri}})
+    names = [s["name"] for s in (sym or {}).get("result") or []]
+    expect("document symbols list the import, the fn and the let", names == ["geo", "dense", "a"], names)
+
+    comp = c.request("textDocument/completion", {"textDocument": {"uri": uri}, "position": {"line": 3, "character": 13}})
+    labels = {i["label"] for i in (comp or {}).get("result") or []}
+    expect("completion after `geo.` offers the module's members", {"area", "unit"} <= labels and "dense" not in labels, labels)
+    comp = c.request("textDocument/completion", {"textDocument": {"uri": uri}, "position": {"line": 1, "character": 47}})
+    labels = {i["label"] for i in (comp or {}).get("result") or []}
+    expect("completion in a body offers parameters, top-level names, builtins, keywords",
+           {"x", "w", "dense", "a", "geo", "sum", "return"} <= labels, sorted(labels)[:20])
+
+    fixed = text.replace(", undefined_thing", "")
+    c.send("textDocument/didChange", {"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"text": fixed}]},
+           request=False)
+    diag = c.wait_for(lambda m: m.get("method") == "textDocument/publishDiagnostics")
+    expect("didChange re-checks: no diagnostics once fixed", diag and diag["params"]["diagnostics"] == [], diag)
+
+    c.send_raw(b"Content-Length: 9\r\n\r\n{not json")
+    err = c.wait_for(lambda m: "error" in m)
+    expect("invalid JSON gets a parse error response", err and err["error"]["code"] == -32700, err)
+    deep = b"[" * 100000 + b"]" * 100000
+    c.send_raw(b"Content-Length: %d\r\n\r\n" % len(deep) + deep)
+    err = c.wait_for(lambda m: "error" in m)
+    expect("deeply nested JSON is refused, not a crash", err and err["error"]["code"] == -32700, err)
+    unk = c.request("textDocument/formatting", {"textDocument": {"uri": uri}})
+    expect("an unsupported request gets MethodNotFound", unk and unk.get("error", {}).get("code") == -32601, unk)
+
+    sd = c.request("shutdown")
+    expect("shutdown answers null", sd is not None and sd.get("result") is None and "error" not in sd, sd)
+    c.send("exit", request=False)
+    try:
+        code = c.p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        c.p.kill()
+        code = None
+    expect("exit after shutdown ends the server with status 0", code == 0, code)
+    print(f"{checks[0] - len(failures)} passed, {len(failures)} failed")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
