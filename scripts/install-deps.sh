@@ -10,7 +10,13 @@ PKGS=(
   libfmt-dev libcli11-dev catch2
   libopenblas-dev nlohmann-json3-dev libedit-dev zlib1g-dev libzstd-dev libxml2-dev libffi-dev
   python3 python3-numpy
+  vim-nox emacs-nox
 )
+# Node.js and npm for the editor tests: Debian's packages unless a Node.js with
+# its own npm is already installed (e.g. NodeSource's, which conflicts with
+# Debian's npm package).
+command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 
 missing=()
 for p in "${PKGS[@]}"; do
