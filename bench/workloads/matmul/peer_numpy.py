@@ -1,0 +1,9 @@
+import sys, time
+import numpy as np
+rng = np.random.default_rng(0)
+a = rng.random((1024, 1024), dtype=np.float32); b = rng.random((1024, 1024), dtype=np.float32)
+for _ in range(int(sys.argv[1])):
+    t0 = time.perf_counter()
+    c = a @ b
+    print(f"TIME {time.perf_counter() - t0}")
+    print(f"CHECK {c[3, 5]}")
