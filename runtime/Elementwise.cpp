@@ -1,0 +1,443 @@
+// Elementwise kernels. Inner loops are plain indexed loops over contiguous memory (or
+// with one operand held in a register) so that g++ -O2/-O3 vectorises them; large
+// tensors are split over the thread pool by detail::for_each_row.
+#include "Elementwise.h"
+
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+
+#include <fmt/format.h>
+
+#include "Arith.h"
+#include "Convert.h"
+#include "Error.h"
+#include "Loop.h"
+#include "ThreadPool.h"
+
+namespace tdl::rt {
+
+std::string_view op_name(BinaryOp op) {
+  switch (op) {
+#define TDL_BINARY_OP(e, n, d) \
+  case BinaryOp::e: return #n;
+#include "ops.def"
+  }
+  return "?";
+}
+
+std::string_view op_name(UnaryOp op) {
+  switch (op) {
+#define TDL_UNARY_OP(e, n, d) \
+  case UnaryOp::e: return #n;
+#include "ops.def"
+  }
+  return "?";
+}
+
+namespace {
+
+// ---- dtype rules ------------------------------------------------------------------
+
+bool is_comparison(BinaryOp op) {
+  return op == BinaryOp::Eq || op == BinaryOp::Ne || op == BinaryOp::Lt || op == BinaryOp::Le ||
+         op == BinaryOp::Gt || op == BinaryOp::Ge;
+}
+
+// The dtype the kernel computes in.
+DType binary_compute_dtype(BinaryOp op, DType a, DType b) {
+  DType c = promote(a, b);
+  switch (op) {
+    case BinaryOp::Div: return is_float(c) ? c : DType::F32;
+    case BinaryOp::Add:
+    case BinaryOp::Sub:
+    case BinaryOp::Mul:
+    case BinaryOp::FloorDiv:
+    case BinaryOp::Mod:
+    case BinaryOp::Pow: return c == DType::Bool ? DType::I64 : c;
+    case BinaryOp::BitAnd:
+    case BinaryOp::BitOr:
+    case BinaryOp::BitXor:
+      if (is_float(c))
+        throw Error(fmt::format("'{}' needs bool or integer operands, got {} and {}", op_name(op),
+                                dtype_name(a), dtype_name(b)));
+      return c;
+    case BinaryOp::LogicalAnd:
+    case BinaryOp::LogicalOr: return DType::Bool;
+    default: return c;
+  }
+}
+
+bool is_transcendental(UnaryOp op) {
+  switch (op) {
+    case UnaryOp::Exp:
+    case UnaryOp::Log:
+    case UnaryOp::Log1p:
+    case UnaryOp::Sqrt:
+    case UnaryOp::Rsqrt:
+    case UnaryOp::Sin:
+    case UnaryOp::Cos:
+    case UnaryOp::Tanh:
+    case UnaryOp::Sigmoid: return true;
+    default: return false;
+  }
+}
+
+DType unary_compute_dtype(UnaryOp op, DType x) {
+  if (is_transcendental(op)) return is_float(x) ? x : DType::F32;
+  switch (op) {
+    case UnaryOp::Neg:
+    case UnaryOp::Square:
+    case UnaryOp::Sign: return x == DType::Bool ? DType::I64 : x;
+    case UnaryOp::BitNot:
+      if (is_float(x))
+        throw Error(fmt::format("'~' needs a bool or integer operand, got {}", dtype_name(x)));
+      return x;
+    case UnaryOp::LogicalNot: return DType::Bool;
+    default: return x;
+  }
+}
+
+// ---- scalar semantics ---------------------------------------------------------------
+
+using detail::max_of;
+using detail::min_of;
+using detail::wrap_add;
+using detail::wrap_mul;
+using detail::wrap_neg;
+using detail::wrap_sub;
+
+// Python floor division / modulo. Integers: b != 0 was checked; b == -1 avoids the
+// INT_MIN / -1 trap. Floats follow NumPy's npy_divmod.
+template <class T> inline T floordiv_of(T a, T b) {
+  if constexpr (std::is_integral_v<T>) {
+    if (b == -1) return wrap_neg(a);
+    T q = a / b;
+    if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
+    return q;
+  } else {
+    if (b == 0) return a / b;
+    T m = std::fmod(a, b);
+    T div = (a - m) / b;
+    if (m != 0 && ((b < 0) != (m < 0))) div -= 1;
+    if (div == 0) return std::copysign(T(0), a / b);
+    T fl = std::floor(div);
+    if (div - fl > T(0.5)) fl += 1;
+    return fl;
+  }
+}
+template <class T> inline T mod_of(T a, T b) {
+  if constexpr (std::is_integral_v<T>) {
+    if (b == -1) return 0;
+    T r = a % b;
+    if (r != 0 && ((r < 0) != (b < 0))) r += b;
+    return r;
+  } else {
+    T m = std::fmod(a, b);
+    if (b == 0) return m;
+    if (m != 0) {
+      if ((b < 0) != (m < 0)) m += b;
+    } else {
+      m = std::copysign(T(0), b);
+    }
+    return m;
+  }
+}
+template <class T> inline T pow_of(T a, T b) {
+  if constexpr (std::is_integral_v<T>) {  // b >= 0 was checked
+    T r = 1;
+    while (b > 0) {
+      if (b & 1) r = wrap_mul(r, a);
+      a = wrap_mul(a, a);
+      b >>= 1;
+    }
+    return r;
+  } else {
+    return std::pow(a, b);
+  }
+}
+// ---- loops ------------------------------------------------------------------------
+
+// out[i] = f(a[i*sa], b[i*sb]) with sa, sb in {0, 1}; one loop per case so each one
+// vectorises.
+template <class T, class R, class F>
+inline void binary_inner(const T* a, int64_t sa, const T* b, int64_t sb, R* out, int64_t n, F f) {
+  if (sa == 1 && sb == 1) {
+    for (int64_t i = 0; i < n; ++i) out[i] = f(a[i], b[i]);
+  } else if (sa == 0 && sb == 1) {
+    const T x = a[0];
+    for (int64_t i = 0; i < n; ++i) out[i] = f(x, b[i]);
+  } else if (sa == 1 && sb == 0) {
+    const T y = b[0];
+    for (int64_t i = 0; i < n; ++i) out[i] = f(a[i], y);
+  } else {
+    const R v = f(a[0], b[0]);
+    for (int64_t i = 0; i < n; ++i) out[i] = v;
+  }
+}
+
+template <class T, class R, class F>
+void binary_loop(const detail::LoopPlan& p, const T* a, const T* b, R* out, F f) {
+  const int last = p.rank - 1;
+  const int64_t sa = p.strides[1][last], sb = p.strides[2][last];
+  detail::for_each_row(p, [&](const int64_t* offs, int64_t beg, int64_t end) {
+    binary_inner(a + offs[1] + beg * sa, sa, b + offs[2] + beg * sb, sb, out + offs[0] + beg,
+                 end - beg, f);
+  });
+}
+
+template <class T>
+void binary_typed(BinaryOp op, const detail::LoopPlan& p, const T* a, const T* b, void* out) {
+  T* o = static_cast<T*>(out);
+  bool* ob = static_cast<bool*>(out);
+  constexpr bool kInt = std::is_integral_v<T> && !std::is_same_v<T, bool>;
+  constexpr bool kFloat = std::is_floating_point_v<T>;
+  constexpr bool kBool = std::is_same_v<T, bool>;
+  switch (op) {
+    case BinaryOp::Eq: return binary_loop(p, a, b, ob, [](T x, T y) { return x == y; });
+    case BinaryOp::Ne: return binary_loop(p, a, b, ob, [](T x, T y) { return x != y; });
+    case BinaryOp::Lt: return binary_loop(p, a, b, ob, [](T x, T y) { return x < y; });
+    case BinaryOp::Le: return binary_loop(p, a, b, ob, [](T x, T y) { return x <= y; });
+    case BinaryOp::Gt: return binary_loop(p, a, b, ob, [](T x, T y) { return x > y; });
+    case BinaryOp::Ge: return binary_loop(p, a, b, ob, [](T x, T y) { return x >= y; });
+    case BinaryOp::Maximum: return binary_loop(p, a, b, o, [](T x, T y) { return max_of(x, y); });
+    case BinaryOp::Minimum: return binary_loop(p, a, b, o, [](T x, T y) { return min_of(x, y); });
+    default: break;
+  }
+  if constexpr (kBool) {
+    switch (op) {
+      case BinaryOp::BitAnd:
+      case BinaryOp::LogicalAnd: return binary_loop(p, a, b, o, [](T x, T y) -> T { return x & y; });
+      case BinaryOp::BitOr:
+      case BinaryOp::LogicalOr: return binary_loop(p, a, b, o, [](T x, T y) -> T { return x | y; });
+      case BinaryOp::BitXor: return binary_loop(p, a, b, o, [](T x, T y) -> T { return x != y; });
+      default: break;
+    }
+  } else {
+    switch (op) {
+      case BinaryOp::Add: return binary_loop(p, a, b, o, [](T x, T y) { return wrap_add(x, y); });
+      case BinaryOp::Sub: return binary_loop(p, a, b, o, [](T x, T y) { return wrap_sub(x, y); });
+      case BinaryOp::Mul: return binary_loop(p, a, b, o, [](T x, T y) { return wrap_mul(x, y); });
+      case BinaryOp::FloorDiv: return binary_loop(p, a, b, o, [](T x, T y) { return floordiv_of(x, y); });
+      case BinaryOp::Mod: return binary_loop(p, a, b, o, [](T x, T y) { return mod_of(x, y); });
+      case BinaryOp::Pow: return binary_loop(p, a, b, o, [](T x, T y) { return pow_of(x, y); });
+      default: break;
+    }
+    if constexpr (kFloat) {
+      if (op == BinaryOp::Div) return binary_loop(p, a, b, o, [](T x, T y) { return x / y; });
+    }
+    if constexpr (kInt) {
+      switch (op) {
+        case BinaryOp::BitAnd: return binary_loop(p, a, b, o, [](T x, T y) -> T { return x & y; });
+        case BinaryOp::BitOr: return binary_loop(p, a, b, o, [](T x, T y) -> T { return x | y; });
+        case BinaryOp::BitXor: return binary_loop(p, a, b, o, [](T x, T y) -> T { return x ^ y; });
+        default: break;
+      }
+    }
+  }
+  throw InternalError(fmt::format("binary op '{}' has no kernel for {}", op_name(op),
+                                  dtype_name(dtype_of<T>())));
+}
+
+template <class T>
+bool contains(const Tensor& t, T v) {
+  const T* p = t.data<T>();
+  for (int64_t i = 0; i < t.numel(); ++i)
+    if (p[i] == v) return true;
+  return false;
+}
+
+template <class T>
+bool contains_negative(const Tensor& t) {
+  const T* p = t.data<T>();
+  if constexpr (std::is_signed_v<T>) {
+    for (int64_t i = 0; i < t.numel(); ++i)
+      if (p[i] < 0) return true;
+  }
+  return false;
+}
+
+// Runs fn(i) for i in [0, n), in parallel chunks when n is large.
+template <class F>
+void flat_loop(int64_t n, F&& fn) {
+  parallel_for(n, kParallelThreshold / 2, [&](int64_t b, int64_t e) { fn(b, e); });
+}
+
+template <class T>
+void unary_typed(UnaryOp op, const T* x, void* out, int64_t n) {
+  T* o = static_cast<T*>(out);
+  bool* ob = static_cast<bool*>(out);
+  auto map = [&](auto* dst, auto f) {
+    flat_loop(n, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) dst[i] = f(x[i]);
+    });
+  };
+  if (op == UnaryOp::IsNan) {
+    if constexpr (std::is_floating_point_v<T>) return map(ob, [](T v) { return v != v; });
+    else return map(ob, [](T) { return false; });
+  }
+  if (op == UnaryOp::IsFinite) {
+    if constexpr (std::is_floating_point_v<T>) return map(ob, [](T v) { return std::isfinite(v); });
+    else return map(ob, [](T) { return true; });
+  }
+  if constexpr (std::is_same_v<T, bool>) {
+    switch (op) {
+      case UnaryOp::BitNot:
+      case UnaryOp::LogicalNot: return map(o, [](T v) -> T { return !v; });
+      case UnaryOp::Abs:
+      case UnaryOp::Relu:
+      case UnaryOp::Floor:
+      case UnaryOp::Ceil:
+      case UnaryOp::Round: return map(o, [](T v) { return v; });
+      default: break;
+    }
+  } else if constexpr (std::is_integral_v<T>) {
+    switch (op) {
+      case UnaryOp::Neg: return map(o, [](T v) { return wrap_neg(v); });
+      case UnaryOp::BitNot: return map(o, [](T v) -> T { return ~v; });
+      case UnaryOp::Abs: return map(o, [](T v) { return v < 0 ? wrap_neg(v) : v; });
+      case UnaryOp::Relu: return map(o, [](T v) { return v > 0 ? v : T(0); });
+      case UnaryOp::Floor:
+      case UnaryOp::Ceil:
+      case UnaryOp::Round: return map(o, [](T v) { return v; });
+      case UnaryOp::Sign: return map(o, [](T v) { return static_cast<T>((v > 0) - (v < 0)); });
+      case UnaryOp::Square: return map(o, [](T v) { return wrap_mul(v, v); });
+      default: break;
+    }
+  } else {
+    switch (op) {
+      case UnaryOp::Neg: return map(o, [](T v) { return -v; });
+      case UnaryOp::Abs: return map(o, [](T v) { return std::fabs(v); });
+      case UnaryOp::Exp: return map(o, [](T v) { return std::exp(v); });
+      case UnaryOp::Log: return map(o, [](T v) { return std::log(v); });
+      case UnaryOp::Log1p: return map(o, [](T v) { return std::log1p(v); });
+      case UnaryOp::Sqrt: return map(o, [](T v) { return std::sqrt(v); });
+      case UnaryOp::Rsqrt: return map(o, [](T v) { return T(1) / std::sqrt(v); });
+      case UnaryOp::Sin: return map(o, [](T v) { return std::sin(v); });
+      case UnaryOp::Cos: return map(o, [](T v) { return std::cos(v); });
+      case UnaryOp::Tanh: return map(o, [](T v) { return std::tanh(v); });
+      case UnaryOp::Sigmoid: return map(o, [](T v) { return T(1) / (T(1) + std::exp(-v)); });
+      case UnaryOp::Relu: return map(o, [](T v) { return (v > 0 || v != v) ? v : T(0); });
+      case UnaryOp::Floor: return map(o, [](T v) { return std::floor(v); });
+      case UnaryOp::Ceil: return map(o, [](T v) { return std::ceil(v); });
+      case UnaryOp::Round: return map(o, [](T v) { return std::nearbyint(v); });
+      case UnaryOp::Sign:
+        return map(o, [](T v) { return v != v ? v : static_cast<T>((v > 0) - (v < 0)); });
+      case UnaryOp::Square: return map(o, [](T v) { return v * v; });
+      default: break;
+    }
+  }
+  throw InternalError(fmt::format("unary op '{}' has no kernel for {}", op_name(op),
+                                  dtype_name(dtype_of<T>())));
+}
+
+template <class To, class From>
+void cast_loop(const From* src, To* dst, int64_t n) {
+  flat_loop(n, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) dst[i] = convert<To>(src[i]);
+  });
+}
+
+}  // namespace
+
+DType binary_result_dtype(BinaryOp op, DType a, DType b) {
+  DType c = binary_compute_dtype(op, a, b);
+  return is_comparison(op) ? DType::Bool : c;
+}
+
+DType unary_result_dtype(UnaryOp op, DType x) {
+  DType c = unary_compute_dtype(op, x);
+  return (op == UnaryOp::IsNan || op == UnaryOp::IsFinite) ? DType::Bool : c;
+}
+
+Tensor cast(const Tensor& x, DType dtype) {
+  if (x.dtype() == dtype) return x;
+  Tensor out = Tensor::empty(dtype, x.shape());
+  dispatch(x.dtype(), [&](auto from_tag) {
+    using From = decltype(from_tag);
+    dispatch(dtype, [&](auto to_tag) {
+      using To = decltype(to_tag);
+      cast_loop<To, From>(x.data<From>(), out.mutable_data<To>(), x.numel());
+    });
+  });
+  return out;
+}
+
+Tensor binary(BinaryOp op, const Tensor& a_in, const Tensor& b_in) {
+  DType ct = binary_compute_dtype(op, a_in.dtype(), b_in.dtype());
+  DType rt = is_comparison(op) ? DType::Bool : ct;
+  Shape shape = broadcast_shapes(a_in.shape(), b_in.shape());
+  Tensor a = cast(a_in, ct), b = cast(b_in, ct);
+  if ((op == BinaryOp::FloorDiv || op == BinaryOp::Mod) && is_integer(ct)) {
+    bool zero = dispatch(ct, [&](auto tag) { return contains<decltype(tag)>(b, 0); });
+    if (zero) throw Error("division by zero");
+  }
+  if (op == BinaryOp::Pow && is_integer(ct)) {
+    bool neg = dispatch(ct, [&](auto tag) { return contains_negative<decltype(tag)>(b); });
+    if (neg) throw Error("integers cannot be raised to negative integer powers");
+  }
+  Tensor out = Tensor::empty(rt, shape);
+  if (out.numel() == 0) return out;
+  detail::LoopPlan plan = detail::make_loop_plan(shape, {&shape, &a.shape(), &b.shape()});
+  void* o = out.mutable_raw();
+  dispatch(ct, [&](auto tag) {
+    using T = decltype(tag);
+    binary_typed<T>(op, plan, a.data<T>(), b.data<T>(), o);
+  });
+  return out;
+}
+
+Tensor unary(UnaryOp op, const Tensor& x_in) {
+  DType ct = unary_compute_dtype(op, x_in.dtype());
+  DType rt = unary_result_dtype(op, x_in.dtype());
+  Tensor x = cast(x_in, ct);
+  if (rt == ct && (op == UnaryOp::Floor || op == UnaryOp::Ceil || op == UnaryOp::Round) && !is_float(ct))
+    return x;
+  Tensor out = Tensor::empty(rt, x.shape());
+  void* o = out.mutable_raw();
+  dispatch(ct, [&](auto tag) {
+    using T = decltype(tag);
+    unary_typed<T>(op, x.data<T>(), o, x.numel());
+  });
+  return out;
+}
+
+namespace {
+template <class T>
+void where_loop(const detail::LoopPlan& p, const bool* c, const T* a, const T* b, T* out) {
+  const int last = p.rank - 1;
+  const int64_t sc = p.strides[1][last], sa = p.strides[2][last], sb = p.strides[3][last];
+  detail::for_each_row(p, [&](const int64_t* offs, int64_t beg, int64_t end) {
+    const bool* cc = c + offs[1] + beg * sc;
+    const T* aa = a + offs[2] + beg * sa;
+    const T* bb = b + offs[3] + beg * sb;
+    T* oo = out + offs[0] + beg;
+    int64_t n = end - beg;
+    if (sc == 1 && sa == 1 && sb == 1) {
+      for (int64_t i = 0; i < n; ++i) oo[i] = cc[i] ? aa[i] : bb[i];
+    } else {
+      for (int64_t i = 0; i < n; ++i) oo[i] = cc[i * sc] ? aa[i * sa] : bb[i * sb];
+    }
+  });
+}
+}  // namespace
+
+Tensor where(const Tensor& c_in, const Tensor& a_in, const Tensor& b_in) {
+  DType ct = promote(a_in.dtype(), b_in.dtype());
+  Shape shape = broadcast_shapes(broadcast_shapes(c_in.shape(), a_in.shape()), b_in.shape());
+  Tensor c = cast(c_in, DType::Bool), a = cast(a_in, ct), b = cast(b_in, ct);
+  Tensor out = Tensor::empty(ct, shape);
+  if (out.numel() == 0) return out;
+  detail::LoopPlan plan = detail::make_loop_plan(shape, {&shape, &c.shape(), &a.shape(), &b.shape()});
+  dispatch(ct, [&](auto tag) {
+    using T = decltype(tag);
+    where_loop<T>(plan, c.data<bool>(), a.data<T>(), b.data<T>(), out.mutable_data<T>());
+  });
+  return out;
+}
+
+Tensor clip(const Tensor& x, const Tensor& lo, const Tensor& hi) {
+  return minimum(maximum(x, lo), hi);
+}
+
+}  // namespace tdl::rt

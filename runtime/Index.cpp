@@ -1,0 +1,163 @@
+#include "Index.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "Copy.h"
+#include "Elementwise.h"
+#include "Error.h"
+#include "ShapeOps.h"
+
+namespace tdl::rt {
+
+AxisRange resolve_index(const IndexItem& item, int64_t axis, int64_t n) {
+  AxisRange r;
+  if (!item.is_slice) {
+    int64_t i = item.index;
+    if (i < -n || i >= n)
+      throw Error(fmt::format("index {} is out of range for axis {} of size {}", i, axis, n));
+    r.start = i < 0 ? i + n : i;
+    r.count = 1;
+    r.keep = false;
+    return r;
+  }
+  int64_t step = item.step.value_or(1);
+  if (step == 0) throw Error("slice step cannot be zero");
+  // Clamp as Python's PySlice_AdjustIndices does.
+  auto adjust = [&](int64_t v) {
+    if (v < 0) {
+      v = v < -n ? -1 : v + n;
+      if (v < 0) v = step < 0 ? -1 : 0;
+    } else if (v >= n) {
+      v = step < 0 ? n - 1 : n;
+    }
+    return v;
+  };
+  int64_t start = item.start ? adjust(*item.start) : (step < 0 ? n - 1 : 0);
+  int64_t stop = item.stop ? adjust(*item.stop) : (step < 0 ? -1 : n);
+  int64_t count = 0;
+  if (step > 0 && stop > start) count = (stop - start - 1) / step + 1;
+  if (step < 0 && start > stop) count = (start - stop - 1) / (-step) + 1;
+  r.start = count ? start : 0;
+  r.step = step;
+  r.count = count;
+  return r;
+}
+
+namespace {
+
+struct Selection {
+  std::vector<AxisRange> ranges;  // one per axis of x
+  Shape shape;                    // the result shape (kept axes)
+  int64_t numel = 0;
+};
+
+Selection select(const Tensor& x, const IndexSpec& spec) {
+  if (static_cast<int64_t>(spec.size()) > x.rank())
+    throw Error(fmt::format("too many indices for a tensor of shape {}: got {}", shape_str(x.shape()),
+                            spec.size()));
+  Selection s;
+  s.numel = 1;
+  for (int64_t a = 0; a < x.rank(); ++a) {
+    AxisRange r = a < static_cast<int64_t>(spec.size()) ? resolve_index(spec[a], a, x.shape()[a])
+                                                        : resolve_index(IndexItem::all(), a, x.shape()[a]);
+    if (r.keep) s.shape.push_back(r.count);
+    s.numel *= r.count;
+    s.ranges.push_back(r);
+  }
+  return s;
+}
+
+// Calls f(x_offset, region_offset) for every selected element, in C order of the region.
+template <class F>
+void walk(const Tensor& x, const Selection& s, F&& f) {
+  if (s.numel == 0) return;
+  const int64_t r = x.rank();
+  if (r == 0) {
+    f(int64_t{0}, int64_t{0});
+    return;
+  }
+  std::vector<int64_t> st = strides_of(x.shape());
+  std::vector<int64_t> idx(r, 0);
+  int64_t base = 0;
+  for (int64_t a = 0; a < r; ++a) base += s.ranges[a].start * st[a];
+  const AxisRange& last = s.ranges[r - 1];
+  const int64_t lstep = last.step * st[r - 1];
+  int64_t k = 0;
+  for (;;) {
+    int64_t off = base;
+    for (int64_t i = 0; i < last.count; ++i, off += lstep) f(off, k++);
+    int64_t a = r - 2;
+    for (; a >= 0; --a) {
+      base += s.ranges[a].step * st[a];
+      if (++idx[a] < s.ranges[a].count) break;
+      base -= s.ranges[a].step * st[a] * s.ranges[a].count;
+      idx[a] = 0;
+    }
+    if (a < 0) break;
+  }
+}
+
+}  // namespace
+
+Tensor get_index(const Tensor& x, const IndexSpec& spec) {
+  Selection s = select(x, spec);
+  Tensor out = Tensor::empty(x.dtype(), s.shape);
+  if (s.numel == 0) return out;
+  detail::dispatch_bits(itemsize(x.dtype()), [&](auto tag) {
+    using U = decltype(tag);
+    const U* src = static_cast<const U*>(x.raw());
+    U* dst = static_cast<U*>(out.mutable_raw());
+    walk(x, s, [&](int64_t xo, int64_t ro) { dst[ro] = src[xo]; });
+  });
+  return out;
+}
+
+void set_index(Tensor& x, const IndexSpec& spec, const Tensor& value) {
+  Selection s = select(x, spec);
+  Tensor v = cast(value, x.dtype());
+  check_broadcast_to(v.shape(), s.shape);
+  if (s.numel == 0) return;
+  if (v.numel() != 1 && v.shape() != s.shape) v = broadcast_to(v, s.shape);
+  const bool single = v.numel() == 1;
+  x.ensure_unique();
+  detail::dispatch_bits(itemsize(x.dtype()), [&](auto tag) {
+    using U = decltype(tag);
+    const U* src = static_cast<const U*>(v.raw());
+    U* dst = static_cast<U*>(x.mutable_raw());
+    if (single) {
+      const U c = src[0];
+      walk(x, s, [&](int64_t xo, int64_t) { dst[xo] = c; });
+    } else {
+      walk(x, s, [&](int64_t xo, int64_t ro) { dst[xo] = src[ro]; });
+    }
+  });
+}
+
+Tensor gather(const Tensor& x, const Tensor& idx) { return take(x, idx, 0); }
+
+void scatter(Tensor& x, const Tensor& idx, const Tensor& value) {
+  if (!is_integer(idx.dtype()))
+    throw Error(fmt::format("indices must be integers, got {}", idx.type_str()));
+  if (x.rank() == 0) throw Error("cannot index a scalar");
+  const int64_t n = x.shape()[0];
+  std::vector<int64_t> ids(idx.numel());
+  for (int64_t i = 0; i < idx.numel(); ++i) {
+    int64_t k = idx.item_int64(i);
+    if (k < -n || k >= n) throw Error(fmt::format("index {} is out of range for axis 0 of size {}", k, n));
+    ids[i] = k < 0 ? k + n : k;
+  }
+  Shape region = idx.shape();
+  region.insert(region.end(), x.shape().begin() + 1, x.shape().end());
+  Tensor v = cast(value, x.dtype());
+  check_broadcast_to(v.shape(), region);
+  v = broadcast_to(v, region);
+  if (ids.empty()) return;
+  const size_t row = static_cast<size_t>(x.numel() / n) * itemsize(x.dtype());
+  char* dst = static_cast<char*>(x.mutable_raw());
+  const char* src = static_cast<const char*>(v.raw());
+  for (size_t i = 0; i < ids.size(); ++i) std::memcpy(dst + ids[i] * row, src + i * row, row);
+}
+
+}  // namespace tdl::rt

@@ -1,0 +1,50 @@
+// Basic indexing (SPEC §4): per axis an integer (negative counts from the end; out of
+// range is `index I is out of range for axis A of size S`) or a Python slice
+// start:stop:step (each optional, negative steps allowed). Axes not named are taken
+// whole. Integer items remove their axis.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "Tensor.h"
+
+namespace tdl::rt {
+
+struct IndexItem {
+  bool is_slice = false;
+  int64_t index = 0;  // when !is_slice
+  std::optional<int64_t> start, stop, step;  // when is_slice
+
+  static IndexItem at(int64_t i) { return IndexItem{false, i, {}, {}, {}}; }
+  static IndexItem slice(std::optional<int64_t> start = {}, std::optional<int64_t> stop = {},
+                         std::optional<int64_t> step = {}) {
+    return IndexItem{true, 0, start, stop, step};
+  }
+  static IndexItem all() { return slice(); }
+};
+using IndexSpec = std::vector<IndexItem>;
+
+// The normalised selection along one axis: `count` positions start, start + step, ...
+struct AxisRange {
+  int64_t start = 0, step = 1, count = 0;
+  bool keep = true;  // false for an integer index (the axis is removed)
+};
+
+// Python's slice.indices() plus integer checks; throws the SPEC errors. `axis` is used in
+// messages only.
+AxisRange resolve_index(const IndexItem& item, int64_t axis, int64_t size);
+
+// x[spec] as a new tensor.
+Tensor get_index(const Tensor& x, const IndexSpec& spec);
+// x[spec] = value: value is cast to x's dtype and broadcast to the selected region
+// (`cannot broadcast shape A to B`); x is updated in place after ensuring it does not
+// share its storage.
+void set_index(Tensor& x, const IndexSpec& spec, const Tensor& value);
+
+// x[idx] for an integer tensor idx: gathers along axis 0 (= take(x, idx, 0)).
+Tensor gather(const Tensor& x, const Tensor& idx);
+// x[idx] = value for an integer tensor idx (rows along axis 0; later duplicates win).
+void scatter(Tensor& x, const Tensor& idx, const Tensor& value);
+
+}  // namespace tdl::rt

@@ -1,0 +1,32 @@
+// File formats (SPEC §5): NumPy .npy, safetensors, CSV. Every malformed, truncated or
+// oversized input throws Error with a message naming the file; a missing file gives
+// `cannot open 'PATH': No such file or directory`.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "Tensor.h"
+
+namespace tdl::rt {
+
+// .npy versions 1-3. dtypes: <f4 <f8 <i4 <i8 |b1 native; i1 i2 u1 u2 widen to i32, u4
+// to i64, f2 to f32; big-endian is byte-swapped; fortran_order is converted to C order.
+Tensor load_npy(const std::string& path);
+// Writes version 1 (version 2 if the header would not fit), C order.
+void save_npy(const std::string& path, const Tensor& t);
+
+// Entries in header order. dtypes BOOL I32 I64 F32 F64 native; I8 I16 U8 U16 widen to
+// i32, U32 to i64, F16 BF16 to f32; others are an error.
+std::vector<std::pair<std::string, Tensor>> load_safetensors(const std::string& path);
+// Writes entries in the given order; names must be unique.
+void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& entries);
+
+// A rows x columns tensor of `dtype` (bool accepts true/false/1/0). RFC 4180 quoting,
+// LF or CRLF, optional UTF-8 BOM, gzip input (detected by its magic bytes); `header`
+// skips the first record. Blank lines are skipped; a ragged row is an error naming the
+// line and column.
+Tensor load_csv(const std::string& path, DType dtype = DType::F32, bool header = false);
+
+}  // namespace tdl::rt

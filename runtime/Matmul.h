@@ -1,0 +1,19 @@
+// Linear algebra (SPEC §5): matmul with NumPy semantics, dot, outer. f32/f64 go through
+// OpenBLAS sgemm/dgemm; integers use a plain loop (wrapping); bool operands give bool
+// (logical or of ands). Operands are promoted to their common dtype.
+#pragma once
+
+#include "Tensor.h"
+
+namespace tdl::rt {
+
+// 1-D operands get a dim added (a: in front, b: at the end) that is removed from the
+// result; batch dims broadcast. Errors: `cannot multiply shapes A and B (k1 != k2)`.
+Tensor matmul(const Tensor& a, const Tensor& b);
+// NumPy dot: 1-D x 1-D is the inner product, a scalar operand multiplies, N-D x M-D sums
+// over the last axis of a and the second-to-last of b (the last one when b is 1-D).
+Tensor dot(const Tensor& a, const Tensor& b);
+// outer(a, b)[i, j] = a.flat[i] * b.flat[j].
+Tensor outer(const Tensor& a, const Tensor& b);
+
+}  // namespace tdl::rt

@@ -1,0 +1,90 @@
+#include "Print.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+namespace tdl::rt {
+
+namespace {
+
+template <class F>
+std::string format_shortest(F v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  std::string s = fmt::format("{}", v);
+  if (s.find_first_of(".e") == std::string::npos) s += ".0";
+  return s;
+}
+
+void append_element(std::string& out, const Tensor& t, int64_t flat) {
+  switch (t.dtype()) {
+    case DType::Bool: out += t.data<bool>()[flat] ? "true" : "false"; return;
+    case DType::I32: fmt::format_to(std::back_inserter(out), "{}", t.data<int32_t>()[flat]); return;
+    case DType::I64: fmt::format_to(std::back_inserter(out), "{}", t.data<int64_t>()[flat]); return;
+    case DType::F32: out += format_shortest(t.data<float>()[flat]); return;
+    case DType::F64: out += format_shortest(t.data<double>()[flat]); return;
+  }
+}
+
+struct Printer {
+  const Tensor& t;
+  std::vector<int64_t> strides;
+  bool summarize;
+  std::string out;
+
+  // Indices of axis entries to print; -1 marks the `...` gap.
+  std::vector<int64_t> entries(int64_t n) const {
+    std::vector<int64_t> v;
+    if (summarize && n > 2 * kPrintEdgeItems) {
+      for (int64_t i = 0; i < kPrintEdgeItems; ++i) v.push_back(i);
+      v.push_back(-1);
+      for (int64_t i = n - kPrintEdgeItems; i < n; ++i) v.push_back(i);
+    } else {
+      for (int64_t i = 0; i < n; ++i) v.push_back(i);
+    }
+    return v;
+  }
+
+  void print(size_t axis, int64_t offset) {
+    out += '[';
+    bool last_axis = axis + 1 == t.shape().size();
+    bool first = true;
+    for (int64_t i : entries(t.shape()[axis])) {
+      if (!first) {
+        if (last_axis) {
+          out += ", ";
+        } else {
+          out += ",\n";
+          out.append(axis + 1, ' ');
+        }
+      }
+      first = false;
+      if (i < 0) out += "...";
+      else if (last_axis) append_element(out, t, offset + i);
+      else print(axis + 1, offset + i * strides[axis]);
+    }
+    out += ']';
+  }
+};
+
+}  // namespace
+
+std::string format_float(double v, DType dtype) {
+  return dtype == DType::F32 ? format_shortest(static_cast<float>(v)) : format_shortest(v);
+}
+
+std::string format_element(const Tensor& t, int64_t flat) {
+  std::string s;
+  append_element(s, t, flat);
+  return s;
+}
+
+std::string format_tensor(const Tensor& t) {
+  if (t.rank() == 0) return format_element(t, 0);
+  Printer p{t, strides_of(t.shape()), t.numel() > kPrintSummarizeThreshold, {}};
+  p.print(0, 0);
+  return std::move(p.out);
+}
+
+}  // namespace tdl::rt

@@ -1,0 +1,25 @@
+// Printing of tensors and scalars, exactly as SPEC §8 says.
+#pragma once
+
+#include <string>
+
+#include "Tensor.h"
+
+namespace tdl::rt {
+
+// Tensors with more elements than this print summarised: the first and last
+// kPrintEdgeItems entries of every axis longer than 2 * kPrintEdgeItems, with `...`.
+inline constexpr int64_t kPrintSummarizeThreshold = 1000;
+inline constexpr int64_t kPrintEdgeItems = 3;
+
+// A float as its shortest round-tripping decimal for its dtype (F32: as a float), with
+// ".0" added when it would look like an integer: 0.1, 1e-07, 2.5e+16, 6.0, nan, inf,
+// -inf, -0.0.
+std::string format_float(double v, DType dtype);
+// One element of t: floats as above, integers plainly, bools true/false.
+std::string format_element(const Tensor& t, int64_t flat);
+// The whole tensor: a scalar as its element, rank 1 as [a, b], rank >= 2 nested, rows
+// joined by ",\n" plus one space per open bracket.
+std::string format_tensor(const Tensor& t);
+
+}  // namespace tdl::rt

@@ -1,0 +1,317 @@
+// Reductions. The input is viewed as [O, R, I] (outer kept dims, reduced dims, inner kept
+// dims); when the reduced axes are not adjacent the kept axes are first moved to the
+// front by a transpose, giving [O, R, 1]. Rows (I == 1) reduce contiguous memory; columns
+// (I > 1) accumulate R rows into I accumulators, which vectorises across I.
+#include "Reduce.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <limits>
+#include <memory>
+
+#include "Arith.h"
+#include "Create.h"
+#include "Elementwise.h"
+#include "Error.h"
+#include "ShapeOps.h"
+#include "ThreadPool.h"
+
+namespace tdl::rt {
+
+std::string_view reduce_op_name(ReduceOp op) {
+  static constexpr std::string_view names[] = {"sum", "mean", "max", "min", "prod",
+                                               "all", "any", "argmax", "argmin", "logsumexp"};
+  return names[static_cast<int>(op)];
+}
+
+DType reduce_result_dtype(ReduceOp op, DType x) {
+  switch (op) {
+    case ReduceOp::Sum:
+    case ReduceOp::Prod: return is_float(x) ? x : DType::I64;
+    case ReduceOp::Mean:
+    case ReduceOp::LogSumExp: return is_float(x) ? x : DType::F32;
+    case ReduceOp::Max:
+    case ReduceOp::Min: return x;
+    case ReduceOp::All:
+    case ReduceOp::Any: return DType::Bool;
+    case ReduceOp::ArgMax:
+    case ReduceOp::ArgMin: return DType::I64;
+  }
+  return x;
+}
+
+namespace {
+
+struct Layout {
+  int64_t outer = 1, red = 1, inner = 1;
+};
+
+// Pairwise summation as NumPy does it: blocks of 128 with 8 accumulators.
+template <class T>
+T pairwise_sum(const T* p, int64_t n) {
+  if (n < 8) {
+    T s = 0;
+    for (int64_t i = 0; i < n; ++i) s += p[i];
+    return s;
+  }
+  if (n <= 128) {
+    T r[8];
+    for (int j = 0; j < 8; ++j) r[j] = p[j];
+    int64_t i = 8;
+    for (; i + 8 <= n; i += 8)
+      for (int j = 0; j < 8; ++j) r[j] += p[i + j];
+    T s = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; ++i) s += p[i];
+    return s;
+  }
+  int64_t n2 = n / 2;
+  n2 -= n2 % 8;
+  return pairwise_sum(p, n2) + pairwise_sum(p + n2, n - n2);
+}
+
+// Accumulation policies: Acc is the accumulator type, Out the result element type.
+template <class T>
+struct SumPolicy {
+  using Acc = std::conditional_t<std::is_same_v<T, float>, double, T>;
+  static Acc init() { return Acc(0); }
+  static Acc row(const T* p, int64_t n) {
+    if constexpr (std::is_floating_point_v<T>) {
+      return static_cast<Acc>(pairwise_sum(p, n));
+    } else {
+      std::make_unsigned_t<T> s = 0;
+      for (int64_t i = 0; i < n; ++i) s += static_cast<std::make_unsigned_t<T>>(p[i]);
+      return static_cast<T>(s);
+    }
+  }
+  static Acc step(Acc a, T x) { return detail::wrap_add<Acc>(a, static_cast<Acc>(x)); }
+  static Acc combine(Acc a, Acc b) { return detail::wrap_add(a, b); }
+};
+
+template <class T>
+struct ProdPolicy {
+  using Acc = T;
+  static Acc init() { return T(1); }
+  static Acc row(const T* p, int64_t n) {
+    Acc a = init();
+    for (int64_t i = 0; i < n; ++i) a = detail::wrap_mul(a, p[i]);
+    return a;
+  }
+  static Acc step(Acc a, T x) { return detail::wrap_mul(a, x); }
+  static Acc combine(Acc a, Acc b) { return detail::wrap_mul(a, b); }
+};
+
+template <class T>
+struct MaxPolicy {
+  using Acc = T;
+  static Acc init() {
+    if constexpr (std::is_floating_point_v<T>) return -std::numeric_limits<T>::infinity();
+    else return std::numeric_limits<T>::lowest();
+  }
+  static Acc row(const T* p, int64_t n) {
+    Acc a = init();
+    for (int64_t i = 0; i < n; ++i) a = detail::max_of(p[i], a);
+    return a;
+  }
+  static Acc step(Acc a, T x) { return detail::max_of(x, a); }
+  static Acc combine(Acc a, Acc b) { return detail::max_of(a, b); }
+};
+
+template <class T>
+struct MinPolicy {
+  using Acc = T;
+  static Acc init() {
+    if constexpr (std::is_floating_point_v<T>) return std::numeric_limits<T>::infinity();
+    else return std::numeric_limits<T>::max();
+  }
+  static Acc row(const T* p, int64_t n) {
+    Acc a = init();
+    for (int64_t i = 0; i < n; ++i) a = detail::min_of(p[i], a);
+    return a;
+  }
+  static Acc step(Acc a, T x) { return detail::min_of(x, a); }
+  static Acc combine(Acc a, Acc b) { return detail::min_of(a, b); }
+};
+
+// Reduces x viewed as [O, R, I] into out [O, I] with policy P.
+template <class T, class P, class Out>
+void reduce_kernel(const T* x, Out* out, const Layout& L) {
+  using Acc = typename P::Acc;
+  const int64_t O = L.outer, R = L.red, I = L.inner;
+  const int64_t grain = kParallelThreshold / 2;
+  if (I == 1) {
+    if (O == 1 && R >= 2 * grain) {
+      // One long row: partial results per chunk, combined in order.
+      int64_t chunks = std::min<int64_t>(num_threads() * 4, R / grain);
+      int64_t len = (R + chunks - 1) / chunks;
+      std::unique_ptr<Acc[]> part(new Acc[chunks]);
+      for (int64_t c = 0; c < chunks; ++c) part[c] = P::init();
+      parallel_for(chunks, 1, [&](int64_t b, int64_t e) {
+        for (int64_t c = b; c < e; ++c) {
+          int64_t s = c * len, n = std::min(R, s + len) - s;
+          if (n > 0) part[c] = P::row(x + s, n);
+        }
+      });
+      Acc a = part[0];
+      for (int64_t c = 1; c < chunks; ++c) a = P::combine(a, part[c]);
+      out[0] = static_cast<Out>(a);
+      return;
+    }
+    parallel_for(O, std::max<int64_t>(1, grain / std::max<int64_t>(R, 1)), [&](int64_t b, int64_t e) {
+      for (int64_t o = b; o < e; ++o) out[o] = static_cast<Out>(P::row(x + o * R, R));
+    });
+    return;
+  }
+  auto columns = [&](int64_t o, int64_t ib, int64_t ie) {
+    std::unique_ptr<Acc[]> acc(new Acc[ie - ib]);
+    Acc* a = acc.get();
+    for (int64_t i = 0; i < ie - ib; ++i) a[i] = P::init();
+    const int64_t n = ie - ib;
+    for (int64_t r = 0; r < R; ++r) {
+      const T* row = x + (o * R + r) * I + ib;
+      for (int64_t i = 0; i < n; ++i) a[i] = P::step(a[i], row[i]);
+    }
+    for (int64_t i = 0; i < n; ++i) out[o * I + ib + i] = static_cast<Out>(a[i]);
+  };
+  if (O == 1) {
+    parallel_for(I, std::max<int64_t>(16, grain / std::max<int64_t>(R, 1)),
+                 [&](int64_t b, int64_t e) { columns(0, b, e); });
+  } else {
+    parallel_for(O, std::max<int64_t>(1, grain / std::max<int64_t>(R * I, 1)), [&](int64_t b, int64_t e) {
+      for (int64_t o = b; o < e; ++o) columns(o, 0, I);
+    });
+  }
+}
+
+// argmax (kMax) / argmin over [O, R, I] into i64 [O, I].
+template <class T, bool kMax>
+void arg_kernel(const T* x, int64_t* out, const Layout& L) {
+  auto better = [](T v, T best) {
+    if constexpr (std::is_floating_point_v<T>) {
+      if (best != best) return false;  // a NaN already won
+      if (v != v) return true;
+    }
+    return kMax ? v > best : v < best;
+  };
+  const int64_t O = L.outer, R = L.red, I = L.inner;
+  parallel_for(O * I, std::max<int64_t>(1, (kParallelThreshold / 2) / std::max<int64_t>(R, 1)),
+               [&](int64_t b, int64_t e) {
+                 for (int64_t k = b; k < e; ++k) {
+                   int64_t o = k / I, i = k % I;
+                   const T* p = x + o * R * I + i;
+                   T best = p[0];
+                   int64_t bi = 0;
+                   for (int64_t r = 1; r < R; ++r)
+                     if (better(p[r * I], best)) {
+                       best = p[r * I];
+                       bi = r;
+                     }
+                   out[k] = bi;
+                 }
+               });
+}
+
+// Moves the reduced axes after the kept ones when they are not adjacent; returns the
+// [O, R, I] layout of the (possibly transposed) tensor.
+Layout plan_layout(Tensor& x, const std::vector<bool>& mask) {
+  const int64_t r = x.rank();
+  const Shape s = x.shape();  // a copy: x may be replaced below
+  int64_t first = -1, last = -1;
+  bool gap = false;
+  for (int64_t d = 0; d < r; ++d) {
+    if (!mask[d] || s[d] == 1) continue;
+    if (first < 0) first = d;
+    last = d;
+  }
+  for (int64_t d = first + 1; first >= 0 && d < last; ++d)
+    if (!mask[d] && s[d] != 1) gap = true;
+  Layout L;
+  if (first < 0) {  // nothing (of size > 1) reduced
+    L.outer = x.numel();
+    return L;
+  }
+  if (gap) {
+    std::vector<int64_t> perm;
+    for (int64_t d = 0; d < r; ++d)
+      if (!mask[d]) perm.push_back(d);
+    for (int64_t d = 0; d < r; ++d)
+      if (mask[d]) perm.push_back(d);
+    x = transpose(x, perm);
+    for (int64_t d = 0; d < r; ++d) (mask[perm[d]] ? L.red : L.outer) *= s[perm[d]];
+    return L;
+  }
+  for (int64_t d = 0; d < r; ++d) {
+    if (d < first) L.outer *= s[d];
+    else if (d <= last) L.red *= s[d];
+    else L.inner *= s[d];
+  }
+  return L;
+}
+
+}  // namespace
+
+Tensor reduce(ReduceOp op, const Tensor& x_in, const Axes& axes, bool keepdims) {
+  std::vector<bool> mask = reduction_mask(axes, x_in.rank());
+  Shape out_shape = reduced_shape(x_in.shape(), mask, keepdims);
+  int64_t count = 1;
+  for (int64_t d = 0; d < x_in.rank(); ++d)
+    if (mask[d]) count *= x_in.shape()[d];
+  const DType rdt = reduce_result_dtype(op, x_in.dtype());
+
+  switch (op) {
+    case ReduceOp::Mean: {
+      if (count == 0) return full(out_shape, std::numeric_limits<double>::quiet_NaN(), rdt);
+      Tensor xs = is_float(x_in.dtype()) ? x_in : cast(x_in, DType::F64);
+      Tensor s = reduce(ReduceOp::Sum, xs, axes, keepdims);
+      return cast(div(s, Tensor::scalar_of(s.dtype(), static_cast<double>(count))), rdt);
+    }
+    case ReduceOp::LogSumExp: {
+      if (count == 0) return full(out_shape, -std::numeric_limits<double>::infinity(), rdt);
+      Tensor xf = cast(x_in, rdt);
+      Tensor m = reduce(ReduceOp::Max, xf, axes, true);
+      Tensor m_safe = where(isfinite(m), m, Tensor::scalar_of(rdt, 0.0));
+      Tensor s = reduce(ReduceOp::Sum, exp(sub(xf, m_safe)), axes, true);
+      return reshape(add(log(s), m_safe), out_shape);
+    }
+    case ReduceOp::Max:
+    case ReduceOp::Min:
+    case ReduceOp::ArgMax:
+    case ReduceOp::ArgMin:
+      if (count == 0)
+        throw Error(fmt::format("cannot take {} over an empty axis (shape {})", reduce_op_name(op),
+                                shape_str(x_in.shape())));
+      break;
+    default: break;
+  }
+
+  DType cdt = x_in.dtype();  // compute dtype
+  if (op == ReduceOp::Sum || op == ReduceOp::Prod) cdt = rdt;
+  if (op == ReduceOp::All || op == ReduceOp::Any) cdt = DType::Bool;
+  Tensor x = cast(x_in, cdt);
+  Tensor out = Tensor::empty(rdt, out_shape);
+  if (out.numel() == 0) return out;
+  Layout L = plan_layout(x, mask);
+
+  dispatch(cdt, [&](auto tag) {
+    using T = decltype(tag);
+    const T* p = x.data<T>();
+    switch (op) {
+      case ReduceOp::Sum:
+        if constexpr (!std::is_same_v<T, bool>) reduce_kernel<T, SumPolicy<T>>(p, out.mutable_data<T>(), L);
+        return;
+      case ReduceOp::Prod:
+        if constexpr (!std::is_same_v<T, bool>) reduce_kernel<T, ProdPolicy<T>>(p, out.mutable_data<T>(), L);
+        return;
+      case ReduceOp::Max:
+      case ReduceOp::Any: return reduce_kernel<T, MaxPolicy<T>>(p, out.mutable_data<T>(), L);
+      case ReduceOp::Min:
+      case ReduceOp::All: return reduce_kernel<T, MinPolicy<T>>(p, out.mutable_data<T>(), L);
+      case ReduceOp::ArgMax: return arg_kernel<T, true>(p, out.mutable_data<int64_t>(), L);
+      case ReduceOp::ArgMin: return arg_kernel<T, false>(p, out.mutable_data<int64_t>(), L);
+      default: throw InternalError("reduce: unhandled op");
+    }
+  });
+  return out;
+}
+
+}  // namespace tdl::rt

@@ -1,0 +1,191 @@
+// safetensors: u64 LE header size N, N bytes of JSON, then the data buffer. Each entry
+// {"dtype", "shape", "data_offsets": [BEGIN, END]} is relative to the buffer start; an
+// optional "__metadata__" maps strings to strings. Validity rules (as the reference
+// implementation): no duplicate keys, END - BEGIN = numel * itemsize, the entries cover
+// the buffer exactly with no holes or overlaps, header <= 100 MB.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <unordered_set>
+#include <vector>
+
+#include "Error.h"
+#include "FileIo.h"
+#include "Io.h"
+#include "RawFormat.h"
+
+namespace tdl::rt {
+
+namespace {
+
+constexpr uint64_t kMaxHeaderBytes = 100'000'000;
+constexpr int kMaxJsonDepth = 64;
+
+using json = nlohmann::ordered_json;
+using detail::RawFormat;
+using detail::RawKind;
+
+std::optional<RawFormat> parse_dtype(const std::string& s) {
+  static const std::pair<const char*, RawFormat> table[] = {
+      {"BOOL", {RawKind::Bool, 1}}, {"I8", {RawKind::Int, 1}},     {"I16", {RawKind::Int, 2}},
+      {"I32", {RawKind::Int, 4}},   {"I64", {RawKind::Int, 8}},    {"U8", {RawKind::UInt, 1}},
+      {"U16", {RawKind::UInt, 2}},  {"U32", {RawKind::UInt, 4}},   {"F16", {RawKind::Float, 2}},
+      {"BF16", {RawKind::BFloat, 2}}, {"F32", {RawKind::Float, 4}}, {"F64", {RawKind::Float, 8}},
+  };
+  for (const auto& [name, f] : table)
+    if (s == name) return f;
+  return std::nullopt;
+}
+
+const char* dtype_tag(DType d) {
+  switch (d) {
+    case DType::Bool: return "BOOL";
+    case DType::I32: return "I32";
+    case DType::I64: return "I64";
+    case DType::F32: return "F32";
+    case DType::F64: return "F64";
+  }
+  return "";
+}
+
+struct Entry {
+  std::string name;
+  RawFormat format;
+  Shape shape;
+  uint64_t begin, end;
+};
+
+}  // namespace
+
+std::vector<std::pair<std::string, Tensor>> load_safetensors(const std::string& path) {
+  detail::InFile in(path);
+  auto bad = [&](const std::string& msg) {
+    return Error(fmt::format("invalid safetensors file '{}': {}", path, msg));
+  };
+  if (in.size() < 8) throw bad("the file is too short for the 8-byte header size");
+  unsigned char nb[8];
+  in.read_at(0, nb, 8, "cannot read the header size");
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = n << 8 | nb[i];
+  if (n > kMaxHeaderBytes) throw bad(fmt::format("header size {} exceeds the 100 MB limit", n));
+  if (n > in.size() - 8) throw bad(fmt::format("header size {} runs past the end of the file ({} bytes)", n, in.size()));
+  std::string text(n, '\0');
+  in.read_at(8, text.data(), n, "cannot read the header");
+
+  // Parse, rejecting duplicate keys and deep nesting.
+  std::vector<std::unordered_set<std::string>> keys;
+  json header;
+  try {
+    header = json::parse(text, [&](int depth, json::parse_event_t ev, json& parsed) {
+      if (depth > kMaxJsonDepth) throw bad("the header JSON is nested too deeply");
+      if (ev == json::parse_event_t::object_start) keys.emplace_back();
+      else if (ev == json::parse_event_t::object_end && !keys.empty()) keys.pop_back();
+      else if (ev == json::parse_event_t::key && !keys.empty()) {
+        std::string k = parsed.get<std::string>();
+        if (!keys.back().insert(k).second) throw bad(fmt::format("duplicate key '{}' in the header", k));
+      }
+      return true;
+    });
+  } catch (const json::exception& e) {
+    throw bad(fmt::format("the header is not valid JSON ({})", e.what()));
+  }
+  if (!header.is_object()) throw bad("the header is not a JSON object");
+
+  std::vector<Entry> entries;
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    const std::string& name = it.key();
+    const json& v = it.value();
+    if (name == "__metadata__") {
+      if (!v.is_object()) throw bad("__metadata__ must be an object of strings");
+      for (auto m = v.begin(); m != v.end(); ++m)
+        if (!m.value().is_string()) throw bad("__metadata__ must be an object of strings");
+      continue;
+    }
+    if (!v.is_object()) throw bad(fmt::format("entry '{}' is not an object", name));
+    if (!v.contains("dtype") || !v["dtype"].is_string()) throw bad(fmt::format("entry '{}' has no dtype string", name));
+    std::string dts = v["dtype"].get<std::string>();
+    std::optional<RawFormat> f = parse_dtype(dts);
+    if (!f) throw bad(fmt::format("entry '{}' has an unsupported dtype '{}'", name, dts));
+    if (!v.contains("shape") || !v["shape"].is_array())
+      throw bad(fmt::format("entry '{}' has no shape array", name));
+    Shape shape;
+    for (const json& d : v["shape"]) {
+      if (!d.is_number_integer() || (d.is_number_integer() && !d.is_number_unsigned() && d.get<int64_t>() < 0))
+        throw bad(fmt::format("entry '{}' has an invalid shape", name));
+      uint64_t u = d.get<uint64_t>();
+      if (u > static_cast<uint64_t>(INT64_MAX)) throw bad(fmt::format("entry '{}' has an invalid shape", name));
+      shape.push_back(static_cast<int64_t>(u));
+    }
+    if (shape.size() > static_cast<size_t>(kMaxRank)) throw bad(fmt::format("entry '{}' has too many dimensions", name));
+    if (!v.contains("data_offsets") || !v["data_offsets"].is_array() || v["data_offsets"].size() != 2 ||
+        !v["data_offsets"][0].is_number_unsigned() || !v["data_offsets"][1].is_number_unsigned())
+      throw bad(fmt::format("entry '{}' needs data_offsets [BEGIN, END] of non-negative integers", name));
+    uint64_t b = v["data_offsets"][0].get<uint64_t>(), e = v["data_offsets"][1].get<uint64_t>();
+    if (e < b) throw bad(fmt::format("entry '{}' has END < BEGIN in data_offsets [{}, {}]", name, b, e));
+    std::optional<int64_t> numel = checked_numel(shape);
+    unsigned __int128 bytes = numel ? static_cast<unsigned __int128>(*numel) * f->size : ~static_cast<unsigned __int128>(0);
+    if (bytes != e - b)
+      throw bad(fmt::format("entry '{}' of shape {} and dtype {} does not match its {} data bytes", name,
+                            shape_str(shape), dts, e - b));
+    entries.push_back(Entry{name, *f, shape, b, e});
+  }
+
+  // The entries must tile the data buffer exactly.
+  const uint64_t data_start = 8 + n, data_size = in.size() - data_start;
+  std::vector<const Entry*> sorted;
+  for (const Entry& e : entries) sorted.push_back(&e);
+  std::sort(sorted.begin(), sorted.end(), [](const Entry* a, const Entry* b) {
+    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+  });
+  uint64_t pos = 0;
+  for (const Entry* e : sorted) {
+    if (e->begin < pos) throw bad(fmt::format("entry '{}' overlaps another entry", e->name));
+    if (e->begin > pos) throw bad(fmt::format("the data has a gap before entry '{}'", e->name));
+    pos = e->end;
+  }
+  if (pos != data_size)
+    throw bad(fmt::format("the entries cover {} bytes but the data buffer holds {}", pos, data_size));
+
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (const Entry& e : entries) {
+    Tensor t = Tensor::empty(*detail::load_dtype(e.format), e.shape);
+    size_t nbytes = static_cast<size_t>(e.end - e.begin);
+    if (detail::is_native(e.format)) {
+      in.read_at(data_start + e.begin, t.mutable_raw(), nbytes, "cannot read tensor data");
+    } else {
+      std::vector<unsigned char> buf(nbytes);
+      in.read_at(data_start + e.begin, buf.data(), nbytes, "cannot read tensor data");
+      detail::convert_raw(buf.data(), e.format, t.numel(), t);
+    }
+    out.emplace_back(e.name, std::move(t));
+  }
+  return out;
+}
+
+void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& entries) {
+  json header = json::object();
+  std::set<std::string> names;
+  uint64_t offset = 0;
+  for (const auto& [name, t] : entries) {
+    if (name == "__metadata__") throw Error("a tensor cannot be named '__metadata__' in a safetensors file");
+    if (!names.insert(name).second) throw Error(fmt::format("duplicate tensor name '{}' for a safetensors file", name));
+    header[name] = json{{"dtype", dtype_tag(t.dtype())},
+                        {"shape", t.shape()},
+                        {"data_offsets", {offset, offset + t.nbytes()}}};
+    offset += t.nbytes();
+  }
+  std::string text = entries.empty() ? "{}" : header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');
+  unsigned char nb[8];
+  for (int i = 0; i < 8; ++i) nb[i] = static_cast<unsigned char>(static_cast<uint64_t>(text.size()) >> (8 * i));
+  detail::OutFile out(path);
+  out.write(nb, 8);
+  out.write(text.data(), text.size());
+  for (const auto& [name, t] : entries) out.write(t.raw(), t.nbytes());
+  out.close();
+}
+
+}  // namespace tdl::rt
