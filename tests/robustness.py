@@ -33,6 +33,17 @@ def main():
     work = tempfile.mkdtemp()
     path = os.path.join(work, "case.tdl")
     failed = 0
+    # Every seed unmodified first (fuzzer findings live among them as regressions).
+    for src in sources:
+        try:
+            r = subprocess.run([tdl, "check", src], capture_output=True, timeout=30)
+            err = r.stderr.decode("utf-8", "replace")
+            if r.returncode not in (0, 1) or any(c in err for c in CRASH):
+                failed += 1
+                print(f"FAIL seed {src}: exit {r.returncode}: {err[:300]}")
+        except subprocess.TimeoutExpired:
+            failed += 1
+            print(f"FAIL seed {src}: timeout")
     for i in range(a.count):
         base = rng.choice(texts)
         kind = i % 4
@@ -65,7 +76,7 @@ def main():
             keep = os.path.join(work, f"failure-{i}.tdl")
             os.replace(path, keep)
             print(f"FAIL case {i} (kind {kind}): exit {getattr(r, 'returncode', '?')}: {err[:300]} -> {keep}")
-    print(f"{a.count - failed} passed, {failed} failed")
+    print(f"{a.count + len(sources) - failed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
 

@@ -1,9 +1,20 @@
-// Commands whose engines have not landed yet say so plainly (exit status 2),
-// after checking the script, so static errors are still reported.
+// The commands of the `tdl` tool beyond argument handling: run (the eager
+// VM), emit --stage bytecode, and the REPL. Commands whose engines have not
+// landed yet say so plainly (exit status 2), after checking the script, so
+// static errors are still reported.
 #include "tools/Commands.h"
 
 #include <fmt/format.h>
 #include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+
+#include "vm/Vm.h"
+
+#ifdef TDL_HAVE_LIBEDIT
+#include <editline/readline.h>
+#endif
 
 namespace tdl {
 
@@ -19,18 +30,69 @@ int runScript(const RunOptions& opts) {
   c.diags.setJson(opts.jsonDiagnostics);
   c.diags.setColor(!opts.jsonDiagnostics && isatty(2) && std::getenv("NO_COLOR") == nullptr);
   if (!c.load(opts.file, SemaOptions{opts.eager})) return 1;
-  return notYet("running scripts", "the eager VM lands with issue 3; 'tdl check FILE' checks a script");
+  vm::VmOptions vo;
+  vo.eager = opts.eager;
+  vo.trace = opts.trace;
+  vo.scriptArgs = opts.scriptArgs;
+  return vm::runProgram(c, vo);
 }
 
-int emitStage(Compilation&, const std::string& stage, const EmitOptions&) {
-  return notYet(fmt::format("--stage {}", stage), "only --stage ast exists so far");
+int emitStage(Compilation& c, const std::string& stage, const EmitOptions&) {
+  if (stage == "bytecode") {
+    std::string text = vm::bytecodeText(c);
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return 0;
+  }
+  return notYet(fmt::format("--stage {}", stage), "the graph compiler lands with issue 5");
 }
 
 int buildExecutable(const std::string&, const std::string&, bool) {
   return notYet("'tdl build'", "native executables land with issue 7");
 }
 
-int runRepl() { return notYet("'tdl repl'", "it lands with the eager VM, issue 3"); }
+namespace {
+
+// Reads one line; false at the end of input. Line editing and history when
+// stdin is a terminal, plain reads (no prompt) when it is a pipe.
+bool readLine(bool interactive, const char* prompt, std::string& line) {
+#ifdef TDL_HAVE_LIBEDIT
+  if (interactive) {
+    char* s = readline(prompt);
+    if (!s) return false;
+    line = s;
+    if (!line.empty()) add_history(s);
+    std::free(s);
+    return true;
+  }
+#else
+  if (interactive) {
+    std::fputs(prompt, stdout);
+    std::fflush(stdout);
+  }
+#endif
+  return static_cast<bool>(std::getline(std::cin, line));
+}
+
+}  // namespace
+
+int runRepl() {
+  bool interactive = isatty(0) != 0;
+  if (interactive) fmt::print("tdl {} — an eager session; exit() or Ctrl-D ends it\n", TDL_VERSION);
+  vm::ReplSession session(vm::VmOptions{});
+  std::string input, line;
+  while (readLine(interactive, input.empty() ? ">>> " : "... ", line)) {
+    input += input.empty() ? line : "\n" + line;
+    if (vm::ReplSession::needsMore(input)) continue;
+    bool blank = input.find_first_not_of(" \t\r\n") == std::string::npos;
+    std::string text = std::move(input);
+    input.clear();
+    if (blank) continue;
+    if (!session.eval(text)) return session.exitCode();
+  }
+  if (!input.empty() && !session.eval(input)) return session.exitCode();
+  if (interactive) std::fputs("\n", stdout);
+  return 0;
+}
 
 int runLanguageServer() { return notYet("'tdl lsp'", "it lands with issue 10"); }
 

@@ -156,3 +156,14 @@ TEST_CASE("nesting deeper than 1000 is a diagnostic, not a crash") {
   for (int i = 0; i < 900; ++i) ok += ")";
   CHECK(check(ok).ok);
 }
+
+TEST_CASE("unbalanced deep parentheses with garbage parse in linear time (fuzzer finding)") {
+  // Before `(e)` and tuples shared one rule, each `(` made the parser look
+  // ahead to its `)`: this input took 30 s.
+  std::string src = "let x = 1\n";
+  for (int i = 0; i < 900; ++i) src += "(";
+  src += "0 N6tdlgen9TDLParser11TypeContextE";
+  for (int i = 0; i < 900; ++i) src += "(";
+  auto r = check(src);
+  CHECK_FALSE(r.ok);
+}

@@ -1,0 +1,19 @@
+// Checking values against type annotations (SPEC §3): `f32`, `f32[]`,
+// `f32[3, ?]`, `f32[N, 784]` (named dims agree across one call's parameters),
+// record types `{w: T, b: T}` and tuple types `(T, T)`.
+#pragma once
+#include <map>
+#include <string>
+
+#include "frontend/Ast.h"
+#include "vm/Value.h"
+
+namespace tdl::vm {
+
+using DimBindings = std::map<std::string, int64_t>;
+
+// Whether `v` matches `t`. A weak scalar matches a dtype of its kind or a
+// wider one and is converted to it in place (so `s: f32[] = 2.0` holds an f32).
+bool matchesAnnotation(Value& v, const TypeExpr& t, DimBindings& dims);
+
+}  // namespace tdl::vm

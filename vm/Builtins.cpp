@@ -1,0 +1,170 @@
+#include "vm/Builtins.h"
+
+#include <fmt/format.h>
+
+#include <map>
+
+#include "runtime/Error.h"
+#include "vm/Format.h"
+
+namespace tdl::vm {
+
+namespace {
+
+const char* const kNames[] = {
+#define BUILTIN(n) #n,
+#include "frontend/builtins.def"
+#undef BUILTIN
+};
+
+Value notAvailable(Interpreter&, CallArgs&) { throw rt::Error("this builtin is not available yet"); }
+
+const BuiltinTable& table() {
+  static const BuiltinTable t = [] {
+    BuiltinTable b;
+    b.fns.assign(kNumBuiltins, &notAvailable);
+    registerCoreBuiltins(b);
+    registerTensorBuiltins(b);
+    registerIoBuiltins(b);
+    return b;
+  }();
+  return t;
+}
+
+}  // namespace
+
+int builtinId(const std::string& name) {
+  static const std::map<std::string, int> ids = [] {
+    std::map<std::string, int> m;
+    for (int i = 0; i < kNumBuiltins; ++i) m[kNames[i]] = i;
+    return m;
+  }();
+  auto it = ids.find(name);
+  return it == ids.end() ? -1 : it->second;
+}
+
+const char* builtinName(int id) { return id >= 0 && id < kNumBuiltins ? kNames[id] : "?"; }
+
+bool builtinIsDType(int id, DType& out) {
+  switch (id) {
+    case kBuiltin_bool: out = DType::Bool; return true;
+    case kBuiltin_i32: out = DType::I32; return true;
+    case kBuiltin_i64: out = DType::I64; return true;
+    case kBuiltin_f32: out = DType::F32; return true;
+    case kBuiltin_f64: out = DType::F64; return true;
+    default: return false;
+  }
+}
+
+BuiltinFn builtinFn(int id) { return table().fns.at(static_cast<size_t>(id)); }
+
+void BuiltinTable::add(const char* name, BuiltinFn fn) {
+  int id = builtinId(name);
+  if (id < 0) throw std::logic_error(fmt::format("builtin '{}' is not listed in builtins.def", name));
+  fns[static_cast<size_t>(id)] = fn;
+}
+
+// ------------------------------------------------------------------ Args
+
+Args::Args(const char* fn, const CallArgs& call, std::initializer_list<const char*> params, size_t required)
+    : fn_(fn), params_(params), bound_(params.size(), nullptr) {
+  int npos = call.numPos();
+  if (static_cast<size_t>(npos) > params_.size())
+    throw rt::Error(fmt::format("{}() takes at most {} arguments, got {}", fn_, params_.size(), npos));
+  for (int i = 0; i < npos; ++i) bound_[static_cast<size_t>(i)] = &call.args[i];
+  for (int k = 0; k < call.numKw(); ++k) {
+    const std::string& kw = (*call.kwNames)[static_cast<size_t>(k)];
+    size_t j = 0;
+    while (j < params_.size() && kw != params_[j]) ++j;
+    if (j == params_.size()) throw rt::Error(fmt::format("{}() has no parameter named '{}'", fn_, kw));
+    if (bound_[j]) throw rt::Error(fmt::format("{}() got two values for '{}'", fn_, kw));
+    bound_[j] = &call.args[npos + k];
+  }
+  for (size_t i = 0; i < required; ++i)
+    if (!bound_[i]) throw rt::Error(fmt::format("{}() is missing its argument '{}'", fn_, params_[i]));
+}
+
+const Value& Args::operator[](size_t i) const {
+  static const Value none;
+  return has(i) ? *bound_[i] : none;
+}
+
+void Args::fail(size_t i, const std::string& expected) const {
+  throw rt::Error(fmt::format("{}(): '{}' must be {}, got {}", fn_, params_[i], expected, typeText((*this)[i])));
+}
+
+void Args::fail(const std::string& msg) const { throw rt::Error(fmt::format("{}(): {}", fn_, msg)); }
+
+rt::Tensor Args::tensor(size_t i) const {
+  const Value& v = (*this)[i];
+  if (!v.isNumeric()) fail(i, "a tensor");
+  return toTensor(strong(v));
+}
+
+int64_t Args::integer(size_t i) const {
+  const Value& v = (*this)[i];
+  if (v.isScalar() && !v.isFloatScalar()) return v.rawInt();
+  if (v.isTensor() && v.as<TensorObj>()->t.numel() == 1 && !rt::is_float(v.as<TensorObj>()->t.dtype()))
+    return v.as<TensorObj>()->t.scalar_as_int64();
+  fail(i, "an integer");
+}
+
+double Args::number(size_t i) const {
+  const Value& v = (*this)[i];
+  if (v.isScalar()) return strong(v).asDouble();
+  if (v.isTensor() && v.as<TensorObj>()->t.numel() == 1) return v.as<TensorObj>()->t.scalar_as_double();
+  fail(i, "a number");
+}
+
+bool Args::boolean(size_t i) const {
+  const Value& v = (*this)[i];
+  if (v.isScalar() && v.dtype() == DType::Bool) return v.rawInt() != 0;
+  fail(i, "a bool");
+}
+
+DType Args::dtype(size_t i, DType dflt) const {
+  if (!has(i) || (*this)[i].isNone()) return dflt;
+  const Value& v = (*this)[i];
+  if (v.tag() == Tag::DType) return v.dtype();
+  fail(i, "a dtype (bool, i32, i64, f32, f64)");
+}
+
+std::vector<int64_t> Args::ints(size_t i) const {
+  const Value& v = (*this)[i];
+  std::vector<int64_t> out;
+  if (v.isSeq()) {
+    for (auto& x : v.as<SeqObj>()->items) {
+      if (!(x.isScalar() && !x.isFloatScalar())) fail(i, "a list of integers");
+      out.push_back(x.rawInt());
+    }
+    return out;
+  }
+  if (v.isTensor()) {
+    const rt::Tensor& t = v.as<TensorObj>()->t;
+    if (t.rank() != 1 || rt::is_float(t.dtype())) fail(i, "an integer vector");
+    for (int64_t k = 0; k < t.numel(); ++k) out.push_back(t.item_int64(k));
+    return out;
+  }
+  if (v.isScalar() && !v.isFloatScalar()) return {v.rawInt()};
+  fail(i, "a list of integers");
+}
+
+rt::Shape Args::shape(size_t i) const {
+  rt::Shape s = ints(i);
+  for (int64_t d : s)
+    if (d < 0) fail(fmt::format("'{}' has a negative size in {}", params_[i], rt::shape_str(s)));
+  return s;
+}
+
+rt::Axes Args::axes(size_t i) const {
+  if (!has(i) || (*this)[i].isNone()) return std::nullopt;
+  return ints(i);
+}
+
+std::string Args::string(size_t i) const {
+  const Value& v = (*this)[i];
+  if (!v.isStr()) fail(i, "a string");
+  return v.as<StrObj>()->s;
+}
+
+}  // namespace tdl::vm

@@ -1,0 +1,81 @@
+// The builtin functions of SPEC §5, bound by the names of frontend/builtins.def.
+// Each is a plain function `Value f(Interpreter&, CallArgs&)`; `Args` binds
+// positional and keyword arguments to parameter names and converts them, with
+// errors that name the builtin and the parameter.
+#pragma once
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "runtime/Shape.h"
+#include "vm/Value.h"
+
+namespace tdl::vm {
+
+enum BuiltinId : int {
+#define BUILTIN(n) kBuiltin_##n,
+#include "frontend/builtins.def"
+#undef BUILTIN
+  kNumBuiltins
+};
+
+int builtinId(const std::string& name);  // -1 when unknown
+const char* builtinName(int id);
+// Whether builtin `id` names a dtype (bool i32 i64 f32 f64): its value is the dtype.
+bool builtinIsDType(int id, DType& out);
+
+// The arguments of one call: `n` values, the last kwNames->size() of them
+// passed by keyword.
+struct CallArgs {
+  const Value* args = nullptr;
+  int n = 0;
+  const std::vector<std::string>* kwNames = nullptr;
+  int numKw() const { return kwNames ? static_cast<int>(kwNames->size()) : 0; }
+  int numPos() const { return n - numKw(); }
+};
+
+using BuiltinFn = Value (*)(Interpreter& vm, CallArgs& call);
+BuiltinFn builtinFn(int id);
+
+// Registration, one function per builtins file.
+struct BuiltinTable {
+  std::vector<BuiltinFn> fns;
+  void add(const char* name, BuiltinFn fn);
+};
+void registerCoreBuiltins(BuiltinTable& t);    // BuiltinsCore.cpp: print, str, len, range, trees, ...
+void registerTensorBuiltins(BuiltinTable& t);  // BuiltinsTensor.cpp: creation, math, reductions, shapes
+void registerIoBuiltins(BuiltinTable& t);      // BuiltinsIo.cpp: files and random numbers
+
+class Args {
+ public:
+  // Binds `call` to `params`; the first `required` must be given.
+  Args(const char* fn, const CallArgs& call, std::initializer_list<const char*> params, size_t required);
+
+  bool has(size_t i) const { return i < bound_.size() && bound_[i] != nullptr; }
+  const Value& operator[](size_t i) const;
+  size_t count() const { return bound_.size(); }
+
+  // Conversions; each fails with `fn: 'param' must be ..., got ...`.
+  rt::Tensor tensor(size_t i) const;       // any numeric value (weak → default dtype)
+  int64_t integer(size_t i) const;         // an integer (or bool) scalar
+  int64_t integerOr(size_t i, int64_t dflt) const { return has(i) && !(*this)[i].isNone() ? integer(i) : dflt; }
+  double number(size_t i) const;           // any numeric scalar
+  bool boolean(size_t i) const;            // a bool scalar
+  bool booleanOr(size_t i, bool dflt) const { return has(i) ? boolean(i) : dflt; }
+  DType dtype(size_t i, DType dflt) const; // a dtype value
+  rt::Shape shape(size_t i) const;         // an i64 vector or a list/tuple of integers
+  rt::Axes axes(size_t i) const;           // none | int | tuple/list of ints
+  std::string string(size_t i) const;
+  std::vector<int64_t> ints(size_t i) const;  // like shape, without the sign check
+
+  [[noreturn]] void fail(size_t i, const std::string& expected) const;
+  [[noreturn]] void fail(const std::string& msg) const;
+  const char* name() const { return fn_; }
+
+ private:
+  const char* fn_;
+  std::vector<const char*> params_;
+  std::vector<const Value*> bound_;
+};
+
+}  // namespace tdl::vm

@@ -1,0 +1,231 @@
+// Builtins about values in general: printing and text, len/range, numbers
+// from strings, time/args/exit/assert, tree functions, and the autodiff
+// entry points (not available yet).
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdlib>
+
+#include "runtime/Error.h"
+#include "runtime/Reduce.h"
+#include "vm/Builtins.h"
+#include "vm/Format.h"
+#include "vm/Interpreter.h"
+
+namespace tdl::vm {
+
+namespace {
+
+Value print(Interpreter& vm, CallArgs& call) {
+  std::string sep = " ", end = "\n";
+  for (int k = 0; k < call.numKw(); ++k) {
+    const std::string& name = (*call.kwNames)[static_cast<size_t>(k)];
+    const Value& v = call.args[call.numPos() + k];
+    if (name != "sep" && name != "end") throw rt::Error(fmt::format("print() has no parameter named '{}'", name));
+    if (!v.isStr()) throw rt::Error(fmt::format("print(): '{}' must be a string, got {}", name, typeText(v)));
+    (name == "sep" ? sep : end) = v.as<StrObj>()->s;
+  }
+  std::string out;
+  for (int i = 0; i < call.numPos(); ++i) {
+    if (i) out += sep;
+    out += str(call.args[i]);
+  }
+  out += end;
+  std::fwrite(out.data(), 1, out.size(), vm.out());
+  return Value();
+}
+
+Value strFn(Interpreter&, CallArgs& call) {
+  Args a("str", call, {"x"}, 1);
+  return makeStr(str(a[0]));
+}
+
+Value formatFn(Interpreter&, CallArgs& call) {
+  Args a("format", call, {"x", "spec"}, 1);
+  return makeStr(formatWithSpec(a[0], a.has(1) ? a.string(1) : ""));
+}
+
+Value len(Interpreter&, CallArgs& call) {
+  Args a("len", call, {"x"}, 1);
+  const Value& v = a[0];
+  switch (v.tag()) {
+    case Tag::Str: return Value::i64(static_cast<int64_t>(v.as<StrObj>()->s.size()));
+    case Tag::Tuple:
+    case Tag::List: return Value::i64(static_cast<int64_t>(v.as<SeqObj>()->items.size()));
+    case Tag::Record: return Value::i64(static_cast<int64_t>(v.as<RecordObj>()->vals.size()));
+    case Tag::Range: return Value::i64(v.as<RangeObj>()->length());
+    case Tag::Tensor: return Value::i64(v.as<TensorObj>()->t.dim(0));
+    default: a.fail(0, "a string, tuple, list, record, range or tensor of rank >= 1");
+  }
+}
+
+Value range(Interpreter&, CallArgs& call) {
+  Args a("range", call, {"start", "stop", "step"}, 1);
+  int64_t start = 0, stop, step = 1;
+  if (a.has(1)) {
+    start = a.integer(0);
+    stop = a.integer(1);
+    step = a.integerOr(2, 1);
+  } else {
+    stop = a.integer(0);
+  }
+  if (step == 0) a.fail("'step' must not be zero");
+  return makeRange(start, stop, step);
+}
+
+std::string trimmed(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t\n\r"), e = s.find_last_not_of(" \t\n\r");
+  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+}
+
+Value intFn(Interpreter&, CallArgs& call) {
+  Args a("int", call, {"x"}, 1);
+  const Value& v = a[0];
+  if (v.isStr()) {
+    std::string s = trimmed(v.as<StrObj>()->s);
+    std::string digits;
+    for (char c : s)
+      if (c != '_') digits += c;
+    char* endp = nullptr;
+    errno = 0;
+    long long n = std::strtoll(digits.c_str(), &endp, 10);
+    if (digits.empty() || *endp != '\0' || errno == ERANGE)
+      throw rt::Error(fmt::format("int(): cannot read an integer from \"{}\"", v.as<StrObj>()->s));
+    return Value::i64(n);
+  }
+  if (v.isScalar()) return Value::i64(strong(v).asInt());  // floats truncate toward zero
+  return Value::i64(static_cast<int64_t>(a.number(0)));
+}
+
+Value floatFn(Interpreter&, CallArgs& call) {
+  Args a("float", call, {"x"}, 1);
+  const Value& v = a[0];
+  if (v.isStr()) {
+    std::string s = trimmed(v.as<StrObj>()->s);
+    char* endp = nullptr;
+    double d = std::strtod(s.c_str(), &endp);
+    if (s.empty() || *endp != '\0')
+      throw rt::Error(fmt::format("float(): cannot read a number from \"{}\"", v.as<StrObj>()->s));
+    return Value::f32(static_cast<float>(d));
+  }
+  return Value::f32(static_cast<float>(a.number(0)));
+}
+
+Value timeFn(Interpreter&, CallArgs& call) {
+  Args a("time", call, {}, 0);
+  auto now = std::chrono::system_clock::now().time_since_epoch();
+  return Value::f64(std::chrono::duration<double>(now).count());
+}
+
+Value argsFn(Interpreter& vm, CallArgs& call) {
+  Args a("args", call, {}, 0);
+  std::vector<Value> out;
+  for (auto& s : vm.options().scriptArgs) out.push_back(makeStr(s));
+  return makeList(std::move(out));
+}
+
+Value exitFn(Interpreter&, CallArgs& call) {
+  Args a("exit", call, {"code"}, 0);
+  throw ExitRequest{static_cast<int>(a.integerOr(0, 0))};
+}
+
+Value assertFn(Interpreter&, CallArgs& call) {
+  Args a("assert", call, {"cond", "message"}, 1);
+  const Value& c = a[0];
+  bool ok;
+  if (c.isScalar() && c.dtype() == DType::Bool) ok = c.rawInt() != 0;
+  else if (c.isTensor() && c.as<TensorObj>()->t.dtype() == DType::Bool) ok = rt::all(c.as<TensorObj>()->t).scalar_as_bool();
+  else a.fail(0, "a bool");
+  if (!ok) {
+    std::string msg = a.has(1) ? str(a[1]) : "";
+    throw rt::Error(msg.empty() ? "assertion failed" : "assertion failed: " + msg);
+  }
+  return Value();
+}
+
+// ---------------------------------------------------------------- trees
+
+bool isNode(const Value& v) { return v.tag() == Tag::Record || v.isSeq(); }
+
+Value treeMap(Interpreter& vm, const Value& f, const std::vector<Value>& trees) {
+  const Value& t = trees[0];
+  if (!isNode(t)) return vm.call(f, trees);
+  for (size_t i = 1; i < trees.size(); ++i) {
+    const Value& o = trees[i];
+    bool same = o.tag() == t.tag();
+    if (same && t.tag() == Tag::Record) same = *o.as<RecordObj>()->names == *t.as<RecordObj>()->names;
+    if (same && t.isSeq()) same = o.as<SeqObj>()->items.size() == t.as<SeqObj>()->items.size();
+    if (!same)
+      throw rt::Error(fmt::format("tree_map(): the trees have different structures ({} and {})", typeText(t), typeText(o)));
+  }
+  auto children = [](const Value& v) -> const std::vector<Value>& {
+    return v.tag() == Tag::Record ? v.as<RecordObj>()->vals : v.as<SeqObj>()->items;
+  };
+  size_t n = children(t).size();
+  std::vector<Value> out;
+  out.reserve(n);
+  for (size_t k = 0; k < n; ++k) {
+    std::vector<Value> leaves;
+    for (auto& tr : trees) leaves.push_back(children(tr)[k]);
+    out.push_back(treeMap(vm, f, leaves));
+  }
+  if (t.tag() == Tag::Record) return makeRecord(t.as<RecordObj>()->names, std::move(out));
+  return Value::object(t.tag(), new SeqObj(std::move(out)));
+}
+
+Value treeMapFn(Interpreter& vm, CallArgs& call) {
+  if (call.numKw() > 0) throw rt::Error("tree_map() takes no keyword arguments");
+  if (call.n < 2) throw rt::Error("tree_map(f, tree, ...) needs a function and at least one tree");
+  std::vector<Value> trees(call.args + 1, call.args + call.n);
+  return treeMap(vm, call.args[0], trees);
+}
+
+void collectLeaves(const Value& v, std::vector<Value>& out) {
+  if (v.tag() == Tag::Record) {
+    for (auto& x : v.as<RecordObj>()->vals) collectLeaves(x, out);
+  } else if (v.isSeq()) {
+    for (auto& x : v.as<SeqObj>()->items) collectLeaves(x, out);
+  } else {
+    out.push_back(v);
+  }
+}
+
+Value treeLeaves(Interpreter&, CallArgs& call) {
+  Args a("tree_leaves", call, {"tree"}, 1);
+  std::vector<Value> out;
+  collectLeaves(a[0], out);
+  return makeList(std::move(out));
+}
+
+// -------------------------------------------------------------- autodiff
+
+Value autodiffNotYet(Interpreter&, CallArgs&) {
+  throw rt::Error("automatic differentiation is not available yet");
+}
+
+Value notInThisVersion(Interpreter&, CallArgs&) { throw rt::Error("this builtin is not available yet"); }
+
+}  // namespace
+
+void registerCoreBuiltins(BuiltinTable& t) {
+  t.add("print", print);
+  t.add("str", strFn);
+  t.add("format", formatFn);
+  t.add("len", len);
+  t.add("range", range);
+  t.add("int", intFn);
+  t.add("float", floatFn);
+  t.add("time", timeFn);
+  t.add("args", argsFn);
+  t.add("exit", exitFn);
+  t.add("assert", assertFn);
+  t.add("tree_map", treeMapFn);
+  t.add("tree_leaves", treeLeaves);
+  t.add("tape", autodiffNotYet);
+  t.add("grad", autodiffNotYet);
+  t.add("value_and_grad", autodiffNotYet);
+  t.add("progress", notInThisVersion);
+  t.add("plot", notInThisVersion);
+}
+
+}  // namespace tdl::vm

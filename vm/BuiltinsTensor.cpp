@@ -1,0 +1,309 @@
+// Tensor builtins (SPEC §5): creation, elementwise math, reductions, linear
+// algebra and shape operations, each a thin binding of a runtime function.
+// The elementwise and reduction builtins are generated from the runtime's own
+// op lists (runtime/ops.def, rt::ReduceOp), so no op is listed twice.
+#include <fmt/format.h>
+
+#include "runtime/Create.h"
+#include "runtime/Elementwise.h"
+#include "runtime/Error.h"
+#include "runtime/Matmul.h"
+#include "runtime/Reduce.h"
+#include "runtime/ShapeOps.h"
+#include "vm/Builtins.h"
+#include "vm/NumericOps.h"
+
+namespace tdl::vm {
+
+namespace {
+
+// ------------------------------------------------------------- creation
+
+Value zeros(Interpreter&, CallArgs& call) {
+  Args a("zeros", call, {"shape", "dtype"}, 1);
+  return fromTensor(rt::zeros(a.shape(0), a.dtype(1, DType::F32)));
+}
+
+Value ones(Interpreter&, CallArgs& call) {
+  Args a("ones", call, {"shape", "dtype"}, 1);
+  return fromTensor(rt::ones(a.shape(0), a.dtype(1, DType::F32)));
+}
+
+Value full(Interpreter&, CallArgs& call) {
+  Args a("full", call, {"shape", "value", "dtype"}, 2);
+  const Value& v = a[1];
+  if (!v.isScalar()) a.fail(1, "a scalar");
+  DType dt = a.dtype(2, strong(v).dtype());
+  return fromTensor(rt::full(a.shape(0), scalarTensor(v, dt)));
+}
+
+Value zerosLike(Interpreter&, CallArgs& call) {
+  Args a("zeros_like", call, {"x", "dtype"}, 1);
+  rt::Tensor x = a.tensor(0);
+  return fromTensor(rt::zeros(x.shape(), a.dtype(1, x.dtype())));
+}
+
+Value onesLike(Interpreter&, CallArgs& call) {
+  Args a("ones_like", call, {"x", "dtype"}, 1);
+  rt::Tensor x = a.tensor(0);
+  return fromTensor(rt::ones(x.shape(), a.dtype(1, x.dtype())));
+}
+
+bool isIntegral(const Value& v) { return v.isNone() || (v.isScalar() && !v.isFloatScalar()); }
+
+Value arange(Interpreter&, CallArgs& call) {
+  Args a("arange", call, {"start", "stop", "step", "dtype"}, 1);
+  Value start = Value::i64(0, true), stop = a[0], step = Value::i64(1, true);
+  if (a.has(1) && !a[1].isNone()) {
+    start = a[0];
+    stop = a[1];
+  }
+  if (a.has(2)) step = a[2];
+  for (const Value* v : {&start, &stop, &step})
+    if (!v->isScalar()) throw rt::Error(fmt::format("arange(): bounds must be numbers, got {}", typeText(*v)));
+  bool ints = isIntegral(start) && isIntegral(stop) && isIntegral(step);
+  DType dt = a.dtype(3, ints ? DType::I64 : DType::F32);
+  if (!rt::is_float(dt) && ints) {
+    if (step.rawInt() == 0) a.fail("'step' must not be zero");
+    return fromTensor(rt::cast(rt::arange_int(start.rawInt(), stop.rawInt(), step.rawInt()), dt));
+  }
+  if (step.asDouble() == 0) a.fail("'step' must not be zero");
+  return fromTensor(rt::arange(start.asDouble(), stop.asDouble(), step.asDouble(), rt::is_float(dt) ? dt : DType::F32));
+}
+
+Value linspace(Interpreter&, CallArgs& call) {
+  Args a("linspace", call, {"start", "stop", "num", "dtype"}, 3);
+  int64_t n = a.integer(2);
+  if (n < 0) a.fail("'num' must not be negative");
+  return fromTensor(rt::linspace(a.number(0), a.number(1), n, a.dtype(3, DType::F32)));
+}
+
+Value eye(Interpreter&, CallArgs& call) {
+  Args a("eye", call, {"n", "m", "dtype"}, 1);
+  int64_t n = a.integer(0);
+  int64_t m = a.integerOr(1, -1);
+  if (n < 0) a.fail("'n' must not be negative");
+  return fromTensor(rt::eye(n, m, a.dtype(2, DType::F32)));
+}
+
+// ---------------------------------------------------------- elementwise
+
+template <rt::UnaryOp Op>
+Value unaryBuiltin(Interpreter&, CallArgs& call) {
+  static const std::string name(rt::op_name(Op));
+  Args a(name.c_str(), call, {"x"}, 1);
+  if (!a[0].isNumeric()) a.fail(0, "a tensor");
+  return unaryValues(Op, strong(a[0]));
+}
+
+template <rt::BinaryOp Op>
+Value binaryBuiltin(Interpreter&, CallArgs& call) {
+  static const std::string name(rt::op_name(Op));
+  Args a(name.c_str(), call, {"a", "b"}, 2);
+  if (!a[0].isNumeric()) a.fail(0, "a tensor");
+  if (!a[1].isNumeric()) a.fail(1, "a tensor");
+  auto ts = unifyOperands({a[0], a[1]});
+  return fromTensor(rt::binary(Op, ts[0], ts[1]));
+}
+
+Value clip(Interpreter&, CallArgs& call) {
+  Args a("clip", call, {"x", "lo", "hi"}, 3);
+  for (size_t i = 0; i < 3; ++i)
+    if (!a[i].isNumeric()) a.fail(i, "a tensor");
+  auto ts = unifyOperands({a[0], a[1], a[2]});
+  return fromTensor(rt::clip(ts[0], ts[1], ts[2]));
+}
+
+Value where(Interpreter&, CallArgs& call) {
+  Args a("where", call, {"cond", "a", "b"}, 3);
+  for (size_t i = 1; i < 3; ++i)
+    if (!a[i].isNumeric()) a.fail(i, "a tensor");
+  auto ts = unifyOperands({a[1], a[2]});
+  return fromTensor(rt::where(a.tensor(0), ts[0], ts[1]));
+}
+
+Value cast(Interpreter&, CallArgs& call) {
+  Args a("cast", call, {"x", "dtype"}, 2);
+  if (!a[0].isNumeric()) a.fail(0, "a tensor");
+  if (a[1].tag() != Tag::DType) a.fail(1, "a dtype (bool, i32, i64, f32, f64)");
+  return castValue(a[0], a[1].dtype());
+}
+
+// ----------------------------------------------------------- reductions
+
+template <rt::ReduceOp Op>
+Value reduceBuiltin(Interpreter&, CallArgs& call) {
+  static const std::string name(rt::reduce_op_name(Op));
+  Args a(name.c_str(), call, {"x", "axis", "keepdims"}, 1);
+  return fromTensor(rt::reduce(Op, a.tensor(0), a.axes(1), a.booleanOr(2, false)));
+}
+
+// -------------------------------------------------------- linear algebra
+
+Value matmul(Interpreter&, CallArgs& call) {
+  Args a("matmul", call, {"a", "b"}, 2);
+  return fromTensor(rt::matmul(a.tensor(0), a.tensor(1)));
+}
+
+Value dot(Interpreter&, CallArgs& call) {
+  Args a("dot", call, {"a", "b"}, 2);
+  auto ts = unifyOperands({a[0], a[1]});
+  return fromTensor(rt::dot(ts[0], ts[1]));
+}
+
+Value outer(Interpreter&, CallArgs& call) {
+  Args a("outer", call, {"a", "b"}, 2);
+  auto ts = unifyOperands({a[0], a[1]});
+  return fromTensor(rt::outer(ts[0], ts[1]));
+}
+
+Value transpose(Interpreter&, CallArgs& call) {
+  Args a("transpose", call, {"x", "perm"}, 1);
+  std::vector<int64_t> perm;
+  if (a.has(1) && !a[1].isNone()) perm = a.ints(1);
+  return fromTensor(rt::transpose(a.tensor(0), perm));
+}
+
+// ------------------------------------------------------------------ shape
+
+Value reshape(Interpreter&, CallArgs& call) {
+  Args a("reshape", call, {"x", "shape"}, 2);
+  return fromTensor(rt::reshape(a.tensor(0), a.ints(1)));
+}
+
+Value expandDims(Interpreter&, CallArgs& call) {
+  Args a("expand_dims", call, {"x", "axis"}, 2);
+  return fromTensor(rt::expand_dims(a.tensor(0), a.integer(1)));
+}
+
+Value squeeze(Interpreter&, CallArgs& call) {
+  Args a("squeeze", call, {"x", "axis"}, 1);
+  return fromTensor(rt::squeeze(a.tensor(0), a.axes(1)));
+}
+
+Value flatten(Interpreter&, CallArgs& call) {
+  Args a("flatten", call, {"x"}, 1);
+  return fromTensor(rt::flatten(a.tensor(0)));
+}
+
+std::vector<rt::Tensor> tensorList(const Args& a, size_t i) {
+  const Value& v = a[i];
+  if (!v.isSeq()) a.fail(i, "a list or tuple of tensors");
+  const auto& items = v.as<SeqObj>()->items;
+  for (auto& x : items)
+    if (!x.isNumeric()) a.fail(i, "a list or tuple of tensors");
+  return unifyOperands(items);
+}
+
+Value concat(Interpreter&, CallArgs& call) {
+  Args a("concat", call, {"xs", "axis"}, 1);
+  return fromTensor(rt::concat(tensorList(a, 0), a.integerOr(1, 0)));
+}
+
+Value stack(Interpreter&, CallArgs& call) {
+  Args a("stack", call, {"xs", "axis"}, 1);
+  return fromTensor(rt::stack(tensorList(a, 0), a.integerOr(1, 0)));
+}
+
+Value broadcastTo(Interpreter&, CallArgs& call) {
+  Args a("broadcast_to", call, {"x", "shape"}, 2);
+  return fromTensor(rt::broadcast_to(a.tensor(0), a.shape(1)));
+}
+
+Value take(Interpreter&, CallArgs& call) {
+  Args a("take", call, {"x", "idx", "axis"}, 2);
+  return fromTensor(rt::take(a.tensor(0), a.tensor(1), a.integerOr(2, 0)));
+}
+
+Value oneHot(Interpreter&, CallArgs& call) {
+  Args a("one_hot", call, {"idx", "n", "dtype"}, 2);
+  return fromTensor(rt::one_hot(a.tensor(0), a.integer(1), a.dtype(2, DType::F32)));
+}
+
+Value tile(Interpreter&, CallArgs& call) {
+  Args a("tile", call, {"x", "reps"}, 2);
+  return fromTensor(rt::tile(a.tensor(0), a.ints(1)));
+}
+
+Value pad(Interpreter&, CallArgs& call) {
+  Args a("pad", call, {"x", "widths", "value"}, 2);
+  rt::Tensor x = a.tensor(0);
+  std::vector<std::pair<int64_t, int64_t>> widths;
+  const Value& w = a[1];
+  auto pairOf = [&](const std::vector<int64_t>& p) {
+    if (p.size() != 2) a.fail(1, "(before, after) pairs");
+    widths.emplace_back(p[0], p[1]);
+  };
+  if (w.isTensor()) {
+    const rt::Tensor& t = w.as<TensorObj>()->t;
+    if (rt::is_float(t.dtype()) || t.rank() > 2 || t.dim(t.rank() - 1) != 2) a.fail(1, "(before, after) pairs");
+    for (int64_t i = 0; i + 1 < t.numel(); i += 2) widths.emplace_back(t.item_int64(i), t.item_int64(i + 1));
+  } else if (w.isSeq()) {
+    const auto& items = w.as<SeqObj>()->items;
+    bool nested = !items.empty() && (items[0].isSeq() || items[0].isTensor());
+    if (!nested) {
+      pairOf(a.ints(1));
+    } else {
+      for (auto& p : items) {
+        CallArgs one{&p, 1, nullptr};
+        Args pa("pad", one, {"widths"}, 1);
+        pairOf(pa.ints(0));
+      }
+    }
+  } else {
+    a.fail(1, "(before, after) pairs");
+  }
+  rt::Tensor value = a.has(2) ? scalarTensor(a[2].isScalar() ? a[2] : Value::i64(0, true), x.dtype())
+                              : rt::Tensor::scalar_of_int(x.dtype(), 0);
+  if (a.has(2) && !a[2].isScalar()) a.fail(2, "a scalar");
+  return fromTensor(rt::pad(x, widths, value));
+}
+
+}  // namespace
+
+void registerTensorBuiltins(BuiltinTable& t) {
+  t.add("zeros", zeros);
+  t.add("ones", ones);
+  t.add("full", full);
+  t.add("zeros_like", zerosLike);
+  t.add("ones_like", onesLike);
+  t.add("arange", arange);
+  t.add("linspace", linspace);
+  t.add("eye", eye);
+  // Every runtime elementwise op whose name is a builtin (abs, exp, ..., maximum, pow).
+#define TDL_UNARY_OP(e, n, d) \
+  if (builtinId(#n) >= 0) t.add(#n, unaryBuiltin<rt::UnaryOp::e>);
+#define TDL_BINARY_OP(e, n, d) \
+  if (builtinId(#n) >= 0) t.add(#n, binaryBuiltin<rt::BinaryOp::e>);
+#include "runtime/ops.def"
+  t.add("clip", clip);
+  t.add("where", where);
+  t.add("cast", cast);
+  t.add("sum", reduceBuiltin<rt::ReduceOp::Sum>);
+  t.add("mean", reduceBuiltin<rt::ReduceOp::Mean>);
+  t.add("max", reduceBuiltin<rt::ReduceOp::Max>);
+  t.add("min", reduceBuiltin<rt::ReduceOp::Min>);
+  t.add("prod", reduceBuiltin<rt::ReduceOp::Prod>);
+  t.add("all", reduceBuiltin<rt::ReduceOp::All>);
+  t.add("any", reduceBuiltin<rt::ReduceOp::Any>);
+  t.add("argmax", reduceBuiltin<rt::ReduceOp::ArgMax>);
+  t.add("argmin", reduceBuiltin<rt::ReduceOp::ArgMin>);
+  t.add("logsumexp", reduceBuiltin<rt::ReduceOp::LogSumExp>);
+  t.add("matmul", matmul);
+  t.add("dot", dot);
+  t.add("outer", outer);
+  t.add("transpose", transpose);
+  t.add("reshape", reshape);
+  t.add("expand_dims", expandDims);
+  t.add("squeeze", squeeze);
+  t.add("flatten", flatten);
+  t.add("concat", concat);
+  t.add("stack", stack);
+  t.add("broadcast_to", broadcastTo);
+  t.add("take", take);
+  t.add("one_hot", oneHot);
+  t.add("tile", tile);
+  t.add("pad", pad);
+}
+
+}  // namespace tdl::vm

@@ -1,0 +1,133 @@
+#include "vm/Format.h"
+
+#include <fmt/format.h>
+
+#include "runtime/Error.h"
+#include "runtime/Print.h"
+#include "vm/Builtins.h"
+#include "vm/Chunk.h"
+
+namespace tdl::vm {
+
+namespace {
+
+std::string quoted(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default: out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string scalarText(const Value& v) {
+  switch (v.dtype()) {
+    case DType::Bool: return v.rawInt() ? "true" : "false";
+    case DType::I32:
+    case DType::I64: return fmt::format("{}", v.rawInt());
+    case DType::F32: return rt::format_float(static_cast<float>(v.rawFloat()), DType::F32);
+    case DType::F64: return rt::format_float(v.rawFloat(), DType::F64);
+  }
+  return "?";
+}
+
+void appendText(std::string& out, const Value& v, bool quote);
+
+void appendSeq(std::string& out, const std::vector<Value>& items, char open, char close, bool oneTuple) {
+  out += open;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) out += ", ";
+    appendText(out, items[i], true);
+  }
+  if (oneTuple && items.size() == 1) out += ',';
+  out += close;
+}
+
+void appendText(std::string& out, const Value& v, bool quote) {
+  switch (v.tag()) {
+    case Tag::Undef: out += "<undefined>"; return;
+    case Tag::None: out += "none"; return;
+    case Tag::Scalar: out += scalarText(v); return;
+    case Tag::DType: out += rt::dtype_name(v.dtype()); return;
+    case Tag::Builtin: out += fmt::format("<builtin {}>", builtinName(v.builtinId())); return;
+    case Tag::Tensor: out += rt::format_tensor(v.as<TensorObj>()->t); return;
+    case Tag::Str: out += quote ? quoted(v.as<StrObj>()->s) : v.as<StrObj>()->s; return;
+    case Tag::Tuple: appendSeq(out, v.as<SeqObj>()->items, '(', ')', true); return;
+    case Tag::List: appendSeq(out, v.as<SeqObj>()->items, '[', ']', false); return;
+    case Tag::Record: {
+      auto* r = v.as<RecordObj>();
+      out += '{';
+      for (size_t i = 0; i < r->vals.size(); ++i) {
+        if (i) out += ", ";
+        out += (*r->names)[i];
+        out += ": ";
+        appendText(out, r->vals[i], true);
+      }
+      out += '}';
+      return;
+    }
+    case Tag::Closure: out += fmt::format("<fn {}>", v.as<ClosureObj>()->proto->name); return;
+    case Tag::Range: {
+      auto* r = v.as<RangeObj>();
+      out += r->step == 1 ? fmt::format("range({}, {})", r->start, r->stop)
+                          : fmt::format("range({}, {}, {})", r->start, r->stop, r->step);
+      return;
+    }
+    case Tag::Native: out += v.as<NativeObj>()->repr(); return;
+  }
+}
+
+}  // namespace
+
+std::string str(const Value& v) {
+  std::string out;
+  appendText(out, v, false);
+  return out;
+}
+
+std::string repr(const Value& v) {
+  std::string out;
+  appendText(out, v, true);
+  return out;
+}
+
+std::string formatWithSpec(const Value& v, const std::string& spec) {
+  if (spec.empty()) return str(v);
+  std::string f = "{:" + spec + "}";
+  try {
+    if (v.isScalar()) {
+      Value s = strong(v);
+      char type = spec.back();
+      bool floatType = type == 'f' || type == 'F' || type == 'e' || type == 'E' || type == 'g' ||
+                       type == 'G' || type == '%';
+      if (s.dtype() == DType::Bool) return fmt::format(fmt::runtime(f), scalarText(s));
+      if (s.isFloatScalar() || floatType) {
+        if (type == 'd') throw rt::Error(fmt::format("format spec '{}' needs an integer, got a float", spec));
+        if (type == '%') {
+          std::string g = "{:" + spec.substr(0, spec.size() - 1) + "f}%";
+          return fmt::format(fmt::runtime(g), s.asDouble() * 100.0);
+        }
+        if (!floatType) {
+          // No presentation type: the shortest text for its dtype (SPEC §8), aligned.
+          try {
+            return fmt::format(fmt::runtime(f), scalarText(s));
+          } catch (const fmt::format_error&) {
+          }
+        }
+        if (s.dtype() == DType::F32 && !floatType) return fmt::format(fmt::runtime(f), static_cast<float>(s.asDouble()));
+        return fmt::format(fmt::runtime(f), s.asDouble());
+      }
+      return fmt::format(fmt::runtime(f), s.rawInt());
+    }
+    return fmt::format(fmt::runtime(f), str(v));
+  } catch (const fmt::format_error& e) {
+    throw rt::Error(fmt::format("invalid format spec '{}' for {}: {}", spec, typeText(v), e.what()));
+  }
+}
+
+}  // namespace tdl::vm

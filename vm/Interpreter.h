@@ -1,0 +1,116 @@
+// Interpreter: runs compiled bytecode. One dispatch loop (Interpreter.cpp)
+// over a fixed register stack; frames are register windows (a callee's
+// parameters are the caller's argument registers). Builtins may call back
+// into scripts through call().
+//
+// Errors: builtins and kernels throw rt::Error (a bare message); the loop
+// turns every error into a ScriptError at the source position of the
+// instruction that failed, with one trace line per active call
+// (`in fn get at FILE:LINE:COL`, the position of that call), innermost first.
+#pragma once
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "frontend/Diagnostics.h"
+#include "vm/Builtins.h"
+#include "vm/Chunk.h"
+
+namespace tdl::vm {
+
+struct VmOptions {
+  bool eager = false;  // --eager: graph fns run as ordinary fns
+  bool trace = false;  // print each instruction and its registers to stderr
+  std::vector<std::string> scriptArgs;
+};
+
+// `exit(code)` unwinds to the driver with this.
+struct ExitRequest {
+  int code;
+};
+
+class Interpreter;
+
+// The hook through which calls of graph fns reach the graph compiler's trace
+// cache (issue 5). Without one, calling a graph fn outside --eager is an error.
+class GraphFnCache {
+ public:
+  virtual ~GraphFnCache() = default;
+  // Runs graph fn `fn` on `args` (bound to its parameters, in order).
+  virtual Value call(Interpreter& vm, const ClosureObj& fn, std::vector<Value>& args) = 0;
+};
+
+// Scripts may recurse this deep (frames), then `maximum recursion depth exceeded`.
+constexpr size_t kMaxFrames = 10000;
+// Registers of all frames together (a fixed stack: pointers into it stay valid).
+constexpr size_t kStackValues = size_t(1) << 22;
+
+class Interpreter {
+ public:
+  Interpreter(const SourceManager& sm, std::vector<std::unique_ptr<Module>>& modules, const Program& program,
+              VmOptions opts);
+  ~Interpreter();
+  Interpreter(const Interpreter&) = delete;
+  Interpreter& operator=(const Interpreter&) = delete;
+
+  // Runs module `id`'s top-level code, after its imports; each module once.
+  void runModule(int id);
+  // Runs more top-level code of an already-run module (the REPL).
+  void runCode(const FnProto* proto);
+  // The REPL's modules grow between inputs.
+  void resetModules(std::vector<std::unique_ptr<Module>>& modules, const Program& program);
+
+  // Calls a function value from C++ (builtins such as tree_map).
+  Value call(const Value& fn, std::vector<Value> args, const std::vector<std::string>* kwNames = nullptr);
+
+  const VmOptions& options() const { return opts_; }
+  FILE* out() const { return stdout; }
+  void setGraphFnCache(GraphFnCache* c) { graphCache_ = c; }
+  const SourceManager& sources() const { return sm_; }
+
+ private:
+  struct Frame {
+    const FnProto* proto;
+    Value closure;        // the running closure (none for module code)
+    Value* R;             // registers
+    const Instr* ip;      // next instruction
+    Value* ret;           // where the result goes
+  };
+
+  void execute(size_t stopDepth);
+  void loop(size_t stopDepth);
+  // Starts a call of `fn` whose arguments are at argv[0..argc); the callee's
+  // registers start at argv (the arguments are moved into parameter order).
+  // Returns true when a frame was pushed, false when the result is in *ret.
+  bool callValue(const Value& fn, Value* argv, int argc, const std::vector<std::string>* kw, Value* ret);
+  void bindArguments(const ClosureObj& c, Value* argv, int argc, const std::vector<std::string>* kw);
+  void pushFrame(const FnProto* proto, Value closure, Value* R, Value* ret);
+  void checkParams(const FnProto& p, Value* R);
+  Value* stackTop() const;
+
+  // Pieces of the dispatch loop (Interpreter.cpp, ValueOps.cpp).
+  // x.f(args): puts the callee in R[A] and the arguments after it; returns their count.
+  int prepareMethodCall(const Instr& in, Value* R);
+  Value lookupMethod(const std::string& name, int module);
+  void makeClosure(const Instr& in, Value* R, const Frame& fr);
+
+  [[noreturn]] void rethrowWithTrace(const std::string& msg, const Loc* loc);
+  std::vector<std::string> traceLines() const;
+  void traceInstruction(const Frame& fr, const Instr* ip) const;
+
+  const SourceManager& sm_;
+  std::vector<std::unique_ptr<Module>>* modules_;
+  const Program* program_;
+  VmOptions opts_;
+  GraphFnCache* graphCache_ = nullptr;
+
+  Value* stack_;  // kStackValues registers (zeroed memory: all none)
+  std::vector<Frame> frames_;
+  std::vector<std::vector<Value>> globals_;  // per module
+  std::vector<std::map<std::string, int>> globalIndex_;  // per module: name → slot
+  std::vector<bool> moduleDone_;
+};
+
+}  // namespace tdl::vm

@@ -1,0 +1,223 @@
+#include "vm/NumericOps.h"
+
+#include <fmt/format.h>
+
+#include "runtime/Convert.h"
+#include "runtime/Error.h"
+#include "runtime/Matmul.h"
+
+namespace tdl::vm {
+
+namespace {
+
+using rt::BinaryOp;
+
+// bool < int < float: the kinds that decide how a weak scalar combines.
+int kindOf(DType d) { return d == DType::Bool ? 0 : rt::is_float(d) ? 2 : 1; }
+
+DType defaultDtype(const Value& w) { return w.dtype(); }  // weak ints are i64, floats f32, bools bool
+
+bool isComparison(BinaryOp op) {
+  return op == BinaryOp::Eq || op == BinaryOp::Ne || op == BinaryOp::Lt || op == BinaryOp::Le ||
+         op == BinaryOp::Gt || op == BinaryOp::Ge;
+}
+
+// Two weak scalars: the host type the operation is computed in (F64 stands for
+// "exact double", I64 for integers, Bool for bools).
+DType weakComputeType(BinaryOp op, const Value& a, const Value& b) {
+  int k = std::max(kindOf(a.dtype()), kindOf(b.dtype()));
+  if (k == 2 || op == BinaryOp::Div) return DType::F64;
+  if (k == 1) return DType::I64;
+  return DType::Bool;
+}
+
+// A result of a weak-only computation, made weak again.
+Value makeWeak(const Value& r) {
+  if (!r.isScalar()) return r;
+  if (rt::is_float(r.dtype())) return Value::weakFloat(r.asDouble());
+  if (r.dtype() == DType::Bool) return Value::boolean(r.rawInt() != 0, true);
+  return Value::i64(r.asInt(), true);
+}
+
+template <class T>
+bool compare(BinaryOp op, T x, T y) {
+  switch (op) {
+    case BinaryOp::Eq: return x == y;
+    case BinaryOp::Ne: return x != y;
+    case BinaryOp::Lt: return x < y;
+    case BinaryOp::Le: return x <= y;
+    case BinaryOp::Gt: return x > y;
+    default: return x >= y;
+  }
+}
+
+// Integers wrap: compute in the unsigned type.
+template <class T>
+T wrapArith(BinaryOp op, T x, T y) {
+  using U = std::make_unsigned_t<T>;
+  U ux = static_cast<U>(x), uy = static_cast<U>(y);
+  switch (op) {
+    case BinaryOp::Add: return static_cast<T>(ux + uy);
+    case BinaryOp::Sub: return static_cast<T>(ux - uy);
+    default: return static_cast<T>(ux * uy);
+  }
+}
+
+template <class T>
+T floatArith(BinaryOp op, T x, T y) {
+  switch (op) {
+    case BinaryOp::Add: return x + y;
+    case BinaryOp::Sub: return x - y;
+    case BinaryOp::Mul: return x * y;
+    default: return x / y;
+  }
+}
+
+bool isFastArith(BinaryOp op) {
+  return op == BinaryOp::Add || op == BinaryOp::Sub || op == BinaryOp::Mul || op == BinaryOp::Div;
+}
+
+// Scalar op scalar in dtype `ct` without allocating, when the op allows it.
+bool fastScalar(BinaryOp op, DType ct, const Value& a, const Value& b, Value& out) {
+  bool cmp = isComparison(op);
+  if (!cmp && !isFastArith(op)) return false;
+  switch (ct) {
+    case DType::F64: {
+      double x = a.asDouble(), y = b.asDouble();
+      out = cmp ? Value::boolean(compare(op, x, y)) : Value::f64(floatArith(op, x, y));
+      return true;
+    }
+    case DType::F32: {
+      float x = static_cast<float>(a.asDouble()), y = static_cast<float>(b.asDouble());
+      out = cmp ? Value::boolean(compare(op, x, y)) : Value::f32(floatArith(op, x, y));
+      return true;
+    }
+    case DType::I64: {
+      if (op == BinaryOp::Div) return false;
+      int64_t x = a.rawInt(), y = b.rawInt();
+      out = cmp ? Value::boolean(compare(op, x, y)) : Value::i64(wrapArith(op, x, y));
+      return true;
+    }
+    case DType::I32: {
+      if (op == BinaryOp::Div) return false;
+      auto x = static_cast<int32_t>(a.rawInt()), y = static_cast<int32_t>(b.rawInt());
+      out = cmp ? Value::boolean(compare(op, x, y)) : Value::i32(wrapArith(op, x, y));
+      return true;
+    }
+    case DType::Bool:
+      if (!cmp || (op != BinaryOp::Eq && op != BinaryOp::Ne)) return false;
+      out = Value::boolean(compare(op, a.rawInt() != 0, b.rawInt() != 0));
+      return true;
+  }
+  return false;
+}
+
+Value scalarBinary(BinaryOp op, const Value& a, const Value& b) {
+  bool weak = a.weak() && b.weak();
+  DType ct;
+  if (weak) ct = weakComputeType(op, a, b);
+  else if (a.weak()) ct = weakTarget(a, b.dtype());
+  else if (b.weak()) ct = weakTarget(b, a.dtype());
+  else ct = rt::promote(a.dtype(), b.dtype());
+  Value out;
+  if (fastScalar(op, ct, a, b, out)) return weak ? makeWeak(out) : out;
+  Value r = fromTensor(rt::binary(op, scalarTensor(a, ct), scalarTensor(b, ct)));
+  return weak ? makeWeak(r) : r;
+}
+
+// A scalar operand against a tensor of dtype `other`.
+rt::Tensor operandFor(const Value& v, DType other) {
+  if (v.isScalar() && v.weak()) return scalarTensor(v, weakTarget(v, other));
+  return toTensor(v);
+}
+
+void requireNumeric(const Value& v, const char* what) {
+  if (!v.isNumeric())
+    throw rt::Error(fmt::format("{} needs numbers or tensors, got a {}", what, tagName(v.tag())));
+}
+
+}  // namespace
+
+DType weakTarget(const Value& w, DType s) {
+  if (kindOf(w.dtype()) <= kindOf(s)) return s;
+  return rt::promote(defaultDtype(w), s);
+}
+
+Value binaryValues(BinaryOp op, const Value& a, const Value& b) {
+  if (a.isScalar() && b.isScalar()) return scalarBinary(op, a, b);
+  requireNumeric(a, "this operator");
+  requireNumeric(b, "this operator");
+  DType da = a.isTensor() ? a.as<TensorObj>()->t.dtype() : a.dtype();
+  DType db = b.isTensor() ? b.as<TensorObj>()->t.dtype() : b.dtype();
+  return fromTensor(rt::binary(op, operandFor(a, db), operandFor(b, da)));
+}
+
+Value unaryValues(rt::UnaryOp op, const Value& x) {
+  requireNumeric(x, "this operation");
+  if (x.isScalar()) {
+    if (op == rt::UnaryOp::Neg && x.dtype() != DType::Bool) {
+      if (x.isFloatScalar()) return Value::floatLike(x.dtype(), -x.rawFloat(), x.weak());
+      int64_t n = static_cast<int64_t>(0ull - static_cast<uint64_t>(x.rawInt()));
+      if (x.dtype() == DType::I32) return Value::i32(static_cast<int32_t>(n));
+      return Value::i64(n, x.weak());
+    }
+    if (x.weak()) {
+      DType exact = x.isFloatScalar() ? DType::F64 : x.dtype();
+      Value r = fromTensor(rt::unary(op, scalarTensor(x, exact)));
+      // Transcendentals of weak values follow their default dtype.
+      return r.isFloatScalar() && !x.isFloatScalar() ? r : makeWeak(r);
+    }
+  }
+  return fromTensor(rt::unary(op, toTensor(x)));
+}
+
+Value matmulValues(const Value& a, const Value& b) {
+  requireNumeric(a, "@");
+  requireNumeric(b, "@");
+  return fromTensor(rt::matmul(toTensor(a), toTensor(b)));
+}
+
+Value castValue(const Value& x, DType dt) {
+  requireNumeric(x, "cast");
+  if (x.isScalar()) {
+    if (x.isFloatScalar()) {
+      double d = x.rawFloat();
+      switch (dt) {
+        case DType::Bool: return Value::boolean(d != 0);
+        case DType::I32: return Value::i32(rt::convert<int32_t>(d));
+        case DType::I64: return Value::i64(rt::convert<int64_t>(d));
+        case DType::F32: return Value::f32(static_cast<float>(d));
+        case DType::F64: return Value::f64(d);
+      }
+    }
+    int64_t i = x.rawInt();
+    switch (dt) {
+      case DType::Bool: return Value::boolean(i != 0);
+      case DType::I32: return Value::i32(static_cast<int32_t>(i));
+      case DType::I64: return Value::i64(i);
+      case DType::F32: return Value::f32(static_cast<float>(i));
+      case DType::F64: return Value::f64(static_cast<double>(i));
+    }
+  }
+  return fromTensor(rt::cast(x.as<TensorObj>()->t, dt));
+}
+
+std::vector<rt::Tensor> unifyOperands(const std::vector<Value>& xs) {
+  bool anyStrong = false;
+  DType s = DType::Bool;
+  for (auto& x : xs) {
+    if (x.isScalar() && x.weak()) continue;
+    DType d = x.isTensor() ? x.as<TensorObj>()->t.dtype() : x.dtype();
+    s = anyStrong ? rt::promote(s, d) : d;
+    anyStrong = true;
+  }
+  std::vector<rt::Tensor> out;
+  out.reserve(xs.size());
+  for (auto& x : xs) {
+    if (x.isScalar() && x.weak() && anyStrong) out.push_back(scalarTensor(x, weakTarget(x, s)));
+    else out.push_back(toTensor(x));
+  }
+  return out;
+}
+
+}  // namespace tdl::vm

@@ -1,0 +1,59 @@
+// Arithmetic on numeric values (inline scalars and tensors), with the weak
+// scalar rules of SPEC §2. Every elementwise operator and builtin goes through
+// here, so that a tape can record them in one place later.
+//
+// Scalar op scalar is computed inline without allocating (the fast path of
+// the interpreter); other combinations call the runtime kernels.
+#pragma once
+#include <vector>
+
+#include "runtime/Elementwise.h"
+#include "vm/Value.h"
+
+namespace tdl::vm {
+
+// The dtype a weak scalar `w` takes when combined with a strong dtype `s`:
+// `s` when w's kind (bool < int < float) is not above s's kind, else the
+// promotion of w's default dtype with `s` (weak float with i32 → f32).
+DType weakTarget(const Value& w, DType s);
+
+Value binaryValues(rt::BinaryOp op, const Value& a, const Value& b);
+
+// The interpreter's inline fast path for `+ - * /` on two scalars of one dtype
+// and weakness (the common case in scalar loops); false when it does not apply.
+inline bool arithSameKind(rt::BinaryOp op, const Value& a, const Value& b, Value& out) {
+  if (a.dtype() != b.dtype() || a.weak() != b.weak()) return false;
+  auto apply = [op](auto x, auto y) {
+    switch (op) {
+      case rt::BinaryOp::Add: return x + y;
+      case rt::BinaryOp::Sub: return x - y;
+      case rt::BinaryOp::Mul: return x * y;
+      default: return x / y;
+    }
+  };
+  switch (a.dtype()) {
+    case DType::F32:
+      if (a.weak()) out = Value::weakFloat(apply(a.rawFloat(), b.rawFloat()));  // exact until decided
+      else out = Value::f32(apply(static_cast<float>(a.rawFloat()), static_cast<float>(b.rawFloat())));
+      return true;
+    case DType::F64: out = Value::f64(apply(a.rawFloat(), b.rawFloat())); return true;
+    case DType::I64: {
+      if (op == rt::BinaryOp::Div) return false;
+      // Integers wrap: compute in uint64.
+      auto x = static_cast<uint64_t>(a.rawInt()), y = static_cast<uint64_t>(b.rawInt());
+      out = Value::i64(static_cast<int64_t>(apply(x, y)), a.weak());
+      return true;
+    }
+    default: return false;
+  }
+}
+Value unaryValues(rt::UnaryOp op, const Value& x);
+Value matmulValues(const Value& a, const Value& b);
+// cast(x, dtype); a weak float converts from its exact value.
+Value castValue(const Value& x, DType dt);
+
+// Operands of an elementwise builtin as tensors: weak scalars take the dtype
+// the strong operands give them (all weak: their default dtypes).
+std::vector<rt::Tensor> unifyOperands(const std::vector<Value>& xs);
+
+}  // namespace tdl::vm

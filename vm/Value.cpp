@@ -1,0 +1,116 @@
+#include "vm/Value.h"
+
+#include <fmt/format.h>
+
+#include "runtime/Convert.h"
+#include "runtime/Error.h"
+
+namespace tdl::vm {
+
+const char* tagName(Tag t) {
+  switch (t) {
+    case Tag::Undef: return "undefined";
+    case Tag::None: return "none";
+    case Tag::Scalar: return "scalar";
+    case Tag::DType: return "dtype";
+    case Tag::Builtin: return "builtin function";
+    case Tag::Tensor: return "tensor";
+    case Tag::Str: return "string";
+    case Tag::Tuple: return "tuple";
+    case Tag::List: return "list";
+    case Tag::Record: return "record";
+    case Tag::Closure: return "function";
+    case Tag::Range: return "range";
+    case Tag::Native: return "object";
+  }
+  return "?";
+}
+
+int64_t Value::asInt() const {
+  if (!rt::is_float(dtype_)) return i_;
+  return rt::convert<int64_t>(d_);
+}
+
+int RecordObj::find(const std::string& name) const {
+  for (size_t i = 0; i < names->size(); ++i)
+    if ((*names)[i] == name) return static_cast<int>(i);
+  return -1;
+}
+
+int64_t RangeObj::length() const {
+  if (step > 0) return start < stop ? (stop - start + step - 1) / step : 0;
+  return start > stop ? (start - stop - step - 1) / (-step) : 0;
+}
+
+std::string NativeObj::repr() const { return fmt::format("<{}>", typeName()); }
+
+Value NativeObj::member(const Value&, const std::string&) const { return Value::undef(); }
+
+Value NativeObj::call(Interpreter&, CallArgs&) {
+  throw rt::Error(fmt::format("a {} cannot be called", typeName()));
+}
+
+Value makeStr(std::string s) { return Value::object(Tag::Str, new StrObj(std::move(s))); }
+Value makeTuple(std::vector<Value> items) { return Value::object(Tag::Tuple, new SeqObj(std::move(items))); }
+Value makeList(std::vector<Value> items) { return Value::object(Tag::List, new SeqObj(std::move(items))); }
+Value makeRecord(Names names, std::vector<Value> vals) {
+  return Value::object(Tag::Record, new RecordObj(std::move(names), std::move(vals)));
+}
+Value makeRange(int64_t start, int64_t stop, int64_t step) {
+  return Value::object(Tag::Range, new RangeObj(start, stop, step));
+}
+
+Value fromTensor(rt::Tensor t) {
+  if (t.rank() != 0) return Value::object(Tag::Tensor, new TensorObj(std::move(t)));
+  switch (t.dtype()) {
+    case DType::Bool: return Value::boolean(t.data<bool>()[0]);
+    case DType::I32: return Value::i32(t.data<int32_t>()[0]);
+    case DType::I64: return Value::i64(t.data<int64_t>()[0]);
+    case DType::F32: return Value::f32(t.data<float>()[0]);
+    case DType::F64: return Value::f64(t.data<double>()[0]);
+  }
+  return Value();
+}
+
+Value strong(const Value& v) {
+  if (!v.isScalar() || !v.weak()) return v;
+  if (v.dtype() == DType::F32) return Value::f32(static_cast<float>(v.rawFloat()));
+  return Value::intLike(v.dtype(), v.rawInt(), false);
+}
+
+rt::Tensor scalarTensor(const Value& v, DType dt) {
+  if (v.isFloatScalar()) return rt::Tensor::scalar_of(dt, v.rawFloat());
+  return rt::Tensor::scalar_of_int(dt, v.rawInt());
+}
+
+rt::Tensor toTensor(const Value& v) {
+  if (v.isTensor()) return v.as<TensorObj>()->t;
+  if (v.isScalar()) return scalarTensor(v, v.dtype());
+  throw rt::Error(fmt::format("expected a tensor, got a {}", tagName(v.tag())));
+}
+
+std::string typeText(const Value& v) {
+  if (v.isTensor()) return v.as<TensorObj>()->t.type_str();
+  if (v.isScalar()) return fmt::format("{}[]", rt::dtype_name(v.dtype()));
+  return tagName(v.tag());
+}
+
+SeqObj* uniqueSeq(Value& v) {
+  if (!v.unique()) v = Value::object(v.tag(), new SeqObj(v.as<SeqObj>()->items));
+  return v.as<SeqObj>();
+}
+
+RecordObj* uniqueRecord(Value& v) {
+  if (!v.unique()) {
+    auto* r = v.as<RecordObj>();
+    v = makeRecord(r->names, r->vals);
+  }
+  return v.as<RecordObj>();
+}
+
+rt::Tensor& uniqueTensor(Value& v) {
+  if (!v.unique()) v = Value::object(Tag::Tensor, new TensorObj(v.as<TensorObj>()->t));
+  return v.as<TensorObj>()->t;
+}
+
+}  // namespace tdl::vm

@@ -1,0 +1,332 @@
+#include "vm/ValueOps.h"
+
+#include <fmt/format.h>
+
+#include "runtime/Error.h"
+#include "runtime/Index.h"
+#include "runtime/Reduce.h"
+#include "vm/NumericOps.h"
+
+namespace tdl::vm {
+
+namespace {
+
+int64_t indexInt(const Value& v, const char* what) {
+  if (v.isScalar() && !v.isFloatScalar() && v.dtype() != DType::Bool) return v.rawInt();
+  throw rt::Error(fmt::format("{} must be an integer, got {}", what, typeText(v)));
+}
+
+std::optional<int64_t> optInt(const Value* regs, int& r, bool present) {
+  if (!present) return std::nullopt;
+  const Value& v = regs[r++];
+  if (v.isNone()) return std::nullopt;
+  return indexInt(v, "a slice bound");
+}
+
+// The subscripts as runtime index items.
+rt::IndexSpec indexSpec(const std::vector<uint8_t>& flags, const Value* regs) {
+  rt::IndexSpec spec;
+  int r = 0;
+  for (uint8_t f : flags) {
+    if (!(f & kSubSlice)) {
+      spec.push_back(rt::IndexItem::at(indexInt(regs[r++], "an index")));
+      continue;
+    }
+    auto lo = optInt(regs, r, f & kSubLo);
+    auto hi = optInt(regs, r, f & kSubHi);
+    auto step = optInt(regs, r, f & kSubStep);
+    spec.push_back(rt::IndexItem::slice(lo, hi, step));
+  }
+  return spec;
+}
+
+// A single integer-tensor subscript gathers along axis 0.
+bool isGather(const std::vector<uint8_t>& flags, const Value* regs) {
+  return flags.size() == 1 && !(flags[0] & kSubSlice) && regs[0].isTensor();
+}
+
+const rt::Tensor& tensorIndex(const Value& v) {
+  const rt::Tensor& t = v.as<TensorObj>()->t;
+  if (rt::is_float(t.dtype()) || t.dtype() == DType::Bool)
+    throw rt::Error(fmt::format("a tensor index must hold integers, got {}", t.type_str()));
+  return t;
+}
+
+Value indexSequence(const Value& base, const std::vector<uint8_t>& flags, const Value* regs) {
+  if (flags.size() != 1) throw rt::Error(fmt::format("a {} takes one index, got {}", tagName(base.tag()), flags.size()));
+  const auto& items = base.as<SeqObj>()->items;
+  int64_t n = static_cast<int64_t>(items.size());
+  rt::IndexSpec spec = indexSpec(flags, regs);
+  rt::AxisRange r = rt::resolve_index(spec[0], 0, n);
+  if (!r.keep) return items[static_cast<size_t>(r.start)];
+  std::vector<Value> out;
+  for (int64_t i = 0; i < r.count; ++i) out.push_back(items[static_cast<size_t>(r.start + i * r.step)]);
+  return base.tag() == Tag::Tuple ? makeTuple(std::move(out)) : makeList(std::move(out));
+}
+
+Value indexString(const std::string& s, const std::vector<uint8_t>& flags, const Value* regs) {
+  if (flags.size() != 1) throw rt::Error("a string takes one index");
+  rt::IndexSpec spec = indexSpec(flags, regs);
+  rt::AxisRange r = rt::resolve_index(spec[0], 0, static_cast<int64_t>(s.size()));
+  if (!r.keep) return makeStr(std::string(1, s[static_cast<size_t>(r.start)]));
+  std::string out;
+  for (int64_t i = 0; i < r.count; ++i) out += s[static_cast<size_t>(r.start + i * r.step)];
+  return makeStr(std::move(out));
+}
+
+// The value assigned into a tensor of dtype `dt` (weak scalars take dt exactly).
+rt::Tensor valueFor(const Value& v, DType dt) {
+  if (v.isScalar() && v.weak()) return scalarTensor(v, dt);
+  if (!v.isNumeric()) throw rt::Error(fmt::format("cannot store a {} in a tensor", tagName(v.tag())));
+  return toTensor(v);
+}
+
+void assignStep(Value& target, const PathDesc& path, size_t k, const Value* R, const Value& v) {
+  const PathStep& s = path.steps[k];
+  bool last = k + 1 == path.steps.size();
+  if (s.isField) {
+    if (target.tag() != Tag::Record)
+      throw rt::Error(fmt::format("cannot set field '{}' of a {}", s.name, tagName(target.tag())));
+    RecordObj* r = uniqueRecord(target);
+    int i = r->find(s.name);
+    if (i < 0) throw rt::Error(fmt::format("record has no field '{}'", s.name));
+    if (last) r->vals[static_cast<size_t>(i)] = v;
+    else assignStep(r->vals[static_cast<size_t>(i)], path, k + 1, R, v);
+    return;
+  }
+  const Value* regs = R + s.firstReg;
+  switch (target.tag()) {
+    case Tag::List: {
+      if (s.subs.size() != 1 || (s.subs[0] & kSubSlice))
+        throw rt::Error("list elements are assigned one at a time: xs[i] = v");
+      SeqObj* seq = uniqueSeq(target);
+      int64_t n = static_cast<int64_t>(seq->items.size());
+      rt::AxisRange r = rt::resolve_index(rt::IndexItem::at(indexInt(regs[0], "an index")), 0, n);
+      Value& elem = seq->items[static_cast<size_t>(r.start)];
+      if (last) elem = v;
+      else assignStep(elem, path, k + 1, R, v);
+      return;
+    }
+    case Tag::Tuple: throw rt::Error("tuples are immutable: cannot assign to an element");
+    case Tag::Tensor: {
+      rt::Tensor& t = uniqueTensor(target);
+      if (isGather(s.subs, regs)) {
+        const rt::Tensor& idx = tensorIndex(regs[0]);
+        if (last) {
+          rt::scatter(t, idx, valueFor(v, t.dtype()));
+        } else {
+          Value part = fromTensor(rt::gather(t, idx));
+          assignStep(part, path, k + 1, R, v);
+          rt::scatter(t, idx, toTensor(part));
+        }
+        return;
+      }
+      rt::IndexSpec spec = indexSpec(s.subs, regs);
+      if (last) {
+        rt::set_index(t, spec, valueFor(v, t.dtype()));
+      } else {
+        Value part = fromTensor(rt::get_index(t, spec));
+        assignStep(part, path, k + 1, R, v);
+        rt::set_index(t, spec, toTensor(part));
+      }
+      return;
+    }
+    default:
+      throw rt::Error(fmt::format("cannot assign to an element of {}", typeText(target)));
+  }
+}
+
+Value concat(const Value& a, const Value& b) {
+  if (a.isStr() && b.isStr()) return makeStr(a.as<StrObj>()->s + b.as<StrObj>()->s);
+  std::vector<Value> items = a.as<SeqObj>()->items;
+  const auto& more = b.as<SeqObj>()->items;
+  items.insert(items.end(), more.begin(), more.end());
+  return Value::object(a.tag(), new SeqObj(std::move(items)));
+}
+
+const char* opText(Op op) {
+  switch (op) {
+    case Op::Add: return "+";
+    case Op::Sub: return "-";
+    case Op::Mul: return "*";
+    case Op::Div: return "/";
+    case Op::FloorDiv: return "//";
+    case Op::Mod: return "%";
+    case Op::Pow: return "**";
+    case Op::MatMul: return "@";
+    case Op::Eq: return "==";
+    case Op::Ne: return "!=";
+    case Op::Lt: return "<";
+    case Op::Le: return "<=";
+    case Op::Gt: return ">";
+    case Op::Ge: return ">=";
+    case Op::BitAnd: return "&";
+    case Op::BitOr: return "|";
+    default: return "?";
+  }
+}
+
+rt::BinaryOp runtimeOp(Op op) {
+  switch (op) {
+    case Op::Add: return rt::BinaryOp::Add;
+    case Op::Sub: return rt::BinaryOp::Sub;
+    case Op::Mul: return rt::BinaryOp::Mul;
+    case Op::Div: return rt::BinaryOp::Div;
+    case Op::FloorDiv: return rt::BinaryOp::FloorDiv;
+    case Op::Mod: return rt::BinaryOp::Mod;
+    case Op::Pow: return rt::BinaryOp::Pow;
+    case Op::Eq: return rt::BinaryOp::Eq;
+    case Op::Ne: return rt::BinaryOp::Ne;
+    case Op::Lt: return rt::BinaryOp::Lt;
+    case Op::Le: return rt::BinaryOp::Le;
+    case Op::Gt: return rt::BinaryOp::Gt;
+    case Op::Ge: return rt::BinaryOp::Ge;
+    case Op::BitAnd: return rt::BinaryOp::BitAnd;
+    case Op::BitOr: return rt::BinaryOp::BitOr;
+    default: break;
+  }
+  throw std::logic_error("runtimeOp: not an elementwise operator");
+}
+
+}  // namespace
+
+Value indexValue(const Value& base, const std::vector<uint8_t>& flags, const Value* regs) {
+  switch (base.tag()) {
+    case Tag::Tensor: {
+      const rt::Tensor& t = base.as<TensorObj>()->t;
+      if (isGather(flags, regs)) return fromTensor(rt::gather(t, tensorIndex(regs[0])));
+      return fromTensor(rt::get_index(t, indexSpec(flags, regs)));
+    }
+    case Tag::Tuple:
+    case Tag::List: return indexSequence(base, flags, regs);
+    case Tag::Str: return indexString(base.as<StrObj>()->s, flags, regs);
+    case Tag::Range: {
+      auto* r = base.as<RangeObj>();
+      if (flags.size() != 1 || (flags[0] & kSubSlice)) throw rt::Error("a range takes one integer index");
+      rt::AxisRange ar = rt::resolve_index(rt::IndexItem::at(indexInt(regs[0], "an index")), 0, r->length());
+      return Value::i64(r->at(ar.start), true);
+    }
+    case Tag::Scalar: throw rt::Error(fmt::format("cannot index a scalar ({})", typeText(base)));
+    case Tag::Record: throw rt::Error("cannot index a record; use r.name for its fields");
+    default: throw rt::Error(fmt::format("cannot index a {}", tagName(base.tag())));
+  }
+}
+
+bool hasField(const Value& base, const std::string& name) {
+  if (base.tag() == Tag::Record) return base.as<RecordObj>()->find(name) >= 0;
+  if (base.tag() == Tag::Native) return !base.as<NativeObj>()->member(base, name).isUndef();
+  return false;
+}
+
+Value fieldValue(const Value& base, const std::string& name) {
+  if (base.tag() == Tag::Record) {
+    auto* r = base.as<RecordObj>();
+    int i = r->find(name);
+    if (i < 0) throw rt::Error(fmt::format("record has no field '{}'", name));
+    return r->vals[static_cast<size_t>(i)];
+  }
+  if (base.isNumeric()) {
+    rt::Shape shape = base.isTensor() ? base.as<TensorObj>()->t.shape() : rt::Shape{};
+    DType dt = base.isTensor() ? base.as<TensorObj>()->t.dtype() : strong(base).dtype();
+    if (name == "shape") return Value::object(Tag::Tensor, new TensorObj(rt::Tensor::from_vector(shape, {static_cast<int64_t>(shape.size())})));
+    if (name == "rank") return Value::i64(static_cast<int64_t>(shape.size()));
+    if (name == "size") return Value::i64(rt::numel_of(shape));
+    if (name == "dtype") return Value::dtype(dt);
+    throw rt::Error(fmt::format("a tensor has no field '{}' (it has shape, rank, size, dtype)", name));
+  }
+  if (base.tag() == Tag::Native) {
+    Value m = base.as<NativeObj>()->member(base, name);
+    if (!m.isUndef()) return m;
+  }
+  throw rt::Error(fmt::format("a {} has no field '{}'", tagName(base.tag()), name));
+}
+
+void assignPath(Value& target, const PathDesc& path, const Value* R, const Value& v) {
+  assignStep(target, path, 0, R, v);
+}
+
+bool valuesEqual(const Value& a, const Value& b) {
+  if (a.isNumeric() && b.isNumeric()) {
+    if (a.isScalar() && b.isScalar()) return binaryValues(rt::BinaryOp::Eq, a, b).rawInt() != 0;
+    if (!a.isTensor() || !b.isTensor()) return false;
+    const rt::Tensor& x = a.as<TensorObj>()->t;
+    const rt::Tensor& y = b.as<TensorObj>()->t;
+    if (x.shape() != y.shape() || x.dtype() != y.dtype()) return false;
+    return rt::all(rt::eq(x, y)).scalar_as_bool();
+  }
+  if (a.tag() != b.tag()) return false;
+  switch (a.tag()) {
+    case Tag::None: return true;
+    case Tag::DType: return a.dtype() == b.dtype();
+    case Tag::Builtin: return a.builtinId() == b.builtinId();
+    case Tag::Str: return a.as<StrObj>()->s == b.as<StrObj>()->s;
+    case Tag::Tuple:
+    case Tag::List: {
+      const auto& x = a.as<SeqObj>()->items;
+      const auto& y = b.as<SeqObj>()->items;
+      if (x.size() != y.size()) return false;
+      for (size_t i = 0; i < x.size(); ++i)
+        if (!valuesEqual(x[i], y[i])) return false;
+      return true;
+    }
+    case Tag::Record: {
+      auto* x = a.as<RecordObj>();
+      auto* y = b.as<RecordObj>();
+      if (*x->names != *y->names) return false;
+      for (size_t i = 0; i < x->vals.size(); ++i)
+        if (!valuesEqual(x->vals[i], y->vals[i])) return false;
+      return true;
+    }
+    default: return a.obj() == b.obj();
+  }
+}
+
+Value binaryOperator(Op op, const Value& a, const Value& b) {
+  if (a.isNumeric() && b.isNumeric()) {
+    if (op == Op::MatMul) return matmulValues(a, b);
+    return binaryValues(runtimeOp(op), a, b);
+  }
+  if (op == Op::Add && ((a.isStr() && b.isStr()) || (a.tag() == b.tag() && a.isSeq()))) return concat(a, b);
+  if (op == Op::Eq) return Value::boolean(valuesEqual(a, b));
+  if (op == Op::Ne) return Value::boolean(!valuesEqual(a, b));
+  throw rt::Error(fmt::format("unsupported operand types for {}: {} and {}", opText(op), typeText(a), typeText(b)));
+}
+
+int64_t iterLength(const Value& v) {
+  switch (v.tag()) {
+    case Tag::Range: return v.as<RangeObj>()->length();
+    case Tag::Tuple:
+    case Tag::List: return static_cast<int64_t>(v.as<SeqObj>()->items.size());
+    case Tag::Tensor: return v.as<TensorObj>()->t.dim(0);
+    case Tag::Str: return static_cast<int64_t>(v.as<StrObj>()->s.size());
+    default: throw rt::Error(fmt::format("cannot iterate over {}", typeText(v)));
+  }
+}
+
+Value iterItem(const Value& v, int64_t i) {
+  switch (v.tag()) {
+    case Tag::Range: return Value::i64(v.as<RangeObj>()->at(i), true);
+    case Tag::Tuple:
+    case Tag::List: return v.as<SeqObj>()->items[static_cast<size_t>(i)];
+    case Tag::Tensor: return fromTensor(rt::get_index(v.as<TensorObj>()->t, {rt::IndexItem::at(i)}));
+    case Tag::Str: return makeStr(std::string(1, v.as<StrObj>()->s[static_cast<size_t>(i)]));
+    default: throw rt::Error(fmt::format("cannot iterate over {}", typeText(v)));
+  }
+}
+
+std::vector<Value> unpackValues(const Value& v, size_t expected) {
+  std::vector<Value> out;
+  if (v.isSeq()) {
+    out = v.as<SeqObj>()->items;
+  } else if (v.isTensor()) {
+    int64_t n = iterLength(v);
+    for (int64_t i = 0; i < n; ++i) out.push_back(iterItem(v, i));
+  } else {
+    throw rt::Error(fmt::format("cannot destructure {} into {} names", typeText(v), expected));
+  }
+  if (out.size() != expected)
+    throw rt::Error(fmt::format("cannot destructure a {} of {} elements into {} names", tagName(v.tag()), out.size(), expected));
+  return out;
+}
+
+}  // namespace tdl::vm

@@ -1,0 +1,108 @@
+#include "vm/Vm.h"
+
+#include <cstdio>
+
+#include "vm/Compiler.h"
+#include "vm/Disassembler.h"
+
+namespace tdl::vm {
+
+namespace {
+
+void report(Compilation& c, const ScriptError& e) {
+  std::fflush(stdout);
+  c.diags.report(Diagnostic{Severity::Error, e.loc, e.what(), e.trace});
+}
+
+}  // namespace
+
+int runProgram(Compilation& c, const VmOptions& opts) {
+  Program prog;
+  try {
+    Compiler compiler(prog, c.modules());
+    compiler.compileAll();
+    Interpreter vm(c.sources, c.modules(), prog, opts);
+    vm.runModule(0);
+  } catch (const ScriptError& e) {
+    report(c, e);
+    return 1;
+  } catch (const ExitRequest& e) {
+    std::fflush(stdout);
+    return e.code;
+  }
+  std::fflush(stdout);
+  return 0;
+}
+
+std::string bytecodeText(Compilation& c) {
+  Program prog;
+  Compiler compiler(prog, c.modules());
+  compiler.compileAll();
+  return disassemble(prog, c.sources);
+}
+
+// ------------------------------------------------------------------ REPL
+
+ReplSession::ReplSession(VmOptions opts) : opts_(std::move(opts)) { opts_.eager = true; }
+
+ReplSession::~ReplSession() { vm_.reset(); }
+
+bool ReplSession::needsMore(const std::string& text) {
+  int depth = 0;
+  bool inString = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (inString) {
+      if (c == '\\') ++i;
+      else if (c == '"') inString = false;
+      else if (c == '\n') inString = false;  // strings do not span lines
+      continue;
+    }
+    if (c == '#') {
+      while (i < text.size() && text[i] != '\n') ++i;
+      continue;
+    }
+    if (c == '"') inString = true;
+    else if (c == '(' || c == '[' || c == '{') ++depth;
+    else if (c == ')' || c == ']' || c == '}') --depth;
+  }
+  return depth > 0;
+}
+
+bool ReplSession::eval(const std::string& input) {
+  std::string candidate = source_ + input + "\n";
+  auto comp = std::make_unique<Compilation>();
+  if (!comp->load("<repl>", SemaOptions{true}, &candidate)) return true;
+  Module& main = *comp->modules()[0];
+  size_t first = statements_;
+  auto prog = std::make_unique<Program>();
+  try {
+    Compiler compiler(*prog, comp->modules());
+    prog->moduleCode.assign(comp->modules().size(), nullptr);
+    for (auto& m : comp->modules()) {
+      CompileOptions co;
+      co.replPrint = m->id == 0;
+      prog->moduleCode[static_cast<size_t>(m->id)] = compiler.compileModule(*m, m->id == 0 ? first : 0, co);
+    }
+    if (!vm_) vm_ = std::make_unique<Interpreter>(comp->sources, comp->modules(), *prog, opts_);
+    else vm_->resetModules(comp->modules(), *prog);
+    for (int dep : main.importedModules)
+      if (dep >= 0) vm_->runModule(dep);
+    source_ = candidate;
+    statements_ = main.stmts.size();
+    vm_->runCode(prog->moduleCode[0]);
+  } catch (const ScriptError& e) {
+    report(*comp, e);
+  } catch (const ExitRequest& e) {
+    exitCode_ = e.code;
+    comps_.push_back(std::move(comp));
+    programs_.push_back(std::move(prog));
+    return false;
+  }
+  std::fflush(stdout);
+  comps_.push_back(std::move(comp));
+  programs_.push_back(std::move(prog));
+  return true;
+}
+
+}  // namespace tdl::vm

@@ -1,0 +1,44 @@
+// The VM as the driver uses it: compile a checked Compilation to bytecode and
+// run it, print its bytecode, or keep an interactive session (the REPL).
+#pragma once
+#include <memory>
+#include <string>
+
+#include "frontend/Frontend.h"
+#include "vm/Interpreter.h"
+
+namespace tdl::vm {
+
+// Compiles and runs the program (module 0 after its imports). Script errors
+// are reported through c.diags. Returns the exit status: 0, 1 for a script
+// error, or the code given to exit().
+int runProgram(Compilation& c, const VmOptions& opts);
+
+// The bytecode of every module and function, with source lines.
+std::string bytecodeText(Compilation& c);
+
+// An interactive session: each input is appended to the session's source,
+// checked as a whole, and only its new statements are compiled and run.
+class ReplSession {
+ public:
+  explicit ReplSession(VmOptions opts);
+  ~ReplSession();
+  // Whether `text` still has open brackets/braces/parentheses (or an
+  // unterminated string), so that the REPL should read another line.
+  static bool needsMore(const std::string& text);
+  // Runs one input; diagnostics go to stderr. Returns false when the input
+  // asked to exit (`exit(code)`), with the code in exitCode().
+  bool eval(const std::string& input);
+  int exitCode() const { return exitCode_; }
+
+ private:
+  VmOptions opts_;
+  std::string source_;      // every accepted input so far
+  size_t statements_ = 0;   // top-level statements already run
+  std::vector<std::unique_ptr<Compilation>> comps_;  // kept alive: closures refer to their code
+  std::vector<std::unique_ptr<Program>> programs_;
+  std::unique_ptr<Interpreter> vm_;
+  int exitCode_ = 0;
+};
+
+}  // namespace tdl::vm
