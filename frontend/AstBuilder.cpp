@@ -131,7 +131,7 @@ StmtPtr AstBuilder::stmt(P::StatementContext* ctx) {
     s->body = block(c->block());
     return s;
   }
-  if (auto* c = dynamic_cast<P::AssignStmtContext*>(ctx)) {
+  if (auto* c = dynamic_cast<P::ExprStmtContext*>(ctx); c && c->assignOp()) {
     auto s = std::make_unique<Stmt>(StmtKind::Assign, l);
     s->assignOp = assignOpChar(c->assignOp());
     s->exprs.push_back(expr(c->expr(0)));
@@ -146,7 +146,7 @@ StmtPtr AstBuilder::stmt(P::StatementContext* ctx) {
   }
   if (auto* c = dynamic_cast<P::ExprStmtContext*>(ctx)) {
     auto s = std::make_unique<Stmt>(StmtKind::ExprStmt, l);
-    s->exprs.push_back(expr(c->expr()));
+    s->exprs.push_back(expr(c->expr(0)));
     return s;
   }
   throw InternalError("AstBuilder: unknown statement kind");
@@ -540,13 +540,13 @@ ExprPtr AstBuilder::primary(P::PrimaryContext* ctx) {
     e->str = c->getText();
     return e;
   }
-  if (auto* c = dynamic_cast<P::ParenExprContext*>(ctx)) {
-    ExprPtr inner = expr(c->expr());
+  if (auto* c = dynamic_cast<P::ParenOrTupleContext*>(ctx); c && c->expr().size() == 1 && !c->trailing) {
+    ExprPtr inner = expr(c->expr(0));
     inner->depth += 1;
     if (inner->depth == kMaxNesting + 1) error(l, "nesting too deep");
     return inner;
   }
-  if (auto* c = dynamic_cast<P::TupleLitContext*>(ctx)) {
+  if (auto* c = dynamic_cast<P::ParenOrTupleContext*>(ctx)) {
     auto e = std::make_unique<Expr>(ExprKind::Tuple, l);
     for (auto* x : c->expr()) e->kids.push_back(expr(x));
     return finish(std::move(e));

@@ -60,8 +60,7 @@ statement
     | 'break'                                             # breakStmt
     | 'continue'                                          # continueStmt
     | 'with' expr 'as' NAME block                         # withStmt
-    | expr assignOp expr                                  # assignStmt
-    | expr                                                # exprStmt
+    | expr (assignOp expr)?                               # exprStmt
     ;
 
 fnDecl      : isGraph='graph'? 'fn' NAME '(' params? ')' ('->' type)? block ;
@@ -124,8 +123,9 @@ primary
     | value=('true' | 'false')                            # boolLit
     | 'none'                                              # noneLit
     | NAME                                                # nameRef
-    | '(' expr ')'                                        # parenExpr
-    | '(' (expr ',' (expr (',' expr)* ','?)?)? ')'        # tupleLit
+    // `(e)` is a parenthesized expression, `()`, `(e,)`, `(a, b)` are tuples;
+    // one rule so the parser never needs lookahead to the closing `)`.
+    | '(' (expr (',' expr)* trailing=','?)? ')'           # parenOrTuple
     | '[' (expr (',' expr)* ','?)? ']'                    # listLit
     | '{' NEWLINE* (field (',' NEWLINE* field)* ','? NEWLINE*)? '}'   # recordLit
     ;
