@@ -270,10 +270,14 @@ struct FnCompiler {
     }
   }
 
+  // continueTarget == kForward: `continue` jumps are patched when the loop's
+  // check is emitted (a `for` tests at the bottom).
+  static constexpr size_t kForward = ~size_t(0);
   struct Loop {
     size_t continueTarget;
     std::vector<size_t> breaks;
     size_t withDepth;
+    std::vector<size_t> continues;
   };
 
   void whileStmt(const Stmt& s) {
@@ -282,7 +286,7 @@ struct FnCompiler {
     int c = exprAny(*s.exprs[0]);
     size_t jexit = emitJump(Op::JumpIfFalse, c, s.exprs[0]->loc);
     top_ = mark;
-    loops_.push_back({start, {}, withs_.size()});
+    loops_.push_back({start, {}, withs_.size(), {}});
     block(*s.body);
     jumpTo(start, s.loc);
     patchJump(jexit, here());
@@ -290,16 +294,25 @@ struct FnCompiler {
     loops_.pop_back();
   }
 
+  // A rotated loop: one ForNext per iteration at the bottom, which loads the
+  // next item (straight into a local loop variable) and jumps back.
+  //   ForPrep; Jump check; body: [bind]; ...; check: ForNext -> body
   void forStmt(const Stmt& s) {
+    const Loc& loc = s.exprs[0]->loc;
     int it = exprAny(*s.exprs[0]);
     int base = temps(3, s.loc);  // iterable, position, current item
-    emit(Op::ForPrep, base, it, 0, s.exprs[0]->loc);
-    size_t head = emitJump(Op::ForNext, base, s.exprs[0]->loc);
-    bindPattern(s.pattern, base + 2, s.pattern.loc);
-    loops_.push_back({head, {}, withs_.size()});
+    emit(Op::ForPrep, base, it, 0, loc);
+    size_t enter = emitJump(Op::Jump, 0, loc);
+    size_t bodyStart = here();
+    bool direct = s.pattern.kind == Pattern::Name && !s.pattern.global;
+    if (!direct) bindPattern(s.pattern, base + 2, s.pattern.loc);
+    loops_.push_back({kForward, {}, withs_.size(), {}});
     block(*s.body);
-    jumpTo(head, s.loc);
-    patchJump(head, here());
+    size_t check = here();
+    patchJump(enter, check);
+    for (size_t c : loops_.back().continues) patchJump(c, check);
+    size_t next = emit(Op::ForNext, base, 0, direct ? s.pattern.slot + 1 : 0, loc);
+    patchJump(next, bodyStart);
     for (size_t b : loops_.back().breaks) patchJump(b, here());
     loops_.pop_back();
   }
@@ -312,6 +325,7 @@ struct FnCompiler {
     Loop& l = loops_.back();
     exitWiths(l.withDepth, s.loc);
     if (s.kind == StmtKind::Break) l.breaks.push_back(emitJump(Op::Jump, 0, s.loc));
+    else if (l.continueTarget == kForward) l.continues.push_back(emitJump(Op::Jump, 0, s.loc));
     else jumpTo(l.continueTarget, s.loc);
   }
 

@@ -360,8 +360,16 @@ void Interpreter::execute(size_t stopDepth) {
   }
 }
 
-#define DISPATCH() continue
-#define CASE(name) case Op::name:
+// Direct threading: each instruction jumps straight to the next one's code
+// through a label table built from opcodes.def (GCC/Clang "labels as values");
+// the switch below is the entry point and documents the cases.
+#define DISPATCH()                                    \
+  do {                                                \
+    if (trace) traceInstruction(*fr, fr->ip);         \
+    in = *fr->ip++;                                   \
+    goto* kLabels[static_cast<size_t>(in.op)];        \
+  } while (0)
+#define CASE(name) case Op::name: L_##name:
 
 void Interpreter::loop(size_t stopDepth) {
   Frame* fr = &frames_.back();
@@ -376,9 +384,14 @@ void Interpreter::loop(size_t stopDepth) {
     K = &fr->proto->chunk;
   };
 
+  static const void* const kLabels[] = {
+#define OPCODE(name, format, semantics) &&L_##name,
+#include "vm/opcodes.def"
+  };
+  Instr in;
   for (;;) {
     if (trace) traceInstruction(*fr, fr->ip);
-    const Instr in = *fr->ip++;
+    in = *fr->ip++;
     switch (in.op) {
       CASE(Move) {
         R[in.a] = R[in.b];
@@ -390,7 +403,8 @@ void Interpreter::loop(size_t stopDepth) {
       }
       CASE(LoadNone) {
         int n = in.b > 0 ? in.b : 1;
-        for (int i = 0; i < n; ++i) R[in.a + i] = Value();
+        for (int i = 0; i < n; ++i)
+          if (!R[in.a + i].isNone()) R[in.a + i] = Value();
         DISPATCH();
       }
       CASE(LoadBuiltin) {
@@ -555,10 +569,17 @@ void Interpreter::loop(size_t stopDepth) {
       CASE(ForNext) {
         const Value& it = R[in.a];
         int64_t pos = R[in.a + 1].rawInt();
-        if (pos < iterLength(it)) {
-          R[in.a + 2] = iterItem(it, pos);
+        Value& item = R[in.c ? in.c - 1 : in.a + 2];
+        if (it.tag() == Tag::Range) {
+          const auto* r = it.as<RangeObj>();
+          if (pos < r->len) {
+            item = Value::i64(r->start + pos * r->step);
+            R[in.a + 1] = Value::i64(pos + 1);
+            fr->ip += in.jump();
+          }
+        } else if (pos < iterLength(it)) {
+          item = iterItem(it, pos);
           R[in.a + 1] = Value::i64(pos + 1);
-        } else {
           fr->ip += in.jump();
         }
         DISPATCH();

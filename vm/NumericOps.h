@@ -22,7 +22,6 @@ Value binaryValues(rt::BinaryOp op, const Value& a, const Value& b);
 // The interpreter's inline fast path for `+ - * /` on two scalars of one dtype
 // and weakness (the common case in scalar loops); false when it does not apply.
 inline bool arithSameKind(rt::BinaryOp op, const Value& a, const Value& b, Value& out) {
-  if (a.dtype() != b.dtype() || a.weak() != b.weak()) return false;
   auto apply = [op](auto x, auto y) {
     switch (op) {
       case rt::BinaryOp::Add: return x + y;
@@ -31,6 +30,24 @@ inline bool arithSameKind(rt::BinaryOp op, const Value& a, const Value& b, Value
       default: return x / y;
     }
   };
+  if (a.weak() != b.weak()) {
+    // A strong float scalar with a weak number: the weak one takes its dtype (SPEC §2).
+    const Value& s = a.weak() ? b : a;
+    const Value& w = a.weak() ? a : b;
+    if (!s.isFloatScalar() || w.dtype() == DType::Bool) return false;
+    double wv = w.isFloatScalar() ? w.rawFloat() : static_cast<double>(w.rawInt());
+    if (s.dtype() == DType::F32) {
+      float x = a.weak() ? static_cast<float>(wv) : static_cast<float>(a.rawFloat());
+      float y = b.weak() ? static_cast<float>(wv) : static_cast<float>(b.rawFloat());
+      out = Value::f32(apply(x, y));
+    } else {
+      double x = a.weak() ? wv : a.rawFloat();
+      double y = b.weak() ? wv : b.rawFloat();
+      out = Value::f64(apply(x, y));
+    }
+    return true;
+  }
+  if (a.dtype() != b.dtype()) return false;
   switch (a.dtype()) {
     case DType::F32:
       if (a.weak()) out = Value::weakFloat(apply(a.rawFloat(), b.rawFloat()));  // exact until decided

@@ -37,7 +37,11 @@ int RecordObj::find(const std::string& name) const {
   return -1;
 }
 
-int64_t RangeObj::length() const {
+void Value::dropRef(Obj* o) {
+  if (--o->refs == 0) delete o;
+}
+
+int64_t RangeObj::computeLength() const {
   if (step > 0) return start < stop ? (stop - start + step - 1) / step : 0;
   return start > stop ? (start - stop - step - 1) / (-step) : 0;
 }

@@ -124,8 +124,11 @@ class Value {
 
  private:
   void release() {
-    if (isHeap() && --o_->refs == 0) delete o_;
+    if (isHeap()) dropRef(o_);
   }
+  // Out of line: keeps the inline paths small (and GCC 12's -Warray-bounds
+  // quiet about the delete it cannot see the object of).
+  static void dropRef(Obj* o);
 
   Tag tag_;
   DType dtype_;
@@ -175,8 +178,10 @@ struct ClosureObj : Obj {
 
 struct RangeObj : Obj {
   int64_t start, stop, step;
-  RangeObj(int64_t a, int64_t b, int64_t s) : start(a), stop(b), step(s) {}
-  int64_t length() const;
+  int64_t len;  // computed once: ForNext asks every iteration
+  RangeObj(int64_t a, int64_t b, int64_t s) : start(a), stop(b), step(s), len(computeLength()) {}
+  int64_t length() const { return len; }
+  int64_t computeLength() const;
   int64_t at(int64_t i) const { return start + i * step; }
 };
 

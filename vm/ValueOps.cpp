@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "runtime/Convert.h"
 #include "runtime/Error.h"
 #include "runtime/Index.h"
 #include "runtime/Reduce.h"
@@ -38,6 +39,48 @@ rt::IndexSpec indexSpec(const std::vector<uint8_t>& flags, const Value* regs) {
     spec.push_back(rt::IndexItem::slice(lo, hi, step));
   }
   return spec;
+}
+
+// Fast path for `x[i, j, ...]` with one integer scalar per axis: the flat
+// offset of the element (bounds checked with the runtime's error), computed
+// without allocating. False when the subscripts are of another kind.
+bool elementOffset(const rt::Tensor& t, const std::vector<uint8_t>& flags, const Value* regs, int64_t& off) {
+  if (static_cast<int64_t>(flags.size()) != t.rank()) return false;
+  for (size_t k = 0; k < flags.size(); ++k) {
+    const Value& v = regs[k];
+    if ((flags[k] & kSubSlice) || !v.isScalar() || v.isFloatScalar() || v.dtype() == DType::Bool) return false;
+  }
+  off = 0;
+  for (size_t k = 0; k < flags.size(); ++k) {
+    int64_t size = t.dim(static_cast<int64_t>(k));
+    int64_t i = regs[k].rawInt();
+    if (i < 0) i += size;
+    if (i < 0 || i >= size) rt::resolve_index(rt::IndexItem::at(regs[k].rawInt()), static_cast<int64_t>(k), size);
+    off = off * size + i;
+  }
+  return true;
+}
+
+Value elementValue(const rt::Tensor& t, int64_t off) {
+  switch (t.dtype()) {
+    case DType::Bool: return Value::boolean(t.data<bool>()[off]);
+    case DType::I32: return Value::i32(t.data<int32_t>()[off]);
+    case DType::I64: return Value::i64(t.data<int64_t>()[off]);
+    case DType::F32: return Value::f32(t.data<float>()[off]);
+    case DType::F64: return Value::f64(t.data<double>()[off]);
+  }
+  return Value();
+}
+
+// Stores scalar `v` at `off`, converted to t's dtype as cast() does.
+void storeElement(rt::Tensor& t, int64_t off, const Value& v) {
+  rt::dispatch(t.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T* p = t.mutable_data<T>();
+    p[off] = v.isFloatScalar() ? rt::convert<T>(v.rawFloat())
+                               : (v.dtype() == DType::Bool ? rt::convert<T>(v.rawInt() != 0)
+                                                           : rt::convert<T>(v.rawInt()));
+  });
 }
 
 // A single integer-tensor subscript gathers along axis 0.
@@ -121,6 +164,11 @@ void assignStep(Value& target, const PathDesc& path, size_t k, const Value* R, c
         }
         return;
       }
+      int64_t off;
+      if (last && v.isScalar() && elementOffset(t, s.subs, regs, off)) {
+        storeElement(t, off, v);
+        return;
+      }
       rt::IndexSpec spec = indexSpec(s.subs, regs);
       if (last) {
         rt::set_index(t, spec, valueFor(v, t.dtype()));
@@ -194,6 +242,8 @@ Value indexValue(const Value& base, const std::vector<uint8_t>& flags, const Val
   switch (base.tag()) {
     case Tag::Tensor: {
       const rt::Tensor& t = base.as<TensorObj>()->t;
+      int64_t off;
+      if (elementOffset(t, flags, regs, off)) return elementValue(t, off);
       if (isGather(flags, regs)) return fromTensor(rt::gather(t, tensorIndex(regs[0])));
       return fromTensor(rt::get_index(t, indexSpec(flags, regs)));
     }

@@ -60,7 +60,7 @@ TEST_CASE("inferred result types of ops", "[ir][shapes]") {
   CHECK(infer(OpKind::Index, {x, i}) == ty(DType::I32, {K(4)}));
   CHECK_THROWS_WITH(infer(OpKind::Index, {x, ty(DType::F32, {})}), Catch::Contains("integer scalar"));
   CHECK_THROWS_WITH(infer(OpKind::Transpose, {x}, {{"perm", IntList{0, 0}}}), Catch::Contains("perm"));
-  CHECK_THROWS_WITH(infer(OpKind::Reduce, {x}, {{"kind", std::string("sum")}}), Catch::Contains("missing attribute 'axes'"));
+  CHECK_THROWS_WITH(infer(OpKind::Reduce, {x}, {{"kind", std::string("sum")}}), Catch::Contains("missing attribute"));
   CHECK_THROWS_WITH(infer(OpKind::BitAnd, {ty(DType::F32, {}), ty(DType::F32, {})}), Catch::Contains("bitwise"));
 }
 

@@ -1,0 +1,81 @@
+#include "ir/Eval.h"
+
+#include "ir/ShapeInference.h"
+#include "runtime/Create.h"
+#include "runtime/Elementwise.h"
+#include "runtime/Index.h"
+#include "runtime/Matmul.h"
+#include "runtime/Reduce.h"
+#include "runtime/ShapeOps.h"
+
+namespace tdl::ir {
+
+namespace {
+
+rt::Tensor iota(const rt::Shape& shape, int64_t axis, DType dtype) {
+  rt::Shape line(shape.size(), 1);
+  line[axis] = shape[axis];
+  rt::Tensor r = rt::reshape(rt::cast(rt::arange_int(0, shape[axis]), dtype), line);
+  return rt::broadcast_to(r, shape);
+}
+
+rt::Tensor slice(const Op& op, const rt::Tensor& x) {
+  rt::IndexSpec spec;
+  const IntList &start = op.ints_attr("start"), &stop = op.ints_attr("stop"), &step = op.ints_attr("step");
+  for (size_t i = 0; i < start.size(); ++i) spec.push_back(rt::IndexItem::slice(start[i], stop[i], step[i]));
+  return rt::get_index(x, spec);
+}
+
+rt::IndexSpec indices(const std::vector<rt::Tensor>& in, size_t first) {
+  rt::IndexSpec spec;
+  for (size_t i = first; i < in.size(); ++i) spec.push_back(rt::IndexItem::at(in[i].scalar_as_int64()));
+  return spec;
+}
+
+}  // namespace
+
+std::optional<std::vector<rt::Tensor>> evaluate(const Op& op, const std::vector<rt::Tensor>& in) {
+  using V = std::vector<rt::Tensor>;
+  if (auto b = as_binary(op.kind())) return V{rt::binary(*b, in[0], in[1])};
+  if (auto u = as_unary(op.kind())) return V{rt::unary(*u, in[0])};
+  std::optional<rt::Shape> shape;
+  if (op.num_results() == 1) shape = op.result()->type.static_shape();
+  switch (op.kind()) {
+    case OpKind::Constant: return V{op.tensor_attr("value")};
+    case OpKind::Cast: return V{rt::cast(in[0], op.result()->type.dtype)};
+    case OpKind::Select: return V{rt::where(in[0], in[1], in[2])};
+    case OpKind::Dim: return V{rt::Tensor::scalar(in[0].dim(op.int_attr("axis")))};
+    case OpKind::Iota:
+      if (!shape) return std::nullopt;
+      return V{iota(*shape, op.int_attr("axis"), op.result()->type.dtype)};
+    case OpKind::BroadcastTo:
+      if (!shape) return std::nullopt;
+      return V{rt::broadcast_to(in[0], *shape)};
+    case OpKind::Reshape:
+      if (!shape) return std::nullopt;
+      return V{rt::reshape(in[0], *shape)};
+    case OpKind::Transpose: return V{rt::transpose(in[0], op.ints_attr("perm"))};
+    case OpKind::Concat: return V{rt::concat(in, op.int_attr("axis"))};
+    case OpKind::Slice: return V{slice(op, in[0])};
+    case OpKind::Reduce: {
+      auto kind = reduce_kind_from_name(op.str_attr("kind"));
+      if (!kind) return std::nullopt;
+      return V{rt::reduce(*kind, in[0], op.ints_attr("axes"), op.bool_attr("keepdims"))};
+    }
+    case OpKind::ArgMax:
+    case OpKind::ArgMin: {
+      auto kind = op.kind() == OpKind::ArgMax ? rt::ReduceOp::ArgMax : rt::ReduceOp::ArgMin;
+      return V{rt::reduce(kind, in[0], IntList{op.int_attr("axis")}, op.bool_attr("keepdims"))};
+    }
+    case OpKind::MatMul: return V{rt::matmul(in[0], in[1])};
+    case OpKind::Index: return V{rt::get_index(in[0], indices(in, 1))};
+    case OpKind::Update: {
+      rt::Tensor x = in[0];
+      rt::set_index(x, indices(in, 2), in[1]);
+      return V{x};
+    }
+    default: return std::nullopt;
+  }
+}
+
+}  // namespace tdl::ir

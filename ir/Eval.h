@@ -1,0 +1,17 @@
+// Evaluates one op on tensor operands by calling the runtime kernels, so constant folding
+// (and any later reference interpreter) has exactly the runtime's semantics.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "ir/IR.h"
+
+namespace tdl::ir {
+
+// The results of `op` applied to `operands`, or nullopt for ops that cannot be evaluated
+// here (effects, regions, symbolic result shapes). Throws rt::Error when the runtime
+// does (e.g. integer division by zero, an index out of range).
+std::optional<std::vector<rt::Tensor>> evaluate(const Op& op, const std::vector<rt::Tensor>& operands);
+
+}  // namespace tdl::ir

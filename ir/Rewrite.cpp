@@ -1,0 +1,53 @@
+#include "ir/Rewrite.h"
+
+#include <cstring>
+
+namespace tdl::ir {
+
+const rt::Tensor* constant_value(const Value* v) {
+  const Op* d = v->def();
+  return d && d->kind() == OpKind::Constant ? d->attr_as<rt::Tensor>("value") : nullptr;
+}
+
+std::optional<double> splat_value(const Value* v) {
+  const rt::Tensor* t = constant_value(v);
+  if (!t || t->numel() == 0) return std::nullopt;
+  size_t n = itemsize(t->dtype());
+  const auto* p = static_cast<const unsigned char*>(t->raw());
+  for (int64_t i = 1; i < t->numel(); ++i)
+    if (std::memcmp(p, p + i * n, n) != 0) return std::nullopt;
+  return t->item_double(0);
+}
+
+bool has_effects(const Block& b) {
+  for (size_t i = 0; i < b.size(); ++i) {
+    const Op& op = b.op(i);
+    if (op.has_trait(kTerminator)) continue;
+    if (!is_removable(op)) return true;
+  }
+  return false;
+}
+
+bool is_removable(const Op& op) {
+  if (op.has_trait(kPure)) return true;
+  if (op.kind() != OpKind::Cond && op.kind() != OpKind::While) return false;
+  for (size_t r = 0; r < op.num_regions(); ++r)
+    if (has_effects(op.region(r).block())) return false;
+  return true;
+}
+
+void replace_op(Op& op, const std::vector<Value*>& values) {
+  for (size_t i = 0; i < values.size(); ++i) op.result(i)->replace_all_uses_with(values[i]);
+  Block* b = op.parent();
+  b->erase(b->index_of(&op));
+}
+
+std::vector<Value*> inline_block(Block& from, Block& to, size_t pos) {
+  std::vector<Value*> out;
+  if (Op* t = from.terminator()) out = t->operands();
+  size_t n = from.size() - (from.terminator() ? 1 : 0);
+  for (size_t i = 0; i < n; ++i) to.insert(pos++, from.take(0));
+  return out;
+}
+
+}  // namespace tdl::ir

@@ -1,0 +1,28 @@
+// Small helpers shared by the passes: constants, removability, replacing ops.
+#pragma once
+
+#include <optional>
+
+#include "ir/IR.h"
+
+namespace tdl::ir {
+
+// The tensor of a value defined by `constant`, else nullptr.
+const rt::Tensor* constant_value(const Value* v);
+// The element of a constant whose elements are all equal (bit for bit), as a double.
+std::optional<double> splat_value(const Value* v);
+
+// Whether the op has no effect and cannot fail, looking into its regions (a cond or
+// while of pure ops is pure). Such an op may be removed when its results are unused.
+bool is_removable(const Op& op);
+// Whether any op of the block (recursively) has an effect or may fail.
+bool has_effects(const Block& b);
+
+// Replaces every use of op's results with `values` and erases the op.
+void replace_op(Op& op, const std::vector<Value*>& values);
+
+// Moves the ops of `from` (except its terminator) to `to` before position `pos`;
+// returns the terminator's operands.
+std::vector<Value*> inline_block(Block& from, Block& to, size_t pos);
+
+}  // namespace tdl::ir

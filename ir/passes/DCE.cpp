@@ -1,0 +1,180 @@
+// Dead code elimination.
+//   Rewrites:
+//     - removes ops that are removable (pure, or cond/while with only pure ops inside)
+//       and whose results are unused;
+//     - removes unused results of cond (and the values their regions yield);
+//     - removes dead carried values of while: a slot whose result and cond argument are
+//       unused and that feeds, in the body, only other dead slots;
+//     - inlines a cond whose predicate is a constant (the taken region replaces it);
+//     - removes a while whose cond region yields a constant false and has no effects
+//       (its results are its initial values).
+//   Preconditions: the function verifies.
+//   Guarantees: effectful and may-fail ops stay, in their order. A cond/while is only
+//     inlined/removed when the values replacing its results have exactly its result
+//     types (a more specific yield type is left alone). A pure loop that would not
+//     terminate may be removed (its results being unused).
+#include <set>
+#include <unordered_set>
+
+#include "ir/Pass.h"
+#include "ir/Rewrite.h"
+#include "runtime/Error.h"
+
+namespace tdl::ir {
+
+namespace {
+
+bool same_types(const std::vector<Value*>& values, const Op& op) {
+  for (size_t i = 0; i < values.size(); ++i)
+    if (!(values[i]->type == op.result(i)->type)) return false;
+  return true;
+}
+
+bool block(Block& b);
+
+// cond with a constant predicate: inline the taken region.
+bool inline_constant_cond(Op& op) {
+  const rt::Tensor* p = constant_value(op.operand(0));
+  if (!p) return false;
+  Block& taken = op.region(p->scalar_as_bool() ? 0 : 1).block();
+  Op* y = taken.terminator();
+  if (!y || !same_types(y->operands(), op)) return false;
+  Block& parent = *op.parent();
+  std::vector<Value*> values = inline_block(taken, parent, parent.index_of(&op));
+  replace_op(op, values);
+  return true;
+}
+
+// while whose condition is a constant false: it never runs its body.
+bool remove_false_while(Op& op) {
+  Block& c = op.region(0).block();
+  Op* y = c.terminator();
+  if (!y || y->num_operands() != 1 || has_effects(c)) return false;
+  const rt::Tensor* v = constant_value(y->operand(0));
+  if (!v || v->scalar_as_bool() || !same_types(op.operands(), op)) return false;
+  replace_op(op, op.operands());
+  return true;
+}
+
+bool remove_unused_cond_results(Op& op) {
+  bool changed = false;
+  for (size_t i = op.num_results(); i-- > 0;) {
+    if (op.result(i)->has_uses()) continue;
+    for (size_t r = 0; r < 2; ++r)
+      if (Op* y = op.region(r).block().terminator()) y->erase_operand(i);
+    op.erase_result(i);
+    changed = true;
+  }
+  return changed;
+}
+
+// Every value used by `op` or by ops inside its regions.
+void collect_uses(const Op& op, std::vector<Value*>& out) {
+  out.insert(out.end(), op.operands().begin(), op.operands().end());
+  for (size_t r = 0; r < op.num_regions(); ++r) {
+    const Block& b = op.region(r).block();
+    for (size_t i = 0; i < b.size(); ++i) collect_uses(b.op(i), out);
+  }
+}
+
+// Whether op d sits in `body` or in a region nested inside it.
+bool inside(const Op* d, const Block* body) {
+  for (const Block* b = d->parent(); b;) {
+    if (b == body) return true;
+    const Op* p = b->parent() ? b->parent()->parent_op() : nullptr;
+    if (!p) return false;
+    b = p->parent();
+  }
+  return false;
+}
+
+// The carried slots of a while that are needed: by a result use, by the cond region, by
+// an effect in the body, or by the body's computation of a needed slot.
+std::vector<bool> live_slots(Op& op) {
+  size_t n = op.num_results();
+  Block& cond = op.region(0).block();
+  Block& body = op.region(1).block();
+  Op* yield = body.terminator();
+  std::vector<bool> live(n, false);
+  for (size_t i = 0; i < n; ++i) live[i] = op.result(i)->has_uses() || cond.arg(i)->has_uses() || !yield;
+  std::vector<Value*> roots;
+  for (size_t i = 0; i < body.size(); ++i)
+    if (&body.op(i) != yield && !is_removable(body.op(i))) collect_uses(body.op(i), roots);
+  for (bool grew = true; grew;) {
+    grew = false;
+    std::vector<Value*> work = roots;
+    for (size_t i = 0; i < n; ++i)
+      if (live[i] && yield) work.push_back(yield->operand(i));
+    std::unordered_set<Value*> seen;
+    while (!work.empty()) {
+      Value* v = work.back();
+      work.pop_back();
+      if (!seen.insert(v).second) continue;
+      if (v->is_block_arg() && v->block() == &body) {
+        if (!live[v->index()]) live[v->index()] = grew = true;
+      } else if (Op* d = v->def(); d && inside(d, &body)) {
+        collect_uses(*d, work);
+      }
+    }
+  }
+  return live;
+}
+
+bool remove_dead_carried(Op& op) {
+  std::vector<bool> live = live_slots(op);
+  Block& cond = op.region(0).block();
+  Block& body = op.region(1).block();
+  bool changed = false;
+  for (size_t i = live.size(); i-- > 0;) {
+    if (live[i]) continue;
+    body.terminator()->erase_operand(i);
+    block(body);  // drops what only fed the dead slot
+    if (body.arg(i)->has_uses() || cond.arg(i)->has_uses())
+      throw rt::InternalError("dce: a dead carried value is still used");
+    body.erase_arg(i);
+    cond.erase_arg(i);
+    op.erase_operand(i);
+    op.erase_result(i);
+    changed = true;
+  }
+  return changed;
+}
+
+bool unused(const Op& op) {
+  for (Value* r : op.results())
+    if (r->has_uses()) return false;
+  return true;
+}
+
+bool block(Block& b) {
+  bool changed = false;
+  for (size_t i = b.size(); i-- > 0;) {
+    if (i >= b.size()) continue;  // inlining shifted the block
+    Op& op = b.op(i);
+    for (size_t r = 0; r < op.num_regions(); ++r) changed |= block(op.region(r).block());
+    if (op.kind() == OpKind::Cond) {
+      if (inline_constant_cond(op)) { changed = true; continue; }
+      changed |= remove_unused_cond_results(op);
+    } else if (op.kind() == OpKind::While) {
+      if (remove_false_while(op)) { changed = true; continue; }
+      changed |= remove_dead_carried(op);
+    }
+    if (!op.has_trait(kTerminator) && unused(op) && is_removable(op)) {
+      b.erase(i);
+      changed = true;
+    }
+  }
+  return changed;
+}
+
+class Dce : public Pass {
+ public:
+  std::string_view name() const override { return "dce"; }
+  bool run(Function& f) override { return block(f.entry()); }
+};
+
+}  // namespace
+
+std::unique_ptr<Pass> create_dce_pass() { return std::make_unique<Dce>(); }
+
+}  // namespace tdl::ir
