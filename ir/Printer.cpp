@@ -162,7 +162,7 @@ std::string attr_to_string(const Attribute& a) {
         else if constexpr (std::is_same_v<T, double>) return rt::format_float(v, DType::F64);
         else if constexpr (std::is_same_v<T, std::string>) return quote(v);
         else if constexpr (std::is_same_v<T, bool>) return v ? "true" : "false";
-        else if constexpr (std::is_same_v<T, IntList>) return "[" + fmt::format("{}", fmt::join(v, ", ")) + "]";
+        else if constexpr (std::is_same_v<T, IntList>) return fmt::format("[{}]", fmt::join(v, ", "));
         else if constexpr (std::is_same_v<T, DType>) return std::string(rt::dtype_name(v));
         else return tensor_to_string(v);
       },
