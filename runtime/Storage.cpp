@@ -3,8 +3,11 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <mutex>
 #include <new>
+#include <vector>
 
 #include "Error.h"
 
@@ -20,15 +23,83 @@ size_t physical_memory_bytes() {
   return bytes;
 }
 
+namespace {
+
+// A small cache of large freed buffers, reused by the next allocation of the
+// same padded size. Large buffers come from mmap; without the cache every
+// elementwise op on a big tensor pays for fresh zeroed pages (page faults
+// dominated `relu(x * 1.5 + 0.25) * 0.5 + 2.0` on 2^24 elements). Like a
+// caching allocator, it keeps at most kCacheEntries buffers and
+// kCacheMaxBytes in all; smaller buffers go straight to malloc, which already
+// reuses them.
+constexpr size_t kCacheMinBytes = size_t(1) << 20;
+constexpr size_t kCacheEntries = 8;
+
+size_t cacheMaxBytes() {
+  static const size_t bytes = std::min<size_t>(size_t(1) << 30, physical_memory_bytes() / 8);
+  return bytes;
+}
+
+struct BufferCache {
+  std::mutex mu;
+  std::vector<std::pair<size_t, void*>> entries;  // oldest first
+  size_t total = 0;
+
+  void* take(size_t padded) {
+    std::lock_guard<std::mutex> lk(mu);
+    for (size_t i = entries.size(); i-- > 0;) {
+      if (entries[i].first == padded) {
+        void* p = entries[i].second;
+        total -= padded;
+        entries.erase(entries.begin() + static_cast<long>(i));
+        return p;
+      }
+    }
+    return nullptr;
+  }
+
+  // Keeps `p` for reuse, or frees it (and what no longer fits).
+  void give(size_t padded, void* p) {
+    std::vector<void*> drop;
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      if (padded > cacheMaxBytes()) {
+        drop.push_back(p);
+      } else {
+        entries.emplace_back(padded, p);
+        total += padded;
+        while (entries.size() > kCacheEntries || total > cacheMaxBytes()) {
+          drop.push_back(entries.front().second);
+          total -= entries.front().first;
+          entries.erase(entries.begin());
+        }
+      }
+    }
+    for (void* q : drop) std::free(q);
+  }
+};
+
+BufferCache& cache() {
+  static BufferCache* c = new BufferCache;  // never destroyed: buffers may be released at exit
+  return *c;
+}
+
+size_t paddedSize(size_t nbytes) {
+  size_t padded = (nbytes + kStorageAlignment - 1) / kStorageAlignment * kStorageAlignment;
+  return padded == 0 ? kStorageAlignment : padded;
+}
+
+}  // namespace
+
 Storage* storage_alloc(size_t nbytes, const std::string& shape_text) {
   auto fail = [&] {
     return Error(fmt::format("cannot allocate {} bytes for a tensor of shape {}", nbytes, shape_text));
   };
   if (nbytes > physical_memory_bytes()) throw fail();
   // Round up to the alignment (aligned_alloc needs a multiple); never 0 bytes.
-  size_t padded = (nbytes + kStorageAlignment - 1) / kStorageAlignment * kStorageAlignment;
-  if (padded == 0) padded = kStorageAlignment;
-  void* p = std::aligned_alloc(kStorageAlignment, padded);
+  size_t padded = paddedSize(nbytes);
+  void* p = padded >= kCacheMinBytes ? cache().take(padded) : nullptr;
+  if (!p) p = std::aligned_alloc(kStorageAlignment, padded);
   if (!p) throw fail();
   Storage* s = new (std::nothrow) Storage;
   if (!s) {
@@ -46,7 +117,9 @@ void storage_retain(Storage* s) {
 
 void storage_release(Storage* s) {
   if (s && s->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    std::free(s->data);
+    size_t padded = paddedSize(s->nbytes);
+    if (padded >= kCacheMinBytes) cache().give(padded, s->data);
+    else std::free(s->data);
     delete s;
   }
 }

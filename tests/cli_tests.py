@@ -82,6 +82,13 @@ def main():
     r = run(tdl, "run", bad)
     expect("run of a file with static errors: exit 1 with the diagnostics",
            r.returncode == 1 and "undefined name 'y'" in r.stderr, r)
+    r = run(tdl, "repl", stdin='let x = [1.0, 2.0]\nx * 2.0\nfn f(a) {\n  return a + 1\n}\nf(41)\n'
+                                  'undefined_name\nprint("still here")\nlet s = "a"\ns\n')
+    expect("repl through a pipe: values of expressions, multi-line input, errors do not end the session",
+           r.returncode == 0 and r.stdout.splitlines() == ["[2.0, 4.0]", "42", "still here", "a"]
+           and "undefined name 'undefined_name'" in r.stderr, r)
+    r = run(tdl, "run", good, "--eager")
+    expect("tdl run prints the script's output", r.returncode == 0 and r.stdout == "2\n", r)
     binf = os.path.join(d, "binary.tdl")
     with open(binf, "wb") as f:
         f.write(bytes(range(256)) * 4)

@@ -23,9 +23,13 @@ const char* opName(Op op);
 OpFormat opFormat(Op op);
 const char* opSemantics(Op op);
 
+// Instr::flags of binary operators: an operand is a constant (K[B] / K[C])
+// instead of a register, so literals need no LoadK.
+enum InstrFlag : uint8_t { kConstB = 1, kConstC = 2 };
+
 struct Instr {
   Op op;
-  uint8_t pad = 0;
+  uint8_t flags = 0;
   uint16_t a = 0, b = 0, c = 0;
   int jump() const { return static_cast<int16_t>(b); }  // AJ: signed offset in B
 };

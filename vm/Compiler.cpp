@@ -122,7 +122,7 @@ struct FnCompiler {
     --depth_;
     // Temporaries may hold references to variables' values: clear them, so
     // that an unshared value can be updated in place later.
-    if (stmtMax_ > mark) emit(Op::LoadNone, mark, stmtMax_ - mark, 0, s.loc);
+    if (stmtMax_ > mark) emit(Op::ClearTemps, mark, stmtMax_ - mark, 0, s.loc);
     top_ = mark;
     stmtMax_ = std::max(savedMax, stmtMax_);
   }
@@ -527,9 +527,25 @@ struct FnCompiler {
       emit(Op::Move, dest, t, 0, e.loc);
       return;
     }
-    int a = exprAny(*e.kids[0]);
-    int b = exprAny(*e.kids[1]);
-    emit(binOpcode(e.binop), dest, a, b, e.loc);
+    uint8_t flags = 0;
+    int a = operand(*e.kids[0], kConstB, flags);
+    int b = operand(*e.kids[1], kConstC, flags);
+    size_t at = emit(binOpcode(e.binop), dest, a, b, e.loc);
+    p_.chunk.code[at].flags = flags;
+  }
+
+  // A binary operator's operand: a numeric literal is read straight from the
+  // constants (flag set), anything else is compiled into a register.
+  int operand(const Expr& e, uint8_t constFlag, uint8_t& flags) {
+    Value v;
+    if (e.kind == ExprKind::Int) v = Value::i64(e.ival, true);
+    else if (e.kind == ExprKind::Float) v = Value::weakFloat(e.fval);
+    else if (e.kind == ExprKind::Bool) v = Value::boolean(e.bval, true);
+    else return exprAny(e);
+    int k = constant(std::move(v));
+    if (k > 0xFFFF) return exprAny(e);
+    flags |= constFlag;
+    return k;
   }
 
   // Arguments of a call into consecutive registers from `first`; returns the

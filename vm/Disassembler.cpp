@@ -63,7 +63,14 @@ std::string disassembleInstr(const FnProto& p, size_t at) {
   std::string ops;
   std::string note;
   switch (opFormat(in.op)) {
-    case OpFormat::ABC: ops = fmt::format("{} {} {}", in.a, in.b, in.c); break;
+    case OpFormat::ABC: {
+      std::string b = (in.flags & kConstB) ? fmt::format("k{}", in.b) : std::to_string(in.b);
+      std::string c = (in.flags & kConstC) ? fmt::format("k{}", in.c) : std::to_string(in.c);
+      ops = fmt::format("{} {} {}", in.a, b, c);
+      if (in.flags & kConstB) note = shortRepr(k.values[in.b]);
+      if (in.flags & kConstC) note += (note.empty() ? "" : ", ") + shortRepr(k.values[in.c]);
+      break;
+    }
     case OpFormat::AJ: ops = fmt::format("{} -> {:04}", in.a, static_cast<long>(at) + 1 + in.jump()); break;
     case OpFormat::AK: ops = fmt::format("{} k{}", in.a, in.b); note = shortRepr(k.values[in.b]); break;
     case OpFormat::AF: ops = fmt::format("{} f{}", in.a, in.b); note = fmt::format("fn {}", k.fns[in.b]->name); break;

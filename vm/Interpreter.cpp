@@ -43,13 +43,16 @@ Interpreter::Interpreter(const SourceManager& sm, std::vector<std::unique_ptr<Mo
   // touched when used.
   stack_ = static_cast<Value*>(std::calloc(kStackValues, sizeof(Value)));
   if (!stack_) throw std::bad_alloc();
+  stackHigh_ = stack_;
   frames_.reserve(kMaxFrames + 2);
   resetModules(modules, program);
 }
 
 Interpreter::~Interpreter() {
-  for (size_t i = 0; i < kStackValues; ++i)
-    if (stack_[i].isHeap()) stack_[i] = Value();
+  // Only the registers ever used: reading the rest would fault in 64 MiB of
+  // zero pages at exit.
+  for (Value* v = stack_; v < stackHigh_; ++v)
+    if (v->isHeap()) *v = Value();
   globals_.clear();
   std::free(stack_);
 }
@@ -81,6 +84,7 @@ Value* Interpreter::stackTop() const {
 void Interpreter::pushFrame(const FnProto* proto, Value closure, Value* R, Value* ret) {
   if (frames_.size() >= kMaxFrames || R + proto->numRegs > stack_ + kStackValues)
     throw rt::Error("maximum recursion depth exceeded");
+  touchStack(R + proto->numRegs);
   frames_.push_back(Frame{proto, std::move(closure), R, proto->chunk.code.data(), ret});
 }
 
@@ -106,6 +110,7 @@ Value Interpreter::call(const Value& fn, std::vector<Value> args, const std::vec
   Value* argv = stackTop();
   // One register below the arguments stays free, as in a Call instruction.
   if (argv + args.size() + 1 > stack_ + kStackValues) throw rt::Error("maximum recursion depth exceeded");
+  touchStack(argv + args.size() + 1);
   for (size_t i = 0; i < args.size(); ++i) argv[i] = std::move(args[i]);
   try {
     if (callValue(fn, argv, static_cast<int>(args.size()), kwNames, &result)) execute(depth);
@@ -198,6 +203,7 @@ bool Interpreter::callValue(const Value& fnIn, Value* argv, int argc, const std:
   const FnProto& p = *c.proto;
   if (argv + p.numRegs > stack_ + kStackValues || frames_.size() >= kMaxFrames)
     throw rt::Error("maximum recursion depth exceeded");
+  touchStack(argv + p.numRegs);
   bindArguments(c, argv, argc, kw);
   for (int i = p.numParams; i < p.numRegs; ++i) argv[i] = Value();
   if (!p.paramTypes.empty()) {
@@ -403,8 +409,14 @@ void Interpreter::loop(size_t stopDepth) {
       }
       CASE(LoadNone) {
         int n = in.b > 0 ? in.b : 1;
-        for (int i = 0; i < n; ++i)
-          if (!R[in.a + i].isNone()) R[in.a + i] = Value();
+        for (int i = 0; i < n; ++i) R[in.a + i] = Value();
+        DISPATCH();
+      }
+      CASE(ClearTemps) {
+        // Only references matter (they keep tensors shared, so a later in-place
+        // update would copy); scalars left in dead temporaries are harmless.
+        for (int i = 0; i < in.b; ++i)
+          if (R[in.a + i].isHeap()) R[in.a + i] = Value();
         DISPATCH();
       }
       CASE(LoadBuiltin) {
@@ -436,24 +448,31 @@ void Interpreter::loop(size_t stopDepth) {
         DISPATCH();
       }
 
-      CASE(Add) CASE(Sub) CASE(Mul) CASE(Div) {
-        const Value& a = R[in.b];
-        const Value& b = R[in.c];
-        if (a.isScalar() && b.isScalar()) {
-          static constexpr rt::BinaryOp kOps[] = {rt::BinaryOp::Add, rt::BinaryOp::Sub, rt::BinaryOp::Mul,
-                                                  rt::BinaryOp::Div};
-          rt::BinaryOp op = kOps[static_cast<int>(in.op) - static_cast<int>(Op::Add)];
-          Value out;
-          if (arithSameKind(op, a, b, out)) R[in.a] = std::move(out);
-          else R[in.a] = binaryValues(op, a, b);
-        } else {
-          R[in.a] = binaryOperator(in.op, a, b);
-        }
-        DISPATCH();
-      }
+#define ARITH_CASE(NAME)                                                              \
+  CASE(NAME) {                                                                        \
+    const Value& a = (in.flags & kConstB) ? K->values[in.b] : R[in.b];                \
+    const Value& b = (in.flags & kConstC) ? K->values[in.c] : R[in.c];                \
+    if (a.isScalar() && b.isScalar()) {                                               \
+      Value out;                                                                      \
+      if (arithSameKind<rt::BinaryOp::NAME>(a, b, out)) R[in.a] = std::move(out);     \
+      else R[in.a] = binaryValues(rt::BinaryOp::NAME, a, b);                          \
+    } else {                                                                          \
+      R[in.a] = binaryOperator(in.op, a, b);                                          \
+    }                                                                                 \
+    DISPATCH();                                                                       \
+  }
+      ARITH_CASE(Add)
+      ARITH_CASE(Sub)
+      ARITH_CASE(Mul)
+      ARITH_CASE(Div)
+#undef ARITH_CASE
       CASE(FloorDiv) CASE(Mod) CASE(Pow) CASE(MatMul) CASE(Eq) CASE(Ne) CASE(Lt) CASE(Le) CASE(Gt) CASE(Ge)
       CASE(BitAnd) CASE(BitOr) {
-        R[in.a] = binaryOperator(in.op, R[in.b], R[in.c]);
+        const Value& a = (in.flags & kConstB) ? K->values[in.b] : R[in.b];
+        const Value& b = (in.flags & kConstC) ? K->values[in.c] : R[in.c];
+        Value out;
+        if (a.isScalar() && b.isScalar() && compareScalars(in.op, a, b, out)) R[in.a] = std::move(out);
+        else R[in.a] = binaryOperator(in.op, a, b);
         DISPATCH();
       }
       CASE(Neg) {

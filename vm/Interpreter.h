@@ -107,6 +107,10 @@ class Interpreter {
   GraphFnCache* graphCache_ = nullptr;
 
   Value* stack_;  // kStackValues registers (zeroed memory: all none)
+  Value* stackHigh_;  // one past the highest register ever used
+  void touchStack(Value* end) {
+    if (end > stackHigh_) stackHigh_ = end;
+  }
   std::vector<Frame> frames_;
   std::vector<std::vector<Value>> globals_;  // per module
   std::vector<std::map<std::string, int>> globalIndex_;  // per module: name → slot

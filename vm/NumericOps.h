@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "runtime/Elementwise.h"
+#include "vm/Chunk.h"
 #include "vm/Value.h"
 
 namespace tdl::vm {
@@ -21,14 +22,16 @@ Value binaryValues(rt::BinaryOp op, const Value& a, const Value& b);
 
 // The interpreter's inline fast path for `+ - * /` on two scalars of one dtype
 // and weakness (the common case in scalar loops); false when it does not apply.
-inline bool arithSameKind(rt::BinaryOp op, const Value& a, const Value& b, Value& out) {
-  auto apply = [op](auto x, auto y) {
-    switch (op) {
-      case rt::BinaryOp::Add: return x + y;
-      case rt::BinaryOp::Sub: return x - y;
-      case rt::BinaryOp::Mul: return x * y;
-      default: return x / y;
-    }
+// One instantiation per operator (the interpreter has a case for each), so the
+// operator is known at compile time and the fast path stays a few instructions.
+template <rt::BinaryOp OP>
+[[gnu::always_inline]] inline bool arithSameKind(const Value& a, const Value& b, Value& out) {
+  constexpr rt::BinaryOp op = OP;
+  auto apply = [](auto x, auto y) {
+    if constexpr (OP == rt::BinaryOp::Add) return x + y;
+    else if constexpr (OP == rt::BinaryOp::Sub) return x - y;
+    else if constexpr (OP == rt::BinaryOp::Mul) return x * y;
+    else return x / y;
   };
   if (a.weak() != b.weak()) {
     // A strong float scalar with a weak number: the weak one takes its dtype (SPEC §2).
@@ -64,6 +67,42 @@ inline bool arithSameKind(rt::BinaryOp op, const Value& a, const Value& b, Value
     default: return false;
   }
 }
+// Fast path of ==, !=, <, <=, >, >= on two number scalars (no bools): the
+// comparison in the promoted dtype of SPEC §2, without tensors. False when the
+// operands need the general path.
+inline bool compareScalars(Op op, const Value& a, const Value& b, Value& out) {
+  if (op < Op::Eq || op > Op::Ge || a.dtype() == DType::Bool || b.dtype() == DType::Bool) return false;
+  auto cmp = [op](auto x, auto y) {
+    switch (op) {
+      case Op::Eq: return x == y;
+      case Op::Ne: return x != y;
+      case Op::Lt: return x < y;
+      case Op::Le: return x <= y;
+      case Op::Gt: return x > y;
+      default: return x >= y;
+    }
+  };
+  bool fa = a.isFloatScalar(), fb = b.isFloatScalar();
+  bool weakResult = a.weak() && b.weak();
+  if (!fa && !fb) {
+    int64_t x = a.rawInt(), y = b.rawInt();
+    // A weak integer takes a strong i32's dtype (and wraps, as a cast does).
+    if (a.weak() && !b.weak() && b.dtype() == DType::I32) x = static_cast<int32_t>(static_cast<uint64_t>(x));
+    if (b.weak() && !a.weak() && a.dtype() == DType::I32) y = static_cast<int32_t>(static_cast<uint64_t>(y));
+    out = Value::boolean(cmp(x, y), weakResult);
+    return true;
+  }
+  // A strong integer with a float gives f32 (or f64 with a strong f64): keep to floats here.
+  if ((!fa && !a.weak()) || (!fb && !b.weak())) return false;
+  double x = fa ? a.rawFloat() : static_cast<double>(a.rawInt());
+  double y = fb ? b.rawFloat() : static_cast<double>(b.rawInt());
+  bool strongF64 = (fa && !a.weak() && a.dtype() == DType::F64) || (fb && !b.weak() && b.dtype() == DType::F64);
+  bool strongF32 = (fa && !a.weak() && a.dtype() == DType::F32) || (fb && !b.weak() && b.dtype() == DType::F32);
+  if (strongF32 && !strongF64) out = Value::boolean(cmp(static_cast<float>(x), static_cast<float>(y)), false);
+  else out = Value::boolean(cmp(x, y), weakResult);
+  return true;
+}
+
 Value unaryValues(rt::UnaryOp op, const Value& x);
 Value matmulValues(const Value& a, const Value& b);
 // cast(x, dtype); a weak float converts from its exact value.
