@@ -159,6 +159,47 @@ Tensor take(const Tensor& x, const Tensor& idx, int64_t axis_in) {
   return out;
 }
 
+Tensor index_add(const Tensor& base, const Tensor& idx, const Tensor& src_in, int64_t axis_in) {
+  if (!is_integer(idx.dtype()))
+    throw Error(fmt::format("indices must be integers, got {}", idx.type_str()));
+  if (!is_float(base.dtype())) throw Error(fmt::format("index_add: needs a float tensor, got {}", base.type_str()));
+  if (base.rank() == 0) throw Error("cannot index a scalar");
+  int64_t axis = normalize_axis(axis_in, base.rank());
+  const int64_t n = base.shape()[axis];
+  Shape src_shape(base.shape().begin(), base.shape().begin() + axis);
+  src_shape.insert(src_shape.end(), idx.shape().begin(), idx.shape().end());
+  src_shape.insert(src_shape.end(), base.shape().begin() + axis + 1, base.shape().end());
+  Tensor src = cast(src_in, base.dtype());
+  check_broadcast_to(src.shape(), src_shape);
+  if (src.shape() != src_shape) src = broadcast_to(src, src_shape);
+  std::vector<int64_t> ids(idx.numel());
+  for (int64_t i = 0; i < idx.numel(); ++i) {
+    int64_t v = idx.item_int64(i);
+    if (v < -n || v >= n) throw Error(fmt::format("index {} is out of range for axis {} of size {}", v, axis, n));
+    ids[i] = v < 0 ? v + n : v;
+  }
+  Tensor out = base;
+  out.ensure_unique();
+  if (src.numel() == 0) return out;
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= base.shape()[d];
+  for (int64_t d = axis + 1; d < base.rank(); ++d) inner *= base.shape()[d];
+  dispatch(base.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (std::is_floating_point_v<T>) {
+      T* dst = out.mutable_data<T>();
+      const T* s = src.data<T>();
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t j : ids) {
+          T* row = dst + (o * n + j) * inner;
+          for (int64_t k = 0; k < inner; ++k) row[k] += s[k];
+          s += inner;
+        }
+    }
+  });
+  return out;
+}
+
 Tensor one_hot(const Tensor& idx, int64_t n, DType dtype) {
   if (!is_integer(idx.dtype()))
     throw Error(fmt::format("one_hot: indices must be integers, got {}", idx.type_str()));

@@ -29,6 +29,9 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape);
 // tensor; negative indices count from the end; out of range is
 // `index I is out of range for axis A of size S`.
 Tensor take(const Tensor& x, const Tensor& idx, int64_t axis = 0);
+// The adjoint of take: `base` with src's slices added at idx along `axis` (src has take's
+// result shape for base and idx; repeated indices add up). Floats only (gradients).
+Tensor index_add(const Tensor& base, const Tensor& idx, const Tensor& src, int64_t axis = 0);
 // one_hot(idx, n): idx.shape + [n]; an index outside [0, n) gives a row of zeros (as in
 // TensorFlow and JAX).
 Tensor one_hot(const Tensor& idx, int64_t n, DType dtype = DType::F32);

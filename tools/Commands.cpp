@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "vm/GraphCall.h"
 #include "vm/Vm.h"
 
 #ifdef TDL_HAVE_LIBEDIT
@@ -33,11 +34,14 @@ int runScript(const RunOptions& opts) {
   vm::VmOptions vo;
   vo.eager = opts.eager;
   vo.trace = opts.trace;
+  vm::setTraceReport(opts.traceReport);
   vo.scriptArgs = opts.scriptArgs;
   return vm::runProgram(c, vo);
 }
 
-int emitStage(Compilation& c, const std::string& stage, const EmitOptions&) {
+int emitStage(Compilation& c, const std::string& stage, const EmitOptions& eo) {
+  if (stage == "ir" || stage == "opt" || stage == "llvm" || stage == "asm")
+    return vm::emitGraphStage(c, stage, eo.fn, eo.args);
   if (stage == "bytecode") {
     std::string text = vm::bytecodeText(c);
     std::fwrite(text.data(), 1, text.size(), stdout);

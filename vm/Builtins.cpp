@@ -26,6 +26,8 @@ const BuiltinTable& table() {
     registerCoreBuiltins(b);
     registerTensorBuiltins(b);
     registerIoBuiltins(b);
+    registerUiBuiltins(b);
+    registerAutodiffBuiltins(b);
     return b;
   }();
   return t;

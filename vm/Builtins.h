@@ -45,6 +45,8 @@ struct BuiltinTable {
 void registerCoreBuiltins(BuiltinTable& t);    // BuiltinsCore.cpp: print, str, len, range, trees, ...
 void registerTensorBuiltins(BuiltinTable& t);  // BuiltinsTensor.cpp: creation, math, reductions, shapes
 void registerIoBuiltins(BuiltinTable& t);      // BuiltinsIo.cpp: files and random numbers
+void registerUiBuiltins(BuiltinTable& t);      // BuiltinsUi.cpp: progress bars and plots
+void registerAutodiffBuiltins(BuiltinTable& t);  // BuiltinsAutodiff.cpp: tape, grad, value_and_grad
 
 class Args {
  public:

@@ -1,6 +1,6 @@
 // Builtins about values in general: printing and text, len/range, numbers
-// from strings, time/args/exit/assert, tree functions, and the autodiff
-// entry points (not available yet).
+// from strings, time/args/exit/assert and tree functions (the autodiff
+// entry points are in BuiltinsAutodiff.cpp).
 #include <fmt/format.h>
 
 #include <chrono>
@@ -197,14 +197,6 @@ Value treeLeaves(Interpreter&, CallArgs& call) {
   return makeList(std::move(out));
 }
 
-// -------------------------------------------------------------- autodiff
-
-Value autodiffNotYet(Interpreter&, CallArgs&) {
-  throw rt::Error("automatic differentiation is not available yet");
-}
-
-Value notInThisVersion(Interpreter&, CallArgs&) { throw rt::Error("this builtin is not available yet"); }
-
 }  // namespace
 
 void registerCoreBuiltins(BuiltinTable& t) {
@@ -221,11 +213,6 @@ void registerCoreBuiltins(BuiltinTable& t) {
   t.add("assert", assertFn);
   t.add("tree_map", treeMapFn);
   t.add("tree_leaves", treeLeaves);
-  t.add("tape", autodiffNotYet);
-  t.add("grad", autodiffNotYet);
-  t.add("value_and_grad", autodiffNotYet);
-  t.add("progress", notInThisVersion);
-  t.add("plot", notInThisVersion);
 }
 
 }  // namespace tdl::vm

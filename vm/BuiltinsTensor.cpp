@@ -1,5 +1,7 @@
 // Tensor builtins (SPEC §5): creation, elementwise math, reductions, linear
-// algebra and shape operations, each a thin binding of a runtime function.
+// algebra and shape operations, each a thin binding of a runtime function
+// (the differentiable ones through vm/autodiff/Ops.h, which records them on
+// an active tape).
 // The elementwise and reduction builtins are generated from the runtime's own
 // op lists (runtime/ops.def, rt::ReduceOp), so no op is listed twice.
 #include <fmt/format.h>
@@ -12,10 +14,17 @@
 #include "runtime/ShapeOps.h"
 #include "vm/Builtins.h"
 #include "vm/NumericOps.h"
+#include "vm/autodiff/Ops.h"
 
 namespace tdl::vm {
 
 namespace {
+
+// Argument i, which must be a number or tensor (Args::tensor's check).
+const Value& numeric(const Args& a, size_t i) {
+  if (!a[i].isNumeric()) a.fail(i, "a tensor");
+  return a[i];
+}
 
 // ------------------------------------------------------------- creation
 
@@ -102,24 +111,22 @@ Value binaryBuiltin(Interpreter&, CallArgs& call) {
   Args a(name.c_str(), call, {"a", "b"}, 2);
   if (!a[0].isNumeric()) a.fail(0, "a tensor");
   if (!a[1].isNumeric()) a.fail(1, "a tensor");
-  auto ts = unifyOperands({a[0], a[1]});
-  return fromTensor(rt::binary(Op, ts[0], ts[1]));
+  return ad::elementwise(Op, a[0], a[1]);
 }
 
 Value clip(Interpreter&, CallArgs& call) {
   Args a("clip", call, {"x", "lo", "hi"}, 3);
   for (size_t i = 0; i < 3; ++i)
     if (!a[i].isNumeric()) a.fail(i, "a tensor");
-  auto ts = unifyOperands({a[0], a[1], a[2]});
-  return fromTensor(rt::clip(ts[0], ts[1], ts[2]));
+  return ad::clip(a[0], a[1], a[2]);
 }
 
 Value where(Interpreter&, CallArgs& call) {
   Args a("where", call, {"cond", "a", "b"}, 3);
   for (size_t i = 1; i < 3; ++i)
     if (!a[i].isNumeric()) a.fail(i, "a tensor");
-  auto ts = unifyOperands({a[1], a[2]});
-  return fromTensor(rt::where(a.tensor(0), ts[0], ts[1]));
+  numeric(a, 0);
+  return ad::where(a[0], a[1], a[2]);
 }
 
 Value cast(Interpreter&, CallArgs& call) {
@@ -135,84 +142,81 @@ template <rt::ReduceOp Op>
 Value reduceBuiltin(Interpreter&, CallArgs& call) {
   static const std::string name(rt::reduce_op_name(Op));
   Args a(name.c_str(), call, {"x", "axis", "keepdims"}, 1);
-  return fromTensor(rt::reduce(Op, a.tensor(0), a.axes(1), a.booleanOr(2, false)));
+  return ad::reduce(Op, numeric(a, 0), a.axes(1), a.booleanOr(2, false));
 }
 
 // -------------------------------------------------------- linear algebra
 
 Value matmul(Interpreter&, CallArgs& call) {
   Args a("matmul", call, {"a", "b"}, 2);
-  return fromTensor(rt::matmul(a.tensor(0), a.tensor(1)));
+  return ad::matmul(strong(numeric(a, 0)), strong(numeric(a, 1)));
 }
 
 Value dot(Interpreter&, CallArgs& call) {
   Args a("dot", call, {"a", "b"}, 2);
-  auto ts = unifyOperands({a[0], a[1]});
-  return fromTensor(rt::dot(ts[0], ts[1]));
+  return ad::dot(a[0], a[1]);
 }
 
 Value outer(Interpreter&, CallArgs& call) {
   Args a("outer", call, {"a", "b"}, 2);
-  auto ts = unifyOperands({a[0], a[1]});
-  return fromTensor(rt::outer(ts[0], ts[1]));
+  return ad::outer(a[0], a[1]);
 }
 
 Value transpose(Interpreter&, CallArgs& call) {
   Args a("transpose", call, {"x", "perm"}, 1);
   std::vector<int64_t> perm;
   if (a.has(1) && !a[1].isNone()) perm = a.ints(1);
-  return fromTensor(rt::transpose(a.tensor(0), perm));
+  return ad::transpose(numeric(a, 0), perm);
 }
 
 // ------------------------------------------------------------------ shape
 
 Value reshape(Interpreter&, CallArgs& call) {
   Args a("reshape", call, {"x", "shape"}, 2);
-  return fromTensor(rt::reshape(a.tensor(0), a.ints(1)));
+  return ad::reshape(numeric(a, 0), a.ints(1));
 }
 
 Value expandDims(Interpreter&, CallArgs& call) {
   Args a("expand_dims", call, {"x", "axis"}, 2);
-  return fromTensor(rt::expand_dims(a.tensor(0), a.integer(1)));
+  return ad::expandDims(numeric(a, 0), a.integer(1));
 }
 
 Value squeeze(Interpreter&, CallArgs& call) {
   Args a("squeeze", call, {"x", "axis"}, 1);
-  return fromTensor(rt::squeeze(a.tensor(0), a.axes(1)));
+  return ad::squeeze(numeric(a, 0), a.axes(1));
 }
 
 Value flatten(Interpreter&, CallArgs& call) {
   Args a("flatten", call, {"x"}, 1);
-  return fromTensor(rt::flatten(a.tensor(0)));
+  return ad::flatten(numeric(a, 0));
 }
 
-std::vector<rt::Tensor> tensorList(const Args& a, size_t i) {
+const Value& tensorList(const Args& a, size_t i) {
   const Value& v = a[i];
   if (!v.isSeq()) a.fail(i, "a list or tuple of tensors");
-  const auto& items = v.as<SeqObj>()->items;
-  for (auto& x : items)
+  for (auto& x : v.as<SeqObj>()->items)
     if (!x.isNumeric()) a.fail(i, "a list or tuple of tensors");
-  return unifyOperands(items);
+  return v;
 }
 
 Value concat(Interpreter&, CallArgs& call) {
   Args a("concat", call, {"xs", "axis"}, 1);
-  return fromTensor(rt::concat(tensorList(a, 0), a.integerOr(1, 0)));
+  return ad::concat(tensorList(a, 0), a.integerOr(1, 0));
 }
 
 Value stack(Interpreter&, CallArgs& call) {
   Args a("stack", call, {"xs", "axis"}, 1);
-  return fromTensor(rt::stack(tensorList(a, 0), a.integerOr(1, 0)));
+  return ad::stack(tensorList(a, 0), a.integerOr(1, 0));
 }
 
 Value broadcastTo(Interpreter&, CallArgs& call) {
   Args a("broadcast_to", call, {"x", "shape"}, 2);
-  return fromTensor(rt::broadcast_to(a.tensor(0), a.shape(1)));
+  return ad::broadcastTo(numeric(a, 0), a.shape(1));
 }
 
 Value take(Interpreter&, CallArgs& call) {
   Args a("take", call, {"x", "idx", "axis"}, 2);
-  return fromTensor(rt::take(a.tensor(0), a.tensor(1), a.integerOr(2, 0)));
+  return ad::take(numeric(a, 0), numeric(a, 1), a.integerOr(2, 0));
 }
 
 Value oneHot(Interpreter&, CallArgs& call) {
@@ -222,7 +226,7 @@ Value oneHot(Interpreter&, CallArgs& call) {
 
 Value tile(Interpreter&, CallArgs& call) {
   Args a("tile", call, {"x", "reps"}, 2);
-  return fromTensor(rt::tile(a.tensor(0), a.ints(1)));
+  return ad::tile(numeric(a, 0), a.ints(1));
 }
 
 Value pad(Interpreter&, CallArgs& call) {
@@ -256,7 +260,7 @@ Value pad(Interpreter&, CallArgs& call) {
   rt::Tensor value = a.has(2) ? scalarTensor(a[2].isScalar() ? a[2] : Value::i64(0, true), x.dtype())
                               : rt::Tensor::scalar_of_int(x.dtype(), 0);
   if (a.has(2) && !a[2].isScalar()) a.fail(2, "a scalar");
-  return fromTensor(rt::pad(x, widths, value));
+  return ad::pad(a[0], widths, value);
 }
 
 }  // namespace

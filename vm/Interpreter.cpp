@@ -12,6 +12,7 @@
 #include "vm/Format.h"
 #include "vm/NumericOps.h"
 #include "vm/ValueOps.h"
+#include "vm/autodiff/Tape.h"
 
 namespace tdl::vm {
 
@@ -176,6 +177,8 @@ bool Interpreter::callValue(const Value& fnIn, Value* argv, int argc, const std:
     case Tag::Builtin: {
       CallArgs args{argv, argc, kw};
       Value r = builtinFn(fnIn.builtinId())(*this, args);
+      // A value made inside a tape (zeros, randn, ...) can be asked about too.
+      if (ad::recording() && r.node() == 0 && ad::isFloat(r)) [[unlikely]] ad::makeLeaf(r);
       for (int i = 0; i < argc; ++i) argv[i] = Value();
       *ret = std::move(r);
       return false;
@@ -303,6 +306,13 @@ std::vector<std::string> Interpreter::traceLines() const {
   return lines;
 }
 
+Loc Interpreter::currentLoc() const {
+  if (frames_.empty()) return Loc();
+  const Frame& f = frames_.back();
+  size_t at = static_cast<size_t>(f.ip - f.proto->chunk.code.data()) - 1;
+  return f.proto->chunk.locs[at];
+}
+
 void Interpreter::rethrowWithTrace(const std::string& msg, const Loc* loc) {
   const Frame& f = frames_.back();
   size_t at = static_cast<size_t>(f.ip - f.proto->chunk.code.data()) - 1;
@@ -327,8 +337,26 @@ void Interpreter::traceInstruction(const Frame& fr, const Instr* ip) const {
 // ------------------------------------------------------------ the loop
 
 void Interpreter::execute(size_t stopDepth) {
+  size_t tapes = ad::activeTapes();
   try {
     loop(stopDepth);
+  } catch (...) {
+    // Tapes whose `with` block an error left stop recording.
+    ad::unwindTapes(tapes);
+    handleError(stopDepth);
+  }
+}
+
+void Interpreter::forEachRoot(const std::function<void(Value&)>& f) {
+  for (Value* v = stack_; v < stackTop(); ++v) f(*v);
+  for (auto& g : globals_)
+    for (auto& v : g) f(v);
+  for (auto& fr : frames_) f(fr.closure);
+}
+
+void Interpreter::handleError(size_t stopDepth) {
+  try {
+    throw;
   } catch (const TracedError&) {
     frames_.resize(stopDepth);
     throw;
@@ -345,6 +373,10 @@ void Interpreter::execute(size_t stopDepth) {
   } catch (const ScriptError& e) {
     try {
       rethrowWithTrace(e.what(), e.loc.valid() ? &e.loc : nullptr);
+    } catch (TracedError& t) {  // lines of calls inside a compiled graph fn come first
+      t.trace.insert(t.trace.begin(), e.trace.begin(), e.trace.end());
+      frames_.resize(stopDepth);
+      throw;
     } catch (...) {
       frames_.resize(stopDepth);
       throw;
@@ -405,6 +437,8 @@ void Interpreter::loop(size_t stopDepth) {
       }
       CASE(LoadK) {
         R[in.a] = K->values[in.b];
+        // A constant bound inside a tape is a value it can be asked about.
+        if (ad::recording() && ad::isFloat(R[in.a])) [[unlikely]] ad::makeLeaf(R[in.a]);
         DISPATCH();
       }
       CASE(LoadNone) {
@@ -452,7 +486,7 @@ void Interpreter::loop(size_t stopDepth) {
   CASE(NAME) {                                                                        \
     const Value& a = (in.flags & kConstB) ? K->values[in.b] : R[in.b];                \
     const Value& b = (in.flags & kConstC) ? K->values[in.c] : R[in.c];                \
-    if (a.isScalar() && b.isScalar()) {                                               \
+    if (a.isScalar() && b.isScalar() && !ad::recording()) [[likely]] {                \
       Value out;                                                                      \
       if (arithSameKind<rt::BinaryOp::NAME>(a, b, out)) R[in.a] = std::move(out);     \
       else R[in.a] = binaryValues(rt::BinaryOp::NAME, a, b);                          \
@@ -579,7 +613,7 @@ void Interpreter::loop(size_t stopDepth) {
         switch (it.tag()) {
           case Tag::Range: case Tag::Tuple: case Tag::List: case Tag::Str: break;
           case Tag::Tensor: break;
-          default: throw rt::Error(fmt::format("cannot iterate over {}", typeText(it)));
+          default: (void)iterLength(it);  // native iterables (progress); else "cannot iterate over"
         }
         R[in.a] = it;
         R[in.a + 1] = Value::i64(0);
@@ -621,6 +655,8 @@ void Interpreter::loop(size_t stopDepth) {
         const Value& ctx = R[in.a];
         if (ctx.tag() != Tag::Native)
           throw rt::Error(fmt::format("'with' needs a tape, got {}", typeText(ctx)));
+        if (in.op == Op::WithEnter) ctx.as<NativeObj>()->enter(*this);
+        else ctx.as<NativeObj>()->exit();
         DISPATCH();
       }
       CASE(Print) {

@@ -9,6 +9,7 @@
 // (`in fn get at FILE:LINE:COL`, the position of that call), innermost first.
 #pragma once
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -69,6 +70,13 @@ class Interpreter {
   FILE* out() const { return stdout; }
   void setGraphFnCache(GraphFnCache* c) { graphCache_ = c; }
   const SourceManager& sources() const { return sm_; }
+  // Every value the program can reach now (registers of the running frames,
+  // globals): a tape gives them leaf ids when it starts.
+  void forEachRoot(const std::function<void(Value&)>& f);
+  // For the graph fn tracer: top-level values, modules, and the running call's position.
+  const Value& globalValue(int module, int slot) const { return globals_.at(static_cast<size_t>(module)).at(static_cast<size_t>(slot)); }
+  const std::vector<std::unique_ptr<Module>>& modules() const { return *modules_; }
+  Loc currentLoc() const;
 
  private:
   struct Frame {
@@ -80,6 +88,8 @@ class Interpreter {
   };
 
   void execute(size_t stopDepth);
+  // Rethrows the error being handled as a traced one; frames above stopDepth go.
+  [[noreturn]] void handleError(size_t stopDepth);
   void loop(size_t stopDepth);
   // Starts a call of `fn` whose arguments are at argv[0..argc); the callee's
   // registers start at argv (the arguments are moved into parameter order).

@@ -143,7 +143,7 @@ DType weakTarget(const Value& w, DType s) {
   return rt::promote(defaultDtype(w), s);
 }
 
-Value binaryValues(BinaryOp op, const Value& a, const Value& b) {
+Value plain::binaryValues(BinaryOp op, const Value& a, const Value& b) {
   if (a.isScalar() && b.isScalar()) return scalarBinary(op, a, b);
   requireNumeric(a, "this operator");
   requireNumeric(b, "this operator");
@@ -152,7 +152,7 @@ Value binaryValues(BinaryOp op, const Value& a, const Value& b) {
   return fromTensor(rt::binary(op, operandFor(a, db), operandFor(b, da)));
 }
 
-Value unaryValues(rt::UnaryOp op, const Value& x) {
+Value plain::unaryValues(rt::UnaryOp op, const Value& x) {
   requireNumeric(x, "this operation");
   if (x.isScalar()) {
     if (op == rt::UnaryOp::Neg && x.dtype() != DType::Bool) {
@@ -171,13 +171,13 @@ Value unaryValues(rt::UnaryOp op, const Value& x) {
   return fromTensor(rt::unary(op, toTensor(x)));
 }
 
-Value matmulValues(const Value& a, const Value& b) {
+Value plain::matmulValues(const Value& a, const Value& b) {
   requireNumeric(a, "@");
   requireNumeric(b, "@");
   return fromTensor(rt::matmul(toTensor(a), toTensor(b)));
 }
 
-Value castValue(const Value& x, DType dt) {
+Value plain::castValue(const Value& x, DType dt) {
   requireNumeric(x, "cast");
   if (x.isScalar()) {
     if (x.isFloatScalar()) {

@@ -1,6 +1,7 @@
 // Arithmetic on numeric values (inline scalars and tensors), with the weak
-// scalar rules of SPEC §2. Every elementwise operator and builtin goes through
-// here, so that a tape can record them in one place later.
+// scalar rules of SPEC §2. Every arithmetic operator goes through here; while
+// a tape records (vm/autodiff/Tape.h) the calls go to the recording versions
+// in vm/autodiff/Ops.h, which compute with the `plain` ones.
 //
 // Scalar op scalar is computed inline without allocating (the fast path of
 // the interpreter); other combinations call the runtime kernels.
@@ -10,6 +11,8 @@
 #include "runtime/Elementwise.h"
 #include "vm/Chunk.h"
 #include "vm/Value.h"
+#include "vm/autodiff/Ops.h"
+#include "vm/autodiff/Tape.h"
 
 namespace tdl::vm {
 
@@ -18,7 +21,17 @@ namespace tdl::vm {
 // promotion of w's default dtype with `s` (weak float with i32 → f32).
 DType weakTarget(const Value& w, DType s);
 
+namespace plain {  // without the tape
 Value binaryValues(rt::BinaryOp op, const Value& a, const Value& b);
+Value unaryValues(rt::UnaryOp op, const Value& x);
+Value matmulValues(const Value& a, const Value& b);
+Value castValue(const Value& x, DType dt);
+}  // namespace plain
+
+inline Value binaryValues(rt::BinaryOp op, const Value& a, const Value& b) {
+  if (ad::recording()) [[unlikely]] return ad::binary(op, a, b);
+  return plain::binaryValues(op, a, b);
+}
 
 // The interpreter's inline fast path for `+ - * /` on two scalars of one dtype
 // and weakness (the common case in scalar loops); false when it does not apply.
@@ -103,10 +116,19 @@ inline bool compareScalars(Op op, const Value& a, const Value& b, Value& out) {
   return true;
 }
 
-Value unaryValues(rt::UnaryOp op, const Value& x);
-Value matmulValues(const Value& a, const Value& b);
+inline Value unaryValues(rt::UnaryOp op, const Value& x) {
+  if (ad::recording()) [[unlikely]] return ad::unary(op, x);
+  return plain::unaryValues(op, x);
+}
+inline Value matmulValues(const Value& a, const Value& b) {
+  if (ad::recording()) [[unlikely]] return ad::matmul(a, b);
+  return plain::matmulValues(a, b);
+}
 // cast(x, dtype); a weak float converts from its exact value.
-Value castValue(const Value& x, DType dt);
+inline Value castValue(const Value& x, DType dt) {
+  if (ad::recording()) [[unlikely]] return ad::cast(x, dt);
+  return plain::castValue(x, dt);
+}
 
 // Operands of an elementwise builtin as tensors: weak scalars take the dtype
 // the strong operands give them (all weak: their default dtypes).

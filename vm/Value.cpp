@@ -46,6 +46,8 @@ int64_t RangeObj::computeLength() const {
   return start > stop ? (start - stop - step - 1) / (-step) : 0;
 }
 
+Value NativeObj::iterItem(int64_t) { return Value(); }
+
 std::string NativeObj::repr() const { return fmt::format("<{}>", typeName()); }
 
 Value NativeObj::member(const Value&, const std::string&) const { return Value::undef(); }
@@ -53,6 +55,10 @@ Value NativeObj::member(const Value&, const std::string&) const { return Value::
 Value NativeObj::call(Interpreter&, CallArgs&) {
   throw rt::Error(fmt::format("a {} cannot be called", typeName()));
 }
+
+void NativeObj::enter(Interpreter&) { throw rt::Error(fmt::format("'with' needs a tape, got {}", typeName())); }
+
+void NativeObj::exit() {}
 
 Value makeStr(std::string s) { return Value::object(Tag::Str, new StrObj(std::move(s))); }
 Value makeTuple(std::vector<Value> items) { return Value::object(Tag::Tuple, new SeqObj(std::move(items))); }
@@ -78,8 +84,11 @@ Value fromTensor(rt::Tensor t) {
 
 Value strong(const Value& v) {
   if (!v.isScalar() || !v.weak()) return v;
-  if (v.dtype() == DType::F32) return Value::f32(static_cast<float>(v.rawFloat()));
-  return Value::intLike(v.dtype(), v.rawInt(), false);
+  // The same value with its dtype decided: it keeps its tape identity.
+  Value r = v.dtype() == DType::F32 ? Value::f32(static_cast<float>(v.rawFloat()))
+                                    : Value::intLike(v.dtype(), v.rawInt(), false);
+  r.setNode(v.node());
+  return r;
 }
 
 rt::Tensor scalarTensor(const Value& v, DType dt) {

@@ -8,8 +8,13 @@
 // int is i64, a weak bool is bool, a weak float has dtype F32 but keeps its
 // exact double value in `d` until its dtype is decided (`cast(0.1, f64)`).
 // Strong f32 scalars keep a float-representable value in `d`.
+//
+// The header's spare bytes hold `node`: the value's identity on the autodiff
+// tape (vm/autodiff/Tape.h), 0 for a value no tape knows. Copies keep it
+// (`let y = x` is the same node); every newly computed value starts at 0.
 #pragma once
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <utility>
@@ -49,23 +54,27 @@ struct Obj {
 
 class Value {
  public:
-  Value() : tag_(Tag::None), dtype_(DType::F32), weak_(false), i_(0) {}
-  Value(const Value& o) : tag_(o.tag_), dtype_(o.dtype_), weak_(o.weak_), i_(o.i_) {
+  Value() : tag_(Tag::None), dtype_(DType::F32), weak_(false), pad_(0), node_(0), i_(0) {}
+  Value(const Value& o) : i_(o.i_) {
+    copyHeader(o);
     if (isHeap()) ++o_->refs;
   }
-  Value(Value&& o) noexcept : tag_(o.tag_), dtype_(o.dtype_), weak_(o.weak_), i_(o.i_) {
+  Value(Value&& o) noexcept : i_(o.i_) {
+    copyHeader(o);
     o.tag_ = Tag::None;
   }
   Value& operator=(const Value& o) {
     if (o.isHeap()) ++o.o_->refs;
     release();
-    tag_ = o.tag_, dtype_ = o.dtype_, weak_ = o.weak_, i_ = o.i_;
+    copyHeader(o);
+    i_ = o.i_;
     return *this;
   }
   Value& operator=(Value&& o) noexcept {
     if (this != &o) {
       release();
-      tag_ = o.tag_, dtype_ = o.dtype_, weak_ = o.weak_, i_ = o.i_;
+      copyHeader(o);
+      i_ = o.i_;
       o.tag_ = Tag::None;
     }
     return *this;
@@ -122,6 +131,10 @@ class Value {
   // Whether this value holds the only reference to its heap object.
   bool unique() const { return isHeap() && o_->refs == 1; }
 
+  // The autodiff node id (0: none).
+  uint32_t node() const { return node_; }
+  void setNode(uint32_t id) { node_ = id; }
+
  private:
   void release() {
     if (isHeap()) dropRef(o_);
@@ -129,16 +142,23 @@ class Value {
   // Out of line: keeps the inline paths small (and GCC 12's -Warray-bounds
   // quiet about the delete it cannot see the object of).
   static void dropRef(Obj* o);
+  // The 8 header bytes (tag, dtype, weak, node) in one move.
+  void copyHeader(const Value& o) { std::memcpy(static_cast<void*>(this), static_cast<const void*>(&o), kHeaderBytes); }
+  static constexpr size_t kHeaderBytes = 8;
 
   Tag tag_;
   DType dtype_;
   bool weak_;
+  uint8_t pad_;
+  uint32_t node_;
   union {
     int64_t i_;
     double d_;
     Obj* o_;
   };
 };
+
+static_assert(sizeof(Value) == 16, "a Value is 16 bytes");
 
 // ---- heap objects
 
@@ -195,6 +215,12 @@ struct NativeObj : Obj {
   // `x.name`; returns Undef when there is no such member.
   virtual Value member(const Value& self, const std::string& name) const;
   virtual Value call(Interpreter& vm, CallArgs& args);
+  // `with x { ... }`: entering and leaving the block (a tape records in between).
+  virtual void enter(Interpreter& vm);
+  virtual void exit();
+  // `for v in x`: the number of items, or -1 when x cannot be iterated; item i.
+  virtual int64_t iterLength() const { return -1; }
+  virtual Value iterItem(int64_t i);
 };
 
 // ---- helpers

@@ -7,6 +7,8 @@
 #include "runtime/Index.h"
 #include "runtime/Reduce.h"
 #include "vm/NumericOps.h"
+#include "vm/autodiff/Ops.h"
+#include "vm/autodiff/Tape.h"
 
 namespace tdl::vm {
 
@@ -124,6 +126,28 @@ rt::Tensor valueFor(const Value& v, DType dt) {
   return toTensor(v);
 }
 
+void assignStep(Value& target, const PathDesc& path, size_t k, const Value* R, const Value& v);
+
+// x[subs] = v on a tensor while a tape records: a functional update (a new
+// node) instead of an in-place one.
+void assignRecorded(Value& target, const PathDesc& path, size_t k, const Value* R, const Value& v) {
+  const PathStep& s = path.steps[k];
+  bool last = k + 1 == path.steps.size();
+  const Value* regs = R + s.firstReg;
+  if (isGather(s.subs, regs)) {
+    tensorIndex(regs[0]);
+    Value part = last ? v : ad::gather(target, regs[0]);
+    if (!last) assignStep(part, path, k + 1, R, v);
+    target = ad::scatter(target, regs[0], part);
+    return;
+  }
+  rt::IndexSpec spec = indexSpec(s.subs, regs);
+  Value part = last ? v : ad::getIndex(target, spec);
+  if (!last) assignStep(part, path, k + 1, R, v);
+  if (!part.isNumeric()) throw rt::Error(fmt::format("cannot store a {} in a tensor", tagName(part.tag())));
+  target = ad::setIndex(target, spec, part);
+}
+
 void assignStep(Value& target, const PathDesc& path, size_t k, const Value* R, const Value& v) {
   const PathStep& s = path.steps[k];
   bool last = k + 1 == path.steps.size();
@@ -152,6 +176,11 @@ void assignStep(Value& target, const PathDesc& path, size_t k, const Value* R, c
     }
     case Tag::Tuple: throw rt::Error("tuples are immutable: cannot assign to an element");
     case Tag::Tensor: {
+      if (ad::recording() && (target.node() != 0 || v.node() != 0)) [[unlikely]] {
+        assignRecorded(target, path, k, R, v);
+        return;
+      }
+      target.setNode(0);  // changed in place: no longer the value a tape knows
       rt::Tensor& t = uniqueTensor(target);
       if (isGather(s.subs, regs)) {
         const rt::Tensor& idx = tensorIndex(regs[0]);
@@ -241,6 +270,13 @@ rt::BinaryOp runtimeOp(Op op) {
 Value indexValue(const Value& base, const std::vector<uint8_t>& flags, const Value* regs) {
   switch (base.tag()) {
     case Tag::Tensor: {
+      if (ad::recording() && base.node() != 0) [[unlikely]] {
+        if (isGather(flags, regs)) {
+          tensorIndex(regs[0]);  // checks the index dtype
+          return ad::gather(base, regs[0]);
+        }
+        return ad::getIndex(base, indexSpec(flags, regs));
+      }
       const rt::Tensor& t = base.as<TensorObj>()->t;
       int64_t off;
       if (elementOffset(t, flags, regs, off)) return elementValue(t, off);
@@ -349,6 +385,11 @@ int64_t iterLength(const Value& v) {
     case Tag::List: return static_cast<int64_t>(v.as<SeqObj>()->items.size());
     case Tag::Tensor: return v.as<TensorObj>()->t.dim(0);
     case Tag::Str: return static_cast<int64_t>(v.as<StrObj>()->s.size());
+    case Tag::Native: {
+      int64_t n = v.as<NativeObj>()->iterLength();
+      if (n >= 0) return n;
+      [[fallthrough]];
+    }
     default: throw rt::Error(fmt::format("cannot iterate over {}", typeText(v)));
   }
 }
@@ -358,8 +399,11 @@ Value iterItem(const Value& v, int64_t i) {
     case Tag::Range: return Value::i64(v.as<RangeObj>()->at(i), true);
     case Tag::Tuple:
     case Tag::List: return v.as<SeqObj>()->items[static_cast<size_t>(i)];
-    case Tag::Tensor: return fromTensor(rt::get_index(v.as<TensorObj>()->t, {rt::IndexItem::at(i)}));
+    case Tag::Tensor:
+      if (ad::recording() && v.node() != 0) [[unlikely]] return ad::getIndex(v, {rt::IndexItem::at(i)});
+      return fromTensor(rt::get_index(v.as<TensorObj>()->t, {rt::IndexItem::at(i)}));
     case Tag::Str: return makeStr(std::string(1, v.as<StrObj>()->s[static_cast<size_t>(i)]));
+    case Tag::Native: return v.as<NativeObj>()->iterItem(i);
     default: throw rt::Error(fmt::format("cannot iterate over {}", typeText(v)));
   }
 }

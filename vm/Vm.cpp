@@ -4,6 +4,7 @@
 
 #include "vm/Compiler.h"
 #include "vm/Disassembler.h"
+#include "vm/GraphCall.h"
 
 namespace tdl::vm {
 
@@ -22,6 +23,8 @@ int runProgram(Compilation& c, const VmOptions& opts) {
     Compiler compiler(prog, c.modules());
     compiler.compileAll();
     Interpreter vm(c.sources, c.modules(), prog, opts);
+    std::unique_ptr<GraphFnCache> graphs = opts.eager ? nullptr : makeGraphFnCache(opts);
+    vm.setGraphFnCache(graphs.get());
     vm.runModule(0);
   } catch (const ScriptError& e) {
     report(c, e);

@@ -83,3 +83,15 @@ TEST_CASE("creation", "[create]") {
   CHECK(str(zeros_like(f32({1, 2}, {1, 2}))) == "[[0.0, 0.0]]");
   CHECK(str(ones_like(i64({1, 2}))) == "[1, 1]");
 }
+
+TEST_CASE("index_add is the adjoint of take", "[shapeops]") {
+  // Repeated indices add up; negative indices count from the end.
+  Tensor base = zeros({3});
+  CHECK(str(index_add(base, i64({0, 2, 0, -1}), f32({1, 2, 3, 4}))) == "[4.0, 0.0, 6.0]");
+  CHECK(str(base) == "[0.0, 0.0, 0.0]");  // base itself is unchanged
+  // Along axis 1 of a matrix: src has take's result shape.
+  Tensor m = zeros({2, 3});
+  Tensor src = reshape(f32({1, 2, 3, 4}), {2, 2});
+  CHECK(str(index_add(m, i64({2, 2}), src, 1)) == "[[0.0, 0.0, 3.0],\n [0.0, 0.0, 7.0]]");
+  CHECK(error_of([] { index_add(zeros({2}), i64({2}), f32({1})); }) == "index 2 is out of range for axis 0 of size 2");
+}

@@ -1,0 +1,71 @@
+// The tracer of graph fns (SPEC §6): the AST of a `graph fn` plus an argument signature
+// becomes an ir::Function, AutoGraph-style.
+//
+// Trace values are either *static* (known while tracing: any VM Value — weak or strong
+// scalars, strings, dtypes, functions, none, ranges, constant tensors) or *dynamic* (an IR
+// value, possibly a weak scalar), or containers (tuple/list/record) of trace values.
+// Operations on static values run at trace time through the VM's own operators and
+// builtins (one semantics); anything touching a dynamic value emits IR. Conditions known at
+// trace time fold; a data-dependent `if` becomes `cond`, a data-dependent loop `while`
+// (with break/continue/return as carried flags). Calls inline. Anything unsupported is a
+// TraceError at its source position (never a silent fallback to eager).
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "frontend/Diagnostics.h"
+#include "ir/IR.h"
+#include "vm/Value.h"
+
+namespace tdl::vm {
+
+class Interpreter;
+
+// A compile-time error of a graph fn, at a source position.
+struct TraceError : ScriptError {
+  using ScriptError::ScriptError;
+};
+
+// How a call's result is rebuilt from the compiled function's results.
+struct ResultTemplate {
+  enum Kind : uint8_t { Static, Leaf, Seq, Rec } kind = Static;
+  Value value;       // Static
+  int leaf = -1;     // Leaf: index of the IR function result
+  Tag seqTag = Tag::Tuple;
+  std::vector<ResultTemplate> items;  // Seq / Rec
+  Names names;                         // Rec
+  Value build(const std::vector<rt::Tensor>& results) const;
+};
+
+// One parameter leaf of a signature: a tensor type (dims known or symbolic) and whether
+// it is a weak scalar.
+struct ParamLeaf {
+  ir::TensorType type;
+  bool weak = false;
+};
+
+// The inline call chain of an op, innermost first: (callee name, call position).
+using CallChain = std::vector<std::pair<std::string, Loc>>;
+uint64_t locKey(const Loc& l);
+
+struct Trace {
+  std::unique_ptr<ir::Module> module;
+  ir::Function* fn = nullptr;
+  ResultTemplate result;
+  std::map<uint64_t, CallChain> chains;  // locKey(op loc) → chain (only inside inlined calls)
+};
+
+// Traces closure `fn` (a graph fn) for arguments `args`, whose tensor leaves (in
+// flattening order) get the parameter types `leaves`. Throws TraceError.
+Trace traceGraphFn(Interpreter& vm, const ClosureObj& fn, const std::vector<Value>& args,
+                   const std::vector<ParamLeaf>& leaves, const std::vector<std::string>& syms);
+
+// The tensor leaves of an argument list in flattening order (tuples, lists, records
+// recursively); `key` receives the static part of the signature (structure, strings,
+// functions, dtypes). Numbers become tensors (weak scalars flagged).
+void flattenArgs(const std::vector<Value>& args, std::vector<rt::Tensor>& leaves, std::vector<bool>& weak,
+                 std::string& key);
+
+}  // namespace tdl::vm
