@@ -13,6 +13,7 @@ all: build
 
 deps:
 	bash scripts/install-deps.sh
+	bash scripts/fetch-example-data.sh
 
 configure:
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release

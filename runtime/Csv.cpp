@@ -115,7 +115,10 @@ Tensor load_csv(const std::string& path, DType dtype, bool header) {
   std::string text = in.read_all(true);
   std::vector<std::vector<Field>> records = split_records(text, path);
   size_t first = header && !records.empty() ? 1 : 0;
-  int64_t cols = records.empty() ? 0 : static_cast<int64_t>(records[0].size());
+  // The header line is skipped, not used for the column count (as NumPy's
+  // loadtxt(skiprows=1)): some files put other facts there (sklearn's
+  // wine_data.csv starts with "178,13,class_0,class_1,class_2").
+  int64_t cols = records.size() <= first ? 0 : static_cast<int64_t>(records[first].size());
   const int64_t rows = static_cast<int64_t>(records.size() - first);
   for (size_t r = first; r < records.size(); ++r) {
     int64_t got = static_cast<int64_t>(records[r].size());
