@@ -5,7 +5,7 @@
 BUILD   ?= build
 JOBS    ?= 2
 TDL     := $(BUILD)/tdl
-EXAMPLE ?= examples/hello.tdl
+EXAMPLE ?= examples/digits_mlp.tdl
 
 .PHONY: all deps configure build run test check-conformance asan fuzz clean
 

@@ -4,6 +4,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstring>
 #include <new>
 
 #include "ir/Eval.h"
@@ -14,6 +18,8 @@
 #include "runtime/Print.h"
 #include "runtime/Random.h"
 #include "runtime/ShapeOps.h"
+#include "runtime/Storage.h"
+#include "runtime/ThreadPool.h"
 
 namespace tdl::codegen {
 
@@ -105,6 +111,29 @@ void runOp(ExecCtx& c, const OpEntry& e) {
       out.push_back(std::move(x));
       break;
     }
+    case ir::OpKind::StackNew:
+      c.stacks.emplace_back();
+      out.push_back(rt::Tensor::scalar(static_cast<int64_t>(c.stacks.size() - 1)));
+      break;
+    case ir::OpKind::StackPush:
+    case ir::OpKind::StackPop:
+    case ir::OpKind::StackSize: {
+      int64_t h = in[0].scalar_as_int64();
+      if (h < 0 || h >= static_cast<int64_t>(c.stacks.size())) throw rt::Error("internal: bad stack handle");
+      auto& st = c.stacks[static_cast<size_t>(h)];
+      if (op.kind() == ir::OpKind::StackPush) {
+        st.push_back(std::move(in[1]));
+        return;
+      }
+      if (op.kind() == ir::OpKind::StackSize) {
+        out.push_back(rt::Tensor::scalar(static_cast<int64_t>(st.size())));
+        break;
+      }
+      if (st.empty()) throw rt::Error("internal: pop from an empty stack");
+      out.push_back(std::move(st.back()));
+      st.pop_back();
+      break;
+    }
     default: {
       auto r = ir::evaluate(op, in);
       if (!r) throw rt::Error(fmt::format("internal: op '{}' cannot run in compiled code", op.name()));
@@ -156,13 +185,173 @@ void tdl_copy(void* ctx, int32_t dst, int32_t src) {
   if (dst != src) c.slots[dst] = c.slots[src];
 }
 
+// ---- native scalars: rank-0 values live in registers; these move them to and from slots.
+
+int64_t tdl_load_i64(void* ctx, int32_t slot) {
+  const rt::Tensor& t = C(ctx).slots[slot];
+  return t.defined() && t.numel() == 1 ? t.item_int64(0) : 0;
+}
+
+double tdl_load_f64(void* ctx, int32_t slot) {
+  const rt::Tensor& t = C(ctx).slots[slot];
+  return t.defined() && t.numel() == 1 ? t.item_double(0) : 0.0;
+}
+
+// Stores a scalar of `dtype` (an rt::DType) given as i64 bits (integers, bool) or a double.
+void tdl_store_i64(void* ctx, int32_t slot, int32_t dtype, int64_t v) {
+  C(ctx).slots[slot] = rt::Tensor::scalar_of_int(static_cast<rt::DType>(dtype), v);
+}
+
+void tdl_store_f64(void* ctx, int32_t slot, int32_t dtype, double v) {
+  C(ctx).slots[slot] = rt::Tensor::scalar_of(static_cast<rt::DType>(dtype), v);
+}
+
+// A failing native op: keeps the message; the generated code then returns 1.
+void tdl_fail(void* ctx, int32_t op, const char* message) {
+  ExecCtx& c = C(ctx);
+  c.err = message;
+  c.errOp = op;
+}
+
+namespace {
+// The flat offset of x[idx...] (bounds-checked like eager indexing), or -1 with the error set.
+int64_t elemOffset(ExecCtx& c, const rt::Tensor& t, const int64_t* idx, int32_t n, int32_t op) {
+  int64_t off = 0;
+  for (int32_t a = 0; a < n; ++a) {
+    int64_t size = t.dim(a), i = idx[a];
+    if (i < -size || i >= size) {
+      c.err = fmt::format("index {} is out of range for axis {} of size {}", i, a, size);
+      c.errOp = op;
+      return -1;
+    }
+    off = off * size + (i < 0 ? i + size : i);
+  }
+  return off;
+}
+}  // namespace
+
+// The address of element x[idx...] of the tensor in `slot` (read only), or null on error.
+const void* tdl_elem(void* ctx, int32_t slot, const int64_t* idx, int32_t n, int32_t op) {
+  ExecCtx& c = C(ctx);
+  const rt::Tensor& t = c.slots[slot];
+  int64_t off = elemOffset(c, t, idx, n, op);
+  if (off < 0) return nullptr;
+  return static_cast<const char*>(t.raw()) + off * static_cast<int64_t>(rt::itemsize(t.dtype()));
+}
+
+// dst := src (moved when `move`), made unique (in place from then on); returns the address
+// of element dst[idx...] for a store, or null on error.
+void* tdl_update_elem(void* ctx, int32_t dst, int32_t src, int32_t move, const int64_t* idx, int32_t n,
+                      int32_t op) {
+  ExecCtx& c = C(ctx);
+  try {
+    if (dst != src) {
+      if (move) c.slots[dst] = std::move(c.slots[src]);
+      else c.slots[dst] = c.slots[src];
+    }
+    rt::Tensor& t = c.slots[dst];
+    int64_t off = elemOffset(c, t, idx, n, op);
+    if (off < 0) return nullptr;
+    return static_cast<char*>(t.mutable_raw()) + off * static_cast<int64_t>(rt::itemsize(t.dtype()));
+  } catch (const std::exception& e) {
+    c.err = e.what();
+  } catch (...) {
+    c.err = "unknown error";
+  }
+  c.errOp = op;
+  return nullptr;
+}
+
+// ---- fused loops
+
+// Allocates the result of a fused op in `dst` with the shape of the tensor in `ref`;
+// returns its element count.
+int64_t tdl_fused_alloc(void* ctx, int32_t dst, int32_t ref, int32_t dtype) {
+  ExecCtx& c = C(ctx);
+  rt::Shape shape = c.slots[ref].shape();
+  c.slots[dst] = rt::Tensor::empty(static_cast<rt::DType>(dtype), shape);
+  return c.slots[dst].numel();
+}
+
+// The data of the tensor in `slot` (for a fused loop: operands are read, results written;
+// a result is a fresh tensor, so writing is safe).
+void* tdl_data(void* ctx, int32_t slot) { return const_cast<void*>(C(ctx).slots[slot].raw()); }
+
+// Runs kernel(env, begin, end) over [0, n): on the calling thread below
+// kFusedParallelThreshold elements, else split over the runtime's pool.
+void tdl_parallel(void (*kernel)(void*, int64_t, int64_t), void* env, int64_t n) {
+  if (n < kFusedParallelThreshold) {
+    kernel(env, 0, n);
+    return;
+  }
+  rt::parallel_for(n, kFusedParallelThreshold / 2, [&](int64_t b, int64_t e) { kernel(env, b, e); });
+}
+
+// The size of axis `axis` of the tensor in `slot`.
+int64_t tdl_dim(void* ctx, int32_t slot, int32_t axis) { return C(ctx).slots[slot].dim(axis); }
+
+// Runs kernel(env, rowBegin, rowEnd) over the total / inner rows of a fused result: on the
+// calling thread below kFusedParallelThreshold elements, else split over the pool.
+void tdl_parallel_rows(void (*kernel)(void*, int64_t, int64_t), void* env, int64_t total, int64_t inner) {
+  int64_t rows = inner > 0 ? total / inner : 0;
+  if (total < kFusedParallelThreshold) {
+    kernel(env, 0, rows);
+    return;
+  }
+  int64_t grain = std::max<int64_t>(1, kFusedParallelThreshold / 2 / std::max<int64_t>(inner, 1));
+  rt::parallel_for(rows, grain, [&](int64_t b, int64_t e) { kernel(env, b, e); });
+}
+
 }  // extern "C"
 
 std::vector<AbiSymbol> abiSymbols() {
   return {{"tdl_op", reinterpret_cast<void*>(&tdl_op)},
+          {"tdl_load_i64", reinterpret_cast<void*>(&tdl_load_i64)},
+          {"tdl_load_f64", reinterpret_cast<void*>(&tdl_load_f64)},
+          {"tdl_store_i64", reinterpret_cast<void*>(&tdl_store_i64)},
+          {"tdl_store_f64", reinterpret_cast<void*>(&tdl_store_f64)},
+          {"tdl_fail", reinterpret_cast<void*>(&tdl_fail)},
+          {"tdl_fused_alloc", reinterpret_cast<void*>(&tdl_fused_alloc)},
+          {"tdl_data", reinterpret_cast<void*>(&tdl_data)},
+          {"tdl_parallel", reinterpret_cast<void*>(&tdl_parallel)},
+          {"tdl_parallel_rows", reinterpret_cast<void*>(&tdl_parallel_rows)},
+          {"tdl_dim", reinterpret_cast<void*>(&tdl_dim)},
+          {"expf", reinterpret_cast<void*>(static_cast<float (*)(float)>(&std::exp))},
+          {"exp", reinterpret_cast<void*>(static_cast<double (*)(double)>(&std::exp))},
+          {"logf", reinterpret_cast<void*>(static_cast<float (*)(float)>(&std::log))},
+          {"log", reinterpret_cast<void*>(static_cast<double (*)(double)>(&std::log))},
+          {"tdl_elem", reinterpret_cast<void*>(&tdl_elem)},
+          {"tdl_update_elem", reinterpret_cast<void*>(&tdl_update_elem)},
           {"tdl_truth", reinterpret_cast<void*>(&tdl_truth)},
           {"tdl_move", reinterpret_cast<void*>(&tdl_move)},
           {"tdl_copy", reinterpret_cast<void*>(&tdl_copy)}};
+}
+
+const NativeLayout& nativeLayout() {
+  static const NativeLayout layout = [] {
+    NativeLayout l;
+    auto at = [](const void* base, const void* field) {
+      return static_cast<int64_t>(static_cast<const char*>(field) - static_cast<const char*>(base));
+    };
+    ExecCtx c;
+    l.ctxSlots = at(&c, &c.slots);
+    l.tensorSize = static_cast<int64_t>(sizeof(rt::Tensor));
+    l.storageRefs = static_cast<int64_t>(offsetof(rt::Storage, refs));
+    l.storageData = static_cast<int64_t>(offsetof(rt::Storage, data));
+    // Find the shape's data pointer and the storage pointer inside a live tensor.
+    rt::Tensor t = rt::Tensor::zeros(rt::DType::F32, {2, 3});
+    const char* raw = reinterpret_cast<const char*>(&t);
+    int found = 0;
+    for (int64_t off = 0; off + 8 <= l.tensorSize; off += 8) {
+      const void* p;
+      std::memcpy(&p, raw + off, sizeof p);
+      if (p == t.shape().data()) l.tensorDims = off, found |= 1;
+      if (p == t.storage()) l.tensorStorage = off, found |= 2;
+    }
+    l.ok = found == 3 && t.storage() && t.storage()->data == t.raw() && sizeof(std::atomic<int64_t>) == 8;
+    return l;
+  }();
+  return layout;
 }
 
 CompiledFn::CompiledFn() = default;

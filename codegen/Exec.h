@@ -23,7 +23,27 @@ struct ExecCtx {
   int64_t* syms = nullptr;
   std::string err;
   int32_t errOp = -1;
+  std::vector<std::vector<rt::Tensor>> stacks;  // stack_new/push/pop (autodiff saves)
 };
+
+// Fused loops below this many elements run on the calling thread; above, they are split
+// over the runtime's pool (rt::parallel_for, chunks of at least half of it).
+inline constexpr int64_t kFusedParallelThreshold = int64_t{1} << 16;
+
+// Where generated code finds a slot's data and shape without a call (element loads and
+// in-place stores of native scalars): byte offsets, measured at run time in Exec.cpp from
+// live objects. `ok` is false when the layout is not the expected one (then the generated
+// code always calls tdl_elem / tdl_update_elem).
+struct NativeLayout {
+  bool ok = false;
+  int64_t ctxSlots = 0;       // ExecCtx::slots (rt::Tensor*)
+  int64_t tensorSize = 0;     // sizeof(rt::Tensor)
+  int64_t tensorDims = 0;     // the int64_t* of the tensor's shape (std::vector's begin)
+  int64_t tensorStorage = 0;  // the tensor's rt::Storage*
+  int64_t storageRefs = 0;    // Storage::refs (atomic int64)
+  int64_t storageData = 0;    // Storage::data
+};
+const NativeLayout& nativeLayout();
 
 // Addresses of the ABI functions, for the JIT's symbol table.
 struct AbiSymbol {

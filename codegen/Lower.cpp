@@ -7,6 +7,7 @@
 // overwrites the same slots (bounded memory). Yields move a value when it has no other
 // use, and an `update` whose tensor is dead afterwards takes its buffer (in place).
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 
@@ -14,6 +15,7 @@
 
 #include "codegen/Codegen.h"
 #include "codegen/Exec.h"
+#include "ir/Pass.h"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
@@ -32,6 +34,8 @@
 #pragma GCC diagnostic pop
 
 namespace tdl::codegen {
+
+using rt::DType;
 
 namespace {
 
@@ -101,7 +105,15 @@ struct Lowering {
   llvm::Value* ctxArg = nullptr;
   llvm::BasicBlock* failBB = nullptr;
   llvm::FunctionCallee opFn, truthFn, moveFn, copyFn;
+  llvm::FunctionCallee fusedAllocFn, dataFn, parallelFn, parallelRowsFn, dimFn;
+  int kernelCount = 0;
+  llvm::FunctionCallee loadI64Fn, loadF64Fn, storeI64Fn, storeF64Fn, failFn, elemFn, updateElemFn;
   std::map<const ir::Value*, int> slot;
+  // Native scalars (DESIGN: rank-0 values live in registers): one alloca per value (mem2reg
+  // turns them into SSA values); a while shares one between inits, region args and results.
+  std::map<const ir::Value*, llvm::AllocaInst*> nat;
+  llvm::BasicBlock* allocaBB = nullptr;
+  llvm::AllocaInst* idxBuf = nullptr;  // [kMaxRank x i64] for element addresses
 
   Lowering(CompiledFn& c, llvm::LLVMContext& x, llvm::Module& m) : cf(c), ctx(x), mod(m), b(x) {}
 
@@ -123,6 +135,441 @@ struct Lowering {
     truthFn = mod.getOrInsertFunction("tdl_truth", llvm::FunctionType::get(i32t, {ptr, i32t}, false));
     moveFn = mod.getOrInsertFunction("tdl_move", llvm::FunctionType::get(voidt, {ptr, i32t, i32t}, false));
     copyFn = mod.getOrInsertFunction("tdl_copy", llvm::FunctionType::get(voidt, {ptr, i32t, i32t}, false));
+    auto* i64t = b.getInt64Ty();
+    auto* f64t = b.getDoubleTy();
+    loadI64Fn = mod.getOrInsertFunction("tdl_load_i64", llvm::FunctionType::get(i64t, {ptr, i32t}, false));
+    loadF64Fn = mod.getOrInsertFunction("tdl_load_f64", llvm::FunctionType::get(f64t, {ptr, i32t}, false));
+    storeI64Fn = mod.getOrInsertFunction("tdl_store_i64", llvm::FunctionType::get(voidt, {ptr, i32t, i32t, i64t}, false));
+    storeF64Fn = mod.getOrInsertFunction("tdl_store_f64", llvm::FunctionType::get(voidt, {ptr, i32t, i32t, f64t}, false));
+    failFn = mod.getOrInsertFunction("tdl_fail", llvm::FunctionType::get(voidt, {ptr, i32t, ptr}, false));
+    elemFn = mod.getOrInsertFunction("tdl_elem", llvm::FunctionType::get(ptr, {ptr, i32t, ptr, i32t, i32t}, false));
+    fusedAllocFn = mod.getOrInsertFunction("tdl_fused_alloc", llvm::FunctionType::get(i64t, {ptr, i32t, i32t, i32t}, false));
+    dataFn = mod.getOrInsertFunction("tdl_data", llvm::FunctionType::get(ptr, {ptr, i32t}, false));
+    parallelFn = mod.getOrInsertFunction("tdl_parallel", llvm::FunctionType::get(voidt, {ptr, ptr, i64t}, false));
+    parallelRowsFn = mod.getOrInsertFunction("tdl_parallel_rows", llvm::FunctionType::get(voidt, {ptr, ptr, i64t, i64t}, false));
+    dimFn = mod.getOrInsertFunction("tdl_dim", llvm::FunctionType::get(i64t, {ptr, i32t, i32t}, false));
+    updateElemFn = mod.getOrInsertFunction(
+        "tdl_update_elem", llvm::FunctionType::get(ptr, {ptr, i32t, i32t, i32t, ptr, i32t, i32t}, false));
+  }
+
+  // ---- native scalars
+
+  static bool isNat(const ir::Value* v) { return v->type.dims.empty(); }
+  static bool isFloat(DType d) { return d == DType::F32 || d == DType::F64; }
+  llvm::Type* ty(DType d) {
+    switch (d) {
+      case DType::Bool: return b.getInt1Ty();
+      case DType::I32: return b.getInt32Ty();
+      case DType::I64: return b.getInt64Ty();
+      case DType::F32: return b.getFloatTy();
+      case DType::F64: return b.getDoubleTy();
+    }
+    return b.getInt64Ty();
+  }
+  llvm::AllocaInst* newAlloca(llvm::Type* t) {
+    llvm::IRBuilder<> e(allocaBB, allocaBB->begin());
+    return e.CreateAlloca(t);
+  }
+  llvm::AllocaInst* natOf(const ir::Value* v) {
+    auto it = nat.find(v);
+    if (it != nat.end()) return it->second;
+    auto* a = newAlloca(ty(v->type.dtype));
+    nat[v] = a;
+    return a;
+  }
+  llvm::Value* get(const ir::Value* v) { return b.CreateLoad(ty(v->type.dtype), natOf(v)); }
+  void set(const ir::Value* v, llvm::Value* x) { b.CreateStore(x, natOf(v)); }
+
+  // Converts x of dtype `from` to dtype `to` with rt::cast's semantics.
+  llvm::Value* convert(llvm::Value* x, DType from, DType to) {
+    if (from == to) return x;
+    llvm::Type* t = ty(to);
+    if (to == DType::Bool)
+      return isFloat(from) ? b.CreateFCmpUNE(x, llvm::ConstantFP::get(x->getType(), 0.0))
+                           : b.CreateICmpNE(x, llvm::ConstantInt::get(x->getType(), 0));
+    if (from == DType::Bool) return isFloat(to) ? b.CreateUIToFP(x, t) : b.CreateZExt(x, t);
+    if (isFloat(from) && isFloat(to)) return b.CreateFPCast(x, t);
+    if (isFloat(from)) return b.CreateFreeze(b.CreateFPToSI(x, t));
+    if (isFloat(to)) return b.CreateSIToFP(x, t);
+    return b.CreateSExtOrTrunc(x, t);
+  }
+
+  // The slot of v, holding v's current value (native scalars are stored first).
+  int materialize(const ir::Value* v) {
+    int s = slotOf(v);
+    if (!isNat(v)) return s;
+    DType d = v->type.dtype;
+    llvm::Value* x = get(v);
+    if (isFloat(d)) b.CreateCall(storeF64Fn, {ctxArg, i32(s), i32(static_cast<int>(d)), b.CreateFPExt(x, b.getDoubleTy())});
+    else b.CreateCall(storeI64Fn, {ctxArg, i32(s), i32(static_cast<int>(d)), convert(x, d, DType::I64)});
+    return s;
+  }
+  // Loads native scalar v from its slot (after a runtime op produced it).
+  void reload(const ir::Value* v) {
+    DType d = v->type.dtype;
+    int s = slotOf(v);
+    if (isFloat(d)) set(v, b.CreateFPCast(b.CreateCall(loadF64Fn, {ctxArg, i32(s)}), ty(d)));
+    else set(v, convert(b.CreateCall(loadI64Fn, {ctxArg, i32(s)}), DType::I64, d));
+  }
+
+  // An op-table entry (for the error's location only) and the failure branch.
+  int errorEntry(const ir::Op& op) {
+    OpEntry e;
+    e.op = &op;
+    int id = static_cast<int>(cf.ops.size());
+    cf.ops.push_back(std::move(e));
+    return id;
+  }
+  // if (bad) { tdl_fail(ctx, id, message); return 1 }
+  void failIf(llvm::Value* bad, int id, const std::string& message) {
+    auto* failHere = llvm::BasicBlock::Create(ctx, "err", fn);
+    auto* next = llvm::BasicBlock::Create(ctx, "", fn);
+    b.CreateCondBr(bad, failHere, next);
+    b.SetInsertPoint(failHere);
+    b.CreateCall(failFn, {ctxArg, i32(id), b.CreateGlobalStringPtr(message)});
+    b.CreateBr(failBB);
+    b.SetInsertPoint(next);
+  }
+  void failIfNull(llvm::Value* p) {
+    auto* next = llvm::BasicBlock::Create(ctx, "", fn);
+    b.CreateCondBr(b.CreateIsNull(p), failBB, next);
+    b.SetInsertPoint(next);
+  }
+
+  // Integer floor division / modulo like Python (b == 0 was checked; b == -1 avoids the trap).
+  llvm::Value* intFloorDivMod(llvm::Value* x, llvm::Value* y, bool isMod) {
+    llvm::Type* t = x->getType();
+    auto* zero = llvm::ConstantInt::get(t, 0);
+    auto* minus1 = llvm::ConstantInt::getSigned(t, -1);
+    llvm::Value* isM1 = b.CreateICmpEQ(y, minus1);
+    llvm::Value* safeY = b.CreateSelect(isM1, llvm::ConstantInt::get(t, 1), y);
+    llvm::Value* q = b.CreateSDiv(x, safeY);
+    llvm::Value* r = b.CreateSRem(x, safeY);
+    llvm::Value* adjust = b.CreateAnd(b.CreateICmpNE(r, zero),
+                                      b.CreateICmpNE(b.CreateICmpSLT(r, zero), b.CreateICmpSLT(y, zero)));
+    if (isMod) return b.CreateSelect(isM1, zero, b.CreateSelect(adjust, b.CreateAdd(r, y), r));
+    return b.CreateSelect(isM1, b.CreateSub(zero, x), b.CreateSelect(adjust, b.CreateSub(q, llvm::ConstantInt::get(t, 1)), q));
+  }
+
+  // Lowers an op on native scalars inline; false when it must go through the runtime.
+  bool lowerNative(const ir::Op& op) {
+    if (op.num_results() != 1 || !isNat(op.result())) return false;
+    for (const ir::Value* v : op.operands())
+      if (!isNat(v) && op.kind() != ir::OpKind::Index && op.kind() != ir::OpKind::Update) return false;
+    const ir::Value* r = op.result();
+    DType rd = r->type.dtype;
+    if (op.kind() == ir::OpKind::Constant) {
+      const rt::Tensor& t = op.tensor_attr("value");
+      if (t.numel() != 1) return false;
+      if (isFloat(rd)) set(r, llvm::ConstantFP::get(ty(rd), t.item_double(0)));
+      else if (rd == DType::Bool) set(r, b.getInt1(t.item_bool(0)));
+      else set(r, llvm::ConstantInt::getSigned(ty(rd), t.item_int64(0)));
+      return true;
+    }
+    if (op.kind() == ir::OpKind::Cast) {
+      set(r, convert(get(op.operand(0)), op.operand(0)->type.dtype, rd));
+      return true;
+    }
+    if (op.kind() == ir::OpKind::Select) {
+      const ir::Value *c = op.operand(0), *x = op.operand(1), *y = op.operand(2);
+      llvm::Value* p = convert(get(c), c->type.dtype, DType::Bool);
+      set(r, b.CreateSelect(p, convert(get(x), x->type.dtype, rd), convert(get(y), y->type.dtype, rd)));
+      return true;
+    }
+    if (op.kind() == ir::OpKind::Index || op.kind() == ir::OpKind::Update) return lowerElement(op);
+    if (auto bop = ir::as_binary(op.kind())) return lowerBinary(op, *bop);
+    if (auto uop = ir::as_unary(op.kind())) return lowerUnary(op, *uop);
+    return false;
+  }
+
+  bool lowerBinary(const ir::Op& op, rt::BinaryOp k) {
+    using B = rt::BinaryOp;
+    const ir::Value *x = op.operand(0), *y = op.operand(1), *r = op.result();
+    DType c = rt::promote(x->type.dtype, y->type.dtype);
+    DType ct = c;  // the compute dtype (rt's binary_compute_dtype)
+    switch (k) {
+      case B::Div: ct = isFloat(c) ? c : DType::F32; break;
+      case B::Add: case B::Sub: case B::Mul: case B::FloorDiv: case B::Mod:
+        ct = c == DType::Bool ? DType::I64 : c;
+        break;
+      case B::BitAnd: case B::BitOr: case B::BitXor:
+        if (isFloat(c)) return false;
+        break;
+      case B::LogicalAnd: case B::LogicalOr: ct = DType::Bool; break;
+      case B::Pow: return false;
+      default: break;
+    }
+    if ((k == B::FloorDiv || k == B::Mod) && isFloat(ct)) return false;
+    llvm::Value* a = convert(get(x), x->type.dtype, ct);
+    llvm::Value* v = convert(get(y), y->type.dtype, ct);
+    bool f = isFloat(ct);
+    bool isBool = ct == DType::Bool;
+    llvm::Value* out = nullptr;
+    switch (k) {
+      case B::Add: out = f ? b.CreateFAdd(a, v) : b.CreateAdd(a, v); break;
+      case B::Sub: out = f ? b.CreateFSub(a, v) : b.CreateSub(a, v); break;
+      case B::Mul: out = f ? b.CreateFMul(a, v) : b.CreateMul(a, v); break;
+      case B::Div: out = b.CreateFDiv(a, v); break;
+      case B::FloorDiv:
+      case B::Mod: {
+        failIf(b.CreateICmpEQ(v, llvm::ConstantInt::get(v->getType(), 0)), errorEntry(op), "division by zero");
+        out = intFloorDivMod(a, v, k == B::Mod);
+        break;
+      }
+      case B::Eq: out = f ? b.CreateFCmpOEQ(a, v) : b.CreateICmpEQ(a, v); break;
+      case B::Ne: out = f ? b.CreateFCmpUNE(a, v) : b.CreateICmpNE(a, v); break;
+      case B::Lt: out = f ? b.CreateFCmpOLT(a, v) : isBool ? b.CreateICmpULT(a, v) : b.CreateICmpSLT(a, v); break;
+      case B::Le: out = f ? b.CreateFCmpOLE(a, v) : isBool ? b.CreateICmpULE(a, v) : b.CreateICmpSLE(a, v); break;
+      case B::Gt: out = f ? b.CreateFCmpOGT(a, v) : isBool ? b.CreateICmpUGT(a, v) : b.CreateICmpSGT(a, v); break;
+      case B::Ge: out = f ? b.CreateFCmpOGE(a, v) : isBool ? b.CreateICmpUGE(a, v) : b.CreateICmpSGE(a, v); break;
+      case B::BitAnd: case B::LogicalAnd: out = b.CreateAnd(a, v); break;
+      case B::BitOr: case B::LogicalOr: out = b.CreateOr(a, v); break;
+      case B::BitXor: out = b.CreateXor(a, v); break;
+      case B::Maximum:
+      case B::Minimum: {
+        // rt's max_of/min_of: floats propagate a NaN of the first operand.
+        bool mx = k == B::Maximum;
+        llvm::Value* pick;
+        if (f) pick = b.CreateOr(mx ? b.CreateFCmpOGT(a, v) : b.CreateFCmpOLT(a, v), b.CreateFCmpUNO(a, a));
+        else if (isBool) pick = mx ? b.CreateICmpUGT(a, v) : b.CreateICmpULT(a, v);
+        else pick = mx ? b.CreateICmpSGT(a, v) : b.CreateICmpSLT(a, v);
+        out = b.CreateSelect(pick, a, v);
+        break;
+      }
+      default: return false;
+    }
+    DType od = out->getType()->isIntegerTy(1) ? DType::Bool : ct;
+    set(r, convert(out, od, r->type.dtype));
+    return true;
+  }
+
+  bool lowerUnary(const ir::Op& op, rt::UnaryOp k) {
+    using U = rt::UnaryOp;
+    const ir::Value *x = op.operand(0), *r = op.result();
+    DType d = x->type.dtype;
+    DType ct = d;
+    switch (k) {
+      case U::Neg: case U::Square: ct = d == DType::Bool ? DType::I64 : d; break;
+      case U::LogicalNot: ct = DType::Bool; break;
+      case U::BitNot: if (isFloat(d)) return false; break;
+      case U::Abs: case U::Relu: break;
+      case U::Exp: case U::Log: case U::Sqrt:
+        if (!isFloat(d)) return false;
+        break;
+      default: return false;
+    }
+    llvm::Value* a = convert(get(x), d, ct);
+    bool f = isFloat(ct);
+    llvm::Value* out = nullptr;
+    llvm::Value* zero = f ? llvm::ConstantFP::get(a->getType(), 0.0) : llvm::ConstantInt::get(a->getType(), 0);
+    switch (k) {
+      case U::Neg: out = f ? b.CreateFNeg(a) : b.CreateSub(zero, a); break;
+      case U::Square: out = f ? b.CreateFMul(a, a) : b.CreateMul(a, a); break;
+      case U::LogicalNot: case U::BitNot: out = b.CreateNot(a); break;
+      case U::Sqrt: out = b.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, a); break;
+      case U::Exp:
+        if (inKernel && ct == DType::F32) {
+          out = vectorExpF32(a);
+          break;
+        }
+        [[fallthrough]];
+      case U::Log: {
+        // The libm functions the runtime kernels call (std::exp/std::log), bit for bit.
+        std::string name = std::string(k == U::Exp ? "exp" : "log") + (ct == DType::F32 ? "f" : "");
+        auto callee = mod.getOrInsertFunction(name, llvm::FunctionType::get(a->getType(), {a->getType()}, false));
+        out = b.CreateCall(callee, {a});
+        break;
+      }
+      case U::Abs:
+        if (ct == DType::Bool) out = a;
+        else if (f) out = b.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, a);
+        else out = b.CreateSelect(b.CreateICmpSLT(a, zero), b.CreateSub(zero, a), a);
+        break;
+      case U::Relu:
+        if (ct == DType::Bool) out = a;
+        else if (f) out = b.CreateSelect(b.CreateOr(b.CreateFCmpOGT(a, zero), b.CreateFCmpUNO(a, a)), a, zero);
+        else out = b.CreateSelect(b.CreateICmpSGT(a, zero), a, zero);
+        break;
+      default: return false;
+    }
+    set(r, convert(out, ct, r->type.dtype));
+    return true;
+  }
+
+  // index(x, i...) / update(x, v, i...) of one element by native indices.
+  bool lowerElement(const ir::Op& op) {
+    bool upd = op.kind() == ir::OpKind::Update;
+    const ir::Value* x = op.operand(0);
+    size_t first = upd ? 2 : 1;
+    size_t n = op.num_operands() - first;
+    if (x->type.dims.size() != n) return false;
+    for (size_t i = first; i < op.num_operands(); ++i)
+      if (!isNat(op.operand(i))) return false;
+    const ir::Value* r = op.result();
+    DType d = x->type.dtype;
+    if (n == 0) {  // a rank-0 tensor: the value itself (isNat(x))
+      if (upd) {
+        const ir::Value* v = op.operand(1);
+        set(r, convert(get(v), v->type.dtype, d));
+      } else {
+        set(r, get(x));
+      }
+      return true;
+    }
+    if (upd) return false;  // the result is a tensor: lowerUpdateElem
+    // x[i...] read again where an earlier identical read dominates: reuse its value (it
+    // succeeded, and x is immutable).
+    std::vector<const ir::Value*> key(op.operands().begin(), op.operands().end());
+    auto seen = loads.find(key);
+    if (seen != loads.end() && dominates(seen->second->def(), &op)) {
+      set(r, get(seen->second));
+      return true;
+    }
+    loads[key] = r;
+    std::vector<llvm::Value*> idx;
+    for (size_t i = 0; i < n; ++i) {
+      const ir::Value* iv = op.operand(first + i);
+      idx.push_back(convert(get(iv), iv->type.dtype, DType::I64));
+    }
+    int id = errorEntry(op);
+    int xs = slotOf(x);
+    llvm::Value* p = elemAddress(xs, idx, d, false, [&] {
+      for (size_t i = 0; i < n; ++i) b.CreateStore(idx[i], b.CreateConstGEP1_32(b.getInt64Ty(), idxBuf, static_cast<unsigned>(i)));
+      llvm::Value* q = b.CreateCall(elemFn, {ctxArg, i32(xs), idxBuf, i32(static_cast<int>(n)), i32(id)});
+      failIfNull(q);
+      return q;
+    });
+    set(r, loadElem(p, d));
+    return true;
+  }
+  // Element reads by (tensor, indices), for reuse by a later identical read.
+  std::map<std::vector<const ir::Value*>, const ir::Value*> loads;
+  // Whether op a certainly ran before op b whenever b runs (a is in b's block or in an
+  // enclosing one, earlier).
+  static bool dominates(const ir::Op* a, const ir::Op* b) {
+    for (const ir::Op* p = b; p; p = p->parent_op())
+      if (p->parent() == a->parent()) return a->parent()->index_of(a) < a->parent()->index_of(p);
+    return false;
+  }
+
+  // exp on f32 without a call, so that fused loops vectorize: Cephes' expf (range
+  // reduction by ln 2 in two parts, degree-6 polynomial; within 2 ulp of libm, inside
+  // SPEC §11's 1e-5), scaled by 2^n in two steps so that subnormal results round once.
+  // x > 89 gives inf, x < -104 gives 0, NaN stays NaN.
+  llvm::Value* vectorExpF32(llvm::Value* x) {
+    auto* f = b.getFloatTy();
+    auto* i32t = b.getInt32Ty();
+    auto C = [&](double v) { return llvm::ConstantFP::get(f, v); };
+    llvm::Value* cx = b.CreateSelect(b.CreateFCmpOGT(x, C(89.0)), C(89.0), x);
+    cx = b.CreateSelect(b.CreateFCmpOLT(cx, C(-104.0)), C(-104.0), cx);
+    llvm::Value* fx = b.CreateUnaryIntrinsic(llvm::Intrinsic::floor, b.CreateFAdd(b.CreateFMul(cx, C(1.44269504088896341)), C(0.5)));
+    llvm::Value* r = b.CreateFSub(b.CreateFSub(cx, b.CreateFMul(fx, C(0.693359375))), b.CreateFMul(fx, C(-2.12194440e-4)));
+    llvm::Value* z = b.CreateFMul(r, r);
+    llvm::Value* y = C(1.9875691500e-4);
+    for (double c : {1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1})
+      y = b.CreateFAdd(b.CreateFMul(y, r), C(c));
+    y = b.CreateFAdd(b.CreateFAdd(b.CreateFMul(y, z), r), C(1.0));
+    llvm::Value* n = b.CreateFreeze(b.CreateFPToSI(fx, i32t));
+    llvm::Value* n1 = b.CreateAShr(n, 1);
+    llvm::Value* n2 = b.CreateSub(n, n1);
+    auto pow2 = [&](llvm::Value* k) { return b.CreateBitCast(b.CreateShl(b.CreateAdd(k, b.getInt32(127)), 23), f); };
+    llvm::Value* e = b.CreateFMul(b.CreateFMul(y, pow2(n1)), pow2(n2));
+    return b.CreateSelect(b.CreateFCmpUNO(x, x), x, e);
+  }
+  bool inKernel = false;
+
+  // The address of element slot[idx...] computed inline (NativeLayout) when every index is
+  // in range (and, for a store, the buffer is unique); else `slow` emits the call that does
+  // it (and reports an out-of-range index). Returns the address.
+  llvm::Value* elemAddress(int s, const std::vector<llvm::Value*>& idx, DType d, bool forStore,
+                           const std::function<llvm::Value*()>& slow) {
+    const NativeLayout& L = nativeLayout();
+    auto* ptrT = llvm::PointerType::getUnqual(ctx);
+    auto* i64t = b.getInt64Ty();
+    if (!L.ok) return slow();
+    auto at = [&](llvm::Value* base, int64_t off) { return b.CreateConstInBoundsGEP1_64(b.getInt8Ty(), base, static_cast<uint64_t>(off)); };
+    llvm::Value* slots = b.CreateLoad(ptrT, at(ctxArg, L.ctxSlots));
+    llvm::Value* tp = at(slots, static_cast<int64_t>(s) * L.tensorSize);
+    llvm::Value* dims = b.CreateLoad(ptrT, at(tp, L.tensorDims));
+    llvm::Value* st = b.CreateLoad(ptrT, at(tp, L.tensorStorage));
+    llvm::Value* ok = b.CreateIsNotNull(st);
+    llvm::Value* off = b.getInt64(0);
+    for (size_t a = 0; a < idx.size(); ++a) {
+      llvm::Value* size = b.CreateLoad(i64t, b.CreateConstInBoundsGEP1_64(i64t, dims, a));
+      llvm::Value* i = idx[a];
+      ok = b.CreateAnd(ok, b.CreateAnd(b.CreateICmpSGE(i, b.CreateNeg(size)), b.CreateICmpSLT(i, size)));
+      llvm::Value* ii = b.CreateSelect(b.CreateICmpSLT(i, b.getInt64(0)), b.CreateAdd(i, size), i);
+      off = b.CreateAdd(b.CreateMul(off, size), ii);
+    }
+    auto* fastBB = llvm::BasicBlock::Create(ctx, "elem.fast", fn);
+    auto* checkBB = forStore ? llvm::BasicBlock::Create(ctx, "elem.unique", fn) : nullptr;
+    auto* slowBB = llvm::BasicBlock::Create(ctx, "elem.slow", fn);
+    auto* mergeBB = llvm::BasicBlock::Create(ctx, "elem", fn);
+    b.CreateCondBr(ok, forStore ? checkBB : fastBB, slowBB);
+    if (forStore) {
+      b.SetInsertPoint(checkBB);
+      auto* refs = b.CreateAlignedLoad(i64t, at(st, L.storageRefs), llvm::Align(8));
+      refs->setAtomic(llvm::AtomicOrdering::Acquire);
+      b.CreateCondBr(b.CreateICmpEQ(refs, b.getInt64(1)), fastBB, slowBB);
+    }
+    b.SetInsertPoint(fastBB);
+    llvm::Value* data = b.CreateLoad(ptrT, at(st, L.storageData));
+    llvm::Value* p1 = b.CreateInBoundsGEP(b.getInt8Ty(), data, b.CreateMul(off, b.getInt64(rt::itemsize(d))));
+    b.CreateBr(mergeBB);
+    b.SetInsertPoint(slowBB);
+    llvm::Value* p2 = slow();
+    llvm::BasicBlock* slowEnd = b.GetInsertBlock();
+    b.CreateBr(mergeBB);
+    b.SetInsertPoint(mergeBB);
+    llvm::PHINode* p = b.CreatePHI(ptrT, 2);
+    p->addIncoming(p1, fastBB);
+    p->addIncoming(p2, slowEnd);
+    return p;
+  }
+
+  llvm::Value* loadElem(llvm::Value* p, DType d) {
+    if (d == DType::Bool) return b.CreateICmpNE(b.CreateLoad(b.getInt8Ty(), p), b.getInt8(0));
+    return b.CreateLoad(ty(d), p);
+  }
+  void storeElem(llvm::Value* p, llvm::Value* v, DType d) {
+    if (d == DType::Bool) b.CreateStore(b.CreateZExt(v, b.getInt8Ty()), p);
+    else b.CreateStore(v, p);
+  }
+
+  // update(x, v, i...) of one element of a tensor x: in place when x is dead afterwards.
+  bool lowerUpdateElem(const ir::Op& op) {
+    const ir::Value* x = op.operand(0);
+    const ir::Value* v = op.operand(1);
+    size_t n = op.num_operands() - 2;
+    if (isNat(x) || x->type.dims.size() != n || !isNat(v)) return false;
+    for (size_t i = 2; i < op.num_operands(); ++i)
+      if (!isNat(op.operand(i))) return false;
+    std::vector<llvm::Value*> idx;
+    for (size_t i = 0; i < n; ++i) {
+      const ir::Value* iv = op.operand(2 + i);
+      idx.push_back(convert(get(iv), iv->type.dtype, DType::I64));
+    }
+    bool dead = deadAfter(op, x);
+    int src = slotOf(x);
+    int dst;
+    auto it = slot.find(op.result());
+    if (it != slot.end()) dst = it->second;
+    else if (dead) slot[op.result()] = dst = src;  // take x's slot: no move at all
+    else dst = slotOf(op.result());
+    int id = errorEntry(op);
+    DType d = x->type.dtype;
+    llvm::Value* val = convert(get(v), v->type.dtype, d);
+    auto slow = [&] {
+      for (size_t i = 0; i < n; ++i) b.CreateStore(idx[i], b.CreateConstGEP1_32(b.getInt64Ty(), idxBuf, static_cast<unsigned>(i)));
+      llvm::Value* q = b.CreateCall(updateElemFn, {ctxArg, i32(dst), i32(src), i32(dead ? 1 : 0), idxBuf,
+                                                   i32(static_cast<int>(n)), i32(id)});
+      failIfNull(q);
+      return q;
+    };
+    // In place without a call when x's slot is the result's and its buffer is unique.
+    llvm::Value* p = dst == src ? elemAddress(dst, idx, d, true, slow) : slow();
+    storeElem(p, val, d);
+    return true;
   }
 
   void transfer(int dst, int src, bool move) { b.CreateCall(move ? moveFn : copyFn, {ctxArg, i32(dst), i32(src)}); }
@@ -139,14 +586,17 @@ struct Lowering {
       case ir::OpKind::While: return lowerWhile(op);
       case ir::OpKind::Yield: return;  // by the parent
       case ir::OpKind::Return:
-        for (const ir::Value* v : op.operands()) cf.resultSlots.push_back(slotOf(v));
+        for (const ir::Value* v : op.operands()) cf.resultSlots.push_back(materialize(v));
         b.CreateRet(i32(0));
         return;
       default: break;
     }
+    if (op.kind() == ir::OpKind::Fused) return lowerFused(op);
+    if (lowerNative(op)) return;
+    if (op.kind() == ir::OpKind::Update && lowerUpdateElem(op)) return;
     OpEntry e;
     e.op = &op;
-    for (const ir::Value* v : op.operands()) e.in.push_back(slotOf(v));
+    for (const ir::Value* v : op.operands()) e.in.push_back(materialize(v));
     for (size_t i = 0; i < op.num_results(); ++i) {
       e.out.push_back(slotOf(op.result(i)));
       std::vector<int> syms;
@@ -166,6 +616,172 @@ struct Lowering {
     llvm::BasicBlock* next = llvm::BasicBlock::Create(ctx, "", fn);
     b.CreateCondBr(b.CreateICmpNE(st, i32(0)), failBB, next);
     b.SetInsertPoint(next);
+    for (size_t i = 0; i < op.num_results(); ++i)
+      if (isNat(op.result(i))) reload(op.result(i));
+  }
+
+  // A fused op: one loop over the result's elements in a kernel function
+  // `void K(ptr env, i64 begin, i64 end)`, run by tdl_parallel (split over the runtime's
+  // pool above kFusedParallelThreshold elements). env[0] is the result's data, env[1 + j]
+  // operand j's data (a tensor) or value (a scalar, stored in its own type).
+  void lowerFused(const ir::Op& op) {
+    const ir::Value* r = op.result();
+    size_t n = op.num_operands();
+    int ref = -1;
+    bool rows = false;
+    for (const ir::Value* v : op.operands()) {
+      ir::FusedOperand k = ir::fused_operand_kind(v->type, r->type);
+      if (k == ir::FusedOperand::Full && ref < 0) ref = slotOf(v);
+      rows = rows || k == ir::FusedOperand::Row || k == ir::FusedOperand::Col;
+    }
+    if (ref < 0) throw std::runtime_error("internal: a fused op without an operand of the result's shape");
+    int out = slotOf(r);
+    llvm::Value* count = b.CreateCall(fusedAllocFn, {ctxArg, i32(out), i32(ref), i32(static_cast<int>(r->type.dtype))});
+    auto* wordT = b.getInt64Ty();
+    llvm::AllocaInst* env = newAlloca(llvm::ArrayType::get(wordT, n + 2));
+    auto word = [&](llvm::Value* base, size_t i) { return b.CreateConstGEP2_32(llvm::ArrayType::get(wordT, n + 2), base, 0, static_cast<unsigned>(i)); };
+    llvm::Value* inner = b.getInt64(1);
+    if (rows) {
+      inner = b.CreateCall(dimFn, {ctxArg, i32(ref), i32(static_cast<int>(r->type.dims.size()) - 1)});
+      b.CreateStore(inner, word(env, n + 1));
+    }
+    b.CreateStore(b.CreateCall(dataFn, {ctxArg, i32(out)}), word(env, 0));
+    for (size_t j = 0; j < n; ++j) {
+      const ir::Value* v = op.operand(j);
+      if (isNat(v)) {
+        llvm::Value* x = get(v);
+        if (v->type.dtype == DType::Bool) x = b.CreateZExt(x, b.getInt8Ty());
+        b.CreateStore(x, word(env, j + 1));
+      } else {
+        b.CreateStore(b.CreateCall(dataFn, {ctxArg, i32(slotOf(v))}), word(env, j + 1));
+      }
+    }
+    llvm::Function* k = buildKernel(op, rows);
+    if (rows) b.CreateCall(parallelRowsFn, {k, env, count, inner});
+    else b.CreateCall(parallelFn, {k, env, count});
+  }
+
+  // rows: the kernel runs rows [begin, end) of the result viewed as rows x its last axis
+  // (env[n + 1] = the row length); else elements [begin, end).
+  llvm::Function* buildKernel(const ir::Op& op, bool rows) {
+    // Save the enclosing function's lowering state.
+    llvm::Function* saveFn = fn;
+    llvm::BasicBlock* saveAllocas = allocaBB;
+    llvm::BasicBlock* saveFail = failBB;
+    llvm::AllocaInst* saveIdx = idxBuf;
+    auto saveNat = std::move(nat);
+    nat.clear();
+    llvm::IRBuilderBase::InsertPoint ip = b.saveIP();
+
+    auto* ptr = llvm::PointerType::getUnqual(ctx);
+    auto* i64t = b.getInt64Ty();
+    auto* ft = llvm::FunctionType::get(b.getVoidTy(), {ptr, i64t, i64t}, false);
+    fn = llvm::Function::Create(ft, llvm::Function::InternalLinkage, fmt::format("{}_fused{}", saveFn->getName().str(), kernelCount++), mod);
+    fn->addFnAttr(llvm::Attribute::NoUnwind);
+    llvm::Value* env = fn->getArg(0);
+    llvm::Value* begin = fn->getArg(1);
+    llvm::Value* end = fn->getArg(2);
+    allocaBB = llvm::BasicBlock::Create(ctx, "allocas", fn);
+    auto* pre = llvm::BasicBlock::Create(ctx, "pre", fn);
+    auto* loop = llvm::BasicBlock::Create(ctx, "loop", fn);
+    auto* exit = llvm::BasicBlock::Create(ctx, "exit", fn);
+    failBB = nullptr;
+    idxBuf = nullptr;
+    inKernel = true;
+    b.SetInsertPoint(allocaBB);
+    b.CreateBr(pre);
+    b.SetInsertPoint(pre);
+    size_t n = op.num_operands();
+    auto* wordT = llvm::ArrayType::get(i64t, n + 2);
+    auto word = [&](size_t i) { return b.CreateConstGEP2_32(wordT, env, 0, static_cast<unsigned>(i)); };
+    const ir::Block& body = op.region(0).block();
+    const ir::Value* r = op.result();
+    llvm::Value* outP = b.CreateLoad(ptr, word(0));
+    std::vector<llvm::Value*> data(n, nullptr);
+    for (size_t j = 0; j < n; ++j) {
+      const ir::Value* v = op.operand(j);
+      if (isNat(v)) {
+        llvm::Value* x = loadElem(word(j + 1), v->type.dtype);
+        set(body.arg(j), x);
+      } else {
+        data[j] = b.CreateLoad(ptr, word(j + 1));
+      }
+    }
+    // Loops: flat i in [begin, end); or rows o in [begin, end), columns c in [0, inner).
+    llvm::Value* inner = rows ? b.CreateLoad(i64t, word(n + 1)) : nullptr;
+    llvm::PHINode* o = nullptr;
+    llvm::BasicBlock* rowHead = nullptr;
+    llvm::BasicBlock* rowLatch = nullptr;
+    if (rows) {
+      rowHead = llvm::BasicBlock::Create(ctx, "row", fn);
+      rowLatch = llvm::BasicBlock::Create(ctx, "row.next", fn);
+      b.CreateCondBr(b.CreateAnd(b.CreateICmpSLT(begin, end), b.CreateICmpSGT(inner, b.getInt64(0))), rowHead, exit);
+      b.SetInsertPoint(rowHead);
+      o = b.CreatePHI(i64t, 2);
+      o->addIncoming(begin, pre);
+      b.CreateBr(loop);
+    } else {
+      b.CreateCondBr(b.CreateICmpSLT(begin, end), loop, exit);
+    }
+    b.SetInsertPoint(loop);
+    llvm::PHINode* i = b.CreatePHI(i64t, 2);
+    i->addIncoming(rows ? static_cast<llvm::Value*>(b.getInt64(0)) : begin, rows ? rowHead : pre);
+    llvm::Value* flat = rows ? b.CreateAdd(b.CreateMul(o, inner, "", true, true), i, "", true, true) : i;
+    for (size_t j = 0; j < n; ++j)
+      if (data[j]) {
+        DType d = op.operand(j)->type.dtype;
+        llvm::Type* et = d == DType::Bool ? b.getInt8Ty() : ty(d);
+        llvm::Value* at = flat;
+        switch (ir::fused_operand_kind(op.operand(j)->type, r->type)) {
+          case ir::FusedOperand::Row: at = i; break;
+          case ir::FusedOperand::Col: at = o; break;
+          default: break;
+        }
+        set(body.arg(j), loadElem(b.CreateInBoundsGEP(et, data[j], at), d));
+      }
+    const ir::Op* y = nullptr;
+    for (size_t k = 0; k < body.size(); ++k) {
+      const ir::Op& x = body.op(k);
+      if (x.kind() == ir::OpKind::Yield) {
+        y = &x;
+        continue;
+      }
+      if (!lowerNative(x)) throw std::runtime_error(fmt::format("internal: '{}' in a fused body", x.name()));
+    }
+    if (!y || y->num_operands() != 1) throw std::runtime_error("internal: a fused body must yield one value");
+    DType rd = r->type.dtype;
+    llvm::Value* val = convert(get(y->operand(0)), y->operand(0)->type.dtype, rd);
+    llvm::Type* et = rd == DType::Bool ? b.getInt8Ty() : ty(rd);
+    storeElem(b.CreateInBoundsGEP(et, outP, flat), val, rd);
+    llvm::Value* next = b.CreateAdd(i, b.getInt64(1), "", true, true);
+    i->addIncoming(next, b.GetInsertBlock());
+    if (rows) {
+      b.CreateCondBr(b.CreateICmpSLT(next, inner), loop, rowLatch);
+      b.SetInsertPoint(rowLatch);
+      llvm::Value* onext = b.CreateAdd(o, b.getInt64(1), "", true, true);
+      o->addIncoming(onext, rowLatch);
+      b.CreateCondBr(b.CreateICmpSLT(onext, end), rowHead, exit);
+    } else {
+      b.CreateCondBr(b.CreateICmpSLT(next, end), loop, exit);
+    }
+    b.SetInsertPoint(exit);
+    b.CreateRetVoid();
+    llvm::Function* k = fn;
+
+    inKernel = false;
+    fn = saveFn;
+    allocaBB = saveAllocas;
+    failBB = saveFail;
+    idxBuf = saveIdx;
+    nat = std::move(saveNat);
+    b.restoreIP(ip);
+    return k;
+  }
+
+  // The truth of a predicate value (bool[] native, or a slot).
+  llvm::Value* truth(const ir::Value* p) {
+    if (isNat(p)) return convert(get(p), p->type.dtype, DType::Bool);
+    return b.CreateICmpNE(b.CreateCall(truthFn, {ctxArg, i32(slotOf(p))}), i32(0));
   }
 
   void lowerBlock(const ir::Block& blk) {
@@ -173,20 +789,50 @@ struct Lowering {
   }
 
   void lowerCond(const ir::Op& op) {
-    std::vector<int> rs;
-    for (size_t i = 0; i < op.num_results(); ++i) rs.push_back(slotOf(op.result(i)));
-    llvm::Value* p = b.CreateCall(truthFn, {ctxArg, i32(slotOf(op.operand(0)))});
+    size_t n = op.num_results();
+    llvm::Value* p = truth(op.operand(0));
     auto* thenBB = llvm::BasicBlock::Create(ctx, "then", fn);
     auto* elseBB = llvm::BasicBlock::Create(ctx, "else", fn);
     auto* mergeBB = llvm::BasicBlock::Create(ctx, "endif", fn);
-    b.CreateCondBr(b.CreateICmpNE(p, i32(0)), thenBB, elseBB);
+    b.CreateCondBr(p, thenBB, elseBB);
+    // A tensor result takes the slot that both branches yield it in when each yielded value
+    // dies at the yield (an element update chain stays in one buffer); else a fresh slot and
+    // a move/copy at the end of each branch.
+    std::vector<const ir::Op*> ys(2, nullptr);
+    std::vector<llvm::BasicBlock*> ends(2, nullptr);
     for (int r = 0; r < 2; ++r) {
       b.SetInsertPoint(r == 0 ? thenBB : elseBB);
       const ir::Block& blk = op.region(static_cast<size_t>(r)).block();
       lowerBlock(blk);
-      if (const ir::Op* y = blk.terminator())
-        for (size_t i = 0; i < y->num_operands() && i < rs.size(); ++i)
-          transfer(rs[i], slotOf(y->operand(i)), movable(*y, y->operand(i)));
+      ys[static_cast<size_t>(r)] = blk.terminator();
+      ends[static_cast<size_t>(r)] = b.GetInsertBlock();
+    }
+    for (size_t i = 0; i < n; ++i) {
+      const ir::Value* res = op.result(i);
+      if (isNat(res)) {
+        for (int r = 0; r < 2; ++r) {
+          b.SetInsertPoint(ends[static_cast<size_t>(r)]);
+          const ir::Op* y = ys[static_cast<size_t>(r)];
+          if (y && i < y->num_operands()) set(res, convert(get(y->operand(i)), y->operand(i)->type.dtype, res->type.dtype));
+        }
+        continue;
+      }
+      bool shared = ys[0] && ys[1] && i < ys[0]->num_operands() && i < ys[1]->num_operands() &&
+                    movable(*ys[0], ys[0]->operand(i)) && movable(*ys[1], ys[1]->operand(i)) &&
+                    slotOf(ys[0]->operand(i)) == slotOf(ys[1]->operand(i)) && !slot.count(res);
+      if (shared) {
+        slot[res] = slotOf(ys[0]->operand(i));
+        continue;
+      }
+      int rs = slotOf(res);
+      for (int r = 0; r < 2; ++r) {
+        b.SetInsertPoint(ends[static_cast<size_t>(r)]);
+        const ir::Op* y = ys[static_cast<size_t>(r)];
+        if (y && i < y->num_operands()) transfer(rs, materialize(y->operand(i)), movable(*y, y->operand(i)));
+      }
+    }
+    for (int r = 0; r < 2; ++r) {
+      b.SetInsertPoint(ends[static_cast<size_t>(r)]);
       b.CreateBr(mergeBB);
     }
     b.SetInsertPoint(mergeBB);
@@ -196,13 +842,27 @@ struct Lowering {
     size_t n = op.num_results();
     std::vector<int> cs;
     for (size_t i = 0; i < n; ++i) {
+      if (isNat(op.result(i))) {
+        auto* a = newAlloca(ty(op.result(i)->type.dtype));
+        nat[op.result(i)] = a;
+        nat[op.region(0).block().arg(i)] = a;
+        nat[op.region(1).block().arg(i)] = a;
+        cs.push_back(-1);
+        continue;
+      }
       int s = newSlot();
       cs.push_back(s);
       slot[op.result(i)] = s;
       slot[op.region(0).block().arg(i)] = s;
       slot[op.region(1).block().arg(i)] = s;
     }
-    for (size_t i = 0; i < n; ++i) transfer(cs[i], slotOf(op.operand(i)), false);
+    std::vector<llvm::Value*> inits(n, nullptr);
+    for (size_t i = 0; i < n; ++i)
+      if (cs[i] < 0) inits[i] = convert(get(op.operand(i)), op.operand(i)->type.dtype, op.result(i)->type.dtype);
+    for (size_t i = 0; i < n; ++i) {
+      if (cs[i] < 0) set(op.result(i), inits[i]);
+      else transfer(cs[i], slotOf(op.operand(i)), false);
+    }
     auto* headBB = llvm::BasicBlock::Create(ctx, "while", fn);
     auto* bodyBB = llvm::BasicBlock::Create(ctx, "body", fn);
     auto* exitBB = llvm::BasicBlock::Create(ctx, "endwhile", fn);
@@ -210,15 +870,20 @@ struct Lowering {
     b.SetInsertPoint(headBB);
     const ir::Block& cb = op.region(0).block();
     lowerBlock(cb);
-    llvm::Value* p = b.CreateCall(truthFn, {ctxArg, i32(slotOf(cb.terminator()->operand(0)))});
-    b.CreateCondBr(b.CreateICmpNE(p, i32(0)), bodyBB, exitBB);
+    b.CreateCondBr(truth(cb.terminator()->operand(0)), bodyBB, exitBB);
     b.SetInsertPoint(bodyBB);
     const ir::Block& bb = op.region(1).block();
     lowerBlock(bb);
     const ir::Op* y = bb.terminator();
     // Parallel copy through temporaries (a yield may permute the carried values).
     std::vector<std::pair<int, int>> moves;
+    std::vector<llvm::Value*> next(n, nullptr);
+    for (size_t i = 0; i < n; ++i)
+      if (cs[i] < 0) next[i] = convert(get(y->operand(i)), y->operand(i)->type.dtype, op.result(i)->type.dtype);
+    for (size_t i = 0; i < n; ++i)
+      if (cs[i] < 0) set(op.result(i), next[i]);
     for (size_t i = 0; i < n; ++i) {
+      if (cs[i] < 0) continue;
       int src = slotOf(y->operand(i));
       if (src == cs[i]) continue;
       int t = newSlot();
@@ -236,12 +901,19 @@ struct Lowering {
     auto* ft = llvm::FunctionType::get(b.getInt32Ty(), {ptr}, false);
     fn = llvm::Function::Create(ft, llvm::Function::ExternalLinkage, name, mod);
     ctxArg = fn->getArg(0);
+    allocaBB = llvm::BasicBlock::Create(ctx, "allocas", fn);
     auto* entry = llvm::BasicBlock::Create(ctx, "entry", fn);
     failBB = llvm::BasicBlock::Create(ctx, "fail", fn);
     b.SetInsertPoint(failBB);
     b.CreateRet(i32(1));
+    b.SetInsertPoint(allocaBB);
+    idxBuf = b.CreateAlloca(b.getInt64Ty(), b.getInt32(static_cast<uint32_t>(rt::kMaxRank)));
+    b.CreateBr(entry);
     b.SetInsertPoint(entry);
-    for (const ir::Value* p : f.params()) cf.paramSlots.push_back(slotOf(p));
+    for (const ir::Value* p : f.params()) {
+      cf.paramSlots.push_back(slotOf(p));
+      if (isNat(p)) reload(p);
+    }
     lowerBlock(f.entry());
     if (!b.GetInsertBlock()->getTerminator()) b.CreateRet(i32(0));
   }
@@ -329,6 +1001,7 @@ std::unique_ptr<CompiledFn> compile(std::unique_ptr<ir::Module> module, ir::Func
   auto ctx = std::make_unique<llvm::LLVMContext>();
   auto mod = std::make_unique<llvm::Module>("tdl", *ctx);
   mod->setDataLayout(jit.jit().getDataLayout());
+  mod->setTargetTriple(jit.jit().getTargetTriple().str());
   std::string name = symbolName(fn);
   Lowering low(*cf, *ctx, *mod);
   low.run(fn, name);

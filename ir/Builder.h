@@ -19,6 +19,7 @@ class Builder {
   void set_insertion_end(Block& b) { block_ = &b; pos_ = b.size(); }
   void set_insertion(Block& b, size_t pos) { block_ = &b; pos_ = pos; }
   Block& block() { return *block_; }
+  size_t pos() const { return pos_; }
 
   // Generic creation with declared result types (no checks; the verifier checks).
   Op& create(OpKind kind, const std::vector<Value*>& operands, const std::vector<TensorType>& results,

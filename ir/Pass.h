@@ -23,6 +23,15 @@ std::unique_ptr<Pass> create_constant_fold_pass();
 std::unique_ptr<Pass> create_simplify_pass();
 std::unique_ptr<Pass> create_cse_pass();
 std::unique_ptr<Pass> create_dce_pass();
+std::unique_ptr<Pass> create_fusion_pass();
+// Whether an op may sit in the body of a `fused` op (codegen lowers each such op inline).
+bool is_fusable_scalar_op(const Op& op);
+// How an operand x of a fused op with result type r is read, viewing r as rows (all axes
+// but the last) by columns (the last axis): Scalar (rank 0), Full (x's dims are r's),
+// Row (x is broadcast along every leading axis: dims [1, ..., 1, C] or [C]), Col (x is r
+// with a last dim of known size 1: [B, 1]); None for any other broadcast.
+enum class FusedOperand { Scalar, Full, Row, Col, None };
+FusedOperand fused_operand_kind(const TensorType& x, const TensorType& r);
 // Replaces symbolic dims by known sizes (sym name → size), and then every symbol whose
 // size follows from those.
 std::unique_ptr<Pass> create_specialize_pass(std::map<std::string, int64_t> sizes);

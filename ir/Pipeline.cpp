@@ -1,5 +1,5 @@
 // The only list of passes, and the default pipeline (DESIGN habit 6). Fusion and buffer
-// reuse will join with codegen: add a line to kPasses and to kDefaultPipeline.
+// reuse will join: add a line to kPasses and to kDefaultPipeline.
 #include "ir/Pipeline.h"
 
 #include <fmt/format.h>
@@ -19,6 +19,7 @@ const std::vector<PassInfo> kPasses = {
     {"simplify", "algebraic simplification by a rule list (x * 1 -> x, ...)", create_simplify_pass},
     {"cse", "common subexpression elimination of pure ops, scoped to regions", create_cse_pass},
     {"dce", "dead code: unused pure ops and results, constant cond/while", create_dce_pass},
+    {"fusion", "chains of elementwise ops on same-shape tensors and scalars -> one fused loop", create_fusion_pass},
 };
 
 const std::vector<std::string_view> kDefaultPipeline = {
@@ -26,6 +27,7 @@ const std::vector<std::string_view> kDefaultPipeline = {
     "fold",
     "cse",
     "dce",
+    "fusion",
 };
 
 }  // namespace

@@ -321,6 +321,14 @@ std::optional<std::vector<TensorType>> infer_result_types(OpKind kind, const std
     case OpKind::Yield:
     case OpKind::Return:
       return V{};
+    case OpKind::StackNew:
+      return V{TensorType::scalar(DType::I64)};
+    case OpKind::StackPush:
+      require_integer_scalar(in[0], "stack handle");
+      return V{};
+    case OpKind::StackSize:
+      require_integer_scalar(in[0], "stack handle");
+      return V{TensorType::scalar(DType::I64)};
     default:
       return std::nullopt;
   }
@@ -365,6 +373,9 @@ void check_declared_types(OpKind kind, const std::vector<TensorType>& in, const 
     }
     case OpKind::CallRuntime:
       get<std::string>(attrs, "callee");
+      return;
+    case OpKind::StackPop:
+      require_integer_scalar(in[0], "stack handle");
       return;
     default:
       return;  // cond and while: region signatures are the verifier's

@@ -4,6 +4,7 @@
 
 #include <unordered_set>
 
+#include "ir/Pass.h"
 #include "ir/ShapeInference.h"
 
 namespace tdl::ir {
@@ -88,6 +89,7 @@ class Verifier {
     if (op.kind() == OpKind::Return) check_values(op, op.operands(), f_.result_types, "returns", true);
     if (op.kind() == OpKind::Cond) verify_cond(op);
     if (op.kind() == OpKind::While) verify_while(op);
+    if (op.kind() == OpKind::Fused) verify_fused(op);
     for (size_t r = 0; r < op.num_regions(); ++r) verify_block(op.region(r).block(), &op);
   }
 
@@ -136,6 +138,32 @@ class Verifier {
     }
     check_values(op, yielded(op, 0), {TensorType::scalar(DType::Bool)}, "the cond region yields", true);
     check_values(op, yielded(op, 1), want, "the body region yields", false);
+  }
+
+  // fused: one scalar block argument per operand (its dtype); operands are scalars, rows,
+  // columns or have the result's dims (at least one); the body yields one scalar of the result dtype.
+  void verify_fused(const Op& op) {
+    const TensorType& r = op.result()->type;
+    const Block& b = op.region(0).block();
+    if (b.num_args() != op.num_operands()) op_error(op, "the body must take one argument per operand");
+    bool full = false;
+    for (size_t i = 0; i < op.num_operands() && i < b.num_args(); ++i) {
+      const TensorType& t = op.operand(i)->type;
+      FusedOperand k = fused_operand_kind(t, r);
+      full = full || k == FusedOperand::Full;
+      if (k == FusedOperand::None)
+        op_error(op, fmt::format("operand {} is {}: not a scalar, a row, a column nor of the result's shape {}", i,
+                                 t.str(), r.str()));
+      if (!(b.arg(i)->type == TensorType::scalar(t.dtype)))
+        op_error(op, fmt::format("body argument {} must be {}", i, TensorType::scalar(t.dtype).str()));
+    }
+    if (!full) op_error(op, "a fused op needs an operand of the result's shape");
+    check_values(op, yielded(op, 0), {TensorType::scalar(r.dtype)}, "the body yields", true);
+    for (size_t i = 0; i < b.size(); ++i) {
+      const Op& x = b.op(i);
+      if (x.kind() == OpKind::Yield || x.kind() == OpKind::Constant) continue;
+      if (!is_fusable_scalar_op(x)) op_error(x, "this op cannot be fused");
+    }
   }
 
   const Function& f_;

@@ -118,7 +118,9 @@ Tensor load_csv(const std::string& path, DType dtype, bool header) {
   // The header line is skipped, not used for the column count (as NumPy's
   // loadtxt(skiprows=1)): some files put other facts there (sklearn's
   // wine_data.csv starts with "178,13,class_0,class_1,class_2").
-  int64_t cols = records.size() <= first ? 0 : static_cast<int64_t>(records[first].size());
+  // With no data rows, the header still says how many columns there are.
+  const size_t shapeRow = records.size() > first ? first : 0;
+  int64_t cols = records.empty() ? 0 : static_cast<int64_t>(records[shapeRow].size());
   const int64_t rows = static_cast<int64_t>(records.size() - first);
   for (size_t r = first; r < records.size(); ++r) {
     int64_t got = static_cast<int64_t>(records[r].size());

@@ -48,8 +48,18 @@ def wants_graph(path):
     return True
 
 
+def program_args(path):
+    """The arguments a program's `# args:` line names (e.g. `quiet`: no timings), else none."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            s = line.strip()
+            if s.startswith("# args:"):
+                return s.split(":", 1)[1].split()
+    return []
+
+
 def run(tdl, path, eager):
-    cmd = [tdl, "run"] + (["--eager"] if eager else []) + [path]
+    cmd = [tdl, "run"] + (["--eager"] if eager else []) + [path] + program_args(path)
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=os.path.dirname(path) or ".",
                            stdin=subprocess.DEVNULL, errors="replace")

@@ -1,6 +1,8 @@
 // The trace cache of graph fns (see GraphCall.h).
 #include "vm/GraphCall.h"
 
+#include <functional>
+
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -31,6 +33,7 @@ struct Version {
   ResultTemplate result;
   std::map<uint64_t, CallChain> chains;
   int64_t calls = 0;
+  std::vector<Value> pinned;  // the function values of the key (keyed by address: kept alive)
   double traceMs = 0, optMs = 0, lowerMs = 0, llvmMs = 0;
 };
 
@@ -108,6 +111,14 @@ class GraphCache : public GraphFnCache {
                       std::vector<std::unique_ptr<Version>>& versions) {
     auto v = std::make_unique<Version>();
     v->key = key;
+    std::function<void(const Value&)> pin = [&](const Value& a) {
+      if (a.tag() == Tag::Closure || a.tag() == Tag::Native) v->pinned.push_back(a);
+      else if (a.isSeq())
+        for (auto& i : a.as<SeqObj>()->items) pin(i);
+      else if (a.tag() == Tag::Record)
+        for (auto& i : a.as<RecordObj>()->vals) pin(i);
+    };
+    for (auto& a : args) pin(a);
     std::vector<std::string> syms;
     auto fresh = [&] {
       std::string s = fmt::format("?{}", syms.size());

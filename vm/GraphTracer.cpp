@@ -7,6 +7,8 @@
 #include <set>
 
 #include "ir/Builder.h"
+#include "ir/autodiff/Grad.h"
+#include "runtime/Create.h"
 #include "ir/ShapeInference.h"
 #include "vm/Builtins.h"
 #include "vm/Format.h"
@@ -57,7 +59,7 @@ struct Restart {};
 // ------------------------------------------------------------------ trace values
 
 struct TV {
-  enum K : uint8_t { Undef, Static, Dyn, Seq, Rec, Fn, Range } k = Undef;
+  enum K : uint8_t { Undef, Static, Dyn, Seq, Rec, Fn, Range, Tape, GradFn } k = Undef;
   Value sv;                 // Static
   ir::Value* dv = nullptr;  // Dyn
   bool weak = false;        // Dyn: a weak scalar (its IR dtype is the default dtype)
@@ -66,6 +68,9 @@ struct TV {
   Names names;              // Rec
   const FnDecl* fn = nullptr;      // Fn
   std::vector<Value> defaults;     // Fn (from a VM closure)
+  int tape = -1;                   // Tape: index into the tracer's tapes
+  std::vector<int64_t> argnums;    // GradFn: items[0] is the function
+  bool tupleArgs = false, withValue = false;  // GradFn
 
   static TV of(Value v) { TV t; t.k = Static; t.sv = std::move(v); return t; }
   static TV dyn(ir::Value* v, bool weak = false) { TV t; t.k = Dyn; t.dv = v; t.weak = weak; return t; }
@@ -93,6 +98,10 @@ bool sameTV(const TV& a, const TV& b) {
       }
     case TV::Dyn: return a.dv == b.dv && a.weak == b.weak;
     case TV::Fn: return a.fn == b.fn;
+    case TV::Tape: return a.tape == b.tape;
+    case TV::GradFn:
+      if (a.argnums != b.argnums || a.withValue != b.withValue || a.tupleArgs != b.tupleArgs) return false;
+      [[fallthrough]];
     default:
       if (a.items.size() != b.items.size() || a.seqTag != b.seqTag) return false;
       if (a.k == TV::Rec && *a.names != *b.names) return false;
@@ -320,6 +329,8 @@ class Tracer {
       case TV::Rec: return "record";
       case TV::Fn: return "function";
       case TV::Range: return "range";
+      case TV::Tape: return "tape";
+      case TV::GradFn: return t.withValue ? "value_and_grad function" : "grad function";
       default: return "undefined";
     }
   }
@@ -526,7 +537,6 @@ class Tracer {
     setLoc(loc);
     ir::Op& op = b_.cond(pv, {});
     ir::Block& outer = b_.block();
-    size_t pos = outer.index_of(&op) + 1;
     FrameState s0 = save();
     b_.set_insertion_end(op.region(0).block());
     thenFn();
@@ -537,7 +547,8 @@ class Tracer {
     FrameState se = save();
     restore(s0);
     mergeCond(op, s0, st, se, loc);
-    b_.set_insertion(outer, pos);
+    // (re-read: a gradient taken inside the branches may have inserted stack_new before op)
+    b_.set_insertion(outer, outer.index_of(&op) + 1);
   }
 
   // The value of `thenFn()` if p else of `elseFn()` (p dynamic), as one trace value.
@@ -646,7 +657,7 @@ class Tracer {
       }
       case StmtKind::Break: fr().st.brk = staticBool(true); return;
       case StmtKind::Continue: fr().st.cont = staticBool(true); return;
-      case StmtKind::With: fail(s.loc, "tapes inside graph fns are not supported yet");
+      case StmtKind::With: withTape(s); return;
       case StmtKind::Fn: fail(s.loc, "fn declarations inside graph fns are not supported yet (use a lambda)");
       case StmtKind::Import: fail(s.loc, "import inside a graph fn");
     }
@@ -775,7 +786,6 @@ class Tracer {
       }
       setLoc(s.loc);
       ir::Op& op = b_.while_loop(inits, types);
-      size_t pos = outer.index_of(&op) + 1;
       // Binds the carried components to the block args of region `r`.
       auto bindArgs = [&](int r) {
         std::vector<ir::Value*> args = op.region(static_cast<size_t>(r)).block().args();
@@ -866,17 +876,18 @@ class Tracer {
       }
       if (retry) {
         for (size_t r = 0; r < 2; ++r) op.region(r).block().drop_all_references();
-        outer.erase(outer.index_of(&op));
+        size_t at = outer.index_of(&op);
+        outer.erase(at);
         restore(s0);
         counter = counter0;
-        b_.set_insertion(outer, pos - 1);
+        b_.set_insertion(outer, at);
         continue;
       }
       setLoc(s.loc);
       b_.yield(ys);
       restore(s0);
       counter = counter0;
-      b_.set_insertion(outer, pos);
+      b_.set_insertion(outer, outer.index_of(&op) + 1);
       std::vector<ir::Value*> results = op.results();
       size_t k = 0;
       for (size_t c = 0; c < carried.size(); ++c) {
@@ -1375,6 +1386,26 @@ class Tracer {
       if (x.k == TV::Rec)
         for (size_t i = 0; i < x.names->size(); ++i)
           if ((*x.names)[i] == ce.str) callee = x.items[i], isField = true;
+      if (!isField && self.k == TV::Tape) {
+        if (ce.str != "gradient") fail(ce.loc, fmt::format("a tape has no method '{}'", ce.str));
+        for (size_t i = 0; i < nargs; ++i) {
+          args.push_back(eval(*e.kids[i + 1]));
+          const std::string& k = i < e.names.size() ? e.names[i] : std::string();
+          if (!k.empty()) kw.push_back(k);
+        }
+        TV* target = nullptr;
+        TV* sources = nullptr;
+        size_t npos = args.size() - kw.size();
+        if (npos > 0) target = &args[0];
+        if (npos > 1) sources = &args[1];
+        for (size_t k = 0; k < kw.size(); ++k) {
+          if (kw[k] == "target") target = &args[npos + k];
+          else if (kw[k] == "sources") sources = &args[npos + k];
+          else fail(e.loc, fmt::format("gradient has no parameter '{}'", kw[k]));
+        }
+        if (!target || !sources) fail(e.loc, "gradient takes (target, sources)");
+        return tapeGradient(tapes_.at(static_cast<size_t>(self.tape)), *target, *sources, e.loc);
+      }
       if (!isField) {
         int mod = frames_.back()->decl ? frames_.back()->decl->module : 0;
         callee = lookupMethod(ce.str, mod, ce.loc);
@@ -1409,6 +1440,7 @@ class Tracer {
 
   TV callTV(const TV& callee, std::vector<TV>& args, const std::vector<std::string>& kw, const Loc& loc) {
     if (callee.k == TV::Fn) return inlineCall(callee, args, kw, loc, callee.fn->name.empty() ? "<lambda>" : callee.fn->name);
+    if (callee.k == TV::GradFn) return callGradFn(callee, args, kw, loc);
     if (callee.isStatic()) {
       const Value& f = callee.sv;
       if (f.tag() == Tag::Builtin) return builtin(f.builtinId(), args, kw, loc);
@@ -1475,6 +1507,198 @@ class Tracer {
     return f.st.ret;
   }
 
+  // ---------------------------------------------------------------- autodiff (SPEC §7)
+
+  // A tape: the ops of one block that its `with` body traced (recorded at its end).
+  struct TapeRec {
+    ir::Block* block = nullptr;
+    ir::Op* before = nullptr;  // the op just before the body's first op (null: none)
+    bool done = false;
+    std::vector<ir::Op*> ops;
+  };
+  std::vector<TapeRec> tapes_;
+
+  void tapeStart(TapeRec& t) {
+    t.block = &b_.block();
+    t.before = b_.pos() > 0 ? &t.block->op(b_.pos() - 1) : nullptr;
+  }
+  std::vector<ir::Op*> tapeOps(const TapeRec& t, const Loc& loc) {
+    if (&b_.block() != t.block) fail(loc, "a tape's gradient must be taken in the block of its `with` (not inside a loop or branch of it)");
+    size_t from = t.before ? t.block->index_of(t.before) + 1 : 0;
+    std::vector<ir::Op*> ops;
+    for (size_t i = from; i < b_.pos(); ++i) ops.push_back(&t.block->op(i));
+    return ops;
+  }
+
+  void withTape(const Stmt& s) {
+    TV ctx = eval(*s.exprs[0]);
+    if (ctx.k != TV::Tape) fail(s.exprs[0]->loc, fmt::format("`with` needs a tape(), got {}", describe(ctx)));
+    if (s.global) fail(s.loc, "internal: a global tape variable inside a graph fn");
+    assignSlot(s.slot, ctx, s.loc, s.str);
+    size_t idx = static_cast<size_t>(ctx.tape);
+    tapeStart(tapes_[idx]);
+    execBody(*s.body);
+    TapeRec& t = tapes_[idx];
+    t.ops = tapeOps(t, s.loc);
+    t.done = true;
+  }
+
+  // The float leaves of a sources structure, each as an IR value (null: a static leaf).
+  void sourceLeaves(const TV& src, std::vector<const TV*>& out, const Loc& loc) {
+    switch (src.k) {
+      case TV::Dyn:
+        if (!rt::is_float(src.dv->type.dtype))
+          fail(loc, fmt::format("gradient source must be a float tensor, got {}", src.dv->type.str()));
+        out.push_back(&src);
+        return;
+      case TV::Seq:
+      case TV::Rec:
+        for (auto& i : src.items) sourceLeaves(i, out, loc);
+        return;
+      case TV::Static:
+        if (src.sv.isSeq() || src.sv.tag() == Tag::Record) fail(loc, "internal: unexpanded static sources");
+        if (!src.sv.isNumeric() || !rt::is_float(typeOf(src).dtype))
+          fail(loc, fmt::format("gradient source must be a float tensor, got {}", describe(src)));
+        out.push_back(&src);
+        return;
+      default: fail(loc, fmt::format("gradient source must be a float tensor, got {}", describe(src)));
+    }
+  }
+  static TV expandDeep(const TV& t) {
+    TV x = expandStatic(t);
+    if (x.k == TV::Seq || x.k == TV::Rec)
+      for (auto& i : x.items) i = expandDeep(i);
+    return x;
+  }
+  TV rebuildGrads(const TV& src, const std::vector<ir::Value*>& g, size_t& k) {
+    if (src.k == TV::Seq || src.k == TV::Rec) {
+      TV r = src;
+      for (auto& i : r.items) i = rebuildGrads(i, g, k);
+      return r;
+    }
+    return TV::dyn(g[k++], weakOf(src));
+  }
+
+  TV gradientOf(const std::vector<ir::Op*>& ops, const TV& target, const TV& sources0, const Loc& loc) {
+    TV sources = expandDeep(sources0);
+    std::vector<const TV*> leaves;
+    sourceLeaves(sources, leaves, loc);
+    setLoc(loc);
+    std::vector<ir::Value*> srcv;
+    for (const TV* l : leaves) srcv.push_back(l->isDyn() ? l->dv : materialize(*l, loc));
+    ir::Value* tv = nullptr;
+    if (target.isDyn()) {
+      tv = target.dv;
+      if (!rt::is_float(tv->type.dtype)) fail(loc, fmt::format("gradient target must be a float tensor, got {}", tv->type.str()));
+    } else if (!target.isStatic() || !target.sv.isNumeric()) {
+      fail(loc, fmt::format("gradient target must be a float tensor, got {}", describe(target)));
+    }
+    std::vector<ir::Value*> grads;
+    guarded(loc, [&] {
+      if (tv && !tv->type.is_scalar()) {
+        ir::IntList axes;
+        for (int64_t i = 0; i < tv->type.rank(); ++i) axes.push_back(i);
+        tv = b_.reduce(rt::ReduceOp::Sum, tv, axes, false);
+      }
+      if (tv) {
+        grads = ir::autodiff::gradient(b_, ops, tv, srcv);
+      } else {
+        for (ir::Value* s : srcv) grads.push_back(b_.broadcast_to(b_.constant(rt::zeros({}, s->type.dtype)), s->type.dims));
+      }
+      return 0;
+    });
+    size_t k = 0;
+    return rebuildGrads(sources, grads, k);
+  }
+
+  TV tapeGradient(const TapeRec& t, const TV& target, const TV& sources, const Loc& loc) {
+    if (!t.block) fail(loc, "the tape was not used in a `with` block");
+    // The backward of a loop or branch replays saved values once: taken inside a loop that
+    // the tape's block does not contain, it is emitted before that loop (hoisted; it only
+    // reads values of the tape's scope), else it is an error.
+    bool regions = false;
+    for (ir::Op* op : t.ops) regions = regions || op->num_regions() > 0;
+    ir::Op* hoist = nullptr;  // the op of the tape's block that holds the current position
+    bool inLoop = false;
+    if (regions && t.done)
+      for (ir::Block* bl = &b_.block(); bl && bl != t.block;) {
+        ir::Op* p = bl->parent() ? bl->parent()->parent_op() : nullptr;
+        if (!p) break;
+        inLoop = inLoop || p->kind() == ir::OpKind::While;
+        hoist = p;
+        bl = p->parent();
+      }
+    if (inLoop && hoist && hoist->parent() == t.block) {
+      auto visible = [&](const TV& v) {
+        std::vector<TV> leaves;
+        leavesOf(expandDeep(v), leaves);
+        for (const TV& l : leaves) {
+          if (!l.isDyn()) continue;
+          ir::Block* db = l.dv->is_block_arg() ? l.dv->block() : l.dv->def()->parent();
+          bool ok = false;
+          for (ir::Block* bl = t.block; bl && !ok;) {
+            ok = bl == db;
+            ir::Op* p = bl->parent() ? bl->parent()->parent_op() : nullptr;
+            bl = p ? p->parent() : nullptr;
+          }
+          if (!ok) return false;
+        }
+        return true;
+      };
+      if (!visible(target) || !visible(sources))
+        fail(loc, "the gradient of a tape with loops or branches must be taken outside any loop the tape is not in");
+      ir::Block& cur = b_.block();
+      size_t pos = b_.pos();
+      b_.set_insertion(*t.block, t.block->index_of(hoist));
+      TV g = gradientOf(t.ops, target, sources, loc);
+      b_.set_insertion(cur, pos);
+      return g;
+    }
+    return gradientOf(t.done ? t.ops : tapeOps(t, loc), target, sources, loc);
+  }
+
+  // A numeric static leaf made an IR value, so that gradients can flow from it.
+  TV dynamize(const TV& t, const Loc& loc) {
+    TV x = expandDeep(t);
+    if (x.k == TV::Seq || x.k == TV::Rec) {
+      for (auto& i : x.items) i = dynamize(i, loc);
+      return x;
+    }
+    if (x.isStatic() && x.sv.isNumeric() && rt::is_float(typeOf(x).dtype)) return TV::dyn(materialize(x, loc), weakOf(x));
+    return x;
+  }
+
+  TV callGradFn(const TV& g, std::vector<TV>& args, const std::vector<std::string>& kw, const Loc& loc) {
+    const char* nm = g.withValue ? "value_and_grad" : "grad";
+    size_t npos = args.size() - kw.size();
+    for (int64_t k : g.argnums)
+      if (k < 0 || static_cast<size_t>(k) >= npos)
+        fail(loc, fmt::format("{}(f): argnums {} is out of range for a call with {} positional arguments", nm, k, npos));
+    for (int64_t k : g.argnums) args[static_cast<size_t>(k)] = dynamize(args[static_cast<size_t>(k)], loc);
+    TapeRec t;
+    tapeStart(t);
+    TV out = callTV(g.items[0], args, kw, loc);
+    std::vector<ir::Op*> ops = tapeOps(t, loc);
+    bool ok = (out.isDyn() && rt::is_float(out.dv->type.dtype) && out.dv->type.is_scalar()) ||
+              (out.isStatic() && out.sv.isScalar() && rt::is_float(out.sv.dtype()));
+    if (!ok) fail(loc, fmt::format("{}(f): f must return a float scalar, got {}", nm, describe(out)));
+    TV sources;
+    if (g.tupleArgs) {
+      sources.k = TV::Seq;
+      sources.seqTag = Tag::Tuple;
+      for (int64_t k : g.argnums) sources.items.push_back(args[static_cast<size_t>(k)]);
+    } else {
+      sources = args[static_cast<size_t>(g.argnums[0])];
+    }
+    TV grads = gradientOf(ops, out, sources, loc);
+    if (!g.withValue) return grads;
+    TV r;
+    r.k = TV::Seq;
+    r.seqTag = Tag::Tuple;
+    r.items = {out, grads};
+    return r;
+  }
+
   // ---------------------------------------------------------------- builtins
 
   struct BArgs {
@@ -1522,6 +1746,36 @@ class Tracer {
       if (!p->isStatic() || p->sv.tag() != Tag::DType) fail(loc, fmt::format("{}: '{}' must be a dtype", nm, key));
       return p->sv.dtype();
     };
+    if (nm == "tape") {
+      if (!args.empty()) fail(loc, "tape() takes no arguments");
+      TV t;
+      t.k = TV::Tape;
+      t.tape = static_cast<int>(tapes_.size());
+      tapes_.emplace_back();
+      return t;
+    }
+    if (nm == "grad" || nm == "value_and_grad") {
+      TV f = need(0, "f");
+      if (f.k != TV::Fn && f.k != TV::GradFn && !(f.isStatic() && f.sv.isCallable()))
+        fail(loc, fmt::format("{}: 'f' must be a function", nm));
+      TV g;
+      g.k = TV::GradFn;
+      g.items.push_back(f);
+      g.withValue = nm == "value_and_grad";
+      TV* an = arg(1, "argnums");
+      if (!an || (an->isStatic() && an->sv.isNone())) {
+        g.argnums = {0};
+      } else {
+        TV x = expandStatic(*an);
+        if (x.k == TV::Seq) {
+          g.tupleArgs = true;
+          for (auto& it : x.items) g.argnums.push_back(staticInt(it, "argnums"));
+        } else {
+          g.argnums = {staticInt(*an, "argnums")};
+        }
+      }
+      return g;
+    }
     if (auto u = unaryByName(nm)) return unop(*u, need(0, "x"), loc);
     if (nm == "maximum" || nm == "minimum" || nm == "pow")
       return binop(nm == "maximum" ? rt::BinaryOp::Maximum : nm == "minimum" ? rt::BinaryOp::Minimum : rt::BinaryOp::Pow,
@@ -1957,7 +2211,7 @@ void flattenOne(const Value& v, std::vector<rt::Tensor>& leaves, std::vector<boo
       key += "},";
       return;
     }
-    case Tag::Str: key += "s" + std::to_string(v.as<StrObj>()->s.size()) + ":" + v.as<StrObj>()->s + ","; return;
+    case Tag::Str: key += fmt::format("s{}:{},", v.as<StrObj>()->s.size(), v.as<StrObj>()->s); return;
     case Tag::Closure: key += fmt::format("f{},", static_cast<const void*>(v.obj())); return;
     case Tag::Builtin: key += fmt::format("b{},", v.builtinId()); return;
     case Tag::DType: key += fmt::format("d{},", rt::dtype_name(v.dtype())); return;

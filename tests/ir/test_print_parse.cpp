@@ -75,6 +75,52 @@ TEST_CASE("round trip of dense constants, small, splat and hex", "[ir][text]") {
   for (size_t i = 0; i + 1 < e1.size(); ++i) CHECK(tensor_equal(e1.op(i).tensor_attr("value"), e2.op(i).tensor_attr("value")));
 }
 
+TEST_CASE("round trip and verification of fused ops", "[ir][text][fusion]") {
+  round_trip(R"(
+func @f<N>(%x: f32[N], %y: f32[N], %s: f32[], %p: bool[N]) -> (f32[N]) {
+  %r = fused(%x, %y, %s, %p) : f32[N] loc(2:3) {
+  ^body(%a: f32[], %b: f32[], %c: f32[], %q: bool[]):
+    %m = mul(%a, %c) : f32[]
+    %e = exp(%b) : f32[]
+    %t = select(%q, %m, %e) : f32[]
+    yield(%t)
+  }
+  return(%r)
+}
+)");
+  // an operand of another shape, a body argument of the wrong type, a non-fusable op
+  CHECK_THAT(verify_error(R"(
+func @f(%x: f32[4], %y: f32[3]) -> (f32[4]) {
+  %r = fused(%x, %y) : f32[4] {
+  ^body(%a: f32[], %b: f32[]):
+    %m = mul(%a, %b) : f32[]
+    yield(%m)
+  }
+  return(%r)
+}
+)"), Catch::Matchers::Contains("not a scalar, a row, a column nor of the result's shape"));
+  CHECK_THAT(verify_error(R"(
+func @f(%x: f32[4]) -> (f32[4]) {
+  %r = fused(%x) : f32[4] {
+  ^body(%a: f64[]):
+    %m = cast(%a) : f32[]
+    yield(%m)
+  }
+  return(%r)
+}
+)"), Catch::Matchers::Contains("body argument 0 must be f32[]"));
+  CHECK_THAT(verify_error(R"(
+func @f(%x: f32[4]) -> (f32[4]) {
+  %r = fused(%x) : f32[4] {
+  ^body(%a: f32[]):
+    %m = pow(%a, %a) : f32[]
+    yield(%m)
+  }
+  return(%r)
+}
+)"), Catch::Matchers::Contains("this op cannot be fused"));
+}
+
 TEST_CASE("round trip of nested regions", "[ir][text]") {
   round_trip(R"(
 func @nest(%n: i64[], %p: bool[]) -> (i64[]) {

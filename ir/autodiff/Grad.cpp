@@ -1,0 +1,726 @@
+// Reverse-mode autodiff on the IR: one case per GradRules.def entry.
+#include "ir/autodiff/Grad.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "ir/Parser.h"
+#include "runtime/Create.h"
+#include "runtime/Reduce.h"
+
+namespace tdl::ir::autodiff {
+
+bool has_grad_rule(OpKind kind) {
+  switch (kind) {
+#define IR_GRAD(k, f) case OpKind::k:
+#include "ir/autodiff/GradRules.def"
+    return true;
+    default: return false;
+  }
+}
+
+namespace {
+
+using Adj = std::map<Value*, Value*>;
+
+bool isFloat(const Value* v) { return rt::is_float(v->type.dtype); }
+
+Block* defBlock(Value* v) { return v->is_block_arg() ? v->block() : v->def()->parent(); }
+
+// Whether v is defined inside one of op's regions (at any depth).
+bool definedInside(Value* v, const Op* op) {
+  Block* b = defBlock(v);
+  for (int depth = 0; b && depth <= kMaxRegionDepth + 1; ++depth) {
+    Region* r = b->parent();
+    Op* p = r ? r->parent_op() : nullptr;
+    if (!p) return false;
+    if (p == op) return true;
+    b = p->parent();
+  }
+  return false;
+}
+
+// The float values read inside op's regions (skipping region `skip`) and defined outside.
+void freeValues(const Op& op, Block& b, std::vector<Value*>& out, std::set<Value*>& seen) {
+  for (size_t i = 0; i < b.size(); ++i) {
+    Op& o = b.op(i);
+    for (Value* v : o.operands())
+      if (isFloat(v) && !definedInside(v, &op) && seen.insert(v).second) out.push_back(v);
+    for (size_t r = 0; r < o.num_regions(); ++r) freeValues(op, o.region(r).block(), out, seen);
+  }
+}
+
+class Grad {
+ public:
+  explicit Grad(Builder& b) : b_(b) {}
+
+  std::vector<Value*> run(const std::vector<Op*>& tape, Value* target, const std::vector<Value*>& sources) {
+    Adj adj;
+    saved_.emplace_back(&b_.block(), b_.pos());  // [0]: where adjoint stacks are created
+    for (Value* v : sources) active_.insert(v);
+    for (Op* op : tape) markActive(*op);
+    adj[target] = cst(1.0, target->type);
+    backprop(tape, adj);
+    std::vector<Value*> out;
+    for (Value* s : sources) {
+      auto it = adj.find(s);
+      out.push_back(it != adj.end() ? fit(it->second, s->type) : zeros(s->type));
+    }
+    return out;
+  }
+
+ private:
+  // A backward region being emitted for a forward region (a cond branch, a while body).
+  struct Ctx {
+    Op* fwdOp;
+    Block* fwdBlock;
+    Block* bwdBlock;
+    size_t popPos = 0;
+    std::map<Value*, Value*> popped;
+  };
+
+  Builder& b_;
+  std::vector<Ctx> ctxs_;
+  // Second order: the adjoints of values popped from stack h (a first-order backward being
+  // differentiated) go on stack adjStack_[h], popped again at the matching stack_push.
+  std::map<Value*, Value*> adjStack_;
+  // The values that depend on a source: only they get adjoints (so only what their rules
+  // read is saved).
+  std::set<Value*> active_;
+  // Adjoints `update(zeros, g, idx)` of an index: a loop accumulates them in place.
+  std::map<Value*, std::pair<Value*, std::vector<Value*>>> sparse_;
+  // Saved emission points (block, position) of enclosing backward regions.
+  std::vector<std::pair<Block*, size_t>> saved_;
+
+  // ---------------------------------------------------------------- emission helpers
+
+  // Creates an op at (blk, i) and keeps every emission point after it in place.
+  Op& insertAt(Block& blk, size_t i, OpKind kind, const std::vector<Value*>& operands,
+               const std::vector<TensorType>& results) {
+    Block* curB = &b_.block();
+    size_t curP = b_.pos();
+    for (auto& [sb, sp] : saved_)
+      if (sb == &blk && sp >= i) ++sp;
+    if (curB == &blk && curP >= i) ++curP;
+    b_.set_insertion(blk, i);
+    Op& op = b_.create(kind, operands, results);
+    b_.set_insertion(*curB, curP);
+    return op;
+  }
+
+  // The forward value v as seen from the backward region being emitted: itself where it
+  // is in scope, else popped from a stack it is pushed on in its forward region.
+  Value* fwd(Value* v) { return fwdFrom(v, ctxs_.size()); }
+
+  Value* fwdFrom(Value* v, size_t levels) {
+    Block* db = defBlock(v);
+    size_t k = levels;
+    while (k > 0 && ctxs_[k - 1].fwdBlock != db) --k;
+    if (k == 0) return v;
+    Ctx& c = ctxs_[k - 1];
+    if (auto it = c.popped.find(v); it != c.popped.end()) return it->second;
+    Block* pb = c.fwdOp->parent();
+    Value* h = insertAt(*pb, pb->index_of(c.fwdOp), OpKind::StackNew, {}, {TensorType::scalar(DType::I64)}).result();
+    insertAt(*c.fwdBlock, c.fwdBlock->size() - 1, OpKind::StackPush, {h, v}, {});
+    Value* hb = fwdFrom(h, k - 1);
+    Ctx& c2 = ctxs_[k - 1];  // (stable: ctxs_ is not resized here)
+    Value* r = insertAt(*c2.bwdBlock, c2.popPos, OpKind::StackPop, {hb}, {v->type}).result();
+    ++c2.popPos;
+    c2.popped[v] = r;
+    return r;
+  }
+
+  Value* cst(double x, const TensorType& like) {
+    Value* s = b_.constant(rt::full({}, x, like.dtype));
+    return s;
+  }
+  Value* scalarLike(double x, Value* v) { return b_.constant(rt::full({}, x, v->type.dtype)); }
+
+  Value* zeros(const TensorType& t) {
+    if (auto s = t.static_shape()) return b_.constant(rt::zeros(*s, t.dtype));
+    return b_.broadcast_to(b_.constant(rt::zeros({}, t.dtype)), t.dims);
+  }
+
+  Value* add(Value* a, Value* b) { return b_.binary(rt::BinaryOp::Add, a, b); }
+  Value* sub(Value* a, Value* b) { return b_.binary(rt::BinaryOp::Sub, a, b); }
+  Value* mul(Value* a, Value* b) { return b_.binary(rt::BinaryOp::Mul, a, b); }
+  Value* div(Value* a, Value* b) { return b_.binary(rt::BinaryOp::Div, a, b); }
+  Value* neg(Value* a) { return b_.unary(rt::UnaryOp::Neg, a); }
+
+  // g summed over the axes broadcasting added to `to`, cast to its dtype.
+  Value* fit(Value* g, const TensorType& to) {
+    if (g->type.dtype != to.dtype) g = b_.cast(g, to.dtype);
+    if (g->type.dims == to.dims) return g;
+    int64_t lead = g->type.rank() - to.rank();
+    if (lead > 0) {
+      IntList axes;
+      for (int64_t i = 0; i < lead; ++i) axes.push_back(i);
+      g = b_.reduce(rt::ReduceOp::Sum, g, axes, false);
+    }
+    IntList axes;
+    for (int64_t i = 0; i < to.rank() && i < g->type.rank(); ++i) {
+      const Dim& d = to.dims[static_cast<size_t>(i)];
+      const Dim& e = g->type.dims[static_cast<size_t>(i)];
+      if (d.is_known() && d.size == 1 && !(e.is_known() && e.size == 1)) axes.push_back(i);
+    }
+    if (!axes.empty()) g = b_.reduce(rt::ReduceOp::Sum, g, axes, true);
+    if (g->type.dims != to.dims) {
+      if (g->type.rank() < to.rank()) g = b_.broadcast_to(g, to.dims);
+      else g = b_.reshape(g, to.dims);
+    }
+    return g;
+  }
+
+  // Activity: forward through the tape; a cond/while reading an active value anywhere makes
+  // all its region arguments and results active (conservative).
+  void markActive(Op& op) {
+    if (op.kind() == OpKind::StackPush) {
+      if (active_.count(op.operand(1))) active_.insert(op.operand(0));
+      return;
+    }
+    bool any = false;
+    for (Value* v : op.operands()) any = any || active_.count(v) > 0;
+    if (op.num_regions() > 0) {
+      if (!any) {
+        std::vector<Value*> free;
+        std::set<Value*> seen;
+        for (size_t r = 0; r < op.num_regions(); ++r) freeValuesAll(op, op.region(r).block(), free, seen);
+        for (Value* v : free) any = any || active_.count(v) > 0;
+      }
+      if (!any) return;
+      for (size_t r = 0; r < op.num_regions(); ++r) {
+        Block& b = op.region(r).block();
+        for (Value* a : b.args()) active_.insert(a);
+        for (size_t i = 0; i < b.size(); ++i) markActive(b.op(i));
+      }
+    }
+    if (any)
+      for (Value* r : op.results()) active_.insert(r);
+  }
+
+  // Like freeValues, of any dtype (stack handles included).
+  static void freeValuesAll(const Op& op, Block& b, std::vector<Value*>& out, std::set<Value*>& seen) {
+    for (size_t i = 0; i < b.size(); ++i) {
+      Op& o = b.op(i);
+      for (Value* v : o.operands())
+        if (!definedInside(v, &op) && seen.insert(v).second) out.push_back(v);
+      for (size_t r = 0; r < o.num_regions(); ++r) freeValuesAll(op, o.region(r).block(), out, seen);
+    }
+  }
+
+  bool want(Value* v) const { return v && isFloat(v) && active_.count(v) > 0; }
+
+  void acc(Adj& adj, Value* v, Value* g) {
+    if (!isFloat(v) || !active_.count(v)) return;
+    if (!v->is_block_arg() && v->def()->kind() == OpKind::Constant) return;
+    g = fit(g, v->type);
+    auto [it, fresh] = adj.emplace(v, g);
+    if (!fresh) it->second = add(it->second, g);
+  }
+
+  // ---------------------------------------------------------------- the reverse pass
+
+  void backprop(const std::vector<Op*>& ops, Adj& adj) {
+    for (size_t i = ops.size(); i-- > 0;) {
+      Op& op = *ops[i];
+      bool any = false;
+      for (size_t r = 0; r < op.num_results(); ++r) any = any || adj.count(op.result(r));
+      if (op.kind() == OpKind::StackPush) any = adjStack_.count(op.operand(0)) > 0;
+      if (!any && !adjStack_.empty() && op.num_regions() > 0) any = pushesAdjoint(op);
+      if (any) rule(op, adj);
+    }
+  }
+
+  // Whether op's regions push on a stack whose pops got adjoints (second order).
+  bool pushesAdjoint(Op& op) {
+    bool found = false;
+    for (size_t r = 0; r < op.num_regions(); ++r)
+      walk(op.region(r).block(), [&](Op& o) {
+        found = found || (o.kind() == OpKind::StackPush && adjStack_.count(o.operand(0)) > 0);
+      });
+    return found;
+  }
+
+  static std::vector<Op*> opsOf(Block& b) {
+    std::vector<Op*> v;
+    for (size_t i = 0; i < b.size(); ++i)
+      if (!b.op(i).has_trait(kTerminator)) v.push_back(&b.op(i));
+    return v;
+  }
+
+  Value* swapLast(Value* x) {
+    IntList perm;
+    int64_t r = x->type.rank();
+    for (int64_t i = 0; i < r; ++i) perm.push_back(i);
+    std::swap(perm[static_cast<size_t>(r - 1)], perm[static_cast<size_t>(r - 2)]);
+    return b_.transpose(x, perm);
+  }
+
+  static std::vector<Dim> withOne(std::vector<Dim> d, size_t at) {
+    d.insert(d.begin() + static_cast<std::ptrdiff_t>(at), Dim::known(1));
+    return d;
+  }
+
+  void rule(Op& op, Adj& adj) {
+    if (op.kind() == OpKind::StackPop) return popRule(op, adj);
+    if (op.kind() == OpKind::StackPush) return pushRule(op, adj);
+    if (op.kind() == OpKind::Cond) return condRule(op, adj);
+    if (op.kind() == OpKind::While) return whileRule(op, adj);
+    Value* res = op.num_results() ? op.result(0) : nullptr;
+    if (!res || !isFloat(res)) return;
+    Value* g = adj.at(res);
+    auto X = [&](size_t i) { return fwd(op.operand(i)); };
+    auto OUT = [&] { return fwd(res); };
+    auto one = [&] { return scalarLike(1.0, g); };
+    auto zero = [&] { return scalarLike(0.0, g); };
+    Value* a = op.num_operands() > 0 ? op.operand(0) : nullptr;
+    Value* bb = op.num_operands() > 1 ? op.operand(1) : nullptr;
+    if (auto bop = as_binary(op.kind())) {
+      switch (*bop) {
+        case rt::BinaryOp::Add: acc(adj, a, g); acc(adj, bb, g); return;
+        case rt::BinaryOp::Sub: acc(adj, a, g); acc(adj, bb, neg(g)); return;
+        case rt::BinaryOp::Mul:
+          if (want(a)) acc(adj, a, mul(g, X(1)));
+          if (want(bb)) acc(adj, bb, mul(g, X(0)));
+          return;
+        case rt::BinaryOp::Div:
+          if (want(a)) acc(adj, a, div(g, X(1)));
+          if (want(bb)) {
+            Value* B = X(1);
+            acc(adj, bb, div(mul(neg(g), X(0)), mul(B, B)));
+          }
+          return;
+        case rt::BinaryOp::Pow: {
+          Value* A = X(0);
+          Value* B = X(1);
+          if (want(a)) acc(adj, a, mul(mul(g, B), b_.binary(rt::BinaryOp::Pow, A, sub(B, scalarLike(1.0, B)))));
+          if (want(bb))
+            acc(adj, bb, mul(mul(g, OUT()), b_.unary(rt::UnaryOp::Log, A)));
+          return;
+        }
+        case rt::BinaryOp::Mod:
+          acc(adj, a, g);
+          if (want(bb)) acc(adj, bb, mul(neg(g), b_.unary(rt::UnaryOp::Floor, div(X(0), X(1)))));
+          return;
+        case rt::BinaryOp::Maximum:
+        case rt::BinaryOp::Minimum: {
+          Value* m = b_.binary(*bop == rt::BinaryOp::Maximum ? rt::BinaryOp::Ge : rt::BinaryOp::Le, X(0), X(1));
+          acc(adj, a, b_.select(m, g, zero()));
+          acc(adj, bb, b_.select(m, zero(), g));
+          return;
+        }
+        default: return;  // comparisons, floor division, bit ops: zero gradient
+      }
+    }
+    if (auto uop = as_unary(op.kind())) {
+      switch (*uop) {
+        case rt::UnaryOp::Neg: acc(adj, a, neg(g)); return;
+        case rt::UnaryOp::Abs: acc(adj, a, mul(g, b_.unary(rt::UnaryOp::Sign, X(0)))); return;
+        case rt::UnaryOp::Exp: acc(adj, a, mul(g, OUT())); return;
+        case rt::UnaryOp::Log: acc(adj, a, div(g, X(0))); return;
+        case rt::UnaryOp::Log1p: acc(adj, a, div(g, add(one(), X(0)))); return;
+        case rt::UnaryOp::Sqrt: acc(adj, a, div(mul(g, scalarLike(0.5, g)), OUT())); return;
+        case rt::UnaryOp::Rsqrt: acc(adj, a, div(mul(mul(g, scalarLike(-0.5, g)), OUT()), X(0))); return;
+        case rt::UnaryOp::Sin: acc(adj, a, mul(g, b_.unary(rt::UnaryOp::Cos, X(0)))); return;
+        case rt::UnaryOp::Cos: acc(adj, a, mul(neg(g), b_.unary(rt::UnaryOp::Sin, X(0)))); return;
+        case rt::UnaryOp::Tanh: {
+          Value* o = OUT();
+          acc(adj, a, mul(g, sub(one(), mul(o, o))));
+          return;
+        }
+        case rt::UnaryOp::Sigmoid: {
+          Value* o = OUT();
+          acc(adj, a, mul(mul(g, o), sub(one(), o)));
+          return;
+        }
+        case rt::UnaryOp::Relu:
+          acc(adj, a, b_.select(b_.binary(rt::BinaryOp::Gt, X(0), scalarLike(0.0, a)), g, zero()));
+          return;
+        case rt::UnaryOp::Square: acc(adj, a, mul(mul(g, scalarLike(2.0, g)), X(0))); return;
+        default: return;  // floor, ceil, round, sign, predicates: zero gradient
+      }
+    }
+    switch (op.kind()) {
+      case OpKind::Cast:
+        if (isFloat(a)) acc(adj, a, g);
+        return;
+      case OpKind::Select: {
+        Value* c = X(0);
+        acc(adj, op.operand(1), b_.select(c, g, zero()));
+        acc(adj, op.operand(2), b_.select(c, zero(), g));
+        return;
+      }
+      case OpKind::BroadcastTo: acc(adj, a, g); return;
+      case OpKind::Reshape: acc(adj, a, b_.reshape(g, a->type.dims)); return;
+      case OpKind::Transpose: {
+        const IntList& perm = op.ints_attr("perm");
+        IntList inv(perm.size());
+        for (size_t i = 0; i < perm.size(); ++i) inv[static_cast<size_t>(perm[i])] = static_cast<int64_t>(i);
+        acc(adj, a, b_.transpose(g, inv));
+        return;
+      }
+      case OpKind::Slice: return sliceRule(op, adj, g);
+      case OpKind::Concat: {
+        int64_t axis = op.int_attr("axis");
+        int64_t r = res->type.rank();
+        if (axis < 0) axis += r;
+        int64_t off = 0;
+        for (Value* x : op.operands()) {
+          const Dim& d = x->type.dims[static_cast<size_t>(axis)];
+          if (!d.is_known()) throw ShapeError("gradient of concat along a symbolic dim is not supported yet");
+          IntList start(static_cast<size_t>(r), 0), stop(static_cast<size_t>(r), INT64_MAX), step(static_cast<size_t>(r), 1);
+          start[static_cast<size_t>(axis)] = off;
+          stop[static_cast<size_t>(axis)] = off + d.size;
+          off += d.size;
+          if (isFloat(x)) acc(adj, x, b_.slice(g, start, stop, step));
+        }
+        return;
+      }
+      case OpKind::Reduce: return reduceRule(op, adj, g);
+      case OpKind::MatMul: return matmulRule(op, adj, g);
+      case OpKind::Index: {
+        if (!want(a)) return;
+        std::vector<Value*> idx;
+        for (size_t i = 1; i < op.num_operands(); ++i) idx.push_back(X(i));
+        Value* u = b_.update(zeros(a->type.with_dtype(g->type.dtype)), g, idx);
+        sparse_[u] = {g, idx};
+        acc(adj, a, u);
+        return;
+      }
+      case OpKind::Update: {
+        if (!want(a) && !want(bb)) return;
+        std::vector<Value*> idx;
+        for (size_t i = 2; i < op.num_operands(); ++i) idx.push_back(X(i));
+        acc(adj, a, b_.update(g, zero(), idx));
+        if (isFloat(bb)) acc(adj, bb, b_.index(g, idx));
+        return;
+      }
+      default: return;  // no gradient
+    }
+  }
+
+  // gx: g scattered back into zeros of x's shape, one axis at a time (known dims; any step).
+  // A value popped from a stack is the value pushed there: its adjoint is pushed on an
+  // adjoint stack here (the backward of a first-order backward runs the iterations in
+  // forward order) and popped at the push (whose backward runs them in reverse).
+  void popRule(Op& op, Adj& adj) {
+    Value* h = op.operand(0);
+    Value* r = op.result();
+    if (!isFloat(r)) return;
+    if (h->is_block_arg() || h->def()->kind() != OpKind::StackNew || defBlock(h) != saved_.front().first)
+      throw ShapeError("second derivatives through nested loops inside a graph fn are not supported yet");
+    Value*& a = adjStack_[h];
+    if (!a) {
+      Block* blk = saved_.front().first;
+      size_t pos = saved_.front().second;
+      a = insertAt(*blk, pos, OpKind::StackNew, {}, {TensorType::scalar(DType::I64)}).result();
+    }
+    b_.create(OpKind::StackPush, {a, fit(adj.at(r), r->type)}, {});
+  }
+
+  void pushRule(Op& op, Adj& adj) {
+    Value* v = op.operand(1);
+    Value* a = adjStack_.at(op.operand(0));
+    acc(adj, v, b_.create(OpKind::StackPop, {a}, {v->type}).result());
+  }
+
+  void sliceRule(Op& op, Adj& adj, Value* g) {
+    Value* x = op.operand(0);
+    const IntList& start = op.ints_attr("start");
+    const IntList& stop = op.ints_attr("stop");
+    const IntList& step = op.ints_attr("step");
+    for (size_t ax = 0; ax < start.size(); ++ax) {
+      const Dim& d = x->type.dims[ax];
+      int64_t s = start[ax], e = stop[ax], st = step[ax];
+      if (s == 0 && e == INT64_MAX && st == 1) continue;
+      const Dim& gd = g->type.dims[ax];
+      if (!d.is_known() || !gd.is_known() || st == 0)
+        throw ShapeError("gradient of a slice of a symbolic dim is not supported yet");
+      int64_t n = d.size, m = gd.size;
+      int64_t first = 0;  // x index of g's first element along ax (after reversing a negative step)
+      if (st > 0) {
+        first = s < 0 ? std::max<int64_t>(s + n, 0) : std::min(s, n);
+      } else {
+        int64_t s0 = s == INT64_MAX ? n - 1 : (s < 0 ? std::max<int64_t>(s + n, -1) : std::min(s, n - 1));
+        first = s0 + (m - 1) * st;
+        IntList rs(g->type.dims.size(), 0), re(g->type.dims.size(), INT64_MAX), rp(g->type.dims.size(), 1);
+        rs[ax] = INT64_MAX;
+        re[ax] = INT64_MIN;
+        rp[ax] = -1;
+        if (m > 1) g = b_.slice(g, rs, re, rp);
+        st = -st;
+      }
+      auto dimsWith = [&](std::vector<Dim> dims, size_t at, int64_t k) {
+        dims[at] = Dim::known(k);
+        return dims;
+      };
+      if (m == 0) {
+        g = zeros(TensorType(g->type.dtype, dimsWith(g->type.dims, ax, n)));
+        continue;
+      }
+      if (st > 1) {  // interleave st - 1 zeros after each element
+        std::vector<Dim> d1 = withOne(g->type.dims, ax + 1);
+        Value* g1 = b_.reshape(g, d1);
+        Value* z = zeros(TensorType(g->type.dtype, dimsWith(d1, ax + 1, st - 1)));
+        Value* c = b_.concat({g1, z}, static_cast<int64_t>(ax + 1));
+        g = b_.reshape(c, dimsWith(g->type.dims, ax, m * st));
+        int64_t len = std::min(m * st, n - first);
+        IntList ss(g->type.dims.size(), 0), se(g->type.dims.size(), INT64_MAX), sp(g->type.dims.size(), 1);
+        se[ax] = len;
+        if (len != m * st) g = b_.slice(g, ss, se, sp);
+      }
+      int64_t len = g->type.dims[ax].size;
+      std::vector<Value*> parts;
+      if (first > 0) parts.push_back(zeros(TensorType(g->type.dtype, dimsWith(g->type.dims, ax, first))));
+      parts.push_back(g);
+      if (n - first - len > 0) parts.push_back(zeros(TensorType(g->type.dtype, dimsWith(g->type.dims, ax, n - first - len))));
+      if (parts.size() > 1) g = b_.concat(parts, static_cast<int64_t>(ax));
+    }
+    acc(adj, x, g);
+  }
+
+  void reduceRule(Op& op, Adj& adj, Value* g) {
+    Value* x = op.operand(0);
+    const std::string& kind = op.str_attr("kind");
+    IntList axes = op.ints_attr("axes");
+    int64_t r = x->type.rank();
+    for (auto& a : axes)
+      if (a < 0) a += r;
+    bool keep = op.bool_attr("keepdims");
+    std::vector<Dim> kd = x->type.dims;
+    for (int64_t a : axes) kd[static_cast<size_t>(a)] = Dim::known(1);
+    auto bcast = [&](Value* v) {
+      if (!keep && !axes.empty()) v = b_.reshape(v, kd);
+      return b_.broadcast_to(v, x->type.dims);
+    };
+    if (kind == "sum") return acc(adj, x, bcast(g));
+    if (kind == "mean") {
+      Value* count = nullptr;
+      int64_t known = 1;
+      for (int64_t a : axes) {
+        const Dim& d = x->type.dims[static_cast<size_t>(a)];
+        if (d.is_known()) known *= d.size;
+        else {
+          Value* dv = b_.cast(b_.dim(x, a), g->type.dtype);
+          count = count ? mul(count, dv) : dv;
+        }
+      }
+      Value* kc = scalarLike(static_cast<double>(known), g);
+      count = count ? mul(count, kc) : kc;
+      return acc(adj, x, bcast(div(g, count)));
+    }
+    if (kind == "logsumexp") {
+      Value* o = bcast(fwd(op.result()));
+      return acc(adj, x, mul(bcast(g), b_.unary(rt::UnaryOp::Exp, sub(fwd(x), o))));
+    }
+    if (kind == "prod") return acc(adj, x, div(bcast(mul(g, fwd(op.result()))), fwd(x)));
+    if (kind == "max" || kind == "min") {
+      bool isMax = kind == "max";
+      Value* X = fwd(x);
+      Value* mask = nullptr;
+      if (axes.empty()) return acc(adj, x, g);
+      if (axes.size() == 1) {
+        int64_t a = axes[0];
+        Value* idx = isMax ? b_.argmax(X, a, true) : b_.argmin(X, a, true);
+        Value* io = b_.iota(TensorType(DType::I64, x->type.dims), a);
+        mask = b_.binary(rt::BinaryOp::Eq, io, idx);
+      } else if (std::all_of(axes.begin(), axes.end(),
+                             [&](int64_t a) { return x->type.dims[static_cast<size_t>(a)].is_known(); })) {
+        // Reduced axes last, flattened into one: the first extreme element in C order.
+        IntList sorted = axes;
+        std::sort(sorted.begin(), sorted.end());
+        IntList perm;
+        std::vector<Dim> kept;
+        for (int64_t i = 0; i < r; ++i)
+          if (!std::binary_search(sorted.begin(), sorted.end(), i)) {
+            perm.push_back(i);
+            kept.push_back(x->type.dims[static_cast<size_t>(i)]);
+          }
+        int64_t n = 1;
+        for (int64_t a : sorted) {
+          perm.push_back(a);
+          n *= x->type.dims[static_cast<size_t>(a)].size;
+        }
+        IntList inv(perm.size());
+        for (size_t i = 0; i < perm.size(); ++i) inv[static_cast<size_t>(perm[i])] = static_cast<int64_t>(i);
+        Value* xt = b_.transpose(X, perm);
+        std::vector<Dim> flatDims = kept;
+        flatDims.push_back(Dim::known(n));
+        int64_t last = static_cast<int64_t>(kept.size());
+        Value* flat = b_.reshape(xt, flatDims);
+        Value* idx = isMax ? b_.argmax(flat, last, true) : b_.argmin(flat, last, true);
+        Value* io = b_.iota(TensorType(DType::I64, flatDims), last);
+        Value* m = b_.reshape(b_.binary(rt::BinaryOp::Eq, io, idx), xt->type.dims);
+        mask = b_.transpose(m, inv);
+      } else {
+        mask = b_.binary(rt::BinaryOp::Eq, X, bcast(fwd(op.result())));
+      }
+      return acc(adj, x, b_.select(mask, bcast(g), scalarLike(0.0, g)));
+    }
+  }
+
+  void matmulRule(Op& op, Adj& adj, Value* g) {
+    Value* a = op.operand(0);
+    Value* b = op.operand(1);
+    bool wa = want(a), wb = want(b);
+    // Only the operand the wanted gradient reads is fetched (and saved inside loops).
+    Value* A = wb ? fwd(a) : a;
+    Value* B = wa ? fwd(b) : b;
+    if (a->type.rank() == 1 && b->type.rank() == 1) {
+      if (wa) acc(adj, a, mul(g, B));
+      if (wb) acc(adj, b, mul(g, A));
+      return;
+    }
+    Value* g2 = g;
+    TensorType at = a->type, bt = b->type;  // as 2-D+ operands
+    if (a->type.rank() == 1) {
+      at.dims = withOne(a->type.dims, 0);
+      if (wb) A = b_.reshape(A, at.dims);
+      g2 = b_.reshape(g2, withOne(g2->type.dims, g2->type.dims.size() - 1));
+    }
+    if (b->type.rank() == 1) {
+      bt.dims = withOne(b->type.dims, 1);
+      if (wa) B = b_.reshape(B, bt.dims);
+      g2 = b_.reshape(g2, withOne(g2->type.dims, g2->type.dims.size()));
+    }
+    if (wa) {
+      Value* ga = fit(b_.matmul(g2, swapLast(B)), at.with_dtype(g->type.dtype));
+      acc(adj, a, a->type.rank() == 1 ? b_.reshape(ga, a->type.dims) : ga);
+    }
+    if (wb) {
+      Value* gb = fit(b_.matmul(swapLast(A), g2), bt.with_dtype(g->type.dtype));
+      acc(adj, b, b->type.rank() == 1 ? b_.reshape(gb, b->type.dims) : gb);
+    }
+  }
+
+  // ---------------------------------------------------------------- control flow
+
+  void condRule(Op& op, Adj& adj) {
+    std::vector<Value*> free;
+    std::set<Value*> seen;
+    for (size_t r = 0; r < 2; ++r) freeValues(op, op.region(r).block(), free, seen);
+    if (free.empty()) return;
+    std::vector<Value*> gres;
+    for (size_t i = 0; i < op.num_results(); ++i) {
+      auto it = adj.find(op.result(i));
+      gres.push_back(it != adj.end() && isFloat(op.result(i)) ? it->second : nullptr);
+    }
+    std::vector<TensorType> types;
+    for (Value* f : free) types.push_back(f->type);
+    Value* p = fwd(op.operand(0));
+    Op& bc = b_.create(OpKind::Cond, {p}, types, {}, 2);
+    saved_.emplace_back(&b_.block(), b_.pos());
+    for (size_t r = 0; r < 2; ++r) {
+      Block& fb = op.region(r).block();
+      Block& bb = bc.region(r).block();
+      b_.set_insertion_end(bb);
+      ctxs_.push_back(Ctx{&op, &fb, &bb, 0, {}});
+      Adj local;
+      Op& y = fb.op(fb.size() - 1);
+      for (size_t i = 0; i < gres.size() && i < y.num_operands(); ++i)
+        if (gres[i]) acc(local, y.operand(i), gres[i]);
+      backprop(opsOf(fb), local);
+      std::vector<Value*> outs;
+      for (Value* f : free) {
+        auto it = local.find(f);
+        outs.push_back(it != local.end() ? fit(it->second, f->type) : zeros(f->type));
+      }
+      b_.yield(outs);
+      ctxs_.pop_back();
+    }
+    auto [blk, pos] = saved_.back();
+    saved_.pop_back();
+    b_.set_insertion(*blk, pos);
+    for (size_t k = 0; k < free.size(); ++k) acc(adj, free[k], bc.result(k));
+  }
+
+  void whileRule(Op& op, Adj& adj) {
+    Block& body = op.region(1).block();
+    std::vector<Value*> free;
+    std::set<Value*> seen;
+    freeValues(op, body, free, seen);
+    std::vector<size_t> carried;
+    for (size_t i = 0; i < op.num_results(); ++i)
+      if (isFloat(op.result(i))) carried.push_back(i);
+    if (carried.empty() && !(!adjStack_.empty() && pushesAdjoint(op))) return;
+    // The trip count: a stack pushed once per iteration.
+    Block* pb = op.parent();
+    Value* hc = insertAt(*pb, pb->index_of(&op), OpKind::StackNew, {}, {TensorType::scalar(DType::I64)}).result();
+    insertAt(body, body.size() - 1, OpKind::StackPush, {hc, hc}, {});
+    Value* n = b_.create_inferred(OpKind::StackSize, {fwd(hc)}).result();
+    std::vector<Value*> inits{n};
+    std::vector<TensorType> types{TensorType::scalar(DType::I64)};
+    for (size_t i : carried) {
+      auto it = adj.find(op.result(i));
+      inits.push_back(it != adj.end() ? fit(it->second, op.result(i)->type) : zeros(op.result(i)->type));
+      types.push_back(body.arg(i)->type);
+    }
+    for (Value* f : free) {
+      inits.push_back(zeros(f->type));
+      types.push_back(f->type);
+    }
+    Op& bw = b_.while_loop(inits, types);
+    saved_.emplace_back(&b_.block(), b_.pos());
+    {
+      Block& cb = bw.region(0).block();
+      b_.set_insertion_end(cb);
+      b_.yield({b_.binary(rt::BinaryOp::Gt, cb.arg(0), b_.constant(rt::Tensor::scalar(int64_t{0})))});
+    }
+    Block& bb = bw.region(1).block();
+    b_.set_insertion_end(bb);
+    ctxs_.push_back(Ctx{&op, &body, &bb, 0, {}});
+    Adj local;
+    Op& y = body.op(body.size() - 1);
+    for (size_t k = 0; k < carried.size(); ++k) acc(local, y.operand(carried[k]), bb.arg(1 + k));
+    backprop(opsOf(body), local);
+    std::vector<Value*> outs{b_.binary(rt::BinaryOp::Sub, bb.arg(0), b_.constant(rt::Tensor::scalar(int64_t{1})))};
+    for (size_t i : carried) {
+      Value* arg = body.arg(i);
+      auto it = local.find(arg);
+      outs.push_back(it != local.end() ? fit(it->second, arg->type) : zeros(arg->type));
+    }
+    for (size_t k = 0; k < free.size(); ++k) {
+      Value* acc0 = bb.arg(1 + carried.size() + k);
+      auto it = local.find(free[k]);
+      if (it == local.end()) {
+        outs.push_back(acc0);
+        continue;
+      }
+      Value* lv = fit(it->second, free[k]->type);
+      auto sp = sparse_.find(lv);
+      if (sp != sparse_.end() && lv->type == acc0->type && !lv->has_uses() && lv->def()->parent() == &bb) {
+        // acc[idx] += g, in place, instead of acc + update(zeros, g, idx).
+        auto [g, idx] = sp->second;
+        sparse_.erase(sp);
+        Op* u = lv->def();
+        u->drop_operands();
+        bb.erase(bb.index_of(u));
+        b_.set_insertion_end(bb);
+        Value* cur = b_.index(acc0, idx);
+        outs.push_back(b_.update(acc0, add(cur, fit(g, cur->type)), idx));
+        continue;
+      }
+      outs.push_back(add(acc0, lv));
+    }
+    b_.yield(outs);
+    ctxs_.pop_back();
+    auto [blk, pos] = saved_.back();
+    saved_.pop_back();
+    b_.set_insertion(*blk, pos);
+    for (size_t k = 0; k < carried.size(); ++k) acc(adj, op.operand(carried[k]), bw.result(1 + k));
+    for (size_t k = 0; k < free.size(); ++k) acc(adj, free[k], bw.result(1 + carried.size() + k));
+  }
+};
+
+}  // namespace
+
+std::vector<Value*> gradient(Builder& b, const std::vector<Op*>& tape, Value* target,
+                             const std::vector<Value*>& sources) {
+  Grad g(b);
+  return g.run(tape, target, sources);
+}
+
+}  // namespace tdl::ir::autodiff

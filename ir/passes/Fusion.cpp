@@ -1,0 +1,257 @@
+// Fusion of elementwise chains.
+//   Rewrites: a chain of two or more elementwise ops of one block, each producer used
+//     only by its consumer and of its shape, whose operands are scalars, tensors of the
+//     result's shape (at least one) or broadcast rows ([C]) / columns ([B, 1]), becomes one `fused` op: its operands are the chain's inputs, its body region the
+//     ops on scalars (one block argument per operand), yielding the element. Codegen
+//     lowers it to one loop over the result (vectorized, split over threads above a size).
+//     A lone f32 `exp` also becomes a fused op (its inline exp vectorizes). A cheap
+//     producer (not exp/log/sqrt) whose users are all fusable ops of its shape is copied
+//     once per user first, so each loop recomputes it.
+//   Preconditions: the function verifies.
+//   Guarantees: only ops that is_fusable_scalar_op accepts (no op that can fail: integer
+//     `//`, `%`, `**` stay outside) and the same per-element semantics (f32 exp in a
+//     fused loop: within 2 ulp of libm, inside SPEC §11); any other single elementwise
+//     op, an op whose operands need another broadcast, and values used twice stay
+//     as they are (must-not-change cases in tests/ir/lit/fusion/no-fusion.ir).
+#include <map>
+
+#include "ir/Pass.h"
+#include "ir/Rewrite.h"
+
+namespace tdl::ir {
+
+bool is_fusable_scalar_op(const Op& op) {
+  if (op.num_results() != 1 || op.num_regions()) return false;
+  DType d = op.num_operands() ? op.operand(0)->type.dtype : DType::F32;
+  for (const Value* v : op.operands()) d = rt::promote(d, v->type.dtype);
+  bool flt = d == DType::F32 || d == DType::F64;
+  if (op.kind() == OpKind::Cast || op.kind() == OpKind::Select) return true;
+  if (auto b = as_binary(op.kind())) {
+    switch (*b) {
+      case rt::BinaryOp::FloorDiv:
+      case rt::BinaryOp::Mod:
+      case rt::BinaryOp::Pow: return false;  // may fail on integers; pow through the runtime
+      case rt::BinaryOp::BitAnd:
+      case rt::BinaryOp::BitOr:
+      case rt::BinaryOp::BitXor: return !flt;
+      default: return true;
+    }
+  }
+  if (auto u = as_unary(op.kind())) {
+    switch (*u) {
+      case rt::UnaryOp::Neg:
+      case rt::UnaryOp::Abs:
+      case rt::UnaryOp::Relu:
+      case rt::UnaryOp::Square:
+      case rt::UnaryOp::LogicalNot: return true;
+      case rt::UnaryOp::BitNot: return !flt;
+      case rt::UnaryOp::Exp:
+      case rt::UnaryOp::Log:
+      case rt::UnaryOp::Sqrt: return flt;  // the same libm calls as the runtime kernels
+      default: return false;
+    }
+  }
+  return false;
+}
+
+FusedOperand fused_operand_kind(const TensorType& x, const TensorType& r) {
+  if (x.is_scalar()) return FusedOperand::Scalar;
+  if (x.dims == r.dims) return FusedOperand::Full;
+  size_t xr = x.dims.size(), rr = r.dims.size();
+  if (rr == 0 || xr > rr) return FusedOperand::None;
+  auto one = [](const Dim& d) { return d.is_known() && d.size == 1; };
+  // Row: the last dims agree, every other dim of x is 1.
+  if (x.dims.back() == r.dims.back()) {
+    bool ok = true;
+    for (size_t i = 0; i + 1 < xr; ++i) ok = ok && one(x.dims[i]);
+    if (ok) return FusedOperand::Row;
+  }
+  // Col: same rank, last dim 1, the others agree.
+  if (xr == rr && one(x.dims.back())) {
+    bool ok = true;
+    for (size_t i = 0; i + 1 < xr; ++i) ok = ok && x.dims[i] == r.dims[i];
+    if (ok) return FusedOperand::Col;
+  }
+  return FusedOperand::None;
+}
+
+namespace {
+
+// An elementwise op on tensors that a fused loop can compute: operands scalars, of the
+// result's shape, or broadcast as rows/columns, and at least one of the result's shape.
+bool fusable(const Op& op) {
+  if (!op.has_trait(kElementwise) || op.num_results() != 1) return false;
+  const TensorType& r = op.result()->type;
+  if (r.is_scalar()) return false;
+  bool full = false;
+  for (const Value* v : op.operands()) {
+    FusedOperand k = fused_operand_kind(v->type, r);
+    if (k == FusedOperand::None) return false;
+    full = full || k == FusedOperand::Full;
+  }
+  return full && is_fusable_scalar_op(op);
+}
+
+bool single_use_by(const Value* v, const Op& user) {
+  return v->uses().size() == 1 && v->uses()[0].op == &user;
+}
+
+// Whether op belongs to a chain: a fusable producer used only here, or a fusable consumer
+// that is the only user (both in the same block).
+bool in_chain(const Op& op) {
+  for (const Value* v : op.operands())
+    if (v->def() && v->def()->parent() == op.parent() && (fusable(*v->def()) || v->def()->kind() == OpKind::Fused) &&
+        single_use_by(v, op) && v->type.dims == op.result()->type.dims)
+      return true;
+  const Value* r = op.result();
+  if (r->uses().size() == 1) {
+    const Op& u = *r->uses()[0].op;
+    if (u.parent() == op.parent() && (fusable(u) || u.kind() == OpKind::Fused) && u.num_results() == 1 &&
+        u.result()->type.dims == r->type.dims)
+      return true;
+  }
+  return false;
+}
+
+// An op worth a fused loop by itself: f32 exp (codegen's inline exp vectorizes; the
+// runtime kernel calls libm per element), or one with a row/column operand (the loop reads
+// it in place, where the runtime's broadcast kernel walks strides).
+bool worth_alone(const Op& op) {
+  if (op.kind() == kind_of(rt::UnaryOp::Exp) && op.result()->type.dtype == DType::F32) return true;
+  for (const Value* v : op.operands()) {
+    FusedOperand k = fused_operand_kind(v->type, op.result()->type);
+    if (k == FusedOperand::Row || k == FusedOperand::Col) return true;
+  }
+  return false;
+}
+
+// Replaces op (at position i of b) by a fused op with op as its body.
+void wrap(Block& b, size_t i) {
+  Op& op = b.op(i);
+  auto f = std::make_unique<Op>(OpKind::Fused, op.loc);
+  Block& body = f->add_region().block();
+  std::map<Value*, Value*> arg;
+  auto x = std::make_unique<Op>(op.kind(), op.loc);
+  x->attrs = op.attrs;
+  for (Value* v : op.operands()) {
+    auto it = arg.find(v);
+    if (it == arg.end()) {
+      f->add_operand(v);
+      it = arg.emplace(v, body.add_arg(TensorType::scalar(v->type.dtype))).first;
+    }
+    x->add_operand(it->second);
+  }
+  Value* e = x->add_result(TensorType::scalar(op.result()->type.dtype));
+  body.append(std::move(x));
+  auto y = std::make_unique<Op>(OpKind::Yield, op.loc);
+  y->add_operand(e);
+  body.append(std::move(y));
+  Value* r = f->add_result(op.result()->type);
+  op.result()->replace_all_uses_with(r);
+  b.erase(i);
+  b.insert(i, std::move(f));
+}
+
+// Moves producer fused op p (operand k of consumer g, used only there) into g's body.
+void merge(Block& b, Op& p, Op& g, size_t k) {
+  Block& gb = g.region(0).block();
+  Block& pb = p.region(0).block();
+  std::vector<Value*> map;
+  for (size_t i = 0; i < p.num_operands(); ++i) {
+    Value* u = p.operand(i);
+    Value* a = nullptr;
+    for (size_t j = 0; j < g.num_operands(); ++j)
+      if (j != k && g.operand(j) == u) a = gb.arg(j);
+    if (!a) {
+      g.add_operand(u);
+      a = gb.add_arg(TensorType::scalar(u->type.dtype));
+    }
+    map.push_back(a);
+  }
+  std::vector<Value*> ys = inline_block(pb, gb, 0);
+  for (size_t i = 0; i < pb.num_args(); ++i) pb.arg(i)->replace_all_uses_with(map[i]);
+  gb.arg(k)->replace_all_uses_with(ys.at(0));
+  g.erase_operand(k);
+  gb.erase_arg(k);
+  pb.drop_all_references();
+  b.erase(b.index_of(&p));
+}
+
+// A cheap producer (one arithmetic op, not a transcendental) used by several fusable ops of
+// its block: one copy per use, so that each consumer's loop recomputes it instead of
+// reading a materialized tensor (softmax's x - max feeds both exp and log_softmax).
+bool cheap(const Op& op) {
+  if (auto u = as_unary(op.kind()))
+    return *u != rt::UnaryOp::Exp && *u != rt::UnaryOp::Log && *u != rt::UnaryOp::Sqrt;
+  return true;
+}
+
+bool duplicate_cheap_producers(Block& b) {
+  bool changed = false;
+  for (size_t i = 0; i < b.size(); ++i) {
+    Op& p = b.op(i);
+    if (!fusable(p) || !cheap(p) || p.result()->uses().size() < 2) continue;
+    const Value* r = p.result();
+    bool all = true;
+    for (const Use& u : r->uses())
+      all = all && u.op->parent() == &b && fusable(*u.op) && u.op->result()->type.dims == r->type.dims;
+    if (!all) continue;
+    std::vector<Use> uses = r->uses();
+    for (size_t k = 1; k < uses.size(); ++k) {
+      auto c = std::make_unique<Op>(p.kind(), p.loc);
+      c->attrs = p.attrs;
+      for (Value* v : p.operands()) c->add_operand(v);
+      Value* cr = c->add_result(r->type);
+      uses[k].op->set_operand(uses[k].index, cr);
+      b.insert(i + 1, std::move(c));
+    }
+    changed = true;
+  }
+  return changed;
+}
+
+bool fuse_block(Block& b) {
+  bool changed = false;
+  for (size_t i = 0; i < b.size(); ++i)
+    for (size_t r = 0; r < b.op(i).num_regions(); ++r) changed |= fuse_block(b.op(i).region(r).block());
+  changed |= duplicate_cheap_producers(b);
+  // Wrap every member of a chain, then merge producers into consumers.
+  std::vector<bool> wrapIt(b.size(), false);
+  for (size_t i = 0; i < b.size(); ++i) wrapIt[i] = fusable(b.op(i)) && (in_chain(b.op(i)) || worth_alone(b.op(i)));
+  for (size_t i = 0; i < b.size(); ++i)
+    if (wrapIt[i]) {
+      wrap(b, i);
+      changed = true;
+    }
+  bool again = true;
+  while (again) {
+    again = false;
+    for (size_t i = 0; i < b.size() && !again; ++i) {
+      Op& g = b.op(i);
+      if (g.kind() != OpKind::Fused) continue;
+      for (size_t k = 0; k < g.num_operands(); ++k) {
+        Value* v = g.operand(k);
+        Op* p = v->def();
+        if (p && p->kind() == OpKind::Fused && p->parent() == &b && single_use_by(v, g) &&
+            v->type.dims == g.result()->type.dims) {
+          merge(b, *p, g, k);
+          again = changed = true;
+          break;
+        }
+      }
+    }
+  }
+  return changed;
+}
+
+class Fusion : public Pass {
+ public:
+  std::string_view name() const override { return "fusion"; }
+  bool run(Function& f) override { return fuse_block(f.entry()); }
+};
+
+}  // namespace
+
+std::unique_ptr<Pass> create_fusion_pass() { return std::make_unique<Fusion>(); }
+
+}  // namespace tdl::ir
