@@ -16,6 +16,8 @@ namespace {
 constexpr int kMaxRegisters = 65535;
 constexpr uint16_t kNoString = 0xFFFF;
 
+}  // namespace
+
 Op binOpcode(BinOp op) {
   switch (op) {
     case BinOp::Add: return Op::Add;
@@ -39,6 +41,8 @@ Op binOpcode(BinOp op) {
   }
   throw InternalError("binOpcode: short-circuit operators have no opcode");
 }
+
+namespace {
 
 Op assignOpcode(char op) {
   switch (op) {

@@ -13,6 +13,9 @@
 
 namespace tdl::vm {
 
+// The VM opcode of a binary operator (not and/or, which short-circuit).
+Op binOpcode(BinOp op);
+
 struct CompileOptions {
   bool replPrint = false;  // print the value of each top-level expression statement
 };

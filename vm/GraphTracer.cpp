@@ -1,4 +1,5 @@
 // The tracer: graph fn AST + signature → IR (see GraphTracer.h).
+#include "vm/Compiler.h"
 #include "vm/GraphTracer.h"
 
 #include <fmt/format.h>
@@ -168,27 +169,6 @@ rt::BinaryOp rtBinary(BinOp op) {
     case BinOp::MatMul: break;
   }
   return rt::BinaryOp::Add;
-}
-
-Op vmOp(BinOp op) {
-  switch (op) {
-    case BinOp::Add: return Op::Add;
-    case BinOp::Sub: return Op::Sub;
-    case BinOp::Mul: return Op::Mul;
-    case BinOp::Div: return Op::Div;
-    case BinOp::FloorDiv: return Op::FloorDiv;
-    case BinOp::Mod: return Op::Mod;
-    case BinOp::Pow: return Op::Pow;
-    case BinOp::MatMul: return Op::MatMul;
-    case BinOp::Eq: return Op::Eq;
-    case BinOp::Ne: return Op::Ne;
-    case BinOp::Lt: return Op::Lt;
-    case BinOp::Le: return Op::Le;
-    case BinOp::Gt: return Op::Gt;
-    case BinOp::Ge: return Op::Ge;
-    case BinOp::BitAnd: return Op::BitAnd;
-    default: return Op::BitOr;
-  }
 }
 
 std::optional<rt::UnaryOp> unaryByName(const std::string& n) {
@@ -669,7 +649,7 @@ class Tracer {
       TV rhs = eval(*s.exprs[1]);
       if (s.assignOp == '=') return rhs;
       BinOp op = s.assignOp == '+' ? BinOp::Add : s.assignOp == '-' ? BinOp::Sub : s.assignOp == '*' ? BinOp::Mul : BinOp::Div;
-      return binop(rtBinary(op), cur, rhs, s.loc, vmOp(op));
+      return binop(rtBinary(op), cur, rhs, s.loc, binOpcode(op));
     };
     if (target.kind == ExprKind::Name) {
       if (target.ref.kind != RefKind::Local) fail(target.loc, fmt::format("cannot assign to '{}' in a graph fn", target.str));
@@ -1173,7 +1153,7 @@ class Tracer {
       setLoc(e.loc);
       return TV::dyn(guarded(e.loc, [&] { return b_.matmul(x, y); }));
     }
-    return binop(rtBinary(e.binop), a, b, e.loc, vmOp(e.binop));
+    return binop(rtBinary(e.binop), a, b, e.loc, binOpcode(e.binop));
   }
 
   template <class F> TV staticCall(const Loc& loc, F&& f) {
