@@ -1,5 +1,7 @@
 #include "ir/IR.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -243,7 +245,7 @@ bool Function::has_sym(std::string_view s) const {
 
 std::string Function::fresh_sym() {
   for (size_t k = 0;; ++k) {
-    std::string name = "?" + std::to_string(k);
+    std::string name = fmt::format("?{}", k);  // not "?" + to_string: GCC 12 -Wrestrict false positive
     if (!has_sym(name)) {
       syms.push_back(name);
       return name;

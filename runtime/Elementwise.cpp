@@ -363,10 +363,14 @@ Tensor cast(const Tensor& x, DType dtype) {
   return out;
 }
 
-Tensor binary(BinaryOp op, const Tensor& a_in, const Tensor& b_in) {
+Tensor binary(BinaryOp op, const Tensor& a_in, const Tensor& b_in) { return binary(op, a_in, b_in, nullptr); }
+
+Tensor binary(BinaryOp op, const Tensor& a_in, const Tensor& b_in, Tensor* reuse) {
   DType ct = binary_compute_dtype(op, a_in.dtype(), b_in.dtype());
   DType rt = is_comparison(op) ? DType::Bool : ct;
   Shape shape = broadcast_shapes(a_in.shape(), b_in.shape());
+  // Decided before the casts below take their own references to the buffers.
+  bool inPlace = reuse && reuse->is_unique() && reuse->dtype() == rt && reuse->shape() == shape;
   Tensor a = cast(a_in, ct), b = cast(b_in, ct);
   if ((op == BinaryOp::FloorDiv || op == BinaryOp::Mod) && is_integer(ct)) {
     bool zero = dispatch(ct, [&](auto tag) { return contains<decltype(tag)>(b, 0); });
@@ -376,10 +380,12 @@ Tensor binary(BinaryOp op, const Tensor& a_in, const Tensor& b_in) {
     bool neg = dispatch(ct, [&](auto tag) { return contains_negative<decltype(tag)>(b); });
     if (neg) throw Error("integers cannot be raised to negative integer powers");
   }
-  Tensor out = Tensor::empty(rt, shape);
+  Tensor out = inPlace ? *reuse : Tensor::empty(rt, shape);
   if (out.numel() == 0) return out;
   detail::LoopPlan plan = detail::make_loop_plan(shape, {&shape, &a.shape(), &b.shape()});
-  void* o = out.mutable_raw();
+  // In place: the buffer is shared with `a`/`b` and `reuse` now, but by
+  // nothing outside this call, so it is written without a copy.
+  void* o = inPlace ? const_cast<void*>(out.raw()) : out.mutable_raw();
   dispatch(ct, [&](auto tag) {
     using T = decltype(tag);
     binary_typed<T>(op, plan, a.data<T>(), b.data<T>(), o);

@@ -40,6 +40,12 @@ DType binary_result_dtype(BinaryOp op, DType a, DType b);
 DType unary_result_dtype(UnaryOp op, DType x);
 
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b);
+// The same, writing the result into `reuse`'s buffer when that buffer is not
+// shared and already has the result's dtype and shape (an operand that is a
+// dead temporary: `x * 1.5 + 0.25` then needs one buffer, not two). Each
+// output element depends only on the inputs at its own index, so `reuse` may
+// be one of the operands.
+Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor* reuse);
 Tensor unary(UnaryOp op, const Tensor& x);
 
 // Named forms: add(a, b), ..., logical_or(a, b); neg(x), ..., isfinite(x).

@@ -25,7 +25,9 @@ const char* opSemantics(Op op);
 
 // Instr::flags of binary operators: an operand is a constant (K[B] / K[C])
 // instead of a register, so literals need no LoadK.
-enum InstrFlag : uint8_t { kConstB = 1, kConstC = 2 };
+// kTempB/kTempC: the operand register is a temporary that dies with this
+// instruction, so its tensor buffer may be reused for the result.
+enum InstrFlag : uint8_t { kConstB = 1, kConstC = 2, kTempB = 4, kTempC = 8 };
 
 struct Instr {
   Op op;

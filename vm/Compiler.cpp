@@ -545,7 +545,12 @@ struct FnCompiler {
     if (e.kind == ExprKind::Int) v = Value::i64(e.ival, true);
     else if (e.kind == ExprKind::Float) v = Value::weakFloat(e.fval);
     else if (e.kind == ExprKind::Bool) v = Value::boolean(e.bval, true);
-    else return exprAny(e);
+    else {
+      int r = exprAny(e);
+      // A temporary (not a variable's register) dies with this operator.
+      if (r >= localsEnd_) flags |= constFlag == kConstB ? kTempB : kTempC;
+      return r;
+    }
     int k = constant(std::move(v));
     if (k > 0xFFFF) return exprAny(e);
     flags |= constFlag;

@@ -481,6 +481,9 @@ void Interpreter::loop(size_t stopDepth) {
       Value out;                                                                      \
       if (arithSameKind<rt::BinaryOp::NAME>(a, b, out)) R[in.a] = std::move(out);     \
       else R[in.a] = binaryValues(rt::BinaryOp::NAME, a, b);                          \
+    } else if ((in.flags & (kTempB | kTempC)) && a.isNumeric() && b.isNumeric()) {  \
+      R[in.a] = binaryValuesReusing(rt::BinaryOp::NAME, a, b, in.flags & kTempB,       \
+                                    in.flags & kTempC);                               \
     } else {                                                                          \
       R[in.a] = binaryOperator(in.op, a, b);                                          \
     }                                                                                 \

@@ -152,6 +152,20 @@ Value plain::binaryValues(BinaryOp op, const Value& a, const Value& b) {
   return fromTensor(rt::binary(op, operandFor(a, db), operandFor(b, da)));
 }
 
+Value binaryValuesReusing(BinaryOp op, const Value& a, const Value& b, bool aDead, bool bDead) {
+  auto reusable = [](const Value& v, bool dead) -> rt::Tensor* {
+    if (!dead || !v.isTensor() || !v.unique()) return nullptr;
+    rt::Tensor& t = v.as<TensorObj>()->t;
+    return t.is_unique() ? &t : nullptr;
+  };
+  rt::Tensor* reuse = nullptr;
+  if (!ad::recording()) reuse = reusable(a, aDead) ? reusable(a, aDead) : reusable(b, bDead);
+  if (!reuse || !a.isNumeric() || !b.isNumeric()) return binaryValues(op, a, b);
+  DType da = a.isTensor() ? a.as<TensorObj>()->t.dtype() : a.dtype();
+  DType db = b.isTensor() ? b.as<TensorObj>()->t.dtype() : b.dtype();
+  return fromTensor(rt::binary(op, operandFor(a, db), operandFor(b, da), reuse));
+}
+
 Value plain::unaryValues(rt::UnaryOp op, const Value& x) {
   requireNumeric(x, "this operation");
   if (x.isScalar()) {

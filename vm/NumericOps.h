@@ -28,6 +28,10 @@ Value matmulValues(const Value& a, const Value& b);
 Value castValue(const Value& x, DType dt);
 }  // namespace plain
 
+// binaryValues where `a` (aDead) or `b` (bDead) is a dead temporary whose
+// unshared tensor buffer may hold the result (never while a tape records).
+Value binaryValuesReusing(rt::BinaryOp op, const Value& a, const Value& b, bool aDead, bool bDead);
+
 inline Value binaryValues(rt::BinaryOp op, const Value& a, const Value& b) {
   if (ad::recording()) [[unlikely]] return ad::binary(op, a, b);
   return plain::binaryValues(op, a, b);

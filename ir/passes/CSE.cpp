@@ -25,8 +25,8 @@ std::string key_of(const Op& op) {
   std::string key = std::string(op.name()) + "(";
   for (const Value* v : operands) key += fmt::format("{},", static_cast<const void*>(v));
   key += ")";
-  for (const auto& [k, a] : op.attrs) key += k + "=" + attr_to_string(a) + ";";
-  for (Value* r : op.results()) key += ":" + r->type.str();
+  for (const auto& [k, a] : op.attrs) key += fmt::format("{}={};", k, attr_to_string(a));
+  for (Value* r : op.results()) key += fmt::format(":{}", r->type.str());
   return key;
 }
 
