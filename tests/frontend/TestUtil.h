@@ -4,6 +4,7 @@
 
 #include "frontend/AstPrinter.h"
 #include "frontend/Frontend.h"
+#include "frontend/Parser.h"
 
 namespace tdl::test {
 
@@ -14,12 +15,17 @@ struct Checked {
   std::string messages;            // "L:C message\n" per diagnostic
 };
 
+// Runs on a large stack, as the tool does (deep but legal input recurses).
 inline Checked check(const std::string& src, bool eager = false) {
-  Compilation c;
-  c.diags.setPrint(false);
-  c.load("test.tdl", SemaOptions{eager}, &src);
-  Checked r{c.ok, "", c.diags.all(), ""};
-  if (!c.loader->modules().empty()) r.ast = printAst(c.loader->main());
+  Checked r{false, "", {}, ""};
+  runWithLargeStack([&] {
+    Compilation c;
+    c.diags.setPrint(false);
+    c.load("test.tdl", SemaOptions{eager}, &src);
+    r.ok = c.ok;
+    r.diags = c.diags.all();
+    if (!c.loader->modules().empty()) r.ast = printAst(c.loader->main());
+  });
   for (auto& d : r.diags) r.messages += std::to_string(d.loc.line) + ":" + std::to_string(d.loc.col) + " " + d.message + "\n";
   return r;
 }
