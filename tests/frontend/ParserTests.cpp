@@ -5,8 +5,8 @@
 #include "TestUtil.h"
 
 using tdl::test::check;
+using tdl::test::has;
 
-static bool has(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
 
 TEST_CASE("literals: ints with underscores, floats in every form, strings, bools, none") {
   auto r = check("let a = 1_000_000\nlet b = [1.0, 1., .5, 1e-3, 2.5E+4]\nlet c = \"a\\tb\\n\"\nlet d = (true, false, none)\n");

@@ -4,8 +4,8 @@
 #include "TestUtil.h"
 
 using tdl::test::check;
+using tdl::test::has;
 
-static bool has(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
 
 TEST_CASE("top-level fns are hoisted; top-level lets are visible from where they stand") {
   CHECK(check("print(later(2))\nfn later(v) { return v * 2 }\n").ok);

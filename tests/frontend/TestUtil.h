@@ -15,6 +15,8 @@ struct Checked {
   std::string messages;            // "L:C message\n" per diagnostic
 };
 
+inline bool has(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
+
 // Runs on a large stack, as the tool does (deep but legal input recurses).
 inline Checked check(const std::string& src, bool eager = false) {
   Checked r{false, "", {}, ""};
