@@ -3,7 +3,7 @@
 #include <time.h>
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
 int main(int argc, char** argv) {
-  int reps = atoi(argv[1]), n = 100000;
+  int reps = atoi(argv[1]), n = argc > 2 ? atoi(argv[2]) : 100000;  /* argv[2]: bench/run's `size` file */
   float* x = malloc(sizeof(float) * n);
   for (int r = 0; r < reps; ++r) {
     srand(0);
