@@ -1,13 +1,13 @@
 # The two commands of the README:
 #   make run    install dependencies, build, run an example
 #   make test   install dependencies, build, run every test
-# Other targets: build, check-conformance, asan, fuzz, clean.
+# Other targets: build, check-conformance, bench, asan, fuzz, clean.
 BUILD   ?= build
 JOBS    ?= 2
 TDL     := $(BUILD)/tdl
 EXAMPLE ?= examples/digits_mlp.tdl
 
-.PHONY: all deps configure build run test check-conformance asan fuzz clean
+.PHONY: all deps configure build run test check-conformance asan fuzz bench clean
 
 all: build
 
@@ -29,7 +29,12 @@ test: build
 
 # The shared conformance suite, with the tests not expected to pass yet as pending.
 check-conformance: build
-	python3 ../shared/conformance/run.py --tdl $(TDL) --pending tests/conformance-pending.txt
+	python3 ../shared/conformance/run.py --tdl $(TDL) --modes eager,graph,build --pending tests/conformance-pending.txt
+
+# The benchmark suite: every workload in TDL beside NumPy, PyTorch, TorchScript and C,
+# the issues' targets met or not; writes bench/RESULTS.md (under 10 minutes).
+bench: build
+	python3 bench/run --tdl $(TDL)
 
 # Everything under AddressSanitizer + UndefinedBehaviorSanitizer.
 asan: deps

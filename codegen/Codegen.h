@@ -7,6 +7,7 @@
 // C++ exception ever unwinds through JIT frames); the context keeps the message and the
 // failing op, whose `loc` the caller turns into a diagnostic.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -42,6 +43,7 @@ class CompiledFn {
   int numSlots = 0;
   std::vector<int> paramSlots, resultSlots;
   std::vector<std::string> syms;  // symbolic dims, indexed like ExecCtx::syms
+  mutable std::atomic<int64_t> reusedBuffers{0};  // over all calls (--trace-report)
 };
 
 struct CompileTimes {
@@ -50,6 +52,27 @@ struct CompileTimes {
 
 // Compiles `fn` (owned by `module`) into native code.
 std::unique_ptr<CompiledFn> compile(std::unique_ptr<ir::Module> module, ir::Function& fn, CompileTimes* times = nullptr);
+
+// The op table and slots of a compiled function as text, and back onto a function whose
+// text form is the same (ops are named by their position in program order). A native
+// executable rebuilds its ahead-of-time compiled functions' tables this way.
+std::string serializeTable(const CompiledFn& cf);
+bool restoreTable(CompiledFn& cf, const std::string& text, ir::Function& fn);
+
+// Ahead-of-time compilation (`tdl build`): `fn` → a relocatable object file whose one
+// external function `entry` is the compiled body (`int entry(void* ctx)`, calling the
+// tdl_* runtime ABI by name), its LLVM IR text, and its op table (serializeTable).
+struct AotOptions {
+  std::string entry;          // the symbol of the function
+  std::string cpu = "host";  // --target-cpu: "host", "generic" or an LLVM CPU name
+  int optLevel = 2;           // -O0..-O3
+};
+struct AotResult {
+  std::string object, llvm, table;
+};
+AotResult compileAot(ir::Function& fn, const AotOptions& opts);
+// Whether --target-cpu names a CPU of the host's target ("host" and "generic" always do).
+bool validTargetCpu(const std::string& cpu);
 
 // Text of the later stages for `tdl emit`: "llvm" (optimized LLVM IR) or "asm".
 std::string emitStage(ir::Function& fn, const std::string& stage);

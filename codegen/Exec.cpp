@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
@@ -64,6 +65,12 @@ std::string printText(const std::string& format, const std::vector<rt::Tensor>& 
     } else if (ch == '{' && i + 1 < format.size() && format[i + 1] == '}') {
       if (k < in.size()) out += rt::format_tensor(in[k++]);
       ++i;
+    } else if (ch == '{' && i + 1 < format.size() && format[i + 1] == ':') {
+      // `{:spec}`: an f-string field with a format spec (rt::format_with_spec)
+      size_t close = format.find('}', i + 2);
+      if (close == std::string::npos) close = format.size();
+      if (k < in.size()) out += rt::format_with_spec(in[k++], format.substr(i + 2, close - i - 2));
+      i = close;
     } else {
       out += ch;
     }
@@ -266,11 +273,53 @@ void* tdl_update_elem(void* ctx, int32_t dst, int32_t src, int32_t move, const i
 
 // Allocates the result of a fused op in `dst` with the shape of the tensor in `ref`;
 // returns its element count.
-int64_t tdl_fused_alloc(void* ctx, int32_t dst, int32_t ref, int32_t dtype) {
+// The result of a fused loop: the buffer of `donor` (an operand of the same shape and
+// dtype that is dead after the loop; -1: none) when no one else holds it, else a new one.
+int64_t tdl_fused_alloc(void* ctx, int32_t dst, int32_t ref, int32_t dtype, int32_t donor) {
   ExecCtx& c = C(ctx);
   rt::Shape shape = c.slots[ref].shape();
+  if (donor >= 0) {
+    rt::Tensor& d = c.slots[donor];
+    const rt::Storage* s = d.storage();
+    if (s && s->refs.load(std::memory_order_acquire) == 1 && d.dtype() == static_cast<rt::DType>(dtype) &&
+        d.shape() == shape) {
+      c.slots[dst] = std::move(d);
+      c.slots[donor] = rt::Tensor();
+      ++c.reused;
+      return c.slots[dst].numel();
+    }
+  }
   c.slots[dst] = rt::Tensor::empty(static_cast<rt::DType>(dtype), shape);
   return c.slots[dst].numel();
+}
+
+// The result of a fused_reduce over the domain in slot `ref` (reduced over its last axis,
+// or all axes when `all`); returns the domain's number of rows (all dims but the last).
+int64_t tdl_reduce_alloc(void* ctx, int32_t dst, int32_t ref, int32_t dtype, int32_t keepdims, int32_t all) {
+  ExecCtx& c = C(ctx);
+  const rt::Shape& d = c.slots[ref].shape();
+  rt::Shape out;
+  int64_t rows = 1;
+  for (size_t i = 0; i + 1 < d.size(); ++i) {
+    rows *= d[i];
+    if (!all) out.push_back(d[i]);
+    else if (keepdims) out.push_back(1);
+  }
+  if (keepdims) out.push_back(1);
+  c.slots[dst] = rt::Tensor::empty(static_cast<rt::DType>(dtype), out);
+  return rows;
+}
+
+// Runs kernel(env, rowBegin, rowEnd) over `rows` rows of `inner` elements each: on the
+// calling thread below kFusedParallelThreshold elements in all, else split over the pool.
+void tdl_parallel_reduce_rows(void (*kernel)(void*, int64_t, int64_t), void* env, int64_t rows, int64_t inner) {
+  int64_t per = std::max<int64_t>(inner, 1);
+  if (rows * per < kFusedParallelThreshold) {
+    kernel(env, 0, rows);
+    return;
+  }
+  int64_t grain = std::max<int64_t>(1, kFusedParallelThreshold / 2 / per);
+  rt::parallel_for(rows, grain, [&](int64_t b, int64_t e) { kernel(env, b, e); });
 }
 
 // The data of the tensor in `slot` (for a fused loop: operands are read, results written;
@@ -315,6 +364,8 @@ std::vector<AbiSymbol> abiSymbols() {
           {"tdl_data", reinterpret_cast<void*>(&tdl_data)},
           {"tdl_parallel", reinterpret_cast<void*>(&tdl_parallel)},
           {"tdl_parallel_rows", reinterpret_cast<void*>(&tdl_parallel_rows)},
+          {"tdl_reduce_alloc", reinterpret_cast<void*>(&tdl_reduce_alloc)},
+          {"tdl_parallel_reduce_rows", reinterpret_cast<void*>(&tdl_parallel_reduce_rows)},
           {"tdl_dim", reinterpret_cast<void*>(&tdl_dim)},
           {"expf", reinterpret_cast<void*>(static_cast<float (*)(float)>(&std::exp))},
           {"exp", reinterpret_cast<void*>(static_cast<double (*)(double)>(&std::exp))},
@@ -374,6 +425,7 @@ bool CompiledFn::run(const std::vector<rt::Tensor>& inputs, std::vector<rt::Tens
   c.slots = slots.data();
   c.syms = symv.data();
   int status = entry(&c);
+  reusedBuffers.fetch_add(c.reused, std::memory_order_relaxed);
   if (status != 0) {
     err.message = c.err;
     err.op = c.errOp >= 0 ? ops[static_cast<size_t>(c.errOp)].op : nullptr;
@@ -381,6 +433,101 @@ bool CompiledFn::run(const std::vector<rt::Tensor>& inputs, std::vector<rt::Tens
   }
   outputs.clear();
   for (int s : resultSlots) outputs.push_back(slots[static_cast<size_t>(s)]);
+  return true;
+}
+
+// ------------------------------------------------------------------ the table as text
+
+namespace {
+std::vector<const ir::Op*> opsInOrder(ir::Function& fn) {
+  std::vector<const ir::Op*> ops;
+  ir::walk(fn.entry(), [&](ir::Op& op) { ops.push_back(&op); });
+  return ops;
+}
+void putInts(std::string& s, const std::vector<int32_t>& v) {
+  s += std::to_string(v.size());
+  for (int32_t x : v) s += " " + std::to_string(x);
+  s += "\n";
+}
+}  // namespace
+
+std::string serializeTable(const CompiledFn& cf) {
+  std::vector<const ir::Op*> order = opsInOrder(*cf.fn);
+  std::string s = "tdl-table 1\n" + std::to_string(cf.numSlots) + "\n";
+  putInts(s, std::vector<int32_t>(cf.paramSlots.begin(), cf.paramSlots.end()));
+  putInts(s, std::vector<int32_t>(cf.resultSlots.begin(), cf.resultSlots.end()));
+  s += std::to_string(cf.syms.size()) + "\n";
+  for (auto& y : cf.syms) s += std::to_string(y.size()) + " " + y + "\n";
+  s += std::to_string(cf.ops.size()) + "\n";
+  for (const OpEntry& e : cf.ops) {
+    auto it = std::find(order.begin(), order.end(), e.op);
+    s += std::to_string(it == order.end() ? -1 : static_cast<int64_t>(it - order.begin())) + " " +
+         std::to_string(e.moveFirst ? 1 : 0) + "\n";
+    putInts(s, e.in);
+    putInts(s, e.out);
+    s += std::to_string(e.outSyms.size()) + "\n";
+    for (auto& r : e.outSyms) putInts(s, std::vector<int32_t>(r.begin(), r.end()));
+  }
+  return s;
+}
+
+bool restoreTable(CompiledFn& cf, const std::string& text, ir::Function& fn) {
+  std::vector<const ir::Op*> order = opsInOrder(fn);
+  size_t pos = 0;
+  auto num = [&](int64_t& v) {
+    while (pos < text.size() && (text[pos] == ' ' || text[pos] == '\n')) ++pos;
+    size_t start = pos;
+    if (pos < text.size() && text[pos] == '-') ++pos;
+    while (pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos]))) ++pos;
+    if (start == pos) return false;
+    v = std::stoll(text.substr(start, pos - start));
+    return true;
+  };
+  auto ints = [&](std::vector<int32_t>& v) {
+    int64_t n;
+    if (!num(n) || n < 0 || static_cast<size_t>(n) > text.size()) return false;
+    v.resize(static_cast<size_t>(n));
+    for (auto& x : v) {
+      int64_t y;
+      if (!num(y)) return false;
+      x = static_cast<int32_t>(y);
+    }
+    return true;
+  };
+  if (text.compare(0, 12, "tdl-table 1\n") != 0) return false;
+  pos = 12;
+  int64_t n;
+  std::vector<int32_t> v;
+  if (!num(n)) return false;
+  cf.numSlots = static_cast<int>(n);
+  if (!ints(v)) return false;
+  cf.paramSlots.assign(v.begin(), v.end());
+  if (!ints(v)) return false;
+  cf.resultSlots.assign(v.begin(), v.end());
+  if (!num(n) || n < 0) return false;
+  cf.syms.clear();
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t len;
+    if (!num(len) || len < 0 || pos + 1 + static_cast<size_t>(len) > text.size()) return false;
+    cf.syms.push_back(text.substr(pos + 1, static_cast<size_t>(len)));
+    pos += 1 + static_cast<size_t>(len);
+  }
+  if (!num(n) || n < 0) return false;
+  cf.ops.clear();
+  for (int64_t i = 0; i < n; ++i) {
+    OpEntry e;
+    int64_t idx, mv, nr;
+    if (!num(idx) || !num(mv) || idx < -1 || idx >= static_cast<int64_t>(order.size())) return false;
+    e.op = idx < 0 ? nullptr : order[static_cast<size_t>(idx)];
+    e.moveFirst = mv != 0;
+    if (!ints(e.in) || !ints(e.out) || !num(nr) || nr < 0) return false;
+    for (int64_t r = 0; r < nr; ++r) {
+      if (!ints(v)) return false;
+      e.outSyms.emplace_back(v.begin(), v.end());
+    }
+    cf.ops.push_back(std::move(e));
+  }
+  cf.fn = &fn;
   return true;
 }
 

@@ -24,6 +24,7 @@ struct ExecCtx {
   std::string err;
   int32_t errOp = -1;
   std::vector<std::vector<rt::Tensor>> stacks;  // stack_new/push/pop (autodiff saves)
+  int64_t reused = 0;                           // fused results that took a dead operand's buffer
 };
 
 // Fused loops below this many elements run on the calling thread; above, they are split

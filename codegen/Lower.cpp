@@ -26,9 +26,11 @@
 #include <llvm/IR/LegacyPassManager.h>
 #include <llvm/IR/Module.h>
 #include <llvm/IR/Verifier.h>
+#include <llvm/MC/MCSubtargetInfo.h>
 #include <llvm/MC/TargetRegistry.h>
 #include <llvm/Passes/PassBuilder.h>
 #include <llvm/Support/TargetSelect.h>
+#include <llvm/TargetParser/Host.h>
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
 #pragma GCC diagnostic pop
@@ -105,7 +107,7 @@ struct Lowering {
   llvm::Value* ctxArg = nullptr;
   llvm::BasicBlock* failBB = nullptr;
   llvm::FunctionCallee opFn, truthFn, moveFn, copyFn;
-  llvm::FunctionCallee fusedAllocFn, dataFn, parallelFn, parallelRowsFn, dimFn;
+  llvm::FunctionCallee fusedAllocFn, dataFn, parallelFn, parallelRowsFn, dimFn, reduceAllocFn, reduceRowsFn;
   int kernelCount = 0;
   llvm::FunctionCallee loadI64Fn, loadF64Fn, storeI64Fn, storeF64Fn, failFn, elemFn, updateElemFn;
   std::map<const ir::Value*, int> slot;
@@ -143,10 +145,12 @@ struct Lowering {
     storeF64Fn = mod.getOrInsertFunction("tdl_store_f64", llvm::FunctionType::get(voidt, {ptr, i32t, i32t, f64t}, false));
     failFn = mod.getOrInsertFunction("tdl_fail", llvm::FunctionType::get(voidt, {ptr, i32t, ptr}, false));
     elemFn = mod.getOrInsertFunction("tdl_elem", llvm::FunctionType::get(ptr, {ptr, i32t, ptr, i32t, i32t}, false));
-    fusedAllocFn = mod.getOrInsertFunction("tdl_fused_alloc", llvm::FunctionType::get(i64t, {ptr, i32t, i32t, i32t}, false));
+    fusedAllocFn = mod.getOrInsertFunction("tdl_fused_alloc", llvm::FunctionType::get(i64t, {ptr, i32t, i32t, i32t, i32t}, false));
     dataFn = mod.getOrInsertFunction("tdl_data", llvm::FunctionType::get(ptr, {ptr, i32t}, false));
     parallelFn = mod.getOrInsertFunction("tdl_parallel", llvm::FunctionType::get(voidt, {ptr, ptr, i64t}, false));
     parallelRowsFn = mod.getOrInsertFunction("tdl_parallel_rows", llvm::FunctionType::get(voidt, {ptr, ptr, i64t, i64t}, false));
+    reduceAllocFn = mod.getOrInsertFunction("tdl_reduce_alloc", llvm::FunctionType::get(i64t, {ptr, i32t, i32t, i32t, i32t, i32t}, false));
+    reduceRowsFn = mod.getOrInsertFunction("tdl_parallel_reduce_rows", llvm::FunctionType::get(voidt, {ptr, ptr, i64t, i64t}, false));
     dimFn = mod.getOrInsertFunction("tdl_dim", llvm::FunctionType::get(i64t, {ptr, i32t, i32t}, false));
     updateElemFn = mod.getOrInsertFunction(
         "tdl_update_elem", llvm::FunctionType::get(ptr, {ptr, i32t, i32t, i32t, ptr, i32t, i32t}, false));
@@ -592,6 +596,7 @@ struct Lowering {
       default: break;
     }
     if (op.kind() == ir::OpKind::Fused) return lowerFused(op);
+    if (op.kind() == ir::OpKind::FusedReduce) return lowerFusedReduce(op);
     if (lowerNative(op)) return;
     if (op.kind() == ir::OpKind::Update && lowerUpdateElem(op)) return;
     OpEntry e;
@@ -635,8 +640,15 @@ struct Lowering {
       rows = rows || k == ir::FusedOperand::Row || k == ir::FusedOperand::Col;
     }
     if (ref < 0) throw std::runtime_error("internal: a fused op without an operand of the result's shape");
+    // Buffer reuse by liveness: an operand of the result's shape and dtype that dies here
+    // may lend its buffer to the result (each element is read before it is written at the
+    // same index); tdl_fused_alloc takes it when no one else holds it.
+    int donor = -1;
+    for (const ir::Value* v : op.operands())
+      if (donor < 0 && !isNat(v) && v->type.dtype == r->type.dtype &&
+          ir::fused_operand_kind(v->type, r->type) == ir::FusedOperand::Full && deadAfter(op, v))
+        donor = slotOf(v);
     int out = slotOf(r);
-    llvm::Value* count = b.CreateCall(fusedAllocFn, {ctxArg, i32(out), i32(ref), i32(static_cast<int>(r->type.dtype))});
     auto* wordT = b.getInt64Ty();
     llvm::AllocaInst* env = newAlloca(llvm::ArrayType::get(wordT, n + 2));
     auto word = [&](llvm::Value* base, size_t i) { return b.CreateConstGEP2_32(llvm::ArrayType::get(wordT, n + 2), base, 0, static_cast<unsigned>(i)); };
@@ -645,7 +657,44 @@ struct Lowering {
       inner = b.CreateCall(dimFn, {ctxArg, i32(ref), i32(static_cast<int>(r->type.dims.size()) - 1)});
       b.CreateStore(inner, word(env, n + 1));
     }
+    // The operands' data first: the donor's buffer may move to the result.
+    for (size_t j = 0; j < n; ++j) {
+      const ir::Value* v = op.operand(j);
+      if (!isNat(v)) b.CreateStore(b.CreateCall(dataFn, {ctxArg, i32(slotOf(v))}), word(env, j + 1));
+    }
+    llvm::Value* count =
+        b.CreateCall(fusedAllocFn, {ctxArg, i32(out), i32(ref), i32(static_cast<int>(r->type.dtype)), i32(donor)});
     b.CreateStore(b.CreateCall(dataFn, {ctxArg, i32(out)}), word(env, 0));
+    for (size_t j = 0; j < n; ++j) {
+      const ir::Value* v = op.operand(j);
+      if (isNat(v)) {
+        llvm::Value* x = get(v);
+        if (v->type.dtype == DType::Bool) x = b.CreateZExt(x, b.getInt8Ty());
+        b.CreateStore(x, word(env, j + 1));
+      }
+    }
+    llvm::Function* k = buildKernel(op, rows);
+    if (rows) b.CreateCall(parallelRowsFn, {k, env, count, inner});
+    else b.CreateCall(parallelFn, {k, env, count});
+  }
+
+  // A fused_reduce: the domain (operand 0's shape) viewed as rows x its last axis; each row
+  // of the loop accumulates its elements in f64 (as the runtime's reductions do for f32)
+  // and stores the row's sum or mean (last-axis form: rows split over the pool), or one
+  // accumulator runs over all rows and stores once (all-axes form, on the calling thread).
+  // env[0] is the result's data, env[1 + j] operand j's, env[n + 1] the row length.
+  void lowerFusedReduce(const ir::Op& op) {
+    const ir::Value* r = op.result();
+    const ir::Value* dom = op.operand(0);
+    size_t n = op.num_operands();
+    const auto& axes = op.ints_attr("axes");
+    bool whole = static_cast<int64_t>(axes.size()) == dom->type.rank();  // all axes (else the last)
+    int ref = slotOf(dom);
+    auto* wordT = b.getInt64Ty();
+    llvm::AllocaInst* env = newAlloca(llvm::ArrayType::get(wordT, n + 2));
+    auto word = [&](llvm::Value* base, size_t i) { return b.CreateConstGEP2_32(llvm::ArrayType::get(wordT, n + 2), base, 0, static_cast<unsigned>(i)); };
+    llvm::Value* inner = b.CreateCall(dimFn, {ctxArg, i32(ref), i32(static_cast<int>(dom->type.dims.size()) - 1)});
+    b.CreateStore(inner, word(env, n + 1));
     for (size_t j = 0; j < n; ++j) {
       const ir::Value* v = op.operand(j);
       if (isNat(v)) {
@@ -656,9 +705,146 @@ struct Lowering {
         b.CreateStore(b.CreateCall(dataFn, {ctxArg, i32(slotOf(v))}), word(env, j + 1));
       }
     }
-    llvm::Function* k = buildKernel(op, rows);
-    if (rows) b.CreateCall(parallelRowsFn, {k, env, count, inner});
-    else b.CreateCall(parallelFn, {k, env, count});
+    llvm::Value* rowsN = b.CreateCall(reduceAllocFn, {ctxArg, i32(slotOf(r)), i32(ref), i32(static_cast<int>(r->type.dtype)),
+                                                     i32(op.bool_attr("keepdims") ? 1 : 0), i32(whole ? 1 : 0)});
+    b.CreateStore(b.CreateCall(dataFn, {ctxArg, i32(slotOf(r))}), word(env, 0));
+    llvm::Function* k = buildReduceKernel(op, whole);
+    if (whole) b.CreateCall(llvm::FunctionCallee(k->getFunctionType(), k), {env, b.getInt64(0), rowsN});
+    else b.CreateCall(reduceRowsFn, {k, env, rowsN, inner});
+    if (isNat(r)) reload(r);  // a scalar result lives in a register from here on
+  }
+
+  llvm::Function* buildReduceKernel(const ir::Op& op, bool whole) {
+    llvm::Function* saveFn = fn;
+    llvm::BasicBlock* saveAllocas = allocaBB;
+    llvm::BasicBlock* saveFail = failBB;
+    llvm::AllocaInst* saveIdx = idxBuf;
+    auto saveNat = std::move(nat);
+    nat.clear();
+    llvm::IRBuilderBase::InsertPoint ip = b.saveIP();
+
+    auto* ptr = llvm::PointerType::getUnqual(ctx);
+    auto* i64t = b.getInt64Ty();
+    auto* f64t = b.getDoubleTy();
+    auto* ft = llvm::FunctionType::get(b.getVoidTy(), {ptr, i64t, i64t}, false);
+    fn = llvm::Function::Create(ft, llvm::Function::InternalLinkage, fmt::format("{}_reduce{}", saveFn->getName().str(), kernelCount++), mod);
+    fn->addFnAttr(llvm::Attribute::NoUnwind);
+    llvm::Value* env = fn->getArg(0);
+    llvm::Value* begin = fn->getArg(1);
+    llvm::Value* end = fn->getArg(2);
+    allocaBB = llvm::BasicBlock::Create(ctx, "allocas", fn);
+    auto* pre = llvm::BasicBlock::Create(ctx, "pre", fn);
+    auto* rowHead = llvm::BasicBlock::Create(ctx, "row", fn);
+    auto* loop = llvm::BasicBlock::Create(ctx, "loop", fn);
+    auto* rowEnd = llvm::BasicBlock::Create(ctx, "row.end", fn);
+    auto* exit = llvm::BasicBlock::Create(ctx, "exit", fn);
+    failBB = nullptr;
+    idxBuf = nullptr;
+    inKernel = true;
+    b.SetInsertPoint(allocaBB);
+    b.CreateBr(pre);
+    b.SetInsertPoint(pre);
+    size_t n = op.num_operands();
+    auto* wordT = llvm::ArrayType::get(i64t, n + 2);
+    auto word = [&](size_t i) { return b.CreateConstGEP2_32(wordT, env, 0, static_cast<unsigned>(i)); };
+    const ir::Block& body = op.region(0).block();
+    const ir::Value* dom = op.operand(0);
+    const ir::Value* r = op.result();
+    bool mean = op.str_attr("kind") == "mean";
+    llvm::Value* outP = b.CreateLoad(ptr, word(0));
+    std::vector<llvm::Value*> data(n, nullptr);
+    for (size_t j = 0; j < n; ++j) {
+      const ir::Value* v = op.operand(j);
+      if (isNat(v)) set(body.arg(j), loadElem(word(j + 1), v->type.dtype));
+      else data[j] = b.CreateLoad(ptr, word(j + 1));
+    }
+    llvm::Value* inner = b.CreateLoad(i64t, word(n + 1));
+    llvm::Value* zero = llvm::ConstantFP::get(f64t, 0.0);
+    llvm::BasicBlock* entryOfRows = b.GetInsertBlock();
+    b.CreateCondBr(b.CreateICmpSLT(begin, end), rowHead, exit);
+    // rows o in [begin, end); columns c in [0, inner)
+    b.SetInsertPoint(rowHead);
+    llvm::PHINode* o = b.CreatePHI(i64t, 2);
+    o->addIncoming(begin, entryOfRows);
+    llvm::PHINode* carried = nullptr;  // whole: the accumulator across rows
+    if (whole) {
+      carried = b.CreatePHI(f64t, 2);
+      carried->addIncoming(zero, entryOfRows);
+    }
+    llvm::Value* rowStart = whole ? static_cast<llvm::Value*>(carried) : zero;
+    b.CreateCondBr(b.CreateICmpSGT(inner, b.getInt64(0)), loop, rowEnd);
+    b.SetInsertPoint(loop);
+    llvm::PHINode* i = b.CreatePHI(i64t, 2);
+    i->addIncoming(b.getInt64(0), rowHead);
+    llvm::PHINode* acc = b.CreatePHI(f64t, 2);
+    acc->addIncoming(rowStart, rowHead);
+    llvm::Value* flat = b.CreateAdd(b.CreateMul(o, inner, "", true, true), i, "", true, true);
+    for (size_t j = 0; j < n; ++j)
+      if (data[j]) {
+        DType d = op.operand(j)->type.dtype;
+        llvm::Type* et = d == DType::Bool ? b.getInt8Ty() : ty(d);
+        llvm::Value* at = flat;
+        switch (ir::fused_operand_kind(op.operand(j)->type, dom->type)) {
+          case ir::FusedOperand::Row: at = i; break;
+          case ir::FusedOperand::Col: at = o; break;
+          default: break;
+        }
+        set(body.arg(j), loadElem(b.CreateInBoundsGEP(et, data[j], at), d));
+      }
+    const ir::Op* y = nullptr;
+    for (size_t k = 0; k < body.size(); ++k) {
+      const ir::Op& x = body.op(k);
+      if (x.kind() == ir::OpKind::Yield) {
+        y = &x;
+        continue;
+      }
+      if (!lowerNative(x)) throw std::runtime_error(fmt::format("internal: '{}' in a fused body", x.name()));
+    }
+    if (!y || y->num_operands() != 1) throw std::runtime_error("internal: a fused body must yield one value");
+    llvm::Value* val = b.CreateFPExt(get(y->operand(0)), f64t);
+    llvm::FastMathFlags fmf;
+    fmf.setAllowReassoc();  // the sum may be reordered (vectorized): SPEC §11's tolerance
+    llvm::Value* sum = b.CreateFAdd(acc, val);
+    llvm::cast<llvm::Instruction>(sum)->setFastMathFlags(fmf);
+    acc->addIncoming(sum, b.GetInsertBlock());
+    llvm::Value* next = b.CreateAdd(i, b.getInt64(1), "", true, true);
+    i->addIncoming(next, b.GetInsertBlock());
+    llvm::BasicBlock* loopEnd = b.GetInsertBlock();
+    b.CreateCondBr(b.CreateICmpSLT(next, inner), loop, rowEnd);
+    b.SetInsertPoint(rowEnd);
+    llvm::PHINode* rowAcc = b.CreatePHI(f64t, 2);
+    rowAcc->addIncoming(rowStart, rowHead);
+    rowAcc->addIncoming(sum, loopEnd);
+    DType rd = r->type.dtype;
+    llvm::Value* onext = b.CreateAdd(o, b.getInt64(1), "", true, true);
+    if (!whole) {
+      llvm::Value* res = mean ? b.CreateFDiv(rowAcc, b.CreateSIToFP(inner, f64t)) : static_cast<llvm::Value*>(rowAcc);
+      storeElem(b.CreateInBoundsGEP(ty(rd), outP, o), b.CreateFPCast(res, ty(rd)), rd);
+    } else {
+      carried->addIncoming(rowAcc, rowEnd);
+    }
+    b.CreateCondBr(b.CreateICmpSLT(onext, end), rowHead, exit);
+    o->addIncoming(onext, rowEnd);
+    b.SetInsertPoint(exit);
+    if (whole) {
+      llvm::PHINode* total = b.CreatePHI(f64t, 2);
+      total->addIncoming(zero, entryOfRows);
+      total->addIncoming(rowAcc, rowEnd);
+      llvm::Value* count = b.CreateSIToFP(b.CreateMul(b.CreateSub(end, begin), inner), f64t);
+      llvm::Value* res = mean ? b.CreateFDiv(total, count) : static_cast<llvm::Value*>(total);
+      storeElem(outP, b.CreateFPCast(res, ty(rd)), rd);
+    }
+    b.CreateRetVoid();
+    llvm::Function* k = fn;
+
+    inKernel = false;
+    fn = saveFn;
+    allocaBB = saveAllocas;
+    failBB = saveFail;
+    idxBuf = saveIdx;
+    nat = std::move(saveNat);
+    b.restoreIP(ip);
+    return k;
   }
 
   // rows: the kernel runs rows [begin, end) of the result viewed as rows x its last axis
@@ -919,7 +1105,7 @@ struct Lowering {
   }
 };
 
-void optimize(llvm::Module& m, llvm::TargetMachine* tm) {
+void optimize(llvm::Module& m, llvm::TargetMachine* tm, llvm::OptimizationLevel level = llvm::OptimizationLevel::O2) {
   llvm::LoopAnalysisManager lam;
   llvm::FunctionAnalysisManager fam;
   llvm::CGSCCAnalysisManager cgam;
@@ -930,7 +1116,8 @@ void optimize(llvm::Module& m, llvm::TargetMachine* tm) {
   pb.registerFunctionAnalyses(fam);
   pb.registerLoopAnalyses(lam);
   pb.crossRegisterProxies(lam, fam, cgam, mam);
-  llvm::ModulePassManager mpm = pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O2);
+  llvm::ModulePassManager mpm = level == llvm::OptimizationLevel::O0 ? pb.buildO0DefaultPipeline(level)
+                                                                     : pb.buildPerModuleDefaultPipeline(level);
   mpm.run(m, mam);
 }
 
@@ -1046,6 +1233,81 @@ std::string emitStage(ir::Function& fn, const std::string& stage) {
   }
   mod.print(os, nullptr);
   return out;
+}
+
+namespace {
+void initNative() {
+  static std::once_flag init;
+  std::call_once(init, [] {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+  });
+}
+}  // namespace
+
+bool validTargetCpu(const std::string& cpu) {
+  if (cpu == "host" || cpu == "generic") return true;
+  initNative();
+  std::string triple = llvm::sys::getProcessTriple(), why;
+  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(triple, why);
+  if (!target) return false;
+  std::unique_ptr<llvm::MCSubtargetInfo> sti(target->createMCSubtargetInfo(triple, "", ""));
+  return sti && sti->isCPUStringValid(cpu);
+}
+
+AotResult compileAot(ir::Function& fn, const AotOptions& o) {
+  initNative();
+  if (!validTargetCpu(o.cpu)) throw std::runtime_error("unknown --target-cpu '" + o.cpu + "'");
+  std::string triple = llvm::sys::getProcessTriple();
+  std::string why;
+  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(triple, why);
+  if (!target) throw std::runtime_error("no target for " + triple + ": " + why);
+  std::string cpu = o.cpu, features;
+  if (cpu == "host") {
+    cpu = llvm::sys::getHostCPUName().str();
+    llvm::StringMap<bool> f = llvm::sys::getHostCPUFeatures();
+    for (auto& kv : f) features += (features.empty() ? "" : ",") + std::string(kv.second ? "+" : "-") + kv.first().str();
+  } else if (cpu == "generic") {
+    cpu = "x86-64";
+  }
+  llvm::CodeGenOptLevel cg = o.optLevel <= 0 ? llvm::CodeGenOptLevel::None
+                             : o.optLevel == 1 ? llvm::CodeGenOptLevel::Less
+                             : o.optLevel == 2 ? llvm::CodeGenOptLevel::Default
+                                               : llvm::CodeGenOptLevel::Aggressive;
+  llvm::TargetOptions topts;
+  std::unique_ptr<llvm::TargetMachine> tm(
+      target->createTargetMachine(triple, cpu, features, topts, llvm::Reloc::PIC_, std::nullopt, cg));
+  if (!tm) throw std::runtime_error("cannot create a target machine for CPU '" + o.cpu + "'");
+  CompiledFn cf;
+  cf.fn = &fn;
+  cf.syms = fn.syms;
+  llvm::LLVMContext ctx;
+  llvm::Module mod("tdl", ctx);
+  mod.setSourceFileName("tdl");
+  mod.setDataLayout(tm->createDataLayout());
+  mod.setTargetTriple(triple);
+  Lowering low(cf, ctx, mod);
+  low.run(fn, o.entry);
+  std::string verr;
+  llvm::raw_string_ostream vs(verr);
+  if (llvm::verifyModule(mod, &vs)) throw std::runtime_error("internal: invalid LLVM IR: " + verr);
+  llvm::OptimizationLevel level = o.optLevel <= 0 ? llvm::OptimizationLevel::O0
+                                  : o.optLevel == 1 ? llvm::OptimizationLevel::O1
+                                  : o.optLevel == 2 ? llvm::OptimizationLevel::O2
+                                                    : llvm::OptimizationLevel::O3;
+  optimize(mod, tm.get(), level);
+  AotResult r;
+  llvm::raw_string_ostream ls(r.llvm);
+  mod.print(ls, nullptr);
+  llvm::SmallVector<char, 0> buf;
+  llvm::raw_svector_ostream os(buf);
+  llvm::legacy::PassManager pm;
+  if (tm->addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::ObjectFile))
+    throw std::runtime_error("this target cannot emit object files");
+  pm.run(mod);
+  r.object.assign(buf.begin(), buf.end());
+  r.table = serializeTable(cf);
+  return r;
 }
 
 }  // namespace tdl::codegen

@@ -137,37 +137,4 @@ std::unique_ptr<Module> parseModule(const SourceManager& sm, uint32_t fileId, Di
   return m;
 }
 
-namespace {
-struct ThreadArgs {
-  const std::function<void()>* fn;
-  std::exception_ptr error;
-};
-void* threadMain(void* p) {
-  auto* a = static_cast<ThreadArgs*>(p);
-  try {
-    (*a->fn)();
-  } catch (...) {
-    a->error = std::current_exception();
-  }
-  return nullptr;
-}
-}  // namespace
-
-void runWithLargeStack(const std::function<void()>& fn) {
-  constexpr size_t kStackBytes = size_t(512) << 20;  // deep legal input parses
-  ThreadArgs args{&fn, nullptr};
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, kStackBytes);
-  pthread_t th;
-  if (pthread_create(&th, &attr, threadMain, &args) != 0) {
-    pthread_attr_destroy(&attr);
-    fn();  // fall back to this thread
-    return;
-  }
-  pthread_attr_destroy(&attr);
-  pthread_join(th, nullptr);
-  if (args.error) std::rethrow_exception(args.error);
-}
-
 }  // namespace tdl

@@ -1,5 +1,10 @@
 #include "frontend/Source.h"
 
+#include <pthread.h>
+
+#include <exception>
+#include <functional>
+
 namespace tdl {
 
 SourceFile::SourceFile(std::string p, std::string t) : path(std::move(p)), text(std::move(t)) {
@@ -41,6 +46,39 @@ size_t findInvalidUtf8(const std::string& s) {
 uint32_t SourceManager::add(std::string path, std::string text) {
   files_.push_back(std::make_unique<SourceFile>(std::move(path), std::move(text)));
   return static_cast<uint32_t>(files_.size() - 1);
+}
+
+namespace {
+struct ThreadArgs {
+  const std::function<void()>* fn;
+  std::exception_ptr error;
+};
+void* threadMain(void* p) {
+  auto* a = static_cast<ThreadArgs*>(p);
+  try {
+    (*a->fn)();
+  } catch (...) {
+    a->error = std::current_exception();
+  }
+  return nullptr;
+}
+}  // namespace
+
+void runWithLargeStack(const std::function<void()>& fn) {
+  constexpr size_t kStackBytes = size_t(512) << 20;  // deep legal input parses
+  ThreadArgs args{&fn, nullptr};
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, kStackBytes);
+  pthread_t th;
+  if (pthread_create(&th, &attr, threadMain, &args) != 0) {
+    pthread_attr_destroy(&attr);
+    fn();  // fall back to this thread
+    return;
+  }
+  pthread_attr_destroy(&attr);
+  pthread_join(th, nullptr);
+  if (args.error) std::rethrow_exception(args.error);
 }
 
 }  // namespace tdl

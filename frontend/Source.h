@@ -2,6 +2,7 @@
 // (later) bytecode line tables and IR ops carry the same Loc.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -54,6 +55,10 @@ class SourceManager {
  private:
   std::vector<std::unique_ptr<SourceFile>> files_;
 };
+
+// Runs fn on a thread with a 512 MiB stack (deep legal input recurses deeply), rethrowing
+// what it throws.
+void runWithLargeStack(const std::function<void()>& fn);
 
 // Byte offset of the first invalid UTF-8 sequence in `s`, or std::string::npos.
 size_t findInvalidUtf8(const std::string& s);

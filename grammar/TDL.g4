@@ -78,7 +78,7 @@ pattern
 // ------------------------------------------------------------------ types
 type
     : NAME ('[' (dim (',' dim)*)? ']')?                   # tensorType
-    | '{' NAME ':' type (',' NAME ':' type)* ','? '}'     # recordType
+    | '{' NEWLINE* NAME ':' type (',' NEWLINE* NAME ':' type)* ','? NEWLINE* '}'     # recordType
     | '(' (type (',' type)* ','?)? ')'                    # tupleType
     ;
 dim         : INT | NAME | '?' ;

@@ -90,6 +90,7 @@ class Verifier {
     if (op.kind() == OpKind::Cond) verify_cond(op);
     if (op.kind() == OpKind::While) verify_while(op);
     if (op.kind() == OpKind::Fused) verify_fused(op);
+    if (op.kind() == OpKind::FusedReduce) verify_fused_reduce(op);
     for (size_t r = 0; r < op.num_regions(); ++r) verify_block(op.region(r).block(), &op);
   }
 
@@ -159,6 +160,60 @@ class Verifier {
     }
     if (!full) op_error(op, "a fused op needs an operand of the result's shape");
     check_values(op, yielded(op, 0), {TensorType::scalar(r.dtype)}, "the body yields", true);
+    for (size_t i = 0; i < b.size(); ++i) {
+      const Op& x = b.op(i);
+      if (x.kind() == OpKind::Yield || x.kind() == OpKind::Constant) continue;
+      if (!is_fusable_scalar_op(x)) op_error(x, "this op cannot be fused");
+    }
+  }
+
+  // fused_reduce: a fused loop over operand 0's shape whose elements are summed (or
+  // averaged) over all axes or the last one, into a float result.
+  void verify_fused_reduce(const Op& op) {
+    if (op.num_operands() == 0) {
+      op_error(op, "a fused_reduce needs operands");
+      return;
+    }
+    const TensorType& d = op.operand(0)->type;
+    const TensorType& r = op.result()->type;
+    const Block& b = op.region(0).block();
+    if (b.num_args() != op.num_operands()) op_error(op, "the body must take one argument per operand");
+    if (d.is_scalar()) op_error(op, "operand 0 (the loop's domain) must not be a scalar");
+    for (size_t i = 0; i < op.num_operands() && i < b.num_args(); ++i) {
+      const TensorType& t = op.operand(i)->type;
+      if (fused_operand_kind(t, d) == FusedOperand::None)
+        op_error(op, fmt::format("operand {} is {}: not a scalar, a row, a column nor of the domain's shape {}", i,
+                                 t.str(), d.str()));
+      if (!(b.arg(i)->type == TensorType::scalar(t.dtype)))
+        op_error(op, fmt::format("body argument {} must be {}", i, TensorType::scalar(t.dtype).str()));
+    }
+    if (r.dtype != DType::F32 && r.dtype != DType::F64) op_error(op, "the result must be f32 or f64, not " + r.str());
+    check_values(op, yielded(op, 0), {TensorType::scalar(r.dtype)}, "the body yields", true);
+    auto kind = op.attrs.find("kind");
+    if (kind == op.attrs.end() || !std::holds_alternative<std::string>(kind->second) ||
+        (std::get<std::string>(kind->second) != "sum" && std::get<std::string>(kind->second) != "mean"))
+      op_error(op, "kind must be \"sum\" or \"mean\"");
+    auto axes = op.attrs.find("axes");
+    auto keep = op.attrs.find("keepdims");
+    if (axes == op.attrs.end() || !std::holds_alternative<IntList>(axes->second) || keep == op.attrs.end() ||
+        !std::holds_alternative<bool>(keep->second)) {
+      op_error(op, "needs attributes axes and keepdims");
+      return;
+    }
+    const IntList& ax = std::get<IntList>(axes->second);
+    bool keepdims = std::get<bool>(keep->second);
+    int64_t rank = static_cast<int64_t>(d.rank());
+    bool all = static_cast<int64_t>(ax.size()) == rank;
+    for (size_t i = 0; all && i < ax.size(); ++i) all = ax[i] == static_cast<int64_t>(i);
+    bool last = ax.size() == 1 && ax[0] == rank - 1;
+    if (!all && !last) op_error(op, "axes must be all axes in order, or the last one");
+    std::vector<Dim> want;
+    for (int64_t i = 0; i < rank; ++i) {
+      bool reduced = all || i == rank - 1;
+      if (!reduced) want.push_back(d.dims[static_cast<size_t>(i)]);
+      else if (keepdims) want.push_back(Dim::known(1));
+    }
+    if (r.dims != want) op_error(op, fmt::format("the result must be {}", TensorType(r.dtype, want).str()));
     for (size_t i = 0; i < b.size(); ++i) {
       const Op& x = b.op(i);
       if (x.kind() == OpKind::Yield || x.kind() == OpKind::Constant) continue;

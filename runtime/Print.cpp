@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "Error.h"
+
 #include <cmath>
 
 namespace tdl::rt {
@@ -85,6 +87,41 @@ std::string format_tensor(const Tensor& t) {
   Printer p{t, strides_of(t.shape()), t.numel() > kPrintSummarizeThreshold, {}};
   p.print(0, 0);
   return std::move(p.out);
+}
+
+std::string format_with_spec(const Tensor& t, const std::string& spec) {
+  if (spec.empty()) return format_tensor(t);
+  std::string f = "{:" + spec + "}";
+  try {
+    if (t.rank() == 0) {
+      char type = spec.back();
+      bool floatType = type == 'f' || type == 'F' || type == 'e' || type == 'E' || type == 'g' || type == 'G' ||
+                       type == '%';
+      std::string text = format_element(t, 0);
+      if (t.dtype() == DType::Bool) return fmt::format(fmt::runtime(f), text);
+      bool isFloat = t.dtype() == DType::F32 || t.dtype() == DType::F64;
+      if (isFloat || floatType) {
+        if (type == 'd') throw Error(fmt::format("format spec '{}' needs an integer, got a float", spec));
+        double x = t.scalar_as_double();
+        if (type == '%') {
+          std::string g = "{:" + spec.substr(0, spec.size() - 1) + "f}%";
+          return fmt::format(fmt::runtime(g), x * 100.0);
+        }
+        if (!floatType) {
+          try {
+            return fmt::format(fmt::runtime(f), text);
+          } catch (const fmt::format_error&) {
+          }
+        }
+        if (t.dtype() == DType::F32 && !floatType) return fmt::format(fmt::runtime(f), static_cast<float>(x));
+        return fmt::format(fmt::runtime(f), x);
+      }
+      return fmt::format(fmt::runtime(f), t.scalar_as_int64());
+    }
+    return fmt::format(fmt::runtime(f), format_tensor(t));
+  } catch (const fmt::format_error& e) {
+    throw Error(fmt::format("invalid format spec '{}' for {}: {}", spec, t.type_str(), e.what()));
+  }
 }
 
 }  // namespace tdl::rt

@@ -21,5 +21,10 @@ std::string format_element(const Tensor& t, int64_t flat);
 // The whole tensor: a scalar as its element, rank 1 as [a, b], rank >= 2 nested, rows
 // joined by ",\n" plus one space per open bracket.
 std::string format_tensor(const Tensor& t);
+// An f-string replacement field `{x:spec}` (Python's format-spec mini-language through
+// fmt): a scalar by its dtype (a float type such as `.3f` or `e`, `%`, `d` for integers;
+// no presentation type: the text above, aligned), any other tensor as its text, aligned.
+// Throws Error("invalid format spec ...") naming the value's type.
+std::string format_with_spec(const Tensor& t, const std::string& spec);
 
 }  // namespace tdl::rt

@@ -94,6 +94,18 @@ def main():
         f.write(bytes(range(256)) * 4)
     r = run(tdl, "check", binf)
     expect("binary garbage: exit 1, no crash", r.returncode == 1 and "internal error" not in r.stderr, r)
+    # Buffer reuse by liveness (issue 5): `a` dies at the fused op that makes `b`, which
+    # takes its buffer; --trace-report counts it. `x` (the caller's) is never taken.
+    reuse = os.path.join(d, "reuse.tdl")
+    with open(reuse, "w") as f:
+        f.write("graph fn f(x: f32[?]) {\n  let a = exp(x) * 2.0\n  let s = sum(a)\n  return a / s + 1.0\n}\n"
+                "let x = [0.0, 1.0, 2.0]\nprint(f(x), x)\nprint(f(x))\n")
+    r = run(tdl, "run", "--trace-report", reuse)
+    expect("a fused result reuses the buffer of an operand that dies there (--trace-report)",
+           r.returncode == 0 and "2 buffers reused" in r.stderr and r.stdout.splitlines()[0].endswith("[0.0, 1.0, 2.0]"), r)
+    r = run(tdl, "emit", reuse, "--fn", "f", "--stage", "opt")
+    expect("emit without --args takes the signature from the annotations",
+           r.returncode == 0 and "func @f" in r.stdout and "fused(" in r.stdout, r)
     print(f"{checks[0] - len(failures)} passed, {len(failures)} failed")
     sys.exit(1 if failures else 0)
 

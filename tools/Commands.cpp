@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "runtime/cuda/CudaDriver.h"
 #include "vm/GraphCall.h"
 #include "vm/Vm.h"
 
@@ -26,11 +27,33 @@ int notYet(const std::string& what, const std::string& issue) {
 }
 }  // namespace
 
+// --device (SPEC §10): `cuda` needs the CUDA driver (loaded with dlopen) and a device, and
+// says why not and exits 1 otherwise; `auto` runs on the CPU when either is missing. Running
+// graph fns on the GPU has not landed yet (docs/gpu.md): with a device, `cuda` says so.
+int checkDevice(const std::string& device) {
+  if (device != "cuda" && device != "auto") return 0;
+  std::string why;
+  rt::cuda::CudaDriver d = rt::cuda::CudaDriver::load(&why);
+  if (d.available() && !d.open(0)) why = d.error();
+  if (!why.empty()) {
+    if (device == "auto") return 0;
+    fmt::print(stderr, "tdl: error: --device cuda: {}\n", why);
+    return 1;
+  }
+  if (device == "auto") return 0;  // TODO(issue 8): run on the device once that lands
+  fmt::print(stderr,
+             "tdl: error: --device cuda: found {}, but running graph fns on the GPU is not implemented yet "
+             "(use --device cpu or auto; `tdl emit --stage ptx` shows the kernels)\n",
+             d.deviceName());
+  return 1;
+}
+
 int runScript(const RunOptions& opts) {
   Compilation c;
   c.diags.setJson(opts.jsonDiagnostics);
   c.diags.setColor(!opts.jsonDiagnostics && isatty(2) && std::getenv("NO_COLOR") == nullptr);
   if (!c.load(opts.file, SemaOptions{opts.eager})) return 1;
+  if (int rc = checkDevice(opts.device)) return rc;
   vm::VmOptions vo;
   vo.eager = opts.eager;
   vo.trace = opts.trace;
@@ -40,7 +63,7 @@ int runScript(const RunOptions& opts) {
 }
 
 int emitStage(Compilation& c, const std::string& stage, const EmitOptions& eo) {
-  if (stage == "ir" || stage == "opt" || stage == "llvm" || stage == "asm")
+  if (stage == "ir" || stage == "opt" || stage == "llvm" || stage == "asm" || stage.rfind("ptx", 0) == 0)
     return vm::emitGraphStage(c, stage, eo.fn, eo.args);
   if (stage == "bytecode") {
     std::string text = vm::bytecodeText(c);
@@ -48,10 +71,6 @@ int emitStage(Compilation& c, const std::string& stage, const EmitOptions& eo) {
     return 0;
   }
   return notYet(fmt::format("--stage {}", stage), "the graph compiler lands with issue 5");
-}
-
-int buildExecutable(const std::string&, const std::string&, bool) {
-  return notYet("'tdl build'", "native executables land with issue 7");
 }
 
 namespace {

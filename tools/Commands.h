@@ -26,7 +26,16 @@ struct EmitOptions {
 
 int runScript(const RunOptions& opts);
 int emitStage(Compilation& c, const std::string& stage, const EmitOptions& opts);
-int buildExecutable(const std::string& file, const std::string& out, bool jsonDiagnostics);
+struct BuildOptions {
+  std::string file, out;
+  int optLevel = 2;             // -O0..-O3
+  std::string targetCpu = "host";  // --target-cpu: host, generic, or an LLVM CPU name
+  bool emitObj = false;         // --emit-obj: OUT is one relocatable object (image, table, code)
+  bool emitLlvm = false;        // --emit-llvm: OUT is the LLVM IR of the compiled graph fns
+  bool lib = false;             // --lib: OUT is a shared library, with a C header beside it
+  bool jsonDiagnostics = false;
+};
+int buildExecutable(const BuildOptions& opts);
 int runRepl();
 int runLanguageServer();
 

@@ -12,6 +12,7 @@
 #include "frontend/AstPrinter.h"
 #include "frontend/Frontend.h"
 #include "frontend/Parser.h"
+#include "codegen/Ptx.h"
 #include "tools/Commands.h"
 #include "tools/lsp/LanguageServer.h"
 
@@ -66,8 +67,10 @@ Usage:
       --trace-report         print per graph fn its traces and calls served
       --profile              time per op kind and per graph fn
       --device cpu|cuda|auto where graph fns run
+      --gpu-arch ARCH        the NVIDIA arch for --device cuda (default sm_90)
   tdl check FILE             parse and check only; report every diagnostic
   tdl emit FILE --stage ast|bytecode|ir|opt|llvm|ptx|asm [--fn NAME --args 'SIG']
+      --gpu-arch ARCH        the NVIDIA arch of --stage ptx (default sm_90)
   tdl build FILE -o OUT      write a standalone native executable
   tdl repl                   an interactive eager session
   tdl --version | tdl help
@@ -129,6 +132,10 @@ int mainImpl(int argc, char** argv) {
         std::string v = a == "--device" ? (i + 1 < args.size() ? args[++i] : "") : a.substr(9);
         if (v != "cpu" && v != "cuda" && v != "auto") return usage("--device must be cpu, cuda or auto");
         ro.device = v;
+      } else if (a == "--gpu-arch" || a.rfind("--gpu-arch=", 0) == 0) {
+        std::string v = a == "--gpu-arch" ? (i + 1 < args.size() ? args[++i] : "") : a.substr(11);
+        if (!codegen::isKnownGpuArch(v))
+          return usage(fmt::format("unknown --gpu-arch '{}' (one of {})", v, codegen::knownGpuArchs()));
       } else if (a == "--") {
         ++i;
         break;
@@ -154,10 +161,17 @@ int mainImpl(int argc, char** argv) {
   emit->add_option("--stage", stage)->check(CLI::IsMember({"ast", "bytecode", "ir", "opt", "llvm", "ptx", "asm"}));
   emit->add_option("--fn", eo.fn);
   emit->add_option("--args", eo.args);
+  std::string gpuArch = "sm_90";
+  emit->add_option("--gpu-arch", gpuArch, "the NVIDIA arch of --stage ptx (default sm_90)");
   auto* build = app.add_subcommand("build", "write a native executable");
+  BuildOptions bo;
   build->add_option("FILE", file)->required();
   build->add_option("-o", out)->required();
-  build->allow_extras();
+  build->add_option("-O", bo.optLevel, "optimization level 0..3")->check(CLI::Range(0, 3));
+  build->add_option("--target-cpu", bo.targetCpu, "host (default), generic, or an LLVM CPU name");
+  build->add_flag("--emit-obj", bo.emitObj, "write one relocatable object instead of an executable");
+  build->add_flag("--emit-llvm", bo.emitLlvm, "write the LLVM IR of the compiled graph fns");
+  build->add_flag("--lib", bo.lib, "write a shared library and a C header");
   auto* repl = app.add_subcommand("repl", "interactive eager session");
   auto* lsp = app.add_subcommand("lsp", "language server over stdio");
   app.require_subcommand(1, 1);
@@ -168,8 +182,18 @@ int mainImpl(int argc, char** argv) {
     return usage(e.what());
   }
   if (check->parsed()) return cmdCheck(file, g);
-  if (emit->parsed()) return cmdEmit(file, stage, g, eo);
-  if (build->parsed()) return buildExecutable(file, out, g.diagnostics == "json");
+  if (emit->parsed()) {
+    if (!codegen::isKnownGpuArch(gpuArch))
+      return usage(fmt::format("unknown --gpu-arch '{}' (one of {})", gpuArch, codegen::knownGpuArchs()));
+    if (stage == "ptx" && gpuArch != "sm_90") stage += ":" + gpuArch;  // vm::emitGraphStage reads it there
+    return cmdEmit(file, stage, g, eo);
+  }
+  if (build->parsed()) {
+    bo.file = file;
+    bo.out = out;
+    bo.jsonDiagnostics = g.diagnostics == "json";
+    return buildExecutable(bo);
+  }
   if (repl->parsed()) return runRepl();
   if (lsp->parsed()) return lsp::runLanguageServer(stdin, stdout);
   return usage("unknown command");

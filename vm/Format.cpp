@@ -98,33 +98,11 @@ std::string repr(const Value& v) {
 
 std::string formatWithSpec(const Value& v, const std::string& spec) {
   if (spec.empty()) return str(v);
-  std::string f = "{:" + spec + "}";
+  // Numbers and tensors: the runtime's (compiled print uses the same function).
+  if (v.isScalar()) return rt::format_with_spec(toTensor(strong(v)), spec);
+  if (v.isTensor()) return rt::format_with_spec(v.as<TensorObj>()->t, spec);
   try {
-    if (v.isScalar()) {
-      Value s = strong(v);
-      char type = spec.back();
-      bool floatType = type == 'f' || type == 'F' || type == 'e' || type == 'E' || type == 'g' ||
-                       type == 'G' || type == '%';
-      if (s.dtype() == DType::Bool) return fmt::format(fmt::runtime(f), scalarText(s));
-      if (s.isFloatScalar() || floatType) {
-        if (type == 'd') throw rt::Error(fmt::format("format spec '{}' needs an integer, got a float", spec));
-        if (type == '%') {
-          std::string g = "{:" + spec.substr(0, spec.size() - 1) + "f}%";
-          return fmt::format(fmt::runtime(g), s.asDouble() * 100.0);
-        }
-        if (!floatType) {
-          // No presentation type: the shortest text for its dtype (SPEC §8), aligned.
-          try {
-            return fmt::format(fmt::runtime(f), scalarText(s));
-          } catch (const fmt::format_error&) {
-          }
-        }
-        if (s.dtype() == DType::F32 && !floatType) return fmt::format(fmt::runtime(f), static_cast<float>(s.asDouble()));
-        return fmt::format(fmt::runtime(f), s.asDouble());
-      }
-      return fmt::format(fmt::runtime(f), s.rawInt());
-    }
-    return fmt::format(fmt::runtime(f), str(v));
+    return fmt::format(fmt::runtime("{:" + spec + "}"), str(v));
   } catch (const fmt::format_error& e) {
     throw rt::Error(fmt::format("invalid format spec '{}' for {}: {}", spec, typeText(v), e.what()));
   }

@@ -60,12 +60,12 @@ struct Restart {};
 // ------------------------------------------------------------------ trace values
 
 struct TV {
-  enum K : uint8_t { Undef, Static, Dyn, Seq, Rec, Fn, Range, Tape, GradFn } k = Undef;
-  Value sv;                 // Static
+  enum K : uint8_t { Undef, Static, Dyn, Seq, Rec, Fn, Range, Tape, GradFn, Fmt } k = Undef;
+  Value sv;                 // Static; Fmt: the print format (`{}`/`{:spec}` holes, braces doubled)
   ir::Value* dv = nullptr;  // Dyn
   bool weak = false;        // Dyn: a weak scalar (its IR dtype is the default dtype)
   Tag seqTag = Tag::Tuple;  // Seq
-  std::vector<TV> items;    // Seq / Rec fields / Fn captures / Range start, stop, step
+  std::vector<TV> items;    // Seq / Rec fields / Fn captures / Range start, stop, step / Fmt holes
   Names names;              // Rec
   const FnDecl* fn = nullptr;      // Fn
   std::vector<Value> defaults;     // Fn (from a VM closure)
@@ -100,10 +100,16 @@ bool sameTV(const TV& a, const TV& b) {
     case TV::Dyn: return a.dv == b.dv && a.weak == b.weak;
     case TV::Fn: return a.fn == b.fn;
     case TV::Tape: return a.tape == b.tape;
+    case TV::Fmt:
+      if (a.sv.as<StrObj>()->s != b.sv.as<StrObj>()->s) return false;
+      [[fallthrough]];
     case TV::GradFn:
+      if (a.k == TV::Fmt) goto items;
+
       if (a.argnums != b.argnums || a.withValue != b.withValue || a.tupleArgs != b.tupleArgs) return false;
       [[fallthrough]];
     default:
+    items:
       if (a.items.size() != b.items.size() || a.seqTag != b.seqTag) return false;
       if (a.k == TV::Rec && *a.names != *b.names) return false;
       for (size_t i = 0; i < a.items.size(); ++i)
@@ -311,6 +317,7 @@ class Tracer {
       case TV::Range: return "range";
       case TV::Tape: return "tape";
       case TV::GradFn: return t.withValue ? "value_and_grad function" : "grad function";
+      case TV::Fmt: return "string of run-time values (an f-string, which a graph fn can only print)";
       default: return "undefined";
     }
   }
@@ -1027,19 +1034,45 @@ class Tracer {
       case ExprKind::Str: return TV::of(makeStr(e.str));
       case ExprKind::None: return TV::of(Value());
       case ExprKind::FStr: {
-        std::string s;
+        // Static parts are formatted now; run-time values become holes of a print format
+        // (`{}`, or `{:spec}` formatted at run time by rt::format_with_spec), so an f-string
+        // of run-time values is a Fmt value that print() takes apart.
+        std::string s, format;
+        std::vector<TV> holes;
+        bool dynamic = false;
         for (auto& p : e.parts) {
           s += p.literal;
+          format += escapeBraces(p.literal);
           if (!p.expr) continue;
           TV v = eval(*p.expr);
-          if (!v.isStatic()) fail(p.expr->loc, "f-strings with run-time values are not supported in graph fns yet (pass the values to print)");
-          try {
-            s += p.spec.empty() ? str(v.sv) : formatWithSpec(v.sv, p.spec);
-          } catch (const rt::Error& err) {
-            fail(p.expr->loc, err.what());
+          if (v.isStatic()) {
+            try {
+              std::string text = p.spec.empty() ? str(v.sv) : formatWithSpec(v.sv, p.spec);
+              s += text;
+              format += escapeBraces(text);
+            } catch (const rt::Error& err) {
+              fail(p.expr->loc, err.what());
+            }
+            continue;
           }
+          dynamic = true;
+          if (v.isDyn()) {
+            if (p.spec.find_first_of("{}") != std::string::npos) fail(p.expr->loc, "a format spec cannot contain braces");
+            holes.push_back(v);
+            format += p.spec.empty() ? std::string("{}") : fmt::format("{{:{}}}", p.spec);
+            continue;
+          }
+          if (!p.spec.empty()) fail(p.expr->loc, fmt::format("a format spec needs a number, got a {}", describe(v)));
+          std::vector<ir::Value*> hs;
+          format += formatOf(v, hs, p.expr->loc, true);
+          for (ir::Value* h : hs) holes.push_back(TV::dyn(h));
         }
-        return TV::of(makeStr(s));
+        if (!dynamic) return TV::of(makeStr(s));
+        TV t;
+        t.k = TV::Fmt;
+        t.sv = makeStr(format);
+        t.items = std::move(holes);
+        return t;
       }
       case ExprKind::Name: return name(e);
       case ExprKind::Tuple:
@@ -1334,11 +1367,64 @@ class Tracer {
     return TV::dyn(x);
   }
 
+  // x[i, ..., a:b:c, ...] = v: the sub-tensor at the leading integer indices (an index op,
+  // bounds-checked), the value broadcast to the slice and scattered into zeros of the
+  // sub-tensor's shape, a mask scattered the same way, a select, and an update at the
+  // integer indices — ops that all have gradients, so a tape sees through it.
+  TV sliceUpdateTV(const TV& base, const Expr& target, const TV& v, const Loc& loc) {
+    std::vector<ir::Value*> idx;
+    size_t k = 0;
+    for (; k < target.subs.size() && !target.subs[k].isSlice; ++k) {
+      const Subscript& s = target.subs[k];
+      TV i = eval(*s.index);
+      if (!isNumeric(i) || typeOf(i).rank() != 0) fail(s.loc, "slice assignment needs integer indices before the slices in graph fns");
+      idx.push_back(materialize(i, loc, DType::I64));
+    }
+    ir::IntList st, sp, stp;
+    for (; k < target.subs.size(); ++k) {
+      const Subscript& s = target.subs[k];
+      if (!s.isSlice) fail(s.loc, "an integer index after a slice is not supported in a slice assignment in graph fns yet");
+      auto bound = [&](const ExprPtr& p, int64_t dflt) -> int64_t {
+        if (!p) return dflt;
+        TV b = eval(*p);
+        if (!b.isStatic() || !b.sv.isScalar()) fail(p->loc, "slice bounds must be known at trace time in a graph fn");
+        return b.sv.asInt();
+      };
+      int64_t step = bound(s.step, 1);
+      if (step == 0) fail(s.loc, "slice step cannot be zero");
+      st.push_back(bound(s.lo, step > 0 ? 0 : ir::kSliceEnd));
+      sp.push_back(bound(s.hi, step > 0 ? ir::kSliceEnd : ir::kSliceBegin));
+      stp.push_back(step);
+    }
+    ir::Value* x = materialize(base, loc);
+    setLoc(loc);
+    if (static_cast<int64_t>(idx.size() + st.size()) > x->type.rank())
+      fail(loc, fmt::format("too many indices for a tensor of rank {}", x->type.rank()));
+    ir::Value* sub = idx.empty() ? x : guarded(loc, [&] { return b_.index(x, idx); });
+    while (static_cast<int64_t>(st.size()) < sub->type.rank()) st.push_back(0), sp.push_back(ir::kSliceEnd), stp.push_back(1);
+    ir::Value* val = materialize(v, loc, x->type.dtype);
+    return TV::dyn(guarded(loc, [&] {
+      std::vector<ir::Dim> sdims = b_.slice(sub, st, sp, stp)->type.dims;
+      ir::Value* placed = nullptr;
+      ir::Value* mask = nullptr;
+      try {
+        placed = ir::autodiff::scatter_slice(b_, b_.broadcast_to(val, sdims), sub->type.dims, st, sp, stp);
+        ir::Value* yes = b_.broadcast_to(b_.constant(rt::Tensor::scalar(true)), sdims);
+        mask = ir::autodiff::scatter_slice(b_, yes, sub->type.dims, st, sp, stp);
+      } catch (const ir::ShapeError&) {
+        throw rt::Error("slice assignment along an axis of unknown size is not supported in graph fns yet");
+      }
+      ir::Value* updated = b_.select(mask, placed, sub);
+      return idx.empty() ? updated : b_.update(x, updated, idx);
+    }));
+  }
+
   TV updateTV(const TV& base, const Expr& target, const TV& v, const Loc& loc) {
     if (!isNumeric(base)) fail(loc, "element assignment needs a tensor in graph fns");
+    for (auto& s : target.subs)
+      if (s.isSlice) return sliceUpdateTV(base, target, v, loc);
     std::vector<ir::Value*> idx;
     for (auto& s : target.subs) {
-      if (s.isSlice) fail(s.loc, "slice assignment is not supported in graph fns yet");
       TV k = eval(*s.index);
       if (!isNumeric(k) || typeOf(k).rank() != 0) fail(s.loc, "element assignment needs integer indices in graph fns");
       idx.push_back(materialize(k, loc, DType::I64));
@@ -2046,6 +2132,11 @@ class Tracer {
     if (t.isDyn()) {
       holes.push_back(t.dv);
       return "{}";
+    }
+    if (t.k == TV::Fmt) {
+      for (const TV& h : t.items) holes.push_back(h.dv);
+      const std::string& f = t.sv.as<StrObj>()->s;
+      return top ? f : "\"" + f + "\"";
     }
     if (t.k == TV::Seq) {
       std::string s = t.seqTag == Tag::List ? "[" : "(";

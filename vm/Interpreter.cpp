@@ -218,10 +218,15 @@ bool Interpreter::callValue(const Value& fnIn, Value* argv, int argc, const std:
     if (!graphCache_)
       throw rt::Error(fmt::format("graph fn '{}' cannot be compiled yet (the graph compiler is not implemented); "
                                   "run with --eager", p.name));
-    std::vector<Value> args(argv, argv + p.numParams);
-    for (int i = 0; i < p.numParams; ++i) argv[i] = Value();
-    *ret = graphCache_->call(*this, c, args);
-    return false;
+    std::vector<Value> args;
+    args.reserve(static_cast<size_t>(p.numParams));
+    for (int i = 0; i < p.numParams; ++i) args.push_back(std::move(argv[i]));
+    Value out;
+    if (graphCache_->call(*this, c, args, out)) {
+      *ret = std::move(out);
+      return false;
+    }
+    for (int i = 0; i < p.numParams; ++i) argv[i] = std::move(args[static_cast<size_t>(i)]);
   }
   pushFrame(&p, std::move(fn), argv, ret);
   return true;

@@ -39,8 +39,10 @@ class Interpreter;
 class GraphFnCache {
  public:
   virtual ~GraphFnCache() = default;
-  // Runs graph fn `fn` on `args` (bound to its parameters, in order).
-  virtual Value call(Interpreter& vm, const ClosureObj& fn, std::vector<Value>& args) = 0;
+  // Runs graph fn `fn` on `args` (bound to its parameters, in order) into `out`; false
+  // when this call is to run as an ordinary fn instead (a native executable's graph fn
+  // that was not compiled ahead of time for this signature), with `args` left intact.
+  virtual bool call(Interpreter& vm, const ClosureObj& fn, std::vector<Value>& args, Value& out) = 0;
 };
 
 // Scripts may recurse this deep (frames), then `maximum recursion depth exceeded`.
@@ -75,6 +77,9 @@ class Interpreter {
   void forEachRoot(const std::function<void(Value&)>& f);
   // For the graph fn tracer: top-level values, modules, and the running call's position.
   const Value& globalValue(int module, int slot) const { return globals_.at(static_cast<size_t>(module)).at(static_cast<size_t>(slot)); }
+  // `tdl build`: top-level fns exist before any code runs (they are hoisted), so the
+  // builder creates their closures to trace graph fns ahead of time.
+  void setGlobal(int module, int slot, Value v) { globals_.at(static_cast<size_t>(module)).at(static_cast<size_t>(slot)) = std::move(v); }
   const std::vector<std::unique_ptr<Module>>& modules() const { return *modules_; }
   Loc currentLoc() const;
 

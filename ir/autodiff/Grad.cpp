@@ -53,6 +53,72 @@ void freeValues(const Op& op, Block& b, std::vector<Value*>& out, std::set<Value
   }
 }
 
+}  // namespace
+
+// g (a slice x[start:stop:step, ...] of a tensor with dims `dims`) placed back into zeros
+// of those dims, one axis at a time (known dims; any step).
+Value* scatter_slice(Builder& b_, Value* g, const std::vector<Dim>& xdims, const IntList& start, const IntList& stop,
+                     const IntList& step) {
+  auto zeros = [&](const TensorType& t) -> Value* {
+    if (auto s = t.static_shape()) return b_.constant(rt::zeros(*s, t.dtype));
+    return b_.broadcast_to(b_.constant(rt::zeros({}, t.dtype)), t.dims);
+  };
+  auto withOne = [](std::vector<Dim> d, size_t at) {
+    d.insert(d.begin() + static_cast<std::ptrdiff_t>(at), Dim::known(1));
+    return d;
+  };
+  for (size_t ax = 0; ax < start.size(); ++ax) {
+    const Dim& d = xdims[ax];
+    int64_t s = start[ax], e = stop[ax], st = step[ax];
+    if (s == 0 && e == INT64_MAX && st == 1) continue;
+    const Dim& gd = g->type.dims[ax];
+    if (!d.is_known() || !gd.is_known() || st == 0)
+      throw ShapeError("a slice of a symbolic dim cannot be scattered (its gradient, or a slice assignment) yet");
+    int64_t n = d.size, m = gd.size;
+    int64_t first = 0;  // x index of g's first element along ax (after reversing a negative step)
+    if (st > 0) {
+      first = s < 0 ? std::max<int64_t>(s + n, 0) : std::min(s, n);
+    } else {
+      int64_t s0 = s == INT64_MAX ? n - 1 : (s < 0 ? std::max<int64_t>(s + n, -1) : std::min(s, n - 1));
+      first = s0 + (m - 1) * st;
+      IntList rs(g->type.dims.size(), 0), re(g->type.dims.size(), INT64_MAX), rp(g->type.dims.size(), 1);
+      rs[ax] = INT64_MAX;
+      re[ax] = INT64_MIN;
+      rp[ax] = -1;
+      if (m > 1) g = b_.slice(g, rs, re, rp);
+      st = -st;
+    }
+    auto dimsWith = [&](std::vector<Dim> dims, size_t at, int64_t k) {
+      dims[at] = Dim::known(k);
+      return dims;
+    };
+    if (m == 0) {
+      g = zeros(TensorType(g->type.dtype, dimsWith(g->type.dims, ax, n)));
+      continue;
+    }
+    if (st > 1) {  // interleave st - 1 zeros after each element
+      std::vector<Dim> d1 = withOne(g->type.dims, ax + 1);
+      Value* g1 = b_.reshape(g, d1);
+      Value* z = zeros(TensorType(g->type.dtype, dimsWith(d1, ax + 1, st - 1)));
+      Value* c = b_.concat({g1, z}, static_cast<int64_t>(ax + 1));
+      g = b_.reshape(c, dimsWith(g->type.dims, ax, m * st));
+      int64_t len = std::min(m * st, n - first);
+      IntList ss(g->type.dims.size(), 0), se(g->type.dims.size(), INT64_MAX), sp(g->type.dims.size(), 1);
+      se[ax] = len;
+      if (len != m * st) g = b_.slice(g, ss, se, sp);
+    }
+    int64_t len = g->type.dims[ax].size;
+    std::vector<Value*> parts;
+    if (first > 0) parts.push_back(zeros(TensorType(g->type.dtype, dimsWith(g->type.dims, ax, first))));
+    parts.push_back(g);
+    if (n - first - len > 0) parts.push_back(zeros(TensorType(g->type.dtype, dimsWith(g->type.dims, ax, n - first - len))));
+    if (parts.size() > 1) g = b_.concat(parts, static_cast<int64_t>(ax));
+  }
+  return g;
+}
+
+namespace {
+
 class Grad {
  public:
   explicit Grad(Builder& b) : b_(b) {}
@@ -429,57 +495,7 @@ class Grad {
 
   void sliceRule(Op& op, Adj& adj, Value* g) {
     Value* x = op.operand(0);
-    const IntList& start = op.ints_attr("start");
-    const IntList& stop = op.ints_attr("stop");
-    const IntList& step = op.ints_attr("step");
-    for (size_t ax = 0; ax < start.size(); ++ax) {
-      const Dim& d = x->type.dims[ax];
-      int64_t s = start[ax], e = stop[ax], st = step[ax];
-      if (s == 0 && e == INT64_MAX && st == 1) continue;
-      const Dim& gd = g->type.dims[ax];
-      if (!d.is_known() || !gd.is_known() || st == 0)
-        throw ShapeError("gradient of a slice of a symbolic dim is not supported yet");
-      int64_t n = d.size, m = gd.size;
-      int64_t first = 0;  // x index of g's first element along ax (after reversing a negative step)
-      if (st > 0) {
-        first = s < 0 ? std::max<int64_t>(s + n, 0) : std::min(s, n);
-      } else {
-        int64_t s0 = s == INT64_MAX ? n - 1 : (s < 0 ? std::max<int64_t>(s + n, -1) : std::min(s, n - 1));
-        first = s0 + (m - 1) * st;
-        IntList rs(g->type.dims.size(), 0), re(g->type.dims.size(), INT64_MAX), rp(g->type.dims.size(), 1);
-        rs[ax] = INT64_MAX;
-        re[ax] = INT64_MIN;
-        rp[ax] = -1;
-        if (m > 1) g = b_.slice(g, rs, re, rp);
-        st = -st;
-      }
-      auto dimsWith = [&](std::vector<Dim> dims, size_t at, int64_t k) {
-        dims[at] = Dim::known(k);
-        return dims;
-      };
-      if (m == 0) {
-        g = zeros(TensorType(g->type.dtype, dimsWith(g->type.dims, ax, n)));
-        continue;
-      }
-      if (st > 1) {  // interleave st - 1 zeros after each element
-        std::vector<Dim> d1 = withOne(g->type.dims, ax + 1);
-        Value* g1 = b_.reshape(g, d1);
-        Value* z = zeros(TensorType(g->type.dtype, dimsWith(d1, ax + 1, st - 1)));
-        Value* c = b_.concat({g1, z}, static_cast<int64_t>(ax + 1));
-        g = b_.reshape(c, dimsWith(g->type.dims, ax, m * st));
-        int64_t len = std::min(m * st, n - first);
-        IntList ss(g->type.dims.size(), 0), se(g->type.dims.size(), INT64_MAX), sp(g->type.dims.size(), 1);
-        se[ax] = len;
-        if (len != m * st) g = b_.slice(g, ss, se, sp);
-      }
-      int64_t len = g->type.dims[ax].size;
-      std::vector<Value*> parts;
-      if (first > 0) parts.push_back(zeros(TensorType(g->type.dtype, dimsWith(g->type.dims, ax, first))));
-      parts.push_back(g);
-      if (n - first - len > 0) parts.push_back(zeros(TensorType(g->type.dtype, dimsWith(g->type.dims, ax, n - first - len))));
-      if (parts.size() > 1) g = b_.concat(parts, static_cast<int64_t>(ax));
-    }
-    acc(adj, x, g);
+    acc(adj, x, scatter_slice(b_, g, x->type.dims, op.ints_attr("start"), op.ints_attr("stop"), op.ints_attr("step")));
   }
 
   void reduceRule(Op& op, Adj& adj, Value* g) {

@@ -17,6 +17,12 @@ namespace tdl::ir::autodiff {
 std::vector<Value*> gradient(Builder& b, const std::vector<Op*>& tape, Value* target,
                              const std::vector<Value*>& sources);
 
+// g, a slice x[start:stop:step, ...] (the attributes of a `slice` op) of a tensor with
+// dims `xdims`, placed into zeros of those dims (concat/reshape only, so differentiable).
+// Needs known sizes along the sliced axes; throws ShapeError otherwise.
+Value* scatter_slice(Builder& b, Value* g, const std::vector<Dim>& xdims, const IntList& start, const IntList& stop,
+                     const IntList& step);
+
 // Whether GradRules.def lists `kind`.
 bool has_grad_rule(OpKind kind);
 

@@ -7,6 +7,9 @@
 //     A lone f32 `exp` also becomes a fused op (its inline exp vectorizes). A cheap
 //     producer (not exp/log/sqrt) whose users are all fusable ops of its shape is copied
 //     once per user first, so each loop recomputes it.
+//   A sum or mean over all axes or the last axis of a fused loop's float result that
+//     nothing else reads becomes one `fused_reduce` (the loop accumulates instead of
+//     storing); a lone elementwise op feeding such a reduction is wrapped first.
 //   Preconditions: the function verifies.
 //   Guarantees: only ops that is_fusable_scalar_op accepts (no op that can fail: integer
 //     `//`, `%`, `**` stay outside) and the same per-element semantics (f32 exp in a
@@ -210,6 +213,75 @@ bool duplicate_cheap_producers(Block& b) {
   return changed;
 }
 
+// Which axes a reduce op reduces, normalized: 0 none of the supported forms, 1 all axes,
+// 2 the last axis only (of a rank >= 2 operand; rank 1's last is all).
+int reduced_form(const Op& r) {
+  const IntList& axes = std::get<IntList>(r.attrs.at("axes"));
+  int64_t rank = r.operand(0)->type.rank();
+  if (rank == 0) return 0;
+  std::vector<bool> mask(static_cast<size_t>(rank), axes.empty());
+  for (int64_t a : axes) {
+    int64_t k = a < 0 ? a + rank : a;
+    if (k < 0 || k >= rank) return 0;
+    mask[static_cast<size_t>(k)] = true;
+  }
+  bool all = true;
+  for (bool m : mask) all = all && m;
+  if (all) return 1;
+  for (int64_t i = 0; i + 1 < rank; ++i)
+    if (mask[static_cast<size_t>(i)]) return 0;
+  return mask.back() ? 2 : 0;
+}
+
+// A sum or mean (over all axes, or the last) of a float fused loop's result that nothing
+// else uses.
+bool reducible(const Op& r, const Block& b) {
+  if (r.kind() != OpKind::Reduce || r.parent() != &b) return false;
+  const std::string& kind = std::get<std::string>(r.attrs.at("kind"));
+  if (kind != "sum" && kind != "mean") return false;
+  const Value* v = r.operand(0);
+  DType d = v->type.dtype;
+  return (d == DType::F32 || d == DType::F64) && r.result()->type.dtype == d && reduced_form(r) != 0;
+}
+
+// Replaces reduce r of fused op f's result by one fused_reduce: operands reordered so that
+// one of the result's shape (the loop's domain) comes first.
+void absorb_reduce(Block& b, Op& f, Op& r) {
+  int form = reduced_form(r);
+  int64_t rank = f.result()->type.rank();
+  IntList axes;
+  if (form == 1)
+    for (int64_t i = 0; i < rank; ++i) axes.push_back(i);
+  else
+    axes.push_back(rank - 1);
+  std::vector<size_t> order;
+  for (size_t j = 0; j < f.num_operands(); ++j)
+    if (order.empty() && fused_operand_kind(f.operand(j)->type, f.result()->type) == FusedOperand::Full) order.push_back(j);
+  for (size_t j = 0; j < f.num_operands(); ++j)
+    if (j != order[0]) order.push_back(j);
+  auto g = std::make_unique<Op>(OpKind::FusedReduce, r.loc);
+  g->attrs = {{"kind", r.attrs.at("kind")}, {"axes", axes}, {"keepdims", r.attrs.at("keepdims")}};
+  Block& gb = g->add_region().block();
+  Block& fb = f.region(0).block();
+  std::vector<Value*> args(f.num_operands(), nullptr);
+  for (size_t j : order) {
+    g->add_operand(f.operand(j));
+    args[j] = gb.add_arg(fb.arg(j)->type);
+  }
+  std::vector<Value*> ys = inline_block(fb, gb, 0);
+  for (size_t j = 0; j < fb.num_args(); ++j) fb.arg(j)->replace_all_uses_with(args[j]);
+  auto y = std::make_unique<Op>(OpKind::Yield, r.loc);
+  y->add_operand(ys.at(0));
+  gb.append(std::move(y));
+  Value* res = g->add_result(r.result()->type);
+  r.result()->replace_all_uses_with(res);
+  size_t at = b.index_of(&r);
+  b.erase(at);
+  b.insert(at, std::move(g));
+  fb.drop_all_references();
+  b.erase(b.index_of(&f));
+}
+
 bool fuse_block(Block& b) {
   bool changed = false;
   for (size_t i = 0; i < b.size(); ++i)
@@ -217,7 +289,12 @@ bool fuse_block(Block& b) {
   changed |= duplicate_cheap_producers(b);
   // Wrap every member of a chain, then merge producers into consumers.
   std::vector<bool> wrapIt(b.size(), false);
-  for (size_t i = 0; i < b.size(); ++i) wrapIt[i] = fusable(b.op(i)) && (in_chain(b.op(i)) || worth_alone(b.op(i)));
+  for (size_t i = 0; i < b.size(); ++i) {
+    const Op& op = b.op(i);
+    bool feedsReduce = op.num_results() == 1 && op.result()->uses().size() == 1 &&
+                       reducible(*op.result()->uses()[0].op, b);
+    wrapIt[i] = fusable(op) && (in_chain(op) || worth_alone(op) || feedsReduce);
+  }
   for (size_t i = 0; i < b.size(); ++i)
     if (wrapIt[i]) {
       wrap(b, i);
@@ -240,6 +317,16 @@ bool fuse_block(Block& b) {
         }
       }
     }
+  }
+  // A sum or mean of a fused loop's result that nothing else reads: one loop nest.
+  for (size_t i = 0; i < b.size(); ++i) {
+    Op& r = b.op(i);
+    if (!reducible(r, b)) continue;
+    Op* f = r.operand(0)->def();
+    if (!f || f->kind() != OpKind::Fused || f->parent() != &b || !single_use_by(r.operand(0), r)) continue;
+    absorb_reduce(b, *f, r);
+    changed = true;
+    i = static_cast<size_t>(-1);  // positions moved: start over
   }
   return changed;
 }

@@ -4,7 +4,7 @@
 #include <time.h>
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
 int main(int argc, char** argv) {
-  int reps = atoi(argv[1]), n = 1024;
+  int reps = atoi(argv[1]), n = argc > 2 ? atoi(argv[2]) : 1024;  /* argv[2]: bench/run's `size` file */
   float* a = malloc(sizeof(float) * n * n); float* b = malloc(sizeof(float) * n * n); float* c = malloc(sizeof(float) * n * n);
   srand(0);
   for (int i = 0; i < n * n; ++i) { a[i] = (float)rand() / RAND_MAX; b[i] = (float)rand() / RAND_MAX; }

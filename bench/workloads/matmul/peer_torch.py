@@ -1,7 +1,8 @@
 import sys, time
 import torch
 torch.set_num_threads(2)
-a = torch.rand(1024, 1024); b = torch.rand(1024, 1024)
+n = int(sys.argv[2]) if len(sys.argv) > 2 else 1024  # bench/run's `size` file
+a = torch.rand(n, n); b = torch.rand(n, n)
 for _ in range(int(sys.argv[1])):
     t0 = time.perf_counter()
     c = a @ b

@@ -1,0 +1,1 @@
+../fused_chain/peer_torchscript.py

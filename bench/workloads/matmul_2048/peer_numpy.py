@@ -1,0 +1,1 @@
+../matmul/peer_numpy.py

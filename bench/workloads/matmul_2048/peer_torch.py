@@ -1,0 +1,1 @@
+../matmul/peer_torch.py

@@ -1,0 +1,1 @@
+../mlp_step/peer_torchscript.py

@@ -1,0 +1,1334 @@
+// Lowering of the data-parallel ops of a graph fn to NVPTX kernels (see Ptx.h).
+//
+// Every kernel is a plain LLVM function marked as a kernel in `!nvvm.annotations`
+// (LLVM 19 does not yet take the ptx_kernel calling convention as the mark). Global
+// memory is address space 1, shared memory 3. The math of exp/log/tanh/sin/... is our
+// own (Cephes-style polynomials for f32), so the PTX has no external calls and ptxas
+// assembles it without libdevice.
+#include "codegen/Ptx.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <barrier>
+#include <cstring>
+#include <thread>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+
+#include "ir/Pass.h"
+#include "runtime/Reduce.h"
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
+#include <llvm/ExecutionEngine/Orc/LLJIT.h>
+#include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/IntrinsicsNVPTX.h>
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/LegacyPassManager.h>
+#include <llvm/IR/Module.h>
+#include <llvm/IR/Verifier.h>
+#include <llvm/MC/TargetRegistry.h>
+#include <llvm/Passes/PassBuilder.h>
+#include <llvm/Support/TargetSelect.h>
+#include <llvm/Support/raw_ostream.h>
+#include <llvm/Target/TargetMachine.h>
+#include <llvm/Target/TargetOptions.h>
+#pragma GCC diagnostic pop
+
+namespace tdl::codegen {
+
+using rt::DType;
+
+namespace {
+
+constexpr const char* kTriple = "nvptx64-nvidia-cuda";
+
+// LLVM 19's NVPTX processors (NVPTX.td).
+const std::vector<std::string>& archList() {
+  static const std::vector<std::string> v = {"sm_20", "sm_21", "sm_30", "sm_32", "sm_35", "sm_37", "sm_50",
+                                             "sm_52", "sm_53", "sm_60", "sm_61", "sm_62", "sm_70", "sm_72",
+                                             "sm_75", "sm_80", "sm_86", "sm_87", "sm_89", "sm_90", "sm_90a"};
+  return v;
+}
+
+void initNvptx() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    LLVMInitializeNVPTXTargetInfo();
+    LLVMInitializeNVPTXTarget();
+    LLVMInitializeNVPTXTargetMC();
+    LLVMInitializeNVPTXAsmPrinter();
+  });
+}
+
+bool isFloat(DType d) { return d == DType::F32 || d == DType::F64; }
+
+std::string sanitize(const std::string& s) {
+  std::string r;
+  for (char c : s) r += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  return r;
+}
+
+// Why an op could not become (part of) a kernel.
+struct Unsupported {
+  std::string why;
+};
+
+class PtxLowering {
+ public:
+  PtxLowering(llvm::LLVMContext& c, llvm::Module& m) : ctx(c), mod(m), b(c) {}
+
+  llvm::LLVMContext& ctx;
+  llvm::Module& mod;
+  llvm::IRBuilder<> b;
+  std::map<const ir::Value*, llvm::Value*> vals;
+
+  llvm::Type* ty(DType d) {
+    switch (d) {
+      case DType::Bool: return b.getInt1Ty();
+      case DType::I32: return b.getInt32Ty();
+      case DType::I64: return b.getInt64Ty();
+      case DType::F32: return b.getFloatTy();
+      case DType::F64: return b.getDoubleTy();
+    }
+    return b.getInt64Ty();
+  }
+  // In memory, bool is one byte.
+  llvm::Type* memTy(DType d) { return d == DType::Bool ? b.getInt8Ty() : ty(d); }
+  // Host emulation (tests): address space 0, and calls to the emulator for the special
+  // registers, warp shuffles and barriers instead of NVVM intrinsics.
+  bool emulate = false;
+  llvm::PointerType* globalPtr() { return llvm::PointerType::get(ctx, emulate ? 0 : 1); }
+  llvm::Value* emuCall(const char* name, llvm::Type* ret, std::vector<llvm::Value*> args) {
+    std::vector<llvm::Type*> ts;
+    for (llvm::Value* a : args) ts.push_back(a->getType());
+    return b.CreateCall(mod.getOrInsertFunction(name, llvm::FunctionType::get(ret, ts, false)), args);
+  }
+  void barrier() {
+    if (emulate) emuCall("tdl_emu_barrier", b.getVoidTy(), {});
+    else b.CreateIntrinsic(b.getVoidTy(), llvm::Intrinsic::nvvm_barrier0, {});
+  }
+
+  llvm::Value* load(llvm::Value* base, llvm::Value* idx, DType d) {
+    llvm::Value* x = b.CreateLoad(memTy(d), b.CreateInBoundsGEP(memTy(d), base, idx));
+    return d == DType::Bool ? b.CreateICmpNE(x, b.getInt8(0)) : x;
+  }
+  void store(llvm::Value* base, llvm::Value* idx, llvm::Value* v, DType d) {
+    if (d == DType::Bool) v = b.CreateZExt(v, b.getInt8Ty());
+    b.CreateStore(v, b.CreateInBoundsGEP(memTy(d), base, idx));
+  }
+
+  // rt::cast's semantics.
+  llvm::Value* convert(llvm::Value* x, DType from, DType to) {
+    if (from == to) return x;
+    llvm::Type* t = ty(to);
+    if (to == DType::Bool)
+      return isFloat(from) ? b.CreateFCmpUNE(x, llvm::ConstantFP::get(x->getType(), 0.0))
+                           : b.CreateICmpNE(x, llvm::ConstantInt::get(x->getType(), 0));
+    if (from == DType::Bool) return isFloat(to) ? b.CreateUIToFP(x, t) : b.CreateZExt(x, t);
+    if (isFloat(from) && isFloat(to)) return b.CreateFPCast(x, t);
+    if (isFloat(from)) return b.CreateFreeze(b.CreateFPToSI(x, t));
+    if (isFloat(to)) return b.CreateSIToFP(x, t);
+    return b.CreateSExtOrTrunc(x, t);
+  }
+
+  llvm::Value* get(const ir::Value* v) {
+    auto it = vals.find(v);
+    if (it == vals.end()) throw Unsupported{"a value defined outside the kernel"};
+    return it->second;
+  }
+
+  // ---- f32 math without calls (Cephes; within a few ulp, inside SPEC §11's 1e-5)
+
+  llvm::Constant* C(double v) { return llvm::ConstantFP::get(b.getFloatTy(), v); }
+  llvm::Value* poly(llvm::Value* x, std::initializer_list<double> cs) {
+    llvm::Value* y = nullptr;
+    for (double c : cs) y = y ? b.CreateFAdd(b.CreateFMul(y, x), C(c)) : static_cast<llvm::Value*>(C(c));
+    return y;
+  }
+  llvm::Value* floorF(llvm::Value* x) { return b.CreateUnaryIntrinsic(llvm::Intrinsic::floor, x); }
+
+  // expf: range reduction by ln 2 in two parts, degree-6 polynomial, 2^n in two steps.
+  llvm::Value* expF32(llvm::Value* x) {
+    auto* i32t = b.getInt32Ty();
+    llvm::Value* cx = b.CreateSelect(b.CreateFCmpOGT(x, C(89.0)), C(89.0), x);
+    cx = b.CreateSelect(b.CreateFCmpOLT(cx, C(-104.0)), C(-104.0), cx);
+    llvm::Value* fx = floorF(b.CreateFAdd(b.CreateFMul(cx, C(1.44269504088896341)), C(0.5)));
+    llvm::Value* r = b.CreateFSub(b.CreateFSub(cx, b.CreateFMul(fx, C(0.693359375))), b.CreateFMul(fx, C(-2.12194440e-4)));
+    llvm::Value* z = b.CreateFMul(r, r);
+    llvm::Value* y = poly(r, {1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1,
+                              5.0000001201e-1});
+    y = b.CreateFAdd(b.CreateFAdd(b.CreateFMul(y, z), r), C(1.0));
+    llvm::Value* n = b.CreateFreeze(b.CreateFPToSI(fx, i32t));
+    llvm::Value* n1 = b.CreateAShr(n, 1);
+    llvm::Value* n2 = b.CreateSub(n, n1);
+    auto pow2 = [&](llvm::Value* k) { return b.CreateBitCast(b.CreateShl(b.CreateAdd(k, b.getInt32(127)), 23), b.getFloatTy()); };
+    llvm::Value* e = b.CreateFMul(b.CreateFMul(y, pow2(n1)), pow2(n2));
+    return b.CreateSelect(b.CreateFCmpUNO(x, x), x, e);
+  }
+
+  // logf: x = m 2^e with m in [sqrt(1/2), sqrt(2)), degree-9 polynomial in m - 1.
+  llvm::Value* logF32(llvm::Value* x) {
+    auto* i32t = b.getInt32Ty();
+    auto* f = b.getFloatTy();
+    // Subnormals: scale by 2^23 first.
+    llvm::Value* sub = b.CreateFCmpOLT(x, C(1.17549435e-38));
+    llvm::Value* xs = b.CreateSelect(sub, b.CreateFMul(x, C(8388608.0)), x);
+    llvm::Value* bits = b.CreateBitCast(xs, i32t);
+    llvm::Value* e = b.CreateSub(b.CreateAnd(b.CreateLShr(bits, 23), b.getInt32(0xff)), b.getInt32(126));
+    e = b.CreateSub(e, b.CreateSelect(sub, b.getInt32(23), b.getInt32(0)));
+    llvm::Value* m = b.CreateBitCast(b.CreateOr(b.CreateAnd(bits, b.getInt32(0x807fffff)), b.getInt32(0x3f000000)), f);
+    llvm::Value* small = b.CreateFCmpOLT(m, C(0.707106781186547524));
+    e = b.CreateSub(e, b.CreateZExt(small, i32t));
+    m = b.CreateSelect(small, b.CreateFSub(b.CreateFAdd(m, m), C(1.0)), b.CreateFSub(m, C(1.0)));
+    llvm::Value* fe = b.CreateSIToFP(e, f);
+    llvm::Value* z = b.CreateFMul(m, m);
+    llvm::Value* y = poly(m, {7.0376836292E-2, -1.1514610310E-1, 1.1676998740E-1, -1.2420140846E-1, 1.4249322787E-1,
+                              -1.6668057665E-1, 2.0000714765E-1, -2.4999993993E-1, 3.3333331174E-1});
+    y = b.CreateFMul(b.CreateFMul(y, m), z);
+    y = b.CreateFAdd(y, b.CreateFMul(fe, C(-2.12194440e-4)));
+    y = b.CreateFSub(y, b.CreateFMul(z, C(0.5)));
+    llvm::Value* r = b.CreateFAdd(b.CreateFAdd(m, y), b.CreateFMul(fe, C(0.693359375)));
+    // Special values: NaN or x < 0 → NaN, 0 → -inf, +inf → +inf.
+    r = b.CreateSelect(b.CreateFCmpOEQ(x, C(0.0)), llvm::ConstantFP::getInfinity(f, true), r);
+    r = b.CreateSelect(b.CreateFCmpOEQ(x, llvm::ConstantFP::getInfinity(f)), x, r);
+    return b.CreateSelect(b.CreateFCmpULT(x, C(0.0)), llvm::ConstantFP::getNaN(f), r);
+  }
+
+  // log1p(x) = log(u) * x / (u - 1) with u = 1 + x (exact when u == 1).
+  llvm::Value* log1pF32(llvm::Value* x) {
+    llvm::Value* u = b.CreateFAdd(x, C(1.0));
+    llvm::Value* d = b.CreateFSub(u, C(1.0));
+    llvm::Value* r = b.CreateFDiv(b.CreateFMul(logF32(u), x), d);
+    r = b.CreateSelect(b.CreateFCmpOEQ(d, C(0.0)), x, r);
+    return b.CreateSelect(b.CreateFCmpOEQ(u, llvm::ConstantFP::getInfinity(b.getFloatTy())), u, r);
+  }
+
+  // tanhf: an odd polynomial below 0.625, else 1 - 2 / (e^2|x| + 1) with x's sign.
+  llvm::Value* tanhF32(llvm::Value* x) {
+    llvm::Value* z = b.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x);
+    llvm::Value* big = b.CreateFSub(C(1.0), b.CreateFDiv(C(2.0), b.CreateFAdd(expF32(b.CreateFAdd(z, z)), C(1.0))));
+    big = b.CreateBinaryIntrinsic(llvm::Intrinsic::copysign, big, x);
+    llvm::Value* zz = b.CreateFMul(x, x);
+    llvm::Value* p = poly(zz, {-5.70498872745E-3, 2.06390887954E-2, -5.37397155531E-2, 1.33314422036E-1, -3.33332819422E-1});
+    llvm::Value* smallR = b.CreateFAdd(b.CreateFMul(b.CreateFMul(p, zz), x), x);
+    return b.CreateSelect(b.CreateFCmpOGT(z, C(0.625)), big, smallR);
+  }
+
+  // sinf/cosf: reduction by pi/4 in three parts, the octant picks the polynomial and sign.
+  llvm::Value* sinCosF32(llvm::Value* x, bool isCos) {
+    auto* i32t = b.getInt32Ty();
+    auto* f = b.getFloatTy();
+    llvm::Value* ax = b.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x);
+    llvm::Value* finite = b.CreateFCmpOLT(ax, C(1.0e30));  // also false for NaN
+    llvm::Value* axc = b.CreateSelect(finite, ax, C(0.0));
+    llvm::Value* j = b.CreateFreeze(b.CreateFPToSI(b.CreateFMul(axc, C(1.27323954473516)), i32t));
+    j = b.CreateAdd(j, b.CreateAnd(j, b.getInt32(1)));  // to an even octant
+    llvm::Value* y = b.CreateSIToFP(j, f);
+    j = b.CreateAnd(j, b.getInt32(7));
+    llvm::Value* z = b.CreateFSub(b.CreateFSub(b.CreateFSub(axc, b.CreateFMul(y, C(0.78515625))),
+                                               b.CreateFMul(y, C(2.4187564849853515625e-4))),
+                                  b.CreateFMul(y, C(3.77489497744594108e-8)));
+    llvm::Value* zz = b.CreateFMul(z, z);
+    llvm::Value* pc = b.CreateFAdd(
+        b.CreateFSub(b.CreateFMul(b.CreateFMul(poly(zz, {2.443315711809948E-005, -1.388731625493765E-003, 4.166664568298827E-002}), zz), zz),
+                     b.CreateFMul(zz, C(0.5))),
+        C(1.0));
+    llvm::Value* ps = b.CreateFAdd(b.CreateFMul(b.CreateFMul(poly(zz, {-1.9515295891E-4, 8.3321608736E-3, -1.6666654611E-1}), zz), z), z);
+    llvm::Value* hi = b.CreateICmpUGT(j, b.getInt32(3));  // octants 4..7: negate, j -= 4
+    llvm::Value* j4 = b.CreateSelect(hi, b.CreateSub(j, b.getInt32(4)), j);
+    llvm::Value* useCos = b.CreateOr(b.CreateICmpEQ(j4, b.getInt32(1)), b.CreateICmpEQ(j4, b.getInt32(2)));
+    llvm::Value* neg;
+    llvm::Value* r;
+    if (isCos) {
+      neg = b.CreateXor(hi, b.CreateICmpUGT(j4, b.getInt32(1)));
+      r = b.CreateSelect(useCos, ps, pc);
+    } else {
+      neg = b.CreateXor(hi, b.CreateFCmpOLT(x, C(0.0)));
+      r = b.CreateSelect(useCos, pc, ps);
+    }
+    r = b.CreateSelect(neg, b.CreateFNeg(r), r);
+    return b.CreateSelect(finite, r, llvm::ConstantFP::getNaN(f));
+  }
+
+  // ---- scalar ops (the ops a fused body may hold)
+
+  llvm::Value* binary(const ir::Op& op, rt::BinaryOp k) {
+    using B = rt::BinaryOp;
+    const ir::Value *x = op.operand(0), *y = op.operand(1);
+    DType c = rt::promote(x->type.dtype, y->type.dtype);
+    DType ct = c;
+    switch (k) {
+      case B::Div: ct = isFloat(c) ? c : DType::F32; break;
+      case B::Add: case B::Sub: case B::Mul: ct = c == DType::Bool ? DType::I64 : c; break;
+      case B::BitAnd: case B::BitOr: case B::BitXor:
+        if (isFloat(c)) throw Unsupported{"bitwise op on floats"};
+        break;
+      case B::LogicalAnd: case B::LogicalOr: ct = DType::Bool; break;
+      case B::FloorDiv: case B::Mod: case B::Pow:
+        throw Unsupported{isFloat(c) || k == B::Pow ? std::string("not in kernels yet")
+                                                    : std::string("integer division may fail")};
+      default: break;
+    }
+    llvm::Value* a = convert(get(x), x->type.dtype, ct);
+    llvm::Value* v = convert(get(y), y->type.dtype, ct);
+    bool f = isFloat(ct);
+    bool isBool = ct == DType::Bool;
+    llvm::Value* out = nullptr;
+    switch (k) {
+      case B::Add: out = f ? b.CreateFAdd(a, v) : b.CreateAdd(a, v); break;
+      case B::Sub: out = f ? b.CreateFSub(a, v) : b.CreateSub(a, v); break;
+      case B::Mul: out = f ? b.CreateFMul(a, v) : b.CreateMul(a, v); break;
+      case B::Div: out = b.CreateFDiv(a, v); break;
+      case B::Eq: out = f ? b.CreateFCmpOEQ(a, v) : b.CreateICmpEQ(a, v); break;
+      case B::Ne: out = f ? b.CreateFCmpUNE(a, v) : b.CreateICmpNE(a, v); break;
+      case B::Lt: out = f ? b.CreateFCmpOLT(a, v) : isBool ? b.CreateICmpULT(a, v) : b.CreateICmpSLT(a, v); break;
+      case B::Le: out = f ? b.CreateFCmpOLE(a, v) : isBool ? b.CreateICmpULE(a, v) : b.CreateICmpSLE(a, v); break;
+      case B::Gt: out = f ? b.CreateFCmpOGT(a, v) : isBool ? b.CreateICmpUGT(a, v) : b.CreateICmpSGT(a, v); break;
+      case B::Ge: out = f ? b.CreateFCmpOGE(a, v) : isBool ? b.CreateICmpUGE(a, v) : b.CreateICmpSGE(a, v); break;
+      case B::BitAnd: case B::LogicalAnd: out = b.CreateAnd(a, v); break;
+      case B::BitOr: case B::LogicalOr: out = b.CreateOr(a, v); break;
+      case B::BitXor: out = b.CreateXor(a, v); break;
+      case B::Maximum:
+      case B::Minimum: {
+        bool mx = k == B::Maximum;  // floats: a NaN of the first operand propagates (rt)
+        llvm::Value* pick;
+        if (f) pick = b.CreateOr(mx ? b.CreateFCmpOGT(a, v) : b.CreateFCmpOLT(a, v), b.CreateFCmpUNO(a, a));
+        else if (isBool) pick = mx ? b.CreateICmpUGT(a, v) : b.CreateICmpULT(a, v);
+        else pick = mx ? b.CreateICmpSGT(a, v) : b.CreateICmpSLT(a, v);
+        out = b.CreateSelect(pick, a, v);
+        break;
+      }
+      default: throw Unsupported{fmt::format("'{}'", op.name())};
+    }
+    DType od = out->getType()->isIntegerTy(1) ? DType::Bool : ct;
+    return convert(out, od, op.result()->type.dtype);
+  }
+
+  llvm::Value* unary(const ir::Op& op, rt::UnaryOp k) {
+    using U = rt::UnaryOp;
+    const ir::Value* x = op.operand(0);
+    DType d = x->type.dtype;
+    DType ct = d;
+    bool transcendental = false;
+    switch (k) {
+      case U::Neg: case U::Square: case U::Sign: ct = d == DType::Bool ? DType::I64 : d; break;
+      case U::LogicalNot: ct = DType::Bool; break;
+      case U::BitNot: if (isFloat(d)) throw Unsupported{"'~' on floats"}; break;
+      case U::Exp: case U::Log: case U::Log1p: case U::Sin: case U::Cos: case U::Tanh: case U::Sigmoid:
+        transcendental = true;
+        [[fallthrough]];
+      case U::Sqrt: case U::Rsqrt:
+        ct = isFloat(d) ? d : DType::F32;
+        break;
+      default: break;
+    }
+    if (transcendental && ct == DType::F64) throw Unsupported{fmt::format("f64 {} needs libdevice", op.name())};
+    llvm::Value* a = convert(get(x), d, ct);
+    bool f = isFloat(ct);
+    llvm::Type* t = a->getType();
+    llvm::Value* zero = f ? llvm::ConstantFP::get(t, 0.0) : llvm::ConstantInt::get(t, 0);
+    llvm::Value* one = f ? llvm::ConstantFP::get(t, 1.0) : llvm::ConstantInt::get(t, 1);
+    llvm::Value* out = nullptr;
+    DType od = ct;
+    switch (k) {
+      case U::Neg: out = f ? b.CreateFNeg(a) : b.CreateSub(zero, a); break;
+      case U::Square: out = f ? b.CreateFMul(a, a) : b.CreateMul(a, a); break;
+      case U::LogicalNot: case U::BitNot: out = b.CreateNot(a); break;
+      case U::Abs:
+        if (ct == DType::Bool) out = a;
+        else if (f) out = b.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, a);
+        else out = b.CreateSelect(b.CreateICmpSLT(a, zero), b.CreateSub(zero, a), a);
+        break;
+      case U::Relu:
+        if (ct == DType::Bool) out = a;
+        else if (f) out = b.CreateSelect(b.CreateOr(b.CreateFCmpOGT(a, zero), b.CreateFCmpUNO(a, a)), a, zero);
+        else out = b.CreateSelect(b.CreateICmpSGT(a, zero), a, zero);
+        break;
+      case U::Floor: case U::Ceil: case U::Round:
+        if (!f) out = a;
+        else out = b.CreateUnaryIntrinsic(k == U::Floor ? llvm::Intrinsic::floor : k == U::Ceil ? llvm::Intrinsic::ceil : llvm::Intrinsic::rint, a);
+        break;
+      case U::Sign: {
+        llvm::Value* pos = f ? b.CreateFCmpOGT(a, zero) : b.CreateICmpSGT(a, zero);
+        llvm::Value* negv = f ? b.CreateFCmpOLT(a, zero) : b.CreateICmpSLT(a, zero);
+        llvm::Value* m1 = f ? llvm::ConstantFP::get(t, -1.0) : llvm::ConstantInt::getSigned(t, -1);
+        out = b.CreateSelect(pos, one, b.CreateSelect(negv, m1, zero));
+        if (f) out = b.CreateSelect(b.CreateFCmpUNO(a, a), a, out);
+        break;
+      }
+      case U::IsNan:
+        out = f ? b.CreateFCmpUNO(a, a) : b.getFalse();
+        od = DType::Bool;
+        break;
+      case U::IsFinite:
+        out = f ? b.CreateFCmpOLT(b.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, a), llvm::ConstantFP::getInfinity(t)) : b.getTrue();
+        od = DType::Bool;
+        break;
+      case U::Sqrt: out = b.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, a); break;
+      case U::Rsqrt: out = b.CreateFDiv(one, b.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, a)); break;
+      case U::Exp: out = expF32(a); break;
+      case U::Log: out = logF32(a); break;
+      case U::Log1p: out = log1pF32(a); break;
+      case U::Tanh: out = tanhF32(a); break;
+      case U::Sigmoid: out = b.CreateFDiv(one, b.CreateFAdd(one, expF32(b.CreateFNeg(a)))); break;
+      case U::Sin: out = sinCosF32(a, false); break;
+      case U::Cos: out = sinCosF32(a, true); break;
+      default: throw Unsupported{fmt::format("'{}'", op.name())};
+    }
+    return convert(out, od, op.result()->type.dtype);
+  }
+
+  // Lowers one scalar op whose operands are in `vals`; its result goes there too.
+  void scalarOp(const ir::Op& op) {
+    const ir::Value* r = op.result();
+    DType rd = r->type.dtype;
+    llvm::Value* out = nullptr;
+    if (op.kind() == ir::OpKind::Constant) {
+      const rt::Tensor& t = op.tensor_attr("value");
+      if (t.numel() != 1) throw Unsupported{"a tensor constant"};
+      if (isFloat(rd)) out = llvm::ConstantFP::get(ty(rd), t.item_double(0));
+      else if (rd == DType::Bool) out = b.getInt1(t.item_bool(0));
+      else out = llvm::ConstantInt::getSigned(ty(rd), t.item_int64(0));
+    } else if (op.kind() == ir::OpKind::Cast) {
+      out = convert(get(op.operand(0)), op.operand(0)->type.dtype, rd);
+    } else if (op.kind() == ir::OpKind::Select) {
+      const ir::Value *c = op.operand(0), *x = op.operand(1), *y = op.operand(2);
+      out = b.CreateSelect(convert(get(c), c->type.dtype, DType::Bool), convert(get(x), x->type.dtype, rd),
+                           convert(get(y), y->type.dtype, rd));
+    } else if (auto bop = ir::as_binary(op.kind())) {
+      out = binary(op, *bop);
+    } else if (auto uop = ir::as_unary(op.kind())) {
+      out = unary(op, *uop);
+    } else {
+      throw Unsupported{fmt::format("'{}' in a fused body", op.name())};
+    }
+    vals[r] = out;
+  }
+
+  // ---- kernels
+
+  llvm::Value* sreg(llvm::Intrinsic::ID id) {
+    if (emulate) {
+      int which = id == llvm::Intrinsic::nvvm_read_ptx_sreg_tid_x     ? 0
+                  : id == llvm::Intrinsic::nvvm_read_ptx_sreg_ntid_x  ? 1
+                  : id == llvm::Intrinsic::nvvm_read_ptx_sreg_ctaid_x ? 2
+                                                                      : 3;
+      return b.CreateZExt(emuCall("tdl_emu_sreg", b.getInt32Ty(), {b.getInt32(static_cast<uint32_t>(which))}), b.getInt64Ty());
+    }
+    return b.CreateZExt(b.CreateIntrinsic(b.getInt32Ty(), id, {}), b.getInt64Ty());
+  }
+
+  void markKernel(llvm::Function* f, int reqThreads) {
+    auto* md = mod.getOrInsertNamedMetadata("nvvm.annotations");
+    auto mark = [&](const char* key, int v) {
+      md->addOperand(llvm::MDNode::get(ctx, {llvm::ValueAsMetadata::get(f), llvm::MDString::get(ctx, key),
+                                             llvm::ConstantAsMetadata::get(b.getInt32(static_cast<uint32_t>(v)))}));
+    };
+    mark("kernel", 1);
+    if (reqThreads > 0) mark("reqntidx", reqThreads);
+  }
+
+  // A grid-stride loop over the result of a fused op (or of one elementwise op).
+  PtxKernel elementwise(const ir::Op& op, const std::string& name) {
+    const ir::Value* r = op.result();
+    size_t n = op.num_operands();
+    bool fused = op.kind() == ir::OpKind::Fused;
+    bool rows = false, general = false;
+    std::vector<ir::FusedOperand> kinds;
+    for (const ir::Value* v : op.operands()) {
+      ir::FusedOperand k = ir::fused_operand_kind(v->type, r->type);
+      if (k == ir::FusedOperand::None && (fused || v->type.rank() > r->type.rank()))
+        throw Unsupported{"an operand of another shape"};
+      rows = rows || k == ir::FusedOperand::Row || k == ir::FusedOperand::Col;
+      general = general || k == ir::FusedOperand::None;  // any NumPy broadcast: by strides
+      kinds.push_back(k);
+    }
+    if (r->type.is_scalar()) throw Unsupported{"a scalar result"};
+    size_t rank = r->type.dims.size();
+    std::vector<llvm::Type*> params{globalPtr()};
+    std::string sig = fmt::format("({}* out", rt::dtype_name(r->type.dtype));
+    for (size_t j = 0; j < n; ++j) {
+      const ir::Value* v = op.operand(j);
+      if (kinds[j] == ir::FusedOperand::Scalar) {
+        params.push_back(memTy(v->type.dtype));
+        sig += fmt::format(", {} x{}", rt::dtype_name(v->type.dtype), j);
+      } else {
+        params.push_back(globalPtr());
+        const char* how = kinds[j] == ir::FusedOperand::Row   ? " (row)"
+                          : kinds[j] == ir::FusedOperand::Col  ? " (col)"
+                          : kinds[j] == ir::FusedOperand::None ? " (strided)"
+                                                               : "";
+        sig += fmt::format(", {}* x{}{}", rt::dtype_name(v->type.dtype), j, how);
+      }
+    }
+    params.push_back(b.getInt64Ty());
+    sig += ", i64 n";
+    if (rows) {
+      params.push_back(b.getInt64Ty());
+      sig += ", i64 inner";
+    }
+    // General broadcasts: the result's dims, then per such operand its element strides
+    // along the result's axes (0 where it is broadcast).
+    size_t dimsAt = params.size();
+    if (general) {
+      for (size_t a = 0; a < rank; ++a) params.push_back(b.getInt64Ty());
+      sig += fmt::format(", i64 dims[{}]", rank);
+      for (size_t j = 0; j < n; ++j)
+        if (kinds[j] == ir::FusedOperand::None) {
+          for (size_t a = 0; a < rank; ++a) params.push_back(b.getInt64Ty());
+          sig += fmt::format(", i64 strides{}[{}]", j, rank);
+        }
+    }
+    sig += ")";
+    auto* ft = llvm::FunctionType::get(b.getVoidTy(), params, false);
+    llvm::Function* f = llvm::Function::Create(ft, llvm::Function::ExternalLinkage, name, mod);
+    try {
+      auto* entry = llvm::BasicBlock::Create(ctx, "entry", f);
+      auto* loop = llvm::BasicBlock::Create(ctx, "loop", f);
+      auto* exit = llvm::BasicBlock::Create(ctx, "exit", f);
+      b.SetInsertPoint(entry);
+      vals.clear();
+      llvm::Value* count = f->getArg(static_cast<unsigned>(n + 1));
+      llvm::Value* inner = rows ? f->getArg(static_cast<unsigned>(n + 2)) : nullptr;
+      const ir::Block* body = fused ? &op.region(0).block() : nullptr;
+      auto bind = [&](size_t j, llvm::Value* x) {
+        if (fused) vals[body->arg(j)] = x;
+        else vals[op.operand(j)] = x;
+      };
+      for (size_t j = 0; j < n; ++j)
+        if (kinds[j] == ir::FusedOperand::Scalar) {
+          llvm::Value* x = f->getArg(static_cast<unsigned>(j + 1));
+          if (op.operand(j)->type.dtype == DType::Bool) x = b.CreateICmpNE(x, b.getInt8(0));
+          bind(j, x);
+        }
+      llvm::Value* start = b.CreateAdd(b.CreateMul(sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_ctaid_x),
+                                                   sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_ntid_x)),
+                                       sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_tid_x));
+      llvm::Value* stride = b.CreateMul(sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_nctaid_x),
+                                        sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_ntid_x));
+      b.CreateCondBr(b.CreateICmpSLT(start, count), loop, exit);
+      b.SetInsertPoint(loop);
+      llvm::PHINode* i = b.CreatePHI(b.getInt64Ty(), 2);
+      i->addIncoming(start, entry);
+      llvm::Value* row = rows ? b.CreateUDiv(i, inner) : nullptr;
+      llvm::Value* col = rows ? b.CreateURem(i, inner) : nullptr;
+      std::vector<llvm::Value*> coord(rank, nullptr);
+      if (general) {
+        llvm::Value* rest = i;
+        for (size_t a = rank; a-- > 0;) {
+          llvm::Value* d = f->getArg(static_cast<unsigned>(dimsAt + a));
+          coord[a] = a == 0 ? rest : b.CreateURem(rest, d);
+          if (a > 0) rest = b.CreateUDiv(rest, d);
+        }
+      }
+      size_t strideAt = dimsAt + rank;
+      for (size_t j = 0; j < n; ++j) {
+        if (kinds[j] == ir::FusedOperand::Scalar) continue;
+        llvm::Value* at = kinds[j] == ir::FusedOperand::Row ? col : kinds[j] == ir::FusedOperand::Col ? row : i;
+        if (kinds[j] == ir::FusedOperand::None) {
+          at = b.getInt64(0);
+          for (size_t a = 0; a < rank; ++a)
+            at = b.CreateAdd(at, b.CreateMul(coord[a], f->getArg(static_cast<unsigned>(strideAt + a))));
+          strideAt += rank;
+        }
+        bind(j, load(f->getArg(static_cast<unsigned>(j + 1)), at, op.operand(j)->type.dtype));
+      }
+      llvm::Value* val;
+      if (fused) {
+        const ir::Op* y = nullptr;
+        for (size_t k = 0; k < body->size(); ++k) {
+          const ir::Op& x = body->op(k);
+          if (x.kind() == ir::OpKind::Yield) y = &x;
+          else scalarOp(x);
+        }
+        if (!y || y->num_operands() != 1) throw Unsupported{"a fused body that does not yield one value"};
+        val = convert(get(y->operand(0)), y->operand(0)->type.dtype, r->type.dtype);
+      } else {
+        scalarOp(op);  // throws Unsupported for ops that may fail (integer // and %) or need the runtime
+        val = get(r);
+      }
+      store(f->getArg(0), i, val, r->type.dtype);
+      llvm::Value* next = b.CreateAdd(i, stride);
+      i->addIncoming(next, b.GetInsertBlock());
+      b.CreateCondBr(b.CreateICmpSLT(next, count), loop, exit);
+      b.SetInsertPoint(exit);
+      b.CreateRetVoid();
+    } catch (const Unsupported&) {
+      f->eraseFromParent();
+      throw;
+    }
+    markKernel(f, 0);
+    return PtxKernel{name, rows ? PtxKernel::ElementwiseRows : PtxKernel::Elementwise, &op, sig};
+  }
+
+  // argmax/argmin along one axis: x viewed as [outer, red, inner], one thread per output
+  // walks red (grid-stride over the outputs); the first best index wins, a NaN wins first.
+  PtxKernel argReduce(const ir::Op& op, const std::string& name) {
+    bool mx = op.kind() == ir::OpKind::ArgMax;
+    const ir::Value* x = op.operand(0);
+    DType xd = x->type.dtype;
+    if (x->type.is_scalar()) throw Unsupported{"of a scalar"};
+    auto* i64t = b.getInt64Ty();
+    auto* ft = llvm::FunctionType::get(b.getVoidTy(), {globalPtr(), globalPtr(), i64t, i64t, i64t}, false);
+    llvm::Function* fn = llvm::Function::Create(ft, llvm::Function::ExternalLinkage, name, mod);
+    llvm::Value *out = fn->getArg(0), *in = fn->getArg(1), *outer = fn->getArg(2), *red = fn->getArg(3),
+                *inner = fn->getArg(4);
+    auto* entry = llvm::BasicBlock::Create(ctx, "entry", fn);
+    auto* loop = llvm::BasicBlock::Create(ctx, "loop", fn);
+    auto* rl = llvm::BasicBlock::Create(ctx, "red", fn);
+    auto* rdone = llvm::BasicBlock::Create(ctx, "red.done", fn);
+    auto* exit = llvm::BasicBlock::Create(ctx, "exit", fn);
+    b.SetInsertPoint(entry);
+    llvm::Value* count = b.CreateMul(outer, inner);
+    llvm::Value* start = b.CreateAdd(b.CreateMul(sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_ctaid_x),
+                                                 sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_ntid_x)),
+                                     sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_tid_x));
+    llvm::Value* stride = b.CreateMul(sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_nctaid_x),
+                                      sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_ntid_x));
+    llvm::Value* plane = b.CreateMul(red, inner);
+    b.CreateCondBr(b.CreateICmpSLT(start, count), loop, exit);
+    b.SetInsertPoint(loop);
+    llvm::PHINode* i = b.CreatePHI(i64t, 2);
+    i->addIncoming(start, entry);
+    llvm::Value* at0 = b.CreateAdd(b.CreateMul(b.CreateUDiv(i, inner), plane), b.CreateURem(i, inner));
+    llvm::Value* first = load(in, at0, xd);
+    b.CreateCondBr(b.CreateICmpSGT(red, b.getInt64(1)), rl, rdone);
+    b.SetInsertPoint(rl);
+    llvm::PHINode* r = b.CreatePHI(i64t, 2);
+    llvm::PHINode* best = b.CreatePHI(first->getType(), 2);
+    llvm::PHINode* bi = b.CreatePHI(i64t, 2);
+    r->addIncoming(b.getInt64(1), loop);
+    best->addIncoming(first, loop);
+    bi->addIncoming(b.getInt64(0), loop);
+    llvm::Value* v = load(in, b.CreateAdd(at0, b.CreateMul(r, inner)), xd);
+    llvm::Value* better;
+    if (isFloat(xd))
+      better = b.CreateAnd(b.CreateFCmpORD(best, best),
+                           b.CreateOr(b.CreateFCmpUNO(v, v), mx ? b.CreateFCmpOGT(v, best) : b.CreateFCmpOLT(v, best)));
+    else if (xd == DType::Bool)
+      better = mx ? b.CreateICmpUGT(v, best) : b.CreateICmpULT(v, best);
+    else
+      better = mx ? b.CreateICmpSGT(v, best) : b.CreateICmpSLT(v, best);
+    llvm::Value* best2 = b.CreateSelect(better, v, best);
+    llvm::Value* bi2 = b.CreateSelect(better, r, bi);
+    llvm::Value* rn = b.CreateAdd(r, b.getInt64(1));
+    r->addIncoming(rn, rl);
+    best->addIncoming(best2, rl);
+    bi->addIncoming(bi2, rl);
+    b.CreateCondBr(b.CreateICmpSLT(rn, red), rl, rdone);
+    b.SetInsertPoint(rdone);
+    llvm::PHINode* res = b.CreatePHI(i64t, 2);
+    res->addIncoming(b.getInt64(0), loop);
+    res->addIncoming(bi2, rl);
+    store(out, i, res, DType::I64);
+    llvm::Value* next = b.CreateAdd(i, stride);
+    i->addIncoming(next, rdone);
+    b.CreateCondBr(b.CreateICmpSLT(next, count), loop, exit);
+    b.SetInsertPoint(exit);
+    b.CreateRetVoid();
+    markKernel(fn, 0);
+    std::string sig = fmt::format("(i64* out, {}* in, i64 outer, i64 red, i64 inner)", rt::dtype_name(xd));
+    return PtxKernel{name, PtxKernel::ArgReduce, &op, sig};
+  }
+
+  // One 32-bit or 64-bit value exchanged across a warp by XOR of the lane.
+  llvm::Value* shuffleXor(llvm::Value* v, int laneMask) {
+    llvm::Type* t = v->getType();
+    auto shfl32 = [&](llvm::Value* x) -> llvm::Value* {
+      bool fl = x->getType()->isFloatTy();
+      if (emulate) {
+        llvm::Value* bits = fl ? b.CreateBitCast(x, b.getInt32Ty()) : x;
+        llvm::Value* r = emuCall("tdl_emu_shfl", b.getInt32Ty(), {bits, b.getInt32(static_cast<uint32_t>(laneMask))});
+        return fl ? b.CreateBitCast(r, b.getFloatTy()) : r;
+      }
+      return b.CreateIntrinsic(x->getType(), fl ? llvm::Intrinsic::nvvm_shfl_sync_bfly_f32 : llvm::Intrinsic::nvvm_shfl_sync_bfly_i32,
+                               {b.getInt32(0xffffffffu), x, b.getInt32(static_cast<uint32_t>(laneMask)), b.getInt32(0x1f)});
+    };
+    if (t->getPrimitiveSizeInBits() == 32) return shfl32(v);
+    llvm::Value* bits = b.CreateBitCast(v, b.getInt64Ty());
+    llvm::Value* lo = shfl32(b.CreateTrunc(bits, b.getInt32Ty()));
+    llvm::Value* hi = shfl32(b.CreateTrunc(b.CreateLShr(bits, 32), b.getInt32Ty()));
+    llvm::Value* joined = b.CreateOr(b.CreateZExt(lo, b.getInt64Ty()), b.CreateShl(b.CreateZExt(hi, b.getInt64Ty()), 32));
+    return b.CreateBitCast(joined, t);
+  }
+
+  // A reduction over the trailing `cols` elements of each of `rows` rows.
+  PtxKernel reduce(const ir::Op& op, const std::string& name) {
+    auto kind = rt::ReduceOp::Sum;
+    const std::string& kn = op.str_attr("kind");
+    bool found = false;
+    for (auto k : {rt::ReduceOp::Sum, rt::ReduceOp::Mean, rt::ReduceOp::Max, rt::ReduceOp::Min, rt::ReduceOp::Prod,
+                   rt::ReduceOp::All, rt::ReduceOp::Any})
+      if (rt::reduce_op_name(k) == kn) kind = k, found = true;
+    if (!found) throw Unsupported{fmt::format("reduce {}", kn)};
+    const ir::Value* x = op.operand(0);
+    const ir::Value* r = op.result();
+    int64_t rank = x->type.rank();
+    if (rank == 0) throw Unsupported{"a reduction of a scalar"};
+    std::vector<bool> mask(static_cast<size_t>(rank), false);
+    for (int64_t a : op.ints_attr("axes")) {
+      int64_t n = a < 0 ? a + rank : a;
+      if (n < 0 || n >= rank || mask[static_cast<size_t>(n)]) throw Unsupported{"bad axes"};
+      mask[static_cast<size_t>(n)] = true;
+    }
+    // The reduced axes must be one run: x is [outer, red, inner] in C order.
+    size_t lo = 0, hi = mask.size();
+    while (lo < mask.size() && !mask[lo]) ++lo;
+    while (hi > lo && !mask[hi - 1]) --hi;
+    if (lo == hi) throw Unsupported{"a reduction over no axis"};
+    for (size_t a = lo; a < hi; ++a)
+      if (!mask[a]) throw Unsupported{"a reduction over axes that are not adjacent"};
+    bool strided = hi < mask.size();  // inner > 1 (or symbolic): one thread per output
+    DType xd = x->type.dtype, rd = r->type.dtype;
+    // fused_reduce: the reduced values are body(x0[i], x1..., ...) over operand 0's shape;
+    // the other operands are scalars (by value), or tensors of that shape, rows or columns
+    // of it (by pointer, after `in`); then rows, cols and, with rows/columns, x0's last dim.
+    bool fusedR = op.kind() == ir::OpKind::FusedReduce;
+    const ir::Block* body = fusedR ? &op.region(0).block() : nullptr;
+    std::vector<ir::FusedOperand> kinds;
+    bool fusedRows = false;
+    if (fusedR) {
+      if (strided) throw Unsupported{"a fused reduction over leading axes"};
+      const ir::Op* y = body->terminator();
+      if (!y || y->kind() != ir::OpKind::Yield || y->num_operands() != 1) throw Unsupported{"a body without one yield"};
+      xd = y->operand(0)->type.dtype;
+      for (const ir::Value* v : op.operands()) {
+        ir::FusedOperand k = ir::fused_operand_kind(v->type, x->type);
+        if (k == ir::FusedOperand::None) throw Unsupported{"an operand of another shape"};
+        fusedRows = fusedRows || k == ir::FusedOperand::Row || k == ir::FusedOperand::Col;
+        kinds.push_back(k);
+      }
+    }
+    llvm::Function* kfn = nullptr;  // the kernel, once created
+    llvm::Value* kinner = nullptr;  // x0's last dim (fused_reduce with rows/columns)
+    bool logical = kind == rt::ReduceOp::All || kind == rt::ReduceOp::Any;
+    bool minmax = kind == rt::ReduceOp::Max || kind == rt::ReduceOp::Min;
+    if (minmax && xd == DType::Bool) throw Unsupported{"max/min of bool"};
+    // The accumulator: the result dtype (bool as i32 0/1 so that it can be shuffled).
+    DType ad = logical ? DType::I32 : rd;
+    llvm::Type* at = ty(ad);
+    bool f = isFloat(ad);
+    llvm::Value* identity;
+    switch (kind) {
+      case rt::ReduceOp::Sum: case rt::ReduceOp::Mean: case rt::ReduceOp::Any:
+        identity = f ? llvm::ConstantFP::get(at, 0.0) : llvm::ConstantInt::get(at, 0);
+        break;
+      case rt::ReduceOp::Prod: case rt::ReduceOp::All:
+        identity = f ? llvm::ConstantFP::get(at, 1.0) : llvm::ConstantInt::get(at, 1);
+        break;
+      case rt::ReduceOp::Max:
+        identity = f ? llvm::ConstantFP::getInfinity(at, true) : llvm::ConstantInt::get(at, llvm::APInt::getSignedMinValue(at->getIntegerBitWidth()));
+        break;
+      default:  // Min
+        identity = f ? llvm::ConstantFP::getInfinity(at, false) : llvm::ConstantInt::get(at, llvm::APInt::getSignedMaxValue(at->getIntegerBitWidth()));
+        break;
+    }
+    auto combine = [&](llvm::Value* acc, llvm::Value* v) -> llvm::Value* {
+      switch (kind) {
+        case rt::ReduceOp::Sum: case rt::ReduceOp::Mean: return f ? b.CreateFAdd(acc, v) : b.CreateAdd(acc, v);
+        case rt::ReduceOp::Prod: return f ? b.CreateFMul(acc, v) : b.CreateMul(acc, v);
+        case rt::ReduceOp::All: return b.CreateAnd(acc, v);
+        case rt::ReduceOp::Any: return b.CreateOr(acc, v);
+        default: {
+          bool mx = kind == rt::ReduceOp::Max;  // a NaN wins (rt)
+          llvm::Value* pick = f ? b.CreateOr(mx ? b.CreateFCmpOGT(v, acc) : b.CreateFCmpOLT(v, acc), b.CreateFCmpUNO(v, v))
+                                : (mx ? b.CreateICmpSGT(v, acc) : b.CreateICmpSLT(v, acc));
+          return b.CreateSelect(pick, v, acc);
+        }
+      }
+    };
+    auto finish = [&](llvm::Value* total, llvm::Value* red) {
+      if (kind == rt::ReduceOp::Mean) total = b.CreateFDiv(total, b.CreateSIToFP(red, at));
+      return logical ? b.CreateICmpNE(total, b.getInt32(0)) : convert(total, ad, rd);
+    };
+    auto loadAcc = [&](llvm::Value* in, llvm::Value* idx) -> llvm::Value* {
+      llvm::Value* v;
+      if (fusedR) {
+        for (size_t j = 0; j < kinds.size(); ++j) {
+          if (kinds[j] == ir::FusedOperand::Scalar) continue;
+          llvm::Value* p = j == 0 ? in : kfn->getArg(static_cast<unsigned>(j + 1));
+          llvm::Value* at = kinds[j] == ir::FusedOperand::Row   ? b.CreateURem(idx, kinner)
+                            : kinds[j] == ir::FusedOperand::Col ? b.CreateUDiv(idx, kinner)
+                                                                : idx;
+          vals[body->arg(j)] = load(p, at, op.operand(j)->type.dtype);
+        }
+        const ir::Op* y = nullptr;
+        for (size_t k = 0; k < body->size(); ++k) {
+          const ir::Op& o = body->op(k);
+          if (o.kind() == ir::OpKind::Yield) y = &o;
+          else scalarOp(o);
+        }
+        v = get(y->operand(0));
+      } else {
+        v = load(in, idx, xd);
+      }
+      return logical ? b.CreateZExt(convert(v, xd, DType::Bool), at) : convert(v, xd, ad);
+    };
+    if (strided) {
+      // out[o, i] = reduce over r of x[o, r, i]: a grid-stride loop over the outputs, each
+      // thread walking r; neighbouring threads read neighbouring i (coalesced).
+      auto* i64t = b.getInt64Ty();
+      auto* ft = llvm::FunctionType::get(b.getVoidTy(), {globalPtr(), globalPtr(), i64t, i64t, i64t}, false);
+      llvm::Function* fn = llvm::Function::Create(ft, llvm::Function::ExternalLinkage, name, mod);
+      llvm::Value *out = fn->getArg(0), *in = fn->getArg(1), *outer = fn->getArg(2), *red = fn->getArg(3),
+                  *inner = fn->getArg(4);
+      auto* entry = llvm::BasicBlock::Create(ctx, "entry", fn);
+      auto* loop = llvm::BasicBlock::Create(ctx, "loop", fn);
+      auto* rl = llvm::BasicBlock::Create(ctx, "red", fn);
+      auto* rdone = llvm::BasicBlock::Create(ctx, "red.done", fn);
+      auto* exit = llvm::BasicBlock::Create(ctx, "exit", fn);
+      b.SetInsertPoint(entry);
+      llvm::Value* count = b.CreateMul(outer, inner);
+      llvm::Value* start = b.CreateAdd(b.CreateMul(sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_ctaid_x),
+                                                   sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_ntid_x)),
+                                       sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_tid_x));
+      llvm::Value* stride = b.CreateMul(sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_nctaid_x),
+                                        sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_ntid_x));
+      llvm::Value* plane = b.CreateMul(red, inner);
+      b.CreateCondBr(b.CreateICmpSLT(start, count), loop, exit);
+      b.SetInsertPoint(loop);
+      llvm::PHINode* i = b.CreatePHI(i64t, 2);
+      i->addIncoming(start, entry);
+      llvm::Value* o = b.CreateUDiv(i, inner);
+      llvm::Value* at0 = b.CreateAdd(b.CreateMul(o, plane), b.CreateURem(i, inner));
+      llvm::BasicBlock* loopEnd = b.GetInsertBlock();
+      b.CreateCondBr(b.CreateICmpSGT(red, b.getInt64(0)), rl, rdone);
+      b.SetInsertPoint(rl);
+      llvm::PHINode* r = b.CreatePHI(i64t, 2);
+      llvm::PHINode* acc = b.CreatePHI(at, 2);
+      r->addIncoming(b.getInt64(0), loopEnd);
+      acc->addIncoming(identity, loopEnd);
+      llvm::Value* acc2 = combine(acc, loadAcc(in, b.CreateAdd(at0, b.CreateMul(r, inner))));
+      llvm::Value* rn = b.CreateAdd(r, b.getInt64(1));
+      r->addIncoming(rn, rl);
+      acc->addIncoming(acc2, rl);
+      b.CreateCondBr(b.CreateICmpSLT(rn, red), rl, rdone);
+      b.SetInsertPoint(rdone);
+      llvm::PHINode* total = b.CreatePHI(at, 2);
+      total->addIncoming(identity, loopEnd);
+      total->addIncoming(acc2, rl);
+      store(out, i, finish(total, red), rd);
+      llvm::Value* next = b.CreateAdd(i, stride);
+      i->addIncoming(next, rdone);
+      b.CreateCondBr(b.CreateICmpSLT(next, count), loop, exit);
+      b.SetInsertPoint(exit);
+      b.CreateRetVoid();
+      markKernel(fn, 0);
+      std::string sig = fmt::format("({}* out, {}* in, i64 outer, i64 red, i64 inner)", rt::dtype_name(rd), rt::dtype_name(xd));
+      return PtxKernel{name, PtxKernel::ReduceStrided, &op, sig};
+    }
+    std::vector<llvm::Type*> params{globalPtr(), globalPtr()};
+    std::string extra;
+    for (size_t j = 1; j < kinds.size(); ++j) {
+      const ir::Value* v = op.operand(j);
+      params.push_back(kinds[j] == ir::FusedOperand::Scalar ? memTy(v->type.dtype) : globalPtr());
+      const char* how = kinds[j] == ir::FusedOperand::Row ? " (row)" : kinds[j] == ir::FusedOperand::Col ? " (col)" : "";
+      extra += fmt::format(", {}{} x{}{}", rt::dtype_name(v->type.dtype), kinds[j] == ir::FusedOperand::Scalar ? "" : "*", j, how);
+    }
+    unsigned rowsAt = static_cast<unsigned>(params.size());
+    params.push_back(b.getInt64Ty());
+    params.push_back(b.getInt64Ty());
+    if (fusedRows) params.push_back(b.getInt64Ty());
+    auto* ft = llvm::FunctionType::get(b.getVoidTy(), params, false);
+    llvm::Function* fn = llvm::Function::Create(ft, llvm::Function::ExternalLinkage, name, mod);
+    kfn = fn;
+    constexpr int kWarps = kReduceBlock / 32;
+    auto* smemT = llvm::ArrayType::get(at, kWarps);
+    auto* smem = new llvm::GlobalVariable(mod, smemT, false, llvm::GlobalValue::InternalLinkage, llvm::UndefValue::get(smemT),
+                                          name + "_smem", nullptr, llvm::GlobalValue::NotThreadLocal, emulate ? 0 : 3);
+    llvm::Value *out = fn->getArg(0), *in = fn->getArg(1), *rows = fn->getArg(rowsAt), *cols = fn->getArg(rowsAt + 1);
+    if (fusedRows) kinner = fn->getArg(rowsAt + 2);
+    auto* entry = llvm::BasicBlock::Create(ctx, "entry", fn);
+    auto* rowHead = llvm::BasicBlock::Create(ctx, "row", fn);
+    auto* colLoop = llvm::BasicBlock::Create(ctx, "col", fn);
+    auto* colDone = llvm::BasicBlock::Create(ctx, "col.done", fn);
+    auto* writeWarp = llvm::BasicBlock::Create(ctx, "warp.write", fn);
+    auto* afterWrite = llvm::BasicBlock::Create(ctx, "warp.after", fn);
+    auto* final = llvm::BasicBlock::Create(ctx, "final", fn);
+    auto* writeOut = llvm::BasicBlock::Create(ctx, "out.write", fn);
+    auto* rowNext = llvm::BasicBlock::Create(ctx, "row.next", fn);
+    auto* exit = llvm::BasicBlock::Create(ctx, "exit", fn);
+    b.SetInsertPoint(entry);
+    if (fusedR) {
+      vals.clear();
+      for (size_t j = 1; j < kinds.size(); ++j)
+        if (kinds[j] == ir::FusedOperand::Scalar) {
+          llvm::Value* a = fn->getArg(static_cast<unsigned>(j + 1));
+          vals[body->arg(j)] = op.operand(j)->type.dtype == DType::Bool ? b.CreateICmpNE(a, b.getInt8(0)) : a;
+        }
+    }
+    llvm::Value* tid = sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_tid_x);
+    llvm::Value* lane = b.CreateAnd(tid, b.getInt64(31));
+    llvm::Value* warp = b.CreateLShr(tid, 5);
+    llvm::Value* row0 = sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_ctaid_x);
+    llvm::Value* rowStride = sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_nctaid_x);
+    b.CreateCondBr(b.CreateICmpSLT(row0, rows), rowHead, exit);
+    // row: acc over columns tid, tid + kReduceBlock, ...
+    b.SetInsertPoint(rowHead);
+    llvm::PHINode* row = b.CreatePHI(b.getInt64Ty(), 2);
+    row->addIncoming(row0, entry);
+    llvm::Value* base = b.CreateMul(row, cols);
+    b.CreateCondBr(b.CreateICmpSLT(tid, cols), colLoop, colDone);
+    b.SetInsertPoint(colLoop);
+    llvm::PHINode* c = b.CreatePHI(b.getInt64Ty(), 2);
+    llvm::PHINode* acc = b.CreatePHI(at, 2);
+    c->addIncoming(tid, rowHead);
+    acc->addIncoming(identity, rowHead);
+    llvm::Value* acc2 = combine(acc, loadAcc(in, b.CreateAdd(base, c)));
+    llvm::Value* cn = b.CreateAdd(c, b.getInt64(kReduceBlock));
+    c->addIncoming(cn, colLoop);
+    acc->addIncoming(acc2, colLoop);
+    b.CreateCondBr(b.CreateICmpSLT(cn, cols), colLoop, colDone);
+    b.SetInsertPoint(colDone);
+    llvm::PHINode* part = b.CreatePHI(at, 2);
+    part->addIncoming(identity, rowHead);
+    part->addIncoming(acc2, colLoop);
+    auto warpReduce = [&](llvm::Value* x) {
+      for (int m = 16; m >= 1; m /= 2) x = combine(x, shuffleXor(x, m));
+      return x;
+    };
+    llvm::Value* w = warpReduce(part);
+    b.CreateCondBr(b.CreateICmpEQ(lane, b.getInt64(0)), writeWarp, afterWrite);
+    b.SetInsertPoint(writeWarp);
+    b.CreateStore(w, b.CreateInBoundsGEP(smemT, smem, {b.getInt64(0), warp}));
+    b.CreateBr(afterWrite);
+    b.SetInsertPoint(afterWrite);
+    barrier();
+    b.CreateCondBr(b.CreateICmpEQ(warp, b.getInt64(0)), final, rowNext);
+    b.SetInsertPoint(final);
+    llvm::Value* inWarps = b.CreateICmpULT(lane, b.getInt64(kWarps));
+    llvm::Value* slot = b.CreateSelect(inWarps, lane, b.getInt64(0));
+    llvm::Value* s = b.CreateLoad(at, b.CreateInBoundsGEP(smemT, smem, {b.getInt64(0), slot}));
+    llvm::Value* total = warpReduce(b.CreateSelect(inWarps, s, identity));
+    b.CreateCondBr(b.CreateICmpEQ(lane, b.getInt64(0)), writeOut, rowNext);
+    b.SetInsertPoint(writeOut);
+    store(out, row, finish(total, cols), rd);
+    b.CreateBr(rowNext);
+    b.SetInsertPoint(rowNext);
+    // Every warp waits until warp 0 has read the partial sums before the next row.
+    barrier();
+    llvm::Value* rn = b.CreateAdd(row, rowStride);
+    row->addIncoming(rn, rowNext);
+    b.CreateCondBr(b.CreateICmpSLT(rn, rows), rowHead, exit);
+    b.SetInsertPoint(exit);
+    b.CreateRetVoid();
+    markKernel(fn, kReduceBlock);
+    std::string sig = fmt::format("({}* out, {}* {}{}, i64 rows, i64 cols{}; {} threads per block)", rt::dtype_name(rd),
+                                  rt::dtype_name(x->type.dtype), fusedR ? "x0" : "in", extra,
+                                  fusedRows ? ", i64 inner" : "", kReduceBlock);
+    return PtxKernel{name, PtxKernel::Reduce, &op, sig};
+  }
+};
+
+// Ops that cost nothing on the host and are left out of the "host:" line.
+bool trivial(ir::OpKind k) {
+  return k == ir::OpKind::Constant || k == ir::OpKind::Yield || k == ir::OpKind::Return || k == ir::OpKind::Dim;
+}
+
+// Whether op is a single elementwise op on tensors that a kernel can compute.
+bool elementwiseOnTensors(const ir::Op& op) {
+  if (!op.has_trait(ir::kElementwise) || op.num_results() != 1) return false;
+  return !op.result()->type.is_scalar();
+}
+
+// One kernel per data-parallel op of fn (program order, nested regions too); the other
+// ops' names (with why, for an op that could not become a kernel) go to result.hostOps.
+void buildKernels(const ir::Function& fn, PtxLowering& low, PtxModule& result) {
+  std::vector<std::string>& hostNames = result.hostOps;
+  auto noteHost = [&](const std::string& what) {
+    if (std::find(hostNames.begin(), hostNames.end(), what) == hostNames.end()) hostNames.push_back(what);
+  };
+  int count = 0;
+  std::string base = sanitize(fn.name);
+  std::function<void(const ir::Block&)> visit = [&](const ir::Block& blk) {
+    for (size_t i = 0; i < blk.size(); ++i) {
+      const ir::Op& op = blk.op(i);
+      bool isFused = op.kind() == ir::OpKind::Fused;
+      bool isReduce = op.kind() == ir::OpKind::Reduce || op.kind() == ir::OpKind::FusedReduce;
+      bool isArg = op.kind() == ir::OpKind::ArgMax || op.kind() == ir::OpKind::ArgMin;
+      if (isFused || isReduce || isArg || elementwiseOnTensors(op)) {
+        std::string name = fmt::format("{}_k{}_{}", base, count, sanitize(std::string(op.name())));
+        try {
+          result.kernels.push_back(isReduce ? low.reduce(op, name) : isArg ? low.argReduce(op, name) : low.elementwise(op, name));
+          ++count;
+        } catch (const Unsupported& u) {
+          noteHost(fmt::format("{} ({})", op.name(), u.why));
+        }
+      } else if (!trivial(op.kind())) {
+        noteHost(std::string(op.name()));
+      }
+      if (!isFused && op.kind() != ir::OpKind::FusedReduce)
+        for (size_t r = 0; r < op.num_regions(); ++r) visit(op.region(r).block());
+    }
+  };
+  visit(fn.entry());
+}
+
+}  // namespace
+
+bool isKnownGpuArch(const std::string& arch) {
+  for (const std::string& a : archList())
+    if (a == arch) return true;
+  return false;
+}
+
+std::string knownGpuArchs() {
+  std::string s;
+  for (const std::string& a : archList()) s += (s.empty() ? "" : " ") + a;
+  return s;
+}
+
+PtxModule compilePtx(const ir::Function& fn, const std::string& gpuArch) {
+  if (!isKnownGpuArch(gpuArch))
+    throw std::invalid_argument(fmt::format("unknown GPU arch '{}' (LLVM's NVPTX target knows {})", gpuArch, knownGpuArchs()));
+  initNvptx();
+  std::string err;
+  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(kTriple, err);
+  if (!target) throw std::runtime_error("the NVPTX target is not available: " + err);
+  llvm::TargetOptions to;
+  std::unique_ptr<llvm::TargetMachine> tm(
+      target->createTargetMachine(kTriple, gpuArch, "", to, std::nullopt, std::nullopt, llvm::CodeGenOptLevel::Aggressive));
+  if (!tm) throw std::runtime_error("cannot create an NVPTX target machine for " + gpuArch);
+
+  llvm::LLVMContext ctx;
+  llvm::Module mod("tdl_" + sanitize(fn.name), ctx);
+  mod.setTargetTriple(kTriple);
+  mod.setDataLayout(tm->createDataLayout());
+  PtxLowering low(ctx, mod);
+  PtxModule result;
+  buildKernels(fn, low, result);
+  const std::vector<std::string>& hostNames = result.hostOps;
+
+  std::string verr;
+  llvm::raw_string_ostream vs(verr);
+  if (llvm::verifyModule(mod, &vs)) throw std::runtime_error("internal: invalid NVPTX LLVM IR: " + verr);
+  {
+    llvm::LoopAnalysisManager lam;
+    llvm::FunctionAnalysisManager fam;
+    llvm::CGSCCAnalysisManager cgam;
+    llvm::ModuleAnalysisManager mam;
+    llvm::PassBuilder pb(tm.get());
+    pb.registerModuleAnalyses(mam);
+    pb.registerCGSCCAnalyses(cgam);
+    pb.registerFunctionAnalyses(fam);
+    pb.registerLoopAnalyses(lam);
+    pb.crossRegisterProxies(lam, fam, cgam, mam);
+    llvm::ModulePassManager mpm = pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O2);
+    mpm.run(mod, mam);
+  }
+  llvm::SmallVector<char, 0> buf;
+  llvm::raw_svector_ostream os(buf);
+  llvm::legacy::PassManager pm;
+  if (tm->addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::AssemblyFile))
+    throw std::runtime_error("the NVPTX target cannot emit PTX");
+  pm.run(mod);
+
+  std::string head = fmt::format("// tdl: graph fn {} for {} ({} kernel{})\n", fn.name, gpuArch, result.kernels.size(),
+                                 result.kernels.size() == 1 ? "" : "s");
+  for (const PtxKernel& k : result.kernels) {
+    const char* how = k.kind == PtxKernel::Reduce ? "block reduction, one block per row"
+                      : k.kind == PtxKernel::ReduceStrided || k.kind == PtxKernel::ArgReduce
+                          ? "grid-stride loop over the outputs"
+                          : "grid-stride loop";
+    std::string what(k.op->name());
+    if (k.kind == PtxKernel::Reduce || k.kind == PtxKernel::ReduceStrided)
+      what += fmt::format(" {} {}", k.op->str_attr("kind"), k.op->operand(0)->type.str());
+    if (k.kind == PtxKernel::ArgReduce)
+      what += fmt::format(" axis {} {}", k.op->int_attr("axis"), k.op->operand(0)->type.str());
+    head += fmt::format("// kernel {}: {} -> {}: {} {}\n", k.name, what, k.op->result()->type.str(), how, k.signature);
+  }
+  if (!hostNames.empty()) {
+    head += "// host:";
+    for (size_t i = 0; i < hostNames.size(); ++i) head += (i ? ", " : " ") + hostNames[i];
+    head += "\n";
+  }
+  result.ptx = head + std::string(buf.begin(), buf.end());
+  return result;
+}
+
+std::string emitPtx(ir::Function& fn, const std::string& gpuArch) { return compilePtx(fn, gpuArch).ptx; }
+
+namespace {
+
+// The reduced run of axes of a reduce op on x: [lo, hi).
+std::pair<size_t, size_t> reducedRun(const ir::Op& op, size_t rank) {
+  std::vector<bool> mask(rank, false);
+  ir::IntList axes = op.attr("axes") ? op.ints_attr("axes") : ir::IntList{op.int_attr("axis")};
+  for (int64_t a : axes) mask[static_cast<size_t>(a < 0 ? a + static_cast<int64_t>(rank) : a)] = true;
+  size_t lo = 0, hi = rank;
+  while (lo < rank && !mask[lo]) ++lo;
+  while (hi > lo && !mask[hi - 1]) --hi;
+  return {lo, hi};
+}
+
+int64_t product(const rt::Shape& s, size_t from, size_t to) {
+  int64_t n = 1;
+  for (size_t i = from; i < to; ++i) n *= s[i];
+  return n;
+}
+
+template <class T> std::vector<unsigned char> bytesOf(T v) {
+  std::vector<unsigned char> b(sizeof(T));
+  std::memcpy(b.data(), &v, sizeof(T));
+  return b;
+}
+
+unsigned gridFor(int64_t work, unsigned per, unsigned maxGrid) {
+  int64_t g = (work + per - 1) / per;
+  return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(g, maxGrid)));
+}
+
+}  // namespace
+
+KernelLaunch planLaunch(const PtxKernel& k, uint64_t out, const std::vector<uint64_t>& bufs,
+                        const std::vector<rt::Tensor>& operands, const rt::Shape& resultShape, unsigned maxGrid,
+                        unsigned block) {
+  KernelLaunch l;
+  l.args.push_back(bytesOf(out));
+  if (k.kind == PtxKernel::Reduce || k.kind == PtxKernel::ReduceStrided || k.kind == PtxKernel::ArgReduce) {
+    const rt::Shape& xs = operands.at(0).shape();
+    auto [lo, hi] = reducedRun(*k.op, xs.size());
+    int64_t outer = product(xs, 0, lo), red = product(xs, lo, hi), inner = product(xs, hi, xs.size());
+    l.args.push_back(bytesOf(bufs.at(0)));
+    std::string kind = k.kind == PtxKernel::ArgReduce ? "arg" : k.op->str_attr("kind");
+    l.skip = outer * inner == 0 || (red == 0 && (kind == "max" || kind == "min" || kind == "arg"));
+    if (k.kind == PtxKernel::Reduce) {
+      bool fusedRows = false;
+      for (size_t j = 1; k.op->kind() == ir::OpKind::FusedReduce && j < operands.size(); ++j) {
+        ir::FusedOperand fk = ir::fused_operand_kind(k.op->operand(j)->type, k.op->operand(0)->type);
+        fusedRows = fusedRows || fk == ir::FusedOperand::Row || fk == ir::FusedOperand::Col;
+        if (fk == ir::FusedOperand::Scalar) {
+          const auto* p = static_cast<const unsigned char*>(operands[j].raw());
+          l.args.emplace_back(p, p + rt::itemsize(operands[j].dtype()));
+        } else {
+          l.args.push_back(bytesOf(bufs.at(j)));
+        }
+      }
+      l.args.push_back(bytesOf(outer));
+      l.args.push_back(bytesOf(red));
+      if (fusedRows) l.args.push_back(bytesOf(xs.empty() ? int64_t{1} : xs.back()));
+      l.block = kReduceBlock;
+      l.grid = gridFor(outer, 1, maxGrid);
+    } else {
+      l.args.push_back(bytesOf(outer));
+      l.args.push_back(bytesOf(red));
+      l.args.push_back(bytesOf(inner));
+      l.block = block;
+      l.grid = gridFor(outer * inner, block, maxGrid);
+    }
+    return l;
+  }
+  for (size_t j = 0; j < operands.size(); ++j) {
+    const rt::Tensor& t = operands[j];
+    if (k.op->operand(j)->type.is_scalar()) {
+      const auto* p = static_cast<const unsigned char*>(t.raw());
+      l.args.emplace_back(p, p + rt::itemsize(t.dtype()));  // bool: one byte, as the kernel's i8
+    } else {
+      l.args.push_back(bytesOf(bufs.at(j)));
+    }
+  }
+  int64_t n = product(resultShape, 0, resultShape.size());
+  l.args.push_back(bytesOf(n));
+  bool rows = false, general = false;
+  const ir::TensorType& rt = k.op->result()->type;
+  for (const ir::Value* v : k.op->operands()) {
+    ir::FusedOperand fk = ir::fused_operand_kind(v->type, rt);
+    rows = rows || fk == ir::FusedOperand::Row || fk == ir::FusedOperand::Col;
+    general = general || fk == ir::FusedOperand::None;
+  }
+  if (rows) l.args.push_back(bytesOf(resultShape.empty() ? int64_t{1} : resultShape.back()));
+  if (general) {
+    size_t rank = resultShape.size();
+    for (int64_t d : resultShape) l.args.push_back(bytesOf(d));
+    for (size_t j = 0; j < operands.size(); ++j) {
+      if (ir::fused_operand_kind(k.op->operand(j)->type, rt) != ir::FusedOperand::None) continue;
+      const rt::Shape& xs = operands[j].shape();
+      std::vector<int64_t> strides(rank, 0);
+      int64_t st = 1;
+      for (size_t a = xs.size(); a-- > 0;) {
+        size_t ra = rank - xs.size() + a;  // aligned to the right, as NumPy does
+        strides[ra] = xs[a] == 1 && resultShape[ra] != 1 ? 0 : st;
+        st *= xs[a];
+      }
+      for (int64_t v : strides) l.args.push_back(bytesOf(v));
+    }
+  }
+  l.skip = n == 0;
+  l.block = block;
+  l.grid = gridFor(n, block, maxGrid);
+  return l;
+}
+
+// ---- the host emulator
+
+namespace {
+
+struct EmuBlock {
+  unsigned ntid = 1, ctaid = 0, nctaid = 1;
+  std::unique_ptr<std::barrier<>> bar;
+  std::vector<std::unique_ptr<std::barrier<>>> warpBars;
+  std::vector<uint32_t> slots;
+};
+EmuBlock* emuBlock = nullptr;
+thread_local unsigned emuTid = 0;
+std::mutex emuMutex;
+
+uint32_t emuSreg(int32_t which) {
+  switch (which) {
+    case 0: return emuTid;
+    case 1: return emuBlock->ntid;
+    case 2: return emuBlock->ctaid;
+    default: return emuBlock->nctaid;
+  }
+}
+uint32_t emuShfl(uint32_t v, int32_t laneMask) {
+  EmuBlock& blk = *emuBlock;
+  std::barrier<>& wb = *blk.warpBars[emuTid / 32];
+  blk.slots[emuTid] = v;
+  wb.arrive_and_wait();
+  uint32_t r = blk.slots[(emuTid & ~31u) | ((emuTid & 31u) ^ static_cast<uint32_t>(laneMask))];
+  wb.arrive_and_wait();
+  return r;
+}
+void emuBarrier() { emuBlock->bar->arrive_and_wait(); }
+
+}  // namespace
+
+struct HostKernelEmulator::Impl {
+  std::unique_ptr<llvm::orc::LLJIT> jit;
+  PtxModule mod;
+  std::map<std::string, void (*)(void**)> entries;
+};
+
+HostKernelEmulator::HostKernelEmulator(const ir::Function& fn) : impl_(std::make_unique<Impl>()) {
+  llvm::InitializeNativeTarget();
+  llvm::InitializeNativeTargetAsmPrinter();
+  auto jit = llvm::orc::LLJITBuilder().create();
+  if (!jit) throw std::runtime_error("JIT: " + llvm::toString(jit.takeError()));
+  impl_->jit = std::move(*jit);
+  auto& J = *impl_->jit;
+  auto ctx = std::make_unique<llvm::LLVMContext>();
+  auto mod = std::make_unique<llvm::Module>("emu", *ctx);
+  mod->setDataLayout(J.getDataLayout());
+  mod->setTargetTriple(J.getTargetTriple().str());
+  PtxLowering low(*ctx, *mod);
+  low.emulate = true;
+  buildKernels(fn, low, impl_->mod);
+  // NAME__launch(ptr params): calls NAME with the values params[i] point to (cuLaunchKernel's way).
+  auto& b = low.b;
+  for (const PtxKernel& k : impl_->mod.kernels) {
+    llvm::Function* kf = mod->getFunction(k.name);
+    auto* ptrT = llvm::PointerType::getUnqual(*ctx);
+    auto* wf = llvm::Function::Create(llvm::FunctionType::get(b.getVoidTy(), {ptrT}, false),
+                                      llvm::Function::ExternalLinkage, k.name + "__launch", *mod);
+    b.SetInsertPoint(llvm::BasicBlock::Create(*ctx, "entry", wf));
+    std::vector<llvm::Value*> args;
+    for (unsigned i = 0; i < kf->arg_size(); ++i) {
+      llvm::Value* p = b.CreateLoad(ptrT, b.CreateConstGEP1_64(ptrT, wf->getArg(0), i));
+      args.push_back(b.CreateLoad(kf->getFunctionType()->getParamType(i), p));
+    }
+    b.CreateCall(kf, args);
+    b.CreateRetVoid();
+  }
+  std::string verr;
+  llvm::raw_string_ostream vs(verr);
+  if (llvm::verifyModule(*mod, &vs)) throw std::runtime_error("internal: invalid emulation IR: " + verr);
+  llvm::orc::SymbolMap syms;
+  auto def = [&](const char* name, void* addr) {
+    syms[J.mangleAndIntern(name)] = {llvm::orc::ExecutorAddr::fromPtr(addr), llvm::JITSymbolFlags::Exported};
+  };
+  def("tdl_emu_sreg", reinterpret_cast<void*>(&emuSreg));
+  def("tdl_emu_shfl", reinterpret_cast<void*>(&emuShfl));
+  def("tdl_emu_barrier", reinterpret_cast<void*>(&emuBarrier));
+  if (auto err = J.getMainJITDylib().define(llvm::orc::absoluteSymbols(std::move(syms))))
+    throw std::runtime_error("JIT: " + llvm::toString(std::move(err)));
+  auto gen = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(J.getDataLayout().getGlobalPrefix());
+  if (!gen) throw std::runtime_error("JIT: " + llvm::toString(gen.takeError()));
+  J.getMainJITDylib().addGenerator(std::move(*gen));
+  if (auto err = J.addIRModule(llvm::orc::ThreadSafeModule(std::move(mod), std::move(ctx))))
+    throw std::runtime_error("JIT: " + llvm::toString(std::move(err)));
+  for (const PtxKernel& k : impl_->mod.kernels) {
+    auto sym = J.lookup(k.name + "__launch");
+    if (!sym) throw std::runtime_error("JIT: " + llvm::toString(sym.takeError()));
+    impl_->entries[k.name] = sym->toPtr<void (*)(void**)>();
+  }
+}
+
+HostKernelEmulator::~HostKernelEmulator() = default;
+
+const std::vector<PtxKernel>& HostKernelEmulator::kernels() const { return impl_->mod.kernels; }
+
+void HostKernelEmulator::launch(const std::string& name, const KernelLaunch& l) {
+  auto it = impl_->entries.find(name);
+  if (it == impl_->entries.end()) throw std::invalid_argument("no kernel " + name);
+  std::vector<void*> params;
+  for (const auto& a : l.args) params.push_back(const_cast<unsigned char*>(a.data()));
+  std::lock_guard<std::mutex> lock(emuMutex);
+  for (unsigned c = 0; c < l.grid; ++c) {
+    EmuBlock blk;
+    blk.ntid = l.block;
+    blk.ctaid = c;
+    blk.nctaid = l.grid;
+    blk.bar = std::make_unique<std::barrier<>>(l.block);
+    for (unsigned w = 0; w * 32 < l.block; ++w)
+      blk.warpBars.push_back(std::make_unique<std::barrier<>>(std::min(32u, l.block - w * 32)));
+    blk.slots.assign(l.block, 0);
+    emuBlock = &blk;
+    std::vector<std::thread> threads;
+    for (unsigned t = 0; t < l.block; ++t)
+      threads.emplace_back([&, t] {
+        emuTid = t;
+        it->second(params.data());
+      });
+    for (auto& th : threads) th.join();
+    emuBlock = nullptr;
+  }
+}
+
+std::vector<float> evalKernelMathF32(const std::string& op, const std::vector<float>& xs) {
+  llvm::InitializeNativeTarget();
+  llvm::InitializeNativeTargetAsmPrinter();
+  auto jit = llvm::orc::LLJITBuilder().create();
+  if (!jit) throw std::runtime_error("JIT: " + llvm::toString(jit.takeError()));
+  auto ctx = std::make_unique<llvm::LLVMContext>();
+  auto mod = std::make_unique<llvm::Module>("math", *ctx);
+  mod->setDataLayout((*jit)->getDataLayout());
+  mod->setTargetTriple((*jit)->getTargetTriple().str());
+  PtxLowering low(*ctx, *mod);
+  auto& b = low.b;
+  auto* ft = llvm::FunctionType::get(b.getFloatTy(), {b.getFloatTy()}, false);
+  llvm::Function* f = llvm::Function::Create(ft, llvm::Function::ExternalLinkage, "tdl_math", *mod);
+  b.SetInsertPoint(llvm::BasicBlock::Create(*ctx, "entry", f));
+  llvm::Value* x = f->getArg(0);
+  llvm::Value* r;
+  if (op == "exp") r = low.expF32(x);
+  else if (op == "log") r = low.logF32(x);
+  else if (op == "log1p") r = low.log1pF32(x);
+  else if (op == "tanh") r = low.tanhF32(x);
+  else if (op == "sin") r = low.sinCosF32(x, false);
+  else if (op == "cos") r = low.sinCosF32(x, true);
+  else if (op == "sigmoid") r = b.CreateFDiv(low.C(1.0), b.CreateFAdd(low.C(1.0), low.expF32(b.CreateFNeg(x))));
+  else throw std::invalid_argument("no kernel math for " + op);
+  b.CreateRet(r);
+  auto& dl = (*jit)->getDataLayout();
+  auto gen = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(dl.getGlobalPrefix());
+  if (!gen) throw std::runtime_error("JIT: " + llvm::toString(gen.takeError()));
+  (*jit)->getMainJITDylib().addGenerator(std::move(*gen));
+  if (auto err = (*jit)->addIRModule(llvm::orc::ThreadSafeModule(std::move(mod), std::move(ctx))))
+    throw std::runtime_error("JIT: " + llvm::toString(std::move(err)));
+  auto sym = (*jit)->lookup("tdl_math");
+  if (!sym) throw std::runtime_error("JIT: " + llvm::toString(sym.takeError()));
+  auto* fp = sym->toPtr<float (*)(float)>();
+  std::vector<float> out;
+  out.reserve(xs.size());
+  for (float v : xs) out.push_back(fp(v));
+  return out;
+}
+
+}  // namespace tdl::codegen

@@ -1,0 +1,100 @@
+// codegen/Ptx: the data-parallel parts of a graph fn as PTX for an NVIDIA GPU, through
+// LLVM's NVPTX backend (`tdl emit --stage ptx`, `--gpu-arch`, default sm_90).
+//
+// What becomes a kernel (one per op, in program order, also inside while/cond regions):
+//   - a `fused` op, or a single elementwise op on tensors (cast, select, the binary and
+//     unary ops a fused body may hold): a grid-stride loop over the result's elements;
+//     tensor operands by pointer (Full: element i; Row: column i % inner; Col: row
+//     i / inner; any other NumPy broadcast: by strides), scalar operands by value; then
+//     `i64 n`, `i64 inner` with Row/Col operands, and with strided operands the result's
+//     dims and each such operand's strides (planLaunch fills them in);
+//   - a `fused_reduce` (sum/mean of a fused body over all axes or the last): the block
+//     reduction below, computing the body per element; params (out, x0, the other
+//     operands, i64 rows, i64 cols[, i64 inner = x0's last dim with rows/columns]);
+//   - a `reduce` (sum mean max min prod all any) over trailing axes (all axes, the last
+//     axis, ...): params (out, in, i64 rows, i64 cols); one block of exactly
+//     kReduceBlock threads per row (grid-stride over rows), warp shuffles
+//     (llvm.nvvm.shfl.sync.bfly) and one shared-memory step across the warps;
+//   - a `reduce` over a run of adjacent axes that are not the trailing ones (sum(x, axis=0)):
+//     x viewed as [outer, red, inner], params (out, in, i64 outer, i64 red, i64 inner),
+//     a grid-stride loop over the outer * inner outputs, each thread walking red.
+//   - `argmax`/`argmin` along one axis: the same [outer, red, inner] view and parameters,
+//     one thread per output (the first best index; a NaN wins first, as in the runtime).
+//     The host launches a reduction only when the reduced size is > 0 (an empty max/min
+//     is an error that it reports itself).
+// Everything else (control flow, matmul, indexing, shape ops, print, random, ...) stays
+// on the host; the PTX text starts with comments that list the kernels and those ops.
+// f64 exp/log/sin/... need libdevice, which is not linked: those ops stay on the host.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ir/IR.h"
+
+namespace tdl::codegen {
+
+inline constexpr int kReduceBlock = 256;
+
+struct PtxKernel {
+  enum Kind { Elementwise, ElementwiseRows, Reduce, ReduceStrided, ArgReduce };
+  std::string name;
+  Kind kind = Elementwise;
+  const ir::Op* op = nullptr;
+  std::string signature;  // the kernel's parameters, for the header comment
+};
+
+struct PtxModule {
+  std::string ptx;  // the PTX text, header comments included
+  std::vector<PtxKernel> kernels;
+  std::vector<std::string> hostOps;  // "while", "matmul", "fused (f64 exp needs libdevice)"
+};
+
+// Compiles the (optimized) IR of `fn` for `gpuArch` ("sm_90"). Throws
+// std::invalid_argument for an arch LLVM's NVPTX target does not know, and
+// std::runtime_error when LLVM fails.
+PtxModule compilePtx(const ir::Function& fn, const std::string& gpuArch);
+// compilePtx(...).ptx
+std::string emitPtx(ir::Function& fn, const std::string& gpuArch);
+
+// How to launch kernel k: grid and block sizes and each argument's bytes, as cuLaunchKernel
+// reads them (buffers as 64-bit device addresses). `out` is the result's buffer, bufs[j]
+// operand j's (unused for a scalar operand, whose value comes from operands[j]); the sizes
+// come from the operands' and the result's shapes. `skip`: nothing to launch (no elements,
+// or a max/min over an empty axis, which is an error the host reports).
+struct KernelLaunch {
+  unsigned grid = 1, block = 1;
+  std::vector<std::vector<unsigned char>> args;
+  bool skip = false;
+};
+KernelLaunch planLaunch(const PtxKernel& k, uint64_t out, const std::vector<uint64_t>& bufs,
+                        const std::vector<rt::Tensor>& operands, const rt::Shape& resultShape,
+                        unsigned maxGrid = 4096, unsigned block = 256);
+
+// For tests: the same kernels built for the host CPU and run on an emulated grid (blocks
+// one after another, one std::thread per GPU thread of a block; warp shuffles and
+// barriers emulated), so that what they compute can be checked without a GPU.
+class HostKernelEmulator {
+ public:
+  explicit HostKernelEmulator(const ir::Function& fn);
+  ~HostKernelEmulator();
+  const std::vector<PtxKernel>& kernels() const;
+  // Runs kernel `name`; buffers in l.args are host addresses.
+  void launch(const std::string& name, const KernelLaunch& l);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// For tests: the kernels' own f32 math ("exp", "log", "log1p", "tanh", "sigmoid", "sin",
+// "cos") built from the same LLVM IR, JIT-compiled for the host CPU, evaluated at xs.
+std::vector<float> evalKernelMathF32(const std::string& op, const std::vector<float>& xs);
+
+// Whether LLVM 19's NVPTX target knows `arch` (sm_20 ... sm_90a).
+bool isKnownGpuArch(const std::string& arch);
+// The known archs, space-separated (for error messages).
+std::string knownGpuArchs();
+
+}  // namespace tdl::codegen

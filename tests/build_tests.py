@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""`tdl build` as a user runs it (issue 7): the executable runs without tdl, LLVM or ANTLR
+(its dynamic section names none of them), prints what `tdl run` prints, gets its
+arguments, is the same file when built twice, and the options and bad input behave.
+
+Usage: build_tests.py --tdl build/tdl
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+FAILS = []
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        FAILS.append(what)
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
+
+
+GRAPH_PROGRAM = """\
+import nn
+graph fn layer(x: f32[B, 4], w: f32[4, 3], b: f32[3]) -> f32[B, 3] {
+    return nn.softmax(relu(x @ w + b), axis=1)
+}
+graph fn count_down(n: i64[]) {
+    var k = n
+    var steps = 0
+    while k > 0 {
+        k = k - 2
+        steps += 1
+    }
+    return steps
+}
+graph fn scale(x: f32[?], s: f32[]) { return x * s }
+fn helper(x) { return x + 1.0 }
+graph fn untyped(x) { return helper(x) * 2.0 }
+let a = args()
+print(len(a), a)
+let x = reshape(cast(arange(8), f32) / 8.0, [2, 4])
+let w = reshape(cast(arange(12), f32) / 12.0 - 0.5, [4, 3])
+print(layer(x, w, [0.1, 0.2, 0.3]))
+print(count_down(7), count_down(int(len(a))))
+print(scale([1.0, 2.0], 0.5), scale([3.0], cast(2.0, f32)))
+print(untyped([1.0, 2.0]))
+"""
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tdl", required=True)
+    tdl = os.path.abspath(ap.parse_args().tdl)
+    with tempfile.TemporaryDirectory() as d:
+        hello = os.path.join(d, "hello.tdl")
+        with open(hello, "w") as f:
+            f.write('print("hello, world")\n')
+        exe = os.path.join(d, "hello")
+        b = run([tdl, "build", hello, "-o", exe])
+        check(b.returncode == 0 and os.access(exe, os.X_OK), f"build hello (rc {b.returncode}: {b.stderr.strip()})")
+        r = run([exe])
+        check(r.returncode == 0 and r.stdout == "hello, world\n", "hello runs and prints")
+
+        # Nothing of LLVM or ANTLR in the dynamic section or among the loaded libraries.
+        dyn = run(["readelf", "-d", exe]).stdout
+        needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(.*?)\]", dyn)
+        check(len(needed) > 0, f"readelf shows the NEEDED entries: {needed}")
+        bad = [n for n in needed if re.search(r"llvm|antlr|clang|fmt|edit|LLVM", n)]
+        check(not bad, f"no LLVM/ANTLR/fmt library needed (needed: {needed})")
+        allowed = re.compile(r"^(libc|libm|libstdc\+\+|libgcc_s|libopenblas|ld-linux|libpthread|libdl)(?=[.-])")
+        check(all(allowed.match(n) for n in needed), f"only libc/libm/libstdc++/libgcc_s/OpenBLAS are needed: {needed}")
+        ldd = run(["ldd", exe]).stdout
+        check(not re.search(r"llvm|antlr", ldd, re.I), "ldd lists no LLVM or ANTLR library")
+        check("RUNPATH" not in dyn and "RPATH" not in dyn, "no RPATH/RUNPATH into the build tree")
+
+        # Reproducible: the same script built twice gives the same file.
+        exe2 = os.path.join(d, "hello2")
+        run([tdl, "build", hello, "-o", exe2])
+        with open(exe, "rb") as f1, open(exe2, "rb") as f2:
+            check(f1.read() == f2.read(), "building twice gives identical executables")
+
+        # A program with graph fns: the same output as `tdl run`, arguments passed through.
+        prog = os.path.join(d, "prog.tdl")
+        with open(prog, "w") as f:
+            f.write(GRAPH_PROGRAM)
+        want = run([tdl, "run", prog, "a", "b c"])
+        check(want.returncode == 0, f"tdl run prog ({want.stderr.strip()})")
+        for opts in ([], ["-O0"], ["-O3"], ["--target-cpu", "generic"]):
+            pexe = os.path.join(d, "prog")
+            b = run([tdl, "build", prog, "-o", pexe] + opts)
+            check(b.returncode == 0, f"build prog {opts} (rc {b.returncode}: {b.stderr.strip()[:300]})")
+            if opts == []:
+                check("graph fn 'untyped'" in b.stderr and "not compiled ahead of time" in b.stderr,
+                      "the build warns by name about the graph fn without annotations")
+                check("'layer'" not in b.stderr and "'count_down'" not in b.stderr,
+                      "annotated graph fns are compiled without a warning")
+            r = run([pexe, "a", "b c"], env=dict(os.environ, TDL_TRACE_REPORT="1"))
+            check(r.returncode == 0 and r.stdout == want.stdout, f"prog {opts} prints what tdl run prints")
+            report = r.stderr
+            served_natively = re.search(r"graph fn layer: 1 trace\n  #1 \([^)]*\): 1 call served;", report)
+            check(bool(served_natively), f"prog {opts}: layer ran the code compiled ahead of time")
+            check(re.search(r"graph fn untyped: 1 trace\n  #1 .* served in the VM", report) is not None,
+                  f"prog {opts}: untyped ran in the VM")
+            check(re.search(r"graph fn scale: 2 traces", report) is None or "scale: 2 traces\n  #1" in report,
+                  f"prog {opts}: scale reported")
+
+        # --emit-llvm and --emit-obj write the pieces.
+        ll = os.path.join(d, "prog.ll")
+        b = run([tdl, "build", prog, "--emit-llvm", "-o", ll])
+        text = open(ll).read() if os.path.exists(ll) else ""
+        check(b.returncode == 0 and "define" in text and "tdl_aot_0" in text, "--emit-llvm writes the LLVM IR")
+        obj = os.path.join(d, "prog.o")
+        b = run([tdl, "build", prog, "--emit-obj", "-o", obj])
+        head = open(obj, "rb").read(18) if os.path.exists(obj) else b""
+        check(b.returncode == 0 and head[:4] == b"\x7fELF" and head[16] == 1, "--emit-obj writes a relocatable ELF object")
+        syms = run(["nm", obj]).stdout
+        check("tdl_program_image" in syms and "tdl_aot_entries" in syms, "the object holds the image and the table")
+
+        # Run-time errors in the executable read as in tdl run.
+        bad = os.path.join(d, "oops.tdl")
+        with open(bad, "w") as f:
+            f.write("graph fn get(x: f32[?], i: i64[]) { return x[i] }\nprint(get([1.0, 2.0], 1))\nprint(get([1.0, 2.0], 5))\n")
+        want = run([tdl, "run", bad])
+        bexe = os.path.join(d, "oops")
+        run([tdl, "build", bad, "-o", bexe])
+        r = run([bexe])
+        check(r.returncode == 1 and r.stdout == want.stdout and r.stderr == want.stderr,
+              f"a run-time error reads the same ({r.stderr.strip()[:200]!r})")
+
+        # Bad input: a clear error and exit status 1 (2 for usage errors), never a crash.
+        syn = os.path.join(d, "syntax.tdl")
+        with open(syn, "w") as f:
+            f.write("let x = (1 +\nprint(x)\n")
+        b = run([tdl, "build", syn, "-o", os.path.join(d, "syn")])
+        check(b.returncode == 1 and re.search(r"syntax\.tdl:\d+:\d+: error:", b.stderr) is not None,
+              "a syntax error fails the build with file:line:col")
+        check(not os.path.exists(os.path.join(d, "syn")), "no executable after a failed build")
+        b = run([tdl, "build", os.path.join(d, "missing.tdl"), "-o", os.path.join(d, "m")])
+        check(b.returncode == 1 and "error" in b.stderr, "a missing file fails the build")
+        b = run([tdl, "build", hello, "-o", os.path.join(d, "x"), "-O7"])
+        check(b.returncode == 2, f"-O7 is a usage error (rc {b.returncode})")
+        b = run([tdl, "build", hello, "-o", os.path.join(d, "no", "such", "dir", "x")])
+        check(b.returncode == 1 and "error" in b.stderr, "an unwritable output fails with an error")
+        b = run([tdl, "build", prog, "-o", os.path.join(d, "x"), "--target-cpu", "no-such-cpu"])
+        check(b.returncode == 1 and "no-such-cpu" in b.stderr and "LLVM ERROR" not in b.stderr,
+              f"an unknown CPU is an error, not a crash (rc {b.returncode})")
+        # --lib: a shared library and a C header, used by the example C program.
+        src = os.path.join(ROOT, "examples", "c_api")
+        lib = os.path.join(d, "libclassifier.so")
+        b = run([tdl, "build", "--lib", os.path.join(src, "classifier.tdl"), "-o", lib])
+        check(b.returncode == 0 and os.path.exists(lib) and os.path.exists(os.path.join(d, "classifier.h")),
+              f"build --lib writes the library and classifier.h ({b.stderr.strip()[:300]})")
+        dyn = run(["readelf", "-d", lib]).stdout
+        check(not re.search(r"llvm|antlr", dyn, re.I), "the library needs no LLVM or ANTLR")
+        exports = run(["nm", "-D", "--defined-only", lib]).stdout
+        check("classifier_sgd_step" in exports and "classifier_predict" in exports, "the C functions are exported")
+        check("_ZN3tdl" not in exports, "the runtime's C++ symbols are not exported")
+        cc = run(["cc", "-O2", "-Wall", "-Werror", os.path.join(src, "main.c"), "-I", d, "-L", d, "-lclassifier",
+                  "-Wl,-rpath," + d, "-o", os.path.join(d, "main")])
+        check(cc.returncode == 0, f"the example C program compiles against the header ({cc.stderr.strip()[:300]})")
+        r = run([os.path.join(d, "main")])
+        want = open(os.path.join(src, "expected.txt")).read()
+        check(r.returncode == 0 and r.stdout == want, f"the C program prints expected.txt ({r.stdout!r} {r.stderr[-300:]!r})")
+
+    print(f"{len(FAILS)} failed")
+    return 1 if FAILS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
