@@ -162,11 +162,14 @@ def main():
                     continue
             for sig in sigs:
                 what = f"{label}({sig})"
+                use_annotations = False
                 if re.search(r"[{(]", sig):
-                    skipped.append((what, "a record or tuple parameter (tdl emit --args takes tensors only)"))
-                    continue
+                    if not (params and all(params)):
+                        skipped.append((what, "a record or tuple parameter without annotations (tdl emit --args takes tensors only)"))
+                        continue
+                    use_annotations = True  # emit without --args: the annotated signature
                 cmd = [args.tdl, "emit", os.path.basename(path), "--stage", "ptx", "--gpu-arch", args.arch, "--fn", name]
-                if sig:
+                if sig and not use_annotations:
                     cmd += ["--args", sig]
                 r = subprocess.run(cmd, cwd=os.path.dirname(os.path.abspath(path)), capture_output=True, text=True,
                                    timeout=args.timeout)

@@ -2008,12 +2008,20 @@ class Tracer {
     }
     if (nm == "one_hot") {
       ir::Value* idx = materialize(need(0, "idx"), loc, DType::I64);
-      int64_t n = staticInt(need(1, "n"), "n");
+      // n: known at trace time, or the size of a tensor's axis (maybe symbolic: x.shape[k]).
+      TV nv = need(1, "n");
+      Dim nd;
+      if (nv.isDyn() && nv.dv->def() && nv.dv->def()->kind() == ir::OpKind::Dim) {
+        const ir::Op* op = nv.dv->def();
+        nd = op->operand(0)->type.dims.at(static_cast<size_t>(op->int_attr("axis")));
+      } else {
+        int64_t n = staticInt(nv, "n");
+        if (n < 0) fail(loc, fmt::format("one_hot: 'n' must not be negative, got {}", n));
+        nd = Dim::known(n);
+      }
       DType d = dtypeArg(2, "dtype", DType::F32);
-      std::vector<Dim> dims = idx->type.dims;
-      dims.push_back(Dim::known(n));
       setLoc(loc);
-      ir::Value* io = b_.iota(TensorType(DType::I64, {Dim::known(n)}), 0);
+      ir::Value* io = b_.iota(TensorType(DType::I64, {nd}), 0);
       std::vector<Dim> ed = idx->type.dims;
       ed.push_back(Dim::known(1));
       ir::Value* e = b_.reshape(idx, ed);
