@@ -153,6 +153,7 @@ template <class T> inline T pow_of(T a, T b) {
     }
     return r;
   } else {
+    if (b == T(2)) return a * a;  // x ** 2 is x * x, correctly rounded (NumPy squares too)
     return std::pow(a, b);
   }
 }

@@ -58,6 +58,12 @@ Value* mul_zero(Op& op, Builder& b) {
 }
 Value* div_one(Op& op, Builder&) { return splat_is(rhs(op), 1) ? as_result(lhs(op), op) : nullptr; }
 Value* pow_one(Op& op, Builder&) { return splat_is(rhs(op), 1) ? as_result(lhs(op), op) : nullptr; }
+Value* pow_two(Op& op, Builder& b) {
+  if (!splat_is(rhs(op), 2) || !rhs(op)->type.is_scalar() || lhs(op)->type.dtype != op.result()->type.dtype ||
+      lhs(op)->type.dtype == DType::Bool)
+    return nullptr;
+  return b.unary(rt::UnaryOp::Square, lhs(op));
+}
 Value* involution(Op& op, Builder&) {
   Value* x = lhs(op);
   return def_is(x, op.kind()) ? as_result(x->def()->operand(0), op) : nullptr;
@@ -116,6 +122,7 @@ const Rule kRules[] = {
     {OpKind::Mul, mul_zero},                    // x * 0 → 0, 0 * x → 0   (integers: nan * 0 is nan, -1.0 * 0 is -0.0)
     {OpKind::Div, div_one},                     // x / 1 → x       (floats; int / int is f32 so the types differ)
     {OpKind::Pow, pow_one},                     // x ** 1 → x
+    {OpKind::Pow, pow_two},                     // x ** 2 → square(x)  (the runtime's pow squares too)
     {OpKind::Neg, involution},                  // -(-x) → x       (integers wrap both ways)
     {OpKind::BitNot, involution},               // ~~x → x
     {OpKind::LogicalNot, involution},           // not not x → x   (x bool, else the types differ)
