@@ -43,7 +43,11 @@ graph fn count_down(n: i64[]) {
 graph fn scale(x: f32[?], s: f32[]) { return x * s }
 fn helper(x) { return x + 1.0 }
 graph fn untyped(x) { return helper(x) * 2.0 }
+let gain = reshape(cast(arange(3), f32) * 0.5 + 1.0, [3])
+graph fn uses_pure_let(x: f32[3]) { return x * gain }
 let a = args()
+let n_args = len(a)
+graph fn uses_run_time_let(x: f32[3]) { return x * n_args }
 print(len(a), a)
 let x = reshape(cast(arange(8), f32) / 8.0, [2, 4])
 let w = reshape(cast(arange(12), f32) / 12.0 - 0.5, [4, 3])
@@ -51,6 +55,7 @@ print(layer(x, w, [0.1, 0.2, 0.3]))
 print(count_down(7), count_down(int(len(a))))
 print(scale([1.0, 2.0], 0.5), scale([3.0], cast(2.0, f32)))
 print(untyped([1.0, 2.0]))
+print(uses_pure_let([1.0, 2.0, 3.0]), uses_run_time_let([1.0, 2.0, 3.0]))
 """
 
 
@@ -101,6 +106,10 @@ def main():
                       "the build warns by name about the graph fn without annotations")
                 check("'layer'" not in b.stderr and "'count_down'" not in b.stderr,
                       "annotated graph fns are compiled without a warning")
+                check("'uses_pure_let'" not in b.stderr,
+                      "a graph fn reading a pure top-level let is compiled ahead of time (the let is evaluated at build time)")
+                check("'uses_run_time_let'" in b.stderr and "top-level value 'n_args'" in b.stderr,
+                      "a graph fn reading a let known only at run time is named in a warning")
             r = run([pexe, "a", "b c"], env=dict(os.environ, TDL_TRACE_REPORT="1"))
             check(r.returncode == 0 and r.stdout == want.stdout, f"prog {opts} prints what tdl run prints")
             report = r.stderr
@@ -108,6 +117,8 @@ def main():
             check(bool(served_natively), f"prog {opts}: layer ran the code compiled ahead of time")
             check(re.search(r"graph fn untyped: 1 trace\n  #1 .* served in the VM", report) is not None,
                   f"prog {opts}: untyped ran in the VM")
+            check(re.search(r"graph fn uses_pure_let: 1 trace\n  #1 \([^)]*\): 1 call served;", report) is not None,
+                  f"prog {opts}: uses_pure_let ran the code compiled ahead of time")
             check(re.search(r"graph fn scale: 2 traces", report) is None or "scale: 2 traces\n  #1" in report,
                   f"prog {opts}: scale reported")
 

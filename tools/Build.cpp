@@ -24,6 +24,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <set>
 
 #include "tools/BuildConfig.h"
@@ -91,6 +93,105 @@ class TempDir {
   }
   std::string path;
 };
+
+// ---- top-level lets that can be evaluated at build time
+// A graph fn captures the top-level lets it reads (SPEC §6). The build does not run the
+// program, but a `let` bound once whose value is a pure expression — literals, operators,
+// pure builtins, earlier such lets — has the same value at build time as when the program
+// runs, so it is evaluated here and graph fns that read it can be compiled ahead of time.
+
+bool pureBuiltin(const std::string& n) {
+  static const std::set<std::string> impure = {
+      "seed",  "rand",      "randn", "randint",  "permutation", "print", "load_npy", "save_npy",
+      "load_csv", "save",   "load",  "time",     "args",        "exit",  "progress", "plot",
+      "tape",  "grad",      "value_and_grad",     "tree_map"};
+  return !impure.count(n);
+}
+
+bool pureExpr(const Expr* e, const std::set<int>& pure, int module) {
+  if (!e) return true;
+  switch (e->kind) {
+    case ExprKind::Int: case ExprKind::Float: case ExprKind::Str: case ExprKind::Bool: case ExprKind::None:
+      return true;
+    case ExprKind::FStr:
+      for (auto& p : e->parts)
+        if (!pureExpr(p.expr.get(), pure, module)) return false;
+      return true;
+    case ExprKind::Name:
+      if (e->ref.kind == RefKind::Builtin) return pureBuiltin(e->str);
+      return e->ref.kind == RefKind::Global && e->ref.module == module && pure.count(e->ref.index) > 0;
+    case ExprKind::Lambda: return false;
+    case ExprKind::Call: {
+      const Expr& callee = *e->kids[0];
+      if (callee.kind != ExprKind::Name || callee.ref.kind != RefKind::Builtin || !pureBuiltin(callee.str)) return false;
+      for (size_t i = 1; i < e->kids.size(); ++i)
+        if (!pureExpr(e->kids[i].get(), pure, module)) return false;
+      return true;
+    }
+    default:
+      for (auto& k : e->kids)
+        if (!pureExpr(k.get(), pure, module)) return false;
+      for (auto& s : e->subs)
+        if (!pureExpr(s.index.get(), pure, module) || !pureExpr(s.lo.get(), pure, module) ||
+            !pureExpr(s.hi.get(), pure, module) || !pureExpr(s.step.get(), pure, module))
+          return false;
+      return true;
+  }
+}
+
+// How many statements bind each top-level slot (lets, fors, withs, fns; an assignment counts
+// twice: the slot is a var).
+void countBindings(const Stmt* s, std::map<int, int>& n) {
+  if (!s) return;
+  std::function<void(const Pattern&)> pat = [&](const Pattern& p) {
+    if (p.kind == Pattern::Name) {
+      if (p.global) ++n[p.slot];
+    } else {
+      for (auto& q : p.elems) pat(q);
+    }
+  };
+  if (s->kind == StmtKind::Let || s->kind == StmtKind::For) pat(s->pattern);
+  if (s->kind == StmtKind::With && s->global) ++n[s->slot];
+  if (s->kind == StmtKind::Fn && s->fn && s->fn->globalSlot >= 0) ++n[s->fn->globalSlot];
+  if (s->kind == StmtKind::Assign && !s->exprs.empty() && s->exprs[0]->kind == ExprKind::Name &&
+      s->exprs[0]->ref.kind == RefKind::Global)
+    n[s->exprs[0]->ref.index] += 2;
+  for (auto& x : s->stmts) countBindings(x.get(), n);
+  countBindings(s->body.get(), n);
+  countBindings(s->orelse.get(), n);
+}
+
+// Evaluates the pure top-level lets of module `m` (in order) into the VM's globals.
+void evaluatePureLets(Module& m, vm::Program& prog, std::vector<std::unique_ptr<Module>>& modules, vm::Interpreter& interp) {
+  std::map<int, int> bindings;
+  for (auto& s : m.stmts) countBindings(s.get(), bindings);
+  std::set<int> pure;
+  for (size_t i = 0; i < m.stmts.size(); ++i) {
+    Stmt* s = m.stmts[i].get();
+    if (!s || s->kind != StmtKind::Let || s->isVar || s->pattern.kind != Pattern::Name || !s->pattern.global ||
+        bindings[s->pattern.slot] != 1 || s->exprs.empty() || !pureExpr(s->exprs[0].get(), pure, m.id))
+      continue;
+    Module tmp;
+    tmp.id = m.id;
+    tmp.name = m.name;
+    tmp.path = m.path;
+    tmp.file = m.file;
+    tmp.globalNames = m.globalNames;
+    tmp.globalIsVar = m.globalIsVar;
+    tmp.numTopLocals = m.numTopLocals;
+    tmp.stmts.push_back(std::move(m.stmts[i]));
+    try {
+      vm::Compiler compiler(prog, modules);
+      const vm::FnProto* code = compiler.compileModule(tmp, 0);
+      interp.runCode(code);
+      if (!interp.globalValue(m.id, s->pattern.slot).isUndef()) pure.insert(s->pattern.slot);
+    } catch (...) {
+      // An error here is the program's to report when it runs.
+      interp.setGlobal(m.id, s->pattern.slot, Value::undef());
+    }
+    m.stmts[i] = std::move(tmp.stmts[0]);
+  }
+}
 
 struct AotFn {
   std::string name, signature, entry, table;
@@ -318,10 +419,23 @@ int buildExecutable(const BuildOptions& o) {
       // using them run in the VM (warned below).
     }
   }
+  for (auto& m : modules)
+    if (!stdlibModules.count(m->id)) evaluatePureLets(*m, prog, modules, interp);
+  // Top-level fns (hoisted: also those in top-level `with` blocks); a nested fn's
+  // globalSlot is a local slot.
+  std::set<const FnDecl*> topLevel;
+  std::function<void(const std::vector<StmtPtr>&)> findTop = [&](const std::vector<StmtPtr>& stmts) {
+    for (auto& s : stmts) {
+      if (!s) continue;
+      if (s->kind == StmtKind::Fn && s->fn) topLevel.insert(s->fn.get());
+      if (s->kind == StmtKind::With && s->body) findTop(s->body->stmts);
+    }
+  };
+  for (auto& m : modules) findTop(m->stmts);
   std::vector<const vm::FnProto*> graphFns;
   for (auto& p : prog.protos) {
     const FnDecl* d = p->decl;
-    if (!d || d->globalSlot < 0 || d->isLambda) continue;
+    if (!d || d->globalSlot < 0 || d->isLambda || !topLevel.count(d)) continue;
     if (stdlibModules.count(d->module)) continue;
     if (interp.globalValue(d->module, d->globalSlot).isUndef())
       interp.setGlobal(d->module, d->globalSlot, Value::object(Tag::Closure, [&] {

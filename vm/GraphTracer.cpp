@@ -645,7 +645,27 @@ class Tracer {
       case StmtKind::Break: fr().st.brk = staticBool(true); return;
       case StmtKind::Continue: fr().st.cont = staticBool(true); return;
       case StmtKind::With: withTape(s); return;
-      case StmtKind::Fn: fail(s.loc, "fn declarations inside graph fns are not supported yet (use a lambda)");
+      case StmtKind::Fn: {
+        // A nested fn is a local bound where it stands (as a lambda is; calls inline it).
+        const FnDecl& d = *s.fn;
+        TV f;
+        f.k = TV::Fn;
+        f.fn = &d;
+        for (const Ref& r : d.captures) {
+          switch (r.kind) {
+            case RefKind::Local: f.items.push_back(fr().st.slots.at(static_cast<size_t>(r.index))); break;
+            case RefKind::Capture: f.items.push_back(fr().captures.at(static_cast<size_t>(r.index))); break;
+            case RefKind::Self: fail(d.loc, fmt::format("recursion is not supported in graph fn '{}'", d.name));
+            default: fail(d.loc, "this fn cannot be traced in a graph fn");
+          }
+        }
+        for (auto& p : d.params)
+          if (p.deflt) fail(p.loc, "fns with default arguments cannot be declared inside graph fns yet");
+        if (d.globalSlot < 0 || static_cast<size_t>(d.globalSlot) >= fr().st.slots.size())
+          fail(s.loc, "internal: a nested fn without a slot");
+        fr().st.slots[static_cast<size_t>(d.globalSlot)] = f;
+        return;
+      }
       case StmtKind::Import: fail(s.loc, "import inside a graph fn");
     }
   }
