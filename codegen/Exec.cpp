@@ -8,6 +8,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 
@@ -166,6 +167,19 @@ int32_t tdl_op(void* ctx, int32_t id) {
     return 0;
   } catch (const rt::Error& e) {
     c.err = e.what();
+    // An index op on moved axes (x[:, i] traces as a transpose, then an index) names the
+    // source's axes: attr `axes` maps its index operands back (rt::Index's message).
+    const ir::Op* op = c.fn->ops[static_cast<size_t>(id)].op;
+    if (op && op->kind() == ir::OpKind::Index && op->attrs.count("axes")) {
+      const ir::IntList& axes = op->ints_attr("axes");
+      size_t at = c.err.find(" for axis ");
+      if (at != std::string::npos) {
+        size_t b = at + 10, e = c.err.find(' ', b);
+        int64_t k = std::atoll(c.err.substr(b, e - b).c_str());
+        if (k >= 0 && static_cast<size_t>(k) < axes.size())
+          c.err = c.err.substr(0, b) + std::to_string(axes[static_cast<size_t>(k)]) + c.err.substr(e);
+      }
+    }
   } catch (const std::bad_alloc&) {
     c.err = "out of memory";
   } catch (const std::exception& e) {

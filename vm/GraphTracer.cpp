@@ -1362,17 +1362,38 @@ class Tracer {
       return staticCall(loc, [&] { return indexValue(base.sv, flags, regs.data()); });
     }
     if (static_cast<int64_t>(subs.size()) > t.rank()) fail(loc, fmt::format("too many indices for a tensor of rank {}", t.rank()));
-    // Leading integers, then slices only.
+    ir::Value* x = materialize(base, loc);
+    ir::IntList movedAxes;  // the source axes of the index operands, when they moved
+    // Integer indices after a slice (x[:, i]): the indexed axes move to the front first
+    // (a transpose), so that the index op takes leading integers and the slices follow in
+    // their order.
     size_t nint = 0;
     while (nint < subs.size() && !subs[nint].slice) ++nint;
-    for (size_t i = nint; i < subs.size(); ++i)
-      if (!subs[i].slice) fail(loc, "an integer index after a slice is not supported in graph fns yet");
-    ir::Value* x = materialize(base, loc);
+    bool later = false;
+    for (size_t i = nint; i < subs.size(); ++i) later = later || !subs[i].slice;
+    if (later) {
+      ir::IntList perm;
+      std::vector<Sub> ordered;
+      for (size_t i = 0; i < subs.size(); ++i)
+        if (!subs[i].slice) perm.push_back(static_cast<int64_t>(i)), ordered.push_back(subs[i]);
+      for (int64_t a = 0; a < x->type.rank(); ++a)
+        if (static_cast<size_t>(a) >= subs.size() || subs[static_cast<size_t>(a)].slice) {
+          perm.push_back(a);
+          if (static_cast<size_t>(a) < subs.size()) ordered.push_back(subs[static_cast<size_t>(a)]);
+        }
+      setLoc(loc);
+      x = guarded(loc, [&] { return b_.transpose(x, perm); });
+      subs = std::move(ordered);
+      nint = 0;
+      while (nint < subs.size() && !subs[nint].slice) ++nint;
+      movedAxes.assign(perm.begin(), perm.begin() + static_cast<std::ptrdiff_t>(nint));
+    }
     if (nint > 0) {
       std::vector<ir::Value*> idx;
       for (size_t i = 0; i < nint; ++i) idx.push_back(materialize(subs[i].idx, loc, DType::I64));
       setLoc(loc);
       x = guarded(loc, [&] { return b_.index(x, idx); });
+      if (!movedAxes.empty() && x->def()) x->def()->attrs["axes"] = movedAxes;
     }
     if (nint < subs.size()) {
       ir::IntList st, sp, stp;
