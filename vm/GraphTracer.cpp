@@ -1413,18 +1413,19 @@ class Tracer {
   // sub-tensor's shape, a mask scattered the same way, a select, and an update at the
   // integer indices — ops that all have gradients, so a tape sees through it.
   TV sliceUpdateTV(const TV& base, const Expr& target, const TV& v, const Loc& loc) {
+    // Integer indices anywhere (x[:, i] = v): their axes move to the front (a transpose),
+    // the update runs there, and the result moves back.
     std::vector<ir::Value*> idx;
-    size_t k = 0;
-    for (; k < target.subs.size() && !target.subs[k].isSlice; ++k) {
+    ir::IntList intAxes, sliceAxes, st, sp, stp;
+    for (size_t k = 0; k < target.subs.size(); ++k) {
       const Subscript& s = target.subs[k];
-      TV i = eval(*s.index);
-      if (!isNumeric(i) || typeOf(i).rank() != 0) fail(s.loc, "slice assignment needs integer indices before the slices in graph fns");
-      idx.push_back(materialize(i, loc, DType::I64));
-    }
-    ir::IntList st, sp, stp;
-    for (; k < target.subs.size(); ++k) {
-      const Subscript& s = target.subs[k];
-      if (!s.isSlice) fail(s.loc, "an integer index after a slice is not supported in a slice assignment in graph fns yet");
+      if (!s.isSlice) {
+        TV i = eval(*s.index);
+        if (!isNumeric(i) || typeOf(i).rank() != 0) fail(s.loc, "slice assignment needs integer indices or slices in graph fns");
+        idx.push_back(materialize(i, loc, DType::I64));
+        intAxes.push_back(static_cast<int64_t>(k));
+        continue;
+      }
       auto bound = [&](const ExprPtr& p, int64_t dflt) -> int64_t {
         if (!p) return dflt;
         TV b = eval(*p);
@@ -1436,15 +1437,27 @@ class Tracer {
       st.push_back(bound(s.lo, step > 0 ? 0 : ir::kSliceEnd));
       sp.push_back(bound(s.hi, step > 0 ? ir::kSliceEnd : ir::kSliceBegin));
       stp.push_back(step);
+      sliceAxes.push_back(static_cast<int64_t>(k));
     }
     ir::Value* x = materialize(base, loc);
     setLoc(loc);
-    if (static_cast<int64_t>(idx.size() + st.size()) > x->type.rank())
-      fail(loc, fmt::format("too many indices for a tensor of rank {}", x->type.rank()));
+    int64_t rank = x->type.rank();
+    if (static_cast<int64_t>(target.subs.size()) > rank) fail(loc, fmt::format("too many indices for a tensor of rank {}", rank));
+    bool moved = !intAxes.empty() && !sliceAxes.empty() && intAxes.back() > sliceAxes.front();
+    ir::IntList perm, inverse;
+    if (moved) {
+      perm = intAxes;
+      for (int64_t a = 0; a < rank; ++a)
+        if (std::find(intAxes.begin(), intAxes.end(), a) == intAxes.end()) perm.push_back(a);
+      inverse.assign(static_cast<size_t>(rank), 0);
+      for (size_t q = 0; q < perm.size(); ++q) inverse[static_cast<size_t>(perm[q])] = static_cast<int64_t>(q);
+      x = guarded(loc, [&] { return b_.transpose(x, perm); });
+    }
     ir::Value* sub = idx.empty() ? x : guarded(loc, [&] { return b_.index(x, idx); });
+    if (moved && sub != x && sub->def()) sub->def()->attrs["axes"] = intAxes;
     while (static_cast<int64_t>(st.size()) < sub->type.rank()) st.push_back(0), sp.push_back(ir::kSliceEnd), stp.push_back(1);
     ir::Value* val = materialize(v, loc, x->type.dtype);
-    return TV::dyn(guarded(loc, [&] {
+    ir::Value* out = guarded(loc, [&] {
       std::vector<ir::Dim> sdims = b_.slice(sub, st, sp, stp)->type.dims;
       ir::Value* placed = nullptr;
       ir::Value* mask = nullptr;
@@ -1457,7 +1470,9 @@ class Tracer {
       }
       ir::Value* updated = b_.select(mask, placed, sub);
       return idx.empty() ? updated : b_.update(x, updated, idx);
-    }));
+    });
+    if (moved) out = guarded(loc, [&] { return b_.transpose(out, inverse); });
+    return TV::dyn(out);
   }
 
   TV updateTV(const TV& base, const Expr& target, const TV& v, const Loc& loc) {
