@@ -69,6 +69,8 @@ std::optional<std::vector<rt::Tensor>> evaluate(const Op& op, const std::vector<
     }
     case OpKind::MatMul: return V{rt::matmul(in[0], in[1])};
     case OpKind::Index: return V{rt::get_index(in[0], indices(in, 1))};
+    case OpKind::Take: return V{rt::take(in[0], in[1], op.int_attr("axis"))};
+    case OpKind::IndexAdd: return V{rt::index_add(in[0], in[1], in[2], op.int_attr("axis"))};
     case OpKind::Update: {
       rt::Tensor x = in[0];
       rt::set_index(x, indices(in, 2), in[1]);

@@ -300,6 +300,21 @@ std::optional<std::vector<TensorType>> infer_result_types(OpKind kind, const std
     }
     case OpKind::MatMul:
       return V{TensorType(rt::promote(in[0].dtype, in[1].dtype), matmul_dims(in[0].dims, in[1].dims))};
+    case OpKind::Take: {
+      require_count(in, 2, "operands x and idx");
+      if (rt::is_float(in[1].dtype) || in[1].dtype == DType::Bool) fail("take needs integer indices, got " + in[1].str());
+      int64_t axis = checked_axis(get<int64_t>(attrs, "axis"), in[0].rank());
+      std::vector<Dim> d(in[0].dims.begin(), in[0].dims.begin() + axis);
+      d.insert(d.end(), in[1].dims.begin(), in[1].dims.end());
+      d.insert(d.end(), in[0].dims.begin() + axis + 1, in[0].dims.end());
+      return V{TensorType(in[0].dtype, d)};
+    }
+    case OpKind::IndexAdd: {
+      require_count(in, 3, "operands base, idx and src");
+      if (!rt::is_float(in[0].dtype)) fail("index_add needs a float base, got " + in[0].str());
+      checked_axis(get<int64_t>(attrs, "axis"), in[0].rank());
+      return V{in[0]};
+    }
     case OpKind::Index:
       require_count(in, 1, "a tensor operand");
       return V{TensorType(in[0].dtype, index_dims(in, 1))};

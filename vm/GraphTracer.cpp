@@ -1329,7 +1329,7 @@ class Tracer {
         if (isNumeric(k) && typeOf(k).rank() > 0) {
           if (e.subs.size() != 1) fail(s.loc, "a tensor index must be the only subscript in graph fns");
           if (base.isStatic() && k.isStatic()) return staticCall(loc, [&] { std::vector<Value> r{k.sv}; std::vector<uint8_t> f{0}; return indexValue(base.sv, f, r.data()); });
-          fail(s.loc, "gathering with a tensor index is not supported in graph fns yet (use take)");
+          return gatherTV(base, k, 0, loc);
         }
         allStatic = allStatic && k.isStatic();
         subs.push_back(Sub{false, k, 0, 0, 0});
@@ -1406,6 +1406,23 @@ class Tracer {
       x = guarded(loc, [&] { return b_.slice(x, st, sp, stp); });
     }
     return TV::dyn(x);
+  }
+
+  // x[idx] and take(x, idx, axis) for an integer tensor idx: a `take` op (its gradient is
+  // index_add). A boolean mask selects a data-dependent number of elements: not traceable.
+  TV gatherTV(const TV& base, const TV& index, int64_t axis, const Loc& loc) {
+    if (!isNumeric(base)) fail(loc, fmt::format("cannot index a {}", describe(base)));
+    DType it = typeOf(index).dtype;
+    if (it == DType::Bool)
+      fail(loc, "indexing with a boolean mask is not supported in graph fns (the result's size depends on the data)");
+    if (it != DType::I32 && it != DType::I64) fail(loc, fmt::format("indices must be integers, got {}", typeOf(index).str()));
+    ir::Value* x = materialize(base, loc);
+    ir::Value* idx = materialize(index, loc);
+    int64_t rank = x->type.rank();
+    if (axis < -rank || axis >= rank) fail(loc, fmt::format("take: axis {} is out of range for rank {}", axis, rank));
+    if (axis < 0) axis += rank;
+    setLoc(loc);
+    return TV::dyn(guarded(loc, [&] { return b_.create_inferred(ir::OpKind::Take, {x, idx}, {{"axis", axis}}).result(); }));
   }
 
   // x[i, ..., a:b:c, ...] = v: the sub-tensor at the leading integer indices (an index op,
@@ -2061,6 +2078,11 @@ class Tracer {
       if (axis < 0) axis += r;
       setLoc(loc);
       return TV::dyn(guarded(loc, [&] { return b_.concat(parts, axis); }));
+    }
+    if (nm == "take") {
+      TV* ax = arg(2, "axis");
+      int64_t axis = ax ? staticInt(*ax, "axis") : 0;
+      return gatherTV(need(0, "x"), need(1, "idx"), axis, loc);
     }
     if (nm == "one_hot") {
       ir::Value* idx = materialize(need(0, "idx"), loc, DType::I64);

@@ -447,6 +447,20 @@ class Grad {
       }
       case OpKind::Reduce: return reduceRule(op, adj, g);
       case OpKind::MatMul: return matmulRule(op, adj, g);
+      case OpKind::Take: {
+        if (!want(a)) return;
+        int64_t axis = op.int_attr("axis");
+        Value* z = zeros(a->type.with_dtype(g->type.dtype));
+        acc(adj, a, b_.create_inferred(OpKind::IndexAdd, {z, X(1), g}, {{"axis", axis}}).result());
+        return;
+      }
+      case OpKind::IndexAdd: {
+        int64_t axis = op.int_attr("axis");
+        if (want(a)) acc(adj, a, g);
+        Value* src = op.operand(2);
+        if (want(src)) acc(adj, src, fit(b_.create_inferred(OpKind::Take, {g, X(1)}, {{"axis", axis}}).result(), src->type));
+        return;
+      }
       case OpKind::Index: {
         if (!want(a)) return;
         std::vector<Value*> idx;
