@@ -2079,6 +2079,85 @@ class Tracer {
       setLoc(loc);
       return TV::dyn(guarded(loc, [&] { return b_.concat(parts, axis); }));
     }
+    if (nm == "outer") {
+      // a.flat[i] * b.flat[j]: a column times a row (broadcasting), so it differentiates.
+      auto flatTo = [&](const TV& v, bool column) {
+        ir::Value* x = materialize(v, loc);
+        Dim n = Dim::known(1);
+        if (x->type.rank() == 1) n = x->type.dims[0];
+        else if (auto s = x->type.static_shape()) n = Dim::known(rt::numel_of(*s));
+        else if (x->type.rank() != 0) fail(loc, "outer: an operand of rank >= 2 with a dim of unknown size");
+        std::vector<Dim> d = column ? std::vector<Dim>{n, Dim::known(1)} : std::vector<Dim>{Dim::known(1), n};
+        setLoc(loc);
+        return TV::dyn(guarded(loc, [&] { return b_.reshape(x, d); }));
+      };
+      return binop(rt::BinaryOp::Mul, flatTo(need(0, "a"), true), flatTo(need(1, "b"), false), loc);
+    }
+    if (nm == "tile") {
+      // NumPy tile: reshape to [1, s0, 1, s1, ...], broadcast to [r0, s0, r1, s1, ...], merge pairs.
+      ir::Value* x = materialize(need(0, "x"), loc);
+      TV rv = need(1, "reps");
+      if (!rv.isStatic()) fail(loc, "tile: 'reps' must be known at trace time in a graph fn");
+      ir::IntList reps = ints(rv.sv, loc);
+      for (int64_t r : reps)
+        if (r < 0) fail(loc, fmt::format("tile: negative repetition {}", r));
+      size_t rank = std::max(static_cast<size_t>(x->type.rank()), reps.size());
+      std::vector<Dim> dims(rank - static_cast<size_t>(x->type.rank()), Dim::known(1));
+      dims.insert(dims.end(), x->type.dims.begin(), x->type.dims.end());
+      reps.insert(reps.begin(), rank - reps.size(), 1);
+      std::vector<Dim> spread, wide, out;
+      for (size_t i = 0; i < rank; ++i) {
+        spread.push_back(Dim::known(1));
+        spread.push_back(dims[i]);
+        wide.push_back(Dim::known(reps[i]));
+        wide.push_back(dims[i]);
+        if (reps[i] == 1) out.push_back(dims[i]);
+        else if (dims[i].is_known()) out.push_back(Dim::known(dims[i].size * reps[i]));
+        else fail(loc, "tile: repeating a dim of unknown size is not supported in graph fns yet");
+      }
+      setLoc(loc);
+      return TV::dyn(guarded(loc, [&] { return b_.reshape(b_.broadcast_to(b_.reshape(x, spread), wide), out); }));
+    }
+    if (nm == "pad") {
+      // Constant blocks concatenated before and after along each axis.
+      ir::Value* x = materialize(need(0, "x"), loc);
+      TV wv = need(1, "widths");
+      if (!wv.isStatic()) fail(loc, "pad: 'widths' must be known at trace time in a graph fn");
+      ir::IntList w = ints(wv.sv, loc);
+      size_t rank = static_cast<size_t>(x->type.rank());
+      if (w.size() == 2 && rank != 1) {
+        ir::IntList all;
+        for (size_t i = 0; i < rank; ++i) all.push_back(w[0]), all.push_back(w[1]);
+        w = all;
+      }
+      if (w.size() != 2 * rank) fail(loc, "pad: 'widths' must be (before, after) pairs, one per axis or one for all");
+      double value = 0;
+      if (TV* v = arg(2, "value")) {
+        if (!v->isStatic() || !v->sv.isScalar()) fail(loc, "pad: 'value' must be a number known at trace time in a graph fn");
+        value = v->sv.asDouble();
+      }
+      for (int64_t k : w)
+        if (k < 0) fail(loc, fmt::format("pad: negative width {}", k));
+      setLoc(loc);
+      return TV::dyn(guarded(loc, [&] {
+        ir::Value* y = x;
+        for (size_t ax = 0; ax < rank; ++ax) {
+          if (w[2 * ax] == 0 && w[2 * ax + 1] == 0) continue;
+          if (!y->type.dims[ax].is_known()) throw rt::Error("pad: padding an axis of unknown size is not supported in graph fns yet");
+          std::vector<ir::Value*> parts;
+          auto block = [&](int64_t n) {
+            std::vector<Dim> d = y->type.dims;
+            d[ax] = Dim::known(n);
+            return b_.broadcast_to(b_.constant(rt::full({}, value, y->type.dtype)), d);
+          };
+          if (w[2 * ax] > 0) parts.push_back(block(w[2 * ax]));
+          parts.push_back(y);
+          if (w[2 * ax + 1] > 0) parts.push_back(block(w[2 * ax + 1]));
+          y = b_.concat(parts, static_cast<int64_t>(ax));
+        }
+        return y;
+      }));
+    }
     if (nm == "take") {
       TV* ax = arg(2, "axis");
       int64_t axis = ax ? staticInt(*ax, "axis") : 0;
