@@ -625,6 +625,113 @@ struct Lowering {
       if (isNat(op.result(i))) reload(op.result(i));
   }
 
+  // ---- kernels of fused loops (fused, fused_reduce)
+  // env[0] is the result's data, env[1 + j] operand j's data (a tensor) or value (a scalar,
+  // stored in its own type), env[n + 1] the row length where a kernel has rows.
+
+  llvm::Value* envWord(llvm::Value* env, size_t n, size_t i) {
+    return b.CreateConstGEP2_32(llvm::ArrayType::get(b.getInt64Ty(), n + 2), env, 0, static_cast<unsigned>(i));
+  }
+  // Stores the operands' data pointers (tensors) and/or values (native scalars) in env.
+  void storeEnvOperands(const ir::Op& op, llvm::Value* env, bool tensors, bool scalars) {
+    size_t n = op.num_operands();
+    for (size_t j = 0; j < n; ++j) {
+      const ir::Value* v = op.operand(j);
+      if (isNat(v)) {
+        if (!scalars) continue;
+        llvm::Value* x = get(v);
+        if (v->type.dtype == DType::Bool) x = b.CreateZExt(x, b.getInt8Ty());
+        b.CreateStore(x, envWord(env, n, j + 1));
+      } else if (tensors) {
+        b.CreateStore(b.CreateCall(dataFn, {ctxArg, i32(slotOf(v))}), envWord(env, n, j + 1));
+      }
+    }
+  }
+
+  // The enclosing function's lowering state while a kernel function is being built.
+  struct KernelScope {
+    llvm::Function* fn;
+    llvm::BasicBlock* allocas;
+    llvm::BasicBlock* fail;
+    llvm::AllocaInst* idx;
+    std::map<const ir::Value*, llvm::AllocaInst*> nat;
+    llvm::IRBuilderBase::InsertPoint ip;
+  };
+  // Starts kernel `void NAME(ptr env, i64 begin, i64 end)`, the builder in its `pre` block.
+  KernelScope beginKernel(const char* what) {
+    KernelScope s{fn, allocaBB, failBB, idxBuf, std::move(nat), b.saveIP()};
+    nat.clear();
+    auto* ptr = llvm::PointerType::getUnqual(ctx);
+    auto* i64t = b.getInt64Ty();
+    auto* ft = llvm::FunctionType::get(b.getVoidTy(), {ptr, i64t, i64t}, false);
+    fn = llvm::Function::Create(ft, llvm::Function::InternalLinkage,
+                                fmt::format("{}_{}{}", s.fn->getName().str(), what, kernelCount++), mod);
+    fn->addFnAttr(llvm::Attribute::NoUnwind);
+    allocaBB = llvm::BasicBlock::Create(ctx, "allocas", fn);
+    auto* pre = llvm::BasicBlock::Create(ctx, "pre", fn);
+    failBB = nullptr;
+    idxBuf = nullptr;
+    inKernel = true;
+    b.SetInsertPoint(allocaBB);
+    b.CreateBr(pre);
+    b.SetInsertPoint(pre);
+    return s;
+  }
+  llvm::Function* endKernel(KernelScope& s) {
+    llvm::Function* k = fn;
+    inKernel = false;
+    fn = s.fn;
+    allocaBB = s.allocas;
+    failBB = s.fail;
+    idxBuf = s.idx;
+    nat = std::move(s.nat);
+    b.restoreIP(s.ip);
+    return k;
+  }
+  // In a kernel: the native scalar operands become the body's arguments; returns the
+  // tensor operands' data pointers (null for scalars).
+  std::vector<llvm::Value*> loadKernelOperands(const ir::Op& op, llvm::Value* env) {
+    size_t n = op.num_operands();
+    const ir::Block& body = op.region(0).block();
+    auto* ptr = llvm::PointerType::getUnqual(ctx);
+    std::vector<llvm::Value*> data(n, nullptr);
+    for (size_t j = 0; j < n; ++j) {
+      const ir::Value* v = op.operand(j);
+      if (isNat(v)) set(body.arg(j), loadElem(envWord(env, n, j + 1), v->type.dtype));
+      else data[j] = b.CreateLoad(ptr, envWord(env, n, j + 1));
+    }
+    return data;
+  }
+  // One element of a fused body over `domain`: tensor operands read at `flat` (rows at
+  // column i, columns at row o), the body lowered inline; returns the yielded value.
+  const ir::Value* lowerElement(const ir::Op& op, const std::vector<llvm::Value*>& data, const ir::TensorType& domain,
+                                llvm::Value* flat, llvm::Value* i, llvm::Value* o) {
+    const ir::Block& body = op.region(0).block();
+    for (size_t j = 0; j < data.size(); ++j)
+      if (data[j]) {
+        DType d = op.operand(j)->type.dtype;
+        llvm::Type* et = d == DType::Bool ? b.getInt8Ty() : ty(d);
+        llvm::Value* at = flat;
+        switch (ir::fused_operand_kind(op.operand(j)->type, domain)) {
+          case ir::FusedOperand::Row: at = i; break;
+          case ir::FusedOperand::Col: at = o; break;
+          default: break;
+        }
+        set(body.arg(j), loadElem(b.CreateInBoundsGEP(et, data[j], at), d));
+      }
+    const ir::Op* y = nullptr;
+    for (size_t k = 0; k < body.size(); ++k) {
+      const ir::Op& x = body.op(k);
+      if (x.kind() == ir::OpKind::Yield) {
+        y = &x;
+        continue;
+      }
+      if (!lowerNative(x)) throw std::runtime_error(fmt::format("internal: '{}' in a fused body", x.name()));
+    }
+    if (!y || y->num_operands() != 1) throw std::runtime_error("internal: a fused body must yield one value");
+    return y->operand(0);
+  }
+
   // A fused op: one loop over the result's elements in a kernel function
   // `void K(ptr env, i64 begin, i64 end)`, run by tdl_parallel (split over the runtime's
   // pool above kFusedParallelThreshold elements). env[0] is the result's data, env[1 + j]
@@ -649,30 +756,18 @@ struct Lowering {
           ir::fused_operand_kind(v->type, r->type) == ir::FusedOperand::Full && deadAfter(op, v))
         donor = slotOf(v);
     int out = slotOf(r);
-    auto* wordT = b.getInt64Ty();
-    llvm::AllocaInst* env = newAlloca(llvm::ArrayType::get(wordT, n + 2));
-    auto word = [&](llvm::Value* base, size_t i) { return b.CreateConstGEP2_32(llvm::ArrayType::get(wordT, n + 2), base, 0, static_cast<unsigned>(i)); };
+    llvm::AllocaInst* env = newAlloca(llvm::ArrayType::get(b.getInt64Ty(), n + 2));
     llvm::Value* inner = b.getInt64(1);
     if (rows) {
       inner = b.CreateCall(dimFn, {ctxArg, i32(ref), i32(static_cast<int>(r->type.dims.size()) - 1)});
-      b.CreateStore(inner, word(env, n + 1));
+      b.CreateStore(inner, envWord(env, n, n + 1));
     }
     // The operands' data first: the donor's buffer may move to the result.
-    for (size_t j = 0; j < n; ++j) {
-      const ir::Value* v = op.operand(j);
-      if (!isNat(v)) b.CreateStore(b.CreateCall(dataFn, {ctxArg, i32(slotOf(v))}), word(env, j + 1));
-    }
+    storeEnvOperands(op, env, true, false);
     llvm::Value* count =
         b.CreateCall(fusedAllocFn, {ctxArg, i32(out), i32(ref), i32(static_cast<int>(r->type.dtype)), i32(donor)});
-    b.CreateStore(b.CreateCall(dataFn, {ctxArg, i32(out)}), word(env, 0));
-    for (size_t j = 0; j < n; ++j) {
-      const ir::Value* v = op.operand(j);
-      if (isNat(v)) {
-        llvm::Value* x = get(v);
-        if (v->type.dtype == DType::Bool) x = b.CreateZExt(x, b.getInt8Ty());
-        b.CreateStore(x, word(env, j + 1));
-      }
-    }
+    b.CreateStore(b.CreateCall(dataFn, {ctxArg, i32(out)}), envWord(env, n, 0));
+    storeEnvOperands(op, env, false, true);
     llvm::Function* k = buildKernel(op, rows);
     if (rows) b.CreateCall(parallelRowsFn, {k, env, count, inner});
     else b.CreateCall(parallelFn, {k, env, count});
@@ -690,24 +785,13 @@ struct Lowering {
     const auto& axes = op.ints_attr("axes");
     bool whole = static_cast<int64_t>(axes.size()) == dom->type.rank();  // all axes (else the last)
     int ref = slotOf(dom);
-    auto* wordT = b.getInt64Ty();
-    llvm::AllocaInst* env = newAlloca(llvm::ArrayType::get(wordT, n + 2));
-    auto word = [&](llvm::Value* base, size_t i) { return b.CreateConstGEP2_32(llvm::ArrayType::get(wordT, n + 2), base, 0, static_cast<unsigned>(i)); };
+    llvm::AllocaInst* env = newAlloca(llvm::ArrayType::get(b.getInt64Ty(), n + 2));
     llvm::Value* inner = b.CreateCall(dimFn, {ctxArg, i32(ref), i32(static_cast<int>(dom->type.dims.size()) - 1)});
-    b.CreateStore(inner, word(env, n + 1));
-    for (size_t j = 0; j < n; ++j) {
-      const ir::Value* v = op.operand(j);
-      if (isNat(v)) {
-        llvm::Value* x = get(v);
-        if (v->type.dtype == DType::Bool) x = b.CreateZExt(x, b.getInt8Ty());
-        b.CreateStore(x, word(env, j + 1));
-      } else {
-        b.CreateStore(b.CreateCall(dataFn, {ctxArg, i32(slotOf(v))}), word(env, j + 1));
-      }
-    }
+    b.CreateStore(inner, envWord(env, n, n + 1));
+    storeEnvOperands(op, env, true, true);
     llvm::Value* rowsN = b.CreateCall(reduceAllocFn, {ctxArg, i32(slotOf(r)), i32(ref), i32(static_cast<int>(r->type.dtype)),
                                                      i32(op.bool_attr("keepdims") ? 1 : 0), i32(whole ? 1 : 0)});
-    b.CreateStore(b.CreateCall(dataFn, {ctxArg, i32(slotOf(r))}), word(env, 0));
+    b.CreateStore(b.CreateCall(dataFn, {ctxArg, i32(slotOf(r))}), envWord(env, n, 0));
     llvm::Function* k = buildReduceKernel(op, whole);
     if (whole) b.CreateCall(llvm::FunctionCallee(k->getFunctionType(), k), {env, b.getInt64(0), rowsN});
     else b.CreateCall(reduceRowsFn, {k, env, rowsN, inner});
@@ -715,50 +799,24 @@ struct Lowering {
   }
 
   llvm::Function* buildReduceKernel(const ir::Op& op, bool whole) {
-    llvm::Function* saveFn = fn;
-    llvm::BasicBlock* saveAllocas = allocaBB;
-    llvm::BasicBlock* saveFail = failBB;
-    llvm::AllocaInst* saveIdx = idxBuf;
-    auto saveNat = std::move(nat);
-    nat.clear();
-    llvm::IRBuilderBase::InsertPoint ip = b.saveIP();
-
+    KernelScope scope = beginKernel("reduce");
     auto* ptr = llvm::PointerType::getUnqual(ctx);
     auto* i64t = b.getInt64Ty();
     auto* f64t = b.getDoubleTy();
-    auto* ft = llvm::FunctionType::get(b.getVoidTy(), {ptr, i64t, i64t}, false);
-    fn = llvm::Function::Create(ft, llvm::Function::InternalLinkage, fmt::format("{}_reduce{}", saveFn->getName().str(), kernelCount++), mod);
-    fn->addFnAttr(llvm::Attribute::NoUnwind);
     llvm::Value* env = fn->getArg(0);
     llvm::Value* begin = fn->getArg(1);
     llvm::Value* end = fn->getArg(2);
-    allocaBB = llvm::BasicBlock::Create(ctx, "allocas", fn);
-    auto* pre = llvm::BasicBlock::Create(ctx, "pre", fn);
     auto* rowHead = llvm::BasicBlock::Create(ctx, "row", fn);
     auto* loop = llvm::BasicBlock::Create(ctx, "loop", fn);
     auto* rowEnd = llvm::BasicBlock::Create(ctx, "row.end", fn);
     auto* exit = llvm::BasicBlock::Create(ctx, "exit", fn);
-    failBB = nullptr;
-    idxBuf = nullptr;
-    inKernel = true;
-    b.SetInsertPoint(allocaBB);
-    b.CreateBr(pre);
-    b.SetInsertPoint(pre);
     size_t n = op.num_operands();
-    auto* wordT = llvm::ArrayType::get(i64t, n + 2);
-    auto word = [&](size_t i) { return b.CreateConstGEP2_32(wordT, env, 0, static_cast<unsigned>(i)); };
-    const ir::Block& body = op.region(0).block();
     const ir::Value* dom = op.operand(0);
     const ir::Value* r = op.result();
     bool mean = op.str_attr("kind") == "mean";
-    llvm::Value* outP = b.CreateLoad(ptr, word(0));
-    std::vector<llvm::Value*> data(n, nullptr);
-    for (size_t j = 0; j < n; ++j) {
-      const ir::Value* v = op.operand(j);
-      if (isNat(v)) set(body.arg(j), loadElem(word(j + 1), v->type.dtype));
-      else data[j] = b.CreateLoad(ptr, word(j + 1));
-    }
-    llvm::Value* inner = b.CreateLoad(i64t, word(n + 1));
+    llvm::Value* outP = b.CreateLoad(ptr, envWord(env, n, 0));
+    std::vector<llvm::Value*> data = loadKernelOperands(op, env);
+    llvm::Value* inner = b.CreateLoad(i64t, envWord(env, n, n + 1));
     llvm::Value* zero = llvm::ConstantFP::get(f64t, 0.0);
     llvm::BasicBlock* entryOfRows = b.GetInsertBlock();
     b.CreateCondBr(b.CreateICmpSLT(begin, end), rowHead, exit);
@@ -779,29 +837,7 @@ struct Lowering {
     llvm::PHINode* acc = b.CreatePHI(f64t, 2);
     acc->addIncoming(rowStart, rowHead);
     llvm::Value* flat = b.CreateAdd(b.CreateMul(o, inner, "", true, true), i, "", true, true);
-    for (size_t j = 0; j < n; ++j)
-      if (data[j]) {
-        DType d = op.operand(j)->type.dtype;
-        llvm::Type* et = d == DType::Bool ? b.getInt8Ty() : ty(d);
-        llvm::Value* at = flat;
-        switch (ir::fused_operand_kind(op.operand(j)->type, dom->type)) {
-          case ir::FusedOperand::Row: at = i; break;
-          case ir::FusedOperand::Col: at = o; break;
-          default: break;
-        }
-        set(body.arg(j), loadElem(b.CreateInBoundsGEP(et, data[j], at), d));
-      }
-    const ir::Op* y = nullptr;
-    for (size_t k = 0; k < body.size(); ++k) {
-      const ir::Op& x = body.op(k);
-      if (x.kind() == ir::OpKind::Yield) {
-        y = &x;
-        continue;
-      }
-      if (!lowerNative(x)) throw std::runtime_error(fmt::format("internal: '{}' in a fused body", x.name()));
-    }
-    if (!y || y->num_operands() != 1) throw std::runtime_error("internal: a fused body must yield one value");
-    llvm::Value* val = b.CreateFPExt(get(y->operand(0)), f64t);
+    llvm::Value* val = b.CreateFPExt(get(lowerElement(op, data, dom->type, flat, i, o)), f64t);
     llvm::FastMathFlags fmf;
     fmf.setAllowReassoc();  // the sum may be reordered (vectorized): SPEC §11's tolerance
     llvm::Value* sum = b.CreateFAdd(acc, val);
@@ -835,66 +871,27 @@ struct Lowering {
       storeElem(outP, b.CreateFPCast(res, ty(rd)), rd);
     }
     b.CreateRetVoid();
-    llvm::Function* k = fn;
-
-    inKernel = false;
-    fn = saveFn;
-    allocaBB = saveAllocas;
-    failBB = saveFail;
-    idxBuf = saveIdx;
-    nat = std::move(saveNat);
-    b.restoreIP(ip);
-    return k;
+    return endKernel(scope);
   }
 
   // rows: the kernel runs rows [begin, end) of the result viewed as rows x its last axis
   // (env[n + 1] = the row length); else elements [begin, end).
   llvm::Function* buildKernel(const ir::Op& op, bool rows) {
-    // Save the enclosing function's lowering state.
-    llvm::Function* saveFn = fn;
-    llvm::BasicBlock* saveAllocas = allocaBB;
-    llvm::BasicBlock* saveFail = failBB;
-    llvm::AllocaInst* saveIdx = idxBuf;
-    auto saveNat = std::move(nat);
-    nat.clear();
-    llvm::IRBuilderBase::InsertPoint ip = b.saveIP();
-
+    KernelScope scope = beginKernel("fused");
     auto* ptr = llvm::PointerType::getUnqual(ctx);
     auto* i64t = b.getInt64Ty();
-    auto* ft = llvm::FunctionType::get(b.getVoidTy(), {ptr, i64t, i64t}, false);
-    fn = llvm::Function::Create(ft, llvm::Function::InternalLinkage, fmt::format("{}_fused{}", saveFn->getName().str(), kernelCount++), mod);
-    fn->addFnAttr(llvm::Attribute::NoUnwind);
     llvm::Value* env = fn->getArg(0);
     llvm::Value* begin = fn->getArg(1);
     llvm::Value* end = fn->getArg(2);
-    allocaBB = llvm::BasicBlock::Create(ctx, "allocas", fn);
-    auto* pre = llvm::BasicBlock::Create(ctx, "pre", fn);
+    llvm::BasicBlock* pre = b.GetInsertBlock();
     auto* loop = llvm::BasicBlock::Create(ctx, "loop", fn);
     auto* exit = llvm::BasicBlock::Create(ctx, "exit", fn);
-    failBB = nullptr;
-    idxBuf = nullptr;
-    inKernel = true;
-    b.SetInsertPoint(allocaBB);
-    b.CreateBr(pre);
-    b.SetInsertPoint(pre);
     size_t n = op.num_operands();
-    auto* wordT = llvm::ArrayType::get(i64t, n + 2);
-    auto word = [&](size_t i) { return b.CreateConstGEP2_32(wordT, env, 0, static_cast<unsigned>(i)); };
-    const ir::Block& body = op.region(0).block();
     const ir::Value* r = op.result();
-    llvm::Value* outP = b.CreateLoad(ptr, word(0));
-    std::vector<llvm::Value*> data(n, nullptr);
-    for (size_t j = 0; j < n; ++j) {
-      const ir::Value* v = op.operand(j);
-      if (isNat(v)) {
-        llvm::Value* x = loadElem(word(j + 1), v->type.dtype);
-        set(body.arg(j), x);
-      } else {
-        data[j] = b.CreateLoad(ptr, word(j + 1));
-      }
-    }
+    llvm::Value* outP = b.CreateLoad(ptr, envWord(env, n, 0));
+    std::vector<llvm::Value*> data = loadKernelOperands(op, env);
     // Loops: flat i in [begin, end); or rows o in [begin, end), columns c in [0, inner).
-    llvm::Value* inner = rows ? b.CreateLoad(i64t, word(n + 1)) : nullptr;
+    llvm::Value* inner = rows ? b.CreateLoad(i64t, envWord(env, n, n + 1)) : nullptr;
     llvm::PHINode* o = nullptr;
     llvm::BasicBlock* rowHead = nullptr;
     llvm::BasicBlock* rowLatch = nullptr;
@@ -913,30 +910,9 @@ struct Lowering {
     llvm::PHINode* i = b.CreatePHI(i64t, 2);
     i->addIncoming(rows ? static_cast<llvm::Value*>(b.getInt64(0)) : begin, rows ? rowHead : pre);
     llvm::Value* flat = rows ? b.CreateAdd(b.CreateMul(o, inner, "", true, true), i, "", true, true) : i;
-    for (size_t j = 0; j < n; ++j)
-      if (data[j]) {
-        DType d = op.operand(j)->type.dtype;
-        llvm::Type* et = d == DType::Bool ? b.getInt8Ty() : ty(d);
-        llvm::Value* at = flat;
-        switch (ir::fused_operand_kind(op.operand(j)->type, r->type)) {
-          case ir::FusedOperand::Row: at = i; break;
-          case ir::FusedOperand::Col: at = o; break;
-          default: break;
-        }
-        set(body.arg(j), loadElem(b.CreateInBoundsGEP(et, data[j], at), d));
-      }
-    const ir::Op* y = nullptr;
-    for (size_t k = 0; k < body.size(); ++k) {
-      const ir::Op& x = body.op(k);
-      if (x.kind() == ir::OpKind::Yield) {
-        y = &x;
-        continue;
-      }
-      if (!lowerNative(x)) throw std::runtime_error(fmt::format("internal: '{}' in a fused body", x.name()));
-    }
-    if (!y || y->num_operands() != 1) throw std::runtime_error("internal: a fused body must yield one value");
+    const ir::Value* y = lowerElement(op, data, r->type, flat, i, o);
     DType rd = r->type.dtype;
-    llvm::Value* val = convert(get(y->operand(0)), y->operand(0)->type.dtype, rd);
+    llvm::Value* val = convert(get(y), y->type.dtype, rd);
     llvm::Type* et = rd == DType::Bool ? b.getInt8Ty() : ty(rd);
     storeElem(b.CreateInBoundsGEP(et, outP, flat), val, rd);
     llvm::Value* next = b.CreateAdd(i, b.getInt64(1), "", true, true);
@@ -952,16 +928,7 @@ struct Lowering {
     }
     b.SetInsertPoint(exit);
     b.CreateRetVoid();
-    llvm::Function* k = fn;
-
-    inKernel = false;
-    fn = saveFn;
-    allocaBB = saveAllocas;
-    failBB = saveFail;
-    idxBuf = saveIdx;
-    nat = std::move(saveNat);
-    b.restoreIP(ip);
-    return k;
+    return endKernel(scope);
   }
 
   // The truth of a predicate value (bool[] native, or a slot).
