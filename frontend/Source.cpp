@@ -2,8 +2,10 @@
 
 #include <pthread.h>
 
+#include <cstdio>
 #include <exception>
 #include <functional>
+#include <new>
 
 namespace tdl {
 
@@ -79,6 +81,28 @@ void runWithLargeStack(const std::function<void()>& fn) {
   pthread_attr_destroy(&attr);
   pthread_join(th, nullptr);
   if (args.error) std::rethrow_exception(args.error);
+}
+
+int runMainGuarded(const std::function<int()>& body) {
+  int rc = 3;
+  try {
+    runWithLargeStack([&] {
+      try {
+        rc = body();
+      } catch (const std::bad_alloc&) {
+        std::fprintf(stderr, "internal error: out of memory\n");
+        rc = 3;
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "internal error: %s\n", e.what());
+        rc = 3;
+      }
+    });
+  } catch (...) {
+    std::fprintf(stderr, "internal error: unexpected exception\n");
+    rc = 3;
+  }
+  std::fflush(stdout);
+  return rc;
 }
 
 }  // namespace tdl

@@ -59,6 +59,10 @@ class SourceManager {
 // Runs fn on a thread with a 512 MiB stack (deep legal input recurses deeply), rethrowing
 // what it throws.
 void runWithLargeStack(const std::function<void()>& fn);
+// A program's main (the tdl tool, a native executable): `body` on the large stack; any
+// exception that escapes it is an internal error (message on stderr, exit status 3).
+// Flushes stdout; returns the exit status.
+int runMainGuarded(const std::function<int()>& body);
 
 // Byte offset of the first invalid UTF-8 sequence in `s`, or std::string::npos.
 size_t findInvalidUtf8(const std::string& s);

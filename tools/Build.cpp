@@ -266,6 +266,18 @@ std::string cIdent(const std::string& s) {
   return o;
 }
 
+// The C function of graph fn `d` (every parameter annotated) returning `outputs` tensors.
+CFunction cFunction(const FnDecl& d, int32_t outputs) {
+  CFunction cf;
+  cf.name = d.name;
+  cf.signature = fnSignature(d);
+  cf.module = d.module;
+  cf.slot = d.globalSlot;
+  for (const Param& prm : d.params) flattenParam(*prm.type, cIdent(prm.name), cf);
+  cf.outputs = outputs;
+  return cf;
+}
+
 const char* kTensorStruct =
     "struct tdl_tensor {\n"
     "  void* data;      /* elements in C order */\n"
@@ -486,16 +498,7 @@ int buildExecutable(const BuildOptions& o) {
           f.name = d.name;
           for (size_t i = 0; i < leaves.size(); ++i)
             f.signature += (i ? ", " : "") + leaves[i].type.str() + (leaves[i].weak ? " (weak)" : "");
-          if (mask == 0) {
-            CFunction cf;
-            cf.name = d.name;
-            cf.signature = fnSignature(d);
-            cf.module = d.module;
-            cf.slot = d.globalSlot;
-            for (const Param& prm : d.params) flattenParam(*prm.type, cIdent(prm.name), cf);
-            cf.outputs = countOutputs(tr.result);
-            cfns.push_back(std::move(cf));
-          }
+          if (mask == 0) cfns.push_back(cFunction(d, countOutputs(tr.result)));
           f.hash = vm::irHash(ir::to_string(*tr.fn));
           if (!seen.insert(f.hash).second) {
             ++compiled;
@@ -530,14 +533,7 @@ int buildExecutable(const BuildOptions& o) {
         // Not traceable at build time (it reads a top-level value): the C function calls
         // it in the VM, when the return type says how many tensors come back.
         if (d.ret) {
-          CFunction cf;
-          cf.name = d.name;
-          cf.signature = fnSignature(d);
-          cf.module = d.module;
-          cf.slot = d.globalSlot;
-          for (const Param& prm : d.params) flattenParam(*prm.type, cIdent(prm.name), cf);
-          cf.outputs = typeLeaves(*d.ret);
-          cfns.push_back(std::move(cf));
+          cfns.push_back(cFunction(d, typeLeaves(*d.ret)));
         } else {
           why += "; it has no C function either: annotate its return type";
         }

@@ -203,26 +203,5 @@ int mainImpl(int argc, char** argv) {
 }  // namespace tdl
 
 int main(int argc, char** argv) {
-  int rc = 3;
-  try {
-    tdl::runWithLargeStack([&] {
-      try {
-        rc = tdl::mainImpl(argc, argv);
-      } catch (const tdl::InternalError& e) {
-        std::fprintf(stderr, "internal error: %s\n", e.what());
-        rc = 3;
-      } catch (const std::bad_alloc&) {
-        std::fprintf(stderr, "internal error: out of memory\n");
-        rc = 3;
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "internal error: %s\n", e.what());
-        rc = 3;
-      }
-    });
-  } catch (...) {
-    std::fprintf(stderr, "internal error: unexpected exception\n");
-    rc = 3;
-  }
-  std::fflush(stdout);
-  return rc;
+  return tdl::runMainGuarded([&] { return tdl::mainImpl(argc, argv); });
 }

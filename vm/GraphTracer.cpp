@@ -1335,16 +1335,8 @@ class Tracer {
         subs.push_back(Sub{false, k, 0, 0, 0});
         continue;
       }
-      auto bound = [&](const ExprPtr& p, int64_t dflt) -> int64_t {
-        if (!p) return dflt;
-        TV v = eval(*p);
-        if (!v.isStatic() || !v.sv.isScalar()) fail(p->loc, "slice bounds must be known at trace time in a graph fn");
-        return v.sv.asInt();
-      };
-      int64_t step = bound(s.step, 1);
-      if (step == 0) fail(s.loc, "slice step cannot be zero");
-      int64_t start = bound(s.lo, step > 0 ? 0 : ir::kSliceEnd);
-      int64_t stop = bound(s.hi, step > 0 ? ir::kSliceEnd : ir::kSliceBegin);
+      int64_t start, stop, step;
+      sliceBounds(s, start, stop, step);
       subs.push_back(Sub{true, TV(), start, stop, step});
     }
     if (allStatic) {
@@ -1408,6 +1400,21 @@ class Tracer {
     return TV::dyn(x);
   }
 
+  // The start, stop and step of slice `s`, known at trace time (open ends: kSliceEnd and
+  // kSliceBegin as the step's direction needs).
+  void sliceBounds(const Subscript& s, int64_t& start, int64_t& stop, int64_t& step) {
+    auto bound = [&](const ExprPtr& p, int64_t dflt) -> int64_t {
+      if (!p) return dflt;
+      TV v = eval(*p);
+      if (!v.isStatic() || !v.sv.isScalar()) fail(p->loc, "slice bounds must be known at trace time in a graph fn");
+      return v.sv.asInt();
+    };
+    step = bound(s.step, 1);
+    if (step == 0) fail(s.loc, "slice step cannot be zero");
+    start = bound(s.lo, step > 0 ? 0 : ir::kSliceEnd);
+    stop = bound(s.hi, step > 0 ? ir::kSliceEnd : ir::kSliceBegin);
+  }
+
   // x[idx] and take(x, idx, axis) for an integer tensor idx: a `take` op (its gradient is
   // index_add). A boolean mask selects a data-dependent number of elements: not traceable.
   TV gatherTV(const TV& base, const TV& index, int64_t axis, const Loc& loc) {
@@ -1443,16 +1450,10 @@ class Tracer {
         intAxes.push_back(static_cast<int64_t>(k));
         continue;
       }
-      auto bound = [&](const ExprPtr& p, int64_t dflt) -> int64_t {
-        if (!p) return dflt;
-        TV b = eval(*p);
-        if (!b.isStatic() || !b.sv.isScalar()) fail(p->loc, "slice bounds must be known at trace time in a graph fn");
-        return b.sv.asInt();
-      };
-      int64_t step = bound(s.step, 1);
-      if (step == 0) fail(s.loc, "slice step cannot be zero");
-      st.push_back(bound(s.lo, step > 0 ? 0 : ir::kSliceEnd));
-      sp.push_back(bound(s.hi, step > 0 ? ir::kSliceEnd : ir::kSliceBegin));
+      int64_t start, stop, step;
+      sliceBounds(s, start, stop, step);
+      st.push_back(start);
+      sp.push_back(stop);
       stp.push_back(step);
       sliceAxes.push_back(static_cast<int64_t>(k));
     }
