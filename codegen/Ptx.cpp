@@ -413,6 +413,17 @@ class PtxLowering {
 
   // ---- kernels
 
+  // A grid-stride loop's first index (blockIdx * blockDim + threadIdx) and its stride
+  // (gridDim * blockDim), as i64.
+  llvm::Value* threadIndex() {
+    return b.CreateAdd(b.CreateMul(sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_ctaid_x),
+                                   sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_ntid_x)),
+                       sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_tid_x));
+  }
+  llvm::Value* gridSize() {
+    return b.CreateMul(sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_nctaid_x), sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_ntid_x));
+  }
+
   llvm::Value* sreg(llvm::Intrinsic::ID id) {
     if (emulate) {
       int which = id == llvm::Intrinsic::nvvm_read_ptx_sreg_tid_x     ? 0
@@ -507,11 +518,8 @@ class PtxLowering {
           if (op.operand(j)->type.dtype == DType::Bool) x = b.CreateICmpNE(x, b.getInt8(0));
           bind(j, x);
         }
-      llvm::Value* start = b.CreateAdd(b.CreateMul(sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_ctaid_x),
-                                                   sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_ntid_x)),
-                                       sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_tid_x));
-      llvm::Value* stride = b.CreateMul(sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_nctaid_x),
-                                        sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_ntid_x));
+      llvm::Value* start = threadIndex();
+      llvm::Value* stride = gridSize();
       b.CreateCondBr(b.CreateICmpSLT(start, count), loop, exit);
       b.SetInsertPoint(loop);
       llvm::PHINode* i = b.CreatePHI(b.getInt64Ty(), 2);
@@ -586,11 +594,8 @@ class PtxLowering {
     auto* exit = llvm::BasicBlock::Create(ctx, "exit", fn);
     b.SetInsertPoint(entry);
     llvm::Value* count = b.CreateMul(outer, inner);
-    llvm::Value* start = b.CreateAdd(b.CreateMul(sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_ctaid_x),
-                                                 sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_ntid_x)),
-                                     sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_tid_x));
-    llvm::Value* stride = b.CreateMul(sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_nctaid_x),
-                                      sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_ntid_x));
+    llvm::Value* start = threadIndex();
+    llvm::Value* stride = gridSize();
     llvm::Value* plane = b.CreateMul(red, inner);
     b.CreateCondBr(b.CreateICmpSLT(start, count), loop, exit);
     b.SetInsertPoint(loop);
@@ -785,11 +790,8 @@ class PtxLowering {
       auto* exit = llvm::BasicBlock::Create(ctx, "exit", fn);
       b.SetInsertPoint(entry);
       llvm::Value* count = b.CreateMul(outer, inner);
-      llvm::Value* start = b.CreateAdd(b.CreateMul(sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_ctaid_x),
-                                                   sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_ntid_x)),
-                                       sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_tid_x));
-      llvm::Value* stride = b.CreateMul(sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_nctaid_x),
-                                        sreg(llvm::Intrinsic::nvvm_read_ptx_sreg_ntid_x));
+      llvm::Value* start = threadIndex();
+      llvm::Value* stride = gridSize();
       llvm::Value* plane = b.CreateMul(red, inner);
       b.CreateCondBr(b.CreateICmpSLT(start, count), loop, exit);
       b.SetInsertPoint(loop);
