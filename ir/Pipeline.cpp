@@ -20,6 +20,7 @@ const std::vector<PassInfo> kPasses = {
     {"cse", "common subexpression elimination of pure ops, scoped to regions", create_cse_pass},
     {"dce", "dead code: unused pure ops and results, constant cond/while", create_dce_pass},
     {"fusion", "chains of elementwise ops on same-shape tensors and scalars -> one fused loop", create_fusion_pass},
+    {"gemm", "matmul of transposed operands, and an update c + k * (a @ b) -> one BLAS call", create_gemm_pass},
 };
 
 const std::vector<std::string_view> kDefaultPipeline = {
@@ -28,6 +29,7 @@ const std::vector<std::string_view> kDefaultPipeline = {
     "cse",
     "dce",
     "fusion",
+    "gemm",
 };
 
 }  // namespace

@@ -300,6 +300,23 @@ std::optional<std::vector<TensorType>> infer_result_types(OpKind kind, const std
     }
     case OpKind::MatMul:
       return V{TensorType(rt::promote(in[0].dtype, in[1].dtype), matmul_dims(in[0].dims, in[1].dims))};
+    case OpKind::Gemm: {
+      if (in.size() != 2 && in.size() != 3) fail("gemm needs operands a, b and an optional c");
+      if (in[0].rank() != 2 || in[1].rank() != 2 || in[0].dtype != in[1].dtype || !rt::is_float(in[0].dtype))
+        fail("gemm needs rank-2 float operands of one dtype, got " + in[0].str() + " and " + in[1].str());
+      bool ta = get<bool>(attrs, "trans_a"), tb = get<bool>(attrs, "trans_b");
+      get<double>(attrs, "alpha");
+      get<double>(attrs, "beta");
+      std::vector<Dim> a = in[0].dims, b = in[1].dims;
+      if (ta) std::swap(a[0], a[1]);
+      if (tb) std::swap(b[0], b[1]);
+      std::vector<Dim> dims = matmul_dims(a, b);
+      if (in.size() == 3) {
+        if (in[2].dtype != in[0].dtype || in[2].rank() != 2) fail("gemm's c must be " + TensorType(in[0].dtype, dims).str() + ", got " + in[2].str());
+        for (size_t i = 0; i < 2; ++i) dims[i] = unify(dims[i], in[2].dims[i], "gemm's c must have the result's shape");
+      }
+      return V{TensorType(in[0].dtype, dims)};
+    }
     case OpKind::Take: {
       require_count(in, 2, "operands x and idx");
       if (rt::is_float(in[1].dtype) || in[1].dtype == DType::Bool) fail("take needs integer indices, got " + in[1].str());

@@ -99,6 +99,46 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   return cast(out.with_shape(out_shape), dt);
 }
 
+Tensor gemm(const Tensor& a, const Tensor& b, const Tensor* c, bool ta, bool tb, double alpha, double beta) {
+  if (a.rank() != 2 || b.rank() != 2 || a.dtype() != b.dtype() || !is_float(a.dtype()))
+    throw Error(fmt::format("internal: gemm of {} {} and {} {}", dtype_name(a.dtype()), shape_str(a.shape()),
+                            dtype_name(b.dtype()), shape_str(b.shape())));
+  const int64_t m = ta ? a.dim(1) : a.dim(0), k = ta ? a.dim(0) : a.dim(1);
+  const int64_t kb = tb ? b.dim(1) : b.dim(0), n = tb ? b.dim(0) : b.dim(1);
+  if (k != kb)
+    throw Error(fmt::format("cannot multiply shapes {} and {} ({} != {})", shape_str({m, k}), shape_str({kb, n}), k, kb));
+  Tensor out;
+  if (c) {
+    if (c->shape() != Shape{m, n} || c->dtype() != a.dtype())
+      throw Error(fmt::format("internal: gemm accumulator {} for a [{}, {}] result", shape_str(c->shape()), m, n));
+    out = *c;
+  } else {
+    out = Tensor::empty(a.dtype(), {m, n});
+    beta = 0;
+  }
+  if (out.numel() == 0) return out;
+  check_blas_dims(m, n, k);
+  const auto lda = static_cast<blasint>(std::max<int64_t>(1, a.dim(1))), ldb = static_cast<blasint>(std::max<int64_t>(1, b.dim(1)));
+  const auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+  if (a.dtype() == DType::F32) {
+    float* p = out.mutable_data<float>();
+    if (k == 0)
+      for (int64_t i = 0; i < out.numel(); ++i) p[i] = beta == 0 ? 0.0f : static_cast<float>(beta) * p[i];
+    else
+      cblas_sgemm(CblasRowMajor, TA, TB, static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k),
+                  static_cast<float>(alpha), a.data<float>(), lda, b.data<float>(), ldb, static_cast<float>(beta), p,
+                  static_cast<blasint>(n));
+  } else {
+    double* p = out.mutable_data<double>();
+    if (k == 0)
+      for (int64_t i = 0; i < out.numel(); ++i) p[i] = beta == 0 ? 0.0 : beta * p[i];
+    else
+      cblas_dgemm(CblasRowMajor, TA, TB, static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k),
+                  alpha, a.data<double>(), lda, b.data<double>(), ldb, beta, p, static_cast<blasint>(n));
+  }
+  return out;
+}
+
 Tensor dot(const Tensor& a, const Tensor& b) {
   if (a.rank() == 0 || b.rank() == 0) return mul(a, b);
   if (a.rank() <= 2 && b.rank() <= 2) return matmul(a, b);

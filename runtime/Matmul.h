@@ -13,6 +13,11 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 // NumPy dot: 1-D x 1-D is the inner product, a scalar operand multiplies, N-D x M-D sums
 // over the last axis of a and the second-to-last of b (the last one when b is 1-D).
 Tensor dot(const Tensor& a, const Tensor& b);
+// The graph compiler's `gemm` op (ir/passes/Gemm.cpp): alpha * op(a) @ op(b) + beta * c
+// in one BLAS call, op(x) being x, or x transposed when ta / tb (never materialized). a and b
+// are rank-2 f32 or f64 of one dtype; c (optional) has the result's shape and dtype and is
+// updated in place when nothing else holds its buffer. Errors as matmul's, on op(a) and op(b).
+Tensor gemm(const Tensor& a, const Tensor& b, const Tensor* c, bool ta, bool tb, double alpha, double beta);
 // outer(a, b)[i, j] = a.flat[i] * b.flat[j].
 Tensor outer(const Tensor& a, const Tensor& b);
 

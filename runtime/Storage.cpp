@@ -32,8 +32,8 @@ namespace {
 // caching allocator, it keeps at most kCacheEntries buffers and
 // kCacheMaxBytes in all; smaller buffers go straight to malloc, which already
 // reuses them.
-constexpr size_t kCacheMinBytes = size_t(1) << 20;
-constexpr size_t kCacheEntries = 8;
+constexpr size_t kCacheMinBytes = size_t(1) << 16;
+constexpr size_t kCacheEntries = 16;
 
 size_t cacheMaxBytes() {
   static const size_t bytes = std::min<size_t>(size_t(1) << 30, physical_memory_bytes() / 8);

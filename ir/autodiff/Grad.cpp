@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <stdexcept>
 
 #include "ir/Parser.h"
 #include "runtime/Create.h"
@@ -478,6 +479,8 @@ class Grad {
         if (isFloat(bb)) acc(adj, bb, b_.index(g, idx));
         return;
       }
+      case OpKind::Gemm:  // made by a pass of the pipeline, which runs after differentiation
+        throw std::logic_error("internal: gemm in IR being differentiated");
       default: return;  // no gradient
     }
   }

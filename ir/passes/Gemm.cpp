@@ -1,0 +1,176 @@
+// Matrix products as single BLAS calls: transposed operands and a following update folded in.
+//   Rewrites:
+//     - matmul(transpose(x, [1, 0]), y), matmul(x, transpose(y, [1, 0])) or both, on rank-2
+//       floats of one dtype -> gemm(x, y) {trans_a, trans_b}: BLAS reads the operand
+//       transposed, so the transpose is not materialized (it stays only while something
+//       else reads it). Backward passes are full of these (dW = x^T @ g, dx = g @ W^T).
+//     - a fused loop whose body is `c + k * m`, `c - k * m`, `c + m * k`, `c - m * k`,
+//       `c + m`, `m + c` or `c - m` (or such an add/sub alone), where m is a rank-2 matmul/gemm result that nothing
+//       else reads, k a constant scalar and c an operand of the result's type
+//       -> gemm(a, b, c) {alpha = ±k, beta = 1}: one BLAS call computes c + alpha * a @ b
+//       (an SGD step's w - lr * (x^T @ g)) without the product's buffer or a second pass.
+//   Preconditions: the function verifies; differentiation is done (gemm has no gradient
+//     rule; the pass sits after fusion in the pipeline).
+//   Guarantees: the same products and sums. As in any BLAS, c + alpha * (a @ b) is formed
+//     from the unrounded accumulator, so the update may differ from the unfused form in the
+//     last bit or so (as the transcendental kernels may: docs/graph.md).
+#include "ir/Builder.h"
+#include "ir/Pass.h"
+#include "ir/Rewrite.h"
+
+namespace tdl::ir {
+
+namespace {
+
+bool rank2_of(const Value* v, DType d) { return v->type.rank() == 2 && v->type.dtype == d; }
+
+// x, when v = transpose(x, [1, 0]).
+Value* transpose_source(const Value* v) {
+  const Op* d = v->def();
+  if (d && d->kind() == OpKind::Transpose && d->ints_attr("perm") == IntList{1, 0}) return d->operand(0);
+  return nullptr;
+}
+
+Op& make_gemm(Function& f, Block& b, size_t pos, Loc loc, std::vector<Value*> operands, const TensorType& type,
+              bool ta, bool tb, double alpha, double beta) {
+  Builder bl(f);
+  bl.set_insertion(b, pos);
+  bl.set_loc(loc);
+  AttrMap attrs{{"trans_a", ta}, {"trans_b", tb}, {"alpha", alpha}, {"beta", beta}};
+  return bl.create(OpKind::Gemm, operands, {type}, std::move(attrs));
+}
+
+// matmul of a transposed rank-2 operand -> gemm reading it transposed.
+bool rewrite_matmul(Function& f, Block& b, size_t i) {
+  Op& op = b.op(i);
+  DType d = op.result()->type.dtype;
+  Value* x = op.operand(0);
+  Value* y = op.operand(1);
+  if (!rt::is_float(d) || !rank2_of(x, d) || !rank2_of(y, d)) return false;
+  Value* xs = transpose_source(x);
+  Value* ys = transpose_source(y);
+  if (!xs && !ys) return false;
+  Op& g = make_gemm(f, b, i, op.loc, {xs ? xs : x, ys ? ys : y}, op.result()->type, xs != nullptr, ys != nullptr, 1.0,
+                    0.0);
+  replace_op(op, {g.result()});
+  return true;
+}
+
+// The product a fused update may absorb: a rank-2 float matmul or a gemm without c.
+bool absorbable_product(const Value* m, const Block& b) {
+  const Op* d = m->def();
+  if (!d || d->parent() != &b || m->uses().size() != 1) return false;
+  DType t = m->type.dtype;
+  if (!rt::is_float(t) || m->type.rank() != 2) return false;
+  if (d->kind() == OpKind::Gemm) return d->num_operands() == 2;
+  return d->kind() == OpKind::MatMul && rank2_of(d->operand(0), t) && rank2_of(d->operand(1), t);
+}
+
+// fused(...) computing c ± k * m with m an absorbable product -> gemm(a, b, c).
+bool rewrite_update(Function& f, Block& b, size_t i) {
+  Op& fo = b.op(i);
+  Block& body = fo.region(0).block();
+  Op* y = body.terminator();
+  if (!y || y->num_operands() != 1 || (body.size() != 2 && body.size() != 3)) return false;
+  const TensorType& rt_ = fo.result()->type;
+  // The fused operand bound to body argument `arg` (nullptr for a value defined in the body).
+  auto operand_of = [&](const Value* arg) -> Value* {
+    if (!arg->is_block_arg() || arg->block() != &body) return nullptr;
+    return fo.operand(arg->index());
+  };
+  Op& top = body.op(body.size() - 2);
+  if (y->operand(0) != top.result() || (top.kind() != OpKind::Add && top.kind() != OpKind::Sub)) return false;
+  bool sub = top.kind() == OpKind::Sub;
+  Value* mArg = nullptr;  // the body value standing for the product (times k)
+  Value* cArg = nullptr;
+  double k = 1.0;
+  Op* mul = body.size() == 3 ? &body.op(0) : nullptr;
+  if (mul) {
+    if (mul->kind() != OpKind::Mul) return false;
+    Value* mr = mul->result();
+    if (top.operand(1) == mr) cArg = top.operand(0);
+    else if (!sub && top.operand(0) == mr) cArg = top.operand(1);
+    else return false;
+    for (int s = 0; s < 2 && !mArg; ++s) {
+      Value* kv = operand_of(mul->operand(static_cast<size_t>(s)));
+      auto kval = kv && kv->type.is_scalar() ? splat_value(kv) : std::nullopt;
+      if (kval) {
+        k = *kval;
+        mArg = mul->operand(static_cast<size_t>(1 - s));
+      }
+    }
+  } else {
+    // c ± m: whichever operand is the product (only the right one for a subtraction).
+    for (int s = sub ? 1 : 0; s < 2 && !mArg; ++s) {
+      Value* cand = operand_of(top.operand(static_cast<size_t>(s)));
+      if (cand && absorbable_product(cand, b)) {
+        mArg = top.operand(static_cast<size_t>(s));
+        cArg = top.operand(static_cast<size_t>(1 - s));
+      }
+    }
+  }
+  if (!mArg || !cArg) return false;
+  Value* m = operand_of(mArg);
+  Value* c = operand_of(cArg);
+  if (!m || !c || m == c || !absorbable_product(m, b) || !(m->type == rt_) || !(c->type == rt_)) return false;
+  // The product's uses: exactly one operand slot of this fused op, read once in the body.
+  if (mArg->uses().size() != 1 || cArg->uses().size() != 1) return false;
+  Op& prod = *m->def();
+  bool ta = prod.kind() == OpKind::Gemm && prod.bool_attr("trans_a");
+  bool tb = prod.kind() == OpKind::Gemm && prod.bool_attr("trans_b");
+  double alpha0 = prod.kind() == OpKind::Gemm ? *prod.attr_as<double>("alpha") : 1.0;
+  double alpha = (sub ? -k : k) * alpha0;
+  Op& g = make_gemm(f, b, i, fo.loc, {prod.operand(0), prod.operand(1), c}, rt_, ta, tb, alpha, 1.0);
+  body.drop_all_references();
+  replace_op(fo, {g.result()});
+  b.erase(b.index_of(&prod));
+  return true;
+}
+
+// c + m, m + c or c - m as a lone elementwise op (not wrapped in a fused loop).
+bool rewrite_add(Function& f, Block& b, size_t i) {
+  Op& op = b.op(i);
+  bool sub = op.kind() == OpKind::Sub;
+  const TensorType& t = op.result()->type;
+  for (int s = sub ? 1 : 0; s < 2; ++s) {
+    Value* m = op.operand(static_cast<size_t>(s));
+    Value* c = op.operand(static_cast<size_t>(1 - s));
+    if (m == c || !absorbable_product(m, b) || !(m->type == t) || !(c->type == t)) continue;
+    Op& prod = *m->def();
+    bool ta = prod.kind() == OpKind::Gemm && prod.bool_attr("trans_a");
+    bool tb = prod.kind() == OpKind::Gemm && prod.bool_attr("trans_b");
+    double alpha0 = prod.kind() == OpKind::Gemm ? *prod.attr_as<double>("alpha") : 1.0;
+    Op& g = make_gemm(f, b, i, op.loc, {prod.operand(0), prod.operand(1), c}, t, ta, tb, sub ? -alpha0 : alpha0, 1.0);
+    replace_op(op, {g.result()});
+    b.erase(b.index_of(&prod));
+    return true;
+  }
+  return false;
+}
+
+bool gemm_block(Function& f, Block& b) {
+  bool changed = false;
+  for (size_t i = 0; i < b.size(); ++i)
+    for (size_t r = 0; r < b.op(i).num_regions(); ++r) changed |= gemm_block(f, b.op(i).region(r).block());
+  for (size_t i = 0; i < b.size(); ++i)
+    if (b.op(i).kind() == OpKind::MatMul) changed |= rewrite_matmul(f, b, i);
+  for (size_t i = 0; i < b.size(); ++i)
+    if ((b.op(i).kind() == OpKind::Fused && rewrite_update(f, b, i)) ||
+        ((b.op(i).kind() == OpKind::Add || b.op(i).kind() == OpKind::Sub) && rewrite_add(f, b, i))) {
+      changed = true;
+      i = static_cast<size_t>(-1);  // the product was erased: positions moved
+    }
+  return changed;
+}
+
+class GemmPass : public Pass {
+ public:
+  std::string_view name() const override { return "gemm"; }
+  bool run(Function& f) override { return gemm_block(f, f.entry()); }
+};
+
+}  // namespace
+
+std::unique_ptr<Pass> create_gemm_pass() { return std::make_unique<GemmPass>(); }
+
+}  // namespace tdl::ir
