@@ -2,6 +2,8 @@
 // C++ exception and turns it into a status: nothing unwinds through JIT-compiled frames.
 #include "codegen/Exec.h"
 
+#include "runtime/Profile.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -163,7 +165,9 @@ extern "C" {
 int32_t tdl_op(void* ctx, int32_t id) {
   ExecCtx& c = C(ctx);
   try {
-    runOp(c, c.fn->ops[static_cast<size_t>(id)]);
+    const OpEntry& e = c.fn->ops[static_cast<size_t>(id)];
+    rt::prof::Scope ps(rt::prof::Section::CompiledOp, e.op->name());
+    runOp(c, e);
     return 0;
   } catch (const rt::Error& e) {
     c.err = e.what();

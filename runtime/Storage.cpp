@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "Error.h"
+#include "Profile.h"
 
 namespace tdl::rt {
 
@@ -108,6 +109,7 @@ Storage* storage_alloc(size_t nbytes, const std::string& shape_text) {
   }
   s->nbytes = nbytes;
   s->data = p;
+  if (prof::enabled()) [[unlikely]] prof::note_alloc(nbytes);
   return s;
 }
 
@@ -117,6 +119,7 @@ void storage_retain(Storage* s) {
 
 void storage_release(Storage* s) {
   if (s && s->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    if (prof::enabled()) [[unlikely]] prof::note_free(s->nbytes);
     size_t padded = paddedSize(s->nbytes);
     if (padded >= kCacheMinBytes) cache().give(padded, s->data);
     else std::free(s->data);

@@ -106,6 +106,28 @@ def main():
     r = run(tdl, "emit", reuse, "--fn", "f", "--stage", "opt")
     expect("emit without --args takes the signature from the annotations",
            r.returncode == 0 and "func @f" in r.stdout and "fused(" in r.stdout, r)
+    # --profile (SPEC §8): time per op kind and per graph fn, on stderr after the script's
+    # own output (which it leaves alone), with the peak tensor memory.
+    prof = os.path.join(d, "prof.tdl")
+    with open(prof, "w") as f:
+        f.write("graph fn g(x: f32[?, 3], w: f32[3, 2]) { return sum(relu(x @ w)) }\n"
+                "let x = ones([4, 3])\nlet w = ones([3, 2])\n"
+                "for i in range(3) { print(g(x, w)) }\nprint(sum(exp(x) * 2.0))\n")
+    r = run(tdl, "run", "--profile", prof)
+    err = r.stderr
+    expect("--profile: the script's output is unchanged",
+           r.returncode == 0 and r.stdout == "24.0\n24.0\n24.0\n65.238754\n", r)
+    expect("--profile: eager ops, graph fn calls, runtime ops in compiled code, compile time, peak memory",
+           "profile:" in err and "eager tensor ops" in err and any(l.split()[:2] == ["exp", "1"] for l in err.splitlines())
+           and any(l.split()[:2] == ["g", "3"] for l in err.splitlines())
+           and "runtime ops inside compiled graph fns" in err and "matmul" in err
+           and "compiling graph fns" in err and "peak tensor memory:" in err, r)
+    r = run(tdl, "run", "--eager", "--profile", prof)
+    expect("--profile with --eager: the graph fn's ops are eager ops",
+           r.returncode == 0 and any(l.split()[:2] == ["matmul", "3"] for l in r.stderr.splitlines())
+           and "compiling graph fns" not in r.stderr, r)
+    r = run(tdl, "run", prof)
+    expect("without --profile: no report", r.returncode == 0 and r.stderr == "", r)
     print(f"{checks[0] - len(failures)} passed, {len(failures)} failed")
     sys.exit(1 if failures else 0)
 

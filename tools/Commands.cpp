@@ -4,6 +4,8 @@
 // static errors are still reported.
 #include "tools/Commands.h"
 
+#include "runtime/Profile.h"
+
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -59,7 +61,14 @@ int runScript(const RunOptions& opts) {
   vo.trace = opts.trace;
   vm::setTraceReport(opts.traceReport);
   vo.scriptArgs = opts.scriptArgs;
-  return vm::runProgram(c, vo);
+  if (opts.profile) rt::prof::enable();
+  int rc = vm::runProgram(c, vo);
+  if (opts.profile) {
+    std::fflush(stdout);
+    std::string r = rt::prof::report();
+    std::fwrite(r.data(), 1, r.size(), stderr);
+  }
+  return rc;
 }
 
 int emitStage(Compilation& c, const std::string& stage, const EmitOptions& eo) {

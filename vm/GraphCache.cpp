@@ -1,6 +1,8 @@
 // The trace cache of graph fns (see GraphCache.h).
 #include "vm/GraphCache.h"
 
+#include "runtime/Profile.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -190,6 +192,9 @@ class GraphCache : public GraphFnCache {
     }
     v->lowerMs = ct.lowerMs;
     v->llvmMs = ct.llvmMs;
+    if (rt::prof::enabled())
+      rt::prof::record(rt::prof::Section::Compile, fn.proto->name,
+                       (v->traceMs + v->optMs + v->lowerMs + v->llvmMs) / 1e3);
     v->result = std::move(tr.result);
     v->chains = std::move(tr.chains);
     versions.push_back(std::move(v));

@@ -12,9 +12,31 @@
 #include "vm/Format.h"
 #include "vm/NumericOps.h"
 #include "vm/ValueOps.h"
+#include "runtime/Profile.h"
 #include "vm/autodiff/Tape.h"
 
 namespace tdl::vm {
+
+namespace {
+// The name `--profile` gives an operator on tensors: the runtime's op names (add, matmul, ...).
+const char* profileName(Op op) {
+  switch (op) {
+    case Op::FloorDiv: return "floordiv";
+    case Op::Mod: return "mod";
+    case Op::Pow: return "pow";
+    case Op::MatMul: return "matmul";
+    case Op::Eq: return "eq";
+    case Op::Ne: return "ne";
+    case Op::Lt: return "lt";
+    case Op::Le: return "le";
+    case Op::Gt: return "gt";
+    case Op::Ge: return "ge";
+    case Op::BitAnd: return "bitand";
+    case Op::BitOr: return "bitor";
+    default: return opName(op);
+  }
+}
+}  // namespace
 
 namespace {
 
@@ -176,6 +198,7 @@ bool Interpreter::callValue(const Value& fnIn, Value* argv, int argc, const std:
   switch (fnIn.tag()) {
     case Tag::Builtin: {
       CallArgs args{argv, argc, kw};
+      rt::prof::Scope ps(rt::prof::Section::EagerOp, builtinName(fnIn.builtinId()));
       Value r = builtinFn(fnIn.builtinId())(*this, args);
       // A value made inside a tape (zeros, randn, ...) can be asked about too.
       if (ad::recording() && r.node() == 0 && ad::isFloat(r)) [[unlikely]] ad::makeLeaf(r);
@@ -192,6 +215,8 @@ bool Interpreter::callValue(const Value& fnIn, Value* argv, int argc, const std:
     case Tag::Native: {
       Value self = fnIn;
       CallArgs args{argv, argc, kw};
+      std::string pname = rt::prof::enabled() ? self.as<NativeObj>()->typeName() : std::string();
+      rt::prof::Scope ps(rt::prof::Section::EagerOp, pname);
       Value r = self.as<NativeObj>()->call(*this, args);
       for (int i = 0; i < argc; ++i) argv[i] = Value();
       *ret = std::move(r);
@@ -222,6 +247,7 @@ bool Interpreter::callValue(const Value& fnIn, Value* argv, int argc, const std:
     args.reserve(static_cast<size_t>(p.numParams));
     for (int i = 0; i < p.numParams; ++i) args.push_back(std::move(argv[i]));
     Value out;
+    rt::prof::Scope ps(rt::prof::Section::GraphFn, p.name);
     if (graphCache_->call(*this, c, args, out)) {
       *ret = std::move(out);
       return false;
@@ -487,9 +513,11 @@ void Interpreter::loop(size_t stopDepth) {
       if (arithSameKind<rt::BinaryOp::NAME>(a, b, out)) R[in.a] = std::move(out);     \
       else R[in.a] = binaryValues(rt::BinaryOp::NAME, a, b);                          \
     } else if ((in.flags & (kTempB | kTempC)) && a.isNumeric() && b.isNumeric()) {  \
+      rt::prof::Scope ps(rt::prof::Section::EagerOp, rt::op_name(rt::BinaryOp::NAME));  \
       R[in.a] = binaryValuesReusing(rt::BinaryOp::NAME, a, b, in.flags & kTempB,       \
                                     in.flags & kTempC);                               \
     } else {                                                                          \
+      rt::prof::Scope ps(rt::prof::Section::EagerOp, rt::op_name(rt::BinaryOp::NAME));  \
       R[in.a] = binaryOperator(in.op, a, b);                                          \
     }                                                                                 \
     DISPATCH();                                                                       \
@@ -504,11 +532,16 @@ void Interpreter::loop(size_t stopDepth) {
         const Value& a = (in.flags & kConstB) ? K->values[in.b] : R[in.b];
         const Value& b = (in.flags & kConstC) ? K->values[in.c] : R[in.c];
         Value out;
-        if (a.isScalar() && b.isScalar() && compareScalars(in.op, a, b, out)) R[in.a] = std::move(out);
-        else R[in.a] = binaryOperator(in.op, a, b);
+        if (a.isScalar() && b.isScalar() && compareScalars(in.op, a, b, out)) {
+          R[in.a] = std::move(out);
+        } else {
+          rt::prof::Scope ps(rt::prof::Section::EagerOp, profileName(in.op));
+          R[in.a] = binaryOperator(in.op, a, b);
+        }
         DISPATCH();
       }
       CASE(Neg) {
+        rt::prof::Scope ps(rt::prof::Section::EagerOp, R[in.b].isTensor() ? "neg" : "neg (scalar)");
         R[in.a] = unaryValues(rt::UnaryOp::Neg, R[in.b]);
         DISPATCH();
       }
@@ -580,6 +613,7 @@ void Interpreter::loop(size_t stopDepth) {
         DISPATCH();
       }
       CASE(Index) {
+        rt::prof::Scope ps(rt::prof::Section::EagerOp, R[in.b].isTensor() ? "index" : "index (not a tensor)");
         R[in.a] = indexValue(R[in.b], K->indexes[in.c], R + in.b + 1);
         DISPATCH();
       }
