@@ -126,6 +126,7 @@ class Grad {
   std::vector<Value*> run(const std::vector<Op*>& tape, Value* target, const std::vector<Value*>& sources) {
     Adj adj;
     saved_.emplace_back(&b_.block(), b_.pos());  // [0]: where adjoint stacks are created
+    for (Op* op : tape) collectPushes(*op);
     for (Value* v : sources) active_.insert(v);
     for (Op* op : tape) markActive(*op);
     adj[target] = cst(1.0, target->type);
@@ -150,9 +151,15 @@ class Grad {
 
   Builder& b_;
   std::vector<Ctx> ctxs_;
-  // Second order: the adjoints of values popped from stack h (a first-order backward being
-  // differentiated) go on stack adjStack_[h], popped again at the matching stack_push.
+  // Second order: the adjoints of values popped from the stacks of stack_new h (a
+  // first-order backward being differentiated) go on stack adjStack_[h], popped again at
+  // the matching stack_push. h is the origin of the handle (see origin()): one adjoint
+  // stack serves every run-time stack that stack_new creates (one per iteration of the
+  // loops around it), because the backward pops them in the exact reverse of their pushes.
   std::map<Value*, Value*> adjStack_;
+  // The stack_push ops of the tape (nested regions included), and the memo of origin().
+  std::vector<Op*> pushes_;
+  std::map<Value*, Value*> origin_;
   // The values that depend on a source: only they get adjoints (so only what their rules
   // read is saved).
   std::set<Value*> active_;
@@ -277,6 +284,46 @@ class Grad {
     }
   }
 
+  void collectPushes(Op& op) {
+    if (op.kind() == OpKind::StackPush) pushes_.push_back(&op);
+    for (size_t r = 0; r < op.num_regions(); ++r) walk(op.region(r).block(), [&](Op& o) {
+        if (o.kind() == OpKind::StackPush) pushes_.push_back(&o);
+      });
+  }
+
+  // The stack_new whose stacks the handle h names: h itself, or, for a handle popped from a
+  // stack (a stack created per iteration of a loop, saved for a backward region), the origin
+  // of the handles pushed on that stack. Null where it is not one stack_new (a handle
+  // carried through a loop or picked by a branch).
+  Value* origin(Value* h) {
+    if (auto it = origin_.find(h); it != origin_.end()) return it->second;
+    origin_[h] = nullptr;  // (a cycle ends as no origin)
+    Value* o = nullptr;
+    if (!h->is_block_arg() && h->def()->kind() == OpKind::StackNew) {
+      o = h;
+    } else if (!h->is_block_arg() && h->def()->kind() == OpKind::StackPop) {
+      Value* s = origin(h->def()->operand(0));
+      bool first = true;
+      for (Op* p : pushes_) {
+        if (!s || origin(p->operand(0)) != s) continue;
+        Value* po = origin(p->operand(1));
+        if (first) o = po;
+        else if (po != o) o = nullptr;
+        first = false;
+      }
+    }
+    origin_[h] = o;
+    return o;
+  }
+
+  // The adjoint stack of the stack handle h (null: none).
+  Value* adjStackOf(Value* h) {
+    if (adjStack_.empty()) return nullptr;
+    Value* o = origin(h);
+    auto it = o ? adjStack_.find(o) : adjStack_.end();
+    return it != adjStack_.end() ? it->second : nullptr;
+  }
+
   bool want(Value* v) const { return v && isFloat(v) && active_.count(v) > 0; }
 
   void acc(Adj& adj, Value* v, Value* g) {
@@ -294,7 +341,7 @@ class Grad {
       Op& op = *ops[i];
       bool any = false;
       for (size_t r = 0; r < op.num_results(); ++r) any = any || adj.count(op.result(r));
-      if (op.kind() == OpKind::StackPush) any = adjStack_.count(op.operand(0)) > 0;
+      if (op.kind() == OpKind::StackPush) any = adjStackOf(op.operand(0)) != nullptr;
       if (!any && !adjStack_.empty() && op.num_regions() > 0) any = pushesAdjoint(op);
       if (any) rule(op, adj);
     }
@@ -305,7 +352,7 @@ class Grad {
     bool found = false;
     for (size_t r = 0; r < op.num_regions(); ++r)
       walk(op.region(r).block(), [&](Op& o) {
-        found = found || (o.kind() == OpKind::StackPush && adjStack_.count(o.operand(0)) > 0);
+        found = found || (o.kind() == OpKind::StackPush && adjStackOf(o.operand(0)) != nullptr);
       });
     return found;
   }
@@ -490,9 +537,9 @@ class Grad {
     Value* h = op.operand(0);
     Value* r = op.result();
     if (!isFloat(r)) return;
-    if (h->is_block_arg() || h->def()->kind() != OpKind::StackNew || defBlock(h) != saved_.front().first)
-      throw ShapeError("second derivatives through nested loops inside a graph fn are not supported yet");
-    Value*& a = adjStack_[h];
+    Value* o = origin(h);
+    if (!o) throw ShapeError("second derivatives through a saved-value stack whose handle is carried by a loop or chosen by a branch are not supported yet");
+    Value*& a = adjStack_[o];
     if (!a) {
       Block* blk = saved_.front().first;
       size_t pos = saved_.front().second;
@@ -503,7 +550,7 @@ class Grad {
 
   void pushRule(Op& op, Adj& adj) {
     Value* v = op.operand(1);
-    Value* a = adjStack_.at(op.operand(0));
+    Value* a = adjStackOf(op.operand(0));
     acc(adj, v, b_.create(OpKind::StackPop, {a}, {v->type}).result());
   }
 
