@@ -160,6 +160,8 @@ class Grad {
   // The stack_push ops of the tape (nested regions included), and the memo of origin().
   std::vector<Op*> pushes_;
   std::map<Value*, Value*> origin_;
+  // The stack_pop ops (of the tape) whose adjoints go on adjStack_[origin].
+  std::map<Value*, std::vector<Op*>> adjPops_;
   // The values that depend on a source: only they get adjoints (so only what their rules
   // read is saved).
   std::set<Value*> active_;
@@ -357,6 +359,16 @@ class Grad {
     return found;
   }
 
+  // Whether op's regions pop an active float (from a first-order backward's stack).
+  bool popsActive(Op& op) {
+    bool found = false;
+    for (size_t r = 0; r < op.num_regions(); ++r)
+      walk(op.region(r).block(), [&](Op& o) {
+        found = found || (o.kind() == OpKind::StackPop && want(o.result()));
+      });
+    return found;
+  }
+
   static std::vector<Op*> opsOf(Block& b) {
     std::vector<Op*> v;
     for (size_t i = 0; i < b.size(); ++i)
@@ -539,6 +551,7 @@ class Grad {
     if (!isFloat(r)) return;
     Value* o = origin(h);
     if (!o) throw ShapeError("second derivatives through a saved-value stack whose handle is carried by a loop or chosen by a branch are not supported yet");
+    adjPops_[o].push_back(&op);
     Value*& a = adjStack_[o];
     if (!a) {
       Block* blk = saved_.front().first;
@@ -548,10 +561,53 @@ class Grad {
     b_.create(OpKind::StackPush, {a, fit(adj.at(r), r->type)}, {});
   }
 
+  // The ops around op, innermost first.
+  static std::vector<Op*> enclosing(Op* op) {
+    std::vector<Op*> out;
+    for (Block* b = op->parent(); b && b->parent() && b->parent()->parent_op();) {
+      Op* p = b->parent()->parent_op();
+      out.push_back(p);
+      b = p->parent();
+    }
+    return out;
+  }
+
+  // Whether a pop may not run where its push did: more conds around it than around the push,
+  // below the ops around both (a first-order gradient taken in a branch that its tape is not
+  // in: its forward pushes, its backward pops only when the branch is taken). A backward
+  // region mirrors its forward region, so a cond saving values does not count.
+  static bool popMaySkip(Op* push, Op* pop) {
+    std::vector<Op*> eu = enclosing(push), eo = enclosing(pop);
+    auto conds = [](const std::vector<Op*>& e, const std::vector<Op*>& other) {
+      size_t n = 0;
+      for (Op* p : e) {
+        if (std::find(other.begin(), other.end(), p) != other.end()) break;
+        n += p->kind() == OpKind::Cond;
+      }
+      return n;
+    };
+    return conds(eo, eu) > conds(eu, eo);
+  }
+
   void pushRule(Op& op, Adj& adj) {
     Value* v = op.operand(1);
+    Value* o = origin(op.operand(0));
     Value* a = adjStackOf(op.operand(0));
-    acc(adj, v, b_.create(OpKind::StackPop, {a}, {v->type}).result());
+    bool guard = false;
+    for (Op* pop : adjPops_[o]) guard = guard || popMaySkip(&op, pop);
+    if (!guard) return acc(adj, v, b_.create(OpKind::StackPop, {a}, {v->type}).result());
+    // The adjoint was pushed only if the pop ran: else (an empty adjoint stack) zeros.
+    Value* n = b_.create_inferred(OpKind::StackSize, {a}).result();
+    Value* p = b_.binary(rt::BinaryOp::Gt, n, b_.constant(rt::Tensor::scalar(int64_t{0})));
+    Op& c = b_.create(OpKind::Cond, {p}, {v->type}, {}, 2);
+    Block* blk = &b_.block();
+    size_t pos = b_.pos();
+    b_.set_insertion_end(c.region(0).block());
+    b_.yield({b_.create(OpKind::StackPop, {a}, {v->type}).result()});
+    b_.set_insertion_end(c.region(1).block());
+    b_.yield({zeros(v->type)});
+    b_.set_insertion(*blk, pos);
+    acc(adj, v, c.result(0));
   }
 
   void sliceRule(Op& op, Adj& adj, Value* g) {
@@ -679,7 +735,9 @@ class Grad {
     std::vector<Value*> free;
     std::set<Value*> seen;
     for (size_t r = 0; r < 2; ++r) freeValues(op, op.region(r).block(), free, seen);
-    if (free.empty()) return;
+    // No float read from outside: still differentiated when it pops an active float (its
+    // adjoint goes on an adjoint stack) or pushes one whose pop got an adjoint.
+    if (free.empty() && !popsActive(op) && !(!adjStack_.empty() && pushesAdjoint(op))) return;
     std::vector<Value*> gres;
     for (size_t i = 0; i < op.num_results(); ++i) {
       auto it = adj.find(op.result(i));
