@@ -127,6 +127,7 @@ class Grad {
   std::vector<Value*> run(const std::vector<Op*>& tape, Value* target, const std::vector<Value*>& sources) {
     Adj adj;
     saved_.emplace_back(&b_.block(), b_.pos());  // [0]: where adjoint stacks are created
+    for (Op* op : tape) collectPushes(*op);
     for (Value* v : sources) active_.insert(v);
     for (Op* op : tape) markActive(*op);
     adj[target] = cst(1.0, target->type);
@@ -151,9 +152,17 @@ class Grad {
 
   Builder& b_;
   std::vector<Ctx> ctxs_;
-  // Second order: the adjoints of values popped from stack h (a first-order backward being
-  // differentiated) go on stack adjStack_[h], popped again at the matching stack_push.
+  // Second order: the adjoints of values popped from the stacks of stack_new h (a
+  // first-order backward being differentiated) go on stack adjStack_[h], popped again at
+  // the matching stack_push. h is the origin of the handle (see origin()): one adjoint
+  // stack serves every run-time stack that stack_new creates (one per iteration of the
+  // loops around it), because the backward pops them in the exact reverse of their pushes.
   std::map<Value*, Value*> adjStack_;
+  // The stack_push ops of the tape (nested regions included), and the memo of origin().
+  std::vector<Op*> pushes_;
+  std::map<Value*, Value*> origin_;
+  // The stack_pop ops (of the tape) whose adjoints go on adjStack_[origin].
+  std::map<Value*, std::vector<Op*>> adjPops_;
   // The values that depend on a source: only they get adjoints (so only what their rules
   // read is saved).
   std::set<Value*> active_;
@@ -278,6 +287,46 @@ class Grad {
     }
   }
 
+  void collectPushes(Op& op) {
+    if (op.kind() == OpKind::StackPush) pushes_.push_back(&op);
+    for (size_t r = 0; r < op.num_regions(); ++r) walk(op.region(r).block(), [&](Op& o) {
+        if (o.kind() == OpKind::StackPush) pushes_.push_back(&o);
+      });
+  }
+
+  // The stack_new whose stacks the handle h names: h itself, or, for a handle popped from a
+  // stack (a stack created per iteration of a loop, saved for a backward region), the origin
+  // of the handles pushed on that stack. Null where it is not one stack_new (a handle
+  // carried through a loop or picked by a branch).
+  Value* origin(Value* h) {
+    if (auto it = origin_.find(h); it != origin_.end()) return it->second;
+    origin_[h] = nullptr;  // (a cycle ends as no origin)
+    Value* o = nullptr;
+    if (!h->is_block_arg() && h->def()->kind() == OpKind::StackNew) {
+      o = h;
+    } else if (!h->is_block_arg() && h->def()->kind() == OpKind::StackPop) {
+      Value* s = origin(h->def()->operand(0));
+      bool first = true;
+      for (Op* p : pushes_) {
+        if (!s || origin(p->operand(0)) != s) continue;
+        Value* po = origin(p->operand(1));
+        if (first) o = po;
+        else if (po != o) o = nullptr;
+        first = false;
+      }
+    }
+    origin_[h] = o;
+    return o;
+  }
+
+  // The adjoint stack of the stack handle h (null: none).
+  Value* adjStackOf(Value* h) {
+    if (adjStack_.empty()) return nullptr;
+    Value* o = origin(h);
+    auto it = o ? adjStack_.find(o) : adjStack_.end();
+    return it != adjStack_.end() ? it->second : nullptr;
+  }
+
   bool want(Value* v) const { return v && isFloat(v) && active_.count(v) > 0; }
 
   void acc(Adj& adj, Value* v, Value* g) {
@@ -295,7 +344,7 @@ class Grad {
       Op& op = *ops[i];
       bool any = false;
       for (size_t r = 0; r < op.num_results(); ++r) any = any || adj.count(op.result(r));
-      if (op.kind() == OpKind::StackPush) any = adjStack_.count(op.operand(0)) > 0;
+      if (op.kind() == OpKind::StackPush) any = adjStackOf(op.operand(0)) != nullptr;
       if (!any && !adjStack_.empty() && op.num_regions() > 0) any = pushesAdjoint(op);
       if (any) rule(op, adj);
     }
@@ -306,7 +355,17 @@ class Grad {
     bool found = false;
     for (size_t r = 0; r < op.num_regions(); ++r)
       walk(op.region(r).block(), [&](Op& o) {
-        found = found || (o.kind() == OpKind::StackPush && adjStack_.count(o.operand(0)) > 0);
+        found = found || (o.kind() == OpKind::StackPush && adjStackOf(o.operand(0)) != nullptr);
+      });
+    return found;
+  }
+
+  // Whether op's regions pop an active float (from a first-order backward's stack).
+  bool popsActive(Op& op) {
+    bool found = false;
+    for (size_t r = 0; r < op.num_regions(); ++r)
+      walk(op.region(r).block(), [&](Op& o) {
+        found = found || (o.kind() == OpKind::StackPop && want(o.result()));
       });
     return found;
   }
@@ -493,9 +552,10 @@ class Grad {
     Value* h = op.operand(0);
     Value* r = op.result();
     if (!isFloat(r)) return;
-    if (h->is_block_arg() || h->def()->kind() != OpKind::StackNew || defBlock(h) != saved_.front().first)
-      throw ShapeError("second derivatives through nested loops inside a graph fn are not supported yet");
-    Value*& a = adjStack_[h];
+    Value* o = origin(h);
+    if (!o) throw ShapeError("second derivatives through a saved-value stack whose handle is carried by a loop or chosen by a branch are not supported yet");
+    adjPops_[o].push_back(&op);
+    Value*& a = adjStack_[o];
     if (!a) {
       Block* blk = saved_.front().first;
       size_t pos = saved_.front().second;
@@ -504,10 +564,53 @@ class Grad {
     b_.create(OpKind::StackPush, {a, fit(adj.at(r), r->type)}, {});
   }
 
+  // The ops around op, innermost first.
+  static std::vector<Op*> enclosing(Op* op) {
+    std::vector<Op*> out;
+    for (Block* b = op->parent(); b && b->parent() && b->parent()->parent_op();) {
+      Op* p = b->parent()->parent_op();
+      out.push_back(p);
+      b = p->parent();
+    }
+    return out;
+  }
+
+  // Whether a pop may not run where its push did: more conds around it than around the push,
+  // below the ops around both (a first-order gradient taken in a branch that its tape is not
+  // in: its forward pushes, its backward pops only when the branch is taken). A backward
+  // region mirrors its forward region, so a cond saving values does not count.
+  static bool popMaySkip(Op* push, Op* pop) {
+    std::vector<Op*> eu = enclosing(push), eo = enclosing(pop);
+    auto conds = [](const std::vector<Op*>& e, const std::vector<Op*>& other) {
+      size_t n = 0;
+      for (Op* p : e) {
+        if (std::find(other.begin(), other.end(), p) != other.end()) break;
+        n += p->kind() == OpKind::Cond;
+      }
+      return n;
+    };
+    return conds(eo, eu) > conds(eu, eo);
+  }
+
   void pushRule(Op& op, Adj& adj) {
     Value* v = op.operand(1);
-    Value* a = adjStack_.at(op.operand(0));
-    acc(adj, v, b_.create(OpKind::StackPop, {a}, {v->type}).result());
+    Value* o = origin(op.operand(0));
+    Value* a = adjStackOf(op.operand(0));
+    bool guard = false;
+    for (Op* pop : adjPops_[o]) guard = guard || popMaySkip(&op, pop);
+    if (!guard) return acc(adj, v, b_.create(OpKind::StackPop, {a}, {v->type}).result());
+    // The adjoint was pushed only if the pop ran: else (an empty adjoint stack) zeros.
+    Value* n = b_.create_inferred(OpKind::StackSize, {a}).result();
+    Value* p = b_.binary(rt::BinaryOp::Gt, n, b_.constant(rt::Tensor::scalar(int64_t{0})));
+    Op& c = b_.create(OpKind::Cond, {p}, {v->type}, {}, 2);
+    Block* blk = &b_.block();
+    size_t pos = b_.pos();
+    b_.set_insertion_end(c.region(0).block());
+    b_.yield({b_.create(OpKind::StackPop, {a}, {v->type}).result()});
+    b_.set_insertion_end(c.region(1).block());
+    b_.yield({zeros(v->type)});
+    b_.set_insertion(*blk, pos);
+    acc(adj, v, c.result(0));
   }
 
   void sliceRule(Op& op, Adj& adj, Value* g) {
@@ -635,7 +738,9 @@ class Grad {
     std::vector<Value*> free;
     std::set<Value*> seen;
     for (size_t r = 0; r < 2; ++r) freeValues(op, op.region(r).block(), free, seen);
-    if (free.empty()) return;
+    // No float read from outside: still differentiated when it pops an active float (its
+    // adjoint goes on an adjoint stack) or pushes one whose pop got an adjoint.
+    if (free.empty() && !popsActive(op) && !(!adjStack_.empty() && pushesAdjoint(op))) return;
     std::vector<Value*> gres;
     for (size_t i = 0; i < op.num_results(); ++i) {
       auto it = adj.find(op.result(i));

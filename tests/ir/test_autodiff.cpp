@@ -93,3 +93,54 @@ func @f(%x: f32[2, 3], %b: f32[3], %p: bool[]) -> (f32[]) {
   CHECK(autodiff::has_grad_rule(OpKind::MatMul));
   CHECK_FALSE(autodiff::has_grad_rule(OpKind::ArgMax));
 }
+
+TEST_CASE("second order: a pop through a popped handle finds its stack_new", "[ir][autodiff]") {
+  // The shape of a first-order backward of nested loops: the inner loop's stack %h (one per
+  // outer iteration) has its handle saved on %hh and popped back for the backward.
+  auto m = parse_ok(R"(
+func @f(%x: f32[3]) -> (f32[]) {
+  %hh = stack_new() : i64[]
+  %h = stack_new() : i64[]
+  %e = exp(%x) : f32[3]
+  stack_push(%h, %e)
+  stack_push(%hh, %h)
+  %hb = stack_pop(%hh) : i64[]
+  %v = stack_pop(%hb) : f32[3]
+  %r = reduce(%v) {axes = [0], keepdims = false, kind = "sum"} : f32[]
+  return(%r)
+}
+)");
+  Function& f = *m->functions[0];
+  auto g = gradOfLast(f, {f.params()[0]});
+  REQUIRE(g.size() == 1);
+  auto errors = verify(*m);
+  for (auto& e : errors) UNSCOPED_INFO(e);
+  CHECK(errors.empty());
+  // The adjoint of %v goes on one adjoint stack, popped again at stack_push(%h, %e).
+  CHECK(count(f.entry(), OpKind::StackNew) == 3);
+  CHECK(count(f.entry(), OpKind::StackPush) == 3);
+  CHECK(count(f.entry(), OpKind::StackPop) == 3);
+}
+
+TEST_CASE("second order: a stack handle chosen by a cond is a clear error", "[ir][autodiff]") {
+  auto m = parse_ok(R"(
+func @f(%x: f32[3], %p: bool[]) -> (f32[]) {
+  %h1 = stack_new() : i64[]
+  %h2 = stack_new() : i64[]
+  stack_push(%h1, %x)
+  stack_push(%h2, %x)
+  %h = cond(%p) : i64[] {
+  ^then:
+    yield(%h1)
+  } {
+  ^else:
+    yield(%h2)
+  }
+  %v = stack_pop(%h) : f32[3]
+  %r = reduce(%v) {axes = [0], keepdims = false, kind = "sum"} : f32[]
+  return(%r)
+}
+)");
+  Function& f = *m->functions[0];
+  CHECK_THROWS_WITH(gradOfLast(f, {f.params()[0]}), Catch::Contains("not supported"));
+}
