@@ -48,6 +48,7 @@ class CompiledFn {
 
 struct CompileTimes {
   double lowerMs = 0, llvmMs = 0;
+  bool cached = false;  // loaded from the compile cache on disk (codegen/DiskCache.h)
 };
 
 // Compiles `fn` (owned by `module`) into native code.

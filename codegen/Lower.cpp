@@ -14,13 +14,16 @@
 #include <fmt/format.h>
 
 #include "codegen/Codegen.h"
+#include "codegen/DiskCache.h"
 #include "codegen/Exec.h"
+#include "ir/Printer.h"
 #include "ir/Pass.h"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
+#include <llvm/ExecutionEngine/Orc/ObjectTransformLayer.h>
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/LegacyPassManager.h>
@@ -1110,6 +1113,9 @@ class Jit {
       return;
     }
     jtmb->setCodeGenOptLevel(llvm::CodeGenOptLevel::Default);
+    // Position-independent, so that the compile cache can link the same object into a
+    // shared library (codegen/DiskCache.h).
+    jtmb->setRelocationModel(llvm::Reloc::PIC_);
     auto tm = jtmb->createTargetMachine();
     if (tm) tm_ = std::move(*tm);
     else error = llvm::toString(tm.takeError());
@@ -1124,7 +1130,18 @@ class Jit {
       syms[jit_->mangleAndIntern(s.name)] = {llvm::orc::ExecutorAddr::fromPtr(s.addr), llvm::JITSymbolFlags::Exported};
     if (auto err = jit_->getMainJITDylib().define(llvm::orc::absoluteSymbols(std::move(syms))))
       error = llvm::toString(std::move(err));
+    // Each object file the JIT links, copied for the compile cache while a compile asks.
+    jit_->getObjTransformLayer().setTransform(
+        [this](std::unique_ptr<llvm::MemoryBuffer> obj) -> llvm::Expected<std::unique_ptr<llvm::MemoryBuffer>> {
+          if (capture) capture->assign(obj->getBufferStart(), obj->getBufferSize());
+          return std::move(obj);
+        });
   }
+
+ public:
+  std::string* capture = nullptr;  // set under jitMutex
+
+ private:
   std::unique_ptr<llvm::orc::LLJIT> jit_;
   std::unique_ptr<llvm::TargetMachine> tm_;
 };
@@ -1147,6 +1164,19 @@ double msSince(std::chrono::steady_clock::time_point t) {
 std::unique_ptr<CompiledFn> compile(std::unique_ptr<ir::Module> module, ir::Function& fn, CompileTimes* times) {
   std::lock_guard<std::mutex> lock(jitMutex);
   auto t0 = std::chrono::steady_clock::now();
+  DiskCache& cache = DiskCache::get();
+  std::string key;
+  if (cache.enabled()) {
+    key = cache.key(ir::to_string(fn));
+    if (auto cf = cache.load(key, fn)) {
+      cf->module = std::move(module);
+      if (times) {
+        times->cached = true;
+        times->lowerMs += msSince(t0);
+      }
+      return cf;
+    }
+  }
   Jit& jit = Jit::get();
   if (!jit.error.empty()) throw std::runtime_error("cannot start the JIT: " + jit.error);
   auto cf = std::make_unique<CompiledFn>();
@@ -1167,9 +1197,13 @@ std::unique_ptr<CompiledFn> compile(std::unique_ptr<ir::Module> module, ir::Func
   optimize(*mod, jit.tm());
   if (auto err = jit.jit().addIRModule(llvm::orc::ThreadSafeModule(std::move(mod), std::move(ctx))))
     throw std::runtime_error("JIT: " + llvm::toString(std::move(err)));
+  std::string object;
+  jit.capture = cache.enabled() ? &object : nullptr;
   auto sym = jit.jit().lookup(name);
+  jit.capture = nullptr;
   if (!sym) throw std::runtime_error("JIT: " + llvm::toString(sym.takeError()));
   cf->entry = sym->toPtr<int (*)(void*)>();
+  if (cache.enabled()) cache.store(key, object, name, serializeTable(*cf));
   cf->module = std::move(module);
   if (times) times->llvmMs += msSince(t1);
   return cf;

@@ -12,8 +12,9 @@ failures = []
 checks = [0]
 
 
-def run(tdl, *args, cwd=None, stdin=None):
-    return subprocess.run([tdl, *args], capture_output=True, text=True, errors="replace", timeout=60, cwd=cwd, input=stdin)
+def run(tdl, *args, cwd=None, stdin=None, env=None):
+    return subprocess.run([tdl, *args], capture_output=True, text=True, errors="replace", timeout=60, cwd=cwd,
+                          input=stdin, env=env)
 
 
 def expect(name, cond, r=None):
@@ -24,6 +25,51 @@ def expect(name, cond, r=None):
         failures.append(name)
         extra = f" (exit {r.returncode}; stdout {r.stdout[:300]!r}; stderr {r.stderr[:300]!r})" if r else ""
         print(f"FAIL {name}{extra}")
+
+
+def compile_cache(tdl, d):
+    """The compile cache on disk (codegen/DiskCache.h): a later process loads a graph fn
+    compiled by an earlier one instead of running LLVM, with the same results; a damaged
+    entry is compiled again; TDL_CACHE_DIR=off and an unusable directory leave no trace."""
+    import glob
+    import time
+    prog = os.path.join(d, "cached.tdl")
+    with open(prog, "w") as f:
+        f.write("graph fn f(x: f32[?], k: f32) {\n  var s = x\n  for i in range(3) { s = tanh(s * k) + x }\n"
+                "  return (s, sum(s))\n}\nprint(f([0.5, -1.0, 2.0], 0.5))\nprint(f([1.0, 2.0], 2.0))\n")
+    cache = os.path.join(d, "cache")
+    env = dict(os.environ, TDL_CACHE_DIR=cache)
+    first = run(tdl, "run", "--trace-report", prog, env=env)
+    expect("compile cache: a first run compiles with LLVM",
+           first.returncode == 0 and "llvm" in first.stderr and "compile cache" not in first.stderr, first)
+    deadline = time.time() + 60  # the shared object is linked in the background
+    while time.time() < deadline and not glob.glob(os.path.join(cache, "*.so")):
+        time.sleep(0.1)
+    time.sleep(0.5)
+    entries = sorted(glob.glob(os.path.join(cache, "*.so")))
+    expect("compile cache: one entry (a shared object and its table) per compiled signature",
+           len(entries) == 1 and all(os.path.exists(e[:-3] + ".table") for e in entries), first)
+    second = run(tdl, "run", "--trace-report", prog, env=env)
+    expect("compile cache: a later run loads the graph fn instead of compiling it, same output",
+           second.returncode == 0 and second.stdout == first.stdout and "loaded from the compile cache" in second.stderr
+           and "llvm" not in second.stderr, second)
+    eager = run(tdl, "run", "--eager", prog)
+    expect("compile cache: the cached code agrees with eager mode", eager.stdout == second.stdout, eager)
+    for e in entries:
+        with open(e, "wb") as f:
+            f.write(b"not an ELF file")
+    third = run(tdl, "run", "--trace-report", prog, env=env)
+    expect("compile cache: a damaged entry is compiled again, same output",
+           third.returncode == 0 and third.stdout == first.stdout and "llvm" in third.stderr, third)
+    off = os.path.join(d, "cache-off")
+    r = run(tdl, "run", prog, env=dict(os.environ, TDL_CACHE_DIR="off", HOME=off, XDG_CACHE_HOME=off))
+    expect("compile cache: TDL_CACHE_DIR=off writes nothing", r.returncode == 0 and not os.path.exists(off), r)
+    r = run(tdl, "run", prog, env=dict(os.environ, TDL_CACHE_DIR=os.path.join(good_file(d), "sub")))
+    expect("compile cache: an unusable directory (under a file) is ignored", r.returncode == 0 and r.stdout == first.stdout, r)
+
+
+def good_file(d):
+    return os.path.join(d, "good.tdl")
 
 
 def main():
@@ -128,6 +174,7 @@ def main():
            and "compiling graph fns" not in r.stderr, r)
     r = run(tdl, "run", prof)
     expect("without --profile: no report", r.returncode == 0 and r.stderr == "", r)
+    compile_cache(tdl, d)
     print(f"{checks[0] - len(failures)} passed, {len(failures)} failed")
     sys.exit(1 if failures else 0)
 

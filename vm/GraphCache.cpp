@@ -33,6 +33,7 @@ struct Version {
   int64_t calls = 0;
   std::vector<Value> pinned;  // the function values of the key (keyed by address: kept alive)
   double traceMs = 0, optMs = 0, lowerMs = 0, llvmMs = 0;
+  bool cached = false;  // the code came from the compile cache on disk
 };
 
 std::string signatureText(const std::vector<ParamLeaf>& leaves) {
@@ -192,6 +193,7 @@ class GraphCache : public GraphFnCache {
     }
     v->lowerMs = ct.lowerMs;
     v->llvmMs = ct.llvmMs;
+    v->cached = ct.cached;
     if (rt::prof::enabled())
       rt::prof::record(rt::prof::Section::Compile, fn.proto->name,
                        (v->traceMs + v->optMs + v->lowerMs + v->llvmMs) / 1e3);
@@ -207,9 +209,11 @@ class GraphCache : public GraphFnCache {
       fmt::print(stderr, "graph fn {}: {} trace{}\n", names_[proto], versions.size(), versions.size() == 1 ? "" : "s");
       for (size_t i = 0; i < versions.size(); ++i) {
         const Version& v = *versions[i];
-        fmt::print(stderr, "  #{} ({}): {} call{} served{}; trace {:.2f} ms, optimize {:.2f} ms, lower {:.2f} ms, llvm {:.2f} ms{}\n",
+        std::string codeMs = v.cached ? fmt::format("loaded from the compile cache {:.2f} ms", v.lowerMs)
+                                      : fmt::format("lower {:.2f} ms, llvm {:.2f} ms", v.lowerMs, v.llvmMs);
+        fmt::print(stderr, "  #{} ({}): {} call{} served{}; trace {:.2f} ms, optimize {:.2f} ms, {}{}\n",
                    i + 1, signatureText(v.leaves), v.calls, v.calls == 1 ? "" : "s", v.code ? "" : " in the VM",
-                   v.traceMs, v.optMs, v.lowerMs, v.llvmMs,
+                   v.traceMs, v.optMs, codeMs,
                    v.code && v.code->reusedBuffers > 0 ? fmt::format("; {} buffers reused", v.code->reusedBuffers.load()) : "");
       }
     }
