@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -77,8 +78,14 @@ std::string cpuIdentity() {
   std::string line, out;
   while (std::getline(f, line)) {
     if (line.empty()) break;
-    if (line.rfind("model name", 0) == 0 || line.rfind("flags", 0) == 0 || line.rfind("vendor_id", 0) == 0)
-      out += line + "\n";
+    // x86: vendor, family, model, stepping and flags; aarch64: implementer, part, features.
+    for (const char* k : {"vendor_id", "cpu family", "model", "model name", "stepping", "flags", "Features",
+                          "CPU implementer", "CPU architecture", "CPU variant", "CPU part", "CPU revision"})
+      if (line.rfind(k, 0) == 0 && line.find(':') != std::string::npos &&
+          line.find_last_not_of(" \t", line.find(':') - 1) + 1 == std::strlen(k)) {
+        out += line + "\n";
+        break;
+      }
   }
   return out;
 }
@@ -91,10 +98,13 @@ bool mkdirs(const std::string& path) {
   while (std::getline(ss, part, '/')) {
     if (part.empty()) continue;
     cur += part + "/";
-    if (mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) return false;
+    if (mkdir(cur.c_str(), 0700) != 0 && errno != EEXIST) return false;
   }
+  // Only a directory of this user's that nobody else can write: its shared objects are
+  // loaded and run.
   struct stat st {};
-  return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && access(path.c_str(), W_OK) == 0;
+  return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && access(path.c_str(), W_OK) == 0 &&
+         st.st_uid == geteuid() && (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
 }
 
 bool writeFile(const std::string& path, const std::string& data) {
@@ -194,9 +204,15 @@ void DiskCache::store(const std::string& key, const std::string& object, const s
       "rm -f \"$2.o\" \"$2.table\" \"$2.so\" ) </dev/null >/dev/null 2>&1 &";
   const char* argv[] = {"sh", "-c", script.c_str(), "sh", cc_.c_str(), tmp.c_str(), base.c_str(), entry.c_str(), nullptr};
   pid_t pid = 0;
-  if (posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ) == 0) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addclosefrom_np(&fa, 3);  // no inherited pipes held by the link job
+  int rc = posix_spawn(&pid, "/bin/sh", &fa, nullptr, const_cast<char**>(argv), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc == 0) {
     int status = 0;
-    waitpid(pid, &status, 0);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
   } else {
     unlink((tmp + ".o").c_str());
     unlink((tmp + ".table").c_str());

@@ -5,8 +5,10 @@
 // costs a dlopen; LLVM's code and heap are never touched, which is most of what compiling
 // adds to a process's memory.
 //   Where: $TDL_CACHE_DIR, else $XDG_CACHE_HOME/tdl/compiled, else ~/.cache/tdl/compiled.
-//   TDL_CACHE_DIR=off (or an empty value) disables it; so does a host program that does not
-//   export the tdl_* runtime ABI (only `tdl` does), or a missing C compiler.
+//   TDL_CACHE_DIR=off (or an empty value) disables it; so does a directory that cannot be
+//   made, is not the user's own or is writable by others (its objects are run), a host
+//   program that does not export the tdl_* runtime ABI (only `tdl` does), or a missing C
+//   compiler.
 //   Writing never delays the program: the object and table are written, and the C compiler
 //   links the shared object in a detached process that renames it into place when done.
 #pragma once

@@ -22,6 +22,7 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
+#include <llvm/Config/llvm-config.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
 #include <llvm/ExecutionEngine/Orc/ObjectTransformLayer.h>
 #include <llvm/IR/IRBuilder.h>
@@ -1167,7 +1168,7 @@ std::unique_ptr<CompiledFn> compile(std::unique_ptr<ir::Module> module, ir::Func
   DiskCache& cache = DiskCache::get();
   std::string key;
   if (cache.enabled()) {
-    key = cache.key(ir::to_string(fn));
+    key = cache.key("llvm " LLVM_VERSION_STRING " O2\n" + ir::to_string(fn));
     if (auto cf = cache.load(key, fn)) {
       cf->module = std::move(module);
       if (times) {

@@ -68,7 +68,7 @@ std::string report() {
   double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - st.start).count();
   std::string out = fmt::format("profile: {:.3f} s wall\n", wall);
   static const char* titles[4] = {"eager tensor ops (operators and builtins run by the VM)",
-                                  "graph fn calls (the whole call; compiled on the first call of a signature)",
+                                  "graph fn calls served by compiled code (the first call of a signature compiles it; a call the VM runs instead counts its ops as eager ops)",
                                   "runtime ops inside compiled graph fns (fused loops are native code)",
                                   "compiling graph fns (trace, optimize, LLVM)"};
   for (int s = 0; s < 4; ++s) {

@@ -1,7 +1,7 @@
 // `tdl run --profile` (SPEC §8): time per op kind and per graph fn, and the peak tensor
 // memory. Off unless enable() is called at start; when off, a Scope costs one branch.
 //   Sections: eager tensor ops (operators and builtins the VM runs on tensors), graph fn
-//   calls (whole calls: compiled code, or the VM when a call declines), runtime ops called
+//   calls served by compiled code (a call the VM runs instead shows as eager ops), runtime ops called
 //   from compiled code (matmul, gemm, reduce, ...; fused loops are native code inside the
 //   graph fn's own time) and graph fn compilation (trace, optimize, LLVM).
 #pragma once
@@ -36,6 +36,8 @@ class Scope {
     if (on_) [[unlikely]]
       record(s_, name_, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count());
   }
+  // Records nothing after all (a graph fn call the VM runs instead).
+  void cancel() { on_ = false; }
   Scope(const Scope&) = delete;
   Scope& operator=(const Scope&) = delete;
 

@@ -252,6 +252,7 @@ bool Interpreter::callValue(const Value& fnIn, Value* argv, int argc, const std:
       *ret = std::move(out);
       return false;
     }
+    ps.cancel();
     for (int i = 0; i < p.numParams; ++i) argv[i] = std::move(args[static_cast<size_t>(i)]);
   }
   pushFrame(&p, std::move(fn), argv, ret);

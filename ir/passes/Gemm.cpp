@@ -6,7 +6,7 @@
 //       else reads it). Backward passes are full of these (dW = x^T @ g, dx = g @ W^T).
 //     - a fused loop whose body is `c + k * m`, `c - k * m`, `c + m * k`, `c - m * k`,
 //       `c + m`, `m + c` or `c - m` (or such an add/sub alone), where m is a rank-2 matmul/gemm result that nothing
-//       else reads, k a constant scalar and c an operand of the result's type
+//       else reads, k a nonzero constant scalar and c an operand of the result's type
 //       -> gemm(a, b, c) {alpha = ±k, beta = 1}: one BLAS call computes c + alpha * a @ b
 //       (an SGD step's w - lr * (x^T @ g)) without the product's buffer or a second pass.
 //   Preconditions: the function verifies; differentiation is done (gemm has no gradient
@@ -94,7 +94,7 @@ bool rewrite_update(Function& f, Block& b, size_t i) {
     for (int s = 0; s < 2 && !mArg; ++s) {
       Value* kv = operand_of(mul->operand(static_cast<size_t>(s)));
       auto kval = kv && kv->type.is_scalar() ? splat_value(kv) : std::nullopt;
-      if (kval) {
+      if (kval && *kval != 0) {  // c - 0 * (a @ b) keeps a NaN/Inf of the product; BLAS with alpha 0 would not
         k = *kval;
         mArg = mul->operand(static_cast<size_t>(1 - s));
       }
