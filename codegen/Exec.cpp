@@ -2,11 +2,13 @@
 // C++ exception and turns it into a status: nothing unwinds through JIT-compiled frames.
 #include "codegen/Exec.h"
 
+#include "runtime/Matmul.h"
 #include "runtime/Profile.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
 #include <cctype>
 #include <cmath>
 #include <cstddef>
@@ -86,7 +88,7 @@ void runOp(ExecCtx& c, const OpEntry& e) {
   std::vector<rt::Tensor> in;
   in.reserve(e.in.size());
   for (size_t i = 0; i < e.in.size(); ++i) {
-    if (i == 0 && e.moveFirst) in.push_back(std::move(c.slots[e.in[0]]));
+    if (static_cast<int>(i) == e.moveIn) in.push_back(std::move(c.slots[e.in[i]]));
     else in.push_back(c.slots[e.in[i]]);
   }
   std::vector<rt::Tensor> out;
@@ -119,6 +121,17 @@ void runOp(ExecCtx& c, const OpEntry& e) {
       for (size_t i = 2; i < in.size(); ++i) spec.push_back(rt::IndexItem::at(in[i].scalar_as_int64()));
       rt::set_index(x, spec, in[1]);
       out.push_back(std::move(x));
+      break;
+    }
+    case ir::OpKind::Gemm: {
+      // c (moved in when it dies here) is updated in place when nothing else holds it.
+      std::optional<rt::Tensor> cc;
+      if (in.size() > 2) cc = std::move(in[2]);
+      if (cc && cc->is_unique()) ++c.fn->reusedBuffers;  // --trace-report counts it
+      const double* alpha = op.attr_as<double>("alpha");
+      const double* beta = op.attr_as<double>("beta");
+      out.push_back(rt::gemm(in[0], in[1], std::move(cc), op.bool_attr("trans_a"), op.bool_attr("trans_b"),
+                             alpha ? *alpha : 1.0, beta ? *beta : 0.0));
       break;
     }
     case ir::OpKind::StackNew:
@@ -480,7 +493,7 @@ std::string serializeTable(const CompiledFn& cf) {
   for (const OpEntry& e : cf.ops) {
     auto it = std::find(order.begin(), order.end(), e.op);
     s += std::to_string(it == order.end() ? -1 : static_cast<int64_t>(it - order.begin())) + " " +
-         std::to_string(e.moveFirst ? 1 : 0) + "\n";
+         std::to_string(e.moveIn + 1) + "\n";
     putInts(s, e.in);
     putInts(s, e.out);
     s += std::to_string(e.outSyms.size()) + "\n";
@@ -535,9 +548,9 @@ bool restoreTable(CompiledFn& cf, const std::string& text, ir::Function& fn) {
   for (int64_t i = 0; i < n; ++i) {
     OpEntry e;
     int64_t idx, mv, nr;
-    if (!num(idx) || !num(mv) || idx < -1 || idx >= static_cast<int64_t>(order.size())) return false;
+    if (!num(idx) || !num(mv) || idx < -1 || idx >= static_cast<int64_t>(order.size()) || mv < 0 || mv > 64) return false;
     e.op = idx < 0 ? nullptr : order[static_cast<size_t>(idx)];
-    e.moveFirst = mv != 0;
+    e.moveIn = static_cast<int>(mv) - 1;
     if (!ints(e.in) || !ints(e.out) || !num(nr) || nr < 0) return false;
     for (int64_t r = 0; r < nr; ++r) {
       if (!ints(v)) return false;

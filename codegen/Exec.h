@@ -14,7 +14,7 @@ struct OpEntry {
   const ir::Op* op = nullptr;
   std::vector<int32_t> in, out;            // slots
   std::vector<std::vector<int>> outSyms;   // per result, per dim: the sym index or -1
-  bool moveFirst = false;                  // operand 0 is dead afterwards: take its buffer
+  int moveIn = -1;  // an operand (update: 0, gemm: its c) dead afterwards: the op takes its buffer
 };
 
 struct ExecCtx {

@@ -618,7 +618,8 @@ struct Lowering {
       }
       e.outSyms.push_back(std::move(syms));
     }
-    if (op.kind() == ir::OpKind::Update) e.moveFirst = deadAfter(op, op.operand(0));
+    if (op.kind() == ir::OpKind::Update && deadAfter(op, op.operand(0))) e.moveIn = 0;
+    if (op.kind() == ir::OpKind::Gemm && op.num_operands() == 3 && deadAfter(op, op.operand(2))) e.moveIn = 2;
     int id = static_cast<int>(cf.ops.size());
     cf.ops.push_back(std::move(e));
     llvm::Value* st = b.CreateCall(opFn, {ctxArg, i32(id)});

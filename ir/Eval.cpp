@@ -69,7 +69,8 @@ std::optional<std::vector<rt::Tensor>> evaluate(const Op& op, const std::vector<
     }
     case OpKind::MatMul: return V{rt::matmul(in[0], in[1])};
     case OpKind::Gemm:
-      return V{rt::gemm(in[0], in[1], in.size() > 2 ? &in[2] : nullptr, op.bool_attr("trans_a"), op.bool_attr("trans_b"),
+      return V{rt::gemm(in[0], in[1], in.size() > 2 ? std::optional<rt::Tensor>(in[2]) : std::nullopt,
+                        op.bool_attr("trans_a"), op.bool_attr("trans_b"),
                         op.attr_as<double>("alpha") ? *op.attr_as<double>("alpha") : 1.0,
                         op.attr_as<double>("beta") ? *op.attr_as<double>("beta") : 0.0)};
     case OpKind::Index: return V{rt::get_index(in[0], indices(in, 1))};

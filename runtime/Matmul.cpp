@@ -99,7 +99,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   return cast(out.with_shape(out_shape), dt);
 }
 
-Tensor gemm(const Tensor& a, const Tensor& b, const Tensor* c, bool ta, bool tb, double alpha, double beta) {
+Tensor gemm(const Tensor& a, const Tensor& b, std::optional<Tensor> c, bool ta, bool tb, double alpha, double beta) {
   if (a.rank() != 2 || b.rank() != 2 || a.dtype() != b.dtype() || !is_float(a.dtype()))
     throw Error(fmt::format("internal: gemm of {} {} and {} {}", dtype_name(a.dtype()), shape_str(a.shape()),
                             dtype_name(b.dtype()), shape_str(b.shape())));
@@ -111,7 +111,7 @@ Tensor gemm(const Tensor& a, const Tensor& b, const Tensor* c, bool ta, bool tb,
   if (c) {
     if (c->shape() != Shape{m, n} || c->dtype() != a.dtype())
       throw Error(fmt::format("internal: gemm accumulator {} for a [{}, {}] result", shape_str(c->shape()), m, n));
-    out = *c;
+    out = std::move(*c);
   } else {
     out = Tensor::empty(a.dtype(), {m, n});
     beta = 0;

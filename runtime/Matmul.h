@@ -3,6 +3,8 @@
 // (logical or of ands). Operands are promoted to their common dtype.
 #pragma once
 
+#include <optional>
+
 #include "Tensor.h"
 
 namespace tdl::rt {
@@ -15,10 +17,10 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 Tensor dot(const Tensor& a, const Tensor& b);
 // The graph compiler's `gemm` op (ir/passes/Gemm.cpp): alpha * op(a) @ op(b) + beta * c
 // in one BLAS call, op(x) being x, or x transposed when ta / tb (never materialized). a and b
-// are rank-2 f32 or f64 of one dtype; c (optional) has the result's shape and dtype; the
-// result is a copy of it (copy-on-write: in place only when the caller's `c` was the last
-// reference, which compiled code does not arrange yet). Errors as matmul's, on op(a), op(b).
-Tensor gemm(const Tensor& a, const Tensor& b, const Tensor* c, bool ta, bool tb, double alpha, double beta);
+// are rank-2 f32 or f64 of one dtype; c (optional) has the result's shape and dtype and is
+// updated in place when the caller handed over the last reference (compiled code moves a c
+// that dies at the op), else copied. Errors as matmul's, on op(a) and op(b).
+Tensor gemm(const Tensor& a, const Tensor& b, std::optional<Tensor> c, bool ta, bool tb, double alpha, double beta);
 // outer(a, b)[i, j] = a.flat[i] * b.flat[j].
 Tensor outer(const Tensor& a, const Tensor& b);
 

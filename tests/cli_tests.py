@@ -149,6 +149,19 @@ def main():
     r = run(tdl, "run", "--trace-report", reuse)
     expect("a fused result reuses the buffer of an operand that dies there (--trace-report)",
            r.returncode == 0 and "2 buffers reused" in r.stderr and r.stdout.splitlines()[0].endswith("[0.0, 1.0, 2.0]"), r)
+    # A gemm update (w - lr * x^T @ r) in a training loop updates the carried weights in
+    # place from the second iteration on; the caller's `w` is copied, never written.
+    loop = os.path.join(d, "gemm_loop.tdl")
+    with open(loop, "w") as f:
+        f.write("graph fn train(w: f32[3, 2], x: f32[4, 3], g: f32[4, 2]) {\n  var v = w\n"
+                "  for i in range(5) { v = v - 0.1 * (transpose(x) @ (x @ v - g)) }\n  return v\n}\n"
+                "let x = reshape(cast(arange(12), f32) / 10.0, [4, 3])\nlet w = ones([3, 2])\n"
+                "print(train(w, x, ones([4, 2])), w)\n")
+    r = run(tdl, "run", "--trace-report", loop, env=dict(os.environ, TDL_CACHE_DIR="off"))
+    e = run(tdl, "run", "--eager", loop)
+    expect("a gemm update in a loop reuses the carried buffer, never the caller's (--trace-report)",
+           r.returncode == 0 and "4 buffers reused" in r.stderr and r.stdout == e.stdout
+           and r.stdout.rstrip().endswith("[1.0, 1.0]]"), r)
     r = run(tdl, "emit", reuse, "--fn", "f", "--stage", "opt")
     expect("emit without --args takes the signature from the annotations",
            r.returncode == 0 and "func @f" in r.stdout and "fused(" in r.stdout, r)
