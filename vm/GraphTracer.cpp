@@ -69,6 +69,7 @@ struct TV {
   Names names;              // Rec
   const FnDecl* fn = nullptr;      // Fn
   std::vector<Value> defaults;     // Fn (from a VM closure)
+  std::vector<TV> traceDefaults;   // Fn declared in the graph fn: defaults evaluated at the declaration
   int tape = -1;                   // Tape: index into the tracer's tapes
   std::vector<int64_t> argnums;    // GradFn: items[0] is the function
   bool tupleArgs = false, withValue = false;  // GradFn
@@ -659,8 +660,8 @@ class Tracer {
             default: fail(d.loc, "this fn cannot be traced in a graph fn");
           }
         }
-        for (auto& p : d.params)
-          if (p.deflt) fail(p.loc, "fns with default arguments cannot be declared inside graph fns yet");
+        // Defaults are evaluated where the fn is declared, in the enclosing scope (as the VM does).
+        for (auto& p : d.params) f.traceDefaults.push_back(p.deflt ? eval(*p.deflt) : TV());
         if (d.globalSlot < 0 || static_cast<size_t>(d.globalSlot) >= fr().st.slots.size())
           fail(s.loc, "internal: a nested fn without a slot");
         fr().st.slots[static_cast<size_t>(d.globalSlot)] = f;
@@ -1119,8 +1120,7 @@ class Tracer {
             default: fail(e.loc, "this lambda cannot be traced in a graph fn");
           }
         }
-        for (auto& p : e.fn->params)
-          if (p.deflt) fail(p.loc, "lambdas with default arguments are not supported in graph fns yet");
+        for (auto& p : e.fn->params) f.traceDefaults.push_back(p.deflt ? eval(*p.deflt) : TV());
         return f;
       }
       case ExprKind::Unary: {
@@ -1632,6 +1632,10 @@ class Tracer {
       if (bound[i]) continue;
       if (i < fnv.defaults.size() && d->params[i].deflt && !fnv.defaults[i].isUndef()) {
         f.st.slots[i] = TV::of(fnv.defaults[i]);
+        continue;
+      }
+      if (i < fnv.traceDefaults.size() && fnv.traceDefaults[i].defined()) {
+        f.st.slots[i] = fnv.traceDefaults[i];
         continue;
       }
       fail(loc, fmt::format("{}: missing argument '{}'", nm, d->params[i].name));
