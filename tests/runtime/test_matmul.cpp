@@ -54,3 +54,31 @@ TEST_CASE("dot", "[matmul]") {
   for (int p = 0; p < 3; ++p) ref += a.item_double(1 * 3 + p) * b.item_double(1 * 12 + p * 4 + 2);
   CHECK(d.item_double(1 * 8 + 1 * 4 + 2) == ref);
 }
+
+TEST_CASE("gemm: transposed operands, alpha/beta updates, in place only when unique", "[matmul]") {
+  Tensor a = f32({1, 2, 3, 4, 5, 6}, {2, 3});  // a^T is [3, 2]
+  Tensor b = f32({1, 0, 0, 1}, {2, 2});
+  // a^T @ b == matmul(transpose(a), b)
+  CHECK(str(gemm(a, b, std::nullopt, true, false, 1.0, 0.0)) == str(matmul(transpose(a, {1, 0}), b)));
+  // a @ a^T, both read from a
+  CHECK(str(gemm(a, a, std::nullopt, false, true, 1.0, 0.0)) == "[[14.0, 32.0],\n [32.0, 77.0]]");
+  // c - 0.5 * (a^T @ b), the caller's c untouched (it is shared)
+  Tensor c = ones({3, 2});
+  Tensor keep = c;
+  Tensor u = gemm(a, b, c, true, false, -0.5, 1.0);
+  CHECK(str(u) == "[[0.5, -1.0],\n [0.0, -1.5],\n [-0.5, -2.0]]");
+  CHECK(str(keep) == str(ones({3, 2})));
+  // a unique c is updated in place (same buffer)
+  Tensor d = ones({3, 2});
+  const void* before = d.data<float>();
+  Tensor v = gemm(a, b, std::move(d), true, false, 1.0, 1.0);
+  CHECK(static_cast<const void*>(v.data<float>()) == before);
+  CHECK(str(v) == "[[2.0, 5.0],\n [3.0, 6.0],\n [4.0, 7.0]]");
+  // an empty contraction: beta * c (or zeros)
+  CHECK(str(gemm(zeros({0, 2}), zeros({0, 3}), std::nullopt, true, false, 1.0, 0.0)) == str(zeros({2, 3})));
+  CHECK(str(gemm(zeros({0, 2}), zeros({0, 3}), ones({2, 3}), true, false, 1.0, 1.0)) == str(ones({2, 3})));
+  // f64 and the error of mismatched inner dims (named as op(a) and op(b))
+  Tensor a64 = cast(a, DType::F64);
+  CHECK(gemm(a64, a64, std::nullopt, true, false, 1.0, 0.0).dtype() == DType::F64);
+  CHECK_THROWS_WITH(gemm(a, b, std::nullopt, false, false, 1.0, 0.0), "cannot multiply shapes [2, 3] and [2, 2] (3 != 2)");
+}
