@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <deque>
 #include <functional>
 #include <set>
 
@@ -1659,8 +1660,18 @@ class Tracer {
     ir::Op* before = nullptr;  // the op just before the body's first op (null: none)
     bool done = false;
     std::vector<ir::Op*> ops;
+    // Gradients of other tapes taken while this one recorded, inside a loop this tape began
+    // in, and hoisted before that loop (so out of this tape's range): their ops, values, loc.
+    struct Hoisted {
+      std::vector<ir::Op*> ops;
+      std::vector<ir::Value*> grads;
+      Loc loc;
+    };
+    std::vector<Hoisted> hoisted;
   };
-  std::vector<TapeRec> tapes_;
+  std::deque<TapeRec> tapes_;  // (a deque: a TapeRec stays put while others are added)
+  // The tapes recording now (`with` bodies and grad(f) calls being traced), outermost first.
+  std::vector<TapeRec*> recording_;
 
   void tapeStart(TapeRec& t) {
     t.block = &b_.block();
@@ -1681,7 +1692,14 @@ class Tracer {
     assignSlot(s.slot, ctx, s.loc, s.str);
     size_t idx = static_cast<size_t>(ctx.tape);
     tapeStart(tapes_[idx]);
-    execBody(*s.body);
+    recording_.push_back(&tapes_[idx]);
+    try {
+      execBody(*s.body);
+    } catch (...) {
+      recording_.pop_back();
+      throw;
+    }
+    recording_.pop_back();
     TapeRec& t = tapes_[idx];
     t.ops = tapeOps(t, s.loc);
     t.done = true;
@@ -1757,6 +1775,7 @@ class Tracer {
 
   TV tapeGradient(const TapeRec& t, const TV& target, const TV& sources, const Loc& loc) {
     if (!t.block) fail(loc, "the tape was not used in a `with` block");
+    checkHoisted(t, sources, loc);
     // The backward of a loop or branch replays saved values once: taken inside a loop that
     // the tape's block does not contain, it is emitted before that loop (hoisted; it only
     // reads values of the tape's scope), else it is an error.
@@ -1793,12 +1812,77 @@ class Tracer {
         fail(loc, "the gradient of a tape with loops or branches must be taken outside any loop the tape is not in");
       ir::Block& cur = b_.block();
       size_t pos = b_.pos();
-      b_.set_insertion(*t.block, t.block->index_of(hoist));
+      size_t at = t.block->index_of(hoist);
+      ir::Op* prev = at > 0 ? &t.block->op(at - 1) : nullptr;
+      b_.set_insertion(*t.block, at);
       TV g = gradientOf(t.ops, target, sources, loc);
       b_.set_insertion(cur, pos);
+      // The tapes that began inside `hoist` (recording here) do not record the hoisted
+      // backward: their gradients check that it does not depend on their sources.
+      std::vector<TapeRec*> inside;
+      for (TapeRec* r : recording_)
+        if (r != &t && r->block && r->block != t.block && enclosedBy(r->block, hoist)) inside.push_back(r);
+      if (!inside.empty()) {
+        TapeRec::Hoisted h;
+        h.loc = loc;
+        for (size_t i = prev ? t.block->index_of(prev) + 1 : 0; &t.block->op(i) != hoist; ++i) h.ops.push_back(&t.block->op(i));
+        std::vector<TV> leaves;
+        leavesOf(expandDeep(g), leaves);
+        for (const TV& l : leaves)
+          if (l.isDyn()) h.grads.push_back(l.dv);
+        for (TapeRec* r : inside) r->hoisted.push_back(h);
+      }
       return g;
     }
     return gradientOf(t.done ? t.ops : tapeOps(t, loc), target, sources, loc);
+  }
+
+  // Whether block b lies inside op (at any depth).
+  static bool enclosedBy(ir::Block* b, ir::Op* op) {
+    while (b && b->parent() && b->parent()->parent_op()) {
+      ir::Op* p = b->parent()->parent_op();
+      if (p == op) return true;
+      b = p->parent();
+    }
+    return false;
+  }
+
+  // A gradient hoisted out of tape t (see tapeGradient) is computed outside it: t sees it as
+  // a constant, where eager mode (t recording the backward pass) differentiates it. That
+  // differs only where the hoisted backward reads one of t's sources: a compile error then.
+  void checkHoisted(const TapeRec& t, const TV& sources, const Loc& loc) {
+    if (t.hoisted.empty()) return;
+    std::vector<TV> leaves;
+    leavesOf(expandDeep(sources), leaves);
+    std::set<ir::Value*> src;
+    for (const TV& l : leaves)
+      if (l.isDyn()) src.insert(l.dv);
+    for (const TapeRec::Hoisted& h : t.hoisted) {
+      std::set<ir::Value*> tainted = src;
+      std::function<bool(ir::Block&)> reads = [&](ir::Block& b) {
+        for (size_t i = 0; i < b.size(); ++i) {
+          ir::Op& o = b.op(i);
+          for (ir::Value* v : o.operands())
+            if (tainted.count(v)) return true;
+          for (size_t r = 0; r < o.num_regions(); ++r)
+            if (reads(o.region(r).block())) return true;
+        }
+        return false;
+      };
+      for (ir::Op* op : h.ops) {
+        bool hit = false;
+        for (ir::Value* v : op->operands()) hit = hit || tainted.count(v) > 0;
+        for (size_t r = 0; r < op->num_regions() && !hit; ++r) hit = reads(op->region(r).block());
+        if (hit)
+          for (ir::Value* v : op->results()) tainted.insert(v);
+      }
+      for (ir::Value* v : h.grads)
+        if (tainted.count(v))
+          fail(h.loc, fmt::format("this gradient of a tape with loops or branches, taken inside a loop the tape is not "
+                                  "in, is computed once before that loop, outside the tape whose gradient at line {} "
+                                  "differentiates it with respect to a value it reads; take it before the loop",
+                                  loc.line));
+    }
   }
 
   // A numeric static leaf made an IR value, so that gradients can flow from it.
@@ -1809,6 +1893,13 @@ class Tracer {
       return x;
     }
     if (x.isStatic() && x.sv.isNumeric() && rt::is_float(typeOf(x).dtype)) return TV::dyn(materialize(x, loc), weakOf(x));
+    if (x.isDyn() && rt::is_float(x.dv->type.dtype)) {
+      // A new value, as eager mode gives grad(f)'s differentiated arguments new nodes: a
+      // tape recorded before does not see it as the value passed (cast to its own dtype,
+      // an identity the pipeline removes).
+      setLoc(loc);
+      return TV::dyn(b_.cast(x.dv, x.dv->type.dtype), weakOf(x));
+    }
     return x;
   }
 
@@ -1821,7 +1912,15 @@ class Tracer {
     for (int64_t k : g.argnums) args[static_cast<size_t>(k)] = dynamize(args[static_cast<size_t>(k)], loc);
     TapeRec t;
     tapeStart(t);
-    TV out = callTV(g.items[0], args, kw, loc);
+    recording_.push_back(&t);
+    TV out;
+    try {
+      out = callTV(g.items[0], args, kw, loc);
+    } catch (...) {
+      recording_.pop_back();
+      throw;
+    }
+    recording_.pop_back();
     std::vector<ir::Op*> ops = tapeOps(t, loc);
     bool ok = (out.isDyn() && rt::is_float(out.dv->type.dtype) && out.dv->type.is_scalar()) ||
               (out.isStatic() && out.sv.isScalar() && rt::is_float(out.sv.dtype()));
@@ -1834,6 +1933,7 @@ class Tracer {
     } else {
       sources = args[static_cast<size_t>(g.argnums[0])];
     }
+    checkHoisted(t, sources, loc);
     TV grads = gradientOf(ops, out, sources, loc);
     if (!g.withValue) return grads;
     TV r;

@@ -300,7 +300,8 @@ class Grad {
   // carried through a loop or picked by a branch).
   Value* origin(Value* h) {
     if (auto it = origin_.find(h); it != origin_.end()) return it->second;
-    origin_[h] = nullptr;  // (a cycle ends as no origin)
+    origin_[h] = nullptr;  // (a cycle would end as no origin; defensive: the backward pushes
+                           // only on and only stack_new handles, so none arises)
     Value* o = nullptr;
     if (!h->is_block_arg() && h->def()->kind() == OpKind::StackNew) {
       o = h;
