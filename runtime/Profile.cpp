@@ -66,7 +66,7 @@ std::string report() {
   State& st = state();
   std::lock_guard<std::mutex> lk(st.mu);
   double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - st.start).count();
-  std::string out = fmt::format("profile: {:.3f} s wall\n", wall);
+  std::string out = fmt::format("profile: {:.3f} ms wall (the script, from its first statement)\n", wall * 1e3);
   static const char* titles[4] = {"eager tensor ops (operators and builtins run by the VM)",
                                   "graph fn calls served by compiled code (the first call of a signature compiles it; a call the VM runs instead counts its ops as eager ops)",
                                   "runtime ops inside compiled graph fns (fused loops are native code)",
