@@ -66,6 +66,19 @@ bool absorbable_product(const Value* m, const Block& b) {
   return d->kind() == OpKind::MatMul && rank2_of(d->operand(0), t) && rank2_of(d->operand(1), t);
 }
 
+// Replaces op i of b, which computes c + k * prod (prod: an absorbable product), by
+// gemm(a, b, c) {alpha = k * prod's alpha, beta = 1}, and erases prod.
+void absorb_product(Function& f, Block& b, size_t i, Op& prod, Value* c, double k) {
+  Op& op = b.op(i);
+  bool isGemm = prod.kind() == OpKind::Gemm;
+  bool ta = isGemm && prod.bool_attr("trans_a");
+  bool tb = isGemm && prod.bool_attr("trans_b");
+  double alpha = k * (isGemm ? *prod.attr_as<double>("alpha") : 1.0);
+  Op& g = make_gemm(f, b, i, op.loc, {prod.operand(0), prod.operand(1), c}, op.result()->type, ta, tb, alpha, 1.0);
+  replace_op(op, {g.result()});
+  b.erase(b.index_of(&prod));
+}
+
 // fused(...) computing c ± k * m with m an absorbable product -> gemm(a, b, c).
 bool rewrite_update(Function& f, Block& b, size_t i) {
   Op& fo = b.op(i);
@@ -115,15 +128,8 @@ bool rewrite_update(Function& f, Block& b, size_t i) {
   if (!m || !c || m == c || !absorbable_product(m, b) || !(m->type == rt_) || !(c->type == rt_)) return false;
   // The product's uses: exactly one operand slot of this fused op, read once in the body.
   if (mArg->uses().size() != 1 || cArg->uses().size() != 1) return false;
-  Op& prod = *m->def();
-  bool ta = prod.kind() == OpKind::Gemm && prod.bool_attr("trans_a");
-  bool tb = prod.kind() == OpKind::Gemm && prod.bool_attr("trans_b");
-  double alpha0 = prod.kind() == OpKind::Gemm ? *prod.attr_as<double>("alpha") : 1.0;
-  double alpha = (sub ? -k : k) * alpha0;
-  Op& g = make_gemm(f, b, i, fo.loc, {prod.operand(0), prod.operand(1), c}, rt_, ta, tb, alpha, 1.0);
   body.drop_all_references();
-  replace_op(fo, {g.result()});
-  b.erase(b.index_of(&prod));
+  absorb_product(f, b, i, *m->def(), c, sub ? -k : k);
   return true;
 }
 
@@ -136,13 +142,7 @@ bool rewrite_add(Function& f, Block& b, size_t i) {
     Value* m = op.operand(static_cast<size_t>(s));
     Value* c = op.operand(static_cast<size_t>(1 - s));
     if (m == c || !absorbable_product(m, b) || !(m->type == t) || !(c->type == t)) continue;
-    Op& prod = *m->def();
-    bool ta = prod.kind() == OpKind::Gemm && prod.bool_attr("trans_a");
-    bool tb = prod.kind() == OpKind::Gemm && prod.bool_attr("trans_b");
-    double alpha0 = prod.kind() == OpKind::Gemm ? *prod.attr_as<double>("alpha") : 1.0;
-    Op& g = make_gemm(f, b, i, op.loc, {prod.operand(0), prod.operand(1), c}, t, ta, tb, sub ? -alpha0 : alpha0, 1.0);
-    replace_op(op, {g.result()});
-    b.erase(b.index_of(&prod));
+    absorb_product(f, b, i, *m->def(), c, sub ? -1.0 : 1.0);
     return true;
   }
   return false;
