@@ -1,20 +1,25 @@
 #include "codegen/DiskCache.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <elf.h>
 #include <fcntl.h>
 #include <link.h>
 #include <spawn.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "tools/BuildConfig.h"
 
@@ -126,6 +131,45 @@ bool readFile(const std::string& path, std::string& out) {
 // per-process name, so the table needs no name and writers racing on a key agree).
 constexpr const char* kEntry = "tdl_cached_entry";
 
+// The cache is bounded: at most this many entries (least recently used go first), and
+// temporaries of links that never finished are removed after an hour.
+constexpr size_t kMaxEntries = 4096;
+constexpr time_t kStaleTempSeconds = 3600;
+
+bool endsWith(const std::string& s, const char* suffix) {
+  size_t n = std::strlen(suffix);
+  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
+}
+
+// Keeps the newest kMaxEntries entries (by the .so's mtime, which a hit refreshes) and
+// drops stale temporaries. Entries are named KEY.so / KEY.table (KEY: 32 hex digits);
+// temporaries KEY.PID.N.{o,table,so}.
+void prune(const std::string& dir) {
+  DIR* d = opendir(dir.c_str());
+  if (!d) return;
+  std::vector<std::pair<time_t, std::string>> entries;
+  time_t now = time(nullptr);
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name.size() < 34 || name.find_first_not_of("0123456789abcdef") != 32) continue;
+    std::string path = dir + "/" + name;
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0) continue;
+    bool entry = name.size() == 35 && endsWith(name, ".so");
+    bool temp = name[32] == '.' && std::isdigit(static_cast<unsigned char>(name[33]));
+    if (entry) entries.emplace_back(st.st_mtime, name.substr(0, 32));
+    else if (temp && now - st.st_mtime > kStaleTempSeconds) unlink(path.c_str());
+  }
+  closedir(d);
+  if (entries.size() <= kMaxEntries) return;
+  std::sort(entries.begin(), entries.end());
+  for (size_t i = 0; i + kMaxEntries < entries.size(); ++i) {
+    std::string base = dir + "/" + entries[i].second;
+    unlink((base + ".so").c_str());
+    unlink((base + ".table").c_str());
+  }
+}
+
 }  // namespace
 
 DiskCache& DiskCache::get() {
@@ -182,6 +226,7 @@ std::unique_ptr<CompiledFn> DiskCache::load(const std::string& key, ir::Function
     return drop();
   }
   cf->entry = reinterpret_cast<int (*)(void*)>(sym);
+  utimes((base + ".so").c_str(), nullptr);  // recently used: pruned last
   return cf;  // the handle stays open: the code is used until the process ends
 }
 
@@ -189,6 +234,8 @@ void DiskCache::store(const std::string& key, const std::string& object, const s
                       const std::string& table) {
   if (!enabled_ || object.empty()) return;
   static std::atomic<int> counter{0};
+  static std::atomic<bool> pruned{false};
+  if (!pruned.exchange(true)) prune(dir_);
   std::string base = dir_ + "/" + key;
   std::string tmp = base + "." + std::to_string(getpid()) + "." + std::to_string(counter++);
   if (!writeFile(tmp + ".o", object) || !writeFile(tmp + ".table", table)) {

@@ -9,6 +9,8 @@
 //   made, is not the user's own or is writable by others (its objects are run), a host
 //   program that does not export the tdl_* runtime ABI (only `tdl` does), or a missing C
 //   compiler.
+//   Bounded: at most 4096 entries, the least recently used (loaded) dropped first, when a
+//   process stores its first entry; temporaries of links that never finished go after an hour.
 //   Writing never delays the program: the object and table are written, and the C compiler
 //   links the shared object in a detached process that renames it into place when done.
 #pragma once

@@ -1136,7 +1136,7 @@ class Jit {
     jit_->getObjTransformLayer().setTransform(
         [this](std::unique_ptr<llvm::MemoryBuffer> obj) -> llvm::Expected<std::unique_ptr<llvm::MemoryBuffer>> {
           if (capture) capture->assign(obj->getBufferStart(), obj->getBufferSize());
-          return std::move(obj);
+          return obj;
         });
   }
 

@@ -61,6 +61,24 @@ def compile_cache(tdl, d):
     third = run(tdl, "run", "--trace-report", prog, env=env)
     expect("compile cache: a damaged entry is compiled again, same output",
            third.returncode == 0 and third.stdout == first.stdout and "llvm" in third.stderr, third)
+    # Bounded: a process that stores an entry first drops the least recently used beyond
+    # 4096 and link temporaries older than an hour.
+    bounded = os.path.join(d, "cache-bounded")
+    os.makedirs(bounded, mode=0o700)
+    old = time.time() - 7200
+    for i in range(4100):
+        p = os.path.join(bounded, f"{i:032x}.so")
+        open(p, "w").close()
+        os.utime(p, (old + i, old + i))
+    stale = os.path.join(bounded, "f" * 32 + ".123.0.o")
+    open(stale, "w").close()
+    os.utime(stale, (old, old))
+    r = run(tdl, "run", prog, env=dict(os.environ, TDL_CACHE_DIR=bounded))
+    names = os.listdir(bounded)
+    expect("compile cache: bounded (least recently used entries and stale temporaries dropped)",
+           r.returncode == 0 and not os.path.exists(stale) and not os.path.exists(os.path.join(bounded, f"{0:032x}.so"))
+           and os.path.exists(os.path.join(bounded, f"{4099:032x}.so"))
+           and len([n for n in names if n.endswith(".so") and len(n) == 35]) <= 4097, r)
     off = os.path.join(d, "cache-off")
     r = run(tdl, "run", prog, env=dict(os.environ, TDL_CACHE_DIR="off", HOME=off, XDG_CACHE_HOME=off))
     expect("compile cache: TDL_CACHE_DIR=off writes nothing", r.returncode == 0 and not os.path.exists(off), r)
