@@ -21,6 +21,7 @@
 #include <sstream>
 #include <vector>
 
+#include "ir/Printer.h"
 #include "tools/BuildConfig.h"
 
 extern char** environ;
@@ -28,14 +29,6 @@ extern char** environ;
 namespace tdl::codegen {
 
 namespace {
-
-uint64_t fnv(const std::string& s, uint64_t h = 1469598103934665603ull) {
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
 
 std::string hex(uint64_t v) {
   static const char* d = "0123456789abcdef";
@@ -202,7 +195,7 @@ DiskCache::DiskCache() {
 }
 
 std::string DiskCache::key(const std::string& irText) const {
-  return hex(fnv(irText, fnv(identity_))) + hex(fnv(identity_, fnv(irText)));
+  return hex(ir::fnv1a(irText, ir::fnv1a(identity_))) + hex(ir::fnv1a(identity_, ir::fnv1a(irText)));
 }
 
 std::unique_ptr<CompiledFn> DiskCache::load(const std::string& key, ir::Function& fn) {

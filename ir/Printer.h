@@ -24,6 +24,7 @@
 
 #include <ostream>
 #include <string>
+#include <string_view>
 
 #include "ir/IR.h"
 
@@ -37,5 +38,15 @@ void print(std::ostream& os, const Function& f);
 std::string to_string(const Module& m);
 std::string to_string(const Function& f);
 std::string attr_to_string(const Attribute& a);
+
+// 64-bit FNV-1a of `text`, continuing from `h` (the offset basis by default): how the trace
+// cache, native executables and the compile cache name an optimized function by its text.
+inline uint64_t fnv1a(std::string_view text, uint64_t h = 1469598103934665603ull) {
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
 
 }  // namespace tdl::ir

@@ -312,14 +312,7 @@ Trace traceOptimized(Interpreter& vm, const ClosureObj& fn, const std::vector<Va
   return tr;
 }
 
-uint64_t irHash(const std::string& text) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : text) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h ^ text.size();
-}
+uint64_t irHash(const std::string& text) { return ir::fnv1a(text) ^ text.size(); }
 
 std::unique_ptr<GraphFnCache> makeGraphFnCache(std::unique_ptr<GraphBackend> backend, bool report) {
   return std::make_unique<GraphCache>(std::move(backend), report);
