@@ -16,23 +16,22 @@
 #include "codegen/Codegen.h"
 #include "codegen/DiskCache.h"
 #include "codegen/Exec.h"
+#include "codegen/LlvmPasses.h"
 #include "ir/Printer.h"
 #include "ir/Pass.h"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
-#include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
 #include <llvm/Config/llvm-config.h>
+#include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
 #include <llvm/ExecutionEngine/Orc/ObjectTransformLayer.h>
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/LLVMContext.h>
-#include <llvm/IR/LegacyPassManager.h>
 #include <llvm/IR/Module.h>
 #include <llvm/IR/Verifier.h>
 #include <llvm/MC/MCSubtargetInfo.h>
 #include <llvm/MC/TargetRegistry.h>
-#include <llvm/Passes/PassBuilder.h>
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/TargetParser/Host.h>
 #include <llvm/Support/raw_ostream.h>
@@ -1077,22 +1076,6 @@ struct Lowering {
   }
 };
 
-void optimize(llvm::Module& m, llvm::TargetMachine* tm, llvm::OptimizationLevel level = llvm::OptimizationLevel::O2) {
-  llvm::LoopAnalysisManager lam;
-  llvm::FunctionAnalysisManager fam;
-  llvm::CGSCCAnalysisManager cgam;
-  llvm::ModuleAnalysisManager mam;
-  llvm::PassBuilder pb(tm);
-  pb.registerModuleAnalyses(mam);
-  pb.registerCGSCCAnalyses(cgam);
-  pb.registerFunctionAnalyses(fam);
-  pb.registerLoopAnalyses(lam);
-  pb.crossRegisterProxies(lam, fam, cgam, mam);
-  llvm::ModulePassManager mpm = level == llvm::OptimizationLevel::O0 ? pb.buildO0DefaultPipeline(level)
-                                                                     : pb.buildPerModuleDefaultPipeline(level);
-  mpm.run(m, mam);
-}
-
 // ------------------------------------------------------------------ the JIT
 
 class Jit {
@@ -1196,7 +1179,7 @@ std::unique_ptr<CompiledFn> compile(std::unique_ptr<ir::Module> module, ir::Func
   if (llvm::verifyModule(*mod, &vs)) throw std::runtime_error("internal: invalid LLVM IR: " + verr);
   if (times) times->lowerMs += msSince(t0);
   auto t1 = std::chrono::steady_clock::now();
-  optimize(*mod, jit.tm());
+  optimizeModule(*mod, jit.tm());
   if (auto err = jit.jit().addIRModule(llvm::orc::ThreadSafeModule(std::move(mod), std::move(ctx))))
     throw std::runtime_error("JIT: " + llvm::toString(std::move(err)));
   std::string object;
@@ -1222,17 +1205,12 @@ std::string emitStage(ir::Function& fn, const std::string& stage) {
   mod.setTargetTriple(jit.jit().getTargetTriple().str());
   Lowering low(cf, ctx, mod);
   low.run(fn, symbolName(fn));
-  optimize(mod, jit.tm());
+  optimizeModule(mod, jit.tm());
   std::string out;
   llvm::raw_string_ostream os(out);
   if (stage == "asm") {
-    llvm::SmallVector<char, 0> buf;
-    llvm::raw_svector_ostream as(buf);
-    llvm::legacy::PassManager pm;
-    if (!jit.tm() || jit.tm()->addPassesToEmitFile(pm, as, nullptr, llvm::CodeGenFileType::AssemblyFile))
-      throw std::runtime_error("this target cannot emit assembly");
-    pm.run(mod);
-    return std::string(buf.begin(), buf.end());
+    if (!jit.tm()) throw std::runtime_error("this target cannot emit assembly");
+    return emitFile(mod, *jit.tm(), llvm::CodeGenFileType::AssemblyFile, "this target cannot emit assembly");
   }
   mod.print(os, nullptr);
   return out;
@@ -1298,17 +1276,11 @@ AotResult compileAot(ir::Function& fn, const AotOptions& o) {
                                   : o.optLevel == 1 ? llvm::OptimizationLevel::O1
                                   : o.optLevel == 2 ? llvm::OptimizationLevel::O2
                                                     : llvm::OptimizationLevel::O3;
-  optimize(mod, tm.get(), level);
+  optimizeModule(mod, tm.get(), level);
   AotResult r;
   llvm::raw_string_ostream ls(r.llvm);
   mod.print(ls, nullptr);
-  llvm::SmallVector<char, 0> buf;
-  llvm::raw_svector_ostream os(buf);
-  llvm::legacy::PassManager pm;
-  if (tm->addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::ObjectFile))
-    throw std::runtime_error("this target cannot emit object files");
-  pm.run(mod);
-  r.object.assign(buf.begin(), buf.end());
+  r.object = emitFile(mod, *tm, llvm::CodeGenFileType::ObjectFile, "this target cannot emit object files");
   r.table = serializeTable(cf);
   return r;
 }

@@ -19,6 +19,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "codegen/LlvmPasses.h"
 #include "ir/Pass.h"
 #include "runtime/Reduce.h"
 
@@ -29,11 +30,9 @@
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/IntrinsicsNVPTX.h>
 #include <llvm/IR/LLVMContext.h>
-#include <llvm/IR/LegacyPassManager.h>
 #include <llvm/IR/Module.h>
 #include <llvm/IR/Verifier.h>
 #include <llvm/MC/TargetRegistry.h>
-#include <llvm/Passes/PassBuilder.h>
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
@@ -1010,26 +1009,8 @@ PtxModule compilePtx(const ir::Function& fn, const std::string& gpuArch) {
   std::string verr;
   llvm::raw_string_ostream vs(verr);
   if (llvm::verifyModule(mod, &vs)) throw std::runtime_error("internal: invalid NVPTX LLVM IR: " + verr);
-  {
-    llvm::LoopAnalysisManager lam;
-    llvm::FunctionAnalysisManager fam;
-    llvm::CGSCCAnalysisManager cgam;
-    llvm::ModuleAnalysisManager mam;
-    llvm::PassBuilder pb(tm.get());
-    pb.registerModuleAnalyses(mam);
-    pb.registerCGSCCAnalyses(cgam);
-    pb.registerFunctionAnalyses(fam);
-    pb.registerLoopAnalyses(lam);
-    pb.crossRegisterProxies(lam, fam, cgam, mam);
-    llvm::ModulePassManager mpm = pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O2);
-    mpm.run(mod, mam);
-  }
-  llvm::SmallVector<char, 0> buf;
-  llvm::raw_svector_ostream os(buf);
-  llvm::legacy::PassManager pm;
-  if (tm->addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::AssemblyFile))
-    throw std::runtime_error("the NVPTX target cannot emit PTX");
-  pm.run(mod);
+  optimizeModule(mod, tm.get());
+  std::string ptx = emitFile(mod, *tm, llvm::CodeGenFileType::AssemblyFile, "the NVPTX target cannot emit PTX");
 
   std::string head = fmt::format("// tdl: graph fn {} for {} ({} kernel{})\n", fn.name, gpuArch, result.kernels.size(),
                                  result.kernels.size() == 1 ? "" : "s");
@@ -1050,7 +1031,7 @@ PtxModule compilePtx(const ir::Function& fn, const std::string& gpuArch) {
     for (size_t i = 0; i < hostNames.size(); ++i) head += (i ? ", " : " ") + hostNames[i];
     head += "\n";
   }
-  result.ptx = head + std::string(buf.begin(), buf.end());
+  result.ptx = head + ptx;
   return result;
 }
 
