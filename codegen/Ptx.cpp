@@ -574,6 +574,53 @@ class PtxLowering {
     return PtxKernel{name, rows ? PtxKernel::ElementwiseRows : PtxKernel::Elementwise, &op, sig};
   }
 
+  // A kernel over x viewed as [outer, red, inner], params (out, in, i64 outer, i64 red,
+  // i64 inner): a grid-stride loop over the outer * inner outputs. begin leaves the builder
+  // in the loop body, where output i's elements along red are in[at0 + r * inner] and the
+  // blocks `red` / `red.done` are the caller's to fill; end closes the loop from the block
+  // the builder is in (after the caller's store of output i).
+  struct StridedOutputs {
+    llvm::Function* fn;
+    llvm::Value *out, *in, *red, *inner, *count, *stride, *at0;
+    llvm::PHINode* i;
+    llvm::BasicBlock *loop, *rl, *rdone, *exit;
+  };
+  StridedOutputs beginStridedOutputs(const std::string& name) {
+    StridedOutputs k{};
+    auto* i64t = b.getInt64Ty();
+    auto* ft = llvm::FunctionType::get(b.getVoidTy(), {globalPtr(), globalPtr(), i64t, i64t, i64t}, false);
+    k.fn = llvm::Function::Create(ft, llvm::Function::ExternalLinkage, name, mod);
+    k.out = k.fn->getArg(0);
+    k.in = k.fn->getArg(1);
+    llvm::Value* outer = k.fn->getArg(2);
+    k.red = k.fn->getArg(3);
+    k.inner = k.fn->getArg(4);
+    auto* entry = llvm::BasicBlock::Create(ctx, "entry", k.fn);
+    k.loop = llvm::BasicBlock::Create(ctx, "loop", k.fn);
+    k.rl = llvm::BasicBlock::Create(ctx, "red", k.fn);
+    k.rdone = llvm::BasicBlock::Create(ctx, "red.done", k.fn);
+    k.exit = llvm::BasicBlock::Create(ctx, "exit", k.fn);
+    b.SetInsertPoint(entry);
+    k.count = b.CreateMul(outer, k.inner);
+    llvm::Value* start = threadIndex();
+    k.stride = gridSize();
+    llvm::Value* plane = b.CreateMul(k.red, k.inner);
+    b.CreateCondBr(b.CreateICmpSLT(start, k.count), k.loop, k.exit);
+    b.SetInsertPoint(k.loop);
+    k.i = b.CreatePHI(i64t, 2);
+    k.i->addIncoming(start, entry);
+    k.at0 = b.CreateAdd(b.CreateMul(b.CreateUDiv(k.i, k.inner), plane), b.CreateURem(k.i, k.inner));
+    return k;
+  }
+  void endStridedOutputs(StridedOutputs& k) {
+    llvm::Value* next = b.CreateAdd(k.i, k.stride);
+    k.i->addIncoming(next, b.GetInsertBlock());
+    b.CreateCondBr(b.CreateICmpSLT(next, k.count), k.loop, k.exit);
+    b.SetInsertPoint(k.exit);
+    b.CreateRetVoid();
+    markKernel(k.fn, 0);
+  }
+
   // argmax/argmin along one axis: x viewed as [outer, red, inner], one thread per output
   // walks red (grid-stride over the outputs); the first best index wins, a NaN wins first.
   PtxKernel argReduce(const ir::Op& op, const std::string& name) {
@@ -582,25 +629,9 @@ class PtxLowering {
     DType xd = x->type.dtype;
     if (x->type.is_scalar()) throw Unsupported{"of a scalar"};
     auto* i64t = b.getInt64Ty();
-    auto* ft = llvm::FunctionType::get(b.getVoidTy(), {globalPtr(), globalPtr(), i64t, i64t, i64t}, false);
-    llvm::Function* fn = llvm::Function::Create(ft, llvm::Function::ExternalLinkage, name, mod);
-    llvm::Value *out = fn->getArg(0), *in = fn->getArg(1), *outer = fn->getArg(2), *red = fn->getArg(3),
-                *inner = fn->getArg(4);
-    auto* entry = llvm::BasicBlock::Create(ctx, "entry", fn);
-    auto* loop = llvm::BasicBlock::Create(ctx, "loop", fn);
-    auto* rl = llvm::BasicBlock::Create(ctx, "red", fn);
-    auto* rdone = llvm::BasicBlock::Create(ctx, "red.done", fn);
-    auto* exit = llvm::BasicBlock::Create(ctx, "exit", fn);
-    b.SetInsertPoint(entry);
-    llvm::Value* count = b.CreateMul(outer, inner);
-    llvm::Value* start = threadIndex();
-    llvm::Value* stride = gridSize();
-    llvm::Value* plane = b.CreateMul(red, inner);
-    b.CreateCondBr(b.CreateICmpSLT(start, count), loop, exit);
-    b.SetInsertPoint(loop);
-    llvm::PHINode* i = b.CreatePHI(i64t, 2);
-    i->addIncoming(start, entry);
-    llvm::Value* at0 = b.CreateAdd(b.CreateMul(b.CreateUDiv(i, inner), plane), b.CreateURem(i, inner));
+    StridedOutputs k = beginStridedOutputs(name);
+    llvm::Value *in = k.in, *red = k.red, *inner = k.inner, *at0 = k.at0;
+    llvm::BasicBlock *loop = k.loop, *rl = k.rl, *rdone = k.rdone;
     llvm::Value* first = load(in, at0, xd);
     b.CreateCondBr(b.CreateICmpSGT(red, b.getInt64(1)), rl, rdone);
     b.SetInsertPoint(rl);
@@ -630,13 +661,8 @@ class PtxLowering {
     llvm::PHINode* res = b.CreatePHI(i64t, 2);
     res->addIncoming(b.getInt64(0), loop);
     res->addIncoming(bi2, rl);
-    store(out, i, res, DType::I64);
-    llvm::Value* next = b.CreateAdd(i, stride);
-    i->addIncoming(next, rdone);
-    b.CreateCondBr(b.CreateICmpSLT(next, count), loop, exit);
-    b.SetInsertPoint(exit);
-    b.CreateRetVoid();
-    markKernel(fn, 0);
+    store(k.out, k.i, res, DType::I64);
+    endStridedOutputs(k);
     std::string sig = fmt::format("(i64* out, {}* in, i64 outer, i64 red, i64 inner)", rt::dtype_name(xd));
     return PtxKernel{name, PtxKernel::ArgReduce, &op, sig};
   }
@@ -778,26 +804,9 @@ class PtxLowering {
       // out[o, i] = reduce over r of x[o, r, i]: a grid-stride loop over the outputs, each
       // thread walking r; neighbouring threads read neighbouring i (coalesced).
       auto* i64t = b.getInt64Ty();
-      auto* ft = llvm::FunctionType::get(b.getVoidTy(), {globalPtr(), globalPtr(), i64t, i64t, i64t}, false);
-      llvm::Function* fn = llvm::Function::Create(ft, llvm::Function::ExternalLinkage, name, mod);
-      llvm::Value *out = fn->getArg(0), *in = fn->getArg(1), *outer = fn->getArg(2), *red = fn->getArg(3),
-                  *inner = fn->getArg(4);
-      auto* entry = llvm::BasicBlock::Create(ctx, "entry", fn);
-      auto* loop = llvm::BasicBlock::Create(ctx, "loop", fn);
-      auto* rl = llvm::BasicBlock::Create(ctx, "red", fn);
-      auto* rdone = llvm::BasicBlock::Create(ctx, "red.done", fn);
-      auto* exit = llvm::BasicBlock::Create(ctx, "exit", fn);
-      b.SetInsertPoint(entry);
-      llvm::Value* count = b.CreateMul(outer, inner);
-      llvm::Value* start = threadIndex();
-      llvm::Value* stride = gridSize();
-      llvm::Value* plane = b.CreateMul(red, inner);
-      b.CreateCondBr(b.CreateICmpSLT(start, count), loop, exit);
-      b.SetInsertPoint(loop);
-      llvm::PHINode* i = b.CreatePHI(i64t, 2);
-      i->addIncoming(start, entry);
-      llvm::Value* o = b.CreateUDiv(i, inner);
-      llvm::Value* at0 = b.CreateAdd(b.CreateMul(o, plane), b.CreateURem(i, inner));
+      StridedOutputs k = beginStridedOutputs(name);
+      llvm::Value *in = k.in, *red = k.red, *inner = k.inner, *at0 = k.at0;
+      llvm::BasicBlock *rl = k.rl, *rdone = k.rdone;
       llvm::BasicBlock* loopEnd = b.GetInsertBlock();
       b.CreateCondBr(b.CreateICmpSGT(red, b.getInt64(0)), rl, rdone);
       b.SetInsertPoint(rl);
@@ -814,13 +823,8 @@ class PtxLowering {
       llvm::PHINode* total = b.CreatePHI(at, 2);
       total->addIncoming(identity, loopEnd);
       total->addIncoming(acc2, rl);
-      store(out, i, finish(total, red), rd);
-      llvm::Value* next = b.CreateAdd(i, stride);
-      i->addIncoming(next, rdone);
-      b.CreateCondBr(b.CreateICmpSLT(next, count), loop, exit);
-      b.SetInsertPoint(exit);
-      b.CreateRetVoid();
-      markKernel(fn, 0);
+      store(k.out, k.i, finish(total, red), rd);
+      endStridedOutputs(k);
       std::string sig = fmt::format("({}* out, {}* in, i64 outer, i64 red, i64 inner)", rt::dtype_name(rd), rt::dtype_name(xd));
       return PtxKernel{name, PtxKernel::ReduceStrided, &op, sig};
     }
