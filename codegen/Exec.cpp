@@ -502,25 +502,35 @@ std::string serializeTable(const CompiledFn& cf) {
   return s;
 }
 
+// Reads back serializeTable's text for `fn`; false for anything that is not a table of this
+// function (bad syntax, numbers out of range, slots or ops that do not exist), never a crash.
 bool restoreTable(CompiledFn& cf, const std::string& text, ir::Function& fn) {
   std::vector<const ir::Op*> order = opsInOrder(fn);
   size_t pos = 0;
-  auto num = [&](int64_t& v) {
+  // A decimal integer in [lo, hi]; digits past 18 are refused before they could overflow.
+  auto num = [&](int64_t& v, int64_t lo, int64_t hi) {
     while (pos < text.size() && (text[pos] == ' ' || text[pos] == '\n')) ++pos;
+    bool neg = pos < text.size() && text[pos] == '-';
+    if (neg) ++pos;
     size_t start = pos;
-    if (pos < text.size() && text[pos] == '-') ++pos;
-    while (pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos]))) ++pos;
+    int64_t x = 0;
+    while (pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos]))) {
+      if (pos - start >= 18) return false;
+      x = x * 10 + (text[pos++] - '0');
+    }
     if (start == pos) return false;
-    v = std::stoll(text.substr(start, pos - start));
-    return true;
+    v = neg ? -x : x;
+    return v >= lo && v <= hi;
   };
-  auto ints = [&](std::vector<int32_t>& v) {
+  const int64_t maxCount = static_cast<int64_t>(text.size());  // each element takes a byte at least
+  int64_t numSlots = 0;
+  auto slots = [&](std::vector<int32_t>& v) {
     int64_t n;
-    if (!num(n) || n < 0 || static_cast<size_t>(n) > text.size()) return false;
+    if (!num(n, 0, maxCount)) return false;
     v.resize(static_cast<size_t>(n));
     for (auto& x : v) {
       int64_t y;
-      if (!num(y)) return false;
+      if (!num(y, 0, numSlots - 1)) return false;
       x = static_cast<int32_t>(y);
     }
     return true;
@@ -529,35 +539,46 @@ bool restoreTable(CompiledFn& cf, const std::string& text, ir::Function& fn) {
   pos = 12;
   int64_t n;
   std::vector<int32_t> v;
-  if (!num(n)) return false;
-  cf.numSlots = static_cast<int>(n);
-  if (!ints(v)) return false;
+  if (!num(numSlots, 0, int64_t{1} << 24)) return false;
+  cf.numSlots = static_cast<int>(numSlots);
+  if (!slots(v) || v.size() != fn.params().size()) return false;
   cf.paramSlots.assign(v.begin(), v.end());
-  if (!ints(v)) return false;
+  if (!slots(v)) return false;
   cf.resultSlots.assign(v.begin(), v.end());
-  if (!num(n) || n < 0) return false;
+  if (!num(n, 0, maxCount)) return false;
   cf.syms.clear();
   for (int64_t i = 0; i < n; ++i) {
     int64_t len;
-    if (!num(len) || len < 0 || pos + 1 + static_cast<size_t>(len) > text.size()) return false;
+    if (!num(len, 0, maxCount) || pos + 1 + static_cast<size_t>(len) > text.size()) return false;
     cf.syms.push_back(text.substr(pos + 1, static_cast<size_t>(len)));
     pos += 1 + static_cast<size_t>(len);
   }
-  if (!num(n) || n < 0) return false;
+  const int64_t numSyms = static_cast<int64_t>(cf.syms.size());
+  if (!num(n, 0, maxCount)) return false;
   cf.ops.clear();
   for (int64_t i = 0; i < n; ++i) {
     OpEntry e;
     int64_t idx, mv, nr;
-    if (!num(idx) || !num(mv) || idx < -1 || idx >= static_cast<int64_t>(order.size()) || mv < 0 || mv > 64) return false;
+    if (!num(idx, -1, static_cast<int64_t>(order.size()) - 1) || !num(mv, 0, 64)) return false;
     e.op = idx < 0 ? nullptr : order[static_cast<size_t>(idx)];
     e.moveIn = static_cast<int>(mv) - 1;
-    if (!ints(e.in) || !ints(e.out) || !num(nr) || nr < 0) return false;
+    if (!slots(e.in) || !slots(e.out) || e.moveIn >= static_cast<int>(e.in.size())) return false;
+    if (!num(nr, 0, maxCount) || nr != static_cast<int64_t>(e.out.size())) return false;
     for (int64_t r = 0; r < nr; ++r) {
-      if (!ints(v)) return false;
-      e.outSyms.emplace_back(v.begin(), v.end());
+      int64_t rank;
+      if (!num(rank, 0, 64)) return false;
+      std::vector<int> dims(static_cast<size_t>(rank));
+      for (int& d : dims) {
+        int64_t y;
+        if (!num(y, -1, numSyms - 1)) return false;
+        d = static_cast<int>(y);
+      }
+      e.outSyms.push_back(std::move(dims));
     }
     cf.ops.push_back(std::move(e));
   }
+  while (pos < text.size() && (text[pos] == ' ' || text[pos] == '\n')) ++pos;
+  if (pos != text.size()) return false;
   cf.fn = &fn;
   return true;
 }
