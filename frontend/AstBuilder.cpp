@@ -497,6 +497,24 @@ static bool decodeEscapes(std::string_view body, std::string& out, size_t& badAt
   return true;
 }
 
+// Whether the literal `ctx` is the whole operand of a unary minus (`-N`, also `x ** -N`).
+static bool negatedLiteral(P::PrimaryContext* ctx) {
+  auto* post = dynamic_cast<P::PostfixContext*>(ctx->parent);
+  if (!post || !post->postfixOp().empty()) return false;
+  auto* pow = dynamic_cast<P::PowerContext*>(post->parent);
+  if (!pow || pow->powRhs()) return false;
+  auto minus = [](antlr4::Token* op) { return op && op->getText() == "-"; };
+  if (auto* u = dynamic_cast<P::UnaryContext*>(pow->parent)) {
+    auto* outer = dynamic_cast<P::UnaryContext*>(u->parent);
+    return outer && minus(outer->op);
+  }
+  if (auto* r = dynamic_cast<P::PowRhsContext*>(pow->parent)) {
+    auto* outer = dynamic_cast<P::PowRhsContext*>(r->parent);
+    return outer && minus(outer->op);
+  }
+  return false;
+}
+
 ExprPtr AstBuilder::primary(P::PrimaryContext* ctx) {
   Loc l = loc(ctx);
   if (auto* c = dynamic_cast<P::IntLitContext*>(ctx)) {
@@ -505,8 +523,10 @@ ExprPtr AstBuilder::primary(P::PrimaryContext* ctx) {
     std::string digits = stripUnderscores(e->text);
     uint64_t v = 0;
     auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
-    // 9223372036854775808 is allowed so that `-9223372036854775808` works (it wraps).
-    if (ec != std::errc() || v > (uint64_t(1) << 63)) error(l, "integer literal is too large for i64");
+    // 9223372036854775808 only as the operand of a unary minus (`-9223372036854775808` is
+    // i64's minimum); anywhere else it is out of range, as is anything larger.
+    if (ec != std::errc() || v > (uint64_t(1) << 63) || (v == (uint64_t(1) << 63) && !negatedLiteral(ctx)))
+      error(l, "integer literal is too large for i64 (at most 9223372036854775807)");
     e->ival = static_cast<int64_t>(v);
     return e;
   }

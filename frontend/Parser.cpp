@@ -76,6 +76,42 @@ class SyntaxErrorListener : public antlr4::BaseErrorListener {
   std::set<std::pair<size_t, size_t>> seen_;
 };
 
+// ANTLR's input as UTF-32, decoded here into a buffer of exactly one code point per
+// character (the runtime's own decoder reserves 20 bytes per input byte). The text is
+// valid UTF-8 (checked before).
+class Utf32InputStream : public antlr4::ANTLRInputStream {
+ public:
+  explicit Utf32InputStream(const std::string& text) {
+    size_t n = 0;
+    for (unsigned char c : text) n += (c & 0xC0) != 0x80;
+    _data.reserve(n);
+    for (size_t i = 0; i < text.size();) {
+      auto c = static_cast<unsigned char>(text[i]);
+      int len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+      char32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
+      for (int k = 1; k < len && i + static_cast<size_t>(k) < text.size(); ++k)
+        cp = (cp << 6) | (static_cast<unsigned char>(text[i + static_cast<size_t>(k)]) & 0x3F);
+      _data.push_back(cp);
+      i += static_cast<size_t>(len);
+    }
+  }
+};
+
+// The token buffer, filled at most up to a bound (the lexer stops there).
+class BoundedTokenStream : public antlr4::CommonTokenStream {
+ public:
+  using antlr4::CommonTokenStream::CommonTokenStream;
+  // False when the source has more than `limit` tokens.
+  bool fillAtMost(size_t limit) {
+    lazyInit();
+    while (!_fetchedEOF) {
+      fetch(4096);
+      if (_tokens.size() > limit) return false;
+    }
+    return true;
+  }
+};
+
 // Checks bracket depth and chains of prefix operators / `**` / lambdas before
 // the recursive-descent parser sees them (SPEC §4: at most kMaxNesting deep).
 bool checkNesting(antlr4::CommonTokenStream& tokens, uint32_t file, DiagEngine& diags) {
@@ -114,18 +150,43 @@ std::unique_ptr<Module> parseModule(const SourceManager& sm, uint32_t fileId, Di
     diags.error(Loc{fileId, line, col, line, col, line, col + 1}, "the file is not valid UTF-8");
     return nullptr;
   }
-  antlr4::ANTLRInputStream input(f.text);
+  Utf32InputStream input(f.text);
   TDLLexer lexer(&input);
   lexer.removeErrorListeners();
-  antlr4::CommonTokenStream tokens(&lexer);
-  tokens.fill();
+  BoundedTokenStream tokens(&lexer);
+  if (!tokens.fillAtMost(kMaxTokens)) {
+    // Parse trees take about 1.5 KiB per token: the bound keeps a check well under a GiB.
+    diags.error(Loc{fileId, 1, 1, 1, 1, 1, 2},
+                fmt::format("the file is too large to parse: more than {} tokens (keep data in .npy, "
+                            ".safetensors or CSV files and load it)",
+                            kMaxTokens));
+    return nullptr;
+  }
   if (!checkNesting(tokens, fileId, diags)) return nullptr;
 
+  // Two stages, as ANTLR advises: the fast SLL prediction with a bail-out error strategy
+  // parses any valid program; only when it fails is the input parsed again with full LL
+  // prediction and the default error recovery, for the diagnostics.
   tdlgen::TDLParser parser(&tokens);
-  SyntaxErrorListener listener(fileId, diags);
   parser.removeErrorListeners();
-  parser.addErrorListener(&listener);
-  auto* tree = parser.program();
+  parser.getInterpreter<antlr4::atn::ParserATNSimulator>()->setPredictionMode(antlr4::atn::PredictionMode::SLL);
+  parser.setErrorHandler(std::make_shared<antlr4::BailErrorStrategy>());
+  tdlgen::TDLParser::ProgramContext* tree = nullptr;
+  try {
+    tree = parser.program();
+  } catch (antlr4::ParseCancellationException&) {
+    tree = nullptr;
+  }
+  SyntaxErrorListener listener(fileId, diags);
+  if (!tree) {
+    parser.getTreeTracker().reset();
+    tokens.seek(0);
+    parser.reset();
+    parser.addErrorListener(&listener);
+    parser.getInterpreter<antlr4::atn::ParserATNSimulator>()->setPredictionMode(antlr4::atn::PredictionMode::LL);
+    parser.setErrorHandler(std::make_shared<antlr4::DefaultErrorStrategy>());
+    tree = parser.program();
+  }
   if (listener.count() > 0) return nullptr;
 
   auto m = std::make_unique<Module>();

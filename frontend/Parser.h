@@ -1,6 +1,7 @@
 // Parsing one file: ANTLR lexer → nesting pre-check → ANTLR parser (all syntax
 // errors, at most kMaxSyntaxErrors) → AstBuilder → Module.
 #pragma once
+#include <cstddef>
 #include <functional>
 #include <memory>
 
@@ -10,6 +11,9 @@
 namespace tdl {
 
 constexpr int kMaxSyntaxErrors = 20;
+// The most tokens a source file may have (about 150 000 lines of ordinary code): parse trees
+// take about 1.5 KiB a token, and larger data belongs in data files.
+constexpr size_t kMaxTokens = 500000;
 
 // Parses file `fileId` of `sm`. Returns null when there were syntax errors
 // (all of them reported through `diags`).

@@ -16,7 +16,7 @@ grammar TDL;
     return t == NAME || t == LET || t == VAR || t == IF || t == WHILE || t == FOR || t == RETURN ||
            t == BREAK || t == CONTINUE || t == WITH || t == GRAPH || t == IMPORT || t == FN;
   }
-  std::unique_ptr<antlr4::Token> nextToken() override {
+  std::unique_ptr<antlr4::Token> withVirtualNewlines() {
     if (pendingToken) {
       lastTokenType = pendingToken->getType();
       return std::move(pendingToken);
@@ -33,6 +33,23 @@ grammar TDL;
     lastTokenType = t->getType();
     return t;
   }
+  // A run of separators (newlines, `;`, and so blank and comment lines between them) is one
+  // token: the first `;` of the run if it has one, else its first newline. The grammar then
+  // needs one token of lookahead at every separator, so parsing stays linear in the input
+  // (runs of separators made ANTLR's prediction look across the whole run at each of them).
+  std::unique_ptr<antlr4::Token> afterSeparators;
+  std::unique_ptr<antlr4::Token> nextToken() override {
+    std::unique_ptr<antlr4::Token> t = afterSeparators ? std::move(afterSeparators) : withVirtualNewlines();
+    if (t->getType() != NEWLINE && t->getType() != SEMI) return t;
+    for (;;) {
+      std::unique_ptr<antlr4::Token> n = withVirtualNewlines();
+      if (n->getType() == SEMI && t->getType() == NEWLINE) t = std::move(n);
+      else if (n->getType() != NEWLINE && n->getType() != SEMI) {
+        afterSeparators = std::move(n);
+        return t;
+      }
+    }
+  }
   std::vector<char> bracketStack;
   void openBracket(char c) { bracketStack.push_back(c); }
   void closeBracket() { if (!bracketStack.empty()) bracketStack.pop_back(); }
@@ -42,10 +59,10 @@ grammar TDL;
 }
 
 // ---------------------------------------------------------------- program
-program     : sep* (statement (sep+ statement)*)? sep* EOF ;
+program     : sep? (statement (sep statement)*)? sep? EOF ;
 exprOnly    : expr EOF ;   // f-string pieces are parsed with this
 sep         : NEWLINE | ';' ;
-block       : '{' sep* (statement (sep+ statement)*)? sep* '}' ;
+block       : '{' sep? (statement (sep statement)*)? sep? '}' ;
 
 // ------------------------------------------------------------- statements
 statement
@@ -66,7 +83,7 @@ statement
 fnDecl      : isGraph='graph'? 'fn' NAME '(' params? ')' ('->' type)? block ;
 params      : param (',' param)* ','? ;
 param       : NAME (':' type)? ('=' expr)? ;
-ifStmt      : 'if' expr block (NEWLINE* 'else' (ifStmt | block))? ;
+ifStmt      : 'if' expr block (NEWLINE? 'else' (ifStmt | block))? ;
 assignOp    : '=' | '+=' | '-=' | '*=' | '/=' ;
 
 pattern
@@ -78,7 +95,7 @@ pattern
 // ------------------------------------------------------------------ types
 type
     : NAME ('[' (dim (',' dim)*)? ']')?                   # tensorType
-    | '{' NEWLINE* NAME ':' type (',' NEWLINE* NAME ':' type)* ','? NEWLINE* '}'     # recordType
+    | '{' NEWLINE? NAME ':' type (',' NEWLINE? NAME ':' type)* ','? NEWLINE? '}'     # recordType
     | '(' (type (',' type)* ','?)? ')'                    # tupleType
     ;
 dim         : INT | NAME | '?' ;
@@ -127,7 +144,7 @@ primary
     // one rule so the parser never needs lookahead to the closing `)`.
     | '(' (expr (',' expr)* trailing=','?)? ')'           # parenOrTuple
     | '[' (expr (',' expr)* ','?)? ']'                    # listLit
-    | '{' NEWLINE* (field (',' NEWLINE* field)* ','? NEWLINE*)? '}'   # recordLit
+    | '{' NEWLINE? (field (',' NEWLINE? field)* ','? NEWLINE?)? '}'   # recordLit
     ;
 field       : NAME ':' expr ;
 

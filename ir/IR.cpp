@@ -218,6 +218,14 @@ Op& Block::insert(size_t pos, std::unique_ptr<Op> op) {
   return **it;
 }
 
+void Block::splice(size_t pos, Block& from, size_t count) {
+  count = std::min(count, from.ops_.size());
+  auto first = from.ops_.begin(), last = first + static_cast<ptrdiff_t>(count);
+  for (auto it = first; it != last; ++it) (*it)->parent_ = this;
+  ops_.insert(ops_.begin() + static_cast<ptrdiff_t>(pos), std::make_move_iterator(first), std::make_move_iterator(last));
+  from.ops_.erase(first, last);
+}
+
 std::unique_ptr<Op> Block::take(size_t i) {
   std::unique_ptr<Op> op = std::move(ops_.at(i));
   ops_.erase(ops_.begin() + static_cast<ptrdiff_t>(i));

@@ -46,7 +46,7 @@ std::vector<Value*> inline_block(Block& from, Block& to, size_t pos) {
   std::vector<Value*> out;
   if (Op* t = from.terminator()) out = t->operands();
   size_t n = from.size() - (from.terminator() ? 1 : 0);
-  for (size_t i = 0; i < n; ++i) to.insert(pos++, from.take(0));
+  to.splice(pos, from, n);
   return out;
 }
 

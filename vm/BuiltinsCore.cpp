@@ -126,7 +126,10 @@ Value argsFn(Interpreter& vm, CallArgs& call) {
 
 Value exitFn(Interpreter&, CallArgs& call) {
   Args a("exit", call, {"code"}, 0);
-  throw ExitRequest{static_cast<int>(a.integerOr(0, 0))};
+  int64_t code = a.integerOr(0, 0);
+  // A process's exit status is one byte: 256 would read as 0 (success) to the caller.
+  if (code < 0 || code > 255) throw rt::Error(fmt::format("exit(): the code must be in 0..255, got {}", code));
+  throw ExitRequest{static_cast<int>(code)};
 }
 
 Value assertFn(Interpreter&, CallArgs& call) {

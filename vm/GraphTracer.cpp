@@ -1000,10 +1000,19 @@ class Tracer {
       bool up = step.sv.asInt() > 0;
       TV counter = TV::dyn(materialize(start, loc, DType::I64), true);
       auto cond = [&](TV& k) { return binop(up ? rt::BinaryOp::Lt : rt::BinaryOp::Gt, k, stop, loc); };
+      // The next counter, k + step, unless that would pass i64's limit: then the loop is
+      // over (the stop is within i64), and the counter becomes the stop instead of wrapping.
+      int64_t by = step.sv.asInt();
+      TV last = TV::of(Value::i64(up ? INT64_MAX - by : INT64_MIN - by, true));
       auto body = [&](TV& k) {
         bindVar(k);
         execBody(*s.body);
-        k = binop(rt::BinaryOp::Add, k, step, loc);
+        TV next = binop(rt::BinaryOp::Add, k, step, loc);
+        TV past = binop(up ? rt::BinaryOp::Gt : rt::BinaryOp::Lt, k, last, loc);
+        DType d = typeOf(next).dtype;
+        ir::Value *pv = materialize(past, loc, DType::Bool), *nv = materialize(next, loc, d), *sv = materialize(stop, loc, d);
+        setLoc(loc);
+        k = TV::dyn(b_.select(pv, sv, nv), true);
       };
       dynamicLoop(s, cond, body, counter);
       return;

@@ -660,7 +660,7 @@ void Interpreter::loop(size_t stopDepth) {
         if (it.tag() == Tag::Range) {
           const auto* r = it.as<RangeObj>();
           if (pos < r->len) {
-            item = Value::i64(r->start + pos * r->step);
+            item = Value::i64(r->at(pos));
             R[in.a + 1] = Value::i64(pos + 1);
             fr->ip += in.jump();
           }

@@ -41,9 +41,16 @@ void Value::dropRef(Obj* o) {
   if (--o->refs == 0) delete o;
 }
 
+// Counted in unsigned arithmetic, so that no span overflows (range(-2**63, 2**63 - 1, 2**62)
+// has 4 items); a length past i64's maximum (only range(-2**63, 2**63 - 1) and its like)
+// saturates there.
 int64_t RangeObj::computeLength() const {
-  if (step > 0) return start < stop ? (stop - start + step - 1) / step : 0;
-  return start > stop ? (start - stop - step - 1) / (-step) : 0;
+  if (step > 0 ? start >= stop : start <= stop) return 0;
+  uint64_t span = step > 0 ? static_cast<uint64_t>(stop) - static_cast<uint64_t>(start)
+                           : static_cast<uint64_t>(start) - static_cast<uint64_t>(stop);
+  uint64_t by = step > 0 ? static_cast<uint64_t>(step) : uint64_t{0} - static_cast<uint64_t>(step);
+  uint64_t n = (span - 1) / by + 1;
+  return n > static_cast<uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(n);
 }
 
 Value NativeObj::iterItem(int64_t) { return Value(); }

@@ -202,7 +202,10 @@ struct RangeObj : Obj {
   RangeObj(int64_t a, int64_t b, int64_t s) : start(a), stop(b), step(s), len(computeLength()) {}
   int64_t length() const { return len; }
   int64_t computeLength() const;
-  int64_t at(int64_t i) const { return start + i * step; }
+  // Wrapping arithmetic: the item itself is in range whenever i < len.
+  int64_t at(int64_t i) const {
+    return static_cast<int64_t>(static_cast<uint64_t>(start) + static_cast<uint64_t>(i) * static_cast<uint64_t>(step));
+  }
 };
 
 class Interpreter;
