@@ -1,11 +1,15 @@
 #include "FileIo.h"
 
 #include <fmt/format.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "Error.h"
 #include "Storage.h"
@@ -82,13 +86,59 @@ std::string InFile::read_all(bool gunzip) {
   return out;
 }
 
-OutFile::OutFile(const std::string& path) : path_(path) {
-  f_ = std::fopen(path.c_str(), "wb");
-  if (!f_) throw Error(fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
+// Writing replaces the file atomically: the bytes go to a temporary file in the target's
+// directory, which is flushed to disk (fsync) and renamed over the target only when
+// everything was written. A crash, a kill or a full disk leaves the old file whole (and at
+// worst a stray `.NAME.tdl-*` temporary). The new file keeps an existing file's permission
+// bits (else 0666 less the umask). A target that exists and is not a regular file (a
+// terminal, a pipe, /dev/null) cannot be replaced: it is written in place. A symbolic link
+// is followed, so that the file it names is replaced, not the link.
+OutFile::OutFile(const std::string& path, bool executable) : path_(path) {
+  std::string target = path;
+  struct stat st {};
+  if (lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+    if (char* real = realpath(path.c_str(), nullptr)) {
+      target = real;
+      std::free(real);
+    }
+  }
+  bool exists = stat(target.c_str(), &st) == 0;
+  if (exists && S_ISDIR(st.st_mode)) throw Error(fmt::format("cannot write '{}': {}", path, std::strerror(EISDIR)));
+  if (exists && !S_ISREG(st.st_mode)) {
+    f_ = std::fopen(path.c_str(), "wb");
+    if (!f_) throw Error(fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
+    return;
+  }
+  if (exists && access(target.c_str(), W_OK) != 0)
+    throw Error(fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
+  size_t slash = target.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : target.substr(0, slash);
+  std::string base = slash == std::string::npos ? target : target.substr(slash + 1);
+  std::string tmp = (dir == "/" ? "" : dir) + "/." + base + ".tdl-XXXXXX";
+  if (slash == std::string::npos) tmp = "." + base + ".tdl-XXXXXX";
+  std::vector<char> name(tmp.begin(), tmp.end());
+  name.push_back('\0');
+  int fd = mkostemp(name.data(), O_CLOEXEC);
+  if (fd < 0) throw Error(fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
+  mode_t mask = umask(0);
+  umask(mask);
+  mode_t mode = exists ? st.st_mode & 07777 : 0666 & ~mask;
+  if (executable) mode |= 0111 & ~mask;
+  fchmod(fd, mode);
+  f_ = fdopen(fd, "wb");
+  if (!f_) {
+    int e = errno;
+    ::close(fd);
+    unlink(name.data());
+    throw Error(fmt::format("cannot write '{}': {}", path, std::strerror(e)));
+  }
+  tmp_ = name.data();
+  target_ = target;
 }
 
 OutFile::~OutFile() {
   if (f_) std::fclose(f_);
+  if (!tmp_.empty()) unlink(tmp_.c_str());  // not closed: the target is left as it was
 }
 
 void OutFile::write(const void* data, size_t n) {
@@ -99,7 +149,38 @@ void OutFile::write(const void* data, size_t n) {
 void OutFile::close() {
   FILE* f = f_;
   f_ = nullptr;
-  if (std::fclose(f) != 0) throw Error(fmt::format("cannot write '{}': {}", path_, std::strerror(errno)));
+  bool ok = std::fflush(f) == 0 && (tmp_.empty() || fsync(fileno(f)) == 0);
+  int e = errno;
+  if (std::fclose(f) != 0 && ok) {
+    ok = false;
+    e = errno;
+  }
+  if (ok && !tmp_.empty() && rename(tmp_.c_str(), target_.c_str()) != 0) {
+    ok = false;
+    e = errno;
+  }
+  if (!ok) throw Error(fmt::format("cannot write '{}': {}", path_, std::strerror(e)));
+  if (!tmp_.empty()) {
+    tmp_.clear();
+    // The rename itself is durable once the directory is flushed.
+    size_t slash = target_.rfind('/');
+    std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : target_.substr(0, slash);
+    int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      fsync(dfd);
+      ::close(dfd);
+    }
+  }
 }
 
 }  // namespace tdl::rt::detail
+
+namespace tdl::rt {
+
+void write_file_atomic(const std::string& path, const std::string& data, bool executable) {
+  detail::OutFile out(path, executable);
+  out.write(data.data(), data.size());
+  out.close();
+}
+
+}  // namespace tdl::rt

@@ -29,18 +29,21 @@ class InFile {
   uint64_t size_ = 0;
 };
 
+// Replaces a file atomically (a temporary in the same directory, fsync, rename on close();
+// destroyed without close(), the old file stays): FileIo.cpp.
 class OutFile {
  public:
   // Throws `cannot write 'PATH': REASON`.
-  explicit OutFile(const std::string& path);
+  // `executable`: the new file gets the execute bits the umask allows.
+  explicit OutFile(const std::string& path, bool executable = false);
   ~OutFile();
   OutFile(const OutFile&) = delete;
   OutFile& operator=(const OutFile&) = delete;
   void write(const void* data, size_t n);
-  void close();  // flushes; throws on failure
+  void close();  // flushes, syncs and renames into place; throws on failure
 
  private:
-  std::string path_;
+  std::string path_, tmp_, target_;
   FILE* f_ = nullptr;
 };
 

@@ -29,4 +29,9 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
 // line and column.
 Tensor load_csv(const std::string& path, DType dtype = DType::F32, bool header = false);
 
+// Replaces `path` with `data` atomically: a temporary file in the same directory, fsync,
+// rename (a crash, kill or full disk leaves the old file whole). Throws `cannot write ...`.
+// `executable`: with the execute bits the umask allows.
+void write_file_atomic(const std::string& path, const std::string& data, bool executable = false);
+
 }  // namespace tdl::rt

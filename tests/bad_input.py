@@ -152,6 +152,115 @@ print(up(big), down(small), up(10), down(10))
     expect("ranges near i64's limits (built executable)", r.returncode == 0 and r.stdout == want, r)
 
 
+def npy_whole(path, n):
+    """The value of every element if `path` is a whole .npy of n equal f32 elements, else None."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    if not data.startswith(b"\x93NUMPY"):
+        return None
+    hlen = int.from_bytes(data[8:10], "little") if data[6] == 1 else int.from_bytes(data[8:12], "little")
+    body = data[(10 if data[6] == 1 else 12) + hlen:]
+    if len(body) != 4 * n or body != body[:4] * n:
+        return None
+    return body[:4]
+
+
+def atomic_writes(tdl, d):
+    """`save_npy`, `save` and `plot` replace their file atomically: killed at any point, or
+    out of disk space, the old file is left whole; `tdl build` likewise."""
+    import random
+    n = 1 << 22  # 16 MiB a file: a write takes long enough to be killed halfway
+    target = os.path.join(d, "w.npy")
+    first = write(d, "first.tdl", f'save_npy("{target}", full([{n}], 0.0))\n')
+    r = run(tdl, "run", first)
+    expect("save_npy writes a file", r.returncode == 0 and npy_whole(target, n) is not None, r)
+    loop = write(d, "loop.tdl", f'for i in range(1, 100000) {{ save_npy("{target}", full([{n}], float(i))) }}\n')
+    rng = random.Random(7)
+    intact = 0
+    values = set()
+    for k in range(8):
+        p = subprocess.Popen([tdl, "run", loop], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.05, 1.0))
+        p.kill()
+        p.wait()
+        v = npy_whole(target, n)
+        intact += v is not None
+        values.add(v)
+    expect("kill -9 during save_npy, 8 times at random points: the file is always a whole old or new one",
+           intact == 8, None)
+    expect("kill -9 during save_npy: later saves did replace the file", len(values) > 1, None)
+    for leftover in os.listdir(d):
+        if leftover.startswith(".w.npy.tdl-"):
+            os.unlink(os.path.join(d, leftover))
+    # A full disk: the write fails with a clear error and the old file stays.
+    mnt = os.path.join(d, "small")
+    os.mkdir(mnt)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt], capture_output=True).returncode != 0:
+        print("skip full-disk case: cannot mount a small tmpfs here")
+        return
+    try:
+        small = os.path.join(mnt, "s.npy")
+        prog = write(d, "full.tdl", f'save_npy("{small}", full([1000], 1.0))\nsave_npy("{small}", full([1000000], 2.0))\n')
+        r = run(tdl, "run", prog)
+        expect("a full disk: save_npy is a clear error naming the file",
+               r.returncode == 1 and "full.tdl:2:1: error: cannot write" in r.stderr and "No space left" in r.stderr, r)
+        expect("a full disk: the old file is left whole", npy_whole(small, 1000) is not None, None)
+        expect("a full disk: no temporary is left behind", os.listdir(mnt) == ["s.npy"], None)
+        prog = write(d, "fullst.tdl", f'save("{os.path.join(mnt, "m.safetensors")}", {{w: full([1000000], 2.0)}})\n')
+        r = run(tdl, "run", prog)
+        expect("a full disk: save is a clear error", r.returncode == 1 and "No space left" in r.stderr, r)
+        prog = write(d, "fullplot.tdl", f'plot("{os.path.join(mnt, "p.svg")}", rand([400000]))\n')
+        r = run(tdl, "run", prog, timeout=120)
+        expect("a full disk: plot is a clear error", r.returncode == 1 and "No space left" in r.stderr, r)
+        expect("a full disk: nothing but the first file is left", os.listdir(mnt) == ["s.npy"], None)
+    finally:
+        subprocess.run(["umount", mnt])
+
+
+def build_outputs(tdl, d):
+    """`tdl build` never replaces its own inputs, and reports bad outputs as tdl errors."""
+    sub = os.path.join(d, "build")
+    os.mkdir(sub)
+    util = write(sub, "util.tdl", "fn twice(x) { return x * 2.0 }\n")
+    app = write(sub, "app.tdl", 'import "util.tdl" as u\ngraph fn f(x: f32[3]) -> f32[3] { return u.twice(x) }\n'
+                                "print(f([1.0, 2.0, 3.0]))\n")
+    src = open(app).read()
+    for out, what in ((app, "the script"), (util, "an imported module")):
+        r = run(tdl, "build", app, "-o", out, cwd=sub, timeout=120)
+        expect(f"tdl build -o {what}: refused, the file intact",
+               r.returncode == 1 and "error: the output" in r.stderr and "is the source file" in r.stderr
+               and open(app).read() == src and "twice" in open(util).read(), r)
+    r = run(tdl, "build", app, "-o", os.path.join(sub, "no", "such", "dir", "app"), timeout=120)
+    expect("tdl build into a missing folder: a tdl error (no raw linker message)",
+           r.returncode == 1 and r.stderr.startswith("tdl: error: cannot write") and " ld" not in r.stderr, r)
+    r = run(tdl, "build", app, "-o", sub, timeout=120)
+    expect("tdl build -o a directory: a tdl error", r.returncode == 1 and "is a directory" in r.stderr, r)
+    mine = write(sub, "app.h", "/* my own header */\nint mine;\n")
+    r = run(tdl, "build", "--lib", app, "-o", os.path.join(sub, "libapp.so"), timeout=120)
+    expect("tdl build --lib refuses to replace a header it did not write",
+           r.returncode == 1 and "was not written by tdl build" in r.stderr and open(mine).read().startswith("/* my own"), r)
+    os.unlink(mine)
+    r = run(tdl, "build", "--lib", app, "-o", os.path.join(sub, "libapp.so"), timeout=120)
+    expect("tdl build --lib writes the library and its header", r.returncode == 0 and os.path.exists(mine), r)
+    r = run(tdl, "build", "--lib", app, "-o", os.path.join(sub, "libapp.so"), timeout=120)
+    expect("tdl build --lib again replaces its own header", r.returncode == 0, r)
+    r = run(tdl, "build", "--lib", app, "-o", mine, timeout=120)
+    expect("tdl build --lib -o the header itself: refused",
+           r.returncode == 1 and "would be the same file" in r.stderr and os.path.getsize(os.path.join(sub, "libapp.so")) > 0, r)
+    exe = os.path.join(sub, "app")
+    r = run(tdl, "build", app, "-o", exe, timeout=120)
+    ok = r.returncode == 0 and os.access(exe, os.X_OK)
+    if ok:
+        r = Result(*subprocess_run([exe]))
+        ok = r.returncode == 0 and r.stdout == "[2.0, 4.0, 6.0]\n"
+    expect("tdl build writes a working executable", ok, r)
+    expect("tdl build leaves no temporaries", sorted(os.listdir(sub)) == ["app", "app.h", "app.tdl", "libapp.so", "util.tdl"],
+           None)
+
+
 def subprocess_run(cmd, timeout=20):
     t0 = time.time()
     try:
@@ -169,6 +278,8 @@ def main():
     try:
         parse_limits(tdl, d)
         numbers(tdl, d)
+        atomic_writes(tdl, d)
+        build_outputs(tdl, d)
     finally:
         subprocess.run(["rm", "-rf", d])
     print(f"{checks[0] - len(failures)} passed, {len(failures)} failed")

@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "runtime/Error.h"
+#include "runtime/Io.h"
 #include "vm/Builtins.h"
 #include "vm/Format.h"
 #include "vm/ValueOps.h"
@@ -236,8 +237,11 @@ Value plotFn(Interpreter&, CallArgs& call) {
                        kTop + ph / 2, kTop + ph / 2, esc(ylabel));
   svg += "</svg>\n";
   const std::string& path = pathV.as<StrObj>()->s;
-  std::ofstream out(path, std::ios::binary);
-  if (!out || !(out << svg)) throw rt::Error(fmt::format("plot: cannot write '{}'", path));
+  try {
+    rt::write_file_atomic(path, svg);
+  } catch (const rt::Error& e) {
+    throw rt::Error(fmt::format("plot: {}", e.what()));
+  }
   return Value();
 }
 
