@@ -58,9 +58,33 @@ static std::string snippet(const SourceFile& f, const Loc& loc0) {
   return out;
 }
 
-std::string DiagEngine::render(const Diagnostic& d, bool color) const {
+// Text that came from data (a CSV cell, a string, a file name) must not drive the terminal:
+// control characters other than newline and tab, DEL, and the C1 controls (U+0080..U+009F)
+// are shown as \xNN / \u00NN escapes.
+static std::string escapeControls(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    auto u = static_cast<unsigned char>(s[i]);
+    if ((u < 0x20 && u != '\n' && u != '\t') || u == 0x7F) {
+      out += fmt::format("\\x{:02x}", u);
+    } else if (u == 0xC2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) >= 0x80 &&
+               static_cast<unsigned char>(s[i + 1]) <= 0x9F) {
+      out += fmt::format("\\u00{:02x}", static_cast<unsigned char>(s[i + 1]));
+      ++i;
+    } else {
+      out += static_cast<char>(u);
+    }
+  }
+  return out;
+}
+
+std::string DiagEngine::render(const Diagnostic& d0, bool color) const {
+  Diagnostic d = d0;
+  d.message = escapeControls(d.message);
+  for (auto& t : d.trace) t = escapeControls(t);
   const char* kind = d.severity == Severity::Error ? "error" : "warning";
-  std::string head = locString(d.loc);
+  std::string head = escapeControls(locString(d.loc));
   std::string out;
   if (color) {
     const char* c = d.severity == Severity::Error ? "\033[1;31m" : "\033[1;35m";

@@ -15,79 +15,6 @@ namespace tdl::rt {
 
 namespace {
 
-struct Field {
-  std::string text;
-  int64_t line;
-};
-
-// Splits the text into records of fields; blank lines are skipped.
-std::vector<std::vector<Field>> split_records(const std::string& s, const std::string& path) {
-  std::vector<std::vector<Field>> records;
-  size_t i = 0;
-  if (s.size() >= 3 && std::memcmp(s.data(), "\xEF\xBB\xBF", 3) == 0) i = 3;
-  int64_t line = 1;
-  while (i < s.size()) {
-    // A blank line (or the end after a final newline) is no record.
-    if (s[i] == '\n') {
-      ++i;
-      ++line;
-      continue;
-    }
-    if (s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n') {
-      i += 2;
-      ++line;
-      continue;
-    }
-    std::vector<Field> rec;
-    const int64_t rec_line = line;
-    for (;;) {  // one field per iteration
-      Field f{{}, line};
-      if (i < s.size() && s[i] == '"') {
-        const int64_t open_line = line;
-        ++i;
-        for (;;) {
-          if (i >= s.size())
-            throw Error(fmt::format("'{}': line {}: unterminated quoted field", path, open_line));
-          if (s[i] == '"') {
-            if (i + 1 < s.size() && s[i + 1] == '"') {
-              f.text.push_back('"');
-              i += 2;
-              continue;
-            }
-            ++i;
-            break;
-          }
-          if (s[i] == '\n') ++line;
-          f.text.push_back(s[i++]);
-        }
-        // Only spaces may follow the closing quote before the separator.
-        while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
-        if (i < s.size() && s[i] != ',' && s[i] != '\n' && s[i] != '\r')
-          throw Error(fmt::format("'{}': line {}, column {}: unexpected text after a quoted field", path, line,
-                                  rec.size() + 1));
-      } else {
-        while (i < s.size() && s[i] != ',' && s[i] != '\n' && !(s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n'))
-          f.text.push_back(s[i++]);
-        if (i < s.size() && s[i] == '\r' && i + 1 == s.size()) ++i;  // lone CR at the very end
-      }
-      rec.push_back(std::move(f));
-      if (i < s.size() && s[i] == ',') {
-        ++i;
-        continue;
-      }
-      break;
-    }
-    (void)rec_line;
-    records.push_back(std::move(rec));
-    if (i < s.size() && s[i] == '\r') ++i;
-    if (i < s.size() && s[i] == '\n') {
-      ++i;
-      ++line;
-    }
-  }
-  return records;
-}
-
 std::string_view trim(std::string_view v) {
   while (!v.empty() && (v.front() == ' ' || v.front() == '\t' || v.front() == '\r')) v.remove_prefix(1);
   while (!v.empty() && (v.back() == ' ' || v.back() == '\t' || v.back() == '\r')) v.remove_suffix(1);
@@ -108,45 +35,140 @@ bool parse_value(std::string_view v, T& out) {
   }
 }
 
+// A cell's text as it may appear in a message: at most 40 bytes, control characters
+// escaped (a cell must not move a terminal's cursor or change its colours).
+std::string shown(std::string_view v) {
+  std::string out;
+  for (unsigned char c : v.substr(0, 40)) {
+    if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", c);
+    else out += static_cast<char>(c);
+  }
+  return out;
+}
+
+// One pass over the text: each record's fields are split (RFC 4180) into a reused buffer and
+// parsed into the values at once, so memory is the text plus the values (no per-field
+// objects). Blank lines are skipped; the header record, when asked for, is skipped too.
+template <class T>
+Tensor parse_csv(const std::string& s, const std::string& path, DType dtype, bool header) {
+  using Store = std::conditional_t<std::is_same_v<T, bool>, uint8_t, T>;  // no vector<bool>
+  std::vector<Store> values;
+  std::vector<std::string_view> fields;     // the current record (views into s or `quoted`s)
+  std::vector<std::string> quotedFields;    // storage of the record's quoted fields
+  std::vector<int64_t> fieldLines;
+  size_t i = 0;
+  if (s.size() >= 3 && std::memcmp(s.data(), "\xEF\xBB\xBF", 3) == 0) i = 3;
+  int64_t line = 1, cols = -1, rows = 0, headerCols = 0;
+  bool skipHeader = header;
+  while (i < s.size()) {
+    if (s[i] == '\n') {
+      ++i;
+      ++line;
+      continue;
+    }
+    if (s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n') {
+      i += 2;
+      ++line;
+      continue;
+    }
+    fields.clear();
+    fieldLines.clear();
+    size_t nQuoted = 0;
+    for (;;) {  // one field per iteration
+      fieldLines.push_back(line);
+      if (i < s.size() && s[i] == '"') {
+        const int64_t open_line = line;
+        if (nQuoted == quotedFields.size()) quotedFields.emplace_back();
+        std::string& q = quotedFields[nQuoted++];
+        q.clear();
+        ++i;
+        for (;;) {
+          if (i >= s.size()) throw Error(fmt::format("'{}': line {}: unterminated quoted field", path, open_line));
+          if (s[i] == '"') {
+            if (i + 1 < s.size() && s[i + 1] == '"') {
+              q.push_back('"');
+              i += 2;
+              continue;
+            }
+            ++i;
+            break;
+          }
+          if (s[i] == '\n') ++line;
+          q.push_back(s[i++]);
+        }
+        // Only spaces may follow the closing quote before the separator.
+        while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+        if (i < s.size() && s[i] != ',' && s[i] != '\n' && s[i] != '\r')
+          throw Error(fmt::format("'{}': line {}, column {}: unexpected text after a quoted field", path, line,
+                                  fields.size() + 1));
+        fields.push_back(std::string_view());  // filled below, once quotedFields stops growing
+      } else {
+        size_t b = i;
+        while (i < s.size() && s[i] != ',' && s[i] != '\n' && !(s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n'))
+          ++i;
+        fields.push_back(std::string_view(s.data() + b, i - b));
+        if (i < s.size() && s[i] == '\r' && i + 1 == s.size()) ++i;  // lone CR at the very end
+      }
+      if (i < s.size() && s[i] == ',') {
+        ++i;
+        continue;
+      }
+      break;
+    }
+    // Point the quoted fields at their storage (in order of appearance).
+    for (size_t f = 0, q = 0; f < fields.size() && q < nQuoted; ++f)
+      if (fields[f].data() == nullptr) fields[f] = quotedFields[q++];
+    if (i < s.size() && s[i] == '\r') ++i;
+    if (i < s.size() && s[i] == '\n') {
+      ++i;
+      ++line;
+    }
+    const int64_t got = static_cast<int64_t>(fields.size());
+    if (skipHeader) {
+      // The header line is skipped, not used for the column count (as NumPy's
+      // loadtxt(skiprows=1)): some files put other facts there (sklearn's wine_data.csv
+      // starts with "178,13,class_0,class_1,class_2"). With no data rows, it still says
+      // how many columns there are.
+      skipHeader = false;
+      headerCols = got;
+      continue;
+    }
+    if (cols < 0) cols = got;
+    if (got != cols) {
+      if (got < cols)
+        throw Error(fmt::format("'{}': line {}: ragged row: {} fields, expected {} (column {} is missing)", path,
+                                fieldLines.front(), got, cols, got + 1));
+      throw Error(fmt::format("'{}': line {}: ragged row: {} fields, expected {} (unexpected column {})", path,
+                              fieldLines[static_cast<size_t>(cols)], got, cols, cols + 1));
+    }
+    for (int64_t c = 0; c < cols; ++c) {
+      std::string_view v = trim(fields[static_cast<size_t>(c)]);
+      T x{};
+      if (!parse_value<T>(v, x))
+        throw Error(fmt::format("'{}': line {}, column {}: cannot parse '{}' as {}", path,
+                                fieldLines[static_cast<size_t>(c)], c + 1, shown(v), dtype_name(dtype)));
+      values.push_back(static_cast<Store>(x));
+    }
+    ++rows;
+  }
+  if (cols < 0) cols = header ? headerCols : 0;
+  Tensor t = Tensor::empty(dtype, {rows, cols});
+  T* out = t.mutable_data<T>();
+  for (size_t k = 0; k < values.size(); ++k) out[k] = static_cast<T>(values[k]);
+  return t;
+}
+
 }  // namespace
 
 Tensor load_csv(const std::string& path, DType dtype, bool header) {
   detail::InFile in(path);
   std::string text = in.read_all(true);
-  std::vector<std::vector<Field>> records = split_records(text, path);
-  size_t first = header && !records.empty() ? 1 : 0;
-  // The header line is skipped, not used for the column count (as NumPy's
-  // loadtxt(skiprows=1)): some files put other facts there (sklearn's
-  // wine_data.csv starts with "178,13,class_0,class_1,class_2").
-  // With no data rows, the header still says how many columns there are.
-  const size_t shapeRow = records.size() > first ? first : 0;
-  int64_t cols = records.empty() ? 0 : static_cast<int64_t>(records[shapeRow].size());
-  const int64_t rows = static_cast<int64_t>(records.size() - first);
-  for (size_t r = first; r < records.size(); ++r) {
-    int64_t got = static_cast<int64_t>(records[r].size());
-    if (got != cols) {
-      int64_t line = records[r].empty() ? 0 : records[r].front().line;
-      if (got < cols)
-        throw Error(fmt::format("'{}': line {}: ragged row: {} fields, expected {} (column {} is missing)", path, line,
-                                got, cols, got + 1));
-      throw Error(fmt::format("'{}': line {}: ragged row: {} fields, expected {} (unexpected column {})", path,
-                              records[r][cols].line, got, cols, cols + 1));
-    }
-  }
-  Tensor t = Tensor::empty(dtype, {rows, cols});
+  Tensor out;
   dispatch(dtype, [&](auto tag) {
     using T = decltype(tag);
-    T* p = t.mutable_data<T>();
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cols; ++c) {
-        const Field& f = records[first + r][c];
-        std::string_view v = trim(f.text);
-        if (!parse_value<T>(v, p[r * cols + c]))
-          throw Error(fmt::format("'{}': line {}, column {}: cannot parse '{}' as {}", path, f.line, c + 1,
-                                  std::string(v.substr(0, 40)), dtype_name(dtype)));
-      }
+    out = parse_csv<T>(text, path, dtype, header);
   });
-  return t;
+  return out;
 }
 
 }  // namespace tdl::rt

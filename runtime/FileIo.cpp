@@ -16,20 +16,78 @@
 
 namespace tdl::rt::detail {
 
+// Opened without blocking (a FIFO without a writer would block open() forever), then read as
+// a file when it is a regular file with a size, or else streamed into memory to its end: a
+// pipe, `/dev/stdin`, a character device, or a `/proc` file (which reports size 0). A FIFO
+// with no writer reads as empty.
+// A path with a NUL byte would name a different file (the C string ends there).
+static void checkPath(const std::string& path, const char* verb) {
+  if (path.find('\0') != std::string::npos)
+    throw Error(fmt::format("cannot {} '{}': the path contains a NUL byte", verb, path.substr(0, path.find('\0'))));
+  if (path.empty()) throw Error(fmt::format("cannot {} '': the path is empty", verb));
+}
+
 InFile::InFile(const std::string& path) : path_(path) {
-  f_ = std::fopen(path.c_str(), "rb");
-  if (!f_) throw Error(fmt::format("cannot open '{}': {}", path, std::strerror(errno)));
+  checkPath(path, "open");
+  int fd = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) throw Error(fmt::format("cannot open '{}': {}", path, std::strerror(errno)));
   struct stat st;
-  if (fstat(fileno(f_), &st) != 0) {
+  if (fstat(fd, &st) != 0) {
     int e = errno;
-    std::fclose(f_);
+    ::close(fd);
     throw Error(fmt::format("cannot open '{}': {}", path, std::strerror(e)));
   }
   if (S_ISDIR(st.st_mode)) {
-    std::fclose(f_);
+    ::close(fd);
     throw Error(fmt::format("cannot open '{}': {}", path, std::strerror(EISDIR)));
   }
-  size_ = static_cast<uint64_t>(st.st_size);
+  // A FIFO that no process has open for writing reads as end-of-file at once; reading it
+  // would only make sense once a writer comes, which a script cannot wait for: an error.
+  std::string first;
+  if (S_ISFIFO(st.st_mode)) {
+    char c;
+    ssize_t n;
+    do n = ::read(fd, &c, 1);
+    while (n < 0 && errno == EINTR);
+    if (n == 0) {
+      ::close(fd);
+      throw Error(fmt::format("cannot open '{}': it is a pipe or FIFO with no data and no writer", path));
+    }
+    if (n == 1) first.assign(1, c);
+  }
+  int flags = fcntl(fd, F_GETFL);
+  if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  if (S_ISREG(st.st_mode) && st.st_size > 0) {
+    f_ = fdopen(fd, "rb");
+    if (!f_) {
+      int e = errno;
+      ::close(fd);
+      throw Error(fmt::format("cannot open '{}': {}", path, std::strerror(e)));
+    }
+    size_ = static_cast<uint64_t>(st.st_size);
+    return;
+  }
+  // Streamed: the size is what the stream holds, bounded by the machine's memory.
+  streamed_ = true;
+  mem_ = std::move(first);
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      ::close(fd);
+      throw Error(fmt::format("'{}': read error: {}", path, std::strerror(e)));
+    }
+    if (n == 0) break;
+    mem_.append(buf, static_cast<size_t>(n));
+    if (mem_.size() > physical_memory_bytes()) {
+      ::close(fd);
+      throw Error(fmt::format("'{}': the file is too large", path));
+    }
+  }
+  ::close(fd);
+  size_ = mem_.size();
 }
 
 InFile::~InFile() {
@@ -38,17 +96,29 @@ InFile::~InFile() {
 
 void InFile::read_at(uint64_t offset, void* buf, size_t n, const char* what) {
   if (offset > size_ || n > size_ - offset)
-    throw Error(fmt::format("'{}': {} (the file is truncated)", path_, what));
+    throw Error(fmt::format("'{}': {} ({})", path_, what,
+                            size_ == 0 ? "the file is empty" : "the file is truncated"));
   if (n == 0) return;
+  if (streamed_) {
+    std::memcpy(buf, mem_.data() + offset, n);
+    return;
+  }
   if (fseeko(f_, static_cast<off_t>(offset), SEEK_SET) != 0 || std::fread(buf, 1, n, f_) != n)
     throw Error(fmt::format("'{}': read error: {}", path_, std::strerror(errno)));
 }
 
 std::string InFile::read_all(bool gunzip) {
   std::string data;
-  if (size_ > physical_memory_bytes()) throw Error(fmt::format("'{}': the file is too large", path_));
-  data.resize(size_);
-  read_at(0, data.data(), size_, "cannot read the file");
+  if (streamed_) {
+    data = std::move(mem_);
+    mem_.clear();
+    size_ = 0;
+    streamed_ = false;
+  } else {
+    if (size_ > physical_memory_bytes()) throw Error(fmt::format("'{}': the file is too large", path_));
+    data.resize(size_);
+    read_at(0, data.data(), size_, "cannot read the file");
+  }
   if (!gunzip || data.size() < 2 || static_cast<unsigned char>(data[0]) != 0x1f ||
       static_cast<unsigned char>(data[1]) != 0x8b)
     return data;
@@ -94,6 +164,7 @@ std::string InFile::read_all(bool gunzip) {
 // terminal, a pipe, /dev/null) cannot be replaced: it is written in place. A symbolic link
 // is followed, so that the file it names is replaced, not the link.
 OutFile::OutFile(const std::string& path, bool executable) : path_(path) {
+  checkPath(path, "write");
   std::string target = path;
   struct stat st {};
   if (lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {

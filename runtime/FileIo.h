@@ -27,6 +27,8 @@ class InFile {
   std::string path_;
   FILE* f_ = nullptr;
   uint64_t size_ = 0;
+  bool streamed_ = false;  // a pipe, device or /proc file: read whole into mem_
+  std::string mem_;
 };
 
 // Replaces a file atomically (a temporary in the same directory, fsync, rename on close();

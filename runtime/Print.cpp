@@ -84,7 +84,20 @@ std::string format_element(const Tensor& t, int64_t flat) {
 
 std::string format_tensor(const Tensor& t) {
   if (t.rank() == 0) return format_element(t, 0);
-  Printer p{t, strides_of(t.shape()), t.numel() > kPrintSummarizeThreshold, {}};
+  // A zero-size tensor prints one `[]` per index before its first zero dim: summarized
+  // like a large tensor when those are many (zeros([2**40, 0]) prints in O(1)).
+  bool many = t.numel() > kPrintSummarizeThreshold;
+  if (t.numel() == 0) {
+    const uint64_t limit = static_cast<uint64_t>(kPrintSummarizeThreshold);
+    uint64_t lists = 1;  // saturates just past the limit (both factors stay within it)
+    for (int64_t d : t.shape()) {
+      if (d == 0) break;
+      uint64_t ud = static_cast<uint64_t>(d);
+      lists = ud > limit || lists * ud > limit ? limit + 1 : lists * ud;
+    }
+    many = lists > limit;
+  }
+  Printer p{t, strides_of(t.shape()), many, {}};
   p.print(0, 0);
   return std::move(p.out);
 }

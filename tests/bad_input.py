@@ -261,6 +261,75 @@ def build_outputs(tdl, d):
            None)
 
 
+def safetensors_bytes(names):
+    import json
+    header, data = {}, b""
+    for n in names:
+        header[n] = {"dtype": "F32", "shape": [1], "data_offsets": [len(data), len(data) + 4]}
+        data += b"\x00\x00\x80\x3f"
+    h = json.dumps(header).encode()
+    return len(h).to_bytes(8, "little") + h + data
+
+
+def readers(tdl, d):
+    """Readers on pipes, /proc files and FIFOs; odd data; control characters; NUL bytes."""
+    csv = write(d, "si.tdl", 'print(load_csv("/dev/stdin", header=true))\n')
+    p = subprocess.run([tdl, "run", csv], input="a,b\n1,2\n3,4\n", capture_output=True, text=True, timeout=20)
+    expect("load_csv reads a pipe (/dev/stdin)", p.returncode == 0 and p.stdout == "[[1.0, 2.0],\n [3.0, 4.0]]\n",
+           Result(p.returncode, p.stdout, p.stderr, 0))
+    prog = write(d, "proc.tdl", 'print(load_csv("/proc/self/status"))\n')
+    r = run(tdl, "run", prog)
+    expect("load_csv of a /proc file reads its real content (not an empty tensor)",
+           r.returncode == 1 and "line 1, column 1: cannot parse 'Name:" in r.stderr, r)
+    npy = write(d, "a.npy", b"")
+    with open(npy, "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + (118).to_bytes(2, "little") +
+                b"{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }".ljust(117) + b"\n" +
+                b"\x00\x00\x80\x3f" * 3)
+    prog = write(d, "npipe.tdl", 'print(load_npy("/dev/stdin"))\n')
+    with open(npy, "rb") as f:
+        p = subprocess.run([tdl, "run", prog], stdin=f, capture_output=True, text=True, timeout=20)
+    expect("load_npy reads a pipe", p.returncode == 0 and p.stdout == "[1.0, 1.0, 1.0]\n", Result(p.returncode, p.stdout, p.stderr, 0))
+    fifo = os.path.join(d, "fifo")
+    os.mkfifo(fifo)
+    for fn in ("load_npy", "load", "load_csv"):
+        prog = write(d, "fifo.tdl", f'print({fn}("{fifo}"))\n')
+        r = run(tdl, "run", prog, timeout=20)
+        expect(f"{fn} of a FIFO nobody writes: a clear error, no hang", r.returncode == 1 and "fifo.tdl:1:7: error:" in r.stderr, r)
+    prog = write(d, "z.tdl", "let z = zeros([1099511627776, 0])\nprint(z)\nprint(zeros([3, 0]))\n")
+    r = run(tdl, "run", prog, timeout=20)
+    expect("printing a zero-size tensor with a huge dim is O(1)",
+           r.returncode == 0 and r.stdout.count("[]") == 6 + 3 and "..." in r.stdout, r)
+    st = write(d, "clash.safetensors", safetensors_bytes(["a", "a.b"]))
+    prog = write(d, "clash.tdl", f'print(load("{st}"))\n')
+    r = run(tdl, "run", prog)
+    expect("safetensors names 'a' and 'a.b' clash: an error, not a dropped tensor",
+           r.returncode == 1 and "the tensor names 'a' and 'a.b' clash" in r.stderr, r)
+    st = write(d, "clash2.safetensors", safetensors_bytes(["a.b.c", "a.b"]))
+    prog = write(d, "clash2.tdl", f'print(load("{st}"))\n')
+    r = run(tdl, "run", prog)
+    expect("safetensors names 'a.b.c' and 'a.b' clash (either order)",
+           r.returncode == 1 and "the tensor names 'a.b' and 'a.b.c' clash" in r.stderr, r)
+    st = write(d, "ok.safetensors", safetensors_bytes(["a.b", "a.c", "d"]))
+    prog = write(d, "ok.tdl", f'let m = load("{st}")\nprint(m.a.b + m.a.c + m.d)\n')
+    r = run(tdl, "run", prog)
+    expect("safetensors nested names still load", r.returncode == 0 and r.stdout == "[3.0]\n", r)
+    cells = write(d, "esc.csv", "1,\x1b[31mred\x07\n")
+    prog = write(d, "esc.tdl", f'print(load_csv("{cells}"))\n')
+    r = run(tdl, "run", prog)
+    expect("diagnostics escape control characters from data",
+           r.returncode == 1 and "\\x1b[31mred\\x07" in r.stderr and "\x1b" not in r.stderr and "\x07" not in r.stderr, r)
+    prog = write(d, "nul.tdl", f'print(load_npy("{npy}\x00junk"))\n')
+    r = run(tdl, "run", prog)
+    expect("a NUL byte in a path is an error, not a truncated path",
+           r.returncode == 1 and "the path contains a NUL byte" in r.stderr, r)
+    rows = "1,2,3,4,5,6,7,8,9,0\n" * 200000
+    big = write(d, "big.csv", rows)
+    prog = write(d, "bigcsv.tdl", f'let t = load_csv("{big}")\nprint(t.shape, sum(t))\n')
+    r = run(tdl, "run", prog, timeout=60)
+    expect("a 4 MB CSV loads", r.returncode == 0 and r.stdout == "[200000, 10] 9000000.0\n", r)
+
+
 def subprocess_run(cmd, timeout=20):
     t0 = time.time()
     try:
@@ -280,6 +349,7 @@ def main():
         numbers(tdl, d)
         atomic_writes(tdl, d)
         build_outputs(tdl, d)
+        readers(tdl, d)
     finally:
         subprocess.run(["rm", "-rf", d])
     print(f"{checks[0] - len(failures)} passed, {len(failures)} failed")

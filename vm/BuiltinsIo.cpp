@@ -64,16 +64,34 @@ struct Node {
   bool isLeaf = false;
 };
 
-void insertPath(Node& root, const std::string& name, const rt::Tensor& t) {
+// A name that is both a tensor and the prefix of others (`a` and `a.b`) has no record to
+// become: an error naming both, never a silently dropped tensor.
+void insertPath(Node& root, const std::string& path, const std::string& name, const rt::Tensor& t) {
   Node* n = &root;
   size_t pos = 0;
+  auto clash = [&](const std::string& prefix) {
+    return rt::Error(fmt::format("'{}': the tensor names '{}' and '{}' clash: a name cannot be both a tensor and a "
+                                 "record of tensors",
+                                 path, prefix, name));
+  };
   for (;;) {
     size_t dot = name.find('.', pos);
     std::string part = name.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos);
     if (!n->kids.count(part)) n->order.push_back(part);
     n = &n->kids[part];
     if (dot == std::string::npos) break;
+    if (n->isLeaf) throw clash(name.substr(0, dot));
     pos = dot + 1;
+  }
+  if (!n->kids.empty()) {
+    std::string other = name + "." + n->order.front();
+    while (!n->kids.at(n->order.front()).kids.empty()) {
+      n = &n->kids.at(n->order.front());
+      other += "." + n->order.front();
+    }
+    throw rt::Error(fmt::format("'{}': the tensor names '{}' and '{}' clash: a name cannot be both a tensor and a "
+                                "record of tensors",
+                                path, name, other));
   }
   n->isLeaf = true;
   n->leaf = t;
@@ -96,7 +114,7 @@ Value build(const Node& n) {
 Value load(Interpreter&, CallArgs& call) {
   Args a("load", call, {"path"}, 1);
   Node root;
-  for (auto& [name, t] : rt::load_safetensors(a.string(0))) insertPath(root, name, t);
+  for (auto& [name, t] : rt::load_safetensors(a.string(0))) insertPath(root, a.string(0), name, t);
   return build(root);
 }
 
