@@ -99,7 +99,10 @@ void runOp(ExecCtx& c, const OpEntry& e) {
       return;
     }
     case ir::OpKind::Assert:
-      if (!in[0].scalar_as_bool()) throw rt::Error(op.str_attr("message"));
+      if (!in[0].scalar_as_bool()) {
+        if (in.size() == 1) throw rt::Error(op.str_attr("message"));
+        throw rt::Error(printText(op.str_attr("message"), std::vector<rt::Tensor>(in.begin() + 1, in.end())));
+      }
       return;
     case ir::OpKind::Random: {
       const ir::TensorType& t = op.result()->type;

@@ -91,8 +91,10 @@ Value* Builder::random(const std::string& dist, const TensorType& type, const st
 void Builder::print(const std::vector<Value*>& values, const std::string& format) {
   create_inferred(OpKind::Print, values, {{"format", format}});
 }
-void Builder::assert_true(Value* c, const std::string& message) {
-  create_inferred(OpKind::Assert, {c}, {{"message", message}});
+void Builder::assert_true(Value* c, const std::string& message, const std::vector<Value*>& values) {
+  std::vector<Value*> operands{c};
+  operands.insert(operands.end(), values.begin(), values.end());
+  create_inferred(OpKind::Assert, operands, {{"message", message}});
 }
 std::vector<Value*> Builder::call_runtime(const std::string& callee, const std::vector<Value*>& args,
                                           const std::vector<TensorType>& results) {

@@ -48,7 +48,8 @@ class Builder {
   // dist "uniform" | "normal" (no operands) or "int" (operands lo, hi).
   Value* random(const std::string& dist, const TensorType& type, const std::vector<Value*>& operands = {});
   void print(const std::vector<Value*>& values, const std::string& format);
-  void assert_true(Value* c, const std::string& message);
+  // With `values`, `message` is a format with one {} per value (braces doubled).
+  void assert_true(Value* c, const std::string& message, const std::vector<Value*>& values = {});
   std::vector<Value*> call_runtime(const std::string& callee, const std::vector<Value*>& args,
                                    const std::vector<TensorType>& results);
 

@@ -347,6 +347,10 @@ std::optional<std::vector<TensorType>> infer_result_types(OpKind kind, const std
         fail("the format needs one {} per operand (" + std::to_string(in.size()) + ")");
       return V{};
     case OpKind::Assert:
+      // assert(cond, values...): with values, the message is a format with one {} per value.
+      if (in.empty()) fail("needs a condition");
+      if (in.size() > 1 && count_holes(get<std::string>(attrs, "message")) != static_cast<int64_t>(in.size()) - 1)
+        fail("the message needs one {} per value (" + std::to_string(in.size() - 1) + ")");
       get<std::string>(attrs, "message");
       if (in[0].dtype != DType::Bool || !in[0].is_scalar()) fail("condition must be a bool scalar, got " + in[0].str());
       return V{};

@@ -1,6 +1,7 @@
 // The tracer: graph fn AST + signature → IR (see GraphTracer.h).
 #include "vm/Compiler.h"
 #include "vm/GraphTracer.h"
+#include "vm/Annotations.h"
 
 #include <fmt/format.h>
 
@@ -305,8 +306,52 @@ class Tracer {
       return b_.constant(scalarTensor(t.sv, d));
     }
     rt::Tensor x = t.sv.as<TensorObj>()->t;
-    if (dt && *dt != x.dtype()) x = rt::cast(x, *dt);
-    return b_.constant(x);
+    if (dt && *dt != x.dtype()) return b_.constant(rt::cast(x, *dt));
+    return tensorConstant(t.sv);
+  }
+
+  // A static tensor as an IR value: one constant per tensor object, placed at the top of the
+  // function (so it dominates every use), so that the tensor keeps its identity in the IR as
+  // it has in eager mode: a tape's gradient with respect to a captured `let W` or to a
+  // `ones(...)` made while tracing flows to the same value the ops used.
+  std::map<const Obj*, std::pair<Value, ir::Value*>> constants_;  // the Value pins the object
+  size_t hoistedConstants_ = 0;                                  // at the top of the entry block
+  ir::Value* tensorConstant(const Value& v) {
+    const Obj* key = v.as<TensorObj>();
+    if (auto it = constants_.find(key); it != constants_.end()) return it->second.second;
+    ir::Block& entry = f_.entry();
+    ir::Block& cur = b_.block();
+    size_t pos = b_.pos();
+    size_t at = hoistedConstants_++;
+    b_.set_insertion(entry, at);
+    ir::Value* c = b_.constant(v.as<TensorObj>()->t);
+    b_.set_insertion(cur, &cur == &entry && pos >= at ? pos + 1 : pos);
+    constants_.emplace(key, std::make_pair(v, c));
+    return c;
+  }
+  // The insertion point `pos` of `block` as an op to re-find after ops were inserted above
+  // it (hoisted constants): the op before it, or null for the block's start.
+  ir::Op* anchorOf(ir::Block& block, size_t pos) { return pos > 0 ? &block.op(pos - 1) : nullptr; }
+  size_t positionAfter(ir::Block& block, ir::Op* anchor) {
+    if (anchor) return block.index_of(anchor) + 1;
+    return &block == &f_.entry() ? hoistedConstants_ : 0;
+  }
+
+  // An integer argument as an i64 scalar, accepted as eager mode's Args::integer accepts it
+  // (an integer scalar or a one-element integer tensor), else eager's error.
+  ir::Value* integerArg(const TV& t, const char* builtin, const char* param, const Loc& loc) {
+    if (isNumeric(t)) {
+      TensorType ty = typeOf(t);
+      bool one = true;
+      for (const ir::Dim& d : ty.dims) one = one && d.is_known() && d.size == 1;
+      if (one && !rt::is_float(ty.dtype) && ty.dtype != DType::Bool) {
+        ir::Value* v = materialize(t, loc, DType::I64);
+        setLoc(loc);
+        return ty.rank() == 0 ? v : b_.reshape(v, {});
+      }
+      if (one && ty.dtype == DType::Bool && t.isStatic() && t.sv.isScalar()) return materialize(t, loc, DType::I64);
+    }
+    fail(loc, fmt::format("{}(): '{}' must be an integer, got {}", builtin, param, describe(t)));
   }
 
   std::string describe(const TV& t) {
@@ -326,8 +371,15 @@ class Tracer {
 
   // ---------------------------------------------------------------- arithmetic
 
+  // Under a tape, an op on a float tensor fixed at trace time is traced, not computed while
+  // tracing: the tape records it, as eager's does, so that gradients with respect to that
+  // tensor flow through it.
+  bool tapedStatic(const TV& t) const {
+    return !recording_.empty() && t.isStatic() && t.sv.isTensor() && rt::is_float(t.sv.as<TensorObj>()->t.dtype());
+  }
+
   TV binop(rt::BinaryOp op, const TV& a, const TV& b, const Loc& loc, std::optional<Op> vop = std::nullopt) {
-    if (a.isStatic() && b.isStatic()) {
+    if (a.isStatic() && b.isStatic() && !tapedStatic(a) && !tapedStatic(b)) {
       try {
         return TV::of(vop ? binaryOperator(*vop, a.sv, b.sv) : binaryValues(op, a.sv, b.sv));
       } catch (const rt::Error& e) {
@@ -371,7 +423,7 @@ class Tracer {
   }
 
   TV unop(rt::UnaryOp op, const TV& x, const Loc& loc) {
-    if (x.isStatic()) {
+    if (x.isStatic() && !tapedStatic(x)) {
       try {
         return TV::of(unaryValues(op, x.sv));
       } catch (const rt::Error& e) {
@@ -640,6 +692,7 @@ class Tracer {
       case StmtKind::For: forLoop(s); return;
       case StmtKind::Return: {
         TV v = s.exprs.empty() ? TV::of(Value()) : eval(*s.exprs[0]);
+        if (fr().decl) v = checkReturn(*fr().decl, std::move(v), fr().name, s.loc);
         fr().st.ret = v;
         fr().st.retFlag = staticBool(true);
         return;
@@ -1211,7 +1264,8 @@ class Tracer {
     TV a = eval(*e.kids[0]);
     TV b = eval(*e.kids[1]);
     if (e.binop == BinOp::MatMul) {
-      if (a.isStatic() && b.isStatic()) return staticCall(e.loc, [&] { return matmulValues(a.sv, b.sv); });
+      if (a.isStatic() && b.isStatic() && !tapedStatic(a) && !tapedStatic(b))
+        return staticCall(e.loc, [&] { return matmulValues(a.sv, b.sv); });
       ir::Value *x = dynStrong(a, e.loc), *y = dynStrong(b, e.loc);
       setLoc(e.loc);
       return TV::dyn(guarded(e.loc, [&] { return b_.matmul(x, y); }));
@@ -1288,10 +1342,20 @@ class Tracer {
 
   // ---------------------------------------------------------------- indexing
 
+  // An index as an i64 value: an integer (i32/i64), as eager mode requires; a float or bool
+  // index is eager's error, never truncated.
+  ir::Value* integerIndex(const TV& i, const Loc& loc) {
+    if (isNumeric(i)) {
+      DType d = typeOf(i).dtype;
+      if (d == DType::I32 || d == DType::I64) return materialize(i, loc, DType::I64);
+    }
+    fail(loc, fmt::format("an index must be an integer, got {}", describe(i)));
+  }
+
   TV indexInt(const TV& x, const TV& i, const Loc& loc) {
     if (x.isStatic() && i.isStatic()) return staticCall(loc, [&] { return iterItem(x.sv, i.sv.asInt()); });
     ir::Value* xv = materialize(x, loc);
-    ir::Value* iv = materialize(i, loc, DType::I64);
+    ir::Value* iv = integerIndex(i, loc);
     setLoc(loc);
     return TV::dyn(guarded(loc, [&] { return b_.index(xv, {iv}); }));
   }
@@ -1392,7 +1456,7 @@ class Tracer {
     }
     if (nint > 0) {
       std::vector<ir::Value*> idx;
-      for (size_t i = 0; i < nint; ++i) idx.push_back(materialize(subs[i].idx, loc, DType::I64));
+      for (size_t i = 0; i < nint; ++i) idx.push_back(integerIndex(subs[i].idx, loc));
       setLoc(loc);
       x = guarded(loc, [&] { return b_.index(x, idx); });
       if (!movedAxes.empty() && x->def()) x->def()->attrs["axes"] = movedAxes;
@@ -1456,7 +1520,7 @@ class Tracer {
       if (!s.isSlice) {
         TV i = eval(*s.index);
         if (!isNumeric(i) || typeOf(i).rank() != 0) fail(s.loc, "slice assignment needs integer indices or slices in graph fns");
-        idx.push_back(materialize(i, loc, DType::I64));
+        idx.push_back(integerIndex(i, loc));
         intAxes.push_back(static_cast<int64_t>(k));
         continue;
       }
@@ -1511,7 +1575,7 @@ class Tracer {
     for (auto& s : target.subs) {
       TV k = eval(*s.index);
       if (!isNumeric(k) || typeOf(k).rank() != 0) fail(s.loc, "element assignment needs integer indices in graph fns");
-      idx.push_back(materialize(k, loc, DType::I64));
+      idx.push_back(integerIndex(k, loc));
     }
     ir::Value* x = materialize(base, loc);
     ir::Value* val = materialize(v, loc, x->type.dtype);
@@ -1650,15 +1714,166 @@ class Tracer {
       }
       fail(loc, fmt::format("{}: missing argument '{}'", nm, d->params[i].name));
     }
+    checkParamAnnotations(*d, f, nm, loc);
     frames_.push_back(&f);
     struct Pop {
       std::vector<Frame*>& v;
       ~Pop() { v.pop_back(); }
     } pop{frames_};
     execBody(*d->body);
-    if (isStaticFalse(f.st.retFlag)) return TV::of(Value());
+    if (isStaticFalse(f.st.retFlag)) return checkReturn(*d, TV::of(Value()), nm, d->loc);
     if (!f.st.ret.defined()) fail(loc, fmt::format("{} does not return a value on every path", nm));
-    return f.st.ret;
+    return f.st.ret;  // checked at each `return`
+  }
+
+  // The result against the return annotation (eager checks it at `return`).
+  TV checkReturn(const FnDecl& d, TV r, const std::string& nm, const Loc& loc) {
+    if (!d.ret) return r;
+    TraceDims dims;
+    const Loc& at = loc;
+    TV before = r;
+    std::string head = fmt::format("fn '{}' must return {}, got ", nm, d.ret->str());
+    if (!matchTV(r, *d.ret, dims, at)) fail(at, head + annotationText(before));
+    checkDims(dims, head, before, at);
+    return r;
+  }
+
+  // ---------------------------------------------------------------- annotations (SPEC §3)
+
+  // Dims of one call's annotations: a named dim's first value (a size known at trace time
+  // or an IR dim), and the equalities left for run time.
+  struct TraceDims {
+    std::map<std::string, std::pair<int64_t, ir::Value*>> named;
+    std::vector<std::pair<ir::Value*, ir::Value*>> equal;
+  };
+
+  // Whether `v` matches `t`, as the VM's matchesAnnotation decides; a weak scalar is
+  // converted to the annotated dtype in place. What the trace knows is decided now; a
+  // symbolic dim that must equal a size or another dim adds a run-time check to `dims`.
+  bool matchTV(TV& v, const TypeExpr& t, TraceDims& dims, const Loc& loc) {
+    if (v.isStatic() && (v.sv.tag() == Tag::Record || v.sv.tag() == Tag::Tuple)) v = expandStatic(v);
+    switch (t.kind) {
+      case TypeExpr::Tensor: {
+        auto dt = rt::dtype_from_name(t.dtype);
+        if (!dt || !isNumeric(v)) return false;
+        if (v.isStatic()) {
+          if (v.sv.isScalar() || t.anyShape) {
+            DimBindings none;
+            Value x = v.sv;
+            if (!matchesAnnotation(x, t, none)) return false;
+            v = TV::of(x);
+            return true;
+          }
+        }
+        TensorType ty = typeOf(v);
+        if (weakOf(v) && ty.rank() == 0) {
+          if (!t.anyShape && !t.dims.empty()) return false;
+          bool fits = rt::is_float(*dt) ? ty.dtype != DType::Bool
+                      : *dt == DType::Bool ? ty.dtype == DType::Bool
+                                           : !rt::is_float(ty.dtype) && ty.dtype != DType::Bool;
+          if (!fits) return false;
+          v = TV::dyn(materialize(v, loc, *dt), false);
+          return true;
+        }
+        if (ty.dtype != *dt) return false;
+        if (t.anyShape) return true;
+        if (static_cast<size_t>(ty.rank()) != t.dims.size()) return false;
+        auto dimValue = [&](size_t i) {
+          setLoc(loc);
+          return b_.dim(materialize(v, loc), static_cast<int64_t>(i));
+        };
+        for (size_t i = 0; i < t.dims.size(); ++i) {
+          const tdl::Dim& d = t.dims[i];
+          const ir::Dim& have = ty.dims[i];
+          if (d.kind == tdl::Dim::Fixed) {
+            if (have.is_known()) {
+              if (have.size != d.size) return false;
+            } else {
+              dims.equal.emplace_back(dimValue(i), b_.constant(rt::Tensor::scalar(d.size)));
+            }
+          } else if (d.kind == tdl::Dim::Named) {
+            auto it = dims.named.find(d.name);
+            if (it == dims.named.end()) {
+              dims.named.emplace(d.name, have.is_known() ? std::make_pair(have.size, static_cast<ir::Value*>(nullptr))
+                                                         : std::make_pair(int64_t{-1}, dimValue(i)));
+            } else if (have.is_known() && it->second.first >= 0) {
+              if (have.size != it->second.first) return false;
+            } else {
+              ir::Value* a = have.is_known() ? b_.constant(rt::Tensor::scalar(have.size)) : dimValue(i);
+              ir::Value* e = it->second.first >= 0 ? b_.constant(rt::Tensor::scalar(it->second.first)) : it->second.second;
+              dims.equal.emplace_back(a, e);
+            }
+          }
+        }
+        return true;
+      }
+      case TypeExpr::Record: {
+        if (v.k != TV::Rec || !v.names || v.names->size() != t.names.size()) return false;
+        for (size_t i = 0; i < t.names.size(); ++i) {
+          size_t k = 0;
+          while (k < v.names->size() && (*v.names)[k] != t.names[i]) ++k;
+          if (k == v.names->size() || !matchTV(v.items[k], *t.elems[i], dims, loc)) return false;
+        }
+        return true;
+      }
+      case TypeExpr::Tuple: {
+        if (v.k != TV::Seq || v.seqTag != Tag::Tuple || v.items.size() != t.elems.size()) return false;
+        for (size_t i = 0; i < t.elems.size(); ++i)
+          if (!matchTV(v.items[i], *t.elems[i], dims, loc)) return false;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // Emits the run-time dim checks of `dims`: each an assert whose message is `head` and the
+  // type of `v` as it is when the code runs (its symbolic dims filled in), as eager says it.
+  void checkDims(TraceDims& dims, const std::string& head, const TV& v, const Loc& loc) {
+    if (dims.equal.empty()) return;
+    std::string format = escapeBraces(head);
+    std::vector<ir::Value*> holes;
+    if (v.isDyn()) {
+      const ir::TensorType& ty = v.dv->type;
+      format += std::string(rt::dtype_name(ty.dtype)) + "[";
+      for (size_t i = 0; i < ty.dims.size(); ++i) {
+        if (i) format += ", ";
+        if (ty.dims[i].is_known()) {
+          format += std::to_string(ty.dims[i].size);
+        } else {
+          format += "{}";
+          setLoc(loc);
+          holes.push_back(b_.dim(v.dv, static_cast<int64_t>(i)));
+        }
+      }
+      format += "]";
+    } else {
+      format += escapeBraces(annotationText(v));
+    }
+    for (auto& [a, e] : dims.equal) {
+      setLoc(loc);
+      b_.assert_true(b_.binary(rt::BinaryOp::Eq, a, e), format, holes);
+    }
+    dims.equal.clear();
+  }
+
+  std::string annotationText(const TV& v) {
+    if (v.k == TV::Rec) return "record";
+    if (v.k == TV::Seq) return v.seqTag == Tag::List ? "list" : "tuple";
+    return describe(v);
+  }
+
+  // The parameters of an inlined fn against their annotations (eager's checkParams).
+  void checkParamAnnotations(const FnDecl& d, Frame& f, const std::string& nm, const Loc& loc) {
+    TraceDims dims;
+    for (size_t i = 0; i < d.params.size(); ++i) {
+      if (!d.params[i].type) continue;
+      TV& v = f.st.slots[i];
+      TV before = v;
+      std::string head = fmt::format("argument '{}' of fn '{}' must be {}, got ", d.params[i].name, nm,
+                                     d.params[i].type->str());
+      if (!matchTV(v, *d.params[i].type, dims, loc)) fail(loc, head + annotationText(before));
+      checkDims(dims, head, before, loc);
+    }
   }
 
   // ---------------------------------------------------------------- autodiff (SPEC §7)
@@ -1820,12 +2035,12 @@ class Tracer {
       if (!visible(target) || !visible(sources))
         fail(loc, "the gradient of a tape with loops or branches must be taken outside any loop the tape is not in");
       ir::Block& cur = b_.block();
-      size_t pos = b_.pos();
+      ir::Op* anchor = anchorOf(cur, b_.pos());
       size_t at = t.block->index_of(hoist);
       ir::Op* prev = at > 0 ? &t.block->op(at - 1) : nullptr;
       b_.set_insertion(*t.block, at);
       TV g = gradientOf(t.ops, target, sources, loc);
-      b_.set_insertion(cur, pos);
+      b_.set_insertion(cur, positionAfter(cur, anchor));
       // The tapes that began inside `hoist` (recording here) do not record the hoisted
       // backward: their gradients check that it does not depend on their sources.
       std::vector<TapeRec*> inside;
@@ -1966,7 +2181,7 @@ class Tracer {
                   nm == "save_npy" || nm == "load" || nm == "load_npy" || nm == "load_csv" || nm == "args" ||
                   nm == "progress" || nm == "plot" || nm == "tape" || nm == "grad" || nm == "value_and_grad";
     bool allStatic = true;
-    for (auto& a : args) allStatic = allStatic && a.isStatic();
+    for (auto& a : args) allStatic = allStatic && a.isStatic() && !tapedStatic(a);
     if (allStatic && !effect && nm != "tree_map") {
       std::vector<Value> vals;
       for (auto& a : args) vals.push_back(a.sv);
@@ -2347,8 +2562,8 @@ class Tracer {
       return TV::dyn(b_.random(nm == "rand" ? "uniform" : "normal", TensorType(d, dims)));
     }
     if (nm == "randint") {
-      ir::Value* lo = materialize(need(0, "lo"), loc, DType::I64);
-      ir::Value* hi = materialize(need(1, "hi"), loc, DType::I64);
+      ir::Value* lo = integerArg(need(0, "lo"), "randint", "lo", loc);
+      ir::Value* hi = integerArg(need(1, "hi"), "randint", "hi", loc);
       std::vector<Dim> dims = shapeDims(need(2, "shape"), loc);
       setLoc(loc);
       return TV::dyn(b_.random("int", TensorType(DType::I64, dims), {lo, hi}));

@@ -128,7 +128,7 @@ class Grad {
     Adj adj;
     saved_.emplace_back(&b_.block(), b_.pos());  // [0]: where adjoint stacks are created
     for (Op* op : tape) collectPushes(*op);
-    for (Value* v : sources) active_.insert(v);
+    for (Value* v : sources) active_.insert(v), sources_.insert(v);
     for (Op* op : tape) markActive(*op);
     adj[target] = cst(1.0, target->type);
     backprop(tape, adj);
@@ -151,6 +151,7 @@ class Grad {
   };
 
   Builder& b_;
+  std::set<Value*> sources_;
   std::vector<Ctx> ctxs_;
   // Second order: the adjoints of values popped from the stacks of stack_new h (a
   // first-order backward being differentiated) go on stack adjStack_[h], popped again at
@@ -332,7 +333,9 @@ class Grad {
 
   void acc(Adj& adj, Value* v, Value* g) {
     if (!isFloat(v) || !active_.count(v)) return;
-    if (!v->is_block_arg() && v->def()->kind() == OpKind::Constant) return;
+    // A constant has no adjoint, unless it is a source: a tensor fixed at trace time (a
+    // captured `let W`) differentiated with respect to.
+    if (!v->is_block_arg() && v->def()->kind() == OpKind::Constant && !sources_.count(v)) return;
     g = fit(g, v->type);
     auto [it, fresh] = adj.emplace(v, g);
     if (!fresh) it->second = add(it->second, g);
