@@ -330,6 +330,29 @@ def readers(tdl, d):
     expect("a 4 MB CSV loads", r.returncode == 0 and r.stdout == "[200000, 10] 9000000.0\n", r)
 
 
+def graph_errors(tdl, d):
+    """Plain mistakes inside graph fns are the errors eager mode gives (issue's crash list)."""
+    for call, msg in (('take(x, "s")', "take(): 'idx' must be a tensor, got string"),
+                      ("take(x, [])", "take(): 'idx' must be a tensor, got list"),
+                      ("take(x, none)", "take(): 'idx' must be a tensor, got none"),
+                      ("take(x, {a: 1.0})", "take(): 'idx' must be a tensor, got record"),
+                      ("full([2], [])", "full(): 'value' must be a scalar, got list"),
+                      ("concat([])", "cannot concatenate an empty list of tensors"),
+                      ("stack([])", "cannot stack an empty list of tensors"),
+                      ("randint(0, zeros([0]), [2])", "randint(): 'hi' must be an integer, got f32[0]"),
+                      ("randint(x, 2, [2])", "randint(): 'lo' must be an integer, got f32[2]")):
+        for mode, src in (("eager", f"let x = [1.0, 2.0]\nprint({call})\n"),
+                          ("graph", f"graph fn g(x) {{\n  return {call}\n}}\nprint(g([1.0, 2.0]))\n")):
+            path = write(d, "g.tdl", src)
+            r = run(tdl, "run", path)
+            expect(f"{call} ({mode}): {msg}", r.returncode == 1 and f"error: {msg}" in r.stderr, r)
+    path = write(d, "leaves.tdl", 'graph fn g(x) {\n  return tree_leaves((x, none, "s", {a: x}))\n}\n'
+                                  'print(g([1.0]))\nprint(tree_leaves(([1.0], none, "s", {a: [1.0]})))\n')
+    r = run(tdl, "run", path)
+    expect("tree_leaves keeps none and string leaves in compiled code",
+           r.returncode == 0 and r.stdout == '[[1.0], none, "s", [1.0]]\n' * 2, r)
+
+
 def subprocess_run(cmd, timeout=20):
     t0 = time.time()
     try:
@@ -350,6 +373,7 @@ def main():
         atomic_writes(tdl, d)
         build_outputs(tdl, d)
         readers(tdl, d)
+        graph_errors(tdl, d)
     finally:
         subprocess.run(["rm", "-rf", d])
     print(f"{checks[0] - len(failures)} passed, {len(failures)} failed")

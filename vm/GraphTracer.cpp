@@ -2490,7 +2490,9 @@ class Tracer {
     if (nm == "take") {
       TV* ax = arg(2, "axis");
       int64_t axis = ax ? staticInt(*ax, "axis") : 0;
-      return gatherTV(need(0, "x"), need(1, "idx"), axis, loc);
+      TV& idx = need(1, "idx");
+      if (!isNumeric(idx)) fail(loc, fmt::format("take(): 'idx' must be a tensor, got {}", annotationText(idx)));
+      return gatherTV(need(0, "x"), idx, axis, loc);
     }
     if (nm == "one_hot") {
       ir::Value* idx = materialize(need(0, "idx"), loc, DType::I64);
@@ -2569,8 +2571,18 @@ class Tracer {
       return TV::dyn(b_.random("int", TensorType(DType::I64, dims), {lo, hi}));
     }
     if (nm == "tree_leaves") {
+      // Every leaf, as eager's collectLeaves: tensors and scalars, and also none, strings and
+      // functions (only records, lists and tuples are taken apart).
       std::vector<TV> ls;
-      leavesOf(need(0, "t"), ls);
+      std::function<void(const TV&)> all = [&](const TV& t) {
+        TV x = expandStatic(t);
+        if (x.k == TV::Seq || x.k == TV::Rec) {
+          for (auto& i : x.items) all(i);
+        } else {
+          ls.push_back(x);
+        }
+      };
+      all(need(0, "tree"));
       return makeSeq(Tag::List, ls);
     }
     if (nm == "tree_map") {
