@@ -283,7 +283,12 @@ def two_user_cases(tdl, d, prog, want):
         f.write(SLOW.replace("PAUSE", "0.0"))
     os.chmod(fast, 0o644)
     mine = os.path.join(arena, "attacker")
-    r = run(tdl, fast, mine, user="nobody", report=False)
+    # The attacker runs its own copy of the same tdl (same build id, so the same keys): the
+    # build folder may be out of nobody's reach.
+    own = os.path.join(d, "attacker-tdl")
+    shutil.copy(tdl, own)
+    os.chmod(own, 0o755)
+    r = run(own, fast, mine, user="nobody", report=False)
     expect("two users: the attacker runs the program as nobody with its own cache", r.returncode == 0, r)
     want_slow = r.stdout
     sos = wait_entries(mine, 2)
