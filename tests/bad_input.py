@@ -12,20 +12,7 @@ import sys
 import tempfile
 import time
 
-failures = []
-checks = [0]
-
-
-def expect(name, cond, r=None):
-    checks[0] += 1
-    if cond:
-        print(f"ok   {name}")
-    else:
-        failures.append(name)
-        extra = ""
-        if r is not None:
-            extra = f" (exit {r.returncode}; stdout {r.stdout[:300]!r}; stderr {r.stderr[:400]!r})"
-        print(f"FAIL {name}{extra}")
+from checklib import expect, summary
 
 
 class Result:
@@ -376,8 +363,7 @@ def main():
         graph_errors(tdl, d)
     finally:
         subprocess.run(["rm", "-rf", d])
-    print(f"{checks[0] - len(failures)} passed, {len(failures)} failed")
-    return 1 if failures else 0
+    return summary()
 
 
 if __name__ == "__main__":

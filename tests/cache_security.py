@@ -22,8 +22,8 @@ import sys
 import tempfile
 import time
 
-failures = []
-checks = [0]
+from checklib import expect, summary
+
 
 PROG = """graph fn a(x: f32[?]) {
   var s = x
@@ -56,18 +56,6 @@ int tdl_cached_entry(void* ctx) { (void)ctx; return 0; }
 """
 
 NOBODY = 65534
-
-
-def expect(name, cond, r=None):
-    checks[0] += 1
-    if cond:
-        print(f"ok   {name}")
-    else:
-        failures.append(name)
-        extra = ""
-        if r is not None:
-            extra = f" (exit {r.returncode}; stdout {r.stdout[:300]!r}; stderr {r.stderr[-600:]!r})"
-        print(f"FAIL {name}{extra}")
 
 
 def as_nobody():
@@ -418,8 +406,7 @@ def main():
         two_user_cases(tdl, d, prog, want)
     finally:
         shutil.rmtree(d, ignore_errors=True)
-    print(f"{checks[0] - len(failures)} passed, {len(failures)} failed")
-    return 1 if failures else 0
+    return summary()
 
 
 if __name__ == "__main__":

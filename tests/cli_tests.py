@@ -8,23 +8,12 @@ import subprocess
 import sys
 import tempfile
 
-failures = []
-checks = [0]
+from checklib import expect, summary
 
 
 def run(tdl, *args, cwd=None, stdin=None, env=None):
     return subprocess.run([tdl, *args], capture_output=True, text=True, errors="replace", timeout=60, cwd=cwd,
                           input=stdin, env=env)
-
-
-def expect(name, cond, r=None):
-    checks[0] += 1
-    if cond:
-        print(f"ok   {name}")
-    else:
-        failures.append(name)
-        extra = f" (exit {r.returncode}; stdout {r.stdout[:300]!r}; stderr {r.stderr[:300]!r})" if r else ""
-        print(f"FAIL {name}{extra}")
 
 
 def compile_cache(tdl, d):
@@ -206,8 +195,7 @@ def main():
     r = run(tdl, "run", prof)
     expect("without --profile: no report", r.returncode == 0 and r.stderr == "", r)
     compile_cache(tdl, d)
-    print(f"{checks[0] - len(failures)} passed, {len(failures)} failed")
-    sys.exit(1 if failures else 0)
+    sys.exit(summary())
 
 
 if __name__ == "__main__":
