@@ -226,6 +226,23 @@ void Block::splice(size_t pos, Block& from, size_t count) {
   from.ops_.erase(first, last);
 }
 
+void Block::erase_all(const std::unordered_set<const Op*>& dead) {
+  if (dead.empty()) return;
+  size_t out = 0;
+  for (size_t i = 0; i < ops_.size(); ++i) {
+    if (!dead.count(ops_[i].get())) {
+      if (out != i) ops_[out] = std::move(ops_[i]);
+      ++out;
+      continue;
+    }
+    for (Value* r : ops_[i]->results())
+      if (r->has_uses()) throw rt::InternalError("erase: a result of '" + std::string(ops_[i]->name()) + "' is used");
+    ops_[i]->parent_ = nullptr;
+    ops_[i].reset();
+  }
+  ops_.resize(out);
+}
+
 std::unique_ptr<Op> Block::take(size_t i) {
   std::unique_ptr<Op> op = std::move(ops_.at(i));
   ops_.erase(ops_.begin() + static_cast<ptrdiff_t>(i));

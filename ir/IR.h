@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <unordered_set>
 #include <vector>
 
 #include "frontend/Source.h"
@@ -213,6 +214,9 @@ class Block {
   // Moves the first `count` ops of `from` to position `pos` of this block, in one step
   // (linear in the sizes of both blocks, not quadratic as op-by-op take/insert is).
   void splice(size_t pos, Block& from, size_t count);
+  // Erases every op of `dead` (none of whose results may be used) in one pass over the
+  // block, instead of one erase (a shift of the rest) per op.
+  void erase_all(const std::unordered_set<const Op*>& dead);
   // Destroys op i; its results must have no uses.
   void erase(size_t i);
   // The position of `op` in this block.

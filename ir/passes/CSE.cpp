@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "ir/Pass.h"
 #include "ir/Printer.h"
@@ -35,22 +36,21 @@ class Cse {
   bool block(Block& b) {
     scopes_.emplace_back();
     bool changed = false;
-    for (size_t i = 0; i < b.size();) {
+    std::unordered_set<const Op*> dead;  // replaced: erased together at the end (linear)
+    for (size_t i = 0; i < b.size(); ++i) {
       Op& op = b.op(i);
       for (size_t r = 0; r < op.num_regions(); ++r) changed |= block(op.region(r).block());
-      if (!op.has_trait(kPure) || op.num_regions()) {
-        ++i;
-        continue;
-      }
+      if (!op.has_trait(kPure) || op.num_regions()) continue;
       std::string key = key_of(op);
       if (Op* earlier = find(key)) {
-        replace_op(op, earlier->results());
+        for (size_t r = 0; r < op.num_results(); ++r) op.result(r)->replace_all_uses_with(earlier->result(r));
+        dead.insert(&op);
         changed = true;
         continue;
       }
       scopes_.back().emplace(std::move(key), &op);
-      ++i;
     }
+    b.erase_all(dead);
     scopes_.pop_back();
     return changed;
   }

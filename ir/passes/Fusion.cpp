@@ -300,21 +300,22 @@ bool fuse_block(Block& b) {
       wrap(b, i);
       changed = true;
     }
-  bool again = true;
-  while (again) {
-    again = false;
-    for (size_t i = 0; i < b.size() && !again; ++i) {
-      Op& g = b.op(i);
-      if (g.kind() != OpKind::Fused) continue;
-      for (size_t k = 0; k < g.num_operands(); ++k) {
-        Value* v = g.operand(k);
-        Op* p = v->def();
-        if (p && p->kind() == OpKind::Fused && p->parent() == &b && single_use_by(v, g) &&
-            v->type.dims == g.result()->type.dims) {
-          merge(b, *p, g, k);
-          again = changed = true;
-          break;
-        }
+  // One pass in program order: a producer precedes its consumer, so by the time a fused op
+  // is reached its producers have absorbed theirs; each merge erases the producer (an op
+  // before g), so g's position moves back by one. (Restarting from the top after each merge
+  // made a chain of n ops cost n^2.)
+  for (size_t i = 0; i < b.size(); ++i) {
+    Op& g = b.op(i);
+    if (g.kind() != OpKind::Fused) continue;
+    for (size_t k = 0; k < g.num_operands(); ++k) {
+      Value* v = g.operand(k);
+      Op* p = v->def();
+      if (p && p->kind() == OpKind::Fused && p->parent() == &b && single_use_by(v, g) &&
+          v->type.dims == g.result()->type.dims) {
+        merge(b, *p, g, k);
+        changed = true;
+        --i;
+        k = static_cast<size_t>(-1);  // g's operands changed: look at all of them again
       }
     }
   }
