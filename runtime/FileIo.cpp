@@ -190,6 +190,13 @@ OutFile::OutFile(const std::string& path, bool executable) : path_(path) {
   std::vector<char> name(tmp.begin(), tmp.end());
   name.push_back('\0');
   int fd = mkostemp(name.data(), O_CLOEXEC);
+  if (fd < 0 && exists && (errno == EACCES || errno == EPERM || errno == EROFS)) {
+    // A file the user may write in a folder the user may not: it can only be rewritten in
+    // place (not atomically), as before.
+    f_ = std::fopen(path.c_str(), "wb");
+    if (!f_) throw Error(fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
+    return;
+  }
   if (fd < 0) throw Error(fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
   mode_t mask = umask(0);
   umask(mask);
