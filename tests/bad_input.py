@@ -327,12 +327,25 @@ def graph_errors(tdl, d):
                       ("concat([])", "cannot concatenate an empty list of tensors"),
                       ("stack([])", "cannot stack an empty list of tensors"),
                       ("randint(0, zeros([0]), [2])", "randint(): 'hi' must be an integer, got f32[0]"),
-                      ("randint(x, 2, [2])", "randint(): 'lo' must be an integer, got f32[2]")):
+                      ("randint(x, 2, [2])", "randint(): 'lo' must be an integer, got f32[2]"),
+                      # One binder for both engines (eager's Args, with the lists the builtins declare).
+                      ("sum(x, axes=0)", "sum() has no parameter named 'axes'"),
+                      ("sum()", "sum() is missing its argument 'x'"),
+                      ("sum(x, 0, true, 4)", "sum() takes at most 3 arguments, got 4"),
+                      ("reshape(x, [2], shape=[2])", "reshape() got two values for 'shape'"),
+                      ("squeeze(x, axis=0)", "cannot squeeze axis 0 of size 2 (shape [2])"),
+                      ("squeeze(x, 3)", "axis 3 is out of range for a tensor of rank 1")):
         for mode, src in (("eager", f"let x = [1.0, 2.0]\nprint({call})\n"),
                           ("graph", f"graph fn g(x) {{\n  return {call}\n}}\nprint(g([1.0, 2.0]))\n")):
             path = write(d, "g.tdl", src)
             r = run(tdl, "run", path)
             expect(f"{call} ({mode}): {msg}", r.returncode == 1 and f"error: {msg}" in r.stderr, r)
+    path = write(d, "kw.tdl", "graph fn g(x) {\n  assert(cond=sum(x) > 0.0)\n  return where(cond=x > 1.0, a=x, b=0.0)\n}\n"
+                              "print(g([1.0, 2.0]))\n")
+    for mode in ("--eager", "--trace-report"):
+        r = run(tdl, "run", mode, path)
+        expect(f"where(cond=...) and assert(cond=...) take eager's parameter names ({mode})",
+               r.returncode == 0 and r.stdout == "[0.0, 2.0]\n", r)
     path = write(d, "leaves.tdl", 'graph fn g(x) {\n  return tree_leaves((x, none, "s", {a: x}))\n}\n'
                                   'print(g([1.0]))\nprint(tree_leaves(([1.0], none, "s", {a: [1.0]})))\n')
     r = run(tdl, "run", path)

@@ -1,5 +1,7 @@
 #include "vm/Builtins.h"
 
+#include <optional>
+
 #include <fmt/format.h>
 
 #include <map>
@@ -68,22 +70,50 @@ void BuiltinTable::add(const char* name, BuiltinFn fn) {
 
 // ------------------------------------------------------------------ Args
 
-Args::Args(const char* fn, const CallArgs& call, std::initializer_list<const char*> params, size_t required)
-    : fn_(fn), params_(params), bound_(params.size(), nullptr) {
-  int npos = call.numPos();
-  if (static_cast<size_t>(npos) > params_.size())
-    throw rt::Error(fmt::format("{}() takes at most {} arguments, got {}", fn_, params_.size(), npos));
-  for (int i = 0; i < npos; ++i) bound_[static_cast<size_t>(i)] = &call.args[i];
-  for (int k = 0; k < call.numKw(); ++k) {
-    const std::string& kw = (*call.kwNames)[static_cast<size_t>(k)];
+std::vector<int> bindBuiltinArgs(const char* fn, const std::vector<const char*>& params, size_t required, int numPos,
+                                 const std::vector<std::string>* kwNames) {
+  if (static_cast<size_t>(numPos) > params.size())
+    throw rt::Error(fmt::format("{}() takes at most {} arguments, got {}", fn, params.size(), numPos));
+  std::vector<int> at;
+  std::vector<bool> bound(params.size(), false);
+  for (int i = 0; i < numPos; ++i) at.push_back(i), bound[static_cast<size_t>(i)] = true;
+  for (size_t k = 0; kwNames && k < kwNames->size(); ++k) {
+    const std::string& kw = (*kwNames)[k];
     size_t j = 0;
-    while (j < params_.size() && kw != params_[j]) ++j;
-    if (j == params_.size()) throw rt::Error(fmt::format("{}() has no parameter named '{}'", fn_, kw));
-    if (bound_[j]) throw rt::Error(fmt::format("{}() got two values for '{}'", fn_, kw));
-    bound_[j] = &call.args[npos + k];
+    while (j < params.size() && kw != params[j]) ++j;
+    if (j == params.size()) throw rt::Error(fmt::format("{}() has no parameter named '{}'", fn, kw));
+    if (bound[j]) throw rt::Error(fmt::format("{}() got two values for '{}'", fn, kw));
+    bound[j] = true;
+    at.push_back(static_cast<int>(j));
   }
   for (size_t i = 0; i < required; ++i)
-    if (!bound_[i]) throw rt::Error(fmt::format("{}() is missing its argument '{}'", fn_, params_[i]));
+    if (!bound[i]) throw rt::Error(fmt::format("{}() is missing its argument '{}'", fn, params[i]));
+  return at;
+}
+
+Args::Args(const char* fn, const CallArgs& call, std::initializer_list<const char*> params, size_t required)
+    : fn_(fn), params_(params), bound_(params.size(), nullptr) {
+  if (call.describe) throw BuiltinParams{fn, params_, required};
+  std::vector<int> at = bindBuiltinArgs(fn, params_, required, call.numPos(), call.kwNames);
+  for (size_t i = 0; i < at.size(); ++i) bound_[static_cast<size_t>(at[i])] = &call.args[i];
+}
+
+const BuiltinParams* builtinParams(Interpreter& vm, int id) {
+  static std::map<int, std::optional<BuiltinParams>> cache;
+  auto it = cache.find(id);
+  if (it == cache.end()) {
+    std::optional<BuiltinParams> p;
+    CallArgs call;
+    call.describe = true;
+    try {
+      (void)builtinFn(id)(vm, call);
+    } catch (const BuiltinParams& got) {
+      p = got;
+    } catch (...) {
+    }
+    it = cache.emplace(id, std::move(p)).first;
+  }
+  return it->second ? &*it->second : nullptr;
 }
 
 const Value& Args::operator[](size_t i) const {

@@ -30,6 +30,10 @@ struct CallArgs {
   const Value* args = nullptr;
   int n = 0;
   const std::vector<std::string>* kwNames = nullptr;
+  // Set by builtinParams(): the builtin's Args throws its parameter list (BuiltinParams)
+  // instead of binding, so that the parameter lists written in each builtin are the only
+  // ones, and the graph tracer binds with them too.
+  bool describe = false;
   int numKw() const { return kwNames ? static_cast<int>(kwNames->size()) : 0; }
   int numPos() const { return n - numKw(); }
 };
@@ -47,6 +51,24 @@ void registerTensorBuiltins(BuiltinTable& t);  // BuiltinsTensor.cpp: creation, 
 void registerIoBuiltins(BuiltinTable& t);      // BuiltinsIo.cpp: files and random numbers
 void registerUiBuiltins(BuiltinTable& t);      // BuiltinsUi.cpp: progress bars and plots
 void registerAutodiffBuiltins(BuiltinTable& t);  // BuiltinsAutodiff.cpp: tape, grad, value_and_grad
+
+// A builtin's parameters, as its Args declares them.
+struct BuiltinParams {
+  std::string fn;
+  std::vector<const char*> params;
+  size_t required = 0;
+};
+
+// The one binder of builtin calls (eager's Args and the graph tracer): which parameter each
+// argument binds to (positional first, then keywords), or rt::Error with the words eager
+// mode uses ("takes at most", "has no parameter named", "got two values for", "is missing
+// its argument").
+std::vector<int> bindBuiltinArgs(const char* fn, const std::vector<const char*>& params, size_t required, int numPos,
+                                 const std::vector<std::string>* kwNames);
+
+// The parameters of builtin `id` (null for builtins without a fixed list: print, tree_map,
+// tape, ... and those with effects, which are never asked). Cached.
+const BuiltinParams* builtinParams(Interpreter& vm, int id);
 
 class Args {
  public:

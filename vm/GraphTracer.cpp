@@ -2189,6 +2189,17 @@ class Tracer {
       CallArgs ca{vals.data(), static_cast<int>(vals.size()), kw.empty() ? nullptr : names.get()};
       return staticCall(loc, [&] { return builtinFn(id)(vm_, ca); });
     }
+    // The one binder (eager's, with the parameter lists the builtins declare): unknown or
+    // repeated keywords, too many or missing arguments are eager's errors, word for word.
+    if (nm != "print" && nm != "plot" && nm != "tree_map" && nm != "tape")
+      if (const BuiltinParams* ps = builtinParams(vm_, id)) {
+        try {
+          (void)bindBuiltinArgs(ps->fn.c_str(), ps->params, ps->required, static_cast<int>(args.size() - kw.size()),
+                                kw.empty() ? nullptr : &kw);
+        } catch (const rt::Error& e) {
+          fail(loc, e.what());
+        }
+      }
     // Bind by name.
     BArgs a;
     size_t npos = args.size() - kw.size();
@@ -2253,7 +2264,7 @@ class Tracer {
       return binop(rt::BinaryOp::Minimum, lo, need(2, "hi"), loc);
     }
     if (nm == "where") {
-      TV c = need(0, "c"), x = need(1, "a"), y = need(2, "b");
+      TV c = need(0, "cond"), x = need(1, "a"), y = need(2, "b");
       // promote a and b by the operator rules (weak scalars take the other's dtype)
       TV probe = binop(rt::BinaryOp::Add, x, y, loc);
       DType d = typeOf(probe).dtype;
@@ -2372,7 +2383,18 @@ class Tracer {
       std::vector<Dim> dims;
       int64_t r = x->type.rank();
       int64_t only = -1;
-      if (ax && !(ax->isStatic() && ax->sv.isNone())) only = staticInt(*ax, "axis"), only = only < 0 ? only + r : only;
+      if (ax && !(ax->isStatic() && ax->sv.isNone())) {
+        int64_t given = staticInt(*ax, "axis");
+        // The runtime's own rule decides when the shape is known (same checks, same words).
+        bool known = true;
+        rt::Shape shape;
+        for (const Dim& d : x->type.dims) known = known && d.is_known(), shape.push_back(d.is_known() ? d.size : 1);
+        if (known) guarded(loc, [&] { return rt::squeeze_shape(shape, rt::Axes(std::vector<int64_t>{given})); });
+        only = guarded(loc, [&] { return rt::normalize_axis(given, r); });
+        const Dim& d = x->type.dims[static_cast<size_t>(only)];
+        if (d.is_known() && d.size != 1)
+          fail(loc, fmt::format("cannot squeeze axis {} of size {} (shape {})", given, d.size, x->type.str()));
+      }
       for (int64_t i = 0; i < r; ++i) {
         const Dim& d = x->type.dims[static_cast<size_t>(i)];
         bool one = d.is_known() && d.size == 1;
@@ -2548,7 +2570,7 @@ class Tracer {
       return TV::of(Value());
     }
     if (nm == "assert") {
-      TV c = need(0, "c");
+      TV c = need(0, "cond");
       std::string msg = "assertion failed";
       if (TV* m = arg(1, "message")) msg = "assertion failed: " + staticString(*m, "message", loc);
       ir::Value* cv = materialize(c, loc, DType::Bool);
