@@ -1981,11 +1981,8 @@ class Tracer {
     }
     std::vector<ir::Value*> grads;
     guarded(loc, [&] {
-      if (tv && !tv->type.is_scalar()) {
-        ir::IntList axes;
-        for (int64_t i = 0; i < tv->type.rank(); ++i) axes.push_back(i);
-        tv = b_.reduce(rt::ReduceOp::Sum, tv, axes, false);
-      }
+      // A non-scalar target counts as its sum (SPEC §7): autodiff seeds it with ones. (A sum
+      // added here would lie outside the tape's ops, and the gradient came out zero.)
       if (tv) {
         grads = ir::autodiff::gradient(b_, ops, tv, srcv);
       } else {

@@ -130,7 +130,8 @@ class Grad {
     for (Op* op : tape) collectPushes(*op);
     for (Value* v : sources) active_.insert(v), sources_.insert(v);
     for (Op* op : tape) markActive(*op);
-    adj[target] = cst(1.0, target->type);
+    // A non-scalar target is summed first (SPEC §7): its adjoint is ones of its shape.
+    adj[target] = target->type.is_scalar() ? cst(1.0, target->type) : b_.broadcast_to(cst(1.0, target->type), target->type.dims);
     backprop(tape, adj);
     std::vector<Value*> out;
     for (Value* s : sources) {
