@@ -153,19 +153,24 @@ int readTrusted(int dirfd, const std::string& name, std::string& out) {
   return fd;
 }
 
+// Writes all of `data` to fd (retrying short writes and EINTR).
+bool writeAll(int fd, const std::string& data) {
+  size_t put = 0;
+  while (put < data.size()) {
+    ssize_t n = write(fd, data.data() + put, data.size() - put);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    put += static_cast<size_t>(n);
+  }
+  return true;
+}
+
 // Creates `name` in the directory (it must not exist) with mode 0600 whatever the umask, and
 // writes `data` to it.
 bool writeNew(int dirfd, const std::string& name, const std::string& data) {
   int fd = openat(dirfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return false;
-  bool ok = fchmod(fd, 0600) == 0;
-  size_t put = 0;
-  while (ok && put < data.size()) {
-    ssize_t n = write(fd, data.data() + put, data.size() - put);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) ok = false;
-    else put += static_cast<size_t>(n);
-  }
+  bool ok = fchmod(fd, 0600) == 0 && writeAll(fd, data);
   if (close(fd) != 0) ok = false;
   if (!ok) unlinkat(dirfd, name.c_str(), 0);
   return ok;
@@ -250,15 +255,9 @@ void prune(int dirfd) {
 void* dlopenBytes(const std::string& bytes) {
   int fd = memfd_create("tdl-compile-cache", MFD_CLOEXEC);
   if (fd < 0) return nullptr;
-  size_t put = 0;
-  while (put < bytes.size()) {
-    ssize_t n = write(fd, bytes.data() + put, bytes.size() - put);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      close(fd);
-      return nullptr;
-    }
-    put += static_cast<size_t>(n);
+  if (!writeAll(fd, bytes)) {
+    close(fd);
+    return nullptr;
   }
   void* h = dlopen(("/proc/self/fd/" + std::to_string(fd)).c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!h) close(fd);

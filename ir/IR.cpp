@@ -226,6 +226,12 @@ void Block::splice(size_t pos, Block& from, size_t count) {
   from.ops_.erase(first, last);
 }
 
+// An op may be erased only when nothing uses its results.
+static void checkUnused(const Op& op) {
+  for (Value* r : op.results())
+    if (r->has_uses()) throw rt::InternalError("erase: a result of '" + std::string(op.name()) + "' is used");
+}
+
 void Block::erase_all(const std::unordered_set<const Op*>& dead) {
   if (dead.empty()) return;
   size_t out = 0;
@@ -235,8 +241,7 @@ void Block::erase_all(const std::unordered_set<const Op*>& dead) {
       ++out;
       continue;
     }
-    for (Value* r : ops_[i]->results())
-      if (r->has_uses()) throw rt::InternalError("erase: a result of '" + std::string(ops_[i]->name()) + "' is used");
+    checkUnused(*ops_[i]);
     ops_[i]->parent_ = nullptr;
     ops_[i].reset();
   }
@@ -251,8 +256,7 @@ std::unique_ptr<Op> Block::take(size_t i) {
 }
 
 void Block::erase(size_t i) {
-  for (Value* r : ops_.at(i)->results())
-    if (r->has_uses()) throw rt::InternalError("erase: a result of '" + std::string(ops_[i]->name()) + "' is used");
+  checkUnused(*ops_.at(i));
   take(i);  // destroyed here
 }
 

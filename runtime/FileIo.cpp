@@ -183,10 +183,8 @@ OutFile::OutFile(const std::string& path, bool executable) : path_(path) {
   if (exists && access(target.c_str(), W_OK) != 0)
     throw Error(fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
   size_t slash = target.rfind('/');
-  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : target.substr(0, slash);
-  std::string base = slash == std::string::npos ? target : target.substr(slash + 1);
-  std::string tmp = (dir == "/" ? "" : dir) + "/." + base + ".tdl-XXXXXX";
-  if (slash == std::string::npos) tmp = "." + base + ".tdl-XXXXXX";
+  dir_ = slash == std::string::npos ? "." : slash == 0 ? "/" : target.substr(0, slash);
+  std::string tmp = dir_ + "/." + target.substr(slash == std::string::npos ? 0 : slash + 1) + ".tdl-XXXXXX";
   std::vector<char> name(tmp.begin(), tmp.end());
   name.push_back('\0');
   int fd = mkostemp(name.data(), O_CLOEXEC);
@@ -241,9 +239,7 @@ void OutFile::close() {
   if (!tmp_.empty()) {
     tmp_.clear();
     // The rename itself is durable once the directory is flushed.
-    size_t slash = target_.rfind('/');
-    std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : target_.substr(0, slash);
-    int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dfd = open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
       fsync(dfd);
       ::close(dfd);

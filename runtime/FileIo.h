@@ -45,7 +45,7 @@ class OutFile {
   void close();  // flushes, syncs and renames into place; throws on failure
 
  private:
-  std::string path_, tmp_, target_;
+  std::string path_, tmp_, target_, dir_;  // dir_: the target's folder (synced after the rename)
   FILE* f_ = nullptr;
 };
 

@@ -135,7 +135,7 @@ print(up(big), down(small), up(10), down(10))
     exe = os.path.join(d, "range-exe")
     r = run(tdl, "build", path, "-o", exe, timeout=120)
     if r.returncode == 0:
-        r = Result(*subprocess_run([exe]))
+        r = run(exe, timeout=20)
     expect("ranges near i64's limits (built executable)", r.returncode == 0 and r.stdout == want, r)
 
 
@@ -241,7 +241,7 @@ def build_outputs(tdl, d):
     r = run(tdl, "build", app, "-o", exe, timeout=120)
     ok = r.returncode == 0 and os.access(exe, os.X_OK)
     if ok:
-        r = Result(*subprocess_run([exe]))
+        r = run(exe, timeout=20)
         ok = r.returncode == 0 and r.stdout == "[2.0, 4.0, 6.0]\n"
     expect("tdl build writes a working executable", ok, r)
     expect("tdl build leaves no temporaries", sorted(os.listdir(sub)) == ["app", "app.h", "app.tdl", "libapp.so", "util.tdl"],
@@ -351,15 +351,6 @@ def graph_errors(tdl, d):
     r = run(tdl, "run", path)
     expect("tree_leaves keeps none and string leaves in compiled code",
            r.returncode == 0 and r.stdout == '[[1.0], none, "s", [1.0]]\n' * 2, r)
-
-
-def subprocess_run(cmd, timeout=20):
-    t0 = time.time()
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout)
-        return p.returncode, p.stdout, p.stderr, time.time() - t0
-    except subprocess.TimeoutExpired:
-        return -999, "", "TIMEOUT", timeout
 
 
 def main():

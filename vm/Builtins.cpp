@@ -1,10 +1,11 @@
 #include "vm/Builtins.h"
 
-#include <optional>
-
 #include <fmt/format.h>
 
 #include <map>
+#include <optional>
+#include <set>
+#include <string_view>
 
 #include "runtime/Error.h"
 #include "vm/Format.h"
@@ -102,14 +103,19 @@ const BuiltinParams* builtinParams(Interpreter& vm, int id) {
   static std::map<int, std::optional<BuiltinParams>> cache;
   auto it = cache.find(id);
   if (it == cache.end()) {
+    // Only builtins whose body starts by binding with Args can be asked; these do other
+    // work first (print would print a line), and bind their variadic arguments themselves.
+    static const std::set<std::string_view> unbound = {"print", "plot", "tree_map", "tape"};
     std::optional<BuiltinParams> p;
     CallArgs call;
     call.describe = true;
-    try {
-      (void)builtinFn(id)(vm, call);
-    } catch (const BuiltinParams& got) {
-      p = got;
-    } catch (...) {
+    if (!unbound.count(builtinName(id))) {
+      try {
+        (void)builtinFn(id)(vm, call);
+      } catch (const BuiltinParams& got) {
+        p = got;
+      } catch (...) {
+      }
     }
     it = cache.emplace(id, std::move(p)).first;
   }

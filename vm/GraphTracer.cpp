@@ -2188,15 +2188,14 @@ class Tracer {
     }
     // The one binder (eager's, with the parameter lists the builtins declare): unknown or
     // repeated keywords, too many or missing arguments are eager's errors, word for word.
-    if (nm != "print" && nm != "plot" && nm != "tree_map" && nm != "tape")
-      if (const BuiltinParams* ps = builtinParams(vm_, id)) {
-        try {
-          (void)bindBuiltinArgs(ps->fn.c_str(), ps->params, ps->required, static_cast<int>(args.size() - kw.size()),
-                                kw.empty() ? nullptr : &kw);
-        } catch (const rt::Error& e) {
-          fail(loc, e.what());
-        }
+    if (const BuiltinParams* ps = builtinParams(vm_, id)) {
+      try {
+        (void)bindBuiltinArgs(ps->fn.c_str(), ps->params, ps->required, static_cast<int>(args.size() - kw.size()),
+                              kw.empty() ? nullptr : &kw);
+      } catch (const rt::Error& e) {
+        fail(loc, e.what());
       }
+    }
     // Bind by name.
     BArgs a;
     size_t npos = args.size() - kw.size();
