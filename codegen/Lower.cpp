@@ -17,6 +17,7 @@
 #include "codegen/DiskCache.h"
 #include "codegen/Exec.h"
 #include "codegen/LlvmPasses.h"
+#include "codegen/ScalarEmit.h"
 #include "ir/Printer.h"
 #include "ir/Pass.h"
 
@@ -101,6 +102,29 @@ bool deadAfter(const ir::Op& op, const ir::Value* x) {
 
 // ------------------------------------------------------------------ lowering
 
+struct Lowering;
+
+// CPU code's primitives: the C library's functions by the op's name (expf, log1p, erff,
+// ...), the ones the eager kernels call, so both agree bit for bit; inside fused loops f32
+// exp is the inline polynomial, so that the loops vectorize.
+class CpuMath : public ScalarEmitter {
+ public:
+  CpuMath(llvm::IRBuilder<>& b, llvm::Module& m, Lowering& l) : ScalarEmitter(b), mod(m), low(l) {}
+  llvm::Module& mod;
+  Lowering& low;
+
+ protected:
+  V floatPrimitive(rt::UnaryOp op, V x) override;
+  V floatPow(V a, V c) override { return libm("pow", {a, c}); }
+  bool checkDivisor(V isZero) override;
+  V libm(const char* base, std::vector<V> args) {
+    llvm::Type* t = args[0]->getType();
+    std::string name = std::string(base) + (t->isFloatTy() ? "f" : "");
+    std::vector<llvm::Type*> ts(args.size(), t);
+    return b_.CreateCall(mod.getOrInsertFunction(name, llvm::FunctionType::get(t, ts, false)), args);
+  }
+};
+
 struct Lowering {
   CompiledFn& cf;
   llvm::LLVMContext& ctx;
@@ -120,7 +144,10 @@ struct Lowering {
   llvm::BasicBlock* allocaBB = nullptr;
   llvm::AllocaInst* idxBuf = nullptr;  // [kMaxRank x i64] for element addresses
 
-  Lowering(CompiledFn& c, llvm::LLVMContext& x, llvm::Module& m) : cf(c), ctx(x), mod(m), b(x) {}
+  Lowering(CompiledFn& c, llvm::LLVMContext& x, llvm::Module& m) : cf(c), ctx(x), mod(m), b(x), em(b, m, *this) {}
+  // The elementwise math (ScalarEmit.h), with CPU code's primitives.
+  CpuMath em;
+  const ir::Op* curOp = nullptr;  // the op being lowered (for the error of a failing one)
 
   int newSlot() { return cf.numSlots++; }
   int slotOf(const ir::Value* v) {
@@ -187,19 +214,8 @@ struct Lowering {
   llvm::Value* get(const ir::Value* v) { return b.CreateLoad(ty(v->type.dtype), natOf(v)); }
   void set(const ir::Value* v, llvm::Value* x) { b.CreateStore(x, natOf(v)); }
 
-  // Converts x of dtype `from` to dtype `to` with rt::cast's semantics.
-  llvm::Value* convert(llvm::Value* x, DType from, DType to) {
-    if (from == to) return x;
-    llvm::Type* t = ty(to);
-    if (to == DType::Bool)
-      return isFloat(from) ? b.CreateFCmpUNE(x, llvm::ConstantFP::get(x->getType(), 0.0))
-                           : b.CreateICmpNE(x, llvm::ConstantInt::get(x->getType(), 0));
-    if (from == DType::Bool) return isFloat(to) ? b.CreateUIToFP(x, t) : b.CreateZExt(x, t);
-    if (isFloat(from) && isFloat(to)) return b.CreateFPCast(x, t);
-    if (isFloat(from)) return b.CreateFreeze(b.CreateFPToSI(x, t));
-    if (isFloat(to)) return b.CreateSIToFP(x, t);
-    return b.CreateSExtOrTrunc(x, t);
-  }
+  // x of dtype `from` as dtype `to`, with rt::cast's semantics.
+  llvm::Value* convert(llvm::Value* x, DType from, DType to) { return em.convert(x, from, to); }
 
   // The slot of v, holding v's current value (native scalars are stored first).
   int materialize(const ir::Value* v) {
@@ -243,21 +259,6 @@ struct Lowering {
     b.SetInsertPoint(next);
   }
 
-  // Integer floor division / modulo like Python (b == 0 was checked; b == -1 avoids the trap).
-  llvm::Value* intFloorDivMod(llvm::Value* x, llvm::Value* y, bool isMod) {
-    llvm::Type* t = x->getType();
-    auto* zero = llvm::ConstantInt::get(t, 0);
-    auto* minus1 = llvm::ConstantInt::getSigned(t, -1);
-    llvm::Value* isM1 = b.CreateICmpEQ(y, minus1);
-    llvm::Value* safeY = b.CreateSelect(isM1, llvm::ConstantInt::get(t, 1), y);
-    llvm::Value* q = b.CreateSDiv(x, safeY);
-    llvm::Value* r = b.CreateSRem(x, safeY);
-    llvm::Value* adjust = b.CreateAnd(b.CreateICmpNE(r, zero),
-                                      b.CreateICmpNE(b.CreateICmpSLT(r, zero), b.CreateICmpSLT(y, zero)));
-    if (isMod) return b.CreateSelect(isM1, zero, b.CreateSelect(adjust, b.CreateAdd(r, y), r));
-    return b.CreateSelect(isM1, b.CreateSub(zero, x), b.CreateSelect(adjust, b.CreateSub(q, llvm::ConstantInt::get(t, 1)), q));
-  }
-
   // Lowers an op on native scalars inline; false when it must go through the runtime.
   bool lowerNative(const ir::Op& op) {
     if (op.num_results() != 1 || !isNat(op.result())) return false;
@@ -290,116 +291,19 @@ struct Lowering {
   }
 
   bool lowerBinary(const ir::Op& op, rt::BinaryOp k) {
-    using B = rt::BinaryOp;
     const ir::Value *x = op.operand(0), *y = op.operand(1), *r = op.result();
-    DType c = rt::promote(x->type.dtype, y->type.dtype);
-    DType ct = c;  // the compute dtype (rt's binary_compute_dtype)
-    switch (k) {
-      case B::Div: ct = isFloat(c) ? c : DType::F32; break;
-      case B::Add: case B::Sub: case B::Mul: case B::FloorDiv: case B::Mod:
-        ct = c == DType::Bool ? DType::I64 : c;
-        break;
-      case B::BitAnd: case B::BitOr: case B::BitXor:
-        if (isFloat(c)) return false;
-        break;
-      case B::LogicalAnd: case B::LogicalOr: ct = DType::Bool; break;
-      case B::Pow: return false;
-      default: break;
-    }
-    if ((k == B::FloorDiv || k == B::Mod) && isFloat(ct)) return false;
-    llvm::Value* a = convert(get(x), x->type.dtype, ct);
-    llvm::Value* v = convert(get(y), y->type.dtype, ct);
-    bool f = isFloat(ct);
-    bool isBool = ct == DType::Bool;
-    llvm::Value* out = nullptr;
-    switch (k) {
-      case B::Add: out = f ? b.CreateFAdd(a, v) : b.CreateAdd(a, v); break;
-      case B::Sub: out = f ? b.CreateFSub(a, v) : b.CreateSub(a, v); break;
-      case B::Mul: out = f ? b.CreateFMul(a, v) : b.CreateMul(a, v); break;
-      case B::Div: out = b.CreateFDiv(a, v); break;
-      case B::FloorDiv:
-      case B::Mod: {
-        failIf(b.CreateICmpEQ(v, llvm::ConstantInt::get(v->getType(), 0)), errorEntry(op), "division by zero");
-        out = intFloorDivMod(a, v, k == B::Mod);
-        break;
-      }
-      case B::Eq: out = f ? b.CreateFCmpOEQ(a, v) : b.CreateICmpEQ(a, v); break;
-      case B::Ne: out = f ? b.CreateFCmpUNE(a, v) : b.CreateICmpNE(a, v); break;
-      case B::Lt: out = f ? b.CreateFCmpOLT(a, v) : isBool ? b.CreateICmpULT(a, v) : b.CreateICmpSLT(a, v); break;
-      case B::Le: out = f ? b.CreateFCmpOLE(a, v) : isBool ? b.CreateICmpULE(a, v) : b.CreateICmpSLE(a, v); break;
-      case B::Gt: out = f ? b.CreateFCmpOGT(a, v) : isBool ? b.CreateICmpUGT(a, v) : b.CreateICmpSGT(a, v); break;
-      case B::Ge: out = f ? b.CreateFCmpOGE(a, v) : isBool ? b.CreateICmpUGE(a, v) : b.CreateICmpSGE(a, v); break;
-      case B::BitAnd: case B::LogicalAnd: out = b.CreateAnd(a, v); break;
-      case B::BitOr: case B::LogicalOr: out = b.CreateOr(a, v); break;
-      case B::BitXor: out = b.CreateXor(a, v); break;
-      case B::Maximum:
-      case B::Minimum: {
-        // rt's max_of/min_of: floats propagate a NaN of the first operand.
-        bool mx = k == B::Maximum;
-        llvm::Value* pick;
-        if (f) pick = b.CreateOr(mx ? b.CreateFCmpOGT(a, v) : b.CreateFCmpOLT(a, v), b.CreateFCmpUNO(a, a));
-        else if (isBool) pick = mx ? b.CreateICmpUGT(a, v) : b.CreateICmpULT(a, v);
-        else pick = mx ? b.CreateICmpSGT(a, v) : b.CreateICmpSLT(a, v);
-        out = b.CreateSelect(pick, a, v);
-        break;
-      }
-      default: return false;
-    }
-    DType od = out->getType()->isIntegerTy(1) ? DType::Bool : ct;
-    set(r, convert(out, od, r->type.dtype));
+    curOp = &op;
+    llvm::Value* out = em.emitBinary(k, get(x), x->type.dtype, get(y), y->type.dtype, r->type.dtype);
+    if (!out) return false;
+    set(r, out);
     return true;
   }
 
   bool lowerUnary(const ir::Op& op, rt::UnaryOp k) {
-    using U = rt::UnaryOp;
     const ir::Value *x = op.operand(0), *r = op.result();
-    DType d = x->type.dtype;
-    DType ct = d;
-    switch (k) {
-      case U::Neg: case U::Square: ct = d == DType::Bool ? DType::I64 : d; break;
-      case U::LogicalNot: ct = DType::Bool; break;
-      case U::BitNot: if (isFloat(d)) return false; break;
-      case U::Abs: case U::Relu: break;
-      case U::Exp: case U::Log: case U::Sqrt:
-        if (!isFloat(d)) return false;
-        break;
-      default: return false;
-    }
-    llvm::Value* a = convert(get(x), d, ct);
-    bool f = isFloat(ct);
-    llvm::Value* out = nullptr;
-    llvm::Value* zero = f ? llvm::ConstantFP::get(a->getType(), 0.0) : llvm::ConstantInt::get(a->getType(), 0);
-    switch (k) {
-      case U::Neg: out = f ? b.CreateFNeg(a) : b.CreateSub(zero, a); break;
-      case U::Square: out = f ? b.CreateFMul(a, a) : b.CreateMul(a, a); break;
-      case U::LogicalNot: case U::BitNot: out = b.CreateNot(a); break;
-      case U::Sqrt: out = b.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, a); break;
-      case U::Exp:
-        if (inKernel && ct == DType::F32) {
-          out = vectorExpF32(a);
-          break;
-        }
-        [[fallthrough]];
-      case U::Log: {
-        // The libm functions the runtime kernels call (std::exp/std::log), bit for bit.
-        std::string name = std::string(k == U::Exp ? "exp" : "log") + (ct == DType::F32 ? "f" : "");
-        auto callee = mod.getOrInsertFunction(name, llvm::FunctionType::get(a->getType(), {a->getType()}, false));
-        out = b.CreateCall(callee, {a});
-        break;
-      }
-      case U::Abs:
-        if (ct == DType::Bool) out = a;
-        else if (f) out = b.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, a);
-        else out = b.CreateSelect(b.CreateICmpSLT(a, zero), b.CreateSub(zero, a), a);
-        break;
-      case U::Relu:
-        if (ct == DType::Bool) out = a;
-        else if (f) out = b.CreateSelect(b.CreateOr(b.CreateFCmpOGT(a, zero), b.CreateFCmpUNO(a, a)), a, zero);
-        else out = b.CreateSelect(b.CreateICmpSGT(a, zero), a, zero);
-        break;
-      default: return false;
-    }
-    set(r, convert(out, ct, r->type.dtype));
+    llvm::Value* out = em.emitUnary(k, get(x), x->type.dtype, r->type.dtype);
+    if (!out) return false;
+    set(r, out);
     return true;
   }
 
@@ -459,30 +363,6 @@ struct Lowering {
     return false;
   }
 
-  // exp on f32 without a call, so that fused loops vectorize: Cephes' expf (range
-  // reduction by ln 2 in two parts, degree-6 polynomial; within 2 ulp of libm, inside
-  // SPEC §11's 1e-5), scaled by 2^n in two steps so that subnormal results round once.
-  // x > 89 gives inf, x < -104 gives 0, NaN stays NaN.
-  llvm::Value* vectorExpF32(llvm::Value* x) {
-    auto* f = b.getFloatTy();
-    auto* i32t = b.getInt32Ty();
-    auto C = [&](double v) { return llvm::ConstantFP::get(f, v); };
-    llvm::Value* cx = b.CreateSelect(b.CreateFCmpOGT(x, C(89.0)), C(89.0), x);
-    cx = b.CreateSelect(b.CreateFCmpOLT(cx, C(-104.0)), C(-104.0), cx);
-    llvm::Value* fx = b.CreateUnaryIntrinsic(llvm::Intrinsic::floor, b.CreateFAdd(b.CreateFMul(cx, C(1.44269504088896341)), C(0.5)));
-    llvm::Value* r = b.CreateFSub(b.CreateFSub(cx, b.CreateFMul(fx, C(0.693359375))), b.CreateFMul(fx, C(-2.12194440e-4)));
-    llvm::Value* z = b.CreateFMul(r, r);
-    llvm::Value* y = C(1.9875691500e-4);
-    for (double c : {1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1})
-      y = b.CreateFAdd(b.CreateFMul(y, r), C(c));
-    y = b.CreateFAdd(b.CreateFAdd(b.CreateFMul(y, z), r), C(1.0));
-    llvm::Value* n = b.CreateFreeze(b.CreateFPToSI(fx, i32t));
-    llvm::Value* n1 = b.CreateAShr(n, 1);
-    llvm::Value* n2 = b.CreateSub(n, n1);
-    auto pow2 = [&](llvm::Value* k) { return b.CreateBitCast(b.CreateShl(b.CreateAdd(k, b.getInt32(127)), 23), f); };
-    llvm::Value* e = b.CreateFMul(b.CreateFMul(y, pow2(n1)), pow2(n2));
-    return b.CreateSelect(b.CreateFCmpUNO(x, x), x, e);
-  }
   bool inKernel = false;
 
   // The address of element slot[idx...] computed inline (NativeLayout) when every index is
@@ -1077,6 +957,17 @@ struct Lowering {
 };
 
 // ------------------------------------------------------------------ the JIT
+
+CpuMath::V CpuMath::floatPrimitive(rt::UnaryOp op, V x) {
+  if (op == rt::UnaryOp::Exp && low.inKernel && x->getType()->isFloatTy()) return emitExpF32(b_, x);
+  return libm(std::string(rt::op_name(op)).c_str(), {x});
+}
+
+bool CpuMath::checkDivisor(V isZero) {
+  if (low.inKernel || !low.curOp) return false;  // a fused loop cannot fail (Fusion keeps these out)
+  low.failIf(isZero, low.errorEntry(*low.curOp), "division by zero");
+  return true;
+}
 
 class Jit {
  public:

@@ -6,6 +6,7 @@
 // own (Cephes-style polynomials for f32), so the PTX has no external calls and ptxas
 // assembles it without libdevice.
 #include "codegen/Ptx.h"
+#include "codegen/ScalarEmit.h"
 
 #include <fmt/format.h>
 
@@ -78,6 +79,32 @@ struct Unsupported {
   std::string why;
 };
 
+// PTX's primitives: f32 polynomials without calls (no libdevice); f64 math stays on the host.
+class PtxMath : public ScalarEmitter {
+ public:
+  using ScalarEmitter::ScalarEmitter;
+
+ protected:
+  V floatPrimitive(rt::UnaryOp op, V x) override {
+    if (!x->getType()->isFloatTy()) return nullptr;
+    auto C = [&](double v) { return llvm::ConstantFP::get(x->getType(), v); };
+    switch (op) {
+      case rt::UnaryOp::Exp: return emitExpF32(b_, x);
+      case rt::UnaryOp::Expm1: return emitExpm1F32(b_, x);
+      case rt::UnaryOp::Log: return emitLogF32(b_, x);
+      case rt::UnaryOp::Log1p: return emitLog1pF32(b_, x);
+      case rt::UnaryOp::Log2: return b_.CreateFMul(emitLogF32(b_, x), C(1.4426950408889634));
+      case rt::UnaryOp::Log10: return b_.CreateFMul(emitLogF32(b_, x), C(0.4342944819032518));
+      case rt::UnaryOp::Sin: return emitSinCosF32(b_, x, false);
+      case rt::UnaryOp::Cos: return emitSinCosF32(b_, x, true);
+      case rt::UnaryOp::Tanh: return emitTanhF32(b_, x);
+      case rt::UnaryOp::Erf: return emitErfF32(b_, x);
+      default: return nullptr;
+    }
+  }
+  V floatPow(V, V) override { return nullptr; }
+};
+
 class PtxLowering {
  public:
   PtxLowering(llvm::LLVMContext& c, llvm::Module& m) : ctx(c), mod(m), b(c) {}
@@ -122,19 +149,9 @@ class PtxLowering {
     b.CreateStore(v, b.CreateInBoundsGEP(memTy(d), base, idx));
   }
 
-  // rt::cast's semantics.
-  llvm::Value* convert(llvm::Value* x, DType from, DType to) {
-    if (from == to) return x;
-    llvm::Type* t = ty(to);
-    if (to == DType::Bool)
-      return isFloat(from) ? b.CreateFCmpUNE(x, llvm::ConstantFP::get(x->getType(), 0.0))
-                           : b.CreateICmpNE(x, llvm::ConstantInt::get(x->getType(), 0));
-    if (from == DType::Bool) return isFloat(to) ? b.CreateUIToFP(x, t) : b.CreateZExt(x, t);
-    if (isFloat(from) && isFloat(to)) return b.CreateFPCast(x, t);
-    if (isFloat(from)) return b.CreateFreeze(b.CreateFPToSI(x, t));
-    if (isFloat(to)) return b.CreateSIToFP(x, t);
-    return b.CreateSExtOrTrunc(x, t);
-  }
+  // The elementwise math: the emitter shared with CPU code, with PTX's primitives.
+  PtxMath em{b};
+  llvm::Value* convert(llvm::Value* x, DType from, DType to) { return em.convert(x, from, to); }
 
   llvm::Value* get(const ir::Value* v) {
     auto it = vals.find(v);
@@ -142,245 +159,20 @@ class PtxLowering {
     return it->second;
   }
 
-  // ---- f32 math without calls (Cephes; within a few ulp, inside SPEC §11's 1e-5)
-
-  llvm::Constant* C(double v) { return llvm::ConstantFP::get(b.getFloatTy(), v); }
-  llvm::Value* poly(llvm::Value* x, std::initializer_list<double> cs) {
-    llvm::Value* y = nullptr;
-    for (double c : cs) y = y ? b.CreateFAdd(b.CreateFMul(y, x), C(c)) : static_cast<llvm::Value*>(C(c));
-    return y;
-  }
-  llvm::Value* floorF(llvm::Value* x) { return b.CreateUnaryIntrinsic(llvm::Intrinsic::floor, x); }
-
-  // expf: range reduction by ln 2 in two parts, degree-6 polynomial, 2^n in two steps.
-  llvm::Value* expF32(llvm::Value* x) {
-    auto* i32t = b.getInt32Ty();
-    llvm::Value* cx = b.CreateSelect(b.CreateFCmpOGT(x, C(89.0)), C(89.0), x);
-    cx = b.CreateSelect(b.CreateFCmpOLT(cx, C(-104.0)), C(-104.0), cx);
-    llvm::Value* fx = floorF(b.CreateFAdd(b.CreateFMul(cx, C(1.44269504088896341)), C(0.5)));
-    llvm::Value* r = b.CreateFSub(b.CreateFSub(cx, b.CreateFMul(fx, C(0.693359375))), b.CreateFMul(fx, C(-2.12194440e-4)));
-    llvm::Value* z = b.CreateFMul(r, r);
-    llvm::Value* y = poly(r, {1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1,
-                              5.0000001201e-1});
-    y = b.CreateFAdd(b.CreateFAdd(b.CreateFMul(y, z), r), C(1.0));
-    llvm::Value* n = b.CreateFreeze(b.CreateFPToSI(fx, i32t));
-    llvm::Value* n1 = b.CreateAShr(n, 1);
-    llvm::Value* n2 = b.CreateSub(n, n1);
-    auto pow2 = [&](llvm::Value* k) { return b.CreateBitCast(b.CreateShl(b.CreateAdd(k, b.getInt32(127)), 23), b.getFloatTy()); };
-    llvm::Value* e = b.CreateFMul(b.CreateFMul(y, pow2(n1)), pow2(n2));
-    return b.CreateSelect(b.CreateFCmpUNO(x, x), x, e);
-  }
-
-  // logf: x = m 2^e with m in [sqrt(1/2), sqrt(2)), degree-9 polynomial in m - 1.
-  llvm::Value* logF32(llvm::Value* x) {
-    auto* i32t = b.getInt32Ty();
-    auto* f = b.getFloatTy();
-    // Subnormals: scale by 2^23 first.
-    llvm::Value* sub = b.CreateFCmpOLT(x, C(1.17549435e-38));
-    llvm::Value* xs = b.CreateSelect(sub, b.CreateFMul(x, C(8388608.0)), x);
-    llvm::Value* bits = b.CreateBitCast(xs, i32t);
-    llvm::Value* e = b.CreateSub(b.CreateAnd(b.CreateLShr(bits, 23), b.getInt32(0xff)), b.getInt32(126));
-    e = b.CreateSub(e, b.CreateSelect(sub, b.getInt32(23), b.getInt32(0)));
-    llvm::Value* m = b.CreateBitCast(b.CreateOr(b.CreateAnd(bits, b.getInt32(0x807fffff)), b.getInt32(0x3f000000)), f);
-    llvm::Value* small = b.CreateFCmpOLT(m, C(0.707106781186547524));
-    e = b.CreateSub(e, b.CreateZExt(small, i32t));
-    m = b.CreateSelect(small, b.CreateFSub(b.CreateFAdd(m, m), C(1.0)), b.CreateFSub(m, C(1.0)));
-    llvm::Value* fe = b.CreateSIToFP(e, f);
-    llvm::Value* z = b.CreateFMul(m, m);
-    llvm::Value* y = poly(m, {7.0376836292E-2, -1.1514610310E-1, 1.1676998740E-1, -1.2420140846E-1, 1.4249322787E-1,
-                              -1.6668057665E-1, 2.0000714765E-1, -2.4999993993E-1, 3.3333331174E-1});
-    y = b.CreateFMul(b.CreateFMul(y, m), z);
-    y = b.CreateFAdd(y, b.CreateFMul(fe, C(-2.12194440e-4)));
-    y = b.CreateFSub(y, b.CreateFMul(z, C(0.5)));
-    llvm::Value* r = b.CreateFAdd(b.CreateFAdd(m, y), b.CreateFMul(fe, C(0.693359375)));
-    // Special values: NaN or x < 0 → NaN, 0 → -inf, +inf → +inf.
-    r = b.CreateSelect(b.CreateFCmpOEQ(x, C(0.0)), llvm::ConstantFP::getInfinity(f, true), r);
-    r = b.CreateSelect(b.CreateFCmpOEQ(x, llvm::ConstantFP::getInfinity(f)), x, r);
-    return b.CreateSelect(b.CreateFCmpULT(x, C(0.0)), llvm::ConstantFP::getNaN(f), r);
-  }
-
-  // log1p(x) = log(u) * x / (u - 1) with u = 1 + x (exact when u == 1).
-  llvm::Value* log1pF32(llvm::Value* x) {
-    llvm::Value* u = b.CreateFAdd(x, C(1.0));
-    llvm::Value* d = b.CreateFSub(u, C(1.0));
-    llvm::Value* r = b.CreateFDiv(b.CreateFMul(logF32(u), x), d);
-    r = b.CreateSelect(b.CreateFCmpOEQ(d, C(0.0)), x, r);
-    return b.CreateSelect(b.CreateFCmpOEQ(u, llvm::ConstantFP::getInfinity(b.getFloatTy())), u, r);
-  }
-
-  // tanhf: an odd polynomial below 0.625, else 1 - 2 / (e^2|x| + 1) with x's sign.
-  llvm::Value* tanhF32(llvm::Value* x) {
-    llvm::Value* z = b.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x);
-    llvm::Value* big = b.CreateFSub(C(1.0), b.CreateFDiv(C(2.0), b.CreateFAdd(expF32(b.CreateFAdd(z, z)), C(1.0))));
-    big = b.CreateBinaryIntrinsic(llvm::Intrinsic::copysign, big, x);
-    llvm::Value* zz = b.CreateFMul(x, x);
-    llvm::Value* p = poly(zz, {-5.70498872745E-3, 2.06390887954E-2, -5.37397155531E-2, 1.33314422036E-1, -3.33332819422E-1});
-    llvm::Value* smallR = b.CreateFAdd(b.CreateFMul(b.CreateFMul(p, zz), x), x);
-    return b.CreateSelect(b.CreateFCmpOGT(z, C(0.625)), big, smallR);
-  }
-
-  // sinf/cosf: reduction by pi/4 in three parts, the octant picks the polynomial and sign.
-  llvm::Value* sinCosF32(llvm::Value* x, bool isCos) {
-    auto* i32t = b.getInt32Ty();
-    auto* f = b.getFloatTy();
-    llvm::Value* ax = b.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x);
-    llvm::Value* finite = b.CreateFCmpOLT(ax, C(1.0e30));  // also false for NaN
-    llvm::Value* axc = b.CreateSelect(finite, ax, C(0.0));
-    llvm::Value* j = b.CreateFreeze(b.CreateFPToSI(b.CreateFMul(axc, C(1.27323954473516)), i32t));
-    j = b.CreateAdd(j, b.CreateAnd(j, b.getInt32(1)));  // to an even octant
-    llvm::Value* y = b.CreateSIToFP(j, f);
-    j = b.CreateAnd(j, b.getInt32(7));
-    llvm::Value* z = b.CreateFSub(b.CreateFSub(b.CreateFSub(axc, b.CreateFMul(y, C(0.78515625))),
-                                               b.CreateFMul(y, C(2.4187564849853515625e-4))),
-                                  b.CreateFMul(y, C(3.77489497744594108e-8)));
-    llvm::Value* zz = b.CreateFMul(z, z);
-    llvm::Value* pc = b.CreateFAdd(
-        b.CreateFSub(b.CreateFMul(b.CreateFMul(poly(zz, {2.443315711809948E-005, -1.388731625493765E-003, 4.166664568298827E-002}), zz), zz),
-                     b.CreateFMul(zz, C(0.5))),
-        C(1.0));
-    llvm::Value* ps = b.CreateFAdd(b.CreateFMul(b.CreateFMul(poly(zz, {-1.9515295891E-4, 8.3321608736E-3, -1.6666654611E-1}), zz), z), z);
-    llvm::Value* hi = b.CreateICmpUGT(j, b.getInt32(3));  // octants 4..7: negate, j -= 4
-    llvm::Value* j4 = b.CreateSelect(hi, b.CreateSub(j, b.getInt32(4)), j);
-    llvm::Value* useCos = b.CreateOr(b.CreateICmpEQ(j4, b.getInt32(1)), b.CreateICmpEQ(j4, b.getInt32(2)));
-    llvm::Value* neg;
-    llvm::Value* r;
-    if (isCos) {
-      neg = b.CreateXor(hi, b.CreateICmpUGT(j4, b.getInt32(1)));
-      r = b.CreateSelect(useCos, ps, pc);
-    } else {
-      neg = b.CreateXor(hi, b.CreateFCmpOLT(x, C(0.0)));
-      r = b.CreateSelect(useCos, pc, ps);
-    }
-    r = b.CreateSelect(neg, b.CreateFNeg(r), r);
-    return b.CreateSelect(finite, r, llvm::ConstantFP::getNaN(f));
-  }
-
   // ---- scalar ops (the ops a fused body may hold)
 
   llvm::Value* binary(const ir::Op& op, rt::BinaryOp k) {
-    using B = rt::BinaryOp;
     const ir::Value *x = op.operand(0), *y = op.operand(1);
-    DType c = rt::promote(x->type.dtype, y->type.dtype);
-    DType ct = c;
-    switch (k) {
-      case B::Div: ct = isFloat(c) ? c : DType::F32; break;
-      case B::Add: case B::Sub: case B::Mul: ct = c == DType::Bool ? DType::I64 : c; break;
-      case B::BitAnd: case B::BitOr: case B::BitXor:
-        if (isFloat(c)) throw Unsupported{"bitwise op on floats"};
-        break;
-      case B::LogicalAnd: case B::LogicalOr: ct = DType::Bool; break;
-      case B::FloorDiv: case B::Mod: case B::Pow:
-        throw Unsupported{isFloat(c) || k == B::Pow ? std::string("not in kernels yet")
-                                                    : std::string("integer division may fail")};
-      default: break;
-    }
-    llvm::Value* a = convert(get(x), x->type.dtype, ct);
-    llvm::Value* v = convert(get(y), y->type.dtype, ct);
-    bool f = isFloat(ct);
-    bool isBool = ct == DType::Bool;
-    llvm::Value* out = nullptr;
-    switch (k) {
-      case B::Add: out = f ? b.CreateFAdd(a, v) : b.CreateAdd(a, v); break;
-      case B::Sub: out = f ? b.CreateFSub(a, v) : b.CreateSub(a, v); break;
-      case B::Mul: out = f ? b.CreateFMul(a, v) : b.CreateMul(a, v); break;
-      case B::Div: out = b.CreateFDiv(a, v); break;
-      case B::Eq: out = f ? b.CreateFCmpOEQ(a, v) : b.CreateICmpEQ(a, v); break;
-      case B::Ne: out = f ? b.CreateFCmpUNE(a, v) : b.CreateICmpNE(a, v); break;
-      case B::Lt: out = f ? b.CreateFCmpOLT(a, v) : isBool ? b.CreateICmpULT(a, v) : b.CreateICmpSLT(a, v); break;
-      case B::Le: out = f ? b.CreateFCmpOLE(a, v) : isBool ? b.CreateICmpULE(a, v) : b.CreateICmpSLE(a, v); break;
-      case B::Gt: out = f ? b.CreateFCmpOGT(a, v) : isBool ? b.CreateICmpUGT(a, v) : b.CreateICmpSGT(a, v); break;
-      case B::Ge: out = f ? b.CreateFCmpOGE(a, v) : isBool ? b.CreateICmpUGE(a, v) : b.CreateICmpSGE(a, v); break;
-      case B::BitAnd: case B::LogicalAnd: out = b.CreateAnd(a, v); break;
-      case B::BitOr: case B::LogicalOr: out = b.CreateOr(a, v); break;
-      case B::BitXor: out = b.CreateXor(a, v); break;
-      case B::Maximum:
-      case B::Minimum: {
-        bool mx = k == B::Maximum;  // floats: a NaN of the first operand propagates (rt)
-        llvm::Value* pick;
-        if (f) pick = b.CreateOr(mx ? b.CreateFCmpOGT(a, v) : b.CreateFCmpOLT(a, v), b.CreateFCmpUNO(a, a));
-        else if (isBool) pick = mx ? b.CreateICmpUGT(a, v) : b.CreateICmpULT(a, v);
-        else pick = mx ? b.CreateICmpSGT(a, v) : b.CreateICmpSLT(a, v);
-        out = b.CreateSelect(pick, a, v);
-        break;
-      }
-      default: throw Unsupported{fmt::format("'{}'", op.name())};
-    }
-    DType od = out->getType()->isIntegerTy(1) ? DType::Bool : ct;
-    return convert(out, od, op.result()->type.dtype);
+    llvm::Value* r = em.emitBinary(k, get(x), x->type.dtype, get(y), y->type.dtype, op.result()->type.dtype);
+    if (!r) throw Unsupported{em.why()};
+    return r;
   }
 
   llvm::Value* unary(const ir::Op& op, rt::UnaryOp k) {
-    using U = rt::UnaryOp;
     const ir::Value* x = op.operand(0);
-    DType d = x->type.dtype;
-    DType ct = d;
-    bool transcendental = false;
-    switch (k) {
-      case U::Neg: case U::Square: case U::Sign: ct = d == DType::Bool ? DType::I64 : d; break;
-      case U::LogicalNot: ct = DType::Bool; break;
-      case U::BitNot: if (isFloat(d)) throw Unsupported{"'~' on floats"}; break;
-      case U::Exp: case U::Log: case U::Log1p: case U::Sin: case U::Cos: case U::Tanh: case U::Sigmoid:
-        transcendental = true;
-        [[fallthrough]];
-      case U::Sqrt: case U::Rsqrt:
-        ct = isFloat(d) ? d : DType::F32;
-        break;
-      default: break;
-    }
-    if (transcendental && ct == DType::F64) throw Unsupported{fmt::format("f64 {} needs libdevice", op.name())};
-    llvm::Value* a = convert(get(x), d, ct);
-    bool f = isFloat(ct);
-    llvm::Type* t = a->getType();
-    llvm::Value* zero = f ? llvm::ConstantFP::get(t, 0.0) : llvm::ConstantInt::get(t, 0);
-    llvm::Value* one = f ? llvm::ConstantFP::get(t, 1.0) : llvm::ConstantInt::get(t, 1);
-    llvm::Value* out = nullptr;
-    DType od = ct;
-    switch (k) {
-      case U::Neg: out = f ? b.CreateFNeg(a) : b.CreateSub(zero, a); break;
-      case U::Square: out = f ? b.CreateFMul(a, a) : b.CreateMul(a, a); break;
-      case U::LogicalNot: case U::BitNot: out = b.CreateNot(a); break;
-      case U::Abs:
-        if (ct == DType::Bool) out = a;
-        else if (f) out = b.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, a);
-        else out = b.CreateSelect(b.CreateICmpSLT(a, zero), b.CreateSub(zero, a), a);
-        break;
-      case U::Relu:
-        if (ct == DType::Bool) out = a;
-        else if (f) out = b.CreateSelect(b.CreateOr(b.CreateFCmpOGT(a, zero), b.CreateFCmpUNO(a, a)), a, zero);
-        else out = b.CreateSelect(b.CreateICmpSGT(a, zero), a, zero);
-        break;
-      case U::Floor: case U::Ceil: case U::Round:
-        if (!f) out = a;
-        else out = b.CreateUnaryIntrinsic(k == U::Floor ? llvm::Intrinsic::floor : k == U::Ceil ? llvm::Intrinsic::ceil : llvm::Intrinsic::rint, a);
-        break;
-      case U::Sign: {
-        llvm::Value* pos = f ? b.CreateFCmpOGT(a, zero) : b.CreateICmpSGT(a, zero);
-        llvm::Value* negv = f ? b.CreateFCmpOLT(a, zero) : b.CreateICmpSLT(a, zero);
-        llvm::Value* m1 = f ? llvm::ConstantFP::get(t, -1.0) : llvm::ConstantInt::getSigned(t, -1);
-        out = b.CreateSelect(pos, one, b.CreateSelect(negv, m1, zero));
-        if (f) out = b.CreateSelect(b.CreateFCmpUNO(a, a), a, out);
-        break;
-      }
-      case U::IsNan:
-        out = f ? b.CreateFCmpUNO(a, a) : b.getFalse();
-        od = DType::Bool;
-        break;
-      case U::IsFinite:
-        out = f ? b.CreateFCmpOLT(b.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, a), llvm::ConstantFP::getInfinity(t)) : b.getTrue();
-        od = DType::Bool;
-        break;
-      case U::Sqrt: out = b.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, a); break;
-      case U::Rsqrt: out = b.CreateFDiv(one, b.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, a)); break;
-      case U::Exp: out = expF32(a); break;
-      case U::Log: out = logF32(a); break;
-      case U::Log1p: out = log1pF32(a); break;
-      case U::Tanh: out = tanhF32(a); break;
-      case U::Sigmoid: out = b.CreateFDiv(one, b.CreateFAdd(one, expF32(b.CreateFNeg(a)))); break;
-      case U::Sin: out = sinCosF32(a, false); break;
-      case U::Cos: out = sinCosF32(a, true); break;
-      default: throw Unsupported{fmt::format("'{}'", op.name())};
-    }
-    return convert(out, od, op.result()->type.dtype);
+    llvm::Value* r = em.emitUnary(k, get(x), x->type.dtype, op.result()->type.dtype);
+    if (!r) throw Unsupported{em.why()};
+    return r;
   }
 
   // Lowers one scalar op whose operands are in `vals`; its result goes there too.
@@ -1293,15 +1085,9 @@ std::vector<float> evalKernelMathF32(const std::string& op, const std::vector<fl
   llvm::Function* f = llvm::Function::Create(ft, llvm::Function::ExternalLinkage, "tdl_math", *mod);
   b.SetInsertPoint(llvm::BasicBlock::Create(*ctx, "entry", f));
   llvm::Value* x = f->getArg(0);
-  llvm::Value* r;
-  if (op == "exp") r = low.expF32(x);
-  else if (op == "log") r = low.logF32(x);
-  else if (op == "log1p") r = low.log1pF32(x);
-  else if (op == "tanh") r = low.tanhF32(x);
-  else if (op == "sin") r = low.sinCosF32(x, false);
-  else if (op == "cos") r = low.sinCosF32(x, true);
-  else if (op == "sigmoid") r = b.CreateFDiv(low.C(1.0), b.CreateFAdd(low.C(1.0), low.expF32(b.CreateFNeg(x))));
-  else throw std::invalid_argument("no kernel math for " + op);
+  std::optional<rt::UnaryOp> u = rt::unary_by_name(op);
+  llvm::Value* r = u ? low.em.emitUnary(*u, x, DType::F32, DType::F32) : nullptr;
+  if (!r) throw std::invalid_argument("no kernel math for " + op);
   b.CreateRet(r);
   auto& dl = (*jit)->getDataLayout();
   auto gen = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(dl.getGlobalPrefix());

@@ -28,7 +28,7 @@ std::optional<OpKind> op_kind_from_name(std::string_view name) {
 
 std::optional<rt::BinaryOp> as_binary(OpKind k) {
   switch (k) {
-#define TDL_BINARY_OP(e, n, d) case OpKind::e: return rt::BinaryOp::e;
+#define TDL_BINARY_OP(e, ...) case OpKind::e: return rt::BinaryOp::e;
 #include "runtime/ops.def"
     default: return std::nullopt;
   }
@@ -36,7 +36,7 @@ std::optional<rt::BinaryOp> as_binary(OpKind k) {
 
 std::optional<rt::UnaryOp> as_unary(OpKind k) {
   switch (k) {
-#define TDL_UNARY_OP(e, n, d) case OpKind::e: return rt::UnaryOp::e;
+#define TDL_UNARY_OP(e, ...) case OpKind::e: return rt::UnaryOp::e;
 #include "runtime/ops.def"
     default: return std::nullopt;
   }
@@ -44,7 +44,7 @@ std::optional<rt::UnaryOp> as_unary(OpKind k) {
 
 OpKind kind_of(rt::BinaryOp op) {
   switch (op) {
-#define TDL_BINARY_OP(e, n, d) case rt::BinaryOp::e: return OpKind::e;
+#define TDL_BINARY_OP(e, ...) case rt::BinaryOp::e: return OpKind::e;
 #include "runtime/ops.def"
   }
   throw rt::InternalError("kind_of: bad BinaryOp");
@@ -52,7 +52,7 @@ OpKind kind_of(rt::BinaryOp op) {
 
 OpKind kind_of(rt::UnaryOp op) {
   switch (op) {
-#define TDL_UNARY_OP(e, n, d) case rt::UnaryOp::e: return OpKind::e;
+#define TDL_UNARY_OP(e, ...) case rt::UnaryOp::e: return OpKind::e;
 #include "runtime/ops.def"
   }
   throw rt::InternalError("kind_of: bad UnaryOp");

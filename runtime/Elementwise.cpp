@@ -13,13 +13,14 @@
 #include "Convert.h"
 #include "Error.h"
 #include "Loop.h"
+#include "OpMath.h"
 #include "ThreadPool.h"
 
 namespace tdl::rt {
 
 std::string_view op_name(BinaryOp op) {
   switch (op) {
-#define TDL_BINARY_OP(e, n, d) \
+#define TDL_BINARY_OP(e, n, ...) \
   case BinaryOp::e: return #n;
 #include "ops.def"
   }
@@ -28,75 +29,67 @@ std::string_view op_name(BinaryOp op) {
 
 std::string_view op_name(UnaryOp op) {
   switch (op) {
-#define TDL_UNARY_OP(e, n, d) \
+#define TDL_UNARY_OP(e, n, ...) \
   case UnaryOp::e: return #n;
 #include "ops.def"
   }
   return "?";
 }
 
+std::optional<UnaryOp> unary_by_name(std::string_view name) {
+#define TDL_UNARY_OP(e, n, ...) \
+  if (name == #n) return UnaryOp::e;
+#include "ops.def"
+  return std::nullopt;
+}
+
+BinaryParams binary_params(BinaryOp op) {
+  std::string s = builtin_params(op);
+  auto trim = [](std::string t) {
+    while (!t.empty() && t.front() == ' ') t.erase(t.begin());
+    while (!t.empty() && t.back() == ' ') t.pop_back();
+    return t;
+  };
+  size_t comma = s.find(',');
+  BinaryParams p;
+  p.a = trim(s.substr(0, comma));
+  std::string second = comma == std::string::npos ? "b" : trim(s.substr(comma + 1));
+  size_t eq = second.find('=');
+  p.b = trim(second.substr(0, eq));
+  if (eq != std::string::npos) p.b_default = std::stod(second.substr(eq + 1));
+  return p;
+}
+
 namespace {
 
-// ---- dtype rules ------------------------------------------------------------------
+// ---- dtype rules (the props column of ops.def) ---------------------------------------
 
-bool is_comparison(BinaryOp op) {
-  return op == BinaryOp::Eq || op == BinaryOp::Ne || op == BinaryOp::Lt || op == BinaryOp::Le ||
-         op == BinaryOp::Gt || op == BinaryOp::Ge;
-}
+bool is_comparison(BinaryOp op) { return (props(op) & kPred) != 0 && (props(op) & kLogical) == 0; }
 
-// The dtype the kernel computes in.
+}  // namespace
+
 DType binary_compute_dtype(BinaryOp op, DType a, DType b) {
   DType c = promote(a, b);
-  switch (op) {
-    case BinaryOp::Div: return is_float(c) ? c : DType::F32;
-    case BinaryOp::Add:
-    case BinaryOp::Sub:
-    case BinaryOp::Mul:
-    case BinaryOp::FloorDiv:
-    case BinaryOp::Mod:
-    case BinaryOp::Pow: return c == DType::Bool ? DType::I64 : c;
-    case BinaryOp::BitAnd:
-    case BinaryOp::BitOr:
-    case BinaryOp::BitXor:
-      if (is_float(c))
-        throw Error(fmt::format("'{}' needs bool or integer operands, got {} and {}", op_name(op),
-                                dtype_name(a), dtype_name(b)));
-      return c;
-    case BinaryOp::LogicalAnd:
-    case BinaryOp::LogicalOr: return DType::Bool;
-    default: return c;
-  }
-}
-
-bool is_transcendental(UnaryOp op) {
-  switch (op) {
-    case UnaryOp::Exp:
-    case UnaryOp::Log:
-    case UnaryOp::Log1p:
-    case UnaryOp::Sqrt:
-    case UnaryOp::Rsqrt:
-    case UnaryOp::Sin:
-    case UnaryOp::Cos:
-    case UnaryOp::Tanh:
-    case UnaryOp::Sigmoid: return true;
-    default: return false;
-  }
+  uint32_t p = props(op);
+  if (p & kFloat) return is_float(c) ? c : DType::F32;
+  if (p & kLogical) return DType::Bool;
+  if ((p & kBits) && is_float(c))
+    throw Error(fmt::format("'{}' needs bool or integer operands, got {} and {}", op_name(op), dtype_name(a),
+                            dtype_name(b)));
+  if (p & kBoolI64) return c == DType::Bool ? DType::I64 : c;
+  return c;
 }
 
 DType unary_compute_dtype(UnaryOp op, DType x) {
-  if (is_transcendental(op)) return is_float(x) ? x : DType::F32;
-  switch (op) {
-    case UnaryOp::Neg:
-    case UnaryOp::Square:
-    case UnaryOp::Sign: return x == DType::Bool ? DType::I64 : x;
-    case UnaryOp::BitNot:
-      if (is_float(x))
-        throw Error(fmt::format("'~' needs a bool or integer operand, got {}", dtype_name(x)));
-      return x;
-    case UnaryOp::LogicalNot: return DType::Bool;
-    default: return x;
-  }
+  uint32_t p = props(op);
+  if (p & kFloat) return is_float(x) ? x : DType::F32;
+  if (p & kLogical) return DType::Bool;
+  if ((p & kBits) && is_float(x)) throw Error(fmt::format("'~' needs a bool or integer operand, got {}", dtype_name(x)));
+  if (p & kBoolI64) return x == DType::Bool ? DType::I64 : x;
+  return x;
 }
+
+namespace {
 
 // ---- scalar semantics ---------------------------------------------------------------
 
@@ -192,7 +185,7 @@ void binary_typed(BinaryOp op, const detail::LoopPlan& p, const T* a, const T* b
   T* o = static_cast<T*>(out);
   bool* ob = static_cast<bool*>(out);
   constexpr bool kInt = std::is_integral_v<T> && !std::is_same_v<T, bool>;
-  constexpr bool kFloat = std::is_floating_point_v<T>;
+  constexpr bool kIsFloat = std::is_floating_point_v<T>;
   constexpr bool kBool = std::is_same_v<T, bool>;
   switch (op) {
     case BinaryOp::Eq: return binary_loop(p, a, b, ob, [](T x, T y) { return x == y; });
@@ -224,8 +217,17 @@ void binary_typed(BinaryOp op, const detail::LoopPlan& p, const T* a, const T* b
       case BinaryOp::Pow: return binary_loop(p, a, b, o, [](T x, T y) { return pow_of(x, y); });
       default: break;
     }
-    if constexpr (kFloat) {
+    if constexpr (kIsFloat) {
       if (op == BinaryOp::Div) return binary_loop(p, a, b, o, [](T x, T y) { return x / y; });
+      switch (op) {
+        // The composite ops: their formula in ops.def.
+#define TDL_BINARY_OP(e, ...)                                                                       \
+  case BinaryOp::e:                                                                                 \
+    if constexpr (!opmath::is_primitive_v2<BinaryOp::e>)                                            \
+      return binary_loop(p, a, b, o, [](T x, T y) { return opmath::ScalarMath<T>{}.template binary<BinaryOp::e>(x, y); }); \
+    break;
+#include "ops.def"
+      }
     }
     if constexpr (kInt) {
       switch (op) {
@@ -306,26 +308,15 @@ void unary_typed(UnaryOp op, const T* x, void* out, int64_t n) {
       default: break;
     }
   } else {
+    // Every float op through its one C++ definition (OpMath.h: a primitive's C library
+    // call, or the op's formula in ops.def).
     switch (op) {
-      case UnaryOp::Neg: return map(o, [](T v) { return -v; });
-      case UnaryOp::Abs: return map(o, [](T v) { return std::fabs(v); });
-      case UnaryOp::Exp: return map(o, [](T v) { return std::exp(v); });
-      case UnaryOp::Log: return map(o, [](T v) { return std::log(v); });
-      case UnaryOp::Log1p: return map(o, [](T v) { return std::log1p(v); });
-      case UnaryOp::Sqrt: return map(o, [](T v) { return std::sqrt(v); });
-      case UnaryOp::Rsqrt: return map(o, [](T v) { return T(1) / std::sqrt(v); });
-      case UnaryOp::Sin: return map(o, [](T v) { return std::sin(v); });
-      case UnaryOp::Cos: return map(o, [](T v) { return std::cos(v); });
-      case UnaryOp::Tanh: return map(o, [](T v) { return std::tanh(v); });
-      case UnaryOp::Sigmoid: return map(o, [](T v) { return T(1) / (T(1) + std::exp(-v)); });
-      case UnaryOp::Relu: return map(o, [](T v) { return (v > 0 || v != v) ? v : T(0); });
-      case UnaryOp::Floor: return map(o, [](T v) { return std::floor(v); });
-      case UnaryOp::Ceil: return map(o, [](T v) { return std::ceil(v); });
-      case UnaryOp::Round: return map(o, [](T v) { return std::nearbyint(v); });
-      case UnaryOp::Sign:
-        return map(o, [](T v) { return v != v ? v : static_cast<T>((v > 0) - (v < 0)); });
-      case UnaryOp::Square: return map(o, [](T v) { return v * v; });
-      default: break;
+#define TDL_UNARY_OP(e, n, p, ...)                                                                  \
+  case UnaryOp::e:                                                                                  \
+    if constexpr (((p) & (kPred | kBits | kLogical)) == 0)                                          \
+      return map(o, [](T v) { return opmath::ScalarMath<T>{}.template unary<UnaryOp::e>(v); });     \
+    break;
+#include "ops.def"
     }
   }
   throw InternalError(fmt::format("unary op '{}' has no kernel for {}", op_name(op),
@@ -348,7 +339,7 @@ DType binary_result_dtype(BinaryOp op, DType a, DType b) {
 
 DType unary_result_dtype(UnaryOp op, DType x) {
   DType c = unary_compute_dtype(op, x);
-  return (op == UnaryOp::IsNan || op == UnaryOp::IsFinite) ? DType::Bool : c;
+  return (props(op) & kPred) ? DType::Bool : c;
 }
 
 Tensor cast(const Tensor& x, DType dtype) {

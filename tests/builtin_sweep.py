@@ -2,7 +2,8 @@
 """Odd values through every argument position of every builtin, eagerly and inside a graph
 fn: each call ends in its result or a clean script error (exit 0 or 1, `file:line:col:
 error:`), never a crash, an internal error or a hang. The builtins come from
-frontend/builtins.def, so a new builtin is swept without touching this file.
+builtin table (frontend/builtins.def and runtime/ops.def, read by scripts/tdl_tables.py), so a
+new builtin is swept without touching this file.
 
 Each program holds one call (the first error ends a run); they run in parallel. The whole
 sweep (about 20 000 programs, eager and graph) takes about 15 minutes on 2 cores; ctest runs
@@ -28,9 +29,9 @@ CRASH = ("internal error", "Segmentation fault", "terminate called", "Aborted", 
 
 
 def builtins(root):
-    text = open(os.path.join(root, "frontend", "builtins.def")).read()
-    text = "\n".join(l for l in text.splitlines() if not l.strip().startswith("//"))
-    return [n for n in re.findall(r"BUILTIN\((\w+)\)", text) if n not in SKIP]
+    sys.path.insert(0, os.path.join(root, "scripts"))
+    import tdl_tables
+    return [n for n in tdl_tables.builtin_names(root) if n not in SKIP]
 
 
 def programs(names):

@@ -15,6 +15,7 @@
 #include "codegen/Ptx.h"
 #include "tools/Commands.h"
 #include "tools/lsp/LanguageServer.h"
+#include "vm/Vm.h"
 
 #ifndef TDL_VERSION
 #define TDL_VERSION "0.0.0"
@@ -73,6 +74,7 @@ Usage:
       --gpu-arch ARCH        the NVIDIA arch of --stage ptx (default sm_90)
   tdl build FILE -o OUT      write a standalone native executable
   tdl repl                   an interactive eager session
+  tdl builtins [--json]      the builtin functions and their parameters
   tdl --version | tdl help
 
 Global options:
@@ -173,6 +175,9 @@ int mainImpl(int argc, char** argv) {
   build->add_flag("--emit-llvm", bo.emitLlvm, "write the LLVM IR of the compiled graph fns");
   build->add_flag("--lib", bo.lib, "write a shared library and a C header");
   auto* repl = app.add_subcommand("repl", "interactive eager session");
+  auto* builtins = app.add_subcommand("builtins", "the builtin functions and their parameters");
+  bool builtinsJson = false;
+  builtins->add_flag("--json", builtinsJson, "as JSON");
   auto* lsp = app.add_subcommand("lsp", "language server over stdio");
   app.require_subcommand(1, 1);
   try {
@@ -195,6 +200,10 @@ int mainImpl(int argc, char** argv) {
     return buildExecutable(bo);
   }
   if (repl->parsed()) return runRepl();
+  if (builtins->parsed()) {
+    fmt::print("{}", vm::builtinSignatures(builtinsJson));
+    return 0;
+  }
   if (lsp->parsed()) return lsp::runLanguageServer(stdin, stdout);
   return usage("unknown command");
 }

@@ -108,10 +108,12 @@ Value unaryBuiltin(Interpreter&, CallArgs& call) {
 template <rt::BinaryOp Op>
 Value binaryBuiltin(Interpreter&, CallArgs& call) {
   static const std::string name(rt::op_name(Op));
-  Args a(name.c_str(), call, {"a", "b"}, 2);
+  static const rt::BinaryParams p = rt::binary_params(Op);  // ops.def: "a, b" or "x, alpha=0.01"
+  Args a(name.c_str(), call, {p.a.c_str(), p.b.c_str()}, p.b_default ? 1 : 2);
   if (!a[0].isNumeric()) a.fail(0, "a tensor");
-  if (!a[1].isNumeric()) a.fail(1, "a tensor");
-  return ad::elementwise(Op, a[0], a[1]);
+  Value b = a.has(1) ? a[1] : Value::weakFloat(p.b_default.value_or(0));
+  if (!b.isNumeric()) a.fail(1, "a tensor");
+  return ad::elementwise(Op, a[0], b);
 }
 
 Value clip(Interpreter&, CallArgs& call) {
@@ -275,10 +277,8 @@ void registerTensorBuiltins(BuiltinTable& t) {
   t.add("linspace", linspace);
   t.add("eye", eye);
   // Every runtime elementwise op whose name is a builtin (abs, exp, ..., maximum, pow).
-#define TDL_UNARY_OP(e, n, d) \
-  if (builtinId(#n) >= 0) t.add(#n, unaryBuiltin<rt::UnaryOp::e>);
-#define TDL_BINARY_OP(e, n, d) \
-  if (builtinId(#n) >= 0) t.add(#n, binaryBuiltin<rt::BinaryOp::e>);
+#define TDL_UNARY_BUILTIN(e, n, ...) t.add(#n, unaryBuiltin<rt::UnaryOp::e>);
+#define TDL_BINARY_BUILTIN(e, n, ...) t.add(#n, binaryBuiltin<rt::BinaryOp::e>);
 #include "runtime/ops.def"
   t.add("clip", clip);
   t.add("where", where);

@@ -180,9 +180,16 @@ rt::BinaryOp rtBinary(BinOp op) {
   return rt::BinaryOp::Add;
 }
 
-std::optional<rt::UnaryOp> unaryByName(const std::string& n) {
-#define TDL_UNARY_OP(e, name, d) \
+std::optional<rt::UnaryOp> unaryBuiltinByName(const std::string& n) {
+#define TDL_UNARY_BUILTIN(e, name, ...) \
   if (n == #name) return rt::UnaryOp::e;
+#include "runtime/ops.def"
+  return std::nullopt;
+}
+
+std::optional<rt::BinaryOp> binaryBuiltinByName(const std::string& n) {
+#define TDL_BINARY_BUILTIN(e, name, ...) \
+  if (n == #name) return rt::BinaryOp::e;
 #include "runtime/ops.def"
   return std::nullopt;
 }
@@ -1323,8 +1330,7 @@ class Tracer {
   }
   TV dimTV(const TV& x, int64_t axis, const Loc& loc) {
     TensorType t = typeOf(x);
-    if (axis < 0) axis += t.rank();
-    if (axis < 0 || axis >= t.rank()) fail(loc, fmt::format("axis {} is out of range for rank {}", axis, t.rank()));
+    axis = guarded(loc, [&] { return rt::normalize_axis(axis, t.rank()); });
     if (t.dims[static_cast<size_t>(axis)].is_known()) return TV::of(Value::i64(t.dims[static_cast<size_t>(axis)].size));
     return TV::dyn(dimOf(x, axis, loc));
   }
@@ -1500,8 +1506,7 @@ class Tracer {
     ir::Value* x = materialize(base, loc);
     ir::Value* idx = materialize(index, loc);
     int64_t rank = x->type.rank();
-    if (axis < -rank || axis >= rank) fail(loc, fmt::format("take: axis {} is out of range for rank {}", axis, rank));
-    if (axis < 0) axis += rank;
+    axis = guarded(loc, [&] { return rt::normalize_axis(axis, rank); });
     setLoc(loc);
     return TV::dyn(guarded(loc, [&] { return b_.create_inferred(ir::OpKind::Take, {x, idx}, {{"axis", axis}}).result(); }));
   }
@@ -2218,7 +2223,8 @@ class Tracer {
     auto dtypeArg = [&](size_t i, const char* key, DType dflt) -> DType {
       TV* p = arg(i, key);
       if (!p || (p->isStatic() && p->sv.isNone())) return dflt;
-      if (!p->isStatic() || p->sv.tag() != Tag::DType) fail(loc, fmt::format("{}: '{}' must be a dtype", nm, key));
+      if (!p->isStatic() || p->sv.tag() != Tag::DType)
+        fail(loc, fmt::format("{}(): '{}' must be a dtype (bool, i32, i64, f32, f64), got {}", nm, key, describe(*p)));
       return p->sv.dtype();
     };
     if (nm == "tape") {
@@ -2251,10 +2257,12 @@ class Tracer {
       }
       return g;
     }
-    if (auto u = unaryByName(nm)) return unop(*u, need(0, "x"), loc);
-    if (nm == "maximum" || nm == "minimum" || nm == "pow")
-      return binop(nm == "maximum" ? rt::BinaryOp::Maximum : nm == "minimum" ? rt::BinaryOp::Minimum : rt::BinaryOp::Pow,
-                   need(0, "a"), need(1, "b"), loc);
+    if (auto u = unaryBuiltinByName(nm)) return unop(*u, need(0, "x"), loc);
+    if (auto bop = binaryBuiltinByName(nm)) {
+      rt::BinaryParams p = rt::binary_params(*bop);
+      TV* second = arg(1, p.b.c_str());
+      return binop(*bop, need(0, p.a.c_str()), second ? *second : TV::of(Value::weakFloat(p.b_default.value_or(0))), loc);
+    }
     if (nm == "clip") {
       TV lo = binop(rt::BinaryOp::Maximum, need(0, "x"), need(1, "lo"), loc);
       return binop(rt::BinaryOp::Minimum, lo, need(2, "hi"), loc);
@@ -2270,8 +2278,12 @@ class Tracer {
       return TV::dyn(guarded(loc, [&] { return b_.select(cv, xv, yv); }), weakOf(x) && weakOf(y));
     }
     if (nm == "cast") return castTV(need(0, "x"), dtypeArg(1, "dtype", DType::F32), loc);
-    if (nm == "int") return castTV(need(0, "x"), DType::I64, loc);
-    if (nm == "float") return castTV(need(0, "x"), DType::F32, loc);
+    if (nm == "int" || nm == "float") {  // of a number (a rank-0 tensor), as eagerly
+      TV& x = need(0, "x");
+      if (!x.isStatic() && !(isNumeric(x) && typeOf(x).is_scalar()))
+        fail(loc, fmt::format("{}(): 'x' must be a number, got {}", nm, describe(x)));
+      return castTV(x, nm == "int" ? DType::I64 : DType::F32, loc);
+    }
     if (nm == "sum" || nm == "mean" || nm == "max" || nm == "min" || nm == "prod" || nm == "all" || nm == "any" ||
         nm == "logsumexp" || nm == "argmax" || nm == "argmin") {
       TV x = need(0, "x");
@@ -2292,8 +2304,7 @@ class Tracer {
         std::vector<Value> items = ax->sv.isSeq() ? ax->sv.as<SeqObj>()->items : std::vector<Value>{ax->sv};
         for (auto& v : items) {
           int64_t k = v.asInt();
-          if (k < -rank || k >= rank) fail(loc, fmt::format("axis {} is out of range for rank {}", k, rank));
-          axes.push_back(k < 0 ? k + rank : k);
+          axes.push_back(guarded(loc, [&] { return rt::normalize_axis(k, rank); }));
         }
       }
       setLoc(loc);
@@ -2345,7 +2356,8 @@ class Tracer {
     }
     if (nm == "zeros_like" || nm == "ones_like") {
       ir::Value* x = materialize(need(0, "x"), loc);
-      ir::Value* v = b_.constant(rt::Tensor::scalar_of(x->type.dtype, nm == "ones_like" ? 1 : 0));
+      DType d = dtypeArg(1, "dtype", x->type.dtype);
+      ir::Value* v = b_.constant(rt::Tensor::scalar_of(d, nm == "ones_like" ? 1 : 0));
       setLoc(loc);
       return TV::dyn(x->type.is_scalar() ? v : b_.broadcast_to(v, x->type.dims));
     }
@@ -2367,8 +2379,7 @@ class Tracer {
       int64_t axis = staticInt(need(1, "axis"), "axis");
       std::vector<Dim> dims = x->type.dims;
       int64_t r = static_cast<int64_t>(dims.size()) + 1;
-      if (axis < 0) axis += r;
-      if (axis < 0 || axis >= r) fail(loc, "expand_dims: axis out of range");
+      axis = guarded(loc, [&] { return rt::normalize_axis(axis, r); });
       dims.insert(dims.begin() + axis, Dim::known(1));
       setLoc(loc);
       return TV::dyn(b_.reshape(x, dims));
@@ -2413,8 +2424,7 @@ class Tracer {
         if (nm == "stack") {
           std::vector<Dim> dims = v->type.dims;
           int64_t r = static_cast<int64_t>(dims.size()) + 1;
-          int64_t ax2 = axis < 0 ? axis + r : axis;
-          if (ax2 < 0 || ax2 >= r) fail(loc, "stack: axis out of range");
+          int64_t ax2 = guarded(loc, [&] { return rt::normalize_axis(axis, r); });
           dims.insert(dims.begin() + ax2, Dim::known(1));
           setLoc(loc);
           v = b_.reshape(v, dims);
@@ -2569,9 +2579,16 @@ class Tracer {
       TV c = need(0, "cond");
       std::string msg = "assertion failed";
       if (TV* m = arg(1, "message")) msg = "assertion failed: " + staticString(*m, "message", loc);
+      // As eagerly: a bool, or a bool tensor whose elements must all hold.
+      if (!isNumeric(c) || typeOf(c).dtype != DType::Bool)
+        fail(loc, fmt::format("assert(): 'cond' must be a bool, got {}", describe(c)));
       ir::Value* cv = materialize(c, loc, DType::Bool);
-      if (!cv->type.is_scalar()) fail(loc, fmt::format("assert: the condition must be a bool scalar, got {}", cv->type.str()));
       setLoc(loc);
+      if (!cv->type.is_scalar()) {
+        ir::IntList axes;
+        for (int64_t i = 0; i < cv->type.rank(); ++i) axes.push_back(i);
+        cv = b_.reduce(rt::ReduceOp::All, cv, axes, false);
+      }
       b_.assert_true(cv, msg);
       return TV::of(Value());
     }

@@ -2,6 +2,9 @@
 
 #include <cstdio>
 
+#include <nlohmann/json.hpp>
+
+#include "vm/Builtins.h"
 #include "vm/Compiler.h"
 #include "vm/Disassembler.h"
 #include "vm/GraphCall.h"
@@ -42,6 +45,34 @@ std::string bytecodeText(Compilation& c) {
   Compiler compiler(prog, c.modules());
   compiler.compileAll();
   return disassemble(prog, c.sources);
+}
+
+std::string builtinSignatures(bool json) {
+  SourceManager sm;
+  std::vector<std::unique_ptr<Module>> modules;
+  Program prog;
+  Interpreter vm(sm, modules, prog, VmOptions{});
+  nlohmann::json all = nlohmann::json::array();
+  std::string text;
+  for (int id = 0; id < kNumBuiltins; ++id) {
+    DType dt;
+    if (builtinIsDType(id, dt)) continue;  // bool, i32, ...: values, not functions
+    const BuiltinParams* p = builtinParams(vm, id);
+    nlohmann::json one = {{"name", builtinName(id)}};
+    std::string sig = std::string(builtinName(id)) + "(";
+    if (p) {
+      one["params"] = p->params;
+      one["required"] = p->required;
+      for (size_t i = 0; i < p->params.size(); ++i)
+        sig += (i ? ", " : "") + std::string(p->params[i]) + (i < p->required ? "" : "=…");
+    } else {
+      one["params"] = nullptr;
+      sig += "...";
+    }
+    all.push_back(one);
+    text += sig + ")\n";
+  }
+  return json ? all.dump(1) + "\n" : text;
 }
 
 // ------------------------------------------------------------------ REPL

@@ -14,6 +14,11 @@ namespace tdl::vm {
 // error, or the code given to exit().
 int runProgram(Compilation& c, const VmOptions& opts);
 
+// `tdl builtins`: every builtin with its parameters as its binder declares them, one per
+// line (`sum(x, axis=…, keepdims=…)`), or as JSON ([{"name", "params", "required"}];
+// params null for the builtins that bind their arguments themselves, such as print).
+std::string builtinSignatures(bool json);
+
 // The bytecode of every module and function, with source lines.
 std::string bytecodeText(Compilation& c);
 

@@ -98,18 +98,15 @@
 (defconst tdl-dtypes '("bool" "i32" "i64" "f32" "f64"))
 
 (defconst tdl-builtins
-  '("zeros" "ones" "full" "zeros_like" "ones_like" "arange" "linspace" "eye"
-    "seed" "rand" "randn" "randint" "permutation"
-    "abs" "exp" "log" "log1p" "sqrt" "rsqrt" "sin" "cos" "tanh" "sigmoid" "relu"
-    "floor" "ceil" "round" "sign" "square" "maximum" "minimum" "pow" "clip" "where"
-    "cast" "isnan" "isfinite"
-    "sum" "mean" "max" "min" "prod" "all" "any" "argmax" "argmin" "logsumexp"
-    "matmul" "transpose" "dot" "outer"
-    "reshape" "expand_dims" "squeeze" "concat" "stack" "broadcast_to" "flatten"
-    "take" "one_hot" "tile" "pad"
-    "tree_map" "tree_leaves" "tape" "grad" "value_and_grad"
-    "print" "str" "format" "load_npy" "save_npy" "load_csv" "save" "load"
-    "assert" "len" "range" "int" "float" "time" "args" "exit")
+  '("zeros" "ones" "full" "zeros_like" "ones_like" "arange" "linspace" "eye" "seed" "rand"
+    "randn" "randint" "permutation" "pow" "maximum" "minimum" "leaky_relu" "elu" "abs" "exp"
+    "expm1" "log" "log1p" "log2" "log10" "sqrt" "rsqrt" "sin" "cos" "tanh" "erf" "sigmoid"
+    "softplus" "silu" "relu" "floor" "ceil" "round" "sign" "square" "isnan" "isfinite" "clip"
+    "where" "cast" "sum" "mean" "max" "min" "prod" "all" "any" "argmax" "argmin" "logsumexp"
+    "matmul" "transpose" "dot" "outer" "reshape" "expand_dims" "squeeze" "concat" "stack"
+    "broadcast_to" "flatten" "take" "one_hot" "tile" "pad" "tree_map" "tree_leaves" "tape"
+    "grad" "value_and_grad" "print" "str" "format" "load_npy" "save_npy" "load_csv" "save"
+    "load" "assert" "len" "range" "int" "float" "time" "args" "exit" "progress" "plot")
   "Builtin functions of SPEC §5.")
 
 (defvar tdl-mode-syntax-table

@@ -4,17 +4,22 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <functional>
+#include <memory>
 #include <map>
 #include <set>
 #include <stdexcept>
 
 #include "ir/Parser.h"
 #include "runtime/Create.h"
+#include "runtime/OpMath.h"
 #include "runtime/Reduce.h"
 
 namespace tdl::ir::autodiff {
 
 bool has_grad_rule(OpKind kind) {
+  if (auto b = as_binary(kind)) return (rt::props(*b) & rt::kDiff) != 0;
+  if (auto u = as_unary(kind)) return (rt::props(*u) & rt::kDiff) != 0;
   switch (kind) {
 #define IR_GRAD(k, f) case OpKind::k:
 #include "ir/autodiff/GradRules.def"
@@ -119,6 +124,47 @@ Value* scatter_slice(Builder& b_, Value* g, const std::vector<Dim>& xdims, const
 }
 
 namespace {
+
+// The IR adjoint builder for the formulas of runtime/ops.def. The forward values a rule
+// reads (x, out) are lazy: only what the formula uses is made available to the backward
+// region (saved on stacks inside loops).
+struct IrAdjoint {
+  struct State {
+    std::function<Value*()> make;
+    Value* v = nullptr;
+  };
+  struct V {
+    std::shared_ptr<State> s;
+    Value* get() const {
+      if (!s->v) s->v = s->make();
+      return s->v;
+    }
+  };
+  Builder& b;
+  std::function<Value*(double, Value*)> scalarLike;
+
+  static V now(Value* x) {
+    auto st = std::make_shared<State>();
+    st->v = x;
+    return V{st};
+  }
+  template <class F>
+  static V lazy(F f) {
+    auto st = std::make_shared<State>();
+    st->make = f;
+    return V{st};
+  }
+  template <rt::UnaryOp Op>
+  V unary(const V& x) {
+    return now(b.unary(Op, x.get()));
+  }
+  template <rt::BinaryOp Op>
+  V binary(const V& x, const V& y) {
+    return now(b.binary(Op, x.get(), y.get()));
+  }
+  V k(double c, const V& like) { return now(scalarLike(c, like.get())); }
+  V select(const V& c, const V& x, const V& y) { return now(b.select(c.get(), x.get(), y.get())); }
+};
 
 class Grad {
  public:
@@ -405,74 +451,22 @@ class Grad {
     Value* g = adj.at(res);
     auto X = [&](size_t i) { return fwd(op.operand(i)); };
     auto OUT = [&] { return fwd(res); };
-    auto one = [&] { return scalarLike(1.0, g); };
     auto zero = [&] { return scalarLike(0.0, g); };
     Value* a = op.num_operands() > 0 ? op.operand(0) : nullptr;
     Value* bb = op.num_operands() > 1 ? op.operand(1) : nullptr;
     if (auto bop = as_binary(op.kind())) {
-      switch (*bop) {
-        case rt::BinaryOp::Add: acc(adj, a, g); acc(adj, bb, g); return;
-        case rt::BinaryOp::Sub: acc(adj, a, g); acc(adj, bb, neg(g)); return;
-        case rt::BinaryOp::Mul:
-          if (want(a)) acc(adj, a, mul(g, X(1)));
-          if (want(bb)) acc(adj, bb, mul(g, X(0)));
-          return;
-        case rt::BinaryOp::Div:
-          if (want(a)) acc(adj, a, div(g, X(1)));
-          if (want(bb)) {
-            Value* B = X(1);
-            acc(adj, bb, div(mul(neg(g), X(0)), mul(B, B)));
-          }
-          return;
-        case rt::BinaryOp::Pow: {
-          Value* A = X(0);
-          Value* B = X(1);
-          if (want(a)) acc(adj, a, mul(mul(g, B), b_.binary(rt::BinaryOp::Pow, A, sub(B, scalarLike(1.0, B)))));
-          if (want(bb))
-            acc(adj, bb, mul(mul(g, OUT()), b_.unary(rt::UnaryOp::Log, A)));
-          return;
-        }
-        case rt::BinaryOp::Mod:
-          acc(adj, a, g);
-          if (want(bb)) acc(adj, bb, mul(neg(g), b_.unary(rt::UnaryOp::Floor, div(X(0), X(1)))));
-          return;
-        case rt::BinaryOp::Maximum:
-        case rt::BinaryOp::Minimum: {
-          Value* m = b_.binary(*bop == rt::BinaryOp::Maximum ? rt::BinaryOp::Ge : rt::BinaryOp::Le, X(0), X(1));
-          acc(adj, a, b_.select(m, g, zero()));
-          acc(adj, bb, b_.select(m, zero(), g));
-          return;
-        }
-        default: return;  // comparisons, floor division, bit ops: zero gradient
-      }
+      IrAdjoint m{b_, [this](double c, Value* like) { return scalarLike(c, like); }};
+      auto [ga, gb] = rt::opmath::binary_grad(m, *bop, IrAdjoint::now(g), m.lazy([&] { return X(0); }),
+                                              m.lazy([&] { return X(1); }), m.lazy(OUT), want(a), want(bb));
+      if (ga) acc(adj, a, ga->get());
+      if (gb) acc(adj, bb, gb->get());
+      return;
     }
     if (auto uop = as_unary(op.kind())) {
-      switch (*uop) {
-        case rt::UnaryOp::Neg: acc(adj, a, neg(g)); return;
-        case rt::UnaryOp::Abs: acc(adj, a, mul(g, b_.unary(rt::UnaryOp::Sign, X(0)))); return;
-        case rt::UnaryOp::Exp: acc(adj, a, mul(g, OUT())); return;
-        case rt::UnaryOp::Log: acc(adj, a, div(g, X(0))); return;
-        case rt::UnaryOp::Log1p: acc(adj, a, div(g, add(one(), X(0)))); return;
-        case rt::UnaryOp::Sqrt: acc(adj, a, div(mul(g, scalarLike(0.5, g)), OUT())); return;
-        case rt::UnaryOp::Rsqrt: acc(adj, a, div(mul(mul(g, scalarLike(-0.5, g)), OUT()), X(0))); return;
-        case rt::UnaryOp::Sin: acc(adj, a, mul(g, b_.unary(rt::UnaryOp::Cos, X(0)))); return;
-        case rt::UnaryOp::Cos: acc(adj, a, mul(neg(g), b_.unary(rt::UnaryOp::Sin, X(0)))); return;
-        case rt::UnaryOp::Tanh: {
-          Value* o = OUT();
-          acc(adj, a, mul(g, sub(one(), mul(o, o))));
-          return;
-        }
-        case rt::UnaryOp::Sigmoid: {
-          Value* o = OUT();
-          acc(adj, a, mul(mul(g, o), sub(one(), o)));
-          return;
-        }
-        case rt::UnaryOp::Relu:
-          acc(adj, a, b_.select(b_.binary(rt::BinaryOp::Gt, X(0), scalarLike(0.0, a)), g, zero()));
-          return;
-        case rt::UnaryOp::Square: acc(adj, a, mul(mul(g, scalarLike(2.0, g)), X(0))); return;
-        default: return;  // floor, ceil, round, sign, predicates: zero gradient
-      }
+      IrAdjoint m{b_, [this](double c, Value* like) { return scalarLike(c, like); }};
+      if (auto gx = rt::opmath::unary_grad(m, *uop, IrAdjoint::now(g), m.lazy([&] { return X(0); }), m.lazy(OUT)))
+        acc(adj, a, gx->get());
+      return;
     }
     switch (op.kind()) {
       case OpKind::Cast:

@@ -29,31 +29,16 @@ bool is_fusable_scalar_op(const Op& op) {
   for (const Value* v : op.operands()) d = rt::promote(d, v->type.dtype);
   bool flt = d == DType::F32 || d == DType::F64;
   if (op.kind() == OpKind::Cast || op.kind() == OpKind::Select) return true;
+  // Every elementwise op of runtime/ops.def has scalar code (codegen/ScalarEmit.cpp) except
+  // those that may fail on integers (a fused loop cannot report an error; float // and %
+  // are fine) and ** (not in PTX kernels); bitwise ops need bool or integer operands.
+  auto ok = [&](uint32_t p) { return !((p & rt::kBits) && flt); };
   if (auto b = as_binary(op.kind())) {
-    switch (*b) {
-      case rt::BinaryOp::FloorDiv:
-      case rt::BinaryOp::Mod:
-      case rt::BinaryOp::Pow: return false;  // may fail on integers; pow through the runtime
-      case rt::BinaryOp::BitAnd:
-      case rt::BinaryOp::BitOr:
-      case rt::BinaryOp::BitXor: return !flt;
-      default: return true;
-    }
+    uint32_t p = rt::props(*b);
+    if (*b == rt::BinaryOp::Pow || ((p & rt::kFail) && !flt)) return false;
+    return ok(p);
   }
-  if (auto u = as_unary(op.kind())) {
-    switch (*u) {
-      case rt::UnaryOp::Neg:
-      case rt::UnaryOp::Abs:
-      case rt::UnaryOp::Relu:
-      case rt::UnaryOp::Square:
-      case rt::UnaryOp::LogicalNot: return true;
-      case rt::UnaryOp::BitNot: return !flt;
-      case rt::UnaryOp::Exp:
-      case rt::UnaryOp::Log:
-      case rt::UnaryOp::Sqrt: return flt;  // the same libm calls as the runtime kernels
-      default: return false;
-    }
-  }
+  if (auto u = as_unary(op.kind())) return ok(rt::props(*u));
   return false;
 }
 
@@ -184,8 +169,8 @@ void merge(Block& b, Op& p, Op& g, size_t k) {
 // its block: one copy per use, so that each consumer's loop recomputes it instead of
 // reading a materialized tensor (softmax's x - max feeds both exp and log_softmax).
 bool cheap(const Op& op) {
-  if (auto u = as_unary(op.kind()))
-    return *u != rt::UnaryOp::Exp && *u != rt::UnaryOp::Log && *u != rt::UnaryOp::Sqrt;
+  if (auto u = as_unary(op.kind())) return !(rt::props(*u) & rt::kFloat);
+  if (auto b = as_binary(op.kind())) return !(rt::props(*b) & rt::kFloat) || *b == rt::BinaryOp::Div;
   return true;
 }
 

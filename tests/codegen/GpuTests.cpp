@@ -17,6 +17,7 @@
 #include "ir/Eval.h"
 #include "ir/Parser.h"
 #include "ir/Pass.h"
+#include "runtime/Elementwise.h"
 #include "runtime/Reduce.h"
 #include "runtime/cuda/CudaDriver.h"
 
@@ -410,6 +411,36 @@ TEST_CASE("the kernels' f32 math agrees with libm (SPEC §11: 1e-5 relative)", "
   CHECK(p[0] == -inf);
   CHECK(p[1] == inf);
   CHECK(p[2] == 0.0f);
+}
+
+TEST_CASE("every float op of the table: the kernels' f32 math agrees with the eager kernels", "[ptx][math]") {
+  // Enumerates runtime/ops.def: each unary op computed in float, on a grid over its domain
+  // (kPos: positive operands), against rt::unary (the C library's math, the reference).
+  int checked = 0;
+  for (int i = 0;; ++i) {
+    auto op = static_cast<rt::UnaryOp>(i);
+    std::string name(rt::op_name(op));
+    if (name == "?") break;
+    if (!(rt::props(op) & rt::kFloat)) continue;
+    bool pos = rt::props(op) & rt::kPos;
+    std::vector<float> xs;
+    for (int k = 0; k <= 2000; ++k) xs.push_back(pos ? static_cast<float>(1e-3 * std::pow(1e7, k / 2000.0))
+                                                    : static_cast<float>(-20.0 + 40.0 * k / 2000.0));
+    std::vector<float> ys = codegen::evalKernelMathF32(name, xs);
+    rt::Tensor want = rt::unary(op, rt::Tensor::from_vector<float>(xs, {static_cast<int64_t>(xs.size())}));
+    double worst = 0;
+    float at = 0;
+    for (size_t k = 0; k < xs.size(); ++k) {
+      double w = want.item_double(static_cast<int64_t>(k));
+      double allowed = std::max(1e-7, 1e-5 * std::fabs(w));
+      double err = std::fabs(static_cast<double>(ys[k]) - w);
+      if (err / allowed > worst) worst = err / allowed, at = xs[k];
+    }
+    INFO(name << " worst at x = " << at << " (error / tolerance " << worst << ")");
+    CHECK(worst <= 1.0);
+    ++checked;
+  }
+  CHECK(checked >= 15);  // exp, expm1, log, ..., softplus, silu
 }
 
 // ---------------------------------------------------------------- kernels on an emulated grid

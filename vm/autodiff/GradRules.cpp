@@ -6,6 +6,7 @@
 
 #include "runtime/Create.h"
 #include "runtime/Error.h"
+#include "runtime/OpMath.h"
 #include "runtime/ShapeOps.h"
 #include "vm/NumericOps.h"
 #include "vm/autodiff/Ops.h"
@@ -64,87 +65,34 @@ void ruleLeaf(const Node&, const Value&, const Want&, Grads&) {}
 
 void ruleIdentity(const Node&, const Value& g, const Want&, Grads& gin) { gin[0] = g; }
 
-void ruleAdd(const Node& n, const Value& g, const Want& w, Grads& gin) {
-  if (w[0]) gin[0] = sumTo(g, in0(n));
-  if (w[1]) gin[1] = sumTo(g, in1(n));
+// The eager adjoint builder for the formulas of runtime/ops.def: tensor ops that record on
+// the active tapes (higher-order derivatives); comparisons are untagged masks.
+struct EagerAdjoint {
+  using V = Value;
+  template <UnaryOp Op>
+  V unary(const V& x) {
+    return ad::unary(Op, x);
+  }
+  template <BinaryOp Op>
+  V binary(const V& a, const V& b) {
+    if constexpr ((rt::props(Op) & rt::kPred) != 0) return mask(Op, a, b);
+    else return ad::binary(Op, a, b);
+  }
+  V k(double c, const V&) { return Value::weakFloat(c); }
+  V select(const V& c, const V& a, const V& b) { return where(c, a, b); }
+};
+
+void ruleBinary(const Node& n, const Value& g, const Want& w, Grads& gin) {
+  EagerAdjoint m;
+  auto [ga, gb] = rt::opmath::binary_grad(m, static_cast<BinaryOp>(n.ints[0]), g, in0(n), in1(n), n.out, w[0], w[1]);
+  if (ga) gin[0] = sumTo(*ga, in0(n));
+  if (gb) gin[1] = sumTo(*gb, in1(n));
 }
 
-void ruleSub(const Node& n, const Value& g, const Want& w, Grads& gin) {
-  if (w[0]) gin[0] = sumTo(g, in0(n));
-  if (w[1]) gin[1] = sumTo(neg(g), in1(n));
+void ruleUnary(const Node& n, const Value& g, const Want&, Grads& gin) {
+  EagerAdjoint m;
+  if (auto gx = rt::opmath::unary_grad(m, static_cast<UnaryOp>(n.ints[0]), g, in0(n), n.out)) gin[0] = *gx;
 }
-
-void ruleMul(const Node& n, const Value& g, const Want& w, Grads& gin) {
-  if (w[0]) gin[0] = sumTo(mul(g, in1(n)), in0(n));
-  if (w[1]) gin[1] = sumTo(mul(g, in0(n)), in1(n));
-}
-
-void ruleDiv(const Node& n, const Value& g, const Want& w, Grads& gin) {
-  if (w[0]) gin[0] = sumTo(div(g, in1(n)), in0(n));
-  if (w[1]) gin[1] = sumTo(neg(mul(g, div(n.out, in1(n)))), in1(n));
-}
-
-void rulePow(const Node& n, const Value& g, const Want& w, Grads& gin) {
-  const Value &a = in0(n), &b = in1(n);
-  if (w[0]) gin[0] = sumTo(mul(g, mul(b, binary(BinaryOp::Pow, a, sub(b, k(1))))), a);
-  if (w[1]) gin[1] = sumTo(mul(g, mul(n.out, unary(UnaryOp::Log, a))), b);
-}
-
-void ruleMod(const Node& n, const Value& g, const Want& w, Grads& gin) {
-  if (w[0]) gin[0] = sumTo(g, in0(n));
-  if (w[1]) gin[1] = sumTo(neg(mul(g, unary(UnaryOp::Floor, div(in0(n), in1(n))))), in1(n));
-}
-
-void selectBetween(const Value& m, const Node& n, const Value& g, const Want& w, Grads& gin) {
-  if (w[0]) gin[0] = sumTo(where(m, g, k(0)), in0(n));
-  if (w[1]) gin[1] = sumTo(where(m, k(0), g), in1(n));
-}
-
-void ruleMaximum(const Node& n, const Value& g, const Want& w, Grads& gin) {
-  selectBetween(mask(BinaryOp::Ge, in0(n), in1(n)), n, g, w, gin);
-}
-
-void ruleMinimum(const Node& n, const Value& g, const Want& w, Grads& gin) {
-  selectBetween(mask(BinaryOp::Le, in0(n), in1(n)), n, g, w, gin);
-}
-
-void ruleNeg(const Node&, const Value& g, const Want&, Grads& gin) { gin[0] = neg(g); }
-
-void ruleAbs(const Node& n, const Value& g, const Want&, Grads& gin) {
-  gin[0] = mul(g, unary(UnaryOp::Sign, in0(n)));
-}
-
-void ruleExp(const Node& n, const Value& g, const Want&, Grads& gin) { gin[0] = mul(g, n.out); }
-
-void ruleLog(const Node& n, const Value& g, const Want&, Grads& gin) { gin[0] = div(g, in0(n)); }
-
-void ruleLog1p(const Node& n, const Value& g, const Want&, Grads& gin) { gin[0] = div(g, add(k(1), in0(n))); }
-
-void ruleSqrt(const Node& n, const Value& g, const Want&, Grads& gin) { gin[0] = div(mul(g, k(0.5)), n.out); }
-
-void ruleRsqrt(const Node& n, const Value& g, const Want&, Grads& gin) {
-  gin[0] = mul(g, div(mul(k(-0.5), n.out), in0(n)));
-}
-
-void ruleSin(const Node& n, const Value& g, const Want&, Grads& gin) { gin[0] = mul(g, unary(UnaryOp::Cos, in0(n))); }
-
-void ruleCos(const Node& n, const Value& g, const Want&, Grads& gin) {
-  gin[0] = neg(mul(g, unary(UnaryOp::Sin, in0(n))));
-}
-
-void ruleTanh(const Node& n, const Value& g, const Want&, Grads& gin) {
-  gin[0] = mul(g, sub(k(1), mul(n.out, n.out)));
-}
-
-void ruleSigmoid(const Node& n, const Value& g, const Want&, Grads& gin) {
-  gin[0] = mul(g, mul(n.out, sub(k(1), n.out)));
-}
-
-void ruleRelu(const Node& n, const Value& g, const Want&, Grads& gin) {
-  gin[0] = where(mask(BinaryOp::Gt, in0(n), k(0)), g, k(0));
-}
-
-void ruleSquare(const Node& n, const Value& g, const Want&, Grads& gin) { gin[0] = mul(g, mul(k(2), in0(n))); }
 
 void ruleCast(const Node& n, const Value& g, const Want&, Grads& gin) { gin[0] = fitTo(g, in0(n)); }
 
@@ -183,7 +131,11 @@ void ruleMatMul(const Node& n, const Value& g, const Want& w, Grads& gin) {
 
 void ruleDot(const Node& n, const Value& g, const Want& w, Grads& gin) {
   size_t ra = shapeOf(in0(n)).size(), rb = shapeOf(in1(n)).size();
-  if (ra == 0 || rb == 0) return ruleMul(n, g, w, gin);
+  if (ra == 0 || rb == 0) {  // a scalar operand: dot is *, with *'s rule
+    Node m = n;
+    m.ints = {static_cast<int64_t>(BinaryOp::Mul)};
+    return ruleBinary(m, g, w, gin);
+  }
   if (rb <= 2 || ra == 1) return ruleMatMul(n, g, w, gin);  // dot is matmul here
   throw rt::Error("the gradient of dot is not available for these ranks; use matmul");
 }

@@ -19,37 +19,18 @@ Node make(GradOp op, std::vector<Value> in) {
   return n;
 }
 
-GradOp binaryGradOp(rt::BinaryOp op) {
-  switch (op) {
-    case rt::BinaryOp::Add: return GradOp::Add;
-    case rt::BinaryOp::Sub: return GradOp::Sub;
-    case rt::BinaryOp::Mul: return GradOp::Mul;
-    case rt::BinaryOp::Div: return GradOp::Div;
-    case rt::BinaryOp::Pow: return GradOp::Pow;
-    case rt::BinaryOp::Mod: return GradOp::Mod;
-    case rt::BinaryOp::Maximum: return GradOp::Maximum;
-    case rt::BinaryOp::Minimum: return GradOp::Minimum;
-    default: return GradOp::Leaf;  // floordiv: piecewise constant (others give no floats)
-  }
+// The node of an elementwise op: its rule is its grad column in runtime/ops.def.
+Node elementwiseNode(rt::BinaryOp op, std::vector<Value> in) {
+  if (!(rt::props(op) & rt::kDiff)) return make(GradOp::Leaf, std::move(in));  // piecewise constant: no gradient
+  Node n = make(GradOp::Binary, std::move(in));
+  n.ints = {static_cast<int64_t>(op)};
+  return n;
 }
-
-GradOp unaryGradOp(rt::UnaryOp op) {
-  switch (op) {
-    case rt::UnaryOp::Neg: return GradOp::Neg;
-    case rt::UnaryOp::Abs: return GradOp::Abs;
-    case rt::UnaryOp::Exp: return GradOp::Exp;
-    case rt::UnaryOp::Log: return GradOp::Log;
-    case rt::UnaryOp::Log1p: return GradOp::Log1p;
-    case rt::UnaryOp::Sqrt: return GradOp::Sqrt;
-    case rt::UnaryOp::Rsqrt: return GradOp::Rsqrt;
-    case rt::UnaryOp::Sin: return GradOp::Sin;
-    case rt::UnaryOp::Cos: return GradOp::Cos;
-    case rt::UnaryOp::Tanh: return GradOp::Tanh;
-    case rt::UnaryOp::Sigmoid: return GradOp::Sigmoid;
-    case rt::UnaryOp::Relu: return GradOp::Relu;
-    case rt::UnaryOp::Square: return GradOp::Square;
-    default: return GradOp::Leaf;  // floor ceil round sign: zero gradient
-  }
+Node elementwiseNode(rt::UnaryOp op, std::vector<Value> in) {
+  if (!(rt::props(op) & rt::kDiff)) return make(GradOp::Leaf, std::move(in));
+  Node n = make(GradOp::Unary, std::move(in));
+  n.ints = {static_cast<int64_t>(op)};
+  return n;
 }
 
 GradOp reduceGradOp(rt::ReduceOp op) {
@@ -84,13 +65,13 @@ rt::Tensor storedValue(const Value& v, DType dt) {
 
 Value binary(rt::BinaryOp op, const Value& a, const Value& b) {
   Value r = plain::binaryValues(op, a, b);
-  if (wants(r, {&a, &b})) record(r, make(binaryGradOp(op), {a, b}));
+  if (wants(r, {&a, &b})) record(r, elementwiseNode(op, {a, b}));
   return r;
 }
 
 Value unary(rt::UnaryOp op, const Value& x) {
   Value r = plain::unaryValues(op, x);
-  if (wants(r, {&x})) record(r, make(unaryGradOp(op), {x}));
+  if (wants(r, {&x})) record(r, elementwiseNode(op, {x}));
   return r;
 }
 
@@ -111,7 +92,7 @@ Value cast(const Value& x, DType dt) {
 Value elementwise(rt::BinaryOp op, const Value& a, const Value& b) {
   auto ts = unifyOperands({a, b});
   Value r = fromTensor(rt::binary(op, ts[0], ts[1]));
-  if (wants(r, {&a, &b})) record(r, make(binaryGradOp(op), {a, b}));
+  if (wants(r, {&a, &b})) record(r, elementwiseNode(op, {a, b}));
   return r;
 }
 

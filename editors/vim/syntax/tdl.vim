@@ -36,16 +36,15 @@ syn match   tdlVarName     "\h\w*" contained
 syn match   tdlFuncName    "\h\w*" contained nextgroup=tdlParams skipwhite
 
 " --- builtins (SPEC §5) --------------------------------------------------
-syn keyword tdlBuiltin zeros ones full zeros_like ones_like arange linspace eye
-syn keyword tdlBuiltin seed rand randn randint permutation
-syn keyword tdlBuiltin abs exp log log1p sqrt rsqrt sin cos tanh sigmoid relu floor ceil round
-syn keyword tdlBuiltin sign square maximum minimum pow clip where cast isnan isfinite
-syn keyword tdlBuiltin sum mean max min prod all any argmax argmin logsumexp
-syn keyword tdlBuiltin matmul transpose dot outer
-syn keyword tdlBuiltin reshape expand_dims squeeze concat stack broadcast_to flatten take one_hot
-syn keyword tdlBuiltin tile pad tree_map tree_leaves tape grad value_and_grad
-syn keyword tdlBuiltin print str format load_npy save_npy load_csv save load
-syn keyword tdlBuiltin assert len range int float time args exit
+syn keyword tdlBuiltin zeros ones full zeros_like ones_like arange linspace eye seed rand randn
+syn keyword tdlBuiltin randint permutation pow maximum minimum leaky_relu elu abs exp expm1 log
+syn keyword tdlBuiltin log1p log2 log10 sqrt rsqrt sin cos tanh erf sigmoid softplus silu relu
+syn keyword tdlBuiltin floor ceil round sign square isnan isfinite clip where cast sum mean max
+syn keyword tdlBuiltin min prod all any argmax argmin logsumexp matmul transpose dot outer
+syn keyword tdlBuiltin reshape expand_dims squeeze concat stack broadcast_to flatten take
+syn keyword tdlBuiltin one_hot tile pad tree_map tree_leaves tape grad value_and_grad print str
+syn keyword tdlBuiltin format load_npy save_npy load_csv save load assert len range int float
+syn keyword tdlBuiltin time args exit progress plot
 
 " --- calls, fields -------------------------------------------------------
 syn match   tdlFunctionCall "\<\h\w*\ze\s*("
