@@ -1,5 +1,7 @@
 #include "ir/Eval.h"
 
+#include <fmt/format.h>
+
 #include "ir/ShapeInference.h"
 #include "runtime/Create.h"
 #include "runtime/Elementwise.h"
@@ -24,6 +26,25 @@ rt::Tensor slice(const Op& op, const rt::Tensor& x) {
   const IntList &start = op.ints_attr("start"), &stop = op.ints_attr("stop"), &step = op.ints_attr("step");
   for (size_t i = 0; i < start.size(); ++i) spec.push_back(rt::IndexItem::slice(start[i], stop[i], step[i]));
   return rt::get_index(x, spec);
+}
+
+// dyn_slice / dyn_slice_update: the slice of each axis, bounds from operands from `first` on
+// for the dynamic axes.
+rt::IndexSpec dynSlice(const Op& op, const std::vector<rt::Tensor>& in, size_t first) {
+  rt::IndexSpec spec;
+  const IntList &start = op.ints_attr("start"), &stop = op.ints_attr("stop"), &step = op.ints_attr("step"),
+                &dyn = op.ints_attr("dynamic");
+  size_t k = first;
+  for (size_t i = 0; i < start.size(); ++i) {
+    if (dyn[i]) {
+      int64_t a = in[k].scalar_as_int64(), b = in[k + 1].scalar_as_int64();
+      k += 2;
+      spec.push_back(rt::IndexItem::slice(a, b, step[i]));
+    } else {
+      spec.push_back(rt::IndexItem::slice(start[i], stop[i], step[i]));
+    }
+  }
+  return spec;
 }
 
 rt::IndexSpec indices(const std::vector<rt::Tensor>& in, size_t first) {
@@ -54,6 +75,24 @@ std::optional<std::vector<rt::Tensor>> evaluate(const Op& op, const std::vector<
     case OpKind::Reshape:
       if (!shape) return std::nullopt;
       return V{rt::reshape(in[0], *shape)};
+    case OpKind::BroadcastDyn:
+    case OpKind::ReshapeDyn: {
+      rt::Shape s = op.ints_attr("shape");
+      size_t k = 1;
+      for (int64_t& d : s)
+        if (d == -2) d = in.at(k++).scalar_as_int64();
+      if (op.kind() == OpKind::ReshapeDyn) return V{rt::reshape(in[0], s)};
+      for (int64_t d : s)
+        if (d < 0) throw rt::Error(fmt::format("negative dimension {}", d));
+      return V{rt::broadcast_to(in[0], s)};
+    }
+    case OpKind::Arange: {
+      DType dt = op.result()->type.dtype;
+      bool ints = !rt::is_float(in[0].dtype()) && !rt::is_float(in[1].dtype()) && !rt::is_float(in[2].dtype());
+      if (ints && !rt::is_float(dt))
+        return V{rt::cast(rt::arange_int(in[0].scalar_as_int64(), in[1].scalar_as_int64(), in[2].scalar_as_int64()), dt)};
+      return V{rt::arange(in[0].item_double(0), in[1].item_double(0), in[2].item_double(0), rt::is_float(dt) ? dt : DType::F32)};
+    }
     case OpKind::Transpose: return V{rt::transpose(in[0], op.ints_attr("perm"))};
     case OpKind::Concat: return V{rt::concat(in, op.int_attr("axis"))};
     case OpKind::Slice: return V{slice(op, in[0])};
@@ -76,6 +115,12 @@ std::optional<std::vector<rt::Tensor>> evaluate(const Op& op, const std::vector<
     case OpKind::Index: return V{rt::get_index(in[0], indices(in, 1))};
     case OpKind::Take: return V{rt::take(in[0], in[1], op.int_attr("axis"))};
     case OpKind::IndexAdd: return V{rt::index_add(in[0], in[1], in[2], op.int_attr("axis"))};
+    case OpKind::DynSlice: return V{rt::get_index(in[0], dynSlice(op, in, 1))};
+    case OpKind::DynSliceUpdate: {
+      rt::Tensor x = in[0];
+      rt::set_index(x, dynSlice(op, in, 2), in[1]);
+      return V{x};
+    }
     case OpKind::Update: {
       rt::Tensor x = in[0];
       rt::set_index(x, indices(in, 2), in[1]);

@@ -335,6 +335,24 @@ std::optional<std::vector<TensorType>> infer_result_types(OpKind kind, const std
     case OpKind::Index:
       require_count(in, 1, "a tensor operand");
       return V{TensorType(in[0].dtype, index_dims(in, 1))};
+    case OpKind::DynSlice:
+    case OpKind::DynSliceUpdate: {
+      size_t first = kind == OpKind::DynSlice ? 1 : 2;
+      require_count(in, first, kind == OpKind::DynSlice ? "a tensor operand" : "operands x and v");
+      const IntList& dyn = get<IntList>(attrs, "dynamic");
+      if (dyn.size() != in[0].dims.size()) fail("attr dynamic needs one entry per axis");
+      int64_t ndyn = 0;
+      for (int64_t d : dyn) ndyn += d != 0;
+      if (static_cast<int64_t>(in.size()) != static_cast<int64_t>(first) + 2 * ndyn)
+        fail("a start and a stop operand per dynamic axis");
+      for (size_t i = first; i < in.size(); ++i)
+        if (!in[i].is_scalar() || !rt::is_integer(in[i].dtype)) fail("slice bounds must be integer scalars");
+      if (kind == OpKind::DynSliceUpdate) return V{in[0]};
+      std::vector<Dim> dims = slice_dims(in[0].dims, attrs);
+      for (size_t i = 0; i < dims.size(); ++i)
+        if (dyn[i]) dims[i] = Dim::symbolic(kAnyDim);
+      return V{TensorType(in[0].dtype, dims)};
+    }
     case OpKind::Update: {
       require_count(in, 2, "operands x and v");
       std::vector<TensorType> xs_and_indices{in[0]};
@@ -386,6 +404,27 @@ void check_declared_types(OpKind kind, const std::vector<TensorType>& in, const 
       checked_axis(get<int64_t>(attrs, "axis"), out[0].rank());
       if (out[0].dtype == DType::Bool) fail("iota needs a numeric dtype");
       return;
+    case OpKind::Arange:
+      for (const TensorType& t : in)
+        if (!t.is_scalar() || t.dtype == DType::Bool) fail("arange takes numeric scalar start, stop and step");
+      if (out[0].rank() != 1 || out[0].dtype == DType::Bool) fail("arange gives a numeric rank-1 tensor");
+      return;
+    case OpKind::BroadcastDyn:
+    case OpKind::ReshapeDyn: {
+      require_count(in, 1, "a tensor operand");
+      if (in[0].dtype != out[0].dtype) fail("the dtype must stay " + std::string(rt::dtype_name(in[0].dtype)));
+      const IntList& shape = get<IntList>(attrs, "shape");
+      if (static_cast<int64_t>(shape.size()) != out[0].rank()) fail("attr shape needs one entry per result dim");
+      size_t ops = 1;
+      for (size_t i = 0; i < shape.size(); ++i) {
+        if (shape[i] == -2) ++ops;
+        else if (shape[i] >= 0 && !(out[0].dims[i] == Dim::known(shape[i]))) fail("the result type disagrees with attr shape");
+        else if (shape[i] < -2 || (shape[i] == -1 && kind == OpKind::BroadcastDyn)) fail("bad entry in attr shape");
+      }
+      if (in.size() != ops) fail("one operand per entry -2 of attr shape");
+      for (size_t i = 1; i < in.size(); ++i) require_integer_scalar(in[i], "size");
+      return;
+    }
     case OpKind::BroadcastTo:
     case OpKind::Reshape:
       if (in[0].dtype != out[0].dtype) fail("the dtype must stay " + std::string(rt::dtype_name(in[0].dtype)));

@@ -43,7 +43,7 @@ Tensor zeros_like(const Tensor& x) { return Tensor::zeros(x.dtype(), x.shape());
 Tensor ones_like(const Tensor& x) { return full(x.shape(), 1.0, x.dtype()); }
 
 Tensor arange_int(int64_t start, int64_t stop, int64_t step) {
-  if (step == 0) throw Error("arange: step must not be zero");
+  if (step == 0) throw Error("arange(): 'step' must not be zero");
   __int128 span = static_cast<__int128>(stop) - start;
   __int128 n = 0;
   if ((step > 0 && span > 0) || (step < 0 && span < 0))
@@ -55,7 +55,7 @@ Tensor arange_int(int64_t start, int64_t stop, int64_t step) {
 }
 
 Tensor arange(double start, double stop, double step, DType dtype) {
-  if (step == 0) throw Error("arange: step must not be zero");
+  if (step == 0) throw Error("arange(): 'step' must not be zero");
   double c = std::ceil((stop - start) / step);
   if (!std::isfinite(c)) throw Error("arange: the bounds must be finite");
   if (c >= 9.2e18) throw Error(fmt::format("arange: too many values ({})", c));

@@ -123,7 +123,14 @@ class GraphCache : public GraphFnCache {
     Version* v = nullptr;
     for (auto& c : versions)
       if (c->key == key && matches(*c, xs, weak)) v = c.get();
-    if (!v) v = addVersion(vm, fn, args, xs, weak, key, versions);
+    if (!v) {
+      try {
+        v = addVersion(vm, fn, args, xs, weak, key, versions);
+      } catch (TraceError& e) {  // the graph fn's own frame, as a run-time error shows it
+        e.trace.push_back(fmt::format("in fn {} at {}", fn.proto->name, where(vm, vm.currentLoc())));
+        throw;
+      }
+    }
     ++v->calls;
     if (!v->code) return false;
     std::vector<rt::Tensor> outs;

@@ -259,7 +259,20 @@ class Tracer {
 
   Frame& fr() { return *frames_.back(); }
 
-  [[noreturn]] void fail(const Loc& loc, const std::string& msg) { throw TraceError(loc, msg); }
+  // A trace-time error at `loc`, with the chain of fns inlined into the graph fn (innermost
+  // first), as eager mode's error would show them; the graph fn's own call site is added
+  // by the caller of the trace.
+  [[noreturn]] void fail(const Loc& loc, const std::string& msg) {
+    TraceError e(loc, msg);
+    for (size_t k = frames_.size(); k-- > 1;) {
+      const Loc& at = frames_[k]->callLoc;
+      std::string where = at.file < vm_.sources().size()
+                              ? fmt::format("{}:{}:{}", vm_.sources().file(at.file).path, at.line, at.col)
+                              : std::string("?");
+      e.trace.push_back(fmt::format("in fn {} at {}", frames_[k]->name, where));
+    }
+    throw e;
+  }
 
   void setLoc(const Loc& l) {
     b_.set_loc(l);
@@ -497,6 +510,15 @@ class Tracer {
     if (!a.defined() || !b.defined()) {
       if (undefOk) return TV();
       const TV& d = a.defined() ? a : b;
+      TV x = expandStatic(d);
+      if (x.k == TV::Seq || x.k == TV::Rec) {
+        // A container (a returned tuple) on one path only: each leaf merged with nothing.
+        TV r = x;
+        for (size_t i = 0; i < x.items.size(); ++i)
+          r.items[i] = a.defined() ? mergeTV(x.items[i], TV(), name, loc, leaves, false)
+                                   : mergeTV(TV(), x.items[i], name, loc, leaves, false);
+        return r;
+      }
       if (!isNumeric(d)) fail(loc, fmt::format("'{}' is not defined on every path", name));
       TensorType t = typeOf(d);
       leaves.push_back(MergeLeaf{a, b, t, weakOf(d)});
@@ -785,6 +807,7 @@ class Tracer {
   struct LeafSpec {
     TensorType type;
     bool weak;
+    std::vector<bool> widened = {};  // dims made fresh symbols by this loop: any size fits
   };
 
   // Numeric leaves of a carried value (non-numeric statics stay static).
@@ -826,6 +849,7 @@ class Tracer {
     }
     // Leaf types, refined by retracing until the body keeps them.
     std::vector<std::vector<LeafSpec>> specs(carried.size());
+    TV retSkeleton;  // the structure of a value returned from inside the loop, once seen
     for (size_t c = 0; c < carried.size(); ++c) {
       std::vector<TV> ls;
       leavesOf(*carried[c].ref(f, counter), ls);
@@ -864,11 +888,7 @@ class Tracer {
           TV skeleton = *ref;
           if (carried[c].kind == Carried::Ret && !skeleton.defined()) {
             if (specs[c].empty()) continue;
-            // the type discovered on an earlier attempt: a single tensor leaf
-            TV t = TV::dyn(args[k], specs[c][0].weak);
-            ++k;
-            *ref = t;
-            continue;
+            skeleton = retSkeleton;  // the structure discovered on an earlier attempt
           }
           std::vector<LeafSpec> sp(flat.begin() + static_cast<long>(k), flat.begin() + static_cast<long>(k + specs[c].size()));
           std::vector<ir::Value*> vals(args.begin() + static_cast<long>(k), args.begin() + static_cast<long>(k + specs[c].size()));
@@ -904,14 +924,16 @@ class Tracer {
       for (size_t c = 0; c < carried.size(); ++c) {
         TV* ref = carried[c].ref(f, counter);
         if (carried[c].kind == Carried::Ret && !ref->defined()) {
-          if (!specs[c].empty()) ys.push_back(placeholder(specs[c][0].type));
+          for (auto& sp : specs[c]) ys.push_back(placeholder(sp.type));
           continue;
         }
         std::vector<TV> ls;
         leavesOf(*ref, ls);
         if (carried[c].kind == Carried::Ret && specs[c].empty()) {
-          if (ls.size() != 1) fail(s.loc, "only a tensor can be returned from inside a data-dependent loop");
-          specs[c].push_back(LeafSpec{typeOf(ls[0]), weakOf(ls[0])});
+          // The first return seen: its structure (a tensor, a tuple, ...) is carried from now on.
+          if (ls.empty()) fail(s.loc, "only tensors and containers of them can be returned from inside a data-dependent loop");
+          retSkeleton = *ref;
+          for (auto& l : ls) specs[c].push_back(LeafSpec{typeOf(l), weakOf(l)});
           retry = true;
           continue;
         }
@@ -934,10 +956,13 @@ class Tracer {
                                name, sp.type.str(), t.str()));
             }
           }
+          // A dim that changes in the body becomes a fresh symbol (no other value has it, so
+          // nothing assumes its size): a loop-carried tensor may shrink or grow.
+          sp.widened.resize(t.dims.size(), false);
           for (size_t d = 0; d < t.dims.size(); ++d)
-            if (!(t.dims[d] == sp.type.dims[d]) && !(sp.type.dims[d].is_symbolic() && !ir::is_any_dim(sp.type.dims[d]) &&
-                                                       false)) {
+            if (!(t.dims[d] == sp.type.dims[d]) && !sp.widened[d]) {
               sp.type.dims[d] = Dim::symbolic(f_.fresh_sym());
+              sp.widened[d] = true;
               retry = true;
             }
           if (!retry) ys.push_back(materialize(ls[i], s.loc, sp.type.dtype));
@@ -961,16 +986,15 @@ class Tracer {
       size_t k = 0;
       for (size_t c = 0; c < carried.size(); ++c) {
         TV* ref = carried[c].ref(f, counter);
-        if (carried[c].kind == Carried::Ret && !ref->defined()) {
+        TV skeleton = *ref;
+        if (carried[c].kind == Carried::Ret && !skeleton.defined()) {
           if (specs[c].empty()) continue;
-          *ref = TV::dyn(results[k], specs[c][0].weak);
-          ++k;
-          continue;
+          skeleton = retSkeleton;
         }
         std::vector<LeafSpec> sp(flat.begin() + static_cast<long>(k), flat.begin() + static_cast<long>(k + specs[c].size()));
         std::vector<ir::Value*> vals(results.begin() + static_cast<long>(k), results.begin() + static_cast<long>(k + specs[c].size()));
         size_t j = 0;
-        *ref = rebuild(*ref, vals, sp, j);
+        *ref = rebuild(skeleton, vals, sp, j);
         k += specs[c].size();
       }
       f.st.brk = staticBool(false);
@@ -1056,19 +1080,35 @@ class Tracer {
           if (!fr().st.brk.isDyn() && !fr().st.retFlag.isDyn()) return;
         }
       }
-      if (!step.isStatic()) fail(s.exprs[0]->loc, "the step of a range in a graph fn must be known at trace time");
-      bool up = step.sv.asInt() > 0;
       TV counter = TV::dyn(materialize(start, loc, DType::I64), true);
-      auto cond = [&](TV& k) { return binop(up ? rt::BinaryOp::Lt : rt::BinaryOp::Gt, k, stop, loc); };
+      // The direction: known at trace time, or chosen at run time by the step's sign.
+      std::optional<bool> upStatic;
+      if (step.isStatic()) upStatic = step.sv.asInt() > 0;
+      auto directed = [&](rt::BinaryOp whenUp, rt::BinaryOp whenDown, const TV& k, const TV& bound, const TV& boundDown) {
+        if (upStatic) return binop(*upStatic ? whenUp : whenDown, k, *upStatic ? bound : boundDown, loc);
+        TV up = binop(rt::BinaryOp::Gt, step, TV::of(Value::i64(0, true)), loc);
+        TV a = binop(whenUp, k, bound, loc), b = binop(whenDown, k, boundDown, loc);
+        ir::Value *uv = materialize(up, loc, DType::Bool), *av = materialize(a, loc, DType::Bool),
+                  *bv = materialize(b, loc, DType::Bool);
+        setLoc(loc);
+        return TV::dyn(b_.select(uv, av, bv));
+      };
+      auto cond = [&](TV& k) { return directed(rt::BinaryOp::Lt, rt::BinaryOp::Gt, k, stop, stop); };
       // The next counter, k + step, unless that would pass i64's limit: then the loop is
       // over (the stop is within i64), and the counter becomes the stop instead of wrapping.
-      int64_t by = step.sv.asInt();
-      TV last = TV::of(Value::i64(up ? INT64_MAX - by : INT64_MIN - by, true));
+      TV lastUp, lastDown;
+      if (upStatic) {
+        int64_t by = step.sv.asInt();
+        lastUp = lastDown = TV::of(Value::i64(*upStatic ? INT64_MAX - by : INT64_MIN - by, true));
+      } else {  // integers wrap in the IR; the select keeps the meaningful one
+        lastUp = binop(rt::BinaryOp::Sub, TV::of(Value::i64(INT64_MAX, true)), step, loc);
+        lastDown = binop(rt::BinaryOp::Sub, TV::of(Value::i64(INT64_MIN, true)), step, loc);
+      }
       auto body = [&](TV& k) {
         bindVar(k);
         execBody(*s.body);
         TV next = binop(rt::BinaryOp::Add, k, step, loc);
-        TV past = binop(up ? rt::BinaryOp::Gt : rt::BinaryOp::Lt, k, last, loc);
+        TV past = directed(rt::BinaryOp::Gt, rt::BinaryOp::Lt, k, lastUp, lastDown);
         DType d = typeOf(next).dtype;
         ir::Value *pv = materialize(past, loc, DType::Bool), *nv = materialize(next, loc, d), *sv = materialize(stop, loc, d);
         setLoc(loc);
@@ -1092,17 +1132,21 @@ class Tracer {
       TensorType t = typeOf(it);
       if (t.rank() < 1) fail(s.exprs[0]->loc, "cannot iterate over a scalar");
       TV n = t.dims[0].is_known() ? TV::of(Value::i64(t.dims[0].size, true)) : TV::dyn(dimOf(it, 0, loc), true);
+      int64_t first = 0;  // where the loop goes on at run time
       if (n.isStatic() && n.sv.rawInt() <= kMaxUnroll && !forced_.count(&s)) {
-        for (int64_t i = 0; i < n.sv.rawInt(); ++i) {
+        bool dynamic = false;
+        for (int64_t i = 0; i < n.sv.rawInt() && !dynamic; ++i) {
           bindVar(indexInt(it, TV::of(Value::i64(i, true)), loc));
           execBody(*s.body);
           After a = afterIteration();
           if (a == After::Stop) return;
-          if (a == After::Dynamic) fail(loc, "a data-dependent break or return inside a loop over a tensor is not supported in graph fns yet");
+          // A data-dependent break or return: the remaining elements in a while loop,
+          // which stops on the flag.
+          if (a == After::Dynamic) dynamic = true, first = i + 1;
         }
-        return;
+        if (!dynamic) return;
       }
-      TV counter = TV::dyn(materialize(TV::of(Value::i64(0, true)), loc), true);
+      TV counter = TV::dyn(materialize(TV::of(Value::i64(first, true)), loc), true);
       auto cond = [&](TV& k) { return binop(rt::BinaryOp::Lt, k, n, loc); };
       auto body = [&](TV& k) {
         bindVar(indexInt(it, k, loc));
@@ -1400,7 +1444,7 @@ class Tracer {
     if (!isNumeric(base)) fail(loc, fmt::format("cannot index a {}", describe(base)));
     TensorType t = typeOf(base);
     // Evaluate subscripts.
-    struct Sub { bool slice; TV idx; int64_t start, stop, step; };
+    struct Sub { bool slice; TV idx; int64_t start, stop, step; TV lo = {}, hi = {}; };
     std::vector<Sub> subs;
     bool allStatic = base.isStatic();
     for (auto& s : e.subs) {
@@ -1416,8 +1460,10 @@ class Tracer {
         continue;
       }
       int64_t start, stop, step;
-      sliceBounds(s, start, stop, step);
-      subs.push_back(Sub{true, TV(), start, stop, step});
+      TV lo, hi;
+      sliceBounds(s, start, stop, step, &lo, &hi);
+      allStatic = allStatic && !lo.defined() && !hi.defined();
+      subs.push_back(Sub{true, TV(), start, stop, step, lo, hi});
     }
     if (allStatic) {
       std::vector<Value> regs;
@@ -1468,31 +1514,71 @@ class Tracer {
       if (!movedAxes.empty() && x->def()) x->def()->attrs["axes"] = movedAxes;
     }
     if (nint < subs.size()) {
-      ir::IntList st, sp, stp;
+      ir::IntList st, sp, stp, dyn;
+      std::vector<TV> los, his;
+      bool anyDyn = false;
       for (int64_t a = 0; a < x->type.rank(); ++a) {
         size_t k = nint + static_cast<size_t>(a);
-        if (k < subs.size()) st.push_back(subs[k].start), sp.push_back(subs[k].stop), stp.push_back(subs[k].step);
-        else st.push_back(0), sp.push_back(ir::kSliceEnd), stp.push_back(1);
+        if (k < subs.size()) {
+          st.push_back(subs[k].start), sp.push_back(subs[k].stop), stp.push_back(subs[k].step);
+          los.push_back(subs[k].lo), his.push_back(subs[k].hi);
+        } else {
+          st.push_back(0), sp.push_back(ir::kSliceEnd), stp.push_back(1), los.emplace_back(), his.emplace_back();
+        }
+        dyn.push_back(los.back().defined() || his.back().defined());
+        anyDyn = anyDyn || dyn.back();
       }
-      setLoc(loc);
-      x = guarded(loc, [&] { return b_.slice(x, st, sp, stp); });
+      if (anyDyn) {  // bounds known at run time: a dyn_slice, its sizes symbolic
+        std::vector<ir::Value*> ops{x};
+        for (ir::Value* v : dynBounds(dyn, st, sp, los, his, loc)) ops.push_back(v);
+        setLoc(loc);
+        x = guarded(loc, [&] {
+          return b_.create_inferred(ir::OpKind::DynSlice, ops, {{"start", st}, {"stop", sp}, {"step", stp}, {"dynamic", dyn}})
+              .result();
+        });
+      } else {
+        setLoc(loc);
+        x = guarded(loc, [&] { return b_.slice(x, st, sp, stp); });
+      }
     }
     return TV::dyn(x);
   }
 
-  // The start, stop and step of slice `s`, known at trace time (open ends: kSliceEnd and
-  // kSliceBegin as the step's direction needs).
-  void sliceBounds(const Subscript& s, int64_t& start, int64_t& stop, int64_t& step) {
-    auto bound = [&](const ExprPtr& p, int64_t dflt) -> int64_t {
+  // The start, stop and step of slice `s` (open ends: kSliceEnd and kSliceBegin as the
+  // step's direction needs). The step must be known at trace time; a start or stop known
+  // only at run time is left in lo / hi (an integer scalar) and its static value is open.
+  void sliceBounds(const Subscript& s, int64_t& start, int64_t& stop, int64_t& step, TV* lo = nullptr, TV* hi = nullptr) {
+    auto bound = [&](const ExprPtr& p, int64_t dflt, TV* dynOut) -> int64_t {
       if (!p) return dflt;
       TV v = eval(*p);
-      if (!v.isStatic() || !v.sv.isScalar()) fail(p->loc, "slice bounds must be known at trace time in a graph fn");
-      return v.sv.asInt();
+      if (v.isStatic() && v.sv.isScalar()) return v.sv.asInt();
+      if (!dynOut || !isNumeric(v) || typeOf(v).rank() != 0)
+        fail(p->loc, "slice bounds must be known at trace time in a graph fn");
+      *dynOut = v;
+      return dflt;
     };
-    step = bound(s.step, 1);
+    step = bound(s.step, 1, nullptr);
     if (step == 0) fail(s.loc, "slice step cannot be zero");
-    start = bound(s.lo, step > 0 ? 0 : ir::kSliceEnd);
-    stop = bound(s.hi, step > 0 ? ir::kSliceEnd : ir::kSliceBegin);
+    start = bound(s.lo, step > 0 ? 0 : ir::kSliceEnd, lo);
+    stop = bound(s.hi, step > 0 ? ir::kSliceEnd : ir::kSliceBegin, hi);
+  }
+
+  // The operands of a dyn_slice / dyn_slice_update for the axes in `dyn`: start and stop as
+  // i64 scalars (run-time values, or the static bound as a constant).
+  std::vector<ir::Value*> dynBounds(const ir::IntList& dyn, const ir::IntList& st, const ir::IntList& sp,
+                                    const std::vector<TV>& los, const std::vector<TV>& his, const Loc& loc) {
+    std::vector<ir::Value*> out;
+    for (size_t i = 0; i < dyn.size(); ++i) {
+      if (!dyn[i]) continue;
+      auto one = [&](const TV& t, int64_t v) {
+        if (t.defined()) return integerIndex(t, loc);
+        setLoc(loc);
+        return b_.constant(rt::Tensor::scalar(v));
+      };
+      out.push_back(one(los[i], st[i]));
+      out.push_back(one(his[i], sp[i]));
+    }
+    return out;
   }
 
   // x[idx] and take(x, idx, axis) for an integer tensor idx: a `take` op (its gradient is
@@ -1519,7 +1605,9 @@ class Tracer {
     // Integer indices anywhere (x[:, i] = v): their axes move to the front (a transpose),
     // the update runs there, and the result moves back.
     std::vector<ir::Value*> idx;
-    ir::IntList intAxes, sliceAxes, st, sp, stp;
+    ir::IntList intAxes, sliceAxes, st, sp, stp, dyn;
+    std::vector<TV> los, his;
+    bool anyDyn = false;
     for (size_t k = 0; k < target.subs.size(); ++k) {
       const Subscript& s = target.subs[k];
       if (!s.isSlice) {
@@ -1530,10 +1618,15 @@ class Tracer {
         continue;
       }
       int64_t start, stop, step;
-      sliceBounds(s, start, stop, step);
+      TV lo, hi;
+      sliceBounds(s, start, stop, step, &lo, &hi);
       st.push_back(start);
       sp.push_back(stop);
       stp.push_back(step);
+      los.push_back(lo);
+      his.push_back(hi);
+      dyn.push_back(lo.defined() || hi.defined());
+      anyDyn = anyDyn || dyn.back();
       sliceAxes.push_back(static_cast<int64_t>(k));
     }
     ir::Value* x = materialize(base, loc);
@@ -1552,8 +1645,27 @@ class Tracer {
     }
     ir::Value* sub = idx.empty() ? x : guarded(loc, [&] { return b_.index(x, idx); });
     if (moved && sub != x && sub->def()) sub->def()->attrs["axes"] = intAxes;
-    while (static_cast<int64_t>(st.size()) < sub->type.rank()) st.push_back(0), sp.push_back(ir::kSliceEnd), stp.push_back(1);
+    while (static_cast<int64_t>(st.size()) < sub->type.rank()) {
+      st.push_back(0), sp.push_back(ir::kSliceEnd), stp.push_back(1), dyn.push_back(0);
+      los.emplace_back(), his.emplace_back();
+    }
     ir::Value* val = materialize(v, loc, x->type.dtype);
+    // A slice along an axis of symbolic size: its extent is known at run time too.
+    for (size_t a = 0; a < dyn.size() && a < static_cast<size_t>(sub->type.rank()); ++a)
+      if (!sub->type.dims[a].is_known() && !(st[a] == 0 && sp[a] == ir::kSliceEnd && stp[a] == 1)) dyn[a] = 1, anyDyn = true;
+    if (anyDyn) {  // bounds known at run time: one dyn_slice_update (it has a gradient)
+      std::vector<ir::Value*> ops{sub, val};
+      for (ir::Value* bv : dynBounds(dyn, st, sp, los, his, loc)) ops.push_back(bv);
+      setLoc(loc);
+      ir::Value* out = guarded(loc, [&] {
+        ir::Value* updated =
+            b_.create_inferred(ir::OpKind::DynSliceUpdate, ops, {{"start", st}, {"stop", sp}, {"step", stp}, {"dynamic", dyn}})
+                .result();
+        return idx.empty() ? updated : b_.update(x, updated, idx);
+      });
+      if (moved) out = guarded(loc, [&] { return b_.transpose(out, inverse); });
+      return TV::dyn(out);
+    }
     ir::Value* out = guarded(loc, [&] {
       std::vector<ir::Dim> sdims = b_.slice(sub, st, sp, stp)->type.dims;
       ir::Value* placed = nullptr;
@@ -2313,11 +2425,13 @@ class Tracer {
           if (rank == 0) axes = {0};
           else {
             std::vector<Dim> flat{Dim::known(1)};
+            bool symbolic = false;
             for (auto& d : xv->type.dims) {
-              if (!d.is_known()) fail(loc, fmt::format("{} over several axes of symbolic size is not supported in graph fns yet", nm));
-              flat[0].size *= d.size;
+              if (!d.is_known()) symbolic = true;
+              else flat[0].size *= d.size;
             }
-            xv = b_.reshape(xv, flat);
+            // flattened (its size known at run time when dims are symbolic)
+            xv = symbolic ? dynShaped(ir::OpKind::ReshapeDyn, xv, {Dim::known(-1)}, {}, loc) : b_.reshape(xv, flat);
             axes = {0};
           }
         }
@@ -2346,11 +2460,13 @@ class Tracer {
       return TV::dyn(guarded(loc, [&] { return b_.transpose(x, perm); }));
     }
     if (nm == "zeros" || nm == "ones" || nm == "full") {
-      std::vector<Dim> dims = shapeDims(need(0, "shape"), loc);
+      std::vector<ir::Value*> sizes;
+      std::vector<Dim> dims = shapeDims(need(0, "shape"), loc, false, &sizes);
       DType d = dtypeArg(nm == "full" ? 2 : 1, "dtype", DType::F32);
       TV fill = nm == "full" ? need(1, "value") : TV::of(Value::weakFloat(nm == "ones" ? 1.0 : 0.0));
       if (nm == "full" && !arg(2, "dtype")) d = weakOf(fill) ? (fill.isStatic() ? fill.sv.dtype() : typeOf(fill).dtype) : typeOf(fill).dtype;
       ir::Value* v = materialize(fill, loc, d);
+      if (anyComputed(dims)) return TV::dyn(dynShaped(ir::OpKind::BroadcastDyn, v, dims, sizes, loc));
       setLoc(loc);
       return TV::dyn(guarded(loc, [&] { return b_.broadcast_to(v, dims); }));
     }
@@ -2361,16 +2477,48 @@ class Tracer {
       setLoc(loc);
       return TV::dyn(x->type.is_scalar() ? v : b_.broadcast_to(v, x->type.dims));
     }
+    if (nm == "arange") {  // some bound known only at run time (static calls ran eagerly)
+      TV start = TV::of(Value::i64(0, true)), stop = need(0, "start"), step = TV::of(Value::i64(1, true));
+      if (TV* hi = arg(1, "stop"); hi && !(hi->isStatic() && hi->sv.isNone())) {
+        start = stop;
+        stop = *hi;
+      }
+      if (TV* st = arg(2, "step")) step = *st;
+      bool ints = true;
+      for (const TV* v : {&start, &stop, &step}) {
+        if (!isNumeric(*v) || !typeOf(*v).is_scalar())
+          fail(loc, fmt::format("arange(): bounds must be numbers, got {}", describe(*v)));
+        ints = ints && !rt::is_float(typeOf(*v).dtype);
+      }
+      DType dt = dtypeArg(3, "dtype", ints ? DType::I64 : DType::F32);
+      // arange(x.shape[i]) has the size of that dim; otherwise the run time knows it.
+      Dim size = Dim::symbolic(f_.fresh_sym());
+      if (start.isStatic() && start.sv.asInt() == 0 && step.isStatic() && step.sv.asInt() == 1 && stop.isDyn() &&
+          stop.dv->def() && stop.dv->def()->kind() == ir::OpKind::Dim) {
+        const ir::Op* d = stop.dv->def();
+        size = d->operand(0)->type.dims.at(static_cast<size_t>(d->int_attr("axis")));
+      }
+      DType bt = ints ? DType::I64 : DType::F64;  // the runtime's arange computes in int64 or double
+      std::vector<ir::Value*> ops{materialize(start, loc, bt), materialize(stop, loc, bt), materialize(step, loc, bt)};
+      setLoc(loc);
+      return TV::dyn(guarded(loc, [&] { return b_.create(ir::OpKind::Arange, ops, {TensorType(dt, {size})}, {}).result(); }));
+    }
     if (nm == "broadcast_to") {
       ir::Value* x = materialize(need(0, "x"), loc);
-      std::vector<Dim> dims = shapeDims(need(1, "shape"), loc);
+      std::vector<ir::Value*> sizes;
+      std::vector<Dim> dims = shapeDims(need(1, "shape"), loc, false, &sizes);
+      if (anyComputed(dims)) return TV::dyn(dynShaped(ir::OpKind::BroadcastDyn, x, dims, sizes, loc));
       setLoc(loc);
       return TV::dyn(guarded(loc, [&] { return b_.broadcast_to(x, dims); }));
     }
     if (nm == "reshape" || nm == "flatten") {
       ir::Value* x = materialize(need(0, "x"), loc);
-      std::vector<Dim> dims = nm == "flatten" ? std::vector<Dim>{Dim::known(-1)} : shapeDims(need(1, "shape"), loc, true);
-      resolveMinusOne(x->type.dims, dims, loc);
+      std::vector<ir::Value*> sizes;
+      std::vector<Dim> dims =
+          nm == "flatten" ? std::vector<Dim>{Dim::known(-1)} : shapeDims(need(1, "shape"), loc, true, &sizes);
+      // Sizes known only at run time, or a -1 over symbolic dims: the run time reshapes.
+      if (anyComputed(dims) || !resolveMinusOne(x->type.dims, dims, loc))
+        return TV::dyn(dynShaped(ir::OpKind::ReshapeDyn, x, dims, sizes, loc));
       setLoc(loc);
       return TV::dyn(guarded(loc, [&] { return b_.reshape(x, dims); }));
     }
@@ -2558,6 +2706,13 @@ class Tracer {
       else fail(loc, "range takes 1 to 3 arguments");
       for (auto& i : r.items)
         if (!isNumeric(i) || typeOf(i).rank() != 0) fail(loc, "range: bounds must be integer scalars");
+      if (r.items[2].isStatic() && r.items[2].sv.asInt() == 0) fail(loc, "range(): 'step' must not be zero");
+      if (!r.items[2].isStatic()) {  // checked when it runs, as eagerly
+        TV nz = binop(rt::BinaryOp::Ne, r.items[2], zero, loc);
+        ir::Value* c = materialize(nz, loc, DType::Bool);
+        setLoc(loc);
+        b_.assert_true(c, "range(): 'step' must not be zero");
+      }
       return r;
     }
     if (nm == "print") {
@@ -2714,7 +2869,11 @@ class Tracer {
   }
 
   // A shape argument: static sizes, or dims of tensors (x.shape[0] of a symbolic axis).
-  std::vector<Dim> shapeDims(const TV& s, const Loc& loc, bool allowMinusOne = false) {
+  // The dims of shape `s`: known sizes, the (symbolic) dims of tensors, and with `sizes`,
+  // sizes known only at run time (an integer scalar: a kAnyDim here, its value in *sizes;
+  // *sizes has one entry per dim, null for the known ones).
+  std::vector<Dim> shapeDims(const TV& s, const Loc& loc, bool allowMinusOne = false,
+                             std::vector<ir::Value*>* sizes = nullptr) {
     std::vector<Dim> dims;
     TV x = expandStatic(s);
     auto one = [&](const TV& d) {
@@ -2722,11 +2881,18 @@ class Tracer {
         int64_t n = d.sv.asInt();
         if (n < 0 && !(allowMinusOne && n == -1)) fail(loc, fmt::format("negative dimension {}", n));
         dims.push_back(Dim::known(n));
+        if (sizes) sizes->push_back(nullptr);
         return;
       }
       if (d.isDyn() && d.dv->def() && d.dv->def()->kind() == ir::OpKind::Dim) {
         const ir::Op* op = d.dv->def();
         dims.push_back(op->operand(0)->type.dims.at(static_cast<size_t>(op->int_attr("axis"))));
+        if (sizes) sizes->push_back(dims.back().is_known() ? nullptr : d.dv);
+        return;
+      }
+      if (sizes && isNumeric(d) && typeOf(d).is_scalar()) {
+        sizes->push_back(integerIndex(d, loc));
+        dims.push_back(Dim::symbolic(ir::kAnyDim));
         return;
       }
       fail(loc, "a shape inside a graph fn must be known at trace time or made of the dims of tensors");
@@ -2755,7 +2921,46 @@ class Tracer {
     fail(loc, "a shape inside a graph fn must be known at trace time or made of the dims of tensors");
   }
 
-  void resolveMinusOne(const std::vector<Dim>& from, std::vector<Dim>& to, const Loc& loc) {
+  // x broadcast (BroadcastDyn) or reshaped (ReshapeDyn) to `dims`, some of whose sizes are
+  // only known at run time (`sizes`, from shapeDims; a -1 of a reshape is inferred then):
+  // those dims are operands, the result type names them (a tensor's symbol, or a fresh one).
+  ir::Value* dynShaped(ir::OpKind kind, ir::Value* x, std::vector<Dim> dims, const std::vector<ir::Value*>& sizes,
+                       const Loc& loc) {
+    ir::IntList shape;
+    std::vector<ir::Value*> ops{x};
+    for (size_t i = 0; i < dims.size(); ++i) {
+      if (i < sizes.size() && sizes[i]) {
+        shape.push_back(-2);
+        ops.push_back(sizes[i]);
+      } else if (dims[i].is_known() && dims[i].size == -1) {
+        shape.push_back(-1);
+        dims[i] = Dim::symbolic(ir::kAnyDim);
+      } else if (dims[i].is_known()) {
+        shape.push_back(dims[i].size);
+      } else {
+        fail(loc, "internal: a symbolic dim without its size");
+      }
+    }
+    setLoc(loc);
+    for (Dim& d : dims)
+      if (ir::is_any_dim(d)) d = Dim::symbolic(f_.fresh_sym());
+    TensorType t(x->type.dtype, dims);
+    return guarded(loc, [&] { return b_.create(kind, ops, {t}, {{"shape", shape}}).result(); });
+  }
+  static bool anySize(const std::vector<ir::Value*>& sizes) {
+    for (ir::Value* v : sizes)
+      if (v) return true;
+    return false;
+  }
+  // Some size known only at run time: not a tensor's symbol.
+  static bool anyComputed(const std::vector<Dim>& dims) {
+    for (const Dim& d : dims)
+      if (ir::is_any_dim(d)) return true;
+    return false;
+  }
+
+  // Resolves a -1 in `to` at trace time; false when only the run time can (symbolic dims).
+  bool resolveMinusOne(const std::vector<Dim>& from, std::vector<Dim>& to, const Loc& loc) {
     int minus = -1;
     int64_t known = 1;
     for (size_t i = 0; i < to.size(); ++i) {
@@ -2764,7 +2969,7 @@ class Tracer {
         minus = static_cast<int>(i);
       } else if (to[i].is_known()) known *= to[i].size;
     }
-    if (minus < 0) return;
+    if (minus < 0) return true;
     int64_t total = 1;
     for (auto& d : from) {
       if (!d.is_known()) {
@@ -2778,14 +2983,15 @@ class Tracer {
         for (auto& e : rest) tosym = tosym || !e.is_known();
         if (fsym.size() == 1 && !tosym && known != 0 && fk % known == 0 && fk / known == 1) {
           to[static_cast<size_t>(minus)] = fsym[0];
-          return;
+          return true;
         }
-        fail(loc, "reshape with -1 of a tensor with symbolic dims is not supported in graph fns yet");
+        return false;
       }
       total *= d.size;
     }
     if (known == 0 || total % known != 0) fail(loc, fmt::format("cannot reshape {} into the requested shape", ir::dims_str(from)));
     to[static_cast<size_t>(minus)] = Dim::known(total / known);
+    return true;
   }
 };
 

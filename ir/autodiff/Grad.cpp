@@ -537,6 +537,29 @@ class Grad {
         if (isFloat(bb)) acc(adj, bb, b_.index(g, idx));
         return;
       }
+      case OpKind::DynSlice: {
+        if (!want(a)) return;
+        std::vector<Value*> ops{zeros(a->type.with_dtype(g->type.dtype)), g};
+        for (size_t i = 1; i < op.num_operands(); ++i) ops.push_back(X(i));
+        acc(adj, a, b_.create_inferred(OpKind::DynSliceUpdate, ops, op.attrs).result());
+        return;
+      }
+      case OpKind::DynSliceUpdate: {
+        if (!want(a) && !want(bb)) return;
+        std::vector<Value*> bounds;
+        for (size_t i = 2; i < op.num_operands(); ++i) bounds.push_back(X(i));
+        if (want(a)) {
+          std::vector<Value*> ops{g, zero()};
+          ops.insert(ops.end(), bounds.begin(), bounds.end());
+          acc(adj, a, b_.create_inferred(OpKind::DynSliceUpdate, ops, op.attrs).result());
+        }
+        if (want(bb)) {
+          std::vector<Value*> ops{g};
+          ops.insert(ops.end(), bounds.begin(), bounds.end());
+          acc(adj, bb, b_.create_inferred(OpKind::DynSlice, ops, op.attrs).result());
+        }
+        return;
+      }
       case OpKind::Gemm:  // made by a pass of the pipeline, which runs after differentiation
         throw std::logic_error("internal: gemm in IR being differentiated");
       default: return;  // no gradient
@@ -614,7 +637,22 @@ class Grad {
 
   void sliceRule(Op& op, Adj& adj, Value* g) {
     Value* x = op.operand(0);
-    acc(adj, x, scatter_slice(b_, g, x->type.dims, op.ints_attr("start"), op.ints_attr("stop"), op.ints_attr("step")));
+    const IntList &st = op.ints_attr("start"), &sp = op.ints_attr("stop"), &stp = op.ints_attr("step");
+    bool symbolic = false;
+    for (const Dim& d : x->type.dims) symbolic = symbolic || !d.is_known();
+    if (!symbolic) return acc(adj, x, scatter_slice(b_, g, x->type.dims, st, sp, stp));
+    // Dims of symbolic size: g written into zeros at the slice, bounds as constants
+    // (dyn_slice_update clamps them at run time as the slice did).
+    if (!want(x)) return;
+    IntList dyn(st.size(), 1);
+    std::vector<Value*> ops{zeros(x->type.with_dtype(g->type.dtype)), g};
+    for (size_t i = 0; i < st.size(); ++i) {
+      ops.push_back(b_.constant(rt::Tensor::scalar(st[i])));
+      ops.push_back(b_.constant(rt::Tensor::scalar(sp[i])));
+    }
+    acc(adj, x,
+        b_.create_inferred(OpKind::DynSliceUpdate, ops, {{"start", st}, {"stop", sp}, {"step", stp}, {"dynamic", dyn}})
+            .result());
   }
 
   void reduceRule(Op& op, Adj& adj, Value* g) {

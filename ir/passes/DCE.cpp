@@ -9,11 +9,15 @@
 //     - removes a while whose cond region yields a constant false and has no effects
 //       (its results are its initial values).
 //   Preconditions: the function verifies.
-//   Guarantees: effectful and may-fail ops stay, in their order. A cond/while is only
+//   Guarantees: effectful and may-fail ops stay, in their order; so does an op whose result
+//     type binds a symbolic dim that other values' types name (the run time learns the
+//     symbol's size from it). A cond/while is only
 //     inlined/removed when the values replacing its results have exactly its result
 //     types (a more specific yield type is left alone). A pure loop that would not
 //     terminate may be removed (its results being unused).
+#include <map>
 #include <set>
+#include <string>
 #include <unordered_set>
 
 #include "ir/Pass.h"
@@ -146,6 +150,38 @@ bool unused(const Op& op) {
   return true;
 }
 
+// How many values of the function have each symbolic dim in their type. A symbol gets its
+// size at run time from the op that first produces it (a fresh symbol of a dyn_slice, ...):
+// that op stays while other values' types name the symbol, even if its result is unused.
+thread_local std::map<std::string, int> g_symUses;
+
+void count_syms(const Block& b) {
+  for (Value* a : b.args())
+    for (const Dim& d : a->type.dims)
+      if (d.is_symbolic()) ++g_symUses[d.sym];
+  for (size_t i = 0; i < b.size(); ++i) {
+    const Op& op = b.op(i);
+    for (Value* r : op.results())
+      for (const Dim& d : r->type.dims)
+        if (d.is_symbolic()) ++g_symUses[d.sym];
+    for (size_t r = 0; r < op.num_regions(); ++r) count_syms(op.region(r).block());
+  }
+}
+
+bool binds_used_symbol(const Op& op) {
+  std::set<std::string> in;
+  for (Value* v : op.operands())
+    for (const Dim& d : v->type.dims)
+      if (d.is_symbolic()) in.insert(d.sym);
+  std::map<std::string, int> own;
+  for (Value* r : op.results())
+    for (const Dim& d : r->type.dims)
+      if (d.is_symbolic() && !in.count(d.sym)) ++own[d.sym];
+  for (auto& [sym, n] : own)
+    if (g_symUses[sym] > n) return true;
+  return false;
+}
+
 bool block(Block& b) {
   bool changed = false;
   for (size_t i = b.size(); i-- > 0;) {
@@ -159,7 +195,7 @@ bool block(Block& b) {
       if (remove_false_while(op)) { changed = true; continue; }
       changed |= remove_dead_carried(op);
     }
-    if (!op.has_trait(kTerminator) && unused(op) && is_removable(op)) {
+    if (!op.has_trait(kTerminator) && unused(op) && is_removable(op) && !binds_used_symbol(op)) {
       b.erase(i);
       changed = true;
     }
@@ -170,7 +206,11 @@ bool block(Block& b) {
 class Dce : public Pass {
  public:
   std::string_view name() const override { return "dce"; }
-  bool run(Function& f) override { return block(f.entry()); }
+  bool run(Function& f) override {
+    g_symUses.clear();
+    count_syms(f.entry());
+    return block(f.entry());
+  }
 };
 
 }  // namespace
