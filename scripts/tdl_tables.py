@@ -68,3 +68,31 @@ def builtin_names(root=ROOT):
         elif not line.startswith("#"):
             names += re.findall(r"BUILTIN\((\w+)\)", line)
     return names
+
+
+# A valid argument for each builtin parameter name, as TDL source where `x` is a tensor
+# [[1.0, -2.0, 3.0], [4.0, 5.0, -6.0]]-like of shape [2, 3] (tests build calls from these:
+# tests/builtin_agreement.py, tests/gradcheck_table.py).
+ARG_SAMPLES = {
+    "x": "x", "a": "x", "b": "[0.5, 2.0, 1.5]", "shape": "[2, 3]", "dtype": "f64", "value": "2.5",
+    "start": "1", "stop": "7", "step": "2", "num": "4", "n": "3", "m": "2", "lo": "0.0", "hi": "2.0",
+    "cond": "x > 0.0", "alpha": "0.2", "axis": "1", "keepdims": "true", "perm": "[1, 0]", "xs": "[x, x * 2.0]",
+    "idx": "[1, 0]", "reps": "[2, 1]", "widths": "[[1, 0], [0, 2]]", "tree": "(x, [x * 2.0])",
+    "f": "fn(v) => sum(v * v)", "argnums": "0", "spec": '".2f"', "message": '"m"', "code": "0",
+}
+
+
+def sample_calls(sig, wrap=lambda c: c):
+    """Valid calls of a builtin (`tdl builtins --json` entry): its required parameters
+    positionally, then also its optional ones by keyword. Raises KeyError naming a required
+    parameter without a sample."""
+    name, params, req = sig["name"], sig["params"], sig["required"]
+    missing = [p for p in params[:req] if p not in ARG_SAMPLES]
+    if missing:
+        raise KeyError(f"{name}: no sample for parameter(s) {missing}; add them to ARG_SAMPLES")
+    pos = [ARG_SAMPLES[p] for p in params[:req]]
+    out = [("valid", wrap(f"{name}({', '.join(pos)})"))]
+    opt = [p for p in params[req:] if p in ARG_SAMPLES]
+    if opt:
+        out.append(("keywords", wrap(f"{name}({', '.join(pos + [f'{p}={ARG_SAMPLES[p]}' for p in opt])})")))
+    return out

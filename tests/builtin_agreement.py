@@ -20,15 +20,11 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
+import tdl_tables  # noqa: E402
+
 X = "[[1.0, -2.0, 3.0], [4.0, 5.0, -6.0]]"
-# A valid value for each parameter name, as TDL source (x is the graph fn's argument).
-SAMPLES = {
-    "x": "x", "a": "x", "b": "[0.5, 2.0, 1.5]", "shape": "[2, 3]", "dtype": "f64", "value": "2.5",
-    "start": "1", "stop": "7", "step": "2", "num": "4", "n": "3", "m": "2", "lo": "0.0", "hi": "2.0",
-    "cond": "x > 0.0", "alpha": "0.2", "axis": "1", "keepdims": "true", "perm": "[1, 0]", "xs": "[x, x * 2.0]",
-    "idx": "[1, 0]", "reps": "[2, 1]", "widths": "[[1, 0], [0, 2]]", "tree": "(x, [x * 2.0])",
-    "f": "fn(v) => sum(v * v)", "argnums": "0", "spec": '".2f"', "message": '"m"', "code": "0",
-}
+SAMPLES = tdl_tables.ARG_SAMPLES  # a valid value per parameter name (x is the graph fn's argument)
 # Builtins whose calls do not compare: effects outside the program (files, the process,
 # the clock, the terminal), randomness (a graph fn draws at run time from its own stream),
 # and the variadic ones that bind their arguments themselves.
@@ -54,15 +50,11 @@ BAD = {"axis": "5", "shape": "[5, 5]", "b": "[1.0, 2.0, 3.0, 4.0]", "x": '"s"', 
 def cases(sig):
     """(label, call) pairs for one builtin."""
     name, params, req = sig["name"], sig["params"], sig["required"]
-    missing = [p for p in params[:req] if p not in SAMPLES]
-    if missing:
-        raise SystemExit(f"{name}: no sample for parameter(s) {missing}; add them to SAMPLES")
+    try:
+        out = tdl_tables.sample_calls(sig, (lambda c: f"{c}(x)") if name in APPLY else (lambda c: c))
+    except KeyError as e:
+        raise SystemExit(str(e))
     pos = [SAMPLES[p] for p in params[:req]]
-    wrap = (lambda c: f"{c}(x)") if name in APPLY else (lambda c: c)
-    out = [("valid", wrap(f"{name}({', '.join(pos)})"))]
-    opt = [p for p in params[req:] if p in SAMPLES]
-    if opt:
-        out.append(("keywords", wrap(f"{name}({', '.join(pos + [f'{p}={SAMPLES[p]}' for p in opt])})")))
     typo = (params[req:] or params)[0] + "s"
     out.append(("misspelt keyword", f"{name}({', '.join(pos + [f'{typo}=1'])})"))
     if req:

@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
-"""Every differentiable elementwise op of runtime/ops.def (kDiff), gradient-checked against
-finite differences in both engines: eager tapes and the IR's reverse mode inside graph fns,
-for a scalar target, a non-scalar target (summed first, SPEC §7) and second order. The ops
-come from the table, so a new op is checked without touching this file; an op that the
-language cannot call (neither a builtin nor an operator below) fails the test.
+"""Every differentiable op of the builtin table, gradient-checked against finite differences
+in both engines: eager tapes and the IR's reverse mode inside graph fns, for a scalar
+target, a non-scalar target (summed first, SPEC §7) and second order. The elementwise ops
+come from runtime/ops.def (kDiff; an op the language cannot call, neither a builtin nor an
+operator below, fails the test), the other builtins from `tdl builtins --json`
+("differentiable", the BUILTIN_GRAD list of frontend/builtins.def), called with the
+sample arguments of scripts/tdl_tables.py — each call is first tried eagerly, and a
+builtin without a call that runs fails the test. A new op is checked without touching
+this file.
 
 Usage: tests/gradcheck_table.py --tdl build/tdl"""
 import argparse
 import os
+import json
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "scripts"))
@@ -50,8 +56,46 @@ def call(op, a, b=None):
     return None
 
 
-def program(ops):
+def builtin_calls(tdl, ops):
+    """(name, call) for the differentiable builtins that are not elementwise ops: the first
+    sample call (by keyword where possible) that runs eagerly on x: f64[2, 3]."""
+    sigs = json.loads(subprocess.run([tdl, "builtins", "--json"], capture_output=True, text=True, check=True).stdout)
+    elementwise = {o["name"] for o in ops}
+    out = []
+    with tempfile.TemporaryDirectory() as d:
+        for sig in sigs:
+            if not sig["differentiable"] or sig["name"] in elementwise:
+                continue
+            calls = [c for _, c in reversed(tdl_tables.sample_calls(sig))]
+            ok = None
+            for c in calls:
+                path = os.path.join(d, "probe.tdl")
+                with open(path, "w") as f:
+                    f.write(f"let x = cast([[0.3, -1.2, 0.7], [1.1, 0.4, -0.6]], f64)\nprint(sin({c}))\n")
+                r = subprocess.run([tdl, "run", path], capture_output=True, text=True, timeout=60,
+                                   env=dict(os.environ, TDL_CACHE_DIR="off"))
+                if r.returncode == 0:
+                    ok = c
+                    break
+            if ok is None:
+                raise SystemExit(f"{sig['name']}: no sample call runs ({calls}); extend scripts/tdl_tables.py")
+            out.append((sig["name"], ok))
+    return out
+
+
+def program(ops, builtins=()):
     lines, expected = [PRELUDE], []
+    # The other differentiable builtins, through sin() so that every gradient is non-trivial.
+    for n, c in builtins:
+        lines.append(f"let x_{n} = c.rnd([2, 3])")
+        lines.append(f"let f_{n} = fn(x) => sum(sin({c}))")
+        lines.append(f'c.check("{n} eager", f_{n}, x_{n})')
+        lines.append(f'c.gcheck("{n} graph", f_{n}, x_{n})')
+        lines.append(f'nonscalar("{n}", fn(x) => sin({c}), x_{n})')
+        lines.append(f'c.check_second("{n} eager second", f_{n}, x_{n})')
+        lines.append(f'c.gcheck_second("{n} graph second", f_{n}, x_{n})')
+        expected += [f"{n} eager", f"{n} graph", f"{n} eager non-scalar", f"{n} graph non-scalar",
+                     f"{n} eager second", f"{n} graph second"]
     for op in ops:
         if "kDiff" not in op["props"]:
             continue
@@ -94,7 +138,8 @@ def main():
     ap.add_argument("--tdl", required=True)
     ap.add_argument("--keep", help="write the generated program here")
     args = ap.parse_args()
-    src, expected = program(tdl_tables.elementwise_ops())
+    ops = tdl_tables.elementwise_ops()
+    src, expected = program(ops, builtin_calls(args.tdl, ops))
     # The program imports the shared check library by a path relative to itself.
     path = os.path.join(HERE, f".gradcheck_table_{os.getpid()}.tdl") if not args.keep else args.keep
     try:
@@ -109,7 +154,7 @@ def main():
     bad = [l for l in got if not l.endswith(" ok")]
     names = [l[:-3] for l in got if l.endswith(" ok")]
     missing = [e for e in expected if e not in names]
-    print(f"{len(names)} of {len(expected)} checks ok ({len(expected) // 6} differentiable ops)")
+    print(f"{len(names)} of {len(expected)} checks ok ({len(expected) // 6} differentiable ops and builtins)")
     for l in bad:
         print("FAIL:", l)
     for m in missing:

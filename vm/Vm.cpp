@@ -3,6 +3,9 @@
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
+#include <set>
+
+#include "runtime/Elementwise.h"
 
 #include "vm/Builtins.h"
 #include "vm/Compiler.h"
@@ -58,7 +61,20 @@ std::string builtinSignatures(bool json) {
     DType dt;
     if (builtinIsDType(id, dt)) continue;  // bool, i32, ...: values, not functions
     const BuiltinParams* p = builtinParams(vm, id);
-    nlohmann::json one = {{"name", builtinName(id)}};
+    static const std::set<std::string> withGrad = [] {
+      std::set<std::string> g;
+#define BUILTIN(n)
+#define BUILTIN_GRAD(n) g.insert(#n);
+#include "frontend/builtins.def"
+#undef BUILTIN
+#define TDL_UNARY_BUILTIN(e, n, ...) \
+  if (rt::props(rt::UnaryOp::e) & rt::kDiff) g.insert(#n);
+#define TDL_BINARY_BUILTIN(e, n, ...) \
+  if (rt::props(rt::BinaryOp::e) & rt::kDiff) g.insert(#n);
+#include "runtime/ops.def"
+      return g;
+    }();
+    nlohmann::json one = {{"name", builtinName(id)}, {"differentiable", withGrad.count(builtinName(id)) > 0}};
     std::string sig = std::string(builtinName(id)) + "(";
     if (p) {
       one["params"] = p->params;
