@@ -37,7 +37,7 @@
 #include "ir/Printer.h"
 #include "tools/Commands.h"
 #include "vm/Compiler.h"
-#include "vm/GraphCache.h"
+#include "graph/GraphCache.h"
 #include "vm/Interpreter.h"
 
 namespace tdl {

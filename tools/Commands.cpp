@@ -13,7 +13,7 @@
 #include <iostream>
 
 #include "runtime/cuda/CudaDriver.h"
-#include "vm/GraphCall.h"
+#include "graph/GraphCall.h"
 #include "vm/Vm.h"
 
 #ifdef TDL_HAVE_LIBEDIT

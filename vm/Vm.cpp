@@ -10,7 +10,7 @@
 #include "vm/Builtins.h"
 #include "vm/Compiler.h"
 #include "vm/Disassembler.h"
-#include "vm/GraphCall.h"
+#include "graph/GraphCall.h"
 
 namespace tdl::vm {
 

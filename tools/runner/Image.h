@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "frontend/Ast.h"
-#include "vm/GraphCache.h"
+#include "graph/GraphCache.h"
 
 extern "C" {
 

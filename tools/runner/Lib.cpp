@@ -14,7 +14,7 @@
 #include "runtime/Tensor.h"
 #include "tools/runner/Image.h"
 #include "vm/Compiler.h"
-#include "vm/GraphTracer.h"
+#include "graph/GraphTracer.h"
 #include "vm/Interpreter.h"
 
 extern "C" {

@@ -13,7 +13,7 @@
 #include "frontend/Diagnostics.h"
 #include "tools/runner/Image.h"
 #include "vm/Compiler.h"
-#include "vm/GraphCache.h"
+#include "graph/GraphCache.h"
 #include "vm/Interpreter.h"
 
 namespace tdl {

@@ -1,6 +1,6 @@
 // Graph fns under `tdl run`: the trace cache with the LLVM JIT as its backend, and
 // `tdl emit`'s graph stages.
-#include "vm/GraphCall.h"
+#include "graph/GraphCall.h"
 
 #include <functional>
 
@@ -18,8 +18,8 @@
 #include "ir/Printer.h"
 #include "ir/Verifier.h"
 #include "vm/Compiler.h"
-#include "vm/GraphCache.h"
-#include "vm/GraphTracer.h"
+#include "graph/GraphCache.h"
+#include "graph/GraphTracer.h"
 
 namespace tdl::vm {
 

@@ -1,5 +1,5 @@
 // The trace cache of graph fns (see GraphCache.h).
-#include "vm/GraphCache.h"
+#include "graph/GraphCache.h"
 
 #include "runtime/Profile.h"
 

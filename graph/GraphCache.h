@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "codegen/Codegen.h"
-#include "vm/GraphTracer.h"
+#include "graph/GraphTracer.h"
 #include "vm/Interpreter.h"
 
 namespace tdl::vm {

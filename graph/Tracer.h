@@ -1,0 +1,486 @@
+// The graph-fn tracer's internals (graph/GraphTracer.h is its interface): trace values,
+// frames and the Tracer class. Its methods live in files named for their concept:
+//   Values.cpp      conversions, arithmetic, conditions    Merge.cpp     state and merging
+//   Statements.cpp  statements, errors                      Loops.cpp     while / for loops
+//   Expressions.cpp expressions                             Indexing.cpp  indexing and slices
+//   Calls.cpp       calls and inlining, annotations         Tapes.cpp     tapes and grad (SPEC §7)
+//   Builtins.cpp    the builtins' dispatch                  Shapes.cpp    builtin helpers, shapes
+//   TraceValue.cpp  trace values                            Signatures.cpp  signatures, traceGraphFn
+#pragma once
+
+#include <fmt/format.h>
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "frontend/Ast.h"
+#include "graph/GraphTracer.h"
+#include "ir/Builder.h"
+#include "ir/ShapeInference.h"
+#include "ir/autodiff/Grad.h"
+#include "runtime/Create.h"
+#include "vm/Annotations.h"
+#include "vm/Builtins.h"
+#include "vm/Compiler.h"
+#include "vm/Format.h"
+#include "vm/Interpreter.h"
+#include "vm/NumericOps.h"
+#include "vm/TensorLiteral.h"
+#include "vm/ValueOps.h"
+
+namespace tdl::vm::trace {
+
+using ir::Dim;
+using ir::TensorType;
+
+// A static loop (known trip count) runs at most this many iterations at trace time;
+// longer loops are traced as `while` (the trace restarts with that loop dynamic).
+constexpr int kMaxUnroll = 64;
+// Inlined calls nest at most this deep (deeper means runaway static recursion).
+constexpr size_t kMaxInlineDepth = 200;
+// A trace restarts at most this often (each restart makes one more loop dynamic).
+constexpr int kMaxRestarts = 64;
+// A data-dependent loop is retraced at most this often while its carried types settle.
+constexpr int kMaxLoopAttempts = 6;
+
+struct Restart {};
+
+// ------------------------------------------------------------------ trace values
+
+struct TV {
+  enum K : uint8_t { Undef, Static, Dyn, Seq, Rec, Fn, Range, Tape, GradFn, Fmt } k = Undef;
+  Value sv;                 // Static; Fmt: the print format (`{}`/`{:spec}` holes, braces doubled)
+  ir::Value* dv = nullptr;  // Dyn
+  bool weak = false;        // Dyn: a weak scalar (its IR dtype is the default dtype)
+  Tag seqTag = Tag::Tuple;  // Seq
+  std::vector<TV> items;    // Seq / Rec fields / Fn captures / Range start, stop, step / Fmt holes
+  Names names;              // Rec
+  const FnDecl* fn = nullptr;      // Fn
+  std::vector<Value> defaults;     // Fn (from a VM closure)
+  std::vector<TV> traceDefaults;   // Fn declared in the graph fn: defaults evaluated at the declaration
+  int tape = -1;                   // Tape: index into the tracer's tapes
+  std::vector<int64_t> argnums;    // GradFn: items[0] is the function
+  bool tupleArgs = false, withValue = false;  // GradFn
+
+  static TV of(Value v) { TV t; t.k = Static; t.sv = std::move(v); return t; }
+  static TV dyn(ir::Value* v, bool weak = false) { TV t; t.k = Dyn; t.dv = v; t.weak = weak; return t; }
+  bool isStatic() const { return k == Static; }
+  bool isDyn() const { return k == Dyn; }
+  bool defined() const { return k != Undef; }
+};
+
+inline TV staticBool(bool b) { return TV::of(Value::boolean(b)); }
+inline bool isStaticFalse(const TV& t) { return t.isStatic() && t.sv.isScalar() && !t.sv.asBool(); }
+inline bool isStaticTrue(const TV& t) { return t.isStatic() && t.sv.isScalar() && t.sv.asBool(); }
+
+bool sameTV(const TV& a, const TV& b);
+
+// A static container as a Seq/Rec of static items (so it can be merged leaf by leaf).
+TV expandStatic(const TV& t);
+
+// ------------------------------------------------------------------ frames
+
+struct FrameState {
+  std::vector<TV> slots;
+  TV ret, retFlag, brk, cont;
+};
+
+struct Frame {
+  const FnDecl* decl = nullptr;
+  std::string name;
+  Loc callLoc;
+  std::vector<TV> captures;
+  FrameState st;
+  std::vector<std::string> slotNames;
+  std::vector<Loc> assignLocs;
+};
+
+rt::BinaryOp rtBinary(BinOp op);
+std::optional<rt::UnaryOp> unaryBuiltinByName(const std::string& n);
+std::optional<rt::BinaryOp> binaryBuiltinByName(const std::string& n);
+
+// Slots assigned (not declared) anywhere inside a statement; and slots declared there.
+void scanAssigned(const Stmt& s, std::set<int>& assigned, std::set<int>& declared, bool& hasBreak, bool& hasReturn, int loopDepth);
+
+// ------------------------------------------------------------------ the tracer
+
+class Tracer {
+ public:
+  Tracer(Interpreter& vm, ir::Function& f, std::set<const Stmt*>& forced, Trace& out)
+      : vm_(vm), f_(f), b_(f), forced_(forced), out_(out) {}
+
+  TV run(const ClosureObj& c, std::vector<TV> args, Loc loc);
+
+ private:
+  Interpreter& vm_;
+  ir::Function& f_;
+  ir::Builder b_;
+  std::set<const Stmt*>& forced_;
+  Trace& out_;
+  std::vector<Frame*> frames_;
+
+  Frame& fr() { return *frames_.back(); }
+
+  // A trace-time error at `loc`, with the chain of fns inlined into the graph fn (innermost
+  // first), as eager mode's error would show them; the graph fn's own call site is added
+  // by the caller of the trace.
+  [[noreturn]] void fail(const Loc& loc, const std::string& msg);
+
+  void setLoc(const Loc& l);
+
+  // Runs `f`, turning IR shape errors and runtime errors into trace errors at `loc`.
+  template <class F> auto guarded(const Loc& loc, F&& f) -> decltype(f()) {
+    try {
+      return f();
+    } catch (const ir::ShapeError& e) {
+      fail(loc, e.what());
+    } catch (const rt::Error& e) {
+      fail(loc, e.what());
+    }
+  }
+
+  // ---------------------------------------------------------------- conversions
+
+  static DType defaultDType(const Value& v) { return v.dtype(); }
+
+  bool isNumeric(const TV& t) const { return t.isDyn() || (t.isStatic() && t.sv.isNumeric()); }
+
+  // The type a numeric trace value has in the IR, and whether it is weak.
+  TensorType typeOf(const TV& t);
+  bool weakOf(const TV& t) const { return t.isDyn() ? t.weak : (t.sv.isScalar() && t.sv.weak()); }
+
+  // A numeric trace value as an IR value (of dtype `dt` when given: weak scalars convert
+  // exactly, strong values are cast).
+  ir::Value* materialize(const TV& t, const Loc& loc, std::optional<DType> dt = std::nullopt);
+
+  // A static tensor as an IR value: one constant per tensor object, placed at the top of the
+  // function (so it dominates every use), so that the tensor keeps its identity in the IR as
+  // it has in eager mode: a tape's gradient with respect to a captured `let W` or to a
+  // `ones(...)` made while tracing flows to the same value the ops used.
+  std::map<const Obj*, std::pair<Value, ir::Value*>> constants_;  // the Value pins the object
+  size_t hoistedConstants_ = 0;                                  // at the top of the entry block
+  ir::Value* tensorConstant(const Value& v);
+  // The insertion point `pos` of `block` as an op to re-find after ops were inserted above
+  // it (hoisted constants): the op before it, or null for the block's start.
+  ir::Op* anchorOf(ir::Block& block, size_t pos) { return pos > 0 ? &block.op(pos - 1) : nullptr; }
+  size_t positionAfter(ir::Block& block, ir::Op* anchor);
+
+  // An integer argument as an i64 scalar, accepted as eager mode's Args::integer accepts it
+  // (an integer scalar or a one-element integer tensor), else eager's error.
+  ir::Value* integerArg(const TV& t, const char* builtin, const char* param, const Loc& loc);
+
+  std::string describe(const TV& t);
+
+  // ---------------------------------------------------------------- arithmetic
+
+  // Under a tape, an op on a float tensor fixed at trace time is traced, not computed while
+  // tracing: the tape records it, as eager's does, so that gradients with respect to that
+  // tensor flow through it.
+  bool tapedStatic(const TV& t) const;
+
+  TV binop(rt::BinaryOp op, const TV& a, const TV& b, const Loc& loc, std::optional<Op> vop = std::nullopt);
+
+  static Value proxy(DType d);
+
+  TV unop(rt::UnaryOp op, const TV& x, const Loc& loc);
+
+  TV castTV(const TV& x, DType d, const Loc& loc);
+
+  // A strong dynamic value (weak ones take their default dtype).
+  ir::Value* dynStrong(const TV& t, const Loc& loc) { return materialize(t, loc); }
+
+  // ---------------------------------------------------------------- conditions
+
+  // A condition: static bool, or a dynamic bool[]; else the SPEC error.
+  TV condition(const TV& c, const Loc& loc);
+
+  TV notTV(const TV& c, const Loc& loc) { return unop(rt::UnaryOp::LogicalNot, c, loc); }
+  TV orTV(const TV& a, const TV& b, const Loc& loc);
+
+  // ---------------------------------------------------------------- state and merging
+
+  FrameState save() { return fr().st; }
+  void restore(const FrameState& s) { fr().st = s; }
+
+  struct MergeLeaf {
+    TV a, b;
+    TensorType type;
+    bool weak;
+  };
+
+  // The merged skeleton of a and b; differing numeric leaves become Dyn placeholders
+  // (dv == nullptr, index in `leaves` in .sv as an i64).
+  TV mergeTV(const TV& a, const TV& b, const std::string& name, const Loc& loc, std::vector<MergeLeaf>& leaves, bool undefOk);
+
+  // Replaces placeholders in a merged skeleton by the values in `vals`.
+  static void fill(TV& t, const std::vector<ir::Value*>& vals);
+
+  // A value of type t whose contents never matter (the other side of a merge was undefined).
+  ir::Value* placeholder(const TensorType& t);
+
+  ir::Value* leafValue(const TV& side, const MergeLeaf& m, const Loc& loc);
+
+  // Merges the states after the two regions of a cond op; yields and results.
+  void mergeCond(ir::Op& op, const FrameState& s0, const FrameState& st, const FrameState& se, const Loc& loc);
+
+  // if p { thenFn() } else { elseFn() } with p dynamic.
+  void emitCond(const TV& p, const std::function<void()>& thenFn, const std::function<void()>& elseFn, const Loc& loc);
+
+  // The value of `thenFn()` if p else of `elseFn()` (p dynamic), as one trace value.
+  TV condValue(const TV& p, const std::function<TV()>& thenFn, const std::function<TV()>& elseFn, const Loc& loc);
+
+  // ---------------------------------------------------------------- statements
+
+  bool stops();
+  bool flagsDynamic();
+  TV anyFlag(const Loc& loc);
+
+  void execBlock(const std::vector<StmtPtr>& stmts, size_t from);
+
+  void execBody(const Stmt& s);
+
+  void assignSlot(int slot, TV v, const Loc& loc, const std::string& name);
+
+  std::vector<TV> unpack(const TV& v, size_t n, const Loc& loc);
+
+  void bindPattern(const Pattern& p, const TV& v, const Loc& loc);
+
+  void exec(const Stmt& s);
+
+  void assign(const Stmt& s);
+
+  // ---------------------------------------------------------------- loops
+
+  struct Carried {
+    enum Kind : uint8_t { Slot, Ret, RetFlag, Brk, Counter } kind;
+    int slot = -1;
+    TV* ref(Frame& f, TV& counter) {
+      switch (kind) {
+        case Slot: return &f.st.slots[static_cast<size_t>(slot)];
+        case Ret: return &f.st.ret;
+        case RetFlag: return &f.st.retFlag;
+        case Brk: return &f.st.brk;
+        default: return &counter;
+      }
+    }
+  };
+
+  struct LeafSpec {
+    TensorType type;
+    bool weak;
+    std::vector<bool> widened = {};  // dims made fresh symbols by this loop: any size fits
+  };
+
+  // Numeric leaves of a carried value (non-numeric statics stay static).
+  void leavesOf(const TV& t, std::vector<TV>& out);
+  // The skeleton of t with its numeric leaves replaced by vals[k++].
+  TV rebuild(const TV& t, const std::vector<ir::Value*>& vals, const std::vector<LeafSpec>& specs, size_t& k);
+
+  // The rest of a loop as an IR while. `cond` gives the loop condition (inside the cond
+  // region), `body` runs one iteration; `counter` (Counter carried) is the hidden index of a
+  // for loop (Undef for a while).
+  void dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, const std::function<void(TV&)>& body, TV counter);
+
+  std::string carriedName(const Carried& c);
+  Loc carriedLoc(const Carried& c, const Stmt& s);
+
+  // After one statically unrolled iteration: whether to go on statically.
+  enum class After { Next, Stop, Dynamic };
+  After afterIteration();
+
+  void whileLoop(const Stmt& s);
+
+  void forLoop(const Stmt& s);
+
+  // ---------------------------------------------------------------- expressions
+
+  TV eval(const Expr& e);
+
+  TV makeSeq(Tag tag, std::vector<TV> items);
+  // A container of static items becomes one static value.
+  TV normalize(TV r);
+
+  TV globalValue(int module, int slot, const std::string& nm, const Loc& loc);
+
+  TV name(const Expr& e);
+
+  TV moduleMember(int module, const std::string& member, const Loc& loc);
+
+  TV binary(const Expr& e);
+
+  template <class F> TV staticCall(const Loc& loc, F&& f) {
+    try {
+      return TV::of(f());
+    } catch (const rt::Error& err) {
+      fail(loc, err.what());
+    } catch (const ScriptError& err) {
+      fail(loc, err.what());
+    }
+  }
+
+  TV field(const Expr& e);
+
+  TV fieldOf(const TV& b, const std::string& nm, const Loc& loc);
+
+  ir::Value* dimOf(const TV& x, int64_t axis, const Loc& loc);
+  TV dimTV(const TV& x, int64_t axis, const Loc& loc);
+
+  TV stackScalars(const std::vector<TV>& xs, const Loc& loc);
+
+  // ---------------------------------------------------------------- indexing
+
+  // An index as an i64 value: an integer (i32/i64), as eager mode requires; a float or bool
+  // index is eager's error, never truncated.
+  ir::Value* integerIndex(const TV& i, const Loc& loc);
+
+  TV indexInt(const TV& x, const TV& i, const Loc& loc);
+
+  TV indexTV(const TV& base, const Expr& e, const Loc& loc);
+
+  // The start, stop and step of slice `s` (open ends: kSliceEnd and kSliceBegin as the
+  // step's direction needs). The step must be known at trace time; a start or stop known
+  // only at run time is left in lo / hi (an integer scalar) and its static value is open.
+  void sliceBounds(const Subscript& s, int64_t& start, int64_t& stop, int64_t& step, TV* lo = nullptr, TV* hi = nullptr);
+
+  // The operands of a dyn_slice / dyn_slice_update for the axes in `dyn`: start and stop as
+  // i64 scalars (run-time values, or the static bound as a constant).
+  std::vector<ir::Value*> dynBounds(const ir::IntList& dyn, const ir::IntList& st, const ir::IntList& sp, const std::vector<TV>& los, const std::vector<TV>& his, const Loc& loc);
+
+  // x[idx] and take(x, idx, axis) for an integer tensor idx: a `take` op (its gradient is
+  // index_add). A boolean mask selects a data-dependent number of elements: not traceable.
+  TV gatherTV(const TV& base, const TV& index, int64_t axis, const Loc& loc);
+
+  // x[i, ..., a:b:c, ...] = v: the sub-tensor at the leading integer indices (an index op,
+  // bounds-checked), the value broadcast to the slice and scattered into zeros of the
+  // sub-tensor's shape, a mask scattered the same way, a select, and an update at the
+  // integer indices — ops that all have gradients, so a tape sees through it.
+  TV sliceUpdateTV(const TV& base, const Expr& target, const TV& v, const Loc& loc);
+
+  TV updateTV(const TV& base, const Expr& target, const TV& v, const Loc& loc);
+
+  // ---------------------------------------------------------------- calls
+
+  TV call(const Expr& e);
+
+  TV lookupMethod(const std::string& nm, int module, const Loc& loc);
+
+  TV callTV(const TV& callee, std::vector<TV>& args, const std::vector<std::string>& kw, const Loc& loc);
+
+  TV inlineCall(const TV& fnv, std::vector<TV>& args, const std::vector<std::string>& kw, const Loc& loc, const std::string& nm);
+
+  // The result against the return annotation (eager checks it at `return`).
+  TV checkReturn(const FnDecl& d, TV r, const std::string& nm, const Loc& loc);
+
+  // ---------------------------------------------------------------- annotations (SPEC §3)
+
+  // Dims of one call's annotations: a named dim's first value (a size known at trace time
+  // or an IR dim), and the equalities left for run time.
+  struct TraceDims {
+    std::map<std::string, std::pair<int64_t, ir::Value*>> named;
+    std::vector<std::pair<ir::Value*, ir::Value*>> equal;
+  };
+
+  // Whether `v` matches `t`, as the VM's matchesAnnotation decides; a weak scalar is
+  // converted to the annotated dtype in place. What the trace knows is decided now; a
+  // symbolic dim that must equal a size or another dim adds a run-time check to `dims`.
+  bool matchTV(TV& v, const TypeExpr& t, TraceDims& dims, const Loc& loc);
+
+  // Emits the run-time dim checks of `dims`: each an assert whose message is `head` and the
+  // type of `v` as it is when the code runs (its symbolic dims filled in), as eager says it.
+  void checkDims(TraceDims& dims, const std::string& head, const TV& v, const Loc& loc);
+
+  std::string annotationText(const TV& v);
+
+  // The parameters of an inlined fn against their annotations (eager's checkParams).
+  void checkParamAnnotations(const FnDecl& d, Frame& f, const std::string& nm, const Loc& loc);
+
+  // ---------------------------------------------------------------- autodiff (SPEC §7)
+
+  // A tape: the ops of one block that its `with` body traced (recorded at its end).
+  struct TapeRec {
+    ir::Block* block = nullptr;
+    ir::Op* before = nullptr;  // the op just before the body's first op (null: none)
+    bool done = false;
+    std::vector<ir::Op*> ops;
+    // Gradients of other tapes taken while this one recorded, inside a loop this tape began
+    // in, and hoisted before that loop (so out of this tape's range): their ops, values, loc.
+    struct Hoisted {
+      std::vector<ir::Op*> ops;
+      std::vector<ir::Value*> grads;
+      Loc loc;
+    };
+    std::vector<Hoisted> hoisted;
+  };
+  std::deque<TapeRec> tapes_;  // (a deque: a TapeRec stays put while others are added)
+  // The tapes recording now (`with` bodies and grad(f) calls being traced), outermost first.
+  std::vector<TapeRec*> recording_;
+
+  void tapeStart(TapeRec& t);
+  std::vector<ir::Op*> tapeOps(const TapeRec& t, const Loc& loc);
+
+  void withTape(const Stmt& s);
+
+  // The float leaves of a sources structure, each as an IR value (null: a static leaf).
+  void sourceLeaves(const TV& src, std::vector<const TV*>& out, const Loc& loc);
+  static TV expandDeep(const TV& t);
+  TV rebuildGrads(const TV& src, const std::vector<ir::Value*>& g, size_t& k);
+
+  TV gradientOf(const std::vector<ir::Op*>& ops, const TV& target, const TV& sources0, const Loc& loc);
+
+  TV tapeGradient(const TapeRec& t, const TV& target, const TV& sources, const Loc& loc);
+
+  // Whether block b lies inside op (at any depth).
+  static bool enclosedBy(ir::Block* b, ir::Op* op);
+
+  // A gradient hoisted out of tape t (see tapeGradient) is computed outside it: t sees it as
+  // a constant, where eager mode (t recording the backward pass) differentiates it. That
+  // differs only where the hoisted backward reads one of t's sources: a compile error then.
+  void checkHoisted(const TapeRec& t, const TV& sources, const Loc& loc);
+
+  // A numeric static leaf made an IR value, so that gradients can flow from it.
+  TV dynamize(const TV& t, const Loc& loc);
+
+  TV callGradFn(const TV& g, std::vector<TV>& args, const std::vector<std::string>& kw, const Loc& loc);
+
+  // ---------------------------------------------------------------- builtins
+
+  struct BArgs {
+    std::vector<TV> pos;
+    std::map<std::string, TV> kw;
+  };
+
+  TV builtin(int id, std::vector<TV>& args, const std::vector<std::string>& kw, const Loc& loc);
+
+  static std::string escapeBraces(const std::string& s);
+
+  std::string staticString(const TV& t, const char* what, const Loc& loc);
+
+  // The print format of a trace value: static text with `{}` holes for dynamic leaves.
+  std::string formatOf(const TV& t, std::vector<ir::Value*>& holes, const Loc& loc, bool top);
+
+  ir::IntList ints(const Value& v, const Loc& loc);
+
+  // A shape argument: static sizes, or dims of tensors (x.shape[0] of a symbolic axis).
+  // The dims of shape `s`: known sizes, the (symbolic) dims of tensors, and with `sizes`,
+  // sizes known only at run time (an integer scalar: a kAnyDim here, its value in *sizes;
+  // *sizes has one entry per dim, null for the known ones).
+  std::vector<Dim> shapeDims(const TV& s, const Loc& loc, bool allowMinusOne = false, std::vector<ir::Value*>* sizes = nullptr);
+
+  // x broadcast (BroadcastDyn) or reshaped (ReshapeDyn) to `dims`, some of whose sizes are
+  // only known at run time (`sizes`, from shapeDims; a -1 of a reshape is inferred then):
+  // those dims are operands, the result type names them (a tensor's symbol, or a fresh one).
+  ir::Value* dynShaped(ir::OpKind kind, ir::Value* x, std::vector<Dim> dims, const std::vector<ir::Value*>& sizes, const Loc& loc);
+  static bool anySize(const std::vector<ir::Value*>& sizes);
+  // Some size known only at run time: not a tensor's symbol.
+  static bool anyComputed(const std::vector<Dim>& dims);
+
+  // Resolves a -1 in `to` at trace time; false when only the run time can (symbolic dims).
+  bool resolveMinusOne(const std::vector<Dim>& from, std::vector<Dim>& to, const Loc& loc);
+};
+
+}  // namespace tdl::vm::trace
