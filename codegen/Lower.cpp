@@ -16,6 +16,7 @@
 #include "codegen/Codegen.h"
 #include "codegen/DiskCache.h"
 #include "codegen/Exec.h"
+#include "codegen/JitFactory.h"
 #include "codegen/LlvmPasses.h"
 #include "codegen/ScalarEmit.h"
 #include "ir/Printer.h"
@@ -981,26 +982,13 @@ class Jit {
 
  private:
   Jit() {
-    llvm::InitializeNativeTarget();
-    llvm::InitializeNativeTargetAsmPrinter();
-    auto jtmb = llvm::orc::JITTargetMachineBuilder::detectHost();
-    if (!jtmb) {
-      error = llvm::toString(jtmb.takeError());
+    auto h = makeHostJit();
+    if (!h) {
+      error = llvm::toString(h.takeError());
       return;
     }
-    jtmb->setCodeGenOptLevel(llvm::CodeGenOptLevel::Default);
-    // Position-independent, so that the compile cache can link the same object into a
-    // shared library (codegen/DiskCache.h).
-    jtmb->setRelocationModel(llvm::Reloc::PIC_);
-    auto tm = jtmb->createTargetMachine();
-    if (tm) tm_ = std::move(*tm);
-    else error = llvm::toString(tm.takeError());
-    auto j = llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(std::move(*jtmb)).create();
-    if (!j) {
-      error = llvm::toString(j.takeError());
-      return;
-    }
-    jit_ = std::move(*j);
+    tm_ = std::move(h->tm);
+    jit_ = std::move(h->jit);
     llvm::orc::SymbolMap syms;
     for (const AbiSymbol& s : abiSymbols())
       syms[jit_->mangleAndIntern(s.name)] = {llvm::orc::ExecutorAddr::fromPtr(s.addr), llvm::JITSymbolFlags::Exported};

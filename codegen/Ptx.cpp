@@ -20,6 +20,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "codegen/JitFactory.h"
 #include "codegen/LlvmPasses.h"
 #include "ir/Pass.h"
 #include "runtime/Reduce.h"
@@ -986,11 +987,9 @@ struct HostKernelEmulator::Impl {
 };
 
 HostKernelEmulator::HostKernelEmulator(const ir::Function& fn) : impl_(std::make_unique<Impl>()) {
-  llvm::InitializeNativeTarget();
-  llvm::InitializeNativeTargetAsmPrinter();
-  auto jit = llvm::orc::LLJITBuilder().create();
+  auto jit = makeHostJit();
   if (!jit) throw std::runtime_error("JIT: " + llvm::toString(jit.takeError()));
-  impl_->jit = std::move(*jit);
+  impl_->jit = std::move(jit->jit);
   auto& J = *impl_->jit;
   auto ctx = std::make_unique<llvm::LLVMContext>();
   auto mod = std::make_unique<llvm::Module>("emu", *ctx);
@@ -1027,9 +1026,6 @@ HostKernelEmulator::HostKernelEmulator(const ir::Function& fn) : impl_(std::make
   def("tdl_emu_barrier", reinterpret_cast<void*>(&emuBarrier));
   if (auto err = J.getMainJITDylib().define(llvm::orc::absoluteSymbols(std::move(syms))))
     throw std::runtime_error("JIT: " + llvm::toString(std::move(err)));
-  auto gen = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(J.getDataLayout().getGlobalPrefix());
-  if (!gen) throw std::runtime_error("JIT: " + llvm::toString(gen.takeError()));
-  J.getMainJITDylib().addGenerator(std::move(*gen));
   if (auto err = J.addIRModule(llvm::orc::ThreadSafeModule(std::move(mod), std::move(ctx))))
     throw std::runtime_error("JIT: " + llvm::toString(std::move(err)));
   for (const PtxKernel& k : impl_->mod.kernels) {
@@ -1071,14 +1067,13 @@ void HostKernelEmulator::launch(const std::string& name, const KernelLaunch& l) 
 }
 
 std::vector<float> evalKernelMathF32(const std::string& op, const std::vector<float>& xs) {
-  llvm::InitializeNativeTarget();
-  llvm::InitializeNativeTargetAsmPrinter();
-  auto jit = llvm::orc::LLJITBuilder().create();
-  if (!jit) throw std::runtime_error("JIT: " + llvm::toString(jit.takeError()));
+  auto host = makeHostJit();
+  if (!host) throw std::runtime_error("JIT: " + llvm::toString(host.takeError()));
+  auto jit = std::move(host->jit);
   auto ctx = std::make_unique<llvm::LLVMContext>();
   auto mod = std::make_unique<llvm::Module>("math", *ctx);
-  mod->setDataLayout((*jit)->getDataLayout());
-  mod->setTargetTriple((*jit)->getTargetTriple().str());
+  mod->setDataLayout(jit->getDataLayout());
+  mod->setTargetTriple(jit->getTargetTriple().str());
   PtxLowering low(*ctx, *mod);
   auto& b = low.b;
   auto* ft = llvm::FunctionType::get(b.getFloatTy(), {b.getFloatTy()}, false);
@@ -1089,13 +1084,9 @@ std::vector<float> evalKernelMathF32(const std::string& op, const std::vector<fl
   llvm::Value* r = u ? low.em.emitUnary(*u, x, DType::F32, DType::F32) : nullptr;
   if (!r) throw std::invalid_argument("no kernel math for " + op);
   b.CreateRet(r);
-  auto& dl = (*jit)->getDataLayout();
-  auto gen = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(dl.getGlobalPrefix());
-  if (!gen) throw std::runtime_error("JIT: " + llvm::toString(gen.takeError()));
-  (*jit)->getMainJITDylib().addGenerator(std::move(*gen));
-  if (auto err = (*jit)->addIRModule(llvm::orc::ThreadSafeModule(std::move(mod), std::move(ctx))))
+  if (auto err = jit->addIRModule(llvm::orc::ThreadSafeModule(std::move(mod), std::move(ctx))))
     throw std::runtime_error("JIT: " + llvm::toString(std::move(err)));
-  auto sym = (*jit)->lookup("tdl_math");
+  auto sym = jit->lookup("tdl_math");
   if (!sym) throw std::runtime_error("JIT: " + llvm::toString(sym.takeError()));
   auto* fp = sym->toPtr<float (*)(float)>();
   std::vector<float> out;

@@ -61,11 +61,11 @@ ScalarEmitter::V ScalarEmitter::k(double c, V like) {
   return llvm::ConstantInt::getSigned(t, static_cast<int64_t>(c));
 }
 
-ScalarEmitter::V ScalarEmitter::emitUnary(rt::UnaryOp op, V x, DType dx, DType rd) {
+// Runs `emit`; nullptr (and why()) where the op has no code on this target.
+template <class F>
+ScalarEmitter::V ScalarEmitter::attempt(F&& emit) {
   try {
-    DType ct = rt::unary_compute_dtype(op, dx);
-    V out = unaryIn(op, convert(x, dx, ct));
-    return convert(out, dtypeOf(out), rd);
+    return emit();
   } catch (const rt::Error& e) {
     why_ = e.what();
   } catch (const NotEmitted& n) {
@@ -74,17 +74,20 @@ ScalarEmitter::V ScalarEmitter::emitUnary(rt::UnaryOp op, V x, DType dx, DType r
   return nullptr;
 }
 
+ScalarEmitter::V ScalarEmitter::emitUnary(rt::UnaryOp op, V x, DType dx, DType rd) {
+  return attempt([&] {
+    DType ct = rt::unary_compute_dtype(op, dx);
+    V out = unaryIn(op, convert(x, dx, ct));
+    return convert(out, dtypeOf(out), rd);
+  });
+}
+
 ScalarEmitter::V ScalarEmitter::emitBinary(rt::BinaryOp op, V x, DType dx, V y, DType dy, DType rd) {
-  try {
+  return attempt([&] {
     DType ct = rt::binary_compute_dtype(op, dx, dy);
     V out = binaryIn(op, convert(x, dx, ct), convert(y, dy, ct));
     return convert(out, dtypeOf(out), rd);
-  } catch (const rt::Error& e) {
-    why_ = e.what();
-  } catch (const NotEmitted& n) {
-    why_ = n.why;
-  }
-  return nullptr;
+  });
 }
 
 ScalarEmitter::V ScalarEmitter::unaryIn(rt::UnaryOp op, V a) {

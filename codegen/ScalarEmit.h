@@ -69,6 +69,8 @@ class ScalarEmitter {
   V intFloorDivMod(V x, V y, bool isMod);
   V floatFloorDivMod(V x, V y, bool isMod);
   DType dtypeOf(V x);
+  template <class F>
+  V attempt(F&& emit);
   std::string why_;
 };
 

@@ -95,6 +95,21 @@ def main():
     expect("--version prints the version, exit 0", r.returncode == 0 and r.stdout.startswith("tdl "), r)
     r = run(tdl, "help")
     expect("help prints usage, exit 0", r.returncode == 0 and "tdl run FILE" in r.stdout, r)
+    r = run(tdl, "builtins")
+    expect("builtins lists each builtin with its parameters",
+           r.returncode == 0 and "leaky_relu(x, alpha=…)\n" in r.stdout and "sum(x, axis=…, keepdims=…)\n" in r.stdout
+           and "print(...)\n" in r.stdout and "\nf32(" not in r.stdout, r)
+    r = run(tdl, "builtins", "--json")
+    try:
+        table = {b["name"]: b for b in json.loads(r.stdout)}
+    except ValueError:
+        table = {}
+    expect("builtins --json: parameters, required count, differentiability",
+           r.returncode == 0 and table.get("elu", {}).get("params") == ["x", "alpha"] and table["elu"]["required"] == 1
+           and table["elu"]["differentiable"] and not table.get("argmax", {}).get("differentiable", True)
+           and table.get("print", {}).get("params", 0) is None, r)
+    r = run(tdl, "builtins", "--bogus")
+    expect("builtins with an unknown option: exit 2", r.returncode == 2, r)
     r = run(tdl)
     expect("no arguments: usage, exit 2", r.returncode == 2, r)
     r = run(tdl, "frobnicate")

@@ -83,53 +83,45 @@ def builtin_calls(tdl, ops):
     return out
 
 
+def unary_checks(n, x_init, f_scalar, f_tensor):
+    """The six checks of a function of one tensor x: scalar target (eager, graph),
+    non-scalar target (both), second order (both)."""
+    lines = [f"let x_{n} = {x_init}", f"let f_{n} = {f_scalar}",
+             f'c.check("{n} eager", f_{n}, x_{n})', f'c.gcheck("{n} graph", f_{n}, x_{n})',
+             f'nonscalar("{n}", {f_tensor}, x_{n})',
+             f'c.check_second("{n} eager second", f_{n}, x_{n})', f'c.gcheck_second("{n} graph second", f_{n}, x_{n})']
+    return lines, [f"{n} {k}" for k in ("eager", "graph", "eager non-scalar", "graph non-scalar", "eager second",
+                                        "graph second")]
+
+
 def program(ops, builtins=()):
     lines, expected = [PRELUDE], []
+
+    def add(pair):
+        lines.extend(pair[0])
+        expected.extend(pair[1])
     # The other differentiable builtins, through sin() so that every gradient is non-trivial.
     for n, c in builtins:
-        lines.append(f"let x_{n} = c.rnd([2, 3])")
-        lines.append(f"let f_{n} = fn(x) => sum(sin({c}))")
-        lines.append(f'c.check("{n} eager", f_{n}, x_{n})')
-        lines.append(f'c.gcheck("{n} graph", f_{n}, x_{n})')
-        lines.append(f'nonscalar("{n}", fn(x) => sin({c}), x_{n})')
-        lines.append(f'c.check_second("{n} eager second", f_{n}, x_{n})')
-        lines.append(f'c.gcheck_second("{n} graph second", f_{n}, x_{n})')
-        expected += [f"{n} eager", f"{n} graph", f"{n} eager non-scalar", f"{n} graph non-scalar",
-                     f"{n} eager second", f"{n} graph second"]
+        add(unary_checks(n, "c.rnd([2, 3])", f"fn(x) => sum(sin({c}))", f"fn(x) => sin({c})"))
     for op in ops:
         if "kDiff" not in op["props"]:
             continue
         n = op["name"]
         dom = "c.pos" if "kPos" in op["props"] else "c.rnd"
+        f = call(op, "x") if op["kind"] == "unary" else call(op, "a", "b")
+        if f is None:
+            raise SystemExit(f"ops.def: '{n}' is differentiable but neither a builtin nor a known operator")
         if op["kind"] == "unary":
-            f = call(op, "x")
-            if f is None:
-                raise SystemExit(f"ops.def: '{n}' is differentiable but neither a builtin nor a known operator")
-            lines.append(f"let x_{n} = {dom}([2, 3])")
-            lines.append(f"let f_{n} = c.weighted(fn(x) => {f}, [2, 3])")
-            lines.append(f'c.check("{n} eager", f_{n}, x_{n})')
-            lines.append(f'c.gcheck("{n} graph", f_{n}, x_{n})')
-            lines.append(f'nonscalar("{n}", fn(x) => {f}, x_{n})')
-            lines.append(f'c.check_second("{n} eager second", f_{n}, x_{n})')
-            lines.append(f'c.gcheck_second("{n} graph second", f_{n}, x_{n})')
-            expected += [f"{n} eager", f"{n} graph", f"{n} eager non-scalar", f"{n} graph non-scalar",
-                         f"{n} eager second", f"{n} graph second"]
-        else:
-            f = call(op, "a", "b")
-            if f is None:
-                raise SystemExit(f"ops.def: '{n}' is differentiable but neither a builtin nor a known operator")
-            # b broadcasts along a's rows; kept positive (divisors, alpha, exponents).
-            lines.append(f"let a_{n} = {dom}([2, 3])")
-            lines.append(f"let b_{n} = c.pos([3])")
-            lines.append(f"let w_{n} = c.rnd([2, 3])")
-            lines.append(f"let f_{n} = fn(a, b) => sum(({f}) * w_{n})")
-            lines.append(f'c.check2("{n} eager", f_{n}, a_{n}, b_{n})')
-            lines.append(f'c.gcheck2("{n} graph", f_{n}, a_{n}, b_{n})')
-            lines.append(f'nonscalar("{n}", fn(a) => {call(op, "a", f"b_{n}")}, a_{n})')
-            lines.append(f'c.check_second("{n} eager second", fn(a) => f_{n}(a, b_{n}), a_{n})')
-            lines.append(f'c.gcheck_second("{n} graph second", fn(a) => f_{n}(a, b_{n}), a_{n})')
-            expected += [f"{n} eager", f"{n} graph", f"{n} eager non-scalar", f"{n} graph non-scalar",
-                         f"{n} eager second", f"{n} graph second"]
+            add(unary_checks(n, f"{dom}([2, 3])", f"c.weighted(fn(x) => {f}, [2, 3])", f"fn(x) => {f}"))
+            continue
+        # b broadcasts along a's rows; kept positive (divisors, alpha, exponents). Both
+        # operands' gradients first, then a's alone as a function of one tensor.
+        lines.extend([f"let b_{n} = c.pos([3])", f"let w_{n} = c.rnd([2, 3])",
+                      f"let g_{n} = fn(a, b) => sum(({f}) * w_{n})",
+                      f'c.check2("{n} both eager", g_{n}, {dom}([2, 3]), b_{n})',
+                      f'c.gcheck2("{n} both graph", g_{n}, {dom}([2, 3]), b_{n})'])
+        expected += [f"{n} both eager", f"{n} both graph"]
+        add(unary_checks(n, f"{dom}([2, 3])", f"fn(a) => g_{n}(a, b_{n})", f"fn(a) => {call(op, 'a', f'b_{n}')}"))
     return "\n".join(lines) + "\n", expected
 
 
@@ -154,7 +146,7 @@ def main():
     bad = [l for l in got if not l.endswith(" ok")]
     names = [l[:-3] for l in got if l.endswith(" ok")]
     missing = [e for e in expected if e not in names]
-    print(f"{len(names)} of {len(expected)} checks ok ({len(expected) // 6} differentiable ops and builtins)")
+    print(f"{len(names)} of {len(expected)} checks ok")
     for l in bad:
         print("FAIL:", l)
     for m in missing:
