@@ -39,13 +39,17 @@ auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, cons
     // Leaf types, refined by retracing until the body keeps them.
     std::vector<std::vector<LeafSpec>> specs(carried.size());
     TV retSkeleton;  // the structure of a value returned from inside the loop, once seen
+    std::string unsettled;  // the carried value that changed on the last retrace (for the error)
     for (size_t c = 0; c < carried.size(); ++c) {
       std::vector<TV> ls;
       leavesOf(*carried[c].ref(f, counter), ls);
       for (auto& l : ls) specs[c].push_back(LeafSpec{typeOf(l), weakOf(l)});
     }
     for (int attempt = 0;; ++attempt) {
-      if (attempt >= kMaxLoopAttempts) fail(s.loc, "the carried values of this loop do not settle");
+      if (attempt >= kMaxLoopAttempts)
+        fail(s.loc, fmt::format("the carried values of this loop do not settle: {} changes on every retrace; give it "
+                                "its dtype and rank before the loop",
+                                unsettled.empty() ? std::string("a value") : unsettled));
       FrameState s0 = save();
       TV counter0 = counter;
       ir::Block& outer = b_.block();
@@ -68,9 +72,8 @@ auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, cons
       }
       setLoc(s.loc);
       ir::Op& op = b_.while_loop(inits, types);
-      // Binds the carried components to the block args of region `r`.
-      auto bindArgs = [&](int r) {
-        std::vector<ir::Value*> args = op.region(static_cast<size_t>(r)).block().args();
+      // Binds the carried components to `values` (a region's block args, or the results).
+      auto bindValues = [&](const std::vector<ir::Value*>& values) {
         size_t k = 0;
         for (size_t c = 0; c < carried.size(); ++c) {
           TV* ref = carried[c].ref(f, counter);
@@ -80,12 +83,14 @@ auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, cons
             skeleton = retSkeleton;  // the structure discovered on an earlier attempt
           }
           std::vector<LeafSpec> sp(flat.begin() + static_cast<long>(k), flat.begin() + static_cast<long>(k + specs[c].size()));
-          std::vector<ir::Value*> vals(args.begin() + static_cast<long>(k), args.begin() + static_cast<long>(k + specs[c].size()));
+          std::vector<ir::Value*> vals(values.begin() + static_cast<long>(k),
+                                       values.begin() + static_cast<long>(k + specs[c].size()));
           size_t j = 0;
           *ref = rebuild(skeleton, vals, sp, j);
           k += specs[c].size();
         }
       };
+      auto bindArgs = [&](int r) { bindValues(op.region(static_cast<size_t>(r)).block().args()); };
       // cond region
       b_.set_insertion_end(op.region(0).block());
       bindArgs(0);
@@ -123,6 +128,7 @@ auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, cons
           if (ls.empty()) fail(s.loc, "only tensors and containers of them can be returned from inside a data-dependent loop");
           retSkeleton = *ref;
           for (auto& l : ls) specs[c].push_back(LeafSpec{typeOf(l), weakOf(l)});
+          unsettled = "the return value";
           retry = true;
           continue;
         }
@@ -135,6 +141,7 @@ auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, cons
             if (sp.weak && !w && t.rank() == sp.type.rank()) {
               sp.type.dtype = t.dtype;
               sp.weak = false;
+              unsettled = fmt::format("'{}' (now {})", carriedName(carried[c]), t.str());
               retry = true;
               continue;
             }
@@ -152,6 +159,7 @@ auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, cons
             if (!(t.dims[d] == sp.type.dims[d]) && !sp.widened[d]) {
               sp.type.dims[d] = Dim::symbolic(f_.fresh_sym());
               sp.widened[d] = true;
+              unsettled = fmt::format("'{}' (now {})", carriedName(carried[c]), t.str());
               retry = true;
             }
           if (!retry) ys.push_back(materialize(ls[i], s.loc, sp.type.dtype));
@@ -171,21 +179,7 @@ auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, cons
       restore(s0);
       counter = counter0;
       b_.set_insertion(outer, outer.index_of(&op) + 1);
-      std::vector<ir::Value*> results = op.results();
-      size_t k = 0;
-      for (size_t c = 0; c < carried.size(); ++c) {
-        TV* ref = carried[c].ref(f, counter);
-        TV skeleton = *ref;
-        if (carried[c].kind == Carried::Ret && !skeleton.defined()) {
-          if (specs[c].empty()) continue;
-          skeleton = retSkeleton;
-        }
-        std::vector<LeafSpec> sp(flat.begin() + static_cast<long>(k), flat.begin() + static_cast<long>(k + specs[c].size()));
-        std::vector<ir::Value*> vals(results.begin() + static_cast<long>(k), results.begin() + static_cast<long>(k + specs[c].size()));
-        size_t j = 0;
-        *ref = rebuild(skeleton, vals, sp, j);
-        k += specs[c].size();
-      }
+      bindValues(op.results());
       f.st.brk = staticBool(false);
       f.st.cont = staticBool(false);
       return;
