@@ -4,277 +4,277 @@
 namespace tdl::vm::trace {
 
 auto Tracer::call(const Expr& e) -> TV {
-    const Expr& ce = *e.kids[0];
-    std::vector<TV> args;
-    std::vector<std::string> kw;
-    size_t nargs = e.kids.size() - 1;
-    TV callee;
-    bool method = false;
-    if (ce.kind == ExprKind::Field && !(ce.kids[0]->kind == ExprKind::Name && ce.kids[0]->ref.kind == RefKind::Module)) {
-      // x.f(args): a record field f holding a function, else f(x, args).
-      TV self = eval(*ce.kids[0]);
-      TV x = expandStatic(self);
-      bool isField = false;
-      if (x.k == TV::Rec)
-        for (size_t i = 0; i < x.names->size(); ++i)
-          if ((*x.names)[i] == ce.str) callee = x.items[i], isField = true;
-      if (!isField && self.k == TV::Tape) {
-        if (ce.str != "gradient") fail(ce.loc, fmt::format("a tape has no method '{}'", ce.str));
-        for (size_t i = 0; i < nargs; ++i) {
-          args.push_back(eval(*e.kids[i + 1]));
-          const std::string& k = i < e.names.size() ? e.names[i] : std::string();
-          if (!k.empty()) kw.push_back(k);
-        }
-        TV* target = nullptr;
-        TV* sources = nullptr;
-        size_t npos = args.size() - kw.size();
-        if (npos > 0) target = &args[0];
-        if (npos > 1) sources = &args[1];
-        for (size_t k = 0; k < kw.size(); ++k) {
-          if (kw[k] == "target") target = &args[npos + k];
-          else if (kw[k] == "sources") sources = &args[npos + k];
-          else fail(e.loc, fmt::format("gradient has no parameter '{}'", kw[k]));
-        }
-        if (!target || !sources) fail(e.loc, "gradient takes (target, sources)");
-        return tapeGradient(tapes_.at(static_cast<size_t>(self.tape)), *target, *sources, e.loc);
+  const Expr& ce = *e.kids[0];
+  std::vector<TV> args;
+  std::vector<std::string> kw;
+  size_t nargs = e.kids.size() - 1;
+  TV callee;
+  bool method = false;
+  if (ce.kind == ExprKind::Field && !(ce.kids[0]->kind == ExprKind::Name && ce.kids[0]->ref.kind == RefKind::Module)) {
+    // x.f(args): a record field f holding a function, else f(x, args).
+    TV self = eval(*ce.kids[0]);
+    TV x = expandStatic(self);
+    bool isField = false;
+    if (x.k == TV::Rec)
+      for (size_t i = 0; i < x.names->size(); ++i)
+        if ((*x.names)[i] == ce.str) callee = x.items[i], isField = true;
+    if (!isField && self.k == TV::Tape) {
+      if (ce.str != "gradient") fail(ce.loc, fmt::format("a tape has no method '{}'", ce.str));
+      for (size_t i = 0; i < nargs; ++i) {
+        args.push_back(eval(*e.kids[i + 1]));
+        const std::string& k = i < e.names.size() ? e.names[i] : std::string();
+        if (!k.empty()) kw.push_back(k);
       }
-      if (!isField) {
-        int mod = frames_.back()->decl ? frames_.back()->decl->module : 0;
-        callee = lookupMethod(ce.str, mod, ce.loc);
-        args.push_back(self);
-        method = true;
+      TV* target = nullptr;
+      TV* sources = nullptr;
+      size_t npos = args.size() - kw.size();
+      if (npos > 0) target = &args[0];
+      if (npos > 1) sources = &args[1];
+      for (size_t k = 0; k < kw.size(); ++k) {
+        if (kw[k] == "target") target = &args[npos + k];
+        else if (kw[k] == "sources") sources = &args[npos + k];
+        else fail(e.loc, fmt::format("gradient has no parameter '{}'", kw[k]));
       }
-    } else {
-      callee = eval(ce);
+      if (!target || !sources) fail(e.loc, "gradient takes (target, sources)");
+      return tapeGradient(tapes_.at(static_cast<size_t>(self.tape)), *target, *sources, e.loc);
     }
-    (void)method;
-    for (size_t i = 0; i < nargs; ++i) {
-      args.push_back(eval(*e.kids[i + 1]));
-      const std::string& k = i < e.names.size() ? e.names[i] : std::string();
-      if (!k.empty()) kw.push_back(k);
-      else if (!kw.empty()) fail(e.kids[i + 1]->loc, "positional argument after a keyword argument");
+    if (!isField) {
+      int mod = frames_.back()->decl ? frames_.back()->decl->module : 0;
+      callee = lookupMethod(ce.str, mod, ce.loc);
+      args.push_back(self);
+      method = true;
     }
-    return callTV(callee, args, kw, e.loc);
+  } else {
+    callee = eval(ce);
   }
+  (void)method;
+  for (size_t i = 0; i < nargs; ++i) {
+    args.push_back(eval(*e.kids[i + 1]));
+    const std::string& k = i < e.names.size() ? e.names[i] : std::string();
+    if (!k.empty()) kw.push_back(k);
+    else if (!kw.empty()) fail(e.kids[i + 1]->loc, "positional argument after a keyword argument");
+  }
+  return callTV(callee, args, kw, e.loc);
+}
 
 auto Tracer::lookupMethod(const std::string& nm, int module, const Loc& loc) -> TV {
-    auto& mods = vm_.modules();
-    const Module& m = *mods.at(static_cast<size_t>(module));
-    for (size_t i = m.globalNames.size(); i-- > 0;)
-      if (m.globalNames[i] == nm) {
-        const Value& g = vm_.globalValue(module, static_cast<int>(i));
-        if (!g.isUndef()) return TV::of(g);
-      }
-    int id = builtinId(nm);
-    if (id < 0) fail(loc, fmt::format("undefined name '{}'", nm));
-    return TV::of(Value::builtin(id));
-  }
+  auto& mods = vm_.modules();
+  const Module& m = *mods.at(static_cast<size_t>(module));
+  for (size_t i = m.globalNames.size(); i-- > 0;)
+    if (m.globalNames[i] == nm) {
+      const Value& g = vm_.globalValue(module, static_cast<int>(i));
+      if (!g.isUndef()) return TV::of(g);
+    }
+  int id = builtinId(nm);
+  if (id < 0) fail(loc, fmt::format("undefined name '{}'", nm));
+  return TV::of(Value::builtin(id));
+}
 
 auto Tracer::callTV(const TV& callee, std::vector<TV>& args, const std::vector<std::string>& kw, const Loc& loc) -> TV {
-    if (callee.k == TV::Fn) return inlineCall(callee, args, kw, loc, callee.fn->name.empty() ? "<lambda>" : callee.fn->name);
-    if (callee.k == TV::GradFn) return callGradFn(callee, args, kw, loc);
-    if (callee.isStatic()) {
-      const Value& f = callee.sv;
-      if (f.tag() == Tag::Builtin) return builtin(f.builtinId(), args, kw, loc);
-      if (f.tag() == Tag::DType) {
-        if (args.size() != 1) fail(loc, "a dtype call takes one argument");
-        return castTV(args[0], f.dtype(), loc);
-      }
-      if (f.tag() == Tag::Closure) {
-        auto* c = f.as<ClosureObj>();
-        TV fnv; fnv.k = TV::Fn; fnv.fn = c->proto->decl;
-        for (auto& v : c->captures) fnv.items.push_back(TV::of(v));
-        fnv.defaults = c->defaults;
-        return inlineCall(fnv, args, kw, loc, c->proto->name);
-      }
+  if (callee.k == TV::Fn) return inlineCall(callee, args, kw, loc, callee.fn->name.empty() ? "<lambda>" : callee.fn->name);
+  if (callee.k == TV::GradFn) return callGradFn(callee, args, kw, loc);
+  if (callee.isStatic()) {
+    const Value& f = callee.sv;
+    if (f.tag() == Tag::Builtin) return builtin(f.builtinId(), args, kw, loc);
+    if (f.tag() == Tag::DType) {
+      if (args.size() != 1) fail(loc, "a dtype call takes one argument");
+      return castTV(args[0], f.dtype(), loc);
     }
-    fail(loc, fmt::format("a {} cannot be called in a graph fn", describe(callee)));
+    if (f.tag() == Tag::Closure) {
+      auto* c = f.as<ClosureObj>();
+      TV fnv; fnv.k = TV::Fn; fnv.fn = c->proto->decl;
+      for (auto& v : c->captures) fnv.items.push_back(TV::of(v));
+      fnv.defaults = c->defaults;
+      return inlineCall(fnv, args, kw, loc, c->proto->name);
+    }
   }
+  fail(loc, fmt::format("a {} cannot be called in a graph fn", describe(callee)));
+}
 
 auto Tracer::inlineCall(const TV& fnv, std::vector<TV>& args, const std::vector<std::string>& kw, const Loc& loc, const std::string& nm) -> TV {
-    const FnDecl* d = fnv.fn;
-    if (!d) fail(loc, "this function cannot be traced");
-    for (Frame* f : frames_)
-      if (f->decl == d) fail(loc, fmt::format("recursion is not supported in graph fn '{}'", nm));
-    if (frames_.size() >= kMaxInlineDepth) fail(loc, "calls nest too deeply in a graph fn");
-    Frame f;
-    f.decl = d;
-    f.name = nm;
-    f.callLoc = loc;
-    f.captures = fnv.items;
-    size_t n = static_cast<size_t>(std::max<int>(d->numLocals, static_cast<int>(d->params.size())));
-    f.st.slots.resize(n);
-    f.slotNames.resize(n);
-    f.assignLocs.resize(n);
-    f.st.retFlag = f.st.brk = f.st.cont = staticBool(false);
-    size_t npos = args.size() - kw.size();
-    if (npos > d->params.size()) fail(loc, fmt::format("{} takes {} arguments, got {}", nm, d->params.size(), npos));
-    std::vector<bool> bound(d->params.size(), false);
-    for (size_t i = 0; i < npos; ++i) f.st.slots[i] = args[i], bound[i] = true;
-    for (size_t k = 0; k < kw.size(); ++k) {
-      size_t i = 0;
-      while (i < d->params.size() && d->params[i].name != kw[k]) ++i;
-      if (i == d->params.size()) fail(loc, fmt::format("{} has no parameter '{}'", nm, kw[k]));
-      f.st.slots[i] = args[npos + k];
-      bound[i] = true;
-    }
-    for (size_t i = 0; i < d->params.size(); ++i) {
-      f.slotNames[i] = d->params[i].name;
-      if (bound[i]) continue;
-      if (i < fnv.defaults.size() && d->params[i].deflt && !fnv.defaults[i].isUndef()) {
-        f.st.slots[i] = TV::of(fnv.defaults[i]);
-        continue;
-      }
-      if (i < fnv.traceDefaults.size() && fnv.traceDefaults[i].defined()) {
-        f.st.slots[i] = fnv.traceDefaults[i];
-        continue;
-      }
-      fail(loc, fmt::format("{}: missing argument '{}'", nm, d->params[i].name));
-    }
-    checkParamAnnotations(*d, f, nm, loc);
-    frames_.push_back(&f);
-    struct Pop {
-      std::vector<Frame*>& v;
-      ~Pop() { v.pop_back(); }
-    } pop{frames_};
-    execBody(*d->body);
-    if (isStaticFalse(f.st.retFlag)) return checkReturn(*d, TV::of(Value()), nm, d->loc);
-    if (!f.st.ret.defined()) fail(loc, fmt::format("{} does not return a value on every path", nm));
-    return f.st.ret;  // checked at each `return`
+  const FnDecl* d = fnv.fn;
+  if (!d) fail(loc, "this function cannot be traced");
+  for (Frame* f : frames_)
+    if (f->decl == d) fail(loc, fmt::format("recursion is not supported in graph fn '{}'", nm));
+  if (frames_.size() >= kMaxInlineDepth) fail(loc, "calls nest too deeply in a graph fn");
+  Frame f;
+  f.decl = d;
+  f.name = nm;
+  f.callLoc = loc;
+  f.captures = fnv.items;
+  size_t n = static_cast<size_t>(std::max<int>(d->numLocals, static_cast<int>(d->params.size())));
+  f.st.slots.resize(n);
+  f.slotNames.resize(n);
+  f.assignLocs.resize(n);
+  f.st.retFlag = f.st.brk = f.st.cont = staticBool(false);
+  size_t npos = args.size() - kw.size();
+  if (npos > d->params.size()) fail(loc, fmt::format("{} takes {} arguments, got {}", nm, d->params.size(), npos));
+  std::vector<bool> bound(d->params.size(), false);
+  for (size_t i = 0; i < npos; ++i) f.st.slots[i] = args[i], bound[i] = true;
+  for (size_t k = 0; k < kw.size(); ++k) {
+    size_t i = 0;
+    while (i < d->params.size() && d->params[i].name != kw[k]) ++i;
+    if (i == d->params.size()) fail(loc, fmt::format("{} has no parameter '{}'", nm, kw[k]));
+    f.st.slots[i] = args[npos + k];
+    bound[i] = true;
   }
+  for (size_t i = 0; i < d->params.size(); ++i) {
+    f.slotNames[i] = d->params[i].name;
+    if (bound[i]) continue;
+    if (i < fnv.defaults.size() && d->params[i].deflt && !fnv.defaults[i].isUndef()) {
+      f.st.slots[i] = TV::of(fnv.defaults[i]);
+      continue;
+    }
+    if (i < fnv.traceDefaults.size() && fnv.traceDefaults[i].defined()) {
+      f.st.slots[i] = fnv.traceDefaults[i];
+      continue;
+    }
+    fail(loc, fmt::format("{}: missing argument '{}'", nm, d->params[i].name));
+  }
+  checkParamAnnotations(*d, f, nm, loc);
+  frames_.push_back(&f);
+  struct Pop {
+    std::vector<Frame*>& v;
+    ~Pop() { v.pop_back(); }
+  } pop{frames_};
+  execBody(*d->body);
+  if (isStaticFalse(f.st.retFlag)) return checkReturn(*d, TV::of(Value()), nm, d->loc);
+  if (!f.st.ret.defined()) fail(loc, fmt::format("{} does not return a value on every path", nm));
+  return f.st.ret;  // checked at each `return`
+}
 
 auto Tracer::checkReturn(const FnDecl& d, TV r, const std::string& nm, const Loc& loc) -> TV {
-    if (!d.ret) return r;
-    TraceDims dims;
-    const Loc& at = loc;
-    TV before = r;
-    std::string head = fmt::format("fn '{}' must return {}, got ", nm, d.ret->str());
-    if (!matchTV(r, *d.ret, dims, at)) fail(at, head + annotationText(before));
-    checkDims(dims, head, before, at);
-    return r;
-  }
+  if (!d.ret) return r;
+  TraceDims dims;
+  const Loc& at = loc;
+  TV before = r;
+  std::string head = fmt::format("fn '{}' must return {}, got ", nm, d.ret->str());
+  if (!matchTV(r, *d.ret, dims, at)) fail(at, head + annotationText(before));
+  checkDims(dims, head, before, at);
+  return r;
+}
 
 auto Tracer::matchTV(TV& v, const TypeExpr& t, TraceDims& dims, const Loc& loc) -> bool {
-    if (v.isStatic() && (v.sv.tag() == Tag::Record || v.sv.tag() == Tag::Tuple)) v = expandStatic(v);
-    switch (t.kind) {
-      case TypeExpr::Tensor: {
-        auto dt = rt::dtype_from_name(t.dtype);
-        if (!dt || !isNumeric(v)) return false;
-        if (v.isStatic()) {
-          if (v.sv.isScalar() || t.anyShape) {
-            DimBindings none;
-            Value x = v.sv;
-            if (!matchesAnnotation(x, t, none)) return false;
-            v = TV::of(x);
-            return true;
-          }
-        }
-        TensorType ty = typeOf(v);
-        if (weakOf(v) && ty.rank() == 0) {
-          if (!t.anyShape && !t.dims.empty()) return false;
-          bool fits = rt::is_float(*dt) ? ty.dtype != DType::Bool
-                      : *dt == DType::Bool ? ty.dtype == DType::Bool
-                                           : !rt::is_float(ty.dtype) && ty.dtype != DType::Bool;
-          if (!fits) return false;
-          v = TV::dyn(materialize(v, loc, *dt), false);
+  if (v.isStatic() && (v.sv.tag() == Tag::Record || v.sv.tag() == Tag::Tuple)) v = expandStatic(v);
+  switch (t.kind) {
+    case TypeExpr::Tensor: {
+      auto dt = rt::dtype_from_name(t.dtype);
+      if (!dt || !isNumeric(v)) return false;
+      if (v.isStatic()) {
+        if (v.sv.isScalar() || t.anyShape) {
+          DimBindings none;
+          Value x = v.sv;
+          if (!matchesAnnotation(x, t, none)) return false;
+          v = TV::of(x);
           return true;
         }
-        if (ty.dtype != *dt) return false;
-        if (t.anyShape) return true;
-        if (static_cast<size_t>(ty.rank()) != t.dims.size()) return false;
-        auto dimValue = [&](size_t i) {
-          setLoc(loc);
-          return b_.dim(materialize(v, loc), static_cast<int64_t>(i));
-        };
-        for (size_t i = 0; i < t.dims.size(); ++i) {
-          const tdl::Dim& d = t.dims[i];
-          const ir::Dim& have = ty.dims[i];
-          if (d.kind == tdl::Dim::Fixed) {
-            if (have.is_known()) {
-              if (have.size != d.size) return false;
-            } else {
-              dims.equal.emplace_back(dimValue(i), b_.constant(rt::Tensor::scalar(d.size)));
-            }
-          } else if (d.kind == tdl::Dim::Named) {
-            auto it = dims.named.find(d.name);
-            if (it == dims.named.end()) {
-              dims.named.emplace(d.name, have.is_known() ? std::make_pair(have.size, static_cast<ir::Value*>(nullptr))
-                                                         : std::make_pair(int64_t{-1}, dimValue(i)));
-            } else if (have.is_known() && it->second.first >= 0) {
-              if (have.size != it->second.first) return false;
-            } else {
-              ir::Value* a = have.is_known() ? b_.constant(rt::Tensor::scalar(have.size)) : dimValue(i);
-              ir::Value* e = it->second.first >= 0 ? b_.constant(rt::Tensor::scalar(it->second.first)) : it->second.second;
-              dims.equal.emplace_back(a, e);
-            }
+      }
+      TensorType ty = typeOf(v);
+      if (weakOf(v) && ty.rank() == 0) {
+        if (!t.anyShape && !t.dims.empty()) return false;
+        bool fits = rt::is_float(*dt) ? ty.dtype != DType::Bool
+                    : *dt == DType::Bool ? ty.dtype == DType::Bool
+                                         : !rt::is_float(ty.dtype) && ty.dtype != DType::Bool;
+        if (!fits) return false;
+        v = TV::dyn(materialize(v, loc, *dt), false);
+        return true;
+      }
+      if (ty.dtype != *dt) return false;
+      if (t.anyShape) return true;
+      if (static_cast<size_t>(ty.rank()) != t.dims.size()) return false;
+      auto dimValue = [&](size_t i) {
+        setLoc(loc);
+        return b_.dim(materialize(v, loc), static_cast<int64_t>(i));
+      };
+      for (size_t i = 0; i < t.dims.size(); ++i) {
+        const tdl::Dim& d = t.dims[i];
+        const ir::Dim& have = ty.dims[i];
+        if (d.kind == tdl::Dim::Fixed) {
+          if (have.is_known()) {
+            if (have.size != d.size) return false;
+          } else {
+            dims.equal.emplace_back(dimValue(i), b_.constant(rt::Tensor::scalar(d.size)));
+          }
+        } else if (d.kind == tdl::Dim::Named) {
+          auto it = dims.named.find(d.name);
+          if (it == dims.named.end()) {
+            dims.named.emplace(d.name, have.is_known() ? std::make_pair(have.size, static_cast<ir::Value*>(nullptr))
+                                                       : std::make_pair(int64_t{-1}, dimValue(i)));
+          } else if (have.is_known() && it->second.first >= 0) {
+            if (have.size != it->second.first) return false;
+          } else {
+            ir::Value* a = have.is_known() ? b_.constant(rt::Tensor::scalar(have.size)) : dimValue(i);
+            ir::Value* e = it->second.first >= 0 ? b_.constant(rt::Tensor::scalar(it->second.first)) : it->second.second;
+            dims.equal.emplace_back(a, e);
           }
         }
-        return true;
       }
-      case TypeExpr::Record: {
-        if (v.k != TV::Rec || !v.names || v.names->size() != t.names.size()) return false;
-        for (size_t i = 0; i < t.names.size(); ++i) {
-          size_t k = 0;
-          while (k < v.names->size() && (*v.names)[k] != t.names[i]) ++k;
-          if (k == v.names->size() || !matchTV(v.items[k], *t.elems[i], dims, loc)) return false;
-        }
-        return true;
-      }
-      case TypeExpr::Tuple: {
-        if (v.k != TV::Seq || v.seqTag != Tag::Tuple || v.items.size() != t.elems.size()) return false;
-        for (size_t i = 0; i < t.elems.size(); ++i)
-          if (!matchTV(v.items[i], *t.elems[i], dims, loc)) return false;
-        return true;
-      }
+      return true;
     }
-    return false;
+    case TypeExpr::Record: {
+      if (v.k != TV::Rec || !v.names || v.names->size() != t.names.size()) return false;
+      for (size_t i = 0; i < t.names.size(); ++i) {
+        size_t k = 0;
+        while (k < v.names->size() && (*v.names)[k] != t.names[i]) ++k;
+        if (k == v.names->size() || !matchTV(v.items[k], *t.elems[i], dims, loc)) return false;
+      }
+      return true;
+    }
+    case TypeExpr::Tuple: {
+      if (v.k != TV::Seq || v.seqTag != Tag::Tuple || v.items.size() != t.elems.size()) return false;
+      for (size_t i = 0; i < t.elems.size(); ++i)
+        if (!matchTV(v.items[i], *t.elems[i], dims, loc)) return false;
+      return true;
+    }
   }
+  return false;
+}
 
 auto Tracer::checkDims(TraceDims& dims, const std::string& head, const TV& v, const Loc& loc) -> void {
-    if (dims.equal.empty()) return;
-    std::string format = escapeBraces(head);
-    std::vector<ir::Value*> holes;
-    if (v.isDyn()) {
-      const ir::TensorType& ty = v.dv->type;
-      format += std::string(rt::dtype_name(ty.dtype)) + "[";
-      for (size_t i = 0; i < ty.dims.size(); ++i) {
-        if (i) format += ", ";
-        if (ty.dims[i].is_known()) {
-          format += std::to_string(ty.dims[i].size);
-        } else {
-          format += "{}";
-          setLoc(loc);
-          holes.push_back(b_.dim(v.dv, static_cast<int64_t>(i)));
-        }
+  if (dims.equal.empty()) return;
+  std::string format = escapeBraces(head);
+  std::vector<ir::Value*> holes;
+  if (v.isDyn()) {
+    const ir::TensorType& ty = v.dv->type;
+    format += std::string(rt::dtype_name(ty.dtype)) + "[";
+    for (size_t i = 0; i < ty.dims.size(); ++i) {
+      if (i) format += ", ";
+      if (ty.dims[i].is_known()) {
+        format += std::to_string(ty.dims[i].size);
+      } else {
+        format += "{}";
+        setLoc(loc);
+        holes.push_back(b_.dim(v.dv, static_cast<int64_t>(i)));
       }
-      format += "]";
-    } else {
-      format += escapeBraces(annotationText(v));
     }
-    for (auto& [a, e] : dims.equal) {
-      setLoc(loc);
-      b_.assert_true(b_.binary(rt::BinaryOp::Eq, a, e), format, holes);
-    }
-    dims.equal.clear();
+    format += "]";
+  } else {
+    format += escapeBraces(annotationText(v));
   }
+  for (auto& [a, e] : dims.equal) {
+    setLoc(loc);
+    b_.assert_true(b_.binary(rt::BinaryOp::Eq, a, e), format, holes);
+  }
+  dims.equal.clear();
+}
 
 auto Tracer::annotationText(const TV& v) -> std::string {
-    if (v.k == TV::Rec) return "record";
-    if (v.k == TV::Seq) return v.seqTag == Tag::List ? "list" : "tuple";
-    return describe(v);
-  }
+  if (v.k == TV::Rec) return "record";
+  if (v.k == TV::Seq) return v.seqTag == Tag::List ? "list" : "tuple";
+  return describe(v);
+}
 
 auto Tracer::checkParamAnnotations(const FnDecl& d, Frame& f, const std::string& nm, const Loc& loc) -> void {
-    TraceDims dims;
-    for (size_t i = 0; i < d.params.size(); ++i) {
-      if (!d.params[i].type) continue;
-      TV& v = f.st.slots[i];
-      TV before = v;
-      std::string head = fmt::format("argument '{}' of fn '{}' must be {}, got ", d.params[i].name, nm,
-                                     d.params[i].type->str());
-      if (!matchTV(v, *d.params[i].type, dims, loc)) fail(loc, head + annotationText(before));
-      checkDims(dims, head, before, loc);
-    }
+  TraceDims dims;
+  for (size_t i = 0; i < d.params.size(); ++i) {
+    if (!d.params[i].type) continue;
+    TV& v = f.st.slots[i];
+    TV before = v;
+    std::string head = fmt::format("argument '{}' of fn '{}' must be {}, got ", d.params[i].name, nm,
+                                   d.params[i].type->str());
+    if (!matchTV(v, *d.params[i].type, dims, loc)) fail(loc, head + annotationText(before));
+    checkDims(dims, head, before, loc);
   }
+}
 
 }  // namespace tdl::vm::trace

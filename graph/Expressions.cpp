@@ -4,223 +4,223 @@
 namespace tdl::vm::trace {
 
 auto Tracer::eval(const Expr& e) -> TV {
-    switch (e.kind) {
-      case ExprKind::Int: return TV::of(Value::i64(e.ival, true));
-      case ExprKind::Float: return TV::of(Value::weakFloat(e.fval));
-      case ExprKind::Bool: return TV::of(Value::boolean(e.bval, true));
-      case ExprKind::Str: return TV::of(makeStr(e.str));
-      case ExprKind::None: return TV::of(Value());
-      case ExprKind::FStr: {
-        // Static parts are formatted now; run-time values become holes of a print format
-        // (`{}`, or `{:spec}` formatted at run time by rt::format_with_spec), so an f-string
-        // of run-time values is a Fmt value that print() takes apart.
-        std::string s, format;
-        std::vector<TV> holes;
-        bool dynamic = false;
-        for (auto& p : e.parts) {
-          s += p.literal;
-          format += escapeBraces(p.literal);
-          if (!p.expr) continue;
-          TV v = eval(*p.expr);
-          if (v.isStatic()) {
-            try {
-              std::string text = p.spec.empty() ? str(v.sv) : formatWithSpec(v.sv, p.spec);
-              s += text;
-              format += escapeBraces(text);
-            } catch (const rt::Error& err) {
-              fail(p.expr->loc, err.what());
-            }
-            continue;
+  switch (e.kind) {
+    case ExprKind::Int: return TV::of(Value::i64(e.ival, true));
+    case ExprKind::Float: return TV::of(Value::weakFloat(e.fval));
+    case ExprKind::Bool: return TV::of(Value::boolean(e.bval, true));
+    case ExprKind::Str: return TV::of(makeStr(e.str));
+    case ExprKind::None: return TV::of(Value());
+    case ExprKind::FStr: {
+      // Static parts are formatted now; run-time values become holes of a print format
+      // (`{}`, or `{:spec}` formatted at run time by rt::format_with_spec), so an f-string
+      // of run-time values is a Fmt value that print() takes apart.
+      std::string s, format;
+      std::vector<TV> holes;
+      bool dynamic = false;
+      for (auto& p : e.parts) {
+        s += p.literal;
+        format += escapeBraces(p.literal);
+        if (!p.expr) continue;
+        TV v = eval(*p.expr);
+        if (v.isStatic()) {
+          try {
+            std::string text = p.spec.empty() ? str(v.sv) : formatWithSpec(v.sv, p.spec);
+            s += text;
+            format += escapeBraces(text);
+          } catch (const rt::Error& err) {
+            fail(p.expr->loc, err.what());
           }
-          dynamic = true;
-          if (v.isDyn()) {
-            if (p.spec.find_first_of("{}") != std::string::npos) fail(p.expr->loc, "a format spec cannot contain braces");
-            holes.push_back(v);
-            format += p.spec.empty() ? std::string("{}") : fmt::format("{{:{}}}", p.spec);
-            continue;
-          }
-          if (!p.spec.empty()) fail(p.expr->loc, fmt::format("a format spec needs a number, got a {}", describe(v)));
-          std::vector<ir::Value*> hs;
-          format += formatOf(v, hs, p.expr->loc, true);
-          for (ir::Value* h : hs) holes.push_back(TV::dyn(h));
+          continue;
         }
-        if (!dynamic) return TV::of(makeStr(s));
-        TV t;
-        t.k = TV::Fmt;
-        t.sv = makeStr(format);
-        t.items = std::move(holes);
-        return t;
-      }
-      case ExprKind::Name: return name(e);
-      case ExprKind::Tuple:
-      case ExprKind::List: {
-        if (e.kind == ExprKind::List && e.isTensorLit) return TV::of(tensorLiteral(e));
-        std::vector<TV> items;
-        for (auto& k : e.kids) items.push_back(eval(*k));
-        return makeSeq(e.kind == ExprKind::List ? Tag::List : Tag::Tuple, std::move(items));
-      }
-      case ExprKind::Record: {
-        std::vector<TV> items;
-        for (auto& k : e.kids) items.push_back(eval(*k));
-        TV r; r.k = TV::Rec;
-        r.names = std::make_shared<const std::vector<std::string>>(e.names);
-        r.items = std::move(items);
-        return normalize(r);
-      }
-      case ExprKind::Lambda: {
-        TV f; f.k = TV::Fn; f.fn = e.fn.get();
-        for (const Ref& r : e.fn->captures) {
-          switch (r.kind) {
-            case RefKind::Local: f.items.push_back(fr().st.slots.at(static_cast<size_t>(r.index))); break;
-            case RefKind::Capture: f.items.push_back(fr().captures.at(static_cast<size_t>(r.index))); break;
-            default: fail(e.loc, "this lambda cannot be traced in a graph fn");
-          }
+        dynamic = true;
+        if (v.isDyn()) {
+          if (p.spec.find_first_of("{}") != std::string::npos) fail(p.expr->loc, "a format spec cannot contain braces");
+          holes.push_back(v);
+          format += p.spec.empty() ? std::string("{}") : fmt::format("{{:{}}}", p.spec);
+          continue;
         }
-        for (auto& p : e.fn->params) f.traceDefaults.push_back(p.deflt ? eval(*p.deflt) : TV());
-        return f;
+        if (!p.spec.empty()) fail(p.expr->loc, fmt::format("a format spec needs a number, got a {}", describe(v)));
+        std::vector<ir::Value*> hs;
+        format += formatOf(v, hs, p.expr->loc, true);
+        for (ir::Value* h : hs) holes.push_back(TV::dyn(h));
       }
-      case ExprKind::Unary: {
-        TV x = eval(*e.kids[0]);
-        if (e.unop == UnOp::Not) return notTV(condition(x, e.kids[0]->loc), e.loc);
-        return unop(e.unop == UnOp::Neg ? rt::UnaryOp::Neg : rt::UnaryOp::BitNot, x, e.loc);
-      }
-      case ExprKind::Binary: return binary(e);
-      case ExprKind::Call: return call(e);
-      case ExprKind::Index: return indexTV(eval(*e.kids[0]), e, e.loc);
-      case ExprKind::Field: return field(e);
+      if (!dynamic) return TV::of(makeStr(s));
+      TV t;
+      t.k = TV::Fmt;
+      t.sv = makeStr(format);
+      t.items = std::move(holes);
+      return t;
     }
-    fail(e.loc, "unsupported expression in a graph fn");
+    case ExprKind::Name: return name(e);
+    case ExprKind::Tuple:
+    case ExprKind::List: {
+      if (e.kind == ExprKind::List && e.isTensorLit) return TV::of(tensorLiteral(e));
+      std::vector<TV> items;
+      for (auto& k : e.kids) items.push_back(eval(*k));
+      return makeSeq(e.kind == ExprKind::List ? Tag::List : Tag::Tuple, std::move(items));
+    }
+    case ExprKind::Record: {
+      std::vector<TV> items;
+      for (auto& k : e.kids) items.push_back(eval(*k));
+      TV r; r.k = TV::Rec;
+      r.names = std::make_shared<const std::vector<std::string>>(e.names);
+      r.items = std::move(items);
+      return normalize(r);
+    }
+    case ExprKind::Lambda: {
+      TV f; f.k = TV::Fn; f.fn = e.fn.get();
+      for (const Ref& r : e.fn->captures) {
+        switch (r.kind) {
+          case RefKind::Local: f.items.push_back(fr().st.slots.at(static_cast<size_t>(r.index))); break;
+          case RefKind::Capture: f.items.push_back(fr().captures.at(static_cast<size_t>(r.index))); break;
+          default: fail(e.loc, "this lambda cannot be traced in a graph fn");
+        }
+      }
+      for (auto& p : e.fn->params) f.traceDefaults.push_back(p.deflt ? eval(*p.deflt) : TV());
+      return f;
+    }
+    case ExprKind::Unary: {
+      TV x = eval(*e.kids[0]);
+      if (e.unop == UnOp::Not) return notTV(condition(x, e.kids[0]->loc), e.loc);
+      return unop(e.unop == UnOp::Neg ? rt::UnaryOp::Neg : rt::UnaryOp::BitNot, x, e.loc);
+    }
+    case ExprKind::Binary: return binary(e);
+    case ExprKind::Call: return call(e);
+    case ExprKind::Index: return indexTV(eval(*e.kids[0]), e, e.loc);
+    case ExprKind::Field: return field(e);
   }
+  fail(e.loc, "unsupported expression in a graph fn");
+}
 
 auto Tracer::makeSeq(Tag tag, std::vector<TV> items) -> TV {
-    TV r; r.k = TV::Seq; r.seqTag = tag; r.items = std::move(items);
-    return normalize(r);
-  }
+  TV r; r.k = TV::Seq; r.seqTag = tag; r.items = std::move(items);
+  return normalize(r);
+}
 
 auto Tracer::normalize(TV r) -> TV {
-    for (auto& i : r.items)
-      if (!i.isStatic()) return r;
-    std::vector<Value> vals;
-    for (auto& i : r.items) vals.push_back(i.sv);
-    if (r.k == TV::Rec) return TV::of(makeRecord(r.names, std::move(vals)));
-    return TV::of(r.seqTag == Tag::List ? makeList(std::move(vals)) : makeTuple(std::move(vals)));
-  }
+  for (auto& i : r.items)
+    if (!i.isStatic()) return r;
+  std::vector<Value> vals;
+  for (auto& i : r.items) vals.push_back(i.sv);
+  if (r.k == TV::Rec) return TV::of(makeRecord(r.names, std::move(vals)));
+  return TV::of(r.seqTag == Tag::List ? makeList(std::move(vals)) : makeTuple(std::move(vals)));
+}
 
 auto Tracer::globalValue(int module, int slot, const std::string& nm, const Loc& loc) -> TV {
-    const Value& g = vm_.globalValue(module, slot);
-    if (g.isUndef()) fail(loc, fmt::format("'{}' is used before its definition", nm));
-    return TV::of(g);
-  }
+  const Value& g = vm_.globalValue(module, slot);
+  if (g.isUndef()) fail(loc, fmt::format("'{}' is used before its definition", nm));
+  return TV::of(g);
+}
 
 auto Tracer::name(const Expr& e) -> TV {
-    switch (e.ref.kind) {
-      case RefKind::Local: {
-        const TV& v = fr().st.slots.at(static_cast<size_t>(e.ref.index));
-        if (!v.defined()) fail(e.loc, fmt::format("'{}' is used before its definition", e.str));
-        return v;
-      }
-      case RefKind::Capture: return fr().captures.at(static_cast<size_t>(e.ref.index));
-      case RefKind::Global: return globalValue(e.ref.module, e.ref.index, e.str, e.loc);
-      case RefKind::Builtin: {
-        int id = builtinId(e.str);
-        DType dt;
-        if (id >= 0 && builtinIsDType(id, dt)) return TV::of(Value::dtype(dt));
-        if (id < 0) fail(e.loc, fmt::format("undefined name '{}'", e.str));
-        return TV::of(Value::builtin(id));
-      }
-      case RefKind::Self: fail(e.loc, fmt::format("recursion is not supported in graph fn '{}'", e.str));
-      default: fail(e.loc, fmt::format("'{}' cannot be used here in a graph fn", e.str));
+  switch (e.ref.kind) {
+    case RefKind::Local: {
+      const TV& v = fr().st.slots.at(static_cast<size_t>(e.ref.index));
+      if (!v.defined()) fail(e.loc, fmt::format("'{}' is used before its definition", e.str));
+      return v;
     }
+    case RefKind::Capture: return fr().captures.at(static_cast<size_t>(e.ref.index));
+    case RefKind::Global: return globalValue(e.ref.module, e.ref.index, e.str, e.loc);
+    case RefKind::Builtin: {
+      int id = builtinId(e.str);
+      DType dt;
+      if (id >= 0 && builtinIsDType(id, dt)) return TV::of(Value::dtype(dt));
+      if (id < 0) fail(e.loc, fmt::format("undefined name '{}'", e.str));
+      return TV::of(Value::builtin(id));
+    }
+    case RefKind::Self: fail(e.loc, fmt::format("recursion is not supported in graph fn '{}'", e.str));
+    default: fail(e.loc, fmt::format("'{}' cannot be used here in a graph fn", e.str));
   }
+}
 
 auto Tracer::moduleMember(int module, const std::string& member, const Loc& loc) -> TV {
-    auto& mods = vm_.modules();
-    if (module < 0 || static_cast<size_t>(module) >= mods.size()) fail(loc, "unknown module");
-    const Module& m = *mods[static_cast<size_t>(module)];
-    for (size_t i = m.globalNames.size(); i-- > 0;)
-      if (m.globalNames[i] == member) return globalValue(module, static_cast<int>(i), member, loc);
-    fail(loc, fmt::format("module '{}' has no member '{}'", m.name, member));
-  }
+  auto& mods = vm_.modules();
+  if (module < 0 || static_cast<size_t>(module) >= mods.size()) fail(loc, "unknown module");
+  const Module& m = *mods[static_cast<size_t>(module)];
+  for (size_t i = m.globalNames.size(); i-- > 0;)
+    if (m.globalNames[i] == member) return globalValue(module, static_cast<int>(i), member, loc);
+  fail(loc, fmt::format("module '{}' has no member '{}'", m.name, member));
+}
 
 auto Tracer::binary(const Expr& e) -> TV {
-    if (e.binop == BinOp::And || e.binop == BinOp::Or) {
-      TV a = condition(eval(*e.kids[0]), e.kids[0]->loc);
-      bool isAnd = e.binop == BinOp::And;
-      if (a.isStatic()) {
-        if (a.sv.asBool() != isAnd) return a;
-        return condition(eval(*e.kids[1]), e.kids[1]->loc);
-      }
-      auto rhs = [&] { return condition(eval(*e.kids[1]), e.kids[1]->loc); };
-      auto lhs = [&] { return a; };
-      return isAnd ? condValue(a, rhs, lhs, e.loc) : condValue(a, lhs, rhs, e.loc);
+  if (e.binop == BinOp::And || e.binop == BinOp::Or) {
+    TV a = condition(eval(*e.kids[0]), e.kids[0]->loc);
+    bool isAnd = e.binop == BinOp::And;
+    if (a.isStatic()) {
+      if (a.sv.asBool() != isAnd) return a;
+      return condition(eval(*e.kids[1]), e.kids[1]->loc);
     }
-    TV a = eval(*e.kids[0]);
-    TV b = eval(*e.kids[1]);
-    if (e.binop == BinOp::MatMul) {
-      if (a.isStatic() && b.isStatic() && !tapedStatic(a) && !tapedStatic(b))
-        return staticCall(e.loc, [&] { return matmulValues(a.sv, b.sv); });
-      ir::Value *x = dynStrong(a, e.loc), *y = dynStrong(b, e.loc);
-      setLoc(e.loc);
-      return TV::dyn(guarded(e.loc, [&] { return b_.matmul(x, y); }));
-    }
-    return binop(rtBinary(e.binop), a, b, e.loc, binOpcode(e.binop));
+    auto rhs = [&] { return condition(eval(*e.kids[1]), e.kids[1]->loc); };
+    auto lhs = [&] { return a; };
+    return isAnd ? condValue(a, rhs, lhs, e.loc) : condValue(a, lhs, rhs, e.loc);
   }
+  TV a = eval(*e.kids[0]);
+  TV b = eval(*e.kids[1]);
+  if (e.binop == BinOp::MatMul) {
+    if (a.isStatic() && b.isStatic() && !tapedStatic(a) && !tapedStatic(b))
+      return staticCall(e.loc, [&] { return matmulValues(a.sv, b.sv); });
+    ir::Value *x = dynStrong(a, e.loc), *y = dynStrong(b, e.loc);
+    setLoc(e.loc);
+    return TV::dyn(guarded(e.loc, [&] { return b_.matmul(x, y); }));
+  }
+  return binop(rtBinary(e.binop), a, b, e.loc, binOpcode(e.binop));
+}
 
 auto Tracer::field(const Expr& e) -> TV {
-    const Expr& base = *e.kids[0];
-    if (base.kind == ExprKind::Name && base.ref.kind == RefKind::Module) return moduleMember(base.ref.index, e.str, e.loc);
-    TV b = eval(base);
-    return fieldOf(b, e.str, e.loc);
-  }
+  const Expr& base = *e.kids[0];
+  if (base.kind == ExprKind::Name && base.ref.kind == RefKind::Module) return moduleMember(base.ref.index, e.str, e.loc);
+  TV b = eval(base);
+  return fieldOf(b, e.str, e.loc);
+}
 
 auto Tracer::fieldOf(const TV& b, const std::string& nm, const Loc& loc) -> TV {
-    if (b.isStatic()) return staticCall(loc, [&] { return fieldValue(b.sv, nm); });
-    if (b.k == TV::Rec) {
-      for (size_t i = 0; i < b.names->size(); ++i)
-        if ((*b.names)[i] == nm) return b.items[i];
-      fail(loc, fmt::format("the record has no field '{}'", nm));
-    }
-    if (b.isDyn()) {
-      const TensorType& t = b.dv->type;
-      if (nm == "rank") return TV::of(Value::i64(t.rank()));
-      if (nm == "dtype") return TV::of(Value::dtype(t.dtype));
-      if (nm == "shape") {
-        if (auto s = t.static_shape()) return TV::of(fromTensor(rt::Tensor::from_vector(*s, {static_cast<int64_t>(s->size())})));
-        std::vector<TV> dims;
-        for (int64_t i = 0; i < t.rank(); ++i) dims.push_back(dimTV(b, i, loc));
-        return stackScalars(dims, loc);
-      }
-      if (nm == "size") {
-        TV n = TV::of(Value::i64(1));
-        for (int64_t i = 0; i < t.rank(); ++i) n = binop(rt::BinaryOp::Mul, n, dimTV(b, i, loc), loc);
-        return n;
-      }
-      fail(loc, fmt::format("a tensor has no field '{}' (it has shape, rank, size, dtype)", nm));
-    }
-    fail(loc, fmt::format("a {} has no field '{}'", describe(b), nm));
+  if (b.isStatic()) return staticCall(loc, [&] { return fieldValue(b.sv, nm); });
+  if (b.k == TV::Rec) {
+    for (size_t i = 0; i < b.names->size(); ++i)
+      if ((*b.names)[i] == nm) return b.items[i];
+    fail(loc, fmt::format("the record has no field '{}'", nm));
   }
+  if (b.isDyn()) {
+    const TensorType& t = b.dv->type;
+    if (nm == "rank") return TV::of(Value::i64(t.rank()));
+    if (nm == "dtype") return TV::of(Value::dtype(t.dtype));
+    if (nm == "shape") {
+      if (auto s = t.static_shape()) return TV::of(fromTensor(rt::Tensor::from_vector(*s, {static_cast<int64_t>(s->size())})));
+      std::vector<TV> dims;
+      for (int64_t i = 0; i < t.rank(); ++i) dims.push_back(dimTV(b, i, loc));
+      return stackScalars(dims, loc);
+    }
+    if (nm == "size") {
+      TV n = TV::of(Value::i64(1));
+      for (int64_t i = 0; i < t.rank(); ++i) n = binop(rt::BinaryOp::Mul, n, dimTV(b, i, loc), loc);
+      return n;
+    }
+    fail(loc, fmt::format("a tensor has no field '{}' (it has shape, rank, size, dtype)", nm));
+  }
+  fail(loc, fmt::format("a {} has no field '{}'", describe(b), nm));
+}
 
 auto Tracer::dimOf(const TV& x, int64_t axis, const Loc& loc) -> ir::Value* {
-    setLoc(loc);
-    return b_.dim(materialize(x, loc), axis);
-  }
+  setLoc(loc);
+  return b_.dim(materialize(x, loc), axis);
+}
 
 auto Tracer::dimTV(const TV& x, int64_t axis, const Loc& loc) -> TV {
-    TensorType t = typeOf(x);
-    axis = guarded(loc, [&] { return rt::normalize_axis(axis, t.rank()); });
-    if (t.dims[static_cast<size_t>(axis)].is_known()) return TV::of(Value::i64(t.dims[static_cast<size_t>(axis)].size));
-    return TV::dyn(dimOf(x, axis, loc));
-  }
+  TensorType t = typeOf(x);
+  axis = guarded(loc, [&] { return rt::normalize_axis(axis, t.rank()); });
+  if (t.dims[static_cast<size_t>(axis)].is_known()) return TV::of(Value::i64(t.dims[static_cast<size_t>(axis)].size));
+  return TV::dyn(dimOf(x, axis, loc));
+}
 
 auto Tracer::stackScalars(const std::vector<TV>& xs, const Loc& loc) -> TV {
-    std::vector<ir::Value*> parts;
-    for (auto& x : xs) {
-      ir::Value* v = materialize(x, loc, DType::I64);
-      setLoc(loc);
-      parts.push_back(b_.reshape(v, {Dim::known(1)}));
-    }
+  std::vector<ir::Value*> parts;
+  for (auto& x : xs) {
+    ir::Value* v = materialize(x, loc, DType::I64);
     setLoc(loc);
-    return TV::dyn(guarded(loc, [&] { return b_.concat(parts, 0); }));
+    parts.push_back(b_.reshape(v, {Dim::known(1)}));
   }
+  setLoc(loc);
+  return TV::dyn(guarded(loc, [&] { return b_.concat(parts, 0); }));
+}
 
 }  // namespace tdl::vm::trace

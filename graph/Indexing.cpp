@@ -4,297 +4,297 @@
 namespace tdl::vm::trace {
 
 auto Tracer::integerIndex(const TV& i, const Loc& loc) -> ir::Value* {
-    if (isNumeric(i)) {
-      DType d = typeOf(i).dtype;
-      if (d == DType::I32 || d == DType::I64) return materialize(i, loc, DType::I64);
-    }
-    fail(loc, fmt::format("an index must be an integer, got {}", describe(i)));
+  if (isNumeric(i)) {
+    DType d = typeOf(i).dtype;
+    if (d == DType::I32 || d == DType::I64) return materialize(i, loc, DType::I64);
   }
+  fail(loc, fmt::format("an index must be an integer, got {}", describe(i)));
+}
 
 auto Tracer::indexInt(const TV& x, const TV& i, const Loc& loc) -> TV {
-    if (x.isStatic() && i.isStatic()) return staticCall(loc, [&] { return iterItem(x.sv, i.sv.asInt()); });
-    ir::Value* xv = materialize(x, loc);
-    ir::Value* iv = integerIndex(i, loc);
-    setLoc(loc);
-    return TV::dyn(guarded(loc, [&] { return b_.index(xv, {iv}); }));
-  }
+  if (x.isStatic() && i.isStatic()) return staticCall(loc, [&] { return iterItem(x.sv, i.sv.asInt()); });
+  ir::Value* xv = materialize(x, loc);
+  ir::Value* iv = integerIndex(i, loc);
+  setLoc(loc);
+  return TV::dyn(guarded(loc, [&] { return b_.index(xv, {iv}); }));
+}
 
 auto Tracer::indexTV(const TV& base, const Expr& e, const Loc& loc) -> TV {
-    // x.shape[k] without building the shape vector.
-    const Expr& be = *e.kids[0];
-    if (be.kind == ExprKind::Field && be.str == "shape" && e.subs.size() == 1 && !e.subs[0].isSlice) {
-      TV inner = eval(*be.kids[0]);
-      TV k = eval(*e.subs[0].index);
-      if (isNumeric(inner) && k.isStatic() && k.sv.isScalar()) return dimTV(inner, k.sv.asInt(), loc);
-    }
-    TV b = expandStatic(base);
-    if (b.k == TV::Seq || b.k == TV::Rec) {
-      if (e.subs.size() != 1 || e.subs[0].isSlice) fail(loc, "only a single integer index is supported on a list in graph fns");
-      TV k = eval(*e.subs[0].index);
-      if (!k.isStatic()) fail(e.subs[0].loc, "a list index must be known at trace time in a graph fn");
-      int64_t n = static_cast<int64_t>(b.items.size()), i = k.sv.asInt();
-      if (i < 0) i += n;
-      if (i < 0 || i >= n) fail(e.subs[0].loc, fmt::format("index {} is out of range for a list of length {}", k.sv.asInt(), n));
-      return b.items[static_cast<size_t>(i)];
-    }
-    if (base.isStatic() && !base.sv.isNumeric()) {
-      // strings etc.: only static indexing
-      std::vector<Value> regs;
-      std::vector<uint8_t> flags;
-      for (auto& s : e.subs) {
-        if (s.isSlice) fail(s.loc, "slices of this value are not supported in graph fns");
-        TV k = eval(*s.index);
-        if (!k.isStatic()) fail(s.loc, "this index must be known at trace time");
-        regs.push_back(k.sv);
-        flags.push_back(0);
-      }
-      return staticCall(loc, [&] { return indexValue(base.sv, flags, regs.data()); });
-    }
-    if (!isNumeric(base)) fail(loc, fmt::format("cannot index a {}", describe(base)));
-    TensorType t = typeOf(base);
-    // Evaluate subscripts.
-    struct Sub { bool slice; TV idx; int64_t start, stop, step; TV lo = {}, hi = {}; };
-    std::vector<Sub> subs;
-    bool allStatic = base.isStatic();
+  // x.shape[k] without building the shape vector.
+  const Expr& be = *e.kids[0];
+  if (be.kind == ExprKind::Field && be.str == "shape" && e.subs.size() == 1 && !e.subs[0].isSlice) {
+    TV inner = eval(*be.kids[0]);
+    TV k = eval(*e.subs[0].index);
+    if (isNumeric(inner) && k.isStatic() && k.sv.isScalar()) return dimTV(inner, k.sv.asInt(), loc);
+  }
+  TV b = expandStatic(base);
+  if (b.k == TV::Seq || b.k == TV::Rec) {
+    if (e.subs.size() != 1 || e.subs[0].isSlice) fail(loc, "only a single integer index is supported on a list in graph fns");
+    TV k = eval(*e.subs[0].index);
+    if (!k.isStatic()) fail(e.subs[0].loc, "a list index must be known at trace time in a graph fn");
+    int64_t n = static_cast<int64_t>(b.items.size()), i = k.sv.asInt();
+    if (i < 0) i += n;
+    if (i < 0 || i >= n) fail(e.subs[0].loc, fmt::format("index {} is out of range for a list of length {}", k.sv.asInt(), n));
+    return b.items[static_cast<size_t>(i)];
+  }
+  if (base.isStatic() && !base.sv.isNumeric()) {
+    // strings etc.: only static indexing
+    std::vector<Value> regs;
+    std::vector<uint8_t> flags;
     for (auto& s : e.subs) {
-      if (!s.isSlice) {
-        TV k = eval(*s.index);
-        if (isNumeric(k) && typeOf(k).rank() > 0) {
-          if (e.subs.size() != 1) fail(s.loc, "a tensor index must be the only subscript in graph fns");
-          if (base.isStatic() && k.isStatic()) return staticCall(loc, [&] { std::vector<Value> r{k.sv}; std::vector<uint8_t> f{0}; return indexValue(base.sv, f, r.data()); });
-          return gatherTV(base, k, 0, loc);
-        }
-        allStatic = allStatic && k.isStatic();
-        subs.push_back(Sub{false, k, 0, 0, 0});
-        continue;
-      }
-      int64_t start, stop, step;
-      TV lo, hi;
-      sliceBounds(s, start, stop, step, &lo, &hi);
-      allStatic = allStatic && !lo.defined() && !hi.defined();
-      subs.push_back(Sub{true, TV(), start, stop, step, lo, hi});
+      if (s.isSlice) fail(s.loc, "slices of this value are not supported in graph fns");
+      TV k = eval(*s.index);
+      if (!k.isStatic()) fail(s.loc, "this index must be known at trace time");
+      regs.push_back(k.sv);
+      flags.push_back(0);
     }
-    if (allStatic) {
-      std::vector<Value> regs;
-      std::vector<uint8_t> flags;
-      for (size_t i = 0; i < e.subs.size(); ++i) {
-        auto& s = e.subs[i];
-        if (!s.isSlice) { regs.push_back(subs[i].idx.sv); flags.push_back(0); continue; }
-        uint8_t f = kSubSlice;
-        if (s.lo) f |= kSubLo, regs.push_back(eval(*s.lo).sv);
-        if (s.hi) f |= kSubHi, regs.push_back(eval(*s.hi).sv);
-        if (s.step) f |= kSubStep, regs.push_back(eval(*s.step).sv);
-        flags.push_back(f);
-      }
-      return staticCall(loc, [&] { return indexValue(base.sv, flags, regs.data()); });
-    }
-    if (static_cast<int64_t>(subs.size()) > t.rank()) fail(loc, fmt::format("too many indices for a tensor of rank {}", t.rank()));
-    ir::Value* x = materialize(base, loc);
-    ir::IntList movedAxes;  // the source axes of the index operands, when they moved
-    // Integer indices after a slice (x[:, i]): the indexed axes move to the front first
-    // (a transpose), so that the index op takes leading integers and the slices follow in
-    // their order.
-    size_t nint = 0;
-    while (nint < subs.size() && !subs[nint].slice) ++nint;
-    bool later = false;
-    for (size_t i = nint; i < subs.size(); ++i) later = later || !subs[i].slice;
-    if (later) {
-      ir::IntList perm;
-      std::vector<Sub> ordered;
-      for (size_t i = 0; i < subs.size(); ++i)
-        if (!subs[i].slice) perm.push_back(static_cast<int64_t>(i)), ordered.push_back(subs[i]);
-      for (int64_t a = 0; a < x->type.rank(); ++a)
-        if (static_cast<size_t>(a) >= subs.size() || subs[static_cast<size_t>(a)].slice) {
-          perm.push_back(a);
-          if (static_cast<size_t>(a) < subs.size()) ordered.push_back(subs[static_cast<size_t>(a)]);
-        }
-      setLoc(loc);
-      x = guarded(loc, [&] { return b_.transpose(x, perm); });
-      subs = std::move(ordered);
-      nint = 0;
-      while (nint < subs.size() && !subs[nint].slice) ++nint;
-      movedAxes.assign(perm.begin(), perm.begin() + static_cast<std::ptrdiff_t>(nint));
-    }
-    if (nint > 0) {
-      std::vector<ir::Value*> idx;
-      for (size_t i = 0; i < nint; ++i) idx.push_back(integerIndex(subs[i].idx, loc));
-      setLoc(loc);
-      x = guarded(loc, [&] { return b_.index(x, idx); });
-      if (!movedAxes.empty() && x->def()) x->def()->attrs["axes"] = movedAxes;
-    }
-    if (nint < subs.size()) {
-      ir::IntList st, sp, stp, dyn;
-      std::vector<TV> los, his;
-      bool anyDyn = false;
-      for (int64_t a = 0; a < x->type.rank(); ++a) {
-        size_t k = nint + static_cast<size_t>(a);
-        if (k < subs.size()) {
-          st.push_back(subs[k].start), sp.push_back(subs[k].stop), stp.push_back(subs[k].step);
-          los.push_back(subs[k].lo), his.push_back(subs[k].hi);
-        } else {
-          st.push_back(0), sp.push_back(ir::kSliceEnd), stp.push_back(1), los.emplace_back(), his.emplace_back();
-        }
-        dyn.push_back(los.back().defined() || his.back().defined());
-        anyDyn = anyDyn || dyn.back();
-      }
-      if (anyDyn) {  // bounds known at run time: a dyn_slice, its sizes symbolic
-        std::vector<ir::Value*> ops{x};
-        for (ir::Value* v : dynBounds(dyn, st, sp, los, his, loc)) ops.push_back(v);
-        setLoc(loc);
-        x = guarded(loc, [&] {
-          return b_.create_inferred(ir::OpKind::DynSlice, ops, {{"start", st}, {"stop", sp}, {"step", stp}, {"dynamic", dyn}})
-              .result();
-        });
-      } else {
-        setLoc(loc);
-        x = guarded(loc, [&] { return b_.slice(x, st, sp, stp); });
-      }
-    }
-    return TV::dyn(x);
+    return staticCall(loc, [&] { return indexValue(base.sv, flags, regs.data()); });
   }
-
-auto Tracer::sliceBounds(const Subscript& s, int64_t& start, int64_t& stop, int64_t& step, TV* lo, TV* hi) -> void {
-    auto bound = [&](const ExprPtr& p, int64_t dflt, TV* dynOut) -> int64_t {
-      if (!p) return dflt;
-      TV v = eval(*p);
-      if (v.isStatic() && v.sv.isScalar()) return v.sv.asInt();
-      if (!dynOut || !isNumeric(v) || typeOf(v).rank() != 0)
-        fail(p->loc, "slice bounds must be known at trace time in a graph fn");
-      *dynOut = v;
-      return dflt;
-    };
-    step = bound(s.step, 1, nullptr);
-    if (step == 0) fail(s.loc, "slice step cannot be zero");
-    start = bound(s.lo, step > 0 ? 0 : ir::kSliceEnd, lo);
-    stop = bound(s.hi, step > 0 ? ir::kSliceEnd : ir::kSliceBegin, hi);
-  }
-
-auto Tracer::dynBounds(const ir::IntList& dyn, const ir::IntList& st, const ir::IntList& sp, const std::vector<TV>& los, const std::vector<TV>& his, const Loc& loc) -> std::vector<ir::Value*> {
-    std::vector<ir::Value*> out;
-    for (size_t i = 0; i < dyn.size(); ++i) {
-      if (!dyn[i]) continue;
-      auto one = [&](const TV& t, int64_t v) {
-        if (t.defined()) return integerIndex(t, loc);
-        setLoc(loc);
-        return b_.constant(rt::Tensor::scalar(v));
-      };
-      out.push_back(one(los[i], st[i]));
-      out.push_back(one(his[i], sp[i]));
+  if (!isNumeric(base)) fail(loc, fmt::format("cannot index a {}", describe(base)));
+  TensorType t = typeOf(base);
+  // Evaluate subscripts.
+  struct Sub { bool slice; TV idx; int64_t start, stop, step; TV lo = {}, hi = {}; };
+  std::vector<Sub> subs;
+  bool allStatic = base.isStatic();
+  for (auto& s : e.subs) {
+    if (!s.isSlice) {
+      TV k = eval(*s.index);
+      if (isNumeric(k) && typeOf(k).rank() > 0) {
+        if (e.subs.size() != 1) fail(s.loc, "a tensor index must be the only subscript in graph fns");
+        if (base.isStatic() && k.isStatic()) return staticCall(loc, [&] { std::vector<Value> r{k.sv}; std::vector<uint8_t> f{0}; return indexValue(base.sv, f, r.data()); });
+        return gatherTV(base, k, 0, loc);
+      }
+      allStatic = allStatic && k.isStatic();
+      subs.push_back(Sub{false, k, 0, 0, 0});
+      continue;
     }
-    return out;
+    int64_t start, stop, step;
+    TV lo, hi;
+    sliceBounds(s, start, stop, step, &lo, &hi);
+    allStatic = allStatic && !lo.defined() && !hi.defined();
+    subs.push_back(Sub{true, TV(), start, stop, step, lo, hi});
   }
-
-auto Tracer::gatherTV(const TV& base, const TV& index, int64_t axis, const Loc& loc) -> TV {
-    if (!isNumeric(base)) fail(loc, fmt::format("cannot index a {}", describe(base)));
-    DType it = typeOf(index).dtype;
-    if (it == DType::Bool)
-      fail(loc, "indexing with a boolean mask is not supported in graph fns (the result's size depends on the data)");
-    if (it != DType::I32 && it != DType::I64) fail(loc, fmt::format("indices must be integers, got {}", typeOf(index).str()));
-    ir::Value* x = materialize(base, loc);
-    ir::Value* idx = materialize(index, loc);
-    int64_t rank = x->type.rank();
-    axis = guarded(loc, [&] { return rt::normalize_axis(axis, rank); });
+  if (allStatic) {
+    std::vector<Value> regs;
+    std::vector<uint8_t> flags;
+    for (size_t i = 0; i < e.subs.size(); ++i) {
+      auto& s = e.subs[i];
+      if (!s.isSlice) { regs.push_back(subs[i].idx.sv); flags.push_back(0); continue; }
+      uint8_t f = kSubSlice;
+      if (s.lo) f |= kSubLo, regs.push_back(eval(*s.lo).sv);
+      if (s.hi) f |= kSubHi, regs.push_back(eval(*s.hi).sv);
+      if (s.step) f |= kSubStep, regs.push_back(eval(*s.step).sv);
+      flags.push_back(f);
+    }
+    return staticCall(loc, [&] { return indexValue(base.sv, flags, regs.data()); });
+  }
+  if (static_cast<int64_t>(subs.size()) > t.rank()) fail(loc, fmt::format("too many indices for a tensor of rank {}", t.rank()));
+  ir::Value* x = materialize(base, loc);
+  ir::IntList movedAxes;  // the source axes of the index operands, when they moved
+  // Integer indices after a slice (x[:, i]): the indexed axes move to the front first
+  // (a transpose), so that the index op takes leading integers and the slices follow in
+  // their order.
+  size_t nint = 0;
+  while (nint < subs.size() && !subs[nint].slice) ++nint;
+  bool later = false;
+  for (size_t i = nint; i < subs.size(); ++i) later = later || !subs[i].slice;
+  if (later) {
+    ir::IntList perm;
+    std::vector<Sub> ordered;
+    for (size_t i = 0; i < subs.size(); ++i)
+      if (!subs[i].slice) perm.push_back(static_cast<int64_t>(i)), ordered.push_back(subs[i]);
+    for (int64_t a = 0; a < x->type.rank(); ++a)
+      if (static_cast<size_t>(a) >= subs.size() || subs[static_cast<size_t>(a)].slice) {
+        perm.push_back(a);
+        if (static_cast<size_t>(a) < subs.size()) ordered.push_back(subs[static_cast<size_t>(a)]);
+      }
     setLoc(loc);
-    return TV::dyn(guarded(loc, [&] { return b_.create_inferred(ir::OpKind::Take, {x, idx}, {{"axis", axis}}).result(); }));
+    x = guarded(loc, [&] { return b_.transpose(x, perm); });
+    subs = std::move(ordered);
+    nint = 0;
+    while (nint < subs.size() && !subs[nint].slice) ++nint;
+    movedAxes.assign(perm.begin(), perm.begin() + static_cast<std::ptrdiff_t>(nint));
   }
-
-auto Tracer::sliceUpdateTV(const TV& base, const Expr& target, const TV& v, const Loc& loc) -> TV {
-    // Integer indices anywhere (x[:, i] = v): their axes move to the front (a transpose),
-    // the update runs there, and the result moves back.
+  if (nint > 0) {
     std::vector<ir::Value*> idx;
-    ir::IntList intAxes, sliceAxes, st, sp, stp, dyn;
+    for (size_t i = 0; i < nint; ++i) idx.push_back(integerIndex(subs[i].idx, loc));
+    setLoc(loc);
+    x = guarded(loc, [&] { return b_.index(x, idx); });
+    if (!movedAxes.empty() && x->def()) x->def()->attrs["axes"] = movedAxes;
+  }
+  if (nint < subs.size()) {
+    ir::IntList st, sp, stp, dyn;
     std::vector<TV> los, his;
     bool anyDyn = false;
-    for (size_t k = 0; k < target.subs.size(); ++k) {
-      const Subscript& s = target.subs[k];
-      if (!s.isSlice) {
-        TV i = eval(*s.index);
-        if (!isNumeric(i) || typeOf(i).rank() != 0) fail(s.loc, "slice assignment needs integer indices or slices in graph fns");
-        idx.push_back(integerIndex(i, loc));
-        intAxes.push_back(static_cast<int64_t>(k));
-        continue;
+    for (int64_t a = 0; a < x->type.rank(); ++a) {
+      size_t k = nint + static_cast<size_t>(a);
+      if (k < subs.size()) {
+        st.push_back(subs[k].start), sp.push_back(subs[k].stop), stp.push_back(subs[k].step);
+        los.push_back(subs[k].lo), his.push_back(subs[k].hi);
+      } else {
+        st.push_back(0), sp.push_back(ir::kSliceEnd), stp.push_back(1), los.emplace_back(), his.emplace_back();
       }
-      int64_t start, stop, step;
-      TV lo, hi;
-      sliceBounds(s, start, stop, step, &lo, &hi);
-      st.push_back(start);
-      sp.push_back(stop);
-      stp.push_back(step);
-      los.push_back(lo);
-      his.push_back(hi);
-      dyn.push_back(lo.defined() || hi.defined());
+      dyn.push_back(los.back().defined() || his.back().defined());
       anyDyn = anyDyn || dyn.back();
-      sliceAxes.push_back(static_cast<int64_t>(k));
     }
-    ir::Value* x = materialize(base, loc);
-    setLoc(loc);
-    int64_t rank = x->type.rank();
-    if (static_cast<int64_t>(target.subs.size()) > rank) fail(loc, fmt::format("too many indices for a tensor of rank {}", rank));
-    bool moved = !intAxes.empty() && !sliceAxes.empty() && intAxes.back() > sliceAxes.front();
-    ir::IntList perm, inverse;
-    if (moved) {
-      perm = intAxes;
-      for (int64_t a = 0; a < rank; ++a)
-        if (std::find(intAxes.begin(), intAxes.end(), a) == intAxes.end()) perm.push_back(a);
-      inverse.assign(static_cast<size_t>(rank), 0);
-      for (size_t q = 0; q < perm.size(); ++q) inverse[static_cast<size_t>(perm[q])] = static_cast<int64_t>(q);
-      x = guarded(loc, [&] { return b_.transpose(x, perm); });
-    }
-    ir::Value* sub = idx.empty() ? x : guarded(loc, [&] { return b_.index(x, idx); });
-    if (moved && sub != x && sub->def()) sub->def()->attrs["axes"] = intAxes;
-    while (static_cast<int64_t>(st.size()) < sub->type.rank()) {
-      st.push_back(0), sp.push_back(ir::kSliceEnd), stp.push_back(1), dyn.push_back(0);
-      los.emplace_back(), his.emplace_back();
-    }
-    ir::Value* val = materialize(v, loc, x->type.dtype);
-    // A slice along an axis of symbolic size: its extent is known at run time too.
-    for (size_t a = 0; a < dyn.size() && a < static_cast<size_t>(sub->type.rank()); ++a)
-      if (!sub->type.dims[a].is_known() && !(st[a] == 0 && sp[a] == ir::kSliceEnd && stp[a] == 1)) dyn[a] = 1, anyDyn = true;
-    if (anyDyn) {  // bounds known at run time: one dyn_slice_update (it has a gradient)
-      std::vector<ir::Value*> ops{sub, val};
-      for (ir::Value* bv : dynBounds(dyn, st, sp, los, his, loc)) ops.push_back(bv);
+    if (anyDyn) {  // bounds known at run time: a dyn_slice, its sizes symbolic
+      std::vector<ir::Value*> ops{x};
+      for (ir::Value* v : dynBounds(dyn, st, sp, los, his, loc)) ops.push_back(v);
       setLoc(loc);
-      ir::Value* out = guarded(loc, [&] {
-        ir::Value* updated =
-            b_.create_inferred(ir::OpKind::DynSliceUpdate, ops, {{"start", st}, {"stop", sp}, {"step", stp}, {"dynamic", dyn}})
-                .result();
-        return idx.empty() ? updated : b_.update(x, updated, idx);
+      x = guarded(loc, [&] {
+        return b_.create_inferred(ir::OpKind::DynSlice, ops, {{"start", st}, {"stop", sp}, {"step", stp}, {"dynamic", dyn}})
+            .result();
       });
-      if (moved) out = guarded(loc, [&] { return b_.transpose(out, inverse); });
-      return TV::dyn(out);
+    } else {
+      setLoc(loc);
+      x = guarded(loc, [&] { return b_.slice(x, st, sp, stp); });
     }
+  }
+  return TV::dyn(x);
+}
+
+auto Tracer::sliceBounds(const Subscript& s, int64_t& start, int64_t& stop, int64_t& step, TV* lo, TV* hi) -> void {
+  auto bound = [&](const ExprPtr& p, int64_t dflt, TV* dynOut) -> int64_t {
+    if (!p) return dflt;
+    TV v = eval(*p);
+    if (v.isStatic() && v.sv.isScalar()) return v.sv.asInt();
+    if (!dynOut || !isNumeric(v) || typeOf(v).rank() != 0)
+      fail(p->loc, "slice bounds must be known at trace time in a graph fn");
+    *dynOut = v;
+    return dflt;
+  };
+  step = bound(s.step, 1, nullptr);
+  if (step == 0) fail(s.loc, "slice step cannot be zero");
+  start = bound(s.lo, step > 0 ? 0 : ir::kSliceEnd, lo);
+  stop = bound(s.hi, step > 0 ? ir::kSliceEnd : ir::kSliceBegin, hi);
+}
+
+auto Tracer::dynBounds(const ir::IntList& dyn, const ir::IntList& st, const ir::IntList& sp, const std::vector<TV>& los, const std::vector<TV>& his, const Loc& loc) -> std::vector<ir::Value*> {
+  std::vector<ir::Value*> out;
+  for (size_t i = 0; i < dyn.size(); ++i) {
+    if (!dyn[i]) continue;
+    auto one = [&](const TV& t, int64_t v) {
+      if (t.defined()) return integerIndex(t, loc);
+      setLoc(loc);
+      return b_.constant(rt::Tensor::scalar(v));
+    };
+    out.push_back(one(los[i], st[i]));
+    out.push_back(one(his[i], sp[i]));
+  }
+  return out;
+}
+
+auto Tracer::gatherTV(const TV& base, const TV& index, int64_t axis, const Loc& loc) -> TV {
+  if (!isNumeric(base)) fail(loc, fmt::format("cannot index a {}", describe(base)));
+  DType it = typeOf(index).dtype;
+  if (it == DType::Bool)
+    fail(loc, "indexing with a boolean mask is not supported in graph fns (the result's size depends on the data)");
+  if (it != DType::I32 && it != DType::I64) fail(loc, fmt::format("indices must be integers, got {}", typeOf(index).str()));
+  ir::Value* x = materialize(base, loc);
+  ir::Value* idx = materialize(index, loc);
+  int64_t rank = x->type.rank();
+  axis = guarded(loc, [&] { return rt::normalize_axis(axis, rank); });
+  setLoc(loc);
+  return TV::dyn(guarded(loc, [&] { return b_.create_inferred(ir::OpKind::Take, {x, idx}, {{"axis", axis}}).result(); }));
+}
+
+auto Tracer::sliceUpdateTV(const TV& base, const Expr& target, const TV& v, const Loc& loc) -> TV {
+  // Integer indices anywhere (x[:, i] = v): their axes move to the front (a transpose),
+  // the update runs there, and the result moves back.
+  std::vector<ir::Value*> idx;
+  ir::IntList intAxes, sliceAxes, st, sp, stp, dyn;
+  std::vector<TV> los, his;
+  bool anyDyn = false;
+  for (size_t k = 0; k < target.subs.size(); ++k) {
+    const Subscript& s = target.subs[k];
+    if (!s.isSlice) {
+      TV i = eval(*s.index);
+      if (!isNumeric(i) || typeOf(i).rank() != 0) fail(s.loc, "slice assignment needs integer indices or slices in graph fns");
+      idx.push_back(integerIndex(i, loc));
+      intAxes.push_back(static_cast<int64_t>(k));
+      continue;
+    }
+    int64_t start, stop, step;
+    TV lo, hi;
+    sliceBounds(s, start, stop, step, &lo, &hi);
+    st.push_back(start);
+    sp.push_back(stop);
+    stp.push_back(step);
+    los.push_back(lo);
+    his.push_back(hi);
+    dyn.push_back(lo.defined() || hi.defined());
+    anyDyn = anyDyn || dyn.back();
+    sliceAxes.push_back(static_cast<int64_t>(k));
+  }
+  ir::Value* x = materialize(base, loc);
+  setLoc(loc);
+  int64_t rank = x->type.rank();
+  if (static_cast<int64_t>(target.subs.size()) > rank) fail(loc, fmt::format("too many indices for a tensor of rank {}", rank));
+  bool moved = !intAxes.empty() && !sliceAxes.empty() && intAxes.back() > sliceAxes.front();
+  ir::IntList perm, inverse;
+  if (moved) {
+    perm = intAxes;
+    for (int64_t a = 0; a < rank; ++a)
+      if (std::find(intAxes.begin(), intAxes.end(), a) == intAxes.end()) perm.push_back(a);
+    inverse.assign(static_cast<size_t>(rank), 0);
+    for (size_t q = 0; q < perm.size(); ++q) inverse[static_cast<size_t>(perm[q])] = static_cast<int64_t>(q);
+    x = guarded(loc, [&] { return b_.transpose(x, perm); });
+  }
+  ir::Value* sub = idx.empty() ? x : guarded(loc, [&] { return b_.index(x, idx); });
+  if (moved && sub != x && sub->def()) sub->def()->attrs["axes"] = intAxes;
+  while (static_cast<int64_t>(st.size()) < sub->type.rank()) {
+    st.push_back(0), sp.push_back(ir::kSliceEnd), stp.push_back(1), dyn.push_back(0);
+    los.emplace_back(), his.emplace_back();
+  }
+  ir::Value* val = materialize(v, loc, x->type.dtype);
+  // A slice along an axis of symbolic size: its extent is known at run time too.
+  for (size_t a = 0; a < dyn.size() && a < static_cast<size_t>(sub->type.rank()); ++a)
+    if (!sub->type.dims[a].is_known() && !(st[a] == 0 && sp[a] == ir::kSliceEnd && stp[a] == 1)) dyn[a] = 1, anyDyn = true;
+  if (anyDyn) {  // bounds known at run time: one dyn_slice_update (it has a gradient)
+    std::vector<ir::Value*> ops{sub, val};
+    for (ir::Value* bv : dynBounds(dyn, st, sp, los, his, loc)) ops.push_back(bv);
+    setLoc(loc);
     ir::Value* out = guarded(loc, [&] {
-      std::vector<ir::Dim> sdims = b_.slice(sub, st, sp, stp)->type.dims;
-      ir::Value* placed = nullptr;
-      ir::Value* mask = nullptr;
-      try {
-        placed = ir::autodiff::scatter_slice(b_, b_.broadcast_to(val, sdims), sub->type.dims, st, sp, stp);
-        ir::Value* yes = b_.broadcast_to(b_.constant(rt::Tensor::scalar(true)), sdims);
-        mask = ir::autodiff::scatter_slice(b_, yes, sub->type.dims, st, sp, stp);
-      } catch (const ir::ShapeError&) {
-        throw rt::Error("slice assignment along an axis of unknown size is not supported in graph fns yet");
-      }
-      ir::Value* updated = b_.select(mask, placed, sub);
+      ir::Value* updated =
+          b_.create_inferred(ir::OpKind::DynSliceUpdate, ops, {{"start", st}, {"stop", sp}, {"step", stp}, {"dynamic", dyn}})
+              .result();
       return idx.empty() ? updated : b_.update(x, updated, idx);
     });
     if (moved) out = guarded(loc, [&] { return b_.transpose(out, inverse); });
     return TV::dyn(out);
   }
+  ir::Value* out = guarded(loc, [&] {
+    std::vector<ir::Dim> sdims = b_.slice(sub, st, sp, stp)->type.dims;
+    ir::Value* placed = nullptr;
+    ir::Value* mask = nullptr;
+    try {
+      placed = ir::autodiff::scatter_slice(b_, b_.broadcast_to(val, sdims), sub->type.dims, st, sp, stp);
+      ir::Value* yes = b_.broadcast_to(b_.constant(rt::Tensor::scalar(true)), sdims);
+      mask = ir::autodiff::scatter_slice(b_, yes, sub->type.dims, st, sp, stp);
+    } catch (const ir::ShapeError&) {
+      throw rt::Error("slice assignment along an axis of unknown size is not supported in graph fns yet");
+    }
+    ir::Value* updated = b_.select(mask, placed, sub);
+    return idx.empty() ? updated : b_.update(x, updated, idx);
+  });
+  if (moved) out = guarded(loc, [&] { return b_.transpose(out, inverse); });
+  return TV::dyn(out);
+}
 
 auto Tracer::updateTV(const TV& base, const Expr& target, const TV& v, const Loc& loc) -> TV {
-    if (!isNumeric(base)) fail(loc, "element assignment needs a tensor in graph fns");
-    for (auto& s : target.subs)
-      if (s.isSlice) return sliceUpdateTV(base, target, v, loc);
-    std::vector<ir::Value*> idx;
-    for (auto& s : target.subs) {
-      TV k = eval(*s.index);
-      if (!isNumeric(k) || typeOf(k).rank() != 0) fail(s.loc, "element assignment needs integer indices in graph fns");
-      idx.push_back(integerIndex(k, loc));
-    }
-    ir::Value* x = materialize(base, loc);
-    ir::Value* val = materialize(v, loc, x->type.dtype);
-    setLoc(loc);
-    return TV::dyn(guarded(loc, [&] { return b_.update(x, val, idx); }));
+  if (!isNumeric(base)) fail(loc, "element assignment needs a tensor in graph fns");
+  for (auto& s : target.subs)
+    if (s.isSlice) return sliceUpdateTV(base, target, v, loc);
+  std::vector<ir::Value*> idx;
+  for (auto& s : target.subs) {
+    TV k = eval(*s.index);
+    if (!isNumeric(k) || typeOf(k).rank() != 0) fail(s.loc, "element assignment needs integer indices in graph fns");
+    idx.push_back(integerIndex(k, loc));
   }
+  ir::Value* x = materialize(base, loc);
+  ir::Value* val = materialize(v, loc, x->type.dtype);
+  setLoc(loc);
+  return TV::dyn(guarded(loc, [&] { return b_.update(x, val, idx); }));
+}
 
 }  // namespace tdl::vm::trace

@@ -4,341 +4,341 @@
 namespace tdl::vm::trace {
 
 auto Tracer::leavesOf(const TV& t, std::vector<TV>& out) -> void {
-    TV x = expandStatic(t);
-    if (isNumeric(x)) { out.push_back(x); return; }
-    if (x.k == TV::Seq || x.k == TV::Rec) for (auto& i : x.items) leavesOf(i, out);
-  }
+  TV x = expandStatic(t);
+  if (isNumeric(x)) { out.push_back(x); return; }
+  if (x.k == TV::Seq || x.k == TV::Rec) for (auto& i : x.items) leavesOf(i, out);
+}
 
 auto Tracer::rebuild(const TV& t, const std::vector<ir::Value*>& vals, const std::vector<LeafSpec>& specs, size_t& k) -> TV {
-    TV x = expandStatic(t);
-    if (isNumeric(x)) {
-      size_t i = k++;
-      return TV::dyn(vals[i], specs[i].weak);
-    }
-    if (x.k == TV::Seq || x.k == TV::Rec) {
-      for (auto& i : x.items) i = rebuild(i, vals, specs, k);
-      return x;
-    }
-    return t;
+  TV x = expandStatic(t);
+  if (isNumeric(x)) {
+    size_t i = k++;
+    return TV::dyn(vals[i], specs[i].weak);
   }
+  if (x.k == TV::Seq || x.k == TV::Rec) {
+    for (auto& i : x.items) i = rebuild(i, vals, specs, k);
+    return x;
+  }
+  return t;
+}
 
 auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, const std::function<void(TV&)>& body, TV counter) -> void {
-    Frame& f = fr();
-    std::set<int> assigned, declared;
-    bool hasBreak = false, hasReturn = false;
-    scanAssigned(*s.body, assigned, declared, hasBreak, hasReturn, 0);
-    std::vector<Carried> carried;
-    for (int slot : assigned)
-      if (!declared.count(slot) && f.st.slots[static_cast<size_t>(slot)].defined()) carried.push_back({Carried::Slot, slot});
-    if (counter.defined()) carried.push_back({Carried::Counter});
-    if (hasBreak || f.st.brk.isDyn()) carried.push_back({Carried::Brk});
-    if (hasReturn || f.st.retFlag.isDyn()) {
-      carried.push_back({Carried::RetFlag});
-      carried.push_back({Carried::Ret});
-    }
-    // Leaf types, refined by retracing until the body keeps them.
-    std::vector<std::vector<LeafSpec>> specs(carried.size());
-    TV retSkeleton;  // the structure of a value returned from inside the loop, once seen
-    std::string unsettled;  // the carried value that changed on the last retrace (for the error)
+  Frame& f = fr();
+  std::set<int> assigned, declared;
+  bool hasBreak = false, hasReturn = false;
+  scanAssigned(*s.body, assigned, declared, hasBreak, hasReturn, 0);
+  std::vector<Carried> carried;
+  for (int slot : assigned)
+    if (!declared.count(slot) && f.st.slots[static_cast<size_t>(slot)].defined()) carried.push_back({Carried::Slot, slot});
+  if (counter.defined()) carried.push_back({Carried::Counter});
+  if (hasBreak || f.st.brk.isDyn()) carried.push_back({Carried::Brk});
+  if (hasReturn || f.st.retFlag.isDyn()) {
+    carried.push_back({Carried::RetFlag});
+    carried.push_back({Carried::Ret});
+  }
+  // Leaf types, refined by retracing until the body keeps them.
+  std::vector<std::vector<LeafSpec>> specs(carried.size());
+  TV retSkeleton;  // the structure of a value returned from inside the loop, once seen
+  std::string unsettled;  // the carried value that changed on the last retrace (for the error)
+  for (size_t c = 0; c < carried.size(); ++c) {
+    std::vector<TV> ls;
+    leavesOf(*carried[c].ref(f, counter), ls);
+    for (auto& l : ls) specs[c].push_back(LeafSpec{typeOf(l), weakOf(l)});
+  }
+  for (int attempt = 0;; ++attempt) {
+    if (attempt >= kMaxLoopAttempts)
+      fail(s.loc, fmt::format("the carried values of this loop do not settle: {} changes on every retrace; give it "
+                              "its dtype and rank before the loop",
+                              unsettled.empty() ? std::string("a value") : unsettled));
+    FrameState s0 = save();
+    TV counter0 = counter;
+    ir::Block& outer = b_.block();
+    // Initial values.
+    std::vector<ir::Value*> inits;
+    std::vector<TensorType> types;
+    std::vector<LeafSpec> flat;
     for (size_t c = 0; c < carried.size(); ++c) {
+      TV* r = carried[c].ref(f, counter);
       std::vector<TV> ls;
-      leavesOf(*carried[c].ref(f, counter), ls);
-      for (auto& l : ls) specs[c].push_back(LeafSpec{typeOf(l), weakOf(l)});
+      leavesOf(*r, ls);
+      if (carried[c].kind == Carried::Ret && !r->defined()) ls.clear();
+      for (size_t i = 0; i < specs[c].size(); ++i) {
+        const LeafSpec& sp = specs[c][i];
+        if (i < ls.size()) inits.push_back(materialize(ls[i], s.loc, sp.type.dtype));
+        else { setLoc(s.loc); inits.push_back(placeholder(sp.type)); }
+        types.push_back(sp.type);
+        flat.push_back(sp);
+      }
     }
-    for (int attempt = 0;; ++attempt) {
-      if (attempt >= kMaxLoopAttempts)
-        fail(s.loc, fmt::format("the carried values of this loop do not settle: {} changes on every retrace; give it "
-                                "its dtype and rank before the loop",
-                                unsettled.empty() ? std::string("a value") : unsettled));
-      FrameState s0 = save();
-      TV counter0 = counter;
-      ir::Block& outer = b_.block();
-      // Initial values.
-      std::vector<ir::Value*> inits;
-      std::vector<TensorType> types;
-      std::vector<LeafSpec> flat;
-      for (size_t c = 0; c < carried.size(); ++c) {
-        TV* r = carried[c].ref(f, counter);
-        std::vector<TV> ls;
-        leavesOf(*r, ls);
-        if (carried[c].kind == Carried::Ret && !r->defined()) ls.clear();
-        for (size_t i = 0; i < specs[c].size(); ++i) {
-          const LeafSpec& sp = specs[c][i];
-          if (i < ls.size()) inits.push_back(materialize(ls[i], s.loc, sp.type.dtype));
-          else { setLoc(s.loc); inits.push_back(placeholder(sp.type)); }
-          types.push_back(sp.type);
-          flat.push_back(sp);
-        }
-      }
-      setLoc(s.loc);
-      ir::Op& op = b_.while_loop(inits, types);
-      // Binds the carried components to `values` (a region's block args, or the results).
-      auto bindValues = [&](const std::vector<ir::Value*>& values) {
-        size_t k = 0;
-        for (size_t c = 0; c < carried.size(); ++c) {
-          TV* ref = carried[c].ref(f, counter);
-          TV skeleton = *ref;
-          if (carried[c].kind == Carried::Ret && !skeleton.defined()) {
-            if (specs[c].empty()) continue;
-            skeleton = retSkeleton;  // the structure discovered on an earlier attempt
-          }
-          std::vector<LeafSpec> sp(flat.begin() + static_cast<long>(k), flat.begin() + static_cast<long>(k + specs[c].size()));
-          std::vector<ir::Value*> vals(values.begin() + static_cast<long>(k),
-                                       values.begin() + static_cast<long>(k + specs[c].size()));
-          size_t j = 0;
-          *ref = rebuild(skeleton, vals, sp, j);
-          k += specs[c].size();
-        }
-      };
-      auto bindArgs = [&](int r) { bindValues(op.region(static_cast<size_t>(r)).block().args()); };
-      // cond region
-      b_.set_insertion_end(op.region(0).block());
-      bindArgs(0);
-      {
-        TV stop = orTV(f.st.retFlag, f.st.brk, s.loc);
-        TV p;
-        if (isStaticFalse(stop)) p = condition(cond(counter), s.loc);
-        else p = condValue(notTV(stop, s.loc), [&] { return condition(cond(counter), s.loc); },
-                           [] { return staticBool(false); }, s.loc);
-        ir::Value* pv = materialize(p, s.loc, DType::Bool);
-        setLoc(s.loc);
-        b_.yield({pv});
-      }
-      restore(s0);
-      counter = counter0;
-      // body region
-      b_.set_insertion_end(op.region(1).block());
-      bindArgs(1);
-      f.st.cont = staticBool(false);
-      body(counter);
-      f.st.cont = staticBool(false);
-      // What the body leaves, against the carried types.
-      bool retry = false;
-      std::vector<ir::Value*> ys;
+    setLoc(s.loc);
+    ir::Op& op = b_.while_loop(inits, types);
+    // Binds the carried components to `values` (a region's block args, or the results).
+    auto bindValues = [&](const std::vector<ir::Value*>& values) {
+      size_t k = 0;
       for (size_t c = 0; c < carried.size(); ++c) {
         TV* ref = carried[c].ref(f, counter);
-        if (carried[c].kind == Carried::Ret && !ref->defined()) {
-          for (auto& sp : specs[c]) ys.push_back(placeholder(sp.type));
-          continue;
+        TV skeleton = *ref;
+        if (carried[c].kind == Carried::Ret && !skeleton.defined()) {
+          if (specs[c].empty()) continue;
+          skeleton = retSkeleton;  // the structure discovered on an earlier attempt
         }
-        std::vector<TV> ls;
-        leavesOf(*ref, ls);
-        if (carried[c].kind == Carried::Ret && specs[c].empty()) {
-          // The first return seen: its structure (a tensor, a tuple, ...) is carried from now on.
-          if (ls.empty()) fail(s.loc, "only tensors and containers of them can be returned from inside a data-dependent loop");
-          retSkeleton = *ref;
-          for (auto& l : ls) specs[c].push_back(LeafSpec{typeOf(l), weakOf(l)});
-          unsettled = "the return value";
-          retry = true;
-          continue;
-        }
-        if (ls.size() != specs[c].size()) fail(carriedLoc(carried[c], s), "a carried value changes its structure in the loop");
-        for (size_t i = 0; i < ls.size(); ++i) {
-          LeafSpec& sp = specs[c][i];
-          TensorType t = typeOf(ls[i]);
-          bool w = weakOf(ls[i]);
-          if (t.dtype != sp.type.dtype || t.rank() != sp.type.rank()) {
-            if (sp.weak && !w && t.rank() == sp.type.rank()) {
-              sp.type.dtype = t.dtype;
-              sp.weak = false;
-              unsettled = fmt::format("'{}' (now {})", carriedName(carried[c]), t.str());
-              retry = true;
-              continue;
-            }
-            if (!(w && t.rank() == sp.type.rank())) {
-              std::string name = carriedName(carried[c]);
-              fail(carriedLoc(carried[c], s),
-                   fmt::format("'{}' changes from {} to {} in the loop; a carried value must keep its dtype and rank",
-                               name, sp.type.str(), t.str()));
-            }
-          }
-          // A dim that changes in the body becomes a fresh symbol (no other value has it, so
-          // nothing assumes its size): a loop-carried tensor may shrink or grow.
-          sp.widened.resize(t.dims.size(), false);
-          for (size_t d = 0; d < t.dims.size(); ++d)
-            if (!(t.dims[d] == sp.type.dims[d]) && !sp.widened[d]) {
-              sp.type.dims[d] = Dim::symbolic(f_.fresh_sym());
-              sp.widened[d] = true;
-              unsettled = fmt::format("'{}' (now {})", carriedName(carried[c]), t.str());
-              retry = true;
-            }
-          if (!retry) ys.push_back(materialize(ls[i], s.loc, sp.type.dtype));
-        }
+        std::vector<LeafSpec> sp(flat.begin() + static_cast<long>(k), flat.begin() + static_cast<long>(k + specs[c].size()));
+        std::vector<ir::Value*> vals(values.begin() + static_cast<long>(k),
+                                     values.begin() + static_cast<long>(k + specs[c].size()));
+        size_t j = 0;
+        *ref = rebuild(skeleton, vals, sp, j);
+        k += specs[c].size();
       }
-      if (retry) {
-        for (size_t r = 0; r < 2; ++r) op.region(r).block().drop_all_references();
-        size_t at = outer.index_of(&op);
-        outer.erase(at);
-        restore(s0);
-        counter = counter0;
-        b_.set_insertion(outer, at);
+    };
+    auto bindArgs = [&](int r) { bindValues(op.region(static_cast<size_t>(r)).block().args()); };
+    // cond region
+    b_.set_insertion_end(op.region(0).block());
+    bindArgs(0);
+    {
+      TV stop = orTV(f.st.retFlag, f.st.brk, s.loc);
+      TV p;
+      if (isStaticFalse(stop)) p = condition(cond(counter), s.loc);
+      else p = condValue(notTV(stop, s.loc), [&] { return condition(cond(counter), s.loc); },
+                         [] { return staticBool(false); }, s.loc);
+      ir::Value* pv = materialize(p, s.loc, DType::Bool);
+      setLoc(s.loc);
+      b_.yield({pv});
+    }
+    restore(s0);
+    counter = counter0;
+    // body region
+    b_.set_insertion_end(op.region(1).block());
+    bindArgs(1);
+    f.st.cont = staticBool(false);
+    body(counter);
+    f.st.cont = staticBool(false);
+    // What the body leaves, against the carried types.
+    bool retry = false;
+    std::vector<ir::Value*> ys;
+    for (size_t c = 0; c < carried.size(); ++c) {
+      TV* ref = carried[c].ref(f, counter);
+      if (carried[c].kind == Carried::Ret && !ref->defined()) {
+        for (auto& sp : specs[c]) ys.push_back(placeholder(sp.type));
         continue;
       }
-      setLoc(s.loc);
-      b_.yield(ys);
+      std::vector<TV> ls;
+      leavesOf(*ref, ls);
+      if (carried[c].kind == Carried::Ret && specs[c].empty()) {
+        // The first return seen: its structure (a tensor, a tuple, ...) is carried from now on.
+        if (ls.empty()) fail(s.loc, "only tensors and containers of them can be returned from inside a data-dependent loop");
+        retSkeleton = *ref;
+        for (auto& l : ls) specs[c].push_back(LeafSpec{typeOf(l), weakOf(l)});
+        unsettled = "the return value";
+        retry = true;
+        continue;
+      }
+      if (ls.size() != specs[c].size()) fail(carriedLoc(carried[c], s), "a carried value changes its structure in the loop");
+      for (size_t i = 0; i < ls.size(); ++i) {
+        LeafSpec& sp = specs[c][i];
+        TensorType t = typeOf(ls[i]);
+        bool w = weakOf(ls[i]);
+        if (t.dtype != sp.type.dtype || t.rank() != sp.type.rank()) {
+          if (sp.weak && !w && t.rank() == sp.type.rank()) {
+            sp.type.dtype = t.dtype;
+            sp.weak = false;
+            unsettled = fmt::format("'{}' (now {})", carriedName(carried[c]), t.str());
+            retry = true;
+            continue;
+          }
+          if (!(w && t.rank() == sp.type.rank())) {
+            std::string name = carriedName(carried[c]);
+            fail(carriedLoc(carried[c], s),
+                 fmt::format("'{}' changes from {} to {} in the loop; a carried value must keep its dtype and rank",
+                             name, sp.type.str(), t.str()));
+          }
+        }
+        // A dim that changes in the body becomes a fresh symbol (no other value has it, so
+        // nothing assumes its size): a loop-carried tensor may shrink or grow.
+        sp.widened.resize(t.dims.size(), false);
+        for (size_t d = 0; d < t.dims.size(); ++d)
+          if (!(t.dims[d] == sp.type.dims[d]) && !sp.widened[d]) {
+            sp.type.dims[d] = Dim::symbolic(f_.fresh_sym());
+            sp.widened[d] = true;
+            unsettled = fmt::format("'{}' (now {})", carriedName(carried[c]), t.str());
+            retry = true;
+          }
+        if (!retry) ys.push_back(materialize(ls[i], s.loc, sp.type.dtype));
+      }
+    }
+    if (retry) {
+      for (size_t r = 0; r < 2; ++r) op.region(r).block().drop_all_references();
+      size_t at = outer.index_of(&op);
+      outer.erase(at);
       restore(s0);
       counter = counter0;
-      b_.set_insertion(outer, outer.index_of(&op) + 1);
-      bindValues(op.results());
-      f.st.brk = staticBool(false);
-      f.st.cont = staticBool(false);
-      return;
+      b_.set_insertion(outer, at);
+      continue;
     }
+    setLoc(s.loc);
+    b_.yield(ys);
+    restore(s0);
+    counter = counter0;
+    b_.set_insertion(outer, outer.index_of(&op) + 1);
+    bindValues(op.results());
+    f.st.brk = staticBool(false);
+    f.st.cont = staticBool(false);
+    return;
   }
+}
 
 auto Tracer::carriedName(const Carried& c) -> std::string {
-    switch (c.kind) {
-      case Carried::Slot: return fr().slotNames[static_cast<size_t>(c.slot)];
-      case Carried::Ret: return "the return value";
-      default: return "a loop flag";
-    }
+  switch (c.kind) {
+    case Carried::Slot: return fr().slotNames[static_cast<size_t>(c.slot)];
+    case Carried::Ret: return "the return value";
+    default: return "a loop flag";
   }
+}
 
 auto Tracer::carriedLoc(const Carried& c, const Stmt& s) -> Loc {
-    if (c.kind == Carried::Slot) {
-      Loc l = fr().assignLocs[static_cast<size_t>(c.slot)];
-      if (l.valid()) return l;
-    }
-    return s.loc;
+  if (c.kind == Carried::Slot) {
+    Loc l = fr().assignLocs[static_cast<size_t>(c.slot)];
+    if (l.valid()) return l;
   }
+  return s.loc;
+}
 
 auto Tracer::afterIteration() -> After {
-    auto& st = fr().st;
-    st.cont = staticBool(false);
-    if (isStaticTrue(st.brk)) {
-      st.brk = staticBool(false);
-      return After::Stop;
-    }
-    if (isStaticTrue(st.retFlag)) return After::Stop;
-    if (st.brk.isDyn() || st.retFlag.isDyn()) return After::Dynamic;
-    return After::Next;
+  auto& st = fr().st;
+  st.cont = staticBool(false);
+  if (isStaticTrue(st.brk)) {
+    st.brk = staticBool(false);
+    return After::Stop;
   }
+  if (isStaticTrue(st.retFlag)) return After::Stop;
+  if (st.brk.isDyn() || st.retFlag.isDyn()) return After::Dynamic;
+  return After::Next;
+}
 
 auto Tracer::whileLoop(const Stmt& s) -> void {
-    const Expr& ce = *s.exprs[0];
-    auto cond = [&](TV&) { return eval(ce); };
-    auto body = [&](TV&) { execBody(*s.body); };
-    if (!forced_.count(&s)) {
-      for (int iter = 0;; ++iter) {
-        TV c = condition(eval(ce), ce.loc);
-        if (!c.isStatic()) break;
-        if (!c.sv.asBool()) return;
-        if (iter >= kMaxUnroll) {
-          forced_.insert(&s);
-          throw Restart{};
-        }
-        fr().st.cont = staticBool(false);
-        execBody(*s.body);
-        After a = afterIteration();
-        if (a == After::Stop) return;
-        if (a == After::Dynamic) break;
+  const Expr& ce = *s.exprs[0];
+  auto cond = [&](TV&) { return eval(ce); };
+  auto body = [&](TV&) { execBody(*s.body); };
+  if (!forced_.count(&s)) {
+    for (int iter = 0;; ++iter) {
+      TV c = condition(eval(ce), ce.loc);
+      if (!c.isStatic()) break;
+      if (!c.sv.asBool()) return;
+      if (iter >= kMaxUnroll) {
+        forced_.insert(&s);
+        throw Restart{};
       }
+      fr().st.cont = staticBool(false);
+      execBody(*s.body);
+      After a = afterIteration();
+      if (a == After::Stop) return;
+      if (a == After::Dynamic) break;
     }
-    dynamicLoop(s, cond, body, TV());
   }
+  dynamicLoop(s, cond, body, TV());
+}
 
 auto Tracer::forLoop(const Stmt& s) -> void {
-    TV it = eval(*s.exprs[0]);
-    const Loc& loc = s.loc;
-    auto bindVar = [&](const TV& v) { bindPattern(s.pattern, v, loc); };
-    // A range: unroll when short and static, else a while over a hidden counter.
-    if (it.k == TV::Range || (it.isStatic() && it.sv.tag() == Tag::Range)) {
-      TV start, stop, step;
-      if (it.k == TV::Range) start = it.items[0], stop = it.items[1], step = it.items[2];
-      else {
-        auto* r = it.sv.as<RangeObj>();
-        start = TV::of(Value::i64(r->start, true)), stop = TV::of(Value::i64(r->stop, true)), step = TV::of(Value::i64(r->step, true));
-        if (r->length() <= kMaxUnroll && !forced_.count(&s)) {
-          for (int64_t i = 0; i < r->length(); ++i) {
-            bindVar(TV::of(Value::i64(r->at(i), true)));
-            execBody(*s.body);
-            After a = afterIteration();
-            if (a == After::Stop) return;
-            if (a == After::Dynamic) {
-              start = TV::of(Value::i64(r->at(i + 1), true));
-              break;
-            }
-          }
-          if (!fr().st.brk.isDyn() && !fr().st.retFlag.isDyn()) return;
-        }
-      }
-      TV counter = TV::dyn(materialize(start, loc, DType::I64), true);
-      // The direction: known at trace time, or chosen at run time by the step's sign.
-      std::optional<bool> upStatic;
-      if (step.isStatic()) upStatic = step.sv.asInt() > 0;
-      auto directed = [&](rt::BinaryOp whenUp, rt::BinaryOp whenDown, const TV& k, const TV& bound, const TV& boundDown) {
-        if (upStatic) return binop(*upStatic ? whenUp : whenDown, k, *upStatic ? bound : boundDown, loc);
-        TV up = binop(rt::BinaryOp::Gt, step, TV::of(Value::i64(0, true)), loc);
-        TV a = binop(whenUp, k, bound, loc), b = binop(whenDown, k, boundDown, loc);
-        ir::Value *uv = materialize(up, loc, DType::Bool), *av = materialize(a, loc, DType::Bool),
-                  *bv = materialize(b, loc, DType::Bool);
-        setLoc(loc);
-        return TV::dyn(b_.select(uv, av, bv));
-      };
-      auto cond = [&](TV& k) { return directed(rt::BinaryOp::Lt, rt::BinaryOp::Gt, k, stop, stop); };
-      // The next counter, k + step, unless that would pass i64's limit: then the loop is
-      // over (the stop is within i64), and the counter becomes the stop instead of wrapping.
-      TV lastUp, lastDown;
-      if (upStatic) {
-        int64_t by = step.sv.asInt();
-        lastUp = lastDown = TV::of(Value::i64(*upStatic ? INT64_MAX - by : INT64_MIN - by, true));
-      } else {  // integers wrap in the IR; the select keeps the meaningful one
-        lastUp = binop(rt::BinaryOp::Sub, TV::of(Value::i64(INT64_MAX, true)), step, loc);
-        lastDown = binop(rt::BinaryOp::Sub, TV::of(Value::i64(INT64_MIN, true)), step, loc);
-      }
-      auto body = [&](TV& k) {
-        bindVar(k);
-        execBody(*s.body);
-        TV next = binop(rt::BinaryOp::Add, k, step, loc);
-        TV past = directed(rt::BinaryOp::Gt, rt::BinaryOp::Lt, k, lastUp, lastDown);
-        DType d = typeOf(next).dtype;
-        ir::Value *pv = materialize(past, loc, DType::Bool), *nv = materialize(next, loc, d), *sv = materialize(stop, loc, d);
-        setLoc(loc);
-        k = TV::dyn(b_.select(pv, sv, nv), true);
-      };
-      dynamicLoop(s, cond, body, counter);
-      return;
-    }
-    TV x = expandStatic(it);
-    if (x.k == TV::Seq || x.k == TV::Rec) {
-      for (auto& item : x.items) {
-        bindVar(item);
-        execBody(*s.body);
-        After a = afterIteration();
-        if (a == After::Stop) return;
-        if (a == After::Dynamic) fail(loc, "a data-dependent break or return inside a loop over a list is not supported in graph fns yet");
-      }
-      return;
-    }
-    if (isNumeric(it)) {
-      TensorType t = typeOf(it);
-      if (t.rank() < 1) fail(s.exprs[0]->loc, "cannot iterate over a scalar");
-      TV n = t.dims[0].is_known() ? TV::of(Value::i64(t.dims[0].size, true)) : TV::dyn(dimOf(it, 0, loc), true);
-      int64_t first = 0;  // where the loop goes on at run time
-      if (n.isStatic() && n.sv.rawInt() <= kMaxUnroll && !forced_.count(&s)) {
-        bool dynamic = false;
-        for (int64_t i = 0; i < n.sv.rawInt() && !dynamic; ++i) {
-          bindVar(indexInt(it, TV::of(Value::i64(i, true)), loc));
+  TV it = eval(*s.exprs[0]);
+  const Loc& loc = s.loc;
+  auto bindVar = [&](const TV& v) { bindPattern(s.pattern, v, loc); };
+  // A range: unroll when short and static, else a while over a hidden counter.
+  if (it.k == TV::Range || (it.isStatic() && it.sv.tag() == Tag::Range)) {
+    TV start, stop, step;
+    if (it.k == TV::Range) start = it.items[0], stop = it.items[1], step = it.items[2];
+    else {
+      auto* r = it.sv.as<RangeObj>();
+      start = TV::of(Value::i64(r->start, true)), stop = TV::of(Value::i64(r->stop, true)), step = TV::of(Value::i64(r->step, true));
+      if (r->length() <= kMaxUnroll && !forced_.count(&s)) {
+        for (int64_t i = 0; i < r->length(); ++i) {
+          bindVar(TV::of(Value::i64(r->at(i), true)));
           execBody(*s.body);
           After a = afterIteration();
           if (a == After::Stop) return;
-          // A data-dependent break or return: the remaining elements in a while loop,
-          // which stops on the flag.
-          if (a == After::Dynamic) dynamic = true, first = i + 1;
+          if (a == After::Dynamic) {
+            start = TV::of(Value::i64(r->at(i + 1), true));
+            break;
+          }
         }
-        if (!dynamic) return;
+        if (!fr().st.brk.isDyn() && !fr().st.retFlag.isDyn()) return;
       }
-      TV counter = TV::dyn(materialize(TV::of(Value::i64(first, true)), loc), true);
-      auto cond = [&](TV& k) { return binop(rt::BinaryOp::Lt, k, n, loc); };
-      auto body = [&](TV& k) {
-        bindVar(indexInt(it, k, loc));
-        execBody(*s.body);
-        k = binop(rt::BinaryOp::Add, k, TV::of(Value::i64(1, true)), loc);
-      };
-      dynamicLoop(s, cond, body, counter);
-      return;
     }
-    fail(s.exprs[0]->loc, fmt::format("cannot iterate over a {} in a graph fn", describe(it)));
+    TV counter = TV::dyn(materialize(start, loc, DType::I64), true);
+    // The direction: known at trace time, or chosen at run time by the step's sign.
+    std::optional<bool> upStatic;
+    if (step.isStatic()) upStatic = step.sv.asInt() > 0;
+    auto directed = [&](rt::BinaryOp whenUp, rt::BinaryOp whenDown, const TV& k, const TV& bound, const TV& boundDown) {
+      if (upStatic) return binop(*upStatic ? whenUp : whenDown, k, *upStatic ? bound : boundDown, loc);
+      TV up = binop(rt::BinaryOp::Gt, step, TV::of(Value::i64(0, true)), loc);
+      TV a = binop(whenUp, k, bound, loc), b = binop(whenDown, k, boundDown, loc);
+      ir::Value *uv = materialize(up, loc, DType::Bool), *av = materialize(a, loc, DType::Bool),
+                *bv = materialize(b, loc, DType::Bool);
+      setLoc(loc);
+      return TV::dyn(b_.select(uv, av, bv));
+    };
+    auto cond = [&](TV& k) { return directed(rt::BinaryOp::Lt, rt::BinaryOp::Gt, k, stop, stop); };
+    // The next counter, k + step, unless that would pass i64's limit: then the loop is
+    // over (the stop is within i64), and the counter becomes the stop instead of wrapping.
+    TV lastUp, lastDown;
+    if (upStatic) {
+      int64_t by = step.sv.asInt();
+      lastUp = lastDown = TV::of(Value::i64(*upStatic ? INT64_MAX - by : INT64_MIN - by, true));
+    } else {  // integers wrap in the IR; the select keeps the meaningful one
+      lastUp = binop(rt::BinaryOp::Sub, TV::of(Value::i64(INT64_MAX, true)), step, loc);
+      lastDown = binop(rt::BinaryOp::Sub, TV::of(Value::i64(INT64_MIN, true)), step, loc);
+    }
+    auto body = [&](TV& k) {
+      bindVar(k);
+      execBody(*s.body);
+      TV next = binop(rt::BinaryOp::Add, k, step, loc);
+      TV past = directed(rt::BinaryOp::Gt, rt::BinaryOp::Lt, k, lastUp, lastDown);
+      DType d = typeOf(next).dtype;
+      ir::Value *pv = materialize(past, loc, DType::Bool), *nv = materialize(next, loc, d), *sv = materialize(stop, loc, d);
+      setLoc(loc);
+      k = TV::dyn(b_.select(pv, sv, nv), true);
+    };
+    dynamicLoop(s, cond, body, counter);
+    return;
   }
+  TV x = expandStatic(it);
+  if (x.k == TV::Seq || x.k == TV::Rec) {
+    for (auto& item : x.items) {
+      bindVar(item);
+      execBody(*s.body);
+      After a = afterIteration();
+      if (a == After::Stop) return;
+      if (a == After::Dynamic) fail(loc, "a data-dependent break or return inside a loop over a list is not supported in graph fns yet");
+    }
+    return;
+  }
+  if (isNumeric(it)) {
+    TensorType t = typeOf(it);
+    if (t.rank() < 1) fail(s.exprs[0]->loc, "cannot iterate over a scalar");
+    TV n = t.dims[0].is_known() ? TV::of(Value::i64(t.dims[0].size, true)) : TV::dyn(dimOf(it, 0, loc), true);
+    int64_t first = 0;  // where the loop goes on at run time
+    if (n.isStatic() && n.sv.rawInt() <= kMaxUnroll && !forced_.count(&s)) {
+      bool dynamic = false;
+      for (int64_t i = 0; i < n.sv.rawInt() && !dynamic; ++i) {
+        bindVar(indexInt(it, TV::of(Value::i64(i, true)), loc));
+        execBody(*s.body);
+        After a = afterIteration();
+        if (a == After::Stop) return;
+        // A data-dependent break or return: the remaining elements in a while loop,
+        // which stops on the flag.
+        if (a == After::Dynamic) dynamic = true, first = i + 1;
+      }
+      if (!dynamic) return;
+    }
+    TV counter = TV::dyn(materialize(TV::of(Value::i64(first, true)), loc), true);
+    auto cond = [&](TV& k) { return binop(rt::BinaryOp::Lt, k, n, loc); };
+    auto body = [&](TV& k) {
+      bindVar(indexInt(it, k, loc));
+      execBody(*s.body);
+      k = binop(rt::BinaryOp::Add, k, TV::of(Value::i64(1, true)), loc);
+    };
+    dynamicLoop(s, cond, body, counter);
+    return;
+  }
+  fail(s.exprs[0]->loc, fmt::format("cannot iterate over a {} in a graph fn", describe(it)));
+}
 
 }  // namespace tdl::vm::trace

@@ -4,126 +4,126 @@
 namespace tdl::vm::trace {
 
 auto Tracer::mergeTV(const TV& a, const TV& b, const std::string& name, const Loc& loc, std::vector<MergeLeaf>& leaves, bool undefOk) -> TV {
-    if (sameTV(a, b)) return a;
-    if (!a.defined() || !b.defined()) {
-      if (undefOk) return TV();
-      const TV& d = a.defined() ? a : b;
-      TV x = expandStatic(d);
-      if (x.k == TV::Seq || x.k == TV::Rec) {
-        // A container (a returned tuple) on one path only: each leaf merged with nothing.
-        TV r = x;
-        for (size_t i = 0; i < x.items.size(); ++i)
-          r.items[i] = a.defined() ? mergeTV(x.items[i], TV(), name, loc, leaves, false)
-                                   : mergeTV(TV(), x.items[i], name, loc, leaves, false);
-        return r;
-      }
-      if (!isNumeric(d)) fail(loc, fmt::format("'{}' is not defined on every path", name));
-      TensorType t = typeOf(d);
-      leaves.push_back(MergeLeaf{a, b, t, weakOf(d)});
-      TV r = TV::dyn(nullptr, weakOf(d));
-      r.sv = Value::i64(static_cast<int64_t>(leaves.size() - 1));
-      return r;
-    }
-    if (isNumeric(a) && isNumeric(b)) {
-      TensorType ta = typeOf(a), tb = typeOf(b);
-      bool wa = weakOf(a), wb = weakOf(b);
-      TensorType t = ta;
-      bool weak = wa && wb;
-      if (wa && !wb) t = TensorType(tb.dtype, ta.dims);
-      else if (wb && !wa) t = TensorType(ta.dtype, ta.dims);
-      else if (ta.dtype != tb.dtype)
-        fail(loc, fmt::format("'{}' has type {} on one path and {} on another", name, ta.str(), tb.str()));
-      if (ta.rank() != tb.rank())
-        fail(loc, fmt::format("'{}' has type {} on one path and {} on another", name, ta.str(), tb.str()));
-      for (size_t i = 0; i < t.dims.size(); ++i)
-        if (!(ta.dims[i] == tb.dims[i])) t.dims[i] = Dim::symbolic(f_.fresh_sym());
-      leaves.push_back(MergeLeaf{a, b, t, weak});
-      TV r = TV::dyn(nullptr, weak);
-      r.sv = Value::i64(static_cast<int64_t>(leaves.size() - 1));
-      return r;
-    }
-    TV x = expandStatic(a), y = expandStatic(b);
-    if ((x.k == TV::Seq || x.k == TV::Rec) && x.k == y.k && x.items.size() == y.items.size() &&
-        x.seqTag == y.seqTag && (x.k == TV::Seq || *x.names == *y.names)) {
+  if (sameTV(a, b)) return a;
+  if (!a.defined() || !b.defined()) {
+    if (undefOk) return TV();
+    const TV& d = a.defined() ? a : b;
+    TV x = expandStatic(d);
+    if (x.k == TV::Seq || x.k == TV::Rec) {
+      // A container (a returned tuple) on one path only: each leaf merged with nothing.
       TV r = x;
-      for (size_t i = 0; i < x.items.size(); ++i) r.items[i] = mergeTV(x.items[i], y.items[i], name, loc, leaves, false);
+      for (size_t i = 0; i < x.items.size(); ++i)
+        r.items[i] = a.defined() ? mergeTV(x.items[i], TV(), name, loc, leaves, false)
+                                 : mergeTV(TV(), x.items[i], name, loc, leaves, false);
       return r;
     }
-    fail(loc, fmt::format("'{}' holds a {} on one path and a {} on another (only tensors can differ at run time)", name,
-                          describe(a), describe(b)));
-  }
-
-auto Tracer::fill(TV& t, const std::vector<ir::Value*>& vals) -> void {
-    if (t.isDyn() && t.dv == nullptr) {
-      t.dv = vals.at(static_cast<size_t>(t.sv.rawInt()));
-      t.sv = Value();
-      return;
-    }
-    for (auto& i : t.items) fill(i, vals);
-  }
-
-auto Tracer::placeholder(const TensorType& t) -> ir::Value* {
-    ir::Value* z = b_.constant(rt::Tensor::scalar_of(t.dtype, 0));
-    if (t.is_scalar()) return z;
-    return b_.broadcast_to(z, t.dims);
-  }
-
-auto Tracer::leafValue(const TV& side, const MergeLeaf& m, const Loc& loc) -> ir::Value* {
-    if (!side.defined()) return placeholder(m.type);
-    return materialize(side, loc, m.type.dtype);
-  }
-
-auto Tracer::mergeCond(ir::Op& op, const FrameState& s0, const FrameState& st, const FrameState& se, const Loc& loc) -> void {
-    std::vector<MergeLeaf> leaves;
-    FrameState m = s0;
-    for (size_t i = 0; i < st.slots.size(); ++i)
-      m.slots[i] = mergeTV(st.slots[i], se.slots[i], fr().slotNames[i], loc, leaves, !s0.slots[i].defined());
-    m.ret = mergeTV(st.ret, se.ret, "the return value", loc, leaves, false);
-    m.retFlag = mergeTV(st.retFlag, se.retFlag, "return", loc, leaves, false);
-    m.brk = mergeTV(st.brk, se.brk, "break", loc, leaves, false);
-    m.cont = mergeTV(st.cont, se.cont, "continue", loc, leaves, false);
-    for (int side = 0; side < 2; ++side) {
-      b_.set_insertion_end(op.region(side).block());
-      std::vector<ir::Value*> ys;
-      for (auto& l : leaves) ys.push_back(leafValue(side == 0 ? l.a : l.b, l, loc));
-      setLoc(loc);
-      b_.yield(ys);
-    }
-    std::vector<ir::Value*> results;
-    for (auto& l : leaves) results.push_back(op.add_result(l.type));
-    for (auto& s : m.slots) fill(s, results);
-    fill(m.ret, results), fill(m.retFlag, results), fill(m.brk, results), fill(m.cont, results);
-    restore(m);
-  }
-
-auto Tracer::emitCond(const TV& p, const std::function<void()>& thenFn, const std::function<void()>& elseFn, const Loc& loc) -> void {
-    ir::Value* pv = materialize(p, loc);
-    setLoc(loc);
-    ir::Op& op = b_.cond(pv, {});
-    ir::Block& outer = b_.block();
-    FrameState s0 = save();
-    b_.set_insertion_end(op.region(0).block());
-    thenFn();
-    FrameState st = save();
-    restore(s0);
-    b_.set_insertion_end(op.region(1).block());
-    elseFn();
-    FrameState se = save();
-    restore(s0);
-    mergeCond(op, s0, st, se, loc);
-    // (re-read: a gradient taken inside the branches may have inserted stack_new before op)
-    b_.set_insertion(outer, outer.index_of(&op) + 1);
-  }
-
-auto Tracer::condValue(const TV& p, const std::function<TV()>& thenFn, const std::function<TV()>& elseFn, const Loc& loc) -> TV {
-    // Carry the value through the return slot of a scratch state.
-    FrameState s0 = save();
-    TV saved = fr().st.ret;
-    emitCond(p, [&] { fr().st.ret = thenFn(); }, [&] { fr().st.ret = elseFn(); }, loc);
-    TV r = fr().st.ret;
-    fr().st.ret = saved;
-    (void)s0;
+    if (!isNumeric(d)) fail(loc, fmt::format("'{}' is not defined on every path", name));
+    TensorType t = typeOf(d);
+    leaves.push_back(MergeLeaf{a, b, t, weakOf(d)});
+    TV r = TV::dyn(nullptr, weakOf(d));
+    r.sv = Value::i64(static_cast<int64_t>(leaves.size() - 1));
     return r;
   }
+  if (isNumeric(a) && isNumeric(b)) {
+    TensorType ta = typeOf(a), tb = typeOf(b);
+    bool wa = weakOf(a), wb = weakOf(b);
+    TensorType t = ta;
+    bool weak = wa && wb;
+    if (wa && !wb) t = TensorType(tb.dtype, ta.dims);
+    else if (wb && !wa) t = TensorType(ta.dtype, ta.dims);
+    else if (ta.dtype != tb.dtype)
+      fail(loc, fmt::format("'{}' has type {} on one path and {} on another", name, ta.str(), tb.str()));
+    if (ta.rank() != tb.rank())
+      fail(loc, fmt::format("'{}' has type {} on one path and {} on another", name, ta.str(), tb.str()));
+    for (size_t i = 0; i < t.dims.size(); ++i)
+      if (!(ta.dims[i] == tb.dims[i])) t.dims[i] = Dim::symbolic(f_.fresh_sym());
+    leaves.push_back(MergeLeaf{a, b, t, weak});
+    TV r = TV::dyn(nullptr, weak);
+    r.sv = Value::i64(static_cast<int64_t>(leaves.size() - 1));
+    return r;
+  }
+  TV x = expandStatic(a), y = expandStatic(b);
+  if ((x.k == TV::Seq || x.k == TV::Rec) && x.k == y.k && x.items.size() == y.items.size() &&
+      x.seqTag == y.seqTag && (x.k == TV::Seq || *x.names == *y.names)) {
+    TV r = x;
+    for (size_t i = 0; i < x.items.size(); ++i) r.items[i] = mergeTV(x.items[i], y.items[i], name, loc, leaves, false);
+    return r;
+  }
+  fail(loc, fmt::format("'{}' holds a {} on one path and a {} on another (only tensors can differ at run time)", name,
+                        describe(a), describe(b)));
+}
+
+auto Tracer::fill(TV& t, const std::vector<ir::Value*>& vals) -> void {
+  if (t.isDyn() && t.dv == nullptr) {
+    t.dv = vals.at(static_cast<size_t>(t.sv.rawInt()));
+    t.sv = Value();
+    return;
+  }
+  for (auto& i : t.items) fill(i, vals);
+}
+
+auto Tracer::placeholder(const TensorType& t) -> ir::Value* {
+  ir::Value* z = b_.constant(rt::Tensor::scalar_of(t.dtype, 0));
+  if (t.is_scalar()) return z;
+  return b_.broadcast_to(z, t.dims);
+}
+
+auto Tracer::leafValue(const TV& side, const MergeLeaf& m, const Loc& loc) -> ir::Value* {
+  if (!side.defined()) return placeholder(m.type);
+  return materialize(side, loc, m.type.dtype);
+}
+
+auto Tracer::mergeCond(ir::Op& op, const FrameState& s0, const FrameState& st, const FrameState& se, const Loc& loc) -> void {
+  std::vector<MergeLeaf> leaves;
+  FrameState m = s0;
+  for (size_t i = 0; i < st.slots.size(); ++i)
+    m.slots[i] = mergeTV(st.slots[i], se.slots[i], fr().slotNames[i], loc, leaves, !s0.slots[i].defined());
+  m.ret = mergeTV(st.ret, se.ret, "the return value", loc, leaves, false);
+  m.retFlag = mergeTV(st.retFlag, se.retFlag, "return", loc, leaves, false);
+  m.brk = mergeTV(st.brk, se.brk, "break", loc, leaves, false);
+  m.cont = mergeTV(st.cont, se.cont, "continue", loc, leaves, false);
+  for (int side = 0; side < 2; ++side) {
+    b_.set_insertion_end(op.region(side).block());
+    std::vector<ir::Value*> ys;
+    for (auto& l : leaves) ys.push_back(leafValue(side == 0 ? l.a : l.b, l, loc));
+    setLoc(loc);
+    b_.yield(ys);
+  }
+  std::vector<ir::Value*> results;
+  for (auto& l : leaves) results.push_back(op.add_result(l.type));
+  for (auto& s : m.slots) fill(s, results);
+  fill(m.ret, results), fill(m.retFlag, results), fill(m.brk, results), fill(m.cont, results);
+  restore(m);
+}
+
+auto Tracer::emitCond(const TV& p, const std::function<void()>& thenFn, const std::function<void()>& elseFn, const Loc& loc) -> void {
+  ir::Value* pv = materialize(p, loc);
+  setLoc(loc);
+  ir::Op& op = b_.cond(pv, {});
+  ir::Block& outer = b_.block();
+  FrameState s0 = save();
+  b_.set_insertion_end(op.region(0).block());
+  thenFn();
+  FrameState st = save();
+  restore(s0);
+  b_.set_insertion_end(op.region(1).block());
+  elseFn();
+  FrameState se = save();
+  restore(s0);
+  mergeCond(op, s0, st, se, loc);
+  // (re-read: a gradient taken inside the branches may have inserted stack_new before op)
+  b_.set_insertion(outer, outer.index_of(&op) + 1);
+}
+
+auto Tracer::condValue(const TV& p, const std::function<TV()>& thenFn, const std::function<TV()>& elseFn, const Loc& loc) -> TV {
+  // Carry the value through the return slot of a scratch state.
+  FrameState s0 = save();
+  TV saved = fr().st.ret;
+  emitCond(p, [&] { fr().st.ret = thenFn(); }, [&] { fr().st.ret = elseFn(); }, loc);
+  TV r = fr().st.ret;
+  fr().st.ret = saved;
+  (void)s0;
+  return r;
+}
 
 }  // namespace tdl::vm::trace

@@ -5,185 +5,185 @@
 namespace tdl::vm::trace {
 
 auto Tracer::escapeBraces(const std::string& s) -> std::string {
-    std::string r;
-    for (char c : s) {
-      if (c == '{' || c == '}') r += c;
-      r += c;
-    }
-    return r;
+  std::string r;
+  for (char c : s) {
+    if (c == '{' || c == '}') r += c;
+    r += c;
   }
+  return r;
+}
 
 auto Tracer::staticString(const TV& t, const char* what, const Loc& loc) -> std::string {
-    if (!t.isStatic() || !t.sv.isStr()) fail(loc, fmt::format("'{}' must be a string known at trace time", what));
-    return t.sv.as<StrObj>()->s;
-  }
+  if (!t.isStatic() || !t.sv.isStr()) fail(loc, fmt::format("'{}' must be a string known at trace time", what));
+  return t.sv.as<StrObj>()->s;
+}
 
 auto Tracer::formatOf(const TV& t, std::vector<ir::Value*>& holes, const Loc& loc, bool top) -> std::string {
-    if (t.isStatic()) {
-      try {
-        return escapeBraces(top ? str(t.sv) : repr(t.sv));
-      } catch (const rt::Error& e) {
-        fail(loc, e.what());
-      }
-    }
-    if (t.isDyn()) {
-      holes.push_back(t.dv);
-      return "{}";
-    }
-    if (t.k == TV::Fmt) {
-      for (const TV& h : t.items) holes.push_back(h.dv);
-      const std::string& f = t.sv.as<StrObj>()->s;
-      return top ? f : "\"" + f + "\"";
-    }
-    if (t.k == TV::Seq) {
-      std::string s = t.seqTag == Tag::List ? "[" : "(";
-      for (size_t i = 0; i < t.items.size(); ++i) {
-        if (i) s += ", ";
-        s += formatOf(t.items[i], holes, loc, false);
-      }
-      if (t.seqTag == Tag::Tuple && t.items.size() == 1) s += ",";
-      return s + (t.seqTag == Tag::List ? "]" : ")");
-    }
-    if (t.k == TV::Rec) {
-      std::string s = "{{";
-      for (size_t i = 0; i < t.items.size(); ++i) {
-        if (i) s += ", ";
-        s += (*t.names)[i] + ": " + formatOf(t.items[i], holes, loc, false);
-      }
-      return s + "}}";
-    }
-    fail(loc, fmt::format("cannot print a {} in a graph fn", describe(t)));
-  }
-
-auto Tracer::ints(const Value& v, const Loc& loc) -> ir::IntList {
-    ir::IntList r;
+  if (t.isStatic()) {
     try {
-      if (v.isSeq()) for (auto& x : v.as<SeqObj>()->items) r.push_back(x.asInt());
-      else if (v.isTensor()) {
-        const rt::Tensor& t = v.as<TensorObj>()->t;
-        for (int64_t i = 0; i < t.numel(); ++i) r.push_back(t.item_int64(i));
-      } else r.push_back(v.asInt());
+      return escapeBraces(top ? str(t.sv) : repr(t.sv));
     } catch (const rt::Error& e) {
       fail(loc, e.what());
     }
-    return r;
   }
+  if (t.isDyn()) {
+    holes.push_back(t.dv);
+    return "{}";
+  }
+  if (t.k == TV::Fmt) {
+    for (const TV& h : t.items) holes.push_back(h.dv);
+    const std::string& f = t.sv.as<StrObj>()->s;
+    return top ? f : "\"" + f + "\"";
+  }
+  if (t.k == TV::Seq) {
+    std::string s = t.seqTag == Tag::List ? "[" : "(";
+    for (size_t i = 0; i < t.items.size(); ++i) {
+      if (i) s += ", ";
+      s += formatOf(t.items[i], holes, loc, false);
+    }
+    if (t.seqTag == Tag::Tuple && t.items.size() == 1) s += ",";
+    return s + (t.seqTag == Tag::List ? "]" : ")");
+  }
+  if (t.k == TV::Rec) {
+    std::string s = "{{";
+    for (size_t i = 0; i < t.items.size(); ++i) {
+      if (i) s += ", ";
+      s += (*t.names)[i] + ": " + formatOf(t.items[i], holes, loc, false);
+    }
+    return s + "}}";
+  }
+  fail(loc, fmt::format("cannot print a {} in a graph fn", describe(t)));
+}
+
+auto Tracer::ints(const Value& v, const Loc& loc) -> ir::IntList {
+  ir::IntList r;
+  try {
+    if (v.isSeq()) for (auto& x : v.as<SeqObj>()->items) r.push_back(x.asInt());
+    else if (v.isTensor()) {
+      const rt::Tensor& t = v.as<TensorObj>()->t;
+      for (int64_t i = 0; i < t.numel(); ++i) r.push_back(t.item_int64(i));
+    } else r.push_back(v.asInt());
+  } catch (const rt::Error& e) {
+    fail(loc, e.what());
+  }
+  return r;
+}
 
 auto Tracer::shapeDims(const TV& s, const Loc& loc, bool allowMinusOne, std::vector<ir::Value*>* sizes) -> std::vector<Dim> {
-    std::vector<Dim> dims;
-    TV x = expandStatic(s);
-    auto one = [&](const TV& d) {
-      if (d.isStatic()) {
-        int64_t n = d.sv.asInt();
-        if (n < 0 && !(allowMinusOne && n == -1)) fail(loc, fmt::format("negative dimension {}", n));
-        dims.push_back(Dim::known(n));
-        if (sizes) sizes->push_back(nullptr);
-        return;
-      }
-      if (d.isDyn() && d.dv->def() && d.dv->def()->kind() == ir::OpKind::Dim) {
-        const ir::Op* op = d.dv->def();
-        dims.push_back(op->operand(0)->type.dims.at(static_cast<size_t>(op->int_attr("axis"))));
-        if (sizes) sizes->push_back(dims.back().is_known() ? nullptr : d.dv);
-        return;
-      }
-      if (sizes && isNumeric(d) && typeOf(d).is_scalar()) {
-        sizes->push_back(integerIndex(d, loc));
-        dims.push_back(Dim::symbolic(ir::kAnyDim));
-        return;
-      }
-      fail(loc, "a shape inside a graph fn must be known at trace time or made of the dims of tensors");
-    };
-    if (x.k == TV::Seq) {
-      for (auto& i : x.items) one(i);
-      return dims;
+  std::vector<Dim> dims;
+  TV x = expandStatic(s);
+  auto one = [&](const TV& d) {
+    if (d.isStatic()) {
+      int64_t n = d.sv.asInt();
+      if (n < 0 && !(allowMinusOne && n == -1)) fail(loc, fmt::format("negative dimension {}", n));
+      dims.push_back(Dim::known(n));
+      if (sizes) sizes->push_back(nullptr);
+      return;
     }
-    if (x.isStatic()) {
-      for (int64_t n : ints(x.sv, loc)) one(TV::of(Value::i64(n)));
-      return dims;
+    if (d.isDyn() && d.dv->def() && d.dv->def()->kind() == ir::OpKind::Dim) {
+      const ir::Op* op = d.dv->def();
+      dims.push_back(op->operand(0)->type.dims.at(static_cast<size_t>(op->int_attr("axis"))));
+      if (sizes) sizes->push_back(dims.back().is_known() ? nullptr : d.dv);
+      return;
     }
-    if (x.isDyn() && x.dv->type.rank() == 1 && x.dv->type.dims[0].is_known()) {
-      // x.shape of a symbolic tensor: a concat of dims
-      const ir::Op* op = x.dv->def();
-      if (op && op->kind() == ir::OpKind::Concat) {
-        for (ir::Value* part : op->operands()) {
-          const ir::Op* rs = part->def();
-          if (rs && rs->kind() == ir::OpKind::Reshape) one(TV::dyn(rs->operand(0)));
-          else if (rs && rs->kind() == ir::OpKind::Constant) one(TV::of(Value::i64(rs->tensor_attr("value").item_int64(0))));
-          else fail(loc, "a shape inside a graph fn must be known at trace time");
-        }
-        return dims;
-      }
+    if (sizes && isNumeric(d) && typeOf(d).is_scalar()) {
+      sizes->push_back(integerIndex(d, loc));
+      dims.push_back(Dim::symbolic(ir::kAnyDim));
+      return;
     }
     fail(loc, "a shape inside a graph fn must be known at trace time or made of the dims of tensors");
+  };
+  if (x.k == TV::Seq) {
+    for (auto& i : x.items) one(i);
+    return dims;
   }
+  if (x.isStatic()) {
+    for (int64_t n : ints(x.sv, loc)) one(TV::of(Value::i64(n)));
+    return dims;
+  }
+  if (x.isDyn() && x.dv->type.rank() == 1 && x.dv->type.dims[0].is_known()) {
+    // x.shape of a symbolic tensor: a concat of dims
+    const ir::Op* op = x.dv->def();
+    if (op && op->kind() == ir::OpKind::Concat) {
+      for (ir::Value* part : op->operands()) {
+        const ir::Op* rs = part->def();
+        if (rs && rs->kind() == ir::OpKind::Reshape) one(TV::dyn(rs->operand(0)));
+        else if (rs && rs->kind() == ir::OpKind::Constant) one(TV::of(Value::i64(rs->tensor_attr("value").item_int64(0))));
+        else fail(loc, "a shape inside a graph fn must be known at trace time");
+      }
+      return dims;
+    }
+  }
+  fail(loc, "a shape inside a graph fn must be known at trace time or made of the dims of tensors");
+}
 
 auto Tracer::dynShaped(ir::OpKind kind, ir::Value* x, std::vector<Dim> dims, const std::vector<ir::Value*>& sizes, const Loc& loc) -> ir::Value* {
-    ir::IntList shape;
-    std::vector<ir::Value*> ops{x};
-    for (size_t i = 0; i < dims.size(); ++i) {
-      if (i < sizes.size() && sizes[i]) {
-        shape.push_back(-2);
-        ops.push_back(sizes[i]);
-      } else if (dims[i].is_known() && dims[i].size == -1) {
-        shape.push_back(-1);
-        dims[i] = Dim::symbolic(ir::kAnyDim);
-      } else if (dims[i].is_known()) {
-        shape.push_back(dims[i].size);
-      } else {
-        fail(loc, "internal: a symbolic dim without its size");
-      }
+  ir::IntList shape;
+  std::vector<ir::Value*> ops{x};
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (i < sizes.size() && sizes[i]) {
+      shape.push_back(-2);
+      ops.push_back(sizes[i]);
+    } else if (dims[i].is_known() && dims[i].size == -1) {
+      shape.push_back(-1);
+      dims[i] = Dim::symbolic(ir::kAnyDim);
+    } else if (dims[i].is_known()) {
+      shape.push_back(dims[i].size);
+    } else {
+      fail(loc, "internal: a symbolic dim without its size");
     }
-    setLoc(loc);
-    for (Dim& d : dims)
-      if (ir::is_any_dim(d)) d = Dim::symbolic(f_.fresh_sym());
-    TensorType t(x->type.dtype, dims);
-    return guarded(loc, [&] { return b_.create(kind, ops, {t}, {{"shape", shape}}).result(); });
   }
+  setLoc(loc);
+  for (Dim& d : dims)
+    if (ir::is_any_dim(d)) d = Dim::symbolic(f_.fresh_sym());
+  TensorType t(x->type.dtype, dims);
+  return guarded(loc, [&] { return b_.create(kind, ops, {t}, {{"shape", shape}}).result(); });
+}
 
 auto Tracer::anySize(const std::vector<ir::Value*>& sizes) -> bool {
-    for (ir::Value* v : sizes)
-      if (v) return true;
-    return false;
-  }
+  for (ir::Value* v : sizes)
+    if (v) return true;
+  return false;
+}
 
 auto Tracer::anyComputed(const std::vector<Dim>& dims) -> bool {
-    for (const Dim& d : dims)
-      if (ir::is_any_dim(d)) return true;
-    return false;
-  }
+  for (const Dim& d : dims)
+    if (ir::is_any_dim(d)) return true;
+  return false;
+}
 
 auto Tracer::resolveMinusOne(const std::vector<Dim>& from, std::vector<Dim>& to, const Loc& loc) -> bool {
-    int minus = -1;
-    int64_t known = 1;
-    for (size_t i = 0; i < to.size(); ++i) {
-      if (to[i].is_known() && to[i].size == -1) {
-        if (minus >= 0) fail(loc, "reshape: only one -1 is allowed");
-        minus = static_cast<int>(i);
-      } else if (to[i].is_known()) known *= to[i].size;
-    }
-    if (minus < 0) return true;
-    int64_t total = 1;
-    for (auto& d : from) {
-      if (!d.is_known()) {
-        // x of shape [N, 4] to [-1] etc.: only when the symbolic dims match one to one
-        std::vector<Dim> rest;
-        for (auto& e : to) if (!(e.is_known() && e.size == -1)) rest.push_back(e);
-        std::vector<Dim> fsym;
-        int64_t fk = 1;
-        for (auto& e : from) if (e.is_known()) fk *= e.size; else fsym.push_back(e);
-        bool tosym = false;
-        for (auto& e : rest) tosym = tosym || !e.is_known();
-        if (fsym.size() == 1 && !tosym && known != 0 && fk % known == 0 && fk / known == 1) {
-          to[static_cast<size_t>(minus)] = fsym[0];
-          return true;
-        }
-        return false;
-      }
-      total *= d.size;
-    }
-    if (known == 0 || total % known != 0) fail(loc, fmt::format("cannot reshape {} into the requested shape", ir::dims_str(from)));
-    to[static_cast<size_t>(minus)] = Dim::known(total / known);
-    return true;
+  int minus = -1;
+  int64_t known = 1;
+  for (size_t i = 0; i < to.size(); ++i) {
+    if (to[i].is_known() && to[i].size == -1) {
+      if (minus >= 0) fail(loc, "reshape: only one -1 is allowed");
+      minus = static_cast<int>(i);
+    } else if (to[i].is_known()) known *= to[i].size;
   }
+  if (minus < 0) return true;
+  int64_t total = 1;
+  for (auto& d : from) {
+    if (!d.is_known()) {
+      // x of shape [N, 4] to [-1] etc.: only when the symbolic dims match one to one
+      std::vector<Dim> rest;
+      for (auto& e : to) if (!(e.is_known() && e.size == -1)) rest.push_back(e);
+      std::vector<Dim> fsym;
+      int64_t fk = 1;
+      for (auto& e : from) if (e.is_known()) fk *= e.size; else fsym.push_back(e);
+      bool tosym = false;
+      for (auto& e : rest) tosym = tosym || !e.is_known();
+      if (fsym.size() == 1 && !tosym && known != 0 && fk % known == 0 && fk / known == 1) {
+        to[static_cast<size_t>(minus)] = fsym[0];
+        return true;
+      }
+      return false;
+    }
+    total *= d.size;
+  }
+  if (known == 0 || total % known != 0) fail(loc, fmt::format("cannot reshape {} into the requested shape", ir::dims_str(from)));
+  to[static_cast<size_t>(minus)] = Dim::known(total / known);
+  return true;
+}
 
 }  // namespace tdl::vm::trace

@@ -4,189 +4,189 @@
 namespace tdl::vm::trace {
 
 auto Tracer::run(const ClosureObj& c, std::vector<TV> args, Loc loc) -> TV {
-    TV fnv;
-    fnv.k = TV::Fn;
-    fnv.fn = c.proto->decl;
-    for (auto& v : c.captures) fnv.items.push_back(TV::of(v));
-    fnv.defaults = c.defaults;
-    std::vector<std::string> kw;
-    return inlineCall(fnv, args, kw, loc, c.proto->name);
-  }
+  TV fnv;
+  fnv.k = TV::Fn;
+  fnv.fn = c.proto->decl;
+  for (auto& v : c.captures) fnv.items.push_back(TV::of(v));
+  fnv.defaults = c.defaults;
+  std::vector<std::string> kw;
+  return inlineCall(fnv, args, kw, loc, c.proto->name);
+}
 
 auto Tracer::fail(const Loc& loc, const std::string& msg) -> void {
-    TraceError e(loc, msg);
-    for (size_t k = frames_.size(); k-- > 1;) {
-      const Loc& at = frames_[k]->callLoc;
-      std::string where = at.file < vm_.sources().size()
-                              ? fmt::format("{}:{}:{}", vm_.sources().file(at.file).path, at.line, at.col)
-                              : std::string("?");
-      e.trace.push_back(fmt::format("in fn {} at {}", frames_[k]->name, where));
-    }
-    throw e;
+  TraceError e(loc, msg);
+  for (size_t k = frames_.size(); k-- > 1;) {
+    const Loc& at = frames_[k]->callLoc;
+    std::string where = at.file < vm_.sources().size()
+                            ? fmt::format("{}:{}:{}", vm_.sources().file(at.file).path, at.line, at.col)
+                            : std::string("?");
+    e.trace.push_back(fmt::format("in fn {} at {}", frames_[k]->name, where));
   }
+  throw e;
+}
 
 auto Tracer::setLoc(const Loc& l) -> void {
-    b_.set_loc(l);
-    if (frames_.size() > 1) {
-      CallChain chain;
-      for (size_t k = frames_.size(); k-- > 1;) chain.emplace_back(frames_[k]->name, frames_[k]->callLoc);
-      out_.chains.emplace(locKey(l), std::move(chain));
-    }
+  b_.set_loc(l);
+  if (frames_.size() > 1) {
+    CallChain chain;
+    for (size_t k = frames_.size(); k-- > 1;) chain.emplace_back(frames_[k]->name, frames_[k]->callLoc);
+    out_.chains.emplace(locKey(l), std::move(chain));
   }
+}
 
 auto Tracer::stops() -> bool {
-    auto& s = fr().st;
-    return isStaticTrue(s.retFlag) || isStaticTrue(s.brk) || isStaticTrue(s.cont);
-  }
+  auto& s = fr().st;
+  return isStaticTrue(s.retFlag) || isStaticTrue(s.brk) || isStaticTrue(s.cont);
+}
 
 auto Tracer::flagsDynamic() -> bool {
-    auto& s = fr().st;
-    return s.retFlag.isDyn() || s.brk.isDyn() || s.cont.isDyn();
-  }
+  auto& s = fr().st;
+  return s.retFlag.isDyn() || s.brk.isDyn() || s.cont.isDyn();
+}
 
 auto Tracer::anyFlag(const Loc& loc) -> TV {
-    auto& s = fr().st;
-    return orTV(orTV(s.retFlag, s.brk, loc), s.cont, loc);
-  }
+  auto& s = fr().st;
+  return orTV(orTV(s.retFlag, s.brk, loc), s.cont, loc);
+}
 
 auto Tracer::execBlock(const std::vector<StmtPtr>& stmts, size_t from) -> void {
-    for (size_t i = from; i < stmts.size(); ++i) {
-      exec(*stmts[i]);
-      if (stops()) return;
-      if (flagsDynamic() && i + 1 < stmts.size()) {
-        const Loc& loc = stmts[i + 1]->loc;
-        TV go = notTV(anyFlag(loc), loc);
-        emitCond(go, [&] { execBlock(stmts, i + 1); }, [] {}, loc);
-        return;
-      }
+  for (size_t i = from; i < stmts.size(); ++i) {
+    exec(*stmts[i]);
+    if (stops()) return;
+    if (flagsDynamic() && i + 1 < stmts.size()) {
+      const Loc& loc = stmts[i + 1]->loc;
+      TV go = notTV(anyFlag(loc), loc);
+      emitCond(go, [&] { execBlock(stmts, i + 1); }, [] {}, loc);
+      return;
     }
   }
+}
 
 auto Tracer::execBody(const Stmt& s) -> void {
-    if (s.kind == StmtKind::Block) execBlock(s.stmts, 0);
-    else exec(s);
-  }
+  if (s.kind == StmtKind::Block) execBlock(s.stmts, 0);
+  else exec(s);
+}
 
 auto Tracer::assignSlot(int slot, TV v, const Loc& loc, const std::string& name) -> void {
-    auto& f = fr();
-    if (slot < 0 || static_cast<size_t>(slot) >= f.st.slots.size()) fail(loc, "internal: bad local slot");
-    f.st.slots[static_cast<size_t>(slot)] = std::move(v);
-    if (!name.empty()) f.slotNames[static_cast<size_t>(slot)] = name;
-    f.assignLocs[static_cast<size_t>(slot)] = loc;
-  }
+  auto& f = fr();
+  if (slot < 0 || static_cast<size_t>(slot) >= f.st.slots.size()) fail(loc, "internal: bad local slot");
+  f.st.slots[static_cast<size_t>(slot)] = std::move(v);
+  if (!name.empty()) f.slotNames[static_cast<size_t>(slot)] = name;
+  f.assignLocs[static_cast<size_t>(slot)] = loc;
+}
 
 auto Tracer::unpack(const TV& v, size_t n, const Loc& loc) -> std::vector<TV> {
-    TV x = expandStatic(v);
-    if (x.k == TV::Seq) {
-      if (x.items.size() != n) fail(loc, fmt::format("cannot unpack {} values into {} names", x.items.size(), n));
-      return x.items;
-    }
-    if (isNumeric(v)) {
-      TensorType t = typeOf(v);
-      if (t.rank() < 1 || !t.dims[0].is_known() || t.dims[0].size != static_cast<int64_t>(n))
-        fail(loc, fmt::format("cannot unpack {} into {} names", t.str(), n));
-      std::vector<TV> r;
-      for (size_t i = 0; i < n; ++i) r.push_back(indexInt(v, TV::of(Value::i64(static_cast<int64_t>(i), true)), loc));
-      return r;
-    }
-    fail(loc, fmt::format("cannot unpack a {}", describe(v)));
+  TV x = expandStatic(v);
+  if (x.k == TV::Seq) {
+    if (x.items.size() != n) fail(loc, fmt::format("cannot unpack {} values into {} names", x.items.size(), n));
+    return x.items;
   }
+  if (isNumeric(v)) {
+    TensorType t = typeOf(v);
+    if (t.rank() < 1 || !t.dims[0].is_known() || t.dims[0].size != static_cast<int64_t>(n))
+      fail(loc, fmt::format("cannot unpack {} into {} names", t.str(), n));
+    std::vector<TV> r;
+    for (size_t i = 0; i < n; ++i) r.push_back(indexInt(v, TV::of(Value::i64(static_cast<int64_t>(i), true)), loc));
+    return r;
+  }
+  fail(loc, fmt::format("cannot unpack a {}", describe(v)));
+}
 
 auto Tracer::bindPattern(const Pattern& p, const TV& v, const Loc& loc) -> void {
-    if (p.kind == Pattern::Name) {
-      if (p.global) fail(loc, "a graph fn cannot bind a top-level name");
-      assignSlot(p.slot, v, p.loc, p.name);
-      return;
-    }
-    std::vector<TV> items = unpack(v, p.elems.size(), loc);
-    for (size_t i = 0; i < items.size(); ++i) bindPattern(p.elems[i], items[i], loc);
+  if (p.kind == Pattern::Name) {
+    if (p.global) fail(loc, "a graph fn cannot bind a top-level name");
+    assignSlot(p.slot, v, p.loc, p.name);
+    return;
   }
+  std::vector<TV> items = unpack(v, p.elems.size(), loc);
+  for (size_t i = 0; i < items.size(); ++i) bindPattern(p.elems[i], items[i], loc);
+}
 
 auto Tracer::exec(const Stmt& s) -> void {
-    switch (s.kind) {
-      case StmtKind::Let: bindPattern(s.pattern, eval(*s.exprs[0]), s.loc); return;
-      case StmtKind::Assign: assign(s); return;
-      case StmtKind::ExprStmt: eval(*s.exprs[0]); return;
-      case StmtKind::Block: execBlock(s.stmts, 0); return;
-      case StmtKind::If: {
-        TV c = condition(eval(*s.exprs[0]), s.exprs[0]->loc);
-        if (c.isStatic()) {
-          if (c.sv.asBool()) execBody(*s.body);
-          else if (s.orelse) execBody(*s.orelse);
-          return;
-        }
-        emitCond(c, [&] { execBody(*s.body); }, [&] { if (s.orelse) execBody(*s.orelse); }, s.loc);
+  switch (s.kind) {
+    case StmtKind::Let: bindPattern(s.pattern, eval(*s.exprs[0]), s.loc); return;
+    case StmtKind::Assign: assign(s); return;
+    case StmtKind::ExprStmt: eval(*s.exprs[0]); return;
+    case StmtKind::Block: execBlock(s.stmts, 0); return;
+    case StmtKind::If: {
+      TV c = condition(eval(*s.exprs[0]), s.exprs[0]->loc);
+      if (c.isStatic()) {
+        if (c.sv.asBool()) execBody(*s.body);
+        else if (s.orelse) execBody(*s.orelse);
         return;
       }
-      case StmtKind::While: whileLoop(s); return;
-      case StmtKind::For: forLoop(s); return;
-      case StmtKind::Return: {
-        TV v = s.exprs.empty() ? TV::of(Value()) : eval(*s.exprs[0]);
-        if (fr().decl) v = checkReturn(*fr().decl, std::move(v), fr().name, s.loc);
-        fr().st.ret = v;
-        fr().st.retFlag = staticBool(true);
-        return;
-      }
-      case StmtKind::Break: fr().st.brk = staticBool(true); return;
-      case StmtKind::Continue: fr().st.cont = staticBool(true); return;
-      case StmtKind::With: withTape(s); return;
-      case StmtKind::Fn: {
-        // A nested fn is a local bound where it stands (as a lambda is; calls inline it).
-        const FnDecl& d = *s.fn;
-        TV f;
-        f.k = TV::Fn;
-        f.fn = &d;
-        for (const Ref& r : d.captures) {
-          switch (r.kind) {
-            case RefKind::Local: f.items.push_back(fr().st.slots.at(static_cast<size_t>(r.index))); break;
-            case RefKind::Capture: f.items.push_back(fr().captures.at(static_cast<size_t>(r.index))); break;
-            case RefKind::Self: fail(d.loc, fmt::format("recursion is not supported in graph fn '{}'", d.name));
-            default: fail(d.loc, "this fn cannot be traced in a graph fn");
-          }
-        }
-        // Defaults are evaluated where the fn is declared, in the enclosing scope (as the VM does).
-        for (auto& p : d.params) f.traceDefaults.push_back(p.deflt ? eval(*p.deflt) : TV());
-        if (d.globalSlot < 0 || static_cast<size_t>(d.globalSlot) >= fr().st.slots.size())
-          fail(s.loc, "internal: a nested fn without a slot");
-        fr().st.slots[static_cast<size_t>(d.globalSlot)] = f;
-        return;
-      }
-      case StmtKind::Import: fail(s.loc, "import inside a graph fn");
+      emitCond(c, [&] { execBody(*s.body); }, [&] { if (s.orelse) execBody(*s.orelse); }, s.loc);
+      return;
     }
+    case StmtKind::While: whileLoop(s); return;
+    case StmtKind::For: forLoop(s); return;
+    case StmtKind::Return: {
+      TV v = s.exprs.empty() ? TV::of(Value()) : eval(*s.exprs[0]);
+      if (fr().decl) v = checkReturn(*fr().decl, std::move(v), fr().name, s.loc);
+      fr().st.ret = v;
+      fr().st.retFlag = staticBool(true);
+      return;
+    }
+    case StmtKind::Break: fr().st.brk = staticBool(true); return;
+    case StmtKind::Continue: fr().st.cont = staticBool(true); return;
+    case StmtKind::With: withTape(s); return;
+    case StmtKind::Fn: {
+      // A nested fn is a local bound where it stands (as a lambda is; calls inline it).
+      const FnDecl& d = *s.fn;
+      TV f;
+      f.k = TV::Fn;
+      f.fn = &d;
+      for (const Ref& r : d.captures) {
+        switch (r.kind) {
+          case RefKind::Local: f.items.push_back(fr().st.slots.at(static_cast<size_t>(r.index))); break;
+          case RefKind::Capture: f.items.push_back(fr().captures.at(static_cast<size_t>(r.index))); break;
+          case RefKind::Self: fail(d.loc, fmt::format("recursion is not supported in graph fn '{}'", d.name));
+          default: fail(d.loc, "this fn cannot be traced in a graph fn");
+        }
+      }
+      // Defaults are evaluated where the fn is declared, in the enclosing scope (as the VM does).
+      for (auto& p : d.params) f.traceDefaults.push_back(p.deflt ? eval(*p.deflt) : TV());
+      if (d.globalSlot < 0 || static_cast<size_t>(d.globalSlot) >= fr().st.slots.size())
+        fail(s.loc, "internal: a nested fn without a slot");
+      fr().st.slots[static_cast<size_t>(d.globalSlot)] = f;
+      return;
+    }
+    case StmtKind::Import: fail(s.loc, "import inside a graph fn");
   }
+}
 
 auto Tracer::assign(const Stmt& s) -> void {
-    const Expr& target = *s.exprs[0];
-    auto compound = [&](const TV& cur) -> TV {
-      TV rhs = eval(*s.exprs[1]);
-      if (s.assignOp == '=') return rhs;
-      BinOp op = s.assignOp == '+' ? BinOp::Add : s.assignOp == '-' ? BinOp::Sub : s.assignOp == '*' ? BinOp::Mul : BinOp::Div;
-      return binop(rtBinary(op), cur, rhs, s.loc, binOpcode(op));
-    };
-    if (target.kind == ExprKind::Name) {
-      if (target.ref.kind != RefKind::Local) fail(target.loc, fmt::format("cannot assign to '{}' in a graph fn", target.str));
-      TV cur = s.assignOp == '=' ? TV() : fr().st.slots.at(static_cast<size_t>(target.ref.index));
-      assignSlot(target.ref.index, compound(cur), s.loc, target.str);
-      return;
-    }
-    const Expr& base = *target.kids[0];
-    if (base.kind != ExprKind::Name || base.ref.kind != RefKind::Local)
-      fail(target.loc, "only assignments to a local variable, its elements or its fields are supported in graph fns");
-    TV cur = fr().st.slots.at(static_cast<size_t>(base.ref.index));
-    if (target.kind == ExprKind::Field) {
-      TV r = expandStatic(cur);
-      if (r.k != TV::Rec) fail(target.loc, fmt::format("a {} has no field '{}'", describe(cur), target.str));
-      auto it = std::find(r.names->begin(), r.names->end(), target.str);
-      if (it == r.names->end()) fail(target.loc, fmt::format("the record has no field '{}'", target.str));
-      size_t k = static_cast<size_t>(it - r.names->begin());
-      r.items[k] = compound(r.items[k]);
-      assignSlot(base.ref.index, r, s.loc, base.str);
-      return;
-    }
-    // x[i, j] = v
-    TV old = s.assignOp == '=' ? TV() : indexTV(cur, target, target.loc);
-    TV v = compound(old);
-    assignSlot(base.ref.index, updateTV(cur, target, v, s.loc), s.loc, base.str);
+  const Expr& target = *s.exprs[0];
+  auto compound = [&](const TV& cur) -> TV {
+    TV rhs = eval(*s.exprs[1]);
+    if (s.assignOp == '=') return rhs;
+    BinOp op = s.assignOp == '+' ? BinOp::Add : s.assignOp == '-' ? BinOp::Sub : s.assignOp == '*' ? BinOp::Mul : BinOp::Div;
+    return binop(rtBinary(op), cur, rhs, s.loc, binOpcode(op));
+  };
+  if (target.kind == ExprKind::Name) {
+    if (target.ref.kind != RefKind::Local) fail(target.loc, fmt::format("cannot assign to '{}' in a graph fn", target.str));
+    TV cur = s.assignOp == '=' ? TV() : fr().st.slots.at(static_cast<size_t>(target.ref.index));
+    assignSlot(target.ref.index, compound(cur), s.loc, target.str);
+    return;
   }
+  const Expr& base = *target.kids[0];
+  if (base.kind != ExprKind::Name || base.ref.kind != RefKind::Local)
+    fail(target.loc, "only assignments to a local variable, its elements or its fields are supported in graph fns");
+  TV cur = fr().st.slots.at(static_cast<size_t>(base.ref.index));
+  if (target.kind == ExprKind::Field) {
+    TV r = expandStatic(cur);
+    if (r.k != TV::Rec) fail(target.loc, fmt::format("a {} has no field '{}'", describe(cur), target.str));
+    auto it = std::find(r.names->begin(), r.names->end(), target.str);
+    if (it == r.names->end()) fail(target.loc, fmt::format("the record has no field '{}'", target.str));
+    size_t k = static_cast<size_t>(it - r.names->begin());
+    r.items[k] = compound(r.items[k]);
+    assignSlot(base.ref.index, r, s.loc, base.str);
+    return;
+  }
+  // x[i, j] = v
+  TV old = s.assignOp == '=' ? TV() : indexTV(cur, target, target.loc);
+  TV v = compound(old);
+  assignSlot(base.ref.index, updateTV(cur, target, v, s.loc), s.loc, base.str);
+}
 
 }  // namespace tdl::vm::trace

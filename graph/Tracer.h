@@ -4,7 +4,8 @@
 //   Statements.cpp  statements, errors                      Loops.cpp     while / for loops
 //   Expressions.cpp expressions                             Indexing.cpp  indexing and slices
 //   Calls.cpp       calls and inlining, annotations         Tapes.cpp     tapes and grad (SPEC §7)
-//   Builtins.cpp    the builtins' dispatch                  Shapes.cpp    builtin helpers, shapes
+//   Builtins.cpp    the builtins' dispatch by id            Shapes.cpp    builtin helpers, shapes
+//   BuiltinsCore.cpp, BuiltinsMath.cpp, BuiltinsShape.cpp   one handler per builtin (or family)
 //   TraceValue.cpp  trace values                            Signatures.cpp  signatures, traceGraphFn
 #pragma once
 
@@ -455,6 +456,55 @@ class Tracer {
   };
 
   TV builtin(int id, std::vector<TV>& args, const std::vector<std::string>& kw, const Loc& loc);
+
+  // A builtin call being traced, bound by name (graph/Builtins.cpp); each builtin (or
+  // family) has one handler, found by builtin id in builtinTable().
+  struct BuiltinCall {
+    std::string nm;
+    const Loc& loc;
+    std::vector<TV>& args;
+    const std::vector<std::string>& kw;
+    BArgs a;
+    Tracer* tracer;
+    TV* arg(size_t i, const char* key);    // by position, else by keyword; null if absent
+    TV& need(size_t i, const char* key);   // eager's missing-argument error if absent
+    int64_t staticInt(const TV& t, const char* what);
+    DType dtypeArg(size_t i, const char* key, DType dflt);
+  };
+  using Handler = TV (Tracer::*)(BuiltinCall&);
+  static std::vector<Handler> builtinTable();
+  TV bi_tape(BuiltinCall& bc);
+  TV bi_grad(BuiltinCall& bc);
+  TV bi_unaryOp(BuiltinCall& bc);
+  TV bi_binaryOp(BuiltinCall& bc);
+  TV bi_clip(BuiltinCall& bc);
+  TV bi_where(BuiltinCall& bc);
+  TV bi_cast(BuiltinCall& bc);
+  TV bi_int(BuiltinCall& bc);
+  TV bi_sum(BuiltinCall& bc);
+  TV bi_matmul(BuiltinCall& bc);
+  TV bi_transpose(BuiltinCall& bc);
+  TV bi_zeros(BuiltinCall& bc);
+  TV bi_zeros_like(BuiltinCall& c);
+  TV bi_arange(BuiltinCall& bc);
+  TV bi_broadcast_to(BuiltinCall& c);
+  TV bi_reshape(BuiltinCall& bc);
+  TV bi_expand_dims(BuiltinCall& c);
+  TV bi_squeeze(BuiltinCall& bc);
+  TV bi_concat(BuiltinCall& bc);
+  TV bi_outer(BuiltinCall& bc);
+  TV bi_tile(BuiltinCall& bc);
+  TV bi_pad(BuiltinCall& bc);
+  TV bi_take(BuiltinCall& bc);
+  TV bi_one_hot(BuiltinCall& c);
+  TV bi_len(BuiltinCall& bc);
+  TV bi_range(BuiltinCall& bc);
+  TV bi_print(BuiltinCall& bc);
+  TV bi_assert(BuiltinCall& bc);
+  TV bi_rand(BuiltinCall& bc);
+  TV bi_randint(BuiltinCall& bc);
+  TV bi_tree_leaves(BuiltinCall& c);
+  TV bi_tree_map(BuiltinCall& c);
 
   static std::string escapeBraces(const std::string& s);
 

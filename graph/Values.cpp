@@ -4,168 +4,168 @@
 namespace tdl::vm::trace {
 
 auto Tracer::typeOf(const TV& t) -> TensorType {
-    if (t.isDyn()) return t.dv->type;
-    if (t.sv.isScalar()) return TensorType::scalar(t.sv.dtype());
-    const rt::Tensor& x = t.sv.as<TensorObj>()->t;
-    return TensorType::of(x.dtype(), x.shape());
-  }
+  if (t.isDyn()) return t.dv->type;
+  if (t.sv.isScalar()) return TensorType::scalar(t.sv.dtype());
+  const rt::Tensor& x = t.sv.as<TensorObj>()->t;
+  return TensorType::of(x.dtype(), x.shape());
+}
 
 auto Tracer::materialize(const TV& t, const Loc& loc, std::optional<DType> dt) -> ir::Value* {
-    if (t.isDyn()) {
-      if (dt && *dt != t.dv->type.dtype) {
-        setLoc(loc);
-        return b_.cast(t.dv, *dt);
-      }
-      return t.dv;
+  if (t.isDyn()) {
+    if (dt && *dt != t.dv->type.dtype) {
+      setLoc(loc);
+      return b_.cast(t.dv, *dt);
     }
-    if (!t.isStatic() || !t.sv.isNumeric()) fail(loc, fmt::format("expected a tensor here, got {}", describe(t)));
-    setLoc(loc);
-    if (t.sv.isScalar()) {
-      DType d = dt ? *dt : t.sv.dtype();
-      return b_.constant(scalarTensor(t.sv, d));
-    }
-    rt::Tensor x = t.sv.as<TensorObj>()->t;
-    if (dt && *dt != x.dtype()) return b_.constant(rt::cast(x, *dt));
-    return tensorConstant(t.sv);
+    return t.dv;
   }
+  if (!t.isStatic() || !t.sv.isNumeric()) fail(loc, fmt::format("expected a tensor here, got {}", describe(t)));
+  setLoc(loc);
+  if (t.sv.isScalar()) {
+    DType d = dt ? *dt : t.sv.dtype();
+    return b_.constant(scalarTensor(t.sv, d));
+  }
+  rt::Tensor x = t.sv.as<TensorObj>()->t;
+  if (dt && *dt != x.dtype()) return b_.constant(rt::cast(x, *dt));
+  return tensorConstant(t.sv);
+}
 
 auto Tracer::tensorConstant(const Value& v) -> ir::Value* {
-    const Obj* key = v.as<TensorObj>();
-    if (auto it = constants_.find(key); it != constants_.end()) return it->second.second;
-    ir::Block& entry = f_.entry();
-    ir::Block& cur = b_.block();
-    size_t pos = b_.pos();
-    size_t at = hoistedConstants_++;
-    b_.set_insertion(entry, at);
-    ir::Value* c = b_.constant(v.as<TensorObj>()->t);
-    b_.set_insertion(cur, &cur == &entry && pos >= at ? pos + 1 : pos);
-    constants_.emplace(key, std::make_pair(v, c));
-    return c;
-  }
+  const Obj* key = v.as<TensorObj>();
+  if (auto it = constants_.find(key); it != constants_.end()) return it->second.second;
+  ir::Block& entry = f_.entry();
+  ir::Block& cur = b_.block();
+  size_t pos = b_.pos();
+  size_t at = hoistedConstants_++;
+  b_.set_insertion(entry, at);
+  ir::Value* c = b_.constant(v.as<TensorObj>()->t);
+  b_.set_insertion(cur, &cur == &entry && pos >= at ? pos + 1 : pos);
+  constants_.emplace(key, std::make_pair(v, c));
+  return c;
+}
 
 auto Tracer::positionAfter(ir::Block& block, ir::Op* anchor) -> size_t {
-    if (anchor) return block.index_of(anchor) + 1;
-    return &block == &f_.entry() ? hoistedConstants_ : 0;
-  }
+  if (anchor) return block.index_of(anchor) + 1;
+  return &block == &f_.entry() ? hoistedConstants_ : 0;
+}
 
 auto Tracer::integerArg(const TV& t, const char* builtin, const char* param, const Loc& loc) -> ir::Value* {
-    if (isNumeric(t)) {
-      TensorType ty = typeOf(t);
-      bool one = true;
-      for (const ir::Dim& d : ty.dims) one = one && d.is_known() && d.size == 1;
-      if (one && !rt::is_float(ty.dtype) && ty.dtype != DType::Bool) {
-        ir::Value* v = materialize(t, loc, DType::I64);
-        setLoc(loc);
-        return ty.rank() == 0 ? v : b_.reshape(v, {});
-      }
-      if (one && ty.dtype == DType::Bool && t.isStatic() && t.sv.isScalar()) return materialize(t, loc, DType::I64);
+  if (isNumeric(t)) {
+    TensorType ty = typeOf(t);
+    bool one = true;
+    for (const ir::Dim& d : ty.dims) one = one && d.is_known() && d.size == 1;
+    if (one && !rt::is_float(ty.dtype) && ty.dtype != DType::Bool) {
+      ir::Value* v = materialize(t, loc, DType::I64);
+      setLoc(loc);
+      return ty.rank() == 0 ? v : b_.reshape(v, {});
     }
-    fail(loc, fmt::format("{}(): '{}' must be an integer, got {}", builtin, param, describe(t)));
+    if (one && ty.dtype == DType::Bool && t.isStatic() && t.sv.isScalar()) return materialize(t, loc, DType::I64);
   }
+  fail(loc, fmt::format("{}(): '{}' must be an integer, got {}", builtin, param, describe(t)));
+}
 
 auto Tracer::describe(const TV& t) -> std::string {
-    switch (t.k) {
-      case TV::Static: return typeText(t.sv);
-      case TV::Dyn: return t.dv->type.str();
-      case TV::Seq: return t.seqTag == Tag::List ? "list" : "tuple";
-      case TV::Rec: return "record";
-      case TV::Fn: return "function";
-      case TV::Range: return "range";
-      case TV::Tape: return "tape";
-      case TV::GradFn: return t.withValue ? "value_and_grad function" : "grad function";
-      case TV::Fmt: return "string of run-time values (an f-string, which a graph fn can only print)";
-      default: return "undefined";
-    }
+  switch (t.k) {
+    case TV::Static: return typeText(t.sv);
+    case TV::Dyn: return t.dv->type.str();
+    case TV::Seq: return t.seqTag == Tag::List ? "list" : "tuple";
+    case TV::Rec: return "record";
+    case TV::Fn: return "function";
+    case TV::Range: return "range";
+    case TV::Tape: return "tape";
+    case TV::GradFn: return t.withValue ? "value_and_grad function" : "grad function";
+    case TV::Fmt: return "string of run-time values (an f-string, which a graph fn can only print)";
+    default: return "undefined";
   }
+}
 
 auto Tracer::tapedStatic(const TV& t) const -> bool {
-    return !recording_.empty() && t.isStatic() && t.sv.isTensor() && rt::is_float(t.sv.as<TensorObj>()->t.dtype());
-  }
+  return !recording_.empty() && t.isStatic() && t.sv.isTensor() && rt::is_float(t.sv.as<TensorObj>()->t.dtype());
+}
 
 auto Tracer::binop(rt::BinaryOp op, const TV& a, const TV& b, const Loc& loc, std::optional<Op> vop) -> TV {
-    if (a.isStatic() && b.isStatic() && !tapedStatic(a) && !tapedStatic(b)) {
-      try {
-        return TV::of(vop ? binaryOperator(*vop, a.sv, b.sv) : binaryValues(op, a.sv, b.sv));
-      } catch (const rt::Error& e) {
-        fail(loc, e.what());
-      }
+  if (a.isStatic() && b.isStatic() && !tapedStatic(a) && !tapedStatic(b)) {
+    try {
+      return TV::of(vop ? binaryOperator(*vop, a.sv, b.sv) : binaryValues(op, a.sv, b.sv));
+    } catch (const rt::Error& e) {
+      fail(loc, e.what());
     }
-    if (!isNumeric(a) || !isNumeric(b)) {
-      if (vop && *vop == Op::Add && (a.k == TV::Seq || b.k == TV::Seq)) {
-        TV x = expandStatic(a), y = expandStatic(b);
-        if (x.k == TV::Seq && y.k == TV::Seq && x.seqTag == y.seqTag) {
-          x.items.insert(x.items.end(), y.items.begin(), y.items.end());
-          return x;
-        }
-      }
-      fail(loc, fmt::format("unsupported operand types {} and {} in a graph fn", describe(a), describe(b)));
-    }
-    bool wa = weakOf(a), wb = weakOf(b);
-    TensorType ta = typeOf(a), tb = typeOf(b);
-    ir::Value *x, *y;
-    if (wa && !wb) {
-      DType d = weakTarget(a.isStatic() ? a.sv : proxy(ta.dtype), tb.dtype);
-      x = materialize(a, loc, d);
-      y = materialize(b, loc);
-    } else if (wb && !wa) {
-      DType d = weakTarget(b.isStatic() ? b.sv : proxy(tb.dtype), ta.dtype);
-      x = materialize(a, loc);
-      y = materialize(b, loc, d);
-    } else {
-      x = materialize(a, loc);
-      y = materialize(b, loc);
-    }
-    setLoc(loc);
-    ir::Value* r = guarded(loc, [&] { return b_.binary(op, x, y); });
-    return TV::dyn(r, wa && wb);
   }
+  if (!isNumeric(a) || !isNumeric(b)) {
+    if (vop && *vop == Op::Add && (a.k == TV::Seq || b.k == TV::Seq)) {
+      TV x = expandStatic(a), y = expandStatic(b);
+      if (x.k == TV::Seq && y.k == TV::Seq && x.seqTag == y.seqTag) {
+        x.items.insert(x.items.end(), y.items.begin(), y.items.end());
+        return x;
+      }
+    }
+    fail(loc, fmt::format("unsupported operand types {} and {} in a graph fn", describe(a), describe(b)));
+  }
+  bool wa = weakOf(a), wb = weakOf(b);
+  TensorType ta = typeOf(a), tb = typeOf(b);
+  ir::Value *x, *y;
+  if (wa && !wb) {
+    DType d = weakTarget(a.isStatic() ? a.sv : proxy(ta.dtype), tb.dtype);
+    x = materialize(a, loc, d);
+    y = materialize(b, loc);
+  } else if (wb && !wa) {
+    DType d = weakTarget(b.isStatic() ? b.sv : proxy(tb.dtype), ta.dtype);
+    x = materialize(a, loc);
+    y = materialize(b, loc, d);
+  } else {
+    x = materialize(a, loc);
+    y = materialize(b, loc);
+  }
+  setLoc(loc);
+  ir::Value* r = guarded(loc, [&] { return b_.binary(op, x, y); });
+  return TV::dyn(r, wa && wb);
+}
 
 auto Tracer::proxy(DType d) -> Value {
-    if (d == DType::Bool) return Value::boolean(false, true);
-    if (rt::is_float(d)) return Value::weakFloat(0);
-    return Value::i64(0, true);
-  }
+  if (d == DType::Bool) return Value::boolean(false, true);
+  if (rt::is_float(d)) return Value::weakFloat(0);
+  return Value::i64(0, true);
+}
 
 auto Tracer::unop(rt::UnaryOp op, const TV& x, const Loc& loc) -> TV {
-    if (x.isStatic() && !tapedStatic(x)) {
-      try {
-        return TV::of(unaryValues(op, x.sv));
-      } catch (const rt::Error& e) {
-        fail(loc, e.what());
-      }
+  if (x.isStatic() && !tapedStatic(x)) {
+    try {
+      return TV::of(unaryValues(op, x.sv));
+    } catch (const rt::Error& e) {
+      fail(loc, e.what());
     }
-    ir::Value* v = materialize(x, loc);
-    setLoc(loc);
-    return TV::dyn(guarded(loc, [&] { return b_.unary(op, v); }), x.isDyn() && x.weak);
   }
+  ir::Value* v = materialize(x, loc);
+  setLoc(loc);
+  return TV::dyn(guarded(loc, [&] { return b_.unary(op, v); }), x.isDyn() && x.weak);
+}
 
 auto Tracer::castTV(const TV& x, DType d, const Loc& loc) -> TV {
-    if (x.isStatic()) {
-      try {
-        return TV::of(castValue(x.sv, d));
-      } catch (const rt::Error& e) {
-        fail(loc, e.what());
-      }
+  if (x.isStatic()) {
+    try {
+      return TV::of(castValue(x.sv, d));
+    } catch (const rt::Error& e) {
+      fail(loc, e.what());
     }
-    return TV::dyn(materialize(x, loc, d));
   }
+  return TV::dyn(materialize(x, loc, d));
+}
 
 auto Tracer::condition(const TV& c, const Loc& loc) -> TV {
-    if (c.isStatic()) {
-      if (!(c.sv.isScalar() && c.sv.dtype() == DType::Bool))
-        fail(loc, fmt::format("condition must be a bool scalar, got {}", typeText(c.sv)));
-      return c;
-    }
-    if (!c.isDyn() || c.dv->type.dtype != DType::Bool || !c.dv->type.is_scalar())
-      fail(loc, fmt::format("condition must be a bool scalar, got {}", describe(c)));
+  if (c.isStatic()) {
+    if (!(c.sv.isScalar() && c.sv.dtype() == DType::Bool))
+      fail(loc, fmt::format("condition must be a bool scalar, got {}", typeText(c.sv)));
     return c;
   }
+  if (!c.isDyn() || c.dv->type.dtype != DType::Bool || !c.dv->type.is_scalar())
+    fail(loc, fmt::format("condition must be a bool scalar, got {}", describe(c)));
+  return c;
+}
 
 auto Tracer::orTV(const TV& a, const TV& b, const Loc& loc) -> TV {
-    if (isStaticFalse(a)) return b;
-    if (isStaticFalse(b)) return a;
-    if (isStaticTrue(a) || isStaticTrue(b)) return staticBool(true);
-    return binop(rt::BinaryOp::LogicalOr, a, b, loc);
-  }
+  if (isStaticFalse(a)) return b;
+  if (isStaticFalse(b)) return a;
+  if (isStaticTrue(a) || isStaticTrue(b)) return staticBool(true);
+  return binop(rt::BinaryOp::LogicalOr, a, b, loc);
+}
 
 }  // namespace tdl::vm::trace

@@ -1,0 +1,165 @@
+// The builtins of functions, tapes, printing, checks, ranges and trees in graph fns.
+// One handler per builtin (or family); the dispatch by builtin id is graph/Builtins.cpp.
+#include "graph/Tracer.h"
+
+namespace tdl::vm::trace {
+
+auto Tracer::bi_tape(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  if (!args.empty()) fail(loc, "tape() takes no arguments");
+  TV t;
+  t.k = TV::Tape;
+  t.tape = static_cast<int>(tapes_.size());
+  tapes_.emplace_back();
+  return t;
+}
+
+auto Tracer::bi_grad(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  TV f = bc.need(0, "f");
+  if (f.k != TV::Fn && f.k != TV::GradFn && !(f.isStatic() && f.sv.isCallable()))
+    fail(loc, fmt::format("{}: 'f' must be a function", nm));
+  TV g;
+  g.k = TV::GradFn;
+  g.items.push_back(f);
+  g.withValue = nm == "value_and_grad";
+  TV* an = bc.arg(1, "argnums");
+  if (!an || (an->isStatic() && an->sv.isNone())) {
+    g.argnums = {0};
+  } else {
+    TV x = expandStatic(*an);
+    if (x.k == TV::Seq) {
+      g.tupleArgs = true;
+      for (auto& it : x.items) g.argnums.push_back(bc.staticInt(it, "argnums"));
+    } else {
+      g.argnums = {bc.staticInt(*an, "argnums")};
+    }
+  }
+  return g;
+}
+
+auto Tracer::bi_len(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  TV x = expandStatic(bc.need(0, "x"));
+  if (x.k == TV::Seq || x.k == TV::Rec) return TV::of(Value::i64(static_cast<int64_t>(x.items.size())));
+  if (isNumeric(x)) return dimTV(x, 0, loc);
+  fail(loc, fmt::format("len of a {}", describe(x)));
+}
+
+auto Tracer::bi_range(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  TV r; r.k = TV::Range;
+  TV one = TV::of(Value::i64(1, true)), zero = TV::of(Value::i64(0, true));
+  if (a.pos.size() == 1) r.items = {zero, a.pos[0], one};
+  else if (a.pos.size() == 2) r.items = {a.pos[0], a.pos[1], one};
+  else if (a.pos.size() == 3) r.items = {a.pos[0], a.pos[1], a.pos[2]};
+  else fail(loc, "range takes 1 to 3 arguments");
+  for (auto& i : r.items)
+    if (!isNumeric(i) || typeOf(i).rank() != 0) fail(loc, "range: bounds must be integer scalars");
+  if (r.items[2].isStatic() && r.items[2].sv.asInt() == 0) fail(loc, "range(): 'step' must not be zero");
+  if (!r.items[2].isStatic()) {  // checked when it runs, as eagerly
+    TV nz = binop(rt::BinaryOp::Ne, r.items[2], zero, loc);
+    ir::Value* c = materialize(nz, loc, DType::Bool);
+    setLoc(loc);
+    b_.assert_true(c, "range(): 'step' must not be zero");
+  }
+  return r;
+}
+
+auto Tracer::bi_print(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  std::string sep = " ", end = "\n";
+  if (auto it = a.kw.find("sep"); it != a.kw.end()) sep = staticString(it->second, "sep", loc);
+  if (auto it = a.kw.find("end"); it != a.kw.end()) end = staticString(it->second, "end", loc);
+  std::string format;
+  std::vector<ir::Value*> holes;
+  for (size_t i = 0; i < a.pos.size(); ++i) {
+    if (i) format += escapeBraces(sep);
+    format += formatOf(a.pos[i], holes, loc, true);
+  }
+  format += escapeBraces(end);
+  setLoc(loc);
+  b_.print(holes, format);
+  return TV::of(Value());
+}
+
+auto Tracer::bi_assert(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  TV c = bc.need(0, "cond");
+  std::string msg = "assertion failed";
+  if (TV* m = bc.arg(1, "message")) msg = "assertion failed: " + staticString(*m, "message", loc);
+  // As eagerly: a bool, or a bool tensor whose elements must all hold.
+  if (!isNumeric(c) || typeOf(c).dtype != DType::Bool)
+    fail(loc, fmt::format("assert(): 'cond' must be a bool, got {}", describe(c)));
+  ir::Value* cv = materialize(c, loc, DType::Bool);
+  setLoc(loc);
+  if (!cv->type.is_scalar()) {
+    ir::IntList axes;
+    for (int64_t i = 0; i < cv->type.rank(); ++i) axes.push_back(i);
+    cv = b_.reduce(rt::ReduceOp::All, cv, axes, false);
+  }
+  b_.assert_true(cv, msg);
+  return TV::of(Value());
+}
+
+auto Tracer::bi_rand(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  std::vector<Dim> dims = shapeDims(bc.need(0, "shape"), loc);
+  DType d = bc.dtypeArg(1, "dtype", DType::F32);
+  setLoc(loc);
+  return TV::dyn(b_.random(nm == "rand" ? "uniform" : "normal", TensorType(d, dims)));
+}
+
+auto Tracer::bi_randint(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  ir::Value* lo = integerArg(bc.need(0, "lo"), "randint", "lo", loc);
+  ir::Value* hi = integerArg(bc.need(1, "hi"), "randint", "hi", loc);
+  std::vector<Dim> dims = shapeDims(bc.need(2, "shape"), loc);
+  setLoc(loc);
+  return TV::dyn(b_.random("int", TensorType(DType::I64, dims), {lo, hi}));
+}
+
+auto Tracer::bi_tree_leaves(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  // Every leaf, as eager's collectLeaves: tensors and scalars, and also none, strings and
+  // functions (only records, lists and tuples are taken apart).
+  std::vector<TV> ls;
+  std::function<void(const TV&)> all = [&](const TV& t) {
+    TV x = expandStatic(t);
+    if (x.k == TV::Seq || x.k == TV::Rec) {
+      for (auto& i : x.items) all(i);
+    } else {
+      ls.push_back(x);
+    }
+  };
+  all(bc.need(0, "tree"));
+  return makeSeq(Tag::List, ls);
+}
+
+auto Tracer::bi_tree_map(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  TV f = bc.need(0, "f");
+  std::vector<TV> trees(args.begin() + 1, args.end() - static_cast<long>(kw.size()));
+  if (trees.empty()) fail(loc, "tree_map needs a tree");
+  std::function<TV(std::vector<TV>)> rec = [&](std::vector<TV> ts) -> TV {
+    TV x = expandStatic(ts[0]);
+    if (x.k == TV::Seq || x.k == TV::Rec) {
+      TV r = x;
+      for (size_t i = 0; i < x.items.size(); ++i) {
+        std::vector<TV> sub;
+        for (auto& t : ts) {
+          TV y = expandStatic(t);
+          if (y.items.size() != x.items.size()) fail(loc, "tree_map: trees of different structure");
+          sub.push_back(y.items[i]);
+        }
+        r.items[i] = rec(sub);
+      }
+      return normalize(r);
+    }
+    std::vector<std::string> nokw;
+    return callTV(f, ts, nokw, loc);
+  };
+  return rec(trees);
+}
+
+}  // namespace tdl::vm::trace

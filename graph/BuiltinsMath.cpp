@@ -1,0 +1,122 @@
+// The math builtins in graph fns: elementwise ops, where, casts, reductions, products.
+// One handler per builtin (or family); the dispatch by builtin id is graph/Builtins.cpp.
+#include "graph/Tracer.h"
+
+namespace tdl::vm::trace {
+
+auto Tracer::bi_unaryOp(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  auto u = unaryBuiltinByName(nm);
+  return unop(*u, bc.need(0, "x"), loc);
+}
+
+auto Tracer::bi_binaryOp(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  auto bop = binaryBuiltinByName(nm);
+  rt::BinaryParams p = rt::binary_params(*bop);
+  TV* second = bc.arg(1, p.b.c_str());
+  return binop(*bop, bc.need(0, p.a.c_str()), second ? *second : TV::of(Value::weakFloat(p.b_default.value_or(0))), loc);
+}
+
+auto Tracer::bi_clip(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  TV lo = binop(rt::BinaryOp::Maximum, bc.need(0, "x"), bc.need(1, "lo"), loc);
+  return binop(rt::BinaryOp::Minimum, lo, bc.need(2, "hi"), loc);
+}
+
+auto Tracer::bi_where(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  TV c = bc.need(0, "cond"), x = bc.need(1, "a"), y = bc.need(2, "b");
+  // promote a and b by the operator rules (weak scalars take the other's dtype)
+  TV probe = binop(rt::BinaryOp::Add, x, y, loc);
+  DType d = typeOf(probe).dtype;
+  ir::Value* cv = materialize(c, loc, DType::Bool);
+  ir::Value *xv = materialize(x, loc, d), *yv = materialize(y, loc, d);
+  setLoc(loc);
+  return TV::dyn(guarded(loc, [&] { return b_.select(cv, xv, yv); }), weakOf(x) && weakOf(y));
+}
+
+auto Tracer::bi_cast(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  return castTV(bc.need(0, "x"), bc.dtypeArg(1, "dtype", DType::F32), loc);
+}
+
+auto Tracer::bi_int(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  // of a number (a rank-0 tensor), as eagerly
+  TV& x = bc.need(0, "x");
+  if (!x.isStatic() && !(isNumeric(x) && typeOf(x).is_scalar()))
+    fail(loc, fmt::format("{}(): 'x' must be a number, got {}", nm, describe(x)));
+  return castTV(x, nm == "int" ? DType::I64 : DType::F32, loc);
+}
+
+auto Tracer::bi_sum(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  TV x = bc.need(0, "x");
+  ir::Value* xv = materialize(x, loc);
+  int64_t rank = xv->type.rank();
+  TV* ax = bc.arg(1, "axis");
+  TV* kd = bc.arg(2, "keepdims");
+  bool keep = false;
+  if (kd) {
+    if (!kd->isStatic()) fail(loc, fmt::format("{}: keepdims must be known at trace time", nm));
+    keep = kd->sv.asBool();
+  }
+  ir::IntList axes;
+  bool all = !ax || (ax->isStatic() && ax->sv.isNone());
+  if (all) for (int64_t i = 0; i < rank; ++i) axes.push_back(i);
+  else {
+    if (!ax->isStatic()) fail(loc, fmt::format("{}: axis must be known at trace time", nm));
+    std::vector<Value> items = ax->sv.isSeq() ? ax->sv.as<SeqObj>()->items : std::vector<Value>{ax->sv};
+    for (auto& v : items) {
+      int64_t k = v.asInt();
+      axes.push_back(guarded(loc, [&] { return rt::normalize_axis(k, rank); }));
+    }
+  }
+  setLoc(loc);
+  if (nm == "argmax" || nm == "argmin") {
+    if (axes.size() != 1) {
+      if (rank == 0) axes = {0};
+      else {
+        std::vector<Dim> flat{Dim::known(1)};
+        bool symbolic = false;
+        for (auto& d : xv->type.dims) {
+          if (!d.is_known()) symbolic = true;
+          else flat[0].size *= d.size;
+        }
+        // flattened (its size known at run time when dims are symbolic)
+        xv = symbolic ? dynShaped(ir::OpKind::ReshapeDyn, xv, {Dim::known(-1)}, {}, loc) : b_.reshape(xv, flat);
+        axes = {0};
+      }
+    }
+    if (rank == 0) return TV::of(Value::i64(0));
+    return TV::dyn(guarded(loc, [&] { return nm == "argmax" ? b_.argmax(xv, axes[0], keep) : b_.argmin(xv, axes[0], keep); }));
+  }
+  rt::ReduceOp op = *ir::reduce_kind_from_name(nm);
+  return TV::dyn(guarded(loc, [&] { return b_.reduce(op, xv, axes, keep); }));
+}
+
+auto Tracer::bi_matmul(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  ir::Value *x = materialize(bc.need(0, "a"), loc), *y = materialize(bc.need(1, "b"), loc);
+  setLoc(loc);
+  return TV::dyn(guarded(loc, [&] { return b_.matmul(x, y); }));
+}
+
+auto Tracer::bi_outer(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  // a.flat[i] * b.flat[j]: a column times a row (broadcasting), so it differentiates.
+  auto flatTo = [&](const TV& v, bool column) {
+    ir::Value* x = materialize(v, loc);
+    Dim n = Dim::known(1);
+    if (x->type.rank() == 1) n = x->type.dims[0];
+    else if (auto s = x->type.static_shape()) n = Dim::known(rt::numel_of(*s));
+    else if (x->type.rank() != 0) fail(loc, "outer: an operand of rank >= 2 with a dim of unknown size");
+    std::vector<Dim> d = column ? std::vector<Dim>{n, Dim::known(1)} : std::vector<Dim>{Dim::known(1), n};
+    setLoc(loc);
+    return TV::dyn(guarded(loc, [&] { return b_.reshape(x, d); }));
+  };
+  return binop(rt::BinaryOp::Mul, flatTo(bc.need(0, "a"), true), flatTo(bc.need(1, "b"), false), loc);
+}
+
+}  // namespace tdl::vm::trace

@@ -1,0 +1,265 @@
+// The builtins that make and reshape tensors in graph fns.
+// One handler per builtin (or family); the dispatch by builtin id is graph/Builtins.cpp.
+#include "graph/Tracer.h"
+
+namespace tdl::vm::trace {
+
+auto Tracer::bi_transpose(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  ir::Value* x = materialize(bc.need(0, "x"), loc);
+  ir::IntList perm;
+  TV* p = bc.arg(1, "perm");
+  if (p && !(p->isStatic() && p->sv.isNone())) {
+    if (!p->isStatic()) fail(loc, "transpose: perm must be known at trace time");
+    perm = staticCall(loc, [&] { return p->sv; }).sv.isSeq() ? ints(p->sv, loc) : ints(p->sv, loc);
+  } else {
+    for (int64_t i = x->type.rank(); i-- > 0;) perm.push_back(i);
+  }
+  setLoc(loc);
+  return TV::dyn(guarded(loc, [&] { return b_.transpose(x, perm); }));
+}
+
+auto Tracer::bi_zeros(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  std::vector<ir::Value*> sizes;
+  std::vector<Dim> dims = shapeDims(bc.need(0, "shape"), loc, false, &sizes);
+  DType d = bc.dtypeArg(nm == "full" ? 2 : 1, "dtype", DType::F32);
+  TV fill = nm == "full" ? bc.need(1, "value") : TV::of(Value::weakFloat(nm == "ones" ? 1.0 : 0.0));
+  if (nm == "full" && !bc.arg(2, "dtype")) d = weakOf(fill) ? (fill.isStatic() ? fill.sv.dtype() : typeOf(fill).dtype) : typeOf(fill).dtype;
+  ir::Value* v = materialize(fill, loc, d);
+  if (anyComputed(dims)) return TV::dyn(dynShaped(ir::OpKind::BroadcastDyn, v, dims, sizes, loc));
+  setLoc(loc);
+  return TV::dyn(guarded(loc, [&] { return b_.broadcast_to(v, dims); }));
+}
+
+auto Tracer::bi_zeros_like(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  ir::Value* x = materialize(bc.need(0, "x"), loc);
+  DType d = bc.dtypeArg(1, "dtype", x->type.dtype);
+  ir::Value* v = b_.constant(rt::Tensor::scalar_of(d, nm == "ones_like" ? 1 : 0));
+  setLoc(loc);
+  return TV::dyn(x->type.is_scalar() ? v : b_.broadcast_to(v, x->type.dims));
+}
+
+auto Tracer::bi_arange(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  // some bound known only at run time (static calls ran eagerly)
+  TV start = TV::of(Value::i64(0, true)), stop = bc.need(0, "start"), step = TV::of(Value::i64(1, true));
+  if (TV* hi = bc.arg(1, "stop"); hi && !(hi->isStatic() && hi->sv.isNone())) {
+    start = stop;
+    stop = *hi;
+  }
+  if (TV* st = bc.arg(2, "step")) step = *st;
+  bool ints = true;
+  for (const TV* v : {&start, &stop, &step}) {
+    if (!isNumeric(*v) || !typeOf(*v).is_scalar())
+      fail(loc, fmt::format("arange(): bounds must be numbers, got {}", describe(*v)));
+    ints = ints && !rt::is_float(typeOf(*v).dtype);
+  }
+  DType dt = bc.dtypeArg(3, "dtype", ints ? DType::I64 : DType::F32);
+  // arange(x.shape[i]) has the size of that dim; otherwise the run time knows it.
+  Dim size = Dim::symbolic(f_.fresh_sym());
+  if (start.isStatic() && start.sv.asInt() == 0 && step.isStatic() && step.sv.asInt() == 1 && stop.isDyn() &&
+      stop.dv->def() && stop.dv->def()->kind() == ir::OpKind::Dim) {
+    const ir::Op* d = stop.dv->def();
+    size = d->operand(0)->type.dims.at(static_cast<size_t>(d->int_attr("axis")));
+  }
+  DType bt = ints ? DType::I64 : DType::F64;  // the runtime's arange computes in int64 or double
+  std::vector<ir::Value*> ops{materialize(start, loc, bt), materialize(stop, loc, bt), materialize(step, loc, bt)};
+  setLoc(loc);
+  return TV::dyn(guarded(loc, [&] { return b_.create(ir::OpKind::Arange, ops, {TensorType(dt, {size})}, {}).result(); }));
+}
+
+auto Tracer::bi_broadcast_to(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  ir::Value* x = materialize(bc.need(0, "x"), loc);
+  std::vector<ir::Value*> sizes;
+  std::vector<Dim> dims = shapeDims(bc.need(1, "shape"), loc, false, &sizes);
+  if (anyComputed(dims)) return TV::dyn(dynShaped(ir::OpKind::BroadcastDyn, x, dims, sizes, loc));
+  setLoc(loc);
+  return TV::dyn(guarded(loc, [&] { return b_.broadcast_to(x, dims); }));
+}
+
+auto Tracer::bi_reshape(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  ir::Value* x = materialize(bc.need(0, "x"), loc);
+  std::vector<ir::Value*> sizes;
+  std::vector<Dim> dims =
+      nm == "flatten" ? std::vector<Dim>{Dim::known(-1)} : shapeDims(bc.need(1, "shape"), loc, true, &sizes);
+  // Sizes known only at run time, or a -1 over symbolic dims: the run time reshapes.
+  if (anyComputed(dims) || !resolveMinusOne(x->type.dims, dims, loc))
+    return TV::dyn(dynShaped(ir::OpKind::ReshapeDyn, x, dims, sizes, loc));
+  setLoc(loc);
+  return TV::dyn(guarded(loc, [&] { return b_.reshape(x, dims); }));
+}
+
+auto Tracer::bi_expand_dims(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  ir::Value* x = materialize(bc.need(0, "x"), loc);
+  int64_t axis = bc.staticInt(bc.need(1, "axis"), "axis");
+  std::vector<Dim> dims = x->type.dims;
+  int64_t r = static_cast<int64_t>(dims.size()) + 1;
+  axis = guarded(loc, [&] { return rt::normalize_axis(axis, r); });
+  dims.insert(dims.begin() + axis, Dim::known(1));
+  setLoc(loc);
+  return TV::dyn(b_.reshape(x, dims));
+}
+
+auto Tracer::bi_squeeze(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  ir::Value* x = materialize(bc.need(0, "x"), loc);
+  TV* ax = bc.arg(1, "axis");
+  std::vector<Dim> dims;
+  int64_t r = x->type.rank();
+  int64_t only = -1;
+  if (ax && !(ax->isStatic() && ax->sv.isNone())) {
+    int64_t given = bc.staticInt(*ax, "axis");
+    // The runtime's own rule decides when the shape is known (same checks, same words).
+    bool known = true;
+    rt::Shape shape;
+    for (const Dim& d : x->type.dims) known = known && d.is_known(), shape.push_back(d.is_known() ? d.size : 1);
+    if (known) guarded(loc, [&] { return rt::squeeze_shape(shape, rt::Axes(std::vector<int64_t>{given})); });
+    only = guarded(loc, [&] { return rt::normalize_axis(given, r); });
+    const Dim& d = x->type.dims[static_cast<size_t>(only)];
+    if (d.is_known() && d.size != 1)
+      fail(loc, fmt::format("cannot squeeze axis {} of size {} (shape {})", given, d.size, x->type.str()));
+  }
+  for (int64_t i = 0; i < r; ++i) {
+    const Dim& d = x->type.dims[static_cast<size_t>(i)];
+    bool one = d.is_known() && d.size == 1;
+    if (one && (only < 0 || only == i)) continue;
+    dims.push_back(d);
+  }
+  setLoc(loc);
+  return TV::dyn(b_.reshape(x, dims));
+}
+
+auto Tracer::bi_concat(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  TV xs = expandStatic(bc.need(0, "xs"));
+  if (xs.k != TV::Seq) fail(loc, fmt::format("{}: expected a list of tensors", nm));
+  int64_t axis = bc.arg(1, "axis") ? bc.staticInt(*bc.arg(1, "axis"), "axis") : 0;
+  TV probe = xs.items.at(0);
+  for (size_t i = 1; i < xs.items.size(); ++i) probe = binop(rt::BinaryOp::Add, probe, xs.items[i], loc);
+  (void)probe;
+  std::vector<ir::Value*> parts;
+  for (auto& it : xs.items) {
+    ir::Value* v = materialize(it, loc);
+    if (nm == "stack") {
+      std::vector<Dim> dims = v->type.dims;
+      int64_t r = static_cast<int64_t>(dims.size()) + 1;
+      int64_t ax2 = guarded(loc, [&] { return rt::normalize_axis(axis, r); });
+      dims.insert(dims.begin() + ax2, Dim::known(1));
+      setLoc(loc);
+      v = b_.reshape(v, dims);
+    }
+    parts.push_back(v);
+  }
+  int64_t r = parts[0]->type.rank();
+  if (axis < 0) axis += r;
+  setLoc(loc);
+  return TV::dyn(guarded(loc, [&] { return b_.concat(parts, axis); }));
+}
+
+auto Tracer::bi_tile(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  // NumPy tile: reshape to [1, s0, 1, s1, ...], broadcast to [r0, s0, r1, s1, ...], merge pairs.
+  ir::Value* x = materialize(bc.need(0, "x"), loc);
+  TV rv = bc.need(1, "reps");
+  if (!rv.isStatic()) fail(loc, "tile: 'reps' must be known at trace time in a graph fn");
+  ir::IntList reps = ints(rv.sv, loc);
+  for (int64_t r : reps)
+    if (r < 0) fail(loc, fmt::format("tile: negative repetition {}", r));
+  size_t rank = std::max(static_cast<size_t>(x->type.rank()), reps.size());
+  std::vector<Dim> dims(rank - static_cast<size_t>(x->type.rank()), Dim::known(1));
+  dims.insert(dims.end(), x->type.dims.begin(), x->type.dims.end());
+  reps.insert(reps.begin(), rank - reps.size(), 1);
+  std::vector<Dim> spread, wide, out;
+  for (size_t i = 0; i < rank; ++i) {
+    spread.push_back(Dim::known(1));
+    spread.push_back(dims[i]);
+    wide.push_back(Dim::known(reps[i]));
+    wide.push_back(dims[i]);
+    if (reps[i] == 1) out.push_back(dims[i]);
+    else if (dims[i].is_known()) out.push_back(Dim::known(dims[i].size * reps[i]));
+    else fail(loc, "tile: repeating a dim of unknown size is not supported in graph fns yet");
+  }
+  setLoc(loc);
+  return TV::dyn(guarded(loc, [&] { return b_.reshape(b_.broadcast_to(b_.reshape(x, spread), wide), out); }));
+}
+
+auto Tracer::bi_pad(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  // Constant blocks concatenated before and after along each axis.
+  ir::Value* x = materialize(bc.need(0, "x"), loc);
+  TV wv = bc.need(1, "widths");
+  if (!wv.isStatic()) fail(loc, "pad: 'widths' must be known at trace time in a graph fn");
+  ir::IntList w = ints(wv.sv, loc);
+  size_t rank = static_cast<size_t>(x->type.rank());
+  if (w.size() == 2 && rank != 1) {
+    ir::IntList all;
+    for (size_t i = 0; i < rank; ++i) all.push_back(w[0]), all.push_back(w[1]);
+    w = all;
+  }
+  if (w.size() != 2 * rank) fail(loc, "pad: 'widths' must be (before, after) pairs, one per axis or one for all");
+  double value = 0;
+  if (TV* v = bc.arg(2, "value")) {
+    if (!v->isStatic() || !v->sv.isScalar()) fail(loc, "pad: 'value' must be a number known at trace time in a graph fn");
+    value = v->sv.asDouble();
+  }
+  for (int64_t k : w)
+    if (k < 0) fail(loc, fmt::format("pad: negative width {}", k));
+  setLoc(loc);
+  return TV::dyn(guarded(loc, [&] {
+    ir::Value* y = x;
+    for (size_t ax = 0; ax < rank; ++ax) {
+      if (w[2 * ax] == 0 && w[2 * ax + 1] == 0) continue;
+      if (!y->type.dims[ax].is_known()) throw rt::Error("pad: padding an axis of unknown size is not supported in graph fns yet");
+      std::vector<ir::Value*> parts;
+      auto block = [&](int64_t n) {
+        std::vector<Dim> d = y->type.dims;
+        d[ax] = Dim::known(n);
+        return b_.broadcast_to(b_.constant(rt::full({}, value, y->type.dtype)), d);
+      };
+      if (w[2 * ax] > 0) parts.push_back(block(w[2 * ax]));
+      parts.push_back(y);
+      if (w[2 * ax + 1] > 0) parts.push_back(block(w[2 * ax + 1]));
+      y = b_.concat(parts, static_cast<int64_t>(ax));
+    }
+    return y;
+  }));
+}
+
+auto Tracer::bi_take(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  TV* ax = bc.arg(2, "axis");
+  int64_t axis = ax ? bc.staticInt(*ax, "axis") : 0;
+  TV& idx = bc.need(1, "idx");
+  if (!isNumeric(idx)) fail(loc, fmt::format("take(): 'idx' must be a tensor, got {}", annotationText(idx)));
+  return gatherTV(bc.need(0, "x"), idx, axis, loc);
+}
+
+auto Tracer::bi_one_hot(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  ir::Value* idx = materialize(bc.need(0, "idx"), loc, DType::I64);
+  // n: known at trace time, or the size of a tensor's axis (maybe symbolic: x.shape[k]).
+  TV nv = bc.need(1, "n");
+  Dim nd;
+  if (nv.isDyn() && nv.dv->def() && nv.dv->def()->kind() == ir::OpKind::Dim) {
+    const ir::Op* op = nv.dv->def();
+    nd = op->operand(0)->type.dims.at(static_cast<size_t>(op->int_attr("axis")));
+  } else {
+    int64_t n = bc.staticInt(nv, "n");
+    if (n < 0) fail(loc, fmt::format("one_hot: 'n' must not be negative, got {}", n));
+    nd = Dim::known(n);
+  }
+  DType d = bc.dtypeArg(2, "dtype", DType::F32);
+  setLoc(loc);
+  ir::Value* io = b_.iota(TensorType(DType::I64, {nd}), 0);
+  std::vector<Dim> ed = idx->type.dims;
+  ed.push_back(Dim::known(1));
+  ir::Value* e = b_.reshape(idx, ed);
+  return TV::dyn(b_.cast(guarded(loc, [&] { return b_.binary(rt::BinaryOp::Eq, e, io); }), d));
+}
+
+}  // namespace tdl::vm::trace
