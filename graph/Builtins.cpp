@@ -110,9 +110,15 @@ TV& Tracer::BuiltinCall::need(size_t i, const char* key) {
 }
 
 int64_t Tracer::BuiltinCall::staticInt(const TV& t, const char* what) {
-  if (!t.isStatic() || !t.sv.isScalar())
-    tracer->fail(loc, fmt::format("{}: '{}' must be known at trace time in a graph fn", nm, what));
-  return t.sv.asInt();
+  if (!t.isStatic()) tracer->fail(loc, fmt::format("{}: '{}' must be known at trace time in a graph fn", nm, what));
+  CallArgs call{&t.sv, 1, nullptr};  // eager's conversion and words
+  return tracer->guarded(loc, [&] { return Args(nm.c_str(), call, {what}, 1).integer(0); });
+}
+
+std::vector<int64_t> Tracer::BuiltinCall::staticAxes(const TV& t, const char* what) {
+  if (!t.isStatic()) tracer->fail(loc, fmt::format("{}: '{}' must be known at trace time in a graph fn", nm, what));
+  CallArgs call{&t.sv, 1, nullptr};
+  return tracer->guarded(loc, [&] { return *Args(nm.c_str(), call, {what}, 1).axes(0); });
 }
 
 DType Tracer::BuiltinCall::dtypeArg(size_t i, const char* key, DType dflt) {

@@ -104,7 +104,7 @@ auto Tracer::bi_assert(BuiltinCall& bc) -> TV {
 
 auto Tracer::bi_rand(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
-  std::vector<Dim> dims = shapeDims(bc.need(0, "shape"), loc);
+  std::vector<Dim> dims = shapeDims(bc.need(0, "shape"), loc, false, nullptr, nm.c_str());
   DType d = bc.dtypeArg(1, "dtype", DType::F32);
   setLoc(loc);
   return TV::dyn(b_.random(nm == "rand" ? "uniform" : "normal", TensorType(d, dims)));
@@ -114,7 +114,7 @@ auto Tracer::bi_randint(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   ir::Value* lo = integerArg(bc.need(0, "lo"), "randint", "lo", loc);
   ir::Value* hi = integerArg(bc.need(1, "hi"), "randint", "hi", loc);
-  std::vector<Dim> dims = shapeDims(bc.need(2, "shape"), loc);
+  std::vector<Dim> dims = shapeDims(bc.need(2, "shape"), loc, false, nullptr, nm.c_str());
   setLoc(loc);
   return TV::dyn(b_.random("int", TensorType(DType::I64, dims), {lo, hi}));
 }

@@ -66,12 +66,7 @@ auto Tracer::bi_sum(BuiltinCall& bc) -> TV {
   bool all = !ax || (ax->isStatic() && ax->sv.isNone());
   if (all) for (int64_t i = 0; i < rank; ++i) axes.push_back(i);
   else {
-    if (!ax->isStatic()) fail(loc, fmt::format("{}: axis must be known at trace time", nm));
-    std::vector<Value> items = ax->sv.isSeq() ? ax->sv.as<SeqObj>()->items : std::vector<Value>{ax->sv};
-    for (auto& v : items) {
-      int64_t k = v.asInt();
-      axes.push_back(guarded(loc, [&] { return rt::normalize_axis(k, rank); }));
-    }
+    for (int64_t k : bc.staticAxes(*ax, "axis")) axes.push_back(guarded(loc, [&] { return rt::normalize_axis(k, rank); }));
   }
   setLoc(loc);
   if (nm == "argmax" || nm == "argmin") {

@@ -22,7 +22,7 @@ auto Tracer::bi_transpose(BuiltinCall& bc) -> TV {
 auto Tracer::bi_zeros(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   std::vector<ir::Value*> sizes;
-  std::vector<Dim> dims = shapeDims(bc.need(0, "shape"), loc, false, &sizes);
+  std::vector<Dim> dims = shapeDims(bc.need(0, "shape"), loc, false, &sizes, nm.c_str());
   DType d = bc.dtypeArg(nm == "full" ? 2 : 1, "dtype", DType::F32);
   TV fill = nm == "full" ? bc.need(1, "value") : TV::of(Value::weakFloat(nm == "ones" ? 1.0 : 0.0));
   if (nm == "full" && !bc.arg(2, "dtype")) d = weakOf(fill) ? (fill.isStatic() ? fill.sv.dtype() : typeOf(fill).dtype) : typeOf(fill).dtype;
@@ -74,7 +74,7 @@ auto Tracer::bi_broadcast_to(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   ir::Value* x = materialize(bc.need(0, "x"), loc);
   std::vector<ir::Value*> sizes;
-  std::vector<Dim> dims = shapeDims(bc.need(1, "shape"), loc, false, &sizes);
+  std::vector<Dim> dims = shapeDims(bc.need(1, "shape"), loc, false, &sizes, nm.c_str());
   if (anyComputed(dims)) return TV::dyn(dynShaped(ir::OpKind::BroadcastDyn, x, dims, sizes, loc));
   setLoc(loc);
   return TV::dyn(guarded(loc, [&] { return b_.broadcast_to(x, dims); }));
@@ -83,9 +83,17 @@ auto Tracer::bi_broadcast_to(BuiltinCall& bc) -> TV {
 auto Tracer::bi_reshape(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   ir::Value* x = materialize(bc.need(0, "x"), loc);
+  if (nm == "reshape" && x->type.is_static()) {  // the runtime's rule and words when both are known
+    TV& sh = bc.need(1, "shape");
+    if (sh.isStatic()) {
+      CallArgs call{&sh.sv, 1, nullptr};
+      std::vector<int64_t> spec = guarded(loc, [&] { return Args(nm.c_str(), call, {"shape"}, 1).ints(0); });
+      guarded(loc, [&] { return rt::reshape_shape(*x->type.static_shape(), spec); });
+    }
+  }
   std::vector<ir::Value*> sizes;
   std::vector<Dim> dims =
-      nm == "flatten" ? std::vector<Dim>{Dim::known(-1)} : shapeDims(bc.need(1, "shape"), loc, true, &sizes);
+      nm == "flatten" ? std::vector<Dim>{Dim::known(-1)} : shapeDims(bc.need(1, "shape"), loc, true, &sizes, nm.c_str());
   // Sizes known only at run time, or a -1 over symbolic dims: the run time reshapes.
   if (anyComputed(dims) || !resolveMinusOne(x->type.dims, dims, loc))
     return TV::dyn(dynShaped(ir::OpKind::ReshapeDyn, x, dims, sizes, loc));
@@ -111,23 +119,27 @@ auto Tracer::bi_squeeze(BuiltinCall& bc) -> TV {
   TV* ax = bc.arg(1, "axis");
   std::vector<Dim> dims;
   int64_t r = x->type.rank();
-  int64_t only = -1;
+  std::set<int64_t> only;  // the axes asked for (all size-1 axes when none)
   if (ax && !(ax->isStatic() && ax->sv.isNone())) {
-    int64_t given = bc.staticInt(*ax, "axis");
+    std::vector<int64_t> given = bc.staticAxes(*ax, "axis");
     // The runtime's own rule decides when the shape is known (same checks, same words).
     bool known = true;
     rt::Shape shape;
     for (const Dim& d : x->type.dims) known = known && d.is_known(), shape.push_back(d.is_known() ? d.size : 1);
-    if (known) guarded(loc, [&] { return rt::squeeze_shape(shape, rt::Axes(std::vector<int64_t>{given})); });
-    only = guarded(loc, [&] { return rt::normalize_axis(given, r); });
-    const Dim& d = x->type.dims[static_cast<size_t>(only)];
-    if (d.is_known() && d.size != 1)
-      fail(loc, fmt::format("cannot squeeze axis {} of size {} (shape {})", given, d.size, x->type.str()));
+    if (known) guarded(loc, [&] { return rt::squeeze_shape(shape, rt::Axes(given)); });
+    for (int64_t g : given) {
+      int64_t k = guarded(loc, [&] { return rt::normalize_axis(g, r); });
+      const Dim& d = x->type.dims[static_cast<size_t>(k)];
+      if (!d.is_known())
+        fail(loc, fmt::format("squeeze: axis {} has a size known only at run time ({})", g, x->type.str()));
+      if (d.size != 1) fail(loc, fmt::format("cannot squeeze axis {} of size {} (shape {})", g, d.size, x->type.str()));
+      only.insert(k);
+    }
   }
   for (int64_t i = 0; i < r; ++i) {
     const Dim& d = x->type.dims[static_cast<size_t>(i)];
     bool one = d.is_known() && d.size == 1;
-    if (one && (only < 0 || only == i)) continue;
+    if (one && (only.empty() || only.count(i))) continue;
     dims.push_back(d);
   }
   setLoc(loc);

@@ -69,8 +69,18 @@ auto Tracer::ints(const Value& v, const Loc& loc) -> ir::IntList {
   return r;
 }
 
-auto Tracer::shapeDims(const TV& s, const Loc& loc, bool allowMinusOne, std::vector<ir::Value*>* sizes) -> std::vector<Dim> {
+auto Tracer::shapeDims(const TV& s, const Loc& loc, bool allowMinusOne, std::vector<ir::Value*>* sizes, const char* fn)
+    -> std::vector<Dim> {
   std::vector<Dim> dims;
+  if (fn && s.isStatic()) {
+    // A shape known at trace time: eager's own rule and words (a list of integers, an
+    // integer vector; no negative size, except reshape's -1).
+    CallArgs call{&s.sv, 1, nullptr};
+    guarded(loc, [&] {
+      Args a(fn, call, {"shape"}, 1);
+      return allowMinusOne ? a.ints(0) : a.shape(0);
+    });
+  }
   TV x = expandStatic(s);
   auto one = [&](const TV& d) {
     if (d.isStatic()) {

@@ -468,7 +468,8 @@ class Tracer {
     Tracer* tracer;
     TV* arg(size_t i, const char* key);    // by position, else by keyword; null if absent
     TV& need(size_t i, const char* key);   // eager's missing-argument error if absent
-    int64_t staticInt(const TV& t, const char* what);
+    int64_t staticInt(const TV& t, const char* what);  // known at trace time; eager's rule
+    std::vector<int64_t> staticAxes(const TV& t, const char* what);  // an int or a list of ints
     DType dtypeArg(size_t i, const char* key, DType dflt);
   };
   using Handler = TV (Tracer::*)(BuiltinCall&);
@@ -519,7 +520,9 @@ class Tracer {
   // The dims of shape `s`: known sizes, the (symbolic) dims of tensors, and with `sizes`,
   // sizes known only at run time (an integer scalar: a kAnyDim here, its value in *sizes;
   // *sizes has one entry per dim, null for the known ones).
-  std::vector<Dim> shapeDims(const TV& s, const Loc& loc, bool allowMinusOne = false, std::vector<ir::Value*>* sizes = nullptr);
+  // `fn`: the builtin, whose static shape argument is checked with eager's rule and words.
+  std::vector<Dim> shapeDims(const TV& s, const Loc& loc, bool allowMinusOne = false,
+                             std::vector<ir::Value*>* sizes = nullptr, const char* fn = nullptr);
 
   // x broadcast (BroadcastDyn) or reshaped (ReshapeDyn) to `dims`, some of whose sizes are
   // only known at run time (`sizes`, from shapeDims; a -1 of a reshape is inferred then):

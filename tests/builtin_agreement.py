@@ -43,8 +43,8 @@ KNOWN = {
     "format keywords": "format() of a run-time tensor inside a graph fn is not traced yet",
 }
 # Bad values per parameter name.
-BAD = {"axis": "5", "shape": "[5, 5]", "b": "[1.0, 2.0, 3.0, 4.0]", "x": '"s"', "perm": "[0, 0]",
-       "dtype": '"f32"', "idx": "[7]", "n": "-2"}
+BAD = {"axis": ["5", "1.5"], "shape": ["[5, 5]", "[2.5, 3]", "[2, -3]"], "b": ["[1.0, 2.0, 3.0, 4.0]"], "x": ['"s"'],
+       "perm": ["[0, 0]"], "dtype": ['"f32"'], "idx": ["[7]", "[0.5]"], "n": ["-2"]}
 
 
 def cases(sig):
@@ -60,11 +60,11 @@ def cases(sig):
     if req:
         out.append(("missing argument", f"{name}({', '.join(pos[:-1])})"))
     for i, p in enumerate(params):
-        if p in BAD:
-            args = list(pos) if i < req else pos + [f"{p}={BAD[p]}"]
+        for k, bad in enumerate(BAD.get(p, [])):
+            args = list(pos) if i < req else pos + [f"{p}={bad}"]
             if i < req:
-                args[i] = BAD[p]
-            out.append((f"bad {p}", f"{name}({', '.join(args)})"))
+                args[i] = bad
+            out.append((f"bad {p} {k}", f"{name}({', '.join(args)})"))
     return out
 
 
