@@ -5,13 +5,15 @@ namespace tdl::vm::trace {
 
 auto Tracer::builtin(int id, std::vector<TV>& args, const std::vector<std::string>& kw, const Loc& loc) -> TV {
   std::string nm = builtinName(id);
-  bool effect = nm == "print" || nm == "assert" || nm == "rand" || nm == "randn" || nm == "randint" ||
-                nm == "permutation" || nm == "seed" || nm == "time" || nm == "exit" || nm == "save" ||
-                nm == "save_npy" || nm == "load" || nm == "load_npy" || nm == "load_csv" || nm == "args" ||
-                nm == "progress" || nm == "plot" || nm == "tape" || nm == "grad" || nm == "value_and_grad";
+  static const std::set<std::string> effects = {
+#define BUILTIN(n)
+#define BUILTIN_EFFECT(n) #n,
+#include "frontend/builtins.def"
+#undef BUILTIN
+  };
   bool allStatic = true;
   for (auto& a : args) allStatic = allStatic && a.isStatic() && !tapedStatic(a);
-  if (allStatic && !effect && nm != "tree_map") {
+  if (allStatic && !effects.count(nm)) {
     std::vector<Value> vals;
     for (auto& a : args) vals.push_back(a.sv);
     auto names = std::make_shared<std::vector<std::string>>(kw);
