@@ -19,15 +19,19 @@ import sys
 import tempfile
 import time
 
-UNARY = ["abs", "exp", "log", "log1p", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "relu", "floor", "ceil",
-         "round", "sign", "square", "isnan", "isfinite"]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "scripts"))
+import tdl_tables  # noqa: E402
+
+# The unary builtins of the elementwise op table (runtime/ops.def).
+UNARY = [o["name"] for o in tdl_tables.elementwise_ops() if o["kind"] == "unary" and o["builtin"]]
 REDUCE = ["sum", "mean", "max", "min", "prod", "all", "any", "argmax", "argmin", "logsumexp"]
 BINARY = ["+", "-", "*", "/", "+", "-", "*", "//", "%", "**", "@", "==", "<", ">=", "and", "&"]
 SHAPE = ["reshape(E, [-1])", "transpose(E)", "expand_dims(E, 0)", "squeeze(E)", "flatten(E)", "concat([E, E])",
          "stack([E, E])", "broadcast_to(E, [2, 3])", "tile(E, [2])", "pad(E, [[1, 0]])", "one_hot(E, 4)",
          "take(E, [0, 1])", "clip(E, 0.0, 1.0)", "where(E > 0.0, E, 0.0)", "cast(E, f64)", "cast(E, i64)",
          "maximum(E, 0.5)", "pow(E, 2.0)", "dot(E, E)", "outer(E, E)", "matmul(E, E)", "zeros_like(E)",
-         "ones_like(E)", "tree_leaves((E, none))", "len(E)", "str(E)"]
+         "ones_like(E)", "tree_leaves((E, none))", "len(E)", "str(E)", "leaky_relu(E, 0.2)", "elu(E)",
+         "E[len(E) - 1:]", "arange(len(E))", "zeros([len(E) + 1])", "reshape(E, [len(E), -1])"]
 ODD = ['"s"', "none", "[]", "()", "{a: 1.0}", "f32", "fn(v) => v", "zeros([0])", "[[1.0], [2.0, 3.0]]",
        "9223372036854775807", "-1", "0", "1.5", "true", "float(\"nan\")", "zeros([2, 0])"]
 ARGS = ["[1.0, 2.0, 3.0]", "[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]", "zeros([0])", "2.5", "3", "true", "-1",
