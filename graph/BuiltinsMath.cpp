@@ -6,13 +6,13 @@ namespace tdl::vm::trace {
 
 auto Tracer::bi_unaryOp(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
-  auto u = unaryBuiltinByName(nm);
+  auto u = rt::unary_by_name(nm);
   return unop(*u, bc.need(0, "x"), loc);
 }
 
 auto Tracer::bi_binaryOp(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
-  auto bop = binaryBuiltinByName(nm);
+  auto bop = rt::binary_by_name(nm);
   rt::BinaryParams p = rt::binary_params(*bop);
   TV* second = bc.arg(1, p.b.c_str());
   return binop(*bop, bc.need(0, p.a.c_str()), second ? *second : TV::of(Value::weakFloat(p.b_default.value_or(0))), loc);

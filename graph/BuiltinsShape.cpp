@@ -26,10 +26,7 @@ auto Tracer::bi_zeros(BuiltinCall& bc) -> TV {
   DType d = bc.dtypeArg(nm == "full" ? 2 : 1, "dtype", DType::F32);
   TV fill = nm == "full" ? bc.need(1, "value") : TV::of(Value::weakFloat(nm == "ones" ? 1.0 : 0.0));
   if (nm == "full" && !bc.arg(2, "dtype")) d = weakOf(fill) ? (fill.isStatic() ? fill.sv.dtype() : typeOf(fill).dtype) : typeOf(fill).dtype;
-  ir::Value* v = materialize(fill, loc, d);
-  if (anyComputed(dims)) return TV::dyn(dynShaped(ir::OpKind::BroadcastDyn, v, dims, sizes, loc));
-  setLoc(loc);
-  return TV::dyn(guarded(loc, [&] { return b_.broadcast_to(v, dims); }));
+  return TV::dyn(broadcastShaped(materialize(fill, loc, d), dims, sizes, loc));
 }
 
 auto Tracer::bi_zeros_like(BuiltinCall& bc) -> TV {
@@ -75,9 +72,7 @@ auto Tracer::bi_broadcast_to(BuiltinCall& bc) -> TV {
   ir::Value* x = materialize(bc.need(0, "x"), loc);
   std::vector<ir::Value*> sizes;
   std::vector<Dim> dims = shapeDims(bc.need(1, "shape"), loc, false, &sizes, nm.c_str());
-  if (anyComputed(dims)) return TV::dyn(dynShaped(ir::OpKind::BroadcastDyn, x, dims, sizes, loc));
-  setLoc(loc);
-  return TV::dyn(guarded(loc, [&] { return b_.broadcast_to(x, dims); }));
+  return TV::dyn(broadcastShaped(x, dims, sizes, loc));
 }
 
 auto Tracer::bi_reshape(BuiltinCall& bc) -> TV {

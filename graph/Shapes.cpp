@@ -150,10 +150,11 @@ auto Tracer::dynShaped(ir::OpKind kind, ir::Value* x, std::vector<Dim> dims, con
   return guarded(loc, [&] { return b_.create(kind, ops, {t}, {{"shape", shape}}).result(); });
 }
 
-auto Tracer::anySize(const std::vector<ir::Value*>& sizes) -> bool {
-  for (ir::Value* v : sizes)
-    if (v) return true;
-  return false;
+auto Tracer::broadcastShaped(ir::Value* x, const std::vector<Dim>& dims, const std::vector<ir::Value*>& sizes,
+                             const Loc& loc) -> ir::Value* {
+  if (anyComputed(dims)) return dynShaped(ir::OpKind::BroadcastDyn, x, dims, sizes, loc);
+  setLoc(loc);
+  return guarded(loc, [&] { return b_.broadcast_to(x, dims); });
 }
 
 auto Tracer::anyComputed(const std::vector<Dim>& dims) -> bool {

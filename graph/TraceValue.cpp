@@ -101,20 +101,6 @@ rt::BinaryOp rtBinary(BinOp op) {
   return rt::BinaryOp::Add;
 }
 
-std::optional<rt::UnaryOp> unaryBuiltinByName(const std::string& n) {
-#define TDL_UNARY_BUILTIN(e, name, ...) \
-  if (n == #name) return rt::UnaryOp::e;
-#include "runtime/ops.def"
-  return std::nullopt;
-}
-
-std::optional<rt::BinaryOp> binaryBuiltinByName(const std::string& n) {
-#define TDL_BINARY_BUILTIN(e, name, ...) \
-  if (n == #name) return rt::BinaryOp::e;
-#include "runtime/ops.def"
-  return std::nullopt;
-}
-
 // Slots assigned (not declared) anywhere inside a statement; and slots declared there.
 void scanAssigned(const Stmt& s, std::set<int>& assigned, std::set<int>& declared, bool& hasBreak, bool& hasReturn,
                   int loopDepth) {

@@ -102,8 +102,6 @@ struct Frame {
 };
 
 rt::BinaryOp rtBinary(BinOp op);
-std::optional<rt::UnaryOp> unaryBuiltinByName(const std::string& n);
-std::optional<rt::BinaryOp> binaryBuiltinByName(const std::string& n);
 
 // Slots assigned (not declared) anywhere inside a statement; and slots declared there.
 void scanAssigned(const Stmt& s, std::set<int>& assigned, std::set<int>& declared, bool& hasBreak, bool& hasReturn, int loopDepth);
@@ -528,7 +526,10 @@ class Tracer {
   // only known at run time (`sizes`, from shapeDims; a -1 of a reshape is inferred then):
   // those dims are operands, the result type names them (a tensor's symbol, or a fresh one).
   ir::Value* dynShaped(ir::OpKind kind, ir::Value* x, std::vector<Dim> dims, const std::vector<ir::Value*>& sizes, const Loc& loc);
-  static bool anySize(const std::vector<ir::Value*>& sizes);
+  // x broadcast to dims from shapeDims (a broadcast_dyn when some size is known only at
+  // run time).
+  ir::Value* broadcastShaped(ir::Value* x, const std::vector<Dim>& dims, const std::vector<ir::Value*>& sizes,
+                             const Loc& loc);
   // Some size known only at run time: not a tensor's symbol.
   static bool anyComputed(const std::vector<Dim>& dims);
 

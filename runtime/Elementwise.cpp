@@ -43,6 +43,13 @@ std::optional<UnaryOp> unary_by_name(std::string_view name) {
   return std::nullopt;
 }
 
+std::optional<BinaryOp> binary_by_name(std::string_view name) {
+#define TDL_BINARY_OP(e, n, ...) \
+  if (name == #n) return BinaryOp::e;
+#include "ops.def"
+  return std::nullopt;
+}
+
 BinaryParams binary_params(BinaryOp op) {
   std::string s = builtin_params(op);
   auto trim = [](std::string t) {

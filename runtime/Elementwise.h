@@ -95,7 +95,9 @@ constexpr const char* builtin_params(BinaryOp op) {
 
 std::string_view op_name(BinaryOp op);
 std::string_view op_name(UnaryOp op);
+// The op named `name` (ops.def's name column), if any.
 std::optional<UnaryOp> unary_by_name(std::string_view name);
+std::optional<BinaryOp> binary_by_name(std::string_view name);
 
 // Result dtypes (also for the tracer); throw Error for an invalid dtype.
 DType binary_result_dtype(BinaryOp op, DType a, DType b);
