@@ -12,6 +12,7 @@
 
 #include "ir/Parser.h"
 #include "runtime/Create.h"
+#include "runtime/Adjoint.h"
 #include "runtime/OpMath.h"
 #include "runtime/Reduce.h"
 
@@ -125,13 +126,63 @@ Value* scatter_slice(Builder& b_, Value* g, const std::vector<Dim>& xdims, const
 
 namespace {
 
-// The IR adjoint builder for the formulas of runtime/ops.def. The forward values a rule
-// reads (x, out) are lazy: only what the formula uses is made available to the backward
-// region (saved on stacks inside loops).
+namespace adjoint = rt::adjoint;
+
+rt::ReduceOp reduceOpNamed(const std::string& kind) {
+  for (int i = 0; i <= static_cast<int>(rt::ReduceOp::LogSumExp); ++i)
+    if (rt::reduce_op_name(static_cast<rt::ReduceOp>(i)) == kind) return static_cast<rt::ReduceOp>(i);
+  throw std::logic_error("internal: reduce kind " + kind);
+}
+
+
+Value* zerosOf(Builder& b, const TensorType& t) {
+  if (auto s = t.static_shape()) return b.constant(rt::zeros(*s, t.dtype));
+  return b.broadcast_to(b.constant(rt::zeros({}, t.dtype)), t.dims);
+}
+
+// g summed over the axes broadcasting added to `to`, cast to its dtype.
+Value* fitTo(Builder& b, Value* g, const TensorType& to) {
+  if (g->type.dtype != to.dtype) g = b.cast(g, to.dtype);
+  if (g->type.dims == to.dims) return g;
+  int64_t lead = g->type.rank() - to.rank();
+  if (lead > 0) {
+    IntList axes;
+    for (int64_t i = 0; i < lead; ++i) axes.push_back(i);
+    g = b.reduce(rt::ReduceOp::Sum, g, axes, false);
+  }
+  IntList axes;
+  for (int64_t i = 0; i < to.rank() && i < g->type.rank(); ++i) {
+    const Dim& d = to.dims[static_cast<size_t>(i)];
+    const Dim& e = g->type.dims[static_cast<size_t>(i)];
+    if (d.is_known() && d.size == 1 && !(e.is_known() && e.size == 1)) axes.push_back(i);
+  }
+  if (!axes.empty()) g = b.reduce(rt::ReduceOp::Sum, g, axes, true);
+  if (g->type.dims != to.dims) {
+    if (g->type.rank() < to.rank()) g = b.broadcast_to(g, to.dims);
+    else g = b.reshape(g, to.dims);
+  }
+  return g;
+}
+
+std::vector<Dim> withOne(std::vector<Dim> d, size_t at) {
+  d.insert(d.begin() + static_cast<std::ptrdiff_t>(at), Dim::known(1));
+  return d;
+}
+
+IntList inverse(const IntList& perm) {
+  IntList inv(perm.size());
+  for (size_t i = 0; i < perm.size(); ++i) inv[static_cast<size_t>(perm[i])] = static_cast<int64_t>(i);
+  return inv;
+}
+
+// The IR adjoint builder for the rules of runtime/ops.def and runtime/Adjoint.h. The
+// forward values a rule reads (x, out) are lazy: only what the rule uses is made available
+// to the backward region (saved on stacks inside loops); their types are known without.
 struct IrAdjoint {
   struct State {
     std::function<Value*()> make;
     Value* v = nullptr;
+    Value* typed = nullptr;  // a value of the same type (the forward value itself)
   };
   struct V {
     std::shared_ptr<State> s;
@@ -139,9 +190,12 @@ struct IrAdjoint {
       if (!s->v) s->v = s->make();
       return s->v;
     }
+    const TensorType& type() const { return (s->v ? s->v : s->typed)->type; }
   };
   Builder& b;
-  std::function<Value*(double, Value*)> scalarLike;
+  // update(zeros, g, idx) results, for the loops that accumulate them in place.
+  std::map<Value*, std::pair<Value*, std::vector<Value*>>>* sparse = nullptr;
+  std::set<Value*> zeros_;
 
   static V now(Value* x) {
     auto st = std::make_shared<State>();
@@ -149,9 +203,10 @@ struct IrAdjoint {
     return V{st};
   }
   template <class F>
-  static V lazy(F f) {
+  static V lazy(F f, Value* typed) {
     auto st = std::make_shared<State>();
     st->make = f;
+    st->typed = typed;
     return V{st};
   }
   template <rt::UnaryOp Op>
@@ -162,8 +217,100 @@ struct IrAdjoint {
   V binary(const V& x, const V& y) {
     return now(b.binary(Op, x.get(), y.get()));
   }
-  V k(double c, const V& like) { return now(scalarLike(c, like.get())); }
+  V k(double c, const V& like) { return now(b.constant(rt::full({}, c, like.type().dtype))); }
   V select(const V& c, const V& x, const V& y) { return now(b.select(c.get(), x.get(), y.get())); }
+  int64_t rank(const V& x) { return x.type().rank(); }
+  V fit(const V& g, const V& x) { return now(fitTo(b, g.get(), x.type())); }
+  V zerosLike(const V& x, const V& g) {
+    Value* z = zerosOf(b, x.type().with_dtype(g.type().dtype));
+    zeros_.insert(z);
+    return now(z);
+  }
+  V reshapeLike(const V& g, const V& x) { return now(b.reshape(g.get(), x.type().dims)); }
+  V broadcastLike(const V& g, const V& x) { return now(b.broadcast_to(g.get(), x.type().dims)); }
+  V expandDims(const V& v, int64_t a) { return now(b.reshape(v.get(), withOne(v.type().dims, static_cast<size_t>(a)))); }
+  V squeeze(const V& v, int64_t a) {
+    std::vector<Dim> d = v.type().dims;
+    d.erase(d.begin() + static_cast<std::ptrdiff_t>(a));
+    return now(b.reshape(v.get(), d));
+  }
+  V transpose(const V& v, const IntList& perm) { return now(b.transpose(v.get(), perm)); }
+  V matmul(const V& x, const V& y) { return now(b.matmul(x.get(), y.get())); }
+  // The number of elements over `axes`: known dims folded into one constant.
+  V count(const V& x, const IntList& axes, const V& g) {
+    DType dt = g.type().dtype;
+    Value* n = nullptr;
+    int64_t known = 1;
+    for (int64_t a : axes) {
+      const Dim& d = x.type().dims[static_cast<size_t>(a)];
+      if (d.is_known()) known *= d.size;
+      else {
+        Value* dv = b.cast(b.dim(x.get(), a), dt);
+        n = n ? b.binary(rt::BinaryOp::Mul, n, dv) : dv;
+      }
+    }
+    Value* kc = b.constant(rt::full({}, static_cast<double>(known), dt));
+    return now(n ? b.binary(rt::BinaryOp::Mul, n, kc) : kc);
+  }
+  V firstExtreme(const V& xv, const IntList& axes, bool isMax) {
+    Value* X = xv.get();
+    const std::vector<Dim>& dims = X->type.dims;
+    int64_t r = X->type.rank();
+    auto arg = [&](Value* v, int64_t a) { return isMax ? b.argmax(v, a, true) : b.argmin(v, a, true); };
+    if (axes.size() == 1) {
+      Value* io = b.iota(TensorType(DType::I64, dims), axes[0]);
+      return now(b.binary(rt::BinaryOp::Eq, io, arg(X, axes[0])));
+    }
+    bool known = std::all_of(axes.begin(), axes.end(), [&](int64_t a) { return dims[static_cast<size_t>(a)].is_known(); });
+    if (!known) {  // every extreme element (ties share g) where the reduced axes cannot be flattened
+      Value* e = b.reduce(isMax ? rt::ReduceOp::Max : rt::ReduceOp::Min, X, axes, true);
+      return now(b.binary(rt::BinaryOp::Eq, X, b.broadcast_to(e, dims)));
+    }
+    // Reduced axes last, flattened into one: the first extreme element in C order.
+    IntList perm;
+    std::vector<Dim> kept;
+    for (int64_t i = 0; i < r; ++i)
+      if (!std::binary_search(axes.begin(), axes.end(), i)) {
+        perm.push_back(i);
+        kept.push_back(dims[static_cast<size_t>(i)]);
+      }
+    int64_t n = 1;
+    for (int64_t a : axes) {
+      perm.push_back(a);
+      n *= dims[static_cast<size_t>(a)].size;
+    }
+    Value* xt = b.transpose(X, perm);
+    std::vector<Dim> flatDims = kept;
+    flatDims.push_back(Dim::known(n));
+    int64_t last = static_cast<int64_t>(kept.size());
+    Value* io = b.iota(TensorType(DType::I64, flatDims), last);
+    Value* m = b.reshape(b.binary(rt::BinaryOp::Eq, io, arg(b.reshape(xt, flatDims), last)), xt->type.dims);
+    return now(b.transpose(m, inverse(perm)));
+  }
+  int64_t dim(const V& x, int64_t a) {
+    const Dim& d = x.type().dims[static_cast<size_t>(a)];
+    if (!d.is_known()) throw ShapeError("gradient of concat along a symbolic dim is not supported yet");
+    return d.size;
+  }
+  V sliceAxis(const V& g, int64_t axis, int64_t off, int64_t len) {
+    size_t r = static_cast<size_t>(g.type().rank());
+    IntList start(r, 0), stop(r, INT64_MAX), step(r, 1);
+    start[static_cast<size_t>(axis)] = off;
+    stop[static_cast<size_t>(axis)] = off + len;
+    return now(b.slice(g.get(), start, stop, step));
+  }
+  V take(const V& g, const V& idx, int64_t axis) {
+    return now(b.create_inferred(OpKind::Take, {g.get(), idx.get()}, {{"axis", axis}}).result());
+  }
+  V indexAdd(const V& base, const V& idx, const V& src, int64_t axis) {
+    return now(b.create_inferred(OpKind::IndexAdd, {base.get(), idx.get(), src.get()}, {{"axis", axis}}).result());
+  }
+  V getIndex(const V& g, const std::vector<Value*>& idx) { return now(b.index(g.get(), idx)); }
+  V setIndex(const V& base, const std::vector<Value*>& idx, const V& v) {
+    Value* u = b.update(base.get(), v.get(), idx);
+    if (sparse && zeros_.count(base.get())) (*sparse)[u] = {v.get(), idx};
+    return now(u);
+  }
 };
 
 class Grad {
@@ -263,40 +410,11 @@ class Grad {
   }
   Value* scalarLike(double x, Value* v) { return b_.constant(rt::full({}, x, v->type.dtype)); }
 
-  Value* zeros(const TensorType& t) {
-    if (auto s = t.static_shape()) return b_.constant(rt::zeros(*s, t.dtype));
-    return b_.broadcast_to(b_.constant(rt::zeros({}, t.dtype)), t.dims);
-  }
+  Value* zeros(const TensorType& t) { return zerosOf(b_, t); }
 
   Value* add(Value* a, Value* b) { return b_.binary(rt::BinaryOp::Add, a, b); }
-  Value* sub(Value* a, Value* b) { return b_.binary(rt::BinaryOp::Sub, a, b); }
-  Value* mul(Value* a, Value* b) { return b_.binary(rt::BinaryOp::Mul, a, b); }
-  Value* div(Value* a, Value* b) { return b_.binary(rt::BinaryOp::Div, a, b); }
-  Value* neg(Value* a) { return b_.unary(rt::UnaryOp::Neg, a); }
 
-  // g summed over the axes broadcasting added to `to`, cast to its dtype.
-  Value* fit(Value* g, const TensorType& to) {
-    if (g->type.dtype != to.dtype) g = b_.cast(g, to.dtype);
-    if (g->type.dims == to.dims) return g;
-    int64_t lead = g->type.rank() - to.rank();
-    if (lead > 0) {
-      IntList axes;
-      for (int64_t i = 0; i < lead; ++i) axes.push_back(i);
-      g = b_.reduce(rt::ReduceOp::Sum, g, axes, false);
-    }
-    IntList axes;
-    for (int64_t i = 0; i < to.rank() && i < g->type.rank(); ++i) {
-      const Dim& d = to.dims[static_cast<size_t>(i)];
-      const Dim& e = g->type.dims[static_cast<size_t>(i)];
-      if (d.is_known() && d.size == 1 && !(e.is_known() && e.size == 1)) axes.push_back(i);
-    }
-    if (!axes.empty()) g = b_.reduce(rt::ReduceOp::Sum, g, axes, true);
-    if (g->type.dims != to.dims) {
-      if (g->type.rank() < to.rank()) g = b_.broadcast_to(g, to.dims);
-      else g = b_.reshape(g, to.dims);
-    }
-    return g;
-  }
+  Value* fit(Value* g, const TensorType& to) { return fitTo(b_, g, to); }
 
   // Activity: forward through the tape; a cond/while reading an active value anywhere makes
   // all its region arguments and results active (conservative).
@@ -428,19 +546,6 @@ class Grad {
     return v;
   }
 
-  Value* swapLast(Value* x) {
-    IntList perm;
-    int64_t r = x->type.rank();
-    for (int64_t i = 0; i < r; ++i) perm.push_back(i);
-    std::swap(perm[static_cast<size_t>(r - 1)], perm[static_cast<size_t>(r - 2)]);
-    return b_.transpose(x, perm);
-  }
-
-  static std::vector<Dim> withOne(std::vector<Dim> d, size_t at) {
-    d.insert(d.begin() + static_cast<std::ptrdiff_t>(at), Dim::known(1));
-    return d;
-  }
-
   void rule(Op& op, Adj& adj) {
     if (op.kind() == OpKind::StackPop) return popRule(op, adj);
     if (op.kind() == OpKind::StackPush) return pushRule(op, adj);
@@ -454,87 +559,90 @@ class Grad {
     auto zero = [&] { return scalarLike(0.0, g); };
     Value* a = op.num_operands() > 0 ? op.operand(0) : nullptr;
     Value* bb = op.num_operands() > 1 ? op.operand(1) : nullptr;
+    IrAdjoint m{b_, &sparse_};
+    auto G = IrAdjoint::now(g);
+    auto L = [&](size_t i) { return m.lazy([&, i] { return X(i); }, op.operand(i)); };
+    auto LOUT = [&] { return m.lazy(OUT, res); };
+    auto accOpt = [&](Value* v, const std::optional<IrAdjoint::V>& gv) {
+      if (gv) acc(adj, v, gv->get());
+    };
     if (auto bop = as_binary(op.kind())) {
-      IrAdjoint m{b_, [this](double c, Value* like) { return scalarLike(c, like); }};
-      auto [ga, gb] = rt::opmath::binary_grad(m, *bop, IrAdjoint::now(g), m.lazy([&] { return X(0); }),
-                                              m.lazy([&] { return X(1); }), m.lazy(OUT), want(a), want(bb));
-      if (ga) acc(adj, a, ga->get());
-      if (gb) acc(adj, bb, gb->get());
+      auto [ga, gb] = rt::opmath::binary_grad(m, *bop, G, L(0), L(1), LOUT(), want(a), want(bb));
+      accOpt(a, ga);
+      accOpt(bb, gb);
       return;
     }
     if (auto uop = as_unary(op.kind())) {
-      IrAdjoint m{b_, [this](double c, Value* like) { return scalarLike(c, like); }};
-      if (auto gx = rt::opmath::unary_grad(m, *uop, IrAdjoint::now(g), m.lazy([&] { return X(0); }), m.lazy(OUT)))
-        acc(adj, a, gx->get());
+      accOpt(a, rt::opmath::unary_grad(m, *uop, G, L(0), LOUT()));
       return;
     }
     switch (op.kind()) {
       case OpKind::Cast:
-        if (isFloat(a)) acc(adj, a, g);
+      case OpKind::BroadcastTo:
+        if (want(a)) acc(adj, a, adjoint::to_input(m, G, L(0)).get());
         return;
       case OpKind::Select: {
-        Value* c = X(0);
-        acc(adj, op.operand(1), b_.select(c, g, zero()));
-        acc(adj, op.operand(2), b_.select(c, zero(), g));
+        auto [ga, gb] = adjoint::where(m, G, L(0), L(1), L(2), want(op.operand(1)), want(op.operand(2)));
+        accOpt(op.operand(1), ga);
+        accOpt(op.operand(2), gb);
         return;
       }
-      case OpKind::BroadcastTo: acc(adj, a, g); return;
-      case OpKind::Reshape: acc(adj, a, b_.reshape(g, a->type.dims)); return;
-      case OpKind::Transpose: {
-        const IntList& perm = op.ints_attr("perm");
-        IntList inv(perm.size());
-        for (size_t i = 0; i < perm.size(); ++i) inv[static_cast<size_t>(perm[i])] = static_cast<int64_t>(i);
-        acc(adj, a, b_.transpose(g, inv));
-        return;
-      }
+      case OpKind::Reshape: acc(adj, a, adjoint::reshape(m, G, L(0)).get()); return;
+      case OpKind::Transpose: acc(adj, a, adjoint::transpose(m, G, op.ints_attr("perm")).get()); return;
       case OpKind::Slice: return sliceRule(op, adj, g);
       case OpKind::Concat: {
         int64_t axis = op.int_attr("axis");
-        int64_t r = res->type.rank();
-        if (axis < 0) axis += r;
-        int64_t off = 0;
-        for (Value* x : op.operands()) {
-          const Dim& d = x->type.dims[static_cast<size_t>(axis)];
-          if (!d.is_known()) throw ShapeError("gradient of concat along a symbolic dim is not supported yet");
-          IntList start(static_cast<size_t>(r), 0), stop(static_cast<size_t>(r), INT64_MAX), step(static_cast<size_t>(r), 1);
-          start[static_cast<size_t>(axis)] = off;
-          stop[static_cast<size_t>(axis)] = off + d.size;
-          off += d.size;
-          if (isFloat(x)) acc(adj, x, b_.slice(g, start, stop, step));
+        if (axis < 0) axis += res->type.rank();
+        std::vector<IrAdjoint::V> parts;
+        std::vector<char> wants;
+        for (size_t i = 0; i < op.num_operands(); ++i) {
+          parts.push_back(L(i));
+          wants.push_back(want(op.operand(i)) ? 1 : 0);
         }
+        auto gs = adjoint::concat(m, G, parts, wants, axis);
+        for (size_t i = 0; i < gs.size(); ++i) accOpt(op.operand(i), gs[i]);
         return;
       }
-      case OpKind::Reduce: return reduceRule(op, adj, g);
-      case OpKind::MatMul: return matmulRule(op, adj, g);
-      case OpKind::Take: {
+      case OpKind::Reduce: {
         if (!want(a)) return;
-        int64_t axis = op.int_attr("axis");
-        Value* z = zeros(a->type.with_dtype(g->type.dtype));
-        acc(adj, a, b_.create_inferred(OpKind::IndexAdd, {z, X(1), g}, {{"axis", axis}}).result());
+        IntList axes = op.ints_attr("axes");
+        for (auto& ax : axes)
+          if (ax < 0) ax += a->type.rank();
+        std::sort(axes.begin(), axes.end());
+        acc(adj, a, adjoint::reduce(m, reduceOpNamed(op.str_attr("kind")), G, L(0), LOUT(), axes,
+                                    op.bool_attr("keepdims")).get());
         return;
       }
+      case OpKind::MatMul: {
+        auto [ga, gb] = adjoint::matmul(m, G, L(0), L(1), want(a), want(bb));
+        accOpt(a, ga);
+        accOpt(bb, gb);
+        return;
+      }
+      case OpKind::Take:
+        if (want(a)) acc(adj, a, adjoint::take(m, G, L(0), L(1), op.int_attr("axis")).get());
+        return;
       case OpKind::IndexAdd: {
-        int64_t axis = op.int_attr("axis");
-        if (want(a)) acc(adj, a, g);
         Value* src = op.operand(2);
-        if (want(src)) acc(adj, src, fit(b_.create_inferred(OpKind::Take, {g, X(1)}, {{"axis", axis}}).result(), src->type));
+        auto [gb, gs] = adjoint::index_add(m, G, L(0), L(1), L(2), op.int_attr("axis"), want(a), want(src));
+        accOpt(a, gb);
+        accOpt(src, gs);
         return;
       }
       case OpKind::Index: {
         if (!want(a)) return;
         std::vector<Value*> idx;
         for (size_t i = 1; i < op.num_operands(); ++i) idx.push_back(X(i));
-        Value* u = b_.update(zeros(a->type.with_dtype(g->type.dtype)), g, idx);
-        sparse_[u] = {g, idx};
-        acc(adj, a, u);
+        acc(adj, a, adjoint::get_index(m, G, L(0), idx).get());
         return;
       }
       case OpKind::Update: {
         if (!want(a) && !want(bb)) return;
         std::vector<Value*> idx;
         for (size_t i = 2; i < op.num_operands(); ++i) idx.push_back(X(i));
-        acc(adj, a, b_.update(g, zero(), idx));
-        if (isFloat(bb)) acc(adj, bb, b_.index(g, idx));
+        auto [gx, gv] = adjoint::set_index(m, G, L(0), L(1), idx, want(a), want(bb));
+        accOpt(a, gx);
+        accOpt(bb, gv);
         return;
       }
       case OpKind::DynSlice: {
@@ -653,120 +761,6 @@ class Grad {
     acc(adj, x,
         b_.create_inferred(OpKind::DynSliceUpdate, ops, {{"start", st}, {"stop", sp}, {"step", stp}, {"dynamic", dyn}})
             .result());
-  }
-
-  void reduceRule(Op& op, Adj& adj, Value* g) {
-    Value* x = op.operand(0);
-    const std::string& kind = op.str_attr("kind");
-    IntList axes = op.ints_attr("axes");
-    int64_t r = x->type.rank();
-    for (auto& a : axes)
-      if (a < 0) a += r;
-    bool keep = op.bool_attr("keepdims");
-    std::vector<Dim> kd = x->type.dims;
-    for (int64_t a : axes) kd[static_cast<size_t>(a)] = Dim::known(1);
-    auto bcast = [&](Value* v) {
-      if (!keep && !axes.empty()) v = b_.reshape(v, kd);
-      return b_.broadcast_to(v, x->type.dims);
-    };
-    if (kind == "sum") return acc(adj, x, bcast(g));
-    if (kind == "mean") {
-      Value* count = nullptr;
-      int64_t known = 1;
-      for (int64_t a : axes) {
-        const Dim& d = x->type.dims[static_cast<size_t>(a)];
-        if (d.is_known()) known *= d.size;
-        else {
-          Value* dv = b_.cast(b_.dim(x, a), g->type.dtype);
-          count = count ? mul(count, dv) : dv;
-        }
-      }
-      Value* kc = scalarLike(static_cast<double>(known), g);
-      count = count ? mul(count, kc) : kc;
-      return acc(adj, x, bcast(div(g, count)));
-    }
-    if (kind == "logsumexp") {
-      Value* o = bcast(fwd(op.result()));
-      return acc(adj, x, mul(bcast(g), b_.unary(rt::UnaryOp::Exp, sub(fwd(x), o))));
-    }
-    if (kind == "prod") return acc(adj, x, div(bcast(mul(g, fwd(op.result()))), fwd(x)));
-    if (kind == "max" || kind == "min") {
-      bool isMax = kind == "max";
-      Value* X = fwd(x);
-      Value* mask = nullptr;
-      if (axes.empty()) return acc(adj, x, g);
-      if (axes.size() == 1) {
-        int64_t a = axes[0];
-        Value* idx = isMax ? b_.argmax(X, a, true) : b_.argmin(X, a, true);
-        Value* io = b_.iota(TensorType(DType::I64, x->type.dims), a);
-        mask = b_.binary(rt::BinaryOp::Eq, io, idx);
-      } else if (std::all_of(axes.begin(), axes.end(),
-                             [&](int64_t a) { return x->type.dims[static_cast<size_t>(a)].is_known(); })) {
-        // Reduced axes last, flattened into one: the first extreme element in C order.
-        IntList sorted = axes;
-        std::sort(sorted.begin(), sorted.end());
-        IntList perm;
-        std::vector<Dim> kept;
-        for (int64_t i = 0; i < r; ++i)
-          if (!std::binary_search(sorted.begin(), sorted.end(), i)) {
-            perm.push_back(i);
-            kept.push_back(x->type.dims[static_cast<size_t>(i)]);
-          }
-        int64_t n = 1;
-        for (int64_t a : sorted) {
-          perm.push_back(a);
-          n *= x->type.dims[static_cast<size_t>(a)].size;
-        }
-        IntList inv(perm.size());
-        for (size_t i = 0; i < perm.size(); ++i) inv[static_cast<size_t>(perm[i])] = static_cast<int64_t>(i);
-        Value* xt = b_.transpose(X, perm);
-        std::vector<Dim> flatDims = kept;
-        flatDims.push_back(Dim::known(n));
-        int64_t last = static_cast<int64_t>(kept.size());
-        Value* flat = b_.reshape(xt, flatDims);
-        Value* idx = isMax ? b_.argmax(flat, last, true) : b_.argmin(flat, last, true);
-        Value* io = b_.iota(TensorType(DType::I64, flatDims), last);
-        Value* m = b_.reshape(b_.binary(rt::BinaryOp::Eq, io, idx), xt->type.dims);
-        mask = b_.transpose(m, inv);
-      } else {
-        mask = b_.binary(rt::BinaryOp::Eq, X, bcast(fwd(op.result())));
-      }
-      return acc(adj, x, b_.select(mask, bcast(g), scalarLike(0.0, g)));
-    }
-  }
-
-  void matmulRule(Op& op, Adj& adj, Value* g) {
-    Value* a = op.operand(0);
-    Value* b = op.operand(1);
-    bool wa = want(a), wb = want(b);
-    // Only the operand the wanted gradient reads is fetched (and saved inside loops).
-    Value* A = wb ? fwd(a) : a;
-    Value* B = wa ? fwd(b) : b;
-    if (a->type.rank() == 1 && b->type.rank() == 1) {
-      if (wa) acc(adj, a, mul(g, B));
-      if (wb) acc(adj, b, mul(g, A));
-      return;
-    }
-    Value* g2 = g;
-    TensorType at = a->type, bt = b->type;  // as 2-D+ operands
-    if (a->type.rank() == 1) {
-      at.dims = withOne(a->type.dims, 0);
-      if (wb) A = b_.reshape(A, at.dims);
-      g2 = b_.reshape(g2, withOne(g2->type.dims, g2->type.dims.size() - 1));
-    }
-    if (b->type.rank() == 1) {
-      bt.dims = withOne(b->type.dims, 1);
-      if (wa) B = b_.reshape(B, bt.dims);
-      g2 = b_.reshape(g2, withOne(g2->type.dims, g2->type.dims.size()));
-    }
-    if (wa) {
-      Value* ga = fit(b_.matmul(g2, swapLast(B)), at.with_dtype(g->type.dtype));
-      acc(adj, a, a->type.rank() == 1 ? b_.reshape(ga, a->type.dims) : ga);
-    }
-    if (wb) {
-      Value* gb = fit(b_.matmul(swapLast(A), g2), bt.with_dtype(g->type.dtype));
-      acc(adj, b, b->type.rank() == 1 ? b_.reshape(gb, b->type.dims) : gb);
-    }
   }
 
   // ---------------------------------------------------------------- control flow

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "runtime/Adjoint.h"
 #include "runtime/Create.h"
 #include "runtime/Error.h"
 #include "runtime/OpMath.h"
@@ -19,45 +20,13 @@ using Want = std::vector<char>;
 using Grads = std::vector<Value>;
 using rt::BinaryOp;
 using rt::UnaryOp;
+namespace adjoint = rt::adjoint;
 
 Value k(double x) { return Value::weakFloat(x); }
 const Value& in0(const Node& n) { return n.in[0]; }
 const Value& in1(const Node& n) { return n.in[1]; }
 // An untagged comparison (a mask: gradients do not flow through it).
 Value mask(BinaryOp op, const Value& a, const Value& b) { return plain::binaryValues(op, a, b); }
-
-// g of a reduction, back at x's shape.
-Value broadcastBack(const Value& g, const Node& n) {
-  rt::Shape xs = shapeOf(in0(n));
-  if (xs.empty()) return g;
-  auto reduced = rt::reduction_mask(n.hasAxes ? rt::Axes(n.ints) : std::nullopt, static_cast<int64_t>(xs.size()));
-  rt::Shape kept = xs;
-  for (size_t i = 0; i < xs.size(); ++i)
-    if (reduced[i]) kept[i] = 1;
-  Value gk = n.keepdims ? g : reshape(g, kept);
-  return broadcastTo(gk, xs);
-}
-
-// The last two axes swapped.
-Value swapLast(const Value& x) {
-  int64_t r = static_cast<int64_t>(shapeOf(x).size());
-  std::vector<int64_t> perm;
-  for (int64_t i = 0; i < r; ++i) perm.push_back(i);
-  std::swap(perm[static_cast<size_t>(r - 2)], perm[static_cast<size_t>(r - 1)]);
-  return transpose(x, perm);
-}
-
-// g summed to `shape` (the axes broadcasting added), as sumTo without a dtype.
-Value reduceToShape(const Value& g, const rt::Shape& shape) {
-  rt::Shape gs = shapeOf(g);
-  if (gs == shape) return g;
-  size_t lead = gs.size() - shape.size();
-  std::vector<int64_t> axes;
-  for (size_t i = 0; i < gs.size(); ++i)
-    if (i < lead || (shape[i - lead] == 1 && gs[i] != 1)) axes.push_back(static_cast<int64_t>(i));
-  Value r = axes.empty() ? g : reduce(rt::ReduceOp::Sum, g, axes, false);
-  return shapeOf(r) == shape ? r : reshape(r, shape);
-}
 
 // ---------------------------------------------------------------- rules
 
@@ -80,7 +49,61 @@ struct EagerAdjoint {
   }
   V k(double c, const V&) { return Value::weakFloat(c); }
   V select(const V& c, const V& a, const V& b) { return where(c, a, b); }
+  // The shape ops of runtime/Adjoint.h.
+  int64_t rank(const V& x) { return static_cast<int64_t>(shapeOf(x).size()); }
+  V fit(const V& g, const V& x) { return sumTo(g, x); }
+  V zerosLike(const V& x, const V&) { return ad::zerosLike(x); }
+  V reshapeLike(const V& g, const V& x) { return reshape(g, shapeOf(x)); }
+  V broadcastLike(const V& g, const V& x) { return broadcastTo(g, shapeOf(x)); }
+  V expandDims(const V& v, int64_t a) { return ad::expandDims(v, a); }
+  V squeeze(const V& v, int64_t a) { return ad::squeeze(v, std::vector<int64_t>{a}); }
+  V transpose(const V& v, const std::vector<int64_t>& perm) { return ad::transpose(v, perm); }
+  V matmul(const V& a, const V& b) { return ad::matmul(a, b); }
+  V count(const V& x, const std::vector<int64_t>& axes, const V&) {
+    rt::Shape xs = shapeOf(x);
+    double n = 1;
+    for (int64_t a : axes) n *= static_cast<double>(xs[static_cast<size_t>(a)]);
+    return Value::weakFloat(n);
+  }
+  // argmax's choice as a mask (not recorded: gradients do not flow through it).
+  V firstExtreme(const V& x, const std::vector<int64_t>& axes, bool isMax) {
+    rt::Shape xs = shapeOf(x);
+    rt::Tensor am = rt::reduce(isMax ? rt::ReduceOp::ArgMax : rt::ReduceOp::ArgMin, toTensor(strong(x)), axes, true);
+    rt::Shape iotaShape(xs.size(), 1);
+    int64_t count = 1;
+    for (int64_t a : axes) {
+      iotaShape[static_cast<size_t>(a)] = xs[static_cast<size_t>(a)];
+      count *= xs[static_cast<size_t>(a)];
+    }
+    // Positions in the reduced axes flattened in C order, as argmax counts them.
+    rt::Tensor iota = rt::reshape(rt::arange_int(0, count, 1), iotaShape);
+    return fromTensor(rt::eq(iota, am));
+  }
+  int64_t dim(const V& x, int64_t a) { return shapeOf(x)[static_cast<size_t>(a)]; }
+  V sliceAxis(const V& g, int64_t axis, int64_t off, int64_t len) {
+    rt::IndexSpec spec(static_cast<size_t>(axis), rt::IndexItem::all());
+    spec.push_back(rt::IndexItem::slice(off, off + len));
+    return getIndex(g, spec);
+  }
+  V take(const V& g, const V& idx, int64_t axis) { return ad::take(g, idx, axis); }
+  V indexAdd(const V& base, const V& idx, const V& src, int64_t axis) { return ad::indexAdd(base, idx, src, axis); }
+  V getIndex(const V& g, const rt::IndexSpec& spec) { return ad::getIndex(g, spec); }
+  V setIndex(const V& base, const rt::IndexSpec& spec, const V& v) { return ad::setIndex(base, spec, v); }
 };
+
+// The axes a recorded reduction reduced, normalized and sorted.
+std::vector<int64_t> reducedAxes(const Node& n) {
+  int64_t r = static_cast<int64_t>(shapeOf(in0(n)).size());
+  auto mask = rt::reduction_mask(n.hasAxes ? rt::Axes(n.ints) : std::nullopt, r);
+  std::vector<int64_t> axes;
+  for (int64_t i = 0; i < r; ++i)
+    if (mask[static_cast<size_t>(i)]) axes.push_back(i);
+  return axes;
+}
+
+void set(Value& slot, std::optional<Value>&& v) {
+  if (v) slot = std::move(*v);
+}
 
 void ruleBinary(const Node& n, const Value& g, const Want& w, Grads& gin) {
   EagerAdjoint m;
@@ -94,7 +117,10 @@ void ruleUnary(const Node& n, const Value& g, const Want&, Grads& gin) {
   if (auto gx = rt::opmath::unary_grad(m, static_cast<UnaryOp>(n.ints[0]), g, in0(n), n.out)) gin[0] = *gx;
 }
 
-void ruleCast(const Node& n, const Value& g, const Want&, Grads& gin) { gin[0] = fitTo(g, in0(n)); }
+void ruleCast(const Node& n, const Value& g, const Want&, Grads& gin) {
+  EagerAdjoint m;
+  gin[0] = adjoint::to_input(m, g, in0(n));
+}
 
 void ruleClip(const Node& n, const Value& g, const Want& w, Grads& gin) {
   const Value &x = in0(n), &lo = in1(n), &hi = n.in[2];
@@ -107,26 +133,17 @@ void ruleClip(const Node& n, const Value& g, const Want& w, Grads& gin) {
 }
 
 void ruleWhere(const Node& n, const Value& g, const Want& w, Grads& gin) {
-  const Value& c = in0(n);
-  if (w[1]) gin[1] = sumTo(where(c, g, k(0)), n.in[1]);
-  if (w[2]) gin[2] = sumTo(where(c, k(0), g), n.in[2]);
+  EagerAdjoint m;
+  auto [ga, gb] = adjoint::where(m, g, in0(n), n.in[1], n.in[2], w[1], w[2]);
+  set(gin[1], std::move(ga));
+  set(gin[2], std::move(gb));
 }
 
 void ruleMatMul(const Node& n, const Value& g, const Want& w, Grads& gin) {
-  const Value &a = in0(n), &b = in1(n);
-  rt::Shape as = shapeOf(a), bs = shapeOf(b);
-  // 1-D operands get their dim back (a: in front, b: at the end), and g with them.
-  Value a2 = a, b2 = b, g2 = g;
-  if (bs.size() == 1) {
-    b2 = expandDims(b, -1);
-    g2 = expandDims(g2, -1);
-  }
-  if (as.size() == 1) {
-    a2 = expandDims(a, 0);
-    g2 = expandDims(g2, -2);
-  }
-  if (w[0]) gin[0] = fitTo(reshape(reduceToShape(matmul(g2, swapLast(b2)), shapeOf(a2)), as), a);
-  if (w[1]) gin[1] = fitTo(reshape(reduceToShape(matmul(swapLast(a2), g2), shapeOf(b2)), bs), b);
+  EagerAdjoint m;
+  auto [ga, gb] = adjoint::matmul(m, g, in0(n), in1(n), w[0], w[1]);
+  set(gin[0], std::move(ga));
+  set(gin[1], std::move(gb));
 }
 
 void ruleDot(const Node& n, const Value& g, const Want& w, Grads& gin) {
@@ -146,60 +163,33 @@ void ruleOuter(const Node& n, const Value& g, const Want& w, Grads& gin) {
   if (w[1]) gin[1] = fitTo(reshape(matmul(flatten(a), g), shapeOf(b)), b);
 }
 
-void ruleSum(const Node& n, const Value& g, const Want&, Grads& gin) { gin[0] = broadcastBack(g, n); }
-
-void ruleMean(const Node& n, const Value& g, const Want&, Grads& gin) {
-  double count = static_cast<double>(rt::numel_of(shapeOf(in0(n)))) / static_cast<double>(rt::numel_of(shapeOf(n.out)));
-  gin[0] = div(broadcastBack(g, n), k(count));
+void ruleReduce(rt::ReduceOp op, const Node& n, const Value& g, Grads& gin) {
+  EagerAdjoint m;
+  gin[0] = adjoint::reduce(m, op, g, in0(n), n.out, reducedAxes(n), n.keepdims);
 }
-
-// The first extreme element of each reduced group (argmax's choice) as a mask.
-Value firstExtreme(const Node& n, rt::ReduceOp arg) {
-  const Value& x = in0(n);
-  rt::Shape xs = shapeOf(x);
-  rt::Axes axes = n.hasAxes ? rt::Axes(n.ints) : std::nullopt;
-  rt::Tensor am = rt::reduce(arg, toTensor(strong(x)), axes, true);
-  auto reduced = rt::reduction_mask(axes, static_cast<int64_t>(xs.size()));
-  rt::Shape iotaShape = xs;
-  int64_t count = 1;
-  for (size_t i = 0; i < xs.size(); ++i) {
-    if (reduced[i]) count *= xs[i];
-    else iotaShape[i] = 1;
-  }
-  // Positions in the reduced axes flattened in C order, as argmax counts them.
-  rt::Tensor iota = rt::reshape(rt::arange_int(0, count, 1), iotaShape);
-  return fromTensor(rt::eq(iota, am));
-}
-
-void ruleMax(const Node& n, const Value& g, const Want&, Grads& gin) {
-  if (shapeOf(in0(n)).empty()) return void(gin[0] = g);
-  gin[0] = where(firstExtreme(n, rt::ReduceOp::ArgMax), broadcastBack(g, n), k(0));
-}
-
-void ruleMin(const Node& n, const Value& g, const Want&, Grads& gin) {
-  if (shapeOf(in0(n)).empty()) return void(gin[0] = g);
-  gin[0] = where(firstExtreme(n, rt::ReduceOp::ArgMin), broadcastBack(g, n), k(0));
-}
-
-void ruleProd(const Node& n, const Value& g, const Want&, Grads& gin) {
-  gin[0] = div(broadcastBack(mul(g, n.out), n), in0(n));
-}
-
+void ruleSum(const Node& n, const Value& g, const Want&, Grads& gin) { ruleReduce(rt::ReduceOp::Sum, n, g, gin); }
+void ruleMean(const Node& n, const Value& g, const Want&, Grads& gin) { ruleReduce(rt::ReduceOp::Mean, n, g, gin); }
+void ruleMax(const Node& n, const Value& g, const Want&, Grads& gin) { ruleReduce(rt::ReduceOp::Max, n, g, gin); }
+void ruleMin(const Node& n, const Value& g, const Want&, Grads& gin) { ruleReduce(rt::ReduceOp::Min, n, g, gin); }
+void ruleProd(const Node& n, const Value& g, const Want&, Grads& gin) { ruleReduce(rt::ReduceOp::Prod, n, g, gin); }
 void ruleLogSumExp(const Node& n, const Value& g, const Want&, Grads& gin) {
-  gin[0] = mul(broadcastBack(g, n), unary(UnaryOp::Exp, sub(in0(n), broadcastBack(n.out, n))));
+  ruleReduce(rt::ReduceOp::LogSumExp, n, g, gin);
 }
 
 void ruleReshape(const Node& n, const Value& g, const Want&, Grads& gin) {
-  gin[0] = fitTo(reshape(g, shapeOf(in0(n))), in0(n));
+  EagerAdjoint m;
+  gin[0] = adjoint::reshape(m, g, in0(n));
 }
 
 void ruleTranspose(const Node& n, const Value& g, const Want&, Grads& gin) {
-  std::vector<int64_t> inv(n.ints.size());
-  for (size_t i = 0; i < n.ints.size(); ++i) inv[static_cast<size_t>(n.ints[i])] = static_cast<int64_t>(i);
-  gin[0] = transpose(g, inv);
+  EagerAdjoint m;
+  gin[0] = adjoint::transpose(m, g, n.ints);
 }
 
-void ruleBroadcastTo(const Node& n, const Value& g, const Want&, Grads& gin) { gin[0] = sumTo(g, in0(n)); }
+void ruleBroadcastTo(const Node& n, const Value& g, const Want&, Grads& gin) {
+  EagerAdjoint m;
+  gin[0] = adjoint::to_input(m, g, in0(n));
+}
 
 void ruleTile(const Node& n, const Value& g, const Want&, Grads& gin) {
   rt::Shape xs = shapeOf(in0(n));
@@ -228,17 +218,13 @@ void rulePad(const Node& n, const Value& g, const Want&, Grads& gin) {
 
 void ruleConcat(const Node& n, const Value& g, const Want&, Grads& gin) {
   const auto& xs = in0(n).as<SeqObj>()->items;
-  int64_t rank = static_cast<int64_t>(shapeOf(g).size());
-  size_t axis = static_cast<size_t>(rt::normalize_axis(n.ints[0], rank));
+  int64_t axis = rt::normalize_axis(n.ints[0], static_cast<int64_t>(shapeOf(g).size()));
+  Want want;
+  for (auto& x : xs) want.push_back(x.node() ? 1 : 0);
+  EagerAdjoint m;
+  auto parts = adjoint::concat(m, g, xs, want, axis);
   std::vector<Value> out;
-  int64_t off = 0;
-  for (auto& x : xs) {
-    int64_t d = shapeOf(x)[axis];
-    rt::IndexSpec spec(axis, rt::IndexItem::all());
-    spec.push_back(rt::IndexItem::slice(off, off + d));
-    off += d;
-    out.push_back(x.node() ? fitTo(getIndex(g, spec), x) : Value());
-  }
+  for (auto& p : parts) out.push_back(p ? std::move(*p) : Value());
   gin[0] = makeList(std::move(out));
 }
 
@@ -256,21 +242,27 @@ void ruleStack(const Node& n, const Value& g, const Want&, Grads& gin) {
 }
 
 void ruleTake(const Node& n, const Value& g, const Want&, Grads& gin) {
-  gin[0] = indexAdd(zerosLike(in0(n)), in1(n), g, n.ints[0]);
+  EagerAdjoint m;
+  gin[0] = adjoint::take(m, g, in0(n), in1(n), n.ints[0]);
 }
 
 void ruleIndexAdd(const Node& n, const Value& g, const Want& w, Grads& gin) {
-  if (w[0]) gin[0] = g;
-  if (w[2]) gin[2] = sumTo(take(g, in1(n), n.ints[0]), n.in[2]);
+  EagerAdjoint m;
+  auto [gb, gs] = adjoint::index_add(m, g, in0(n), in1(n), n.in[2], n.ints[0], w[0], w[2]);
+  set(gin[0], std::move(gb));
+  set(gin[2], std::move(gs));
 }
 
 void ruleGetIndex(const Node& n, const Value& g, const Want&, Grads& gin) {
-  gin[0] = setIndex(zerosLike(in0(n)), n.spec, g);
+  EagerAdjoint m;
+  gin[0] = adjoint::get_index(m, g, in0(n), n.spec);
 }
 
 void ruleSetIndex(const Node& n, const Value& g, const Want& w, Grads& gin) {
-  if (w[0]) gin[0] = setIndex(g, n.spec, k(0));
-  if (w[1]) gin[1] = sumTo(getIndex(g, n.spec), in1(n));
+  EagerAdjoint m;
+  auto [gx, gv] = adjoint::set_index(m, g, in0(n), in1(n), n.spec, w[0], w[1]);
+  set(gin[0], std::move(gx));
+  set(gin[1], std::move(gv));
 }
 
 void ruleScatter(const Node& n, const Value& g, const Want& w, Grads& gin) {

@@ -1,0 +1,193 @@
+// The backward rules of the ops that both engines differentiate besides the elementwise
+// ones (whose rules are the grad columns of runtime/ops.def, OpMath.h): written once here
+// as templates over an adjoint builder M, used by the eager tapes
+// (vm/autodiff/GradRules.cpp, EagerAdjoint: tensor ops that record, for higher order)
+// and by IR autodiff (ir/autodiff/Grad.cpp, IrAdjoint: IR ops; forward values are lazy,
+// so only what a rule reads is saved inside loops).
+//
+// M provides, beside OpMath's unary<Op>, binary<Op>, k and select:
+//   using V;                       a value (eager: vm::Value; IR: a lazy Value*)
+//   int64_t rank(V)                its rank (without fetching a lazy value)
+//   V fit(V g, V x)                g summed over the axes broadcasting added to x, in x's dtype
+//   V zerosLike(V x, V g)          zeros of x's shape (in g's dtype where the engine types it)
+//   V reshapeLike(V g, V x)        g reshaped to x's shape
+//   V broadcastLike(V g, V x)      g broadcast to x's shape
+//   V expandDims(V v, int64_t a)   a new axis of size 1 at a (0 <= a <= rank)
+//   V squeeze(V v, int64_t a)      the axis a (of size 1) removed
+//   V transpose(V v, perm)  V matmul(V a, V b)
+//   V count(V x, axes, V g)        the number of elements of x over `axes`, a scalar of g's dtype
+//   V firstExtreme(V x, axes, max) a mask: the first maximal (minimal) element of each reduced
+//                                  group of x, in C order over the reduced axes (argmax's choice)
+//   int64_t dim(V x, int64_t a)    a known dim (an error where the engine cannot slice it)
+//   V sliceAxis(V g, a, off, len)  g[..., off : off + len, ...] along a
+//   V take(V g, V idx, a)  V indexAdd(V base, V idx, V src, a)
+//   V getIndex(V g, S spec)  V setIndex(V base, S spec, V v)  (S: the engine's index spec)
+// Axes are normalized (0 <= a < rank) and sorted; a rule is called only where some input
+// wants a gradient, and reads the forward values it needs only for the gradients wanted.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "runtime/Elementwise.h"
+#include "runtime/Reduce.h"
+
+namespace tdl::rt::adjoint {
+
+template <class M>
+using Opt = std::optional<typename M::V>;
+
+// cast, broadcast_to: gx = sum_to(g, x) in x's dtype.
+template <class M>
+typename M::V to_input(M& m, const typename M::V& g, const typename M::V& x) {
+  return m.fit(g, x);
+}
+
+// reshape (and expand_dims, squeeze, flatten): gx = reshape(g, x.shape).
+template <class M>
+typename M::V reshape(M& m, const typename M::V& g, const typename M::V& x) {
+  return m.fit(m.reshapeLike(g, x), x);
+}
+
+// transpose: gx = transpose(g, inverse(perm)).
+template <class M>
+typename M::V transpose(M& m, const typename M::V& g, const std::vector<int64_t>& perm) {
+  std::vector<int64_t> inv(perm.size());
+  for (size_t i = 0; i < perm.size(); ++i) inv[static_cast<size_t>(perm[i])] = static_cast<int64_t>(i);
+  return m.transpose(g, inv);
+}
+
+// where(c, a, b): ga = sum_to(where(c, g, 0), a); gb = sum_to(where(c, 0, g), b).
+template <class M>
+std::pair<Opt<M>, Opt<M>> where(M& m, const typename M::V& g, const typename M::V& c, const typename M::V& a,
+                                const typename M::V& b, bool wa, bool wb) {
+  std::pair<Opt<M>, Opt<M>> r;
+  if (wa) r.first = m.fit(m.select(c, g, m.k(0.0, g)), a);
+  if (wb) r.second = m.fit(m.select(c, m.k(0.0, g), g), b);
+  return r;
+}
+
+template <class M>
+typename M::V swap_last(M& m, const typename M::V& x) {
+  int64_t r = m.rank(x);
+  std::vector<int64_t> perm;
+  for (int64_t i = 0; i < r; ++i) perm.push_back(i);
+  std::swap(perm[static_cast<size_t>(r - 2)], perm[static_cast<size_t>(r - 1)]);
+  return m.transpose(x, perm);
+}
+
+// matmul (batched, NumPy's rules): ga = sum_to(g @ swap(b), a); gb = sum_to(swap(a) @ g, b).
+// A 1-D operand gets its dim back first (a: in front, b: at the end), and g with it; two
+// 1-D operands: ga = g * b, gb = g * a.
+template <class M>
+std::pair<Opt<M>, Opt<M>> matmul(M& m, const typename M::V& g, const typename M::V& a, const typename M::V& b,
+                                 bool wa, bool wb) {
+  using V = typename M::V;
+  using BO = BinaryOp;
+  std::pair<Opt<M>, Opt<M>> r;
+  int64_t ra = m.rank(a), rb = m.rank(b);
+  if (ra == 1 && rb == 1) {
+    if (wa) r.first = m.fit(m.template binary<BO::Mul>(g, b), a);
+    if (wb) r.second = m.fit(m.template binary<BO::Mul>(g, a), b);
+    return r;
+  }
+  V g2 = g;
+  if (rb == 1) g2 = m.expandDims(g2, m.rank(g2));
+  if (ra == 1) g2 = m.expandDims(g2, m.rank(g2) - 1);
+  if (wa) {
+    V b2 = rb == 1 ? m.expandDims(b, 1) : b;
+    V ga = m.matmul(g2, swap_last(m, b2));
+    if (ra == 1) ga = m.squeeze(ga, m.rank(ga) - 2);
+    r.first = m.fit(ga, a);
+  }
+  if (wb) {
+    V a2 = ra == 1 ? m.expandDims(a, 0) : a;
+    V gb = m.matmul(swap_last(m, a2), g2);
+    if (rb == 1) gb = m.squeeze(gb, m.rank(gb) - 1);
+    r.second = m.fit(gb, b);
+  }
+  return r;
+}
+
+// Reductions over `axes` (normalized, sorted; all of x's axes for axis=none):
+//   sum: bcast(g); mean: bcast(g / count); max/min: bcast(g) at the first extreme element of
+//   each group, 0 elsewhere; prod: bcast(g * out) / x; logsumexp: bcast(g) * exp(x - bcast(out))
+// where bcast(v) puts the reduced axes back (unless keepdims) and broadcasts to x's shape.
+template <class M>
+typename M::V reduce(M& m, ReduceOp op, const typename M::V& g, const typename M::V& x, const typename M::V& out,
+                     const std::vector<int64_t>& axes, bool keepdims) {
+  using V = typename M::V;
+  using BO = BinaryOp;
+  if (axes.empty()) return m.fit(g, x);  // nothing reduced: the identity
+  auto bcast = [&](V v) {
+    if (!keepdims)
+      for (int64_t a : axes) v = m.expandDims(v, a);
+    return m.broadcastLike(v, x);
+  };
+  switch (op) {
+    case ReduceOp::Sum: return m.fit(bcast(g), x);
+    case ReduceOp::Mean: return m.fit(bcast(m.template binary<BO::Div>(g, m.count(x, axes, g))), x);
+    case ReduceOp::Max:
+    case ReduceOp::Min:
+      return m.fit(m.select(m.firstExtreme(x, axes, op == ReduceOp::Max), bcast(g), m.k(0.0, g)), x);
+    case ReduceOp::Prod: return m.fit(m.template binary<BO::Div>(bcast(m.template binary<BO::Mul>(g, out)), x), x);
+    case ReduceOp::LogSumExp: {
+      V e = m.template unary<UnaryOp::Exp>(m.template binary<BO::Sub>(x, bcast(out)));
+      return m.fit(m.template binary<BO::Mul>(bcast(g), e), x);
+    }
+    default: return m.fit(m.k(0.0, g), x);  // all/any/argmax/argmin: no gradient (not recorded)
+  }
+}
+
+// concat(parts, axis): g_i = g[..., offset_i : offset_i + d_i, ...] along axis.
+template <class M>
+std::vector<Opt<M>> concat(M& m, const typename M::V& g, const std::vector<typename M::V>& parts,
+                           const std::vector<char>& want, int64_t axis) {
+  std::vector<Opt<M>> r(parts.size());
+  int64_t off = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    int64_t d = m.dim(parts[i], axis);
+    if (want[i]) r[i] = m.fit(m.sliceAxis(g, axis, off, d), parts[i]);
+    off += d;
+  }
+  return r;
+}
+
+// take(x, idx, axis): gx = index_add(zeros(x.shape), idx, g, axis) (repeated indices add up).
+template <class M>
+typename M::V take(M& m, const typename M::V& g, const typename M::V& x, const typename M::V& idx, int64_t axis) {
+  return m.fit(m.indexAdd(m.zerosLike(x, g), idx, g, axis), x);
+}
+
+// index_add(base, idx, src, axis): gbase = g; gsrc = take(g, idx, axis).
+template <class M>
+std::pair<Opt<M>, Opt<M>> index_add(M& m, const typename M::V& g, const typename M::V& base,
+                                    const typename M::V& idx, const typename M::V& src, int64_t axis, bool wbase,
+                                    bool wsrc) {
+  std::pair<Opt<M>, Opt<M>> r;
+  if (wbase) r.first = m.fit(g, base);
+  if (wsrc) r.second = m.fit(m.take(g, idx, axis), src);
+  return r;
+}
+
+// x[spec]: gx = set_index(zeros(x.shape), spec, g).
+template <class M, class S>
+typename M::V get_index(M& m, const typename M::V& g, const typename M::V& x, const S& spec) {
+  return m.fit(m.setIndex(m.zerosLike(x, g), spec, g), x);
+}
+
+// x[spec] = v (functional): gx = set_index(g, spec, 0); gv = sum_to(g[spec], v).
+template <class M, class S>
+std::pair<Opt<M>, Opt<M>> set_index(M& m, const typename M::V& g, const typename M::V& x, const typename M::V& v,
+                                    const S& spec, bool wx, bool wv) {
+  std::pair<Opt<M>, Opt<M>> r;
+  if (wx) r.first = m.fit(m.setIndex(g, spec, m.k(0.0, g)), x);
+  if (wv) r.second = m.fit(m.getIndex(g, spec), v);
+  return r;
+}
+
+}  // namespace tdl::rt::adjoint
