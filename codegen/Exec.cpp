@@ -59,30 +59,6 @@ rt::Tensor iota(const rt::Shape& shape, int64_t axis, rt::DType dtype) {
   return rt::broadcast_to(r, shape);
 }
 
-std::string printText(const std::string& format, const std::vector<rt::Tensor>& in) {
-  std::string out;
-  size_t k = 0;
-  for (size_t i = 0; i < format.size(); ++i) {
-    char ch = format[i];
-    if ((ch == '{' || ch == '}') && i + 1 < format.size() && format[i + 1] == ch) {
-      out += ch;
-      ++i;
-    } else if (ch == '{' && i + 1 < format.size() && format[i + 1] == '}') {
-      if (k < in.size()) out += rt::format_tensor(in[k++]);
-      ++i;
-    } else if (ch == '{' && i + 1 < format.size() && format[i + 1] == ':') {
-      // `{:spec}`: an f-string field with a format spec (rt::format_with_spec)
-      size_t close = format.find('}', i + 2);
-      if (close == std::string::npos) close = format.size();
-      if (k < in.size()) out += rt::format_with_spec(in[k++], format.substr(i + 2, close - i - 2));
-      i = close;
-    } else {
-      out += ch;
-    }
-  }
-  return out;
-}
-
 void runOp(ExecCtx& c, const OpEntry& e) {
   const ir::Op& op = *e.op;
   std::vector<rt::Tensor> in;
@@ -94,14 +70,14 @@ void runOp(ExecCtx& c, const OpEntry& e) {
   std::vector<rt::Tensor> out;
   switch (op.kind()) {
     case ir::OpKind::Print: {
-      std::string s = printText(op.str_attr("format"), in);
+      std::string s = rt::fill_format(op.str_attr("format"), in);
       std::fwrite(s.data(), 1, s.size(), stdout);
       return;
     }
     case ir::OpKind::Assert:
       if (!in[0].scalar_as_bool()) {
         if (in.size() == 1) throw rt::Error(op.str_attr("message"));
-        throw rt::Error(printText(op.str_attr("message"), std::vector<rt::Tensor>(in.begin() + 1, in.end())));
+        throw rt::Error(rt::fill_format(op.str_attr("message"), std::vector<rt::Tensor>(in.begin() + 1, in.end())));
       }
       return;
     case ir::OpKind::Random: {

@@ -2,6 +2,9 @@
 // One handler per builtin (or family); the dispatch by builtin id is graph/Builtins.cpp.
 #include "graph/Tracer.h"
 
+#include "runtime/Create.h"
+#include "runtime/Print.h"
+
 namespace tdl::vm::trace {
 
 auto Tracer::bi_tape(BuiltinCall& bc) -> TV {
@@ -81,6 +84,29 @@ auto Tracer::bi_print(BuiltinCall& bc) -> TV {
   setLoc(loc);
   b_.print(holes, format);
   return TV::of(Value());
+}
+
+// str(x) and format(x, spec) of run-time values: strings of run-time values (as f-strings
+// are), formatted when printed, by the runtime's functions that eager mode calls.
+auto Tracer::bi_str(BuiltinCall& bc) -> TV {
+  std::vector<ir::Value*> holes;
+  std::string format = formatOf(bc.need(0, "x"), holes, bc.loc, true);
+  std::vector<TV> hs;
+  for (ir::Value* h : holes) hs.push_back(TV::dyn(h));
+  return TV::fmtOf(makeStr(format), std::move(hs));
+}
+
+auto Tracer::bi_format(BuiltinCall& bc) -> TV {
+  TV* specArg = bc.arg(1, "spec");
+  if (!specArg) return bi_str(bc);
+  std::string spec = staticString(*specArg, "spec", bc.loc);
+  TV& x = bc.need(0, "x");
+  if (spec.empty()) return bi_str(bc);
+  if (!x.isDyn()) fail(bc.loc, fmt::format("format(): a format spec needs a number or tensor, got {}", describe(x)));
+  if (spec.find_first_of("{}") != std::string::npos) fail(bc.loc, "a format spec cannot contain braces");
+  // A bad spec is eager's error, now: tried on a scalar of x's dtype.
+  guarded(bc.loc, [&] { return rt::format_with_spec(rt::zeros({}, x.dv->type.dtype), spec); });
+  return TV::fmtOf(makeStr(fmt::format("{{:{}}}", spec)), {x});
 }
 
 auto Tracer::bi_assert(BuiltinCall& bc) -> TV {

@@ -30,11 +30,11 @@ struct TraceError : ScriptError {
 
 // How a call's result is rebuilt from the compiled function's results.
 struct ResultTemplate {
-  enum Kind : uint8_t { Static, Leaf, Seq, Rec } kind = Static;
-  Value value;       // Static
+  enum Kind : uint8_t { Static, Leaf, Seq, Rec, Fmt } kind = Static;
+  Value value;       // Static; Fmt: the format (rt::fill_format), its holes the leaf items
   int leaf = -1;     // Leaf: index of the IR function result
   Tag seqTag = Tag::Tuple;
-  std::vector<ResultTemplate> items;  // Seq / Rec
+  std::vector<ResultTemplate> items;  // Seq / Rec / Fmt
   Names names;                         // Rec
   Value build(const std::vector<rt::Tensor>& results) const;
 };

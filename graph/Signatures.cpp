@@ -89,6 +89,11 @@ ResultTemplate toTemplate(const TV& t, std::vector<ir::Value*>& results, std::ve
       r.names = t.names;
       for (auto& i : t.items) r.items.push_back(toTemplate(i, results, weak, loc));
       return r;
+    case TV::Fmt:
+      r.kind = ResultTemplate::Fmt;
+      r.value = t.sv;
+      for (auto& i : t.items) r.items.push_back(toTemplate(i, results, weak, loc));
+      return r;
     default: throw TraceError(loc, "a graph fn can only return tensors, numbers, strings and containers of them");
   }
 }

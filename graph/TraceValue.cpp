@@ -1,6 +1,8 @@
 // Trace values and the small helpers of the tracer (graph/Tracer.h).
 #include "graph/Tracer.h"
 
+#include "runtime/Print.h"
+
 namespace tdl::vm {
 
 uint64_t locKey(const Loc& l) { return (uint64_t(l.file) << 48) ^ (uint64_t(l.line) << 20) ^ uint64_t(l.col); }
@@ -18,6 +20,11 @@ Value ResultTemplate::build(const std::vector<rt::Tensor>& results) const {
       std::vector<Value> v;
       for (auto& i : items) v.push_back(i.build(results));
       return makeRecord(names, std::move(v));
+    }
+    case Fmt: {  // a string of run-time values, filled as print fills its format
+      std::vector<rt::Tensor> holes;
+      for (auto& i : items) holes.push_back(results.at(static_cast<size_t>(i.leaf)));
+      return makeStr(rt::fill_format(value.as<StrObj>()->s, holes));
     }
   }
   return Value();

@@ -70,6 +70,8 @@ struct TV {
 
   static TV of(Value v) { TV t; t.k = Static; t.sv = std::move(v); return t; }
   static TV dyn(ir::Value* v, bool weak = false) { TV t; t.k = Dyn; t.dv = v; t.weak = weak; return t; }
+  // A string of run-time values: a print format with `{}`/`{:spec}` holes and their values.
+  static TV fmtOf(Value format, std::vector<TV> holes) { TV t; t.k = Fmt; t.sv = std::move(format); t.items = std::move(holes); return t; }
   bool isStatic() const { return k == Static; }
   bool isDyn() const { return k == Dyn; }
   bool defined() const { return k != Undef; }
@@ -500,6 +502,8 @@ class Tracer {
   TV bi_range(BuiltinCall& bc);
   TV bi_print(BuiltinCall& bc);
   TV bi_assert(BuiltinCall& bc);
+  TV bi_str(BuiltinCall& bc);
+  TV bi_format(BuiltinCall& bc);
   TV bi_rand(BuiltinCall& bc);
   TV bi_randint(BuiltinCall& bc);
   TV bi_tree_leaves(BuiltinCall& c);

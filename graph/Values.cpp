@@ -73,7 +73,7 @@ auto Tracer::describe(const TV& t) -> std::string {
     case TV::Range: return "range";
     case TV::Tape: return "tape";
     case TV::GradFn: return t.withValue ? "value_and_grad function" : "grad function";
-    case TV::Fmt: return "string of run-time values (an f-string, which a graph fn can only print)";
+    case TV::Fmt: return "string of run-time values (from an f-string, str or format: a graph fn can only print it or add strings to it)";
     default: return "undefined";
   }
 }
@@ -91,6 +91,21 @@ auto Tracer::binop(rt::BinaryOp op, const TV& a, const TV& b, const Loc& loc, st
     }
   }
   if (!isNumeric(a) || !isNumeric(b)) {
+    if (vop && *vop == Op::Add && (a.k == TV::Fmt || b.k == TV::Fmt)) {  // strings of run-time values
+      std::string f;
+      std::vector<TV> holes;
+      auto part = [&](const TV& t) {
+        if (t.k == TV::Fmt) {
+          f += t.sv.as<StrObj>()->s;
+          holes.insert(holes.end(), t.items.begin(), t.items.end());
+          return true;
+        }
+        if (!t.isStatic() || t.sv.tag() != Tag::Str) return false;
+        f += escapeBraces(t.sv.as<StrObj>()->s);
+        return true;
+      };
+      if (part(a) && part(b)) return TV::fmtOf(makeStr(f), std::move(holes));
+    }
     if (vop && *vop == Op::Add && (a.k == TV::Seq || b.k == TV::Seq)) {
       TV x = expandStatic(a), y = expandStatic(b);
       if (x.k == TV::Seq && y.k == TV::Seq && x.seqTag == y.seqTag) {

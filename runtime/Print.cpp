@@ -29,11 +29,24 @@ void append_element(std::string& out, const Tensor& t, int64_t flat) {
   }
 }
 
+// Element `flat` as a scalar tensor of t's dtype.
+Tensor element_tensor(const Tensor& t, int64_t flat) {
+  switch (t.dtype()) {
+    case DType::Bool: return Tensor::scalar(t.data<bool>()[flat]);
+    case DType::I32: return Tensor::scalar(t.data<int32_t>()[flat]);
+    case DType::I64: return Tensor::scalar(t.data<int64_t>()[flat]);
+    case DType::F32: return Tensor::scalar(t.data<float>()[flat]);
+    case DType::F64: return Tensor::scalar(t.data<double>()[flat]);
+  }
+  return Tensor::scalar(false);
+}
+
 struct Printer {
   const Tensor& t;
   std::vector<int64_t> strides;
   bool summarize;
   std::string out;
+  const std::string* spec = nullptr;  // format_with_spec: each element formatted with it
 
   // Indices of axis entries to print; -1 marks the `...` gap.
   std::vector<int64_t> entries(int64_t n) const {
@@ -63,6 +76,7 @@ struct Printer {
       }
       first = false;
       if (i < 0) out += "...";
+      else if (last_axis && spec) out += format_with_spec(element_tensor(t, offset + i), *spec);
       else if (last_axis) append_element(out, t, offset + i);
       else print(axis + 1, offset + i * strides[axis]);
     }
@@ -82,8 +96,8 @@ std::string format_element(const Tensor& t, int64_t flat) {
   return s;
 }
 
-std::string format_tensor(const Tensor& t) {
-  if (t.rank() == 0) return format_element(t, 0);
+namespace {
+std::string format_tensor_with(const Tensor& t, const std::string* spec) {
   // A zero-size tensor prints one `[]` per index before its first zero dim: summarized
   // like a large tensor when those are many (zeros([2**40, 0]) prints in O(1)).
   bool many = t.numel() > kPrintSummarizeThreshold;
@@ -97,9 +111,15 @@ std::string format_tensor(const Tensor& t) {
     }
     many = lists > limit;
   }
-  Printer p{t, strides_of(t.shape()), many, {}};
+  Printer p{t, strides_of(t.shape()), many, {}, spec};
   p.print(0, 0);
   return std::move(p.out);
+}
+}  // namespace
+
+std::string format_tensor(const Tensor& t) {
+  if (t.rank() == 0) return format_element(t, 0);
+  return format_tensor_with(t, nullptr);
 }
 
 std::string format_with_spec(const Tensor& t, const std::string& spec) {
@@ -131,10 +151,35 @@ std::string format_with_spec(const Tensor& t, const std::string& spec) {
       }
       return fmt::format(fmt::runtime(f), t.scalar_as_int64());
     }
-    return fmt::format(fmt::runtime(f), format_tensor(t));
+    // A tensor: the spec applied to every element (SPEC §12), laid out as print does.
+    return format_tensor_with(t, &spec);
   } catch (const fmt::format_error& e) {
     throw Error(fmt::format("invalid format spec '{}' for {}: {}", spec, t.type_str(), e.what()));
   }
+}
+
+std::string fill_format(const std::string& format, const std::vector<Tensor>& in) {
+  std::string out;
+  size_t k = 0;
+  for (size_t i = 0; i < format.size(); ++i) {
+    char ch = format[i];
+    if ((ch == '{' || ch == '}') && i + 1 < format.size() && format[i + 1] == ch) {
+      out += ch;
+      ++i;
+    } else if (ch == '{' && i + 1 < format.size() && format[i + 1] == '}') {
+      if (k < in.size()) out += format_tensor(in[k++]);
+      ++i;
+    } else if (ch == '{' && i + 1 < format.size() && format[i + 1] == ':') {
+      // `{:spec}`: an f-string field with a format spec
+      size_t close = format.find('}', i + 2);
+      if (close == std::string::npos) close = format.size();
+      if (k < in.size()) out += format_with_spec(in[k++], format.substr(i + 2, close - i - 2));
+      i = close;
+    } else {
+      out += ch;
+    }
+  }
+  return out;
 }
 
 }  // namespace tdl::rt

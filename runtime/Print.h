@@ -23,8 +23,12 @@ std::string format_element(const Tensor& t, int64_t flat);
 std::string format_tensor(const Tensor& t);
 // An f-string replacement field `{x:spec}` (Python's format-spec mini-language through
 // fmt): a scalar by its dtype (a float type such as `.3f` or `e`, `%`, `d` for integers;
-// no presentation type: the text above, aligned), any other tensor as its text, aligned.
+// no presentation type: the text above, aligned); any other tensor: the spec applied to
+// each element (SPEC §12: format([3.14159, 2.0], ".2f") is [3.14, 2.00]), laid out as print.
 // Throws Error("invalid format spec ...") naming the value's type.
 std::string format_with_spec(const Tensor& t, const std::string& spec);
+// A print format (graph fns' print and assert messages, strings of run-time values) filled:
+// `{}` holes by format_tensor, `{:spec}` holes by format_with_spec, `{{`/`}}` as braces.
+std::string fill_format(const std::string& format, const std::vector<Tensor>& in);
 
 }  // namespace tdl::rt

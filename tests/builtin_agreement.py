@@ -37,11 +37,7 @@ SKIP = {
 APPLY = {"grad", "value_and_grad"}
 # Known disagreements, each with its reason: listed here, they are expected to differ (and
 # the test fails when one starts to agree, so that the entry is removed).
-KNOWN = {
-    "str valid": "str() of a run-time tensor inside a graph fn is not traced yet",
-    "format valid": "format() of a run-time tensor inside a graph fn is not traced yet",
-    "format keywords": "format() of a run-time tensor inside a graph fn is not traced yet",
-}
+KNOWN = {}
 # Bad values per parameter name.
 BAD = {"axis": ["5", "1.5"], "shape": ["[5, 5]", "[2.5, 3]", "[2, -3]"], "b": ["[1.0, 2.0, 3.0, 4.0]"], "x": ['"s"'],
        "perm": ["[0, 0]"], "dtype": ['"f32"'], "idx": ["[7]", "[0.5]"], "n": ["-2"]}

@@ -97,7 +97,7 @@ def main():
     expect("help prints usage, exit 0", r.returncode == 0 and "tdl run FILE" in r.stdout, r)
     r = run(tdl, "builtins")
     expect("builtins lists each builtin with its parameters",
-           r.returncode == 0 and "leaky_relu(x, alpha=…)\n" in r.stdout and "sum(x, axis=…, keepdims=…)\n" in r.stdout
+           r.returncode == 0 and "leaky_relu(x, slope=…)\n" in r.stdout and "sum(x, axis=…, keepdims=…)\n" in r.stdout
            and "print(...)\n" in r.stdout and "\nf32(" not in r.stdout, r)
     r = run(tdl, "builtins", "--json")
     try:
