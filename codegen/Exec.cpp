@@ -336,6 +336,25 @@ void tdl_parallel_reduce_rows(void (*kernel)(void*, int64_t, int64_t), void* env
 // a result is a fresh tensor, so writing is safe).
 void* tdl_data(void* ctx, int32_t slot) { return const_cast<void*>(C(ctx).slots[slot].raw()); }
 
+// The data of the tensor in `slot`, made its own (copied when shared) for a loop that
+// writes its elements in place with no other op in between (Lower.cpp, native loops).
+// Null (and the error set) when the copy fails; a tensor without elements gives a dummy.
+void* tdl_mutable_data(void* ctx, int32_t slot, int32_t op) {
+  ExecCtx& c = C(ctx);
+  try {
+    rt::Tensor& t = c.slots[slot];
+    static char dummy;
+    if (t.numel() == 0) return &dummy;
+    return t.mutable_raw();
+  } catch (const std::exception& e) {
+    c.err = e.what();
+  } catch (...) {
+    c.err = "unknown error";
+  }
+  c.errOp = op;
+  return nullptr;
+}
+
 // Runs kernel(env, begin, end) over [0, n): on the calling thread below
 // kFusedParallelThreshold elements, else split over the runtime's pool.
 void tdl_parallel(void (*kernel)(void*, int64_t, int64_t), void* env, int64_t n) {
@@ -372,6 +391,7 @@ std::vector<AbiSymbol> abiSymbols() {
           {"tdl_fail", reinterpret_cast<void*>(&tdl_fail)},
           {"tdl_fused_alloc", reinterpret_cast<void*>(&tdl_fused_alloc)},
           {"tdl_data", reinterpret_cast<void*>(&tdl_data)},
+          {"tdl_mutable_data", reinterpret_cast<void*>(&tdl_mutable_data)},
           {"tdl_parallel", reinterpret_cast<void*>(&tdl_parallel)},
           {"tdl_parallel_rows", reinterpret_cast<void*>(&tdl_parallel_rows)},
           {"tdl_reduce_alloc", reinterpret_cast<void*>(&tdl_reduce_alloc)},

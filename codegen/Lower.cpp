@@ -137,7 +137,14 @@ struct Lowering {
   llvm::FunctionCallee opFn, truthFn, moveFn, copyFn;
   llvm::FunctionCallee fusedAllocFn, dataFn, parallelFn, parallelRowsFn, dimFn, reduceAllocFn, reduceRowsFn;
   int kernelCount = 0;
-  llvm::FunctionCallee loadI64Fn, loadF64Fn, storeI64Fn, storeF64Fn, failFn, elemFn, updateElemFn;
+  llvm::FunctionCallee loadI64Fn, loadF64Fn, storeI64Fn, storeF64Fn, failFn, elemFn, updateElemFn, mutableDataFn;
+  // Native loops (lowerWhile): the data and dims of the tensors they access, by slot,
+  // loaded once before the loop.
+  struct Hoisted {
+    llvm::Value* data;
+    std::vector<llvm::Value*> dims;
+  };
+  std::map<int, Hoisted> hoisted;
   std::map<const ir::Value*, int> slot;
   // Native scalars (DESIGN: rank-0 values live in registers): one alloca per value (mem2reg
   // turns them into SSA values); a while shares one between inits, region args and results.
@@ -183,6 +190,7 @@ struct Lowering {
     reduceAllocFn = mod.getOrInsertFunction("tdl_reduce_alloc", llvm::FunctionType::get(i64t, {ptr, i32t, i32t, i32t, i32t, i32t}, false));
     reduceRowsFn = mod.getOrInsertFunction("tdl_parallel_reduce_rows", llvm::FunctionType::get(voidt, {ptr, ptr, i64t, i64t}, false));
     dimFn = mod.getOrInsertFunction("tdl_dim", llvm::FunctionType::get(i64t, {ptr, i32t, i32t}, false));
+    mutableDataFn = mod.getOrInsertFunction("tdl_mutable_data", llvm::FunctionType::get(ptr, {ptr, i32t, i32t}, false));
     updateElemFn = mod.getOrInsertFunction(
         "tdl_update_elem", llvm::FunctionType::get(ptr, {ptr, i32t, i32t, i32t, ptr, i32t, i32t}, false));
   }
@@ -350,7 +358,7 @@ struct Lowering {
       llvm::Value* q = b.CreateCall(elemFn, {ctxArg, i32(xs), idxBuf, i32(static_cast<int>(n)), i32(id)});
       failIfNull(q);
       return q;
-    });
+    }, inbounds(op));
     set(r, loadElem(p, d));
     return true;
   }
@@ -369,11 +377,13 @@ struct Lowering {
   // The address of element slot[idx...] computed inline (NativeLayout) when every index is
   // in range (and, for a store, the buffer is unique); else `slow` emits the call that does
   // it (and reports an out-of-range index). Returns the address.
+  // `inbounds`: every index is known to be in [0, size) (ir/passes/Loops.cpp).
   llvm::Value* elemAddress(int s, const std::vector<llvm::Value*>& idx, DType d, bool forStore,
-                           const std::function<llvm::Value*()>& slow) {
+                           const std::function<llvm::Value*()>& slow, bool inbounds = false) {
     const NativeLayout& L = nativeLayout();
     auto* ptrT = llvm::PointerType::getUnqual(ctx);
     auto* i64t = b.getInt64Ty();
+    if (auto h = hoisted.find(s); h != hoisted.end()) return hoistedAddress(h->second, idx, d, slow, inbounds);
     if (!L.ok) return slow();
     auto at = [&](llvm::Value* base, int64_t off) { return b.CreateConstInBoundsGEP1_64(b.getInt8Ty(), base, static_cast<uint64_t>(off)); };
     llvm::Value* slots = b.CreateLoad(ptrT, at(ctxArg, L.ctxSlots));
@@ -385,8 +395,11 @@ struct Lowering {
     for (size_t a = 0; a < idx.size(); ++a) {
       llvm::Value* size = b.CreateLoad(i64t, b.CreateConstInBoundsGEP1_64(i64t, dims, a));
       llvm::Value* i = idx[a];
-      ok = b.CreateAnd(ok, b.CreateAnd(b.CreateICmpSGE(i, b.CreateNeg(size)), b.CreateICmpSLT(i, size)));
-      llvm::Value* ii = b.CreateSelect(b.CreateICmpSLT(i, b.getInt64(0)), b.CreateAdd(i, size), i);
+      llvm::Value* ii = i;
+      if (!inbounds) {
+        ok = b.CreateAnd(ok, b.CreateAnd(b.CreateICmpSGE(i, b.CreateNeg(size)), b.CreateICmpSLT(i, size)));
+        ii = b.CreateSelect(b.CreateICmpSLT(i, b.getInt64(0)), b.CreateAdd(i, size), i);
+      }
       off = b.CreateAdd(b.CreateMul(off, size), ii);
     }
     auto* fastBB = llvm::BasicBlock::Create(ctx, "elem.fast", fn);
@@ -413,6 +426,45 @@ struct Lowering {
     p->addIncoming(p1, fastBB);
     p->addIncoming(p2, slowEnd);
     return p;
+  }
+
+  // An element of a tensor whose data and dims a native loop loaded before it: no loads
+  // of the tensor's header, no uniqueness check (the loop made the buffer its own).
+  llvm::Value* hoistedAddress(const Hoisted& h, const std::vector<llvm::Value*>& idx, DType d,
+                              const std::function<llvm::Value*()>& slow, bool inbounds) {
+    llvm::Value* off = b.getInt64(0);
+    llvm::Value* ok = b.getTrue();
+    for (size_t a = 0; a < idx.size(); ++a) {
+      llvm::Value* size = h.dims[a];
+      llvm::Value* i = idx[a];
+      if (!inbounds) {
+        ok = b.CreateAnd(ok, b.CreateAnd(b.CreateICmpSGE(i, b.CreateNeg(size)), b.CreateICmpSLT(i, size)));
+        i = b.CreateSelect(b.CreateICmpSLT(i, b.getInt64(0)), b.CreateAdd(i, size), i);
+      }
+      off = a == 0 ? i : b.CreateAdd(b.CreateMul(off, size, "", true, true), i, "", true, true);
+    }
+    llvm::Value* p1 = b.CreateInBoundsGEP(elemTy(d), h.data, off);
+    if (inbounds) return p1;
+    auto* fastBB = b.GetInsertBlock();
+    auto* slowBB = llvm::BasicBlock::Create(ctx, "elem.slow", fn);
+    auto* mergeBB = llvm::BasicBlock::Create(ctx, "elem", fn);
+    b.CreateCondBr(ok, mergeBB, slowBB);
+    b.SetInsertPoint(slowBB);
+    llvm::Value* p2 = slow();  // reports the index out of range
+    llvm::BasicBlock* slowEnd = b.GetInsertBlock();
+    b.CreateBr(mergeBB);
+    b.SetInsertPoint(mergeBB);
+    llvm::PHINode* p = b.CreatePHI(llvm::PointerType::getUnqual(ctx), 2);
+    p->addIncoming(p1, fastBB);
+    p->addIncoming(p2, slowEnd);
+    return p;
+  }
+  // The in-memory type of an element (bool: one byte).
+  llvm::Type* elemTy(DType d) { return d == DType::Bool ? b.getInt8Ty() : ty(d); }
+
+  static bool inbounds(const ir::Op& op) {
+    const bool* a = op.attr_as<bool>("inbounds");
+    return a && *a;
   }
 
   llvm::Value* loadElem(llvm::Value* p, DType d) {
@@ -455,7 +507,7 @@ struct Lowering {
       return q;
     };
     // In place without a call when x's slot is the result's and its buffer is unique.
-    llvm::Value* p = dst == src ? elemAddress(dst, idx, d, true, slow) : slow();
+    llvm::Value* p = dst == src ? elemAddress(dst, idx, d, true, slow, inbounds(op)) : slow();
     storeElem(p, val, d);
     return true;
   }
@@ -876,6 +928,71 @@ struct Lowering {
     b.SetInsertPoint(mergeBB);
   }
 
+  // A native loop: every op of its regions is lowered inline (scalar ops, element reads,
+  // element updates of its carried tensors in place), with no nested region. Its tensors'
+  // data and dims are loaded once before it (the carried ones made unique), so the loop
+  // body is plain loads and stores that LLVM can vectorize.
+  bool nativeLoop(const ir::Op& w, std::vector<const ir::Value*>& outside) {
+    for (size_t r = 0; r < 2; ++r) {
+      const ir::Block& blk = w.region(r).block();
+      for (size_t i = 0; i + 1 < blk.size(); ++i) {
+        const ir::Op& o = blk.op(i);
+        if (o.num_regions() > 0) return false;
+        bool upd = o.kind() == ir::OpKind::Update;
+        if (o.kind() == ir::OpKind::Index || upd) {
+          const ir::Value* x = o.operand(0);
+          size_t first = upd ? 2 : 1;
+          if (isNat(x) || x->type.dims.size() != o.num_operands() - first) return false;
+          for (size_t k = 1; k < o.num_operands(); ++k)
+            if (!isNat(o.operand(k))) return false;
+          if (upd) {
+            // A carried tensor (or an update of one) in the body, dead after the update.
+            if (r != 1 || !(x->is_block_arg() ? x->block() == &blk
+                                               : x->def()->kind() == ir::OpKind::Update && x->block() == &blk))
+              return false;
+            if (!deadAfter(o, x)) return false;
+          } else if (!x->is_block_arg() || x->block() != &blk) {
+            if (definedInside(x, &w)) {
+              if (x->def()->kind() != ir::OpKind::Update) return false;
+            } else if (std::find(outside.begin(), outside.end(), x) == outside.end()) {
+              outside.push_back(x);
+            }
+          }
+          continue;
+        }
+        if (o.num_results() != 1 || !isNat(o.result())) return false;
+        for (const ir::Value* v : o.operands())
+          if (!isNat(v)) return false;
+        bool inlineKind = o.kind() == ir::OpKind::Constant || o.kind() == ir::OpKind::Cast ||
+                          o.kind() == ir::OpKind::Select || ir::as_binary(o.kind()) || ir::as_unary(o.kind());
+        if (!inlineKind) return false;
+      }
+    }
+    // Each carried tensor is yielded back in its own slot: the body's arg, or an update
+    // chain from it.
+    const ir::Block& body = w.region(1).block();
+    const ir::Op* y = body.terminator();
+    for (size_t i = 0; i < w.num_results(); ++i) {
+      if (isNat(w.result(i))) continue;
+      const ir::Value* v = y->operand(i);
+      while (!v->is_block_arg() && v->def()->kind() == ir::OpKind::Update && v->block() == &body) v = v->def()->operand(0);
+      if (v != body.arg(i)) return false;
+    }
+    return true;
+  }
+
+  Hoisted hoist(int s, const ir::Value* x, bool writes, int errId) {
+    Hoisted h;
+    h.data = writes ? b.CreateCall(mutableDataFn, {ctxArg, i32(s), i32(errId)}) : b.CreateCall(dataFn, {ctxArg, i32(s)});
+    if (writes) failIfNull(h.data);
+    for (size_t a = 0; a < x->type.dims.size(); ++a) {
+      const ir::Dim& d = x->type.dims[a];
+      h.dims.push_back(d.is_known() ? static_cast<llvm::Value*>(b.getInt64(d.size))
+                                    : b.CreateCall(dimFn, {ctxArg, i32(s), i32(static_cast<int>(a))}));
+    }
+    return h;
+  }
+
   void lowerWhile(const ir::Op& op) {
     size_t n = op.num_results();
     std::vector<int> cs;
@@ -900,6 +1017,22 @@ struct Lowering {
     for (size_t i = 0; i < n; ++i) {
       if (cs[i] < 0) set(op.result(i), inits[i]);
       else transfer(cs[i], slotOf(op.operand(i)), false);
+    }
+    std::vector<const ir::Value*> outside;
+    std::vector<int> hoistedSlots;
+    if (nativeLoop(op, outside)) {
+      int id = errorEntry(op);
+      for (size_t i = 0; i < n; ++i)
+        if (cs[i] >= 0) {
+          hoisted[cs[i]] = hoist(cs[i], op.result(i), true, id);
+          hoistedSlots.push_back(cs[i]);
+        }
+      for (const ir::Value* x : outside) {
+        int s = materialize(x);
+        if (hoisted.count(s)) continue;
+        hoisted[s] = hoist(s, x, false, id);
+        hoistedSlots.push_back(s);
+      }
     }
     auto* headBB = llvm::BasicBlock::Create(ctx, "while", fn);
     auto* bodyBB = llvm::BasicBlock::Create(ctx, "body", fn);
@@ -931,6 +1064,7 @@ struct Lowering {
     for (auto& [dst, t] : moves) transfer(dst, t, true);
     b.CreateBr(headBB);
     b.SetInsertPoint(exitBB);
+    for (int s : hoistedSlots) hoisted.erase(s);
   }
 
   void run(const ir::Function& f, const std::string& name) {

@@ -25,6 +25,8 @@ std::unique_ptr<Pass> create_cse_pass();
 std::unique_ptr<Pass> create_dce_pass();
 std::unique_ptr<Pass> create_fusion_pass();
 std::unique_ptr<Pass> create_gemm_pass();
+std::unique_ptr<Pass> create_if_convert_pass();
+std::unique_ptr<Pass> create_loops_pass();
 // Whether an op may sit in the body of a `fused` op (codegen lowers each such op inline).
 bool is_fusable_scalar_op(const Op& op);
 // How an operand x of a fused op with result type r is read, viewing r as rows (all axes

@@ -19,6 +19,8 @@ const std::vector<PassInfo> kPasses = {
     {"simplify", "algebraic simplification by a rule list (x * 1 -> x, ...)", create_simplify_pass},
     {"cse", "common subexpression elimination of pure ops, scoped to regions", create_cse_pass},
     {"dce", "dead code: unused pure ops and results, constant cond/while", create_dce_pass},
+    {"ifconvert", "small conds that compute scalars and update one element -> selects (branch-free loops)", create_if_convert_pass},
+    {"loops", "sizes hoisted out of loops; counted loops: overflow guards and index checks dropped", create_loops_pass},
     {"fusion", "chains of elementwise ops on same-shape tensors and scalars -> one fused loop", create_fusion_pass},
     {"gemm", "matmul of transposed operands, and an update c + k * (a @ b) -> one BLAS call", create_gemm_pass},
 };
@@ -27,6 +29,8 @@ const std::vector<std::string_view> kDefaultPipeline = {
     "simplify",
     "fold",
     "cse",
+    "ifconvert",
+    "loops",
     "dce",
     "fusion",
     "gemm",

@@ -28,8 +28,18 @@ bool has_effects(const Block& b) {
   return false;
 }
 
+bool fails_on_integers(const Op& op) {
+  auto b = as_binary(op.kind());
+  auto u = as_unary(op.kind());
+  uint32_t p = b ? rt::props(*b) : u ? rt::props(*u) : 0;
+  if (!(p & rt::kFail)) return false;
+  for (const Value* v : op.operands())
+    if (!rt::is_float(v->type.dtype)) return true;
+  return false;
+}
+
 bool is_removable(const Op& op) {
-  if (op.has_trait(kPure)) return true;
+  if (op.has_trait(kPure)) return !fails_on_integers(op);
   if (op.kind() != OpKind::Cond && op.kind() != OpKind::While) return false;
   for (size_t r = 0; r < op.num_regions(); ++r)
     if (has_effects(op.region(r).block())) return false;

@@ -15,6 +15,9 @@ std::optional<double> splat_value(const Value* v);
 // Whether the op has no effect and cannot fail, looking into its regions (a cond or
 // while of pure ops is pure). Such an op may be removed when its results are unused.
 bool is_removable(const Op& op);
+// Whether an elementwise op that may fail on integers (runtime/ops.def kFail: // and % by
+// zero, negative integer powers) has an integer operand: it may raise, so it is kept.
+bool fails_on_integers(const Op& op);
 // Whether any op of the block (recursively) has an effect or may fail.
 bool has_effects(const Block& b);
 

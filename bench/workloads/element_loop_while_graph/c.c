@@ -1,0 +1,1 @@
+../element_loop_graph/c.c
