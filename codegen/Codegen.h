@@ -8,6 +8,7 @@
 // failing op, whose `loc` the caller turns into a diagnostic.
 #pragma once
 #include <atomic>
+#include <future>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -44,7 +45,15 @@ class CompiledFn {
   std::vector<int> paramSlots, resultSlots;
   std::vector<std::string> syms;  // symbolic dims, indexed like ExecCtx::syms
   mutable std::atomic<int64_t> reusedBuffers{0};  // over all calls (--trace-report)
+  // A first version (machine code generated without optimization, fast to make) has its
+  // optimized version compiled on a background thread: tierUp swaps it in when ready.
+  std::future<std::unique_ptr<CompiledFn>> optimized;
+  double llvmMs = 0;  // the time this version's LLVM compile took (the background one's)
 };
+
+// Replaces a first version by its optimized one once that is compiled (a cheap check;
+// nothing changes while it is not ready, or when it failed). Returns whether it swapped.
+bool tierUp(std::unique_ptr<CompiledFn>& cf);
 
 struct CompileTimes {
   double lowerMs = 0, llvmMs = 0;

@@ -438,6 +438,22 @@ const NativeLayout& nativeLayout() {
 CompiledFn::CompiledFn() = default;
 CompiledFn::~CompiledFn() = default;
 
+// (Codegen.h) In the executor library, since built executables run first versions too.
+bool tierUp(std::unique_ptr<CompiledFn>& cf) {
+  if (!cf || !cf->optimized.valid()) return false;
+  if (cf->optimized.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return false;
+  std::unique_ptr<CompiledFn> o;
+  try {
+    o = cf->optimized.get();
+  } catch (const std::exception&) {
+    return false;  // keep the first version
+  }
+  o->module = std::move(cf->module);
+  o->reusedBuffers += cf->reusedBuffers.load();
+  cf = std::move(o);
+  return true;
+}
+
 bool CompiledFn::run(const std::vector<rt::Tensor>& inputs, std::vector<rt::Tensor>& outputs, ExecError& err) const {
   std::vector<rt::Tensor> slots(static_cast<size_t>(numSlots));
   std::vector<int64_t> symv(syms.size(), 0);

@@ -26,4 +26,14 @@ llvm::Expected<HostJit> makeHostJit() {
   return h;
 }
 
+llvm::Expected<std::unique_ptr<llvm::TargetMachine>> makeHostTargetMachine(llvm::CodeGenOptLevel level) {
+  llvm::InitializeNativeTarget();
+  llvm::InitializeNativeTargetAsmPrinter();
+  auto jtmb = llvm::orc::JITTargetMachineBuilder::detectHost();
+  if (!jtmb) return jtmb.takeError();
+  jtmb->setCodeGenOptLevel(level);
+  jtmb->setRelocationModel(llvm::Reloc::PIC_);
+  return jtmb->createTargetMachine();
+}
+
 }  // namespace tdl::codegen

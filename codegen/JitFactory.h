@@ -18,4 +18,8 @@ struct HostJit {
 
 llvm::Expected<HostJit> makeHostJit();
 
+// A target machine for the host like the JIT's (same CPU, features and relocation model)
+// with code generation at `level`: each thread that emits objects makes its own.
+llvm::Expected<std::unique_ptr<llvm::TargetMachine>> makeHostTargetMachine(llvm::CodeGenOptLevel level);
+
 }  // namespace tdl::codegen

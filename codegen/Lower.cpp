@@ -1,5 +1,6 @@
 // Lowering of optimized IR to LLVM IR, the O2 pipeline, and the JIT (a thin wrapper over
-// ORC LLJIT, DESIGN habit 12). The only file of the project that includes LLVM headers.
+// ORC LLJIT, DESIGN habit 12) with two tiers (a fast first version, the optimized one made
+// in the background: compile()). The only file of the project that includes LLVM headers.
 //
 // Structure of the generated code: one LLVM function per traced signature,
 // `i32 NAME(ptr ctx)`. Every IR value has a slot; a `while` shares one set of slots
@@ -7,6 +8,8 @@
 // overwrites the same slots (bounded memory). Yields move a value when it has no other
 // use, and an `update` whose tensor is dead afterwards takes its buffer (in place).
 #include <chrono>
+#include <condition_variable>
+#include <future>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -1110,6 +1113,7 @@ class Jit {
     static Jit j;
     return j;
   }
+  ~Jit();
   llvm::orc::LLJIT& jit() { return *jit_; }
   llvm::TargetMachine* tm() { return tm_.get(); }
   std::string error;
@@ -1128,16 +1132,7 @@ class Jit {
       syms[jit_->mangleAndIntern(s.name)] = {llvm::orc::ExecutorAddr::fromPtr(s.addr), llvm::JITSymbolFlags::Exported};
     if (auto err = jit_->getMainJITDylib().define(llvm::orc::absoluteSymbols(std::move(syms))))
       error = llvm::toString(std::move(err));
-    // Each object file the JIT links, copied for the compile cache while a compile asks.
-    jit_->getObjTransformLayer().setTransform(
-        [this](std::unique_ptr<llvm::MemoryBuffer> obj) -> llvm::Expected<std::unique_ptr<llvm::MemoryBuffer>> {
-          if (capture) capture->assign(obj->getBufferStart(), obj->getBufferSize());
-          return obj;
-        });
   }
-
- public:
-  std::string* capture = nullptr;  // set under jitMutex
 
  private:
   std::unique_ptr<llvm::orc::LLJIT> jit_;
@@ -1159,8 +1154,71 @@ double msSince(std::chrono::steady_clock::time_point t) {
 
 }  // namespace
 
+namespace {
+
+// Background compiles still running: the JIT outlives them (its destructor waits).
+std::mutex inFlightMutex;
+std::condition_variable inFlightDone;
+int inFlight = 0;
+
+struct Emitted {
+  std::unique_ptr<CompiledFn> cf;
+  std::string object;
+  double lowerMs = 0, llvmMs = 0;
+};
+
+// Lowers fn into its own LLVM context, optimizes it (O2) and emits an object file with
+// machine code generated at `level`; the function is named `name`. Touches no shared
+// state, so it runs on any thread.
+Emitted lowerAndEmit(ir::Function& fn, const std::string& name, llvm::CodeGenOptLevel level) {
+  auto t0 = std::chrono::steady_clock::now();
+  Emitted e;
+  e.cf = std::make_unique<CompiledFn>();
+  e.cf->fn = &fn;
+  e.cf->syms = fn.syms;
+  auto tm = makeHostTargetMachine(level);
+  if (!tm) throw std::runtime_error("JIT: " + llvm::toString(tm.takeError()));
+  llvm::LLVMContext ctx;
+  llvm::Module mod("tdl", ctx);
+  mod.setDataLayout((*tm)->createDataLayout());
+  mod.setTargetTriple((*tm)->getTargetTriple().str());
+  Lowering low(*e.cf, ctx, mod);
+  low.run(fn, name);
+  std::string verr;
+  llvm::raw_string_ostream vs(verr);
+  if (llvm::verifyModule(mod, &vs)) throw std::runtime_error("internal: invalid LLVM IR: " + verr);
+  e.lowerMs = msSince(t0);
+  auto t1 = std::chrono::steady_clock::now();
+  optimizeModule(mod, tm->get());
+  e.object = emitFile(mod, **tm, llvm::CodeGenFileType::ObjectFile, "this target cannot emit object files");
+  e.llvmMs = msSince(t1);
+  return e;
+}
+
+// Links an emitted object into the JIT (under jitMutex) and sets the version's entry.
+void link(Jit& jit, Emitted& e, const std::string& name) {
+  if (auto err = jit.jit().addObjectFile(llvm::MemoryBuffer::getMemBufferCopy(e.object, name)))
+    throw std::runtime_error("JIT: " + llvm::toString(std::move(err)));
+  auto sym = jit.jit().lookup(name);
+  if (!sym) throw std::runtime_error("JIT: " + llvm::toString(sym.takeError()));
+  e.cf->entry = sym->toPtr<int (*)(void*)>();
+}
+
+}  // namespace
+
+Jit::~Jit() {
+  std::unique_lock<std::mutex> l(inFlightMutex);
+  inFlightDone.wait(l, [] { return inFlight == 0; });
+}
+
+// Two tiers (issue 17: a smaller pipeline for cold code): a compile-cache miss makes a
+// first version whose machine code is generated without optimization (SelectionDAG and
+// register allocation are most of the time: the MLP step's 190 ms become 70), and starts
+// the optimized version on a background thread; tierUp swaps it in once it is ready, and
+// only it is stored in the compile cache. Both run the same optimized LLVM IR, so they give
+// the same results bit for bit.
 std::unique_ptr<CompiledFn> compile(std::unique_ptr<ir::Module> module, ir::Function& fn, CompileTimes* times) {
-  std::lock_guard<std::mutex> lock(jitMutex);
+  std::unique_lock<std::mutex> lock(jitMutex);
   auto t0 = std::chrono::steady_clock::now();
   DiskCache& cache = DiskCache::get();
   std::string key;
@@ -1177,35 +1235,41 @@ std::unique_ptr<CompiledFn> compile(std::unique_ptr<ir::Module> module, ir::Func
   }
   Jit& jit = Jit::get();
   if (!jit.error.empty()) throw std::runtime_error("cannot start the JIT: " + jit.error);
-  auto cf = std::make_unique<CompiledFn>();
-  cf->fn = &fn;
-  cf->syms = fn.syms;
-  auto ctx = std::make_unique<llvm::LLVMContext>();
-  auto mod = std::make_unique<llvm::Module>("tdl", *ctx);
-  mod->setDataLayout(jit.jit().getDataLayout());
-  mod->setTargetTriple(jit.jit().getTargetTriple().str());
   std::string name = symbolName(fn);
-  Lowering low(*cf, *ctx, *mod);
-  low.run(fn, name);
-  std::string verr;
-  llvm::raw_string_ostream vs(verr);
-  if (llvm::verifyModule(*mod, &vs)) throw std::runtime_error("internal: invalid LLVM IR: " + verr);
-  if (times) times->lowerMs += msSince(t0);
-  auto t1 = std::chrono::steady_clock::now();
-  optimizeModule(*mod, jit.tm());
-  if (auto err = jit.jit().addIRModule(llvm::orc::ThreadSafeModule(std::move(mod), std::move(ctx))))
-    throw std::runtime_error("JIT: " + llvm::toString(std::move(err)));
-  std::string object;
-  jit.capture = cache.enabled() ? &object : nullptr;
-  auto sym = jit.jit().lookup(name);
-  jit.capture = nullptr;
-  if (!sym) throw std::runtime_error("JIT: " + llvm::toString(sym.takeError()));
-  cf->entry = sym->toPtr<int (*)(void*)>();
-  if (cache.enabled()) cache.store(key, object, name, serializeTable(*cf));
-  cf->module = std::move(module);
-  if (times) times->llvmMs += msSince(t1);
-  return cf;
+  lock.unlock();
+  Emitted first = lowerAndEmit(fn, name + "_first", llvm::CodeGenOptLevel::None);
+  lock.lock();
+  link(jit, first, name + "_first");
+  lock.unlock();
+  if (times) {
+    times->lowerMs += first.lowerMs;
+    times->llvmMs += first.llvmMs;
+  }
+  first.cf->llvmMs = first.llvmMs;
+  {
+    std::lock_guard<std::mutex> l(inFlightMutex);
+    ++inFlight;
+  }
+  first.cf->optimized = std::async(std::launch::async, [&fn, name, key, &jit]() -> std::unique_ptr<CompiledFn> {
+    struct Done {
+      ~Done() {
+        std::lock_guard<std::mutex> l(inFlightMutex);
+        --inFlight;
+        inFlightDone.notify_all();
+      }
+    } done;
+    Emitted e = lowerAndEmit(fn, name, llvm::CodeGenOptLevel::Default);
+    std::lock_guard<std::mutex> l(jitMutex);
+    link(jit, e, name);
+    DiskCache& cache = DiskCache::get();
+    if (cache.enabled()) cache.store(key, e.object, name, serializeTable(*e.cf));
+    e.cf->llvmMs = e.llvmMs;
+    return std::move(e.cf);
+  });
+  first.cf->module = std::move(module);
+  return std::move(first.cf);
 }
+
 
 std::string emitStage(ir::Function& fn, const std::string& stage) {
   Jit& jit = Jit::get();

@@ -33,6 +33,8 @@ struct Version {
   int64_t calls = 0;
   std::vector<Value> pinned;  // the function values of the key (keyed by address: kept alive)
   double traceMs = 0, optMs = 0, lowerMs = 0, llvmMs = 0;
+  double optimizedMs = 0;   // the background compile of the optimized version
+  int64_t optimizedAt = 0;  // the call from which it served (0: not yet)
   bool cached = false;  // the code came from the compile cache on disk
 };
 
@@ -133,6 +135,10 @@ class GraphCache : public GraphFnCache {
     }
     ++v->calls;
     if (!v->code) return false;
+    if (codegen::tierUp(v->code)) {  // the optimized version is ready
+      v->optimizedMs = v->code->llvmMs;
+      v->optimizedAt = v->calls;
+    }
     std::vector<rt::Tensor> outs;
     codegen::ExecError err;
     if (!v->code->run(xs, outs, err)) {
@@ -218,6 +224,9 @@ class GraphCache : public GraphFnCache {
         const Version& v = *versions[i];
         std::string codeMs = v.cached ? fmt::format("loaded from the compile cache {:.2f} ms", v.lowerMs)
                                       : fmt::format("lower {:.2f} ms, llvm {:.2f} ms", v.lowerMs, v.llvmMs);
+        if (v.optimizedAt > 0)
+          codeMs += fmt::format(" (optimized in the background in {:.2f} ms, serving from call {})", v.optimizedMs,
+                                v.optimizedAt);
         fmt::print(stderr, "  #{} ({}): {} call{} served{}; trace {:.2f} ms, optimize {:.2f} ms, {}{}\n",
                    i + 1, signatureText(v.leaves), v.calls, v.calls == 1 ? "" : "s", v.code ? "" : " in the VM",
                    v.traceMs, v.optMs, codeMs,
