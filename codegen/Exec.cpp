@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <optional>
 #include <cctype>
 #include <cmath>
@@ -336,6 +337,25 @@ void tdl_parallel_reduce_rows(void (*kernel)(void*, int64_t, int64_t), void* env
 // a result is a fresh tensor, so writing is safe).
 void* tdl_data(void* ctx, int32_t slot) { return const_cast<void*>(C(ctx).slots[slot].raw()); }
 
+// --profile of the native code that is not a runtime op (fused loops, native loops): a
+// start time when profiling is on (0 when off: the end is then a no-op), and the time
+// since recorded under the op's name and .tdl line.
+int64_t tdl_prof_begin(void*) {
+  if (!rt::prof::enabled()) return 0;
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count() | 1;
+}
+
+void tdl_prof_end(void* ctx, int32_t id, int64_t t0) {
+  if (!t0) return;
+  int64_t t1 = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+                   .count();
+  const ir::Op* op = C(ctx).fn->ops[static_cast<size_t>(id)].op;
+  std::string name = op->kind() == ir::OpKind::While ? "native loop" : std::string(op->name()) + " loop";
+  if (op->loc.line > 0) name += fmt::format(" (line {})", op->loc.line);
+  rt::prof::record(rt::prof::Section::CompiledOp, name, static_cast<double>(t1 - t0) * 1e-9);
+}
+
 // The data of the tensor in `slot`, made its own (copied when shared) for a loop that
 // writes its elements in place with no other op in between (Lower.cpp, native loops).
 // Null (and the error set) when the copy fails; a tensor without elements gives a dummy.
@@ -392,6 +412,8 @@ std::vector<AbiSymbol> abiSymbols() {
           {"tdl_fused_alloc", reinterpret_cast<void*>(&tdl_fused_alloc)},
           {"tdl_data", reinterpret_cast<void*>(&tdl_data)},
           {"tdl_mutable_data", reinterpret_cast<void*>(&tdl_mutable_data)},
+          {"tdl_prof_begin", reinterpret_cast<void*>(&tdl_prof_begin)},
+          {"tdl_prof_end", reinterpret_cast<void*>(&tdl_prof_end)},
           {"tdl_parallel", reinterpret_cast<void*>(&tdl_parallel)},
           {"tdl_parallel_rows", reinterpret_cast<void*>(&tdl_parallel_rows)},
           {"tdl_reduce_alloc", reinterpret_cast<void*>(&tdl_reduce_alloc)},

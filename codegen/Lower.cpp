@@ -141,6 +141,10 @@ struct Lowering {
   llvm::FunctionCallee fusedAllocFn, dataFn, parallelFn, parallelRowsFn, dimFn, reduceAllocFn, reduceRowsFn;
   int kernelCount = 0;
   llvm::FunctionCallee loadI64Fn, loadF64Fn, storeI64Fn, storeF64Fn, failFn, elemFn, updateElemFn, mutableDataFn;
+  llvm::FunctionCallee profBeginFn, profEndFn;
+  // --profile: times the native code of op (a fused or native loop) under its name and line.
+  llvm::Value* profBegin() { return b.CreateCall(profBeginFn, {ctxArg}); }
+  void profEnd(const ir::Op& op, llvm::Value* t0) { b.CreateCall(profEndFn, {ctxArg, i32(errorEntry(op)), t0}); }
   // Native loops (lowerWhile): the data and dims of the tensors they access, by slot,
   // loaded once before the loop.
   struct Hoisted {
@@ -194,6 +198,8 @@ struct Lowering {
     reduceRowsFn = mod.getOrInsertFunction("tdl_parallel_reduce_rows", llvm::FunctionType::get(voidt, {ptr, ptr, i64t, i64t}, false));
     dimFn = mod.getOrInsertFunction("tdl_dim", llvm::FunctionType::get(i64t, {ptr, i32t, i32t}, false));
     mutableDataFn = mod.getOrInsertFunction("tdl_mutable_data", llvm::FunctionType::get(ptr, {ptr, i32t, i32t}, false));
+    profBeginFn = mod.getOrInsertFunction("tdl_prof_begin", llvm::FunctionType::get(i64t, {ptr}, false));
+    profEndFn = mod.getOrInsertFunction("tdl_prof_end", llvm::FunctionType::get(voidt, {ptr, i32t, i64t}, false));
     updateElemFn = mod.getOrInsertFunction(
         "tdl_update_elem", llvm::FunctionType::get(ptr, {ptr, i32t, i32t, i32t, ptr, i32t, i32t}, false));
   }
@@ -534,8 +540,12 @@ struct Lowering {
         return;
       default: break;
     }
-    if (op.kind() == ir::OpKind::Fused) return lowerFused(op);
-    if (op.kind() == ir::OpKind::FusedReduce) return lowerFusedReduce(op);
+    if (op.kind() == ir::OpKind::Fused || op.kind() == ir::OpKind::FusedReduce) {
+      llvm::Value* t0 = profBegin();
+      if (op.kind() == ir::OpKind::Fused) lowerFused(op);
+      else lowerFusedReduce(op);
+      return profEnd(op, t0);
+    }
     if (lowerNative(op)) return;
     if (op.kind() == ir::OpKind::Update && lowerUpdateElem(op)) return;
     OpEntry e;
@@ -1023,7 +1033,9 @@ struct Lowering {
     }
     std::vector<const ir::Value*> outside;
     std::vector<int> hoistedSlots;
+    llvm::Value* t0 = nullptr;
     if (nativeLoop(op, outside)) {
+      t0 = profBegin();
       int id = errorEntry(op);
       for (size_t i = 0; i < n; ++i)
         if (cs[i] >= 0) {
@@ -1068,6 +1080,7 @@ struct Lowering {
     b.CreateBr(headBB);
     b.SetInsertPoint(exitBB);
     for (int s : hoistedSlots) hoisted.erase(s);
+    if (t0) profEnd(op, t0);
   }
 
   void run(const ir::Function& f, const std::string& name) {

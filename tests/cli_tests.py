@@ -203,6 +203,19 @@ def main():
            and any(l.split()[:2] == ["g", "3"] for l in err.splitlines())
            and "runtime ops inside compiled graph fns" in err and "matmul" in err
            and "compiling graph fns" in err and "peak tensor memory:" in err, r)
+    # Native code that is not a runtime op is timed too: fused loops and native element
+    # loops, by kind and .tdl line (issue 17: the graph fn's time is attributed).
+    prof2 = os.path.join(d, "prof2.tdl")
+    with open(prof2, "w") as f:
+        f.write("graph fn h(x: f32[?]) {\n    var y = exp(x * 2.0) + 1.0\n"
+                "    for i in range(y.shape[0]) { if y[i] > 3.0 { y[i] = 3.0 } }\n    return y\n}\n"
+                "for i in range(3) { print(h([0.0, 1.0])) }\n")
+    r = run(tdl, "run", "--profile", prof2)
+    lines = r.stderr.splitlines()
+    expect("--profile: fused loops and native loops are named with their line",
+           r.returncode == 0 and r.stdout == "[2.0, 3.0]\n" * 3
+           and any(l.split()[:4] == ["fused", "loop", "(line", "2)"] for l in lines)
+           and any(l.split()[:4] == ["native", "loop", "(line", "3)"] for l in lines), r)
     r = run(tdl, "run", "--eager", "--profile", prof)
     expect("--profile with --eager: the graph fn's ops are eager ops",
            r.returncode == 0 and any(l.split()[:2] == ["matmul", "3"] for l in r.stderr.splitlines())
