@@ -867,14 +867,29 @@ struct Lowering {
     storeElem(b.CreateInBoundsGEP(et, outP, flat), val, rd);
     llvm::Value* next = b.CreateAdd(i, b.getInt64(1), "", true, true);
     i->addIncoming(next, b.GetInsertBlock());
+    // Element i of the result depends only on element i (or its row's, column's) of the
+    // operands, even when the result takes an operand's buffer (in place): the loop's
+    // accesses carry no dependence, so the vectorizer needs no run-time overlap check
+    // (which an in-place loop fails, falling back to scalar code).
+    llvm::MDNode* group = llvm::MDNode::getDistinct(ctx, {});
+    for (llvm::BasicBlock& bb : *fn)
+      for (llvm::Instruction& inst : bb)
+        if (llvm::isa<llvm::LoadInst>(inst) || llvm::isa<llvm::StoreInst>(inst))
+          inst.setMetadata(llvm::LLVMContext::MD_access_group, group);
+    auto parallelLoop = [&](llvm::Instruction* br) {
+      llvm::Metadata* par[] = {llvm::MDString::get(ctx, "llvm.loop.parallel_accesses"), group};
+      llvm::MDNode* self = llvm::MDNode::getDistinct(ctx, {nullptr, llvm::MDNode::get(ctx, par)});
+      self->replaceOperandWith(0, self);
+      br->setMetadata(llvm::LLVMContext::MD_loop, self);
+    };
     if (rows) {
-      b.CreateCondBr(b.CreateICmpSLT(next, inner), loop, rowLatch);
+      parallelLoop(b.CreateCondBr(b.CreateICmpSLT(next, inner), loop, rowLatch));
       b.SetInsertPoint(rowLatch);
       llvm::Value* onext = b.CreateAdd(o, b.getInt64(1), "", true, true);
       o->addIncoming(onext, rowLatch);
       b.CreateCondBr(b.CreateICmpSLT(onext, end), rowHead, exit);
     } else {
-      b.CreateCondBr(b.CreateICmpSLT(next, end), loop, exit);
+      parallelLoop(b.CreateCondBr(b.CreateICmpSLT(next, end), loop, exit));
     }
     b.SetInsertPoint(exit);
     b.CreateRetVoid();
