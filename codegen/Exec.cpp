@@ -151,6 +151,20 @@ void runOp(ExecCtx& c, const OpEntry& e) {
   }
 }
 
+// f() (a pointer), or null with the error of op `op` set when it throws.
+template <class F>
+void* pointerOrError(ExecCtx& c, int32_t op, F&& f) {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    c.err = e.what();
+  } catch (...) {
+    c.err = "unknown error";
+  }
+  c.errOp = op;
+  return nullptr;
+}
+
 }  // namespace
 
 extern "C" {
@@ -262,7 +276,7 @@ const void* tdl_elem(void* ctx, int32_t slot, const int64_t* idx, int32_t n, int
 void* tdl_update_elem(void* ctx, int32_t dst, int32_t src, int32_t move, const int64_t* idx, int32_t n,
                       int32_t op) {
   ExecCtx& c = C(ctx);
-  try {
+  return pointerOrError(c, op, [&]() -> void* {
     if (dst != src) {
       if (move) c.slots[dst] = std::move(c.slots[src]);
       else c.slots[dst] = c.slots[src];
@@ -271,13 +285,7 @@ void* tdl_update_elem(void* ctx, int32_t dst, int32_t src, int32_t move, const i
     int64_t off = elemOffset(c, t, idx, n, op);
     if (off < 0) return nullptr;
     return static_cast<char*>(t.mutable_raw()) + off * static_cast<int64_t>(rt::itemsize(t.dtype()));
-  } catch (const std::exception& e) {
-    c.err = e.what();
-  } catch (...) {
-    c.err = "unknown error";
-  }
-  c.errOp = op;
-  return nullptr;
+  });
 }
 
 // ---- fused loops
@@ -361,18 +369,12 @@ void tdl_prof_end(void* ctx, int32_t id, int64_t t0) {
 // Null (and the error set) when the copy fails; a tensor without elements gives a dummy.
 void* tdl_mutable_data(void* ctx, int32_t slot, int32_t op) {
   ExecCtx& c = C(ctx);
-  try {
+  return pointerOrError(c, op, [&]() -> void* {
     rt::Tensor& t = c.slots[slot];
     static char dummy;
     if (t.numel() == 0) return &dummy;
     return t.mutable_raw();
-  } catch (const std::exception& e) {
-    c.err = e.what();
-  } catch (...) {
-    c.err = "unknown error";
-  }
-  c.errOp = op;
-  return nullptr;
+  });
 }
 
 // Runs kernel(env, begin, end) over [0, n): on the calling thread below

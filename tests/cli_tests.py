@@ -189,12 +189,14 @@ def main():
            r.returncode == 0 and "func @f" in r.stdout and "fused(" in r.stdout, r)
     # --profile (SPEC §8): time per op kind and per graph fn, on stderr after the script's
     # own output (which it leaves alone), with the peak tensor memory.
-    prof = os.path.join(d, "prof.tdl")
-    with open(prof, "w") as f:
-        f.write("graph fn g(x: f32[?, 3], w: f32[3, 2]) { return sum(relu(x @ w)) }\n"
-                "let x = ones([4, 3])\nlet w = ones([3, 2])\n"
-                "for i in range(3) { print(g(x, w)) }\nprint(sum(exp(x) * 2.0))\n")
-    r = run(tdl, "run", "--profile", prof)
+    def profiled(name, text):
+        path = os.path.join(d, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path, run(tdl, "run", "--profile", path)
+    prof, r = profiled("prof.tdl", "graph fn g(x: f32[?, 3], w: f32[3, 2]) { return sum(relu(x @ w)) }\n"
+                                   "let x = ones([4, 3])\nlet w = ones([3, 2])\n"
+                                   "for i in range(3) { print(g(x, w)) }\nprint(sum(exp(x) * 2.0))\n")
     err = r.stderr
     expect("--profile: the script's output is unchanged",
            r.returncode == 0 and r.stdout == "24.0\n24.0\n24.0\n65.238754\n", r)
@@ -205,12 +207,9 @@ def main():
            and "compiling graph fns" in err and "peak tensor memory:" in err, r)
     # Native code that is not a runtime op is timed too: fused loops and native element
     # loops, by kind and .tdl line (issue 17: the graph fn's time is attributed).
-    prof2 = os.path.join(d, "prof2.tdl")
-    with open(prof2, "w") as f:
-        f.write("graph fn h(x: f32[?]) {\n    var y = exp(x * 2.0) + 1.0\n"
-                "    for i in range(y.shape[0]) { if y[i] > 3.0 { y[i] = 3.0 } }\n    return y\n}\n"
-                "for i in range(3) { print(h([0.0, 1.0])) }\n")
-    r = run(tdl, "run", "--profile", prof2)
+    _, r = profiled("prof2.tdl", "graph fn h(x: f32[?]) {\n    var y = exp(x * 2.0) + 1.0\n"
+                                 "    for i in range(y.shape[0]) { if y[i] > 3.0 { y[i] = 3.0 } }\n    return y\n}\n"
+                                 "for i in range(3) { print(h([0.0, 1.0])) }\n")
     lines = r.stderr.splitlines()
     expect("--profile: fused loops and native loops are named with their line",
            r.returncode == 0 and r.stdout == "[2.0, 3.0]\n" * 3
