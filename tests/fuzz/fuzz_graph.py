@@ -107,6 +107,16 @@ class Gen:
             self.vars.append(v)
             return ["with tape() as t {", f"  let l = sum({self.expr()} * x)", "}",
                     f"var {v} = t.gradient(l, {r.choice(['x', 'y', '[1.0, 2.0]', '(x, y)', '{a: x}'])})"]
+        if k < 0.905:
+            # element loops (issue 17: if-converted, counted, native): a for or the seed's
+            # while form, element reads and updates by the counter (or from the end)
+            at = r.choice(["i", "i", "-1 - i", "i // 2"])
+            val = r.choice([f"{name}[{at}] * 2.0", f"{name}[i] + i", "1.5", f"{name}[i] - {name}[{at}]"])
+            body = [f"    if {name}[i] > 0.5 {{ {name}[{at}] = {val} }} else {{ {name}[{at}] += 1.0 }}"]
+            if r.random() < 0.5:
+                return [f"for i in range({name}.shape[0]) {{"] + body + ["}"]
+            cmp = r.choice(["<", "<", "<="])
+            return ["var i = 0", f"while i {cmp} {name}.shape[0] {{"] + body + ["    i += 1", "}"]
         if k < 0.93:
             return [f"{name}[0] = {self.expr()}"]
         if k < 0.96:
