@@ -302,15 +302,22 @@ std::optional<std::vector<TensorType>> infer_result_types(OpKind kind, const std
       return V{TensorType(rt::promote(in[0].dtype, in[1].dtype), matmul_dims(in[0].dims, in[1].dims))};
     case OpKind::Gemm: {
       if (in.size() != 2 && in.size() != 3) fail("gemm needs operands a, b and an optional c");
-      if (in[0].rank() != 2 || in[1].rank() != 2 || in[0].dtype != in[1].dtype || !rt::is_float(in[0].dtype))
-        fail("gemm needs rank-2 float operands of one dtype, got " + in[0].str() + " and " + in[1].str());
+      size_t rk = static_cast<size_t>(in[0].rank());
+      bool batched = rk > 2 && in.size() == 2;
+      if ((rk != 2 && !batched) || in[1].rank() != in[0].rank() || in[0].dtype != in[1].dtype ||
+          !rt::is_float(in[0].dtype))
+        fail("gemm needs float operands of one dtype, rank 2 (or of one rank > 2 without c), got " + in[0].str() +
+             " and " + in[1].str());
       bool ta = get<bool>(attrs, "trans_a"), tb = get<bool>(attrs, "trans_b");
       get<double>(attrs, "alpha");
       get<double>(attrs, "beta");
-      std::vector<Dim> a = in[0].dims, b = in[1].dims;
+      std::vector<Dim> batch;
+      for (size_t i = 0; i + 2 < rk; ++i) batch.push_back(unify(in[0].dims[i], in[1].dims[i], "gemm's batch dims must agree"));
+      std::vector<Dim> a(in[0].dims.end() - 2, in[0].dims.end()), b(in[1].dims.end() - 2, in[1].dims.end());
       if (ta) std::swap(a[0], a[1]);
       if (tb) std::swap(b[0], b[1]);
       std::vector<Dim> dims = matmul_dims(a, b);
+      dims.insert(dims.begin(), batch.begin(), batch.end());
       if (in.size() == 3) {
         if (in[2].dtype != in[0].dtype || in[2].rank() != 2) fail("gemm's c must be " + TensorType(in[0].dtype, dims).str() + ", got " + in[2].str());
         for (size_t i = 0; i < 2; ++i) dims[i] = unify(dims[i], in[2].dims[i], "gemm's c must have the result's shape");

@@ -99,7 +99,51 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   return cast(out.with_shape(out_shape), dt);
 }
 
+namespace {
+// Batched gemm: a [..., ra0, ra1] and b [..., rb0, rb1] with the same batch dims, one BLAS
+// call per matrix, each operand read transposed in place where asked (no copy).
+Tensor batched_gemm(const Tensor& a, const Tensor& b, bool ta, bool tb, double alpha) {
+  size_t r = a.rank();
+  Shape batch(a.shape().begin(), a.shape().end() - 2);
+  if (b.rank() != r || Shape(b.shape().begin(), b.shape().end() - 2) != batch || a.dtype() != b.dtype() ||
+      !is_float(a.dtype()))
+    throw Error(fmt::format("internal: batched gemm of {} {} and {} {}", dtype_name(a.dtype()), shape_str(a.shape()),
+                            dtype_name(b.dtype()), shape_str(b.shape())));
+  const int64_t a0 = a.dim(static_cast<int64_t>(r) - 2), a1 = a.dim(static_cast<int64_t>(r) - 1);
+  const int64_t b0 = b.dim(static_cast<int64_t>(r) - 2), b1 = b.dim(static_cast<int64_t>(r) - 1);
+  const int64_t m = ta ? a1 : a0, k = ta ? a0 : a1, kb = tb ? b1 : b0, n = tb ? b0 : b1;
+  if (k != kb) {  // eager's words: the shapes of op(a) and op(b), batch dims included
+    Shape sa = batch, sb = batch;
+    sa.insert(sa.end(), {m, k});
+    sb.insert(sb.end(), {kb, n});
+    throw Error(fmt::format("cannot multiply shapes {} and {} ({} != {})", shape_str(sa), shape_str(sb), k, kb));
+  }
+  Shape out_shape = batch;
+  out_shape.push_back(m);
+  out_shape.push_back(n);
+  if (k == 0) return Tensor::zeros(a.dtype(), out_shape);
+  Tensor out = Tensor::empty(a.dtype(), out_shape);
+  if (out.numel() == 0) return out;
+  check_blas_dims(m, n, k);
+  const int64_t nb = numel_of(batch);
+  const auto lda = static_cast<blasint>(std::max<int64_t>(1, a1)), ldb = static_cast<blasint>(std::max<int64_t>(1, b1));
+  const auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+  for (int64_t i = 0; i < nb; ++i) {
+    if (a.dtype() == DType::F32)
+      cblas_sgemm(CblasRowMajor, TA, TB, static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k),
+                  static_cast<float>(alpha), a.data<float>() + i * a0 * a1, lda, b.data<float>() + i * b0 * b1, ldb,
+                  0.0f, out.mutable_data<float>() + i * m * n, static_cast<blasint>(n));
+    else
+      cblas_dgemm(CblasRowMajor, TA, TB, static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k),
+                  alpha, a.data<double>() + i * a0 * a1, lda, b.data<double>() + i * b0 * b1, ldb, 0.0,
+                  out.mutable_data<double>() + i * m * n, static_cast<blasint>(n));
+  }
+  return out;
+}
+}  // namespace
+
 Tensor gemm(const Tensor& a, const Tensor& b, std::optional<Tensor> c, bool ta, bool tb, double alpha, double beta) {
+  if (a.rank() > 2 && !c) return batched_gemm(a, b, ta, tb, alpha);
   if (a.rank() != 2 || b.rank() != 2 || a.dtype() != b.dtype() || !is_float(a.dtype()))
     throw Error(fmt::format("internal: gemm of {} {} and {} {}", dtype_name(a.dtype()), shape_str(a.shape()),
                             dtype_name(b.dtype()), shape_str(b.shape())));

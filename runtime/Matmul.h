@@ -17,7 +17,8 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 Tensor dot(const Tensor& a, const Tensor& b);
 // The graph compiler's `gemm` op (ir/passes/Gemm.cpp): alpha * op(a) @ op(b) + beta * c
 // in one BLAS call, op(x) being x, or x transposed when ta / tb (never materialized). a and b
-// are rank-2 f32 or f64 of one dtype; c (optional) has the result's shape and dtype and is
+// are rank-2 f32 or f64 of one dtype, or of rank > 2 with the same batch dims and no c (one
+// BLAS call per matrix, e.g. attention's q @ k^T); c (optional) has the result's shape and dtype and is
 // updated in place when the caller handed over the last reference (compiled code moves a c
 // that dies at the op), else copied. Errors as matmul's, on op(a) and op(b).
 Tensor gemm(const Tensor& a, const Tensor& b, std::optional<Tensor> c, bool ta, bool tb, double alpha, double beta);

@@ -1,7 +1,8 @@
 // Matrix products as single BLAS calls: transposed operands and a following update folded in.
 //   Rewrites:
 //     - matmul(transpose(x, [1, 0]), y), matmul(x, transpose(y, [1, 0])) or both, on rank-2
-//       floats of one dtype -> gemm(x, y) {trans_a, trans_b}: BLAS reads the operand
+//       floats of one dtype (or batched: one rank > 2, the same batch dims, the last two axes
+//       swapped) -> gemm(x, y) {trans_a, trans_b}: BLAS reads the operand
 //       transposed, so the transpose is not materialized (it stays only while something
 //       else reads it). Backward passes are full of these (dW = x^T @ g, dx = g @ W^T).
 //     - a fused loop whose body is `c + k * m`, `c - k * m`, `c + m * k`, `c - m * k`,
@@ -24,11 +25,28 @@ namespace {
 
 bool rank2_of(const Value* v, DType d) { return v->type.rank() == 2 && v->type.dtype == d; }
 
-// x, when v = transpose(x, [1, 0]).
+// The permutation that swaps the last two of r axes.
+IntList swap_last(int64_t r) {
+  IntList p;
+  for (int64_t i = 0; i < r; ++i) p.push_back(i);
+  std::swap(p[static_cast<size_t>(r - 2)], p[static_cast<size_t>(r - 1)]);
+  return p;
+}
+
+// x, when v = transpose(x) swapping its last two axes ([1, 0] at rank 2).
 Value* transpose_source(const Value* v) {
   const Op* d = v->def();
-  if (d && d->kind() == OpKind::Transpose && d->ints_attr("perm") == IntList{1, 0}) return d->operand(0);
+  if (d && d->kind() == OpKind::Transpose && v->type.rank() >= 2 && d->ints_attr("perm") == swap_last(v->type.rank()))
+    return d->operand(0);
   return nullptr;
+}
+
+// Batched operands of one rank > 2 whose batch dims are the same (no broadcasting).
+bool same_batch(const Value* x, const Value* y, DType d) {
+  if (x->type.rank() <= 2 || x->type.rank() != y->type.rank() || x->type.dtype != d || y->type.dtype != d) return false;
+  for (int64_t i = 0; i + 2 < x->type.rank(); ++i)
+    if (!(x->type.dims[static_cast<size_t>(i)] == y->type.dims[static_cast<size_t>(i)])) return false;
+  return true;
 }
 
 Op& make_gemm(Function& f, Block& b, size_t pos, Loc loc, std::vector<Value*> operands, const TensorType& type,
@@ -46,7 +64,7 @@ bool rewrite_matmul(Function& f, Block& b, size_t i) {
   DType d = op.result()->type.dtype;
   Value* x = op.operand(0);
   Value* y = op.operand(1);
-  if (!rt::is_float(d) || !rank2_of(x, d) || !rank2_of(y, d)) return false;
+  if (!rt::is_float(d) || !((rank2_of(x, d) && rank2_of(y, d)) || same_batch(x, y, d))) return false;
   Value* xs = transpose_source(x);
   Value* ys = transpose_source(y);
   if (!xs && !ys) return false;
