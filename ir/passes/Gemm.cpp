@@ -10,11 +10,15 @@
 //       else reads, k a nonzero constant scalar and c an operand of the result's type
 //       -> gemm(a, b, c) {alpha = ±k, beta = 1}: one BLAS call computes c + alpha * a @ b
 //       (an SGD step's w - lr * (x^T @ g)) without the product's buffer or a second pass.
+//     - m / k or m * k, k a constant scalar power of two and m such a product read by nothing
+//       else -> the product's gemm with alpha scaled (exact: attention's (q @ k^T) / 8).
 //   Preconditions: the function verifies; differentiation is done (gemm has no gradient
 //     rule; the pass sits after fusion in the pipeline).
 //   Guarantees: the same products and sums. As in any BLAS, c + alpha * (a @ b) is formed
 //     from the unrounded accumulator, so the update may differ from the unfused form in the
 //     last bit or so (as the transcendental kernels may: docs/graph.md).
+#include <cmath>
+
 #include "ir/Builder.h"
 #include "ir/Pass.h"
 #include "ir/Rewrite.h"
@@ -166,6 +170,38 @@ bool rewrite_add(Function& f, Block& b, size_t i) {
   return false;
 }
 
+// m / k or m * k (k a constant scalar power of two, m a product nothing else reads) ->
+// the product's gemm with alpha scaled by 1 / k or k: exact (scaling by a power of two
+// rounds as the division does), so attention's (q @ k^T) / 8 is one BLAS call.
+bool rewrite_scale(Function& f, Block& b, size_t i) {
+  Op& op = b.op(i);
+  bool mul = op.kind() == OpKind::Mul;
+  Value* m = op.operand(0);
+  auto k = splat_value(op.operand(1));
+  if (!k || !op.operand(1)->type.is_scalar() || !(m->type == op.result()->type)) return false;
+  int e = 0;
+  if (!std::isfinite(*k) || std::frexp(*k, &e) != (*k < 0 ? -0.5 : 0.5) || e < -60 || e > 60) return false;
+  Op* d = m->def();
+  if (!d || d->parent() != &b || m->uses().size() != 1 || !rt::is_float(m->type.dtype)) return false;
+  DType t = m->type.dtype;
+  double alpha = 1.0;
+  bool ta = false, tb = false;
+  if (d->kind() == OpKind::Gemm) {
+    if (d->num_operands() != 2) return false;
+    alpha = d->attr_as<double>("alpha") ? *d->attr_as<double>("alpha") : 1.0;
+    ta = d->bool_attr("trans_a");
+    tb = d->bool_attr("trans_b");
+  } else if (d->kind() != OpKind::MatMul ||
+             !((rank2_of(d->operand(0), t) && rank2_of(d->operand(1), t)) || same_batch(d->operand(0), d->operand(1), t))) {
+    return false;
+  }
+  alpha = mul ? alpha * *k : alpha / *k;
+  Op& g = make_gemm(f, b, i, d->loc, {d->operand(0), d->operand(1)}, op.result()->type, ta, tb, alpha, 0.0);
+  replace_op(b.op(i + 1), {g.result()});
+  b.erase(b.index_of(d));
+  return true;
+}
+
 bool gemm_block(Function& f, Block& b) {
   bool changed = false;
   for (size_t i = 0; i < b.size(); ++i)
@@ -174,7 +210,8 @@ bool gemm_block(Function& f, Block& b) {
     if (b.op(i).kind() == OpKind::MatMul) changed |= rewrite_matmul(f, b, i);
   for (size_t i = 0; i < b.size(); ++i)
     if ((b.op(i).kind() == OpKind::Fused && rewrite_update(f, b, i)) ||
-        ((b.op(i).kind() == OpKind::Add || b.op(i).kind() == OpKind::Sub) && rewrite_add(f, b, i))) {
+        ((b.op(i).kind() == OpKind::Add || b.op(i).kind() == OpKind::Sub) && rewrite_add(f, b, i)) ||
+        ((b.op(i).kind() == OpKind::Div || b.op(i).kind() == OpKind::Mul) && rewrite_scale(f, b, i))) {
       changed = true;
       i = static_cast<size_t>(-1);  // the product was erased: positions moved
     }
