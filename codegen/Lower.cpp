@@ -51,14 +51,6 @@ namespace {
 
 // ------------------------------------------------------------------ analysis
 
-// Whether value x is defined inside op w's regions.
-bool definedInside(const ir::Value* x, const ir::Op* w) {
-  const ir::Block* b = x->block();
-  for (const ir::Op* p = b && b->parent() ? b->parent()->parent_op() : nullptr; p; p = p->parent_op())
-    if (p == w) return true;
-  return false;
-}
-
 // The chain of ops from `op` up to the function body: op, its parent op, ...
 std::vector<const ir::Op*> ancestors(const ir::Op* op) {
   std::vector<const ir::Op*> r;
@@ -92,7 +84,7 @@ bool runsBefore(const ir::Op* use, const ir::Op* op) {
 // Whether operand x of op is dead once op has run (so op may take its buffer).
 bool deadAfter(const ir::Op& op, const ir::Value* x) {
   for (const ir::Op* p = op.parent_op(); p; p = p->parent_op())
-    if (p->kind() == ir::OpKind::While && !definedInside(x, p)) return false;
+    if (p->kind() == ir::OpKind::While && !ir::defined_inside(x, p)) return false;
   int self = 0;
   for (const ir::Use& u : x->uses()) {
     if (u.op == &op) {
@@ -980,7 +972,7 @@ struct Lowering {
               return false;
             if (!deadAfter(o, x)) return false;
           } else if (!x->is_block_arg() || x->block() != &blk) {
-            if (definedInside(x, &w)) {
+            if (ir::defined_inside(x, &w)) {
               if (x->def()->kind() != ir::OpKind::Update) return false;
             } else if (std::find(outside.begin(), outside.end(), x) == outside.end()) {
               outside.push_back(x);

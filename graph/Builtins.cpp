@@ -113,16 +113,25 @@ TV& Tracer::BuiltinCall::need(size_t i, const char* key) {
   return *p;
 }
 
-int64_t Tracer::BuiltinCall::staticInt(const TV& t, const char* what) {
+void Tracer::BuiltinCall::requireStatic(const TV& t, const char* what) {
   if (!t.isStatic()) tracer->fail(loc, fmt::format("{}: '{}' must be known at trace time in a graph fn", nm, what));
+}
+
+int64_t Tracer::BuiltinCall::staticInt(const TV& t, const char* what) {
+  requireStatic(t, what);
   CallArgs call{&t.sv, 1, nullptr};  // eager's conversion and words
   return tracer->guarded(loc, [&] { return Args(nm.c_str(), call, {what}, 1).integer(0); });
 }
 
 std::vector<int64_t> Tracer::BuiltinCall::staticAxes(const TV& t, const char* what) {
-  if (!t.isStatic()) tracer->fail(loc, fmt::format("{}: '{}' must be known at trace time in a graph fn", nm, what));
+  requireStatic(t, what);
   CallArgs call{&t.sv, 1, nullptr};
   return tracer->guarded(loc, [&] { return *Args(nm.c_str(), call, {what}, 1).axes(0); });
+}
+
+ir::IntList Tracer::BuiltinCall::staticInts(const TV& t, const char* what) {
+  requireStatic(t, what);
+  return tracer->ints(t.sv, loc);
 }
 
 DType Tracer::BuiltinCall::dtypeArg(size_t i, const char* key, DType dflt) {

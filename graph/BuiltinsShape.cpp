@@ -172,9 +172,7 @@ auto Tracer::bi_tile(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   // NumPy tile: reshape to [1, s0, 1, s1, ...], broadcast to [r0, s0, r1, s1, ...], merge pairs.
   ir::Value* x = materialize(bc.need(0, "x"), loc);
-  TV rv = bc.need(1, "reps");
-  if (!rv.isStatic()) fail(loc, "tile: 'reps' must be known at trace time in a graph fn");
-  ir::IntList reps = ints(rv.sv, loc);
+  ir::IntList reps = bc.staticInts(bc.need(1, "reps"), "reps");
   for (int64_t r : reps)
     if (r < 0) fail(loc, fmt::format("tile: negative repetition {}", r));
   size_t rank = std::max(static_cast<size_t>(x->type.rank()), reps.size());
@@ -199,9 +197,7 @@ auto Tracer::bi_pad(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   // Constant blocks concatenated before and after along each axis.
   ir::Value* x = materialize(bc.need(0, "x"), loc);
-  TV wv = bc.need(1, "widths");
-  if (!wv.isStatic()) fail(loc, "pad: 'widths' must be known at trace time in a graph fn");
-  ir::IntList w = ints(wv.sv, loc);
+  ir::IntList w = bc.staticInts(bc.need(1, "widths"), "widths");
   size_t rank = static_cast<size_t>(x->type.rank());
   if (w.size() == 2 && rank != 1) {
     ir::IntList all;

@@ -468,7 +468,9 @@ class Tracer {
     Tracer* tracer;
     TV* arg(size_t i, const char* key);    // by position, else by keyword; null if absent
     TV& need(size_t i, const char* key);   // eager's missing-argument error if absent
+    void requireStatic(const TV& t, const char* what);  // fails unless known at trace time
     int64_t staticInt(const TV& t, const char* what);  // known at trace time; eager's rule
+    ir::IntList staticInts(const TV& t, const char* what);  // a list of ints known at trace time
     std::vector<int64_t> staticAxes(const TV& t, const char* what);  // an int or a list of ints
     DType dtypeArg(size_t i, const char* key, DType dflt);
   };

@@ -87,6 +87,13 @@ bool attr_equal(const Attribute& a, const Attribute& b) {
 
 Block* Value::block() const { return def_ ? def_->parent() : block_; }
 
+bool defined_inside(const Value* v, const Op* op) {
+  const Block* b = v->block();
+  for (const Op* p = b && b->parent() ? b->parent()->parent_op() : nullptr; p; p = p->parent_op())
+    if (p == op) return true;
+  return false;
+}
+
 void Value::replace_all_uses_with(Value* v) {
   if (v == this) return;
   std::vector<Use> uses = std::move(uses_);

@@ -271,6 +271,10 @@ class Module {
   Function* find(std::string_view name) const;
 };
 
+// Whether v is defined inside one of op's regions, at any depth (a block argument of a
+// region or the result of an op nested in one).
+bool defined_inside(const Value* v, const Op* op);
+
 // Calls f(op) for every op in the block and its nested regions, in program order (an op
 // before the ops of its regions).
 template <class F> void walk(Block& b, F&& f);

@@ -35,27 +35,12 @@ using Adj = std::map<Value*, Value*>;
 
 bool isFloat(const Value* v) { return rt::is_float(v->type.dtype); }
 
-Block* defBlock(Value* v) { return v->is_block_arg() ? v->block() : v->def()->parent(); }
-
-// Whether v is defined inside one of op's regions (at any depth).
-bool definedInside(Value* v, const Op* op) {
-  Block* b = defBlock(v);
-  for (int depth = 0; b && depth <= kMaxRegionDepth + 1; ++depth) {
-    Region* r = b->parent();
-    Op* p = r ? r->parent_op() : nullptr;
-    if (!p) return false;
-    if (p == op) return true;
-    b = p->parent();
-  }
-  return false;
-}
-
 // The float values read inside op's regions (skipping region `skip`) and defined outside.
 void freeValues(const Op& op, Block& b, std::vector<Value*>& out, std::set<Value*>& seen) {
   for (size_t i = 0; i < b.size(); ++i) {
     Op& o = b.op(i);
     for (Value* v : o.operands())
-      if (isFloat(v) && !definedInside(v, &op) && seen.insert(v).second) out.push_back(v);
+      if (isFloat(v) && !defined_inside(v, &op) && seen.insert(v).second) out.push_back(v);
     for (size_t r = 0; r < o.num_regions(); ++r) freeValues(op, o.region(r).block(), out, seen);
   }
 }
@@ -387,7 +372,7 @@ class Grad {
   Value* fwd(Value* v) { return fwdFrom(v, ctxs_.size()); }
 
   Value* fwdFrom(Value* v, size_t levels) {
-    Block* db = defBlock(v);
+    Block* db = v->block();
     size_t k = levels;
     while (k > 0 && ctxs_[k - 1].fwdBlock != db) --k;
     if (k == 0) return v;
@@ -408,7 +393,6 @@ class Grad {
     Value* s = b_.constant(rt::full({}, x, like.dtype));
     return s;
   }
-  Value* scalarLike(double x, Value* v) { return b_.constant(rt::full({}, x, v->type.dtype)); }
 
   Value* zeros(const TensorType& t) { return zerosOf(b_, t); }
 
@@ -448,7 +432,7 @@ class Grad {
     for (size_t i = 0; i < b.size(); ++i) {
       Op& o = b.op(i);
       for (Value* v : o.operands())
-        if (!definedInside(v, &op) && seen.insert(v).second) out.push_back(v);
+        if (!defined_inside(v, &op) && seen.insert(v).second) out.push_back(v);
       for (size_t r = 0; r < o.num_regions(); ++r) freeValuesAll(op, o.region(r).block(), out, seen);
     }
   }
@@ -556,7 +540,7 @@ class Grad {
     Value* g = adj.at(res);
     auto X = [&](size_t i) { return fwd(op.operand(i)); };
     auto OUT = [&] { return fwd(res); };
-    auto zero = [&] { return scalarLike(0.0, g); };
+    auto zero = [&] { return cst(0.0, g->type); };
     Value* a = op.num_operands() > 0 ? op.operand(0) : nullptr;
     Value* bb = op.num_operands() > 1 ? op.operand(1) : nullptr;
     IrAdjoint m{b_, &sparse_};

@@ -31,12 +31,7 @@ namespace {
 
 constexpr size_t kMaxOps = 32;
 
-bool definedOutside(const Value* v, const Op& cond) {
-  for (const Op* p = v->is_block_arg() ? v->block()->parent()->parent_op() : v->def()->parent_op(); p;
-       p = p->parent_op())
-    if (p == &cond) return false;
-  return true;
-}
+bool definedOutside(const Value* v, const Op& cond) { return !defined_inside(v, &cond); }
 
 // An element access: the tensor and its index operands.
 using Access = std::vector<const Value*>;

@@ -35,13 +35,6 @@ std::optional<int64_t> constInt(const Value* v) {
   return t->item_int64(0);
 }
 
-bool definedInside(const Value* v, const Op& w) {
-  for (const Op* p = v->is_block_arg() ? v->block()->parent()->parent_op() : v->def()->parent_op(); p;
-       p = p->parent_op())
-    if (p == &w) return true;
-  return false;
-}
-
 class Loops {
  public:
   explicit Loops(Function& f) : f_(f) {}
@@ -125,7 +118,7 @@ class Loops {
     if (!isBinary(c, rt::BinaryOp::Lt)) return false;
     const Value* iv = c->def()->operand(0);
     Value* n = c->def()->operand(1);
-    if (!iv->is_block_arg() || iv->block() != &cb || definedInside(n, w)) return false;
+    if (!iv->is_block_arg() || iv->block() != &cb || defined_inside(n, &w)) return false;
     size_t k = iv->index();
     if (iv->type.dtype != DType::I64 || !iv->type.is_scalar() || !n->type.is_scalar()) return false;
     auto init = constInt(w.operand(k));
