@@ -27,6 +27,41 @@ auto Tracer::indexTV(const TV& base, const Expr& e, const Loc& loc) -> TV {
     TV k = eval(*e.subs[0].index);
     if (isNumeric(inner) && k.isStatic() && k.sv.isScalar()) return dimTV(inner, k.sv.asInt(), loc);
   }
+  if (isNumeric(base)) {
+    // `none` subscripts are new axes of size 1 (SPEC §12), put in after the other subscripts
+    // index x, at the count of result axes the subscripts before them make (eager's rule,
+    // vm/ValueOps.cpp). The other subscripts are traced as usual: they are lent to a plain
+    // index expression for the call and given back, also when it fails.
+    std::vector<int64_t> at;
+    int64_t out = 0;
+    for (auto& s : e.subs) {
+      if (!s.isSlice && s.index->kind == ExprKind::None) at.push_back(out++);
+      else if (s.isSlice) ++out;
+    }
+    if (!at.empty()) {
+      auto& subs = const_cast<std::vector<Subscript>&>(e.subs);
+      std::vector<Subscript> all = std::move(subs);
+      subs.clear();
+      std::vector<size_t> lent;
+      for (size_t i = 0; i < all.size(); ++i)
+        if (all[i].isSlice || all[i].index->kind != ExprKind::None) lent.push_back(i), subs.push_back(std::move(all[i]));
+      struct GiveBack {
+        std::vector<Subscript>& subs;
+        std::vector<Subscript>& all;
+        std::vector<size_t>& lent;
+        ~GiveBack() {
+          for (size_t k = 0; k < lent.size(); ++k) all[lent[k]] = std::move(subs[k]);
+          subs = std::move(all);
+        }
+      } giveBack{subs, all, lent};
+      TV r = subs.empty() ? base : indexTV(base, e, loc);
+      for (int64_t a : at) {
+        std::vector<TV> args{r, TV::of(Value::i64(a))};
+        r = builtin(builtinId("expand_dims"), args, {}, loc);
+      }
+      return r;
+    }
+  }
   TV b = expandStatic(base);
   if (b.k == TV::Seq || b.k == TV::Rec) {
     if (e.subs.size() != 1 || e.subs[0].isSlice) fail(loc, "only a single integer index is supported on a list in graph fns");

@@ -267,9 +267,47 @@ rt::BinaryOp runtimeOp(Op op) {
 
 }  // namespace
 
+namespace {
+// x[..., none, ...] (SPEC §12): `none` as a subscript inserts a new axis of size 1 at its
+// place in the result (NumPy's newaxis). The other subscripts index x as usual, then the
+// new axes are put in: at the count of result axes made by the subscripts before it.
+bool hasNewAxis(const std::vector<uint8_t>& flags, const Value* regs) {
+  int r = 0;
+  for (uint8_t f : flags) {
+    if (!(f & kSubSlice) && regs[r].isNone()) return true;
+    r += subRegs(f);
+  }
+  return false;
+}
+
+Value indexWithNewAxes(const Value& base, const std::vector<uint8_t>& flags, const Value* regs) {
+  std::vector<uint8_t> rest;
+  std::vector<Value> restRegs;
+  std::vector<int64_t> at;  // result axes of the new axes
+  int64_t out = 0;
+  int r = 0;
+  for (uint8_t f : flags) {
+    int n = subRegs(f);
+    if (!(f & kSubSlice) && regs[r].isNone()) {
+      at.push_back(out++);
+    } else {
+      rest.push_back(f);
+      for (int k = 0; k < n; ++k) restRegs.push_back(regs[r + k]);
+      if (f & kSubSlice) ++out;
+      else if (!regs[r].isScalar()) throw rt::Error("a tensor index cannot be combined with `none` (a new axis)");
+    }
+    r += n;
+  }
+  Value v = rest.empty() ? base : indexValue(base, rest, restRegs.data());
+  for (int64_t a : at) v = ad::expandDims(v, a);
+  return v;
+}
+}  // namespace
+
 Value indexValue(const Value& base, const std::vector<uint8_t>& flags, const Value* regs) {
   switch (base.tag()) {
     case Tag::Tensor: {
+      if (hasNewAxis(flags, regs)) [[unlikely]] return indexWithNewAxes(base, flags, regs);
       if (ad::recording() && base.node() != 0) [[unlikely]] {
         if (isGather(flags, regs)) {
           tensorIndex(regs[0]);  // checks the index dtype
