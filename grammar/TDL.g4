@@ -139,7 +139,8 @@ primary
     | FSTRING                                             # fstringLit
     | value=('true' | 'false')                            # boolLit
     | 'none'                                              # noneLit
-    | NAME                                                # nameRef
+    // `var` is also the builtin var(x) (SPEC §12) where an expression stands
+    | (NAME | 'var')                                      # nameRef
     // `(e)` is a parenthesized expression, `()`, `(e,)`, `(a, b)` are tuples;
     // one rule so the parser never needs lookahead to the closing `)`.
     | '(' (expr (',' expr)* trailing=','?)? ')'           # parenOrTuple

@@ -509,6 +509,10 @@ class Tracer {
   TV bi_rand(BuiltinCall& bc);
   TV bi_randint(BuiltinCall& bc);
   TV bi_tree_leaves(BuiltinCall& c);
+  TV bi_composite(BuiltinCall& bc);  // vm/Composite.h's builtins (graph/BuiltinsComposite.cpp)
+  TV bi_argsort(BuiltinCall& bc);
+  TV bi_scan(BuiltinCall& bc);       // cumsum, cumprod
+  friend struct CompositeTrace;
   TV bi_tree_map(BuiltinCall& c);
 
   static std::string escapeBraces(const std::string& s);

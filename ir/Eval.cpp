@@ -8,6 +8,7 @@
 #include "runtime/Index.h"
 #include "runtime/Matmul.h"
 #include "runtime/Reduce.h"
+#include "runtime/Scan.h"
 #include "runtime/ShapeOps.h"
 
 namespace tdl::ir {
@@ -106,6 +107,9 @@ std::optional<std::vector<rt::Tensor>> evaluate(const Op& op, const std::vector<
       auto kind = op.kind() == OpKind::ArgMax ? rt::ReduceOp::ArgMax : rt::ReduceOp::ArgMin;
       return V{rt::reduce(kind, in[0], IntList{op.int_attr("axis")}, op.bool_attr("keepdims"))};
     }
+    case OpKind::Argsort: return V{rt::argsort(in[0], op.int_attr("axis"), op.bool_attr("descending"))};
+    case OpKind::Scan:
+      return V{rt::scan(in[0], op.int_attr("axis"), op.str_attr("kind") == "prod", op.bool_attr("reverse"))};
     case OpKind::MatMul: return V{rt::matmul(in[0], in[1])};
     case OpKind::Gemm:
       return V{rt::gemm(in[0], in[1], in.size() > 2 ? std::optional<rt::Tensor>(in[2]) : std::nullopt,

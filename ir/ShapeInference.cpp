@@ -298,6 +298,13 @@ std::optional<std::vector<TensorType>> infer_result_types(OpKind kind, const std
       int64_t axis = checked_axis(get<int64_t>(attrs, "axis"), in[0].rank());
       return V{TensorType(DType::I64, reduce_dims(in[0].dims, {axis}, get<bool>(attrs, "keepdims")))};
     }
+    case OpKind::Argsort:
+    case OpKind::Scan: {
+      if (in[0].rank() == 0) fail(std::string(kind == OpKind::Scan ? "scan" : "argsort") + " needs a tensor of rank >= 1, got a scalar");
+      (void)checked_axis(get<int64_t>(attrs, "axis"), in[0].rank());
+      DType dt = kind == OpKind::Argsort || !rt::is_float(in[0].dtype) ? DType::I64 : in[0].dtype;
+      return V{TensorType(dt, in[0].dims)};
+    }
     case OpKind::MatMul:
       return V{TensorType(rt::promote(in[0].dtype, in[1].dtype), matmul_dims(in[0].dims, in[1].dims))};
     case OpKind::Gemm: {

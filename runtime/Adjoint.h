@@ -21,6 +21,7 @@
 //   int64_t dim(V x, int64_t a)    a known dim (an error where the engine cannot slice it)
 //   V sliceAxis(V g, a, off, len)  g[..., off : off + len, ...] along a
 //   V take(V g, V idx, a)  V indexAdd(V base, V idx, V src, a)
+//   V scan(V g, a, reverse)        g's running sum along a (from the end when reverse)
 //   V getIndex(V g, S spec)  V setIndex(V base, S spec, V v)  (S: the engine's index spec)
 // Axes are normalized (0 <= a < rank) and sorted; a rule is called only where some input
 // wants a gradient, and reads the forward values it needs only for the gradients wanted.
@@ -155,6 +156,16 @@ std::vector<Opt<M>> concat(M& m, const typename M::V& g, const std::vector<typen
     off += d;
   }
   return r;
+}
+
+// The running sum (cumsum) or product (cumprod) along `axis` (from the end when reverse):
+// cumsum: gx = g's running sum the other way; cumprod: gx = that of g * out, divided by x
+// (so not finite where x has a zero).
+template <class M>
+typename M::V scan(M& m, const typename M::V& g, const typename M::V& x, const typename M::V& out, bool prod,
+                   int64_t axis, bool reverse) {
+  if (!prod) return m.scan(g, axis, !reverse);
+  return m.template binary<BinaryOp::Div>(m.scan(m.template binary<BinaryOp::Mul>(g, out), axis, !reverse), x);
 }
 
 // take(x, idx, axis): gx = index_add(zeros(x.shape), idx, g, axis) (repeated indices add up).

@@ -65,6 +65,9 @@ def builtin_names(root=ROOT):
     for line in text.splitlines():
         if line.startswith('#include "runtime/ops.def"'):
             names += [o["name"] for o in elementwise_ops(root) if o["builtin"]]
+        elif line.startswith('#include "vm/composites.def"'):
+            comp = _strip_comments(open(os.path.join(root, "vm", "composites.def")).read())
+            names += re.findall(r"^TDL_COMPOSITE\((\w+),", comp, re.M)
         elif not line.startswith("#"):
             names += re.findall(r"BUILTIN\((\w+)\)", line)
     return names
@@ -79,6 +82,7 @@ ARG_SAMPLES = {
     "cond": "x > 0.0", "alpha": "0.2", "axis": "1", "keepdims": "true", "perm": "[1, 0]", "xs": "[x, x * 2.0]",
     "idx": "[1, 0]", "reps": "[2, 1]", "widths": "[[1, 0], [0, 2]]", "tree": "(x, [x * 2.0])",
     "f": "fn(v) => sum(v * v)", "argnums": "0", "spec": '".2f"', "message": '"m"', "code": "0",
+    "k": "1", "descending": "true", "n_or_sizes": "1", "rtol": "0.001", "atol": "0.0001",
 }
 
 

@@ -31,6 +31,7 @@ const BuiltinTable& table() {
     registerIoBuiltins(b);
     registerUiBuiltins(b);
     registerAutodiffBuiltins(b);
+    registerCompositeBuiltins(b);
     return b;
   }();
   return t;

@@ -51,6 +51,7 @@ void registerTensorBuiltins(BuiltinTable& t);  // BuiltinsTensor.cpp: creation, 
 void registerIoBuiltins(BuiltinTable& t);      // BuiltinsIo.cpp: files and random numbers
 void registerUiBuiltins(BuiltinTable& t);      // BuiltinsUi.cpp: progress bars and plots
 void registerAutodiffBuiltins(BuiltinTable& t);  // BuiltinsAutodiff.cpp: tape, grad, value_and_grad
+void registerCompositeBuiltins(BuiltinTable& t);  // BuiltinsComposite.cpp: vm/Composite.h, argsort, cumsum, cumprod
 
 // A builtin's parameters, as its Args declares them.
 struct BuiltinParams {

@@ -221,6 +221,10 @@ struct IrAdjoint {
   }
   V transpose(const V& v, const IntList& perm) { return now(b.transpose(v.get(), perm)); }
   V matmul(const V& x, const V& y) { return now(b.matmul(x.get(), y.get())); }
+  V scan(const V& g, int64_t axis, bool reverse) {
+    return now(b.create_inferred(OpKind::Scan, {g.get()}, {{"axis", axis}, {"kind", std::string("sum")}, {"reverse", reverse}})
+                   .result());
+  }
   // The number of elements over `axes`: known dims folded into one constant.
   V count(const V& x, const IntList& axes, const V& g) {
     DType dt = g.type().dtype;
@@ -603,6 +607,13 @@ class Grad {
         accOpt(bb, gb);
         return;
       }
+      case OpKind::Scan:
+        if (want(a)) {
+          int64_t axis = op.int_attr("axis");
+          if (axis < 0) axis += a->type.rank();
+          acc(adj, a, adjoint::scan(m, G, L(0), LOUT(), op.str_attr("kind") == "prod", axis, op.bool_attr("reverse")).get());
+        }
+        return;
       case OpKind::Take:
         if (want(a)) acc(adj, a, adjoint::take(m, G, L(0), L(1), op.int_attr("axis")).get());
         return;

@@ -86,6 +86,7 @@ struct EagerAdjoint {
     return getIndex(g, spec);
   }
   V take(const V& g, const V& idx, int64_t axis) { return ad::take(g, idx, axis); }
+  V scan(const V& g, int64_t axis, bool reverse) { return ad::scan(g, axis, false, reverse); }
   V indexAdd(const V& base, const V& idx, const V& src, int64_t axis) { return ad::indexAdd(base, idx, src, axis); }
   V getIndex(const V& g, const rt::IndexSpec& spec) { return ad::getIndex(g, spec); }
   V setIndex(const V& base, const rt::IndexSpec& spec, const V& v) { return ad::setIndex(base, spec, v); }
@@ -174,6 +175,11 @@ void ruleMin(const Node& n, const Value& g, const Want&, Grads& gin) { ruleReduc
 void ruleProd(const Node& n, const Value& g, const Want&, Grads& gin) { ruleReduce(rt::ReduceOp::Prod, n, g, gin); }
 void ruleLogSumExp(const Node& n, const Value& g, const Want&, Grads& gin) {
   ruleReduce(rt::ReduceOp::LogSumExp, n, g, gin);
+}
+
+void ruleScan(const Node& n, const Value& g, const Want&, Grads& gin) {
+  EagerAdjoint m;
+  gin[0] = adjoint::scan(m, g, in0(n), n.out, n.ints[1] != 0, n.ints[0], n.ints[2] != 0);
 }
 
 void ruleReshape(const Node& n, const Value& g, const Want&, Grads& gin) {

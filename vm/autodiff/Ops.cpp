@@ -2,6 +2,7 @@
 
 #include "runtime/Create.h"
 #include "runtime/Matmul.h"
+#include "runtime/Scan.h"
 #include "runtime/ShapeOps.h"
 #include "vm/NumericOps.h"
 #include "vm/autodiff/Tape.h"
@@ -173,6 +174,16 @@ Value stack(const Value& xs, int64_t axis) {
   if (wants(r, {&xs})) {
     Node n = make(GradOp::Stack, {xs});
     n.ints = {axis};
+    record(r, std::move(n));
+  }
+  return r;
+}
+
+Value scan(const Value& x, int64_t axis, bool prod, bool reverse) {
+  Value r = fromTensor(rt::scan(tensorOf(x), axis, prod, reverse));
+  if (wants(r, {&x})) {
+    Node n = make(GradOp::Scan, {x});
+    n.ints = {rt::normalize_axis(axis, static_cast<int64_t>(shapeOf(x).size())), prod, reverse};
     record(r, std::move(n));
   }
   return r;

@@ -42,6 +42,8 @@ Value broadcastTo(const Value& x, const rt::Shape& shape);
 Value concat(const Value& xs, int64_t axis);  // xs: a list or tuple of numbers
 Value stack(const Value& xs, int64_t axis);
 Value take(const Value& x, const Value& idx, int64_t axis);
+// cumsum / cumprod (rt::scan); recorded for floats.
+Value scan(const Value& x, int64_t axis, bool prod, bool reverse = false);
 Value tile(const Value& x, const std::vector<int64_t>& reps);
 Value pad(const Value& x, const std::vector<std::pair<int64_t, int64_t>>& widths, const rt::Tensor& value);
 

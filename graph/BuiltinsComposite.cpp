@@ -1,0 +1,134 @@
+// vm/Composite.h's builtins traced into IR, and the sorting and running-reduction builtins
+// they stand on (the IR ops argsort and scan). (graph/Tracer.h)
+#include "graph/Tracer.h"
+#include "vm/Composite.h"
+
+namespace tdl::vm::trace {
+
+// vm/Composite.h's engine in a graph fn: each step is traced (or, on values known at trace
+// time, run then), its errors at the builtin's call.
+struct CompositeTrace {
+  using V = TV;
+  Tracer& t;
+  Tracer::BuiltinCall& bc;
+  const BuiltinParams& ps;
+
+  const char* param(size_t i) const { return ps.params.at(i); }
+  TV* argp(size_t i) { return i < ps.params.size() ? bc.arg(i, param(i)) : nullptr; }
+  bool has(size_t i) { return argp(i) != nullptr; }
+  V arg(size_t i) {
+    TV* p = argp(i);
+    return p ? *p : TV::of(Value());
+  }
+  bool isNone(size_t i) {
+    TV* p = argp(i);
+    return !p || (p->isStatic() && p->sv.isNone());
+  }
+  // A value known at trace time, converted by eager's Args (its words).
+  template <class F>
+  auto known(size_t i, F&& f) {
+    TV* p = argp(i);
+    bc.requireStatic(*p, param(i));
+    CallArgs call{&p->sv, 1, nullptr};
+    return t.guarded(bc.loc, [&] { return f(Args(bc.nm.c_str(), call, {param(i)}, 1)); });
+  }
+  int64_t intArg(size_t i, int64_t d) { return isNone(i) ? d : known(i, [](const Args& a) { return a.integer(0); }); }
+  double numArg(size_t i, double d) { return isNone(i) ? d : known(i, [](const Args& a) { return a.number(0); }); }
+  bool boolArg(size_t i, bool d) { return isNone(i) ? d : known(i, [](const Args& a) { return a.boolean(0); }); }
+  bool isScalarArg(size_t i) { return known(i, [](const Args& a) { return a[0].isScalar(); }); }
+  std::vector<int64_t> sizesArg(size_t i) {
+    return known(i, [](const Args& a) { return a[0].isScalar() ? std::vector<int64_t>{a.integer(0)} : a.ints(0); });
+  }
+  [[noreturn]] void fail(const std::string& m) { t.fail(bc.loc, fmt::format("{}(): {}", bc.nm, m)); }
+  bool numeric(const V& v) { return t.isNumeric(v); }
+  std::string describe(const V& v) { return t.describe(v); }
+  int64_t rank(const V& v) { return t.typeOf(v).rank(); }
+  std::optional<int64_t> knownDim(const V& v, int64_t axis) {
+    TensorType ty = t.typeOf(v);
+    const ir::Dim& d = ty.dims.at(static_cast<size_t>(rt::normalize_axis(axis, ty.rank())));
+    return d.is_known() ? std::optional<int64_t>(d.size) : std::nullopt;
+  }
+  V dim(const V& v, int64_t axis) { return t.dimTV(v, axis, bc.loc); }
+  V call(const char* nm, std::vector<V> args, std::vector<std::pair<const char*, V>> kw) {
+    std::vector<std::string> names;
+    for (auto& [k, v] : kw) args.push_back(v), names.push_back(k);
+    return t.builtin(builtinId(nm), args, names, bc.loc);
+  }
+  V bin(rt::BinaryOp op, const V& x, const V& y) { return t.binop(op, x, y, bc.loc); }
+  V un(rt::UnaryOp op, const V& x) { return t.unop(op, x, bc.loc); }
+  V num(double d) { return TV::of(Value::weakFloat(d)); }
+  V integer(int64_t i) { return TV::of(Value::i64(i, true)); }
+  V boolean(bool b) { return TV::of(Value::boolean(b)); }
+  V none() { return TV::of(Value()); }
+  V list(std::vector<V> xs) { return t.makeSeq(Tag::List, std::move(xs)); }
+  V tuple(std::vector<V> xs) { return t.makeSeq(Tag::Tuple, std::move(xs)); }
+  V slice(const V& x, int64_t axis, int64_t start, int64_t stop) {
+    ir::Value* xv = t.materialize(x, bc.loc);
+    ir::IntList st, sp, stp;
+    for (int64_t a = 0; a < xv->type.rank(); ++a) {
+      st.push_back(a == axis ? start : 0);
+      sp.push_back(a == axis ? stop : ir::kSliceEnd);
+      stp.push_back(1);
+    }
+    t.setLoc(bc.loc);
+    return TV::dyn(t.guarded(bc.loc, [&] { return t.b_.slice(xv, st, sp, stp); }));
+  }
+};
+
+auto Tracer::bi_composite(BuiltinCall& bc) -> TV {
+  const BuiltinParams* ps = builtinParams(vm_, builtinId(bc.nm));
+  if (!ps) fail(bc.loc, fmt::format("'{}' has no parameter list", bc.nm));
+  CompositeTrace e{*this, bc, *ps};
+#define TDL_COMPOSITE(n, f, ...) \
+  if (bc.nm == #n) return composite::f(e);
+#include "vm/composites.def"
+  fail(bc.loc, fmt::format("'{}' is not a composite builtin", bc.nm));
+}
+
+auto Tracer::bi_argsort(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  TV& x = bc.need(0, "x");
+  if (!isNumeric(x)) fail(loc, fmt::format("argsort(): 'x' must be a tensor, got {}", describe(x)));
+  ir::Value* xv = materialize(x, loc);
+  TV* ax = bc.arg(1, "axis");
+  int64_t axis = ax && !(ax->isStatic() && ax->sv.isNone()) ? bc.staticInt(*ax, "axis") : -1;
+  TV* de = bc.arg(2, "descending");
+  bool desc = false;
+  if (de) {
+    bc.requireStatic(*de, "descending");
+    CallArgs call{&de->sv, 1, nullptr};
+    desc = guarded(loc, [&] { return Args("argsort", call, {"descending"}, 1).boolean(0); });
+  }
+  if (xv->type.rank() == 0) fail(loc, "argsort: cannot sort a scalar (a rank-0 tensor)");
+  axis = guarded(loc, [&] { return rt::normalize_axis(axis, xv->type.rank()); });
+  setLoc(loc);
+  return TV::dyn(guarded(loc, [&] {
+    return b_.create_inferred(ir::OpKind::Argsort, {xv}, {{"axis", axis}, {"descending", desc}}).result();
+  }));
+}
+
+auto Tracer::bi_scan(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  TV x = bc.need(0, "x");
+  if (!isNumeric(x)) fail(loc, fmt::format("{}(): 'x' must be a tensor, got {}", nm, describe(x)));
+  TV* ax = bc.arg(1, "axis");
+  int64_t axis = 0;
+  if (ax && !(ax->isStatic() && ax->sv.isNone())) {
+    axis = bc.staticInt(*ax, "axis");
+    int64_t r = typeOf(x).rank();
+    if (r == 0) fail(loc, fmt::format("{}(): 'x' must have rank >= 1 to scan along an axis, got a scalar", nm));
+    if (axis < -r || axis >= r) fail(loc, fmt::format("{}(): axis {} is out of range for a tensor of rank {}", nm, axis, r));
+    if (axis < 0) axis += r;
+  } else {
+    std::vector<TV> fa{x};
+    x = builtin(builtinId("flatten"), fa, {}, loc);
+  }
+  ir::Value* xv = materialize(x, loc);
+  setLoc(loc);
+  return TV::dyn(guarded(loc, [&] {
+    return b_.create_inferred(ir::OpKind::Scan, {xv}, {{"axis", axis}, {"kind", std::string(nm == "cumprod" ? "prod" : "sum")}, {"reverse", false}})
+        .result();
+  }));
+}
+
+}  // namespace tdl::vm::trace

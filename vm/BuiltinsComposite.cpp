@@ -1,0 +1,102 @@
+// The builtins of vm/Composite.h in eager mode, and the sorting and running-reduction
+// builtins (argsort, cumsum, cumprod: runtime/Scan.h) they stand on.
+#include "vm/Builtins.h"
+#include "vm/Composite.h"
+#include "vm/Interpreter.h"
+#include "vm/NumericOps.h"
+#include "runtime/Index.h"
+#include "runtime/Scan.h"
+#include "vm/autodiff/Ops.h"
+
+namespace tdl::vm {
+namespace {
+
+// vm/Composite.h's engine: each step runs now (and records while a tape does).
+struct Eager {
+  using V = Value;
+  Interpreter& vm;
+  const Args& a;
+
+  bool has(size_t i) const { return a.has(i); }
+  V arg(size_t i) const { return a[i]; }
+  bool isNone(size_t i) const { return !a.has(i) || a[i].isNone(); }
+  int64_t intArg(size_t i, int64_t d) const { return a.integerOr(i, d); }
+  double numArg(size_t i, double d) const { return isNone(i) ? d : a.number(i); }
+  bool boolArg(size_t i, bool d) const { return a.booleanOr(i, d); }
+  bool isScalarArg(size_t i) const { return a[i].isScalar(); }
+  std::vector<int64_t> sizesArg(size_t i) const {
+    if (a[i].isScalar()) return {a.integer(i)};
+    return a.ints(i);
+  }
+  [[noreturn]] void fail(const std::string& m) const { a.fail(m); }
+  bool numeric(const V& v) const { return v.isNumeric(); }
+  std::string describe(const V& v) const { return typeText(v); }
+  int64_t rank(const V& v) const { return static_cast<int64_t>(ad::shapeOf(v).size()); }
+  std::optional<int64_t> knownDim(const V& v, int64_t axis) const {
+    rt::Shape s = ad::shapeOf(v);
+    return s[static_cast<size_t>(rt::normalize_axis(axis, static_cast<int64_t>(s.size())))];
+  }
+  V dim(const V& v, int64_t axis) const { return Value::i64(*knownDim(v, axis), true); }
+  V call(const char* nm, std::vector<V> vals, std::vector<std::pair<const char*, V>> kw) {
+    std::vector<std::string> names;
+    for (auto& [k, v] : kw) vals.push_back(v), names.push_back(k);
+    CallArgs ca{vals.data(), static_cast<int>(vals.size()), names.empty() ? nullptr : &names};
+    return builtinFn(builtinId(nm))(vm, ca);
+  }
+  V bin(rt::BinaryOp op, const V& x, const V& y) { return binaryValues(op, x, y); }
+  V un(rt::UnaryOp op, const V& x) { return unaryValues(op, x); }
+  V num(double d) { return Value::weakFloat(d); }
+  V integer(int64_t i) { return Value::i64(i, true); }
+  V boolean(bool b) { return Value::boolean(b); }
+  V none() { return Value(); }
+  V list(std::vector<V> xs) { return makeList(std::move(xs)); }
+  V tuple(std::vector<V> xs) { return makeTuple(std::move(xs)); }
+  V slice(const V& x, int64_t axis, int64_t start, int64_t stop) {
+    rt::IndexSpec spec(static_cast<size_t>(axis), rt::IndexItem::all());
+    spec.push_back(rt::IndexItem::slice(start, stop));
+    return ad::getIndex(x, spec);
+  }
+};
+
+#define TDL_COMPOSITE(n, f, req, ...)                        \
+  Value composite_##n(Interpreter& vm, CallArgs& call) {     \
+    Args a(#n, call, {__VA_ARGS__}, req);                    \
+    Eager e{vm, a};                                          \
+    return composite::f(e);                                  \
+  }
+#include "vm/composites.def"
+
+Value argsort(Interpreter&, CallArgs& call) {
+  Args a("argsort", call, {"x", "axis", "descending"}, 1);
+  return fromTensor(rt::argsort(a.tensor(0), a.integerOr(1, -1), a.booleanOr(2, false)));
+}
+
+// cumsum(x, axis=none) / cumprod: along axis, or over x flattened (NumPy's default).
+template <bool Prod>
+Value scanBuiltin(Interpreter&, CallArgs& call) {
+  Args a(Prod ? "cumprod" : "cumsum", call, {"x", "axis"}, 1);
+  if (!a[0].isNumeric()) a.fail(0, "a tensor");
+  Value x = a[0];
+  int64_t axis = 0;
+  if (a.has(1) && !a[1].isNone()) {
+    axis = a.integer(1);
+    int64_t r = static_cast<int64_t>(ad::shapeOf(x).size());
+    if (r == 0) a.fail("'x' must have rank >= 1 to scan along an axis, got a scalar");
+    if (axis < -r || axis >= r) a.fail(fmt::format("axis {} is out of range for a tensor of rank {}", axis, r));
+  } else {
+    x = ad::flatten(x);
+  }
+  return ad::scan(strong(x), axis, Prod);
+}
+
+}  // namespace
+
+void registerCompositeBuiltins(BuiltinTable& t) {
+#define TDL_COMPOSITE(n, f, req, ...) t.add(#n, composite_##n);
+#include "vm/composites.def"
+  t.add("argsort", argsort);
+  t.add("cumsum", scanBuiltin<false>);
+  t.add("cumprod", scanBuiltin<true>);
+}
+
+}  // namespace tdl::vm
