@@ -28,6 +28,7 @@ struct CompositeTrace {
   template <class F>
   auto known(size_t i, F&& f) {
     TV* p = argp(i);
+    if (!p) fail(fmt::format("missing argument '{}'", param(i)));
     bc.requireStatic(*p, param(i));
     CallArgs call{&p->sv, 1, nullptr};
     return t.guarded(bc.loc, [&] { return f(Args(bc.nm.c_str(), call, {param(i)}, 1)); });
@@ -62,13 +63,18 @@ struct CompositeTrace {
   V none() { return TV::of(Value()); }
   V list(std::vector<V> xs) { return t.makeSeq(Tag::List, std::move(xs)); }
   V tuple(std::vector<V> xs) { return t.makeSeq(Tag::Tuple, std::move(xs)); }
-  V slice(const V& x, int64_t axis, int64_t start, int64_t stop) {
+  std::optional<std::string> strArg(size_t i) {
+    TV* p = argp(i);
+    if (p && p->isStatic() && p->sv.isStr()) return p->sv.as<StrObj>()->s;
+    return std::nullopt;
+  }
+  V slice(const V& x, int64_t axis, int64_t start, int64_t stop, int64_t step = 1) {
     ir::Value* xv = t.materialize(x, bc.loc);
     ir::IntList st, sp, stp;
     for (int64_t a = 0; a < xv->type.rank(); ++a) {
       st.push_back(a == axis ? start : 0);
       sp.push_back(a == axis ? stop : ir::kSliceEnd);
-      stp.push_back(1);
+      stp.push_back(a == axis ? step : 1);
     }
     t.setLoc(bc.loc);
     return TV::dyn(t.guarded(bc.loc, [&] { return t.b_.slice(xv, st, sp, stp); }));

@@ -197,7 +197,19 @@ auto Tracer::bi_pad(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   // Constant blocks concatenated before and after along each axis.
   ir::Value* x = materialize(bc.need(0, "x"), loc);
-  ir::IntList w = bc.staticInts(bc.need(1, "widths"), "widths");
+  // (before, after) pairs as eager takes them: one flat pair, a flat list, or a list of pairs.
+  TV& wv = bc.need(1, "widths");
+  ir::IntList w;
+  bc.requireStatic(wv, "widths");
+  if (wv.sv.isSeq() && !wv.sv.as<SeqObj>()->items.empty() && wv.sv.as<SeqObj>()->items[0].isSeq()) {
+    for (const Value& p : wv.sv.as<SeqObj>()->items) {
+      ir::IntList pr = ints(p, loc);
+      if (pr.size() != 2) fail(loc, "pad: 'widths' must be (before, after) pairs, one per axis or one for all");
+      w.insert(w.end(), pr.begin(), pr.end());
+    }
+  } else {
+    w = bc.staticInts(wv, "widths");
+  }
   size_t rank = static_cast<size_t>(x->type.rank());
   if (w.size() == 2 && rank != 1) {
     ir::IntList all;

@@ -82,7 +82,19 @@ ARG_SAMPLES = {
     "cond": "x > 0.0", "alpha": "0.2", "axis": "1", "keepdims": "true", "perm": "[1, 0]", "xs": "[x, x * 2.0]",
     "idx": "[1, 0]", "reps": "[2, 1]", "widths": "[[1, 0], [0, 2]]", "tree": "(x, [x * 2.0])",
     "f": "fn(v) => sum(v * v)", "argnums": "0", "spec": '".2f"', "message": '"m"', "code": "0",
-    "k": "1", "descending": "true", "n_or_sizes": "1", "rtol": "0.001", "atol": "0.0001",
+    "w": "reshape([0.5, -1.0], [1, 1, 1, 2])", "size": "2", "k": "1", "descending": "true", "n_or_sizes": "1", "rtol": "0.001", "atol": "0.0001",
+}
+
+
+# Whole sample calls for builtins whose arguments are not made of the ones above (the
+# convolutions want rank-4 tensors): still a function of the [2, 3] tensor x.
+CALL_SAMPLES = {
+    "conv2d": ["conv2d(reshape(x, [1, 2, 3, 1]), reshape([0.5, -1.0, 2.0, 0.25], [2, 2, 1, 1]), padding=\"same\")"],
+    "conv1d": ["conv1d(reshape(x, [2, 3, 1]), reshape([0.5, -1.5], [2, 1, 1]), stride=1)"],
+    "conv2d_transpose": ["conv2d_transpose(reshape(x, [1, 2, 3, 1]), reshape([0.5, -1.0, 2.0, 0.25], [2, 2, 1, 1]), "
+                         "stride=2)"],
+    "max_pool2d": ["max_pool2d(reshape(x, [1, 2, 3, 1]), 2, stride=1, padding=\"same\")"],
+    "avg_pool2d": ["avg_pool2d(reshape(x, [1, 2, 3, 1]), [2, 2], stride=1, padding=\"same\")"],
 }
 
 
@@ -91,6 +103,8 @@ def sample_calls(sig, wrap=lambda c: c):
     positionally, then also its optional ones by keyword. Raises KeyError naming a required
     parameter without a sample."""
     name, params, req = sig["name"], sig["params"], sig["required"]
+    if name in CALL_SAMPLES:
+        return [("valid", wrap(c)) for c in CALL_SAMPLES[name]]
     missing = [p for p in params[:req] if p not in ARG_SAMPLES]
     if missing:
         raise KeyError(f"{name}: no sample for parameter(s) {missing}; add them to ARG_SAMPLES")

@@ -51,9 +51,13 @@ struct Eager {
   V none() { return Value(); }
   V list(std::vector<V> xs) { return makeList(std::move(xs)); }
   V tuple(std::vector<V> xs) { return makeTuple(std::move(xs)); }
-  V slice(const V& x, int64_t axis, int64_t start, int64_t stop) {
+  std::optional<std::string> strArg(size_t i) const {
+    if (a.has(i) && a[i].isStr()) return a[i].as<StrObj>()->s;
+    return std::nullopt;
+  }
+  V slice(const V& x, int64_t axis, int64_t start, int64_t stop, int64_t step = 1) {
     rt::IndexSpec spec(static_cast<size_t>(axis), rt::IndexItem::all());
-    spec.push_back(rt::IndexItem::slice(start, stop));
+    spec.push_back(rt::IndexItem::slice(start, stop, step));
     return ad::getIndex(x, spec);
   }
 };

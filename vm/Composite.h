@@ -21,10 +21,13 @@
 //   V bin(BinaryOp, a, b)  V un(UnaryOp, x)           the operators, weak scalars as usual
 //   V num(double)  V integer(int64_t)  V boolean(bool)  V none()   weak constants
 //   V list(vector<V>)  V tuple(vector<V>)
-//   V slice(x, axis, start, stop)    x[..., start:stop, ...] along axis (known bounds)
+//   V slice(x, axis, start, stop, step=1)   x[..., start:stop:step, ...] along axis (known bounds)
+//   std::optional<std::string> strArg(i)     the argument, when it is a string
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <numeric>
 #include <optional>
 #include <string>
@@ -221,6 +224,258 @@ typename E::V topk_(E& e) {
   auto order = e.call("argsort", {x}, {{"descending", e.boolean(true)}});
   auto idx = e.slice(order, e.rank(x) - 1, 0, k);
   return e.tuple({takeAlongLast(e, x, idx), idx});
+}
+
+// ------------------------------------------------------------ convolutions and pooling
+// TensorFlow's layouts: x [N, H, W, C], w [KH, KW, C / groups, O]. A convolution is im2col
+// made of strided slices of the padded input, concatenated along the channels, and one
+// matrix product (BLAS) per group; pooling folds the same slices with maximum or a sum.
+// The dims other than N must be known (at trace time in graph fns).
+
+// An int or a pair of ints known now (stride, dilation, size): (a, a) or (a, b).
+template <class E>
+std::pair<int64_t, int64_t> pairArg(E& e, size_t i, const char* name, int64_t dflt) {
+  if (e.isNone(i)) return {dflt, dflt};
+  std::vector<int64_t> v = e.sizesArg(i);
+  if (v.size() == 1 && e.isScalarArg(i)) v.push_back(v[0]);
+  if (v.size() != 2) e.fail(fmt::format("'{}' must be an int or a pair of ints", name));
+  if (v[0] < 1 || v[1] < 1) e.fail(fmt::format("'{}' must be >= 1, got ({}, {})", name, v[0], v[1]));
+  return {v[0], v[1]};
+}
+
+// One spatial axis of a window: its padding before and after and the output size.
+struct Window {
+  int64_t before = 0, after = 0, out = 0;
+};
+
+// padding: "valid" (none), "same" (TensorFlow's: out = ceil(n / stride), the odd one after)
+// or explicit amounts per axis, padded on both sides.
+struct Padding {
+  int kind = 0;  // 0 valid, 1 same, 2 explicit
+  int64_t amount[2] = {0, 0};
+};
+
+template <class E>
+Padding paddingArg(E& e, size_t i) {
+  Padding p;
+  if (e.isNone(i)) return p;
+  if (auto str = e.strArg(i)) {
+    if (*str == "valid") return p;
+    if (*str == "same") return p.kind = 1, p;
+    e.fail(fmt::format("'padding' must be \"valid\", \"same\" or a pair of ints, got \"{}\"", *str));
+  }
+  std::vector<int64_t> v = e.sizesArg(i);
+  if (v.size() == 1 && e.isScalarArg(i)) v.push_back(v[0]);
+  if (v.size() != 2 || v[0] < 0 || v[1] < 0) e.fail("'padding' must be \"valid\", \"same\" or a pair of ints >= 0");
+  p.kind = 2, p.amount[0] = v[0], p.amount[1] = v[1];
+  return p;
+}
+
+template <class E>
+Window window(E& e, int64_t n, int64_t k, int64_t stride, int64_t dilation, const Padding& p, int axis) {
+  Window w;
+  int64_t eff = (k - 1) * dilation + 1;
+  if (p.kind == 1) {
+    w.out = (n + stride - 1) / stride;
+    int64_t total = std::max<int64_t>((w.out - 1) * stride + eff - n, 0);
+    w.before = total / 2, w.after = total - w.before;
+    return w;
+  }
+  if (p.kind == 2) w.before = w.after = p.amount[axis];
+  int64_t padded = n + w.before + w.after;
+  if (padded < eff)
+    e.fail(fmt::format("the window ({} with dilation {}) is larger than the input ({} with padding) along axis {}", k,
+                       dilation, padded, axis + 1));
+  w.out = (padded - eff) / stride + 1;
+  return w;
+}
+
+template <class E>
+std::vector<int64_t> knownDims(E& e, const typename E::V& v, const char* name, int64_t rank, int64_t from) {
+  if (e.rank(v) != rank) e.fail(fmt::format("'{}' must have rank {}, got rank {}", name, rank, e.rank(v)));
+  std::vector<int64_t> d(static_cast<size_t>(rank), -1);
+  for (int64_t a = from; a < rank; ++a) {
+    auto k = e.knownDim(v, a);
+    if (!k) e.fail(fmt::format("axis {} of '{}' must have a size known at trace time in a graph fn", a, name));
+    d[static_cast<size_t>(a)] = *k;
+  }
+  return d;
+}
+
+template <class E>
+typename E::V padSpatial(E& e, const typename E::V& x, const Window& h, const Window& w, double value) {
+  if (!h.before && !h.after && !w.before && !w.after) return x;
+  auto pr = [&](int64_t a, int64_t b) { return e.list({e.integer(a), e.integer(b)}); };
+  return e.call("pad", {x, e.list({pr(0, 0), pr(h.before, h.after), pr(w.before, w.after), pr(0, 0)})},
+                {{"value", e.num(value)}});
+}
+
+// The KH x KW strided views of the padded input, each [N, OH, OW, C], in (i, j) order.
+template <class E>
+std::vector<typename E::V> patches(E& e, const typename E::V& xp, int64_t kh, int64_t kw, std::pair<int64_t, int64_t> s,
+                                   std::pair<int64_t, int64_t> d, const Window& h, const Window& w) {
+  std::vector<typename E::V> out;
+  for (int64_t i = 0; i < kh; ++i) {
+    auto rows = e.slice(xp, 1, i * d.first, i * d.first + (h.out - 1) * s.first + 1, s.first);
+    for (int64_t j = 0; j < kw; ++j)
+      out.push_back(e.slice(rows, 2, j * d.second, j * d.second + (w.out - 1) * s.second + 1, s.second));
+  }
+  return out;
+}
+
+// conv2d(x, w, stride=1, padding="valid", dilation=1, groups=1): [N, H', W', O].
+template <class E>
+typename E::V conv2d_(E& e) {
+  auto x = tensorArg(e, 0, "x"), wt = tensorArg(e, 1, "w");
+  auto xd = knownDims(e, x, "x", 4, 1), wd = knownDims(e, wt, "w", 4, 0);
+  auto stride = pairArg(e, 2, "stride", 1);
+  Padding pad = paddingArg(e, 3);
+  auto dil = pairArg(e, 4, "dilation", 1);
+  int64_t groups = e.intArg(5, 1);
+  int64_t C = xd[3], KH = wd[0], KW = wd[1], Cg = wd[2], O = wd[3];
+  if (groups < 1) e.fail(fmt::format("'groups' must be >= 1, got {}", groups));
+  if (C % groups != 0 || O % groups != 0)
+    e.fail(fmt::format("groups ({}) must divide the input channels ({}) and the output channels ({})", groups, C, O));
+  if (Cg * groups != C)
+    e.fail(fmt::format("w has {} input channels per group, x has {} channels in {} group(s) (w: [KH, KW, C / groups, O])",
+                       Cg, C, groups));
+  Window h = window(e, xd[1], KH, stride.first, dil.first, pad, 0);
+  Window w = window(e, xd[2], KW, stride.second, dil.second, pad, 1);
+  auto xp = padSpatial(e, x, h, w, 0.0);
+  int64_t Og = O / groups, K = KH * KW * Cg;
+  std::vector<typename E::V> outs;
+  for (int64_t g = 0; g < groups; ++g) {
+    auto xg = groups == 1 ? xp : e.slice(xp, 3, g * Cg, (g + 1) * Cg);
+    auto ps = patches(e, xg, KH, KW, stride, dil, h, w);
+    auto cols = ps.size() == 1 ? ps[0] : e.call("concat", {e.list(ps)}, {{"axis", e.integer(-1)}});
+    auto wg = groups == 1 ? wt : e.slice(wt, 3, g * Og, (g + 1) * Og);
+    auto flat = e.call("reshape", {cols, e.list({e.integer(-1), e.integer(K)})}, {});
+    auto y = e.call("matmul", {flat, e.call("reshape", {wg, e.list({e.integer(K), e.integer(Og)})}, {})}, {});
+    outs.push_back(
+        e.call("reshape", {y, e.list({e.integer(-1), e.integer(h.out), e.integer(w.out), e.integer(Og)})}, {}));
+  }
+  return outs.size() == 1 ? outs[0] : e.call("concat", {e.list(outs)}, {{"axis", e.integer(-1)}});
+}
+
+// conv1d(x, w, stride=1, padding="valid", dilation=1, groups=1) on x [N, W, C], w [KW, C / groups, O]:
+// conv2d over a height of 1.
+template <class E>
+typename E::V conv1d_(E& e) {
+  auto x = tensorArg(e, 0, "x"), wt = tensorArg(e, 1, "w");
+  if (e.rank(x) != 3) e.fail(fmt::format("'x' must have rank 3 ([N, W, C]), got rank {}", e.rank(x)));
+  if (e.rank(wt) != 3) e.fail(fmt::format("'w' must have rank 3 ([KW, C / groups, O]), got rank {}", e.rank(wt)));
+  auto one = [&](size_t i, const char* name) {
+    int64_t v = 1;
+    if (!e.isNone(i)) {
+      if (!e.isScalarArg(i)) e.fail(fmt::format("'{}' must be an int", name));
+      v = e.intArg(i, 1);
+    }
+    return e.list({e.integer(1), e.integer(v)});
+  };
+  auto padding = e.none();
+  if (!e.isNone(3)) {
+    if (e.strArg(3)) padding = e.arg(3);
+    else padding = e.list({e.integer(0), e.integer(e.intArg(3, 0))});
+  }
+  auto y = e.call("conv2d", {e.call("expand_dims", {x, e.integer(1)}, {}), e.call("expand_dims", {wt, e.integer(0)}, {})},
+                  {{"stride", one(2, "stride")}, {"padding", padding}, {"dilation", one(4, "dilation")},
+                   {"groups", e.integer(e.intArg(5, 1))}});
+  return e.call("squeeze", {y, e.integer(1)}, {});
+}
+
+// conv2d_transpose(x, w, stride=1, padding="valid") on x [N, H, W, C], w [KH, KW, O, C]
+// (TensorFlow's filter layout): the gradient of conv2d with respect to its input, an output
+// of (H - 1) * stride + KH ("valid"), H * stride ("same"), or that less 2 * padding (ints).
+// x spread out by the stride (zeros between), padded, and convolved with w flipped.
+template <class E>
+typename E::V conv2d_transpose_(E& e) {
+  auto x = tensorArg(e, 0, "x"), wt = tensorArg(e, 1, "w");
+  auto xd = knownDims(e, x, "x", 4, 1), wd = knownDims(e, wt, "w", 4, 0);
+  auto stride = pairArg(e, 2, "stride", 1);
+  Padding pad = paddingArg(e, 3);
+  int64_t H = xd[1], W = xd[2], C = xd[3], KH = wd[0], KW = wd[1], O = wd[2];
+  if (wd[3] != C) e.fail(fmt::format("w has {} input channels, x has {} (w: [KH, KW, O, C])", wd[3], C));
+  // Spread x: s - 1 zeros after each element along H and W, the trailing ones dropped.
+  auto spread = [&](typename E::V v, int64_t axis, int64_t n, int64_t s) {
+    if (s == 1) return v;
+    auto t = e.call("expand_dims", {v, e.integer(axis + 1)}, {});
+    std::vector<typename E::V> widths(5, e.list({e.integer(0), e.integer(0)}));
+    widths[static_cast<size_t>(axis + 1)] = e.list({e.integer(0), e.integer(s - 1)});
+    t = e.call("pad", {t, e.list(widths)}, {});
+    std::vector<typename E::V> shape;
+    auto cur = [&](int64_t a) { return a == axis ? e.integer(n * s) : e.integer(*e.knownDim(v, a)); };
+    shape.push_back(e.integer(-1));
+    for (int64_t a = 1; a < 4; ++a) shape.push_back(cur(a));
+    t = e.call("reshape", {t, e.list(shape)}, {});
+    return e.slice(t, axis, 0, (n - 1) * s + 1);
+  };
+  auto xs = spread(spread(x, 1, H, stride.first), 2, W, stride.second);
+  auto crop = [&](int64_t n, int64_t k, int64_t s, int axis) {
+    int64_t full = (n - 1) * s + k;
+    Window w;
+    int64_t before = 0, after = 0;
+    if (pad.kind == 1) {
+      int64_t total = std::max<int64_t>(k - s, 0);
+      before = total / 2, after = total - before;
+      w.after = std::max<int64_t>(n * s - (full - total), 0);  // k < s: zeros to reach n * s
+    } else if (pad.kind == 2) {
+      before = after = pad.amount[axis];
+      if (2 * before >= full) e.fail(fmt::format("padding {} leaves no output along axis {}", before, axis + 1));
+      if (before > k - 1) e.fail(fmt::format("padding {} must be below the kernel size {} along axis {}", before, k, axis + 1));
+    }
+    w.before = k - 1 - before;
+    w.after += k - 1 - after;
+    return w;
+  };
+  Window h = crop(H, KH, stride.first, 0), w = crop(W, KW, stride.second, 1);
+  auto xp = padSpatial(e, xs, h, w, 0.0);
+  // w flipped along KH and KW, its channels swapped: [KH, KW, C, O].
+  auto wf = e.slice(e.slice(wt, 0, KH - 1, -KH - 1, -1), 1, KW - 1, -KW - 1, -1);
+  wf = e.call("transpose", {wf, e.list({e.integer(0), e.integer(1), e.integer(3), e.integer(2)})}, {});
+  int64_t K = KH * KW * C;
+  int64_t oh = (H - 1) * stride.first + 1 + h.before + h.after - KH + 1;
+  int64_t ow = (W - 1) * stride.second + 1 + w.before + w.after - KW + 1;
+  Window vh{0, 0, oh}, vw{0, 0, ow};
+  auto ps = patches(e, xp, KH, KW, {1, 1}, {1, 1}, vh, vw);
+  auto cols = ps.size() == 1 ? ps[0] : e.call("concat", {e.list(ps)}, {{"axis", e.integer(-1)}});
+  auto flat = e.call("reshape", {cols, e.list({e.integer(-1), e.integer(K)})}, {});
+  auto y = e.call("matmul", {flat, e.call("reshape", {wf, e.list({e.integer(K), e.integer(O)})}, {})}, {});
+  return e.call("reshape", {y, e.list({e.integer(-1), e.integer(oh), e.integer(ow), e.integer(O)})}, {});
+}
+
+// max_pool2d(x, size, stride=size, padding="valid") / avg_pool2d on x [N, H, W, C]; "same"
+// pads as conv2d does, and the average counts only the input's elements (TensorFlow's).
+template <class E>
+typename E::V pool(E& e, bool isMax) {
+  auto x = tensorArg(e, 0, "x");
+  auto xd = knownDims(e, x, "x", 4, 1);
+  auto size = pairArg(e, 1, "size", 1);
+  auto stride = e.isNone(2) ? size : pairArg(e, 2, "stride", 1);
+  Padding pad = paddingArg(e, 3);
+  Window h = window(e, xd[1], size.first, stride.first, 1, pad, 0);
+  Window w = window(e, xd[2], size.second, stride.second, 1, pad, 1);
+  auto xp = padSpatial(e, x, h, w, isMax ? -std::numeric_limits<double>::infinity() : 0.0);
+  auto ps = patches(e, xp, size.first, size.second, stride, {1, 1}, h, w);
+  auto acc = ps[0];
+  for (size_t i = 1; i < ps.size(); ++i) acc = isMax ? e.call("maximum", {acc, ps[i]}, {}) : e.bin(BinaryOp::Add, acc, ps[i]);
+  if (isMax) return acc;
+  if (!h.before && !h.after && !w.before && !w.after)
+    return e.bin(BinaryOp::Div, acc, e.num(static_cast<double>(size.first * size.second)));
+  // The number of the input's elements under each window.
+  std::vector<typename E::V> ones_shape{e.integer(1), e.integer(xd[1]), e.integer(xd[2]), e.integer(1)};
+  auto ones = e.call("ones", {e.list(ones_shape)}, {});
+  auto cs = patches(e, padSpatial(e, ones, h, w, 0.0), size.first, size.second, stride, {1, 1}, h, w);
+  auto count = cs[0];
+  for (size_t i = 1; i < cs.size(); ++i) count = e.bin(BinaryOp::Add, count, cs[i]);
+  return e.bin(BinaryOp::Div, acc, count);
+}
+template <class E>
+typename E::V max_pool2d_(E& e) {
+  return pool(e, true);
+}
+template <class E>
+typename E::V avg_pool2d_(E& e) {
+  return pool(e, false);
 }
 
 }  // namespace tdl::vm::composite
