@@ -63,6 +63,24 @@ struct CompositeTrace {
   V none() { return TV::of(Value()); }
   V list(std::vector<V> xs) { return t.makeSeq(Tag::List, std::move(xs)); }
   V tuple(std::vector<V> xs) { return t.makeSeq(Tag::Tuple, std::move(xs)); }
+  static ir::IntList list(const rt::Window2d& w) {
+    auto a = w.list();
+    return ir::IntList(a.begin(), a.end());
+  }
+  V im2col(const V& x, const rt::Window2d& w, double pad) {
+    ir::Value* xv = t.materialize(x, bc.loc);
+    t.setLoc(bc.loc);
+    return TV::dyn(t.guarded(bc.loc, [&] {
+      return t.b_.create_inferred(ir::OpKind::Im2col, {xv}, {{"window", list(w)}, {"pad", pad}}).result();
+    }));
+  }
+  V col2im(const V& c, int64_t h, int64_t wd, const rt::Window2d& w) {
+    ir::Value* cv = t.materialize(c, bc.loc);
+    t.setLoc(bc.loc);
+    return TV::dyn(t.guarded(bc.loc, [&] {
+      return t.b_.create_inferred(ir::OpKind::Col2im, {cv}, {{"window", list(w)}, {"size", ir::IntList{h, wd}}}).result();
+    }));
+  }
   std::optional<std::string> strArg(size_t i) {
     TV* p = argp(i);
     if (p && p->isStatic() && p->sv.isStr()) return p->sv.as<StrObj>()->s;

@@ -8,6 +8,7 @@
 #include "runtime/Index.h"
 #include "runtime/Matmul.h"
 #include "runtime/Reduce.h"
+#include "runtime/Conv.h"
 #include "runtime/Scan.h"
 #include "runtime/ShapeOps.h"
 
@@ -20,6 +21,13 @@ rt::Tensor iota(const rt::Shape& shape, int64_t axis, DType dtype) {
   line[axis] = shape[axis];
   rt::Tensor r = rt::reshape(rt::cast(rt::arange_int(0, shape[axis]), dtype), line);
   return rt::broadcast_to(r, shape);
+}
+
+rt::Window2d window2d(const IntList& w) {
+  if (w.size() != 10) throw rt::Error("im2col/col2im: a window of 10 ints");
+  std::array<int64_t, 10> a{};
+  for (size_t i = 0; i < 10; ++i) a[i] = w[i];
+  return rt::Window2d::from(a);
 }
 
 rt::Tensor slice(const Op& op, const rt::Tensor& x) {
@@ -106,6 +114,14 @@ std::optional<std::vector<rt::Tensor>> evaluate(const Op& op, const std::vector<
     case OpKind::ArgMin: {
       auto kind = op.kind() == OpKind::ArgMax ? rt::ReduceOp::ArgMax : rt::ReduceOp::ArgMin;
       return V{rt::reduce(kind, in[0], IntList{op.int_attr("axis")}, op.bool_attr("keepdims"))};
+    }
+    case OpKind::Im2col: {
+      IntList w = op.ints_attr("window");
+      return V{rt::im2col(in[0], window2d(w), op.attr_as<double>("pad") ? *op.attr_as<double>("pad") : 0.0)};
+    }
+    case OpKind::Col2im: {
+      IntList w = op.ints_attr("window"), sz = op.ints_attr("size");
+      return V{rt::col2im(in[0], sz.at(0), sz.at(1), window2d(w))};
     }
     case OpKind::Argsort: return V{rt::argsort(in[0], op.int_attr("axis"), op.bool_attr("descending"))};
     case OpKind::Scan:

@@ -305,6 +305,21 @@ std::optional<std::vector<TensorType>> infer_result_types(OpKind kind, const std
       DType dt = kind == OpKind::Argsort || !rt::is_float(in[0].dtype) ? DType::I64 : in[0].dtype;
       return V{TensorType(dt, in[0].dims)};
     }
+    case OpKind::Im2col:
+    case OpKind::Col2im: {
+      IntList w = get<IntList>(attrs, "window");
+      if (w.size() != 10 || in[0].rank() != 4) fail("im2col/col2im need a rank-4 operand and a window of 10 ints");
+      const Dim& c = in[0].dims[3];
+      int64_t taps = w[0] * w[1];
+      if (kind == OpKind::Im2col) {
+        Dim k = c.is_known() ? Dim::known(c.size * taps) : c;
+        if (!c.is_known() && taps != 1) fail("im2col needs the channel count known");
+        return V{TensorType(in[0].dtype, {in[0].dims[0], Dim::known(w[8]), Dim::known(w[9]), k})};
+      }
+      IntList sz = get<IntList>(attrs, "size");
+      if (sz.size() != 2 || !c.is_known() || c.size % taps != 0) fail("col2im needs size [H, W] and columns of kh*kw*C");
+      return V{TensorType(in[0].dtype, {in[0].dims[0], Dim::known(sz[0]), Dim::known(sz[1]), Dim::known(c.size / taps)})};
+    }
     case OpKind::MatMul:
       return V{TensorType(rt::promote(in[0].dtype, in[1].dtype), matmul_dims(in[0].dims, in[1].dims))};
     case OpKind::Gemm: {

@@ -22,6 +22,7 @@
 //   V sliceAxis(V g, a, off, len)  g[..., off : off + len, ...] along a
 //   V take(V g, V idx, a)  V indexAdd(V base, V idx, V src, a)
 //   V scan(V g, a, reverse)        g's running sum along a (from the end when reverse)
+//   V im2col(V g, win)  V col2im(V g, h, w, win)   (runtime/Conv.h, padding zeros)
 //   V getIndex(V g, S spec)  V setIndex(V base, S spec, V v)  (S: the engine's index spec)
 // Axes are normalized (0 <= a < rank) and sorted; a rule is called only where some input
 // wants a gradient, and reads the forward values it needs only for the gradients wanted.
@@ -166,6 +167,17 @@ typename M::V scan(M& m, const typename M::V& g, const typename M::V& x, const t
                    int64_t axis, bool reverse) {
   if (!prod) return m.scan(g, axis, !reverse);
   return m.template binary<BinaryOp::Div>(m.scan(m.template binary<BinaryOp::Mul>(g, out), axis, !reverse), x);
+}
+
+// im2col(x, window): gx = col2im(g) over x's positions; col2im(c, size, window): gc = im2col(g)
+// (zeros outside). W is the engine's window.
+template <class M, class W>
+typename M::V im2col(M& m, const typename M::V& g, const typename M::V& x, const W& win) {
+  return m.col2im(g, m.dim(x, 1), m.dim(x, 2), win);
+}
+template <class M, class W>
+typename M::V col2im(M& m, const typename M::V& g, const W& win) {
+  return m.im2col(g, win);
 }
 
 // take(x, idx, axis): gx = index_add(zeros(x.shape), idx, g, axis) (repeated indices add up).

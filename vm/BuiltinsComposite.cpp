@@ -51,6 +51,8 @@ struct Eager {
   V none() { return Value(); }
   V list(std::vector<V> xs) { return makeList(std::move(xs)); }
   V tuple(std::vector<V> xs) { return makeTuple(std::move(xs)); }
+  V im2col(const V& x, const rt::Window2d& w, double pad) { return ad::im2col(x, w, pad); }
+  V col2im(const V& c, int64_t h, int64_t wd, const rt::Window2d& w) { return ad::col2im(c, h, wd, w); }
   std::optional<std::string> strArg(size_t i) const {
     if (a.has(i) && a[i].isStr()) return a[i].as<StrObj>()->s;
     return std::nullopt;

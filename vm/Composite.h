@@ -23,6 +23,7 @@
 //   V list(vector<V>)  V tuple(vector<V>)
 //   V slice(x, axis, start, stop, step=1)   x[..., start:stop:step, ...] along axis (known bounds)
 //   std::optional<std::string> strArg(i)     the argument, when it is a string
+//   V im2col(x, rt::Window2d, pad)  V col2im(cols, h, w, rt::Window2d)   (runtime/Conv.h, recorded)
 #pragma once
 
 #include <algorithm>
@@ -36,6 +37,7 @@
 
 #include <fmt/format.h>
 
+#include "runtime/Conv.h"
 #include "runtime/Elementwise.h"
 #include "runtime/Shape.h"
 
@@ -228,8 +230,8 @@ typename E::V topk_(E& e) {
 
 // ------------------------------------------------------------ convolutions and pooling
 // TensorFlow's layouts: x [N, H, W, C], w [KH, KW, C / groups, O]. A convolution is im2col
-// made of strided slices of the padded input, concatenated along the channels, and one
-// matrix product (BLAS) per group; pooling folds the same slices with maximum or a sum.
+// (runtime/Conv.h: each output position's window taps, padding implicit) and one matrix
+// product (BLAS) per group; pooling reduces the same taps with max or a sum.
 // The dims other than N must be known (at trace time in graph fns).
 
 // An int or a pair of ints known now (stride, dilation, size): (a, a) or (a, b).
@@ -303,24 +305,9 @@ std::vector<int64_t> knownDims(E& e, const typename E::V& v, const char* name, i
 }
 
 template <class E>
-typename E::V padSpatial(E& e, const typename E::V& x, const Window& h, const Window& w, double value) {
-  if (!h.before && !h.after && !w.before && !w.after) return x;
-  auto pr = [&](int64_t a, int64_t b) { return e.list({e.integer(a), e.integer(b)}); };
-  return e.call("pad", {x, e.list({pr(0, 0), pr(h.before, h.after), pr(w.before, w.after), pr(0, 0)})},
-                {{"value", e.num(value)}});
-}
-
-// The KH x KW strided views of the padded input, each [N, OH, OW, C], in (i, j) order.
-template <class E>
-std::vector<typename E::V> patches(E& e, const typename E::V& xp, int64_t kh, int64_t kw, std::pair<int64_t, int64_t> s,
-                                   std::pair<int64_t, int64_t> d, const Window& h, const Window& w) {
-  std::vector<typename E::V> out;
-  for (int64_t i = 0; i < kh; ++i) {
-    auto rows = e.slice(xp, 1, i * d.first, i * d.first + (h.out - 1) * s.first + 1, s.first);
-    for (int64_t j = 0; j < kw; ++j)
-      out.push_back(e.slice(rows, 2, j * d.second, j * d.second + (w.out - 1) * s.second + 1, s.second));
-  }
-  return out;
+rt::Window2d window2d(std::pair<int64_t, int64_t> k, std::pair<int64_t, int64_t> s, std::pair<int64_t, int64_t> d,
+                      const Window& h, const Window& w) {
+  return {k.first, k.second, s.first, s.second, d.first, d.second, h.before, w.before, h.out, w.out};
 }
 
 // conv2d(x, w, stride=1, padding="valid", dilation=1, groups=1): [N, H', W', O].
@@ -341,15 +328,13 @@ typename E::V conv2d_(E& e) {
                        Cg, C, groups));
   Window h = window(e, xd[1], KH, stride.first, dil.first, pad, 0);
   Window w = window(e, xd[2], KW, stride.second, dil.second, pad, 1);
-  auto xp = padSpatial(e, x, h, w, 0.0);
+  rt::Window2d win = window2d<E>({KH, KW}, stride, dil, h, w);
   int64_t Og = O / groups, K = KH * KW * Cg;
   std::vector<typename E::V> outs;
   for (int64_t g = 0; g < groups; ++g) {
-    auto xg = groups == 1 ? xp : e.slice(xp, 3, g * Cg, (g + 1) * Cg);
-    auto ps = patches(e, xg, KH, KW, stride, dil, h, w);
-    auto cols = ps.size() == 1 ? ps[0] : e.call("concat", {e.list(ps)}, {{"axis", e.integer(-1)}});
+    auto xg = groups == 1 ? x : e.slice(x, 3, g * Cg, (g + 1) * Cg);
     auto wg = groups == 1 ? wt : e.slice(wt, 3, g * Og, (g + 1) * Og);
-    auto flat = e.call("reshape", {cols, e.list({e.integer(-1), e.integer(K)})}, {});
+    auto flat = e.call("reshape", {e.im2col(xg, win, 0.0), e.list({e.integer(-1), e.integer(K)})}, {});
     auto y = e.call("matmul", {flat, e.call("reshape", {wg, e.list({e.integer(K), e.integer(Og)})}, {})}, {});
     outs.push_back(
         e.call("reshape", {y, e.list({e.integer(-1), e.integer(h.out), e.integer(w.out), e.integer(Og)})}, {}));
@@ -385,8 +370,9 @@ typename E::V conv1d_(E& e) {
 
 // conv2d_transpose(x, w, stride=1, padding="valid") on x [N, H, W, C], w [KH, KW, O, C]
 // (TensorFlow's filter layout): the gradient of conv2d with respect to its input, an output
-// of (H - 1) * stride + KH ("valid"), H * stride ("same"), or that less 2 * padding (ints).
-// x spread out by the stride (zeros between), padded, and convolved with w flipped.
+// of (H - 1) * stride + KH ("valid"), H * stride ("same"), or "valid"'s less 2 * p (ints p,
+// PyTorch's padding): each input position's product with w, summed into the output windows
+// (col2im of x @ w^T).
 template <class E>
 typename E::V conv2d_transpose_(E& e) {
   auto x = tensorArg(e, 0, "x"), wt = tensorArg(e, 1, "w");
@@ -395,52 +381,29 @@ typename E::V conv2d_transpose_(E& e) {
   Padding pad = paddingArg(e, 3);
   int64_t H = xd[1], W = xd[2], C = xd[3], KH = wd[0], KW = wd[1], O = wd[2];
   if (wd[3] != C) e.fail(fmt::format("w has {} input channels, x has {} (w: [KH, KW, O, C])", wd[3], C));
-  // Spread x: s - 1 zeros after each element along H and W, the trailing ones dropped.
-  auto spread = [&](typename E::V v, int64_t axis, int64_t n, int64_t s) {
-    if (s == 1) return v;
-    auto t = e.call("expand_dims", {v, e.integer(axis + 1)}, {});
-    std::vector<typename E::V> widths(5, e.list({e.integer(0), e.integer(0)}));
-    widths[static_cast<size_t>(axis + 1)] = e.list({e.integer(0), e.integer(s - 1)});
-    t = e.call("pad", {t, e.list(widths)}, {});
-    std::vector<typename E::V> shape;
-    auto cur = [&](int64_t a) { return a == axis ? e.integer(n * s) : e.integer(*e.knownDim(v, a)); };
-    shape.push_back(e.integer(-1));
-    for (int64_t a = 1; a < 4; ++a) shape.push_back(cur(a));
-    t = e.call("reshape", {t, e.list(shape)}, {});
-    return e.slice(t, axis, 0, (n - 1) * s + 1);
-  };
-  auto xs = spread(spread(x, 1, H, stride.first), 2, W, stride.second);
-  auto crop = [&](int64_t n, int64_t k, int64_t s, int axis) {
-    int64_t full = (n - 1) * s + k;
+  // The output size and the crop before, per axis.
+  auto axis = [&](int64_t n, int64_t k, int64_t s, int a) {
     Window w;
-    int64_t before = 0, after = 0;
+    w.out = n;  // the window positions are x's
+    int64_t full = (n - 1) * s + k;
     if (pad.kind == 1) {
-      int64_t total = std::max<int64_t>(k - s, 0);
-      before = total / 2, after = total - before;
-      w.after = std::max<int64_t>(n * s - (full - total), 0);  // k < s: zeros to reach n * s
-    } else if (pad.kind == 2) {
-      before = after = pad.amount[axis];
-      if (2 * before >= full) e.fail(fmt::format("padding {} leaves no output along axis {}", before, axis + 1));
-      if (before > k - 1) e.fail(fmt::format("padding {} must be below the kernel size {} along axis {}", before, k, axis + 1));
+      w.before = std::max<int64_t>(k - s, 0) / 2;
+      return std::pair<Window, int64_t>{w, n * s};
     }
-    w.before = k - 1 - before;
-    w.after += k - 1 - after;
-    return w;
+    int64_t p = pad.kind == 2 ? pad.amount[a] : 0;
+    if (2 * p >= full) e.fail(fmt::format("padding {} leaves no output along axis {}", p, a + 1));
+    w.before = p;
+    return std::pair<Window, int64_t>{w, full - 2 * p};
   };
-  Window h = crop(H, KH, stride.first, 0), w = crop(W, KW, stride.second, 1);
-  auto xp = padSpatial(e, xs, h, w, 0.0);
-  // w flipped along KH and KW, its channels swapped: [KH, KW, C, O].
-  auto wf = e.slice(e.slice(wt, 0, KH - 1, -KH - 1, -1), 1, KW - 1, -KW - 1, -1);
-  wf = e.call("transpose", {wf, e.list({e.integer(0), e.integer(1), e.integer(3), e.integer(2)})}, {});
-  int64_t K = KH * KW * C;
-  int64_t oh = (H - 1) * stride.first + 1 + h.before + h.after - KH + 1;
-  int64_t ow = (W - 1) * stride.second + 1 + w.before + w.after - KW + 1;
-  Window vh{0, 0, oh}, vw{0, 0, ow};
-  auto ps = patches(e, xp, KH, KW, {1, 1}, {1, 1}, vh, vw);
-  auto cols = ps.size() == 1 ? ps[0] : e.call("concat", {e.list(ps)}, {{"axis", e.integer(-1)}});
-  auto flat = e.call("reshape", {cols, e.list({e.integer(-1), e.integer(K)})}, {});
-  auto y = e.call("matmul", {flat, e.call("reshape", {wf, e.list({e.integer(K), e.integer(O)})}, {})}, {});
-  return e.call("reshape", {y, e.list({e.integer(-1), e.integer(oh), e.integer(ow), e.integer(O)})}, {});
+  auto [h, oh] = axis(H, KH, stride.first, 0);
+  auto [w, ow] = axis(W, KW, stride.second, 1);
+  rt::Window2d win = window2d<E>({KH, KW}, stride, {1, 1}, h, w);
+  int64_t K = KH * KW * O;
+  auto wm = e.call("transpose", {e.call("reshape", {wt, e.list({e.integer(K), e.integer(C)})}, {}),
+                                 e.list({e.integer(1), e.integer(0)})}, {});
+  auto cols = e.call("matmul", {e.call("reshape", {x, e.list({e.integer(-1), e.integer(C)})}, {}), wm}, {});
+  cols = e.call("reshape", {cols, e.list({e.integer(-1), e.integer(H), e.integer(W), e.integer(K)})}, {});
+  return e.col2im(cols, oh, ow, win);
 }
 
 // max_pool2d(x, size, stride=size, padding="valid") / avg_pool2d on x [N, H, W, C]; "same"
@@ -454,20 +417,18 @@ typename E::V pool(E& e, bool isMax) {
   Padding pad = paddingArg(e, 3);
   Window h = window(e, xd[1], size.first, stride.first, 1, pad, 0);
   Window w = window(e, xd[2], size.second, stride.second, 1, pad, 1);
-  auto xp = padSpatial(e, x, h, w, isMax ? -std::numeric_limits<double>::infinity() : 0.0);
-  auto ps = patches(e, xp, size.first, size.second, stride, {1, 1}, h, w);
-  auto acc = ps[0];
-  for (size_t i = 1; i < ps.size(); ++i) acc = isMax ? e.call("maximum", {acc, ps[i]}, {}) : e.bin(BinaryOp::Add, acc, ps[i]);
-  if (isMax) return acc;
-  if (!h.before && !h.after && !w.before && !w.after)
-    return e.bin(BinaryOp::Div, acc, e.num(static_cast<double>(size.first * size.second)));
-  // The number of the input's elements under each window.
-  std::vector<typename E::V> ones_shape{e.integer(1), e.integer(xd[1]), e.integer(xd[2]), e.integer(1)};
-  auto ones = e.call("ones", {e.list(ones_shape)}, {});
-  auto cs = patches(e, padSpatial(e, ones, h, w, 0.0), size.first, size.second, stride, {1, 1}, h, w);
-  auto count = cs[0];
-  for (size_t i = 1; i < cs.size(); ++i) count = e.bin(BinaryOp::Add, count, cs[i]);
-  return e.bin(BinaryOp::Div, acc, count);
+  rt::Window2d win = window2d<E>(size, stride, {1, 1}, h, w);
+  int64_t taps = size.first * size.second;
+  auto cols = e.im2col(x, win, isMax ? -std::numeric_limits<double>::infinity() : 0.0);
+  auto byTap = e.call("reshape", {cols, e.list({e.integer(-1), e.integer(h.out), e.integer(w.out), e.integer(taps),
+                                                e.integer(xd[3])})}, {});
+  auto r = e.call(isMax ? "max" : "sum", {byTap}, {{"axis", e.integer(3)}});
+  if (isMax) return r;
+  if (!h.before && !h.after && !w.before && !w.after) return e.bin(BinaryOp::Div, r, e.num(static_cast<double>(taps)));
+  // The number of the input's elements under each window: [1, oh, ow, 1].
+  auto ones = e.call("ones", {e.list({e.integer(1), e.integer(xd[1]), e.integer(xd[2]), e.integer(1)})}, {});
+  auto count = e.call("sum", {e.im2col(ones, win, 0.0)}, {{"axis", e.integer(3)}, {"keepdims", e.boolean(true)}});
+  return e.bin(BinaryOp::Div, r, count);
 }
 template <class E>
 typename E::V max_pool2d_(E& e) {

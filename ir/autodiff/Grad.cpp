@@ -221,6 +221,12 @@ struct IrAdjoint {
   }
   V transpose(const V& v, const IntList& perm) { return now(b.transpose(v.get(), perm)); }
   V matmul(const V& x, const V& y) { return now(b.matmul(x.get(), y.get())); }
+  V im2col(const V& g, const IntList& w) {
+    return now(b.create_inferred(OpKind::Im2col, {g.get()}, {{"window", w}, {"pad", 0.0}}).result());
+  }
+  V col2im(const V& g, int64_t h, int64_t wd, const IntList& w) {
+    return now(b.create_inferred(OpKind::Col2im, {g.get()}, {{"window", w}, {"size", IntList{h, wd}}}).result());
+  }
   V scan(const V& g, int64_t axis, bool reverse) {
     return now(b.create_inferred(OpKind::Scan, {g.get()}, {{"axis", axis}, {"kind", std::string("sum")}, {"reverse", reverse}})
                    .result());
@@ -607,6 +613,12 @@ class Grad {
         accOpt(bb, gb);
         return;
       }
+      case OpKind::Im2col:
+        if (want(a)) acc(adj, a, adjoint::im2col(m, G, L(0), op.ints_attr("window")).get());
+        return;
+      case OpKind::Col2im:
+        if (want(a)) acc(adj, a, adjoint::col2im(m, G, op.ints_attr("window")).get());
+        return;
       case OpKind::Scan:
         if (want(a)) {
           int64_t axis = op.int_attr("axis");

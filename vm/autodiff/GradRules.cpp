@@ -87,6 +87,8 @@ struct EagerAdjoint {
   }
   V take(const V& g, const V& idx, int64_t axis) { return ad::take(g, idx, axis); }
   V scan(const V& g, int64_t axis, bool reverse) { return ad::scan(g, axis, false, reverse); }
+  V im2col(const V& g, const rt::Window2d& w) { return ad::im2col(g, w, 0.0); }
+  V col2im(const V& g, int64_t h, int64_t wd, const rt::Window2d& w) { return ad::col2im(g, h, wd, w); }
   V indexAdd(const V& base, const V& idx, const V& src, int64_t axis) { return ad::indexAdd(base, idx, src, axis); }
   V getIndex(const V& g, const rt::IndexSpec& spec) { return ad::getIndex(g, spec); }
   V setIndex(const V& base, const rt::IndexSpec& spec, const V& v) { return ad::setIndex(base, spec, v); }
@@ -175,6 +177,22 @@ void ruleMin(const Node& n, const Value& g, const Want&, Grads& gin) { ruleReduc
 void ruleProd(const Node& n, const Value& g, const Want&, Grads& gin) { ruleReduce(rt::ReduceOp::Prod, n, g, gin); }
 void ruleLogSumExp(const Node& n, const Value& g, const Want&, Grads& gin) {
   ruleReduce(rt::ReduceOp::LogSumExp, n, g, gin);
+}
+
+rt::Window2d windowOf(const Node& n) {
+  std::array<int64_t, 10> a{};
+  for (size_t i = 0; i < 10; ++i) a[i] = n.ints.at(i);
+  return rt::Window2d::from(a);
+}
+
+void ruleIm2col(const Node& n, const Value& g, const Want&, Grads& gin) {
+  EagerAdjoint m;
+  gin[0] = adjoint::im2col(m, g, in0(n), windowOf(n));
+}
+
+void ruleCol2im(const Node& n, const Value& g, const Want&, Grads& gin) {
+  EagerAdjoint m;
+  gin[0] = adjoint::col2im(m, g, windowOf(n));
 }
 
 void ruleScan(const Node& n, const Value& g, const Want&, Grads& gin) {

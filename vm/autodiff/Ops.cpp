@@ -2,6 +2,7 @@
 
 #include "runtime/Create.h"
 #include "runtime/Matmul.h"
+#include "runtime/Conv.h"
 #include "runtime/Scan.h"
 #include "runtime/ShapeOps.h"
 #include "vm/NumericOps.h"
@@ -174,6 +175,28 @@ Value stack(const Value& xs, int64_t axis) {
   if (wants(r, {&xs})) {
     Node n = make(GradOp::Stack, {xs});
     n.ints = {axis};
+    record(r, std::move(n));
+  }
+  return r;
+}
+
+Value im2col(const Value& x, const rt::Window2d& w, double pad) {
+  Value r = fromTensor(rt::im2col(tensorOf(x), w, pad));
+  if (wants(r, {&x})) {
+    Node n = make(GradOp::Im2col, {x});
+    auto l = w.list();
+    n.ints.assign(l.begin(), l.end());
+    record(r, std::move(n));
+  }
+  return r;
+}
+
+Value col2im(const Value& cols, int64_t h, int64_t wd, const rt::Window2d& w) {
+  Value r = fromTensor(rt::col2im(tensorOf(cols), h, wd, w));
+  if (wants(r, {&cols})) {
+    Node n = make(GradOp::Col2im, {cols});
+    auto l = w.list();
+    n.ints.assign(l.begin(), l.end());
     record(r, std::move(n));
   }
   return r;

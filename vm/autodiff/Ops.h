@@ -4,6 +4,7 @@
 // NumericOps), indexing and assignment call these, and so do the backward
 // rules, which makes the backward pass recordable (higher order).
 #pragma once
+#include "runtime/Conv.h"
 #include <utility>
 #include <vector>
 
@@ -42,6 +43,9 @@ Value broadcastTo(const Value& x, const rt::Shape& shape);
 Value concat(const Value& xs, int64_t axis);  // xs: a list or tuple of numbers
 Value stack(const Value& xs, int64_t axis);
 Value take(const Value& x, const Value& idx, int64_t axis);
+// The patches of a 2-D window and their adjoint (runtime/Conv.h), recorded.
+Value im2col(const Value& x, const rt::Window2d& w, double pad);
+Value col2im(const Value& cols, int64_t h, int64_t wd, const rt::Window2d& w);
 // cumsum / cumprod (rt::scan); recorded for floats.
 Value scan(const Value& x, int64_t axis, bool prod, bool reverse = false);
 Value tile(const Value& x, const std::vector<int64_t>& reps);
