@@ -300,7 +300,7 @@ std::optional<std::vector<TensorType>> infer_result_types(OpKind kind, const std
     }
     case OpKind::Argsort:
     case OpKind::Scan: {
-      if (in[0].rank() == 0) fail(std::string(kind == OpKind::Scan ? "scan" : "argsort") + " needs a tensor of rank >= 1, got a scalar");
+      if (in[0].rank() == 0) fail(std::string(op_info(kind).name) + " needs a tensor of rank >= 1, got a scalar");
       (void)checked_axis(get<int64_t>(attrs, "axis"), in[0].rank());
       DType dt = kind == OpKind::Argsort || !rt::is_float(in[0].dtype) ? DType::I64 : in[0].dtype;
       return V{TensorType(dt, in[0].dims)};

@@ -581,7 +581,13 @@ class Grad {
         accOpt(op.operand(2), gb);
         return;
       }
-      case OpKind::Reshape: acc(adj, a, adjoint::reshape(m, G, L(0)).get()); return;
+      case OpKind::Reshape:
+      case OpKind::ReshapeDyn:  // back to x's shape: its dims are x's (known, or x's symbols)
+        if (want(a)) acc(adj, a, adjoint::reshape(m, G, L(0)).get());
+        return;
+      case OpKind::BroadcastDyn:
+        if (want(a)) acc(adj, a, adjoint::to_input(m, G, L(0)).get());
+        return;
       case OpKind::Transpose: acc(adj, a, adjoint::transpose(m, G, op.ints_attr("perm")).get()); return;
       case OpKind::Slice: return sliceRule(op, adj, g);
       case OpKind::Concat: {
@@ -677,7 +683,16 @@ class Grad {
       }
       case OpKind::Gemm:  // made by a pass of the pipeline, which runs after differentiation
         throw std::logic_error("internal: gemm in IR being differentiated");
-      default: return;  // no gradient
+      default:
+        // Ops whose float results carry no gradient to their operands by definition.
+        if (op.kind() == OpKind::Constant || op.kind() == OpKind::Iota || op.kind() == OpKind::Random ||
+            op.kind() == OpKind::Arange || op.kind() == OpKind::Argsort || op.kind() == OpKind::ArgMax ||
+            op.kind() == OpKind::ArgMin || op.kind() == OpKind::Dim)
+          return;
+        for (size_t i = 0; i < op.num_operands(); ++i)
+          if (isFloat(op.operand(i)) && want(op.operand(i)))
+            throw std::logic_error(fmt::format("internal: no gradient rule for the IR op {}", op_info(op.kind()).name));
+        return;
     }
   }
 
