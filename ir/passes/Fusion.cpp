@@ -203,8 +203,8 @@ bool duplicate_cheap_producers(Block& b) {
 int reduced_form(const Op& r) {
   const IntList& axes = std::get<IntList>(r.attrs.at("axes"));
   int64_t rank = r.operand(0)->type.rank();
-  if (rank == 0) return 0;
-  std::vector<bool> mask(static_cast<size_t>(rank), axes.empty());
+  if (rank == 0 || axes.empty()) return 0;  // no axes: reduces nothing (sum(x, axis=[]) is x)
+  std::vector<bool> mask(static_cast<size_t>(rank), false);
   for (int64_t a : axes) {
     int64_t k = a < 0 ? a + rank : a;
     if (k < 0 || k >= rank) return 0;
