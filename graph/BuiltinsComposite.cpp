@@ -109,6 +109,19 @@ auto Tracer::bi_composite(BuiltinCall& bc) -> TV {
   fail(bc.loc, fmt::format("'{}' is not a composite builtin", bc.nm));
 }
 
+auto Tracer::bi_einsum(BuiltinCall& bc) -> TV {
+  if (!bc.kw.empty()) fail(bc.loc, "einsum() takes no keyword arguments");
+  if (bc.a.pos.empty()) fail(bc.loc, "einsum() is missing its argument 'subscripts'");
+  TV& s = bc.a.pos[0];
+  if (!s.isStatic() || !s.sv.isStr())
+    fail(bc.loc, fmt::format("einsum(): 'subscripts' must be a string of subscripts such as \"ij,jk->ik\" known at trace "
+                             "time, got {}", describe(s)));
+  static const BuiltinParams ps{"einsum", {"subscripts"}, 1};
+  CompositeTrace e{*this, bc, ps};
+  std::vector<TV> xs(bc.a.pos.begin() + 1, bc.a.pos.end());
+  return composite::einsum_(e, s.sv.as<StrObj>()->s, std::move(xs));
+}
+
 auto Tracer::bi_argsort(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   TV& x = bc.need(0, "x");

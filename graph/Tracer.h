@@ -512,6 +512,7 @@ class Tracer {
   TV bi_composite(BuiltinCall& bc);  // vm/Composite.h's builtins (graph/BuiltinsComposite.cpp)
   TV bi_argsort(BuiltinCall& bc);
   TV bi_scan(BuiltinCall& bc);       // cumsum, cumprod
+  TV bi_einsum(BuiltinCall& bc);
   friend struct CompositeTrace;
   TV bi_tree_map(BuiltinCall& c);
 

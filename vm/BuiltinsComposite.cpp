@@ -72,6 +72,17 @@ struct Eager {
   }
 #include "vm/composites.def"
 
+// einsum(subscripts, xs...): variadic, bound here (the one binder takes fixed lists).
+Value einsum(Interpreter& vm, CallArgs& call) {
+  if (call.numKw()) throw rt::Error("einsum() takes no keyword arguments");
+  CallArgs first{call.args, std::min(call.n, 1), nullptr};
+  Args a("einsum", first, {"subscripts"}, 1);
+  if (!a[0].isStr()) a.fail(0, "a string of subscripts such as \"ij,jk->ik\"");
+  Eager e{vm, a};
+  std::vector<Value> xs(call.args + 1, call.args + call.n);
+  return composite::einsum_(e, a[0].as<StrObj>()->s, std::move(xs));
+}
+
 Value argsort(Interpreter&, CallArgs& call) {
   Args a("argsort", call, {"x", "axis", "descending"}, 1);
   return fromTensor(rt::argsort(a.tensor(0), a.integerOr(1, -1), a.booleanOr(2, false)));
@@ -101,6 +112,7 @@ void registerCompositeBuiltins(BuiltinTable& t) {
 #define TDL_COMPOSITE(n, f, req, ...) t.add(#n, composite_##n);
 #include "vm/composites.def"
   t.add("argsort", argsort);
+  t.add("einsum", einsum);
   t.add("cumsum", scanBuiltin<false>);
   t.add("cumprod", scanBuiltin<true>);
 }

@@ -29,6 +29,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <numeric>
 #include <optional>
 #include <string>
@@ -437,6 +438,141 @@ typename E::V max_pool2d_(E& e) {
 template <class E>
 typename E::V avg_pool2d_(E& e) {
   return pool(e, false);
+}
+
+// ------------------------------------------------------------------------- einsum
+// einsum(subscripts, xs...): NumPy's notation without "..." ("ij,jk->ik", "bij,bjk->bik",
+// "ii->i", "ij->"; no "->": the labels seen once, in alphabetical order). Repeated labels in
+// one operand take its diagonal; labels of one operand only that the result lacks are summed
+// first; then the operands are contracted left to right, each pair as one (batched) matmul
+// of transposed and reshaped operands: the batch labels (in both and needed later), the
+// contracted ones (in both, not needed later) and each side's own.
+template <class E>
+typename E::V einsum_(E& e, const std::string& subscripts, std::vector<typename E::V> xs) {
+  using V = typename E::V;
+  std::string spec;
+  for (char ch : subscripts)
+    if (ch != ' ') spec += ch;
+  if (spec.find("...") != std::string::npos) e.fail("'...' (an ellipsis) is not supported");
+  std::string lhs = spec, out;
+  bool explicitOut = false;
+  if (auto arrow = spec.find("->"); arrow != std::string::npos) {
+    lhs = spec.substr(0, arrow), out = spec.substr(arrow + 2), explicitOut = true;
+  }
+  std::vector<std::string> terms;
+  size_t start = 0;
+  for (size_t i = 0; i <= lhs.size(); ++i)
+    if (i == lhs.size() || lhs[i] == ',') terms.push_back(lhs.substr(start, i - start)), start = i + 1;
+  if (terms.size() != xs.size())
+    e.fail(fmt::format("the subscripts name {} operand(s), {} given", terms.size(), xs.size()));
+  auto isLabel = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  std::map<char, int> count;
+  for (size_t k = 0; k < terms.size(); ++k) {
+    for (char c : terms[k])
+      if (!isLabel(c)) e.fail(fmt::format("invalid subscript '{}' in \"{}\"", c, subscripts));
+    if (!e.numeric(xs[k])) e.fail(fmt::format("operand {} must be a tensor, got {}", k, e.describe(xs[k])));
+    if (static_cast<int64_t>(terms[k].size()) != e.rank(xs[k]))
+      e.fail(fmt::format("operand {} has rank {}, its subscripts \"{}\" name {} axes", k, e.rank(xs[k]), terms[k],
+                         terms[k].size()));
+    for (char c : terms[k]) count[c]++;
+  }
+  if (!explicitOut)
+    for (auto& [c, n] : count)
+      if (n == 1) out += c;
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (!isLabel(out[i]) || !count.count(out[i]))
+      e.fail(fmt::format("output subscript '{}' names no input axis", out[i]));
+    if (out.find(out[i]) != i) e.fail(fmt::format("output subscript '{}' is repeated", out[i]));
+  }
+  // Every label's size, checked where known.
+  std::map<char, V> size;
+  std::map<char, std::optional<int64_t>> known;
+  for (size_t k = 0; k < terms.size(); ++k)
+    for (size_t a = 0; a < terms[k].size(); ++a) {
+      char c = terms[k][a];
+      auto d = e.knownDim(xs[k], static_cast<int64_t>(a));
+      if (known.count(c) && known[c] && d && *known[c] != *d)
+        e.fail(fmt::format("label '{}' has size {} and {}", c, *known[c], *d));
+      if (!known.count(c) || (!known[c] && d)) known[c] = d, size[c] = e.dim(xs[k], static_cast<int64_t>(a));
+    }
+  auto ints = [&](const std::vector<int64_t>& v) {
+    std::vector<V> l;
+    for (int64_t i : v) l.push_back(e.integer(i));
+    return e.list(l);
+  };
+  auto sumAxes = [&](V x, std::string& labels, const std::string& drop) {
+    std::vector<int64_t> axes;
+    std::string kept;
+    for (size_t a = 0; a < labels.size(); ++a)
+      if (drop.find(labels[a]) != std::string::npos) axes.push_back(static_cast<int64_t>(a));
+      else kept += labels[a];
+    if (axes.empty()) return x;
+    labels = kept;
+    return e.call("sum", {x}, {{"axis", ints(axes)}});
+  };
+  auto permute = [&](V x, std::string& labels, const std::string& order) {
+    if (labels == order) return x;
+    std::vector<int64_t> perm;
+    for (char c : order) perm.push_back(static_cast<int64_t>(labels.find(c)));
+    labels = order;
+    return e.call("transpose", {x, ints(perm)}, {});
+  };
+  auto product = [&](const std::string& labels) {
+    V p = e.integer(1);
+    for (char c : labels) p = e.bin(BinaryOp::Mul, p, size[c]);
+    return p;
+  };
+  // Diagonals of repeated labels, then the labels no one else needs.
+  std::vector<std::string> labs = terms;
+  for (size_t k = 0; k < xs.size(); ++k) {
+    std::string& l = labs[k];
+    for (size_t a = 0; a < l.size(); ++a)
+      for (size_t b = a + 1; b < l.size(); ++b)
+        if (l[a] == l[b]) {
+          // x * eye on axes a and b, summed over b: the diagonal stays on axis a.
+          std::vector<V> shape(l.size(), e.integer(1));
+          shape[a] = size[l[a]], shape[b] = size[l[a]];
+          V mask = e.call("reshape", {e.call("eye", {size[l[a]]}, {}), e.list(shape)}, {});
+          xs[k] = e.call("sum", {e.bin(BinaryOp::Mul, xs[k], mask)}, {{"axis", e.integer(static_cast<int64_t>(b))}});
+          l.erase(b, 1);
+          --b;
+        }
+    std::string drop;
+    for (char c : l) {
+      bool elsewhere = out.find(c) != std::string::npos;
+      for (size_t j = 0; j < xs.size(); ++j) elsewhere = elsewhere || (j != k && labs[j].find(c) != std::string::npos);
+      if (!elsewhere) drop += c;
+    }
+    xs[k] = sumAxes(xs[k], l, drop);
+  }
+  V acc = xs[0];
+  std::string al = labs[0];
+  for (size_t k = 1; k < xs.size(); ++k) {
+    const std::string& bl = labs[k];
+    std::string later = out;
+    for (size_t j = k + 1; j < xs.size(); ++j) later += labs[j];
+    std::string batch, contract, freeA, freeB;
+    for (char c : al)
+      if (bl.find(c) != std::string::npos) (later.find(c) != std::string::npos ? batch : contract) += c;
+      else freeA += c;
+    for (char c : bl)
+      if (al.find(c) == std::string::npos) freeB += c;
+    V a = permute(acc, al, batch + freeA + contract);
+    std::string blab = bl;
+    V b = permute(xs[k], blab, batch + contract + freeB);
+    V a3 = e.call("reshape", {a, e.list({product(batch), product(freeA), product(contract)})}, {});
+    V b3 = e.call("reshape", {b, e.list({product(batch), product(contract), product(freeB)})}, {});
+    V r = e.call("matmul", {a3, b3}, {});
+    al = batch + freeA + freeB;
+    std::vector<V> shape;
+    for (char c : al) shape.push_back(size[c]);
+    acc = e.call("reshape", {r, e.list(shape)}, {});
+  }
+  std::string drop;
+  for (char c : al)
+    if (out.find(c) == std::string::npos) drop += c;
+  acc = sumAxes(acc, al, drop);
+  return permute(acc, al, out);
 }
 
 }  // namespace tdl::vm::composite

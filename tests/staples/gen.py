@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes tests/lang/numpy_staples.tdl: SPEC §12's NumPy staples (var, std, norm, allclose,
-tril, triu, cumsum, cumprod, sort, argsort, topk, split) on fixed inputs, each checked
+tril, triu, cumsum, cumprod, sort, argsort, topk, split, einsum) on fixed inputs, each checked
 against the values NumPy computes here, eagerly and inside a graph fn (and, through the
 conformance runner's build mode, in a built executable).
 
@@ -63,6 +63,13 @@ CASES = [
     ("split equal", "split(x, 2, axis=1)[1]", np.split(X, 2, axis=1)[1]),
     ("split sizes", "split(x, [1, 3], axis=1)[1]", np.split(X, [1], axis=1)[1]),
     ("split rest", "split(b, [-1, 1], axis=1)[0]", np.split(B, [2], axis=1)[0]),
+    ("einsum matmul", 'einsum("ij,jk->ik", x, transpose(x))', np.einsum("ij,jk->ik", X, X.T)),
+    ("einsum batch", 'einsum("bij,bkj->bik", b, b)', np.einsum("bij,bkj->bik", B, B)),
+    ("einsum diagonal", 'einsum("ii->i", x[:, 0:3])', np.einsum("ii->i", X[:, 0:3])),
+    ("einsum implicit", 'einsum("ji", x)', np.einsum("ji", X)),
+    ("einsum sum", 'einsum("ij->", x)', np.einsum("ij->", X)),
+    ("einsum outer", 'einsum("i,j->ij", x[0], x[1])', np.einsum("i,j->ij", X[0], X[1])),
+    ("einsum chain", 'einsum("ij,jk,kl->li", x, transpose(x), x)', np.einsum("ij,jk,kl->li", X, X.T, X)),
     ("allclose near", "allclose(x, x + 1e-6)", np.allclose(X, X + np.float32(1e-6))),
     ("allclose far", "allclose(x, x + 0.01)", np.allclose(X, X + np.float32(0.01))),
     ("allclose tol", "allclose(x, x + 0.01, atol=0.02)", np.allclose(X, X + np.float32(0.01), atol=0.02)),

@@ -40,13 +40,13 @@ syn keyword tdlBuiltin zeros ones full zeros_like ones_like arange linspace eye 
 syn keyword tdlBuiltin randint permutation pow maximum minimum leaky_relu elu abs exp expm1 log
 syn keyword tdlBuiltin log1p log2 log10 sqrt rsqrt sin cos tanh erf sigmoid softplus silu relu
 syn keyword tdlBuiltin floor ceil round sign square isnan isfinite clip where cast sum mean max
-syn keyword tdlBuiltin min prod all any argmax argmin logsumexp cumsum cumprod argsort var std
-syn keyword tdlBuiltin norm allclose tril triu split sort topk conv2d conv1d conv2d_transpose
-syn keyword tdlBuiltin max_pool2d avg_pool2d matmul transpose dot outer reshape expand_dims
-syn keyword tdlBuiltin squeeze concat stack broadcast_to flatten take one_hot tile pad tree_map
-syn keyword tdlBuiltin tree_leaves tape grad value_and_grad print str format load_npy save_npy
-syn keyword tdlBuiltin load_csv save load assert len range int float time args exit progress
-syn keyword tdlBuiltin plot
+syn keyword tdlBuiltin min prod all any argmax argmin logsumexp cumsum cumprod argsort einsum
+syn keyword tdlBuiltin var std norm allclose tril triu split sort topk conv2d conv1d
+syn keyword tdlBuiltin conv2d_transpose max_pool2d avg_pool2d matmul transpose dot outer reshape
+syn keyword tdlBuiltin expand_dims squeeze concat stack broadcast_to flatten take one_hot tile
+syn keyword tdlBuiltin pad tree_map tree_leaves tape grad value_and_grad print str format
+syn keyword tdlBuiltin load_npy save_npy load_csv save load assert len range int float time args
+syn keyword tdlBuiltin exit progress plot
 
 " --- calls, fields -------------------------------------------------------
 syn match   tdlFunctionCall "\<\h\w*\ze\s*("
