@@ -41,6 +41,58 @@ auto Tracer::bi_grad(BuiltinCall& bc) -> TV {
   return g;
 }
 
+// The items a `for` would bind, when their number is known at trace time: a list or tuple's,
+// a static range's, or the rows of a tensor whose first axis is known.
+auto Tracer::itemsOf(const TV& v, const std::string& nm, const Loc& loc) -> std::vector<TV> {
+  if (v.isStatic() && !v.sv.isNumeric()) {
+    Value x = v.sv;
+    return guarded(loc, [&] {
+      std::vector<TV> out;
+      for (int64_t i = 0, n = iterLength(x); i < n; ++i) out.push_back(TV::of(iterItem(x, i)));
+      return out;
+    });
+  }
+  TV x = expandStatic(v);
+  if (x.k == TV::Seq) return x.items;
+  if (isNumeric(x)) {
+    TensorType t = typeOf(x);
+    if (t.rank() < 1) fail(loc, fmt::format("{}(): cannot iterate over a scalar", nm));
+    if (!t.dims[0].is_known())
+      fail(loc, fmt::format("{}(): the first axis of {} must have a size known at trace time in a graph fn", nm,
+                            describe(x)));
+    std::vector<TV> out;
+    for (int64_t i = 0; i < t.dims[0].size; ++i) out.push_back(indexInt(x, TV::of(Value::i64(i, true)), loc));
+    return out;
+  }
+  fail(loc, fmt::format("{}(): cannot iterate over a {} in a graph fn", nm, describe(x)));
+}
+
+auto Tracer::bi_sequence(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  std::vector<TV> out;
+  if (nm == "enumerate") {
+    TV* st = bc.arg(1, "start");
+    int64_t start = st ? bc.staticInt(*st, "start") : 0;
+    std::vector<TV> items = itemsOf(bc.need(0, "xs"), nm, loc);
+    for (size_t i = 0; i < items.size(); ++i)
+      out.push_back(makeSeq(Tag::Tuple, {TV::of(Value::i64(start + static_cast<int64_t>(i), true)), items[i]}));
+  } else if (nm == "reversed") {
+    out = itemsOf(bc.need(0, "xs"), nm, loc);
+    std::reverse(out.begin(), out.end());
+  } else {  // zip
+    if (!kw.empty()) fail(loc, "zip() takes no keyword arguments");
+    std::vector<std::vector<TV>> cols;
+    size_t n = SIZE_MAX;
+    for (auto& x : a.pos) cols.push_back(itemsOf(x, nm, loc)), n = std::min(n, cols.back().size());
+    for (size_t k = 0; k < (cols.empty() ? 0 : n); ++k) {
+      std::vector<TV> row;
+      for (auto& c : cols) row.push_back(c[k]);
+      out.push_back(makeSeq(Tag::Tuple, std::move(row)));
+    }
+  }
+  return makeSeq(Tag::List, std::move(out));
+}
+
 auto Tracer::bi_len(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   TV x = expandStatic(bc.need(0, "x"));

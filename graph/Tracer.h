@@ -513,6 +513,8 @@ class Tracer {
   TV bi_argsort(BuiltinCall& bc);
   TV bi_scan(BuiltinCall& bc);       // cumsum, cumprod
   TV bi_einsum(BuiltinCall& bc);
+  TV bi_sequence(BuiltinCall& bc);   // enumerate, zip, reversed
+  std::vector<TV> itemsOf(const TV& x, const std::string& nm, const Loc& loc);
   friend struct CompositeTrace;
   TV bi_tree_map(BuiltinCall& c);
 

@@ -106,7 +106,7 @@ const BuiltinParams* builtinParams(Interpreter& vm, int id) {
   if (it == cache.end()) {
     // Only builtins whose body starts by binding with Args can be asked; these do other
     // work first (print would print a line), and bind their variadic arguments themselves.
-    static const std::set<std::string_view> unbound = {"print", "plot", "tree_map", "tape", "einsum"};
+    static const std::set<std::string_view> unbound = {"print", "plot", "tree_map", "tape", "einsum", "zip"};
     std::optional<BuiltinParams> p;
     CallArgs call;
     call.describe = true;

@@ -4,11 +4,13 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <algorithm>
 #include <cstdlib>
 
 #include "runtime/Error.h"
 #include "runtime/Reduce.h"
 #include "vm/Builtins.h"
+#include "vm/ValueOps.h"
 #include "vm/Format.h"
 #include "vm/Interpreter.h"
 
@@ -43,6 +45,49 @@ Value strFn(Interpreter&, CallArgs& call) {
 Value formatFn(Interpreter&, CallArgs& call) {
   Args a("format", call, {"x", "spec"}, 1);
   return makeStr(formatWithSpec(a[0], a.has(1) ? a.string(1) : ""));
+}
+
+// enumerate(xs, start=0), zip(xs...), reversed(xs) (SPEC §12): lists of the items of
+// anything a `for` iterates over (lists, tuples, ranges, strings, a tensor's rows).
+std::vector<Value> itemsOf(const Value& v) {
+  int64_t n = iterLength(v);
+  std::vector<Value> out;
+  out.reserve(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) out.push_back(iterItem(v, i));
+  return out;
+}
+
+Value enumerateFn(Interpreter&, CallArgs& call) {
+  Args a("enumerate", call, {"xs", "start"}, 1);
+  int64_t start = a.integerOr(1, 0);
+  std::vector<Value> items = itemsOf(a[0]), out;
+  for (size_t i = 0; i < items.size(); ++i)
+    out.push_back(makeTuple({Value::i64(start + static_cast<int64_t>(i), true), items[i]}));
+  return makeList(std::move(out));
+}
+
+Value zipFn(Interpreter&, CallArgs& call) {
+  if (call.numKw()) throw rt::Error("zip() takes no keyword arguments");
+  std::vector<std::vector<Value>> cols;
+  size_t n = SIZE_MAX;
+  for (int i = 0; i < call.n; ++i) {
+    cols.push_back(itemsOf(call.args[i]));
+    n = std::min(n, cols.back().size());
+  }
+  std::vector<Value> out;
+  for (size_t k = 0; k < (cols.empty() ? 0 : n); ++k) {
+    std::vector<Value> row;
+    for (auto& c : cols) row.push_back(c[k]);
+    out.push_back(makeTuple(std::move(row)));
+  }
+  return makeList(std::move(out));
+}
+
+Value reversedFn(Interpreter&, CallArgs& call) {
+  Args a("reversed", call, {"xs"}, 1);
+  std::vector<Value> items = itemsOf(a[0]);
+  std::reverse(items.begin(), items.end());
+  return makeList(std::move(items));
 }
 
 Value len(Interpreter&, CallArgs& call) {
@@ -207,6 +252,9 @@ void registerCoreBuiltins(BuiltinTable& t) {
   t.add("str", strFn);
   t.add("format", formatFn);
   t.add("len", len);
+  t.add("enumerate", enumerateFn);
+  t.add("zip", zipFn);
+  t.add("reversed", reversedFn);
   t.add("range", range);
   t.add("int", intFn);
   t.add("float", floatFn);

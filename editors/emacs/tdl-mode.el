@@ -108,7 +108,8 @@
     "transpose" "dot" "outer" "reshape" "expand_dims" "squeeze" "concat" "stack" "broadcast_to"
     "flatten" "take" "one_hot" "tile" "pad" "tree_map" "tree_leaves" "tape" "grad"
     "value_and_grad" "print" "str" "format" "load_npy" "save_npy" "load_csv" "save" "load"
-    "assert" "len" "range" "int" "float" "time" "args" "exit" "progress" "plot")
+    "assert" "len" "range" "enumerate" "zip" "reversed" "int" "float" "time" "args" "exit"
+    "progress" "plot")
   "Builtin functions of SPEC §5.")
 
 (defvar tdl-mode-syntax-table
