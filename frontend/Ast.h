@@ -29,7 +29,7 @@ using TypePtr = std::unique_ptr<TypeExpr>;
 enum class UnOp : uint8_t { Neg, BitNot, Not };
 enum class BinOp : uint8_t {
   Add, Sub, Mul, Div, FloorDiv, Mod, MatMul, Pow,
-  Eq, Ne, Lt, Le, Gt, Ge, BitAnd, BitOr, And, Or
+  Eq, Ne, Lt, Le, Gt, Ge, BitAnd, BitOr, And, Or, In, NotIn
 };
 const char* unOpText(UnOp op);
 const char* binOpText(BinOp op);

@@ -344,7 +344,7 @@ static BinOp opFromText(const std::string& s) {
       {"==", BinOp::Eq}, {"!=", BinOp::Ne}, {"<", BinOp::Lt}, {"<=", BinOp::Le},
       {">", BinOp::Gt},  {">=", BinOp::Ge}, {"+", BinOp::Add}, {"-", BinOp::Sub},
       {"*", BinOp::Mul}, {"/", BinOp::Div}, {"//", BinOp::FloorDiv}, {"%", BinOp::Mod},
-      {"@", BinOp::MatMul}};
+      {"@", BinOp::MatMul}, {"in", BinOp::In}, {"notin", BinOp::NotIn}};
   for (auto& [t, op] : table)
     if (s == t) return op;
   throw InternalError("unknown operator " + s);

@@ -15,7 +15,7 @@ const char* unOpText(UnOp op) {
 
 const char* binOpText(BinOp op) {
   static const char* names[] = {"+", "-", "*", "/", "//", "%", "@", "**", "==", "!=",
-                                "<", "<=", ">", ">=", "&", "|", "and", "or"};
+                                "<", "<=", ">", ">=", "&", "|", "and", "or", "in", "not in"};
   return names[static_cast<int>(op)];
 }
 

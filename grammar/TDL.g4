@@ -109,7 +109,7 @@ orExpr      : andExpr (op='or' andExpr)* ;
 andExpr     : notExpr (op='and' notExpr)* ;
 notExpr     : op='not' notExpr | comparison ;
 comparison  : bitOr (compOp bitOr)* ;
-compOp      : '==' | '!=' | '<' | '<=' | '>' | '>=' ;
+compOp      : '==' | '!=' | '<' | '<=' | '>' | '>=' | 'in' | 'not' 'in' ;
 bitOr       : bitAnd (op='|' bitAnd)* ;
 bitAnd      : additive (op='&' additive)* ;
 additive    : multiplicative (addOp multiplicative)* ;

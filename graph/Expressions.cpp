@@ -156,6 +156,10 @@ auto Tracer::binary(const Expr& e) -> TV {
   }
   TV a = eval(*e.kids[0]);
   TV b = eval(*e.kids[1]);
+  if (e.binop == BinOp::In || e.binop == BinOp::NotIn) {
+    TV r = containsTV(b, a, e.loc);
+    return e.binop == BinOp::NotIn ? notTV(r, e.loc) : r;
+  }
   if (e.binop == BinOp::MatMul) {
     if (a.isStatic() && b.isStatic() && !tapedStatic(a) && !tapedStatic(b))
       return staticCall(e.loc, [&] { return matmulValues(a.sv, b.sv); });
@@ -164,6 +168,37 @@ auto Tracer::binary(const Expr& e) -> TV {
     return TV::dyn(guarded(e.loc, [&] { return b_.matmul(x, y); }));
   }
   return binop(rtBinary(e.binop), a, b, e.loc, binOpcode(e.binop));
+}
+
+// `v in xs` (eager's containsValue): at trace time when both are known; over a list or
+// tuple, an `or` of the items' equalities; in a tensor, any(xs == v).
+auto Tracer::containsTV(const TV& xs, const TV& v, const Loc& loc) -> TV {
+  if (xs.isStatic() && v.isStatic() && !tapedStatic(xs) && !tapedStatic(v))
+    return staticCall(loc, [&] { return containsValue(xs.sv, v.sv); });
+  TV s = expandStatic(xs);
+  if (s.k == TV::Seq) {
+    TV acc = staticBool(false);
+    for (const TV& item : s.items) {
+      TV eq;
+      if (item.isStatic() && v.isStatic()) eq = TV::of(Value::boolean(valuesEqual(item.sv, v.sv)));
+      else if (isNumeric(item) && isNumeric(v) && typeOf(item).rank() == 0 && typeOf(v).rank() == 0)
+        eq = binop(rt::BinaryOp::Eq, item, v, loc);
+      else if (isNumeric(item) != isNumeric(v))
+        eq = staticBool(false);
+      else
+        fail(loc, fmt::format("'in' compares {} with {}: only numbers known at run time are supported in graph fns",
+                              describe(v), describe(item)));
+      acc = orTV(acc, eq, loc);
+    }
+    return acc;
+  }
+  if (isNumeric(s)) {
+    if (!isNumeric(v) || typeOf(v).rank() != 0)
+      fail(loc, fmt::format("'in <tensor>' needs a number on the left, got {}", describe(v)));
+    std::vector<TV> args{binop(rt::BinaryOp::Eq, s, v, loc)};
+    return builtin(builtinId("any"), args, {}, loc);
+  }
+  fail(loc, fmt::format("'in' needs a list, tuple, string, record, range or tensor on the right, got {}", describe(xs)));
 }
 
 auto Tracer::field(const Expr& e) -> TV {

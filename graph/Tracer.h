@@ -313,6 +313,7 @@ class Tracer {
   TV moduleMember(int module, const std::string& member, const Loc& loc);
 
   TV binary(const Expr& e);
+  TV containsTV(const TV& xs, const TV& v, const Loc& loc);
 
   template <class F> TV staticCall(const Loc& loc, F&& f) {
     try {

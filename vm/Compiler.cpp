@@ -36,6 +36,8 @@ Op binOpcode(BinOp op) {
     case BinOp::Ge: return Op::Ge;
     case BinOp::BitAnd: return Op::BitAnd;
     case BinOp::BitOr: return Op::BitOr;
+    case BinOp::In:
+    case BinOp::NotIn: return Op::In;
     case BinOp::And:
     case BinOp::Or: break;
   }
@@ -536,6 +538,7 @@ struct FnCompiler {
     int b = operand(*e.kids[1], kConstC, flags);
     size_t at = emit(binOpcode(e.binop), dest, a, b, e.loc);
     p_.chunk.code[at].flags = flags;
+    if (e.binop == BinOp::NotIn) emit(Op::Not, dest, dest, 0, e.loc);
   }
 
   // A binary operator's operand: a numeric literal is read straight from the

@@ -550,6 +550,12 @@ void Interpreter::loop(size_t stopDepth) {
         R[in.a] = unaryValues(rt::UnaryOp::BitNot, R[in.b]);
         DISPATCH();
       }
+      CASE(In) {
+        const Value& a = (in.flags & kConstB) ? K->values[in.b] : R[in.b];
+        const Value& b = (in.flags & kConstC) ? K->values[in.c] : R[in.c];
+        R[in.a] = containsValue(b, a);
+        DISPATCH();
+      }
       CASE(Not) {
         const Value& x = R[in.b];
         if (!isBoolScalar(x)) throw rt::Error(fmt::format("operand of 'not' must be a bool scalar, got {}", typeText(x)));

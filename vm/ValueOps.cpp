@@ -405,7 +405,42 @@ bool valuesEqual(const Value& a, const Value& b) {
   }
 }
 
+Value containsValue(const Value& xs, const Value& v) {
+  switch (xs.tag()) {
+    case Tag::List:
+    case Tag::Tuple:
+      for (const Value& item : xs.as<SeqObj>()->items)
+        if (valuesEqual(item, v)) return Value::boolean(true);
+      return Value::boolean(false);
+    case Tag::Str:
+      if (!v.isStr()) throw rt::Error(fmt::format("'in <string>' needs a string on the left, got {}", typeText(v)));
+      return Value::boolean(xs.as<StrObj>()->s.find(v.as<StrObj>()->s) != std::string::npos);
+    case Tag::Record:
+      if (!v.isStr()) throw rt::Error(fmt::format("'in <record>' needs a field name (a string) on the left, got {}", typeText(v)));
+      return Value::boolean(xs.as<RecordObj>()->find(v.as<StrObj>()->s) >= 0);
+    case Tag::Range: {
+      if (!v.isScalar() || v.isFloatScalar() || v.dtype() == DType::Bool) return Value::boolean(false);
+      const auto* r = xs.as<RangeObj>();
+      int64_t k = v.asInt();
+      if (r->length() == 0) return Value::boolean(false);
+      // k = start + i * step for some 0 <= i < len (in 128-bit arithmetic: no overflow)
+      __int128 d = static_cast<__int128>(k) - r->start;
+      if (d % r->step != 0) return Value::boolean(false);
+      __int128 i = d / r->step;
+      return Value::boolean(i >= 0 && i < r->length());
+    }
+    case Tag::Tensor:
+      if (!v.isNumeric() || !v.isScalar())
+        throw rt::Error(fmt::format("'in <tensor>' needs a number on the left, got {}", typeText(v)));
+      return Value::boolean(rt::any(rt::eq(xs.as<TensorObj>()->t, toTensor(v))).scalar_as_bool());
+    default:
+      throw rt::Error(fmt::format("'in' needs a list, tuple, string, record, range or tensor on the right, got {}",
+                                  typeText(xs)));
+  }
+}
+
 Value binaryOperator(Op op, const Value& a, const Value& b) {
+  if (op == Op::In) return containsValue(b, a);
   if (a.isNumeric() && b.isNumeric()) {
     if (op == Op::MatMul) return matmulValues(a, b);
     return binaryValues(runtimeOp(op), a, b);

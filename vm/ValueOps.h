@@ -21,6 +21,8 @@ void assignPath(Value& target, const PathDesc& path, const Value* R, const Value
 // Binary operators on any values: numbers go to NumericOps; `+` concatenates
 // strings, lists and tuples; `==`/`!=` compare other values by value.
 Value binaryOperator(Op op, const Value& a, const Value& b);
+// `v in xs` (SPEC §12): a bool.
+Value containsValue(const Value& xs, const Value& v);
 
 // Iteration (for loops): the number of items and item i.
 int64_t iterLength(const Value& v);
