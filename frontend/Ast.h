@@ -59,7 +59,10 @@ struct Dim {
   std::string name;
 };
 struct TypeExpr {
-  enum Kind : uint8_t { Tensor, Record, Tuple } kind = Tensor;
+  // Alias: a name of `type NAME = ...` (dtype holds it; qualifier the module, for m.NAME),
+  // replaced by a copy of its type by Sema before anything else reads the annotation.
+  enum Kind : uint8_t { Tensor, Record, Tuple, Alias } kind = Tensor;
+  std::string qualifier;
   Loc loc;
   std::string dtype;        // Tensor: bool i32 i64 f32 f64
   bool anyShape = true;     // Tensor without [..]
@@ -149,6 +152,7 @@ enum class StmtKind : uint8_t {
   With,      // exprs[0] = context (tape()), str = bound name, body; slot
   Fn,        // fn
   Import,    // str = module name or path, alias, isFileImport; module id
+  TypeAlias, // str = name, type (top level; Sema puts the type in where the name is used)
   Block,     // stmts
 };
 

@@ -123,6 +123,13 @@ StmtPtr AstBuilder::stmt(P::StatementContext* ctx) {
   }
   if (dynamic_cast<P::BreakStmtContext*>(ctx)) return std::make_unique<Stmt>(StmtKind::Break, l);
   if (dynamic_cast<P::ContinueStmtContext*>(ctx)) return std::make_unique<Stmt>(StmtKind::Continue, l);
+  if (auto* c = dynamic_cast<P::TypeAliasStmtContext*>(ctx)) {
+    auto s = std::make_unique<Stmt>(StmtKind::TypeAlias, l);
+    s->str = c->NAME()->getText();
+    s->pathLoc = loc(c->NAME()->getSymbol());
+    s->type = type(c->type());
+    return s;
+  }
   if (auto* c = dynamic_cast<P::WithStmtContext*>(ctx)) {
     auto s = std::make_unique<Stmt>(StmtKind::With, l);
     s->exprs.push_back(expr(c->expr()));
@@ -211,10 +218,16 @@ TypePtr AstBuilder::type(P::TypeContext* ctx) {
   t->loc = loc(ctx);
   if (auto* c = dynamic_cast<P::TensorTypeContext*>(ctx)) {
     t->kind = TypeExpr::Tensor;
-    t->dtype = c->NAME()->getText();
-    if (!isDTypeName(t->dtype)) {
-      error(loc(c->NAME()->getSymbol()),
-            fmt::format("unknown type '{}' (expected bool, i32, i64, f32 or f64)", t->dtype));
+    t->dtype = c->name->getText();
+    if (c->qual || !isDTypeName(t->dtype)) {
+      // A type alias (`type NAME = ...`, or m.NAME of an imported module): Sema resolves it.
+      if (c->LBRACK()) {
+        error(loc(c->name), fmt::format("unknown type '{}' (expected bool, i32, i64, f32 or f64)", t->dtype));
+      } else {
+        t->kind = TypeExpr::Alias;
+        if (c->qual) t->qualifier = c->qual->getText();
+        return t;
+      }
     }
     t->anyShape = c->LBRACK() == nullptr;
     for (auto* d : c->dim()) {

@@ -21,6 +21,7 @@ const char* binOpText(BinOp op) {
 
 std::string typeToString(const TypeExpr& t) {
   switch (t.kind) {
+    case TypeExpr::Alias: return t.qualifier.empty() ? t.dtype : t.qualifier + "." + t.dtype;
     case TypeExpr::Tensor: {
       if (t.anyShape) return t.dtype;
       std::string s = t.dtype + "[";
@@ -214,6 +215,7 @@ class Printer {
       case StmtKind::Continue: line(ind, s.loc, "Continue"); return;
       case StmtKind::With: line(ind, s.loc, "With as " + s.str); break;
       case StmtKind::Fn: fn(ind, *s.fn); return;
+      case StmtKind::TypeAlias: line(ind, s.loc, "TypeAlias " + s.str + " = " + typeToString(*s.type)); return;
       case StmtKind::Import:
         line(ind, s.loc, s.isFileImport ? fmt::format("Import {:?} as {}", s.str, s.alias) : "Import " + s.str);
         return;

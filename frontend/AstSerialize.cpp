@@ -8,7 +8,7 @@ namespace tdl {
 
 namespace {
 
-constexpr char kMagic[] = "TDLAST\x01";
+constexpr char kMagic[] = "TDLAST\x02";  // 2: type aliases (TypeExpr::qualifier)
 
 // ------------------------------------------------------------------ writing
 
@@ -49,6 +49,7 @@ class Writer {
     u(t->kind);
     loc(t->loc);
     s(t->dtype);
+    s(t->qualifier);
     b(t->anyShape);
     u(t->dims.size());
     for (const Dim& d : t->dims) {
@@ -241,6 +242,7 @@ class Reader {
     t->kind = static_cast<TypeExpr::Kind>(u());
     t->loc = loc();
     t->dtype = s();
+    t->qualifier = s();
     t->anyShape = b();
     for (size_t n = count(); n-- > 0;) {
       Dim d;

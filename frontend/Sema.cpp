@@ -70,6 +70,9 @@ class Sema {
       : modules_(mods), diags_(d), opts_(o) {}
 
   void run() {
+    aliases_.resize(modules_.size());
+    aliasState_.assign(modules_.size(), 0);
+    for (auto& m : modules_) resolveAliases(*m);
     tops_.resize(modules_.size());
     for (auto& m : modules_) declareTop(*m);
     for (auto& m : modules_) checkModule(*m);
@@ -365,6 +368,9 @@ class Sema {
       case StmtKind::Import:
         if (ctx_->fn || ctx_->scopes.size() > 1) diags_.error(s.loc, "'import' is only allowed at the top level");
         break;
+      case StmtKind::TypeAlias:  // resolved before (resolveAliases)
+        if (ctx_->fn || ctx_->scopes.size() > 1) diags_.error(s.loc, "'type' is only allowed at the top level");
+        break;
       case StmtKind::Block: block(s); break;
     }
   }
@@ -583,6 +589,104 @@ class Sema {
   FnCtx* ctx_ = nullptr;
   FnDecl* curTopFn_ = nullptr;
   std::map<FnDecl*, FnFacts> facts_;
+
+  // ------------------------------------------------------------ type aliases
+  // `type NAME = T` at a module's top level: every annotation naming NAME (or m.NAME, in a
+  // module importing it as m) becomes a copy of T, before anything reads annotations. A
+  // module's imports are resolved first; an alias may use the aliases above it.
+  std::vector<std::map<std::string, const TypeExpr*>> aliases_;
+  std::vector<int> aliasState_;  // 0 not yet, 1 resolving, 2 done
+
+  static TypePtr copyType(const TypeExpr& t) {
+    auto c = std::make_unique<TypeExpr>();
+    c->kind = t.kind, c->loc = t.loc, c->dtype = t.dtype, c->anyShape = t.anyShape, c->dims = t.dims;
+    c->names = t.names, c->qualifier = t.qualifier;
+    for (auto& e : t.elems) c->elems.push_back(copyType(*e));
+    return c;
+  }
+
+  void resolveType(TypeExpr& t, Module& m) {
+    if (t.kind == TypeExpr::Alias) {
+      const std::map<std::string, const TypeExpr*>* table = &aliases_[static_cast<size_t>(m.id)];
+      std::string shown = t.qualifier.empty() ? t.dtype : t.qualifier + "." + t.dtype;
+      if (!t.qualifier.empty()) {
+        table = nullptr;
+        for (auto& s : m.stmts)
+          if (s->kind == StmtKind::Import && s->alias == t.qualifier && s->module >= 0)
+            table = &aliases_[static_cast<size_t>(s->module)];
+        if (!table) {
+          diags_.error(t.loc, fmt::format("unknown type '{}': no imported module named '{}'", shown, t.qualifier));
+          t.kind = TypeExpr::Tensor, t.dtype = "f32";
+          return;
+        }
+      }
+      auto it = table->find(t.dtype);
+      if (it == table->end()) {
+        diags_.error(t.loc, fmt::format("unknown type '{}' (expected bool, i32, i64, f32, f64 or a type alias)", shown));
+        t.kind = TypeExpr::Tensor, t.dtype = "f32";
+        return;
+      }
+      Loc at = t.loc;
+      t = std::move(*copyType(*it->second));
+      t.loc = at;
+      return;
+    }
+    for (auto& e : t.elems) resolveType(*e, m);
+  }
+
+  void resolveFn(FnDecl& fn, Module& m) {
+    for (auto& p : fn.params)
+      if (p.type) resolveType(*p.type, m);
+    if (fn.ret) resolveType(*fn.ret, m);
+    if (fn.body) resolveStmt(*fn.body, m);
+  }
+
+  void resolveExpr(Expr& e, Module& m) {
+    if (e.fn) resolveFn(*e.fn, m);
+    for (auto& k : e.kids)
+      if (k) resolveExpr(*k, m);
+    for (auto& s : e.subs) {
+      for (auto* p : {&s.index, &s.lo, &s.hi, &s.step})
+        if (*p) resolveExpr(**p, m);
+    }
+    for (auto& part : e.parts)
+      if (part.expr) resolveExpr(*part.expr, m);
+  }
+
+  void resolveStmt(Stmt& s, Module& m) {
+    if (s.kind == StmtKind::TypeAlias) return;  // its own type: resolved where it is declared
+    if (s.type) resolveType(*s.type, m);
+    if (s.fn) resolveFn(*s.fn, m);
+    for (auto& e : s.exprs)
+      if (e) resolveExpr(*e, m);
+    for (auto& c : s.stmts)
+      if (c) resolveStmt(*c, m);
+    if (s.body) resolveStmt(*s.body, m);
+    if (s.orelse) resolveStmt(*s.orelse, m);
+  }
+
+  void resolveAliases(Module& m) {
+    size_t id = static_cast<size_t>(m.id);
+    if (aliasState_[id] != 0) return;  // done, or an import cycle (reported by the loader)
+    aliasState_[id] = 1;
+    for (int dep : m.importedModules)
+      if (dep >= 0 && static_cast<size_t>(dep) < modules_.size()) resolveAliases(*modules_[static_cast<size_t>(dep)]);
+    auto& table = aliases_[id];
+    for (auto& s : m.stmts) {
+      if (s->kind != StmtKind::TypeAlias) continue;
+      resolveType(*s->type, m);  // the aliases above it (and imported ones) only
+      if (isDTypeName(s->str) || table.count(s->str))
+        diags_.error(s->pathLoc, fmt::format("type '{}' is already defined", s->str));
+      else
+        table[s->str] = s->type.get();
+    }
+    for (auto& s : m.stmts) resolveStmt(*s, m);
+    aliasState_[id] = 2;
+  }
+
+  static bool isDTypeName(const std::string& s) {
+    return s == "bool" || s == "i32" || s == "i64" || s == "f32" || s == "f64";
+  }
 };
 
 }  // namespace

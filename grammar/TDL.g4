@@ -14,7 +14,7 @@ grammar TDL;
   size_t lastTokenType = 0;
   static bool startsStatement(size_t t) {
     return t == NAME || t == LET || t == VAR || t == IF || t == WHILE || t == FOR || t == RETURN ||
-           t == BREAK || t == CONTINUE || t == WITH || t == GRAPH || t == IMPORT || t == FN;
+           t == BREAK || t == CONTINUE || t == WITH || t == GRAPH || t == IMPORT || t == FN || t == TYPE;
   }
   std::unique_ptr<antlr4::Token> withVirtualNewlines() {
     if (pendingToken) {
@@ -77,6 +77,7 @@ statement
     | 'break'                                             # breakStmt
     | 'continue'                                          # continueStmt
     | 'with' expr 'as' NAME block                         # withStmt
+    | 'type' NAME '=' type                                # typeAliasStmt
     | expr (assignOp expr)?                               # exprStmt
     ;
 
@@ -94,7 +95,7 @@ pattern
 
 // ------------------------------------------------------------------ types
 type
-    : NAME ('[' (dim (',' dim)*)? ']')?                   # tensorType
+    : (qual=NAME '.')? name=NAME ('[' (dim (',' dim)*)? ']')?   # tensorType
     | '{' NEWLINE? NAME ':' type (',' NEWLINE? NAME ':' type)* ','? NEWLINE? '}'     # recordType
     | '(' (type (',' type)* ','?)? ')'                    # tupleType
     ;
@@ -159,7 +160,7 @@ RBRACE      : '}' { closeBracket(); } ;
 
 FN: 'fn'; GRAPH: 'graph'; LET: 'let'; VAR: 'var'; IF: 'if'; ELSE: 'else';
 WHILE: 'while'; FOR: 'for'; IN: 'in'; RETURN: 'return'; BREAK: 'break';
-CONTINUE: 'continue'; IMPORT: 'import'; AS: 'as'; WITH: 'with'; AND: 'and';
+CONTINUE: 'continue'; IMPORT: 'import'; AS: 'as'; WITH: 'with'; AND: 'and'; TYPE: 'type';
 OR: 'or'; NOT: 'not'; TRUE: 'true'; FALSE: 'false'; NONE: 'none';
 
 FSTRING     : 'f"' (ESC | ~["\\\r\n])* '"' ;

@@ -157,6 +157,7 @@ auto Tracer::checkReturn(const FnDecl& d, TV r, const std::string& nm, const Loc
 auto Tracer::matchTV(TV& v, const TypeExpr& t, TraceDims& dims, const Loc& loc) -> bool {
   if (v.isStatic() && (v.sv.tag() == Tag::Record || v.sv.tag() == Tag::Tuple)) v = expandStatic(v);
   switch (t.kind) {
+    case TypeExpr::Alias: throw std::logic_error("internal: a type alias Sema did not resolve");
     case TypeExpr::Tensor: {
       auto dt = rt::dtype_from_name(t.dtype);
       if (!dt || !isNumeric(v)) return false;

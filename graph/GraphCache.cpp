@@ -247,6 +247,7 @@ class GraphCache : public GraphFnCache {
 std::string unshapedParam(const TypeExpr* t, const std::string& name) {
   if (!t) return fmt::format("parameter '{}' is not annotated", name);
   switch (t->kind) {
+    case TypeExpr::Alias: throw std::logic_error("internal: a type alias Sema did not resolve");
     case TypeExpr::Tensor:
       if (t->anyShape) return fmt::format("parameter '{}' has no shape ({})", name, t->str());
       return "";
@@ -276,6 +277,7 @@ int weakableLeaves(const TypeExpr& t) {
 // sizes). Rank-0 leaves that can be weak take bit `k` of `weakMask`, in order.
 Value placeholderArg(const TypeExpr& t, unsigned weakMask, int& k) {
   switch (t.kind) {
+    case TypeExpr::Alias: throw std::logic_error("internal: a type alias Sema did not resolve");
     case TypeExpr::Tensor: {
       rt::DType dt = *rt::dtype_from_name(t.dtype);
       if (t.dims.empty() && weakable(t.dtype)) {

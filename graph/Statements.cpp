@@ -152,6 +152,7 @@ auto Tracer::exec(const Stmt& s) -> void {
       return;
     }
     case StmtKind::Import: fail(s.loc, "import inside a graph fn");
+    case StmtKind::TypeAlias: fail(s.loc, "'type' is only allowed at the top level");
   }
 }
 

@@ -103,7 +103,9 @@ rt::BinaryOp rtBinary(BinOp op) {
     case BinOp::BitOr: return rt::BinaryOp::BitOr;
     case BinOp::And: return rt::BinaryOp::LogicalAnd;
     case BinOp::Or: return rt::BinaryOp::LogicalOr;
-    case BinOp::MatMul: break;
+    case BinOp::MatMul:
+    case BinOp::In:
+    case BinOp::NotIn: break;
   }
   return rt::BinaryOp::Add;
 }

@@ -289,6 +289,7 @@ struct CFunction {
 
 void flattenParam(const TypeExpr& t, const std::string& name, CFunction& f) {
   switch (t.kind) {
+    case TypeExpr::Alias: throw std::logic_error("internal: a type alias Sema did not resolve");
     case TypeExpr::Tensor:
       f.structure += "t";
       f.params.push_back(name);

@@ -31,6 +31,7 @@ bool shapeMatches(const rt::Shape& shape, const TypeExpr& t, DimBindings& dims) 
 
 bool matchesAnnotation(Value& v, const TypeExpr& t, DimBindings& dims) {
   switch (t.kind) {
+    case TypeExpr::Alias: throw std::logic_error("internal: a type alias Sema did not resolve");
     case TypeExpr::Tensor: {
       auto dt = rt::dtype_from_name(t.dtype);
       if (!dt || !v.isNumeric()) return false;

@@ -159,6 +159,7 @@ struct FnCompiler {
         closure(*s.fn, s.fn->globalSlot, s.loc);
         break;
       case StmtKind::Import: break;  // imported modules run before the importer
+      case StmtKind::TypeAlias: break;  // resolved by Sema
       case StmtKind::Block: block(s); break;
     }
   }

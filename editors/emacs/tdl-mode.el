@@ -89,7 +89,7 @@
   '("if" "else" "while" "for" "in" "return" "break" "continue"))
 
 (defconst tdl-declaration-keywords
-  '("fn" "graph" "let" "var" "import" "as" "with"))
+  '("fn" "graph" "let" "var" "import" "as" "with" "type"))
 
 (defconst tdl-operator-keywords '("and" "or" "not"))
 

@@ -28,6 +28,7 @@ syn keyword tdlInclude     import nextgroup=tdlModule skipwhite
 syn keyword tdlWith        with
 syn keyword tdlAs          as nextgroup=tdlAlias skipwhite
 syn keyword tdlDeclare     let var nextgroup=tdlVarName skipwhite
+syn keyword tdlDeclare     type
 syn keyword tdlGraph       graph
 syn keyword tdlFn          fn nextgroup=tdlFuncName,tdlParams skipwhite
 syn match   tdlModule      "\h\w*" contained
