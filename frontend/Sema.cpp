@@ -5,18 +5,51 @@
 #include <functional>
 #include <optional>
 #include <map>
+#include <algorithm>
 #include <set>
 #include <unordered_map>
 
 namespace tdl {
 
-bool isBuiltinName(const std::string& name) {
+static const std::set<std::string>& builtinNames() {
   static const std::set<std::string> names = {
 #define BUILTIN(n) #n,
 #include "frontend/builtins.def"
 #undef BUILTIN
   };
-  return names.count(name) > 0;
+  return names;
+}
+
+bool isBuiltinName(const std::string& name) { return builtinNames().count(name) > 0; }
+
+// The edit distance (insertions, deletions, substitutions, adjacent swaps) of a and b.
+static size_t editDistance(const std::string& a, const std::string& b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i)
+    for (size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1])});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[a.size()][b.size()];
+}
+
+// " (did you mean 'x'?)" for the candidate closest to `name` (within a third of its length,
+// at least one edit; names of 3 or more characters), or "".
+std::string didYouMean(const std::string& name, const std::vector<std::string>& candidates) {
+  if (name.size() < 3) return "";  // x for y is noise
+  size_t best = std::max<size_t>(1, name.size() / 3) + 1;
+  std::string pick;
+  for (const std::string& c : candidates) {
+    if (c == name || c.empty() || c[0] == '_') continue;
+    size_t d = editDistance(name, c);
+    if (d < best || (d == best && !pick.empty() && c < pick)) {
+      if (d < best) best = d;
+      pick = c;
+    }
+  }
+  return pick.empty() ? "" : fmt::format(" (did you mean '{}'?)", pick);
 }
 
 namespace {
@@ -279,6 +312,19 @@ class Sema {
     return b;
   }
 
+  // Every name a use here could mean: the scopes out to the top level, the module's top-level
+  // names and the builtins (for "did you mean").
+  std::vector<std::string> visibleNames() const {
+    std::vector<std::string> out;
+    for (const FnCtx* c = ctx_; c; c = c->parent)
+      for (const Scope& s : c->scopes)
+        for (auto& [n, b] : s.names) out.push_back(n);
+    if (module_)
+      for (auto& [n, t] : tops_[static_cast<size_t>(module_->id)]) out.push_back(n);
+    for (const std::string& n : builtinNames()) out.push_back(n);
+    return out;
+  }
+
   void useName(Expr& e) {
     auto b = lookup(ctx_, e.str);
     if (!b) {
@@ -287,7 +333,7 @@ class Sema {
         e.declDesc = "builtin " + e.str;
         return;
       }
-      diags_.error(e.loc, fmt::format("undefined name '{}'", e.str));
+      diags_.error(e.loc, fmt::format("undefined name '{}'{}", e.str, didYouMean(e.str, visibleNames())));
       return;
     }
     e.ref.kind = b->kind;
@@ -389,7 +435,7 @@ class Sema {
     if (t->kind != ExprKind::Name) return;  // reported by AstBuilder
     auto b = lookup(ctx_, t->str);
     if (!b) {
-      diags_.error(t->loc, fmt::format("undefined name '{}'", t->str));
+      diags_.error(t->loc, fmt::format("undefined name '{}'{}", t->str, didYouMean(t->str, visibleNames())));
       return;
     }
     useName(*t);

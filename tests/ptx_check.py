@@ -166,7 +166,8 @@ def main():
             for sig in sigs:
                 what = f"{label}({sig})"
                 use_annotations = False
-                if re.search(r"[{(]", sig):
+                alias = any(not re.match(r"(bool|i32|i64|f32|f64)\b", p.strip()) for p in params if p) and not traced.get(name)
+                if re.search(r"[{(]", sig) or alias:  # records, tuples, type aliases: as annotated
                     if not (params and all(params)):
                         skipped.append((what, "a record or tuple parameter without annotations (tdl emit --args takes tensors only)"))
                         continue
