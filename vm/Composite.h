@@ -98,8 +98,8 @@ typename E::V allclose_(E& e) {
 
 // tril(x, k=0) / triu(x, k=0): x with the elements above (below) the k-th diagonal of its
 // last two axes set to zero; a batch of matrices in the leading axes.
-template <class E>
-typename E::V triangle(E& e, bool lower) {
+template <bool lower, class E>
+typename E::V triangle_(E& e) {
   auto x = tensorArg(e, 0, "x");
   if (e.rank(x) < 2) e.fail(fmt::format("'x' must have rank >= 2 (a matrix or a batch of them), got rank {}", e.rank(x)));
   int64_t k = e.intArg(1, 0);
@@ -108,14 +108,6 @@ typename E::V triangle(E& e, bool lower) {
   auto off = e.bin(BinaryOp::Sub, cols, rows);  // j - i
   auto keep = e.bin(lower ? BinaryOp::Le : BinaryOp::Ge, off, e.integer(k));
   return e.call("where", {keep, x, e.call("zeros_like", {x}, {})}, {});
-}
-template <class E>
-typename E::V tril_(E& e) {
-  return triangle(e, true);
-}
-template <class E>
-typename E::V triu_(E& e) {
-  return triangle(e, false);
 }
 
 // split(x, n_or_sizes, axis=0): a list of parts along axis: n equal parts (n must divide
@@ -409,8 +401,8 @@ typename E::V conv2d_transpose_(E& e) {
 
 // max_pool2d(x, size, stride=size, padding="valid") / avg_pool2d on x [N, H, W, C]; "same"
 // pads as conv2d does, and the average counts only the input's elements (TensorFlow's).
-template <class E>
-typename E::V pool(E& e, bool isMax) {
+template <bool isMax, class E>
+typename E::V pool_(E& e) {
   auto x = tensorArg(e, 0, "x");
   auto xd = knownDims(e, x, "x", 4, 1);
   auto size = pairArg(e, 1, "size", 1);
@@ -430,14 +422,6 @@ typename E::V pool(E& e, bool isMax) {
   auto ones = e.call("ones", {e.list({e.integer(1), e.integer(xd[1]), e.integer(xd[2]), e.integer(1)})}, {});
   auto count = e.call("sum", {e.im2col(ones, win, 0.0)}, {{"axis", e.integer(3)}, {"keepdims", e.boolean(true)}});
   return e.bin(BinaryOp::Div, r, count);
-}
-template <class E>
-typename E::V max_pool2d_(E& e) {
-  return pool(e, true);
-}
-template <class E>
-typename E::V avg_pool2d_(E& e) {
-  return pool(e, false);
 }
 
 // ------------------------------------------------------------------------- einsum
