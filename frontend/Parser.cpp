@@ -34,7 +34,38 @@ class SyntaxErrorListener : public antlr4::BaseErrorListener {
  public:
   SyntaxErrorListener(uint32_t file, DiagEngine& diags) : file_(file), diags_(diags) {}
 
-  void syntaxError(antlr4::Recognizer*, antlr4::Token* tok, size_t line, size_t col,
+  // Python's spellings, seen as the token before the one in error: what TDL writes instead.
+  static std::string pythonHint(antlr4::Recognizer* rec, antlr4::Token* tok) {
+    auto* parser = dynamic_cast<antlr4::Parser*>(rec);
+    if (!parser || !tok || tok->getTokenIndex() == 0) return "";
+    antlr4::TokenStream* ts = parser->getTokenStream();
+    size_t i = tok->getTokenIndex();
+    antlr4::Token* prev = nullptr;
+    while (i-- > 0) {
+      prev = ts->get(i);
+      if (prev->getChannel() == antlr4::Token::DEFAULT_CHANNEL) break;
+    }
+    if (!prev) return "";
+    std::string p = prev->getText();
+    if (p == "elif") return " (TDL writes `else if`)";
+    if (p == "def") return " (TDL declares functions as `fn name(params) { ... }`)";
+    if (p == "lambda") return " (TDL writes lambdas as `fn(x) => expr`)";
+    if (tok->getType() == TDLLexer::COLON) {
+      // `if x:`, `for i in r:`, `else:`: the line starts with a block statement.
+      antlr4::Token* first = tok;
+      for (size_t k = tok->getTokenIndex(); k-- > 0;) {
+        antlr4::Token* t2 = ts->get(k);
+        if (t2->getLine() != tok->getLine() || t2->getType() == TDLLexer::NEWLINE) break;
+        if (t2->getChannel() == antlr4::Token::DEFAULT_CHANNEL) first = t2;
+      }
+      std::string f = first->getText();
+      if (f == "if" || f == "else" || f == "while" || f == "for" || f == "with")
+        return " (blocks are in braces: `" + f + " ... { ... }`)";
+    }
+    return "";
+  }
+
+  void syntaxError(antlr4::Recognizer* rec, antlr4::Token* tok, size_t line, size_t col,
                    const std::string& msg, std::exception_ptr) override {
     ++count_;
     if (!seen_.insert({line, col}).second || reported_ >= kMaxSyntaxErrors) return;
@@ -63,6 +94,7 @@ class SyntaxErrorListener : public antlr4::BaseErrorListener {
         what += ", expected " + exp;
       }
     }
+    what += pythonHint(rec, tok);
     uint32_t l = static_cast<uint32_t>(line), c = static_cast<uint32_t>(col) + 1;
     diags_.error(Loc{file_, l, c, l, c, l, c + len}, "syntax error: " + what);
   }
