@@ -98,13 +98,10 @@ auto Tracer::builtinTable() -> std::vector<Handler> {
   t[static_cast<size_t>(builtinId("randint"))] = &Tracer::bi_randint;
   t[static_cast<size_t>(builtinId("tree_leaves"))] = &Tracer::bi_tree_leaves;
   t[static_cast<size_t>(builtinId("tree_map"))] = &Tracer::bi_tree_map;
-  t[static_cast<size_t>(builtinId("argsort"))] = &Tracer::bi_argsort;
   t[static_cast<size_t>(builtinId("einsum"))] = &Tracer::bi_einsum;
   t[static_cast<size_t>(builtinId("enumerate"))] = &Tracer::bi_sequence;
   t[static_cast<size_t>(builtinId("zip"))] = &Tracer::bi_sequence;
   t[static_cast<size_t>(builtinId("reversed"))] = &Tracer::bi_sequence;
-  t[static_cast<size_t>(builtinId("cumsum"))] = &Tracer::bi_scan;
-  t[static_cast<size_t>(builtinId("cumprod"))] = &Tracer::bi_scan;
 #define TDL_COMPOSITE(n, ...) t[static_cast<size_t>(builtinId(#n))] = &Tracer::bi_composite;
 #include "vm/composites.def"
   return t;

@@ -1,5 +1,4 @@
-// vm/Composite.h's builtins traced into IR, and the sorting and running-reduction builtins
-// they stand on (the IR ops argsort and scan). (graph/Tracer.h)
+// vm/Composite.h's builtins traced into IR, and einsum. (graph/Tracer.h)
 #include "graph/Tracer.h"
 #include "vm/Composite.h"
 
@@ -68,18 +67,21 @@ struct CompositeTrace {
     return ir::IntList(a.begin(), a.end());
   }
   V im2col(const V& x, const rt::Window2d& w, double pad) {
-    ir::Value* xv = t.materialize(x, bc.loc);
-    t.setLoc(bc.loc);
-    return TV::dyn(t.guarded(bc.loc, [&] {
-      return t.b_.create_inferred(ir::OpKind::Im2col, {xv}, {{"window", list(w)}, {"pad", pad}}).result();
-    }));
+    return op(ir::OpKind::Im2col, x, {{"window", list(w)}, {"pad", pad}});
   }
   V col2im(const V& c, int64_t h, int64_t wd, const rt::Window2d& w) {
-    ir::Value* cv = t.materialize(c, bc.loc);
+    return op(ir::OpKind::Col2im, c, {{"window", list(w)}, {"size", ir::IntList{h, wd}}});
+  }
+  V op(ir::OpKind kind, const V& x, ir::AttrMap attrs) {
+    ir::Value* xv = t.materialize(x, bc.loc);
     t.setLoc(bc.loc);
-    return TV::dyn(t.guarded(bc.loc, [&] {
-      return t.b_.create_inferred(ir::OpKind::Col2im, {cv}, {{"window", list(w)}, {"size", ir::IntList{h, wd}}}).result();
-    }));
+    return TV::dyn(t.guarded(bc.loc, [&] { return t.b_.create_inferred(kind, {xv}, attrs).result(); }));
+  }
+  V scan(const V& x, int64_t axis, bool prod) {
+    return op(ir::OpKind::Scan, x, {{"axis", axis}, {"kind", std::string(prod ? "prod" : "sum")}, {"reverse", false}});
+  }
+  V argsort(const V& x, int64_t axis, bool desc) {
+    return op(ir::OpKind::Argsort, x, {{"axis", axis}, {"descending", desc}});
   }
   std::optional<std::string> strArg(size_t i) {
     TV* p = argp(i);
@@ -120,52 +122,6 @@ auto Tracer::bi_einsum(BuiltinCall& bc) -> TV {
   CompositeTrace e{*this, bc, ps};
   std::vector<TV> xs(bc.a.pos.begin() + 1, bc.a.pos.end());
   return composite::einsum_(e, s.sv.as<StrObj>()->s, std::move(xs));
-}
-
-auto Tracer::bi_argsort(BuiltinCall& bc) -> TV {
-  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
-  TV& x = bc.need(0, "x");
-  if (!isNumeric(x)) fail(loc, fmt::format("argsort(): 'x' must be a tensor, got {}", describe(x)));
-  ir::Value* xv = materialize(x, loc);
-  TV* ax = bc.arg(1, "axis");
-  int64_t axis = ax && !(ax->isStatic() && ax->sv.isNone()) ? bc.staticInt(*ax, "axis") : -1;
-  TV* de = bc.arg(2, "descending");
-  bool desc = false;
-  if (de) {
-    bc.requireStatic(*de, "descending");
-    CallArgs call{&de->sv, 1, nullptr};
-    desc = guarded(loc, [&] { return Args("argsort", call, {"descending"}, 1).boolean(0); });
-  }
-  if (xv->type.rank() == 0) fail(loc, "argsort: cannot sort a scalar (a rank-0 tensor)");
-  axis = guarded(loc, [&] { return rt::normalize_axis(axis, xv->type.rank()); });
-  setLoc(loc);
-  return TV::dyn(guarded(loc, [&] {
-    return b_.create_inferred(ir::OpKind::Argsort, {xv}, {{"axis", axis}, {"descending", desc}}).result();
-  }));
-}
-
-auto Tracer::bi_scan(BuiltinCall& bc) -> TV {
-  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
-  TV x = bc.need(0, "x");
-  if (!isNumeric(x)) fail(loc, fmt::format("{}(): 'x' must be a tensor, got {}", nm, describe(x)));
-  TV* ax = bc.arg(1, "axis");
-  int64_t axis = 0;
-  if (ax && !(ax->isStatic() && ax->sv.isNone())) {
-    axis = bc.staticInt(*ax, "axis");
-    int64_t r = typeOf(x).rank();
-    if (r == 0) fail(loc, fmt::format("{}(): 'x' must have rank >= 1 to scan along an axis, got a scalar", nm));
-    if (axis < -r || axis >= r) fail(loc, fmt::format("{}(): axis {} is out of range for a tensor of rank {}", nm, axis, r));
-    if (axis < 0) axis += r;
-  } else {
-    std::vector<TV> fa{x};
-    x = builtin(builtinId("flatten"), fa, {}, loc);
-  }
-  ir::Value* xv = materialize(x, loc);
-  setLoc(loc);
-  return TV::dyn(guarded(loc, [&] {
-    return b_.create_inferred(ir::OpKind::Scan, {xv}, {{"axis", axis}, {"kind", std::string(nm == "cumprod" ? "prod" : "sum")}, {"reverse", false}})
-        .result();
-  }));
 }
 
 }  // namespace tdl::vm::trace

@@ -511,8 +511,6 @@ class Tracer {
   TV bi_randint(BuiltinCall& bc);
   TV bi_tree_leaves(BuiltinCall& c);
   TV bi_composite(BuiltinCall& bc);  // vm/Composite.h's builtins (graph/BuiltinsComposite.cpp)
-  TV bi_argsort(BuiltinCall& bc);
-  TV bi_scan(BuiltinCall& bc);       // cumsum, cumprod
   TV bi_einsum(BuiltinCall& bc);
   TV bi_sequence(BuiltinCall& bc);   // enumerate, zip, reversed
   std::vector<TV> itemsOf(const TV& x, const std::string& nm, const Loc& loc);

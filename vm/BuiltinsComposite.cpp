@@ -1,5 +1,4 @@
-// The builtins of vm/Composite.h in eager mode, and the sorting and running-reduction
-// builtins (argsort, cumsum, cumprod: runtime/Scan.h) they stand on.
+// The builtins of vm/Composite.h in eager mode, and einsum (variadic).
 #include "vm/Builtins.h"
 #include "vm/Composite.h"
 #include "vm/Interpreter.h"
@@ -52,6 +51,8 @@ struct Eager {
   V list(std::vector<V> xs) { return makeList(std::move(xs)); }
   V tuple(std::vector<V> xs) { return makeTuple(std::move(xs)); }
   V im2col(const V& x, const rt::Window2d& w, double pad) { return ad::im2col(x, w, pad); }
+  V scan(const V& x, int64_t axis, bool prod) { return ad::scan(strong(x), axis, prod); }
+  V argsort(const V& x, int64_t axis, bool desc) { return fromTensor(rt::argsort(toTensor(strong(x)), axis, desc)); }
   V col2im(const V& c, int64_t h, int64_t wd, const rt::Window2d& w) { return ad::col2im(c, h, wd, w); }
   std::optional<std::string> strArg(size_t i) const {
     if (a.has(i) && a[i].isStr()) return a[i].as<StrObj>()->s;
@@ -83,38 +84,12 @@ Value einsum(Interpreter& vm, CallArgs& call) {
   return composite::einsum_(e, a[0].as<StrObj>()->s, std::move(xs));
 }
 
-Value argsort(Interpreter&, CallArgs& call) {
-  Args a("argsort", call, {"x", "axis", "descending"}, 1);
-  return fromTensor(rt::argsort(a.tensor(0), a.integerOr(1, -1), a.booleanOr(2, false)));
-}
-
-// cumsum(x, axis=none) / cumprod: along axis, or over x flattened (NumPy's default).
-template <bool Prod>
-Value scanBuiltin(Interpreter&, CallArgs& call) {
-  Args a(Prod ? "cumprod" : "cumsum", call, {"x", "axis"}, 1);
-  if (!a[0].isNumeric()) a.fail(0, "a tensor");
-  Value x = a[0];
-  int64_t axis = 0;
-  if (a.has(1) && !a[1].isNone()) {
-    axis = a.integer(1);
-    int64_t r = static_cast<int64_t>(ad::shapeOf(x).size());
-    if (r == 0) a.fail("'x' must have rank >= 1 to scan along an axis, got a scalar");
-    if (axis < -r || axis >= r) a.fail(fmt::format("axis {} is out of range for a tensor of rank {}", axis, r));
-  } else {
-    x = ad::flatten(x);
-  }
-  return ad::scan(strong(x), axis, Prod);
-}
-
 }  // namespace
 
 void registerCompositeBuiltins(BuiltinTable& t) {
 #define TDL_COMPOSITE(n, f, req, ...) t.add(#n, composite_##n);
 #include "vm/composites.def"
-  t.add("argsort", argsort);
   t.add("einsum", einsum);
-  t.add("cumsum", scanBuiltin<false>);
-  t.add("cumprod", scanBuiltin<true>);
 }
 
 }  // namespace tdl::vm

@@ -24,6 +24,7 @@
 //   V slice(x, axis, start, stop, step=1)   x[..., start:stop:step, ...] along axis (known bounds)
 //   std::optional<std::string> strArg(i)     the argument, when it is a string
 //   V im2col(x, rt::Window2d, pad)  V col2im(cols, h, w, rt::Window2d)   (runtime/Conv.h, recorded)
+//   V scan(x, axis, prod)            rt::scan (recorded)   V argsort(x, axis, descending)  rt::argsort
 #pragma once
 
 #include <algorithm>
@@ -52,6 +53,33 @@ typename E::V tensorArg(E& e, size_t i, const char* name) {
   typename E::V x = e.arg(i);
   if (!e.numeric(x)) e.fail(fmt::format("'{}' must be a tensor, got {}", name, e.describe(x)));
   return x;
+}
+
+// Argument i as an axis of a tensor of rank r (known now), normalized to 0..r-1.
+template <class E>
+int64_t axisArg(E& e, size_t i, int64_t dflt, int64_t r) {
+  int64_t axis = e.intArg(i, dflt);
+  if (axis < -r || axis >= r) e.fail(fmt::format("axis {} is out of range for a tensor of rank {}", axis, r));
+  return axis < 0 ? axis + r : axis;
+}
+
+// cumsum(x, axis=none) / cumprod: the running sum or product along axis, or over x
+// flattened (NumPy's default); the engine's scan is rt::scan (the IR op scan).
+template <bool prod, class E>
+typename E::V scan_(E& e) {
+  auto x = tensorArg(e, 0, "x");
+  if (e.isNone(1)) return e.scan(e.call("flatten", {x}, {}), 0, prod);
+  if (e.rank(x) == 0) e.fail("'x' must have rank >= 1 to scan along an axis, got a scalar");
+  return e.scan(x, axisArg(e, 1, 0, e.rank(x)), prod);
+}
+
+// argsort(x, axis=-1, descending=false): the stable sorting permutation along axis
+// (rt::argsort, the IR op argsort; NaN counts as the largest).
+template <class E>
+typename E::V argsort_(E& e) {
+  auto x = tensorArg(e, 0, "x");
+  if (e.rank(x) == 0) e.fail("'x' must have rank >= 1, got a scalar");
+  return e.argsort(x, axisArg(e, 1, -1, e.rank(x)), e.boolArg(2, false));
 }
 
 // The keyword arguments axis= and keepdims= of a reduction, passed on as given.
@@ -118,9 +146,7 @@ typename E::V split_(E& e) {
   auto x = tensorArg(e, 0, "x");
   int64_t r = e.rank(x);
   if (r == 0) e.fail("'x' must have rank >= 1, got a scalar");
-  int64_t axis = e.intArg(2, 0);
-  if (axis < -r || axis >= r) e.fail(fmt::format("axis {} is out of range for a tensor of rank {}", axis, r));
-  if (axis < 0) axis += r;
+  int64_t axis = axisArg(e, 2, 0, r);
   std::optional<int64_t> n = e.knownDim(x, axis);
   if (!n) e.fail(fmt::format("the size of axis {} must be known at trace time in a graph fn", axis));
   std::vector<int64_t> sizes = e.sizesArg(1);
@@ -197,11 +223,9 @@ typename E::V sort_(E& e) {
   auto x = tensorArg(e, 0, "x");
   int64_t r = e.rank(x);
   if (r == 0) e.fail("'x' must have rank >= 1, got a scalar");
-  int64_t axis = e.intArg(1, -1);
-  if (axis < -r || axis >= r) e.fail(fmt::format("axis {} is out of range for a tensor of rank {}", axis, r));
-  if (axis < 0) axis += r;
+  int64_t axis = axisArg(e, 1, -1, r);
   auto [xl, back] = axisLast(e, x, axis);
-  auto idx = e.call("argsort", {xl}, {{"descending", e.boolean(e.boolArg(2, false))}});
+  auto idx = e.argsort(xl, r - 1, e.boolArg(2, false));
   return moveBack(e, takeAlongLast(e, xl, idx), back);
 }
 
@@ -216,7 +240,7 @@ typename E::V topk_(E& e) {
   if (k < 0 || (n && k > *n))
     e.fail(n ? fmt::format("k must be in [0, {}] (the size of the last axis), got {}", *n, k)
              : fmt::format("k must be >= 0, got {}", k));
-  auto order = e.call("argsort", {x}, {{"descending", e.boolean(true)}});
+  auto order = e.argsort(x, e.rank(x) - 1, true);
   auto idx = e.slice(order, e.rank(x) - 1, 0, k);
   return e.tuple({takeAlongLast(e, x, idx), idx});
 }
@@ -297,8 +321,27 @@ std::vector<int64_t> knownDims(E& e, const typename E::V& v, const char* name, i
   return d;
 }
 
+// A convolution's x [N, H, W, C] and w (rank 4, dims known but N), stride and padding:
+// arguments 0 to 3 of conv2d and conv2d_transpose.
 template <class E>
-rt::Window2d window2d(std::pair<int64_t, int64_t> k, std::pair<int64_t, int64_t> s, std::pair<int64_t, int64_t> d,
+struct ConvArgs {
+  typename E::V x, w;
+  std::vector<int64_t> xd, wd;
+  std::pair<int64_t, int64_t> stride;
+  Padding pad;
+};
+
+template <class E>
+ConvArgs<E> convArgs(E& e) {
+  ConvArgs<E> c{tensorArg(e, 0, "x"), tensorArg(e, 1, "w"), {}, {}, {}, {}};
+  c.xd = knownDims(e, c.x, "x", 4, 1);
+  c.wd = knownDims(e, c.w, "w", 4, 0);
+  c.stride = pairArg(e, 2, "stride", 1);
+  c.pad = paddingArg(e, 3);
+  return c;
+}
+
+inline rt::Window2d window2d(std::pair<int64_t, int64_t> k, std::pair<int64_t, int64_t> s, std::pair<int64_t, int64_t> d,
                       const Window& h, const Window& w) {
   return {k.first, k.second, s.first, s.second, d.first, d.second, h.before, w.before, h.out, w.out};
 }
@@ -306,10 +349,7 @@ rt::Window2d window2d(std::pair<int64_t, int64_t> k, std::pair<int64_t, int64_t>
 // conv2d(x, w, stride=1, padding="valid", dilation=1, groups=1): [N, H', W', O].
 template <class E>
 typename E::V conv2d_(E& e) {
-  auto x = tensorArg(e, 0, "x"), wt = tensorArg(e, 1, "w");
-  auto xd = knownDims(e, x, "x", 4, 1), wd = knownDims(e, wt, "w", 4, 0);
-  auto stride = pairArg(e, 2, "stride", 1);
-  Padding pad = paddingArg(e, 3);
+  auto [x, wt, xd, wd, stride, pad] = convArgs(e);
   auto dil = pairArg(e, 4, "dilation", 1);
   int64_t groups = e.intArg(5, 1);
   int64_t C = xd[3], KH = wd[0], KW = wd[1], Cg = wd[2], O = wd[3];
@@ -321,7 +361,7 @@ typename E::V conv2d_(E& e) {
                        Cg, C, groups));
   Window h = window(e, xd[1], KH, stride.first, dil.first, pad, 0);
   Window w = window(e, xd[2], KW, stride.second, dil.second, pad, 1);
-  rt::Window2d win = window2d<E>({KH, KW}, stride, dil, h, w);
+  rt::Window2d win = window2d({KH, KW}, stride, dil, h, w);
   int64_t Og = O / groups, K = KH * KW * Cg;
   std::vector<typename E::V> outs;
   for (int64_t g = 0; g < groups; ++g) {
@@ -368,10 +408,7 @@ typename E::V conv1d_(E& e) {
 // (col2im of x @ w^T).
 template <class E>
 typename E::V conv2d_transpose_(E& e) {
-  auto x = tensorArg(e, 0, "x"), wt = tensorArg(e, 1, "w");
-  auto xd = knownDims(e, x, "x", 4, 1), wd = knownDims(e, wt, "w", 4, 0);
-  auto stride = pairArg(e, 2, "stride", 1);
-  Padding pad = paddingArg(e, 3);
+  auto [x, wt, xd, wd, stride, pad] = convArgs(e);
   int64_t H = xd[1], W = xd[2], C = xd[3], KH = wd[0], KW = wd[1], O = wd[2];
   if (wd[3] != C) e.fail(fmt::format("w has {} input channels, x has {} (w: [KH, KW, O, C])", wd[3], C));
   // The output size and the crop before, per axis.
@@ -390,7 +427,7 @@ typename E::V conv2d_transpose_(E& e) {
   };
   auto [h, oh] = axis(H, KH, stride.first, 0);
   auto [w, ow] = axis(W, KW, stride.second, 1);
-  rt::Window2d win = window2d<E>({KH, KW}, stride, {1, 1}, h, w);
+  rt::Window2d win = window2d({KH, KW}, stride, {1, 1}, h, w);
   int64_t K = KH * KW * O;
   auto wm = e.call("transpose", {e.call("reshape", {wt, e.list({e.integer(K), e.integer(C)})}, {}),
                                  e.list({e.integer(1), e.integer(0)})}, {});
@@ -410,7 +447,7 @@ typename E::V pool_(E& e) {
   Padding pad = paddingArg(e, 3);
   Window h = window(e, xd[1], size.first, stride.first, 1, pad, 0);
   Window w = window(e, xd[2], size.second, stride.second, 1, pad, 1);
-  rt::Window2d win = window2d<E>(size, stride, {1, 1}, h, w);
+  rt::Window2d win = window2d(size, stride, {1, 1}, h, w);
   int64_t taps = size.first * size.second;
   auto cols = e.im2col(x, win, isMax ? -std::numeric_limits<double>::infinity() : 0.0);
   auto byTap = e.call("reshape", {cols, e.list({e.integer(-1), e.integer(h.out), e.integer(w.out), e.integer(taps),

@@ -103,7 +103,7 @@
     "expm1" "log" "log1p" "log2" "log10" "sqrt" "rsqrt" "sin" "cos" "tanh" "erf" "sigmoid"
     "softplus" "silu" "relu" "floor" "ceil" "round" "sign" "square" "isnan" "isfinite" "clip"
     "where" "cast" "sum" "mean" "max" "min" "prod" "all" "any" "argmax" "argmin" "logsumexp"
-    "cumsum" "cumprod" "argsort" "einsum" "std" "norm" "allclose" "tril" "triu" "split" "sort"
+    "einsum" "cumsum" "cumprod" "argsort" "std" "norm" "allclose" "tril" "triu" "split" "sort"
     "topk" "conv2d" "conv1d" "conv2d_transpose" "max_pool2d" "avg_pool2d" "matmul" "transpose"
     "dot" "outer" "reshape" "expand_dims" "squeeze" "concat" "stack" "broadcast_to" "flatten"
     "take" "one_hot" "tile" "pad" "tree_map" "tree_leaves" "tape" "grad" "value_and_grad"

@@ -684,10 +684,10 @@ class Grad {
       case OpKind::Gemm:  // made by a pass of the pipeline, which runs after differentiation
         throw std::logic_error("internal: gemm in IR being differentiated");
       default:
-        // Ops whose float results carry no gradient to their operands by definition.
+        // Ops whose float results carry no gradient to their operands by definition (ops with
+        // integer or bool results returned above).
         if (op.kind() == OpKind::Constant || op.kind() == OpKind::Iota || op.kind() == OpKind::Random ||
-            op.kind() == OpKind::Arange || op.kind() == OpKind::Argsort || op.kind() == OpKind::ArgMax ||
-            op.kind() == OpKind::ArgMin || op.kind() == OpKind::Dim)
+            op.kind() == OpKind::Arange)
           return;
         for (size_t i = 0; i < op.num_operands(); ++i)
           if (isFloat(op.operand(i)) && want(op.operand(i)))
