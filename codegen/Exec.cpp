@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
+#include <memory>
 #include <chrono>
 #include <optional>
 #include <cctype>
@@ -402,6 +404,44 @@ void tdl_parallel_rows(void (*kernel)(void*, int64_t, int64_t), void* env, int64
   rt::parallel_for(rows, grain, [&](int64_t b, int64_t e) { kernel(env, b, e); });
 }
 
+// Runs a row-group kernel(env, rowBegin, rowEnd, scratch) (Lower.cpp, lowerRowGroup) over
+// `rows` rows of `inner` elements, as tdl_parallel_reduce_rows does; each chunk of rows gets
+// its own `scratch` bytes for the group's row-sized intermediates. Returns 0, or 1 when a
+// scratch buffer cannot be allocated (the caller reports it as the op's error).
+int32_t tdl_parallel_rows_scratch(void (*kernel)(void*, int64_t, int64_t, void*), void* env, int64_t rows,
+                                  int64_t inner, int64_t scratch) {
+  std::atomic<bool> ok{true};
+  auto chunk = [&](int64_t b, int64_t e) {
+    std::unique_ptr<char[]> buf;
+    if (scratch > 0) {
+      buf.reset(new (std::nothrow) char[static_cast<size_t>(scratch)]);
+      if (!buf) {
+        ok.store(false);
+        return;
+      }
+    }
+    kernel(env, b, e, buf.get());
+  };
+  int64_t per = std::max<int64_t>(inner, 1);
+  if (rows * per < kFusedParallelThreshold) chunk(0, rows);
+  else rt::parallel_for(rows, std::max<int64_t>(1, kFusedParallelThreshold / 2 / per), chunk);
+  return ok.load() ? 0 : 1;
+}
+
+// --profile of a row group: its time under "fused rows loop (lines A-B)", the lines of its
+// first and last op.
+void tdl_prof_end_rows(void* ctx, int32_t first, int32_t last, int64_t t0) {
+  if (!t0) return;
+  int64_t t1 = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+                   .count();
+  const auto& ops = C(ctx).fn->ops;
+  int a = ops[static_cast<size_t>(first)].op->loc.line, z = ops[static_cast<size_t>(last)].op->loc.line;
+  if (a > z) std::swap(a, z);
+  std::string name = "fused rows loop";
+  if (a > 0) name += a == z ? fmt::format(" (line {})", a) : fmt::format(" (lines {}-{})", a, z);
+  rt::prof::record(rt::prof::Section::CompiledOp, name, static_cast<double>(t1 - t0) * 1e-9);
+}
+
 }  // extern "C"
 
 std::vector<AbiSymbol> abiSymbols() {
@@ -420,6 +460,8 @@ std::vector<AbiSymbol> abiSymbols() {
           {"tdl_parallel_rows", reinterpret_cast<void*>(&tdl_parallel_rows)},
           {"tdl_reduce_alloc", reinterpret_cast<void*>(&tdl_reduce_alloc)},
           {"tdl_parallel_reduce_rows", reinterpret_cast<void*>(&tdl_parallel_reduce_rows)},
+          {"tdl_parallel_rows_scratch", reinterpret_cast<void*>(&tdl_parallel_rows_scratch)},
+          {"tdl_prof_end_rows", reinterpret_cast<void*>(&tdl_prof_end_rows)},
           {"tdl_dim", reinterpret_cast<void*>(&tdl_dim)},
           {"expf", reinterpret_cast<void*>(static_cast<float (*)(float)>(&std::exp))},
           {"exp", reinterpret_cast<void*>(static_cast<double (*)(double)>(&std::exp))},

@@ -13,6 +13,8 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -133,7 +135,7 @@ struct Lowering {
   llvm::FunctionCallee fusedAllocFn, dataFn, parallelFn, parallelRowsFn, dimFn, reduceAllocFn, reduceRowsFn;
   int kernelCount = 0;
   llvm::FunctionCallee loadI64Fn, loadF64Fn, storeI64Fn, storeF64Fn, failFn, elemFn, updateElemFn, mutableDataFn;
-  llvm::FunctionCallee profBeginFn, profEndFn;
+  llvm::FunctionCallee profBeginFn, profEndFn, rowsScratchFn, profEndRowsFn;
   // --profile: times the native code of op (a fused or native loop) under its name and line.
   llvm::Value* profBegin() { return b.CreateCall(profBeginFn, {ctxArg}); }
   void profEnd(const ir::Op& op, llvm::Value* t0) { b.CreateCall(profEndFn, {ctxArg, i32(errorEntry(op)), t0}); }
@@ -192,6 +194,9 @@ struct Lowering {
     mutableDataFn = mod.getOrInsertFunction("tdl_mutable_data", llvm::FunctionType::get(ptr, {ptr, i32t, i32t}, false));
     profBeginFn = mod.getOrInsertFunction("tdl_prof_begin", llvm::FunctionType::get(i64t, {ptr}, false));
     profEndFn = mod.getOrInsertFunction("tdl_prof_end", llvm::FunctionType::get(voidt, {ptr, i32t, i64t}, false));
+    rowsScratchFn = mod.getOrInsertFunction("tdl_parallel_rows_scratch",
+                                            llvm::FunctionType::get(i32t, {ptr, ptr, i64t, i64t, i64t}, false));
+    profEndRowsFn = mod.getOrInsertFunction("tdl_prof_end_rows", llvm::FunctionType::get(voidt, {ptr, i32t, i32t, i64t}, false));
     updateElemFn = mod.getOrInsertFunction(
         "tdl_update_elem", llvm::FunctionType::get(ptr, {ptr, i32t, i32t, i32t, ptr, i32t, i32t}, false));
   }
@@ -274,6 +279,12 @@ struct Lowering {
     if (op.num_results() != 1 || !isNat(op.result())) return false;
     for (const ir::Value* v : op.operands())
       if (!isNat(v) && op.kind() != ir::OpKind::Index && op.kind() != ir::OpKind::Update) return false;
+    if (op.kind() == ir::OpKind::Index || op.kind() == ir::OpKind::Update) return lowerElement(op);
+    return lowerScalar(op);
+  }
+  // Op computed on one element: its operands' and result's values in their allocas
+  // (get/set), whatever their shapes (a fused body, or per-row values of a row group).
+  bool lowerScalar(const ir::Op& op) {
     const ir::Value* r = op.result();
     DType rd = r->type.dtype;
     if (op.kind() == ir::OpKind::Constant) {
@@ -294,7 +305,6 @@ struct Lowering {
       set(r, b.CreateSelect(p, convert(get(x), x->type.dtype, rd), convert(get(y), y->type.dtype, rd)));
       return true;
     }
-    if (op.kind() == ir::OpKind::Index || op.kind() == ir::OpKind::Update) return lowerElement(op);
     if (auto bop = ir::as_binary(op.kind())) return lowerBinary(op, *bop);
     if (auto uop = ir::as_unary(op.kind())) return lowerUnary(op, *uop);
     return false;
@@ -600,12 +610,15 @@ struct Lowering {
     llvm::IRBuilderBase::InsertPoint ip;
   };
   // Starts kernel `void NAME(ptr env, i64 begin, i64 end)`, the builder in its `pre` block.
-  KernelScope beginKernel(const char* what) {
+  // With `scratch`: `void NAME(ptr env, i64 begin, i64 end, ptr scratch)`.
+  KernelScope beginKernel(const char* what, bool scratch = false) {
     KernelScope s{fn, allocaBB, failBB, idxBuf, std::move(nat), b.saveIP()};
     nat.clear();
     auto* ptr = llvm::PointerType::getUnqual(ctx);
     auto* i64t = b.getInt64Ty();
-    auto* ft = llvm::FunctionType::get(b.getVoidTy(), {ptr, i64t, i64t}, false);
+    std::vector<llvm::Type*> params{ptr, i64t, i64t};
+    if (scratch) params.push_back(ptr);
+    auto* ft = llvm::FunctionType::get(b.getVoidTy(), params, false);
     fn = llvm::Function::Create(ft, llvm::Function::InternalLinkage,
                                 fmt::format("{}_{}{}", s.fn->getName().str(), what, kernelCount++), mod);
     fn->addFnAttr(llvm::Attribute::NoUnwind);
@@ -888,6 +901,399 @@ struct Lowering {
     return endKernel(scope);
   }
 
+  // ---- row groups: a softmax-like chain in one pass over memory
+  // A run of consecutive ops that all work one row at a time on one domain D = [rows..., C]
+  // (rank >= 2): reductions along D's last axis (reduce sum/mean/max/min of floats; a
+  // fused_reduce), fused loops over D, and elementwise ops on per-row values (shape
+  // [rows..., 1] or [rows...]). They run as one kernel, row by row: a row's intermediates stay
+  // in cache (values of D's shape used only inside the group live in a row-sized scratch
+  // buffer, per-row values in registers), so memory sees each input read once and each
+  // result written once (softmax + cross entropy: five passes become one).
+
+  struct RowGroup {
+    std::vector<const ir::Op*> members;  // in block order
+    std::vector<const ir::Op*> natOps;   // scalar constants between them, lowered first
+    std::vector<ir::Dim> dom;
+    std::set<const ir::Value*> results;  // the members' results
+  };
+
+  static bool rowShaped(const std::vector<ir::Dim>& d, const std::vector<ir::Dim>& dom) {
+    size_t r = dom.size();
+    if (d.size() + 1 == r) return std::equal(d.begin(), d.end(), dom.begin());
+    if (d.size() != r) return false;
+    return std::equal(d.begin(), d.end() - 1, dom.begin()) && d.back().is_known() && d.back().size == 1;
+  }
+  static bool lastAxisOnly(const ir::Op& op, size_t rank) {
+    const auto& axes = op.ints_attr("axes");
+    return axes.size() == 1 && axes[0] == static_cast<int64_t>(rank) - 1;
+  }
+  // The domain of a member that reduces or loops over D; nullopt for any other op.
+  static std::optional<std::vector<ir::Dim>> rowDomain(const ir::Op& op) {
+    if (op.num_results() != 1) return std::nullopt;
+    std::vector<ir::Dim> d;
+    if (op.kind() == ir::OpKind::Fused) {
+      d = op.result()->type.dims;
+    } else if (op.kind() == ir::OpKind::FusedReduce || op.kind() == ir::OpKind::Reduce) {
+      d = op.operand(0)->type.dims;
+      if (d.size() < 2 || !lastAxisOnly(op, d.size())) return std::nullopt;
+      if (op.kind() == ir::OpKind::Reduce) {
+        const std::string& k = op.str_attr("kind");
+        DType x = op.operand(0)->type.dtype;
+        if (!(k == "sum" || k == "mean" || k == "max" || k == "min") || !isFloat(x) || op.result()->type.dtype != x)
+          return std::nullopt;
+      }
+    } else {
+      return std::nullopt;
+    }
+    if (d.size() < 2 || (d.back().is_known() && d.back().size == 1)) return std::nullopt;
+    return d;
+  }
+  // Whether op can join group g (its operands come from outside, or from g in a shape the
+  // group keeps: a row value, or a value of D's shape).
+  bool joinsRowGroup(const ir::Op& op, const RowGroup& g) {
+    if (op.num_regions() > 1 || op.num_results() != 1) return false;
+    auto fromGroup = [&](const ir::Value* v) { return g.results.count(v) > 0; };
+    if (auto d = rowDomain(op)) {
+      if (*d != g.dom) return false;
+      for (const ir::Value* v : op.operands()) {
+        switch (ir::fused_operand_kind(v->type, ir::TensorType(v->type.dtype, g.dom))) {
+          case ir::FusedOperand::Scalar:
+          case ir::FusedOperand::Full:
+          case ir::FusedOperand::Col: continue;  // read at the row's column, or once per row
+          case ir::FusedOperand::Row:
+            if (!fromGroup(v)) continue;  // a row of an outside tensor, read at each column
+            return false;
+          default: return false;
+        }
+      }
+      return true;
+    }
+    // An elementwise op on row values (or a fused loop of them).
+    bool fusedRow = op.kind() == ir::OpKind::Fused;
+    if (!rowShaped(op.result()->type.dims, g.dom) ||
+        (!fusedRow && (!op.has_trait(ir::kElementwise) || !ir::is_fusable_scalar_op(op) || op.num_regions())))
+      return false;
+    bool inner = false;
+    for (const ir::Value* v : op.operands()) {
+      if (isNat(v)) continue;
+      if (v->type.dims != op.result()->type.dims) return false;
+      inner = inner || fromGroup(v);
+    }
+    return inner;
+  }
+
+  // The row group starting at op i of blk (none: no members).
+  RowGroup findRowGroup(const ir::Block& blk, size_t i) {
+    RowGroup g;
+    auto d = rowDomain(blk.op(i));
+    if (!d) return g;
+    g.dom = *d;
+    if (!joinsRowGroup(blk.op(i), g)) return g;
+    g.members.push_back(&blk.op(i));
+    g.results.insert(blk.op(i).result());
+    std::vector<const ir::Op*> pending;
+    for (size_t j = i + 1; j < blk.size(); ++j) {
+      const ir::Op& op = blk.op(j);
+      if (op.kind() == ir::OpKind::Constant && isNat(op.result()) && op.tensor_attr("value").numel() == 1) {
+        pending.push_back(&op);
+        continue;
+      }
+      if (!joinsRowGroup(op, g)) break;
+      g.natOps.insert(g.natOps.end(), pending.begin(), pending.end());
+      pending.clear();
+      g.members.push_back(&op);
+      g.results.insert(op.result());
+    }
+    // Worth it: two members at least, one a reduction, and an input of D's shape (the
+    // reference for the sizes).
+    bool reduces = false, ref = false;
+    for (const ir::Op* m : g.members) {
+      reduces = reduces || (m->kind() != ir::OpKind::Fused && rowDomain(*m));
+      for (const ir::Value* v : m->operands()) ref = ref || (!g.results.count(v) && v->type.dims == g.dom);
+    }
+    if (g.members.size() < 2 || !reduces || !ref) g.members.clear();
+    return g;
+  }
+
+  // Whether v (a member's result) is used by an op outside the group.
+  static bool usedOutside(const ir::Value* v, const RowGroup& g) {
+    for (const ir::Use& u : v->uses())
+      if (std::find(g.members.begin(), g.members.end(), u.op) == g.members.end()) return true;
+    return false;
+  }
+
+  // Emits for (i = 0; i < n; ++i) body(i, acc) with loop-carried values acc (init);
+  // returns their values after the loop. The loop is marked parallel (its iterations touch
+  // distinct elements; the accumulators are reductions the vectorizer recognizes).
+  std::vector<llvm::Value*> rowLoop(llvm::Value* n, const std::vector<llvm::Value*>& init,
+                                    const std::function<std::vector<llvm::Value*>(llvm::Value*, const std::vector<llvm::Value*>&)>& body) {
+    auto* i64t = b.getInt64Ty();
+    llvm::BasicBlock* pre = b.GetInsertBlock();
+    auto* loop = llvm::BasicBlock::Create(ctx, "cols", fn);
+    auto* exit = llvm::BasicBlock::Create(ctx, "cols.end", fn);
+    b.CreateCondBr(b.CreateICmpSGT(n, b.getInt64(0)), loop, exit);
+    b.SetInsertPoint(loop);
+    llvm::PHINode* i = b.CreatePHI(i64t, 2);
+    i->addIncoming(b.getInt64(0), pre);
+    std::vector<llvm::PHINode*> acc;
+    std::vector<llvm::Value*> accV;
+    for (llvm::Value* v : init) {
+      acc.push_back(b.CreatePHI(v->getType(), 2));
+      acc.back()->addIncoming(v, pre);
+      accV.push_back(acc.back());
+    }
+    std::vector<llvm::Value*> next = body(i, accV);
+    llvm::Value* inext = b.CreateAdd(i, b.getInt64(1), "", true, true);
+    llvm::BasicBlock* end = b.GetInsertBlock();
+    i->addIncoming(inext, end);
+    for (size_t k = 0; k < acc.size(); ++k) acc[k]->addIncoming(next[k], end);
+    llvm::Instruction* br = b.CreateCondBr(b.CreateICmpSLT(inext, n), loop, exit);
+    llvm::Metadata* par[] = {llvm::MDString::get(ctx, "llvm.loop.parallel_accesses"), rowAccessGroup};
+    llvm::MDNode* self = llvm::MDNode::getDistinct(ctx, {nullptr, llvm::MDNode::get(ctx, par)});
+    self->replaceOperandWith(0, self);
+    br->setMetadata(llvm::LLVMContext::MD_loop, self);
+    b.SetInsertPoint(exit);
+    std::vector<llvm::Value*> out;
+    for (size_t k = 0; k < acc.size(); ++k) {
+      llvm::PHINode* p = b.CreatePHI(init[k]->getType(), 2);
+      p->addIncoming(init[k], pre);
+      p->addIncoming(next[k], end);
+      out.push_back(p);
+    }
+    return out;
+  }
+  llvm::MDNode* rowAccessGroup = nullptr;
+
+  void lowerRowGroup(const RowGroup& g) {
+    llvm::Value* t0 = profBegin();
+    for (const ir::Op* c : g.natOps) lowerNative(*c);
+    // The kernel's inputs: env[0] the row length, then one word per tensor read or
+    // written (its data) and per native scalar (its value).
+    std::vector<const ir::Value*> words;
+    std::map<const ir::Value*, unsigned> wordOf;
+    auto addWord = [&](const ir::Value* v) {
+      if (wordOf.count(v)) return;
+      wordOf[v] = static_cast<unsigned>(words.size() + 1);
+      words.push_back(v);
+    };
+    int ref = -1;
+    for (const ir::Op* m : g.members)
+      for (const ir::Value* v : m->operands())
+        if (!g.results.count(v)) {
+          addWord(v);
+          if (ref < 0 && v->type.dims == g.dom) ref = slotOf(v);
+        }
+    std::vector<const ir::Value*> outs;
+    for (const ir::Op* m : g.members)
+      if (usedOutside(m->result(), g)) {
+        outs.push_back(m->result());
+        addWord(m->result());
+      }
+    size_t rank = g.dom.size();
+    auto dimOf = [&](size_t a) -> llvm::Value* {
+      const ir::Dim& d = g.dom[a];
+      if (d.is_known()) return b.getInt64(d.size);
+      return b.CreateCall(dimFn, {ctxArg, i32(ref), i32(static_cast<int>(a))});
+    };
+    llvm::Value* inner = dimOf(rank - 1);
+    llvm::Value* rows = b.getInt64(1);
+    for (size_t a = 0; a + 1 < rank; ++a) rows = b.CreateMul(rows, dimOf(a));
+    auto* envT = llvm::ArrayType::get(b.getInt64Ty(), words.size() + 1);
+    llvm::AllocaInst* env = newAlloca(envT);
+    auto word = [&](llvm::Value* e, unsigned k) { return b.CreateConstGEP2_32(envT, e, 0, k); };
+    b.CreateStore(inner, word(env, 0));
+    for (const ir::Value* r : outs) {
+      const ir::TensorType& t = r->type;
+      if (t.dims == g.dom)
+        b.CreateCall(fusedAllocFn, {ctxArg, i32(slotOf(r)), i32(ref), i32(static_cast<int>(t.dtype)), i32(-1)});
+      else
+        b.CreateCall(reduceAllocFn, {ctxArg, i32(slotOf(r)), i32(ref), i32(static_cast<int>(t.dtype)),
+                                     i32(t.dims.size() == rank ? 1 : 0), i32(0)});
+    }
+    for (const ir::Value* v : words) {
+      if (isNat(v)) {
+        llvm::Value* x = get(v);
+        if (v->type.dtype == DType::Bool) x = b.CreateZExt(x, b.getInt8Ty());
+        b.CreateStore(x, word(env, wordOf[v]));
+      } else {
+        b.CreateStore(b.CreateCall(dataFn, {ctxArg, i32(slotOf(v))}), word(env, wordOf[v]));
+      }
+    }
+    // Scratch: a row of each value of D's shape that stays inside the group.
+    std::map<const ir::Value*, int64_t> scratchAt;  // byte offset in a chunk's scratch, per element of C
+    int64_t perElem = 0;
+    for (const ir::Op* m : g.members)
+      if (m->result()->type.dims == g.dom && !usedOutside(m->result(), g)) {
+        scratchAt[m->result()] = perElem;
+        perElem += 8;  // every dtype fits 8 bytes; keeps each row 8-byte aligned
+      }
+    llvm::Function* k = buildRowGroupKernel(g, envT, wordOf, scratchAt);
+    // A max/min over an empty last axis is the runtime's error: such a group runs op by op.
+    llvm::BasicBlock* merge = nullptr;
+    for (const ir::Op* m : g.members)
+      if (m->kind() == ir::OpKind::Reduce && (m->str_attr("kind") == "max" || m->str_attr("kind") == "min")) {
+        auto* slowBB = llvm::BasicBlock::Create(ctx, "rows.empty", fn);
+        auto* fastBB = llvm::BasicBlock::Create(ctx, "rows", fn);
+        merge = llvm::BasicBlock::Create(ctx, "rows.end", fn);
+        b.CreateCondBr(b.CreateICmpEQ(inner, b.getInt64(0)), slowBB, fastBB);
+        b.SetInsertPoint(slowBB);
+        for (const ir::Op* x : g.members) lowerOp(*x);
+        b.CreateBr(merge);
+        b.SetInsertPoint(fastBB);
+        break;
+      }
+    llvm::Value* bytes = b.CreateMul(inner, b.getInt64(perElem));
+    llvm::Value* st = b.CreateCall(rowsScratchFn, {k, env, rows, inner, bytes});
+    failIf(b.CreateICmpNE(st, i32(0)), errorEntry(*g.members.front()),
+           "out of memory: cannot allocate the row buffers of a fused loop");
+    if (merge) {
+      b.CreateBr(merge);
+      b.SetInsertPoint(merge);
+    }
+    b.CreateCall(profEndRowsFn, {ctxArg, i32(errorEntry(*g.members.front())), i32(errorEntry(*g.members.back())), t0});
+  }
+
+  llvm::Function* buildRowGroupKernel(const RowGroup& g, llvm::ArrayType* envT, const std::map<const ir::Value*, unsigned>& wordOf,
+                                      const std::map<const ir::Value*, int64_t>& scratchAt) {
+    KernelScope scope = beginKernel("rows", true);
+    auto* ptr = llvm::PointerType::getUnqual(ctx);
+    auto* i64t = b.getInt64Ty();
+    auto* f64t = b.getDoubleTy();
+    llvm::Value* env = fn->getArg(0);
+    llvm::Value* begin = fn->getArg(1);
+    llvm::Value* end = fn->getArg(2);
+    llvm::Value* scratch = fn->getArg(3);
+    rowAccessGroup = llvm::MDNode::getDistinct(ctx, {});
+    auto word = [&](unsigned k) { return b.CreateConstGEP2_32(envT, env, 0, k); };
+    llvm::Value* inner = b.CreateLoad(i64t, word(0));
+    std::map<const ir::Value*, llvm::Value*> data, scal;  // tensors' data; native scalars' values
+    for (auto& [v, k] : wordOf) {
+      if (isNat(v)) scal[v] = loadElem(word(k), v->type.dtype);
+      else data[v] = b.CreateLoad(ptr, word(k));
+    }
+    for (auto& [v, off] : scratchAt)
+      data[v] = b.CreateInBoundsGEP(b.getInt8Ty(), scratch, b.CreateMul(inner, b.getInt64(off)));
+    llvm::BasicBlock* pre = b.GetInsertBlock();
+    auto* rowHead = llvm::BasicBlock::Create(ctx, "row", fn);
+    auto* exit = llvm::BasicBlock::Create(ctx, "exit", fn);
+    b.CreateCondBr(b.CreateICmpSLT(begin, end), rowHead, exit);
+    b.SetInsertPoint(rowHead);
+    llvm::PHINode* o = b.CreatePHI(i64t, 2);
+    o->addIncoming(begin, pre);
+    std::map<const ir::Value*, llvm::Value*> rowVal;  // per-row values of this row
+    // The value of operand v at column i of row o (i null: a per-row value).
+    auto read = [&](const ir::Value* v, llvm::Value* i) -> llvm::Value* {
+      if (isNat(v)) return scal.at(v);
+      if (auto it = rowVal.find(v); it != rowVal.end()) return it->second;
+      DType d = v->type.dtype;
+      llvm::Value* at = o;  // a per-row value (i null, or a column [rows..., 1])
+      if (i) switch (ir::fused_operand_kind(v->type, ir::TensorType(d, g.dom))) {
+          case ir::FusedOperand::Full:
+            at = scratchAt.count(v) ? i : b.CreateAdd(b.CreateMul(o, inner, "", true, true), i, "", true, true);
+            break;
+          case ir::FusedOperand::Row: at = i; break;  // a row broadcast over the leading axes
+          default: break;
+        }
+      return loadElem(b.CreateInBoundsGEP(elemTy(d), data.at(v), at), d);
+    };
+    auto storeRow = [&](const ir::Value* r, llvm::Value* x) {
+      rowVal[r] = x;
+      if (data.count(r)) storeElem(b.CreateInBoundsGEP(elemTy(r->type.dtype), data.at(r), o), x, r->type.dtype);
+    };
+    for (const ir::Op* m : g.members) {
+      const ir::Value* r = m->result();
+      DType rd = r->type.dtype;
+      if (m->kind() == ir::OpKind::Fused && r->type.dims != g.dom) {  // on row values
+        const ir::Block& body = m->region(0).block();
+        for (size_t j = 0; j < m->num_operands(); ++j) set(body.arg(j), read(m->operand(j), nullptr));
+        const ir::Op* y = nullptr;
+        for (size_t k = 0; k < body.size(); ++k) {
+          const ir::Op& x = body.op(k);
+          if (x.kind() == ir::OpKind::Yield) y = &x;
+          else if (!lowerNative(x)) throw std::runtime_error(fmt::format("internal: '{}' in a fused body", x.name()));
+        }
+        if (!y || y->num_operands() != 1) throw std::runtime_error("internal: a fused body must yield one value");
+        storeRow(r, convert(get(y->operand(0)), y->operand(0)->type.dtype, rd));
+        continue;
+      }
+      if (m->kind() == ir::OpKind::Fused || m->kind() == ir::OpKind::FusedReduce) {
+        const ir::Block& body = m->region(0).block();
+        bool red = m->kind() == ir::OpKind::FusedReduce;
+        auto element = [&](llvm::Value* i) -> llvm::Value* {
+          for (size_t j = 0; j < m->num_operands(); ++j) set(body.arg(j), read(m->operand(j), i));
+          const ir::Op* y = nullptr;
+          for (size_t k = 0; k < body.size(); ++k) {
+            const ir::Op& x = body.op(k);
+            if (x.kind() == ir::OpKind::Yield) y = &x;
+            else if (!lowerNative(x)) throw std::runtime_error(fmt::format("internal: '{}' in a fused body", x.name()));
+          }
+          if (!y || y->num_operands() != 1) throw std::runtime_error("internal: a fused body must yield one value");
+          return convert(get(y->operand(0)), y->operand(0)->type.dtype, red ? DType::F64 : rd);
+        };
+        if (!red) {
+          rowLoop(inner, {}, [&](llvm::Value* i, const std::vector<llvm::Value*>&) {
+            llvm::Value* x = element(i);
+            llvm::Value* at = scratchAt.count(r) ? i : b.CreateAdd(b.CreateMul(o, inner, "", true, true), i, "", true, true);
+            storeElem(b.CreateInBoundsGEP(elemTy(rd), data.at(r), at), x, rd);
+            return std::vector<llvm::Value*>{};
+          });
+          continue;
+        }
+        llvm::FastMathFlags fmf;
+        fmf.setAllowReassoc();
+        auto acc = rowLoop(inner, {llvm::ConstantFP::get(f64t, 0.0)}, [&](llvm::Value* i, const std::vector<llvm::Value*>& a) {
+          llvm::Value* s = b.CreateFAdd(a[0], element(i));
+          llvm::cast<llvm::Instruction>(s)->setFastMathFlags(fmf);
+          return std::vector<llvm::Value*>{s};
+        });
+        llvm::Value* res = acc[0];
+        if (m->str_attr("kind") == "mean") res = b.CreateFDiv(res, b.CreateSIToFP(inner, f64t));
+        storeRow(r, b.CreateFPCast(res, ty(rd)));
+        continue;
+      }
+      if (m->kind() == ir::OpKind::Reduce) {
+        const std::string& kind = m->str_attr("kind");
+        const ir::Value* x = m->operand(0);
+        if (kind == "sum" || kind == "mean") {
+          llvm::FastMathFlags fmf;
+          fmf.setAllowReassoc();
+          auto acc = rowLoop(inner, {llvm::ConstantFP::get(f64t, 0.0)}, [&](llvm::Value* i, const std::vector<llvm::Value*>& a) {
+            llvm::Value* s = b.CreateFAdd(a[0], b.CreateFPExt(read(x, i), f64t));
+            llvm::cast<llvm::Instruction>(s)->setFastMathFlags(fmf);
+            return std::vector<llvm::Value*>{s};
+          });
+          llvm::Value* res = acc[0];
+          if (kind == "mean") res = b.CreateFDiv(res, b.CreateSIToFP(inner, f64t));
+          storeRow(r, b.CreateFPCast(res, ty(rd)));
+        } else {
+          // max/min: NaN wins and the empty row gives -inf/+inf, as rt::reduce.
+          bool mx = kind == "max";
+          llvm::Type* t = ty(rd);
+          auto id = mx ? llvm::Intrinsic::maximum : llvm::Intrinsic::minimum;
+          auto acc = rowLoop(inner, {llvm::ConstantFP::getInfinity(t, mx)}, [&](llvm::Value* i, const std::vector<llvm::Value*>& a) {
+            return std::vector<llvm::Value*>{b.CreateBinaryIntrinsic(id, a[0], read(x, i))};
+          });
+          storeRow(r, acc[0]);
+        }
+        continue;
+      }
+      // An elementwise op on row values.
+      for (const ir::Value* v : m->operands()) set(v, read(v, nullptr));
+      if (!lowerScalar(*m)) throw std::runtime_error(fmt::format("internal: '{}' on row values", m->name()));
+      storeRow(r, get(r));
+    }
+    llvm::Value* onext = b.CreateAdd(o, b.getInt64(1), "", true, true);
+    o->addIncoming(onext, b.GetInsertBlock());
+    b.CreateCondBr(b.CreateICmpSLT(onext, end), rowHead, exit);
+    b.SetInsertPoint(exit);
+    b.CreateRetVoid();
+    for (llvm::BasicBlock& bb : *fn)
+      for (llvm::Instruction& inst : bb)
+        if (llvm::isa<llvm::LoadInst>(inst) || llvm::isa<llvm::StoreInst>(inst))
+          inst.setMetadata(llvm::LLVMContext::MD_access_group, rowAccessGroup);
+    return endKernel(scope);
+  }
+
   // The truth of a predicate value (bool[] native, or a slot).
   llvm::Value* truth(const ir::Value* p) {
     if (isNat(p)) return convert(get(p), p->type.dtype, DType::Bool);
@@ -895,7 +1301,17 @@ struct Lowering {
   }
 
   void lowerBlock(const ir::Block& blk) {
-    for (size_t i = 0; i < blk.size(); ++i) lowerOp(blk.op(i));
+    for (size_t i = 0; i < blk.size(); ++i) {
+      if (!inKernel) {
+        RowGroup g = findRowGroup(blk, i);
+        if (!g.members.empty()) {
+          lowerRowGroup(g);
+          i = blk.index_of(g.members.back());
+          continue;
+        }
+      }
+      lowerOp(blk.op(i));
+    }
   }
 
   void lowerCond(const ir::Op& op) {
