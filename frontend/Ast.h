@@ -115,6 +115,12 @@ struct FStrPart {
   std::string spec;     // after ':' (fmt/Python format spec)
 };
 
+// The list methods that change the list a variable holds (SPEC §12): `xs.append(v)` on a
+// place (a variable, or an element or field of one) is an update of that place.
+inline bool isListMutator(const std::string& name) {
+  return name == "append" || name == "extend" || name == "pop" || name == "insert";
+}
+
 struct Expr {
   ExprKind kind;
   Loc loc;

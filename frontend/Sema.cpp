@@ -549,7 +549,10 @@ class Sema {
         break;
       case ExprKind::Call:
         noteCall(e);
-        break;
+        for (auto& k : e.kids)
+          if (k) expr(*k);
+        checkListMutation(e);
+        return;
       case ExprKind::FStr:
         for (auto& p : e.parts)
           if (p.expr) expr(*p.expr);
@@ -591,6 +594,24 @@ class Sema {
   }
 
   // Records direct calls of top-level fns for the graph-fn recursion check.
+  // xs.append(v) and the other list mutators update the variable they are called on: it
+  // must be a var of this fn (as for an assignment).
+  void checkListMutation(Expr& call) {
+    const Expr& callee = *call.kids[0];
+    if (callee.kind != ExprKind::Field || !isListMutator(callee.str)) return;
+    const Expr* t = callee.kids[0].get();
+    while (t->kind == ExprKind::Index || t->kind == ExprKind::Field) t = t->kids[0].get();
+    if (t->kind != ExprKind::Name || t->ref.kind == RefKind::Module) return;
+    auto b = lookup(ctx_, t->str);
+    if (!b) return;  // reported
+    if (b->kind == RefKind::Capture)
+      diags_.error(t->loc, fmt::format("{}() cannot change '{}': it is captured from an enclosing function",
+                                       callee.str, t->str));
+    else if (!b->isVar && !b->isFn)
+      diags_.error(t->loc, fmt::format("{}() changes '{}', which is declared with let: declare it with var",
+                                       callee.str, t->str));
+  }
+
   void noteCall(Expr& call) {
     const Expr& callee = *call.kids[0];
     if (callee.kind != ExprKind::Name || !curTopFn_) return;

@@ -10,6 +10,25 @@ auto Tracer::call(const Expr& e) -> TV {
   size_t nargs = e.kids.size() - 1;
   TV callee;
   bool method = false;
+  if (ce.kind == ExprKind::Field && isListMutator(ce.str)) {
+    const Expr& place = *ce.kids[0];
+    const Expr* root = &place;
+    while (root->kind == ExprKind::Index || root->kind == ExprKind::Field) root = root->kids[0].get();
+    if (root->kind == ExprKind::Name && root->ref.kind != RefKind::Module) {
+      if (place.kind != ExprKind::Name || place.ref.kind != RefKind::Local)
+        fail(e.loc, fmt::format("{}() in a graph fn works on a local variable (not on an element, a field or a global)",
+                                ce.str));
+      for (size_t i = 0; i < nargs; ++i) {
+        if (i < e.names.size() && !e.names[i].empty())
+          fail(e.kids[i + 1]->loc, fmt::format("{}() takes no keyword arguments", ce.str));
+        args.push_back(eval(*e.kids[i + 1]));
+      }
+      TV xs = expandStatic(fr().st.slots.at(static_cast<size_t>(place.ref.index)));
+      TV r = listMethodTV(xs, ce.str, args, e.loc);
+      assignSlot(place.ref.index, xs, e.loc, place.str);
+      return r;
+    }
+  }
   if (ce.kind == ExprKind::Field && !(ce.kids[0]->kind == ExprKind::Name && ce.kids[0]->ref.kind == RefKind::Module)) {
     // x.f(args): a record field f holding a function, else f(x, args).
     TV self = eval(*ce.kids[0]);
@@ -55,6 +74,53 @@ auto Tracer::call(const Expr& e) -> TV {
     else if (!kw.empty()) fail(e.kids[i + 1]->loc, "positional argument after a keyword argument");
   }
   return callTV(callee, args, kw, e.loc);
+}
+
+// The list methods (vm/ValueOps.h's rules): a list's items are known at trace time, so the
+// list changes as the trace runs (a traced loop must keep its length: the merge checks).
+auto Tracer::listMethodTV(TV& xs, const std::string& name, const std::vector<TV>& args, const Loc& loc) -> TV {
+  try {
+    bool numeric = xs.isDyn() || (xs.isStatic() && xs.sv.isNumeric());
+    if (xs.k != TV::Seq || xs.seqTag != Tag::List) throw rt::Error(notAList(name, describe(xs), numeric));
+    checkListMethod(name, static_cast<int>(args.size()));
+    auto position = [&](const TV& i) {
+      if (!i.isStatic() || !i.sv.isScalar() || rt::is_float(i.sv.dtype()) || i.sv.dtype() == DType::Bool)
+        throw rt::Error(fmt::format("{}() index must be an integer known at trace time, got {}", name, describe(i)));
+      return i.sv.asInt();
+    };
+    int64_t size = static_cast<int64_t>(xs.items.size());
+    if (name == "append") {
+      xs.items.push_back(args[0]);
+      return TV::of(Value());
+    }
+    if (name == "extend") {
+      TV ys = expandStatic(args[0]);
+      if (ys.k == TV::Seq) {
+        for (const TV& y : ys.items) xs.items.push_back(y);
+      } else if (ys.isStatic() && ys.sv.tag() == Tag::Range) {
+        for (int64_t i = 0, k = iterLength(ys.sv); i < k; ++i) xs.items.push_back(TV::of(iterItem(ys.sv, i)));
+      } else if (isNumeric(ys) && typeOf(ys).rank() >= 1) {  // a tensor: its first axis
+        const ir::Dim d = typeOf(ys).dims[0];
+        if (!d.is_known())
+          throw rt::Error(fmt::format("extend() in a graph fn needs a tensor whose first axis is known at trace time, got {}",
+                                      describe(ys)));
+        for (int64_t i = 0; i < d.size; ++i) xs.items.push_back(indexInt(ys, TV::of(Value::i64(i, true)), loc));
+      } else {
+        throw rt::Error(fmt::format("extend() needs a list, tuple, range or tensor, got {}", describe(ys)));
+      }
+      return TV::of(Value());
+    }
+    if (name == "insert") {
+      xs.items.insert(xs.items.begin() + listPosition(name, position(args[0]), size), args[1]);
+      return TV::of(Value());
+    }
+    int64_t i = listPosition(name, args.empty() ? size - 1 : position(args[0]), size);
+    TV r = xs.items[static_cast<size_t>(i)];
+    xs.items.erase(xs.items.begin() + i);
+    return r;
+  } catch (const rt::Error& err) {
+    fail(loc, err.what());
+  }
 }
 
 auto Tracer::lookupMethod(const std::string& nm, int module, const Loc& loc) -> TV {

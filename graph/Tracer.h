@@ -176,6 +176,7 @@ class Tracer {
   ir::Value* integerArg(const TV& t, const char* builtin, const char* param, const Loc& loc);
 
   std::string describe(const TV& t);
+  TV listMethodTV(TV& xs, const std::string& name, const std::vector<TV>& args, const Loc& loc);
 
   // ---------------------------------------------------------------- arithmetic
 

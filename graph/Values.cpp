@@ -63,6 +63,10 @@ auto Tracer::integerArg(const TV& t, const char* builtin, const char* param, con
   fail(loc, fmt::format("{}(): '{}' must be an integer, got {}", builtin, param, describe(t)));
 }
 
+static bool isList(const TV& t) {
+  return (t.k == TV::Seq && t.seqTag == Tag::List) || (t.isStatic() && t.sv.tag() == Tag::List);
+}
+
 auto Tracer::describe(const TV& t) -> std::string {
   switch (t.k) {
     case TV::Static: return typeText(t.sv);
@@ -113,7 +117,8 @@ auto Tracer::binop(rt::BinaryOp op, const TV& a, const TV& b, const Loc& loc, st
         return x;
       }
     }
-    fail(loc, fmt::format("unsupported operand types {} and {} in a graph fn", describe(a), describe(b)));
+    fail(loc, fmt::format("unsupported operand types {} and {} in a graph fn{}", describe(a), describe(b),
+                          listTensorHint(vop && *vop == Op::Add, isList(a), isList(b), isNumeric(a), isNumeric(b))));
   }
   bool wa = weakOf(a), wb = weakOf(b);
   TensorType ta = typeOf(a), tb = typeOf(b);

@@ -62,6 +62,10 @@ struct PathDesc {
 struct MethodSite {
   std::string name;
   Names kwNames;  // null without keywords
+  // ListMethod: the number of arguments, and whether the list is global B of `module`.
+  int argc = 0;
+  bool global = false;
+  int module = 0;
 };
 
 struct Chunk {

@@ -243,23 +243,7 @@ struct FnCompiler {
       v = temp(s.loc);
       emit(assignOpcode(s.assignOp), v, old, rhs, s.loc);
     }
-    PathDesc path;
-    path.global = t->ref.kind == RefKind::Global;
-    path.varName = t->str;
-    for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
-      const Expr& e = **it;
-      PathStep step;
-      step.loc = e.loc;
-      if (e.kind == ExprKind::Field) {
-        step.isField = true;
-        step.name = e.str;
-      } else {
-        step.subs = subscripts(e, step.firstReg);
-      }
-      path.steps.push_back(std::move(step));
-    }
-    p_.chunk.paths.push_back(std::move(path));
-    emit(Op::SetPath, t->ref.index, static_cast<int>(p_.chunk.paths.size() - 1), v, s.loc);
+    storePath(target, v, s.loc);
   }
 
   void ifStmt(const Stmt& s) {
@@ -576,6 +560,7 @@ struct FnCompiler {
   void call(const Expr& e, int dest) {
     const Expr& callee = *e.kids[0];
     int n = static_cast<int>(e.kids.size()) - 1;
+    if (const Expr* place = listMethodPlace(e)) return listMethod(e, *place, dest);
     if (callee.kind == ExprKind::Field && callee.ref.kind != RefKind::Global) {
       // x.f(args): a record field f, else f(x, args) (method sugar).
       int base = temps(n + 2, e.loc);
@@ -597,6 +582,75 @@ struct FnCompiler {
     int kw = arguments(e, base + 1);
     emit(Op::Call, base, n, kw, e.loc);
     if (dest != base) emit(Op::Move, dest, base, 0, e.loc);
+  }
+
+  // xs.append(v), xs.extend(ys), xs.pop(), xs.pop(i), xs.insert(i, v) on a variable (or an
+  // element or field of one) change what it holds (SPEC §12): the place they are called on,
+  // else null (an ordinary method call).
+  static const Expr* listMethodPlace(const Expr& e) {
+    const Expr& callee = *e.kids[0];
+    if (callee.kind != ExprKind::Field || !isListMutator(callee.str)) return nullptr;
+    const Expr* t = callee.kids[0].get();
+    while (t->kind == ExprKind::Index || t->kind == ExprKind::Field) t = t->kids[0].get();
+    if (t->kind != ExprKind::Name || (t->ref.kind != RefKind::Local && t->ref.kind != RefKind::Global)) return nullptr;
+    return callee.kids[0].get();
+  }
+
+  void listMethod(const Expr& e, const Expr& place, int dest) {
+    int n = static_cast<int>(e.kids.size()) - 1;
+    for (size_t i = 0; i + 1 < e.kids.size(); ++i)
+      if (i < e.names.size() && !e.names[i].empty())
+        throw ScriptError(e.kids[i + 1]->loc, fmt::format("{}() takes no keyword arguments", e.kids[0]->str));
+    int base = temps(n + 1, e.loc);
+    for (int i = 0; i < n; ++i) expr(*e.kids[static_cast<size_t>(i) + 1], base + 1 + i);
+    MethodSite site;
+    site.name = e.kids[0]->str;
+    site.argc = n;
+    if (place.kind == ExprKind::Name && place.ref.kind == RefKind::Local) {
+      // In the variable's own register: an unshared list grows in place.
+      p_.chunk.sites.push_back(std::move(site));
+      emit(Op::ListMethod, base, place.ref.index, static_cast<int>(p_.chunk.sites.size() - 1), e.loc);
+    } else if (place.kind == ExprKind::Name) {
+      site.global = true;
+      site.module = place.ref.module;
+      p_.chunk.sites.push_back(std::move(site));
+      emit(Op::ListMethod, base, place.ref.index, static_cast<int>(p_.chunk.sites.size() - 1), e.loc);
+    } else {
+      // An element or field: taken out, changed, and stored back along its path.
+      int t = temp(e.loc);
+      expr(place, t);
+      p_.chunk.sites.push_back(std::move(site));
+      emit(Op::ListMethod, base, t, static_cast<int>(p_.chunk.sites.size() - 1), e.loc);
+      storePath(place, t, e.loc);
+    }
+    if (dest != base) emit(Op::Move, dest, base, 0, e.loc);
+  }
+
+  // target := R[v] for an Index/Field chain from a variable (an assignment's path update).
+  void storePath(const Expr& target, int v, const Loc& loc) {
+    std::vector<const Expr*> chain;
+    const Expr* t = &target;
+    while (t->kind == ExprKind::Index || t->kind == ExprKind::Field) {
+      chain.push_back(t);
+      t = t->kids[0].get();
+    }
+    PathDesc path;
+    path.global = t->ref.kind == RefKind::Global;
+    path.varName = t->str;
+    for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+      const Expr& e = **it;
+      PathStep step;
+      step.loc = e.loc;
+      if (e.kind == ExprKind::Field) {
+        step.isField = true;
+        step.name = e.str;
+      } else {
+        step.subs = subscripts(e, step.firstReg);
+      }
+      path.steps.push_back(std::move(step));
+    }
+    p_.chunk.paths.push_back(std::move(path));
+    emit(Op::SetPath, t->ref.index, static_cast<int>(p_.chunk.paths.size() - 1), v, loc);
   }
 
   // Subscripts of an Index expression into consecutive new registers; returns

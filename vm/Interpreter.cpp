@@ -590,6 +590,15 @@ void Interpreter::loop(size_t stopDepth) {
         if (callValue(R[in.a], R + in.a + 1, n, K->sites[in.c].kwNames.get(), R + in.a)) reload();
         DISPATCH();
       }
+      CASE(ListMethod) {
+        const MethodSite& site = K->sites[in.c];
+        Value& xs = site.global ? globals_[static_cast<size_t>(site.module)][in.b] : R[in.b];
+        if (xs.isUndef())
+          throw rt::Error(fmt::format("'{}' is used before its definition",
+                                      (*modules_)[static_cast<size_t>(site.module)]->globalNames[in.b]));
+        R[in.a] = listMethod(xs, site.name, R + in.a + 1, site.argc);
+        DISPATCH();
+      }
       CASE(Return) CASE(ReturnNone) {
         Value result = in.op == Op::Return ? std::move(R[in.a]) : Value();
         const FnProto& p = *fr->proto;

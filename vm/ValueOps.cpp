@@ -448,7 +448,16 @@ Value binaryOperator(Op op, const Value& a, const Value& b) {
   if (op == Op::Add && ((a.isStr() && b.isStr()) || (a.tag() == b.tag() && a.isSeq()))) return concat(a, b);
   if (op == Op::Eq) return Value::boolean(valuesEqual(a, b));
   if (op == Op::Ne) return Value::boolean(!valuesEqual(a, b));
-  throw rt::Error(fmt::format("unsupported operand types for {}: {} and {}", opText(op), typeText(a), typeText(b)));
+  throw rt::Error(fmt::format("unsupported operand types for {}: {} and {}{}", opText(op), typeText(a), typeText(b),
+                              listTensorHint(op == Op::Add, a.tag() == Tag::List, b.tag() == Tag::List,
+                                             a.isNumeric(), b.isNumeric())));
+}
+
+std::string listTensorHint(bool add, bool aList, bool bList, bool aNum, bool bNum) {
+  if (!((aList && bNum) || (aNum && bList))) return "";
+  return add ? " (a bracket literal of numbers is a tensor, not a list: add an item with xs.append(v), or "
+               "concatenate lists with + on lists)"
+             : " (a bracket literal of numbers is a tensor, not a list; make a tensor of a list with stack(xs))";
 }
 
 int64_t iterLength(const Value& v) {
@@ -494,6 +503,75 @@ std::vector<Value> unpackValues(const Value& v, size_t expected) {
   if (out.size() != expected)
     throw rt::Error(fmt::format("cannot destructure a {} of {} elements into {} names", tagName(v.tag()), out.size(), expected));
   return out;
+}
+
+void checkListMethod(const std::string& name, int n) {
+  auto arity = [&](int lo, int hi) {
+    if (n >= lo && n <= hi) return;
+    std::string want = lo == hi ? fmt::format("{} argument{}", lo, lo == 1 ? "" : "s")
+                                : fmt::format("{} to {} arguments", lo, hi);
+    throw rt::Error(fmt::format("{}() takes {} ({} given)", name, want, n));
+  };
+  if (name == "append" || name == "extend") arity(1, 1);
+  else if (name == "pop") arity(0, 1);
+  else if (name == "insert") arity(2, 2);
+  else throw rt::Error(fmt::format("a list has no method '{}'", name));
+}
+
+std::string notAList(const std::string& name, const std::string& type, bool numeric) {
+  if (numeric)
+    return fmt::format("{}() needs a list, got {}: a bracket literal of numbers is a tensor, not a list "
+                       "(start from `var xs = []`, or use concat/stack on tensors)",
+                       name, type);
+  return fmt::format("{}() needs a list, got {}", name, type);
+}
+
+int64_t listPosition(const std::string& name, int64_t i, int64_t size) {
+  if (name == "insert") {
+    if (i < 0) i = std::max<int64_t>(0, i + size);
+    return std::min(i, size);
+  }
+  if (size == 0) throw rt::Error("pop from an empty list");
+  if (i < -size || i >= size) throw rt::Error(fmt::format("pop index {} out of range for a list of {} items", i, size));
+  return i < 0 ? i + size : i;
+}
+
+Value listMethod(Value& xs, const std::string& name, const Value* args, int n) {
+  if (xs.tag() != Tag::List) throw rt::Error(notAList(name, typeText(xs), xs.isNumeric()));
+  checkListMethod(name, n);
+  auto position = [&](const Value& i) {
+    if (!i.isScalar() || rt::is_float(i.dtype()) || i.dtype() == rt::DType::Bool)
+      throw rt::Error(fmt::format("{}() index must be an integer, got {}", name, typeText(i)));
+    return i.asInt();
+  };
+  std::vector<Value> more;
+  if (name == "extend") {
+    const Value& ys = args[0];
+    if (ys.isSeq()) more = ys.as<SeqObj>()->items;
+    else if (ys.tag() == Tag::Range || ys.isTensor())  // a tensor: its first axis, as a for loop
+      for (int64_t i = 0, k = iterLength(ys); i < k; ++i) more.push_back(iterItem(ys, i));
+    else
+      throw rt::Error(fmt::format("extend() needs a list, tuple, range or tensor, got {}", typeText(ys)));
+  }
+  if (!xs.unique()) xs = makeList(xs.as<SeqObj>()->items);  // copy on write
+  std::vector<Value>& items = xs.as<SeqObj>()->items;
+  int64_t size = static_cast<int64_t>(items.size());
+  if (name == "append") {
+    items.push_back(args[0]);
+    return Value();
+  }
+  if (name == "extend") {
+    for (Value& v : more) items.push_back(std::move(v));
+    return Value();
+  }
+  if (name == "insert") {
+    items.insert(items.begin() + listPosition(name, position(args[0]), size), args[1]);
+    return Value();
+  }
+  int64_t i = listPosition(name, n == 0 ? size - 1 : position(args[0]), size);
+  Value r = std::move(items[static_cast<size_t>(i)]);
+  items.erase(items.begin() + i);
+  return r;
 }
 
 }  // namespace tdl::vm

@@ -21,8 +21,20 @@ void assignPath(Value& target, const PathDesc& path, const Value* R, const Value
 // Binary operators on any values: numbers go to NumericOps; `+` concatenates
 // strings, lists and tuples; `==`/`!=` compare other values by value.
 Value binaryOperator(Op op, const Value& a, const Value& b);
+// The hint for a list meeting a number or tensor in a binary operator ("" otherwise).
+std::string listTensorHint(bool add, bool aList, bool bList, bool aNum, bool bNum);
 // `v in xs` (SPEC §12): a bool.
 Value containsValue(const Value& xs, const Value& v);
+
+// xs.name(args...) for the list methods that change xs (append, extend, pop, insert;
+// SPEC §12): xs changes (in place when unshared); returns the method's result.
+Value listMethod(Value& xs, const std::string& name, const Value* args, int n);
+// Shared with the tracer (graph fns): the arity check of list method `name` with n
+// arguments, the message for a receiver that is not a list, and the position that pop (of
+// index i) or insert (before i) uses in a list of `size` items (errors as rt::Error).
+void checkListMethod(const std::string& name, int n);
+std::string notAList(const std::string& name, const std::string& type, bool numeric);
+int64_t listPosition(const std::string& name, int64_t i, int64_t size);
 
 // Iteration (for loops): the number of items and item i.
 int64_t iterLength(const Value& v);
