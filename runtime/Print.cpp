@@ -10,10 +10,34 @@ namespace tdl::rt {
 
 namespace {
 
+// With a print precision p: at most p digits after the point, trailing zeros dropped (one
+// kept), scientific below 1e-4 and from 1e16 on, as NumPy's default float mode.
+std::string format_precision(double v, int p) {
+  double a = std::fabs(v);
+  auto trim = [](std::string m) {
+    if (m.find('.') == std::string::npos) return m + ".0";
+    while (m.back() == '0') m.pop_back();
+    if (m.back() == '.') m += '0';
+    return m;
+  };
+  if (a != 0 && (a < 1e-4 || a >= 1e16)) {
+    std::string s = fmt::format("{:.{}e}", v, p);
+    size_t e = s.find('e');
+    std::string m = s.substr(0, e);
+    if (m.find('.') != std::string::npos) {
+      while (m.back() == '0') m.pop_back();
+      if (m.back() == '.') m.pop_back();
+    }
+    return m + s.substr(e);
+  }
+  return trim(fmt::format("{:.{}f}", v, p));
+}
+
 template <class F>
 std::string format_shortest(F v) {
   if (std::isnan(v)) return "nan";
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  if (int p = print_options().precision; p >= 0) return format_precision(static_cast<double>(v), p);
   std::string s = fmt::format("{}", v);
   if (s.find_first_of(".e") == std::string::npos) s += ".0";
   return s;
@@ -65,26 +89,45 @@ struct Printer {
     out += '[';
     bool last_axis = axis + 1 == t.shape().size();
     bool first = true;
+    const int64_t width = print_options().linewidth;
     for (int64_t i : entries(t.shape()[axis])) {
-      if (!first) {
-        if (last_axis) {
-          out += ", ";
-        } else {
+      if (last_axis) {
+        std::string item;
+        if (i < 0) item = "...";
+        else if (spec) item = format_with_spec(element_tensor(t, offset + i), *spec);
+        else append_element(item, t, offset + i);
+        if (!first) {
+          // linewidth: a row wraps before an item (and its ',' or ']') that would pass it.
+          size_t nl = out.rfind('\n');
+          int64_t column = static_cast<int64_t>(nl == std::string::npos ? out.size() : out.size() - nl - 1);
+          if (width > 0 && column + 2 + static_cast<int64_t>(item.size()) + 1 > width) {
+            out += ",\n";
+            out.append(axis + 1, ' ');
+          } else {
+            out += ", ";
+          }
+        }
+        out += item;
+      } else {
+        if (!first) {
           out += ",\n";
           out.append(axis + 1, ' ');
         }
+        if (i < 0) out += "...";
+        else print(axis + 1, offset + i * strides[axis]);
       }
       first = false;
-      if (i < 0) out += "...";
-      else if (last_axis && spec) out += format_with_spec(element_tensor(t, offset + i), *spec);
-      else if (last_axis) append_element(out, t, offset + i);
-      else print(axis + 1, offset + i * strides[axis]);
     }
     out += ']';
   }
 };
 
 }  // namespace
+
+PrintOptions& print_options() {
+  static PrintOptions options;
+  return options;
+}
 
 std::string format_float(double v, DType dtype) {
   return dtype == DType::F32 ? format_shortest(static_cast<float>(v)) : format_shortest(v);
@@ -100,9 +143,10 @@ namespace {
 std::string format_tensor_with(const Tensor& t, const std::string* spec) {
   // A zero-size tensor prints one `[]` per index before its first zero dim: summarized
   // like a large tensor when those are many (zeros([2**40, 0]) prints in O(1)).
-  bool many = t.numel() > kPrintSummarizeThreshold;
+  const int64_t threshold = print_options().threshold;
+  bool many = t.numel() > threshold;
   if (t.numel() == 0) {
-    const uint64_t limit = static_cast<uint64_t>(kPrintSummarizeThreshold);
+    const uint64_t limit = static_cast<uint64_t>(threshold);
     uint64_t lists = 1;  // saturates just past the limit (both factors stay within it)
     for (int64_t d : t.shape()) {
       if (d == 0) break;

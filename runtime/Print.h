@@ -12,6 +12,16 @@ namespace tdl::rt {
 inline constexpr int64_t kPrintSummarizeThreshold = 1000;
 inline constexpr int64_t kPrintEdgeItems = 3;
 
+// set_printoptions (SPEC §12; docs/decisions.md): `precision` digits at most after the
+// point (-1: the shortest round-tripping text), more than `threshold` elements print
+// summarised, rows longer than `linewidth` characters wrap (0: never, as SPEC §8 prints).
+struct PrintOptions {
+  int precision = -1;
+  int64_t threshold = kPrintSummarizeThreshold;
+  int64_t linewidth = 0;
+};
+PrintOptions& print_options();
+
 // A float as its shortest round-tripping decimal for its dtype (F32: as a float), with
 // ".0" added when it would look like an integer: 0.1, 1e-07, 2.5e+16, 6.0, nan, inf,
 // -inf, -0.0.

@@ -9,6 +9,7 @@
 
 #include "runtime/Error.h"
 #include "runtime/Reduce.h"
+#include "runtime/Print.h"
 #include "vm/Builtins.h"
 #include "vm/ValueOps.h"
 #include "vm/Format.h"
@@ -245,12 +246,39 @@ Value treeLeaves(Interpreter&, CallArgs& call) {
   return makeList(std::move(out));
 }
 
+// set_printoptions(precision=none, threshold=1000, linewidth=80) (SPEC §12): each call sets
+// all three; one left out (or none) takes its default, where rows do not wrap (SPEC §8).
+Value setPrintoptions(Interpreter&, CallArgs& call) {
+  Args a("set_printoptions", call, {"precision", "threshold", "linewidth"}, 0);
+  rt::PrintOptions o;
+  auto given = [&](size_t i) { return a.has(i) && !a[i].isNone(); };
+  auto check = [&](bool ok, const char* name, const char* want, int64_t got) {
+    if (!ok) a.fail(fmt::format("'{}' must be {}, got {}", name, want, got));
+  };
+  if (given(0)) {
+    int64_t p = a.integer(0);
+    check(p >= 0 && p <= 40, "precision", "an integer from 0 to 40 (or none)", p);
+    o.precision = static_cast<int>(p);
+  }
+  if (given(1)) {
+    o.threshold = a.integer(1);
+    check(o.threshold >= 0, "threshold", "a non-negative integer", o.threshold);
+  }
+  if (given(2)) {
+    o.linewidth = a.integer(2);
+    check(o.linewidth >= 1, "linewidth", "a positive integer", o.linewidth);
+  }
+  rt::print_options() = o;
+  return Value();
+}
+
 }  // namespace
 
 void registerCoreBuiltins(BuiltinTable& t) {
   t.add("print", print);
   t.add("str", strFn);
   t.add("format", formatFn);
+  t.add("set_printoptions", setPrintoptions);
   t.add("len", len);
   t.add("enumerate", enumerateFn);
   t.add("zip", zipFn);

@@ -107,8 +107,9 @@
     "topk" "conv2d" "conv1d" "conv2d_transpose" "max_pool2d" "avg_pool2d" "matmul" "transpose"
     "dot" "outer" "reshape" "expand_dims" "squeeze" "concat" "stack" "broadcast_to" "flatten"
     "take" "one_hot" "tile" "pad" "tree_map" "tree_leaves" "tape" "grad" "value_and_grad"
-    "print" "str" "format" "load_npy" "save_npy" "load_csv" "save" "load" "assert" "len" "range"
-    "enumerate" "zip" "reversed" "int" "float" "time" "args" "exit" "progress" "plot")
+    "print" "str" "format" "set_printoptions" "load_npy" "save_npy" "load_csv" "save" "load"
+    "assert" "len" "range" "enumerate" "zip" "reversed" "int" "float" "time" "args" "exit"
+    "progress" "plot")
   "Builtin functions of SPEC §5.")
 
 (defvar tdl-mode-syntax-table
