@@ -1,5 +1,7 @@
 #include "frontend/Diagnostics.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
@@ -128,6 +130,36 @@ void DiagEngine::report(Diagnostic d) {
     std::fflush(out_);
   }
   all_.push_back(std::move(d));
+}
+
+// The edit distance (insertions, deletions, substitutions, adjacent swaps) of a and b.
+size_t editDistance(const std::string& a, const std::string& b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i)
+    for (size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1])});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[a.size()][b.size()];
+}
+
+// " (did you mean 'x'?)" for the candidate closest to `name` (within a third of its length,
+// at least one edit; names of 3 or more characters), or "".
+std::string didYouMean(const std::string& name, const std::vector<std::string>& candidates) {
+  if (name.size() < 3) return "";  // x for y is noise
+  size_t best = std::max<size_t>(1, name.size() / 3) + 1;
+  std::string pick;
+  for (const std::string& c : candidates) {
+    if (c == name || c.empty() || c[0] == '_') continue;
+    size_t d = editDistance(name, c);
+    if (d < best || (d == best && !pick.empty() && c < pick)) {
+      if (d < best) best = d;
+      pick = c;
+    }
+  }
+  return pick.empty() ? "" : fmt::format(" (did you mean '{}'?)", pick);
 }
 
 }  // namespace tdl

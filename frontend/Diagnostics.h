@@ -62,4 +62,10 @@ struct InternalError : std::logic_error {
   using std::logic_error::logic_error;
 };
 
+// " (did you mean 'x'?)" for the candidate closest to `name` by edit distance (within a
+// third of its length; names of 3 or more characters), or "". Shared by Sema, the VM and
+// the tracer for names, fields, modules and keyword arguments.
+std::string didYouMean(const std::string& name, const std::vector<std::string>& candidates);
+size_t editDistance(const std::string& a, const std::string& b);
+
 }  // namespace tdl

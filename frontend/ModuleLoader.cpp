@@ -129,9 +129,19 @@ bool ModuleLoader::loadImports(int moduleId) {
       }
     }
     if (found.empty()) {
+      std::string hint;
+      if (!imp->isFileImport) {
+        std::vector<std::string> known;
+        for (auto& d : stdlibDirs_) {
+          std::error_code ec;
+          for (auto& f : fs::directory_iterator(d, ec))
+            if (f.path().extension() == ".tdl") known.push_back(f.path().stem().string());
+        }
+        hint = didYouMean(imp->str, known);
+      }
       diags_.error(imp->pathLoc, imp->isFileImport
                                      ? fmt::format("cannot find imported file '{}'", imp->str)
-                                     : fmt::format("no standard module named '{}'", imp->str));
+                                     : fmt::format("no standard module named '{}'{}", imp->str, hint));
       ok = false;
       continue;
     }

@@ -22,37 +22,9 @@ static const std::set<std::string>& builtinNames() {
 
 bool isBuiltinName(const std::string& name) { return builtinNames().count(name) > 0; }
 
-// The edit distance (insertions, deletions, substitutions, adjacent swaps) of a and b.
-static size_t editDistance(const std::string& a, const std::string& b) {
-  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
-  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
-  for (size_t i = 1; i <= a.size(); ++i)
-    for (size_t j = 1; j <= b.size(); ++j) {
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1])});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-    }
-  return d[a.size()][b.size()];
-}
-
-// " (did you mean 'x'?)" for the candidate closest to `name` (within a third of its length,
-// at least one edit; names of 3 or more characters), or "".
-std::string didYouMean(const std::string& name, const std::vector<std::string>& candidates) {
-  if (name.size() < 3) return "";  // x for y is noise
-  size_t best = std::max<size_t>(1, name.size() / 3) + 1;
-  std::string pick;
-  for (const std::string& c : candidates) {
-    if (c == name || c.empty() || c[0] == '_') continue;
-    size_t d = editDistance(name, c);
-    if (d < best || (d == best && !pick.empty() && c < pick)) {
-      if (d < best) best = d;
-      pick = c;
-    }
-  }
-  return pick.empty() ? "" : fmt::format(" (did you mean '{}'?)", pick);
-}
-
 namespace {
+
+BuiltinSignatureFn gBuiltinSignatures = nullptr;
 
 struct Binding {
   RefKind kind = RefKind::Local;
@@ -325,6 +297,18 @@ class Sema {
     return out;
   }
 
+  // What follows "undefined name 'x'": Python's spellings of TDL's words, or the closest
+  // visible name.
+  std::string undefinedHint(const std::string& name) {
+    static const std::map<std::string, std::string> python = {
+        {"True", "true"}, {"False", "false"}, {"None", "none"}, {"null", "none"}, {"nil", "none"}};
+    if (auto it = python.find(name); it != python.end()) return fmt::format(" (TDL spells it '{}')", it->second);
+    if (name == "np" || name == "numpy" || name == "torch" || name == "tf")
+      return " (TDL's tensor builtins need no module: zeros(...), exp(x), x @ w)";
+    if (name == "self") return " (TDL has no classes: pass a record, {w: w, b: b}, and read r.w)";
+    return didYouMean(name, visibleNames());
+  }
+
   void useName(Expr& e) {
     auto b = lookup(ctx_, e.str);
     if (!b) {
@@ -333,7 +317,7 @@ class Sema {
         e.declDesc = "builtin " + e.str;
         return;
       }
-      diags_.error(e.loc, fmt::format("undefined name '{}'{}", e.str, didYouMean(e.str, visibleNames())));
+      diags_.error(e.loc, fmt::format("undefined name '{}'{}", e.str, undefinedHint(e.str)));
       return;
     }
     e.ref.kind = b->kind;
@@ -435,7 +419,7 @@ class Sema {
     if (t->kind != ExprKind::Name) return;  // reported by AstBuilder
     auto b = lookup(ctx_, t->str);
     if (!b) {
-      diags_.error(t->loc, fmt::format("undefined name '{}'{}", t->str, didYouMean(t->str, visibleNames())));
+      diags_.error(t->loc, fmt::format("undefined name '{}'{}", t->str, undefinedHint(t->str)));
       return;
     }
     useName(*t);
@@ -552,6 +536,7 @@ class Sema {
         for (auto& k : e.kids)
           if (k) expr(*k);
         checkListMutation(e);
+        checkCallArguments(e);
         return;
       case ExprKind::FStr:
         for (auto& p : e.parts)
@@ -577,7 +562,10 @@ class Sema {
     e.kids[0]->ref.kind = RefKind::Module;
     e.kids[0]->ref.index = moduleId;
     if (it == tops.end() || it->second.isModule) {
-      diags_.error(e.loc, fmt::format("module '{}' has no member '{}'", e.kids[0]->str, e.str));
+      std::vector<std::string> members;
+      for (auto& [name, top] : tops)
+        if (!top.isModule) members.push_back(name);
+      diags_.error(e.loc, fmt::format("module '{}' has no member '{}'{}", e.kids[0]->str, e.str, didYouMean(e.str, members)));
       return;
     }
     e.ref.kind = RefKind::Global;
@@ -594,6 +582,73 @@ class Sema {
   }
 
   // Records direct calls of top-level fns for the graph-fn recursion check.
+  // The arguments of a call to a builtin or a top-level fn (of this module or an imported
+  // one) against its parameters, with the VM's messages (vm/Builtins.cpp bindBuiltinArgs,
+  // Interpreter::bindArguments): keywords that name no parameter (with the closest one),
+  // and for fns also too many arguments, a parameter given twice, a missing one.
+  void checkCallArguments(const Expr& call) {
+    const Expr& callee = *call.kids[0];
+    std::vector<std::string> params;
+    std::vector<bool> optional;
+    std::string what;
+    bool full = true;  // all of the binding rules (else only the keyword names)
+    if (callee.kind == ExprKind::Name && callee.ref.kind == RefKind::Builtin) {
+      const BuiltinSignature* sig = gBuiltinSignatures ? gBuiltinSignatures(callee.str) : nullptr;
+      if (!sig) return;
+      params = sig->params;
+      what = callee.str + "()";
+      full = false;
+    } else {
+      const FnDecl* fn = nullptr;
+      if (callee.kind == ExprKind::Name && callee.ref.kind == RefKind::Global) {
+        auto b = lookup(ctx_, callee.str);
+        if (b && b->kind == RefKind::Global && b->isFn) fn = b->fn;
+      } else if (callee.kind == ExprKind::Field && callee.kids[0]->ref.kind == RefKind::Module &&
+                 callee.ref.kind == RefKind::Global) {
+        auto& tops = tops_[callee.kids[0]->ref.index];
+        auto it = tops.find(callee.str);
+        if (it != tops.end() && it->second.isFn) fn = it->second.fn;
+      }
+      if (!fn) return;
+      for (const Param& p : fn->params) {
+        params.push_back(p.name);
+        optional.push_back(p.deflt != nullptr);
+      }
+      what = fmt::format("fn '{}'", fn->name);
+    }
+    size_t n = call.kids.size() - 1, npos = 0;
+    std::vector<bool> given(params.size(), false);
+    for (size_t i = 0; i < n; ++i) {
+      const std::string kw = i < call.names.size() ? call.names[i] : std::string();
+      if (kw.empty()) {
+        if (npos < given.size()) given[npos] = true;
+        ++npos;
+        continue;
+      }
+      auto it = std::find(params.begin(), params.end(), kw);
+      if (it == params.end()) {
+        diags_.error(call.loc, fmt::format("{} has no parameter named '{}'{}", what, kw, didYouMean(kw, params)));
+        return;
+      }
+      size_t j = static_cast<size_t>(it - params.begin());
+      if (full && given[j]) {
+        diags_.error(call.loc, fmt::format("{} got two values for parameter '{}'", what, kw));
+        return;
+      }
+      given[j] = true;
+    }
+    if (!full) return;
+    if (npos > params.size()) {
+      diags_.error(call.loc, fmt::format("{} takes {} arguments, got {}", what, params.size(), npos));
+      return;
+    }
+    for (size_t j = 0; j < params.size(); ++j)
+      if (!given[j] && !optional[j]) {
+        diags_.error(call.loc, fmt::format("{} is missing its argument '{}'", what, params[j]));
+        return;
+      }
+  }
+
   // xs.append(v) and the other list mutators update the variable they are called on: it
   // must be a var of this fn (as for an assignment).
   void checkListMutation(Expr& call) {
@@ -757,6 +812,8 @@ class Sema {
 };
 
 }  // namespace
+
+void setBuiltinSignatures(BuiltinSignatureFn fn) { gBuiltinSignatures = fn; }
 
 bool analyze(std::vector<std::unique_ptr<Module>>& modules, DiagEngine& diags, SemaOptions opts) {
   int before = diags.errorCount();

@@ -21,4 +21,14 @@ bool analyze(std::vector<std::unique_ptr<Module>>& modules, DiagEngine& diags, S
 
 bool isBuiltinName(const std::string& name);
 
+// A builtin's parameters for the static check of keyword arguments (issue 19: a misspelt
+// keyword is found by `tdl check`): the VM provides them (vm::staticBuiltinSignature);
+// null for a builtin that binds its own arguments, or without a provider.
+struct BuiltinSignature {
+  std::vector<std::string> params;
+  size_t required = 0;
+};
+using BuiltinSignatureFn = const BuiltinSignature* (*)(const std::string& name);
+void setBuiltinSignatures(BuiltinSignatureFn fn);
+
 }  // namespace tdl

@@ -213,7 +213,7 @@ auto Tracer::fieldOf(const TV& b, const std::string& nm, const Loc& loc) -> TV {
   if (b.k == TV::Rec) {
     for (size_t i = 0; i < b.names->size(); ++i)
       if ((*b.names)[i] == nm) return b.items[i];
-    fail(loc, fmt::format("the record has no field '{}'", nm));
+    fail(loc, fmt::format("record has no field '{}'{}", nm, didYouMean(nm, *b.names)));
   }
   if (b.isDyn()) {
     const TensorType& t = b.dv->type;

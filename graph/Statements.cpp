@@ -178,7 +178,8 @@ auto Tracer::assign(const Stmt& s) -> void {
     TV r = expandStatic(cur);
     if (r.k != TV::Rec) fail(target.loc, fmt::format("a {} has no field '{}'", describe(cur), target.str));
     auto it = std::find(r.names->begin(), r.names->end(), target.str);
-    if (it == r.names->end()) fail(target.loc, fmt::format("the record has no field '{}'", target.str));
+    if (it == r.names->end())
+      fail(target.loc, fmt::format("record has no field '{}'{}", target.str, didYouMean(target.str, *r.names)));
     size_t k = static_cast<size_t>(it - r.names->begin());
     r.items[k] = compound(r.items[k]);
     assignSlot(base.ref.index, r, s.loc, base.str);

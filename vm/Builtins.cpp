@@ -7,6 +7,7 @@
 #include <set>
 #include <string_view>
 
+#include "frontend/Diagnostics.h"
 #include "runtime/Error.h"
 #include "vm/Format.h"
 
@@ -83,7 +84,9 @@ std::vector<int> bindBuiltinArgs(const char* fn, const std::vector<const char*>&
     const std::string& kw = (*kwNames)[k];
     size_t j = 0;
     while (j < params.size() && kw != params[j]) ++j;
-    if (j == params.size()) throw rt::Error(fmt::format("{}() has no parameter named '{}'", fn, kw));
+    if (j == params.size())
+      throw rt::Error(fmt::format("{}() has no parameter named '{}'{}", fn, kw,
+                                  didYouMean(kw, std::vector<std::string>(params.begin(), params.end()))));
     if (bound[j]) throw rt::Error(fmt::format("{}() got two values for '{}'", fn, kw));
     bound[j] = true;
     at.push_back(static_cast<int>(j));

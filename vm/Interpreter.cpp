@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "frontend/Diagnostics.h"
 #include "runtime/Error.h"
 #include "vm/Annotations.h"
 #include "vm/Disassembler.h"
@@ -163,7 +164,8 @@ void Interpreter::bindArguments(const ClosureObj& c, Value* argv, int argc, cons
     const std::string& name = (*kw)[static_cast<size_t>(k)];
     int j = 0;
     while (j < p.numParams && p.paramNames[static_cast<size_t>(j)] != name) ++j;
-    if (j == p.numParams) throw rt::Error(fmt::format("fn '{}' has no parameter named '{}'", p.name, name));
+    if (j == p.numParams)
+      throw rt::Error(fmt::format("fn '{}' has no parameter named '{}'{}", p.name, name, didYouMean(name, p.paramNames)));
     if (given[static_cast<size_t>(j)])
       throw rt::Error(fmt::format("fn '{}' got two values for parameter '{}'", p.name, name));
     bound[static_cast<size_t>(j)] = std::move(argv[npos + k]);

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "frontend/Diagnostics.h"
 #include "runtime/Convert.h"
 #include "runtime/Error.h"
 #include "runtime/Index.h"
@@ -156,7 +157,7 @@ void assignStep(Value& target, const PathDesc& path, size_t k, const Value* R, c
       throw rt::Error(fmt::format("cannot set field '{}' of a {}", s.name, tagName(target.tag())));
     RecordObj* r = uniqueRecord(target);
     int i = r->find(s.name);
-    if (i < 0) throw rt::Error(fmt::format("record has no field '{}'", s.name));
+    if (i < 0) throw rt::Error(fmt::format("record has no field '{}'{}", s.name, didYouMean(s.name, *r->names)));
     if (last) r->vals[static_cast<size_t>(i)] = v;
     else assignStep(r->vals[static_cast<size_t>(i)], path, k + 1, R, v);
     return;
@@ -346,7 +347,7 @@ Value fieldValue(const Value& base, const std::string& name) {
   if (base.tag() == Tag::Record) {
     auto* r = base.as<RecordObj>();
     int i = r->find(name);
-    if (i < 0) throw rt::Error(fmt::format("record has no field '{}'", name));
+    if (i < 0) throw rt::Error(fmt::format("record has no field '{}'{}", name, didYouMean(name, *r->names)));
     return r->vals[static_cast<size_t>(i)];
   }
   if (base.isNumeric()) {

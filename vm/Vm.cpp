@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
+#include <map>
 #include <set>
 
 #include "runtime/Elementwise.h"
@@ -89,6 +90,25 @@ std::string builtinSignatures(bool json) {
     text += sig + ")\n";
   }
   return json ? all.dump(1) + "\n" : text;
+}
+
+const BuiltinSignature* staticBuiltinSignature(const std::string& name) {
+  static const std::map<std::string, BuiltinSignature> table = [] {
+    std::map<std::string, BuiltinSignature> t;
+    SourceManager sm;
+    std::vector<std::unique_ptr<Module>> modules;
+    Program prog;
+    Interpreter vm(sm, modules, prog, VmOptions{});
+    for (int id = 0; id < kNumBuiltins; ++id) {
+      DType dt;
+      if (builtinIsDType(id, dt)) continue;
+      if (const BuiltinParams* p = builtinParams(vm, id))
+        t[builtinName(id)] = BuiltinSignature{std::vector<std::string>(p->params.begin(), p->params.end()), p->required};
+    }
+    return t;
+  }();
+  auto it = table.find(name);
+  return it == table.end() ? nullptr : &it->second;
 }
 
 // ------------------------------------------------------------------ REPL

@@ -18,6 +18,9 @@ int runProgram(Compilation& c, const VmOptions& opts);
 // line (`sum(x, axis=…, keepdims=…)`), or as JSON ([{"name", "params", "required"}];
 // params null for the builtins that bind their arguments themselves, such as print).
 std::string builtinSignatures(bool json);
+// Builtin `name`'s parameters for Sema's static keyword check (tdl::setBuiltinSignatures);
+// null for a builtin that binds its own arguments.
+const BuiltinSignature* staticBuiltinSignature(const std::string& name);
 
 // The bytecode of every module and function, with source lines.
 std::string bytecodeText(Compilation& c);
