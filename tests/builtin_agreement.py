@@ -29,7 +29,7 @@ SAMPLES = tdl_tables.ARG_SAMPLES  # a valid value per parameter name (x is the g
 # the clock, the terminal), randomness (a graph fn draws at run time from its own stream),
 # and the variadic ones that bind their arguments themselves.
 SKIP = {
-    "print", "plot", "progress", "exit", "args", "time", "tape", "tree_map", "set_printoptions",
+    "print", "plot", "progress", "exit", "args", "time", "tape", "tree_map", "set_printoptions", "help",
     "load_npy", "save_npy", "load_csv", "save", "load",
     "seed", "rand", "randn", "randint", "permutation",
     # variadic; its values in both engines against NumPy's: tests/lang/numpy_staples.tdl

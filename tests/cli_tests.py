@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import subprocess
+import time
 import sys
 import tempfile
 
@@ -155,6 +156,64 @@ def main():
     expect("repl through a pipe: values of expressions, multi-line input, errors do not end the session",
            r.returncode == 0 and r.stdout.splitlines() == ["[2.0, 4.0]", "42", "still here", "a"]
            and "undefined name 'undefined_name'" in r.stderr, r)
+    # Issue 19: later errors keep the session's line numbers after a syntax error; :type,
+    # :time, :help NAME, help(f) with a doc comment and defaults, unknown commands, :quit.
+    r = run(tdl, "repl", stdin='let a = 1\nlet b = )\nprint(c)\n:type [1.0, 2.0] * a\n:time sum(ones([4]))\n'
+                                  ':help nn.softmax\n# Doubles x.\nfn twice(x, k = 2) { return x * k }\nhelp(twice)\n'
+                                  ':bogus\n:quit\nprint("not reached")\n')
+    out = r.stdout.splitlines()
+    expect("repl: an error after a syntax error names its own line (3)",
+           "<repl>:2:9: error: syntax error" in r.stderr and "<repl>:3:7: error: undefined name 'c'" in r.stderr, r)
+    expect("repl: :type prints the type only, :time the value and the time",
+           out[:2] == ["f32[2]", "4.0"] and out[2].startswith("time: ") and out[2].endswith(" ms"), r)
+    expect("repl: :help NAME and help(f) print reference entries (defaults, doc comment)",
+           "nn.softmax(x, axis=-1)" in out and "twice(x, k=2)" in out and "    Doubles x." in out, r)
+    expect("repl: an unknown command is an error that names :help; :quit ends the session",
+           "unknown command ':bogus'" in r.stderr and "not reached" not in r.stdout and r.returncode == 0, r)
+    # The same under a pseudo-terminal: prompts, line editing's history file.
+    import pty
+    import select
+    home = tempfile.mkdtemp()
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.environ["HOME"] = home
+        os.environ.pop("TDL_HISTORY", None)
+        os.execv(tdl, [tdl, "repl"])
+    seen = b""
+    def pty_read(until, timeout=20):
+        nonlocal seen
+        t0 = time.time()
+        while until not in seen and time.time() - t0 < timeout:
+            rl, _, _ = select.select([fd], [], [], 0.2)
+            if rl:
+                try:
+                    seen += os.read(fd, 4096)
+                except OSError:
+                    break
+        return until in seen
+    ok = pty_read(b">>> ")
+    os.write(fd, b":type ones([2, 3])\n")
+    ok = ok and pty_read(b"f32[2, 3]")
+    os.write(fd, b"help(sum)\n")
+    ok = ok and pty_read(b"keepdims=false)")
+    os.write(fd, b":quit\n")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    hist = os.path.join(home, ".tdl_history")
+    expect("repl under a terminal: prompts, :type and help, and a history file in $HOME",
+           ok and os.WEXITSTATUS(status) == 0 and os.path.exists(hist) and "help(sum)" in open(hist, errors="replace").read(),
+           seen.decode("utf-8", "replace")[-400:])
+    # tdl doc NAME (SPEC §12): builtins, modules, module fns; unknown names get a suggestion.
+    r = run(tdl, "doc", "sum")
+    expect("tdl doc sum: signature with defaults, description, example",
+           r.returncode == 0 and r.stdout.startswith("sum(x, axis=none, keepdims=false)\n") and "example:" in r.stdout, r)
+    r = run(tdl, "doc", "optim")
+    expect("tdl doc optim lists the module's fns", r.returncode == 0 and "optim.adam(params, grads, state, lr, b1=0.9" in r.stdout, r)
+    r = run(tdl, "doc", "sofmax")
+    expect("tdl doc of an unknown name: exit 1 with the closest entry",
+           r.returncode == 1 and "did you mean 'nn.softmax'?" in r.stderr, r)
+    r = run(tdl, "doc")
+    expect("tdl doc without NAME: exit 2", r.returncode == 2, r)
     r = run(tdl, "run", good, "--eager")
     expect("tdl run prints the script's output", r.returncode == 0 and r.stdout == "2\n", r)
     binf = os.path.join(d, "binary.tdl")

@@ -71,7 +71,7 @@ def main():
     tdl = os.path.abspath(ap.parse_args().tdl)
     d = tempfile.mkdtemp()
     with open(os.path.join(d, "util.tdl"), "w") as f:
-        f.write("let unit = 3.0\nfn area(side) { return side * side * unit }\n")
+        f.write("let unit = 3.0\n# The area of a square of this side.\nfn area(side, scale = 1.0) { return side * side * unit * scale }\n")
     path = os.path.join(d, "main.tdl")
     uri = "file://" + path
     text = ('import "util.tdl" as geo\n'
@@ -108,7 +108,15 @@ def main():
     dfn = c.request("textDocument/definition", {"textDocument": {"uri": uri}, "position": {"line": 3, "character": 14}})
     r = (dfn or {}).get("result") or {}
     expect("definition of a module member jumps into the imported file",
-           r.get("uri", "").endswith("/util.tdl") and r.get("range", {}).get("start") == {"line": 1, "character": 3}, dfn)
+           r.get("uri", "").endswith("/util.tdl") and r.get("range", {}).get("start") == {"line": 2, "character": 3}, dfn)
+    h = c.request("textDocument/hover", {"textDocument": {"uri": uri}, "position": {"line": 3, "character": 14}})
+    val = (((h or {}).get("result") or {}).get("contents") or {}).get("value", "")
+    expect("hover on an imported fn shows its defaults and its doc comment",
+           "fn area(side, scale=1.0)" in val and "The area of a square of this side." in val, h)
+    h = c.request("textDocument/hover", {"textDocument": {"uri": uri}, "position": {"line": 2, "character": 16}})
+    val = (((h or {}).get("result") or {}).get("contents") or {}).get("value", "")
+    expect("hover on a builtin shows its signature and description (the reference's entry)",
+           "ones(shape, dtype=f32)" in val and "A tensor of ones." in val, h)
 
     sym = c.request("textDocument/documentSymbol", {"textDocument": {"uri": uri}})
     names = [s["name"] for s in (sym or {}).get("result") or []]
@@ -121,6 +129,10 @@ def main():
     labels = {i["label"] for i in (comp or {}).get("result") or []}
     expect("completion in a body offers parameters, top-level names, builtins, keywords",
            {"x", "w", "dense", "a", "geo", "sum", "return"} <= labels, sorted(labels)[:20])
+    items = {i["label"]: i for i in (comp or {}).get("result") or []}
+    expect("a builtin's completion carries its signature and description",
+           items.get("sum", {}).get("detail") == "sum(x, axis=none, keepdims=false)"
+           and "Sum over" in items.get("sum", {}).get("documentation", {}).get("value", ""), items.get("sum"))
 
     fixed = text.replace(", undefined_thing", "")
     c.send("textDocument/didChange", {"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"text": fixed}]},

@@ -14,7 +14,9 @@
 
 #include "runtime/cuda/CudaDriver.h"
 #include "graph/GraphCall.h"
+#include "frontend/Doc.h"
 #include "vm/Vm.h"
+#include <chrono>
 
 #ifdef TDL_HAVE_LIBEDIT
 #include <editline/readline.h>
@@ -105,14 +107,97 @@ bool readLine(bool interactive, const char* prompt, std::string& line) {
   return static_cast<bool>(std::getline(std::cin, line));
 }
 
+// The REPL's history file: $TDL_HISTORY, else ~/.tdl_history ("" without a home).
+std::string historyPath() {
+  if (const char* p = std::getenv("TDL_HISTORY")) return p;
+  if (const char* h = std::getenv("HOME")) return std::string(h) + "/.tdl_history";
+  return "";
+}
+
+const char* kReplHelp = R"(Commands (a line that starts with ':'):
+  :help             this list
+  :help NAME        the reference entry of a builtin (sum), a standard module (nn) or
+                    one of its fns (nn.softmax); help(f) in code does the same for a value
+  :type EXPR        the type of EXPR's value (f32[2, 3], list, ...), not the value
+  :time EXPR        runs EXPR (or a statement) and prints how long it took
+  :quit             ends the session (as exit() and Ctrl-D do)
+)";
+
+// A ':' command of the REPL; false when the session should end.
+bool replCommand(vm::ReplSession& session, const std::string& line, bool& keepGoing) {
+  std::string cmd = line.substr(1), rest;
+  size_t sp = cmd.find_first_of(" \t");
+  if (sp != std::string::npos) {
+    rest = cmd.substr(cmd.find_first_not_of(" \t", sp) == std::string::npos ? cmd.size() : cmd.find_first_not_of(" \t", sp));
+    cmd = cmd.substr(0, sp);
+  }
+  keepGoing = true;
+  if (cmd == "help" || cmd == "h" || cmd == "?") {
+    if (rest.empty()) {
+      std::fputs(kReplHelp, stdout);
+      return true;
+    }
+    std::string out, err;
+    if (docFor(rest, out, err)) std::fputs(out.c_str(), stdout);
+    else fmt::print(stderr, "error: {}\n", err);
+    return true;
+  }
+  if (cmd == "type" || cmd == "t") {
+    if (rest.empty()) {
+      fmt::print(stderr, "error: :type needs an expression (:type x @ w)\n");
+      return true;
+    }
+    std::string type;
+    keepGoing = session.evalType(rest, type);
+    if (!type.empty()) fmt::print("{}\n", type);
+    return true;
+  }
+  if (cmd == "time") {
+    if (rest.empty()) {
+      fmt::print(stderr, "error: :time needs an expression or a statement (:time train(10))\n");
+      return true;
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    keepGoing = session.eval(rest);
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    std::fflush(stdout);
+    fmt::print("time: {:.3f} ms\n", ms);
+    return true;
+  }
+  if (cmd == "quit" || cmd == "q" || cmd == "exit") {
+    keepGoing = false;
+    return true;
+  }
+  fmt::print(stderr, "error: unknown command ':{}' (:help lists them)\n", cmd);
+  return true;
+}
+
 }  // namespace
 
 int runRepl() {
   bool interactive = isatty(0) != 0;
-  if (interactive) fmt::print("tdl {} — an eager session; exit() or Ctrl-D ends it\n", TDL_VERSION);
+  if (interactive) fmt::print("tdl {} — an eager session; :help lists commands; exit() or Ctrl-D ends it\n", TDL_VERSION);
+#ifdef TDL_HAVE_LIBEDIT
+  std::string history = interactive ? historyPath() : "";
+  if (!history.empty()) {
+    using_history();
+    stifle_history(1000);
+    read_history(history.c_str());
+  }
+#endif
   vm::ReplSession session(vm::VmOptions{});
   std::string input, line;
   while (readLine(interactive, input.empty() ? ">>> " : "... ", line)) {
+#ifdef TDL_HAVE_LIBEDIT
+    if (!history.empty() && !line.empty()) write_history(history.c_str());
+#endif
+    if (input.empty() && !line.empty() && line[0] == ':') {
+      bool keepGoing = true;
+      replCommand(session, line, keepGoing);
+      std::fflush(stdout);
+      if (!keepGoing) return session.exitCode();
+      continue;
+    }
     input += input.empty() ? line : "\n" + line;
     if (vm::ReplSession::needsMore(input)) continue;
     bool blank = input.find_first_not_of(" \t\r\n") == std::string::npos;

@@ -4,12 +4,14 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "frontend/AstPrinter.h"
+#include "frontend/Doc.h"
 #include "frontend/Frontend.h"
 #include "frontend/Parser.h"
 #include "codegen/Ptx.h"
@@ -60,6 +62,21 @@ int usage(const std::string& msg) {
   return kExitUsage;
 }
 
+// `tdl doc --json`: every builtin's entry, then every standard module's fns.
+std::string docJsonText() {
+  nlohmann::json all = nlohmann::json::array();
+  auto add = [&](const DocEntry& e, const char* kind) {
+    all.push_back({{"name", e.name}, {"kind", kind}, {"signature", e.signature}, {"summary", e.summary},
+                   {"text", e.text}, {"example", e.example}});
+  };
+  for (const DocEntry& e : builtinDocs()) add(e, "builtin");
+  for (const std::string& m : standardModules()) {
+    std::string err;
+    for (const DocEntry& e : moduleDocs(m, err)) add(e, "fn");
+  }
+  return all.dump(1) + "\n";
+}
+
 const char* kHelp = R"(tdl — the TDL tensor language
 
 Usage:
@@ -75,6 +92,10 @@ Usage:
   tdl build FILE -o OUT      write a standalone native executable
   tdl repl                   an interactive eager session
   tdl builtins [--json]      the builtin functions and their parameters
+  tdl doc NAME               the reference entry of a builtin (sum), a standard
+                             module (nn) or one of its fns (nn.softmax)
+      --json                 every entry as JSON (docs/reference.md is made of it)
+  tdl lsp                    the language server, over stdio
   tdl --version | tdl help
 
 Global options:
@@ -179,6 +200,11 @@ int mainImpl(int argc, char** argv) {
   auto* builtins = app.add_subcommand("builtins", "the builtin functions and their parameters");
   bool builtinsJson = false;
   builtins->add_flag("--json", builtinsJson, "as JSON");
+  auto* doc = app.add_subcommand("doc", "the reference entry of a builtin, standard module or fn");
+  std::string docName;
+  bool docJson = false;
+  doc->add_option("NAME", docName);
+  doc->add_flag("--json", docJson, "every entry as JSON");
   auto* lsp = app.add_subcommand("lsp", "language server over stdio");
   app.require_subcommand(1, 1);
   try {
@@ -203,6 +229,20 @@ int mainImpl(int argc, char** argv) {
   if (repl->parsed()) return runRepl();
   if (builtins->parsed()) {
     fmt::print("{}", vm::builtinSignatures(builtinsJson));
+    return 0;
+  }
+  if (doc->parsed()) {
+    if (docJson) {
+      fmt::print("{}", docJsonText());
+      return 0;
+    }
+    if (docName.empty()) return usage("tdl doc needs a NAME (a builtin such as sum, a module such as nn, or nn.softmax)");
+    std::string out, err;
+    if (!docFor(docName, out, err)) {
+      fmt::print(stderr, "tdl: error: {}\n", err);
+      return 1;
+    }
+    fmt::print("{}", out);
     return 0;
   }
   if (lsp->parsed()) return lsp::runLanguageServer(stdin, stdout);

@@ -9,10 +9,12 @@
 #include <cstdio>
 #include <fstream>
 
+#include "frontend/Doc.h"
 #include "runtime/Error.h"
 #include "runtime/Io.h"
 #include "vm/Builtins.h"
 #include "vm/Format.h"
+#include "vm/Interpreter.h"
 #include "vm/ValueOps.h"
 
 namespace tdl::vm {
@@ -247,7 +249,44 @@ Value plotFn(Interpreter&, CallArgs& call) {
 
 }  // namespace
 
+// help(x) (issue 19): the reference entry of a builtin, of a fn (its signature with defaults
+// and its doc comment), or of a name given as a string ("sum", "nn", "nn.softmax").
+Value helpFn(Interpreter& vm, CallArgs& call) {
+  Args a("help", call, {"x"}, 1);
+  const Value& v = a[0];
+  std::string out, err;
+  if (v.tag() == Tag::Builtin) {
+    DType dt;
+    std::string name = builtinName(v.builtinId());
+    if (builtinIsDType(v.builtinId(), dt)) out = fmt::format("{}: a dtype (cast(x, {}), zeros(shape, dtype={}))\n", name, name, name);
+    else if (const DocEntry* d = builtinDoc(name)) out = docText(*d);
+    else out = name + "(...)\n";
+  } else if (v.tag() == Tag::Closure) {
+    const FnProto* p = v.as<ClosureObj>()->proto;
+    if (p->decl && !p->decl->isLambda) {
+      std::string q;
+      if (p->module > 0 && static_cast<size_t>(p->module) < vm.modules().size()) {
+        const std::string& m = vm.modules()[static_cast<size_t>(p->module)]->name;
+        if (m.find('/') == std::string::npos && m.find('.') == std::string::npos) q = m;  // a standard module
+      }
+      out = docText(fnDoc(vm.sources(), *p->decl, q));
+    } else {
+      std::string sig = "fn(";
+      for (size_t i = 0; i < p->paramNames.size(); ++i) sig += (i ? ", " : "") + p->paramNames[i];
+      out = sig + ")\n    (a lambda)\n";
+    }
+  } else if (v.isStr()) {
+    if (!docFor(v.as<StrObj>()->s, out, err)) throw rt::Error(err);
+  } else {
+    out = fmt::format("a value of type {}: help describes a builtin, a fn, or a name given as a string "
+                      "(help(\"nn\"), help(\"nn.softmax\"))\n", typeText(v));
+  }
+  std::fwrite(out.data(), 1, out.size(), vm.out());
+  return Value();
+}
+
 void registerUiBuiltins(BuiltinTable& t) {
+  t.add("help", helpFn);
   t.add("progress", progressFn);
   t.add("plot", plotFn);
 }

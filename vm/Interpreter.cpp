@@ -62,7 +62,7 @@ bool isBoolScalar(const Value& v) { return v.isScalar() && v.dtype() == DType::B
 
 Interpreter::Interpreter(const SourceManager& sm, std::vector<std::unique_ptr<Module>>& modules,
                          const Program& program, VmOptions opts)
-    : sm_(sm), opts_(std::move(opts)) {
+    : sm_(&sm), opts_(std::move(opts)) {
   // Zeroed memory is a run of `none` values (Tag::None == 0); pages are only
   // touched when used.
   stack_ = static_cast<Value*>(std::calloc(kStackValues, sizeof(Value)));
@@ -81,7 +81,9 @@ Interpreter::~Interpreter() {
   std::free(stack_);
 }
 
-void Interpreter::resetModules(std::vector<std::unique_ptr<Module>>& modules, const Program& program) {
+void Interpreter::resetModules(std::vector<std::unique_ptr<Module>>& modules, const Program& program,
+                               const SourceManager* sm) {
+  if (sm) sm_ = sm;
   modules_ = &modules;
   program_ = &program;
   size_t n = modules.size();
@@ -334,7 +336,7 @@ std::vector<std::string> Interpreter::traceLines() const {
     const Frame& caller = frames_[k - 1];
     size_t at = static_cast<size_t>(caller.ip - caller.proto->chunk.code.data()) - 1;
     const Loc& site = caller.proto->chunk.locs[at];
-    std::string where = site.file < sm_.size() ? fmt::format("{}:{}:{}", sm_.file(site.file).path, site.line, site.col) : "?";
+    std::string where = site.file < sm_->size() ? fmt::format("{}:{}:{}", sm_->file(site.file).path, site.line, site.col) : "?";
     lines.push_back(fmt::format("in fn {} at {}", f.proto->name, where));
   }
   return lines;
@@ -712,7 +714,8 @@ void Interpreter::loop(size_t stopDepth) {
       }
       CASE(Print) {
         const Value& v = R[in.a];
-        if (!v.isNone()) fmt::print(out(), "{}\n", str(v));
+        if (replSink) replSink(v);
+        else if (!v.isNone()) fmt::print(out(), "{}\n", str(v));
         DISPATCH();
       }
     }

@@ -63,7 +63,9 @@ class Interpreter {
   // Runs more top-level code of an already-run module (the REPL).
   void runCode(const FnProto* proto);
   // The REPL's modules grow between inputs.
-  void resetModules(std::vector<std::unique_ptr<Module>>& modules, const Program& program);
+  // The REPL: the modules, code and sources of the newest compilation of the session.
+  void resetModules(std::vector<std::unique_ptr<Module>>& modules, const Program& program,
+                    const SourceManager* sm = nullptr);
 
   // Calls a function value from C++ (builtins such as tree_map).
   Value call(const Value& fn, std::vector<Value> args, const std::vector<std::string>* kwNames = nullptr);
@@ -71,7 +73,9 @@ class Interpreter {
   const VmOptions& options() const { return opts_; }
   FILE* out() const { return stdout; }
   void setGraphFnCache(GraphFnCache* c) { graphCache_ = c; }
-  const SourceManager& sources() const { return sm_; }
+  const SourceManager& sources() const { return *sm_; }
+  // REPL: where the values of expression statements go (:type); unset: printed.
+  std::function<void(const Value&)> replSink;
   // Every value the program can reach now (registers of the running frames,
   // globals): a tape gives them leaf ids when it starts.
   void forEachRoot(const std::function<void(Value&)>& f);
@@ -115,7 +119,7 @@ class Interpreter {
   std::vector<std::string> traceLines() const;
   void traceInstruction(const Frame& fr, const Instr* ip) const;
 
-  const SourceManager& sm_;
+  const SourceManager* sm_;
   std::vector<std::unique_ptr<Module>>* modules_;
   const Program* program_;
   VmOptions opts_;

@@ -1,5 +1,6 @@
 #include "vm/Vm.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
@@ -142,7 +143,12 @@ bool ReplSession::needsMore(const std::string& text) {
 bool ReplSession::eval(const std::string& input) {
   std::string candidate = source_ + input + "\n";
   auto comp = std::make_unique<Compilation>();
-  if (!comp->load("<repl>", SemaOptions{true}, &candidate)) return true;
+  if (!comp->load("<repl>", SemaOptions{true}, &candidate)) {
+    // The input is not kept, but its lines are counted: later errors name the line as the
+    // session numbers it.
+    source_ += std::string(static_cast<size_t>(std::count(input.begin(), input.end(), '\n')) + 1, '\n');
+    return true;
+  }
   Module& main = *comp->modules()[0];
   size_t first = statements_;
   auto prog = std::make_unique<Program>();
@@ -155,7 +161,8 @@ bool ReplSession::eval(const std::string& input) {
       prog->moduleCode[static_cast<size_t>(m->id)] = compiler.compileModule(*m, m->id == 0 ? first : 0, co);
     }
     if (!vm_) vm_ = std::make_unique<Interpreter>(comp->sources, comp->modules(), *prog, opts_);
-    else vm_->resetModules(comp->modules(), *prog);
+    else vm_->resetModules(comp->modules(), *prog, &comp->sources);
+    vm_->replSink = sink_;
     for (int dep : main.importedModules)
       if (dep >= 0) vm_->runModule(dep);
     source_ = candidate;
@@ -173,6 +180,15 @@ bool ReplSession::eval(const std::string& input) {
   comps_.push_back(std::move(comp));
   programs_.push_back(std::move(prog));
   return true;
+}
+
+bool ReplSession::evalType(const std::string& input, std::string& type) {
+  type.clear();
+  sink_ = [&](const Value& v) { type = v.isNone() ? "none" : typeText(v); };
+  bool r = eval(input);
+  sink_ = nullptr;
+  if (vm_) vm_->replSink = nullptr;
+  return r;
 }
 
 }  // namespace tdl::vm

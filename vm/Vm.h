@@ -37,6 +37,9 @@ class ReplSession {
   // Runs one input; diagnostics go to stderr. Returns false when the input
   // asked to exit (`exit(code)`), with the code in exitCode().
   bool eval(const std::string& input);
+  // :type EXPR: runs the input and gives the type of its value ("" when it has none);
+  // false as eval's.
+  bool evalType(const std::string& input, std::string& type);
   int exitCode() const { return exitCode_; }
 
  private:
@@ -46,6 +49,7 @@ class ReplSession {
   std::vector<std::unique_ptr<Compilation>> comps_;  // kept alive: closures refer to their code
   std::vector<std::unique_ptr<Program>> programs_;
   std::unique_ptr<Interpreter> vm_;
+  std::function<void(const Value&)> sink_;  // evalType's
   int exitCode_ = 0;
 };
 

@@ -4,10 +4,12 @@
 
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <memory>
 #include <regex>
 #include <set>
 
+#include "frontend/Doc.h"
 #include "frontend/Frontend.h"
 #include "tools/lsp/Transport.h"
 
@@ -347,14 +349,43 @@ class Server {
     return finder.hit;
   }
 
+  // The reference entry behind a hover (issue 19): a builtin's (frontend/builtin_docs.def),
+  // or a top-level fn's (its signature with defaults and its doc comment), where one applies.
+  std::optional<DocEntry> docOf(Compilation& c, const std::string& desc, const Loc& decl) {
+    if (desc.rfind("builtin ", 0) == 0) {
+      if (const DocEntry* b = builtinDoc(desc.substr(8))) return *b;
+      return std::nullopt;
+    }
+    if (!decl.valid()) return std::nullopt;
+    for (auto& m : c.loader->modules())
+      for (auto& st : m->stmts) {
+        if (st->kind != StmtKind::Fn || !st->fn) continue;
+        const Loc& l = st->fn->loc;
+        if (l.file != decl.file || l.line != decl.line || l.col != decl.col) continue;
+        bool standard = m->id > 0 && m->name.find('/') == std::string::npos && m->name.find('.') == std::string::npos;
+        DocEntry e = fnDoc(c.sources, *st->fn, standard ? m->name : "");
+        if (!st->fn->isGraph) e.signature = "fn " + e.signature;
+        return e;
+      }
+    return std::nullopt;
+  }
+
+  static std::string markdown(const DocEntry& e) {
+    std::string md = "```tdl\n" + e.signature + "\n```";
+    if (!e.text.empty()) md += "\n\n" + e.text;
+    if (!e.example.empty()) md += "\n\nExample: `" + e.example + "`";
+    return md;
+  }
+
   json hover(const json& params) {
     uint32_t line, col;
     Document* d = locate(params, line, col);
     if (!d) return nullptr;
     auto h = find(*d, line, col);
     if (!h) return nullptr;
-    return {{"contents", {{"kind", "markdown"}, {"value", "```tdl\n" + h->desc + "\n```"}}},
-            {"range", range(*d->comp, h->range)}};
+    std::string value = "```tdl\n" + h->desc + "\n```";
+    if (auto e = docOf(*d->comp, h->desc, h->decl)) value = markdown(*e);
+    return {{"contents", {{"kind", "markdown"}, {"value", value}}}, {"range", range(*d->comp, h->range)}};
   }
 
   json definition(const json& params) {
@@ -392,8 +423,15 @@ class Server {
   json completion(const json& params) {
     json items = json::array();
     std::set<std::string> seen;
-    auto add = [&](const std::string& label, int kind, const std::string& detail) {
-      if (seen.insert(label).second) items.push_back({{"label", label}, {"kind", kind}, {"detail", detail}});
+    auto add = [&](const std::string& label, int kind, const std::string& detail, const std::string& doc = "") {
+      if (!seen.insert(label).second) return;
+      json item = {{"label", label}, {"kind", kind}, {"detail", detail}};
+      if (!doc.empty()) item["documentation"] = {{"kind", "markdown"}, {"value", doc}};
+      items.push_back(std::move(item));
+    };
+    auto addFn = [&](Compilation& c, const FnDecl& f, const std::string& qualifier) {
+      DocEntry e = fnDoc(c.sources, f, qualifier);
+      add(f.name, kItemFunction, e.signature, e.text);
     };
     uint32_t line, col;
     Document* d = locate(params, line, col);
@@ -408,7 +446,7 @@ class Server {
         if (s->kind != StmtKind::Import || s->alias != m[1].str() || s->module < 0) continue;
         Module& mod = *mods[s->module];
         for (auto& st : mod.stmts) {
-          if (st->kind == StmtKind::Fn) add(st->fn->name, kItemFunction, fnSignature(*st->fn));
+          if (st->kind == StmtKind::Fn) addFn(*d->comp, *st->fn, s->alias);
         }
         for (auto& n : mod.globalNames) add(n, kItemVariable, s->alias + "." + n);
         return items;
@@ -419,7 +457,7 @@ class Server {
       sc.stmts(mods[0]->stmts);
       for (auto& n : sc.names) add(n, kItemVariable, "local");
       for (auto& s : mods[0]->stmts) {
-        if (s->kind == StmtKind::Fn) add(s->fn->name, kItemFunction, fnSignature(*s->fn));
+        if (s->kind == StmtKind::Fn) addFn(*d->comp, *s->fn, "");
         if (s->kind == StmtKind::Import) add(s->alias, kItemModule, "module");
       }
       for (auto& n : mods[0]->globalNames) add(n, kItemVariable, "top-level");
@@ -429,7 +467,10 @@ class Server {
 #include "frontend/builtins.def"
 #undef BUILTIN
     };
-    for (const char* b : builtins) add(b, kItemFunction, "builtin");
+    for (const char* b : builtins) {
+      if (const DocEntry* e = builtinDoc(b)) add(b, kItemFunction, e->signature, e->text);
+      else add(b, kItemFunction, "builtin");
+    }
     for (const char* k : kKeywords) add(k, kItemKeyword, "keyword");
     return items;
   }
