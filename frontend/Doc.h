@@ -25,6 +25,8 @@ const DocEntry* builtinDoc(const std::string& name);
 std::string docComment(const SourceManager& sm, const FnDecl& fn);
 // The entry of a top-level fn: `qualifier.name(params with defaults as written)`.
 DocEntry fnDoc(const SourceManager& sm, const FnDecl& fn, const std::string& qualifier);
+// The parts below load modules (tdl_frontend, with the parser); the ones above do not
+// (tdl_frontend_core, which native executables link).
 // The standard modules' names (the .tdl files of the stdlib folders), sorted.
 std::vector<std::string> standardModules();
 // The entries of a standard module's top-level fns, in order (empty, and `err` set, when it
@@ -35,5 +37,10 @@ std::vector<DocEntry> moduleDocs(const std::string& module, std::string& err);
 bool docFor(const std::string& name, std::string& out, std::string& err);
 // An entry as text: the signature, then the description (and example) indented.
 std::string docText(const DocEntry& e);
+// help("name"): a builtin's entry, else the installed lookup's (the tdl tool installs
+// docFor); false with `err` otherwise.
+using DocLookupFn = bool (*)(const std::string& name, std::string& out, std::string& err);
+void setDocLookup(DocLookupFn fn);
+bool lookupDoc(const std::string& name, std::string& out, std::string& err);
 
 }  // namespace tdl

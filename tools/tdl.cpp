@@ -106,6 +106,7 @@ Exit status: 0 success, 1 script error, 2 usage error, 3 internal error.
 
 int mainImpl(int argc, char** argv) {
   setBuiltinSignatures(&vm::staticBuiltinSignature);  // Sema's keyword check of builtin calls
+  setDocLookup(&docFor);                               // help("nn.softmax")
   std::vector<std::string> args(argv + 1, argv + argc);
   GlobalOptions g;
   // Global options may stand anywhere before the script's own arguments.

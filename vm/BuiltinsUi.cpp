@@ -276,7 +276,7 @@ Value helpFn(Interpreter& vm, CallArgs& call) {
       out = sig + ")\n    (a lambda)\n";
     }
   } else if (v.isStr()) {
-    if (!docFor(v.as<StrObj>()->s, out, err)) throw rt::Error(err);
+    if (!lookupDoc(v.as<StrObj>()->s, out, err)) throw rt::Error(err);
   } else {
     out = fmt::format("a value of type {}: help describes a builtin, a fn, or a name given as a string "
                       "(help(\"nn\"), help(\"nn.softmax\"))\n", typeText(v));
