@@ -74,7 +74,7 @@ void runOp(ExecCtx& c, const OpEntry& e) {
   switch (op.kind()) {
     case ir::OpKind::Print: {
       std::string s = rt::fill_format(op.str_attr("format"), in);
-      std::fwrite(s.data(), 1, s.size(), stdout);
+      rt::write_output(s, stdout);
       return;
     }
     case ir::OpKind::Assert:

@@ -1,5 +1,6 @@
 // The trace cache of graph fns (see GraphCache.h).
 #include "graph/GraphCache.h"
+#include "vm/Format.h"
 
 #include "runtime/Profile.h"
 
@@ -36,11 +37,45 @@ struct Version {
   double optimizedMs = 0;   // the background compile of the optimized version
   int64_t optimizedAt = 0;  // the call from which it served (0: not yet)
   bool cached = false;  // the code came from the compile cache on disk
+  std::string skeleton;  // the parameters by name and structure, '\x01' for each leaf (report())
 };
 
-std::string signatureText(const std::vector<ParamLeaf>& leaves) {
+// An argument's structure for --trace-report: records with their field names, tuples,
+// lists, and '\x01' where a tensor leaf's type goes (filled from the version's leaves, whose
+// dims may widen later).
+std::string skeletonOf(const Value& v) {
+  switch (v.tag()) {
+    case Tag::Scalar:
+    case Tag::Tensor: return "\x01";
+    case Tag::Tuple:
+    case Tag::List: {
+      const auto& items = v.as<SeqObj>()->items;
+      std::string s = v.tag() == Tag::List ? "[" : "(";
+      for (size_t i = 0; i < items.size(); ++i) s += (i ? ", " : "") + skeletonOf(items[i]);
+      if (v.tag() == Tag::Tuple && items.size() == 1) s += ",";
+      return s + (v.tag() == Tag::List ? "]" : ")");
+    }
+    case Tag::Record: {
+      auto* r = v.as<RecordObj>();
+      std::string s = "{";
+      for (size_t i = 0; i < r->vals.size(); ++i) s += (i ? ", " : "") + (*r->names)[i] + ": " + skeletonOf(r->vals[i]);
+      return s + "}";
+    }
+    default: return str(v);  // a value the trace specializes on (a string, fn, dtype, none)
+  }
+}
+
+std::string signatureText(const Version& v) {
   std::string s;
-  for (size_t i = 0; i < leaves.size(); ++i) s += (i ? ", " : "") + leaves[i].type.str() + (leaves[i].weak ? " (weak)" : "");
+  size_t k = 0;
+  for (char c : v.skeleton) {
+    if (c != '\x01') {
+      s += c;
+      continue;
+    }
+    if (k < v.leaves.size()) s += v.leaves[k].type.str() + (v.leaves[k].weak ? " (weak)" : "");
+    ++k;
+  }
   return s;
 }
 
@@ -173,6 +208,10 @@ class GraphCache : public GraphFnCache {
         for (auto& i : a.as<RecordObj>()->vals) pin(i);
     };
     for (auto& a : args) pin(a);
+    for (size_t i = 0; i < args.size(); ++i) {
+      const auto& names = fn.proto->paramNames;
+      v->skeleton += (i ? ", " : "") + (i < names.size() ? names[i] + ": " : std::string()) + skeletonOf(args[i]);
+    }
     std::vector<std::string> syms;
     v->leaves = signatureLeaves(*fn.proto, args, xs, weak, syms);
     auto fresh = [&] {
@@ -228,7 +267,7 @@ class GraphCache : public GraphFnCache {
           codeMs += fmt::format(" (optimized in the background in {:.2f} ms, serving from call {})", v.optimizedMs,
                                 v.optimizedAt);
         fmt::print(stderr, "  #{} ({}): {} call{} served{}; trace {:.2f} ms, optimize {:.2f} ms, {}{}\n",
-                   i + 1, signatureText(v.leaves), v.calls, v.calls == 1 ? "" : "s", v.code ? "" : " in the VM",
+                   i + 1, signatureText(v), v.calls, v.calls == 1 ? "" : "s", v.code ? "" : " in the VM",
                    v.traceMs, v.optMs, codeMs,
                    v.code && v.code->reusedBuffers > 0 ? fmt::format("; {} buffers reused", v.code->reusedBuffers.load()) : "");
       }

@@ -5,6 +5,7 @@
 #include "Error.h"
 
 #include <cmath>
+#include <mutex>
 
 namespace tdl::rt {
 
@@ -123,6 +124,31 @@ struct Printer {
 };
 
 }  // namespace
+
+namespace {
+std::mutex g_console;
+std::string g_status;  // the status line on stderr ("" when none)
+}  // namespace
+
+void set_status_line(const std::string& line) {
+  std::lock_guard<std::mutex> lock(g_console);
+  g_status = line;
+}
+
+void write_output(const std::string& text, FILE* out) {
+  std::lock_guard<std::mutex> lock(g_console);
+  if (g_status.empty()) {
+    std::fwrite(text.data(), 1, text.size(), out);
+    return;
+  }
+  std::fputs("\r\033[K", stderr);
+  std::fflush(stderr);
+  std::fwrite(text.data(), 1, text.size(), out);
+  std::fflush(out);
+  std::string again = "\r" + g_status + "\033[K";
+  std::fwrite(again.data(), 1, again.size(), stderr);
+  std::fflush(stderr);
+}
 
 PrintOptions& print_options() {
   static PrintOptions options;

@@ -1,6 +1,7 @@
 // Printing of tensors and scalars, exactly as SPEC §8 says.
 #pragma once
 
+#include <cstdio>
 #include <string>
 
 #include "Tensor.h"
@@ -21,6 +22,13 @@ struct PrintOptions {
   int64_t linewidth = 0;
 };
 PrintOptions& print_options();
+
+// Program output that shares a terminal with a status line (progress's bar, redrawn in
+// place on stderr): write_output clears the line first and draws it again after the text,
+// as tqdm.write does, so a print inside a progress loop gets lines of its own.
+// set_status_line("") when no bar is on screen (then write_output is a plain write).
+void set_status_line(const std::string& line);
+void write_output(const std::string& text, FILE* out);
 
 // A float as its shortest round-tripping decimal for its dtype (F32: as a float), with
 // ".0" added when it would look like an integer: 0.1, 1e-07, 2.5e+16, 6.0, nan, inf,

@@ -203,6 +203,30 @@ def main():
     expect("repl under a terminal: prompts, :type and help, and a history file in $HOME",
            ok and os.WEXITSTATUS(status) == 0 and os.path.exists(hist) and "help(sum)" in open(hist, errors="replace").read(),
            seen.decode("utf-8", "replace")[-400:])
+    # A print inside a progress loop on a terminal: the bar's line is cleared first and the
+    # bar drawn again after the text (tqdm.write's way), so the text gets a line of its own.
+    pg = os.path.join(d, "progress_print.tdl")
+    with open(pg, "w") as f:
+        f.write('for i in progress(range(3), desc="t") { print(f"step {i}") }\nprint("done")\n')
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(tdl, [tdl, "run", pg])
+    seen = b""
+    ok = pty_read(b"done")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    expect("progress and print share a terminal: each printed line starts on a cleared line",
+           ok and os.WEXITSTATUS(status) == 0 and all(b"\r\x1b[Kstep %d\r\n" % i in seen for i in range(3))
+           and b"3/3" in seen, seen)
+    # --trace-report names the parameters and shows records and tuples with their fields.
+    tr = os.path.join(d, "trace_names.tdl")
+    with open(tr, "w") as f:
+        f.write("graph fn step(p: {w: f32[4, 2], b: f32[2]}, x: f32[B, 4], cfg: (f32[], i64[])) {\n"
+                "  return sum(x @ p.w + p.b) * cfg[0]\n}\n"
+                "print(step({w: ones([4, 2]), b: zeros([2])}, ones([3, 4]), (0.5, 2)))\n")
+    r = run(tdl, "run", "--trace-report", tr)
+    expect("--trace-report shows parameters by name, records with their fields, tuples",
+           r.returncode == 0 and "#1 (p: {w: f32[4, 2], b: f32[2]}, x: f32[B, 4], cfg: (f32[], i64[])): 1 call served" in r.stderr, r)
     # tdl doc NAME (SPEC §12): builtins, modules, module fns; unknown names get a suggestion.
     r = run(tdl, "doc", "sum")
     expect("tdl doc sum: signature with defaults, description, example",

@@ -34,7 +34,7 @@ Value print(Interpreter& vm, CallArgs& call) {
     out += str(call.args[i]);
   }
   out += end;
-  std::fwrite(out.data(), 1, out.size(), vm.out());
+  rt::write_output(out, vm.out());
   return Value();
 }
 

@@ -12,6 +12,7 @@
 #include "frontend/Doc.h"
 #include "runtime/Error.h"
 #include "runtime/Io.h"
+#include "runtime/Print.h"
 #include "vm/Builtins.h"
 #include "vm/Format.h"
 #include "vm/Interpreter.h"
@@ -81,9 +82,11 @@ struct ProgressObj : NativeObj {
     if (tty) {
       if (!last && lastDraw >= 0 && t - lastDraw < kRedrawSeconds) return;
       lastDraw = t;
-      std::string s = fmt::format("\r{}\033[K{}", line(t), last ? "\n" : "");
+      std::string text = line(t);
+      std::string s = fmt::format("\r{}\033[K{}", text, last ? "\n" : "");
       std::fwrite(s.data(), 1, s.size(), stderr);
       std::fflush(stderr);
+      rt::set_status_line(last ? "" : text);  // print() clears and redraws it (rt::write_output)
       return;
     }
     // One line at each 10% passed (and at the end).

@@ -8,6 +8,7 @@
 
 #include "frontend/Diagnostics.h"
 #include "runtime/Error.h"
+#include "runtime/Print.h"
 #include "vm/Annotations.h"
 #include "vm/Disassembler.h"
 #include "vm/Format.h"
@@ -715,7 +716,7 @@ void Interpreter::loop(size_t stopDepth) {
       CASE(Print) {
         const Value& v = R[in.a];
         if (replSink) replSink(v);
-        else if (!v.isNone()) fmt::print(out(), "{}\n", str(v));
+        else if (!v.isNone()) rt::write_output(str(v) + "\n", out());
         DISPATCH();
       }
     }
