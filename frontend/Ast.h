@@ -100,6 +100,7 @@ enum class ExprKind : uint8_t {
   Call,     // kids[0] = callee, kids[1..] = args, names[i-1] = keyword or ""
   Index,    // kids[0] = base, subs
   Field,    // kids[0] = base, str = field name
+  Dict,     // names[i] (a string key): kids[i] (SPEC §12); no kids: {}
 };
 
 struct Subscript {

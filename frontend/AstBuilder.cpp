@@ -600,6 +600,20 @@ ExprPtr AstBuilder::primary(P::PrimaryContext* ctx) {
     }
     return finish(std::move(e));
   }
+  if (auto* c = dynamic_cast<P::DictLitContext*>(ctx)) {
+    auto e = std::make_unique<Expr>(ExprKind::Dict, l);
+    for (auto* en : c->entry()) {
+      std::string raw = en->STRING()->getText(), key;
+      size_t bad = 0;
+      if (!decodeEscapes(std::string_view(raw).substr(1, raw.size() - 2), key, bad))
+        error(loc(en->STRING()->getSymbol()), "unknown escape sequence in string literal (allowed: \\n \\t \\\" \\\\)");
+      for (auto& n : e->names)
+        if (n == key) error(loc(en->STRING()->getSymbol()), fmt::format("duplicate key \"{}\"", key));
+      e->names.push_back(key);
+      e->kids.push_back(expr(en->expr()));
+    }
+    return finish(std::move(e));
+  }
   throw InternalError("AstBuilder: unknown primary");
 }
 

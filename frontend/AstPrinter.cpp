@@ -182,6 +182,12 @@ class Printer {
       case ExprKind::Field:
         line(ind, e.loc, "Field ." + e.str + (e.ref.kind == RefKind::Global ? " [module member]" : ""));
         break;
+      case ExprKind::Dict: {
+        std::string keys;
+        for (auto& n : e.names) keys += (keys.empty() ? "" : ", ") + ("\"" + n + "\"");
+        line(ind, e.loc, "Dict {" + keys + "}");
+        break;
+      }
     }
     for (auto& k : e.kids) expr(ind + 1, *k);
   }

@@ -146,9 +146,12 @@ primary
     // one rule so the parser never needs lookahead to the closing `)`.
     | '(' (expr (',' expr)* trailing=','?)? ')'           # parenOrTuple
     | '[' (expr (',' expr)* ','?)? ']'                    # listLit
-    | '{' NEWLINE? (field (',' NEWLINE? field)* ','? NEWLINE?)? '}'   # recordLit
+    | '{' NEWLINE? field (',' NEWLINE? field)* ','? NEWLINE? '}'     # recordLit
+    // string keys make a dict (SPEC §12); `{}` is the empty dict
+    | '{' NEWLINE? (entry (',' NEWLINE? entry)* ','? NEWLINE?)? '}'   # dictLit
     ;
 field       : NAME ':' expr ;
+entry       : STRING ':' expr ;
 
 // ----------------------------------------------------------------- lexer
 LPAREN      : '(' { openBracket('('); } ;

@@ -33,6 +33,7 @@ auto Tracer::call(const Expr& e) -> TV {
     // x.f(args): a record field f holding a function, else f(x, args).
     TV self = eval(*ce.kids[0]);
     TV x = expandStatic(self);
+    if (x.k == TV::Rec && x.seqTag == Tag::Dict) return dictMethodTV(x, ce.str, e);
     bool isField = false;
     if (x.k == TV::Rec)
       for (size_t i = 0; i < x.names->size(); ++i)
@@ -80,6 +81,25 @@ auto Tracer::call(const Expr& e) -> TV {
 // list changes as the trace runs (a traced loop must keep its length: the merge checks).
 auto Tracer::listMethodTV(TV& xs, const std::string& name, const std::vector<TV>& args, const Loc& loc) -> TV {
   try {
+    if (xs.k == TV::Rec && xs.seqTag == Tag::Dict && name == "pop") {  // d.pop(key, default)
+      if (args.empty() || args.size() > 2)
+        throw rt::Error(fmt::format("a dict's pop() takes 1 to 2 arguments ({} given)", args.size()));
+      if (!args[0].isStatic() || !args[0].sv.isStr())
+        throw rt::Error(fmt::format("a dict key in a graph fn must be a string known at trace time, got {}", describe(args[0])));
+      const std::string& key = args[0].sv.as<StrObj>()->s;
+      std::vector<std::string> keys = *xs.names;
+      auto it = std::find(keys.begin(), keys.end(), key);
+      if (it == keys.end()) {
+        if (args.size() == 2) return args[1];
+        throw rt::Error(missingKeyText(keys, key));
+      }
+      size_t i = static_cast<size_t>(it - keys.begin());
+      TV r = xs.items[i];
+      xs.items.erase(xs.items.begin() + static_cast<long>(i));
+      keys.erase(it);
+      xs.names = std::make_shared<const std::vector<std::string>>(std::move(keys));
+      return r;
+    }
     bool numeric = xs.isDyn() || (xs.isStatic() && xs.sv.isNumeric());
     if (xs.k != TV::Seq || xs.seqTag != Tag::List) throw rt::Error(notAList(name, describe(xs), numeric));
     checkListMethod(name, static_cast<int>(args.size()));
@@ -121,6 +141,44 @@ auto Tracer::listMethodTV(TV& xs, const std::string& name, const std::vector<TV>
   } catch (const rt::Error& err) {
     fail(loc, err.what());
   }
+}
+
+// A dict's reading methods (eager's dictMethod): its keys are known at trace time.
+auto Tracer::dictMethodTV(const TV& d, const std::string& name, const Expr& e) -> TV {
+  std::vector<TV> args;
+  std::vector<std::string> kw;
+  for (size_t i = 0; i + 1 < e.kids.size(); ++i) {
+    args.push_back(eval(*e.kids[i + 1]));
+    const std::string& k = i < e.names.size() ? e.names[i] : std::string();
+    if (!k.empty()) kw.push_back(k);
+  }
+  auto arity = [&](size_t lo, size_t hi) {
+    if (args.size() >= lo && args.size() <= hi && (kw.empty() || (name == "get" && kw == std::vector<std::string>{"default"})))
+      return;
+    fail(e.loc, fmt::format("{}() takes {} argument{} ({} given)", name, lo == hi ? fmt::format("{}", lo)
+                            : fmt::format("{} to {}", lo, hi), hi == 1 ? "" : "s", args.size()));
+  };
+  if (name == "keys" || name == "values" || name == "items") {
+    arity(0, 0);
+    std::vector<TV> out;
+    for (size_t i = 0; i < d.items.size(); ++i) {
+      TV key = TV::of(makeStr((*d.names)[i]));
+      if (name == "keys") out.push_back(key);
+      else if (name == "values") out.push_back(d.items[i]);
+      else out.push_back(makeSeq(Tag::Tuple, {key, d.items[i]}));
+    }
+    return makeSeq(Tag::List, std::move(out));
+  }
+  if (name == "get") {
+    arity(1, 2);
+    if (!args[0].isStatic() || !args[0].sv.isStr())
+      fail(e.loc, fmt::format("a dict key in a graph fn must be a string known at trace time, got {}", describe(args[0])));
+    for (size_t i = 0; i < d.names->size(); ++i)
+      if ((*d.names)[i] == args[0].sv.as<StrObj>()->s) return d.items[i];
+    return args.size() > 1 ? args[1] : TV::of(Value());
+  }
+  std::vector<std::string> methods = {"keys", "values", "items", "get", "pop"};
+  fail(e.loc, fmt::format("a dict has no method '{}'{}", name, didYouMean(name, methods)));
 }
 
 auto Tracer::lookupMethod(const std::string& nm, int module, const Loc& loc) -> TV {

@@ -59,10 +59,12 @@ auto Tracer::eval(const Expr& e) -> TV {
       for (auto& k : e.kids) items.push_back(eval(*k));
       return makeSeq(e.kind == ExprKind::List ? Tag::List : Tag::Tuple, std::move(items));
     }
-    case ExprKind::Record: {
+    case ExprKind::Record:
+    case ExprKind::Dict: {
       std::vector<TV> items;
       for (auto& k : e.kids) items.push_back(eval(*k));
       TV r; r.k = TV::Rec;
+      if (e.kind == ExprKind::Dict) r.seqTag = Tag::Dict;
       r.names = std::make_shared<const std::vector<std::string>>(e.names);
       r.items = std::move(items);
       return normalize(r);
@@ -102,6 +104,7 @@ auto Tracer::normalize(TV r) -> TV {
     if (!i.isStatic()) return r;
   std::vector<Value> vals;
   for (auto& i : r.items) vals.push_back(i.sv);
+  if (r.k == TV::Rec && r.seqTag == Tag::Dict) return TV::of(makeDict(*r.names, std::move(vals)));
   if (r.k == TV::Rec) return TV::of(makeRecord(r.names, std::move(vals)));
   return TV::of(r.seqTag == Tag::List ? makeList(std::move(vals)) : makeTuple(std::move(vals)));
 }
@@ -176,6 +179,10 @@ auto Tracer::containsTV(const TV& xs, const TV& v, const Loc& loc) -> TV {
   if (xs.isStatic() && v.isStatic() && !tapedStatic(xs) && !tapedStatic(v))
     return staticCall(loc, [&] { return containsValue(xs.sv, v.sv); });
   TV s = expandStatic(xs);
+  if (s.k == TV::Rec && s.seqTag == Tag::Dict) {  // a key: the keys are known at trace time
+    if (!v.isStatic() || !v.sv.isStr()) fail(loc, fmt::format("'in <dict>' needs a key (a string) on the left, got {}", describe(v)));
+    return staticBool(std::find(s.names->begin(), s.names->end(), v.sv.as<StrObj>()->s) != s.names->end());
+  }
   if (s.k == TV::Seq) {
     TV acc = staticBool(false);
     for (const TV& item : s.items) {
@@ -198,7 +205,7 @@ auto Tracer::containsTV(const TV& xs, const TV& v, const Loc& loc) -> TV {
     std::vector<TV> args{binop(rt::BinaryOp::Eq, s, v, loc)};
     return builtin(builtinId("any"), args, {}, loc);
   }
-  fail(loc, fmt::format("'in' needs a list, tuple, string, record, range or tensor on the right, got {}", describe(xs)));
+  fail(loc, fmt::format("'in' needs a list, tuple, string, record, dict, range or tensor on the right, got {}", describe(xs)));
 }
 
 auto Tracer::field(const Expr& e) -> TV {
@@ -210,6 +217,8 @@ auto Tracer::field(const Expr& e) -> TV {
 
 auto Tracer::fieldOf(const TV& b, const std::string& nm, const Loc& loc) -> TV {
   if (b.isStatic()) return staticCall(loc, [&] { return fieldValue(b.sv, nm); });
+  if (b.k == TV::Rec && b.seqTag == Tag::Dict)
+    fail(loc, fmt::format("a dict has no field '{}' (its keys are read as d[\"key\"])", nm));
   if (b.k == TV::Rec) {
     for (size_t i = 0; i < b.names->size(); ++i)
       if ((*b.names)[i] == nm) return b.items[i];

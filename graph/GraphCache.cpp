@@ -61,6 +61,12 @@ std::string skeletonOf(const Value& v) {
       for (size_t i = 0; i < r->vals.size(); ++i) s += (i ? ", " : "") + (*r->names)[i] + ": " + skeletonOf(r->vals[i]);
       return s + "}";
     }
+    case Tag::Dict: {
+      auto* d = v.as<DictObj>();
+      std::string s = "{";
+      for (size_t i = 0; i < d->vals.size(); ++i) s += (i ? ", \"" : "\"") + d->keys[i] + "\": " + skeletonOf(d->vals[i]);
+      return s + "}";
+    }
     default: return str(v);  // a value the trace specializes on (a string, fn, dtype, none)
   }
 }
@@ -206,6 +212,8 @@ class GraphCache : public GraphFnCache {
         for (auto& i : a.as<SeqObj>()->items) pin(i);
       else if (a.tag() == Tag::Record)
         for (auto& i : a.as<RecordObj>()->vals) pin(i);
+      else if (a.tag() == Tag::Dict)
+        for (auto& i : a.as<DictObj>()->vals) pin(i);
     };
     for (auto& a : args) pin(a);
     for (size_t i = 0; i < args.size(); ++i) {

@@ -63,6 +63,16 @@ auto Tracer::indexTV(const TV& base, const Expr& e, const Loc& loc) -> TV {
     }
   }
   TV b = expandStatic(base);
+  if (b.k == TV::Rec && b.seqTag == Tag::Dict) {
+    if (e.subs.size() != 1 || e.subs[0].isSlice) fail(loc, "a dict is indexed by one string key");
+    TV k = eval(*e.subs[0].index);
+    if (!k.isStatic() || !k.sv.isStr())
+      fail(e.subs[0].loc, fmt::format("a dict key in a graph fn must be a string known at trace time, got {}", describe(k)));
+    const std::string& key = k.sv.as<StrObj>()->s;
+    for (size_t i = 0; i < b.names->size(); ++i)
+      if ((*b.names)[i] == key) return b.items[i];
+    fail(loc, missingKeyText(*b.names, key));
+  }
   if (b.k == TV::Seq || b.k == TV::Rec) {
     if (e.subs.size() != 1 || e.subs[0].isSlice) fail(loc, "only a single integer index is supported on a list in graph fns");
     TV k = eval(*e.subs[0].index);
@@ -317,6 +327,24 @@ auto Tracer::sliceUpdateTV(const TV& base, const Expr& target, const TV& v, cons
 }
 
 auto Tracer::updateTV(const TV& base, const Expr& target, const TV& v, const Loc& loc) -> TV {
+  TV d = expandStatic(base);
+  if (d.k == TV::Rec && d.seqTag == Tag::Dict) {  // d["key"] = v: the structure changes at trace time
+    if (target.subs.size() != 1 || target.subs[0].isSlice) fail(loc, "a dict is indexed by one string key");
+    TV k = eval(*target.subs[0].index);
+    if (!k.isStatic() || !k.sv.isStr())
+      fail(target.subs[0].loc, fmt::format("a dict key in a graph fn must be a string known at trace time, got {}", describe(k)));
+    const std::string& key = k.sv.as<StrObj>()->s;
+    std::vector<std::string> keys = *d.names;
+    auto it = std::find(keys.begin(), keys.end(), key);
+    if (it != keys.end()) {
+      d.items[static_cast<size_t>(it - keys.begin())] = v;
+    } else {
+      keys.push_back(key);
+      d.items.push_back(v);
+      d.names = std::make_shared<const std::vector<std::string>>(std::move(keys));
+    }
+    return normalize(d);
+  }
   if (!isNumeric(base)) fail(loc, "element assignment needs a tensor in graph fns");
   for (auto& s : target.subs)
     if (s.isSlice) return sliceUpdateTV(base, target, v, loc);

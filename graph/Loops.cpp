@@ -300,6 +300,11 @@ auto Tracer::forLoop(const Stmt& s) -> void {
     return;
   }
   TV x = expandStatic(it);
+  if (x.k == TV::Rec && x.seqTag == Tag::Dict) {  // a dict's keys, as eagerly
+    x.k = TV::Seq;
+    x.items.clear();
+    for (const std::string& key : *x.names) x.items.push_back(TV::of(makeStr(key)));
+  }
   if (x.k == TV::Seq || x.k == TV::Rec) {
     for (auto& item : x.items) {
       bindVar(item);

@@ -48,7 +48,8 @@ auto Tracer::formatOf(const TV& t, std::vector<ir::Value*>& holes, const Loc& lo
     std::string s = "{{";
     for (size_t i = 0; i < t.items.size(); ++i) {
       if (i) s += ", ";
-      s += (*t.names)[i] + ": " + formatOf(t.items[i], holes, loc, false);
+      std::string name = t.seqTag == Tag::Dict ? "\"" + (*t.names)[i] + "\"" : (*t.names)[i];
+      s += escapeBraces(name) + ": " + formatOf(t.items[i], holes, loc, false);
     }
     return s + "}}";
   }

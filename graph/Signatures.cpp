@@ -38,6 +38,16 @@ void flattenOne(const Value& v, std::vector<rt::Tensor>& leaves, std::vector<boo
       key += "},";
       return;
     }
+    case Tag::Dict: {
+      auto* d = v.as<DictObj>();
+      key += "D{";
+      for (size_t i = 0; i < d->vals.size(); ++i) {
+        key += fmt::format("{}:{}:", d->keys[i].size(), d->keys[i]);
+        flattenOne(d->vals[i], leaves, weak, key);
+      }
+      key += "},";
+      return;
+    }
     case Tag::Str: key += fmt::format("s{}:{},", v.as<StrObj>()->s.size(), v.as<StrObj>()->s); return;
     case Tag::Closure: key += fmt::format("f{},", static_cast<const void*>(v.obj())); return;
     case Tag::Builtin: key += fmt::format("b{},", v.builtinId()); return;
@@ -59,6 +69,13 @@ TV argTV(const Value& v, const std::vector<ir::Value*>& params, const std::vecto
     case Tag::List: {
       TV r; r.k = TV::Seq; r.seqTag = v.tag();
       for (auto& i : v.as<SeqObj>()->items) r.items.push_back(argTV(i, params, leaves, k));
+      return r;
+    }
+    case Tag::Dict: {
+      TV r; r.k = TV::Rec; r.seqTag = Tag::Dict;
+      auto* d = v.as<DictObj>();
+      r.names = std::make_shared<const std::vector<std::string>>(d->keys);
+      for (auto& i : d->vals) r.items.push_back(argTV(i, params, leaves, k));
       return r;
     }
     case Tag::Record: {

@@ -48,7 +48,8 @@ auto Tracer::sourceLeaves(const TV& src, std::vector<const TV*>& out, const Loc&
       for (auto& i : src.items) sourceLeaves(i, out, loc);
       return;
     case TV::Static:
-      if (src.sv.isSeq() || src.sv.tag() == Tag::Record) fail(loc, "internal: unexpanded static sources");
+      if (src.sv.isSeq() || src.sv.tag() == Tag::Record || src.sv.tag() == Tag::Dict)
+        fail(loc, "internal: unexpanded static sources");
       if (!src.sv.isNumeric() || !rt::is_float(typeOf(src).dtype))
         fail(loc, fmt::format("gradient source must be a float tensor, got {}", describe(src)));
       out.push_back(&src);

@@ -19,6 +19,7 @@ Value ResultTemplate::build(const std::vector<rt::Tensor>& results) const {
     case Rec: {
       std::vector<Value> v;
       for (auto& i : items) v.push_back(i.build(results));
+      if (seqTag == Tag::Dict) return makeDict(*names, std::move(v));
       return makeRecord(names, std::move(v));
     }
     case Fmt: {  // a string of run-time values, filled as print fills its format
@@ -72,6 +73,13 @@ TV expandStatic(const TV& t) {
   if (t.sv.isSeq()) {
     TV r; r.k = TV::Seq; r.seqTag = t.sv.tag();
     for (auto& v : t.sv.as<SeqObj>()->items) r.items.push_back(TV::of(v));
+    return r;
+  }
+  if (t.sv.tag() == Tag::Dict) {
+    TV r; r.k = TV::Rec; r.seqTag = Tag::Dict;
+    auto* d = t.sv.as<DictObj>();
+    r.names = std::make_shared<const std::vector<std::string>>(d->keys);
+    for (auto& v : d->vals) r.items.push_back(TV::of(v));
     return r;
   }
   if (t.sv.tag() == Tag::Record) {

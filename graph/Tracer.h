@@ -60,7 +60,7 @@ struct TV {
   bool weak = false;        // Dyn: a weak scalar (its IR dtype is the default dtype)
   Tag seqTag = Tag::Tuple;  // Seq
   std::vector<TV> items;    // Seq / Rec fields / Fn captures / Range start, stop, step / Fmt holes
-  Names names;              // Rec
+  Names names;              // Rec (a dict: seqTag Tag::Dict, its keys in names)
   const FnDecl* fn = nullptr;      // Fn
   std::vector<Value> defaults;     // Fn (from a VM closure)
   std::vector<TV> traceDefaults;   // Fn declared in the graph fn: defaults evaluated at the declaration
@@ -177,6 +177,7 @@ class Tracer {
 
   std::string describe(const TV& t);
   TV listMethodTV(TV& xs, const std::string& name, const std::vector<TV>& args, const Loc& loc);
+  TV dictMethodTV(const TV& d, const std::string& name, const Expr& e);
 
   // ---------------------------------------------------------------- arithmetic
 

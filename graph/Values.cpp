@@ -72,7 +72,7 @@ auto Tracer::describe(const TV& t) -> std::string {
     case TV::Static: return typeText(t.sv);
     case TV::Dyn: return t.dv->type.str();
     case TV::Seq: return t.seqTag == Tag::List ? "list" : "tuple";
-    case TV::Rec: return "record";
+    case TV::Rec: return t.seqTag == Tag::Dict ? "dict" : "record";
     case TV::Fn: return "function";
     case TV::Range: return "range";
     case TV::Tape: return "tape";

@@ -51,6 +51,11 @@ Value watch(const Value& v) {
       for (auto& x : v.as<RecordObj>()->vals) vals.push_back(watch(x));
       return makeRecord(v.as<RecordObj>()->names, std::move(vals));
     }
+    case Tag::Dict: {
+      std::vector<Value> vals;
+      for (auto& x : v.as<DictObj>()->vals) vals.push_back(watch(x));
+      return makeDict(v.as<DictObj>()->keys, std::move(vals));
+    }
     default: return ad::isFloat(v) ? ad::identity(v) : v;
   }
 }

@@ -99,9 +99,10 @@ Value len(Interpreter&, CallArgs& call) {
     case Tag::Tuple:
     case Tag::List: return Value::i64(static_cast<int64_t>(v.as<SeqObj>()->items.size()));
     case Tag::Record: return Value::i64(static_cast<int64_t>(v.as<RecordObj>()->vals.size()));
+    case Tag::Dict: return Value::i64(static_cast<int64_t>(v.as<DictObj>()->keys.size()));
     case Tag::Range: return Value::i64(v.as<RangeObj>()->length());
     case Tag::Tensor: return Value::i64(v.as<TensorObj>()->t.dim(0));
-    default: a.fail(0, "a string, tuple, list, record, range or tensor of rank >= 1");
+    default: a.fail(0, "a string, tuple, list, record, dict, range or tensor of rank >= 1");
   }
 }
 
@@ -194,7 +195,7 @@ Value assertFn(Interpreter&, CallArgs& call) {
 
 // ---------------------------------------------------------------- trees
 
-bool isNode(const Value& v) { return v.tag() == Tag::Record || v.isSeq(); }
+bool isNode(const Value& v) { return v.tag() == Tag::Record || v.tag() == Tag::Dict || v.isSeq(); }
 
 Value treeMap(Interpreter& vm, const Value& f, const std::vector<Value>& trees) {
   const Value& t = trees[0];
@@ -203,11 +204,13 @@ Value treeMap(Interpreter& vm, const Value& f, const std::vector<Value>& trees) 
     const Value& o = trees[i];
     bool same = o.tag() == t.tag();
     if (same && t.tag() == Tag::Record) same = *o.as<RecordObj>()->names == *t.as<RecordObj>()->names;
+    if (same && t.tag() == Tag::Dict) same = o.as<DictObj>()->keys == t.as<DictObj>()->keys;
     if (same && t.isSeq()) same = o.as<SeqObj>()->items.size() == t.as<SeqObj>()->items.size();
     if (!same)
       throw rt::Error(fmt::format("tree_map(): the trees have different structures ({} and {})", typeText(t), typeText(o)));
   }
   auto children = [](const Value& v) -> const std::vector<Value>& {
+    if (v.tag() == Tag::Dict) return v.as<DictObj>()->vals;
     return v.tag() == Tag::Record ? v.as<RecordObj>()->vals : v.as<SeqObj>()->items;
   };
   size_t n = children(t).size();
@@ -219,6 +222,7 @@ Value treeMap(Interpreter& vm, const Value& f, const std::vector<Value>& trees) 
     out.push_back(treeMap(vm, f, leaves));
   }
   if (t.tag() == Tag::Record) return makeRecord(t.as<RecordObj>()->names, std::move(out));
+  if (t.tag() == Tag::Dict) return makeDict(t.as<DictObj>()->keys, std::move(out));
   return Value::object(t.tag(), new SeqObj(std::move(out)));
 }
 
@@ -232,6 +236,8 @@ Value treeMapFn(Interpreter& vm, CallArgs& call) {
 void collectLeaves(const Value& v, std::vector<Value>& out) {
   if (v.tag() == Tag::Record) {
     for (auto& x : v.as<RecordObj>()->vals) collectLeaves(x, out);
+  } else if (v.tag() == Tag::Dict) {
+    for (auto& x : v.as<DictObj>()->vals) collectLeaves(x, out);
   } else if (v.isSeq()) {
     for (auto& x : v.as<SeqObj>()->items) collectLeaves(x, out);
   } else {

@@ -423,6 +423,7 @@ struct FnCompiler {
         sequence(e, dest, e.kind == ExprKind::Tuple ? Op::Tuple : Op::List, 0);
         return;
       case ExprKind::Record: sequence(e, dest, Op::Record, namesConst(e.names)); return;
+      case ExprKind::Dict: sequence(e, dest, Op::Dict, namesConst(e.names)); return;
       case ExprKind::Lambda: lambda(e, dest); return;
       case ExprKind::Unary: unary(e, dest); return;
       case ExprKind::Binary: binary(e, dest); return;
@@ -458,7 +459,7 @@ struct FnCompiler {
     int n = static_cast<int>(e.kids.size());
     int first = temps(n, e.loc);
     for (int i = 0; i < n; ++i) expr(*e.kids[i], first + i);
-    emit(op, dest, first, op == Op::Record ? namesIdx : n, e.loc);
+    emit(op, dest, first, op == Op::Record || op == Op::Dict ? namesIdx : n, e.loc);
   }
 
   void fstring(const Expr& e, int dest) {

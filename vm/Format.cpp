@@ -71,6 +71,18 @@ void appendText(std::string& out, const Value& v, bool quote) {
       out += '}';
       return;
     }
+    case Tag::Dict: {
+      auto* d = v.as<DictObj>();
+      out += '{';
+      for (size_t i = 0; i < d->keys.size(); ++i) {
+        if (i) out += ", ";
+        out += quoted(d->keys[i]);
+        out += ": ";
+        appendText(out, d->vals[i], true);
+      }
+      out += '}';
+      return;
+    }
     case Tag::Closure: out += fmt::format("<fn {}>", v.as<ClosureObj>()->proto->name); return;
     case Tag::Range: {
       auto* r = v.as<RangeObj>();

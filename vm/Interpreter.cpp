@@ -591,6 +591,11 @@ void Interpreter::loop(size_t stopDepth) {
         DISPATCH();
       }
       CASE(CallMethod) {
+        if (R[in.a + 1].tag() == Tag::Dict) [[unlikely]] {  // d.keys(), d.items(), ...
+          const MethodSite& site = K->sites[in.c];
+          R[in.a] = dictMethod(R[in.a + 1], site.name, R + in.a + 2, in.b, site.kwNames.get());
+          DISPATCH();
+        }
         int n = prepareMethodCall(in, R);
         if (callValue(R[in.a], R + in.a + 1, n, K->sites[in.c].kwNames.get(), R + in.a)) reload();
         DISPATCH();
@@ -631,6 +636,12 @@ void Interpreter::loop(size_t stopDepth) {
         const Names& names = K->names[in.c - 1u];
         std::vector<Value> vals(R + in.b, R + in.b + names->size());
         R[in.a] = makeRecord(names, std::move(vals));
+        DISPATCH();
+      }
+      CASE(Dict) {
+        const Names& keys = K->names[in.c - 1u];
+        std::vector<Value> vals(R + in.b, R + in.b + keys->size());
+        R[in.a] = makeDict(*keys, std::move(vals));
         DISPATCH();
       }
       CASE(Index) {

@@ -22,6 +22,7 @@ const char* tagName(Tag t) {
     case Tag::Closure: return "function";
     case Tag::Range: return "range";
     case Tag::Native: return "object";
+    case Tag::Dict: return "dict";
   }
   return "?";
 }
@@ -72,6 +73,33 @@ Value makeTuple(std::vector<Value> items) { return Value::object(Tag::Tuple, new
 Value makeList(std::vector<Value> items) { return Value::object(Tag::List, new SeqObj(std::move(items))); }
 Value makeRecord(Names names, std::vector<Value> vals) {
   return Value::object(Tag::Record, new RecordObj(std::move(names), std::move(vals)));
+}
+Value makeDict(std::vector<std::string> keys, std::vector<Value> vals) {
+  auto* d = new DictObj;
+  d->keys = std::move(keys);
+  d->vals = std::move(vals);
+  return Value::object(Tag::Dict, d);
+}
+int DictObj::find(const std::string& key) const {
+  for (size_t i = 0; i < keys.size(); ++i)
+    if (keys[i] == key) return static_cast<int>(i);
+  return -1;
+}
+void DictObj::set(const std::string& key, Value v) {
+  int i = find(key);
+  if (i >= 0) {
+    vals[static_cast<size_t>(i)] = std::move(v);
+    return;
+  }
+  keys.push_back(key);
+  vals.push_back(std::move(v));
+}
+DictObj* uniqueDict(Value& v) {
+  if (!v.unique()) {
+    auto* d = v.as<DictObj>();
+    v = makeDict(d->keys, d->vals);
+  }
+  return v.as<DictObj>();
 }
 Value makeRange(int64_t start, int64_t stop, int64_t step) {
   return Value::object(Tag::Range, new RangeObj(start, stop, step));

@@ -42,6 +42,7 @@ enum class Tag : uint8_t {
   Closure,  // ClosureObj
   Range,    // RangeObj
   Native,   // NativeObj: an object implemented in C++ (a tape, a bound method)
+  Dict,     // DictObj: string keys, in insertion order (SPEC §12)
 };
 
 const char* tagName(Tag t);
@@ -188,6 +189,16 @@ struct RecordObj : Obj {
   int find(const std::string& name) const;
 };
 
+// A dict (SPEC §12): string keys in insertion order (Python's), values of any kind.
+struct DictObj : Obj {
+  std::vector<std::string> keys;
+  std::vector<Value> vals;
+  // The index of `key`, or -1.
+  int find(const std::string& key) const;
+  // d[key] = v: replaces, or appends a new key.
+  void set(const std::string& key, Value v);
+};
+
 struct FnProto;
 struct ClosureObj : Obj {
   const FnProto* proto;
@@ -232,6 +243,9 @@ Value makeStr(std::string s);
 Value makeTuple(std::vector<Value> items);
 Value makeList(std::vector<Value> items);
 Value makeRecord(Names names, std::vector<Value> vals);
+Value makeDict(std::vector<std::string> keys, std::vector<Value> vals);
+// The dict in v, made unshared first (copy on write).
+DictObj* uniqueDict(Value& v);
 Value makeRange(int64_t start, int64_t stop, int64_t step);
 // A tensor value; a rank-0 tensor becomes an inline strong scalar.
 Value fromTensor(rt::Tensor t);

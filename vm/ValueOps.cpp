@@ -13,6 +13,10 @@
 
 namespace tdl::vm {
 
+std::string missingKeyText(const std::vector<std::string>& keys, const std::string& key) {
+  return fmt::format("key \"{}\" is not in the dict{}", key, didYouMean(key, keys));
+}
+
 namespace {
 
 int64_t indexInt(const Value& v, const char* what) {
@@ -127,6 +131,16 @@ rt::Tensor valueFor(const Value& v, DType dt) {
   return toTensor(v);
 }
 
+// The key of d[k]: one string subscript.
+std::string dictKey(const std::vector<uint8_t>& flags, const Value* regs) {
+  if (flags.size() != 1 || (flags[0] & kSubSlice) || !regs[0].isStr())
+    throw rt::Error(fmt::format("a dict is indexed by one string key, got {}",
+                                flags.size() == 1 && !(flags[0] & kSubSlice) ? typeText(regs[0]) : std::string("a slice")));
+  return regs[0].as<StrObj>()->s;
+}
+
+std::string missingKey(const DictObj& d, const std::string& key) { return missingKeyText(d.keys, key); }
+
 void assignStep(Value& target, const PathDesc& path, size_t k, const Value* R, const Value& v);
 
 // x[subs] = v on a tensor while a tape records: a functional update (a new
@@ -176,6 +190,18 @@ void assignStep(Value& target, const PathDesc& path, size_t k, const Value* R, c
       return;
     }
     case Tag::Tuple: throw rt::Error("tuples are immutable: cannot assign to an element");
+    case Tag::Dict: {
+      std::string key = dictKey(s.subs, regs);
+      DictObj* d = uniqueDict(target);
+      if (last) {
+        d->set(key, v);
+        return;
+      }
+      int i = d->find(key);
+      if (i < 0) throw rt::Error(missingKey(*d, key));
+      assignStep(d->vals[static_cast<size_t>(i)], path, k + 1, R, v);
+      return;
+    }
     case Tag::Tensor: {
       if (ad::recording() && (target.node() != 0 || v.node() != 0)) [[unlikely]] {
         assignRecorded(target, path, k, R, v);
@@ -333,6 +359,12 @@ Value indexValue(const Value& base, const std::vector<uint8_t>& flags, const Val
     }
     case Tag::Scalar: throw rt::Error(fmt::format("cannot index a scalar ({})", typeText(base)));
     case Tag::Record: throw rt::Error("cannot index a record; use r.name for its fields");
+    case Tag::Dict: {
+      const DictObj* d = base.as<DictObj>();
+      int i = d->find(dictKey(flags, regs));
+      if (i < 0) throw rt::Error(missingKey(*d, dictKey(flags, regs)));
+      return d->vals[static_cast<size_t>(i)];
+    }
     default: throw rt::Error(fmt::format("cannot index a {}", tagName(base.tag())));
   }
 }
@@ -362,6 +394,12 @@ Value fieldValue(const Value& base, const std::string& name) {
   if (base.tag() == Tag::Native) {
     Value m = base.as<NativeObj>()->member(base, name);
     if (!m.isUndef()) return m;
+  }
+  if (base.tag() == Tag::Dict) {
+    const DictObj* d = base.as<DictObj>();
+    throw rt::Error(fmt::format("a dict has no field '{}'{}", name,
+                                d->find(name) >= 0 ? fmt::format(" (its key: d[\"{}\"])", name)
+                                                   : std::string(" (dicts have methods keys, values, items, get, pop)")));
   }
   throw rt::Error(fmt::format("a {} has no field '{}'", tagName(base.tag()), name));
 }
@@ -394,6 +432,16 @@ bool valuesEqual(const Value& a, const Value& b) {
         if (!valuesEqual(x[i], y[i])) return false;
       return true;
     }
+    case Tag::Dict: {  // the same keys with equal values, in any order (Python's)
+      auto* x = a.as<DictObj>();
+      auto* y = b.as<DictObj>();
+      if (x->keys.size() != y->keys.size()) return false;
+      for (size_t i = 0; i < x->keys.size(); ++i) {
+        int j = y->find(x->keys[i]);
+        if (j < 0 || !valuesEqual(x->vals[i], y->vals[static_cast<size_t>(j)])) return false;
+      }
+      return true;
+    }
     case Tag::Record: {
       auto* x = a.as<RecordObj>();
       auto* y = b.as<RecordObj>();
@@ -416,6 +464,9 @@ Value containsValue(const Value& xs, const Value& v) {
     case Tag::Str:
       if (!v.isStr()) throw rt::Error(fmt::format("'in <string>' needs a string on the left, got {}", typeText(v)));
       return Value::boolean(xs.as<StrObj>()->s.find(v.as<StrObj>()->s) != std::string::npos);
+    case Tag::Dict:
+      if (!v.isStr()) throw rt::Error(fmt::format("'in <dict>' needs a key (a string) on the left, got {}", typeText(v)));
+      return Value::boolean(xs.as<DictObj>()->find(v.as<StrObj>()->s) >= 0);
     case Tag::Record:
       if (!v.isStr()) throw rt::Error(fmt::format("'in <record>' needs a field name (a string) on the left, got {}", typeText(v)));
       return Value::boolean(xs.as<RecordObj>()->find(v.as<StrObj>()->s) >= 0);
@@ -435,7 +486,7 @@ Value containsValue(const Value& xs, const Value& v) {
         throw rt::Error(fmt::format("'in <tensor>' needs a number on the left, got {}", typeText(v)));
       return Value::boolean(rt::any(rt::eq(xs.as<TensorObj>()->t, toTensor(v))).scalar_as_bool());
     default:
-      throw rt::Error(fmt::format("'in' needs a list, tuple, string, record, range or tensor on the right, got {}",
+      throw rt::Error(fmt::format("'in' needs a list, tuple, string, record, dict, range or tensor on the right, got {}",
                                   typeText(xs)));
   }
 }
@@ -468,6 +519,7 @@ int64_t iterLength(const Value& v) {
     case Tag::List: return static_cast<int64_t>(v.as<SeqObj>()->items.size());
     case Tag::Tensor: return v.as<TensorObj>()->t.dim(0);
     case Tag::Str: return static_cast<int64_t>(v.as<StrObj>()->s.size());
+    case Tag::Dict: return static_cast<int64_t>(v.as<DictObj>()->keys.size());
     case Tag::Native: {
       int64_t n = v.as<NativeObj>()->iterLength();
       if (n >= 0) return n;
@@ -486,6 +538,7 @@ Value iterItem(const Value& v, int64_t i) {
       if (ad::recording() && v.node() != 0) [[unlikely]] return ad::getIndex(v, {rt::IndexItem::at(i)});
       return fromTensor(rt::get_index(v.as<TensorObj>()->t, {rt::IndexItem::at(i)}));
     case Tag::Str: return makeStr(std::string(1, v.as<StrObj>()->s[static_cast<size_t>(i)]));
+    case Tag::Dict: return makeStr(v.as<DictObj>()->keys[static_cast<size_t>(i)]);  // its keys, as Python's
     case Tag::Native: return v.as<NativeObj>()->iterItem(i);
     default: throw rt::Error(fmt::format("cannot iterate over {}", typeText(v)));
   }
@@ -537,7 +590,53 @@ int64_t listPosition(const std::string& name, int64_t i, int64_t size) {
   return i < 0 ? i + size : i;
 }
 
+Value dictMethod(const Value& dv, const std::string& name, const Value* args, int n, const std::vector<std::string>* kw) {
+  const DictObj* d = dv.as<DictObj>();
+  int nkw = kw ? static_cast<int>(kw->size()) : 0;
+  auto arity = [&](int lo, int hi) {
+    if (n - nkw >= lo && n <= hi && (nkw == 0 || name == "get")) return;
+    throw rt::Error(fmt::format("{}() takes {} argument{} ({} given)", name, lo == hi ? fmt::format("{}", lo)
+                                : fmt::format("{} to {}", lo, hi), hi == 1 ? "" : "s", n));
+  };
+  if (name == "keys" || name == "values" || name == "items") {
+    arity(0, 0);
+    std::vector<Value> out;
+    for (size_t i = 0; i < d->keys.size(); ++i) {
+      if (name == "keys") out.push_back(makeStr(d->keys[i]));
+      else if (name == "values") out.push_back(d->vals[i]);
+      else out.push_back(Value::object(Tag::Tuple, new SeqObj({makeStr(d->keys[i]), d->vals[i]})));
+    }
+    return makeList(std::move(out));
+  }
+  if (name == "get") {
+    arity(1, 2);
+    if (nkw > 0 && (nkw > 1 || (*kw)[0] != "default"))
+      throw rt::Error(fmt::format("get() has no parameter named '{}'", (*kw)[0]));
+    if (!args[0].isStr()) throw rt::Error(fmt::format("a dict's keys are strings, got {}", typeText(args[0])));
+    int i = d->find(args[0].as<StrObj>()->s);
+    if (i >= 0) return d->vals[static_cast<size_t>(i)];
+    return n > 1 ? args[1] : Value();
+  }
+  std::vector<std::string> methods = {"keys", "values", "items", "get", "pop"};
+  throw rt::Error(fmt::format("a dict has no method '{}'{}", name, didYouMean(name, methods)));
+}
+
 Value listMethod(Value& xs, const std::string& name, const Value* args, int n) {
+  if (xs.tag() == Tag::Dict && name == "pop") {  // d.pop(key), d.pop(key, default)
+    if (n < 1 || n > 2) throw rt::Error(fmt::format("a dict's pop() takes 1 to 2 arguments ({} given)", n));
+    if (!args[0].isStr()) throw rt::Error(fmt::format("a dict's keys are strings, got {}", typeText(args[0])));
+    const std::string& key = args[0].as<StrObj>()->s;
+    int i = xs.as<DictObj>()->find(key);
+    if (i < 0) {
+      if (n == 2) return args[1];
+      throw rt::Error(missingKey(*xs.as<DictObj>(), key));
+    }
+    DictObj* d = uniqueDict(xs);
+    Value r = std::move(d->vals[static_cast<size_t>(i)]);
+    d->vals.erase(d->vals.begin() + i);
+    d->keys.erase(d->keys.begin() + i);
+    return r;
+  }
   if (xs.tag() != Tag::List) throw rt::Error(notAList(name, typeText(xs), xs.isNumeric()));
   checkListMethod(name, n);
   auto position = [&](const Value& i) {

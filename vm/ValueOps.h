@@ -36,6 +36,13 @@ void checkListMethod(const std::string& name, int n);
 std::string notAList(const std::string& name, const std::string& type, bool numeric);
 int64_t listPosition(const std::string& name, int64_t i, int64_t size);
 
+// d.name(args...) for a dict's methods that read it: keys(), values(), items() (lists, in
+// insertion order), get(key, default=none).
+Value dictMethod(const Value& d, const std::string& name, const Value* args, int n, const std::vector<std::string>* kw);
+
+// The error of d[key] for a key d does not have (with the closest key).
+std::string missingKeyText(const std::vector<std::string>& keys, const std::string& key);
+
 // Iteration (for loops): the number of items and item i.
 int64_t iterLength(const Value& v);
 Value iterItem(const Value& v, int64_t i);

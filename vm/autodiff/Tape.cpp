@@ -65,6 +65,10 @@ class Tagger {
         if (seen_.insert(v.obj()).second)
           for (auto& x : v.as<RecordObj>()->vals) visit(x);
         return;
+      case Tag::Dict:
+        if (seen_.insert(v.obj()).second)
+          for (auto& x : v.as<DictObj>()->vals) visit(x);
+        return;
       case Tag::Closure:
         if (seen_.insert(v.obj()).second) {
           for (auto& x : v.as<ClosureObj>()->captures) visit(x);
@@ -96,6 +100,9 @@ void collectSources(const Value& v, std::vector<const Value*>& out) {
     case Tag::Record:
       for (auto& x : v.as<RecordObj>()->vals) collectSources(x, out);
       return;
+    case Tag::Dict:
+      for (auto& x : v.as<DictObj>()->vals) collectSources(x, out);
+      return;
     default:
       if (!isFloat(v)) throw rt::Error(fmt::format("gradient source must be a float tensor, got {}", typeText(v)));
       out.push_back(&v);
@@ -115,6 +122,11 @@ Value rebuild(const Value& v, const std::vector<Value>& grads, size_t& k) {
       std::vector<Value> vals;
       for (auto& x : v.as<RecordObj>()->vals) vals.push_back(rebuild(x, grads, k));
       return makeRecord(v.as<RecordObj>()->names, std::move(vals));
+    }
+    case Tag::Dict: {
+      std::vector<Value> vals;
+      for (auto& x : v.as<DictObj>()->vals) vals.push_back(rebuild(x, grads, k));
+      return makeDict(v.as<DictObj>()->keys, std::move(vals));
     }
     default: return grads[k++];
   }
