@@ -35,9 +35,9 @@ def split_top(s):
     """Splits at commas outside brackets."""
     out, depth, cur = [], 0, ""
     for ch in s:
-        if ch in "[(":
+        if ch in "[({":
             depth += 1
-        elif ch in "])":
+        elif ch in "])}":
             depth -= 1
         if ch == "," and depth == 0:
             out.append(cur.strip())
@@ -83,6 +83,8 @@ def traced_signatures(tdl, path, timeout):
         m = TRACE_SIG.match(line)
         if m and cur:
             sig = m.group(1).replace(" (weak)", "")
+            # the report names each parameter (`x: f32[3]`); --args takes the types only
+            sig = ", ".join(re.sub(r"^\s*[A-Za-z_][A-Za-z0-9_]*:\s*", "", part) for part in split_top(sig))
             if sig not in sigs[cur]:
                 sigs[cur].append(sig)
     return sigs if r.returncode == 0 or sigs else None
