@@ -771,7 +771,11 @@ struct Lowering {
     bool mean = op.str_attr("kind") == "mean";
     llvm::Value* outP = b.CreateLoad(ptr, envWord(env, n, 0));
     std::vector<llvm::Value*> data = loadKernelOperands(op, env);
-    llvm::Value* inner = b.CreateLoad(i64t, envWord(env, n, n + 1));
+    // A row length known at compile time is a constant: short rows (k-means' 2-D points)
+    // unroll instead of looping.
+    const ir::Dim& last = dom->type.dims.back();
+    llvm::Value* inner = last.is_known() ? static_cast<llvm::Value*>(b.getInt64(last.size))
+                                         : b.CreateLoad(i64t, envWord(env, n, n + 1));
     llvm::Value* zero = llvm::ConstantFP::get(f64t, 0.0);
     llvm::BasicBlock* entryOfRows = b.GetInsertBlock();
     b.CreateCondBr(b.CreateICmpSLT(begin, end), rowHead, exit);
@@ -846,7 +850,10 @@ struct Lowering {
     llvm::Value* outP = b.CreateLoad(ptr, envWord(env, n, 0));
     std::vector<llvm::Value*> data = loadKernelOperands(op, env);
     // Loops: flat i in [begin, end); or rows o in [begin, end), columns c in [0, inner).
-    llvm::Value* inner = rows ? b.CreateLoad(i64t, envWord(env, n, n + 1)) : nullptr;
+    const ir::Dim* lastDim = r->type.dims.empty() ? nullptr : &r->type.dims.back();
+    llvm::Value* inner = !rows ? nullptr
+                         : lastDim && lastDim->is_known() ? static_cast<llvm::Value*>(b.getInt64(lastDim->size))
+                                                          : b.CreateLoad(i64t, envWord(env, n, n + 1));
     llvm::PHINode* o = nullptr;
     llvm::BasicBlock* rowHead = nullptr;
     llvm::BasicBlock* rowLatch = nullptr;
@@ -1165,7 +1172,8 @@ struct Lowering {
     llvm::Value* scratch = fn->getArg(3);
     rowAccessGroup = llvm::MDNode::getDistinct(ctx, {});
     auto word = [&](unsigned k) { return b.CreateConstGEP2_32(envT, env, 0, k); };
-    llvm::Value* inner = b.CreateLoad(i64t, word(0));
+    llvm::Value* inner = g.dom.back().is_known() ? static_cast<llvm::Value*>(b.getInt64(g.dom.back().size))
+                                                 : b.CreateLoad(i64t, word(0));
     std::map<const ir::Value*, llvm::Value*> data, scal;  // tensors' data; native scalars' values
     for (auto& [v, k] : wordOf) {
       if (isNat(v)) scal[v] = loadElem(word(k), v->type.dtype);
