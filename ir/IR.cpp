@@ -262,6 +262,12 @@ std::unique_ptr<Op> Block::take(size_t i) {
   return op;
 }
 
+void Block::replace(size_t i, std::unique_ptr<Op> op) {
+  checkUnused(*ops_.at(i));
+  op->parent_ = this;
+  ops_.at(i) = std::move(op);
+}
+
 void Block::erase(size_t i) {
   checkUnused(*ops_.at(i));
   take(i);  // destroyed here

@@ -219,6 +219,9 @@ class Block {
   void erase_all(const std::unordered_set<const Op*>& dead);
   // Destroys op i; its results must have no uses.
   void erase(size_t i);
+  // Puts `op` at position i in place of the op there (destroyed; its results must have no
+  // uses), without shifting the others.
+  void replace(size_t i, std::unique_ptr<Op> op);
   // The position of `op` in this block.
   size_t index_of(const Op* op) const;
 

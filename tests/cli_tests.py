@@ -218,6 +218,18 @@ def main():
     expect("progress and print share a terminal: each printed line starts on a cleared line",
            ok and os.WEXITSTATUS(status) == 0 and all(b"\r\x1b[Kstep %d\r\n" % i in seen for i in range(3))
            and b"3/3" in seen, seen)
+    # A long elementwise chain becomes several fused loops of at most 256 body ops (fusion and
+    # compile time linear in its length), with eager's result.
+    chain = os.path.join(d, "long_chain.tdl")
+    with open(chain, "w") as f:
+        f.write("graph fn g(x: f32[4]) {\n  var y = x\n" + "  y = y * 1.0001 + 0.5\n" * 600
+                + "  return sum(y)\n}\nprint(g([1.0, 2.0, 3.0, 4.0]))\n")
+    r = run(tdl, "emit", chain, "--fn", "g", "--stage", "opt")
+    bodies = r.stdout.count("= fused(")
+    g, e = run(tdl, "run", chain), run(tdl, "run", "--eager", chain)
+    expect("a 1200-op chain: several fused loops (at most 256 ops each), same result as eager",
+           r.returncode == 0 and bodies >= 4 and g.returncode == 0 and e.returncode == 0
+           and abs(float(g.stdout) - float(e.stdout)) <= 1e-5 * abs(float(e.stdout)), g if bodies >= 4 else r)
     # --trace-report names the parameters and shows records and tuples with their fields.
     tr = os.path.join(d, "trace_names.tdl")
     with open(tr, "w") as f:

@@ -17,6 +17,7 @@
 //     op, an op whose operands need another broadcast, and values used twice stay
 //     as they are (must-not-change cases in tests/ir/lit/fusion/no-fusion.ir).
 #include <map>
+#include <unordered_set>
 
 #include "ir/Pass.h"
 #include "ir/Rewrite.h"
@@ -136,12 +137,17 @@ void wrap(Block& b, size_t i) {
   body.append(std::move(y));
   Value* r = f->add_result(op.result()->type);
   op.result()->replace_all_uses_with(r);
-  b.erase(i);
-  b.insert(i, std::move(f));
+  b.replace(i, std::move(f));  // in place: wrapping every op of a long block stays linear
 }
 
-// Moves producer fused op p (operand k of consumer g, used only there) into g's body.
-void merge(Block& b, Op& p, Op& g, size_t k) {
+// The most ops one fused body takes in: a longer chain becomes several fused loops, so that
+// fusing (and compiling) a chain of n elementwise ops costs O(n), not O(n^2) (each merge
+// re-points the uses of the body's arguments, which grow with the body).
+constexpr size_t kMaxFusedBody = 256;
+
+// Moves producer fused op p (operand k of consumer g, used only there) into g's body; p,
+// left without uses, goes into `dead` (erased with the others in one pass).
+void merge(Op& p, Op& g, size_t k, std::unordered_set<const Op*>& dead) {
   Block& gb = g.region(0).block();
   Block& pb = p.region(0).block();
   std::vector<Value*> map;
@@ -162,7 +168,8 @@ void merge(Block& b, Op& p, Op& g, size_t k) {
   g.erase_operand(k);
   gb.erase_arg(k);
   pb.drop_all_references();
-  b.erase(b.index_of(&p));
+  p.drop_operands();  // p stays in the block until erase_all, using nothing
+  dead.insert(&p);
 }
 
 // A cheap producer (one arithmetic op, not a transcendental) used by several fusable ops of
@@ -286,24 +293,25 @@ bool fuse_block(Block& b) {
       changed = true;
     }
   // One pass in program order: a producer precedes its consumer, so by the time a fused op
-  // is reached its producers have absorbed theirs; each merge erases the producer (an op
-  // before g), so g's position moves back by one. (Restarting from the top after each merge
-  // made a chain of n ops cost n^2.)
+  // is reached its producers have absorbed theirs. Merged producers are erased together at
+  // the end. (Restarting from the top after each merge made a chain of n ops cost n^2.)
+  std::unordered_set<const Op*> dead;
   for (size_t i = 0; i < b.size(); ++i) {
     Op& g = b.op(i);
-    if (g.kind() != OpKind::Fused) continue;
+    if (g.kind() != OpKind::Fused || dead.count(&g)) continue;
     for (size_t k = 0; k < g.num_operands(); ++k) {
       Value* v = g.operand(k);
       Op* p = v->def();
-      if (p && p->kind() == OpKind::Fused && p->parent() == &b && single_use_by(v, g) &&
-          v->type.dims == g.result()->type.dims) {
-        merge(b, *p, g, k);
+      if (p && p->kind() == OpKind::Fused && p->parent() == &b && !dead.count(p) && single_use_by(v, g) &&
+          v->type.dims == g.result()->type.dims &&
+          p->region(0).block().size() + g.region(0).block().size() <= kMaxFusedBody) {
+        merge(*p, g, k, dead);
         changed = true;
-        --i;
         k = static_cast<size_t>(-1);  // g's operands changed: look at all of them again
       }
     }
   }
+  b.erase_all(dead);
   // A sum or mean of a fused loop's result that nothing else reads: one loop nest.
   for (size_t i = 0; i < b.size(); ++i) {
     Op& r = b.op(i);
