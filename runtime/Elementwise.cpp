@@ -181,6 +181,23 @@ template <class T, class R, class F>
 void binary_loop(const detail::LoopPlan& p, const T* a, const T* b, R* out, F f) {
   const int last = p.rank - 1;
   const int64_t sa = p.strides[1][last], sb = p.strides[2][last];
+  if (p.rank >= 2 && p.inner() < 16) {
+    // Short rows (k-means' [N, K, 2] differences): one call covers a run of rows along the
+    // next axis, so the per-row bookkeeping (offsets, the odometer) is paid once per run.
+    detail::LoopPlan q = p;
+    q.rank = p.rank - 1;
+    const int64_t n = p.inner();
+    const int64_t to = p.strides[0][last - 1], ta = p.strides[1][last - 1], tb = p.strides[2][last - 1];
+    detail::for_each_row(q, [&](const int64_t* offs, int64_t beg, int64_t end) {
+      for (int64_t j = beg; j < end; ++j) {
+        const T* aj = a + offs[1] + j * ta;
+        const T* bj = b + offs[2] + j * tb;
+        R* oj = out + offs[0] + j * to;
+        for (int64_t i = 0; i < n; ++i) oj[i] = f(aj[i * sa], bj[i * sb]);  // strides 0 or 1
+      }
+    });
+    return;
+  }
   detail::for_each_row(p, [&](const int64_t* offs, int64_t beg, int64_t end) {
     binary_inner(a + offs[1] + beg * sa, sa, b + offs[2] + beg * sb, sb, out + offs[0] + beg,
                  end - beg, f);
