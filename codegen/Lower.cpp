@@ -608,6 +608,7 @@ struct Lowering {
     llvm::AllocaInst* idx;
     std::map<const ir::Value*, llvm::AllocaInst*> nat;
     llvm::IRBuilderBase::InsertPoint ip;
+    llvm::Value *env = nullptr, *begin = nullptr, *end = nullptr;  // the new kernel's arguments
   };
   // Starts kernel `void NAME(ptr env, i64 begin, i64 end)`, the builder in its `pre` block.
   // With `scratch`: `void NAME(ptr env, i64 begin, i64 end, ptr scratch)`.
@@ -630,6 +631,9 @@ struct Lowering {
     b.SetInsertPoint(allocaBB);
     b.CreateBr(pre);
     b.SetInsertPoint(pre);
+    s.env = fn->getArg(0);
+    s.begin = fn->getArg(1);
+    s.end = fn->getArg(2);
     return s;
   }
   llvm::Function* endKernel(KernelScope& s) {
@@ -674,14 +678,16 @@ struct Lowering {
         }
         set(body.arg(j), loadElem(b.CreateInBoundsGEP(et, data[j], at), d));
       }
+    return lowerFusedBody(op);
+  }
+  // The ops of a fused body inline (its arguments set); returns the value it yields.
+  const ir::Value* lowerFusedBody(const ir::Op& op) {
+    const ir::Block& body = op.region(0).block();
     const ir::Op* y = nullptr;
     for (size_t k = 0; k < body.size(); ++k) {
       const ir::Op& x = body.op(k);
-      if (x.kind() == ir::OpKind::Yield) {
-        y = &x;
-        continue;
-      }
-      if (!lowerNative(x)) throw std::runtime_error(fmt::format("internal: '{}' in a fused body", x.name()));
+      if (x.kind() == ir::OpKind::Yield) y = &x;
+      else if (!lowerNative(x)) throw std::runtime_error(fmt::format("internal: '{}' in a fused body", x.name()));
     }
     if (!y || y->num_operands() != 1) throw std::runtime_error("internal: a fused body must yield one value");
     return y->operand(0);
@@ -758,9 +764,7 @@ struct Lowering {
     auto* ptr = llvm::PointerType::getUnqual(ctx);
     auto* i64t = b.getInt64Ty();
     auto* f64t = b.getDoubleTy();
-    llvm::Value* env = fn->getArg(0);
-    llvm::Value* begin = fn->getArg(1);
-    llvm::Value* end = fn->getArg(2);
+    llvm::Value *env = scope.env, *begin = scope.begin, *end = scope.end;
     auto* rowHead = llvm::BasicBlock::Create(ctx, "row", fn);
     auto* loop = llvm::BasicBlock::Create(ctx, "loop", fn);
     auto* rowEnd = llvm::BasicBlock::Create(ctx, "row.end", fn);
@@ -839,9 +843,7 @@ struct Lowering {
     KernelScope scope = beginKernel("fused");
     auto* ptr = llvm::PointerType::getUnqual(ctx);
     auto* i64t = b.getInt64Ty();
-    llvm::Value* env = fn->getArg(0);
-    llvm::Value* begin = fn->getArg(1);
-    llvm::Value* end = fn->getArg(2);
+    llvm::Value *env = scope.env, *begin = scope.begin, *end = scope.end;
     llvm::BasicBlock* pre = b.GetInsertBlock();
     auto* loop = llvm::BasicBlock::Create(ctx, "loop", fn);
     auto* exit = llvm::BasicBlock::Create(ctx, "exit", fn);
@@ -1166,9 +1168,7 @@ struct Lowering {
     auto* ptr = llvm::PointerType::getUnqual(ctx);
     auto* i64t = b.getInt64Ty();
     auto* f64t = b.getDoubleTy();
-    llvm::Value* env = fn->getArg(0);
-    llvm::Value* begin = fn->getArg(1);
-    llvm::Value* end = fn->getArg(2);
+    llvm::Value *env = scope.env, *begin = scope.begin, *end = scope.end;
     llvm::Value* scratch = fn->getArg(3);
     rowAccessGroup = llvm::MDNode::getDistinct(ctx, {});
     auto word = [&](unsigned k) { return b.CreateConstGEP2_32(envT, env, 0, k); };
@@ -1214,14 +1214,8 @@ struct Lowering {
       if (m->kind() == ir::OpKind::Fused && r->type.dims != g.dom) {  // on row values
         const ir::Block& body = m->region(0).block();
         for (size_t j = 0; j < m->num_operands(); ++j) set(body.arg(j), read(m->operand(j), nullptr));
-        const ir::Op* y = nullptr;
-        for (size_t k = 0; k < body.size(); ++k) {
-          const ir::Op& x = body.op(k);
-          if (x.kind() == ir::OpKind::Yield) y = &x;
-          else if (!lowerNative(x)) throw std::runtime_error(fmt::format("internal: '{}' in a fused body", x.name()));
-        }
-        if (!y || y->num_operands() != 1) throw std::runtime_error("internal: a fused body must yield one value");
-        storeRow(r, convert(get(y->operand(0)), y->operand(0)->type.dtype, rd));
+        const ir::Value* y = lowerFusedBody(*m);
+        storeRow(r, convert(get(y), y->type.dtype, rd));
         continue;
       }
       if (m->kind() == ir::OpKind::Fused || m->kind() == ir::OpKind::FusedReduce) {
@@ -1229,14 +1223,8 @@ struct Lowering {
         bool red = m->kind() == ir::OpKind::FusedReduce;
         auto element = [&](llvm::Value* i) -> llvm::Value* {
           for (size_t j = 0; j < m->num_operands(); ++j) set(body.arg(j), read(m->operand(j), i));
-          const ir::Op* y = nullptr;
-          for (size_t k = 0; k < body.size(); ++k) {
-            const ir::Op& x = body.op(k);
-            if (x.kind() == ir::OpKind::Yield) y = &x;
-            else if (!lowerNative(x)) throw std::runtime_error(fmt::format("internal: '{}' in a fused body", x.name()));
-          }
-          if (!y || y->num_operands() != 1) throw std::runtime_error("internal: a fused body must yield one value");
-          return convert(get(y->operand(0)), y->operand(0)->type.dtype, red ? DType::F64 : rd);
+          const ir::Value* y = lowerFusedBody(*m);
+          return convert(get(y), y->type.dtype, red ? DType::F64 : rd);
         };
         if (!red) {
           rowLoop(inner, {}, [&](llvm::Value* i, const std::vector<llvm::Value*>&) {
