@@ -533,6 +533,10 @@ class Sema {
         break;
       case ExprKind::Call:
         noteCall(e);
+        if (helpOfModule(e)) {  // help(nn): the module's name (vm/Compiler.cpp)
+          expr(*e.kids[0]);
+          return;
+        }
         for (auto& k : e.kids)
           if (k) expr(*k);
         checkListMutation(e);
@@ -647,6 +651,23 @@ class Sema {
         diags_.error(call.loc, fmt::format("{} is missing its argument '{}'", what, params[j]));
         return;
       }
+  }
+
+  // Whether call is help(M) of an imported module M (resolved here: a module is no value).
+  bool helpOfModule(Expr& call) {
+    const Expr& callee = *call.kids[0];
+    if (callee.kind != ExprKind::Name || callee.str != "help" || lookup(ctx_, "help") || call.kids.size() != 2 ||
+        (!call.names.empty() && !call.names[0].empty()))
+      return false;
+    Expr& arg = *call.kids[1];
+    if (arg.kind != ExprKind::Name) return false;
+    auto b = lookup(ctx_, arg.str);
+    if (!b || b->kind != RefKind::Module) return false;
+    arg.ref.kind = RefKind::Module;
+    arg.ref.index = b->index;
+    arg.declLoc = b->decl;
+    arg.declDesc = b->desc;
+    return true;
   }
 
   // xs.append(v) and the other list mutators update the variable they are called on: it

@@ -245,6 +245,13 @@ def main():
            r.returncode == 0 and r.stdout.startswith("sum(x, axis=none, keepdims=false)\n") and "example:" in r.stdout, r)
     r = run(tdl, "doc", "optim")
     expect("tdl doc optim lists the module's fns", r.returncode == 0 and "optim.adam(params, grads, state, lr, b1=0.9" in r.stdout, r)
+    hm = os.path.join(d, "help_module.tdl")
+    with open(hm, "w") as f:
+        f.write("import nn\nhelp(nn)\nhelp(nn.mse)\nhelp(\"optim.sgd\")\n")
+    r = run(tdl, "run", hm)
+    expect("help(module), help(module fn), help(\"module.fn\") print their entries",
+           r.returncode == 0 and r.stdout.startswith("module nn (import nn):\n") and "nn.mse(pred, target)\n    Mean squared" in r.stdout
+           and "optim.sgd(params, grads, lr)" in r.stdout, r)
     r = run(tdl, "doc", "sofmax")
     expect("tdl doc of an unknown name: exit 1 with the closest entry",
            r.returncode == 1 and "did you mean 'nn.softmax'?" in r.stderr, r)

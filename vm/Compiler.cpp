@@ -580,6 +580,14 @@ struct FnCompiler {
     int base = dest == top_ - 1 && dest >= localsEnd_ ? dest : temp(e.loc);
     temps(n, e.loc);
     expr(callee, base);
+    if (callee.kind == ExprKind::Name && callee.ref.kind == RefKind::Builtin && callee.str == "help" && n == 1 &&
+        e.kids[1]->kind == ExprKind::Name && e.kids[1]->ref.kind == RefKind::Module) {
+      // help(nn): a module is no value, so its name stands for it (help("nn"))
+      emit(Op::LoadK, base + 1, constant(makeStr(e.kids[1]->str)), 0, e.kids[1]->loc);
+      emit(Op::Call, base, n, 0, e.loc);
+      if (dest != base) emit(Op::Move, dest, base, 0, e.loc);
+      return;
+    }
     int kw = arguments(e, base + 1);
     emit(Op::Call, base, n, kw, e.loc);
     if (dest != base) emit(Op::Move, dest, base, 0, e.loc);
