@@ -152,14 +152,12 @@ auto Tracer::dictMethodTV(const TV& d, const std::string& name, const Expr& e) -
     const std::string& k = i < e.names.size() ? e.names[i] : std::string();
     if (!k.empty()) kw.push_back(k);
   }
-  auto arity = [&](size_t lo, size_t hi) {
-    if (args.size() >= lo && args.size() <= hi && (kw.empty() || (name == "get" && kw == std::vector<std::string>{"default"})))
-      return;
-    fail(e.loc, fmt::format("{}() takes {} argument{} ({} given)", name, lo == hi ? fmt::format("{}", lo)
-                            : fmt::format("{} to {}", lo, hi), hi == 1 ? "" : "s", args.size()));
-  };
-  if (name == "keys" || name == "values" || name == "items") {
-    arity(0, 0);
+  try {
+    checkDictMethod(name, static_cast<int>(args.size()), &kw);
+  } catch (const rt::Error& err) {
+    fail(e.loc, err.what());
+  }
+  if (name != "get") {  // keys, values, items
     std::vector<TV> out;
     for (size_t i = 0; i < d.items.size(); ++i) {
       TV key = TV::of(makeStr((*d.names)[i]));
@@ -169,16 +167,11 @@ auto Tracer::dictMethodTV(const TV& d, const std::string& name, const Expr& e) -
     }
     return makeSeq(Tag::List, std::move(out));
   }
-  if (name == "get") {
-    arity(1, 2);
-    if (!args[0].isStatic() || !args[0].sv.isStr())
-      fail(e.loc, fmt::format("a dict key in a graph fn must be a string known at trace time, got {}", describe(args[0])));
-    for (size_t i = 0; i < d.names->size(); ++i)
-      if ((*d.names)[i] == args[0].sv.as<StrObj>()->s) return d.items[i];
-    return args.size() > 1 ? args[1] : TV::of(Value());
-  }
-  std::vector<std::string> methods = {"keys", "values", "items", "get", "pop"};
-  fail(e.loc, fmt::format("a dict has no method '{}'{}", name, didYouMean(name, methods)));
+  if (!args[0].isStatic() || !args[0].sv.isStr())
+    fail(e.loc, fmt::format("a dict key in a graph fn must be a string known at trace time, got {}", describe(args[0])));
+  for (size_t i = 0; i < d.names->size(); ++i)
+    if ((*d.names)[i] == args[0].sv.as<StrObj>()->s) return d.items[i];
+  return args.size() > 1 ? args[1] : TV::of(Value());
 }
 
 auto Tracer::lookupMethod(const std::string& nm, int module, const Loc& loc) -> TV {

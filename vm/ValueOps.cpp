@@ -590,16 +590,25 @@ int64_t listPosition(const std::string& name, int64_t i, int64_t size) {
   return i < 0 ? i + size : i;
 }
 
-Value dictMethod(const Value& dv, const std::string& name, const Value* args, int n, const std::vector<std::string>* kw) {
-  const DictObj* d = dv.as<DictObj>();
+void checkDictMethod(const std::string& name, int n, const std::vector<std::string>* kw) {
   int nkw = kw ? static_cast<int>(kw->size()) : 0;
-  auto arity = [&](int lo, int hi) {
-    if (n - nkw >= lo && n <= hi && (nkw == 0 || name == "get")) return;
+  int lo = 0, hi = 0;
+  if (name == "get") lo = 1, hi = 2;
+  else if (name != "keys" && name != "values" && name != "items") {
+    std::vector<std::string> methods = {"keys", "values", "items", "get", "pop"};
+    throw rt::Error(fmt::format("a dict has no method '{}'{}", name, didYouMean(name, methods)));
+  }
+  if (n - nkw < lo || n > hi || (nkw > 0 && name != "get"))
     throw rt::Error(fmt::format("{}() takes {} argument{} ({} given)", name, lo == hi ? fmt::format("{}", lo)
                                 : fmt::format("{} to {}", lo, hi), hi == 1 ? "" : "s", n));
-  };
-  if (name == "keys" || name == "values" || name == "items") {
-    arity(0, 0);
+  if (nkw > 0 && (nkw > 1 || (*kw)[0] != "default"))
+    throw rt::Error(fmt::format("get() has no parameter named '{}'", (*kw)[nkw > 1 && (*kw)[0] == "default" ? 1 : 0]));
+}
+
+Value dictMethod(const Value& dv, const std::string& name, const Value* args, int n, const std::vector<std::string>* kw) {
+  const DictObj* d = dv.as<DictObj>();
+  checkDictMethod(name, n, kw);
+  if (name != "get") {  // keys, values, items
     std::vector<Value> out;
     for (size_t i = 0; i < d->keys.size(); ++i) {
       if (name == "keys") out.push_back(makeStr(d->keys[i]));
@@ -608,17 +617,10 @@ Value dictMethod(const Value& dv, const std::string& name, const Value* args, in
     }
     return makeList(std::move(out));
   }
-  if (name == "get") {
-    arity(1, 2);
-    if (nkw > 0 && (nkw > 1 || (*kw)[0] != "default"))
-      throw rt::Error(fmt::format("get() has no parameter named '{}'", (*kw)[0]));
-    if (!args[0].isStr()) throw rt::Error(fmt::format("a dict's keys are strings, got {}", typeText(args[0])));
-    int i = d->find(args[0].as<StrObj>()->s);
-    if (i >= 0) return d->vals[static_cast<size_t>(i)];
-    return n > 1 ? args[1] : Value();
-  }
-  std::vector<std::string> methods = {"keys", "values", "items", "get", "pop"};
-  throw rt::Error(fmt::format("a dict has no method '{}'{}", name, didYouMean(name, methods)));
+  if (!args[0].isStr()) throw rt::Error(fmt::format("a dict's keys are strings, got {}", typeText(args[0])));
+  int i = d->find(args[0].as<StrObj>()->s);
+  if (i >= 0) return d->vals[static_cast<size_t>(i)];
+  return n > 1 ? args[1] : Value();
 }
 
 Value listMethod(Value& xs, const std::string& name, const Value* args, int n) {

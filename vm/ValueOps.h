@@ -39,6 +39,8 @@ int64_t listPosition(const std::string& name, int64_t i, int64_t size);
 // d.name(args...) for a dict's methods that read it: keys(), values(), items() (lists, in
 // insertion order), get(key, default=none).
 Value dictMethod(const Value& d, const std::string& name, const Value* args, int n, const std::vector<std::string>* kw);
+// The method name, arity and keywords of such a call (shared with the tracer; rt::Error).
+void checkDictMethod(const std::string& name, int n, const std::vector<std::string>* kw);
 
 // The error of d[key] for a key d does not have (with the closest key).
 std::string missingKeyText(const std::vector<std::string>& keys, const std::string& key);
