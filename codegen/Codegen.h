@@ -84,6 +84,23 @@ AotResult compileAot(ir::Function& fn, const AotOptions& opts);
 // Whether --target-cpu names a CPU of the host's target ("host" and "generic" always do).
 bool validTargetCpu(const std::string& cpu);
 
+// The host CPU as compileAot's "host" sees it: LLVM triple, CPU name and feature list
+// ("+avx2,-avx512f,..."), recorded in exported models (docs/formats/tdlm.md).
+struct HostTarget {
+  std::string triple, cpu, features;
+};
+HostTarget hostTarget();
+// Whether code compiled for `triple` with `features` runs on this host: the same triple and
+// every "+f" feature present here; otherwise `why` names what differs.
+bool hostRuns(const std::string& triple, const std::string& features, std::string& why);
+
+// Links a relocatable object of compileAot (whose function is `entry`) into the JIT, in a
+// JITDylib of its own (so that entry names of different loads never clash), and restores
+// its op table onto `fn`, which must print as the function the object was compiled from.
+// Throws std::runtime_error when the object does not link or the table does not fit.
+std::unique_ptr<CompiledFn> loadObject(std::unique_ptr<ir::Module> module, ir::Function& fn, const std::string& object,
+                                       const std::string& entry, const std::string& table);
+
 // Text of the later stages for `tdl emit`: "llvm" (optimized LLVM IR) or "asm".
 std::string emitStage(ir::Function& fn, const std::string& stage);
 

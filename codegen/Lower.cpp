@@ -1703,6 +1703,28 @@ std::unique_ptr<CompiledFn> compile(std::unique_ptr<ir::Module> module, ir::Func
 }
 
 
+std::unique_ptr<CompiledFn> loadObject(std::unique_ptr<ir::Module> module, ir::Function& fn, const std::string& object,
+                                       const std::string& entry, const std::string& table) {
+  std::lock_guard<std::mutex> lock(jitMutex);
+  Jit& jit = Jit::get();
+  if (!jit.error.empty()) throw std::runtime_error("cannot start the JIT: " + jit.error);
+  auto cf = std::make_unique<CompiledFn>();
+  cf->fn = &fn;
+  cf->syms = fn.syms;
+  if (!restoreTable(*cf, table, fn)) throw std::runtime_error("its op table does not fit its IR");
+  static int loads = 0;
+  auto jd = jit.jit().createJITDylib("tdl_loaded_" + std::to_string(loads++));
+  if (!jd) throw std::runtime_error("JIT: " + llvm::toString(jd.takeError()));
+  jd->addToLinkOrder(jit.jit().getMainJITDylib());
+  if (auto err = jit.jit().addObjectFile(*jd, llvm::MemoryBuffer::getMemBufferCopy(object, entry)))
+    throw std::runtime_error("its object code does not link: " + llvm::toString(std::move(err)));
+  auto sym = jit.jit().lookup(*jd, entry);
+  if (!sym) throw std::runtime_error("its object code does not link: " + llvm::toString(sym.takeError()));
+  cf->entry = sym->toPtr<int (*)(void*)>();
+  cf->module = std::move(module);
+  return cf;
+}
+
 std::string emitStage(ir::Function& fn, const std::string& stage) {
   Jit& jit = Jit::get();
   if (!jit.error.empty()) throw std::runtime_error("cannot start the JIT: " + jit.error);
@@ -1743,6 +1765,50 @@ bool validTargetCpu(const std::string& cpu) {
   if (!target) return false;
   std::unique_ptr<llvm::MCSubtargetInfo> sti(target->createMCSubtargetInfo(triple, "", ""));
   return sti && sti->isCPUStringValid(cpu);
+}
+
+HostTarget hostTarget() {
+  initNative();
+  HostTarget h;
+  h.triple = llvm::sys::getProcessTriple();
+  h.cpu = llvm::sys::getHostCPUName().str();
+  llvm::StringMap<bool> f = llvm::sys::getHostCPUFeatures();
+  std::vector<std::string> names;
+  for (auto& kv : f) names.push_back(std::string(kv.second ? "+" : "-") + kv.first().str());
+  std::sort(names.begin(), names.end(), [](const std::string& a, const std::string& b) { return a.substr(1) < b.substr(1); });
+  for (auto& n : names) h.features += (h.features.empty() ? "" : ",") + n;
+  return h;
+}
+
+bool hostRuns(const std::string& triple, const std::string& features, std::string& why) {
+  HostTarget h = hostTarget();
+  if (triple != h.triple) {
+    why = "it was compiled for " + triple + ", this machine is " + h.triple;
+    return false;
+  }
+  std::set<std::string> have;
+  size_t start = 0;
+  while (start < h.features.size()) {
+    size_t comma = h.features.find(',', start);
+    std::string f = h.features.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!f.empty() && f[0] == '+') have.insert(f.substr(1));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  std::string missing;
+  start = 0;
+  while (start < features.size()) {
+    size_t comma = features.find(',', start);
+    std::string f = features.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!f.empty() && f[0] == '+' && !have.count(f.substr(1))) missing += (missing.empty() ? "" : ", ") + f.substr(1);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (!missing.empty()) {
+    why = "this CPU lacks " + missing;
+    return false;
+  }
+  return true;
 }
 
 AotResult compileAot(ir::Function& fn, const AotOptions& o) {

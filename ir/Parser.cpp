@@ -185,7 +185,10 @@ class Lexer {
 
 class Parser {
  public:
-  explicit Parser(std::string_view text) : lex_(text) { tok_ = lex_.next(); peek_ = lex_.next(); }
+  explicit Parser(std::string_view text, const WeightLookup* weights = nullptr) : lex_(text), weights_(weights) {
+    tok_ = lex_.next();
+    peek_ = lex_.next();
+  }
 
   std::unique_ptr<Module> module() {
     auto m = std::make_unique<Module>();
@@ -349,6 +352,23 @@ class Parser {
     std::vector<Token> elems;
     std::string form = "list";
     Token hex;
+    if (is_ident("weight") && weights_) {
+      advance();
+      Token name = expect_kind(Tok::String, "a weight name");
+      expect(":");
+      TensorType t = type();
+      expect(">");
+      rt::Tensor w;
+      try {
+        w = (*weights_)(name.text);
+      } catch (const rt::Error& e) {
+        error_at(name, e.what());
+      }
+      if (TensorType::of(w.dtype(), w.shape()).str() != t.str())
+        error_at(name, fmt::format("the weight '{}' is {}, the constant is declared {}", name.text,
+                                   TensorType::of(w.dtype(), w.shape()).str(), t.str()));
+      return w;
+    }
     if (is_ident("splat")) {
       advance();
       form = "splat";
@@ -511,6 +531,7 @@ class Parser {
   }
 
   Lexer lex_;
+  const WeightLookup* weights_ = nullptr;
   Token tok_, peek_;
   Function* fn_ = nullptr;
   std::unordered_map<std::string, Value*> values_;
@@ -519,5 +540,8 @@ class Parser {
 }  // namespace
 
 std::unique_ptr<Module> parse_module(std::string_view text) { return Parser(text).module(); }
+std::unique_ptr<Module> parse_module(std::string_view text, const WeightLookup& weights) {
+  return Parser(text, &weights).module();
+}
 
 }  // namespace tdl::ir

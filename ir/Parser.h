@@ -8,6 +8,7 @@
 // and scoping are the verifier's.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -27,5 +28,10 @@ struct ParseError : std::runtime_error {
 };
 
 std::unique_ptr<Module> parse_module(std::string_view text);
+// With `dense<weight "NAME" : T>` constants (Printer.h) resolved by `weights`, which returns
+// the tensor stored under NAME or throws rt::Error; a tensor whose dtype or shape is not T's
+// is a ParseError.
+using WeightLookup = std::function<rt::Tensor(const std::string& name)>;
+std::unique_ptr<Module> parse_module(std::string_view text, const WeightLookup& weights);
 
 }  // namespace tdl::ir

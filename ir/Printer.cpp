@@ -55,7 +55,7 @@ std::string tensor_to_string(const rt::Tensor& t) {
 
 class Printer {
  public:
-  explicit Printer(std::ostream& os) : os_(os) {}
+  explicit Printer(std::ostream& os, const WeightNamer* weights = nullptr) : os_(os), weights_(weights) {}
 
   void function(const Function& f) {
     number(f.entry());
@@ -112,7 +112,13 @@ class Printer {
       os_ << " {";
       bool first = true;
       for (const auto& [k, v] : op.attrs) {
-        os_ << (first ? "" : ", ") << k << " = " << attr_to_string(v);
+        std::string name;
+        if (weights_ && std::holds_alternative<rt::Tensor>(v)) name = (*weights_)(std::get<rt::Tensor>(v));
+        if (!name.empty())
+          os_ << (first ? "" : ", ") << k << " = dense<weight " << quote(name) << " : "
+              << TensorType::of(std::get<rt::Tensor>(v).dtype(), std::get<rt::Tensor>(v).shape()).str() << ">";
+        else
+          os_ << (first ? "" : ", ") << k << " = " << attr_to_string(v);
         first = false;
       }
       os_ << "}";
@@ -149,6 +155,7 @@ class Printer {
   }
 
   std::ostream& os_;
+  const WeightNamer* weights_;
   std::unordered_map<const Value*, size_t> ids_;
 };
 
@@ -181,6 +188,12 @@ void print(std::ostream& os, const Module& m) {
 std::string to_string(const Module& m) {
   std::ostringstream os;
   print(os, m);
+  return os.str();
+}
+
+std::string to_string(const Function& f, const WeightNamer& weights) {
+  std::ostringstream os;
+  Printer(os, &weights).function(f);
   return os.str();
 }
 

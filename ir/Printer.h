@@ -19,9 +19,12 @@
 // Attributes: 3, 1.5 (floats always show a '.', an exponent, nan or inf), "text", true,
 // [1, 2], f32, and dense tensors: dense<[1, 2, 3, 4] : i64[2, 2]> (elements flat, C
 // order) up to kMaxInlineElements, dense<splat 0.0 : f32[1000]> when all are equal, else
-// dense<hex "0000803f..." : f32[1000]> (the little-endian bytes).
+// dense<hex "0000803f..." : f32[1000]> (the little-endian bytes), or, where the printer is
+// given a weight namer (`tdl export`, docs/formats/tdlm.md), dense<weight "w0" : f32[784, 128]>:
+// the tensor is stored elsewhere under that name, and the parser is given its lookup.
 #pragma once
 
+#include <functional>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -38,6 +41,9 @@ void print(std::ostream& os, const Function& f);
 std::string to_string(const Module& m);
 std::string to_string(const Function& f);
 std::string attr_to_string(const Attribute& a);
+// The name under which a dense constant is stored outside the text, or "" to print it inline.
+using WeightNamer = std::function<std::string(const rt::Tensor&)>;
+std::string to_string(const Function& f, const WeightNamer& weights);
 
 // 64-bit FNV-1a of `text`, continuing from `h` (the offset basis by default): how the trace
 // cache, native executables and the compile cache name an optimized function by its text.

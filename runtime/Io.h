@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -22,6 +23,15 @@ void save_npy(const std::string& path, const Tensor& t);
 std::vector<std::pair<std::string, Tensor>> load_safetensors(const std::string& path);
 // Writes entries in the given order; names must be unique.
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& entries);
+// The same bytes, in memory (a .tdlm file holds them, docs/formats/tdlm.md).
+std::string safetensors_bytes(const std::vector<std::pair<std::string, Tensor>>& entries);
+namespace detail {
+class InFile;
+}
+// The safetensors bytes at [base, base + size) of an open file; errors start with `what`.
+std::vector<std::pair<std::string, Tensor>> load_safetensors_region(detail::InFile& in, uint64_t base, uint64_t size,
+                                                                    const std::string& what);
+std::vector<std::pair<std::string, Tensor>> load_safetensors_bytes(std::string_view bytes, const std::string& what);
 
 // A rows x columns tensor of `dtype` (bool accepts true/false/1/0). RFC 4180 quoting,
 // LF or CRLF, optional UTF-8 BOM, gzip input (detected by its magic bytes); `header`

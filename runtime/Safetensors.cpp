@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <unordered_set>
@@ -62,18 +63,41 @@ struct Entry {
 
 std::vector<std::pair<std::string, Tensor>> load_safetensors(const std::string& path) {
   detail::InFile in(path);
-  auto bad = [&](const std::string& msg) {
-    return Error(fmt::format("invalid safetensors file '{}': {}", path, msg));
-  };
-  if (in.size() < 8) throw bad("the file is too short for the 8-byte header size");
+  return load_safetensors_region(in, 0, in.size(), fmt::format("invalid safetensors file '{}'", path));
+}
+
+namespace {
+// Reads n bytes at an offset of the safetensors bytes (a file or memory) or throws.
+using ReadAt = std::function<void(uint64_t offset, void* buf, size_t n, const char* what)>;
+
+std::vector<std::pair<std::string, Tensor>> parse_safetensors(uint64_t size, const ReadAt& read, const std::string& what);
+}  // namespace
+
+std::vector<std::pair<std::string, Tensor>> load_safetensors_region(detail::InFile& in, uint64_t base, uint64_t size,
+                                                                    const std::string& what) {
+  if (base > in.size() || size > in.size() - base) throw Error(fmt::format("{}: the region runs past the end of the file", what));
+  return parse_safetensors(size, [&](uint64_t off, void* buf, size_t n, const char* w) { in.read_at(base + off, buf, n, w); }, what);
+}
+
+std::vector<std::pair<std::string, Tensor>> load_safetensors_bytes(std::string_view bytes, const std::string& what) {
+  return parse_safetensors(bytes.size(), [&](uint64_t off, void* buf, size_t n, const char* w) {
+    if (off > bytes.size() || n > bytes.size() - off) throw Error(fmt::format("{}: {}", what, w));
+    std::memcpy(buf, bytes.data() + off, n);
+  }, what);
+}
+
+namespace {
+std::vector<std::pair<std::string, Tensor>> parse_safetensors(uint64_t size, const ReadAt& read, const std::string& what) {
+  auto bad = [&](const std::string& msg) { return Error(fmt::format("{}: {}", what, msg)); };
+  if (size < 8) throw bad("the file is too short for the 8-byte header size");
   unsigned char nb[8];
-  in.read_at(0, nb, 8, "cannot read the header size");
+  read(0, nb, 8, "cannot read the header size");
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = n << 8 | nb[i];
   if (n > kMaxHeaderBytes) throw bad(fmt::format("header size {} exceeds the 100 MB limit", n));
-  if (n > in.size() - 8) throw bad(fmt::format("header size {} runs past the end of the file ({} bytes)", n, in.size()));
+  if (n > size - 8) throw bad(fmt::format("header size {} runs past the end of the file ({} bytes)", n, size));
   std::string text(n, '\0');
-  in.read_at(8, text.data(), n, "cannot read the header");
+  read(8, text.data(), n, "cannot read the header");
 
   // Parse, rejecting duplicate keys and deep nesting.
   std::vector<std::unordered_set<std::string>> keys;
@@ -134,7 +158,7 @@ std::vector<std::pair<std::string, Tensor>> load_safetensors(const std::string& 
   }
 
   // The entries must tile the data buffer exactly.
-  const uint64_t data_start = 8 + n, data_size = in.size() - data_start;
+  const uint64_t data_start = 8 + n, data_size = size - 8 - n;
   std::vector<const Entry*> sorted;
   for (const Entry& e : entries) sorted.push_back(&e);
   std::sort(sorted.begin(), sorted.end(), [](const Entry* a, const Entry* b) {
@@ -154,18 +178,21 @@ std::vector<std::pair<std::string, Tensor>> load_safetensors(const std::string& 
     Tensor t = Tensor::empty(*detail::load_dtype(e.format), e.shape);
     size_t nbytes = static_cast<size_t>(e.end - e.begin);
     if (detail::is_native(e.format)) {
-      in.read_at(data_start + e.begin, t.mutable_raw(), nbytes, "cannot read tensor data");
+      read(data_start + e.begin, t.mutable_raw(), nbytes, "cannot read tensor data");
     } else {
       std::vector<unsigned char> buf(nbytes);
-      in.read_at(data_start + e.begin, buf.data(), nbytes, "cannot read tensor data");
+      read(data_start + e.begin, buf.data(), nbytes, "cannot read tensor data");
       detail::convert_raw(buf.data(), e.format, t.numel(), t);
     }
     out.emplace_back(e.name, std::move(t));
   }
   return out;
 }
+}  // namespace
 
-void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& entries) {
+namespace {
+// The 8-byte size and the JSON header (padded with spaces to a multiple of 8) of `entries`.
+std::string safetensors_head(const std::vector<std::pair<std::string, Tensor>>& entries) {
   json header = json::object();
   std::set<std::string> names;
   uint64_t offset = 0;
@@ -179,13 +206,24 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
   }
   std::string text = entries.empty() ? "{}" : header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');
-  unsigned char nb[8];
-  for (int i = 0; i < 8; ++i) nb[i] = static_cast<unsigned char>(static_cast<uint64_t>(text.size()) >> (8 * i));
+  std::string head(8, '\0');
+  for (int i = 0; i < 8; ++i) head[static_cast<size_t>(i)] = static_cast<char>(static_cast<uint64_t>(text.size()) >> (8 * i));
+  return head + text;
+}
+}  // namespace
+
+void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& entries) {
+  std::string head = safetensors_head(entries);
   detail::OutFile out(path);
-  out.write(nb, 8);
-  out.write(text.data(), text.size());
+  out.write(head.data(), head.size());
   for (const auto& [name, t] : entries) out.write(t.raw(), t.nbytes());
   out.close();
+}
+
+std::string safetensors_bytes(const std::vector<std::pair<std::string, Tensor>>& entries) {
+  std::string out = safetensors_head(entries);
+  for (const auto& [name, t] : entries) out.append(static_cast<const char*>(t.raw()), t.nbytes());
+  return out;
 }
 
 }  // namespace tdl::rt

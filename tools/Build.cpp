@@ -180,7 +180,7 @@ bool pureBuiltin(const std::string& n) {
   static const std::set<std::string> impure = {
       "seed",  "rand",      "randn", "randint",  "permutation", "print", "load_npy", "save_npy",
       "load_csv", "save",   "load",  "time",     "args",        "exit",  "progress", "plot",
-      "tape",  "grad",      "value_and_grad",     "tree_map"};
+      "tape",  "grad",      "value_and_grad",     "tree_map", "load_model"};
   return !impure.count(n);
 }
 

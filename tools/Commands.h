@@ -36,6 +36,26 @@ struct BuildOptions {
   bool jsonDiagnostics = false;
 };
 int buildExecutable(const BuildOptions& opts);
+// `tdl export FILE --fn NAME... -o OUT` and `tdl inspect M.tdlm` (tools/Export.cpp).
+struct ExportOptions {
+  std::string file, out;
+  std::vector<std::string> fns;
+  std::vector<std::string> scriptArgs;
+  int optLevel = 2;
+};
+int exportModel(const ExportOptions& opts);
+int inspectModel(const std::string& path, bool json);
+// `tdl serve M.tdlm` (tools/Serve.cpp).
+struct ServeOptions {
+  std::string model, name, host = "127.0.0.1";
+  int port = 8501;
+  int maxBatch = 64;
+  int batchTimeoutUs = 1000;
+  int threads = 0;  // 0: the number of cores, at most 4
+  size_t maxBodyBytes = 16u << 20;
+  int requestTimeoutS = 30;
+};
+int serveModel(const ServeOptions& opts);
 int runRepl();
 int runLanguageServer();
 

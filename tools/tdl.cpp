@@ -16,6 +16,7 @@
 #include "frontend/Parser.h"
 #include "codegen/Ptx.h"
 #include "tools/Commands.h"
+#include "tools/ModelValue.h"
 #include "tools/lsp/LanguageServer.h"
 #include "vm/Vm.h"
 
@@ -90,6 +91,15 @@ Usage:
   tdl emit FILE --stage ast|bytecode|ir|opt|llvm|ptx|asm [--fn NAME --args 'SIG']
       --gpu-arch ARCH        the NVIDIA arch of --stage ptx (default sm_90)
   tdl build FILE -o OUT      write a standalone native executable
+  tdl export FILE --fn NAME -o M.tdlm
+                             run FILE, then write its graph fn NAME (more with
+                             more --fn), the values it reads and its compiled
+                             code into one model file
+  tdl inspect M.tdlm [--json]  the signatures and weights of a model file
+  tdl serve M.tdlm           answer predictions over HTTP (TensorFlow Serving's
+                             REST API): --port N (0: any free port, printed),
+                             --name NAME, --max-batch B, --batch-timeout-us T,
+                             --threads K, --host ADDR, --max-body-bytes N
   tdl repl                   an interactive eager session
   tdl builtins [--json]      the builtin functions and their parameters
   tdl doc NAME               the reference entry of a builtin (sum), a standard
@@ -107,6 +117,7 @@ Exit status: 0 success, 1 script error, 2 usage error, 3 internal error.
 int mainImpl(int argc, char** argv) {
   setBuiltinSignatures(&vm::staticBuiltinSignature);  // Sema's keyword check of builtin calls
   setDocLookup(&docFor);                               // help("nn.softmax")
+  installModelLoader();                                // load_model("m.tdlm")
   std::vector<std::string> args(argv + 1, argv + argc);
   GlobalOptions g;
   // Global options may stand anywhere before the script's own arguments.
@@ -197,6 +208,31 @@ int mainImpl(int argc, char** argv) {
   build->add_flag("--emit-obj", bo.emitObj, "write one relocatable object instead of an executable");
   build->add_flag("--emit-llvm", bo.emitLlvm, "write the LLVM IR of the compiled graph fns");
   build->add_flag("--lib", bo.lib, "write a shared library and a C header");
+  auto* exportCmd = app.add_subcommand("export", "write graph fns and their weights into a model file");
+  ExportOptions xo;
+  exportCmd->add_option("FILE", file)->required();
+  exportCmd->add_option("--fn", xo.fns, "a graph fn to export (repeatable)")->required();
+  exportCmd->add_option("-o", out)->required();
+  exportCmd->add_option("-O", xo.optLevel, "optimization level 0..3")->check(CLI::Range(0, 3));
+  exportCmd->add_option("--args", xo.scriptArgs, "arguments for the script's args()");
+  auto* inspect = app.add_subcommand("inspect", "the signatures and weights of a model file");
+  bool inspectJson = false;
+  inspect->add_option("MODEL", file)->required();
+  inspect->add_flag("--json", inspectJson, "as JSON");
+  auto* serve = app.add_subcommand("serve", "serve a model file over HTTP");
+  ServeOptions so;
+  serve->add_option("MODEL", so.model)->required();
+  serve->add_option("--name", so.name, "the model's name in URLs (default: the file's stem)");
+  serve->add_option("--host", so.host, "the address to listen on (default 127.0.0.1)");
+  serve->add_option("--port", so.port, "the port (0: any free port)")->check(CLI::Range(0, 65535));
+  serve->add_option("--max-batch", so.maxBatch, "the most rows one batched call takes")->check(CLI::Range(1, 1 << 16));
+  serve->add_option("--batch-timeout-us", so.batchTimeoutUs, "how long a batch waits for more rows")
+      ->check(CLI::Range(0, 10'000'000));
+  serve->add_option("--threads", so.threads, "network threads (default: cores, at most 4)")->check(CLI::Range(0, 256));
+  serve->add_option("--max-body-bytes", so.maxBodyBytes, "the largest request body (default 16 MiB)")
+      ->check(CLI::Range(size_t{1}, size_t{1} << 34));
+  serve->add_option("--request-timeout", so.requestTimeoutS, "seconds a request may take to arrive")
+      ->check(CLI::Range(1, 3600));
   auto* repl = app.add_subcommand("repl", "interactive eager session");
   auto* builtins = app.add_subcommand("builtins", "the builtin functions and their parameters");
   bool builtinsJson = false;
@@ -227,6 +263,13 @@ int mainImpl(int argc, char** argv) {
     bo.jsonDiagnostics = g.diagnostics == "json";
     return buildExecutable(bo);
   }
+  if (exportCmd->parsed()) {
+    xo.file = file;
+    xo.out = out;
+    return exportModel(xo);
+  }
+  if (inspect->parsed()) return inspectModel(file, inspectJson);
+  if (serve->parsed()) return serveModel(so);
   if (repl->parsed()) return runRepl();
   if (builtins->parsed()) {
     fmt::print("{}", vm::builtinSignatures(builtinsJson));

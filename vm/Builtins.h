@@ -53,6 +53,12 @@ void registerUiBuiltins(BuiltinTable& t);      // BuiltinsUi.cpp: progress bars 
 void registerAutodiffBuiltins(BuiltinTable& t);  // BuiltinsAutodiff.cpp: tape, grad, value_and_grad
 void registerCompositeBuiltins(BuiltinTable& t);  // BuiltinsComposite.cpp: vm/Composite.h, argsort, cumsum, cumprod
 
+// load_model(path) (SPEC §12): the model value, made by the hook the `tdl` tool installs
+// (tools/ModelValue.cpp, which links the model loader and LLVM); without one (executables
+// built by `tdl build`) load_model is an error.
+using ModelLoader = Value (*)(const std::string& path);
+void setModelLoader(ModelLoader loader);
+
 // A builtin's parameters, as its Args declares them.
 struct BuiltinParams {
   std::string fn;

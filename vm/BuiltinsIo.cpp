@@ -118,6 +118,17 @@ Value load(Interpreter&, CallArgs& call) {
   return build(root);
 }
 
+ModelLoader modelLoader = nullptr;
+
+Value loadModel(Interpreter&, CallArgs& call) {
+  Args a("load_model", call, {"path"}, 1);
+  std::string path = a.string(0);
+  if (!modelLoader)
+    a.fail("this program cannot load models: executables made by `tdl build` do not include the model loader "
+           "(run the script with `tdl run`, or call the model through the C API, tdl_model.h)");
+  return modelLoader(path);
+}
+
 // ----------------------------------------------------------------- random
 
 Value seed(Interpreter&, CallArgs& call) {
@@ -150,12 +161,15 @@ Value permutation(Interpreter&, CallArgs& call) {
 
 }  // namespace
 
+void setModelLoader(ModelLoader loader) { modelLoader = loader; }
+
 void registerIoBuiltins(BuiltinTable& t) {
   t.add("load_npy", loadNpy);
   t.add("save_npy", saveNpy);
   t.add("load_csv", loadCsv);
   t.add("save", save);
   t.add("load", load);
+  t.add("load_model", loadModel);
   t.add("seed", seed);
   t.add("rand", rand);
   t.add("randn", randn);

@@ -1,0 +1,329 @@
+// `tdl export FILE --fn NAME... -o M.tdlm` and `tdl inspect M.tdlm [--json]` (SPEC §12;
+// docs/commands/export.md). Export runs the script's top level as `tdl run` does (so that
+// trained or loaded weights exist), then traces each named graph fn for the signature its
+// annotations give (named and `?` dims stay symbolic: one compiled version serves every
+// batch size), optimizes it, freezes the top-level values it read as weights, compiles it
+// ahead of time for this CPU and writes one file (model/Model.h).
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "ir/Printer.h"
+#include "model/Model.h"
+#include "runtime/Error.h"
+#include "runtime/Io.h"
+#include "tools/Commands.h"
+#include "graph/GraphCache.h"
+#include "graph/GraphCall.h"
+#include "vm/Compiler.h"
+#include "vm/Interpreter.h"
+
+#ifndef TDL_VERSION
+#define TDL_VERSION "0.0.0"
+#endif
+
+namespace tdl {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+int fail(const std::string& msg) {
+  std::fflush(stdout);
+  fmt::print(stderr, "tdl: error: {}\n", msg);
+  return 1;
+}
+
+// The tensor leaves of a parameter's annotation, named by their path (x, p.w, t.0).
+void leafNames(const TypeExpr& t, const std::string& name, std::string& structure, std::vector<std::string>& names) {
+  switch (t.kind) {
+    case TypeExpr::Tensor:
+      structure += "t";
+      names.push_back(name);
+      return;
+    case TypeExpr::Tuple:
+      structure += "(";
+      for (size_t i = 0; i < t.elems.size(); ++i) leafNames(*t.elems[i], fmt::format("{}.{}", name, i), structure, names);
+      structure += ")";
+      return;
+    case TypeExpr::Record:
+      structure += "{";
+      for (size_t i = 0; i < t.elems.size(); ++i) {
+        structure += t.names[i] + ":";
+        leafNames(*t.elems[i], name + "." + t.names[i], structure, names);
+      }
+      structure += "}";
+      return;
+    case TypeExpr::Alias: throw std::logic_error("internal: a type alias Sema did not resolve");
+  }
+}
+
+// The result's structure and leaf names; false when a part of it is not a tensor (the leaves
+// must come in order: result k is the k-th leaf).
+bool resultLeaves(const vm::ResultTemplate& r, const std::string& name, std::string& structure,
+                  std::vector<std::string>& names, std::string& why) {
+  switch (r.kind) {
+    case vm::ResultTemplate::Leaf:
+      if (r.leaf != static_cast<int>(names.size())) {
+        why = "its results are not in order (an internal limit)";
+        return false;
+      }
+      structure += "t";
+      names.push_back(name);
+      return true;
+    case vm::ResultTemplate::Seq:
+      if (r.seqTag != vm::Tag::Tuple) break;
+      structure += "(";
+      for (size_t i = 0; i < r.items.size(); ++i)
+        if (!resultLeaves(r.items[i], fmt::format("{}_{}", name == "output" ? "output" : name, i), structure, names, why))
+          return false;
+      structure += ")";
+      return true;
+    case vm::ResultTemplate::Rec:
+      structure += "{";
+      for (size_t i = 0; i < r.items.size(); ++i) {
+        structure += (*r.names)[i] + ":";
+        std::string sub = name == "output" ? (*r.names)[i] : name + "." + (*r.names)[i];
+        if (!resultLeaves(r.items[i], sub, structure, names, why)) return false;
+      }
+      structure += "}";
+      return true;
+    default: break;
+  }
+  why = "it returns a value that is not a tensor (only tensors, and tuples and records of them, can be exported)";
+  return false;
+}
+
+model::TensorSpec specOf(const std::string& name, const ir::TensorType& t) {
+  model::TensorSpec s;
+  s.name = name;
+  s.dtype = t.dtype;
+  for (const ir::Dim& d : t.dims) s.dims.push_back(model::Dim{d.is_symbolic() ? -1 : d.size, d.sym});
+  return s;
+}
+
+bool isSplat(const rt::Tensor& t) {
+  size_t n = rt::itemsize(t.dtype());
+  const auto* p = static_cast<const unsigned char*>(t.raw());
+  for (int64_t i = 1; i < t.numel(); ++i)
+    if (std::memcmp(p, p + i * n, n) != 0) return false;
+  return true;
+}
+
+// The dotted name at `loc` in the source (what a captured constant was read as), or "".
+std::string sourceName(const SourceManager& sm, const Loc& loc) {
+  if (!loc.valid() || loc.file >= sm.size()) return "";
+  std::string_view line = sm.file(loc.file).lineText(loc.line);
+  size_t at = loc.col > 0 ? loc.col - 1 : 0;
+  size_t end = at;
+  while (end < line.size() && (std::isalnum(static_cast<unsigned char>(line[end])) || line[end] == '_' || line[end] == '.'))
+    ++end;
+  std::string s(line.substr(at, end - at));
+  while (!s.empty() && s.back() == '.') s.pop_back();
+  return s.empty() || std::isdigit(static_cast<unsigned char>(s[0])) ? "" : s;
+}
+
+bool sameFile(const std::string& a, const std::string& b) {
+  std::error_code ec;
+  return fs::equivalent(a, b, ec) && !ec;
+}
+
+}  // namespace
+
+int exportModel(const ExportOptions& o) {
+  if (o.fns.empty()) return fail("tdl export needs at least one --fn NAME (the graph fns to export)");
+  Compilation c;
+  c.diags.setColor(isatty(2) && std::getenv("NO_COLOR") == nullptr);
+  if (!c.load(o.file, SemaOptions{false})) return 1;
+  {
+    std::error_code ec;
+    for (size_t i = 0; i < c.sources.size(); ++i)
+      if (sameFile(o.out, c.sources.file(static_cast<uint32_t>(i)).path))
+        return fail(fmt::format("the output '{}' is the source file '{}': choose another name with -o", o.out,
+                                c.sources.file(static_cast<uint32_t>(i)).path));
+    if (fs::is_directory(o.out, ec)) return fail(fmt::format("the output '{}' is a directory", o.out));
+    fs::path parent = fs::absolute(o.out, ec).parent_path();
+    if (!fs::is_directory(parent, ec))
+      return fail(fmt::format("cannot write '{}': the folder '{}' does not exist", o.out, parent.string()));
+  }
+  auto& modules = c.modules();
+  vm::Program prog;
+  model::ExportData data;
+  data.tdlVersion = TDL_VERSION;
+  data.target = codegen::hostTarget();
+  for (size_t i = 0; i < c.sources.size(); ++i) data.sources.push_back(c.sources.file(static_cast<uint32_t>(i)).path);
+  try {
+    vm::Compiler compiler(prog, modules);
+    compiler.compileAll();
+    vm::VmOptions vo;
+    vo.scriptArgs = o.scriptArgs;
+    vm::Interpreter interp(c.sources, modules, prog, vo);
+    std::unique_ptr<vm::GraphFnCache> graphs = vm::makeGraphFnCache(vo);
+    interp.setGraphFnCache(graphs.get());
+    interp.runModule(0);
+    std::fflush(stdout);
+
+    const Module& main = *modules[0];
+    std::map<const void*, std::string> weightOf;  // a constant's data → its weight name
+    for (const std::string& name : o.fns) {
+      int slot = -1;
+      for (size_t i = 0; i < main.globalNames.size(); ++i)
+        if (main.globalNames[i] == name) slot = static_cast<int>(i);
+      if (slot < 0) return fail(fmt::format("'{}' is not defined at the top level of {}", name, o.file));
+      for (auto& f : data.fns)
+        if (f.sig.name == name) return fail(fmt::format("--fn {} is given twice", name));
+      vm::Value fv = interp.globalValue(0, slot);
+      if (fv.tag() != vm::Tag::Closure || !fv.as<vm::ClosureObj>()->proto->decl)
+        return fail(fmt::format("'{}' is a {}, not a graph fn", name, vm::typeText(fv)));
+      const vm::FnProto& proto = *fv.as<vm::ClosureObj>()->proto;
+      const FnDecl& d = *proto.decl;
+      if (!proto.isGraph)
+        return fail(fmt::format("'{}' is a fn, not a graph fn: only graph fns are exported (declare it `graph fn {}(...)`)",
+                                name, name));
+      for (const Param& prm : d.params) {
+        std::string why = vm::unshapedParam(prm.type.get(), prm.name);
+        if (!why.empty())
+          return fail(fmt::format("cannot export '{}': {} (an exported fn's parameters are annotated with their shapes, "
+                                  "e.g. `x: f32[B, 784]`, where a named dim such as B varies from call to call)",
+                                  name, why));
+      }
+      std::vector<vm::Value> args;
+      int k = 0;
+      model::ExportFn ef;
+      ef.sig.name = name;
+      std::vector<std::string> inNames;
+      for (const Param& prm : d.params) {
+        args.push_back(vm::placeholderArg(*prm.type, 0, k));
+        ef.sig.params.push_back(prm.name);
+        leafNames(*prm.type, prm.name, ef.sig.inStructure, inNames);
+      }
+      std::vector<rt::Tensor> xs;
+      std::vector<bool> weak;
+      std::string key;
+      vm::flattenArgs(args, xs, weak, key);
+      std::vector<std::string> syms;
+      std::vector<vm::ParamLeaf> leaves = vm::signatureLeaves(proto, args, xs, weak, syms);
+      vm::Trace tr = vm::traceOptimized(interp, *fv.as<vm::ClosureObj>(), args, leaves, syms, nullptr, nullptr);
+      ir::Function& fn = *tr.fn;
+      auto params = fn.params();
+      if (params.size() != inNames.size()) return fail(fmt::format("internal: '{}' traced to {} parameters for {} leaves", name, params.size(), inNames.size()));
+      for (size_t i = 0; i < params.size(); ++i) ef.sig.inputs.push_back(specOf(inNames[i], params[i]->type));
+      std::vector<std::string> outNames;
+      std::string why;
+      if (!resultLeaves(tr.result, "output", ef.sig.outStructure, outNames, why))
+        return fail(fmt::format("cannot export '{}': {}", name, why));
+      if (outNames.size() != fn.result_types.size())
+        return fail(fmt::format("internal: '{}' has {} results for {} leaves", name, fn.result_types.size(), outNames.size()));
+      for (size_t i = 0; i < outNames.size(); ++i) ef.sig.outputs.push_back(specOf(outNames[i], fn.result_types[i]));
+
+      // Large constants (the top-level values the fn read) become weights, shared by content.
+      ir::walk(fn.entry(), [&](ir::Op& op) {
+        for (auto& [attr, v] : op.attrs) {
+          if (!std::holds_alternative<rt::Tensor>(v)) continue;
+          const rt::Tensor& t = std::get<rt::Tensor>(v);
+          if (t.numel() <= ir::kMaxInlineElements || isSplat(t) || weightOf.count(t.raw())) continue;
+          std::string wname;
+          for (auto& w : data.weights)
+            if (ir::tensor_equal(w.value, t)) wname = w.name;
+          if (wname.empty()) {
+            wname = fmt::format("w{}", data.weights.size());
+            data.weights.push_back(model::WeightInfo{wname, sourceName(c.sources, op.loc), t});
+          }
+          weightOf[t.raw()] = wname;
+        }
+      });
+      ef.ir = ir::to_string(fn, [&](const rt::Tensor& t) -> std::string {
+        auto it = weightOf.find(t.raw());
+        return it == weightOf.end() ? "" : it->second;
+      });
+      codegen::AotOptions ao;
+      ao.entry = "tdlm_" + std::to_string(data.fns.size());
+      ao.optLevel = o.optLevel;
+      codegen::AotResult r = codegen::compileAot(fn, ao);
+      ef.object = std::move(r.object);
+      ef.table = std::move(r.table);
+      ef.entry = ao.entry;
+      data.fns.push_back(std::move(ef));
+    }
+  } catch (const ScriptError& e) {
+    std::fflush(stdout);
+    c.diags.report(Diagnostic{Severity::Error, e.loc, e.what(), e.trace});
+    return 1;
+  } catch (const vm::ExitRequest& e) {
+    if (e.code != 0) return fail(fmt::format("the script exited with status {} before its fns were exported", e.code));
+    return fail("the script called exit() before its fns were exported");
+  } catch (const std::runtime_error& e) {
+    return fail(fmt::format("exporting: {}", e.what()));
+  }
+  try {
+    rt::write_file_atomic(o.out, model::serialize(data));
+  } catch (const rt::Error& e) {
+    return fail(e.what());
+  }
+  int64_t params = 0, bytes = 0;
+  for (auto& w : data.weights) params += w.value.numel(), bytes += static_cast<int64_t>(w.value.nbytes());
+  fmt::print(stderr, "tdl export: wrote {}: ", o.out);
+  for (size_t i = 0; i < data.fns.size(); ++i) fmt::print(stderr, "{}{}", i ? "; " : "", data.fns[i].sig.text());
+  fmt::print(stderr, "; {} weight{} ({} values, {:.1f} KiB)\n", data.weights.size(), data.weights.size() == 1 ? "" : "s",
+             params, static_cast<double>(bytes) / 1024.0);
+  return 0;
+}
+
+int inspectModel(const std::string& path, bool asJson) {
+  std::unique_ptr<model::Model> m;
+  try {
+    m = model::Model::load(path, model::Model::Options{false});
+  } catch (const rt::Error& e) {
+    return fail(e.what());
+  }
+  nlohmann::ordered_json man = nlohmann::ordered_json::parse(m->manifestText());
+  if (asJson) {
+    nlohmann::ordered_json out;
+    out["path"] = path;
+    out["version"] = man["version"];
+    out["tdl_version"] = man["tdl_version"];
+    out["target"] = man["target"];
+    out["functions"] = nlohmann::ordered_json::array();
+    for (size_t i = 0; i < m->signatures().size(); ++i) {
+      auto f = man["functions"][i];
+      nlohmann::ordered_json g;
+      g["name"] = f["name"];
+      g["signature"] = m->signatures()[i].text();
+      g["batch_dim"] = m->signatures()[i].batchSym();
+      g["params"] = f["params"];
+      g["inputs"] = f["inputs"];
+      g["outputs"] = f["outputs"];
+      g["code_bytes"] = f["code"]["size"];
+      out["functions"].push_back(g);
+    }
+    out["weights"] = nlohmann::ordered_json::array();
+    for (auto& w : m->weights())
+      out["weights"].push_back({{"name", w.name}, {"source", w.source}, {"dtype", std::string(rt::dtype_name(w.value.dtype()))},
+                                {"shape", w.value.shape()}, {"bytes", w.value.nbytes()}});
+    fmt::print("{}\n", out.dump(1));
+    return 0;
+  }
+  fmt::print("{}: tdlm version {}, written by tdl {} for {} ({})\n", path, man["version"].get<uint64_t>(),
+             man["tdl_version"].get<std::string>(), man["target"]["triple"].get<std::string>(),
+             man["target"]["cpu"].get<std::string>());
+  fmt::print("functions:\n");
+  for (auto& s : m->signatures()) {
+    std::string b = s.batchSym();
+    fmt::print("  {}{}\n", s.text(), b.empty() ? "" : fmt::format("   (batch dim {})", b));
+  }
+  int64_t n = 0, bytes = 0;
+  for (auto& w : m->weights()) n += w.value.numel(), bytes += static_cast<int64_t>(w.value.nbytes());
+  fmt::print("weights: {} tensor{}, {} values, {:.1f} KiB\n", m->weights().size(), m->weights().size() == 1 ? "" : "s", n,
+             static_cast<double>(bytes) / 1024.0);
+  for (auto& w : m->weights())
+    fmt::print("  {:<6} {:<20} {}\n", w.name, ir::TensorType::of(w.value.dtype(), w.value.shape()).str(), w.source);
+  return 0;
+}
+
+}  // namespace tdl
