@@ -51,7 +51,7 @@ struct Signature {
 
 struct WeightInfo {
   std::string name;    // the key in the weights section
-  std::string source;  // what the fn read (`params.w1`), when known
+  std::string source;  // where the exported fn first uses it (FILE:LINE:COL), when known
   rt::Tensor value;
 };
 

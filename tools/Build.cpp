@@ -356,12 +356,13 @@ CFunction cFunction(const FnDecl& d, int32_t outputs) {
 }
 
 const char* kTensorStruct =
+    "#ifndef TDL_TENSOR_DEFINED\n#define TDL_TENSOR_DEFINED\n"
     "struct tdl_tensor {\n"
     "  void* data;      /* elements in C order */\n"
     "  int32_t dtype;   /* TDL_BOOL (1-byte), TDL_I32, TDL_I64, TDL_F32, TDL_F64 */\n"
     "  int32_t rank;\n"
     "  int64_t* shape;  /* rank sizes */\n"
-    "};\n";
+    "};\n#endif\n";
 
 std::string libWrappers(const std::string& prefix, const std::vector<CFunction>& fns) {
   std::string s = kTensorStruct;
@@ -399,7 +400,8 @@ std::string libHeader(const std::string& prefix, const std::string& script, cons
       " * 1 with a message from {1}_last_error(). The script's top level runs once, at\n"
       " * {1}_init or before the first call; calls are serialized by a lock. */\n"
       "#ifndef {2}\n#define {2}\n#include <stdint.h>\n#ifdef __cplusplus\nextern \"C\" {{\n#endif\n\n"
-      "enum {{ TDL_BOOL = 0, TDL_I32 = 1, TDL_I64 = 2, TDL_F32 = 3, TDL_F64 = 4 }};\n",
+      "#ifndef TDL_DTYPES_DEFINED\n#define TDL_DTYPES_DEFINED\n"
+      "enum {{ TDL_BOOL = 0, TDL_I32 = 1, TDL_I64 = 2, TDL_F32 = 3, TDL_F64 = 4 }};\n#endif\n",
       script, prefix, guard);
   s += kTensorStruct;
   s += "typedef struct tdl_tensor tdl_tensor;\n\n";

@@ -116,17 +116,10 @@ bool isSplat(const rt::Tensor& t) {
   return true;
 }
 
-// The dotted name at `loc` in the source (what a captured constant was read as), or "".
-std::string sourceName(const SourceManager& sm, const Loc& loc) {
+// Where a weight is first used: FILE:LINE:COL of the op that reads it, or "".
+std::string useSite(const SourceManager& sm, const Loc& loc) {
   if (!loc.valid() || loc.file >= sm.size()) return "";
-  std::string_view line = sm.file(loc.file).lineText(loc.line);
-  size_t at = loc.col > 0 ? loc.col - 1 : 0;
-  size_t end = at;
-  while (end < line.size() && (std::isalnum(static_cast<unsigned char>(line[end])) || line[end] == '_' || line[end] == '.'))
-    ++end;
-  std::string s(line.substr(at, end - at));
-  while (!s.empty() && s.back() == '.') s.pop_back();
-  return s.empty() || std::isdigit(static_cast<unsigned char>(s[0])) ? "" : s;
+  return fmt::format("{}:{}:{}", sm.file(loc.file).path, loc.line, loc.col);
 }
 
 bool sameFile(const std::string& a, const std::string& b) {
@@ -233,7 +226,7 @@ int exportModel(const ExportOptions& o) {
             if (ir::tensor_equal(w.value, t)) wname = w.name;
           if (wname.empty()) {
             wname = fmt::format("w{}", data.weights.size());
-            data.weights.push_back(model::WeightInfo{wname, sourceName(c.sources, op.loc), t});
+            data.weights.push_back(model::WeightInfo{wname, useSite(c.sources, op.loc), t});
           }
           weightOf[t.raw()] = wname;
         }

@@ -24,6 +24,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
@@ -191,8 +192,17 @@ json toJson(const rt::Tensor& t, int64_t row = -1) {
       rt::dispatch(t.dtype(), [&](auto tag) {
         using T = decltype(tag);
         T x = t.data<T>()[at];
-        if constexpr (std::is_floating_point_v<T>) v = std::isfinite(x) ? json(static_cast<double>(x)) : json(nullptr);
-        else v = x;
+        if constexpr (std::is_same_v<T, float>) {
+          // The shortest decimal that reads back as this f32 (as TensorFlow Serving writes
+          // floats), not the 17 digits of its double.
+          char buf[32];
+          auto r = std::to_chars(buf, buf + sizeof buf, x);
+          v = std::isfinite(x) ? json(std::strtod(std::string(buf, r.ptr).c_str(), nullptr)) : json(nullptr);
+        } else if constexpr (std::is_floating_point_v<T>) {
+          v = std::isfinite(x) ? json(x) : json(nullptr);
+        } else {
+          v = x;
+        }
       });
       ++at;
       return v;

@@ -1,0 +1,380 @@
+#!/usr/bin/env python3
+"""Train → export → load → serve, as a user runs it (issue 20's acceptance):
+
+  - `tdl export` of the digits MLP after training; `tdl inspect` (text and --json);
+  - a fresh process with the compile cache off loads the .tdlm with load_model and gets the
+    training process's classes and probabilities (within 1e-6) on the held-out set, with the
+    object code and recompiled from the IR (TDL_MODEL_RECOMPILE=1);
+  - damaged, truncated and foreign files are clear errors (exit 1), never a crash;
+  - `tdl serve`: status, metadata, predict (rows and columns), a load test of 64 concurrent
+    keep-alive clients sending 5 000 distinct requests (every answer 200 and its own input's;
+    mean batch >= 4; p99 latency printed), bad requests with their statuses while the server
+    keeps serving, wrk at 256 connections for 10 s without errors (when wrk is installed),
+    and SIGTERM draining requests in flight.
+
+Usage: test_serving.py --tdl build/tdl [--quick]
+"""
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300, **kw)
+
+
+def env_nocache(**extra):
+    e = dict(os.environ, TDL_CACHE_DIR="off")
+    e.update(extra)
+    return e
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tdl", required=True)
+    ap.add_argument("--quick", action="store_true", help="skip the load tests")
+    a = ap.parse_args()
+    tdl = os.path.abspath(a.tdl)
+    tmp = tempfile.mkdtemp(prefix="tdl-serving-")
+    try:
+        model = os.path.join(tmp, "digits.tdlm")
+        r = run([tdl, "export", "examples/serving/digits_model.tdl", "--fn", "predict", "--args", tmp, "-o", model],
+                env=env_nocache())
+        check(r.returncode == 0 and os.path.exists(model), f"export the trained digits MLP ({r.stderr.strip()[-300:]})")
+        m = re.search(r"test accuracy: ([0-9.]+)%", r.stdout)
+        check(m is not None and float(m.group(1)) > 95, f"the training process's accuracy: {r.stdout.strip()}")
+        x_test = np.load(os.path.join(tmp, "digits_x_test.npy"))
+        probs = np.load(os.path.join(tmp, "digits_probs.npy"))
+        classes = np.load(os.path.join(tmp, "digits_classes.npy"))
+
+        # inspect
+        r = run([tdl, "inspect", model])
+        check(r.returncode == 0 and "predict(x: f32[B, 64]) -> (probs: f32[B, 10], classes: i64[B])" in r.stdout
+              and "batch dim B" in r.stdout and "f32[64, 64]" in r.stdout, "tdl inspect: signature and weights")
+        r = run([tdl, "inspect", model, "--json"])
+        info = json.loads(r.stdout) if r.returncode == 0 else {}
+        check(info.get("functions", [{}])[0].get("inputs") == [{"name": "x", "dtype": "f32", "shape": ["B", 64]}]
+              and len(info.get("weights", [])) >= 2, "tdl inspect --json")
+
+        # load_model in a fresh process, compile cache off: object code, then recompiled.
+        script = os.path.join(tmp, "use.tdl")
+        with open(script, "w") as f:
+            f.write(f'let m = load_model("{model}")\n'
+                    f'let r = m.predict(load_npy("{tmp}/digits_x_test.npy"))\n'
+                    f'save_npy("{tmp}/loaded_probs.npy", r.probs)\n'
+                    f'save_npy("{tmp}/loaded_classes.npy", r.classes)\n'
+                    'print(m)\n')
+        for how, extra in (("object code", {}), ("recompiled from the IR", {"TDL_MODEL_RECOMPILE": "1"})):
+            r = run([tdl, "run", script], env=env_nocache(**extra))
+            ok = r.returncode == 0
+            if ok:
+                p2 = np.load(os.path.join(tmp, "loaded_probs.npy"))
+                c2 = np.load(os.path.join(tmp, "loaded_classes.npy"))
+                ok = np.array_equal(c2, classes) and float(np.max(np.abs(p2 - probs))) <= 1e-6
+            check(ok, f"load_model in a fresh process ({how}): same classes, probabilities within 1e-6 {r.stderr[-300:]}")
+
+        bad_files(tdl, model, tmp)
+        c_api(tdl, model, tmp, x_test, probs, classes)
+        serve(tdl, model, tmp, x_test, probs, classes, a.quick)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if failures:
+        print(f"{len(failures)} failure(s)")
+        return 1
+    print("all passed")
+    return 0
+
+
+def bad_files(tdl, model, tmp):
+    data = open(model, "rb").read()
+    cases = {
+        "truncated": (data[: len(data) // 2], "truncated"),
+        "empty": (b"", "fewer than its 128-byte header"),
+        "not a model": (b"hello world, this is not a model" * 8, "magic"),
+        "newer version": (data[:8] + bytes([9, 0, 0, 0]) + data[12:], "format version 9"),
+        "a flipped byte in the weights": (data[:-200] + bytes([data[-200] ^ 0x40]) + data[-199:], "damaged"),
+        "appended to": (data + b"x", "truncated or appended"),
+    }
+    for name, (content, words) in cases.items():
+        p = os.path.join(tmp, "bad.tdlm")
+        with open(p, "wb") as f:
+            f.write(content)
+        for cmd in ([tdl, "inspect", p], [tdl, "serve", p, "--port", "0"]):
+            r = run(cmd, env=env_nocache())
+            check(r.returncode == 1 and words in r.stderr and "invalid model file" in r.stderr
+                  and "internal" not in r.stderr,
+                  f"{cmd[1]} of a {name} file: {r.stderr.strip()[:160]}")
+    r = run([tdl, "inspect", os.path.join(tmp, "missing.tdlm")])
+    check(r.returncode == 1 and "cannot open" in r.stderr, "a missing model file")
+    # Export errors: a fn that is not a graph fn, unannotated, missing.
+    src = os.path.join(tmp, "bad_export.tdl")
+    with open(src, "w") as f:
+        f.write("fn plain(x) { return x }\ngraph fn loose(x) { return x * 2.0 }\n")
+    for fn, words in (("plain", "not a graph fn"), ("loose", "annotated"), ("nothing", "not defined")):
+        r = run([tdl, "export", src, "--fn", fn, "-o", os.path.join(tmp, "x.tdlm")])
+        check(r.returncode == 1 and words in r.stderr, f"export --fn {fn}: {r.stderr.strip()[:160]}")
+
+
+def c_api(tdl, model, tmp, x_test, probs, classes):
+    """The C example (examples/serving/predict.c) and the ctypes one, against libtdl_model.so."""
+    lib = os.path.join(os.path.dirname(tdl), "libtdl_model.so")
+    if not os.path.exists(lib):
+        check(False, f"the C API library {lib} is built")
+        return
+    np.save(os.path.join(tmp, "x8.npy"), x_test[:8])
+    exe = os.path.join(tmp, "predict_c")
+    cc = shutil.which("cc") or "gcc"
+    r = run([cc, "-O1", "-o", exe, "examples/serving/predict.c", "-Itools/capi", f"-L{os.path.dirname(lib)}",
+             "-ltdl_model", f"-Wl,-rpath,{os.path.dirname(lib)}"])
+    check(r.returncode == 0, f"the C example compiles against tdl_model.h {r.stderr[-400:]}")
+    if r.returncode == 0:
+        rows = 8
+        args = [exe, model] + [f"{v:.9g}" for v in x_test[:rows].ravel()]
+        r = subprocess.run(args, capture_output=True, text=True, timeout=60, env=env_nocache())
+        ok = r.returncode == 0
+        if ok:
+            got = [list(map(float, line.split())) for line in r.stdout.strip().splitlines()[-rows:]]
+            got_classes = [int(g[0]) for g in got]
+            got_probs = np.array([g[1:] for g in got])
+            ok = got_classes == list(classes[:rows]) and np.max(np.abs(got_probs - probs[:rows])) <= 1e-6
+        check(ok, f"the C example predicts the training process's classes and probabilities {r.stderr[-300:]}")
+    r = subprocess.run([sys.executable, "examples/serving/predict.py", lib, model, os.path.join(tmp, "x8.npy")],
+                       capture_output=True, text=True, timeout=60, cwd=ROOT, env=env_nocache())
+    ok = r.returncode == 0
+    if ok:
+        out = json.loads(r.stdout.strip().splitlines()[-1])
+        ok = out["classes"] == list(map(int, classes[:8])) and np.max(np.abs(np.array(out["probs"]) - probs[:8])) <= 1e-6
+    check(ok, f"the Python (ctypes) example predicts the same {r.stderr[-300:]}")
+
+
+class Server:
+    def __init__(self, tdl, model, *extra):
+        self.p = subprocess.Popen([tdl, "serve", model, "--port", "0", *extra], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, env=env_nocache())
+        line = self.p.stdout.readline()
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        if not m:
+            raise RuntimeError("the server did not start: " + line + self.p.stderr.read())
+        self.port = int(m.group(1))
+
+    def conn(self):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+
+    def request(self, method, path, body=None, conn=None):
+        c = conn or self.conn()
+        c.request(method, path, body=body, headers={"Content-Type": "application/json"} if body is not None else {})
+        r = c.getresponse()
+        data = r.read()
+        if conn is None:
+            c.close()
+        return r.status, data
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        try:
+            out, err = self.p.communicate(timeout=40)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            out, err = self.p.communicate()
+        return self.p.returncode, out, err
+
+
+def serve(tdl, model, tmp, x_test, probs, classes, quick):
+    s = Server(tdl, model, "--max-batch", "64", "--batch-timeout-us", "2000", "--request-timeout", "2")
+    base = "/v1/models/digits"
+    try:
+        st, body = s.request("GET", base)
+        check(st == 200 and json.loads(body)["model_version_status"][0]["state"] == "AVAILABLE", "GET status")
+        st, body = s.request("GET", base + "/metadata")
+        md = json.loads(body) if st == 200 else {}
+        sig = md.get("metadata", {}).get("signature_def", {}).get("signature_def", {}).get("predict", {})
+        check(st == 200 and sig.get("inputs", {}).get("x", {}).get("dtype") == "DT_FLOAT", "GET metadata")
+        st, body = s.request("POST", base + ":predict", json.dumps({"instances": x_test[:5].tolist()}))
+        preds = json.loads(body).get("predictions", []) if st == 200 else []
+        check(st == 200 and [p["classes"] for p in preds] == list(classes[:5])
+              and max(abs(np.array([p["probs"] for p in preds]) - probs[:5]).ravel()) <= 1e-6, "POST predict (instances)")
+        st, body = s.request("POST", base + ":predict",
+                             json.dumps({"signature_name": "predict", "inputs": {"x": x_test[:3].tolist()}}))
+        out = json.loads(body).get("outputs", {}) if st == 200 else {}
+        check(st == 200 and out.get("classes") == list(classes[:3]), "POST predict (inputs, columns)")
+
+        bad_requests(s, base, x_test)
+        if not quick:
+            load_test(s, base, tdl, model, tmp, x_test)
+            wrk_test(s, base, x_test, tmp)
+        # Draining: requests in flight when SIGTERM arrives are answered.
+        results = []
+
+        def one(i):
+            try:
+                results.append(s.request("POST", base + ":predict", json.dumps({"instances": x_test[i:i + 1].tolist()}))[0])
+            except Exception as e:  # noqa: BLE001
+                results.append(repr(e))
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        time.sleep(0.01)
+    finally:
+        rc, out, err = s.stop()
+    for t in threads:
+        t.join()
+    check(rc == 0 and "stopped" in out, f"SIGTERM: the server exits 0 after draining ({err[-200:]})")
+    check(all(r == 200 or "Connection refused" in str(r) for r in results) and results.count(200) >= 1,
+          f"requests in flight at SIGTERM are answered: {results}")
+
+
+def bad_requests(s, base, x_test):
+    row = x_test[0].tolist()
+    cases = [
+        ("malformed JSON", "POST", base + ":predict", '{"instances": [[1, 2', 400),
+        ("wrong shape", "POST", base + ":predict", json.dumps({"instances": [row[:10]]}), 400),
+        ("wrong dtype (strings)", "POST", base + ":predict", json.dumps({"instances": [["a"] * 64]}), 400),
+        ("NaN", "POST", base + ":predict", '{"instances": [[NaN' + ", 0" * 63 + "]]}", 400),
+        ("ragged rows", "POST", base + ":predict", json.dumps({"instances": [row, row[:63]]}), 400),
+        ("no instances", "POST", base + ":predict", json.dumps({"rows": [row]}), 400),
+        ("unknown signature", "POST", base + ":predict", json.dumps({"signature_name": "nope", "instances": [row]}), 400),
+        ("unknown model", "POST", "/v1/models/other:predict", json.dumps({"instances": [row]}), 404),
+        ("unknown path", "GET", "/v2/whatever", None, 404),
+        ("GET on predict", "GET", base + ":predict", None, 405),
+        ("deep nesting", "POST", base + ":predict", '{"instances": ' + "[" * 200 + "]" * 200 + "}", 400),
+    ]
+    for name, method, path, body, want in cases:
+        st, data = s.request(method, path, body)
+        err = json.loads(data).get("error", "") if data.startswith(b"{") else ""
+        check(st == want and err, f"{name}: {st} {err[:100]}")
+    # A 100 MB body: refused from its Content-Length, before it is sent.
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    c.sendall(f"POST {base}:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              f"Content-Length: {100 * 1024 * 1024}\r\n\r\n".encode() + b"[" * 1000)
+    reply = c.recv(4096).decode(errors="replace")
+    c.close()
+    check(reply.startswith("HTTP/1.1 413"), f"a 100 MB body: {reply.splitlines()[0] if reply else 'no reply'}")
+    # Slowloris: a request that never completes gets 408 after --request-timeout, and holds no thread.
+    slow = []
+    for _ in range(20):
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+        c.sendall(f"POST {base}:predict HTTP/1.1\r\nHost: x\r\nContent-Le".encode())
+        slow.append(c)
+    st, _ = s.request("GET", base)
+    check(st == 200, "the server answers while 20 partial requests hang")
+    replies = []
+    for c in slow:
+        try:
+            replies.append(c.recv(4096).decode(errors="replace").split("\r\n")[0])
+        except OSError as e:
+            replies.append(repr(e))
+        c.close()
+    check(all(r.startswith("HTTP/1.1 408") for r in replies), f"partial requests get 408 after the timeout: {replies[:2]}")
+    st, _ = s.request("GET", base)
+    check(st == 200, "the server still serves after the bad requests")
+
+
+def load_test(s, base, tdl, model, tmp, x_test):
+    """64 keep-alive clients, 5 000 requests with distinct inputs; each answer checked against
+    the same model called in-process on all 5 000 inputs at once."""
+    n, clients = 5000, 64
+    rng = np.random.default_rng(1)
+    xs = (x_test[np.arange(n) % len(x_test)] + rng.uniform(0, 0.05, (n, 64))).astype(np.float32)
+    np.save(os.path.join(tmp, "load_x.npy"), xs)
+    script = os.path.join(tmp, "ref.tdl")
+    with open(script, "w") as f:
+        f.write(f'let r = load_model("{model}").predict(load_npy("{tmp}/load_x.npy"))\n'
+                f'save_npy("{tmp}/load_probs.npy", r.probs)\nsave_npy("{tmp}/load_classes.npy", r.classes)\n')
+    r = run([tdl, "run", script], env=env_nocache())
+    if r.returncode != 0:
+        check(False, "the in-process reference of the load test: " + r.stderr[-300:])
+        return
+    ref_p, ref_c = np.load(os.path.join(tmp, "load_probs.npy")), np.load(os.path.join(tmp, "load_classes.npy"))
+    _, before = s.request("GET", "/metrics")
+    lat, bad = [], []
+    lock = threading.Lock()
+    nxt = [0]
+
+    def client():
+        c = s.conn()
+        while True:
+            with lock:
+                i = nxt[0]
+                nxt[0] += 1
+            if i >= n:
+                break
+            t0 = time.perf_counter()
+            st, body = s.request("POST", base + ":predict", json.dumps({"instances": [xs[i].tolist()]}), conn=c)
+            dt = time.perf_counter() - t0
+            ok = st == 200
+            if ok:
+                p = json.loads(body)["predictions"][0]
+                ok = p["classes"] == int(ref_c[i]) and np.max(np.abs(np.array(p["probs"]) - ref_p[i])) <= 1e-5
+            with lock:
+                lat.append(dt)
+                if not ok:
+                    bad.append((i, st, body[:200]))
+        c.close()
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    _, after = s.request("GET", "/metrics")
+
+    def metric(text, name):
+        m = re.search(rf"^{name} ([0-9.e+]+)$", text.decode(), re.M)
+        return float(m.group(1)) if m else 0.0
+
+    calls = metric(after, "tdl_batch_size_count") - metric(before, "tdl_batch_size_count")
+    rows = metric(after, "tdl_batch_size_sum") - metric(before, "tdl_batch_size_sum")
+    mean_batch = rows / calls if calls else 0
+    lat.sort()
+    p50, p99 = lat[len(lat) // 2] * 1e3, lat[int(len(lat) * 0.99)] * 1e3
+    print(f"     load test: {n} requests from {clients} clients in {wall:.2f} s ({n / wall:.0f}/s), "
+          f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, mean batch {mean_batch:.1f} rows over {calls:.0f} calls")
+    check(len(lat) == n and not bad, f"load test: every answer is 200 and its own input's ({len(bad)} wrong: {bad[:2]})")
+    check(mean_batch >= 4, f"load test: the mean batch formed is at least 4 ({mean_batch:.1f})")
+
+
+def wrk_test(s, base, x_test, tmp):
+    wrk = shutil.which("wrk")
+    if not wrk:
+        print("skip wrk: not installed (scripts/install-deps.sh installs it)")
+        return
+    lua = os.path.join(tmp, "post.lua")
+    body = json.dumps({"instances": [x_test[0].tolist()]})
+    with open(lua, "w") as f:
+        f.write('wrk.method = "POST"\nwrk.body = ' + json.dumps(body) + '\nwrk.headers["Content-Type"] = "application/json"\n')
+    r = subprocess.run([wrk, "-t2", "-c256", "-d10s", "-s", lua, f"http://127.0.0.1:{s.port}{base}:predict"],
+                       capture_output=True, text=True, timeout=60)
+    m = re.search(r"(\d+) requests in", r.stdout)
+    errors = re.search(r"Socket errors:.*|Non-2xx or 3xx responses: \d+", r.stdout)
+    print("     wrk: " + " ".join(line.strip() for line in r.stdout.splitlines() if "Requests/sec" in line or "Latency" in line))
+    check(r.returncode == 0 and m and int(m.group(1)) > 0 and not errors,
+          f"wrk at 256 connections for 10 s: no errors ({errors.group(0) if errors else 'none'})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+// The C API of exported models (tdl_model.h) over model/Model.h: the same loader and calls
+// as load_model and `tdl serve`.
+#include "tools/capi/tdl_model.h"
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "model/Model.h"
+#include "runtime/Error.h"
+
+struct tdl_model {
+  std::unique_ptr<tdl::model::Model> m;
+};
+
+namespace {
+thread_local std::string lastError;
+
+int fail(const std::string& msg) {
+  lastError = msg;
+  return 1;
+}
+
+const tdl::model::Signature* find(const tdl_model* m, const char* fn) {
+  if (!m || !fn) return nullptr;
+  int i = m->m->find(fn);
+  return i < 0 ? nullptr : &m->m->signatures()[static_cast<size_t>(i)];
+}
+}  // namespace
+
+extern "C" {
+
+#define TDL_API __attribute__((visibility("default")))
+
+TDL_API tdl_model* tdl_model_load(const char* path) {
+  if (!path) {
+    fail("tdl_model_load: the path is NULL");
+    return nullptr;
+  }
+  try {
+    auto* m = new tdl_model;
+    m->m = tdl::model::Model::load(path);
+    return m;
+  } catch (const std::exception& e) {
+    fail(e.what());
+    return nullptr;
+  }
+}
+
+TDL_API void tdl_model_free(tdl_model* m) { delete m; }
+
+TDL_API const char* tdl_model_last_error(void) { return lastError.c_str(); }
+
+TDL_API int32_t tdl_model_num_fns(const tdl_model* m) { return m ? static_cast<int32_t>(m->m->signatures().size()) : 0; }
+
+TDL_API const char* tdl_model_fn_name(const tdl_model* m, int32_t i) {
+  if (!m || i < 0 || static_cast<size_t>(i) >= m->m->signatures().size()) return nullptr;
+  return m->m->signatures()[static_cast<size_t>(i)].name.c_str();
+}
+
+TDL_API const char* tdl_model_signature(const tdl_model* m, int32_t i) {
+  static thread_local std::string text;
+  if (!m || i < 0 || static_cast<size_t>(i) >= m->m->signatures().size()) return nullptr;
+  text = m->m->signatures()[static_cast<size_t>(i)].text();
+  return text.c_str();
+}
+
+TDL_API int32_t tdl_model_num_inputs(const tdl_model* m, const char* fn) {
+  const auto* s = find(m, fn);
+  return s ? static_cast<int32_t>(s->inputs.size()) : -1;
+}
+
+TDL_API int32_t tdl_model_num_outputs(const tdl_model* m, const char* fn) {
+  const auto* s = find(m, fn);
+  return s ? static_cast<int32_t>(s->outputs.size()) : -1;
+}
+
+TDL_API const char* tdl_model_output_name(const tdl_model* m, const char* fn, int32_t k) {
+  const auto* s = find(m, fn);
+  if (!s || k < 0 || static_cast<size_t>(k) >= s->outputs.size()) return nullptr;
+  return s->outputs[static_cast<size_t>(k)].name.c_str();
+}
+
+TDL_API int tdl_model_call(const tdl_model* m, const char* fn, const tdl_tensor* inputs, int32_t nIn, tdl_tensor* outputs,
+                           int32_t nOut) {
+  const auto* s = find(m, fn);
+  if (!m) return fail("tdl_model_call: the model is NULL");
+  if (!s) return fail(fmt::format("the model has no fn '{}'", fn ? fn : "(null)"));
+  if (nIn < 0 || (nIn > 0 && !inputs)) return fail("tdl_model_call: bad inputs");
+  if (nOut != static_cast<int32_t>(s->outputs.size()) || (nOut > 0 && !outputs))
+    return fail(fmt::format("{} has {} outputs, the call gives room for {}", s->name, s->outputs.size(), nOut));
+  try {
+    std::vector<tdl::rt::Tensor> xs;
+    for (int32_t i = 0; i < nIn; ++i) {
+      const tdl_tensor& t = inputs[i];
+      if (t.dtype < 0 || t.dtype > 4 || t.rank < 0 || t.rank > tdl::rt::kMaxRank || (t.rank > 0 && !t.shape))
+        return fail(fmt::format("input {} has a bad dtype or rank", i));
+      tdl::rt::Shape shape(t.shape, t.shape + t.rank);
+      for (int64_t d : shape)
+        if (d < 0) return fail(fmt::format("input {} has a negative size", i));
+      auto dt = static_cast<tdl::rt::DType>(t.dtype);
+      tdl::rt::Tensor x = tdl::rt::Tensor::empty(dt, shape);
+      if (x.nbytes() > 0) {
+        if (!t.data) return fail(fmt::format("input {} has no data", i));
+        std::memcpy(x.mutable_raw(), t.data, x.nbytes());
+      }
+      xs.push_back(std::move(x));
+    }
+    std::vector<tdl::rt::Tensor> out = m->m->call(static_cast<size_t>(m->m->find(fn)), xs);
+    for (int32_t i = 0; i < nOut; ++i) {
+      const tdl::rt::Tensor& t = out[static_cast<size_t>(i)];
+      tdl_tensor& o = outputs[i];
+      o.dtype = static_cast<int32_t>(t.dtype());
+      o.rank = static_cast<int32_t>(t.rank());
+      o.shape = static_cast<int64_t*>(std::malloc(sizeof(int64_t) * static_cast<size_t>(std::max<int64_t>(1, t.rank()))));
+      for (int64_t d = 0; d < t.rank(); ++d) o.shape[d] = t.dim(d);
+      o.data = std::malloc(std::max<size_t>(1, t.nbytes()));
+      if (t.nbytes()) std::memcpy(o.data, t.raw(), t.nbytes());
+    }
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
+  return 0;
+}
+
+TDL_API void tdl_model_free_tensor(tdl_tensor* t) {
+  if (!t) return;
+  std::free(t->data);
+  std::free(t->shape);
+  t->data = nullptr;
+  t->shape = nullptr;
+  t->rank = 0;
+}
+
+}  // extern "C"
