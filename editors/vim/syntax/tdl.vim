@@ -46,8 +46,9 @@ syn keyword tdlBuiltin std norm allclose tril triu split sort topk conv2d conv1d
 syn keyword tdlBuiltin conv2d_transpose max_pool2d avg_pool2d matmul transpose dot outer reshape
 syn keyword tdlBuiltin expand_dims squeeze concat stack broadcast_to flatten take one_hot tile
 syn keyword tdlBuiltin pad tree_map tree_leaves tape grad value_and_grad print str format
-syn keyword tdlBuiltin set_printoptions load_npy save_npy load_csv save load assert len range
-syn keyword tdlBuiltin enumerate zip reversed int float time args exit progress plot help
+syn keyword tdlBuiltin set_printoptions load_npy save_npy load_csv save load load_model assert
+syn keyword tdlBuiltin len range enumerate zip reversed int float time args exit progress plot
+syn keyword tdlBuiltin help
 
 " --- calls, fields -------------------------------------------------------
 syn match   tdlFunctionCall "\<\h\w*\ze\s*("
