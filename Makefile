@@ -1,13 +1,13 @@
 # The two commands of the README:
 #   make run    install dependencies, build, run an example
 #   make test   install dependencies, build, run every test
-# Other targets: build, check-conformance, bench, asan, fuzz, clean.
+# Other targets: build, check-conformance, bench, serve-demo, asan, fuzz, clean.
 BUILD   ?= build
 JOBS    ?= 2
 TDL     := $(BUILD)/tdl
 EXAMPLE ?= examples/digits_mlp.tdl
 
-.PHONY: all deps configure build run test check-conformance asan fuzz bench clean
+.PHONY: all deps configure build run test check-conformance asan fuzz bench serve-demo clean
 
 all: build
 
@@ -35,6 +35,13 @@ check-conformance: build
 # the issues' targets met or not; writes bench/RESULTS.md (under 10 minutes).
 bench: build
 	python3 bench/run --tdl $(TDL)
+
+# Train → export → serve (docs/serving.md): trains the digits MLP, exports its predict fn,
+# serves it on a free port and asks it for three predictions.
+serve-demo: build
+	$(TDL) export examples/serving/digits_model.tdl --fn predict -o $(BUILD)/digits.tdlm
+	$(TDL) inspect $(BUILD)/digits.tdlm
+	bash scripts/serve-demo.sh $(TDL) $(BUILD)/digits.tdlm
 
 # Everything under AddressSanitizer + UndefinedBehaviorSanitizer.
 asan: deps
