@@ -201,8 +201,7 @@ std::string serialize(const ExportData& d) {
   putU64(file, 48, w.size());
   putU64(file, 56, codeOff);
   putU64(file, 64, code.size());
-  std::string dg = digestBytes(std::string_view(file).substr(kHeaderSize));
-  std::memcpy(file.data() + 72, dg.data(), 32);
+  Model::sealDigest(file);
   return file;
 }
 
@@ -270,15 +269,28 @@ int Model::find(const std::string& name) const {
   return -1;
 }
 
+void Model::sealDigest(std::string& bytes) {
+  if (bytes.size() < kHeaderSize) return;
+  std::string dg = digestBytes(std::string_view(bytes).substr(kHeaderSize));
+  std::memcpy(bytes.data() + 72, dg.data(), 32);
+}
+
 std::unique_ptr<Model> Model::load(const std::string& path, const Options& opts) {
-  Reader r{path};
   std::string bytes;
   {
     rt::detail::InFile in(path);
-    if (in.size() < kHeaderSize) r.fail(fmt::format("the file has {} bytes, fewer than its {}-byte header", in.size(), kHeaderSize));
+    if (in.size() < kHeaderSize)
+      Reader{path}.fail(fmt::format("the file has {} bytes, fewer than its {}-byte header", in.size(), kHeaderSize));
     bytes.resize(static_cast<size_t>(in.size()));
     in.read_at(0, bytes.data(), bytes.size(), "cannot read the model");
   }
+  return fromBytes(std::move(bytes), path, opts);
+}
+
+std::unique_ptr<Model> Model::fromBytes(std::string bytes, const std::string& path, const Options& opts) {
+  Reader r{path};
+  if (bytes.size() < kHeaderSize)
+    r.fail(fmt::format("the file has {} bytes, fewer than its {}-byte header", bytes.size(), kHeaderSize));
   if (std::memcmp(bytes.data(), kMagic, 8) != 0) r.fail("it does not start with the .tdlm magic bytes (is it a model written by tdl export?)");
   uint32_t version = getU32(bytes, 8);
   if (version != kFormatVersion)

@@ -79,6 +79,10 @@ class Model {
   };
   static std::unique_ptr<Model> load(const std::string& path, const Options& opts);
   static std::unique_ptr<Model> load(const std::string& path) { return load(path, Options{}); }
+  // The same from the file's bytes (`path` names it in messages).
+  static std::unique_ptr<Model> fromBytes(std::string bytes, const std::string& path, const Options& opts);
+  // The SHA-256 a header records for `bytes` (the fuzzer makes mutated files consistent).
+  static void sealDigest(std::string& bytes);
   ~Model();
 
   const std::string& path() const { return path_; }
