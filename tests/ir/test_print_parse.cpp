@@ -75,6 +75,38 @@ TEST_CASE("round trip of dense constants, small, splat and hex", "[ir][text]") {
   for (size_t i = 0; i + 1 < e1.size(); ++i) CHECK(tensor_equal(e1.op(i).tensor_attr("value"), e2.op(i).tensor_attr("value")));
 }
 
+TEST_CASE("dense constants stored elsewhere print and parse as weight references", "[ir][text]") {
+  Module m;
+  Function& f = m.add_function("k");
+  Builder b(f);
+  rt::Tensor w = rt::arange(0.0, 40.0, 1.0, DType::F32);
+  b.constant(w);
+  b.constant(rt::Tensor::from_vector<float>({1.0f, 2.0f}, {2}));
+  b.ret({});
+  std::string text = to_string(*m.functions[0], [&](const rt::Tensor& t) { return t.raw() == w.raw() ? "w0" : ""; });
+  CHECK_THAT(text, Catch::Contains("dense<weight \"w0\" : f32[40]>"));
+  CHECK_THAT(text, Catch::Contains("dense<[1.0, 2.0] : f32[2]>"));
+  // Resolved by the lookup: the same function, bit for bit.
+  auto back = parse_module(text, [&](const std::string& name) -> rt::Tensor {
+    if (name != "w0") throw rt::Error("no weight " + name);
+    return w;
+  });
+  CHECK(to_string(*back) == to_string(m));
+  // An unknown name, or a tensor of another type, is a parse error at the name.
+  auto fails = [&](const WeightLookup& lookup, const char* words) {
+    try {
+      parse_module(text, lookup);
+      FAIL("no error");
+    } catch (const ParseError& e) {
+      CHECK_THAT(std::string(e.what()), Catch::Contains(words));
+    }
+  };
+  fails([](const std::string& n) -> rt::Tensor { throw rt::Error("no weight named '" + n + "'"); }, "no weight named 'w0'");
+  fails([](const std::string&) { return rt::zeros({41}, DType::F32); }, "the weight 'w0' is f32[41], the constant is declared f32[40]");
+  // Without a lookup, `weight` is not a dense form.
+  CHECK_THROWS_AS(parse_module(text), ParseError);
+}
+
 TEST_CASE("round trip and verification of fused ops", "[ir][text][fusion]") {
   round_trip(R"(
 func @f<N>(%x: f32[N], %y: f32[N], %s: f32[], %p: bool[N]) -> (f32[N]) {
