@@ -624,7 +624,7 @@ bool restoreTable(CompiledFn& cf, const std::string& text, ir::Function& fn) {
   cf.numSlots = static_cast<int>(numSlots);
   if (!slots(v) || v.size() != fn.params().size()) return false;
   cf.paramSlots.assign(v.begin(), v.end());
-  if (!slots(v)) return false;
+  if (!slots(v) || v.size() != fn.result_types.size()) return false;
   cf.resultSlots.assign(v.begin(), v.end());
   if (!num(n, 0, maxCount)) return false;
   cf.syms.clear();

@@ -106,15 +106,16 @@ std::string Signature::text() const {
   return s;
 }
 
-int structureLeaves(const std::string& s) {
+int structureLeaves(const std::string& s, int& items) {
   size_t p = 0;
   int depth = 0;
   std::function<int()> item = [&]() -> int {
     if (p >= s.size() || ++depth > 64) return -1;
     char c = s[p++];
     int n = 0;
-    if (c == 't') n = 1;
-    else if (c == '(') {
+    if (c == 't') {
+      n = 1;
+    } else if (c == '(') {
       while (p < s.size() && s[p] != ')') {
         int k = item();
         if (k < 0) return -1;
@@ -123,9 +124,11 @@ int structureLeaves(const std::string& s) {
       if (p >= s.size()) return -1;
       ++p;
     } else if (c == '{') {
+      std::set<std::string> names;
       while (p < s.size() && s[p] != '}') {
         size_t colon = s.find(':', p);
         if (colon == std::string::npos || colon == p || s.find_first_of("(){}", p) < colon) return -1;
+        if (!names.insert(s.substr(p, colon - p)).second) return -1;
         p = colon + 1;
         int k = item();
         if (k < 0) return -1;
@@ -140,10 +143,12 @@ int structureLeaves(const std::string& s) {
     return n;
   };
   int n = 0;
+  items = 0;
   while (p < s.size()) {
     int k = item();
     if (k < 0) return -1;
     n += k;
+    ++items;
   }
   return n;
 }
@@ -339,6 +344,7 @@ std::unique_ptr<Model> Model::fromBytes(std::string bytes, const std::string& pa
     m->sources_.push_back(s.get<std::string>());
   }
   const json& target = r.field(man, "target", "the manifest");
+  (void)r.str(man, "tdl_version", "the manifest");
   std::string triple = r.str(target, "triple", "target"), features = r.str(target, "features", "target"),
               cpu = r.str(target, "cpu", "target");
 
@@ -348,6 +354,7 @@ std::unique_ptr<Model> Model::fromBytes(std::string bytes, const std::string& pa
   std::map<std::string, rt::Tensor> byName(loaded.begin(), loaded.end());
   const json& wlist = r.field(man, "weights", "the manifest");
   if (!wlist.is_array()) r.fail("the manifest's weights is not a list");
+  std::set<std::string> listed;
   for (size_t i = 0; i < wlist.size(); ++i) {
     std::string where = fmt::format("weights[{}]", i);
     WeightInfo w;
@@ -355,6 +362,7 @@ std::unique_ptr<Model> Model::fromBytes(std::string bytes, const std::string& pa
     w.source = r.str(wlist[i], "source", where);
     auto it = byName.find(w.name);
     if (it == byName.end()) r.fail(fmt::format("the weight '{}' is listed but not stored", w.name));
+    if (!listed.insert(w.name).second) r.fail(fmt::format("the weight '{}' is listed twice", w.name));
     w.value = it->second;
     m->weights_.push_back(std::move(w));
   }
@@ -387,10 +395,13 @@ std::unique_ptr<Model> Model::fromBytes(std::string bytes, const std::string& pa
       for (size_t j = 0; j < list.size(); ++j)
         (k[0] == 'i' ? sig.inputs : sig.outputs).push_back(r.spec(list[j], fmt::format("{}.{}[{}]", where, k, j)));
     }
-    if (structureLeaves(sig.inStructure) != static_cast<int>(sig.inputs.size()))
-      r.fail(fmt::format("{}.in_structure does not describe its {} inputs", where, sig.inputs.size()));
-    if (structureLeaves(sig.outStructure) != static_cast<int>(sig.outputs.size()))
-      r.fail(fmt::format("{}.out_structure does not describe its {} outputs", where, sig.outputs.size()));
+    int items = 0;
+    if (structureLeaves(sig.inStructure, items) != static_cast<int>(sig.inputs.size()) ||
+        items != static_cast<int>(sig.params.size()))
+      r.fail(fmt::format("{}.in_structure does not describe its {} parameters and {} inputs", where, sig.params.size(),
+                         sig.inputs.size()));
+    if (structureLeaves(sig.outStructure, items) != static_cast<int>(sig.outputs.size()) || items != 1)
+      r.fail(fmt::format("{}.out_structure does not describe one result of {} outputs", where, sig.outputs.size()));
     // The IR, its weights resolved, checked against the signature.
     std::string irText = r.str(f, "ir", where);
     std::unique_ptr<ir::Module> mod;
@@ -489,6 +500,16 @@ std::vector<rt::Tensor> Model::call(size_t i, const std::vector<rt::Tensor>& inp
     }
     throw rt::Error(fmt::format("{}: {}{}", sig.name, err.message, where));
   }
+  // The compiled code's results are the signature's (a file whose table and IR disagree
+  // with it never returns other tensors than it declares).
+  if (out.size() != sig.outputs.size())
+    throw rt::Error(fmt::format("{}: the model's code returned {} tensors for {} outputs", sig.name, out.size(),
+                                sig.outputs.size()));
+  for (size_t k = 0; k < out.size(); ++k)
+    if (out[k].dtype() != sig.outputs[k].dtype || static_cast<size_t>(out[k].rank()) != sig.outputs[k].dims.size())
+      throw rt::Error(fmt::format("{}: the model's code returned {}[{}] for {} '{}'", sig.name,
+                                  rt::dtype_name(out[k].dtype()), fmt::join(out[k].shape(), ", "),
+                                  sig.outputs[k].typeText(), sig.outputs[k].name));
   return out;
 }
 

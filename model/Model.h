@@ -111,8 +111,9 @@ class Model {
   std::vector<Fn> fns_;
 };
 
-// The number of tensor leaves of a structure notation (a sequence of items: "t", "(tt)",
-// "{w:tb:t}"), or -1 when it is malformed.
-int structureLeaves(const std::string& s);
+// Checks a structure notation (a sequence of items: "t", "(tt)", "{w:tb:t}"): `items`
+// receives the number of top-level items and the result is the number of tensor leaves, or
+// -1 when it is malformed (unbalanced, empty or repeated field names, nested too deeply).
+int structureLeaves(const std::string& s, int& items);
 
 }  // namespace tdl::model

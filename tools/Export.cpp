@@ -163,7 +163,11 @@ int exportModel(const ExportOptions& o) {
     std::fflush(stdout);
 
     const Module& main = *modules[0];
-    std::map<const void*, std::string> weightOf;  // a constant's data → its weight name
+    // A constant (its data, dtype and shape: reshapes share data) → its weight name.
+    std::map<std::string, std::string> weightOf;
+    auto constKey = [](const rt::Tensor& t) {
+      return fmt::format("{}:{}:{}", t.raw(), static_cast<int>(t.dtype()), fmt::join(t.shape(), ","));
+    };
     for (const std::string& name : o.fns) {
       int slot = -1;
       for (size_t i = 0; i < main.globalNames.size(); ++i)
@@ -220,7 +224,7 @@ int exportModel(const ExportOptions& o) {
         for (auto& [attr, v] : op.attrs) {
           if (!std::holds_alternative<rt::Tensor>(v)) continue;
           const rt::Tensor& t = std::get<rt::Tensor>(v);
-          if (t.numel() <= ir::kMaxInlineElements || isSplat(t) || weightOf.count(t.raw())) continue;
+          if (t.numel() <= ir::kMaxInlineElements || isSplat(t) || weightOf.count(constKey(t))) continue;
           std::string wname;
           for (auto& w : data.weights)
             if (ir::tensor_equal(w.value, t)) wname = w.name;
@@ -228,11 +232,11 @@ int exportModel(const ExportOptions& o) {
             wname = fmt::format("w{}", data.weights.size());
             data.weights.push_back(model::WeightInfo{wname, useSite(c.sources, op.loc), t});
           }
-          weightOf[t.raw()] = wname;
+          weightOf[constKey(t)] = wname;
         }
       });
       ef.ir = ir::to_string(fn, [&](const rt::Tensor& t) -> std::string {
-        auto it = weightOf.find(t.raw());
+        auto it = weightOf.find(constKey(t));
         return it == weightOf.end() ? "" : it->second;
       });
       codegen::AotOptions ao;
@@ -251,7 +255,7 @@ int exportModel(const ExportOptions& o) {
   } catch (const vm::ExitRequest& e) {
     if (e.code != 0) return fail(fmt::format("the script exited with status {} before its fns were exported", e.code));
     return fail("the script called exit() before its fns were exported");
-  } catch (const std::runtime_error& e) {
+  } catch (const std::exception& e) {
     return fail(fmt::format("exporting: {}", e.what()));
   }
   try {

@@ -20,6 +20,7 @@
 // already read, then exits 0.
 #include <fmt/format.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -59,8 +60,10 @@ constexpr int kMaxJsonDepth = 64;
 
 // An error answer: its HTTP status and message (sent as {"error": message}).
 struct HttpError : std::runtime_error {
-  HttpError(http::status s, const std::string& m) : std::runtime_error(m), status(s) {}
+  HttpError(http::status s, const std::string& m, std::string allowed = "")
+      : std::runtime_error(m), status(s), allow(std::move(allowed)) {}
   http::status status;
+  std::string allow;  // for 405: the methods the resource takes
 };
 [[noreturn]] void badRequest(const std::string& m) { throw HttpError(http::status::bad_request, m); }
 
@@ -147,7 +150,10 @@ void fillTensor(const json& j, const rt::Shape& shape, size_t level, rt::Tensor&
         p[at] = j.get<bool>();
       } else if constexpr (std::is_floating_point_v<T>) {
         if (!j.is_number()) badRequest(fmt::format("{} holds {} where a number belongs", what, j.dump()));
-        p[at] = static_cast<T>(j.get<double>());
+        double d = j.get<double>();
+        if (!(std::fabs(d) <= static_cast<double>(std::numeric_limits<T>::max())))
+          badRequest(fmt::format("{} holds {}, out of range for {}", what, j.dump(), rt::dtype_name(t.dtype())));
+        p[at] = static_cast<T>(d);
       } else {
         if (!j.is_number_integer())
           badRequest(fmt::format("{} holds {} where an integer belongs ({})", what, j.dump(), rt::dtype_name(t.dtype())));
@@ -167,9 +173,16 @@ void fillTensor(const json& j, const rt::Shape& shape, size_t level, rt::Tensor&
   for (const json& x : j) fillTensor(x, shape, level + 1, t, at, what);
 }
 
-rt::Tensor toTensor(const json& j, rt::DType dt, const std::string& what) {
+// `limit`: the most elements the request can hold (its body's size: a number takes a byte
+// at least), checked before anything is allocated for the shape its first items suggest.
+rt::Tensor toTensor(const json& j, rt::DType dt, const std::string& what, size_t limit) {
   rt::Shape shape = jsonShape(j);
   if (shape.size() > static_cast<size_t>(rt::kMaxRank)) badRequest(fmt::format("{} has too many axes", what));
+  unsigned __int128 n = 1;
+  for (int64_t d : shape) {
+    n *= static_cast<unsigned __int128>(d);
+    if (n > limit) badRequest(fmt::format("{} is not rectangular (it cannot hold {} elements)", what, fmt::join(shape, " x ")));
+  }
   rt::Tensor t = rt::Tensor::empty(dt, shape);
   int64_t at = 0;
   fillTensor(j, shape, 0, t, at, what);
@@ -306,12 +319,21 @@ class Worker {
     }
   }
 
+  // Answers a job; a failure inside its answer never reaches the worker.
+  static void finish(Job& j, std::vector<rt::Tensor> out, std::exception_ptr err) {
+    try {
+      j.done(std::move(out), err);
+    } catch (...) {
+    }
+  }
+
   void run(std::vector<Job>& batch) {
     const Job& first = batch[0];
-    std::vector<rt::Tensor> inputs;
+    std::vector<rt::Tensor> out;
     int64_t rows = 0;
     for (auto& j : batch) rows += j.rows;
     try {
+      std::vector<rt::Tensor> inputs;
       if (batch.size() == 1) {
         inputs = first.inputs;
       } else {
@@ -327,44 +349,49 @@ class Worker {
           inputs.push_back(std::move(t));
         }
       }
-      std::vector<rt::Tensor> out = m_.call(first.fn, inputs);
-      metrics_.calls.fetch_add(1);
-      metrics_.rows.fetch_add(static_cast<uint64_t>(first.batchable ? rows : 1));
-      metrics_.batch.observe(static_cast<double>(first.batchable ? rows : 1));
-      if (batch.size() == 1) {
-        batch[0].done(std::move(out), nullptr);
+      out = m_.call(first.fn, inputs);
+    } catch (...) {
+      if (batch.size() > 1) {
+        // One request's rows may be what fails: run each alone so that the others succeed.
+        for (auto& j : batch) {
+          std::vector<Job> one;
+          one.push_back(std::move(j));
+          run(one);
+        }
         return;
       }
-      int64_t start = 0;
-      for (auto& j : batch) {
-        std::vector<rt::Tensor> mine;
+      finish(batch[0], {}, std::current_exception());
+      return;
+    }
+    metrics_.calls.fetch_add(1);
+    metrics_.rows.fetch_add(static_cast<uint64_t>(first.batchable ? rows : 1));
+    metrics_.batch.observe(static_cast<double>(first.batchable ? rows : 1));
+    if (batch.size() == 1) {
+      finish(batch[0], std::move(out), nullptr);
+      return;
+    }
+    int64_t start = 0;
+    for (auto& j : batch) {
+      std::vector<rt::Tensor> mine;
+      try {
         for (const rt::Tensor& o : out) {
           rt::Shape shape = o.shape();
           int64_t inner = 1;
           for (size_t d = 1; d < shape.size(); ++d) inner *= shape[d];
           shape[0] = j.rows;
           rt::Tensor t = rt::Tensor::empty(o.dtype(), shape);
-          size_t bytes = static_cast<size_t>(j.rows * inner) * rt::itemsize(o.dtype());
-          std::memcpy(t.mutable_raw(), static_cast<const char*>(o.raw()) + static_cast<size_t>(start * inner) * rt::itemsize(o.dtype()),
-                      bytes);
+          size_t item = rt::itemsize(o.dtype());
+          std::memcpy(t.mutable_raw(), static_cast<const char*>(o.raw()) + static_cast<size_t>(start * inner) * item,
+                      static_cast<size_t>(j.rows * inner) * item);
           mine.push_back(std::move(t));
         }
+      } catch (...) {
         start += j.rows;
-        j.done(std::move(mine), nullptr);
+        finish(j, {}, std::current_exception());
+        continue;
       }
-    } catch (...) {
-      std::exception_ptr e = std::current_exception();
-      if (batch.size() > 1) {
-        // One request's rows may be what fails: run each alone so the others still succeed.
-        for (auto& j : batch) {
-          std::vector<Job> one;
-          one.push_back(std::move(j));
-          one[0].batchable = false;
-          run(one);
-        }
-        return;
-      }
-      batch[0].done({}, e);
+      start += j.rows;
+      finish(j, std::move(mine), nullptr);
     }
   }
 
@@ -389,19 +416,86 @@ struct Service {
   std::atomic<int> inFlight{0};
   std::atomic<bool> draining{false};
 
+  std::vector<char> batchOk;  // per fn: rows of its calls may be joined (checkBatching)
+
   // Whether fn i's calls may be joined: one symbolic batch dim first in every input and
-  // output leaf, used nowhere else, and every other input dim static.
-  bool batchable(size_t i) const {
+  // output leaf, used nowhere else, every other input dim static — and rows independent:
+  // at startup, 3 rows of test inputs called together give what each row gives alone (a fn
+  // that mixes rows, such as a softmax over the batch, is served one request per call).
+  bool checkBatching(size_t i, std::string& why) const {
     const model::Signature& s = model.signatures()[i];
     std::string b = s.batchSym();
-    if (b.empty()) return false;
+    if (b.empty()) {
+      why = "no batch dim";
+      return false;
+    }
     for (const auto& t : s.inputs)
       for (size_t d = 1; d < t.dims.size(); ++d)
-        if (!t.dims[d].sym.empty()) return false;
+        if (!t.dims[d].sym.empty()) {
+          why = "an input has another symbolic dim";
+          return false;
+        }
     for (const auto& t : s.outputs)
       for (size_t d = 1; d < t.dims.size(); ++d)
-        if (t.dims[d].sym == b) return false;
+        if (t.dims[d].sym == b) {
+          why = "an output uses the batch dim twice";
+          return false;
+        }
+    try {
+      const int64_t rows = 3;
+      std::vector<rt::Tensor> all;
+      for (const auto& t : s.inputs) {
+        rt::Shape shape{rows};
+        for (size_t d = 1; d < t.dims.size(); ++d) shape.push_back(t.dims[d].size);
+        rt::Tensor x = rt::Tensor::zeros(t.dtype, shape);
+        if (t.dtype == rt::DType::F32 || t.dtype == rt::DType::F64)
+          for (int64_t k = 0; k < x.numel(); ++k) {
+            double v = static_cast<double>((k * 7919) % 1000) / 1000.0 - 0.25;
+            if (t.dtype == rt::DType::F32) x.mutable_data<float>()[k] = static_cast<float>(v);
+            else x.mutable_data<double>()[k] = v;
+          }
+        all.push_back(std::move(x));
+      }
+      std::vector<rt::Tensor> together = model.call(i, all);
+      for (int64_t r = 0; r < rows; ++r) {
+        std::vector<rt::Tensor> one;
+        for (const auto& x : all) {
+          rt::Shape shape = x.shape();
+          shape[0] = 1;
+          rt::Tensor y = rt::Tensor::empty(x.dtype(), shape);
+          std::memcpy(y.mutable_raw(), static_cast<const char*>(x.raw()) + r * static_cast<int64_t>(y.nbytes()), y.nbytes());
+          one.push_back(std::move(y));
+        }
+        std::vector<rt::Tensor> alone = model.call(i, one);
+        for (size_t k = 0; k < alone.size(); ++k) {
+          json a = toJson(alone[k], 0), t = toJson(together[k], r);
+          if (!closeEnough(a, t)) {
+            why = "its rows are not independent (a row's result depends on the others)";
+            return false;
+          }
+        }
+      }
+    } catch (const std::exception& e) {
+      why = std::string("its test call failed: ") + e.what();
+      return false;
+    }
     return true;
+  }
+
+  static bool closeEnough(const json& a, const json& b) {
+    if (a.is_array() != b.is_array()) return false;
+    if (a.is_array()) {
+      if (a.size() != b.size()) return false;
+      for (size_t i = 0; i < a.size(); ++i)
+        if (!closeEnough(a[i], b[i])) return false;
+      return true;
+    }
+    if (a.is_number_float() || b.is_number_float()) {
+      if (a.is_null() || b.is_null()) return a.is_null() && b.is_null();
+      double x = a.get<double>(), y = b.get<double>();
+      return std::fabs(x - y) <= 1e-5 + 1e-4 * std::fabs(y);
+    }
+    return a == b;
   }
 
   json status() const {
@@ -467,6 +561,7 @@ struct Service {
     const model::Signature& sig = model.signatures()[fn];
     std::vector<rt::Tensor> inputs;
     int64_t n = 0;
+    const size_t limit = body.size();
     if (rows) {
       const json& inst = req["instances"];
       if (!inst.is_array() || inst.empty()) badRequest("\"instances\" must be a non-empty list of rows");
@@ -479,7 +574,7 @@ struct Service {
                                sig.inputs.size(), inputNames(sig)));
       for (const auto& spec : sig.inputs) {
         if (!named) {
-          inputs.push_back(toTensor(inst, spec.dtype, "\"instances\""));
+          inputs.push_back(toTensor(inst, spec.dtype, "\"instances\"", limit));
           continue;
         }
         json col = json::array();
@@ -489,17 +584,17 @@ struct Service {
                                    inputNames(sig)));
           col.push_back(inst[r][spec.name]);
         }
-        inputs.push_back(toTensor(col, spec.dtype, fmt::format("\"instances\" at \"{}\"", spec.name)));
+        inputs.push_back(toTensor(col, spec.dtype, fmt::format("\"instances\" at \"{}\"", spec.name), limit));
       }
     } else {
       const json& in = req["inputs"];
       if (sig.inputs.size() == 1 && !(in.is_object() && in.contains(sig.inputs[0].name) && in.size() == 1)) {
-        inputs.push_back(toTensor(in, sig.inputs[0].dtype, "\"inputs\""));
+        inputs.push_back(toTensor(in, sig.inputs[0].dtype, "\"inputs\"", limit));
       } else {
         if (!in.is_object()) badRequest(fmt::format("\"inputs\" must be an object with keys {}", inputNames(sig)));
         for (const auto& spec : sig.inputs) {
           if (!in.contains(spec.name)) badRequest(fmt::format("\"inputs\" has no \"{}\"", spec.name));
-          inputs.push_back(toTensor(in[spec.name], spec.dtype, fmt::format("\"inputs\".\"{}\"", spec.name)));
+          inputs.push_back(toTensor(in[spec.name], spec.dtype, fmt::format("\"inputs\".\"{}\"", spec.name), limit));
         }
         if (in.size() != sig.inputs.size()) badRequest(fmt::format("\"inputs\" has keys other than {}", inputNames(sig)));
       }
@@ -512,7 +607,7 @@ struct Service {
     }
     Job job;
     job.fn = fn;
-    job.batchable = batchable(fn) && n > 0;
+    job.batchable = batchOk[fn] && n > 0;
     job.rows = n;
     job.inputs = std::move(inputs);
     job.done = [this, fn, rows, reply = std::move(reply)](std::vector<rt::Tensor> out, std::exception_ptr err) {
@@ -570,31 +665,66 @@ class Session : public std::enable_shared_from_this<Session> {
   void start() { read(); }
 
  private:
-  void read() {
-    parser_.emplace();
-    parser_->body_limit(opts_.maxBodyBytes);
-    parser_->header_limit(16 * 1024);
+  // A deadline for the current read or write: when it passes, the socket's operations are
+  // cancelled (timedOut_ says why). A generation count makes a stale timer harmless.
+  void arm(std::chrono::milliseconds after) {
+    uint64_t g = ++gen_;
     timedOut_ = false;
-    timer_.expires_after(std::chrono::seconds(opts_.requestTimeoutS));
-    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (ec) return;
+    timer_.expires_after(after);
+    timer_.async_wait([self = shared_from_this(), g](beast::error_code ec) {
+      if (ec || g != self->gen_) return;
       self->timedOut_ = true;
       beast::error_code ignored;
       self->stream_.socket().cancel(ignored);
     });
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) { self->onRead(ec); });
+  }
+  void disarm() {
+    ++gen_;
+    timer_.cancel();
+  }
+
+  void read() {
+    parser_.emplace();
+    parser_->body_limit(opts_.maxBodyBytes);
+    parser_->header_limit(16 * 1024);
+    arm(std::chrono::seconds(opts_.requestTimeoutS));
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](beast::error_code ec, size_t) { self->onHeader(ec); });
+  }
+
+  void onHeader(beast::error_code ec) {
+    if (ec) {
+      onRead(ec);
+      return;
+    }
+    auto body = [self = shared_from_this()] {
+      http::async_read(self->stream_, self->buffer_, *self->parser_,
+                       [self](beast::error_code e, size_t) { self->onRead(e); });
+    };
+    if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
+      // curl and others wait for this before sending a larger body.
+      auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
+      http::async_write(stream_, *cont, [self = shared_from_this(), cont, body](beast::error_code e, size_t) {
+        if (e) {
+          self->onRead(e);
+          return;
+        }
+        body();
+      });
+      return;
+    }
+    body();
   }
 
   void onRead(beast::error_code ec) {
-    timer_.cancel();
-    if (ec == http::error::end_of_stream || (ec && !parser_->got_some() && !timedOut_) ||
-        ec == net::error::connection_reset) {
-      close();
+    disarm();
+    if (!ec) {
+      handle(parser_->release());
       return;
     }
+    bool partial = parser_->got_some();
     if (timedOut_) {
-      if (parser_->got_some()) fail(http::status::request_timeout, "the request did not arrive in time", "other");
+      if (partial) fail(http::status::request_timeout, "the request did not arrive in time", "other");
       else close();
       return;
     }
@@ -606,15 +736,16 @@ class Session : public std::enable_shared_from_this<Session> {
       fail(http::status::request_header_fields_too_large, "the request's header is too large", "other");
       return;
     }
-    if (ec) {
-      fail(http::status::bad_request, fmt::format("malformed HTTP request: {}", ec.message()), "other");
+    if (!partial || ec == http::error::end_of_stream || ec == net::error::connection_reset || ec == net::error::eof) {
+      close();
       return;
     }
-    handle(parser_->release());
+    fail(http::status::bad_request, fmt::format("malformed HTTP request: {}", ec.message()), "other");
   }
 
   void handle(http::request<http::string_body> req) {
     start_ = Clock::now();
+    route_ = "other";
     keepAlive_ = req.keep_alive() && !svc_.draining.load();
     version_ = req.version();
     std::string target(req.target());
@@ -622,7 +753,7 @@ class Session : public std::enable_shared_from_this<Session> {
     try {
       if (target == "/metrics") {
         route_ = "metrics";
-        if (req.method() != http::verb::get) throw HttpError(http::status::method_not_allowed, "use GET for /metrics");
+        if (req.method() != http::verb::get) throw HttpError(http::status::method_not_allowed, "use GET for /metrics", "GET");
         send(http::status::ok, svc_.metrics.text(), "text/plain; version=0.0.4");
         return;
       }
@@ -636,25 +767,28 @@ class Session : public std::enable_shared_from_this<Session> {
                                                              "serves '{}')", model, svc_.name));
       if (tail == "" || tail == "/versions/1") {
         route_ = "status";
-        if (req.method() != http::verb::get) throw HttpError(http::status::method_not_allowed, "use GET for the model's status");
+        if (req.method() != http::verb::get)
+          throw HttpError(http::status::method_not_allowed, "use GET for the model's status", "GET");
         send(http::status::ok, svc_.status().dump(), "application/json");
       } else if (tail == "/metadata" || tail == "/versions/1/metadata") {
         route_ = "metadata";
-        if (req.method() != http::verb::get) throw HttpError(http::status::method_not_allowed, "use GET for the metadata");
+        if (req.method() != http::verb::get) throw HttpError(http::status::method_not_allowed, "use GET for the metadata", "GET");
         send(http::status::ok, svc_.metadata().dump(), "application/json");
       } else if (tail == ":predict" || tail == "/versions/1:predict") {
         route_ = "predict";
-        if (req.method() != http::verb::post) throw HttpError(http::status::method_not_allowed, "use POST for :predict");
+        if (req.method() != http::verb::post) throw HttpError(http::status::method_not_allowed, "use POST for :predict", "POST");
+        // Counted until its answer is written: a drain waits for it.
         ++svc_.inFlight;
+        pending_ = true;
         auto self = shared_from_this();
         try {
           svc_.predict(req.body(), [self](http::status s, std::string body) {
             net::post(self->stream_.get_executor(), [self, s, body = std::move(body)]() mutable {
-              --self->svc_.inFlight;
               self->send(s, std::move(body), "application/json");
             });
           });
         } catch (...) {
+          pending_ = false;
           --svc_.inFlight;
           throw;
         }
@@ -662,7 +796,7 @@ class Session : public std::enable_shared_from_this<Session> {
         throw HttpError(http::status::not_found, fmt::format("no such path '{}'", target));
       }
     } catch (const HttpError& e) {
-      send(e.status, json{{"error", e.what()}}.dump(), "application/json");
+      send(e.status, json{{"error", e.what()}}.dump(), "application/json", e.allow);
     } catch (const rt::Error& e) {
       send(http::status::bad_request, json{{"error", e.what()}}.dump(), "application/json");
     } catch (const std::exception& e) {
@@ -679,34 +813,58 @@ class Session : public std::enable_shared_from_this<Session> {
     send(s, json{{"error", msg}}.dump(), "application/json");
   }
 
-  void send(http::status s, std::string body, const char* type) {
+  void send(http::status s, std::string body, const char* type, const std::string& allow = "") {
     auto res = std::make_shared<http::response<http::string_body>>(s, version_);
     res->set(http::field::server, "tdl-serve");
     res->set(http::field::content_type, type);
+    if (!allow.empty()) res->set(http::field::allow, allow);
     if (svc_.draining.load()) keepAlive_ = false;
     res->keep_alive(keepAlive_);
     res->body() = std::move(body);
     res->prepare_payload();
     svc_.metrics.request(route_, static_cast<int>(s), std::chrono::duration<double>(Clock::now() - start_).count());
-    timer_.expires_after(std::chrono::seconds(opts_.requestTimeoutS));
-    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (ec) return;
-      beast::error_code ignored;
-      self->stream_.socket().cancel(ignored);
-    });
+    arm(std::chrono::seconds(opts_.requestTimeoutS));
     http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, size_t) {
-      self->timer_.cancel();
-      if (ec || !self->keepAlive_) {
+      self->disarm();
+      if (self->pending_) {
+        self->pending_ = false;
+        --self->svc_.inFlight;
+      }
+      if (ec) {
         self->close();
+        return;
+      }
+      if (!self->keepAlive_) {
+        self->linger();
         return;
       }
       self->read();
     });
   }
 
+  // Closing after an answer: stop sending, then read and drop what the client still sends
+  // (a body we refused) for up to a second, so that closing does not reset the connection
+  // before the client has read the answer.
+  void linger() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    arm(std::chrono::seconds(1));
+    lingerRead();
+  }
+  void lingerRead() {
+    stream_.socket().async_read_some(net::buffer(discard_), [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) {
+        self->disarm();
+        self->close();
+        return;
+      }
+      self->lingerRead();
+    });
+  }
+
   void close() {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.socket().close(ec);
   }
 
@@ -716,17 +874,28 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   Service& svc_;
   const ServeOptions& opts_;
-  bool timedOut_ = false, keepAlive_ = false;
+  uint64_t gen_ = 0;
+  bool timedOut_ = false, keepAlive_ = false, pending_ = false;
   unsigned version_ = 11;
   std::string route_ = "other";
   Clock::time_point start_;
+  std::array<char, 4096> discard_{};
 };
 
-void accept(tcp::acceptor& acc, net::io_context& ioc, Service& svc, const ServeOptions& o) {
-  acc.async_accept(net::make_strand(ioc), [&acc, &ioc, &svc, &o](beast::error_code ec, tcp::socket s) {
+// Accepts connections on the acceptor's strand (which the signal handler shares); after an
+// accept error (too many open files) it waits a little instead of spinning.
+void accept(tcp::acceptor& acc, net::steady_timer& backoff, net::io_context& ioc, Service& svc, const ServeOptions& o) {
+  acc.async_accept(net::make_strand(ioc), [&acc, &backoff, &ioc, &svc, &o](beast::error_code ec, tcp::socket s) {
     if (!acc.is_open()) return;
-    if (!ec) std::make_shared<Session>(std::move(s), svc, o)->start();
-    accept(acc, ioc, svc, o);
+    if (ec) {
+      backoff.expires_after(std::chrono::milliseconds(50));
+      backoff.async_wait([&acc, &backoff, &ioc, &svc, &o](beast::error_code) {
+        if (acc.is_open()) accept(acc, backoff, ioc, svc, o);
+      });
+      return;
+    }
+    std::make_shared<Session>(std::move(s), svc, o)->start();
+    accept(acc, backoff, ioc, svc, o);
   });
 }
 
@@ -745,10 +914,19 @@ int serveModel(const ServeOptions& o) {
     fmt::print(stderr, "tdl: error: the model name '{}' cannot stand in a URL (choose one with --name)\n", svc.name);
     return 2;
   }
+  std::vector<std::string> batching;
+  for (size_t i = 0; i < m->signatures().size(); ++i) {
+    std::string why = "--max-batch 1";
+    bool ok = o.maxBatch > 1 && svc.checkBatching(i, why);
+    svc.batchOk.push_back(ok);
+    batching.push_back(ok ? fmt::format("batched up to {} rows", o.maxBatch) : "one request per call: " + why);
+  }
   svc.worker = std::make_unique<Worker>(*m, svc.metrics, o.maxBatch, o.batchTimeoutUs);
   int threads = o.threads > 0 ? o.threads : static_cast<int>(std::min(4u, std::max(1u, std::thread::hardware_concurrency())));
   net::io_context ioc(threads);
-  tcp::acceptor acc(ioc);
+  auto strand = net::make_strand(ioc);
+  tcp::acceptor acc(strand);
+  net::steady_timer backoff(strand);
   try {
     auto addr = net::ip::make_address(o.host);
     tcp::endpoint ep(addr, static_cast<unsigned short>(o.port));
@@ -763,13 +941,13 @@ int serveModel(const ServeOptions& o) {
   unsigned short port = acc.local_endpoint().port();
   fmt::print("tdl serve: model '{}' ({}) at http://{}:{}/v1/models/{}\n", svc.name, o.model, o.host, port, svc.name);
   for (size_t i = 0; i < m->signatures().size(); ++i)
-    fmt::print("  {}{}   [{}]\n", m->signatures()[i].text(), i == 0 ? " (default)" : "", m->how(i));
+    fmt::print("  {}{}   [{}; {}]\n", m->signatures()[i].text(), i == 0 ? " (default)" : "", m->how(i), batching[i]);
   std::fflush(stdout);
-  accept(acc, ioc, svc, o);
+  accept(acc, backoff, ioc, svc, o);
 
   // SIGTERM/SIGINT: stop accepting; answer what was read; then stop (at most 30 s).
-  net::signal_set signals(ioc, SIGTERM, SIGINT);
-  net::steady_timer drain(ioc);
+  net::signal_set signals(strand, SIGTERM, SIGINT);
+  net::steady_timer drain(strand);
   auto deadline = std::make_shared<Clock::time_point>();
   std::function<void()> poll = [&] {
     if (svc.inFlight.load() == 0 || Clock::now() >= *deadline) {
@@ -787,6 +965,7 @@ int serveModel(const ServeOptions& o) {
     svc.draining = true;
     beast::error_code ignored;
     acc.close(ignored);
+    backoff.cancel();
     *deadline = Clock::now() + std::chrono::seconds(30);
     poll();
   });

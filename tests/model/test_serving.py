@@ -96,6 +96,7 @@ def main():
             check(ok, f"load_model in a fresh process ({how}): same classes, probabilities within 1e-6 {r.stderr[-300:]}")
 
         bad_files(tdl, model, tmp)
+        batching_rules(tdl, tmp)
         c_api(tdl, model, tmp, x_test, probs, classes)
         serve(tdl, model, tmp, x_test, probs, classes, a.quick)
     finally:
@@ -137,6 +138,61 @@ def bad_files(tdl, model, tmp):
         check(r.returncode == 1 and words in r.stderr, f"export --fn {fn}: {r.stderr.strip()[:160]}")
 
 
+def batching_rules(tdl, tmp):
+    """A fn whose rows depend on each other is never batched (checked at startup); one whose
+    rows are independent is. Each request's answer is its own, under concurrency."""
+    src = os.path.join(tmp, "mix.tdl")
+    with open(src, "w") as f:
+        f.write("graph fn centre(x: f32[B, 4]) -> f32[B, 4] { return x - mean(x, axis=0) }\n"
+                "graph fn double(x: f32[B, 4]) -> f32[B, 4] { return x * 2.0 }\n")
+    model = os.path.join(tmp, "mix.tdlm")
+    r = run([tdl, "export", src, "--fn", "centre", "--fn", "double", "-o", model])
+    check(r.returncode == 0, "export of a fn that mixes rows " + r.stderr[-200:])
+    s = Server(tdl, model, "--batch-timeout-us", "20000", fns=2)
+    try:
+        lines = s.banner
+        check("centre" in lines and "one request per call: its rows are not independent" in lines
+              and "batched up to 64 rows" in lines, f"startup says which fns are batched: {lines!r}")
+        results = {}
+
+        def one(i):
+            x = [[float(i), float(i + 1), 0.0, 1.0], [float(3 * i), 1.0, 2.0, float(i)]]
+            st, body = s.request("POST", "/v1/models/mix:predict",
+                                 json.dumps({"signature_name": "centre", "instances": x}))
+            want = (np.array(x) - np.array(x).mean(axis=0)).tolist()
+            results[i] = st == 200 and np.allclose(json.loads(body)["predictions"], want, atol=1e-5)
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        check(all(results.values()) and len(results) == 16, "concurrent requests to a row-mixing fn: each its own answer")
+        # Expect: 100-continue (curl sends it before larger bodies), then the body.
+        body = json.dumps({"signature_name": "double", "instances": [[1, 2, 3, 4]]}).encode()
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+        c.sendall(b"POST /v1/models/mix:predict HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+        first = c.recv(4096).decode()
+        c.sendall(body)
+        rest = b""
+        while b"predictions" not in rest:
+            chunk = c.recv(4096)
+            if not chunk:
+                break
+            rest += chunk
+        c.close()
+        check(first.startswith("HTTP/1.1 100") and b"HTTP/1.1 200" in rest and b"[2.0,4.0,6.0,8.0]" in rest,
+              f"Expect: 100-continue is answered: {first.splitlines()[0] if first else ''}")
+        c = s.conn()
+        c.request("DELETE", "/v1/models/mix")
+        r = c.getresponse()
+        r.read()
+        check(r.status == 405 and r.getheader("Allow") == "GET", f"405 names the allowed method ({r.getheader('Allow')})")
+    finally:
+        s.stop()
+
+
 def c_api(tdl, model, tmp, x_test, probs, classes):
     """The C example (examples/serving/predict.c) and the ctypes one, against libtdl_model.so."""
     lib = os.path.join(os.path.dirname(tdl), "libtdl_model.so")
@@ -170,7 +226,7 @@ def c_api(tdl, model, tmp, x_test, probs, classes):
 
 
 class Server:
-    def __init__(self, tdl, model, *extra):
+    def __init__(self, tdl, model, *extra, fns=1):
         self.p = subprocess.Popen([tdl, "serve", model, "--port", "0", *extra], stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True, env=env_nocache())
         line = self.p.stdout.readline()
@@ -178,6 +234,9 @@ class Server:
         if not m:
             raise RuntimeError("the server did not start: " + line + self.p.stderr.read())
         self.port = int(m.group(1))
+        self.banner = line
+        for _ in range(fns):  # one line per function follows
+            self.banner += self.p.stdout.readline()
 
     def conn(self):
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)

@@ -41,13 +41,15 @@ TDL_API tdl_model* tdl_model_load(const char* path) {
     return nullptr;
   }
   try {
-    auto* m = new tdl_model;
+    auto m = std::make_unique<tdl_model>();
     m->m = tdl::model::Model::load(path);
-    return m;
+    return m.release();
   } catch (const std::exception& e) {
     fail(e.what());
-    return nullptr;
+  } catch (...) {
+    fail("internal error while loading the model");
   }
+  return nullptr;
 }
 
 TDL_API void tdl_model_free(tdl_model* m) { delete m; }
@@ -106,22 +108,38 @@ TDL_API int tdl_model_call(const tdl_model* m, const char* fn, const tdl_tensor*
       if (x.nbytes() > 0) {
         if (!t.data) return fail(fmt::format("input {} has no data", i));
         std::memcpy(x.mutable_raw(), t.data, x.nbytes());
+        if (dt == tdl::rt::DType::Bool) {  // any nonzero byte is true, stored as 1
+          auto* b = static_cast<unsigned char*>(x.mutable_raw());
+          for (size_t k = 0; k < x.nbytes(); ++k) b[k] = b[k] != 0;
+        }
       }
       xs.push_back(std::move(x));
     }
     std::vector<tdl::rt::Tensor> out = m->m->call(static_cast<size_t>(m->m->find(fn)), xs);
+    if (out.size() != static_cast<size_t>(nOut)) return fail("internal error: the model returned another number of outputs");
+    std::vector<tdl_tensor> made(static_cast<size_t>(nOut));
+    auto release = [&] {
+      for (auto& o : made) tdl_model_free_tensor(&o);
+    };
     for (int32_t i = 0; i < nOut; ++i) {
       const tdl::rt::Tensor& t = out[static_cast<size_t>(i)];
-      tdl_tensor& o = outputs[i];
+      tdl_tensor& o = made[static_cast<size_t>(i)];
       o.dtype = static_cast<int32_t>(t.dtype());
       o.rank = static_cast<int32_t>(t.rank());
       o.shape = static_cast<int64_t*>(std::malloc(sizeof(int64_t) * static_cast<size_t>(std::max<int64_t>(1, t.rank()))));
-      for (int64_t d = 0; d < t.rank(); ++d) o.shape[d] = t.dim(d);
       o.data = std::malloc(std::max<size_t>(1, t.nbytes()));
+      if (!o.shape || !o.data) {
+        release();
+        return fail(fmt::format("cannot allocate {} bytes for output {}", t.nbytes(), i));
+      }
+      for (int64_t d = 0; d < t.rank(); ++d) o.shape[d] = t.dim(d);
       if (t.nbytes()) std::memcpy(o.data, t.raw(), t.nbytes());
     }
+    for (int32_t i = 0; i < nOut; ++i) outputs[i] = made[static_cast<size_t>(i)];
   } catch (const std::exception& e) {
     return fail(e.what());
+  } catch (...) {
+    return fail("internal error in tdl_model_call");
   }
   return 0;
 }
