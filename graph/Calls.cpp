@@ -58,6 +58,10 @@ auto Tracer::call(const Expr& e) -> TV {
       if (!target || !sources) fail(e.loc, "gradient takes (target, sources)");
       return tapeGradient(tapes_.at(static_cast<size_t>(self.tape)), *target, *sources, e.loc);
     }
+    if (!isField && self.isStatic() && self.sv.tag() == Tag::Native)
+      fail(ce.loc, fmt::format("a {} cannot be called inside a graph fn (its '{}' runs outside the trace): call it "
+                               "outside the graph fn and pass the result in",
+                               self.sv.as<NativeObj>()->typeName(), ce.str));
     if (!isField) {
       int mod = frames_.back()->decl ? frames_.back()->decl->module : 0;
       callee = lookupMethod(ce.str, mod, ce.loc);

@@ -140,6 +140,7 @@ rt::Tensor toTensor(const Value& v) {
 std::string typeText(const Value& v) {
   if (v.isTensor()) return v.as<TensorObj>()->t.type_str();
   if (v.isScalar()) return fmt::format("{}[]", rt::dtype_name(v.dtype()));
+  if (v.tag() == Tag::Native) return v.as<NativeObj>()->typeName();  // tape, model, ...
   return tagName(v.tag());
 }
 

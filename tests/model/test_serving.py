@@ -129,6 +129,20 @@ def bad_files(tdl, model, tmp):
                   f"{cmd[1]} of a {name} file: {r.stderr.strip()[:160]}")
     r = run([tdl, "inspect", os.path.join(tmp, "missing.tdlm")])
     check(r.returncode == 1 and "cannot open" in r.stderr, "a missing model file")
+    # Scripts: a model called inside a graph fn, a missing field, a missing file, a wrong argument.
+    src = os.path.join(tmp, "misuse.tdl")
+    for body, words in ((f'let m = load_model("{model}")\ngraph fn g(x) {{ return m.predict(x) }}\nprint(g(ones([1, 64])))\n',
+                         "cannot be called inside a graph fn"),
+                        (f'let m = load_model("{model}")\nprint(m.nope(1))\n', "2:7: error"),
+                        (f'let m = load_model("{tmp}/none.tdlm")\n', "cannot open"),
+                        (f'let m = load_model("{model}")\nprint(m.predict(ones([2, 63])))\n',
+                         "'x' must be f32[B, 64], got f32[2, 63]"),
+                        (f'let m = load_model("{model}")\nprint(m.predict("x"))\n', "'x' must be f32[B, 64], got string")):
+        with open(src, "w") as f:
+            f.write(body)
+        r = run([tdl, "run", src], env=env_nocache())
+        check(r.returncode == 1 and words in r.stderr and "internal" not in r.stderr,
+              f"load_model misuse: {r.stderr.strip().splitlines()[0] if r.stderr.strip() else ''}")
     # Export errors: a fn that is not a graph fn, unannotated, missing.
     src = os.path.join(tmp, "bad_export.tdl")
     with open(src, "w") as f:
