@@ -63,6 +63,7 @@ def predict(x):
     return torch.softmax(logits, dim=1), torch.argmax(logits, dim=1)
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else the peer waits 40 ms for delayed ACKs per request
     def log_message(self, *a): pass
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -158,7 +159,7 @@ def main():
         f"Measured {datetime.date.today()} on {os.cpu_count()} cores ({cpu}) by `bench/serve.py` "
         f"({a.seconds} s per point, wrk on the same machine): the digits MLP (64 → 64 → 10, softmax and argmax) "
         "exported by `tdl export` and served by `tdl serve` (dynamic batching, defaults), against the same layers "
-        "in PyTorch served by Python's ThreadingHTTPServer (one request per call). One row per request.",
+        "in PyTorch served by Python's ThreadingHTTPServer (one request per call, Nagle off). One row per request.",
         "",
         "| clients | server | requests/s | p50 latency | p99 latency | errors |",
         "|---|---|---|---|---|---|",

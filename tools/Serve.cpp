@@ -252,8 +252,9 @@ struct Job {
 
 class Worker {
  public:
-  Worker(const model::Model& m, Metrics& metrics, int maxBatch, int timeoutUs)
-      : m_(m), metrics_(metrics), maxBatch_(maxBatch), timeout_(timeoutUs) {
+  // `clients`: open connections that have sent a predict request (Service::clients).
+  Worker(const model::Model& m, Metrics& metrics, int maxBatch, int timeoutUs, const std::atomic<int>& clients)
+      : m_(m), metrics_(metrics), maxBatch_(maxBatch), timeout_(timeoutUs), clients_(clients) {
     thread_ = std::thread([this] { loop(); });
   }
   ~Worker() {
@@ -282,10 +283,13 @@ class Worker {
       batch.push_back(std::move(queue_.front()));
       queue_.pop_front();
       if (batch[0].batchable && batch[0].rows < maxBatch_) {
-        // More rows of the same fn, until the batch is full or the timeout since the first.
+        // More rows of the same fn, until the batch is full or the timeout since the first
+        // passes — but only while some connection that sends predictions has no request in
+        // the batch (HTTP/1.1 answers one request at a time per connection, so only those
+        // can add rows): a lone client never waits for company.
         auto deadline = Clock::now() + timeout_;
         int64_t rows = batch[0].rows;
-        for (;;) {
+        auto sweep = [&] {
           for (auto it = queue_.begin(); it != queue_.end() && rows < maxBatch_;) {
             if (it->batchable && it->fn == batch[0].fn && rows + it->rows <= maxBatch_) {
               rows += it->rows;
@@ -295,22 +299,14 @@ class Worker {
               ++it;
             }
           }
-          if (rows >= maxBatch_ || stop_) break;
-          if (cv_.wait_until(l, deadline) == std::cv_status::timeout) {
-            // One last sweep of what arrived meanwhile happens at the loop's top.
-            if (Clock::now() >= deadline) {
-              for (auto it = queue_.begin(); it != queue_.end() && rows < maxBatch_;) {
-                if (it->batchable && it->fn == batch[0].fn && rows + it->rows <= maxBatch_) {
-                  rows += it->rows;
-                  batch.push_back(std::move(*it));
-                  it = queue_.erase(it);
-                } else {
-                  ++it;
-                }
-              }
-              break;
-            }
-          }
+        };
+        sweep();
+        while (rows < maxBatch_ && !stop_ && clients_.load() > static_cast<int>(batch.size())) {
+          auto now = Clock::now();
+          if (now >= deadline) break;
+          // In slices, to notice when those connections close instead.
+          cv_.wait_until(l, std::min(deadline, now + std::chrono::microseconds(100)));
+          sweep();
         }
       }
       l.unlock();
@@ -399,6 +395,7 @@ class Worker {
   Metrics& metrics_;
   int64_t maxBatch_;
   std::chrono::microseconds timeout_;
+  const std::atomic<int>& clients_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Job> queue_;
@@ -414,6 +411,7 @@ struct Service {
   Metrics metrics;
   std::unique_ptr<Worker> worker;
   std::atomic<int> inFlight{0};
+  std::atomic<int> clients{0};  // open connections that have sent a predict request
   std::atomic<bool> draining{false};
 
   std::vector<char> batchOk;  // per fn: rows of its calls may be joined (checkBatching)
@@ -662,6 +660,9 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket s, Service& svc, const ServeOptions& o)
       : stream_(std::move(s)), timer_(stream_.get_executor()), svc_(svc), opts_(o) {}
+  ~Session() {
+    if (client_) --svc_.clients;
+  }
   void start() { read(); }
 
  private:
@@ -777,6 +778,10 @@ class Session : public std::enable_shared_from_this<Session> {
       } else if (tail == ":predict" || tail == "/versions/1:predict") {
         route_ = "predict";
         if (req.method() != http::verb::post) throw HttpError(http::status::method_not_allowed, "use POST for :predict", "POST");
+        if (!client_) {
+          client_ = true;
+          ++svc_.clients;
+        }
         // Counted until its answer is written: a drain waits for it.
         ++svc_.inFlight;
         pending_ = true;
@@ -875,7 +880,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Service& svc_;
   const ServeOptions& opts_;
   uint64_t gen_ = 0;
-  bool timedOut_ = false, keepAlive_ = false, pending_ = false;
+  bool timedOut_ = false, keepAlive_ = false, pending_ = false, client_ = false;
   unsigned version_ = 11;
   std::string route_ = "other";
   Clock::time_point start_;
@@ -921,7 +926,7 @@ int serveModel(const ServeOptions& o) {
     svc.batchOk.push_back(ok);
     batching.push_back(ok ? fmt::format("batched up to {} rows", o.maxBatch) : "one request per call: " + why);
   }
-  svc.worker = std::make_unique<Worker>(*m, svc.metrics, o.maxBatch, o.batchTimeoutUs);
+  svc.worker = std::make_unique<Worker>(*m, svc.metrics, o.maxBatch, o.batchTimeoutUs, svc.clients);
   int threads = o.threads > 0 ? o.threads : static_cast<int>(std::min(4u, std::max(1u, std::thread::hardware_concurrency())));
   net::io_context ioc(threads);
   auto strand = net::make_strand(ioc);
