@@ -60,7 +60,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="tdl-serving-")
     try:
         model = os.path.join(tmp, "digits.tdlm")
-        r = run([tdl, "export", "examples/serving/digits_model.tdl", "--fn", "predict", "--args", tmp, "-o", model],
+        r = run([tdl, "export", "examples/serving/digits_model.tdl", "--fn", "predict", "--args", "examples/data/digits.csv.gz", tmp,
+                 "-o", model],
                 env=env_nocache())
         check(r.returncode == 0 and os.path.exists(model), f"export the trained digits MLP ({r.stderr.strip()[-300:]})")
         m = re.search(r"test accuracy: ([0-9.]+)%", r.stdout)
