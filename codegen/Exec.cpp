@@ -24,6 +24,7 @@
 #include "runtime/Create.h"
 #include "runtime/Elementwise.h"
 #include "runtime/Index.h"
+#include "runtime/Dist.h"
 #include "runtime/Print.h"
 #include "runtime/Random.h"
 #include "runtime/ShapeOps.h"
@@ -73,6 +74,7 @@ void runOp(ExecCtx& c, const OpEntry& e) {
   std::vector<rt::Tensor> out;
   switch (op.kind()) {
     case ir::OpKind::Print: {
+      if (!rt::dist::prints_here(op.attrs.count("all_ranks") > 0)) return;
       std::string s = rt::fill_format(op.str_attr("format"), in);
       rt::write_output(s, stdout);
       return;

@@ -293,7 +293,8 @@ class Sema {
         for (auto& [n, b] : s.names) out.push_back(n);
     if (module_)
       for (auto& [n, t] : tops_[static_cast<size_t>(module_->id)]) out.push_back(n);
-    for (const std::string& n : builtinNames()) out.push_back(n);
+    for (const std::string& n : builtinNames())
+      if (n[0] != '_') out.push_back(n);  // internal builtins are never suggested
     return out;
   }
 

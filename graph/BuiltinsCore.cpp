@@ -126,6 +126,12 @@ auto Tracer::bi_print(BuiltinCall& bc) -> TV {
   std::string sep = " ", end = "\n";
   if (auto it = a.kw.find("sep"); it != a.kw.end()) sep = staticString(it->second, "sep", loc);
   if (auto it = a.kw.find("end"); it != a.kw.end()) end = staticString(it->second, "end", loc);
+  bool allRanks = false;
+  if (auto it = a.kw.find("all_ranks"); it != a.kw.end()) {
+    if (!it->second.isStatic() || !it->second.sv.isScalar() || it->second.sv.dtype() != DType::Bool)
+      fail(loc, "print(): 'all_ranks' must be true or false, known at trace time");
+    allRanks = it->second.sv.asInt() != 0;
+  }
   std::string format;
   std::vector<ir::Value*> holes;
   for (size_t i = 0; i < a.pos.size(); ++i) {
@@ -134,7 +140,7 @@ auto Tracer::bi_print(BuiltinCall& bc) -> TV {
   }
   format += escapeBraces(end);
   setLoc(loc);
-  b_.print(holes, format);
+  b_.print(holes, format, allRanks);
   return TV::of(Value());
 }
 

@@ -88,8 +88,9 @@ Value* Builder::iota(const TensorType& type, int64_t axis) {
 Value* Builder::random(const std::string& dist, const TensorType& type, const std::vector<Value*>& operands) {
   return declared(*this, OpKind::Random, operands, type, {{"dist", dist}});
 }
-void Builder::print(const std::vector<Value*>& values, const std::string& format) {
-  create_inferred(OpKind::Print, values, {{"format", format}});
+void Builder::print(const std::vector<Value*>& values, const std::string& format, bool allRanks) {
+  if (allRanks) create_inferred(OpKind::Print, values, {{"format", format}, {"all_ranks", true}});
+  else create_inferred(OpKind::Print, values, {{"format", format}});
 }
 void Builder::assert_true(Value* c, const std::string& message, const std::vector<Value*>& values) {
   std::vector<Value*> operands{c};

@@ -47,7 +47,8 @@ class Builder {
   Value* iota(const TensorType& type, int64_t axis);
   // dist "uniform" | "normal" (no operands) or "int" (operands lo, hi).
   Value* random(const std::string& dist, const TensorType& type, const std::vector<Value*>& operands = {});
-  void print(const std::vector<Value*>& values, const std::string& format);
+  // `allRanks`: every rank of a distributed run prints it, not rank 0 alone (SPEC §12).
+  void print(const std::vector<Value*>& values, const std::string& format, bool allRanks = false);
   // With `values`, `message` is a format with one {} per value (braces doubled).
   void assert_true(Value* c, const std::string& message, const std::vector<Value*>& values = {});
   std::vector<Value*> call_runtime(const std::string& callee, const std::vector<Value*>& args,

@@ -68,7 +68,7 @@ def main():
     ap.add_argument("--check", action="store_true")
     args = ap.parse_args()
     # `var` is a keyword as well as a builtin (var(x)): editors keep it a keyword.
-    names = [n for n in tdl_tables.builtin_names() if n not in DTYPES and n not in KEYWORDS]
+    names = [n for n in tdl_tables.builtin_names() if n not in DTYPES and n not in KEYWORDS and not n.startswith("_")]
     stale = []
     for rel, fix in FILES:
         path = os.path.join(ROOT, rel)

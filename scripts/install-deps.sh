@@ -11,6 +11,7 @@ PKGS=(
   libopenblas-dev nlohmann-json3-dev libedit-dev zlib1g-dev libzstd-dev libxml2-dev libffi-dev
   python3 python3-numpy
   libboost1.81-dev wrk
+  openmpi-bin libopenmpi-dev
   vim-nox emacs-nox
 )
 # Node.js and npm for the editor tests: Debian's packages unless a Node.js with

@@ -4,12 +4,15 @@
 // static errors are still reported.
 #include "tools/Commands.h"
 
+#include "runtime/Dist.h"
 #include "runtime/Profile.h"
 
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 
 #include "runtime/cuda/CudaDriver.h"
@@ -52,7 +55,61 @@ int checkDevice(const std::string& device) {
   return 1;
 }
 
+// `tdl run --np N`: this tool again as N processes under mpirun (Debian's OpenMPI), with
+// the settings a container or root needs (docs/distributed.md).
+int runWithMpirun(const RunOptions& opts) {
+  std::string mpirun;
+  if (const char* path = std::getenv("PATH")) {
+    std::string p = path;
+    size_t start = 0;
+    while (start <= p.size()) {
+      size_t colon = p.find(':', start);
+      std::string dir = p.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
+      std::string cand = (dir.empty() ? "." : dir) + "/mpirun";
+      if (access(cand.c_str(), X_OK) == 0) {
+        mpirun = cand;
+        break;
+      }
+      if (colon == std::string::npos) break;
+      start = colon + 1;
+    }
+  }
+  if (mpirun.empty()) {
+    fmt::print(stderr, "tdl: error: --np needs mpirun, which is not on PATH (Debian: openmpi-bin; "
+                       "scripts/install-deps.sh installs it)\n");
+    return 1;
+  }
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) {
+    fmt::print(stderr, "tdl: error: cannot find the tdl executable for mpirun\n");
+    return 1;
+  }
+  self[n] = '\0';
+  // OpenMPI refuses root without these; in containers its shared-memory single copy fails.
+  if (geteuid() == 0) {
+    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
+  }
+  setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 0);
+  std::vector<std::string> argv = {mpirun, "-np", std::to_string(opts.np), "--oversubscribe", "--bind-to", "none",
+                                   self, "run"};
+  for (auto& f : opts.forwarded) argv.push_back(f);
+  argv.push_back("--");
+  argv.push_back(opts.file);
+  for (auto& a : opts.scriptArgs) argv.push_back(a);
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+  cargv.push_back(nullptr);
+  std::fflush(stdout);
+  std::fflush(stderr);
+  execv(mpirun.c_str(), cargv.data());
+  fmt::print(stderr, "tdl: error: cannot run {}: {}\n", mpirun, std::strerror(errno));
+  return 1;
+}
+
 int runScript(const RunOptions& opts) {
+  if (opts.np > 0) return runWithMpirun(opts);
   Compilation c;
   c.diags.setJson(opts.jsonDiagnostics);
   c.diags.setColor(!opts.jsonDiagnostics && isatty(2) && std::getenv("NO_COLOR") == nullptr);
@@ -65,6 +122,8 @@ int runScript(const RunOptions& opts) {
   vo.scriptArgs = opts.scriptArgs;
   if (opts.profile) rt::prof::enable();
   int rc = vm::runProgram(c, vo);
+  // A rank that failed stops the others (they would wait for it in a collective).
+  if (rc != 0) rt::dist::abort_all(rc);
   if (opts.profile) {
     std::fflush(stdout);
     std::string r = rt::prof::report();

@@ -87,6 +87,7 @@ Usage:
       --profile              time per op kind and per graph fn
       --device cpu|cuda|auto where graph fns run
       --gpu-arch ARCH        the NVIDIA arch for --device cuda (default sm_90)
+      --np N                 run as N processes through mpirun (the dist module)
   tdl check FILE             parse and check only; report every diagnostic
   tdl emit FILE --stage ast|bytecode|ir|opt|llvm|ptx|asm [--fn NAME --args 'SIG']
       --gpu-arch ARCH        the NVIDIA arch of --stage ptx (default sm_90)
@@ -160,6 +161,14 @@ int mainImpl(int argc, char** argv) {
     for (; i < args.size(); ++i) {
       const std::string& a = args[i];
       if (a.empty() || a[0] != '-') break;
+      if (a == "--np" || a.rfind("--np=", 0) == 0) {
+        std::string v = a == "--np" ? (i + 1 < args.size() ? args[++i] : "") : a.substr(5);
+        char* end = nullptr;
+        long n = std::strtol(v.c_str(), &end, 10);
+        if (v.empty() || *end || n < 1 || n > 4096) return usage("--np needs a number of processes (1 to 4096)");
+        ro.np = static_cast<int>(n);
+        continue;
+      }
       if (a == "--eager") ro.eager = true;
       else if (a == "--trace-report") ro.traceReport = true;
       else if (a == "--profile") ro.profile = true;
@@ -180,6 +189,10 @@ int mainImpl(int argc, char** argv) {
       }
     }
     if (i >= args.size()) return usage("'run' needs a FILE");
+    for (size_t k = cmd == "run" ? 1 : 0; k < i; ++k) {  // the options each process of --np gets
+      if (args[k] == "--np") ++k;
+      else if (args[k].rfind("--np=", 0) != 0 && args[k] != "--") ro.forwarded.push_back(args[k]);
+    }
     ro.file = args[i];
     ro.scriptArgs.assign(args.begin() + static_cast<long>(i) + 1, args.end());
     ro.jsonDiagnostics = g.diagnostics == "json";

@@ -33,6 +33,7 @@ const BuiltinTable& table() {
     registerUiBuiltins(b);
     registerAutodiffBuiltins(b);
     registerCompositeBuiltins(b);
+    registerDistBuiltins(b);
     return b;
   }();
   return t;

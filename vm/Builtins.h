@@ -51,7 +51,8 @@ void registerTensorBuiltins(BuiltinTable& t);  // BuiltinsTensor.cpp: creation, 
 void registerIoBuiltins(BuiltinTable& t);      // BuiltinsIo.cpp: files and random numbers
 void registerUiBuiltins(BuiltinTable& t);      // BuiltinsUi.cpp: progress bars and plots
 void registerAutodiffBuiltins(BuiltinTable& t);  // BuiltinsAutodiff.cpp: tape, grad, value_and_grad
-void registerCompositeBuiltins(BuiltinTable& t);  // BuiltinsComposite.cpp: vm/Composite.h, argsort, cumsum, cumprod
+void registerCompositeBuiltins(BuiltinTable& t);
+void registerDistBuiltins(BuiltinTable& t);  // BuiltinsDist.cpp: the dist module's collectives (_dist_*)  // BuiltinsComposite.cpp: vm/Composite.h, argsort, cumsum, cumprod
 
 // load_model(path) (SPEC §12): the model value, made by the hook the `tdl` tool installs
 // (tools/ModelValue.cpp, which links the model loader and LLVM); without one (executables

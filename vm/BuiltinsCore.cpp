@@ -10,6 +10,7 @@
 #include "runtime/Error.h"
 #include "runtime/Reduce.h"
 #include "runtime/Print.h"
+#include "runtime/Dist.h"
 #include "vm/Builtins.h"
 #include "vm/ValueOps.h"
 #include "vm/Format.h"
@@ -21,10 +22,18 @@ namespace {
 
 Value print(Interpreter& vm, CallArgs& call) {
   std::string sep = " ", end = "\n";
+  bool allRanks = false;
   for (int k = 0; k < call.numKw(); ++k) {
     const std::string& name = (*call.kwNames)[static_cast<size_t>(k)];
     const Value& v = call.args[call.numPos() + k];
-    if (name != "sep" && name != "end") throw rt::Error(fmt::format("print() has no parameter named '{}'", name));
+    if (name == "all_ranks") {
+      if (!v.isScalar() || v.dtype() != DType::Bool)
+        throw rt::Error(fmt::format("print(): 'all_ranks' must be true or false, got {}", typeText(v)));
+      allRanks = v.asInt() != 0;
+      continue;
+    }
+    if (name != "sep" && name != "end")
+      throw rt::Error(fmt::format("print() has no parameter named '{}'", name));
     if (!v.isStr()) throw rt::Error(fmt::format("print(): '{}' must be a string, got {}", name, typeText(v)));
     (name == "sep" ? sep : end) = v.as<StrObj>()->s;
   }
@@ -34,6 +43,7 @@ Value print(Interpreter& vm, CallArgs& call) {
     out += str(call.args[i]);
   }
   out += end;
+  if (!rt::dist::prints_here(allRanks)) return Value();  // rank 0 prints (SPEC §12)
   rt::write_output(out, vm.out());
   return Value();
 }

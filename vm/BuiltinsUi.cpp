@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "frontend/Doc.h"
+#include "runtime/Dist.h"
 #include "runtime/Error.h"
 #include "runtime/Io.h"
 #include "runtime/Print.h"
@@ -78,6 +79,7 @@ struct ProgressObj : NativeObj {
   }
 
   void report(bool last) {
+    if (!rt::dist::prints_here(false)) return;  // rank 0's bar only (SPEC §12)
     double t = elapsed();
     if (tty) {
       if (!last && lastDraw >= 0 && t - lastDraw < kRedrawSeconds) return;
@@ -242,6 +244,7 @@ Value plotFn(Interpreter&, CallArgs& call) {
                        kTop + ph / 2, kTop + ph / 2, esc(ylabel));
   svg += "</svg>\n";
   const std::string& path = pathV.as<StrObj>()->s;
+  if (!rt::dist::prints_here(false)) return Value();  // rank 0 writes the plot (SPEC §12)
   try {
     rt::write_file_atomic(path, svg);
   } catch (const rt::Error& e) {

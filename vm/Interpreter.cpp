@@ -350,6 +350,18 @@ Loc Interpreter::currentLoc() const {
   return f.proto->chunk.locs[at];
 }
 
+Loc Interpreter::callerLoc() const {
+  if (frames_.empty()) return Loc();
+  int module = frames_.back().proto->module;
+  for (size_t i = frames_.size(); i-- > 0;) {
+    const Frame& f = frames_[i];
+    if (f.proto->module == module) continue;
+    size_t at = static_cast<size_t>(f.ip - f.proto->chunk.code.data()) - 1;
+    return f.proto->chunk.locs[at];
+  }
+  return currentLoc();
+}
+
 void Interpreter::rethrowWithTrace(const std::string& msg, const Loc* loc) {
   const Frame& f = frames_.back();
   size_t at = static_cast<size_t>(f.ip - f.proto->chunk.code.data()) - 1;

@@ -86,6 +86,9 @@ class Interpreter {
   void setGlobal(int module, int slot, Value v) { globals_.at(static_cast<size_t>(module)).at(static_cast<size_t>(slot)) = std::move(v); }
   const std::vector<std::unique_ptr<Module>>& modules() const { return *modules_; }
   Loc currentLoc() const;
+  // The position in the innermost running frame of another module than the current one's:
+  // where a script called the standard module fn that is running (dist.allreduce's line).
+  Loc callerLoc() const;
 
  private:
   struct Frame {

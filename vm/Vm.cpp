@@ -62,6 +62,7 @@ std::string builtinSignatures(bool json) {
   for (int id = 0; id < kNumBuiltins; ++id) {
     DType dt;
     if (builtinIsDType(id, dt)) continue;  // bool, i32, ...: values, not functions
+    if (builtinName(id)[0] == '_') continue;  // internal: under a standard module (dist)
     const BuiltinParams* p = builtinParams(vm, id);
     static const std::set<std::string> withGrad = [] {
       std::set<std::string> g;

@@ -468,6 +468,7 @@ class Server {
 #undef BUILTIN
     };
     for (const char* b : builtins) {
+      if (b[0] == '_') continue;  // internal (the dist module's)
       if (const DocEntry* e = builtinDoc(b)) add(b, kItemFunction, e->signature, e->text);
       else add(b, kItemFunction, "builtin");
     }

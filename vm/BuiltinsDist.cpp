@@ -1,0 +1,125 @@
+// The builtins under the `dist` standard module (stdlib/dist.tdl, SPEC §12): data
+// parallelism over MPI through runtime/Dist.h. Internal names (a leading underscore: not
+// listed by `tdl builtins`, the reference or editors); scripts call dist.allreduce etc.
+// A collective takes a tensor or a tree (records, tuples, lists, dicts) of them: the whole
+// tree goes as one call, packed into large messages.
+#include <fmt/format.h>
+
+#include "runtime/Dist.h"
+#include "vm/Builtins.h"
+#include "vm/Interpreter.h"
+
+namespace tdl::vm {
+
+namespace {
+
+std::string where(Interpreter& vm) {
+  Loc l = vm.callerLoc();
+  if (!l.valid() || l.file >= vm.sources().size()) return "?";
+  return fmt::format("{}:{}:{}", vm.sources().file(l.file).path, l.line, l.col);
+}
+
+// The tensor leaves of a tree (numbers become tensors of their dtype) and how to put
+// results back in their places.
+void leaves(const Value& v, std::vector<rt::Tensor>& out, const char* fn) {
+  switch (v.tag()) {
+    case Tag::Record:
+      for (auto& x : v.as<RecordObj>()->vals) leaves(x, out, fn);
+      return;
+    case Tag::Dict:
+      for (auto& x : v.as<DictObj>()->vals) leaves(x, out, fn);
+      return;
+    case Tag::Tuple:
+    case Tag::List:
+      for (auto& x : v.as<SeqObj>()->items) leaves(x, out, fn);
+      return;
+    case Tag::Tensor:
+    case Tag::Scalar:
+      out.push_back(toTensor(strong(v)));
+      return;
+    default:
+      throw rt::Error(fmt::format("dist.{}: takes tensors or trees of them, found {}", fn, typeText(v)));
+  }
+}
+
+Value rebuild(const Value& v, const std::vector<rt::Tensor>& xs, size_t& k) {
+  switch (v.tag()) {
+    case Tag::Record: {
+      std::vector<Value> vals;
+      for (auto& x : v.as<RecordObj>()->vals) vals.push_back(rebuild(x, xs, k));
+      return makeRecord(v.as<RecordObj>()->names, std::move(vals));
+    }
+    case Tag::Dict: {
+      std::vector<Value> vals;
+      for (auto& x : v.as<DictObj>()->vals) vals.push_back(rebuild(x, xs, k));
+      return makeDict(v.as<DictObj>()->keys, std::move(vals));
+    }
+    case Tag::Tuple:
+    case Tag::List: {
+      std::vector<Value> items;
+      for (auto& x : v.as<SeqObj>()->items) items.push_back(rebuild(x, xs, k));
+      return Value::object(v.tag(), new SeqObj(std::move(items)));
+    }
+    default: return fromTensor(xs[k++]);
+  }
+}
+
+Value rank(Interpreter&, CallArgs& call) {
+  Args a("dist.rank", call, {}, 0);
+  return fromTensor(rt::Tensor::scalar(static_cast<int64_t>(rt::dist::rank())));
+}
+
+Value size(Interpreter&, CallArgs& call) {
+  Args a("dist.size", call, {}, 0);
+  return fromTensor(rt::Tensor::scalar(static_cast<int64_t>(rt::dist::size())));
+}
+
+Value allreduce(Interpreter& vm, CallArgs& call) {
+  Args a("dist.allreduce", call, {"t", "op"}, 1);
+  std::string op = a.has(1) ? a.string(1) : "sum";
+  rt::dist::ReduceOp o;
+  if (op == "sum") o = rt::dist::ReduceOp::Sum;
+  else if (op == "mean") o = rt::dist::ReduceOp::Mean;
+  else if (op == "max") o = rt::dist::ReduceOp::Max;
+  else if (op == "min") o = rt::dist::ReduceOp::Min;
+  else a.fail(fmt::format("'op' must be \"sum\", \"mean\", \"max\" or \"min\", got \"{}\"", op));
+  std::vector<rt::Tensor> xs;
+  leaves(a[0], xs, "allreduce");
+  rt::dist::allreduce(xs, o, where(vm));
+  size_t k = 0;
+  return rebuild(a[0], xs, k);
+}
+
+Value broadcast(Interpreter& vm, CallArgs& call) {
+  Args a("dist.broadcast", call, {"t", "root"}, 1);
+  int64_t root = a.integerOr(1, 0);
+  std::vector<rt::Tensor> xs;
+  leaves(a[0], xs, "broadcast");
+  rt::dist::broadcast(xs, static_cast<int>(root), where(vm));
+  size_t k = 0;
+  return rebuild(a[0], xs, k);
+}
+
+Value allgather(Interpreter& vm, CallArgs& call) {
+  Args a("dist.allgather", call, {"x"}, 1);
+  return fromTensor(rt::dist::allgather(a.tensor(0), where(vm)));
+}
+
+Value barrier(Interpreter& vm, CallArgs& call) {
+  Args a("dist.barrier", call, {}, 0);
+  rt::dist::barrier(where(vm));
+  return Value();
+}
+
+}  // namespace
+
+void registerDistBuiltins(BuiltinTable& t) {
+  t.add("_dist_rank", rank);
+  t.add("_dist_size", size);
+  t.add("_dist_allreduce", allreduce);
+  t.add("_dist_broadcast", broadcast);
+  t.add("_dist_allgather", allgather);
+  t.add("_dist_barrier", barrier);
+}
+
+}  // namespace tdl::vm
