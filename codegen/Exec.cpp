@@ -79,6 +79,29 @@ void runOp(ExecCtx& c, const OpEntry& e) {
       rt::write_output(s, stdout);
       return;
     }
+    case ir::OpKind::CallRuntime: {  // the dist module's collectives (graph/BuiltinsDist.cpp)
+      const std::string& callee = op.str_attr("callee");
+      const std::string& where = op.str_attr("where");
+      if (callee == "dist_allreduce") {
+        const std::string& o = op.str_attr("op");
+        auto kind = o == "mean" ? rt::dist::ReduceOp::Mean
+                    : o == "max" ? rt::dist::ReduceOp::Max
+                    : o == "min" ? rt::dist::ReduceOp::Min
+                                 : rt::dist::ReduceOp::Sum;
+        rt::dist::allreduce(in, kind, where);
+        out = std::move(in);
+      } else if (callee == "dist_broadcast") {
+        rt::dist::broadcast(in, static_cast<int>(op.int_attr("root")), where);
+        out = std::move(in);
+      } else if (callee == "dist_allgather") {
+        out.push_back(rt::dist::allgather(in[0], where));
+      } else if (callee == "dist_barrier") {
+        rt::dist::barrier(where);
+      } else {
+        throw rt::Error(fmt::format("internal: unknown runtime function '{}'", callee));
+      }
+      break;
+    }
     case ir::OpKind::Assert:
       if (!in[0].scalar_as_bool()) {
         if (in.size() == 1) throw rt::Error(op.str_attr("message"));

@@ -45,6 +45,8 @@ auto Tracer::builtin(int id, std::vector<TV>& args, const std::vector<std::strin
 auto Tracer::builtinTable() -> std::vector<Handler> {
   std::vector<Handler> t(static_cast<size_t>(kNumBuiltins), nullptr);
   t[static_cast<size_t>(builtinId("tape"))] = &Tracer::bi_tape;
+  for (const char* n : {"_dist_allreduce", "_dist_broadcast", "_dist_allgather", "_dist_barrier"})
+    t[static_cast<size_t>(builtinId(n))] = &Tracer::bi_dist;
   t[static_cast<size_t>(builtinId("grad"))] = &Tracer::bi_grad;
   t[static_cast<size_t>(builtinId("value_and_grad"))] = &Tracer::bi_grad;
 #define TDL_UNARY_BUILTIN(e, n, ...) t[static_cast<size_t>(builtinId(#n))] = &Tracer::bi_unaryOp;

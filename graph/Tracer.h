@@ -480,6 +480,7 @@ class Tracer {
   using Handler = TV (Tracer::*)(BuiltinCall&);
   static std::vector<Handler> builtinTable();
   TV bi_tape(BuiltinCall& bc);
+  TV bi_dist(BuiltinCall& bc);  // BuiltinsDist.cpp: _dist_allreduce, _broadcast, _allgather, _barrier
   TV bi_grad(BuiltinCall& bc);
   TV bi_unaryOp(BuiltinCall& bc);
   TV bi_binaryOp(BuiltinCall& bc);

@@ -64,6 +64,17 @@ Value rebuild(const Value& v, const std::vector<rt::Tensor>& xs, size_t& k) {
   }
 }
 
+// A collective's errors (a mismatch, a timeout) are reported at the script's line that
+// called the dist fn, not inside the standard module.
+template <class F>
+auto atCaller(Interpreter& vm, F f) {
+  try {
+    return f();
+  } catch (const rt::Error& e) {
+    throw ScriptError(vm.callerLoc(), e.what());
+  }
+}
+
 Value rank(Interpreter&, CallArgs& call) {
   Args a("dist.rank", call, {}, 0);
   return fromTensor(rt::Tensor::scalar(static_cast<int64_t>(rt::dist::rank())));
@@ -85,7 +96,7 @@ Value allreduce(Interpreter& vm, CallArgs& call) {
   else a.fail(fmt::format("'op' must be \"sum\", \"mean\", \"max\" or \"min\", got \"{}\"", op));
   std::vector<rt::Tensor> xs;
   leaves(a[0], xs, "allreduce");
-  rt::dist::allreduce(xs, o, where(vm));
+  atCaller(vm, [&] { rt::dist::allreduce(xs, o, where(vm)); return 0; });
   size_t k = 0;
   return rebuild(a[0], xs, k);
 }
@@ -95,19 +106,20 @@ Value broadcast(Interpreter& vm, CallArgs& call) {
   int64_t root = a.integerOr(1, 0);
   std::vector<rt::Tensor> xs;
   leaves(a[0], xs, "broadcast");
-  rt::dist::broadcast(xs, static_cast<int>(root), where(vm));
+  atCaller(vm, [&] { rt::dist::broadcast(xs, static_cast<int>(root), where(vm)); return 0; });
   size_t k = 0;
   return rebuild(a[0], xs, k);
 }
 
 Value allgather(Interpreter& vm, CallArgs& call) {
   Args a("dist.allgather", call, {"x"}, 1);
-  return fromTensor(rt::dist::allgather(a.tensor(0), where(vm)));
+  rt::Tensor x = a.tensor(0);
+  return fromTensor(atCaller(vm, [&] { return rt::dist::allgather(x, where(vm)); }));
 }
 
 Value barrier(Interpreter& vm, CallArgs& call) {
   Args a("dist.barrier", call, {}, 0);
-  rt::dist::barrier(where(vm));
+  atCaller(vm, [&] { rt::dist::barrier(where(vm)); return 0; });
   return Value();
 }
 

@@ -8,6 +8,7 @@ are stopped), and the data-parallel digits example.
 Usage: test_dist.py --tdl build/tdl
 """
 import argparse
+import json
 import os
 import re
 import shutil
@@ -39,6 +40,52 @@ def run(cmd, timeout=180, **env):
 
 def lines(text):
     return [ln for ln in text.splitlines() if ln.strip()]
+
+
+def expected(n):
+    """NumPy's reductions of the ranks' inputs of collectives.tdl."""
+    import numpy as np
+    a32 = [((np.arange(6) * (r + 1) + r).astype(np.float32) / np.float32(4)).reshape(2, 3) for r in range(n)]
+    a64 = [((np.arange(6) * (r + 2) - r).astype(np.float64) / 3.0).reshape(2, 3) for r in range(n)]
+    ai = [(np.arange(6) * (r + 1) - r * 7).reshape(2, 3) for r in range(n)]
+    rows = [np.full((r + 1, 2), r * 10, np.float32) for r in range(n)]
+    red = {"sum": np.sum, "max": np.max, "min": np.min}
+    out = {}
+    for op, f in red.items():
+        out[f"allreduce {op} f32"] = f(np.stack(a32), axis=0)
+        out[f"allreduce {op} f64"] = f(np.stack(a64), axis=0)
+        out[f"allreduce {op} i64"] = f(np.stack(ai), axis=0)
+    out["allreduce mean f32"] = np.sum(np.stack(a32), axis=0) / n
+    out["allreduce mean f64"] = np.sum(np.stack(a64), axis=0) / n
+    out["record a"] = out["allreduce sum f32"]
+    out["record b0"] = out["allreduce sum i64"]
+    out["record b1"] = out["allreduce sum f64"]
+    out["empty"] = np.zeros((0, 3))
+    out["broadcast f32"] = a32[n - 1]
+    out["broadcast i64"] = ai[0]
+    out["allgather f32"] = np.concatenate(rows)
+    out["allgather i64"] = np.concatenate(ai)
+    return {k: np.asarray(v).ravel() for k, v in out.items()}
+
+
+def compare(out, n, modes):
+    """Every result line of collectives.tdl against NumPy's; a list of problems."""
+    import numpy as np
+    want = expected(n)
+    got = {}
+    for ln in out.splitlines():
+        m = re.match(r"(eager|graph) (.+?) (\[.*\])$", ln)
+        if m:
+            got[(m.group(1), m.group(2))] = np.array(json.loads(m.group(3)), dtype=float)
+    problems = []
+    for mode in modes:
+        for k, v in want.items():
+            g = got.get((mode, k))
+            if g is None:
+                problems.append(f"{mode} {k}: missing")
+            elif g.shape != v.shape or not np.allclose(g, v, rtol=1e-6, atol=1e-6):
+                problems.append(f"{mode} {k}: {g.tolist()} != {v.tolist()}")
+    return problems
 
 
 def main():
@@ -91,6 +138,14 @@ def main():
         check(ok, f"tdl run --np {n}: collectives, rank-0 printing, all_ranks ({secs:.1f} s) {ls if not ok else ''} "
                   f"{err[-400:]}")
 
+    # Every collective against NumPy, eagerly and in graph fns, on 2 and 4 ranks (oversubscribed).
+    coll = os.path.join(HERE, "collectives.tdl")
+    for n in (2, 4):
+        rc, out, err, secs = run([tdl, "run", "--np", str(n), coll])
+        problems = compare(out, n, ("eager", "graph")) if rc == 0 else [err[-400:]]
+        check(not problems, f"collectives on {n} ranks equal NumPy's (f32, f64, i64, empty, records; eager and graph fns; "
+                            f"{secs:.1f} s) {problems[:3]}")
+
     # A native executable under mpirun.
     tmp = tempfile.mkdtemp(prefix="tdl-dist-")
     try:
@@ -103,6 +158,17 @@ def main():
             rc, out, err, _ = run(["mpirun", "-np", "2", "--oversubscribe", exe], **env)
             check(rc == 0 and "size 2" in out and "sum [3.0, 3.0, 3.0]" in out,
                   f"a tdl build executable under mpirun -np 2 {err[-300:]}")
+        exe = os.path.join(tmp, "collectives")
+        rc, out, err, _ = run([tdl, "build", coll, "-o", exe])
+        if rc == 0:
+            env = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+                   "OMPI_MCA_btl_vader_single_copy_mechanism": "none"}
+            for n in (2, 4):
+                rc, out, err, _ = run(["mpirun", "-np", str(n), "--oversubscribe", exe], **env)
+                problems = compare(out, n, ("eager", "graph")) if rc == 0 else [err[-400:]]
+                check(not problems, f"the collectives as a tdl build executable under mpirun -np {n} {problems[:3]}")
+        else:
+            check(False, "tdl build of collectives.tdl " + err[-300:])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -122,6 +188,46 @@ def main():
     rc, out, err, secs = run([tdl, "run", "--np", "2", os.path.join(HERE, "failing_rank.tdl")], timeout=120)
     check(rc != 0 and rc != -1 and "failing_rank.tdl:3:" in err and secs < 60,
           f"a rank that fails stops the others ({secs:.1f} s): {err.strip()[:200]}")
+
+    # A rank killed mid-run (SIGKILL): every process ends, with an error, in under 30 s.
+    p = subprocess.Popen([tdl, "run", "--np", "2", os.path.join(HERE, "killed.tdl")], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, cwd=ROOT, env=dict(os.environ, TDL_CACHE_DIR="off"))
+    time.sleep(2.0)
+    ranks = subprocess.run(["pgrep", "-f", "^[^ ]*/tdl run -- .*killed.tdl"], capture_output=True, text=True).stdout.split()
+    t0 = time.time()
+    if ranks:
+        os.kill(int(ranks[-1]), 9)
+    try:
+        _, err = p.communicate(timeout=60)
+        ended = time.time() - t0
+    except subprocess.TimeoutExpired:
+        p.kill()
+        _, err = p.communicate()
+        ended = 999
+    left = subprocess.run(["pgrep", "-f", "^[^ ]*/tdl run -- .*killed.tdl"], capture_output=True, text=True).stdout.split()
+    check(len(ranks) == 2 and p.returncode != 0 and ended < 30 and not left,
+          f"a rank killed mid-run ends every process with an error in under 30 s ({ended:.1f} s, "
+          f"{len(ranks)} ranks, exit {p.returncode}): {err.strip()[-160:]}")
+
+    # Data-parallel SGD on 4 ranks (per-rank batch 8) against one process (batch 32): the same
+    # weights after each of 50 steps; the script asserts identical weights on every rank.
+    import numpy as np
+    one, four = tempfile.mkdtemp(prefix="tdl-sgd1-"), tempfile.mkdtemp(prefix="tdl-sgd4-")
+    try:
+        sgd = os.path.join(HERE, "sgd.tdl")
+        rc1, _, err1, _ = run([tdl, "run", sgd, one, "32"])
+        rc4, _, err4, secs = run([tdl, "run", "--np", "4", sgd, four, "32"])
+        worst, ok = 0.0, rc1 == 0 and rc4 == 0
+        for step in range(50) if ok else []:
+            for w in ("w1", "w2"):
+                a = np.load(os.path.join(one, f"{w}_{step}.npy"))
+                b = np.load(os.path.join(four, f"{w}_{step}.npy"))
+                worst = max(worst, float(np.max(np.abs(a - b)) / np.max(np.abs(a))))
+        check(ok and worst <= 1e-5, f"data-parallel SGD on 4 ranks = one process with 4x the batch, 50 steps "
+                                    f"(worst {worst:.2e} of the largest weight; {secs:.1f} s) {err1[-200:]} {err4[-300:]}")
+    finally:
+        shutil.rmtree(one, ignore_errors=True)
+        shutil.rmtree(four, ignore_errors=True)
 
     # Usage errors.
     rc, out, err, _ = run([tdl, "run", "--np", "0", basics])
