@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 
 #include "runtime/Error.h"
@@ -23,7 +24,7 @@ namespace {
 struct Mpi {
   int (*init)(int*, int*, char*, int) = nullptr;
   void (*finalize)() = nullptr;
-  int (*allreduce)(void*, int64_t, int, int, double, char*, int) = nullptr;
+  int (*allreduce)(const void*, void*, int64_t, int, int, double, char*, int) = nullptr;
   int (*bcast)(void*, int64_t, int, double, char*, int) = nullptr;
   int (*gatherCounts)(int64_t, int64_t*, double, char*, int) = nullptr;
   int (*allgatherv)(const void*, int64_t, void*, const int64_t*, int, double, char*, int) = nullptr;
@@ -138,7 +139,14 @@ constexpr size_t kRecord = 512;
 void agree(const std::string& kind, const std::string& what, const std::string& where) {
   State& s = state();
   ++s.seq;
-  if (!s.check || !s.loaded) return;
+  if (!s.loaded) return;
+  if (!s.check) {
+    // No check: still a point every rank must reach within the deadline, so that the
+    // blocking data movement after it never waits for a rank that is gone.
+    char err[512] = "";
+    if (s.mpi.barrier(s.timeout, err, sizeof err) != 0) throw Error(fmt::format("dist.{}: {}", kind, err));
+    return;
+  }
   std::string desc = fmt::format("{} (collective #{})", what, s.seq);
   uint64_t h = 1469598103934665603ull;
   for (unsigned char c : desc) h = (h ^ c) * 1099511628211ull;
@@ -234,24 +242,27 @@ void allreduce(std::vector<Tensor>& xs, ReduceOp op, const std::string& where) {
     DType dt = xs[i].dtype();
     size_t j = i, bytes = 0;
     while (j < xs.size() && xs[j].dtype() == dt && (j == i || bytes + xs[j].nbytes() <= kBucket)) bytes += xs[j++].nbytes();
-    if (j == i + 1) {
-      Tensor& x = xs[i];
-      x.ensure_unique();
-      if (s.mpi.allreduce(x.mutable_raw(), x.numel(), static_cast<int>(dt), opCode(op), s.timeout, err, sizeof err) != 0)
+    if (j == i + 1) {  // one tensor: from its buffer into a new one (no copy first)
+      Tensor out = Tensor::empty(dt, xs[i].shape());
+      if (out.numel() > 0 && s.mpi.allreduce(xs[i].raw(), out.mutable_raw(), out.numel(), static_cast<int>(dt), opCode(op),
+                                             s.timeout, err, sizeof err) != 0)
         fail(err);
+      xs[i] = std::move(out);
     } else {
-      std::vector<char> buf(bytes);
+      std::unique_ptr<char[]> buf(new char[bytes]);
       size_t at = 0;
       for (size_t k = i; k < j; ++k) {
-        std::memcpy(buf.data() + at, xs[k].raw(), xs[k].nbytes());
+        std::memcpy(buf.get() + at, xs[k].raw(), xs[k].nbytes());
         at += xs[k].nbytes();
       }
       int64_t count = static_cast<int64_t>(bytes / itemsize(dt));
-      if (s.mpi.allreduce(buf.data(), count, static_cast<int>(dt), opCode(op), s.timeout, err, sizeof err) != 0) fail(err);
+      if (count > 0 &&
+          s.mpi.allreduce(nullptr, buf.get(), count, static_cast<int>(dt), opCode(op), s.timeout, err, sizeof err) != 0)
+        fail(err);
       at = 0;
       for (size_t k = i; k < j; ++k) {
         Tensor t = Tensor::empty(dt, xs[k].shape());
-        std::memcpy(t.mutable_raw(), buf.data() + at, t.nbytes());
+        std::memcpy(t.mutable_raw(), buf.get() + at, t.nbytes());
         at += t.nbytes();
         xs[k] = std::move(t);
       }

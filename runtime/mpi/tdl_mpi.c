@@ -1,10 +1,14 @@
 /* libtdl_mpi.so: the only code of TDL compiled against MPI (OpenMPI from Debian). The
  * runtime (runtime/Dist.cpp) loads it with dlopen when the process was started by mpirun,
  * so that tdl, its executables and its libraries run without MPI everywhere else. Every
- * collective is MPI's own (MPI_Iallreduce, MPI_Ibcast, MPI_Iallgather(v), MPI_Ibarrier),
- * started non-blocking and waited for with a deadline: a rank that never joins (it exited,
- * or it is stuck elsewhere) is an error after `timeout` seconds instead of a hang.
+ * collective is MPI's own. The synchronizing ones (tdl_mpi_allgather_counts, _allgatherv,
+ * _barrier: the caller's agreement check or barrier before each collective) are started
+ * non-blocking and waited for with a deadline, so a rank that never joins (it exited, or it
+ * is stuck elsewhere) is an error after `timeout` seconds instead of a hang; once every rank
+ * has joined that, the data moves with the blocking MPI_Allreduce / MPI_Bcast, whose tuned
+ * algorithms are faster than their non-blocking forms (libnbc's).
  * Functions return 0, or 1 with a message in `err`. */
+#include <malloc.h>
 #include <mpi.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -75,6 +79,11 @@ static MPI_Op mpi_op(int op, int dtype) {
 
 TDL_API int tdl_mpi_init(int* rank, int* size, char* err, int errlen) {
   int inited = 0, provided = 0;
+  /* MPI's collectives malloc temporaries as large as the message. glibc serves those from
+   * fresh mmaps (every page a fault, 30x the reduction's time on a VM) until a large free
+   * raises its threshold, which TDL's buffer cache never does: keep them in the heap. */
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
   MPI_Initialized(&inited);
   if (!inited && MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
     snprintf(err, (size_t)errlen, "MPI_Init failed");
@@ -95,8 +104,9 @@ TDL_API void tdl_mpi_finalize(void) {
 
 TDL_API void tdl_mpi_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
 
-/* In place; `count` elements of `dtype`, in chunks below 2^31. */
-TDL_API int tdl_mpi_allreduce(void* buf, int64_t count, int dtype, int op, double timeout, char* err, int errlen) {
+/* `count` elements of `dtype` from `in` (NULL: in place) into `out`, in chunks below 2^31. */
+TDL_API int tdl_mpi_allreduce(const void* in, void* buf, int64_t count, int dtype, int op, double timeout, char* err,
+                              int errlen) {
   MPI_Datatype t = mpi_type(dtype);
   if (t == MPI_DATATYPE_NULL) {
     snprintf(err, (size_t)errlen, "allreduce: bad dtype %d", dtype);
@@ -107,12 +117,12 @@ TDL_API int tdl_mpi_allreduce(void* buf, int64_t count, int dtype, int op, doubl
   const int64_t chunk = (int64_t)1 << 30;
   for (int64_t at = 0; at < count; at += chunk) {
     int n = (int)(count - at < chunk ? count - at : chunk);
-    MPI_Request req;
-    if (MPI_Iallreduce(MPI_IN_PLACE, (char*)buf + at * item, n, t, mpi_op(op, dtype), MPI_COMM_WORLD, &req) != MPI_SUCCESS) {
-      snprintf(err, (size_t)errlen, "allreduce: MPI_Iallreduce failed");
+    const void* src = in ? (const void*)((const char*)in + at * item) : MPI_IN_PLACE;
+    (void)timeout;
+    if (MPI_Allreduce(src, (char*)buf + at * item, n, t, mpi_op(op, dtype), MPI_COMM_WORLD) != MPI_SUCCESS) {
+      snprintf(err, (size_t)errlen, "allreduce: MPI_Allreduce failed");
       return 1;
     }
-    if (wait_for(&req, timeout, "allreduce", err, errlen)) return 1;
   }
   return 0;
 }
@@ -121,12 +131,11 @@ TDL_API int tdl_mpi_bcast(void* buf, int64_t bytes, int root, double timeout, ch
   const int64_t chunk = (int64_t)1 << 30;
   for (int64_t at = 0; at < bytes; at += chunk) {
     int n = (int)(bytes - at < chunk ? bytes - at : chunk);
-    MPI_Request req;
-    if (MPI_Ibcast((char*)buf + at, n, MPI_BYTE, root, MPI_COMM_WORLD, &req) != MPI_SUCCESS) {
-      snprintf(err, (size_t)errlen, "broadcast: MPI_Ibcast failed");
+    (void)timeout;
+    if (MPI_Bcast((char*)buf + at, n, MPI_BYTE, root, MPI_COMM_WORLD) != MPI_SUCCESS) {
+      snprintf(err, (size_t)errlen, "broadcast: MPI_Bcast failed");
       return 1;
     }
-    if (wait_for(&req, timeout, "broadcast", err, errlen)) return 1;
   }
   return 0;
 }
