@@ -16,7 +16,8 @@ import sys
 NUM = re.compile(r"-?(?:\d+\.\d*(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|\.\d+(?:[eE][-+]?\d+)?|nan|inf)")
 RTOL = 1e-5
 # diagnostics/ holds must-fail `tdl check` inputs, some failing only when compiled (recursion).
-SKIP_DIRS = {"fuzz", "corpus", "corpus-run-frontend", "diagnostics"}
+# dist: scripts for several ranks, run under mpirun by tests/dist/test_dist.py.
+SKIP_DIRS = {"fuzz", "corpus", "corpus-run-frontend", "diagnostics", "dist"}
 
 
 def same_text(a, b):

@@ -5,8 +5,11 @@
 // tree goes as one call, packed into large messages.
 #include <fmt/format.h>
 
+#include <functional>
+
 #include "runtime/Dist.h"
 #include "vm/Builtins.h"
+#include "vm/autodiff/Tape.h"
 #include "vm/Interpreter.h"
 
 namespace tdl::vm {
@@ -21,46 +24,54 @@ std::string where(Interpreter& vm) {
 
 // The tensor leaves of a tree (numbers become tensors of their dtype) and how to put
 // results back in their places.
-void leaves(const Value& v, std::vector<rt::Tensor>& out, const char* fn) {
+void leaves(const Value& v, std::vector<rt::Tensor>& out, const char* fn, std::vector<Value>* values = nullptr) {
   switch (v.tag()) {
     case Tag::Record:
-      for (auto& x : v.as<RecordObj>()->vals) leaves(x, out, fn);
+      for (auto& x : v.as<RecordObj>()->vals) leaves(x, out, fn, values);
       return;
     case Tag::Dict:
-      for (auto& x : v.as<DictObj>()->vals) leaves(x, out, fn);
+      for (auto& x : v.as<DictObj>()->vals) leaves(x, out, fn, values);
       return;
     case Tag::Tuple:
     case Tag::List:
-      for (auto& x : v.as<SeqObj>()->items) leaves(x, out, fn);
+      for (auto& x : v.as<SeqObj>()->items) leaves(x, out, fn, values);
       return;
     case Tag::Tensor:
     case Tag::Scalar:
       out.push_back(toTensor(strong(v)));
+      if (values) values->push_back(v);
       return;
     default:
       throw rt::Error(fmt::format("dist.{}: takes tensors or trees of them, found {}", fn, typeText(v)));
   }
 }
 
-Value rebuild(const Value& v, const std::vector<rt::Tensor>& xs, size_t& k) {
+// `record`: called with each new leaf and its index (the tapes' hook).
+Value rebuild(const Value& v, const std::vector<rt::Tensor>& xs, size_t& k,
+              const std::function<void(Value&, size_t)>& record = nullptr) {
   switch (v.tag()) {
     case Tag::Record: {
       std::vector<Value> vals;
-      for (auto& x : v.as<RecordObj>()->vals) vals.push_back(rebuild(x, xs, k));
+      for (auto& x : v.as<RecordObj>()->vals) vals.push_back(rebuild(x, xs, k, record));
       return makeRecord(v.as<RecordObj>()->names, std::move(vals));
     }
     case Tag::Dict: {
       std::vector<Value> vals;
-      for (auto& x : v.as<DictObj>()->vals) vals.push_back(rebuild(x, xs, k));
+      for (auto& x : v.as<DictObj>()->vals) vals.push_back(rebuild(x, xs, k, record));
       return makeDict(v.as<DictObj>()->keys, std::move(vals));
     }
     case Tag::Tuple:
     case Tag::List: {
       std::vector<Value> items;
-      for (auto& x : v.as<SeqObj>()->items) items.push_back(rebuild(x, xs, k));
+      for (auto& x : v.as<SeqObj>()->items) items.push_back(rebuild(x, xs, k, record));
       return Value::object(v.tag(), new SeqObj(std::move(items)));
     }
-    default: return fromTensor(xs[k++]);
+    default: {
+      Value r = fromTensor(xs[k]);
+      if (record) record(r, k);
+      ++k;
+      return r;
+    }
   }
 }
 
@@ -95,10 +106,19 @@ Value allreduce(Interpreter& vm, CallArgs& call) {
   else if (op == "min") o = rt::dist::ReduceOp::Min;
   else a.fail(fmt::format("'op' must be \"sum\", \"mean\", \"max\" or \"min\", got \"{}\"", op));
   std::vector<rt::Tensor> xs;
-  leaves(a[0], xs, "allreduce");
+  std::vector<Value> inputs;
+  leaves(a[0], xs, "allreduce", &inputs);
   atCaller(vm, [&] { rt::dist::allreduce(xs, o, where(vm)); return 0; });
   size_t k = 0;
-  return rebuild(a[0], xs, k);
+  // On a tape, each result's gradient flows back through an allreduce of the same op.
+  return rebuild(a[0], xs, k, [&](Value& r, size_t i) {
+    if (!ad::wants(r, {&inputs[i]})) return;
+    ad::Node n;
+    n.op = ad::GradOp::AllReduce;
+    n.in = {inputs[i]};
+    n.ints = {static_cast<int64_t>(o)};
+    ad::record(r, std::move(n));
+  });
 }
 
 Value broadcast(Interpreter& vm, CallArgs& call) {

@@ -513,6 +513,33 @@ class Grad {
     }
   }
 
+  // The dist module's collectives (graph/BuiltinsDist.cpp): allreduce's adjoint is an
+  // allreduce of the results' adjoints with the same op (sum or mean), in one call over all
+  // of them; the others carry no gradient yet (their operands are not differentiable).
+  void runtimeRule(Op& op, Adj& adj) {
+    const std::string& callee = op.str_attr("callee");
+    bool wanted = false;
+    for (size_t i = 0; i < op.num_operands(); ++i) wanted = wanted || want(op.operand(i));
+    if (!wanted) return;
+    if (callee != "dist_allreduce")
+      throw ShapeError(fmt::format("{} has no gradient yet: take it outside the tape, or use allreduce",
+                                   callee == "dist_broadcast" ? "dist.broadcast" : "dist.allgather"));
+    const std::string& kind = op.str_attr("op");
+    if (kind != "sum" && kind != "mean")
+      throw ShapeError(fmt::format("dist.allreduce(op=\"{}\") has no gradient (sum and mean have)", kind));
+    std::vector<Value*> gs;
+    std::vector<TensorType> types;
+    for (size_t i = 0; i < op.num_results(); ++i) {
+      Value* r = op.result(i);
+      auto it = adj.find(r);
+      gs.push_back(it != adj.end() ? it->second : zeros(r->type));
+      types.push_back(gs.back()->type);
+    }
+    Op& back = b_.create(OpKind::CallRuntime, gs, types, op.attrs);
+    for (size_t i = 0; i < op.num_operands(); ++i)
+      if (want(op.operand(i))) acc(adj, op.operand(i), back.result(static_cast<unsigned>(i)));
+  }
+
   // Whether op's regions push on a stack whose pops got adjoints (second order).
   bool pushesAdjoint(Op& op) {
     bool found = false;
@@ -545,6 +572,7 @@ class Grad {
     if (op.kind() == OpKind::StackPush) return pushRule(op, adj);
     if (op.kind() == OpKind::Cond) return condRule(op, adj);
     if (op.kind() == OpKind::While) return whileRule(op, adj);
+    if (op.kind() == OpKind::CallRuntime) return runtimeRule(op, adj);
     Value* res = op.num_results() ? op.result(0) : nullptr;
     if (!res || !isFloat(res)) return;
     Value* g = adj.at(res);

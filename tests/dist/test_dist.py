@@ -146,6 +146,17 @@ def main():
         check(not problems, f"collectives on {n} ranks equal NumPy's (f32, f64, i64, empty, records; eager and graph fns; "
                             f"{secs:.1f} s) {problems[:3]}")
 
+    # Gradients through allreduce (its adjoint is an allreduce of the same op), eager and graph.
+    g = os.path.join(HERE, "grads.tdl")
+    rc, out, err, _ = run([tdl, "run", g])
+    want1 = {f"rank 0 {m} sum [2.0, 4.0, 6.0] mean [2.0, 4.0, 6.0]" for m in ("eager", "graph")}
+    check(rc == 0 and set(lines(out)) == want1, f"gradients through allreduce alone {out} {err[-300:]}")
+    rc, out, err, _ = run([tdl, "run", "--np", "2", g])
+    want2 = {f"rank {r} {m} sum [{4.0 * (r + 1)}, {8.0 * (r + 1)}, {12.0 * (r + 1)}] mean "
+             f"[{2.0 * (r + 1)}, {4.0 * (r + 1)}, {6.0 * (r + 1)}]" for r in range(2) for m in ("eager", "graph")}
+    check(rc == 0 and set(lines(out)) == want2, f"gradients through allreduce on 2 ranks (sum: N times, mean: once) "
+                                                f"{sorted(set(lines(out)) ^ want2)} {err[-300:]}")
+
     # A native executable under mpirun.
     tmp = tempfile.mkdtemp(prefix="tdl-dist-")
     try:

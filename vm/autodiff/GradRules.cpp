@@ -6,6 +6,7 @@
 
 #include "runtime/Adjoint.h"
 #include "runtime/Create.h"
+#include "runtime/Dist.h"
 #include "runtime/Error.h"
 #include "runtime/OpMath.h"
 #include "runtime/ShapeOps.h"
@@ -203,6 +204,14 @@ void ruleScan(const Node& n, const Value& g, const Want&, Grads& gin) {
 void ruleReshape(const Node& n, const Value& g, const Want&, Grads& gin) {
   EagerAdjoint m;
   gin[0] = adjoint::reshape(m, g, in0(n));
+}
+
+void ruleAllReduce(const Node& n, const Value& g, const Want&, Grads& gin) {
+  if (n.ints[0] >= 2)
+    throw rt::Error(fmt::format("dist.allreduce(op=\"{}\") has no gradient (sum and mean have)", n.ints[0] == 2 ? "max" : "min"));
+  std::vector<rt::Tensor> xs{toTensor(strong(g))};
+  rt::dist::allreduce(xs, n.ints[0] == 1 ? rt::dist::ReduceOp::Mean : rt::dist::ReduceOp::Sum, "the backward pass");
+  gin[0] = fromTensor(std::move(xs[0]));
 }
 
 void ruleTranspose(const Node& n, const Value& g, const Want&, Grads& gin) {
