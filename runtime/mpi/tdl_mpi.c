@@ -81,9 +81,11 @@ TDL_API int tdl_mpi_init(int* rank, int* size, char* err, int errlen) {
   int inited = 0, provided = 0;
   /* MPI's collectives malloc temporaries as large as the message. glibc serves those from
    * fresh mmaps (every page a fault, 30x the reduction's time on a VM) until a large free
-   * raises its threshold, which TDL's buffer cache never does: keep them in the heap. */
+   * raises its threshold, which TDL's buffer cache never does: keep them in the heap, and
+   * let the heap grow and shrink in large steps. */
   mallopt(M_MMAP_THRESHOLD, 256 << 20);
   mallopt(M_TRIM_THRESHOLD, 512 << 20);
+  mallopt(M_TOP_PAD, 64 << 20);
   MPI_Initialized(&inited);
   if (!inited && MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
     snprintf(err, (size_t)errlen, "MPI_Init failed");
