@@ -161,6 +161,8 @@ class Printer {
 
 }  // namespace
 
+bool prints_inline(const rt::Tensor& t) { return t.numel() <= kMaxInlineElements || is_splat(t); }
+
 std::string attr_to_string(const Attribute& a) {
   return std::visit(
       [](const auto& v) -> std::string {

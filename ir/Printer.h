@@ -41,6 +41,9 @@ void print(std::ostream& os, const Function& f);
 std::string to_string(const Module& m);
 std::string to_string(const Function& f);
 std::string attr_to_string(const Attribute& a);
+// Whether a dense constant prints in the text itself (a short list or a splat), not as hex
+// bytes: what `tdl export` keeps in the IR instead of storing it as a weight.
+bool prints_inline(const rt::Tensor& t);
 // The name under which a dense constant is stored outside the text, or "" to print it inline.
 using WeightNamer = std::function<std::string(const rt::Tensor&)>;
 std::string to_string(const Function& f, const WeightNamer& weights);

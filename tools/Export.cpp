@@ -108,14 +108,6 @@ model::TensorSpec specOf(const std::string& name, const ir::TensorType& t) {
   return s;
 }
 
-bool isSplat(const rt::Tensor& t) {
-  size_t n = rt::itemsize(t.dtype());
-  const auto* p = static_cast<const unsigned char*>(t.raw());
-  for (int64_t i = 1; i < t.numel(); ++i)
-    if (std::memcmp(p, p + i * n, n) != 0) return false;
-  return true;
-}
-
 // Where a weight is first used: FILE:LINE:COL of the op that reads it, or "".
 std::string useSite(const SourceManager& sm, const Loc& loc) {
   if (!loc.valid() || loc.file >= sm.size()) return "";
@@ -224,7 +216,7 @@ int exportModel(const ExportOptions& o) {
         for (auto& [attr, v] : op.attrs) {
           if (!std::holds_alternative<rt::Tensor>(v)) continue;
           const rt::Tensor& t = std::get<rt::Tensor>(v);
-          if (t.numel() <= ir::kMaxInlineElements || isSplat(t) || weightOf.count(constKey(t))) continue;
+          if (ir::prints_inline(t) || weightOf.count(constKey(t))) continue;
           std::string wname;
           for (auto& w : data.weights)
             if (ir::tensor_equal(w.value, t)) wname = w.name;

@@ -1,6 +1,7 @@
 // The C API of exported models (tdl_model.h) over model/Model.h: the same loader and calls
 // as load_model and `tdl serve`.
 #include "tools/capi/tdl_model.h"
+#include "tools/capi/CTensor.h"
 
 #include <fmt/format.h>
 
@@ -96,46 +97,10 @@ TDL_API int tdl_model_call(const tdl_model* m, const char* fn, const tdl_tensor*
     return fail(fmt::format("{} has {} outputs, the call gives room for {}", s->name, s->outputs.size(), nOut));
   try {
     std::vector<tdl::rt::Tensor> xs;
-    for (int32_t i = 0; i < nIn; ++i) {
-      const tdl_tensor& t = inputs[i];
-      if (t.dtype < 0 || t.dtype > 4 || t.rank < 0 || t.rank > tdl::rt::kMaxRank || (t.rank > 0 && !t.shape))
-        return fail(fmt::format("input {} has a bad dtype or rank", i));
-      tdl::rt::Shape shape(t.shape, t.shape + t.rank);
-      for (int64_t d : shape)
-        if (d < 0) return fail(fmt::format("input {} has a negative size", i));
-      auto dt = static_cast<tdl::rt::DType>(t.dtype);
-      tdl::rt::Tensor x = tdl::rt::Tensor::empty(dt, shape);
-      if (x.nbytes() > 0) {
-        if (!t.data) return fail(fmt::format("input {} has no data", i));
-        std::memcpy(x.mutable_raw(), t.data, x.nbytes());
-        if (dt == tdl::rt::DType::Bool) {  // any nonzero byte is true, stored as 1
-          auto* b = static_cast<unsigned char*>(x.mutable_raw());
-          for (size_t k = 0; k < x.nbytes(); ++k) b[k] = b[k] != 0;
-        }
-      }
-      xs.push_back(std::move(x));
-    }
+    for (int32_t i = 0; i < nIn; ++i) xs.push_back(tdl::ctensor::fromC(inputs[i], fmt::format("input {}", i)));
     std::vector<tdl::rt::Tensor> out = m->m->call(static_cast<size_t>(m->m->find(fn)), xs);
     if (out.size() != static_cast<size_t>(nOut)) return fail("internal error: the model returned another number of outputs");
-    std::vector<tdl_tensor> made(static_cast<size_t>(nOut));
-    auto release = [&] {
-      for (auto& o : made) tdl_model_free_tensor(&o);
-    };
-    for (int32_t i = 0; i < nOut; ++i) {
-      const tdl::rt::Tensor& t = out[static_cast<size_t>(i)];
-      tdl_tensor& o = made[static_cast<size_t>(i)];
-      o.dtype = static_cast<int32_t>(t.dtype());
-      o.rank = static_cast<int32_t>(t.rank());
-      o.shape = static_cast<int64_t*>(std::malloc(sizeof(int64_t) * static_cast<size_t>(std::max<int64_t>(1, t.rank()))));
-      o.data = std::malloc(std::max<size_t>(1, t.nbytes()));
-      if (!o.shape || !o.data) {
-        release();
-        return fail(fmt::format("cannot allocate {} bytes for output {}", t.nbytes(), i));
-      }
-      for (int64_t d = 0; d < t.rank(); ++d) o.shape[d] = t.dim(d);
-      if (t.nbytes()) std::memcpy(o.data, t.raw(), t.nbytes());
-    }
-    for (int32_t i = 0; i < nOut; ++i) outputs[i] = made[static_cast<size_t>(i)];
+    tdl::ctensor::toC(out, outputs);
   } catch (const std::exception& e) {
     return fail(e.what());
   } catch (...) {
@@ -144,13 +109,6 @@ TDL_API int tdl_model_call(const tdl_model* m, const char* fn, const tdl_tensor*
   return 0;
 }
 
-TDL_API void tdl_model_free_tensor(tdl_tensor* t) {
-  if (!t) return;
-  std::free(t->data);
-  std::free(t->shape);
-  t->data = nullptr;
-  t->shape = nullptr;
-  t->rank = 0;
-}
+TDL_API void tdl_model_free_tensor(tdl_tensor* t) { tdl::ctensor::freeC(t); }
 
 }  // extern "C"

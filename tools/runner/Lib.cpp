@@ -12,20 +12,12 @@
 
 #include "frontend/Diagnostics.h"
 #include "runtime/Tensor.h"
+#include "tools/capi/CTensor.h"  // the C view of a tensor (the generated header declares the same struct)
 #include "tools/runner/Image.h"
 #include "vm/Compiler.h"
 #include "graph/GraphTracer.h"
 #include "vm/Interpreter.h"
 
-extern "C" {
-// The C view of a tensor (the generated header declares the same struct).
-struct tdl_tensor {
-  void* data;
-  int32_t dtype;  // rt::DType: 0 bool, 1 i32, 2 i64, 3 f32, 4 f64
-  int32_t rank;
-  int64_t* shape;
-};
-}
 
 namespace tdl::runner {
 namespace {
@@ -87,13 +79,6 @@ int init(int argc, char** argv) {
   return 0;
 }
 
-// Rebuilds argument `k` of the declared structure: leaves in order from `args`.
-int64_t elementCount(const tdl_tensor& t) {
-  int64_t n = 1;
-  for (int32_t i = 0; i < t.rank; ++i) n *= t.shape[i];
-  return n;
-}
-
 }  // namespace
 }  // namespace tdl::runner
 
@@ -110,14 +95,7 @@ int tdl_lib_init(int argc, char** argv) {
 
 const char* tdl_lib_last_error(void) { return runner::lastError.c_str(); }
 
-void tdl_lib_free(tdl_tensor* t) {
-  if (!t) return;
-  std::free(t->data);
-  std::free(t->shape);
-  t->data = nullptr;
-  t->shape = nullptr;
-  t->rank = 0;
-}
+void tdl_lib_free(tdl_tensor* t) { ctensor::freeC(t); }
 
 // Calls the graph fn in global slot `slot` of module `module`. `structure` describes each
 // parameter in flattening order: "t" a tensor leaf, "(" ... ")" a tuple, "{name:" ... "}"
@@ -138,15 +116,7 @@ int tdl_lib_call(int32_t module, int32_t slot, const char* structure, const tdl_
         ++p;
         if (next >= nargs) throw rt::Error("too few tensors for the parameters");
         const tdl_tensor& t = *args[next++];
-        if (t.dtype < 0 || t.dtype > 4 || t.rank < 0 || t.rank > rt::kMaxRank || (t.rank > 0 && !t.shape))
-          throw rt::Error(fmt::format("tensor argument {} has a bad dtype or rank", next - 1));
-        rt::Shape shape(t.shape, t.shape + t.rank);
-        auto dt = static_cast<rt::DType>(t.dtype);
-        rt::Tensor x = rt::Tensor::zeros(dt, shape);
-        int64_t n = runner::elementCount(t);
-        if (n > 0 && !t.data) throw rt::Error(fmt::format("tensor argument {} has no data", next - 1));
-        if (n > 0) std::memcpy(x.mutable_raw(), t.data, static_cast<size_t>(n) * rt::itemsize(dt));
-        return vm::fromTensor(std::move(x));
+        return vm::fromTensor(ctensor::fromC(t, fmt::format("tensor argument {}", next - 1)));
       }
       if (*p == '(') {
         ++p;
@@ -182,17 +152,7 @@ int tdl_lib_call(int32_t module, int32_t slot, const char* structure, const tdl_
     vm::flattenArgs({result}, leaves, weak, key);
     if (static_cast<int32_t>(leaves.size()) != nouts)
       throw rt::Error(fmt::format("the graph fn returned {} tensors, the header declares {}", leaves.size(), nouts));
-    for (int32_t i = 0; i < nouts; ++i) {
-      const rt::Tensor& t = leaves[static_cast<size_t>(i)];
-      tdl_tensor& o = outs[i];
-      o.dtype = static_cast<int32_t>(t.dtype());
-      o.rank = static_cast<int32_t>(t.rank());
-      o.shape = static_cast<int64_t*>(std::malloc(sizeof(int64_t) * static_cast<size_t>(std::max<int64_t>(1, t.rank()))));
-      for (int64_t d = 0; d < t.rank(); ++d) o.shape[d] = t.dim(d);
-      size_t bytes = t.nbytes();
-      o.data = std::malloc(std::max<size_t>(1, bytes));
-      if (bytes) std::memcpy(o.data, t.raw(), bytes);
-    }
+    ctensor::toC(leaves, outs);
   } catch (const ScriptError& e) {
     runner::lastError = runner::describe(s, e);
     return 1;
