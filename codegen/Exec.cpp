@@ -1,6 +1,7 @@
 // The runtime ABI of compiled graph fns (see Exec.h). Every entry point catches every
 // C++ exception and turns it into a status: nothing unwinds through JIT-compiled frames.
 #include "codegen/Exec.h"
+#include "runtime/Interrupt.h"
 
 #include "runtime/Matmul.h"
 #include "runtime/Profile.h"
@@ -476,6 +477,7 @@ std::vector<AbiSymbol> abiSymbols() {
           {"tdl_store_i64", reinterpret_cast<void*>(&tdl_store_i64)},
           {"tdl_store_f64", reinterpret_cast<void*>(&tdl_store_f64)},
           {"tdl_fail", reinterpret_cast<void*>(&tdl_fail)},
+          {"tdl_interrupt_requested", const_cast<int32_t*>(&tdl_interrupt_requested)},
           {"tdl_fused_alloc", reinterpret_cast<void*>(&tdl_fused_alloc)},
           {"tdl_data", reinterpret_cast<void*>(&tdl_data)},
           {"tdl_mutable_data", reinterpret_cast<void*>(&tdl_mutable_data)},

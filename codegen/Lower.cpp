@@ -26,6 +26,7 @@
 #include "codegen/ScalarEmit.h"
 #include "ir/Printer.h"
 #include "ir/Pass.h"
+#include "runtime/Interrupt.h"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
@@ -1425,6 +1426,21 @@ struct Lowering {
     return h;
   }
 
+  // A notebook's interrupt (runtime/Interrupt.h): the loop stops with "interrupted" at its
+  // line when the flag is set, and clears it.
+  void interruptTest(const ir::Op& op) {
+    auto* flagVar = mod.getOrInsertGlobal("tdl_interrupt_requested", b.getInt32Ty());
+    auto* flag = b.CreateLoad(b.getInt32Ty(), flagVar, /*isVolatile=*/true);
+    auto* stop = llvm::BasicBlock::Create(ctx, "interrupted", fn);
+    auto* next = llvm::BasicBlock::Create(ctx, "", fn);
+    b.CreateCondBr(b.CreateICmpNE(flag, i32(0)), stop, next);
+    b.SetInsertPoint(stop);
+    b.CreateStore(i32(0), flagVar, /*isVolatile=*/true);
+    b.CreateCall(failFn, {ctxArg, i32(errorEntry(op)), b.CreateGlobalStringPtr(rt::kInterruptedMessage)});
+    b.CreateBr(failBB);
+    b.SetInsertPoint(next);
+  }
+
   void lowerWhile(const ir::Op& op) {
     size_t n = op.num_results();
     std::vector<int> cs;
@@ -1496,6 +1512,7 @@ struct Lowering {
       moves.emplace_back(cs[i], t);
     }
     for (auto& [dst, t] : moves) transfer(dst, t, true);
+    if (!ir::is_counted_while(op)) interruptTest(op);
     b.CreateBr(headBB);
     b.SetInsertPoint(exitBB);
     for (int s : hoistedSlots) hoisted.erase(s);

@@ -27,6 +27,10 @@ std::unique_ptr<Pass> create_fusion_pass();
 std::unique_ptr<Pass> create_gemm_pass();
 std::unique_ptr<Pass> create_if_convert_pass();
 std::unique_ptr<Pass> create_loops_pass();
+// A while the loops pass counts: carried i64 i from a constant >= 0, `i < n` with n from
+// outside, i + 1 yielded; it runs at most n times (code generation leaves the interrupt
+// test out of such loops, which keeps them vectorizable: runtime/Interrupt.h).
+bool is_counted_while(const Op& w);
 // Whether an op may sit in the body of a `fused` op (codegen lowers each such op inline).
 bool is_fusable_scalar_op(const Op& op);
 // How an operand x of a fused op with result type r is read, viewing r as rows (all axes

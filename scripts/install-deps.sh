@@ -12,6 +12,7 @@ PKGS=(
   python3 python3-numpy
   libboost1.81-dev wrk
   openmpi-bin libopenmpi-dev
+  xeus-dev jupyter-client python3-ipykernel jupyter-nbconvert python3-nbclient python3-jupyter-kernel-test
   vim-nox emacs-nox
 )
 # Node.js and npm for the editor tests: Debian's packages unless a Node.js with

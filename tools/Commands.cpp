@@ -182,6 +182,8 @@ const char* kReplHelp = R"(Commands (a line that starts with ':'):
   :quit             ends the session (as exit() and Ctrl-D do)
 )";
 
+}  // namespace
+
 // A ':' command of the REPL; false when the session should end.
 bool replCommand(vm::ReplSession& session, const std::string& line, bool& keepGoing) {
   std::string cmd = line.substr(1), rest;
@@ -230,8 +232,6 @@ bool replCommand(vm::ReplSession& session, const std::string& line, bool& keepGo
   fmt::print(stderr, "error: unknown command ':{}' (:help lists them)\n", cmd);
   return true;
 }
-
-}  // namespace
 
 int runRepl() {
   bool interactive = isatty(0) != 0;

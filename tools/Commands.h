@@ -59,6 +59,18 @@ struct ServeOptions {
 };
 int serveModel(const ServeOptions& opts);
 int runRepl();
+// A line of the REPL that starts with ':' (:help, :type, :time, :quit), its output on
+// stdout/stderr; keepGoing false when it ends the session. Shared with the notebook kernel.
+namespace vm { class ReplSession; }
+bool replCommand(vm::ReplSession& session, const std::string& line, bool& keepGoing);
+// tdl jupyter (tools/jupyter/Kernel.cpp)
+int runJupyterKernel(const std::string& connectionFile);
+struct JupyterInstallOptions {
+  bool user = false;
+  std::string prefix;
+  std::string name = "tdl";
+};
+int installJupyterKernel(const JupyterInstallOptions& opts);
 int runLanguageServer();
 
 }  // namespace tdl

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -102,6 +103,11 @@ Usage:
                              --name NAME, --max-batch B, --batch-timeout-us T,
                              --threads K, --host ADDR, --max-body-bytes N
   tdl repl                   an interactive eager session
+  tdl jupyter install [--user | --prefix P]
+                             register TDL as a Jupyter kernel (default: system-wide,
+                             /usr/local/share/jupyter; --user: ~/.local/share/jupyter)
+  tdl jupyter kernel -f CONNECTION_FILE
+                             the kernel itself (Jupyter starts it)
   tdl builtins [--json]      the builtin functions and their parameters
   tdl doc NAME               the reference entry of a builtin (sum), a standard
                              module (nn) or one of its fns (nn.softmax)
@@ -247,6 +253,16 @@ int mainImpl(int argc, char** argv) {
   serve->add_option("--request-timeout", so.requestTimeoutS, "seconds a request may take to arrive")
       ->check(CLI::Range(1, 3600));
   auto* repl = app.add_subcommand("repl", "interactive eager session");
+  auto* jupyter = app.add_subcommand("jupyter", "the Jupyter kernel");
+  jupyter->require_subcommand(1, 1);
+  auto* jkernel = jupyter->add_subcommand("kernel", "run the kernel (Jupyter starts it)");
+  std::string connectionFile;
+  jkernel->add_option("-f,--connection-file", connectionFile, "the connection file Jupyter gives")->required();
+  auto* jinstall = jupyter->add_subcommand("install", "install the kernelspec");
+  JupyterInstallOptions jo;
+  auto* juser = jinstall->add_flag("--user", jo.user, "in the user's Jupyter data directory");
+  jinstall->add_option("--prefix", jo.prefix, "in PREFIX/share/jupyter")->excludes(juser);
+  jinstall->add_option("--name", jo.name, "the kernelspec's name (default tdl)");
   auto* builtins = app.add_subcommand("builtins", "the builtin functions and their parameters");
   bool builtinsJson = false;
   builtins->add_flag("--json", builtinsJson, "as JSON");
@@ -284,6 +300,12 @@ int mainImpl(int argc, char** argv) {
   if (inspect->parsed()) return inspectModel(file, inspectJson);
   if (serve->parsed()) return serveModel(so);
   if (repl->parsed()) return runRepl();
+  if (jkernel->parsed()) return runJupyterKernel(connectionFile);
+  if (jinstall->parsed()) {
+    static const std::regex okName("[A-Za-z0-9._-]+");
+    if (!std::regex_match(jo.name, okName)) return usage("a kernelspec --name has letters, digits, '.', '_' and '-' only");
+    return installJupyterKernel(jo);
+  }
   if (builtins->parsed()) {
     fmt::print("{}", vm::builtinSignatures(builtinsJson));
     return 0;

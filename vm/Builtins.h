@@ -3,6 +3,7 @@
 // positional and keyword arguments to parameter names and converts them, with
 // errors that name the builtin and the parameter.
 #pragma once
+#include <functional>
 #include <initializer_list>
 #include <string>
 #include <vector>
@@ -59,6 +60,15 @@ void registerDistBuiltins(BuiltinTable& t);  // BuiltinsDist.cpp: the dist modul
 // built by `tdl build`) load_model is an error.
 using ModelLoader = Value (*)(const std::string& path);
 void setModelLoader(ModelLoader loader);
+
+// A notebook front end (issue 23; tools/jupyter): plot() also hands its SVG to `svg`, and
+// progress() reports its bar line to `progress` (one call per redraw, `bar` naming the
+// loop's bar, `last` at its end) instead of drawing it on stderr. nullptr: none (the CLI).
+struct DisplayHooks {
+  std::function<void(const std::string& svg)> svg;
+  std::function<void(const void* bar, const std::string& line, bool last)> progress;
+};
+void setDisplayHooks(const DisplayHooks* hooks);
 
 // A builtin's parameters, as its Args declares them.
 struct BuiltinParams {

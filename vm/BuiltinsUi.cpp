@@ -22,6 +22,12 @@
 namespace tdl::vm {
 
 namespace {
+const DisplayHooks* g_hooks = nullptr;
+}  // namespace
+
+void setDisplayHooks(const DisplayHooks* hooks) { g_hooks = hooks; }
+
+namespace {
 
 // ------------------------------------------------------------- progress
 // Redraws of the bar on a terminal are at least this far apart.
@@ -65,13 +71,14 @@ struct ProgressObj : NativeObj {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
 
-  std::string line(double t) const {
+  std::string line(double t) const { return line(t, tty); }
+  std::string line(double t, bool withBar) const {
     double rate = t > 0 ? static_cast<double>(done) / t : 0;
     double left = rate > 0 ? static_cast<double>(total - done) / rate : NAN;
     int pct = total > 0 ? static_cast<int>(100 * done / total) : 100;
     std::string head = desc.empty() ? "" : desc + ": ";
     std::string tail = fmt::format(" {}/{} [{}<{}, {:.1f}it/s]", done, total, clock(t), clock(left), rate);
-    if (!tty) return fmt::format("{}{:3}%{}", head, pct, tail);
+    if (!withBar) return fmt::format("{}{:3}%{}", head, pct, tail);
     int fill = total > 0 ? static_cast<int>(kBarWidth * done / total) : kBarWidth;
     std::string bar;
     for (int k = 0; k < kBarWidth; ++k) bar += k < fill ? "\u2588" : " ";
@@ -81,6 +88,13 @@ struct ProgressObj : NativeObj {
   void report(bool last) {
     if (!rt::dist::prints_here(false)) return;  // rank 0's bar only (SPEC §12)
     double t = elapsed();
+    if (g_hooks && g_hooks->progress) {  // a notebook: one output, updated in place
+      bool first = lastDraw < 0;
+      if (!last && !first && t - lastDraw < kRedrawSeconds * 4) return;
+      lastDraw = t;
+      g_hooks->progress(this, line(t, true), last);
+      return;
+    }
     if (tty) {
       if (!last && lastDraw >= 0 && t - lastDraw < kRedrawSeconds) return;
       lastDraw = t;
@@ -250,6 +264,7 @@ Value plotFn(Interpreter&, CallArgs& call) {
   } catch (const rt::Error& e) {
     throw rt::Error(fmt::format("plot: {}", e.what()));
   }
+  if (g_hooks && g_hooks->svg) g_hooks->svg(svg);  // a notebook shows it too
   return Value();
 }
 

@@ -8,6 +8,7 @@
 
 #include "frontend/Diagnostics.h"
 #include "runtime/Error.h"
+#include "runtime/Interrupt.h"
 #include "runtime/Print.h"
 #include "vm/Annotations.h"
 #include "vm/Disassembler.h"
@@ -109,6 +110,7 @@ Value* Interpreter::stackTop() const {
 }
 
 void Interpreter::pushFrame(const FnProto* proto, Value closure, Value* R, Value* ret) {
+  rt::check_interrupt();  // a long recursion stops too (issue 23)
   if (frames_.size() >= kMaxFrames || R + proto->numRegs > stack_ + kStackValues)
     throw rt::Error("maximum recursion depth exceeded");
   touchStack(R + proto->numRegs);
@@ -444,6 +446,11 @@ void Interpreter::handleError(size_t stopDepth) {
       frames_.resize(stopDepth);
       throw;
     }
+  } catch (...) {
+    // Anything else (an internal error) propagates as it is, but the frames of the failed
+    // run go, so that a session (REPL, notebook) can go on after it.
+    frames_.resize(stopDepth);
+    throw;
   }
 }
 
@@ -581,6 +588,7 @@ void Interpreter::loop(size_t stopDepth) {
       }
 
       CASE(Jump) {
+        if (in.jump() < 0) rt::check_interrupt();  // a loop's back-edge (issue 23)
         fr->ip += in.jump();
         DISPATCH();
       }
@@ -697,6 +705,7 @@ void Interpreter::loop(size_t stopDepth) {
         DISPATCH();
       }
       CASE(ForNext) {
+        rt::check_interrupt();
         const Value& it = R[in.a];
         int64_t pos = R[in.a + 1].rawInt();
         Value& item = R[in.c ? in.c - 1 : in.a + 2];

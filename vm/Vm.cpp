@@ -1,6 +1,8 @@
 #include "vm/Vm.h"
 
 #include <algorithm>
+
+#include <fmt/format.h>
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
@@ -119,7 +121,7 @@ ReplSession::ReplSession(VmOptions opts) : opts_(std::move(opts)) { opts_.eager 
 
 ReplSession::~ReplSession() { vm_.reset(); }
 
-bool ReplSession::needsMore(const std::string& text) {
+int ReplSession::openBrackets(const std::string& text) {
   int depth = 0;
   bool inString = false;
   for (size_t i = 0; i < text.size(); ++i) {
@@ -138,48 +140,85 @@ bool ReplSession::needsMore(const std::string& text) {
     else if (c == '(' || c == '[' || c == '{') ++depth;
     else if (c == ')' || c == ']' || c == '}') --depth;
   }
-  return depth > 0;
+  return depth;
+}
+
+size_t ReplSession::linesSoFar() const { return static_cast<size_t>(std::count(source_.begin(), source_.end(), '\n')); }
+
+void ReplSession::collect(Compilation& c) {
+  for (const Diagnostic& d : c.diags.all()) {
+    if (d.severity == Severity::Error) {
+      if (lastErrors_.empty()) lastMessage_ = d.message;
+      lastErrors_.push_back(c.diags.render(d));
+    } else {
+      lastWarnings_.push_back(c.diags.render(d));
+    }
+  }
 }
 
 bool ReplSession::eval(const std::string& input) {
+  lastErrors_.clear();
+  lastWarnings_.clear();
+  lastMessage_.clear();
   std::string candidate = source_ + input + "\n";
   auto comp = std::make_unique<Compilation>();
+  comp->diags.setPrint(!quiet_);
   if (!comp->load("<repl>", SemaOptions{true}, &candidate)) {
     // The input is not kept, but its lines are counted: later errors name the line as the
     // session numbers it.
     source_ += std::string(static_cast<size_t>(std::count(input.begin(), input.end(), '\n')) + 1, '\n');
+    collect(*comp);
     return true;
   }
   Module& main = *comp->modules()[0];
   size_t first = statements_;
   auto prog = std::make_unique<Program>();
+  // The compilation and the program stay alive whatever happens: the VM's closures and
+  // globals may refer to their code.
+  struct Keep {
+    ReplSession& s;
+    std::unique_ptr<Compilation>& c;
+    std::unique_ptr<Program>& p;
+    ~Keep() {
+      s.comps_.push_back(std::move(c));
+      s.programs_.push_back(std::move(p));
+    }
+  };
+  Compilation& c = *comp;
+  Keep keep{*this, comp, prog};
   try {
-    Compiler compiler(*prog, comp->modules());
-    prog->moduleCode.assign(comp->modules().size(), nullptr);
-    for (auto& m : comp->modules()) {
+    Compiler compiler(*prog, c.modules());
+    prog->moduleCode.assign(c.modules().size(), nullptr);
+    for (auto& m : c.modules()) {
       CompileOptions co;
       co.replPrint = m->id == 0;
       prog->moduleCode[static_cast<size_t>(m->id)] = compiler.compileModule(*m, m->id == 0 ? first : 0, co);
     }
-    if (!vm_) vm_ = std::make_unique<Interpreter>(comp->sources, comp->modules(), *prog, opts_);
-    else vm_->resetModules(comp->modules(), *prog, &comp->sources);
-    vm_->replSink = sink_;
+    if (!vm_) vm_ = std::make_unique<Interpreter>(c.sources, c.modules(), *prog, opts_);
+    else vm_->resetModules(c.modules(), *prog, &c.sources);
+    vm_->replSink = sink_ ? sink_ : valueSink_;
     for (int dep : main.importedModules)
       if (dep >= 0) vm_->runModule(dep);
     source_ = candidate;
     statements_ = main.stmts.size();
     vm_->runCode(prog->moduleCode[0]);
   } catch (const ScriptError& e) {
-    report(*comp, e);
+    report(c, e);
   } catch (const ExitRequest& e) {
     exitCode_ = e.code;
-    comps_.push_back(std::move(comp));
-    programs_.push_back(std::move(prog));
     return false;
+  } catch (const std::exception& e) {
+    // A bug in TDL: the session goes on (its names are as the failed input left them).
+    std::string msg = fmt::format("internal error: {}", e.what());
+    if (!quiet_) {
+      std::fflush(stdout);
+      fmt::print(stderr, "{}\n", msg);
+    }
+    lastErrors_.push_back(msg);
+    lastMessage_ = msg;
   }
   std::fflush(stdout);
-  comps_.push_back(std::move(comp));
-  programs_.push_back(std::move(prog));
+  collect(c);
   return true;
 }
 
@@ -188,7 +227,7 @@ bool ReplSession::evalType(const std::string& input, std::string& type) {
   sink_ = [&](const Value& v) { type = v.isNone() ? "none" : typeText(v); };
   bool r = eval(input);
   sink_ = nullptr;
-  if (vm_) vm_->replSink = nullptr;
+  if (vm_) vm_->replSink = valueSink_;
   return r;
 }
 

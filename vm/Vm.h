@@ -33,7 +33,10 @@ class ReplSession {
   ~ReplSession();
   // Whether `text` still has open brackets/braces/parentheses (or an
   // unterminated string), so that the REPL should read another line.
-  static bool needsMore(const std::string& text);
+  static bool needsMore(const std::string& text) { return openBrackets(text) > 0; }
+  // Brackets/braces/parentheses left open at the end of `text` (negative: more closed
+  // than opened), not counting those in strings and comments.
+  static int openBrackets(const std::string& text);
   // Runs one input; diagnostics go to stderr. Returns false when the input
   // asked to exit (`exit(code)`), with the code in exitCode().
   bool eval(const std::string& input);
@@ -42,7 +45,28 @@ class ReplSession {
   bool evalType(const std::string& input, std::string& type);
   int exitCode() const { return exitCode_; }
 
+  // For a notebook kernel (issue 23). Quiet: diagnostics are collected, not printed; after
+  // each eval, lastErrors()/lastWarnings() hold them as `tdl check` prints them (caret
+  // snippet, call chain), and lastMessage() the first error's message alone.
+  void setQuiet(bool on) { quiet_ = on; }
+  // The value of each top-level expression statement goes to the sink (instead of being
+  // printed); kept across evals.
+  void setValueSink(std::function<void(const Value&)> sink) { valueSink_ = std::move(sink); }
+  bool lastFailed() const { return !lastErrors_.empty(); }
+  const std::vector<std::string>& lastErrors() const { return lastErrors_; }
+  const std::vector<std::string>& lastWarnings() const { return lastWarnings_; }
+  const std::string& lastMessage() const { return lastMessage_; }
+  // Lines of the session's source before the next input (its first line is this + 1).
+  size_t linesSoFar() const;
+  // Every accepted input so far, as one source (what completion analyses).
+  const std::string& source() const { return source_; }
+
  private:
+  void collect(Compilation& c);
+  bool quiet_ = false;
+  std::function<void(const Value&)> valueSink_;
+  std::vector<std::string> lastErrors_, lastWarnings_;
+  std::string lastMessage_;
   VmOptions opts_;
   std::string source_;      // every accepted input so far
   size_t statements_ = 0;   // top-level statements already run

@@ -35,6 +35,30 @@ std::optional<int64_t> constInt(const Value* v) {
   return t->item_int64(0);
 }
 
+// v is add(i, 1).
+bool isIncrement(const Value* v, const Value* i) {
+  if (!isBinary(v, rt::BinaryOp::Add)) return false;
+  const Op& a = *v->def();
+  auto one = constInt(a.operand(1));
+  return a.operand(0) == i && one && *one == 1;
+}
+
+// A while whose condition is lt(i, n) with i a carried i64 scalar starting at a constant
+// >= 0 and n defined outside the loop: (i's index among the carried values, n).
+std::optional<std::pair<size_t, Value*>> countedHead(const Op& w) {
+  const Block& cb = w.region(0).block();
+  const Value* c = cb.terminator()->operand(0);
+  if (!isBinary(c, rt::BinaryOp::Lt)) return std::nullopt;
+  const Value* iv = c->def()->operand(0);
+  Value* n = c->def()->operand(1);
+  if (!iv->is_block_arg() || iv->block() != &cb || defined_inside(n, &w)) return std::nullopt;
+  size_t k = iv->index();
+  if (iv->type.dtype != DType::I64 || !iv->type.is_scalar() || !n->type.is_scalar()) return std::nullopt;
+  auto init = constInt(w.operand(k));
+  if (!init || *init < 0) return std::nullopt;
+  return std::make_pair(k, n);
+}
+
 class Loops {
  public:
   explicit Loops(Function& f) : f_(f) {}
@@ -112,26 +136,14 @@ class Loops {
   }
 
   bool counted(Op& w) {
-    Block& cb = w.region(0).block();
+    auto head = countedHead(w);
+    if (!head) return false;
+    auto [k, n] = *head;
     Block& bb = w.region(1).block();
-    const Value* c = cb.terminator()->operand(0);
-    if (!isBinary(c, rt::BinaryOp::Lt)) return false;
-    const Value* iv = c->def()->operand(0);
-    Value* n = c->def()->operand(1);
-    if (!iv->is_block_arg() || iv->block() != &cb || defined_inside(n, &w)) return false;
-    size_t k = iv->index();
-    if (iv->type.dtype != DType::I64 || !iv->type.is_scalar() || !n->type.is_scalar()) return false;
-    auto init = constInt(w.operand(k));
-    if (!init || *init < 0) return false;
     Value* i = bb.arg(k);
     Op& y = *bb.terminator();
     Value* next = y.operand(k);
-    auto isInc = [&](const Value* v) {
-      if (!isBinary(v, rt::BinaryOp::Add)) return false;
-      const Op& a = *v->def();
-      auto one = constInt(a.operand(1));
-      return a.operand(0) == i && one && *one == 1;
-    };
+    auto isInc = [&](const Value* v) { return isIncrement(v, i); };
     bool changed = false;
     if (!next->is_block_arg() && next->def()->kind() == OpKind::Select && isInc(next->def()->operand(2))) {
       // The for-over-range guard: select(gt(i, MAX - 1), stop, i + 1); i < n <= MAX.
@@ -169,5 +181,13 @@ class LoopsPass : public Pass {
 }  // namespace
 
 std::unique_ptr<Pass> create_loops_pass() { return std::make_unique<LoopsPass>(); }
+
+bool is_counted_while(const Op& w) {
+  if (w.kind() != OpKind::While) return false;
+  auto head = countedHead(w);
+  if (!head) return false;
+  const Block& bb = w.region(1).block();
+  return isIncrement(bb.terminator()->operand(head->first), bb.arg(head->first));
+}
 
 }  // namespace tdl::ir

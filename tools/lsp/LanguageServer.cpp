@@ -11,6 +11,7 @@
 
 #include "frontend/Doc.h"
 #include "frontend/Frontend.h"
+#include "tools/lsp/Analysis.h"
 #include "tools/lsp/Transport.h"
 
 namespace tdl::lsp {
@@ -25,11 +26,6 @@ constexpr int kServerNotInitialized = -32002;
 
 // LSP SymbolKind / CompletionItemKind values used here.
 constexpr int kSymModule = 2, kSymFunction = 12, kSymVariable = 13, kSymConstant = 14;
-constexpr int kItemFunction = 3, kItemVariable = 6, kItemModule = 9, kItemKeyword = 14;
-
-const char* const kKeywords[] = {"fn", "graph", "let", "var", "if", "else", "while", "for", "in", "return",
-                                 "break", "continue", "import", "as", "with", "and", "or", "not",
-                                 "true", "false", "none"};
 
 std::string uriToPath(const std::string& uri) {
   std::string s = uri.rfind("file://", 0) == 0 ? uri.substr(7) : uri;
@@ -84,132 +80,6 @@ struct Document {
   std::string path;
   std::string text;
   std::unique_ptr<Compilation> comp;
-};
-
-// What sits under the cursor: a use of a name, or a declaration.
-struct Hit {
-  Loc range;
-  Loc decl;
-  std::string desc;
-};
-
-bool contains(const Loc& l, uint32_t line, uint32_t col) {
-  if (!l.valid()) return false;
-  uint32_t bl = l.bline ? l.bline : l.line, bc = l.bline ? l.bcol : l.col;
-  uint32_t el = l.eline ? l.eline : l.line, ec = l.eline ? l.ecol : l.col + 1;
-  if (line < bl || line > el) return false;
-  if (line == bl && col < bc) return false;
-  if (line == el && col >= ec) return false;
-  return true;
-}
-
-class Finder {
- public:
-  Finder(uint32_t file, uint32_t line, uint32_t col) : file_(file), line_(line), col_(col) {}
-  std::optional<Hit> hit;
-
-  void stmts(const std::vector<StmtPtr>& ss) {
-    for (auto& s : ss) stmt(*s);
-  }
-
- private:
-  bool at(const Loc& l) const { return l.file == file_ && contains(l, line_, col_); }
-
-  void pattern(const Pattern& p, const std::string& what) {
-    if (p.kind == Pattern::Name) {
-      if (at(p.loc)) hit = Hit{p.loc, p.loc, what.empty() ? p.name : what + " " + p.name};
-      return;
-    }
-    for (auto& e : p.elems) pattern(e, what);
-  }
-
-  void fn(const FnDecl& f) {
-    if (!f.isLambda && at(f.loc)) hit = Hit{f.loc, f.loc, fnSignature(f)};
-    for (auto& p : f.params) {
-      if (at(p.loc)) hit = Hit{p.loc, p.loc, "parameter " + p.name + (p.type ? ": " + typeToString(*p.type) : "")};
-      if (p.deflt) expr(*p.deflt);
-    }
-    if (f.body) stmt(*f.body);
-  }
-
-  void expr(const Expr& e) {
-    if (e.kind == ExprKind::Name && at(e.loc)) {
-      hit = Hit{e.loc, e.declLoc, e.declDesc.empty() ? e.str : e.declDesc};
-      return;
-    }
-    if (e.kind == ExprKind::Field && at(e.loc) && !at(e.kids[0]->loc) && !e.declDesc.empty()) {
-      Loc r = e.loc;
-      r.line = r.eline;
-      r.col = r.ecol - static_cast<uint32_t>(e.str.size());
-      r.bline = r.eline;
-      r.bcol = r.col;
-      hit = Hit{r, e.declLoc, e.declDesc};
-      return;
-    }
-    if (e.kind == ExprKind::Lambda) fn(*e.fn);
-    for (auto& k : e.kids)
-      if (k) expr(*k);
-    for (auto& s : e.subs)
-      for (auto* p : {&s.index, &s.lo, &s.hi, &s.step})
-        if (*p) expr(**p);
-    for (auto& p : e.parts)
-      if (p.expr) expr(*p.expr);
-  }
-
-  void stmt(const Stmt& s) {
-    if (s.kind == StmtKind::Let) pattern(s.pattern, s.isVar ? "var" : "let");
-    if (s.kind == StmtKind::For) pattern(s.pattern, "loop variable");
-    if (s.kind == StmtKind::Fn) fn(*s.fn);
-    for (auto& e : s.exprs) expr(*e);
-    stmts(s.stmts);
-    if (s.body) stmt(*s.body);
-    if (s.orelse) stmt(*s.orelse);
-  }
-
-  uint32_t file_, line_, col_;
-};
-
-// Names declared before (line, col) inside the functions enclosing it.
-class ScopeCollector {
- public:
-  ScopeCollector(uint32_t line, uint32_t col) : line_(line), col_(col) {}
-  std::set<std::string> names;
-
-  void stmts(const std::vector<StmtPtr>& ss) {
-    for (auto& s : ss) stmt(*s);
-  }
-
- private:
-  bool before(const Loc& l) const { return l.line < line_ || (l.line == line_ && l.col <= col_); }
-  void pattern(const Pattern& p) {
-    if (p.kind == Pattern::Name) {
-      if (before(p.loc)) names.insert(p.name);
-    }
-    for (auto& e : p.elems) pattern(e);
-  }
-  void fn(const FnDecl& f) {
-    if (!f.body || !contains(f.body->loc, line_, col_)) return;
-    for (auto& p : f.params) names.insert(p.name);
-    stmt(*f.body);
-  }
-  void expr(const Expr& e) {
-    if (e.kind == ExprKind::Lambda) fn(*e.fn);
-    for (auto& k : e.kids)
-      if (k) expr(*k);
-  }
-  void stmt(const Stmt& s) {
-    if (s.kind == StmtKind::Let || s.kind == StmtKind::For) pattern(s.pattern);
-    if (s.kind == StmtKind::With && before(s.pathLoc)) names.insert(s.str);
-    if (s.kind == StmtKind::Fn) {
-      if (!s.fn->isLambda) names.insert(s.fn->name);
-      fn(*s.fn);
-    }
-    for (auto& e : s.exprs) expr(*e);
-    stmts(s.stmts);
-    if (s.body) stmt(*s.body);
-    if (s.orelse) stmt(*s.orelse);
-  }
-  uint32_t line_, col_;
 };
 
 class Server {
@@ -342,40 +212,7 @@ class Server {
     return &it->second;
   }
 
-  std::optional<Hit> find(Document& d, uint32_t line, uint32_t col) {
-    if (d.comp->loader->modules().empty()) return std::nullopt;
-    Finder finder(0, line, col);
-    finder.stmts(d.comp->loader->main().stmts);
-    return finder.hit;
-  }
-
-  // The reference entry behind a hover (issue 19): a builtin's (frontend/builtin_docs.def),
-  // or a top-level fn's (its signature with defaults and its doc comment), where one applies.
-  std::optional<DocEntry> docOf(Compilation& c, const std::string& desc, const Loc& decl) {
-    if (desc.rfind("builtin ", 0) == 0) {
-      if (const DocEntry* b = builtinDoc(desc.substr(8))) return *b;
-      return std::nullopt;
-    }
-    if (!decl.valid()) return std::nullopt;
-    for (auto& m : c.loader->modules())
-      for (auto& st : m->stmts) {
-        if (st->kind != StmtKind::Fn || !st->fn) continue;
-        const Loc& l = st->fn->loc;
-        if (l.file != decl.file || l.line != decl.line || l.col != decl.col) continue;
-        bool standard = m->id > 0 && m->name.find('/') == std::string::npos && m->name.find('.') == std::string::npos;
-        DocEntry e = fnDoc(c.sources, *st->fn, standard ? m->name : "");
-        if (!st->fn->isGraph) e.signature = "fn " + e.signature;
-        return e;
-      }
-    return std::nullopt;
-  }
-
-  static std::string markdown(const DocEntry& e) {
-    std::string md = "```tdl\n" + e.signature + "\n```";
-    if (!e.text.empty()) md += "\n\n" + e.text;
-    if (!e.example.empty()) md += "\n\nExample: `" + e.example + "`";
-    return md;
-  }
+  std::optional<Hit> find(Document& d, uint32_t line, uint32_t col) { return findAt(*d.comp, line, col); }
 
   json hover(const json& params) {
     uint32_t line, col;
@@ -384,7 +221,7 @@ class Server {
     auto h = find(*d, line, col);
     if (!h) return nullptr;
     std::string value = "```tdl\n" + h->desc + "\n```";
-    if (auto e = docOf(*d->comp, h->desc, h->decl)) value = markdown(*e);
+    if (auto e = docOf(*d->comp, h->desc, h->decl)) value = docMarkdown(*e);
     return {{"contents", {{"kind", "markdown"}, {"value", value}}}, {"range", range(*d->comp, h->range)}};
   }
 
@@ -422,57 +259,14 @@ class Server {
 
   json completion(const json& params) {
     json items = json::array();
-    std::set<std::string> seen;
-    auto add = [&](const std::string& label, int kind, const std::string& detail, const std::string& doc = "") {
-      if (!seen.insert(label).second) return;
-      json item = {{"label", label}, {"kind", kind}, {"detail", detail}};
-      if (!doc.empty()) item["documentation"] = {{"kind", "markdown"}, {"value", doc}};
-      items.push_back(std::move(item));
-    };
-    auto addFn = [&](Compilation& c, const FnDecl& f, const std::string& qualifier) {
-      DocEntry e = fnDoc(c.sources, f, qualifier);
-      add(f.name, kItemFunction, e.signature, e.text);
-    };
     uint32_t line, col;
     Document* d = locate(params, line, col);
     if (!d) return items;
-    // After `m.`: the members of module m.
-    std::string before(d->comp->sources.file(0).lineText(line).substr(0, col - 1));
-    std::smatch m;
-    static const std::regex member(R"(([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z0-9_]*)$)");
-    auto& mods = d->comp->loader->modules();
-    if (std::regex_search(before, m, member) && !mods.empty()) {
-      for (auto& s : mods[0]->stmts) {
-        if (s->kind != StmtKind::Import || s->alias != m[1].str() || s->module < 0) continue;
-        Module& mod = *mods[s->module];
-        for (auto& st : mod.stmts) {
-          if (st->kind == StmtKind::Fn) addFn(*d->comp, *st->fn, s->alias);
-        }
-        for (auto& n : mod.globalNames) add(n, kItemVariable, s->alias + "." + n);
-        return items;
-      }
+    for (const Completion& c : completionsAt(*d->comp, line, col)) {
+      json item = {{"label", c.label}, {"kind", c.kind}, {"detail", c.detail}};
+      if (!c.doc.empty()) item["documentation"] = {{"kind", "markdown"}, {"value", c.doc}};
+      items.push_back(std::move(item));
     }
-    if (!mods.empty()) {
-      ScopeCollector sc(line, col);
-      sc.stmts(mods[0]->stmts);
-      for (auto& n : sc.names) add(n, kItemVariable, "local");
-      for (auto& s : mods[0]->stmts) {
-        if (s->kind == StmtKind::Fn) addFn(*d->comp, *s->fn, "");
-        if (s->kind == StmtKind::Import) add(s->alias, kItemModule, "module");
-      }
-      for (auto& n : mods[0]->globalNames) add(n, kItemVariable, "top-level");
-    }
-    static const char* const builtins[] = {
-#define BUILTIN(n) #n,
-#include "frontend/builtins.def"
-#undef BUILTIN
-    };
-    for (const char* b : builtins) {
-      if (b[0] == '_') continue;  // internal (the dist module's)
-      if (const DocEntry* e = builtinDoc(b)) add(b, kItemFunction, e->signature, e->text);
-      else add(b, kItemFunction, "builtin");
-    }
-    for (const char* k : kKeywords) add(k, kItemKeyword, "keyword");
     return items;
   }
 
