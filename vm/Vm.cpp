@@ -145,6 +145,20 @@ int ReplSession::openBrackets(const std::string& text) {
 
 size_t ReplSession::linesSoFar() const { return static_cast<size_t>(std::count(source_.begin(), source_.end(), '\n')); }
 
+bool ReplSession::lookup(const std::string& name, Value& out) const {
+  if (!vm_ || comps_.empty() || !comps_.back()->loader || comps_.back()->modules().empty()) return false;
+  const auto& names = comps_.back()->modules()[0]->globalNames;
+  auto it = std::find(names.rbegin(), names.rend(), name);  // the latest binding of the name
+  if (it == names.rend()) return false;
+  int slot = static_cast<int>(names.rend() - it) - 1;
+  try {
+    out = vm_->globalValue(0, slot);
+  } catch (const std::out_of_range&) {
+    return false;
+  }
+  return !out.isUndef();
+}
+
 void ReplSession::collect(Compilation& c) {
   for (const Diagnostic& d : c.diags.all()) {
     if (d.severity == Severity::Error) {

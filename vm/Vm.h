@@ -58,6 +58,8 @@ class ReplSession {
   const std::string& lastMessage() const { return lastMessage_; }
   // Lines of the session's source before the next input (its first line is this + 1).
   size_t linesSoFar() const;
+  // The value of the session's top-level name `name`; false when it has none (yet).
+  bool lookup(const std::string& name, Value& out) const;
   // Every accepted input so far, as one source (what completion analyses).
   const std::string& source() const { return source_; }
 

@@ -137,6 +137,25 @@ class TdlKernelTests(jkt.KernelTests):
             self.assertIn(want, reply["content"]["matches"], text)
             self.assertEqual(reply["content"]["cursor_end"], len(text))
 
+    def test_completion_of_value_members(self):
+        self.run_cell('var params = {weight: ones([2, 2]), bias: 0.5}\nvar cfg = {"lr": 0.1}')
+        for text, want, unwanted in [("params.we", {"weight"}, None), ("params.", {"weight", "bias"}, "print"),
+                                     ("params.weight.sh", {"shape"}, None), ("cfg.it", {"items"}, None)]:
+            self.kc.complete(text)
+            reply = self.get_non_kernel_info_reply(timeout=TIMEOUT)
+            self.assertTrue(want <= set(reply["content"]["matches"]), (text, reply["content"]["matches"]))
+            if unwanted:
+                self.assertNotIn(unwanted, reply["content"]["matches"])
+
+    def test_inspect_value(self):
+        self.run_cell("let acc = [0.5, 0.75]")
+        self.kc.inspect("acc", 3)
+        reply = self.get_non_kernel_info_reply(timeout=TIMEOUT)
+        self.assertTrue(reply["content"]["found"])
+        text = reply["content"]["data"]["text/plain"]
+        self.assertIn("f32[2]", text)
+        self.assertIn("[0.5, 0.75]", text)
+
     def test_inspect_user_fn_and_call(self):
         self.run_cell("# Doubles v.\nfn twice(v) { return v * 2 }")
         for code, pos, want in [("twice", 5, "Doubles v."), ("sum(x, ", 7, "sum(")]:

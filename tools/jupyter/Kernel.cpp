@@ -365,6 +365,37 @@ class TdlInterpreter : public xeus::xinterpreter {
     nl::json matches = nl::json::array(), types = nl::json::array();
     std::vector<lsp::Completion> items;
     if (a.comp->loader) items = lsp::completionsAt(*a.comp, a.line, a.col, &a.before);
+    // After `x.` with x a value of the session: its fields (records), members (tensors)
+    // or methods (lists, dicts), from the value itself.
+    static const std::regex member(R"(([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\.(\w*)$)");
+    std::smatch m;
+    vm::Value v;
+    if (std::regex_search(a.before, m, member) && valueAt(m[1].str(), v)) {
+      std::vector<lsp::Completion> fields;
+      auto add = [&](const std::string& f, int kind, const std::string& detail) {
+        fields.push_back(lsp::Completion{f, kind, detail, ""});
+      };
+      switch (v.tag()) {
+        case vm::Tag::Record: {
+          const auto* r = v.as<vm::RecordObj>();
+          for (size_t i = 0; i < r->names->size(); ++i)
+            add((*r->names)[i], lsp::kItemVariable, vm::typeText(r->vals[i]));
+          break;
+        }
+        case vm::Tag::Tensor:
+        case vm::Tag::Scalar:
+          for (const char* f : {"shape", "rank", "size", "dtype"}) add(f, lsp::kItemVariable, "tensor " + std::string(f));
+          break;
+        case vm::Tag::Dict:
+          for (const char* f : {"keys", "values", "items", "get", "pop"}) add(f, lsp::kItemFunction, "dict method");
+          break;
+        case vm::Tag::List:
+          for (const char* f : {"append", "extend", "pop", "insert"}) add(f, lsp::kItemFunction, "list method");
+          break;
+        default: break;
+      }
+      if (!fields.empty()) items = std::move(fields);
+    }
     for (const lsp::Completion& c : items) {
       if (c.label.rfind(prefix, 0) != 0) continue;
       matches.push_back(c.label);
@@ -377,6 +408,24 @@ class TdlInterpreter : public xeus::xinterpreter {
     }
     return xeus::create_complete_reply(matches, codePoints(code, start), cursor_pos,
                                        {{"_jupyter_types_experimental", types}});
+  }
+
+  // The session's value at a dotted path of record fields (`p.layer1.w`).
+  bool valueAt(const std::string& path, vm::Value& v) const {
+    size_t dot = path.find('.');
+    if (!session_.lookup(path.substr(0, dot), v)) return false;
+    while (dot != std::string::npos) {
+      size_t next = path.find('.', dot + 1);
+      std::string field = path.substr(dot + 1, next == std::string::npos ? std::string::npos : next - dot - 1);
+      if (v.tag() != vm::Tag::Record) return false;
+      const auto* r = v.as<vm::RecordObj>();
+      int i = r->find(field);
+      if (i < 0) return false;
+      vm::Value inner = r->vals[static_cast<size_t>(i)];
+      v = std::move(inner);
+      dot = next;
+    }
+    return true;
   }
 
   // The dotted name at the cursor, else the callee of the innermost open call before it.
@@ -426,9 +475,19 @@ class TdlInterpreter : public xeus::xinterpreter {
     }
     if (plain.empty()) {
       std::string out, err;
-      if (!docFor(name, out, err)) return xeus::create_inspect_reply(false);
-      plain = out;
+      if (docFor(name, out, err)) plain = out;
     }
+    // A value of the session: its type and (the start of) its value, as print shows it.
+    vm::Value v;
+    if (valueAt(name, v) && v.tag() != vm::Tag::Closure &&
+        v.tag() != vm::Tag::Builtin) {
+      std::string text = vm::str(v);
+      if (text.size() > 2000) text = text.substr(0, 2000) + "...";
+      std::string about = fmt::format("type: {}\nvalue: {}", vm::typeText(v), text);
+      plain = plain.empty() ? about : plain + "\n\n" + about;
+      if (!markdown.empty()) markdown += "\n\n```\n" + about + "\n```";
+    }
+    if (plain.empty()) return xeus::create_inspect_reply(false);
     nl::json data = {{"text/plain", plain}};
     if (!markdown.empty()) data["text/markdown"] = markdown;
     return xeus::create_inspect_reply(true, data);
