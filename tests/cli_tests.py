@@ -196,11 +196,18 @@ def main():
     ok = ok and pty_read(b"f32[2, 3]")
     os.write(fd, b"help(sum)\n")
     ok = ok and pty_read(b"keepdims=false)")
+    # Ctrl-C stops an endless loop; the session and its names go on.
+    os.write(fd, b"var spins = 0\nwhile true { spins += 1 }\n")
+    time.sleep(0.5)
+    os.write(fd, b"\x03")
+    ok = ok and pty_read(b"error: interrupted")
+    os.write(fd, b"print(spins > 0)\n")
+    ok = ok and pty_read(b"true")
     os.write(fd, b":quit\n")
     _, status = os.waitpid(pid, 0)
     os.close(fd)
     hist = os.path.join(home, ".tdl_history")
-    expect("repl under a terminal: prompts, :type and help, and a history file in $HOME",
+    expect("repl under a terminal: prompts, :type and help, Ctrl-C stops a loop, a history file in $HOME",
            ok and os.WEXITSTATUS(status) == 0 and os.path.exists(hist) and "help(sum)" in open(hist, errors="replace").read(),
            seen.decode("utf-8", "replace")[-400:])
     # A print inside a progress loop on a terminal: the bar's line is cleared first and the

@@ -3,11 +3,13 @@
 // landed yet say so plainly (exit status 2), after checking the script, so
 // static errors are still reported.
 #include "tools/Commands.h"
+#include "runtime/Interrupt.h"
 
 #include "runtime/Dist.h"
 #include "runtime/Profile.h"
 
 #include <fmt/format.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -233,8 +235,21 @@ bool replCommand(vm::ReplSession& session, const std::string& line, bool& keepGo
   return true;
 }
 
+namespace {
+extern "C" void replInterrupt(int) { rt::request_interrupt(); }
+}  // namespace
+
 int runRepl() {
   bool interactive = isatty(0) != 0;
+  if (interactive) {
+    // Ctrl-C stops the running input with "interrupted" (runtime/Interrupt.h) and the
+    // session goes on, as Python's KeyboardInterrupt; at the prompt it is dropped.
+    struct sigaction sa {};
+    sa.sa_handler = replInterrupt;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, nullptr);
+  }
   if (interactive) fmt::print("tdl {} — an eager session; :help lists commands; exit() or Ctrl-D ends it\n", TDL_VERSION);
 #ifdef TDL_HAVE_LIBEDIT
   std::string history = interactive ? historyPath() : "";
@@ -263,6 +278,7 @@ int runRepl() {
     std::string text = std::move(input);
     input.clear();
     if (blank) continue;
+    rt::clear_interrupt();
     if (!session.eval(text)) return session.exitCode();
   }
   if (!input.empty() && !session.eval(input)) return session.exitCode();
