@@ -98,6 +98,19 @@ void runOp(ExecCtx& c, const OpEntry& e) {
         out.push_back(rt::dist::allgather(in[0], where));
       } else if (callee == "dist_barrier") {
         rt::dist::barrier(where);
+      } else if (callee == "dist_allreduce_grad") {  // operands: gradients, inputs, results
+        size_t n = in.size() / 3;
+        std::vector<rt::Tensor> gs(in.begin(), in.begin() + static_cast<long>(n));
+        std::vector<rt::Tensor> xs(in.begin() + static_cast<long>(n), in.begin() + static_cast<long>(2 * n));
+        std::vector<rt::Tensor> ys(in.begin() + static_cast<long>(2 * n), in.end());
+        rt::dist::allreduce_extreme_grad(gs, xs, ys, op.str_attr("op") == "max" ? rt::dist::ReduceOp::Max
+                                                                                : rt::dist::ReduceOp::Min, where);
+        out = std::move(gs);
+      } else if (callee == "dist_broadcast_grad") {
+        rt::dist::broadcast_grad(in, static_cast<int>(op.int_attr("root")), where);
+        out = std::move(in);
+      } else if (callee == "dist_allgather_grad") {  // operands: the gradient, the input (its rows)
+        out.push_back(rt::dist::allgather_grad(in[0], in[1].rank() > 0 ? in[1].dim(0) : 0, where));
       } else {
         throw rt::Error(fmt::format("internal: unknown runtime function '{}'", callee));
       }

@@ -11,7 +11,10 @@
 #include <memory>
 #include <mutex>
 
+#include "runtime/Create.h"
+#include "runtime/Elementwise.h"
 #include "runtime/Error.h"
+#include "runtime/ShapeOps.h"
 
 #ifndef TDL_MPI_LIB_PATH
 #define TDL_MPI_LIB_PATH ""
@@ -323,6 +326,38 @@ Tensor allgather(const Tensor& x, const std::string& where) {
                        sizeof err) != 0)
     fail(err);
   return out;
+}
+
+void allreduce_extreme_grad(std::vector<Tensor>& gs, const std::vector<Tensor>& xs, const std::vector<Tensor>& ys,
+                            ReduceOp op, const std::string& where) {
+  allreduce(gs, ReduceOp::Sum, where);
+  // Per element, the lowest rank whose input is the extreme: min over ranks of
+  // (x == y ? rank : size).
+  int me = rank(), n = size();
+  std::vector<Tensor> holder;
+  for (size_t i = 0; i < xs.size(); ++i)
+    holder.push_back(rt::where(eq(xs[i], ys[i]), Tensor::scalar(static_cast<int64_t>(me)),
+                               Tensor::scalar(static_cast<int64_t>(n))));
+  allreduce(holder, ReduceOp::Min, where);
+  (void)op;
+  for (size_t i = 0; i < gs.size(); ++i)
+    gs[i] = rt::where(eq(holder[i], Tensor::scalar(static_cast<int64_t>(me))), gs[i], zeros_like(gs[i]));
+}
+
+void broadcast_grad(std::vector<Tensor>& gs, int root, const std::string& where) {
+  allreduce(gs, ReduceOp::Sum, where);
+  if (rank() != root)
+    for (Tensor& g : gs) g = zeros_like(g);
+}
+
+Tensor allgather_grad(const Tensor& g, int64_t rows, const std::string& where) {
+  // This rank's first row in the gathered tensor: the rows of the ranks before it.
+  Tensor counts = allgather(reshape(Tensor::scalar(rows), Shape{1}), where);
+  int64_t first = 0;
+  for (int r = 0; r < rank(); ++r) first += counts.item_int64(r);
+  std::vector<Tensor> sum{g};
+  allreduce(sum, ReduceOp::Sum, where);
+  return take(sum[0], arange_int(first, first + rows), 0);
 }
 
 void barrier(const std::string& where) {

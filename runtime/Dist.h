@@ -33,6 +33,19 @@ void broadcast(std::vector<Tensor>& xs, int root, const std::string& where);
 Tensor allgather(const Tensor& x, const std::string& where);
 void barrier(const std::string& where);
 
+// The collectives' adjoints (gradients), one implementation for eager tapes and compiled
+// graph fns. The loss they differentiate is the sum of every rank's loss, so each starts by
+// summing the ranks' output gradients `gs` (one allreduce):
+//   - allreduce max/min (xs: this rank's inputs, ys: the results): each element's gradient
+//     goes to the lowest rank holding the extreme, as argmax picks the first;
+//   - broadcast from `root`: the root gets the sum, the other ranks zeros;
+//   - allgather: each rank gets the sum's rows that came from it (`rows` of them).
+// gs are replaced by the inputs' gradients.
+void allreduce_extreme_grad(std::vector<Tensor>& gs, const std::vector<Tensor>& xs, const std::vector<Tensor>& ys,
+                            ReduceOp op, const std::string& where);
+void broadcast_grad(std::vector<Tensor>& gs, int root, const std::string& where);
+Tensor allgather_grad(const Tensor& g, int64_t rows, const std::string& where);
+
 // Whether this rank writes what print() prints: rank 0, or every rank with all_ranks.
 // Progress bars and plots are rank 0's only.
 bool prints_here(bool allRanks);

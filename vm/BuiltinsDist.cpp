@@ -125,16 +125,33 @@ Value broadcast(Interpreter& vm, CallArgs& call) {
   Args a("dist.broadcast", call, {"t", "root"}, 1);
   int64_t root = a.integerOr(1, 0);
   std::vector<rt::Tensor> xs;
-  leaves(a[0], xs, "broadcast");
+  std::vector<Value> inputs;
+  leaves(a[0], xs, "broadcast", &inputs);
   atCaller(vm, [&] { rt::dist::broadcast(xs, static_cast<int>(root), where(vm)); return 0; });
   size_t k = 0;
-  return rebuild(a[0], xs, k);
+  // On a tape: the root's input gets the sum of every rank's gradient.
+  return rebuild(a[0], xs, k, [&](Value& r, size_t i) {
+    if (!ad::wants(r, {&inputs[i]})) return;
+    ad::Node n;
+    n.op = ad::GradOp::DistBroadcast;
+    n.in = {inputs[i]};
+    n.ints = {root};
+    ad::record(r, std::move(n));
+  });
 }
 
 Value allgather(Interpreter& vm, CallArgs& call) {
   Args a("dist.allgather", call, {"x"}, 1);
   rt::Tensor x = a.tensor(0);
-  return fromTensor(atCaller(vm, [&] { return rt::dist::allgather(x, where(vm)); }));
+  Value r = fromTensor(atCaller(vm, [&] { return rt::dist::allgather(x, where(vm)); }));
+  // On a tape: each rank's input gets its rows of the sum of every rank's gradient.
+  if (ad::wants(r, {&a[0]})) {
+    ad::Node n;
+    n.op = ad::GradOp::AllGather;
+    n.in = {a[0]};
+    ad::record(r, std::move(n));
+  }
+  return r;
 }
 
 Value barrier(Interpreter& vm, CallArgs& call) {

@@ -513,29 +513,41 @@ class Grad {
     }
   }
 
-  // The dist module's collectives (graph/BuiltinsDist.cpp): allreduce's adjoint is an
-  // allreduce of the results' adjoints with the same op (sum or mean), in one call over all
-  // of them; the others carry no gradient yet (their operands are not differentiable).
+  // The dist module's collectives (graph/BuiltinsDist.cpp): their adjoints are call_runtime
+  // ops too, run by the runtime's one implementation (runtime/Dist.h): allreduce sum/mean's
+  // is an allreduce of the results' adjoints with the same op, in one call over all of
+  // them; max/min's, broadcast's and allgather's are dist_*_grad.
   void runtimeRule(Op& op, Adj& adj) {
     const std::string& callee = op.str_attr("callee");
     bool wanted = false;
     for (size_t i = 0; i < op.num_operands(); ++i) wanted = wanted || want(op.operand(i));
     if (!wanted) return;
-    if (callee != "dist_allreduce")
-      throw ShapeError(fmt::format("{} has no gradient yet: take it outside the tape, or use allreduce",
-                                   callee == "dist_broadcast" ? "dist.broadcast" : "dist.allgather"));
-    const std::string& kind = op.str_attr("op");
-    if (kind != "sum" && kind != "mean")
-      throw ShapeError(fmt::format("dist.allreduce(op=\"{}\") has no gradient (sum and mean have)", kind));
     std::vector<Value*> gs;
     std::vector<TensorType> types;
     for (size_t i = 0; i < op.num_results(); ++i) {
       Value* r = op.result(i);
       auto it = adj.find(r);
       gs.push_back(it != adj.end() ? it->second : zeros(r->type));
-      types.push_back(gs.back()->type);
+      types.push_back(op.operand(i)->type);
     }
-    Op& back = b_.create(OpKind::CallRuntime, gs, types, op.attrs);
+    AttrMap attrs = op.attrs;
+    std::vector<Value*> in = gs;
+    if (callee == "dist_allreduce") {
+      const std::string& kind = op.str_attr("op");
+      if (kind == "max" || kind == "min") {
+        attrs["callee"] = std::string("dist_allreduce_grad");
+        for (size_t i = 0; i < op.num_operands(); ++i) in.push_back(op.operand(i));
+        for (size_t i = 0; i < op.num_results(); ++i) in.push_back(op.result(i));
+      }
+    } else if (callee == "dist_broadcast") {
+      attrs["callee"] = std::string("dist_broadcast_grad");
+    } else if (callee == "dist_allgather") {
+      attrs["callee"] = std::string("dist_allgather_grad");
+      in.push_back(op.operand(0));  // its rows
+    } else {
+      throw ShapeError(fmt::format("{} has no gradient", callee));
+    }
+    Op& back = b_.create(OpKind::CallRuntime, in, types, attrs);
     for (size_t i = 0; i < op.num_operands(); ++i)
       if (want(op.operand(i))) acc(adj, op.operand(i), back.result(static_cast<unsigned>(i)));
   }

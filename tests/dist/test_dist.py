@@ -157,6 +157,20 @@ def main():
     check(rc == 0 and set(lines(out)) == want2, f"gradients through allreduce on 2 ranks (sum: N times, mean: once) "
                                                 f"{sorted(set(lines(out)) ^ want2)} {err[-300:]}")
 
+    # Gradients through allreduce max/min, broadcast and allgather, eager and graph, against the
+    # same losses in one process over the stacked inputs; alone, on 2 and on 3 ranks.
+    g = os.path.join(HERE, "grads_collectives.tdl")
+    for n in (1, 2, 3):
+        rc, out, err, _ = run([tdl, "run", g] if n == 1 else [tdl, "run", "--np", str(n), g])
+        want = {f"rank {r} {m} {k} true" for r in range(n) for m in ("eager", "graph")
+                for k in ("max", "min", "broadcast", "allgather")}
+        got = {l for l in lines(out) if "gradient" not in l}
+        check(rc == 0 and got == want, f"gradients through max/min/broadcast/allgather on {n} rank(s) "
+                                       f"{sorted(got ^ want)[:4]} {err[-300:]}")
+        if n == 2:
+            check({"rank 0 max gradient [0.0, 6.0, 9.0, 0.0]", "rank 1 max gradient [3.0, 0.0, 0.0, 12.0]"} <= set(lines(out)),
+                  f"the max gradient goes to the first rank holding each maximum {out}")
+
     # A native executable under mpirun.
     tmp = tempfile.mkdtemp(prefix="tdl-dist-")
     try:

@@ -207,11 +207,23 @@ void ruleReshape(const Node& n, const Value& g, const Want&, Grads& gin) {
 }
 
 void ruleAllReduce(const Node& n, const Value& g, const Want&, Grads& gin) {
-  if (n.ints[0] >= 2)
-    throw rt::Error(fmt::format("dist.allreduce(op=\"{}\") has no gradient (sum and mean have)", n.ints[0] == 2 ? "max" : "min"));
-  std::vector<rt::Tensor> xs{toTensor(strong(g))};
-  rt::dist::allreduce(xs, n.ints[0] == 1 ? rt::dist::ReduceOp::Mean : rt::dist::ReduceOp::Sum, "the backward pass");
-  gin[0] = fromTensor(std::move(xs[0]));
+  std::vector<rt::Tensor> gs{toTensor(strong(g))};
+  auto op = static_cast<rt::dist::ReduceOp>(n.ints[0]);
+  if (op == rt::dist::ReduceOp::Max || op == rt::dist::ReduceOp::Min)
+    rt::dist::allreduce_extreme_grad(gs, {toTensor(strong(n.in[0]))}, {toTensor(strong(n.out))}, op, "the backward pass");
+  else
+    rt::dist::allreduce(gs, op, "the backward pass");
+  gin[0] = fromTensor(std::move(gs[0]));
+}
+
+void ruleDistBroadcast(const Node& n, const Value& g, const Want&, Grads& gin) {
+  std::vector<rt::Tensor> gs{toTensor(strong(g))};
+  rt::dist::broadcast_grad(gs, static_cast<int>(n.ints[0]), "the backward pass");
+  gin[0] = fromTensor(std::move(gs[0]));
+}
+
+void ruleAllGather(const Node& n, const Value& g, const Want&, Grads& gin) {
+  gin[0] = fromTensor(rt::dist::allgather_grad(toTensor(strong(g)), shapeOf(n.in[0])[0], "the backward pass"));
 }
 
 void ruleTranspose(const Node& n, const Value& g, const Want&, Grads& gin) {
