@@ -1,6 +1,7 @@
 #include "runtime/Dist.h"
 
 #include <dlfcn.h>
+#include <malloc.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -62,6 +63,18 @@ const char* envSize() {
     if (const char* r = std::getenv(v)) return r;
   return nullptr;
 }
+
+// Started by mpirun: one malloc arena for the process, set before any thread allocates. MPI's
+// collectives malloc temporaries as large as the message on the calling thread, and the VM
+// runs on a thread of its own (runWithLargeStack), whose arena unmaps a heap as soon as it
+// is empty: every large collective faulted its temporaries in again (64 MiB allreduce:
+// 270 ms, 72 ms with one arena; bench/DIST.md). libtdl_mpi's mallopt calls then keep the
+// main heap's memory.
+const bool g_oneArena = [] {
+  const char* n = envSize();
+  if (n && std::atoi(n) > 1) mallopt(M_ARENA_MAX, 1);
+  return true;
+}();
 
 // libtdl_mpi.so: $TDL_MPI_LIB, beside the running executable, where the build put it, or
 // the loader's search path.
