@@ -134,17 +134,7 @@ constexpr double kWidth = 640, kHeight = 400;
 constexpr double kLeft = 70, kRight = 20, kTop = 40, kBottom = 55;
 const char* const kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"};
 
-std::string esc(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '<') o += "&lt;";
-    else if (c == '>') o += "&gt;";
-    else if (c == '&') o += "&amp;";
-    else if (c == '"') o += "&quot;";
-    else o += c;
-  }
-  return o;
-}
+std::string esc(const std::string& s) { return xmlEscape(s); }
 
 // About five round tick values covering [lo, hi].
 std::vector<double> ticks(double lo, double hi) {

@@ -120,4 +120,16 @@ std::string formatWithSpec(const Value& v, const std::string& spec) {
   }
 }
 
+std::string xmlEscape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '<') o += "&lt;";
+    else if (c == '>') o += "&gt;";
+    else if (c == '&') o += "&amp;";
+    else if (c == '"') o += "&quot;";
+    else o += c;
+  }
+  return o;
+}
+
 }  // namespace tdl::vm

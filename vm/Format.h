@@ -14,5 +14,8 @@ std::string repr(const Value& v);
 // format as numbers, everything else as its str() text. Throws rt::Error for
 // an invalid spec.
 std::string formatWithSpec(const Value& v, const std::string& spec);
+// Text made safe inside XML/HTML markup and attribute values (plot's SVG, the notebook's
+// HTML tables): < > & " as entities.
+std::string xmlEscape(const std::string& s);
 
 }  // namespace tdl::vm

@@ -58,20 +58,6 @@ namespace {
 
 // ------------------------------------------------------------ rich output
 
-std::string htmlEscape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
 // Indices shown along an axis of n entries: all, or the first and last edge items around
 // a gap (-1) when the tensor is summarised, as print does.
 std::vector<int64_t> shown(int64_t n, bool summarize) {
@@ -89,9 +75,9 @@ std::vector<int64_t> shown(int64_t n, bool summarize) {
 // A tensor of rank 1 or 2 as an HTML table (a row vector for rank 1), summarised as print
 // summarises; higher ranks as print's text in <pre>. A caption gives dtype and shape.
 std::string tensorHtml(const rt::Tensor& t) {
-  std::string caption = htmlEscape(t.type_str());
+  std::string caption = vm::xmlEscape(t.type_str());
   if (t.rank() > 2 || t.numel() == 0)
-    return fmt::format("<div><pre>{}</pre><small>{}</small></div>", htmlEscape(rt::format_tensor(t)), caption);
+    return fmt::format("<div><pre>{}</pre><small>{}</small></div>", vm::xmlEscape(rt::format_tensor(t)), caption);
   bool summarize = t.numel() > rt::print_options().threshold;
   int64_t rows = t.rank() == 2 ? t.shape()[0] : 1, cols = t.shape().back();
   std::string html = "<table class=\"tdl-tensor\" style=\"font-family: monospace\">";
@@ -101,7 +87,7 @@ std::string tensorHtml(const rt::Tensor& t) {
     html += "<tr>";
     for (int64_t c : cs) {
       if (r < 0 || c < 0) html += "<td style=\"text-align: center\">&#8942;</td>";
-      else html += "<td style=\"text-align: right\">" + htmlEscape(rt::format_element(t, r * cols + c)) + "</td>";
+      else html += "<td style=\"text-align: right\">" + vm::xmlEscape(rt::format_element(t, r * cols + c)) + "</td>";
     }
     html += "</tr>";
   }
