@@ -310,6 +310,7 @@ class TdlInterpreter : public xeus::xinterpreter {
       return xeus::create_successful_reply(nl::json::array({page}));
     }
     bool keepGoing = true;
+    cells_.emplace_back(session_.linesSoFar(), count_);  // :type and :time run code too
     replCommand(session_, cmd, keepGoing);
     flushStreams();
     if (session_.lastFailed()) return errorReply("Error", session_.lastMessage(), session_.lastErrors());
