@@ -113,6 +113,7 @@ class Args {
   [[noreturn]] void fail(size_t i, const std::string& expected) const;
   [[noreturn]] void fail(const std::string& msg) const;
   const char* name() const { return fn_; }
+  const char* param(size_t i) const { return params_.at(i); }
 
  private:
   const char* fn_;

@@ -193,8 +193,14 @@ Value flatten(Interpreter&, CallArgs& call) {
 const Value& tensorList(const Args& a, size_t i) {
   const Value& v = a[i];
   if (!v.isSeq()) a.fail(i, "a list or tuple of tensors");
-  for (auto& x : v.as<SeqObj>()->items)
-    if (!x.isNumeric()) a.fail(i, "a list or tuple of tensors");
+  const auto& items = v.as<SeqObj>()->items;
+  for (size_t k = 0; k < items.size(); ++k)
+    if (!items[k].isNumeric())
+      a.fail(fmt::format("'{}' must be a list or tuple of tensors, but item {} is a {}{}", a.param(i), k,
+                         typeText(items[k]),
+                         items[k].tag() == Tag::List ? " (a bracket literal with other than number literals is a "
+                                                       "list: make it a tensor with stack([...]))"
+                                                     : ""));
   return v;
 }
 
