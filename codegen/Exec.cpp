@@ -84,11 +84,9 @@ void runOp(ExecCtx& c, const OpEntry& e) {
       const std::string& callee = op.str_attr("callee");
       const std::string& where = op.str_attr("where");
       if (callee == "dist_allreduce") {
-        const std::string& o = op.str_attr("op");
-        auto kind = o == "mean" ? rt::dist::ReduceOp::Mean
-                    : o == "max" ? rt::dist::ReduceOp::Max
-                    : o == "min" ? rt::dist::ReduceOp::Min
-                                 : rt::dist::ReduceOp::Sum;
+        rt::dist::ReduceOp kind = rt::dist::ReduceOp::Sum;
+        if (!rt::dist::parse_reduce_op(op.str_attr("op"), kind))
+          throw rt::Error(fmt::format("internal: unknown reduction '{}'", op.str_attr("op")));
         rt::dist::allreduce(in, kind, where);
         out = std::move(in);
       } else if (callee == "dist_broadcast") {
@@ -103,8 +101,7 @@ void runOp(ExecCtx& c, const OpEntry& e) {
         std::vector<rt::Tensor> gs(in.begin(), in.begin() + static_cast<long>(n));
         std::vector<rt::Tensor> xs(in.begin() + static_cast<long>(n), in.begin() + static_cast<long>(2 * n));
         std::vector<rt::Tensor> ys(in.begin() + static_cast<long>(2 * n), in.end());
-        rt::dist::allreduce_extreme_grad(gs, xs, ys, op.str_attr("op") == "max" ? rt::dist::ReduceOp::Max
-                                                                                : rt::dist::ReduceOp::Min, where);
+        rt::dist::allreduce_extreme_grad(gs, xs, ys, where);
         out = std::move(gs);
       } else if (callee == "dist_broadcast_grad") {
         rt::dist::broadcast_grad(in, static_cast<int>(op.int_attr("root")), where);

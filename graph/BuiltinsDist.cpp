@@ -3,6 +3,7 @@
 // of the tree at once; the compiled code runs the runtime's collective (runtime/Dist.h),
 // the same one eager mode calls.
 #include "graph/Tracer.h"
+#include "runtime/Dist.h"
 
 namespace tdl::vm::trace {
 
@@ -43,7 +44,8 @@ auto Tracer::bi_dist(BuiltinCall& bc) -> TV {
       if (!o->isStatic() || !o->sv.isStr()) fail(loc, "dist.allreduce: 'op' must be a string known at trace time");
       op = o->sv.as<StrObj>()->s;
     }
-    if (op != "sum" && op != "mean" && op != "max" && op != "min")
+    rt::dist::ReduceOp parsed;
+    if (!rt::dist::parse_reduce_op(op, parsed))
       fail(loc, fmt::format("dist.allreduce: 'op' must be \"sum\", \"mean\", \"max\" or \"min\", got \"{}\"", op));
     attrs["op"] = op;
   } else {  // broadcast

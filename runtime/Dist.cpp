@@ -207,7 +207,9 @@ int opCode(ReduceOp op) {
   }
 }
 
-const char* opName(ReduceOp op) {
+}  // namespace
+
+const char* reduce_op_name(ReduceOp op) {
   switch (op) {
     case ReduceOp::Sum: return "sum";
     case ReduceOp::Mean: return "mean";
@@ -217,7 +219,14 @@ const char* opName(ReduceOp op) {
   return "?";
 }
 
-}  // namespace
+bool parse_reduce_op(const std::string& name, ReduceOp& op) {
+  for (ReduceOp o : {ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min})
+    if (name == reduce_op_name(o)) {
+      op = o;
+      return true;
+    }
+  return false;
+}
 
 bool prints_here(bool allRanks) {
   if (allRanks) return true;
@@ -248,7 +257,7 @@ void allreduce(std::vector<Tensor>& xs, ReduceOp op, const std::string& where) {
     for (const Tensor& x : xs)
       if (!is_float(x.dtype()))
         throw Error(fmt::format("dist.allreduce: op \"mean\" needs float tensors, got {} (use \"sum\")", dtype_name(x.dtype())));
-  agree("allreduce", fmt::format("allreduce({}) of {}", opName(op), describe(xs, false)), where);
+  agree("allreduce", fmt::format("allreduce({}) of {}", reduce_op_name(op), describe(xs, false)), where);
   if (!distributed()) return;
   // Buckets: consecutive tensors of one dtype packed up to 64 MiB (a larger tensor alone).
   constexpr size_t kBucket = size_t{64} << 20;
@@ -342,7 +351,7 @@ Tensor allgather(const Tensor& x, const std::string& where) {
 }
 
 void allreduce_extreme_grad(std::vector<Tensor>& gs, const std::vector<Tensor>& xs, const std::vector<Tensor>& ys,
-                            ReduceOp op, const std::string& where) {
+                            const std::string& where) {
   allreduce(gs, ReduceOp::Sum, where);
   // Per element, the lowest rank whose input is the extreme: min over ranks of
   // (x == y ? rank : size).
@@ -352,7 +361,6 @@ void allreduce_extreme_grad(std::vector<Tensor>& gs, const std::vector<Tensor>& 
     holder.push_back(rt::where(eq(xs[i], ys[i]), Tensor::scalar(static_cast<int64_t>(me)),
                                Tensor::scalar(static_cast<int64_t>(n))));
   allreduce(holder, ReduceOp::Min, where);
-  (void)op;
   for (size_t i = 0; i < gs.size(); ++i)
     gs[i] = rt::where(eq(holder[i], Tensor::scalar(static_cast<int64_t>(me))), gs[i], zeros_like(gs[i]));
 }

@@ -17,6 +17,9 @@
 namespace tdl::rt::dist {
 
 enum class ReduceOp { Sum, Mean, Max, Min };
+// "sum", "mean", "max", "min" (allreduce's `op`); parse_reduce_op: false for any other name.
+const char* reduce_op_name(ReduceOp op);
+bool parse_reduce_op(const std::string& name, ReduceOp& op);
 
 // This process's rank and the number of ranks (0 and 1 without mpirun).
 int rank();
@@ -42,7 +45,7 @@ void barrier(const std::string& where);
 //   - allgather: each rank gets the sum's rows that came from it (`rows` of them).
 // gs are replaced by the inputs' gradients.
 void allreduce_extreme_grad(std::vector<Tensor>& gs, const std::vector<Tensor>& xs, const std::vector<Tensor>& ys,
-                            ReduceOp op, const std::string& where);
+                            const std::string& where);
 void broadcast_grad(std::vector<Tensor>& gs, int root, const std::string& where);
 Tensor allgather_grad(const Tensor& g, int64_t rows, const std::string& where);
 

@@ -96,29 +96,31 @@ Value size(Interpreter&, CallArgs& call) {
   return fromTensor(rt::Tensor::scalar(static_cast<int64_t>(rt::dist::size())));
 }
 
+// Records result i of a collective (if a tape wants it) as `op` of input i, with `arg`
+// (allreduce's op, broadcast's root) for the rule.
+auto onTape(const std::vector<Value>& inputs, ad::GradOp op, int64_t arg) {
+  return [&inputs, op, arg](Value& r, size_t i) {
+    if (!ad::wants(r, {&inputs[i]})) return;
+    ad::Node n;
+    n.op = op;
+    n.in = {inputs[i]};
+    n.ints = {arg};
+    ad::record(r, std::move(n));
+  };
+}
+
 Value allreduce(Interpreter& vm, CallArgs& call) {
   Args a("dist.allreduce", call, {"t", "op"}, 1);
   std::string op = a.has(1) ? a.string(1) : "sum";
-  rt::dist::ReduceOp o;
-  if (op == "sum") o = rt::dist::ReduceOp::Sum;
-  else if (op == "mean") o = rt::dist::ReduceOp::Mean;
-  else if (op == "max") o = rt::dist::ReduceOp::Max;
-  else if (op == "min") o = rt::dist::ReduceOp::Min;
-  else a.fail(fmt::format("'op' must be \"sum\", \"mean\", \"max\" or \"min\", got \"{}\"", op));
+  rt::dist::ReduceOp o = rt::dist::ReduceOp::Sum;
+  if (!rt::dist::parse_reduce_op(op, o)) a.fail(fmt::format("'op' must be \"sum\", \"mean\", \"max\" or \"min\", got \"{}\"", op));
   std::vector<rt::Tensor> xs;
   std::vector<Value> inputs;
   leaves(a[0], xs, "allreduce", &inputs);
   atCaller(vm, [&] { rt::dist::allreduce(xs, o, where(vm)); return 0; });
   size_t k = 0;
   // On a tape, each result's gradient flows back through an allreduce of the same op.
-  return rebuild(a[0], xs, k, [&](Value& r, size_t i) {
-    if (!ad::wants(r, {&inputs[i]})) return;
-    ad::Node n;
-    n.op = ad::GradOp::AllReduce;
-    n.in = {inputs[i]};
-    n.ints = {static_cast<int64_t>(o)};
-    ad::record(r, std::move(n));
-  });
+  return rebuild(a[0], xs, k, onTape(inputs, ad::GradOp::AllReduce, static_cast<int64_t>(o)));
 }
 
 Value broadcast(Interpreter& vm, CallArgs& call) {
@@ -130,14 +132,7 @@ Value broadcast(Interpreter& vm, CallArgs& call) {
   atCaller(vm, [&] { rt::dist::broadcast(xs, static_cast<int>(root), where(vm)); return 0; });
   size_t k = 0;
   // On a tape: the root's input gets the sum of every rank's gradient.
-  return rebuild(a[0], xs, k, [&](Value& r, size_t i) {
-    if (!ad::wants(r, {&inputs[i]})) return;
-    ad::Node n;
-    n.op = ad::GradOp::DistBroadcast;
-    n.in = {inputs[i]};
-    n.ints = {root};
-    ad::record(r, std::move(n));
-  });
+  return rebuild(a[0], xs, k, onTape(inputs, ad::GradOp::DistBroadcast, root));
 }
 
 Value allgather(Interpreter& vm, CallArgs& call) {

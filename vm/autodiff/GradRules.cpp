@@ -210,7 +210,7 @@ void ruleAllReduce(const Node& n, const Value& g, const Want&, Grads& gin) {
   std::vector<rt::Tensor> gs{toTensor(strong(g))};
   auto op = static_cast<rt::dist::ReduceOp>(n.ints[0]);
   if (op == rt::dist::ReduceOp::Max || op == rt::dist::ReduceOp::Min)
-    rt::dist::allreduce_extreme_grad(gs, {toTensor(strong(n.in[0]))}, {toTensor(strong(n.out))}, op, "the backward pass");
+    rt::dist::allreduce_extreme_grad(gs, {toTensor(strong(n.in[0]))}, {toTensor(strong(n.out))}, "the backward pass");
   else
     rt::dist::allreduce(gs, op, "the backward pass");
   gin[0] = fromTensor(std::move(gs[0]));
