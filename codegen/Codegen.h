@@ -74,6 +74,7 @@ bool restoreTable(CompiledFn& cf, const std::string& text, ir::Function& fn);
 // tdl_* runtime ABI by name), its LLVM IR text, and its op table (serializeTable).
 struct AotOptions {
   std::string entry;          // the symbol of the function
+  std::string triple;         // --target: an LLVM target triple; empty: this machine's
   std::string cpu = "host";  // --target-cpu: "host", "generic" or an LLVM CPU name
   int optLevel = 2;           // -O0..-O3
 };
@@ -81,8 +82,13 @@ struct AotResult {
   std::string object, llvm, table;
 };
 AotResult compileAot(ir::Function& fn, const AotOptions& opts);
-// Whether --target-cpu names a CPU of the host's target ("host" and "generic" always do).
-bool validTargetCpu(const std::string& cpu);
+// Whether --target-cpu names a CPU of `triple` (empty: the host's target; "host" is valid
+// only there, "generic" everywhere).
+bool validTargetCpu(const std::string& cpu, const std::string& triple = "");
+// The CPU names LLVM knows for `triple`, space-separated (for error messages).
+std::string knownTargetCpus(const std::string& triple);
+// Whether LLVM (as linked) can generate code for `triple`; otherwise `why`.
+bool knownTriple(const std::string& triple, std::string& why);
 
 // The host CPU as compileAot's "host" sees it: LLVM triple, CPU name and feature list
 // ("+avx2,-avx512f,..."), recorded in exported models (docs/formats/tdlm.md).

@@ -1770,18 +1770,41 @@ void initNative() {
   std::call_once(init, [] {
     llvm::InitializeNativeTarget();
     llvm::InitializeNativeTargetAsmPrinter();
+    // Cross targets of `tdl build --target` (docs/edge.md).
+    LLVMInitializeAArch64TargetInfo();
+    LLVMInitializeAArch64Target();
+    LLVMInitializeAArch64TargetMC();
+    LLVMInitializeAArch64AsmPrinter();
   });
+}
+
+const llvm::Target* lookupTarget(const std::string& triple, std::string& why) {
+  initNative();
+  return llvm::TargetRegistry::lookupTarget(triple, why);
 }
 }  // namespace
 
-bool validTargetCpu(const std::string& cpu) {
-  if (cpu == "host" || cpu == "generic") return true;
-  initNative();
-  std::string triple = llvm::sys::getProcessTriple(), why;
-  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(triple, why);
+bool knownTriple(const std::string& triple, std::string& why) { return lookupTarget(triple, why) != nullptr; }
+
+bool validTargetCpu(const std::string& cpu, const std::string& tripleIn) {
+  if (cpu == "generic") return true;
+  if (cpu == "host") return tripleIn.empty() || tripleIn == llvm::sys::getProcessTriple();
+  std::string triple = tripleIn.empty() ? llvm::sys::getProcessTriple() : tripleIn, why;
+  const llvm::Target* target = lookupTarget(triple, why);
   if (!target) return false;
   std::unique_ptr<llvm::MCSubtargetInfo> sti(target->createMCSubtargetInfo(triple, "", ""));
   return sti && sti->isCPUStringValid(cpu);
+}
+
+std::string knownTargetCpus(const std::string& tripleIn) {
+  std::string triple = tripleIn.empty() ? llvm::sys::getProcessTriple() : tripleIn, why, out;
+  const llvm::Target* target = lookupTarget(triple, why);
+  if (!target) return out;
+  std::unique_ptr<llvm::MCSubtargetInfo> sti(target->createMCSubtargetInfo(triple, "", ""));
+  if (!sti) return out;
+  for (const llvm::SubtargetSubTypeKV& kv : sti->getAllProcessorDescriptions())
+    out += (out.empty() ? "" : " ") + std::string(kv.Key);
+  return out;
 }
 
 HostTarget hostTarget() {
@@ -1830,13 +1853,16 @@ bool hostRuns(const std::string& triple, const std::string& features, std::strin
 
 AotResult compileAot(ir::Function& fn, const AotOptions& o) {
   initNative();
-  if (!validTargetCpu(o.cpu)) throw std::runtime_error("unknown --target-cpu '" + o.cpu + "'");
-  std::string triple = llvm::sys::getProcessTriple();
+  if (!validTargetCpu(o.cpu, o.triple)) throw std::runtime_error("unknown --target-cpu '" + o.cpu + "'");
+  bool cross = !o.triple.empty() && o.triple != llvm::sys::getProcessTriple();
+  std::string triple = cross ? o.triple : llvm::sys::getProcessTriple();
   std::string why;
   const llvm::Target* target = llvm::TargetRegistry::lookupTarget(triple, why);
   if (!target) throw std::runtime_error("no target for " + triple + ": " + why);
   std::string cpu = o.cpu, features;
-  if (cpu == "host") {
+  if (cross) {
+    // "generic": the target's baseline (AArch64: armv8-a); a named CPU: its features.
+  } else if (cpu == "host") {
     cpu = llvm::sys::getHostCPUName().str();
     llvm::StringMap<bool> f = llvm::sys::getHostCPUFeatures();
     for (auto& kv : f) features += (features.empty() ? "" : ",") + std::string(kv.second ? "+" : "-") + kv.first().str();

@@ -103,14 +103,14 @@ namespace {
 // Batched gemm: a [..., ra0, ra1] and b [..., rb0, rb1] with the same batch dims, one BLAS
 // call per matrix, each operand read transposed in place where asked (no copy).
 Tensor batched_gemm(const Tensor& a, const Tensor& b, bool ta, bool tb, double alpha) {
-  size_t r = a.rank();
+  const int64_t r = a.rank();
   Shape batch(a.shape().begin(), a.shape().end() - 2);
   if (b.rank() != r || Shape(b.shape().begin(), b.shape().end() - 2) != batch || a.dtype() != b.dtype() ||
       !is_float(a.dtype()))
     throw Error(fmt::format("internal: batched gemm of {} {} and {} {}", dtype_name(a.dtype()), shape_str(a.shape()),
                             dtype_name(b.dtype()), shape_str(b.shape())));
-  const int64_t a0 = a.dim(static_cast<int64_t>(r) - 2), a1 = a.dim(static_cast<int64_t>(r) - 1);
-  const int64_t b0 = b.dim(static_cast<int64_t>(r) - 2), b1 = b.dim(static_cast<int64_t>(r) - 1);
+  const int64_t a0 = a.dim(r - 2), a1 = a.dim(r - 1);
+  const int64_t b0 = b.dim(r - 2), b1 = b.dim(r - 1);
   const int64_t m = ta ? a1 : a0, k = ta ? a0 : a1, kb = tb ? b1 : b0, n = tb ? b0 : b1;
   if (k != kb) {  // eager's words: the shapes of op(a) and op(b), batch dims included
     Shape sa = batch, sb = batch;

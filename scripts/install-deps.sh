@@ -14,6 +14,10 @@ PKGS=(
   openmpi-bin libopenmpi-dev
   xeus-dev jupyter-client python3-ipykernel jupyter-nbconvert python3-nbclient python3-jupyter-kernel-test
   vim-nox emacs-nox
+  # Cross-building for 64-bit ARM (`tdl build --target aarch64-linux-gnu`, docs/edge.md):
+  # the cross compiler, qemu-user to test its executables, and the arm64 libraries the
+  # runner links (multiarch: the arm64 architecture is added below).
+  g++-aarch64-linux-gnu qemu-user libopenblas-dev:arm64 libfmt-dev:arm64 zlib1g-dev:arm64
 )
 # Node.js and npm for the editor tests: Debian's packages unless a Node.js with
 # its own npm is already installed (e.g. NodeSource's, which conflicts with
@@ -35,6 +39,10 @@ fi
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  echo "install-deps: adding the arm64 architecture (multiarch) for the cross-build's libraries"
+  $SUDO dpkg --add-architecture arm64
+fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq

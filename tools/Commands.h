@@ -32,6 +32,7 @@ struct BuildOptions {
   std::string file, out;
   int optLevel = 2;             // -O0..-O3
   std::string targetCpu = "host";  // --target-cpu: host, generic, or an LLVM CPU name
+  std::string target;           // --target: a cross triple (aarch64-linux-gnu); empty: this machine
   bool emitObj = false;         // --emit-obj: OUT is one relocatable object (image, table, code)
   bool emitLlvm = false;        // --emit-llvm: OUT is the LLVM IR of the compiled graph fns
   bool lib = false;             // --lib: OUT is a shared library, with a C header beside it

@@ -223,7 +223,8 @@ int mainImpl(int argc, char** argv) {
   build->add_option("FILE", file)->required();
   build->add_option("-o", out)->required();
   build->add_option("-O", bo.optLevel, "optimization level 0..3")->check(CLI::Range(0, 3));
-  build->add_option("--target-cpu", bo.targetCpu, "host (default), generic, or an LLVM CPU name");
+  build->add_option("--target", bo.target, "the machine to build for: aarch64-linux-gnu (cross), or this one (default)");
+  build->add_option("--target-cpu", bo.targetCpu, "host (default), generic, or an LLVM CPU name (cross: cortex-a72, ...)");
   build->add_flag("--emit-obj", bo.emitObj, "write one relocatable object instead of an executable");
   build->add_flag("--emit-llvm", bo.emitLlvm, "write the LLVM IR of the compiled graph fns");
   build->add_flag("--lib", bo.lib, "write a shared library and a C header");
