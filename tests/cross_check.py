@@ -106,6 +106,20 @@ def main():
             check(np.array_equal(np.argmax(la, 1), np.argmax(lx, 1)), f"{model}: identical predictions on ARM and x86")
             check(np.array_equal(lx, lr), f"{model}: the x86 executable's logits are tdl run's")
 
+        # Code for a CPU with features the Cortex-A72 lacks (A64FX: SVE) fails under
+        # -cpu cortex-a72, as it would on the board, and runs where they exist (-cpu max).
+        sve = os.path.join(tmp, "predict-sve")
+        r = run([tdl, "build", "--target", TARGET, "--target-cpu", "a64fx", os.path.join(edge, "predict.tdl"), "-o", sve])
+        check(r.returncode == 0, "--target-cpu a64fx (SVE)")
+        weights = os.path.join(tmp, "mlp.safetensors")
+        args = [sve, "mlp", data, weights]
+        bad = qemu(args)
+        check(bad.returncode != 0 and "Illegal instruction" in bad.stderr,
+              f"SVE code stops with an illegal instruction under -cpu cortex-a72 (exit {bad.returncode})")
+        good = run(["qemu-aarch64", "-cpu", "max"] + args)
+        ref = run([tdl, "run", os.path.join(edge, "predict.tdl"), "mlp", data, weights])
+        check(good.returncode == 0 and good.stdout == ref.stdout, "and runs under -cpu max (which has SVE)")
+
         # A C program on a cross-built library (tdl build --lib).
         capi = os.path.join(ROOT, "examples", "c_api")
         lib = os.path.join(tmp, "libclassifier.so")
