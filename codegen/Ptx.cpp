@@ -122,6 +122,7 @@ class PtxLowering {
       case DType::I64: return b.getInt64Ty();
       case DType::F32: return b.getFloatTy();
       case DType::F64: return b.getDoubleTy();
+      case DType::I8: return b.getInt8Ty();
     }
     return b.getInt64Ty();
   }

@@ -29,6 +29,7 @@ llvm::Type* ScalarEmitter::ty(DType d) {
     case DType::I64: return b_.getInt64Ty();
     case DType::F32: return b_.getFloatTy();
     case DType::F64: return b_.getDoubleTy();
+    case DType::I8: return b_.getInt8Ty();
   }
   return b_.getInt64Ty();
 }

@@ -7,6 +7,7 @@
 #include "runtime/Elementwise.h"
 #include "runtime/Index.h"
 #include "runtime/Matmul.h"
+#include "runtime/Quant.h"
 #include "runtime/Reduce.h"
 #include "runtime/Conv.h"
 #include "runtime/Scan.h"
@@ -132,6 +133,13 @@ std::optional<std::vector<rt::Tensor>> evaluate(const Op& op, const std::vector<
                         op.bool_attr("trans_a"), op.bool_attr("trans_b"),
                         op.attr_as<double>("alpha") ? *op.attr_as<double>("alpha") : 1.0,
                         op.attr_as<double>("beta") ? *op.attr_as<double>("beta") : 0.0)};
+    case OpKind::Quantize: return V{rt::quantize_i8(in[0], *op.attr_as<double>("scale"))};
+    case OpKind::Dequantize:
+      return V{rt::dequantize_i8(in[0], in[1], op.attr_as<int64_t>("axis") ? *op.attr_as<int64_t>("axis") : -1)};
+    case OpKind::QGemm:
+      return V{rt::qgemm(in[0], in[1], in[2], *op.attr_as<double>("x_scale"),
+                         in.size() > 3 ? std::optional<rt::Tensor>(in[3]) : std::nullopt, *op.attr_as<double>("alpha"),
+                         *op.attr_as<double>("beta"))};
     case OpKind::Index: return V{rt::get_index(in[0], indices(in, 1))};
     case OpKind::Take: return V{rt::take(in[0], in[1], op.int_attr("axis"))};
     case OpKind::IndexAdd: return V{rt::index_add(in[0], in[1], in[2], op.int_attr("axis"))};

@@ -25,6 +25,7 @@ std::unique_ptr<Pass> create_cse_pass();
 std::unique_ptr<Pass> create_dce_pass();
 std::unique_ptr<Pass> create_fusion_pass();
 std::unique_ptr<Pass> create_gemm_pass();
+std::unique_ptr<Pass> create_qgemm_pass();  // ir/passes/Quantize.cpp (not in the default pipeline: tdl export --quantize)
 std::unique_ptr<Pass> create_if_convert_pass();
 std::unique_ptr<Pass> create_loops_pass();
 // A while the loops pass counts: carried i64 i from a constant >= 0, `i < n` with n from

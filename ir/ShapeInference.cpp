@@ -346,6 +346,43 @@ std::optional<std::vector<TensorType>> infer_result_types(OpKind kind, const std
       }
       return V{TensorType(in[0].dtype, dims)};
     }
+    case OpKind::Quantize: {
+      require_count(in, 1, "operand x");
+      if (!rt::is_float(in[0].dtype)) fail("quantize needs a float operand, got " + in[0].str());
+      get<double>(attrs, "scale");
+      return V{TensorType(DType::I8, in[0].dims)};
+    }
+    case OpKind::Dequantize: {
+      require_count(in, 2, "operands q and scale");
+      if (in[0].dtype != DType::I8) fail("dequantize needs an i8 operand, got " + in[0].str());
+      if (in[1].dtype != DType::F32 || in[1].rank() > 1 || (in[1].rank() == 1 && in[0].rank() == 0))
+        fail("dequantize's scale must be f32[] or f32[N] (N: the size along attr axis), got " + in[1].str());
+      if (in[1].rank() == 1) {
+        int64_t axis = get<int64_t>(attrs, "axis");
+        if (axis < 0) axis += in[0].rank();
+        if (axis < 0 || axis >= in[0].rank()) fail("dequantize's axis is out of range for " + in[0].str());
+        unify(in[0].dims[static_cast<size_t>(axis)], in[1].dims[0], "dequantize's scales must match the axis' size");
+      }
+      return V{TensorType(DType::F32, in[0].dims)};
+    }
+    case OpKind::QGemm: {
+      if (in.size() != 3 && in.size() != 4) fail("qgemm needs operands a, w, ws and an optional c");
+      if (in[0].dtype != DType::F32 || in[0].rank() != 2 || in[1].dtype != DType::I8 || in[1].rank() != 2 ||
+          in[2].dtype != DType::F32 || in[2].rank() != 1)
+        fail("qgemm needs a f32[M, K], w i8[N, K] and ws f32[N], got " + in[0].str() + ", " + in[1].str() + " and " +
+             in[2].str());
+      get<double>(attrs, "x_scale");
+      get<double>(attrs, "alpha");
+      get<double>(attrs, "beta");
+      unify(in[0].dims[1], in[1].dims[1], "qgemm's a and w must agree on K");
+      unify(in[1].dims[0], in[2].dims[0], "qgemm's ws must have one scale per row of w");
+      std::vector<Dim> dims = {in[0].dims[0], in[1].dims[0]};
+      if (in.size() == 4) {
+        if (in[3].dtype != DType::F32 || in[3].rank() != 2) fail("qgemm's c must be f32[M, N], got " + in[3].str());
+        for (size_t i = 0; i < 2; ++i) dims[i] = unify(dims[i], in[3].dims[i], "qgemm's c must have the result's shape");
+      }
+      return V{TensorType(DType::F32, dims)};
+    }
     case OpKind::Take: {
       require_count(in, 2, "operands x and idx");
       if (rt::is_float(in[1].dtype) || in[1].dtype == DType::Bool) fail("take needs integer indices, got " + in[1].str());

@@ -350,7 +350,8 @@ std::unique_ptr<Model> Model::fromBytes(std::string bytes, const std::string& pa
 
   // Weights.
   std::vector<std::pair<std::string, rt::Tensor>> loaded = rt::load_safetensors_bytes(
-      std::string_view(bytes).substr(secs[1].off, secs[1].size), fmt::format("invalid model file '{}': its weights", path));
+      std::string_view(bytes).substr(secs[1].off, secs[1].size), fmt::format("invalid model file '{}': its weights", path),
+      /*keep_i8=*/true);
   std::map<std::string, rt::Tensor> byName(loaded.begin(), loaded.end());
   const json& wlist = r.field(man, "weights", "the manifest");
   if (!wlist.is_array()) r.fail("the manifest's weights is not a list");

@@ -31,7 +31,9 @@ class InFile;
 // The safetensors bytes at [base, base + size) of an open file; errors start with `what`.
 std::vector<std::pair<std::string, Tensor>> load_safetensors_region(detail::InFile& in, uint64_t base, uint64_t size,
                                                                     const std::string& what);
-std::vector<std::pair<std::string, Tensor>> load_safetensors_bytes(std::string_view bytes, const std::string& what);
+// keep_i8: I8 entries stay i8 (int8-quantized weights of model files) instead of becoming i32.
+std::vector<std::pair<std::string, Tensor>> load_safetensors_bytes(std::string_view bytes, const std::string& what,
+                                                                   bool keep_i8 = false);
 
 // A rows x columns tensor of `dtype` (bool accepts true/false/1/0). RFC 4180 quoting,
 // LF or CRLF, optional UTF-8 BOM, gzip input (detected by its magic bytes); `header`

@@ -178,6 +178,7 @@ std::string descr_of(DType d) {
     case DType::I64: return "<i8";
     case DType::F32: return "<f4";
     case DType::F64: return "<f8";
+    case DType::I8: return "|i1";
   }
   return "";
 }

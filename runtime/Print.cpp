@@ -49,6 +49,7 @@ void append_element(std::string& out, const Tensor& t, int64_t flat) {
     case DType::Bool: out += t.data<bool>()[flat] ? "true" : "false"; return;
     case DType::I32: fmt::format_to(std::back_inserter(out), "{}", t.data<int32_t>()[flat]); return;
     case DType::I64: fmt::format_to(std::back_inserter(out), "{}", t.data<int64_t>()[flat]); return;
+    case DType::I8: fmt::format_to(std::back_inserter(out), "{}", static_cast<int>(t.data<int8_t>()[flat])); return;
     case DType::F32: out += format_shortest(t.data<float>()[flat]); return;
     case DType::F64: out += format_shortest(t.data<double>()[flat]); return;
   }
@@ -62,6 +63,7 @@ Tensor element_tensor(const Tensor& t, int64_t flat) {
     case DType::I64: return Tensor::scalar(t.data<int64_t>()[flat]);
     case DType::F32: return Tensor::scalar(t.data<float>()[flat]);
     case DType::F64: return Tensor::scalar(t.data<double>()[flat]);
+    case DType::I8: return Tensor::scalar(static_cast<int32_t>(t.data<int8_t>()[flat]));
   }
   return Tensor::scalar(false);
 }

@@ -48,6 +48,7 @@ const char* dtype_tag(DType d) {
     case DType::I64: return "I64";
     case DType::F32: return "F32";
     case DType::F64: return "F64";
+    case DType::I8: return "I8";
   }
   return "";
 }
@@ -70,7 +71,8 @@ namespace {
 // Reads n bytes at an offset of the safetensors bytes (a file or memory) or throws.
 using ReadAt = std::function<void(uint64_t offset, void* buf, size_t n, const char* what)>;
 
-std::vector<std::pair<std::string, Tensor>> parse_safetensors(uint64_t size, const ReadAt& read, const std::string& what);
+std::vector<std::pair<std::string, Tensor>> parse_safetensors(uint64_t size, const ReadAt& read, const std::string& what,
+                                                              bool keep_i8 = false);
 }  // namespace
 
 std::vector<std::pair<std::string, Tensor>> load_safetensors_region(detail::InFile& in, uint64_t base, uint64_t size,
@@ -79,15 +81,17 @@ std::vector<std::pair<std::string, Tensor>> load_safetensors_region(detail::InFi
   return parse_safetensors(size, [&](uint64_t off, void* buf, size_t n, const char* w) { in.read_at(base + off, buf, n, w); }, what);
 }
 
-std::vector<std::pair<std::string, Tensor>> load_safetensors_bytes(std::string_view bytes, const std::string& what) {
+std::vector<std::pair<std::string, Tensor>> load_safetensors_bytes(std::string_view bytes, const std::string& what,
+                                                                   bool keep_i8) {
   return parse_safetensors(bytes.size(), [&](uint64_t off, void* buf, size_t n, const char* w) {
     if (off > bytes.size() || n > bytes.size() - off) throw Error(fmt::format("{}: {}", what, w));
     std::memcpy(buf, bytes.data() + off, n);
-  }, what);
+  }, what, keep_i8);
 }
 
 namespace {
-std::vector<std::pair<std::string, Tensor>> parse_safetensors(uint64_t size, const ReadAt& read, const std::string& what) {
+std::vector<std::pair<std::string, Tensor>> parse_safetensors(uint64_t size, const ReadAt& read, const std::string& what,
+                                                              bool keep_i8) {
   auto bad = [&](const std::string& msg) { return Error(fmt::format("{}: {}", what, msg)); };
   if (size < 8) throw bad("the file is too short for the 8-byte header size");
   unsigned char nb[8];
@@ -175,9 +179,10 @@ std::vector<std::pair<std::string, Tensor>> parse_safetensors(uint64_t size, con
 
   std::vector<std::pair<std::string, Tensor>> out;
   for (const Entry& e : entries) {
-    Tensor t = Tensor::empty(*detail::load_dtype(e.format), e.shape);
+    bool i8 = keep_i8 && e.format.kind == RawKind::Int && e.format.size == 1;
+    Tensor t = Tensor::empty(i8 ? DType::I8 : *detail::load_dtype(e.format), e.shape);
     size_t nbytes = static_cast<size_t>(e.end - e.begin);
-    if (detail::is_native(e.format)) {
+    if (i8 || detail::is_native(e.format)) {
       read(data_start + e.begin, t.mutable_raw(), nbytes, "cannot read tensor data");
     } else {
       std::vector<unsigned char> buf(nbytes);

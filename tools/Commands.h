@@ -45,6 +45,8 @@ struct ExportOptions {
   std::vector<std::string> fns;
   std::vector<std::string> scriptArgs;
   int optLevel = 2;
+  std::string quantize;   // --quantize int8 (docs/quantization.md); empty: f32 as traced
+  std::string calibrate;  // --calibrate DATA: the fn's inputs (.npy, or .safetensors by input name)
 };
 int exportModel(const ExportOptions& opts);
 int inspectModel(const std::string& path, bool json);

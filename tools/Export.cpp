@@ -7,15 +7,22 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "codegen/Codegen.h"
+#include "ir/Pipeline.h"
 #include "ir/Printer.h"
+#include "ir/Quantize.h"
+#include "ir/Verifier.h"
 #include "model/Model.h"
+#include "runtime/Elementwise.h"
 #include "runtime/Error.h"
 #include "runtime/Io.h"
 #include "tools/Commands.h"
@@ -121,7 +128,87 @@ bool sameFile(const std::string& a, const std::string& b) {
 
 }  // namespace
 
+// The calibration inputs of `--calibrate FILE` for a fn with these inputs: an .npy file for
+// a fn of one tensor input, or a safetensors file with one entry per input, named by its
+// path (x, p.w). Float data is cast to the input's dtype.
+std::vector<rt::Tensor> calibrationInputs(const std::string& path, const std::vector<model::TensorSpec>& inputs) {
+  std::vector<rt::Tensor> out;
+  auto bad = [&](const std::string& msg) { return rt::Error(fmt::format("--calibrate {}: {}", path, msg)); };
+  std::string ext = fs::path(path).extension().string();
+  if (ext == ".npy") {
+    if (inputs.size() != 1)
+      throw bad(fmt::format("an .npy file gives one input, but the fn takes {} (use a .safetensors file with entries {})",
+                            inputs.size(), [&] {
+                              std::string n;
+                              for (auto& i : inputs) n += (n.empty() ? "" : ", ") + i.name;
+                              return n;
+                            }()));
+    out.push_back(rt::load_npy(path));
+  } else if (ext == ".safetensors") {
+    auto entries = rt::load_safetensors(path);
+    for (auto& in : inputs) {
+      auto it = std::find_if(entries.begin(), entries.end(), [&](auto& e) { return e.first == in.name; });
+      if (it == entries.end()) throw bad(fmt::format("no entry named '{}' (the fn's input)", in.name));
+      out.push_back(it->second);
+    }
+  } else {
+    throw bad("expected an .npy or .safetensors file");
+  }
+  for (size_t i = 0; i < out.size(); ++i) {
+    rt::DType want = inputs[i].dtype;
+    if (out[i].dtype() != want) {
+      if (!rt::is_float(out[i].dtype()) || !rt::is_float(want))
+        throw bad(fmt::format("input '{}' must be {}, the file holds {}", inputs[i].name, rt::dtype_name(want),
+                              rt::dtype_name(out[i].dtype())));
+      out[i] = rt::cast(out[i], want);
+    }
+  }
+  return out;
+}
+
+// How the quantized fn's outputs compare with the float fn's on the calibration data.
+std::string compareOutputs(const std::vector<rt::Tensor>& f, const std::vector<rt::Tensor>& q,
+                           const std::vector<model::TensorSpec>& outputs) {
+  std::string s;
+  for (size_t i = 0; i < f.size() && i < q.size() && i < outputs.size(); ++i) {
+    std::string part;
+    if (rt::is_float(f[i].dtype()) && f[i].shape() == q[i].shape()) {
+      rt::Tensor a = rt::cast(f[i], rt::DType::F64), b = rt::cast(q[i], rt::DType::F64);
+      const double *pa = a.data<double>(), *pb = b.data<double>();
+      double maxDiff = 0, maxRef = 0;
+      for (int64_t k = 0; k < a.numel(); ++k) {
+        maxDiff = std::max(maxDiff, std::fabs(pa[k] - pb[k]));
+        maxRef = std::max(maxRef, std::fabs(pa[k]));
+      }
+      part = fmt::format("max |int8 - f32| {:.3g} (of max |f32| {:.3g})", maxDiff, maxRef);
+      if (a.rank() == 2 && a.dim(1) > 1) {
+        int64_t agree = 0, rows = a.dim(0), cols = a.dim(1);
+        for (int64_t r = 0; r < rows; ++r) {
+          int64_t ia = 0, ib = 0;
+          for (int64_t c = 1; c < cols; ++c) {
+            if (pa[r * cols + c] > pa[r * cols + ia]) ia = c;
+            if (pb[r * cols + c] > pb[r * cols + ib]) ib = c;
+          }
+          agree += ia == ib;
+        }
+        part += fmt::format(", top-1 agreement {:.1f}% of {} rows", rows ? 100.0 * static_cast<double>(agree) / static_cast<double>(rows) : 100.0, rows);
+      }
+    } else if (f[i].shape() == q[i].shape()) {
+      rt::Tensor a = rt::cast(f[i], rt::DType::I64), b = rt::cast(q[i], rt::DType::I64);
+      int64_t same = 0;
+      for (int64_t k = 0; k < a.numel(); ++k) same += a.data<int64_t>()[k] == b.data<int64_t>()[k];
+      part = fmt::format("{:.1f}% of {} values equal", a.numel() ? 100.0 * static_cast<double>(same) / static_cast<double>(a.numel()) : 100.0, a.numel());
+    }
+    if (!part.empty()) s += fmt::format("{}{}: {}", s.empty() ? "" : "; ", outputs[i].name, part);
+  }
+  return s;
+}
+
 int exportModel(const ExportOptions& o) {
+  if (!o.quantize.empty() && o.calibrate.empty())
+    return fail("--quantize int8 needs --calibrate DATA: inputs of the fn (.npy, or .safetensors by input name) on "
+                "which the activations' ranges are measured");
+  if (o.quantize.empty() && !o.calibrate.empty()) return fail("--calibrate is for --quantize int8");
   if (o.fns.empty()) return fail("tdl export needs at least one --fn NAME (the graph fns to export)");
   Compilation c;
   c.diags.setColor(isatty(2) && std::getenv("NO_COLOR") == nullptr);
@@ -211,6 +298,41 @@ int exportModel(const ExportOptions& o) {
         return fail(fmt::format("internal: '{}' has {} results for {} leaves", name, fn.result_types.size(), outNames.size()));
       for (size_t i = 0; i < outNames.size(); ++i) ef.sig.outputs.push_back(specOf(outNames[i], fn.result_types[i]));
 
+      // --quantize int8: measure the activations of the products with constant weights on
+      // the calibration inputs (a second trace of the fn, returning their ranges too), then
+      // rewrite those products into int8 ones (ir/Quantize.h).
+      std::vector<rt::Tensor> calib, floatOut;
+      std::string quantNote;
+      if (o.quantize == "int8") {
+        calib = calibrationInputs(o.calibrate, ef.sig.inputs);
+        vm::Trace probe = vm::traceOptimized(interp, *fv.as<vm::ClosureObj>(), args, leaves, syms, nullptr, nullptr);
+        ir::Function& pf = *probe.fn;
+        std::vector<ir::Op*> pc = ir::quant_candidates(pf);
+        size_t nres = pf.result_types.size();
+        ir::add_range_probes(pf, pc);
+        auto perrs = ir::verify(pf);
+        if (!perrs.empty()) return fail(fmt::format("internal: the calibration fn of '{}' is invalid: {}", name, perrs[0]));
+        std::unique_ptr<codegen::CompiledFn> pcf = codegen::compile(std::move(probe.module), pf, nullptr);
+        std::vector<rt::Tensor> pout;
+        codegen::ExecError perr;
+        if (!pcf->run(calib, pout, perr))
+          return fail(fmt::format("--calibrate {}: running '{}' on it: {}", o.calibrate, name, perr.message));
+        std::vector<double> absMax;
+        for (size_t i = 0; i < pc.size(); ++i) absMax.push_back(pout.at(nres + i).scalar_as_double());
+        floatOut.assign(pout.begin(), pout.begin() + static_cast<std::ptrdiff_t>(nres));
+        std::vector<ir::Op*> cands = ir::quant_candidates(fn);
+        if (cands.size() != pc.size()) return fail(fmt::format("internal: '{}' traced to different products twice", name));
+        ir::quantize_int8(fn, cands, absMax);
+        ir::Pipeline qp;
+        qp.add(ir::create_pass("qgemm"));
+        qp.add(ir::create_pass("dce"));
+        qp.run(*tr.module, ir::PipelineOptions{});
+        auto errs = ir::verify(fn);
+        if (!errs.empty()) return fail(fmt::format("internal: the quantized '{}' is invalid: {}", name, errs[0]));
+        quantNote = fmt::format("{}: {} of its matrix products with constant weights in int8", name, cands.size());
+        if (cands.empty()) quantNote += " (it has none of at least 256 weights: nothing to quantize)";
+      }
+
       // Large constants (the top-level values the fn read) become weights, shared by content.
       ir::walk(fn.entry(), [&](ir::Op& op) {
         for (auto& [attr, v] : op.attrs) {
@@ -238,6 +360,16 @@ int exportModel(const ExportOptions& o) {
       ef.object = std::move(r.object);
       ef.table = std::move(r.table);
       ef.entry = ao.entry;
+      if (o.quantize == "int8") {
+        // The quantized fn against the float one on the calibration data.
+        std::unique_ptr<codegen::CompiledFn> qcf = codegen::compile(std::move(tr.module), fn, nullptr);
+        std::vector<rt::Tensor> qout;
+        codegen::ExecError qerr;
+        if (!qcf->run(calib, qout, qerr))
+          return fail(fmt::format("internal: the quantized '{}' fails on the calibration data: {}", name, qerr.message));
+        std::string cmp = compareOutputs(floatOut, qout, ef.sig.outputs);
+        fmt::print(stderr, "tdl export: {}; on the calibration data: {}\n", quantNote, cmp.empty() ? "no outputs to compare" : cmp);
+      }
       data.fns.push_back(std::move(ef));
     }
   } catch (const ScriptError& e) {

@@ -235,6 +235,7 @@ std::string tfDtype(rt::DType d) {
     case rt::DType::I64: return "DT_INT64";
     case rt::DType::F32: return "DT_FLOAT";
     case rt::DType::F64: return "DT_DOUBLE";
+    case rt::DType::I8: return "DT_INT8";
   }
   return "DT_INVALID";
 }

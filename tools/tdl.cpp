@@ -235,6 +235,10 @@ int mainImpl(int argc, char** argv) {
   exportCmd->add_option("-o", out)->required();
   exportCmd->add_option("-O", xo.optLevel, "optimization level 0..3")->check(CLI::Range(0, 3));
   exportCmd->add_option("--args", xo.scriptArgs, "arguments for the script's args()");
+  exportCmd->add_option("--quantize", xo.quantize, "int8: weights and activations of matrix products as int8")
+      ->check(CLI::IsMember({"int8"}));
+  exportCmd->add_option("--calibrate", xo.calibrate,
+                        "with --quantize: the fn's inputs for measuring activation ranges (.npy, or .safetensors by input name)");
   auto* inspect = app.add_subcommand("inspect", "the signatures and weights of a model file");
   bool inspectJson = false;
   inspect->add_option("MODEL", file)->required();

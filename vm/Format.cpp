@@ -28,6 +28,7 @@ std::string quoted(const std::string& s) {
 std::string scalarText(const Value& v) {
   switch (v.dtype()) {
     case DType::Bool: return v.rawInt() ? "true" : "false";
+    case DType::I8:
     case DType::I32:
     case DType::I64: return fmt::format("{}", v.rawInt());
     case DType::F32: return rt::format_float(static_cast<float>(v.rawFloat()), DType::F32);

@@ -104,6 +104,8 @@ bool fastScalar(BinaryOp op, DType ct, const Value& a, const Value& b, Value& ou
       out = cmp ? Value::boolean(compare(op, x, y)) : Value::i32(wrapArith(op, x, y));
       return true;
     }
+    case DType::I8:
+      return false;
     case DType::Bool:
       if (!cmp || (op != BinaryOp::Eq && op != BinaryOp::Ne)) return false;
       out = Value::boolean(compare(op, a.rawInt() != 0, b.rawInt() != 0));
@@ -202,6 +204,7 @@ Value plain::castValue(const Value& x, DType dt) {
         case DType::I64: return Value::i64(rt::convert<int64_t>(d));
         case DType::F32: return Value::f32(static_cast<float>(d));
         case DType::F64: return Value::f64(d);
+        case DType::I8: break;  // not a language dtype: rt::cast refuses it
       }
     }
     int64_t i = x.rawInt();
@@ -211,6 +214,7 @@ Value plain::castValue(const Value& x, DType dt) {
       case DType::I64: return Value::i64(i);
       case DType::F32: return Value::f32(static_cast<float>(i));
       case DType::F64: return Value::f64(static_cast<double>(i));
+      case DType::I8: break;
     }
   }
   return fromTensor(rt::cast(x.as<TensorObj>()->t, dt));

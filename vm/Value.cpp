@@ -113,6 +113,7 @@ Value fromTensor(rt::Tensor t) {
     case DType::I64: return Value::i64(t.data<int64_t>()[0]);
     case DType::F32: return Value::f32(t.data<float>()[0]);
     case DType::F64: return Value::f64(t.data<double>()[0]);
+    case DType::I8: return Value::i32(t.data<int8_t>()[0]);
   }
   return Value();
 }

@@ -75,6 +75,7 @@ Value elementValue(const rt::Tensor& t, int64_t off) {
     case DType::I64: return Value::i64(t.data<int64_t>()[off]);
     case DType::F32: return Value::f32(t.data<float>()[off]);
     case DType::F64: return Value::f64(t.data<double>()[off]);
+    case DType::I8: return Value::i32(t.data<int8_t>()[off]);
   }
   return Value();
 }
