@@ -316,6 +316,12 @@ class Parser {
   }
 
   void element(rt::Tensor& t, int64_t i, const Token& tk) {
+    if (t.dtype() == DType::I8) {  // int8-quantized weights (rt::dispatch refuses i8)
+      int64_t v = integer(tk);
+      if (v < -128 || v > 127) error_at(tk, "'" + tk.text + "' does not fit in i8");
+      t.mutable_data<int8_t>()[i] = static_cast<int8_t>(v);
+      return;
+    }
     rt::dispatch(t.dtype(), [&](auto tag) {
       using T = decltype(tag);
       T* p = t.mutable_data<T>();

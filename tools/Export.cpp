@@ -163,6 +163,20 @@ std::vector<rt::Tensor> calibrationInputs(const std::string& path, const std::ve
       out[i] = rt::cast(out[i], want);
     }
   }
+  // Shapes: the signature's sizes, one size per named dim across the inputs.
+  std::map<std::string, int64_t> named;
+  for (size_t i = 0; i < out.size(); ++i) {
+    const auto& spec = inputs[i];
+    bool ok = out[i].rank() == static_cast<int64_t>(spec.dims.size());
+    for (size_t d = 0; ok && d < spec.dims.size(); ++d) {
+      int64_t n = out[i].dim(static_cast<int64_t>(d));
+      if (spec.dims[d].sym.empty()) ok = n == spec.dims[d].size;
+      else ok = named.emplace(spec.dims[d].sym, n).first->second == n;
+    }
+    if (!ok)
+      throw bad(fmt::format("input '{}' must be {}, the file holds {}{}", spec.name, spec.typeText(),
+                            rt::dtype_name(out[i].dtype()), rt::shape_str(out[i].shape())));
+  }
   return out;
 }
 
