@@ -459,8 +459,9 @@ std::unique_ptr<Model> Model::fromBytes(std::string bytes, const std::string& pa
   return m;
 }
 
-void Model::check(size_t i, const std::vector<rt::Tensor>& inputs) const {
-  const Signature& sig = sigs_.at(i);
+void Model::check(size_t i, const std::vector<rt::Tensor>& inputs) const { checkInputs(sigs_.at(i), inputs); }
+
+void checkInputs(const Signature& sig, const std::vector<rt::Tensor>& inputs) {
   if (inputs.size() != sig.inputs.size())
     throw rt::Error(fmt::format("{} takes {} tensor{}, got {}", sig.name, sig.inputs.size(), sig.inputs.size() == 1 ? "" : "s",
                                 inputs.size()));

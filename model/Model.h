@@ -72,6 +72,10 @@ struct ExportData {
 std::string serialize(const ExportData& d);
 
 // A loaded model. `load` throws rt::Error with a message naming the file.
+// Throws rt::Error unless `inputs` fit the signature's input leaves: their count, each
+// dtype, rank and known size, one size per named dim across them.
+void checkInputs(const Signature& sig, const std::vector<rt::Tensor>& inputs);
+
 class Model {
  public:
   struct Options {
@@ -96,7 +100,7 @@ class Model {
   // Runs fn `i` on its input leaves, checked against the signature first (dtype, rank,
   // sizes; a symbol takes one size across the leaves). Throws rt::Error naming the fn.
   std::vector<rt::Tensor> call(size_t i, const std::vector<rt::Tensor>& inputs) const;
-  // call's checks alone.
+  // call's checks alone (checkInputs with fn i's signature).
   void check(size_t i, const std::vector<rt::Tensor>& inputs) const;
 
  private:

@@ -126,12 +126,11 @@ bool sameFile(const std::string& a, const std::string& b) {
   return fs::equivalent(a, b, ec) && !ec;
 }
 
-}  // namespace
-
-// The calibration inputs of `--calibrate FILE` for a fn with these inputs: an .npy file for
-// a fn of one tensor input, or a safetensors file with one entry per input, named by its
-// path (x, p.w). Float data is cast to the input's dtype.
-std::vector<rt::Tensor> calibrationInputs(const std::string& path, const std::vector<model::TensorSpec>& inputs) {
+// The calibration inputs of `--calibrate FILE` for a fn with this signature: an .npy file
+// for a fn of one tensor input, or a safetensors file with one entry per input, named by its
+// path (x, p.w). Float data is cast to the input's dtype; then they are checked as a call's.
+std::vector<rt::Tensor> calibrationInputs(const std::string& path, const model::Signature& sig) {
+  const std::vector<model::TensorSpec>& inputs = sig.inputs;
   std::vector<rt::Tensor> out;
   auto bad = [&](const std::string& msg) { return rt::Error(fmt::format("--calibrate {}: {}", path, msg)); };
   std::string ext = fs::path(path).extension().string();
@@ -163,19 +162,10 @@ std::vector<rt::Tensor> calibrationInputs(const std::string& path, const std::ve
       out[i] = rt::cast(out[i], want);
     }
   }
-  // Shapes: the signature's sizes, one size per named dim across the inputs.
-  std::map<std::string, int64_t> named;
-  for (size_t i = 0; i < out.size(); ++i) {
-    const auto& spec = inputs[i];
-    bool ok = out[i].rank() == static_cast<int64_t>(spec.dims.size());
-    for (size_t d = 0; ok && d < spec.dims.size(); ++d) {
-      int64_t n = out[i].dim(static_cast<int64_t>(d));
-      if (spec.dims[d].sym.empty()) ok = n == spec.dims[d].size;
-      else ok = named.emplace(spec.dims[d].sym, n).first->second == n;
-    }
-    if (!ok)
-      throw bad(fmt::format("input '{}' must be {}, the file holds {}{}", spec.name, spec.typeText(),
-                            rt::dtype_name(out[i].dtype()), rt::shape_str(out[i].shape())));
+  try {
+    model::checkInputs(sig, out);
+  } catch (const rt::Error& e) {
+    throw bad(e.what());
   }
   return out;
 }
@@ -217,6 +207,8 @@ std::string compareOutputs(const std::vector<rt::Tensor>& f, const std::vector<r
   }
   return s;
 }
+
+}  // namespace
 
 int exportModel(const ExportOptions& o) {
   if (!o.quantize.empty() && o.calibrate.empty())
@@ -318,7 +310,7 @@ int exportModel(const ExportOptions& o) {
       std::vector<rt::Tensor> calib, floatOut;
       std::string quantNote;
       if (o.quantize == "int8") {
-        calib = calibrationInputs(o.calibrate, ef.sig.inputs);
+        calib = calibrationInputs(o.calibrate, ef.sig);
         vm::Trace probe = vm::traceOptimized(interp, *fv.as<vm::ClosureObj>(), args, leaves, syms, nullptr, nullptr);
         ir::Function& pf = *probe.fn;
         std::vector<ir::Op*> pc = ir::quant_candidates(pf);

@@ -122,14 +122,11 @@ bool fuse_block(Function& f, Block& b) {
         !f32_rank2(q->operand(0)))
       continue;
     std::vector<Value*> operands = {q->operand(0), dw->operand(0), dw->operand(1)};
-    const bool gemm = true;
     if (op.num_operands() > 2) operands.push_back(op.operand(2));
     Builder bl(f);
     bl.set_insertion(b, i);
     bl.set_loc(op.loc);
-    AttrMap attrs{{"x_scale", *qs},
-                  {"alpha", gemm ? attr_or(op, "alpha", 1.0) : 1.0},
-                  {"beta", gemm ? attr_or(op, "beta", 0.0) : 0.0}};
+    AttrMap attrs{{"x_scale", *qs}, {"alpha", attr_or(op, "alpha", 1.0)}, {"beta", attr_or(op, "beta", 0.0)}};
     Op& g = bl.create(OpKind::QGemm, operands, {op.result()->type}, std::move(attrs));
     replace_op(b.op(i + 1), {g.result()});
     changed = true;
