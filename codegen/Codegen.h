@@ -96,6 +96,9 @@ struct HostTarget {
   std::string triple, cpu, features;
 };
 HostTarget hostTarget();
+// The same for code compiled for `triple` (empty: this machine's) and a --target-cpu:
+// the normalized triple, the CPU and the features LLVM enables for it ("+neon,+crc,...").
+HostTarget targetOf(const std::string& triple, const std::string& cpu);
 // Whether code compiled for `triple` with `features` runs on this host: the same triple and
 // every "+f" feature present here; otherwise `why` names what differs.
 bool hostRuns(const std::string& triple, const std::string& features, std::string& why);

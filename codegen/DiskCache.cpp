@@ -1,4 +1,5 @@
 #include "codegen/DiskCache.h"
+#include "codegen/SharedCode.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -248,22 +249,6 @@ void prune(int dirfd) {
   }
 }
 
-// dlopen of exactly `bytes`: a memfd holding them, opened by its /proc path. The memfd stays
-// open for the life of the process: the dynamic loader recognizes an object it has loaded by
-// its path name, so a /proc/self/fd/N path must never name another object later. Null when
-// the bytes cannot be loaded (or memfds or /proc are unavailable).
-void* dlopenBytes(const std::string& bytes) {
-  int fd = memfd_create("tdl-compile-cache", MFD_CLOEXEC);
-  if (fd < 0) return nullptr;
-  if (!writeAll(fd, bytes)) {
-    close(fd);
-    return nullptr;
-  }
-  void* h = dlopen(("/proc/self/fd/" + std::to_string(fd)).c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!h) close(fd);
-  return h;
-}
-
 }  // namespace
 
 DiskCache& DiskCache::get() {
@@ -325,7 +310,7 @@ std::unique_ptr<CompiledFn> DiskCache::load(const std::string& key, ir::Function
     close(sofd);
     return drop();
   }
-  void* h = dlopenBytes(so);
+  void* h = dlopenBytes(so, "tdl-compile-cache");
   if (!h) {
     close(sofd);
     return drop();

@@ -42,6 +42,7 @@
 #include <llvm/MC/TargetRegistry.h>
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/TargetParser/Host.h>
+#include <llvm/TargetParser/Triple.h>
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
 #pragma GCC diagnostic pop
@@ -1819,6 +1820,24 @@ HostTarget hostTarget() {
   std::sort(names.begin(), names.end(), [](const std::string& a, const std::string& b) { return a.substr(1) < b.substr(1); });
   for (auto& n : names) h.features += (h.features.empty() ? "" : ",") + n;
   return h;
+}
+
+HostTarget targetOf(const std::string& tripleIn, const std::string& cpu) {
+  initNative();
+  std::string host = llvm::sys::getProcessTriple();
+  if ((tripleIn.empty() || tripleIn == host) && cpu == "host") return hostTarget();
+  HostTarget t;
+  t.triple = tripleIn.empty() ? host : llvm::Triple::normalize(tripleIn);
+  // As compileAot names it: "generic" on this machine is the x86-64 baseline.
+  t.cpu = cpu == "generic" && (tripleIn.empty() || tripleIn == host) ? std::string("x86-64") : cpu;
+  std::string why;
+  const llvm::Target* target = lookupTarget(t.triple, why);
+  if (!target) return t;
+  std::unique_ptr<llvm::MCSubtargetInfo> sti(target->createMCSubtargetInfo(t.triple, t.cpu, ""));
+  if (!sti) return t;
+  for (const llvm::SubtargetFeatureKV& kv : sti->getAllProcessorFeatures())
+    if (sti->checkFeatures(std::string("+") + kv.Key)) t.features += (t.features.empty() ? "+" : ",+") + std::string(kv.Key);
+  return t;
 }
 
 bool hostRuns(const std::string& triple, const std::string& features, std::string& why) {

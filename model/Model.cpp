@@ -9,6 +9,7 @@
 #include <set>
 
 #include "codegen/Sha256.h"
+#include "codegen/SharedCode.h"
 #include "ir/Parser.h"
 #include "ir/Printer.h"
 #include "ir/Verifier.h"
@@ -180,7 +181,10 @@ std::string serialize(const ExportData& d) {
                 {"version", kFormatVersion},
                 {"tdl_version", d.tdlVersion},
                 {"sources", d.sources},
-                {"target", json{{"triple", d.target.triple}, {"cpu", d.target.cpu}, {"features", d.target.features}}},
+                {"target", json{{"triple", d.target.triple},
+                                {"cpu", d.target.cpu},
+                                {"features", d.target.features},
+                                {"code_format", d.codeFormat}}},
                 {"functions", fns},
                 {"weights", weights}};
   std::string man = manifest.dump(1);
@@ -347,6 +351,11 @@ std::unique_ptr<Model> Model::fromBytes(std::string bytes, const std::string& pa
   (void)r.str(man, "tdl_version", "the manifest");
   std::string triple = r.str(target, "triple", "target"), features = r.str(target, "features", "target"),
               cpu = r.str(target, "cpu", "target");
+  // Files written before code formats existed hold relocatable objects.
+  std::string codeFormat = target.is_object() && target.contains("code_format") ? r.str(target, "code_format", "target")
+                                                                                 : std::string("object");
+  if (codeFormat != "object" && codeFormat != "shared-object")
+    r.fail(fmt::format("its code format '{}' is not one this tdl knows (object, shared-object)", codeFormat));
 
   // Weights.
   std::vector<std::pair<std::string, rt::Tensor>> loaded = rt::load_safetensors_bytes(
@@ -373,8 +382,22 @@ std::unique_ptr<Model> Model::fromBytes(std::string bytes, const std::string& pa
   const json& fns = r.field(man, "functions", "the manifest");
   if (!fns.is_array() || fns.empty()) r.fail("the manifest lists no functions");
   std::string whyNot;
+#if TDL_MODEL_JIT
   bool native = opts.code && !std::getenv("TDL_MODEL_RECOMPILE") && codegen::hostRuns(triple, features, whyNot);
   if (opts.code && std::getenv("TDL_MODEL_RECOMPILE")) whyNot = "TDL_MODEL_RECOMPILE is set";
+#else
+  // This loader has no compiler (a deployment build without LLVM, docs/edge.md): it runs
+  // code linked for this machine, or nothing.
+  bool native = opts.code && codegen::cpuRunsCode(triple, features, whyNot);
+  if (opts.code && !native)
+    r.fail(fmt::format("its code cannot run here ({}), and this loader, built without LLVM, cannot recompile it "
+                       "from its IR: export the model with --target for this machine, or load it with a full tdl",
+                       whyNot));
+  if (opts.code && codeFormat != "shared-object")
+    r.fail(fmt::format("its code is relocatable objects for {}, which only a loader with LLVM links: export it with "
+                       "--target {} for this loader",
+                       triple, triple));
+#endif
   std::set<std::string> names;
   for (size_t i = 0; i < fns.size(); ++i) {
     const json& f = fns[i];
@@ -438,16 +461,23 @@ std::unique_ptr<Model> Model::fromBytes(std::string bytes, const std::string& pa
     Fn loadedFn;
     if (opts.code) {
       try {
-        if (native) {
+        if (native && codeFormat == "shared-object") {
+          loadedFn.code = codegen::loadSharedObject(std::move(mod), fn, bytes.substr(secs[2].off + off, n), entry, table);
+          loadedFn.how = "shared object for " + cpu;
+        } else if (native) {
+#if TDL_MODEL_JIT
           loadedFn.code = codegen::loadObject(std::move(mod), fn, bytes.substr(secs[2].off + off, n), entry, table);
           loadedFn.how = "object code for " + cpu;
+#endif
         } else {
+#if TDL_MODEL_JIT
           loadedFn.code = codegen::compile(std::move(mod), fn, nullptr);
           if (loadedFn.code->optimized.valid()) {
             loadedFn.code->optimized.wait();
             codegen::tierUp(loadedFn.code);
           }
           loadedFn.how = "recompiled from its IR (" + whyNot + ")";
+#endif
         }
       } catch (const std::runtime_error& e) {
         r.fail(fmt::format("the code of '{}': {}", sig.name, e.what()));

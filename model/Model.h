@@ -59,12 +59,17 @@ struct WeightInfo {
 struct ExportFn {
   Signature sig;
   std::string ir;                    // the optimized IR, large constants as weight references
-  std::string object, entry, table;  // codegen::compileAot's
+  std::string object, entry, table;  // codegen::compileAot's (object: linked into a shared object for a cross target)
 };
 struct ExportData {
   std::string tdlVersion;
   std::vector<std::string> sources;  // source files, indexed like the IR's loc(file:...)
   codegen::HostTarget target;
+  // How the code section holds each fn: "object" (relocatable objects, linked at load time
+  // by LLVM's JIT linker: this machine's files) or "shared-object" (linked at export time by
+  // the target's toolchain and mapped by the system's dynamic loader: `tdl export --target`,
+  // for a loader without LLVM).
+  std::string codeFormat = "object";
   std::vector<ExportFn> fns;
   std::vector<WeightInfo> weights;
 };

@@ -4,8 +4,11 @@ CNN are trained here (x86), their inference program is cross-built for 64-bit AR
 under `qemu-aarch64 -cpu cortex-a72` (so code that uses features a Cortex-A72 lacks fails
 here, not on the board); the ARM executable's logits agree with x86's within 1e-5, its
 predictions are identical, its graph fns run the code compiled ahead of time (not the VM),
-and a C program calling a cross-built `--lib` library prints what it prints on x86. Bad
-targets and CPUs are clear errors.
+and a C program calling a cross-built `--lib` library prints what it prints on x86. Model
+files exported for ARM (`tdl export --target`, f32 and int8) run through the cross-built
+libtdl_model.so (no VM, no LLVM) with the same predictions as on x86 (f32 within 1e-5, int8
+bit-identical); a model for a CPU the board lacks is refused. Bad targets and CPUs are clear
+errors.
 
 Usage: cross_check.py --tdl build/tdl
 Needs g++-aarch64-linux-gnu, qemu-user and the arm64 libraries (scripts/install-deps.sh).
@@ -105,6 +108,90 @@ def main():
             check(la.shape == lx.shape and err <= 1e-5, f"{model}: ARM logits within 1e-5 of x86's (max {err:.2e})")
             check(np.array_equal(np.argmax(la, 1), np.argmax(lx, 1)), f"{model}: identical predictions on ARM and x86")
             check(np.array_equal(lx, lr), f"{model}: the x86 executable's logits are tdl run's")
+
+        # Model files exported for ARM (tdl export --target), f32 and int8, run by the C API
+        # (examples/edge/predict_model.c) on the cross-built libtdl_model.so: no VM, no LLVM.
+        bindir = os.path.dirname(tdl)
+        armlib = os.path.join(bindir, "cross", TARGET)
+        pm_c = os.path.join(edge, "predict_model.c")
+        capi_inc = os.path.join(ROOT, "tools", "capi")
+        pm_arm, pm_x86 = os.path.join(tmp, "pm-arm"), os.path.join(tmp, "pm-x86")
+        r = run(["aarch64-linux-gnu-gcc", "-O2", pm_c, "-I", capi_inc, "-L", armlib, "-ltdl_model",
+                 "-Wl,-rpath," + armlib, "-o", pm_arm])
+        check(r.returncode == 0, f"predict_model.c cross-compiled against the ARM libtdl_model.so ({r.stderr.strip()})")
+        r = run(["gcc", "-O2", pm_c, "-I", capi_inc, "-L", bindir, "-ltdl_model", "-Wl,-rpath," + bindir, "-o", pm_x86])
+        check(r.returncode == 0, f"and for this machine ({r.stderr.strip()})")
+        r = run(["aarch64-linux-gnu-readelf", "-dW", os.path.join(armlib, "libtdl_model.so")])
+        check(r.returncode == 0 and "LLVM" not in r.stdout, "the ARM libtdl_model.so does not need LLVM")
+        out_dir = os.path.join(tmp, "out")
+        os.makedirs(out_dir, exist_ok=True)
+        tx, ty = os.path.join(out_dir, "test_x.npy"), os.path.join(out_dir, "test_y.npy")
+        for model in ("mlp", "cnn"):
+            weights = os.path.join(tmp, f"{model}.safetensors")
+            logits = {}
+            for q in ("", "int8"):
+                quant = ["--quantize", "int8", "--calibrate", os.path.join(out_dir, "calib.npy")] if q else []
+                base = [tdl, "export", os.path.join(edge, "export.tdl"), "--fn", "logits"]
+                args = ["--args", model, data, weights, out_dir]
+                name = f"{model}{'-' + q if q else ''}"
+                fx, fa = os.path.join(tmp, name + ".tdlm"), os.path.join(tmp, name + "-arm.tdlm")
+                r1 = run(base + ["-o", fx] + quant + args)
+                r2 = run(base + ["-o", fa, "--target", TARGET, "--target-cpu", "cortex-a72"] + quant + args)
+                check(r1.returncode == 0 and r2.returncode == 0,
+                      f"{name}: exported for x86 and for {TARGET} ({r1.stderr.strip()[-200:]}{r2.stderr.strip()[-200:]})")
+                insp = run([tdl, "inspect", fa])
+                check("for aarch64-unknown-linux-gnu (cortex-a72)" in insp.stdout, f"{name}: tdl inspect names the target")
+                ox = run([pm_x86, fx, tx, ty, os.path.join(tmp, name + "-x86.npy")])
+                oa = qemu([pm_arm, fa, tx, ty, os.path.join(tmp, name + "-arm.npy")])
+                check(oa.returncode == 0 and "shared object for cortex-a72" in oa.stdout,
+                      f"{name}: the ARM model runs its shared objects under qemu -cpu cortex-a72 "
+                      f"({oa.stdout.strip()[:300]}{oa.stderr.strip()[-300:]})")
+                check(ox.returncode == 0 and oa.stdout.split("\n")[2:] == ox.stdout.split("\n")[2:],
+                      f"{name}: the same accuracy and predictions on ARM and x86:\n{oa.stdout}")
+                # The x86 loader (LLVM) recompiles an ARM model from its IR.
+                oxa = run([pm_x86, fa, tx, ty])
+                check(oxa.returncode == 0 and "recompiled from its IR (it was compiled for aarch64" in oxa.stdout
+                      and oxa.stdout.split("\n")[2:] == ox.stdout.split("\n")[2:],
+                      f"{name}: the ARM model file also runs on x86, recompiled from its IR ({oxa.stdout.strip()[:200]})")
+                try:
+                    lx = np.load(os.path.join(tmp, name + "-x86.npy"))
+                    la = np.load(os.path.join(tmp, name + "-arm.npy"))
+                except OSError as e:
+                    check(False, f"{name}: logits written ({e})")
+                    continue
+                logits[q] = (lx, la)
+                if q:
+                    # int8: the integer products are exact and the float steps around them are
+                    # evaluated as written on both machines: the same bits.
+                    check(np.array_equal(la, lx), f"{name}: int8 logits on ARM identical to x86's")
+                else:
+                    err = float(np.max(np.abs(la - lx) / np.maximum(1.0, np.abs(lx))))
+                    check(la.shape == lx.shape and err <= 1e-5, f"{name}: ARM logits within 1e-5 of x86's (max {err:.2e})")
+                check(np.array_equal(np.argmax(la, 1), np.argmax(lx, 1)), f"{name}: identical predictions on ARM and x86")
+            if len(logits) == 2:
+                y = np.load(ty)
+                acc = [float(np.mean(np.argmax(logits[q][1], 1) == y)) for q in ("", "int8")]
+                check(abs(acc[0] - acc[1]) <= 0.01, f"{model}: int8 accuracy on ARM within 1 point of f32 ({acc[1]:.4f} vs {acc[0]:.4f})")
+
+        # A model for a CPU with features the board lacks is refused with a clear error (the
+        # loader checks the kernel's hardware capabilities), and loads where they exist.
+        sve_model = os.path.join(tmp, "mlp-a64fx.tdlm")
+        r = run([tdl, "export", os.path.join(edge, "export.tdl"), "--fn", "logits", "-o", sve_model, "--target", TARGET,
+                 "--target-cpu", "a64fx", "--args", "mlp", data, os.path.join(tmp, "mlp.safetensors"), out_dir])
+        check(r.returncode == 0, "export --target-cpu a64fx")
+        bad = qemu([pm_arm, sve_model, tx, ty])
+        check(bad.returncode == 1 and "this CPU lacks" in bad.stderr and "sve" in bad.stderr
+              and "cannot recompile" in bad.stderr, f"an SVE model under -cpu cortex-a72: a clear error ({bad.stderr.strip()})")
+        good = run(["qemu-aarch64", "-cpu", "max", pm_arm, sve_model, tx, ty])
+        check(good.returncode == 0 and "shared object for a64fx" in good.stdout, "and it runs under -cpu max")
+        # An x86 model on the ARM loader: a clear error, not a crash.
+        bad = qemu([pm_arm, os.path.join(tmp, "mlp.tdlm"), tx, ty])
+        check(bad.returncode == 1 and "compiled for x86_64" in bad.stderr and "--target" in bad.stderr,
+              f"an x86 model on the ARM loader: a clear error ({bad.stderr.strip()})")
+        r = run([tdl, "export", os.path.join(edge, "export.tdl"), "--fn", "logits", "-o", os.path.join(tmp, "bad.tdlm"),
+                 "--target", "riscv64-linux-gnu", "--args", "mlp", data, os.path.join(tmp, "mlp.safetensors"), out_dir])
+        check(r.returncode == 1 and "unknown --target 'riscv64-linux-gnu'" in r.stderr
+              and not os.path.exists(os.path.join(tmp, "bad.tdlm")), f"export to an unknown target: an error ({r.stderr.strip()})")
 
         # Code for a CPU with features the Cortex-A72 lacks (A64FX: SVE) fails under
         # -cpu cortex-a72, as it would on the board, and runs where they exist (-cpu max).

@@ -544,31 +544,60 @@ bool loadLinkConfig(const std::string& target, LinkConfig& c) {
 
 }  // namespace
 
-int buildExecutable(const BuildOptions& oIn) {
-  BuildOptions o = oIn;
+bool resolveTarget(const std::string& target, std::string& targetCpu, std::string& cross) {
+  cross.clear();
   // --target: this machine's triple (or none), or a cross target with a runner built here.
-  std::string cross;
-  if (!o.target.empty() && o.target != "host") {
+  if (!target.empty() && target != "host") {
     codegen::HostTarget h = codegen::hostTarget();
     std::string hostPlain = crossTarget(h.triple).empty() ? h.triple : crossTarget(h.triple);
-    std::string t = crossTarget(o.target);
-    if (t.empty() && o.target != h.triple && o.target != "x86_64-linux-gnu" && o.target != "x86_64-pc-linux-gnu") {
-      fmt::print(stderr, "tdl: error: unknown --target '{}' (this machine is {}; cross targets: {})\n", o.target,
+    std::string t = crossTarget(target);
+    if (t.empty() && target != h.triple && target != "x86_64-linux-gnu" && target != "x86_64-pc-linux-gnu") {
+      fmt::print(stderr, "tdl: error: unknown --target '{}' (this machine is {}; cross targets: {})\n", target,
                  h.triple, crossTargetList());
-      return 1;
+      return false;
     }
     if (!t.empty() && t != hostPlain) cross = t;
   }
-  if (!cross.empty() && o.targetCpu == "host") o.targetCpu = "generic";
-  if (!codegen::validTargetCpu(o.targetCpu, cross)) {
+  if (!cross.empty() && targetCpu == "host") targetCpu = "generic";
+  if (!codegen::validTargetCpu(targetCpu, cross)) {
     if (cross.empty())
       fmt::print(stderr, "tdl: error: unknown --target-cpu '{}' (use host, generic, or a CPU name LLVM knows, "
-                         "such as x86-64-v3 or znver4)\n", o.targetCpu);
+                         "such as x86-64-v3 or znver4)\n", targetCpu);
     else
-      fmt::print(stderr, "tdl: error: unknown --target-cpu '{}' for {} (use generic or one of: {})\n", o.targetCpu,
+      fmt::print(stderr, "tdl: error: unknown --target-cpu '{}' for {} (use generic or one of: {})\n", targetCpu,
                  cross, codegen::knownTargetCpus(cross));
-    return 1;
+    return false;
   }
+  return true;
+}
+
+bool crossCompiler(const std::string& cross, std::string& cc) {
+  LinkConfig link;
+  if (!loadLinkConfig(cross, link)) return false;
+  cc = link.cc;
+  return true;
+}
+
+bool linkSharedObject(const std::string& cc, const std::string& object, std::string& so) {
+  TempDir tmp;
+  if (tmp.path.empty()) {
+    fmt::print(stderr, "tdl: error: cannot create a temporary folder for linking\n");
+    return false;
+  }
+  if (!writeFile(tmp.path + "/code.o", object)) return false;
+  std::vector<std::string> argv = {cc, "-shared", "-s", "-o", "code.so", "code.o", "-lm"};
+  int rc = runIn(tmp.path, argv);
+  if (rc != 0) {
+    fmt::print(stderr, "tdl: error: linking the model's code failed ({} exited with {})\n", joinCmd(argv), rc);
+    return false;
+  }
+  return readBinary(tmp.path + "/code.so", so);
+}
+
+int buildExecutable(const BuildOptions& oIn) {
+  BuildOptions o = oIn;
+  std::string cross;
+  if (!resolveTarget(o.target, o.targetCpu, cross)) return 1;
   LinkConfig link;
   if (!o.emitLlvm && !loadLinkConfig(cross, link)) return 1;
   Compilation c;
@@ -762,7 +791,9 @@ int buildExecutable(const BuildOptions& oIn) {
     std::string bytes;
     return readBinary(tmp.path + "/linked.out", bytes) && install(bytes, o.out, false) ? 0 : 1;
   }
-  std::vector<std::string> argv = {link.cxx, "-o", "linked.out"};
+  // Unreached functions are dropped (the cross-built runner is compiled with one section per
+  // function, so an ARM executable holds only what it uses).
+  std::vector<std::string> argv = {link.cxx, "-o", "linked.out", "-Wl,--gc-sections"};
   if (o.lib) argv.insert(argv.begin() + 1, {"-shared", "-Wl,--exclude-libs,ALL"});
   argv.insert(argv.end(), objects.begin(), objects.end());
   argv.push_back("-Wl,--start-group");

@@ -39,6 +39,15 @@ struct BuildOptions {
   bool jsonDiagnostics = false;
 };
 int buildExecutable(const BuildOptions& opts);
+// --target and --target-cpu of tdl build and tdl export: `cross` is the cross target they
+// name ("aarch64-linux-gnu"), or empty for this machine; `targetCpu` "host" becomes
+// "generic" for a cross target. False after printing the error.
+bool resolveTarget(const std::string& target, std::string& targetCpu, std::string& cross);
+// The C compiler of the runner cross-built for `cross` (its runner.cfg). False after printing the error.
+bool crossCompiler(const std::string& cross, std::string& cc);
+// Links a relocatable object of compileAot into a shared object with the C compiler `cc`.
+// False after printing the error.
+bool linkSharedObject(const std::string& cc, const std::string& object, std::string& so);
 // `tdl export FILE --fn NAME... -o OUT` and `tdl inspect M.tdlm` (tools/Export.cpp).
 struct ExportOptions {
   std::string file, out;
@@ -47,6 +56,8 @@ struct ExportOptions {
   int optLevel = 2;
   std::string quantize;   // --quantize int8 (docs/quantization.md); empty: f32 as traced
   std::string calibrate;  // --calibrate DATA: the fn's inputs (.npy, or .safetensors by input name)
+  std::string target;     // --target: a cross triple (the code linked as shared objects); empty: this machine
+  std::string targetCpu = "host";  // --target-cpu
 };
 int exportModel(const ExportOptions& opts);
 int inspectModel(const std::string& path, bool json);

@@ -216,6 +216,11 @@ int exportModel(const ExportOptions& o) {
                 "which the activations' ranges are measured");
   if (o.quantize.empty() && !o.calibrate.empty()) return fail("--calibrate is for --quantize int8");
   if (o.fns.empty()) return fail("tdl export needs at least one --fn NAME (the graph fns to export)");
+  // --target: code for another machine, linked into shared objects by its cross toolchain
+  // (a loader without LLVM maps them: docs/edge.md).
+  std::string targetCpu = o.targetCpu, cross, crossCc;
+  if (!resolveTarget(o.target, targetCpu, cross)) return 1;
+  if (!cross.empty() && !crossCompiler(cross, crossCc)) return 1;
   Compilation c;
   c.diags.setColor(isatty(2) && std::getenv("NO_COLOR") == nullptr);
   if (!c.load(o.file, SemaOptions{false})) return 1;
@@ -234,7 +239,8 @@ int exportModel(const ExportOptions& o) {
   vm::Program prog;
   model::ExportData data;
   data.tdlVersion = TDL_VERSION;
-  data.target = codegen::hostTarget();
+  data.target = codegen::targetOf(cross, targetCpu);
+  data.codeFormat = cross.empty() ? "object" : "shared-object";
   for (size_t i = 0; i < c.sources.size(); ++i) data.sources.push_back(c.sources.file(static_cast<uint32_t>(i)).path);
   try {
     vm::Compiler compiler(prog, modules);
@@ -362,8 +368,14 @@ int exportModel(const ExportOptions& o) {
       codegen::AotOptions ao;
       ao.entry = "tdlm_" + std::to_string(data.fns.size());
       ao.optLevel = o.optLevel;
+      ao.triple = cross;
+      ao.cpu = targetCpu;
       codegen::AotResult r = codegen::compileAot(fn, ao);
-      ef.object = std::move(r.object);
+      if (!cross.empty()) {
+        if (!linkSharedObject(crossCc, r.object, ef.object)) return 1;
+      } else {
+        ef.object = std::move(r.object);
+      }
       ef.table = std::move(r.table);
       ef.entry = ao.entry;
       if (o.quantize == "int8") {

@@ -97,6 +97,8 @@ Usage:
                              run FILE, then write its graph fn NAME (more with
                              more --fn), the values it reads and its compiled
                              code into one model file
+      --quantize int8 --calibrate DATA   int8 matrix products (docs/quantization.md)
+      --target aarch64-linux-gnu [--target-cpu CPU]   code for an ARM board
   tdl inspect M.tdlm [--json]  the signatures and weights of a model file
   tdl serve M.tdlm           answer predictions over HTTP (TensorFlow Serving's
                              REST API): --port N (0: any free port, printed),
@@ -239,6 +241,10 @@ int mainImpl(int argc, char** argv) {
       ->check(CLI::IsMember({"int8"}));
   exportCmd->add_option("--calibrate", xo.calibrate,
                         "with --quantize: the fn's inputs for measuring activation ranges (.npy, or .safetensors by input name)");
+  exportCmd->add_option("--target", xo.target,
+                        "the machine the model's code is for: aarch64-linux-gnu (cross: shared objects a loader without "
+                        "LLVM maps), or this one (default)");
+  exportCmd->add_option("--target-cpu", xo.targetCpu, "host (default), generic, or an LLVM CPU name (cross: cortex-a72, ...)");
   auto* inspect = app.add_subcommand("inspect", "the signatures and weights of a model file");
   bool inspectJson = false;
   inspect->add_option("MODEL", file)->required();

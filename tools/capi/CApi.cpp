@@ -71,6 +71,11 @@ TDL_API const char* tdl_model_signature(const tdl_model* m, int32_t i) {
   return text.c_str();
 }
 
+TDL_API const char* tdl_model_code(const tdl_model* m, int32_t i) {
+  if (!m || i < 0 || static_cast<size_t>(i) >= m->m->signatures().size()) return nullptr;
+  return m->m->how(static_cast<size_t>(i)).c_str();
+}
+
 TDL_API int32_t tdl_model_num_inputs(const tdl_model* m, const char* fn) {
   const auto* s = find(m, fn);
   return s ? static_cast<int32_t>(s->inputs.size()) : -1;

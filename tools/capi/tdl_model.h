@@ -41,6 +41,9 @@ int32_t tdl_model_num_fns(const tdl_model* m);
 const char* tdl_model_fn_name(const tdl_model* m, int32_t i);
 /* "predict(x: f32[B, 64]) -> (probs: f32[B, 10], classes: i64[B])" */
 const char* tdl_model_signature(const tdl_model* m, int32_t i);
+/* How fn i runs: "object code for CPU", "shared object for CPU" (a model exported with
+ * --target) or "recompiled from its IR (why)". */
+const char* tdl_model_code(const tdl_model* m, int32_t i);
 /* -1 when the model has no fn `fn`. */
 int32_t tdl_model_num_inputs(const tdl_model* m, const char* fn);
 int32_t tdl_model_num_outputs(const tdl_model* m, const char* fn);
