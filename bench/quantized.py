@@ -6,7 +6,8 @@
     alternating in one process);
   - the model files' sizes and held-out accuracy;
   - the deployed executable (`tdl build` of examples/edge/predict.tdl) for this machine and
-    for aarch64 (cortex-a72): its size, stripped and not.
+    for aarch64 (cortex-a72), and the deployment without a VM (the cross-built
+    libtdl_model.so and a C program on it): sizes, stripped and not.
 
     python3 bench/quantized.py --tdl build/tdl [--out bench/QUANTIZED.md]
 """
@@ -102,6 +103,15 @@ def main():
             strip = "aarch64-linux-gnu-strip" if extra else "strip"
             run([strip, "-o", exe + ".s", exe])
             sizes.append((target, os.path.getsize(exe), os.path.getsize(exe + ".s"), None, None))
+        # The deployment without a VM: a C program on the cross-built libtdl_model.so.
+        armlib = os.path.join(os.path.dirname(tdl), "cross", "aarch64-linux-gnu", "libtdl_model.so")
+        pm = os.path.join(tmp, "predict_model")
+        run(["aarch64-linux-gnu-gcc", "-O2", "-o", pm, os.path.join(EDGE, "predict_model.c"),
+             "-I", os.path.join(ROOT, "tools", "capi"), "-L", os.path.dirname(armlib), "-ltdl_model"])
+        run(["aarch64-linux-gnu-strip", "-o", pm + ".s", pm])
+        run(["aarch64-linux-gnu-strip", "-o", os.path.join(tmp, "lib.s"), armlib])
+        model_rt = (os.path.getsize(armlib), os.path.getsize(os.path.join(tmp, "lib.s")),
+                    os.path.getsize(pm), os.path.getsize(pm + ".s"))
     lines = [
         "# Edge benchmark: int8 against f32, and the deployed executable",
         "",
@@ -124,6 +134,9 @@ def main():
     for target, full, stripped, _, _ in sizes:
         if _ is None and full and stripped and target.startswith(("x86", "aarch64")):
             lines.append(f"| {target} | {full / 1024:.0f} KiB | {stripped / 1024:.0f} KiB |")
+    lines += [f"| aarch64: libtdl_model.so (model files of `tdl export --target`; no VM, no LLVM) | "
+              f"{model_rt[0] / 1024:.0f} KiB | {model_rt[1] / 1024:.0f} KiB |",
+              f"| aarch64: examples/edge/predict_model.c on it | {model_rt[2] / 1024:.0f} KiB | {model_rt[3] / 1024:.0f} KiB |"]
     lines += ["", "The executable holds the VM, graph mode (tracer, passes), the compiled code's ABI and the runtime; "
               "it depends dynamically on libc, libstdc++, libm, libgcc_s and OpenBLAS only (docs/edge.md)."]
     text = "\n".join(lines) + "\n"
