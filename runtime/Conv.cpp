@@ -31,20 +31,43 @@ Tensor im2col(const Tensor& x, const Window2d& w, double pad) {
     const T* src = x.data<T>();
     T* dst = out.mutable_data<T>();
     const T fill = static_cast<T>(pad);
-    parallel_for(N * w.oh, 1, [&](int64_t b, int64_t e) {
+    // A window's row is one run of kw * C elements when the taps are adjacent (dilation 1)
+    // and inside the image: copied at once. Short runs are copied without a call.
+    const int64_t run = w.kw * C;
+    auto copy = [](T* d, const T* src, int64_t len) {
+      if (len > 16) {
+        std::memcpy(d, src, sizeof(T) * static_cast<size_t>(len));
+      } else {
+        for (int64_t c = 0; c < len; ++c) d[c] = src[c];
+      }
+    };
+    const int64_t rowWork = std::max<int64_t>(1, w.ow * K);
+    parallel_for(N * w.oh, std::max<int64_t>(1, kParallelThreshold / 4 / rowWork), [&](int64_t b, int64_t e) {
       for (int64_t no = b; no < e; ++no) {
         int64_t n = no / w.oh, o = no % w.oh;
         for (int64_t p = 0; p < w.ow; ++p) {
           T* row = dst + (no * w.ow + p) * K;
+          const int64_t w0 = p * w.sw - w.pl;
+          const bool inside = w.dw == 1 && w0 >= 0 && w0 + w.kw <= W;
           for (int64_t i = 0; i < w.kh; ++i) {
             int64_t hh = o * w.sh + i * w.dh - w.pt;
+            T* d = row + i * run;
+            if (hh < 0 || hh >= H) {
+              for (int64_t c = 0; c < run; ++c) d[c] = fill;
+              continue;
+            }
+            const T* line = src + (n * H + hh) * W * C;
+            if (inside) {
+              copy(d, line + w0 * C, run);
+              continue;
+            }
             for (int64_t j = 0; j < w.kw; ++j) {
-              int64_t ww = p * w.sw + j * w.dw - w.pl;
-              T* d = row + (i * w.kw + j) * C;
-              if (hh < 0 || hh >= H || ww < 0 || ww >= W) {
-                for (int64_t c = 0; c < C; ++c) d[c] = fill;
+              int64_t ww = w0 + j * w.dw;
+              T* dj = d + j * C;
+              if (ww < 0 || ww >= W) {
+                for (int64_t c = 0; c < C; ++c) dj[c] = fill;
               } else {
-                std::memcpy(d, src + ((n * H + hh) * W + ww) * C, sizeof(T) * static_cast<size_t>(C));
+                copy(dj, line + ww * C, C);
               }
             }
           }

@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <type_traits>
+#include <vector>
 
 #include "Arith.h"
 #include "Elementwise.h"
@@ -15,16 +17,142 @@ namespace tdl::rt {
 
 namespace {
 
+// Products with a small inner dim (k <= kSmallK, n <= kSmallN: the first convolution of a
+// CNN, im2col columns of a few channels) cost BLAS more in packing and threading than in
+// arithmetic: they run here, one row of C at a time, vectorized over its columns. Every
+// f32/f64 product goes through blas_gemm, so a product gives the same bits whichever op or
+// engine asks for it (matmul, gemm with transposes, batched): each element is summed over p
+// in order, the same in every SIMD width.
+constexpr int64_t kSmallK = 16, kSmallN = 512;
+
+// C rows [i0, i1) from B packed as [k, np] (np: n rounded up to a multiple of CB, zeros
+// beyond n): blocks of 4 rows by CB columns held in registers over the k products.
+template <class T, int CB>
+__attribute__((always_inline)) inline void small_k_body(const T* a, int64_t sai, int64_t sap, const T* b, T* c,
+                                                        int64_t ldc, int64_t i0, int64_t i1, int64_t n, int64_t np,
+                                                        int64_t k, T alpha, T beta) {
+  auto finish = [&](T* ci, const T* acc, int64_t jn) {
+    for (int64_t j = 0; j < jn; ++j) {
+      T v = alpha == T(1) ? acc[j] : alpha * acc[j];
+      ci[j] = beta == T(0) ? v : beta * ci[j] + v;
+    }
+  };
+  for (int64_t j0 = 0; j0 < np; j0 += CB) {
+    const int64_t jn = std::min<int64_t>(CB, n - j0);
+    const T* bj = b + j0;
+    int64_t i = i0;
+    for (; i + 4 <= i1; i += 4) {
+      T acc[4][CB];
+      const T* ar[4] = {a + i * sai, a + (i + 1) * sai, a + (i + 2) * sai, a + (i + 3) * sai};
+      for (int r = 0; r < 4; ++r)
+        for (int j = 0; j < CB; ++j) acc[r][j] = ar[r][0] * bj[j];
+      for (int64_t p = 1; p < k; ++p) {
+        const T* bp = bj + p * np;
+        for (int r = 0; r < 4; ++r) {
+          const T ap = ar[r][p * sap];
+          for (int j = 0; j < CB; ++j) acc[r][j] = acc[r][j] + ap * bp[j];
+        }
+      }
+      for (int r = 0; r < 4; ++r) finish(c + (i + r) * ldc + j0, acc[r], jn);
+    }
+    for (; i < i1; ++i) {
+      T acc[CB];
+      const T* ai = a + i * sai;
+      for (int j = 0; j < CB; ++j) acc[j] = ai[0] * bj[j];
+      for (int64_t p = 1; p < k; ++p) {
+        const T ap = ai[p * sap];
+        const T* bp = bj + p * np;
+        for (int j = 0; j < CB; ++j) acc[j] = acc[j] + ap * bp[j];
+      }
+      finish(c + i * ldc + j0, acc, jn);
+    }
+  }
+}
+
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define TDL_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define TDL_SIMD_CLONES
+#endif
+constexpr int kCbF32 = 16, kCbF64 = 8;  // columns per register block
+TDL_SIMD_CLONES void small_k_f32(const float* a, int64_t sai, int64_t sap, const float* b, float* c, int64_t ldc,
+                                 int64_t i0, int64_t i1, int64_t n, int64_t np, int64_t k, float alpha, float beta) {
+  small_k_body<float, kCbF32>(a, sai, sap, b, c, ldc, i0, i1, n, np, k, alpha, beta);
+}
+TDL_SIMD_CLONES void small_k_f64(const double* a, int64_t sai, int64_t sap, const double* b, double* c, int64_t ldc,
+                                 int64_t i0, int64_t i1, int64_t n, int64_t np, int64_t k, double alpha, double beta) {
+  small_k_body<double, kCbF64>(a, sai, sap, b, c, ldc, i0, i1, n, np, k, alpha, beta);
+}
+
+// C = alpha * op(A) @ op(B) + beta * C (row-major; beta 0: C is not read), as cblas_?gemm.
+template <class T>
+void blas_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
+               int64_t ldb, T beta, T* c, int64_t ldc) {
+  if (k >= 1 && k <= kSmallK && n <= kSmallN) {
+    // B as a contiguous [k, np], np a multiple of the register block (it is small).
+    const int64_t cb = std::is_same_v<T, float> ? kCbF32 : kCbF64, np = (n + cb - 1) / cb * cb;
+    std::vector<T> packed(static_cast<size_t>(k * np), T(0));
+    for (int64_t p = 0; p < k; ++p)
+      for (int64_t j = 0; j < n; ++j) packed[p * np + j] = tb ? b[j * ldb + p] : b[p * ldb + j];
+    const T* bp = packed.data();
+    const int64_t sai = ta ? 1 : lda, sap = ta ? lda : 1;
+    parallel_for(m, std::max<int64_t>(4, kParallelThreshold / 4 / std::max<int64_t>(n * k, 1)),
+                 [&](int64_t i0, int64_t i1) {
+                   if constexpr (std::is_same_v<T, float>)
+                     small_k_f32(a, sai, sap, bp, c, ldc, i0, i1, n, np, k, alpha, beta);
+                   else
+                     small_k_f64(a, sai, sap, bp, c, ldc, i0, i1, n, np, k, alpha, beta);
+                 });
+    return;
+  }
+  // BLAS runs single-threaded on blocks of C that the runtime's pool spreads over its
+  // threads: one pool in the process, so OpenBLAS's own threads never compete with it for
+  // the cores (their spinning doubled the time of small CNNs on two cores). A block is a
+  // band of rows, or of columns when there are few rows; each element's sum is BLAS's
+  // either way (blocking is over k, the same in every band).
+  static const bool singleThreaded = [] {
+    openblas_set_num_threads(1);
+    return true;
+  }();
+  (void)singleThreaded;
+  const auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+  auto call = [&](int64_t mm, int64_t nn, const T* aa, const T* bb, T* cc) {
+    if constexpr (std::is_same_v<T, float>)
+      cblas_sgemm(CblasRowMajor, TA, TB, static_cast<blasint>(mm), static_cast<blasint>(nn), static_cast<blasint>(k),
+                  alpha, aa, static_cast<blasint>(lda), bb, static_cast<blasint>(ldb), beta, cc, static_cast<blasint>(ldc));
+    else
+      cblas_dgemm(CblasRowMajor, TA, TB, static_cast<blasint>(mm), static_cast<blasint>(nn), static_cast<blasint>(k),
+                  alpha, aa, static_cast<blasint>(lda), bb, static_cast<blasint>(ldb), beta, cc, static_cast<blasint>(ldc));
+  };
+  const int64_t threads = num_threads();
+  constexpr int64_t kMinFlops = int64_t{1} << 20;  // per block: less is not worth a hand-off
+  const int64_t flops = m * n * k;
+  if (threads > 1 && flops >= 2 * kMinFlops) {
+    const int64_t blocks = std::min<int64_t>(threads, flops / kMinFlops);
+    if (m >= 32 * blocks) {  // bands of rows (a multiple of 8 rows each)
+      const int64_t band = (m + blocks - 1) / blocks;
+      parallel_for(m, std::max<int64_t>(8, (band + 7) / 8 * 8), [&](int64_t r0, int64_t r1) {
+        call(r1 - r0, n, a + (ta ? r0 : r0 * lda), b, c + r0 * ldc);
+      });
+      return;
+    }
+    if (n >= 64 * blocks) {  // bands of columns (a multiple of 16 each)
+      const int64_t band = (n + blocks - 1) / blocks;
+      parallel_for(n, std::max<int64_t>(16, (band + 15) / 16 * 16), [&](int64_t c0, int64_t c1) {
+        call(m, c1 - c0, a, b + (tb ? c0 * ldb : c0), c + c0);
+      });
+      return;
+    }
+  }
+  call(m, n, a, b, c);
+}
+
 // C[m, n] = A[m, k] @ B[k, n], all contiguous.
 void gemm(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(m), static_cast<blasint>(n),
-              static_cast<blasint>(k), 1.0f, a, static_cast<blasint>(k), b, static_cast<blasint>(n), 0.0f, c,
-              static_cast<blasint>(n));
+  blas_gemm<float>(false, false, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
 }
 void gemm(const double* a, const double* b, double* c, int64_t m, int64_t n, int64_t k) {
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(m), static_cast<blasint>(n),
-              static_cast<blasint>(k), 1.0, a, static_cast<blasint>(k), b, static_cast<blasint>(n), 0.0, c,
-              static_cast<blasint>(n));
+  blas_gemm<double>(false, false, m, n, k, 1.0, a, k, b, n, 0.0, c, n);
 }
 template <class T>
 void gemm(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k) {
@@ -126,17 +254,14 @@ Tensor batched_gemm(const Tensor& a, const Tensor& b, bool ta, bool tb, double a
   if (out.numel() == 0) return out;
   check_blas_dims(m, n, k);
   const int64_t nb = numel_of(batch);
-  const auto lda = static_cast<blasint>(std::max<int64_t>(1, a1)), ldb = static_cast<blasint>(std::max<int64_t>(1, b1));
-  const auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+  const int64_t lda = std::max<int64_t>(1, a1), ldb = std::max<int64_t>(1, b1);
   for (int64_t i = 0; i < nb; ++i) {
     if (a.dtype() == DType::F32)
-      cblas_sgemm(CblasRowMajor, TA, TB, static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k),
-                  static_cast<float>(alpha), a.data<float>() + i * a0 * a1, lda, b.data<float>() + i * b0 * b1, ldb,
-                  0.0f, out.mutable_data<float>() + i * m * n, static_cast<blasint>(n));
+      blas_gemm<float>(ta, tb, m, n, k, static_cast<float>(alpha), a.data<float>() + i * a0 * a1, lda,
+                       b.data<float>() + i * b0 * b1, ldb, 0.0f, out.mutable_data<float>() + i * m * n, n);
     else
-      cblas_dgemm(CblasRowMajor, TA, TB, static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k),
-                  alpha, a.data<double>() + i * a0 * a1, lda, b.data<double>() + i * b0 * b1, ldb, 0.0,
-                  out.mutable_data<double>() + i * m * n, static_cast<blasint>(n));
+      blas_gemm<double>(ta, tb, m, n, k, alpha, a.data<double>() + i * a0 * a1, lda, b.data<double>() + i * b0 * b1,
+                        ldb, 0.0, out.mutable_data<double>() + i * m * n, n);
   }
   return out;
 }
@@ -162,23 +287,20 @@ Tensor gemm(const Tensor& a, const Tensor& b, std::optional<Tensor> c, bool ta, 
   }
   if (out.numel() == 0) return out;
   check_blas_dims(m, n, k);
-  const auto lda = static_cast<blasint>(std::max<int64_t>(1, a.dim(1))), ldb = static_cast<blasint>(std::max<int64_t>(1, b.dim(1)));
-  const auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+  const int64_t lda = std::max<int64_t>(1, a.dim(1)), ldb = std::max<int64_t>(1, b.dim(1));
   if (a.dtype() == DType::F32) {
     float* p = out.mutable_data<float>();
     if (k == 0)
       for (int64_t i = 0; i < out.numel(); ++i) p[i] = beta == 0 ? 0.0f : static_cast<float>(beta) * p[i];
     else
-      cblas_sgemm(CblasRowMajor, TA, TB, static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k),
-                  static_cast<float>(alpha), a.data<float>(), lda, b.data<float>(), ldb, static_cast<float>(beta), p,
-                  static_cast<blasint>(n));
+      blas_gemm<float>(ta, tb, m, n, k, static_cast<float>(alpha), a.data<float>(), lda, b.data<float>(), ldb,
+                       static_cast<float>(beta), p, n);
   } else {
     double* p = out.mutable_data<double>();
     if (k == 0)
       for (int64_t i = 0; i < out.numel(); ++i) p[i] = beta == 0 ? 0.0 : beta * p[i];
     else
-      cblas_dgemm(CblasRowMajor, TA, TB, static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k),
-                  alpha, a.data<double>(), lda, b.data<double>(), ldb, beta, p, static_cast<blasint>(n));
+      blas_gemm<double>(ta, tb, m, n, k, alpha, a.data<double>(), lda, b.data<double>(), ldb, beta, p, n);
   }
   return out;
 }

@@ -186,24 +186,37 @@ void reduce_kernel(const T* x, Out* out, const Layout& L) {
     });
     return;
   }
-  auto columns = [&](int64_t o, int64_t ib, int64_t ie) {
-    std::unique_ptr<Acc[]> acc(new Acc[ie - ib]);
-    Acc* a = acc.get();
-    for (int64_t i = 0; i < ie - ib; ++i) a[i] = P::init();
+  // Rows o in [ob, oe), columns [ib, ie): one accumulator buffer per call (a chunk of the
+  // parallel loop), on the stack when it is small.
+  auto columns = [&](int64_t ob, int64_t oe, int64_t ib, int64_t ie) {
     const int64_t n = ie - ib;
-    for (int64_t r = 0; r < R; ++r) {
-      const T* row = x + (o * R + r) * I + ib;
-      for (int64_t i = 0; i < n; ++i) a[i] = P::step(a[i], row[i]);
+    constexpr int64_t kStack = 256;
+    Acc stackAcc[kStack];
+    std::unique_ptr<Acc[]> heap;
+    Acc* a = stackAcc;
+    if (!std::is_same_v<Acc, Out> && n > kStack) {
+      heap.reset(new Acc[n]);
+      a = heap.get();
     }
-    for (int64_t i = 0; i < n; ++i) out[o * I + ib + i] = static_cast<Out>(a[i]);
+    for (int64_t o = ob; o < oe; ++o) {
+      // Accumulated in the result itself when it has the accumulator's type.
+      Acc* acc = a;
+      if constexpr (std::is_same_v<Acc, Out>) acc = out + o * I + ib;
+      for (int64_t i = 0; i < n; ++i) acc[i] = P::init();
+      for (int64_t r = 0; r < R; ++r) {
+        const T* row = x + (o * R + r) * I + ib;
+        for (int64_t i = 0; i < n; ++i) acc[i] = P::step(acc[i], row[i]);
+      }
+      if constexpr (!std::is_same_v<Acc, Out>)
+        for (int64_t i = 0; i < n; ++i) out[o * I + ib + i] = static_cast<Out>(acc[i]);
+    }
   };
   if (O == 1) {
     parallel_for(I, std::max<int64_t>(16, grain / std::max<int64_t>(R, 1)),
-                 [&](int64_t b, int64_t e) { columns(0, b, e); });
+                 [&](int64_t b, int64_t e) { columns(0, 1, b, e); });
   } else {
-    parallel_for(O, std::max<int64_t>(1, grain / std::max<int64_t>(R * I, 1)), [&](int64_t b, int64_t e) {
-      for (int64_t o = b; o < e; ++o) columns(o, 0, I);
-    });
+    parallel_for(O, std::max<int64_t>(1, grain / std::max<int64_t>(R * I, 1)),
+                 [&](int64_t b, int64_t e) { columns(b, e, 0, I); });
   }
 }
 
