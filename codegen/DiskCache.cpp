@@ -154,24 +154,12 @@ int readTrusted(int dirfd, const std::string& name, std::string& out) {
   return fd;
 }
 
-// Writes all of `data` to fd (retrying short writes and EINTR).
-bool writeAll(int fd, const std::string& data) {
-  size_t put = 0;
-  while (put < data.size()) {
-    ssize_t n = write(fd, data.data() + put, data.size() - put);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    put += static_cast<size_t>(n);
-  }
-  return true;
-}
-
 // Creates `name` in the directory (it must not exist) with mode 0600 whatever the umask, and
 // writes `data` to it.
 bool writeNew(int dirfd, const std::string& name, const std::string& data) {
   int fd = openat(dirfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return false;
-  bool ok = fchmod(fd, 0600) == 0 && writeAll(fd, data);
+  bool ok = fchmod(fd, 0600) == 0 && writeAllFd(fd, data);
   if (close(fd) != 0) ok = false;
   if (!ok) unlinkat(dirfd, name.c_str(), 0);
   return ok;

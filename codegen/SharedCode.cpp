@@ -18,17 +18,6 @@ namespace tdl::codegen {
 
 namespace {
 
-bool writeAllFd(int fd, const std::string& data) {
-  size_t put = 0;
-  while (put < data.size()) {
-    ssize_t n = write(fd, data.data() + put, data.size() - put);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    put += static_cast<size_t>(n);
-  }
-  return true;
-}
-
 // The architecture part of a triple, with LLVM's aliases folded ("arm64" is "aarch64").
 std::string archOf(const std::string& triple) {
   std::string a = triple.substr(0, triple.find('-'));
@@ -81,6 +70,17 @@ const Cap kCaps[] = {
 #endif
 
 }  // namespace
+
+bool writeAllFd(int fd, const std::string& data) {
+  size_t put = 0;
+  while (put < data.size()) {
+    ssize_t n = write(fd, data.data() + put, data.size() - put);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    put += static_cast<size_t>(n);
+  }
+  return true;
+}
 
 void* dlopenBytes(const std::string& bytes, const char* name, std::string* why) {
   int fd = memfd_create(name, MFD_CLOEXEC);

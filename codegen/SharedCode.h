@@ -11,6 +11,9 @@
 
 namespace tdl::codegen {
 
+// Writes all of `data` to fd (retrying short writes and EINTR).
+bool writeAllFd(int fd, const std::string& data);
+
 // dlopen of exactly `bytes`: a memfd holding them (named `name` in /proc/PID/maps), opened by
 // its /proc path. The memfd stays open for the life of the process: the dynamic loader
 // recognizes an object it has loaded by its path name, so a /proc/self/fd/N path must never
