@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 
 #include "codegen/Codegen.h"
+#include "codegen/SharedCode.h"
 #include "codegen/DiskCache.h"
 #include "codegen/Exec.h"
 #include "codegen/JitFactory.h"
@@ -1846,24 +1847,11 @@ bool hostRuns(const std::string& triple, const std::string& features, std::strin
     why = "it was compiled for " + triple + ", this machine is " + h.triple;
     return false;
   }
-  std::set<std::string> have;
-  size_t start = 0;
-  while (start < h.features.size()) {
-    size_t comma = h.features.find(',', start);
-    std::string f = h.features.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (!f.empty() && f[0] == '+') have.insert(f.substr(1));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
+  std::vector<std::string> hostList = enabledFeatures(h.features);
+  std::set<std::string> have(hostList.begin(), hostList.end());
   std::string missing;
-  start = 0;
-  while (start < features.size()) {
-    size_t comma = features.find(',', start);
-    std::string f = features.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (!f.empty() && f[0] == '+' && !have.count(f.substr(1))) missing += (missing.empty() ? "" : ", ") + f.substr(1);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
+  for (const std::string& f : enabledFeatures(features))
+    if (!have.count(f)) missing += (missing.empty() ? "" : ", ") + f;
   if (!missing.empty()) {
     why = "this CPU lacks " + missing;
     return false;

@@ -36,19 +36,6 @@ const char* thisArch() {
 #endif
 }
 
-[[maybe_unused]] std::vector<std::string> plusFeatures(const std::string& features) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= features.size()) {
-    size_t comma = features.find(',', start);
-    std::string f = features.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (f.size() > 1 && f[0] == '+') out.push_back(f.substr(1));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return out;
-}
-
 #if defined(__aarch64__)
 // LLVM's AArch64 feature names against the kernel's hardware capabilities (linux
 // arch/arm64/include/uapi/asm/hwcap.h). Features with no capability bit (architecture
@@ -70,6 +57,19 @@ const Cap kCaps[] = {
 #endif
 
 }  // namespace
+
+std::vector<std::string> enabledFeatures(const std::string& features) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < features.size()) {
+    size_t comma = features.find(',', start);
+    std::string f = features.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!f.empty() && f[0] == '+') out.push_back(f.substr(1));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
 
 bool writeAllFd(int fd, const std::string& data) {
   size_t put = 0;
@@ -113,7 +113,7 @@ bool cpuRunsCode(const std::string& triple, const std::string& features, std::st
   std::string missing;
 #if defined(__aarch64__)
   unsigned long hw[3] = {0, getauxval(AT_HWCAP), getauxval(AT_HWCAP2)};
-  for (const std::string& f : plusFeatures(features))
+  for (const std::string& f : enabledFeatures(features))
     for (const Cap& c : kCaps)
       if (f == c.feature && !(hw[c.word] & c.bit)) missing += (missing.empty() ? "" : ", ") + f;
 #else

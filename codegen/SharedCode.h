@@ -6,10 +6,14 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "codegen/Codegen.h"
 
 namespace tdl::codegen {
+
+// The features an LLVM feature list enables: "+avx2,-avx512f,+fma" -> {avx2, fma}.
+std::vector<std::string> enabledFeatures(const std::string& features);
 
 // Writes all of `data` to fd (retrying short writes and EINTR).
 bool writeAllFd(int fd, const std::string& data);
