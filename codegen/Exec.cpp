@@ -367,6 +367,60 @@ int64_t tdl_reduce_alloc(void* ctx, int32_t dst, int32_t ref, int32_t dtype, int
   return rows;
 }
 
+// A fused loop whose operands are broadcast to its domain (Lower.cpp, strided operands):
+// the broadcast of the shapes of the tensors in `slots` (n of them, aligned right) as
+// `rank` dims in `out` -- the domain when no operand has its shape.
+void tdl_bcast_dims(void* ctx, const int32_t* slots, int32_t n, int32_t rank, int64_t* out) {
+  ExecCtx& c = C(ctx);
+  for (int32_t p = 0; p < rank; ++p) out[p] = 1;
+  for (int32_t j = 0; j < n; ++j) {
+    const rt::Shape& s = c.slots[slots[j]].shape();
+    int64_t k = static_cast<int64_t>(s.size());  // <= rank: the types say so
+    for (int64_t i = 0; i < k && i < rank; ++i)
+      if (s[static_cast<size_t>(i)] != 1) out[rank - k + i] = s[static_cast<size_t>(i)];
+  }
+}
+
+// The element strides of the (contiguous) tensor in `slot` along the `rank` axes of a
+// domain it broadcasts to, aligned right: 0 along the axes where it has size 1 or none.
+void tdl_bcast_strides(void* ctx, int32_t slot, int32_t rank, int64_t* out) {
+  const rt::Shape& s = C(ctx).slots[slot].shape();
+  int64_t k = static_cast<int64_t>(s.size());
+  int64_t st = 1;
+  for (int64_t p = rank - 1; p >= 0; --p) {
+    int64_t i = p - (rank - k);
+    if (i < 0) {
+      out[p] = 0;
+      continue;
+    }
+    int64_t d = s[static_cast<size_t>(i)];
+    out[p] = d == 1 ? 0 : st;
+    st *= d;
+  }
+}
+
+// tdl_fused_alloc and tdl_reduce_alloc for a domain given as dims (tdl_bcast_dims).
+int64_t tdl_fused_alloc_dims(void* ctx, int32_t dst, int32_t dtype, int32_t rank, const int64_t* dims) {
+  ExecCtx& c = C(ctx);
+  c.slots[dst] = rt::Tensor::empty(static_cast<rt::DType>(dtype), rt::Shape(dims, dims + rank));
+  return c.slots[dst].numel();
+}
+
+int64_t tdl_reduce_alloc_dims(void* ctx, int32_t dst, int32_t dtype, int32_t keepdims, int32_t all, int32_t rank,
+                              const int64_t* dims) {
+  ExecCtx& c = C(ctx);
+  rt::Shape out;
+  int64_t rows = 1;
+  for (int32_t i = 0; i + 1 < rank; ++i) {
+    rows *= dims[i];
+    if (!all) out.push_back(dims[i]);
+    else if (keepdims) out.push_back(1);
+  }
+  if (keepdims) out.push_back(1);
+  c.slots[dst] = rt::Tensor::empty(static_cast<rt::DType>(dtype), out);
+  return rows;
+}
+
 // Runs kernel(env, rowBegin, rowEnd) over `rows` rows of `inner` elements each: on the
 // calling thread below kFusedParallelThreshold elements in all, else split over the pool.
 void tdl_parallel_reduce_rows(void (*kernel)(void*, int64_t, int64_t), void* env, int64_t rows, int64_t inner) {
@@ -500,6 +554,10 @@ std::vector<AbiSymbol> abiSymbols() {
           {"tdl_parallel_rows_scratch", reinterpret_cast<void*>(&tdl_parallel_rows_scratch)},
           {"tdl_prof_end_rows", reinterpret_cast<void*>(&tdl_prof_end_rows)},
           {"tdl_dim", reinterpret_cast<void*>(&tdl_dim)},
+          {"tdl_bcast_dims", reinterpret_cast<void*>(&tdl_bcast_dims)},
+          {"tdl_bcast_strides", reinterpret_cast<void*>(&tdl_bcast_strides)},
+          {"tdl_fused_alloc_dims", reinterpret_cast<void*>(&tdl_fused_alloc_dims)},
+          {"tdl_reduce_alloc_dims", reinterpret_cast<void*>(&tdl_reduce_alloc_dims)},
           {"expf", reinterpret_cast<void*>(static_cast<float (*)(float)>(&std::exp))},
           {"exp", reinterpret_cast<void*>(static_cast<double (*)(double)>(&std::exp))},
           {"logf", reinterpret_cast<void*>(static_cast<float (*)(float)>(&std::log))},

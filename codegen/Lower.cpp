@@ -136,6 +136,7 @@ struct Lowering {
   llvm::BasicBlock* failBB = nullptr;
   llvm::FunctionCallee opFn, truthFn, moveFn, copyFn;
   llvm::FunctionCallee fusedAllocFn, dataFn, parallelFn, parallelRowsFn, dimFn, reduceAllocFn, reduceRowsFn;
+  llvm::FunctionCallee bcastDimsFn, bcastStridesFn, fusedAllocDimsFn, reduceAllocDimsFn;
   int kernelCount = 0;
   llvm::FunctionCallee loadI64Fn, loadF64Fn, storeI64Fn, storeF64Fn, failFn, elemFn, updateElemFn, mutableDataFn;
   llvm::FunctionCallee profBeginFn, profEndFn, rowsScratchFn, profEndRowsFn;
@@ -194,6 +195,12 @@ struct Lowering {
     reduceAllocFn = mod.getOrInsertFunction("tdl_reduce_alloc", llvm::FunctionType::get(i64t, {ptr, i32t, i32t, i32t, i32t, i32t}, false));
     reduceRowsFn = mod.getOrInsertFunction("tdl_parallel_reduce_rows", llvm::FunctionType::get(voidt, {ptr, ptr, i64t, i64t}, false));
     dimFn = mod.getOrInsertFunction("tdl_dim", llvm::FunctionType::get(i64t, {ptr, i32t, i32t}, false));
+    bcastDimsFn = mod.getOrInsertFunction("tdl_bcast_dims", llvm::FunctionType::get(voidt, {ptr, ptr, i32t, i32t, ptr}, false));
+    bcastStridesFn = mod.getOrInsertFunction("tdl_bcast_strides", llvm::FunctionType::get(voidt, {ptr, i32t, i32t, ptr}, false));
+    fusedAllocDimsFn =
+        mod.getOrInsertFunction("tdl_fused_alloc_dims", llvm::FunctionType::get(i64t, {ptr, i32t, i32t, i32t, ptr}, false));
+    reduceAllocDimsFn = mod.getOrInsertFunction("tdl_reduce_alloc_dims",
+                                                llvm::FunctionType::get(i64t, {ptr, i32t, i32t, i32t, i32t, i32t, ptr}, false));
     mutableDataFn = mod.getOrInsertFunction("tdl_mutable_data", llvm::FunctionType::get(ptr, {ptr, i32t, i32t}, false));
     profBeginFn = mod.getOrInsertFunction("tdl_prof_begin", llvm::FunctionType::get(i64t, {ptr}, false));
     profEndFn = mod.getOrInsertFunction("tdl_prof_end", llvm::FunctionType::get(voidt, {ptr, i32t, i64t}, false));
@@ -668,7 +675,8 @@ struct Lowering {
   // One element of a fused body over `domain`: tensor operands read at `flat` (rows at
   // column i, columns at row o), the body lowered inline; returns the yielded value.
   const ir::Value* lowerElement(const ir::Op& op, const std::vector<llvm::Value*>& data, const ir::TensorType& domain,
-                                llvm::Value* flat, llvm::Value* i, llvm::Value* o) {
+                                llvm::Value* flat, llvm::Value* i, llvm::Value* o,
+                                const std::vector<llvm::Value*>& bases = {}) {
     const ir::Block& body = op.region(0).block();
     for (size_t j = 0; j < data.size(); ++j)
       if (data[j]) {
@@ -678,7 +686,14 @@ struct Lowering {
         switch (ir::fused_operand_kind(op.operand(j)->type, domain)) {
           case ir::FusedOperand::Row: at = i; break;
           case ir::FusedOperand::Col: at = o; break;
-          default: break;
+          case ir::FusedOperand::Full:
+          case ir::FusedOperand::Scalar: break;
+          case ir::FusedOperand::Strided:
+            if (j >= bases.size() || !bases[j]) throw std::runtime_error("internal: a strided operand outside a rows loop");
+            // Along the last axis the stride is 1, or 0 where the operand has size 1 there.
+            at = lastBroadcast(op.operand(j)->type) ? bases[j] : b.CreateAdd(bases[j], i, "", true, true);
+            break;
+          case ir::FusedOperand::None: throw std::runtime_error("internal: a fused operand that does not broadcast");
         }
         set(body.arg(j), loadElem(b.CreateInBoundsGEP(et, data[j], at), d));
       }
@@ -697,6 +712,90 @@ struct Lowering {
     return y->operand(0);
   }
 
+  // ---- strided operands (ir::FusedOperand::Strided): any NumPy broadcast to the domain
+  // A fused loop with such operands runs as rows (all axes but the last) x columns; at each
+  // row the kernel computes every strided operand's offset from the row index and the
+  // domain's dims, and steps along the row by 1 (or 0 where the operand's last dim is 1).
+  // env words after the row length (n + 1): the domain's dims, then each strided operand's
+  // element strides along the domain's axes (tdl_bcast_dims, tdl_bcast_strides).
+  struct Bcast {
+    size_t rank = 0;
+    std::vector<size_t> strided;  // operand indices
+    int ref = -1;                 // the slot of an operand of the domain's shape, or -1
+    bool envDims = false;         // whether env holds the dims (strided operands, or no ref)
+    size_t words(size_t n) const { return n + 2 + (envDims ? rank * (1 + strided.size()) : 0); }
+    size_t dimsAt(size_t n) const { return n + 2; }
+    size_t stridesAt(size_t n, size_t k) const { return n + 2 + rank * (1 + k); }
+  };
+  static bool one(const ir::Dim& d) { return d.is_known() && d.size == 1; }
+  static bool lastBroadcast(const ir::TensorType& x) { return x.dims.empty() || one(x.dims.back()); }
+  Bcast bcastOf(const ir::Op& op, const ir::TensorType& domain) {
+    Bcast bc;
+    bc.rank = domain.dims.size();
+    for (size_t j = 0; j < op.num_operands(); ++j) {
+      const ir::Value* v = op.operand(j);
+      ir::FusedOperand k = ir::fused_operand_kind(v->type, domain);
+      if (k == ir::FusedOperand::Full && bc.ref < 0 && !isNat(v)) bc.ref = slotOf(v);
+      if (k == ir::FusedOperand::Strided) bc.strided.push_back(j);
+    }
+    bc.envDims = !bc.strided.empty() || bc.ref < 0;
+    return bc;
+  }
+  // Host side, before the kernel runs: the domain's dims and the strided operands' strides
+  // into env (when bc.envDims).
+  void storeBcastEnv(const ir::Op& op, const Bcast& bc, llvm::Value* env) {
+    if (!bc.envDims) return;
+    size_t n = op.num_operands();
+    std::vector<int> slots;
+    for (const ir::Value* v : op.operands())
+      if (!isNat(v)) slots.push_back(slotOf(v));
+    llvm::AllocaInst* sl = newAlloca(llvm::ArrayType::get(b.getInt32Ty(), std::max<size_t>(slots.size(), 1)));
+    for (size_t k = 0; k < slots.size(); ++k)
+      b.CreateStore(i32(slots[k]), b.CreateConstGEP2_32(sl->getAllocatedType(), sl, 0, static_cast<unsigned>(k)));
+    b.CreateCall(bcastDimsFn, {ctxArg, sl, i32(static_cast<int>(slots.size())), i32(static_cast<int>(bc.rank)),
+                               envWord(env, n, bc.dimsAt(n))});
+    for (size_t k = 0; k < bc.strided.size(); ++k)
+      b.CreateCall(bcastStridesFn, {ctxArg, i32(slotOf(op.operand(bc.strided[k]))), i32(static_cast<int>(bc.rank)),
+                                    envWord(env, n, bc.stridesAt(n, k))});
+  }
+  // Kernel side: the dims (known ones as constants) and strides, loaded once per kernel.
+  struct BcastVals {
+    std::vector<llvm::Value*> dims;
+    std::vector<std::vector<llvm::Value*>> strides;
+  };
+  BcastVals loadBcast(const ir::Op& op, const Bcast& bc, const ir::TensorType& domain, llvm::Value* env) {
+    BcastVals v;
+    if (bc.strided.empty()) return v;
+    size_t n = op.num_operands();
+    auto* i64t = b.getInt64Ty();
+    for (size_t p = 0; p < bc.rank; ++p)
+      v.dims.push_back(domain.dims[p].is_known() ? static_cast<llvm::Value*>(b.getInt64(domain.dims[p].size))
+                                                 : b.CreateLoad(i64t, envWord(env, n, bc.dimsAt(n) + p)));
+    for (size_t k = 0; k < bc.strided.size(); ++k) {
+      std::vector<llvm::Value*> st;
+      for (size_t p = 0; p < bc.rank; ++p) st.push_back(b.CreateLoad(i64t, envWord(env, n, bc.stridesAt(n, k) + p)));
+      v.strides.push_back(std::move(st));
+    }
+    return v;
+  }
+  // At the start of row o: each strided operand's offset of the row's first element.
+  std::vector<llvm::Value*> rowBases(const ir::Op& op, const Bcast& bc, const BcastVals& v, llvm::Value* o) {
+    std::vector<llvm::Value*> bases(op.num_operands(), nullptr);
+    if (bc.strided.empty()) return bases;
+    std::vector<llvm::Value*> coord(bc.rank, nullptr);
+    llvm::Value* rest = o;
+    for (size_t p = bc.rank - 1; p-- > 0;) {
+      coord[p] = p == 0 ? rest : b.CreateURem(rest, v.dims[p]);
+      if (p > 0) rest = b.CreateUDiv(rest, v.dims[p]);
+    }
+    for (size_t k = 0; k < bc.strided.size(); ++k) {
+      llvm::Value* at = b.getInt64(0);
+      for (size_t p = 0; p + 1 < bc.rank; ++p) at = b.CreateAdd(at, b.CreateMul(coord[p], v.strides[k][p]));
+      bases[bc.strided[k]] = at;
+    }
+    return bases;
+  }
+
   // A fused op: one loop over the result's elements in a kernel function
   // `void K(ptr env, i64 begin, i64 end)`, run by tdl_parallel (split over the runtime's
   // pool above kFusedParallelThreshold elements). env[0] is the result's data, env[1 + j]
@@ -704,14 +803,13 @@ struct Lowering {
   void lowerFused(const ir::Op& op) {
     const ir::Value* r = op.result();
     size_t n = op.num_operands();
-    int ref = -1;
-    bool rows = false;
+    Bcast bc = bcastOf(op, r->type);
+    int ref = bc.ref;
+    bool rows = !bc.strided.empty() || (ref < 0 && r->type.dims.size() >= 2);
     for (const ir::Value* v : op.operands()) {
       ir::FusedOperand k = ir::fused_operand_kind(v->type, r->type);
-      if (k == ir::FusedOperand::Full && ref < 0) ref = slotOf(v);
       rows = rows || k == ir::FusedOperand::Row || k == ir::FusedOperand::Col;
     }
-    if (ref < 0) throw std::runtime_error("internal: a fused op without an operand of the result's shape");
     // Buffer reuse by liveness: an operand of the result's shape and dtype that dies here
     // may lend its buffer to the result (each element is read before it is written at the
     // same index); tdl_fused_alloc takes it when no one else holds it.
@@ -721,19 +819,24 @@ struct Lowering {
           ir::fused_operand_kind(v->type, r->type) == ir::FusedOperand::Full && deadAfter(op, v))
         donor = slotOf(v);
     int out = slotOf(r);
-    llvm::AllocaInst* env = newAlloca(llvm::ArrayType::get(b.getInt64Ty(), n + 2));
+    llvm::AllocaInst* env = newAlloca(llvm::ArrayType::get(b.getInt64Ty(), bc.words(n)));
+    storeBcastEnv(op, bc, env);
     llvm::Value* inner = b.getInt64(1);
+    int lastAxis = static_cast<int>(r->type.dims.size()) - 1;
     if (rows) {
-      inner = b.CreateCall(dimFn, {ctxArg, i32(ref), i32(static_cast<int>(r->type.dims.size()) - 1)});
+      inner = bc.envDims ? static_cast<llvm::Value*>(b.CreateLoad(b.getInt64Ty(), envWord(env, n, bc.dimsAt(n) + lastAxis)))
+                         : b.CreateCall(dimFn, {ctxArg, i32(ref), i32(lastAxis)});
       b.CreateStore(inner, envWord(env, n, n + 1));
     }
     // The operands' data first: the donor's buffer may move to the result.
     storeEnvOperands(op, env, true, false);
     llvm::Value* count =
-        b.CreateCall(fusedAllocFn, {ctxArg, i32(out), i32(ref), i32(static_cast<int>(r->type.dtype)), i32(donor)});
+        ref >= 0 ? b.CreateCall(fusedAllocFn, {ctxArg, i32(out), i32(ref), i32(static_cast<int>(r->type.dtype)), i32(donor)})
+                 : b.CreateCall(fusedAllocDimsFn, {ctxArg, i32(out), i32(static_cast<int>(r->type.dtype)),
+                                                   i32(static_cast<int>(r->type.dims.size())), envWord(env, n, bc.dimsAt(n))});
     b.CreateStore(b.CreateCall(dataFn, {ctxArg, i32(out)}), envWord(env, n, 0));
     storeEnvOperands(op, env, false, true);
-    llvm::Function* k = buildKernel(op, rows);
+    llvm::Function* k = buildKernel(op, rows, bc);
     if (rows) b.CreateCall(parallelRowsFn, {k, env, count, inner});
     else b.CreateCall(parallelFn, {k, env, count});
   }
@@ -745,25 +848,34 @@ struct Lowering {
   // env[0] is the result's data, env[1 + j] operand j's, env[n + 1] the row length.
   void lowerFusedReduce(const ir::Op& op) {
     const ir::Value* r = op.result();
-    const ir::Value* dom = op.operand(0);
+    const ir::TensorType dom = ir::fused_domain(op);
     size_t n = op.num_operands();
     const auto& axes = op.ints_attr("axes");
-    bool whole = static_cast<int64_t>(axes.size()) == dom->type.rank();  // all axes (else the last)
-    int ref = slotOf(dom);
-    llvm::AllocaInst* env = newAlloca(llvm::ArrayType::get(b.getInt64Ty(), n + 2));
-    llvm::Value* inner = b.CreateCall(dimFn, {ctxArg, i32(ref), i32(static_cast<int>(dom->type.dims.size()) - 1)});
+    bool whole = static_cast<int64_t>(axes.size()) == dom.rank();  // all axes (else the last)
+    Bcast bc = bcastOf(op, dom);
+    int ref = bc.ref;
+    llvm::AllocaInst* env = newAlloca(llvm::ArrayType::get(b.getInt64Ty(), bc.words(n)));
+    storeBcastEnv(op, bc, env);
+    int lastAxis = static_cast<int>(dom.dims.size()) - 1;
+    llvm::Value* inner = bc.envDims ? static_cast<llvm::Value*>(b.CreateLoad(b.getInt64Ty(), envWord(env, n, bc.dimsAt(n) + lastAxis)))
+                                    : b.CreateCall(dimFn, {ctxArg, i32(ref), i32(lastAxis)});
     b.CreateStore(inner, envWord(env, n, n + 1));
     storeEnvOperands(op, env, true, true);
-    llvm::Value* rowsN = b.CreateCall(reduceAllocFn, {ctxArg, i32(slotOf(r)), i32(ref), i32(static_cast<int>(r->type.dtype)),
-                                                     i32(op.bool_attr("keepdims") ? 1 : 0), i32(whole ? 1 : 0)});
+    int keep = op.bool_attr("keepdims") ? 1 : 0;
+    llvm::Value* rowsN =
+        ref >= 0 ? b.CreateCall(reduceAllocFn, {ctxArg, i32(slotOf(r)), i32(ref), i32(static_cast<int>(r->type.dtype)),
+                                                i32(keep), i32(whole ? 1 : 0)})
+                 : b.CreateCall(reduceAllocDimsFn, {ctxArg, i32(slotOf(r)), i32(static_cast<int>(r->type.dtype)), i32(keep),
+                                                    i32(whole ? 1 : 0), i32(static_cast<int>(dom.dims.size())),
+                                                    envWord(env, n, bc.dimsAt(n))});
     b.CreateStore(b.CreateCall(dataFn, {ctxArg, i32(slotOf(r))}), envWord(env, n, 0));
-    llvm::Function* k = buildReduceKernel(op, whole);
+    llvm::Function* k = buildReduceKernel(op, whole, bc);
     if (whole) b.CreateCall(llvm::FunctionCallee(k->getFunctionType(), k), {env, b.getInt64(0), rowsN});
     else b.CreateCall(reduceRowsFn, {k, env, rowsN, inner});
     if (isNat(r)) reload(r);  // a scalar result lives in a register from here on
   }
 
-  llvm::Function* buildReduceKernel(const ir::Op& op, bool whole) {
+  llvm::Function* buildReduceKernel(const ir::Op& op, bool whole, const Bcast& bc) {
     KernelScope scope = beginKernel("reduce");
     auto* ptr = llvm::PointerType::getUnqual(ctx);
     auto* i64t = b.getInt64Ty();
@@ -774,14 +886,15 @@ struct Lowering {
     auto* rowEnd = llvm::BasicBlock::Create(ctx, "row.end", fn);
     auto* exit = llvm::BasicBlock::Create(ctx, "exit", fn);
     size_t n = op.num_operands();
-    const ir::Value* dom = op.operand(0);
+    const ir::TensorType dom = ir::fused_domain(op);
     const ir::Value* r = op.result();
     bool mean = op.str_attr("kind") == "mean";
     llvm::Value* outP = b.CreateLoad(ptr, envWord(env, n, 0));
     std::vector<llvm::Value*> data = loadKernelOperands(op, env);
+    BcastVals bv = loadBcast(op, bc, dom, env);
     // A row length known at compile time is a constant: short rows (k-means' 2-D points)
     // unroll instead of looping.
-    const ir::Dim& last = dom->type.dims.back();
+    const ir::Dim& last = dom.dims.back();
     llvm::Value* inner = last.is_known() ? static_cast<llvm::Value*>(b.getInt64(last.size))
                                          : b.CreateLoad(i64t, envWord(env, n, n + 1));
     llvm::Value* zero = llvm::ConstantFP::get(f64t, 0.0);
@@ -797,14 +910,16 @@ struct Lowering {
       carried->addIncoming(zero, entryOfRows);
     }
     llvm::Value* rowStart = whole ? static_cast<llvm::Value*>(carried) : zero;
+    std::vector<llvm::Value*> bases = rowBases(op, bc, bv, o);
+    llvm::BasicBlock* rowHeadEnd = b.GetInsertBlock();
     b.CreateCondBr(b.CreateICmpSGT(inner, b.getInt64(0)), loop, rowEnd);
     b.SetInsertPoint(loop);
     llvm::PHINode* i = b.CreatePHI(i64t, 2);
-    i->addIncoming(b.getInt64(0), rowHead);
+    i->addIncoming(b.getInt64(0), rowHeadEnd);
     llvm::PHINode* acc = b.CreatePHI(f64t, 2);
-    acc->addIncoming(rowStart, rowHead);
+    acc->addIncoming(rowStart, rowHeadEnd);
     llvm::Value* flat = b.CreateAdd(b.CreateMul(o, inner, "", true, true), i, "", true, true);
-    llvm::Value* val = b.CreateFPExt(get(lowerElement(op, data, dom->type, flat, i, o)), f64t);
+    llvm::Value* val = b.CreateFPExt(get(lowerElement(op, data, dom, flat, i, o, bases)), f64t);
     llvm::FastMathFlags fmf;
     fmf.setAllowReassoc();  // the sum may be reordered (vectorized): SPEC §11's tolerance
     llvm::Value* sum = b.CreateFAdd(acc, val);
@@ -816,7 +931,7 @@ struct Lowering {
     b.CreateCondBr(b.CreateICmpSLT(next, inner), loop, rowEnd);
     b.SetInsertPoint(rowEnd);
     llvm::PHINode* rowAcc = b.CreatePHI(f64t, 2);
-    rowAcc->addIncoming(rowStart, rowHead);
+    rowAcc->addIncoming(rowStart, rowHeadEnd);
     rowAcc->addIncoming(sum, loopEnd);
     DType rd = r->type.dtype;
     llvm::Value* onext = b.CreateAdd(o, b.getInt64(1), "", true, true);
@@ -843,7 +958,7 @@ struct Lowering {
 
   // rows: the kernel runs rows [begin, end) of the result viewed as rows x its last axis
   // (env[n + 1] = the row length); else elements [begin, end).
-  llvm::Function* buildKernel(const ir::Op& op, bool rows) {
+  llvm::Function* buildKernel(const ir::Op& op, bool rows, const Bcast& bc) {
     KernelScope scope = beginKernel("fused");
     auto* ptr = llvm::PointerType::getUnqual(ctx);
     auto* i64t = b.getInt64Ty();
@@ -855,6 +970,7 @@ struct Lowering {
     const ir::Value* r = op.result();
     llvm::Value* outP = b.CreateLoad(ptr, envWord(env, n, 0));
     std::vector<llvm::Value*> data = loadKernelOperands(op, env);
+    BcastVals bv = loadBcast(op, bc, r->type, env);
     // Loops: flat i in [begin, end); or rows o in [begin, end), columns c in [0, inner).
     const ir::Dim* lastDim = r->type.dims.empty() ? nullptr : &r->type.dims.back();
     llvm::Value* inner = !rows ? nullptr
@@ -863,6 +979,7 @@ struct Lowering {
     llvm::PHINode* o = nullptr;
     llvm::BasicBlock* rowHead = nullptr;
     llvm::BasicBlock* rowLatch = nullptr;
+    std::vector<llvm::Value*> bases;
     if (rows) {
       rowHead = llvm::BasicBlock::Create(ctx, "row", fn);
       rowLatch = llvm::BasicBlock::Create(ctx, "row.next", fn);
@@ -870,6 +987,8 @@ struct Lowering {
       b.SetInsertPoint(rowHead);
       o = b.CreatePHI(i64t, 2);
       o->addIncoming(begin, pre);
+      bases = rowBases(op, bc, bv, o);
+      rowHead = b.GetInsertBlock();
       b.CreateBr(loop);
     } else {
       b.CreateCondBr(b.CreateICmpSLT(begin, end), loop, exit);
@@ -878,7 +997,7 @@ struct Lowering {
     llvm::PHINode* i = b.CreatePHI(i64t, 2);
     i->addIncoming(rows ? static_cast<llvm::Value*>(b.getInt64(0)) : begin, rows ? rowHead : pre);
     llvm::Value* flat = rows ? b.CreateAdd(b.CreateMul(o, inner, "", true, true), i, "", true, true) : i;
-    const ir::Value* y = lowerElement(op, data, r->type, flat, i, o);
+    const ir::Value* y = lowerElement(op, data, r->type, flat, i, o, bases);
     DType rd = r->type.dtype;
     llvm::Value* val = convert(get(y), y->type.dtype, rd);
     llvm::Type* et = rd == DType::Bool ? b.getInt8Ty() : ty(rd);
@@ -944,7 +1063,19 @@ struct Lowering {
   static std::optional<std::vector<ir::Dim>> rowDomain(const ir::Op& op) {
     if (op.num_results() != 1) return std::nullopt;
     std::vector<ir::Dim> d;
+    if (op.kind() == ir::OpKind::Fused || op.kind() == ir::OpKind::FusedReduce) {
+      // Strided operands and domains that are no operand's shape stay out of row groups.
+      const ir::TensorType dom = ir::fused_domain(op);
+      for (const ir::Value* v : op.operands())
+        if (ir::fused_operand_kind(v->type, dom) == ir::FusedOperand::Strided) return std::nullopt;
+      if (op.kind() == ir::OpKind::FusedReduce && ir::fused_operand_kind(op.operand(0)->type, dom) != ir::FusedOperand::Full)
+        return std::nullopt;
+    }
     if (op.kind() == ir::OpKind::Fused) {
+      bool full = false;
+      for (const ir::Value* v : op.operands())
+        full = full || ir::fused_operand_kind(v->type, op.result()->type) == ir::FusedOperand::Full;
+      if (!full) return std::nullopt;
       d = op.result()->type.dims;
     } else if (op.kind() == ir::OpKind::FusedReduce || op.kind() == ir::OpKind::Reduce) {
       d = op.operand(0)->type.dims;

@@ -49,6 +49,14 @@ namespace {
 
 constexpr const char* kTriple = "nvptx64-nvidia-cuda";
 
+// How a kernel reads an operand: as the CPU's fused loops do, except that a strided
+// broadcast counts as None (element-wise and fused kernels read it through strides;
+// fused reductions leave such ops to the host).
+ir::FusedOperand ptxOperandKind(const ir::TensorType& x, const ir::TensorType& r) {
+  ir::FusedOperand k = ir::fused_operand_kind(x, r);
+  return k == ir::FusedOperand::Strided ? ir::FusedOperand::None : k;
+}
+
 // LLVM 19's NVPTX processors (NVPTX.td).
 const std::vector<std::string>& archList() {
   static const std::vector<std::string> v = {"sm_20", "sm_21", "sm_30", "sm_32", "sm_35", "sm_37", "sm_50",
@@ -246,9 +254,9 @@ class PtxLowering {
     bool rows = false, general = false;
     std::vector<ir::FusedOperand> kinds;
     for (const ir::Value* v : op.operands()) {
-      ir::FusedOperand k = ir::fused_operand_kind(v->type, r->type);
-      if (k == ir::FusedOperand::None && (fused || v->type.rank() > r->type.rank()))
-        throw Unsupported{"an operand of another shape"};
+      ir::FusedOperand k = ptxOperandKind(v->type, r->type);
+      // (A fused op's operands all broadcast to its result: a strided one is read by strides.)
+      if (k == ir::FusedOperand::None && v->type.rank() > r->type.rank()) throw Unsupported{"an operand of another shape"};
       rows = rows || k == ir::FusedOperand::Row || k == ir::FusedOperand::Col;
       general = general || k == ir::FusedOperand::None;  // any NumPy broadcast: by strides
       kinds.push_back(k);
@@ -523,7 +531,7 @@ class PtxLowering {
       if (!y || y->kind() != ir::OpKind::Yield || y->num_operands() != 1) throw Unsupported{"a body without one yield"};
       xd = y->operand(0)->type.dtype;
       for (const ir::Value* v : op.operands()) {
-        ir::FusedOperand k = ir::fused_operand_kind(v->type, x->type);
+        ir::FusedOperand k = ptxOperandKind(v->type, x->type);
         if (k == ir::FusedOperand::None) throw Unsupported{"an operand of another shape"};
         fusedRows = fusedRows || k == ir::FusedOperand::Row || k == ir::FusedOperand::Col;
         kinds.push_back(k);
@@ -882,7 +890,7 @@ KernelLaunch planLaunch(const PtxKernel& k, uint64_t out, const std::vector<uint
     if (k.kind == PtxKernel::Reduce) {
       bool fusedRows = false;
       for (size_t j = 1; k.op->kind() == ir::OpKind::FusedReduce && j < operands.size(); ++j) {
-        ir::FusedOperand fk = ir::fused_operand_kind(k.op->operand(j)->type, k.op->operand(0)->type);
+        ir::FusedOperand fk = ptxOperandKind(k.op->operand(j)->type, k.op->operand(0)->type);
         fusedRows = fusedRows || fk == ir::FusedOperand::Row || fk == ir::FusedOperand::Col;
         if (fk == ir::FusedOperand::Scalar) {
           const auto* p = static_cast<const unsigned char*>(operands[j].raw());
@@ -919,7 +927,7 @@ KernelLaunch planLaunch(const PtxKernel& k, uint64_t out, const std::vector<uint
   bool rows = false, general = false;
   const ir::TensorType& rt = k.op->result()->type;
   for (const ir::Value* v : k.op->operands()) {
-    ir::FusedOperand fk = ir::fused_operand_kind(v->type, rt);
+    ir::FusedOperand fk = ptxOperandKind(v->type, rt);
     rows = rows || fk == ir::FusedOperand::Row || fk == ir::FusedOperand::Col;
     general = general || fk == ir::FusedOperand::None;
   }
@@ -928,7 +936,7 @@ KernelLaunch planLaunch(const PtxKernel& k, uint64_t out, const std::vector<uint
     size_t rank = resultShape.size();
     for (int64_t d : resultShape) l.args.push_back(bytesOf(d));
     for (size_t j = 0; j < operands.size(); ++j) {
-      if (ir::fused_operand_kind(k.op->operand(j)->type, rt) != ir::FusedOperand::None) continue;
+      if (ptxOperandKind(k.op->operand(j)->type, rt) != ir::FusedOperand::None) continue;
       const rt::Shape& xs = operands[j].shape();
       std::vector<int64_t> strides(rank, 0);
       int64_t st = 1;

@@ -37,9 +37,20 @@ bool is_fusable_scalar_op(const Op& op);
 // How an operand x of a fused op with result type r is read, viewing r as rows (all axes
 // but the last) by columns (the last axis): Scalar (rank 0), Full (x's dims are r's),
 // Row (x is broadcast along every leading axis: dims [1, ..., 1, C] or [C]), Col (x is r
-// with a last dim of known size 1: [B, 1]); None for any other broadcast.
-enum class FusedOperand { Scalar, Full, Row, Col, None };
+// with a last dim of known size 1: [B, 1]), Strided (any other NumPy broadcast to r: each
+// of x's dims, aligned right, is r's or of known size 1: [N, 1, 2] or [8, 2] of [N, 8, 2];
+// read through per-axis strides, 0 along broadcast axes); None when x does not broadcast
+// to r as the types say.
+enum class FusedOperand { Scalar, Full, Row, Col, Strided, None };
 FusedOperand fused_operand_kind(const TensorType& x, const TensorType& r);
+// The domain a fused op loops over: a fused op's result type; a fused_reduce's is the
+// broadcast of its operands' types (operand 0's when it has them all). Every dim of the
+// domain is some operand's (or of known size 1), so the operands' shapes give it at run
+// time.
+TensorType fused_domain(const Op& op);
+// Whether the broadcast of the operands' types is r: every dim of r is, at its position
+// (aligned right), some operand's dim, or of known size 1.
+bool operands_cover(const Op& op, const TensorType& r);
 // Replaces symbolic dims by known sizes (sym name → size), and then every symbol whose
 // size follows from those.
 std::unique_ptr<Pass> create_specialize_pass(std::map<std::string, int64_t> sizes);

@@ -147,18 +147,17 @@ class Verifier {
     const TensorType& r = op.result()->type;
     const Block& b = op.region(0).block();
     if (b.num_args() != op.num_operands()) op_error(op, "the body must take one argument per operand");
-    bool full = false;
     for (size_t i = 0; i < op.num_operands() && i < b.num_args(); ++i) {
       const TensorType& t = op.operand(i)->type;
       FusedOperand k = fused_operand_kind(t, r);
-      full = full || k == FusedOperand::Full;
       if (k == FusedOperand::None)
-        op_error(op, fmt::format("operand {} is {}: not a scalar, a row, a column nor of the result's shape {}", i,
-                                 t.str(), r.str()));
+        op_error(op, fmt::format("operand {} is {}: it does not broadcast to the result's shape {}", i, t.str(), r.str()));
       if (!(b.arg(i)->type == TensorType::scalar(t.dtype)))
         op_error(op, fmt::format("body argument {} must be {}", i, TensorType::scalar(t.dtype).str()));
     }
-    if (!full) op_error(op, "a fused op needs an operand of the result's shape");
+    if (r.is_scalar()) op_error(op, "a fused op's result must not be a scalar");
+    else if (!operands_cover(op, r))
+      op_error(op, "the operands' shapes must give the result's shape " + r.str() + " (each of its dims is an operand's)");
     check_values(op, yielded(op, 0), {TensorType::scalar(r.dtype)}, "the body yields", true);
     for (size_t i = 0; i < b.size(); ++i) {
       const Op& x = b.op(i);
@@ -174,16 +173,15 @@ class Verifier {
       op_error(op, "a fused_reduce needs operands");
       return;
     }
-    const TensorType& d = op.operand(0)->type;
+    const TensorType d = fused_domain(op);
     const TensorType& r = op.result()->type;
     const Block& b = op.region(0).block();
     if (b.num_args() != op.num_operands()) op_error(op, "the body must take one argument per operand");
-    if (d.is_scalar()) op_error(op, "operand 0 (the loop's domain) must not be a scalar");
+    if (d.is_scalar()) op_error(op, "the loop's domain (the operands' broadcast) must not be a scalar");
     for (size_t i = 0; i < op.num_operands() && i < b.num_args(); ++i) {
       const TensorType& t = op.operand(i)->type;
       if (fused_operand_kind(t, d) == FusedOperand::None)
-        op_error(op, fmt::format("operand {} is {}: not a scalar, a row, a column nor of the domain's shape {}", i,
-                                 t.str(), d.str()));
+        op_error(op, fmt::format("operand {} is {}: it does not broadcast to the domain's shape {}", i, t.str(), d.str()));
       if (!(b.arg(i)->type == TensorType::scalar(t.dtype)))
         op_error(op, fmt::format("body argument {} must be {}", i, TensorType::scalar(t.dtype).str()));
     }

@@ -1,6 +1,7 @@
 #include "Storage.h"
 
 #include <fmt/format.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -85,9 +86,26 @@ BufferCache& cache() {
   return *c;
 }
 
+// Buffers of at least kHugeMinBytes are aligned to and padded to whole 2 MiB pages and
+// asked to be backed by transparent huge pages (madvise, the kernel's default THP mode):
+// a 16 MiB tensor then faults 8 times instead of 4096 and takes a 512th of the TLB
+// entries; PyTorch's CPU allocator does the same (THP_MEM_ALLOC_ENABLE).
+constexpr size_t kHugePage = size_t(1) << 21;
+constexpr size_t kHugeMinBytes = size_t(4) << 20;
+
 size_t paddedSize(size_t nbytes) {
+  if (nbytes >= kHugeMinBytes) return (nbytes + kHugePage - 1) / kHugePage * kHugePage;
   size_t padded = (nbytes + kStorageAlignment - 1) / kStorageAlignment * kStorageAlignment;
   return padded == 0 ? kStorageAlignment : padded;
+}
+
+void* allocate(size_t padded) {
+  if (padded < kHugeMinBytes) return std::aligned_alloc(kStorageAlignment, padded);
+  void* p = std::aligned_alloc(kHugePage, padded);
+#ifdef MADV_HUGEPAGE
+  if (p) madvise(p, padded, MADV_HUGEPAGE);  // advice only: failure leaves small pages
+#endif
+  return p;
 }
 
 }  // namespace
@@ -100,7 +118,7 @@ Storage* storage_alloc(size_t nbytes, const std::string& shape_text) {
   // Round up to the alignment (aligned_alloc needs a multiple); never 0 bytes.
   size_t padded = paddedSize(nbytes);
   void* p = padded >= kCacheMinBytes ? cache().take(padded) : nullptr;
-  if (!p) p = std::aligned_alloc(kStorageAlignment, padded);
+  if (!p) p = allocate(padded);
   if (!p) throw fail();
   Storage* s = new (std::nothrow) Storage;
   if (!s) {

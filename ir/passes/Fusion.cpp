@@ -16,6 +16,7 @@
 //     fused loop: within 2 ulp of libm, inside SPEC §11); any other single elementwise
 //     op, an op whose operands need another broadcast, and values used twice stay
 //     as they are (must-not-change cases in tests/ir/lit/fusion/no-fusion.ir).
+#include <algorithm>
 #include <map>
 #include <unordered_set>
 
@@ -61,24 +62,57 @@ FusedOperand fused_operand_kind(const TensorType& x, const TensorType& r) {
     for (size_t i = 0; i + 1 < xr; ++i) ok = ok && x.dims[i] == r.dims[i];
     if (ok) return FusedOperand::Col;
   }
-  return FusedOperand::None;
+  // Strided: every dim, aligned right, is r's or 1.
+  for (size_t i = 0; i < xr; ++i) {
+    const Dim& d = x.dims[i];
+    if (!(d == r.dims[rr - xr + i]) && !one(d)) return FusedOperand::None;
+  }
+  return FusedOperand::Strided;
+}
+
+bool operands_cover(const Op& op, const TensorType& r) {
+  size_t rr = r.dims.size();
+  for (size_t p = 0; p < rr; ++p) {
+    const Dim& want = r.dims[p];
+    bool ok = want.is_known() && want.size == 1;
+    for (const Value* v : op.operands()) {
+      size_t xr = v->type.dims.size();
+      if (xr > rr || p < rr - xr) continue;
+      ok = ok || v->type.dims[p - (rr - xr)] == want;
+    }
+    if (!ok) return false;
+  }
+  return true;
+}
+
+TensorType fused_domain(const Op& op) {
+  if (op.kind() != OpKind::FusedReduce) return op.result()->type;
+  size_t rank = 0;
+  for (const Value* v : op.operands()) rank = std::max(rank, v->type.dims.size());
+  std::vector<Dim> dims(rank, Dim::known(1));
+  for (const Value* v : op.operands()) {
+    size_t xr = v->type.dims.size();
+    for (size_t i = 0; i < xr; ++i) {
+      const Dim& d = v->type.dims[i];
+      if (!(d.is_known() && d.size == 1)) dims[rank - xr + i] = d;
+    }
+  }
+  DType t = op.num_operands() ? op.operand(0)->type.dtype : DType::F32;
+  return TensorType(t, dims);
 }
 
 namespace {
 
-// An elementwise op on tensors that a fused loop can compute: operands scalars, of the
-// result's shape, or broadcast as rows/columns, and at least one of the result's shape.
+// An elementwise op on tensors that a fused loop can compute: operands scalars or
+// broadcast to the result (of its shape, rows, columns, or strided), whose shapes give
+// the result's at run time.
 bool fusable(const Op& op) {
   if (!op.has_trait(kElementwise) || op.num_results() != 1) return false;
   const TensorType& r = op.result()->type;
   if (r.is_scalar()) return false;
-  bool full = false;
-  for (const Value* v : op.operands()) {
-    FusedOperand k = fused_operand_kind(v->type, r);
-    if (k == FusedOperand::None) return false;
-    full = full || k == FusedOperand::Full;
-  }
-  return full && is_fusable_scalar_op(op);
+  for (const Value* v : op.operands())
+    if (fused_operand_kind(v->type, r) == FusedOperand::None) return false;
+  return operands_cover(op, r) && is_fusable_scalar_op(op);
 }
 
 bool single_use_by(const Value* v, const Op& user) {
@@ -109,7 +143,7 @@ bool worth_alone(const Op& op) {
   if (op.kind() == kind_of(rt::UnaryOp::Exp) && op.result()->type.dtype == DType::F32) return true;
   for (const Value* v : op.operands()) {
     FusedOperand k = fused_operand_kind(v->type, op.result()->type);
-    if (k == FusedOperand::Row || k == FusedOperand::Col) return true;
+    if (k == FusedOperand::Row || k == FusedOperand::Col || k == FusedOperand::Strided) return true;
   }
   return false;
 }
@@ -246,11 +280,13 @@ void absorb_reduce(Block& b, Op& f, Op& r) {
     for (int64_t i = 0; i < rank; ++i) axes.push_back(i);
   else
     axes.push_back(rank - 1);
+  // An operand of the domain's shape first, when there is one (else the operands'
+  // broadcast is the domain: fused_domain).
   std::vector<size_t> order;
   for (size_t j = 0; j < f.num_operands(); ++j)
     if (order.empty() && fused_operand_kind(f.operand(j)->type, f.result()->type) == FusedOperand::Full) order.push_back(j);
   for (size_t j = 0; j < f.num_operands(); ++j)
-    if (j != order[0]) order.push_back(j);
+    if (order.empty() || j != order[0]) order.push_back(j);
   auto g = std::make_unique<Op>(OpKind::FusedReduce, r.loc);
   g->attrs = {{"kind", r.attrs.at("kind")}, {"axes", axes}, {"keepdims", r.attrs.at("keepdims")}};
   Block& gb = g->add_region().block();

@@ -130,7 +130,43 @@ func @f(%x: f32[4], %y: f32[3]) -> (f32[4]) {
   }
   return(%r)
 }
-)"), Catch::Matchers::Contains("not a scalar, a row, a column nor of the result's shape"));
+)"), Catch::Matchers::Contains("operand 1 is f32[3]: it does not broadcast to the result's shape f32[4]"));
+  // Strided operands, and no operand of the result's shape: each of its dims is one's.
+  round_trip(R"(
+func @f<N, K>(%x: f32[N, 1, 2], %c: f32[K, 2]) -> (f32[N, K, 2], f32[N, K]) {
+  %r = fused(%x, %c) : f32[N, K, 2] {
+  ^body(%a: f32[], %b: f32[]):
+    %m = sub(%a, %b) : f32[]
+    yield(%m)
+  }
+  %s = fused_reduce(%x, %c) {axes = [2], keepdims = false, kind = "sum"} : f32[N, K] {
+  ^body(%d: f32[], %e: f32[]):
+    %n = sub(%d, %e) : f32[]
+    yield(%n)
+  }
+  return(%r, %s)
+}
+)");
+  CHECK_THAT(verify_error(R"(
+func @f<N, K>(%x: f32[N, 1], %c: f32[1, 1]) -> (f32[N, K]) {
+  %r = fused(%x, %c) : f32[N, K] {
+  ^body(%a: f32[], %b: f32[]):
+    %m = sub(%a, %b) : f32[]
+    yield(%m)
+  }
+  return(%r)
+}
+)"), Catch::Matchers::Contains("the operands' shapes must give the result's shape f32[N, K]"));
+  CHECK_THAT(verify_error(R"(
+func @f<N, K>(%x: f32[N, 1], %c: f32[1, K]) -> (f32[N]) {
+  %s = fused_reduce(%x, %c) {axes = [1], keepdims = false, kind = "sum"} : f32[N, K] {
+  ^body(%d: f32[], %e: f32[]):
+    %n = sub(%d, %e) : f32[]
+    yield(%n)
+  }
+  return(%s)
+}
+)"), Catch::Matchers::Contains("the result must be f32[N]"));
   CHECK_THAT(verify_error(R"(
 func @f(%x: f32[4]) -> (f32[4]) {
   %r = fused(%x) : f32[4] {
