@@ -772,8 +772,27 @@ struct Lowering {
       v.dims.push_back(domain.dims[p].is_known() ? static_cast<llvm::Value*>(b.getInt64(domain.dims[p].size))
                                                  : b.CreateLoad(i64t, envWord(env, n, bc.dimsAt(n) + p)));
     for (size_t k = 0; k < bc.strided.size(); ++k) {
+      // A stride is a constant when the operand's later dims are known (k-means' [N, 1, 2]:
+      // 2, 0, 1), so that the vectorizer sees the access pattern.
+      const ir::TensorType& x = op.operand(bc.strided[k])->type;
+      size_t off = bc.rank - x.dims.size();
       std::vector<llvm::Value*> st;
-      for (size_t p = 0; p < bc.rank; ++p) st.push_back(b.CreateLoad(i64t, envWord(env, n, bc.stridesAt(n, k) + p)));
+      for (size_t p = 0; p < bc.rank; ++p) {
+        std::optional<int64_t> known;
+        if (p < off || one(x.dims[p - off])) {
+          known = 0;
+        } else {
+          int64_t prod = 1;
+          bool all = true;
+          for (size_t m = p - off + 1; m < x.dims.size(); ++m) {
+            all = all && x.dims[m].is_known();
+            if (all) prod *= x.dims[m].size;
+          }
+          if (all) known = prod;
+        }
+        st.push_back(known ? static_cast<llvm::Value*>(b.getInt64(*known))
+                           : b.CreateLoad(i64t, envWord(env, n, bc.stridesAt(n, k) + p)));
+      }
       v.strides.push_back(std::move(st));
     }
     return v;

@@ -233,6 +233,24 @@ void arg_kernel(const T* x, int64_t* out, const Layout& L) {
   const int64_t O = L.outer, R = L.red, I = L.inner;
   parallel_for(O * I, std::max<int64_t>(1, (kParallelThreshold / 2) / std::max<int64_t>(R, 1)),
                [&](int64_t b, int64_t e) {
+                 if (I == 1) {
+                   // Rows of R contiguous values (argmin(d, axis=1) of k-means' [N, K]
+                   // distances): the extreme first, then the first index that holds it (or
+                   // the first NaN), with masks instead of branches, which mispredict on such
+                   // data.
+                   for (int64_t k = b; k < e; ++k) {
+                     const T* p = x + k * R;
+                     T best = p[0];
+                     for (int64_t r = 1; r < R; ++r) best = (kMax ? p[r] > best : p[r] < best) ? p[r] : best;
+                     int64_t bi = 0, ni = R;
+                     for (int64_t r = R - 1; r >= 0; --r) {
+                       bi ^= (bi ^ r) & -static_cast<int64_t>(p[r] == best);
+                       if constexpr (std::is_floating_point_v<T>) ni ^= (ni ^ r) & -static_cast<int64_t>(p[r] != p[r]);
+                     }
+                     out[k] = ni < R ? ni : bi;
+                   }
+                   return;
+                 }
                  for (int64_t k = b; k < e; ++k) {
                    int64_t o = k / I, i = k % I;
                    const T* p = x + o * R * I + i;
