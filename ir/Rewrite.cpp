@@ -10,6 +10,11 @@ const rt::Tensor* constant_value(const Value* v) {
 }
 
 std::optional<double> splat_value(const Value* v) {
+  // Through broadcasts and reshapes of a constant: every element is still the one value
+  // (the ones a tape seeds a sum's gradient with, broadcast to the summed shape).
+  while (v->def() && (v->def()->kind() == OpKind::BroadcastTo || v->def()->kind() == OpKind::Reshape) &&
+         v->def()->num_operands() == 1 && v->def()->operand(0)->type.dtype == v->type.dtype)
+    v = v->def()->operand(0);
   const rt::Tensor* t = constant_value(v);
   if (!t || t->numel() == 0) return std::nullopt;
   size_t n = itemsize(t->dtype());

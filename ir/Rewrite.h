@@ -9,7 +9,8 @@ namespace tdl::ir {
 
 // The tensor of a value defined by `constant`, else nullptr.
 const rt::Tensor* constant_value(const Value* v);
-// The element of a constant whose elements are all equal (bit for bit), as a double.
+// The element of a constant whose elements are all equal (bit for bit), as a double; also
+// through broadcast_to and reshape of such a constant.
 std::optional<double> splat_value(const Value* v);
 
 // Whether the op has no effect and cannot fail, looking into its regions (a cond or

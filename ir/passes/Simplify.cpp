@@ -7,6 +7,7 @@
 //     an operand fires only when the operand already has the result's type (so no
 //     broadcasting or promotion is lost); select keeps its broadcast with broadcast_to.
 #include <cmath>
+#include <cstring>
 
 #include "ir/Builder.h"
 #include "ir/Pass.h"
@@ -164,6 +165,31 @@ bool simplify_block(Block& blk, Function& f) {
         replace_op(*op, {v});
         fired = true;
         break;
+      }
+    }
+    // An elementwise op reading a broadcast constant splat next to an operand of its
+    // result's shape reads the scalar instead: the same value at every element, and no
+    // tensor materialized for it (a tape's seed broadcast to a sum's shape, times g).
+    if (!fired && op->has_trait(kElementwise) && op->num_results() == 1 && op->num_regions() == 0) {
+      const TensorType& rt = op->result()->type;
+      for (size_t j = 0; j < op->num_operands(); ++j) {
+        const Value* v = op->operand(j);
+        if (v->type.is_scalar() || !def_is(v, OpKind::BroadcastTo) || !splat_value(v)) continue;
+        bool other = false;  // another operand keeps the result's shape
+        for (size_t k = 0; k < op->num_operands(); ++k)
+          other = other || (k != j && op->operand(k)->type.dims == rt.dims);
+        if (!other) continue;
+        const Value* root = v;
+        while (root->def() && (root->def()->kind() == OpKind::BroadcastTo || root->def()->kind() == OpKind::Reshape))
+          root = root->def()->operand(0);
+        const rt::Tensor* c = constant_value(root);
+        if (!c || c->dtype() != v->type.dtype) continue;
+        rt::Tensor one = rt::Tensor::empty(c->dtype(), {});
+        std::memcpy(one.mutable_raw(), c->raw(), rt::itemsize(c->dtype()));  // bit for bit
+        b.set_insertion(blk, i);
+        b.set_loc(op->loc);
+        op->set_operand(j, b.constant(one));
+        changed = true;
       }
     }
     // After a rewrite, position i holds the first new op (or the next one): visit it.
