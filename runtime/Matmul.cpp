@@ -13,9 +13,25 @@
 #include "ShapeOps.h"
 #include "ThreadPool.h"
 
+// OpenBLAS's thread server (the pthread build): its threads start when the library loads
+// and busy-wait (sched_yield) for about 0.1 s before they sleep. Weak, so that a BLAS
+// without it links too.
+extern "C" int blas_thread_shutdown_(void) __attribute__((weak));
+
 namespace tdl::rt {
 
 namespace {
+
+// BLAS runs single-threaded on blocks of C that the runtime's pool spreads over its
+// threads: one pool in the process, so OpenBLAS's own threads never compete with it for
+// the cores (their spinning doubled the time of small CNNs on two cores, and of every
+// product in a process's first 0.1 s: a 1024^3 sgemm 11 -> 22 ms). Set when the runtime
+// loads: one thread, and the threads OpenBLAS started at its own load stopped.
+const bool kBlasSingleThreaded = [] {
+  openblas_set_num_threads(1);
+  if (blas_thread_shutdown_) blas_thread_shutdown_();
+  return true;
+}();
 
 // Products with a small inner dim (k <= kSmallK, n <= kSmallN: the first convolution of a
 // CNN, im2col columns of a few channels) cost BLAS more in packing and threading than in
@@ -105,16 +121,10 @@ void blas_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
                  });
     return;
   }
-  // BLAS runs single-threaded on blocks of C that the runtime's pool spreads over its
-  // threads: one pool in the process, so OpenBLAS's own threads never compete with it for
-  // the cores (their spinning doubled the time of small CNNs on two cores). A block is a
-  // band of rows, or of columns when there are few rows; each element's sum is BLAS's
-  // either way (blocking is over k, the same in every band).
-  static const bool singleThreaded = [] {
-    openblas_set_num_threads(1);
-    return true;
-  }();
-  (void)singleThreaded;
+  // One BLAS thread (kBlasSingleThreaded) per block of C: a block is a band of rows, or of
+  // columns when there are few rows; each element's sum is BLAS's either way (blocking is
+  // over k, the same in every band).
+  (void)kBlasSingleThreaded;
   const auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
   auto call = [&](int64_t mm, int64_t nn, const T* aa, const T* bb, T* cc) {
     if constexpr (std::is_same_v<T, float>)
