@@ -352,19 +352,12 @@ int64_t tdl_fused_alloc(void* ctx, int32_t dst, int32_t ref, int32_t dtype, int3
 
 // The result of a fused_reduce over the domain in slot `ref` (reduced over its last axis,
 // or all axes when `all`); returns the domain's number of rows (all dims but the last).
+int64_t tdl_reduce_alloc_dims(void* ctx, int32_t dst, int32_t dtype, int32_t keepdims, int32_t all, int32_t rank,
+                              const int64_t* dims);
+
 int64_t tdl_reduce_alloc(void* ctx, int32_t dst, int32_t ref, int32_t dtype, int32_t keepdims, int32_t all) {
-  ExecCtx& c = C(ctx);
-  const rt::Shape& d = c.slots[ref].shape();
-  rt::Shape out;
-  int64_t rows = 1;
-  for (size_t i = 0; i + 1 < d.size(); ++i) {
-    rows *= d[i];
-    if (!all) out.push_back(d[i]);
-    else if (keepdims) out.push_back(1);
-  }
-  if (keepdims) out.push_back(1);
-  c.slots[dst] = rt::Tensor::empty(static_cast<rt::DType>(dtype), out);
-  return rows;
+  const rt::Shape d = C(ctx).slots[ref].shape();  // a copy: dst may be ref's slot
+  return tdl_reduce_alloc_dims(ctx, dst, dtype, keepdims, all, static_cast<int32_t>(d.size()), d.data());
 }
 
 // A fused loop whose operands are broadcast to its domain (Lower.cpp, strided operands):
