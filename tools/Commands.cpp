@@ -10,6 +10,8 @@
 
 #include <fmt/format.h>
 #include <signal.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -57,6 +59,28 @@ int checkDevice(const std::string& device) {
   return 1;
 }
 
+// Whether another process of this user may read this one's memory (process_vm_readv, Linux
+// cross-memory attach): what OpenMPI's shared-memory transport uses for a single copy of a
+// large message. Containers (seccomp without CAP_SYS_PTRACE) and Yama's ptrace scope
+// forbid it, and OpenMPI then fails; a child reading its parent meets the same checks as
+// two ranks reading each other. The child makes syscalls only (safe after fork).
+static bool crossMemoryAttachWorks() {
+  static volatile uint64_t probe = 0x54444c434d410001ull;
+  pid_t parent = getpid();
+  pid_t child = fork();
+  if (child < 0) return false;
+  if (child == 0) {
+    uint64_t got = 0;
+    struct iovec local {&got, sizeof got}, remote{const_cast<uint64_t*>(&probe), sizeof probe};
+    ssize_t n = process_vm_readv(parent, &local, 1, &remote, 1, 0);
+    _exit(n == static_cast<ssize_t>(sizeof got) && got == probe ? 0 : 1);
+  }
+  int status = 0;
+  while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 // `tdl run --np N`: this tool again as N processes under mpirun (Debian's OpenMPI), with
 // the settings a container or root needs (docs/distributed.md).
 int runWithMpirun(const RunOptions& opts) {
@@ -93,7 +117,10 @@ int runWithMpirun(const RunOptions& opts) {
     setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
     setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
   }
-  setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 0);
+  // Single copy where the kernel allows it (1 MiB allreduce 0.25 -> 0.15 ms on 2 ranks),
+  // else none (it would fail).
+  if (!std::getenv("OMPI_MCA_btl_vader_single_copy_mechanism") && !crossMemoryAttachWorks())
+    setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 0);
   std::vector<std::string> argv = {mpirun, "-np", std::to_string(opts.np), "--oversubscribe", "--bind-to", "none",
                                    self, "run"};
   for (auto& f : opts.forwarded) argv.push_back(f);
