@@ -220,24 +220,16 @@ void reduce_kernel(const T* x, Out* out, const Layout& L) {
   }
 }
 
-// argmax (kMax) / argmin over [O, R, I] into i64 [O, I].
+// argmax (kMax) / argmin over [O, R, I] into i64 [O, I]. Ties give the first index; the
+// first NaN wins (NumPy's rules). Branch-free: data-dependent branches mispredict.
 template <class T, bool kMax>
 void arg_kernel(const T* x, int64_t* out, const Layout& L) {
-  auto better = [](T v, T best) {
-    if constexpr (std::is_floating_point_v<T>) {
-      if (best != best) return false;  // a NaN already won
-      if (v != v) return true;
-    }
-    return kMax ? v > best : v < best;
-  };
   const int64_t O = L.outer, R = L.red, I = L.inner;
-  parallel_for(O * I, std::max<int64_t>(1, (kParallelThreshold / 2) / std::max<int64_t>(R, 1)),
-               [&](int64_t b, int64_t e) {
-                 if (I == 1) {
-                   // Rows of R contiguous values (argmin(d, axis=1) of k-means' [N, K]
-                   // distances): the extreme first, then the first index that holds it (or
-                   // the first NaN), with masks instead of branches, which mispredict on such
-                   // data.
+  if (I == 1) {
+    // Rows of R contiguous values (argmin(d, axis=1) of k-means' [N, K] distances): the
+    // extreme first, then the first index that holds it (or the first NaN), by masks.
+    parallel_for(O, std::max<int64_t>(1, (kParallelThreshold / 2) / std::max<int64_t>(R, 1)),
+                 [&](int64_t b, int64_t e) {
                    for (int64_t k = b; k < e; ++k) {
                      const T* p = x + k * R;
                      T best = p[0];
@@ -249,19 +241,34 @@ void arg_kernel(const T* x, int64_t* out, const Layout& L) {
                      }
                      out[k] = ni < R ? ni : bi;
                    }
-                   return;
-                 }
+                 });
+    return;
+  }
+  // Inner runs of I contiguous values (max-pool windows [.., 4, C] over axis -2): the running
+  // extreme and its index for a block of the run at once, row r after row r (vectorizes).
+  constexpr int64_t kBlock = 256;
+  const int64_t blocks = (I + kBlock - 1) / kBlock;
+  parallel_for(O * blocks, std::max<int64_t>(1, (kParallelThreshold / 2) / std::max<int64_t>(R * std::min(I, kBlock), 1)),
+               [&](int64_t b, int64_t e) {
+                 T best[kBlock];
                  for (int64_t k = b; k < e; ++k) {
-                   int64_t o = k / I, i = k % I;
-                   const T* p = x + o * R * I + i;
-                   T best = p[0];
-                   int64_t bi = 0;
-                   for (int64_t r = 1; r < R; ++r)
-                     if (better(p[r * I], best)) {
-                       best = p[r * I];
-                       bi = r;
+                   const int64_t o = k / blocks, i0 = (k % blocks) * kBlock, n = std::min(kBlock, I - i0);
+                   const T* p = x + o * R * I + i0;
+                   int64_t* q = out + o * I + i0;
+                   for (int64_t i = 0; i < n; ++i) {
+                     best[i] = p[i];
+                     q[i] = 0;
+                   }
+                   for (int64_t r = 1; r < R; ++r) {
+                     const T* pr = p + r * I;
+                     for (int64_t i = 0; i < n; ++i) {
+                       T v = pr[i];
+                       bool take = kMax ? v > best[i] : v < best[i];
+                       if constexpr (std::is_floating_point_v<T>) take = (take || v != v) && best[i] == best[i];
+                       best[i] = take ? v : best[i];
+                       q[i] = take ? r : q[i];
                      }
-                   out[k] = bi;
+                   }
                  }
                });
 }

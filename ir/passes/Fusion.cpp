@@ -310,10 +310,41 @@ void absorb_reduce(Block& b, Op& f, Op& r) {
   b.erase(b.index_of(&f));
 }
 
+// An elementwise op that fuses and reads broadcast_to(v), where v broadcasts to its
+// result, reads v itself (a strided operand): nothing materialized for the broadcast
+// (max-pool's backward broadcasts the upstream gradient over each window). A broadcast
+// left without users is erased.
+bool read_through_broadcasts(Block& b) {
+  bool changed = false;
+  std::unordered_set<const Op*> dead;
+  for (size_t i = 0; i < b.size(); ++i) {
+    Op& op = b.op(i);
+    if (!op.has_trait(kElementwise) || op.num_results() != 1 || op.num_regions()) continue;
+    for (size_t j = 0; j < op.num_operands(); ++j) {
+      Value* v = op.operand(j);
+      Op* d = v->def();
+      if (!d || d->kind() != OpKind::BroadcastTo || d->num_operands() != 1 || d->parent() != &b) continue;
+      Value* src = d->operand(0);
+      if (src->type.dtype != v->type.dtype || fused_operand_kind(src->type, op.result()->type) == FusedOperand::None)
+        continue;
+      op.set_operand(j, src);
+      if (!fusable(op)) {
+        op.set_operand(j, v);
+        continue;
+      }
+      changed = true;
+      if (d->result()->uses().empty()) dead.insert(d);
+    }
+  }
+  b.erase_all(dead);
+  return changed;
+}
+
 bool fuse_block(Block& b) {
   bool changed = false;
   for (size_t i = 0; i < b.size(); ++i)
     for (size_t r = 0; r < b.op(i).num_regions(); ++r) changed |= fuse_block(b.op(i).region(r).block());
+  changed |= read_through_broadcasts(b);
   changed |= duplicate_cheap_producers(b);
   // Wrap every member of a chain, then merge producers into consumers.
   std::vector<bool> wrapIt(b.size(), false);
