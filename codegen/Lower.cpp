@@ -947,7 +947,13 @@ struct Lowering {
     llvm::Value* next = b.CreateAdd(i, b.getInt64(1), "", true, true);
     i->addIncoming(next, b.GetInsertBlock());
     llvm::BasicBlock* loopEnd = b.GetInsertBlock();
-    b.CreateCondBr(b.CreateICmpSLT(next, inner), loop, rowEnd);
+    llvm::Instruction* latch = b.CreateCondBr(b.CreateICmpSLT(next, inner), loop, rowEnd);
+    if (last.is_known() && last.size >= 8) {  // stays a loop for the vectorizer (buildKernel)
+      llvm::MDNode* self = llvm::MDNode::getDistinct(
+          ctx, {nullptr, llvm::MDNode::get(ctx, {llvm::MDString::get(ctx, "llvm.loop.unroll.disable")})});
+      self->replaceOperandWith(0, self);
+      latch->setMetadata(llvm::LLVMContext::MD_loop, self);
+    }
     b.SetInsertPoint(rowEnd);
     llvm::PHINode* rowAcc = b.CreatePHI(f64t, 2);
     rowAcc->addIncoming(rowStart, rowHeadEnd);
@@ -1032,20 +1038,26 @@ struct Lowering {
       for (llvm::Instruction& inst : bb)
         if (llvm::isa<llvm::LoadInst>(inst) || llvm::isa<llvm::StoreInst>(inst))
           inst.setMetadata(llvm::LLVMContext::MD_access_group, group);
-    auto parallelLoop = [&](llvm::Instruction* br) {
+    auto parallelLoop = [&](llvm::Instruction* br, bool keepLoop) {
       llvm::Metadata* par[] = {llvm::MDString::get(ctx, "llvm.loop.parallel_accesses"), group};
-      llvm::MDNode* self = llvm::MDNode::getDistinct(ctx, {nullptr, llvm::MDNode::get(ctx, par)});
+      std::vector<llvm::Metadata*> ops{nullptr, llvm::MDNode::get(ctx, par)};
+      if (keepLoop) ops.push_back(llvm::MDNode::get(ctx, {llvm::MDString::get(ctx, "llvm.loop.unroll.disable")}));
+      llvm::MDNode* self = llvm::MDNode::getDistinct(ctx, ops);
       self->replaceOperandWith(0, self);
       br->setMetadata(llvm::LLVMContext::MD_loop, self);
     };
     if (rows) {
-      parallelLoop(b.CreateCondBr(b.CreateICmpSLT(next, inner), loop, rowLatch));
+      // A known row of 8 or more stays a loop for the vectorizer: fully unrolled first, its
+      // scalar copies were vectorized across rows instead, with gathers ([4096, 16] + [16]
+      // then relu: 68 -> 9 us).
+      bool keep = lastDim && lastDim->is_known() && lastDim->size >= 8;
+      parallelLoop(b.CreateCondBr(b.CreateICmpSLT(next, inner), loop, rowLatch), keep);
       b.SetInsertPoint(rowLatch);
       llvm::Value* onext = b.CreateAdd(o, b.getInt64(1), "", true, true);
       o->addIncoming(onext, rowLatch);
       b.CreateCondBr(b.CreateICmpSLT(onext, end), rowHead, exit);
     } else {
-      parallelLoop(b.CreateCondBr(b.CreateICmpSLT(next, end), loop, exit));
+      parallelLoop(b.CreateCondBr(b.CreateICmpSLT(next, end), loop, exit), false);
     }
     b.SetInsertPoint(exit);
     b.CreateRetVoid();
