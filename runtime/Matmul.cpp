@@ -11,6 +11,7 @@
 #include "Elementwise.h"
 #include "Error.h"
 #include "ShapeOps.h"
+#include "Simd.h"
 #include "ThreadPool.h"
 
 // OpenBLAS's thread server (the pthread build): its threads start when the library loads
@@ -85,11 +86,6 @@ __attribute__((always_inline)) inline void small_k_body(const T* a, int64_t sai,
   }
 }
 
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
-#define TDL_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define TDL_SIMD_CLONES
-#endif
 constexpr int kCbF32 = 16, kCbF64 = 8;  // columns per register block
 TDL_SIMD_CLONES void small_k_f32(const float* a, int64_t sai, int64_t sap, const float* b, float* c, int64_t ldc,
                                  int64_t i0, int64_t i1, int64_t n, int64_t np, int64_t k, float alpha, float beta) {
