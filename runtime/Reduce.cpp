@@ -223,26 +223,34 @@ void reduce_kernel(const T* x, Out* out, const Layout& L) {
 }
 
 // One block of n (<= 256) values of an inner run: the running extreme over R rows r
-// (row r at p + r * stride) and its row, into at[]. float argmax/argmin, for each x86 ISA.
-template <bool kMax>
-TDL_SIMD_CLONES void arg_block_f32(const float* __restrict p, int64_t stride, int64_t R, int64_t n,
-                                   int64_t* __restrict at) {
-  float best[256];
-  int32_t row[256];
+// (row r at p + r * stride) and its row, into at[]; ties keep the first row, the first NaN
+// wins. Branch-free, so it vectorizes.
+template <class T, bool kMax, class Row>
+[[gnu::always_inline]] inline void arg_block(const T* __restrict p, int64_t stride, int64_t R, int64_t n,
+                                             int64_t* __restrict at) {
+  T best[256];
+  Row row[256];
   for (int64_t i = 0; i < n; ++i) {
     best[i] = p[i];
     row[i] = 0;
   }
   for (int64_t r = 1; r < R; ++r) {
-    const float* __restrict pr = p + r * stride;
+    const T* __restrict pr = p + r * stride;
     for (int64_t i = 0; i < n; ++i) {
-      float v = pr[i], c = best[i];
-      bool take = ((kMax ? v > c : v < c) || v != v) && c == c;
+      T v = pr[i], c = best[i];
+      bool take = kMax ? v > c : v < c;
+      if constexpr (std::is_floating_point_v<T>) take = (take || v != v) && c == c;
       best[i] = take ? v : c;
-      row[i] = take ? static_cast<int32_t>(r) : row[i];
+      row[i] = take ? static_cast<Row>(r) : row[i];
     }
   }
   for (int64_t i = 0; i < n; ++i) at[i] = row[i];
+}
+
+// The same for float, compiled for each x86 ISA (rows counted in 32 bits: 16 lanes).
+template <bool kMax>
+TDL_SIMD_CLONES void arg_block_f32(const float* p, int64_t stride, int64_t R, int64_t n, int64_t* at) {
+  arg_block<float, kMax, int32_t>(p, stride, R, n, at);
 }
 
 // argmax (kMax) / argmin over [O, R, I] into i64 [O, I]. Ties give the first index; the
@@ -275,32 +283,16 @@ void arg_kernel(const T* x, int64_t* out, const Layout& L) {
   const int64_t blocks = (I + kBlock - 1) / kBlock;
   parallel_for(O * blocks, std::max<int64_t>(1, (kParallelThreshold / 2) / std::max<int64_t>(R * std::min(I, kBlock), 1)),
                [&](int64_t b, int64_t e) {
-                 T best[kBlock];
-                 int64_t at[kBlock];
                  for (int64_t k = b; k < e; ++k) {
                    const int64_t o = k / blocks, i0 = (k % blocks) * kBlock, n = std::min(kBlock, I - i0);
-                   const T* __restrict p = x + o * R * I + i0;
+                   const T* p = x + o * R * I + i0;
                    if constexpr (std::is_same_v<T, float>) {
                      if (R <= INT32_MAX) {
                        arg_block_f32<kMax>(p, I, R, n, out + o * I + i0);
                        continue;
                      }
                    }
-                   for (int64_t i = 0; i < n; ++i) {
-                     best[i] = p[i];
-                     at[i] = 0;
-                   }
-                   for (int64_t r = 1; r < R; ++r) {
-                     const T* __restrict pr = p + r * I;
-                     for (int64_t i = 0; i < n; ++i) {
-                       T v = pr[i], c = best[i];
-                       bool take = kMax ? v > c : v < c;
-                       if constexpr (std::is_floating_point_v<T>) take = (take || v != v) && c == c;
-                       best[i] = take ? v : c;
-                       at[i] = take ? r : at[i];
-                     }
-                   }
-                   std::memcpy(out + o * I + i0, at, static_cast<size_t>(n) * sizeof(int64_t));
+                   arg_block<T, kMax, int64_t>(p, I, R, n, out + o * I + i0);
                  }
                });
 }
