@@ -290,8 +290,9 @@ llvm::Value* emitExpF32(llvm::IRBuilder<>& b, llvm::Value* x) {
     return b.CreateBitCast(b.CreateShl(b.CreateAdd(k, b.getInt32(127)), 23), b.getFloatTy());
   };
   llvm::Value* e = b.CreateFMul(b.CreateFMul(y, pow2(n1)), pow2(n2));
-  e = b.CreateSelect(tiny, m.C(0.0), e);
-  return b.CreateSelect(b.CreateFCmpUNO(x, x), x, e);
+  // NaN needs no select of its own: no comparison above holds for it, so cx, r and y are
+  // NaN, and so is their product with any power of two (fptosi's value is frozen).
+  return b.CreateSelect(tiny, m.C(0.0), e);
 }
 
 // logf: x = m 2^e with m in [sqrt(1/2), sqrt(2)), degree-9 polynomial in m - 1.
