@@ -712,6 +712,22 @@ struct Lowering {
     return y->operand(0);
   }
 
+  // Loop metadata on a loop's latch branch: the accesses of `parallel` (an access group)
+  // carry no dependence across iterations; `keepLoop`: not unrolled, so that the vectorizer
+  // sees a known short row as a loop (fully unrolled first, its copies were vectorized
+  // across rows with gathers: [4096, 16] + [16] then relu 68 -> 9 us).
+  void setLoopMetadata(llvm::Instruction* latch, llvm::MDNode* parallel, bool keepLoop) {
+    std::vector<llvm::Metadata*> ops{nullptr};
+    if (parallel)
+      ops.push_back(llvm::MDNode::get(ctx, {llvm::MDString::get(ctx, "llvm.loop.parallel_accesses"), parallel}));
+    if (keepLoop) ops.push_back(llvm::MDNode::get(ctx, {llvm::MDString::get(ctx, "llvm.loop.unroll.disable")}));
+    if (ops.size() == 1) return;
+    llvm::MDNode* self = llvm::MDNode::getDistinct(ctx, ops);
+    self->replaceOperandWith(0, self);
+    latch->setMetadata(llvm::LLVMContext::MD_loop, self);
+  }
+  static bool keepsRowLoop(const ir::Dim& last) { return last.is_known() && last.size >= 8; }
+
   // ---- strided operands (ir::FusedOperand::Strided): any NumPy broadcast to the domain
   // A fused loop with such operands runs as rows (all axes but the last) x columns; at each
   // row the kernel computes every strided operand's offset from the row index and the
@@ -757,6 +773,12 @@ struct Lowering {
     for (size_t k = 0; k < bc.strided.size(); ++k)
       b.CreateCall(bcastStridesFn, {ctxArg, i32(slotOf(op.operand(bc.strided[k]))), i32(static_cast<int>(bc.rank)),
                                     envWord(env, n, bc.stridesAt(n, k))});
+  }
+  // Host side: dim `axis` of the domain (from env when it holds the dims, else the ref's).
+  llvm::Value* domainDim(const ir::Op& op, const Bcast& bc, llvm::Value* env, int axis) {
+    size_t n = op.num_operands();
+    if (bc.envDims) return b.CreateLoad(b.getInt64Ty(), envWord(env, n, bc.dimsAt(n) + static_cast<size_t>(axis)));
+    return b.CreateCall(dimFn, {ctxArg, i32(bc.ref), i32(axis)});
   }
   // Kernel side: the dims (known ones as constants) and strides, loaded once per kernel.
   struct BcastVals {
@@ -841,10 +863,8 @@ struct Lowering {
     llvm::AllocaInst* env = newAlloca(llvm::ArrayType::get(b.getInt64Ty(), bc.words(n)));
     storeBcastEnv(op, bc, env);
     llvm::Value* inner = b.getInt64(1);
-    int lastAxis = static_cast<int>(r->type.dims.size()) - 1;
     if (rows) {
-      inner = bc.envDims ? static_cast<llvm::Value*>(b.CreateLoad(b.getInt64Ty(), envWord(env, n, bc.dimsAt(n) + lastAxis)))
-                         : b.CreateCall(dimFn, {ctxArg, i32(ref), i32(lastAxis)});
+      inner = domainDim(op, bc, env, static_cast<int>(r->type.dims.size()) - 1);
       b.CreateStore(inner, envWord(env, n, n + 1));
     }
     // The operands' data first: the donor's buffer may move to the result.
@@ -875,9 +895,7 @@ struct Lowering {
     int ref = bc.ref;
     llvm::AllocaInst* env = newAlloca(llvm::ArrayType::get(b.getInt64Ty(), bc.words(n)));
     storeBcastEnv(op, bc, env);
-    int lastAxis = static_cast<int>(dom.dims.size()) - 1;
-    llvm::Value* inner = bc.envDims ? static_cast<llvm::Value*>(b.CreateLoad(b.getInt64Ty(), envWord(env, n, bc.dimsAt(n) + lastAxis)))
-                                    : b.CreateCall(dimFn, {ctxArg, i32(ref), i32(lastAxis)});
+    llvm::Value* inner = domainDim(op, bc, env, static_cast<int>(dom.dims.size()) - 1);
     b.CreateStore(inner, envWord(env, n, n + 1));
     storeEnvOperands(op, env, true, true);
     int keep = op.bool_attr("keepdims") ? 1 : 0;
@@ -947,13 +965,7 @@ struct Lowering {
     llvm::Value* next = b.CreateAdd(i, b.getInt64(1), "", true, true);
     i->addIncoming(next, b.GetInsertBlock());
     llvm::BasicBlock* loopEnd = b.GetInsertBlock();
-    llvm::Instruction* latch = b.CreateCondBr(b.CreateICmpSLT(next, inner), loop, rowEnd);
-    if (last.is_known() && last.size >= 8) {  // stays a loop for the vectorizer (buildKernel)
-      llvm::MDNode* self = llvm::MDNode::getDistinct(
-          ctx, {nullptr, llvm::MDNode::get(ctx, {llvm::MDString::get(ctx, "llvm.loop.unroll.disable")})});
-      self->replaceOperandWith(0, self);
-      latch->setMetadata(llvm::LLVMContext::MD_loop, self);
-    }
+    setLoopMetadata(b.CreateCondBr(b.CreateICmpSLT(next, inner), loop, rowEnd), nullptr, keepsRowLoop(last));
     b.SetInsertPoint(rowEnd);
     llvm::PHINode* rowAcc = b.CreatePHI(f64t, 2);
     rowAcc->addIncoming(rowStart, rowHeadEnd);
@@ -1038,26 +1050,14 @@ struct Lowering {
       for (llvm::Instruction& inst : bb)
         if (llvm::isa<llvm::LoadInst>(inst) || llvm::isa<llvm::StoreInst>(inst))
           inst.setMetadata(llvm::LLVMContext::MD_access_group, group);
-    auto parallelLoop = [&](llvm::Instruction* br, bool keepLoop) {
-      llvm::Metadata* par[] = {llvm::MDString::get(ctx, "llvm.loop.parallel_accesses"), group};
-      std::vector<llvm::Metadata*> ops{nullptr, llvm::MDNode::get(ctx, par)};
-      if (keepLoop) ops.push_back(llvm::MDNode::get(ctx, {llvm::MDString::get(ctx, "llvm.loop.unroll.disable")}));
-      llvm::MDNode* self = llvm::MDNode::getDistinct(ctx, ops);
-      self->replaceOperandWith(0, self);
-      br->setMetadata(llvm::LLVMContext::MD_loop, self);
-    };
     if (rows) {
-      // A known row of 8 or more stays a loop for the vectorizer: fully unrolled first, its
-      // scalar copies were vectorized across rows instead, with gathers ([4096, 16] + [16]
-      // then relu: 68 -> 9 us).
-      bool keep = lastDim && lastDim->is_known() && lastDim->size >= 8;
-      parallelLoop(b.CreateCondBr(b.CreateICmpSLT(next, inner), loop, rowLatch), keep);
+      setLoopMetadata(b.CreateCondBr(b.CreateICmpSLT(next, inner), loop, rowLatch), group, keepsRowLoop(*lastDim));
       b.SetInsertPoint(rowLatch);
       llvm::Value* onext = b.CreateAdd(o, b.getInt64(1), "", true, true);
       o->addIncoming(onext, rowLatch);
       b.CreateCondBr(b.CreateICmpSLT(onext, end), rowHead, exit);
     } else {
-      parallelLoop(b.CreateCondBr(b.CreateICmpSLT(next, end), loop, exit), false);
+      setLoopMetadata(b.CreateCondBr(b.CreateICmpSLT(next, end), loop, exit), group, false);
     }
     b.SetInsertPoint(exit);
     b.CreateRetVoid();
@@ -1095,18 +1095,18 @@ struct Lowering {
     if (op.num_results() != 1) return std::nullopt;
     std::vector<ir::Dim> d;
     if (op.kind() == ir::OpKind::Fused || op.kind() == ir::OpKind::FusedReduce) {
-      // Strided operands and domains that are no operand's shape stay out of row groups.
+      // Strided operands and domains that are no operand's shape (a fused_reduce's: not
+      // operand 0's) stay out of row groups.
       const ir::TensorType dom = ir::fused_domain(op);
-      for (const ir::Value* v : op.operands())
-        if (ir::fused_operand_kind(v->type, dom) == ir::FusedOperand::Strided) return std::nullopt;
-      if (op.kind() == ir::OpKind::FusedReduce && ir::fused_operand_kind(op.operand(0)->type, dom) != ir::FusedOperand::Full)
-        return std::nullopt;
+      bool full = false;
+      for (size_t j = 0; j < op.num_operands(); ++j) {
+        ir::FusedOperand k = ir::fused_operand_kind(op.operand(j)->type, dom);
+        if (k == ir::FusedOperand::Strided) return std::nullopt;
+        full = full || (k == ir::FusedOperand::Full && (j == 0 || op.kind() == ir::OpKind::Fused));
+      }
+      if (!full) return std::nullopt;
     }
     if (op.kind() == ir::OpKind::Fused) {
-      bool full = false;
-      for (const ir::Value* v : op.operands())
-        full = full || ir::fused_operand_kind(v->type, op.result()->type) == ir::FusedOperand::Full;
-      if (!full) return std::nullopt;
       d = op.result()->type.dims;
     } else if (op.kind() == ir::OpKind::FusedReduce || op.kind() == ir::OpKind::Reduce) {
       d = op.operand(0)->type.dims;

@@ -9,18 +9,24 @@ const rt::Tensor* constant_value(const Value* v) {
   return d && d->kind() == OpKind::Constant ? d->attr_as<rt::Tensor>("value") : nullptr;
 }
 
-std::optional<double> splat_value(const Value* v) {
+const rt::Tensor* splat_tensor(const Value* v) {
   // Through broadcasts and reshapes of a constant: every element is still the one value
   // (the ones a tape seeds a sum's gradient with, broadcast to the summed shape).
   while (v->def() && (v->def()->kind() == OpKind::BroadcastTo || v->def()->kind() == OpKind::Reshape) &&
          v->def()->num_operands() == 1 && v->def()->operand(0)->type.dtype == v->type.dtype)
     v = v->def()->operand(0);
   const rt::Tensor* t = constant_value(v);
-  if (!t || t->numel() == 0) return std::nullopt;
+  if (!t || t->numel() == 0) return nullptr;
   size_t n = itemsize(t->dtype());
   const auto* p = static_cast<const unsigned char*>(t->raw());
   for (int64_t i = 1; i < t->numel(); ++i)
-    if (std::memcmp(p, p + i * n, n) != 0) return std::nullopt;
+    if (std::memcmp(p, p + i * n, n) != 0) return nullptr;
+  return t;
+}
+
+std::optional<double> splat_value(const Value* v) {
+  const rt::Tensor* t = splat_tensor(v);
+  if (!t) return std::nullopt;
   return t->item_double(0);
 }
 

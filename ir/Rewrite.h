@@ -9,8 +9,10 @@ namespace tdl::ir {
 
 // The tensor of a value defined by `constant`, else nullptr.
 const rt::Tensor* constant_value(const Value* v);
-// The element of a constant whose elements are all equal (bit for bit), as a double; also
-// through broadcast_to and reshape of such a constant.
+// The constant behind v (v itself, or seen through broadcast_to and reshape) when its
+// elements are all equal bit for bit, else nullptr.
+const rt::Tensor* splat_tensor(const Value* v);
+// That constant's element, as a double.
 std::optional<double> splat_value(const Value* v);
 
 // Whether the op has no effect and cannot fail, looking into its regions (a cond or

@@ -174,16 +174,12 @@ bool simplify_block(Block& blk, Function& f) {
       const TensorType& rt = op->result()->type;
       for (size_t j = 0; j < op->num_operands(); ++j) {
         const Value* v = op->operand(j);
-        if (v->type.is_scalar() || !def_is(v, OpKind::BroadcastTo) || !splat_value(v)) continue;
+        const rt::Tensor* c = def_is(v, OpKind::BroadcastTo) ? splat_tensor(v) : nullptr;
+        if (!c || v->type.is_scalar()) continue;
         bool other = false;  // another operand keeps the result's shape
         for (size_t k = 0; k < op->num_operands(); ++k)
           other = other || (k != j && op->operand(k)->type.dims == rt.dims);
         if (!other) continue;
-        const Value* root = v;
-        while (root->def() && (root->def()->kind() == OpKind::BroadcastTo || root->def()->kind() == OpKind::Reshape))
-          root = root->def()->operand(0);
-        const rt::Tensor* c = constant_value(root);
-        if (!c || c->dtype() != v->type.dtype) continue;
         rt::Tensor one = rt::Tensor::empty(c->dtype(), {});
         std::memcpy(one.mutable_raw(), c->raw(), rt::itemsize(c->dtype()));  // bit for bit
         b.set_insertion(blk, i);
