@@ -37,6 +37,13 @@ class CompiledFn {
   // Runs the function; false (with err filled) when an op failed.
   bool run(const std::vector<rt::Tensor>& inputs, std::vector<rt::Tensor>& outputs, ExecError& err) const;
 
+  // What runs the function instead of `entry` (graph fns on a device: DeviceExec.cpp).
+  struct Runner {
+    virtual ~Runner() = default;
+    virtual bool run(const std::vector<rt::Tensor>& inputs, std::vector<rt::Tensor>& outputs, ExecError& err) = 0;
+  };
+  std::unique_ptr<Runner> runner;
+
   std::unique_ptr<ir::Module> module;  // owns the IR
   ir::Function* fn = nullptr;
   int (*entry)(void*) = nullptr;

@@ -64,21 +64,16 @@ rt::Tensor iota(const rt::Shape& shape, int64_t axis, rt::DType dtype) {
   return rt::broadcast_to(r, shape);
 }
 
-void runOp(ExecCtx& c, const OpEntry& e) {
-  const ir::Op& op = *e.op;
-  std::vector<rt::Tensor> in;
-  in.reserve(e.in.size());
-  for (size_t i = 0; i < e.in.size(); ++i) {
-    if (static_cast<int>(i) == e.moveIn) in.push_back(std::move(c.slots[e.in[i]]));
-    else in.push_back(c.slots[e.in[i]]);
-  }
+}  // namespace
+
+std::vector<rt::Tensor> runHostOp(const ir::Op& op, std::vector<rt::Tensor>& in, HostOpEnv& env) {
   std::vector<rt::Tensor> out;
   switch (op.kind()) {
     case ir::OpKind::Print: {
-      if (!rt::dist::prints_here(op.attrs.count("all_ranks") > 0)) return;
+      if (!rt::dist::prints_here(op.attrs.count("all_ranks") > 0)) return out;
       std::string s = rt::fill_format(op.str_attr("format"), in);
       rt::write_output(s, stdout);
-      return;
+      return out;
     }
     case ir::OpKind::CallRuntime: {  // the dist module's collectives (graph/BuiltinsDist.cpp)
       const std::string& callee = op.str_attr("callee");
@@ -118,20 +113,20 @@ void runOp(ExecCtx& c, const OpEntry& e) {
         if (in.size() == 1) throw rt::Error(op.str_attr("message"));
         throw rt::Error(rt::fill_format(op.str_attr("message"), std::vector<rt::Tensor>(in.begin() + 1, in.end())));
       }
-      return;
+      return out;
     case ir::OpKind::Random: {
       const ir::TensorType& t = op.result()->type;
-      rt::Shape s = resolve(c, t);
+      rt::Shape s = env.resolve(t);
       const std::string& dist = op.str_attr("dist");
       if (dist == "uniform") out.push_back(rt::rand(s, t.dtype));
       else if (dist == "normal") out.push_back(rt::randn(s, t.dtype));
       else out.push_back(rt::randint(in[0].scalar_as_int64(), in[1].scalar_as_int64(), s));
       break;
     }
-    case ir::OpKind::BroadcastTo: out.push_back(rt::broadcast_to(in[0], resolve(c, op.result()->type))); break;
-    case ir::OpKind::Reshape: out.push_back(rt::reshape(in[0], resolve(c, op.result()->type))); break;
+    case ir::OpKind::BroadcastTo: out.push_back(rt::broadcast_to(in[0], env.resolve(op.result()->type))); break;
+    case ir::OpKind::Reshape: out.push_back(rt::reshape(in[0], env.resolve(op.result()->type))); break;
     case ir::OpKind::Iota:
-      out.push_back(iota(resolve(c, op.result()->type), op.int_attr("axis"), op.result()->type.dtype));
+      out.push_back(iota(env.resolve(op.result()->type), op.int_attr("axis"), op.result()->type.dtype));
       break;
     case ir::OpKind::Update: {
       rt::Tensor x = std::move(in[0]);
@@ -145,7 +140,7 @@ void runOp(ExecCtx& c, const OpEntry& e) {
       // c (moved in when it dies here) is updated in place when nothing else holds it.
       std::optional<rt::Tensor> cc;
       if (in.size() > 2) cc = std::move(in[2]);
-      if (cc && cc->is_unique()) ++c.fn->reusedBuffers;  // --trace-report counts it
+      if (cc && cc->is_unique()) env.reusedBuffer();  // --trace-report counts it
       const double* alpha = op.attr_as<double>("alpha");
       const double* beta = op.attr_as<double>("beta");
       out.push_back(rt::gemm(in[0], in[1], std::move(cc), op.bool_attr("trans_a"), op.bool_attr("trans_b"),
@@ -153,18 +148,18 @@ void runOp(ExecCtx& c, const OpEntry& e) {
       break;
     }
     case ir::OpKind::StackNew:
-      c.stacks.emplace_back();
-      out.push_back(rt::Tensor::scalar(static_cast<int64_t>(c.stacks.size() - 1)));
+      env.stacks.emplace_back();
+      out.push_back(rt::Tensor::scalar(static_cast<int64_t>(env.stacks.size() - 1)));
       break;
     case ir::OpKind::StackPush:
     case ir::OpKind::StackPop:
     case ir::OpKind::StackSize: {
       int64_t h = in[0].scalar_as_int64();
-      if (h < 0 || h >= static_cast<int64_t>(c.stacks.size())) throw rt::Error("internal: bad stack handle");
-      auto& st = c.stacks[static_cast<size_t>(h)];
+      if (h < 0 || h >= static_cast<int64_t>(env.stacks.size())) throw rt::Error("internal: bad stack handle");
+      auto& st = env.stacks[static_cast<size_t>(h)];
       if (op.kind() == ir::OpKind::StackPush) {
         st.push_back(std::move(in[1]));
-        return;
+        return out;
       }
       if (op.kind() == ir::OpKind::StackSize) {
         out.push_back(rt::Tensor::scalar(static_cast<int64_t>(st.size())));
@@ -181,6 +176,27 @@ void runOp(ExecCtx& c, const OpEntry& e) {
       out = std::move(*r);
     }
   }
+  return out;
+}
+
+namespace {
+
+struct SlotEnv : HostOpEnv {
+  ExecCtx& c;
+  explicit SlotEnv(ExecCtx& ctx) : HostOpEnv(ctx.stacks), c(ctx) {}
+  rt::Shape resolve(const ir::TensorType& t) override { return codegen::resolve(c, t); }
+  void reusedBuffer() override { ++c.fn->reusedBuffers; }
+};
+
+void runOp(ExecCtx& c, const OpEntry& e) {
+  std::vector<rt::Tensor> in;
+  in.reserve(e.in.size());
+  for (size_t i = 0; i < e.in.size(); ++i) {
+    if (static_cast<int>(i) == e.moveIn) in.push_back(std::move(c.slots[e.in[i]]));
+    else in.push_back(c.slots[e.in[i]]);
+  }
+  SlotEnv env(c);
+  std::vector<rt::Tensor> out = runHostOp(*e.op, in, env);
   for (size_t i = 0; i < out.size() && i < e.out.size(); ++i) {
     const auto& syms = e.outSyms[i];
     for (size_t d = 0; d < syms.size() && d < out[i].shape().size(); ++d)
@@ -205,6 +221,22 @@ void* pointerOrError(ExecCtx& c, int32_t op, F&& f) {
 
 }  // namespace
 
+std::string hostOpMessage(const ir::Op& op, std::string msg) {
+  // An index op on moved axes (x[:, i] traces as a transpose, then an index) names the
+  // source's axes: attr `axes` maps its index operands back (rt::Index's message).
+  if (op.kind() == ir::OpKind::Index && op.attrs.count("axes")) {
+    const ir::IntList& axes = op.ints_attr("axes");
+    size_t at = msg.find(" for axis ");
+    if (at != std::string::npos) {
+      size_t b = at + 10, e = msg.find(' ', b);
+      int64_t k = std::atoll(msg.substr(b, e - b).c_str());
+      if (k >= 0 && static_cast<size_t>(k) < axes.size())
+        msg = msg.substr(0, b) + std::to_string(axes[static_cast<size_t>(k)]) + msg.substr(e);
+    }
+  }
+  return msg;
+}
+
 extern "C" {
 
 int32_t tdl_op(void* ctx, int32_t id) {
@@ -215,20 +247,7 @@ int32_t tdl_op(void* ctx, int32_t id) {
     runOp(c, e);
     return 0;
   } catch (const rt::Error& e) {
-    c.err = e.what();
-    // An index op on moved axes (x[:, i] traces as a transpose, then an index) names the
-    // source's axes: attr `axes` maps its index operands back (rt::Index's message).
-    const ir::Op* op = c.fn->ops[static_cast<size_t>(id)].op;
-    if (op && op->kind() == ir::OpKind::Index && op->attrs.count("axes")) {
-      const ir::IntList& axes = op->ints_attr("axes");
-      size_t at = c.err.find(" for axis ");
-      if (at != std::string::npos) {
-        size_t b = at + 10, e = c.err.find(' ', b);
-        int64_t k = std::atoll(c.err.substr(b, e - b).c_str());
-        if (k >= 0 && static_cast<size_t>(k) < axes.size())
-          c.err = c.err.substr(0, b) + std::to_string(axes[static_cast<size_t>(k)]) + c.err.substr(e);
-      }
-    }
+    c.err = hostOpMessage(*c.fn->ops[static_cast<size_t>(id)].op, e.what());
   } catch (const std::bad_alloc&) {
     c.err = "out of memory";
   } catch (const std::exception& e) {
@@ -609,6 +628,7 @@ bool tierUp(std::unique_ptr<CompiledFn>& cf) {
 }
 
 bool CompiledFn::run(const std::vector<rt::Tensor>& inputs, std::vector<rt::Tensor>& outputs, ExecError& err) const {
+  if (runner) return runner->run(inputs, outputs, err);
   std::vector<rt::Tensor> slots(static_cast<size_t>(numSlots));
   std::vector<int64_t> symv(syms.size(), 0);
   for (size_t i = 0; i < paramSlots.size() && i < inputs.size(); ++i) {

@@ -27,6 +27,24 @@ struct ExecCtx {
   int64_t reused = 0;                           // fused results that took a dead operand's buffer
 };
 
+// The ops of a graph fn that run on the host as runtime calls (print, assert, random,
+// collectives, gemm, the autodiff stacks and everything ir::evaluate knows), shared by
+// compiled CPU code (tdl_op) and the device executor (codegen/DeviceExec.cpp). `in` may be
+// moved from. Throws rt::Error.
+struct HostOpEnv {
+  explicit HostOpEnv(std::vector<std::vector<rt::Tensor>>& s) : stacks(s) {}
+  std::vector<std::vector<rt::Tensor>>& stacks;  // stack_new/push/pop (autodiff saves)
+  virtual ~HostOpEnv() = default;
+  // A declared result type's shape with its symbols resolved.
+  virtual rt::Shape resolve(const ir::TensorType& t) = 0;
+  // A gemm updated its c in place (--trace-report counts these).
+  virtual void reusedBuffer() {}
+};
+std::vector<rt::Tensor> runHostOp(const ir::Op& op, std::vector<rt::Tensor>& in, HostOpEnv& env);
+// The message of an op's rt::Error as users see it (an index op on moved axes names the
+// source's axes).
+std::string hostOpMessage(const ir::Op& op, std::string msg);
+
 // Fused loops below this many elements run on the calling thread; above, they are split
 // over the runtime's pool (rt::parallel_for, chunks of at least half of it).
 inline constexpr int64_t kFusedParallelThreshold = int64_t{1} << 16;

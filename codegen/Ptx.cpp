@@ -10,10 +10,10 @@
 
 #include <fmt/format.h>
 
+#include <boost/context/fiber.hpp>
+
 #include <algorithm>
-#include <barrier>
 #include <cstring>
-#include <thread>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -112,6 +112,27 @@ class PtxMath : public ScalarEmitter {
     }
   }
   V floatPow(V, V) override { return nullptr; }
+
+ public:
+  // Where a kernel that may fail records it (its error flag, a global i32), or null where
+  // the kernel being built cannot report (fused loops, reductions).
+  llvm::Value* failFlag = nullptr;
+
+ protected:
+  // Integer // and % by zero: the thread sets the kernel's error flag to 1 (the host
+  // reads it after the launch and raises the op's error) and goes on with a safe divisor.
+  bool checkDivisor(V isZero) override {
+    if (!failFlag) return false;
+    llvm::Function* f = b_.GetInsertBlock()->getParent();
+    auto* fail = llvm::BasicBlock::Create(b_.getContext(), "div_zero", f);
+    auto* cont = llvm::BasicBlock::Create(b_.getContext(), "div_ok", f);
+    b_.CreateCondBr(isZero, fail, cont);
+    b_.SetInsertPoint(fail);
+    b_.CreateStore(b_.getInt32(1), failFlag);
+    b_.CreateBr(cont);
+    b_.SetInsertPoint(cont);
+    return true;
+  }
 };
 
 class PtxLowering {
@@ -263,6 +284,9 @@ class PtxLowering {
     }
     if (r->type.is_scalar()) throw Unsupported{"a scalar result"};
     size_t rank = r->type.dims.size();
+    // A single integer // or % may fail: its kernel gets an error flag (i32*) last.
+    bool mayFail = !fused && (op.kind() == ir::OpKind::FloorDiv || op.kind() == ir::OpKind::Mod) &&
+                   !isFloat(r->type.dtype) && r->type.dtype != DType::Bool;
     std::vector<llvm::Type*> params{globalPtr()};
     std::string sig = fmt::format("({}* out", rt::dtype_name(r->type.dtype));
     for (size_t j = 0; j < n; ++j) {
@@ -297,6 +321,10 @@ class PtxLowering {
           sig += fmt::format(", i64 strides{}[{}]", j, rank);
         }
     }
+    if (mayFail) {
+      params.push_back(globalPtr());
+      sig += ", i32* err";
+    }
     sig += ")";
     auto* ft = llvm::FunctionType::get(b.getVoidTy(), params, false);
     llvm::Function* f = llvm::Function::Create(ft, llvm::Function::ExternalLinkage, name, mod);
@@ -306,6 +334,11 @@ class PtxLowering {
       auto* exit = llvm::BasicBlock::Create(ctx, "exit", f);
       b.SetInsertPoint(entry);
       vals.clear();
+      if (mayFail) em.failFlag = f->getArg(f->arg_size() - 1);
+      struct ResetFlag {
+        PtxMath& m;
+        ~ResetFlag() { m.failFlag = nullptr; }
+      } resetFlag{em};
       llvm::Value* count = f->getArg(static_cast<unsigned>(n + 1));
       llvm::Value* inner = rows ? f->getArg(static_cast<unsigned>(n + 2)) : nullptr;
       const ir::Block* body = fused ? &op.region(0).block() : nullptr;
@@ -373,7 +406,9 @@ class PtxLowering {
       throw;
     }
     markKernel(f, 0);
-    return PtxKernel{name, rows ? PtxKernel::ElementwiseRows : PtxKernel::Elementwise, &op, sig};
+    PtxKernel k{name, rows ? PtxKernel::ElementwiseRows : PtxKernel::Elementwise, &op, sig};
+    k.mayFail = mayFail;
+    return k;
   }
 
   // A kernel over x viewed as [outer, red, inner], params (out, in, i64 outer, i64 red,
@@ -765,6 +800,9 @@ void buildKernels(const ir::Function& fn, PtxLowering& low, PtxModule& result) {
           result.kernels.push_back(isReduce ? low.reduce(op, name) : isArg ? low.argReduce(op, name) : low.elementwise(op, name));
           ++count;
         } catch (const Unsupported& u) {
+          // Drop what was built of it (a kernel given up half-way has unterminated blocks).
+          if (llvm::Function* f = low.mod.getFunction(name)) f->eraseFromParent();
+          if (llvm::GlobalVariable* g = low.mod.getNamedGlobal(name + "_smem")) g->eraseFromParent();
           noteHost(fmt::format("{} ({})", op.name(), u.why));
         }
       } else if (!trivial(op.kind())) {
@@ -877,7 +915,7 @@ unsigned gridFor(int64_t work, unsigned per, unsigned maxGrid) {
 
 KernelLaunch planLaunch(const PtxKernel& k, uint64_t out, const std::vector<uint64_t>& bufs,
                         const std::vector<rt::Tensor>& operands, const rt::Shape& resultShape, unsigned maxGrid,
-                        unsigned block) {
+                        unsigned block, uint64_t errFlag) {
   KernelLaunch l;
   l.args.push_back(bytesOf(out));
   if (k.kind == PtxKernel::Reduce || k.kind == PtxKernel::ReduceStrided || k.kind == PtxKernel::ArgReduce) {
@@ -948,6 +986,7 @@ KernelLaunch planLaunch(const PtxKernel& k, uint64_t out, const std::vector<uint
       for (int64_t v : strides) l.args.push_back(bytesOf(v));
     }
   }
+  if (k.mayFail) l.args.push_back(bytesOf(errFlag));
   l.skip = n == 0;
   l.block = block;
   l.grid = gridFor(n, block, maxGrid);
@@ -958,15 +997,23 @@ KernelLaunch planLaunch(const PtxKernel& k, uint64_t out, const std::vector<uint
 
 namespace {
 
+// One block of an emulated launch. Kernels without barriers or shuffles run their threads
+// one after another; block reductions run each GPU thread as a fiber (Boost.Context) on
+// the calling thread, switched at barriers and warp shuffles: a thread that reaches one
+// waits until its block (or warp) has.
 struct EmuBlock {
+  enum State { Runnable, WaitBlock, WaitWarp, Done };
   unsigned ntid = 1, ctaid = 0, nctaid = 1;
-  std::unique_ptr<std::barrier<>> bar;
-  std::vector<std::unique_ptr<std::barrier<>>> warpBars;
-  std::vector<uint32_t> slots;
+  bool fibers = false;
+  std::vector<uint32_t> slots;     // two per thread: shuffles alternate between them
+  std::vector<uint32_t> shuffles;  // per thread: how many it has done
+  std::vector<State> state;
+  std::vector<boost::context::fiber> sinks;  // per thread: the way back to the scheduler
+  unsigned blockArrived = 0;
+  std::vector<unsigned> warpArrived;
 };
-EmuBlock* emuBlock = nullptr;
+thread_local EmuBlock* emuBlock = nullptr;
 thread_local unsigned emuTid = 0;
-std::mutex emuMutex;
 
 uint32_t emuSreg(int32_t which) {
   switch (which) {
@@ -976,16 +1023,133 @@ uint32_t emuSreg(int32_t which) {
     default: return emuBlock->nctaid;
   }
 }
+
+void emuWait(EmuBlock::State why) {
+  EmuBlock& blk = *emuBlock;
+  unsigned t = emuTid;
+  blk.state[t] = why;
+  blk.sinks[t] = std::move(blk.sinks[t]).resume();  // the scheduler resumes us with emuTid = t
+}
+
+void emuSync() {
+  if (!emuBlock->fibers) {
+    std::fputs("tdl: internal error: an emulated kernel synchronizes without fibers\n", stderr);
+    std::abort();
+  }
+}
+
+void emuWarpBarrier() {
+  emuSync();
+  EmuBlock& blk = *emuBlock;
+  unsigned w = emuTid / 32, size = std::min(32u, blk.ntid - w * 32);
+  if (++blk.warpArrived[w] == size) {
+    blk.warpArrived[w] = 0;
+    for (unsigned t = w * 32; t < w * 32 + size; ++t)
+      if (blk.state[t] == EmuBlock::WaitWarp) blk.state[t] = EmuBlock::Runnable;
+    return;
+  }
+  emuWait(EmuBlock::WaitWarp);
+}
+
+// A lane writes its value into the slot of this shuffle's parity, waits for its warp, and
+// reads its partner's. No second wait is needed: a lane can write that parity's slot again
+// only after the next shuffle's wait, which every lane reaches after its read.
 uint32_t emuShfl(uint32_t v, int32_t laneMask) {
   EmuBlock& blk = *emuBlock;
-  std::barrier<>& wb = *blk.warpBars[emuTid / 32];
-  blk.slots[emuTid] = v;
-  wb.arrive_and_wait();
-  uint32_t r = blk.slots[(emuTid & ~31u) | ((emuTid & 31u) ^ static_cast<uint32_t>(laneMask))];
-  wb.arrive_and_wait();
-  return r;
+  unsigned t = emuTid, parity = blk.shuffles[t]++ & 1u;
+  blk.slots[2 * t + parity] = v;
+  emuWarpBarrier();
+  unsigned partner = (t & ~31u) | ((t & 31u) ^ static_cast<uint32_t>(laneMask));
+  return blk.slots[2 * partner + parity];
 }
-void emuBarrier() { emuBlock->bar->arrive_and_wait(); }
+
+void emuBarrier() {
+  emuSync();
+  EmuBlock& blk = *emuBlock;
+  if (++blk.blockArrived == blk.ntid) {
+    blk.blockArrived = 0;
+    for (unsigned t = 0; t < blk.ntid; ++t)
+      if (blk.state[t] == EmuBlock::WaitBlock) blk.state[t] = EmuBlock::Runnable;
+    return;
+  }
+  emuWait(EmuBlock::WaitBlock);
+}
+
+// Fiber stacks, kept for the next block (a block reduction's 256 fibers would otherwise
+// allocate and fault in 256 stacks per block).
+struct PooledStack {
+  static constexpr size_t kSize = 32 * 1024;
+  static std::vector<void*>& pool() {
+    thread_local std::vector<void*> p;
+    return p;
+  }
+  boost::context::stack_context allocate() {
+    void* p;
+    if (pool().empty()) {
+      p = std::malloc(kSize);
+      if (!p) throw std::bad_alloc();
+    } else {
+      p = pool().back();
+      pool().pop_back();
+    }
+    boost::context::stack_context sc;
+    sc.size = kSize;
+    sc.sp = static_cast<char*>(p) + kSize;
+    return sc;
+  }
+  void deallocate(boost::context::stack_context& sc) noexcept {
+    pool().push_back(static_cast<char*>(sc.sp) - sc.size);
+  }
+};
+
+// Runs one block of `entry` (threads as fibers when `fibers`).
+void emuRunBlock(EmuBlock& blk, void (*entry)(void**), void** params) {
+  EmuBlock* saved = emuBlock;
+  emuBlock = &blk;
+  struct Restore {
+    EmuBlock* s;
+    ~Restore() { emuBlock = s; }
+  } restore{saved};
+  if (!blk.fibers) {
+    for (unsigned t = 0; t < blk.ntid; ++t) {
+      emuTid = t;
+      entry(params);
+    }
+    return;
+  }
+  namespace bc = boost::context;
+  blk.slots.assign(2 * blk.ntid, 0);
+  blk.shuffles.assign(blk.ntid, 0);
+  blk.state.assign(blk.ntid, EmuBlock::Runnable);
+  blk.sinks.clear();
+  blk.sinks.resize(blk.ntid);
+  blk.warpArrived.assign((blk.ntid + 31) / 32, 0);
+  blk.blockArrived = 0;
+  std::vector<bc::fiber> fibers;
+  fibers.reserve(blk.ntid);
+  for (unsigned t = 0; t < blk.ntid; ++t)
+    fibers.emplace_back(std::allocator_arg, PooledStack(), [&blk, t, entry, params](bc::fiber&& sink) {
+      blk.sinks[t] = std::move(sink);
+      entry(params);
+      blk.state[t] = EmuBlock::Done;
+      return std::move(blk.sinks[t]);
+    });
+  unsigned left = blk.ntid;
+  while (left > 0) {
+    bool ran = false;
+    for (unsigned t = 0; t < blk.ntid; ++t) {
+      if (blk.state[t] != EmuBlock::Runnable) continue;
+      emuTid = t;
+      fibers[t] = std::move(fibers[t]).resume();
+      ran = true;
+      if (blk.state[t] == EmuBlock::Done) --left;
+    }
+    if (!ran) {
+      std::fputs("tdl: internal error: an emulated block deadlocked at a barrier\n", stderr);
+      std::abort();
+    }
+  }
+}
 
 }  // namespace
 
@@ -1049,31 +1213,28 @@ HostKernelEmulator::~HostKernelEmulator() = default;
 const std::vector<PtxKernel>& HostKernelEmulator::kernels() const { return impl_->mod.kernels; }
 
 void HostKernelEmulator::launch(const std::string& name, const KernelLaunch& l) {
-  auto it = impl_->entries.find(name);
-  if (it == impl_->entries.end()) throw std::invalid_argument("no kernel " + name);
   std::vector<void*> params;
   for (const auto& a : l.args) params.push_back(const_cast<unsigned char*>(a.data()));
-  std::lock_guard<std::mutex> lock(emuMutex);
-  for (unsigned c = 0; c < l.grid; ++c) {
+  launch(name, l.grid, l.block, params.data());
+}
+
+void HostKernelEmulator::launch(const std::string& name, unsigned grid, unsigned block, void** params) {
+  auto it = impl_->entries.find(name);
+  if (it == impl_->entries.end()) throw std::invalid_argument("no kernel " + name);
+  bool sync = false;
+  for (const PtxKernel& k : impl_->mod.kernels)
+    if (k.name == name) sync = k.kind == PtxKernel::Reduce;
+  for (unsigned c = 0; c < grid; ++c) {
     EmuBlock blk;
-    blk.ntid = l.block;
+    blk.ntid = block;
     blk.ctaid = c;
-    blk.nctaid = l.grid;
-    blk.bar = std::make_unique<std::barrier<>>(l.block);
-    for (unsigned w = 0; w * 32 < l.block; ++w)
-      blk.warpBars.push_back(std::make_unique<std::barrier<>>(std::min(32u, l.block - w * 32)));
-    blk.slots.assign(l.block, 0);
-    emuBlock = &blk;
-    std::vector<std::thread> threads;
-    for (unsigned t = 0; t < l.block; ++t)
-      threads.emplace_back([&, t] {
-        emuTid = t;
-        it->second(params.data());
-      });
-    for (auto& th : threads) th.join();
-    emuBlock = nullptr;
+    blk.nctaid = grid;
+    blk.fibers = sync;
+    emuRunBlock(blk, it->second, params);
   }
 }
+
+void HostKernelEmulator::launch(size_t k, const KernelLaunch& l) { launch(impl_->mod.kernels.at(k).name, l); }
 
 std::vector<float> evalKernelMathF32(const std::string& op, const std::vector<float>& xs) {
   auto host = makeHostJit();

@@ -43,6 +43,9 @@ struct PtxKernel {
   Kind kind = Elementwise;
   const ir::Op* op = nullptr;
   std::string signature;  // the kernel's parameters, for the header comment
+  // An integer // or %: its last parameter is an i32 error flag that a thread dividing by
+  // zero sets to 1 (the host raises "division by zero" for the op).
+  bool mayFail = false;
 };
 
 struct PtxModule {
@@ -70,11 +73,12 @@ struct KernelLaunch {
 };
 KernelLaunch planLaunch(const PtxKernel& k, uint64_t out, const std::vector<uint64_t>& bufs,
                         const std::vector<rt::Tensor>& operands, const rt::Shape& resultShape,
-                        unsigned maxGrid = 4096, unsigned block = 256);
+                        unsigned maxGrid = 4096, unsigned block = 256, uint64_t errFlag = 0);
 
-// For tests: the same kernels built for the host CPU and run on an emulated grid (blocks
-// one after another, one std::thread per GPU thread of a block; warp shuffles and
-// barriers emulated), so that what they compute can be checked without a GPU.
+// The same kernels built for the host CPU and run on an emulated grid (blocks one after
+// another; a block's threads one after another, or as fibers switched at the warp
+// shuffles and barriers of block reductions): the emulated device (`--device emu`) and
+// the tests check what the kernels compute without a GPU.
 class HostKernelEmulator {
  public:
   explicit HostKernelEmulator(const ir::Function& fn);
@@ -82,6 +86,9 @@ class HostKernelEmulator {
   const std::vector<PtxKernel>& kernels() const;
   // Runs kernel `name`; buffers in l.args are host addresses.
   void launch(const std::string& name, const KernelLaunch& l);
+  void launch(size_t kernel, const KernelLaunch& l);
+  // cuLaunchKernel's form: params[i] points to argument i's bytes.
+  void launch(const std::string& name, unsigned grid, unsigned block, void** params);
 
  private:
   struct Impl;

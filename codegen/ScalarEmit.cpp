@@ -230,9 +230,12 @@ ScalarEmitter::V ScalarEmitter::binaryIn(rt::BinaryOp op, V a, V v) {
     case B::FloorDiv:
     case B::Mod:
       if (f) return floatFloorDivMod(a, v, op == B::Mod);
-      if (!checkDivisor(b_.CreateICmpEQ(v, llvm::ConstantInt::get(v->getType(), 0))))
-        throw NotEmitted{"integer division may fail"};
-      return intFloorDivMod(a, v, op == B::Mod);
+    {
+      V isZero = b_.CreateICmpEQ(v, llvm::ConstantInt::get(v->getType(), 0));
+      if (!checkDivisor(isZero)) throw NotEmitted{"integer division may fail"};
+      // A target that records the failure and goes on (a GPU thread) divides by 1 instead.
+      return intFloorDivMod(a, b_.CreateSelect(isZero, llvm::ConstantInt::get(v->getType(), 1), v), op == B::Mod);
+    }
     case B::Pow: {
       if (!f) throw NotEmitted{"integer ** may fail"};
       V p = floatPow(a, v);

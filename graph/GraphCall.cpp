@@ -13,6 +13,8 @@
 #include <sstream>
 
 #include "codegen/Codegen.h"
+#include "codegen/Device.h"
+#include "codegen/DeviceExec.h"
 #include "codegen/Ptx.h"
 #include "ir/Pipeline.h"
 #include "ir/Printer.h"
@@ -58,6 +60,7 @@ class JitBackend : public GraphBackend {
  public:
   std::unique_ptr<codegen::CompiledFn> compile(std::unique_ptr<ir::Module> module, ir::Function& fn,
                                                codegen::CompileTimes* times) override {
+    if (codegen::activeDevice()) return codegen::compileForDevice(std::move(module), fn, times);  // --device
     return codegen::compile(std::move(module), fn, times);
   }
 };

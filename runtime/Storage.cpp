@@ -110,6 +110,11 @@ void* allocate(size_t padded) {
 
 }  // namespace
 
+namespace {
+const DeviceHooks* deviceHooks = nullptr;
+std::mutex deviceMutex;  // downloads and drops of device copies
+}  // namespace
+
 Storage* storage_alloc(size_t nbytes, const std::string& shape_text) {
   auto fail = [&] {
     return Error(fmt::format("cannot allocate {} bytes for a tensor of shape {}", nbytes, shape_text));
@@ -137,12 +142,47 @@ void storage_retain(Storage* s) {
 
 void storage_release(Storage* s) {
   if (s && s->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    if (prof::enabled()) [[unlikely]] prof::note_free(s->nbytes);
-    size_t padded = paddedSize(s->nbytes);
-    if (padded >= kCacheMinBytes) cache().give(padded, s->data);
-    else std::free(s->data);
+    if (s->device && deviceHooks && deviceHooks->release) deviceHooks->release(s);
+    if (s->data) {
+      if (prof::enabled()) [[unlikely]] prof::note_free(s->nbytes);
+      size_t padded = paddedSize(s->nbytes);
+      if (padded >= kCacheMinBytes) cache().give(padded, s->data);
+      else std::free(s->data);
+    }
     delete s;
   }
+}
+
+void set_device_hooks(const DeviceHooks* hooks) { deviceHooks = hooks; }
+
+void storage_sync_host(Storage* s) {
+  std::lock_guard<std::mutex> lock(deviceMutex);
+  if (!s->host_stale.load(std::memory_order_acquire)) return;
+  if (!s->data) {
+    size_t padded = paddedSize(s->nbytes);
+    void* p = padded >= kCacheMinBytes ? cache().take(padded) : nullptr;
+    if (!p) p = allocate(padded);
+    if (!p) throw Error(fmt::format("cannot allocate {} bytes to bring a tensor from the device", s->nbytes));
+    s->data = p;
+    if (prof::enabled()) [[unlikely]] prof::note_alloc(s->nbytes);
+  }
+  if (!deviceHooks || !deviceHooks->download) throw InternalError("a tensor on a device, but no device layer");
+  deviceHooks->download(s);
+  s->host_stale.store(false, std::memory_order_release);
+}
+
+void storage_drop_device(Storage* s) {
+  if (s->host_stale.load(std::memory_order_acquire)) storage_sync_host(s);
+  std::lock_guard<std::mutex> lock(deviceMutex);
+  if (s->device && deviceHooks && deviceHooks->release) deviceHooks->release(s);
+  s->device = nullptr;
+}
+
+Storage* storage_alloc_device_only(size_t nbytes) {
+  Storage* s = new Storage;
+  s->nbytes = nbytes;
+  s->host_stale.store(true, std::memory_order_release);
+  return s;
 }
 
 }  // namespace tdl::rt

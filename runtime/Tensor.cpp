@@ -123,13 +123,24 @@ std::string Tensor::type_str() const {
 
 void* Tensor::mutable_raw() {
   if (!storage_) return nullptr;
+  if (storage_->host_stale.load(std::memory_order_acquire)) storage_sync_host(storage_);
   if (!is_unique()) {
     Storage* copy = storage_alloc(storage_->nbytes, shape_str(shape_));
     if (storage_->nbytes) std::memcpy(copy->data, storage_->data, storage_->nbytes);
     storage_release(storage_);
     storage_ = copy;
   }
+  if (storage_->device) storage_drop_device(storage_);  // the host copy is written: the only current one
   return storage_->data;
+}
+
+Tensor Tensor::on_storage(Storage* s, DType dtype, const Shape& shape) {
+  Tensor t;
+  t.dtype_ = dtype;
+  t.shape_ = shape;
+  t.numel_ = numel_of(shape);
+  t.storage_ = s;
+  return t;
 }
 
 Tensor Tensor::with_shape(const Shape& shape) const {

@@ -55,7 +55,13 @@ class Tensor {
   // "f32[2, 3]" — the type text used in messages.
   std::string type_str() const;
 
-  const void* raw() const { return storage_ ? storage_->data : nullptr; }
+  // The host data; a tensor whose current copy is on a device is downloaded first.
+  const void* raw() const {
+    if (!storage_) return nullptr;
+    if (storage_->host_stale.load(std::memory_order_acquire)) [[unlikely]]
+      storage_sync_host(storage_);
+    return storage_->data;
+  }
   template <class T> const T* data() const { return static_cast<const T*>(raw()); }
   // Writable pointer; clones the storage first when it is shared.
   void* mutable_raw();
@@ -80,6 +86,9 @@ class Tensor {
   bool scalar_as_bool() const;
 
   Storage* storage() const { return storage_; }
+  // A tensor on storage `s` (taking over one reference), of dtype and shape whose bytes are
+  // s->nbytes (the device layer's results).
+  static Tensor on_storage(Storage* s, DType dtype, const Shape& shape);
 
  private:
   void check_one_element() const;

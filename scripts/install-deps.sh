@@ -10,7 +10,7 @@ PKGS=(
   libfmt-dev libcli11-dev catch2
   libopenblas-dev nlohmann-json3-dev libedit-dev zlib1g-dev libzstd-dev libxml2-dev libffi-dev
   python3 python3-numpy
-  libboost1.81-dev wrk
+  libboost1.81-dev libboost-context1.81-dev wrk  # Beast (tdl serve), Context (the emulated GPU's fibers)
   openmpi-bin libopenmpi-dev
   xeus-dev jupyter-client python3-ipykernel jupyter-nbconvert python3-nbclient python3-jupyter-kernel-test
   vim-nox emacs-nox

@@ -91,8 +91,9 @@ def traced_signatures(tdl, path, timeout):
 
 
 def check_device(tdl, script):
-    """`tdl run --device cuda|auto` on this machine: exit 1 with the reason (no driver, no
-    device, or device execution not implemented yet) for cuda; the CPU's output for auto."""
+    """`tdl run --device cuda|emu|auto` on this machine: for cuda, the CPU's output on a
+    machine with a GPU, else exit 1 with the reason (no driver, no device); the CPU's output
+    for emu and auto."""
     import ctypes
     try:
         ctypes.CDLL("libcuda.so.1")
@@ -102,13 +103,19 @@ def check_device(tdl, script):
     cpu = subprocess.run([tdl, "run", "--device", "cpu", script], capture_output=True, text=True)
     auto = subprocess.run([tdl, "run", "--device", "auto", script], capture_output=True, text=True)
     cuda = subprocess.run([tdl, "run", "--device", "cuda", script], capture_output=True, text=True)
+    emu = subprocess.run([tdl, "run", "--device", "emu", script], capture_output=True, text=True)
     bad = []
+    if (emu.returncode, emu.stdout) != (cpu.returncode, cpu.stdout):
+        bad.append(f"--device emu differs from cpu: exit {emu.returncode}: {emu.stdout}{emu.stderr}")
     if cpu.returncode != 0:
         bad.append(f"--device cpu: exit {cpu.returncode}: {cpu.stderr}")
     if (auto.returncode, auto.stdout) != (cpu.returncode, cpu.stdout):
         bad.append(f"--device auto differs from cpu: exit {auto.returncode}: {auto.stdout}{auto.stderr}")
     want = "tdl: error: --device cuda: " + ("" if have_driver else "no CUDA driver (libcuda.so.1")
-    if cuda.returncode != 1 or not cuda.stderr.startswith(want) or cuda.stdout:
+    if have_driver and cuda.returncode == 0:
+        if cuda.stdout != cpu.stdout:
+            bad.append(f"--device cuda differs from cpu: {cuda.stdout}")
+    elif cuda.returncode != 1 or not cuda.stderr.startswith(want) or cuda.stdout:
         bad.append(f"--device cuda: exit {cuda.returncode}, stderr {cuda.stderr!r}, want exit 1 and {want!r}")
     for b in bad:
         print("FAIL " + b)

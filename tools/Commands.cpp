@@ -19,6 +19,7 @@
 #include <cstring>
 #include <iostream>
 
+#include "codegen/Device.h"
 #include "runtime/cuda/CudaDriver.h"
 #include "graph/GraphCall.h"
 #include "frontend/Doc.h"
@@ -38,24 +39,14 @@ int notYet(const std::string& what, const std::string& issue) {
 }
 }  // namespace
 
-// --device (SPEC §10): `cuda` needs the CUDA driver (loaded with dlopen) and a device, and
-// says why not and exits 1 otherwise; `auto` runs on the CPU when either is missing. Running
-// graph fns on the GPU has not landed yet (docs/gpu.md): with a device, `cuda` says so.
-int checkDevice(const std::string& device) {
-  if (device != "cuda" && device != "auto") return 0;
-  std::string why;
-  rt::cuda::CudaDriver d = rt::cuda::CudaDriver::load(&why);
-  if (d.available() && !d.open(0)) why = d.error();
-  if (!why.empty()) {
-    if (device == "auto") return 0;
-    fmt::print(stderr, "tdl: error: --device cuda: {}\n", why);
-    return 1;
-  }
-  if (device == "auto") return 0;  // TODO(issue 8): run on the device once that lands
-  fmt::print(stderr,
-             "tdl: error: --device cuda: found {}, but running graph fns on the GPU is not implemented yet "
-             "(use --device cpu or auto; `tdl emit --stage ptx` shows the kernels)\n",
-             d.deviceName());
+// --device (SPEC §10, docs/gpu.md): `cuda` needs the CUDA driver (loaded with dlopen) and a
+// device, and says why not and exits 1 otherwise; `auto` runs on the GPU when there is one
+// and on the CPU otherwise; `emu` runs graph fns as on a GPU, on the emulated device.
+int selectRunDevice(const RunOptions& opts) {
+  if (opts.device == "cpu") return 0;
+  std::string why = codegen::selectDevice(opts.device == "auto" ? "cuda" : opts.device, opts.gpuArch);
+  if (why.empty() || opts.device == "auto") return 0;
+  fmt::print(stderr, "tdl: error: --device {}: {}\n", opts.device, why);
   return 1;
 }
 
@@ -143,7 +134,7 @@ int runScript(const RunOptions& opts) {
   c.diags.setJson(opts.jsonDiagnostics);
   c.diags.setColor(!opts.jsonDiagnostics && isatty(2) && std::getenv("NO_COLOR") == nullptr);
   if (!c.load(opts.file, SemaOptions{opts.eager})) return 1;
-  if (int rc = checkDevice(opts.device)) return rc;
+  if (int rc = selectRunDevice(opts)) return rc;
   vm::VmOptions vo;
   vo.eager = opts.eager;
   vo.trace = opts.trace;
@@ -151,11 +142,15 @@ int runScript(const RunOptions& opts) {
   vo.scriptArgs = opts.scriptArgs;
   if (opts.profile) rt::prof::enable();
   int rc = vm::runProgram(c, vo);
+  if (opts.traceReport && !opts.profile) {  // after the graph fns' report (--profile prints it too)
+    std::string dev = codegen::deviceReport();
+    std::fwrite(dev.data(), 1, dev.size(), stderr);
+  }
   // A rank that failed stops the others (they would wait for it in a collective).
   if (rc != 0) rt::dist::abort_all(rc);
   if (opts.profile) {
     std::fflush(stdout);
-    std::string r = rt::prof::report();
+    std::string r = rt::prof::report() + codegen::deviceReport();
     std::fwrite(r.data(), 1, r.size(), stderr);
   }
   return rc;

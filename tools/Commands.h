@@ -17,6 +17,7 @@ struct RunOptions {
   bool trace = false;  // print each VM instruction and its registers
   bool jsonDiagnostics = false;
   std::string device = "cpu";
+  std::string gpuArch = "sm_90";
   int np = 0;  // --np N: run as N processes through mpirun (SPEC §12)
   std::vector<std::string> forwarded;  // the options to pass on to each process
 };

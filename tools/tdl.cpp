@@ -86,7 +86,7 @@ Usage:
       --eager                run graph fns eagerly in the VM
       --trace-report         print per graph fn its traces and calls served
       --profile              time per op kind and per graph fn
-      --device cpu|cuda|auto where graph fns run
+      --device cpu|cuda|emu|auto  where graph fns run (emu: the GPU path on an emulated device)
       --gpu-arch ARCH        the NVIDIA arch for --device cuda (default sm_90)
       --np N                 run as N processes through mpirun (the dist module)
   tdl check FILE             parse and check only; report every diagnostic
@@ -183,12 +183,14 @@ int mainImpl(int argc, char** argv) {
       else if (a == "--trace") ro.trace = true;
       else if (a == "--device" || a.rfind("--device=", 0) == 0) {
         std::string v = a == "--device" ? (i + 1 < args.size() ? args[++i] : "") : a.substr(9);
-        if (v != "cpu" && v != "cuda" && v != "auto") return usage("--device must be cpu, cuda or auto");
+        if (v != "cpu" && v != "cuda" && v != "emu" && v != "auto")
+          return usage("--device must be cpu, cuda, emu or auto");
         ro.device = v;
       } else if (a == "--gpu-arch" || a.rfind("--gpu-arch=", 0) == 0) {
         std::string v = a == "--gpu-arch" ? (i + 1 < args.size() ? args[++i] : "") : a.substr(11);
         if (!codegen::isKnownGpuArch(v))
           return usage(fmt::format("unknown --gpu-arch '{}' (one of {})", v, codegen::knownGpuArchs()));
+        ro.gpuArch = v;
       } else if (a == "--") {
         ++i;
         break;

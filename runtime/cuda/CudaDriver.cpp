@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <utility>
+#include <vector>
 
 namespace tdl::rt::cuda {
 
@@ -55,6 +56,7 @@ CudaDriver CudaDriver::load(std::string* why) {
   bind(lib, "cuMemFree_v2", f.cuMemFree, &missing);
   bind(lib, "cuMemcpyHtoD_v2", f.cuMemcpyHtoD, &missing);
   bind(lib, "cuMemcpyDtoH_v2", f.cuMemcpyDtoH, &missing);
+  bind(lib, "cuMemcpyDtoD_v2", f.cuMemcpyDtoD, nullptr);
   bind(lib, "cuLaunchKernel", f.cuLaunchKernel, &missing);
   bind(lib, "cuCtxSynchronize", f.cuCtxSynchronize, &missing);
   bind(lib, "cuGetErrorName", f.cuGetErrorName, nullptr);
@@ -225,6 +227,14 @@ bool CudaDriver::copyToHost(void* dst, CUdeviceptr src, size_t bytes) {
   return bytes == 0 || check(f_.cuMemcpyDtoH(dst, src, bytes), "cuMemcpyDtoH");
 }
 
+bool CudaDriver::copyOnDevice(CUdeviceptr dst, CUdeviceptr src, size_t bytes) {
+  if (!ready("cuMemcpyDtoD")) return false;
+  if (bytes == 0) return true;
+  if (f_.cuMemcpyDtoD) return check(f_.cuMemcpyDtoD(dst, src, bytes), "cuMemcpyDtoD");
+  std::vector<unsigned char> tmp(bytes);
+  return copyToHost(tmp.data(), src, bytes) && copyToDevice(dst, tmp.data(), bytes);
+}
+
 // ---- cuBLAS
 
 Cublas Cublas::load(std::string* why) {
@@ -241,6 +251,7 @@ Cublas Cublas::load(std::string* why) {
     bind(lib, "cublasCreate_v2", c.f_.cublasCreate, &missing);
     bind(lib, "cublasDestroy_v2", c.f_.cublasDestroy, &missing);
     bind(lib, "cublasSgemm_v2", c.f_.cublasSgemm, &missing);
+    bind(lib, "cublasDgemm_v2", c.f_.cublasDgemm, &missing);
     if (!missing.empty()) {
       tried += fmt::format("{}{} lacks {}", tried.empty() ? "" : "; ", name, missing);
       c.f_ = CublasFunctions{};
@@ -248,9 +259,17 @@ Cublas Cublas::load(std::string* why) {
       continue;
     }
     c.lib_ = lib;
+    c.available_ = true;
     return c;
   }
   if (why) *why = "no cuBLAS (" + tried + ")";
+  return c;
+}
+
+Cublas Cublas::fromTable(const CublasFunctions& fns) {
+  Cublas c;
+  c.f_ = fns;
+  c.available_ = fns.cublasCreate && fns.cublasDestroy && fns.cublasSgemm && fns.cublasDgemm;
   return c;
 }
 
@@ -259,6 +278,7 @@ Cublas& Cublas::operator=(Cublas&& o) noexcept {
   if (this != &o) {
     f_ = o.f_;
     lib_ = std::exchange(o.lib_, nullptr);
+    available_ = std::exchange(o.available_, false);
   }
   return *this;
 }

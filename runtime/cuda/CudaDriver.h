@@ -41,6 +41,7 @@ struct CudaFunctions {
   CUresult (*cuMemFree)(CUdeviceptr p) = nullptr;                  // cuMemFree_v2
   CUresult (*cuMemcpyHtoD)(CUdeviceptr dst, const void* src, size_t bytes) = nullptr;  // _v2
   CUresult (*cuMemcpyDtoH)(void* dst, CUdeviceptr src, size_t bytes) = nullptr;        // _v2
+  CUresult (*cuMemcpyDtoD)(CUdeviceptr dst, CUdeviceptr src, size_t bytes) = nullptr;  // _v2, optional
   CUresult (*cuLaunchKernel)(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
                              unsigned bz, unsigned sharedBytes, CUstream stream, void** params,
                              void** extra) = nullptr;
@@ -56,6 +57,9 @@ struct CublasFunctions {
   int (*cublasSgemm)(void* handle, int transa, int transb, int m, int n, int k, const float* alpha,
                      const float* a, int lda, const float* b, int ldb, const float* beta, float* c,
                      int ldc) = nullptr;           // cublasSgemm_v2
+  int (*cublasDgemm)(void* handle, int transa, int transb, int m, int n, int k, const double* alpha,
+                     const double* a, int lda, const double* b, int ldb, const double* beta, double* c,
+                     int ldc) = nullptr;           // cublasDgemm_v2
 };
 
 // One kernel argument: its bytes, as cuLaunchKernel reads them through a pointer.
@@ -110,6 +114,8 @@ class CudaDriver {
   bool free(CUdeviceptr p);
   bool copyToDevice(CUdeviceptr dst, const void* src, size_t bytes);
   bool copyToHost(void* dst, CUdeviceptr src, size_t bytes);
+  // Through cuMemcpyDtoD, or through the host when the driver lacks it.
+  bool copyOnDevice(CUdeviceptr dst, CUdeviceptr src, size_t bytes);
 
   // "CUDA_ERROR_X (text)" for a result code, through cuGetErrorName/String when present.
   std::string describe(CUresult r) const;
@@ -130,18 +136,21 @@ class CudaDriver {
 class Cublas {
  public:
   static Cublas load(std::string* why = nullptr);
+  // A table filled by the caller (tests); available when every entry is set.
+  static Cublas fromTable(const CublasFunctions& fns);
   Cublas() = default;
   Cublas(Cublas&& o) noexcept;
   Cublas& operator=(Cublas&& o) noexcept;
   Cublas(const Cublas&) = delete;
   Cublas& operator=(const Cublas&) = delete;
   ~Cublas();
-  bool available() const { return lib_ != nullptr; }
+  bool available() const { return available_; }
   const CublasFunctions& fns() const { return f_; }
 
  private:
   CublasFunctions f_;
   void* lib_ = nullptr;
+  bool available_ = false;
 };
 
 }  // namespace tdl::rt::cuda
