@@ -125,10 +125,6 @@ void setActiveDevice(std::unique_ptr<Device> d, const std::string& gpuArch) {
 
 std::string selectDevice(const std::string& kind, const std::string& gpuArch) {
   try {
-    if (kind == "emu") {
-      setActiveDevice(makeEmuDevice(), gpuArch);
-      return "";
-    }
     if (kind == "cuda") {
       std::string why;
       rt::cuda::CudaDriver d = rt::cuda::CudaDriver::load(&why);

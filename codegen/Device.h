@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "codegen/Ptx.h"
+#include "codegen/Kernels.h"
 #include "ir/IR.h"
 #include "runtime/Tensor.h"
 #include "runtime/cuda/CudaDriver.h"
@@ -32,6 +32,13 @@ struct DeviceStats {
   int64_t launches = 0, gemms = 0;             // kernels and BLAS calls
   int64_t allocs = 0, cacheHits = 0;           // raw allocations, allocator cache reuse
   int64_t peakBytes = 0, liveBytes = 0;        // device memory held by tensors
+};
+
+// A graph fn's kernels as a CUDA device loads them: PTX (with the kernel list) and, where
+// `ptxas` was there at build time, a cubin for the build's arch.
+struct KernelImage {
+  PtxModule mod;
+  std::string cubin;
 };
 
 // The kernels of one graph fn, loaded on a device.
@@ -52,7 +59,9 @@ class Device {
   virtual void copyIn(uint64_t dst, const void* src, size_t bytes) = 0;
   virtual void copyOut(void* dst, uint64_t src, size_t bytes) = 0;
   virtual void copyOnDevice(uint64_t dst, uint64_t src, size_t bytes) = 0;
-  virtual std::unique_ptr<DeviceKernels> load(const ir::Function& fn) = 0;
+  // The kernels of fn: CUDA loads `image` (its cubin when the driver takes it, else its
+  // PTX); the emulated device builds them from fn itself (image may be null).
+  virtual std::unique_ptr<DeviceKernels> load(const ir::Function& fn, const KernelImage* image) = 0;
   virtual void launch(DeviceKernels& m, size_t kernel, const KernelLaunch& l) = 0;
   // c := alpha * op(a) @ op(b) + beta * c in column-major order (BLAS's and cuBLAS's), f32
   // or f64; op(x) = x^T when trans.
@@ -65,8 +74,9 @@ class Device {
 
 // The device graph fns run on in this process (set once by selectDevice), or null.
 Device* activeDevice();
-// Opens "emu" or "cuda" (`gpuArch` for PTX) and makes it the active device; returns "" or
-// why it cannot ("no CUDA driver (...)", "no CUDA device").
+// Opens "cuda" (`gpuArch` for PTX) and makes it the active device; returns "" or why it
+// cannot ("no CUDA driver (...)", "no CUDA device"). (The emulated device, which needs
+// LLVM: setActiveDevice(makeEmuDevice()).)
 std::string selectDevice(const std::string& kind, const std::string& gpuArch = "sm_90");
 const std::string& deviceGpuArch();
 DeviceStats deviceStats();
@@ -88,7 +98,7 @@ void noteLaunch();
 void noteGemm();
 void noteTransfer(bool toDevice, int64_t bytes);  // a copy outside tensor residency
 
-std::unique_ptr<Device> makeEmuDevice();
+std::unique_ptr<Device> makeEmuDevice();  // DeviceEmu.cpp (tdl_codegen: LLVM)
 // CUDA on device 0 of `driver` (cuBLAS when `cublas` is available), kernels as PTX for
 // gpuArch. Throws rt::Error with the driver's message.
 std::unique_ptr<Device> makeCudaDevice(rt::cuda::CudaDriver driver, rt::cuda::Cublas cublas, const std::string& gpuArch);

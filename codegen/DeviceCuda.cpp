@@ -38,11 +38,13 @@ class CudaDevice : public Device {
   void copyIn(uint64_t dst, const void* src, size_t bytes) override { ok(drv_.copyToDevice(dst, src, bytes)); }
   void copyOut(void* dst, uint64_t src, size_t bytes) override { ok(drv_.copyToHost(dst, src, bytes)); }
   void copyOnDevice(uint64_t dst, uint64_t src, size_t bytes) override { ok(drv_.copyOnDevice(dst, src, bytes)); }
-  std::unique_ptr<DeviceKernels> load(const ir::Function& fn) override {
+  std::unique_ptr<DeviceKernels> load(const ir::Function&, const KernelImage* image) override {
+    if (!image) throw rt::InternalError("--device cuda: a graph fn without its PTX");
     auto k = std::make_unique<CudaKernels>();
-    k->mod = compilePtx(fn, arch_);
+    k->mod = image->mod;
     if (k->mod.kernels.empty()) return k;
-    k->module = drv_.loadModule(k->mod.ptx);
+    if (!image->cubin.empty()) k->module = drv_.loadModule(image->cubin);  // for another GPU: the PTX
+    if (!k->module) k->module = drv_.loadModule(k->mod.ptx);
     ok(k->module != nullptr);
     for (const PtxKernel& pk : k->mod.kernels) {
       k->fns.push_back(drv_.function(k->module, pk.name));

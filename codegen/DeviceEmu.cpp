@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "codegen/Device.h"
+#include "codegen/Ptx.h"
 #include "runtime/Error.h"
 
 namespace tdl::codegen {
@@ -39,7 +40,9 @@ class EmuDevice : public Device {
   void copyOnDevice(uint64_t dst, uint64_t src, size_t bytes) override {
     std::memcpy(reinterpret_cast<void*>(dst), reinterpret_cast<const void*>(src), bytes);
   }
-  std::unique_ptr<DeviceKernels> load(const ir::Function& fn) override { return std::make_unique<EmuKernels>(fn); }
+  std::unique_ptr<DeviceKernels> load(const ir::Function& fn, const KernelImage*) override {
+    return std::make_unique<EmuKernels>(fn);
+  }
   void launch(DeviceKernels& m, size_t kernel, const KernelLaunch& l) override {
     // KernelLaunch carries buffers as 64-bit addresses: on this device, host pointers.
     static_cast<EmuKernels&>(m).emu.launch(kernel, l);

@@ -38,8 +38,8 @@ double now() {
 
 class DeviceRunner : public CompiledFn::Runner {
  public:
-  DeviceRunner(const ir::Function& fn, Device& dev) : fn_(fn), dev_(dev) {
-    kernels_ = dev.load(fn);
+  DeviceRunner(const ir::Function& fn, Device& dev, const KernelImage* image) : fn_(fn), dev_(dev) {
+    kernels_ = dev.load(fn, image);
     const auto& ks = kernels_->kernels();
     for (size_t i = 0; i < ks.size(); ++i) kernelOf_[ks[i].op] = i;
   }
@@ -307,15 +307,14 @@ class DeviceRunner : public CompiledFn::Runner {
 
 }  // namespace
 
-std::unique_ptr<CompiledFn> compileForDevice(std::unique_ptr<ir::Module> module, ir::Function& fn, CompileTimes* times) {
+std::unique_ptr<CompiledFn> makeDeviceFn(std::unique_ptr<ir::Module> module, ir::Function& fn,
+                                         const KernelImage* image) {
   Device* dev = activeDevice();
   if (!dev) throw std::runtime_error("no device is selected");
-  double t0 = now();
   auto cf = std::make_unique<CompiledFn>();
   cf->fn = &fn;
-  cf->runner = std::make_unique<DeviceRunner>(fn, *dev);
+  cf->runner = std::make_unique<DeviceRunner>(fn, *dev, image);
   cf->module = std::move(module);
-  if (times) times->llvmMs = (now() - t0) * 1e3;
   return cf;
 }
 

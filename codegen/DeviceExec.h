@@ -7,8 +7,15 @@
 
 namespace tdl::codegen {
 
-// A CompiledFn whose run() executes `fn` on the active device (its kernels loaded now).
-// Throws std::runtime_error when no device is selected or the kernels do not load.
+struct KernelImage;
+
+// A CompiledFn whose run() executes `fn` on the active device, its kernels loaded now from
+// `image` (CUDA; null on the emulated device). Throws when no device is selected or the
+// kernels do not load. (No LLVM: native executables built with --device cuda use it.)
+std::unique_ptr<CompiledFn> makeDeviceFn(std::unique_ptr<ir::Module> module, ir::Function& fn,
+                                         const KernelImage* image);
+
+// The same from the JIT (DeviceJit.cpp): the PTX compiled now for the active device's arch.
 std::unique_ptr<CompiledFn> compileForDevice(std::unique_ptr<ir::Module> module, ir::Function& fn,
                                              CompileTimes* times = nullptr);
 

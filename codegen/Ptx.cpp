@@ -49,13 +49,6 @@ namespace {
 
 constexpr const char* kTriple = "nvptx64-nvidia-cuda";
 
-// How a kernel reads an operand: as the CPU's fused loops do, except that a strided
-// broadcast counts as None (element-wise and fused kernels read it through strides;
-// fused reductions leave such ops to the host).
-ir::FusedOperand ptxOperandKind(const ir::TensorType& x, const ir::TensorType& r) {
-  ir::FusedOperand k = ir::fused_operand_kind(x, r);
-  return k == ir::FusedOperand::Strided ? ir::FusedOperand::None : k;
-}
 
 // LLVM 19's NVPTX processors (NVPTX.td).
 const std::vector<std::string>& archList() {
@@ -880,118 +873,6 @@ PtxModule compilePtx(const ir::Function& fn, const std::string& gpuArch) {
 }
 
 std::string emitPtx(ir::Function& fn, const std::string& gpuArch) { return compilePtx(fn, gpuArch).ptx; }
-
-namespace {
-
-// The reduced run of axes of a reduce op on x: [lo, hi).
-std::pair<size_t, size_t> reducedRun(const ir::Op& op, size_t rank) {
-  std::vector<bool> mask(rank, false);
-  ir::IntList axes = op.attr("axes") ? op.ints_attr("axes") : ir::IntList{op.int_attr("axis")};
-  for (int64_t a : axes) mask[static_cast<size_t>(a < 0 ? a + static_cast<int64_t>(rank) : a)] = true;
-  size_t lo = 0, hi = rank;
-  while (lo < rank && !mask[lo]) ++lo;
-  while (hi > lo && !mask[hi - 1]) --hi;
-  return {lo, hi};
-}
-
-int64_t product(const rt::Shape& s, size_t from, size_t to) {
-  int64_t n = 1;
-  for (size_t i = from; i < to; ++i) n *= s[i];
-  return n;
-}
-
-template <class T> std::vector<unsigned char> bytesOf(T v) {
-  std::vector<unsigned char> b(sizeof(T));
-  std::memcpy(b.data(), &v, sizeof(T));
-  return b;
-}
-
-unsigned gridFor(int64_t work, unsigned per, unsigned maxGrid) {
-  int64_t g = (work + per - 1) / per;
-  return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(g, maxGrid)));
-}
-
-}  // namespace
-
-KernelLaunch planLaunch(const PtxKernel& k, uint64_t out, const std::vector<uint64_t>& bufs,
-                        const std::vector<rt::Tensor>& operands, const rt::Shape& resultShape, unsigned maxGrid,
-                        unsigned block, uint64_t errFlag) {
-  KernelLaunch l;
-  l.args.push_back(bytesOf(out));
-  if (k.kind == PtxKernel::Reduce || k.kind == PtxKernel::ReduceStrided || k.kind == PtxKernel::ArgReduce) {
-    const rt::Shape& xs = operands.at(0).shape();
-    auto [lo, hi] = reducedRun(*k.op, xs.size());
-    int64_t outer = product(xs, 0, lo), red = product(xs, lo, hi), inner = product(xs, hi, xs.size());
-    l.args.push_back(bytesOf(bufs.at(0)));
-    std::string kind = k.kind == PtxKernel::ArgReduce ? "arg" : k.op->str_attr("kind");
-    l.skip = outer * inner == 0 || (red == 0 && (kind == "max" || kind == "min" || kind == "arg"));
-    if (k.kind == PtxKernel::Reduce) {
-      bool fusedRows = false;
-      for (size_t j = 1; k.op->kind() == ir::OpKind::FusedReduce && j < operands.size(); ++j) {
-        ir::FusedOperand fk = ptxOperandKind(k.op->operand(j)->type, k.op->operand(0)->type);
-        fusedRows = fusedRows || fk == ir::FusedOperand::Row || fk == ir::FusedOperand::Col;
-        if (fk == ir::FusedOperand::Scalar) {
-          const auto* p = static_cast<const unsigned char*>(operands[j].raw());
-          l.args.emplace_back(p, p + rt::itemsize(operands[j].dtype()));
-        } else {
-          l.args.push_back(bytesOf(bufs.at(j)));
-        }
-      }
-      l.args.push_back(bytesOf(outer));
-      l.args.push_back(bytesOf(red));
-      if (fusedRows) l.args.push_back(bytesOf(xs.empty() ? int64_t{1} : xs.back()));
-      l.block = kReduceBlock;
-      l.grid = gridFor(outer, 1, maxGrid);
-    } else {
-      l.args.push_back(bytesOf(outer));
-      l.args.push_back(bytesOf(red));
-      l.args.push_back(bytesOf(inner));
-      l.block = block;
-      l.grid = gridFor(outer * inner, block, maxGrid);
-    }
-    return l;
-  }
-  for (size_t j = 0; j < operands.size(); ++j) {
-    const rt::Tensor& t = operands[j];
-    if (k.op->operand(j)->type.is_scalar()) {
-      const auto* p = static_cast<const unsigned char*>(t.raw());
-      l.args.emplace_back(p, p + rt::itemsize(t.dtype()));  // bool: one byte, as the kernel's i8
-    } else {
-      l.args.push_back(bytesOf(bufs.at(j)));
-    }
-  }
-  int64_t n = product(resultShape, 0, resultShape.size());
-  l.args.push_back(bytesOf(n));
-  bool rows = false, general = false;
-  const ir::TensorType& rt = k.op->result()->type;
-  for (const ir::Value* v : k.op->operands()) {
-    ir::FusedOperand fk = ptxOperandKind(v->type, rt);
-    rows = rows || fk == ir::FusedOperand::Row || fk == ir::FusedOperand::Col;
-    general = general || fk == ir::FusedOperand::None;
-  }
-  if (rows) l.args.push_back(bytesOf(resultShape.empty() ? int64_t{1} : resultShape.back()));
-  if (general) {
-    size_t rank = resultShape.size();
-    for (int64_t d : resultShape) l.args.push_back(bytesOf(d));
-    for (size_t j = 0; j < operands.size(); ++j) {
-      if (ptxOperandKind(k.op->operand(j)->type, rt) != ir::FusedOperand::None) continue;
-      const rt::Shape& xs = operands[j].shape();
-      std::vector<int64_t> strides(rank, 0);
-      int64_t st = 1;
-      for (size_t a = xs.size(); a-- > 0;) {
-        size_t ra = rank - xs.size() + a;  // aligned to the right, as NumPy does
-        strides[ra] = xs[a] == 1 && resultShape[ra] != 1 ? 0 : st;
-        st *= xs[a];
-      }
-      for (int64_t v : strides) l.args.push_back(bytesOf(v));
-    }
-  }
-  if (k.mayFail) l.args.push_back(bytesOf(errFlag));
-  l.skip = n == 0;
-  l.block = block;
-  l.grid = gridFor(n, block, maxGrid);
-  return l;
-}
 
 // ---- the host emulator
 

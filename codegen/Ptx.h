@@ -31,28 +31,10 @@
 #include <string>
 #include <vector>
 
+#include "codegen/Kernels.h"
 #include "ir/IR.h"
 
 namespace tdl::codegen {
-
-inline constexpr int kReduceBlock = 256;
-
-struct PtxKernel {
-  enum Kind { Elementwise, ElementwiseRows, Reduce, ReduceStrided, ArgReduce };
-  std::string name;
-  Kind kind = Elementwise;
-  const ir::Op* op = nullptr;
-  std::string signature;  // the kernel's parameters, for the header comment
-  // An integer // or %: its last parameter is an i32 error flag that a thread dividing by
-  // zero sets to 1 (the host raises "division by zero" for the op).
-  bool mayFail = false;
-};
-
-struct PtxModule {
-  std::string ptx;  // the PTX text, header comments included
-  std::vector<PtxKernel> kernels;
-  std::vector<std::string> hostOps;  // "while", "matmul", "fused (f64 exp needs libdevice)"
-};
 
 // Compiles the (optimized) IR of `fn` for `gpuArch` ("sm_90"). Throws
 // std::invalid_argument for an arch LLVM's NVPTX target does not know, and
@@ -60,20 +42,6 @@ struct PtxModule {
 PtxModule compilePtx(const ir::Function& fn, const std::string& gpuArch);
 // compilePtx(...).ptx
 std::string emitPtx(ir::Function& fn, const std::string& gpuArch);
-
-// How to launch kernel k: grid and block sizes and each argument's bytes, as cuLaunchKernel
-// reads them (buffers as 64-bit device addresses). `out` is the result's buffer, bufs[j]
-// operand j's (unused for a scalar operand, whose value comes from operands[j]); the sizes
-// come from the operands' and the result's shapes. `skip`: nothing to launch (no elements,
-// or a max/min over an empty axis, which is an error the host reports).
-struct KernelLaunch {
-  unsigned grid = 1, block = 1;
-  std::vector<std::vector<unsigned char>> args;
-  bool skip = false;
-};
-KernelLaunch planLaunch(const PtxKernel& k, uint64_t out, const std::vector<uint64_t>& bufs,
-                        const std::vector<rt::Tensor>& operands, const rt::Shape& resultShape,
-                        unsigned maxGrid = 4096, unsigned block = 256, uint64_t errFlag = 0);
 
 // The same kernels built for the host CPU and run on an emulated grid (blocks one after
 // another; a block's threads one after another, or as fibers switched at the warp

@@ -44,7 +44,11 @@ int notYet(const std::string& what, const std::string& issue) {
 // and on the CPU otherwise; `emu` runs graph fns as on a GPU, on the emulated device.
 int selectRunDevice(const RunOptions& opts) {
   if (opts.device == "cpu") return 0;
-  std::string why = codegen::selectDevice(opts.device == "auto" ? "cuda" : opts.device, opts.gpuArch);
+  if (opts.device == "emu") {
+    codegen::setActiveDevice(codegen::makeEmuDevice(), opts.gpuArch);
+    return 0;
+  }
+  std::string why = codegen::selectDevice("cuda", opts.gpuArch);
   if (why.empty() || opts.device == "auto") return 0;
   fmt::print(stderr, "tdl: error: --device {}: {}\n", opts.device, why);
   return 1;

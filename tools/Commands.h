@@ -37,6 +37,8 @@ struct BuildOptions {
   bool emitObj = false;         // --emit-obj: OUT is one relocatable object (image, table, code)
   bool emitLlvm = false;        // --emit-llvm: OUT is the LLVM IR of the compiled graph fns
   bool lib = false;             // --lib: OUT is a shared library, with a C header beside it
+  std::string device = "cpu";   // --device cuda: embed each graph fn's kernels (docs/gpu.md)
+  std::string gpuArch = "sm_90";
   bool jsonDiagnostics = false;
 };
 int buildExecutable(const BuildOptions& opts);

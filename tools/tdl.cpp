@@ -232,6 +232,10 @@ int mainImpl(int argc, char** argv) {
   build->add_flag("--emit-obj", bo.emitObj, "write one relocatable object instead of an executable");
   build->add_flag("--emit-llvm", bo.emitLlvm, "write the LLVM IR of the compiled graph fns");
   build->add_flag("--lib", bo.lib, "write a shared library and a C header");
+  build->add_option("--device", bo.device, "cpu (default), or cuda: also embed the graph fns' GPU kernels (PTX, and a cubin "
+                                           "where ptxas is installed); the program runs them on a GPU when there is one")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  build->add_option("--gpu-arch", bo.gpuArch, "the NVIDIA arch of --device cuda (default sm_90)");
   auto* exportCmd = app.add_subcommand("export", "write graph fns and their weights into a model file");
   ExportOptions xo;
   exportCmd->add_option("FILE", file)->required();
@@ -302,6 +306,8 @@ int mainImpl(int argc, char** argv) {
   if (build->parsed()) {
     bo.file = file;
     bo.out = out;
+    if (!codegen::isKnownGpuArch(bo.gpuArch))
+      return usage(fmt::format("unknown --gpu-arch '{}' (one of {})", bo.gpuArch, codegen::knownGpuArchs()));
     bo.jsonDiagnostics = g.diagnostics == "json";
     return buildExecutable(bo);
   }

@@ -391,6 +391,33 @@ func @g(%0: f32[1000]) -> (f32[1000]) {
     INFO(call);
     CHECK(fake.calls[call] > 0);
   }
+  // A native executable's way (tdl build --device cuda): the kernel list as text, restored
+  // onto the function traced again (the same IR text), with the PTX as embedded.
+  {
+    Fn built = parse(kStep);
+    codegen::KernelImage image;
+    image.mod = codegen::compilePtx(*built.fn, "sm_90");
+    std::string list = codegen::serializeKernels(image.mod.kernels, *built.fn);
+    Fn again = parse(kStep);
+    codegen::KernelImage restored;
+    restored.mod.ptx = image.mod.ptx;
+    REQUIRE(codegen::restoreKernels(restored.mod.kernels, list, *again.fn));
+    REQUIRE(restored.mod.kernels.size() == image.mod.kernels.size());
+    for (size_t i = 0; i < restored.mod.kernels.size(); ++i) {
+      CHECK(restored.mod.kernels[i].name == image.mod.kernels[i].name);
+      CHECK(restored.mod.kernels[i].kind == image.mod.kernels[i].kind);
+      CHECK(restored.mod.kernels[i].op->name() == image.mod.kernels[i].op->name());
+    }
+    CHECK_FALSE(codegen::restoreKernels(restored.mod.kernels, "k 1 100000 0\n", *again.fn));
+    gpu->loading = again.fn;
+    ir::Function& fn = *again.fn;
+    auto cf = codegen::makeDeviceFn(std::move(again.module), fn, &restored);
+    gpu->loading = nullptr;
+    std::vector<rt::Tensor> out;
+    codegen::ExecError err;
+    REQUIRE(cf->run(stepInputs(4), out, err));
+    checkClose(out[0], runCpu(kStep, stepInputs(4))[0]);
+  }
   // Back to the emulated device: the fake's cached buffers go back to it (cublasDestroy with
   // the CUDA device).
   codegen::setActiveDevice(codegen::makeEmuDevice());

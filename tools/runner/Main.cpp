@@ -10,6 +10,7 @@
 #include <new>
 #include <string>
 
+#include "codegen/Device.h"
 #include "frontend/Diagnostics.h"
 #include "tools/runner/Image.h"
 #include "vm/Compiler.h"
@@ -29,6 +30,11 @@ int runImage(int argc, char** argv) {
     fmt::print(stderr, "{}: error: {}\n", argc > 0 ? argv[0] : "program", why);
     return 3;
   }
+  std::string device = runner::selectDevice();
+  if (!device.empty()) {
+    fmt::print(stderr, "{}: error: {}\n", argc > 0 ? argv[0] : "program", device);
+    return 1;
+  }
   vm::VmOptions opts;
   for (int i = 1; i < argc; ++i) opts.scriptArgs.emplace_back(argv[i]);
   vm::Program prog;
@@ -39,6 +45,12 @@ int runImage(int argc, char** argv) {
     auto graphs = vm::makeGraphFnCache(runner::makeAotBackend(), std::getenv("TDL_TRACE_REPORT") != nullptr);
     interp.setGraphFnCache(graphs.get());
     interp.runModule(0);
+    interp.setGraphFnCache(nullptr);
+    graphs.reset();  // its report first
+    if (std::getenv("TDL_TRACE_REPORT")) {
+      std::string dev = codegen::deviceReport();
+      std::fwrite(dev.data(), 1, dev.size(), stderr);
+    }
   } catch (const ScriptError& e) {
     std::fflush(stdout);
     diags.report(Diagnostic{Severity::Error, e.loc, e.what(), e.trace});
