@@ -4,9 +4,11 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
 #include <map>
 
 #include "runtime/Error.h"
+#include "runtime/Profile.h"
 #include "runtime/Shape.h"
 
 namespace tdl::codegen {
@@ -91,9 +93,25 @@ void freeCopy(DeviceCopy* c) {
   delete c;
 }
 
+// --profile: a copy's time under "copy to the device" / "copy to the host" (the time a
+// download waits for the kernels before it is in it too, as on a GPU it must).
+struct CopyTimer {
+  const char* name;
+  std::chrono::steady_clock::time_point t0;
+  bool on = rt::prof::enabled();
+  explicit CopyTimer(const char* n) : name(n) {
+    if (on) t0 = std::chrono::steady_clock::now();
+  }
+  ~CopyTimer() {
+    if (on) rt::prof::record(rt::prof::Section::CompiledOp, name,
+                             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+};
+
 void hookDownload(rt::Storage* s) {
   auto* c = static_cast<DeviceCopy*>(s->device);
   State& st = state();
+  CopyTimer timer("copy to the host");
   if (s->nbytes) st.device->copyOut(s->data, c->addr, s->nbytes);
   std::lock_guard<std::mutex> lock(st.mu);
   ++st.stats.downloads;
@@ -199,6 +217,7 @@ uint64_t deviceData(const rt::Tensor& t) {
   try {
     const void* host = t.raw();
     State& st = state();
+    CopyTimer timer("copy to the device");
     if (s->nbytes) st.device->copyIn(c->addr, host, s->nbytes);
     std::lock_guard<std::mutex> lock(st.mu);
     ++st.stats.uploads;

@@ -168,6 +168,7 @@ CudaFunctions fakeDriver() {
     return ++gpu->calls["cuDevicePrimaryCtxRetain"], CUDA_SUCCESS;
   };
   f.cuCtxSetCurrent = [](CUcontext) { return ++gpu->calls["cuCtxSetCurrent"], CUDA_SUCCESS; };
+  f.cuDevicePrimaryCtxRelease = [](CUdevice) { return ++gpu->calls["cuDevicePrimaryCtxRelease"], CUDA_SUCCESS; };
   f.cuModuleLoadData = [](CUmodule* m, const void* image) {
     ++gpu->calls["cuModuleLoadData"];
     std::string ptx = static_cast<const char*>(image);
@@ -233,9 +234,9 @@ CudaFunctions fakeDriver() {
   f.cuCtxSynchronize = [] { return ++gpu->calls["cuCtxSynchronize"], CUDA_SUCCESS; };
   f.cuGetErrorName = [](CUresult r, const char** s) {
     *s = r == 2 ? "CUDA_ERROR_OUT_OF_MEMORY" : r == 719 ? "CUDA_ERROR_LAUNCH_FAILED" : "CUDA_ERROR_UNKNOWN";
-    return CUDA_SUCCESS;
+    return ++gpu->calls["cuGetErrorName"], CUDA_SUCCESS;
   };
-  f.cuGetErrorString = [](CUresult, const char** s) { return *s = "fake", CUDA_SUCCESS; };
+  f.cuGetErrorString = [](CUresult, const char** s) { return *s = "fake", ++gpu->calls["cuGetErrorString"], CUDA_SUCCESS; };
   return f;
 }
 
@@ -387,7 +388,7 @@ func @g(%0: f32[1000]) -> (f32[1000]) {
   for (const char* call : {"cuInit", "cuDeviceGetCount", "cuDeviceGet", "cuDeviceGetName", "cuDevicePrimaryCtxRetain",
                            "cuCtxSetCurrent", "cuModuleLoadData", "cuModuleGetFunction", "cuMemAlloc", "cuMemFree",
                            "cuMemcpyHtoD", "cuMemcpyDtoH", "cuMemcpyDtoD", "cuLaunchKernel", "cuCtxSynchronize",
-                           "cublasCreate", "cublasSgemm", "cublasDgemm"}) {
+                           "cuGetErrorName", "cuGetErrorString", "cublasCreate", "cublasSgemm", "cublasDgemm"}) {
     INFO(call);
     CHECK(fake.calls[call] > 0);
   }
@@ -422,6 +423,7 @@ func @g(%0: f32[1000]) -> (f32[1000]) {
   // the CUDA device).
   codegen::setActiveDevice(codegen::makeEmuDevice());
   CHECK(fake.calls["cublasDestroy"] == 1);
+  CHECK(fake.calls["cuDevicePrimaryCtxRelease"] == 1);
   CHECK(fake.live.empty());
   gpu = nullptr;
 }
