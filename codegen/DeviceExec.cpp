@@ -157,6 +157,14 @@ class DeviceRunner : public CompiledFn::Runner {
     bindResults(f, op, carried);
   }
 
+  // --profile: the device's time for op since t0 (synchronized) under `what (line L)`.
+  void profiled(const ir::Op& op, std::string what, double t0) {
+    if (!rt::prof::enabled()) return;
+    dev_.synchronize();
+    if (op.loc.line > 0) what += fmt::format(" (line {})", op.loc.line);
+    rt::prof::record(rt::prof::Section::CompiledOp, what, now() - t0);
+  }
+
   // The shape a kernel's result has for these operands.
   static rt::Shape resultShape(const ir::Op& op, const std::vector<rt::Tensor>& in) {
     size_t n = op.kind() == ir::OpKind::Reduce || op.kind() == ir::OpKind::ArgMax || op.kind() == ir::OpKind::ArgMin
@@ -211,12 +219,7 @@ class DeviceRunner : public CompiledFn::Runner {
           throw rt::Error("division by zero");
         }
       }
-      if (rt::prof::enabled()) {
-        dev_.synchronize();
-        std::string name = "kernel " + pk.name.substr(pk.name.find("_k") + 1);
-        if (op.loc.line > 0) name += fmt::format(" (line {})", op.loc.line);
-        rt::prof::record(rt::prof::Section::CompiledOp, name, now() - t0);
-      }
+      profiled(op, "kernel " + pk.name.substr(pk.name.find("_k") + 1), t0);
     }
     f.bind(op.result(), std::move(out));
     return true;
@@ -266,12 +269,7 @@ class DeviceRunner : public CompiledFn::Runner {
       dev_.gemm(dt, tb, ta, N, M, K, alpha, ob, cb, oa, ca, withC ? beta : 0.0, oc, N);
       noteGemm();
     }
-    if (rt::prof::enabled()) {
-      dev_.synchronize();
-      std::string name = fmt::format("gemm {}x{}x{}", M, N, K);
-      if (op.loc.line > 0) name += fmt::format(" (line {})", op.loc.line);
-      rt::prof::record(rt::prof::Section::CompiledOp, name, now() - t0);
-    }
+    profiled(op, fmt::format("gemm {}x{}x{}", M, N, K), t0);
     f.bind(op.result(), std::move(out));
     return true;
   }
