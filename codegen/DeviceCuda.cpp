@@ -33,13 +33,24 @@ class CudaDevice : public Device {
   }
   std::string kind() const override { return "cuda"; }
   std::string name() const override { return name_; }
-  uint64_t rawAlloc(size_t bytes) override { return drv_.alloc(bytes); }
-  void rawFree(uint64_t p) override { drv_.free(p); }  // at exit the driver may be gone: errors are moot
-  void copyIn(uint64_t dst, const void* src, size_t bytes) override { ok(drv_.copyToDevice(dst, src, bytes)); }
-  void copyOut(void* dst, uint64_t src, size_t bytes) override { ok(drv_.copyToHost(dst, src, bytes)); }
-  void copyOnDevice(uint64_t dst, uint64_t src, size_t bytes) override { ok(drv_.copyOnDevice(dst, src, bytes)); }
+  // Every entry binds the context to the calling thread first: a tensor may be brought back
+  // to the host from any thread of the runtime's pool.
+  uint64_t rawAlloc(size_t bytes) override { return drv_.bindThread() ? drv_.alloc(bytes) : 0; }
+  void rawFree(uint64_t p) override {
+    if (drv_.bindThread()) drv_.free(p);  // at exit the driver may be gone: errors are moot
+  }
+  void copyIn(uint64_t dst, const void* src, size_t bytes) override {
+    ok(drv_.bindThread() && drv_.copyToDevice(dst, src, bytes));
+  }
+  void copyOut(void* dst, uint64_t src, size_t bytes) override {
+    ok(drv_.bindThread() && drv_.copyToHost(dst, src, bytes));
+  }
+  void copyOnDevice(uint64_t dst, uint64_t src, size_t bytes) override {
+    ok(drv_.bindThread() && drv_.copyOnDevice(dst, src, bytes));
+  }
   std::unique_ptr<DeviceKernels> load(const ir::Function&, const KernelImage* image) override {
     if (!image) throw rt::InternalError("--device cuda: a graph fn without its PTX");
+    ok(drv_.bindThread());
     auto k = std::make_unique<CudaKernels>();
     k->mod = image->mod;
     if (k->mod.kernels.empty()) return k;
@@ -54,6 +65,7 @@ class CudaDevice : public Device {
   }
   void launch(DeviceKernels& m, size_t kernel, const KernelLaunch& l) override {
     auto& k = static_cast<CudaKernels&>(m);
+    ok(drv_.bindThread());
     std::vector<KernelArg> args;
     args.reserve(l.args.size());
     for (const auto& a : l.args) args.push_back(KernelArg{a});
@@ -63,6 +75,7 @@ class CudaDevice : public Device {
             uint64_t b, int64_t ldb, double beta, uint64_t c, int64_t ldc) override {
     if (!blas_.available()) throw rt::Error("--device cuda: matmul needs cuBLAS (libcublas.so), which was not found");
     const CublasFunctions& f = blas_.fns();
+    ok(drv_.bindThread());
     if (!handle_) {
       int st = f.cublasCreate(&handle_);
       if (st != 0) throw rt::Error(fmt::format("cublasCreate: status {}", st));
@@ -80,7 +93,7 @@ class CudaDevice : public Device {
     }
     if (st != 0) throw rt::Error(fmt::format("cublas{}gemm: status {}", dt == rt::DType::F32 ? 'S' : 'D', st));
   }
-  void synchronize() override { ok(drv_.synchronize()); }
+  void synchronize() override { ok(drv_.bindThread() && drv_.synchronize()); }
   unsigned maxGrid() const override { return 65535; }
 
  private:

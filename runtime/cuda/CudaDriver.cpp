@@ -168,6 +168,14 @@ bool CudaDriver::open(int ordinal) {
   return true;
 }
 
+bool CudaDriver::bindThread() {
+  thread_local CUcontext bound = nullptr;
+  if (!ctx_ || bound == ctx_) return ctx_ != nullptr;
+  if (!check(f_.cuCtxSetCurrent(ctx_), "cuCtxSetCurrent")) return false;
+  bound = ctx_;
+  return true;
+}
+
 std::string CudaDriver::deviceName() {
   if (!ready("cuDeviceGetName")) return "";
   char buf[256] = {0};

@@ -104,6 +104,9 @@ class CudaDriver {
   // Makes device `ordinal` current (its primary context); false with error() set.
   bool open(int ordinal = 0);
   std::string deviceName();  // of the open device
+  // Makes the open device's context current on the calling thread (a driver call from a
+  // thread without one fails); once per thread. False with error() set.
+  bool bindThread();
 
   CUmodule loadModule(const std::string& ptx);  // null on error
   CUfunction function(CUmodule m, const std::string& name);

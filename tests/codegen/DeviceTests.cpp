@@ -13,6 +13,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "codegen/Codegen.h"
@@ -153,6 +154,9 @@ struct FakeGpu {
   }
 };
 FakeGpu* gpu = nullptr;
+// As the driver: a context is current per thread, and calls without one fail.
+thread_local bool contextCurrent = false;
+constexpr CUresult kInvalidContext = 201;  // CUDA_ERROR_INVALID_CONTEXT
 
 CudaFunctions fakeDriver() {
   CudaFunctions f;
@@ -167,10 +171,11 @@ CudaFunctions fakeDriver() {
     *c = reinterpret_cast<CUcontext>(0x30);
     return ++gpu->calls["cuDevicePrimaryCtxRetain"], CUDA_SUCCESS;
   };
-  f.cuCtxSetCurrent = [](CUcontext) { return ++gpu->calls["cuCtxSetCurrent"], CUDA_SUCCESS; };
+  f.cuCtxSetCurrent = [](CUcontext) { return contextCurrent = true, ++gpu->calls["cuCtxSetCurrent"], CUDA_SUCCESS; };
   f.cuDevicePrimaryCtxRelease = [](CUdevice) { return ++gpu->calls["cuDevicePrimaryCtxRelease"], CUDA_SUCCESS; };
   f.cuModuleLoadData = [](CUmodule* m, const void* image) {
     ++gpu->calls["cuModuleLoadData"];
+    if (!contextCurrent) return kInvalidContext;
     std::string ptx = static_cast<const char*>(image);
     if (ptx.find(".version") == std::string::npos || !gpu->loading) return 218;  // CUDA_ERROR_INVALID_PTX
     gpu->modules.push_back(std::make_unique<codegen::HostKernelEmulator>(*gpu->loading));
@@ -187,6 +192,7 @@ CudaFunctions fakeDriver() {
   };
   f.cuMemAlloc = [](CUdeviceptr* p, size_t bytes) {
     ++gpu->calls["cuMemAlloc"];
+    if (!contextCurrent) return kInvalidContext;
     if (gpu->used + bytes > gpu->capacity) return 2;  // CUDA_ERROR_OUT_OF_MEMORY
     void* q = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
     *p = reinterpret_cast<CUdeviceptr>(q);
@@ -205,18 +211,21 @@ CudaFunctions fakeDriver() {
   };
   f.cuMemcpyHtoD = [](CUdeviceptr dst, const void* src, size_t bytes) {
     ++gpu->calls["cuMemcpyHtoD"];
+    if (!contextCurrent) return kInvalidContext;
     if (!gpu->inside(dst, bytes)) return 1;
     std::memcpy(reinterpret_cast<void*>(dst), src, bytes);
     return CUDA_SUCCESS;
   };
   f.cuMemcpyDtoH = [](void* dst, CUdeviceptr src, size_t bytes) {
     ++gpu->calls["cuMemcpyDtoH"];
+    if (!contextCurrent) return kInvalidContext;
     if (!gpu->inside(src, bytes)) return 1;
     std::memcpy(dst, reinterpret_cast<const void*>(src), bytes);
     return CUDA_SUCCESS;
   };
   f.cuMemcpyDtoD = [](CUdeviceptr dst, CUdeviceptr src, size_t bytes) {
     ++gpu->calls["cuMemcpyDtoD"];
+    if (!contextCurrent) return kInvalidContext;
     if (!gpu->inside(src, bytes) || !gpu->inside(dst, bytes)) return 1;
     std::memcpy(reinterpret_cast<void*>(dst), reinterpret_cast<const void*>(src), bytes);
     return CUDA_SUCCESS;
@@ -224,6 +233,7 @@ CudaFunctions fakeDriver() {
   f.cuLaunchKernel = [](CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                         unsigned, CUstream, void** params, void** extra) {
     ++gpu->calls["cuLaunchKernel"];
+    if (!contextCurrent) return kInvalidContext;
     size_t fi = reinterpret_cast<size_t>(fn);
     if (gpu->failLaunch) return 719;  // CUDA_ERROR_LAUNCH_FAILED
     if (fi == 0 || fi > gpu->functions.size() || extra || gy != 1 || gz != 1 || by != 1 || bz != 1) return 400;
@@ -357,6 +367,20 @@ TEST_CASE("the CUDA device over a fake driver: every driver call, the same resul
     std::vector<rt::Tensor> out;
     codegen::ExecError err;
     REQUIRE(cf->run(stepInputs(4), out, err));
+    checkClose(out[0], want[0]);
+    // Brought back to the host from another thread (as the runtime's pool may): the device
+    // binds its context there first.
+    REQUIRE(cf->run(stepInputs(4), out, err));
+    std::string threadError;
+    std::thread reader([&] {
+      try {
+        (void)out[0].raw();
+      } catch (const std::exception& e) {
+        threadError = e.what();
+      }
+    });
+    reader.join();
+    CHECK(threadError.empty());
     checkClose(out[0], want[0]);
     auto want2 = runCpu(kStats, statsInputs());
     auto cf2 = onFake(kStats);
