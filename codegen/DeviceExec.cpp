@@ -10,6 +10,9 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <climits>
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <unordered_map>
 
@@ -42,6 +45,7 @@ class DeviceRunner : public CompiledFn::Runner {
     kernels_ = dev.load(fn, image);
     const auto& ks = kernels_->kernels();
     for (size_t i = 0; i < ks.size(); ++i) kernelOf_[ks[i].op] = i;
+    lastUses(fn.entry());
   }
 
   bool run(const std::vector<rt::Tensor>& inputs, std::vector<rt::Tensor>& outputs, ExecError& err) override {
@@ -111,6 +115,9 @@ class DeviceRunner : public CompiledFn::Runner {
       }
       try {
         runOp(f, op);
+        auto d = dies_.find(&op);  // drop what no later op reads (device memory back to the cache)
+        if (d != dies_.end())
+          for (const ir::Value* v : d->second) f.vals.erase(v);
       } catch (const Failure&) {
         throw;
       } catch (const rt::Error& e) {
@@ -155,6 +162,28 @@ class DeviceRunner : public CompiledFn::Runner {
       runBlock(f, body, carried);
     }
     bindResults(f, op, carried);
+  }
+
+  // For each op, the values of its block (results, the block's arguments) that no later op
+  // of the block reads, also inside regions; the values of the last op (yield, return) stay.
+  void lastUses(const ir::Block& blk) {
+    std::unordered_map<const ir::Value*, size_t> last;
+    for (size_t i = 0; i < blk.num_args(); ++i) last[blk.arg(i)] = SIZE_MAX;
+    for (size_t i = 0; i < blk.size(); ++i)
+      for (size_t r = 0; r < blk.op(i).num_results(); ++r) last[blk.op(i).result(r)] = i;
+    std::function<void(const ir::Op&, size_t)> uses = [&](const ir::Op& op, size_t at) {
+      for (const ir::Value* v : op.operands()) {
+        auto it = last.find(v);
+        if (it != last.end()) it->second = at;
+      }
+      for (size_t r = 0; r < op.num_regions(); ++r)
+        for (size_t j = 0; j < op.region(r).block().size(); ++j) uses(op.region(r).block().op(j), at);
+    };
+    for (size_t i = 0; i < blk.size(); ++i) uses(blk.op(i), i);
+    for (auto& [v, at] : last)
+      if (at != SIZE_MAX && at + 1 < blk.size()) dies_[&blk.op(at)].push_back(v);
+    for (size_t i = 0; i < blk.size(); ++i)
+      for (size_t r = 0; r < blk.op(i).num_regions(); ++r) lastUses(blk.op(i).region(r).block());
   }
 
   // --profile: the device's time for op since t0 (synchronized) under `what (line L)`.
@@ -300,6 +329,7 @@ class DeviceRunner : public CompiledFn::Runner {
   Device& dev_;
   std::unique_ptr<DeviceKernels> kernels_;
   std::unordered_map<const ir::Op*, size_t> kernelOf_;
+  std::unordered_map<const ir::Op*, std::vector<const ir::Value*>> dies_;  // lastUses
   rt::Tensor errFlag_;  // the error flag of kernels that may fail (on the device)
 };
 
