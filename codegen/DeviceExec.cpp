@@ -145,6 +145,7 @@ class DeviceRunner : public CompiledFn::Runner {
     if (k != kernelOf_.end() && launch(f, op, k->second)) return;
     if ((op.kind() == ir::OpKind::MatMul || op.kind() == ir::OpKind::Gemm) && deviceGemm(f, op)) return;
     if (op.kind() == ir::OpKind::Fused || op.kind() == ir::OpKind::FusedReduce) return hostFused(f, op);
+    rt::prof::Scope ps(rt::prof::Section::CompiledOp, op.name());  // as compiled code's tdl_op
     std::vector<rt::Tensor> in = operands(f, op);
     std::vector<rt::Tensor> out = runHostOp(op, in, f);
     bindResults(f, op, out);
