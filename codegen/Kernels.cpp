@@ -7,6 +7,8 @@
 #include <sstream>
 
 #include "ir/Pass.h"
+#include "runtime/Index.h"
+#include "runtime/Shape.h"
 
 namespace tdl::codegen {
 
@@ -52,6 +54,19 @@ KernelLaunch planLaunch(const PtxKernel& k, uint64_t out, const std::vector<uint
                         unsigned block, uint64_t errFlag) {
   KernelLaunch l;
   l.args.push_back(bytesOf(out));
+  if (k.kind == PtxKernel::Copy) {
+    CopyView v = copyView(*k.op, operands.at(0).shape(), resultShape);
+    int64_t n = product(v.dims, 0, v.dims.size());
+    l.args.push_back(bytesOf(bufs.at(0)));
+    l.args.push_back(bytesOf(n));
+    l.args.push_back(bytesOf(v.offset));
+    for (int64_t d : v.dims) l.args.push_back(bytesOf(d));
+    for (int64_t d : v.strides) l.args.push_back(bytesOf(d));
+    l.skip = n == 0;
+    l.block = block;
+    l.grid = gridFor(n, block, maxGrid);
+    return l;
+  }
   if (k.kind == PtxKernel::Reduce || k.kind == PtxKernel::ReduceStrided || k.kind == PtxKernel::ArgReduce) {
     const rt::Shape& xs = operands.at(0).shape();
     auto [lo, hi] = reducedRun(*k.op, xs.size());
@@ -127,6 +142,44 @@ KernelLaunch planLaunch(const PtxKernel& k, uint64_t out, const std::vector<uint
   return l;
 }
 
+CopyView copyView(const ir::Op& op, const rt::Shape& in, const rt::Shape& target) {
+  size_t rank = in.size();
+  std::vector<int64_t> st(rank, 1);
+  for (size_t a = rank; a-- > 1;) st[a - 1] = st[a] * in[a];
+  CopyView v;
+  switch (op.kind()) {
+    case ir::OpKind::Transpose: {
+      const ir::IntList& perm = op.ints_attr("perm");
+      for (int64_t p : perm) {
+        v.dims.push_back(in.at(static_cast<size_t>(p)));
+        v.strides.push_back(st.at(static_cast<size_t>(p)));
+      }
+      return v;
+    }
+    case ir::OpKind::Slice: {
+      const ir::IntList &start = op.ints_attr("start"), &stop = op.ints_attr("stop"), &step = op.ints_attr("step");
+      for (size_t a = 0; a < rank; ++a) {
+        rt::AxisRange r{0, 1, in[a], true};
+        if (a < start.size()) r = rt::resolve_index(rt::IndexItem::slice(start[a], stop[a], step[a]), static_cast<int64_t>(a), in[a]);
+        v.dims.push_back(r.count);
+        v.strides.push_back(r.step * st[a]);
+        if (r.count > 0) v.offset += r.start * st[a];
+      }
+      return v;
+    }
+    case ir::OpKind::BroadcastTo: {
+      rt::check_broadcast_to(in, target);
+      size_t lead = target.size() - rank;
+      for (size_t a = 0; a < target.size(); ++a) {
+        v.dims.push_back(target[a]);
+        v.strides.push_back(a < lead || in[a - lead] == 1 ? 0 : st[a - lead]);
+      }
+      return v;
+    }
+    default: throw rt::InternalError(std::string("copyView of ") + std::string(op.name()));
+  }
+}
+
 namespace {
 std::vector<const ir::Op*> opsInOrder(const ir::Function& fn) {
   std::vector<const ir::Op*> ops;
@@ -154,7 +207,7 @@ bool restoreKernels(std::vector<PtxKernel>& ks, const std::string& text, const i
   size_t at = 0;
   ks.clear();
   while (in >> name >> kind >> at >> mayFail) {
-    if (at >= ops.size() || kind < 0 || kind > PtxKernel::ArgReduce) return false;
+    if (at >= ops.size() || kind < 0 || kind > PtxKernel::Copy) return false;
     PtxKernel k;
     k.name = name;
     k.kind = static_cast<PtxKernel::Kind>(kind);

@@ -15,7 +15,7 @@ namespace tdl::codegen {
 inline constexpr int kReduceBlock = 256;
 
 struct PtxKernel {
-  enum Kind { Elementwise, ElementwiseRows, Reduce, ReduceStrided, ArgReduce };
+  enum Kind { Elementwise, ElementwiseRows, Reduce, ReduceStrided, ArgReduce, Copy };
   std::string name;
   Kind kind = Elementwise;
   const ir::Op* op = nullptr;
@@ -44,6 +44,17 @@ struct KernelLaunch {
 KernelLaunch planLaunch(const PtxKernel& k, uint64_t out, const std::vector<uint64_t>& bufs,
                         const std::vector<rt::Tensor>& operands, const rt::Shape& resultShape,
                         unsigned maxGrid = 4096, unsigned block = 256, uint64_t errFlag = 0);
+
+// A copy kernel's view of its input (transpose, slice, broadcast_to): result element i, at
+// coordinates c over `dims`, is in[offset + sum_a c[a] * strides[a]]. `target` is the
+// resolved result shape of a broadcast_to (unused for the others). Throws rt::Error as the
+// runtime's op would (a bad broadcast).
+struct CopyView {
+  rt::Shape dims;
+  std::vector<int64_t> strides;
+  int64_t offset = 0;
+};
+CopyView copyView(const ir::Op& op, const rt::Shape& in, const rt::Shape& target);
 
 // How a kernel reads an operand: as the CPU's fused loops do, except that a strided
 // broadcast counts as None (element-wise and fused kernels read it through strides;

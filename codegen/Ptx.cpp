@@ -451,6 +451,52 @@ class PtxLowering {
     markKernel(k.fn, 0);
   }
 
+  // transpose, slice, broadcast_to: a grid-stride loop over the result's elements, each
+  // read through a strided view of the input (Kernels.h, copyView): params (out, in, i64 n,
+  // i64 offset, i64 dims[R], i64 strides[R]), R the result's rank.
+  PtxKernel copy(const ir::Op& op, const std::string& name) {
+    const ir::Value* r = op.result();
+    if (r->type.is_scalar()) throw Unsupported{"a scalar result"};
+    if (op.operand(0)->type.dtype != r->type.dtype) throw Unsupported{"a cast"};
+    size_t rank = r->type.dims.size();
+    auto* i64t = b.getInt64Ty();
+    std::vector<llvm::Type*> params{globalPtr(), globalPtr(), i64t, i64t};
+    for (size_t a = 0; a < 2 * rank; ++a) params.push_back(i64t);
+    auto* f = llvm::Function::Create(llvm::FunctionType::get(b.getVoidTy(), params, false),
+                                     llvm::Function::ExternalLinkage, name, mod);
+    auto* entry = llvm::BasicBlock::Create(ctx, "entry", f);
+    auto* loop = llvm::BasicBlock::Create(ctx, "loop", f);
+    auto* exit = llvm::BasicBlock::Create(ctx, "exit", f);
+    b.SetInsertPoint(entry);
+    llvm::Value* count = f->getArg(2);
+    llvm::Value* start = threadIndex();
+    llvm::Value* stride = gridSize();
+    b.CreateCondBr(b.CreateICmpSLT(start, count), loop, exit);
+    b.SetInsertPoint(loop);
+    llvm::PHINode* i = b.CreatePHI(i64t, 2);
+    i->addIncoming(start, entry);
+    llvm::Value* src = f->getArg(3);
+    llvm::Value* rest = i;
+    for (size_t a = rank; a-- > 0;) {
+      llvm::Value* d = f->getArg(static_cast<unsigned>(4 + a));
+      llvm::Value* coord = a == 0 ? rest : b.CreateURem(rest, d);
+      if (a > 0) rest = b.CreateUDiv(rest, d);
+      src = b.CreateAdd(src, b.CreateMul(coord, f->getArg(static_cast<unsigned>(4 + rank + a))));
+    }
+    llvm::Type* t = memTy(r->type.dtype);  // the bytes as they are (bool: one byte)
+    llvm::Value* v = b.CreateLoad(t, b.CreateInBoundsGEP(t, f->getArg(1), src));
+    b.CreateStore(v, b.CreateInBoundsGEP(t, f->getArg(0), i));
+    llvm::Value* next = b.CreateAdd(i, stride);
+    i->addIncoming(next, b.GetInsertBlock());
+    b.CreateCondBr(b.CreateICmpSLT(next, count), loop, exit);
+    b.SetInsertPoint(exit);
+    b.CreateRetVoid();
+    markKernel(f, 0);
+    std::string sig = fmt::format("({0}* out, {0}* in, i64 n, i64 offset, i64 dims[{1}], i64 strides[{1}])",
+                                  rt::dtype_name(r->type.dtype), rank);
+    return PtxKernel{name, PtxKernel::Copy, &op, sig};
+  }
+
   // argmax/argmin along one axis: x viewed as [outer, red, inner], one thread per output
   // walks red (grid-stride over the outputs); the first best index wins, a NaN wins first.
   PtxKernel argReduce(const ir::Op& op, const std::string& name) {
@@ -787,10 +833,15 @@ void buildKernels(const ir::Function& fn, PtxLowering& low, PtxModule& result) {
       bool isFused = op.kind() == ir::OpKind::Fused;
       bool isReduce = op.kind() == ir::OpKind::Reduce || op.kind() == ir::OpKind::FusedReduce;
       bool isArg = op.kind() == ir::OpKind::ArgMax || op.kind() == ir::OpKind::ArgMin;
-      if (isFused || isReduce || isArg || elementwiseOnTensors(op)) {
+      bool isCopy = op.kind() == ir::OpKind::Transpose || op.kind() == ir::OpKind::Slice ||
+                    op.kind() == ir::OpKind::BroadcastTo;
+      if (isFused || isReduce || isArg || isCopy || elementwiseOnTensors(op)) {
         std::string name = fmt::format("{}_k{}_{}", base, count, sanitize(std::string(op.name())));
         try {
-          result.kernels.push_back(isReduce ? low.reduce(op, name) : isArg ? low.argReduce(op, name) : low.elementwise(op, name));
+          result.kernels.push_back(isReduce ? low.reduce(op, name)
+                                   : isArg  ? low.argReduce(op, name)
+                                   : isCopy ? low.copy(op, name)
+                                            : low.elementwise(op, name));
           ++count;
         } catch (const Unsupported& u) {
           // Drop what was built of it (a kernel given up half-way has unterminated blocks).
@@ -853,6 +904,7 @@ PtxModule compilePtx(const ir::Function& fn, const std::string& gpuArch) {
                                  result.kernels.size() == 1 ? "" : "s");
   for (const PtxKernel& k : result.kernels) {
     const char* how = k.kind == PtxKernel::Reduce ? "block reduction, one block per row"
+                      : k.kind == PtxKernel::Copy ? "grid-stride loop through a strided view"
                       : k.kind == PtxKernel::ReduceStrided || k.kind == PtxKernel::ArgReduce
                           ? "grid-stride loop over the outputs"
                           : "grid-stride loop";

@@ -88,6 +88,18 @@ func @stats(%0: f64[3, 5], %1: f64[5, 2]) -> (f64[3, 2], f64[3], i64[3], f64[6, 
 }
 )";
 
+// Copy kernels: a transpose, a slice with a negative step and an open end, a bool broadcast,
+// an empty slice.
+const char* kViews = R"(
+func @views(%0: f32[4, 6], %1: bool[3, 1]) -> (f32[6, 4], f32[3, 3], bool[2, 3, 5], f32[0, 6]) {
+  %2 = transpose(%0) {perm = [1, 0]} : f32[6, 4]
+  %3 = slice(%0) {start = [1, 9223372036854775807], step = [1, -2], stop = [4, -9223372036854775808]} : f32[3, 3]
+  %4 = broadcast_to(%1) : bool[2, 3, 5]
+  %5 = slice(%0) {start = [3, 0], step = [1, 1], stop = [1, 9223372036854775807]} : f32[0, 6]
+  return(%2, %3, %4, %5)
+}
+)";
+
 struct Fn {
   std::unique_ptr<ir::Module> module;
   ir::Function* fn = nullptr;
@@ -300,6 +312,19 @@ TEST_CASE("the emulated device runs graph fns as compiled CPU code does", "[devi
   for (size_t i = 0; i < out.size(); ++i) checkClose(out[i], want2[i], 1e-12);
   CHECK(codegen::deviceStats().gemms > 0);
   CHECK(codegen::deviceStats().launches > 0);
+
+  rt::seed(5);
+  std::vector<rt::Tensor> views{rt::randn({4, 6}), rt::Tensor::from_vector<bool>({true, false, true}, {3, 1})};
+  auto want3 = runCpu(kViews, views);
+  auto cf3 = onDevice(kViews);
+  codegen::resetDeviceStats();
+  REQUIRE(cf3->run(views, out, err));
+  CHECK(codegen::deviceStats().launches == 3);  // the empty slice launches nothing
+  REQUIRE(out.size() == 4);
+  for (size_t i = 0; i < out.size(); ++i) {
+    CHECK(codegen::onDeviceOnly(out[i]));
+    checkClose(out[i], want3[i], 0);
+  }
 }
 
 TEST_CASE("state kept on the device between calls is not copied per call", "[device]") {
