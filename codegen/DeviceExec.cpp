@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <cstdint>
@@ -158,6 +159,7 @@ class DeviceRunner : public CompiledFn::Runner {
       rt::check_interrupt();
       for (size_t i = 0; i < cb.num_args(); ++i) f.bind(cb.arg(i), carried[i]);
       runBlock(f, cb, y);
+      for (size_t i = 0; i < cb.num_args(); ++i) f.vals.erase(cb.arg(i));  // the body's own copies follow
       if (!y.at(0).scalar_as_bool()) break;
       for (size_t i = 0; i < body.num_args(); ++i) f.bind(body.arg(i), std::move(carried[i]));
       runBlock(f, body, carried);
@@ -221,6 +223,7 @@ class DeviceRunner : public CompiledFn::Runner {
   // empty axis: the host reports the error).
   bool launch(Frame& f, const ir::Op& op, size_t k) {
     const PtxKernel& pk = kernels_->kernels()[k];
+    if (pk.kind == PtxKernel::Insert) return launchInsert(f, op, k);
     std::vector<rt::Tensor> in = operands(f, op);
     rt::Shape shape = pk.kind == PtxKernel::Copy
                           ? copyView(op, in.at(0).shape(),
@@ -255,6 +258,37 @@ class DeviceRunner : public CompiledFn::Runner {
       }
       profiled(op, "kernel " + pk.name.substr(pk.name.find("_k") + 1), t0);
     }
+    f.bind(op.result(), std::move(out));
+    return true;
+  }
+
+  // update / dyn_slice_update: the result is x's buffer when x dies here and lives only on
+  // the device (written in place), else a device copy of x; then the kernel writes v into
+  // the region. The region is checked (the runtime's errors) before anything is copied.
+  bool launchInsert(Frame& f, const ir::Op& op, size_t k) {
+    std::vector<rt::Tensor> in = operands(f, op);
+    uint64_t v = deviceData(in[1]);  // by pointer, also a scalar
+    InsertView w = insertView(op, in);
+    if (w.count == 0) {  // nothing written: x itself
+      f.bind(op.result(), in[0]);
+      return true;
+    }
+    rt::Tensor out;
+    auto d = dies_.find(&op);
+    bool dies = d != dies_.end() && std::find(d->second.begin(), d->second.end(), op.operand(0)) != d->second.end();
+    if (dies && onDeviceOnly(in[0]) && in[0].storage()->refs.load(std::memory_order_acquire) == 2) {
+      out = in[0];  // held by the frame and `in` only, and the frame drops it after this op
+    } else {
+      out = deviceEmpty(in[0].dtype(), in[0].shape());
+      dev_.copyOnDevice(deviceData(out), deviceData(in[0]), out.nbytes());
+    }
+    std::vector<uint64_t> bufs{0, v};
+    KernelLaunch l = planLaunch(kernels_->kernels()[k], deviceData(out), bufs, in, out.shape(), dev_.maxGrid());
+    double t0 = rt::prof::enabled() ? now() : 0;
+    dev_.launch(*kernels_, k, l);
+    noteLaunch();
+    profiled(op, "kernel " + kernels_->kernels()[k].name.substr(kernels_->kernels()[k].name.find("_k") + 1), t0);
+    in.clear();
     f.bind(op.result(), std::move(out));
     return true;
   }

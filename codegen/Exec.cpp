@@ -130,9 +130,7 @@ std::vector<rt::Tensor> runHostOp(const ir::Op& op, std::vector<rt::Tensor>& in,
       break;
     case ir::OpKind::Update: {
       rt::Tensor x = std::move(in[0]);
-      rt::IndexSpec spec;
-      for (size_t i = 2; i < in.size(); ++i) spec.push_back(rt::IndexItem::at(in[i].scalar_as_int64()));
-      rt::set_index(x, spec, in[1]);
+      rt::set_index(x, ir::update_spec(op, in), in[1]);
       out.push_back(std::move(x));
       break;
     }

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "ir/Eval.h"
 #include "ir/Pass.h"
 #include "runtime/Index.h"
 #include "runtime/Shape.h"
@@ -54,6 +55,19 @@ KernelLaunch planLaunch(const PtxKernel& k, uint64_t out, const std::vector<uint
                         unsigned block, uint64_t errFlag) {
   KernelLaunch l;
   l.args.push_back(bytesOf(out));
+  if (k.kind == PtxKernel::Insert) {
+    InsertView w = insertView(*k.op, operands);
+    l.args.push_back(bytesOf(bufs.at(1)));
+    l.args.push_back(bytesOf(w.count));
+    l.args.push_back(bytesOf(w.offset));
+    for (int64_t d : w.dims) l.args.push_back(bytesOf(d));
+    for (int64_t d : w.outStrides) l.args.push_back(bytesOf(d));
+    for (int64_t d : w.vStrides) l.args.push_back(bytesOf(d));
+    l.skip = w.count == 0;
+    l.block = block;
+    l.grid = gridFor(w.count, block, maxGrid);
+    return l;
+  }
   if (k.kind == PtxKernel::Copy) {
     CopyView v = copyView(*k.op, operands.at(0).shape(), resultShape);
     int64_t n = product(v.dims, 0, v.dims.size());
@@ -180,6 +194,29 @@ CopyView copyView(const ir::Op& op, const rt::Shape& in, const rt::Shape& target
   }
 }
 
+InsertView insertView(const ir::Op& op, const std::vector<rt::Tensor>& in) {
+  const rt::Shape& xs = in.at(0).shape();
+  const rt::Shape& vs = in.at(1).shape();
+  rt::IndexRegion reg = rt::index_region(xs, ir::update_spec(op, in));
+  rt::check_broadcast_to(vs, reg.shape);
+  size_t rank = xs.size();
+  std::vector<int64_t> st(rank, 1), vst(vs.size(), 1);
+  for (size_t a = rank; a-- > 1;) st[a - 1] = st[a] * xs[a];
+  for (size_t a = vs.size(); a-- > 1;) vst[a - 1] = vst[a] * vs[a];
+  InsertView w;
+  w.count = reg.numel;
+  int64_t kept = static_cast<int64_t>(reg.shape.size()), vr = static_cast<int64_t>(vs.size()), j = 0;
+  for (size_t a = 0; a < rank; ++a) {
+    const rt::AxisRange& r = reg.ranges[a];
+    w.dims.push_back(r.count);
+    w.outStrides.push_back(r.step * st[a]);
+    if (w.count > 0) w.offset += r.start * st[a];
+    int64_t va = r.keep ? j++ - (kept - vr) : -1;  // v is aligned right to the kept axes
+    w.vStrides.push_back(va < 0 || vs[static_cast<size_t>(va)] == 1 ? 0 : vst[static_cast<size_t>(va)]);
+  }
+  return w;
+}
+
 namespace {
 std::vector<const ir::Op*> opsInOrder(const ir::Function& fn) {
   std::vector<const ir::Op*> ops;
@@ -207,7 +244,7 @@ bool restoreKernels(std::vector<PtxKernel>& ks, const std::string& text, const i
   size_t at = 0;
   ks.clear();
   while (in >> name >> kind >> at >> mayFail) {
-    if (at >= ops.size() || kind < 0 || kind > PtxKernel::Copy) return false;
+    if (at >= ops.size() || kind < 0 || kind > PtxKernel::Insert) return false;
     PtxKernel k;
     k.name = name;
     k.kind = static_cast<PtxKernel::Kind>(kind);

@@ -15,7 +15,7 @@ namespace tdl::codegen {
 inline constexpr int kReduceBlock = 256;
 
 struct PtxKernel {
-  enum Kind { Elementwise, ElementwiseRows, Reduce, ReduceStrided, ArgReduce, Copy };
+  enum Kind { Elementwise, ElementwiseRows, Reduce, ReduceStrided, ArgReduce, Copy, Insert };
   std::string name;
   Kind kind = Elementwise;
   const ir::Op* op = nullptr;
@@ -55,6 +55,17 @@ struct CopyView {
   int64_t offset = 0;
 };
 CopyView copyView(const ir::Op& op, const rt::Shape& in, const rt::Shape& target);
+
+// An insert kernel's region (update, dyn_slice_update; operands x, v, indices or bounds as
+// the runtime reads them): element i of `dims` is out[offset + sum c[a] * outStrides[a]] :=
+// v[sum c[a] * vStrides[a]]. Throws rt::Error as set_index would (an index out of range, a
+// shape that does not broadcast).
+struct InsertView {
+  rt::Shape dims;
+  std::vector<int64_t> outStrides, vStrides;
+  int64_t offset = 0, count = 0;
+};
+InsertView insertView(const ir::Op& op, const std::vector<rt::Tensor>& operands);
 
 // How a kernel reads an operand: as the CPU's fused loops do, except that a strided
 // broadcast counts as None (element-wise and fused kernels read it through strides;

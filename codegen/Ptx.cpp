@@ -497,6 +497,53 @@ class PtxLowering {
     return PtxKernel{name, PtxKernel::Copy, &op, sig};
   }
 
+  // update / dyn_slice_update: the host copies x to the result first (or reuses it), then
+  // this kernel writes v, cast to x's dtype and broadcast, into the selected region: params
+  // (out, v, i64 n, i64 offset, i64 dims[R], i64 outStrides[R], i64 vStrides[R]), R = x's rank
+  // (Kernels.h, insertView). v is passed by pointer even when it is a scalar.
+  PtxKernel insert(const ir::Op& op, const std::string& name) {
+    const ir::Value *x = op.operand(0), *v = op.operand(1);
+    if (x->type.is_scalar()) throw Unsupported{"of a scalar"};
+    DType xd = x->type.dtype, vd = v->type.dtype;
+    size_t rank = x->type.dims.size();
+    auto* i64t = b.getInt64Ty();
+    std::vector<llvm::Type*> params{globalPtr(), globalPtr(), i64t, i64t};
+    for (size_t a = 0; a < 3 * rank; ++a) params.push_back(i64t);
+    auto* f = llvm::Function::Create(llvm::FunctionType::get(b.getVoidTy(), params, false),
+                                     llvm::Function::ExternalLinkage, name, mod);
+    auto* entry = llvm::BasicBlock::Create(ctx, "entry", f);
+    auto* loop = llvm::BasicBlock::Create(ctx, "loop", f);
+    auto* exit = llvm::BasicBlock::Create(ctx, "exit", f);
+    b.SetInsertPoint(entry);
+    llvm::Value* count = f->getArg(2);
+    llvm::Value* start = threadIndex();
+    llvm::Value* stride = gridSize();
+    b.CreateCondBr(b.CreateICmpSLT(start, count), loop, exit);
+    b.SetInsertPoint(loop);
+    llvm::PHINode* i = b.CreatePHI(i64t, 2);
+    i->addIncoming(start, entry);
+    llvm::Value* dst = f->getArg(3);
+    llvm::Value* src = b.getInt64(0);
+    llvm::Value* rest = i;
+    for (size_t a = rank; a-- > 0;) {
+      llvm::Value* d = f->getArg(static_cast<unsigned>(4 + a));
+      llvm::Value* coord = a == 0 ? rest : b.CreateURem(rest, d);
+      if (a > 0) rest = b.CreateUDiv(rest, d);
+      dst = b.CreateAdd(dst, b.CreateMul(coord, f->getArg(static_cast<unsigned>(4 + rank + a))));
+      src = b.CreateAdd(src, b.CreateMul(coord, f->getArg(static_cast<unsigned>(4 + 2 * rank + a))));
+    }
+    store(f->getArg(0), dst, convert(load(f->getArg(1), src, vd), vd, xd), xd);
+    llvm::Value* next = b.CreateAdd(i, stride);
+    i->addIncoming(next, b.GetInsertBlock());
+    b.CreateCondBr(b.CreateICmpSLT(next, count), loop, exit);
+    b.SetInsertPoint(exit);
+    b.CreateRetVoid();
+    markKernel(f, 0);
+    std::string sig = fmt::format("({0}* out, {1}* v, i64 n, i64 offset, i64 dims[{2}], i64 outStrides[{2}], i64 vStrides[{2}])",
+                                  rt::dtype_name(xd), rt::dtype_name(vd), rank);
+    return PtxKernel{name, PtxKernel::Insert, &op, sig};
+  }
+
   // argmax/argmin along one axis: x viewed as [outer, red, inner], one thread per output
   // walks red (grid-stride over the outputs); the first best index wins, a NaN wins first.
   PtxKernel argReduce(const ir::Op& op, const std::string& name) {
@@ -835,12 +882,14 @@ void buildKernels(const ir::Function& fn, PtxLowering& low, PtxModule& result) {
       bool isArg = op.kind() == ir::OpKind::ArgMax || op.kind() == ir::OpKind::ArgMin;
       bool isCopy = op.kind() == ir::OpKind::Transpose || op.kind() == ir::OpKind::Slice ||
                     op.kind() == ir::OpKind::BroadcastTo;
-      if (isFused || isReduce || isArg || isCopy || elementwiseOnTensors(op)) {
+      bool isInsert = op.kind() == ir::OpKind::Update || op.kind() == ir::OpKind::DynSliceUpdate;
+      if (isFused || isReduce || isArg || isCopy || isInsert || elementwiseOnTensors(op)) {
         std::string name = fmt::format("{}_k{}_{}", base, count, sanitize(std::string(op.name())));
         try {
           result.kernels.push_back(isReduce ? low.reduce(op, name)
                                    : isArg  ? low.argReduce(op, name)
                                    : isCopy ? low.copy(op, name)
+                                   : isInsert ? low.insert(op, name)
                                             : low.elementwise(op, name));
           ++count;
         } catch (const Unsupported& u) {
@@ -905,6 +954,7 @@ PtxModule compilePtx(const ir::Function& fn, const std::string& gpuArch) {
   for (const PtxKernel& k : result.kernels) {
     const char* how = k.kind == PtxKernel::Reduce ? "block reduction, one block per row"
                       : k.kind == PtxKernel::Copy ? "grid-stride loop through a strided view"
+                      : k.kind == PtxKernel::Insert ? "grid-stride loop over the updated region"
                       : k.kind == PtxKernel::ReduceStrided || k.kind == PtxKernel::ArgReduce
                           ? "grid-stride loop over the outputs"
                           : "grid-stride loop";

@@ -144,18 +144,18 @@ std::optional<std::vector<rt::Tensor>> evaluate(const Op& op, const std::vector<
     case OpKind::Take: return V{rt::take(in[0], in[1], op.int_attr("axis"))};
     case OpKind::IndexAdd: return V{rt::index_add(in[0], in[1], in[2], op.int_attr("axis"))};
     case OpKind::DynSlice: return V{rt::get_index(in[0], dynSlice(op, in, 1))};
-    case OpKind::DynSliceUpdate: {
-      rt::Tensor x = in[0];
-      rt::set_index(x, dynSlice(op, in, 2), in[1]);
-      return V{x};
-    }
+    case OpKind::DynSliceUpdate:
     case OpKind::Update: {
       rt::Tensor x = in[0];
-      rt::set_index(x, indices(in, 2), in[1]);
+      rt::set_index(x, update_spec(op, in), in[1]);
       return V{x};
     }
     default: return std::nullopt;
   }
+}
+
+rt::IndexSpec update_spec(const Op& op, const std::vector<rt::Tensor>& in) {
+  return op.kind() == OpKind::DynSliceUpdate ? dynSlice(op, in, 2) : indices(in, 2);
 }
 
 }  // namespace tdl::ir

@@ -45,29 +45,26 @@ AxisRange resolve_index(const IndexItem& item, int64_t axis, int64_t n) {
   return r;
 }
 
-namespace {
-
-struct Selection {
-  std::vector<AxisRange> ranges;  // one per axis of x
-  Shape shape;                    // the result shape (kept axes)
-  int64_t numel = 0;
-};
-
-Selection select(const Tensor& x, const IndexSpec& spec) {
-  if (static_cast<int64_t>(spec.size()) > x.rank())
-    throw Error(fmt::format("too many indices for a tensor of shape {}: got {}", shape_str(x.shape()),
-                            spec.size()));
-  Selection s;
+IndexRegion index_region(const Shape& shape, const IndexSpec& spec) {
+  const int64_t rank = static_cast<int64_t>(shape.size());
+  if (static_cast<int64_t>(spec.size()) > rank)
+    throw Error(fmt::format("too many indices for a tensor of shape {}: got {}", shape_str(shape), spec.size()));
+  IndexRegion s;
   s.numel = 1;
-  for (int64_t a = 0; a < x.rank(); ++a) {
-    AxisRange r = a < static_cast<int64_t>(spec.size()) ? resolve_index(spec[a], a, x.shape()[a])
-                                                        : resolve_index(IndexItem::all(), a, x.shape()[a]);
+  for (int64_t a = 0; a < rank; ++a) {
+    AxisRange r = a < static_cast<int64_t>(spec.size()) ? resolve_index(spec[a], a, shape[a])
+                                                        : resolve_index(IndexItem::all(), a, shape[a]);
     if (r.keep) s.shape.push_back(r.count);
     s.numel *= r.count;
     s.ranges.push_back(r);
   }
   return s;
 }
+
+namespace {
+
+using Selection = IndexRegion;
+Selection select(const Tensor& x, const IndexSpec& spec) { return index_region(x.shape(), spec); }
 
 // Calls f(x_offset, region_offset) for every selected element, in C order of the region.
 template <class F>

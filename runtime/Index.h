@@ -35,6 +35,15 @@ struct AxisRange {
 // messages only.
 AxisRange resolve_index(const IndexItem& item, int64_t axis, int64_t size);
 
+// What x[spec] selects in a tensor of `shape`: each axis's range, the selected shape (the
+// kept axes) and its element count. Throws the SPEC errors, as get_index and set_index do.
+struct IndexRegion {
+  std::vector<AxisRange> ranges;  // one per axis
+  Shape shape;
+  int64_t numel = 0;
+};
+IndexRegion index_region(const Shape& shape, const IndexSpec& spec);
+
 // x[spec] as a new tensor.
 Tensor get_index(const Tensor& x, const IndexSpec& spec);
 // x[spec] = value: value is cast to x's dtype and broadcast to the selected region

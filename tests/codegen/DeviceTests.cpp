@@ -100,6 +100,21 @@ func @views(%0: f32[4, 6], %1: bool[3, 1]) -> (f32[6, 4], f32[3, 3], bool[2, 3, 
 }
 )";
 
+// Insert kernels: an update with an i64 row cast to f32 (x a parameter: copied), an element
+// update of a value that dies there (written in place), a dynamic slice update with a
+// broadcast column.
+const char* kUpdates = R"(
+func @upd(%0: f32[6, 3], %1: i64[3], %2: i64[], %3: i64[], %4: f32[2, 1]) -> (f32[6, 3]) {
+  %5 = update(%0, %1, %2) : f32[6, 3]
+  %6 = constant() {value = dense<[7.0] : f32[]>} : f32[]
+  %7 = update(%5, %6, %2, %3) : f32[6, 3]
+  %8 = constant() {value = dense<[2] : i64[]>} : i64[]
+  %9 = add(%2, %8) : i64[]
+  %10 = dyn_slice_update(%7, %4, %2, %9) {dynamic = [1, 0], start = [0, 0], step = [1, 1], stop = [9223372036854775807, 9223372036854775807]} : f32[6, 3]
+  return(%10)
+}
+)";
+
 struct Fn {
   std::unique_ptr<ir::Module> module;
   ir::Function* fn = nullptr;
@@ -325,6 +340,44 @@ TEST_CASE("the emulated device runs graph fns as compiled CPU code does", "[devi
     CHECK(codegen::onDeviceOnly(out[i]));
     checkClose(out[i], want3[i], 0);
   }
+}
+
+TEST_CASE("update and dyn_slice_update run on the device, in place where x dies", "[device]") {
+  codegen::setActiveDevice(codegen::makeEmuDevice());
+  auto inputs = [](int64_t i, int64_t j) {
+    rt::seed(9);
+    return std::vector<rt::Tensor>{rt::randn({6, 3}), rt::Tensor::from_vector<int64_t>({4, -5, 6}, {3}),
+                                   rt::Tensor::scalar(i), rt::Tensor::scalar(j),
+                                   rt::Tensor::from_vector<float>({1.5f, -2.5f}, {2, 1})};
+  };
+  auto cf = onDevice(kUpdates);
+  std::vector<rt::Tensor> out;
+  codegen::ExecError err;
+  for (auto [i, j] : {std::pair<int64_t, int64_t>{1, 2}, {3, -1}, {4, 0}}) {
+    auto want = runCpu(kUpdates, inputs(i, j));
+    codegen::resetDeviceStats();
+    std::vector<rt::Tensor> in = inputs(i, j);
+    (void)codegen::deviceData(in[0]);  // x already on the device: the call copies it there once
+    codegen::resetDeviceStats();
+    REQUIRE(cf->run(in, out, err));
+    codegen::DeviceStats s = codegen::deviceStats();
+    CHECK(s.launches == 3);
+    // Buffers: one per upload (the row, the column, the constant on the first call) and one
+    // result: the second and third updates write in place.
+    CHECK(s.allocs + s.cacheHits - s.uploads == 1);
+    checkClose(out[0], want[0], 0);
+    checkClose(in[0], inputs(i, j)[0], 0);  // x itself unchanged
+  }
+  // The runtime's errors, before anything is written.
+  std::vector<rt::Tensor> bad = inputs(6, 0);
+  REQUIRE_FALSE(cf->run(bad, out, err));
+  CHECK(err.message == "index 6 is out of range for axis 0 of size 6");
+  REQUIRE(err.op);
+  CHECK(err.op->kind() == ir::OpKind::Update);
+  bad = inputs(5, 0);  // the slice 5:7 has one row: [2, 1] does not broadcast to [1, 3]
+  REQUIRE_FALSE(cf->run(bad, out, err));
+  CHECK(err.message == "cannot broadcast shape [2, 1] to [1, 3]");
+  CHECK(err.op->kind() == ir::OpKind::DynSliceUpdate);
 }
 
 TEST_CASE("state kept on the device between calls is not copied per call", "[device]") {
