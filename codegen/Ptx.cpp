@@ -451,17 +451,15 @@ class PtxLowering {
     markKernel(k.fn, 0);
   }
 
-  // transpose, slice, broadcast_to: a grid-stride loop over the result's elements, each
-  // read through a strided view of the input (Kernels.h, copyView): params (out, in, i64 n,
-  // i64 offset, i64 dims[R], i64 strides[R]), R the result's rank.
-  PtxKernel copy(const ir::Op& op, const std::string& name) {
-    const ir::Value* r = op.result();
-    if (r->type.is_scalar()) throw Unsupported{"a scalar result"};
-    if (op.operand(0)->type.dtype != r->type.dtype) throw Unsupported{"a cast"};
-    size_t rank = r->type.dims.size();
+  // A kernel over the `rank`-dimensional index space `dims` through strided views: params
+  // (out, in, i64 n, i64 offset, i64 dims[rank], then `views` arrays of i64 strides[rank]);
+  // a grid-stride loop over i < n computes, for each view, offset-or-0 + sum_a coord_a(i) *
+  // strides[a] (view 0 starts at offset) and hands them to body(f, positions).
+  template <class Body>
+  llvm::Function* viewKernel(const std::string& name, size_t rank, size_t views, Body&& body) {
     auto* i64t = b.getInt64Ty();
     std::vector<llvm::Type*> params{globalPtr(), globalPtr(), i64t, i64t};
-    for (size_t a = 0; a < 2 * rank; ++a) params.push_back(i64t);
+    for (size_t a = 0; a < (1 + views) * rank; ++a) params.push_back(i64t);
     auto* f = llvm::Function::Create(llvm::FunctionType::get(b.getVoidTy(), params, false),
                                      llvm::Function::ExternalLinkage, name, mod);
     auto* entry = llvm::BasicBlock::Create(ctx, "entry", f);
@@ -475,23 +473,39 @@ class PtxLowering {
     b.SetInsertPoint(loop);
     llvm::PHINode* i = b.CreatePHI(i64t, 2);
     i->addIncoming(start, entry);
-    llvm::Value* src = f->getArg(3);
+    std::vector<llvm::Value*> pos(views, b.getInt64(0));
+    pos[0] = f->getArg(3);
     llvm::Value* rest = i;
     for (size_t a = rank; a-- > 0;) {
       llvm::Value* d = f->getArg(static_cast<unsigned>(4 + a));
       llvm::Value* coord = a == 0 ? rest : b.CreateURem(rest, d);
       if (a > 0) rest = b.CreateUDiv(rest, d);
-      src = b.CreateAdd(src, b.CreateMul(coord, f->getArg(static_cast<unsigned>(4 + rank + a))));
+      for (size_t v = 0; v < views; ++v)
+        pos[v] = b.CreateAdd(pos[v], b.CreateMul(coord, f->getArg(static_cast<unsigned>(4 + (1 + v) * rank + a))));
     }
-    llvm::Type* t = memTy(r->type.dtype);  // the bytes as they are (bool: one byte)
-    llvm::Value* v = b.CreateLoad(t, b.CreateInBoundsGEP(t, f->getArg(1), src));
-    b.CreateStore(v, b.CreateInBoundsGEP(t, f->getArg(0), i));
+    body(f, i, pos);
     llvm::Value* next = b.CreateAdd(i, stride);
     i->addIncoming(next, b.GetInsertBlock());
     b.CreateCondBr(b.CreateICmpSLT(next, count), loop, exit);
     b.SetInsertPoint(exit);
     b.CreateRetVoid();
     markKernel(f, 0);
+    return f;
+  }
+
+  // transpose, slice, broadcast_to: result element i read through a strided view of the
+  // input (Kernels.h, copyView): params (out, in, i64 n, i64 offset, i64 dims[R], i64
+  // strides[R]), R the result's rank. Bytes are copied as they are (bool: one byte).
+  PtxKernel copy(const ir::Op& op, const std::string& name) {
+    const ir::Value* r = op.result();
+    if (r->type.is_scalar()) throw Unsupported{"a scalar result"};
+    if (op.operand(0)->type.dtype != r->type.dtype) throw Unsupported{"a cast"};
+    size_t rank = r->type.dims.size();
+    llvm::Type* t = memTy(r->type.dtype);
+    viewKernel(name, rank, 1, [&](llvm::Function* f, llvm::Value* i, std::vector<llvm::Value*>& pos) {
+      llvm::Value* v = b.CreateLoad(t, b.CreateInBoundsGEP(t, f->getArg(1), pos[0]));
+      b.CreateStore(v, b.CreateInBoundsGEP(t, f->getArg(0), i));
+    });
     std::string sig = fmt::format("({0}* out, {0}* in, i64 n, i64 offset, i64 dims[{1}], i64 strides[{1}])",
                                   rt::dtype_name(r->type.dtype), rank);
     return PtxKernel{name, PtxKernel::Copy, &op, sig};
@@ -506,39 +520,9 @@ class PtxLowering {
     if (x->type.is_scalar()) throw Unsupported{"of a scalar"};
     DType xd = x->type.dtype, vd = v->type.dtype;
     size_t rank = x->type.dims.size();
-    auto* i64t = b.getInt64Ty();
-    std::vector<llvm::Type*> params{globalPtr(), globalPtr(), i64t, i64t};
-    for (size_t a = 0; a < 3 * rank; ++a) params.push_back(i64t);
-    auto* f = llvm::Function::Create(llvm::FunctionType::get(b.getVoidTy(), params, false),
-                                     llvm::Function::ExternalLinkage, name, mod);
-    auto* entry = llvm::BasicBlock::Create(ctx, "entry", f);
-    auto* loop = llvm::BasicBlock::Create(ctx, "loop", f);
-    auto* exit = llvm::BasicBlock::Create(ctx, "exit", f);
-    b.SetInsertPoint(entry);
-    llvm::Value* count = f->getArg(2);
-    llvm::Value* start = threadIndex();
-    llvm::Value* stride = gridSize();
-    b.CreateCondBr(b.CreateICmpSLT(start, count), loop, exit);
-    b.SetInsertPoint(loop);
-    llvm::PHINode* i = b.CreatePHI(i64t, 2);
-    i->addIncoming(start, entry);
-    llvm::Value* dst = f->getArg(3);
-    llvm::Value* src = b.getInt64(0);
-    llvm::Value* rest = i;
-    for (size_t a = rank; a-- > 0;) {
-      llvm::Value* d = f->getArg(static_cast<unsigned>(4 + a));
-      llvm::Value* coord = a == 0 ? rest : b.CreateURem(rest, d);
-      if (a > 0) rest = b.CreateUDiv(rest, d);
-      dst = b.CreateAdd(dst, b.CreateMul(coord, f->getArg(static_cast<unsigned>(4 + rank + a))));
-      src = b.CreateAdd(src, b.CreateMul(coord, f->getArg(static_cast<unsigned>(4 + 2 * rank + a))));
-    }
-    store(f->getArg(0), dst, convert(load(f->getArg(1), src, vd), vd, xd), xd);
-    llvm::Value* next = b.CreateAdd(i, stride);
-    i->addIncoming(next, b.GetInsertBlock());
-    b.CreateCondBr(b.CreateICmpSLT(next, count), loop, exit);
-    b.SetInsertPoint(exit);
-    b.CreateRetVoid();
-    markKernel(f, 0);
+    viewKernel(name, rank, 2, [&](llvm::Function* f, llvm::Value*, std::vector<llvm::Value*>& pos) {
+      store(f->getArg(0), pos[0], convert(load(f->getArg(1), pos[1], vd), vd, xd), xd);
+    });
     std::string sig = fmt::format("({0}* out, {1}* v, i64 n, i64 offset, i64 dims[{2}], i64 outStrides[{2}], i64 vStrides[{2}])",
                                   rt::dtype_name(xd), rt::dtype_name(vd), rank);
     return PtxKernel{name, PtxKernel::Insert, &op, sig};
