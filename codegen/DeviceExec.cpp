@@ -226,14 +226,14 @@ class DeviceRunner : public CompiledFn::Runner {
     if (pk.kind == PtxKernel::Insert) return launchInsert(f, op, k);
     std::vector<rt::Tensor> in = operands(f, op);
     rt::Shape shape = pk.kind == PtxKernel::Copy
-                          ? copyView(op, in.at(0).shape(),
+                          ? copyView(op, in,
                                      op.kind() == ir::OpKind::BroadcastTo ? f.resolve(op.result()->type) : rt::Shape{})
                                 .dims
                           : resultShape(op, in);
     rt::Tensor out = deviceEmpty(op.result()->type.dtype, shape);
     std::vector<uint64_t> bufs(in.size(), 0);
-    for (size_t j = 0; j < in.size(); ++j)  // scalars go by value, except a copy's input
-      if (!op.operand(j)->type.is_scalar() || pk.kind == PtxKernel::Copy) bufs[j] = deviceData(in[j]);
+    for (size_t j = 0; j < in.size(); ++j)  // scalars go by value; a copy reads its input only
+      if (pk.kind == PtxKernel::Copy ? j == 0 : !op.operand(j)->type.is_scalar()) bufs[j] = deviceData(in[j]);
     uint64_t flag = 0;
     if (pk.mayFail) {  // the kernel's error flag: a device i32, 0 until a thread fails
       if (!errFlag_.defined()) errFlag_ = rt::Tensor::zeros(rt::DType::I32, {1});

@@ -69,7 +69,7 @@ KernelLaunch planLaunch(const PtxKernel& k, uint64_t out, const std::vector<uint
     return l;
   }
   if (k.kind == PtxKernel::Copy) {
-    CopyView v = copyView(*k.op, operands.at(0).shape(), resultShape);
+    CopyView v = copyView(*k.op, operands, resultShape);
     int64_t n = product(v.dims, 0, v.dims.size());
     l.args.push_back(bytesOf(bufs.at(0)));
     l.args.push_back(bytesOf(n));
@@ -156,7 +156,8 @@ KernelLaunch planLaunch(const PtxKernel& k, uint64_t out, const std::vector<uint
   return l;
 }
 
-CopyView copyView(const ir::Op& op, const rt::Shape& in, const rt::Shape& target) {
+CopyView copyView(const ir::Op& op, const std::vector<rt::Tensor>& operands, const rt::Shape& target) {
+  const rt::Shape& in = operands.at(0).shape();
   size_t rank = in.size();
   std::vector<int64_t> st(rank, 1);
   for (size_t a = rank; a-- > 1;) st[a - 1] = st[a] * in[a];
@@ -187,6 +188,19 @@ CopyView copyView(const ir::Op& op, const rt::Shape& in, const rt::Shape& target
       for (size_t a = 0; a < target.size(); ++a) {
         v.dims.push_back(target[a]);
         v.strides.push_back(a < lead || in[a - lead] == 1 ? 0 : st[a - lead]);
+      }
+      return v;
+    }
+    case ir::OpKind::Index: {  // x[i0, i1, ...] of integer scalars: the remaining axes
+      rt::IndexSpec spec;
+      for (size_t j = 1; j < operands.size(); ++j) spec.push_back(rt::IndexItem::at(operands[j].scalar_as_int64()));
+      rt::IndexRegion reg = rt::index_region(in, spec);
+      for (size_t a = 0; a < rank; ++a) {
+        const rt::AxisRange& r = reg.ranges[a];
+        v.offset += r.start * st[a];
+        if (!r.keep) continue;
+        v.dims.push_back(r.count);
+        v.strides.push_back(r.step * st[a]);
       }
       return v;
     }

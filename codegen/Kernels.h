@@ -45,16 +45,17 @@ KernelLaunch planLaunch(const PtxKernel& k, uint64_t out, const std::vector<uint
                         const std::vector<rt::Tensor>& operands, const rt::Shape& resultShape,
                         unsigned maxGrid = 4096, unsigned block = 256, uint64_t errFlag = 0);
 
-// A copy kernel's view of its input (transpose, slice, broadcast_to): result element i, at
-// coordinates c over `dims`, is in[offset + sum_a c[a] * strides[a]]. `target` is the
+// A copy kernel's view of its input (transpose, slice, broadcast_to, index with a tensor
+// result): result element i, at coordinates c over `dims`, is in[offset + sum_a c[a] *
+// strides[a]]. `operands`: the op's (an index's integer scalars are read); `target`: the
 // resolved result shape of a broadcast_to (unused for the others). Throws rt::Error as the
-// runtime's op would (a bad broadcast).
+// runtime's op would (a bad broadcast, an index out of range).
 struct CopyView {
   rt::Shape dims;
   std::vector<int64_t> strides;
   int64_t offset = 0;
 };
-CopyView copyView(const ir::Op& op, const rt::Shape& in, const rt::Shape& target);
+CopyView copyView(const ir::Op& op, const std::vector<rt::Tensor>& operands, const rt::Shape& target);
 
 // An insert kernel's region (update, dyn_slice_update; operands x, v, indices or bounds as
 // the runtime reads them): element i of `dims` is out[offset + sum c[a] * outStrides[a]] :=

@@ -864,8 +864,11 @@ void buildKernels(const ir::Function& fn, PtxLowering& low, PtxModule& result) {
       bool isFused = op.kind() == ir::OpKind::Fused;
       bool isReduce = op.kind() == ir::OpKind::Reduce || op.kind() == ir::OpKind::FusedReduce;
       bool isArg = op.kind() == ir::OpKind::ArgMax || op.kind() == ir::OpKind::ArgMin;
+      // (An index with a scalar result stays on the host: one element is read there, and
+      // the tensor's host copy serves the next reads too.)
       bool isCopy = op.kind() == ir::OpKind::Transpose || op.kind() == ir::OpKind::Slice ||
-                    op.kind() == ir::OpKind::BroadcastTo;
+                    op.kind() == ir::OpKind::BroadcastTo ||
+                    (op.kind() == ir::OpKind::Index && !op.result()->type.is_scalar());
       bool isInsert = op.kind() == ir::OpKind::Update || op.kind() == ir::OpKind::DynSliceUpdate;
       if (isFused || isReduce || isArg || isCopy || isInsert || elementwiseOnTensors(op)) {
         std::string name = fmt::format("{}_k{}_{}", base, count, sanitize(std::string(op.name())));

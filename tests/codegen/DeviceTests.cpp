@@ -431,6 +431,25 @@ func @f(%0: f32[4], %1: i64[]) -> (f32[]) {
   CHECK(err.message == "index 9 is out of range for axis 0 of size 4");
   REQUIRE(err.op);
   CHECK(err.op->kind() == ir::OpKind::Index);
+
+  // An index with a tensor result is a copy kernel on the device; its errors are the same.
+  const char* rows = R"(
+func @row(%0: f32[4, 6], %1: i64[]) -> (f32[6]) {
+  %2 = index(%0, %1) : f32[6]
+  return(%2)
+}
+)";
+  auto cr = onDevice(rows);
+  rt::seed(4);
+  rt::Tensor x = rt::randn({4, 6});
+  codegen::resetDeviceStats();
+  REQUIRE(cr->run({x, rt::Tensor::scalar(int64_t{-1})}, out, err));
+  CHECK(codegen::deviceStats().launches == 1);
+  CHECK(codegen::onDeviceOnly(out[0]));
+  checkClose(out[0], runCpu(rows, {x, rt::Tensor::scalar(int64_t{-1})})[0], 0);
+  REQUIRE_FALSE(cr->run({x, rt::Tensor::scalar(int64_t{4})}, out, err));
+  CHECK(err.message == "index 4 is out of range for axis 0 of size 4");
+  CHECK(err.op->kind() == ir::OpKind::Index);
 }
 
 TEST_CASE("the CUDA device over a fake driver: every driver call, the same results", "[device][cuda]") {
