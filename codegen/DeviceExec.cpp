@@ -198,12 +198,19 @@ class DeviceRunner : public CompiledFn::Runner {
   }
 
   // The shape a kernel's result has for these operands.
-  static rt::Shape resultShape(const ir::Op& op, const std::vector<rt::Tensor>& in) {
+  // The index space of an elementwise or fused op (and a fused reduction's domain): its
+  // operands' broadcast; a reduction's or argmax's: its input's shape.
+  static rt::Shape domain(const ir::Op& op, const std::vector<rt::Tensor>& in) {
     size_t n = op.kind() == ir::OpKind::Reduce || op.kind() == ir::OpKind::ArgMax || op.kind() == ir::OpKind::ArgMin
                    ? 1
                    : in.size();
     rt::Shape dom = in.at(0).shape();
     for (size_t j = 1; j < n; ++j) dom = rt::broadcast_shapes(dom, in[j].shape());
+    return dom;
+  }
+
+  static rt::Shape resultShape(const ir::Op& op, const std::vector<rt::Tensor>& in) {
+    rt::Shape dom = domain(op, in);
     switch (op.kind()) {
       case ir::OpKind::Reduce:
       case ir::OpKind::FusedReduce: {
@@ -225,15 +232,20 @@ class DeviceRunner : public CompiledFn::Runner {
     const PtxKernel& pk = kernels_->kernels()[k];
     if (pk.kind == PtxKernel::Insert) return launchInsert(f, op, k);
     std::vector<rt::Tensor> in = operands(f, op);
-    rt::Shape shape = pk.kind == PtxKernel::Copy
-                          ? copyView(op, in,
-                                     op.kind() == ir::OpKind::BroadcastTo ? f.resolve(op.result()->type) : rt::Shape{})
-                                .dims
-                          : resultShape(op, in);
+    if (pk.kind == PtxKernel::Copy) {  // its view gives the shape and the launch at once
+      CopyView v = copyView(op, in, op.kind() == ir::OpKind::BroadcastTo ? f.resolve(op.result()->type) : rt::Shape{});
+      rt::Tensor out = deviceEmpty(op.result()->type.dtype, v.dims);
+      KernelLaunch l = planView(deviceData(out), deviceData(in[0]), out.numel(), v.offset, {&v.dims, &v.strides},
+                                dev_.maxGrid(), 256);
+      if (!l.skip) runKernel(op, k, l);
+      f.bind(op.result(), std::move(out));
+      return true;
+    }
+    rt::Shape shape = resultShape(op, in);
     rt::Tensor out = deviceEmpty(op.result()->type.dtype, shape);
     std::vector<uint64_t> bufs(in.size(), 0);
-    for (size_t j = 0; j < in.size(); ++j)  // scalars go by value; a copy reads its input only
-      if (pk.kind == PtxKernel::Copy ? j == 0 : !op.operand(j)->type.is_scalar()) bufs[j] = deviceData(in[j]);
+    for (size_t j = 0; j < in.size(); ++j)  // scalars go by value
+      if (!op.operand(j)->type.is_scalar()) bufs[j] = deviceData(in[j]);
     uint64_t flag = 0;
     if (pk.mayFail) {  // the kernel's error flag: a device i32, 0 until a thread fails
       if (!errFlag_.defined()) errFlag_ = rt::Tensor::zeros(rt::DType::I32, {1});
@@ -243,23 +255,30 @@ class DeviceRunner : public CompiledFn::Runner {
     if (l.skip) {
       if (out.numel() > 0) return false;
     } else {
-      double t0 = rt::prof::enabled() ? now() : 0;
-      dev_.launch(*kernels_, k, l);
-      noteLaunch();
-      if (pk.mayFail) {  // read back at once, so that nothing after the op runs
-        int32_t failed = 0;
-        dev_.copyOut(&failed, flag, sizeof failed);
-        noteTransfer(false, sizeof failed);
-        if (failed) {
-          int32_t zero = 0;
-          dev_.copyIn(flag, &zero, sizeof zero);
-          throw rt::Error("division by zero");
-        }
-      }
-      profiled(op, "kernel " + pk.name.substr(pk.name.find("_k") + 1), t0);
+      runKernel(op, k, l, flag);
     }
     f.bind(op.result(), std::move(out));
     return true;
+  }
+
+  // Launches kernel k of op and counts it; with an error flag (a kernel that may fail), reads
+  // it back at once, so that nothing after the op runs; --profile times it.
+  void runKernel(const ir::Op& op, size_t k, const KernelLaunch& l, uint64_t flag = 0) {
+    double t0 = rt::prof::enabled() ? now() : 0;
+    dev_.launch(*kernels_, k, l);
+    noteLaunch();
+    if (flag) {
+      int32_t failed = 0;
+      dev_.copyOut(&failed, flag, sizeof failed);
+      noteTransfer(false, sizeof failed);
+      if (failed) {
+        int32_t zero = 0;
+        dev_.copyIn(flag, &zero, sizeof zero);
+        throw rt::Error("division by zero");
+      }
+    }
+    const std::string& name = kernels_->kernels()[k].name;
+    profiled(op, "kernel " + name.substr(name.find("_k") + 1), t0);
   }
 
   // update / dyn_slice_update: the result is x's buffer when x dies here and lives only on
@@ -282,12 +301,8 @@ class DeviceRunner : public CompiledFn::Runner {
       out = deviceEmpty(in[0].dtype(), in[0].shape());
       dev_.copyOnDevice(deviceData(out), deviceData(in[0]), out.nbytes());
     }
-    std::vector<uint64_t> bufs{0, v};
-    KernelLaunch l = planLaunch(kernels_->kernels()[k], deviceData(out), bufs, in, out.shape(), dev_.maxGrid());
-    double t0 = rt::prof::enabled() ? now() : 0;
-    dev_.launch(*kernels_, k, l);
-    noteLaunch();
-    profiled(op, "kernel " + kernels_->kernels()[k].name.substr(kernels_->kernels()[k].name.find("_k") + 1), t0);
+    runKernel(op, k, planView(deviceData(out), v, w.count, w.offset, {&w.dims, &w.outStrides, &w.vStrides},
+                              dev_.maxGrid(), 256));
     in.clear();
     f.bind(op.result(), std::move(out));
     return true;
@@ -347,8 +362,7 @@ class DeviceRunner : public CompiledFn::Runner {
   void hostFused(Frame& f, const ir::Op& op) {
     std::vector<rt::Tensor> in = operands(f, op);
     const ir::Block& body = op.region(0).block();
-    rt::Shape dom = in.at(0).shape();  // the domain: the operands' broadcast
-    for (size_t j = 1; j < in.size(); ++j) dom = rt::broadcast_shapes(dom, in[j].shape());
+    rt::Shape dom = domain(op, in);
     for (size_t j = 0; j < body.num_args(); ++j) f.bind(body.arg(j), in[j]);
     std::vector<rt::Tensor> y;
     runBlock(f, body, y);

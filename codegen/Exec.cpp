@@ -1,6 +1,7 @@
 // The runtime ABI of compiled graph fns (see Exec.h). Every entry point catches every
 // C++ exception and turns it into a status: nothing unwinds through JIT-compiled frames.
 #include "codegen/Exec.h"
+#include "codegen/Kernels.h"
 #include "runtime/Interrupt.h"
 
 #include "runtime/Matmul.h"
@@ -657,11 +658,6 @@ bool CompiledFn::run(const std::vector<rt::Tensor>& inputs, std::vector<rt::Tens
 // ------------------------------------------------------------------ the table as text
 
 namespace {
-std::vector<const ir::Op*> opsInOrder(ir::Function& fn) {
-  std::vector<const ir::Op*> ops;
-  ir::walk(fn.entry(), [&](ir::Op& op) { ops.push_back(&op); });
-  return ops;
-}
 void putInts(std::string& s, const std::vector<int32_t>& v) {
   s += std::to_string(v.size());
   for (int32_t x : v) s += " " + std::to_string(x);

@@ -57,29 +57,11 @@ KernelLaunch planLaunch(const PtxKernel& k, uint64_t out, const std::vector<uint
   l.args.push_back(bytesOf(out));
   if (k.kind == PtxKernel::Insert) {
     InsertView w = insertView(*k.op, operands);
-    l.args.push_back(bytesOf(bufs.at(1)));
-    l.args.push_back(bytesOf(w.count));
-    l.args.push_back(bytesOf(w.offset));
-    for (int64_t d : w.dims) l.args.push_back(bytesOf(d));
-    for (int64_t d : w.outStrides) l.args.push_back(bytesOf(d));
-    for (int64_t d : w.vStrides) l.args.push_back(bytesOf(d));
-    l.skip = w.count == 0;
-    l.block = block;
-    l.grid = gridFor(w.count, block, maxGrid);
-    return l;
+    return planView(out, bufs.at(1), w.count, w.offset, {&w.dims, &w.outStrides, &w.vStrides}, maxGrid, block);
   }
   if (k.kind == PtxKernel::Copy) {
     CopyView v = copyView(*k.op, operands, resultShape);
-    int64_t n = product(v.dims, 0, v.dims.size());
-    l.args.push_back(bytesOf(bufs.at(0)));
-    l.args.push_back(bytesOf(n));
-    l.args.push_back(bytesOf(v.offset));
-    for (int64_t d : v.dims) l.args.push_back(bytesOf(d));
-    for (int64_t d : v.strides) l.args.push_back(bytesOf(d));
-    l.skip = n == 0;
-    l.block = block;
-    l.grid = gridFor(n, block, maxGrid);
-    return l;
+    return planView(out, bufs.at(0), rt::numel_of(v.dims), v.offset, {&v.dims, &v.strides}, maxGrid, block);
   }
   if (k.kind == PtxKernel::Reduce || k.kind == PtxKernel::ReduceStrided || k.kind == PtxKernel::ArgReduce) {
     const rt::Shape& xs = operands.at(0).shape();
@@ -156,11 +138,24 @@ KernelLaunch planLaunch(const PtxKernel& k, uint64_t out, const std::vector<uint
   return l;
 }
 
+KernelLaunch planView(uint64_t out, uint64_t in, int64_t n, int64_t offset,
+                      std::initializer_list<const std::vector<int64_t>*> arrays, unsigned maxGrid, unsigned block) {
+  KernelLaunch l;
+  for (uint64_t p : {out, in}) l.args.push_back(bytesOf(p));
+  l.args.push_back(bytesOf(n));
+  l.args.push_back(bytesOf(offset));
+  for (const std::vector<int64_t>* a : arrays)
+    for (int64_t d : *a) l.args.push_back(bytesOf(d));
+  l.skip = n == 0;
+  l.block = block;
+  l.grid = gridFor(n, block, maxGrid);
+  return l;
+}
+
 CopyView copyView(const ir::Op& op, const std::vector<rt::Tensor>& operands, const rt::Shape& target) {
   const rt::Shape& in = operands.at(0).shape();
   size_t rank = in.size();
-  std::vector<int64_t> st(rank, 1);
-  for (size_t a = rank; a-- > 1;) st[a - 1] = st[a] * in[a];
+  std::vector<int64_t> st = rt::strides_of(in);
   CopyView v;
   switch (op.kind()) {
     case ir::OpKind::Transpose: {
@@ -168,17 +163,6 @@ CopyView copyView(const ir::Op& op, const std::vector<rt::Tensor>& operands, con
       for (int64_t p : perm) {
         v.dims.push_back(in.at(static_cast<size_t>(p)));
         v.strides.push_back(st.at(static_cast<size_t>(p)));
-      }
-      return v;
-    }
-    case ir::OpKind::Slice: {
-      const ir::IntList &start = op.ints_attr("start"), &stop = op.ints_attr("stop"), &step = op.ints_attr("step");
-      for (size_t a = 0; a < rank; ++a) {
-        rt::AxisRange r{0, 1, in[a], true};
-        if (a < start.size()) r = rt::resolve_index(rt::IndexItem::slice(start[a], stop[a], step[a]), static_cast<int64_t>(a), in[a]);
-        v.dims.push_back(r.count);
-        v.strides.push_back(r.step * st[a]);
-        if (r.count > 0) v.offset += r.start * st[a];
       }
       return v;
     }
@@ -191,13 +175,19 @@ CopyView copyView(const ir::Op& op, const std::vector<rt::Tensor>& operands, con
       }
       return v;
     }
-    case ir::OpKind::Index: {  // x[i0, i1, ...] of integer scalars: the remaining axes
+    case ir::OpKind::Slice:
+    case ir::OpKind::Index: {  // x[start:stop:step, ...] or x[i0, i1, ...]: the kept axes
       rt::IndexSpec spec;
-      for (size_t j = 1; j < operands.size(); ++j) spec.push_back(rt::IndexItem::at(operands[j].scalar_as_int64()));
+      if (op.kind() == ir::OpKind::Slice) {
+        const ir::IntList &start = op.ints_attr("start"), &stop = op.ints_attr("stop"), &step = op.ints_attr("step");
+        for (size_t a = 0; a < start.size(); ++a) spec.push_back(rt::IndexItem::slice(start[a], stop[a], step[a]));
+      } else {
+        for (size_t j = 1; j < operands.size(); ++j) spec.push_back(rt::IndexItem::at(operands[j].scalar_as_int64()));
+      }
       rt::IndexRegion reg = rt::index_region(in, spec);
       for (size_t a = 0; a < rank; ++a) {
         const rt::AxisRange& r = reg.ranges[a];
-        v.offset += r.start * st[a];
+        v.offset += r.start * st[a];  // (0 for an empty range)
         if (!r.keep) continue;
         v.dims.push_back(r.count);
         v.strides.push_back(r.step * st[a]);
@@ -214,9 +204,7 @@ InsertView insertView(const ir::Op& op, const std::vector<rt::Tensor>& in) {
   rt::IndexRegion reg = rt::index_region(xs, ir::update_spec(op, in));
   rt::check_broadcast_to(vs, reg.shape);
   size_t rank = xs.size();
-  std::vector<int64_t> st(rank, 1), vst(vs.size(), 1);
-  for (size_t a = rank; a-- > 1;) st[a - 1] = st[a] * xs[a];
-  for (size_t a = vs.size(); a-- > 1;) vst[a - 1] = vst[a] * vs[a];
+  std::vector<int64_t> st = rt::strides_of(xs), vst = rt::strides_of(vs);
   InsertView w;
   w.count = reg.numel;
   int64_t kept = static_cast<int64_t>(reg.shape.size()), vr = static_cast<int64_t>(vs.size()), j = 0;
@@ -231,13 +219,11 @@ InsertView insertView(const ir::Op& op, const std::vector<rt::Tensor>& in) {
   return w;
 }
 
-namespace {
 std::vector<const ir::Op*> opsInOrder(const ir::Function& fn) {
   std::vector<const ir::Op*> ops;
   ir::walk(const_cast<ir::Function&>(fn).entry(), [&](ir::Op& op) { ops.push_back(&op); });
   return ops;
 }
-}  // namespace
 
 std::string serializeKernels(const std::vector<PtxKernel>& ks, const ir::Function& fn) {
   std::vector<const ir::Op*> ops = opsInOrder(fn);

@@ -3,6 +3,7 @@
 // text for a native executable that embeds the PTX (`tdl build --device cuda`). No LLVM.
 #pragma once
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -68,10 +69,19 @@ struct InsertView {
 };
 InsertView insertView(const ir::Op& op, const std::vector<rt::Tensor>& operands);
 
+// The launch of a copy or insert kernel (what planLaunch gives them) from its view: out,
+// in (v for an insert), n, offset, then the arrays (dims, then the strides) in order.
+KernelLaunch planView(uint64_t out, uint64_t in, int64_t n, int64_t offset,
+                      std::initializer_list<const std::vector<int64_t>*> arrays, unsigned maxGrid, unsigned block);
+
 // How a kernel reads an operand: as the CPU's fused loops do, except that a strided
 // broadcast counts as None (element-wise and fused kernels read it through strides;
 // fused reductions leave such ops to the host).
 ir::FusedOperand ptxOperandKind(const ir::TensorType& x, const ir::TensorType& r);
+
+// The ops of fn in program order (an op before the ops of its regions): what the op
+// tables and the kernel list as text name ops by.
+std::vector<const ir::Op*> opsInOrder(const ir::Function& fn);
 
 // The kernel list as text (one line per kernel: name, kind, its op's position in program
 // order, may-fail) and back onto the function it was made from; false when it does not fit.
