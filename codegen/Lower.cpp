@@ -1428,14 +1428,25 @@ struct Lowering {
           if (kind == "mean") res = b.CreateFDiv(res, b.CreateSIToFP(inner, f64t));
           storeRow(r, b.CreateFPCast(res, ty(rd)));
         } else {
-          // max/min: NaN wins and the empty row gives -inf/+inf, as rt::reduce.
+          // max/min: NaN wins and the empty row gives -inf/+inf, as rt::reduce (lanes_row):
+          // `x > a ? x : a` (the max instruction; nnan/nsz let the vectorizer treat it as a
+          // max reduction) and, on the side, whether a NaN was seen. A NaN makes the running
+          // value poison under nnan, and the final select then takes NaN instead of it.
           bool mx = kind == "max";
           llvm::Type* t = ty(rd);
-          auto id = mx ? llvm::Intrinsic::maximum : llvm::Intrinsic::minimum;
-          auto acc = rowLoop(inner, {llvm::ConstantFP::getInfinity(t, mx)}, [&](llvm::Value* i, const std::vector<llvm::Value*>& a) {
-            return std::vector<llvm::Value*>{b.CreateBinaryIntrinsic(id, a[0], read(x, i))};
-          });
-          storeRow(r, acc[0]);
+          llvm::FastMathFlags fmf;
+          fmf.setNoNaNs();
+          fmf.setNoSignedZeros();
+          auto acc = rowLoop(inner, {llvm::ConstantFP::getInfinity(t, mx), b.getFalse()},
+                             [&](llvm::Value* i, const std::vector<llvm::Value*>& a) {
+                               llvm::Value* v = read(x, i);
+                               llvm::Value* take = mx ? b.CreateFCmpOGT(v, a[0]) : b.CreateFCmpOLT(v, a[0]);
+                               llvm::cast<llvm::Instruction>(take)->setFastMathFlags(fmf);
+                               llvm::Value* m = b.CreateSelect(take, v, a[0]);
+                               llvm::cast<llvm::Instruction>(m)->setFastMathFlags(fmf);
+                               return std::vector<llvm::Value*>{m, b.CreateOr(a[1], b.CreateFCmpUNO(v, v))};
+                             });
+          storeRow(r, b.CreateSelect(acc[1], llvm::ConstantFP::getNaN(t), acc[0]));
         }
         continue;
       }
