@@ -1,6 +1,10 @@
 #include "Conv.h"
 
+#include <algorithm>
 #include <cstring>
+#include <memory>
+#include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -17,6 +21,60 @@ void checkWindow(const Window2d& w) {
                             w.dh, w.dw, w.oh, w.ow));
 }
 
+// Copies n elements; RUN > 0: n is RUN at compile time (a few vector moves, no call).
+template <int RUN, class T>
+[[gnu::always_inline]] inline void copyRun(T* __restrict d, const T* __restrict s, int64_t n) {
+  if constexpr (RUN > 0) {
+    std::memcpy(d, s, sizeof(T) * RUN);
+  } else if (n > 16) {
+    std::memcpy(d, s, sizeof(T) * static_cast<size_t>(n));
+  } else {
+    for (int64_t c = 0; c < n; ++c) d[c] = s[c];
+  }
+}
+
+// Output rows [b, e) of [N * oh]. Each window row i reads one image row, which is first
+// copied into `padded` with the fill value around it (the padding, and the taps a stride or
+// size leaves outside), so that every position copies its taps without bounds checks: one
+// run of kw * C elements when the dilation is 1 (RUN > 0: that length at compile time).
+template <class T, int RUN>
+void im2colRows(const T* src, T* dst, int64_t b, int64_t e, int64_t H, int64_t W, int64_t C, const Window2d& w,
+                T fill) {
+  const int64_t K = w.kh * w.kw * C, run = w.kw * C;
+  const int64_t Wp = (w.ow - 1) * w.sw + (w.kw - 1) * w.dw + 1;  // padded row length, positions
+  std::unique_ptr<T[]> padded(new T[static_cast<size_t>(Wp * C)]);
+  // The part of the padded row that the image covers: u = ww + pl in [u0, u1).
+  const int64_t u0 = std::clamp<int64_t>(w.pl, 0, Wp), u1 = std::clamp<int64_t>(w.pl + W, u0, Wp);
+  T* pad = padded.get();
+  for (int64_t u = 0; u < u0 * C; ++u) pad[u] = fill;
+  for (int64_t u = u1 * C; u < Wp * C; ++u) pad[u] = fill;
+  int64_t filledRow = -2;  // which image row `padded` holds (-1: all fill)
+  for (int64_t no = b; no < e; ++no) {
+    const int64_t n = no / w.oh, o = no % w.oh;
+    T* base = dst + no * w.ow * K;
+    for (int64_t i = 0; i < w.kh; ++i) {
+      const int64_t hh = o * w.sh + i * w.dh - w.pt;
+      const int64_t want = hh >= 0 && hh < H ? n * H + hh : -1;
+      if (want != filledRow) {
+        if (want < 0) {
+          for (int64_t u = u0 * C; u < u1 * C; ++u) pad[u] = fill;
+        } else {
+          std::memcpy(pad + u0 * C, src + (want * W + (u0 - w.pl)) * C, sizeof(T) * static_cast<size_t>((u1 - u0) * C));
+        }
+        filledRow = want;
+      }
+      T* di = base + i * run;
+      if (w.dw == 1) {
+        const T* s = pad;
+        for (int64_t p = 0; p < w.ow; ++p, s += w.sw * C) copyRun<RUN>(di + p * K, s, run);
+      } else {
+        for (int64_t p = 0; p < w.ow; ++p)
+          for (int64_t j = 0; j < w.kw; ++j) copyRun<0>(di + p * K + j * C, pad + (p * w.sw + j * w.dw) * C, C);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 Tensor im2col(const Tensor& x, const Window2d& w, double pad) {
@@ -31,48 +89,24 @@ Tensor im2col(const Tensor& x, const Window2d& w, double pad) {
     const T* src = x.data<T>();
     T* dst = out.mutable_data<T>();
     const T fill = static_cast<T>(pad);
-    // A window's row is one run of kw * C elements when the taps are adjacent (dilation 1)
-    // and inside the image: copied at once. Short runs are copied without a call.
-    const int64_t run = w.kw * C;
-    auto copy = [](T* d, const T* src, int64_t len) {
-      if (len > 16) {
-        std::memcpy(d, src, sizeof(T) * static_cast<size_t>(len));
-      } else {
-        for (int64_t c = 0; c < len; ++c) d[c] = src[c];
-      }
-    };
     const int64_t rowWork = std::max<int64_t>(1, w.ow * K);
     parallel_for(N * w.oh, std::max<int64_t>(1, kParallelThreshold / 4 / rowWork), [&](int64_t b, int64_t e) {
-      for (int64_t no = b; no < e; ++no) {
-        int64_t n = no / w.oh, o = no % w.oh;
-        for (int64_t p = 0; p < w.ow; ++p) {
-          T* row = dst + (no * w.ow + p) * K;
-          const int64_t w0 = p * w.sw - w.pl;
-          const bool inside = w.dw == 1 && w0 >= 0 && w0 + w.kw <= W;
-          for (int64_t i = 0; i < w.kh; ++i) {
-            int64_t hh = o * w.sh + i * w.dh - w.pt;
-            T* d = row + i * run;
-            if (hh < 0 || hh >= H) {
-              for (int64_t c = 0; c < run; ++c) d[c] = fill;
-              continue;
-            }
-            const T* line = src + (n * H + hh) * W * C;
-            if (inside) {
-              copy(d, line + w0 * C, run);
-              continue;
-            }
-            for (int64_t j = 0; j < w.kw; ++j) {
-              int64_t ww = w0 + j * w.dw;
-              T* dj = d + j * C;
-              if (ww < 0 || ww >= W) {
-                for (int64_t c = 0; c < C; ++c) dj[c] = fill;
-              } else {
-                copy(dj, line + ww * C, C);
-              }
-            }
-          }
+      if constexpr (sizeof(T) == 4) {
+        // The runs of common windows (3 or 2 taps of 1, 3, 16, 32 or 64 channels) at
+        // compile time.
+        switch (w.kw * C) {
+          case 3: return im2colRows<T, 3>(src, dst, b, e, H, W, C, w, fill);
+          case 9: return im2colRows<T, 9>(src, dst, b, e, H, W, C, w, fill);
+          case 32: return im2colRows<T, 32>(src, dst, b, e, H, W, C, w, fill);
+          case 48: return im2colRows<T, 48>(src, dst, b, e, H, W, C, w, fill);
+          case 64: return im2colRows<T, 64>(src, dst, b, e, H, W, C, w, fill);
+          case 96: return im2colRows<T, 96>(src, dst, b, e, H, W, C, w, fill);
+          case 128: return im2colRows<T, 128>(src, dst, b, e, H, W, C, w, fill);
+          case 192: return im2colRows<T, 192>(src, dst, b, e, H, W, C, w, fill);
+          default: break;
         }
       }
+      im2colRows<T, 0>(src, dst, b, e, H, W, C, w, fill);
     });
   });
   return out;
