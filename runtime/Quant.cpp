@@ -6,6 +6,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <list>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #if defined(__x86_64__)
@@ -13,6 +16,7 @@
 // GCC 12's AVX-512 conversion intrinsics (_mm512_cvtepi32_epi8, ...) warn about their own
 // undefined pass-through operand.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
 #include "runtime/Error.h"
@@ -127,17 +131,13 @@ void dots_generic(const int16_t* qa, const int8_t* w, int64_t m0, int64_t m1, in
 TDL_QGEMM_KERNEL(dots_avx2, "avx2", TDL_MAC_AVX2)
 #undef TDL_QGEMM_KERNEL
 
-// AVX-512 VNNI: vpdpbusd multiplies unsigned by signed bytes, 4 per int32 lane, 32 per
-// instruction, on the weights as stored. The activations go in as xq + 128 (1..255), and
-// 128 * (the row's weight sum) comes off afterwards; R rows x 4 columns per block (AVX-512VL
-// gives the 32 registers that 16 accumulators need).
+// AVX-512 VNNI: vpdpbusd multiplies unsigned by signed bytes, 4 per int32 lane, and adds the
+// four products to the lane. The activations go in as xq + 128 (1..255), and 128 * (the
+// column's weight sum) comes off afterwards. Outer-product form, as float GEMM kernels are:
+// the weights packed as 16 columns x 4 k per 64-byte vector, each row's 4 k broadcast to all
+// 16 lanes, so the 16 columns' sums stay in separate lanes (no horizontal sums); R rows x 32
+// columns per block keep 2R accumulators in registers.
 #define TDL_VNNI "avx2,avx512f,avx512vl,avx512bw,avx512vnni"
-__attribute__((target(TDL_VNNI))) static inline int32_t vnni_hsum(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-  return _mm_cvtsi128_si32(s);
-}
 
 // Row a[0, K) quantized as quantize_one does, plus 128, into u8 out[0, Kp) (128 past K).
 __attribute__((target(TDL_VNNI))) void vnni_quantize_row(const float* a, int64_t K, int64_t Kp, float inv, uint8_t* out) {
@@ -151,102 +151,140 @@ __attribute__((target(TDL_VNNI))) void vnni_quantize_row(const float* a, int64_t
     __m512i q = _mm512_maskz_mov_epi32(ord, _mm512_cvtps_epi32(v));  // to nearest, ties to even; NaN -> 0
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out + k), _mm512_cvtepi32_epi8(_mm512_add_epi32(q, off)));
   }
-  for (; k < K; ++k) out[k] = static_cast<uint8_t>(quantize_one(a[k], inv) + 128);
+  if (k < K) {  // the last 1..15 values, masked (lanes past K give 0, stored as 128)
+    const __mmask16 in = static_cast<__mmask16>((1u << (K - k)) - 1);
+    __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(in, a + k), vinv);
+    __mmask16 ord = _mm512_cmp_ps_mask(v, v, _CMP_ORD_Q);
+    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+    __m512i q = _mm512_maskz_mov_epi32(ord & in, _mm512_cvtps_epi32(v));
+    const int64_t n = std::min<int64_t>(16, Kp - k);
+    _mm_mask_storeu_epi8(out + k, static_cast<__mmask16>((1u << n) - 1), _mm512_cvtepi32_epi8(_mm512_add_epi32(q, off)));
+    k += n;
+  }
   for (; k < Kp; ++k) out[k] = 128;
 }
 
-// 32 weights from p, the lanes at and past `left` zero (the last chunk of a row).
-__attribute__((target(TDL_VNNI))) static inline __m256i vnni_w(const int8_t* p, int64_t left) {
-  if (left >= 32) return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  return _mm256_maskz_loadu_epi8(static_cast<__mmask32>((uint64_t{1} << left) - 1), p);
-}
+// What the blocks of one call share: xu u8 [M][Kp] (Kp = 4 * G), the packed weights
+// wp[(nb * G + g) * 64 + 4 * col + kk] = w[16 nb + col][4 g + kk] (0 past N and K), per
+// column corr = 128 * (its weight sum) and scale = alpha * x_scale * w_scale, and the output.
+struct VnniGemm {
+  const uint8_t* xu;
+  const int8_t* wp;
+  const int32_t* corr;
+  const float* scale;
+  const float* c;  // beta * c is added when not null
+  float beta;
+  int64_t N, G, Kp;
+  float* out;
+};
 
-// wsum[n] = sum of w[n][k] (vpdpbusd against ones).
-__attribute__((target(TDL_VNNI))) void vnni_row_sums(const int8_t* w, int64_t N, int64_t K, int32_t* wsum) {
-  const __m256i ones = _mm256_set1_epi8(1);
-  for (int64_t n = 0; n < N; ++n) {
-    __m256i s = _mm256_setzero_si256();
-    for (int64_t k = 0; k < K; k += 32) s = _mm256_dpbusd_epi32(s, ones, vnni_w(w + n * K + k, K - k));
-    wsum[n] = vnni_hsum(s);
-  }
-}
-
-// One row of activations against columns [n, n + nc) (nc <= 4), any K.
-template <int R>
-__attribute__((target(TDL_VNNI))) void vnni_block(const uint8_t* xu, const int8_t* w, const int32_t* wsum, int64_t m,
-                                                 int64_t n, int nc, int64_t K, int64_t Kp, int64_t N, int32_t* acc) {
-  __m256i s[R][4];
+// Rows [m, m + R) x columns [16 nb, 16 nb + 16 NV) (the last vector masked past N).
+template <int R, int NV>
+__attribute__((target(TDL_VNNI))) inline void vnni_block(const VnniGemm& q, int64_t m, int64_t nb) {
+  __m512i acc[R][NV];
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
-    for (int j = 0; j < 4; ++j) s[r][j] = _mm256_setzero_si256();
-  const int8_t* y = w + n * K;
-  for (int64_t k = 0; k < Kp; k += 32) {
-    __m256i b[4];
-    for (int j = 0; j < 4; ++j) b[j] = j < nc ? vnni_w(y + j * K + k, K - k) : _mm256_setzero_si256();
+#pragma GCC unroll 2
+    for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_setzero_si512();
+  const int8_t* wb = q.wp + nb * q.G * 64;
+  const uint8_t* x = q.xu + m * q.Kp;
+  for (int64_t g = 0; g < q.G; ++g) {
+    __m512i wv[NV];
+#pragma GCC unroll 2
+    for (int j = 0; j < NV; ++j) wv[j] = _mm512_loadu_si512(wb + (j * q.G + g) * 64);
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xu + (m + r) * Kp + k));
-      for (int j = 0; j < 4; ++j) s[r][j] = _mm256_dpbusd_epi32(s[r][j], av, b[j]);
+      int32_t four;
+      std::memcpy(&four, x + r * q.Kp + 4 * g, 4);
+      const __m512i xb = _mm512_set1_epi32(four);
+#pragma GCC unroll 2
+      for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], xb, wv[j]);
     }
   }
-  for (int r = 0; r < R; ++r)
-    for (int j = 0; j < nc; ++j) acc[(m + r) * N + n + j] = vnni_hsum(s[r][j]) - 128 * wsum[n + j];
-}
-
-// The hot block: 4 rows x 4 columns, written out so that the 16 accumulators stay in registers.
-__attribute__((target(TDL_VNNI))) void vnni_4x4(const uint8_t* xu, const int8_t* w, const int32_t* wsum, int64_t m,
-                                               int64_t n, int64_t K, int64_t Kp, int64_t N, int32_t* acc) {
-  const uint8_t *x0 = xu + m * Kp, *x1 = x0 + Kp, *x2 = x1 + Kp, *x3 = x2 + Kp;
-  const int8_t *y0 = w + n * K, *y1 = y0 + K, *y2 = y1 + K, *y3 = y2 + K;
-  __m256i s00 = _mm256_setzero_si256(), s01 = s00, s02 = s00, s03 = s00, s10 = s00, s11 = s00, s12 = s00, s13 = s00,
-          s20 = s00, s21 = s00, s22 = s00, s23 = s00, s30 = s00, s31 = s00, s32 = s00, s33 = s00;
-#define TDL_VNNI_STEP(b0, b1, b2, b3, k)                                                   \
-  do {                                                                                      \
-    const __m256i w0 = (b0), w1 = (b1), w2 = (b2), w3 = (b3);                               \
-    __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x0 + (k)));             \
-    s00 = _mm256_dpbusd_epi32(s00, a, w0), s01 = _mm256_dpbusd_epi32(s01, a, w1);           \
-    s02 = _mm256_dpbusd_epi32(s02, a, w2), s03 = _mm256_dpbusd_epi32(s03, a, w3);           \
-    a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x1 + (k)));                     \
-    s10 = _mm256_dpbusd_epi32(s10, a, w0), s11 = _mm256_dpbusd_epi32(s11, a, w1);           \
-    s12 = _mm256_dpbusd_epi32(s12, a, w2), s13 = _mm256_dpbusd_epi32(s13, a, w3);           \
-    a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x2 + (k)));                     \
-    s20 = _mm256_dpbusd_epi32(s20, a, w0), s21 = _mm256_dpbusd_epi32(s21, a, w1);           \
-    s22 = _mm256_dpbusd_epi32(s22, a, w2), s23 = _mm256_dpbusd_epi32(s23, a, w3);           \
-    a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x3 + (k)));                     \
-    s30 = _mm256_dpbusd_epi32(s30, a, w0), s31 = _mm256_dpbusd_epi32(s31, a, w1);           \
-    s32 = _mm256_dpbusd_epi32(s32, a, w2), s33 = _mm256_dpbusd_epi32(s33, a, w3);           \
-  } while (0)
-
-  const int64_t K32 = K / 32 * 32;
-  int64_t k = 0;
-  for (; k < K32; k += 32) {
-    TDL_VNNI_STEP(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y0 + k)),
-                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y1 + k)),
-                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y2 + k)),
-                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y3 + k)), k);
+#pragma GCC unroll 2
+  for (int j = 0; j < NV; ++j) {
+    const int64_t n = 16 * (nb + j);
+    const int64_t left = q.N - n;
+    const __mmask16 mask = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+    const __m512i corr = _mm512_maskz_loadu_epi32(mask, q.corr + n);
+    const __m512 sc = _mm512_maskz_loadu_ps(mask, q.scale + n);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      // float(acc) * scale [+ beta * c], as the scalar loop: a multiply, then an add.
+      __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][j], corr)), sc);
+      float* o = q.out + (m + r) * q.N + n;
+      if (q.c) v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_set1_ps(q.beta), _mm512_maskz_loadu_ps(mask, q.c + (m + r) * q.N + n)));
+      _mm512_mask_storeu_ps(o, mask, v);
+    }
   }
-  if (k < K) TDL_VNNI_STEP(vnni_w(y0 + k, K - k), vnni_w(y1 + k, K - k), vnni_w(y2 + k, K - k), vnni_w(y3 + k, K - k), k);
-#undef TDL_VNNI_STEP
-  int32_t* r = acc + m * N + n;
-  const int32_t c0 = 128 * wsum[n], c1 = 128 * wsum[n + 1], c2 = 128 * wsum[n + 2], c3 = 128 * wsum[n + 3];
-  r[0] = vnni_hsum(s00) - c0, r[1] = vnni_hsum(s01) - c1, r[2] = vnni_hsum(s02) - c2, r[3] = vnni_hsum(s03) - c3;
-  r += N;
-  r[0] = vnni_hsum(s10) - c0, r[1] = vnni_hsum(s11) - c1, r[2] = vnni_hsum(s12) - c2, r[3] = vnni_hsum(s13) - c3;
-  r += N;
-  r[0] = vnni_hsum(s20) - c0, r[1] = vnni_hsum(s21) - c1, r[2] = vnni_hsum(s22) - c2, r[3] = vnni_hsum(s23) - c3;
-  r += N;
-  r[0] = vnni_hsum(s30) - c0, r[1] = vnni_hsum(s31) - c1, r[2] = vnni_hsum(s32) - c2, r[3] = vnni_hsum(s33) - c3;
 }
 
-// acc for rows [m0, m1): activations as u8 [M][Kp] (128 past K), wsum[n] = sum of w[n][k].
-void dots_vnni(const uint8_t* xu, const int8_t* w, const int32_t* wsum, int64_t m0, int64_t m1, int64_t N, int64_t K,
-               int64_t Kp, int32_t* acc) {
-  const int64_t N4 = N / 4 * 4;
+// The weights w i8 [N, K] packed for vnni_block, and 128 * each column's sum: made once per
+// weight tensor and kept (a model's weights are the same tensors call after call), the most
+// recently used first. An entry holds a reference to the weights' storage, so their address
+// cannot be reused for other weights while it is cached (and writing to them copies them).
+struct VnniWeights {
+  Tensor keep;
+  std::vector<int8_t> packed;
+  std::vector<int32_t> corr;
+};
+
+std::shared_ptr<const VnniWeights> vnni_weights(const Tensor& w) {
+  static std::mutex mu;
+  static std::list<std::shared_ptr<const VnniWeights>> cache;
+  constexpr size_t kMaxEntries = 256;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (auto it = cache.begin(); it != cache.end(); ++it)
+      if ((*it)->keep.shares_storage_with(w) && (*it)->keep.shape() == w.shape()) {
+        cache.splice(cache.begin(), cache, it);
+        return cache.front();
+      }
+  }
+  const int64_t N = w.dim(0), K = w.dim(1), G = (K + 3) / 4, NB = (N + 15) / 16;
+  const int8_t* wp = w.data<int8_t>();
+  auto e = std::make_shared<VnniWeights>();
+  e->keep = w;
+  e->packed.resize(static_cast<size_t>(NB * G * 64));
+  e->corr.resize(static_cast<size_t>(N));
+  int8_t* pk = e->packed.data();
+  for (int64_t nb = 0; nb < NB; ++nb)
+    for (int64_t g = 0; g < G; ++g)
+      for (int64_t n = 16 * nb; n < 16 * nb + 16; ++n)
+        for (int64_t k = 4 * g; k < 4 * g + 4; ++k) *pk++ = n < N && k < K ? wp[n * K + k] : int8_t{0};
+  for (int64_t n = 0; n < N; ++n) {
+    int32_t sum = 0;
+    for (int64_t k = 0; k < K; ++k) sum += wp[n * K + k];
+    e->corr[static_cast<size_t>(n)] = 128 * sum;
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  cache.push_front(e);
+  if (cache.size() > kMaxEntries) cache.pop_back();
+  return e;
+}
+
+template <int R>
+__attribute__((target(TDL_VNNI))) void vnni_rows(const VnniGemm& q, int64_t m) {
+  const int64_t NB = (q.N + 15) / 16;
+  int64_t nb = 0;
+  for (; nb + 2 <= NB; nb += 2) vnni_block<R, 2>(q, m, nb);
+  if (nb < NB) vnni_block<R, 1>(q, m, nb);
+}
+
+// Rows [m0, m1) of the output.
+__attribute__((target(TDL_VNNI))) void vnni_gemm(const VnniGemm& q, int64_t m0, int64_t m1) {
   int64_t m = m0;
-  for (; m + 4 <= m1; m += 4) {
-    for (int64_t n = 0; n < N4; n += 4) vnni_4x4(xu, w, wsum, m, n, K, Kp, N, acc);
-    if (N4 < N) vnni_block<4>(xu, w, wsum, m, N4, static_cast<int>(N - N4), K, Kp, N, acc);
+  for (; m + 8 <= m1; m += 8) vnni_rows<8>(q, m);
+  switch (m1 - m) {
+    case 7: return vnni_rows<7>(q, m);
+    case 6: return vnni_rows<6>(q, m);
+    case 5: return vnni_rows<5>(q, m);
+    case 4: return vnni_rows<4>(q, m);
+    case 3: return vnni_rows<3>(q, m);
+    case 2: return vnni_rows<2>(q, m);
+    case 1: return vnni_rows<1>(q, m);
+    default: return;
   }
-  for (; m < m1; ++m)
-    for (int64_t n = 0; n < N; n += 4) vnni_block<1>(xu, w, wsum, m, n, static_cast<int>(std::min<int64_t>(4, N - n)), K, Kp, N, acc);
 }
 
 int x86_level() {  // 0: generic, 1: AVX2, 2: AVX-512 VNNI
@@ -367,29 +405,41 @@ Tensor qgemm(const Tensor& a, const Tensor& w, const Tensor& w_scale, double x_s
                             shape_str(c->shape())));
   static thread_local std::vector<int16_t> qaBuf;
   static thread_local std::vector<uint8_t> xuBuf;
-  static thread_local std::vector<int32_t> accBuf, wsumBuf;
-  int32_t* acc = scratch(accBuf, static_cast<size_t>(M * N));
+  static thread_local std::vector<int32_t> accBuf;
   const int8_t* wp = w.data<int8_t>();
   const float inv = static_cast<float>(1.0 / x_scale);
-  const int64_t grainRows = std::max<int64_t>(4, (int64_t{1} << 18) / std::max<int64_t>(1, N * K)) / 4 * 4;
-  const bool parallel = M * N * K >= (int64_t{1} << 20) && M >= 8;
+  const int64_t grainRows = std::max<int64_t>(8, (int64_t{1} << 18) / std::max<int64_t>(1, N * K)) / 8 * 8;
+  // Threads when the products or the quantizing and writing of rows are worth a wake-up.
+  const bool parallel = (M * N * K >= (int64_t{1} << 20) || M * (K + N) >= (int64_t{1} << 16)) && M >= 16;
+  Tensor r = Tensor::empty(DType::F32, {M, N});
+  float* out = r.mutable_data<float>();
+  const float* ws = w_scale.data<float>();
+  const float xs = static_cast<float>(x_scale), al = static_cast<float>(alpha), be = static_cast<float>(beta);
+  std::vector<float> colScale(static_cast<size_t>(N));
+  for (int64_t n = 0; n < N; ++n) colScale[static_cast<size_t>(n)] = al * (xs * ws[n]);
+  const float* cp = c ? c->data<float>() : nullptr;
 #if defined(__x86_64__)
   if (kernel_level() == 2) {
-    const int64_t Kp = (K + 31) / 32 * 32;
+    const int64_t G = (K + 3) / 4, Kp = 4 * G;
     uint8_t* xu = scratch(xuBuf, static_cast<size_t>(M * Kp));
-    int32_t* wsum = scratch(wsumBuf, static_cast<size_t>(N));
+    const std::shared_ptr<const VnniWeights> pw = vnni_weights(w);
+    const VnniGemm q{xu, pw->packed.data(), pw->corr.data(), colScale.data(), cp, be, N, G, Kp, out};
     const float* ap = a.data<float>();
-    for (int64_t m = 0; m < M; ++m) vnni_quantize_row(ap + m * K, K, Kp, inv, xu + m * Kp);
-    vnni_row_sums(wp, N, K, wsum);
+    auto rows = [&](int64_t m0, int64_t m1) {
+      for (int64_t m = m0; m < m1; ++m) vnni_quantize_row(ap + m * K, K, Kp, inv, xu + m * Kp);
+      vnni_gemm(q, m0, m1);
+    };
     if (!parallel) {
-      dots_vnni(xu, wp, wsum, 0, M, N, K, Kp, acc);
+      rows(0, M);
     } else {
-      parallel_for((M + 3) / 4, std::max<int64_t>(1, grainRows / 4), [&](int64_t b, int64_t e) {
-        dots_vnni(xu, wp, wsum, 4 * b, std::min(M, 4 * e), N, K, Kp, acc);
+      parallel_for((M + 7) / 8, std::max<int64_t>(1, grainRows / 8), [&](int64_t b, int64_t e) {
+        rows(8 * b, std::min(M, 8 * e));
       });
     }
-  } else
+    return r;
+  }
 #endif
+  int32_t* acc = scratch(accBuf, static_cast<size_t>(M * N));
   {
     const int64_t Kp = (K + 15) / 16 * 16;
     int16_t* qa = scratch(qaBuf, static_cast<size_t>(M * Kp));
@@ -402,13 +452,6 @@ Tensor qgemm(const Tensor& a, const Tensor& w, const Tensor& w_scale, double x_s
       });
     }
   }
-  Tensor r = Tensor::empty(DType::F32, {M, N});
-  float* out = r.mutable_data<float>();
-  const float* ws = w_scale.data<float>();
-  const float xs = static_cast<float>(x_scale), al = static_cast<float>(alpha), be = static_cast<float>(beta);
-  std::vector<float> colScale(static_cast<size_t>(N));
-  for (int64_t n = 0; n < N; ++n) colScale[static_cast<size_t>(n)] = al * (xs * ws[n]);
-  const float* cp = c ? c->data<float>() : nullptr;
   for (int64_t m = 0; m < M; ++m)
     for (int64_t n = 0; n < N; ++n) {
       float v = static_cast<float>(acc[m * N + n]) * colScale[static_cast<size_t>(n)];

@@ -40,7 +40,8 @@ TEST_CASE("qgemm is the integer product of the quantized operands, scaled", "[qu
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> u(-2.0f, 2.0f);
   for (auto [M, K, N] : std::vector<std::array<int64_t, 3>>{{1, 1, 1}, {1, 64, 10}, {2, 16, 4}, {3, 17, 5},
-                                                            {7, 33, 9}, {64, 64, 64}, {65, 100, 13}, {300, 300, 70}}) {
+                                                            {7, 33, 9}, {64, 64, 64}, {65, 100, 13}, {300, 300, 70},
+                                                            {4096, 9, 16}, {1024, 144, 32}, {21, 128, 40}}) {
     Tensor a = Tensor::empty(DType::F32, {M, K}), w = Tensor::empty(DType::F32, {N, K}), c = Tensor::empty(DType::F32, {M, N});
     for (int64_t i = 0; i < M * K; ++i) a.mutable_data<float>()[i] = u(rng);
     for (int64_t i = 0; i < K * N; ++i) w.mutable_data<float>()[i] = u(rng);
