@@ -19,8 +19,9 @@
 
 namespace tdl::ir {
 
-// Weight matrices smaller than this stay f32 (the scales would cost what they save).
-inline constexpr int64_t kMinQuantizedWeights = 256;
+// Weight matrices smaller than this stay f32 (too small to matter). A first 3x3 convolution
+// of one channel (144 weights) is quantized: its product is over every pixel of the batch.
+inline constexpr int64_t kMinQuantizedWeights = 64;
 
 // The matmul/gemm ops of the top-level block whose b is a rank-2 f32 constant of at least
 // kMinQuantizedWeights elements and whose a is a rank-2 f32 value (gemm: not trans_a).
