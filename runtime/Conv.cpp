@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -40,36 +41,47 @@ template <int RUN, class T>
 template <class T, int RUN>
 void im2colRows(const T* src, T* dst, int64_t b, int64_t e, int64_t H, int64_t W, int64_t C, const Window2d& w,
                 T fill) {
-  const int64_t K = w.kh * w.kw * C, run = w.kw * C;
-  const int64_t Wp = (w.ow - 1) * w.sw + (w.kw - 1) * w.dw + 1;  // padded row length, positions
-  std::unique_ptr<T[]> padded(new T[static_cast<size_t>(Wp * C)]);
-  // The part of the padded row that the image covers: u = ww + pl in [u0, u1).
-  const int64_t u0 = std::clamp<int64_t>(w.pl, 0, Wp), u1 = std::clamp<int64_t>(w.pl + W, u0, Wp);
-  T* pad = padded.get();
-  for (int64_t u = 0; u < u0 * C; ++u) pad[u] = fill;
-  for (int64_t u = u1 * C; u < Wp * C; ++u) pad[u] = fill;
-  int64_t filledRow = -2;  // which image row `padded` holds (-1: all fill)
+  // The window's fields as locals: stores through T* (a char type when T is int8_t) could
+  // otherwise alias them, and they would be loaded again after every copy.
+  const int64_t kh = w.kh, kw = w.kw, sh = w.sh, sw = w.sw, dh = w.dh, dw = w.dw, pt = w.pt, pl = w.pl, oh = w.oh,
+                ow = w.ow;
+  const int64_t K = kh * kw * C, run = kw * C;
+  const int64_t Wp = (ow - 1) * sw + (kw - 1) * dw + 1;  // padded row length, positions
+  // kh + 1 padded rows: one of fill only (the rows above and below the image), and a ring of
+  // kh image rows (slot hh % kh), so each image row is copied once while the windows of
+  // consecutive output rows move down over it.
+  const int64_t len = Wp * C;
+  std::unique_ptr<T[]> rows(new T[static_cast<size_t>((kh + 1) * len)]);
+  std::vector<int64_t> held(static_cast<size_t>(kh), -1);  // which image row (n * H + hh) each slot holds
+  // The part of a padded row that the image covers: u = ww + pl in [u0, u1).
+  const int64_t u0 = std::clamp<int64_t>(pl, 0, Wp), u1 = std::clamp<int64_t>(pl + W, u0, Wp);
+  for (int64_t r = 0; r <= kh; ++r) {
+    T* pr = rows.get() + r * len;
+    for (int64_t u = 0; u < (r == kh ? Wp : u0) * C; ++u) pr[u] = fill;
+    for (int64_t u = u1 * C; u < len; ++u) pr[u] = fill;
+  }
   for (int64_t no = b; no < e; ++no) {
-    const int64_t n = no / w.oh, o = no % w.oh;
-    T* base = dst + no * w.ow * K;
-    for (int64_t i = 0; i < w.kh; ++i) {
-      const int64_t hh = o * w.sh + i * w.dh - w.pt;
-      const int64_t want = hh >= 0 && hh < H ? n * H + hh : -1;
-      if (want != filledRow) {
-        if (want < 0) {
-          for (int64_t u = u0 * C; u < u1 * C; ++u) pad[u] = fill;
-        } else {
-          std::memcpy(pad + u0 * C, src + (want * W + (u0 - w.pl)) * C, sizeof(T) * static_cast<size_t>((u1 - u0) * C));
+    const int64_t n = no / oh, o = no % oh;
+    T* base = dst + no * ow * K;
+    for (int64_t i = 0; i < kh; ++i) {
+      const int64_t hh = o * sh + i * dh - pt;
+      const T* pad = rows.get() + kh * len;
+      if (hh >= 0 && hh < H) {
+        const int64_t slot = hh % kh, want = n * H + hh;
+        T* pr = rows.get() + slot * len;
+        if (held[static_cast<size_t>(slot)] != want) {
+          std::memcpy(pr + u0 * C, src + (want * W + (u0 - pl)) * C, sizeof(T) * static_cast<size_t>((u1 - u0) * C));
+          held[static_cast<size_t>(slot)] = want;
         }
-        filledRow = want;
+        pad = pr;
       }
       T* di = base + i * run;
-      if (w.dw == 1) {
+      if (dw == 1) {
         const T* s = pad;
-        for (int64_t p = 0; p < w.ow; ++p, s += w.sw * C) copyRun<RUN>(di + p * K, s, run);
+        for (int64_t p = 0; p < ow; ++p, s += sw * C) copyRun<RUN>(di + p * K, s, run);
       } else {
-        for (int64_t p = 0; p < w.ow; ++p)
-          for (int64_t j = 0; j < w.kw; ++j) copyRun<0>(di + p * K + j * C, pad + (p * w.sw + j * w.dw) * C, C);
+        for (int64_t p = 0; p < ow; ++p)
+          for (int64_t j = 0; j < kw; ++j) copyRun<0>(di + p * K + j * C, pad + (p * sw + j * dw) * C, C);
       }
     }
   }
@@ -84,16 +96,16 @@ Tensor im2col(const Tensor& x, const Window2d& w, double pad) {
   const int64_t K = w.kh * w.kw * C;
   Tensor out = Tensor::empty(x.dtype(), {N, w.oh, w.ow, K});
   if (out.numel() == 0) return out;
-  dispatch(x.dtype(), [&](auto tag) {
+  auto body = [&](auto tag) {
     using T = decltype(tag);
     const T* src = x.data<T>();
     T* dst = out.mutable_data<T>();
     const T fill = static_cast<T>(pad);
     const int64_t rowWork = std::max<int64_t>(1, w.ow * K);
     parallel_for(N * w.oh, std::max<int64_t>(1, kParallelThreshold / 4 / rowWork), [&](int64_t b, int64_t e) {
-      if constexpr (sizeof(T) == 4) {
+      if constexpr (std::is_same_v<T, float> || std::is_same_v<T, int8_t>) {
         // The runs of common windows (3 or 2 taps of 1, 3, 16, 32 or 64 channels) at
-        // compile time.
+        // compile time: f32, and the quantized pixels of int8 convolutions.
         switch (w.kw * C) {
           case 3: return im2colRows<T, 3>(src, dst, b, e, H, W, C, w, fill);
           case 9: return im2colRows<T, 9>(src, dst, b, e, H, W, C, w, fill);
@@ -108,7 +120,14 @@ Tensor im2col(const Tensor& x, const Window2d& w, double pad) {
       }
       im2colRows<T, 0>(src, dst, b, e, H, W, C, w, fill);
     });
-  });
+  };
+  // i8: the windows of quantized pixels (ir/passes/Quantize.cpp), padded with 0.
+  if (x.dtype() == DType::I8) {
+    if (pad != 0.0) throw Error("internal: im2col of i8 pads with 0 only");
+    body(int8_t{});
+  } else {
+    dispatch(x.dtype(), body);
+  }
   return out;
 }
 

@@ -19,7 +19,7 @@ struct Window2d {
 };
 
 // [N, oh, ow, kh * kw * C]: for each output position its window's taps in (i, j, c) order;
-// taps outside x read `pad`.
+// taps outside x read `pad`. x may also be i8 (quantized pixels; pad 0).
 Tensor im2col(const Tensor& x, const Window2d& w, double pad = 0.0);
 // The adjoint of im2col for an input of h x w positions: [N, h, w, C] where each element is
 // the sum of the columns' entries that read it (C = cols' last dim / (kh * kw)).

@@ -1,10 +1,13 @@
 // im2col (runtime/Conv.h) against its definition, element by element, over random windows:
 // sizes, strides, dilations, padding on each side, and channel counts that take both the
 // compile-time runs and the general copy.
+#include <cstring>
 #include <random>
 
 #include "Helpers.h"
 #include "runtime/Conv.h"
+#include "runtime/Quant.h"
+#include "runtime/ShapeOps.h"
 
 using namespace tdl::rt;
 
@@ -43,4 +46,19 @@ TEST_CASE("im2col reads each tap of each window, the fill value outside the imag
   }
   CHECK(checked > 100000);
   CHECK(wrong == 0);
+}
+
+TEST_CASE("im2col of quantized pixels is quantize of im2col when the padding is 0", "[conv][quant]") {
+  Tensor x = Tensor::empty(DType::F32, {3, 5, 6, 16});
+  for (int64_t i = 0; i < x.numel(); ++i) x.mutable_data<float>()[i] = static_cast<float>((i * 37) % 101) / 25.0f - 2.0f;
+  for (int64_t C : {int64_t{16}, int64_t{1}}) {
+    Tensor xc = C == 16 ? x : reshape(x, {3, 5, 96, 1});
+    Window2d w{3, 3, 1, 2, 1, 1, 1, 1, 5, C == 16 ? 3 : 48};
+    Tensor a = im2col(quantize_i8(xc, 0.03), w, 0.0), b = quantize_i8(im2col(xc, w, 0.0), 0.03);
+    REQUIRE(a.dtype() == DType::I8);
+    REQUIRE(a.shape() == b.shape());
+    CHECK(std::memcmp(a.data<int8_t>(), b.data<int8_t>(), static_cast<size_t>(a.numel())) == 0);
+  }
+  CHECK_THROWS_WITH(im2col(quantize_i8(x, 0.03), Window2d{2, 2, 2, 2, 1, 1, 0, 0, 2, 3}, -1.0),
+                    "internal: im2col of i8 pads with 0 only");
 }
