@@ -136,10 +136,15 @@ std::optional<std::vector<rt::Tensor>> evaluate(const Op& op, const std::vector<
     case OpKind::Quantize: return V{rt::quantize_i8(in[0], *op.attr_as<double>("scale"))};
     case OpKind::Dequantize:
       return V{rt::dequantize_i8(in[0], in[1], op.attr_as<int64_t>("axis") ? *op.attr_as<int64_t>("axis") : -1)};
-    case OpKind::QGemm:
-      return V{rt::qgemm(in[0], in[1], in[2], *op.attr_as<double>("x_scale"),
-                         in.size() > 3 ? std::optional<rt::Tensor>(in[3]) : std::nullopt, *op.attr_as<double>("alpha"),
-                         *op.attr_as<double>("beta"))};
+    case OpKind::QGemm: {
+      // a, w, ws, then c (rank 2) and bias (rank 1) when present
+      std::optional<rt::Tensor> c, bias;
+      size_t next = 3;
+      if (in.size() > next && in[next].rank() == 2) c = in[next++];
+      if (in.size() > next) bias = in[next];
+      return V{rt::qgemm(in[0], in[1], in[2], *op.attr_as<double>("x_scale"), c, *op.attr_as<double>("alpha"),
+                         *op.attr_as<double>("beta"), bias, op.attr_as<bool>("relu") && *op.attr_as<bool>("relu"))};
+    }
     case OpKind::Index: return V{rt::get_index(in[0], indices(in, 1))};
     case OpKind::Take: return V{rt::take(in[0], in[1], op.int_attr("axis"))};
     case OpKind::IndexAdd: return V{rt::index_add(in[0], in[1], in[2], op.int_attr("axis"))};

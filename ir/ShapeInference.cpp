@@ -366,10 +366,10 @@ std::optional<std::vector<TensorType>> infer_result_types(OpKind kind, const std
       return V{TensorType(DType::F32, in[0].dims)};
     }
     case OpKind::QGemm: {
-      if (in.size() != 3 && in.size() != 4) fail("qgemm needs operands a, w, ws and an optional c");
-      if (in[0].dtype != DType::F32 || in[0].rank() != 2 || in[1].dtype != DType::I8 || in[1].rank() != 2 ||
-          in[2].dtype != DType::F32 || in[2].rank() != 1)
-        fail("qgemm needs a f32[M, K], w i8[N, K] and ws f32[N], got " + in[0].str() + ", " + in[1].str() + " and " +
+      if (in.size() < 3 || in.size() > 5) fail("qgemm needs operands a, w, ws, an optional c and an optional bias");
+      if ((in[0].dtype != DType::F32 && in[0].dtype != DType::I8) || in[0].rank() != 2 || in[1].dtype != DType::I8 ||
+          in[1].rank() != 2 || in[2].dtype != DType::F32 || in[2].rank() != 1)
+        fail("qgemm needs a f32[M, K] (or i8, quantized), w i8[N, K] and ws f32[N], got " + in[0].str() + ", " + in[1].str() + " and " +
              in[2].str());
       get<double>(attrs, "x_scale");
       get<double>(attrs, "alpha");
@@ -377,10 +377,20 @@ std::optional<std::vector<TensorType>> infer_result_types(OpKind kind, const std
       unify(in[0].dims[1], in[1].dims[1], "qgemm's a and w must agree on K");
       unify(in[1].dims[0], in[2].dims[0], "qgemm's ws must have one scale per row of w");
       std::vector<Dim> dims = {in[0].dims[0], in[1].dims[0]};
-      if (in.size() == 4) {
-        if (in[3].dtype != DType::F32 || in[3].rank() != 2) fail("qgemm's c must be f32[M, N], got " + in[3].str());
-        for (size_t i = 0; i < 2; ++i) dims[i] = unify(dims[i], in[3].dims[i], "qgemm's c must have the result's shape");
+      // After a, w, ws: c (rank 2) if present, then bias (rank 1) if present.
+      size_t next = 3;
+      if (in.size() > next && in[next].rank() == 2) {
+        if (in[next].dtype != DType::F32) fail("qgemm's c must be f32[M, N], got " + in[next].str());
+        for (size_t i = 0; i < 2; ++i) dims[i] = unify(dims[i], in[next].dims[i], "qgemm's c must have the result's shape");
+        ++next;
       }
+      if (in.size() > next) {
+        if (in[next].dtype != DType::F32 || in[next].rank() != 1)
+          fail("qgemm's bias must be f32[N], got " + in[next].str());
+        dims[1] = unify(dims[1], in[next].dims[0], "qgemm's bias must have one entry per column");
+        ++next;
+      }
+      if (next != in.size()) fail("qgemm's operands after ws must be c f32[M, N] and then bias f32[N]");
       return V{TensorType(DType::F32, dims)};
     }
     case OpKind::Take: {

@@ -54,6 +54,14 @@ void widen(const float* a, int64_t M, int64_t K, int64_t Kp, float inv, int16_t*
   }
 }
 
+// Rows of already quantized activations (i8 [M, K]) widened the same way.
+void widen_i8(const int8_t* a, int64_t M, int64_t K, int64_t Kp, int16_t* qa) {
+  for (int64_t m = 0; m < M; ++m) {
+    for (int64_t k = 0; k < K; ++k) qa[m * Kp + k] = a[m * K + k];
+    for (int64_t k = K; k < Kp; ++k) qa[m * Kp + k] = 0;
+  }
+}
+
 inline int32_t dot_tail(const int16_t* x, const int8_t* w, int64_t k0, int64_t K) {
   int32_t s = 0;
   for (int64_t k = k0; k < K; ++k) s += static_cast<int32_t>(x[k]) * static_cast<int32_t>(w[k]);
@@ -164,6 +172,33 @@ __attribute__((target(TDL_VNNI))) void vnni_quantize_row(const float* a, int64_t
   for (; k < Kp; ++k) out[k] = 128;
 }
 
+// Row a[0, K) of quantized activations plus 128 (q ^ 0x80 as a byte) into u8 out[0, Kp).
+__attribute__((target(TDL_VNNI))) void vnni_shift_row(const int8_t* a, int64_t K, int64_t Kp, uint8_t* out) {
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  int64_t k = 0;
+  for (; k + 64 <= K; k += 64)
+    _mm512_storeu_si512(out + k, _mm512_xor_si512(_mm512_loadu_si512(a + k), flip));
+  if (k < K) {
+    const __mmask64 in = (uint64_t{1} << (K - k)) - 1;
+    _mm512_mask_storeu_epi8(out + k, in, _mm512_xor_si512(_mm512_maskz_loadu_epi8(in, a + k), flip));
+    k = K;
+  }
+  for (; k < Kp; ++k) out[k] = 128;
+}
+
+// x[0, n) quantized as quantize_one does into i8 out[0, n).
+__attribute__((target(TDL_VNNI))) void vnni_quantize(const float* x, int64_t n, float inv, int8_t* out) {
+  const __m512 vinv = _mm512_set1_ps(inv), lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 in = n - i >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << (n - i)) - 1);
+    __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(in, x + i), vinv);
+    __mmask16 ord = _mm512_cmp_ps_mask(v, v, _CMP_ORD_Q);
+    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+    __m512i q = _mm512_maskz_mov_epi32(ord, _mm512_cvtps_epi32(v));
+    _mm_mask_storeu_epi8(out + i, in, _mm512_cvtepi32_epi8(q));
+  }
+}
+
 // What the blocks of one call share: xu u8 [M][Kp] (Kp = 4 * G), the packed weights
 // wp[(nb * G + g) * 64 + 4 * col + kk] = w[16 nb + col][4 g + kk] (0 past N and K), per
 // column corr = 128 * (its weight sum) and scale = alpha * x_scale * w_scale, and the output.
@@ -174,6 +209,8 @@ struct VnniGemm {
   const float* scale;
   const float* c;  // beta * c is added when not null
   float beta;
+  const float* bias;  // then bias[n], when not null
+  bool relu;          // then relu
   int64_t N, G, Kp;
   float* out;
 };
@@ -208,12 +245,16 @@ __attribute__((target(TDL_VNNI))) inline void vnni_block(const VnniGemm& q, int6
     const __mmask16 mask = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
     const __m512i corr = _mm512_maskz_loadu_epi32(mask, q.corr + n);
     const __m512 sc = _mm512_maskz_loadu_ps(mask, q.scale + n);
+    const __m512 bias = q.bias ? _mm512_maskz_loadu_ps(mask, q.bias + n) : _mm512_setzero_ps();
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       // float(acc) * scale [+ beta * c], as the scalar loop: a multiply, then an add.
       __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][j], corr)), sc);
       float* o = q.out + (m + r) * q.N + n;
       if (q.c) v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_set1_ps(q.beta), _mm512_maskz_loadu_ps(mask, q.c + (m + r) * q.N + n)));
+      if (q.bias) v = _mm512_add_ps(v, bias);
+      // relu as the runtime's: v <= 0 -> 0 (so -0 -> 0), NaN stays
+      if (q.relu) v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LE_OQ), _mm512_setzero_ps());
       _mm512_mask_storeu_ps(o, mask, v);
     }
   }
@@ -342,6 +383,12 @@ Tensor quantize_i8(const Tensor& x, double scale) {
   if (x.dtype() == DType::F32) {
     const float* p = x.data<float>();
     const float inv = static_cast<float>(1.0 / scale);
+#if defined(__x86_64__)
+    if (kernel_level() == 2) {
+      parallel_for(n, int64_t{1} << 16, [&](int64_t b, int64_t e) { vnni_quantize(p + b, e - b, inv, out + b); });
+      return r;
+    }
+#endif
     for (int64_t i = 0; i < n; ++i) out[i] = quantize_one(p[i], inv);
   } else {
     const double* p = x.data<double>();
@@ -391,8 +438,8 @@ std::pair<Tensor, Tensor> quantize_rows_i8(const Tensor& w) {
 }
 
 Tensor qgemm(const Tensor& a, const Tensor& w, const Tensor& w_scale, double x_scale, const std::optional<Tensor>& c,
-             double alpha, double beta) {
-  if (a.dtype() != DType::F32 || a.rank() != 2 || w.dtype() != DType::I8 || w.rank() != 2 || a.dim(1) != w.dim(1) ||
+             double alpha, double beta, const std::optional<Tensor>& bias, bool relu) {
+  if ((a.dtype() != DType::F32 && a.dtype() != DType::I8) || a.rank() != 2 || w.dtype() != DType::I8 || w.rank() != 2 || a.dim(1) != w.dim(1) ||
       w_scale.dtype() != DType::F32 || w_scale.rank() != 1 || w_scale.dim(0) != w.dim(0))
     throw Error(fmt::format("internal: qgemm of {}{}, {}{} and scales {}{}", dtype_name(a.dtype()), shape_str(a.shape()),
                             dtype_name(w.dtype()), shape_str(w.shape()), dtype_name(w_scale.dtype()),
@@ -403,6 +450,10 @@ Tensor qgemm(const Tensor& a, const Tensor& w, const Tensor& w_scale, double x_s
   if (c && (c->dtype() != DType::F32 || c->shape() != Shape{M, N}))
     throw Error(fmt::format("internal: qgemm's c must be f32[{}, {}], got {}{}", M, N, dtype_name(c->dtype()),
                             shape_str(c->shape())));
+  if (bias && (bias->dtype() != DType::F32 || bias->shape() != Shape{N}))
+    throw Error(fmt::format("internal: qgemm's bias must be f32[{}], got {}{}", N, dtype_name(bias->dtype()),
+                            shape_str(bias->shape())));
+  const float* bp = bias ? bias->data<float>() : nullptr;
   static thread_local std::vector<int16_t> qaBuf;
   static thread_local std::vector<uint8_t> xuBuf;
   static thread_local std::vector<int32_t> accBuf;
@@ -423,10 +474,18 @@ Tensor qgemm(const Tensor& a, const Tensor& w, const Tensor& w_scale, double x_s
     const int64_t G = (K + 3) / 4, Kp = 4 * G;
     uint8_t* xu = scratch(xuBuf, static_cast<size_t>(M * Kp));
     const std::shared_ptr<const VnniWeights> pw = vnni_weights(w);
-    const VnniGemm q{xu, pw->packed.data(), pw->corr.data(), colScale.data(), cp, be, N, G, Kp, out};
-    const float* ap = a.data<float>();
+    const VnniGemm q{xu, pw->packed.data(), pw->corr.data(), colScale.data(), cp, be, bp, relu, N, G, Kp, out};
+    const bool quantized = a.dtype() == DType::I8;
+    const float* ap = quantized ? nullptr : a.data<float>();
+    const int8_t* a8 = quantized ? a.data<int8_t>() : nullptr;
     auto rows = [&](int64_t m0, int64_t m1) {
-      for (int64_t m = m0; m < m1; ++m) vnni_quantize_row(ap + m * K, K, Kp, inv, xu + m * Kp);
+      for (int64_t m = m0; m < m1; ++m) {
+        if (quantized) {
+          vnni_shift_row(a8 + m * K, K, Kp, xu + m * Kp);
+        } else {
+          vnni_quantize_row(ap + m * K, K, Kp, inv, xu + m * Kp);
+        }
+      }
       vnni_gemm(q, m0, m1);
     };
     if (!parallel) {
@@ -443,7 +502,11 @@ Tensor qgemm(const Tensor& a, const Tensor& w, const Tensor& w_scale, double x_s
   {
     const int64_t Kp = (K + 15) / 16 * 16;
     int16_t* qa = scratch(qaBuf, static_cast<size_t>(M * Kp));
-    widen(a.data<float>(), M, K, Kp, inv, qa);
+    if (a.dtype() == DType::I8) {
+      widen_i8(a.data<int8_t>(), M, K, Kp, qa);
+    } else {
+      widen(a.data<float>(), M, K, Kp, inv, qa);
+    }
     if (!parallel) {
       dots(qa, wp, 0, M, N, K, Kp, acc);
     } else {
@@ -455,7 +518,10 @@ Tensor qgemm(const Tensor& a, const Tensor& w, const Tensor& w_scale, double x_s
   for (int64_t m = 0; m < M; ++m)
     for (int64_t n = 0; n < N; ++n) {
       float v = static_cast<float>(acc[m * N + n]) * colScale[static_cast<size_t>(n)];
-      out[m * N + n] = cp ? v + be * cp[m * N + n] : v;
+      if (cp) v = v + be * cp[m * N + n];
+      if (bp) v = v + bp[n];
+      if (relu) v = (v > 0 || v != v) ? v : 0.0f;
+      out[m * N + n] = v;
     }
   return r;
 }

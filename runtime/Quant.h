@@ -23,8 +23,11 @@ Tensor dequantize_i8(const Tensor& q, const Tensor& scale, int64_t axis = -1);
 std::pair<Tensor, Tensor> quantize_rows_i8(const Tensor& w);
 // alpha * (dequantize(quantize(a, x_scale), x_scale) @ dequantize(w, w_scale, 0)^T) + beta * c,
 // computed as alpha * (x_scale * w_scale[n]) * int32(sum_k qa[m, k] * w[n, k]) + beta * c:
-// a f32[M, K], w i8[N, K], w_scale f32[N], c f32[M, N] (optional).
+// a f32[M, K], w i8[N, K], w_scale f32[N], c f32[M, N] (optional). a may also be i8[M, K],
+// already quantize(a, x_scale) (then it is used as it is).
+// Then, as the ops after a layer's product would (and with the same float operations, so the
+// same bits): + bias[n] (f32[N], optional), and relu when `relu`.
 Tensor qgemm(const Tensor& a, const Tensor& w, const Tensor& w_scale, double x_scale, const std::optional<Tensor>& c,
-             double alpha, double beta);
+             double alpha, double beta, const std::optional<Tensor>& bias = std::nullopt, bool relu = false);
 
 }  // namespace tdl::rt

@@ -342,7 +342,8 @@ int exportModel(const ExportOptions& o) {
         auto errs = ir::verify(fn);
         if (!errs.empty()) return fail(fmt::format("internal: the quantized '{}' is invalid: {}", name, errs[0]));
         quantNote = fmt::format("{}: {} of its matrix products with constant weights in int8", name, cands.size());
-        if (cands.empty()) quantNote += " (it has none of at least 256 weights: nothing to quantize)";
+        if (cands.empty())
+          quantNote += fmt::format(" (it has none of at least {} weights: nothing to quantize)", ir::kMinQuantizedWeights);
       }
 
       // Large constants (the top-level values the fn read) become weights, shared by content.

@@ -2,6 +2,9 @@
 //   qgemm pass: gemm(dequantize(quantize(a, s), s'), dequantize(w, ws) {axis 0}[, c])
 //     {trans_b} with s' the constant scalar s, w an i8 [N, K] value, ws f32[N]
 //     -> qgemm(a, w, ws[, c]) {x_scale = s, alpha, beta}.
+//     Then qgemm(reshape(im2col(x) {pad 0})) -> qgemm(reshape(im2col(quantize(x)))): the
+//     windows of int8 pixels (quantizing commutes with im2col when the padding is 0).
+//     And fused(reshape?(qgemm), bias) {add [, relu]} -> reshape?(qgemm(.., bias) {relu}).
 //   Preconditions: the function verifies. Guarantees: the products of the quantized values,
 //     accumulated exactly in int32 instead of in float (so the last bits may differ from the
 //     float reference form).
@@ -134,10 +137,94 @@ bool fuse_block(Function& f, Block& b) {
   return changed;
 }
 
+// qgemm(reshape(im2col(x) {pad 0}), ...) {x_scale} -> qgemm(reshape(im2col(quantize(x))), ...):
+// quantizing commutes with im2col when the padding quantizes to 0, so the window copies
+// move bytes instead of floats and each pixel is quantized once instead of once per tap.
+// The integers are the same, so the results are too.
+bool quantize_before_im2col(Function& f, Block& b) {
+  bool changed = false;
+  for (size_t i = 0; i < b.size(); ++i) {
+    Op& op = b.op(i);
+    if (op.kind() != OpKind::QGemm || op.operand(0)->type.dtype != DType::F32) continue;
+    Op* r = op.operand(0)->def();
+    if (!r || (r->kind() != OpKind::Reshape && r->kind() != OpKind::ReshapeDyn) || r->result()->uses().size() != 1) continue;
+    Op* m = r->operand(0)->def();
+    if (!m || m->kind() != OpKind::Im2col || attr_or(*m, "pad", 0.0) != 0.0 || m->result()->uses().size() != 1) continue;
+    Value* x = m->operand(0);
+    if (x->type.dtype != DType::F32) continue;
+    // The quantize goes before the im2col; the im2col and the reshape then carry i8.
+    Builder bl(f);
+    bl.set_insertion(b, b.index_of(m));
+    bl.set_loc(m->loc);
+    Value* xq = bl.create(OpKind::Quantize, {x}, {TensorType(DType::I8, x->type.dims)},
+                          AttrMap{{"scale", *op.attr_as<double>("x_scale")}}).result();
+    m->set_operand(0, xq);
+    m->result()->type.dtype = DType::I8;
+    r->result()->type.dtype = DType::I8;
+    ++i;
+    changed = true;
+  }
+  return changed;
+}
+
+// fused(reshape?(qgemm(a, w, ws)), b) with the body add(x, b) [then relu] and b f32[N]
+// (a layer's bias and activation after its product) -> reshape?(qgemm(a, w, ws, b) {relu}):
+// the kernel adds the bias and applies relu to each result as it writes it, with the same
+// float operations, so the same bits, and no pass over the output afterwards.
+bool fuse_epilogue(Block& b) {
+  bool changed = false;
+  for (size_t i = 0; i < b.size(); ++i) {
+    Op& f = b.op(i);
+    if (f.kind() != OpKind::Fused || f.num_operands() != 2 || f.num_results() != 1) continue;
+    Block& body = f.region(0).block();
+    if (body.num_args() != 2 || (body.size() != 2 && body.size() != 3)) continue;
+    const Op& add = body.op(0);
+    if (add.kind() != OpKind::Add || add.result()->type.dtype != DType::F32) continue;
+    const bool relu = body.size() == 3;
+    if (relu && (body.op(1).kind() != OpKind::Relu || body.op(1).operand(0) != add.result())) continue;
+    const Op& yield = body.op(body.size() - 1);
+    if (yield.kind() != OpKind::Yield || yield.num_operands() != 1 ||
+        yield.operand(0) != (relu ? body.op(1).result() : add.result()))
+      continue;
+    for (size_t k = 0; k < 2; ++k) {
+      // operand k: the product (through a reshape), operand 1 - k: the bias
+      if (!((add.operand(0) == body.arg(k) && add.operand(1) == body.arg(1 - k)) ||
+            (add.operand(1) == body.arg(k) && add.operand(0) == body.arg(1 - k))))
+        continue;
+      Value* x = f.operand(k);
+      Value* bias = f.operand(1 - k);
+      Op* r = x->def();
+      Op* q = r;
+      if (r && (r->kind() == OpKind::Reshape || r->kind() == OpKind::ReshapeDyn)) {
+        if (r->result()->uses().size() != 1) continue;
+        q = r->operand(0)->def();
+      } else {
+        r = nullptr;
+      }
+      if (!q || q->kind() != OpKind::QGemm || q->num_operands() != 3 || q->result()->uses().size() != 1) continue;
+      const Dim n = q->result()->type.dims[1];
+      if (bias->type.dtype != DType::F32 || bias->type.rank() != 1 || !(bias->type.dims[0] == n) ||
+          !(f.result()->type == x->type))
+        continue;
+      q->add_operand(bias);
+      q->attrs["relu"] = relu;
+      f.result()->replace_all_uses_with(x);
+      changed = true;
+      break;
+    }
+  }
+  return changed;
+}
+
 class QGemmPass : public Pass {
  public:
   std::string_view name() const override { return "qgemm"; }
-  bool run(Function& f) override { return fuse_block(f, f.entry()); }
+  bool run(Function& f) override {
+    bool changed = fuse_block(f, f.entry());
+    if (changed) create_dce_pass()->run(f);  // the quantize ops fused away no longer read the inputs
+    changed = quantize_before_im2col(f, f.entry()) || changed;
+    return fuse_epilogue(f.entry()) || changed;
+  }
 };
 
 }  // namespace

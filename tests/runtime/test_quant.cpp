@@ -2,6 +2,7 @@
 // scales, and qgemm against the same products computed in plain integers, over sizes that
 // exercise every edge of the blocked (AVX2) kernel.
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "Helpers.h"
@@ -70,4 +71,43 @@ TEST_CASE("qgemm is the integer product of the quantized operands, scaled", "[qu
     CHECK(same);
     CHECK(near);
   }
+}
+
+TEST_CASE("qgemm of quantized activations, and with a bias and relu, gives the same bits", "[quant]") {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-2.0f, 2.0f);
+  for (auto [M, K, N] : std::vector<std::array<int64_t, 3>>{{1, 9, 16}, {5, 7, 3}, {64, 128, 10}, {4096, 9, 16},
+                                                            {1024, 144, 32}, {33, 300, 70}}) {
+    Tensor a = Tensor::empty(DType::F32, {M, K}), w = Tensor::empty(DType::F32, {N, K}), b = Tensor::empty(DType::F32, {N});
+    for (int64_t i = 0; i < M * K; ++i) a.mutable_data<float>()[i] = u(rng);
+    for (int64_t i = 0; i < K * N; ++i) w.mutable_data<float>()[i] = u(rng);
+    for (int64_t i = 0; i < N; ++i) b.mutable_data<float>()[i] = u(rng);
+    b.mutable_data<float>()[0] = NAN;  // a NaN bias stays NaN through relu
+    auto [wq, ws] = quantize_rows_i8(w);
+    const double xs = 2.0 / 127.0;
+    Tensor plain = qgemm(a, wq, ws, xs, std::nullopt, 1.0, 0.0);
+    // activations quantized beforehand (the windows of int8 pixels)
+    Tensor pre = qgemm(quantize_i8(a, xs), wq, ws, xs, std::nullopt, 1.0, 0.0);
+    Tensor withBias = qgemm(a, wq, ws, xs, std::nullopt, 1.0, 0.0, b, false);
+    Tensor withRelu = qgemm(quantize_i8(a, xs), wq, ws, xs, std::nullopt, 1.0, 0.0, b, true);
+    bool samePre = true, sameBias = true, sameRelu = true;
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) {
+        const int64_t i = m * N + n;
+        const float p = plain.data<float>()[i], sum = p + b.data<float>()[n];
+        const float relu = (sum > 0 || sum != sum) ? sum : 0.0f;
+        auto same = [](float x, float y) { return std::memcmp(&x, &y, sizeof x) == 0; };
+        samePre = samePre && same(pre.data<float>()[i], p);
+        sameBias = sameBias && same(withBias.data<float>()[i], sum);
+        sameRelu = sameRelu && same(withRelu.data<float>()[i], relu);
+      }
+    INFO(M << "x" << K << "x" << N);
+    CHECK(samePre);
+    CHECK(sameBias);
+    CHECK(sameRelu);
+  }
+  Tensor a = Tensor::zeros(DType::F32, {2, 3});
+  auto [wq, ws] = quantize_rows_i8(Tensor::zeros(DType::F32, {4, 3}));
+  CHECK_THROWS_WITH(qgemm(a, wq, ws, 1.0, std::nullopt, 1.0, 0.0, Tensor::zeros(DType::F32, {3})),
+                    "internal: qgemm's bias must be f32[4], got f32[3]");
 }
