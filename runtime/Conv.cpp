@@ -22,9 +22,11 @@ void checkWindow(const Window2d& w) {
                             w.dh, w.dw, w.oh, w.ow));
 }
 
-// Copies n elements; RUN > 0: n is RUN at compile time (a few vector moves, no call).
+// Copies n elements; RUN > 0: n is RUN at compile time (a few vector moves, no call). Only up
+// to 192 bytes: GCC copies more as `rep movsq`, which is 2x slower than glibc's memcpy here.
 template <int RUN, class T>
 [[gnu::always_inline]] inline void copyRun(T* __restrict d, const T* __restrict s, int64_t n) {
+  static_assert(RUN * sizeof(T) <= 192, "longer runs are copied by memcpy");
   if constexpr (RUN > 0) {
     std::memcpy(d, s, sizeof(T) * RUN);
   } else if (n > 16) {
@@ -34,10 +36,13 @@ template <int RUN, class T>
   }
 }
 
-// Output rows [b, e) of [N * oh]. Each window row i reads one image row, which is first
-// copied into `padded` with the fill value around it (the padding, and the taps a stride or
-// size leaves outside), so that every position copies its taps without bounds checks: one
-// run of kw * C elements when the dilation is 1 (RUN > 0: that length at compile time).
+// Output rows [b, e) of [N * oh]. With dilation 1, a position's taps in window row i are one
+// run of kw * C elements: read straight from the image row where the window is inside it
+// (positions [q0, q1)), and at the edges from a padded copy of the row's ends, with the fill
+// value around them, so that no copy checks bounds (RUN > 0: the run's length at compile
+// time). The padded rows are a ring of kh (slot hh % kh), so each image row's ends are copied
+// once while the windows of consecutive output rows move down over it; one more row is fill
+// only (above and below the image). Other dilations copy tap by tap from the padded rows.
 template <class T, int RUN>
 void im2colRows(const T* src, T* dst, int64_t b, int64_t e, int64_t H, int64_t W, int64_t C, const Window2d& w,
                 T fill) {
@@ -47,41 +52,82 @@ void im2colRows(const T* src, T* dst, int64_t b, int64_t e, int64_t H, int64_t W
                 ow = w.ow;
   const int64_t K = kh * kw * C, run = kw * C;
   const int64_t Wp = (ow - 1) * sw + (kw - 1) * dw + 1;  // padded row length, positions
-  // kh + 1 padded rows: one of fill only (the rows above and below the image), and a ring of
-  // kh image rows (slot hh % kh), so each image row is copied once while the windows of
-  // consecutive output rows move down over it.
   const int64_t len = Wp * C;
-  std::unique_ptr<T[]> rows(new T[static_cast<size_t>((kh + 1) * len)]);
-  std::vector<int64_t> held(static_cast<size_t>(kh), -1);  // which image row (n * H + hh) each slot holds
   // The part of a padded row that the image covers: u = ww + pl in [u0, u1).
   const int64_t u0 = std::clamp<int64_t>(pl, 0, Wp), u1 = std::clamp<int64_t>(pl + W, u0, Wp);
+  // An output row of more than 16 KiB is written position by position (one stream in
+  // order: 2x faster than kh passes over it for a 28x28x32 image), reading the window rows
+  // inside the image from the image itself; a smaller one window row by window row from the
+  // padded rows only (the loops over short runs are simpler, and read L1).
+  const bool byPosition = dw == 1 && ow * K * static_cast<int64_t>(sizeof(T)) > (int64_t{16} << 10);
+  // Positions whose window row is inside the image (dilation 1): p * sw - pl in [0, W - kw].
+  int64_t q0 = ow, q1 = ow;
+  if (byPosition) {
+    q0 = 0;
+    while (q0 < ow && q0 * sw - pl < 0) ++q0;
+    q1 = q0;
+    while (q1 < ow && q1 * sw - pl + kw <= W) ++q1;
+    if (q0 == q1) q0 = q1 = ow;
+  }
+  // Of the padded rows only the columns the other positions read are copied: [u0, cl) and
+  // [cr, u1) (all of them when no position reads the image itself).
+  const int64_t cl = q0 < q1 ? std::min(u1, q0 == 0 ? u0 : std::min(Wp, (q0 - 1) * sw + kw)) : u1;
+  const int64_t cr = q0 < q1 ? std::clamp(q1 * sw, cl, u1) : u1;
+  std::unique_ptr<T[]> rows(new T[static_cast<size_t>((kh + 1) * len)]);
+  std::vector<int64_t> held(static_cast<size_t>(kh), -1);  // which image row (n * H + hh) each slot holds
   for (int64_t r = 0; r <= kh; ++r) {
     T* pr = rows.get() + r * len;
     for (int64_t u = 0; u < (r == kh ? Wp : u0) * C; ++u) pr[u] = fill;
     for (int64_t u = u1 * C; u < len; ++u) pr[u] = fill;
   }
+  const T* fillRow = rows.get() + kh * len;
+  // Per window row i of the current output row: its padded row, and the image row (null when
+  // the window row is outside the image).
+  std::vector<const T*> padOf(static_cast<size_t>(kh)), lineOf(static_cast<size_t>(kh));
   for (int64_t no = b; no < e; ++no) {
     const int64_t n = no / oh, o = no % oh;
-    T* base = dst + no * ow * K;
     for (int64_t i = 0; i < kh; ++i) {
       const int64_t hh = o * sh + i * dh - pt;
-      const T* pad = rows.get() + kh * len;
+      const T* pad = fillRow;
+      const T* line = nullptr;
       if (hh >= 0 && hh < H) {
-        const int64_t slot = hh % kh, want = n * H + hh;
+        // hh / dh, unlike hh, differs by 1 between the window's rows: distinct slots.
+        const int64_t slot = (hh / dh) % kh, want = n * H + hh;
+        line = src + want * W * C;
         T* pr = rows.get() + slot * len;
         if (held[static_cast<size_t>(slot)] != want) {
-          std::memcpy(pr + u0 * C, src + (want * W + (u0 - pl)) * C, sizeof(T) * static_cast<size_t>((u1 - u0) * C));
+          const T* from = line - pl * C;  // column u of the padded row is from[u * C]
+          if (cl > u0) std::memcpy(pr + u0 * C, from + u0 * C, sizeof(T) * static_cast<size_t>((cl - u0) * C));
+          if (u1 > cr) std::memcpy(pr + cr * C, from + cr * C, sizeof(T) * static_cast<size_t>((u1 - cr) * C));
           held[static_cast<size_t>(slot)] = want;
         }
         pad = pr;
       }
-      T* di = base + i * run;
-      if (dw == 1) {
-        const T* s = pad;
+      padOf[static_cast<size_t>(i)] = pad;
+      lineOf[static_cast<size_t>(i)] = line;
+    }
+    T* base = dst + no * ow * K;
+    if (dw != 1) {
+      for (int64_t p = 0; p < ow; ++p)
+        for (int64_t i = 0; i < kh; ++i)
+          for (int64_t j = 0; j < kw; ++j)
+            copyRun<0>(base + p * K + i * run + j * C, padOf[static_cast<size_t>(i)] + (p * sw + j * dw) * C, C);
+    } else if (byPosition) {
+      // Position by position, so that the output is written in order (one stream, not kh).
+      T* d = base;
+      for (int64_t p = 0; p < ow; ++p) {
+        const bool inside = p >= q0 && p < q1;
+        for (int64_t i = 0; i < kh; ++i, d += run) {
+          const T* line = lineOf[static_cast<size_t>(i)];
+          copyRun<RUN>(d, inside && line ? line + (p * sw - pl) * C : padOf[static_cast<size_t>(i)] + p * sw * C, run);
+        }
+      }
+    } else {
+      // Window row by window row: short runs, simple loops.
+      for (int64_t i = 0; i < kh; ++i) {
+        const T* s = padOf[static_cast<size_t>(i)];
+        T* di = base + i * run;
         for (int64_t p = 0; p < ow; ++p, s += sw * C) copyRun<RUN>(di + p * K, s, run);
-      } else {
-        for (int64_t p = 0; p < ow; ++p)
-          for (int64_t j = 0; j < kw; ++j) copyRun<0>(di + p * K + j * C, pad + (p * sw + j * dw) * C, C);
       }
     }
   }
@@ -105,17 +151,21 @@ Tensor im2col(const Tensor& x, const Window2d& w, double pad) {
     parallel_for(N * w.oh, std::max<int64_t>(1, kParallelThreshold / 4 / rowWork), [&](int64_t b, int64_t e) {
       if constexpr (std::is_same_v<T, float> || std::is_same_v<T, int8_t>) {
         // The runs of common windows (3 or 2 taps of 1, 3, 16, 32 or 64 channels) at
-        // compile time: f32, and the quantized pixels of int8 convolutions.
+        // compile time, up to 192 bytes: f32, and the quantized pixels of int8 convolutions.
         switch (w.kw * C) {
           case 3: return im2colRows<T, 3>(src, dst, b, e, H, W, C, w, fill);
           case 9: return im2colRows<T, 9>(src, dst, b, e, H, W, C, w, fill);
           case 32: return im2colRows<T, 32>(src, dst, b, e, H, W, C, w, fill);
           case 48: return im2colRows<T, 48>(src, dst, b, e, H, W, C, w, fill);
-          case 64: return im2colRows<T, 64>(src, dst, b, e, H, W, C, w, fill);
-          case 96: return im2colRows<T, 96>(src, dst, b, e, H, W, C, w, fill);
-          case 128: return im2colRows<T, 128>(src, dst, b, e, H, W, C, w, fill);
-          case 192: return im2colRows<T, 192>(src, dst, b, e, H, W, C, w, fill);
           default: break;
+        }
+        if constexpr (sizeof(T) == 1) {
+          switch (w.kw * C) {
+            case 64: return im2colRows<T, 64>(src, dst, b, e, H, W, C, w, fill);
+            case 96: return im2colRows<T, 96>(src, dst, b, e, H, W, C, w, fill);
+            case 192: return im2colRows<T, 192>(src, dst, b, e, H, W, C, w, fill);
+            default: break;
+          }
         }
       }
       im2colRows<T, 0>(src, dst, b, e, H, W, C, w, fill);

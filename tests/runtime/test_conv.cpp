@@ -15,11 +15,13 @@ TEST_CASE("im2col reads each tap of each window, the fill value outside the imag
   std::mt19937 rng(1);
   auto R = [&](int lo, int hi) { return static_cast<int64_t>(std::uniform_int_distribution<int>(lo, hi)(rng)); };
   int64_t checked = 0, wrong = 0;
-  for (int t = 0; t < 3000; ++t) {
-    const int64_t N = R(1, 3), H = R(1, 9), W = R(1, 9);
-    const int64_t C = R(0, 3) == 0 ? 16 : R(1, 5);
+  for (int t = 0; t < 3100; ++t) {
+    // the last 100: wide images of many channels, whose output rows take the other loop order
+    const bool wide = t >= 3000;
+    const int64_t N = R(1, 3), H = R(1, wide ? 4 : 9), W = wide ? R(20, 40) : R(1, 9);
+    const int64_t C = wide ? 32 : R(0, 3) == 0 ? 16 : R(1, 5);
     Window2d w;
-    w.kh = R(1, 4), w.kw = R(1, 4), w.sh = R(1, 3), w.sw = R(1, 3), w.dh = R(1, 3), w.dw = R(1, 3);
+    w.kh = R(1, 4), w.kw = R(1, 4), w.sh = R(1, 3), w.sw = R(1, 3), w.dh = R(1, 3), w.dw = wide ? 1 : R(1, 3);
     w.pt = R(0, 3), w.pl = R(0, 3);
     const int64_t pb = R(0, 3), pr = R(0, 3), eh = (w.kh - 1) * w.dh + 1, ew = (w.kw - 1) * w.dw + 1;
     if (H + w.pt + pb < eh || W + w.pl + pr < ew) continue;
