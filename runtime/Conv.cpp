@@ -11,7 +11,13 @@
 
 #include "DType.h"
 #include "Error.h"
+#include "Matmul.h"
+#include "ShapeOps.h"
 #include "ThreadPool.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 namespace tdl::rt {
 namespace {
@@ -219,6 +225,178 @@ Tensor col2im(const Tensor& cols, int64_t H, int64_t W, const Window2d& w) {
     });
   });
   return out;
+}
+
+}  // namespace tdl::rt
+
+// ---- direct convolution -----------------------------------------------------------------
+
+namespace tdl::rt {
+namespace {
+
+constexpr int64_t kDirectMinMacs = kConvDirectMinMacs;
+
+#if defined(__x86_64__)
+#define TDL_CONV_AVX512 "avx2,fma,avx512f"
+
+bool directConvCpu() {
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+  return ok;
+}
+
+// R positions (R <= 6) x NV vectors of 16 output channels (NV <= 4), starting at output
+// position p0 and channel 16 * v0 of output row `yr`. rows[i]: padded input row of window
+// row i (Wp positions of C), so tap (i, j) of position p is rows[i][(p * sw + j * dw) * C].
+template <int R, int NV>
+__attribute__((target(TDL_CONV_AVX512))) void convBlock(const float* const* rows, const float* wm, float* yr,
+                                                       int64_t p0, int64_t v0, int64_t C, int64_t O, const Window2d& w,
+                                                       int64_t left) {
+  __m512 acc[R][NV];
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  const __mmask16 last = left >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << left) - 1);
+  const int64_t step = w.sw * C;
+  for (int64_t i = 0; i < w.kh; ++i)
+    for (int64_t j = 0; j < w.kw; ++j) {
+      const float* xr = rows[i] + (p0 * w.sw + j * w.dw) * C;
+      const float* wt = wm + ((i * w.kw + j) * C) * O + 16 * v0;
+      for (int64_t c = 0; c < C; ++c) {
+        __m512 wv[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v)
+          wv[v] = v + 1 < NV ? _mm512_loadu_ps(wt + c * O + 16 * v) : _mm512_maskz_loadu_ps(last, wt + c * O + 16 * v);
+#pragma GCC unroll 6
+        for (int r = 0; r < R; ++r) {
+          const __m512 xb = _mm512_set1_ps(xr[r * step + c]);
+#pragma GCC unroll 4
+          for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(xb, wv[v], acc[r][v]);
+        }
+      }
+    }
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      float* o = yr + (p0 + r) * O + 16 * (v0 + v);
+      if (v + 1 < NV) _mm512_storeu_ps(o, acc[r][v]);
+      else _mm512_mask_storeu_ps(o, last, acc[r][v]);
+    }
+}
+
+template <int NV>
+__attribute__((target(TDL_CONV_AVX512))) void convRow(const float* const* rows, const float* wm, float* yr, int64_t v0,
+                                                     int64_t C, int64_t O, const Window2d& w, int64_t left) {
+  int64_t p = 0;
+  for (; p + 6 <= w.ow; p += 6) convBlock<6, NV>(rows, wm, yr, p, v0, C, O, w, left);
+  switch (w.ow - p) {
+    case 5: return convBlock<5, NV>(rows, wm, yr, p, v0, C, O, w, left);
+    case 4: return convBlock<4, NV>(rows, wm, yr, p, v0, C, O, w, left);
+    case 3: return convBlock<3, NV>(rows, wm, yr, p, v0, C, O, w, left);
+    case 2: return convBlock<2, NV>(rows, wm, yr, p, v0, C, O, w, left);
+    case 1: return convBlock<1, NV>(rows, wm, yr, p, v0, C, O, w, left);
+    default: return;
+  }
+}
+
+// y [N, oh, ow, O] = im2col(x, w, 0) @ wm, directly.
+void convDirect(const float* x, const float* wm, float* y, int64_t N, int64_t H, int64_t W, int64_t C, int64_t O,
+                const Window2d& w) {
+  const int64_t Wp = (w.ow - 1) * w.sw + (w.kw - 1) * w.dw + 1;
+  const int64_t u0 = std::clamp<int64_t>(w.pl, 0, Wp), u1 = std::clamp<int64_t>(w.pl + W, u0, Wp);
+  const int64_t len = Wp * C;
+  parallel_for(N * w.oh, 1, [&](int64_t b, int64_t e) {
+    // The input rows padded with zeros (Wp positions): a ring of kh (slot (hh / dh) % kh,
+    // distinct within a window), each image row copied once while the windows of
+    // consecutive output rows move down over it, and one row of zeros.
+    std::unique_ptr<float[]> pad(new float[static_cast<size_t>((w.kh + 1) * len)]);
+    std::fill(pad.get(), pad.get() + (w.kh + 1) * len, 0.0f);
+    std::vector<int64_t> held(static_cast<size_t>(w.kh), -1);
+    std::vector<const float*> rows(static_cast<size_t>(w.kh));
+    for (int64_t no = b; no < e; ++no) {
+      const int64_t n = no / w.oh, o = no % w.oh;
+      for (int64_t i = 0; i < w.kh; ++i) {
+        const int64_t hh = o * w.sh + i * w.dh - w.pt;
+        const float* pr = pad.get() + w.kh * len;  // zeros
+        if (hh >= 0 && hh < H) {
+          const int64_t slot = (hh / w.dh) % w.kh, want = n * H + hh;
+          float* sr = pad.get() + slot * len;
+          if (held[static_cast<size_t>(slot)] != want) {
+            std::memcpy(sr + u0 * C, x + (want * W + (u0 - w.pl)) * C, sizeof(float) * static_cast<size_t>((u1 - u0) * C));
+            held[static_cast<size_t>(slot)] = want;
+          }
+          pr = sr;
+        }
+        rows[static_cast<size_t>(i)] = pr;
+      }
+      float* yr = y + no * w.ow * O;
+      for (int64_t v0 = 0; v0 < (O + 15) / 16; v0 += 4) {
+        const int64_t nv = std::min<int64_t>(4, (O + 15) / 16 - v0), left = O - 16 * (v0 + nv - 1);
+        switch (nv) {
+          case 4: convRow<4>(rows.data(), wm, yr, v0, C, O, w, left); break;
+          case 3: convRow<3>(rows.data(), wm, yr, v0, C, O, w, left); break;
+          case 2: convRow<2>(rows.data(), wm, yr, v0, C, O, w, left); break;
+          default: convRow<1>(rows.data(), wm, yr, v0, C, O, w, left); break;
+        }
+      }
+    }
+  });
+}
+#endif
+
+void checkConv(const Tensor& x, const Tensor& wm, const Window2d& w, const char* what) {
+  if (x.rank() != 4 || wm.rank() != 2 || wm.dim(0) != w.kh * w.kw * x.dim(3) || x.dtype() != wm.dtype())
+    throw Error(fmt::format("internal: {} of {} and {} with a {}x{} window", what, x.type_str(), wm.type_str(), w.kh, w.kw));
+}
+
+}  // namespace
+
+Tensor conv_nhwc(const Tensor& x, const Tensor& wm, const Window2d& w) {
+  checkConv(x, wm, w, "conv_nhwc");
+  const int64_t N = x.dim(0), H = x.dim(1), W = x.dim(2), C = x.dim(3), O = wm.dim(1);
+#if defined(__x86_64__)
+  if (x.dtype() == DType::F32 && directConvCpu() && N * w.oh * w.ow * wm.dim(0) * O >= kDirectMinMacs && C > 0 &&
+      O > 0 && w.oh > 0 && w.ow > 0) {
+    checkWindow(w);
+    Tensor y = Tensor::empty(DType::F32, {N, w.oh, w.ow, O});
+    convDirect(x.data<float>(), wm.data<float>(), y.mutable_data<float>(), N, H, W, C, O, w);
+    return y;
+  }
+#endif
+  Tensor cols = im2col(x, w, 0.0);
+  return reshape(matmul(reshape(cols, {N * w.oh * w.ow, wm.dim(0)}), wm), {N, w.oh, w.ow, O});
+}
+
+Tensor conv_nhwc_adjoint(const Tensor& g, const Tensor& wm, const Window2d& w, int64_t h, int64_t wd) {
+  if (g.rank() != 4 || wm.rank() != 2 || g.dim(3) != wm.dim(1) || g.dim(1) != w.oh || g.dim(2) != w.ow ||
+      wm.dim(0) % (w.kh * w.kw) != 0 || g.dtype() != wm.dtype())
+    throw Error(fmt::format("internal: conv_nhwc_adjoint of {} and {} with a {}x{} window", g.type_str(), wm.type_str(),
+                            w.kh, w.kw));
+  const int64_t N = g.dim(0), O = g.dim(3), C = wm.dim(0) / (w.kh * w.kw);
+#if defined(__x86_64__)
+  if (g.dtype() == DType::F32 && w.sh == 1 && w.sw == 1 && directConvCpu() &&
+      N * h * wd * wm.dim(0) * O >= kDirectMinMacs && C > 0 && O > 0 && h > 0 && wd > 0) {
+    checkWindow(w);
+    // Output position (y, x) of the adjoint reads g at (y + pt - i * dh, x + pl - j * dw): a
+    // window over g with the taps reversed, padding (k - 1) * d - p, and the filter's taps
+    // flipped and its channels swapped: wf[((kh-1-i) * kw + (kw-1-j)) * O + o][c] = wm[(i * kw + j) * C + c][o].
+    Window2d a{w.kh, w.kw, 1, 1, w.dh, w.dw, (w.kh - 1) * w.dh - w.pt, (w.kw - 1) * w.dw - w.pl, h, wd};
+    Tensor wf = Tensor::empty(DType::F32, {w.kh * w.kw * O, C});
+    const float* src = wm.data<float>();
+    float* dst = wf.mutable_data<float>();
+    for (int64_t i = 0; i < w.kh; ++i)
+      for (int64_t j = 0; j < w.kw; ++j)
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t o = 0; o < O; ++o)
+            dst[(((w.kh - 1 - i) * w.kw + (w.kw - 1 - j)) * O + o) * C + c] = src[((i * w.kw + j) * C + c) * O + o];
+    Tensor y = Tensor::empty(DType::F32, {N, h, wd, C});
+    convDirect(g.data<float>(), dst, y.mutable_data<float>(), N, w.oh, w.ow, O, C, a);
+    return y;
+  }
+#endif
+  Tensor cols = gemm(reshape(g, {N * w.oh * w.ow, O}), wm, std::nullopt, false, true, 1.0, 0.0);
+  return col2im(reshape(cols, {N, w.oh, w.ow, wm.dim(0)}), h, wd, w);
 }
 
 }  // namespace tdl::rt

@@ -26,3 +26,22 @@ Tensor im2col(const Tensor& x, const Window2d& w, double pad = 0.0);
 Tensor col2im(const Tensor& cols, int64_t h, int64_t w, const Window2d& win);
 
 }  // namespace tdl::rt
+
+namespace tdl::rt {
+
+// A convolution without the patches in memory: im2col(x, win, 0) @ wm, as [N, oh, ow, O],
+// for x f32 [N, H, W, C] and wm f32 [kh * kw * C, O] (the filter in im2col's tap order).
+// Large problems on x86 with AVX-512 run a direct kernel (each output position's taps read
+// from padded copies of the input rows, 6 positions x 64 channels of accumulators in
+// registers); the others, and other dtypes, im2col and matmul (the same sums, possibly
+// added in another order).
+Tensor conv_nhwc(const Tensor& x, const Tensor& wm, const Window2d& win);
+// The direct kernels run from this many multiply-adds on (ir/passes/Conv.cpp rewrites only
+// products at least this large, so smaller ones keep their exact im2col + matmul sums).
+inline constexpr int64_t kConvDirectMinMacs = int64_t{1} << 24;
+// Its adjoint with respect to x: col2im(g @ wm^T, h, w, win) for g [N, oh, ow, O], as
+// [N, h, w, C]. With stride 1 this is a convolution of g with the filter flipped and its
+// channels swapped, which runs the same direct kernel; otherwise gemm and col2im.
+Tensor conv_nhwc_adjoint(const Tensor& g, const Tensor& wm, const Window2d& win, int64_t h, int64_t w);
+
+}  // namespace tdl::rt

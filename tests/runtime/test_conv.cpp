@@ -1,11 +1,14 @@
 // im2col (runtime/Conv.h) against its definition, element by element, over random windows:
 // sizes, strides, dilations, padding on each side, and channel counts that take both the
 // compile-time runs and the general copy.
+#include <array>
+#include <cmath>
 #include <cstring>
 #include <random>
 
 #include "Helpers.h"
 #include "runtime/Conv.h"
+#include "runtime/Matmul.h"
 #include "runtime/Quant.h"
 #include "runtime/ShapeOps.h"
 
@@ -63,4 +66,49 @@ TEST_CASE("im2col of quantized pixels is quantize of im2col when the padding is 
   }
   CHECK_THROWS_WITH(im2col(quantize_i8(x, 0.03), Window2d{2, 2, 2, 2, 1, 1, 0, 0, 2, 3}, -1.0),
                     "internal: im2col of i8 pads with 0 only");
+}
+
+TEST_CASE("conv_nhwc and its adjoint are im2col @ wm and col2im(g @ wm^T)", "[conv]") {
+  // Large enough for the direct kernels (where the CPU has them); windows with strides,
+  // dilations, padding on either side and channel counts that are not multiples of 16.
+  struct Case {
+    int64_t N, H, W, C, O;
+    Window2d w;
+  };
+  auto out = [](int64_t size, int64_t k, int64_t s, int64_t d, int64_t before, int64_t after) {
+    return (size + before + after - ((k - 1) * d + 1)) / s + 1;
+  };
+  std::vector<Case> cases;
+  for (auto [k, s, d, p, C, O] : std::vector<std::array<int64_t, 6>>{
+           {3, 1, 1, 1, 32, 64}, {3, 1, 1, 0, 16, 40}, {5, 1, 2, 3, 8, 24}, {3, 2, 1, 1, 24, 33}, {1, 1, 1, 0, 64, 80},
+           {3, 1, 1, 2, 9, 100}}) {
+    Window2d w{k, k, s, s, d, d, p, p, 0, 0};
+    w.oh = out(30, k, s, d, p, p);
+    w.ow = out(34, k, s, d, p, 1);
+    cases.push_back({6, 30, 34, C, O, w});
+  }
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (const Case& t : cases) {
+    Tensor x = Tensor::empty(DType::F32, {t.N, t.H, t.W, t.C});
+    Tensor wm = Tensor::empty(DType::F32, {t.w.kh * t.w.kw * t.C, t.O});
+    Tensor g = Tensor::empty(DType::F32, {t.N, t.w.oh, t.w.ow, t.O});
+    for (Tensor* z : {&x, &wm, &g})
+      for (int64_t i = 0; i < z->numel(); ++i) z->mutable_data<float>()[i] = u(rng);
+    const int64_t M = t.N * t.w.oh * t.w.ow, K = wm.dim(0);
+    Tensor want = reshape(matmul(reshape(im2col(x, t.w, 0.0), {M, K}), wm), {t.N, t.w.oh, t.w.ow, t.O});
+    Tensor got = conv_nhwc(x, wm, t.w);
+    Tensor wantA = col2im(reshape(gemm(reshape(g, {M, t.O}), wm, std::nullopt, false, true, 1.0, 0.0), {t.N, t.w.oh, t.w.ow, K}),
+                          t.H, t.W, t.w);
+    Tensor gotA = conv_nhwc_adjoint(g, wm, t.w, t.H, t.W);
+    REQUIRE(got.shape() == want.shape());
+    REQUIRE(gotA.shape() == wantA.shape());
+    double err = 0, errA = 0;
+    for (int64_t i = 0; i < want.numel(); ++i) err = std::max(err, double(std::fabs(got.data<float>()[i] - want.data<float>()[i])));
+    for (int64_t i = 0; i < wantA.numel(); ++i)
+      errA = std::max(errA, double(std::fabs(gotA.data<float>()[i] - wantA.data<float>()[i])));
+    INFO(t.w.kh << "x" << t.w.kw << " stride " << t.w.sh << " dilation " << t.w.dh << " pad " << t.w.pt << " C " << t.C << " O " << t.O);
+    CHECK(err < 1e-4);
+    CHECK(errA < 1e-4);
+  }
 }
