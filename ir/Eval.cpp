@@ -124,6 +124,15 @@ std::optional<std::vector<rt::Tensor>> evaluate(const Op& op, const std::vector<
       IntList w = op.ints_attr("window"), sz = op.ints_attr("size");
       return V{rt::col2im(in[0], sz.at(0), sz.at(1), window2d(w))};
     }
+    case OpKind::ConvNhwc: {
+      IntList w = op.ints_attr("window");
+      const bool* adj = op.attr_as<bool>("adjoint");
+      if (adj && *adj) {
+        IntList sz = op.ints_attr("size");
+        return V{rt::conv_nhwc_adjoint(in[0], in[1], window2d(w), sz.at(0), sz.at(1))};
+      }
+      return V{rt::conv_nhwc(in[0], in[1], window2d(w))};
+    }
     case OpKind::Argsort: return V{rt::argsort(in[0], op.int_attr("axis"), op.bool_attr("descending"))};
     case OpKind::Scan:
       return V{rt::scan(in[0], op.int_attr("axis"), op.str_attr("kind") == "prod", op.bool_attr("reverse"))};

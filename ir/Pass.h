@@ -28,6 +28,7 @@ std::unique_ptr<Pass> create_gemm_pass();
 std::unique_ptr<Pass> create_qgemm_pass();  // ir/passes/Quantize.cpp (not in the default pipeline: tdl export --quantize)
 std::unique_ptr<Pass> create_if_convert_pass();
 std::unique_ptr<Pass> create_loops_pass();
+std::unique_ptr<Pass> create_conv_pass();
 // A while the loops pass counts: carried i64 i from a constant >= 0, `i < n` with n from
 // outside, i + 1 yielded; it runs at most n times (code generation leaves the interrupt
 // test out of such loops, which keeps them vectorizable: runtime/Interrupt.h).

@@ -23,6 +23,7 @@ const std::vector<PassInfo> kPasses = {
     {"loops", "sizes hoisted out of loops; counted loops: overflow guards and index checks dropped", create_loops_pass},
     {"fusion", "chains of elementwise ops on same-shape tensors and scalars -> one fused loop", create_fusion_pass},
     {"gemm", "matmul of transposed operands, and an update c + k * (a @ b) -> one BLAS call", create_gemm_pass},
+    {"conv", "large convolutions (im2col products, and their input gradients) -> one direct kernel each, no patches in memory", create_conv_pass},
     {"qgemm", "gemm of dequantize(quantize(a)) and dequantize(int8 w) -> one int8 qgemm (tdl export --quantize int8)", create_qgemm_pass},
 };
 
@@ -35,6 +36,7 @@ const std::vector<std::string_view> kDefaultPipeline = {
     "dce",
     "fusion",
     "gemm",
+    "conv",
 };
 
 }  // namespace

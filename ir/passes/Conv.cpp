@@ -1,0 +1,125 @@
+// Convolutions without their patches in memory (rt::conv_nhwc, a direct kernel).
+//   Rewrites, when every size is known and the product has at least kConvDirectMinMacs
+//   multiply-adds (smaller ones keep their form, and with it their exact sums):
+//     - matmul(reshape(im2col(x) {pad 0}), wm), or gemm with no transposes, alpha 1, beta 0:
+//       conv2d's forward product -> reshape(conv_nhwc(x, wm) {window}). The im2col stays
+//       while something else reads it (the filter's gradient does).
+//     - col2im(reshape(gemm(reshape(g), wm) {trans_b, alpha 1, beta 0})) {size}: conv2d's
+//       gradient with respect to its input -> conv_nhwc(g, wm) {window, adjoint, size}: no
+//       [N, oh, ow, kh*kw*C] product written and summed back (with stride 1; other strides
+//       run the same gemm + col2im inside the op).
+//   Preconditions: the function verifies; differentiation is done (conv_nhwc has no
+//     gradient rule: the pass runs last in the pipeline).
+//   Guarantees: the same products and sums, added in another order (as another BLAS would).
+#include "ir/Builder.h"
+#include "ir/Pass.h"
+#include "ir/Rewrite.h"
+#include "runtime/Conv.h"
+
+namespace tdl::ir {
+
+namespace {
+
+bool known(const TensorType& t) {
+  for (const Dim& d : t.dims)
+    if (!d.is_known()) return false;
+  return true;
+}
+
+int64_t numel(const TensorType& t) {
+  int64_t n = 1;
+  for (const Dim& d : t.dims) n *= d.size;
+  return n;
+}
+
+double attr_or(const Op& op, const char* name, double dflt) {
+  const double* v = op.attr_as<double>(name);
+  return v ? *v : dflt;
+}
+
+// The operand of a reshape (either kind).
+Value* reshaped(const Value* v) {
+  const Op* r = v->def();
+  if (!r || (r->kind() != OpKind::Reshape && r->kind() != OpKind::ReshapeDyn)) return nullptr;
+  return r->operand(0);
+}
+
+bool plain_product(const Op& m) {
+  if (m.kind() == OpKind::MatMul) return m.num_operands() == 2;
+  return m.kind() == OpKind::Gemm && m.num_operands() == 2 && !m.bool_attr("trans_a") && !m.bool_attr("trans_b") &&
+         attr_or(m, "alpha", 1.0) == 1.0 && attr_or(m, "beta", 0.0) == 0.0;
+}
+
+bool run_block(Function& f, Block& b) {
+  bool changed = false;
+  for (size_t i = 0; i < b.size(); ++i) {
+    Op& m = b.op(i);
+    // forward: matmul(reshape(im2col(x)), wm)
+    if ((m.kind() == OpKind::MatMul || m.kind() == OpKind::Gemm) && plain_product(m)) {
+      const Value* a = m.operand(0);
+      const Op* r = a->def();
+      if (!r || (r->kind() != OpKind::Reshape && r->kind() != OpKind::ReshapeDyn)) continue;
+      const Op* c = r->operand(0)->def();
+      Value* wm = m.operand(1);
+      if (!c || c->kind() != OpKind::Im2col || attr_or(*c, "pad", 0.0) != 0.0) continue;
+      Value* x = c->operand(0);
+      const TensorType& ct = c->result()->type;
+      if (x->type.dtype != DType::F32 || wm->type.dtype != DType::F32 || wm->type.rank() != 2 || a->type.rank() != 2 ||
+          !known(ct) || !known(wm->type) || !known(x->type) || wm->type.dims[0].size != ct.dims[3].size)
+        continue;
+      if (numel(ct) * wm->type.dims[1].size < rt::kConvDirectMinMacs) continue;
+      Builder bl(f);
+      bl.set_insertion(b, i);
+      bl.set_loc(m.loc);
+      TensorType yt(DType::F32, {ct.dims[0], ct.dims[1], ct.dims[2], wm->type.dims[1]});
+      Value* y = bl.create(OpKind::ConvNhwc, {x, wm}, {yt}, AttrMap{{"window", c->ints_attr("window")}}).result();
+      Value* y2 = bl.create(OpKind::Reshape, {y}, {m.result()->type}).result();
+      m.result()->replace_all_uses_with(y2);
+      i += 2;
+      changed = true;
+      continue;
+    }
+    // input gradient: col2im(reshape(gemm(reshape(g), wm) {trans_b}))
+    if (m.kind() != OpKind::Col2im) continue;
+    Value* cols = m.operand(0)->uses().size() == 1 ? reshaped(m.operand(0)) : nullptr;
+    const Op* gm = cols ? cols->def() : nullptr;
+    if (!gm || gm->kind() != OpKind::Gemm || gm->num_operands() != 2 || gm->bool_attr("trans_a") ||
+        !gm->bool_attr("trans_b") || attr_or(*gm, "alpha", 1.0) != 1.0 || attr_or(*gm, "beta", 0.0) != 0.0 ||
+        cols->uses().size() != 1)
+      continue;
+    Value* g = reshaped(gm->operand(0));
+    Value* wm = gm->operand(1);
+    const IntList& win = m.ints_attr("window");
+    if (!g || g->type.rank() != 4 || g->type.dtype != DType::F32 || wm->type.dtype != DType::F32 || !known(g->type) ||
+        !known(wm->type) || !known(m.result()->type) || g->type.dims[1].size != win[8] || g->type.dims[2].size != win[9] ||
+        g->type.dims[3].size != wm->type.dims[1].size)
+      continue;
+    if (numel(m.result()->type) * wm->type.dims[0].size * wm->type.dims[1].size < rt::kConvDirectMinMacs) continue;
+    Builder bl(f);
+    bl.set_insertion(b, i);
+    bl.set_loc(m.loc);
+    Value* y = bl.create(OpKind::ConvNhwc, {g, wm}, {m.result()->type},
+                         AttrMap{{"window", win}, {"adjoint", true}, {"size", m.ints_attr("size")}})
+                   .result();
+    m.result()->replace_all_uses_with(y);
+    ++i;
+    changed = true;
+  }
+  return changed;
+}
+
+class ConvPass : public Pass {
+ public:
+  std::string_view name() const override { return "conv"; }
+  bool run(Function& f) override {
+    bool changed = run_block(f, f.entry());
+    if (changed) create_dce_pass()->run(f);
+    return changed;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Pass> create_conv_pass() { return std::make_unique<ConvPass>(); }
+
+}  // namespace tdl::ir
