@@ -126,11 +126,12 @@ std::optional<std::vector<rt::Tensor>> evaluate(const Op& op, const std::vector<
     }
     case OpKind::ConvNhwc: {
       IntList w = op.ints_attr("window");
-      const bool* adj = op.attr_as<bool>("adjoint");
-      if (adj && *adj) {
+      const std::string* grad = op.attr_as<std::string>("grad");
+      if (grad && *grad == "input") {
         IntList sz = op.ints_attr("size");
         return V{rt::conv_nhwc_adjoint(in[0], in[1], window2d(w), sz.at(0), sz.at(1))};
       }
+      if (grad && *grad == "filter") return V{rt::conv_nhwc_filter_grad(in[0], in[1], window2d(w))};
       return V{rt::conv_nhwc(in[0], in[1], window2d(w))};
     }
     case OpKind::Argsort: return V{rt::argsort(in[0], op.int_attr("axis"), op.bool_attr("descending"))};

@@ -321,24 +321,32 @@ std::optional<std::vector<TensorType>> infer_result_types(OpKind kind, const std
       return V{TensorType(in[0].dtype, {in[0].dims[0], Dim::known(sz[0]), Dim::known(sz[1]), Dim::known(c.size / taps)})};
     }
     case OpKind::ConvNhwc: {
-      require_count(in, 2, "operands x and wm");
+      require_count(in, 2, "operands x and wm (or x and g, or g and wm)");
       IntList w = get<IntList>(attrs, "window");
-      if (w.size() != 10 || in[0].rank() != 4 || in[1].rank() != 2 || in[0].dtype != in[1].dtype ||
-          !rt::is_float(in[0].dtype))
-        fail("conv_nhwc needs x [N, H, W, C], wm [kh*kw*C, O] of one float dtype and a window of 10 ints, got " +
+      if (w.size() != 10 || in[0].rank() != 4 || in[0].dtype != in[1].dtype || !rt::is_float(in[0].dtype))
+        fail("conv_nhwc needs a rank-4 x, a second operand of its float dtype and a window of 10 ints, got " +
              in[0].str() + " and " + in[1].str());
       const int64_t taps = w[0] * w[1];
-      auto it = attrs.find("adjoint");
-      const bool adjoint = it != attrs.end() && std::holds_alternative<bool>(it->second) && std::get<bool>(it->second);
+      auto it = attrs.find("grad");
+      const std::string grad = it != attrs.end() && std::holds_alternative<std::string>(it->second)
+                                   ? std::get<std::string>(it->second)
+                                   : "";
+      const Dim& c = in[0].dims[3];
+      if (grad == "filter") {  // x [N, H, W, C], g [N, oh, ow, O] -> [kh*kw*C, O]
+        if (in[1].rank() != 4 || !c.is_known()) fail("conv_nhwc (filter gradient) needs x with known channels and g [N, oh, ow, O]");
+        unify(in[0].dims[0], in[1].dims[0], "conv_nhwc (filter gradient): x and g must have one batch size");
+        return V{TensorType(in[0].dtype, {Dim::known(c.size * taps), in[1].dims[3]})};
+      }
+      if (in[1].rank() != 2) fail("conv_nhwc's wm must be [kh*kw*C, O], got " + in[1].str());
       const Dim& k = in[1].dims[0];
-      if (!adjoint) {
-        const Dim& c = in[0].dims[3];
+      if (grad.empty()) {
         if (c.is_known() && k.is_known() && k.size != c.size * taps) fail("conv_nhwc's wm must have kh*kw*C rows");
         return V{TensorType(in[0].dtype, {in[0].dims[0], Dim::known(w[8]), Dim::known(w[9]), in[1].dims[1]})};
       }
+      if (grad != "input") fail("conv_nhwc's grad must be \"input\" or \"filter\", got \"" + grad + "\"");
       IntList sz = get<IntList>(attrs, "size");
-      if (sz.size() != 2 || !k.is_known() || k.size % taps != 0) fail("conv_nhwc (adjoint) needs size [H, W] and wm of kh*kw*C rows");
-      unify(in[0].dims[3], in[1].dims[1], "conv_nhwc (adjoint): g's channels must be wm's columns");
+      if (sz.size() != 2 || !k.is_known() || k.size % taps != 0) fail("conv_nhwc (input gradient) needs size [H, W] and wm of kh*kw*C rows");
+      unify(in[0].dims[3], in[1].dims[1], "conv_nhwc (input gradient): g's channels must be wm's columns");
       return V{TensorType(in[0].dtype, {in[0].dims[0], Dim::known(sz[0]), Dim::known(sz[1]), Dim::known(k.size / taps)})};
     }
     case OpKind::MatMul:

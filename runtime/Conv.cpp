@@ -343,6 +343,146 @@ void convDirect(const float* x, const float* wm, float* y, int64_t N, int64_t H,
     }
   });
 }
+
+// The filter gradient: gw[(i * kw + j) * C + c][o] += x[n, hh, ww, c] * g[n, o', p, o] over the
+// output positions (o', p) of a group of output rows, for TC channels c0.. of tap (i, j) and
+// NV vectors of 16 outputs from 16 * v0: TC x NV accumulators loaded from and stored back
+// to gw once per group. xrows[r][i]: padded input row of window row i for output row r.
+template <int TC, int NV>
+__attribute__((target(TDL_CONV_AVX512))) void filterTile(const float* const* const* xrows, const float* const* grows,
+                                                        int rows, float* gw, int64_t i, int64_t j, int64_t c0,
+                                                        int64_t v0, int64_t C, int64_t O, const Window2d& w,
+                                                        int64_t left) {
+  const __mmask16 last = left >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << left) - 1);
+  float* at = gw + ((i * w.kw + j) * C + c0) * O + 16 * v0;
+  __m512 acc[TC][NV];
+#pragma GCC unroll 6
+  for (int t = 0; t < TC; ++t)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v)
+      acc[t][v] = v + 1 < NV ? _mm512_loadu_ps(at + t * O + 16 * v) : _mm512_maskz_loadu_ps(last, at + t * O + 16 * v);
+  const int64_t step = w.sw * C;
+  for (int r = 0; r < rows; ++r) {
+    const float* xr = xrows[r][i] + j * w.dw * C + c0;
+    const float* gr = grows[r] + 16 * v0;
+    for (int64_t p = 0; p < w.ow; ++p, xr += step, gr += O) {
+      __m512 gv[NV];
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) gv[v] = v + 1 < NV ? _mm512_loadu_ps(gr + 16 * v) : _mm512_maskz_loadu_ps(last, gr + 16 * v);
+#pragma GCC unroll 6
+      for (int t = 0; t < TC; ++t) {
+        const __m512 xb = _mm512_set1_ps(xr[t]);
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[t][v] = _mm512_fmadd_ps(xb, gv[v], acc[t][v]);
+      }
+    }
+  }
+#pragma GCC unroll 6
+  for (int t = 0; t < TC; ++t)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      if (v + 1 < NV) _mm512_storeu_ps(at + t * O + 16 * v, acc[t][v]);
+      else _mm512_mask_storeu_ps(at + t * O + 16 * v, last, acc[t][v]);
+    }
+}
+
+template <int TC>
+__attribute__((target(TDL_CONV_AVX512))) void filterTiles(const float* const* const* xrows, const float* const* grows,
+                                                         int rows, float* gw, int64_t i, int64_t j, int64_t c0,
+                                                         int64_t C, int64_t O, const Window2d& w) {
+  const int64_t nvAll = (O + 15) / 16;
+  for (int64_t v0 = 0; v0 < nvAll; v0 += 4) {
+    const int64_t nv = std::min<int64_t>(4, nvAll - v0), left = O - 16 * (v0 + nv - 1);
+    switch (nv) {
+      case 4: filterTile<TC, 4>(xrows, grows, rows, gw, i, j, c0, v0, C, O, w, left); break;
+      case 3: filterTile<TC, 3>(xrows, grows, rows, gw, i, j, c0, v0, C, O, w, left); break;
+      case 2: filterTile<TC, 2>(xrows, grows, rows, gw, i, j, c0, v0, C, O, w, left); break;
+      default: filterTile<TC, 1>(xrows, grows, rows, gw, i, j, c0, v0, C, O, w, left); break;
+    }
+  }
+}
+
+// gw [kh * kw * C, O] = im2col(x, w, 0)^T @ g over all output positions, directly: the
+// output rows in a fixed number of chunks (each its own partial sum, added in chunk order,
+// so the result does not depend on the thread count), each chunk in groups of 4 output rows
+// whose input rows are copied once, zero-padded, into slots.
+void filterDirect(const float* x, const float* g, float* gw, int64_t N, int64_t H, int64_t W, int64_t C, int64_t O,
+                  const Window2d& w) {
+  const int64_t K = w.kh * w.kw * C, rowsAll = N * w.oh;
+  const int64_t Wp = (w.ow - 1) * w.sw + (w.kw - 1) * w.dw + 1, len = Wp * C;
+  const int64_t u0 = std::clamp<int64_t>(w.pl, 0, Wp), u1 = std::clamp<int64_t>(w.pl + W, u0, Wp);
+  constexpr int RG = 4;
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(16, rowsAll / RG));
+  std::vector<float> partial(static_cast<size_t>(chunks * K * O), 0.0f);
+  parallel_for(chunks, 1, [&](int64_t cb, int64_t ce) {
+    const int64_t slots = RG * w.kh;
+    std::unique_ptr<float[]> pad(new float[static_cast<size_t>((slots + 1) * len)]);
+    std::fill(pad.get(), pad.get() + (slots + 1) * len, 0.0f);
+    const float* zeros = pad.get() + slots * len;
+    std::vector<int64_t> held(static_cast<size_t>(slots), -1);
+    std::vector<const float*> xr(static_cast<size_t>(RG * w.kh));
+    const float* grows[RG];
+    for (int64_t ch = cb; ch < ce; ++ch) {
+      float* part = partial.data() + ch * K * O;
+      const int64_t b = rowsAll * ch / chunks, e = rowsAll * (ch + 1) / chunks;
+      for (int64_t g0 = b; g0 < e; g0 += RG) {
+        const int rows = static_cast<int>(std::min<int64_t>(RG, e - g0));
+        std::vector<bool> used(static_cast<size_t>(slots), false);
+        // The input rows this group reads: slots that already hold one are kept.
+        for (int r = 0; r < rows; ++r) {
+          const int64_t n = (g0 + r) / w.oh, o = (g0 + r) % w.oh;
+          for (int64_t i = 0; i < w.kh; ++i) {
+            const int64_t hh = o * w.sh + i * w.dh - w.pt;
+            if (hh < 0 || hh >= H) continue;
+            const int64_t want = n * H + hh;
+            for (int64_t sl = 0; sl < slots; ++sl)
+              if (held[static_cast<size_t>(sl)] == want) used[static_cast<size_t>(sl)] = true;
+          }
+        }
+        for (int r = 0; r < rows; ++r) {
+          const int64_t n = (g0 + r) / w.oh, o = (g0 + r) % w.oh;
+          grows[r] = g + (g0 + r) * w.ow * O;
+          for (int64_t i = 0; i < w.kh; ++i) {
+            const int64_t hh = o * w.sh + i * w.dh - w.pt;
+            const float* row = zeros;
+            if (hh >= 0 && hh < H) {
+              const int64_t want = n * H + hh;
+              int64_t sl = 0;
+              while (sl < slots && held[static_cast<size_t>(sl)] != want) ++sl;
+              if (sl == slots) {  // a slot this group does not read
+                sl = 0;
+                while (used[static_cast<size_t>(sl)]) ++sl;
+                std::memcpy(pad.get() + sl * len + u0 * C, x + (want * W + (u0 - w.pl)) * C,
+                            sizeof(float) * static_cast<size_t>((u1 - u0) * C));
+                held[static_cast<size_t>(sl)] = want;
+                used[static_cast<size_t>(sl)] = true;
+              }
+              row = pad.get() + sl * len;
+            }
+            xr[static_cast<size_t>(r * w.kh + i)] = row;
+          }
+        }
+        const float* const* xrp[RG];
+        for (int r = 0; r < rows; ++r) xrp[r] = xr.data() + r * w.kh;
+        for (int64_t i = 0; i < w.kh; ++i)
+          for (int64_t j = 0; j < w.kw; ++j)
+            for (int64_t c0 = 0; c0 < C; c0 += 6) {
+              switch (std::min<int64_t>(6, C - c0)) {
+                case 6: filterTiles<6>(xrp, grows, rows, part, i, j, c0, C, O, w); break;
+                case 5: filterTiles<5>(xrp, grows, rows, part, i, j, c0, C, O, w); break;
+                case 4: filterTiles<4>(xrp, grows, rows, part, i, j, c0, C, O, w); break;
+                case 3: filterTiles<3>(xrp, grows, rows, part, i, j, c0, C, O, w); break;
+                case 2: filterTiles<2>(xrp, grows, rows, part, i, j, c0, C, O, w); break;
+                default: filterTiles<1>(xrp, grows, rows, part, i, j, c0, C, O, w); break;
+              }
+            }
+      }
+    }
+  });
+  std::copy(partial.begin(), partial.begin() + K * O, gw);
+  for (int64_t ch = 1; ch < chunks; ++ch)
+    for (int64_t k = 0; k < K * O; ++k) gw[k] += partial[static_cast<size_t>(ch * K * O + k)];
+}
 #endif
 
 void checkConv(const Tensor& x, const Tensor& wm, const Window2d& w, const char* what) {
@@ -397,6 +537,29 @@ Tensor conv_nhwc_adjoint(const Tensor& g, const Tensor& wm, const Window2d& w, i
 #endif
   Tensor cols = gemm(reshape(g, {N * w.oh * w.ow, O}), wm, std::nullopt, false, true, 1.0, 0.0);
   return col2im(reshape(cols, {N, w.oh, w.ow, wm.dim(0)}), h, wd, w);
+}
+
+}  // namespace tdl::rt
+
+namespace tdl::rt {
+
+Tensor conv_nhwc_filter_grad(const Tensor& x, const Tensor& g, const Window2d& w) {
+  if (x.rank() != 4 || g.rank() != 4 || g.dim(0) != x.dim(0) || g.dim(1) != w.oh || g.dim(2) != w.ow ||
+      x.dtype() != g.dtype())
+    throw Error(fmt::format("internal: conv_nhwc_filter_grad of {} and {} with a {}x{} window", x.type_str(),
+                            g.type_str(), w.kh, w.kw));
+  const int64_t N = x.dim(0), H = x.dim(1), W = x.dim(2), C = x.dim(3), O = g.dim(3), K = w.kh * w.kw * C;
+#if defined(__x86_64__)
+  if (x.dtype() == DType::F32 && directConvCpu() && N * w.oh * w.ow * K * O >= kDirectMinMacs && C > 0 && O > 0 &&
+      w.oh > 0 && w.ow > 0) {
+    checkWindow(w);
+    Tensor gw = Tensor::empty(DType::F32, {K, O});
+    filterDirect(x.data<float>(), g.data<float>(), gw.mutable_data<float>(), N, H, W, C, O, w);
+    return gw;
+  }
+#endif
+  const int64_t M = N * w.oh * w.ow;
+  return gemm(reshape(im2col(x, w, 0.0), {M, K}), reshape(g, {M, O}), std::nullopt, true, false, 1.0, 0.0);
 }
 
 }  // namespace tdl::rt

@@ -43,5 +43,9 @@ inline constexpr int64_t kConvDirectMinMacs = int64_t{1} << 24;
 // [N, h, w, C]. With stride 1 this is a convolution of g with the filter flipped and its
 // channels swapped, which runs the same direct kernel; otherwise gemm and col2im.
 Tensor conv_nhwc_adjoint(const Tensor& g, const Tensor& wm, const Window2d& win, int64_t h, int64_t w);
+// Its gradient with respect to wm: im2col(x, win, 0)^T @ g as [kh * kw * C, O], for x
+// [N, H, W, C] and g [N, oh, ow, O]; large problems run a direct kernel (partial sums over
+// a fixed number of chunks of output rows, added in order), the others im2col and gemm.
+Tensor conv_nhwc_filter_grad(const Tensor& x, const Tensor& g, const Window2d& win);
 
 }  // namespace tdl::rt

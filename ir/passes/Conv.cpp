@@ -2,10 +2,12 @@
 //   Rewrites, when every size is known and the product has at least kConvDirectMinMacs
 //   multiply-adds (smaller ones keep their form, and with it their exact sums):
 //     - matmul(reshape(im2col(x) {pad 0}), wm), or gemm with no transposes, alpha 1, beta 0:
-//       conv2d's forward product -> reshape(conv_nhwc(x, wm) {window}). The im2col stays
-//       while something else reads it (the filter's gradient does).
+//       conv2d's forward product -> reshape(conv_nhwc(x, wm) {window}).
+//     - gemm(reshape(im2col(x) {pad 0}), reshape(g)) {trans_a, alpha 1, beta 0}: the
+//       filter's gradient -> conv_nhwc(x, g) {window, grad = "filter"} [kh*kw*C, O]. With
+//       all three rewritten, the im2col is dead: no patches in memory at all.
 //     - col2im(reshape(gemm(reshape(g), wm) {trans_b, alpha 1, beta 0})) {size}: conv2d's
-//       gradient with respect to its input -> conv_nhwc(g, wm) {window, adjoint, size}: no
+//       gradient with respect to its input -> conv_nhwc(g, wm) {window, grad = "input", size}: no
 //       [N, oh, ow, kh*kw*C] product written and summed back (with stride 1; other strides
 //       run the same gemm + col2im inside the op).
 //   Preconditions: the function verifies; differentiation is done (conv_nhwc has no
@@ -54,6 +56,29 @@ bool run_block(Function& f, Block& b) {
   bool changed = false;
   for (size_t i = 0; i < b.size(); ++i) {
     Op& m = b.op(i);
+    // filter gradient: gemm(reshape(im2col(x)), reshape(g)) {trans_a}
+    if (m.kind() == OpKind::Gemm && m.num_operands() == 2 && m.bool_attr("trans_a") && !m.bool_attr("trans_b") &&
+        attr_or(m, "alpha", 1.0) == 1.0 && attr_or(m, "beta", 0.0) == 0.0) {
+      const Value* c = reshaped(m.operand(0));
+      const Op* ci = c ? c->def() : nullptr;
+      Value* g = reshaped(m.operand(1));
+      if (!ci || ci->kind() != OpKind::Im2col || attr_or(*ci, "pad", 0.0) != 0.0 || !g || g->type.rank() != 4) continue;
+      Value* x = ci->operand(0);
+      const IntList& win = ci->ints_attr("window");
+      if (x->type.dtype != DType::F32 || g->type.dtype != DType::F32 || !known(x->type) || !known(g->type) ||
+          !(g->type.dims[0] == x->type.dims[0]) || g->type.dims[1].size != win[8] || g->type.dims[2].size != win[9])
+        continue;
+      if (numel(c->type) * g->type.dims[3].size < rt::kConvDirectMinMacs) continue;
+      Builder bl(f);
+      bl.set_insertion(b, i);
+      bl.set_loc(m.loc);
+      Value* y = bl.create(OpKind::ConvNhwc, {x, g}, {m.result()->type}, AttrMap{{"window", win}, {"grad", std::string("filter")}})
+                     .result();
+      m.result()->replace_all_uses_with(y);
+      ++i;
+      changed = true;
+      continue;
+    }
     // forward: matmul(reshape(im2col(x)), wm)
     if ((m.kind() == OpKind::MatMul || m.kind() == OpKind::Gemm) && plain_product(m)) {
       const Value* a = m.operand(0);
@@ -99,7 +124,7 @@ bool run_block(Function& f, Block& b) {
     bl.set_insertion(b, i);
     bl.set_loc(m.loc);
     Value* y = bl.create(OpKind::ConvNhwc, {g, wm}, {m.result()->type},
-                         AttrMap{{"window", win}, {"adjoint", true}, {"size", m.ints_attr("size")}})
+                         AttrMap{{"window", win}, {"grad", std::string("input")}, {"size", m.ints_attr("size")}})
                    .result();
     m.result()->replace_all_uses_with(y);
     ++i;

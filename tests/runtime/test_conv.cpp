@@ -68,7 +68,7 @@ TEST_CASE("im2col of quantized pixels is quantize of im2col when the padding is 
                     "internal: im2col of i8 pads with 0 only");
 }
 
-TEST_CASE("conv_nhwc and its adjoint are im2col @ wm and col2im(g @ wm^T)", "[conv]") {
+TEST_CASE("conv_nhwc, its adjoint and its filter gradient are im2col @ wm, col2im(g @ wm^T) and im2col^T @ g", "[conv]") {
   // Large enough for the direct kernels (where the CPU has them); windows with strides,
   // dilations, padding on either side and channel counts that are not multiples of 16.
   struct Case {
@@ -101,6 +101,14 @@ TEST_CASE("conv_nhwc and its adjoint are im2col @ wm and col2im(g @ wm^T)", "[co
     Tensor wantA = col2im(reshape(gemm(reshape(g, {M, t.O}), wm, std::nullopt, false, true, 1.0, 0.0), {t.N, t.w.oh, t.w.ow, K}),
                           t.H, t.W, t.w);
     Tensor gotA = conv_nhwc_adjoint(g, wm, t.w, t.H, t.W);
+    Tensor wantF = gemm(reshape(im2col(x, t.w, 0.0), {M, K}), reshape(g, {M, t.O}), std::nullopt, true, false, 1.0, 0.0);
+    Tensor gotF = conv_nhwc_filter_grad(x, g, t.w);
+    REQUIRE(gotF.shape() == wantF.shape());
+    double errF = 0, scaleF = 0;
+    for (int64_t i = 0; i < wantF.numel(); ++i) {
+      errF = std::max(errF, double(std::fabs(gotF.data<float>()[i] - wantF.data<float>()[i])));
+      scaleF = std::max(scaleF, double(std::fabs(wantF.data<float>()[i])));
+    }
     REQUIRE(got.shape() == want.shape());
     REQUIRE(gotA.shape() == wantA.shape());
     double err = 0, errA = 0;
@@ -110,5 +118,6 @@ TEST_CASE("conv_nhwc and its adjoint are im2col @ wm and col2im(g @ wm^T)", "[co
     INFO(t.w.kh << "x" << t.w.kw << " stride " << t.w.sh << " dilation " << t.w.dh << " pad " << t.w.pt << " C " << t.C << " O " << t.O);
     CHECK(err < 1e-4);
     CHECK(errA < 1e-4);
+    CHECK(errF < 1e-5 * scaleF + 1e-4);  // sums over ~6000 positions
   }
 }
