@@ -132,7 +132,9 @@ std::optional<std::vector<rt::Tensor>> evaluate(const Op& op, const std::vector<
         return V{rt::conv_nhwc_adjoint(in[0], in[1], window2d(w), sz.at(0), sz.at(1))};
       }
       if (grad && *grad == "filter") return V{rt::conv_nhwc_filter_grad(in[0], in[1], window2d(w))};
-      return V{rt::conv_nhwc(in[0], in[1], window2d(w))};
+      const bool* relu = op.attr_as<bool>("relu");
+      return V{rt::conv_nhwc(in[0], in[1], window2d(w), in.size() > 2 ? std::optional<rt::Tensor>(in[2]) : std::nullopt,
+                             relu && *relu)};
     }
     case OpKind::Argsort: return V{rt::argsort(in[0], op.int_attr("axis"), op.bool_attr("descending"))};
     case OpKind::Scan:

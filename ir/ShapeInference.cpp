@@ -321,7 +321,7 @@ std::optional<std::vector<TensorType>> infer_result_types(OpKind kind, const std
       return V{TensorType(in[0].dtype, {in[0].dims[0], Dim::known(sz[0]), Dim::known(sz[1]), Dim::known(c.size / taps)})};
     }
     case OpKind::ConvNhwc: {
-      require_count(in, 2, "operands x and wm (or x and g, or g and wm)");
+      if (in.size() != 2 && in.size() != 3) fail("conv_nhwc needs operands x and wm (or x and g, or g and wm), and an optional bias");
       IntList w = get<IntList>(attrs, "window");
       if (w.size() != 10 || in[0].rank() != 4 || in[0].dtype != in[1].dtype || !rt::is_float(in[0].dtype))
         fail("conv_nhwc needs a rank-4 x, a second operand of its float dtype and a window of 10 ints, got " +
@@ -332,15 +332,18 @@ std::optional<std::vector<TensorType>> infer_result_types(OpKind kind, const std
                                    ? std::get<std::string>(it->second)
                                    : "";
       const Dim& c = in[0].dims[3];
-      if (grad == "filter") {  // x [N, H, W, C], g [N, oh, ow, O] -> [kh*kw*C, O]
+      if (grad == "filter" && in.size() == 2) {  // x [N, H, W, C], g [N, oh, ow, O] -> [kh*kw*C, O]
         if (in[1].rank() != 4 || !c.is_known()) fail("conv_nhwc (filter gradient) needs x with known channels and g [N, oh, ow, O]");
         unify(in[0].dims[0], in[1].dims[0], "conv_nhwc (filter gradient): x and g must have one batch size");
         return V{TensorType(in[0].dtype, {Dim::known(c.size * taps), in[1].dims[3]})};
       }
       if (in[1].rank() != 2) fail("conv_nhwc's wm must be [kh*kw*C, O], got " + in[1].str());
       const Dim& k = in[1].dims[0];
+      if (in.size() == 3 && (!grad.empty() || in[2].rank() != 1 || in[2].dtype != in[0].dtype))
+        fail("conv_nhwc's bias (a forward convolution's) must be [O] of x's dtype, got " + in[2].str());
       if (grad.empty()) {
         if (c.is_known() && k.is_known() && k.size != c.size * taps) fail("conv_nhwc's wm must have kh*kw*C rows");
+        if (in.size() == 3) unify(in[2].dims[0], in[1].dims[1], "conv_nhwc's bias must have one entry per output channel");
         return V{TensorType(in[0].dtype, {in[0].dims[0], Dim::known(w[8]), Dim::known(w[9]), in[1].dims[1]})};
       }
       if (grad != "input") fail("conv_nhwc's grad must be \"input\" or \"filter\", got \"" + grad + "\"");

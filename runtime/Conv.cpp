@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -236,6 +237,14 @@ namespace {
 
 constexpr int64_t kDirectMinMacs = kConvDirectMinMacs;
 
+// What a forward convolution adds to each result as it writes it (the layer's bias and
+// activation after it): + bias[o] (when not null), then relu (when relu); the same float
+// operations as the elementwise ops they replace.
+struct ConvEpilogue {
+  const float* bias = nullptr;
+  bool relu = false;
+};
+
 #if defined(__x86_64__)
 #define TDL_CONV_AVX512 "avx2,fma,avx512f"
 
@@ -250,7 +259,7 @@ bool directConvCpu() {
 template <int R, int NV>
 __attribute__((target(TDL_CONV_AVX512))) void convBlock(const float* const* rows, const float* wm, float* yr,
                                                        int64_t p0, int64_t v0, int64_t C, int64_t O, const Window2d& w,
-                                                       int64_t left) {
+                                                       int64_t left, const ConvEpilogue& epi) {
   __m512 acc[R][NV];
 #pragma GCC unroll 6
   for (int r = 0; r < R; ++r)
@@ -275,34 +284,45 @@ __attribute__((target(TDL_CONV_AVX512))) void convBlock(const float* const* rows
         }
       }
     }
+  __m512 bias[NV];
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v)
+    bias[v] = !epi.bias ? _mm512_setzero_ps()
+              : v + 1 < NV ? _mm512_loadu_ps(epi.bias + 16 * (v0 + v))
+                           : _mm512_maskz_loadu_ps(last, epi.bias + 16 * (v0 + v));
 #pragma GCC unroll 6
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) {
       float* o = yr + (p0 + r) * O + 16 * (v0 + v);
-      if (v + 1 < NV) _mm512_storeu_ps(o, acc[r][v]);
-      else _mm512_mask_storeu_ps(o, last, acc[r][v]);
+      __m512 y = acc[r][v];
+      if (epi.bias) y = _mm512_add_ps(y, bias[v]);
+      // relu as the runtime's: y <= 0 -> 0 (so -0 -> 0), NaN stays
+      if (epi.relu) y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_LE_OQ), _mm512_setzero_ps());
+      if (v + 1 < NV) _mm512_storeu_ps(o, y);
+      else _mm512_mask_storeu_ps(o, last, y);
     }
 }
 
 template <int NV>
 __attribute__((target(TDL_CONV_AVX512))) void convRow(const float* const* rows, const float* wm, float* yr, int64_t v0,
-                                                     int64_t C, int64_t O, const Window2d& w, int64_t left) {
+                                                     int64_t C, int64_t O, const Window2d& w, int64_t left,
+                                                     const ConvEpilogue& epi) {
   int64_t p = 0;
-  for (; p + 6 <= w.ow; p += 6) convBlock<6, NV>(rows, wm, yr, p, v0, C, O, w, left);
+  for (; p + 6 <= w.ow; p += 6) convBlock<6, NV>(rows, wm, yr, p, v0, C, O, w, left, epi);
   switch (w.ow - p) {
-    case 5: return convBlock<5, NV>(rows, wm, yr, p, v0, C, O, w, left);
-    case 4: return convBlock<4, NV>(rows, wm, yr, p, v0, C, O, w, left);
-    case 3: return convBlock<3, NV>(rows, wm, yr, p, v0, C, O, w, left);
-    case 2: return convBlock<2, NV>(rows, wm, yr, p, v0, C, O, w, left);
-    case 1: return convBlock<1, NV>(rows, wm, yr, p, v0, C, O, w, left);
+    case 5: return convBlock<5, NV>(rows, wm, yr, p, v0, C, O, w, left, epi);
+    case 4: return convBlock<4, NV>(rows, wm, yr, p, v0, C, O, w, left, epi);
+    case 3: return convBlock<3, NV>(rows, wm, yr, p, v0, C, O, w, left, epi);
+    case 2: return convBlock<2, NV>(rows, wm, yr, p, v0, C, O, w, left, epi);
+    case 1: return convBlock<1, NV>(rows, wm, yr, p, v0, C, O, w, left, epi);
     default: return;
   }
 }
 
 // y [N, oh, ow, O] = im2col(x, w, 0) @ wm, directly.
 void convDirect(const float* x, const float* wm, float* y, int64_t N, int64_t H, int64_t W, int64_t C, int64_t O,
-                const Window2d& w) {
+                const Window2d& w, const ConvEpilogue& epi = {}) {
   const int64_t Wp = (w.ow - 1) * w.sw + (w.kw - 1) * w.dw + 1;
   const int64_t u0 = std::clamp<int64_t>(w.pl, 0, Wp), u1 = std::clamp<int64_t>(w.pl + W, u0, Wp);
   const int64_t len = Wp * C;
@@ -334,10 +354,10 @@ void convDirect(const float* x, const float* wm, float* y, int64_t N, int64_t H,
       for (int64_t v0 = 0; v0 < (O + 15) / 16; v0 += 4) {
         const int64_t nv = std::min<int64_t>(4, (O + 15) / 16 - v0), left = O - 16 * (v0 + nv - 1);
         switch (nv) {
-          case 4: convRow<4>(rows.data(), wm, yr, v0, C, O, w, left); break;
-          case 3: convRow<3>(rows.data(), wm, yr, v0, C, O, w, left); break;
-          case 2: convRow<2>(rows.data(), wm, yr, v0, C, O, w, left); break;
-          default: convRow<1>(rows.data(), wm, yr, v0, C, O, w, left); break;
+          case 4: convRow<4>(rows.data(), wm, yr, v0, C, O, w, left, epi); break;
+          case 3: convRow<3>(rows.data(), wm, yr, v0, C, O, w, left, epi); break;
+          case 2: convRow<2>(rows.data(), wm, yr, v0, C, O, w, left, epi); break;
+          default: convRow<1>(rows.data(), wm, yr, v0, C, O, w, left, epi); break;
         }
       }
     }
@@ -492,20 +512,35 @@ void checkConv(const Tensor& x, const Tensor& wm, const Window2d& w, const char*
 
 }  // namespace
 
-Tensor conv_nhwc(const Tensor& x, const Tensor& wm, const Window2d& w) {
+Tensor conv_nhwc(const Tensor& x, const Tensor& wm, const Window2d& w, const std::optional<Tensor>& bias, bool relu) {
   checkConv(x, wm, w, "conv_nhwc");
   const int64_t N = x.dim(0), H = x.dim(1), W = x.dim(2), C = x.dim(3), O = wm.dim(1);
+  if (bias && (bias->dtype() != x.dtype() || bias->shape() != Shape{O}))
+    throw Error(fmt::format("internal: conv_nhwc's bias must be {}[{}], got {}", dtype_name(x.dtype()), O, bias->type_str()));
+  if ((bias || relu) && x.dtype() != DType::F32) throw Error("internal: conv_nhwc's bias and relu are for f32");
+  const float* bp = bias ? bias->data<float>() : nullptr;
 #if defined(__x86_64__)
   if (x.dtype() == DType::F32 && directConvCpu() && N * w.oh * w.ow * wm.dim(0) * O >= kDirectMinMacs && C > 0 &&
       O > 0 && w.oh > 0 && w.ow > 0) {
     checkWindow(w);
     Tensor y = Tensor::empty(DType::F32, {N, w.oh, w.ow, O});
-    convDirect(x.data<float>(), wm.data<float>(), y.mutable_data<float>(), N, H, W, C, O, w);
+    convDirect(x.data<float>(), wm.data<float>(), y.mutable_data<float>(), N, H, W, C, O, w, ConvEpilogue{bp, relu});
     return y;
   }
 #endif
   Tensor cols = im2col(x, w, 0.0);
-  return reshape(matmul(reshape(cols, {N * w.oh * w.ow, wm.dim(0)}), wm), {N, w.oh, w.ow, O});
+  Tensor y = reshape(matmul(reshape(cols, {N * w.oh * w.ow, wm.dim(0)}), wm), {N, w.oh, w.ow, O});
+  if (bp || relu) {
+    float* p = y.mutable_data<float>();
+    const int64_t n = y.numel();
+    for (int64_t i = 0; i < n; ++i) {
+      float v = p[i];
+      if (bp) v = v + bp[i % O];
+      if (relu) v = (v > 0 || v != v) ? v : 0.0f;
+      p[i] = v;
+    }
+  }
+  return y;
 }
 
 Tensor conv_nhwc_adjoint(const Tensor& g, const Tensor& wm, const Window2d& w, int64_t h, int64_t wd) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <optional>
 
 #include "Tensor.h"
 
@@ -35,7 +36,10 @@ namespace tdl::rt {
 // from padded copies of the input rows, 6 positions x 64 channels of accumulators in
 // registers); the others, and other dtypes, im2col and matmul (the same sums, possibly
 // added in another order).
-Tensor conv_nhwc(const Tensor& x, const Tensor& wm, const Window2d& win);
+// With bias f32[O] and relu: then + bias[o] and relu on each result, as the ops after a
+// layer would (the same float operations, so the same bits), as it is written.
+Tensor conv_nhwc(const Tensor& x, const Tensor& wm, const Window2d& win, const std::optional<Tensor>& bias = std::nullopt,
+                 bool relu = false);
 // The direct kernels run from this many multiply-adds on (ir/passes/Conv.cpp rewrites only
 // products at least this large, so smaller ones keep their exact im2col + matmul sums).
 inline constexpr int64_t kConvDirectMinMacs = int64_t{1} << 24;

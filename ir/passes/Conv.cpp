@@ -10,6 +10,8 @@
 //       gradient with respect to its input -> conv_nhwc(g, wm) {window, grad = "input", size}: no
 //       [N, oh, ow, kh*kw*C] product written and summed back (with stride 1; other strides
 //       run the same gemm + col2im inside the op).
+//     - fused(reshape?(conv_nhwc(x, wm)), b) {add [, relu]}, b [O]: the layer's bias and
+//       activation -> reshape?(conv_nhwc(x, wm, b) {relu}), applied as each result is written.
 //   Preconditions: the function verifies; differentiation is done (conv_nhwc has no
 //     gradient rule: the pass runs last in the pipeline).
 //   Guarantees: the same products and sums, added in another order (as another BLAS would).
@@ -98,9 +100,16 @@ bool run_block(Function& f, Block& b) {
       bl.set_loc(m.loc);
       TensorType yt(DType::F32, {ct.dims[0], ct.dims[1], ct.dims[2], wm->type.dims[1]});
       Value* y = bl.create(OpKind::ConvNhwc, {x, wm}, {yt}, AttrMap{{"window", c->ints_attr("window")}}).result();
-      Value* y2 = bl.create(OpKind::Reshape, {y}, {m.result()->type}).result();
-      m.result()->replace_all_uses_with(y2);
-      i += 2;
+      // The product is usually reshaped back to [N, oh, ow, O] at once: then y is that.
+      const Op* back = m.result()->uses().size() == 1 ? m.result()->uses().front().op : nullptr;
+      if (back && (back->kind() == OpKind::Reshape || back->kind() == OpKind::ReshapeDyn) && back->result()->type == yt) {
+        back->result()->replace_all_uses_with(y);
+        i += 1;
+      } else {
+        Value* y2 = bl.create(OpKind::Reshape, {y}, {m.result()->type}).result();
+        m.result()->replace_all_uses_with(y2);
+        i += 2;
+      }
       changed = true;
       continue;
     }
@@ -133,11 +142,58 @@ bool run_block(Function& f, Block& b) {
   return changed;
 }
 
+// fused(reshape?(conv_nhwc(x, wm)), b) with the body add(y, b) [then relu] and b [O] (the
+// layer's bias and activation) -> reshape?(conv_nhwc(x, wm, b) {relu}): the kernel adds
+// the bias and applies relu to each result as it writes it (the same float operations).
+bool fuse_epilogue(Block& b) {
+  bool changed = false;
+  for (size_t i = 0; i < b.size(); ++i) {
+    Op& f = b.op(i);
+    if (f.kind() != OpKind::Fused || f.num_operands() != 2 || f.num_results() != 1) continue;
+    Block& body = f.region(0).block();
+    if (body.num_args() != 2 || (body.size() != 2 && body.size() != 3)) continue;
+    const Op& add = body.op(0);
+    if (add.kind() != OpKind::Add || add.result()->type.dtype != DType::F32) continue;
+    const bool relu = body.size() == 3;
+    if (relu && (body.op(1).kind() != OpKind::Relu || body.op(1).operand(0) != add.result())) continue;
+    const Op& yield = body.op(body.size() - 1);
+    if (yield.kind() != OpKind::Yield || yield.num_operands() != 1 ||
+        yield.operand(0) != (relu ? body.op(1).result() : add.result()))
+      continue;
+    for (size_t k = 0; k < 2; ++k) {
+      if (!((add.operand(0) == body.arg(k) && add.operand(1) == body.arg(1 - k)) ||
+            (add.operand(1) == body.arg(k) && add.operand(0) == body.arg(1 - k))))
+        continue;
+      Value* y = f.operand(k);
+      Value* bias = f.operand(1 - k);
+      Op* r = y->def();
+      Op* c = r;
+      if (r && (r->kind() == OpKind::Reshape || r->kind() == OpKind::ReshapeDyn)) {
+        if (r->result()->uses().size() != 1) continue;
+        c = r->operand(0)->def();
+      }
+      if (!c || c->kind() != OpKind::ConvNhwc || c->num_operands() != 2 || c->attr_as<std::string>("grad") ||
+          c->result()->uses().size() != 1 || c->result()->type.dtype != DType::F32)
+        continue;
+      if (bias->type.dtype != DType::F32 || bias->type.rank() != 1 || !(bias->type.dims[0] == c->result()->type.dims[3]) ||
+          !(f.result()->type == y->type))
+        continue;
+      c->add_operand(bias);
+      c->attrs["relu"] = relu;
+      f.result()->replace_all_uses_with(y);
+      changed = true;
+      break;
+    }
+  }
+  return changed;
+}
+
 class ConvPass : public Pass {
  public:
   std::string_view name() const override { return "conv"; }
   bool run(Function& f) override {
     bool changed = run_block(f, f.entry());
+    changed = fuse_epilogue(f.entry()) || changed;
     if (changed) create_dce_pass()->run(f);
     return changed;
   }

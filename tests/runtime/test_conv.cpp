@@ -121,3 +121,24 @@ TEST_CASE("conv_nhwc, its adjoint and its filter gradient are im2col @ wm, col2i
     CHECK(errF < 1e-5 * scaleF + 1e-4);  // sums over ~6000 positions
   }
 }
+
+TEST_CASE("conv_nhwc with a bias and relu gives the bits of the separate ops", "[conv]") {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (int64_t O : {int64_t{64}, int64_t{40}, int64_t{7}}) {
+    Tensor x = Tensor::empty(DType::F32, {4, 32, 32, 16}), wm = Tensor::empty(DType::F32, {144, O}), b = Tensor::empty(DType::F32, {O});
+    for (Tensor* z : {&x, &wm, &b})
+      for (int64_t i = 0; i < z->numel(); ++i) z->mutable_data<float>()[i] = u(rng);
+    b.mutable_data<float>()[1] = NAN;  // a NaN bias stays NaN through relu
+    Window2d w{3, 3, 1, 1, 1, 1, 1, 1, 32, 32};
+    Tensor plain = conv_nhwc(x, wm, w), fused = conv_nhwc(x, wm, w, b, true), biased = conv_nhwc(x, wm, w, b, false);
+    int64_t same = 0;
+    for (int64_t i = 0; i < plain.numel(); ++i) {
+      const float s = plain.data<float>()[i] + b.data<float>()[i % O], r = (s > 0 || s != s) ? s : 0.0f;
+      const float f = fused.data<float>()[i], g = biased.data<float>()[i];
+      same += std::memcmp(&f, &r, sizeof f) == 0 && std::memcmp(&g, &s, sizeof g) == 0;
+    }
+    INFO("O " << O);
+    CHECK(same == plain.numel());
+  }
+}
