@@ -71,4 +71,51 @@ std::vector<Value*> inline_block(Block& from, Block& to, size_t pos) {
   return out;
 }
 
+std::optional<BiasEpilogue> match_bias_epilogue(const Op& f, const std::function<bool(const Op&)>& wanted) {
+  if (f.kind() != OpKind::Fused || f.num_operands() != 2 || f.num_results() != 1) return std::nullopt;
+  const Block& body = f.region(0).block();
+  if (body.num_args() != 2 || (body.size() != 2 && body.size() != 3)) return std::nullopt;
+  const Op& add = body.op(0);
+  if (add.kind() != OpKind::Add || add.result()->type.dtype != DType::F32) return std::nullopt;
+  const bool relu = body.size() == 3;
+  if (relu && (body.op(1).kind() != OpKind::Relu || body.op(1).operand(0) != add.result())) return std::nullopt;
+  const Op& yield = body.op(body.size() - 1);
+  if (yield.kind() != OpKind::Yield || yield.num_operands() != 1 ||
+      yield.operand(0) != (relu ? body.op(1).result() : add.result()))
+    return std::nullopt;
+  for (size_t k = 0; k < 2; ++k) {
+    // operand k: the product (through a reshape), operand 1 - k: the bias
+    if (!((add.operand(0) == body.arg(k) && add.operand(1) == body.arg(1 - k)) ||
+          (add.operand(1) == body.arg(k) && add.operand(0) == body.arg(1 - k))))
+      continue;
+    Value* y = f.operand(k);
+    Op* p = y->def();
+    if (p && (p->kind() == OpKind::Reshape || p->kind() == OpKind::ReshapeDyn)) {
+      if (p->result()->uses().size() != 1) continue;
+      p = p->operand(0)->def();
+    }
+    if (!p || !wanted(*p) || p->num_results() != 1 || p->result()->uses().size() != 1) continue;
+    return BiasEpilogue{y, p, f.operand(1 - k), relu};
+  }
+  return std::nullopt;
+}
+
+bool fuse_bias_epilogues(Block& b, const std::function<bool(const Op&)>& wanted,
+                         const std::function<Dim(const Op&)>& channels) {
+  bool changed = false;
+  for (size_t i = 0; i < b.size(); ++i) {
+    Op& f = b.op(i);
+    auto e = match_bias_epilogue(f, wanted);
+    if (!e) continue;
+    const TensorType& bt = e->bias->type;
+    if (bt.dtype != DType::F32 || bt.rank() != 1 || !(bt.dims[0] == channels(*e->producer)) || !(f.result()->type == e->y->type))
+      continue;
+    e->producer->add_operand(e->bias);
+    e->producer->attrs["relu"] = e->relu;
+    f.result()->replace_all_uses_with(e->y);
+    changed = true;
+  }
+  return changed;
+}
+
 }  // namespace tdl::ir

@@ -1,6 +1,7 @@
 // Small helpers shared by the passes: constants, removability, replacing ops.
 #pragma once
 
+#include <functional>
 #include <optional>
 
 #include "ir/IR.h"
@@ -26,6 +27,24 @@ bool has_effects(const Block& b);
 
 // Replaces every use of op's results with `values` and erases the op.
 void replace_op(Op& op, const std::vector<Value*>& values);
+
+// A layer's bias and activation after a product: `fused` is fused(y, b) whose body is
+// add(y, b) (either order) or that then relu, on f32; y is the result of an op `wanted`
+// accepts (`producer`), or of a reshape of it that nothing else reads, and only y's use
+// reads the producer's result. The caller checks b's type and rewrites the producer
+// (ir/passes/Quantize.cpp's qgemm, ir/passes/Conv.cpp's conv_nhwc).
+struct BiasEpilogue {
+  Value* y;       // the fused op's operand: the product (or its reshape)
+  Op* producer;   // the op computing the product
+  Value* bias;
+  bool relu;
+};
+std::optional<BiasEpilogue> match_bias_epilogue(const Op& fused, const std::function<bool(const Op&)>& wanted);
+// Takes every such epilogue of block b whose bias is f32[channels(producer)] (and that keeps
+// y's type) into its producer: the bias becomes its last operand, attr relu is set, and the
+// fused op's uses read y. Returns whether it changed anything.
+bool fuse_bias_epilogues(Block& b, const std::function<bool(const Op&)>& wanted,
+                         const std::function<Dim(const Op&)>& channels);
 
 // Moves the ops of `from` (except its terminator) to `to` before position `pos`;
 // returns the terminator's operands.

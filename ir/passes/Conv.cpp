@@ -146,46 +146,13 @@ bool run_block(Function& f, Block& b) {
 // layer's bias and activation) -> reshape?(conv_nhwc(x, wm, b) {relu}): the kernel adds
 // the bias and applies relu to each result as it writes it (the same float operations).
 bool fuse_epilogue(Block& b) {
-  bool changed = false;
-  for (size_t i = 0; i < b.size(); ++i) {
-    Op& f = b.op(i);
-    if (f.kind() != OpKind::Fused || f.num_operands() != 2 || f.num_results() != 1) continue;
-    Block& body = f.region(0).block();
-    if (body.num_args() != 2 || (body.size() != 2 && body.size() != 3)) continue;
-    const Op& add = body.op(0);
-    if (add.kind() != OpKind::Add || add.result()->type.dtype != DType::F32) continue;
-    const bool relu = body.size() == 3;
-    if (relu && (body.op(1).kind() != OpKind::Relu || body.op(1).operand(0) != add.result())) continue;
-    const Op& yield = body.op(body.size() - 1);
-    if (yield.kind() != OpKind::Yield || yield.num_operands() != 1 ||
-        yield.operand(0) != (relu ? body.op(1).result() : add.result()))
-      continue;
-    for (size_t k = 0; k < 2; ++k) {
-      if (!((add.operand(0) == body.arg(k) && add.operand(1) == body.arg(1 - k)) ||
-            (add.operand(1) == body.arg(k) && add.operand(0) == body.arg(1 - k))))
-        continue;
-      Value* y = f.operand(k);
-      Value* bias = f.operand(1 - k);
-      Op* r = y->def();
-      Op* c = r;
-      if (r && (r->kind() == OpKind::Reshape || r->kind() == OpKind::ReshapeDyn)) {
-        if (r->result()->uses().size() != 1) continue;
-        c = r->operand(0)->def();
-      }
-      if (!c || c->kind() != OpKind::ConvNhwc || c->num_operands() != 2 || c->attr_as<std::string>("grad") ||
-          c->result()->uses().size() != 1 || c->result()->type.dtype != DType::F32)
-        continue;
-      if (bias->type.dtype != DType::F32 || bias->type.rank() != 1 || !(bias->type.dims[0] == c->result()->type.dims[3]) ||
-          !(f.result()->type == y->type))
-        continue;
-      c->add_operand(bias);
-      c->attrs["relu"] = relu;
-      f.result()->replace_all_uses_with(y);
-      changed = true;
-      break;
-    }
-  }
-  return changed;
+  return fuse_bias_epilogues(
+      b,
+      [](const Op& p) {
+        return p.kind() == OpKind::ConvNhwc && p.num_operands() == 2 && !p.attr_as<std::string>("grad") &&
+               p.result()->type.dtype == DType::F32;
+      },
+      [](const Op& p) { return p.result()->type.dims[3]; });
 }
 
 class ConvPass : public Pass {

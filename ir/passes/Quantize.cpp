@@ -172,48 +172,9 @@ bool quantize_before_im2col(Function& f, Block& b) {
 // the kernel adds the bias and applies relu to each result as it writes it, with the same
 // float operations, so the same bits, and no pass over the output afterwards.
 bool fuse_epilogue(Block& b) {
-  bool changed = false;
-  for (size_t i = 0; i < b.size(); ++i) {
-    Op& f = b.op(i);
-    if (f.kind() != OpKind::Fused || f.num_operands() != 2 || f.num_results() != 1) continue;
-    Block& body = f.region(0).block();
-    if (body.num_args() != 2 || (body.size() != 2 && body.size() != 3)) continue;
-    const Op& add = body.op(0);
-    if (add.kind() != OpKind::Add || add.result()->type.dtype != DType::F32) continue;
-    const bool relu = body.size() == 3;
-    if (relu && (body.op(1).kind() != OpKind::Relu || body.op(1).operand(0) != add.result())) continue;
-    const Op& yield = body.op(body.size() - 1);
-    if (yield.kind() != OpKind::Yield || yield.num_operands() != 1 ||
-        yield.operand(0) != (relu ? body.op(1).result() : add.result()))
-      continue;
-    for (size_t k = 0; k < 2; ++k) {
-      // operand k: the product (through a reshape), operand 1 - k: the bias
-      if (!((add.operand(0) == body.arg(k) && add.operand(1) == body.arg(1 - k)) ||
-            (add.operand(1) == body.arg(k) && add.operand(0) == body.arg(1 - k))))
-        continue;
-      Value* x = f.operand(k);
-      Value* bias = f.operand(1 - k);
-      Op* r = x->def();
-      Op* q = r;
-      if (r && (r->kind() == OpKind::Reshape || r->kind() == OpKind::ReshapeDyn)) {
-        if (r->result()->uses().size() != 1) continue;
-        q = r->operand(0)->def();
-      } else {
-        r = nullptr;
-      }
-      if (!q || q->kind() != OpKind::QGemm || q->num_operands() != 3 || q->result()->uses().size() != 1) continue;
-      const Dim n = q->result()->type.dims[1];
-      if (bias->type.dtype != DType::F32 || bias->type.rank() != 1 || !(bias->type.dims[0] == n) ||
-          !(f.result()->type == x->type))
-        continue;
-      q->add_operand(bias);
-      q->attrs["relu"] = relu;
-      f.result()->replace_all_uses_with(x);
-      changed = true;
-      break;
-    }
-  }
-  return changed;
+  return fuse_bias_epilogues(
+      b, [](const Op& p) { return p.kind() == OpKind::QGemm && p.num_operands() == 3; },
+      [](const Op& p) { return p.result()->type.dims[1]; });
 }
 
 class QGemmPass : public Pass {
