@@ -263,7 +263,8 @@ __attribute__((target(TDL_VNNI))) inline void vnni_block(const VnniGemm& q, int6
 // The weights w i8 [N, K] packed for vnni_block, and 128 * each column's sum: made once per
 // weight tensor and kept (a model's weights are the same tensors call after call), the most
 // recently used first. An entry holds a reference to the weights' storage, so their address
-// cannot be reused for other weights while it is cached (and writing to them copies them).
+// cannot be reused for other weights while it is cached (and writing to them copies them);
+// an entry whose weights nothing else holds any more is dropped at the next lookup.
 struct VnniWeights {
   Tensor keep;
   std::vector<int8_t> packed;
@@ -276,11 +277,18 @@ std::shared_ptr<const VnniWeights> vnni_weights(const Tensor& w) {
   constexpr size_t kMaxEntries = 256;
   {
     std::lock_guard<std::mutex> lock(mu);
-    for (auto it = cache.begin(); it != cache.end(); ++it)
+    for (auto it = cache.begin(); it != cache.end();) {
       if ((*it)->keep.shares_storage_with(w) && (*it)->keep.shape() == w.shape()) {
         cache.splice(cache.begin(), cache, it);
         return cache.front();
       }
+      // Weights that only the cache still holds (their model was unloaded) are let go.
+      if ((*it)->keep.is_unique()) {
+        it = cache.erase(it);
+      } else {
+        ++it;
+      }
+    }
   }
   const int64_t N = w.dim(0), K = w.dim(1), G = (K + 3) / 4, NB = (N + 15) / 16;
   const int8_t* wp = w.data<int8_t>();
