@@ -432,7 +432,9 @@ void filterDirect(const float* x, const float* g, float* gw, int64_t N, int64_t 
   const int64_t Wp = (w.ow - 1) * w.sw + (w.kw - 1) * w.dw + 1, len = Wp * C;
   const int64_t u0 = std::clamp<int64_t>(w.pl, 0, Wp), u1 = std::clamp<int64_t>(w.pl + W, u0, Wp);
   constexpr int RG = 4;
-  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(16, rowsAll / RG));
+  // At most 16 chunks, and at most 64 MiB of partial sums (a 3x3x512x512 filter has 9 MiB).
+  const int64_t maxByMemory = std::max<int64_t>(1, (int64_t{64} << 20) / (static_cast<int64_t>(sizeof(float)) * K * O));
+  const int64_t chunks = std::max<int64_t>(1, std::min({int64_t{16}, rowsAll / RG, maxByMemory}));
   std::vector<float> partial(static_cast<size_t>(chunks * K * O), 0.0f);
   parallel_for(chunks, 1, [&](int64_t cb, int64_t ce) {
     const int64_t slots = RG * w.kh;
