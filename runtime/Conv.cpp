@@ -13,6 +13,7 @@
 #include "DType.h"
 #include "Error.h"
 #include "Matmul.h"
+#include "OpMath.h"
 #include "ShapeOps.h"
 #include "ThreadPool.h"
 
@@ -43,13 +44,64 @@ template <int RUN, class T>
   }
 }
 
+// Padded copies of the input rows that windows read, for convolution-like loops over output
+// rows: row(n, hh) is image row hh of image n with the fill value around it (Wp positions,
+// column u of the padded row is image column u - pl), so that no tap checks bounds. A ring
+// of `slots` rows (slot hh % slots): the rows that one step reads (a window's kh rows, or a
+// group of output rows' of one image) span at most `slots` consecutive rows, so they never
+// share a slot, and each image row is copied once while the windows move down over it. One
+// more row is fill only (rows above and below the image). Only the columns [u0, cl) and
+// [cr, u1) of an image row are copied when the caller reads the others from the image.
+template <class T>
+class PaddedRows {
+ public:
+  PaddedRows(const Window2d& w, int64_t H, int64_t W, int64_t C, int64_t slots, T fill)
+      : H_(H), W_(W), C_(C), pl_(w.pl), slots_(slots),
+        Wp_((w.ow - 1) * w.sw + (w.kw - 1) * w.dw + 1), len_(Wp_ * C),
+        u0_(std::clamp<int64_t>(w.pl, 0, Wp_)), u1_(std::clamp<int64_t>(w.pl + W, u0_, Wp_)), cl_(u1_), cr_(u1_),
+        rows_(new T[static_cast<size_t>((slots + 1) * len_)]), held_(static_cast<size_t>(slots), -1) {
+    for (int64_t r = 0; r <= slots; ++r) {
+      T* pr = rows_.get() + r * len_;
+      for (int64_t u = 0; u < (r == slots ? Wp_ : u0_) * C; ++u) pr[u] = fill;
+      for (int64_t u = u1_ * C; u < len_; ++u) pr[u] = fill;
+    }
+  }
+  int64_t Wp() const { return Wp_; }
+  int64_t u0() const { return u0_; }
+  int64_t u1() const { return u1_; }
+  // Copy only the image columns [u0, cl) and [cr, u1) (u0 <= cl <= cr <= u1).
+  void copyOnly(int64_t cl, int64_t cr) { cl_ = cl, cr_ = cr; }
+  const T* row(const T* src, int64_t n, int64_t hh) {
+    if (hh < 0 || hh >= H_) return rows_.get() + slots_ * len_;
+    const int64_t slot = hh % slots_, want = n * H_ + hh;
+    T* pr = rows_.get() + slot * len_;
+    if (held_[static_cast<size_t>(slot)] != want) {
+      // column u of the padded row is image column u - pl
+      auto copy = [&](int64_t ua, int64_t ub) {
+        if (ub > ua)
+          std::memcpy(pr + ua * C_, src + (want * W_ + ua - pl_) * C_, sizeof(T) * static_cast<size_t>((ub - ua) * C_));
+      };
+      copy(u0_, cl_);
+      copy(cr_, u1_);
+      held_[static_cast<size_t>(slot)] = want;
+    }
+    return pr;
+  }
+
+ private:
+  int64_t H_, W_, C_, pl_, slots_, Wp_, len_, u0_, u1_, cl_, cr_;
+  std::unique_ptr<T[]> rows_;
+  std::vector<int64_t> held_;  // which image row (n * H + hh) each slot holds
+};
+
+// The rows one output row's window reads: kh rows spread over (kh - 1) * dh + 1.
+int64_t windowSlots(const Window2d& w) { return (w.kh - 1) * w.dh + 1; }
+
 // Output rows [b, e) of [N * oh]. With dilation 1, a position's taps in window row i are one
 // run of kw * C elements: read straight from the image row where the window is inside it
-// (positions [q0, q1)), and at the edges from a padded copy of the row's ends, with the fill
-// value around them, so that no copy checks bounds (RUN > 0: the run's length at compile
-// time). The padded rows are a ring of kh (slot hh % kh), so each image row's ends are copied
-// once while the windows of consecutive output rows move down over it; one more row is fill
-// only (above and below the image). Other dilations copy tap by tap from the padded rows.
+// (positions [q0, q1)), and at the edges from the padded rows (PaddedRows), so that no copy
+// checks bounds (RUN > 0: the run's length at compile time). Other dilations copy tap by tap
+// from the padded rows.
 template <class T, int RUN>
 void im2colRows(const T* src, T* dst, int64_t b, int64_t e, int64_t H, int64_t W, int64_t C, const Window2d& w,
                 T fill) {
@@ -58,10 +110,7 @@ void im2colRows(const T* src, T* dst, int64_t b, int64_t e, int64_t H, int64_t W
   const int64_t kh = w.kh, kw = w.kw, sh = w.sh, sw = w.sw, dh = w.dh, dw = w.dw, pt = w.pt, pl = w.pl, oh = w.oh,
                 ow = w.ow;
   const int64_t K = kh * kw * C, run = kw * C;
-  const int64_t Wp = (ow - 1) * sw + (kw - 1) * dw + 1;  // padded row length, positions
-  const int64_t len = Wp * C;
-  // The part of a padded row that the image covers: u = ww + pl in [u0, u1).
-  const int64_t u0 = std::clamp<int64_t>(pl, 0, Wp), u1 = std::clamp<int64_t>(pl + W, u0, Wp);
+  PaddedRows<T> pad(w, H, W, C, windowSlots(w), fill);
   // An output row of more than 16 KiB is written position by position (one stream in
   // order: 2x faster than kh passes over it for a 28x28x32 image), reading the window rows
   // inside the image from the image itself; a smaller one window row by window row from the
@@ -76,18 +125,11 @@ void im2colRows(const T* src, T* dst, int64_t b, int64_t e, int64_t H, int64_t W
     while (q1 < ow && q1 * sw - pl + kw <= W) ++q1;
     if (q0 == q1) q0 = q1 = ow;
   }
-  // Of the padded rows only the columns the other positions read are copied: [u0, cl) and
-  // [cr, u1) (all of them when no position reads the image itself).
-  const int64_t cl = q0 < q1 ? std::min(u1, q0 == 0 ? u0 : std::min(Wp, (q0 - 1) * sw + kw)) : u1;
-  const int64_t cr = q0 < q1 ? std::clamp(q1 * sw, cl, u1) : u1;
-  std::unique_ptr<T[]> rows(new T[static_cast<size_t>((kh + 1) * len)]);
-  std::vector<int64_t> held(static_cast<size_t>(kh), -1);  // which image row (n * H + hh) each slot holds
-  for (int64_t r = 0; r <= kh; ++r) {
-    T* pr = rows.get() + r * len;
-    for (int64_t u = 0; u < (r == kh ? Wp : u0) * C; ++u) pr[u] = fill;
-    for (int64_t u = u1 * C; u < len; ++u) pr[u] = fill;
+  if (q0 < q1) {
+    // The padded rows then need only the columns the other positions read.
+    const int64_t cl = std::min(pad.u1(), q0 == 0 ? pad.u0() : std::min(pad.Wp(), (q0 - 1) * sw + kw));
+    pad.copyOnly(cl, std::clamp(q1 * sw, cl, pad.u1()));
   }
-  const T* fillRow = rows.get() + kh * len;
   // Per window row i of the current output row: its padded row, and the image row (null when
   // the window row is outside the image).
   std::vector<const T*> padOf(static_cast<size_t>(kh)), lineOf(static_cast<size_t>(kh));
@@ -95,23 +137,8 @@ void im2colRows(const T* src, T* dst, int64_t b, int64_t e, int64_t H, int64_t W
     const int64_t n = no / oh, o = no % oh;
     for (int64_t i = 0; i < kh; ++i) {
       const int64_t hh = o * sh + i * dh - pt;
-      const T* pad = fillRow;
-      const T* line = nullptr;
-      if (hh >= 0 && hh < H) {
-        // hh / dh, unlike hh, differs by 1 between the window's rows: distinct slots.
-        const int64_t slot = (hh / dh) % kh, want = n * H + hh;
-        line = src + want * W * C;
-        T* pr = rows.get() + slot * len;
-        if (held[static_cast<size_t>(slot)] != want) {
-          const T* from = line - pl * C;  // column u of the padded row is from[u * C]
-          if (cl > u0) std::memcpy(pr + u0 * C, from + u0 * C, sizeof(T) * static_cast<size_t>((cl - u0) * C));
-          if (u1 > cr) std::memcpy(pr + cr * C, from + cr * C, sizeof(T) * static_cast<size_t>((u1 - cr) * C));
-          held[static_cast<size_t>(slot)] = want;
-        }
-        pad = pr;
-      }
-      padOf[static_cast<size_t>(i)] = pad;
-      lineOf[static_cast<size_t>(i)] = line;
+      padOf[static_cast<size_t>(i)] = pad.row(src, n, hh);
+      lineOf[static_cast<size_t>(i)] = hh >= 0 && hh < H ? src + (n * H + hh) * W * C : nullptr;
     }
     T* base = dst + no * ow * K;
     if (dw != 1) {
@@ -228,14 +255,9 @@ Tensor col2im(const Tensor& cols, int64_t H, int64_t W, const Window2d& w) {
   return out;
 }
 
-}  // namespace tdl::rt
-
 // ---- direct convolution -----------------------------------------------------------------
 
-namespace tdl::rt {
 namespace {
-
-constexpr int64_t kDirectMinMacs = kConvDirectMinMacs;
 
 // What a forward convolution adds to each result as it writes it (the layer's bias and
 // activation after it): + bias[o] (when not null), then relu (when relu); the same float
@@ -252,6 +274,10 @@ bool directConvCpu() {
   static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
   return ok;
 }
+
+// Whether a product of `macs` multiply-adds in dtype d runs a direct kernel (every size is
+// then positive: macs is their product).
+bool useDirect(DType d, int64_t macs) { return d == DType::F32 && macs >= kConvDirectMinMacs && directConvCpu(); }
 
 // R positions (R <= 6) x NV vectors of 16 output channels (NV <= 4), starting at output
 // position p0 and channel 16 * v0 of output row `yr`. rows[i]: padded input row of window
@@ -323,33 +349,12 @@ __attribute__((target(TDL_CONV_AVX512))) void convRow(const float* const* rows, 
 // y [N, oh, ow, O] = im2col(x, w, 0) @ wm, directly.
 void convDirect(const float* x, const float* wm, float* y, int64_t N, int64_t H, int64_t W, int64_t C, int64_t O,
                 const Window2d& w, const ConvEpilogue& epi = {}) {
-  const int64_t Wp = (w.ow - 1) * w.sw + (w.kw - 1) * w.dw + 1;
-  const int64_t u0 = std::clamp<int64_t>(w.pl, 0, Wp), u1 = std::clamp<int64_t>(w.pl + W, u0, Wp);
-  const int64_t len = Wp * C;
   parallel_for(N * w.oh, 1, [&](int64_t b, int64_t e) {
-    // The input rows padded with zeros (Wp positions): a ring of kh (slot (hh / dh) % kh,
-    // distinct within a window), each image row copied once while the windows of
-    // consecutive output rows move down over it, and one row of zeros.
-    std::unique_ptr<float[]> pad(new float[static_cast<size_t>((w.kh + 1) * len)]);
-    std::fill(pad.get(), pad.get() + (w.kh + 1) * len, 0.0f);
-    std::vector<int64_t> held(static_cast<size_t>(w.kh), -1);
+    PaddedRows<float> pad(w, H, W, C, windowSlots(w), 0.0f);
     std::vector<const float*> rows(static_cast<size_t>(w.kh));
     for (int64_t no = b; no < e; ++no) {
       const int64_t n = no / w.oh, o = no % w.oh;
-      for (int64_t i = 0; i < w.kh; ++i) {
-        const int64_t hh = o * w.sh + i * w.dh - w.pt;
-        const float* pr = pad.get() + w.kh * len;  // zeros
-        if (hh >= 0 && hh < H) {
-          const int64_t slot = (hh / w.dh) % w.kh, want = n * H + hh;
-          float* sr = pad.get() + slot * len;
-          if (held[static_cast<size_t>(slot)] != want) {
-            std::memcpy(sr + u0 * C, x + (want * W + (u0 - w.pl)) * C, sizeof(float) * static_cast<size_t>((u1 - u0) * C));
-            held[static_cast<size_t>(slot)] = want;
-          }
-          pr = sr;
-        }
-        rows[static_cast<size_t>(i)] = pr;
-      }
+      for (int64_t i = 0; i < w.kh; ++i) rows[static_cast<size_t>(i)] = pad.row(x, n, o * w.sh + i * w.dh - w.pt);
       float* yr = y + no * w.ow * O;
       for (int64_t v0 = 0; v0 < (O + 15) / 16; v0 += 4) {
         const int64_t nv = std::min<int64_t>(4, (O + 15) / 16 - v0), left = O - 16 * (v0 + nv - 1);
@@ -424,68 +429,34 @@ __attribute__((target(TDL_CONV_AVX512))) void filterTiles(const float* const* co
 
 // gw [kh * kw * C, O] = im2col(x, w, 0)^T @ g over all output positions, directly: the
 // output rows in a fixed number of chunks (each its own partial sum, added in chunk order,
-// so the result does not depend on the thread count), each chunk in groups of 4 output rows
-// whose input rows are copied once, zero-padded, into slots.
+// so the result does not depend on the thread count), each chunk in groups of up to 4
+// output rows of one image, whose input rows are the padded rows.
 void filterDirect(const float* x, const float* g, float* gw, int64_t N, int64_t H, int64_t W, int64_t C, int64_t O,
                   const Window2d& w) {
   const int64_t K = w.kh * w.kw * C, rowsAll = N * w.oh;
-  const int64_t Wp = (w.ow - 1) * w.sw + (w.kw - 1) * w.dw + 1, len = Wp * C;
-  const int64_t u0 = std::clamp<int64_t>(w.pl, 0, Wp), u1 = std::clamp<int64_t>(w.pl + W, u0, Wp);
   constexpr int RG = 4;
   // At most 16 chunks, and at most 64 MiB of partial sums (a 3x3x512x512 filter has 9 MiB).
   const int64_t maxByMemory = std::max<int64_t>(1, (int64_t{64} << 20) / (static_cast<int64_t>(sizeof(float)) * K * O));
   const int64_t chunks = std::max<int64_t>(1, std::min({int64_t{16}, rowsAll / RG, maxByMemory}));
   std::vector<float> partial(static_cast<size_t>(chunks * K * O), 0.0f);
   parallel_for(chunks, 1, [&](int64_t cb, int64_t ce) {
-    const int64_t slots = RG * w.kh;
-    std::unique_ptr<float[]> pad(new float[static_cast<size_t>((slots + 1) * len)]);
-    std::fill(pad.get(), pad.get() + (slots + 1) * len, 0.0f);
-    const float* zeros = pad.get() + slots * len;
-    std::vector<int64_t> held(static_cast<size_t>(slots), -1);
+    // A group's rows span (RG - 1) * sh + (kh - 1) * dh + 1 image rows.
+    PaddedRows<float> pad(w, H, W, C, (RG - 1) * w.sh + windowSlots(w), 0.0f);
     std::vector<const float*> xr(static_cast<size_t>(RG * w.kh));
     const float* grows[RG];
+    const float* const* xrp[RG];
     for (int64_t ch = cb; ch < ce; ++ch) {
       float* part = partial.data() + ch * K * O;
       const int64_t b = rowsAll * ch / chunks, e = rowsAll * (ch + 1) / chunks;
-      for (int64_t g0 = b; g0 < e; g0 += RG) {
-        const int rows = static_cast<int>(std::min<int64_t>(RG, e - g0));
-        std::vector<bool> used(static_cast<size_t>(slots), false);
-        // The input rows this group reads: slots that already hold one are kept.
+      for (int64_t g0 = b; g0 < e;) {
+        const int64_t n = g0 / w.oh, o0 = g0 % w.oh;
+        const int rows = static_cast<int>(std::min({int64_t{RG}, e - g0, w.oh - o0}));
         for (int r = 0; r < rows; ++r) {
-          const int64_t n = (g0 + r) / w.oh, o = (g0 + r) % w.oh;
-          for (int64_t i = 0; i < w.kh; ++i) {
-            const int64_t hh = o * w.sh + i * w.dh - w.pt;
-            if (hh < 0 || hh >= H) continue;
-            const int64_t want = n * H + hh;
-            for (int64_t sl = 0; sl < slots; ++sl)
-              if (held[static_cast<size_t>(sl)] == want) used[static_cast<size_t>(sl)] = true;
-          }
-        }
-        for (int r = 0; r < rows; ++r) {
-          const int64_t n = (g0 + r) / w.oh, o = (g0 + r) % w.oh;
           grows[r] = g + (g0 + r) * w.ow * O;
-          for (int64_t i = 0; i < w.kh; ++i) {
-            const int64_t hh = o * w.sh + i * w.dh - w.pt;
-            const float* row = zeros;
-            if (hh >= 0 && hh < H) {
-              const int64_t want = n * H + hh;
-              int64_t sl = 0;
-              while (sl < slots && held[static_cast<size_t>(sl)] != want) ++sl;
-              if (sl == slots) {  // a slot this group does not read
-                sl = 0;
-                while (used[static_cast<size_t>(sl)]) ++sl;
-                std::memcpy(pad.get() + sl * len + u0 * C, x + (want * W + (u0 - w.pl)) * C,
-                            sizeof(float) * static_cast<size_t>((u1 - u0) * C));
-                held[static_cast<size_t>(sl)] = want;
-                used[static_cast<size_t>(sl)] = true;
-              }
-              row = pad.get() + sl * len;
-            }
-            xr[static_cast<size_t>(r * w.kh + i)] = row;
-          }
+          for (int64_t i = 0; i < w.kh; ++i)
+            xr[static_cast<size_t>(r * w.kh + i)] = pad.row(x, n, (o0 + r) * w.sh + i * w.dh - w.pt);
+          xrp[r] = xr.data() + r * w.kh;
         }
-        const float* const* xrp[RG];
-        for (int r = 0; r < rows; ++r) xrp[r] = xr.data() + r * w.kh;
         for (int64_t i = 0; i < w.kh; ++i)
           for (int64_t j = 0; j < w.kw; ++j)
             for (int64_t c0 = 0; c0 < C; c0 += 6) {
@@ -498,6 +469,7 @@ void filterDirect(const float* x, const float* g, float* gw, int64_t N, int64_t 
                 default: filterTiles<1>(xrp, grows, rows, part, i, j, c0, C, O, w); break;
               }
             }
+        g0 += rows;
       }
     }
   });
@@ -516,17 +488,17 @@ void checkConv(const Tensor& x, const Tensor& wm, const Window2d& w, const char*
 
 Tensor conv_nhwc(const Tensor& x, const Tensor& wm, const Window2d& w, const std::optional<Tensor>& bias, bool relu) {
   checkConv(x, wm, w, "conv_nhwc");
-  const int64_t N = x.dim(0), H = x.dim(1), W = x.dim(2), C = x.dim(3), O = wm.dim(1);
+  const int64_t N = x.dim(0), O = wm.dim(1);
   if (bias && (bias->dtype() != x.dtype() || bias->shape() != Shape{O}))
     throw Error(fmt::format("internal: conv_nhwc's bias must be {}[{}], got {}", dtype_name(x.dtype()), O, bias->type_str()));
   if ((bias || relu) && x.dtype() != DType::F32) throw Error("internal: conv_nhwc's bias and relu are for f32");
   const float* bp = bias ? bias->data<float>() : nullptr;
 #if defined(__x86_64__)
-  if (x.dtype() == DType::F32 && directConvCpu() && N * w.oh * w.ow * wm.dim(0) * O >= kDirectMinMacs && C > 0 &&
-      O > 0 && w.oh > 0 && w.ow > 0) {
+  if (useDirect(x.dtype(), N * w.oh * w.ow * wm.dim(0) * O)) {
     checkWindow(w);
     Tensor y = Tensor::empty(DType::F32, {N, w.oh, w.ow, O});
-    convDirect(x.data<float>(), wm.data<float>(), y.mutable_data<float>(), N, H, W, C, O, w, ConvEpilogue{bp, relu});
+    convDirect(x.data<float>(), wm.data<float>(), y.mutable_data<float>(), N, x.dim(1), x.dim(2), x.dim(3), O, w,
+               ConvEpilogue{bp, relu});
     return y;
   }
 #endif
@@ -538,7 +510,7 @@ Tensor conv_nhwc(const Tensor& x, const Tensor& wm, const Window2d& w, const std
     for (int64_t i = 0; i < n; ++i) {
       float v = p[i];
       if (bp) v = v + bp[i % O];
-      if (relu) v = (v > 0 || v != v) ? v : 0.0f;
+      if (relu) v = opmath::ScalarMath<float>().unary<UnaryOp::Relu>(v);  // the eager relu
       p[i] = v;
     }
   }
@@ -550,11 +522,11 @@ Tensor conv_nhwc_adjoint(const Tensor& g, const Tensor& wm, const Window2d& w, i
       wm.dim(0) % (w.kh * w.kw) != 0 || g.dtype() != wm.dtype())
     throw Error(fmt::format("internal: conv_nhwc_adjoint of {} and {} with a {}x{} window", g.type_str(), wm.type_str(),
                             w.kh, w.kw));
-  const int64_t N = g.dim(0), O = g.dim(3), C = wm.dim(0) / (w.kh * w.kw);
+  const int64_t N = g.dim(0), O = g.dim(3);
 #if defined(__x86_64__)
-  if (g.dtype() == DType::F32 && w.sh == 1 && w.sw == 1 && directConvCpu() &&
-      N * h * wd * wm.dim(0) * O >= kDirectMinMacs && C > 0 && O > 0 && h > 0 && wd > 0) {
+  if (w.sh == 1 && w.sw == 1 && useDirect(g.dtype(), N * h * wd * wm.dim(0) * O)) {
     checkWindow(w);
+    const int64_t C = wm.dim(0) / (w.kh * w.kw);
     // Output position (y, x) of the adjoint reads g at (y + pt - i * dh, x + pl - j * dw): a
     // window over g with the taps reversed, padding (k - 1) * d - p, and the filter's taps
     // flipped and its channels swapped: wf[((kh-1-i) * kw + (kw-1-j)) * O + o][c] = wm[(i * kw + j) * C + c][o].
@@ -576,22 +548,17 @@ Tensor conv_nhwc_adjoint(const Tensor& g, const Tensor& wm, const Window2d& w, i
   return col2im(reshape(cols, {N, w.oh, w.ow, wm.dim(0)}), h, wd, w);
 }
 
-}  // namespace tdl::rt
-
-namespace tdl::rt {
-
 Tensor conv_nhwc_filter_grad(const Tensor& x, const Tensor& g, const Window2d& w) {
   if (x.rank() != 4 || g.rank() != 4 || g.dim(0) != x.dim(0) || g.dim(1) != w.oh || g.dim(2) != w.ow ||
       x.dtype() != g.dtype())
     throw Error(fmt::format("internal: conv_nhwc_filter_grad of {} and {} with a {}x{} window", x.type_str(),
                             g.type_str(), w.kh, w.kw));
-  const int64_t N = x.dim(0), H = x.dim(1), W = x.dim(2), C = x.dim(3), O = g.dim(3), K = w.kh * w.kw * C;
+  const int64_t N = x.dim(0), O = g.dim(3), K = w.kh * w.kw * x.dim(3);
 #if defined(__x86_64__)
-  if (x.dtype() == DType::F32 && directConvCpu() && N * w.oh * w.ow * K * O >= kDirectMinMacs && C > 0 && O > 0 &&
-      w.oh > 0 && w.ow > 0) {
+  if (useDirect(x.dtype(), N * w.oh * w.ow * K * O)) {
     checkWindow(w);
     Tensor gw = Tensor::empty(DType::F32, {K, O});
-    filterDirect(x.data<float>(), g.data<float>(), gw.mutable_data<float>(), N, H, W, C, O, w);
+    filterDirect(x.data<float>(), g.data<float>(), gw.mutable_data<float>(), N, x.dim(1), x.dim(2), x.dim(3), O, w);
     return gw;
   }
 #endif
