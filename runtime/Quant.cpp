@@ -20,6 +20,7 @@
 #endif
 
 #include "runtime/Error.h"
+#include "runtime/OpMath.h"
 #include "runtime/ThreadPool.h"
 
 namespace tdl::rt {
@@ -147,29 +148,29 @@ TDL_QGEMM_KERNEL(dots_avx2, "avx2", TDL_MAC_AVX2)
 // columns per block keep 2R accumulators in registers.
 #define TDL_VNNI "avx2,avx512f,avx512vl,avx512bw,avx512vnni"
 
+// 16 floats p[lane] (lanes outside `in` read as 0) quantized as quantize_one does, as int32
+// lanes: to nearest, ties to even (the default rounding of vcvtps2dq), clamped, NaN -> 0.
+__attribute__((target(TDL_VNNI))) inline __m512i vnni_quantize16(const float* p, __mmask16 in, __m512 vinv) {
+  __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(in, p), vinv);
+  const __mmask16 ord = _mm512_cmp_ps_mask(v, v, _CMP_ORD_Q);
+  v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(-127.0f)), _mm512_set1_ps(127.0f));
+  return _mm512_maskz_mov_epi32(ord, _mm512_cvtps_epi32(v));
+}
+
+__attribute__((target(TDL_VNNI))) inline __mmask16 vnni_first(int64_t n) {  // lanes [0, min(n, 16))
+  return n >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << n) - 1);
+}
+
 // Row a[0, K) quantized as quantize_one does, plus 128, into u8 out[0, Kp) (128 past K).
 __attribute__((target(TDL_VNNI))) void vnni_quantize_row(const float* a, int64_t K, int64_t Kp, float inv, uint8_t* out) {
-  const __m512 vinv = _mm512_set1_ps(inv), lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+  const __m512 vinv = _mm512_set1_ps(inv);
   const __m512i off = _mm512_set1_epi32(128);
   int64_t k = 0;
-  for (; k + 16 <= K; k += 16) {
-    __m512 v = _mm512_mul_ps(_mm512_loadu_ps(a + k), vinv);
-    __mmask16 ord = _mm512_cmp_ps_mask(v, v, _CMP_ORD_Q);
-    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-    __m512i q = _mm512_maskz_mov_epi32(ord, _mm512_cvtps_epi32(v));  // to nearest, ties to even; NaN -> 0
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + k), _mm512_cvtepi32_epi8(_mm512_add_epi32(q, off)));
+  for (; k < K; k += 16) {  // the last 1..15 values masked: lanes past K give 0, stored as 128
+    const __m512i q = vnni_quantize16(a + k, vnni_first(K - k), vinv);
+    _mm_mask_storeu_epi8(out + k, vnni_first(Kp - k), _mm512_cvtepi32_epi8(_mm512_add_epi32(q, off)));
   }
-  if (k < K) {  // the last 1..15 values, masked (lanes past K give 0, stored as 128)
-    const __mmask16 in = static_cast<__mmask16>((1u << (K - k)) - 1);
-    __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(in, a + k), vinv);
-    __mmask16 ord = _mm512_cmp_ps_mask(v, v, _CMP_ORD_Q);
-    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-    __m512i q = _mm512_maskz_mov_epi32(ord & in, _mm512_cvtps_epi32(v));
-    const int64_t n = std::min<int64_t>(16, Kp - k);
-    _mm_mask_storeu_epi8(out + k, static_cast<__mmask16>((1u << n) - 1), _mm512_cvtepi32_epi8(_mm512_add_epi32(q, off)));
-    k += n;
-  }
-  for (; k < Kp; ++k) out[k] = 128;
+  for (k = std::min(k, Kp); k < Kp; ++k) out[k] = 128;
 }
 
 // Row a[0, K) of quantized activations plus 128 (q ^ 0x80 as a byte) into u8 out[0, Kp).
@@ -188,14 +189,10 @@ __attribute__((target(TDL_VNNI))) void vnni_shift_row(const int8_t* a, int64_t K
 
 // x[0, n) quantized as quantize_one does into i8 out[0, n).
 __attribute__((target(TDL_VNNI))) void vnni_quantize(const float* x, int64_t n, float inv, int8_t* out) {
-  const __m512 vinv = _mm512_set1_ps(inv), lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+  const __m512 vinv = _mm512_set1_ps(inv);
   for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 in = n - i >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << (n - i)) - 1);
-    __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(in, x + i), vinv);
-    __mmask16 ord = _mm512_cmp_ps_mask(v, v, _CMP_ORD_Q);
-    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-    __m512i q = _mm512_maskz_mov_epi32(ord, _mm512_cvtps_epi32(v));
-    _mm_mask_storeu_epi8(out + i, in, _mm512_cvtepi32_epi8(q));
+    const __mmask16 in = vnni_first(n - i);
+    _mm_mask_storeu_epi8(out + i, in, _mm512_cvtepi32_epi8(vnni_quantize16(x + i, in, vinv)));
   }
 }
 
@@ -528,7 +525,7 @@ Tensor qgemm(const Tensor& a, const Tensor& w, const Tensor& w_scale, double x_s
       float v = static_cast<float>(acc[m * N + n]) * colScale[static_cast<size_t>(n)];
       if (cp) v = v + be * cp[m * N + n];
       if (bp) v = v + bp[n];
-      if (relu) v = (v > 0 || v != v) ? v : 0.0f;
+      if (relu) v = opmath::ScalarMath<float>().unary<UnaryOp::Relu>(v);  // the eager relu
       out[m * N + n] = v;
     }
   return r;
