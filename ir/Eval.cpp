@@ -1,4 +1,5 @@
 #include "ir/Eval.h"
+#include "ir/Rewrite.h"
 
 #include <fmt/format.h>
 
@@ -118,7 +119,7 @@ std::optional<std::vector<rt::Tensor>> evaluate(const Op& op, const std::vector<
     }
     case OpKind::Im2col: {
       IntList w = op.ints_attr("window");
-      return V{rt::im2col(in[0], window2d(w), op.attr_as<double>("pad") ? *op.attr_as<double>("pad") : 0.0)};
+      return V{rt::im2col(in[0], window2d(w), attr_or(op, "pad", 0.0))};
     }
     case OpKind::Col2im: {
       IntList w = op.ints_attr("window"), sz = op.ints_attr("size");
@@ -143,8 +144,8 @@ std::optional<std::vector<rt::Tensor>> evaluate(const Op& op, const std::vector<
     case OpKind::Gemm:
       return V{rt::gemm(in[0], in[1], in.size() > 2 ? std::optional<rt::Tensor>(in[2]) : std::nullopt,
                         op.bool_attr("trans_a"), op.bool_attr("trans_b"),
-                        op.attr_as<double>("alpha") ? *op.attr_as<double>("alpha") : 1.0,
-                        op.attr_as<double>("beta") ? *op.attr_as<double>("beta") : 0.0)};
+                        attr_or(op, "alpha", 1.0),
+                        attr_or(op, "beta", 0.0))};
     case OpKind::Quantize: return V{rt::quantize_i8(in[0], *op.attr_as<double>("scale"))};
     case OpKind::Dequantize:
       return V{rt::dequantize_i8(in[0], in[1], op.attr_as<int64_t>("axis") ? *op.attr_as<int64_t>("axis") : -1)};

@@ -118,4 +118,9 @@ bool fuse_bias_epilogues(Block& b, const std::function<bool(const Op&)>& wanted,
   return changed;
 }
 
+double attr_or(const Op& op, std::string_view name, double dflt) {
+  const double* v = op.attr_as<double>(name);
+  return v ? *v : dflt;
+}
+
 }  // namespace tdl::ir

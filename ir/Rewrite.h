@@ -25,6 +25,9 @@ bool fails_on_integers(const Op& op);
 // Whether any op of the block (recursively) has an effect or may fail.
 bool has_effects(const Block& b);
 
+// The op's double attribute `name`, or dflt when it has none.
+double attr_or(const Op& op, std::string_view name, double dflt);
+
 // Replaces every use of op's results with `values` and erases the op.
 void replace_op(Op& op, const std::vector<Value*>& values);
 

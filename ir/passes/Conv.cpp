@@ -24,21 +24,11 @@ namespace tdl::ir {
 
 namespace {
 
-bool known(const TensorType& t) {
-  for (const Dim& d : t.dims)
-    if (!d.is_known()) return false;
-  return true;
-}
-
-int64_t numel(const TensorType& t) {
-  int64_t n = 1;
-  for (const Dim& d : t.dims) n *= d.size;
-  return n;
-}
-
-double attr_or(const Op& op, const char* name, double dflt) {
-  const double* v = op.attr_as<double>(name);
-  return v ? *v : dflt;
+// Whether t's elements (all its dims known) times k reach the direct kernels' size.
+bool large(const TensorType& t, int64_t k) {
+  auto shape = t.static_shape();
+  auto n = shape ? rt::checked_numel(*shape) : std::nullopt;
+  return n && static_cast<double>(*n) * static_cast<double>(k) >= static_cast<double>(rt::kConvDirectMinMacs);
 }
 
 // The operand of a reshape (either kind).
@@ -67,10 +57,10 @@ bool run_block(Function& f, Block& b) {
       if (!ci || ci->kind() != OpKind::Im2col || attr_or(*ci, "pad", 0.0) != 0.0 || !g || g->type.rank() != 4) continue;
       Value* x = ci->operand(0);
       const IntList& win = ci->ints_attr("window");
-      if (x->type.dtype != DType::F32 || g->type.dtype != DType::F32 || !known(x->type) || !known(g->type) ||
+      if (x->type.dtype != DType::F32 || g->type.dtype != DType::F32 || !x->type.is_static() || !g->type.is_static() ||
           !(g->type.dims[0] == x->type.dims[0]) || g->type.dims[1].size != win[8] || g->type.dims[2].size != win[9])
         continue;
-      if (numel(c->type) * g->type.dims[3].size < rt::kConvDirectMinMacs) continue;
+      if (!large(c->type, g->type.dims[3].size)) continue;
       Builder bl(f);
       bl.set_insertion(b, i);
       bl.set_loc(m.loc);
@@ -92,9 +82,9 @@ bool run_block(Function& f, Block& b) {
       Value* x = c->operand(0);
       const TensorType& ct = c->result()->type;
       if (x->type.dtype != DType::F32 || wm->type.dtype != DType::F32 || wm->type.rank() != 2 || a->type.rank() != 2 ||
-          !known(ct) || !known(wm->type) || !known(x->type) || wm->type.dims[0].size != ct.dims[3].size)
+          !ct.is_static() || !wm->type.is_static() || !x->type.is_static() || wm->type.dims[0].size != ct.dims[3].size)
         continue;
-      if (numel(ct) * wm->type.dims[1].size < rt::kConvDirectMinMacs) continue;
+      if (!large(ct, wm->type.dims[1].size)) continue;
       Builder bl(f);
       bl.set_insertion(b, i);
       bl.set_loc(m.loc);
@@ -124,11 +114,11 @@ bool run_block(Function& f, Block& b) {
     Value* g = reshaped(gm->operand(0));
     Value* wm = gm->operand(1);
     const IntList& win = m.ints_attr("window");
-    if (!g || g->type.rank() != 4 || g->type.dtype != DType::F32 || wm->type.dtype != DType::F32 || !known(g->type) ||
-        !known(wm->type) || !known(m.result()->type) || g->type.dims[1].size != win[8] || g->type.dims[2].size != win[9] ||
+    if (!g || g->type.rank() != 4 || g->type.dtype != DType::F32 || wm->type.dtype != DType::F32 || !g->type.is_static() ||
+        !wm->type.is_static() || !m.result()->type.is_static() || g->type.dims[1].size != win[8] || g->type.dims[2].size != win[9] ||
         g->type.dims[3].size != wm->type.dims[1].size)
       continue;
-    if (numel(m.result()->type) * wm->type.dims[0].size * wm->type.dims[1].size < rt::kConvDirectMinMacs) continue;
+    if (!large(m.result()->type, wm->type.dims[0].size * wm->type.dims[1].size)) continue;
     Builder bl(f);
     bl.set_insertion(b, i);
     bl.set_loc(m.loc);

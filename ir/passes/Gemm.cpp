@@ -188,7 +188,7 @@ bool rewrite_scale(Function& f, Block& b, size_t i) {
   bool ta = false, tb = false;
   if (d->kind() == OpKind::Gemm) {
     if (d->num_operands() != 2) return false;
-    alpha = d->attr_as<double>("alpha") ? *d->attr_as<double>("alpha") : 1.0;
+    alpha = attr_or(*d, "alpha", 1.0);
     ta = d->bool_attr("trans_a");
     tb = d->bool_attr("trans_b");
   } else if (d->kind() != OpKind::MatMul ||

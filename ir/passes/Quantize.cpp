@@ -30,11 +30,6 @@ const rt::Tensor* constant_of(const Value* v) {
   return &d->tensor_attr("value");
 }
 
-double attr_or(const Op& op, const char* name, double dflt) {
-  const double* v = op.attr_as<double>(name);
-  return v ? *v : dflt;
-}
-
 }  // namespace
 
 std::vector<Op*> quant_candidates(Function& fn) {
