@@ -96,6 +96,11 @@ def main():
             for b, (t32, t8) in sorted(times.items()):
                 rows.append((model, b, t32 * 1e6, t8 * 1e6, t32 / t8))
             sizes.append((model, os.path.getsize(f32), os.path.getsize(i8), float(acc["f32"]), float(acc["int8"])))
+            # The same model for the board, f32 and int8, for the minimal runtimes below.
+            arm = ["--target", "aarch64-linux-gnu", "--target-cpu", "cortex-a72"]
+            run(exp + ["-o", os.path.join(tmp, f"{model}-arm.tdlm")] + arm)
+            run(exp + ["-o", os.path.join(tmp, f"{model}-int8-arm.tdlm"), "--quantize", "int8", "--calibrate",
+                       os.path.join(tmp, "calib.npy")] + arm)
         for target, extra in (("x86-64 (this machine)", []),
                               ("aarch64, cortex-a72", ["--target", "aarch64-linux-gnu", "--target-cpu", "cortex-a72"])):
             exe = os.path.join(tmp, "predict")
@@ -112,6 +117,14 @@ def main():
         run(["aarch64-linux-gnu-strip", "-o", os.path.join(tmp, "lib.s"), armlib])
         model_rt = (os.path.getsize(armlib), os.path.getsize(os.path.join(tmp, "lib.s")),
                     os.path.getsize(pm), os.path.getsize(pm + ".s"))
+        # Minimal runtimes (`tdl runtime`): only the kernels of the given models (already stripped).
+        minimal = []
+        for what, names in (("the int8 MLP", ["mlp-int8"]), ("the f32 MLP", ["mlp"]), ("the int8 CNN", ["cnn-int8"]),
+                            ("all four (MLP, CNN; f32, int8)", ["mlp", "mlp-int8", "cnn", "cnn-int8"])):
+            lib = os.path.join(tmp, "minimal.so")
+            r = run([tdl, "runtime"] + [os.path.join(tmp, n + "-arm.tdlm") for n in names] + ["-o", lib])
+            kernels = re.search(r"\((.*)\)\s*$", r.stdout.strip())
+            minimal.append((what, os.path.getsize(lib), kernels.group(1) if kernels else ""))
     lines = [
         "# Edge benchmark: int8 against f32, and the deployed executable",
         "",
@@ -137,6 +150,11 @@ def main():
     lines += [f"| aarch64: libtdl_model.so (model files of `tdl export --target`; no VM, no LLVM) | "
               f"{model_rt[0] / 1024:.0f} KiB | {model_rt[1] / 1024:.0f} KiB |",
               f"| aarch64: examples/edge/predict_model.c on it | {model_rt[2] / 1024:.0f} KiB | {model_rt[3] / 1024:.0f} KiB |"]
+    lines += ["", "Minimal runtimes for aarch64 (`tdl runtime M.tdlm... -o libtdl_model.so`, docs/edge.md): the same C API "
+              "and loader, with only the kernels of the given models (stripped; the full library above: "
+              f"{model_rt[1] / 1024:.0f} KiB).", "", "| models | size | of the full library | kernels |", "|---|---|---|---|"]
+    for what, size, kernels in minimal:
+        lines.append(f"| {what} | {size / 1024:.0f} KiB | {100 * size / model_rt[1]:.0f}% | {kernels} |")
     lines += ["", "The executable holds the VM, graph mode (tracer, passes), the compiled code's ABI and the runtime; "
               "it depends dynamically on libc, libstdc++, libm, libgcc_s and OpenBLAS only (docs/edge.md)."]
     text = "\n".join(lines) + "\n"

@@ -67,85 +67,119 @@ rt::Tensor iota(const rt::Shape& shape, int64_t axis, rt::DType dtype) {
 
 }  // namespace
 
+namespace {
+
+using V = std::vector<rt::Tensor>;
+
+// The host ops with kernels of their own (the host table, runtime/Kernels.h): each leaves
+// its results in `out`.
+void k_Print(const ir::Op& op, V& in, V&, HostOpEnv&) {
+  if (!rt::dist::prints_here(op.attrs.count("all_ranks") > 0)) return;
+  std::string s = rt::fill_format(op.str_attr("format"), in);
+  rt::write_output(s, stdout);
+}
+
+void k_CallRuntime(const ir::Op& op, V& in, V& out, HostOpEnv&) {  // the dist module's collectives (graph/BuiltinsDist.cpp)
+  const std::string& callee = op.str_attr("callee");
+  const std::string& where = op.str_attr("where");
+  if (callee == "dist_allreduce") {
+    rt::dist::ReduceOp kind = rt::dist::ReduceOp::Sum;
+    if (!rt::dist::parse_reduce_op(op.str_attr("op"), kind))
+      throw rt::Error(fmt::format("internal: unknown reduction '{}'", op.str_attr("op")));
+    rt::dist::allreduce(in, kind, where);
+    out = std::move(in);
+  } else if (callee == "dist_broadcast") {
+    rt::dist::broadcast(in, static_cast<int>(op.int_attr("root")), where);
+    out = std::move(in);
+  } else if (callee == "dist_allgather") {
+    out.push_back(rt::dist::allgather(in[0], where));
+  } else if (callee == "dist_barrier") {
+    rt::dist::barrier(where);
+  } else if (callee == "dist_allreduce_grad") {  // operands: gradients, inputs, results
+    size_t n = in.size() / 3;
+    V gs(in.begin(), in.begin() + static_cast<long>(n));
+    V xs(in.begin() + static_cast<long>(n), in.begin() + static_cast<long>(2 * n));
+    V ys(in.begin() + static_cast<long>(2 * n), in.end());
+    rt::dist::allreduce_extreme_grad(gs, xs, ys, where);
+    out = std::move(gs);
+  } else if (callee == "dist_broadcast_grad") {
+    rt::dist::broadcast_grad(in, static_cast<int>(op.int_attr("root")), where);
+    out = std::move(in);
+  } else if (callee == "dist_allgather_grad") {  // operands: the gradient, the input (its rows)
+    out.push_back(rt::dist::allgather_grad(in[0], in[1].rank() > 0 ? in[1].dim(0) : 0, where));
+  } else {
+    throw rt::Error(fmt::format("internal: unknown runtime function '{}'", callee));
+  }
+}
+
+void k_Random(const ir::Op& op, V& in, V& out, HostOpEnv& env) {
+  const ir::TensorType& t = op.result()->type;
+  rt::Shape s = env.resolve(t);
+  const std::string& dist = op.str_attr("dist");
+  if (dist == "uniform") out.push_back(rt::rand(s, t.dtype));
+  else if (dist == "normal") out.push_back(rt::randn(s, t.dtype));
+  else out.push_back(rt::randint(in[0].scalar_as_int64(), in[1].scalar_as_int64(), s));
+}
+
+void k_Update(const ir::Op& op, V& in, V& out, HostOpEnv&) {
+  rt::Tensor x = std::move(in[0]);
+  rt::set_index(x, ir::update_spec(op, in), in[1]);
+  out.push_back(std::move(x));
+}
+
+void k_Gemm(const ir::Op& op, V& in, V& out, HostOpEnv& env) {
+  // c (moved in when it dies here) is updated in place when nothing else holds it.
+  std::optional<rt::Tensor> cc;
+  if (in.size() > 2) cc = std::move(in[2]);
+  if (cc && cc->is_unique()) env.reusedBuffer();  // --trace-report counts it
+  const double* alpha = op.attr_as<double>("alpha");
+  const double* beta = op.attr_as<double>("beta");
+  out.push_back(rt::gemm(in[0], in[1], std::move(cc), op.bool_attr("trans_a"), op.bool_attr("trans_b"),
+                         alpha ? *alpha : 1.0, beta ? *beta : 0.0));
+}
+
+}  // namespace
+
+// The kernels by name, for the host tables (HostTable.cpp, and a minimal runtime's).
+extern "C" {
+#define TDL_HOST_KERNEL(e)                                                   \
+  void tdlk_host_##e(const ir::Op* op, V* in, V* out, HostOpEnv* env) { \
+    k_##e(*op, *in, *out, *env);                                             \
+  }
+TDL_HOST_OPS(TDL_HOST_KERNEL)
+#undef TDL_HOST_KERNEL
+}
+
+bool hasHostKernel(ir::OpKind kind) {
+  switch (kind) {
+#define TDL_HOST_CASE(e) case ir::OpKind::e:
+    TDL_HOST_OPS(TDL_HOST_CASE)
+#undef TDL_HOST_CASE
+    return true;
+    default: return false;
+  }
+}
+
 std::vector<rt::Tensor> runHostOp(const ir::Op& op, std::vector<rt::Tensor>& in, HostOpEnv& env) {
   std::vector<rt::Tensor> out;
+  if (hasHostKernel(op.kind())) {
+    tdlk_fn f = tdlk_host_kernel(static_cast<int32_t>(op.kind()));
+    if (!f) throw rt::Error(rt::missing_kernel_message(fmt::format("op '{}'", op.name())));
+    reinterpret_cast<HostKernel>(f)(&op, &in, &out, &env);
+    return out;
+  }
   switch (op.kind()) {
-    case ir::OpKind::Print: {
-      if (!rt::dist::prints_here(op.attrs.count("all_ranks") > 0)) return out;
-      std::string s = rt::fill_format(op.str_attr("format"), in);
-      rt::write_output(s, stdout);
-      return out;
-    }
-    case ir::OpKind::CallRuntime: {  // the dist module's collectives (graph/BuiltinsDist.cpp)
-      const std::string& callee = op.str_attr("callee");
-      const std::string& where = op.str_attr("where");
-      if (callee == "dist_allreduce") {
-        rt::dist::ReduceOp kind = rt::dist::ReduceOp::Sum;
-        if (!rt::dist::parse_reduce_op(op.str_attr("op"), kind))
-          throw rt::Error(fmt::format("internal: unknown reduction '{}'", op.str_attr("op")));
-        rt::dist::allreduce(in, kind, where);
-        out = std::move(in);
-      } else if (callee == "dist_broadcast") {
-        rt::dist::broadcast(in, static_cast<int>(op.int_attr("root")), where);
-        out = std::move(in);
-      } else if (callee == "dist_allgather") {
-        out.push_back(rt::dist::allgather(in[0], where));
-      } else if (callee == "dist_barrier") {
-        rt::dist::barrier(where);
-      } else if (callee == "dist_allreduce_grad") {  // operands: gradients, inputs, results
-        size_t n = in.size() / 3;
-        std::vector<rt::Tensor> gs(in.begin(), in.begin() + static_cast<long>(n));
-        std::vector<rt::Tensor> xs(in.begin() + static_cast<long>(n), in.begin() + static_cast<long>(2 * n));
-        std::vector<rt::Tensor> ys(in.begin() + static_cast<long>(2 * n), in.end());
-        rt::dist::allreduce_extreme_grad(gs, xs, ys, where);
-        out = std::move(gs);
-      } else if (callee == "dist_broadcast_grad") {
-        rt::dist::broadcast_grad(in, static_cast<int>(op.int_attr("root")), where);
-        out = std::move(in);
-      } else if (callee == "dist_allgather_grad") {  // operands: the gradient, the input (its rows)
-        out.push_back(rt::dist::allgather_grad(in[0], in[1].rank() > 0 ? in[1].dim(0) : 0, where));
-      } else {
-        throw rt::Error(fmt::format("internal: unknown runtime function '{}'", callee));
-      }
-      break;
-    }
     case ir::OpKind::Assert:
       if (!in[0].scalar_as_bool()) {
         if (in.size() == 1) throw rt::Error(op.str_attr("message"));
         throw rt::Error(rt::fill_format(op.str_attr("message"), std::vector<rt::Tensor>(in.begin() + 1, in.end())));
       }
       return out;
-    case ir::OpKind::Random: {
-      const ir::TensorType& t = op.result()->type;
-      rt::Shape s = env.resolve(t);
-      const std::string& dist = op.str_attr("dist");
-      if (dist == "uniform") out.push_back(rt::rand(s, t.dtype));
-      else if (dist == "normal") out.push_back(rt::randn(s, t.dtype));
-      else out.push_back(rt::randint(in[0].scalar_as_int64(), in[1].scalar_as_int64(), s));
-      break;
-    }
     case ir::OpKind::BroadcastTo: out.push_back(rt::broadcast_to(in[0], env.resolve(op.result()->type))); break;
     case ir::OpKind::Reshape: out.push_back(rt::reshape(in[0], env.resolve(op.result()->type))); break;
     case ir::OpKind::Iota:
       out.push_back(iota(env.resolve(op.result()->type), op.int_attr("axis"), op.result()->type.dtype));
       break;
-    case ir::OpKind::Update: {
-      rt::Tensor x = std::move(in[0]);
-      rt::set_index(x, ir::update_spec(op, in), in[1]);
-      out.push_back(std::move(x));
-      break;
-    }
-    case ir::OpKind::Gemm: {
-      // c (moved in when it dies here) is updated in place when nothing else holds it.
-      std::optional<rt::Tensor> cc;
-      if (in.size() > 2) cc = std::move(in[2]);
-      if (cc && cc->is_unique()) env.reusedBuffer();  // --trace-report counts it
-      const double* alpha = op.attr_as<double>("alpha");
-      const double* beta = op.attr_as<double>("beta");
-      out.push_back(rt::gemm(in[0], in[1], std::move(cc), op.bool_attr("trans_a"), op.bool_attr("trans_b"),
-                             alpha ? *alpha : 1.0, beta ? *beta : 0.0));
-      break;
-    }
     case ir::OpKind::StackNew:
       env.stacks.emplace_back();
       out.push_back(rt::Tensor::scalar(static_cast<int64_t>(env.stacks.size() - 1)));

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "codegen/Codegen.h"
+#include "runtime/Kernels.h"
 
 namespace tdl::codegen {
 
@@ -41,6 +42,15 @@ struct HostOpEnv {
   virtual void reusedBuffer() {}
 };
 std::vector<rt::Tensor> runHostOp(const ir::Op& op, std::vector<rt::Tensor>& in, HostOpEnv& env);
+
+// The host ops with kernels of their own, tdlk_host_<Enum>, found through the host
+// table tdlk_host_kernel (runtime/Kernels.h; the full table is HostTable.cpp, a minimal
+// runtime's names only what its models use). The other ops runHostOp runs are a few lines
+// each, or ir::evaluate's.
+#define TDL_HOST_OPS(X) X(Print) X(CallRuntime) X(Random) X(Update) X(Gemm)
+bool hasHostKernel(ir::OpKind kind);
+using HostKernel = void (*)(const ir::Op* op, std::vector<rt::Tensor>* in, std::vector<rt::Tensor>* out,
+                            HostOpEnv* env);
 // The message of an op's rt::Error as users see it (an index op on moved axes names the
 // source's axes).
 std::string hostOpMessage(const ir::Op& op, std::string msg);
@@ -72,3 +82,8 @@ struct AbiSymbol {
 std::vector<AbiSymbol> abiSymbols();
 
 }  // namespace tdl::codegen
+
+extern "C" {
+// The kernel of host op kind `kind` (an ir::OpKind) that runHostOp calls, or null.
+tdlk_fn tdlk_host_kernel(int32_t kind);
+}

@@ -1,4 +1,5 @@
 #include "model/Model.h"
+#include "runtime/Kernels.h"
 
 #include <fmt/format.h>
 
@@ -356,6 +357,8 @@ std::unique_ptr<Model> Model::fromBytes(std::string bytes, const std::string& pa
                                                                                  : std::string("object");
   if (codeFormat != "object" && codeFormat != "shared-object")
     r.fail(fmt::format("its code format '{}' is not one this tdl knows (object, shared-object)", codeFormat));
+  m->triple_ = triple;
+  m->codeFormat_ = codeFormat;
 
   // Weights.
   std::vector<std::pair<std::string, rt::Tensor>> loaded = rt::load_safetensors_bytes(
@@ -454,6 +457,18 @@ std::unique_ptr<Model> Model::fromBytes(std::string bytes, const std::string& pa
       if (!sameType(fn.result_types[j], sig.outputs[j]))
         r.fail(fmt::format("the IR of '{}' returns {} where its signature says {}", sig.name, fn.result_types[j].str(),
                            sig.outputs[j].typeText()));
+    codegen::KernelSet kernels;
+    codegen::collectKernels(fn, kernels);
+    // A minimal runtime (`tdl runtime`) refuses a model that needs a kernel it left out
+    // now, not at the call that would reach it.
+    if (opts.code) {
+      std::string missing = codegen::missingKernel(kernels);
+      if (!missing.empty())
+        throw rt::Error(fmt::format("cannot load '{}': fn '{}' uses {}, which this runtime left out (it is a "
+                                    "minimal runtime made by `tdl runtime` for {}); make one for this model too",
+                                    path, sig.name, missing, tdlk_kernels_for));
+    }
+    m->kernels_.merge(kernels);
     const json& code = r.field(f, "code", where);
     uint64_t off = r.u64(code, "offset", where + ".code"), n = r.u64(code, "size", where + ".code");
     std::string entry = r.str(code, "entry", where + ".code"), table = r.str(code, "table", where + ".code");

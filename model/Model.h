@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "codegen/Codegen.h"
+#include "codegen/Selective.h"
 #include "runtime/Tensor.h"
 
 namespace tdl::model {
@@ -98,6 +99,12 @@ class Model {
   const std::vector<Signature>& signatures() const { return sigs_; }
   const std::vector<WeightInfo>& weights() const { return weights_; }
   const std::string& manifestText() const { return manifest_; }  // the JSON manifest
+  // The target the code was compiled for (its LLVM triple) and how it is stored
+  // ("object", "shared-object").
+  const std::string& triple() const { return triple_; }
+  const std::string& codeFormat() const { return codeFormat_; }
+  // The runtime kernels the fns may call (a minimal runtime holds these, `tdl runtime`).
+  const codegen::KernelSet& kernels() const { return kernels_; }
   // How fn i runs: "object code for CPU" or "recompiled from its IR (why)".
   const std::string& how(size_t i) const { return fns_[i].how; }
   // The index of fn `name`, or -1.
@@ -113,7 +120,8 @@ class Model {
     std::unique_ptr<codegen::CompiledFn> code;
     std::string how;
   };
-  std::string path_, manifest_;
+  std::string path_, manifest_, triple_, codeFormat_;
+  codegen::KernelSet kernels_;
   std::vector<std::string> sources_;
   std::vector<Signature> sigs_;
   std::vector<WeightInfo> weights_;

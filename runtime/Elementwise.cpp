@@ -12,6 +12,7 @@
 #include "Arith.h"
 #include "Convert.h"
 #include "Error.h"
+#include "Kernels.h"
 #include "Loop.h"
 #include "OpMath.h"
 #include "ThreadPool.h"
@@ -204,8 +205,15 @@ void binary_loop(const detail::LoopPlan& p, const T* a, const T* b, R* out, F f)
   });
 }
 
-template <class T>
-void binary_typed(BinaryOp op, const detail::LoopPlan& p, const T* a, const T* b, void* out) {
+// An op without a kernel for a dtype (the dtype rules never ask for one): one function
+// for all of them, so each kernel does not carry its own formatting of the message.
+[[noreturn, gnu::noinline]] void no_kernel(std::string_view op, DType dt) {
+  throw InternalError(fmt::format("elementwise op '{}' has no kernel for {}", op, dtype_name(dt)));
+}
+
+// One op's loops for one dtype (op is a constant: each kernel holds only its own loops).
+template <BinaryOp op, class T>
+void binary_typed(const detail::LoopPlan& p, const T* a, const T* b, void* out) {
   T* o = static_cast<T*>(out);
   bool* ob = static_cast<bool*>(out);
   constexpr bool kInt = std::is_integral_v<T> && !std::is_same_v<T, bool>;
@@ -262,8 +270,7 @@ void binary_typed(BinaryOp op, const detail::LoopPlan& p, const T* a, const T* b
       }
     }
   }
-  throw InternalError(fmt::format("binary op '{}' has no kernel for {}", op_name(op),
-                                  dtype_name(dtype_of<T>())));
+  no_kernel(op_name(op), dtype_of<T>());
 }
 
 template <class T>
@@ -290,8 +297,8 @@ void flat_loop(int64_t n, F&& fn) {
   parallel_for(n, kParallelThreshold / 2, [&](int64_t b, int64_t e) { fn(b, e); });
 }
 
-template <class T>
-void unary_typed(UnaryOp op, const T* x, void* out, int64_t n) {
+template <UnaryOp op, class T>
+void unary_typed(const T* x, void* out, int64_t n) {
   T* o = static_cast<T*>(out);
   bool* ob = static_cast<bool*>(out);
   auto map = [&](auto* dst, auto f) {
@@ -343,8 +350,7 @@ void unary_typed(UnaryOp op, const T* x, void* out, int64_t n) {
 #include "ops.def"
     }
   }
-  throw InternalError(fmt::format("unary op '{}' has no kernel for {}", op_name(op),
-                                  dtype_name(dtype_of<T>())));
+  no_kernel(op_name(op), dtype_of<T>());
 }
 
 template <class To, class From>
@@ -354,6 +360,49 @@ void cast_loop(const From* src, To* dst, int64_t n) {
   });
 }
 
+}  // namespace
+
+// The kernels, one function per op over every dtype, called through the kernel tables
+// (Kernels.h): a minimal runtime's tables name only those its models use, and the linker
+// drops the rest (docs/edge.md).
+extern "C" {
+#define TDL_BINARY_OP(e, n, ...)                                                                   \
+  void tdlk_binary_##e(int32_t ct, const void* plan, const void* a, const void* b, void* o) { \
+    dispatch(static_cast<DType>(ct), [&](auto tag) {                                              \
+      using T = decltype(tag);                                                                    \
+      binary_typed<BinaryOp::e, T>(*static_cast<const detail::LoopPlan*>(plan), static_cast<const T*>(a), \
+                                   static_cast<const T*>(b), o);                                  \
+    });                                                                                           \
+  }
+#define TDL_UNARY_OP(e, n, ...)                                                          \
+  void tdlk_unary_##e(int32_t ct, const void* x, void* o, int64_t count) {          \
+    dispatch(static_cast<DType>(ct), [&](auto tag) {                                    \
+      using T = decltype(tag);                                                          \
+      unary_typed<UnaryOp::e, T>(static_cast<const T*>(x), o, count);                   \
+    });                                                                                 \
+  }
+#include "ops.def"
+}
+
+std::string missing_kernel_message(std::string_view what) {
+  return fmt::format("{} is not in this runtime: it is a minimal runtime made by `tdl runtime` for {}; make one "
+                     "for this model too (docs/edge.md)",
+                     what, tdlk_kernels_for);
+}
+
+bool full_kernel_tables() { return tdlk_kernels_for[0] == '\0'; }
+
+namespace {
+BinaryKernel binary_kernel(BinaryOp op) {
+  tdlk_fn f = tdlk_binary_kernels[static_cast<size_t>(op)];
+  if (!f) throw Error(missing_kernel_message(fmt::format("op '{}'", op_name(op))));
+  return reinterpret_cast<BinaryKernel>(f);
+}
+UnaryKernel unary_kernel(UnaryOp op) {
+  tdlk_fn f = tdlk_unary_kernels[static_cast<size_t>(op)];
+  if (!f) throw Error(missing_kernel_message(fmt::format("op '{}'", op_name(op))));
+  return reinterpret_cast<UnaryKernel>(f);
+}
 }  // namespace
 
 DType binary_result_dtype(BinaryOp op, DType a, DType b) {
@@ -402,10 +451,7 @@ Tensor binary(BinaryOp op, const Tensor& a_in, const Tensor& b_in, Tensor* reuse
   // In place: the buffer is shared with `a`/`b` and `reuse` now, but by
   // nothing outside this call, so it is written without a copy.
   void* o = inPlace ? const_cast<void*>(out.raw()) : out.mutable_raw();
-  dispatch(ct, [&](auto tag) {
-    using T = decltype(tag);
-    binary_typed<T>(op, plan, a.data<T>(), b.data<T>(), o);
-  });
+  binary_kernel(op)(static_cast<int32_t>(ct), &plan, a.raw(), b.raw(), o);
   return out;
 }
 
@@ -417,10 +463,7 @@ Tensor unary(UnaryOp op, const Tensor& x_in) {
     return x;
   Tensor out = Tensor::empty(rt, x.shape());
   void* o = out.mutable_raw();
-  dispatch(ct, [&](auto tag) {
-    using T = decltype(tag);
-    unary_typed<T>(op, x.data<T>(), o, x.numel());
-  });
+  unary_kernel(op)(static_cast<int32_t>(ct), x.raw(), o, x.numel());
   return out;
 }
 

@@ -173,6 +173,32 @@ def main():
                 acc = [float(np.mean(np.argmax(logits[q][1], 1) == y)) for q in ("", "int8")]
                 check(abs(acc[0] - acc[1]) <= 0.01, f"{model}: int8 accuracy on ARM within 1 point of f32 ({acc[1]:.4f} vs {acc[0]:.4f})")
 
+        # A minimal runtime for the four ARM models (`tdl runtime`, TF Lite's selective build):
+        # only their kernels, the same logits bit for bit as the full library's, and smaller.
+        names = ("mlp", "mlp-int8", "cnn", "cnn-int8")
+        mini = os.path.join(tmp, "mini")
+        os.makedirs(mini, exist_ok=True)
+        r = run([tdl, "runtime"] + [os.path.join(tmp, n + "-arm.tdlm") for n in names] + ["-o", os.path.join(mini, "libtdl_model.so")])
+        check(r.returncode == 0 and "aarch64" in r.stdout and "qgemm" in r.stdout,
+              f"tdl runtime for the ARM models ({r.stdout.strip()}{r.stderr.strip()})")
+        pm_mini = os.path.join(tmp, "pm-mini")
+        r = run(["aarch64-linux-gnu-gcc", "-O2", pm_c, "-I", capi_inc, "-L", mini, "-ltdl_model", "-Wl,-rpath," + mini,
+                 "-o", pm_mini])
+        check(r.returncode == 0, f"predict_model.c cross-compiled against the minimal runtime ({r.stderr.strip()})")
+        for n in names:
+            o = qemu([pm_mini, os.path.join(tmp, n + "-arm.tdlm"), tx, ty, os.path.join(tmp, n + "-mini.npy")])
+            try:
+                same = np.array_equal(np.load(os.path.join(tmp, n + "-mini.npy")), np.load(os.path.join(tmp, n + "-arm.npy")))
+            except OSError:
+                same = False
+            check(o.returncode == 0 and same, f"{n}: the minimal ARM runtime gives the full library's logits, bit for bit "
+                                              f"({o.stderr.strip()[-200:]})")
+        full_stripped = os.path.join(tmp, "full-arm.so")
+        shutil.copy(os.path.join(armlib, "libtdl_model.so"), full_stripped)
+        run(["aarch64-linux-gnu-strip", full_stripped])
+        full, small = os.path.getsize(full_stripped), os.path.getsize(os.path.join(mini, "libtdl_model.so"))
+        check(small < 0.7 * full, f"the minimal ARM runtime is {small // 1024} KiB, the full one {full // 1024} KiB (stripped)")
+
         # A model for a CPU with features the board lacks is refused with a clear error (the
         # loader checks the kernel's hardware capabilities), and loads where they exist.
         sve_model = os.path.join(tmp, "mlp-a64fx.tdlm")

@@ -34,6 +34,8 @@
 #include "tools/BuildConfig.h"
 #include "codegen/Codegen.h"
 #include "codegen/Kernels.h"
+#include "codegen/Selective.h"
+#include "model/Model.h"
 #include "codegen/Ptx.h"
 #include "frontend/AstSerialize.h"
 #include "ir/Printer.h"
@@ -506,6 +508,9 @@ struct LinkConfig {
   std::string target;  // empty: this machine
   std::string cxx, cc, main, libmain;
   std::vector<std::string> archives, syslibs;
+  // What `tdl runtime` links (the C API first, linked whole) and libtdl_model.so's exports.
+  std::vector<std::string> modelArchives;
+  std::string exportsMap;
 };
 
 // The cross targets this tdl was built with (TDL_BUILD_CROSS_TARGETS), for messages.
@@ -533,6 +538,8 @@ bool loadLinkConfig(const std::string& target, LinkConfig& c) {
     c.main = TDL_BUILD_MAIN;
     c.libmain = TDL_BUILD_LIBMAIN;
     c.archives = splitWords(TDL_BUILD_ARCHIVES);
+    c.modelArchives = splitWords(TDL_BUILD_MODEL_ARCHIVES);
+    c.exportsMap = TDL_BUILD_EXPORTS_MAP;
     for (const char* l : {TDL_BUILD_SYSLIBS}) c.syslibs.push_back(l);
     return true;
   }
@@ -556,8 +563,15 @@ bool loadLinkConfig(const std::string& target, LinkConfig& c) {
     else if (key == "libmain") c.libmain = value;
     else if (key == "archive") c.archives.push_back(value);
     else if (key == "syslib") c.syslibs.push_back(value);
+    else if (key == "model_archive") c.modelArchives.push_back(value);
+    else if (key == "exports_map") c.exportsMap = value;
   }
   std::error_code ec;
+  for (const std::string& a : c.modelArchives)
+    if (!fs::exists(a, ec)) {
+      fmt::print(stderr, "tdl: error: --target {}: the runner archive '{}' is missing (rebuild tdl)\n", target, a);
+      return false;
+    }
   for (const std::string& a : c.archives)
     if (!fs::exists(a, ec)) {
       fmt::print(stderr, "tdl: error: --target {}: the runner archive '{}' is missing (rebuild tdl)\n", target, a);
@@ -838,6 +852,84 @@ int buildExecutable(const BuildOptions& oIn) {
     if (!install(libHeader(prefix, fs::path(o.file).filename().string(), cfns), header, false)) return 1;
   }
   if (!install(bytes, o.out, true)) return 1;
+  return 0;
+}
+
+// ---- tdl runtime: a minimal libtdl_model.so for given models (docs/edge.md)
+
+int buildRuntime(const std::vector<std::string>& models, const std::string& out) {
+  auto fail = [](const std::string& msg) {
+    fmt::print(stderr, "tdl: error: {}\n", msg);
+    return 1;
+  };
+  std::error_code ec;
+  if (fs::is_directory(out, ec)) return fail(fmt::format("the output '{}' is a directory", out));
+  fs::path parent = fs::absolute(out, ec).parent_path();
+  if (!fs::is_directory(parent, ec))
+    return fail(fmt::format("cannot write '{}': the folder '{}' does not exist", out, parent.string()));
+  // The models, checked whole (their code is not loaded), and the kernels they use.
+  codegen::KernelSet kernels;
+  std::string triple, names;
+  for (const std::string& path : models) {
+    if (sameFile(out, path)) return fail(fmt::format("the output '{}' is the model file '{}'", out, path));
+    std::unique_ptr<model::Model> m;
+    try {
+      model::Model::Options mo;
+      mo.code = false;
+      m = model::Model::load(path, mo);
+    } catch (const rt::Error& e) {
+      return fail(e.what());
+    }
+    if (m->codeFormat() != "shared-object")
+      return fail(fmt::format("'{}' holds relocatable objects that tdl links with LLVM; a minimal runtime has no "
+                              "LLVM: export the model with --target {} (its code then comes as shared objects)",
+                              path, m->triple()));
+    if (!triple.empty() && m->triple() != triple)
+      return fail(fmt::format("'{}' is for {} and '{}' for {}: one runtime serves one target", models[0], triple, path,
+                              m->triple()));
+    triple = m->triple();
+    kernels.merge(m->kernels());
+    names += (names.empty() ? "" : ", ") + fs::path(path).filename().string();
+  }
+  // The link configuration of that target: this machine's, or a cross-built runner's.
+  codegen::HostTarget h = codegen::hostTarget();
+  std::string cross = crossTarget(triple);
+  if (triple == h.triple || cross == crossTarget(h.triple)) cross.clear();
+  else if (cross.empty())
+    return fail(fmt::format("the models are for {}, which this tdl cannot link for (this machine is {}; cross "
+                            "targets: {})", triple, h.triple, crossTargetList()));
+  LinkConfig link;
+  if (!loadLinkConfig(cross, link)) return 1;
+  if (link.modelArchives.empty() || link.exportsMap.empty())
+    return fail(fmt::format("the runner for {} lists no model archives (rebuild tdl)", cross.empty() ? "this machine" : cross));
+
+  TempDir tmp;
+  if (tmp.path.empty()) return fail("cannot create a temporary folder for linking");
+  if (!writeFile(tmp.path + "/kernels.c", codegen::kernelTableSource(kernels, names))) return 1;
+  auto step = [&](const std::vector<std::string>& argv) {
+    int rc = runIn(tmp.path, argv);
+    if (rc != 0)
+      fmt::print(stderr, "tdl: error: {} (exit status {}): {}\n",
+                 rc == 127 ? "cannot run the system compiler" : "the system compiler failed", rc, joinCmd(argv));
+    return rc == 0;
+  };
+  if (!step({link.cc, "-c", "-O1", "-fPIC", "-o", "kernels.o", "kernels.c"})) return 1;
+  // The generated tables come first, so the full ones in the archives are never pulled in;
+  // the C API is linked whole (nothing else references it); --gc-sections then keeps what
+  // the exported functions reach, and the version script exports only tdl_*.
+  std::vector<std::string> argv = {link.cxx, "-shared", "-s", "-o", "linked.so", "kernels.o", "-Wl,--whole-archive",
+                                   link.modelArchives[0], "-Wl,--no-whole-archive", "-Wl,--start-group"};
+  argv.insert(argv.end(), link.modelArchives.begin() + 1, link.modelArchives.end());
+  argv.push_back("-Wl,--end-group");
+  for (const std::string& l : link.syslibs) argv.push_back(l);
+  argv.push_back("-Wl,--version-script=" + link.exportsMap);
+  argv.push_back("-Wl,--gc-sections");
+  if (!step(argv)) return 1;
+  std::string bytes;
+  if (!readBinary(tmp.path + "/linked.so", bytes)) return 1;
+  if (!install(bytes, out, false)) return 1;
+  fmt::print("wrote {}: {} KiB for {}, {} kernel{} ({})\n", out, (bytes.size() + 1023) / 1024, triple,
+             kernels.size(), kernels.size() == 1 ? "" : "s", codegen::kernelNames(kernels));
   return 0;
 }
 

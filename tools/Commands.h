@@ -64,6 +64,9 @@ struct ExportOptions {
 };
 int exportModel(const ExportOptions& opts);
 int inspectModel(const std::string& path, bool json);
+// `tdl runtime M.tdlm... -o libtdl_model.so` (tools/Build.cpp): a minimal libtdl_model.so for
+// the models' target that holds only the kernels they use (docs/edge.md).
+int buildRuntime(const std::vector<std::string>& models, const std::string& out);
 // `tdl serve M.tdlm` (tools/Serve.cpp).
 struct ServeOptions {
   std::string model, name, host = "127.0.0.1";

@@ -218,9 +218,13 @@ int exportModel(const ExportOptions& o) {
   if (o.fns.empty()) return fail("tdl export needs at least one --fn NAME (the graph fns to export)");
   // --target: code for another machine, linked into shared objects by its cross toolchain
   // (a loader without LLVM maps them: docs/edge.md).
+  // A --target that names this machine (x86_64-linux-gnu) links the code into shared objects
+  // too, for a loader without LLVM (a minimal runtime of `tdl runtime`); without --target, or
+  // with `host`, the file holds relocatable objects that tdl and libtdl_model.so link.
   std::string targetCpu = o.targetCpu, cross, crossCc;
   if (!resolveTarget(o.target, targetCpu, cross)) return 1;
-  if (!cross.empty() && !crossCompiler(cross, crossCc)) return 1;
+  const bool sharedObjects = !o.target.empty() && o.target != "host";
+  if (sharedObjects && !crossCompiler(cross, crossCc)) return 1;
   Compilation c;
   c.diags.setColor(isatty(2) && std::getenv("NO_COLOR") == nullptr);
   if (!c.load(o.file, SemaOptions{false})) return 1;
@@ -240,7 +244,7 @@ int exportModel(const ExportOptions& o) {
   model::ExportData data;
   data.tdlVersion = TDL_VERSION;
   data.target = codegen::targetOf(cross, targetCpu);
-  data.codeFormat = cross.empty() ? "object" : "shared-object";
+  data.codeFormat = sharedObjects ? "shared-object" : "object";
   for (size_t i = 0; i < c.sources.size(); ++i) data.sources.push_back(c.sources.file(static_cast<uint32_t>(i)).path);
   try {
     vm::Compiler compiler(prog, modules);
@@ -372,7 +376,7 @@ int exportModel(const ExportOptions& o) {
       ao.triple = cross;
       ao.cpu = targetCpu;
       codegen::AotResult r = codegen::compileAot(fn, ao);
-      if (!cross.empty()) {
+      if (sharedObjects) {
         if (!linkSharedObject(crossCc, r.object, ef.object)) return 1;
       } else {
         ef.object = std::move(r.object);

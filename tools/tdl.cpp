@@ -99,6 +99,10 @@ Usage:
                              code into one model file
       --quantize int8 --calibrate DATA   int8 matrix products (docs/quantization.md)
       --target aarch64-linux-gnu [--target-cpu CPU]   code for an ARM board
+                             (--target x86_64-linux-gnu: for this machine, as shared objects)
+  tdl runtime M.tdlm... -o libtdl_model.so
+                             a minimal C API library for the models' target that
+                             holds only the kernels they use (docs/edge.md)
   tdl inspect M.tdlm [--json]  the signatures and weights of a model file
   tdl serve M.tdlm           answer predictions over HTTP (TensorFlow Serving's
                              REST API): --port N (0: any free port, printed),
@@ -248,9 +252,13 @@ int mainImpl(int argc, char** argv) {
   exportCmd->add_option("--calibrate", xo.calibrate,
                         "with --quantize: the fn's inputs for measuring activation ranges (.npy, or .safetensors by input name)");
   exportCmd->add_option("--target", xo.target,
-                        "the machine the model's code is for: aarch64-linux-gnu (cross: shared objects a loader without "
-                        "LLVM maps), or this one (default)");
+                        "the machine the model's code is for: aarch64-linux-gnu (cross), or x86_64-linux-gnu (this one): "
+                        "shared objects a loader without LLVM maps; default: this machine, objects tdl links");
   exportCmd->add_option("--target-cpu", xo.targetCpu, "host (default), generic, or an LLVM CPU name (cross: cortex-a72, ...)");
+  auto* runtimeCmd = app.add_subcommand("runtime", "a minimal libtdl_model.so holding only the kernels of given models");
+  std::vector<std::string> runtimeModels;
+  runtimeCmd->add_option("MODEL", runtimeModels, "model files (.tdlm) exported for one target")->required();
+  runtimeCmd->add_option("-o", out, "the library to write (libtdl_model.so)")->required();
   auto* inspect = app.add_subcommand("inspect", "the signatures and weights of a model file");
   bool inspectJson = false;
   inspect->add_option("MODEL", file)->required();
@@ -316,6 +324,7 @@ int mainImpl(int argc, char** argv) {
     xo.out = out;
     return exportModel(xo);
   }
+  if (runtimeCmd->parsed()) return buildRuntime(runtimeModels, out);
   if (inspect->parsed()) return inspectModel(file, inspectJson);
   if (serve->parsed()) return serveModel(so);
   if (repl->parsed()) return runRepl();
