@@ -1723,6 +1723,9 @@ struct Lowering {
 
 CpuMath::V CpuMath::floatPrimitive(rt::UnaryOp op, V x) {
   if (op == rt::UnaryOp::Exp && low.inKernel && x->getType()->isFloatTy()) return emitExpF32(b_, x);
+  // f32 tanh is TDL's own (rt::tanh_f32, as the eager kernels compute it), inline: the same
+  // bits, and loops of it vectorize.
+  if (op == rt::UnaryOp::Tanh && x->getType()->isFloatTy()) return emitTanhF32Fdlibm(b_, x);
   return libm(std::string(rt::op_name(op)).c_str(), {x});
 }
 

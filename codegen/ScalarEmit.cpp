@@ -348,17 +348,79 @@ llvm::Value* emitExpm1F32(llvm::IRBuilder<>& b, llvm::Value* x) {
   return b.CreateSelect(b.CreateFCmpOEQ(u, llvm::ConstantFP::getInfinity(b.getFloatTy())), u, r);
 }
 
-// tanhf: an odd polynomial below 0.625, else 1 - 2 / (e^2|x| + 1) with x's sign.
-llvm::Value* emitTanhF32(llvm::IRBuilder<>& b, llvm::Value* x) {
-  F32 c{b};
-  llvm::Value* z = b.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x);
-  llvm::Value* big =
-      b.CreateFSub(c.C(1.0), b.CreateFDiv(c.C(2.0), b.CreateFAdd(emitExpF32(b, b.CreateFAdd(z, z)), c.C(1.0))));
-  big = b.CreateBinaryIntrinsic(llvm::Intrinsic::copysign, big, x);
-  llvm::Value* zz = b.CreateFMul(x, x);
-  llvm::Value* p = c.poly(zz, {-5.70498872745E-3, 2.06390887954E-2, -5.37397155531E-2, 1.33314422036E-1, -3.33332819422E-1});
-  llvm::Value* smallR = b.CreateFAdd(b.CreateFMul(b.CreateFMul(p, zz), x), x);
-  return b.CreateSelect(b.CreateFCmpOGT(z, c.C(0.625)), big, smallR);
+// rt::tanh_f32's steps (runtime/Libm.cpp) as selects. Each lane computes every branch; the
+// values of branches a lane does not take may be anything (a shift by its k masked to 0..31,
+// a conversion of a NaN frozen) but are never chosen.
+llvm::Value* emitTanhF32Fdlibm(llvm::IRBuilder<>& b, llvm::Value* x) {
+  auto* f32 = b.getFloatTy();
+  auto* i32 = b.getInt32Ty();
+  auto C = [&](float v) { return llvm::ConstantFP::get(f32, v); };
+  auto I = [&](uint32_t v) { return llvm::ConstantInt::get(i32, v); };
+  auto bits = [&](llvm::Value* v) { return b.CreateBitCast(v, i32); };
+  auto fromBits = [&](llvm::Value* v) { return b.CreateBitCast(v, f32); };
+  auto sel = [&](llvm::Value* c, llvm::Value* t, llvm::Value* e) { return b.CreateSelect(c, t, e); };
+  llvm::Value* xb = bits(x);
+  llvm::Value* ax = b.CreateAnd(xb, I(0x7fffffffu));
+  llvm::Value* neg = b.CreateICmpSLT(xb, I(0));
+  llvm::Value* absx = b.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x);
+  // tanh's argument of expm1: 2|x| from |x| = 1 on, else -2|x|.
+  llvm::Value* upper = b.CreateICmpUGE(ax, I(0x3f800000u));
+  llvm::Value* y = sel(upper, b.CreateFMul(C(2.0f), absx), b.CreateFMul(C(-2.0f), absx));
+
+  // expm1(y), |y| < 44 (expm1Reduced).
+  llvm::Value* yb = bits(y);
+  llvm::Value* ay = b.CreateAnd(yb, I(0x7fffffffu));
+  llvm::Value* yneg = b.CreateICmpSLT(yb, I(0));
+  llvm::Value* general = b.CreateICmpUGE(ay, I(0x3f851592u));                                  // |y| >= 1.5 ln2
+  llvm::Value* near = b.CreateAnd(b.CreateICmpUGT(ay, I(0x3eb17218u)), b.CreateNot(general));  // ln2/2 < |y| < 1.5 ln2
+  llvm::Value* reduced = b.CreateOr(general, near);
+  llvm::Value* kf = b.CreateFAdd(b.CreateFMul(C(1.4426950216e+00f), y), sel(yneg, C(-0.5f), C(0.5f)));
+  llvm::Value* kg = b.CreateFreeze(b.CreateFPToSI(kf, i32));
+  llvm::Value* tg = b.CreateSIToFP(kg, f32);
+  const float ln2Hi = 6.9313812256e-01f, ln2Lo = 9.0580006145e-06f;
+  llvm::Value* hi = sel(general, b.CreateFSub(y, b.CreateFMul(tg, C(ln2Hi))),
+                        sel(yneg, b.CreateFAdd(y, C(ln2Hi)), b.CreateFSub(y, C(ln2Hi))));
+  llvm::Value* lo = sel(general, b.CreateFMul(tg, C(ln2Lo)), sel(yneg, C(-ln2Lo), C(ln2Lo)));
+  llvm::Value* k = sel(general, kg, sel(near, sel(yneg, I(static_cast<uint32_t>(-1)), I(1)), I(0)));
+  llvm::Value* hml = b.CreateFSub(hi, lo);
+  llvm::Value* r = sel(reduced, hml, y);
+  llvm::Value* c = sel(reduced, b.CreateFSub(b.CreateFSub(hi, hml), lo), C(0.0f));
+  llvm::Value* hfx = b.CreateFMul(C(0.5f), r);
+  llvm::Value* hxs = b.CreateFMul(r, hfx);
+  llvm::Value* p = C(-2.0109921195e-07f);
+  for (float q : {4.0082177293e-06f, -7.9365076090e-05f, 1.5873016091e-03f, -3.3333335072e-02f})
+    p = b.CreateFAdd(C(q), b.CreateFMul(hxs, p));
+  llvm::Value* r1 = b.CreateFAdd(C(1.0f), b.CreateFMul(hxs, p));
+  llvm::Value* t = b.CreateFSub(C(3.0f), b.CreateFMul(r1, hfx));
+  llvm::Value* e = b.CreateFMul(hxs, b.CreateFDiv(b.CreateFSub(r1, t), b.CreateFSub(C(6.0f), b.CreateFMul(r, t))));
+  llvm::Value* k0 = b.CreateFSub(r, b.CreateFSub(b.CreateFMul(r, e), hxs));
+  llvm::Value* e2 = b.CreateFSub(b.CreateFSub(b.CreateFMul(r, b.CreateFSub(e, c)), c), hxs);
+  llvm::Value* km1 = b.CreateFSub(b.CreateFMul(C(0.5f), b.CreateFSub(r, e2)), C(0.5f));
+  llvm::Value* kp1 = sel(b.CreateFCmpOLT(r, C(-0.25f)), b.CreateFMul(C(-2.0f), b.CreateFSub(e2, b.CreateFAdd(r, C(0.5f)))),
+                         b.CreateFAdd(C(1.0f), b.CreateFMul(C(2.0f), b.CreateFSub(r, e2))));
+  llvm::Value* shift = b.CreateShl(k, 23);  // adds k to an exponent
+  auto scale = [&](llvm::Value* v) { return fromBits(b.CreateAdd(bits(v), shift)); };
+  llvm::Value* far = b.CreateFSub(scale(b.CreateFSub(C(1.0f), b.CreateFSub(e2, r))), C(1.0f));
+  llvm::Value* oneMinus = fromBits(b.CreateSub(I(0x3f800000u), b.CreateLShr(I(0x1000000u), b.CreateAnd(k, I(31)))));
+  llvm::Value* mid = scale(b.CreateFSub(oneMinus, b.CreateFSub(e2, r)));
+  llvm::Value* twoMinusK = fromBits(b.CreateShl(b.CreateSub(I(0x7f), k), 23));
+  llvm::Value* high = scale(b.CreateFAdd(b.CreateFSub(r, b.CreateFAdd(e2, twoMinusK)), C(1.0f)));
+  llvm::Value* em1 = sel(b.CreateICmpSLT(k, I(23)), mid, high);
+  em1 = sel(b.CreateOr(b.CreateICmpSLE(k, I(static_cast<uint32_t>(-2))), b.CreateICmpSGT(k, I(56))), far, em1);
+  em1 = sel(b.CreateICmpEQ(k, I(1)), kp1, em1);
+  em1 = sel(b.CreateICmpEQ(k, I(static_cast<uint32_t>(-1))), km1, em1);
+  em1 = sel(b.CreateICmpEQ(k, I(0)), k0, em1);
+  em1 = sel(b.CreateICmpULT(ay, I(0x33000000u)), y, em1);                  // |y| < 2^-25
+  em1 = sel(b.CreateAnd(yneg, b.CreateICmpUGE(ay, I(0x4195b844u))), C(-1.0f), em1);  // y <= -27 ln2
+
+  // tanh from expm1: (upper ? 2 : -t) / (t + 2), then 1 - q above 1, with x's sign.
+  llvm::Value* q = b.CreateFDiv(sel(upper, C(2.0f), b.CreateFNeg(em1)), b.CreateFAdd(em1, C(2.0f)));
+  llvm::Value* z = sel(upper, b.CreateFSub(C(1.0f), q), q);
+  z = sel(b.CreateICmpUGE(ax, I(0x41b00000u)), C(1.0f), z);  // |x| >= 22
+  llvm::Value* res = sel(neg, b.CreateFNeg(z), z);
+  res = sel(b.CreateICmpULT(ax, I(0x24000000u)), b.CreateFMul(x, b.CreateFAdd(C(1.0f), x)), res);  // |x| < 2^-55
+  res = sel(b.CreateICmpEQ(ax, I(0x7f800000u)), sel(neg, C(-1.0f), C(1.0f)), res);  // +-inf
+  return sel(b.CreateICmpUGT(ax, I(0x7f800000u)), b.CreateFAdd(x, x), res);          // NaN, quiet
 }
 
 // sinf/cosf: reduction by pi/4 in three parts, the octant picks the polynomial and sign.

@@ -75,14 +75,18 @@ class ScalarEmitter {
 };
 
 // The f32 math without calls (Cephes-style polynomials; within a few ulp of libm, inside
-// SPEC §11's 1e-5): PTX kernels use them for every float primitive, CPU fused loops for
-// exp (so that the loops vectorize).
+// SPEC §11's 1e-5): PTX kernels use them for every float primitive but tanh (below), CPU
+// fused loops for exp (so that the loops vectorize).
 llvm::Value* emitExpF32(llvm::IRBuilder<>& b, llvm::Value* x);
 llvm::Value* emitExpm1F32(llvm::IRBuilder<>& b, llvm::Value* x);
 llvm::Value* emitLogF32(llvm::IRBuilder<>& b, llvm::Value* x);
 llvm::Value* emitLog1pF32(llvm::IRBuilder<>& b, llvm::Value* x);
-llvm::Value* emitTanhF32(llvm::IRBuilder<>& b, llvm::Value* x);
 llvm::Value* emitSinCosF32(llvm::IRBuilder<>& b, llvm::Value* x, bool isCos);
 llvm::Value* emitErfF32(llvm::IRBuilder<>& b, llvm::Value* x);
+// tanh of an f32 with the same bits as rt::tanh_f32 (fdlibm's tanhf, runtime/Libm.h), every
+// branch computed and chosen by selects: no calls, no branches, so CPU loops vectorize it;
+// PTX kernels use it too, so the GPU gives eager mode's bits.
+// Plain IEEE operations in the C++ order (no fmuladd): the bits depend on nothing else.
+llvm::Value* emitTanhF32Fdlibm(llvm::IRBuilder<>& b, llvm::Value* x);
 
 }  // namespace tdl::codegen

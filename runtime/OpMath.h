@@ -22,6 +22,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "Libm.h"
 #include "Arith.h"
 #include "Elementwise.h"
 
@@ -282,7 +283,10 @@ struct ScalarMath {
     else if constexpr (Op == U::Sqrt) return std::sqrt(v);
     else if constexpr (Op == U::Sin) return std::sin(v);
     else if constexpr (Op == U::Cos) return std::cos(v);
-    else if constexpr (Op == U::Tanh) return std::tanh(v);
+    else if constexpr (Op == U::Tanh) {
+      if constexpr (std::is_same_v<T, float>) return tanh_f32(v);  // TDL's own, as compiled code's (Libm.h)
+      else return std::tanh(v);
+    }
     else if constexpr (Op == U::Erf) return std::erf(v);
     else if constexpr (Op == U::Relu) return (v > 0 || v != v) ? v : T(0);
     else if constexpr (Op == U::Floor) return std::floor(v);
