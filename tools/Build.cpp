@@ -156,6 +156,15 @@ std::string joinCmd(const std::vector<std::string>& argv) {
   return s;
 }
 
+// Runs a step of the system compiler in `dir`; false after printing why it failed.
+bool compilerStep(const std::string& dir, const std::vector<std::string>& argv) {
+  int rc = runIn(dir, argv);
+  if (rc != 0)
+    fmt::print(stderr, "tdl: error: {} (exit status {}): {}\n",
+               rc == 127 ? "cannot run the system compiler" : "the system compiler failed", rc, joinCmd(argv));
+  return rc == 0;
+}
+
 class TempDir {
  public:
   TempDir() {
@@ -815,13 +824,7 @@ int buildExecutable(const BuildOptions& oIn) {
     fmt::print(stderr, "tdl: error: cannot write the build's temporary files in {}\n", tmp.path);
     return 1;
   }
-  auto step = [&](const std::vector<std::string>& argv) {
-    int rc = runIn(tmp.path, argv);
-    if (rc != 0)
-      fmt::print(stderr, "tdl: error: {} (exit status {}): {}\n",
-                 rc == 127 ? "cannot run the system compiler" : "the system compiler failed", rc, joinCmd(argv));
-    return rc == 0;
-  };
+  auto step = [&](const std::vector<std::string>& argv) { return compilerStep(tmp.path, argv); };
   if (!step({link.cc, "-c", "-o", "image.o", "image.S"}) ||
       !step({link.cc, "-c", "-O1", "-fPIC", "-o", "aot_table.o", "aot_table.c"}))
     return 1;
@@ -906,13 +909,7 @@ int buildRuntime(const std::vector<std::string>& models, const std::string& out)
   TempDir tmp;
   if (tmp.path.empty()) return fail("cannot create a temporary folder for linking");
   if (!writeFile(tmp.path + "/kernels.c", codegen::kernelTableSource(kernels, names))) return 1;
-  auto step = [&](const std::vector<std::string>& argv) {
-    int rc = runIn(tmp.path, argv);
-    if (rc != 0)
-      fmt::print(stderr, "tdl: error: {} (exit status {}): {}\n",
-                 rc == 127 ? "cannot run the system compiler" : "the system compiler failed", rc, joinCmd(argv));
-    return rc == 0;
-  };
+  auto step = [&](const std::vector<std::string>& argv) { return compilerStep(tmp.path, argv); };
   if (!step({link.cc, "-c", "-O1", "-fPIC", "-o", "kernels.o", "kernels.c"})) return 1;
   // The generated tables come first, so the full ones in the archives are never pulled in;
   // the C API is linked whole (nothing else references it); --gc-sections then keeps what
