@@ -22,6 +22,7 @@
 #include <new>
 
 #include "ir/Eval.h"
+#include "ir/Rewrite.h"
 #include "ir/ShapeInference.h"
 #include "runtime/Create.h"
 #include "runtime/Elementwise.h"
@@ -56,13 +57,6 @@ rt::Shape resolve(ExecCtx& c, const ir::TensorType& t) {
     }
   }
   return s;
-}
-
-rt::Tensor iota(const rt::Shape& shape, int64_t axis, rt::DType dtype) {
-  rt::Shape line(shape.size(), 1);
-  line[static_cast<size_t>(axis)] = shape[static_cast<size_t>(axis)];
-  rt::Tensor r = rt::reshape(rt::cast(rt::arange_int(0, shape[static_cast<size_t>(axis)]), dtype), line);
-  return rt::broadcast_to(r, shape);
 }
 
 }  // namespace
@@ -132,10 +126,8 @@ void k_Gemm(const ir::Op& op, V& in, V& out, HostOpEnv& env) {
   std::optional<rt::Tensor> cc;
   if (in.size() > 2) cc = std::move(in[2]);
   if (cc && cc->is_unique()) env.reusedBuffer();  // --trace-report counts it
-  const double* alpha = op.attr_as<double>("alpha");
-  const double* beta = op.attr_as<double>("beta");
   out.push_back(rt::gemm(in[0], in[1], std::move(cc), op.bool_attr("trans_a"), op.bool_attr("trans_b"),
-                         alpha ? *alpha : 1.0, beta ? *beta : 0.0));
+                         ir::attr_or(op, "alpha", 1.0), ir::attr_or(op, "beta", 0.0)));
 }
 
 }  // namespace
@@ -178,7 +170,7 @@ std::vector<rt::Tensor> runHostOp(const ir::Op& op, std::vector<rt::Tensor>& in,
     case ir::OpKind::BroadcastTo: out.push_back(rt::broadcast_to(in[0], env.resolve(op.result()->type))); break;
     case ir::OpKind::Reshape: out.push_back(rt::reshape(in[0], env.resolve(op.result()->type))); break;
     case ir::OpKind::Iota:
-      out.push_back(iota(env.resolve(op.result()->type), op.int_attr("axis"), op.result()->type.dtype));
+      out.push_back(ir::iota_tensor(env.resolve(op.result()->type), op.int_attr("axis"), op.result()->type.dtype));
       break;
     case ir::OpKind::StackNew:
       env.stacks.emplace_back();

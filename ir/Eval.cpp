@@ -19,13 +19,6 @@ namespace tdl::ir {
 
 namespace {
 
-rt::Tensor iota(const rt::Shape& shape, int64_t axis, DType dtype) {
-  rt::Shape line(shape.size(), 1);
-  line[axis] = shape[axis];
-  rt::Tensor r = rt::reshape(rt::cast(rt::arange_int(0, shape[axis]), dtype), line);
-  return rt::broadcast_to(r, shape);
-}
-
 rt::Window2d window2d(const IntList& w) {
   if (w.size() != 10) throw rt::Error("im2col/col2im: a window of 10 ints");
   std::array<int64_t, 10> a{};
@@ -85,7 +78,7 @@ std::optional<V> k_Dim(const Op& op, const V& in) { return V{rt::Tensor::scalar(
 std::optional<V> k_Iota(const Op& op, const V&) {
   auto shape = staticShape(op);
   if (!shape) return std::nullopt;
-  return V{iota(*shape, op.int_attr("axis"), op.result()->type.dtype)};
+  return V{iota_tensor(*shape, op.int_attr("axis"), op.result()->type.dtype)};
 }
 std::optional<V> k_BroadcastTo(const Op& op, const V& in) {
   auto shape = staticShape(op);
@@ -225,6 +218,14 @@ std::optional<V> evaluate(const Op& op, const V& in) {
   V out;
   if (!reinterpret_cast<EvalKernel>(f)(&op, &in, &out)) return std::nullopt;
   return out;
+}
+
+rt::Tensor iota_tensor(const rt::Shape& shape, int64_t axis, DType dtype) {
+  const auto a = static_cast<size_t>(axis);
+  rt::Shape line(shape.size(), 1);
+  line[a] = shape[a];
+  rt::Tensor r = rt::reshape(rt::cast(rt::arange_int(0, shape[a]), dtype), line);
+  return rt::broadcast_to(r, shape);
 }
 
 rt::IndexSpec update_spec(const Op& op, const std::vector<rt::Tensor>& in) {

@@ -20,6 +20,10 @@ std::optional<std::vector<rt::Tensor>> evaluate(const Op& op, const std::vector<
 // from its operands (x, v, then the indices or bounds).
 rt::IndexSpec update_spec(const Op& op, const std::vector<rt::Tensor>& operands);
 
+// An `iota` result: the index along `axis`, as `dtype`, broadcast to `shape` (the evaluator's
+// and compiled code's host op, which resolves a symbolic shape first).
+rt::Tensor iota_tensor(const rt::Shape& shape, int64_t axis, DType dtype);
+
 // The ops `evaluate` computes besides the elementwise ones: each by its kernel
 // tdlk_op_<Enum>, found through the op table tdlk_op_kernel (runtime/Kernels.h; the full
 // table is EvalTable.cpp, a minimal runtime's names only what its models use).
