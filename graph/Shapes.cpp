@@ -44,14 +44,16 @@ auto Tracer::formatOf(const TV& t, std::vector<ir::Value*>& holes, const Loc& lo
     if (t.seqTag == Tag::Tuple && t.items.size() == 1) s += ",";
     return s + (t.seqTag == Tag::List ? "]" : ")");
   }
+  // Records and dicts: their fields between the layout directives of rt::fill_format, which
+  // lays them out as the eager VM's print does (rt::TextLayout).
   if (t.k == TV::Rec) {
-    std::string s = "{{";
+    std::string s = "{{{<}";
     for (size_t i = 0; i < t.items.size(); ++i) {
-      if (i) s += ", ";
+      if (i) s += "{,}";
       std::string name = t.seqTag == Tag::Dict ? "\"" + (*t.names)[i] + "\"" : (*t.names)[i];
       s += escapeBraces(name) + ": " + formatOf(t.items[i], holes, loc, false);
     }
-    return s + "}}";
+    return s + "{>}}}";
   }
   fail(loc, fmt::format("cannot print a {} in a graph fn", describe(t)));
 }

@@ -72,12 +72,17 @@ void require_count(const std::vector<TensorType>& operands, size_t n, const char
   if (operands.size() < n) fail(std::string("expected ") + what);
 }
 
-// Number of `{...}` holes in a format string (`{{` and `}}` are literal braces).
+// Number of `{...}` holes in a format string (`{{` and `}}` are literal braces; `{<}`,
+// `{,}` and `{>}` are layout directives, rt::fill_format).
 int64_t count_holes(const std::string& f) {
   int64_t holes = 0;
   for (size_t i = 0; i < f.size(); ++i) {
     if (f[i] == '{') {
       if (i + 1 < f.size() && f[i + 1] == '{') { ++i; continue; }
+      if (i + 2 < f.size() && f[i + 2] == '}' && (f[i + 1] == '<' || f[i + 1] == ',' || f[i + 1] == '>')) {
+        i += 2;
+        continue;
+      }
       size_t close = f.find('}', i);
       if (close == std::string::npos) fail("unterminated '{' in format");
       ++holes;

@@ -230,28 +230,116 @@ std::string format_with_spec(const Tensor& t, const std::string& spec) {
   }
 }
 
+void TextLayout::text(std::string_view s) {
+  if (groups_.empty()) {
+    top_ += s;
+    return;
+  }
+  std::string& cur = groups_.back().cur;
+  size_t nl = s.find('\n');
+  if (nl == std::string_view::npos) {
+    cur += s;
+    return;
+  }
+  size_t lineStart = cur.rfind('\n');
+  size_t column = lineStart == std::string::npos ? cur.size() : cur.size() - lineStart - 1;
+  std::string pad(column, ' ');
+  size_t from = 0;
+  while (nl != std::string_view::npos) {
+    cur.append(s.substr(from, nl + 1 - from));
+    cur += pad;
+    from = nl + 1;
+    nl = s.find('\n', from);
+  }
+  cur.append(s.substr(from));
+}
+
+void TextLayout::open(std::string_view bracket) {
+  groups_.emplace_back();
+  groups_.back().bracket = bracket;
+}
+
+void TextLayout::next() {
+  if (groups_.empty()) return;
+  Group& g = groups_.back();
+  g.items.push_back(std::move(g.cur));
+  g.cur.clear();
+}
+
+void TextLayout::close() {
+  if (groups_.empty()) return;
+  Group g = std::move(groups_.back());
+  groups_.pop_back();
+  g.items.push_back(std::move(g.cur));
+  bool broken = false;
+  for (const std::string& item : g.items) broken = broken || item.find('\n') != std::string::npos;
+  // Items were laid out from column 0 of their own, and text() puts the whole group at the
+  // enclosing column, so a broken group's items start a bracket's width in.
+  std::string joined = std::move(g.bracket);
+  const size_t indent = joined.size();
+  for (size_t i = 0; i < g.items.size(); ++i) {
+    if (i && !broken) joined += ", ";
+    if (i && broken) joined += ",\n" + std::string(indent, ' ');
+    const std::string& item = g.items[i];
+    for (size_t from = 0;;) {  // the item's own continuation lines shift with it
+      size_t nl = item.find('\n', from);
+      joined.append(item, from, nl == std::string::npos ? std::string::npos : nl + 1 - from);
+      if (nl == std::string::npos) break;
+      joined.append(indent, ' ');
+      from = nl + 1;
+    }
+  }
+  text(joined);
+}
+
+std::string TextLayout::take() {
+  while (!groups_.empty()) close();
+  return std::move(top_);
+}
+
 std::string fill_format(const std::string& format, const std::vector<Tensor>& in) {
-  std::string out;
+  TextLayout out;
+  std::string run;  // literal text not yet handed to the layout
+  auto flush = [&] {
+    out.text(run);
+    run.clear();
+  };
   size_t k = 0;
   for (size_t i = 0; i < format.size(); ++i) {
     char ch = format[i];
     if ((ch == '{' || ch == '}') && i + 1 < format.size() && format[i + 1] == ch) {
-      out += ch;
+      run += ch;
       ++i;
     } else if (ch == '{' && i + 1 < format.size() && format[i + 1] == '}') {
-      if (k < in.size()) out += format_tensor(in[k++]);
+      flush();
+      if (k < in.size()) out.text(format_tensor(in[k++]));
       ++i;
+    } else if (ch == '{' && i + 2 < format.size() && format[i + 2] == '}' &&
+               (format[i + 1] == '<' || format[i + 1] == ',' || format[i + 1] == '>')) {
+      // `{<}` directly follows its container's opening bracket, which belongs to the group
+      std::string bracket;
+      if (format[i + 1] == '<' && !run.empty()) {
+        bracket = run.substr(run.size() - 1);
+        run.pop_back();
+      }
+      flush();
+      if (format[i + 1] == '<') out.open(bracket);
+      else if (format[i + 1] == ',') out.next();
+      else out.close();
+      i += 2;
     } else if (ch == '{' && i + 1 < format.size() && format[i + 1] == ':') {
       // `{:spec}`: an f-string field with a format spec
       size_t close = format.find('}', i + 2);
       if (close == std::string::npos) close = format.size();
-      if (k < in.size()) out += format_with_spec(in[k++], format.substr(i + 2, close - i - 2));
+      flush();
+      if (k < in.size()) out.text(format_with_spec(in[k++], format.substr(i + 2, close - i - 2)));
       i = close;
     } else {
-      out += ch;
+      run += ch;
     }
   }
-  return out;
+  flush();
+  return out.take();
 }
 
 }  // namespace tdl::rt

@@ -3,6 +3,8 @@
 
 #include <cstdio>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "Tensor.h"
 
@@ -45,8 +47,43 @@ std::string format_tensor(const Tensor& t);
 // each element (SPEC §12: format([3.14159, 2.0], ".2f") is [3.14, 2.00]), laid out as print.
 // Throws Error("invalid format spec ...") naming the value's type.
 std::string format_with_spec(const Tensor& t, const std::string& spec);
+
+// The layout of records and dicts (docs/decisions.md "Nested printing"): their fields print
+// on one line joined by ", " unless one of them spans lines; then each field starts a line
+// of its own, aligned under the first, and everything inside a record keeps its rows at
+// their column (a matrix's rows under its first row, in tuples and lists too):
+//
+//   {w: [[1.0, 2.0],
+//        [3.0, 4.0]],
+//    b: [0.5, 0.25]}
+//
+// Outside every record text is appended as it is, so top-level values, tuples and lists
+// print exactly as SPEC §8 says. The eager VM (vm/Format.cpp) and compiled print
+// (fill_format's directives below) both lay out through this one class.
+class TextLayout {
+ public:
+  // Appends s. Inside a record, s's lines after its first are indented to the column
+  // (within the current item) at which s starts.
+  void text(std::string_view s);
+  void open(std::string_view bracket);  // a record begins: its opening brace, then its first field
+  void next();   // its next field begins (the separator is the layout's)
+  void close();  // its fields end (call before its closing brace)
+  std::string take();
+
+ private:
+  struct Group {
+    std::string bracket;
+    std::vector<std::string> items;
+    std::string cur;
+  };
+  std::string top_;
+  std::vector<Group> groups_;
+};
+
 // A print format (graph fns' print and assert messages, strings of run-time values) filled:
-// `{}` holes by format_tensor, `{:spec}` holes by format_with_spec, `{{`/`}}` as braces.
+// `{}` holes by format_tensor, `{:spec}` holes by format_with_spec, `{{`/`}}` as braces,
+// and the layout directives `{<}` (TextLayout::open of the bracket just before it), `{,}`
+// (next) and `{>}` (close).
 std::string fill_format(const std::string& format, const std::vector<Tensor>& in);
 
 }  // namespace tdl::rt

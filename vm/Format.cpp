@@ -37,76 +37,82 @@ std::string scalarText(const Value& v) {
   return "?";
 }
 
-void appendText(std::string& out, const Value& v, bool quote);
+void appendText(rt::TextLayout& out, const Value& v, bool quote);
 
-void appendSeq(std::string& out, const std::vector<Value>& items, char open, char close, bool oneTuple) {
-  out += open;
+// A tuple or list: its items joined by ", " (SPEC §8's text at top level; inside a record
+// or dict, rt::TextLayout keeps each item's rows under its first).
+void appendSeq(rt::TextLayout& out, const std::vector<Value>& items, const char* open, const char* close,
+               bool oneTuple) {
+  out.text(open);
   for (size_t i = 0; i < items.size(); ++i) {
-    if (i) out += ", ";
+    if (i) out.text(", ");
     appendText(out, items[i], true);
   }
-  if (oneTuple && items.size() == 1) out += ',';
-  out += close;
+  if (oneTuple && items.size() == 1) out.text(",");
+  out.text(close);
 }
 
-void appendText(std::string& out, const Value& v, bool quote) {
+void appendText(rt::TextLayout& out, const Value& v, bool quote) {
   switch (v.tag()) {
-    case Tag::Undef: out += "<undefined>"; return;
-    case Tag::None: out += "none"; return;
-    case Tag::Scalar: out += scalarText(v); return;
-    case Tag::DType: out += rt::dtype_name(v.dtype()); return;
-    case Tag::Builtin: out += fmt::format("<builtin {}>", builtinName(v.builtinId())); return;
-    case Tag::Tensor: out += rt::format_tensor(v.as<TensorObj>()->t); return;
-    case Tag::Str: out += quote ? quoted(v.as<StrObj>()->s) : v.as<StrObj>()->s; return;
-    case Tag::Tuple: appendSeq(out, v.as<SeqObj>()->items, '(', ')', true); return;
-    case Tag::List: appendSeq(out, v.as<SeqObj>()->items, '[', ']', false); return;
+    case Tag::Undef: out.text("<undefined>"); return;
+    case Tag::None: out.text("none"); return;
+    case Tag::Scalar: out.text(scalarText(v)); return;
+    case Tag::DType: out.text(rt::dtype_name(v.dtype())); return;
+    case Tag::Builtin: out.text(fmt::format("<builtin {}>", builtinName(v.builtinId()))); return;
+    case Tag::Tensor: out.text(rt::format_tensor(v.as<TensorObj>()->t)); return;
+    case Tag::Str: out.text(quote ? quoted(v.as<StrObj>()->s) : v.as<StrObj>()->s); return;
+    case Tag::Tuple: appendSeq(out, v.as<SeqObj>()->items, "(", ")", true); return;
+    case Tag::List: appendSeq(out, v.as<SeqObj>()->items, "[", "]", false); return;
+    // Records and dicts: their fields laid out by rt::TextLayout (one line, or one field
+    // per line when one of them spans lines), as compiled print does.
     case Tag::Record: {
       auto* r = v.as<RecordObj>();
-      out += '{';
+      out.open("{");
       for (size_t i = 0; i < r->vals.size(); ++i) {
-        if (i) out += ", ";
-        out += (*r->names)[i];
-        out += ": ";
+        if (i) out.next();
+        out.text((*r->names)[i] + ": ");
         appendText(out, r->vals[i], true);
       }
-      out += '}';
+      out.close();
+      out.text("}");
       return;
     }
     case Tag::Dict: {
       auto* d = v.as<DictObj>();
-      out += '{';
+      out.open("{");
       for (size_t i = 0; i < d->keys.size(); ++i) {
-        if (i) out += ", ";
-        out += quoted(d->keys[i]);
-        out += ": ";
+        if (i) out.next();
+        out.text(quoted(d->keys[i]) + ": ");
         appendText(out, d->vals[i], true);
       }
-      out += '}';
+      out.close();
+      out.text("}");
       return;
     }
-    case Tag::Closure: out += fmt::format("<fn {}>", v.as<ClosureObj>()->proto->name); return;
+    case Tag::Closure: out.text(fmt::format("<fn {}>", v.as<ClosureObj>()->proto->name)); return;
     case Tag::Range: {
       auto* r = v.as<RangeObj>();
-      out += r->step == 1 ? fmt::format("range({}, {})", r->start, r->stop)
-                          : fmt::format("range({}, {}, {})", r->start, r->stop, r->step);
+      out.text(r->step == 1 ? fmt::format("range({}, {})", r->start, r->stop)
+                            : fmt::format("range({}, {}, {})", r->start, r->stop, r->step));
       return;
     }
-    case Tag::Native: out += v.as<NativeObj>()->repr(); return;
+    case Tag::Native: out.text(v.as<NativeObj>()->repr()); return;
   }
 }
 
 }  // namespace
 
 std::string str(const Value& v) {
-  std::string out;
+  if (v.isStr()) return v.as<StrObj>()->s;
+  rt::TextLayout out;
   appendText(out, v, false);
-  return out;
+  return out.take();
 }
 
 std::string repr(const Value& v) {
-  std::string out;
+  rt::TextLayout out;
   appendText(out, v, true);
-  return out;
+  return out.take();
 }
 
 std::string formatWithSpec(const Value& v, const std::string& spec) {
