@@ -1722,7 +1722,7 @@ struct Lowering {
 // ------------------------------------------------------------------ the JIT
 
 CpuMath::V CpuMath::floatPrimitive(rt::UnaryOp op, V x) {
-  if (op == rt::UnaryOp::Exp && low.inKernel && x->getType()->isFloatTy()) return emitExpF32(b_, x);
+  if (op == rt::UnaryOp::Exp && low.inKernel && x->getType()->isFloatTy()) return callExpF32(b_, mod, x);
   // f32 tanh is TDL's own (rt::tanh_f32, as the eager kernels compute it), inline: the same
   // bits, and loops of it vectorize.
   if (op == rt::UnaryOp::Tanh && x->getType()->isFloatTy()) return emitTanhF32Fdlibm(b_, x);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/IntrinsicsX86.h>
 #include <llvm/IR/Module.h>
 
 #include "runtime/Error.h"
@@ -272,30 +273,47 @@ struct F32 {
 // Below -104 the lane computes exp(0) and selects 0: no subnormal arithmetic (a microcode
 // assist of ~100 cycles per lane on x86), which a masked softmax (-1e9 entries) would hit
 // on every masked element.
-llvm::Value* emitExpF32(llvm::IRBuilder<>& b, llvm::Value* x) {
-  F32 m{b};
-  auto* i32t = b.getInt32Ty();
-  llvm::Value* tiny = b.CreateFCmpOLT(x, m.C(-104.0));
-  llvm::Value* cx = b.CreateSelect(b.CreateFCmpOGT(x, m.C(89.0)), m.C(89.0), x);
-  cx = b.CreateSelect(tiny, m.C(0.0), cx);
-  llvm::Value* fx =
-      b.CreateUnaryIntrinsic(llvm::Intrinsic::floor, b.CreateFAdd(b.CreateFMul(cx, m.C(1.44269504088896341)), m.C(0.5)));
-  llvm::Value* r =
-      b.CreateFSub(b.CreateFSub(cx, b.CreateFMul(fx, m.C(0.693359375))), b.CreateFMul(fx, m.C(-2.12194440e-4)));
-  llvm::Value* z = b.CreateFMul(r, r);
-  llvm::Value* y =
-      m.poly(r, {1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1});
-  y = b.CreateFAdd(b.CreateFAdd(b.CreateFMul(y, z), r), m.C(1.0));
-  llvm::Value* n = b.CreateFreeze(b.CreateFPToSI(fx, i32t));
-  llvm::Value* n1 = b.CreateAShr(n, 1);
-  llvm::Value* n2 = b.CreateSub(n, n1);
-  auto pow2 = [&](llvm::Value* k) {
-    return b.CreateBitCast(b.CreateShl(b.CreateAdd(k, b.getInt32(127)), 23), b.getFloatTy());
+llvm::Value* emitExpF32(llvm::IRBuilder<>& b, llvm::Value* x, bool scalef) {
+  // Scalar or a vector of f32 (the AVX-512 variants of tdlExpCall): constants splat.
+  llvm::Type* ft = x->getType();
+  auto C = [&](double v) { return llvm::ConstantFP::get(ft, v); };
+  auto poly = [&](llvm::Value* r, std::initializer_list<double> cs) {
+    llvm::Value* y = nullptr;
+    for (double c : cs) y = y ? b.CreateIntrinsic(llvm::Intrinsic::fmuladd, {ft}, {y, r, C(c)}) : static_cast<llvm::Value*>(C(c));
+    return y;
   };
-  llvm::Value* e = b.CreateFMul(b.CreateFMul(y, pow2(n1)), pow2(n2));
+  llvm::Value* tiny = b.CreateFCmpOLT(x, C(-104.0));
+  llvm::Value* cx = b.CreateSelect(b.CreateFCmpOGT(x, C(89.0)), C(89.0), x);
+  cx = b.CreateSelect(tiny, C(0.0), cx);
+  llvm::Value* fx = b.CreateUnaryIntrinsic(llvm::Intrinsic::floor, b.CreateFAdd(b.CreateFMul(cx, C(1.44269504088896341)), C(0.5)));
+  llvm::Value* r = b.CreateFSub(b.CreateFSub(cx, b.CreateFMul(fx, C(0.693359375))), b.CreateFMul(fx, C(-2.12194440e-4)));
+  llvm::Value* z = b.CreateFMul(r, r);
+  llvm::Value* y = poly(r, {1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1});
+  y = b.CreateFAdd(b.CreateFAdd(b.CreateFMul(y, z), r), C(1.0));
+  llvm::Value* e;
+  if (scalef) {
+    // vscalefps: y * 2^fx rounded once, the bits of the two steps below (whose first
+    // product is exact); NaN in, NaN out.
+    auto* vt = llvm::cast<llvm::FixedVectorType>(ft);
+    unsigned lanes = vt->getNumElements();
+    if (lanes == 16)
+      e = b.CreateIntrinsic(llvm::Intrinsic::x86_avx512_mask_scalef_ps_512, {},
+                            {y, fx, llvm::Constant::getNullValue(vt), b.getInt16(0xffff), b.getInt32(4)});
+    else
+      e = b.CreateIntrinsic(llvm::Intrinsic::x86_avx512_mask_scalef_ps_256, {},
+                            {y, fx, llvm::Constant::getNullValue(vt), b.getInt8(0xff)});
+  } else {
+    llvm::Type* it = ft->getWithNewType(b.getInt32Ty());
+    auto I = [&](int v) { return llvm::ConstantInt::get(it, static_cast<uint64_t>(static_cast<int64_t>(v)), true); };
+    llvm::Value* n = b.CreateFreeze(b.CreateFPToSI(fx, it));
+    llvm::Value* n1 = b.CreateAShr(n, I(1));
+    llvm::Value* n2 = b.CreateSub(n, n1);
+    auto pow2 = [&](llvm::Value* k) { return b.CreateBitCast(b.CreateShl(b.CreateAdd(k, I(127)), I(23)), ft); };
+    e = b.CreateFMul(b.CreateFMul(y, pow2(n1)), pow2(n2));
+  }
   // NaN needs no select of its own: no comparison above holds for it, so cx, r and y are
   // NaN, and so is their product with any power of two (fptosi's value is frozen).
-  return b.CreateSelect(tiny, m.C(0.0), e);
+  return b.CreateSelect(tiny, C(0.0), e);
 }
 
 // logf: x = m 2^e with m in [sqrt(1/2), sqrt(2)), degree-9 polynomial in m - 1.

@@ -77,7 +77,8 @@ class ScalarEmitter {
 // The f32 math without calls (Cephes-style polynomials; within a few ulp of libm, inside
 // SPEC §11's 1e-5): PTX kernels use them for every float primitive but tanh (below), CPU
 // fused loops for exp (so that the loops vectorize).
-llvm::Value* emitExpF32(llvm::IRBuilder<>& b, llvm::Value* x);
+// x may be a vector of f32; `scalef` (16 or 8 lanes, AVX-512) scales by 2^n with vscalefps.
+llvm::Value* emitExpF32(llvm::IRBuilder<>& b, llvm::Value* x, bool scalef = false);
 llvm::Value* emitExpm1F32(llvm::IRBuilder<>& b, llvm::Value* x);
 llvm::Value* emitLogF32(llvm::IRBuilder<>& b, llvm::Value* x);
 llvm::Value* emitLog1pF32(llvm::IRBuilder<>& b, llvm::Value* x);

@@ -102,3 +102,87 @@ TEST_CASE("f32 tanh: compiled loops, the eager kernel and fdlibm's tanhf agree b
   CHECK(vsEager == 0);
   CHECK(vsLibm == 0);
 }
+
+namespace {
+
+const char* kExpFn = R"(
+func @f(%0: f32[1048576]) -> (f32[1048576]) {
+  %1 = fused(%0) : f32[1048576] {
+  ^body(%2: f32[]):
+    %3 = exp(%2) : f32[]
+    yield(%3)
+  }
+  return(%1)
+}
+)";
+
+float pow2(int k) {
+  uint32_t u = static_cast<uint32_t>(k + 127) << 23;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+// codegen's f32 exp (emitExpF32) step by step, 2^n in two exact-then-rounding products; the
+// polynomial's llvm.fmuladd steps are FMAs where the host has them (x86-64 with FMA).
+float referenceExp(float x, bool fused) {
+  const bool tiny = x < -104.0f;
+  float cx = x > 89.0f ? 89.0f : x;
+  cx = tiny ? 0.0f : cx;
+  const float fx = std::floor(cx * 1.44269504088896341f + 0.5f);
+  const float r = (cx - fx * 0.693359375f) - fx * -2.12194440e-4f;
+  const float z = r * r;
+  float y = 1.9875691500e-4f;
+  for (float c : {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f})
+    y = fused ? std::fma(y, r, c) : y * r + c;
+  y = (y * z + r) + 1.0f;
+  if (std::isnan(y)) return y;
+  const int n = static_cast<int>(fx), n1 = n >> 1, n2 = n - n1;
+  return tiny ? 0.0f : (y * pow2(n1)) * pow2(n2);
+}
+
+}  // namespace
+
+// With AVX-512 the vectorized loops scale by 2^n with vscalefps (one rounding); elsewhere in
+// two products. Both must give the bits of the steps as written, subnormal results included.
+TEST_CASE("f32 exp: compiled loops (vscalefps where vectorized) give the bits of the two-step form") {
+  auto module = ir::parse_module(kExpFn);
+  ir::Function& fn = *module->functions.front();
+  auto cf = codegen::compile(std::move(module), fn);
+  if (cf->optimized.valid()) {
+    cf->optimized.wait();
+    codegen::tierUp(cf);
+  }
+  const bool fused = __builtin_cpu_supports("fma");
+  const bool full = std::getenv("TDL_MATH_SWEEP") && std::string(std::getenv("TDL_MATH_SWEEP")) == "full";
+  rt::Tensor in = rt::Tensor::empty(rt::DType::F32, {kBlock});
+  float* x = in.mutable_data<float>();
+  int64_t checked = 0, diffs = 0;
+  std::string first;
+  // Every block of the range where results are subnormal or overflow (|x| in [64, 128)),
+  // a sample of the rest.
+  for (int64_t blk = 0; blk < 4096; ++blk) {
+    const int64_t exponentBlocks = blk & 2047;  // the sign bit is block bit 11
+    const bool edgeRange = exponentBlocks >> 3 == (0x42800000 >> 23);
+    if (!full && !edgeRange && blk % 61 != 0) continue;
+    for (int64_t i = 0; i < kBlock; ++i) {
+      uint32_t u = static_cast<uint32_t>((blk << 20) + i);
+      std::memcpy(&x[i], &u, sizeof u);
+    }
+    std::vector<rt::Tensor> out;
+    codegen::ExecError err;
+    REQUIRE(cf->run({in}, out, err));
+    const float* y = out[0].data<float>();
+    for (int64_t i = 0; i < kBlock; ++i) {
+      const float want = referenceExp(x[i], fused);
+      const bool same = std::isnan(want) ? std::isnan(y[i]) : bitsOf(y[i]) == bitsOf(want);
+      if (!same && diffs++ == 0)
+        first = "exp(bits " + std::to_string(bitsOf(x[i])) + "): compiled " + std::to_string(bitsOf(y[i])) +
+                ", steps " + std::to_string(bitsOf(want));
+    }
+    checked += kBlock;
+  }
+  INFO(first);
+  INFO("checked " << checked << " values");
+  CHECK(diffs == 0);
+}
