@@ -23,16 +23,17 @@ namespace {
 
 constexpr int64_t kBlock = int64_t{1} << 20;
 
-const char* kTanhFn = R"(
-func @f(%0: f32[1048576]) -> (f32[1048576]) {
-  %1 = fused(%0) : f32[1048576] {
-  ^body(%2: f32[]):
-    %3 = tanh(%2) : f32[]
-    yield(%3)
-  }
-  return(%1)
+// A fused loop of one f32 op over 2^20 elements, as IR text.
+std::string unaryLoop(const std::string& op) {
+  return "func @f(%0: f32[1048576]) -> (f32[1048576]) {\n"
+         "  %1 = fused(%0) : f32[1048576] {\n"
+         "  ^body(%2: f32[]):\n"
+         "    %3 = " + op + "(%2) : f32[]\n"
+         "    yield(%3)\n"
+         "  }\n"
+         "  return(%1)\n"
+         "}\n";
 }
-)";
 
 uint32_t bitsOf(float f) {
   uint32_t u;
@@ -49,7 +50,7 @@ bool libmIsFdlibm() {
 }  // namespace
 
 TEST_CASE("f32 tanh: compiled loops, the eager kernel and fdlibm's tanhf agree bit for bit") {
-  auto module = ir::parse_module(kTanhFn);
+  auto module = ir::parse_module(unaryLoop("tanh"));
   ir::Function& fn = *module->functions.front();
   auto cf = codegen::compile(std::move(module), fn);
   if (cf->optimized.valid()) {  // the vectorized version, as a hot fn runs
@@ -105,17 +106,6 @@ TEST_CASE("f32 tanh: compiled loops, the eager kernel and fdlibm's tanhf agree b
 
 namespace {
 
-const char* kExpFn = R"(
-func @f(%0: f32[1048576]) -> (f32[1048576]) {
-  %1 = fused(%0) : f32[1048576] {
-  ^body(%2: f32[]):
-    %3 = exp(%2) : f32[]
-    yield(%3)
-  }
-  return(%1)
-}
-)";
-
 float pow2(int k) {
   uint32_t u = static_cast<uint32_t>(k + 127) << 23;
   float f;
@@ -146,7 +136,7 @@ float referenceExp(float x, bool fused) {
 // With AVX-512 the vectorized loops scale by 2^n with vscalefps (one rounding); elsewhere in
 // two products. Both must give the bits of the steps as written, subnormal results included.
 TEST_CASE("f32 exp: compiled loops (vscalefps where vectorized) give the bits of the two-step form") {
-  auto module = ir::parse_module(kExpFn);
+  auto module = ir::parse_module(unaryLoop("exp"));
   ir::Function& fn = *module->functions.front();
   auto cf = codegen::compile(std::move(module), fn);
   if (cf->optimized.valid()) {
