@@ -274,7 +274,8 @@ struct F32 {
 // assist of ~100 cycles per lane on x86), which a masked softmax (-1e9 entries) would hit
 // on every masked element.
 llvm::Value* emitExpF32(llvm::IRBuilder<>& b, llvm::Value* x, bool scalef) {
-  // Scalar or a vector of f32 (the AVX-512 variants of tdlExpCall): constants splat.
+  // Scalar or a vector of f32 (the AVX-512 variants of callExpF32, codegen/LlvmPasses.cpp):
+  // constants splat.
   llvm::Type* ft = x->getType();
   auto C = [&](double v) { return llvm::ConstantFP::get(ft, v); };
   auto poly = [&](llvm::Value* r, std::initializer_list<double> cs) {
