@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <numeric>
 #include <atomic>
 #include <memory>
 #include <chrono>
@@ -213,21 +214,32 @@ struct SlotEnv : HostOpEnv {
   void reusedBuffer() override { ++c.fn->reusedBuffers; }
 };
 
-void runOp(ExecCtx& c, const OpEntry& e) {
+// An op's operands from their slots (the one it may take over moved out).
+std::vector<rt::Tensor> gatherIn(ExecCtx& c, const OpEntry& e) {
   std::vector<rt::Tensor> in;
   in.reserve(e.in.size());
   for (size_t i = 0; i < e.in.size(); ++i) {
     if (static_cast<int>(i) == e.moveIn) in.push_back(std::move(c.slots[e.in[i]]));
     else in.push_back(c.slots[e.in[i]]);
   }
-  SlotEnv env(c);
-  std::vector<rt::Tensor> out = runHostOp(*e.op, in, env);
+  return in;
+}
+
+// An op's results into their slots, and the sizes of symbolic dims they fix.
+void scatterOut(ExecCtx& c, const OpEntry& e, std::vector<rt::Tensor>& out) {
   for (size_t i = 0; i < out.size() && i < e.out.size(); ++i) {
     const auto& syms = e.outSyms[i];
     for (size_t d = 0; d < syms.size() && d < out[i].shape().size(); ++d)
       if (syms[d] >= 0) c.syms[syms[d]] = out[i].dim(static_cast<int64_t>(d));
     c.slots[e.out[i]] = std::move(out[i]);
   }
+}
+
+void runOp(ExecCtx& c, const OpEntry& e) {
+  std::vector<rt::Tensor> in = gatherIn(c, e);
+  SlotEnv env(c);
+  std::vector<rt::Tensor> out = runHostOp(*e.op, in, env);
+  scatterOut(c, e, out);
 }
 
 // f() (a pointer), or null with the error of op `op` set when it throws.
@@ -282,6 +294,93 @@ int32_t tdl_op(void* ctx, int32_t id) {
   }
   c.errOp = id;
   return 1;
+}
+
+// Independent small products (Lower.cpp's findProductGroup: none uses another's result, each
+// below rt::kGemmSplitMacs so it would run on one thread anyway) run at once, one per pool
+// thread, the largest first onto the least loaded thread. Operands are taken in program
+// order and results stored in program order; an error is the first failing op's.
+int32_t tdl_op_group(void* ctx, const int32_t* ids, int32_t n) {
+  ExecCtx& c = C(ctx);
+  const size_t count = static_cast<size_t>(n);
+  std::vector<std::vector<rt::Tensor>> ins(count), outs(count);
+  std::vector<std::string> errs(count);
+  std::vector<int64_t> cost(count, 0);
+  for (size_t k = 0; k < count; ++k) {
+    const OpEntry& e = c.fn->ops[static_cast<size_t>(ids[k])];
+    ins[k] = gatherIn(c, e);
+    if (ins[k].size() >= 2 && ins[k][0].rank() == 2 && ins[k][1].rank() == 2) {  // m * n * k
+      const bool tb = e.op->kind() == ir::OpKind::Gemm && e.op->bool_attr("trans_b");
+      cost[k] = ins[k][0].numel() * ins[k][1].dim(tb ? 0 : 1);  // numel(a) is m * k either way
+    }
+  }
+  // At once only when no product is split over the threads by itself and the work besides
+  // the largest pays for the hand-off (rt::kGroupMinMacs); else one after another.
+  const int64_t total = std::accumulate(cost.begin(), cost.end(), int64_t{0});
+  const int64_t largest = *std::max_element(cost.begin(), cost.end());
+  const bool atOnce = largest < rt::kGemmSplitMacs && total - largest >= rt::kGroupMinMacs;
+  const size_t bins = atOnce ? std::min(count, static_cast<size_t>(std::max(1, rt::num_threads()))) : 1;
+  std::vector<size_t> order(count);
+  for (size_t k = 0; k < count; ++k) order[k] = k;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return cost[a] > cost[b]; });
+  std::vector<std::vector<size_t>> work(bins);
+  std::vector<int64_t> load(bins, 0);
+  for (size_t k : order) {
+    size_t t = static_cast<size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+    work[t].push_back(k);
+    load[t] += cost[k];
+  }
+  auto runOne = [&](size_t k) {
+    const OpEntry& e = c.fn->ops[static_cast<size_t>(ids[k])];
+    try {
+      SlotEnv env(c);
+      outs[k] = runHostOp(*e.op, ins[k], env);
+    } catch (const rt::Error& ex) {
+      errs[k] = hostOpMessage(*e.op, ex.what());
+    } catch (const std::bad_alloc&) {
+      errs[k] = "out of memory";
+    } catch (const std::exception& ex) {
+      errs[k] = ex.what();
+    } catch (...) {
+      errs[k] = "unknown error";
+    }
+    if (errs[k].empty() && outs[k].empty()) errs[k] = "internal: a product gave no result";
+  };
+  {
+    std::string name;
+    if (rt::prof::enabled()) [[unlikely]] {
+      int a = c.fn->ops[static_cast<size_t>(ids[0])].op->loc.line, z = a;
+      for (size_t k = 0; k < count; ++k) {
+        int line = c.fn->ops[static_cast<size_t>(ids[k])].op->loc.line;
+        a = std::min(a, line);
+        z = std::max(z, line);
+      }
+      name = fmt::format("{} products at once", count);
+      if (a > 0) name += a == z ? fmt::format(" (line {})", a) : fmt::format(" (lines {}-{})", a, z);
+    }
+    if (bins > 1) {
+      rt::prof::Scope ps(rt::prof::Section::CompiledOp, name);
+      rt::parallel_for(static_cast<int64_t>(bins), 1, [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t)
+          for (size_t k : work[static_cast<size_t>(t)]) runOne(k);
+      });
+    } else {
+      for (size_t k = 0; k < count; ++k) {
+        rt::prof::Scope ps(rt::prof::Section::CompiledOp, c.fn->ops[static_cast<size_t>(ids[k])].op->name());
+        runOne(k);
+        if (!errs[k].empty()) break;
+      }
+    }
+  }
+  for (size_t k = 0; k < count; ++k) {
+    if (!errs[k].empty()) {
+      c.err = errs[k];
+      c.errOp = ids[k];
+      return 1;
+    }
+    scatterOut(c, c.fn->ops[static_cast<size_t>(ids[k])], outs[k]);
+  }
+  return 0;
 }
 
 int32_t tdl_truth(void* ctx, int32_t slot) {
@@ -573,6 +672,7 @@ void tdl_prof_end_rows(void* ctx, int32_t first, int32_t last, int64_t t0) {
 
 std::vector<AbiSymbol> abiSymbols() {
   return {{"tdl_op", reinterpret_cast<void*>(&tdl_op)},
+          {"tdl_op_group", reinterpret_cast<void*>(&tdl_op_group)},
           {"tdl_load_i64", reinterpret_cast<void*>(&tdl_load_i64)},
           {"tdl_load_f64", reinterpret_cast<void*>(&tdl_load_f64)},
           {"tdl_store_i64", reinterpret_cast<void*>(&tdl_store_i64)},

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <unordered_set>
 
 #include <fmt/format.h>
 
@@ -24,6 +25,7 @@
 #include "codegen/Exec.h"
 #include "codegen/JitFactory.h"
 #include "codegen/LlvmPasses.h"
+#include "runtime/Matmul.h"
 #include "codegen/ScalarEmit.h"
 #include "ir/Printer.h"
 #include "ir/Pass.h"
@@ -134,7 +136,8 @@ struct Lowering {
   llvm::Function* fn = nullptr;
   llvm::Value* ctxArg = nullptr;
   llvm::BasicBlock* failBB = nullptr;
-  llvm::FunctionCallee opFn, truthFn, moveFn, copyFn;
+  llvm::FunctionCallee opFn, opGroupFn, truthFn, moveFn, copyFn;
+  std::unordered_set<const ir::Op*> grouped;  // products lowered with an earlier one (tdl_op_group)
   llvm::FunctionCallee fusedAllocFn, dataFn, parallelFn, parallelRowsFn, dimFn, reduceAllocFn, reduceRowsFn;
   llvm::FunctionCallee bcastDimsFn, bcastStridesFn, fusedAllocDimsFn, reduceAllocDimsFn;
   int kernelCount = 0;
@@ -177,6 +180,7 @@ struct Lowering {
     auto* i32t = b.getInt32Ty();
     auto* voidt = b.getVoidTy();
     opFn = mod.getOrInsertFunction("tdl_op", llvm::FunctionType::get(i32t, {ptr, i32t}, false));
+    opGroupFn = mod.getOrInsertFunction("tdl_op_group", llvm::FunctionType::get(i32t, {ptr, ptr, i32t}, false));
     truthFn = mod.getOrInsertFunction("tdl_truth", llvm::FunctionType::get(i32t, {ptr, i32t}, false));
     moveFn = mod.getOrInsertFunction("tdl_move", llvm::FunctionType::get(voidt, {ptr, i32t, i32t}, false));
     copyFn = mod.getOrInsertFunction("tdl_copy", llvm::FunctionType::get(voidt, {ptr, i32t, i32t}, false));
@@ -561,6 +565,17 @@ struct Lowering {
     }
     if (lowerNative(op)) return;
     if (op.kind() == ir::OpKind::Update && lowerUpdateElem(op)) return;
+    int id = hostEntry(op);
+    llvm::Value* st = b.CreateCall(opFn, {ctxArg, i32(id)});
+    llvm::BasicBlock* next = llvm::BasicBlock::Create(ctx, "", fn);
+    b.CreateCondBr(b.CreateICmpNE(st, i32(0)), failBB, next);
+    b.SetInsertPoint(next);
+    for (size_t i = 0; i < op.num_results(); ++i)
+      if (isNat(op.result(i))) reload(op.result(i));
+  }
+
+  // The OpEntry of a host op (its operand and result slots), by id.
+  int hostEntry(const ir::Op& op) {
     OpEntry e;
     e.op = &op;
     for (const ir::Value* v : op.operands()) e.in.push_back(materialize(v));
@@ -580,12 +595,94 @@ struct Lowering {
     if (op.kind() == ir::OpKind::Gemm && op.num_operands() == 3 && deadAfter(op, op.operand(2))) e.moveIn = 2;
     int id = static_cast<int>(cf.ops.size());
     cf.ops.push_back(std::move(e));
-    llvm::Value* st = b.CreateCall(opFn, {ctxArg, i32(id)});
+    return id;
+  }
+
+  // ---- independent products at once (tdl_op_group)
+
+  // Whether op is a product that may join a group: a gemm or matmul of rank-2 float operands
+  // of one dtype, not known to reach rt::kGemmSplitMacs multiply-adds (a larger one is split
+  // over the threads by itself). Its multiply-adds where its shapes are static, else 1
+  // (tdl_op_group measures them again and runs the group one op after another when it is
+  // not worth it). 0: not one.
+  static int64_t groupMacs(const ir::Op& op) {
+    if (op.kind() != ir::OpKind::Gemm && op.kind() != ir::OpKind::MatMul) return 0;
+    if (op.num_operands() < 2 || op.num_results() != 1) return 0;
+    const ir::TensorType& a = op.operand(0)->type;
+    const ir::TensorType& r = op.result()->type;
+    if (a.dims.size() != 2 || op.operand(1)->type.dims.size() != 2 || r.dims.size() != 2) return 0;
+    if (a.dtype != op.operand(1)->type.dtype || (a.dtype != DType::F32 && a.dtype != DType::F64)) return 0;
+    if (!a.dims[0].is_known() || !a.dims[1].is_known() || !r.dims[1].is_known()) return 1;
+    int64_t macs = a.dims[0].size * a.dims[1].size * r.dims[1].size;
+    return macs < rt::kGemmSplitMacs ? std::max<int64_t>(macs, 1) : 0;
+  }
+
+  // An op that may stay in place while products after it join a group that runs before it:
+  // a constant, or scalar arithmetic that cannot fail.
+  static bool staysBehind(const ir::Op& op) {
+    if (op.kind() == ir::OpKind::Constant) return true;
+    if (!op.has_trait(ir::kElementwise) || !op.has_trait(ir::kPure) || op.num_regions() != 0) return false;
+    if (op.num_results() != 1 || !op.result()->type.dims.empty()) return false;
+    switch (op.kind()) {
+      case ir::OpKind::Div:
+      case ir::OpKind::FloorDiv:
+      case ir::OpKind::Mod: return false;
+      default: return true;
+    }
+  }
+
+  // The products of blk that run at once with op i (tdl_op_group; empty: none): from op i
+  // on, every product (groupMacs) that uses no result of an op from i on, across ops that
+  // stay behind (run after the group) and use none of the joining products' operands (one
+  // of those may take over an operand that dies at it). With static shapes, only where
+  // tdl_op_group would run it at once (rt::kGroupMinMacs).
+  std::vector<const ir::Op*> findProductGroup(const ir::Block& blk, size_t i) {
+    std::vector<const ir::Op*> g;
+    int64_t first = groupMacs(blk.op(i));
+    if (!first) return g;
+    g.push_back(&blk.op(i));
+    int64_t total = first, largest = first;
+    std::unordered_set<const ir::Value*> after;  // results of the ops from i on
+    after.insert(blk.op(i).result());
+    std::vector<const ir::Op*> behind;
+    for (size_t j = i + 1; j < blk.size() && j < i + 32; ++j) {
+      const ir::Op& op = blk.op(j);
+      if (int64_t m = groupMacs(op)) {
+        bool joins = true;
+        for (const ir::Value* v : op.operands()) {
+          if (after.count(v)) joins = false;
+          for (const ir::Op* w : behind)
+            for (const ir::Value* u : w->operands()) joins = joins && u != v;
+        }
+        if (joins) {
+          g.push_back(&op);
+          after.insert(op.result());
+          total += m;
+          largest = std::max(largest, m);
+          continue;
+        }
+      }
+      if (!staysBehind(op)) break;
+      behind.push_back(&op);
+      for (size_t r = 0; r < op.num_results(); ++r) after.insert(op.result(r));
+    }
+    if (g.size() < 2 || (total > static_cast<int64_t>(g.size()) && total - largest < rt::kGroupMinMacs)) g.clear();
+    return g;
+  }
+
+  void lowerProductGroup(const std::vector<const ir::Op*>& g) {
+    std::vector<llvm::Constant*> ids;
+    for (const ir::Op* op : g) {
+      ids.push_back(b.getInt32(static_cast<uint32_t>(hostEntry(*op))));
+      grouped.insert(op);
+    }
+    auto* arrTy = llvm::ArrayType::get(b.getInt32Ty(), ids.size());
+    auto* table = new llvm::GlobalVariable(mod, arrTy, true, llvm::GlobalValue::PrivateLinkage,
+                                           llvm::ConstantArray::get(arrTy, ids), "tdl.group");
+    llvm::Value* st = b.CreateCall(opGroupFn, {ctxArg, table, i32(static_cast<int>(ids.size()))});
     llvm::BasicBlock* next = llvm::BasicBlock::Create(ctx, "", fn);
     b.CreateCondBr(b.CreateICmpNE(st, i32(0)), failBB, next);
     b.SetInsertPoint(next);
-    for (size_t i = 0; i < op.num_results(); ++i)
-      if (isNat(op.result(i))) reload(op.result(i));
   }
 
   // ---- kernels of fused loops (fused, fused_reduce)
@@ -1475,6 +1572,14 @@ struct Lowering {
 
   void lowerBlock(const ir::Block& blk) {
     for (size_t i = 0; i < blk.size(); ++i) {
+      if (grouped.count(&blk.op(i))) continue;  // ran with an earlier product
+      if (!inKernel) {
+        std::vector<const ir::Op*> pg = findProductGroup(blk, i);
+        if (!pg.empty()) {
+          lowerProductGroup(pg);
+          continue;
+        }
+      }
       if (!inKernel) {
         RowGroup g = findRowGroup(blk, i);
         if (!g.members.empty()) {

@@ -131,9 +131,9 @@ void blas_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
                   alpha, aa, static_cast<blasint>(lda), bb, static_cast<blasint>(ldb), beta, cc, static_cast<blasint>(ldc));
   };
   const int64_t threads = num_threads();
-  constexpr int64_t kMinFlops = int64_t{1} << 20;  // per block: less is not worth a hand-off
+  constexpr int64_t kMinFlops = kGemmSplitMacs / 2;  // per block: less is not worth a hand-off
   const int64_t flops = m * n * k;
-  if (threads > 1 && flops >= 2 * kMinFlops) {
+  if (threads > 1 && flops >= kGemmSplitMacs) {
     const int64_t blocks = std::min<int64_t>(threads, flops / kMinFlops);
     if (m >= 32 * blocks) {  // bands of rows (a multiple of 8 rows each)
       const int64_t band = (m + blocks - 1) / blocks;

@@ -9,6 +9,15 @@
 
 namespace tdl::rt {
 
+// A float product of at least this many multiply-adds (m * n * k) is split over the pool's
+// threads (bands of rows or columns, one BLAS call each); a smaller one runs on the calling
+// thread, where compiled code may run several independent ones at once (tdl_op_group).
+inline constexpr int64_t kGemmSplitMacs = int64_t{1} << 21;
+// Independent products run at once (one per thread) when none reaches kGemmSplitMacs and
+// the work besides the largest is at least this (~3 us at one core's BLAS speed; less
+// does not pay for the hand-off).
+inline constexpr int64_t kGroupMinMacs = int64_t{1} << 17;
+
 // 1-D operands get a dim added (a: in front, b: at the end) that is removed from the
 // result; batch dims broadcast. Errors: `cannot multiply shapes A and B (k1 != k2)`.
 Tensor matmul(const Tensor& a, const Tensor& b);
