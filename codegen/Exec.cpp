@@ -605,29 +605,38 @@ void* tdl_mutable_data(void* ctx, int32_t slot, int32_t op) {
   });
 }
 
-// Runs kernel(env, begin, end) over [0, n): on the calling thread below
-// kFusedParallelThreshold elements, else split over the runtime's pool.
-void tdl_parallel(void (*kernel)(void*, int64_t, int64_t), void* env, int64_t n) {
-  if (n < kFusedParallelThreshold) {
+// Runs kernel(env, begin, end) over [0, n) of elements worth `weight` simple operations
+// each: split over the runtime's pool where fused_parallel says so, else on this thread.
+void tdl_parallel_w(void (*kernel)(void*, int64_t, int64_t), void* env, int64_t n, int64_t weight) {
+  if (!fused_parallel(n, weight)) {
     kernel(env, 0, n);
     return;
   }
-  rt::parallel_for(n, kFusedParallelThreshold / 2, [&](int64_t b, int64_t e) { kernel(env, b, e); });
+  rt::parallel_for(n, fused_grain(weight), [&](int64_t b, int64_t e) { kernel(env, b, e); });
 }
+
+// As tdl_parallel_w for simple elements (code compiled before loops had weights).
+void tdl_parallel(void (*kernel)(void*, int64_t, int64_t), void* env, int64_t n) { tdl_parallel_w(kernel, env, n, 1); }
 
 // The size of axis `axis` of the tensor in `slot`.
 int64_t tdl_dim(void* ctx, int32_t slot, int32_t axis) { return C(ctx).slots[slot].dim(axis); }
 
-// Runs kernel(env, rowBegin, rowEnd) over the total / inner rows of a fused result: on the
-// calling thread below kFusedParallelThreshold elements, else split over the pool.
-void tdl_parallel_rows(void (*kernel)(void*, int64_t, int64_t), void* env, int64_t total, int64_t inner) {
+// Runs kernel(env, rowBegin, rowEnd) over the total / inner rows of a fused result whose
+// elements are worth `weight` simple operations each, as tdl_parallel_w.
+void tdl_parallel_rows_w(void (*kernel)(void*, int64_t, int64_t), void* env, int64_t total, int64_t inner,
+                         int64_t weight) {
   int64_t rows = inner > 0 ? total / inner : 0;
-  if (total < kFusedParallelThreshold) {
+  if (!fused_parallel(total, weight)) {
     kernel(env, 0, rows);
     return;
   }
-  int64_t grain = std::max<int64_t>(1, kFusedParallelThreshold / 2 / std::max<int64_t>(inner, 1));
+  int64_t grain = std::max<int64_t>(1, fused_grain(weight) / std::max<int64_t>(inner, 1));
   rt::parallel_for(rows, grain, [&](int64_t b, int64_t e) { kernel(env, b, e); });
+}
+
+// As tdl_parallel_rows_w for simple elements (code compiled before loops had weights).
+void tdl_parallel_rows(void (*kernel)(void*, int64_t, int64_t), void* env, int64_t total, int64_t inner) {
+  tdl_parallel_rows_w(kernel, env, total, inner, 1);
 }
 
 // Runs a row-group kernel(env, rowBegin, rowEnd, scratch) (Lower.cpp, lowerRowGroup) over
@@ -685,6 +694,8 @@ std::vector<AbiSymbol> abiSymbols() {
           {"tdl_prof_begin", reinterpret_cast<void*>(&tdl_prof_begin)},
           {"tdl_prof_end", reinterpret_cast<void*>(&tdl_prof_end)},
           {"tdl_parallel", reinterpret_cast<void*>(&tdl_parallel)},
+          {"tdl_parallel_w", reinterpret_cast<void*>(&tdl_parallel_w)},
+          {"tdl_parallel_rows_w", reinterpret_cast<void*>(&tdl_parallel_rows_w)},
           {"tdl_parallel_rows", reinterpret_cast<void*>(&tdl_parallel_rows)},
           {"tdl_reduce_alloc", reinterpret_cast<void*>(&tdl_reduce_alloc)},
           {"tdl_parallel_reduce_rows", reinterpret_cast<void*>(&tdl_parallel_reduce_rows)},

@@ -1,6 +1,8 @@
 // The run-time side of compiled graph fns: the op table and the call context that the
 // `extern "C"` entry points of Exec.cpp work on.
 #pragma once
+
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -58,6 +60,15 @@ std::string hostOpMessage(const ir::Op& op, std::string msg);
 // Fused loops below this many elements run on the calling thread; above, they are split
 // over the runtime's pool (rt::parallel_for, chunks of at least half of it).
 inline constexpr int64_t kFusedParallelThreshold = int64_t{1} << 16;
+// Whether a fused loop of n elements, each worth `weight` simple operations (an add: 1; a
+// transcendental many: Lower.cpp's loopWeight), is split over the pool, and its elements
+// per chunk: from kFusedParallelThreshold elements, or fewer when they are costly.
+inline bool fused_parallel(int64_t n, int64_t weight) {
+  return n >= kFusedParallelThreshold || n * weight >= 2 * kFusedParallelThreshold;
+}
+inline int64_t fused_grain(int64_t weight) {
+  return weight > 1 ? std::max<int64_t>(256, kFusedParallelThreshold / weight) : kFusedParallelThreshold / 2;
+}
 
 // Where generated code finds a slot's data and shape without a call (element loads and
 // in-place stores of native scalars): byte offsets, measured at run time in Exec.cpp from

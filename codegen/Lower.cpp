@@ -194,8 +194,9 @@ struct Lowering {
     elemFn = mod.getOrInsertFunction("tdl_elem", llvm::FunctionType::get(ptr, {ptr, i32t, ptr, i32t, i32t}, false));
     fusedAllocFn = mod.getOrInsertFunction("tdl_fused_alloc", llvm::FunctionType::get(i64t, {ptr, i32t, i32t, i32t, i32t}, false));
     dataFn = mod.getOrInsertFunction("tdl_data", llvm::FunctionType::get(ptr, {ptr, i32t}, false));
-    parallelFn = mod.getOrInsertFunction("tdl_parallel", llvm::FunctionType::get(voidt, {ptr, ptr, i64t}, false));
-    parallelRowsFn = mod.getOrInsertFunction("tdl_parallel_rows", llvm::FunctionType::get(voidt, {ptr, ptr, i64t, i64t}, false));
+    parallelFn = mod.getOrInsertFunction("tdl_parallel_w", llvm::FunctionType::get(voidt, {ptr, ptr, i64t, i64t}, false));
+    parallelRowsFn =
+        mod.getOrInsertFunction("tdl_parallel_rows_w", llvm::FunctionType::get(voidt, {ptr, ptr, i64t, i64t, i64t}, false));
     reduceAllocFn = mod.getOrInsertFunction("tdl_reduce_alloc", llvm::FunctionType::get(i64t, {ptr, i32t, i32t, i32t, i32t, i32t}, false));
     reduceRowsFn = mod.getOrInsertFunction("tdl_parallel_reduce_rows", llvm::FunctionType::get(voidt, {ptr, ptr, i64t, i64t}, false));
     dimFn = mod.getOrInsertFunction("tdl_dim", llvm::FunctionType::get(i64t, {ptr, i32t, i32t}, false));
@@ -973,8 +974,34 @@ struct Lowering {
     b.CreateStore(b.CreateCall(dataFn, {ctxArg, i32(out)}), envWord(env, n, 0));
     storeEnvOperands(op, env, false, true);
     llvm::Function* k = buildKernel(op, rows, bc);
-    if (rows) b.CreateCall(parallelRowsFn, {k, env, count, inner});
-    else b.CreateCall(parallelFn, {k, env, count});
+    llvm::Value* weight = b.getInt64(static_cast<uint64_t>(loopWeight(op)));
+    if (rows) b.CreateCall(parallelRowsFn, {k, env, count, inner, weight});
+    else b.CreateCall(parallelFn, {k, env, count, weight});
+  }
+
+  // What an element of a fused loop costs in simple operations (an add: 1), which decides
+  // whether the loop is split over the pool (fused_parallel): f32 tanh (inline, ~2 ns) 32,
+  // f32 exp (inline) 8, a libm call 64, a division or square root 4.
+  static int64_t loopWeight(const ir::Op& fused) {
+    int64_t w = 0;
+    const ir::Block& body = fused.region(0).block();
+    for (size_t i = 0; i < body.size(); ++i) {
+      const ir::Op& op = body.op(i);
+      const bool f32 = op.num_results() == 1 && op.result()->type.dtype == DType::F32;
+      switch (op.kind()) {
+        case ir::OpKind::Yield: break;
+        case ir::OpKind::Tanh: w += f32 ? 32 : 64; break;
+        case ir::OpKind::Exp: w += f32 ? 8 : 64; break;
+        case ir::OpKind::Expm1: case ir::OpKind::Log: case ir::OpKind::Log1p: case ir::OpKind::Log2:
+        case ir::OpKind::Log10: case ir::OpKind::Sin: case ir::OpKind::Cos: case ir::OpKind::Erf:
+        case ir::OpKind::Pow: w += 64; break;
+        case ir::OpKind::Sigmoid: case ir::OpKind::Silu: w += 12; break;
+        case ir::OpKind::Softplus: w += 72; break;
+        case ir::OpKind::Div: case ir::OpKind::Sqrt: case ir::OpKind::Rsqrt: w += 4; break;
+        default: w += 1;
+      }
+    }
+    return std::max<int64_t>(w, 1);
   }
 
   // A fused_reduce: the domain (operand 0's shape) viewed as rows x its last axis; each row
