@@ -102,6 +102,45 @@ Tensor get_index(const Tensor& x, const IndexSpec& spec) {
   Selection s = select(x, spec);
   Tensor out = Tensor::empty(x.dtype(), s.shape);
   if (s.numel == 0) return out;
+  if (x.rank() > 0 && s.ranges.back().step == 1) {
+    // Rows of the last axis are contiguous in x and in the result: one copy per row (x[i],
+    // x[a:b], x[:, a:b] of a batch), one for the whole region when its rows follow each other.
+    const int64_t row = s.ranges.back().count;
+    const size_t bytes = static_cast<size_t>(row) * itemsize(x.dtype());
+    const char* src = static_cast<const char*>(x.raw());
+    char* dst = static_cast<char*>(out.mutable_raw());
+    const int64_t r = x.rank();
+    std::vector<int64_t> st = strides_of(x.shape());
+    bool whole = true;  // every axis after the first with more than one index is taken whole
+    bool seenMulti = false;
+    for (int64_t a = 0; a < r - 1; ++a) {
+      const AxisRange& ar = s.ranges[a];
+      if (seenMulti && !(ar.start == 0 && ar.step == 1 && ar.count == x.shape()[a])) whole = false;
+      if (!seenMulti && ar.count > 1 && ar.step != 1) whole = false;
+      if (ar.count > 1) seenMulti = true;
+    }
+    if (seenMulti && row != x.shape()[r - 1]) whole = false;
+    int64_t base = 0;
+    for (int64_t a = 0; a < r; ++a) base += s.ranges[a].start * st[a];
+    const size_t item = itemsize(x.dtype());
+    if (whole) {
+      std::memcpy(dst, src + base * static_cast<int64_t>(item), static_cast<size_t>(s.numel) * item);
+      return out;
+    }
+    std::vector<int64_t> idx(r, 0);
+    for (int64_t k = 0;; k += row) {
+      std::memcpy(dst + k * static_cast<int64_t>(item), src + base * static_cast<int64_t>(item), bytes);
+      int64_t a = r - 2;
+      for (; a >= 0; --a) {
+        base += s.ranges[a].step * st[a];
+        if (++idx[a] < s.ranges[a].count) break;
+        base -= s.ranges[a].step * st[a] * s.ranges[a].count;
+        idx[a] = 0;
+      }
+      if (a < 0) break;
+    }
+    return out;
+  }
   detail::dispatch_bits(itemsize(x.dtype()), [&](auto tag) {
     using U = decltype(tag);
     const U* src = static_cast<const U*>(x.raw());
