@@ -306,19 +306,24 @@ int32_t tdl_op_group(void* ctx, const int32_t* ids, int32_t n) {
   std::vector<std::vector<rt::Tensor>> ins(count), outs(count);
   std::vector<std::string> errs(count);
   std::vector<int64_t> cost(count, 0);
+  bool selfSplit = false;  // a product the small-k row kernel runs (split over the pool by itself)
   for (size_t k = 0; k < count; ++k) {
     const OpEntry& e = c.fn->ops[static_cast<size_t>(ids[k])];
     ins[k] = gatherIn(c, e);
     if (ins[k].size() >= 2 && ins[k][0].rank() == 2 && ins[k][1].rank() == 2) {  // m * n * k
+      const bool ta = e.op->kind() == ir::OpKind::Gemm && e.op->bool_attr("trans_a");
       const bool tb = e.op->kind() == ir::OpKind::Gemm && e.op->bool_attr("trans_b");
-      cost[k] = ins[k][0].numel() * ins[k][1].dim(tb ? 0 : 1);  // numel(a) is m * k either way
+      const int64_t n = ins[k][1].dim(tb ? 0 : 1);
+      cost[k] = ins[k][0].numel() * n;  // numel(a) is m * k either way
+      selfSplit = selfSplit || rt::gemm_small_k(n, ins[k][0].dim(ta ? 0 : 1));
     }
   }
-  // At once only when no product is split over the threads by itself and the work besides
-  // the largest pays for the hand-off (rt::kGroupMinMacs); else one after another.
+  // At once only when no product is split over the threads by itself (rt::kGemmSplitMacs,
+  // rt::gemm_small_k) and the work besides the largest pays for the hand-off
+  // (rt::kGroupMinMacs); else one after another.
   const int64_t total = std::accumulate(cost.begin(), cost.end(), int64_t{0});
   const int64_t largest = *std::max_element(cost.begin(), cost.end());
-  const bool atOnce = largest < rt::kGemmSplitMacs && total - largest >= rt::kGroupMinMacs;
+  const bool atOnce = !selfSplit && largest < rt::kGemmSplitMacs && total - largest >= rt::kGroupMinMacs;
   const size_t bins = atOnce ? std::min(count, static_cast<size_t>(std::max(1, rt::num_threads()))) : 1;
   std::vector<size_t> order(count);
   for (size_t k = 0; k < count; ++k) order[k] = k;

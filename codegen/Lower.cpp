@@ -602,10 +602,10 @@ struct Lowering {
   // ---- independent products at once (tdl_op_group)
 
   // Whether op is a product that may join a group: a gemm or matmul of rank-2 float operands
-  // of one dtype, not known to reach rt::kGemmSplitMacs multiply-adds (a larger one is split
-  // over the threads by itself). Its multiply-adds where its shapes are static, else 1
-  // (tdl_op_group measures them again and runs the group one op after another when it is
-  // not worth it). 0: not one.
+  // of one dtype, not known to reach rt::kGemmSplitMacs multiply-adds nor to take the small-k
+  // row kernel (rt::gemm_small_k; either is split over the threads by itself). Its
+  // multiply-adds where its shapes are static, else 1 (tdl_op_group measures them again and
+  // runs the group one op after another when it is not worth it). 0: not one.
   static int64_t groupMacs(const ir::Op& op) {
     if (op.kind() != ir::OpKind::Gemm && op.kind() != ir::OpKind::MatMul) return 0;
     if (op.num_operands() < 2 || op.num_results() != 1) return 0;
@@ -613,29 +613,37 @@ struct Lowering {
     const ir::TensorType& r = op.result()->type;
     if (a.dims.size() != 2 || op.operand(1)->type.dims.size() != 2 || r.dims.size() != 2) return 0;
     if (a.dtype != op.operand(1)->type.dtype || (a.dtype != DType::F32 && a.dtype != DType::F64)) return 0;
+    const bool ta = op.kind() == ir::OpKind::Gemm && op.bool_attr("trans_a");
+    const ir::Dim& k = a.dims[ta ? 0 : 1];
+    if (k.is_known() && r.dims[1].is_known() && rt::gemm_small_k(r.dims[1].size, k.size)) return 0;
     if (!a.dims[0].is_known() || !a.dims[1].is_known() || !r.dims[1].is_known()) return 1;
     int64_t macs = a.dims[0].size * a.dims[1].size * r.dims[1].size;
     return macs < rt::kGemmSplitMacs ? std::max<int64_t>(macs, 1) : 0;
   }
 
   // An op that may stay in place while products after it join a group that runs before it:
-  // a constant, or scalar arithmetic that cannot fail.
+  // one that cannot fail and has no effect (kPure: constants, shape ops, reductions, fused
+  // loops, products), but no integer division (by zero) and no control flow.
   static bool staysBehind(const ir::Op& op) {
-    if (op.kind() == ir::OpKind::Constant) return true;
-    if (!op.has_trait(ir::kElementwise) || !op.has_trait(ir::kPure) || op.num_regions() != 0) return false;
-    if (op.num_results() != 1 || !op.result()->type.dims.empty()) return false;
+    if (!op.has_trait(ir::kPure) || op.has_trait(ir::kMayFail) || op.has_trait(ir::kHasEffect)) return false;
+    if (op.num_regions() != 0 && op.kind() != ir::OpKind::Fused && op.kind() != ir::OpKind::FusedReduce) return false;
     switch (op.kind()) {
       case ir::OpKind::Div:
       case ir::OpKind::FloorDiv:
-      case ir::OpKind::Mod: return false;
+      case ir::OpKind::Mod:
+      case ir::OpKind::Pow: {  // floats only: integers may divide by zero
+        DType t = op.num_results() == 1 ? op.result()->type.dtype : DType::I64;
+        return t == DType::F32 || t == DType::F64;
+      }
       default: return true;
     }
   }
 
   // The products of blk that run at once with op i (tdl_op_group; empty: none): from op i
   // on, every product (groupMacs) that uses no result of an op from i on, across ops that
-  // stay behind (run after the group) and use none of the joining products' operands (one
-  // of those may take over an operand that dies at it). With static shapes, only where
+  // stay behind (run after the group: a GRU cell's gates between its products) and use
+  // none of the joining products' operands (one of those may take over an operand that
+  // dies at it); a product already in a group is skipped. With static shapes, only where
   // tdl_op_group would run it at once (rt::kGroupMinMacs).
   std::vector<const ir::Op*> findProductGroup(const ir::Block& blk, size_t i) {
     std::vector<const ir::Op*> g;
@@ -648,6 +656,7 @@ struct Lowering {
     std::vector<const ir::Op*> behind;
     for (size_t j = i + 1; j < blk.size() && j < i + 32; ++j) {
       const ir::Op& op = blk.op(j);
+      if (grouped.count(&op)) continue;  // ran with an earlier group
       if (int64_t m = groupMacs(op)) {
         bool joins = true;
         for (const ir::Value* v : op.operands()) {

@@ -40,7 +40,6 @@ const bool kBlasSingleThreaded = [] {
 // f32/f64 product goes through blas_gemm, so a product gives the same bits whichever op or
 // engine asks for it (matmul, gemm with transposes, batched): each element is summed over p
 // in order, the same in every SIMD width.
-constexpr int64_t kSmallK = 16, kSmallN = 512;
 
 // C rows [i0, i1) from B packed as [k, np] (np: n rounded up to a multiple of CB, zeros
 // beyond n): blocks of 4 rows by CB columns held in registers over the k products.
@@ -100,7 +99,7 @@ TDL_SIMD_CLONES void small_k_f64(const double* a, int64_t sai, int64_t sap, cons
 template <class T>
 void blas_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
                int64_t ldb, T beta, T* c, int64_t ldc) {
-  if (k >= 1 && k <= kSmallK && n <= kSmallN) {
+  if (gemm_small_k(n, k)) {
     // B as a contiguous [k, np], np a multiple of the register block (it is small).
     const int64_t cb = std::is_same_v<T, float> ? kCbF32 : kCbF64, np = (n + cb - 1) / cb * cb;
     std::vector<T> packed(static_cast<size_t>(k * np), T(0));

@@ -17,6 +17,10 @@ inline constexpr int64_t kGemmSplitMacs = int64_t{1} << 21;
 // the work besides the largest is at least this (~3 us at one core's BLAS speed; less
 // does not pay for the hand-off).
 inline constexpr int64_t kGroupMinMacs = int64_t{1} << 17;
+// A float product with at most kSmallK terms per sum and at most kSmallN columns runs TDL's
+// own row kernel (its cost is in C's rows, not in multiply-adds), split over the pool by rows.
+inline constexpr int64_t kSmallK = 16, kSmallN = 512;
+inline bool gemm_small_k(int64_t n, int64_t k) { return k >= 1 && k <= kSmallK && n <= kSmallN; }
 
 // 1-D operands get a dim added (a: in front, b: at the end) that is removed from the
 // result; batch dims broadcast. Errors: `cannot multiply shapes A and B (k1 != k2)`.
