@@ -66,25 +66,18 @@ namespace {
 using Selection = IndexRegion;
 Selection select(const Tensor& x, const IndexSpec& spec) { return index_region(x.shape(), spec); }
 
-// Calls f(x_offset, region_offset) for every selected element, in C order of the region.
+// Calls f(x_offset, region_offset) for the first element of every row (the last axis) of
+// a selection with elements, in C order of the region.
 template <class F>
-void walk(const Tensor& x, const Selection& s, F&& f) {
-  if (s.numel == 0) return;
+void walk_rows(const Tensor& x, const Selection& s, F&& f) {
   const int64_t r = x.rank();
-  if (r == 0) {
-    f(int64_t{0}, int64_t{0});
-    return;
-  }
   std::vector<int64_t> st = strides_of(x.shape());
   std::vector<int64_t> idx(r, 0);
   int64_t base = 0;
   for (int64_t a = 0; a < r; ++a) base += s.ranges[a].start * st[a];
-  const AxisRange& last = s.ranges[r - 1];
-  const int64_t lstep = last.step * st[r - 1];
-  int64_t k = 0;
-  for (;;) {
-    int64_t off = base;
-    for (int64_t i = 0; i < last.count; ++i, off += lstep) f(off, k++);
+  const int64_t row = s.ranges[r - 1].count;
+  for (int64_t k = 0;; k += row) {
+    f(base, k);
     int64_t a = r - 2;
     for (; a >= 0; --a) {
       base += s.ranges[a].step * st[a];
@@ -94,6 +87,21 @@ void walk(const Tensor& x, const Selection& s, F&& f) {
     }
     if (a < 0) break;
   }
+}
+
+// Calls f(x_offset, region_offset) for every selected element, in C order of the region.
+template <class F>
+void walk(const Tensor& x, const Selection& s, F&& f) {
+  if (s.numel == 0) return;
+  if (x.rank() == 0) {
+    f(int64_t{0}, int64_t{0});
+    return;
+  }
+  const AxisRange& last = s.ranges.back();  // the last axis has stride 1
+  walk_rows(x, s, [&](int64_t base, int64_t k) {
+    int64_t off = base;
+    for (int64_t i = 0; i < last.count; ++i, off += last.step) f(off, k + i);
+  });
 }
 
 }  // namespace
@@ -120,25 +128,16 @@ Tensor get_index(const Tensor& x, const IndexSpec& spec) {
       if (ar.count > 1) seenMulti = true;
     }
     if (seenMulti && row != x.shape()[r - 1]) whole = false;
-    int64_t base = 0;
-    for (int64_t a = 0; a < r; ++a) base += s.ranges[a].start * st[a];
     const size_t item = itemsize(x.dtype());
     if (whole) {
+      int64_t base = 0;
+      for (int64_t a = 0; a < r; ++a) base += s.ranges[a].start * st[a];
       std::memcpy(dst, src + base * static_cast<int64_t>(item), static_cast<size_t>(s.numel) * item);
       return out;
     }
-    std::vector<int64_t> idx(r, 0);
-    for (int64_t k = 0;; k += row) {
+    walk_rows(x, s, [&](int64_t base, int64_t k) {
       std::memcpy(dst + k * static_cast<int64_t>(item), src + base * static_cast<int64_t>(item), bytes);
-      int64_t a = r - 2;
-      for (; a >= 0; --a) {
-        base += s.ranges[a].step * st[a];
-        if (++idx[a] < s.ranges[a].count) break;
-        base -= s.ranges[a].step * st[a] * s.ranges[a].count;
-        idx[a] = 0;
-      }
-      if (a < 0) break;
-    }
+    });
     return out;
   }
   detail::dispatch_bits(itemsize(x.dtype()), [&](auto tag) {
