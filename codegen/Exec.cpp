@@ -214,6 +214,13 @@ struct SlotEnv : HostOpEnv {
   void reusedBuffer() override { ++c.fn->reusedBuffers; }
 };
 
+// --profile names: " (line L)", or " (lines A-B)" for ops on lines A to B (none when unknown).
+std::string linesSuffix(int a, int z) {
+  if (a > z) std::swap(a, z);
+  if (a <= 0) return "";
+  return a == z ? fmt::format(" (line {})", a) : fmt::format(" (lines {}-{})", a, z);
+}
+
 // An op's operands from their slots (the one it may take over moved out).
 std::vector<rt::Tensor> gatherIn(ExecCtx& c, const OpEntry& e) {
   std::vector<rt::Tensor> in;
@@ -360,8 +367,7 @@ int32_t tdl_op_group(void* ctx, const int32_t* ids, int32_t n) {
         a = std::min(a, line);
         z = std::max(z, line);
       }
-      name = fmt::format("{} products at once", count);
-      if (a > 0) name += a == z ? fmt::format(" (line {})", a) : fmt::format(" (lines {}-{})", a, z);
+      name = fmt::format("{} products at once", count) + linesSuffix(a, z);
     }
     if (bins > 1) {
       rt::prof::Scope ps(rt::prof::Section::CompiledOp, name);
@@ -592,8 +598,8 @@ void tdl_prof_end(void* ctx, int32_t id, int64_t t0) {
   int64_t t1 = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
                    .count();
   const ir::Op* op = C(ctx).fn->ops[static_cast<size_t>(id)].op;
-  std::string name = op->kind() == ir::OpKind::While ? "native loop" : std::string(op->name()) + " loop";
-  if (op->loc.line > 0) name += fmt::format(" (line {})", op->loc.line);
+  std::string name = (op->kind() == ir::OpKind::While ? "native loop" : std::string(op->name()) + " loop") +
+                     linesSuffix(op->loc.line, op->loc.line);
   rt::prof::record(rt::prof::Section::CompiledOp, name, static_cast<double>(t1 - t0) * 1e-9);
 }
 
@@ -675,10 +681,8 @@ void tdl_prof_end_rows(void* ctx, int32_t first, int32_t last, int64_t t0) {
   int64_t t1 = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
                    .count();
   const auto& ops = C(ctx).fn->ops;
-  int a = ops[static_cast<size_t>(first)].op->loc.line, z = ops[static_cast<size_t>(last)].op->loc.line;
-  if (a > z) std::swap(a, z);
-  std::string name = "fused rows loop";
-  if (a > 0) name += a == z ? fmt::format(" (line {})", a) : fmt::format(" (lines {}-{})", a, z);
+  std::string name = "fused rows loop" + linesSuffix(ops[static_cast<size_t>(first)].op->loc.line,
+                                                    ops[static_cast<size_t>(last)].op->loc.line);
   rt::prof::record(rt::prof::Section::CompiledOp, name, static_cast<double>(t1 - t0) * 1e-9);
 }
 

@@ -289,6 +289,12 @@ struct Lowering {
     b.CreateCondBr(b.CreateIsNull(p), failBB, next);
     b.SetInsertPoint(next);
   }
+  // A runtime call's status: not 0 means its error is set (return 1).
+  void failIfNonZero(llvm::Value* status) {
+    auto* next = llvm::BasicBlock::Create(ctx, "", fn);
+    b.CreateCondBr(b.CreateICmpNE(status, i32(0)), failBB, next);
+    b.SetInsertPoint(next);
+  }
 
   // Lowers an op on native scalars inline; false when it must go through the runtime.
   bool lowerNative(const ir::Op& op) {
@@ -566,11 +572,7 @@ struct Lowering {
     }
     if (lowerNative(op)) return;
     if (op.kind() == ir::OpKind::Update && lowerUpdateElem(op)) return;
-    int id = hostEntry(op);
-    llvm::Value* st = b.CreateCall(opFn, {ctxArg, i32(id)});
-    llvm::BasicBlock* next = llvm::BasicBlock::Create(ctx, "", fn);
-    b.CreateCondBr(b.CreateICmpNE(st, i32(0)), failBB, next);
-    b.SetInsertPoint(next);
+    failIfNonZero(b.CreateCall(opFn, {ctxArg, i32(hostEntry(op))}));
     for (size_t i = 0; i < op.num_results(); ++i)
       if (isNat(op.result(i))) reload(op.result(i));
   }
@@ -689,10 +691,7 @@ struct Lowering {
     auto* arrTy = llvm::ArrayType::get(b.getInt32Ty(), ids.size());
     auto* table = new llvm::GlobalVariable(mod, arrTy, true, llvm::GlobalValue::PrivateLinkage,
                                            llvm::ConstantArray::get(arrTy, ids), "tdl.group");
-    llvm::Value* st = b.CreateCall(opGroupFn, {ctxArg, table, i32(static_cast<int>(ids.size()))});
-    llvm::BasicBlock* next = llvm::BasicBlock::Create(ctx, "", fn);
-    b.CreateCondBr(b.CreateICmpNE(st, i32(0)), failBB, next);
-    b.SetInsertPoint(next);
+    failIfNonZero(b.CreateCall(opGroupFn, {ctxArg, table, i32(static_cast<int>(ids.size()))}));
   }
 
   // ---- kernels of fused loops (fused, fused_reduce)
@@ -1615,8 +1614,6 @@ struct Lowering {
           lowerProductGroup(pg);
           continue;
         }
-      }
-      if (!inKernel) {
         RowGroup g = findRowGroup(blk, i);
         if (!g.members.empty()) {
           lowerRowGroup(g);

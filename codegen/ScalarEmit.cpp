@@ -255,13 +255,15 @@ namespace {
 
 struct F32 {
   llvm::IRBuilder<>& b;
-  llvm::Constant* C(double v) { return llvm::ConstantFP::get(b.getFloatTy(), v); }
+  llvm::Type* t = nullptr;  // f32, or a vector of f32 (constants splat)
+  llvm::Type* type() { return t ? t : b.getFloatTy(); }
+  llvm::Constant* C(double v) { return llvm::ConstantFP::get(type(), v); }
   llvm::Value* poly(llvm::Value* x, std::initializer_list<double> cs) {
     llvm::Value* y = nullptr;
     // y * x + c as llvm.fmuladd: one FMA where the target has it (x86-64-v3, NVPTX),
     // else the multiply and add.
     for (double c : cs)
-      y = y ? b.CreateIntrinsic(llvm::Intrinsic::fmuladd, {b.getFloatTy()}, {y, x, C(c)}) : static_cast<llvm::Value*>(C(c));
+      y = y ? b.CreateIntrinsic(llvm::Intrinsic::fmuladd, {type()}, {y, x, C(c)}) : static_cast<llvm::Value*>(C(c));
     return y;
   }
 };
@@ -277,19 +279,15 @@ llvm::Value* emitExpF32(llvm::IRBuilder<>& b, llvm::Value* x, bool scalef) {
   // Scalar or a vector of f32 (the AVX-512 variants of callExpF32, codegen/LlvmPasses.cpp):
   // constants splat.
   llvm::Type* ft = x->getType();
-  auto C = [&](double v) { return llvm::ConstantFP::get(ft, v); };
-  auto poly = [&](llvm::Value* r, std::initializer_list<double> cs) {
-    llvm::Value* y = nullptr;
-    for (double c : cs) y = y ? b.CreateIntrinsic(llvm::Intrinsic::fmuladd, {ft}, {y, r, C(c)}) : static_cast<llvm::Value*>(C(c));
-    return y;
-  };
+  F32 m{b, ft};
+  auto C = [&](double v) { return m.C(v); };
   llvm::Value* tiny = b.CreateFCmpOLT(x, C(-104.0));
   llvm::Value* cx = b.CreateSelect(b.CreateFCmpOGT(x, C(89.0)), C(89.0), x);
   cx = b.CreateSelect(tiny, C(0.0), cx);
   llvm::Value* fx = b.CreateUnaryIntrinsic(llvm::Intrinsic::floor, b.CreateFAdd(b.CreateFMul(cx, C(1.44269504088896341)), C(0.5)));
   llvm::Value* r = b.CreateFSub(b.CreateFSub(cx, b.CreateFMul(fx, C(0.693359375))), b.CreateFMul(fx, C(-2.12194440e-4)));
   llvm::Value* z = b.CreateFMul(r, r);
-  llvm::Value* y = poly(r, {1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1});
+  llvm::Value* y = m.poly(r, {1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1});
   y = b.CreateFAdd(b.CreateFAdd(b.CreateFMul(y, z), r), C(1.0));
   llvm::Value* e;
   if (scalef) {

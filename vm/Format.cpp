@@ -52,6 +52,20 @@ void appendSeq(rt::TextLayout& out, const std::vector<Value>& items, const char*
   out.text(close);
 }
 
+// A record or dict: `{key: value, ...}`, its fields laid out by rt::TextLayout (one line, or
+// one field per line when one of them spans lines), as compiled print does.
+template <class Key>
+void appendFields(rt::TextLayout& out, const std::vector<Value>& vals, Key&& key) {
+  out.open("{");
+  for (size_t i = 0; i < vals.size(); ++i) {
+    if (i) out.next();
+    out.text(key(i) + ": ");
+    appendText(out, vals[i], true);
+  }
+  out.close();
+  out.text("}");
+}
+
 void appendText(rt::TextLayout& out, const Value& v, bool quote) {
   switch (v.tag()) {
     case Tag::Undef: out.text("<undefined>"); return;
@@ -63,30 +77,14 @@ void appendText(rt::TextLayout& out, const Value& v, bool quote) {
     case Tag::Str: out.text(quote ? quoted(v.as<StrObj>()->s) : v.as<StrObj>()->s); return;
     case Tag::Tuple: appendSeq(out, v.as<SeqObj>()->items, "(", ")", true); return;
     case Tag::List: appendSeq(out, v.as<SeqObj>()->items, "[", "]", false); return;
-    // Records and dicts: their fields laid out by rt::TextLayout (one line, or one field
-    // per line when one of them spans lines), as compiled print does.
     case Tag::Record: {
       auto* r = v.as<RecordObj>();
-      out.open("{");
-      for (size_t i = 0; i < r->vals.size(); ++i) {
-        if (i) out.next();
-        out.text((*r->names)[i] + ": ");
-        appendText(out, r->vals[i], true);
-      }
-      out.close();
-      out.text("}");
+      appendFields(out, r->vals, [&](size_t i) { return (*r->names)[i]; });
       return;
     }
     case Tag::Dict: {
       auto* d = v.as<DictObj>();
-      out.open("{");
-      for (size_t i = 0; i < d->keys.size(); ++i) {
-        if (i) out.next();
-        out.text(quoted(d->keys[i]) + ": ");
-        appendText(out, d->vals[i], true);
-      }
-      out.close();
-      out.text("}");
+      appendFields(out, d->vals, [&](size_t i) { return quoted(d->keys[i]); });
       return;
     }
     case Tag::Closure: out.text(fmt::format("<fn {}>", v.as<ClosureObj>()->proto->name)); return;
