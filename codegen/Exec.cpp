@@ -304,9 +304,10 @@ int32_t tdl_op(void* ctx, int32_t id) {
 }
 
 // Independent small products (Lower.cpp's findProductGroup: none uses another's result, each
-// below rt::kGemmSplitMacs so it would run on one thread anyway) run at once, one per pool
-// thread, the largest first onto the least loaded thread. Operands are taken in program
-// order and results stored in program order; an error is the first failing op's.
+// below rt::kGemmSplitMacs so it would run on one thread anyway) run at once over the pool:
+// a product whose bands of columns give its bits (rt::GemmBands) is cut into one band per
+// thread, and the pieces go largest first onto the least loaded thread. Operands are taken
+// in program order and results stored in program order; an error is the first failing op's.
 int32_t tdl_op_group(void* ctx, const int32_t* ids, int32_t n) {
   ExecCtx& c = C(ctx);
   const size_t count = static_cast<size_t>(n);
@@ -330,17 +331,62 @@ int32_t tdl_op_group(void* ctx, const int32_t* ids, int32_t n) {
   // (rt::kGroupMinMacs); else one after another.
   const int64_t total = std::accumulate(cost.begin(), cost.end(), int64_t{0});
   const int64_t largest = *std::max_element(cost.begin(), cost.end());
-  const bool atOnce = !selfSplit && largest < rt::kGemmSplitMacs && total - largest >= rt::kGroupMinMacs;
-  const size_t bins = atOnce ? std::min(count, static_cast<size_t>(std::max(1, rt::num_threads()))) : 1;
-  std::vector<size_t> order(count);
-  for (size_t k = 0; k < count; ++k) order[k] = k;
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return cost[a] > cost[b]; });
+  const int64_t threads = rt::num_threads();
+  const bool atOnce =
+      threads > 1 && !selfSplit && largest < rt::kGemmSplitMacs && total - largest >= rt::kGroupMinMacs;
+  // The pieces: (op, first column, end column); an op that is not a GemmBands has end -1.
+  struct Piece {
+    size_t k;
+    int64_t j0, j1, cost;
+  };
+  std::vector<Piece> pieces;
+  std::vector<std::optional<rt::GemmBands>> bands(count);
+  if (atOnce) {
+    for (size_t k = 0; k < count; ++k) {
+      const ir::Op& op = *c.fn->ops[static_cast<size_t>(ids[k])].op;
+      std::vector<rt::Tensor>& in = ins[k];
+      std::optional<rt::Tensor> acc;
+      try {
+        if (op.kind() == ir::OpKind::MatMul && in.size() == 2) {
+          bands[k] = rt::gemm_bands(in[0], in[1], acc, false, false, 1.0, 0.0);
+        } else if (op.kind() == ir::OpKind::Gemm && (in.size() == 2 || in.size() == 3)) {
+          if (in.size() == 3) acc = std::move(in[2]);
+          const bool reused = acc && acc->is_unique();
+          bands[k] = rt::gemm_bands(in[0], in[1], acc, op.bool_attr("trans_a"), op.bool_attr("trans_b"),
+                                    ir::attr_or(op, "alpha", 1.0), ir::attr_or(op, "beta", 0.0));
+          if (acc) in[2] = std::move(*acc);  // not taken: the op runs as usual (k_Gemm)
+          else if (reused) ++c.fn->reusedBuffers;  // --trace-report counts it, as k_Gemm does
+        }
+      } catch (const std::bad_alloc&) {
+        errs[k] = "out of memory";
+        continue;
+      } catch (const std::exception& ex) {
+        errs[k] = ex.what();
+        continue;
+      }
+      const rt::GemmBands* g = bands[k] ? &*bands[k] : nullptr;
+      // One band per thread, each a multiple of 16 columns and at least 32 wide.
+      const int64_t width = g ? (g->n + threads - 1) / threads : 0, w16 = (width + 15) / 16 * 16;
+      if (g && g->bands_same_bits() && w16 >= 32 && w16 < g->n) {
+        for (int64_t j0 = 0; j0 < g->n; j0 += w16) {
+          const int64_t j1 = std::min(g->n, j0 + w16);
+          pieces.push_back({k, j0, j1, cost[k] / g->n * (j1 - j0)});
+        }
+      } else {
+        pieces.push_back({k, 0, g ? g->n : -1, cost[k]});
+      }
+    }
+  }
+  const size_t bins = atOnce ? std::min(pieces.size(), static_cast<size_t>(threads)) : 1;
+  std::vector<size_t> order(pieces.size());
+  for (size_t p = 0; p < pieces.size(); ++p) order[p] = p;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return pieces[a].cost > pieces[b].cost; });
   std::vector<std::vector<size_t>> work(bins);
   std::vector<int64_t> load(bins, 0);
-  for (size_t k : order) {
+  for (size_t p : order) {
     size_t t = static_cast<size_t>(std::min_element(load.begin(), load.end()) - load.begin());
-    work[t].push_back(k);
-    load[t] += cost[k];
+    work[t].push_back(p);
+    load[t] += pieces[p].cost;
   }
   auto runOne = [&](size_t k) {
     const OpEntry& e = c.fn->ops[static_cast<size_t>(ids[k])];
@@ -358,6 +404,10 @@ int32_t tdl_op_group(void* ctx, const int32_t* ids, int32_t n) {
     }
     if (errs[k].empty() && outs[k].empty()) errs[k] = "internal: a product gave no result";
   };
+  auto runPiece = [&](const Piece& p) {
+    if (bands[p.k]) bands[p.k]->run(p.j0, p.j1);  // BLAS calls on valid operands: nothing throws
+    else runOne(p.k);
+  };
   {
     std::string name;
     if (rt::prof::enabled()) [[unlikely]] {
@@ -373,8 +423,10 @@ int32_t tdl_op_group(void* ctx, const int32_t* ids, int32_t n) {
       rt::prof::Scope ps(rt::prof::Section::CompiledOp, name);
       rt::parallel_for(static_cast<int64_t>(bins), 1, [&](int64_t b, int64_t e) {
         for (int64_t t = b; t < e; ++t)
-          for (size_t k : work[static_cast<size_t>(t)]) runOne(k);
+          for (size_t p : work[static_cast<size_t>(t)]) runPiece(pieces[p]);
       });
+    } else if (atOnce) {  // one piece left (the others' operands failed)
+      for (const Piece& p : pieces) runPiece(p);
     } else {
       for (size_t k = 0; k < count; ++k) {
         rt::prof::Scope ps(rt::prof::Section::CompiledOp, c.fn->ops[static_cast<size_t>(ids[k])].op->name());
@@ -384,6 +436,7 @@ int32_t tdl_op_group(void* ctx, const int32_t* ids, int32_t n) {
     }
   }
   for (size_t k = 0; k < count; ++k) {
+    if (bands[k]) outs[k] = {std::move(bands[k]->out)};
     if (!errs[k].empty()) {
       c.err = errs[k];
       c.errOp = ids[k];

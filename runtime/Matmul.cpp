@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -308,6 +309,52 @@ Tensor gemm(const Tensor& a, const Tensor& b, std::optional<Tensor> c, bool ta, 
       blas_gemm<double>(ta, tb, m, n, k, alpha, a.data<double>(), lda, b.data<double>(), ldb, beta, p, n);
   }
   return out;
+}
+
+std::optional<GemmBands> gemm_bands(const Tensor& a, const Tensor& b, std::optional<Tensor>& c, bool ta, bool tb,
+                                    double alpha, double beta) {
+  if (a.rank() != 2 || b.rank() != 2 || a.dtype() != b.dtype() || !is_float(a.dtype())) return std::nullopt;
+  GemmBands g;
+  g.m = ta ? a.dim(1) : a.dim(0);
+  g.k = ta ? a.dim(0) : a.dim(1);
+  g.n = tb ? b.dim(0) : b.dim(1);
+  const int64_t kb = tb ? b.dim(1) : b.dim(0);
+  if (g.k != kb || g.k == 0 || g.m == 0 || g.n == 0 || gemm_small_k(g.n, g.k)) return std::nullopt;
+  constexpr int64_t lim = std::numeric_limits<blasint>::max();
+  if (g.m > lim || g.n > lim || g.k > lim) return std::nullopt;
+  if (c && (c->shape() != Shape{g.m, g.n} || c->dtype() != a.dtype())) return std::nullopt;
+  g.ta = ta;
+  g.tb = tb;
+  g.alpha = alpha;
+  g.beta = c ? beta : 0.0;
+  g.a = a;
+  g.b = b;
+  if (c) {
+    g.out = std::move(*c);
+    c.reset();
+  } else {
+    g.out = Tensor::empty(a.dtype(), {g.m, g.n});
+  }
+  g.c = g.out.mutable_raw();  // the copy of a shared accumulator, made here once
+  return g;
+}
+
+void GemmBands::run(int64_t j0, int64_t j1) const {
+  if (j1 <= j0) return;
+  const int64_t lda = a.dim(1), ldb = b.dim(1), nn = j1 - j0;
+  const auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+  const int64_t boff = tb ? j0 * ldb : j0;
+  if (a.dtype() == DType::F32) {
+    float* cc = static_cast<float*>(c) + j0;
+    cblas_sgemm(CblasRowMajor, TA, TB, static_cast<blasint>(m), static_cast<blasint>(nn), static_cast<blasint>(k),
+                static_cast<float>(alpha), a.data<float>(), static_cast<blasint>(lda), b.data<float>() + boff,
+                static_cast<blasint>(ldb), static_cast<float>(beta), cc, static_cast<blasint>(n));
+  } else {
+    double* cc = static_cast<double*>(c) + j0;
+    cblas_dgemm(CblasRowMajor, TA, TB, static_cast<blasint>(m), static_cast<blasint>(nn), static_cast<blasint>(k), alpha,
+                a.data<double>(), static_cast<blasint>(lda), b.data<double>() + boff, static_cast<blasint>(ldb), beta, cc,
+                static_cast<blasint>(n));
+  }
 }
 
 Tensor dot(const Tensor& a, const Tensor& b) {

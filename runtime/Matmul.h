@@ -35,6 +35,33 @@ Tensor dot(const Tensor& a, const Tensor& b);
 // updated in place when the caller handed over the last reference (compiled code moves a c
 // that dies at the op), else copied. Errors as matmul's, on op(a) and op(b).
 Tensor gemm(const Tensor& a, const Tensor& b, std::optional<Tensor> c, bool ta, bool tb, double alpha, double beta);
+// A rank-2 float product alpha * op(a) @ op(b) + beta * c prepared to run in bands of the
+// result's columns (compiled code spreads the bands of independent small products over the
+// pool: tdl_op_group): the result is allocated, or the accumulator c taken over (copied if
+// shared), and nothing is computed until run. Each band is one BLAS call on the calling
+// thread with BLAS's own kernel choice for the whole product.
+struct GemmBands {
+  Tensor out;
+  Tensor a, b;  // the operands (kept alive)
+  bool ta = false, tb = false;
+  int64_t m = 0, n = 0, k = 0;
+  double alpha = 1, beta = 0;
+  void* c = nullptr;  // out's data (unique)
+  // Columns [j0, j1) of the result.
+  void run(int64_t j0, int64_t j1) const;
+  // Whether bands give the same bits as one call: OpenBLAS's kernels (small-matrix and
+  // general alike) sum each element over k in order while k fits one block of its general
+  // kernel (k <= kBandMaxK) and b is read untransposed; its kernel for a transposed b
+  // changes with the band's width (tests/codegen: gemm_bands_bits).
+  bool bands_same_bits() const { return !tb && k <= kBandMaxK; }
+  static constexpr int64_t kBandMaxK = 256;
+};
+// A product gemm() would compute as BLAS calls (rank-2 operands of one float dtype, matching
+// inner dims, c of the result's shape and dtype, k > 0, no empty result, not the small-k
+// kernel's): prepared; otherwise nullopt and c untouched (the op then runs as usual and
+// reports its errors). c is taken over only when the result is returned.
+std::optional<GemmBands> gemm_bands(const Tensor& a, const Tensor& b, std::optional<Tensor>& c, bool ta, bool tb,
+                                    double alpha, double beta);
 // outer(a, b)[i, j] = a.flat[i] * b.flat[j].
 Tensor outer(const Tensor& a, const Tensor& b);
 
