@@ -305,8 +305,8 @@ int32_t tdl_op(void* ctx, int32_t id) {
 
 // Independent small products (Lower.cpp's findProductGroup: none uses another's result, each
 // below rt::kGemmSplitMacs so it would run on one thread anyway) run at once over the pool:
-// a product whose bands of columns give its bits (rt::GemmBands) is cut into one band per
-// thread, and the pieces go largest first onto the least loaded thread. Operands are taken
+// a product whose bands of columns give its bits (rt::GemmBands) is cut into two bands per
+// thread, and the threads take the pieces largest first as they come free. Operands are taken
 // in program order and results stored in program order; an error is the first failing op's.
 int32_t tdl_op_group(void* ctx, const int32_t* ids, int32_t n) {
   ExecCtx& c = C(ctx);
@@ -365,8 +365,9 @@ int32_t tdl_op_group(void* ctx, const int32_t* ids, int32_t n) {
         continue;
       }
       const rt::GemmBands* g = bands[k] ? &*bands[k] : nullptr;
-      // One band per thread, each a multiple of 16 columns and at least 32 wide.
-      const int64_t width = g ? (g->n + threads - 1) / threads : 0, w16 = (width + 15) / 16 * 16;
+      // Two bands per thread, each a multiple of 16 columns and at least 32 wide.
+      const int64_t bands = 2 * threads;
+      const int64_t width = g ? (g->n + bands - 1) / bands : 0, w16 = (width + 15) / 16 * 16;
       if (g && g->bands_same_bits() && w16 >= 32 && w16 < g->n) {
         for (int64_t j0 = 0; j0 < g->n; j0 += w16) {
           const int64_t j1 = std::min(g->n, j0 + w16);
@@ -377,17 +378,9 @@ int32_t tdl_op_group(void* ctx, const int32_t* ids, int32_t n) {
       }
     }
   }
-  const size_t bins = atOnce ? std::min(pieces.size(), static_cast<size_t>(threads)) : 1;
-  std::vector<size_t> order(pieces.size());
-  for (size_t p = 0; p < pieces.size(); ++p) order[p] = p;
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return pieces[a].cost > pieces[b].cost; });
-  std::vector<std::vector<size_t>> work(bins);
-  std::vector<int64_t> load(bins, 0);
-  for (size_t p : order) {
-    size_t t = static_cast<size_t>(std::min_element(load.begin(), load.end()) - load.begin());
-    work[t].push_back(p);
-    load[t] += pieces[p].cost;
-  }
+  // Largest first; the pool's threads take the next piece as they finish one (a thread the
+  // host delays leaves its share to the others).
+  std::stable_sort(pieces.begin(), pieces.end(), [](const Piece& x, const Piece& y) { return x.cost > y.cost; });
   auto runOne = [&](size_t k) {
     const OpEntry& e = c.fn->ops[static_cast<size_t>(ids[k])];
     try {
@@ -419,13 +412,12 @@ int32_t tdl_op_group(void* ctx, const int32_t* ids, int32_t n) {
       }
       name = fmt::format("{} products at once", count) + linesSuffix(a, z);
     }
-    if (bins > 1) {
+    if (pieces.size() > 1) {
       rt::prof::Scope ps(rt::prof::Section::CompiledOp, name);
-      rt::parallel_for(static_cast<int64_t>(bins), 1, [&](int64_t b, int64_t e) {
-        for (int64_t t = b; t < e; ++t)
-          for (size_t p : work[static_cast<size_t>(t)]) runPiece(pieces[p]);
+      rt::parallel_for(static_cast<int64_t>(pieces.size()), 1, [&](int64_t b, int64_t e) {
+        for (int64_t p = b; p < e; ++p) runPiece(pieces[static_cast<size_t>(p)]);
       });
-    } else if (atOnce) {  // one piece left (the others' operands failed)
+    } else if (atOnce) {  // one piece (the others' operands failed)
       for (const Piece& p : pieces) runPiece(p);
     } else {
       for (size_t k = 0; k < count; ++k) {
