@@ -282,6 +282,218 @@ std::string hostOpMessage(const ir::Op& op, std::string msg) {
 }
 
 extern "C" {
+void tdl_parallel_w(void (*kernel)(void*, int64_t, int64_t), void* env, int64_t n, int64_t weight);
+int64_t tdl_prof_begin(void*);
+void tdl_prof_end(void* ctx, int32_t id, int64_t t0);
+}
+
+namespace {
+
+// A product group from its operands' gathering to its results' storing (tdl_op_group, or
+// tdl_op_group_begin and tdl_op_group_end around a fused loop of its results).
+struct ProductGroup {
+  ExecCtx& c;
+  std::vector<int32_t> ids;
+  std::vector<std::vector<rt::Tensor>> ins, outs;
+  std::vector<std::string> errs;
+  std::vector<int64_t> cost;
+  std::vector<std::optional<rt::GemmBands>> bands;
+  int64_t threads = 1;
+  bool atOnce = false;
+  int loopLine = 0;  // the line of the fused loop run with the products (tdl_op_group_begin)
+
+  const ir::Op& op(size_t k) const { return *c.fn->ops[static_cast<size_t>(ids[k])].op; }
+  size_t size() const { return ids.size(); }
+
+  ProductGroup(ExecCtx& ctx, const int32_t* id, int32_t n)
+      : c(ctx), ids(id, id + n), ins(static_cast<size_t>(n)), outs(static_cast<size_t>(n)), errs(static_cast<size_t>(n)),
+        cost(static_cast<size_t>(n), 0), bands(static_cast<size_t>(n)) {
+    bool selfSplit = false;  // a product the small-k row kernel runs (split over the pool by itself)
+    for (size_t k = 0; k < size(); ++k) {
+      const OpEntry& e = c.fn->ops[static_cast<size_t>(ids[k])];
+      ins[k] = gatherIn(c, e);
+      if (ins[k].size() >= 2 && ins[k][0].rank() == 2 && ins[k][1].rank() == 2) {  // m * n * k
+        const bool ta = e.op->kind() == ir::OpKind::Gemm && e.op->bool_attr("trans_a");
+        const bool tb = e.op->kind() == ir::OpKind::Gemm && e.op->bool_attr("trans_b");
+        const int64_t cols = ins[k][1].dim(tb ? 0 : 1);
+        cost[k] = ins[k][0].numel() * cols;  // numel(a) is m * k either way
+        selfSplit = selfSplit || rt::gemm_small_k(cols, ins[k][0].dim(ta ? 0 : 1));
+      }
+    }
+    // At once only when no product is split over the threads by itself (rt::kGemmSplitMacs,
+    // rt::gemm_small_k) and the work besides the largest pays for the hand-off
+    // (rt::kGroupMinMacs); else one after another.
+    const int64_t total = std::accumulate(cost.begin(), cost.end(), int64_t{0});
+    const int64_t largest = *std::max_element(cost.begin(), cost.end());
+    threads = rt::num_threads();
+    atOnce = threads > 1 && !selfSplit && largest < rt::kGemmSplitMacs && total - largest >= rt::kGroupMinMacs;
+    if (!atOnce) return;
+    for (size_t k = 0; k < size(); ++k) {
+      const ir::Op& o = op(k);
+      std::vector<rt::Tensor>& in = ins[k];
+      std::optional<rt::Tensor> acc;
+      try {
+        if (o.kind() == ir::OpKind::MatMul && in.size() == 2) {
+          bands[k] = rt::gemm_bands(in[0], in[1], acc, false, false, 1.0, 0.0);
+        } else if (o.kind() == ir::OpKind::Gemm && (in.size() == 2 || in.size() == 3)) {
+          if (in.size() == 3) acc = std::move(in[2]);
+          const bool reused = acc && acc->is_unique();
+          bands[k] = rt::gemm_bands(in[0], in[1], acc, o.bool_attr("trans_a"), o.bool_attr("trans_b"),
+                                    ir::attr_or(o, "alpha", 1.0), ir::attr_or(o, "beta", 0.0));
+          if (acc) in[2] = std::move(*acc);  // not taken: the op runs as usual (k_Gemm)
+          else if (reused) ++c.fn->reusedBuffers;  // --trace-report counts it, as k_Gemm does
+        }
+      } catch (const std::bad_alloc&) {
+        errs[k] = "out of memory";
+      } catch (const std::exception& ex) {
+        errs[k] = ex.what();
+      }
+    }
+  }
+
+  // The width of the bands a product of n columns is cut into: two per thread, each a
+  // multiple of 16 columns and at least 32 wide; n when it is not cut.
+  int64_t bandWidth(int64_t n) const {
+    const int64_t per = 2 * threads, w = (n + per - 1) / per, w16 = (w + 15) / 16 * 16;
+    return w16 >= 32 && w16 < n ? w16 : n;
+  }
+
+  void runOne(size_t k) {
+    try {
+      SlotEnv env(c);
+      outs[k] = runHostOp(op(k), ins[k], env);
+    } catch (const rt::Error& ex) {
+      errs[k] = hostOpMessage(op(k), ex.what());
+    } catch (const std::bad_alloc&) {
+      errs[k] = "out of memory";
+    } catch (const std::exception& ex) {
+      errs[k] = ex.what();
+    } catch (...) {
+      errs[k] = "unknown error";
+    }
+    if (errs[k].empty() && outs[k].empty()) errs[k] = "internal: a product gave no result";
+  }
+
+  // --profile's name: "N products at once (lines A-B)", `what` after "products".
+  std::string name(const char* what) const {
+    if (!rt::prof::enabled()) return {};
+    int a = static_cast<int>(op(0).loc.line), z = a;
+    for (size_t k = 0; k < size(); ++k) {
+      a = std::min(a, static_cast<int>(op(k).loc.line));
+      z = std::max(z, static_cast<int>(op(k).loc.line));
+    }
+    if (loopLine > 0) {
+      a = std::min(a, loopLine);
+      z = std::max(z, loopLine);
+    }
+    return fmt::format("{} products{} at once", size(), what) + linesSuffix(a, z);
+  }
+
+  // Every product at once (bands, whole products) or one after another.
+  void runAll() {
+    struct Piece {  // op k's columns [j0, j1) (j1 -1: an op that is not a GemmBands)
+      size_t k;
+      int64_t j0, j1, cost;
+    };
+    std::vector<Piece> pieces;
+    if (atOnce) {
+      for (size_t k = 0; k < size(); ++k) {
+        if (!errs[k].empty()) continue;
+        const rt::GemmBands* g = bands[k] ? &*bands[k] : nullptr;
+        const int64_t w = g && g->bands_same_bits() ? bandWidth(g->n) : g ? g->n : -1;
+        if (!g) {
+          pieces.push_back({k, 0, -1, cost[k]});
+          continue;
+        }
+        for (int64_t j0 = 0; j0 < g->n; j0 += w) {
+          const int64_t j1 = std::min(g->n, j0 + w);
+          pieces.push_back({k, j0, j1, cost[k] / g->n * (j1 - j0)});
+        }
+      }
+    }
+    // Largest first; the pool's threads take the next piece as they finish one (a thread the
+    // host delays leaves its share to the others).
+    std::stable_sort(pieces.begin(), pieces.end(), [](const Piece& x, const Piece& y) { return x.cost > y.cost; });
+    auto runPiece = [&](const Piece& p) {
+      if (bands[p.k]) bands[p.k]->run(p.j0, p.j1);  // BLAS calls on valid operands: nothing throws
+      else runOne(p.k);
+    };
+    if (pieces.size() > 1) {
+      const std::string what = name("");  // the scope keeps a view of it
+      rt::prof::Scope ps(rt::prof::Section::CompiledOp, what);
+      rt::parallel_for(static_cast<int64_t>(pieces.size()), 1, [&](int64_t b, int64_t e) {
+        for (int64_t p = b; p < e; ++p) runPiece(pieces[static_cast<size_t>(p)]);
+      });
+    } else if (atOnce) {  // one piece (the others' operands failed)
+      for (const Piece& p : pieces) runPiece(p);
+    } else {
+      for (size_t k = 0; k < size(); ++k) {
+        rt::prof::Scope ps(rt::prof::Section::CompiledOp, op(k).name());
+        runOne(k);
+        if (!errs[k].empty()) break;
+      }
+    }
+  }
+
+  // The results into their slots (in program order), or the first failing op's error.
+  int32_t store() {
+    for (size_t k = 0; k < size(); ++k) {
+      if (bands[k]) outs[k] = {std::move(bands[k]->out)};
+      if (!errs[k].empty()) {
+        c.err = errs[k];
+        c.errOp = ids[k];
+        return 1;
+      }
+      scatterOut(c, c.fn->ops[static_cast<size_t>(ids[k])], outs[k]);
+    }
+    return 0;
+  }
+
+  // Whether every product is cut into the same bands of rows with its bits: run at once, no
+  // error, each a GemmBands with bands_same_bits and one result shape of at least 16 rows.
+  bool bandsAligned() const {
+    if (!atOnce || !bands[0] || bands[0]->m < 16) return false;
+    for (size_t k = 0; k < size(); ++k)
+      if (!errs[k].empty() || !bands[k] || !bands[k]->bands_same_bits() || bands[k]->m != bands[0]->m ||
+          bands[k]->n != bands[0]->n || bands[k]->out.dtype() != bands[0]->out.dtype())
+        return false;
+    return true;
+  }
+
+  // The results' buffers into their slots before they are computed (bandsAligned); each
+  // GemmBands keeps its data pointer.
+  void storeDeferred() {
+    for (size_t k = 0; k < size(); ++k) {
+      outs[k] = {std::move(bands[k]->out)};
+      scatterOut(c, c.fn->ops[static_cast<size_t>(ids[k])], outs[k]);
+    }
+  }
+
+  // Each band of rows of every product, then kernel (a fused loop over the products' [m, n]
+  // shape, count elements) over the band's elements, in one call on the same thread. Bands
+  // of a multiple of 8 rows, two per thread.
+  void runWithLoop(void (*kernel)(void*, int64_t, int64_t), void* env, int64_t count, int64_t weight) {
+    const int64_t m = bands[0]->m, n = bands[0]->n, per = 2 * threads;
+    const int64_t w = std::max<int64_t>(8, ((m + per - 1) / per + 7) / 8 * 8);
+    auto band = [&](int64_t i0) {
+      const int64_t i1 = std::min(m, i0 + w);
+      for (size_t k = 0; k < size(); ++k) bands[k]->run_rows(i0, i1);
+      if (kernel && count == m * n) kernel(env, i0 * n, i1 * n);
+    };
+    {
+      const std::string what = name(" and a fused loop");  // the scope keeps a view of it
+      rt::prof::Scope ps(rt::prof::Section::CompiledOp, what);
+      rt::parallel_for((m + w - 1) / w, 1, [&](int64_t b, int64_t e) {
+        for (int64_t j = b; j < e; ++j) band(j * w);
+      });
+    }
+    if (kernel && count != m * n) tdl_parallel_w(kernel, env, count, weight);  // not its shape (never so)
+  }
+};
+
+}  // namespace
+
+extern "C" {
 
 int32_t tdl_op(void* ctx, int32_t id) {
   ExecCtx& c = C(ctx);
@@ -309,134 +521,56 @@ int32_t tdl_op(void* ctx, int32_t id) {
 // thread, and the threads take the pieces largest first as they come free. Operands are taken
 // in program order and results stored in program order; an error is the first failing op's.
 int32_t tdl_op_group(void* ctx, const int32_t* ids, int32_t n) {
+  try {
+    ProductGroup g(C(ctx), ids, n);
+    g.runAll();
+    return g.store();
+  } catch (const std::bad_alloc&) {  // the group's own bookkeeping
+    C(ctx).err = "out of memory";
+    C(ctx).errOp = ids[0];
+    return 1;
+  }
+}
+
+// A product group and the fused loop after it that reads their results elementwise
+// (Lower.cpp's findGroupEpilogue): begin takes the operands and, when every product can be
+// cut into the same bands of rows (rt::GemmBands, bands_same_bits, one [m, n] shape), stores
+// the results' buffers, not yet computed, so that compiled code can set up the loop (its
+// operands, its result); end then runs each band of every product and, on the same thread,
+// the loop over that band's elements: a recurrent step's tanh(x @ w + h @ u) in one
+// hand-off, each band's elements still in its thread's cache. Otherwise begin runs the
+// group as tdl_op_group does and end the loop as tdl_parallel_w does.
+int32_t tdl_op_group_begin(void* ctx, const int32_t* ids, int32_t n, int32_t loop) {
   ExecCtx& c = C(ctx);
-  const size_t count = static_cast<size_t>(n);
-  std::vector<std::vector<rt::Tensor>> ins(count), outs(count);
-  std::vector<std::string> errs(count);
-  std::vector<int64_t> cost(count, 0);
-  bool selfSplit = false;  // a product the small-k row kernel runs (split over the pool by itself)
-  for (size_t k = 0; k < count; ++k) {
-    const OpEntry& e = c.fn->ops[static_cast<size_t>(ids[k])];
-    ins[k] = gatherIn(c, e);
-    if (ins[k].size() >= 2 && ins[k][0].rank() == 2 && ins[k][1].rank() == 2) {  // m * n * k
-      const bool ta = e.op->kind() == ir::OpKind::Gemm && e.op->bool_attr("trans_a");
-      const bool tb = e.op->kind() == ir::OpKind::Gemm && e.op->bool_attr("trans_b");
-      const int64_t n = ins[k][1].dim(tb ? 0 : 1);
-      cost[k] = ins[k][0].numel() * n;  // numel(a) is m * k either way
-      selfSplit = selfSplit || rt::gemm_small_k(n, ins[k][0].dim(ta ? 0 : 1));
+  try {
+    auto g = std::make_shared<ProductGroup>(c, ids, n);
+    g->loopLine = static_cast<int>(c.fn->ops[static_cast<size_t>(loop)].op->loc.line);
+    if (g->bandsAligned()) {
+      g->storeDeferred();
+      c.pendingGroup = g;
+      return 0;
     }
+    g->runAll();
+    return g->store();
+  } catch (const std::bad_alloc&) {  // the group's own bookkeeping
+    c.err = "out of memory";
+    c.errOp = ids[0];
+    return 1;
   }
-  // At once only when no product is split over the threads by itself (rt::kGemmSplitMacs,
-  // rt::gemm_small_k) and the work besides the largest pays for the hand-off
-  // (rt::kGroupMinMacs); else one after another.
-  const int64_t total = std::accumulate(cost.begin(), cost.end(), int64_t{0});
-  const int64_t largest = *std::max_element(cost.begin(), cost.end());
-  const int64_t threads = rt::num_threads();
-  const bool atOnce =
-      threads > 1 && !selfSplit && largest < rt::kGemmSplitMacs && total - largest >= rt::kGroupMinMacs;
-  // The pieces: (op, first column, end column); an op that is not a GemmBands has end -1.
-  struct Piece {
-    size_t k;
-    int64_t j0, j1, cost;
-  };
-  std::vector<Piece> pieces;
-  std::vector<std::optional<rt::GemmBands>> bands(count);
-  if (atOnce) {
-    for (size_t k = 0; k < count; ++k) {
-      const ir::Op& op = *c.fn->ops[static_cast<size_t>(ids[k])].op;
-      std::vector<rt::Tensor>& in = ins[k];
-      std::optional<rt::Tensor> acc;
-      try {
-        if (op.kind() == ir::OpKind::MatMul && in.size() == 2) {
-          bands[k] = rt::gemm_bands(in[0], in[1], acc, false, false, 1.0, 0.0);
-        } else if (op.kind() == ir::OpKind::Gemm && (in.size() == 2 || in.size() == 3)) {
-          if (in.size() == 3) acc = std::move(in[2]);
-          const bool reused = acc && acc->is_unique();
-          bands[k] = rt::gemm_bands(in[0], in[1], acc, op.bool_attr("trans_a"), op.bool_attr("trans_b"),
-                                    ir::attr_or(op, "alpha", 1.0), ir::attr_or(op, "beta", 0.0));
-          if (acc) in[2] = std::move(*acc);  // not taken: the op runs as usual (k_Gemm)
-          else if (reused) ++c.fn->reusedBuffers;  // --trace-report counts it, as k_Gemm does
-        }
-      } catch (const std::bad_alloc&) {
-        errs[k] = "out of memory";
-        continue;
-      } catch (const std::exception& ex) {
-        errs[k] = ex.what();
-        continue;
-      }
-      const rt::GemmBands* g = bands[k] ? &*bands[k] : nullptr;
-      // Two bands per thread, each a multiple of 16 columns and at least 32 wide.
-      const int64_t bands = 2 * threads;
-      const int64_t width = g ? (g->n + bands - 1) / bands : 0, w16 = (width + 15) / 16 * 16;
-      if (g && g->bands_same_bits() && w16 >= 32 && w16 < g->n) {
-        for (int64_t j0 = 0; j0 < g->n; j0 += w16) {
-          const int64_t j1 = std::min(g->n, j0 + w16);
-          pieces.push_back({k, j0, j1, cost[k] / g->n * (j1 - j0)});
-        }
-      } else {
-        pieces.push_back({k, 0, g ? g->n : -1, cost[k]});
-      }
-    }
+}
+
+void tdl_op_group_end(void* ctx, int32_t loop, void (*kernel)(void*, int64_t, int64_t), void* env, int64_t count,
+                      int64_t weight) {
+  ExecCtx& c = C(ctx);
+  std::shared_ptr<ProductGroup> g = std::static_pointer_cast<ProductGroup>(std::move(c.pendingGroup));
+  c.pendingGroup.reset();
+  if (!g) {  // the products ran in tdl_op_group_begin: the loop alone, timed as lowerFused's
+    const int64_t t0 = tdl_prof_begin(ctx);
+    if (kernel) tdl_parallel_w(kernel, env, count, weight);
+    tdl_prof_end(ctx, loop, t0);
+    return;
   }
-  // Largest first; the pool's threads take the next piece as they finish one (a thread the
-  // host delays leaves its share to the others).
-  std::stable_sort(pieces.begin(), pieces.end(), [](const Piece& x, const Piece& y) { return x.cost > y.cost; });
-  auto runOne = [&](size_t k) {
-    const OpEntry& e = c.fn->ops[static_cast<size_t>(ids[k])];
-    try {
-      SlotEnv env(c);
-      outs[k] = runHostOp(*e.op, ins[k], env);
-    } catch (const rt::Error& ex) {
-      errs[k] = hostOpMessage(*e.op, ex.what());
-    } catch (const std::bad_alloc&) {
-      errs[k] = "out of memory";
-    } catch (const std::exception& ex) {
-      errs[k] = ex.what();
-    } catch (...) {
-      errs[k] = "unknown error";
-    }
-    if (errs[k].empty() && outs[k].empty()) errs[k] = "internal: a product gave no result";
-  };
-  auto runPiece = [&](const Piece& p) {
-    if (bands[p.k]) bands[p.k]->run(p.j0, p.j1);  // BLAS calls on valid operands: nothing throws
-    else runOne(p.k);
-  };
-  {
-    std::string name;
-    if (rt::prof::enabled()) [[unlikely]] {
-      int a = c.fn->ops[static_cast<size_t>(ids[0])].op->loc.line, z = a;
-      for (size_t k = 0; k < count; ++k) {
-        int line = c.fn->ops[static_cast<size_t>(ids[k])].op->loc.line;
-        a = std::min(a, line);
-        z = std::max(z, line);
-      }
-      name = fmt::format("{} products at once", count) + linesSuffix(a, z);
-    }
-    if (pieces.size() > 1) {
-      rt::prof::Scope ps(rt::prof::Section::CompiledOp, name);
-      rt::parallel_for(static_cast<int64_t>(pieces.size()), 1, [&](int64_t b, int64_t e) {
-        for (int64_t p = b; p < e; ++p) runPiece(pieces[static_cast<size_t>(p)]);
-      });
-    } else if (atOnce) {  // one piece (the others' operands failed)
-      for (const Piece& p : pieces) runPiece(p);
-    } else {
-      for (size_t k = 0; k < count; ++k) {
-        rt::prof::Scope ps(rt::prof::Section::CompiledOp, c.fn->ops[static_cast<size_t>(ids[k])].op->name());
-        runOne(k);
-        if (!errs[k].empty()) break;
-      }
-    }
-  }
-  for (size_t k = 0; k < count; ++k) {
-    if (bands[k]) outs[k] = {std::move(bands[k]->out)};
-    if (!errs[k].empty()) {
-      c.err = errs[k];
-      c.errOp = ids[k];
-      return 1;
-    }
-    scatterOut(c, c.fn->ops[static_cast<size_t>(ids[k])], outs[k]);
-  }
-  return 0;
+  g->runWithLoop(kernel, env, count, weight);
 }
 
 int32_t tdl_truth(void* ctx, int32_t slot) {
@@ -736,6 +870,8 @@ void tdl_prof_end_rows(void* ctx, int32_t first, int32_t last, int64_t t0) {
 std::vector<AbiSymbol> abiSymbols() {
   return {{"tdl_op", reinterpret_cast<void*>(&tdl_op)},
           {"tdl_op_group", reinterpret_cast<void*>(&tdl_op_group)},
+          {"tdl_op_group_begin", reinterpret_cast<void*>(&tdl_op_group_begin)},
+          {"tdl_op_group_end", reinterpret_cast<void*>(&tdl_op_group_end)},
           {"tdl_load_i64", reinterpret_cast<void*>(&tdl_load_i64)},
           {"tdl_load_f64", reinterpret_cast<void*>(&tdl_load_f64)},
           {"tdl_store_i64", reinterpret_cast<void*>(&tdl_store_i64)},

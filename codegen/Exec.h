@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,7 @@ struct ExecCtx {
   int32_t errOp = -1;
   std::vector<std::vector<rt::Tensor>> stacks;  // stack_new/push/pop (autodiff saves)
   int64_t reused = 0;                           // fused results that took a dead operand's buffer
+  std::shared_ptr<void> pendingGroup;           // tdl_op_group_begin's products, run by tdl_op_group_end
 };
 
 // The ops of a graph fn that run on the host as runtime calls (print, assert, random,

@@ -136,7 +136,7 @@ struct Lowering {
   llvm::Function* fn = nullptr;
   llvm::Value* ctxArg = nullptr;
   llvm::BasicBlock* failBB = nullptr;
-  llvm::FunctionCallee opFn, opGroupFn, truthFn, moveFn, copyFn;
+  llvm::FunctionCallee opFn, opGroupFn, opGroupBeginFn, opGroupEndFn, truthFn, moveFn, copyFn;
   std::unordered_set<const ir::Op*> grouped;  // products lowered with an earlier one (tdl_op_group)
   llvm::FunctionCallee fusedAllocFn, dataFn, parallelFn, parallelRowsFn, dimFn, reduceAllocFn, reduceRowsFn;
   llvm::FunctionCallee bcastDimsFn, bcastStridesFn, fusedAllocDimsFn, reduceAllocDimsFn;
@@ -181,6 +181,11 @@ struct Lowering {
     auto* voidt = b.getVoidTy();
     opFn = mod.getOrInsertFunction("tdl_op", llvm::FunctionType::get(i32t, {ptr, i32t}, false));
     opGroupFn = mod.getOrInsertFunction("tdl_op_group", llvm::FunctionType::get(i32t, {ptr, ptr, i32t}, false));
+    opGroupBeginFn =
+        mod.getOrInsertFunction("tdl_op_group_begin", llvm::FunctionType::get(i32t, {ptr, ptr, i32t, i32t}, false));
+    opGroupEndFn = mod.getOrInsertFunction(
+        "tdl_op_group_end",
+        llvm::FunctionType::get(b.getVoidTy(), {ptr, i32t, ptr, ptr, b.getInt64Ty(), b.getInt64Ty()}, false));
     truthFn = mod.getOrInsertFunction("tdl_truth", llvm::FunctionType::get(i32t, {ptr, i32t}, false));
     moveFn = mod.getOrInsertFunction("tdl_move", llvm::FunctionType::get(voidt, {ptr, i32t, i32t}, false));
     copyFn = mod.getOrInsertFunction("tdl_copy", llvm::FunctionType::get(voidt, {ptr, i32t, i32t}, false));
@@ -682,16 +687,78 @@ struct Lowering {
     return g;
   }
 
-  void lowerProductGroup(const std::vector<const ir::Op*>& g) {
+  // The fused loop that may run with group g (op i of blk its first product) band by band
+  // (tdl_op_group_begin/end), or null: the first fused op after the group's products that
+  // reads a result of one elementwise, has the products' result type, runs over whole
+  // elements (only operands of its shape and scalars: no rows, no broadcasting) and whose
+  // other operands exist before the group or are constants (`early`: lowered before it);
+  // the ops it moves before stay behind (pure, as findProductGroup's). A recurrent step's
+  // tanh(x @ w + h @ u).
+  const ir::Op* findGroupEpilogue(const ir::Block& blk, size_t i, const std::vector<const ir::Op*>& g,
+                                  std::vector<const ir::Op*>& early) {
+    std::unordered_set<const ir::Op*> members(g.begin(), g.end());
+    std::unordered_set<const ir::Value*> results;
+    for (const ir::Op* op : g) results.insert(op->result());
+    const ir::TensorType& t = g[0]->result()->type;
+    for (const ir::Op* op : g)
+      if (!(op->result()->type == t)) return nullptr;
+    size_t last = i;
+    for (const ir::Op* op : g) last = std::max(last, blk.index_of(op));
+    auto before = [&](const ir::Value* v) {  // defined before the group's first product
+      const ir::Op* d = v->def();
+      return !d || d->parent() != &blk || blk.index_of(d) < i;
+    };
+    for (size_t j = i + 1; j < blk.size() && j < last + 8; ++j) {
+      const ir::Op& op = blk.op(j);
+      if (members.count(&op)) continue;
+      if (grouped.count(&op)) return nullptr;
+      if (j > last && op.kind() == ir::OpKind::Fused && op.num_results() == 1 && op.result()->type == t) {
+        bool reads = false, ok = true;
+        early.clear();
+        for (const ir::Value* v : op.operands()) {
+          if (results.count(v)) reads = true;
+          else if (v->def() && v->def()->kind() == ir::OpKind::Constant && !before(v)) early.push_back(v->def());
+          else if (!before(v)) ok = false;
+          ir::FusedOperand k = ir::fused_operand_kind(v->type, t);
+          if (k != ir::FusedOperand::Full && k != ir::FusedOperand::Scalar) ok = false;
+        }
+        if (ok && reads) return &op;
+      }
+      if (!staysBehind(op)) return nullptr;
+    }
+    return nullptr;
+  }
+
+  llvm::Value* groupTable(const std::vector<const ir::Op*>& g) {
     std::vector<llvm::Constant*> ids;
     for (const ir::Op* op : g) {
       ids.push_back(b.getInt32(static_cast<uint32_t>(hostEntry(*op))));
       grouped.insert(op);
     }
     auto* arrTy = llvm::ArrayType::get(b.getInt32Ty(), ids.size());
-    auto* table = new llvm::GlobalVariable(mod, arrTy, true, llvm::GlobalValue::PrivateLinkage,
-                                           llvm::ConstantArray::get(arrTy, ids), "tdl.group");
-    failIfNonZero(b.CreateCall(opGroupFn, {ctxArg, table, i32(static_cast<int>(ids.size()))}));
+    return new llvm::GlobalVariable(mod, arrTy, true, llvm::GlobalValue::PrivateLinkage,
+                                    llvm::ConstantArray::get(arrTy, ids), "tdl.group");
+  }
+
+  void lowerProductGroup(const std::vector<const ir::Op*>& g) {
+    llvm::Value* table = groupTable(g);
+    failIfNonZero(b.CreateCall(opGroupFn, {ctxArg, table, i32(static_cast<int>(g.size()))}));
+  }
+
+  // Group g and the fused loop `epi` after it (findGroupEpilogue): begin stores the products'
+  // result buffers, the loop's operands and result are set up as lowerFused does, and end
+  // runs the products' bands, each followed by the loop over its elements.
+  void lowerProductGroupEpilogue(const std::vector<const ir::Op*>& g, const ir::Op& epi,
+                                 const std::vector<const ir::Op*>& early) {
+    for (const ir::Op* k : early)
+      if (!grouped.count(k)) {
+        lowerOp(*k);
+        grouped.insert(k);
+      }
+    llvm::Value* table = groupTable(g);
+    grouped.insert(&epi);
+    failIfNonZero(b.CreateCall(opGroupBeginFn, {ctxArg, table, i32(static_cast<int>(g.size())), i32(errorEntry(epi))}));
+    lowerFused(epi, true);
   }
 
   // ---- kernels of fused loops (fused, fused_reduce)
@@ -947,7 +1014,7 @@ struct Lowering {
   // `void K(ptr env, i64 begin, i64 end)`, run by tdl_parallel (split over the runtime's
   // pool above kFusedParallelThreshold elements). env[0] is the result's data, env[1 + j]
   // operand j's data (a tensor) or value (a scalar, stored in its own type).
-  void lowerFused(const ir::Op& op) {
+  void lowerFused(const ir::Op& op, bool afterGroup = false) {
     const ir::Value* r = op.result();
     size_t n = op.num_operands();
     Bcast bc = bcastOf(op, r->type);
@@ -983,6 +1050,13 @@ struct Lowering {
     storeEnvOperands(op, env, false, true);
     llvm::Function* k = buildKernel(op, rows, bc);
     llvm::Value* weight = b.getInt64(static_cast<uint64_t>(loopWeight(op)));
+    if (afterGroup && !rows) {
+      b.CreateCall(opGroupEndFn, {ctxArg, i32(errorEntry(op)), k, env, count, weight});
+      return;
+    }
+    if (afterGroup)  // (findGroupEpilogue takes no loop with rows) the products alone first
+      b.CreateCall(opGroupEndFn, {ctxArg, i32(errorEntry(op)), llvm::ConstantPointerNull::get(b.getPtrTy()), env,
+                                  b.getInt64(0), weight});
     if (rows) b.CreateCall(parallelRowsFn, {k, env, count, inner, weight});
     else b.CreateCall(parallelFn, {k, env, count, weight});
   }
@@ -1611,7 +1685,10 @@ struct Lowering {
       if (!inKernel) {
         std::vector<const ir::Op*> pg = findProductGroup(blk, i);
         if (!pg.empty()) {
-          lowerProductGroup(pg);
+          std::vector<const ir::Op*> early;
+          if (const ir::Op* epi = findGroupEpilogue(blk, i, pg, early))
+            lowerProductGroupEpilogue(pg, *epi, early);
+          else lowerProductGroup(pg);
           continue;
         }
         RowGroup g = findRowGroup(blk, i);

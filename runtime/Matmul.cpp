@@ -339,23 +339,27 @@ std::optional<GemmBands> gemm_bands(const Tensor& a, const Tensor& b, std::optio
   return g;
 }
 
-void GemmBands::run(int64_t j0, int64_t j1) const {
-  if (j1 <= j0) return;
-  const int64_t lda = a.dim(1), ldb = b.dim(1), nn = j1 - j0;
-  const auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
-  const int64_t boff = tb ? j0 * ldb : j0;
-  if (a.dtype() == DType::F32) {
-    float* cc = static_cast<float*>(c) + j0;
-    cblas_sgemm(CblasRowMajor, TA, TB, static_cast<blasint>(m), static_cast<blasint>(nn), static_cast<blasint>(k),
-                static_cast<float>(alpha), a.data<float>(), static_cast<blasint>(lda), b.data<float>() + boff,
-                static_cast<blasint>(ldb), static_cast<float>(beta), cc, static_cast<blasint>(n));
-  } else {
-    double* cc = static_cast<double*>(c) + j0;
-    cblas_dgemm(CblasRowMajor, TA, TB, static_cast<blasint>(m), static_cast<blasint>(nn), static_cast<blasint>(k), alpha,
-                a.data<double>(), static_cast<blasint>(lda), b.data<double>() + boff, static_cast<blasint>(ldb), beta, cc,
-                static_cast<blasint>(n));
-  }
+namespace {
+// C[i0:i1, j0:j1] of a GemmBands: one BLAS call.
+void gemm_block(const GemmBands& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+  if (i1 <= i0 || j1 <= j0) return;
+  const int64_t lda = g.a.dim(1), ldb = g.b.dim(1), mm = i1 - i0, nn = j1 - j0;
+  const auto TA = g.ta ? CblasTrans : CblasNoTrans, TB = g.tb ? CblasTrans : CblasNoTrans;
+  const int64_t aoff = g.ta ? i0 : i0 * lda, boff = g.tb ? j0 * ldb : j0, coff = i0 * g.n + j0;
+  if (g.a.dtype() == DType::F32)
+    cblas_sgemm(CblasRowMajor, TA, TB, static_cast<blasint>(mm), static_cast<blasint>(nn), static_cast<blasint>(g.k),
+                static_cast<float>(g.alpha), g.a.data<float>() + aoff, static_cast<blasint>(lda), g.b.data<float>() + boff,
+                static_cast<blasint>(ldb), static_cast<float>(g.beta), static_cast<float*>(g.c) + coff,
+                static_cast<blasint>(g.n));
+  else
+    cblas_dgemm(CblasRowMajor, TA, TB, static_cast<blasint>(mm), static_cast<blasint>(nn), static_cast<blasint>(g.k),
+                g.alpha, g.a.data<double>() + aoff, static_cast<blasint>(lda), g.b.data<double>() + boff,
+                static_cast<blasint>(ldb), g.beta, static_cast<double*>(g.c) + coff, static_cast<blasint>(g.n));
 }
+}  // namespace
+
+void GemmBands::run(int64_t j0, int64_t j1) const { gemm_block(*this, 0, m, j0, j1); }
+void GemmBands::run_rows(int64_t i0, int64_t i1) const { gemm_block(*this, i0, i1, 0, n); }
 
 Tensor dot(const Tensor& a, const Tensor& b) {
   if (a.rank() == 0 || b.rank() == 0) return mul(a, b);

@@ -49,10 +49,12 @@ struct GemmBands {
   void* c = nullptr;  // out's data (unique)
   // Columns [j0, j1) of the result.
   void run(int64_t j0, int64_t j1) const;
-  // Whether bands give the same bits as one call: OpenBLAS's kernels (small-matrix and
-  // general alike) sum each element over k in order while k fits one block of its general
-  // kernel (k <= kBandMaxK) and b is read untransposed; its kernel for a transposed b
-  // changes with the band's width (tests/codegen: gemm_bands_bits).
+  // Rows [i0, i1) of the result (the same bits as columns: bands_same_bits).
+  void run_rows(int64_t i0, int64_t i1) const;
+  // Whether bands (of columns or rows) give the same bits as one call: OpenBLAS's kernels
+  // (small-matrix and general alike) sum each element over k in order while k fits one
+  // block of its general kernel (k <= kBandMaxK) and b is read untransposed; its kernel for
+  // a transposed b changes with the band's width (tests/runtime: GemmBands).
   bool bands_same_bits() const { return !tb && k <= kBandMaxK; }
   static constexpr int64_t kBandMaxK = 256;
 };

@@ -86,11 +86,11 @@ TEST_CASE("gemm: transposed operands, alpha/beta updates, in place only when uni
   CHECK_THROWS_WITH(gemm(a, b, std::nullopt, false, false, 1.0, 0.0), "cannot multiply shapes [2, 3] and [2, 2] (3 != 2)");
 }
 
-// Compiled code runs independent small products at once in bands of columns
+// Compiled code runs independent small products at once in bands of columns or rows
 // (codegen's tdl_op_group): where bands_same_bits() says so, they must give the bits of the
 // one call gemm() makes. This holds for the installed OpenBLAS's kernels, checked here over
 // shapes on both sides of its small-matrix and k-blocking thresholds.
-TEST_CASE("GemmBands: bands of columns give the whole product's bits where promised", "[matmul]") {
+TEST_CASE("GemmBands: bands of columns or rows give the whole product's bits where promised", "[matmul]") {
   auto fill = [](Shape s, double seed) {
     int64_t n = 1;
     for (int64_t d : s) n *= d;
@@ -101,7 +101,7 @@ TEST_CASE("GemmBands: bands of columns give the whole product's bits where promi
   int checked = 0;
   for (int ta = 0; ta < 2; ++ta)
     for (int tb = 0; tb < 2; ++tb)
-      for (int64_t m : {1, 7, 32, 128})
+      for (int64_t m : {1, 7, 16, 32, 128})
         for (int64_t n : {32, 48, 128, 256, 512})
           for (int64_t k : {17, 32, 128, 256, 300})
             for (int withC = 0; withC < 2; ++withC) {
@@ -117,11 +117,19 @@ TEST_CASE("GemmBands: bands of columns give the whole product's bits where promi
               CHECK(!c2.has_value());  // taken over
               if (!g->bands_same_bits()) continue;
               for (int64_t parts : {2, 3, 4}) {
+                // Columns, then (for another accumulator) rows in bands of 8.
                 const int64_t w = (n / parts + 15) / 16 * 16;
                 for (int64_t j0 = 0; j0 < n; j0 += w) g->run(j0, std::min(n, j0 + w));
                 INFO("ta " << ta << " tb " << tb << " m " << m << " n " << n << " k " << k << " c " << withC
                            << " parts " << parts);
                 CHECK(std::memcmp(g->out.data<float>(), want.data<float>(), want.nbytes()) == 0);
+                std::optional<Tensor> c3;
+                if (withC) c3 = fill({m, n}, 1.3);
+                auto r = gemm_bands(a, b, c3, ta, tb, 0.5, withC ? 1.0 : 0.0);
+                REQUIRE(r.has_value());
+                const int64_t h = std::max<int64_t>(8, (m / parts + 7) / 8 * 8);
+                for (int64_t i0 = 0; i0 < m; i0 += h) r->run_rows(i0, std::min(m, i0 + h));
+                CHECK(std::memcmp(r->out.data<float>(), want.data<float>(), want.nbytes()) == 0);
                 ++checked;
                 if (withC) break;  // c was updated in place: one split only
               }
