@@ -601,12 +601,16 @@ double tdl_load_f64(void* ctx, int32_t slot) {
 }
 
 // Stores a scalar of `dtype` (an rt::DType) given as i64 bits (integers, bool) or a double.
+// A native scalar into its slot: the slot's tensor is overwritten when nothing else holds it
+// (the next time round a loop), else replaced (a stack or a result may hold the old one).
 void tdl_store_i64(void* ctx, int32_t slot, int32_t dtype, int64_t v) {
-  C(ctx).slots[slot] = rt::Tensor::scalar_of_int(static_cast<rt::DType>(dtype), v);
+  rt::Tensor& t = C(ctx).slots[slot];
+  if (!t.set_scalar_int(static_cast<rt::DType>(dtype), v)) t = rt::Tensor::scalar_of_int(static_cast<rt::DType>(dtype), v);
 }
 
 void tdl_store_f64(void* ctx, int32_t slot, int32_t dtype, double v) {
-  C(ctx).slots[slot] = rt::Tensor::scalar_of(static_cast<rt::DType>(dtype), v);
+  rt::Tensor& t = C(ctx).slots[slot];
+  if (!t.set_scalar(static_cast<rt::DType>(dtype), v)) t = rt::Tensor::scalar_of(static_cast<rt::DType>(dtype), v);
 }
 
 // A failing native op: keeps the message; the generated code then returns 1.

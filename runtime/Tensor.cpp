@@ -117,6 +117,18 @@ Tensor Tensor::scalar_of_int(DType dtype, int64_t v) {
   return dispatch(dtype, [&](auto tag) { return make_scalar(convert<decltype(tag)>(v)); });
 }
 
+bool Tensor::set_scalar(DType dtype, double v) {
+  if (!storage_ || dtype_ != dtype || !shape_.empty() || !is_unique()) return false;
+  dispatch(dtype, [&](auto tag) { *mutable_data<decltype(tag)>() = convert<decltype(tag)>(v); });
+  return true;
+}
+
+bool Tensor::set_scalar_int(DType dtype, int64_t v) {
+  if (!storage_ || dtype_ != dtype || !shape_.empty() || !is_unique()) return false;
+  dispatch(dtype, [&](auto tag) { *mutable_data<decltype(tag)>() = convert<decltype(tag)>(v); });
+  return true;
+}
+
 std::string Tensor::type_str() const {
   return fmt::format("{}{}", dtype_name(dtype_), shape_str(shape_));
 }

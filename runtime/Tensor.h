@@ -41,6 +41,12 @@ class Tensor {
   static Tensor scalar_of(DType dtype, double v);
   static Tensor scalar_of_int(DType dtype, int64_t v);
 
+  // Sets a rank-0 tensor of `dtype` to v converted as scalar_of / scalar_of_int would, in
+  // place when it holds its buffer alone (no allocation: compiled code storing a loop's
+  // counter into its slot each time round); false, and nothing changed, otherwise.
+  bool set_scalar(DType dtype, double v);
+  bool set_scalar_int(DType dtype, int64_t v);
+
   // From host values (size must equal the shape's element count).
   template <class T>
   static Tensor from_vector(const std::vector<T>& values, const Shape& shape);
