@@ -232,17 +232,73 @@ std::vector<rt::Tensor> gatherIn(ExecCtx& c, const OpEntry& e) {
   return in;
 }
 
+// Result i of an op into its slot, and the sizes of symbolic dims it fixes.
+void scatterOne(ExecCtx& c, const OpEntry& e, size_t i, rt::Tensor&& t) {
+  const auto& syms = e.outSyms[i];
+  for (size_t d = 0; d < syms.size() && d < t.shape().size(); ++d)
+    if (syms[d] >= 0) c.syms[syms[d]] = t.dim(static_cast<int64_t>(d));
+  c.slots[e.out[i]] = std::move(t);
+}
+
 // An op's results into their slots, and the sizes of symbolic dims they fix.
 void scatterOut(ExecCtx& c, const OpEntry& e, std::vector<rt::Tensor>& out) {
-  for (size_t i = 0; i < out.size() && i < e.out.size(); ++i) {
-    const auto& syms = e.outSyms[i];
-    for (size_t d = 0; d < syms.size() && d < out[i].shape().size(); ++d)
-      if (syms[d] >= 0) c.syms[syms[d]] = out[i].dim(static_cast<int64_t>(d));
-    c.slots[e.out[i]] = std::move(out[i]);
+  for (size_t i = 0; i < out.size() && i < e.out.size(); ++i) scatterOne(c, e, i, std::move(out[i]));
+}
+
+// The autodiff stacks' push, pop and size straight on the slots, as runHostOp does them but
+// without its operand and result vectors (a loop's tape runs several each time round);
+// false for any other op. Throws rt::Error.
+bool stackOp(ExecCtx& c, const OpEntry& e) {
+  const ir::OpKind k = e.op->kind();
+  if (k != ir::OpKind::StackPush && k != ir::OpKind::StackPop && k != ir::OpKind::StackSize) return false;
+  if (e.in.empty() || (k == ir::OpKind::StackPush ? e.in.size() < 2 : e.out.empty())) return false;
+  const int64_t h = c.slots[e.in[0]].scalar_as_int64();
+  if (h < 0 || h >= static_cast<int64_t>(c.stacks.size())) throw rt::Error("internal: bad stack handle");
+  auto& st = c.stacks[static_cast<size_t>(h)];
+  if (k == ir::OpKind::StackPush) {
+    st.push_back(c.slots[e.in[1]]);
+  } else if (k == ir::OpKind::StackSize) {
+    scatterOne(c, e, 0, rt::Tensor::scalar(static_cast<int64_t>(st.size())));
+  } else {
+    if (st.empty()) throw rt::Error("internal: pop from an empty stack");
+    rt::Tensor t = std::move(st.back());
+    st.pop_back();
+    scatterOne(c, e, 0, std::move(t));
   }
+  return true;
+}
+
+// index(x, i0, ..., ik-1) by integer scalars on x's leading axes, each in range: the block
+// they select copied out (rt::get_index's result) without the general path's vectors and
+// index spec (xs[i] in a loop); false for anything else (a negative index, which wraps, or
+// one out of range, whose message get_index gives).
+bool indexOp(ExecCtx& c, const OpEntry& e) {
+  if (e.op->kind() != ir::OpKind::Index || e.in.size() < 2 || e.out.size() != 1) return false;
+  const rt::Tensor& x = c.slots[e.in[0]];
+  const size_t k = e.in.size() - 1;
+  if (!x.defined() || k > static_cast<size_t>(x.rank())) return false;
+  int64_t off = 0;
+  for (size_t a = 0; a < k; ++a) {
+    const rt::Tensor& t = c.slots[e.in[1 + a]];
+    if (!t.defined() || t.rank() != 0 || !rt::is_integer(t.dtype())) return false;
+    const int64_t i = t.item_int64(0), n = x.dim(static_cast<int64_t>(a));
+    if (i < 0 || i >= n) return false;
+    off = off * n + i;
+  }
+  rt::Shape rest(x.shape().begin() + static_cast<std::ptrdiff_t>(k), x.shape().end());
+  int64_t inner = 1;
+  for (int64_t d : rest) inner *= d;
+  rt::Tensor out = rt::Tensor::empty(x.dtype(), rest);
+  const size_t item = rt::itemsize(x.dtype());
+  if (inner > 0)
+    std::memcpy(out.mutable_raw(), static_cast<const char*>(x.raw()) + static_cast<size_t>(off * inner) * item,
+                static_cast<size_t>(inner) * item);
+  scatterOne(c, e, 0, std::move(out));
+  return true;
 }
 
 void runOp(ExecCtx& c, const OpEntry& e) {
+  if (stackOp(c, e) || indexOp(c, e)) return;
   std::vector<rt::Tensor> in = gatherIn(c, e);
   SlotEnv env(c);
   std::vector<rt::Tensor> out = runHostOp(*e.op, in, env);
