@@ -402,7 +402,7 @@ struct ProductGroup {
       } catch (const std::bad_alloc&) {
         errs[k] = "out of memory";
       } catch (const std::exception& ex) {
-        errs[k] = ex.what();
+        errs[k] = hostOpMessage(o, ex.what());
       }
     }
   }
@@ -471,7 +471,7 @@ struct ProductGroup {
     // host delays leaves its share to the others).
     std::stable_sort(pieces.begin(), pieces.end(), [](const Piece& x, const Piece& y) { return x.cost > y.cost; });
     auto runPiece = [&](const Piece& p) {
-      if (bands[p.k]) bands[p.k]->run(p.j0, p.j1);  // BLAS calls on valid operands: nothing throws
+      if (bands[p.k]) bands[p.k]->run(p.j0, p.j1);  // BLAS calls (an operand on a device: its download may throw)
       else runOne(p.k);
     };
     if (pieces.size() > 1) {
@@ -583,9 +583,11 @@ int32_t tdl_op_group(void* ctx, const int32_t* ids, int32_t n) {
     return g.store();
   } catch (const std::bad_alloc&) {  // the group's own bookkeeping
     C(ctx).err = "out of memory";
-    C(ctx).errOp = ids[0];
-    return 1;
+  } catch (const std::exception& e) {  // an operand's download from a device
+    C(ctx).err = e.what();
   }
+  C(ctx).errOp = ids[0];
+  return 1;
 }
 
 // A product group and the fused loop after it that reads their results elementwise
@@ -610,23 +612,34 @@ int32_t tdl_op_group_begin(void* ctx, const int32_t* ids, int32_t n, int32_t loo
     return g->store();
   } catch (const std::bad_alloc&) {  // the group's own bookkeeping
     c.err = "out of memory";
-    c.errOp = ids[0];
-    return 1;
+  } catch (const std::exception& e) {  // an operand's download from a device
+    c.err = e.what();
   }
+  c.errOp = ids[0];
+  return 1;
 }
 
-void tdl_op_group_end(void* ctx, int32_t loop, void (*kernel)(void*, int64_t, int64_t), void* env, int64_t count,
-                      int64_t weight) {
+int32_t tdl_op_group_end(void* ctx, int32_t loop, void (*kernel)(void*, int64_t, int64_t), void* env, int64_t count,
+                         int64_t weight) {
   ExecCtx& c = C(ctx);
   std::shared_ptr<ProductGroup> g = std::static_pointer_cast<ProductGroup>(std::move(c.pendingGroup));
   c.pendingGroup.reset();
-  if (!g) {  // the products ran in tdl_op_group_begin: the loop alone, timed as lowerFused's
-    const int64_t t0 = tdl_prof_begin(ctx);
-    if (kernel) tdl_parallel_w(kernel, env, count, weight);
-    tdl_prof_end(ctx, loop, t0);
-    return;
+  try {
+    if (!g) {  // the products ran in tdl_op_group_begin: the loop alone, timed as lowerFused's
+      const int64_t t0 = tdl_prof_begin(ctx);
+      if (kernel) tdl_parallel_w(kernel, env, count, weight);
+      tdl_prof_end(ctx, loop, t0);
+      return 0;
+    }
+    g->runWithLoop(kernel, env, count, weight);
+    return 0;
+  } catch (const std::bad_alloc&) {
+    c.err = "out of memory";
+  } catch (const std::exception& e) {  // an operand's download from a device
+    c.err = e.what();
   }
-  g->runWithLoop(kernel, env, count, weight);
+  c.errOp = loop;
+  return 1;
 }
 
 int32_t tdl_truth(void* ctx, int32_t slot) {

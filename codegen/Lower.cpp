@@ -185,7 +185,7 @@ struct Lowering {
         mod.getOrInsertFunction("tdl_op_group_begin", llvm::FunctionType::get(i32t, {ptr, ptr, i32t, i32t}, false));
     opGroupEndFn = mod.getOrInsertFunction(
         "tdl_op_group_end",
-        llvm::FunctionType::get(b.getVoidTy(), {ptr, i32t, ptr, ptr, b.getInt64Ty(), b.getInt64Ty()}, false));
+        llvm::FunctionType::get(i32t, {ptr, i32t, ptr, ptr, b.getInt64Ty(), b.getInt64Ty()}, false));
     truthFn = mod.getOrInsertFunction("tdl_truth", llvm::FunctionType::get(i32t, {ptr, i32t}, false));
     moveFn = mod.getOrInsertFunction("tdl_move", llvm::FunctionType::get(voidt, {ptr, i32t, i32t}, false));
     copyFn = mod.getOrInsertFunction("tdl_copy", llvm::FunctionType::get(voidt, {ptr, i32t, i32t}, false));
@@ -708,6 +708,7 @@ struct Lowering {
       const ir::Op* d = v->def();
       return !d || d->parent() != &blk || blk.index_of(d) < i;
     };
+    std::vector<const ir::Op*> between;  // the ops the loop would move before
     for (size_t j = i + 1; j < blk.size() && j < last + 8; ++j) {
       const ir::Op& op = blk.op(j);
       if (members.count(&op)) continue;
@@ -721,10 +722,15 @@ struct Lowering {
           else if (!before(v)) ok = false;
           ir::FusedOperand k = ir::fused_operand_kind(v->type, t);
           if (k != ir::FusedOperand::Full && k != ir::FusedOperand::Scalar) ok = false;
+          // An op it moves before reading its operand: the loop's result may take the
+          // operand's buffer where it dies (deadAfter counts that op's use as earlier).
+          for (const ir::Op* w : between)
+            for (const ir::Value* u : w->operands()) ok = ok && u != v;
         }
         if (ok && reads) return &op;
       }
       if (!staysBehind(op)) return nullptr;
+      between.push_back(&op);
     }
     return nullptr;
   }
@@ -1051,12 +1057,12 @@ struct Lowering {
     llvm::Function* k = buildKernel(op, rows, bc);
     llvm::Value* weight = b.getInt64(static_cast<uint64_t>(loopWeight(op)));
     if (afterGroup && !rows) {
-      b.CreateCall(opGroupEndFn, {ctxArg, i32(errorEntry(op)), k, env, count, weight});
+      failIfNonZero(b.CreateCall(opGroupEndFn, {ctxArg, i32(errorEntry(op)), k, env, count, weight}));
       return;
     }
     if (afterGroup)  // (findGroupEpilogue takes no loop with rows) the products alone first
-      b.CreateCall(opGroupEndFn, {ctxArg, i32(errorEntry(op)), llvm::ConstantPointerNull::get(b.getPtrTy()), env,
-                                  b.getInt64(0), weight});
+      failIfNonZero(b.CreateCall(opGroupEndFn, {ctxArg, i32(errorEntry(op)), llvm::ConstantPointerNull::get(b.getPtrTy()),
+                                                env, b.getInt64(0), weight}));
     if (rows) b.CreateCall(parallelRowsFn, {k, env, count, inner, weight});
     else b.CreateCall(parallelFn, {k, env, count, weight});
   }
@@ -1375,6 +1381,7 @@ struct Lowering {
     std::vector<const ir::Op*> pending;
     for (size_t j = i + 1; j < blk.size(); ++j) {
       const ir::Op& op = blk.op(j);
+      if (grouped.count(&op)) break;  // lowered already (with a product group)
       if (op.kind() == ir::OpKind::Constant && isNat(op.result()) && op.tensor_attr("value").numel() == 1) {
         pending.push_back(&op);
         continue;
