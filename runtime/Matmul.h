@@ -13,9 +13,9 @@ namespace tdl::rt {
 // threads (bands of rows or columns, one BLAS call each); a smaller one runs on the calling
 // thread, where compiled code may run several independent ones at once (tdl_op_group).
 inline constexpr int64_t kGemmSplitMacs = int64_t{1} << 21;
-// Independent products run at once (one per thread) when none reaches kGemmSplitMacs and
-// the work besides the largest is at least this (~3 us at one core's BLAS speed; less
-// does not pay for the hand-off).
+// Independent products run at once (in bands over the threads) when none reaches
+// kGemmSplitMacs and the work besides the largest is at least this (~3 us at one core's
+// BLAS speed; less does not pay for the hand-off).
 inline constexpr int64_t kGroupMinMacs = int64_t{1} << 17;
 // A float product with at most kSmallK terms per sum and at most kSmallN columns runs TDL's
 // own row kernel (its cost is in C's rows, not in multiply-adds), split over the pool by rows.
