@@ -337,6 +337,24 @@ std::string hostOpMessage(const ir::Op& op, std::string msg) {
   return msg;
 }
 
+namespace {
+// The message of the exception being handled, as the entry points report it: an rt::Error's
+// words (through hostOpMessage for op, when given), "out of memory", or what() says.
+std::string caughtError(const ir::Op* op) {
+  try {
+    throw;
+  } catch (const rt::Error& e) {
+    return op ? hostOpMessage(*op, e.what()) : e.what();
+  } catch (const std::bad_alloc&) {
+    return "out of memory";
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "unknown error";
+  }
+}
+}  // namespace
+
 extern "C" {
 void tdl_parallel_w(void (*kernel)(void*, int64_t, int64_t), void* env, int64_t n, int64_t weight);
 int64_t tdl_prof_begin(void*);
@@ -399,10 +417,8 @@ struct ProductGroup {
           if (acc) in[2] = std::move(*acc);  // not taken: the op runs as usual (k_Gemm)
           else if (reused) ++c.fn->reusedBuffers;  // --trace-report counts it, as k_Gemm does
         }
-      } catch (const std::bad_alloc&) {
-        errs[k] = "out of memory";
-      } catch (const std::exception& ex) {
-        errs[k] = hostOpMessage(o, ex.what());
+      } catch (...) {
+        errs[k] = caughtError(&o);
       }
     }
   }
@@ -418,14 +434,8 @@ struct ProductGroup {
     try {
       SlotEnv env(c);
       outs[k] = runHostOp(op(k), ins[k], env);
-    } catch (const rt::Error& ex) {
-      errs[k] = hostOpMessage(op(k), ex.what());
-    } catch (const std::bad_alloc&) {
-      errs[k] = "out of memory";
-    } catch (const std::exception& ex) {
-      errs[k] = ex.what();
     } catch (...) {
-      errs[k] = "unknown error";
+      errs[k] = caughtError(&op(k));
     }
     if (errs[k].empty() && outs[k].empty()) errs[k] = "internal: a product gave no result";
   }
@@ -456,11 +466,11 @@ struct ProductGroup {
       for (size_t k = 0; k < size(); ++k) {
         if (!errs[k].empty()) continue;
         const rt::GemmBands* g = bands[k] ? &*bands[k] : nullptr;
-        const int64_t w = g && g->bands_same_bits() ? bandWidth(g->n) : g ? g->n : -1;
         if (!g) {
           pieces.push_back({k, 0, -1, cost[k]});
           continue;
         }
+        const int64_t w = g->bands_same_bits() ? bandWidth(g->n) : g->n;
         for (int64_t j0 = 0; j0 < g->n; j0 += w) {
           const int64_t j1 = std::min(g->n, j0 + w);
           pieces.push_back({k, j0, j1, cost[k] / g->n * (j1 - j0)});
@@ -558,14 +568,8 @@ int32_t tdl_op(void* ctx, int32_t id) {
     rt::prof::Scope ps(rt::prof::Section::CompiledOp, e.op->name());
     runOp(c, e);
     return 0;
-  } catch (const rt::Error& e) {
-    c.err = hostOpMessage(*c.fn->ops[static_cast<size_t>(id)].op, e.what());
-  } catch (const std::bad_alloc&) {
-    c.err = "out of memory";
-  } catch (const std::exception& e) {
-    c.err = e.what();
   } catch (...) {
-    c.err = "unknown error";
+    c.err = caughtError(c.fn->ops[static_cast<size_t>(id)].op);
   }
   c.errOp = id;
   return 1;
@@ -581,10 +585,8 @@ int32_t tdl_op_group(void* ctx, const int32_t* ids, int32_t n) {
     ProductGroup g(C(ctx), ids, n);
     g.runAll();
     return g.store();
-  } catch (const std::bad_alloc&) {  // the group's own bookkeeping
-    C(ctx).err = "out of memory";
-  } catch (const std::exception& e) {  // an operand's download from a device
-    C(ctx).err = e.what();
+  } catch (...) {  // the group's own bookkeeping, an operand's download from a device
+    C(ctx).err = caughtError(nullptr);
   }
   C(ctx).errOp = ids[0];
   return 1;
@@ -610,10 +612,8 @@ int32_t tdl_op_group_begin(void* ctx, const int32_t* ids, int32_t n, int32_t loo
     }
     g->runAll();
     return g->store();
-  } catch (const std::bad_alloc&) {  // the group's own bookkeeping
-    c.err = "out of memory";
-  } catch (const std::exception& e) {  // an operand's download from a device
-    c.err = e.what();
+  } catch (...) {  // the group's own bookkeeping, an operand's download from a device
+    c.err = caughtError(nullptr);
   }
   c.errOp = ids[0];
   return 1;
@@ -633,10 +633,8 @@ int32_t tdl_op_group_end(void* ctx, int32_t loop, void (*kernel)(void*, int64_t,
     }
     g->runWithLoop(kernel, env, count, weight);
     return 0;
-  } catch (const std::bad_alloc&) {
-    c.err = "out of memory";
-  } catch (const std::exception& e) {  // an operand's download from a device
-    c.err = e.what();
+  } catch (...) {  // an operand's download from a device
+    c.err = caughtError(nullptr);
   }
   c.errOp = loop;
   return 1;
@@ -669,9 +667,9 @@ double tdl_load_f64(void* ctx, int32_t slot) {
   return t.defined() && t.numel() == 1 ? t.item_double(0) : 0.0;
 }
 
-// Stores a scalar of `dtype` (an rt::DType) given as i64 bits (integers, bool) or a double.
-// A native scalar into its slot: the slot's tensor is overwritten when nothing else holds it
-// (the next time round a loop), else replaced (a stack or a result may hold the old one).
+// Stores a scalar of `dtype` (an rt::DType) given as i64 bits (integers, bool) or a double:
+// the slot's tensor is overwritten when nothing else holds it (the next time round a loop),
+// else replaced (a stack or a result may hold the old one).
 void tdl_store_i64(void* ctx, int32_t slot, int32_t dtype, int64_t v) {
   rt::Tensor& t = C(ctx).slots[slot];
   if (!t.set_scalar_int(static_cast<rt::DType>(dtype), v)) t = rt::Tensor::scalar_of_int(static_cast<rt::DType>(dtype), v);

@@ -763,8 +763,9 @@ struct Lowering {
       }
     llvm::Value* table = groupTable(g);
     grouped.insert(&epi);
-    failIfNonZero(b.CreateCall(opGroupBeginFn, {ctxArg, table, i32(static_cast<int>(g.size())), i32(errorEntry(epi))}));
-    lowerFused(epi, true);
+    const int loop = errorEntry(epi);
+    failIfNonZero(b.CreateCall(opGroupBeginFn, {ctxArg, table, i32(static_cast<int>(g.size())), i32(loop)}));
+    lowerFused(epi, loop);
   }
 
   // ---- kernels of fused loops (fused, fused_reduce)
@@ -1020,7 +1021,9 @@ struct Lowering {
   // `void K(ptr env, i64 begin, i64 end)`, run by tdl_parallel (split over the runtime's
   // pool above kFusedParallelThreshold elements). env[0] is the result's data, env[1 + j]
   // operand j's data (a tensor) or value (a scalar, stored in its own type).
-  void lowerFused(const ir::Op& op, bool afterGroup = false) {
+  // groupLoop >= 0: the loop runs with the product group before it (tdl_op_group_end; the
+  // loop's op-table entry).
+  void lowerFused(const ir::Op& op, int groupLoop = -1) {
     const ir::Value* r = op.result();
     size_t n = op.num_operands();
     Bcast bc = bcastOf(op, r->type);
@@ -1056,13 +1059,11 @@ struct Lowering {
     storeEnvOperands(op, env, false, true);
     llvm::Function* k = buildKernel(op, rows, bc);
     llvm::Value* weight = b.getInt64(static_cast<uint64_t>(loopWeight(op)));
-    if (afterGroup && !rows) {
-      failIfNonZero(b.CreateCall(opGroupEndFn, {ctxArg, i32(errorEntry(op)), k, env, count, weight}));
-      return;
+    if (groupLoop >= 0) {  // with rows (findGroupEpilogue takes none) only the products, then the loop
+      llvm::Value* kk = rows ? llvm::ConstantPointerNull::get(b.getPtrTy()) : static_cast<llvm::Value*>(k);
+      failIfNonZero(b.CreateCall(opGroupEndFn, {ctxArg, i32(groupLoop), kk, env, rows ? b.getInt64(0) : count, weight}));
+      if (!rows) return;
     }
-    if (afterGroup)  // (findGroupEpilogue takes no loop with rows) the products alone first
-      failIfNonZero(b.CreateCall(opGroupEndFn, {ctxArg, i32(errorEntry(op)), llvm::ConstantPointerNull::get(b.getPtrTy()),
-                                                env, b.getInt64(0), weight}));
     if (rows) b.CreateCall(parallelRowsFn, {k, env, count, inner, weight});
     else b.CreateCall(parallelFn, {k, env, count, weight});
   }
