@@ -96,6 +96,19 @@ TDL_SIMD_CLONES void small_k_f64(const double* a, int64_t sai, int64_t sap, cons
   small_k_body<double, kCbF64>(a, sai, sap, b, c, ldc, i0, i1, n, np, k, alpha, beta);
 }
 
+// One cblas_sgemm / cblas_dgemm call (row-major) on the calling thread.
+template <class T>
+void blas_call(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
+               int64_t ldb, T beta, T* c, int64_t ldc) {
+  const auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+  if constexpr (std::is_same_v<T, float>)
+    cblas_sgemm(CblasRowMajor, TA, TB, static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), alpha,
+                a, static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c, static_cast<blasint>(ldc));
+  else
+    cblas_dgemm(CblasRowMajor, TA, TB, static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), alpha,
+                a, static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c, static_cast<blasint>(ldc));
+}
+
 // C = alpha * op(A) @ op(B) + beta * C (row-major; beta 0: C is not read), as cblas_?gemm.
 template <class T>
 void blas_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
@@ -121,14 +134,8 @@ void blas_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
   // columns when there are few rows; each element's sum is BLAS's either way (blocking is
   // over k, the same in every band).
   (void)kBlasSingleThreaded;
-  const auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
   auto call = [&](int64_t mm, int64_t nn, const T* aa, const T* bb, T* cc) {
-    if constexpr (std::is_same_v<T, float>)
-      cblas_sgemm(CblasRowMajor, TA, TB, static_cast<blasint>(mm), static_cast<blasint>(nn), static_cast<blasint>(k),
-                  alpha, aa, static_cast<blasint>(lda), bb, static_cast<blasint>(ldb), beta, cc, static_cast<blasint>(ldc));
-    else
-      cblas_dgemm(CblasRowMajor, TA, TB, static_cast<blasint>(mm), static_cast<blasint>(nn), static_cast<blasint>(k),
-                  alpha, aa, static_cast<blasint>(lda), bb, static_cast<blasint>(ldb), beta, cc, static_cast<blasint>(ldc));
+    blas_call<T>(ta, tb, mm, nn, k, alpha, aa, lda, bb, ldb, beta, cc, ldc);
   };
   const int64_t threads = num_threads();
   constexpr int64_t kMinFlops = kGemmSplitMacs / 2;  // per block: less is not worth a hand-off
@@ -176,9 +183,12 @@ void gemm(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k) {
 }
 
 // BLAS takes int dims (blasint is 32-bit in Debian's OpenBLAS).
-void check_blas_dims(int64_t m, int64_t n, int64_t k) {
+bool blas_dims_fit(int64_t m, int64_t n, int64_t k) {
   constexpr int64_t lim = std::numeric_limits<blasint>::max();
-  if (m > lim || n > lim || k > lim)
+  return m <= lim && n <= lim && k <= lim;
+}
+void check_blas_dims(int64_t m, int64_t n, int64_t k) {
+  if (!blas_dims_fit(m, n, k))
     throw Error(fmt::format("matmul dimensions too large for BLAS ({}, {}, {})", m, n, k));
 }
 
@@ -320,8 +330,7 @@ std::optional<GemmBands> gemm_bands(const Tensor& a, const Tensor& b, std::optio
   g.n = tb ? b.dim(0) : b.dim(1);
   const int64_t kb = tb ? b.dim(1) : b.dim(0);
   if (g.k != kb || g.k == 0 || g.m == 0 || g.n == 0 || gemm_small_k(g.n, g.k)) return std::nullopt;
-  constexpr int64_t lim = std::numeric_limits<blasint>::max();
-  if (g.m > lim || g.n > lim || g.k > lim) return std::nullopt;
+  if (!blas_dims_fit(g.m, g.n, g.k)) return std::nullopt;
   if (c && (c->shape() != Shape{g.m, g.n} || c->dtype() != a.dtype())) return std::nullopt;
   g.ta = ta;
   g.tb = tb;
@@ -343,18 +352,14 @@ namespace {
 // C[i0:i1, j0:j1] of a GemmBands: one BLAS call.
 void gemm_block(const GemmBands& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
   if (i1 <= i0 || j1 <= j0) return;
-  const int64_t lda = g.a.dim(1), ldb = g.b.dim(1), mm = i1 - i0, nn = j1 - j0;
-  const auto TA = g.ta ? CblasTrans : CblasNoTrans, TB = g.tb ? CblasTrans : CblasNoTrans;
+  const int64_t lda = g.a.dim(1), ldb = g.b.dim(1);
   const int64_t aoff = g.ta ? i0 : i0 * lda, boff = g.tb ? j0 * ldb : j0, coff = i0 * g.n + j0;
   if (g.a.dtype() == DType::F32)
-    cblas_sgemm(CblasRowMajor, TA, TB, static_cast<blasint>(mm), static_cast<blasint>(nn), static_cast<blasint>(g.k),
-                static_cast<float>(g.alpha), g.a.data<float>() + aoff, static_cast<blasint>(lda), g.b.data<float>() + boff,
-                static_cast<blasint>(ldb), static_cast<float>(g.beta), static_cast<float*>(g.c) + coff,
-                static_cast<blasint>(g.n));
+    blas_call<float>(g.ta, g.tb, i1 - i0, j1 - j0, g.k, static_cast<float>(g.alpha), g.a.data<float>() + aoff, lda,
+                     g.b.data<float>() + boff, ldb, static_cast<float>(g.beta), static_cast<float*>(g.c) + coff, g.n);
   else
-    cblas_dgemm(CblasRowMajor, TA, TB, static_cast<blasint>(mm), static_cast<blasint>(nn), static_cast<blasint>(g.k),
-                g.alpha, g.a.data<double>() + aoff, static_cast<blasint>(lda), g.b.data<double>() + boff,
-                static_cast<blasint>(ldb), g.beta, static_cast<double*>(g.c) + coff, static_cast<blasint>(g.n));
+    blas_call<double>(g.ta, g.tb, i1 - i0, j1 - j0, g.k, g.alpha, g.a.data<double>() + aoff, lda,
+                      g.b.data<double>() + boff, ldb, g.beta, static_cast<double*>(g.c) + coff, g.n);
 }
 }  // namespace
 

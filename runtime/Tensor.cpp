@@ -117,17 +117,18 @@ Tensor Tensor::scalar_of_int(DType dtype, int64_t v) {
   return dispatch(dtype, [&](auto tag) { return make_scalar(convert<decltype(tag)>(v)); });
 }
 
-bool Tensor::set_scalar(DType dtype, double v) {
-  if (!storage_ || dtype_ != dtype || !shape_.empty() || !is_unique()) return false;
-  dispatch(dtype, [&](auto tag) { *mutable_data<decltype(tag)>() = convert<decltype(tag)>(v); });
+namespace {
+// set_scalar / set_scalar_int: v converted as scalar_of[_int] would, into t's own buffer.
+template <class V>
+bool set_in_place(Tensor& t, DType dtype, V v) {
+  if (!t.defined() || t.dtype() != dtype || t.rank() != 0 || !t.is_unique()) return false;
+  dispatch(dtype, [&](auto tag) { *t.mutable_data<decltype(tag)>() = convert<decltype(tag)>(v); });
   return true;
 }
+}  // namespace
 
-bool Tensor::set_scalar_int(DType dtype, int64_t v) {
-  if (!storage_ || dtype_ != dtype || !shape_.empty() || !is_unique()) return false;
-  dispatch(dtype, [&](auto tag) { *mutable_data<decltype(tag)>() = convert<decltype(tag)>(v); });
-  return true;
-}
+bool Tensor::set_scalar(DType dtype, double v) { return set_in_place(*this, dtype, v); }
+bool Tensor::set_scalar_int(DType dtype, int64_t v) { return set_in_place(*this, dtype, v); }
 
 std::string Tensor::type_str() const {
   return fmt::format("{}{}", dtype_name(dtype_), shape_str(shape_));
