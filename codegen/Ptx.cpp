@@ -99,7 +99,7 @@ class PtxMath : public ScalarEmitter {
       case rt::UnaryOp::Log10: return b_.CreateFMul(emitLogF32(b_, x), C(0.4342944819032518));
       case rt::UnaryOp::Sin: return emitSinCosF32(b_, x, false);
       case rt::UnaryOp::Cos: return emitSinCosF32(b_, x, true);
-      case rt::UnaryOp::Tanh: return emitTanhF32Fdlibm(b_, x);  // eager mode's bits (runtime/Libm.h)
+      case rt::UnaryOp::Tanh: return emitTanhF32(b_, x);  // eager mode's bits (runtime/Libm.h)
       case rt::UnaryOp::Erf: return emitErfF32(b_, x);
       default: return nullptr;
     }

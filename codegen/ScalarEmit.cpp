@@ -365,76 +365,40 @@ llvm::Value* emitExpm1F32(llvm::IRBuilder<>& b, llvm::Value* x) {
   return b.CreateSelect(b.CreateFCmpOEQ(u, llvm::ConstantFP::getInfinity(b.getFloatTy())), u, r);
 }
 
-// rt::tanh_f32's steps (runtime/Libm.cpp) as selects. Each lane computes every branch; the
-// values of branches a lane does not take may be anything (a shift by its k masked to 0..31,
-// a conversion of a NaN frozen) but are never chosen.
-llvm::Value* emitTanhF32Fdlibm(llvm::IRBuilder<>& b, llvm::Value* x) {
-  auto* f32 = b.getFloatTy();
-  auto* i32 = b.getInt32Ty();
-  auto C = [&](float v) { return llvm::ConstantFP::get(f32, v); };
-  auto I = [&](uint32_t v) { return llvm::ConstantInt::get(i32, v); };
-  auto bits = [&](llvm::Value* v) { return b.CreateBitCast(v, i32); };
-  auto fromBits = [&](llvm::Value* v) { return b.CreateBitCast(v, f32); };
-  auto sel = [&](llvm::Value* c, llvm::Value* t, llvm::Value* e) { return b.CreateSelect(c, t, e); };
-  llvm::Value* xb = bits(x);
-  llvm::Value* ax = b.CreateAnd(xb, I(0x7fffffffu));
-  llvm::Value* neg = b.CreateICmpSLT(xb, I(0));
-  llvm::Value* absx = b.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x);
-  // tanh's argument of expm1: 2|x| from |x| = 1 on, else -2|x|.
-  llvm::Value* upper = b.CreateICmpUGE(ax, I(0x3f800000u));
-  llvm::Value* y = sel(upper, b.CreateFMul(C(2.0f), absx), b.CreateFMul(C(-2.0f), absx));
-
-  // expm1(y), |y| < 44 (expm1Reduced), for the y tanh passes: y >= 2 above 1 (k >= 3: the
-  // general reduction; k > 56 "far", else "mid" or "high"), y in (-2, 0] below (k = 0,
-  // -1 "near", or -2 and -3 "far"). The branches no such y takes (k = 1, y <= -27 ln2) are
-  // left out; math_tests sweeps every f32 against rt::tanh_f32.
-  llvm::Value* yb = bits(y);
-  llvm::Value* ay = b.CreateAnd(yb, I(0x7fffffffu));
-  llvm::Value* general = b.CreateICmpUGE(ay, I(0x3f851592u));                                  // |y| >= 1.5 ln2
-  llvm::Value* near = b.CreateAnd(b.CreateICmpUGT(ay, I(0x3eb17218u)), b.CreateNot(general));  // ln2/2 < |y| < 1.5 ln2
-  llvm::Value* reduced = b.CreateOr(general, near);
-  llvm::Value* kf = b.CreateFAdd(b.CreateFMul(C(1.4426950216e+00f), y), sel(upper, C(0.5f), C(-0.5f)));
-  llvm::Value* kg = b.CreateFreeze(b.CreateFPToSI(kf, i32));
-  llvm::Value* tg = b.CreateSIToFP(kg, f32);
-  const float ln2Hi = 6.9313812256e-01f, ln2Lo = 9.0580006145e-06f;
-  llvm::Value* hi = sel(general, b.CreateFSub(y, b.CreateFMul(tg, C(ln2Hi))), b.CreateFAdd(y, C(ln2Hi)));
-  llvm::Value* lo = sel(general, b.CreateFMul(tg, C(ln2Lo)), C(-ln2Lo));
-  llvm::Value* k = sel(general, kg, sel(near, I(static_cast<uint32_t>(-1)), I(0)));
-  llvm::Value* hml = b.CreateFSub(hi, lo);
-  llvm::Value* r = sel(reduced, hml, y);
-  llvm::Value* c = sel(reduced, b.CreateFSub(b.CreateFSub(hi, hml), lo), C(0.0f));
-  llvm::Value* hfx = b.CreateFMul(C(0.5f), r);
-  llvm::Value* hxs = b.CreateFMul(r, hfx);
-  llvm::Value* p = C(-2.0109921195e-07f);
-  for (float q : {4.0082177293e-06f, -7.9365076090e-05f, 1.5873016091e-03f, -3.3333335072e-02f})
-    p = b.CreateFAdd(C(q), b.CreateFMul(hxs, p));
-  llvm::Value* r1 = b.CreateFAdd(C(1.0f), b.CreateFMul(hxs, p));
-  llvm::Value* t = b.CreateFSub(C(3.0f), b.CreateFMul(r1, hfx));
-  llvm::Value* e = b.CreateFMul(hxs, b.CreateFDiv(b.CreateFSub(r1, t), b.CreateFSub(C(6.0f), b.CreateFMul(r, t))));
-  llvm::Value* k0 = b.CreateFSub(r, b.CreateFSub(b.CreateFMul(r, e), hxs));
-  llvm::Value* e2 = b.CreateFSub(b.CreateFSub(b.CreateFMul(r, b.CreateFSub(e, c)), c), hxs);
-  llvm::Value* km1 = b.CreateFSub(b.CreateFMul(C(0.5f), b.CreateFSub(r, e2)), C(0.5f));
-  llvm::Value* shift = b.CreateShl(k, 23);  // adds k to an exponent
-  auto scale = [&](llvm::Value* v) { return fromBits(b.CreateAdd(bits(v), shift)); };
-  llvm::Value* far = b.CreateFSub(scale(b.CreateFSub(C(1.0f), b.CreateFSub(e2, r))), C(1.0f));
-  llvm::Value* oneMinus = fromBits(b.CreateSub(I(0x3f800000u), b.CreateLShr(I(0x1000000u), b.CreateAnd(k, I(31)))));
-  llvm::Value* mid = scale(b.CreateFSub(oneMinus, b.CreateFSub(e2, r)));
-  llvm::Value* twoMinusK = fromBits(b.CreateShl(b.CreateSub(I(0x7f), k), 23));
-  llvm::Value* high = scale(b.CreateFAdd(b.CreateFSub(r, b.CreateFAdd(e2, twoMinusK)), C(1.0f)));
-  llvm::Value* em1 = sel(b.CreateICmpSLT(k, I(23)), mid, high);
-  em1 = sel(b.CreateOr(b.CreateICmpSLE(k, I(static_cast<uint32_t>(-2))), b.CreateICmpSGT(k, I(56))), far, em1);
-  em1 = sel(b.CreateICmpEQ(k, I(static_cast<uint32_t>(-1))), km1, em1);
-  em1 = sel(b.CreateICmpEQ(k, I(0)), k0, em1);
-  em1 = sel(b.CreateICmpULT(ay, I(0x33000000u)), y, em1);  // |y| < 2^-25
-
-  // tanh from expm1: (upper ? 2 : -t) / (t + 2), then 1 - q above 1, with x's sign.
-  llvm::Value* q = b.CreateFDiv(sel(upper, C(2.0f), b.CreateFNeg(em1)), b.CreateFAdd(em1, C(2.0f)));
-  llvm::Value* z = sel(upper, b.CreateFSub(C(1.0f), q), q);
-  z = sel(b.CreateICmpUGE(ax, I(0x41b00000u)), C(1.0f), z);  // |x| >= 22
-  llvm::Value* res = sel(neg, b.CreateFNeg(z), z);
-  res = sel(b.CreateICmpULT(ax, I(0x24000000u)), b.CreateFMul(x, b.CreateFAdd(C(1.0f), x)), res);  // |x| < 2^-55
-  res = sel(b.CreateICmpEQ(ax, I(0x7f800000u)), sel(neg, C(-1.0f), C(1.0f)), res);  // +-inf
-  return sel(b.CreateICmpUGT(ax, I(0x7f800000u)), b.CreateFAdd(x, x), res);          // NaN, quiet
+// rt::tanh_f32's steps (runtime/Libm.h), operation for operation, its ?: as selects.
+llvm::Value* emitTanhF32(llvm::IRBuilder<>& b, llvm::Value* x) {
+  llvm::Type* ft = x->getType();  // f32 or a vector of it: constants splat
+  llvm::Type* it = ft->getWithNewType(b.getInt32Ty());
+  auto C = [&](float v) { return llvm::ConstantFP::get(ft, v); };
+  auto I = [&](int32_t v) { return llvm::ConstantInt::get(it, static_cast<uint64_t>(static_cast<int64_t>(v)), true); };
+  auto add = [&](llvm::Value* l, llvm::Value* r) { return b.CreateFAdd(l, r); };
+  auto mul = [&](llvm::Value* l, llvm::Value* r) { return b.CreateFMul(l, r); };
+  auto below = [&](llvm::Value* v, float bound, llvm::Value* t, llvm::Value* e) {  // v < bound ? t : e
+    return b.CreateSelect(b.CreateFCmpOLT(v, C(bound)), t, e);
+  };
+  const float kTiny = 0x1p-12f, kSmall = 0.6f, kBig = 9.1f;
+  llvm::Value* a = b.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x);
+  llvm::Value* as = below(a, kTiny, C(kTiny), a);
+  llvm::Value* z = mul(as, as);
+  llvm::Value* p = C(-5.8950865641e-03f);
+  for (float c : {2.0795915276e-02f, -5.3783815354e-02f, 1.3331924379e-01f, -3.3333298564e-01f}) p = add(mul(p, z), C(c));
+  llvm::Value* small = add(as, mul(mul(as, z), p));
+  small = below(a, kTiny, a, small);
+  llvm::Value* al = below(a, kBig, a, C(kBig));
+  al = below(al, kSmall, C(kSmall), al);
+  llvm::Value* y = mul(C(-2.0f), al);
+  llvm::Value* n = b.CreateFSub(add(mul(y, C(1.44269504088896341f)), C(0x1.8p23f)), C(0x1.8p23f));
+  llvm::Value* r = b.CreateFSub(b.CreateFSub(y, mul(n, C(0.693359375f))), mul(n, C(-2.12194440e-4f)));
+  llvm::Value* q = C(1.9875691500e-4f);
+  for (float c : {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f})
+    q = add(mul(q, r), C(c));
+  q = add(add(mul(q, mul(r, r)), r), C(1.0f));
+  // n is an integer in [-27, -2] in every lane (al is clamped, NaN too): 2^n from its exponent bits.
+  llvm::Value* scale = b.CreateBitCast(b.CreateShl(b.CreateAdd(b.CreateFPToSI(n, it), I(127)), I(23)), ft);
+  llvm::Value* e = mul(q, scale);
+  llvm::Value* big = b.CreateFSub(C(1.0f), b.CreateFDiv(add(e, e), add(C(1.0f), e)));
+  llvm::Value* res = b.CreateSelect(b.CreateFCmpOGE(a, C(kSmall)), big, small);  // NaN: small's NaN
+  return b.CreateBinaryIntrinsic(llvm::Intrinsic::copysign, res, x);
 }
 
 // sinf/cosf: reduction by pi/4 in three parts, the octant picks the polynomial and sign.

@@ -84,10 +84,10 @@ llvm::Value* emitLogF32(llvm::IRBuilder<>& b, llvm::Value* x);
 llvm::Value* emitLog1pF32(llvm::IRBuilder<>& b, llvm::Value* x);
 llvm::Value* emitSinCosF32(llvm::IRBuilder<>& b, llvm::Value* x, bool isCos);
 llvm::Value* emitErfF32(llvm::IRBuilder<>& b, llvm::Value* x);
-// tanh of an f32 with the same bits as rt::tanh_f32 (fdlibm's tanhf, runtime/Libm.h), every
-// branch computed and chosen by selects: no calls, no branches, so CPU loops vectorize it;
-// PTX kernels use it too, so the GPU gives eager mode's bits.
-// Plain IEEE operations in the C++ order (no fmuladd): the bits depend on nothing else.
-llvm::Value* emitTanhF32Fdlibm(llvm::IRBuilder<>& b, llvm::Value* x);
+// tanh of an f32 (or a vector of f32) with the same bits as rt::tanh_f32 (runtime/Libm.h):
+// its steps as plain IEEE operations in the C++ order (no fmuladd) and selects, no calls or
+// branches, so CPU loops vectorize it; PTX kernels use it too, so the GPU gives eager mode's
+// bits.
+llvm::Value* emitTanhF32(llvm::IRBuilder<>& b, llvm::Value* x);
 
 }  // namespace tdl::codegen

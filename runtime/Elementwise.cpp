@@ -13,6 +13,7 @@
 #include "Convert.h"
 #include "Error.h"
 #include "Kernels.h"
+#include "Libm.h"
 #include "Loop.h"
 #include "OpMath.h"
 #include "ThreadPool.h"
@@ -306,6 +307,9 @@ void unary_typed(const T* x, void* out, int64_t n) {
       for (int64_t i = b; i < e; ++i) dst[i] = f(x[i]);
     });
   };
+  if constexpr (op == UnaryOp::Tanh && std::is_same_v<T, float>) {  // vectorized (Libm.h)
+    return flat_loop(n, [&](int64_t b, int64_t e) { tanh_f32_loop(x + b, o + b, e - b); });
+  }
   if (op == UnaryOp::IsNan) {
     if constexpr (std::is_floating_point_v<T>) return map(ob, [](T v) { return v != v; });
     else return map(ob, [](T) { return false; });
