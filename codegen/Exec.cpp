@@ -222,6 +222,15 @@ std::string linesSuffix(int a, int z) {
 }
 
 // An op's operands from their slots (the one it may take over moved out).
+// gatherIn into `in`, its tensors assigned in place (their shapes' room reused).
+void gatherInto(ExecCtx& c, const OpEntry& e, std::vector<rt::Tensor>& in) {
+  in.resize(e.in.size());
+  for (size_t i = 0; i < e.in.size(); ++i) {
+    if (static_cast<int>(i) == e.moveIn) in[i] = std::move(c.slots[e.in[i]]);
+    else in[i] = c.slots[e.in[i]];
+  }
+}
+
 std::vector<rt::Tensor> gatherIn(ExecCtx& c, const OpEntry& e) {
   std::vector<rt::Tensor> in;
   in.reserve(e.in.size());
@@ -379,13 +388,30 @@ struct ProductGroup {
   const ir::Op& op(size_t k) const { return *c.fn->ops[static_cast<size_t>(ids[k])].op; }
   size_t size() const { return ids.size(); }
 
-  ProductGroup(ExecCtx& ctx, const int32_t* id, int32_t n)
-      : c(ctx), ids(id, id + n), ins(static_cast<size_t>(n)), outs(static_cast<size_t>(n)), errs(static_cast<size_t>(n)),
-        cost(static_cast<size_t>(n), 0), bands(static_cast<size_t>(n)) {
+  struct Piece {  // op k's columns [j0, j1) (j1 -1: an op that is not a GemmBands)
+    size_t k;
+    int64_t j0, j1, cost;
+  };
+  std::vector<Piece> pieces;
+
+  explicit ProductGroup(ExecCtx& ctx) : c(ctx) {}
+
+  // Takes the operands of ops id[0, n) and prepares the run: at once (a GemmBands for each
+  // product that can be cut into bands) or one after another. Reuses the vectors (and the
+  // tensors' shapes) of the group's last run.
+  void prepare(const int32_t* id, int32_t n) {
+    const size_t count = static_cast<size_t>(n);
+    ids.assign(id, id + n);
+    ins.resize(count);
+    outs.resize(count);
+    errs.resize(count);
+    cost.assign(count, 0);
+    bands.resize(count);
+    loopLine = 0;
     bool selfSplit = false;  // a product the small-k row kernel runs (split over the pool by itself)
     for (size_t k = 0; k < size(); ++k) {
       const OpEntry& e = c.fn->ops[static_cast<size_t>(ids[k])];
-      ins[k] = gatherIn(c, e);
+      gatherInto(c, e, ins[k]);
       if (ins[k].size() >= 2 && ins[k][0].rank() == 2 && ins[k][1].rank() == 2) {  // m * n * k
         const bool ta = e.op->kind() == ir::OpKind::Gemm && e.op->bool_attr("trans_a");
         const bool tb = e.op->kind() == ir::OpKind::Gemm && e.op->bool_attr("trans_b");
@@ -423,6 +449,17 @@ struct ProductGroup {
     }
   }
 
+  // Lets go of the operands and results (their buffers free for other ops), keeping the
+  // vectors and the tensors' shapes for the next run.
+  void release() {
+    static const rt::Tensor none;
+    for (auto& in : ins)
+      for (rt::Tensor& t : in) t = none;  // a copy-assignment: the shape's room stays
+    for (auto& o : outs) o.clear();
+    for (auto& b : bands) b.reset();
+    for (auto& e : errs) e.clear();
+  }
+
   // The width of the bands a product of n columns is cut into: two per thread, each a
   // multiple of 16 columns and at least 32 wide; n when it is not cut.
   int64_t bandWidth(int64_t n) const {
@@ -457,12 +494,9 @@ struct ProductGroup {
 
   // Every product at once (bands, whole products) or one after another.
   void runAll() {
-    struct Piece {  // op k's columns [j0, j1) (j1 -1: an op that is not a GemmBands)
-      size_t k;
-      int64_t j0, j1, cost;
-    };
-    std::vector<Piece> pieces;
+    pieces.clear();
     if (atOnce) {
+      pieces.reserve(size() * static_cast<size_t>(2 * threads));
       for (size_t k = 0; k < size(); ++k) {
         if (!errs[k].empty()) continue;
         const rt::GemmBands* g = bands[k] ? &*bands[k] : nullptr;
@@ -479,7 +513,8 @@ struct ProductGroup {
     }
     // Largest first; the pool's threads take the next piece as they finish one (a thread the
     // host delays leaves its share to the others).
-    std::stable_sort(pieces.begin(), pieces.end(), [](const Piece& x, const Piece& y) { return x.cost > y.cost; });
+    for (size_t i = 1; i < pieces.size(); ++i)  // a stable insertion sort: a dozen pieces, no buffer
+      for (size_t j = i; j > 0 && pieces[j - 1].cost < pieces[j].cost; --j) std::swap(pieces[j - 1], pieces[j]);
     auto runPiece = [&](const Piece& p) {
       if (bands[p.k]) bands[p.k]->run(p.j0, p.j1);  // BLAS calls (an operand on a device: its download may throw)
       else runOne(p.k);
@@ -504,7 +539,10 @@ struct ProductGroup {
   // The results into their slots (in program order), or the first failing op's error.
   int32_t store() {
     for (size_t k = 0; k < size(); ++k) {
-      if (bands[k]) outs[k] = {std::move(bands[k]->out)};
+      if (bands[k]) {
+        outs[k].clear();
+        outs[k].push_back(std::move(bands[k]->out));
+      }
       if (!errs[k].empty()) {
         c.err = errs[k];
         c.errOp = ids[k];
@@ -530,7 +568,8 @@ struct ProductGroup {
   // GemmBands keeps its data pointer.
   void storeDeferred() {
     for (size_t k = 0; k < size(); ++k) {
-      outs[k] = {std::move(bands[k]->out)};
+      outs[k].clear();
+      outs[k].push_back(std::move(bands[k]->out));
       scatterOut(c, c.fn->ops[static_cast<size_t>(ids[k])], outs[k]);
     }
   }
@@ -557,6 +596,17 @@ struct ProductGroup {
   }
 };
 
+// The group whose first op is ids[0], prepared for this run (ExecCtx::groups keeps it).
+std::shared_ptr<ProductGroup> productGroup(ExecCtx& c, const int32_t* ids, int32_t n) {
+  const size_t site = static_cast<size_t>(ids[0]);
+  if (c.groups.size() <= site) c.groups.resize(std::max(c.fn->ops.size(), site + 1));
+  std::shared_ptr<void>& kept = c.groups[site];
+  if (!kept) kept = std::make_shared<ProductGroup>(c);
+  std::shared_ptr<ProductGroup> g = std::static_pointer_cast<ProductGroup>(kept);
+  g->prepare(ids, n);
+  return g;
+}
+
 }  // namespace
 
 extern "C" {
@@ -582,9 +632,11 @@ int32_t tdl_op(void* ctx, int32_t id) {
 // in program order and results stored in program order; an error is the first failing op's.
 int32_t tdl_op_group(void* ctx, const int32_t* ids, int32_t n) {
   try {
-    ProductGroup g(C(ctx), ids, n);
-    g.runAll();
-    return g.store();
+    std::shared_ptr<ProductGroup> g = productGroup(C(ctx), ids, n);
+    g->runAll();
+    const int32_t failed = g->store();
+    g->release();
+    return failed;
   } catch (...) {  // the group's own bookkeeping, an operand's download from a device
     C(ctx).err = caughtError(nullptr);
   }
@@ -603,7 +655,7 @@ int32_t tdl_op_group(void* ctx, const int32_t* ids, int32_t n) {
 int32_t tdl_op_group_begin(void* ctx, const int32_t* ids, int32_t n, int32_t loop) {
   ExecCtx& c = C(ctx);
   try {
-    auto g = std::make_shared<ProductGroup>(c, ids, n);
+    std::shared_ptr<ProductGroup> g = productGroup(c, ids, n);
     g->loopLine = static_cast<int>(c.fn->ops[static_cast<size_t>(loop)].op->loc.line);
     if (g->bandsAligned()) {
       g->storeDeferred();
@@ -611,7 +663,9 @@ int32_t tdl_op_group_begin(void* ctx, const int32_t* ids, int32_t n, int32_t loo
       return 0;
     }
     g->runAll();
-    return g->store();
+    const int32_t failed = g->store();
+    g->release();
+    return failed;
   } catch (...) {  // the group's own bookkeeping, an operand's download from a device
     c.err = caughtError(nullptr);
   }
@@ -632,6 +686,7 @@ int32_t tdl_op_group_end(void* ctx, int32_t loop, void (*kernel)(void*, int64_t,
       return 0;
     }
     g->runWithLoop(kernel, env, count, weight);
+    g->release();
     return 0;
   } catch (...) {  // an operand's download from a device
     c.err = caughtError(nullptr);

@@ -30,6 +30,9 @@ struct ExecCtx {
   std::vector<std::vector<rt::Tensor>> stacks;  // stack_new/push/pop (autodiff saves)
   int64_t reused = 0;                           // fused results that took a dead operand's buffer
   std::shared_ptr<void> pendingGroup;           // tdl_op_group_begin's products, run by tdl_op_group_end
+  // Per product group (by its first op's id): Exec.cpp's ProductGroup, kept for its next run
+  // in this call (a loop's group runs each time round without allocating its bookkeeping).
+  std::vector<std::shared_ptr<void>> groups;
 };
 
 // The ops of a graph fn that run on the host as runtime calls (print, assert, random,

@@ -336,8 +336,11 @@ std::optional<GemmBands> gemm_bands(const Tensor& a, const Tensor& b, std::optio
   g.tb = tb;
   g.alpha = alpha;
   g.beta = c ? beta : 0.0;
-  g.a = a;
-  g.b = b;
+  g.a = a.raw();
+  g.b = b.raw();
+  g.dtype = a.dtype();
+  g.lda = a.dim(1);
+  g.ldb = b.dim(1);
   if (c) {
     g.out = std::move(*c);
     c.reset();
@@ -352,14 +355,15 @@ namespace {
 // C[i0:i1, j0:j1] of a GemmBands: one BLAS call.
 void gemm_block(const GemmBands& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
   if (i1 <= i0 || j1 <= j0) return;
-  const int64_t lda = g.a.dim(1), ldb = g.b.dim(1);
+  const int64_t lda = g.lda, ldb = g.ldb;
   const int64_t aoff = g.ta ? i0 : i0 * lda, boff = g.tb ? j0 * ldb : j0, coff = i0 * g.n + j0;
-  if (g.a.dtype() == DType::F32)
-    blas_call<float>(g.ta, g.tb, i1 - i0, j1 - j0, g.k, static_cast<float>(g.alpha), g.a.data<float>() + aoff, lda,
-                     g.b.data<float>() + boff, ldb, static_cast<float>(g.beta), static_cast<float*>(g.c) + coff, g.n);
+  if (g.dtype == DType::F32)
+    blas_call<float>(g.ta, g.tb, i1 - i0, j1 - j0, g.k, static_cast<float>(g.alpha),
+                     static_cast<const float*>(g.a) + aoff, lda, static_cast<const float*>(g.b) + boff, ldb,
+                     static_cast<float>(g.beta), static_cast<float*>(g.c) + coff, g.n);
   else
-    blas_call<double>(g.ta, g.tb, i1 - i0, j1 - j0, g.k, g.alpha, g.a.data<double>() + aoff, lda,
-                      g.b.data<double>() + boff, ldb, g.beta, static_cast<double*>(g.c) + coff, g.n);
+    blas_call<double>(g.ta, g.tb, i1 - i0, j1 - j0, g.k, g.alpha, static_cast<const double*>(g.a) + aoff, lda,
+                      static_cast<const double*>(g.b) + boff, ldb, g.beta, static_cast<double*>(g.c) + coff, g.n);
 }
 }  // namespace
 

@@ -42,7 +42,10 @@ Tensor gemm(const Tensor& a, const Tensor& b, std::optional<Tensor> c, bool ta, 
 // thread with BLAS's own kernel choice for the whole product.
 struct GemmBands {
   Tensor out;
-  Tensor a, b;  // the operands (kept alive)
+  const void* a = nullptr;  // the operands' data: their tensors must outlive the GemmBands
+  const void* b = nullptr;
+  DType dtype = DType::F32;
+  int64_t lda = 0, ldb = 0;
   bool ta = false, tb = false;
   int64_t m = 0, n = 0, k = 0;
   double alpha = 1, beta = 0;
@@ -61,7 +64,9 @@ struct GemmBands {
 // A product gemm() would compute as BLAS calls (rank-2 operands of one float dtype, matching
 // inner dims, c of the result's shape and dtype, k > 0, no empty result, not the small-k
 // kernel's): prepared; otherwise nullopt and c untouched (the op then runs as usual and
-// reports its errors). c is taken over only when the result is returned.
+// reports its errors). c is taken over only when the result is returned. It reads a's and
+// b's data where they are: both must outlive it (no copies of the tensors: a product group
+// prepares several each time round a loop).
 std::optional<GemmBands> gemm_bands(const Tensor& a, const Tensor& b, std::optional<Tensor>& c, bool ta, bool tb,
                                     double alpha, double beta);
 // outer(a, b)[i, j] = a.flat[i] * b.flat[j].
