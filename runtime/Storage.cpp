@@ -12,6 +12,7 @@
 
 #include "Error.h"
 #include "Profile.h"
+#include "Shape.h"
 
 namespace tdl::rt {
 
@@ -115,9 +116,9 @@ const DeviceHooks* deviceHooks = nullptr;
 std::mutex deviceMutex;  // downloads and drops of device copies
 }  // namespace
 
-Storage* storage_alloc(size_t nbytes, const std::string& shape_text) {
+Storage* storage_alloc(size_t nbytes, const std::vector<int64_t>& shape) {
   auto fail = [&] {
-    return Error(fmt::format("cannot allocate {} bytes for a tensor of shape {}", nbytes, shape_text));
+    return Error(fmt::format("cannot allocate {} bytes for a tensor of shape {}", nbytes, shape_str(shape)));
   };
   if (nbytes > physical_memory_bytes()) throw fail();
   // Round up to the alignment (aligned_alloc needs a multiple); never 0 bytes.

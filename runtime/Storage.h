@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace tdl::rt {
 
@@ -41,8 +42,8 @@ Storage* storage_alloc_device_only(size_t nbytes);
 
 // Allocates `nbytes` (uninitialised). Throws
 // Error("cannot allocate N bytes for a tensor of shape S") when nbytes exceeds the
-// physical memory or the allocation fails; `shape_text` is S.
-Storage* storage_alloc(size_t nbytes, const std::string& shape_text);
+// physical memory or the allocation fails; S is `shape`, formatted only then.
+Storage* storage_alloc(size_t nbytes, const std::vector<int64_t>& shape);
 void storage_retain(Storage* s);
 void storage_release(Storage* s);
 

@@ -73,7 +73,9 @@ Tensor& Tensor::operator=(Tensor&& o) noexcept {
 
 Tensor::~Tensor() { storage_release(storage_); }
 
-Tensor Tensor::empty(DType dtype, const Shape& shape) {
+Tensor Tensor::empty(DType dtype, const Shape& shape) { return empty(dtype, Shape(shape)); }
+
+Tensor Tensor::empty(DType dtype, Shape&& shape) {
   validate_shape(shape);
   std::optional<int64_t> n = checked_numel(shape);
   size_t bytes = 0;
@@ -81,9 +83,9 @@ Tensor Tensor::empty(DType dtype, const Shape& shape) {
     throw Error(fmt::format("cannot allocate {} bytes for a tensor of shape {}",
                             decimal_byte_count(shape, itemsize(dtype)), shape_str(shape)));
   Tensor t;
-  t.storage_ = storage_alloc(bytes, shape_str(shape));
+  t.storage_ = storage_alloc(bytes, shape);
   t.dtype_ = dtype;
-  t.shape_ = shape;
+  t.shape_ = std::move(shape);
   t.numel_ = *n;
   return t;
 }
@@ -138,7 +140,7 @@ void* Tensor::mutable_raw() {
   if (!storage_) return nullptr;
   if (storage_->host_stale.load(std::memory_order_acquire)) storage_sync_host(storage_);
   if (!is_unique()) {
-    Storage* copy = storage_alloc(storage_->nbytes, shape_str(shape_));
+    Storage* copy = storage_alloc(storage_->nbytes, shape_);
     if (storage_->nbytes) std::memcpy(copy->data, storage_->data, storage_->nbytes);
     storage_release(storage_);
     storage_ = copy;

@@ -29,6 +29,7 @@ class Tensor {
   // Uninitialised contents. Validates the shape and the byte count; throws
   // `cannot allocate N bytes for a tensor of shape S`.
   static Tensor empty(DType dtype, const Shape& shape);
+  static Tensor empty(DType dtype, Shape&& shape);  // takes the shape over (no copy)
   static Tensor zeros(DType dtype, const Shape& shape);
 
   // Rank-0 tensors.
