@@ -420,13 +420,13 @@ struct ProductGroup {
         selfSplit = selfSplit || rt::gemm_small_k(cols, ins[k][0].dim(ta ? 0 : 1));
       }
     }
-    // At once only when no product is split over the threads by itself (rt::kGemmSplitMacs,
-    // rt::gemm_small_k) and the work besides the largest pays for the hand-off
-    // (rt::kGroupMinMacs); else one after another.
+    // At once only when no product is large enough to be split by itself better
+    // (rt::kGroupMaxMacs) or takes the small-k kernel (rt::gemm_small_k), and the work
+    // besides the largest pays for the hand-off (rt::kGroupMinMacs); else one after another.
     const int64_t total = std::accumulate(cost.begin(), cost.end(), int64_t{0});
     const int64_t largest = *std::max_element(cost.begin(), cost.end());
     threads = rt::num_threads();
-    atOnce = threads > 1 && !selfSplit && largest < rt::kGemmSplitMacs && total - largest >= rt::kGroupMinMacs;
+    atOnce = threads > 1 && !selfSplit && largest < rt::kGroupMaxMacs && total - largest >= rt::kGroupMinMacs;
     if (!atOnce) return;
     for (size_t k = 0; k < size(); ++k) {
       const ir::Op& o = op(k);
@@ -626,7 +626,7 @@ int32_t tdl_op(void* ctx, int32_t id) {
 }
 
 // Independent small products (Lower.cpp's findProductGroup: none uses another's result, each
-// below rt::kGemmSplitMacs so it would run on one thread anyway) run at once over the pool:
+// below rt::kGroupMaxMacs) run at once over the pool, one hand-off for all:
 // a product whose bands of columns give its bits (rt::GemmBands) is cut into two bands per
 // thread, and the threads take the pieces largest first as they come free. Operands are taken
 // in program order and results stored in program order; an error is the first failing op's.

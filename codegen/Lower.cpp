@@ -609,8 +609,8 @@ struct Lowering {
   // ---- independent products at once (tdl_op_group)
 
   // Whether op is a product that may join a group: a gemm or matmul of rank-2 float operands
-  // of one dtype, not known to reach rt::kGemmSplitMacs multiply-adds nor to take the small-k
-  // row kernel (rt::gemm_small_k; either is split over the threads by itself). Its
+  // of one dtype, not known to reach rt::kGroupMaxMacs multiply-adds nor to take the small-k
+  // row kernel (rt::gemm_small_k; either is better split over the threads by itself). Its
   // multiply-adds where its shapes are static, else 1 (tdl_op_group measures them again and
   // runs the group one op after another when it is not worth it). 0: not one.
   static int64_t groupMacs(const ir::Op& op) {
@@ -625,7 +625,7 @@ struct Lowering {
     if (k.is_known() && r.dims[1].is_known() && rt::gemm_small_k(r.dims[1].size, k.size)) return 0;
     if (!a.dims[0].is_known() || !a.dims[1].is_known() || !r.dims[1].is_known()) return 1;
     int64_t macs = a.dims[0].size * a.dims[1].size * r.dims[1].size;
-    return macs < rt::kGemmSplitMacs ? std::max<int64_t>(macs, 1) : 0;
+    return macs < rt::kGroupMaxMacs ? std::max<int64_t>(macs, 1) : 0;
   }
 
   // An op that may stay in place while products after it join a group that runs before it:

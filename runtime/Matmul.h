@@ -10,12 +10,15 @@
 namespace tdl::rt {
 
 // A float product of at least this many multiply-adds (m * n * k) is split over the pool's
-// threads (bands of rows or columns, one BLAS call each); a smaller one runs on the calling
-// thread, where compiled code may run several independent ones at once (tdl_op_group).
-inline constexpr int64_t kGemmSplitMacs = int64_t{1} << 21;
-// Independent products run at once (in bands over the threads) when none reaches
-// kGemmSplitMacs and the work besides the largest is at least this (~3 us at one core's
-// BLAS speed; less does not pay for the hand-off).
+// threads (bands of rows or columns, one BLAS call each, at least half this each); a smaller
+// one runs on the calling thread. From 2^18 on two halves pay for the hand-off: [32, 128] @
+// [128, 128] 10.3 -> 6.3 us, [16, 256] @ [256, 256] 27 -> 11 us (2026-12-06; 2^21 before).
+inline constexpr int64_t kGemmSplitMacs = int64_t{1} << 18;
+// Independent products below this size run at once, in bands over the threads, as one
+// hand-off (compiled code's tdl_op_group), when the work besides the largest is at least
+// kGroupMinMacs (~3 us at one core's BLAS speed; less does not pay for the hand-off);
+// otherwise one after another, each split by itself from kGemmSplitMacs on.
+inline constexpr int64_t kGroupMaxMacs = int64_t{1} << 21;
 inline constexpr int64_t kGroupMinMacs = int64_t{1} << 17;
 // A float product with at most kSmallK terms per sum and at most kSmallN columns runs TDL's
 // own row kernel (its cost is in C's rows, not in multiply-adds), split over the pool by rows.
