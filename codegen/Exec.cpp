@@ -388,6 +388,11 @@ struct ProductGroup {
   const ir::Op& op(size_t k) const { return *c.fn->ops[static_cast<size_t>(ids[k])].op; }
   size_t size() const { return ids.size(); }
 
+  struct Form {  // op k's attributes (a gemm's; a matmul's are these), looked up by name once
+    bool ta, tb;
+    double alpha, beta;
+  };
+  std::vector<Form> forms;
   struct Piece {  // op k's columns [j0, j1) (j1 -1: an op that is not a GemmBands)
     size_t k;
     int64_t j0, j1, cost;
@@ -401,7 +406,16 @@ struct ProductGroup {
   // tensors' shapes) of the group's last run.
   void prepare(const int32_t* id, int32_t n) {
     const size_t count = static_cast<size_t>(n);
-    ids.assign(id, id + n);
+    if (!std::equal(id, id + n, ids.begin(), ids.end())) {  // a new group: its ops' attributes, once
+      ids.assign(id, id + n);
+      forms.resize(count);
+      for (size_t k = 0; k < count; ++k) {
+        const ir::Op& o = op(k);
+        const bool gemm = o.kind() == ir::OpKind::Gemm;
+        forms[k] = {gemm && o.bool_attr("trans_a"), gemm && o.bool_attr("trans_b"), gemm ? ir::attr_or(o, "alpha", 1.0) : 1.0,
+                    gemm ? ir::attr_or(o, "beta", 0.0) : 0.0};
+      }
+    }
     ins.resize(count);
     outs.resize(count);
     errs.resize(count);
@@ -413,8 +427,7 @@ struct ProductGroup {
       const OpEntry& e = c.fn->ops[static_cast<size_t>(ids[k])];
       gatherInto(c, e, ins[k]);
       if (ins[k].size() >= 2 && ins[k][0].rank() == 2 && ins[k][1].rank() == 2) {  // m * n * k
-        const bool ta = e.op->kind() == ir::OpKind::Gemm && e.op->bool_attr("trans_a");
-        const bool tb = e.op->kind() == ir::OpKind::Gemm && e.op->bool_attr("trans_b");
+        const bool ta = forms[k].ta, tb = forms[k].tb;
         const int64_t cols = ins[k][1].dim(tb ? 0 : 1);
         cost[k] = ins[k][0].numel() * cols;  // numel(a) is m * k either way
         selfSplit = selfSplit || rt::gemm_small_k(cols, ins[k][0].dim(ta ? 0 : 1));
@@ -438,8 +451,7 @@ struct ProductGroup {
         } else if (o.kind() == ir::OpKind::Gemm && (in.size() == 2 || in.size() == 3)) {
           if (in.size() == 3) acc = std::move(in[2]);
           const bool reused = acc && acc->is_unique();
-          bands[k] = rt::gemm_bands(in[0], in[1], acc, o.bool_attr("trans_a"), o.bool_attr("trans_b"),
-                                    ir::attr_or(o, "alpha", 1.0), ir::attr_or(o, "beta", 0.0));
+          bands[k] = rt::gemm_bands(in[0], in[1], acc, forms[k].ta, forms[k].tb, forms[k].alpha, forms[k].beta);
           if (acc) in[2] = std::move(*acc);  // not taken: the op runs as usual (k_Gemm)
           else if (reused) ++c.fn->reusedBuffers;  // --trace-report counts it, as k_Gemm does
         }
