@@ -221,7 +221,6 @@ std::string linesSuffix(int a, int z) {
   return a == z ? fmt::format(" (line {})", a) : fmt::format(" (lines {}-{})", a, z);
 }
 
-// An op's operands from their slots (the one it may take over moved out).
 // gatherIn into `in`, its tensors assigned in place (their shapes' room reused).
 void gatherInto(ExecCtx& c, const OpEntry& e, std::vector<rt::Tensor>& in) {
   in.resize(e.in.size());
@@ -231,6 +230,7 @@ void gatherInto(ExecCtx& c, const OpEntry& e, std::vector<rt::Tensor>& in) {
   }
 }
 
+// An op's operands from their slots (the one it may take over moved out).
 std::vector<rt::Tensor> gatherIn(ExecCtx& c, const OpEntry& e) {
   std::vector<rt::Tensor> in;
   in.reserve(e.in.size());
@@ -421,6 +421,11 @@ struct ProductGroup {
     errs.resize(count);
     cost.assign(count, 0);
     bands.resize(count);
+    for (size_t k = 0; k < count; ++k) {  // a run that failed did not release()
+      outs[k].clear();
+      errs[k].clear();
+      bands[k].reset();
+    }
     loopLine = 0;
     bool selfSplit = false;  // a product the small-k row kernel runs (split over the pool by itself)
     for (size_t k = 0; k < size(); ++k) {
