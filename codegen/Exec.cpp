@@ -265,7 +265,8 @@ bool stackOp(ExecCtx& c, const OpEntry& e) {
   if (h < 0 || h >= static_cast<int64_t>(c.stacks.size())) throw rt::Error("internal: bad stack handle");
   auto& st = c.stacks[static_cast<size_t>(h)];
   if (k == ir::OpKind::StackPush) {
-    st.push_back(c.slots[e.in[1]]);
+    if (e.moveIn == 1) st.push_back(std::move(c.slots[e.in[1]]));  // dead after the push
+    else st.push_back(c.slots[e.in[1]]);
   } else if (k == ir::OpKind::StackSize) {
     scatterOne(c, e, 0, rt::Tensor::scalar(static_cast<int64_t>(st.size())));
   } else {
@@ -297,7 +298,7 @@ bool indexOp(ExecCtx& c, const OpEntry& e) {
   rt::Shape rest(x.shape().begin() + static_cast<std::ptrdiff_t>(k), x.shape().end());
   int64_t inner = 1;
   for (int64_t d : rest) inner *= d;
-  rt::Tensor out = rt::Tensor::empty(x.dtype(), rest);
+  rt::Tensor out = rt::Tensor::empty(x.dtype(), std::move(rest));
   const size_t item = rt::itemsize(x.dtype());
   if (inner > 0)
     std::memcpy(out.mutable_raw(), static_cast<const char*>(x.raw()) + static_cast<size_t>(off * inner) * item,

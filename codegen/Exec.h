@@ -18,7 +18,7 @@ struct OpEntry {
   const ir::Op* op = nullptr;
   std::vector<int32_t> in, out;            // slots
   std::vector<std::vector<int>> outSyms;   // per result, per dim: the sym index or -1
-  int moveIn = -1;  // an operand (update: 0, gemm: its c) dead afterwards: the op takes its buffer
+  int moveIn = -1;  // an operand (update: 0, gemm: its c, stack_push: the value) dead afterwards: the op takes it
 };
 
 struct ExecCtx {

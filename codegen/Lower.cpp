@@ -601,6 +601,8 @@ struct Lowering {
     }
     if (op.kind() == ir::OpKind::Update && deadAfter(op, op.operand(0))) e.moveIn = 0;
     if (op.kind() == ir::OpKind::Gemm && op.num_operands() == 3 && deadAfter(op, op.operand(2))) e.moveIn = 2;
+    // A tape's save of a value nothing reads after it (a loop's h_t, x_t): the stack takes it.
+    if (op.kind() == ir::OpKind::StackPush && op.num_operands() == 2 && deadAfter(op, op.operand(1))) e.moveIn = 1;
     int id = static_cast<int>(cf.ops.size());
     cf.ops.push_back(std::move(e));
     return id;
