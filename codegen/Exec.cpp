@@ -422,11 +422,7 @@ struct ProductGroup {
     errs.resize(count);
     cost.assign(count, 0);
     bands.resize(count);
-    for (size_t k = 0; k < count; ++k) {  // a run that failed did not release()
-      outs[k].clear();
-      errs[k].clear();
-      bands[k].reset();
-    }
+    release();  // a run that failed did not
     loopLine = 0;
     bool selfSplit = false;  // a product the small-k row kernel runs (split over the pool by itself)
     for (size_t k = 0; k < size(); ++k) {
