@@ -135,6 +135,153 @@ T lanes_row(const T* p, int64_t n, T init) {
   return a;
 }
 
+// GCC's vector types of 32 bytes (the compiler lowers them to what the target has: one AVX
+// register, two SSE ones, two NEON ones) for the float row kernels below, with the integer
+// vector of the same width for comparison masks and element indices.
+template <class T>
+struct Vec32;
+template <>
+struct Vec32<float> {
+  typedef float V __attribute__((vector_size(32)));
+  typedef int32_t I __attribute__((vector_size(32)));
+};
+template <>
+struct Vec32<double> {
+  typedef double V __attribute__((vector_size(32)));
+  typedef int64_t I __attribute__((vector_size(32)));
+};
+
+// Loads vector v from p (any alignment). A macro, not a function returning V: GCC warns that
+// returning a 32-byte vector by value changes the ABI where the baseline build lacks AVX.
+#define TDL_LOAD_VEC(v, p) std::memcpy(&(v), (p), sizeof(v))
+
+// The max (kMax) or min of a float row of n values, NaN if any is NaN: four vector
+// accumulators (independent chains), `x > a ? x : a` per lane (the max instruction exactly),
+// NaNs or-ed into a mask on the side. Only the sign of a zero result may depend on the order
+// (SPEC §11 allows reassociation of reductions).
+template <class T, bool kMax>
+[[gnu::always_inline]] inline T extreme_row_vec(const T* p, int64_t n) {
+  using V = typename Vec32<T>::V;
+  using I = typename Vec32<T>::I;
+  constexpr int64_t L = sizeof(V) / sizeof(T);
+  const T init = kMax ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
+  V a0 = V{} + init, a1 = a0, a2 = a0, a3 = a0;
+  I bad = I{};
+  int64_t i = 0;
+  for (; i + 4 * L <= n; i += 4 * L) {
+    V x0, x1, x2, x3;
+    TDL_LOAD_VEC(x0, p + i);
+    TDL_LOAD_VEC(x1, p + i + L);
+    TDL_LOAD_VEC(x2, p + i + 2 * L);
+    TDL_LOAD_VEC(x3, p + i + 3 * L);
+    a0 = (kMax ? x0 > a0 : x0 < a0) ? x0 : a0;
+    a1 = (kMax ? x1 > a1 : x1 < a1) ? x1 : a1;
+    a2 = (kMax ? x2 > a2 : x2 < a2) ? x2 : a2;
+    a3 = (kMax ? x3 > a3 : x3 < a3) ? x3 : a3;
+    bad |= (x0 != x0) | (x1 != x1) | (x2 != x2) | (x3 != x3);
+  }
+  a0 = (kMax ? a1 > a0 : a1 < a0) ? a1 : a0;
+  a2 = (kMax ? a3 > a2 : a3 < a2) ? a3 : a2;
+  a0 = (kMax ? a2 > a0 : a2 < a0) ? a2 : a0;
+  T a = init;
+  bool nan = false;
+  for (int64_t k = 0; k < L; ++k) {
+    a = (kMax ? a0[k] > a : a0[k] < a) ? a0[k] : a;
+    nan = nan || bad[k] != 0;
+  }
+  for (; i < n; ++i) {
+    a = (kMax ? p[i] > a : p[i] < a) ? p[i] : a;
+    nan = nan || p[i] != p[i];
+  }
+  return nan ? std::numeric_limits<T>::quiet_NaN() : a;
+}
+
+template <bool kMax>
+TDL_SIMD_CLONES float extreme_row_f32(const float* p, int64_t n) {
+  return extreme_row_vec<float, kMax>(p, n);
+}
+template <bool kMax>
+TDL_SIMD_CLONES double extreme_row_f64(const double* p, int64_t n) {
+  return extreme_row_vec<double, kMax>(p, n);
+}
+
+template <class T, bool kMax>
+T extreme_row(const T* p, int64_t n, T init) {
+  if constexpr (std::is_same_v<T, float>) return extreme_row_f32<kMax>(p, n);
+  else if constexpr (std::is_same_v<T, double>) return extreme_row_f64<kMax>(p, n);
+  else return lanes_row<T, kMax>(p, n, init);
+}
+
+// The index of the first max (kMax) or min of a float row of n >= 1 values, or of its first
+// NaN (NumPy's rules), in one pass: per lane of two vector accumulators the running extreme
+// and the index of its first occurrence (a lane takes a later value only when it is strictly
+// better, or the first NaN), then the best lane, ties to the lowest index. Indices are
+// counted in the float's width (n < 2^31 for f32).
+template <class T, bool kMax>
+[[gnu::always_inline]] inline int64_t arg_row_vec(const T* p, int64_t n) {
+  using V = typename Vec32<T>::V;
+  using I = typename Vec32<T>::I;
+  using IE = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+  constexpr int64_t L = sizeof(V) / sizeof(T);
+  int64_t i = 0;
+  T b = p[0];
+  int64_t bi = 0;
+  if (n >= 2 * L) {
+    V b0, b1;
+    TDL_LOAD_VEC(b0, p);
+    TDL_LOAD_VEC(b1, p + L);
+    IE first[2 * L];
+    for (int64_t k = 0; k < 2 * L; ++k) first[k] = static_cast<IE>(k);
+    I i0, i1;
+    TDL_LOAD_VEC(i0, first);
+    TDL_LOAD_VEC(i1, first + L);
+    I c0 = i0, c1 = i1;
+    for (i = 2 * L; i + 2 * L <= n; i += 2 * L) {
+      V x0, x1;
+      TDL_LOAD_VEC(x0, p + i);
+      TDL_LOAD_VEC(x1, p + i + L);
+      c0 += static_cast<IE>(2 * L);
+      c1 += static_cast<IE>(2 * L);
+      I t0 = (kMax ? x0 > b0 : x0 < b0) | ((x0 != x0) & (b0 == b0));
+      I t1 = (kMax ? x1 > b1 : x1 < b1) | ((x1 != x1) & (b1 == b1));
+      b0 = t0 ? x0 : b0;
+      i0 = t0 ? c0 : i0;
+      b1 = t1 ? x1 : b1;
+      i1 = t1 ? c1 : i1;
+    }
+    b = b0[0];
+    bi = i0[0];
+    auto better = [&](T v, int64_t j) {
+      const bool vn = v != v, bn = b != b;
+      if (vn || bn) return vn && (!bn || j < bi);
+      return (kMax ? v > b : v < b) || (v == b && j < bi);
+    };
+    for (int64_t k = 0; k < L; ++k) {
+      if (k > 0 && better(b0[k], i0[k])) b = b0[k], bi = i0[k];
+      if (better(b1[k], i1[k])) b = b1[k], bi = i1[k];
+    }
+  } else {
+    i = 1;
+  }
+  // The tail: later indices, so only a strictly better value (or a first NaN) replaces.
+  for (; i < n && b == b; ++i) {
+    const T v = p[i];
+    if (v != v || (kMax ? v > b : v < b)) b = v, bi = i;
+  }
+  return bi;
+}
+
+template <bool kMax>
+TDL_SIMD_CLONES int64_t arg_row_f32(const float* p, int64_t n) {
+  return arg_row_vec<float, kMax>(p, n);
+}
+template <bool kMax>
+TDL_SIMD_CLONES int64_t arg_row_f64(const double* p, int64_t n) {
+  return arg_row_vec<double, kMax>(p, n);
+}
+
+#undef TDL_LOAD_VEC
+
 template <class T>
 struct MaxPolicy {
   using Acc = T;
@@ -142,7 +289,7 @@ struct MaxPolicy {
     if constexpr (std::is_floating_point_v<T>) return -std::numeric_limits<T>::infinity();
     else return std::numeric_limits<T>::lowest();
   }
-  static Acc row(const T* p, int64_t n) { return lanes_row<T, true>(p, n, init()); }
+  static Acc row(const T* p, int64_t n) { return extreme_row<T, true>(p, n, init()); }
   static Acc step(Acc a, T x) { return detail::max_of(x, a); }
   static Acc combine(Acc a, Acc b) { return detail::max_of(a, b); }
 };
@@ -154,10 +301,17 @@ struct MinPolicy {
     if constexpr (std::is_floating_point_v<T>) return std::numeric_limits<T>::infinity();
     else return std::numeric_limits<T>::max();
   }
-  static Acc row(const T* p, int64_t n) { return lanes_row<T, false>(p, n, init()); }
+  static Acc row(const T* p, int64_t n) { return extreme_row<T, false>(p, n, init()); }
   static Acc step(Acc a, T x) { return detail::min_of(x, a); }
   static Acc combine(Acc a, Acc b) { return detail::min_of(a, b); }
 };
+
+// acc[i] = P::step(acc[i], row[i]) for i < n: one row of a column reduction, compiled for
+// each x86 ISA for floats (the baseline's SSE2 has half the lanes).
+template <class P, class T, class Acc>
+TDL_SIMD_CLONES void column_step(Acc* __restrict acc, const T* __restrict row, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) acc[i] = P::step(acc[i], row[i]);
+}
 
 // Reduces x viewed as [O, R, I] into out [O, I] with policy P.
 template <class T, class P, class Out>
@@ -207,7 +361,9 @@ void reduce_kernel(const T* x, Out* out, const Layout& L) {
       for (int64_t i = 0; i < n; ++i) acc[i] = P::init();
       for (int64_t r = 0; r < R; ++r) {
         const T* row = x + (o * R + r) * I + ib;
-        for (int64_t i = 0; i < n; ++i) acc[i] = P::step(acc[i], row[i]);
+        if constexpr (std::is_floating_point_v<T>) column_step<P, T, Acc>(acc, row, n);
+        else
+          for (int64_t i = 0; i < n; ++i) acc[i] = P::step(acc[i], row[i]);
       }
       if constexpr (!std::is_same_v<Acc, Out>)
         for (int64_t i = 0; i < n; ++i) out[o * I + ib + i] = static_cast<Out>(acc[i]);
@@ -265,6 +421,15 @@ void arg_kernel(const T* x, int64_t* out, const Layout& L) {
                  [&](int64_t b, int64_t e) {
                    for (int64_t k = b; k < e; ++k) {
                      const T* p = x + k * R;
+                     if constexpr (std::is_same_v<T, float>) {
+                       if (R <= INT32_MAX) {
+                         out[k] = arg_row_f32<kMax>(p, R);
+                         continue;
+                       }
+                     } else if constexpr (std::is_same_v<T, double>) {
+                       out[k] = arg_row_f64<kMax>(p, R);
+                       continue;
+                     }
                      T best = p[0];
                      for (int64_t r = 1; r < R; ++r) best = (kMax ? p[r] > best : p[r] < best) ? p[r] : best;
                      int64_t bi = 0, ni = R;
