@@ -270,11 +270,9 @@ struct F32 {
 
 }  // namespace
 
-// expf: range reduction by ln 2 in two parts, degree-6 polynomial, 2^n in two steps (so
-// that subnormal results round once). x > 89 gives inf, x < -104 gives 0, NaN stays NaN.
-// Below -104 the lane computes exp(0) and selects 0: no subnormal arithmetic (a microcode
-// assist of ~100 cycles per lane on x86), which a masked softmax (-1e9 entries) would hit
-// on every masked element.
+// f32 exp, runtime/Libm.h's exp_f32 step for step (its comment has the method): plain IEEE
+// operations (no FMA), so that compiled loops, PTX kernels and the eager kernels get the
+// same bits on every machine.
 llvm::Value* emitExpF32(llvm::IRBuilder<>& b, llvm::Value* x, bool scalef) {
   // Scalar or a vector of f32 (the AVX-512 variants of callExpF32, codegen/LlvmPasses.cpp):
   // constants splat.
@@ -284,34 +282,36 @@ llvm::Value* emitExpF32(llvm::IRBuilder<>& b, llvm::Value* x, bool scalef) {
   llvm::Value* tiny = b.CreateFCmpOLT(x, C(-104.0));
   llvm::Value* cx = b.CreateSelect(b.CreateFCmpOGT(x, C(89.0)), C(89.0), x);
   cx = b.CreateSelect(tiny, C(0.0), cx);
-  llvm::Value* fx = b.CreateUnaryIntrinsic(llvm::Intrinsic::floor, b.CreateFAdd(b.CreateFMul(cx, C(1.44269504088896341)), C(0.5)));
-  llvm::Value* r = b.CreateFSub(b.CreateFSub(cx, b.CreateFMul(fx, C(0.693359375))), b.CreateFMul(fx, C(-2.12194440e-4)));
-  llvm::Value* z = b.CreateFMul(r, r);
-  llvm::Value* y = m.poly(r, {1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1});
-  y = b.CreateFAdd(b.CreateFAdd(b.CreateFMul(y, z), r), C(1.0));
+  llvm::Value* magic = C(0x1.8p23);
+  llvm::Value* n = b.CreateFSub(b.CreateFAdd(b.CreateFMul(cx, C(1.44269504088896341)), magic), magic);
+  llvm::Value* r = b.CreateFSub(b.CreateFSub(cx, b.CreateFMul(n, C(0.693359375))), b.CreateFMul(n, C(-2.12194440e-4)));
+  llvm::Value* y = C(1.9875691500e-4);
+  for (double c : {1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1})
+    y = b.CreateFAdd(b.CreateFMul(y, r), C(c));
+  y = b.CreateFAdd(b.CreateFAdd(b.CreateFMul(y, b.CreateFMul(r, r)), r), C(1.0));
   llvm::Value* e;
   if (scalef) {
-    // vscalefps: y * 2^fx rounded once, the bits of the two steps below (whose first
+    // vscalefps: y * 2^n rounded once, the bits of the two steps below (whose first
     // product is exact); NaN in, NaN out.
     auto* vt = llvm::cast<llvm::FixedVectorType>(ft);
     unsigned lanes = vt->getNumElements();
     if (lanes == 16)
       e = b.CreateIntrinsic(llvm::Intrinsic::x86_avx512_mask_scalef_ps_512, {},
-                            {y, fx, llvm::Constant::getNullValue(vt), b.getInt16(0xffff), b.getInt32(4)});
+                            {y, n, llvm::Constant::getNullValue(vt), b.getInt16(0xffff), b.getInt32(4)});
     else
       e = b.CreateIntrinsic(llvm::Intrinsic::x86_avx512_mask_scalef_ps_256, {},
-                            {y, fx, llvm::Constant::getNullValue(vt), b.getInt8(0xff)});
+                            {y, n, llvm::Constant::getNullValue(vt), b.getInt8(0xff)});
   } else {
+    // NaN compares false: n becomes -151, a valid integer (y is NaN, and so is the result).
+    n = b.CreateSelect(b.CreateFCmpOGT(n, C(-151.0)), n, C(-151.0));
     llvm::Type* it = ft->getWithNewType(b.getInt32Ty());
     auto I = [&](int v) { return llvm::ConstantInt::get(it, static_cast<uint64_t>(static_cast<int64_t>(v)), true); };
-    llvm::Value* n = b.CreateFreeze(b.CreateFPToSI(fx, it));
-    llvm::Value* n1 = b.CreateAShr(n, I(1));
-    llvm::Value* n2 = b.CreateSub(n, n1);
-    auto pow2 = [&](llvm::Value* k) { return b.CreateBitCast(b.CreateShl(b.CreateAdd(k, I(127)), I(23)), ft); };
-    e = b.CreateFMul(b.CreateFMul(y, pow2(n1)), pow2(n2));
+    llvm::Value* k = b.CreateFPToSI(n, it);
+    llvm::Value* k1 = b.CreateAShr(k, I(1));
+    llvm::Value* k2 = b.CreateSub(k, k1);
+    auto pow2 = [&](llvm::Value* v) { return b.CreateBitCast(b.CreateShl(b.CreateAdd(v, I(127)), I(23)), ft); };
+    e = b.CreateFMul(b.CreateFMul(y, pow2(k1)), pow2(k2));
   }
-  // NaN needs no select of its own: no comparison above holds for it, so cx, r and y are
-  // NaN, and so is their product with any power of two (fptosi's value is frozen).
   return b.CreateSelect(tiny, C(0.0), e);
 }
 

@@ -310,6 +310,9 @@ void unary_typed(const T* x, void* out, int64_t n) {
   if constexpr (op == UnaryOp::Tanh && std::is_same_v<T, float>) {  // vectorized (Libm.h)
     return flat_loop(n, [&](int64_t b, int64_t e) { tanh_f32_loop(x + b, o + b, e - b); });
   }
+  if constexpr (op == UnaryOp::Exp && std::is_same_v<T, float>) {  // vectorized (Libm.h)
+    return flat_loop(n, [&](int64_t b, int64_t e) { exp_f32_loop(x + b, o + b, e - b); });
+  }
   if (op == UnaryOp::IsNan) {
     if constexpr (std::is_floating_point_v<T>) return map(ob, [](T v) { return v != v; });
     else return map(ob, [](T) { return false; });

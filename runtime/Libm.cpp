@@ -25,15 +25,42 @@ TDL_TANH_LOOP(tanh_avx512, __attribute__((target("avx2,avx512f"))))
 #endif
 #undef TDL_TANH_LOOP
 
+#define TDL_EXP_LOOP(name, ...)                                        \
+  TDL_VECTORIZE __VA_ARGS__ void name(const float* x, float* y, int64_t n) { \
+    for (int64_t i = 0; i < n; ++i) y[i] = exp_f32(x[i]);              \
+  }
+TDL_EXP_LOOP(exp_generic)
+#if defined(__x86_64__) && defined(__GNUC__)
+TDL_EXP_LOOP(exp_avx2, __attribute__((target("avx2"))))
+TDL_EXP_LOOP(exp_avx512, __attribute__((target("avx2,avx512f"))))
+#endif
+#undef TDL_EXP_LOOP
+
+#if defined(__x86_64__) && defined(__GNUC__)
+int simd_level() {
+  static const int level = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+  return level;
+}
+#endif
+
 }  // namespace
 
 void tanh_f32_loop(const float* x, float* y, int64_t n) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  static const int level = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+  const int level = simd_level();
   if (level == 2) return tanh_avx512(x, y, n);
   if (level == 1) return tanh_avx2(x, y, n);
 #endif
   tanh_generic(x, y, n);
+}
+
+void exp_f32_loop(const float* x, float* y, int64_t n) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  const int level = simd_level();
+  if (level == 2) return exp_avx512(x, y, n);
+  if (level == 1) return exp_avx2(x, y, n);
+#endif
+  exp_generic(x, y, n);
 }
 
 }  // namespace tdl::rt

@@ -56,4 +56,40 @@ inline float tanh_f32(float x) {
 // y[i] = tanh_f32(x[i]) for i < n, vectorized for the CPU it runs on (the eager kernel).
 void tanh_f32_loop(const float* x, float* y, int64_t n);
 
+// exp of an f32, TDL's own (Cephes's expf method: max error about 1 ulp, tests/codegen/
+// MathTests.cpp), built to vectorize as tanh_f32 is: IEEE +, -, * in this order, no FMA.
+//   x > 89: inf (computed at 89, which overflows); x < -104: 0 (computed at 0, so no lane
+//   meets subnormal arithmetic, a microcode assist of ~100 cycles on x86, which a masked
+//   softmax's -1e9 entries would hit)
+//   n = x / ln 2 to nearest, r = x - n ln 2 (ln 2 in two parts, Cody and Waite)
+//   e^r = 1 + r + r^2 P(r), P of degree 5 (Cephes), then times 2^n in two steps 2^(n>>1)
+//   and 2^(n - (n>>1)), so that a subnormal result rounds once
+// NaN gives NaN. codegen/ScalarEmit.cpp's emitExpF32 is the same computation in LLVM IR
+// (compiled loops and PTX kernels).
+inline float exp_f32(float x) {
+  const bool tiny = x < -104.0f;
+  float cx = x > 89.0f ? 89.0f : x;
+  cx = tiny ? 0.0f : cx;
+  float n = (cx * 1.44269504088896341f + 0x1.8p23f) - 0x1.8p23f;  // to nearest
+  const float r = (cx - n * 0.693359375f) - n * -2.12194440e-4f;
+  float y = 1.9875691500e-4f;
+  y = y * r + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  y = (y * (r * r) + r) + 1.0f;
+  n = n > -151.0f ? n : -151.0f;  // NaN too: a valid integer below (y is NaN then)
+  const int32_t k = static_cast<int32_t>(n), k1 = k >> 1, k2 = k - k1;
+  const uint32_t b1 = static_cast<uint32_t>(k1 + 127) << 23, b2 = static_cast<uint32_t>(k2 + 127) << 23;
+  float s1, s2;
+  std::memcpy(&s1, &b1, sizeof s1);
+  std::memcpy(&s2, &b2, sizeof s2);
+  const float e = (y * s1) * s2;
+  return tiny ? 0.0f : e;
+}
+
+// y[i] = exp_f32(x[i]) for i < n, vectorized for the CPU it runs on (the eager kernel).
+void exp_f32_loop(const float* x, float* y, int64_t n);
+
 }  // namespace tdl::rt

@@ -260,8 +260,9 @@ template <auto>
 inline constexpr bool always_false = false;
 
 // One float element in C++: the eager kernels' math (Elementwise.cpp). The primitives
-// call the C library (std::exp(float) is expf), as CPU code does, so both agree bit for
-// bit; composite ops evaluate their formula.
+// call the C library (std::log(float) is logf), as CPU code does, so both agree bit for
+// bit, except f32 exp and tanh, TDL's own in both (Libm.h); composite ops evaluate their
+// formula.
 template <class T>
 struct ScalarMath {
   static_assert(std::is_floating_point_v<T>);
@@ -274,7 +275,10 @@ struct ScalarMath {
     using U = UnaryOp;
     if constexpr (Op == U::Neg) return -v;
     else if constexpr (Op == U::Abs) return std::fabs(v);
-    else if constexpr (Op == U::Exp) return std::exp(v);
+    else if constexpr (Op == U::Exp) {
+      if constexpr (std::is_same_v<T, float>) return exp_f32(v);  // TDL's own, as compiled code's (Libm.h)
+      else return std::exp(v);
+    }
     else if constexpr (Op == U::Expm1) return std::expm1(v);
     else if constexpr (Op == U::Log) return std::log(v);
     else if constexpr (Op == U::Log1p) return std::log1p(v);

@@ -48,10 +48,21 @@ double ulpError(float y, double t) {
   return std::fabs(static_cast<double>(y) - t) / ulp;
 }
 
-}  // namespace
+struct Sweep {
+  int64_t checked = 0, vsEager = 0, vsLoop = 0, wrong = 0;
+  double worst = 0;
+  std::string first, worstAt;
+};
 
-TEST_CASE("f32 tanh: compiled loops and the eager kernels agree bit for bit, within 1.5 ulp of the exact value") {
-  auto module = ir::parse_module(unaryLoop("tanh"));
+// Runs a compiled fused loop of `op` over blocks of f32 bit patterns (a sample of every
+// 2^20-value block, each block also holding `edges` with both signs; every block with
+// TDL_MATH_SWEEP=full) and compares it bit for bit with the eager scalar function and the
+// eager kernel's vectorized loop, and the scalar function with the exact value (`exact`, in
+// double). `extraBlock(blk)` says which further blocks to check in full.
+template <class Scalar, class Loop, class Exact, class Extra>
+Sweep sweep(const std::string& op, Scalar scalar, Loop loopFn, Exact exact, const std::vector<uint32_t>& edges,
+            Extra extraBlock) {
+  auto module = ir::parse_module(unaryLoop(op));
   ir::Function& fn = *module->functions.front();
   auto cf = codegen::compile(std::move(module), fn);
   if (cf->optimized.valid()) {  // the vectorized version, as a hot fn runs
@@ -62,22 +73,17 @@ TEST_CASE("f32 tanh: compiled loops and the eager kernels agree bit for bit, wit
   rt::Tensor in = rt::Tensor::empty(rt::DType::F32, {kBlock});
   float* x = in.mutable_data<float>();
   std::vector<float> loop(kBlock);
-  int64_t checked = 0, vsEager = 0, vsLoop = 0, wrong = 0;
-  double worst = 0;
-  std::string first, worstAt;
-  // Block b holds the patterns b * 2^20 + i: every sign and exponent, and the bounds of the
-  // method's branches (2^-12, 0.6, 9.1), 0, subnormals, inf and NaN fall in some block.
-  const int step = full ? 1 : 61;
-  for (int64_t blk = 0; blk < 4096; blk += step) {
+  Sweep s;
+  auto note = [&](const std::string& what) {
+    if (s.first.empty()) s.first = what;
+  };
+  for (int64_t blk = 0; blk < 4096; ++blk) {
+    if (!full && blk % 61 != 0 && !extraBlock(blk)) continue;
     for (int64_t i = 0; i < kBlock; ++i) {
       uint32_t u = static_cast<uint32_t>((blk << 20) + i);
       std::memcpy(&x[i], &u, sizeof u);
     }
-    // The branch bounds and their neighbours and special values, in every block (both signs).
-    const uint32_t edges[] = {0x00000000u, 0x00000001u, 0x39800000u, 0x397fffffu, 0x3f19999au, 0x3f199999u,
-                              0x3f19999bu, 0x4111999au, 0x41119999u, 0x4111999bu, 0x7f7fffffu, 0x7f800000u,
-                              0x7fc00000u, 0x7f800001u, 0x3f000000u, 0x3f800000u};
-    for (size_t e = 0; e < sizeof(edges) / sizeof(edges[0]); ++e)
+    for (size_t e = 0; e < edges.size(); ++e)
       for (uint32_t sign : {0u, 0x80000000u}) {
         uint32_t u = edges[e] | sign;
         std::memcpy(&x[2 * e + (sign ? 1 : 0)], &u, sizeof u);
@@ -86,109 +92,67 @@ TEST_CASE("f32 tanh: compiled loops and the eager kernels agree bit for bit, wit
     codegen::ExecError err;
     REQUIRE(cf->run({in}, out, err));
     const float* y = out[0].data<float>();
-    rt::tanh_f32_loop(x, loop.data(), kBlock);  // the eager kernel's vectorized loop
+    loopFn(x, loop.data(), kBlock);  // the eager kernel's vectorized loop
     auto same = [](float p, float q) { return std::isnan(p) ? std::isnan(q) : bitsOf(p) == bitsOf(q); };
+    auto at = [&](int64_t i) { return op + "(bits " + std::to_string(bitsOf(x[i])) + "): "; };
     for (int64_t i = 0; i < kBlock; ++i) {
-      const float eager = rt::tanh_f32(x[i]);
-      if (!same(eager, y[i]) && vsEager++ == 0)
-        first = "tanh(bits " + std::to_string(bitsOf(x[i])) + "): compiled " + std::to_string(bitsOf(y[i])) +
-                ", eager " + std::to_string(bitsOf(eager));
-      if (!same(eager, loop[i]) && vsLoop++ == 0 && first.empty())
-        first = "tanh(bits " + std::to_string(bitsOf(x[i])) + "): eager loop " + std::to_string(bitsOf(loop[i])) +
-                ", eager " + std::to_string(bitsOf(eager));
-      if (std::isnan(x[i]) || std::isnan(eager)) {
-        if (std::isnan(x[i]) != std::isnan(eager) && wrong++ == 0 && first.empty())
-          first = "tanh(bits " + std::to_string(bitsOf(x[i])) + ") NaN mismatch";
+      const float eager = scalar(x[i]);
+      if (!same(eager, y[i]) && s.vsEager++ == 0)
+        note(at(i) + "compiled " + std::to_string(bitsOf(y[i])) + ", eager " + std::to_string(bitsOf(eager)));
+      if (!same(eager, loop[i]) && s.vsLoop++ == 0)
+        note(at(i) + "eager loop " + std::to_string(bitsOf(loop[i])) + ", eager " + std::to_string(bitsOf(eager)));
+      const double t = exact(static_cast<double>(x[i]));
+      if (std::isnan(t) || std::isnan(eager)) {
+        if (std::isnan(t) != std::isnan(eager) && s.wrong++ == 0) note(at(i) + "NaN mismatch");
         continue;
       }
-      const double error = ulpError(eager, std::tanh(static_cast<double>(x[i])));
-      if (error > worst) {
-        worst = error;
-        worstAt = std::to_string(bitsOf(x[i]));
+      if (std::signbit(eager) != std::signbit(t) && s.wrong++ == 0) note(at(i) + "the wrong sign");
+      if (std::isinf(static_cast<float>(t)) || std::isinf(eager)) {
+        if (static_cast<float>(t) != eager && s.wrong++ == 0) note(at(i) + "overflow mismatch");
+        continue;
       }
-      // The sign is x's, -0 included.
-      if (std::signbit(eager) != std::signbit(x[i]) && wrong++ == 0 && first.empty())
-        first = "tanh(bits " + std::to_string(bitsOf(x[i])) + ") has the wrong sign";
+      const double error = ulpError(eager, t);
+      if (error > s.worst) {
+        s.worst = error;
+        s.worstAt = std::to_string(bitsOf(x[i]));
+      }
     }
-    checked += kBlock;
+    s.checked += kBlock;
   }
-  INFO(first);
-  INFO("checked " << checked << " values; worst " << worst << " ulp at bits " << worstAt);
-  CHECK(vsEager == 0);
-  CHECK(vsLoop == 0);
-  CHECK(wrong == 0);
-  CHECK(worst < 1.5);
-}
-
-namespace {
-
-float pow2(int k) {
-  uint32_t u = static_cast<uint32_t>(k + 127) << 23;
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
-
-// codegen's f32 exp (emitExpF32) step by step, 2^n in two exact-then-rounding products; the
-// polynomial's llvm.fmuladd steps are FMAs where the host has them (x86-64 with FMA).
-float referenceExp(float x, bool fused) {
-  const bool tiny = x < -104.0f;
-  float cx = x > 89.0f ? 89.0f : x;
-  cx = tiny ? 0.0f : cx;
-  const float fx = std::floor(cx * 1.44269504088896341f + 0.5f);
-  const float r = (cx - fx * 0.693359375f) - fx * -2.12194440e-4f;
-  const float z = r * r;
-  float y = 1.9875691500e-4f;
-  for (float c : {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f})
-    y = fused ? std::fma(y, r, c) : y * r + c;
-  y = (y * z + r) + 1.0f;
-  if (std::isnan(y)) return y;
-  const int n = static_cast<int>(fx), n1 = n >> 1, n2 = n - n1;
-  return tiny ? 0.0f : (y * pow2(n1)) * pow2(n2);
+  return s;
 }
 
 }  // namespace
 
-// With AVX-512 the vectorized loops scale by 2^n with vscalefps (one rounding); elsewhere in
-// two products. Both must give the bits of the steps as written, subnormal results included.
-TEST_CASE("f32 exp: compiled loops (vscalefps where vectorized) give the bits of the two-step form") {
-  auto module = ir::parse_module(unaryLoop("exp"));
-  ir::Function& fn = *module->functions.front();
-  auto cf = codegen::compile(std::move(module), fn);
-  if (cf->optimized.valid()) {
-    cf->optimized.wait();
-    codegen::tierUp(cf);
-  }
-  const bool fused = __builtin_cpu_supports("fma");
-  const bool full = std::getenv("TDL_MATH_SWEEP") && std::string(std::getenv("TDL_MATH_SWEEP")) == "full";
-  rt::Tensor in = rt::Tensor::empty(rt::DType::F32, {kBlock});
-  float* x = in.mutable_data<float>();
-  int64_t checked = 0, diffs = 0;
-  std::string first;
-  // Every block of the range where results are subnormal or overflow (|x| in [64, 128)),
-  // a sample of the rest.
-  for (int64_t blk = 0; blk < 4096; ++blk) {
-    const int64_t exponentBlocks = blk & 2047;  // the sign bit is block bit 11
-    const bool edgeRange = exponentBlocks >> 3 == (0x42800000 >> 23);
-    if (!full && !edgeRange && blk % 61 != 0) continue;
-    for (int64_t i = 0; i < kBlock; ++i) {
-      uint32_t u = static_cast<uint32_t>((blk << 20) + i);
-      std::memcpy(&x[i], &u, sizeof u);
-    }
-    std::vector<rt::Tensor> out;
-    codegen::ExecError err;
-    REQUIRE(cf->run({in}, out, err));
-    const float* y = out[0].data<float>();
-    for (int64_t i = 0; i < kBlock; ++i) {
-      const float want = referenceExp(x[i], fused);
-      const bool same = std::isnan(want) ? std::isnan(y[i]) : bitsOf(y[i]) == bitsOf(want);
-      if (!same && diffs++ == 0)
-        first = "exp(bits " + std::to_string(bitsOf(x[i])) + "): compiled " + std::to_string(bitsOf(y[i])) +
-                ", steps " + std::to_string(bitsOf(want));
-    }
-    checked += kBlock;
-  }
-  INFO(first);
-  INFO("checked " << checked << " values");
-  CHECK(diffs == 0);
+TEST_CASE("f32 tanh: compiled loops and the eager kernels agree bit for bit, within 1.5 ulp of the exact value") {
+  // Block b holds the patterns b * 2^20 + i: every sign and exponent, and the bounds of the
+  // method's branches (2^-12, 0.6, 9.1), 0, subnormals, inf and NaN fall in some block.
+  Sweep s = sweep(
+      "tanh", [](float v) { return rt::tanh_f32(v); }, rt::tanh_f32_loop, [](double v) { return std::tanh(v); },
+      {0x00000000u, 0x00000001u, 0x39800000u, 0x397fffffu, 0x3f19999au, 0x3f199999u, 0x3f19999bu, 0x4111999au,
+       0x41119999u, 0x4111999bu, 0x7f7fffffu, 0x7f800000u, 0x7fc00000u, 0x7f800001u, 0x3f000000u, 0x3f800000u},
+      [](int64_t) { return false; });
+  INFO(s.first);
+  INFO("checked " << s.checked << " values; worst " << s.worst << " ulp at bits " << s.worstAt);
+  CHECK(s.vsEager == 0);
+  CHECK(s.vsLoop == 0);
+  CHECK(s.wrong == 0);
+  CHECK(s.worst < 1.5);
+}
+
+// With AVX-512 the vectorized compiled loops scale by 2^n with vscalefps (one rounding),
+// elsewhere in two products: the same bits, subnormal results included, which every block of
+// |x| in [64, 128) (results subnormal, or overflowing) checks in full.
+TEST_CASE("f32 exp: compiled loops and the eager kernels agree bit for bit, within 1 ulp of the exact value") {
+  Sweep s = sweep(
+      "exp", [](float v) { return rt::exp_f32(v); }, rt::exp_f32_loop, [](double v) { return std::exp(v); },
+      {0x00000000u, 0x00000001u, 0x42b20000u, 0x42b1ffffu, 0x42b20001u, 0x42d00000u, 0x42cfffffu, 0x42d00001u,
+       0x42b17218u, 0x42b17217u, 0x7f7fffffu, 0x7f800000u, 0x7fc00000u, 0x7f800001u, 0x3f000000u, 0x3f800000u},
+      [](int64_t blk) { return (blk & 2047) >> 3 == (0x42800000 >> 23); });
+  INFO(s.first);
+  INFO("checked " << s.checked << " values; worst " << s.worst << " ulp at bits " << s.worstAt);
+  CHECK(s.vsEager == 0);
+  CHECK(s.vsLoop == 0);
+  CHECK(s.wrong == 0);
+  CHECK(s.worst < 1.0);
 }
