@@ -138,14 +138,22 @@ auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, cons
         TensorType t = typeOf(ls[i]);
         bool w = weakOf(ls[i]);
         if (t.dtype != sp.type.dtype || t.rank() != sp.type.rank()) {
-          if (sp.weak && !w && t.rank() == sp.type.rank()) {
+          // A weak value holds a kind of number (bool < integer < float) rather than a dtype.
+          // The carried type takes the body's when that keeps the value: a weak start takes
+          // a strong dtype of its kind or above (0 carried as i32 or f32), a weak start
+          // becomes a weak of a higher kind (0 then x + 0.5: a float, as eagerly). A weak
+          // value of a lower kind is cast to the carried dtype (1 into an f32); one of a
+          // higher kind into a strong dtype (0.5 into an i64) is a change of dtype.
+          auto kind = [](DType d) { return d == DType::Bool ? 0 : rt::is_float(d) ? 2 : 1; };
+          if (t.rank() == sp.type.rank() && sp.weak && (!w || kind(t.dtype) > kind(sp.type.dtype)) &&
+              kind(t.dtype) >= kind(sp.type.dtype)) {
             sp.type.dtype = t.dtype;
-            sp.weak = false;
+            sp.weak = w;
             unsettled = fmt::format("'{}' (now {})", carriedName(carried[c]), t.str());
             retry = true;
             continue;
           }
-          if (!(w && t.rank() == sp.type.rank())) {
+          if (!(w && t.rank() == sp.type.rank() && kind(t.dtype) <= kind(sp.type.dtype))) {
             std::string name = carriedName(carried[c]);
             fail(carriedLoc(carried[c], s),
                  fmt::format("'{}' changes from {} to {} in the loop; a carried value must keep its dtype and rank",

@@ -29,10 +29,24 @@ auto Tracer::mergeTV(const TV& a, const TV& b, const std::string& name, const Lo
     bool wa = weakOf(a), wb = weakOf(b);
     TensorType t = ta;
     bool weak = wa && wb;
-    if (wa && !wb) t = TensorType(tb.dtype, ta.dims);
-    else if (wb && !wa) t = TensorType(ta.dtype, ta.dims);
-    else if (ta.dtype != tb.dtype)
+    // A weak value holds a kind of number (bool < integer < float), not a dtype: it takes the
+    // other path's strong dtype when that keeps its value (a weak 1 with an f32), and two weak
+    // values take the higher kind (0 on one path, 0.5 on the other: a float). A weak value of
+    // a higher kind than the other path's strong dtype (0.5 against an i64) is a type change.
+    auto kind = [](DType d) { return d == DType::Bool ? 0 : rt::is_float(d) ? 2 : 1; };
+    auto differ = [&] {
       fail(loc, fmt::format("'{}' has type {} on one path and {} on another", name, ta.str(), tb.str()));
+    };
+    if (wa && wb) {
+      if (kind(tb.dtype) > kind(ta.dtype)) t = TensorType(tb.dtype, ta.dims);
+    } else if (wa) {
+      if (kind(ta.dtype) > kind(tb.dtype)) differ();
+      t = TensorType(tb.dtype, ta.dims);
+    } else if (wb) {
+      if (kind(tb.dtype) > kind(ta.dtype)) differ();
+    } else if (ta.dtype != tb.dtype) {
+      differ();
+    }
     if (ta.rank() != tb.rank())
       fail(loc, fmt::format("'{}' has type {} on one path and {} on another", name, ta.str(), tb.str()));
     for (size_t i = 0; i < t.dims.size(); ++i)
