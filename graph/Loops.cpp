@@ -9,6 +9,19 @@ auto Tracer::leavesOf(const TV& t, std::vector<TV>& out) -> void {
   if (x.k == TV::Seq || x.k == TV::Rec) for (auto& i : x.items) leavesOf(i, out);
 }
 
+auto Tracer::sameSkeleton(const TV& a, const TV& b) -> bool {
+  if (sameTV(a, b)) return true;
+  TV x = expandStatic(a), y = expandStatic(b);
+  if (isNumeric(x) && isNumeric(y)) return true;
+  if ((x.k == TV::Seq || x.k == TV::Rec) && x.k == y.k && x.items.size() == y.items.size() && x.seqTag == y.seqTag &&
+      (x.k == TV::Seq || *x.names == *y.names)) {
+    for (size_t i = 0; i < x.items.size(); ++i)
+      if (!sameSkeleton(x.items[i], y.items[i])) return false;
+    return true;
+  }
+  return false;
+}
+
 auto Tracer::rebuild(const TV& t, const std::vector<ir::Value*>& vals, const std::vector<LeafSpec>& specs, size_t& k) -> TV {
   TV x = expandStatic(t);
   if (isNumeric(x)) {
@@ -112,6 +125,30 @@ auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, cons
     f.st.cont = staticBool(false);
     body(counter);
     f.st.cont = staticBool(false);
+    // Only numbers change at run time: a string, a list's length, a record's fields stay as
+    // they were (eagerly they would change on every iteration, which one trace cannot show).
+    for (size_t i = 0; i < s0.slots.size(); ++i) {
+      const TV& before = s0.slots[i];
+      const TV& after = f.st.slots[i];
+      if (!before.defined() || declared.count(static_cast<int>(i)) || sameSkeleton(before, after)) continue;
+      const std::string& name = fr().slotNames[i];
+      Loc at = s.loc;
+      for (const Carried& c : carried)
+        if (c.kind == Carried::Slot && static_cast<size_t>(c.slot) == i) at = carriedLoc(c, s);
+      auto text = [&](const TV& t) -> std::string {
+        TV x = expandStatic(t);
+        if (x.k == TV::Seq && x.seqTag != Tag::Dict) {
+          size_t n = x.items.size();
+          return fmt::format("a {} of {} item{}", tagName(x.seqTag), n, n == 1 ? "" : "s");
+        }
+        if (x.isStatic() && x.sv.isStr()) return fmt::format("the string \"{}\"", x.sv.as<StrObj>()->s);
+        return describe(t);
+      };
+      fail(at, fmt::format("'{}' changes from {} to {} in a loop that runs at run time; in a graph fn only tensors "
+                           "and numbers can change there (a list keeps its length, a string its text): collect "
+                           "the values in a tensor, or loop a number of times known when tracing",
+                           name, text(before), text(after)));
+    }
     // What the body leaves, against the carried types.
     bool retry = false;
     std::vector<ir::Value*> ys;

@@ -150,7 +150,11 @@ void scanAssigned(const Stmt& s, std::set<int>& assigned, std::set<int>& declare
       for (auto& k : s.stmts) scanAssigned(*k, assigned, declared, hasBreak, hasReturn, loopDepth);
       break;
     case StmtKind::With:
+      if (s.slot >= 0) declared.insert(s.slot);  // `as name`
       if (s.body) scanAssigned(*s.body, assigned, declared, hasBreak, hasReturn, loopDepth);
+      break;
+    case StmtKind::Fn:
+      if (s.fn && s.fn->globalSlot >= 0) declared.insert(s.fn->globalSlot);  // a nested fn's own slot
       break;
     default: break;
   }

@@ -281,6 +281,8 @@ class Tracer {
 
   // Numeric leaves of a carried value (non-numeric statics stay static).
   void leavesOf(const TV& t, std::vector<TV>& out);
+  // Whether a and b are the same but for their numeric leaves (a loop may change those).
+  bool sameSkeleton(const TV& a, const TV& b);
   // The skeleton of t with its numeric leaves replaced by vals[k++].
   TV rebuild(const TV& t, const std::vector<ir::Value*>& vals, const std::vector<LeafSpec>& specs, size_t& k);
 
