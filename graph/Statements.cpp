@@ -104,7 +104,19 @@ auto Tracer::bindPattern(const Pattern& p, const TV& v, const Loc& loc) -> void 
 
 auto Tracer::exec(const Stmt& s) -> void {
   switch (s.kind) {
-    case StmtKind::Let: bindPattern(s.pattern, eval(*s.exprs[0]), s.loc); return;
+    case StmtKind::Let: {
+      TV v = eval(*s.exprs[0]);
+      if (s.type) {  // `let x: T = e`, checked (and converted) as eagerly
+        const Loc& at = s.exprs[0]->loc;
+        TraceDims dims;
+        TV before = v;
+        std::string head = fmt::format("value must be {}, got ", s.type->str());
+        if (!matchTV(v, *s.type, dims, at)) fail(at, head + annotationText(before));
+        checkDims(dims, head, before, at);
+      }
+      bindPattern(s.pattern, v, s.loc);
+      return;
+    }
     case StmtKind::Assign: assign(s); return;
     case StmtKind::ExprStmt: eval(*s.exprs[0]); return;
     case StmtKind::Block: execBlock(s.stmts, 0); return;
