@@ -21,7 +21,9 @@
 //   int64_t dim(V x, int64_t a)    a known dim (an error where the engine cannot slice it)
 //   V sliceAxis(V g, a, off, len)  g[..., off : off + len, ...] along a
 //   V take(V g, V idx, a)  V indexAdd(V base, V idx, V src, a)
-//   V scan(V g, a, reverse)        g's running sum along a (from the end when reverse)
+//   V scan(V g, a, reverse, prod=false)  g's running sum (product) along a (from the end
+//                                  when reverse)
+//   V reduceKeep(op, V x, axes)    x reduced over axes with keepdims
 //   V im2col(V g, win)  V col2im(V g, h, w, win)   (runtime/Conv.h, padding zeros)
 //   V getIndex(V g, S spec)  V setIndex(V base, S spec, V v)  (S: the engine's index spec)
 // Axes are normalized (0 <= a < rank) and sorted; a rule is called only where some input
@@ -117,7 +119,8 @@ std::pair<Opt<M>, Opt<M>> matmul(M& m, const typename M::V& g, const typename M:
 
 // Reductions over `axes` (normalized, sorted; all of x's axes for axis=none):
 //   sum: bcast(g); mean: bcast(g / count); max/min: bcast(g) at the first extreme element of
-//   each group, 0 elsewhere; prod: bcast(g * out) / x; logsumexp: bcast(g) * exp(x - bcast(out))
+//   each group, 0 elsewhere; prod: bcast(g) times the product of the group's other elements
+//   (zero-safe, below); logsumexp: bcast(g) * exp(x - bcast(out))
 // where bcast(v) puts the reduced axes back (unless keepdims) and broadcasts to x's shape.
 template <class M>
 typename M::V reduce(M& m, ReduceOp op, const typename M::V& g, const typename M::V& x, const typename M::V& out,
@@ -136,7 +139,26 @@ typename M::V reduce(M& m, ReduceOp op, const typename M::V& g, const typename M
     case ReduceOp::Max:
     case ReduceOp::Min:
       return m.fit(m.select(m.firstExtreme(x, axes, op == ReduceOp::Max), bcast(g), m.k(0.0, g)), x);
-    case ReduceOp::Prod: return m.fit(m.template binary<BO::Div>(bcast(m.template binary<BO::Mul>(g, out)), x), x);
+    case ReduceOp::Prod: {
+      // g_i = the product of the group's other elements (TensorFlow's and PyTorch's values;
+      // out / x is 0/0 = NaN at a zero). With p the product of the nonzero elements and S
+      // the sum of the zero ones (0, but it carries their derivative): no zero: p / x_i; one
+      // zero: p there, p / x_i * S elsewhere; two zeros: p * (S - x_i) at each, 0 elsewhere;
+      // more: 0. Exact to the second derivative.
+      (void)out;
+      V zero = m.broadcastLike(m.k(0.0, x), x), one = m.broadcastLike(m.k(1.0, x), x);
+      V z = m.template binary<BO::Eq>(x, zero);
+      V xnz = m.select(z, one, x);
+      V p = m.broadcastLike(m.reduceKeep(ReduceOp::Prod, xnz, axes), x);
+      V zs = m.broadcastLike(m.reduceKeep(ReduceOp::Sum, m.select(z, one, zero), axes), x);
+      V S = m.broadcastLike(m.reduceKeep(ReduceOp::Sum, m.select(z, x, zero), axes), x);
+      V pi = m.template binary<BO::Div>(p, xnz);
+      auto count = [&](double c) { return m.template binary<BO::Eq>(zs, m.broadcastLike(m.k(c, x), x)); };
+      V two = m.select(z, m.template binary<BO::Mul>(p, m.template binary<BO::Sub>(S, x)), zero);
+      V t = m.select(count(0), pi,
+                     m.select(count(1), m.select(z, p, m.template binary<BO::Mul>(pi, S)), m.select(count(2), two, zero)));
+      return m.fit(m.template binary<BO::Mul>(bcast(g), t), x);
+    }
     case ReduceOp::LogSumExp: {
       V e = m.template unary<UnaryOp::Exp>(m.template binary<BO::Sub>(x, bcast(out)));
       return m.fit(m.template binary<BO::Mul>(bcast(g), e), x);
@@ -160,13 +182,27 @@ std::vector<Opt<M>> concat(M& m, const typename M::V& g, const std::vector<typen
 }
 
 // The running sum (cumsum) or product (cumprod) along `axis` (from the end when reverse):
-// cumsum: gx = g's running sum the other way; cumprod: gx = that of g * out, divided by x
-// (so not finite where x has a zero).
+// cumsum: gx = g's running sum the other way. cumprod: gx_i = sum over k >= i of g_k times
+// the product of x_j for j <= k, j != i (in scan order). Before a row's first zero (at z)
+// that is the running sum the other way of g * out, divided by x_i; at z, that of g * c with
+// c the running product of x with x_z as 1; after z, that of g * c times x_z / x_i (0, but
+// it carries x_z's derivative). Exact to the second derivative with one zero in a row.
 template <class M>
 typename M::V scan(M& m, const typename M::V& g, const typename M::V& x, const typename M::V& out, bool prod,
                    int64_t axis, bool reverse) {
+  using BO = BinaryOp;
+  using V = typename M::V;
   if (!prod) return m.scan(g, axis, !reverse);
-  return m.template binary<BinaryOp::Div>(m.scan(m.template binary<BinaryOp::Mul>(g, out), axis, !reverse), x);
+  V zero = m.broadcastLike(m.k(0.0, x), x), one = m.broadcastLike(m.k(1.0, x), x);
+  V z = m.template binary<BO::Eq>(x, zero);
+  V xnz = m.select(z, one, x);
+  V seen = m.scan(m.select(z, one, zero), axis, reverse);  // zeros up to here, in scan order
+  V first = m.template binary<BO::BitAnd>(z, m.template binary<BO::Eq>(seen, one));
+  V before = m.template binary<BO::Div>(m.scan(m.template binary<BO::Mul>(g, out), axis, !reverse), xnz);
+  V skip = m.scan(m.template binary<BO::Mul>(g, m.scan(m.select(first, one, x), axis, reverse, true)), axis, !reverse);
+  V xz = m.broadcastLike(m.reduceKeep(ReduceOp::Sum, m.select(first, x, zero), {axis}), x);
+  V after = m.template binary<BO::Mul>(m.template binary<BO::Div>(skip, xnz), xz);
+  return m.select(m.template binary<BO::Eq>(seen, zero), before, m.select(first, skip, after));
 }
 
 // im2col(x, window): gx = col2im(g) over x's positions; col2im(c, size, window): gc = im2col(g)

@@ -227,10 +227,12 @@ struct IrAdjoint {
   V col2im(const V& g, int64_t h, int64_t wd, const IntList& w) {
     return now(b.create_inferred(OpKind::Col2im, {g.get()}, {{"window", w}, {"size", IntList{h, wd}}}).result());
   }
-  V scan(const V& g, int64_t axis, bool reverse) {
-    return now(b.create_inferred(OpKind::Scan, {g.get()}, {{"axis", axis}, {"kind", std::string("sum")}, {"reverse", reverse}})
+  V scan(const V& g, int64_t axis, bool reverse, bool prod = false) {
+    return now(b.create_inferred(OpKind::Scan, {g.get()},
+                                 {{"axis", axis}, {"kind", std::string(prod ? "prod" : "sum")}, {"reverse", reverse}})
                    .result());
   }
+  V reduceKeep(rt::ReduceOp op, const V& x, const IntList& axes) { return now(b.reduce(op, x.get(), axes, true)); }
   // The number of elements over `axes`: known dims folded into one constant.
   V count(const V& x, const IntList& axes, const V& g) {
     DType dt = g.type().dtype;

@@ -87,7 +87,10 @@ struct EagerAdjoint {
     return getIndex(g, spec);
   }
   V take(const V& g, const V& idx, int64_t axis) { return ad::take(g, idx, axis); }
-  V scan(const V& g, int64_t axis, bool reverse) { return ad::scan(g, axis, false, reverse); }
+  V scan(const V& g, int64_t axis, bool reverse, bool prod = false) { return ad::scan(g, axis, prod, reverse); }
+  V reduceKeep(rt::ReduceOp op, const V& x, const std::vector<int64_t>& axes) {
+    return ad::reduce(op, x, rt::Axes(axes), true);
+  }
   V im2col(const V& g, const rt::Window2d& w) { return ad::im2col(g, w, 0.0); }
   V col2im(const V& g, int64_t h, int64_t wd, const rt::Window2d& w) { return ad::col2im(g, h, wd, w); }
   V indexAdd(const V& base, const V& idx, const V& src, int64_t axis) { return ad::indexAdd(base, idx, src, axis); }
