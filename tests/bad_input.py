@@ -340,6 +340,14 @@ def graph_errors(tdl, d):
             path = write(d, "g.tdl", src)
             r = run(tdl, "run", path)
             expect(f"{call} ({mode}): {msg}", r.returncode == 1 and f"error: {msg}" in r.stderr, r)
+    # A class id outside the classes: an error naming the op, not one_hot's zero row (a loss of 0).
+    for mode, src in (("eager", "import nn\nprint(nn.sparse_cross_entropy([5, 0], [[1.0, 2.0], [1.0, 2.0]]))\n"),
+                      ("graph", "import nn\ngraph fn g(i, l) {\n  return nn.sparse_cross_entropy(i, l)\n}\n"
+                                "print(g([0, -1], [[1.0, 2.0], [1.0, 2.0]]))\n")):
+        r = run(tdl, "run", write(d, "sce.tdl", src))
+        expect(f"sparse_cross_entropy with a class id out of range ({mode})",
+               r.returncode == 1 and "error: assertion failed: sparse_cross_entropy: a class id is outside" in r.stderr
+               and r.stdout == "", r)
     path = write(d, "kw.tdl", "graph fn g(x) {\n  assert(cond=sum(x) > 0.0)\n  return where(cond=x > 1.0, a=x, b=0.0)\n}\n"
                               "print(g([1.0, 2.0]))\n")
     for mode in ("--eager", "--trace-report"):
