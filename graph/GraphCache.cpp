@@ -227,7 +227,8 @@ class GraphCache : public GraphFnCache {
       syms.push_back(s);
       return s;
     };
-    // Generalize dims that differ from an earlier trace of the same structure.
+    // Generalize dims that differ from an earlier trace of the same structure (any of them: a
+    // first trace at size 1, which never generalizes, must not stop a second and third).
     for (auto& old : versions) {
       if (old->key != key || old->leaves.size() != v->leaves.size()) continue;
       bool same = true;
@@ -242,7 +243,6 @@ class GraphCache : public GraphFnCache {
           if (od.is_symbolic() && nd.size != 1) nd = ir::Dim::symbolic(fresh());
           else if (od.is_known() && od.size != nd.size && od.size != 1 && nd.size != 1) nd = ir::Dim::symbolic(fresh());
         }
-      break;
     }
     Trace tr = traceOptimized(vm, fn, args, v->leaves, syms, &v->traceMs, &v->optMs);
     codegen::CompileTimes ct;

@@ -246,6 +246,15 @@ def main():
     r = run(tdl, "run", "--trace-report", tr)
     expect("--trace-report shows parameters by name, records with their fields, tuples",
            r.returncode == 0 and "#1 (p: {w: f32[4, 2], b: f32[2]}, x: f32[B, 4], cfg: (f32[], i64[])): 1 call served" in r.stderr, r)
+    # Sizes 1, 2, 3, 4, 5: size 1 stays its own trace, the third call generalizes against the
+    # second (not only the first) and serves the rest (SPEC §6).
+    gen = os.path.join(d, "trace_generalize.tdl")
+    with open(gen, "w") as f:
+        f.write("graph fn f(x) { return x * 2.0 }\nfor n in range(1, 6) { print(sum(f(ones([n])))) }\n")
+    r = run(tdl, "run", "--trace-report", gen)
+    expect("a first trace at size 1 does not stop later ones from generalizing",
+           r.returncode == 0 and r.stdout == "2.0\n4.0\n6.0\n8.0\n10.0\n" and "graph fn f: 3 traces" in r.stderr
+           and "#3 (x: f32[?0]): 3 calls served" in r.stderr, r)
     # tdl doc NAME (SPEC §12): builtins, modules, module fns; unknown names get a suggestion.
     r = run(tdl, "doc", "sum")
     expect("tdl doc sum: signature with defaults, description, example",
