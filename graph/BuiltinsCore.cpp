@@ -171,7 +171,25 @@ auto Tracer::bi_assert(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   TV c = bc.need(0, "cond");
   std::string msg = "assertion failed";
-  if (TV* m = bc.arg(1, "message")) msg = "assertion failed: " + staticString(*m, "message", loc);
+  std::vector<ir::Value*> holes;
+  if (TV* m = bc.arg(1, "message")) {
+    // A string, or one of run-time values (an f-string, str(x)): formatted only if it fails.
+    // The run-time assert formats its message only when it has values.
+    if (m->k == TV::Fmt) {
+      std::string format = formatOf(*m, holes, loc, true);
+      if (holes.empty()) {  // no value after all: the text, braces undoubled
+        std::string text;
+        for (size_t i = 0; i < format.size(); ++i) {
+          text += format[i];
+          if ((format[i] == '{' || format[i] == '}') && i + 1 < format.size() && format[i + 1] == format[i]) ++i;
+        }
+        format = text;
+      }
+      msg += ": " + format;
+    } else {
+      msg += ": " + staticString(*m, "message", loc);
+    }
+  }
   // As eagerly: a bool, or a bool tensor whose elements must all hold.
   if (!isNumeric(c) || typeOf(c).dtype != DType::Bool)
     fail(loc, fmt::format("assert(): 'cond' must be a bool, got {}", describe(c)));
@@ -182,7 +200,7 @@ auto Tracer::bi_assert(BuiltinCall& bc) -> TV {
     for (int64_t i = 0; i < cv->type.rank(); ++i) axes.push_back(i);
     cv = b_.reduce(rt::ReduceOp::All, cv, axes, false);
   }
-  b_.assert_true(cv, msg);
+  b_.assert_true(cv, msg, holes);
   return TV::of(Value());
 }
 
