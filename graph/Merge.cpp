@@ -63,8 +63,20 @@ auto Tracer::mergeTV(const TV& a, const TV& b, const std::string& name, const Lo
     for (size_t i = 0; i < x.items.size(); ++i) r.items[i] = mergeTV(x.items[i], y.items[i], name, loc, leaves, false);
     return r;
   }
-  fail(loc, fmt::format("'{}' holds a {} on one path and a {} on another (only tensors can differ at run time)", name,
-                        describe(a), describe(b)));
+  // Values known when tracing that differ between paths taken at run time: name them (two
+  // strings, say), not only their kinds.
+  auto text = [&](const TV& t) -> std::string {
+    TV e = expandStatic(t);
+    if (e.isStatic() && e.sv.isStr()) return fmt::format("the string \"{}\"", e.sv.as<StrObj>()->s);
+    if (e.k == TV::Seq && e.seqTag != Tag::Dict) {
+      size_t n = e.items.size();
+      return fmt::format("a {} of {} item{}", tagName(e.seqTag), n, n == 1 ? "" : "s");
+    }
+    return "a " + describe(t);
+  };
+  fail(loc, fmt::format("'{}' holds {} on one path and {} on another (only tensors and numbers can differ at run "
+                        "time in a graph fn)",
+                        name, text(a), text(b)));
 }
 
 auto Tracer::fill(TV& t, const std::vector<ir::Value*>& vals) -> void {
