@@ -227,6 +227,9 @@ class GraphCache : public GraphFnCache {
       syms.push_back(s);
       return s;
     };
+    const std::vector<ParamLeaf> concrete = v->leaves;
+    const std::vector<std::string> concreteSyms = syms;
+    bool generalized = false;
     // Generalize dims that differ from an earlier trace of the same structure (any of them: a
     // first trace at size 1, which never generalizes, must not stop a second and third).
     for (auto& old : versions) {
@@ -240,11 +243,23 @@ class GraphCache : public GraphFnCache {
           ir::Dim& nd = v->leaves[i].type.dims[d];
           const ir::Dim& od = old->leaves[i].type.dims[d];
           if (!nd.is_known()) continue;
-          if (od.is_symbolic() && nd.size != 1) nd = ir::Dim::symbolic(fresh());
-          else if (od.is_known() && od.size != nd.size && od.size != 1 && nd.size != 1) nd = ir::Dim::symbolic(fresh());
+          if ((od.is_symbolic() && nd.size != 1) || (od.is_known() && od.size != nd.size && od.size != 1 && nd.size != 1)) {
+            nd = ir::Dim::symbolic(fresh());
+            generalized = true;
+          }
         }
     }
-    Trace tr = traceOptimized(vm, fn, args, v->leaves, syms, &v->traceMs, &v->optMs);
+    Trace tr;
+    try {
+      tr = traceOptimized(vm, fn, args, v->leaves, syms, &v->traceMs, &v->optMs);
+    } catch (const TraceError&) {
+      if (!generalized) throw;
+      // The fn needs some dim that differs between calls known when tracing (a filter's
+      // size, say): this call's sizes as they are, one more trace.
+      v->leaves = concrete;
+      syms = concreteSyms;
+      tr = traceOptimized(vm, fn, args, v->leaves, syms, &v->traceMs, &v->optMs);
+    }
     codegen::CompileTimes ct;
     try {
       v->code = backend_->compile(std::move(tr.module), *tr.fn, &ct);

@@ -341,6 +341,17 @@ ConvArgs<E> convArgs(E& e) {
   return c;
 }
 
+// The leading size of a reshape that splits x's batch off again: x's batch times `times`,
+// given the product `rest` of the other dims of the new shape. -1 where that works it out
+// (a graph fn's symbolic batch keeps its symbol); -1 cannot where `rest` is 0 (an empty
+// filter or channel axis): then the size itself, known or at run time.
+template <class E>
+typename E::V batchSize(E& e, const typename E::V& x, int64_t rest, int64_t times = 1) {
+  if (rest != 0) return e.integer(-1);
+  if (auto n = e.knownDim(x, 0)) return e.integer(*n * times);
+  return times == 1 ? e.dim(x, 0) : e.bin(BinaryOp::Mul, e.dim(x, 0), e.integer(times));
+}
+
 inline rt::Window2d window2d(std::pair<int64_t, int64_t> k, std::pair<int64_t, int64_t> s, std::pair<int64_t, int64_t> d,
                       const Window& h, const Window& w) {
   return {k.first, k.second, s.first, s.second, d.first, d.second, h.before, w.before, h.out, w.out};
@@ -367,10 +378,10 @@ typename E::V conv2d_(E& e) {
   for (int64_t g = 0; g < groups; ++g) {
     auto xg = groups == 1 ? x : e.slice(x, 3, g * Cg, (g + 1) * Cg);
     auto wg = groups == 1 ? wt : e.slice(wt, 3, g * Og, (g + 1) * Og);
-    auto flat = e.call("reshape", {e.im2col(xg, win, 0.0), e.list({e.integer(-1), e.integer(K)})}, {});
+    auto flat = e.call("reshape", {e.im2col(xg, win, 0.0), e.list({batchSize(e, x, K, h.out * w.out), e.integer(K)})}, {});
     auto y = e.call("matmul", {flat, e.call("reshape", {wg, e.list({e.integer(K), e.integer(Og)})}, {})}, {});
     outs.push_back(
-        e.call("reshape", {y, e.list({e.integer(-1), e.integer(h.out), e.integer(w.out), e.integer(Og)})}, {}));
+        e.call("reshape", {y, e.list({batchSize(e, x, h.out * w.out * Og), e.integer(h.out), e.integer(w.out), e.integer(Og)})}, {}));
   }
   return outs.size() == 1 ? outs[0] : e.call("concat", {e.list(outs)}, {{"axis", e.integer(-1)}});
 }
@@ -431,8 +442,8 @@ typename E::V conv2d_transpose_(E& e) {
   int64_t K = KH * KW * O;
   auto wm = e.call("transpose", {e.call("reshape", {wt, e.list({e.integer(K), e.integer(C)})}, {}),
                                  e.list({e.integer(1), e.integer(0)})}, {});
-  auto cols = e.call("matmul", {e.call("reshape", {x, e.list({e.integer(-1), e.integer(C)})}, {}), wm}, {});
-  cols = e.call("reshape", {cols, e.list({e.integer(-1), e.integer(H), e.integer(W), e.integer(K)})}, {});
+  auto cols = e.call("matmul", {e.call("reshape", {x, e.list({batchSize(e, x, C, H * W), e.integer(C)})}, {}), wm}, {});
+  cols = e.call("reshape", {cols, e.list({batchSize(e, x, H * W * K), e.integer(H), e.integer(W), e.integer(K)})}, {});
   return e.col2im(cols, oh, ow, win);
 }
 
@@ -450,7 +461,7 @@ typename E::V pool_(E& e) {
   rt::Window2d win = window2d(size, stride, {1, 1}, h, w);
   int64_t taps = size.first * size.second;
   auto cols = e.im2col(x, win, isMax ? -std::numeric_limits<double>::infinity() : 0.0);
-  auto byTap = e.call("reshape", {cols, e.list({e.integer(-1), e.integer(h.out), e.integer(w.out), e.integer(taps),
+  auto byTap = e.call("reshape", {cols, e.list({batchSize(e, x, h.out * w.out * taps * xd[3]), e.integer(h.out), e.integer(w.out), e.integer(taps),
                                                 e.integer(xd[3])})}, {});
   auto r = e.call(isMax ? "max" : "sum", {byTap}, {{"axis", e.integer(3)}});
   if (isMax) return r;
