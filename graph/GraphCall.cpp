@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -133,21 +134,46 @@ int emitGraphStage(Compilation& c, const std::string& stage, const std::string& 
     DType d = *od;
     ir::TensorType t(d, {});
     rt::Shape shape;
+    double elements = 1;
     if (br != std::string::npos) {
+      if (a.back() != ']') {
+        fmt::print(stderr, "tdl: error: bad --args entry '{}' (expected like f32[4, 784])\n", a);
+        return 2;
+      }
       std::string inner = a.substr(br + 1, a.size() - br - 2);
       for (const std::string& dim : splitTop(inner)) {
-        if (!dim.empty() && std::isdigit(static_cast<unsigned char>(dim[0]))) {
-          t.dims.push_back(ir::Dim::known(std::stoll(dim)));
-          shape.push_back(std::stoll(dim));
+        // A size (digits), a name or `?`.
+        bool digits = !dim.empty() && std::all_of(dim.begin(), dim.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+        bool name = dim == "?" || (!dim.empty() && (std::isalpha(static_cast<unsigned char>(dim[0])) || dim[0] == '_') &&
+                                   std::all_of(dim.begin(), dim.end(), [](char ch) {
+                                     return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_';
+                                   }));
+        int64_t size = 0;
+        if (digits) {
+          auto [end, ec] = std::from_chars(dim.data(), dim.data() + dim.size(), size);
+          if (ec != std::errc() || size > (int64_t{1} << 48)) digits = false, name = false;
+        }
+        if (!digits && !name) {
+          fmt::print(stderr, "tdl: error: bad dim '{}' in --args entry '{}' (a size from 0 to 2^48, a name or ?)\n", dim, a);
+          return 2;
+        }
+        if (digits) {
+          t.dims.push_back(ir::Dim::known(size));
+          shape.push_back(size);
+          elements *= static_cast<double>(size);
         } else {
-          std::string name = dim == "?" ? fmt::format("?{}", syms.size()) : dim;
-          if (std::find(syms.begin(), syms.end(), name) == syms.end()) syms.push_back(name);
-          t.dims.push_back(ir::Dim::symbolic(name));
+          std::string sym = dim == "?" ? fmt::format("?{}", syms.size()) : dim;
+          if (std::find(syms.begin(), syms.end(), sym) == syms.end()) syms.push_back(sym);
+          t.dims.push_back(ir::Dim::symbolic(sym));
           shape.push_back(2);
         }
       }
     }
     leaves.push_back(ParamLeaf{t, false});
+    // The traced parameter has the type above; the value only stands in for it, so a huge
+    // one (emitting code for sizes this machine could not hold) is a small one.
+    if (elements > double(int64_t{1} << 24))
+      for (auto& n : shape) n = std::min<int64_t>(n, 2);
     args.push_back(fromTensor(rt::Tensor::zeros(d, shape)));
   }
   try {

@@ -144,6 +144,17 @@ def main():
            r.returncode == 0 and "Let x @1:1" in r.stdout and "Call @2:1" in r.stdout, r)
     r = run(tdl, "emit", good, "--stage", "bogus")
     expect("emit with an unknown stage: exit 2", r.returncode == 2, r)
+    # --args: a size, a name or ?; a bad one is a usage error (exit 2), a huge one needs no memory.
+    em = os.path.join(d, "emit_args.tdl")
+    with open(em, "w") as f:
+        f.write("graph fn g(x) { return x * 2.0 }\n")
+    for sig in ("f32[99999999999999999999]", "f32[-3]", "f32[3", "f32[2x]"):
+        r = run(tdl, "emit", em, "--fn", "g", "--args", sig, "--stage", "ir")
+        expect(f"emit --args {sig}: a usage error naming it", r.returncode == 2 and "tdl: error: bad" in r.stderr
+               and sig.split("[")[1].rstrip("]") in r.stderr and "internal" not in r.stderr, r)
+    r = run(tdl, "emit", em, "--fn", "g", "--args", "f32[1000000000000, N]", "--stage", "llvm")
+    expect("emit --args with a size no machine holds: the code, no allocation",
+           r.returncode == 0 and "define" in r.stdout, r)
     r = run(tdl, "run", "--no-such-flag", good)
     expect("run with an unknown option: exit 2", r.returncode == 2, r)
     r = run(tdl, "run")
