@@ -13,6 +13,13 @@ namespace tdl {
 
 using P = tdlgen::TDLParser;
 
+namespace {
+// SPEC §4: brackets, parentheses and operators nest at most kMaxNesting deep around a leaf
+// (whose own depth is 1), the parser's token check's bound and message.
+constexpr int kMaxDepth = kMaxNesting + 1;
+const std::string kNestingMessage = fmt::format("nesting too deep (more than {} levels)", kMaxNesting);
+}  // namespace
+
 // ------------------------------------------------------------ positions
 Loc AstBuilder::loc(antlr4::Token* t) const {
   uint32_t line = static_cast<uint32_t>(t->getLine()) + lineOff_;
@@ -45,7 +52,7 @@ ExprPtr AstBuilder::finish(ExprPtr e) {
   for (auto& part : e->parts)
     if (part.expr) d = std::max(d, part.expr->depth);
   e->depth = d + 1;
-  if (e->depth == kMaxNesting + 1) error(e->loc, "nesting too deep");
+  if (e->depth == kMaxDepth + 1) error(e->loc, kNestingMessage);
   return e;
 }
 
@@ -301,7 +308,7 @@ ExprPtr AstBuilder::lambda(P::LambdaContext* ctx) {
   auto e = std::make_unique<Expr>(ExprKind::Lambda, loc(ctx));
   e->depth = fn->body->stmts[0]->exprs[0]->depth + 1;
   e->fn = std::move(fn);
-  if (e->depth == kMaxNesting + 1) error(e->loc, "nesting too deep");
+  if (e->depth == kMaxDepth + 1) error(e->loc, kNestingMessage);
   return e;
 }
 
@@ -576,7 +583,7 @@ ExprPtr AstBuilder::primary(P::PrimaryContext* ctx) {
   if (auto* c = dynamic_cast<P::ParenOrTupleContext*>(ctx); c && c->expr().size() == 1 && !c->trailing) {
     ExprPtr inner = expr(c->expr(0));
     inner->depth += 1;
-    if (inner->depth == kMaxNesting + 1) error(l, "nesting too deep");
+    if (inner->depth == kMaxDepth + 1) error(l, kNestingMessage);
     return inner;
   }
   if (auto* c = dynamic_cast<P::ParenOrTupleContext*>(ctx)) {

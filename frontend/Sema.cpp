@@ -9,6 +9,8 @@
 #include <set>
 #include <unordered_map>
 
+#include "runtime/Shape.h"
+
 namespace tdl {
 
 static const std::set<std::string>& builtinNames() {
@@ -504,13 +506,23 @@ class Sema {
     return true;
   }
 
-  void markTensorLiterals(Expr& e) {
+  // Marks a literal-only rectangular list as a tensor literal; false when it is a bad one
+  // (reported here, once: its inner lists are not looked at again).
+  bool markTensorLiterals(Expr& e) {
     std::vector<int64_t> shape;
     bool ragged = false;
     if (literalShape(e, shape, ragged)) {
-      if (ragged) diags_.error(e.loc, "ragged tensor literal: rows have different lengths");
-      else e.isTensorLit = true;
+      if (ragged) {
+        diags_.error(e.loc, "ragged tensor literal: rows have different lengths");
+        return false;
+      }
+      if (shape.size() > static_cast<size_t>(rt::kMaxRank)) {
+        diags_.error(e.loc, fmt::format("a tensor has at most {} axes, got {}", rt::kMaxRank, shape.size()));
+        return false;
+      }
+      e.isTensorLit = true;
     }
+    return true;
   }
 
   void expr(Expr& e) {
@@ -518,8 +530,7 @@ class Sema {
       case ExprKind::Name: useName(e); return;
       case ExprKind::Lambda: function(*e.fn); return;
       case ExprKind::List:
-        markTensorLiterals(e);
-        if (e.isTensorLit) return;
+        if (!markTensorLiterals(e) || e.isTensorLit) return;
         break;
       case ExprKind::Field:
         if (e.kids[0]->kind == ExprKind::Name) {

@@ -150,11 +150,26 @@ TEST_CASE("nesting deeper than 1000 is a diagnostic, not a crash") {
   std::string chain = "let x = 1";
   for (int i = 0; i < 5000; ++i) chain += " + 1";
   CHECK(has(check(chain).messages, "nesting too deep"));
-  std::string ok = "let x = ";
-  for (int i = 0; i < 900; ++i) ok += "(";
-  ok += "1";
-  for (int i = 0; i < 900; ++i) ok += ")";
-  CHECK(check(ok).ok);
+  // SPEC §4: at most 1000 deep is allowed, exactly; one more is the error.
+  for (int n : {1000, 1001}) {
+    std::string parens = "let x = ", minus = "let y = ";
+    for (int i = 0; i < n; ++i) parens += "(", minus += "-";
+    parens += "1";
+    minus += "1";
+    for (int i = 0; i < n; ++i) parens += ")";
+    INFO(n << " levels");
+    CHECK(check(parens).ok == (n == 1000));
+    CHECK(check(minus).ok == (n == 1000));
+    if (n == 1001) CHECK(has(check(parens).messages, "nesting too deep (more than 1000 levels)"));
+  }
+  // A literal list deeper than a tensor's 32 axes: one error at the literal.
+  std::string deep = "let x = ";
+  for (int i = 0; i < 40; ++i) deep += "[";
+  deep += "1";
+  for (int i = 0; i < 40; ++i) deep += "]";
+  auto d = check(deep);
+  CHECK(has(d.messages, "1:9 a tensor has at most 32 axes, got 40"));
+  CHECK(d.diags.size() == 1);
 }
 
 TEST_CASE("unbalanced deep parentheses with garbage parse in linear time (fuzzer finding)") {
