@@ -340,6 +340,12 @@ def graph_errors(tdl, d):
             path = write(d, "g.tdl", src)
             r = run(tdl, "run", path)
             expect(f"{call} ({mode}): {msg}", r.returncode == 1 and f"error: {msg}" in r.stderr, r)
+    # Window sizes no tensor has: the builtin's error, not an overflowed window.
+    for call, msg in (("conv2d(x, w, dilation=4611686018427387904)", "conv2d(): 'dilation' must be at most 2^32"),
+                      ("conv2d(x, w, padding=[4611686018427387904, 1])", "conv2d(): 'padding' must be at most 2^32"),
+                      ("max_pool2d(x, 4611686018427387904)", "max_pool2d(): 'size' must be at most 2^32")):
+        r = run(tdl, "run", write(d, "conv.tdl", f"let x = zeros([1, 8, 8, 2])\nlet w = zeros([3, 3, 2, 4])\nprint({call})\n"))
+        expect(f"{call}: {msg}", r.returncode == 1 and f"conv.tdl:3:7: error: {msg}" in r.stderr, r)
     # A class id outside the classes: an error naming the op, not one_hot's zero row (a loss of 0).
     for mode, src in (("eager", "import nn\nprint(nn.sparse_cross_entropy([5, 0], [[1.0, 2.0], [1.0, 2.0]]))\n"),
                       ("graph", "import nn\ngraph fn g(i, l) {\n  return nn.sparse_cross_entropy(i, l)\n}\n"

@@ -259,6 +259,9 @@ std::pair<int64_t, int64_t> pairArg(E& e, size_t i, const char* name, int64_t df
   if (v.size() == 1 && e.isScalarArg(i)) v.push_back(v[0]);
   if (v.size() != 2) e.fail(fmt::format("'{}' must be an int or a pair of ints", name));
   if (v[0] < 1 || v[1] < 1) e.fail(fmt::format("'{}' must be >= 1, got ({}, {})", name, v[0], v[1]));
+  // Beyond any tensor's size (and the window arithmetic's range).
+  constexpr int64_t kMax = int64_t{1} << 32;
+  if (v[0] > kMax || v[1] > kMax) e.fail(fmt::format("'{}' must be at most 2^32, got ({}, {})", name, v[0], v[1]));
   return {v[0], v[1]};
 }
 
@@ -286,6 +289,8 @@ Padding paddingArg(E& e, size_t i) {
   std::vector<int64_t> v = e.sizesArg(i);
   if (v.size() == 1 && e.isScalarArg(i)) v.push_back(v[0]);
   if (v.size() != 2 || v[0] < 0 || v[1] < 0) e.fail("'padding' must be \"valid\", \"same\" or a pair of ints >= 0");
+  if (v[0] > (int64_t{1} << 32) || v[1] > (int64_t{1} << 32))
+    e.fail(fmt::format("'padding' must be at most 2^32, got ({}, {})", v[0], v[1]));
   p.kind = 2, p.amount[0] = v[0], p.amount[1] = v[1];
   return p;
 }
