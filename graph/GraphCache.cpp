@@ -249,16 +249,42 @@ class GraphCache : public GraphFnCache {
           }
         }
     }
+    // A trace error names a symbolic dim (`?0`) by this call's size, as eager mode would.
+    auto withSizes = [&](const TraceError& e) {
+      std::map<std::string, int64_t> sizes;
+      for (size_t i = 0; i < v->leaves.size() && i < xs.size(); ++i)
+        for (size_t d = 0; d < v->leaves[i].type.dims.size() && d < xs[i].shape().size(); ++d)
+          if (v->leaves[i].type.dims[d].is_symbolic()) sizes.emplace(v->leaves[i].type.dims[d].sym, xs[i].shape()[d]);
+      std::string in = e.what(), out;
+      for (size_t k = 0; k < in.size(); ++k) {
+        size_t j = k + 1;
+        while (in[k] == '?' && j < in.size() && std::isdigit(static_cast<unsigned char>(in[j]))) ++j;
+        auto it = j > k + 1 ? sizes.find(in.substr(k, j - k)) : sizes.end();
+        if (it == sizes.end()) {
+          out += in[k];
+          continue;
+        }
+        out += std::to_string(it->second);
+        k = j - 1;
+      }
+      TraceError r(e.loc, out);
+      r.trace = e.trace;
+      return r;
+    };
     Trace tr;
     try {
-      tr = traceOptimized(vm, fn, args, v->leaves, syms, &v->traceMs, &v->optMs);
-    } catch (const TraceError&) {
-      if (!generalized) throw;
-      // The fn needs some dim that differs between calls known when tracing (a filter's
-      // size, say): this call's sizes as they are, one more trace.
-      v->leaves = concrete;
-      syms = concreteSyms;
-      tr = traceOptimized(vm, fn, args, v->leaves, syms, &v->traceMs, &v->optMs);
+      try {
+        tr = traceOptimized(vm, fn, args, v->leaves, syms, &v->traceMs, &v->optMs);
+      } catch (const TraceError&) {
+        if (!generalized) throw;
+        // The fn needs some dim that differs between calls known when tracing (a filter's
+        // size, say): this call's sizes as they are, one more trace.
+        v->leaves = concrete;
+        syms = concreteSyms;
+        tr = traceOptimized(vm, fn, args, v->leaves, syms, &v->traceMs, &v->optMs);
+      }
+    } catch (const TraceError& e) {
+      throw withSizes(e);
     }
     codegen::CompileTimes ct;
     try {

@@ -245,6 +245,8 @@ std::vector<Dim> matmul_dims(const std::vector<Dim>& a0, const std::vector<Dim>&
   if (a_vec) a.insert(a.begin(), Dim::known(1));
   if (b_vec) b.push_back(Dim::known(1));
   std::string msg = "cannot multiply shapes " + dims_str(a0) + " and " + dims_str(b0);
+  const Dim &ka = a.back(), &kb = b[b.size() - 2];
+  if (ka.is_known() && kb.is_known()) msg += " (" + std::to_string(ka.size) + " != " + std::to_string(kb.size) + ")";
   unify(a.back(), b[b.size() - 2], msg);
   std::vector<Dim> batch = broadcast_dims(std::vector<Dim>(a.begin(), a.end() - 2), std::vector<Dim>(b.begin(), b.end() - 2));
   if (!a_vec) batch.push_back(a[a.size() - 2]);
