@@ -115,7 +115,7 @@ auto Tracer::indexTV(const TV& base, const Expr& e, const Loc& loc) -> TV {
     }
     int64_t start, stop, step;
     TV lo, hi;
-    sliceBounds(s, start, stop, step, &lo, &hi);
+    sliceBounds(s, loc, start, stop, step, &lo, &hi);
     allStatic = allStatic && !lo.defined() && !hi.defined();
     subs.push_back(Sub{true, TV(), start, stop, step, lo, hi});
   }
@@ -198,7 +198,8 @@ auto Tracer::indexTV(const TV& base, const Expr& e, const Loc& loc) -> TV {
   return TV::dyn(x);
 }
 
-auto Tracer::sliceBounds(const Subscript& s, int64_t& start, int64_t& stop, int64_t& step, TV* lo, TV* hi) -> void {
+auto Tracer::sliceBounds(const Subscript& s, const Loc& at, int64_t& start, int64_t& stop, int64_t& step, TV* lo, TV* hi)
+    -> void {
   auto bound = [&](const ExprPtr& p, int64_t dflt, TV* dynOut) -> int64_t {
     if (!p) return dflt;
     TV v = eval(*p);
@@ -209,7 +210,7 @@ auto Tracer::sliceBounds(const Subscript& s, int64_t& start, int64_t& stop, int6
     return dflt;
   };
   step = bound(s.step, 1, nullptr);
-  if (step == 0) fail(s.loc, "slice step cannot be zero");
+  if (step == 0) fail(at, "slice step cannot be zero");  // at the indexing, as eagerly
   start = bound(s.lo, step > 0 ? 0 : ir::kSliceEnd, lo);
   stop = bound(s.hi, step > 0 ? ir::kSliceEnd : ir::kSliceBegin, hi);
 }
@@ -261,7 +262,7 @@ auto Tracer::sliceUpdateTV(const TV& base, const Expr& target, const TV& v, cons
     }
     int64_t start, stop, step;
     TV lo, hi;
-    sliceBounds(s, start, stop, step, &lo, &hi);
+    sliceBounds(s, loc, start, stop, step, &lo, &hi);
     st.push_back(start);
     sp.push_back(stop);
     stp.push_back(step);

@@ -108,6 +108,28 @@ auto Tracer::shapeDims(const TV& s, const Loc& loc, bool allowMinusOne, std::vec
   };
   if (x.k == TV::Seq) {
     for (auto& i : x.items) one(i);
+    // Sizes known only at run time: checked there with eager mode's words (vm/Builtins.cpp).
+    if (fn && sizes && !allowMinusOne) {
+      std::string format = fmt::format("{}(): 'shape' has a negative size in [", fn);
+      std::vector<ir::Value*> holes;
+      ir::Value* ok = nullptr;
+      for (size_t i = 0; i < dims.size(); ++i) {
+        if (i) format += ", ";
+        ir::Value* n = i < sizes->size() ? (*sizes)[i] : nullptr;
+        if (!n) {
+          format += dims[i].is_known() ? std::to_string(dims[i].size) : std::string("?");
+          continue;
+        }
+        format += "{}";
+        holes.push_back(n);
+        if (n->def() && n->def()->kind() == ir::OpKind::Dim) continue;  // a tensor's dim: never negative
+        setLoc(loc);
+        ir::Value* nonneg = b_.binary(rt::BinaryOp::Ge, n, b_.constant(rt::Tensor::scalar_of(n->type.dtype, 0)));
+        ok = ok ? b_.binary(rt::BinaryOp::LogicalAnd, ok, nonneg) : nonneg;
+      }
+      format += "]";
+      if (ok) b_.assert_true(ok, format, holes);
+    }
     return dims;
   }
   if (x.isStatic()) {

@@ -76,20 +76,27 @@ auto Tracer::assignSlot(int slot, TV v, const Loc& loc, const std::string& name)
 }
 
 auto Tracer::unpack(const TV& v, size_t n, const Loc& loc) -> std::vector<TV> {
+  // Eager mode's messages (vm/ValueOps.cpp unpackValues).
   TV x = expandStatic(v);
   if (x.k == TV::Seq) {
-    if (x.items.size() != n) fail(loc, fmt::format("cannot unpack {} values into {} names", x.items.size(), n));
+    if (x.items.size() != n)
+      fail(loc, fmt::format("cannot destructure a {} of {} elements into {} names", tagName(x.seqTag), x.items.size(), n));
     return x.items;
   }
   if (isNumeric(v)) {
     TensorType t = typeOf(v);
-    if (t.rank() < 1 || !t.dims[0].is_known() || t.dims[0].size != static_cast<int64_t>(n))
-      fail(loc, fmt::format("cannot unpack {} into {} names", t.str(), n));
+    if (t.rank() < 1) fail(loc, fmt::format("cannot destructure {} into {} names", t.str(), n));
+    if (t.dims[0].is_known() && t.dims[0].size != static_cast<int64_t>(n))
+      fail(loc, fmt::format("cannot destructure a tensor of {} elements into {} names", t.dims[0].size, n));
+    if (!t.dims[0].is_known())
+      fail(loc, fmt::format("cannot destructure {} into {} names in a graph fn: its first axis must have a size "
+                            "known when tracing",
+                            t.str(), n));
     std::vector<TV> r;
     for (size_t i = 0; i < n; ++i) r.push_back(indexInt(v, TV::of(Value::i64(static_cast<int64_t>(i), true)), loc));
     return r;
   }
-  fail(loc, fmt::format("cannot unpack a {}", describe(v)));
+  fail(loc, fmt::format("cannot destructure {} into {} names", describe(v), n));
 }
 
 auto Tracer::bindPattern(const Pattern& p, const TV& v, const Loc& loc) -> void {
@@ -114,7 +121,7 @@ auto Tracer::exec(const Stmt& s) -> void {
         if (!matchTV(v, *s.type, dims, at)) fail(at, head + annotationText(before));
         checkDims(dims, head, before, at);
       }
-      bindPattern(s.pattern, v, s.loc);
+      bindPattern(s.pattern, v, s.pattern.loc);  // eager mode's position: the pattern
       return;
     }
     case StmtKind::Assign: assign(s); return;

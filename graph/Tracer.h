@@ -351,7 +351,8 @@ class Tracer {
   // The start, stop and step of slice `s` (open ends: kSliceEnd and kSliceBegin as the
   // step's direction needs). The step must be known at trace time; a start or stop known
   // only at run time is left in lo / hi (an integer scalar) and its static value is open.
-  void sliceBounds(const Subscript& s, int64_t& start, int64_t& stop, int64_t& step, TV* lo = nullptr, TV* hi = nullptr);
+  void sliceBounds(const Subscript& s, const Loc& at, int64_t& start, int64_t& stop, int64_t& step, TV* lo = nullptr,
+                   TV* hi = nullptr);
 
   // The operands of a dyn_slice / dyn_slice_update for the axes in `dyn`: start and stop as
   // i64 scalars (run-time values, or the static bound as a constant).

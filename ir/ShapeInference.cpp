@@ -140,14 +140,16 @@ std::vector<Dim> concat_dims(const std::vector<TensorType>& xs, int64_t axis) {
   std::vector<Dim> out = xs[0].dims;
   bool axis_known = out[axis].is_known();
   for (size_t k = 1; k < xs.size(); ++k) {
-    if (xs[k].rank() != rank) fail("concat: all operands need rank " + std::to_string(rank) + ", got " + xs[k].str());
+    // The runtime rule's message (rt::concat_shape).
+    std::string msg = "cannot concatenate shapes " + dims_str(xs[0].dims) + " and " + dims_str(xs[k].dims) +
+                      " along axis " + std::to_string(axis);
+    if (xs[k].rank() != rank) fail(msg);
     for (int64_t i = 0; i < rank; ++i) {
       if (i == axis) {
         axis_known = axis_known && xs[k].dims[i].is_known();
         if (axis_known) out[i].size += xs[k].dims[i].size;
       } else {
-        out[i] = unify(out[i], xs[k].dims[i],
-                       "concat: dims differ off the axis: " + xs[0].str() + " and " + xs[k].str());
+        out[i] = unify(out[i], xs[k].dims[i], msg);
       }
     }
   }

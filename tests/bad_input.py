@@ -340,6 +340,21 @@ def graph_errors(tdl, d):
             path = write(d, "g.tdl", src)
             r = run(tdl, "run", path)
             expect(f"{call} ({mode}): {msg}", r.returncode == 1 and f"error: {msg}" in r.stderr, r)
+    # The same mistake in a graph fn and eagerly: the same first line (words and position).
+    for param, body, call, msg in (("x", "let (a, b) = x\n  return a + b", "(1.0, 2.0, 3.0)",
+                                    "2:7: error: cannot destructure a tuple of 3 elements into 2 names"),
+                                   ("x", "let (a, b) = x\n  return a + b", "[1.0, 2.0, 3.0]",
+                                    "2:7: error: cannot destructure a tensor of 3 elements into 2 names"),
+                                   ("x", "return x[::0]", "[1, 2, 3]", "2:10: error: slice step cannot be zero"),
+                                   ("x: f32[?]", "return concat([x, zeros([2, 2])])", "[1.0, 2.0]",
+                                    "2:10: error: cannot concatenate shapes [2] and [2, 2] along axis 0"),
+                                   ("x: f32[?, 3]", "return x @ zeros([2, 2])", "zeros([2, 3])",
+                                    "2:12: error: cannot multiply shapes [2, 3] and [2, 2] (3 != 2)")):
+        path = write(d, "same.tdl", f"graph fn g({param}) {{\n  {body}\n}}\nprint(g({call}))\n")
+        g, e = run(tdl, "run", path), run(tdl, "run", "--eager", path)
+        first = lambda r: r.stderr.splitlines()[0] if r.stderr else ""
+        expect(f"graph and eager agree: {msg}", g.returncode == e.returncode == 1 and first(g) == first(e)
+               and first(g).endswith(msg), g if first(g) != first(e) else e)
     # Window sizes no tensor has: the builtin's error, not an overflowed window.
     for call, msg in (("conv2d(x, w, dilation=4611686018427387904)", "conv2d(): 'dilation' must be at most 2^32"),
                       ("conv2d(x, w, padding=[4611686018427387904, 1])", "conv2d(): 'padding' must be at most 2^32"),
