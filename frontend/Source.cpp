@@ -10,6 +10,9 @@
 namespace tdl {
 
 SourceFile::SourceFile(std::string p, std::string t) : path(std::move(p)), text(std::move(t)) {
+  // A UTF-8 byte order mark (some Windows editors write one) is not part of the program, as
+  // in Python: dropped, so columns count from the first character an editor shows.
+  if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);
   lineStarts.push_back(0);
   for (size_t i = 0; i < text.size(); ++i) {
     if (text[i] == '\n') lineStarts.push_back(i + 1);

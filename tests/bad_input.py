@@ -43,6 +43,12 @@ def write(d, name, text):
 
 def parse_limits(tdl, d):
     """Runs of separators parse in linear time; sources are bounded in memory."""
+    # A UTF-8 byte order mark before the first line is dropped (as Python does).
+    r = run(tdl, "run", write(d, "bom.tdl", b"\xef\xbb\xbfprint(1)\nprint(2 +)\n"))
+    expect("a UTF-8 byte order mark: dropped; positions count from the first shown character",
+           r.returncode == 1 and r.stdout == "" and "bom.tdl:2:10: error: syntax error" in r.stderr, r)
+    r = run(tdl, "run", write(d, "bom_ok.tdl", b"\xef\xbb\xbfprint(1)\n"))
+    expect("a UTF-8 byte order mark: the program runs", r.returncode == 0 and r.stdout == "1\n", r)
     mb = 1 << 20
     cases = {
         "1 MB of blank lines in a block": "fn f() {" + "\n" * mb + "}\nprint(1)\n",
