@@ -1,6 +1,9 @@
 // Expressions. (graph/Tracer.h)
 #include "graph/Tracer.h"
 
+#include "runtime/Create.h"
+#include "runtime/Print.h"
+
 namespace tdl::vm::trace {
 
 auto Tracer::eval(const Expr& e) -> TV {
@@ -35,6 +38,10 @@ auto Tracer::eval(const Expr& e) -> TV {
         dynamic = true;
         if (v.isDyn()) {
           if (p.spec.find_first_of("{}") != std::string::npos) fail(p.expr->loc, "a format spec cannot contain braces");
+          // A bad spec is eager's error at the field's expression, now (tried on a scalar of
+          // its dtype), not where the string is printed.
+          if (!p.spec.empty())
+            guarded(p.expr->loc, [&] { return rt::format_with_spec(rt::zeros({}, v.dv->type.dtype), p.spec); });
           holes.push_back(v);
           format += p.spec.empty() ? std::string("{}") : fmt::format("{{:{}}}", p.spec);
           continue;

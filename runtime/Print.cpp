@@ -4,8 +4,11 @@
 
 #include "Error.h"
 
+#include <cctype>
 #include <cmath>
+#include <cstring>
 #include <mutex>
+#include <optional>
 
 namespace tdl::rt {
 
@@ -194,8 +197,69 @@ std::string format_tensor(const Tensor& t) {
   return format_tensor_with(t, nullptr);
 }
 
+namespace {
+
+// Python's grouping option: `,` or `_` after the width ("{:,}", "{:>12,.2f}", "{:_x}"), which
+// fmt lacks. The number is formatted without fill, alignment and width, the separator put
+// every 3 digits of its integer part (every 4 for `_` with b, o, x, X), then padded.
+std::optional<std::string> format_grouped(const Tensor& t, const std::string& spec) {
+  size_t p = 0;
+  if (spec.size() >= 2 && std::strchr("<>^=", spec[1])) p = 2;
+  else if (!spec.empty() && std::strchr("<>^=", spec[0])) p = 1;
+  const std::string align = spec.substr(0, p);
+  size_t flags = p;
+  if (p < spec.size() && std::strchr("+- ", spec[p])) ++p;
+  if (p < spec.size() && spec[p] == 'z') ++p;
+  if (p < spec.size() && spec[p] == '#') ++p;
+  bool zero = false;
+  if (p < spec.size() && spec[p] == '0') zero = true, ++p;
+  size_t w = p;
+  while (p < spec.size() && std::isdigit(static_cast<unsigned char>(spec[p]))) ++p;
+  if (p >= spec.size() || (spec[p] != ',' && spec[p] != '_')) return std::nullopt;
+  const char sep = spec[p];
+  const std::string width = spec.substr(w, p - w);
+  const std::string rest = spec.substr(p + 1);
+  if (rest.find_first_of(",_") != std::string::npos) throw Error(fmt::format("invalid format spec '{}': two grouping options", spec));
+  const char type = rest.empty() ? '\0' : rest.back();
+  const int every = sep == '_' && std::strchr("boxX", type) && type ? 4 : 3;
+  std::string sign = spec.substr(flags, w - flags - (zero ? 1 : 0));
+  std::string body = format_with_spec(t, sign + rest);
+  // The integer part: the first run of digits (hex digits for x, X) after any sign or prefix.
+  const bool hex = type == 'x' || type == 'X';
+  auto digit = [&](char ch) {
+    return hex ? std::isxdigit(static_cast<unsigned char>(ch)) != 0 : std::isdigit(static_cast<unsigned char>(ch)) != 0;
+  };
+  size_t b = 0;
+  while (b < body.size() && !digit(body[b])) ++b;
+  if (b + 1 < body.size() && body[b] == '0' && std::strchr("bBoOxX", body[b + 1])) b += 2;  // the 0x prefix
+  size_t e = b;
+  while (e < body.size() && digit(body[e])) ++e;
+  const std::string head = body.substr(0, b), tail = body.substr(e);
+  auto group = [&](const std::string& run) {
+    std::string g;
+    for (size_t i = 0; i < run.size(); ++i) {
+      if (i > 0 && (run.size() - i) % every == 0) g += sep;
+      g += run[i];
+    }
+    return g;
+  };
+  std::string run = body.substr(b, e - b), grouped = group(run);
+  const size_t n = width.empty() ? 0 : static_cast<size_t>(std::stoll(width));
+  if (zero && align.empty()) {
+    // Zero padding is grouped too, and never starts with a separator (Python's rule).
+    while (head.size() + grouped.size() + tail.size() < n || grouped[0] == sep) grouped = group(run = "0" + run);
+  }
+  body = head + grouped + tail;
+  if (width.empty()) return body;
+  return fmt::format(fmt::runtime("{:" + (align.empty() ? std::string(">") : align) + width + "}"), body);
+}
+
+}  // namespace
+
 std::string format_with_spec(const Tensor& t, const std::string& spec) {
   if (spec.empty()) return format_tensor(t);
+  if (t.rank() == 0)
+    if (auto g = format_grouped(t, spec)) return *g;
   std::string f = "{:" + spec + "}";
   try {
     if (t.rank() == 0) {
