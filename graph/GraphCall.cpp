@@ -144,7 +144,10 @@ int emitGraphStage(Compilation& c, const std::string& stage, const std::string& 
       for (const std::string& dim : splitTop(inner)) {
         // A size (digits), a name or `?`.
         bool digits = !dim.empty() && std::all_of(dim.begin(), dim.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
-        bool name = dim == "?" || (!dim.empty() && (std::isalpha(static_cast<unsigned char>(dim[0])) || dim[0] == '_') &&
+        bool name = dim == "?" ||
+                    (dim.size() > 1 && dim[0] == '?' &&  // a trace report's ?0
+                     std::all_of(dim.begin() + 1, dim.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) ||
+                    (!dim.empty() && (std::isalpha(static_cast<unsigned char>(dim[0])) || dim[0] == '_') &&
                                    std::all_of(dim.begin(), dim.end(), [](char ch) {
                                      return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_';
                                    }));
@@ -154,7 +157,7 @@ int emitGraphStage(Compilation& c, const std::string& stage, const std::string& 
           if (ec != std::errc() || size > (int64_t{1} << 48)) digits = false, name = false;
         }
         if (!digits && !name) {
-          fmt::print(stderr, "tdl: error: bad dim '{}' in --args entry '{}' (a size from 0 to 2^48, a name or ?)\n", dim, a);
+          fmt::print(stderr, "tdl: error: bad dim '{}' in --args entry '{}' (a size from 0 to 2^48, a name, ? or ?N)\n", dim, a);
           return 2;
         }
         if (digits) {
