@@ -304,10 +304,20 @@ class GraphCache : public GraphFnCache {
     return versions.back().get();
   }
 
+  void tapedCall(const ClosureObj& fn) override {
+    names_[fn.proto] = fn.proto->name;
+    fns_[fn.proto];  // listed in the report even without a trace
+    ++taped_[fn.proto];
+  }
+
   void report() {
     std::fflush(stdout);
     for (auto& [proto, versions] : fns_) {
-      fmt::print(stderr, "graph fn {}: {} trace{}\n", names_[proto], versions.size(), versions.size() == 1 ? "" : "s");
+      int64_t taped = taped_.count(proto) ? taped_[proto] : 0;
+      fmt::print(stderr, "graph fn {}: {} trace{}{}\n", names_[proto], versions.size(), versions.size() == 1 ? "" : "s",
+                 taped ? fmt::format("; {} call{} run in the VM under an eager tape (its ops recorded)", taped,
+                                     taped == 1 ? "" : "s")
+                       : "");
       for (size_t i = 0; i < versions.size(); ++i) {
         const Version& v = *versions[i];
         std::string codeMs = v.cached ? fmt::format("loaded from the compile cache {:.2f} ms", v.lowerMs)
@@ -327,6 +337,7 @@ class GraphCache : public GraphFnCache {
   bool report_;
   std::map<const FnProto*, std::vector<std::unique_ptr<Version>>> fns_;
   std::map<const FnProto*, std::string> names_;
+  std::map<const FnProto*, int64_t> taped_;
 };
 
 }  // namespace

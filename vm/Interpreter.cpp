@@ -246,7 +246,10 @@ bool Interpreter::callValue(const Value& fnIn, Value* argv, int argc, const std:
     for (auto* t : p.paramTypes) annotated = annotated || t;
     if (annotated) checkParams(p, argv);
   }
-  if (p.isGraph && !opts_.eager) {
+  // A graph fn called while an eager tape records runs in the VM, its ops recorded one by
+  // one, so that gradients flow through it (compiled code is opaque to the tape). A tape
+  // inside the graph fn is compiled with it.
+  if (p.isGraph && !opts_.eager && !ad::recording()) {
     if (!graphCache_)
       throw rt::Error(fmt::format("graph fn '{}' cannot be compiled yet (the graph compiler is not implemented); "
                                   "run with --eager", p.name));
@@ -261,6 +264,8 @@ bool Interpreter::callValue(const Value& fnIn, Value* argv, int argc, const std:
     }
     ps.cancel();
     for (int i = 0; i < p.numParams; ++i) argv[i] = std::move(args[static_cast<size_t>(i)]);
+  } else if (p.isGraph && !opts_.eager && graphCache_) {
+    graphCache_->tapedCall(c);
   }
   pushFrame(&p, std::move(fn), argv, ret);
   return true;

@@ -43,6 +43,9 @@ class GraphFnCache {
   // when this call is to run as an ordinary fn instead (a native executable's graph fn
   // that was not compiled ahead of time for this signature), with `args` left intact.
   virtual bool call(Interpreter& vm, const ClosureObj& fn, std::vector<Value>& args, Value& out) = 0;
+  // A call of graph fn `fn` that runs as an ordinary fn because an eager tape records (for
+  // --trace-report).
+  virtual void tapedCall(const ClosureObj& fn) { (void)fn; }
 };
 
 // Scripts may recurse this deep (frames), then `maximum recursion depth exceeded`.
