@@ -272,6 +272,7 @@ std::string format_with_spec(const Tensor& t, const std::string& spec) {
       if (isFloat || floatType) {
         if (type == 'd') throw Error(fmt::format("format spec '{}' needs an integer, got a float", spec));
         double x = t.scalar_as_double();
+        if (std::isnan(x)) x = std::fabs(x);  // NaN has no sign to show (x86's default NaN has its sign bit set)
         if (type == '%') {
           std::string g = "{:" + spec.substr(0, spec.size() - 1) + "f}%";
           return fmt::format(fmt::runtime(g), x * 100.0);
