@@ -270,7 +270,7 @@ auto Tracer::checkReturn(const FnDecl& d, TV r, const std::string& nm, const Loc
   const Loc& at = loc;
   TV before = r;
   std::string head = fmt::format("fn '{}' must return {}, got ", nm, d.ret->str());
-  if (!matchTV(r, *d.ret, dims, at)) fail(at, head + annotationText(before));
+  if (!matchTV(r, *d.ret, dims, at)) fail(at, head + structureTextTV(before));
   checkDims(dims, head, before, at);
   return r;
 }
@@ -386,6 +386,26 @@ auto Tracer::annotationText(const TV& v) -> std::string {
   return describe(v);
 }
 
+// A value's type with its structure, as eager mode's structureText (vm/Value.h) writes it.
+auto Tracer::structureTextTV(const TV& v, int depth) -> std::string {
+  TV x = v.isStatic() && (v.sv.tag() == Tag::Record || v.sv.tag() == Tag::Tuple || v.sv.tag() == Tag::List ||
+                          v.sv.tag() == Tag::Dict)
+             ? expandStatic(v)
+             : v;
+  if (x.k != TV::Rec && x.k != TV::Seq) return x.isStatic() ? structureText(x.sv) : describe(x);
+  std::string r;
+  size_t n = std::min<size_t>(x.items.size(), 8);
+  for (size_t i = 0; i < n; ++i) {
+    if (i) r += ", ";
+    if (x.k == TV::Rec) r += x.seqTag == Tag::Dict ? "\"" + (*x.names)[i] + "\": " : (*x.names)[i] + ": ";
+    r += depth >= 4 ? std::string("...") : structureTextTV(x.items[i], depth + 1);
+  }
+  if (x.items.size() > n) r += ", ...";
+  if (x.k == TV::Rec) return "{" + r + "}";
+  if (x.seqTag == Tag::List) return "[" + r + "]";
+  return "(" + r + (x.items.size() == 1 ? ",)" : ")");
+}
+
 auto Tracer::checkParamAnnotations(const FnDecl& d, Frame& f, const std::string& nm, const Loc& loc) -> void {
   TraceDims dims;
   for (size_t i = 0; i < d.params.size(); ++i) {
@@ -394,7 +414,7 @@ auto Tracer::checkParamAnnotations(const FnDecl& d, Frame& f, const std::string&
     TV before = v;
     std::string head = fmt::format("argument '{}' of fn '{}' must be {}, got ", d.params[i].name, nm,
                                    d.params[i].type->str());
-    if (!matchTV(v, *d.params[i].type, dims, loc)) fail(loc, head + annotationText(before));
+    if (!matchTV(v, *d.params[i].type, dims, loc)) fail(loc, head + structureTextTV(before));
     checkDims(dims, head, before, loc);
   }
 }

@@ -118,7 +118,7 @@ auto Tracer::exec(const Stmt& s) -> void {
         TraceDims dims;
         TV before = v;
         std::string head = fmt::format("value must be {}, got ", s.type->str());
-        if (!matchTV(v, *s.type, dims, at)) fail(at, head + annotationText(before));
+        if (!matchTV(v, *s.type, dims, at)) fail(at, head + structureTextTV(before));
         checkDims(dims, head, before, at);
       }
       bindPattern(s.pattern, v, s.pattern.loc);  // eager mode's position: the pattern

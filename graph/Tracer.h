@@ -402,6 +402,7 @@ class Tracer {
   void checkDims(TraceDims& dims, const std::string& head, const TV& v, const Loc& loc);
 
   std::string annotationText(const TV& v);
+  std::string structureTextTV(const TV& v, int depth = 0);
 
   // The parameters of an inlined fn against their annotations (eager's checkParams).
   void checkParamAnnotations(const FnDecl& d, Frame& f, const std::string& nm, const Loc& loc);

@@ -194,10 +194,10 @@ void Interpreter::checkParams(const FnProto& p, Value* R) {
   for (int i = 0; i < p.numParams; ++i) {
     const TypeExpr* t = p.paramTypes[static_cast<size_t>(i)];
     if (!t) continue;
-    std::string before = typeText(R[i]);
+    Value before = R[i];  // as it came (matching may convert it)
     if (!matchesAnnotation(R[i], *t, dims))
       throw rt::Error(fmt::format("argument '{}' of fn '{}' must be {}, got {}", p.paramNames[static_cast<size_t>(i)],
-                                  p.name, t->str(), before));
+                                  p.name, t->str(), structureText(before)));
   }
 }
 
@@ -639,9 +639,9 @@ void Interpreter::loop(size_t stopDepth) {
         const FnProto& p = *fr->proto;
         if (p.retType && !p.isTopLevel) {
           DimBindings dims;
-          std::string before = typeText(result);
+          Value before = result;
           if (!matchesAnnotation(result, *p.retType, dims))
-            throw rt::Error(fmt::format("fn '{}' must return {}, got {}", p.name, p.retType->str(), before));
+            throw rt::Error(fmt::format("fn '{}' must return {}, got {}", p.name, p.retType->str(), structureText(before)));
         }
         for (int i = 0; i < p.numRegs; ++i) R[i] = Value();
         Value* ret = fr->ret;
@@ -692,9 +692,9 @@ void Interpreter::loop(size_t stopDepth) {
       CASE(CheckType) {
         DimBindings dims;
         const TypeExpr& t = *K->types[in.b];
-        std::string before = typeText(R[in.a]);
+        Value before = R[in.a];
         if (!matchesAnnotation(R[in.a], t, dims))
-          throw rt::Error(fmt::format("value must be {}, got {}", t.str(), before));
+          throw rt::Error(fmt::format("value must be {}, got {}", t.str(), structureText(before)));
         DISPATCH();
       }
 

@@ -145,6 +145,36 @@ std::string typeText(const Value& v) {
   return tagName(v.tag());
 }
 
+std::string structureText(const Value& v, int depth) {
+  auto items = [&](const std::vector<Value>& xs, const std::vector<std::string>* names, bool quoted) {
+    std::string r;
+    size_t n = std::min<size_t>(xs.size(), 8);
+    for (size_t i = 0; i < n; ++i) {
+      if (i) r += ", ";
+      if (names) r += quoted ? "\"" + (*names)[i] + "\": " : (*names)[i] + ": ";
+      r += depth >= 4 ? std::string("...") : structureText(xs[i], depth + 1);
+    }
+    if (xs.size() > n) r += ", ...";
+    return r;
+  };
+  switch (v.tag()) {
+    case Tag::Tuple: {
+      const auto& xs = v.as<SeqObj>()->items;
+      return "(" + items(xs, nullptr, false) + (xs.size() == 1 ? ",)" : ")");
+    }
+    case Tag::List: return "[" + items(v.as<SeqObj>()->items, nullptr, false) + "]";
+    case Tag::Record: {
+      const auto* r = v.as<RecordObj>();
+      return "{" + items(r->vals, &*r->names, false) + "}";
+    }
+    case Tag::Dict: {
+      const auto* d = v.as<DictObj>();
+      return "{" + items(d->vals, &d->keys, true) + "}";
+    }
+    default: return typeText(v);
+  }
+}
+
 SeqObj* uniqueSeq(Value& v) {
   if (!v.unique()) v = Value::object(v.tag(), new SeqObj(v.as<SeqObj>()->items));
   return v.as<SeqObj>();

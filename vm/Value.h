@@ -260,6 +260,9 @@ rt::Tensor scalarTensor(const Value& v, DType dt);
 
 // "f32[2, 3]", "f32[]", "string", "list", ... — the type text used in messages.
 std::string typeText(const Value& v);
+// A value's type with its structure, as an annotation writes it: `{w: f32[2], b: i64[]}`,
+// `(f32[2], i64[])`, `[f32[3], f32[3]]` (at most 8 items a level, 4 levels deep). For errors.
+std::string structureText(const Value& v, int depth = 0);
 
 // Copy-on-write helpers for containers: make `v`'s heap object unshared
 // (cloning it when shared) and return it.
