@@ -18,6 +18,7 @@
 #include "runtime/Error.h"
 #include "runtime/FileIo.h"
 #include "runtime/Io.h"
+#include "runtime/JsonText.h"
 
 namespace tdl::model {
 
@@ -337,7 +338,7 @@ std::unique_ptr<Model> Model::fromBytes(std::string bytes, const std::string& pa
       return true;
     });
   } catch (const json::exception& e) {
-    r.fail(fmt::format("its manifest is not valid JSON ({})", e.what()));
+    r.fail(fmt::format("its manifest is not valid JSON ({})", rt::json_error_text(e.what())));
   }
   if (!man.is_object()) r.fail("its manifest is not a JSON object");
   if (r.str(man, "format", "the manifest") != "tdlm") r.fail("its manifest's format is not \"tdlm\"");

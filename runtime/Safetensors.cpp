@@ -17,6 +17,7 @@
 #include "FileIo.h"
 #include "Io.h"
 #include "RawFormat.h"
+#include "JsonText.h"
 
 namespace tdl::rt {
 
@@ -118,7 +119,7 @@ std::vector<std::pair<std::string, Tensor>> parse_safetensors(uint64_t size, con
       return true;
     });
   } catch (const json::exception& e) {
-    throw bad(fmt::format("the header is not valid JSON ({})", e.what()));
+    throw bad(fmt::format("the header is not valid JSON ({})", json_error_text(e.what())));
   }
   if (!header.is_object()) throw bad("the header is not a JSON object");
 

@@ -43,6 +43,7 @@
 #include "model/Model.h"
 #include "runtime/DType.h"
 #include "runtime/Error.h"
+#include "runtime/JsonText.h"
 #include "tools/Commands.h"
 
 namespace tdl {
@@ -535,7 +536,7 @@ struct Service {
         return true;
       });
     } catch (const json::exception& e) {
-      badRequest(fmt::format("the request body is not valid JSON: {}", e.what()));
+      badRequest(fmt::format("the request body is not valid JSON: {}", rt::json_error_text(e.what())));
     }
     if (!req.is_object()) badRequest("the request body must be a JSON object with \"instances\" or \"inputs\"");
     size_t fn = 0;
