@@ -33,6 +33,15 @@ struct CompositeTrace {
     return t.guarded(bc.loc, [&] { return f(Args(bc.nm.c_str(), call, {param(i)}, 1)); });
   }
   int64_t intArg(size_t i, int64_t d) { return isNone(i) ? d : known(i, [](const Args& a) { return a.integer(0); }); }
+  V intValueArg(size_t i, int64_t d) {
+    TV* p = argp(i);
+    if (isNone(i)) return TV::of(Value::i64(d, true));
+    if (p->isStatic()) return TV::of(Value::i64(intArg(i, d), true));
+    TensorType ty = t.typeOf(*p);
+    if (!t.isNumeric(*p) || ty.rank() != 0 || rt::is_float(ty.dtype) || ty.dtype == DType::Bool)
+      fail(fmt::format("'{}' must be an integer, got {}", param(i), t.describe(*p)));
+    return *p;
+  }
   double numArg(size_t i, double d) { return isNone(i) ? d : known(i, [](const Args& a) { return a.number(0); }); }
   bool boolArg(size_t i, bool d) { return isNone(i) ? d : known(i, [](const Args& a) { return a.boolean(0); }); }
   bool isScalarArg(size_t i) { return known(i, [](const Args& a) { return a[0].isScalar(); }); }

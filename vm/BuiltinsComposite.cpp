@@ -20,6 +20,7 @@ struct Eager {
   V arg(size_t i) const { return a[i]; }
   bool isNone(size_t i) const { return !a.has(i) || a[i].isNone(); }
   int64_t intArg(size_t i, int64_t d) const { return a.integerOr(i, d); }
+  V intValueArg(size_t i, int64_t d) const { return Value::i64(a.integerOr(i, d), true); }
   double numArg(size_t i, double d) const { return isNone(i) ? d : a.number(i); }
   bool boolArg(size_t i, bool d) const { return a.booleanOr(i, d); }
   bool isScalarArg(size_t i) const { return a[i].isScalar(); }

@@ -9,6 +9,7 @@
 //   using V;
 //   bool has(i)  V arg(i)            the bound argument i (by the builtin's parameter list)
 //   int64_t intArg(i, dflt)          an integer known now (at trace time in graph fns)
+//   V intValueArg(i, dflt)           an integer scalar, known now or only at run time
 //   double numArg(i, dflt)           a number known now
 //   bool boolArg(i, dflt)
 //   bool isNone(i)
@@ -130,11 +131,11 @@ template <bool lower, class E>
 typename E::V triangle_(E& e) {
   auto x = tensorArg(e, 0, "x");
   if (e.rank(x) < 2) e.fail(fmt::format("'x' must have rank >= 2 (a matrix or a batch of them), got rank {}", e.rank(x)));
-  int64_t k = e.intArg(1, 0);
+  auto k = e.intValueArg(1, 0);  // the shape does not depend on it
   auto rows = e.call("expand_dims", {e.call("arange", {e.dim(x, -2)}, {}), e.integer(1)}, {});
   auto cols = e.call("arange", {e.dim(x, -1)}, {});
   auto off = e.bin(BinaryOp::Sub, cols, rows);  // j - i
-  auto keep = e.bin(lower ? BinaryOp::Le : BinaryOp::Ge, off, e.integer(k));
+  auto keep = e.bin(lower ? BinaryOp::Le : BinaryOp::Ge, off, k);
   return e.call("where", {keep, x, e.call("zeros_like", {x}, {})}, {});
 }
 
