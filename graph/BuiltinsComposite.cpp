@@ -37,8 +37,9 @@ struct CompositeTrace {
     TV* p = argp(i);
     if (isNone(i)) return TV::of(Value::i64(d, true));
     if (p->isStatic()) return TV::of(Value::i64(intArg(i, d), true));
+    if (!t.isNumeric(*p)) return TV::of(Value::i64(intArg(i, d), true));  // eager's error for the value's kind
     TensorType ty = t.typeOf(*p);
-    if (!t.isNumeric(*p) || ty.rank() != 0 || rt::is_float(ty.dtype) || ty.dtype == DType::Bool)
+    if (ty.rank() != 0 || rt::is_float(ty.dtype) || ty.dtype == DType::Bool)
       fail(fmt::format("'{}' must be an integer, got {}", param(i), t.describe(*p)));
     return *p;
   }
