@@ -9,6 +9,21 @@
 
 namespace tdl::rt {
 
+// e^r with x = n ln 2 + r: n = x / ln 2 to nearest (an integral float) into `n`, ln 2 in
+// two parts (Cody and Waite), e^r = 1 + r + r^2 P(r) with Cephes's expf polynomial P. For x
+// whose n fits the caller's scaling; exp_f32 and tanh_f32 share it (and emitExpCoreF32).
+inline float exp_core_f32(float x, float& n) {
+  n = (x * 1.44269504088896341f + 0x1.8p23f) - 0x1.8p23f;  // to nearest
+  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+  float q = 1.9875691500e-4f;
+  q = q * r + 1.3981999507e-3f;
+  q = q * r + 8.3334519073e-3f;
+  q = q * r + 4.1665795894e-2f;
+  q = q * r + 1.6666665459e-1f;
+  q = q * r + 5.0000001201e-1f;
+  return (q * (r * r) + r) + 1.0f;
+}
+
 // tanh of an f32, TDL's own (max error 1.46 ulp against the exact value, 99.8% of all f32
 // correctly rounded; tests/codegen/MathTests.cpp), built to vectorize: only IEEE +, -, *, /,
 // comparisons as selects and bit moves, in this order, no FMA.
@@ -35,16 +50,8 @@ inline float tanh_f32(float x) {
   small = a < kTiny ? a : small;
   float al = a < kBig ? a : kBig;  // NaN too: n below is a valid integer in every case
   al = al < kSmall ? kSmall : al;
-  const float y = -2.0f * al;
-  const float n = (y * 1.44269504088896341f + 0x1.8p23f) - 0x1.8p23f;  // y / ln 2 to nearest
-  const float r = (y - n * 0.693359375f) - n * -2.12194440e-4f;
-  float q = 1.9875691500e-4f;
-  q = q * r + 1.3981999507e-3f;
-  q = q * r + 8.3334519073e-3f;
-  q = q * r + 4.1665795894e-2f;
-  q = q * r + 1.6666665459e-1f;
-  q = q * r + 5.0000001201e-1f;
-  q = (q * (r * r) + r) + 1.0f;
+  float n;
+  const float q = exp_core_f32(-2.0f * al, n);
   const uint32_t scaleBits = static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23;  // 2^n
   float scale;
   std::memcpy(&scale, &scaleBits, sizeof scale);
@@ -70,15 +77,8 @@ inline float exp_f32(float x) {
   const bool tiny = x < -104.0f;
   float cx = x > 89.0f ? 89.0f : x;
   cx = tiny ? 0.0f : cx;
-  float n = (cx * 1.44269504088896341f + 0x1.8p23f) - 0x1.8p23f;  // to nearest
-  const float r = (cx - n * 0.693359375f) - n * -2.12194440e-4f;
-  float y = 1.9875691500e-4f;
-  y = y * r + 1.3981999507e-3f;
-  y = y * r + 8.3334519073e-3f;
-  y = y * r + 4.1665795894e-2f;
-  y = y * r + 1.6666665459e-1f;
-  y = y * r + 5.0000001201e-1f;
-  y = (y * (r * r) + r) + 1.0f;
+  float n;
+  const float y = exp_core_f32(cx, n);
   n = n > -151.0f ? n : -151.0f;  // NaN too: a valid integer below (y is NaN then)
   const int32_t k = static_cast<int32_t>(n), k1 = k >> 1, k2 = k - k1;
   const uint32_t b1 = static_cast<uint32_t>(k1 + 127) << 23, b2 = static_cast<uint32_t>(k2 + 127) << 23;
