@@ -117,7 +117,10 @@ auto Tracer::binop(rt::BinaryOp op, const TV& a, const TV& b, const Loc& loc, st
         return x;
       }
     }
-    fail(loc, fmt::format("unsupported operand types {} and {} in a graph fn{}", describe(a), describe(b),
+    // Eager mode's words (vm/ValueOps.cpp binaryOperator).
+    std::string head = vop ? fmt::format("unsupported operand types for {}: ", opText(*vop))
+                           : fmt::format("unsupported operand types for {}: ", rt::op_name(op));
+    fail(loc, fmt::format("{}{} and {}{}", head, describe(a), describe(b),
                           listTensorHint(vop && *vop == Op::Add, isList(a), isList(b), isNumeric(a), isNumeric(b))));
   }
   bool wa = weakOf(a), wb = weakOf(b);

@@ -249,27 +249,6 @@ Value concat(const Value& a, const Value& b) {
   return Value::object(a.tag(), new SeqObj(std::move(items)));
 }
 
-const char* opText(Op op) {
-  switch (op) {
-    case Op::Add: return "+";
-    case Op::Sub: return "-";
-    case Op::Mul: return "*";
-    case Op::Div: return "/";
-    case Op::FloorDiv: return "//";
-    case Op::Mod: return "%";
-    case Op::Pow: return "**";
-    case Op::MatMul: return "@";
-    case Op::Eq: return "==";
-    case Op::Ne: return "!=";
-    case Op::Lt: return "<";
-    case Op::Le: return "<=";
-    case Op::Gt: return ">";
-    case Op::Ge: return ">=";
-    case Op::BitAnd: return "&";
-    case Op::BitOr: return "|";
-    default: return "?";
-  }
-}
 
 rt::BinaryOp runtimeOp(Op op) {
   switch (op) {
@@ -294,6 +273,28 @@ rt::BinaryOp runtimeOp(Op op) {
 }
 
 }  // namespace
+
+const char* opText(Op op) {
+  switch (op) {
+    case Op::Add: return "+";
+    case Op::Sub: return "-";
+    case Op::Mul: return "*";
+    case Op::Div: return "/";
+    case Op::FloorDiv: return "//";
+    case Op::Mod: return "%";
+    case Op::Pow: return "**";
+    case Op::MatMul: return "@";
+    case Op::Eq: return "==";
+    case Op::Ne: return "!=";
+    case Op::Lt: return "<";
+    case Op::Le: return "<=";
+    case Op::Gt: return ">";
+    case Op::Ge: return ">=";
+    case Op::BitAnd: return "&";
+    case Op::BitOr: return "|";
+    default: return "?";
+  }
+}
 
 namespace {
 // x[..., none, ...] (SPEC §12): `none` as a subscript inserts a new axis of size 1 at its

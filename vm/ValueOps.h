@@ -21,6 +21,8 @@ void assignPath(Value& target, const PathDesc& path, const Value* R, const Value
 // Binary operators on any values: numbers go to NumericOps; `+` concatenates
 // strings, lists and tuples; `==`/`!=` compare other values by value.
 Value binaryOperator(Op op, const Value& a, const Value& b);
+// An operator as written (`+`, `//`, `@`, ...), for messages.
+const char* opText(Op op);
 // The hint for a list meeting a number or tensor in a binary operator ("" otherwise).
 std::string listTensorHint(bool add, bool aList, bool bList, bool aNum, bool bNum);
 // `v in xs` (SPEC §12): a bool.
