@@ -270,23 +270,29 @@ struct F32 {
 
 }  // namespace
 
-// runtime/Libm.h's exp_core_f32: e^r for x = n ln 2 + r (returned), n to nearest (into n).
-// Scalar or vector f32 (constants splat).
-llvm::Value* emitExpCoreF32(llvm::IRBuilder<>& b, llvm::Value* x, llvm::Value*& n) {
+// runtime/Libm.h's exp_core_f32: e^r for x = n ln 2 + r (returned), n to nearest (into n);
+// the polynomial's Horner steps are llvm.fmuladd when `fused` (one FMA where the target has
+// it, as the eager kernel's exp_f32_host chooses), else a multiply and an add. Scalar or
+// vector f32 (constants splat).
+static llvm::Value* emitExpCoreF32(llvm::IRBuilder<>& b, llvm::Value* x, llvm::Value*& n, bool fused) {
   F32 m{b, x->getType()};
   auto C = [&](double v) { return m.C(v); };
   llvm::Value* magic = C(0x1.8p23);
   n = b.CreateFSub(b.CreateFAdd(b.CreateFMul(x, C(1.44269504088896341)), magic), magic);
   llvm::Value* r = b.CreateFSub(b.CreateFSub(x, b.CreateFMul(n, C(0.693359375))), b.CreateFMul(n, C(-2.12194440e-4)));
-  llvm::Value* q = C(1.9875691500e-4);
-  for (double c : {1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1})
-    q = b.CreateFAdd(b.CreateFMul(q, r), C(c));
+  llvm::Value* q;
+  if (fused) {
+    q = m.poly(r, {1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1});
+  } else {
+    q = C(1.9875691500e-4);
+    for (double c : {1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1})
+      q = b.CreateFAdd(b.CreateFMul(q, r), C(c));
+  }
   return b.CreateFAdd(b.CreateFAdd(b.CreateFMul(q, b.CreateFMul(r, r)), r), C(1.0));
 }
 
-// f32 exp, runtime/Libm.h's exp_f32 step for step (its comment has the method): plain IEEE
-// operations (no FMA), so that compiled loops, PTX kernels and the eager kernels get the
-// same bits on every machine.
+// f32 exp, runtime/Libm.h's exp_f32 step for step (its comment has the method): the eager
+// kernels get the same bits on the same machine (FMA in the polynomial where it has them).
 llvm::Value* emitExpF32(llvm::IRBuilder<>& b, llvm::Value* x, bool scalef) {
   // Scalar or a vector of f32 (the AVX-512 variants of callExpF32, codegen/LlvmPasses.cpp):
   // constants splat.
@@ -297,7 +303,7 @@ llvm::Value* emitExpF32(llvm::IRBuilder<>& b, llvm::Value* x, bool scalef) {
   llvm::Value* cx = b.CreateSelect(b.CreateFCmpOGT(x, C(89.0)), C(89.0), x);
   cx = b.CreateSelect(tiny, C(0.0), cx);
   llvm::Value* n;
-  llvm::Value* y = emitExpCoreF32(b, cx, n);
+  llvm::Value* y = emitExpCoreF32(b, cx, n, true);
   llvm::Value* e;
   if (scalef) {
     // vscalefps: y * 2^n rounded once, the bits of the two steps below (whose first
@@ -396,7 +402,7 @@ llvm::Value* emitTanhF32(llvm::IRBuilder<>& b, llvm::Value* x) {
   llvm::Value* al = below(a, kBig, a, C(kBig));
   al = below(al, kSmall, C(kSmall), al);
   llvm::Value* n;
-  llvm::Value* q = emitExpCoreF32(b, mul(C(-2.0f), al), n);
+  llvm::Value* q = emitExpCoreF32(b, mul(C(-2.0f), al), n, false);
   // n is an integer in [-27, -2] in every lane (al is clamped, NaN too): 2^n from its exponent bits.
   llvm::Value* scale = b.CreateBitCast(b.CreateShl(b.CreateAdd(b.CreateFPToSI(n, it), I(127)), I(23)), ft);
   llvm::Value* e = mul(q, scale);

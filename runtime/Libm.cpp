@@ -25,14 +25,20 @@ TDL_TANH_LOOP(tanh_avx512, __attribute__((target("avx2,avx512f"))))
 #endif
 #undef TDL_TANH_LOOP
 
-#define TDL_EXP_LOOP(name, ...)                                        \
+#define TDL_EXP_LOOP(name, fma, ...)                                   \
   TDL_VECTORIZE __VA_ARGS__ void name(const float* x, float* y, int64_t n) { \
-    for (int64_t i = 0; i < n; ++i) y[i] = exp_f32(x[i]);              \
+    for (int64_t i = 0; i < n; ++i) y[i] = exp_f32<fma>(x[i]);         \
   }
-TDL_EXP_LOOP(exp_generic)
+#if defined(__aarch64__)
+TDL_EXP_LOOP(exp_generic, true)  // AArch64 always has FMA
+#else
+TDL_EXP_LOOP(exp_generic, false)
+#endif
 #if defined(__x86_64__) && defined(__GNUC__)
-TDL_EXP_LOOP(exp_avx2, __attribute__((target("avx2"))))
-TDL_EXP_LOOP(exp_avx512, __attribute__((target("avx2,avx512f"))))
+TDL_EXP_LOOP(exp_avx2, false, __attribute__((target("avx2"))))
+TDL_EXP_LOOP(exp_avx2_fma, true, __attribute__((target("avx2,fma"))))
+TDL_EXP_LOOP(exp_avx512, true, __attribute__((target("avx2,fma,avx512f"))))
+__attribute__((target("fma"))) float exp_fma_one(float x) { return exp_f32<true>(x); }
 #endif
 #undef TDL_EXP_LOOP
 
@@ -54,11 +60,37 @@ void tanh_f32_loop(const float* x, float* y, int64_t n) {
   tanh_generic(x, y, n);
 }
 
+bool exp_fma() {
+#if defined(__aarch64__)
+  return true;
+#elif defined(__x86_64__) && defined(__GNUC__)
+  static const bool fma = __builtin_cpu_supports("fma");
+  return fma;
+#else
+  return false;
+#endif
+}
+
+float exp_f32_host(float x) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (exp_fma()) return exp_fma_one(x);
+  return exp_f32<false>(x);
+#elif defined(__aarch64__)
+  return exp_f32<true>(x);
+#else
+  return exp_f32<false>(x);
+#endif
+}
+
 void exp_f32_loop(const float* x, float* y, int64_t n) {
 #if defined(__x86_64__) && defined(__GNUC__)
   const int level = simd_level();
-  if (level == 2) return exp_avx512(x, y, n);
-  if (level == 1) return exp_avx2(x, y, n);
+  if (level == 2) return exp_avx512(x, y, n);  // every AVX-512 CPU has FMA
+  if (level == 1) return exp_fma() ? exp_avx2_fma(x, y, n) : exp_avx2(x, y, n);
+  if (exp_fma()) {
+    for (int64_t i = 0; i < n; ++i) y[i] = exp_fma_one(x[i]);
+    return;
+  }
 #endif
   exp_generic(x, y, n);
 }

@@ -10,17 +10,23 @@
 namespace tdl::rt {
 
 // e^r with x = n ln 2 + r: n = x / ln 2 to nearest (an integral float) into `n`, ln 2 in
-// two parts (Cody and Waite), e^r = 1 + r + r^2 P(r) with Cephes's expf polynomial P. For x
-// whose n fits the caller's scaling; exp_f32 and tanh_f32 share it (and emitExpCoreF32).
-inline float exp_core_f32(float x, float& n) {
+// two parts (Cody and Waite), e^r = 1 + r + r^2 P(r) with Cephes's expf polynomial P, its
+// Horner steps fused multiply-adds when kFma. For x whose n fits the caller's scaling;
+// exp_f32 and tanh_f32 share it (as codegen's emitExpCoreF32).
+template <bool kFma>
+[[gnu::always_inline]] inline float exp_core_f32(float x, float& n) {
   n = (x * 1.44269504088896341f + 0x1.8p23f) - 0x1.8p23f;  // to nearest
   const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+  auto step = [&](float q, float c) {
+    if constexpr (kFma) return __builtin_fmaf(q, r, c);
+    else return q * r + c;
+  };
   float q = 1.9875691500e-4f;
-  q = q * r + 1.3981999507e-3f;
-  q = q * r + 8.3334519073e-3f;
-  q = q * r + 4.1665795894e-2f;
-  q = q * r + 1.6666665459e-1f;
-  q = q * r + 5.0000001201e-1f;
+  q = step(q, 1.3981999507e-3f);
+  q = step(q, 8.3334519073e-3f);
+  q = step(q, 4.1665795894e-2f);
+  q = step(q, 1.6666665459e-1f);
+  q = step(q, 5.0000001201e-1f);
   return (q * (r * r) + r) + 1.0f;
 }
 
@@ -51,7 +57,7 @@ inline float tanh_f32(float x) {
   float al = a < kBig ? a : kBig;  // NaN too: n below is a valid integer in every case
   al = al < kSmall ? kSmall : al;
   float n;
-  const float q = exp_core_f32(-2.0f * al, n);
+  const float q = exp_core_f32<false>(-2.0f * al, n);
   const uint32_t scaleBits = static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23;  // 2^n
   float scale;
   std::memcpy(&scale, &scaleBits, sizeof scale);
@@ -64,21 +70,23 @@ inline float tanh_f32(float x) {
 void tanh_f32_loop(const float* x, float* y, int64_t n);
 
 // exp of an f32, TDL's own (Cephes's expf method: max error about 1 ulp, tests/codegen/
-// MathTests.cpp), built to vectorize as tanh_f32 is: IEEE +, -, * in this order, no FMA.
+// MathTests.cpp), built to vectorize as tanh_f32 is:
 //   x > 89: inf (computed at 89, which overflows); x < -104: 0 (computed at 0, so no lane
 //   meets subnormal arithmetic, a microcode assist of ~100 cycles on x86, which a masked
 //   softmax's -1e9 entries would hit)
 //   n = x / ln 2 to nearest, r = x - n ln 2 (ln 2 in two parts, Cody and Waite)
-//   e^r = 1 + r + r^2 P(r), P of degree 5 (Cephes), then times 2^n in two steps 2^(n>>1)
-//   and 2^(n - (n>>1)), so that a subnormal result rounds once
+//   e^r = 1 + r + r^2 P(r), P of degree 5 (Cephes) by Horner's rule in fused multiply-adds
+//   where the CPU has them (kFma), then times 2^n in two steps 2^(n>>1) and 2^(n - (n>>1)),
+//   so that a subnormal result rounds once
 // NaN gives NaN. codegen/ScalarEmit.cpp's emitExpF32 is the same computation in LLVM IR
-// (compiled loops and PTX kernels).
-inline float exp_f32(float x) {
+// (compiled loops, fused where the target has FMA, as exp_f32_host chooses; PTX kernels).
+template <bool kFma>
+[[gnu::always_inline]] inline float exp_f32(float x) {
   const bool tiny = x < -104.0f;
   float cx = x > 89.0f ? 89.0f : x;
   cx = tiny ? 0.0f : cx;
   float n;
-  const float y = exp_core_f32(cx, n);
+  const float y = exp_core_f32<kFma>(cx, n);
   n = n > -151.0f ? n : -151.0f;  // NaN too: a valid integer below (y is NaN then)
   const int32_t k = static_cast<int32_t>(n), k1 = k >> 1, k2 = k - k1;
   const uint32_t b1 = static_cast<uint32_t>(k1 + 127) << 23, b2 = static_cast<uint32_t>(k2 + 127) << 23;
@@ -88,6 +96,12 @@ inline float exp_f32(float x) {
   const float e = (y * s1) * s2;
   return tiny ? 0.0f : e;
 }
+
+// Whether this CPU fuses exp's multiply-adds (x86 with FMA; AArch64 always), as code
+// compiled for it does.
+bool exp_fma();
+// exp_f32 of one value as this CPU's compiled code computes it.
+float exp_f32_host(float x);
 
 // y[i] = exp_f32(x[i]) for i < n, vectorized for the CPU it runs on (the eager kernel).
 void exp_f32_loop(const float* x, float* y, int64_t n);

@@ -276,7 +276,7 @@ struct ScalarMath {
     if constexpr (Op == U::Neg) return -v;
     else if constexpr (Op == U::Abs) return std::fabs(v);
     else if constexpr (Op == U::Exp) {
-      if constexpr (std::is_same_v<T, float>) return exp_f32(v);  // TDL's own, as compiled code's (Libm.h)
+      if constexpr (std::is_same_v<T, float>) return exp_f32_host(v);  // TDL's own, as compiled code's (Libm.h)
       else return std::exp(v);
     }
     else if constexpr (Op == U::Expm1) return std::expm1(v);
