@@ -159,8 +159,9 @@ struct Vec32<double> {
 // accumulators (independent chains), `x > a ? x : a` per lane (the max instruction exactly),
 // NaNs or-ed into a mask on the side. Only the sign of a zero result may depend on the order
 // (SPEC §11 allows reassociation of reductions).
+// Compiled for each x86 ISA (float and double only).
 template <class T, bool kMax>
-[[gnu::always_inline]] inline T extreme_row_vec(const T* p, int64_t n) {
+TDL_SIMD_CLONES T extreme_row_vec(const T* p, int64_t n) {
   using V = typename Vec32<T>::V;
   using I = typename Vec32<T>::I;
   constexpr int64_t L = sizeof(V) / sizeof(T);
@@ -196,19 +197,9 @@ template <class T, bool kMax>
   return nan ? std::numeric_limits<T>::quiet_NaN() : a;
 }
 
-template <bool kMax>
-TDL_SIMD_CLONES float extreme_row_f32(const float* p, int64_t n) {
-  return extreme_row_vec<float, kMax>(p, n);
-}
-template <bool kMax>
-TDL_SIMD_CLONES double extreme_row_f64(const double* p, int64_t n) {
-  return extreme_row_vec<double, kMax>(p, n);
-}
-
 template <class T, bool kMax>
 T extreme_row(const T* p, int64_t n, T init) {
-  if constexpr (std::is_same_v<T, float>) return extreme_row_f32<kMax>(p, n);
-  else if constexpr (std::is_same_v<T, double>) return extreme_row_f64<kMax>(p, n);
+  if constexpr (std::is_floating_point_v<T>) return extreme_row_vec<T, kMax>(p, n);
   else return lanes_row<T, kMax>(p, n, init);
 }
 
@@ -216,9 +207,9 @@ T extreme_row(const T* p, int64_t n, T init) {
 // NaN (NumPy's rules), in one pass: per lane of two vector accumulators the running extreme
 // and the index of its first occurrence (a lane takes a later value only when it is strictly
 // better, or the first NaN), then the best lane, ties to the lowest index. Indices are
-// counted in the float's width (n < 2^31 for f32).
+// counted in the float's width (n < 2^31 for f32). Compiled for each x86 ISA.
 template <class T, bool kMax>
-[[gnu::always_inline]] inline int64_t arg_row_vec(const T* p, int64_t n) {
+TDL_SIMD_CLONES int64_t arg_row_vec(const T* p, int64_t n) {
   using V = typename Vec32<T>::V;
   using I = typename Vec32<T>::I;
   using IE = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
@@ -269,15 +260,6 @@ template <class T, bool kMax>
     if (v != v || (kMax ? v > b : v < b)) b = v, bi = i;
   }
   return bi;
-}
-
-template <bool kMax>
-TDL_SIMD_CLONES int64_t arg_row_f32(const float* p, int64_t n) {
-  return arg_row_vec<float, kMax>(p, n);
-}
-template <bool kMax>
-TDL_SIMD_CLONES int64_t arg_row_f64(const double* p, int64_t n) {
-  return arg_row_vec<double, kMax>(p, n);
 }
 
 #undef TDL_LOAD_VEC
@@ -423,11 +405,11 @@ void arg_kernel(const T* x, int64_t* out, const Layout& L) {
                      const T* p = x + k * R;
                      if constexpr (std::is_same_v<T, float>) {
                        if (R <= INT32_MAX) {
-                         out[k] = arg_row_f32<kMax>(p, R);
+                         out[k] = arg_row_vec<float, kMax>(p, R);
                          continue;
                        }
                      } else if constexpr (std::is_same_v<T, double>) {
-                       out[k] = arg_row_f64<kMax>(p, R);
+                       out[k] = arg_row_vec<double, kMax>(p, R);
                        continue;
                      }
                      T best = p[0];
