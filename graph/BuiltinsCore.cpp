@@ -177,15 +177,7 @@ auto Tracer::bi_assert(BuiltinCall& bc) -> TV {
     // The run-time assert formats its message only when it has values.
     if (m->k == TV::Fmt) {
       std::string format = formatOf(*m, holes, loc, true);
-      if (holes.empty()) {  // no value after all: the text, braces undoubled
-        std::string text;
-        for (size_t i = 0; i < format.size(); ++i) {
-          text += format[i];
-          if ((format[i] == '{' || format[i] == '}') && i + 1 < format.size() && format[i + 1] == format[i]) ++i;
-        }
-        format = text;
-      }
-      msg += ": " + format;
+      msg += ": " + (holes.empty() ? rt::fill_format(format, {}) : format);  // no value after all: its text
     } else {
       msg += ": " + staticString(*m, "message", loc);
     }

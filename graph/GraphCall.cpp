@@ -143,10 +143,11 @@ int emitGraphStage(Compilation& c, const std::string& stage, const std::string& 
       std::string inner = a.substr(br + 1, a.size() - br - 2);
       for (const std::string& dim : splitTop(inner)) {
         // A size (digits), a name or `?`.
-        bool digits = !dim.empty() && std::all_of(dim.begin(), dim.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
-        bool name = dim == "?" ||
-                    (dim.size() > 1 && dim[0] == '?' &&  // a trace report's ?0
-                     std::all_of(dim.begin() + 1, dim.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) ||
+        auto allDigits = [](std::string_view v) {
+          return !v.empty() && std::all_of(v.begin(), v.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+        };
+        bool digits = allDigits(dim);
+        bool name = dim == "?" || (dim[0] == '?' && allDigits(std::string_view(dim).substr(1))) ||  // a report's ?0
                     (!dim.empty() && (std::isalpha(static_cast<unsigned char>(dim[0])) || dim[0] == '_') &&
                                    std::all_of(dim.begin(), dim.end(), [](char ch) {
                                      return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_';

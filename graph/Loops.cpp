@@ -22,6 +22,16 @@ auto Tracer::sameSkeleton(const TV& a, const TV& b) -> bool {
   return false;
 }
 
+auto Tracer::valueText(const TV& t) -> std::string {
+  TV x = expandStatic(t);
+  if (x.isStatic() && x.sv.isStr()) return fmt::format("the string \"{}\"", x.sv.as<StrObj>()->s);
+  if (x.k == TV::Seq && x.seqTag != Tag::Dict) {
+    size_t n = x.items.size();
+    return fmt::format("a {} of {} item{}", tagName(x.seqTag), n, n == 1 ? "" : "s");
+  }
+  return "a " + describe(t);
+}
+
 auto Tracer::rebuild(const TV& t, const std::vector<ir::Value*>& vals, const std::vector<LeafSpec>& specs, size_t& k) -> TV {
   TV x = expandStatic(t);
   if (isNumeric(x)) {
@@ -135,19 +145,10 @@ auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, cons
       Loc at = s.loc;
       for (const Carried& c : carried)
         if (c.kind == Carried::Slot && static_cast<size_t>(c.slot) == i) at = carriedLoc(c, s);
-      auto text = [&](const TV& t) -> std::string {
-        TV x = expandStatic(t);
-        if (x.k == TV::Seq && x.seqTag != Tag::Dict) {
-          size_t n = x.items.size();
-          return fmt::format("a {} of {} item{}", tagName(x.seqTag), n, n == 1 ? "" : "s");
-        }
-        if (x.isStatic() && x.sv.isStr()) return fmt::format("the string \"{}\"", x.sv.as<StrObj>()->s);
-        return describe(t);
-      };
       fail(at, fmt::format("'{}' changes from {} to {} in a loop that runs at run time; in a graph fn only tensors "
                            "and numbers can change there (a list keeps its length, a string its text): collect "
                            "the values in a tensor, or loop a number of times known when tracing",
-                           name, text(before), text(after)));
+                           name, valueText(before), valueText(after)));
     }
     // What the body leaves, against the carried types.
     bool retry = false;
@@ -181,16 +182,15 @@ auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, cons
           // becomes a weak of a higher kind (0 then x + 0.5: a float, as eagerly). A weak
           // value of a lower kind is cast to the carried dtype (1 into an f32); one of a
           // higher kind into a strong dtype (0.5 into an i64) is a change of dtype.
-          auto kind = [](DType d) { return d == DType::Bool ? 0 : rt::is_float(d) ? 2 : 1; };
-          if (t.rank() == sp.type.rank() && sp.weak && (!w || kind(t.dtype) > kind(sp.type.dtype)) &&
-              kind(t.dtype) >= kind(sp.type.dtype)) {
+          if (t.rank() == sp.type.rank() && sp.weak && (!w || numberKind(t.dtype) > numberKind(sp.type.dtype)) &&
+              numberKind(t.dtype) >= numberKind(sp.type.dtype)) {
             sp.type.dtype = t.dtype;
             sp.weak = w;
             unsettled = fmt::format("'{}' (now {})", carriedName(carried[c]), t.str());
             retry = true;
             continue;
           }
-          if (!(w && t.rank() == sp.type.rank() && kind(t.dtype) <= kind(sp.type.dtype))) {
+          if (!(w && t.rank() == sp.type.rank() && numberKind(t.dtype) <= numberKind(sp.type.dtype))) {
             std::string name = carriedName(carried[c]);
             fail(carriedLoc(carried[c], s),
                  fmt::format("'{}' changes from {} to {} in the loop; a carried value must keep its dtype and rank",

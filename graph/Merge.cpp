@@ -33,17 +33,16 @@ auto Tracer::mergeTV(const TV& a, const TV& b, const std::string& name, const Lo
     // other path's strong dtype when that keeps its value (a weak 1 with an f32), and two weak
     // values take the higher kind (0 on one path, 0.5 on the other: a float). A weak value of
     // a higher kind than the other path's strong dtype (0.5 against an i64) is a type change.
-    auto kind = [](DType d) { return d == DType::Bool ? 0 : rt::is_float(d) ? 2 : 1; };
     auto differ = [&] {
       fail(loc, fmt::format("'{}' has type {} on one path and {} on another", name, ta.str(), tb.str()));
     };
     if (wa && wb) {
-      if (kind(tb.dtype) > kind(ta.dtype)) t = TensorType(tb.dtype, ta.dims);
+      if (numberKind(tb.dtype) > numberKind(ta.dtype)) t = TensorType(tb.dtype, ta.dims);
     } else if (wa) {
-      if (kind(ta.dtype) > kind(tb.dtype)) differ();
+      if (numberKind(ta.dtype) > numberKind(tb.dtype)) differ();
       t = TensorType(tb.dtype, ta.dims);
     } else if (wb) {
-      if (kind(tb.dtype) > kind(ta.dtype)) differ();
+      if (numberKind(tb.dtype) > numberKind(ta.dtype)) differ();
     } else if (ta.dtype != tb.dtype) {
       differ();
     }
@@ -65,18 +64,9 @@ auto Tracer::mergeTV(const TV& a, const TV& b, const std::string& name, const Lo
   }
   // Values known when tracing that differ between paths taken at run time: name them (two
   // strings, say), not only their kinds.
-  auto text = [&](const TV& t) -> std::string {
-    TV e = expandStatic(t);
-    if (e.isStatic() && e.sv.isStr()) return fmt::format("the string \"{}\"", e.sv.as<StrObj>()->s);
-    if (e.k == TV::Seq && e.seqTag != Tag::Dict) {
-      size_t n = e.items.size();
-      return fmt::format("a {} of {} item{}", tagName(e.seqTag), n, n == 1 ? "" : "s");
-    }
-    return "a " + describe(t);
-  };
   fail(loc, fmt::format("'{}' holds {} on one path and {} on another (only tensors and numbers can differ at run "
                         "time in a graph fn)",
-                        name, text(a), text(b)));
+                        name, valueText(a), valueText(b)));
 }
 
 auto Tracer::fill(TV& t, const std::vector<ir::Value*>& vals) -> void {

@@ -83,6 +83,10 @@ inline bool isStaticTrue(const TV& t) { return t.isStatic() && t.sv.isScalar() &
 
 bool sameTV(const TV& a, const TV& b);
 
+// The kind of number a weak value holds (bool < integer < float): what a carried or merged
+// weak value may widen to without losing its value.
+inline int numberKind(DType d) { return d == DType::Bool ? 0 : rt::is_float(d) ? 2 : 1; }
+
 // A static container as a Seq/Rec of static items (so it can be merged leaf by leaf).
 TV expandStatic(const TV& t);
 
@@ -283,6 +287,9 @@ class Tracer {
   void leavesOf(const TV& t, std::vector<TV>& out);
   // Whether a and b are the same but for their numeric leaves (a loop may change those).
   bool sameSkeleton(const TV& a, const TV& b);
+  // A value known when tracing, for errors about it changing at run time: "the string
+  // \"x\"", "a list of 2 items", else "a " and its kind.
+  std::string valueText(const TV& t);
   // The skeleton of t with its numeric leaves replaced by vals[k++].
   TV rebuild(const TV& t, const std::vector<ir::Value*>& vals, const std::vector<LeafSpec>& specs, size_t& k);
 
