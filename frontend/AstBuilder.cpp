@@ -541,6 +541,11 @@ ExprPtr AstBuilder::primary(P::PrimaryContext* ctx) {
     auto e = std::make_unique<Expr>(ExprKind::Int, l);
     e->text = c->getText();
     std::string digits = stripUnderscores(e->text);
+    // As Python: `007` would read as octal in C, so a decimal literal does not start with 0
+    // unless it is all zeros.
+    if (digits.size() > 1 && digits[0] == '0' && digits.find_first_not_of('0') != std::string::npos)
+      error(l, fmt::format("leading zeros are not allowed in an integer literal: write {}, not {}",
+                           digits.substr(digits.find_first_not_of('0')), e->text));
     uint64_t v = 0;
     auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
     // 9223372036854775808 only as the operand of a unary minus (`-9223372036854775808` is

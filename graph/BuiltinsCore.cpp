@@ -97,6 +97,7 @@ auto Tracer::bi_len(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   TV x = expandStatic(bc.need(0, "x"));
   if (x.k == TV::Seq || x.k == TV::Rec) return TV::of(Value::i64(static_cast<int64_t>(x.items.size())));
+  if (x.isStatic() && x.sv.isStr()) return TV::of(Value::i64(x.sv.as<StrObj>()->length()));  // code points
   if (isNumeric(x)) return dimTV(x, 0, loc);
   fail(loc, fmt::format("len of a {}", describe(x)));
 }

@@ -86,12 +86,22 @@ auto Tracer::indexTV(const TV& base, const Expr& e, const Loc& loc) -> TV {
     // strings etc.: only static indexing
     std::vector<Value> regs;
     std::vector<uint8_t> flags;
+    auto known = [&](const Expr& x, const Loc& at) {
+      TV k = eval(x);
+      if (!k.isStatic()) fail(at, "this index must be known at trace time");
+      return k.sv;
+    };
     for (auto& s : e.subs) {
-      if (s.isSlice) fail(s.loc, "slices of this value are not supported in graph fns");
-      TV k = eval(*s.index);
-      if (!k.isStatic()) fail(s.loc, "this index must be known at trace time");
-      regs.push_back(k.sv);
-      flags.push_back(0);
+      if (!s.isSlice) {
+        regs.push_back(known(*s.index, s.loc));
+        flags.push_back(0);
+        continue;
+      }
+      uint8_t f = kSubSlice;  // a string's slice, as eagerly
+      if (s.lo) f |= kSubLo, regs.push_back(known(*s.lo, s.loc));
+      if (s.hi) f |= kSubHi, regs.push_back(known(*s.hi, s.loc));
+      if (s.step) f |= kSubStep, regs.push_back(known(*s.step, s.loc));
+      flags.push_back(f);
     }
     return staticCall(loc, [&] { return indexValue(base.sv, flags, regs.data()); });
   }
@@ -344,6 +354,19 @@ auto Tracer::updateTV(const TV& base, const Expr& target, const TV& v, const Loc
       d.items.push_back(v);
       d.names = std::make_shared<const std::vector<std::string>>(std::move(keys));
     }
+    return normalize(d);
+  }
+  if (d.k == TV::Seq && d.seqTag == Tag::Tuple) fail(loc, "tuples are immutable: cannot assign to an element");
+  if (d.k == TV::Seq) {  // xs[i] = v: the list's structure is known at trace time
+    if (target.subs.size() != 1 || target.subs[0].isSlice) fail(loc, "list elements are assigned one at a time: xs[i] = v");
+    TV k = eval(*target.subs[0].index);
+    if (!k.isStatic()) fail(target.subs[0].loc, "a list index must be known at trace time in a graph fn");
+    if (!k.sv.isScalar() || k.sv.isFloatScalar() || k.sv.dtype() == DType::Bool)
+      fail(target.subs[0].loc, fmt::format("an index must be an integer, got {}", describe(k)));
+    int64_t n = static_cast<int64_t>(d.items.size()), i = k.sv.asInt();
+    if (i < 0) i += n;
+    if (i < 0 || i >= n) fail(loc, fmt::format("index {} is out of range for axis 0 of size {}", k.sv.asInt(), n));
+    d.items[static_cast<size_t>(i)] = v;
     return normalize(d);
   }
   if (!isNumeric(base)) fail(loc, "element assignment needs a tensor in graph fns");

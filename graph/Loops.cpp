@@ -345,6 +345,12 @@ auto Tracer::forLoop(const Stmt& s) -> void {
     return;
   }
   TV x = expandStatic(it);
+  if (it.isStatic() && it.sv.isStr()) {  // a string's characters (code points), as eagerly
+    x = TV();
+    x.k = TV::Seq;
+    x.seqTag = Tag::List;
+    for (int64_t i = 0, n = iterLength(it.sv); i < n; ++i) x.items.push_back(TV::of(iterItem(it.sv, i)));
+  }
   if (x.k == TV::Rec && x.seqTag == Tag::Dict) {  // a dict's keys, as eagerly
     x.k = TV::Seq;
     x.items.clear();

@@ -105,7 +105,7 @@ Value len(Interpreter&, CallArgs& call) {
   Args a("len", call, {"x"}, 1);
   const Value& v = a[0];
   switch (v.tag()) {
-    case Tag::Str: return Value::i64(static_cast<int64_t>(v.as<StrObj>()->s.size()));
+    case Tag::Str: return Value::i64(v.as<StrObj>()->length());
     case Tag::Tuple:
     case Tag::List: return Value::i64(static_cast<int64_t>(v.as<SeqObj>()->items.size()));
     case Tag::Record: return Value::i64(static_cast<int64_t>(v.as<RecordObj>()->vals.size()));

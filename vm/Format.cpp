@@ -119,7 +119,20 @@ std::string formatWithSpec(const Value& v, const std::string& spec) {
   if (v.isScalar()) return rt::format_with_spec(toTensor(strong(v)), spec);
   if (v.isTensor()) return rt::format_with_spec(v.as<TensorObj>()->t, spec);
   try {
-    return fmt::format(fmt::runtime("{:" + spec + "}"), str(v));
+    if (!v.isStr()) return fmt::format(fmt::runtime("{:" + spec + "}"), str(v));
+    // A string's width and precision count code points, as Python's (fmt counts display
+    // columns, an emoji two): formatted as that many placeholder bytes, which are then its
+    // code points.
+    const StrObj& so = *v.as<StrObj>();
+    int64_t n = so.length();
+    if (n == static_cast<int64_t>(so.s.size())) return fmt::format(fmt::runtime("{:" + spec + "}"), so.s);
+    std::string out = fmt::format(fmt::runtime("{:" + spec + "}"), std::string(static_cast<size_t>(n), '\x01'));
+    size_t at = out.find('\x01'), k = 0;
+    while (at != std::string::npos && at + k < out.size() && out[at + k] == '\x01') ++k;
+    if (at == std::string::npos) return out;
+    std::string text;
+    for (size_t i = 0; i < k; ++i) text += so.at(static_cast<int64_t>(i));
+    return out.replace(at, k, text);
   } catch (const fmt::format_error& e) {
     throw rt::Error(fmt::format("invalid format spec '{}' for {}: {}", spec, typeText(v), e.what()));
   }

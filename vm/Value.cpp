@@ -68,6 +68,29 @@ void NativeObj::enter(Interpreter&) { throw rt::Error(fmt::format("'with' needs 
 
 void NativeObj::exit() {}
 
+const std::vector<size_t>& StrObj::starts() const {
+  std::call_once(once_, [this] {
+    for (unsigned char c : s) ascii_ = ascii_ && c < 0x80;
+    if (ascii_) return;
+    for (size_t i = 0; i < s.size(); ++i)
+      if (i == 0 || (static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) starts_.push_back(i);
+    starts_.push_back(s.size());
+  });
+  return starts_;
+}
+
+int64_t StrObj::length() const {
+  const auto& st = starts();
+  return ascii_ ? static_cast<int64_t>(s.size()) : static_cast<int64_t>(st.size()) - 1;
+}
+
+std::string_view StrObj::at(int64_t i) const {
+  const auto& st = starts();
+  auto k = static_cast<size_t>(i);
+  if (ascii_) return std::string_view(s).substr(k, 1);
+  return std::string_view(s).substr(st[k], st[k + 1] - st[k]);
+}
+
 Value makeStr(std::string s) { return Value::object(Tag::Str, new StrObj(std::move(s))); }
 Value makeTuple(std::vector<Value> items) { return Value::object(Tag::Tuple, new SeqObj(std::move(items))); }
 Value makeList(std::vector<Value> items) { return Value::object(Tag::List, new SeqObj(std::move(items))); }

@@ -16,7 +16,9 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -168,9 +170,21 @@ struct TensorObj : Obj {
   explicit TensorObj(rt::Tensor x) : t(std::move(x)) {}
 };
 
+// A string: UTF-8 bytes, never changed once made. Its length, indices and items are code
+// points, as Python's (len("héllo") is 5); for ASCII text these are its bytes.
 struct StrObj : Obj {
   std::string s;
   explicit StrObj(std::string x) : s(std::move(x)) {}
+  int64_t length() const;                 // code points
+  std::string_view at(int64_t i) const;   // code point i (0 <= i < length()), its bytes
+ private:
+  // Where each code point starts (and s.size() last), made on first use for non-ASCII text:
+  // a code point starts at every byte that does not continue a UTF-8 sequence (10xxxxxx), so
+  // invalid bytes count one each.
+  const std::vector<size_t>& starts() const;
+  mutable std::once_flag once_;
+  mutable std::vector<size_t> starts_;
+  mutable bool ascii_ = true;
 };
 
 struct SeqObj : Obj {  // tuples and lists

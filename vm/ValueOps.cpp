@@ -115,13 +115,13 @@ Value indexSequence(const Value& base, const std::vector<uint8_t>& flags, const 
   return base.tag() == Tag::Tuple ? makeTuple(std::move(out)) : makeList(std::move(out));
 }
 
-Value indexString(const std::string& s, const std::vector<uint8_t>& flags, const Value* regs) {
+Value indexString(const StrObj& s, const std::vector<uint8_t>& flags, const Value* regs) {
   if (flags.size() != 1) throw rt::Error("a string takes one index");
   rt::IndexSpec spec = indexSpec(flags, regs);
-  rt::AxisRange r = rt::resolve_index(spec[0], 0, static_cast<int64_t>(s.size()));
-  if (!r.keep) return makeStr(std::string(1, s[static_cast<size_t>(r.start)]));
+  rt::AxisRange r = rt::resolve_index(spec[0], 0, s.length());
+  if (!r.keep) return makeStr(std::string(s.at(r.start)));
   std::string out;
-  for (int64_t i = 0; i < r.count; ++i) out += s[static_cast<size_t>(r.start + i * r.step)];
+  for (int64_t i = 0; i < r.count; ++i) out += s.at(r.start + i * r.step);
   return makeStr(std::move(out));
 }
 
@@ -352,7 +352,7 @@ Value indexValue(const Value& base, const std::vector<uint8_t>& flags, const Val
     }
     case Tag::Tuple:
     case Tag::List: return indexSequence(base, flags, regs);
-    case Tag::Str: return indexString(base.as<StrObj>()->s, flags, regs);
+    case Tag::Str: return indexString(*base.as<StrObj>(), flags, regs);
     case Tag::Range: {
       auto* r = base.as<RangeObj>();
       if (flags.size() != 1 || (flags[0] & kSubSlice)) throw rt::Error("a range takes one integer index");
@@ -520,7 +520,7 @@ int64_t iterLength(const Value& v) {
     case Tag::Tuple:
     case Tag::List: return static_cast<int64_t>(v.as<SeqObj>()->items.size());
     case Tag::Tensor: return v.as<TensorObj>()->t.dim(0);
-    case Tag::Str: return static_cast<int64_t>(v.as<StrObj>()->s.size());
+    case Tag::Str: return v.as<StrObj>()->length();
     case Tag::Dict: return static_cast<int64_t>(v.as<DictObj>()->keys.size());
     case Tag::Native: {
       int64_t n = v.as<NativeObj>()->iterLength();
@@ -539,7 +539,7 @@ Value iterItem(const Value& v, int64_t i) {
     case Tag::Tensor:
       if (ad::recording() && v.node() != 0) [[unlikely]] return ad::getIndex(v, {rt::IndexItem::at(i)});
       return fromTensor(rt::get_index(v.as<TensorObj>()->t, {rt::IndexItem::at(i)}));
-    case Tag::Str: return makeStr(std::string(1, v.as<StrObj>()->s[static_cast<size_t>(i)]));
+    case Tag::Str: return makeStr(std::string(v.as<StrObj>()->at(i)));
     case Tag::Dict: return makeStr(v.as<DictObj>()->keys[static_cast<size_t>(i)]);  // its keys, as Python's
     case Tag::Native: return v.as<NativeObj>()->iterItem(i);
     default: throw rt::Error(fmt::format("cannot iterate over {}", typeText(v)));
