@@ -586,6 +586,13 @@ struct Service {
         }
         inputs.push_back(toTensor(col, spec.dtype, fmt::format("\"instances\" at \"{}\"", spec.name), limit));
       }
+      if (named)  // every instance had each input; a key beyond them is a mistake, not ignored
+        for (size_t r = 0; r < inst.size(); ++r)
+          if (inst[r].size() != sig.inputs.size())
+            for (auto it = inst[r].begin(); it != inst[r].end(); ++it)
+              if (std::none_of(sig.inputs.begin(), sig.inputs.end(), [&](const auto& in) { return in.name == it.key(); }))
+                badRequest(fmt::format("instance {} has an unknown key \"{}\" (each instance is an object with keys {})", r,
+                                       it.key(), inputNames(sig)));
     } else {
       const json& in = req["inputs"];
       if (sig.inputs.size() == 1 && !(in.is_object() && in.contains(sig.inputs[0].name) && in.size() == 1)) {

@@ -159,11 +159,12 @@ def batching_rules(tdl, tmp):
     src = os.path.join(tmp, "mix.tdl")
     with open(src, "w") as f:
         f.write("graph fn centre(x: f32[B, 4]) -> f32[B, 4] { return x - mean(x, axis=0) }\n"
-                "graph fn double(x: f32[B, 4]) -> f32[B, 4] { return x * 2.0 }\n")
+                "graph fn double(x: f32[B, 4]) -> f32[B, 4] { return x * 2.0 }\n"
+                "graph fn pair(x: f32[B, 2], y: f32[B, 2]) -> f32[B, 2] { return x - y }\n")
     model = os.path.join(tmp, "mix.tdlm")
-    r = run([tdl, "export", src, "--fn", "centre", "--fn", "double", "-o", model])
+    r = run([tdl, "export", src, "--fn", "centre", "--fn", "double", "--fn", "pair", "-o", model])
     check(r.returncode == 0, "export of a fn that mixes rows " + r.stderr[-200:])
-    s = Server(tdl, model, "--batch-timeout-us", "20000", fns=2)
+    s = Server(tdl, model, "--batch-timeout-us", "20000", fns=3)
     try:
         lines = s.banner
         check("centre" in lines and "one request per call: its rows are not independent" in lines
@@ -183,6 +184,15 @@ def batching_rules(tdl, tmp):
         for t in threads:
             t.join()
         check(all(results.values()) and len(results) == 16, "concurrent requests to a row-mixing fn: each its own answer")
+        # Named instances: one object per row with a key per input; a key that is no input is
+        # a 400 naming it, never silently dropped.
+        st, body = s.request("POST", "/v1/models/mix:predict", json.dumps(
+            {"signature_name": "pair", "instances": [{"x": [5, 1], "y": [1, 1]}, {"y": [0, 2], "x": [1, 2]}]}))
+        check(st == 200 and json.loads(body)["predictions"] == [[4.0, 0.0], [1.0, 0.0]],
+              f"named instances: {st} {body[:120]!r}")
+        st, body = s.request("POST", "/v1/models/mix:predict", json.dumps(
+            {"signature_name": "pair", "instances": [{"x": [5, 1], "y": [1, 1]}, {"x": [1, 2], "y": [0, 2], "z": [1]}]}))
+        check(st == 400 and b'instance 1 has an unknown key \\"z\\"' in body, f"an unknown instance key: {st} {body[:160]!r}")
         # Expect: 100-continue (curl sends it before larger bodies), then the body.
         body = json.dumps({"signature_name": "double", "instances": [[1, 2, 3, 4]]}).encode()
         c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
