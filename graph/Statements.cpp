@@ -189,25 +189,38 @@ auto Tracer::assign(const Stmt& s) -> void {
     assignSlot(target.ref.index, compound(cur), s.loc, target.str);
     return;
   }
-  const Expr& base = *target.kids[0];
-  if (base.kind != ExprKind::Name || base.ref.kind != RefKind::Local)
+  // An element or field of a local, at any depth (`l[1][0] = v`, `d["k"][1] += v`, `q.w[0] = v`):
+  // each level's new value is its old one with the part below replaced, up to the local.
+  const Expr* root = &target;
+  while (root->kind == ExprKind::Field || root->kind == ExprKind::Index) root = root->kids[0].get();
+  if (root->kind != ExprKind::Name || root->ref.kind != RefKind::Local)
     fail(target.loc, "only assignments to a local variable, its elements or its fields are supported in graph fns");
-  TV cur = fr().st.slots.at(static_cast<size_t>(base.ref.index));
-  if (target.kind == ExprKind::Field) {
-    TV r = expandStatic(cur);
-    if (r.k != TV::Rec) fail(target.loc, fmt::format("a {} has no field '{}'", describe(cur), target.str));
-    auto it = std::find(r.names->begin(), r.names->end(), target.str);
-    if (it == r.names->end())
-      fail(target.loc, fmt::format("record has no field '{}'{}", target.str, didYouMean(target.str, *r.names)));
-    size_t k = static_cast<size_t>(it - r.names->begin());
-    r.items[k] = compound(r.items[k]);
-    assignSlot(base.ref.index, r, s.loc, base.str);
-    return;
-  }
-  // x[i, j] = v
-  TV old = s.assignOp == '=' ? TV() : indexTV(cur, target, target.loc);
-  TV v = compound(old);
-  assignSlot(base.ref.index, updateTV(cur, target, v, s.loc), s.loc, base.str);
+  TV cur = fr().st.slots.at(static_cast<size_t>(root->ref.index));
+  assignSlot(root->ref.index, replacedPart(cur, target, compound, s.assignOp != '=', s.loc), s.loc, root->str);
+}
+
+// `whole` (the value of place e's base chain) with the part that e names replaced by f(its old
+// value); the old value is looked up only where f needs it (a compound assignment) or where
+// a deeper part is replaced.
+auto Tracer::replacedPart(const TV& whole, const Expr& e, const std::function<TV(const TV&)>& f, bool needOld,
+                          const Loc& loc) -> TV {
+  if (e.kind == ExprKind::Name) return f(whole);
+  const Expr& base = *e.kids[0];
+  auto here = [&](const TV& b) -> TV {
+    if (e.kind == ExprKind::Field) {
+      TV r = expandStatic(b);
+      if (r.k != TV::Rec) fail(e.loc, fmt::format("a {} has no field '{}'", describe(b), e.str));
+      auto it = std::find(r.names->begin(), r.names->end(), e.str);
+      if (it == r.names->end())
+        fail(e.loc, fmt::format("record has no field '{}'{}", e.str, didYouMean(e.str, *r.names)));
+      size_t k = static_cast<size_t>(it - r.names->begin());
+      r.items[k] = f(r.items[k]);
+      return r;
+    }
+    TV old = needOld ? indexTV(b, e, e.loc) : TV();  // x[i, j] = v
+    return updateTV(b, e, f(old), loc);
+  };
+  return replacedPart(whole, base, here, true, loc);
 }
 
 }  // namespace tdl::vm::trace

@@ -260,6 +260,7 @@ class Tracer {
   void exec(const Stmt& s);
 
   void assign(const Stmt& s);
+  TV replacedPart(const TV& whole, const Expr& e, const std::function<TV(const TV&)>& f, bool needOld, const Loc& loc);
 
   // ---------------------------------------------------------------- loops
 
