@@ -88,6 +88,10 @@ void k_CallRuntime(const ir::Op& op, V& in, V& out, HostOpEnv&) {  // the dist m
     out = std::move(in);
   } else if (callee == "dist_allgather") {
     out.push_back(rt::dist::allgather(in[0], where));
+  } else if (callee == "seed") {  // graph fns' seed(n) and permutation(n) (graph/BuiltinsCore.cpp)
+    rt::seed(static_cast<uint64_t>(in[0].scalar_as_int64()));
+  } else if (callee == "permutation") {
+    out.push_back(rt::permutation(in[0].scalar_as_int64()));
   } else if (callee == "dist_barrier") {
     rt::dist::barrier(where);
   } else if (callee == "dist_allreduce_grad") {  // operands: gradients, inputs, results

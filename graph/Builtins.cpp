@@ -89,6 +89,10 @@ auto Tracer::builtinTable() -> std::vector<Handler> {
   t[static_cast<size_t>(builtinId("pad"))] = &Tracer::bi_pad;
   t[static_cast<size_t>(builtinId("take"))] = &Tracer::bi_take;
   t[static_cast<size_t>(builtinId("one_hot"))] = &Tracer::bi_one_hot;
+  t[static_cast<size_t>(builtinId("eye"))] = &Tracer::bi_eye;
+  t[static_cast<size_t>(builtinId("linspace"))] = &Tracer::bi_linspace;
+  t[static_cast<size_t>(builtinId("seed"))] = &Tracer::bi_seed;
+  t[static_cast<size_t>(builtinId("permutation"))] = &Tracer::bi_permutation;
   t[static_cast<size_t>(builtinId("len"))] = &Tracer::bi_len;
   t[static_cast<size_t>(builtinId("range"))] = &Tracer::bi_range;
   t[static_cast<size_t>(builtinId("print"))] = &Tracer::bi_print;

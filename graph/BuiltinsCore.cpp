@@ -205,6 +205,39 @@ auto Tracer::bi_rand(BuiltinCall& bc) -> TV {
   return TV::dyn(b_.random(nm == "rand" ? "uniform" : "normal", TensorType(d, dims)));
 }
 
+// seed(n) and permutation(n) in a graph fn: the runtime's, called when the fn runs (in
+// program order with its random draws), on the one generator eager code uses.
+// file:line:col of loc, for a runtime call's errors.
+auto Tracer::whereText(const Loc& loc) -> std::string {
+  return loc.valid() && loc.file < vm_.sources().size()
+             ? fmt::format("{}:{}:{}", vm_.sources().file(loc.file).path, loc.line, loc.col)
+             : "?";
+}
+
+auto Tracer::bi_seed(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  ir::Value* n = integerArg(bc.need(0, "n"), "seed", "n", loc);
+  setLoc(loc);
+  b_.create(ir::OpKind::CallRuntime, {n}, {}, ir::AttrMap{{"callee", std::string("seed")}, {"where", whereText(loc)}});
+  return TV::of(Value());
+}
+
+auto Tracer::bi_permutation(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  TV nv = bc.need(0, "n");
+  ir::Value* n = integerArg(nv, "permutation", "n", loc);
+  setLoc(loc);
+  b_.assert_true(b_.binary(rt::BinaryOp::Ge, n, b_.constant(rt::Tensor::scalar_of(DType::I64, 0))),
+                 "permutation(): 'n' must not be negative");
+  Dim size = Dim::symbolic(f_.fresh_sym());
+  if (nv.isStatic()) size = Dim::known(nv.sv.asInt());
+  if (nv.isDyn() && nv.dv->def() && nv.dv->def()->kind() == ir::OpKind::Dim)
+    size = nv.dv->def()->operand(0)->type.dims.at(static_cast<size_t>(nv.dv->def()->int_attr("axis")));
+  return TV::dyn(b_.create(ir::OpKind::CallRuntime, {n}, {TensorType(DType::I64, {size})},
+                           ir::AttrMap{{"callee", std::string("permutation")}, {"where", whereText(loc)}})
+                     .result());
+}
+
 auto Tracer::bi_randint(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   ir::Value* lo = integerArg(bc.need(0, "lo"), "randint", "lo", loc);

@@ -254,23 +254,81 @@ auto Tracer::bi_take(BuiltinCall& bc) -> TV {
   return gatherTV(bc.need(0, "x"), idx, axis, loc);
 }
 
+// 0, 1, ..., n - 1 (i64) for a count n: known at trace time, the size of a tensor's axis
+// (x.shape[k], maybe symbolic), or an integer known only at run time (then checked there not
+// to be negative, with `negative` as the message, a {} in it the count).
+auto Tracer::iotaOf(const TV& nv, const char* negative, const char* fn, const char* param, const Loc& loc) -> ir::Value* {
+  if (nv.isDyn() && nv.dv->def() && nv.dv->def()->kind() == ir::OpKind::Dim) {
+    const ir::Op* op = nv.dv->def();
+    setLoc(loc);
+    return b_.iota(TensorType(DType::I64, {op->operand(0)->type.dims.at(static_cast<size_t>(op->int_attr("axis")))}), 0);
+  }
+  if (nv.isStatic() && nv.sv.isScalar() && !nv.sv.isFloatScalar() && nv.sv.dtype() != DType::Bool && nv.sv.asInt() >= 0) {
+    setLoc(loc);
+    return b_.iota(TensorType(DType::I64, {Dim::known(nv.sv.asInt())}), 0);
+  }
+  ir::Value* n = integerArg(nv, fn, param, loc);
+  setLoc(loc);
+  ir::Value* zero = b_.constant(rt::Tensor::scalar_of(DType::I64, 0));
+  b_.assert_true(b_.binary(rt::BinaryOp::Ge, n, zero), negative,
+                 std::string(negative).find("{}") == std::string::npos ? std::vector<ir::Value*>{} : std::vector<ir::Value*>{n});
+  ir::Value* one = b_.constant(rt::Tensor::scalar_of(DType::I64, 1));
+  return b_.create(ir::OpKind::Arange, {zero, n, one}, {TensorType(DType::I64, {Dim::symbolic(f_.fresh_sym())})}, {})
+      .result();
+}
+
+// eye(n, m=none, dtype=f32) with a size known only at run time (known sizes ran at trace
+// time): rows' and columns' indices compared, as many ones as eager's.
+auto Tracer::bi_eye(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  TV nv = bc.need(0, "n");
+  TV* mp = bc.arg(1, "m");
+  bool square = !mp || (mp->isStatic() && mp->sv.isNone());
+  DType d = bc.dtypeArg(2, "dtype", DType::F32);
+  ir::Value* rows = iotaOf(nv, "eye(): 'n' must not be negative", "eye", "n", loc);
+  ir::Value* cols = square ? rows : iotaOf(*mp, "eye(): 'm' must not be negative", "eye", "m", loc);
+  setLoc(loc);
+  ir::Value* r = b_.reshape(rows, {rows->type.dims[0], Dim::known(1)});
+  return TV::dyn(b_.cast(guarded(loc, [&] { return b_.binary(rt::BinaryOp::Eq, r, cols); }), d));
+}
+
+// linspace(start, stop, num, dtype=f32) with a count or bound known only at run time: eager's
+// arithmetic (rt::linspace) in f64, start + i * step with step = (stop - start) / (num - 1),
+// the last value stop itself, then converted.
+auto Tracer::bi_linspace(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  TV lo = bc.need(0, "start"), hi = bc.need(1, "stop"), nv = bc.need(2, "num");
+  for (const TV* v : {&lo, &hi})
+    if (!isNumeric(*v) || !typeOf(*v).is_scalar())
+      fail(loc, fmt::format("linspace(): '{}' must be a number, got {}", v == &lo ? "start" : "stop", describe(*v)));
+  DType d = bc.dtypeArg(3, "dtype", DType::F32);
+  ir::Value* i = iotaOf(nv, "linspace(): 'num' must not be negative", "linspace", "num", loc);
+  ir::Value* n = integerArg(nv, "linspace", "num", loc);
+  ir::Value* a0 = materialize(lo, loc, DType::F64);
+  ir::Value* b0 = materialize(hi, loc, DType::F64);
+  setLoc(loc);
+  auto c64 = [&](double x) { return b_.constant(rt::Tensor::scalar_of(DType::F64, x)); };
+  auto ci = [&](int64_t x) { return b_.constant(rt::Tensor::scalar_of(DType::I64, x)); };
+  ir::Value* many = b_.binary(rt::BinaryOp::Gt, n, ci(1));
+  ir::Value* last = b_.binary(rt::BinaryOp::Sub, n, ci(1));
+  ir::Value* step = b_.select(many, b_.binary(rt::BinaryOp::Div, b_.binary(rt::BinaryOp::Sub, b0, a0), b_.cast(last, DType::F64)),
+                              c64(0.0));
+  ir::Value* v = b_.binary(rt::BinaryOp::Add, a0, b_.binary(rt::BinaryOp::Mul, b_.cast(i, DType::F64), step));
+  ir::Value* isLast = b_.binary(rt::BinaryOp::LogicalAnd, b_.binary(rt::BinaryOp::Eq, i, last), many);
+  return TV::dyn(b_.cast(b_.select(isLast, b_.broadcast_to(b0, v->type.dims), v), d));
+}
+
 auto Tracer::bi_one_hot(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   ir::Value* idx = materialize(bc.need(0, "idx"), loc, DType::I64);
   // n: known at trace time, or the size of a tensor's axis (maybe symbolic: x.shape[k]).
   TV nv = bc.need(1, "n");
-  Dim nd;
-  if (nv.isDyn() && nv.dv->def() && nv.dv->def()->kind() == ir::OpKind::Dim) {
-    const ir::Op* op = nv.dv->def();
-    nd = op->operand(0)->type.dims.at(static_cast<size_t>(op->int_attr("axis")));
-  } else {
+  if (nv.isStatic()) {
     int64_t n = bc.staticInt(nv, "n");
-    if (n < 0) fail(loc, fmt::format("one_hot: 'n' must not be negative, got {}", n));
-    nd = Dim::known(n);
+    if (n < 0) fail(loc, fmt::format("one_hot: the depth must be >= 0, got {}", n));
   }
   DType d = bc.dtypeArg(2, "dtype", DType::F32);
-  setLoc(loc);
-  ir::Value* io = b_.iota(TensorType(DType::I64, {nd}), 0);
+  ir::Value* io = iotaOf(nv, "one_hot: the depth must be >= 0, got {}", "one_hot", "n", loc);
   std::vector<Dim> ed = idx->type.dims;
   ed.push_back(Dim::known(1));
   ir::Value* e = b_.reshape(idx, ed);

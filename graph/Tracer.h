@@ -516,6 +516,12 @@ class Tracer {
   TV bi_pad(BuiltinCall& bc);
   TV bi_take(BuiltinCall& bc);
   TV bi_one_hot(BuiltinCall& c);
+  TV bi_eye(BuiltinCall& c);
+  TV bi_linspace(BuiltinCall& c);
+  TV bi_seed(BuiltinCall& c);
+  std::string whereText(const Loc& loc);
+  TV bi_permutation(BuiltinCall& c);
+  ir::Value* iotaOf(const TV& n, const char* negative, const char* fn, const char* param, const Loc& loc);
   TV bi_len(BuiltinCall& bc);
   TV bi_range(BuiltinCall& bc);
   TV bi_print(BuiltinCall& bc);

@@ -87,8 +87,12 @@ Value linspace(Interpreter&, CallArgs& call) {
 Value eye(Interpreter&, CallArgs& call) {
   Args a("eye", call, {"n", "m", "dtype"}, 1);
   int64_t n = a.integer(0);
-  int64_t m = a.integerOr(1, -1);
   if (n < 0) a.fail("'n' must not be negative");
+  int64_t m = n;
+  if (a.has(1) && !a[1].isNone()) {
+    m = a.integer(1);
+    if (m < 0) a.fail("'m' must not be negative");
+  }
   return fromTensor(rt::eye(n, m, a.dtype(2, DType::F32)));
 }
 
