@@ -68,6 +68,83 @@ struct HttpError : std::runtime_error {
 };
 [[noreturn]] void badRequest(const std::string& m) { throw HttpError(http::status::bad_request, m); }
 
+// A response body. Text that is not valid UTF-8 (a request's bytes echoed in an error) has its
+// bad bytes replaced by U+FFFD; a float that is not finite is written NaN, Infinity or
+// -Infinity, as TensorFlow Serving writes them (JSON has no such numbers; nlohmann would
+// write null, losing which one it was).
+void appendJson(std::string& out, const json& j) {
+  switch (j.type()) {
+    case json::value_t::array: {
+      out += '[';
+      for (size_t i = 0; i < j.size(); ++i) {
+        if (i) out += ',';
+        appendJson(out, j[i]);
+      }
+      out += ']';
+      return;
+    }
+    case json::value_t::object: {
+      out += '{';
+      bool first = true;
+      for (auto it = j.begin(); it != j.end(); ++it) {
+        if (!first) out += ',';
+        first = false;
+        out += json(it.key()).dump(-1, ' ', false, json::error_handler_t::replace);
+        out += ':';
+        appendJson(out, it.value());
+      }
+      out += '}';
+      return;
+    }
+    case json::value_t::number_float: {
+      double d = j.get<double>();
+      if (std::isnan(d)) return void(out += "NaN");
+      if (std::isinf(d)) return void(out += d > 0 ? "Infinity" : "-Infinity");
+      break;
+    }
+    default: break;
+  }
+  out += j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// A request path with its %XX escapes decoded (RFC 3986 section 2.1); a malformed escape is
+// the request's error.
+std::string percentDecoded(const std::string& p) {
+  auto hexv = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  for (size_t i = 0; i < p.size(); ++i) {
+    if (p[i] != '%') {
+      out += p[i];
+      continue;
+    }
+    int hi = i + 2 < p.size() ? hexv(p[i + 1]) : -1, lo = i + 2 < p.size() ? hexv(p[i + 2]) : -1;
+    if (hi < 0 || lo < 0) badRequest("the request path has a malformed %-escape");
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
+bool allFinite(const json& j) {
+  if (j.is_number_float()) return std::isfinite(j.get<double>());
+  if (j.is_array() || j.is_object())
+    for (const auto& e : j)
+      if (!allFinite(e)) return false;
+  return true;
+}
+
+std::string jsonText(const json& j) {
+  if (allFinite(j)) return j.dump(-1, ' ', false, json::error_handler_t::replace);
+  std::string out;
+  appendJson(out, j);
+  return out;
+}
+
 // ---- metrics (Prometheus text format)
 
 struct Histogram {
@@ -211,9 +288,9 @@ json toJson(const rt::Tensor& t, int64_t row = -1) {
           // floats), not the 17 digits of its double.
           char buf[32];
           auto r = std::to_chars(buf, buf + sizeof buf, x);
-          v = std::isfinite(x) ? json(std::strtod(std::string(buf, r.ptr).c_str(), nullptr)) : json(nullptr);
+          v = std::isfinite(x) ? json(std::strtod(std::string(buf, r.ptr).c_str(), nullptr)) : json(static_cast<double>(x));
         } else if constexpr (std::is_floating_point_v<T>) {
-          v = std::isfinite(x) ? json(x) : json(nullptr);
+          v = x;  // not finite: written NaN, Infinity or -Infinity (jsonText)
         } else {
           v = x;
         }
@@ -491,8 +568,9 @@ struct Service {
       return true;
     }
     if (a.is_number_float() || b.is_number_float()) {
-      if (a.is_null() || b.is_null()) return a.is_null() && b.is_null();
+      if (!a.is_number() || !b.is_number()) return false;
       double x = a.get<double>(), y = b.get<double>();
+      if (!std::isfinite(x) || !std::isfinite(y)) return (std::isnan(x) && std::isnan(y)) || x == y;
       return std::fabs(x - y) <= 1e-5 + 1e-4 * std::fabs(y);
     }
     return a == b;
@@ -623,13 +701,13 @@ struct Service {
           std::rethrow_exception(err);
         } catch (const rt::Error& e) {
           // The model's own run-time errors (an index out of range, ...) are the input's fault.
-          reply(http::status::bad_request, json{{"error", e.what()}}.dump());
+          reply(http::status::bad_request, jsonText(json{{"error", e.what()}}));
         } catch (const std::exception& e) {
-          reply(http::status::internal_server_error, json{{"error", std::string("internal error: ") + e.what()}}.dump());
+          reply(http::status::internal_server_error, jsonText(json{{"error", std::string("internal error: ") + e.what()}}));
         }
         return;
       }
-      reply(http::status::ok, answer(fn, out, rows).dump());
+      reply(http::status::ok, jsonText(answer(fn, out, rows)));
     };
     worker->submit(std::move(job));
   }
@@ -761,6 +839,9 @@ class Session : public std::enable_shared_from_this<Session> {
     std::string target(req.target());
     std::string prefix = "/v1/models/" + svc_.name;
     try {
+      // The path's query (unused) is dropped and its %XX escapes decoded (`m%3Apredict`).
+      if (size_t q = target.find('?'); q != std::string::npos) target.resize(q);
+      target = percentDecoded(target);
       if (target == "/metrics") {
         route_ = "metrics";
         if (req.method() != http::verb::get) throw HttpError(http::status::method_not_allowed, "use GET for /metrics", "GET");
@@ -779,11 +860,11 @@ class Session : public std::enable_shared_from_this<Session> {
         route_ = "status";
         if (req.method() != http::verb::get)
           throw HttpError(http::status::method_not_allowed, "use GET for the model's status", "GET");
-        send(http::status::ok, svc_.status().dump(), "application/json");
+        send(http::status::ok, jsonText(svc_.status()), "application/json");
       } else if (tail == "/metadata" || tail == "/versions/1/metadata") {
         route_ = "metadata";
         if (req.method() != http::verb::get) throw HttpError(http::status::method_not_allowed, "use GET for the metadata", "GET");
-        send(http::status::ok, svc_.metadata().dump(), "application/json");
+        send(http::status::ok, jsonText(svc_.metadata()), "application/json");
       } else if (tail == ":predict" || tail == "/versions/1:predict") {
         route_ = "predict";
         if (req.method() != http::verb::post) throw HttpError(http::status::method_not_allowed, "use POST for :predict", "POST");
@@ -810,11 +891,11 @@ class Session : public std::enable_shared_from_this<Session> {
         throw HttpError(http::status::not_found, fmt::format("no such path '{}'", target));
       }
     } catch (const HttpError& e) {
-      send(e.status, json{{"error", e.what()}}.dump(), "application/json", e.allow);
+      send(e.status, jsonText(json{{"error", e.what()}}), "application/json", e.allow);
     } catch (const rt::Error& e) {
-      send(http::status::bad_request, json{{"error", e.what()}}.dump(), "application/json");
+      send(http::status::bad_request, jsonText(json{{"error", e.what()}}), "application/json");
     } catch (const std::exception& e) {
-      send(http::status::internal_server_error, json{{"error", std::string("internal error: ") + e.what()}}.dump(),
+      send(http::status::internal_server_error, jsonText(json{{"error", std::string("internal error: ") + e.what()}}),
            "application/json");
     }
   }
@@ -824,7 +905,7 @@ class Session : public std::enable_shared_from_this<Session> {
     route_ = route;
     keepAlive_ = false;
     version_ = 11;
-    send(s, json{{"error", msg}}.dump(), "application/json");
+    send(s, jsonText(json{{"error", msg}}), "application/json");
   }
 
   void send(http::status s, std::string body, const char* type, const std::string& allow = "") {

@@ -184,6 +184,11 @@ def batching_rules(tdl, tmp):
         for t in threads:
             t.join()
         check(all(results.values()) and len(results) == 16, "concurrent requests to a row-mixing fn: each its own answer")
+        # Outputs that are not finite: NaN, Infinity, -Infinity as TensorFlow Serving writes them
+        # (not null, which loses which one).
+        st, body = s.request("POST", "/v1/models/mix:predict", json.dumps(
+            {"signature_name": "double", "instances": [[3e38, -3e38, 0, 1]]}))
+        check(st == 200 and body == b'{"predictions":[[Infinity,-Infinity,0.0,2.0]]}', f"infinite outputs: {st} {body!r}")
         # Named instances: one object per row with a key per input; a key that is no input is
         # a 400 naming it, never silently dropped.
         st, body = s.request("POST", "/v1/models/mix:predict", json.dumps(
@@ -351,6 +356,31 @@ def bad_requests(s, base, x_test):
         err = json.loads(data).get("error", "") if data.startswith(b"{") else ""
         # A message for people: no library exception text ([json.exception.parse_error.101]).
         check(st == want and err and "json.exception" not in err, f"{name}: {st} {err[:100]}")
+    # Bytes that are not UTF-8, in the body or the path: a 400 whose JSON is valid (the bytes
+    # replaced), and the server lives on (it used to abort serialising the echoed bytes).
+    for name, head, body in (("a body of one 0xff byte", f"POST {base}:predict", b"\xff"),
+                             ("a 0xff key", f"POST {base}:predict", b'{"instances": [[1]], "\xff": 1}'),
+                             ("a 0xff model name", "POST /v1/models/\xff:predict", b"{}")):
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+        c.sendall(head.encode("latin-1") + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: "
+                  + str(len(body)).encode() + b"\r\n\r\n" + body)
+        reply = b""
+        while True:
+            chunk = c.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+        c.close()
+        head_, _, payload = reply.partition(b"\r\n\r\n")
+        ok = head_.startswith(b"HTTP/1.1 4")
+        try:
+            json.loads(payload.decode("utf-8"))
+        except ValueError:
+            ok = False
+        check(ok and s.request("GET", base)[0] == 200, f"{name}: a 4xx with valid JSON, the server alive: {reply[:80]!r}")
+    # The path's query is ignored and its %-escapes decoded.
+    st, data = s.request("POST", base.replace(":", "%3A") + "%3Apredict?trace=1", json.dumps({"instances": [row]}))
+    check(st == 200 and b"predictions" in data, f"a query and %3A in the path: {st} {data[:80]!r}")
     # A 100 MB body: refused from its Content-Length, before it is sent.
     c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
     c.sendall(f"POST {base}:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
