@@ -254,6 +254,74 @@ std::optional<std::string> format_grouped(const Tensor& t, const std::string& sp
   return fmt::format(fmt::runtime("{:" + (align.empty() ? std::string(">") : align) + width + "}"), body);
 }
 
+// A float under a spec with no type letter (Python's None type): `text` is its shortest
+// text (TDL's, as printed). Without a precision that text; with one, like 'g' at that many
+// significant digits except that fixed notation keeps a digit after the point and scientific
+// starts at exponent precision - 1 ("{:.3}" of 3.14159 is 3.14, of 100.0 is 1e+02, of 3.0
+// is 3.0). Then sign, fill, alignment (right, as for every number) and width. nullopt: a
+// spec this does not parse (fmt reports it).
+std::optional<std::string> format_float_untyped(double x, const std::string& text, const std::string& spec) {
+  size_t p = 0;
+  char fill = ' ', align = '\0';
+  auto isAlign = [](char c) { return c == '<' || c == '>' || c == '^' || c == '='; };
+  if (spec.size() >= 2 && isAlign(spec[1])) fill = spec[0], align = spec[1], p = 2;
+  else if (!spec.empty() && isAlign(spec[0])) align = spec[0], p = 1;
+  char sign = '-';
+  if (p < spec.size() && (spec[p] == '+' || spec[p] == '-' || spec[p] == ' ')) sign = spec[p++];
+  bool zero = false;
+  if (p < spec.size() && spec[p] == '0') zero = true, ++p;
+  size_t w0 = p;
+  while (p < spec.size() && std::isdigit(static_cast<unsigned char>(spec[p]))) ++p;
+  size_t width = p > w0 ? static_cast<size_t>(std::stoul(spec.substr(w0, p - w0))) : 0;
+  int prec = -1;
+  if (p < spec.size() && spec[p] == '.') {
+    size_t q0 = ++p;
+    while (p < spec.size() && std::isdigit(static_cast<unsigned char>(spec[p]))) ++p;
+    if (p == q0 || p - q0 > 3) return std::nullopt;
+    prec = std::stoi(spec.substr(q0, p - q0));
+  }
+  if (p != spec.size()) return std::nullopt;
+  bool neg = std::signbit(x) && !std::isnan(x);
+  double a = std::fabs(x);
+  std::string body;
+  if (!std::isfinite(a)) {
+    body = std::isnan(a) ? "nan" : "inf";
+  } else if (prec < 0) {
+    body = !text.empty() && text[0] == '-' ? text.substr(1) : text;
+  } else {
+    int digits = std::max(prec, 1);
+    std::string e = fmt::format("{:.{}e}", a, digits - 1);  // the exponent after rounding
+    int exp = std::stoi(e.substr(e.find('e') + 1));
+    if (exp >= -4 && exp < digits - 1) {
+      body = fmt::format("{:.{}f}", a, digits - 1 - exp);
+      if (body.find('.') != std::string::npos) {
+        while (body.back() == '0') body.pop_back();
+        if (body.back() == '.') body += '0';
+      } else {
+        body += ".0";
+      }
+    } else {
+      size_t ep = e.find('e');
+      std::string mant = e.substr(0, ep);
+      if (mant.find('.') != std::string::npos) {
+        while (mant.back() == '0') mant.pop_back();
+        if (mant.back() == '.') mant.pop_back();
+      }
+      body = mant + e.substr(ep);
+    }
+  }
+  std::string signText = neg ? "-" : sign == '+' ? "+" : sign == ' ' ? " " : "";
+  if (body.size() + signText.size() >= width) return signText + body;
+  size_t pad = width - body.size() - signText.size();
+  if (zero && align == '\0') return signText + std::string(pad, '0') + body;
+  switch (align == '\0' ? '>' : align) {
+    case '<': return signText + body + std::string(pad, fill);
+    case '^': return std::string(pad / 2, fill) + signText + body + std::string(pad - pad / 2, fill);
+    case '=': return signText + std::string(pad, fill) + body;
+    default: return std::string(pad, fill) + signText + body;
+  }
+}
+
 }  // namespace
 
 std::string format_with_spec(const Tensor& t, const std::string& spec) {
@@ -277,12 +345,8 @@ std::string format_with_spec(const Tensor& t, const std::string& spec) {
           std::string g = "{:" + spec.substr(0, spec.size() - 1) + "f}%";
           return fmt::format(fmt::runtime(g), x * 100.0);
         }
-        if (!floatType) {
-          try {
-            return fmt::format(fmt::runtime(f), text);
-          } catch (const fmt::format_error&) {
-          }
-        }
+        if (!floatType && isFloat)
+          if (auto r = format_float_untyped(x, text, spec)) return *r;
         if (t.dtype() == DType::F32 && !floatType) return fmt::format(fmt::runtime(f), static_cast<float>(x));
         return fmt::format(fmt::runtime(f), x);
       }
