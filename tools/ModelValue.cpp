@@ -14,6 +14,7 @@
 #include "model/Model.h"
 #include "runtime/Error.h"
 #include "vm/Builtins.h"
+#include "vm/autodiff/Tape.h"
 
 namespace tdl {
 
@@ -46,6 +47,12 @@ struct ModelFnObj : vm::NativeObj {
       }
       if (v.tag() != Tag::Scalar && v.tag() != Tag::Tensor)
         throw rt::Error(fmt::format("{}: '{}' must be {}, got {}", sig().name, spec.name, spec.typeText(), vm::typeText(v)));
+      // Compiled code the tape cannot see into: a gradient through it would be silently zero.
+      if (vm::ad::recording() && v.node() != 0)
+        throw rt::Error(fmt::format("{}: '{}' is recorded on a tape, but a loaded model's functions are not "
+                                    "differentiable (its gradient would be zero); call it outside the tape, or on "
+                                    "a value the tape does not track",
+                                    sig().name, spec.name));
       out.push_back(vm::toTensor(v));
       return;
     }

@@ -138,7 +138,12 @@ def bad_files(tdl, model, tmp):
                         (f'let m = load_model("{tmp}/none.tdlm")\n', "cannot open"),
                         (f'let m = load_model("{model}")\nprint(m.predict(ones([2, 63])))\n',
                          "'x' must be f32[B, 64], got f32[2, 63]"),
-                        (f'let m = load_model("{model}")\nprint(m.predict("x"))\n', "'x' must be f32[B, 64], got string")):
+                        (f'let m = load_model("{model}")\nprint(m.predict("x"))\n', "'x' must be f32[B, 64], got string"),
+                        # A gradient through compiled model code would be silently zero.
+                        (f'let m = load_model("{model}")\nlet x = ones([1, 64])\n'
+                         'with tape() as t { let y = sum(m.predict(x * 2.0)) }\nprint(t.gradient(y, x))\n',
+                         "3:32: error: predict: 'x' is recorded on a tape, but a loaded model's functions are not "
+                         "differentiable")):
         with open(src, "w") as f:
             f.write(body)
         r = run([tdl, "run", src], env=env_nocache())
