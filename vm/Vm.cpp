@@ -121,6 +121,9 @@ ReplSession::ReplSession(VmOptions opts) : opts_(std::move(opts)) { opts_.eager 
 
 ReplSession::~ReplSession() { vm_.reset(); }
 
+// Brackets still open at the end of text; 0 when a line ends inside a string (strings do not
+// span lines: the input is complete, and its error is shown now, as Python's REPL does,
+// rather than waiting for brackets the string swallowed).
 int ReplSession::openBrackets(const std::string& text) {
   int depth = 0;
   bool inString = false;
@@ -129,7 +132,7 @@ int ReplSession::openBrackets(const std::string& text) {
     if (inString) {
       if (c == '\\') ++i;
       else if (c == '"') inString = false;
-      else if (c == '\n') inString = false;  // strings do not span lines
+      else if (c == '\n') return 0;
       continue;
     }
     if (c == '#') {
@@ -140,7 +143,7 @@ int ReplSession::openBrackets(const std::string& text) {
     else if (c == '(' || c == '[' || c == '{') ++depth;
     else if (c == ')' || c == ']' || c == '}') --depth;
   }
-  return depth;
+  return inString ? 0 : depth;
 }
 
 size_t ReplSession::linesSoFar() const { return static_cast<size_t>(std::count(source_.begin(), source_.end(), '\n')); }

@@ -75,4 +75,8 @@ TEST_CASE("the REPL wants more input while brackets are open", "[repl]") {
   CHECK(vm::ReplSession::needsMore("print([1,\n 2"));
   CHECK_FALSE(vm::ReplSession::needsMore("print(\"{\")"));
   CHECK_FALSE(vm::ReplSession::needsMore("x = 1 # {"));
+  // A line that ends inside a string is complete (its error shows now), brackets or not.
+  CHECK_FALSE(vm::ReplSession::needsMore("print(\"a"));
+  CHECK_FALSE(vm::ReplSession::needsMore("print(\"a\n1 + 1"));
+  CHECK(vm::ReplSession::needsMore("print(\"a\",\n"));
 }
