@@ -114,7 +114,15 @@ def main():
     r = run(tdl)
     expect("no arguments: usage, exit 2", r.returncode == 2, r)
     r = run(tdl, "frobnicate")
-    expect("unknown command: exit 2", r.returncode == 2 and "error" in r.stderr, r)
+    expect("unknown command: exit 2, named", r.returncode == 2 and "unknown command 'frobnicate'" in r.stderr, r)
+    r = run(tdl, "--bogus")
+    expect("unknown option: exit 2, named", r.returncode == 2 and "unknown option '--bogus'" in r.stderr, r)
+    # Every command answers --help with its own options, exit 0.
+    for args, words in ((["run", "--help"], "--trace-report"), (["serve", "MODEL", "-h"], "--max-batch"),
+                        (["check", "--help"], "Usage: tdl check FILE"), (["jupyter", "install", "--help"], "--prefix"),
+                        (["build", "x.tdl", "--help"], "--target")):
+        r = run(tdl, *args)
+        expect(f"tdl {' '.join(args)}: its help, exit 0", r.returncode == 0 and words in r.stdout, r)
     r = run(tdl, "check")
     expect("check without FILE: exit 2", r.returncode == 2, r)
     r = run(tdl, "check", good)

@@ -181,6 +181,12 @@ int mainImpl(int argc, char** argv) {
         ro.np = static_cast<int>(n);
         continue;
       }
+      if (a == "--help" || a == "-h") {  // the run section of `tdl help`
+        std::string h = kHelp;
+        size_t b = h.find("  tdl run "), e = h.find("  tdl check ");
+        std::fputs(("Usage:\n" + h.substr(b, e - b)).c_str(), stdout);
+        return kExitOk;
+      }
       if (a == "--eager") ro.eager = true;
       else if (a == "--trace-report") ro.traceReport = true;
       else if (a == "--profile") ro.profile = true;
@@ -298,6 +304,24 @@ int mainImpl(int argc, char** argv) {
   doc->add_flag("--json", docJson, "every entry as JSON");
   auto* lsp = app.add_subcommand("lsp", "language server over stdio");
   app.require_subcommand(1, 1);
+  // `tdl CMD ... --help`: that command's options (CLI11's text; `tdl help` has them all).
+  if (CLI::App* sc = [&]() -> CLI::App* {
+        for (CLI::App* c : app.get_subcommands({}))
+          if (c->get_name() == cmd) return c;
+        return nullptr;
+      }()) {
+    for (size_t i = 1; i < args.size() && args[i] != "--"; ++i)
+      if (args[i] == "--help" || args[i] == "-h") {
+        CLI::App* shown = sc;
+        for (CLI::App* c : sc->get_subcommands({}))
+          if (args.size() > 1 && c->get_name() == args[1]) shown = c;
+        std::fputs(shown->help(shown == sc ? "tdl" : "tdl " + sc->get_name()).c_str(), stdout);
+        return kExitOk;
+      }
+  } else {
+    return usage(cmd[0] == '-' ? fmt::format("unknown option '{}'", cmd)
+                               : fmt::format("unknown command '{}' (a script's name ends in .tdl: tdl run FILE)", cmd));
+  }
   try {
     std::vector<std::string> rev(args.rbegin(), args.rend());
     app.parse(rev);
