@@ -1022,19 +1022,39 @@ int serveModel(const ServeOptions& o) {
   auto strand = net::make_strand(ioc);
   tcp::acceptor acc(strand);
   net::steady_timer backoff(strand);
+  // --host: an address, or a name resolved to its first address (localhost); [::1] too.
+  std::string host = o.host.size() > 2 && o.host.front() == '[' && o.host.back() == ']' ? o.host.substr(1, o.host.size() - 2)
+                                                                                          : o.host;
+  net::ip::address addr;
+  {
+    boost::system::error_code ec;
+    addr = net::ip::make_address(host, ec);
+    if (ec) {
+      tcp::resolver resolver(ioc);
+      auto found = resolver.resolve(host, "", ec);
+      if (ec || found.empty()) {
+        fmt::print(stderr, "tdl: error: --host '{}' is neither an IP address nor a name this machine resolves\n", o.host);
+        return 1;
+      }
+      addr = found.begin()->endpoint().address();
+    }
+  }
   try {
-    auto addr = net::ip::make_address(o.host);
     tcp::endpoint ep(addr, static_cast<unsigned short>(o.port));
     acc.open(ep.protocol());
     acc.set_option(net::socket_base::reuse_address(true));
     acc.bind(ep);
     acc.listen(net::socket_base::max_listen_connections);
+  } catch (const boost::system::system_error& e) {
+    fmt::print(stderr, "tdl: error: cannot listen on {}:{}: {}\n", o.host, o.port, e.code().message());
+    return 1;
   } catch (const std::exception& e) {
     fmt::print(stderr, "tdl: error: cannot listen on {}:{}: {}\n", o.host, o.port, e.what());
     return 1;
   }
   unsigned short port = acc.local_endpoint().port();
-  fmt::print("tdl serve: model '{}' ({}) at http://{}:{}/v1/models/{}\n", svc.name, o.model, o.host, port, svc.name);
+  std::string shown = addr.is_v6() ? "[" + addr.to_string() + "]" : addr.to_string();  // a URL's form
+  fmt::print("tdl serve: model '{}' ({}) at http://{}:{}/v1/models/{}\n", svc.name, o.model, shown, port, svc.name);
   for (size_t i = 0; i < m->signatures().size(); ++i)
     fmt::print("  {}{}   [{}; {}]\n", m->signatures()[i].text(), i == 0 ? " (default)" : "", m->how(i), batching[i]);
   std::fflush(stdout);
