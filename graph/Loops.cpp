@@ -268,7 +268,7 @@ auto Tracer::whileLoop(const Stmt& s) -> void {
       TV c = condition(eval(ce), ce.loc);
       if (!c.isStatic()) break;
       if (!c.sv.asBool()) return;
-      if (iter >= kMaxUnroll) {
+      if (iter >= unrollLimit(s)) {
         forced_.insert(&s);
         throw Restart{};
       }
@@ -293,7 +293,8 @@ auto Tracer::forLoop(const Stmt& s) -> void {
     else {
       auto* r = it.sv.as<RangeObj>();
       start = TV::of(Value::i64(r->start, true)), stop = TV::of(Value::i64(r->stop, true)), step = TV::of(Value::i64(r->step, true));
-      if (r->length() <= kMaxUnroll && !forced_.count(&s)) {
+      if (r->length() > unrollLimit(s)) forced_.insert(&s);  // a while loop for its length (traceGraphFn)
+      if (!forced_.count(&s)) {
         for (int64_t i = 0; i < r->length(); ++i) {
           bindVar(TV::of(Value::i64(r->at(i), true)));
           execBody(*s.body);
@@ -371,7 +372,8 @@ auto Tracer::forLoop(const Stmt& s) -> void {
     if (t.rank() < 1) fail(s.exprs[0]->loc, "cannot iterate over a scalar");
     TV n = t.dims[0].is_known() ? TV::of(Value::i64(t.dims[0].size, true)) : TV::dyn(dimOf(it, 0, loc), true);
     int64_t first = 0;  // where the loop goes on at run time
-    if (n.isStatic() && n.sv.rawInt() <= kMaxUnroll && !forced_.count(&s)) {
+    if (n.isStatic() && n.sv.rawInt() > unrollLimit(s)) forced_.insert(&s);
+    if (n.isStatic() && !forced_.count(&s)) {
       bool dynamic = false;
       for (int64_t i = 0; i < n.sv.rawInt() && !dynamic; ++i) {
         bindVar(indexInt(it, TV::of(Value::i64(i, true)), loc));

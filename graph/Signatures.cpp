@@ -123,7 +123,7 @@ void flattenArgs(const std::vector<Value>& args, std::vector<rt::Tensor>& leaves
 
 Trace traceGraphFn(Interpreter& vm, const ClosureObj& fn, const std::vector<Value>& args,
                    const std::vector<ParamLeaf>& leaves, const std::vector<std::string>& syms) {
-  std::set<const Stmt*> forced;
+  std::set<const Stmt*> forced, unrolled;
   const FnDecl* d = fn.proto->decl;
   Loc loc = d ? d->loc : Loc();
   for (int restart = 0;; ++restart) {
@@ -137,7 +137,7 @@ Trace traceGraphFn(Interpreter& vm, const ClosureObj& fn, const std::vector<Valu
     size_t k = 0;
     for (auto& a : args) targs.push_back(argTV(a, params, leaves, k));
     try {
-      Tracer tr(vm, f, forced, t);
+      Tracer tr(vm, f, forced, unrolled, t);
       TV result = tr.run(fn, std::move(targs), loc);
       std::vector<ir::Value*> results;
       std::vector<bool> weak;
@@ -150,6 +150,15 @@ Trace traceGraphFn(Interpreter& vm, const ClosureObj& fn, const std::vector<Valu
       return t;
     } catch (const Restart&) {
       if (restart >= kMaxRestarts) throw TraceError(loc, "this graph fn has too many long loops to trace");
+    } catch (const TraceError&) {
+      // A loop made a while loop for its length may need its iterations known (ws[i % 2] on a
+      // list): traced again with those loops unrolled (longer), as eager runs them; when that
+      // fails too (or there were none), this error stands.
+      std::vector<const Stmt*> again;
+      for (const Stmt* s : forced)
+        if (!unrolled.count(s)) again.push_back(s);
+      if (again.empty() || restart >= kMaxRestarts) throw;
+      for (const Stmt* s : again) forced.erase(s), unrolled.insert(s);
     }
   }
 }

@@ -42,6 +42,10 @@ using ir::TensorType;
 // A static loop (known trip count) runs at most this many iterations at trace time;
 // longer loops are traced as `while` (the trace restarts with that loop dynamic).
 constexpr int kMaxUnroll = 64;
+// A loop made dynamic for its length whose body then needs values known at trace time (a list
+// index, a string that changes) is unrolled after all, up to this many iterations, as eager
+// runs it (traceGraphFn).
+constexpr int kMaxFullUnroll = 1024;
 // Inlined calls nest at most this deep (deeper means runaway static recursion).
 constexpr size_t kMaxInlineDepth = 200;
 // A trace restarts at most this often (each restart makes one more loop dynamic).
@@ -116,8 +120,9 @@ void scanAssigned(const Stmt& s, std::set<int>& assigned, std::set<int>& declare
 
 class Tracer {
  public:
-  Tracer(Interpreter& vm, ir::Function& f, std::set<const Stmt*>& forced, Trace& out)
-      : vm_(vm), f_(f), b_(f), forced_(forced), out_(out) {}
+  Tracer(Interpreter& vm, ir::Function& f, std::set<const Stmt*>& forced, const std::set<const Stmt*>& unrolled,
+         Trace& out)
+      : vm_(vm), f_(f), b_(f), forced_(forced), unrolled_(unrolled), out_(out) {}
 
   TV run(const ClosureObj& c, std::vector<TV> args, Loc loc);
 
@@ -125,8 +130,10 @@ class Tracer {
   Interpreter& vm_;
   ir::Function& f_;
   ir::Builder b_;
-  std::set<const Stmt*>& forced_;
+  std::set<const Stmt*>& forced_;          // loops traced as while loops (too long to unroll)
+  const std::set<const Stmt*>& unrolled_;  // loops unrolled up to kMaxFullUnroll instead of kMaxUnroll
   Trace& out_;
+  int64_t unrollLimit(const Stmt& s) const { return unrolled_.count(&s) ? kMaxFullUnroll : kMaxUnroll; }
   std::vector<Frame*> frames_;
 
   Frame& fr() { return *frames_.back(); }
