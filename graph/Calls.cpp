@@ -201,6 +201,15 @@ auto Tracer::callTV(const TV& callee, std::vector<TV>& args, const std::vector<s
       if (args.size() != 1) fail(loc, "a dtype call takes one argument");
       return castTV(args[0], f.dtype(), loc);
     }
+    if (GradFnParts gp; gradFnParts(f, gp)) {  // `let g = grad(loss)` at the top level, or an argument
+      TV g;
+      g.k = TV::GradFn;
+      g.items.push_back(TV::of(gp.f));
+      g.argnums = gp.argnums;
+      g.tupleArgs = gp.tupleOfArgs;
+      g.withValue = gp.withValue;
+      return callGradFn(g, args, kw, loc);
+    }
     if (f.tag() == Tag::Closure) {
       auto* c = f.as<ClosureObj>();
       TV fnv; fnv.k = TV::Fn; fnv.fn = c->proto->decl;

@@ -52,6 +52,15 @@ void registerTensorBuiltins(BuiltinTable& t);  // BuiltinsTensor.cpp: creation, 
 void registerIoBuiltins(BuiltinTable& t);      // BuiltinsIo.cpp: files and random numbers
 void registerUiBuiltins(BuiltinTable& t);      // BuiltinsUi.cpp: progress bars and plots
 void registerAutodiffBuiltins(BuiltinTable& t);  // BuiltinsAutodiff.cpp: tape, grad, value_and_grad
+// What grad(f, argnums) / value_and_grad made (so graph fns trace a call of one made eagerly);
+// false for any other value.
+struct GradFnParts {
+  Value f;
+  std::vector<int64_t> argnums;
+  bool tupleOfArgs = false;
+  bool withValue = false;
+};
+bool gradFnParts(const Value& v, GradFnParts& out);
 void registerCompositeBuiltins(BuiltinTable& t);
 void registerDistBuiltins(BuiltinTable& t);  // BuiltinsDist.cpp: the dist module's collectives (_dist_*)  // BuiltinsComposite.cpp: vm/Composite.h, argsort, cumsum, cumprod
 

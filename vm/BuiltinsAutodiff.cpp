@@ -124,6 +124,14 @@ Value valueAndGradFn(Interpreter&, CallArgs& call) { return makeGradFn("value_an
 
 }  // namespace
 
+bool gradFnParts(const Value& v, GradFnParts& out) {
+  if (v.tag() != Tag::Native) return false;
+  auto* g = dynamic_cast<GradFn*>(v.as<NativeObj>());
+  if (!g) return false;
+  out = GradFnParts{g->f, g->argnums, g->tupleOfArgs, g->withValue};
+  return true;
+}
+
 void registerAutodiffBuiltins(BuiltinTable& t) {
   t.add("tape", tapeFn);
   t.add("grad", gradFn);
