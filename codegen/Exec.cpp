@@ -88,6 +88,10 @@ void k_CallRuntime(const ir::Op& op, V& in, V& out, HostOpEnv&) {  // the dist m
     out = std::move(in);
   } else if (callee == "dist_allgather") {
     out.push_back(rt::dist::allgather(in[0], where));
+  } else if (callee == "scatter") {  // graph fns' x[idx] = v (graph/Indexing.cpp): eager's rt::scatter
+    rt::Tensor x = std::move(in[0]);  // copied first when shared (copy on write)
+    rt::scatter(x, in[1], in[2]);
+    out.push_back(std::move(x));
   } else if (callee == "seed") {  // graph fns' seed(n) and permutation(n) (graph/BuiltinsCore.cpp)
     rt::seed(static_cast<uint64_t>(in[0].scalar_as_int64()));
   } else if (callee == "permutation") {

@@ -375,6 +375,22 @@ auto Tracer::updateTV(const TV& base, const Expr& target, const TV& v, const Loc
   std::vector<ir::Value*> idx;
   for (auto& s : target.subs) {
     TV k = eval(*s.index);
+    if (isNumeric(k) && typeOf(k).rank() > 0 && target.subs.size() == 1) {
+      // x[idx] = v with a tensor of indices: eager's scatter (rows of axis 0; a repeated index
+      // takes the last value), a runtime call.
+      DType it = typeOf(k).dtype;
+      if (it == DType::Bool)
+        fail(s.loc, "assigning through a boolean mask is not supported in graph fns (use where(mask, v, x))");
+      if (it != DType::I32 && it != DType::I64) fail(s.loc, fmt::format("indices must be integers, got {}", typeOf(k).str()));
+      ir::Value* x = materialize(base, loc);
+      if (x->type.rank() == 0) fail(loc, "cannot index a scalar");
+      ir::Value* iv = materialize(k, loc);
+      ir::Value* val = materialize(v, loc, x->type.dtype);
+      setLoc(loc);
+      return TV::dyn(b_.create(ir::OpKind::CallRuntime, {x, iv, val}, {x->type},
+                               ir::AttrMap{{"callee", std::string("scatter")}, {"where", whereText(loc)}})
+                         .result());
+    }
     if (!isNumeric(k) || typeOf(k).rank() != 0) fail(s.loc, "element assignment needs integer indices in graph fns");
     idx.push_back(integerIndex(k, loc));
   }
