@@ -79,7 +79,7 @@ auto Tracer::indexTV(const TV& base, const Expr& e, const Loc& loc) -> TV {
     if (!k.isStatic()) fail(e.subs[0].loc, "a list index must be known at trace time in a graph fn");
     int64_t n = static_cast<int64_t>(b.items.size()), i = k.sv.asInt();
     if (i < 0) i += n;
-    if (i < 0 || i >= n) fail(e.subs[0].loc, fmt::format("index {} is out of range for a list of length {}", k.sv.asInt(), n));
+    if (i < 0 || i >= n) fail(e.subs[0].loc, fmt::format("index {} is out of range for axis 0 of size {}", k.sv.asInt(), n));
     return b.items[static_cast<size_t>(i)];
   }
   if (base.isStatic() && !base.sv.isNumeric()) {

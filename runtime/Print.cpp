@@ -350,6 +350,24 @@ std::string format_with_spec(const Tensor& t, const std::string& spec) {
         if (t.dtype() == DType::F32 && !floatType) return fmt::format(fmt::runtime(f), static_cast<float>(x));
         return fmt::format(fmt::runtime(f), x);
       }
+      // Python's '=' alignment (padding between the sign and the digits), which fmt lacks.
+      size_t eq = spec.size() >= 2 && spec[1] == '=' ? 1 : !spec.empty() && spec[0] == '=' ? 0 : std::string::npos;
+      if (eq != std::string::npos) {
+        char fill = eq == 1 ? spec[0] : ' ';
+        std::string rest = spec.substr(eq + 1);
+        size_t p = 0;
+        std::string head;
+        while (p < rest.size() && std::strchr("+- #", rest[p])) head += rest[p++];
+        if (p < rest.size() && rest[p] == '0') ++p;  // the fill is said already
+        size_t w0 = p;
+        while (p < rest.size() && std::isdigit(static_cast<unsigned char>(rest[p]))) ++p;
+        size_t width = p > w0 ? static_cast<size_t>(std::stoul(rest.substr(w0, p - w0))) : 0;
+        std::string body = fmt::format(fmt::runtime("{:" + head + rest.substr(p) + "}"), t.scalar_as_int64());
+        size_t cut = !body.empty() && std::strchr("+- ", body[0]) ? 1 : 0;
+        if (body.size() > cut + 1 && body[cut] == '0' && std::strchr("bBoOxX", body[cut + 1])) cut += 2;  // 0x prefix
+        if (body.size() < width) body.insert(cut, width - body.size(), fill);
+        return body;
+      }
       return fmt::format(fmt::runtime(f), t.scalar_as_int64());
     }
     // A tensor: the spec applied to every element (SPEC §12), laid out as print does.

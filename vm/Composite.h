@@ -404,6 +404,7 @@ typename E::V conv1d_(E& e) {
     if (!e.isNone(i)) {
       if (!e.isScalarArg(i)) e.fail(fmt::format("'{}' must be an int", name));
       v = e.intArg(i, 1);
+      if (v < 1) e.fail(fmt::format("'{}' must be >= 1, got {}", name, v));  // conv1d's words, not conv2d's pair
     }
     return e.list({e.integer(1), e.integer(v)});
   };
