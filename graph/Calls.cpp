@@ -15,17 +15,25 @@ auto Tracer::call(const Expr& e) -> TV {
     const Expr* root = &place;
     while (root->kind == ExprKind::Index || root->kind == ExprKind::Field) root = root->kids[0].get();
     if (root->kind == ExprKind::Name && root->ref.kind != RefKind::Module) {
-      if (place.kind != ExprKind::Name || place.ref.kind != RefKind::Local)
-        fail(e.loc, fmt::format("{}() in a graph fn works on a local variable (not on an element, a field or a global)",
+      if (root->ref.kind != RefKind::Local)
+        fail(e.loc, fmt::format("{}() in a graph fn works on a local variable or its elements and fields (not on a "
+                                "global)",
                                 ce.str));
       for (size_t i = 0; i < nargs; ++i) {
         if (i < e.names.size() && !e.names[i].empty())
           fail(e.kids[i + 1]->loc, fmt::format("{}() takes no keyword arguments", ce.str));
         args.push_back(eval(*e.kids[i + 1]));
       }
-      TV xs = expandStatic(fr().st.slots.at(static_cast<size_t>(place.ref.index)));
-      TV r = listMethodTV(xs, ce.str, args, e.loc);
-      assignSlot(place.ref.index, xs, e.loc, place.str);
+      // xs.append(v), or l[0].append(v), q.w.pop(): the list at that place changes, and with
+      // it each container up to the local (as an assignment there would).
+      TV r;
+      TV whole = fr().st.slots.at(static_cast<size_t>(root->ref.index));
+      TV changed = replacedPart(whole, place, [&](const TV& old) {
+        TV xs = expandStatic(old);
+        r = listMethodTV(xs, ce.str, args, e.loc);
+        return xs;
+      }, true, e.loc);
+      assignSlot(root->ref.index, changed, e.loc, root->str);
       return r;
     }
   }

@@ -22,9 +22,37 @@ auto Tracer::sameSkeleton(const TV& a, const TV& b) -> bool {
   return false;
 }
 
+// The name of item i of container x as it follows a variable's name: [2], .w or ["k"].
+auto Tracer::itemSuffix(const TV& x, size_t i) -> std::string {
+  if (x.k == TV::Seq) return fmt::format("[{}]", i);
+  if (x.seqTag == Tag::Dict) return fmt::format("[\"{}\"]", (*x.names)[i]);
+  return "." + (*x.names)[i];
+}
+
+// Where a and b (same variable) first differ in more than numbers: the path below the
+// variable (name[0].w) and the two parts there.
+auto Tracer::differingPart(const TV& a, const TV& b, std::string& path, TV& da, TV& db) -> void {
+  TV x = expandStatic(a), y = expandStatic(b);
+  if ((x.k == TV::Seq || x.k == TV::Rec) && x.k == y.k && x.items.size() == y.items.size() && x.seqTag == y.seqTag &&
+      (x.k == TV::Seq || *x.names == *y.names))
+    for (size_t i = 0; i < x.items.size(); ++i)
+      if (!sameSkeleton(x.items[i], y.items[i])) {
+        path += itemSuffix(x, i);
+        differingPart(x.items[i], y.items[i], path, da, db);
+        return;
+      }
+  da = a;
+  db = b;
+}
+
 auto Tracer::valueText(const TV& t) -> std::string {
   TV x = expandStatic(t);
   if (x.isStatic() && x.sv.isStr()) return fmt::format("the string \"{}\"", x.sv.as<StrObj>()->s);
+  if (x.k == TV::Rec && x.seqTag == Tag::Dict) {
+    std::string keys;
+    for (const std::string& k : *x.names) keys += (keys.empty() ? "\"" : ", \"") + k + "\"";
+    return x.names->empty() ? "an empty dict" : fmt::format("a dict with key{} {}", x.names->size() == 1 ? "" : "s", keys);
+  }
   if (x.k == TV::Seq && x.seqTag != Tag::Dict) {
     size_t n = x.items.size();
     return fmt::format("a {} of {} item{}", tagName(x.seqTag), n, n == 1 ? "" : "s");
@@ -141,14 +169,16 @@ auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, cons
       const TV& before = s0.slots[i];
       const TV& after = f.st.slots[i];
       if (!before.defined() || declared.count(static_cast<int>(i)) || sameSkeleton(before, after)) continue;
-      const std::string& name = fr().slotNames[i];
+      std::string name = fr().slotNames[i];
       Loc at = s.loc;
       for (const Carried& c : carried)
         if (c.kind == Carried::Slot && static_cast<size_t>(c.slot) == i) at = carriedLoc(c, s);
+      TV da, db;
+      differingPart(before, after, name, da, db);
       fail(at, fmt::format("'{}' changes from {} to {} in a loop that runs at run time; in a graph fn only tensors "
                            "and numbers can change there (a list keeps its length, a string its text): collect "
                            "the values in a tensor, or loop a number of times known when tracing",
-                           name, valueText(before), valueText(after)));
+                           name, valueText(da), valueText(db)));
     }
     // What the body leaves, against the carried types.
     bool retry = false;

@@ -13,8 +13,8 @@ auto Tracer::mergeTV(const TV& a, const TV& b, const std::string& name, const Lo
       // A container (a returned tuple) on one path only: each leaf merged with nothing.
       TV r = x;
       for (size_t i = 0; i < x.items.size(); ++i)
-        r.items[i] = a.defined() ? mergeTV(x.items[i], TV(), name, loc, leaves, false)
-                                 : mergeTV(TV(), x.items[i], name, loc, leaves, false);
+        r.items[i] = a.defined() ? mergeTV(x.items[i], TV(), name + itemSuffix(x, i), loc, leaves, false)
+                                 : mergeTV(TV(), x.items[i], name + itemSuffix(x, i), loc, leaves, false);
       return r;
     }
     if (!isNumeric(d)) fail(loc, fmt::format("'{}' is not defined on every path", name));
@@ -59,7 +59,8 @@ auto Tracer::mergeTV(const TV& a, const TV& b, const std::string& name, const Lo
   if ((x.k == TV::Seq || x.k == TV::Rec) && x.k == y.k && x.items.size() == y.items.size() &&
       x.seqTag == y.seqTag && (x.k == TV::Seq || *x.names == *y.names)) {
     TV r = x;
-    for (size_t i = 0; i < x.items.size(); ++i) r.items[i] = mergeTV(x.items[i], y.items[i], name, loc, leaves, false);
+    for (size_t i = 0; i < x.items.size(); ++i)
+      r.items[i] = mergeTV(x.items[i], y.items[i], name + itemSuffix(x, i), loc, leaves, false);
     return r;
   }
   // Values known when tracing that differ between paths taken at run time: name them (two
