@@ -174,6 +174,9 @@ def main():
                     continue
             for sig in sigs:
                 what = f"{label}({sig})"
+                if "<" in sig:  # a function argument (<grad function>, <fn ...>): not a type --args describes
+                    skipped.append((what, "a function parameter (tdl emit --args takes tensors only)"))
+                    continue
                 use_annotations = False
                 alias = any(not re.match(r"(bool|i32|i64|f32|f64)\b", p.strip()) for p in params if p) and not traced.get(name)
                 if re.search(r"[{(]", sig) or alias:  # records, tuples, type aliases: as annotated
