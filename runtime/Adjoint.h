@@ -16,8 +16,6 @@
 //   V squeeze(V v, int64_t a)      the axis a (of size 1) removed
 //   V transpose(V v, perm)  V matmul(V a, V b)
 //   V count(V x, axes, V g)        the number of elements of x over `axes`, a scalar of g's dtype
-//   V firstExtreme(V x, axes, max) a mask: the first maximal (minimal) element of each reduced
-//                                  group of x, in C order over the reduced axes (argmax's choice)
 //   int64_t dim(V x, int64_t a)    a known dim (an error where the engine cannot slice it)
 //   V sliceAxis(V g, a, off, len)  g[..., off : off + len, ...] along a
 //   V take(V g, V idx, a)  V indexAdd(V base, V idx, V src, a)
@@ -118,8 +116,10 @@ std::pair<Opt<M>, Opt<M>> matmul(M& m, const typename M::V& g, const typename M:
 }
 
 // Reductions over `axes` (normalized, sorted; all of x's axes for axis=none):
-//   sum: bcast(g); mean: bcast(g / count); max/min: bcast(g) at the first extreme element of
-//   each group, 0 elsewhere; prod: bcast(g) times the product of the group's other elements
+//   sum: bcast(g); mean: bcast(g / count); max/min: bcast(g) shared evenly among the extreme
+//   elements of each group (ties split, as TensorFlow's reduce_max, JAX's max and PyTorch's
+//   amax do; a group holding NaN: its NaNs, PyTorch's rule), 0 elsewhere; prod: bcast(g)
+//   times the product of the group's other elements
 //   (zero-safe, below); logsumexp: bcast(g) * exp(x - bcast(out))
 // where bcast(v) puts the reduced axes back (unless keepdims) and broadcasts to x's shape.
 template <class M>
@@ -137,8 +137,15 @@ typename M::V reduce(M& m, ReduceOp op, const typename M::V& g, const typename M
     case ReduceOp::Sum: return m.fit(bcast(g), x);
     case ReduceOp::Mean: return m.fit(bcast(m.template binary<BO::Div>(g, m.count(x, axes, g))), x);
     case ReduceOp::Max:
-    case ReduceOp::Min:
-      return m.fit(m.select(m.firstExtreme(x, axes, op == ReduceOp::Max), bcast(g), m.k(0.0, g)), x);
+    case ReduceOp::Min: {
+      V o = bcast(out);
+      V at = m.template binary<BO::LogicalOr>(
+          m.template binary<BO::Eq>(x, o),
+          m.template binary<BO::LogicalAnd>(m.template binary<BO::Ne>(x, x), m.template binary<BO::Ne>(o, o)));
+      V zero = m.broadcastLike(m.k(0.0, g), x), one = m.broadcastLike(m.k(1.0, g), x);
+      V ties = m.broadcastLike(m.reduceKeep(ReduceOp::Sum, m.select(at, one, zero), axes), x);
+      return m.fit(m.select(at, m.template binary<BO::Div>(bcast(g), ties), zero), x);
+    }
     case ReduceOp::Prod: {
       // g_i = the product of the group's other elements (TensorFlow's and PyTorch's values;
       // out / x is 0/0 = NaN at a zero). With p the product of the nonzero elements and S

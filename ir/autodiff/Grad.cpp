@@ -249,41 +249,6 @@ struct IrAdjoint {
     Value* kc = b.constant(rt::full({}, static_cast<double>(known), dt));
     return now(n ? b.binary(rt::BinaryOp::Mul, n, kc) : kc);
   }
-  V firstExtreme(const V& xv, const IntList& axes, bool isMax) {
-    Value* X = xv.get();
-    const std::vector<Dim>& dims = X->type.dims;
-    int64_t r = X->type.rank();
-    auto arg = [&](Value* v, int64_t a) { return isMax ? b.argmax(v, a, true) : b.argmin(v, a, true); };
-    if (axes.size() == 1) {
-      Value* io = b.iota(TensorType(DType::I64, dims), axes[0]);
-      return now(b.binary(rt::BinaryOp::Eq, io, arg(X, axes[0])));
-    }
-    bool known = std::all_of(axes.begin(), axes.end(), [&](int64_t a) { return dims[static_cast<size_t>(a)].is_known(); });
-    if (!known) {  // every extreme element (ties share g) where the reduced axes cannot be flattened
-      Value* e = b.reduce(isMax ? rt::ReduceOp::Max : rt::ReduceOp::Min, X, axes, true);
-      return now(b.binary(rt::BinaryOp::Eq, X, b.broadcast_to(e, dims)));
-    }
-    // Reduced axes last, flattened into one: the first extreme element in C order.
-    IntList perm;
-    std::vector<Dim> kept;
-    for (int64_t i = 0; i < r; ++i)
-      if (!std::binary_search(axes.begin(), axes.end(), i)) {
-        perm.push_back(i);
-        kept.push_back(dims[static_cast<size_t>(i)]);
-      }
-    int64_t n = 1;
-    for (int64_t a : axes) {
-      perm.push_back(a);
-      n *= dims[static_cast<size_t>(a)].size;
-    }
-    Value* xt = b.transpose(X, perm);
-    std::vector<Dim> flatDims = kept;
-    flatDims.push_back(Dim::known(n));
-    int64_t last = static_cast<int64_t>(kept.size());
-    Value* io = b.iota(TensorType(DType::I64, flatDims), last);
-    Value* m = b.reshape(b.binary(rt::BinaryOp::Eq, io, arg(b.reshape(xt, flatDims), last)), xt->type.dims);
-    return now(b.transpose(m, inverse(perm)));
-  }
   int64_t dim(const V& x, int64_t a) {
     const Dim& d = x.type().dims[static_cast<size_t>(a)];
     if (!d.is_known()) throw ShapeError("gradient of concat along a symbolic dim is not supported yet");

@@ -66,20 +66,6 @@ struct EagerAdjoint {
     for (int64_t a : axes) n *= static_cast<double>(xs[static_cast<size_t>(a)]);
     return Value::weakFloat(n);
   }
-  // argmax's choice as a mask (not recorded: gradients do not flow through it).
-  V firstExtreme(const V& x, const std::vector<int64_t>& axes, bool isMax) {
-    rt::Shape xs = shapeOf(x);
-    rt::Tensor am = rt::reduce(isMax ? rt::ReduceOp::ArgMax : rt::ReduceOp::ArgMin, toTensor(strong(x)), axes, true);
-    rt::Shape iotaShape(xs.size(), 1);
-    int64_t count = 1;
-    for (int64_t a : axes) {
-      iotaShape[static_cast<size_t>(a)] = xs[static_cast<size_t>(a)];
-      count *= xs[static_cast<size_t>(a)];
-    }
-    // Positions in the reduced axes flattened in C order, as argmax counts them.
-    rt::Tensor iota = rt::reshape(rt::arange_int(0, count, 1), iotaShape);
-    return fromTensor(rt::eq(iota, am));
-  }
   int64_t dim(const V& x, int64_t a) { return shapeOf(x)[static_cast<size_t>(a)]; }
   V sliceAxis(const V& g, int64_t axis, int64_t off, int64_t len) {
     rt::IndexSpec spec(static_cast<size_t>(axis), rt::IndexItem::all());
