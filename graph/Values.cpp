@@ -127,11 +127,11 @@ auto Tracer::binop(rt::BinaryOp op, const TV& a, const TV& b, const Loc& loc, st
   TensorType ta = typeOf(a), tb = typeOf(b);
   ir::Value *x, *y;
   if (wa && !wb) {
-    DType d = weakTarget(a.isStatic() ? a.sv : proxy(ta.dtype), tb.dtype);
+    DType d = guarded(loc, [&] { return weakTarget(a.isStatic() ? a.sv : proxy(ta.dtype), tb.dtype); });
     x = materialize(a, loc, d);
     y = materialize(b, loc);
   } else if (wb && !wa) {
-    DType d = weakTarget(b.isStatic() ? b.sv : proxy(tb.dtype), ta.dtype);
+    DType d = guarded(loc, [&] { return weakTarget(b.isStatic() ? b.sv : proxy(tb.dtype), ta.dtype); });
     x = materialize(a, loc);
     y = materialize(b, loc, d);
   } else {

@@ -141,8 +141,18 @@ void requireNumeric(const Value& v, const char* what) {
 }  // namespace
 
 DType weakTarget(const Value& w, DType s) {
-  if (kindOf(w.dtype()) <= kindOf(s)) return s;
-  return rt::promote(defaultDtype(w), s);
+  DType t = kindOf(w.dtype()) <= kindOf(s) ? s : rt::promote(defaultDtype(w), s);
+  // An integer the narrower integer dtype cannot hold is an error, as NumPy 2's (an i32
+  // tensor + 2**40 would otherwise wrap to + 0); cast() wraps on purpose.
+  if (w.isScalar() && !w.isFloatScalar() && w.dtype() != DType::Bool && (t == DType::I32 || t == DType::I8)) {
+    int64_t x = w.rawInt();
+    int64_t lo = t == DType::I8 ? INT8_MIN : INT32_MIN, hi = t == DType::I8 ? INT8_MAX : INT32_MAX;
+    if (x < lo || x > hi)
+      throw rt::Error(fmt::format("the integer {} is out of range for {} (at most {}): cast the tensor to a wider dtype, "
+                                  "or cast the number to wrap it",
+                                  x, rt::dtype_name(t), hi));
+  }
+  return t;
 }
 
 Value plain::binaryValues(BinaryOp op, const Value& a, const Value& b) {
