@@ -48,6 +48,7 @@ Tensor arange_int(int64_t start, int64_t stop, int64_t step) {
   __int128 n = 0;
   if ((step > 0 && span > 0) || (step < 0 && span < 0))
     n = (span + (step > 0 ? step - 1 : step + 1)) / step;
+  if (n > INT64_MAX) throw Error(fmt::format("arange: too many values ({})", static_cast<unsigned long long>(n)));
   Tensor t = Tensor::empty(DType::I64, {static_cast<int64_t>(n)});
   int64_t* p = t.mutable_data<int64_t>();
   for (int64_t i = 0; i < t.numel(); ++i) p[i] = start + i * step;

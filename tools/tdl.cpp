@@ -272,7 +272,7 @@ int mainImpl(int argc, char** argv) {
   auto* serve = app.add_subcommand("serve", "serve a model file over HTTP");
   ServeOptions so;
   serve->add_option("MODEL", so.model)->required();
-  serve->add_option("--name", so.name, "the model's name in URLs (default: the file's stem)");
+  auto* serveName = serve->add_option("--name", so.name, "the model's name in URLs (default: the file's stem)");
   serve->add_option("--host", so.host, "the address to listen on (default 127.0.0.1)");
   serve->add_option("--port", so.port, "the port (0: any free port)")->check(CLI::Range(0, 65535));
   serve->add_option("--max-batch", so.maxBatch, "the most rows one batched call takes")->check(CLI::Range(1, 1 << 16));
@@ -350,7 +350,10 @@ int mainImpl(int argc, char** argv) {
   }
   if (runtimeCmd->parsed()) return buildRuntime(runtimeModels, out);
   if (inspect->parsed()) return inspectModel(file, inspectJson);
-  if (serve->parsed()) return serveModel(so);
+  if (serve->parsed()) {
+    if (serveName->count() > 0 && so.name.empty()) return usage("--name needs a name (it stands in the model's URLs)");
+    return serveModel(so);
+  }
   if (repl->parsed()) return runRepl();
   if (jkernel->parsed()) return runJupyterKernel(connectionFile);
   if (jinstall->parsed()) {

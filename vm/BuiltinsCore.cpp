@@ -216,8 +216,15 @@ Value treeMap(Interpreter& vm, const Value& f, const std::vector<Value>& trees) 
     if (same && t.tag() == Tag::Record) same = *o.as<RecordObj>()->names == *t.as<RecordObj>()->names;
     if (same && t.tag() == Tag::Dict) same = o.as<DictObj>()->keys == t.as<DictObj>()->keys;
     if (same && t.isSeq()) same = o.as<SeqObj>()->items.size() == t.as<SeqObj>()->items.size();
-    if (!same)
-      throw rt::Error(fmt::format("tree_map(): the trees have different structures ({} and {})", typeText(t), typeText(o)));
+    if (!same) {
+      // Name what differs: the kinds, a record's fields, a dict's keys, a list's length.
+      std::string why = fmt::format("{} and {}", typeText(t), typeText(o));
+      if (o.tag() == t.tag() && t.isSeq())
+        why = fmt::format("{}s of {} and {} items", tagName(t.tag()), t.as<SeqObj>()->items.size(), o.as<SeqObj>()->items.size());
+      else if (o.tag() == t.tag())
+        why = fmt::format("{} and {}", structureText(t), structureText(o));
+      throw rt::Error(fmt::format("tree_map(): the trees have different structures ({})", why));
+    }
   }
   auto children = [](const Value& v) -> const std::vector<Value>& {
     if (v.tag() == Tag::Dict) return v.as<DictObj>()->vals;
