@@ -681,6 +681,10 @@ ExprPtr AstBuilder::fstring(antlr4::Token* tok) {
     part.literal = lit;
     lit.clear();
     if (colon != std::string_view::npos) part.spec = std::string(body.substr(colon + 1, j - colon - 1));
+    if (part.spec.find_first_of("{}") != std::string::npos) {  // Python's nested {width}
+      errAt(colon + 1, "a format spec in an f-string cannot hold a {...} field; build the spec first and call format(x, spec)");
+      return e;
+    }
     if (exprText.find_first_not_of(" \t") == std::string::npos) {
       errAt(i, "empty expression in f-string");
       return e;
