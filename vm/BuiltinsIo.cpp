@@ -31,20 +31,30 @@ Value loadCsv(Interpreter&, CallArgs& call) {
   return fromTensor(rt::load_csv(a.string(0), a.dtype(1, DType::F32), a.booleanOr(2, false)));
 }
 
-// A tree flattened to dotted names: records by field name, lists and tuples
-// by position (`layers.0.w`).
+// A tree flattened to dotted names: records by field name, dicts by key, lists and tuples
+// by position (`layers.0.w`). load() gives records back.
 void flattenTree(const Value& v, const std::string& prefix, std::vector<std::pair<std::string, rt::Tensor>>& out) {
   auto join = [&](const std::string& k) { return prefix.empty() ? k : prefix + "." + k; };
   if (v.tag() == Tag::Record) {
     auto* r = v.as<RecordObj>();
     for (size_t i = 0; i < r->vals.size(); ++i) flattenTree(r->vals[i], join((*r->names)[i]), out);
+  } else if (v.tag() == Tag::Dict) {
+    auto* d = v.as<DictObj>();
+    for (size_t i = 0; i < d->keys.size(); ++i) {
+      const std::string& k = d->keys[i];
+      if (k.empty() || k.find('.') != std::string::npos)
+        throw rt::Error(fmt::format("save(): the dict key \"{}\" cannot name a tensor in the file ({})", k,
+                                    k.empty() ? "it is empty" : "a '.' there names nesting"));
+      flattenTree(d->vals[i], join(k), out);
+    }
   } else if (v.isSeq()) {
     const auto& items = v.as<SeqObj>()->items;
     for (size_t i = 0; i < items.size(); ++i) flattenTree(items[i], join(std::to_string(i)), out);
   } else if (v.isNumeric()) {
     out.emplace_back(prefix.empty() ? "x" : prefix, toTensor(strong(v)));
   } else {
-    throw rt::Error(fmt::format("save(): '{}' is a {}, not a tensor", prefix, tagName(v.tag())));
+    throw rt::Error(prefix.empty() ? fmt::format("save(): the tree is a {}, not a tensor or a container of them", tagName(v.tag()))
+                                   : fmt::format("save(): '{}' is a {}, not a tensor", prefix, tagName(v.tag())));
   }
 }
 
