@@ -353,16 +353,18 @@ Tensor allgather(const Tensor& x, const std::string& where) {
 void allreduce_extreme_grad(std::vector<Tensor>& gs, const std::vector<Tensor>& xs, const std::vector<Tensor>& ys,
                             const std::string& where) {
   allreduce(gs, ReduceOp::Sum, where);
-  // Per element, the lowest rank whose input is the extreme: min over ranks of
-  // (x == y ? rank : size).
-  int me = rank(), n = size();
-  std::vector<Tensor> holder;
-  for (size_t i = 0; i < xs.size(); ++i)
-    holder.push_back(rt::where(eq(xs[i], ys[i]), Tensor::scalar(static_cast<int64_t>(me)),
-                               Tensor::scalar(static_cast<int64_t>(n))));
-  allreduce(holder, ReduceOp::Min, where);
+  // Per element, shared evenly among the ranks whose input is the extreme (a NaN result: the
+  // ranks holding NaN), as a max/min reduction's gradient is (runtime/Adjoint.h): this rank
+  // takes g / (the number of holders) where it holds it.
+  std::vector<Tensor> at, holders;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    Tensor nan = binary(BinaryOp::LogicalAnd, binary(BinaryOp::Ne, xs[i], xs[i]), binary(BinaryOp::Ne, ys[i], ys[i]));
+    at.push_back(binary(BinaryOp::LogicalOr, eq(xs[i], ys[i]), nan));
+    holders.push_back(cast(at.back(), gs[i].dtype()));
+  }
+  allreduce(holders, ReduceOp::Sum, where);
   for (size_t i = 0; i < gs.size(); ++i)
-    gs[i] = rt::where(eq(holder[i], Tensor::scalar(static_cast<int64_t>(me))), gs[i], zeros_like(gs[i]));
+    gs[i] = rt::where(at[i], binary(BinaryOp::Div, gs[i], holders[i]), zeros_like(gs[i]));
 }
 
 void broadcast_grad(std::vector<Tensor>& gs, int root, const std::string& where) {
