@@ -93,7 +93,34 @@ auto Tracer::bi_sum(BuiltinCall& bc) -> TV {
 
 auto Tracer::bi_matmul(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
-  ir::Value *x = materialize(bc.need(0, "a"), loc), *y = materialize(bc.need(1, "b"), loc);
+  TV av = bc.need(0, "a"), bv = bc.need(1, "b");
+  if (nm == "dot" && isNumeric(av) && isNumeric(bv)) {
+    // NumPy's dot where it is not matmul (rt::dot, eager's): a scalar operand multiplies;
+    // a[..., k] . b[B..., k, n] is a.shape[:-1] + B + [n], a matrix product of a's rows and b
+    // with its k axis first, flattened.
+    int64_t ra = typeOf(av).rank(), rb = typeOf(bv).rank();
+    if (ra == 0 || rb == 0) return binop(rt::BinaryOp::Mul, av, bv, loc);
+    if (rb >= 2 && (ra > 2 || rb > 2)) {
+      auto call = [&](const char* f, std::vector<TV> xs) { return builtin(builtinId(f), xs, {}, loc); };
+      auto ints = [&](const std::vector<int64_t>& v) {
+        std::vector<TV> items;
+        for (int64_t i : v) items.push_back(TV::of(Value::i64(i)));
+        return makeSeq(Tag::List, items);
+      };
+      std::vector<int64_t> perm{rb - 2};
+      for (int64_t d = 0; d < rb; ++d)
+        if (d != rb - 2) perm.push_back(d);
+      TV k = dimTV(bv, rb - 2, loc), ka = dimTV(av, ra - 1, loc);
+      TV b2 = call("reshape", {call("transpose", {bv, ints(perm)}), makeSeq(Tag::List, {k, TV::of(Value::i64(-1))})});
+      TV a2 = call("reshape", {av, makeSeq(Tag::List, {TV::of(Value::i64(-1)), ka})});
+      std::vector<TV> out;
+      for (int64_t d = 0; d + 1 < ra; ++d) out.push_back(dimTV(av, d, loc));
+      for (int64_t d = 0; d + 2 < rb; ++d) out.push_back(dimTV(bv, d, loc));
+      out.push_back(dimTV(bv, rb - 1, loc));
+      return call("reshape", {call("matmul", {a2, b2}), makeSeq(Tag::List, out)});
+    }
+  }
+  ir::Value *x = materialize(av, loc), *y = materialize(bv, loc);
   setLoc(loc);
   return TV::dyn(guarded(loc, [&] { return b_.matmul(x, y); }));
 }

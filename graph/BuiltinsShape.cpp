@@ -130,6 +130,11 @@ auto Tracer::bi_squeeze(BuiltinCall& bc) -> TV {
       if (d.size != 1) fail(loc, fmt::format("cannot squeeze axis {} of size {} (shape {})", g, d.size, x->type.str()));
       only.insert(k);
     }
+  } else {
+    // Every size-1 axis: which they are must be known (a dim known only at run time may be 1).
+    for (const Dim& d : x->type.dims)
+      if (!d.is_known())
+        fail(loc, fmt::format("squeeze: which axes of {} have size 1 is known only at run time; give the axis", x->type.str()));
   }
   for (int64_t i = 0; i < r; ++i) {
     const Dim& d = x->type.dims[static_cast<size_t>(i)];

@@ -227,7 +227,16 @@ class GraphCache : public GraphFnCache {
       syms.push_back(s);
       return s;
     };
-    const std::vector<ParamLeaf> concrete = v->leaves;
+    // This call's sizes as they are, also where annotations name dims (f32[N, M]): the trace
+    // to fall back on when one with symbolic dims fails.
+    std::vector<ParamLeaf> concrete = v->leaves;
+    bool annotatedSymbols = false;
+    for (size_t i = 0; i < concrete.size() && i < xs.size(); ++i)
+      for (size_t d = 0; d < concrete[i].type.dims.size() && d < xs[i].shape().size(); ++d)
+        if (!concrete[i].type.dims[d].is_known()) {
+          concrete[i].type.dims[d] = ir::Dim::known(xs[i].shape()[d]);
+          annotatedSymbols = true;
+        }
     const std::vector<std::string> concreteSyms = syms;
     bool generalized = false;
     // Generalize dims that differ from an earlier trace of the same structure (any of them: a
@@ -276,9 +285,10 @@ class GraphCache : public GraphFnCache {
       try {
         tr = traceOptimized(vm, fn, args, v->leaves, syms, &v->traceMs, &v->optMs);
       } catch (const TraceError&) {
-        if (!generalized) throw;
-        // The fn needs some dim that differs between calls known when tracing (a filter's
-        // size, say): this call's sizes as they are, one more trace.
+        if (!generalized && !annotatedSymbols) throw;
+        // The fn needs some dim that differs between calls, or that an annotation names, known
+        // when tracing (a filter's size, which axes squeeze() drops): this call's sizes as
+        // they are, one more trace (eager mode runs it too).
         v->leaves = concrete;
         syms = concreteSyms;
         tr = traceOptimized(vm, fn, args, v->leaves, syms, &v->traceMs, &v->optMs);
