@@ -27,9 +27,9 @@ auto Tracer::bi_clip(BuiltinCall& bc) -> TV {
 auto Tracer::bi_where(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   TV c = bc.need(0, "cond"), x = bc.need(1, "a"), y = bc.need(2, "b");
-  // promote a and b by the operator rules (weak scalars take the other's dtype)
-  TV probe = binop(rt::BinaryOp::Add, x, y, loc);
-  DType d = typeOf(probe).dtype;
+  for (const TV* v : {&x, &y})
+    if (!isNumeric(*v)) fail(loc, fmt::format("where(): 'a' and 'b' must be numbers or tensors, got {}", describe(*v)));
+  DType d = commonDtype({x, y}, loc);  // weak scalars take the other's dtype; bools stay bool
   ir::Value* cv = materialize(c, loc, DType::Bool);
   ir::Value *xv = materialize(x, loc, d), *yv = materialize(y, loc, d);
   setLoc(loc);
@@ -85,7 +85,10 @@ auto Tracer::bi_sum(BuiltinCall& bc) -> TV {
       }
     }
     if (rank == 0) return TV::of(Value::i64(0));
-    return TV::dyn(guarded(loc, [&] { return nm == "argmax" ? b_.argmax(xv, axes[0], keep) : b_.argmin(xv, axes[0], keep); }));
+    ir::Value* r = guarded(loc, [&] { return nm == "argmax" ? b_.argmax(xv, axes[0], keep) : b_.argmin(xv, axes[0], keep); });
+    // over every axis with keepdims: a 1 for each axis of x (NumPy's shape), not the flattened one
+    if (keep && all && rank > 1) r = b_.reshape(r, std::vector<Dim>(static_cast<size_t>(rank), Dim::known(1)));
+    return TV::dyn(r);
   }
   rt::ReduceOp op = *ir::reduce_kind_from_name(nm);
   return TV::dyn(guarded(loc, [&] { return b_.reduce(op, xv, axes, keep); }));

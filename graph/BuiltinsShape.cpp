@@ -11,7 +11,10 @@ auto Tracer::bi_transpose(BuiltinCall& bc) -> TV {
   TV* p = bc.arg(1, "perm");
   if (p && !(p->isStatic() && p->sv.isNone())) {
     if (!p->isStatic()) fail(loc, "transpose: perm must be known at trace time");
-    perm = staticCall(loc, [&] { return p->sv; }).sv.isSeq() ? ints(p->sv, loc) : ints(p->sv, loc);
+    perm = ints(p->sv, loc);
+    int64_t r = x->type.rank();
+    for (int64_t& k : perm)  // negative axes count from the end, as eagerly (NumPy's rule)
+      if (k < 0 && k >= -r) k += r;
   } else {
     for (int64_t i = x->type.rank(); i-- > 0;) perm.push_back(i);
   }
@@ -151,12 +154,13 @@ auto Tracer::bi_concat(BuiltinCall& bc) -> TV {
   TV xs = expandStatic(bc.need(0, "xs"));
   if (xs.k != TV::Seq) fail(loc, fmt::format("{}: expected a list of tensors", nm));
   int64_t axis = bc.arg(1, "axis") ? bc.staticInt(*bc.arg(1, "axis"), "axis") : 0;
-  TV probe = xs.items.at(0);
-  for (size_t i = 1; i < xs.items.size(); ++i) probe = binop(rt::BinaryOp::Add, probe, xs.items[i], loc);
-  (void)probe;
+  if (xs.items.empty()) fail(loc, fmt::format("{}: needs at least one tensor", nm));
+  for (auto& it : xs.items)
+    if (!isNumeric(it)) fail(loc, fmt::format("{}: expected a list of tensors, got {}", nm, describe(it)));
+  DType common = commonDtype(xs.items, loc);  // their shapes are the concat op's to check
   std::vector<ir::Value*> parts;
   for (auto& it : xs.items) {
-    ir::Value* v = materialize(it, loc);
+    ir::Value* v = materialize(it, loc, common);
     if (nm == "stack") {
       std::vector<Dim> dims = v->type.dims;
       int64_t r = static_cast<int64_t>(dims.size()) + 1;
@@ -325,7 +329,10 @@ auto Tracer::bi_linspace(BuiltinCall& bc) -> TV {
 
 auto Tracer::bi_one_hot(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
-  ir::Value* idx = materialize(bc.need(0, "idx"), loc, DType::I64);
+  TV iv = bc.need(0, "idx");
+  if (!isNumeric(iv) || (typeOf(iv).dtype != DType::I32 && typeOf(iv).dtype != DType::I64))
+    fail(loc, fmt::format("one_hot: indices must be integers, got {}", describe(iv)));  // eager's words
+  ir::Value* idx = materialize(iv, loc, DType::I64);
   // n: known at trace time, or the size of a tensor's axis (maybe symbolic: x.shape[k]).
   TV nv = bc.need(1, "n");
   if (nv.isStatic()) {

@@ -299,6 +299,7 @@ class Tracer {
   // \"x\"", "a list of 2 items", else "a " and its kind.
   std::string valueText(const TV& t);
   std::string itemSuffix(const TV& container, size_t i);
+  DType commonDtype(const std::vector<TV>& xs, const Loc& loc);
   void differingPart(const TV& a, const TV& b, std::string& path, TV& da, TV& db);
   // The skeleton of t with its numeric leaves replaced by vals[k++].
   TV rebuild(const TV& t, const std::vector<ir::Value*>& vals, const std::vector<LeafSpec>& specs, size_t& k);

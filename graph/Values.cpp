@@ -143,6 +143,21 @@ auto Tracer::binop(rt::BinaryOp op, const TV& a, const TV& b, const Loc& loc, st
   return TV::dyn(r, wa && wb);
 }
 
+// The common dtype of several operands as eager's builtins take them (vm/NumericOps.cpp): the
+// strong dtypes promoted, each weak one taking that (two bools stay bool, unlike x + y's).
+auto Tracer::commonDtype(const std::vector<TV>& xs, const Loc& loc) -> DType {
+  std::optional<DType> strong;
+  for (const TV& x : xs)
+    if (!weakOf(x)) strong = strong ? rt::promote(*strong, typeOf(x).dtype) : typeOf(x).dtype;
+  DType common = strong ? *strong : typeOf(xs.at(0)).dtype;
+  for (const TV& x : xs) {
+    DType d = typeOf(x).dtype;
+    if (strong && weakOf(x)) d = guarded(loc, [&] { return weakTarget(x.isStatic() ? x.sv : proxy(d), *strong); });
+    common = rt::promote(common, d);
+  }
+  return common;
+}
+
 auto Tracer::proxy(DType d) -> Value {
   if (d == DType::Bool) return Value::boolean(false, true);
   if (rt::is_float(d)) return Value::weakFloat(0);
