@@ -33,6 +33,7 @@ struct ResultTemplate {
   enum Kind : uint8_t { Static, Leaf, Seq, Rec, Fmt } kind = Static;
   Value value;       // Static; Fmt: the format (rt::fill_format), its holes the leaf items
   int leaf = -1;     // Leaf: index of the IR function result
+  bool weak = false; // Leaf: a weak scalar (a literal passed through or computed from them), as eagerly
   Tag seqTag = Tag::Tuple;
   std::vector<ResultTemplate> items;  // Seq / Rec / Fmt
   Names names;                         // Rec

@@ -13,7 +13,9 @@ namespace {
 void flattenOne(const Value& v, std::vector<rt::Tensor>& leaves, std::vector<bool>& weak, std::string& key) {
   switch (v.tag()) {
     case Tag::Scalar:
-      leaves.push_back(toTensor(v));
+      // A weak float travels as f64 (its exact value: a literal 0.1 with an f64 tensor is
+      // 0.1, as eagerly); being weak, it still takes an f32 operand's dtype in the fn.
+      leaves.push_back(v.weak() && v.isFloatScalar() ? scalarTensor(v, DType::F64) : toTensor(v));
       weak.push_back(v.weak());
       key += v.weak() ? "w," : "t,";
       return;
@@ -96,6 +98,7 @@ ResultTemplate toTemplate(const TV& t, std::vector<ir::Value*>& results, std::ve
     case TV::Dyn:
       r.kind = ResultTemplate::Leaf;
       r.leaf = static_cast<int>(results.size());
+      r.weak = t.weak && t.dv->type.rank() == 0;
       results.push_back(t.dv);
       weak.push_back(t.weak);
       return r;

@@ -10,7 +10,13 @@ uint64_t locKey(const Loc& l) { return (uint64_t(l.file) << 48) ^ (uint64_t(l.li
 Value ResultTemplate::build(const std::vector<rt::Tensor>& results) const {
   switch (kind) {
     case Static: return value;
-    case Leaf: return fromTensor(results.at(static_cast<size_t>(leaf)));
+    case Leaf: {
+      Value v = fromTensor(results.at(static_cast<size_t>(leaf)));
+      if (!weak || !v.isScalar()) return v;
+      if (rt::is_float(v.dtype())) return Value::weakFloat(v.asDouble());
+      if (v.dtype() == DType::Bool) return Value::boolean(v.rawInt() != 0, true);
+      return Value::i64(v.asInt(), true);
+    }
     case Seq: {
       std::vector<Value> v;
       for (auto& i : items) v.push_back(i.build(results));

@@ -70,7 +70,10 @@ static bool isList(const TV& t) {
 auto Tracer::describe(const TV& t) -> std::string {
   switch (t.k) {
     case TV::Static: return typeText(t.sv);
-    case TV::Dyn: return t.dv->type.str();
+    case TV::Dyn:
+      // A weak float scalar (carried as f64, graph/Signatures.cpp) reads as eager's f32[].
+      if (t.weak && t.dv->type.rank() == 0 && rt::is_float(t.dv->type.dtype)) return "f32[]";
+      return t.dv->type.str();
     case TV::Seq: return t.seqTag == Tag::List ? "list" : "tuple";
     case TV::Rec: return t.seqTag == Tag::Dict ? "dict" : "record";
     case TV::Fn: return "function";
