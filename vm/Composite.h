@@ -455,7 +455,9 @@ typename E::V conv2d_transpose_(E& e) {
 }
 
 // max_pool2d(x, size, stride=size, padding="valid") / avg_pool2d on x [N, H, W, C]; "same"
-// pads as conv2d does, and the average counts only the input's elements (TensorFlow's).
+// pads as conv2d does, and the average counts only the input's elements (TensorFlow's);
+// explicit padding (PyTorch's form) counts the padded zeros too, as PyTorch's default
+// (count_include_pad=True).
 template <bool isMax, class E>
 typename E::V pool_(E& e) {
   auto x = tensorArg(e, 0, "x");
@@ -472,7 +474,8 @@ typename E::V pool_(E& e) {
                                                 e.integer(xd[3])})}, {});
   auto r = e.call(isMax ? "max" : "sum", {byTap}, {{"axis", e.integer(3)}});
   if (isMax) return r;
-  if (!h.before && !h.after && !w.before && !w.after) return e.bin(BinaryOp::Div, r, e.num(static_cast<double>(taps)));
+  if ((!h.before && !h.after && !w.before && !w.after) || pad.kind == 2)
+    return e.bin(BinaryOp::Div, r, e.num(static_cast<double>(taps)));
   // The number of the input's elements under each window: [1, oh, ow, 1].
   auto ones = e.call("ones", {e.list({e.integer(1), e.integer(xd[1]), e.integer(xd[2]), e.integer(1)})}, {});
   auto count = e.call("sum", {e.im2col(ones, win, 0.0)}, {{"axis", e.integer(3)}, {"keepdims", e.boolean(true)}});
