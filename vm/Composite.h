@@ -526,16 +526,34 @@ typename E::V einsum_(E& e, const std::string& subscripts, std::vector<typename 
       e.fail(fmt::format("output subscript '{}' names no input axis", out[i]));
     if (out.find(out[i]) != i) e.fail(fmt::format("output subscript '{}' is repeated", out[i]));
   }
-  // Every label's size, checked where known.
+  // Every label's size, checked where known; a size 1 broadcasts against another (NumPy's
+  // einsum: "bij,bjk->bik" with b 2 and 1).
   std::map<char, V> size;
   std::map<char, std::optional<int64_t>> known;
+  bool stretch = false;
   for (size_t k = 0; k < terms.size(); ++k)
     for (size_t a = 0; a < terms[k].size(); ++a) {
       char c = terms[k][a];
       auto d = e.knownDim(xs[k], static_cast<int64_t>(a));
-      if (known.count(c) && known[c] && d && *known[c] != *d)
-        e.fail(fmt::format("label '{}' has size {} and {}", c, *known[c], *d));
-      if (!known.count(c) || (!known[c] && d)) known[c] = d, size[c] = e.dim(xs[k], static_cast<int64_t>(a));
+      if (known.count(c) && known[c] && d && *known[c] != *d) {
+        if (*known[c] != 1 && *d != 1) e.fail(fmt::format("label '{}' has size {} and {}", c, *known[c], *d));
+        stretch = true;
+        if (*d == 1) continue;
+      }
+      if (!known.count(c) || (!known[c] && d) || (known[c] && d && *known[c] == 1 && *d != 1))
+        known[c] = d, size[c] = e.dim(xs[k], static_cast<int64_t>(a));
+    }
+  if (stretch)  // the operands with a size-1 axis where their label is larger, broadcast to it
+    for (size_t k = 0; k < terms.size(); ++k) {
+      bool here = false;
+      std::vector<V> dims;
+      for (size_t a = 0; a < terms[k].size(); ++a) {
+        char c = terms[k][a];
+        auto d = e.knownDim(xs[k], static_cast<int64_t>(a));
+        here = here || (d && *d == 1 && known[c] && *known[c] != 1);
+        dims.push_back(size[c]);
+      }
+      if (here) xs[k] = e.call("broadcast_to", {xs[k], e.list(dims)}, {});
     }
   auto ints = [&](const std::vector<int64_t>& v) {
     std::vector<V> l;
