@@ -205,8 +205,6 @@ auto Tracer::bi_rand(BuiltinCall& bc) -> TV {
   return TV::dyn(b_.random(nm == "rand" ? "uniform" : "normal", TensorType(d, dims)));
 }
 
-// seed(n) and permutation(n) in a graph fn: the runtime's, called when the fn runs (in
-// program order with its random draws), on the one generator eager code uses.
 // file:line:col of loc, for a runtime call's errors.
 auto Tracer::whereText(const Loc& loc) -> std::string {
   return loc.valid() && loc.file < vm_.sources().size()
@@ -214,6 +212,8 @@ auto Tracer::whereText(const Loc& loc) -> std::string {
              : "?";
 }
 
+// seed(n) and permutation(n) in a graph fn: the runtime's, called when the fn runs (in
+// program order with its random draws), on the one generator eager code uses.
 auto Tracer::bi_seed(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   ir::Value* n = integerArg(bc.need(0, "n"), "seed", "n", loc);
@@ -229,10 +229,8 @@ auto Tracer::bi_permutation(BuiltinCall& bc) -> TV {
   setLoc(loc);
   b_.assert_true(b_.binary(rt::BinaryOp::Ge, n, b_.constant(rt::Tensor::scalar_of(DType::I64, 0))),
                  "permutation(): 'n' must not be negative");
-  Dim size = Dim::symbolic(f_.fresh_sym());
-  if (nv.isStatic()) size = Dim::known(nv.sv.asInt());
-  if (nv.isDyn() && nv.dv->def() && nv.dv->def()->kind() == ir::OpKind::Dim)
-    size = nv.dv->def()->operand(0)->type.dims.at(static_cast<size_t>(nv.dv->def()->int_attr("axis")));
+  std::optional<Dim> known = countDim(nv);
+  Dim size = known ? *known : Dim::symbolic(f_.fresh_sym());
   return TV::dyn(b_.create(ir::OpKind::CallRuntime, {n}, {TensorType(DType::I64, {size})},
                            ir::AttrMap{{"callee", std::string("permutation")}, {"where", whereText(loc)}})
                      .result());

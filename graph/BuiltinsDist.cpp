@@ -20,9 +20,7 @@ auto Tracer::bi_dist(BuiltinCall& bc) -> TV {
     }
     break;
   }
-  std::string where = at.valid() && at.file < vm_.sources().size()
-                          ? fmt::format("{}:{}:{}", vm_.sources().file(at.file).path, at.line, at.col)
-                          : "?";
+  std::string where = whereText(at);
   std::string kind = nm.substr(6);  // _dist_allreduce → allreduce
   ir::AttrMap attrs{{"callee", "dist_" + kind}, {"where", where}};
   if (kind == "barrier") {

@@ -59,11 +59,8 @@ auto Tracer::bi_arange(BuiltinCall& bc) -> TV {
   DType dt = bc.dtypeArg(3, "dtype", ints ? DType::I64 : DType::F32);
   // arange(x.shape[i]) has the size of that dim; otherwise the run time knows it.
   Dim size = Dim::symbolic(f_.fresh_sym());
-  if (start.isStatic() && start.sv.asInt() == 0 && step.isStatic() && step.sv.asInt() == 1 && stop.isDyn() &&
-      stop.dv->def() && stop.dv->def()->kind() == ir::OpKind::Dim) {
-    const ir::Op* d = stop.dv->def();
-    size = d->operand(0)->type.dims.at(static_cast<size_t>(d->int_attr("axis")));
-  }
+  if (start.isStatic() && start.sv.asInt() == 0 && step.isStatic() && step.sv.asInt() == 1 && stop.isDyn())
+    if (std::optional<Dim> d = countDim(stop)) size = *d;
   DType bt = ints ? DType::I64 : DType::F64;  // the runtime's arange computes in int64 or double
   std::vector<ir::Value*> ops{materialize(start, loc, bt), materialize(stop, loc, bt), materialize(step, loc, bt)};
   setLoc(loc);
@@ -263,18 +260,25 @@ auto Tracer::bi_take(BuiltinCall& bc) -> TV {
   return gatherTV(bc.need(0, "x"), idx, axis, loc);
 }
 
-// 0, 1, ..., n - 1 (i64) for a count n: known at trace time, the size of a tensor's axis
-// (x.shape[k], maybe symbolic), or an integer known only at run time (then checked there not
-// to be negative, with `negative` as the message, a {} in it the count).
-auto Tracer::iotaOf(const TV& nv, const char* negative, const char* fn, const char* param, const Loc& loc) -> ir::Value* {
+// The dim a count names where the trace knows it: a non-negative integer known at trace
+// time, or the size of a tensor's axis (x.shape[k], maybe symbolic); nullopt otherwise.
+auto Tracer::countDim(const TV& nv) -> std::optional<Dim> {
   if (nv.isDyn() && nv.dv->def() && nv.dv->def()->kind() == ir::OpKind::Dim) {
     const ir::Op* op = nv.dv->def();
-    setLoc(loc);
-    return b_.iota(TensorType(DType::I64, {op->operand(0)->type.dims.at(static_cast<size_t>(op->int_attr("axis")))}), 0);
+    return op->operand(0)->type.dims.at(static_cast<size_t>(op->int_attr("axis")));
   }
-  if (nv.isStatic() && nv.sv.isScalar() && !nv.sv.isFloatScalar() && nv.sv.dtype() != DType::Bool && nv.sv.asInt() >= 0) {
+  if (nv.isStatic() && nv.sv.isScalar() && !nv.sv.isFloatScalar() && nv.sv.dtype() != DType::Bool && nv.sv.asInt() >= 0)
+    return Dim::known(nv.sv.asInt());
+  return std::nullopt;
+}
+
+// 0, 1, ..., n - 1 (i64) for a count n: its countDim, or an integer known only at run time
+// (then checked there not to be negative, with `negative` as the message, a {} in it the
+// count).
+auto Tracer::iotaOf(const TV& nv, const char* negative, const char* fn, const char* param, const Loc& loc) -> ir::Value* {
+  if (std::optional<Dim> d = countDim(nv)) {
     setLoc(loc);
-    return b_.iota(TensorType(DType::I64, {Dim::known(nv.sv.asInt())}), 0);
+    return b_.iota(TensorType(DType::I64, {*d}), 0);
   }
   ir::Value* n = integerArg(nv, fn, param, loc);
   setLoc(loc);

@@ -531,6 +531,7 @@ class Tracer {
   TV bi_seed(BuiltinCall& c);
   std::string whereText(const Loc& loc);
   TV bi_permutation(BuiltinCall& c);
+  std::optional<Dim> countDim(const TV& n);
   ir::Value* iotaOf(const TV& n, const char* negative, const char* fn, const char* param, const Loc& loc);
   TV bi_len(BuiltinCall& bc);
   TV bi_range(BuiltinCall& bc);
