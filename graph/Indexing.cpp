@@ -379,8 +379,7 @@ auto Tracer::updateTV(const TV& base, const Expr& target, const TV& v, const Loc
       // x[idx] = v with a tensor of indices: eager's scatter (rows of axis 0; a repeated index
       // takes the last value), a runtime call.
       DType it = typeOf(k).dtype;
-      if (it == DType::Bool)
-        fail(s.loc, "assigning through a boolean mask is not supported in graph fns (use where(mask, v, x))");
+      if (it == DType::Bool) return maskedUpdateTV(base, k, v, v, loc);
       if (it != DType::I32 && it != DType::I64) fail(s.loc, fmt::format("indices must be integers, got {}", typeOf(k).str()));
       ir::Value* x = materialize(base, loc);
       if (x->type.rank() == 0) fail(loc, "cannot index a scalar");
@@ -398,6 +397,41 @@ auto Tracer::updateTV(const TV& base, const Expr& target, const TV& v, const Loc
   ir::Value* val = materialize(v, loc, x->type.dtype);
   setLoc(loc);
   return TV::dyn(guarded(loc, [&] { return b_.update(x, val, idx); }));
+}
+
+// NumPy's x[mask] = v and x[mask] op= v, as eager mode runs them (vm/ValueOps.cpp), traced as
+// where(mask, value, x): the mask's shape is x's leading axes (size-1 axes appended for the
+// rest). How many elements the mask selects is known only at run time, so v must be one value
+// for every selected element or row: a scalar, or a shape that broadcasts against the axes the
+// mask leaves (v of the selected count, as eager mode allows, is not traceable).
+auto Tracer::maskedUpdateTV(const TV& x, const TV& mask, const TV& rhs, const TV& value, const Loc& loc) -> TV {
+  const ir::TensorType xt = typeOf(x), mt = typeOf(mask);
+  if (mt.rank() > xt.rank() || !std::equal(mt.dims.begin(), mt.dims.end(), xt.dims.begin()))
+    fail(loc, fmt::format("a boolean mask of shape {} does not match the indexed shape {} (its shape must be the "
+                              "tensor's leading axes)",
+                              ir::dims_str(mt.dims), ir::dims_str(xt.dims)));
+  const std::vector<ir::Dim> rest(xt.dims.begin() + mt.rank(), xt.dims.end());
+  const ir::TensorType vt = isNumeric(rhs) ? typeOf(rhs) : ir::TensorType();
+  bool fits = isNumeric(rhs) && vt.rank() <= static_cast<int64_t>(rest.size());
+  for (int64_t i = 1; fits && i <= vt.rank(); ++i) {
+    const ir::Dim& d = vt.dims[static_cast<size_t>(vt.rank() - i)];
+    fits = d == ir::Dim::known(1) || d == rest[rest.size() - static_cast<size_t>(i)];
+  }
+  if (!fits)
+    fail(loc, fmt::format("in a graph fn, a value assigned through a boolean mask must be {}, got {}: how many "
+                          "elements the mask selects is known only at run time",
+                          rest.empty() ? std::string("a scalar")
+                                       : fmt::format("a scalar or broadcast against the axes the mask leaves ({})",
+                                                     ir::dims_str(rest)),
+                          describe(rhs)));
+  TV m = mask;
+  for (size_t i = 0; i < rest.size(); ++i) {
+    std::vector<TV> args{m, TV::of(Value::i64(-1))};
+    m = builtin(builtinId("expand_dims"), args, {}, loc);
+  }
+  std::vector<TV> args{m, value, x};
+  TV r = builtin(builtinId("where"), args, {}, loc);
+  return TV::dyn(materialize(r, loc, xt.dtype));  // x keeps its dtype, as an assignment does
 }
 
 }  // namespace tdl::vm::trace

@@ -177,8 +177,10 @@ auto Tracer::exec(const Stmt& s) -> void {
 
 auto Tracer::assign(const Stmt& s) -> void {
   const Expr& target = *s.exprs[0];
+  TV rhs;
   auto compound = [&](const TV& cur) -> TV {
-    TV rhs = eval(*s.exprs[1]);
+    rhs = eval(*s.exprs[1]);
+    assignRhs_ = &rhs;
     if (s.assignOp == '=') return rhs;
     BinOp op = s.assignOp == '+' ? BinOp::Add : s.assignOp == '-' ? BinOp::Sub : s.assignOp == '*' ? BinOp::Mul : BinOp::Div;
     return binop(rtBinary(op), cur, rhs, s.loc, binOpcode(op));
@@ -216,6 +218,14 @@ auto Tracer::replacedPart(const TV& whole, const Expr& e, const std::function<TV
       size_t k = static_cast<size_t>(it - r.names->begin());
       r.items[k] = f(r.items[k]);
       return r;
+    }
+    if (e.subs.size() == 1 && !e.subs[0].isSlice && isNumeric(b)) {  // x[mask] = v, x[mask] op= v
+      TV k = eval(*e.subs[0].index);
+      if (isNumeric(k) && typeOf(k).dtype == DType::Bool && typeOf(k).rank() > 0) {
+        assignRhs_ = nullptr;
+        TV value = f(b);
+        return maskedUpdateTV(b, k, assignRhs_ ? *assignRhs_ : value, value, loc);
+      }
     }
     TV old = needOld ? indexTV(b, e, e.loc) : TV();  // x[i, j] = v
     return updateTV(b, e, f(old), loc);

@@ -195,4 +195,28 @@ void scatter(Tensor& x, const Tensor& idx, const Tensor& value) {
   for (size_t i = 0; i < ids.size(); ++i) std::memcpy(dst + ids[i] * row, src + i * row, row);
 }
 
+Shape mask_rows(const Shape& x, const Tensor& mask) {
+  if (mask.dtype() != DType::Bool) throw Error(fmt::format("a mask must be bool, got {}", mask.type_str()));
+  const Shape& m = mask.shape();
+  if (m.empty()) throw Error("a boolean mask used as an index needs at least one axis");
+  if (m.size() > x.size() || !std::equal(m.begin(), m.end(), x.begin()))
+    throw Error(fmt::format("a boolean mask of shape {} does not match the indexed shape {} (its shape must be the "
+                            "tensor's leading axes)",
+                            shape_str(m), shape_str(x)));
+  Shape rows{mask.numel()};
+  rows.insert(rows.end(), x.begin() + static_cast<std::ptrdiff_t>(m.size()), x.end());
+  return rows;
+}
+
+Tensor mask_indices(const Shape& x, const Tensor& mask) {
+  mask_rows(x, mask);  // checks the shapes
+  const bool* p = mask.data<bool>();
+  std::vector<int64_t> at;
+  for (int64_t i = 0; i < mask.numel(); ++i)
+    if (p[i]) at.push_back(i);
+  Tensor out = Tensor::empty(DType::I64, {static_cast<int64_t>(at.size())});
+  if (!at.empty()) std::memcpy(out.mutable_data<int64_t>(), at.data(), at.size() * sizeof(int64_t));
+  return out;
+}
+
 }  // namespace tdl::rt

@@ -56,4 +56,10 @@ Tensor gather(const Tensor& x, const Tensor& idx);
 // x[idx] = value for an integer tensor idx (rows along axis 0; later duplicates win).
 void scatter(Tensor& x, const Tensor& idx, const Tensor& value);
 
+// A boolean mask as integer indices (NumPy's x[mask]): the mask's shape must be x's leading
+// axes; the result is the i64 [count] positions of its true elements in row-major order,
+// which index x seen as [numel(mask), the rest of x's axes] (mask_rows gives that shape).
+Tensor mask_indices(const Shape& x, const Tensor& mask);
+Shape mask_rows(const Shape& x, const Tensor& mask);
+
 }  // namespace tdl::rt

@@ -96,9 +96,29 @@ bool isGather(const std::vector<uint8_t>& flags, const Value* regs) {
   return flags.size() == 1 && !(flags[0] & kSubSlice) && regs[0].isTensor();
 }
 
+// A bool tensor subscript (a single one): NumPy's mask, the elements (or rows) where it holds.
+bool isMask(const std::vector<uint8_t>& flags, const Value* regs) {
+  return isGather(flags, regs) && regs[0].as<TensorObj>()->t.dtype() == DType::Bool;
+}
+
+// x[mask] through the gather of its positions: x seen as [numel(mask), the rest] (a reshape
+// a tape records) and the i64 positions of the mask's true elements.
+struct MaskRows {
+  Value rows, idx;
+  rt::Shape shape;  // x's own
+};
+MaskRows maskRows(const Value& x, const Value& mask) {
+  const rt::Tensor& m = mask.as<TensorObj>()->t;
+  const rt::Tensor& t = x.as<TensorObj>()->t;
+  rt::Shape rows = rt::mask_rows(t.shape(), m);
+  MaskRows r{Value(), fromTensor(rt::mask_indices(t.shape(), m)), t.shape()};
+  r.rows = ad::recording() && x.node() != 0 ? ad::reshape(x, rows) : fromTensor(t.with_shape(rows));
+  return r;
+}
+
 const rt::Tensor& tensorIndex(const Value& v) {
   const rt::Tensor& t = v.as<TensorObj>()->t;
-  if (rt::is_float(t.dtype()) || t.dtype() == DType::Bool)
+  if (rt::is_float(t.dtype()))
     throw rt::Error(fmt::format("a tensor index must hold integers, got {}", t.type_str()));
   return t;
 }
@@ -150,6 +170,13 @@ void assignRecorded(Value& target, const PathDesc& path, size_t k, const Value* 
   const PathStep& s = path.steps[k];
   bool last = k + 1 == path.steps.size();
   const Value* regs = R + s.firstReg;
+  if (isMask(s.subs, regs)) {
+    MaskRows m = maskRows(target, regs[0]);
+    Value part = last ? v : ad::gather(m.rows, m.idx);
+    if (!last) assignStep(part, path, k + 1, R, v);
+    target = ad::reshape(ad::scatter(m.rows, m.idx, part), m.shape);
+    return;
+  }
   if (isGather(s.subs, regs)) {
     tensorIndex(regs[0]);
     Value part = last ? v : ad::gather(target, regs[0]);
@@ -210,6 +237,22 @@ void assignStep(Value& target, const PathDesc& path, size_t k, const Value* R, c
       }
       target.setNode(0);  // changed in place: no longer the value a tape knows
       rt::Tensor& t = uniqueTensor(target);
+      if (isMask(s.subs, regs)) {
+        const rt::Tensor& mask = regs[0].as<TensorObj>()->t;
+        const rt::Shape shape = t.shape();
+        rt::Tensor idx = rt::mask_indices(shape, mask);
+        rt::Tensor rows = t.with_shape(rt::mask_rows(shape, mask));
+        t = rt::Tensor();  // rows holds the storage alone: scattered in place
+        if (last) {
+          rt::scatter(rows, idx, valueFor(v, rows.dtype()));
+        } else {
+          Value part = fromTensor(rt::gather(rows, idx));
+          assignStep(part, path, k + 1, R, v);
+          rt::scatter(rows, idx, toTensor(part));
+        }
+        t = rows.with_shape(shape);
+        return;
+      }
       if (isGather(s.subs, regs)) {
         const rt::Tensor& idx = tensorIndex(regs[0]);
         if (last) {
@@ -338,6 +381,10 @@ Value indexValue(const Value& base, const std::vector<uint8_t>& flags, const Val
     case Tag::Tensor: {
       if (hasNewAxis(flags, regs)) [[unlikely]] return indexWithNewAxes(base, flags, regs);
       if (ad::recording() && base.node() != 0) [[unlikely]] {
+        if (isMask(flags, regs)) {
+          MaskRows m = maskRows(base, regs[0]);
+          return ad::gather(m.rows, m.idx);
+        }
         if (isGather(flags, regs)) {
           tensorIndex(regs[0]);  // checks the index dtype
           return ad::gather(base, regs[0]);
@@ -347,6 +394,10 @@ Value indexValue(const Value& base, const std::vector<uint8_t>& flags, const Val
       const rt::Tensor& t = base.as<TensorObj>()->t;
       int64_t off;
       if (elementOffset(t, flags, regs, off)) return elementValue(t, off);
+      if (isMask(flags, regs)) {
+        const rt::Tensor& mask = regs[0].as<TensorObj>()->t;
+        return fromTensor(rt::gather(t.with_shape(rt::mask_rows(t.shape(), mask)), rt::mask_indices(t.shape(), mask)));
+      }
       if (isGather(flags, regs)) return fromTensor(rt::gather(t, tensorIndex(regs[0])));
       return fromTensor(rt::get_index(t, indexSpec(flags, regs)));
     }
