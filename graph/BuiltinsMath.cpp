@@ -15,13 +15,14 @@ auto Tracer::bi_binaryOp(BuiltinCall& bc) -> TV {
   auto bop = rt::binary_by_name(nm);
   rt::BinaryParams p = rt::binary_params(*bop);
   TV* second = bc.arg(1, p.b.c_str());
-  return binop(*bop, bc.need(0, p.a.c_str()), second ? *second : TV::of(Value::weakFloat(p.b_default.value_or(0))), loc);
+  return binop(*bop, asArg(bc.need(0, p.a.c_str()), loc),
+               second ? asArg(*second, loc) : TV::of(Value::weakFloat(p.b_default.value_or(0))), loc);
 }
 
 auto Tracer::bi_clip(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
-  TV lo = binop(rt::BinaryOp::Maximum, bc.need(0, "x"), bc.need(1, "lo"), loc);
-  return binop(rt::BinaryOp::Minimum, lo, bc.need(2, "hi"), loc);
+  TV lo = binop(rt::BinaryOp::Maximum, asArg(bc.need(0, "x"), loc), asArg(bc.need(1, "lo"), loc), loc);
+  return binop(rt::BinaryOp::Minimum, lo, asArg(bc.need(2, "hi"), loc), loc);
 }
 
 auto Tracer::bi_where(BuiltinCall& bc) -> TV {

@@ -42,7 +42,7 @@ auto Tracer::eval(const Expr& e) -> TV {
           // its dtype), not where the string is printed.
           if (!p.spec.empty())
             guarded(p.expr->loc, [&] { return rt::format_with_spec(rt::zeros({}, v.dv->type.dtype), p.spec); });
-          holes.push_back(v);
+          holes.push_back(TV::dyn(materialize(v, p.expr->loc)));  // a weak float prints as f32
           format += p.spec.empty() ? std::string("{}") : fmt::format("{{:{}}}", p.spec);
           continue;
         }
@@ -91,7 +91,7 @@ auto Tracer::eval(const Expr& e) -> TV {
     case ExprKind::Unary: {
       TV x = eval(*e.kids[0]);
       if (e.unop == UnOp::Not) return notTV(condition(x, e.kids[0]->loc), e.loc);
-      return unop(e.unop == UnOp::Neg ? rt::UnaryOp::Neg : rt::UnaryOp::BitNot, x, e.loc);
+      return unop(e.unop == UnOp::Neg ? rt::UnaryOp::Neg : rt::UnaryOp::BitNot, x, e.loc, true);
     }
     case ExprKind::Binary: return binary(e);
     case ExprKind::Call: return call(e);
@@ -234,7 +234,7 @@ auto Tracer::fieldOf(const TV& b, const std::string& nm, const Loc& loc) -> TV {
   if (b.isDyn()) {
     const TensorType& t = b.dv->type;
     if (nm == "rank") return TV::of(Value::i64(t.rank()));
-    if (nm == "dtype") return TV::of(Value::dtype(t.dtype));
+    if (nm == "dtype") return TV::of(Value::dtype(usedDtype(b)));
     if (nm == "shape") {
       if (auto s = t.static_shape()) return TV::of(fromTensor(rt::Tensor::from_vector(*s, {static_cast<int64_t>(s->size())})));
       std::vector<TV> dims;

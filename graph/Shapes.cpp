@@ -27,7 +27,7 @@ auto Tracer::formatOf(const TV& t, std::vector<ir::Value*>& holes, const Loc& lo
     }
   }
   if (t.isDyn()) {
-    holes.push_back(t.dv);
+    holes.push_back(materialize(t, loc));  // a weak float prints as f32, as eagerly
     return "{}";
   }
   if (t.k == TV::Fmt) {

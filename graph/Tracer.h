@@ -61,7 +61,7 @@ struct TV {
   enum K : uint8_t { Undef, Static, Dyn, Seq, Rec, Fn, Range, Tape, GradFn, Fmt } k = Undef;
   Value sv;                 // Static; Fmt: the print format (`{}`/`{:spec}` holes, braces doubled)
   ir::Value* dv = nullptr;  // Dyn
-  bool weak = false;        // Dyn: a weak scalar (its IR dtype is the default dtype)
+  bool weak = false;        // Dyn: a weak scalar (its IR dtype the default, f64 for a weak float argument: weakWide)
   Tag seqTag = Tag::Tuple;  // Seq
   std::vector<TV> items;    // Seq / Rec fields / Fn captures / Range start, stop, step / Fmt holes
   Names names;              // Rec (a dict: seqTag Tag::Dict, its keys in names)
@@ -165,6 +165,12 @@ class Tracer {
   // The type a numeric trace value has in the IR, and whether it is weak.
   TensorType typeOf(const TV& t);
   bool weakOf(const TV& t) const { return t.isDyn() ? t.weak : (t.sv.isScalar() && t.sv.weak()); }
+  // A weak float argument, carried as f64 (its exact value, graph/Signatures.cpp).
+  static bool weakWide(const TV& t) { return t.isDyn() && t.weak && t.dv->type.rank() == 0 && t.dv->type.dtype == DType::F64; }
+  // The dtype t has where it is used as a tensor: a weak float's default f32, as eagerly.
+  DType usedDtype(const TV& t) { return weakWide(t) ? DType::F32 : typeOf(t).dtype; }
+  // A builtin's argument: a weak float argument (weakWide) as its default f32, as eagerly.
+  TV asArg(const TV& t, const Loc& loc) { return weakWide(t) ? TV::dyn(materialize(t, loc)) : t; }
 
   // A numeric trace value as an IR value (of dtype `dt` when given: weak scalars convert
   // exactly, strong values are cast).
@@ -201,7 +207,9 @@ class Tracer {
 
   static Value proxy(DType d);
 
-  TV unop(rt::UnaryOp op, const TV& x, const Loc& loc);
+  // keepWeak: an operator (-x, ~x), whose result on a weak scalar stays weak; a builtin's
+  // (exp(x), abs(x)) takes the weak value's default dtype, as eagerly.
+  TV unop(rt::UnaryOp op, const TV& x, const Loc& loc, bool keepWeak = false);
 
   TV castTV(const TV& x, DType d, const Loc& loc);
 

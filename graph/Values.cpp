@@ -11,6 +11,7 @@ auto Tracer::typeOf(const TV& t) -> TensorType {
 }
 
 auto Tracer::materialize(const TV& t, const Loc& loc, std::optional<DType> dt) -> ir::Value* {
+  if (!dt && weakWide(t)) dt = DType::F32;  // used as a tensor: its default dtype, as eagerly
   if (t.isDyn()) {
     if (dt && *dt != t.dv->type.dtype) {
       setLoc(loc);
@@ -137,6 +138,9 @@ auto Tracer::binop(rt::BinaryOp op, const TV& a, const TV& b, const Loc& loc, st
     DType d = guarded(loc, [&] { return weakTarget(b.isStatic() ? b.sv : proxy(tb.dtype), ta.dtype); });
     x = materialize(a, loc);
     y = materialize(b, loc, d);
+  } else if (wa && wb && (weakWide(a) || weakWide(b))) {  // weak floats combine exactly, as eagerly
+    x = materialize(a, loc, ta.dtype == DType::Bool ? DType::Bool : DType::F64);
+    y = materialize(b, loc, tb.dtype == DType::Bool ? DType::Bool : DType::F64);
   } else {
     x = materialize(a, loc);
     y = materialize(b, loc);
@@ -152,9 +156,9 @@ auto Tracer::commonDtype(const std::vector<TV>& xs, const Loc& loc) -> DType {
   std::optional<DType> strong;
   for (const TV& x : xs)
     if (!weakOf(x)) strong = strong ? rt::promote(*strong, typeOf(x).dtype) : typeOf(x).dtype;
-  DType common = strong ? *strong : typeOf(xs.at(0)).dtype;
+  DType common = strong ? *strong : usedDtype(xs.at(0));
   for (const TV& x : xs) {
-    DType d = typeOf(x).dtype;
+    DType d = usedDtype(x);
     if (strong && weakOf(x)) d = guarded(loc, [&] { return weakTarget(x.isStatic() ? x.sv : proxy(d), *strong); });
     common = rt::promote(common, d);
   }
@@ -167,7 +171,7 @@ auto Tracer::proxy(DType d) -> Value {
   return Value::i64(0, true);
 }
 
-auto Tracer::unop(rt::UnaryOp op, const TV& x, const Loc& loc) -> TV {
+auto Tracer::unop(rt::UnaryOp op, const TV& x, const Loc& loc, bool keepWeak) -> TV {
   if (x.isStatic() && !tapedStatic(x)) {
     try {
       return TV::of(unaryValues(op, x.sv));
@@ -175,9 +179,10 @@ auto Tracer::unop(rt::UnaryOp op, const TV& x, const Loc& loc) -> TV {
       fail(loc, e.what());
     }
   }
-  ir::Value* v = materialize(x, loc);
+  const bool weak = keepWeak && x.isDyn() && x.weak;
+  ir::Value* v = weak ? x.dv : materialize(x, loc);
   setLoc(loc);
-  return TV::dyn(guarded(loc, [&] { return b_.unary(op, v); }), x.isDyn() && x.weak);
+  return TV::dyn(guarded(loc, [&] { return b_.unary(op, v); }), weak);
 }
 
 auto Tracer::castTV(const TV& x, DType d, const Loc& loc) -> TV {
