@@ -106,11 +106,7 @@ std::optional<V> k_BroadcastDyn(const Op& op, const V& in) {
   return V{rt::broadcast_to(in[0], s)};
 }
 std::optional<V> k_Arange(const Op& op, const V& in) {
-  DType dt = op.result()->type.dtype;
-  bool ints = !rt::is_float(in[0].dtype()) && !rt::is_float(in[1].dtype()) && !rt::is_float(in[2].dtype());
-  if (ints && !rt::is_float(dt))
-    return V{rt::cast(rt::arange_int(in[0].scalar_as_int64(), in[1].scalar_as_int64(), in[2].scalar_as_int64()), dt)};
-  return V{rt::arange(in[0].item_double(0), in[1].item_double(0), in[2].item_double(0), rt::is_float(dt) ? dt : DType::F32)};
+  return V{rt::arange_of(in[0], in[1], in[2], op.result()->type.dtype)};
 }
 std::optional<V> k_Transpose(const Op& op, const V& in) { return V{rt::transpose(in[0], op.ints_attr("perm"))}; }
 std::optional<V> k_Concat(const Op& op, const V& in) { return V{rt::concat(in, op.int_attr("axis"))}; }

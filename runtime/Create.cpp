@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "Convert.h"
+#include "Elementwise.h"
 #include "Error.h"
 #include "ShapeOps.h"
 #include "ThreadPool.h"
@@ -68,6 +69,27 @@ Tensor arange(double start, double stop, double step, DType dtype) {
     for (int64_t i = 0; i < n; ++i) p[i] = convert<T>(start + static_cast<double>(i) * step);
   });
   return t;
+}
+
+Tensor arange_of(const Tensor& start, const Tensor& stop, const Tensor& step, DType dtype) {
+  const bool ints = !is_float(start.dtype()) && !is_float(stop.dtype()) && !is_float(step.dtype());
+  if (ints && !is_float(dtype))
+    return cast(arange_int(start.scalar_as_int64(), stop.scalar_as_int64(), step.scalar_as_int64()), dtype);
+  const double a = start.item_double(0), b = stop.item_double(0), h = step.item_double(0);
+  if (is_float(dtype)) return arange(a, b, h, dtype);
+  // An integer dtype with float bounds, NumPy's rule: the count of the float range, from
+  // int(start) by int(start + step) - int(start).
+  Tensor counted = arange(a, b, h, DType::F64);
+  const int64_t n = counted.numel();
+  auto whole = [](double v) {
+    if (!(std::fabs(v) < 9.2e18)) throw Error("arange: the bounds must fit an integer dtype");
+    return static_cast<int64_t>(v);
+  };
+  const int64_t first = n > 0 ? whole(a) : 0, delta = n > 0 ? whole(a + h) - first : 0;
+  Tensor t = Tensor::empty(DType::I64, {n});
+  int64_t* p = t.mutable_data<int64_t>();
+  for (int64_t i = 0; i < n; ++i) p[i] = first + i * delta;
+  return cast(t, dtype);
 }
 
 Tensor linspace(double a, double b, int64_t n, DType dtype) {

@@ -72,16 +72,19 @@ Value arange(Interpreter&, CallArgs& call) {
     if (!v->isScalar()) throw rt::Error(fmt::format("arange(): bounds must be numbers, got {}", typeText(*v)));
   bool ints = isIntegral(start) && isIntegral(stop) && isIntegral(step);
   DType dt = a.dtype(3, ints ? DType::I64 : DType::F32);
-  // The runtime's rules and errors (graph fns call the same functions).
-  if (!rt::is_float(dt) && ints) return fromTensor(rt::cast(rt::arange_int(start.rawInt(), stop.rawInt(), step.rawInt()), dt));
-  return fromTensor(rt::arange(start.asDouble(), stop.asDouble(), step.asDouble(), rt::is_float(dt) ? dt : DType::F32));
+  // The runtime's rule and errors (graph fns call the same function); float bounds exactly.
+  auto bound = [](const Value& v) { return scalarTensor(v, v.isFloatScalar() ? DType::F64 : DType::I64); };
+  return fromTensor(rt::arange_of(bound(start), bound(stop), bound(step), dt));
 }
 
 Value linspace(Interpreter&, CallArgs& call) {
   Args a("linspace", call, {"start", "stop", "num", "dtype"}, 3);
   int64_t n = a.integer(2);
   if (n < 0) a.fail("'num' must not be negative");
-  return fromTensor(rt::linspace(a.number(0), a.number(1), n, a.dtype(3, DType::F32)));
+  // A weak bound is exact (linspace(0.1, 0.3, 3, dtype=f64) is [0.1, 0.2, 0.3]), as arange's
+  // and graph fns' are.
+  auto bound = [&](size_t i) { return a[i].isScalar() && a[i].weak() ? a[i].asDouble() : a.number(i); };
+  return fromTensor(rt::linspace(bound(0), bound(1), n, a.dtype(3, DType::F32)));
 }
 
 Value eye(Interpreter&, CallArgs& call) {

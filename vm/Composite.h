@@ -15,7 +15,7 @@
 //   bool isNone(i)
 //   std::vector<int64_t> sizesArg(i)  an int or a list of ints known now; isScalarArg(i): an int
 //   [[noreturn]] fail(msg)           "NAME(): msg"
-//   bool numeric(V)  int64_t rank(V)  std::string describe(V) (its type, in errors)
+//   bool numeric(V)  bool floating(V)  int64_t rank(V)  std::string describe(V) (its type, in errors)
 //   std::optional<int64_t> knownDim(V, axis)   a dim known now (axis normalized)
 //   V dim(V, axis)                   the dim as an i64 scalar (known, or at run time)
 //   V call(name, {positional...}, {{keyword, V}...})   another builtin
@@ -105,10 +105,12 @@ typename E::V std_(E& e) {
   return e.un(UnaryOp::Sqrt, var_(e));
 }
 
-// norm(x, axis=none, keepdims=false): the 2-norm, sqrt(sum(x * x)).
+// norm(x, axis=none, keepdims=false): the 2-norm, sqrt(sum(x * x)); integers and bools as
+// floats first (their squares would wrap), as NumPy's.
 template <class E>
 typename E::V norm_(E& e) {
   auto x = tensorArg(e, 0, "x");
+  if (!e.floating(x)) x = e.bin(BinaryOp::Mul, x, e.num(1.0));
   return e.un(UnaryOp::Sqrt, e.call("sum", {e.bin(BinaryOp::Mul, x, x)}, reduceKw(e, 1, 2, false)));
 }
 
@@ -589,11 +591,13 @@ typename E::V einsum_(E& e, const std::string& subscripts, std::vector<typename 
     for (size_t a = 0; a < l.size(); ++a)
       for (size_t b = a + 1; b < l.size(); ++b)
         if (l[a] == l[b]) {
-          // x * eye on axes a and b, summed over b: the diagonal stays on axis a.
+          // x where eye on axes a and b (0 elsewhere, x's dtype kept), summed over b: the
+          // diagonal stays on axis a.
           std::vector<V> shape(l.size(), e.integer(1));
           shape[a] = size[l[a]], shape[b] = size[l[a]];
-          V mask = e.call("reshape", {e.call("eye", {size[l[a]]}, {}), e.list(shape)}, {});
-          xs[k] = e.call("sum", {e.bin(BinaryOp::Mul, xs[k], mask)}, {{"axis", e.integer(static_cast<int64_t>(b))}});
+          V mask = e.call("reshape", {e.bin(BinaryOp::Gt, e.call("eye", {size[l[a]]}, {}), e.num(0.5)), e.list(shape)}, {});
+          V kept = e.call("where", {mask, xs[k], e.call("zeros_like", {xs[k]}, {})}, {});
+          xs[k] = e.call("sum", {kept}, {{"axis", e.integer(static_cast<int64_t>(b))}});
           l.erase(b, 1);
           --b;
         }
