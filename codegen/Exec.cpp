@@ -74,7 +74,7 @@ void k_Print(const ir::Op& op, V& in, V&, HostOpEnv&) {
   rt::write_output(s, stdout);
 }
 
-void k_CallRuntime(const ir::Op& op, V& in, V& out, HostOpEnv&) {  // the dist module's collectives (graph/BuiltinsDist.cpp)
+void k_CallRuntime(const ir::Op& op, V& in, V& out, HostOpEnv& env) {  // the dist module's collectives (graph/BuiltinsDist.cpp)
   const std::string& callee = op.str_attr("callee");
   const std::string& where = op.str_attr("where");
   if (callee == "dist_allreduce") {
@@ -92,6 +92,10 @@ void k_CallRuntime(const ir::Op& op, V& in, V& out, HostOpEnv&) {  // the dist m
     rt::Tensor x = std::move(in[0]);  // copied first when shared (copy on write)
     rt::scatter(x, in[1], in[2]);
     out.push_back(std::move(x));
+  } else if (callee == "detach") {  // float(x) in graph fns: the value, no gradient (ir/autodiff/Grad.cpp)
+    out = std::move(in);
+  } else if (callee == "sum_to") {  // a broadcast's gradient where a symbolic dim may be 1 (ir/autodiff/Grad.cpp)
+    out.push_back(rt::sum_to(in[0], env.resolve(op.result()->type)));
   } else if (callee == "seed") {  // graph fns' seed(n) and permutation(n) (graph/BuiltinsCore.cpp)
     rt::seed(static_cast<uint64_t>(in[0].scalar_as_int64()));
   } else if (callee == "permutation") {

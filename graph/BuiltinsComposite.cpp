@@ -60,6 +60,11 @@ struct CompositeTrace {
     return d.is_known() ? std::optional<int64_t>(d.size) : std::nullopt;
   }
   V dim(const V& v, int64_t axis) { return t.dimTV(v, axis, bc.loc); }
+  bool sameDim(const V& x, int64_t a, const V& y, int64_t b) {
+    TensorType tx = t.typeOf(x), ty = t.typeOf(y);
+    return tx.dims.at(static_cast<size_t>(rt::normalize_axis(a, tx.rank()))) ==
+           ty.dims.at(static_cast<size_t>(rt::normalize_axis(b, ty.rank())));
+  }
   V call(const char* nm, std::vector<V> args, std::vector<std::pair<const char*, V>> kw) {
     std::vector<std::string> names;
     for (auto& [k, v] : kw) args.push_back(v), names.push_back(k);

@@ -48,7 +48,14 @@ auto Tracer::bi_int(BuiltinCall& bc) -> TV {
   TV& x = bc.need(0, "x");
   if (!x.isStatic() && !(isNumeric(x) && typeOf(x).is_scalar()))
     fail(loc, fmt::format("{}(): 'x' must be a number, got {}", nm, describe(x)));
-  return castTV(x, nm == "int" ? DType::I64 : DType::F32, loc);
+  TV r = castTV(x, nm == "int" ? DType::I64 : DType::F32, loc);
+  if (nm == "int" || !r.isDyn()) return r;
+  // float(x) is a number, not a tensor a tape follows (eager's Python float; PyTorch's
+  // float(t) detaches): no gradient flows through it.
+  setLoc(loc);
+  return TV::dyn(b_.create(ir::OpKind::CallRuntime, {r.dv}, {r.dv->type},
+                           ir::AttrMap{{"callee", std::string("detach")}, {"where", whereText(loc)}})
+                     .result());
 }
 
 auto Tracer::bi_sum(BuiltinCall& bc) -> TV {

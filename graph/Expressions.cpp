@@ -119,6 +119,12 @@ auto Tracer::normalize(TV r) -> TV {
 auto Tracer::globalValue(int module, int slot, const std::string& nm, const Loc& loc) -> TV {
   const Value& g = vm_.globalValue(module, slot);
   if (g.isUndef()) fail(loc, fmt::format("'{}' is used before its definition", nm));
+  if (g.isScalar() && g.isFloatScalar() && (!recording_.empty() || tapedScalars_.count({module, slot}))) {
+    // a tape may ask for its gradient (t.gradient(y, g), after the tape, reads the same value)
+    auto [it, fresh] = tapedScalars_.try_emplace({module, slot}, Value());
+    if (fresh) it->second = Value::object(Tag::Tensor, new TensorObj(scalarTensor(g, g.weak() ? DType::F64 : g.dtype())));
+    return TV::dyn(tensorConstant(it->second), g.weak());
+  }
   return TV::of(g);
 }
 

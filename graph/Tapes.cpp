@@ -22,6 +22,11 @@ auto Tracer::withTape(const Stmt& s) -> void {
   if (s.global) fail(s.loc, "internal: a global tape variable inside a graph fn");
   assignSlot(s.slot, ctx, s.loc, s.str);
   size_t idx = static_cast<size_t>(ctx.tape);
+  // The frame's float scalars become values the tape can follow (tapedScalars_).
+  for (TV& v : fr().st.slots)
+    if (v.isStatic() && v.sv.isScalar() && v.sv.isFloatScalar())
+      v = TV::dyn(tensorConstant(Value::object(Tag::Tensor, new TensorObj(scalarTensor(v.sv, v.sv.weak() ? DType::F64 : v.sv.dtype())))),
+                  v.sv.weak());
   tapeStart(tapes_[idx]);
   recording_.push_back(&tapes_[idx]);
   try {

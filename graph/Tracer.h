@@ -182,6 +182,10 @@ class Tracer {
   // `ones(...)` made while tracing flows to the same value the ops used.
   std::map<const Obj*, std::pair<Value, ir::Value*>> constants_;  // the Value pins the object
   size_t hoistedConstants_ = 0;                                  // at the top of the entry block
+  // A float scalar a tape may differentiate with respect to (a global's or a local's, read
+  // while a tape records): one IR constant for the variable, so that its uses and the
+  // gradient's source are the same value, as eager mode's tape follows the variable's value.
+  std::map<std::pair<int, int>, Value> tapedScalars_;  // (module, global slot) -> its tensor
   ir::Value* tensorConstant(const Value& v);
   // The insertion point `pos` of `block` as an op to re-find after ops were inserted above
   // it (hoisted constants): the op before it, or null for the block's start.

@@ -231,7 +231,12 @@ std::vector<Dim> broadcast_dims(const std::vector<Dim>& a, const std::vector<Dim
     const Dim& y = shorter[i];
     if (y.is_known() && y.size == 1) continue;
     if (x.is_known() && x.size == 1) { out[off + i] = y; continue; }
-    // Equal, or a run-time check (x stays the left operand's dim when both are symbols).
+    // Equal; a known size (the symbol is it or 1 at run time); or two symbols, either of which
+    // may be 1 at run time: a new symbol, bound by the result (NumPy's rule needs the sizes).
+    if (x.is_symbolic() && y.is_symbolic() && !(x == y)) {
+      out[off + i] = Dim::symbolic(kAnyDim);
+      continue;
+    }
     Dim left = &longer == &a ? x : y, right = &longer == &a ? y : x;
     out[off + i] = unify(left, right, broadcast_message(a, b));
   }

@@ -547,4 +547,22 @@ Tensor reduce(ReduceOp op, const Tensor& x_in, const Axes& axes, bool keepdims) 
   return out;
 }
 
+Tensor sum_to(const Tensor& g, const Shape& to) {
+  const Shape& gs = g.shape();
+  if (gs == to) return g;
+  const size_t rank = to.size();
+  if (gs.size() < rank) throw Error(fmt::format("internal: cannot sum shape {} to {}", shape_str(gs), shape_str(to)));
+  const size_t lead = gs.size() - rank;
+  std::vector<int64_t> axes;
+  for (size_t i = 0; i < gs.size(); ++i)
+    if (i < lead || (to[i - lead] == 1 && gs[i] != 1)) axes.push_back(static_cast<int64_t>(i));
+  Tensor r = axes.empty() ? g : reduce(ReduceOp::Sum, g, axes, false);
+  if (r.shape() != to) {
+    if (r.numel() != numel_of(to))
+      throw Error(fmt::format("internal: cannot sum shape {} to {}", shape_str(gs), shape_str(to)));
+    r = r.with_shape(to);  // size-1 axes the sum dropped
+  }
+  return r;
+}
+
 }  // namespace tdl::rt

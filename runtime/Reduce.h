@@ -19,6 +19,10 @@ std::string_view reduce_op_name(ReduceOp op);
 DType reduce_result_dtype(ReduceOp op, DType x);
 
 Tensor reduce(ReduceOp op, const Tensor& x, const Axes& axes = std::nullopt, bool keepdims = false);
+// The gradient of a broadcast back at its operand's shape `to`: g summed over its leading axes
+// and over the axes where `to` has 1 and g does not (graph fns' gradients where a symbolic dim
+// may be 1 at run time, ir/autodiff/Grad.cpp's fitTo).
+Tensor sum_to(const Tensor& g, const Shape& to);
 
 inline Tensor sum(const Tensor& x, const Axes& axes = std::nullopt, bool keepdims = false) { return reduce(ReduceOp::Sum, x, axes, keepdims); }
 inline Tensor mean(const Tensor& x, const Axes& axes = std::nullopt, bool keepdims = false) { return reduce(ReduceOp::Mean, x, axes, keepdims); }

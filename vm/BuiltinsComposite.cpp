@@ -40,6 +40,7 @@ struct Eager {
     return s[static_cast<size_t>(rt::normalize_axis(axis, static_cast<int64_t>(s.size())))];
   }
   V dim(const V& v, int64_t axis) const { return Value::i64(*knownDim(v, axis), true); }
+  bool sameDim(const V& x, int64_t a, const V& y, int64_t b) const { return knownDim(x, a) == knownDim(y, b); }
   V call(const char* nm, std::vector<V> vals, std::vector<std::pair<const char*, V>> kw) {
     std::vector<std::string> names;
     for (auto& [k, v] : kw) vals.push_back(v), names.push_back(k);

@@ -18,6 +18,7 @@
 //   bool numeric(V)  bool floating(V)  int64_t rank(V)  std::string describe(V) (its type, in errors)
 //   std::optional<int64_t> knownDim(V, axis)   a dim known now (axis normalized)
 //   V dim(V, axis)                   the dim as an i64 scalar (known, or at run time)
+//   bool sameDim(V, axis, V, axis)   two dims known now to be equal (the same size or symbol)
 //   V call(name, {positional...}, {{keyword, V}...})   another builtin
 //   V bin(BinaryOp, a, b)  V un(UnaryOp, x)           the operators, weak scalars as usual
 //   V num(double)  V integer(int64_t)  V boolean(bool)  V none()   weak constants
@@ -34,6 +35,7 @@
 #include <map>
 #include <numeric>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -545,6 +547,22 @@ typename E::V einsum_(E& e, const std::string& subscripts, std::vector<typename 
       if (!known.count(c) || (!known[c] && d) || (known[c] && d && *known[c] == 1 && *d != 1))
         known[c] = d, size[c] = e.dim(xs[k], static_cast<int64_t>(a));
     }
+  // A label whose dims are known only at run time (graph fns' symbols) and may differ, one
+  // of them 1: its size is their maximum, and every operand with it is broadcast to that.
+  std::map<char, std::pair<size_t, size_t>> first;  // operand, axis
+  std::set<char> runtime;
+  for (size_t k = 0; k < terms.size(); ++k)
+    for (size_t a = 0; a < terms[k].size(); ++a) {
+      char c = terms[k][a];
+      auto [it, fresh] = first.emplace(c, std::pair<size_t, size_t>{k, a});
+      if (fresh) continue;
+      const V& x0 = xs[it->second.first];
+      const auto a0 = static_cast<int64_t>(it->second.second), ak = static_cast<int64_t>(a);
+      if (e.sameDim(x0, a0, xs[k], ak) || (e.knownDim(x0, a0) && e.knownDim(xs[k], ak))) continue;
+      size[c] = e.call("maximum", {size[c], e.dim(xs[k], ak)}, {});
+      runtime.insert(c);
+      stretch = true;
+    }
   if (stretch)  // the operands with a size-1 axis where their label is larger, broadcast to it
     for (size_t k = 0; k < terms.size(); ++k) {
       bool here = false;
@@ -552,7 +570,7 @@ typename E::V einsum_(E& e, const std::string& subscripts, std::vector<typename 
       for (size_t a = 0; a < terms[k].size(); ++a) {
         char c = terms[k][a];
         auto d = e.knownDim(xs[k], static_cast<int64_t>(a));
-        here = here || (d && *d == 1 && known[c] && *known[c] != 1);
+        here = here || (d && *d == 1 && known[c] && *known[c] != 1) || runtime.count(c);
         dims.push_back(size[c]);
       }
       if (here) xs[k] = e.call("broadcast_to", {xs[k], e.list(dims)}, {});

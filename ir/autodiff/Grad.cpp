@@ -125,6 +125,13 @@ Value* zerosOf(Builder& b, const TensorType& t) {
   return b.broadcast_to(b.constant(rt::zeros({}, t.dtype)), t.dims);
 }
 
+// rt::sum_to at run time: g summed to `to`'s shape, once its symbols are known.
+Value* sumTo(Builder& b, Value* g, const TensorType& to) {
+  return b.create(OpKind::CallRuntime, {g}, {TensorType(g->type.dtype, to.dims)},
+                  AttrMap{{"callee", std::string("sum_to")}, {"where", std::string()}})
+      .result();
+}
+
 // g summed over the axes broadcasting added to `to`, cast to its dtype.
 Value* fitTo(Builder& b, Value* g, const TensorType& to) {
   if (g->type.dtype != to.dtype) g = b.cast(g, to.dtype);
@@ -143,7 +150,10 @@ Value* fitTo(Builder& b, Value* g, const TensorType& to) {
   }
   if (!axes.empty()) g = b.reduce(rt::ReduceOp::Sum, g, axes, true);
   if (g->type.dims != to.dims) {
+    bool symbolic = false;  // a dim of `to` known only at run time, maybe 1 where g's is not
+    for (const Dim& d : to.dims) symbolic = symbolic || d.is_symbolic();
     if (g->type.rank() < to.rank()) g = b.broadcast_to(g, to.dims);
+    else if (symbolic) g = sumTo(b, g, to);
     else g = b.reshape(g, to.dims);
   }
   return g;
@@ -496,6 +506,20 @@ class Grad {
       auto it = adj.find(r);
       gs.push_back(it != adj.end() ? it->second : zeros(r->type));
       types.push_back(op.operand(i)->type);
+    }
+    if (callee == "detach") return;  // float(x): no gradient flows through
+    if (callee == "sum_to") {  // its adjoint: broadcast back to the operand's shape
+      if (want(op.operand(0))) acc(adj, op.operand(0), b_.broadcast_to(gs[0], op.operand(0)->type.dims));
+      return;
+    }
+    if (callee == "scatter") {  // x[idx] = v: x's rows written get none, v its rows (as eager's)
+      Value *x = op.operand(0), *v = op.operand(2), *idx = fwd(op.operand(1));
+      if (want(x)) {
+        Value* none = b_.constant(rt::zeros({}, gs[0]->type.dtype));
+        acc(adj, x, b_.create(OpKind::CallRuntime, {gs[0], idx, none}, {gs[0]->type}, op.attrs).result());
+      }
+      if (want(v)) acc(adj, v, fitTo(b_, b_.create_inferred(OpKind::Take, {gs[0], idx}, {{"axis", int64_t{0}}}).result(), v->type));
+      return;
     }
     AttrMap attrs = op.attrs;
     std::vector<Value*> in = gs;
