@@ -74,7 +74,9 @@ auto Tracer::bi_sum(BuiltinCall& bc) -> TV {
   bool all = !ax || (ax->isStatic() && ax->sv.isNone());
   if (all) for (int64_t i = 0; i < rank; ++i) axes.push_back(i);
   else {
-    for (int64_t k : bc.staticAxes(*ax, "axis")) axes.push_back(guarded(loc, [&] { return rt::normalize_axis(k, rank); }));
+    std::vector<int64_t> given = bc.staticAxes(*ax, "axis");
+    guarded(loc, [&] { return rt::reduction_mask(given, rank); });  // eager's check and words (a repeated axis)
+    for (int64_t k : given) axes.push_back(guarded(loc, [&] { return rt::normalize_axis(k, rank); }));
   }
   setLoc(loc);
   if (nm == "argmax" || nm == "argmin") {

@@ -25,9 +25,14 @@ auto Tracer::bi_transpose(BuiltinCall& bc) -> TV {
 auto Tracer::bi_zeros(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   std::vector<ir::Value*> sizes;
-  std::vector<Dim> dims = shapeDims(bc.need(0, "shape"), loc, false, &sizes, nm.c_str());
+  TV& shape = bc.need(0, "shape");
+  if (isNumeric(shape) && !shape.isStatic() && rt::is_float(typeOf(shape).dtype))  // eager's words
+    fail(loc, fmt::format("{}(): 'shape' must be an integer vector, got {}", nm, describe(shape)));
+  std::vector<Dim> dims = shapeDims(shape, loc, false, &sizes, nm.c_str());
   DType d = bc.dtypeArg(nm == "full" ? 2 : 1, "dtype", DType::F32);
   TV fill = nm == "full" ? bc.need(1, "value") : TV::of(Value::weakFloat(nm == "ones" ? 1.0 : 0.0));
+  if (nm == "full" && isNumeric(fill) && typeOf(fill).rank() != 0)
+    fail(loc, fmt::format("full(): 'value' must be a scalar, got {}", describe(fill)));
   if (nm == "full" && !bc.arg(2, "dtype")) d = weakOf(fill) ? (fill.isStatic() ? fill.sv.dtype() : typeOf(fill).dtype) : typeOf(fill).dtype;
   return TV::dyn(broadcastShaped(materialize(fill, loc, d), dims, sizes, loc));
 }
@@ -179,8 +184,8 @@ auto Tracer::bi_tile(BuiltinCall& bc) -> TV {
   // NumPy tile: reshape to [1, s0, 1, s1, ...], broadcast to [r0, s0, r1, s1, ...], merge pairs.
   ir::Value* x = materialize(bc.need(0, "x"), loc);
   ir::IntList reps = bc.staticInts(bc.need(1, "reps"), "reps");
-  for (int64_t r : reps)
-    if (r < 0) fail(loc, fmt::format("tile: negative repetition {}", r));
+  for (int64_t r : reps)  // rt::tile's words
+    if (r < 0) fail(loc, fmt::format("tile: repetitions must be >= 0, got [{}]", fmt::join(reps, ", ")));
   size_t rank = std::max(static_cast<size_t>(x->type.rank()), reps.size());
   std::vector<Dim> dims(rank - static_cast<size_t>(x->type.rank()), Dim::known(1));
   dims.insert(dims.end(), x->type.dims.begin(), x->type.dims.end());
@@ -192,7 +197,10 @@ auto Tracer::bi_tile(BuiltinCall& bc) -> TV {
     wide.push_back(Dim::known(reps[i]));
     wide.push_back(dims[i]);
     if (reps[i] == 1) out.push_back(dims[i]);
-    else if (dims[i].is_known()) out.push_back(Dim::known(dims[i].size * reps[i]));
+    else if (int64_t m; dims[i].is_known()) {
+      if (__builtin_mul_overflow(dims[i].size, reps[i], &m)) fail(loc, "tile: the result is too large");
+      out.push_back(Dim::known(m));
+    }
     else fail(loc, "tile: repeating a dim of unknown size is not supported in graph fns yet");
   }
   setLoc(loc);
