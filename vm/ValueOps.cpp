@@ -237,31 +237,26 @@ void assignStep(Value& target, const PathDesc& path, size_t k, const Value* R, c
       }
       target.setNode(0);  // changed in place: no longer the value a tape knows
       rt::Tensor& t = uniqueTensor(target);
+      auto scatterInto = [&](rt::Tensor& dst, const rt::Tensor& idx) {  // dst[idx] = v, or its part below
+        if (last) {
+          rt::scatter(dst, idx, valueFor(v, dst.dtype()));
+          return;
+        }
+        Value part = fromTensor(rt::gather(dst, idx));
+        assignStep(part, path, k + 1, R, v);
+        rt::scatter(dst, idx, toTensor(part));
+      };
       if (isMask(s.subs, regs)) {
         const rt::Tensor& mask = regs[0].as<TensorObj>()->t;
         const rt::Shape shape = t.shape();
-        rt::Tensor idx = rt::mask_indices(shape, mask);
         rt::Tensor rows = t.with_shape(rt::mask_rows(shape, mask));
         t = rt::Tensor();  // rows holds the storage alone: scattered in place
-        if (last) {
-          rt::scatter(rows, idx, valueFor(v, rows.dtype()));
-        } else {
-          Value part = fromTensor(rt::gather(rows, idx));
-          assignStep(part, path, k + 1, R, v);
-          rt::scatter(rows, idx, toTensor(part));
-        }
+        scatterInto(rows, rt::mask_indices(shape, mask));
         t = rows.with_shape(shape);
         return;
       }
       if (isGather(s.subs, regs)) {
-        const rt::Tensor& idx = tensorIndex(regs[0]);
-        if (last) {
-          rt::scatter(t, idx, valueFor(v, t.dtype()));
-        } else {
-          Value part = fromTensor(rt::gather(t, idx));
-          assignStep(part, path, k + 1, R, v);
-          rt::scatter(t, idx, toTensor(part));
-        }
+        scatterInto(t, tensorIndex(regs[0]));
         return;
       }
       int64_t off;
