@@ -199,126 +199,204 @@ std::string format_tensor(const Tensor& t) {
 
 namespace {
 
-// Python's grouping option: `,` or `_` after the width ("{:,}", "{:>12,.2f}", "{:_x}"), which
-// fmt lacks. The number is formatted without fill, alignment and width, the separator put
-// every 3 digits of its integer part (every 4 for `_` with b, o, x, X), then padded.
-std::optional<std::string> format_grouped(const Tensor& t, const std::string& spec) {
+// A Python format spec, [[fill]align][sign][z][#][0][width][grouping][.precision][type],
+// parsed once (Python's format-spec mini-language; fmt lacks `=`, grouping, `z` and the
+// type-less float rule, so TDL lays numbers out itself and asks fmt only for digits).
+struct PySpec {
+  std::string fill = " ";  // one character (UTF-8)
+  bool fillGiven = false;
+  char align = '\0';  // < > ^ =, or none
+  char sign = '-';    // + - or space
+  bool z = false, alt = false, zero = false;
+  size_t width = 0;
+  char group = '\0';  // , or _
+  int prec = -1;
+  char type = '\0';  // b c d e E f F g G n o s x X %, or none
+};
+
+[[noreturn]] void bad_spec(const std::string& spec, const std::string& why) {
+  throw Error(fmt::format("invalid format spec '{}': {}", spec, why));
+}
+
+PySpec parse_spec(const std::string& s) {
+  PySpec r;
+  auto isAlign = [](char c) { return c == '<' || c == '>' || c == '^' || c == '='; };
   size_t p = 0;
-  if (spec.size() >= 2 && std::strchr("<>^=", spec[1])) p = 2;
-  else if (!spec.empty() && std::strchr("<>^=", spec[0])) p = 1;
-  const std::string align = spec.substr(0, p);
-  size_t flags = p;
-  if (p < spec.size() && std::strchr("+- ", spec[p])) ++p;
-  if (p < spec.size() && spec[p] == 'z') ++p;
-  if (p < spec.size() && spec[p] == '#') ++p;
-  bool zero = false;
-  if (p < spec.size() && spec[p] == '0') zero = true, ++p;
-  size_t w = p;
-  while (p < spec.size() && std::isdigit(static_cast<unsigned char>(spec[p]))) ++p;
-  if (p >= spec.size() || (spec[p] != ',' && spec[p] != '_')) return std::nullopt;
-  const char sep = spec[p];
-  const std::string width = spec.substr(w, p - w);
-  const std::string rest = spec.substr(p + 1);
-  if (rest.find_first_of(",_") != std::string::npos) throw Error(fmt::format("invalid format spec '{}': two grouping options", spec));
-  const char type = rest.empty() ? '\0' : rest.back();
-  const int every = sep == '_' && std::strchr("boxX", type) && type ? 4 : 3;
-  std::string sign = spec.substr(flags, w - flags - (zero ? 1 : 0));
-  std::string body = format_with_spec(t, sign + rest);
-  // The integer part: the first run of digits (hex digits for x, X) after any sign or prefix.
-  const bool hex = type == 'x' || type == 'X';
+  size_t first = s.empty() ? 0 : 1;  // the first character's bytes (a fill may be any character)
+  while (first < s.size() && (static_cast<unsigned char>(s[first]) & 0xC0) == 0x80) ++first;
+  if (first < s.size() && isAlign(s[first])) {
+    r.fill = s.substr(0, first), r.fillGiven = true, r.align = s[first], p = first + 1;
+  } else if (!s.empty() && isAlign(s[0])) {
+    r.align = s[0], p = 1;
+  }
+  if (p < s.size() && std::strchr("+- ", s[p])) r.sign = s[p++];
+  if (p < s.size() && s[p] == 'z') r.z = true, ++p;
+  if (p < s.size() && s[p] == '#') r.alt = true, ++p;
+  if (p < s.size() && s[p] == '0') r.zero = true, ++p;
+  size_t w0 = p;
+  while (p < s.size() && std::isdigit(static_cast<unsigned char>(s[p]))) ++p;
+  if (p - w0 > 9) bad_spec(s, "the width is too large");
+  if (p > w0) r.width = static_cast<size_t>(std::stoul(s.substr(w0, p - w0)));
+  if (p < s.size() && (s[p] == ',' || s[p] == '_')) {
+    r.group = s[p++];
+    if (p < s.size() && (s[p] == ',' || s[p] == '_')) bad_spec(s, "two grouping options");
+  }
+  if (p < s.size() && s[p] == '.') {
+    size_t q0 = ++p;
+    while (p < s.size() && std::isdigit(static_cast<unsigned char>(s[p]))) ++p;
+    if (p == q0) bad_spec(s, "a precision needs digits after the '.'");
+    if (p - q0 > 4) bad_spec(s, "the precision is too large");
+    r.prec = std::stoi(s.substr(q0, p - q0));
+  }
+  if (p < s.size() && std::strchr("bcdeEfFgGnosxX%", s[p])) r.type = s[p++];
+  if (p != s.size()) bad_spec(s, p + 1 == s.size() ? "invalid type specifier" : fmt::format("unexpected '{}'", s.substr(p)));
+  return r;
+}
+
+// The digits of `body` grouped by `sep` every `every` from its integer part's end: the first
+// run of digits (hex digits when hex) after any sign or 0x prefix.
+std::string group_digits(const std::string& body, char sep, int every, bool hex, size_t minDigits) {
   auto digit = [&](char ch) {
     return hex ? std::isxdigit(static_cast<unsigned char>(ch)) != 0 : std::isdigit(static_cast<unsigned char>(ch)) != 0;
   };
   size_t b = 0;
   while (b < body.size() && !digit(body[b])) ++b;
-  if (b + 1 < body.size() && body[b] == '0' && std::strchr("bBoOxX", body[b + 1])) b += 2;  // the 0x prefix
+  if (b + 1 < body.size() && body[b] == '0' && std::strchr("bBoOxX", body[b + 1])) b += 2;
   size_t e = b;
   while (e < body.size() && digit(body[e])) ++e;
-  const std::string head = body.substr(0, b), tail = body.substr(e);
-  auto group = [&](const std::string& run) {
+  std::string run = body.substr(b, e - b);
+  auto group = [&](const std::string& r) {
     std::string g;
-    for (size_t i = 0; i < run.size(); ++i) {
-      if (i > 0 && (run.size() - i) % every == 0) g += sep;
-      g += run[i];
+    for (size_t i = 0; i < r.size(); ++i) {
+      if (i > 0 && (r.size() - i) % static_cast<size_t>(every) == 0) g += sep;
+      g += r[i];
     }
     return g;
   };
-  std::string run = body.substr(b, e - b), grouped = group(run);
-  const size_t n = width.empty() ? 0 : static_cast<size_t>(std::stoll(width));
-  if (zero && align.empty()) {
-    // Zero padding is grouped too, and never starts with a separator (Python's rule).
-    while (head.size() + grouped.size() + tail.size() < n || grouped[0] == sep) grouped = group(run = "0" + run);
-  }
-  body = head + grouped + tail;
-  if (width.empty()) return body;
-  return fmt::format(fmt::runtime("{:" + (align.empty() ? std::string(">") : align) + width + "}"), body);
+  std::string grouped = group(run);
+  // Zero padding is grouped too, and never starts with a separator (Python's rule).
+  while (b + grouped.size() + (body.size() - e) < minDigits || (!grouped.empty() && grouped[0] == sep))
+    grouped = group(run = "0" + run);
+  return body.substr(0, b) + grouped + body.substr(e);
 }
 
-// A float under a spec with no type letter (Python's None type): `text` is its shortest
-// text (TDL's, as printed). Without a precision that text; with one, like 'g' at that many
-// significant digits except that fixed notation keeps a digit after the point and scientific
-// starts at exponent precision - 1 ("{:.3}" of 3.14159 is 3.14, of 100.0 is 1e+02, of 3.0
-// is 3.0). Then sign, fill, alignment (right, as for every number) and width. nullopt: a
-// spec this does not parse (fmt reports it).
-std::optional<std::string> format_float_untyped(double x, const std::string& text, const std::string& spec) {
-  size_t p = 0;
-  char fill = ' ', align = '\0';
-  auto isAlign = [](char c) { return c == '<' || c == '>' || c == '^' || c == '='; };
-  if (spec.size() >= 2 && isAlign(spec[1])) fill = spec[0], align = spec[1], p = 2;
-  else if (!spec.empty() && isAlign(spec[0])) align = spec[0], p = 1;
-  char sign = '-';
-  if (p < spec.size() && (spec[p] == '+' || spec[p] == '-' || spec[p] == ' ')) sign = spec[p++];
-  bool zero = false;
-  if (p < spec.size() && spec[p] == '0') zero = true, ++p;
-  size_t w0 = p;
-  while (p < spec.size() && std::isdigit(static_cast<unsigned char>(spec[p]))) ++p;
-  size_t width = p > w0 ? static_cast<size_t>(std::stoul(spec.substr(w0, p - w0))) : 0;
-  int prec = -1;
-  if (p < spec.size() && spec[p] == '.') {
-    size_t q0 = ++p;
-    while (p < spec.size() && std::isdigit(static_cast<unsigned char>(spec[p]))) ++p;
-    if (p == q0 || p - q0 > 3) return std::nullopt;
-    prec = std::stoi(spec.substr(q0, p - q0));
-  }
-  if (p != spec.size()) return std::nullopt;
-  bool neg = std::signbit(x) && !std::isnan(x);
-  double a = std::fabs(x);
-  std::string body;
-  if (!std::isfinite(a)) {
-    body = std::isnan(a) ? "nan" : "inf";
-  } else if (prec < 0) {
-    body = !text.empty() && text[0] == '-' ? text.substr(1) : text;
-  } else {
-    int digits = std::max(prec, 1);
-    std::string e = fmt::format("{:.{}e}", a, digits - 1);  // the exponent after rounding
-    int exp = std::stoi(e.substr(e.find('e') + 1));
-    if (exp >= -4 && exp < digits - 1) {
-      body = fmt::format("{:.{}f}", a, digits - 1 - exp);
-      if (body.find('.') != std::string::npos) {
-        while (body.back() == '0') body.pop_back();
-        if (body.back() == '.') body += '0';
-      } else {
-        body += ".0";
-      }
+// A float without a type letter (Python's None type): `shortest` (TDL's text of its dtype)
+// without a precision; with one, like 'g' at that many significant digits except that fixed
+// notation keeps a digit after the point and scientific starts at exponent precision - 1
+// ("{:.3}" of 3.14159 is 3.14, of 100.0 is 1e+02, of 3.0 is 3.0). |x|, no sign.
+std::string untyped_float(double a, const std::string& shortest, int prec) {
+  if (prec < 0) return !shortest.empty() && shortest[0] == '-' ? shortest.substr(1) : shortest;
+  int digits = std::max(prec, 1);
+  std::string e = fmt::format("{:.{}e}", a, digits - 1);  // the exponent after rounding
+  int exp = std::stoi(e.substr(e.find('e') + 1));
+  if (exp >= -4 && exp < digits - 1) {
+    std::string body = fmt::format("{:.{}f}", a, digits - 1 - exp);
+    if (body.find('.') != std::string::npos) {
+      while (body.back() == '0') body.pop_back();
+      if (body.back() == '.') body += '0';
     } else {
-      size_t ep = e.find('e');
-      std::string mant = e.substr(0, ep);
-      if (mant.find('.') != std::string::npos) {
-        while (mant.back() == '0') mant.pop_back();
-        if (mant.back() == '.') mant.pop_back();
-      }
-      body = mant + e.substr(ep);
+      body += ".0";
+    }
+    return body;
+  }
+  size_t ep = e.find('e');
+  std::string mant = e.substr(0, ep);
+  if (mant.find('.') != std::string::npos) {
+    while (mant.back() == '0') mant.pop_back();
+    if (mant.back() == '.') mant.pop_back();
+  }
+  return mant + e.substr(ep);
+}
+
+// One number under a parsed spec: its sign, its digits (grouped), then fill and alignment.
+std::string format_number(const Tensor& t, const PySpec& s, const std::string& spec) {
+  const bool isFloat = t.dtype() == DType::F32 || t.dtype() == DType::F64;
+  const bool floatType = s.type && std::strchr("eEfFgG%", s.type);
+  if (isFloat && s.type && !floatType && s.type != 'n')
+    throw Error(fmt::format("format spec '{}' needs an integer, got a float", spec));
+  if (s.type == 's') throw Error(fmt::format("format spec '{}' needs a string, got a number", spec));
+  bool neg = false;
+  std::string body;  // the digits, without sign or padding
+  if (t.dtype() == DType::Bool) {  // its text, as a string is laid out (left by default)
+    if ((s.type && s.type != 's') || s.align == '=' || s.group || s.sign != '-' || s.z || s.alt)
+      throw Error(fmt::format("format spec '{}' does not apply to a bool", spec));
+    body = format_element(t, 0);
+    if (s.prec >= 0) body = body.substr(0, static_cast<size_t>(s.prec));
+  } else if (isFloat || floatType) {
+    double x = t.scalar_as_double();
+    neg = std::signbit(x) && !std::isnan(x);
+    const double a = std::fabs(x);
+    const int prec = s.prec < 0 ? 6 : s.prec;
+    const std::string alt = s.alt ? "#" : "";
+    if (!std::isfinite(a)) {
+      body = std::isnan(a) ? "nan" : "inf";
+      if (s.type && std::isupper(static_cast<unsigned char>(s.type))) body = std::isnan(a) ? "NAN" : "INF";
+      if (s.type == '%') body += '%';
+    } else if (s.type == '%') {
+      body = fmt::format(fmt::runtime("{:" + alt + ".{}f}%"), a * 100.0, prec);
+    } else if (s.type && s.type != 'n') {
+      body = fmt::format(fmt::runtime("{:" + alt + ".{}" + std::string(1, s.type) + "}"), a, prec);
+    } else if (s.alt || (s.type == 'n' && s.prec >= 0)) {
+      body = fmt::format(fmt::runtime("{:" + alt + ".{}g}"), a, prec);
+    } else {
+      body = untyped_float(a, isFloat ? format_element(t, 0) : format_float(a, DType::F64), s.prec);
+    }
+    if (s.z && neg && body.find_first_of("123456789") == std::string::npos) neg = false;  // -0.00 as 0.00
+  } else {
+    if (s.prec >= 0) throw Error(fmt::format("format spec '{}': an integer takes no precision", spec));
+    const int64_t v = t.scalar_as_int64();
+    neg = v < 0;
+    const uint64_t a = neg ? uint64_t{0} - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
+    if (s.type == 'c') {
+      if (neg || a > 0x10FFFF) throw Error(fmt::format("format spec '{}': {} is not a character code (0 to 0x10FFFF)", spec, v));
+      uint32_t c = static_cast<uint32_t>(a);
+      if (c < 0x80) body = std::string(1, static_cast<char>(c));
+      else if (c < 0x800) body = {static_cast<char>(0xC0 | (c >> 6)), static_cast<char>(0x80 | (c & 0x3F))};
+      else if (c < 0x10000)
+        body = {static_cast<char>(0xE0 | (c >> 12)), static_cast<char>(0x80 | ((c >> 6) & 0x3F)), static_cast<char>(0x80 | (c & 0x3F))};
+      else
+        body = {static_cast<char>(0xF0 | (c >> 18)), static_cast<char>(0x80 | ((c >> 12) & 0x3F)),
+                static_cast<char>(0x80 | ((c >> 6) & 0x3F)), static_cast<char>(0x80 | (c & 0x3F))};
+      neg = false;
+    } else {
+      const char type = s.type == 'n' || !s.type ? 'd' : s.type;
+      body = fmt::format(fmt::runtime(std::string("{:") + (s.alt ? "#" : "") + type + "}"), a);
     }
   }
-  std::string signText = neg ? "-" : sign == '+' ? "+" : sign == ' ' ? " " : "";
-  if (body.size() + signText.size() >= width) return signText + body;
-  size_t pad = width - body.size() - signText.size();
-  if (zero && align == '\0') return signText + std::string(pad, '0') + body;
-  switch (align == '\0' ? '>' : align) {
-    case '<': return signText + body + std::string(pad, fill);
-    case '^': return std::string(pad / 2, fill) + signText + body + std::string(pad - pad / 2, fill);
-    case '=': return signText + std::string(pad, fill) + body;
-    default: return std::string(pad, fill) + signText + body;
+  std::string sign = neg ? "-" : s.sign == '+' ? "+" : s.sign == ' ' ? " " : "";
+  // `0` before the width: fill 0 (unless a fill is given) after the sign (unless aligned).
+  const std::string fill = s.zero && !s.fillGiven ? "0" : s.fill;
+  const char align = s.align ? s.align : t.dtype() == DType::Bool ? '<' : s.zero ? '=' : '>';
+  if (s.group) {
+    const bool radix = s.type && std::strchr("boxX", s.type);
+    const int every = s.group == '_' && radix ? 4 : 3;
+    // Zero fill between the sign and the digits is grouped (Python's "{:010,}").
+    const size_t minDigits = fill == "0" && align == '=' && s.width > sign.size() ? s.width - sign.size() : 0;
+    body = group_digits(body, s.group, every, s.type == 'x' || s.type == 'X', minDigits);
+  }
+  // Characters, not bytes, count toward the width.
+  auto length = [](const std::string& x) {
+    size_t n = 0;
+    for (unsigned char ch : x) n += (ch & 0xC0) != 0x80;
+    return n;
+  };
+  const size_t used = length(sign) + length(body);
+  if (used >= s.width) return sign + body;
+  const size_t pad = s.width - used;
+  auto fills = [&](size_t n) {
+    std::string out;
+    for (size_t i = 0; i < n; ++i) out += fill;
+    return out;
+  };
+  switch (align) {
+    case '<': return sign + body + fills(pad);
+    case '^': return fills(pad / 2) + sign + body + fills(pad - pad / 2);
+    case '=': {
+      // After the sign, and after a 0x prefix, as Python's.
+      size_t cut = body.size() > 1 && body[0] == '0' && std::strchr("bBoOxX", body[1]) && s.alt ? 2 : 0;
+      return sign + body.substr(0, cut) + fills(pad) + body.substr(cut);
+    }
+    default: return fills(pad) + sign + body;
   }
 }
 
@@ -326,50 +404,9 @@ std::optional<std::string> format_float_untyped(double x, const std::string& tex
 
 std::string format_with_spec(const Tensor& t, const std::string& spec) {
   if (spec.empty()) return format_tensor(t);
-  if (t.rank() == 0)
-    if (auto g = format_grouped(t, spec)) return *g;
-  std::string f = "{:" + spec + "}";
+  const PySpec s = parse_spec(spec);  // its errors name the spec
   try {
-    if (t.rank() == 0) {
-      char type = spec.back();
-      bool floatType = type == 'f' || type == 'F' || type == 'e' || type == 'E' || type == 'g' || type == 'G' ||
-                       type == '%';
-      std::string text = format_element(t, 0);
-      if (t.dtype() == DType::Bool) return fmt::format(fmt::runtime(f), text);
-      bool isFloat = t.dtype() == DType::F32 || t.dtype() == DType::F64;
-      if (isFloat || floatType) {
-        if (type == 'd') throw Error(fmt::format("format spec '{}' needs an integer, got a float", spec));
-        double x = t.scalar_as_double();
-        if (std::isnan(x)) x = std::fabs(x);  // NaN has no sign to show (x86's default NaN has its sign bit set)
-        if (type == '%') {
-          std::string g = "{:" + spec.substr(0, spec.size() - 1) + "f}%";
-          return fmt::format(fmt::runtime(g), x * 100.0);
-        }
-        if (!floatType && isFloat)
-          if (auto r = format_float_untyped(x, text, spec)) return *r;
-        if (t.dtype() == DType::F32 && !floatType) return fmt::format(fmt::runtime(f), static_cast<float>(x));
-        return fmt::format(fmt::runtime(f), x);
-      }
-      // Python's '=' alignment (padding between the sign and the digits), which fmt lacks.
-      size_t eq = spec.size() >= 2 && spec[1] == '=' ? 1 : !spec.empty() && spec[0] == '=' ? 0 : std::string::npos;
-      if (eq != std::string::npos) {
-        char fill = eq == 1 ? spec[0] : ' ';
-        std::string rest = spec.substr(eq + 1);
-        size_t p = 0;
-        std::string head;
-        while (p < rest.size() && std::strchr("+- #", rest[p])) head += rest[p++];
-        if (p < rest.size() && rest[p] == '0') ++p;  // the fill is said already
-        size_t w0 = p;
-        while (p < rest.size() && std::isdigit(static_cast<unsigned char>(rest[p]))) ++p;
-        size_t width = p > w0 ? static_cast<size_t>(std::stoul(rest.substr(w0, p - w0))) : 0;
-        std::string body = fmt::format(fmt::runtime("{:" + head + rest.substr(p) + "}"), t.scalar_as_int64());
-        size_t cut = !body.empty() && std::strchr("+- ", body[0]) ? 1 : 0;
-        if (body.size() > cut + 1 && body[cut] == '0' && std::strchr("bBoOxX", body[cut + 1])) cut += 2;  // 0x prefix
-        if (body.size() < width) body.insert(cut, width - body.size(), fill);
-        return body;
-      }
-      return fmt::format(fmt::runtime(f), t.scalar_as_int64());
-    }
+    if (t.rank() == 0) return format_number(t, s, spec);
     // A tensor: the spec applied to every element (SPEC §12), laid out as print does.
     return format_tensor_with(t, &spec);
   } catch (const fmt::format_error& e) {
