@@ -38,6 +38,7 @@ struct Version {
   int64_t optimizedAt = 0;  // the call from which it served (0: not yet)
   bool cached = false;  // the code came from the compile cache on disk
   std::string skeleton;  // the parameters by name and structure, '\x01' for each leaf (report())
+  std::vector<std::tuple<int, int, Value>> globals;  // the top-level values its trace read
 };
 
 // An argument's structure for --trace-report: records with their field names, tuples,
@@ -166,6 +167,15 @@ class GraphCache : public GraphFnCache {
     Version* v = nullptr;
     for (auto& c : versions)
       if (c->key == key && matches(*c, xs, weak)) v = c.get();
+    if (v) {  // a top-level `let` it read bound anew since: traced again (its value is captured)
+      bool same = true;
+      for (auto& [m, s, g] : v->globals) same = same && sameGlobal(vm.globalValue(m, s), g);
+      if (!same) {
+        for (auto& c : versions)
+          if (c.get() == v) c->key += "\x02";  // kept (its pinned values), never matched again
+        v = nullptr;
+      }
+    }
     if (!v) {
       try {
         v = addVersion(vm, fn, args, xs, weak, key, versions);
@@ -310,6 +320,7 @@ class GraphCache : public GraphFnCache {
                        (v->traceMs + v->optMs + v->lowerMs + v->llvmMs) / 1e3);
     v->result = std::move(tr.result);
     v->chains = std::move(tr.chains);
+    v->globals = std::move(tr.globals);
     versions.push_back(std::move(v));
     return versions.back().get();
   }

@@ -56,7 +56,13 @@ struct Trace {
   ir::Function* fn = nullptr;
   ResultTemplate result;
   std::map<uint64_t, CallChain> chains;  // locKey(op loc) → chain (only inside inlined calls)
+  // The top-level values the trace read (module, slot, value): a call after one of them is
+  // bound anew (a second top-level `let`) traces again, so it sees the new value as eagerly.
+  std::vector<std::tuple<int, int, Value>> globals;
 };
+
+// Whether `a` is still the value `b` (the same object, or the same scalar bits and kind).
+bool sameGlobal(const Value& a, const Value& b);
 
 // Traces closure `fn` (a graph fn) for arguments `args`, whose tensor leaves (in
 // flattening order) get the parameter types `leaves`. Throws TraceError.

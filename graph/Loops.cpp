@@ -339,6 +339,9 @@ auto Tracer::forLoop(const Stmt& s) -> void {
       }
     }
     TV counter = TV::dyn(materialize(start, loc, DType::I64), true);
+    // A range's numbers are i64 whatever the bounds' integer dtypes (eager's RangeObj).
+    for (TV* b : {&stop, &step})
+      if (b->isDyn()) *b = TV::dyn(materialize(*b, loc, DType::I64), true);
     // The direction: known at trace time, or chosen at run time by the step's sign.
     std::optional<bool> upStatic;
     if (step.isStatic()) upStatic = step.sv.asInt() > 0;

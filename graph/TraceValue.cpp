@@ -37,6 +37,13 @@ Value ResultTemplate::build(const std::vector<rt::Tensor>& results) const {
   return Value();
 }
 
+bool sameGlobal(const Value& a, const Value& b) {
+  if (a.tag() != b.tag()) return false;
+  if (a.isScalar()) return a.dtype() == b.dtype() && a.weak() == b.weak() && a.rawInt() == b.rawInt();
+  if (a.isHeap()) return a.obj() == b.obj();
+  return true;  // none, undefined
+}
+
 namespace trace {
 
 bool sameTV(const TV& a, const TV& b) {

@@ -208,6 +208,7 @@ class Tracer {
   bool tapedStatic(const TV& t) const;
 
   TV binop(rt::BinaryOp op, const TV& a, const TV& b, const Loc& loc, std::optional<Op> vop = std::nullopt);
+  TV equalTV(const TV& a, const TV& b, const Loc& loc);
 
   static Value proxy(DType d);
 

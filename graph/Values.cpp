@@ -99,6 +99,11 @@ auto Tracer::binop(rt::BinaryOp op, const TV& a, const TV& b, const Loc& loc, st
     }
   }
   if (!isNumeric(a) || !isNumeric(b)) {
+    if (vop && (*vop == Op::Eq || *vop == Op::Ne)) {  // eager's valuesEqual: a bool, whatever the kinds
+      TV r = equalTV(a, b, loc);
+      if (*vop == Op::Eq) return r;
+      return r.isStatic() ? TV::of(Value::boolean(!r.sv.asBool())) : unop(rt::UnaryOp::LogicalNot, r, loc);
+    }
     if (vop && *vop == Op::Add && (a.k == TV::Fmt || b.k == TV::Fmt)) {  // strings of run-time values
       std::string f;
       std::vector<TV> holes;
@@ -148,6 +153,47 @@ auto Tracer::binop(rt::BinaryOp op, const TV& a, const TV& b, const Loc& loc, st
   setLoc(loc);
   ir::Value* r = guarded(loc, [&] { return b_.binary(op, x, y); });
   return TV::dyn(r, wa && wb);
+}
+
+// a == b where they are not both numbers (vm/ValueOps.cpp's valuesEqual, one bool): values of
+// different kinds are unequal; containers of the same structure compare item by item; a
+// number with a number as eagerly (scalars by value; tensors of one dtype and shape, all
+// elements equal).
+auto Tracer::equalTV(const TV& a0, const TV& b0, const Loc& loc) -> TV {
+  if (a0.isStatic() && b0.isStatic()) return staticCall(loc, [&] { return Value::boolean(valuesEqual(a0.sv, b0.sv)); });
+  const TV a = expandStatic(a0), b = expandStatic(b0);
+  const TV no = TV::of(Value::boolean(false));
+  if (isNumeric(a) && isNumeric(b)) {
+    TensorType ta = typeOf(a), tb = typeOf(b);
+    if (ta.rank() == 0 && tb.rank() == 0) return binop(rt::BinaryOp::Eq, a, b, loc);
+    if (ta.rank() == 0 || tb.rank() == 0 || ta.dtype != tb.dtype || ta.rank() != tb.rank()) return no;
+    for (size_t i = 0; i < ta.dims.size(); ++i) {
+      if (ta.dims[i] == tb.dims[i]) continue;
+      if (ta.dims[i].is_known() && tb.dims[i].is_known()) return no;
+      fail(loc, "comparing tensors whose shapes are known only at run time with == is not supported in graph fns: "
+                "compare their shapes first, or use all(a == b)");
+    }
+    std::vector<TV> args{binop(rt::BinaryOp::Eq, a, b, loc)};
+    return builtin(builtinId("all"), args, {}, loc);
+  }
+  const bool ca = a.k == TV::Seq || a.k == TV::Rec, cb = b.k == TV::Seq || b.k == TV::Rec;
+  if (!ca || !cb || a.k != b.k || a.seqTag != b.seqTag || a.items.size() != b.items.size()) return no;
+  TV all = TV::of(Value::boolean(true));
+  for (size_t i = 0; i < a.items.size(); ++i) {
+    size_t j = i;
+    if (a.k == TV::Rec) {  // fields (dict keys) matched by name, in any order
+      auto it = std::find(b.names->begin(), b.names->end(), (*a.names)[i]);
+      if (it == b.names->end()) return no;
+      j = static_cast<size_t>(it - b.names->begin());
+    }
+    TV e = equalTV(a.items[i], b.items[j], loc);
+    if (e.isStatic()) {
+      if (!e.sv.asBool()) return no;
+      continue;
+    }
+    all = all.isStatic() ? e : binop(rt::BinaryOp::BitAnd, all, e, loc);
+  }
+  return all;
 }
 
 // The common dtype of several operands as eager's builtins take them (vm/NumericOps.cpp): the
