@@ -179,6 +179,20 @@ def main():
         r = run([os.path.join(d, "main")])
         want = open(os.path.join(src, "expected.txt")).read()
         check(r.returncode == 0 and r.stdout == want, f"the C program prints expected.txt ({r.stdout!r} {r.stderr[-300:]!r})")
+        # NULL for a tensor or for out: 1 and a message, not a crash.
+        with open(os.path.join(d, "nulls.c"), "w") as f:
+            f.write('#include <stdio.h>\n#include "classifier.h"\nint main(void) {\n'
+                    '  float xs[4] = {0}; int64_t shape[2] = {1, 4}; tdl_tensor x = {xs, TDL_F32, 2, shape}, out;\n'
+                    '  int a = classifier_predict(NULL, &out); printf("%d %s\\n", a, classifier_last_error());\n'
+                    '  int b = classifier_predict(&x, NULL); printf("%d %s\\n", b, classifier_last_error());\n'
+                    '  return 0;\n}\n')
+        cc = run(["cc", "-O2", "-Wall", os.path.join(d, "nulls.c"), "-I", d, "-L", d, "-lclassifier",
+                  "-Wl,-rpath," + d, "-o", os.path.join(d, "nulls")])
+        r = run([os.path.join(d, "nulls")])
+        lines = r.stdout.splitlines()[-2:]  # after what the script prints at init
+        check(cc.returncode == 0 and r.returncode == 0 and len(lines) == 2 and lines[0].startswith("1 ")
+              and "NULL" in lines[0] and lines[1].startswith("1 ") and "NULL" in lines[1],
+              f"NULL tensors and outputs are errors with a message ({r.returncode} {r.stdout!r} {cc.stderr[-200:]!r})")
 
     print(f"{len(FAILS)} failed")
     return 1 if FAILS else 0

@@ -111,6 +111,25 @@ def main():
                     same = False
                 check(same, f"{m}: the {n} runtime's logits are the full library's, bit for bit")
 
+        # Calls with the wrong count of inputs or no room for outputs: 1 and a message, before
+        # any input is read.
+        calls = os.path.join(tmp, "calls.c")
+        with open(calls, "w") as f:
+            f.write('#include <stdio.h>\n#include "tdl_model.h"\nint main(int argc, char** argv) {\n'
+                    '  tdl_model* m = tdl_model_load(argv[1]); if (!m) return 2;\n'
+                    '  float x[64] = {0}; int64_t xs[2] = {1, 64}; tdl_tensor in = {x, TDL_F32, 2, xs}, out;\n'
+                    '  int a = tdl_model_call(m, "logits", &in, 2, &out, 1); printf("%d %s\\n", a, tdl_model_last_error());\n'
+                    '  int b = tdl_model_call(m, "logits", &in, 1, NULL, 1); printf("%d %s\\n", b, tdl_model_last_error());\n'
+                    '  return 0;\n}\n')
+        exe = os.path.join(tmp, "calls")
+        r = run(["gcc", "-O2", calls, "-I", os.path.join(ROOT, "tools", "capi"), "-L", bindir, "-ltdl_model",
+                 "-Wl,-rpath," + bindir, "-o", exe])
+        o = run([exe, models["mlp"]]) if r.returncode == 0 else r
+        lines = o.stdout.splitlines()
+        check(o.returncode == 0 and len(lines) == 2 and lines[0].startswith("1 ") and "takes 1 input" in lines[0]
+              and lines[1].startswith("1 ") and "NULL" in lines[1],
+              f"a wrong input count and NULL outputs are errors ({o.returncode} {o.stdout!r} {o.stderr[-200:]!r})")
+
         # A model that needs kernels the runtime left out: refused at load, naming the op.
         o = run([progs["mlp"], models["cnn"], tx, ty])
         check(o.returncode != 0 and "uses op '" in o.stderr and "left out" in o.stderr and "mlp.tdlm" in o.stderr

@@ -101,6 +101,13 @@ bool resultLeaves(const vm::ResultTemplate& r, const std::string& name, std::str
       }
       structure += "}";
       return true;
+    case vm::ResultTemplate::Static:
+      if (r.value.isNumeric()) {
+        why = "a result does not depend on its inputs (a constant, computed when tracing): return something computed "
+              "from a parameter, or load the constant with load() where the model is used";
+        return false;
+      }
+      break;
     default: break;
   }
   why = "it returns a value that is not a tensor (only tensors, and tuples and records of them, can be exported)";

@@ -60,9 +60,16 @@ using Clock = std::chrono::steady_clock;
 constexpr int kMaxJsonDepth = 64;
 
 // An error answer: its HTTP status and message (sent as {"error": message}).
+// A NUL in the message (echoed from a request: a %00 in the path, \u0000 in a key) is shown
+// as \0: what() is a C string and would end there.
+std::string withoutNul(const std::string& m) {
+  std::string out;
+  for (char c : m) out += c == '\0' ? std::string("\\0") : std::string(1, c);
+  return out;
+}
 struct HttpError : std::runtime_error {
   HttpError(http::status s, const std::string& m, std::string allowed = "")
-      : std::runtime_error(m), status(s), allow(std::move(allowed)) {}
+      : std::runtime_error(withoutNul(m)), status(s), allow(std::move(allowed)) {}
   http::status status;
   std::string allow;  // for 405: the methods the resource takes
 };

@@ -386,6 +386,13 @@ def bad_requests(s, base, x_test):
     # The path's query is ignored and its %-escapes decoded.
     st, data = s.request("POST", base.replace(":", "%3A") + "%3Apredict?trace=1", json.dumps({"instances": [row]}))
     check(st == 200 and b"predictions" in data, f"a query and %3A in the path: {st} {data[:80]!r}")
+    # A NUL echoed from the path or a key is shown, not the end of the message.
+    st, data = s.request("GET", "/v1/models/a%00bcd")
+    err = json.loads(data).get("error", "") if data.startswith(b"{") else ""
+    check(st == 404 and "a\\0bcd" in err and "this server serves" in err, f"%00 in a model name: {st} {data[:120]!r}")
+    st, data = s.request("POST", base + ":predict", '{"instances": [1], "x\\u0000y": 1}')
+    err = json.loads(data).get("error", "") if data.startswith(b"{") else ""
+    check(st == 400 and "x\\0y" in err, f"\\u0000 in a key: {st} {data[:120]!r}")
     # A 100 MB body: refused from its Content-Length, before it is sent.
     c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
     c.sendall(f"POST {base}:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"

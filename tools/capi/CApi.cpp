@@ -98,7 +98,11 @@ TDL_API int tdl_model_call(const tdl_model* m, const char* fn, const tdl_tensor*
   if (!m) return fail("tdl_model_call: the model is NULL");
   if (!s) return fail(fmt::format("the model has no fn '{}'", fn ? fn : "(null)"));
   if (nIn < 0 || (nIn > 0 && !inputs)) return fail("tdl_model_call: bad inputs");
-  if (nOut != static_cast<int32_t>(s->outputs.size()) || (nOut > 0 && !outputs))
+  if (nIn != static_cast<int32_t>(s->inputs.size()))  // before any input is read
+    return fail(fmt::format("{} takes {} input{}, the call gives {}", s->name, s->inputs.size(),
+                            s->inputs.size() == 1 ? "" : "s", nIn));
+  if (nOut > 0 && !outputs) return fail("tdl_model_call: the outputs are NULL");
+  if (nOut != static_cast<int32_t>(s->outputs.size()))
     return fail(fmt::format("{} has {} outputs, the call gives room for {}", s->name, s->outputs.size(), nOut));
   try {
     std::vector<tdl::rt::Tensor> xs;

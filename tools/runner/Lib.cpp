@@ -109,12 +109,14 @@ int tdl_lib_call(int32_t module, int32_t slot, const char* structure, const tdl_
     return 1;
   }
   try {
+    if (nouts > 0 && !outs) throw rt::Error("the out pointer is NULL");
     // Tensor leaves from the C structs (copied: the caller keeps its memory).
     int32_t next = 0;
     std::function<vm::Value(const char*&)> build = [&](const char*& p) -> vm::Value {
       if (*p == 't') {
         ++p;
         if (next >= nargs) throw rt::Error("too few tensors for the parameters");
+        if (!args[next]) throw rt::Error(fmt::format("tensor argument {} is NULL", next));
         const tdl_tensor& t = *args[next++];
         return vm::fromTensor(ctensor::fromC(t, fmt::format("tensor argument {}", next - 1)));
       }
