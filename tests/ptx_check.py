@@ -6,7 +6,7 @@ signature of every trace of every graph fn (the calls the script really makes), 
 back to the parameter annotations (`graph fn f(x: f32[N, 3], ...)`) when the script does
 not run. For each signature: `tdl emit FILE --fn F --args SIG --stage ptx --gpu-arch ARCH`,
 then `ptxas -arch=ARCH` on the text. Fails on any emit or ptxas error; a graph fn that
-`tdl emit --args` cannot describe (a record or list parameter) is skipped and listed.
+`tdl emit --args` cannot describe (a record, list, none or string parameter) is skipped and listed.
 Prints `SKIP: ptxas not found` and exits 0 without ptxas.
 
 With --device-check SCRIPT: checks what `tdl run --device cpu|auto|cuda SCRIPT` does here.
@@ -190,8 +190,8 @@ def main():
                 r = subprocess.run(cmd, cwd=os.path.dirname(os.path.abspath(path)), capture_output=True, text=True,
                                    timeout=args.timeout)
                 if r.returncode != 0:
-                    if re.search(r"takes \d+ arguments?, got \d+", r.stderr):
-                        skipped.append((what, "a record or list parameter (tdl emit --args takes tensors only)"))
+                    if re.search(r"takes \d+ arguments?, got \d+|bad --args entry", r.stderr):
+                        skipped.append((what, "a record, list, none or string parameter (tdl emit --args takes tensors only)"))
                     else:
                         failed.append((what, "tdl emit: " + r.stderr.strip()))
                     continue
