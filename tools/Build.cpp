@@ -718,6 +718,7 @@ int buildExecutable(const BuildOptions& oIn) {
   for (const vm::FnProto* p : graphFns) {
     const FnDecl& d = *p->decl;
     std::string why;
+    const size_t cfnsBefore = cfns.size();
     for (const Param& prm : d.params)
       if (why.empty()) why = vm::unshapedParam(prm.type.get(), prm.name);
     if (why.empty()) {
@@ -792,6 +793,8 @@ int buildExecutable(const BuildOptions& oIn) {
         }
       }
       if (compiled > 0 || why.empty()) continue;  // versions that failed to trace run in the VM
+    } else if (o.lib && cfns.size() == cfnsBefore) {
+      why += "; it has no C function either: a C signature needs every parameter annotated";
     }
     c.diags.report(Diagnostic{Severity::Warning, d.loc,
                               fmt::format("graph fn '{}' is not compiled ahead of time and runs in the executable's VM: {}",
