@@ -190,7 +190,7 @@ auto Tracer::binary(const Expr& e) -> TV {
 }
 
 // `v in xs` (eager's containsValue): at trace time when both are known; over a list or
-// tuple, an `or` of the items' equalities; in a tensor, any(xs == v).
+// tuple, an `or` of the items' equalities (equalTV: eager's valuesEqual); in a tensor, any(xs == v).
 auto Tracer::containsTV(const TV& xs, const TV& v, const Loc& loc) -> TV {
   if (xs.isStatic() && v.isStatic() && !tapedStatic(xs) && !tapedStatic(v))
     return staticCall(loc, [&] { return containsValue(xs.sv, v.sv); });
@@ -201,18 +201,7 @@ auto Tracer::containsTV(const TV& xs, const TV& v, const Loc& loc) -> TV {
   }
   if (s.k == TV::Seq) {
     TV acc = staticBool(false);
-    for (const TV& item : s.items) {
-      TV eq;
-      if (item.isStatic() && v.isStatic()) eq = TV::of(Value::boolean(valuesEqual(item.sv, v.sv)));
-      else if (isNumeric(item) && isNumeric(v) && typeOf(item).rank() == 0 && typeOf(v).rank() == 0)
-        eq = binop(rt::BinaryOp::Eq, item, v, loc);
-      else if (isNumeric(item) != isNumeric(v))
-        eq = staticBool(false);
-      else
-        fail(loc, fmt::format("'in' compares {} with {}: only numbers known at run time are supported in graph fns",
-                              describe(v), describe(item)));
-      acc = orTV(acc, eq, loc);
-    }
+    for (const TV& item : s.items) acc = orTV(acc, equalTV(item, v, loc), loc);  // valuesEqual's rule
     return acc;
   }
   if (isNumeric(s)) {
