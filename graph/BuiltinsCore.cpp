@@ -165,7 +165,7 @@ auto Tracer::bi_format(BuiltinCall& bc) -> TV {
   if (spec.find_first_of("{}") != std::string::npos) fail(bc.loc, "a format spec cannot contain braces");
   // A bad spec is eager's error, now: tried on a scalar of x's dtype.
   guarded(bc.loc, [&] { return rt::format_with_spec(rt::zeros({}, x.dv->type.dtype), spec); });
-  return TV::fmtOf(makeStr(fmt::format("{{:{}}}", spec)), {x});
+  return TV::fmtOf(makeStr(fmt::format("{{:{}}}", spec)), {asArg(x, bc.loc)});  // a weak float: its f32
 }
 
 auto Tracer::bi_assert(BuiltinCall& bc) -> TV {

@@ -254,6 +254,13 @@ auto Tracer::gatherTV(const TV& base, const TV& index, int64_t axis, const Loc& 
   return TV::dyn(guarded(loc, [&] { return b_.create_inferred(ir::OpKind::Take, {x, idx}, {{"axis", axis}}).result(); }));
 }
 
+// The value stored into a tensor of dtype dt: a weak integer it cannot hold is eager's error
+// (vm/ValueOps.cpp's valueFor), not a wrapped number.
+auto Tracer::storedValue(const TV& v, DType dt, const Loc& loc) -> ir::Value* {
+  if (v.isStatic() && v.sv.isScalar() && v.sv.weak()) guarded(loc, [&] { return weakTarget(v.sv, dt); });
+  return materialize(v, loc, dt);
+}
+
 auto Tracer::sliceUpdateTV(const TV& base, const Expr& target, const TV& v, const Loc& loc) -> TV {
   // Integer indices anywhere (x[:, i] = v): their axes move to the front (a transpose),
   // the update runs there, and the result moves back.
@@ -302,7 +309,7 @@ auto Tracer::sliceUpdateTV(const TV& base, const Expr& target, const TV& v, cons
     st.push_back(0), sp.push_back(ir::kSliceEnd), stp.push_back(1), dyn.push_back(0);
     los.emplace_back(), his.emplace_back();
   }
-  ir::Value* val = materialize(v, loc, x->type.dtype);
+  ir::Value* val = storedValue(v, x->type.dtype, loc);
   // A slice along an axis of symbolic size: its extent is known at run time too.
   for (size_t a = 0; a < dyn.size() && a < static_cast<size_t>(sub->type.rank()); ++a)
     if (!sub->type.dims[a].is_known() && !(st[a] == 0 && sp[a] == ir::kSliceEnd && stp[a] == 1)) dyn[a] = 1, anyDyn = true;
@@ -384,7 +391,7 @@ auto Tracer::updateTV(const TV& base, const Expr& target, const TV& v, const Loc
       ir::Value* x = materialize(base, loc);
       if (x->type.rank() == 0) fail(loc, "cannot index a scalar");
       ir::Value* iv = materialize(k, loc);
-      ir::Value* val = materialize(v, loc, x->type.dtype);
+      ir::Value* val = storedValue(v, x->type.dtype, loc);
       setLoc(loc);
       return TV::dyn(b_.create(ir::OpKind::CallRuntime, {x, iv, val}, {x->type},
                                ir::AttrMap{{"callee", std::string("scatter")}, {"where", whereText(loc)}})
@@ -394,7 +401,7 @@ auto Tracer::updateTV(const TV& base, const Expr& target, const TV& v, const Loc
     idx.push_back(integerIndex(k, loc));
   }
   ir::Value* x = materialize(base, loc);
-  ir::Value* val = materialize(v, loc, x->type.dtype);
+  ir::Value* val = storedValue(v, x->type.dtype, loc);
   setLoc(loc);
   return TV::dyn(guarded(loc, [&] { return b_.update(x, val, idx); }));
 }
@@ -412,10 +419,10 @@ auto Tracer::maskedUpdateTV(const TV& x, const TV& mask, const TV& rhs, const TV
                               ir::dims_str(mt.dims), ir::dims_str(xt.dims)));
   const std::vector<ir::Dim> rest(xt.dims.begin() + mt.rank(), xt.dims.end());
   const ir::TensorType vt = isNumeric(rhs) ? typeOf(rhs) : ir::TensorType();
-  bool fits = isNumeric(rhs) && vt.rank() <= static_cast<int64_t>(rest.size());
-  for (int64_t i = 1; fits && i <= vt.rank(); ++i) {
+  bool fits = isNumeric(rhs) && vt.rank() <= static_cast<int64_t>(rest.size()) + 1;  // [count, rest...] at most
+  for (int64_t i = 1; fits && i <= vt.rank(); ++i) {  // leading axes beyond the rest: 1s (NumPy broadcasts them)
     const ir::Dim& d = vt.dims[static_cast<size_t>(vt.rank() - i)];
-    fits = d == ir::Dim::known(1) || d == rest[rest.size() - static_cast<size_t>(i)];
+    fits = d == ir::Dim::known(1) || (i <= static_cast<int64_t>(rest.size()) && d == rest[rest.size() - static_cast<size_t>(i)]);
   }
   if (!fits)
     fail(loc, fmt::format("in a graph fn, a value assigned through a boolean mask must be {}, got {}: how many "

@@ -198,7 +198,10 @@ auto Tracer::assign(const Stmt& s) -> void {
   if (root->kind != ExprKind::Name || root->ref.kind != RefKind::Local)
     fail(target.loc, "only assignments to a local variable, its elements or its fields are supported in graph fns");
   TV cur = fr().st.slots.at(static_cast<size_t>(root->ref.index));
-  assignSlot(root->ref.index, replacedPart(cur, target, compound, s.assignOp != '=', s.loc), s.loc, root->str);
+  assignTarget_ = &target;
+  TV changed = replacedPart(cur, target, compound, s.assignOp != '=', s.loc);
+  assignTarget_ = nullptr;
+  assignSlot(root->ref.index, changed, s.loc, root->str);
 }
 
 // `whole` (the value of place e's base chain) with the part that e names replaced by f(its old
@@ -222,6 +225,9 @@ auto Tracer::replacedPart(const TV& whole, const Expr& e, const std::function<TV
     if (e.subs.size() == 1 && !e.subs[0].isSlice && isNumeric(b)) {  // x[mask] = v, x[mask] op= v
       TV k = eval(*e.subs[0].index);
       if (isNumeric(k) && typeOf(k).dtype == DType::Bool && typeOf(k).rank() > 0) {
+        if (&e != assignTarget_)  // y[m][0] = v: a part of the selection, whose size only the run knows
+          fail(loc, "assigning into a part of a boolean mask's selection (x[mask][i] = v) is not supported in graph "
+                    "fns: index first, or use where(mask, v, x)");
         assignRhs_ = nullptr;
         TV value = f(b);
         return maskedUpdateTV(b, k, assignRhs_ ? *assignRhs_ : value, value, loc);

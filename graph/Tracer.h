@@ -400,10 +400,12 @@ class Tracer {
   TV sliceUpdateTV(const TV& base, const Expr& target, const TV& v, const Loc& loc);
 
   TV updateTV(const TV& base, const Expr& target, const TV& v, const Loc& loc);
+  ir::Value* storedValue(const TV& v, DType dt, const Loc& loc);
   // x[mask] = rhs (value: rhs) or x[mask] op= rhs (value: x op rhs), a bool mask over x's
   // leading axes: where(mask, value, x).
   TV maskedUpdateTV(const TV& x, const TV& mask, const TV& rhs, const TV& value, const Loc& loc);
   const TV* assignRhs_ = nullptr;  // the right side of the assignment being traced (assign())
+  const Expr* assignTarget_ = nullptr;  // its whole target (a mask assigns only there)
 
   // ---------------------------------------------------------------- calls
 

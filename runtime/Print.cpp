@@ -5,6 +5,7 @@
 #include "Error.h"
 
 #include <cctype>
+#include <cstdio>
 #include <cmath>
 #include <cstring>
 #include <mutex>
@@ -284,13 +285,23 @@ std::string group_digits(const std::string& body, char sep, int every, bool hex,
 // without a precision; with one, like 'g' at that many significant digits except that fixed
 // notation keeps a digit after the point and scientific starts at exponent precision - 1
 // ("{:.3}" of 3.14159 is 3.14, of 100.0 is 1e+02, of 3.0 is 3.0). |x|, no sign.
-std::string untyped_float(double a, const std::string& shortest, int prec) {
-  if (prec < 0) return !shortest.empty() && shortest[0] == '-' ? shortest.substr(1) : shortest;
+std::string untyped_float(double a, const std::string& shortest, int prec, bool alt) {
+  // '#': the point always shown, and with a precision the trailing zeros kept (Python's).
+  auto point = [&](std::string m) {
+    if (alt && m.find('.') == std::string::npos) m += '.';
+    return m;
+  };
+  if (prec < 0) {
+    std::string t = !shortest.empty() && shortest[0] == '-' ? shortest.substr(1) : shortest;
+    size_t ep = t.find('e');
+    return ep == std::string::npos ? point(t) : point(t.substr(0, ep)) + t.substr(ep);
+  }
   int digits = std::max(prec, 1);
   std::string e = fmt::format("{:.{}e}", a, digits - 1);  // the exponent after rounding
   int exp = std::stoi(e.substr(e.find('e') + 1));
   if (exp >= -4 && exp < digits - 1) {
     std::string body = fmt::format("{:.{}f}", a, digits - 1 - exp);
+    if (alt) return point(body);
     if (body.find('.') != std::string::npos) {
       while (body.back() == '0') body.pop_back();
       if (body.back() == '.') body += '0';
@@ -301,6 +312,7 @@ std::string untyped_float(double a, const std::string& shortest, int prec) {
   }
   size_t ep = e.find('e');
   std::string mant = e.substr(0, ep);
+  if (alt) return point(mant) + e.substr(ep);
   if (mant.find('.') != std::string::npos) {
     while (mant.back() == '0') mant.pop_back();
     if (mant.back() == '.') mant.pop_back();
@@ -334,16 +346,24 @@ std::string format_number(const Tensor& t, const PySpec& s, const std::string& s
       if (s.type == '%') body += '%';
     } else if (s.type == '%') {
       body = fmt::format(fmt::runtime("{:" + alt + ".{}f}%"), a * 100.0, prec);
-    } else if (s.type && s.type != 'n') {
+    } else if (s.type && (s.alt || s.type == 'n') && std::strchr("gGn", s.type)) {
+      // C's %#g (fmt's '#' keeps a zero after the point, Python's does not); 'n' is 'g'.
+      char buf[512];
+      std::snprintf(buf, sizeof buf, s.alt ? "%#.*g" : "%.*g", std::min(prec, 400), a);
+      body = buf;
+      if (s.type == 'G') for (char& ch : body) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    } else if (s.type) {
       body = fmt::format(fmt::runtime("{:" + alt + ".{}" + std::string(1, s.type) + "}"), a, prec);
-    } else if (s.alt || (s.type == 'n' && s.prec >= 0)) {
-      body = fmt::format(fmt::runtime("{:" + alt + ".{}g}"), a, prec);
     } else {
-      body = untyped_float(a, isFloat ? format_element(t, 0) : format_float(a, DType::F64), s.prec);
+      body = untyped_float(a, isFloat ? format_element(t, 0) : format_float(a, DType::F64), s.prec, s.alt);
     }
-    if (s.z && neg && body.find_first_of("123456789") == std::string::npos) neg = false;  // -0.00 as 0.00
+    // z: a negative zero after rounding loses its sign (not -inf)
+    if (s.z && neg && std::isfinite(a) && body.find_first_of("123456789") == std::string::npos) neg = false;
   } else {
     if (s.prec >= 0) throw Error(fmt::format("format spec '{}': an integer takes no precision", spec));
+    if (s.z) throw Error(fmt::format("format spec '{}': z (no negative zero) applies to floats only", spec));
+    if (s.type == 'c' && (s.group || s.alt || s.sign != '-'))
+      throw Error(fmt::format("format spec '{}': a character ('c') takes no sign, '#' or grouping", spec));
     const int64_t v = t.scalar_as_int64();
     neg = v < 0;
     const uint64_t a = neg ? uint64_t{0} - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
@@ -360,14 +380,16 @@ std::string format_number(const Tensor& t, const PySpec& s, const std::string& s
       neg = false;
     } else {
       const char type = s.type == 'n' || !s.type ? 'd' : s.type;
-      body = fmt::format(fmt::runtime(std::string("{:") + (s.alt ? "#" : "") + type + "}"), a);
+      body = fmt::format(fmt::runtime(std::string("{:") + (s.alt && type != 'o' ? "#" : "") + type + "}"), a);
+      if (s.alt && type == 'o') body = "0o" + body;  // Python's prefix (C's is a 0)
     }
   }
   std::string sign = neg ? "-" : s.sign == '+' ? "+" : s.sign == ' ' ? " " : "";
   // `0` before the width: fill 0 (unless a fill is given) after the sign (unless aligned).
   const std::string fill = s.zero && !s.fillGiven ? "0" : s.fill;
   const char align = s.align ? s.align : t.dtype() == DType::Bool ? '<' : s.zero ? '=' : '>';
-  if (s.group) {
+  const bool finite = !(isFloat || floatType) || std::isfinite(t.scalar_as_double());
+  if (s.group && finite) {  // inf and nan have no digits to group (zero padding below, as Python's)
     const bool radix = s.type && std::strchr("boxX", s.type);
     const int every = s.group == '_' && radix ? 4 : 3;
     // Zero fill between the sign and the digits is grouped (Python's "{:010,}").

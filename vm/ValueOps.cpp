@@ -147,7 +147,10 @@ Value indexString(const StrObj& s, const std::vector<uint8_t>& flags, const Valu
 
 // The value assigned into a tensor of dtype `dt` (weak scalars take dt exactly).
 rt::Tensor valueFor(const Value& v, DType dt) {
-  if (v.isScalar() && v.weak()) return scalarTensor(v, dt);
+  if (v.isScalar() && v.weak()) {
+    weakTarget(v, dt);  // a weak integer dt cannot hold: the error, not a wrapped number (NumPy 2's)
+    return scalarTensor(v, dt);
+  }
   if (!v.isNumeric()) throw rt::Error(fmt::format("cannot store a {} in a tensor", tagName(v.tag())));
   return toTensor(v);
 }
@@ -261,6 +264,7 @@ void assignStep(Value& target, const PathDesc& path, size_t k, const Value* R, c
       }
       int64_t off;
       if (last && v.isScalar() && elementOffset(t, s.subs, regs, off)) {
+        if (v.weak()) weakTarget(v, t.dtype());  // as valueFor
         storeElement(t, off, v);
         return;
       }
