@@ -476,8 +476,16 @@ typename E::V pool_(E& e) {
   auto cols = e.im2col(x, win, isMax ? -std::numeric_limits<double>::infinity() : 0.0);
   auto byTap = e.call("reshape", {cols, e.list({batchSize(e, x, h.out * w.out * taps * xd[3]), e.integer(h.out), e.integer(w.out), e.integer(taps),
                                                 e.integer(xd[3])})}, {});
-  auto r = e.call(isMax ? "max" : "sum", {byTap}, {{"axis", e.integer(3)}});
-  if (isMax) return r;
+  if (isMax) {
+    // Each window's first maximum (argmax: a NaN counts as the largest, as max's value), so
+    // its gradient goes to that element alone, as PyTorch's and TensorFlow's max pooling.
+    auto first = e.call("argmax", {byTap}, {{"axis", e.integer(3)}, {"keepdims", e.boolean(true)}});
+    auto tap = e.call("reshape", {e.call("arange", {e.integer(taps)}, {}),
+                                  e.list({e.integer(1), e.integer(1), e.integer(1), e.integer(taps), e.integer(1)})}, {});
+    auto at = e.bin(BinaryOp::Eq, tap, first);
+    return e.call("sum", {e.call("where", {at, byTap, e.call("zeros_like", {byTap}, {})}, {})}, {{"axis", e.integer(3)}});
+  }
+  auto r = e.call("sum", {byTap}, {{"axis", e.integer(3)}});
   if ((!h.before && !h.after && !w.before && !w.after) || pad.kind == 2)
     return e.bin(BinaryOp::Div, r, e.num(static_cast<double>(taps)));
   // The number of the input's elements under each window: [1, oh, ow, 1].
