@@ -124,9 +124,9 @@ auto Tracer::globalValue(int module, int slot, const std::string& nm, const Loc&
   if (!seen) out_.globals.emplace_back(module, slot, g);
   if (g.isScalar() && g.isFloatScalar() && (!recording_.empty() || tapedScalars_.count({module, slot}))) {
     // a tape may ask for its gradient (t.gradient(y, g), after the tape, reads the same value)
-    auto [it, fresh] = tapedScalars_.try_emplace({module, slot}, Value());
-    if (fresh) it->second = Value::object(Tag::Tensor, new TensorObj(scalarTensor(g, g.weak() ? DType::F64 : g.dtype())));
-    return TV::dyn(tensorConstant(it->second), g.weak());
+    auto [it, fresh] = tapedScalars_.try_emplace({module, slot});
+    if (fresh) it->second = scalarConstant(g);
+    return it->second;
   }
   return TV::of(g);
 }

@@ -39,6 +39,7 @@ struct Version {
   bool cached = false;  // the code came from the compile cache on disk
   std::string skeleton;  // the parameters by name and structure, '\x01' for each leaf (report())
   std::vector<std::tuple<int, int, Value>> globals;  // the top-level values its trace read
+  bool retired = false;  // one of them was bound anew: kept (its pinned values, the report), never matched
 };
 
 // An argument's structure for --trace-report: records with their field names, tuples,
@@ -166,15 +167,10 @@ class GraphCache : public GraphFnCache {
     names_[fn.proto] = fn.proto->name;
     Version* v = nullptr;
     for (auto& c : versions)
-      if (c->key == key && matches(*c, xs, weak)) v = c.get();
+      if (!c->retired && c->key == key && matches(*c, xs, weak)) v = c.get();
     if (v) {  // a top-level `let` it read bound anew since: traced again (its value is captured)
-      bool same = true;
-      for (auto& [m, s, g] : v->globals) same = same && sameGlobal(vm.globalValue(m, s), g);
-      if (!same) {
-        for (auto& c : versions)
-          if (c.get() == v) c->key += "\x02";  // kept (its pinned values), never matched again
-        v = nullptr;
-      }
+      for (auto& [m, s, g] : v->globals) v->retired = v->retired || !sameGlobal(vm.globalValue(m, s), g);
+      if (v->retired) v = nullptr;
     }
     if (!v) {
       try {
@@ -252,7 +248,7 @@ class GraphCache : public GraphFnCache {
     // Generalize dims that differ from an earlier trace of the same structure (any of them: a
     // first trace at size 1, which never generalizes, must not stop a second and third).
     for (auto& old : versions) {
-      if (old->key != key || old->leaves.size() != v->leaves.size()) continue;
+      if (old->retired || old->key != key || old->leaves.size() != v->leaves.size()) continue;
       bool same = true;
       for (size_t i = 0; i < xs.size() && same; ++i)
         same = old->leaves[i].type.dtype == v->leaves[i].type.dtype && old->leaves[i].type.rank() == v->leaves[i].type.rank();

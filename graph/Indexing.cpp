@@ -19,7 +19,7 @@ auto Tracer::indexInt(const TV& x, const TV& i, const Loc& loc) -> TV {
   return TV::dyn(guarded(loc, [&] { return b_.index(xv, {iv}); }));
 }
 
-auto Tracer::indexTV(const TV& base, const Expr& e, const Loc& loc) -> TV {
+auto Tracer::indexTV(const TV& base, const Expr& e, const Loc& loc, const TV* sub0) -> TV {
   // x.shape[k] without building the shape vector.
   const Expr& be = *e.kids[0];
   if (be.kind == ExprKind::Field && be.str == "shape" && e.subs.size() == 1 && !e.subs[0].isSlice) {
@@ -113,7 +113,7 @@ auto Tracer::indexTV(const TV& base, const Expr& e, const Loc& loc) -> TV {
   bool allStatic = base.isStatic();
   for (auto& s : e.subs) {
     if (!s.isSlice) {
-      TV k = eval(*s.index);
+      TV k = sub0 && &s == &e.subs[0] ? *sub0 : eval(*s.index);
       if (isNumeric(k) && typeOf(k).rank() > 0) {
         if (e.subs.size() != 1) fail(s.loc, "a tensor index must be the only subscript in graph fns");
         if (base.isStatic() && k.isStatic()) return staticCall(loc, [&] { std::vector<Value> r{k.sv}; std::vector<uint8_t> f{0}; return indexValue(base.sv, f, r.data()); });
@@ -344,7 +344,7 @@ auto Tracer::sliceUpdateTV(const TV& base, const Expr& target, const TV& v, cons
   return TV::dyn(out);
 }
 
-auto Tracer::updateTV(const TV& base, const Expr& target, const TV& v, const Loc& loc) -> TV {
+auto Tracer::updateTV(const TV& base, const Expr& target, const TV& v, const Loc& loc, const TV* sub0) -> TV {
   TV d = expandStatic(base);
   if (d.k == TV::Rec && d.seqTag == Tag::Dict) {  // d["key"] = v: the structure changes at trace time
     if (target.subs.size() != 1 || target.subs[0].isSlice) fail(loc, "a dict is indexed by one string key");
@@ -381,12 +381,11 @@ auto Tracer::updateTV(const TV& base, const Expr& target, const TV& v, const Loc
     if (s.isSlice) return sliceUpdateTV(base, target, v, loc);
   std::vector<ir::Value*> idx;
   for (auto& s : target.subs) {
-    TV k = eval(*s.index);
+    TV k = sub0 && &s == &target.subs[0] ? *sub0 : eval(*s.index);
     if (isNumeric(k) && typeOf(k).rank() > 0 && target.subs.size() == 1) {
       // x[idx] = v with a tensor of indices: eager's scatter (rows of axis 0; a repeated index
       // takes the last value), a runtime call.
       DType it = typeOf(k).dtype;
-      if (it == DType::Bool) return maskedUpdateTV(base, k, v, v, loc);
       if (it != DType::I32 && it != DType::I64) fail(s.loc, fmt::format("indices must be integers, got {}", typeOf(k).str()));
       ir::Value* x = materialize(base, loc);
       if (x->type.rank() == 0) fail(loc, "cannot index a scalar");

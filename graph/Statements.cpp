@@ -222,19 +222,25 @@ auto Tracer::replacedPart(const TV& whole, const Expr& e, const std::function<TV
       r.items[k] = f(r.items[k]);
       return r;
     }
-    if (e.subs.size() == 1 && !e.subs[0].isSlice && isNumeric(b)) {  // x[mask] = v, x[mask] op= v
-      TV k = eval(*e.subs[0].index);
-      if (isNumeric(k) && typeOf(k).dtype == DType::Bool && typeOf(k).rank() > 0) {
+    // x[k] = v on a tensor: k evaluated once, after v; x[k] op= v: k, the read, v, then k again
+    // for the store (eager mode's order).
+    const bool one = e.subs.size() == 1 && !e.subs[0].isSlice && isNumeric(b);
+    TV value, k;
+    if (one && !needOld) value = f(TV());
+    if (one) {
+      k = eval(*e.subs[0].index);
+      if (isNumeric(k) && typeOf(k).dtype == DType::Bool && typeOf(k).rank() > 0) {  // x[mask] = v, x[mask] op= v
         if (&e != assignTarget_)  // y[m][0] = v: a part of the selection, whose size only the run knows
           fail(loc, "assigning into a part of a boolean mask's selection (x[mask][i] = v) is not supported in graph "
                     "fns: index first, or use where(mask, v, x)");
+        if (!needOld) return maskedUpdateTV(b, k, value, value, loc);
         assignRhs_ = nullptr;
-        TV value = f(b);
+        value = f(b);  // x op v over all of x, kept where the mask holds
         return maskedUpdateTV(b, k, assignRhs_ ? *assignRhs_ : value, value, loc);
       }
     }
-    TV old = needOld ? indexTV(b, e, e.loc) : TV();  // x[i, j] = v
-    return updateTV(b, e, f(old), loc);
+    if (!one || needOld) value = f(needOld ? indexTV(b, e, e.loc, one ? &k : nullptr) : TV());  // x[i, j] = v
+    return updateTV(b, e, value, loc, one && !needOld ? &k : nullptr);
   };
   return replacedPart(whole, base, here, true, loc);
 }

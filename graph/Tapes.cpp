@@ -25,8 +25,7 @@ auto Tracer::withTape(const Stmt& s) -> void {
   // The frame's float scalars become values the tape can follow (tapedScalars_).
   for (TV& v : fr().st.slots)
     if (v.isStatic() && v.sv.isScalar() && v.sv.isFloatScalar())
-      v = TV::dyn(tensorConstant(Value::object(Tag::Tensor, new TensorObj(scalarTensor(v.sv, v.sv.weak() ? DType::F64 : v.sv.dtype())))),
-                  v.sv.weak());
+      v = scalarConstant(v.sv);
   tapeStart(tapes_[idx]);
   recording_.push_back(&tapes_[idx]);
   try {

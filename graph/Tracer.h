@@ -185,7 +185,8 @@ class Tracer {
   // A float scalar a tape may differentiate with respect to (a global's or a local's, read
   // while a tape records): one IR constant for the variable, so that its uses and the
   // gradient's source are the same value, as eager mode's tape follows the variable's value.
-  std::map<std::pair<int, int>, Value> tapedScalars_;  // (module, global slot) -> its tensor
+  std::map<std::pair<int, int>, TV> tapedScalars_;  // (module, global slot) -> its constant
+  TV scalarConstant(const Value& v);  // v as a hoisted IR constant (a weak float's exact f64), weak as v
   ir::Value* tensorConstant(const Value& v);
   // The insertion point `pos` of `block` as an op to re-find after ops were inserted above
   // it (hoisted constants): the op before it, or null for the block's start.
@@ -377,7 +378,7 @@ class Tracer {
 
   TV indexInt(const TV& x, const TV& i, const Loc& loc);
 
-  TV indexTV(const TV& base, const Expr& e, const Loc& loc);
+  TV indexTV(const TV& base, const Expr& e, const Loc& loc, const TV* sub0 = nullptr);  // sub0: as updateTV's
 
   // The start, stop and step of slice `s` (open ends: kSliceEnd and kSliceBegin as the
   // step's direction needs). The step must be known at trace time; a start or stop known
@@ -399,7 +400,8 @@ class Tracer {
   // integer indices — ops that all have gradients, so a tape sees through it.
   TV sliceUpdateTV(const TV& base, const Expr& target, const TV& v, const Loc& loc);
 
-  TV updateTV(const TV& base, const Expr& target, const TV& v, const Loc& loc);
+  // sub0: the first subscript's value when the caller evaluated it (replacedPart).
+  TV updateTV(const TV& base, const Expr& target, const TV& v, const Loc& loc, const TV* sub0 = nullptr);
   ir::Value* storedValue(const TV& v, DType dt, const Loc& loc);
   // x[mask] = rhs (value: rhs) or x[mask] op= rhs (value: x op rhs), a bool mask over x's
   // leading axes: where(mask, value, x).

@@ -44,6 +44,11 @@ auto Tracer::tensorConstant(const Value& v) -> ir::Value* {
   return c;
 }
 
+auto Tracer::scalarConstant(const Value& v) -> TV {
+  rt::Tensor t = scalarTensor(v, v.weak() && v.isFloatScalar() ? DType::F64 : v.dtype());
+  return TV::dyn(tensorConstant(Value::object(Tag::Tensor, new TensorObj(std::move(t)))), v.weak());
+}
+
 auto Tracer::positionAfter(ir::Block& block, ir::Op* anchor) -> size_t {
   if (anchor) return block.index_of(anchor) + 1;
   return &block == &f_.entry() ? hoistedConstants_ : 0;
