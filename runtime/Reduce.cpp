@@ -547,15 +547,19 @@ Tensor reduce(ReduceOp op, const Tensor& x_in, const Axes& axes, bool keepdims) 
   return out;
 }
 
+std::vector<int64_t> broadcast_axes(const Shape& g, const Shape& to) {
+  const size_t lead = g.size() - to.size();
+  std::vector<int64_t> axes;
+  for (size_t i = 0; i < g.size(); ++i)
+    if (i < lead || (to[i - lead] == 1 && g[i] != 1)) axes.push_back(static_cast<int64_t>(i));
+  return axes;
+}
+
 Tensor sum_to(const Tensor& g, const Shape& to) {
   const Shape& gs = g.shape();
   if (gs == to) return g;
-  const size_t rank = to.size();
-  if (gs.size() < rank) throw Error(fmt::format("internal: cannot sum shape {} to {}", shape_str(gs), shape_str(to)));
-  const size_t lead = gs.size() - rank;
-  std::vector<int64_t> axes;
-  for (size_t i = 0; i < gs.size(); ++i)
-    if (i < lead || (to[i - lead] == 1 && gs[i] != 1)) axes.push_back(static_cast<int64_t>(i));
+  if (gs.size() < to.size()) throw Error(fmt::format("internal: cannot sum shape {} to {}", shape_str(gs), shape_str(to)));
+  const std::vector<int64_t> axes = broadcast_axes(gs, to);
   Tensor r = axes.empty() ? g : reduce(ReduceOp::Sum, g, axes, false);
   if (r.shape() != to) {
     if (r.numel() != numel_of(to))

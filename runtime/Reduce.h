@@ -23,6 +23,9 @@ Tensor reduce(ReduceOp op, const Tensor& x, const Axes& axes = std::nullopt, boo
 // and over the axes where `to` has 1 and g does not (graph fns' gradients where a symbolic dim
 // may be 1 at run time, ir/autodiff/Grad.cpp's fitTo).
 Tensor sum_to(const Tensor& g, const Shape& to);
+// The axes of g that broadcasting added to `to`: its leading extra axes and those where `to`
+// has 1 and g does not (sum_to's, and eager autodiff's sumTo).
+std::vector<int64_t> broadcast_axes(const Shape& g, const Shape& to);
 
 inline Tensor sum(const Tensor& x, const Axes& axes = std::nullopt, bool keepdims = false) { return reduce(ReduceOp::Sum, x, axes, keepdims); }
 inline Tensor mean(const Tensor& x, const Axes& axes = std::nullopt, bool keepdims = false) { return reduce(ReduceOp::Mean, x, axes, keepdims); }

@@ -379,11 +379,11 @@ Value indexValue(const Value& base, const std::vector<uint8_t>& flags, const Val
   switch (base.tag()) {
     case Tag::Tensor: {
       if (hasNewAxis(flags, regs)) [[unlikely]] return indexWithNewAxes(base, flags, regs);
+      if (isMask(flags, regs)) {  // a gather of the mask's rows (recorded when a tape follows x)
+        MaskRows m = maskRows(base, regs[0]);
+        return ad::gather(m.rows, m.idx);
+      }
       if (ad::recording() && base.node() != 0) [[unlikely]] {
-        if (isMask(flags, regs)) {
-          MaskRows m = maskRows(base, regs[0]);
-          return ad::gather(m.rows, m.idx);
-        }
         if (isGather(flags, regs)) {
           tensorIndex(regs[0]);  // checks the index dtype
           return ad::gather(base, regs[0]);
@@ -393,10 +393,6 @@ Value indexValue(const Value& base, const std::vector<uint8_t>& flags, const Val
       const rt::Tensor& t = base.as<TensorObj>()->t;
       int64_t off;
       if (elementOffset(t, flags, regs, off)) return elementValue(t, off);
-      if (isMask(flags, regs)) {
-        const rt::Tensor& mask = regs[0].as<TensorObj>()->t;
-        return fromTensor(rt::gather(t.with_shape(rt::mask_rows(t.shape(), mask)), rt::mask_indices(t.shape(), mask)));
-      }
       if (isGather(flags, regs)) return fromTensor(rt::gather(t, tensorIndex(regs[0])));
       return fromTensor(rt::get_index(t, indexSpec(flags, regs)));
     }

@@ -322,10 +322,7 @@ Value sumTo(const Value& g, const Value& like) {
   Value r = g;
   if (gs.size() < ls.size()) return fitTo(broadcastTo(g, ls), like);
   if (gs != ls) {
-    size_t lead = gs.size() - ls.size();
-    std::vector<int64_t> axes;
-    for (size_t i = 0; i < gs.size(); ++i)
-      if (i < lead || (ls[i - lead] == 1 && gs[i] != 1)) axes.push_back(static_cast<int64_t>(i));
+    std::vector<int64_t> axes = rt::broadcast_axes(gs, ls);
     if (!axes.empty()) r = reduce(rt::ReduceOp::Sum, r, axes, false);
     if (shapeOf(r) != ls) r = reshape(r, ls);
   }
