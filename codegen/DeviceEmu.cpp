@@ -1,15 +1,15 @@
 // The emulated device (`--device emu`, Device.h): buffers in host memory behind 64-bit
 // handles, kernels JIT-compiled for the host from the LLVM IR their PTX comes from and run
-// over the launch plans' grids (HostKernelEmulator), OpenBLAS for cuBLAS. Copies to and
-// from it are real copies, counted like a GPU's.
-#include <cblas.h>
-
+// over the launch plans' grids (HostKernelEmulator), the host's products for cuBLAS (the
+// eager runtime's rt::gemm_strided: its bits, whatever the BLAS kernels). Copies to and from
+// it are real copies, counted like a GPU's.
 #include <cstdlib>
 #include <cstring>
 
 #include "codegen/Device.h"
 #include "codegen/Ptx.h"
 #include "runtime/Error.h"
+#include "runtime/Matmul.h"
 
 namespace tdl::codegen {
 
@@ -49,15 +49,14 @@ class EmuDevice : public Device {
   }
   void gemm(rt::DType dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, uint64_t a, int64_t lda,
             uint64_t b, int64_t ldb, double beta, uint64_t c, int64_t ldc) override {
-    auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
-    auto I = [](int64_t v) { return static_cast<blasint>(v); };
+    // cuBLAS's column-major C = op(A) op(B) is the row-major C^T = op(B)^T op(A)^T on the same
+    // memory: the product the host computes for the graph fn's row-major op, as it does it.
     if (dt == rt::DType::F32)
-      cblas_sgemm(CblasColMajor, TA, TB, I(m), I(n), I(k), static_cast<float>(alpha), reinterpret_cast<const float*>(a),
-                  I(lda), reinterpret_cast<const float*>(b), I(ldb), static_cast<float>(beta), reinterpret_cast<float*>(c),
-                  I(ldc));
+      rt::gemm_strided(tb, ta, n, m, k, alpha, reinterpret_cast<const float*>(b), ldb, reinterpret_cast<const float*>(a),
+                       lda, beta, reinterpret_cast<float*>(c), ldc);
     else if (dt == rt::DType::F64)
-      cblas_dgemm(CblasColMajor, TA, TB, I(m), I(n), I(k), alpha, reinterpret_cast<const double*>(a), I(lda),
-                  reinterpret_cast<const double*>(b), I(ldb), beta, reinterpret_cast<double*>(c), I(ldc));
+      rt::gemm_strided(tb, ta, n, m, k, alpha, reinterpret_cast<const double*>(b), ldb,
+                       reinterpret_cast<const double*>(a), lda, beta, reinterpret_cast<double*>(c), ldc);
     else
       throw rt::InternalError("device gemm of " + std::string(rt::dtype_name(dt)));
   }

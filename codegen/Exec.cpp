@@ -453,7 +453,11 @@ struct ProductGroup {
     const int64_t total = std::accumulate(cost.begin(), cost.end(), int64_t{0});
     const int64_t largest = *std::max_element(cost.begin(), cost.end());
     threads = rt::num_threads();
-    atOnce = threads > 1 && !selfSplit && largest < rt::kGroupMaxMacs && total - largest >= rt::kGroupMinMacs;
+    // Where the BLAS kernels' bits change with a band (rt::blas_bands_exact), a product
+    // rt::gemm would split (eagerly, from rt::kGemmSplitMacs on) runs as rt::gemm runs it, so
+    // that the group's results are eager's; smaller ones run whole at once, as eagerly.
+    const bool exact = rt::blas_bands_exact() || largest < rt::kGemmSplitMacs;
+    atOnce = threads > 1 && !selfSplit && exact && largest < rt::kGroupMaxMacs && total - largest >= rt::kGroupMinMacs;
     if (!atOnce) return;
     for (size_t k = 0; k < size(); ++k) {
       const ir::Op& o = op(k);

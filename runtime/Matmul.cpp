@@ -35,6 +35,28 @@ const bool kBlasSingleThreaded = [] {
   return true;
 }();
 
+}  // namespace
+
+bool blas_bands_exact() {
+  static const bool exact = [] {
+    const char* core = openblas_get_corename();
+    if (!core) return false;
+    for (const char* ok : {"SkylakeX", "Cooperlake", "Sandybridge"})
+      if (std::strcmp(core, ok) == 0) return true;
+    return false;
+  }();
+  return exact;
+}
+
+std::string blas_description() {
+  const char* config = openblas_get_config();
+  const char* core = openblas_get_corename();
+  return fmt::format("{}; core {}; products cut into bands keep their bits: {}", config ? config : "OpenBLAS",
+                     core ? core : "?", blas_bands_exact() ? "yes" : "no");
+}
+
+namespace {
+
 // Products with a small inner dim (k <= kSmallK, n <= kSmallN: the first convolution of a
 // CNN, im2col columns of a few channels) cost BLAS more in packing and threading than in
 // arithmetic: they run here, one row of C at a time, vectorized over its columns. Every
@@ -193,6 +215,15 @@ void check_blas_dims(int64_t m, int64_t n, int64_t k) {
 }
 
 }  // namespace
+
+void gemm_strided(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const float* a, int64_t lda,
+                  const float* b, int64_t ldb, double beta, float* c, int64_t ldc) {
+  blas_gemm<float>(ta, tb, m, n, k, static_cast<float>(alpha), a, lda, b, ldb, static_cast<float>(beta), c, ldc);
+}
+void gemm_strided(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
+                  const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
+  blas_gemm<double>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
 
 Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   Shape out_shape = matmul_shape(a_in.shape(), b_in.shape());

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <optional>
+#include <string>
 
 #include "Tensor.h"
 
@@ -38,6 +39,21 @@ Tensor dot(const Tensor& a, const Tensor& b);
 // updated in place when the caller handed over the last reference (compiled code moves a c
 // that dies at the op), else copied. Errors as matmul's, on op(a) and op(b).
 Tensor gemm(const Tensor& a, const Tensor& b, std::optional<Tensor> c, bool ta, bool tb, double alpha, double beta);
+// Whether the BLAS kernels in use sum each element of a product in an order that a band of
+// its rows or columns keeps (the OpenBLAS cores checked here: SkylakeX, Cooperlake,
+// Sandybridge); false for any other, so compiled code then runs each product whole.
+bool blas_bands_exact();
+// The BLAS in use, for `tdl --version`: its build, the core whose kernels run, and
+// blas_bands_exact.
+std::string blas_description();
+// alpha * op(a) @ op(b) + beta * c on row-major matrices with leading dims (beta 0: c is
+// not read), computed as every f32/f64 product here is (the small-k row kernel, else BLAS,
+// split over the pool from kGemmSplitMacs on): the emulated device's gemm, so that its
+// bits are eager mode's whatever the BLAS kernels.
+void gemm_strided(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const float* a, int64_t lda,
+                  const float* b, int64_t ldb, double beta, float* c, int64_t ldc);
+void gemm_strided(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
+                  const double* b, int64_t ldb, double beta, double* c, int64_t ldc);
 // A rank-2 float product alpha * op(a) @ op(b) + beta * c prepared to run in bands of the
 // result's columns (compiled code spreads the bands of independent small products over the
 // pool: tdl_op_group): the result is allocated, or the accumulator c taken over (copied if
@@ -57,11 +73,13 @@ struct GemmBands {
   void run(int64_t j0, int64_t j1) const;
   // Rows [i0, i1) of the result (the same bits as columns: bands_same_bits).
   void run_rows(int64_t i0, int64_t i1) const;
-  // Whether bands (of columns or rows) give the same bits as one call: OpenBLAS's kernels
-  // (small-matrix and general alike) sum each element over k in order while k fits one
-  // block of its general kernel (k <= kBandMaxK) and b is read untransposed; its kernel for
-  // a transposed b changes with the band's width (tests/runtime: GemmBands).
-  bool bands_same_bits() const { return !tb && k <= kBandMaxK; }
+  // Whether bands (of columns or rows) give the same bits as one call: OpenBLAS's AVX-512
+  // and AVX kernels (small-matrix and general alike) sum each element over k in order while
+  // k fits one block of its general kernel (k <= kBandMaxK) and b is read untransposed; its
+  // kernel for a transposed b changes with the band's width, and its Haswell (AVX2) kernels,
+  // which OPENBLAS_CORETYPE=Haswell or Zen selects, change with the band's size anyway
+  // (blas_bands_exact; tests/runtime: GemmBands).
+  bool bands_same_bits() const { return !tb && k <= kBandMaxK && blas_bands_exact(); }
   static constexpr int64_t kBandMaxK = 256;
 };
 // A product gemm() would compute as BLAS calls (rank-2 operands of one float dtype, matching

@@ -16,6 +16,7 @@
 #include "frontend/Frontend.h"
 #include "frontend/Parser.h"
 #include "codegen/Ptx.h"
+#include "runtime/Matmul.h"
 #include "tools/Commands.h"
 #include "tools/ModelValue.h"
 #include "tools/lsp/LanguageServer.h"
@@ -158,7 +159,7 @@ int mainImpl(int argc, char** argv) {
   }
   const std::string& cmd = args[0];
   if (cmd == "--version" || cmd == "version") {
-    fmt::print("tdl {}\n", TDL_VERSION);
+    fmt::print("tdl {}\nBLAS: {}\n", TDL_VERSION, rt::blas_description());
     return kExitOk;
   }
   if (cmd == "help" || cmd == "--help" || cmd == "-h") {

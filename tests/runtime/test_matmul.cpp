@@ -89,7 +89,8 @@ TEST_CASE("gemm: transposed operands, alpha/beta updates, in place only when uni
 // Compiled code runs independent small products at once in bands of columns or rows
 // (codegen's tdl_op_group): where bands_same_bits() says so, they must give the bits of the
 // one call gemm() makes. This holds for the installed OpenBLAS's kernels, checked here over
-// shapes on both sides of its small-matrix and k-blocking thresholds.
+// shapes on both sides of its small-matrix and k-blocking thresholds (OpenBLAS's AVX-512 and AVX
+// kernels; its Haswell ones promise nothing: blas_bands_exact).
 TEST_CASE("GemmBands: bands of columns or rows give the whole product's bits where promised", "[matmul]") {
   auto fill = [](Shape s, double seed) {
     int64_t n = 1;
@@ -137,7 +138,10 @@ TEST_CASE("GemmBands: bands of columns or rows give the whole product's bits whe
                 if (withC) break;  // c was updated in place: one split only
               }
             }
-  CHECK(checked > 100);
+  // With kernels whose bits depend on the band (OPENBLAS_CORETYPE=Haswell) nothing is
+  // promised, and compiled code runs each product whole.
+  if (blas_bands_exact()) CHECK(checked > 100);
+  else CHECK(checked == 0);
   // Not a BLAS product: left to gemm() (its errors, its small-k kernel), c untouched.
   std::optional<Tensor> c = ones({2, 2});
   CHECK(!gemm_bands(ones({2, 3}), ones({2, 2}), c, false, false, 1.0, 1.0));
