@@ -32,6 +32,7 @@ struct Version {
   ResultTemplate result;
   std::map<uint64_t, CallChain> chains;
   int64_t calls = 0;
+  int64_t failed = 0;  // calls whose compiled code stopped with an error (not served)
   std::vector<Value> pinned;  // the function values of the key (keyed by address: kept alive)
   double traceMs = 0, optMs = 0, lowerMs = 0, llvmMs = 0;
   double optimizedMs = 0;   // the background compile of the optimized version
@@ -189,6 +190,7 @@ class GraphCache : public GraphFnCache {
     std::vector<rt::Tensor> outs;
     codegen::ExecError err;
     if (!v->code->run(xs, outs, err)) {
+      ++v->failed;
       Loc loc = err.op ? err.op->loc : Loc();
       ScriptError e(loc, err.message);
       auto it = v->chains.find(locKey(loc));
@@ -342,9 +344,10 @@ class GraphCache : public GraphFnCache {
         if (v.optimizedAt > 0)
           codeMs += fmt::format(" (optimized in the background in {:.2f} ms, serving from call {})", v.optimizedMs,
                                 v.optimizedAt);
-        fmt::print(stderr, "  #{} ({}): {} call{} served{}; trace {:.2f} ms, optimize {:.2f} ms, {}{}\n",
-                   i + 1, signatureText(v), v.calls, v.calls == 1 ? "" : "s", v.code ? "" : " in the VM",
-                   v.traceMs, v.optMs, codeMs,
+        const int64_t served = v.calls - v.failed;
+        fmt::print(stderr, "  #{} ({}): {} call{} served{}{}; trace {:.2f} ms, optimize {:.2f} ms, {}{}\n",
+                   i + 1, signatureText(v), served, served == 1 ? "" : "s", v.code ? "" : " in the VM",
+                   v.failed ? fmt::format(", {} failed with an error", v.failed) : "", v.traceMs, v.optMs, codeMs,
                    v.code && v.code->reusedBuffers > 0 ? fmt::format("; {} buffers reused", v.code->reusedBuffers.load()) : "");
       }
     }

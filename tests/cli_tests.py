@@ -266,6 +266,15 @@ def main():
     r = run(tdl, "run", "--trace-report", tr)
     expect("--trace-report shows parameters by name, records with their fields, tuples",
            r.returncode == 0 and "#1 (p: {w: f32[4, 2], b: f32[2]}, x: f32[B, 4], cfg: (f32[], i64[])): 1 call served" in r.stderr, r)
+    # A call whose compiled code stops with an error is not counted as served.
+    fl = os.path.join(d, "trace_failed.tdl")
+    with open(fl, "w") as f:
+        f.write("graph fn at(x: f32[?], i: i64) { return x[i] }\n"
+                "print(at(ones([3]), 1))\nprint(at(ones([3]), 2))\nprint(at(ones([3]), 7))\n")
+    r = run(tdl, "run", "--trace-report", fl)
+    expect("--trace-report counts a failed call apart from the served ones",
+           r.returncode == 1 and r.stdout == "1.0\n1.0\n" and "out of range" in r.stderr
+           and "2 calls served, 1 failed with an error;" in r.stderr, r)
     # Sizes 1, 2, 3, 4, 5: size 1 stays its own trace, the third call generalizes against the
     # second (not only the first) and serves the rest (SPEC §6).
     gen = os.path.join(d, "trace_generalize.tdl")
