@@ -223,6 +223,9 @@ int exportModel(const ExportOptions& o) {
                 "which the activations' ranges are measured");
   if (o.quantize.empty() && !o.calibrate.empty()) return fail("--calibrate is for --quantize int8");
   if (o.fns.empty()) return fail("tdl export needs at least one --fn NAME (the graph fns to export)");
+  for (size_t i = 0; i < o.fns.size(); ++i)  // before the script runs (it may train for hours)
+    if (std::find(o.fns.begin(), o.fns.begin() + static_cast<long>(i), o.fns[i]) != o.fns.begin() + static_cast<long>(i))
+      return fail(fmt::format("--fn {} is given twice", o.fns[i]));
   // --target: code for another machine, linked into shared objects by its cross toolchain
   // (a loader without LLVM maps them: docs/edge.md).
   // A --target that names this machine (x86_64-linux-gnu) links the code into shared objects
@@ -275,8 +278,6 @@ int exportModel(const ExportOptions& o) {
       for (size_t i = 0; i < main.globalNames.size(); ++i)
         if (main.globalNames[i] == name) slot = static_cast<int>(i);
       if (slot < 0) return fail(fmt::format("'{}' is not defined at the top level of {}", name, o.file));
-      for (auto& f : data.fns)
-        if (f.sig.name == name) return fail(fmt::format("--fn {} is given twice", name));
       vm::Value fv = interp.globalValue(0, slot);
       if (fv.tag() != vm::Tag::Closure || !fv.as<vm::ClosureObj>()->proto->decl)
         return fail(fmt::format("'{}' is a {}, not a graph fn", name, vm::typeText(fv)));

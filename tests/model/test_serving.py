@@ -156,6 +156,12 @@ def bad_files(tdl, model, tmp):
     for fn, words in (("plain", "not a graph fn"), ("loose", "annotated"), ("nothing", "not defined")):
         r = run([tdl, "export", src, "--fn", fn, "-o", os.path.join(tmp, "x.tdlm")])
         check(r.returncode == 1 and words in r.stderr, f"export --fn {fn}: {r.stderr.strip()[:160]}")
+    # A repeated --fn is refused before the script runs (its print never shows).
+    with open(src, "a") as f:
+        f.write('print("ran")\n')
+    r = run([tdl, "export", src, "--fn", "loose", "--fn", "loose", "-o", os.path.join(tmp, "x.tdlm")])
+    check(r.returncode == 1 and "--fn loose is given twice" in r.stderr and "ran" not in r.stdout,
+          f"export --fn loose --fn loose: {r.stdout.strip()[:80]} {r.stderr.strip()[:160]}")
 
 
 def batching_rules(tdl, tmp):
