@@ -89,6 +89,29 @@ auto Tracer::bi_sum(BuiltinCall& bc) -> TV {
           if (!d.is_known()) symbolic = true;
           else flat[0].size *= d.size;
         }
+        // Eager's error for an empty x, naming its shape (not the flattened one): now where
+        // the shape is known, else a run-time check with its sizes.
+        if (!symbolic && flat[0].size == 0)
+          fail(loc, fmt::format("cannot take {} over an empty axis (shape {})", nm, ir::dims_str(xv->type.dims)));
+        if (symbolic && flat[0].size != 0) {
+          setLoc(loc);
+          std::string format = fmt::format("cannot take {} over an empty axis (shape [", nm);
+          std::vector<ir::Value*> holes;
+          ir::Value* count = b_.constant(rt::Tensor::scalar(int64_t{1}));
+          for (size_t i = 0; i < xv->type.dims.size(); ++i) {
+            const Dim& d = xv->type.dims[i];
+            if (i) format += ", ";
+            if (d.is_known()) {
+              format += std::to_string(d.size);
+              continue;
+            }
+            format += "{}";
+            holes.push_back(b_.dim(xv, static_cast<int64_t>(i)));
+            count = b_.binary(rt::BinaryOp::Mul, count, holes.back());
+          }
+          b_.assert_true(b_.binary(rt::BinaryOp::Ne, count, b_.constant(rt::Tensor::scalar(int64_t{0}))), format + "])",
+                         holes);
+        }
         // flattened (its size known at run time when dims are symbolic)
         xv = symbolic ? dynShaped(ir::OpKind::ReshapeDyn, xv, {Dim::known(-1)}, {}, loc) : b_.reshape(xv, flat);
         axes = {0};
