@@ -270,6 +270,7 @@ auto Tracer::inlineCall(const TV& fnv, std::vector<TV>& args, const std::vector<
     fail(loc, fmt::format("{}: missing argument '{}'", nm, d->params[i].name));
   }
   checkParamAnnotations(*d, f, nm, loc);
+  if (d->ret && namesDims(*d->ret)) f.entryArgs.assign(f.st.slots.begin(), f.st.slots.begin() + static_cast<long>(d->params.size()));
   frames_.push_back(&f);
   struct Pop {
     std::vector<Frame*>& v;
@@ -285,6 +286,14 @@ auto Tracer::checkReturn(const FnDecl& d, TV r, const std::string& nm, const Loc
   if (!d.ret) return r;
   TraceDims dims;
   const Loc& at = loc;
+  // Named dims the parameters bound (checked at the call), then the result's against them.
+  if (!frames_.empty() && fr().decl == &d)
+    for (size_t i = 0; i < fr().entryArgs.size(); ++i)
+      if (d.params[i].type) {
+        TV p = fr().entryArgs[i];
+        matchTV(p, *d.params[i].type, dims, at);
+      }
+  dims.equal.clear();
   TV before = r;
   std::string head = fmt::format("fn '{}' must return {}, got ", nm, d.ret->str());
   if (!matchTV(r, *d.ret, dims, at)) fail(at, head + structureTextTV(before));

@@ -7,6 +7,21 @@
 namespace tdl::vm::trace {
 
 auto Tracer::eval(const Expr& e) -> TV {
+  if (subMemo_) [[unlikely]] {
+    auto it = subMemo_->find(&e);
+    if (it != subMemo_->end()) {
+      if (!it->second) {
+        auto* memo = std::exchange(subMemo_, nullptr);
+        struct Restore {
+          Tracer& t;
+          std::map<const Expr*, std::optional<TV>>* m;
+          ~Restore() { t.subMemo_ = m; }
+        } restore{*this, memo};
+        it->second = eval(e);
+      }
+      return *it->second;
+    }
+  }
   switch (e.kind) {
     case ExprKind::Int: return TV::of(Value::i64(e.ival, true));
     case ExprKind::Float: return TV::of(Value::weakFloat(e.fval));

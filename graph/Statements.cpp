@@ -198,9 +198,24 @@ auto Tracer::assign(const Stmt& s) -> void {
   if (root->kind != ExprKind::Name || root->ref.kind != RefKind::Local)
     fail(target.loc, "only assignments to a local variable, its elements or its fields are supported in graph fns");
   TV cur = fr().st.slots.at(static_cast<size_t>(root->ref.index));
+  // x[i] op= v: each subscript is traced once, for the read and the store (eager's and
+  // Python's order: the subscripts, the read, v, the store).
+  std::map<const Expr*, std::optional<TV>> memo;
+  if (s.assignOp != '=')
+    for (const Expr* e = &target; e != root; e = e->kids[0].get())
+      if (e->kind == ExprKind::Index)
+        for (const Subscript& sub : e->subs)
+          for (const auto* p : {&sub.index, &sub.lo, &sub.hi, &sub.step})
+            if (*p) memo[p->get()];
+  struct Reset {
+    Tracer& t;
+    ~Reset() { t.assignTarget_ = nullptr, t.subMemo_ = nullptr; }
+  } reset{*this};
   assignTarget_ = &target;
+  subMemo_ = memo.empty() ? nullptr : &memo;
   TV changed = replacedPart(cur, target, compound, s.assignOp != '=', s.loc);
   assignTarget_ = nullptr;
+  subMemo_ = nullptr;
   assignSlot(root->ref.index, changed, s.loc, root->str);
 }
 
@@ -222,8 +237,8 @@ auto Tracer::replacedPart(const TV& whole, const Expr& e, const std::function<TV
       r.items[k] = f(r.items[k]);
       return r;
     }
-    // x[k] = v on a tensor: k evaluated once, after v; x[k] op= v: k, the read, v, then k again
-    // for the store (eager mode's order).
+    // x[k] = v on a tensor: k evaluated once, after v; x[k] op= v: k, the read, v, the store
+    // (eager mode's order; assign() has k traced once).
     const bool one = e.subs.size() == 1 && !e.subs[0].isSlice && isNumeric(b);
     TV value, k;
     if (one && !needOld) value = f(TV());

@@ -109,6 +109,9 @@ struct Frame {
   FrameState st;
   std::vector<std::string> slotNames;
   std::vector<Loc> assignLocs;
+  // The parameters as the call bound them, where the return annotation names dims: its
+  // named dims are checked against theirs (checkReturn).
+  std::vector<TV> entryArgs;
 };
 
 rt::BinaryOp rtBinary(BinOp op);
@@ -408,6 +411,9 @@ class Tracer {
   TV maskedUpdateTV(const TV& x, const TV& mask, const TV& rhs, const TV& value, const Loc& loc);
   const TV* assignRhs_ = nullptr;  // the right side of the assignment being traced (assign())
   const Expr* assignTarget_ = nullptr;  // its whole target (a mask assigns only there)
+  // A compound assignment's subscripts (x[i] op= v), each traced once for the read and the
+  // store (assign(); eval looks them up).
+  std::map<const Expr*, std::optional<TV>>* subMemo_ = nullptr;
 
   // ---------------------------------------------------------------- calls
 

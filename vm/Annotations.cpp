@@ -73,4 +73,12 @@ bool matchesAnnotation(Value& v, const TypeExpr& t, DimBindings& dims) {
   return false;
 }
 
+bool namesDims(const TypeExpr& t) {
+  for (const Dim& d : t.dims)
+    if (d.kind == Dim::Named) return true;
+  for (const TypePtr& e : t.elems)
+    if (e && namesDims(*e)) return true;
+  return false;
+}
+
 }  // namespace tdl::vm

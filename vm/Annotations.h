@@ -16,4 +16,8 @@ using DimBindings = std::map<std::string, int64_t>;
 // wider one and is converted to it in place (so `s: f32[] = 2.0` holds an f32).
 bool matchesAnnotation(Value& v, const TypeExpr& t, DimBindings& dims);
 
+// Whether `t` names a dim (f32[N, 10]): a return annotation that does is checked against
+// the sizes the call's parameters bound (SPEC §3: named dims agree across one call).
+bool namesDims(const TypeExpr& t);
+
 }  // namespace tdl::vm

@@ -93,6 +93,7 @@ struct FnProto {
   std::vector<const TypeExpr*> paramTypes;  // null where unannotated
   std::vector<bool> hasDefault;
   const TypeExpr* retType = nullptr;
+  bool retNamesDims = false;  // retType names a dim: checked against the parameters' bindings
   std::vector<Ref> captures;  // where each capture comes from in the creating frame
   int numRegs = 0;
   Chunk chunk;

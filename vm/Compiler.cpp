@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "frontend/Diagnostics.h"
+#include "vm/Annotations.h"
 #include "vm/Builtins.h"
 #include "vm/TensorLiteral.h"
 
@@ -234,16 +235,57 @@ struct FnCompiler {
     }
     if (t->kind != ExprKind::Name || (t->ref.kind != RefKind::Local && t->ref.kind != RefKind::Global))
       throw ScriptError(target.loc, "cannot assign to this expression");
-    int v;
     if (s.assignOp == '=') {
-      v = exprAny(value);
-    } else {
-      int old = exprAny(target);
-      int rhs = exprAny(value);
-      v = temp(s.loc);
-      emit(assignOpcode(s.assignOp), v, old, rhs, s.loc);
+      int v = exprAny(value);  // Python's order: the value, then the target's subscripts
+      storePath(target, v, s.loc);
+      return;
     }
-    storePath(target, v, s.loc);
+    // x[i] op= v: the target's subscripts are evaluated once, then it is read, then v
+    // (Python's order); the read and the store use the same subscript registers.
+    std::vector<int> bases;
+    int path = pathOf(target, &bases);
+    const PathDesc& pd = p_.chunk.paths[static_cast<size_t>(path)];
+    // The read, step by step from the variable: `cur` holds the current part (-1: the
+    // variable itself); an index step indexes in its container register, a field step reads
+    // into `field`. Registers left holding a container are cleared after, so that the store
+    // finds the tensor unshared (in place).
+    int cur = -1, field = -1;
+    std::vector<int> used;
+    auto load = [&](int dest) {
+      if (cur >= 0) emit(Op::Move, dest, cur, 0, s.loc);
+      else if (t->ref.kind == RefKind::Global) emit(Op::GetGlobal, dest, t->ref.index, t->ref.module, t->loc);
+      else emit(Op::Move, dest, t->ref.index, 0, t->loc);
+    };
+    for (size_t k = 0; k < pd.steps.size(); ++k) {
+      const PathStep& step = pd.steps[k];
+      const Expr& e = *chain[chain.size() - 1 - k];
+      if (!step.isField) {
+        load(bases[k]);
+        p_.chunk.indexes.push_back(step.subs);
+        emit(Op::Index, bases[k], bases[k], static_cast<int>(p_.chunk.indexes.size() - 1), e.loc);
+        cur = bases[k];
+      } else if (e.ref.kind == RefKind::Global) {  // a module's member m.name
+        if (field < 0) field = temp(e.loc);
+        emit(Op::GetGlobal, field, e.ref.index, e.ref.module, e.loc);
+        cur = field;
+      } else {
+        if (field < 0) field = temp(e.loc);
+        int src = cur >= 0 ? cur : t->ref.kind == RefKind::Local ? t->ref.index : -1;
+        if (src < 0) {
+          load(field);
+          src = field;
+        }
+        emit(Op::GetField, field, src, stringConst(step.name), e.loc);
+        cur = field;
+      }
+      used.push_back(cur);
+    }
+    for (int r : used)
+      if (r != cur) emit(Op::LoadNone, r, 1, 0, s.loc);
+    int rhs = exprAny(value);
+    int v = temp(s.loc);
+    emit(assignOpcode(s.assignOp), v, cur, rhs, s.loc);
+    emit(Op::SetPath, t->ref.index, path, v, s.loc);
   }
 
   void ifStmt(const Stmt& s) {
@@ -637,6 +679,16 @@ struct FnCompiler {
 
   // target := R[v] for an Index/Field chain from a variable (an assignment's path update).
   void storePath(const Expr& target, int v, const Loc& loc) {
+    const Expr* t = &target;
+    while (t->kind == ExprKind::Index || t->kind == ExprKind::Field) t = t->kids[0].get();
+    emit(Op::SetPath, t->ref.index, pathOf(target, nullptr), v, loc);
+  }
+
+  // The update path of an assignment target (its subscripts evaluated into registers, from
+  // the variable outwards); returns its index in the chunk's paths. With `bases`, each index
+  // step also gets a register just before its subscripts (an Index instruction's container,
+  // for a compound assignment's read); field steps get -1.
+  int pathOf(const Expr& target, std::vector<int>* bases) {
     std::vector<const Expr*> chain;
     const Expr* t = &target;
     while (t->kind == ExprKind::Index || t->kind == ExprKind::Field) {
@@ -653,13 +705,19 @@ struct FnCompiler {
       if (e.kind == ExprKind::Field) {
         step.isField = true;
         step.name = e.str;
+        if (bases) bases->push_back(-1);
       } else {
+        int base = bases ? temp(e.loc) : -1;
         step.subs = subscripts(e, step.firstReg);
+        if (bases) {
+          if (step.firstReg != base + 1) throw InternalError("subscript registers not after their container's");
+          bases->push_back(base);
+        }
       }
       path.steps.push_back(std::move(step));
     }
     p_.chunk.paths.push_back(std::move(path));
-    emit(Op::SetPath, t->ref.index, static_cast<int>(p_.chunk.paths.size() - 1), v, loc);
+    return static_cast<int>(p_.chunk.paths.size() - 1);
   }
 
   // Subscripts of an Index expression into consecutive new registers; returns
@@ -740,6 +798,7 @@ const FnProto* FnCompiler::compileFunction(const FnDecl& fn) {
     p.hasDefault.push_back(prm.deflt != nullptr);
   }
   p.retType = fn.ret.get();
+  p.retNamesDims = p.retType && namesDims(*p.retType);
   p.captures = fn.captures;
   FnCompiler fc(prog_, p, fn.numLocals);
   fc.block(*fn.body);

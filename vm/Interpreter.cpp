@@ -189,7 +189,7 @@ void Interpreter::bindArguments(const ClosureObj& c, Value* argv, int argc, cons
   for (int j = 0; j < p.numParams; ++j) argv[j] = std::move(bound[static_cast<size_t>(j)]);
 }
 
-void Interpreter::checkParams(const FnProto& p, Value* R) {
+DimBindings Interpreter::checkParams(const FnProto& p, Value* R) {
   DimBindings dims;
   for (int i = 0; i < p.numParams; ++i) {
     const TypeExpr* t = p.paramTypes[static_cast<size_t>(i)];
@@ -199,6 +199,7 @@ void Interpreter::checkParams(const FnProto& p, Value* R) {
       throw rt::Error(fmt::format("argument '{}' of fn '{}' must be {}, got {}", p.paramNames[static_cast<size_t>(i)],
                                   p.name, t->str(), structureText(before)));
   }
+  return dims;
 }
 
 bool Interpreter::callValue(const Value& fnIn, Value* argv, int argc, const std::vector<std::string>* kw, Value* ret) {
@@ -241,10 +242,11 @@ bool Interpreter::callValue(const Value& fnIn, Value* argv, int argc, const std:
   touchStack(argv + p.numRegs);
   bindArguments(c, argv, argc, kw);
   for (int i = p.numParams; i < p.numRegs; ++i) argv[i] = Value();
+  DimBindings bound;
   if (!p.paramTypes.empty()) {
     bool annotated = false;
     for (auto* t : p.paramTypes) annotated = annotated || t;
-    if (annotated) checkParams(p, argv);
+    if (annotated) bound = checkParams(p, argv);
   }
   // A graph fn called while an eager tape records runs in the VM, its ops recorded one by
   // one, so that gradients flow through it (compiled code is opaque to the tape). A tape
@@ -268,6 +270,7 @@ bool Interpreter::callValue(const Value& fnIn, Value* argv, int argc, const std:
     graphCache_->tapedCall(c);
   }
   pushFrame(&p, std::move(fn), argv, ret);
+  if (p.retNamesDims) frames_.back().dims = std::make_shared<const DimBindings>(std::move(bound));
   return true;
 }
 
@@ -638,7 +641,7 @@ void Interpreter::loop(size_t stopDepth) {
         Value result = in.op == Op::Return ? std::move(R[in.a]) : Value();
         const FnProto& p = *fr->proto;
         if (p.retType && !p.isTopLevel) {
-          DimBindings dims;
+          DimBindings dims = fr->dims ? *fr->dims : DimBindings();
           Value before = result;
           if (!matchesAnnotation(result, *p.retType, dims))
             throw rt::Error(fmt::format("fn '{}' must return {}, got {}", p.name, p.retType->str(), structureText(before)));

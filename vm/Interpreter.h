@@ -17,6 +17,7 @@
 
 #include "frontend/Diagnostics.h"
 #include "vm/Builtins.h"
+#include "vm/Annotations.h"
 #include "vm/Chunk.h"
 
 namespace tdl::vm {
@@ -100,6 +101,7 @@ class Interpreter {
     Value* R;             // registers
     const Instr* ip;      // next instruction
     Value* ret;           // where the result goes
+    std::shared_ptr<const DimBindings> dims;  // the parameters' named dims, for a return annotation naming dims
   };
 
   void execute(size_t stopDepth);
@@ -112,7 +114,7 @@ class Interpreter {
   bool callValue(const Value& fn, Value* argv, int argc, const std::vector<std::string>* kw, Value* ret);
   void bindArguments(const ClosureObj& c, Value* argv, int argc, const std::vector<std::string>* kw);
   void pushFrame(const FnProto* proto, Value closure, Value* R, Value* ret);
-  void checkParams(const FnProto& p, Value* R);
+  DimBindings checkParams(const FnProto& p, Value* R);  // returns the named dims bound
   Value* stackTop() const;
 
   // Pieces of the dispatch loop (Interpreter.cpp, ValueOps.cpp).
