@@ -264,10 +264,6 @@ struct FnCompiler {
         p_.chunk.indexes.push_back(step.subs);
         emit(Op::Index, bases[k], bases[k], static_cast<int>(p_.chunk.indexes.size() - 1), e.loc);
         cur = bases[k];
-      } else if (e.ref.kind == RefKind::Global) {  // a module's member m.name
-        if (field < 0) field = temp(e.loc);
-        emit(Op::GetGlobal, field, e.ref.index, e.ref.module, e.loc);
-        cur = field;
       } else {
         if (field < 0) field = temp(e.loc);
         int src = cur >= 0 ? cur : t->ref.kind == RefKind::Local ? t->ref.index : -1;
