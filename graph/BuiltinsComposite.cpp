@@ -104,6 +104,48 @@ struct CompositeTrace {
     if (p && p->isStatic() && p->sv.isStr()) return p->sv.as<StrObj>()->s;
     return std::nullopt;
   }
+  std::optional<int64_t> knownInt(const V& v) {
+    if (v.isStatic() && v.sv.isScalar()) return v.sv.asInt();
+    return std::nullopt;
+  }
+  // A check the trace decides now, or an assert the run makes (its message with the values).
+  void require(const V& cond, const std::string& format, const std::vector<V>& vals) {
+    if (cond.isStatic()) {
+      if (cond.sv.isScalar() && cond.sv.asInt() != 0) return;
+      std::string m;
+      size_t k = 0, at = 0;
+      for (size_t p; (p = format.find("{}", at)) != std::string::npos; at = p + 2)
+      {
+        const V* v = k < vals.size() ? &vals[k++] : nullptr;
+        m += format.substr(at, p - at) + (v && v->isStatic() ? std::to_string(v->sv.asInt()) : std::string("?"));
+      }
+      fail(m + format.substr(at));
+    }
+    std::vector<ir::Value*> holes;
+    for (const V& v : vals) holes.push_back(t.materialize(v, bc.loc));
+    ir::Value* c = t.materialize(cond, bc.loc, DType::Bool);
+    t.setLoc(bc.loc);
+    t.b_.assert_true(c, fmt::format("{}(): ", bc.nm) + format, holes);
+  }
+  // x[..., :stop] along axis: a dyn_slice (its size symbolic) when stop is known only at run time.
+  V sliceTo(const V& x, int64_t axis, const V& stop) {
+    if (auto k = knownInt(stop)) return slice(x, axis, 0, *k);
+    ir::Value* xv = t.materialize(x, bc.loc);
+    ir::IntList st, sp, stp, dyn;
+    for (int64_t a = 0; a < xv->type.rank(); ++a) {
+      st.push_back(0);
+      sp.push_back(ir::kSliceEnd);
+      stp.push_back(1);
+      dyn.push_back(a == axis);
+    }
+    ir::Value* hi = t.integerIndex(stop, bc.loc);
+    t.setLoc(bc.loc);
+    ir::Value* lo = t.b_.constant(rt::Tensor::scalar(int64_t{0}));
+    return TV::dyn(t.guarded(bc.loc, [&] {
+      return t.b_.create_inferred(ir::OpKind::DynSlice, {xv, lo, hi}, {{"start", st}, {"stop", sp}, {"step", stp}, {"dynamic", dyn}})
+          .result();
+    }));
+  }
   V slice(const V& x, int64_t axis, int64_t start, int64_t stop, int64_t step = 1) {
     ir::Value* xv = t.materialize(x, bc.loc);
     ir::IntList st, sp, stp;

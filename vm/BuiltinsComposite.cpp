@@ -68,6 +68,17 @@ struct Eager {
     spec.push_back(rt::IndexItem::slice(start, stop, step));
     return ad::getIndex(x, spec);
   }
+  V sliceTo(const V& x, int64_t axis, const V& stop) { return slice(x, axis, 0, stop.asInt()); }
+  std::optional<int64_t> knownInt(const V& v) const { return v.asInt(); }
+  // Eagerly every value is known: the check runs now.
+  void require(const V& cond, const std::string& format, const std::vector<V>& vals) const {
+    if (cond.isScalar() && cond.asInt() != 0) return;
+    std::string m;
+    size_t k = 0, at = 0;
+    for (size_t p; (p = format.find("{}", at)) != std::string::npos; at = p + 2)
+      m += format.substr(at, p - at) + (k < vals.size() ? std::to_string(vals[k++].asInt()) : std::string("{}"));
+    fail(m + format.substr(at));
+  }
 };
 
 #define TDL_COMPOSITE(n, f, req, ...)                        \

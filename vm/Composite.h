@@ -24,6 +24,11 @@
 //   V num(double)  V integer(int64_t)  V boolean(bool)  V none()   weak constants
 //   V list(vector<V>)  V tuple(vector<V>)
 //   V slice(x, axis, start, stop, step=1)   x[..., start:stop:step, ...] along axis (known bounds)
+//   V sliceTo(x, axis, stop)         x[..., :stop, ...] along axis, stop an integer scalar V
+//                                    known now or only at run time
+//   std::optional<int64_t> knownInt(V)   an integer scalar's value when it is known now
+//   void require(cond, format, {V...})   fail("NAME(): " + format with the values) unless the
+//                                    bool scalar cond holds (a run-time check in graph fns)
 //   std::optional<std::string> strArg(i)     the argument, when it is a string
 //   V im2col(x, rt::Window2d, pad)  V col2im(cols, h, w, rt::Window2d)   (runtime/Conv.h, recorded)
 //   V scan(x, axis, prod)            rt::scan (recorded)   V argsort(x, axis, descending)  rt::argsort
@@ -236,17 +241,26 @@ typename E::V sort_(E& e) {
 
 // topk(x, k): the k largest values along the last axis, largest first, and their indices
 // (equal values: the first first), as a tuple (values, indices).
+// A k known only at run time (a graph fn's argument, as TensorFlow's top_k takes a tensor)
+// gives a last axis of symbolic size, checked against the axis's size when the fn runs.
 template <class E>
 typename E::V topk_(E& e) {
   auto x = tensorArg(e, 0, "x");
   if (e.rank(x) == 0) e.fail("'x' must have rank >= 1, got a scalar");
-  int64_t k = e.intArg(1, 0);
-  std::optional<int64_t> n = e.knownDim(x, e.rank(x) - 1);
-  if (k < 0 || (n && k > *n))
-    e.fail(n ? fmt::format("k must be in [0, {}] (the size of the last axis), got {}", *n, k)
-             : fmt::format("k must be >= 0, got {}", k));
-  auto order = e.argsort(x, e.rank(x) - 1, true);
-  auto idx = e.slice(order, e.rank(x) - 1, 0, k);
+  const int64_t last = e.rank(x) - 1;
+  auto kv = e.intValueArg(1, 0);
+  std::optional<int64_t> k = e.knownInt(kv);
+  std::optional<int64_t> n = e.knownDim(x, last);
+  if (k && (*k < 0 || (n && *k > *n)))
+    e.fail(n ? fmt::format("k must be in [0, {}] (the size of the last axis), got {}", *n, *k)
+             : fmt::format("k must be >= 0, got {}", *k));
+  if (!k || !n) {  // a bound only the run knows: checked then, with eager's words
+    auto nv = e.dim(x, last);
+    e.require(e.bin(BinaryOp::LogicalAnd, e.bin(BinaryOp::Ge, kv, e.integer(0)), e.bin(BinaryOp::Le, kv, nv)),
+              "k must be in [0, {}] (the size of the last axis), got {}", {nv, kv});
+  }
+  auto order = e.argsort(x, last, true);
+  auto idx = k ? e.slice(order, last, 0, *k) : e.sliceTo(order, last, kv);
   return e.tuple({takeAlongLast(e, x, idx), idx});
 }
 
