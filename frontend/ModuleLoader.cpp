@@ -149,7 +149,15 @@ bool ModuleLoader::loadImports(int moduleId) {
     std::string key = fs::weakly_canonical(found, ec).string();
     auto it = byPath_.find(key);
     if (it != byPath_.end() && std::find(loading_.begin(), loading_.end(), it->second) != loading_.end()) {
-      diags_.error(imp->pathLoc, fmt::format("import cycle: '{}' imports itself", imp->str));
+      // The chain from the imported module back to it, by the names they were imported as.
+      auto at = std::find(loading_.begin(), loading_.end(), it->second);
+      std::string chain;
+      for (auto m = at; m != loading_.end(); ++m) {
+        const std::string& nm = modules_[static_cast<size_t>(*m)]->name;
+        chain += fmt::format("'{}' imports ", nm.empty() || nm == "__main__" ? modules_[static_cast<size_t>(*m)]->path : nm);
+      }
+      diags_.error(imp->pathLoc, at + 1 == loading_.end() ? fmt::format("import cycle: '{}' imports itself", imp->str)
+                                                          : fmt::format("import cycle: {}'{}'", chain, imp->str));
       ok = false;
       continue;
     }

@@ -451,8 +451,13 @@ class Sema {
   }
 
   void function(FnDecl& fn) {
+    const Param* defaulted = nullptr;
     for (auto& p : fn.params) {
       if (p.deflt) expr(*p.deflt);  // defaults are evaluated in the enclosing scope
+      if (p.deflt) defaulted = &p;
+      else if (defaulted)  // Python's rule: a call could never leave it out
+        diags_.error(p.loc, fmt::format("parameter '{}' without a default follows '{}', which has one", p.name,
+                                        defaulted->name));
     }
     FnCtx c;
     c.fn = &fn;

@@ -36,6 +36,15 @@ auto Tracer::call(const Expr& e) -> TV {
       assignSlot(root->ref.index, changed, e.loc, root->str);
       return r;
     }
+    if (root->kind != ExprKind::Name) {  // f().pop(): a temporary changed where it stands (as eagerly)
+      TV xs = expandStatic(eval(place));
+      for (size_t i = 0; i < nargs; ++i) {
+        if (i < e.names.size() && !e.names[i].empty())
+          fail(e.kids[i + 1]->loc, fmt::format("{}() takes no keyword arguments", ce.str));
+        args.push_back(eval(*e.kids[i + 1]));
+      }
+      return listMethodTV(xs, ce.str, args, e.loc);
+    }
   }
   if (ce.kind == ExprKind::Field && !(ce.kids[0]->kind == ExprKind::Name && ce.kids[0]->ref.kind == RefKind::Module)) {
     // x.f(args): a record field f holding a function, else f(x, args).

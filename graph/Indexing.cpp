@@ -73,8 +73,21 @@ auto Tracer::indexTV(const TV& base, const Expr& e, const Loc& loc, const TV* su
       if ((*b.names)[i] == key) return b.items[i];
     fail(loc, missingKeyText(*b.names, key));
   }
+  if (b.k == TV::Seq && e.subs.size() == 1 && e.subs[0].isSlice) {  // xs[a:b:s]: eager's slice of the items
+    int64_t start, stop, step;
+    sliceBounds(e.subs[0], loc, start, stop, step, nullptr, nullptr);
+    auto opt = [](int64_t v) { return v == ir::kSliceEnd || v == ir::kSliceBegin ? std::optional<int64_t>() : v; };
+    rt::AxisRange r = guarded(loc, [&] {
+      return rt::resolve_index(rt::IndexItem::slice(opt(start), opt(stop), step), 0, static_cast<int64_t>(b.items.size()));
+    });
+    TV out = b;
+    out.items.clear();
+    for (int64_t i = 0; i < r.count; ++i) out.items.push_back(b.items[static_cast<size_t>(r.start + i * r.step)]);
+    return normalize(out);
+  }
   if (b.k == TV::Seq || b.k == TV::Rec) {
-    if (e.subs.size() != 1 || e.subs[0].isSlice) fail(loc, "only a single integer index is supported on a list in graph fns");
+    if (e.subs.size() != 1 || e.subs[0].isSlice)
+      fail(loc, fmt::format("a {} takes one index{}", describe(base), e.subs.size() == 1 ? ", not a slice" : ""));
     TV k = eval(*e.subs[0].index);
     if (!k.isStatic()) fail(e.subs[0].loc, "a list index must be known at trace time in a graph fn");
     int64_t n = static_cast<int64_t>(b.items.size()), i = k.sv.asInt();

@@ -139,6 +139,8 @@ auto Tracer::binop(rt::BinaryOp op, const TV& a, const TV& b, const Loc& loc, st
   }
   bool wa = weakOf(a), wb = weakOf(b);
   TensorType ta = typeOf(a), tb = typeOf(b);
+  if (vop)
+    if (std::string m = bitsOperandError(*vop, usedDtype(a), usedDtype(b), describe(a), describe(b)); !m.empty()) fail(loc, m);
   ir::Value *x, *y;
   if (wa && !wb) {
     DType d = guarded(loc, [&] { return weakTarget(a.isStatic() ? a.sv : proxy(ta.dtype), tb.dtype); });

@@ -266,6 +266,15 @@ def main():
     r = run(tdl, "run", "--trace-report", tr)
     expect("--trace-report shows parameters by name, records with their fields, tuples",
            r.returncode == 0 and "#1 (p: {w: f32[4, 2], b: f32[2]}, x: f32[B, 4], cfg: (f32[], i64[])): 1 call served" in r.stderr, r)
+    # An import cycle names every module on it, in the order they import each other.
+    for name, body in (("cyc_a.tdl", 'import "cyc_b.tdl" as b\n'), ("cyc_b.tdl", 'import "cyc_c.tdl" as c\n'),
+                       ("cyc_c.tdl", 'import "cyc_a.tdl" as a\n')):
+        with open(os.path.join(d, name), "w") as f:
+            f.write(body)
+    r = run(tdl, "run", os.path.join(d, "cyc_a.tdl"))
+    expect("an import cycle names its modules in order",
+           r.returncode == 1 and "cyc_c.tdl:1:8: error: import cycle: '" in r.stderr
+           and "cyc_a.tdl' imports 'cyc_b.tdl' imports 'cyc_c.tdl' imports 'cyc_a.tdl'" in r.stderr, r)
     # A call whose compiled code stops with an error is not counted as served.
     fl = os.path.join(d, "trace_failed.tdl")
     with open(fl, "w") as f:

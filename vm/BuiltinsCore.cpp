@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <algorithm>
+#include <cctype>
+#include <optional>
 #include <cstdlib>
 
 #include "runtime/Error.h"
@@ -63,7 +65,7 @@ Value formatFn(Interpreter&, CallArgs& call) {
 std::vector<Value> itemsOf(const Value& v) {
   int64_t n = iterLength(v);
   std::vector<Value> out;
-  out.reserve(static_cast<size_t>(n));
+  out.reserve(listItemsFit(n));
   for (int64_t i = 0; i < n; ++i) out.push_back(iterItem(v, i));
   return out;
 }
@@ -135,14 +137,61 @@ std::string trimmed(const std::string& s) {
   return b == std::string::npos ? "" : s.substr(b, e - b + 1);
 }
 
+// The text of a number as Python's int() and float() read it: an underscore only between two
+// digits (PEP 515: "1_000", not "_1", "1_" or "1__0"), which goes; nullopt for any other.
+std::optional<std::string> withoutUnderscores(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '_') {
+      out += s[i];
+      continue;
+    }
+    auto digit = [&](size_t j) { return j < s.size() && std::isdigit(static_cast<unsigned char>(s[j])); };
+    if (i == 0 || !digit(i - 1) || !digit(i + 1)) return std::nullopt;
+  }
+  return out;
+}
+
+// Whether t (underscores gone) is a decimal number as Python's float() reads it: a sign, then
+// digits with an optional point and exponent, or inf / infinity / nan in any case (no hex,
+// no nan(...) payloads, which strtod would take).
+bool pythonFloatText(const std::string& t) {
+  size_t i = t.empty() || (t[0] != '+' && t[0] != '-') ? 0 : 1;
+  std::string rest = t.substr(i);
+  std::string low;
+  for (char c : rest) low += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (low == "inf" || low == "infinity" || low == "nan") return true;
+  auto digits = [&](size_t& j) {
+    size_t k = j;
+    while (j < rest.size() && std::isdigit(static_cast<unsigned char>(rest[j]))) ++j;
+    return j - k;
+  };
+  size_t j = 0;
+  size_t mant = digits(j);
+  if (j < rest.size() && rest[j] == '.') {
+    ++j;
+    mant += digits(j);
+  }
+  if (mant == 0) return false;
+  if (j < rest.size() && (rest[j] == 'e' || rest[j] == 'E')) {
+    ++j;
+    if (j < rest.size() && (rest[j] == '+' || rest[j] == '-')) ++j;
+    if (digits(j) == 0) return false;
+  }
+  return j == rest.size();
+}
+
 Value intFn(Interpreter&, CallArgs& call) {
   Args a("int", call, {"x"}, 1);
   const Value& v = a[0];
   if (v.isStr()) {
     std::string s = trimmed(v.as<StrObj>()->s);
-    std::string digits;
-    for (char c : s)
-      if (c != '_') digits += c;
+    std::string digits = withoutUnderscores(s).value_or("");
+    // Python's: a sign, then decimal digits only (strtoll would also skip inner blanks).
+    size_t first = !digits.empty() && (digits[0] == '+' || digits[0] == '-') ? 1 : 0;
+    if (first >= digits.size() ||
+        !std::all_of(digits.begin() + static_cast<long>(first), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      digits.clear();
     char* endp = nullptr;
     errno = 0;
     long long n = std::strtoll(digits.c_str(), &endp, 10);
@@ -158,10 +207,10 @@ Value floatFn(Interpreter&, CallArgs& call) {
   Args a("float", call, {"x"}, 1);
   const Value& v = a[0];
   if (v.isStr()) {
-    std::string s = trimmed(v.as<StrObj>()->s);
+    std::string s = withoutUnderscores(trimmed(v.as<StrObj>()->s)).value_or("");
     char* endp = nullptr;
     double d = std::strtod(s.c_str(), &endp);
-    if (s.empty() || *endp != '\0')
+    if (s.empty() || *endp != '\0' || !pythonFloatText(s))
       throw rt::Error(fmt::format("float(): cannot read a number from \"{}\"", v.as<StrObj>()->s));
     return Value::f32(static_cast<float>(d));
   }

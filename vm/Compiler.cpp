@@ -599,7 +599,8 @@ struct FnCompiler {
   void call(const Expr& e, int dest) {
     const Expr& callee = *e.kids[0];
     int n = static_cast<int>(e.kids.size()) - 1;
-    if (const Expr* place = listMethodPlace(e)) return listMethod(e, *place, dest);
+    bool temporary = false;
+    if (const Expr* place = listMethodPlace(e, &temporary)) return listMethod(e, *place, dest, temporary);
     if (callee.kind == ExprKind::Field && callee.ref.kind != RefKind::Global) {
       // x.f(args): a record field f, else f(x, args) (method sugar).
       int base = temps(n + 2, e.loc);
@@ -634,16 +635,22 @@ struct FnCompiler {
   // xs.append(v), xs.extend(ys), xs.pop(), xs.pop(i), xs.insert(i, v) on a variable (or an
   // element or field of one) change what it holds (SPEC §12): the place they are called on,
   // else null (an ordinary method call).
-  static const Expr* listMethodPlace(const Expr& e) {
+  // A call result or other temporary (`f().pop()`, Python's too) is changed where it stands,
+  // nothing stored back: `temporary` says so.
+  static const Expr* listMethodPlace(const Expr& e, bool* temporary = nullptr) {
     const Expr& callee = *e.kids[0];
     if (callee.kind != ExprKind::Field || !isListMutator(callee.str)) return nullptr;
     const Expr* t = callee.kids[0].get();
     while (t->kind == ExprKind::Index || t->kind == ExprKind::Field) t = t->kids[0].get();
-    if (t->kind != ExprKind::Name || (t->ref.kind != RefKind::Local && t->ref.kind != RefKind::Global)) return nullptr;
+    if (t->kind != ExprKind::Name) {
+      if (temporary) *temporary = true;
+      return callee.kids[0].get();
+    }
+    if (t->ref.kind != RefKind::Local && t->ref.kind != RefKind::Global) return nullptr;
     return callee.kids[0].get();
   }
 
-  void listMethod(const Expr& e, const Expr& place, int dest) {
+  void listMethod(const Expr& e, const Expr& place, int dest, bool temporary) {
     int n = static_cast<int>(e.kids.size()) - 1;
     for (size_t i = 0; i + 1 < e.kids.size(); ++i)
       if (i < e.names.size() && !e.names[i].empty())
@@ -653,7 +660,12 @@ struct FnCompiler {
     MethodSite site;
     site.name = e.kids[0]->str;
     site.argc = n;
-    if (place.kind == ExprKind::Name && place.ref.kind == RefKind::Local) {
+    if (temporary) {  // changed in a register, as Python changes the object nothing else holds
+      int t = temp(e.loc);
+      expr(place, t);
+      p_.chunk.sites.push_back(std::move(site));
+      emit(Op::ListMethod, base, t, static_cast<int>(p_.chunk.sites.size() - 1), e.loc);
+    } else if (place.kind == ExprKind::Name && place.ref.kind == RefKind::Local) {
       // In the variable's own register: an unshared list grows in place.
       p_.chunk.sites.push_back(std::move(site));
       emit(Op::ListMethod, base, place.ref.index, static_cast<int>(p_.chunk.sites.size() - 1), e.loc);

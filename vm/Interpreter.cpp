@@ -325,7 +325,13 @@ int Interpreter::prepareMethodCall(const Instr& in, Value* R) {
     return n;
   }
   Value f = lookupMethod(site.name, fr.proto->module);
-  if (f.isUndef()) throw rt::Error(fmt::format("{} has no field or method '{}'", typeText(self), site.name));
+  if (f.isUndef()) {
+    if (self.tag() == Tag::List && isListMutator(site.name))  // e.g. a module's list, m.xs.append(v)
+      throw rt::Error(fmt::format("{}() changes a list in place: call it on a variable of this file, or an element or "
+                                  "field of one",
+                                  site.name));
+    throw rt::Error(fmt::format("{} has no field or method '{}'", typeText(self), site.name));
+  }
   R[in.a] = std::move(f);
   return n + 1;
 }
@@ -448,6 +454,13 @@ void Interpreter::handleError(size_t stopDepth) {
       throw;
     }
   } catch (const std::bad_alloc&) {
+    try {
+      rethrowWithTrace("out of memory", nullptr);
+    } catch (...) {
+      frames_.resize(stopDepth);
+      throw;
+    }
+  } catch (const std::length_error&) {  // a container asked for more than it can ever hold
     try {
       rethrowWithTrace("out of memory", nullptr);
     } catch (...) {

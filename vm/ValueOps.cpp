@@ -7,6 +7,7 @@
 #include "runtime/Error.h"
 #include "runtime/Index.h"
 #include "runtime/Reduce.h"
+#include "runtime/Storage.h"
 #include "vm/NumericOps.h"
 #include "vm/autodiff/Ops.h"
 #include "vm/autodiff/Tape.h"
@@ -456,50 +457,79 @@ void assignPath(Value& target, const PathDesc& path, const Value* R, const Value
   assignStep(target, path, 0, R, v);
 }
 
-bool valuesEqual(const Value& a, const Value& b) {
-  if (a.isNumeric() && b.isNumeric()) {
-    if (a.isScalar() && b.isScalar()) return binaryValues(rt::BinaryOp::Eq, a, b).rawInt() != 0;
-    if (!a.isTensor() || !b.isTensor()) return false;
-    const rt::Tensor& x = a.as<TensorObj>()->t;
-    const rt::Tensor& y = b.as<TensorObj>()->t;
-    if (x.shape() != y.shape() || x.dtype() != y.dtype()) return false;
-    return rt::all(rt::eq(x, y)).scalar_as_bool();
-  }
-  if (a.tag() != b.tag()) return false;
-  switch (a.tag()) {
-    case Tag::None: return true;
-    case Tag::DType: return a.dtype() == b.dtype();
-    case Tag::Builtin: return a.builtinId() == b.builtinId();
-    case Tag::Str: return a.as<StrObj>()->s == b.as<StrObj>()->s;
-    case Tag::Tuple:
-    case Tag::List: {
-      const auto& x = a.as<SeqObj>()->items;
-      const auto& y = b.as<SeqObj>()->items;
-      if (x.size() != y.size()) return false;
-      for (size_t i = 0; i < x.size(); ++i)
-        if (!valuesEqual(x[i], y[i])) return false;
-      return true;
-    }
-    case Tag::Dict: {  // the same keys with equal values, in any order (Python's)
-      auto* x = a.as<DictObj>();
-      auto* y = b.as<DictObj>();
-      if (x->keys.size() != y->keys.size()) return false;
-      for (size_t i = 0; i < x->keys.size(); ++i) {
-        int j = y->find(x->keys[i]);
-        if (j < 0 || !valuesEqual(x->vals[i], y->vals[static_cast<size_t>(j)])) return false;
+// Python's ==, without recursion (a list nested three million deep compares as any other):
+// a worklist of the pairs still to compare.
+bool valuesEqual(const Value& a0, const Value& b0) {
+  std::vector<std::pair<const Value*, const Value*>> todo{{&a0, &b0}};
+  while (!todo.empty()) {
+    const Value& a = *todo.back().first;
+    const Value& b = *todo.back().second;
+    todo.pop_back();
+    if (a.isNumeric() && b.isNumeric()) {
+      if (a.isScalar() && b.isScalar()) {
+        if (binaryValues(rt::BinaryOp::Eq, a, b).rawInt() == 0) return false;
+        continue;
       }
-      return true;
+      if (!a.isTensor() || !b.isTensor()) return false;
+      const rt::Tensor& x = a.as<TensorObj>()->t;
+      const rt::Tensor& y = b.as<TensorObj>()->t;
+      if (x.shape() != y.shape() || x.dtype() != y.dtype() || !rt::all(rt::eq(x, y)).scalar_as_bool()) return false;
+      continue;
     }
-    case Tag::Record: {
-      auto* x = a.as<RecordObj>();
-      auto* y = b.as<RecordObj>();
-      if (*x->names != *y->names) return false;
-      for (size_t i = 0; i < x->vals.size(); ++i)
-        if (!valuesEqual(x->vals[i], y->vals[i])) return false;
-      return true;
+    if (a.tag() != b.tag()) return false;
+    switch (a.tag()) {
+      case Tag::None: break;
+      case Tag::DType:
+        if (a.dtype() != b.dtype()) return false;
+        break;
+      case Tag::Builtin:
+        if (a.builtinId() != b.builtinId()) return false;
+        break;
+      case Tag::Str:
+        if (a.as<StrObj>()->s != b.as<StrObj>()->s) return false;
+        break;
+      case Tag::Range: {  // the same items (Python's: range(0) == range(5, 5))
+        const auto* x = a.as<RangeObj>();
+        const auto* y = b.as<RangeObj>();
+        if (x->len != y->len || (x->len > 0 && x->start != y->start) || (x->len > 1 && x->step != y->step)) return false;
+        break;
+      }
+      case Tag::Tuple:
+      case Tag::List: {
+        const auto& x = a.as<SeqObj>()->items;
+        const auto& y = b.as<SeqObj>()->items;
+        if (x.size() != y.size()) return false;
+        for (size_t i = x.size(); i-- > 0;) todo.emplace_back(&x[i], &y[i]);
+        break;
+      }
+      case Tag::Dict: {  // the same keys with equal values, in any order (Python's)
+        auto* x = a.as<DictObj>();
+        auto* y = b.as<DictObj>();
+        if (x->keys.size() != y->keys.size()) return false;
+        for (size_t i = x->keys.size(); i-- > 0;) {
+          int k = y->find(x->keys[i]);
+          if (k < 0) return false;
+          todo.emplace_back(&x->vals[i], &y->vals[static_cast<size_t>(k)]);
+        }
+        break;
+      }
+      case Tag::Record: {  // the same fields with equal values, in any order (as a dict's keys,
+                          // as annotations and graph fns match them)
+        auto* x = a.as<RecordObj>();
+        auto* y = b.as<RecordObj>();
+        if (x->vals.size() != y->vals.size()) return false;
+        for (size_t i = x->vals.size(); i-- > 0;) {
+          int k = y->find((*x->names)[i]);
+          if (k < 0) return false;
+          todo.emplace_back(&x->vals[i], &y->vals[static_cast<size_t>(k)]);
+        }
+        break;
+      }
+      default:
+        if (a.obj() != b.obj()) return false;
     }
-    default: return a.obj() == b.obj();
   }
+  return true;
 }
 
 Value containsValue(const Value& xs, const Value& v) {
@@ -539,10 +569,18 @@ Value containsValue(const Value& xs, const Value& v) {
   }
 }
 
+std::string bitsOperandError(Op op, DType a, DType b, const std::string& ta, const std::string& tb) {
+  if ((op != Op::BitAnd && op != Op::BitOr) || (!rt::is_float(a) && !rt::is_float(b))) return "";
+  return fmt::format("unsupported operand types for {}: {} and {} ({} needs bool or integer operands)", opText(op), ta,
+                     tb, opText(op));
+}
+
 Value binaryOperator(Op op, const Value& a, const Value& b) {
   if (op == Op::In) return containsValue(b, a);
   if (a.isNumeric() && b.isNumeric()) {
     if (op == Op::MatMul) return matmulValues(a, b);
+    auto dt = [](const Value& v) { return v.isTensor() ? v.as<TensorObj>()->t.dtype() : v.dtype(); };
+    if (std::string m = bitsOperandError(op, dt(a), dt(b), typeText(a), typeText(b)); !m.empty()) throw rt::Error(m);
     return binaryValues(runtimeOp(op), a, b);
   }
   if (op == Op::Add && ((a.isStr() && b.isStr()) || (a.tag() == b.tag() && a.isSeq()))) return concat(a, b);
@@ -558,6 +596,12 @@ std::string listTensorHint(bool add, bool aList, bool bList, bool aNum, bool bNu
   return add ? " (a bracket literal of numbers is a tensor, not a list: add an item with xs.append(v), or "
                "concatenate lists with + on lists)"
              : " (a bracket literal of numbers is a tensor, not a list; make a tensor of a list with stack(xs))";
+}
+
+size_t listItemsFit(int64_t n) {
+  if (n < 0 || static_cast<uint64_t>(n) > rt::physical_memory_bytes() / sizeof(Value))
+    throw rt::Error(fmt::format("out of memory: a list of {} items", n));
+  return static_cast<size_t>(n);
 }
 
 int64_t iterLength(const Value& v) {
@@ -698,10 +742,14 @@ Value listMethod(Value& xs, const std::string& name, const Value* args, int n) {
   if (name == "extend") {
     const Value& ys = args[0];
     if (ys.isSeq()) more = ys.as<SeqObj>()->items;
-    else if (ys.tag() == Tag::Range || ys.isTensor())  // a tensor: its first axis, as a for loop
-      for (int64_t i = 0, k = iterLength(ys); i < k; ++i) more.push_back(iterItem(ys, i));
-    else
+    else if (ys.tag() == Tag::Range || ys.isTensor()) {  // a tensor: its first axis, as a for loop
+      const int64_t k = iterLength(ys);
+      more.reserve(listItemsFit(k));
+      listItemsFit(k + static_cast<int64_t>(xs.as<SeqObj>()->items.size()));
+      for (int64_t i = 0; i < k; ++i) more.push_back(iterItem(ys, i));
+    } else {
       throw rt::Error(fmt::format("extend() needs a list, tuple, range or tensor, got {}", typeText(ys)));
+    }
   }
   if (!xs.unique()) xs = makeList(xs.as<SeqObj>()->items);  // copy on write
   std::vector<Value>& items = xs.as<SeqObj>()->items;

@@ -25,6 +25,10 @@ Value binaryOperator(Op op, const Value& a, const Value& b);
 const char* opText(Op op);
 // The hint for a list meeting a number or tensor in a binary operator ("" otherwise).
 std::string listTensorHint(bool add, bool aList, bool bList, bool aNum, bool bNum);
+// `&` and `|` take bool or integer operands: the error for float ones, in the words of the
+// other operator errors (`unsupported operand types for &: f32[] and f32[2] ...`), for the
+// operands' types as the user sees them (both engines; empty when they fit).
+std::string bitsOperandError(Op op, DType a, DType b, const std::string& ta, const std::string& tb);
 // `v in xs` (SPEC §12): a bool.
 Value containsValue(const Value& xs, const Value& v);
 
@@ -50,6 +54,9 @@ std::string missingKeyText(const std::vector<std::string>& keys, const std::stri
 // Iteration (for loops): the number of items and item i.
 int64_t iterLength(const Value& v);
 Value iterItem(const Value& v, int64_t i);
+// n, when a list of n items can fit in memory; else the error `out of memory: a list of n
+// items` (reversed(range(2**62)) fails at once instead of asking for the impossible).
+size_t listItemsFit(int64_t n);
 // Elements of a tuple/list (or the first axis of a tensor) for destructuring.
 std::vector<Value> unpackValues(const Value& v, size_t expected);
 
