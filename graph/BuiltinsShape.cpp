@@ -160,6 +160,14 @@ auto Tracer::bi_concat(BuiltinCall& bc) -> TV {
   for (auto& it : xs.items)
     if (!isNumeric(it)) fail(loc, fmt::format("{}: expected a list of tensors, got {}", nm, describe(it)));
   DType common = commonDtype(xs.items, loc);  // their shapes are the concat op's to check
+  if (nm == "stack")  // eager's words for shapes that differ now (not the concat's of [1, ...])
+    for (auto& it : xs.items) {
+      const ir::TensorType t0 = typeOf(xs.items[0]), ti = typeOf(it);
+      bool differ = t0.rank() != ti.rank();
+      for (size_t i = 0; !differ && i < t0.dims.size(); ++i)
+        differ = t0.dims[i].is_known() && ti.dims[i].is_known() && t0.dims[i].size != ti.dims[i].size;
+      if (differ) fail(loc, fmt::format("cannot stack shapes {} and {}", ir::dims_str(t0.dims), ir::dims_str(ti.dims)));
+    }
   std::vector<ir::Value*> parts;
   for (auto& it : xs.items) {
     ir::Value* v = materialize(it, loc, common);
@@ -203,6 +211,11 @@ auto Tracer::bi_tile(BuiltinCall& bc) -> TV {
     }
     else fail(loc, "tile: repeating a dim of unknown size is not supported in graph fns yet");
   }
+  // More elements than an i64 counts: eager's words (its allocation of the repeated
+  // [r0, s0, r1, s1, ...] fails first).
+  rt::Shape wideShape;
+  for (const Dim& d : wide) wideShape.push_back(d.is_known() ? d.size : 1);
+  if (!rt::checked_numel(wideShape)) guarded(loc, [&] { return rt::Tensor::empty(x->type.dtype, wideShape); });
   setLoc(loc);
   return TV::dyn(guarded(loc, [&] { return b_.reshape(b_.broadcast_to(b_.reshape(x, spread), wide), out); }));
 }

@@ -156,7 +156,8 @@ auto Tracer::indexTV(const TV& base, const Expr& e, const Loc& loc, const TV* su
     }
     return staticCall(loc, [&] { return indexValue(base.sv, flags, regs.data()); });
   }
-  if (static_cast<int64_t>(subs.size()) > t.rank()) fail(loc, fmt::format("too many indices for a tensor of rank {}", t.rank()));
+  if (static_cast<int64_t>(subs.size()) > t.rank())  // eager's words
+    fail(loc, fmt::format("too many indices for a tensor of shape {}: got {}", ir::dims_str(t.dims), subs.size()));
   ir::Value* x = materialize(base, loc);
   ir::IntList movedAxes;  // the source axes of the index operands, when they moved
   // Integer indices after a slice (x[:, i]): the indexed axes move to the front first
@@ -305,7 +306,8 @@ auto Tracer::sliceUpdateTV(const TV& base, const Expr& target, const TV& v, cons
   ir::Value* x = materialize(base, loc);
   setLoc(loc);
   int64_t rank = x->type.rank();
-  if (static_cast<int64_t>(target.subs.size()) > rank) fail(loc, fmt::format("too many indices for a tensor of rank {}", rank));
+  if (static_cast<int64_t>(target.subs.size()) > rank)
+    fail(loc, fmt::format("too many indices for a tensor of shape {}: got {}", ir::dims_str(x->type.dims), target.subs.size()));
   bool moved = !intAxes.empty() && !sliceAxes.empty() && intAxes.back() > sliceAxes.front();
   ir::IntList perm, inverse;
   if (moved) {
