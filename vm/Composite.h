@@ -107,9 +107,20 @@ typename E::V var_(E& e) {
 }
 
 // std(x, axis=none, keepdims=false) = sqrt(var(x, ...)).
+// sqrt(s) of a sum of squares (norm, std), whose gradient where s is 0 is 0 (PyTorch's
+// subgradient) rather than 0 * inf = NaN, which would poison a clip-by-norm of zero
+// gradients or a constant feature's std: the sqrt sees 1 there, and its result (and so its
+// gradient) is replaced by 0. The values are sqrt(s)'s.
+template <class E>
+typename E::V sqrtZeroGrad(E& e, const typename E::V& s) {
+  auto zero = e.bin(BinaryOp::Eq, s, e.num(0.0));
+  auto safe = e.call("where", {zero, e.num(1.0), s}, {});
+  return e.call("where", {zero, e.num(0.0), e.un(UnaryOp::Sqrt, safe)}, {});
+}
+
 template <class E>
 typename E::V std_(E& e) {
-  return e.un(UnaryOp::Sqrt, var_(e));
+  return sqrtZeroGrad(e, var_(e));
 }
 
 // norm(x, axis=none, keepdims=false): the 2-norm, sqrt(sum(x * x)); integers and bools as
@@ -118,7 +129,7 @@ template <class E>
 typename E::V norm_(E& e) {
   auto x = tensorArg(e, 0, "x");
   if (!e.floating(x)) x = e.bin(BinaryOp::Mul, x, e.num(1.0));
-  return e.un(UnaryOp::Sqrt, e.call("sum", {e.bin(BinaryOp::Mul, x, x)}, reduceKw(e, 1, 2, false)));
+  return sqrtZeroGrad(e, e.call("sum", {e.bin(BinaryOp::Mul, x, x)}, reduceKw(e, 1, 2, false)));
 }
 
 // allclose(a, b, rtol=1e-5, atol=1e-8): every |a - b| <= atol + rtol * |b| (NumPy's rule,
