@@ -256,7 +256,6 @@ auto Tracer::bi_pad(BuiltinCall& bc) -> TV {
     ir::Value* y = x;
     for (size_t ax = 0; ax < rank; ++ax) {
       if (w[2 * ax] == 0 && w[2 * ax + 1] == 0) continue;
-      if (!y->type.dims[ax].is_known()) throw rt::Error("pad: padding an axis of unknown size is not supported in graph fns yet");
       std::vector<ir::Value*> parts;
       auto block = [&](int64_t n) {
         std::vector<Dim> d = y->type.dims;

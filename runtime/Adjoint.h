@@ -16,8 +16,10 @@
 //   V squeeze(V v, int64_t a)      the axis a (of size 1) removed
 //   V transpose(V v, perm)  V matmul(V a, V b)
 //   V count(V x, axes, V g)        the number of elements of x over `axes`, a scalar of g's dtype
-//   int64_t dim(V x, int64_t a)    a known dim (an error where the engine cannot slice it)
-//   V sliceAxis(V g, a, off, len)  g[..., off : off + len, ...] along a
+//   int64_t dim(V x, int64_t a)    a known dim (an error where the engine cannot have one)
+//   O offsetDim(V x, int64_t a)    x's size along a as an offset O (eager: int64_t; IR: a known
+//                                  size or a run-time value); O zeroOffset(); O addOffset(O, O)
+//   V sliceAxis(V g, a, O off, O len)  g[..., off : off + len, ...] along a
 //   V take(V g, V idx, a)  V indexAdd(V base, V idx, V src, a)
 //   V scan(V g, a, reverse, prod=false)  g's running sum (product) along a (from the end
 //                                  when reverse)
@@ -179,11 +181,11 @@ template <class M>
 std::vector<Opt<M>> concat(M& m, const typename M::V& g, const std::vector<typename M::V>& parts,
                            const std::vector<char>& want, int64_t axis) {
   std::vector<Opt<M>> r(parts.size());
-  int64_t off = 0;
+  auto off = m.zeroOffset();
   for (size_t i = 0; i < parts.size(); ++i) {
-    int64_t d = m.dim(parts[i], axis);
+    auto d = m.offsetDim(parts[i], axis);
     if (want[i]) r[i] = m.fit(m.sliceAxis(g, axis, off, d), parts[i]);
-    off += d;
+    off = m.addOffset(off, d);
   }
   return r;
 }

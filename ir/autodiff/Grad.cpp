@@ -259,17 +259,43 @@ struct IrAdjoint {
     Value* kc = b.constant(rt::full({}, static_cast<double>(known), dt));
     return now(n ? b.binary(rt::BinaryOp::Mul, n, kc) : kc);
   }
+  // An offset along an axis: known now, or an i64 scalar the run computes (v).
+  struct Off {
+    int64_t k = 0;
+    Value* v = nullptr;
+  };
   int64_t dim(const V& x, int64_t a) {
     const Dim& d = x.type().dims[static_cast<size_t>(a)];
-    if (!d.is_known()) throw ShapeError("gradient of concat along a symbolic dim is not supported yet");
+    if (!d.is_known()) throw ShapeError("a gradient that needs a dim known while tracing got a symbolic one");
     return d.size;
   }
-  V sliceAxis(const V& g, int64_t axis, int64_t off, int64_t len) {
+  Off offsetDim(const V& x, int64_t a) {
+    const Dim& d = x.type().dims[static_cast<size_t>(a)];
+    if (d.is_known()) return Off{d.size, nullptr};
+    return Off{0, b.dim(x.get(), a)};
+  }
+  Off zeroOffset() { return Off{}; }
+  Value* offValue(const Off& o) { return o.v ? o.v : b.constant(rt::Tensor::scalar(o.k)); }
+  Off addOffset(const Off& a, const Off& c) {
+    if (!a.v && !c.v) return Off{a.k + c.k, nullptr};
+    return Off{0, b.binary(rt::BinaryOp::Add, offValue(a), offValue(c))};
+  }
+  V sliceAxis(const V& g, int64_t axis, const Off& off, const Off& len) {
     size_t r = static_cast<size_t>(g.type().rank());
     IntList start(r, 0), stop(r, INT64_MAX), step(r, 1);
-    start[static_cast<size_t>(axis)] = off;
-    stop[static_cast<size_t>(axis)] = off + len;
-    return now(b.slice(g.get(), start, stop, step));
+    if (!off.v && !len.v) {
+      start[static_cast<size_t>(axis)] = off.k;
+      stop[static_cast<size_t>(axis)] = off.k + len.k;
+      return now(b.slice(g.get(), start, stop, step));
+    }
+    // Bounds the run knows: a dyn_slice along the axis (a concat along a symbolic dim).
+    IntList dyn(r, 0);
+    dyn[static_cast<size_t>(axis)] = 1;
+    Value* lo = offValue(off);
+    Value* hi = b.binary(rt::BinaryOp::Add, lo, offValue(len));
+    return now(b.create_inferred(OpKind::DynSlice, {g.get(), lo, hi},
+                                 {{"start", start}, {"stop", stop}, {"step", step}, {"dynamic", dyn}})
+                   .result());
   }
   V take(const V& g, const V& idx, int64_t axis) {
     return now(b.create_inferred(OpKind::Take, {g.get(), idx.get()}, {{"axis", axis}}).result());

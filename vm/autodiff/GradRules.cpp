@@ -67,6 +67,9 @@ struct EagerAdjoint {
     return Value::weakFloat(n);
   }
   int64_t dim(const V& x, int64_t a) { return shapeOf(x)[static_cast<size_t>(a)]; }
+  int64_t offsetDim(const V& x, int64_t a) { return dim(x, a); }
+  int64_t zeroOffset() { return 0; }
+  int64_t addOffset(int64_t a, int64_t b) { return a + b; }
   V sliceAxis(const V& g, int64_t axis, int64_t off, int64_t len) {
     rt::IndexSpec spec(static_cast<size_t>(axis), rt::IndexItem::all());
     spec.push_back(rt::IndexItem::slice(off, off + len));
