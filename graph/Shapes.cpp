@@ -93,6 +93,13 @@ auto Tracer::shapeDims(const TV& s, const Loc& loc, bool allowMinusOne, std::vec
       if (sizes) sizes->push_back(nullptr);
       return;
     }
+    if (d.isDyn() && d.dv->def() && d.dv->def()->kind() == ir::OpKind::Constant && d.dv->type.is_scalar()) {
+      int64_t n = d.dv->def()->tensor_attr("value").item_int64(0);  // x.shape's known dims
+      if (n < 0 && !(allowMinusOne && n == -1)) fail(loc, fmt::format("negative dimension {}", n));
+      dims.push_back(Dim::known(n));
+      if (sizes) sizes->push_back(nullptr);
+      return;
+    }
     if (d.isDyn() && d.dv->def() && d.dv->def()->kind() == ir::OpKind::Dim) {
       const ir::Op* op = d.dv->def();
       dims.push_back(op->operand(0)->type.dims.at(static_cast<size_t>(op->int_attr("axis"))));

@@ -266,6 +266,18 @@ def main():
     r = run(tdl, "run", "--trace-report", tr)
     expect("--trace-report shows parameters by name, records with their fields, tuples",
            r.returncode == 0 and "#1 (p: {w: f32[4, 2], b: f32[2]}, x: f32[B, 4], cfg: (f32[], i64[])): 1 call served" in r.stderr, r)
+    # rand/randn/zeros of x.shape with a symbolic dim (nn.dropout's mask) trace once for every
+    # batch size, its known dims kept known.
+    rs = os.path.join(d, "rand_shape.tdl")
+    with open(rs, "w") as f:
+        f.write("import nn\ngraph fn f(x: f32[B, 4]) { return (rand(x.shape), randn(x.shape), zeros(x.shape),"
+                " nn.dropout(x, 0.5)) }\n"
+                "seed(1)\nfor b in [3, 5, 7] { let (u, n, z, d) = f(ones([b, 4]))\n"
+                "    print(u.shape, n.shape, z.shape, d.shape, all(u >= 0.0) and all(u < 1.0)) }\n")
+    r = run(tdl, "run", "--trace-report", rs)
+    expect("rand(x.shape) with a symbolic dim: one trace for every size",
+           r.returncode == 0 and r.stdout == "".join(f"[{b}, 4] [{b}, 4] [{b}, 4] [{b}, 4] true\n" for b in (3, 5, 7))
+           and "graph fn f: 1 trace\n  #1 (x: f32[B, 4]): 3 calls served" in r.stderr, r)
     # An import cycle names every module on it, in the order they import each other.
     for name, body in (("cyc_a.tdl", 'import "cyc_b.tdl" as b\n'), ("cyc_b.tdl", 'import "cyc_c.tdl" as c\n'),
                        ("cyc_c.tdl", 'import "cyc_a.tdl" as a\n')):
