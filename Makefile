@@ -32,8 +32,10 @@ check-conformance: build
 	python3 ../shared/conformance/run.py --tdl $(TDL) --modes eager,graph,build --pending tests/conformance-pending.txt
 
 # The benchmark suite: every workload in TDL beside NumPy, PyTorch, TorchScript and C,
-# the issues' targets met or not; writes bench/RESULTS.md (under 10 minutes).
+# the issues' targets met or not; writes bench/RESULTS.md (under 10 minutes). PyTorch, its
+# peer, is installed here (scripts/install-bench-deps.sh), not with the test dependencies.
 bench: build
+	bash scripts/install-bench-deps.sh
 	python3 bench/run --tdl $(TDL)
 
 # Train → export → serve (docs/serving.md): trains the digits MLP, exports its predict fn,
