@@ -140,6 +140,28 @@ def main():
     diag = c.wait_for(lambda m: m.get("method") == "textDocument/publishDiagnostics")
     expect("didChange re-checks: no diagnostics once fixed", diag and diag["params"]["diagnostics"] == [], diag)
 
+    # Positions count UTF-16 units (an emoji is two, é one), the front end's columns code points.
+    uni = uri.replace(".tdl", "_uni.tdl")
+    c.send("textDocument/didOpen", {"textDocument": {"uri": uni, "languageId": "tdl", "version": 1,
+                                                     "text": 'let s = "\u00e9\U0001F600"; let zz = s; print(zz, undefined_u)\n'}},
+           request=False)
+    diag = c.wait_for(lambda m: m.get("method") == "textDocument/publishDiagnostics" and m["params"]["uri"] == uni)
+    ds = (diag or {}).get("params", {}).get("diagnostics", [])
+    expect("a diagnostic after non-ASCII text stands at its UTF-16 column",
+           len(ds) == 1 and ds[0]["range"]["start"] == {"line": 0, "character": 37}, ds)
+    h = c.request("textDocument/hover", {"textDocument": {"uri": uni}, "position": {"line": 0, "character": 34}})
+    r = (h or {}).get("result") or {}
+    expect("hover after non-ASCII text finds the name under the cursor and its UTF-16 range",
+           "let zz" in r.get("contents", {}).get("value", "") and r.get("range", {}).get("start") == {"line": 0, "character": 33}, h)
+    # `nn.` just typed (the document does not parse yet): the module's members.
+    dot = uri.replace(".tdl", "_dot.tdl")
+    c.send("textDocument/didOpen", {"textDocument": {"uri": dot, "languageId": "tdl", "version": 1,
+                                                     "text": "import nn\nlet y = nn.\n"}}, request=False)
+    comp = c.request("textDocument/completion", {"textDocument": {"uri": dot}, "position": {"line": 1, "character": 11}})
+    labels = {i["label"] for i in (comp or {}).get("result") or []}
+    expect("completion right after `nn.` offers nn's members, not builtins",
+           "softmax" in labels and "zeros" not in labels, sorted(labels)[:10])
+
     c.send_raw(b"Content-Length: 9\r\n\r\n{not json")
     err = c.wait_for(lambda m: "error" in m)
     expect("invalid JSON gets a parse error response", err and err["error"]["code"] == -32700, err)

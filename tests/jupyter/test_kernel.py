@@ -158,7 +158,10 @@ class TdlKernelTests(jkt.KernelTests):
 
     def test_inspect_user_fn_and_call(self):
         self.run_cell("# Doubles v.\nfn twice(v) { return v * 2 }")
-        for code, pos, want in [("twice", 5, "Doubles v."), ("sum(x, ", 7, "sum(")]:
+        # Inside a call of one's own fn being typed (the cell does not parse yet), and after
+        # non-ASCII text (cursor positions count code points).
+        for code, pos, want in [("twice", 5, "Doubles v."), ("sum(x, ", 7, "sum("), ("twice(1, ", 9, "Doubles v."),
+                                ('"\u00e9\u00e9" + twice', 14, "Doubles v.")]:
             self.kc.inspect(code, pos)
             reply = self.get_non_kernel_info_reply(timeout=TIMEOUT)
             self.assertEqual(reply["content"]["status"], "ok")

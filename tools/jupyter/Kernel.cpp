@@ -331,7 +331,8 @@ class TdlInterpreter : public xeus::xinterpreter {
     a.before = code.substr(lineStart, at - lineStart);
     a.line = static_cast<uint32_t>(session_.linesSoFar() + 1 +
                                    static_cast<size_t>(std::count(code.begin(), code.begin() + static_cast<long>(at), '\n')));
-    a.col = static_cast<uint32_t>(at - lineStart + 1);
+    // Columns count code points, as the front end's do (not bytes: "é" + x).
+    a.col = static_cast<uint32_t>(codePoints(code, at) - codePoints(code, lineStart) + 1);
     a.comp->load("<repl>", SemaOptions{true}, &text);
     if (a.comp->modules().empty()) {
       // The cell does not parse (it is being typed): the earlier cells' names still count.
@@ -464,8 +465,25 @@ class TdlInterpreter : public xeus::xinterpreter {
       std::string out, err;
       if (docFor(name, out, err)) plain = out;
     }
-    // A value of the session: its type and (the start of) its value, as print shows it.
     vm::Value v;
+    // One of the session's own fns (inside a call being typed, `myf(1, `, the cell does not
+    // parse): its signature and the comment above it, from the earlier cells.
+    if (plain.empty() && valueAt(name, v) && v.tag() == vm::Tag::Closure && v.as<vm::ClosureObj>()->proto->decl) {
+      const FnDecl& d = *v.as<vm::ClosureObj>()->proto->decl;
+      Analysis earlier;
+      earlier.comp->diags.setPrint(false);
+      std::string text = session_.source();
+      earlier.comp->load("<repl>", SemaOptions{true}, &text);
+      const std::string sig = fnSignature(d);
+      if (auto e = earlier.comp->loader ? lsp::docOf(*earlier.comp, sig, d.loc) : std::nullopt) {
+        markdown = lsp::docMarkdown(*e);
+        plain = e->signature + (e->text.empty() ? "" : "\n\n" + e->text);
+      } else {
+        plain = sig;
+        markdown = "```tdl\n" + sig + "\n```";
+      }
+    }
+    // A value of the session: its type and (the start of) its value, as print shows it.
     if (valueAt(name, v) && v.tag() != vm::Tag::Closure &&
         v.tag() != vm::Tag::Builtin) {
       std::string text = vm::str(v);

@@ -54,26 +54,28 @@ std::string pathToUri(const std::string& path) {
   return out;
 }
 
-// UTF-16 column (LSP) of a 1-based byte column in `line`, and back.
-uint32_t utf16Col(std::string_view line, uint32_t byteCol) {
-  uint32_t units = 0;
-  for (size_t i = 0; i + 1 < byteCol && i < line.size(); ++i) {
+// UTF-16 column (LSP) of a 1-based column in `line`, and back. The front end's columns count
+// code points (ANTLR reads the decoded text), as do Python's; LSP's count UTF-16 units, two
+// for a code point past U+FFFF (an emoji).
+uint32_t utf16Col(std::string_view line, uint32_t col) {
+  uint32_t units = 0, points = 0;
+  for (size_t i = 0; i < line.size() && points + 1 < col; ++i) {
     auto c = static_cast<unsigned char>(line[i]);
-    if ((c & 0xC0) == 0x80) continue;
+    if ((c & 0xC0) == 0x80) continue;  // a continuation byte
     units += c >= 0xF0 ? 2 : 1;
+    ++points;
   }
-  return units;
+  return units + (points + 1 < col ? col - 1 - points : 0);  // past the end: one unit a column
 }
-uint32_t byteCol(std::string_view line, uint32_t utf16) {
-  uint32_t units = 0;
-  size_t i = 0;
-  for (; i < line.size() && units < utf16; ++i) {
+uint32_t pointCol(std::string_view line, uint32_t utf16) {
+  uint32_t units = 0, points = 0;
+  for (size_t i = 0; i < line.size() && units < utf16; ++i) {
     auto c = static_cast<unsigned char>(line[i]);
     if ((c & 0xC0) == 0x80) continue;
     units += c >= 0xF0 ? 2 : 1;
+    ++points;
   }
-  while (i < line.size() && (static_cast<unsigned char>(line[i]) & 0xC0) == 0x80) ++i;
-  return static_cast<uint32_t>(i) + 1;
+  return points + 1 + (units < utf16 ? utf16 - units : 0);
 }
 
 struct Document {
@@ -201,14 +203,14 @@ class Server {
               {"params", {{"uri", uri}, {"diagnostics", list}}}});
   }
 
-  // The document and 1-based line / byte column of a request's position.
+  // The document and 1-based line / column (code points) of a request's position.
   Document* locate(const json& params, uint32_t& line, uint32_t& col) {
     auto it = docs_.find(params.at("textDocument").at("uri").get<std::string>());
     if (it == docs_.end() || !it->second.comp) return nullptr;
     const json& p = params.at("position");
     line = p.at("line").get<uint32_t>() + 1;
     const SourceFile& f = it->second.comp->sources.file(0);
-    col = byteCol(f.lineText(line), p.at("character").get<uint32_t>());
+    col = pointCol(f.lineText(line), p.at("character").get<uint32_t>());
     return &it->second;
   }
 
@@ -262,7 +264,33 @@ class Server {
     uint32_t line, col;
     Document* d = locate(params, line, col);
     if (!d) return items;
-    for (const Completion& c : completionsAt(*d->comp, line, col)) {
+    std::vector<Completion> list = completionsAt(*d->comp, line, col);
+    // `nn.` just typed: the document does not parse while the member is missing, so its
+    // imports are read from it without the `.` (and the member's start).
+    if (!d->comp->loader || d->comp->loader->modules().empty()) {
+      std::string_view lineText = d->comp->sources.size() ? d->comp->sources.file(0).lineText(line) : "";
+      size_t at = 0;  // the cursor's byte in the line (col counts code points)
+      auto cont = [&](size_t i) { return (static_cast<unsigned char>(lineText[i]) & 0xC0) == 0x80; };
+      for (uint32_t p = 1; at < lineText.size() && p < col; ++p)
+        for (++at; at < lineText.size() && cont(at);) ++at;
+      std::string before(lineText.substr(0, at));
+      static const std::regex member(R"([A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]*)$)");
+      std::smatch m;
+      size_t lineStart = 0;
+      for (uint32_t l = 1; l < line && lineStart != std::string::npos; ++l) {
+        lineStart = d->text.find('\n', lineStart);
+        if (lineStart != std::string::npos) ++lineStart;
+      }
+      if (std::regex_search(before, m, member) && lineStart != std::string::npos) {
+        std::string text = d->text;
+        text.erase(lineStart + static_cast<size_t>(m.position(1)), static_cast<size_t>(m.length(1)));
+        Compilation patched;
+        patched.diags.setPrint(false);
+        patched.load(d->path, SemaOptions{}, &text);
+        if (patched.loader && !patched.loader->modules().empty()) list = completionsAt(patched, line, col, &before);
+      }
+    }
+    for (const Completion& c : list) {
       json item = {{"label", c.label}, {"kind", c.kind}, {"detail", c.detail}};
       if (!c.doc.empty()) item["documentation"] = {{"kind", "markdown"}, {"value", c.doc}};
       items.push_back(std::move(item));
