@@ -89,12 +89,19 @@ auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, cons
   }
   // Leaf types, refined by retracing until the body keeps them.
   std::vector<std::vector<LeafSpec>> specs(carried.size());
+  // A weak float scalar is carried in f64 (weakWide): eager mode computes weak-only arithmetic
+  // exactly, so `acc = acc + 1.0` counts past 2^24 as it does there (f32 stopped at 16777216).
+  auto leafSpec = [&](const TV& l) {
+    LeafSpec sp{typeOf(l), weakOf(l)};
+    if (sp.weak && sp.type.rank() == 0 && rt::is_float(sp.type.dtype)) sp.type.dtype = DType::F64;
+    return sp;
+  };
   TV retSkeleton;  // the structure of a value returned from inside the loop, once seen
   std::string unsettled;  // the carried value that changed on the last retrace (for the error)
   for (size_t c = 0; c < carried.size(); ++c) {
     std::vector<TV> ls;
     leavesOf(*carried[c].ref(f, counter), ls);
-    for (auto& l : ls) specs[c].push_back(LeafSpec{typeOf(l), weakOf(l)});
+    for (auto& l : ls) specs[c].push_back(leafSpec(l));
   }
   for (int attempt = 0;; ++attempt) {
     if (attempt >= kMaxLoopAttempts)
@@ -195,7 +202,7 @@ auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, cons
         // The first return seen: its structure (a tensor, a tuple, ...) is carried from now on.
         if (ls.empty()) fail(s.loc, "only tensors and containers of them can be returned from inside a data-dependent loop");
         retSkeleton = *ref;
-        for (auto& l : ls) specs[c].push_back(LeafSpec{typeOf(l), weakOf(l)});
+        for (auto& l : ls) specs[c].push_back(leafSpec(l));
         unsettled = "the return value";
         retry = true;
         continue;
@@ -216,6 +223,7 @@ auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, cons
               numberKind(t.dtype) >= numberKind(sp.type.dtype)) {
             sp.type.dtype = t.dtype;
             sp.weak = w;
+            if (w && t.rank() == 0 && rt::is_float(t.dtype)) sp.type.dtype = DType::F64;
             unsettled = fmt::format("'{}' (now {})", carriedName(carried[c]), t.str());
             retry = true;
             continue;
