@@ -126,7 +126,7 @@ class Sema {
           case StmtKind::Fn: {
             int slot = topSlot(m, s->fn->name, false);
             auto& t = tops_[m.id][s->fn->name];
-            if (t.isFn && t.fn != s->fn.get())
+            if (t.isFn && t.fn != s->fn.get() && !opts_.session)
               diags_.error(s->fn->loc, fmt::format("function '{}' is defined twice", s->fn->name));
             t.isFn = true;
             t.fn = s->fn.get();
@@ -835,7 +835,7 @@ class Sema {
     for (auto& s : m.stmts) {
       if (s->kind != StmtKind::TypeAlias) continue;
       resolveType(*s->type, m);  // the aliases above it (and imported ones) only
-      if (isDTypeName(s->str) || table.count(s->str))
+      if (isDTypeName(s->str) || (table.count(s->str) && !opts_.session))
         diags_.error(s->pathLoc, fmt::format("type '{}' is already defined", s->str));
       else
         table[s->str] = s->type.get();

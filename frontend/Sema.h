@@ -14,6 +14,9 @@ namespace tdl {
 
 struct SemaOptions {
   bool eager = false;  // --eager: graph fns run as plain fns (recursion allowed)
+  // A REPL or notebook session (its inputs one growing source): a later top-level fn or type
+  // alias of a name replaces the earlier one (a cell run again), as Python's def does.
+  bool session = false;
 };
 
 // Checks every module (imports before importers). Returns false on errors.

@@ -176,6 +176,14 @@ def main():
     expect("repl through a pipe: values of expressions, multi-line input, errors do not end the session",
            r.returncode == 0 and r.stdout.splitlines() == ["[2.0, 4.0]", "42", "still here", "a"]
            and "undefined name 'undefined_name'" in r.stderr, r)
+    # A fn, graph fn or type alias defined again in a session replaces the earlier one (a
+    # notebook cell run again; Python's def): callers see the new one.
+    r = run(tdl, "repl", stdin='fn h(x) { return x + 1 }\nfn g(x) { return h(x) * 10 }\nprint(h(1), g(1))\n'
+                                  'fn h(x) { return x + 2 }\nprint(h(1), g(1))\ngraph fn k(x) { return x * 2.0 }\n'
+                                  'print(k(1.0))\ngraph fn k(x) { return x * 3.0 }\nprint(k(1.0))\ntype L = f32[2]\n'
+                                  'type L = f32[3]\nfn b(x: L) { return x.shape }\nprint(b([1.0, 2.0, 3.0]))\n')
+    expect("repl: fns, graph fns and types defined again replace the earlier ones",
+           r.returncode == 0 and r.stdout.splitlines() == ["2 20", "3 30", "2.0", "3.0", "[3]"] and r.stderr == "", r)
     # Issue 19: later errors keep the session's line numbers after a syntax error; :type,
     # :time, :help NAME, help(f) with a doc comment and defaults, unknown commands, :quit.
     r = run(tdl, "repl", stdin='let a = 1\nlet b = )\nprint(c)\n:type [1.0, 2.0] * a\n:time sum(ones([4]))\n'

@@ -180,7 +180,7 @@ bool ReplSession::eval(const std::string& input) {
   std::string candidate = source_ + input + "\n";
   auto comp = std::make_unique<Compilation>();
   comp->diags.setPrint(!quiet_);
-  if (!comp->load("<repl>", SemaOptions{true}, &candidate)) {
+  if (!comp->load("<repl>", SemaOptions{true, true}, &candidate)) {
     // The input is not kept, but its lines are counted: later errors name the line as the
     // session numbers it.
     source_ += std::string(static_cast<size_t>(std::count(input.begin(), input.end(), '\n')) + 1, '\n');

@@ -81,6 +81,14 @@ class TdlKernelTests(jkt.KernelTests):
         results = [m for m in outputs if m["msg_type"] == "execute_result"]
         self.assertEqual(results[0]["content"]["data"]["text/plain"], "[3.0, 6.0]")
 
+    def test_cell_defining_a_fn_runs_again(self):
+        # A cell run again after an edit: its fn replaces the earlier one, callers see it.
+        self.assertEqual(self.run_cell("graph fn scale(v) { return v * 2.0 }")[0]["status"], "ok")
+        self.assertEqual(self.stdout_of(self.run_cell("print(scale(1.0))")[1]), "2.0\n")
+        content, _ = self.run_cell("graph fn scale(v) { return v * 3.0 }")
+        self.assertEqual(content["status"], "ok", content)
+        self.assertEqual(self.stdout_of(self.run_cell("print(scale(1.0))")[1]), "3.0\n")
+
     def test_tensor_html(self):
         content, outputs = self.run_cell("reshape(arange(6), [2, 3])")
         data = [m for m in outputs if m["msg_type"] == "execute_result"][0]["content"]["data"]

@@ -333,13 +333,13 @@ class TdlInterpreter : public xeus::xinterpreter {
                                    static_cast<size_t>(std::count(code.begin(), code.begin() + static_cast<long>(at), '\n')));
     // Columns count code points, as the front end's do (not bytes: "é" + x).
     a.col = static_cast<uint32_t>(codePoints(code, at) - codePoints(code, lineStart) + 1);
-    a.comp->load("<repl>", SemaOptions{true}, &text);
+    a.comp->load("<repl>", SemaOptions{true, true}, &text);
     if (a.comp->modules().empty()) {
       // The cell does not parse (it is being typed): the earlier cells' names still count.
       a.comp = std::make_unique<Compilation>();
       a.comp->diags.setPrint(false);
       std::string earlier = session_.source();
-      a.comp->load("<repl>", SemaOptions{true}, &earlier);
+      a.comp->load("<repl>", SemaOptions{true, true}, &earlier);
     }
   }
 
@@ -473,7 +473,7 @@ class TdlInterpreter : public xeus::xinterpreter {
       Analysis earlier;
       earlier.comp->diags.setPrint(false);
       std::string text = session_.source();
-      earlier.comp->load("<repl>", SemaOptions{true}, &text);
+      earlier.comp->load("<repl>", SemaOptions{true, true}, &text);
       const std::string sig = fnSignature(d);
       if (auto e = earlier.comp->loader ? lsp::docOf(*earlier.comp, sig, d.loc) : std::nullopt) {
         markdown = lsp::docMarkdown(*e);
