@@ -13,8 +13,10 @@ def expect(name, cond, r=None):
     else:
         failures.append(name)
         extra = ""
-        if r is not None:
+        if r is not None and hasattr(r, "returncode"):
             extra = f" (exit {r.returncode}; stdout {r.stdout[:300]!r}; stderr {r.stderr[-600:]!r})"
+        elif r is not None:  # a detail of another kind (text a check collected)
+            extra = f" ({str(r)[-600:]!r})"
         print(f"FAIL {name}{extra}")
 
 

@@ -231,11 +231,26 @@ def main():
     ok = ok and pty_read(b"error: interrupted")
     os.write(fd, b"print(spins > 0)\n")
     ok = ok and pty_read(b"true")
+    # Ctrl-C at the prompt drops the line being typed, and an unfinished input; editing goes on.
+    before = seen
+    seen = b""
+    os.write(fd, b"let zz = 1")
+    time.sleep(0.3)
+    os.write(fd, b"\x03")
+    ok = ok and pty_read(b"^C")
+    os.write(fd, b"let q = [1,\n")
+    ok = ok and pty_read(b"... ")
+    os.write(fd, b"\x03")
+    time.sleep(0.3)
+    os.write(fd, b"print(spins > 0, 40 + 2)\n")
+    ok = ok and pty_read(b"true 42")
+    seen = before + seen
     os.write(fd, b":quit\n")
     _, status = os.waitpid(pid, 0)
     os.close(fd)
     hist = os.path.join(home, ".tdl_history")
-    expect("repl under a terminal: prompts, :type and help, Ctrl-C stops a loop, a history file in $HOME",
+    expect("repl under a terminal: prompts, :type and help, Ctrl-C stops a loop and drops a line being typed, "
+           "a history file in $HOME",
            ok and os.WEXITSTATUS(status) == 0 and os.path.exists(hist) and "help(sum)" in open(hist, errors="replace").read(),
            seen.decode("utf-8", "replace")[-400:])
     # A print inside a progress loop on a terminal: the bar's line is cleared first and the

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -173,12 +174,64 @@ int emitStage(Compilation& c, const std::string& stage, const EmitOptions& eo) {
 
 namespace {
 
+// The REPL's thread: Ctrl-C must interrupt its read at the prompt, wherever the kernel
+// delivers SIGINT (any thread not blocking it: the runtime's pool threads too).
+pthread_t replThread;
+
+extern "C" void replInterrupt(int) {
+  rt::request_interrupt();
+  if (!pthread_equal(pthread_self(), replThread)) pthread_kill(replThread, SIGINT);
+}
+
+// SIGINT's handler, with reads restarted (while an input runs: Ctrl-C stops it through the
+// interrupt flag) or not (at the prompt: the read returns, and the line is dropped).
+void onInterrupt(bool restart) {
+  struct sigaction sa {};
+  sa.sa_handler = replInterrupt;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = restart ? SA_RESTART : 0;
+  sigaction(SIGINT, &sa, nullptr);
+}
+
 // Reads one line; false at the end of input. Line editing and history when
-// stdin is a terminal, plain reads (no prompt) when it is a pipe.
-bool readLine(bool interactive, const char* prompt, std::string& line) {
+// stdin is a terminal, plain reads (no prompt) when it is a pipe. Ctrl-C at the prompt
+// drops what was typed (the line, or an unfinished input): `interrupted` says so, and the
+// line is empty (Python's KeyboardInterrupt at its prompt).
+#ifdef TDL_HAVE_LIBEDIT
+// libedit's reads at the prompt: a byte, or EOF at the end of input or when Ctrl-C came
+// (the read interrupted, not restarted), so that readline returns and its line is dropped.
+// libedit's own signal handling stays off (rl_catch_signals = 0): it left the terminal
+// in cooked mode and the line in place.
+int promptGetc(FILE* f) {
+  for (;;) {
+    unsigned char c;
+    ssize_t n = read(fileno(f), &c, 1);
+    if (n == 1) return c;
+    if (n == 0) return EOF;
+    if (errno != EINTR || rt::interrupt_pending()) return EOF;
+  }
+}
+#endif
+
+bool readLine(bool interactive, const char* prompt, std::string& line, bool& interrupted) {
+  interrupted = false;
 #ifdef TDL_HAVE_LIBEDIT
   if (interactive) {
+    rl_catch_signals = 0;
+    rl_getc_function = promptGetc;
+    rt::clear_interrupt();
+    onInterrupt(false);
     char* s = readline(prompt);
+    onInterrupt(true);
+    if (rt::interrupt_pending()) {
+      rt::clear_interrupt();
+      std::free(s);
+      line.clear();
+      interrupted = true;
+      std::fputs("^C\n", stdout);
+      std::fflush(stdout);
+      return true;
+    }
     if (!s) return false;
     line = s;
     if (!line.empty()) add_history(s);
@@ -261,21 +314,12 @@ bool replCommand(vm::ReplSession& session, const std::string& line, bool& keepGo
   return true;
 }
 
-namespace {
-extern "C" void replInterrupt(int) { rt::request_interrupt(); }
-}  // namespace
-
 int runRepl() {
   bool interactive = isatty(0) != 0;
-  if (interactive) {
-    // Ctrl-C stops the running input with "interrupted" (runtime/Interrupt.h) and the
-    // session goes on, as Python's KeyboardInterrupt; at the prompt it is dropped.
-    struct sigaction sa {};
-    sa.sa_handler = replInterrupt;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGINT, &sa, nullptr);
-  }
+  // Ctrl-C stops the running input with "interrupted" (runtime/Interrupt.h) and the session
+  // goes on, as Python's KeyboardInterrupt; at the prompt it drops what was typed.
+  replThread = pthread_self();
+  if (interactive) onInterrupt(true);
   if (interactive) fmt::print("tdl {} — an eager session; :help lists commands; exit() or Ctrl-D ends it\n", TDL_VERSION);
 #ifdef TDL_HAVE_LIBEDIT
   std::string history = interactive ? historyPath() : "";
@@ -287,7 +331,12 @@ int runRepl() {
 #endif
   vm::ReplSession session(vm::VmOptions{});
   std::string input, line;
-  while (readLine(interactive, input.empty() ? ">>> " : "... ", line)) {
+  bool interrupted = false;
+  while (readLine(interactive, input.empty() ? ">>> " : "... ", line, interrupted)) {
+    if (interrupted) {
+      input.clear();
+      continue;
+    }
 #ifdef TDL_HAVE_LIBEDIT
     if (!history.empty() && !line.empty()) write_history(history.c_str());
 #endif
