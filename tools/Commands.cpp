@@ -193,10 +193,6 @@ void onInterrupt(bool restart) {
   sigaction(SIGINT, &sa, nullptr);
 }
 
-// Reads one line; false at the end of input. Line editing and history when
-// stdin is a terminal, plain reads (no prompt) when it is a pipe. Ctrl-C at the prompt
-// drops what was typed (the line, or an unfinished input): `interrupted` says so, and the
-// line is empty (Python's KeyboardInterrupt at its prompt).
 #ifdef TDL_HAVE_LIBEDIT
 // libedit's reads at the prompt: a byte, or EOF at the end of input or when Ctrl-C came
 // (the read interrupted, not restarted), so that readline returns and its line is dropped.
@@ -213,6 +209,10 @@ int promptGetc(FILE* f) {
 }
 #endif
 
+// Reads one line; false at the end of input. Line editing and history when
+// stdin is a terminal, plain reads (no prompt) when it is a pipe. Ctrl-C at the prompt
+// drops what was typed (the line, or an unfinished input): `interrupted` says so, and the
+// line is empty (Python's KeyboardInterrupt at its prompt).
 bool readLine(bool interactive, const char* prompt, std::string& line, bool& interrupted) {
   interrupted = false;
 #ifdef TDL_HAVE_LIBEDIT
