@@ -219,31 +219,24 @@ def main():
                 except OSError:
                     break
         return until in seen
+    # Each step: what is typed, a pause after it (s), and what must then show.
+    def steps(*seq):
+        good = True
+        for data, pause, until in seq:
+            os.write(fd, data)
+            time.sleep(pause)
+            good = good and (until is None or pty_read(until))
+        return good
     ok = pty_read(b">>> ")
-    os.write(fd, b":type ones([2, 3])\n")
-    ok = ok and pty_read(b"f32[2, 3]")
-    os.write(fd, b"help(sum)\n")
-    ok = ok and pty_read(b"keepdims=false)")
-    # Ctrl-C stops an endless loop; the session and its names go on.
-    os.write(fd, b"var spins = 0\nwhile true { spins += 1 }\n")
-    time.sleep(0.5)
-    os.write(fd, b"\x03")
-    ok = ok and pty_read(b"error: interrupted")
-    os.write(fd, b"print(spins > 0)\n")
-    ok = ok and pty_read(b"true")
+    ok = ok and steps((b":type ones([2, 3])\n", 0, b"f32[2, 3]"), (b"help(sum)\n", 0, b"keepdims=false)"),
+                      # Ctrl-C stops an endless loop; the session and its names go on.
+                      (b"var spins = 0\nwhile true { spins += 1 }\n", 0.5, None), (b"\x03", 0, b"error: interrupted"),
+                      (b"print(spins > 0)\n", 0, b"true"))
     # Ctrl-C at the prompt drops the line being typed, and an unfinished input; editing goes on.
     before = seen
     seen = b""
-    os.write(fd, b"let zz = 1")
-    time.sleep(0.3)
-    os.write(fd, b"\x03")
-    ok = ok and pty_read(b"^C")
-    os.write(fd, b"let q = [1,\n")
-    ok = ok and pty_read(b"... ")
-    os.write(fd, b"\x03")
-    time.sleep(0.3)
-    os.write(fd, b"print(spins > 0, 40 + 2)\n")
-    ok = ok and pty_read(b"true 42")
+    ok = ok and steps((b"let zz = 1", 0.3, None), (b"\x03", 0, b"^C"), (b"let q = [1,\n", 0, b"... "),
+                      (b"\x03", 0.3, None), (b"print(spins > 0, 40 + 2)\n", 0, b"true 42"))
     seen = before + seen
     os.write(fd, b":quit\n")
     _, status = os.waitpid(pid, 0)
