@@ -80,6 +80,14 @@ def good_file(d):
     return os.path.join(d, "good.tdl")
 
 
+def script(d, name, text):
+    """Writes a .tdl program into folder d; returns its path."""
+    path = os.path.join(d, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tdl", required=True)
@@ -284,9 +292,8 @@ def main():
            r.returncode == 0 and "#1 (p: {w: f32[4, 2], b: f32[2]}, x: f32[B, 4], cfg: (f32[], i64[])): 1 call served" in r.stderr, r)
     # rand/randn/zeros of x.shape with a symbolic dim (nn.dropout's mask) trace once for every
     # batch size, its known dims kept known.
-    rs = os.path.join(d, "rand_shape.tdl")
-    with open(rs, "w") as f:
-        f.write("import nn\ngraph fn f(x: f32[B, 4]) { return (rand(x.shape), randn(x.shape), zeros(x.shape),"
+    rs = script(d, "rand_shape.tdl",
+                "import nn\ngraph fn f(x: f32[B, 4]) { return (rand(x.shape), randn(x.shape), zeros(x.shape),"
                 " nn.dropout(x, 0.5)) }\n"
                 "seed(1)\nfor b in [3, 5, 7] { let (u, n, z, d) = f(ones([b, 4]))\n"
                 "    print(u.shape, n.shape, z.shape, d.shape, all(u >= 0.0) and all(u < 1.0)) }\n")
@@ -297,16 +304,13 @@ def main():
     # An import cycle names every module on it, in the order they import each other.
     for name, body in (("cyc_a.tdl", 'import "cyc_b.tdl" as b\n'), ("cyc_b.tdl", 'import "cyc_c.tdl" as c\n'),
                        ("cyc_c.tdl", 'import "cyc_a.tdl" as a\n')):
-        with open(os.path.join(d, name), "w") as f:
-            f.write(body)
+        script(d, name, body)
     r = run(tdl, "run", os.path.join(d, "cyc_a.tdl"))
     expect("an import cycle names its modules in order",
            r.returncode == 1 and "cyc_c.tdl:1:8: error: import cycle: '" in r.stderr
            and "cyc_a.tdl' imports 'cyc_b.tdl' imports 'cyc_c.tdl' imports 'cyc_a.tdl'" in r.stderr, r)
     # A call whose compiled code stops with an error is not counted as served.
-    fl = os.path.join(d, "trace_failed.tdl")
-    with open(fl, "w") as f:
-        f.write("graph fn at(x: f32[?], i: i64) { return x[i] }\n"
+    fl = script(d, "trace_failed.tdl", "graph fn at(x: f32[?], i: i64) { return x[i] }\n"
                 "print(at(ones([3]), 1))\nprint(at(ones([3]), 2))\nprint(at(ones([3]), 7))\n")
     r = run(tdl, "run", "--trace-report", fl)
     expect("--trace-report counts a failed call apart from the served ones",
