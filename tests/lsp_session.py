@@ -169,11 +169,16 @@ def main():
     c.send_raw(b"Content-Length: %d\r\n\r\n" % len(deep) + deep)
     err = c.wait_for(lambda m: "error" in m)
     expect("deeply nested JSON is refused, not a crash", err and err["error"]["code"] == -32700, err)
+    bad = c.request("textDocument/hover", {"textDocument": {"uri": uri}})
+    expect("a request missing a parameter is InvalidParams, naming the method",
+           bad and bad.get("error", {}).get("code") == -32602 and "textDocument/hover" in bad["error"]["message"], bad)
     unk = c.request("textDocument/formatting", {"textDocument": {"uri": uri}})
     expect("an unsupported request gets MethodNotFound", unk and unk.get("error", {}).get("code") == -32601, unk)
 
     sd = c.request("shutdown")
     expect("shutdown answers null", sd is not None and sd.get("result") is None and "error" not in sd, sd)
+    late = c.request("textDocument/hover", {"textDocument": {"uri": uri}, "position": {"line": 0, "character": 0}})
+    expect("a request after shutdown is InvalidRequest", late and late.get("error", {}).get("code") == -32600, late)
     c.send("exit", request=False)
     try:
         code = c.p.wait(timeout=10)

@@ -21,7 +21,7 @@ namespace {
 using json = nlohmann::json;
 
 // JSON-RPC error codes.
-constexpr int kParseError = -32700, kInvalidRequest = -32600, kMethodNotFound = -32601;
+constexpr int kParseError = -32700, kInvalidRequest = -32600, kMethodNotFound = -32601, kInvalidParams = -32602;
 constexpr int kServerNotInitialized = -32002;
 
 // LSP SymbolKind / CompletionItemKind values used here.
@@ -107,6 +107,9 @@ class Server {
       if (method == "exit") return shutdown_ ? 0 : 1;
       try {
         dispatch(method, id, params, r.json.contains("id"));
+      } catch (const json::exception&) {  // a parameter missing or of the wrong type
+        if (r.json.contains("id"))
+          replyError(id, kInvalidParams, fmt::format("invalid params for {}: a field is missing or of the wrong type", method));
       } catch (const std::exception& e) {
         if (r.json.contains("id")) replyError(id, kInvalidRequest, std::string("bad request: ") + e.what());
       }
@@ -131,6 +134,10 @@ class Server {
       return;
     }
     if (method == "initialized" || method == "$/cancelRequest" || method == "$/setTrace") return;
+    if (shutdown_) {  // after shutdown only exit is expected (LSP: requests are InvalidRequest)
+      if (isRequest) replyError(id, kInvalidRequest, "the server is shutting down: only 'exit' is expected");
+      return;
+    }
     if (method == "shutdown") {
       shutdown_ = true;
       reply(id, nullptr);
