@@ -239,6 +239,10 @@ auto Tracer::replacedPart(const TV& whole, const Expr& e, const std::function<TV
     }
     // x[k] = v on a tensor: k evaluated once, after v; x[k] op= v: k, the read, v, the store
     // (eager mode's order; assign() has k traced once).
+    if (isNumeric(b) && std::any_of(e.subs.begin(), e.subs.end(), [](const Subscript& q) {
+          return !q.isSlice && q.index->kind == ExprKind::None;
+        }))
+      return newAxesUpdate(b, e, f, needOld, loc);
     const bool one = e.subs.size() == 1 && !e.subs[0].isSlice && isNumeric(b);
     TV value, k;
     if (one && !needOld) value = f(TV());
@@ -258,6 +262,67 @@ auto Tracer::replacedPart(const TV& whole, const Expr& e, const std::function<TV
     return updateTV(b, e, value, loc, one && !needOld ? &k : nullptr);
   };
   return replacedPart(whole, base, here, true, loc);
+}
+
+// NumPy's x[..., none, ...] = v (and op=), as eager mode's assignWithNewAxes: the subscripts
+// without the new axes select the part (each traced once: they are lent to the expression
+// for the read and the store, and given back); the value (an op='s read has the new axes)
+// must broadcast to the part's shape with the new axes put in, and is stored as that.
+auto Tracer::newAxesUpdate(const TV& b, const Expr& e, const std::function<TV(const TV&)>& f, bool needOld, const Loc& loc)
+    -> TV {
+  if (&e != assignTarget_)
+    fail(loc, "assigning into a part of an indexing with `none` (x[:, none][0] = v) is not supported: index without `none`");
+  std::vector<int64_t> at;
+  int64_t out = 0;
+  for (const Subscript& q : e.subs) {
+    if (!q.isSlice && q.index->kind == ExprKind::None) at.push_back(out++);
+    else if (q.isSlice) ++out;
+  }
+  auto& subs = const_cast<std::vector<Subscript>&>(e.subs);
+  std::vector<Subscript> all = std::move(subs);
+  subs.clear();
+  std::vector<size_t> lent;
+  for (size_t i = 0; i < all.size(); ++i)
+    if (all[i].isSlice || all[i].index->kind != ExprKind::None) lent.push_back(i), subs.push_back(std::move(all[i]));
+  struct GiveBack {
+    std::vector<Subscript>& subs;
+    std::vector<Subscript>& all;
+    std::vector<size_t>& lent;
+    ~GiveBack() {
+      for (size_t k = 0; k < lent.size(); ++k) all[lent[k]] = std::move(subs[k]);
+      subs = std::move(all);
+    }
+  } giveBack{subs, all, lent};
+  // The part's subscripts traced once for its read and its store.
+  std::map<const Expr*, std::optional<TV>> memo;
+  auto* outer = subMemo_;
+  if (!outer)
+    for (const Subscript& q : subs)
+      for (const auto* p : {&q.index, &q.lo, &q.hi, &q.step})
+        if (*p) memo[p->get()];
+  struct Reset {
+    Tracer& t;
+    std::map<const Expr*, std::optional<TV>>* m;
+    ~Reset() { t.subMemo_ = m; }
+  } reset{*this, outer};
+  if (!outer && !memo.empty()) subMemo_ = &memo;
+  TV value;
+  if (!needOld) value = f(TV());  // x[i, none] = v: v first, as eagerly (Python's order)
+  TV part = subs.empty() ? b : indexTV(b, e, loc);
+  std::vector<Dim> dims = typeOf(part).dims, wide = dims;
+  for (int64_t a : at) wide.insert(wide.begin() + a, Dim::known(1));
+  TV old;
+  if (needOld) {
+    ir::Value* p = materialize(part, loc);
+    setLoc(loc);
+    old = TV::dyn(guarded(loc, [&] { return b_.reshape(p, wide); }));
+  }
+  if (needOld) value = f(old);
+  ir::Value* v = storedValue(value, typeOf(b).dtype, loc);
+  setLoc(loc);
+  ir::Value* placed = guarded(loc, [&] { return b_.reshape(b_.broadcast_to(v, wide), dims); });
+  if (subs.empty()) return TV::dyn(placed);
+  return updateTV(b, e, TV::dyn(placed), loc);
 }
 
 }  // namespace tdl::vm::trace

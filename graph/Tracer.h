@@ -405,6 +405,7 @@ class Tracer {
 
   // sub0: the first subscript's value when the caller evaluated it (replacedPart).
   TV updateTV(const TV& base, const Expr& target, const TV& v, const Loc& loc, const TV* sub0 = nullptr);
+  TV newAxesUpdate(const TV& b, const Expr& e, const std::function<TV(const TV&)>& f, bool needOld, const Loc& loc);
   ir::Value* storedValue(const TV& v, DType dt, const Loc& loc);
   // x[mask] = rhs (value: rhs) or x[mask] op= rhs (value: x op rhs), a bool mask over x's
   // leading axes: where(mask, value, x).

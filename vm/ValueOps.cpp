@@ -167,6 +167,8 @@ std::string dictKey(const std::vector<uint8_t>& flags, const Value* regs) {
 std::string missingKey(const DictObj& d, const std::string& key) { return missingKeyText(d.keys, key); }
 
 void assignStep(Value& target, const PathDesc& path, size_t k, const Value* R, const Value& v);
+bool hasNewAxis(const std::vector<uint8_t>& flags, const Value* regs);
+void assignWithNewAxes(Value& target, const PathStep& s, bool last, const Value* regs, const Value& v);
 
 // x[subs] = v on a tensor while a tape records: a functional update (a new
 // node) instead of an in-place one.
@@ -235,6 +237,10 @@ void assignStep(Value& target, const PathDesc& path, size_t k, const Value* R, c
       return;
     }
     case Tag::Tensor: {
+      if (hasNewAxis(s.subs, regs)) [[unlikely]] {
+        assignWithNewAxes(target, s, last, regs, v);
+        return;
+      }
       if (ad::recording() && (target.node() != 0 || v.node() != 0)) [[unlikely]] {
         assignRecorded(target, path, k, R, v);
         return;
@@ -373,6 +379,48 @@ Value indexWithNewAxes(const Value& base, const std::vector<uint8_t>& flags, con
   Value v = rest.empty() ? base : indexValue(base, rest, restRegs.data());
   for (int64_t a : at) v = ad::expandDims(v, a);
   return v;
+}
+}  // namespace
+
+namespace {
+// NumPy's x[..., none, ...] = v: the subscripts without the new axes select the part; v must
+// broadcast to the part's shape with the new axes (size 1) put in, and is stored as that.
+void assignWithNewAxes(Value& target, const PathStep& s, bool last, const Value* regs, const Value& v) {
+  if (!last)
+    throw rt::Error("assigning into a part of an indexing with `none` (x[:, none][0] = v) is not supported: index "
+                    "without `none`");
+  std::vector<uint8_t> rest;
+  std::vector<Value> restRegs;
+  std::vector<int64_t> at;
+  int64_t out = 0;
+  int r = 0;
+  for (uint8_t f : s.subs) {
+    int n = subRegs(f);
+    if (!(f & kSubSlice) && regs[r].isNone()) {
+      at.push_back(out++);
+    } else {
+      rest.push_back(f);
+      for (int q = 0; q < n; ++q) restRegs.push_back(regs[r + q]);
+      if (f & kSubSlice) ++out;
+      else if (!regs[r].isScalar()) throw rt::Error("a tensor index cannot be combined with `none` (a new axis)");
+    }
+    r += n;
+  }
+  const rt::Shape shape = ad::shapeOf(rest.empty() ? target : indexValue(target, rest, restRegs.data()));
+  rt::Shape wide = shape;
+  for (int64_t a : at) wide.insert(wide.begin() + a, 1);
+  if (!v.isNumeric()) throw rt::Error(fmt::format("cannot store a {} in a tensor", tagName(v.tag())));
+  Value val = ad::reshape(ad::broadcastTo(v, wide), shape);
+  if (rest.empty()) {  // x[none] = v: all of x
+    rest.push_back(kSubSlice);
+  }
+  PathDesc one;
+  PathStep step;
+  step.subs = rest;
+  step.firstReg = 0;
+  step.loc = s.loc;
+  one.steps.push_back(std::move(step));
+  assignStep(target, one, 0, restRegs.data(), val);
 }
 }  // namespace
 
