@@ -32,28 +32,12 @@ auto Tracer::indexTV(const TV& base, const Expr& e, const Loc& loc, const TV* su
     // index x, at the count of result axes the subscripts before them make (eager's rule,
     // vm/ValueOps.cpp). The other subscripts are traced as usual: they are lent to a plain
     // index expression for the call and given back, also when it fails.
-    std::vector<int64_t> at;
-    int64_t out = 0;
-    for (auto& s : e.subs) {
-      if (!s.isSlice && s.index->kind == ExprKind::None) at.push_back(out++);
-      else if (s.isSlice) ++out;
-    }
-    if (!at.empty()) {
-      auto& subs = const_cast<std::vector<Subscript>&>(e.subs);
-      std::vector<Subscript> all = std::move(subs);
-      subs.clear();
-      std::vector<size_t> lent;
-      for (size_t i = 0; i < all.size(); ++i)
-        if (all[i].isSlice || all[i].index->kind != ExprKind::None) lent.push_back(i), subs.push_back(std::move(all[i]));
-      struct GiveBack {
-        std::vector<Subscript>& subs;
-        std::vector<Subscript>& all;
-        std::vector<size_t>& lent;
-        ~GiveBack() {
-          for (size_t k = 0; k < lent.size(); ++k) all[lent[k]] = std::move(subs[k]);
-          subs = std::move(all);
-        }
-      } giveBack{subs, all, lent};
+    bool any = std::any_of(e.subs.begin(), e.subs.end(),
+                           [](const Subscript& q) { return !q.isSlice && q.index->kind == ExprKind::None; });
+    if (any) {
+      WithoutNewAxes lend(e);
+      const std::vector<int64_t>& at = lend.at;
+      auto& subs = lend.subs;
       TV r = subs.empty() ? base : indexTV(base, e, loc);
       for (int64_t a : at) {
         std::vector<TV> args{r, TV::of(Value::i64(a))};
@@ -453,6 +437,23 @@ auto Tracer::maskedUpdateTV(const TV& x, const TV& mask, const TV& rhs, const TV
   std::vector<TV> args{m, value, x};
   TV r = builtin(builtinId("where"), args, {}, loc);
   return TV::dyn(materialize(r, loc, xt.dtype));  // x keeps its dtype, as an assignment does
+}
+
+Tracer::WithoutNewAxes::WithoutNewAxes(const Expr& e) : subs(const_cast<std::vector<Subscript>&>(e.subs)) {
+  int64_t out = 0;
+  for (const Subscript& q : subs) {
+    if (!q.isSlice && q.index->kind == ExprKind::None) at.push_back(out++);
+    else if (q.isSlice) ++out;
+  }
+  all = std::move(subs);
+  subs.clear();
+  for (size_t i = 0; i < all.size(); ++i)
+    if (all[i].isSlice || all[i].index->kind != ExprKind::None) lent.push_back(i), subs.push_back(std::move(all[i]));
+}
+
+Tracer::WithoutNewAxes::~WithoutNewAxes() {
+  for (size_t k = 0; k < lent.size(); ++k) all[lent[k]] = std::move(subs[k]);
+  subs = std::move(all);
 }
 
 }  // namespace tdl::vm::trace

@@ -272,27 +272,9 @@ auto Tracer::newAxesUpdate(const TV& b, const Expr& e, const std::function<TV(co
     -> TV {
   if (&e != assignTarget_)
     fail(loc, "assigning into a part of an indexing with `none` (x[:, none][0] = v) is not supported: index without `none`");
-  std::vector<int64_t> at;
-  int64_t out = 0;
-  for (const Subscript& q : e.subs) {
-    if (!q.isSlice && q.index->kind == ExprKind::None) at.push_back(out++);
-    else if (q.isSlice) ++out;
-  }
-  auto& subs = const_cast<std::vector<Subscript>&>(e.subs);
-  std::vector<Subscript> all = std::move(subs);
-  subs.clear();
-  std::vector<size_t> lent;
-  for (size_t i = 0; i < all.size(); ++i)
-    if (all[i].isSlice || all[i].index->kind != ExprKind::None) lent.push_back(i), subs.push_back(std::move(all[i]));
-  struct GiveBack {
-    std::vector<Subscript>& subs;
-    std::vector<Subscript>& all;
-    std::vector<size_t>& lent;
-    ~GiveBack() {
-      for (size_t k = 0; k < lent.size(); ++k) all[lent[k]] = std::move(subs[k]);
-      subs = std::move(all);
-    }
-  } giveBack{subs, all, lent};
+  WithoutNewAxes lend(e);
+  const std::vector<int64_t>& at = lend.at;
+  auto& subs = lend.subs;
   // The part's subscripts traced once for its read and its store.
   std::map<const Expr*, std::optional<TV>> memo;
   auto* outer = subMemo_;

@@ -406,6 +406,19 @@ class Tracer {
   // sub0: the first subscript's value when the caller evaluated it (replacedPart).
   TV updateTV(const TV& base, const Expr& target, const TV& v, const Loc& loc, const TV* sub0 = nullptr);
   TV newAxesUpdate(const TV& b, const Expr& e, const std::function<TV(const TV&)>& f, bool needOld, const Loc& loc);
+  // An index expression's `none` subscripts taken out while it lives (the others lent to it
+  // for a plain index or update, given back also when that fails), and the result axes at
+  // which the new axes go (SPEC §12, eager's rule: the count of result axes before them).
+  struct WithoutNewAxes {
+    std::vector<Subscript>& subs;
+    std::vector<Subscript> all;
+    std::vector<size_t> lent;
+    std::vector<int64_t> at;
+    explicit WithoutNewAxes(const Expr& e);
+    ~WithoutNewAxes();
+    WithoutNewAxes(const WithoutNewAxes&) = delete;
+    WithoutNewAxes& operator=(const WithoutNewAxes&) = delete;
+  };
   ir::Value* storedValue(const TV& v, DType dt, const Loc& loc);
   // x[mask] = rhs (value: rhs) or x[mask] op= rhs (value: x op rhs), a bool mask over x's
   // leading axes: where(mask, value, x).

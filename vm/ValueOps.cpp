@@ -358,26 +358,36 @@ bool hasNewAxis(const std::vector<uint8_t>& flags, const Value* regs) {
   return false;
 }
 
-Value indexWithNewAxes(const Value& base, const std::vector<uint8_t>& flags, const Value* regs) {
+// Subscripts with `none` taken apart: the others (their flags and registers), and the result
+// axes at which the new axes go (the count of result axes the subscripts before them make).
+struct NewAxes {
   std::vector<uint8_t> rest;
   std::vector<Value> restRegs;
-  std::vector<int64_t> at;  // result axes of the new axes
+  std::vector<int64_t> at;
+};
+NewAxes splitNewAxes(const std::vector<uint8_t>& flags, const Value* regs) {
+  NewAxes na;
   int64_t out = 0;
   int r = 0;
   for (uint8_t f : flags) {
     int n = subRegs(f);
     if (!(f & kSubSlice) && regs[r].isNone()) {
-      at.push_back(out++);
+      na.at.push_back(out++);
     } else {
-      rest.push_back(f);
-      for (int k = 0; k < n; ++k) restRegs.push_back(regs[r + k]);
+      na.rest.push_back(f);
+      for (int k = 0; k < n; ++k) na.restRegs.push_back(regs[r + k]);
       if (f & kSubSlice) ++out;
       else if (!regs[r].isScalar()) throw rt::Error("a tensor index cannot be combined with `none` (a new axis)");
     }
     r += n;
   }
-  Value v = rest.empty() ? base : indexValue(base, rest, restRegs.data());
-  for (int64_t a : at) v = ad::expandDims(v, a);
+  return na;
+}
+
+Value indexWithNewAxes(const Value& base, const std::vector<uint8_t>& flags, const Value* regs) {
+  NewAxes na = splitNewAxes(flags, regs);
+  Value v = na.rest.empty() ? base : indexValue(base, na.rest, na.restRegs.data());
+  for (int64_t a : na.at) v = ad::expandDims(v, a);
   return v;
 }
 }  // namespace
@@ -389,26 +399,12 @@ void assignWithNewAxes(Value& target, const PathStep& s, bool last, const Value*
   if (!last)
     throw rt::Error("assigning into a part of an indexing with `none` (x[:, none][0] = v) is not supported: index "
                     "without `none`");
-  std::vector<uint8_t> rest;
-  std::vector<Value> restRegs;
-  std::vector<int64_t> at;
-  int64_t out = 0;
-  int r = 0;
-  for (uint8_t f : s.subs) {
-    int n = subRegs(f);
-    if (!(f & kSubSlice) && regs[r].isNone()) {
-      at.push_back(out++);
-    } else {
-      rest.push_back(f);
-      for (int q = 0; q < n; ++q) restRegs.push_back(regs[r + q]);
-      if (f & kSubSlice) ++out;
-      else if (!regs[r].isScalar()) throw rt::Error("a tensor index cannot be combined with `none` (a new axis)");
-    }
-    r += n;
-  }
+  NewAxes na = splitNewAxes(s.subs, regs);
+  std::vector<uint8_t>& rest = na.rest;
+  std::vector<Value>& restRegs = na.restRegs;
   const rt::Shape shape = ad::shapeOf(rest.empty() ? target : indexValue(target, rest, restRegs.data()));
   rt::Shape wide = shape;
-  for (int64_t a : at) wide.insert(wide.begin() + a, 1);
+  for (int64_t a : na.at) wide.insert(wide.begin() + a, 1);
   if (!v.isNumeric()) throw rt::Error(fmt::format("cannot store a {} in a tensor", tagName(v.tag())));
   Value val = ad::reshape(ad::broadcastTo(v, wide), shape);
   if (rest.empty()) {  // x[none] = v: all of x
