@@ -196,7 +196,7 @@ def main():
     # :time, :help NAME, help(f) with a doc comment and defaults, unknown commands, :quit.
     r = run(tdl, "repl", stdin='let a = 1\nlet b = )\nprint(c)\n:type [1.0, 2.0] * a\n:time sum(ones([4]))\n'
                                   ':help nn.softmax\n# Doubles x.\nfn twice(x, k = 2) { return x * k }\nhelp(twice)\n'
-                                  ':bogus\n:quit\nprint("not reached")\n')
+                                  ':type (1,\n  "two")\n:bogus\n:quit\nprint("not reached")\n')
     out = r.stdout.splitlines()
     expect("repl: an error after a syntax error names its own line (3)",
            "<repl>:2:9: error: syntax error" in r.stderr and "<repl>:3:7: error: undefined name 'c'" in r.stderr, r)
@@ -204,6 +204,7 @@ def main():
            out[:2] == ["f32[2]", "4.0"] and out[2].startswith("time: ") and out[2].endswith(" ms"), r)
     expect("repl: :help NAME and help(f) print reference entries (defaults, doc comment)",
            "nn.softmax(x, axis=-1)" in out and "twice(x, k=2)" in out and "    Doubles x." in out, r)
+    expect("repl: a command's expression goes on over lines while a bracket is open", "tuple" in out, r)
     expect("repl: an unknown command is an error that names :help; :quit ends the session",
            "unknown command ':bogus'" in r.stderr and "not reached" not in r.stdout and r.returncode == 0, r)
     # The same under a pseudo-terminal: prompts, line editing's history file.

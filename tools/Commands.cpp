@@ -341,8 +341,19 @@ int runRepl() {
     if (!history.empty() && !line.empty()) write_history(history.c_str());
 #endif
     if (input.empty() && !line.empty() && line[0] == ':') {
+      // A command's expression may go on over lines while a bracket is open (:type (1,).
+      std::string command = line;
+      bool cut = false;
+      while (vm::ReplSession::needsMore(command)) {
+        if (!readLine(interactive, "... ", line, interrupted) || interrupted) {
+          cut = true;
+          break;
+        }
+        command += "\n" + line;
+      }
+      if (cut && interrupted) continue;  // Ctrl-C drops it
       bool keepGoing = true;
-      replCommand(session, line, keepGoing);
+      replCommand(session, command, keepGoing);
       std::fflush(stdout);
       if (!keepGoing) return session.exitCode();
       continue;
