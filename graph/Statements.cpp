@@ -198,24 +198,25 @@ auto Tracer::assign(const Stmt& s) -> void {
   if (root->kind != ExprKind::Name || root->ref.kind != RefKind::Local)
     fail(target.loc, "only assignments to a local variable, its elements or its fields are supported in graph fns");
   TV cur = fr().st.slots.at(static_cast<size_t>(root->ref.index));
-  // x[i] op= v: each subscript is traced once, for the read and the store (eager's and
-  // Python's order: the subscripts, the read, v, the store).
+  // Each subscript of the target is traced once, also where the update reads the part too
+  // (x[i] op= v: the subscripts, the read, v, the store, eager's and Python's order; and
+  // x[i, none] = v, newAxesUpdate).
   std::map<const Expr*, std::optional<TV>> memo;
-  if (s.assignOp != '=')
-    for (const Expr* e = &target; e != root; e = e->kids[0].get())
-      if (e->kind == ExprKind::Index)
-        for (const Subscript& sub : e->subs)
-          for (const auto* p : {&sub.index, &sub.lo, &sub.hi, &sub.step})
-            if (*p) memo[p->get()];
-  struct Reset {
+  for (const Expr* e = &target; e != root; e = e->kids[0].get())
+    if (e->kind == ExprKind::Index)
+      for (const Subscript& sub : e->subs)
+        for (const auto* p : {&sub.index, &sub.lo, &sub.hi, &sub.step})
+          if (*p) memo[p->get()];
+  // An assignment inside a fn the value calls (inlined) has its own, and gives these back.
+  struct Restore {
     Tracer& t;
-    ~Reset() { t.assignTarget_ = nullptr, t.subMemo_ = nullptr; }
-  } reset{*this};
+    const Expr* target;
+    std::map<const Expr*, std::optional<TV>>* memo;
+    ~Restore() { t.assignTarget_ = target, t.subMemo_ = memo; }
+  } restore{*this, assignTarget_, subMemo_};
   assignTarget_ = &target;
   subMemo_ = memo.empty() ? nullptr : &memo;
   TV changed = replacedPart(cur, target, compound, s.assignOp != '=', s.loc);
-  assignTarget_ = nullptr;
-  subMemo_ = nullptr;
   assignSlot(root->ref.index, changed, s.loc, root->str);
 }
 
@@ -265,8 +266,8 @@ auto Tracer::replacedPart(const TV& whole, const Expr& e, const std::function<TV
 }
 
 // NumPy's x[..., none, ...] = v (and op=), as eager mode's assignWithNewAxes: the subscripts
-// without the new axes select the part (each traced once: they are lent to the expression
-// for the read and the store, and given back); the value (an op='s read has the new axes)
+// without the new axes select the part (lent to the expression for the read and the store,
+// and given back; assign() has each traced once); the value (an op='s read has the new axes)
 // must broadcast to the part's shape with the new axes put in, and is stored as that.
 auto Tracer::newAxesUpdate(const TV& b, const Expr& e, const std::function<TV(const TV&)>& f, bool needOld, const Loc& loc)
     -> TV {
@@ -275,19 +276,6 @@ auto Tracer::newAxesUpdate(const TV& b, const Expr& e, const std::function<TV(co
   WithoutNewAxes lend(e);
   const std::vector<int64_t>& at = lend.at;
   auto& subs = lend.subs;
-  // The part's subscripts traced once for its read and its store.
-  std::map<const Expr*, std::optional<TV>> memo;
-  auto* outer = subMemo_;
-  if (!outer)
-    for (const Subscript& q : subs)
-      for (const auto* p : {&q.index, &q.lo, &q.hi, &q.step})
-        if (*p) memo[p->get()];
-  struct Reset {
-    Tracer& t;
-    std::map<const Expr*, std::optional<TV>>* m;
-    ~Reset() { t.subMemo_ = m; }
-  } reset{*this, outer};
-  if (!outer && !memo.empty()) subMemo_ = &memo;
   TV value;
   if (!needOld) value = f(TV());  // x[i, none] = v: v first, as eagerly (Python's order)
   TV part = subs.empty() ? b : indexTV(b, e, loc);
