@@ -1,5 +1,6 @@
 // vm/Composite.h's builtins traced into IR, and einsum. (graph/Tracer.h)
 #include "graph/Tracer.h"
+#include "runtime/Print.h"
 #include "vm/Composite.h"
 
 namespace tdl::vm::trace {
@@ -108,18 +109,14 @@ struct CompositeTrace {
     if (v.isStatic() && v.sv.isScalar()) return v.sv.asInt();
     return std::nullopt;
   }
-  // A check the trace decides now, or an assert the run makes (its message with the values).
+  // A check the trace decides now, or an assert the run makes; its message filled as the
+  // run-time assert fills it (rt::fill_format).
   void require(const V& cond, const std::string& format, const std::vector<V>& vals) {
-    if (cond.isStatic()) {
-      if (cond.sv.isScalar() && cond.sv.asInt() != 0) return;
-      std::string m;
-      size_t k = 0, at = 0;
-      for (size_t p; (p = format.find("{}", at)) != std::string::npos; at = p + 2)
-      {
-        const V* v = k < vals.size() ? &vals[k++] : nullptr;
-        m += format.substr(at, p - at) + (v && v->isStatic() ? std::to_string(v->sv.asInt()) : std::string("?"));
-      }
-      fail(m + format.substr(at));
+    if (cond.isStatic() && cond.sv.isScalar() && cond.sv.asInt() != 0) return;
+    if (cond.isStatic() && std::all_of(vals.begin(), vals.end(), [](const V& v) { return v.isStatic(); })) {
+      std::vector<rt::Tensor> in;
+      for (const V& v : vals) in.push_back(toTensor(v.sv));
+      fail(rt::fill_format(format, in));
     }
     std::vector<ir::Value*> holes;
     for (const V& v : vals) holes.push_back(t.materialize(v, bc.loc));

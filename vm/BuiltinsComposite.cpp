@@ -1,6 +1,7 @@
 // The builtins of vm/Composite.h in eager mode, and einsum (variadic).
 #include "vm/Builtins.h"
 #include "vm/Composite.h"
+#include "runtime/Print.h"
 #include "vm/Interpreter.h"
 #include "vm/NumericOps.h"
 #include "runtime/Index.h"
@@ -70,14 +71,13 @@ struct Eager {
   }
   V sliceTo(const V& x, int64_t axis, const V& stop) { return slice(x, axis, 0, stop.asInt()); }
   std::optional<int64_t> knownInt(const V& v) const { return v.asInt(); }
-  // Eagerly every value is known: the check runs now.
+  // Eagerly every value is known: the check runs now, its message filled as a graph fn's
+  // run-time assert fills it (rt::fill_format).
   void require(const V& cond, const std::string& format, const std::vector<V>& vals) const {
     if (cond.isScalar() && cond.asInt() != 0) return;
-    std::string m;
-    size_t k = 0, at = 0;
-    for (size_t p; (p = format.find("{}", at)) != std::string::npos; at = p + 2)
-      m += format.substr(at, p - at) + (k < vals.size() ? std::to_string(vals[k++].asInt()) : std::string("{}"));
-    fail(m + format.substr(at));
+    std::vector<rt::Tensor> in;
+    for (const V& v : vals) in.push_back(toTensor(v));
+    fail(rt::fill_format(format, in));
   }
 };
 
