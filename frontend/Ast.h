@@ -225,5 +225,8 @@ struct Module {
 std::string typeToString(const TypeExpr& t);
 // "fn name(a, b: f32[2]) -> f32" / "graph fn ..." / "fn(a)" for a lambda.
 std::string fnSignature(const FnDecl& fn);
+// The error of a call with too many positional arguments, in every engine's words:
+// "fn 'f' takes 1 argument, got 2" (`what` names the callee).
+std::string tooManyArgumentsText(const std::string& what, size_t takes, size_t got);
 
 }  // namespace tdl

@@ -53,6 +53,10 @@ std::string typeToString(const TypeExpr& t) {
   return "?";
 }
 
+std::string tooManyArgumentsText(const std::string& what, size_t takes, size_t got) {
+  return fmt::format("{} takes {} argument{}, got {}", what, takes, takes == 1 ? "" : "s", got);
+}
+
 std::string fnSignature(const FnDecl& f) {
   std::string s = f.isLambda ? "fn(" : (f.isGraph ? "graph fn " : "fn ") + f.name + "(";
   for (size_t i = 0; i < f.params.size(); ++i) {

@@ -660,7 +660,7 @@ class Sema {
     }
     if (!full) return;
     if (npos > params.size()) {
-      diags_.error(call.loc, fmt::format("{} takes {} argument{}, got {}", what, params.size(), params.size() == 1 ? "" : "s", npos));
+      diags_.error(call.loc, tooManyArgumentsText(what, params.size(), static_cast<size_t>(npos)));
       return;
     }
     for (size_t j = 0; j < params.size(); ++j)

@@ -255,7 +255,7 @@ auto Tracer::inlineCall(const TV& fnv, std::vector<TV>& args, const std::vector<
   f.assignLocs.resize(n);
   f.st.retFlag = f.st.brk = f.st.cont = staticBool(false);
   size_t npos = args.size() - kw.size();
-  if (npos > d->params.size()) fail(loc, fmt::format("{} takes {} argument{}, got {}", nm, d->params.size(), d->params.size() == 1 ? "" : "s", npos));
+  if (npos > d->params.size()) fail(loc, tooManyArgumentsText(nm, d->params.size(), npos));
   std::vector<bool> bound(d->params.size(), false);
   for (size_t i = 0; i < npos; ++i) f.st.slots[i] = args[i], bound[i] = true;
   for (size_t k = 0; k < kw.size(); ++k) {

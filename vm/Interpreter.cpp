@@ -158,7 +158,7 @@ void Interpreter::bindArguments(const ClosureObj& c, Value* argv, int argc, cons
   int npos = argc - nkw;
   if (nkw == 0 && argc == p.numParams) return;  // already in place
   if (npos > p.numParams)
-    throw rt::Error(fmt::format("fn '{}' takes {} argument{}, got {}", p.name, p.numParams, p.numParams == 1 ? "" : "s", npos));
+    throw rt::Error(tooManyArgumentsText(fmt::format("fn '{}'", p.name), static_cast<size_t>(p.numParams), static_cast<size_t>(npos)));
   std::vector<Value> bound(static_cast<size_t>(p.numParams));
   std::vector<bool> given(static_cast<size_t>(p.numParams), false);
   for (int i = 0; i < npos; ++i) {
