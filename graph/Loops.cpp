@@ -221,9 +221,9 @@ auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, cons
           // higher kind into a strong dtype (0.5 into an i64) is a change of dtype.
           if (t.rank() == sp.type.rank() && sp.weak && (!w || numberKind(t.dtype) > numberKind(sp.type.dtype)) &&
               numberKind(t.dtype) >= numberKind(sp.type.dtype)) {
-            sp.type.dtype = t.dtype;
-            sp.weak = w;
-            if (w && t.rank() == 0 && rt::is_float(t.dtype)) sp.type.dtype = DType::F64;
+            const LeafSpec now = leafSpec(ls[i]);  // its dtype and weakness (a weak float: f64)
+            sp.type.dtype = now.type.dtype;
+            sp.weak = now.weak;
             unsettled = fmt::format("'{}' (now {})", carriedName(carried[c]), t.str());
             retry = true;
             continue;

@@ -467,15 +467,12 @@ class TdlInterpreter : public xeus::xinterpreter {
     }
     vm::Value v;
     // One of the session's own fns (inside a call being typed, `myf(1, `, the cell does not
-    // parse): its signature and the comment above it, from the earlier cells.
+    // parse): its signature and the comment above it, from the earlier cells (whose text
+    // the analysis holds, with the cell after it or alone).
     if (plain.empty() && valueAt(name, v) && v.tag() == vm::Tag::Closure && v.as<vm::ClosureObj>()->proto->decl) {
       const FnDecl& d = *v.as<vm::ClosureObj>()->proto->decl;
-      Analysis earlier;
-      earlier.comp->diags.setPrint(false);
-      std::string text = session_.source();
-      earlier.comp->load("<repl>", SemaOptions{true, true}, &text);
       const std::string sig = fnSignature(d);
-      if (auto e = earlier.comp->loader ? lsp::docOf(*earlier.comp, sig, d.loc) : std::nullopt) {
+      if (auto e = a.comp->loader ? lsp::docOf(*a.comp, sig, d.loc) : std::nullopt) {
         markdown = lsp::docMarkdown(*e);
         plain = e->signature + (e->text.empty() ? "" : "\n\n" + e->text);
       } else {
