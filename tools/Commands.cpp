@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <poll.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -198,13 +199,19 @@ void onInterrupt(bool restart) {
 // (the read interrupted, not restarted), so that readline returns and its line is dropped.
 // libedit's own signal handling stays off (rl_catch_signals = 0): it left the terminal
 // in cooked mode and the line in place.
+// It waits in poll with a short timeout and looks at the flag each time: a Ctrl-C that came
+// just before the read started (as the prompt was drawn) would not interrupt it.
 int promptGetc(FILE* f) {
   for (;;) {
+    if (rt::interrupt_pending()) return EOF;
+    pollfd p{fileno(f), POLLIN, 0};
+    int r = poll(&p, 1, 100);
+    if (r == 0 || (r < 0 && errno == EINTR)) continue;
+    if (r < 0) return EOF;
     unsigned char c;
     ssize_t n = read(fileno(f), &c, 1);
     if (n == 1) return c;
-    if (n == 0) return EOF;
-    if (errno != EINTR || rt::interrupt_pending()) return EOF;
+    if (n == 0 || errno != EINTR) return EOF;
   }
 }
 #endif
