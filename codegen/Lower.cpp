@@ -1455,6 +1455,47 @@ struct Lowering {
   }
   llvm::MDNode* rowAccessGroup = nullptr;
 
+  struct RowStep {
+    const ir::Op* rowOp = nullptr;      // an op on per-row values,
+    std::vector<const ir::Op*> cols;  // or a pass over the columns
+  };
+  static std::vector<RowStep> planRowGroup(const RowGroup& g) {
+    // The members in steps: consecutive members that go over the row's columns (fused loops
+    // over D and reductions along its last axis) share one pass over the columns when none of
+    // them reads a per-row value the pass itself computes (a reduction's result); a value of
+    // D's shape computed in the pass is taken at the same column from a register. An op on
+    // per-row values that needs nothing from the open pass is computed before it (softmax +
+    // cross entropy: max | exp, sum | scale, cross entropy's sum: three passes instead of five).
+    std::vector<RowStep> plan;
+    std::set<const ir::Value*> inPass;  // results of the open pass (plan.back().cols)
+    bool open = false;
+    for (const ir::Op* m : g.members) {
+      bool needsPass = false, needsPassRow = false;
+      for (const ir::Value* v : m->operands())
+        if (inPass.count(v)) {
+          needsPass = true;
+          needsPassRow = needsPassRow || v->type.dims != g.dom;
+        }
+      if (m->kind() == ir::OpKind::FusedReduce || m->kind() == ir::OpKind::Reduce ||
+          (m->kind() == ir::OpKind::Fused && m->result()->type.dims == g.dom)) {
+        if (!open || needsPassRow) {
+          plan.push_back(RowStep{});
+          inPass.clear();
+          open = true;
+        }
+        plan.back().cols.push_back(m);
+        inPass.insert(m->result());
+      } else if (open && !needsPass) {
+        plan.insert(plan.end() - 1, RowStep{m, {}});
+      } else {
+        plan.push_back(RowStep{m, {}});
+        inPass.clear();
+        open = false;
+      }
+    }
+    return plan;
+  }
+
   void lowerRowGroup(const RowGroup& g) {
     llvm::Value* t0 = profBegin();
     for (const ir::Op* c : g.natOps) lowerNative(*c);
@@ -1511,14 +1552,22 @@ struct Lowering {
       }
     }
     // Scratch: a row of each value of D's shape that stays inside the group.
+    // (A value used only in the pass that computes it stays in a register.)
+    const std::vector<RowStep> plan = planRowGroup(g);
     std::map<const ir::Value*, int64_t> scratchAt;  // byte offset in a chunk's scratch, per element of C
     int64_t perElem = 0;
-    for (const ir::Op* m : g.members)
-      if (m->result()->type.dims == g.dom && !usedOutside(m->result(), g)) {
-        scratchAt[m->result()] = perElem;
+    for (const RowStep& st : plan)
+      for (const ir::Op* m : st.cols) {
+        const ir::Value* r = m->result();
+        if (r->type.dims != g.dom || usedOutside(r, g)) continue;
+        bool later = false;
+        for (const ir::Use& u : r->uses())
+          later = later || std::find(st.cols.begin(), st.cols.end(), u.op) == st.cols.end();
+        if (!later) continue;
+        scratchAt[r] = perElem;
         perElem += 8;  // every dtype fits 8 bytes; keeps each row 8-byte aligned
       }
-    llvm::Function* k = buildRowGroupKernel(g, envT, wordOf, scratchAt);
+    llvm::Function* k = buildRowGroupKernel(g, plan, envT, wordOf, scratchAt);
     // A max/min over an empty last axis is the runtime's error: such a group runs op by op.
     llvm::BasicBlock* merge = nullptr;
     for (const ir::Op* m : g.members)
@@ -1544,7 +1593,7 @@ struct Lowering {
     b.CreateCall(profEndRowsFn, {ctxArg, i32(errorEntry(*g.members.front())), i32(errorEntry(*g.members.back())), t0});
   }
 
-  llvm::Function* buildRowGroupKernel(const RowGroup& g, llvm::ArrayType* envT, const std::map<const ir::Value*, unsigned>& wordOf,
+  llvm::Function* buildRowGroupKernel(const RowGroup& g, const std::vector<RowStep>& plan, llvm::ArrayType* envT, const std::map<const ir::Value*, unsigned>& wordOf,
                                       const std::map<const ir::Value*, int64_t>& scratchAt) {
     KernelScope scope = beginKernel("rows", true);
     auto* ptr = llvm::PointerType::getUnqual(ctx);
@@ -1590,86 +1639,109 @@ struct Lowering {
       rowVal[r] = x;
       if (data.count(r)) storeElem(b.CreateInBoundsGEP(elemTy(r->type.dtype), data.at(r), o), x, r->type.dtype);
     };
-    for (const ir::Op* m : g.members) {
-      const ir::Value* r = m->result();
-      DType rd = r->type.dtype;
-      if (m->kind() == ir::OpKind::Fused && r->type.dims != g.dom) {  // on row values
-        const ir::Block& body = m->region(0).block();
-        for (size_t j = 0; j < m->num_operands(); ++j) set(body.arg(j), read(m->operand(j), nullptr));
-        const ir::Value* y = lowerFusedBody(*m);
-        storeRow(r, convert(get(y), y->type.dtype, rd));
-        continue;
+    std::map<const ir::Value*, llvm::Value*> colVal;  // values of D's shape at the pass's column
+    // The yielded value of fused member m at column i (in f64 for a fused_reduce).
+    auto element = [&](const ir::Op* m, llvm::Value* i) -> llvm::Value* {
+      const ir::Block& body = m->region(0).block();
+      for (size_t j = 0; j < m->num_operands(); ++j) {
+        const ir::Value* v = m->operand(j);
+        auto it = colVal.find(v);
+        set(body.arg(j), it != colVal.end() ? it->second : read(v, i));
       }
-      if (m->kind() == ir::OpKind::Fused || m->kind() == ir::OpKind::FusedReduce) {
-        const ir::Block& body = m->region(0).block();
-        bool red = m->kind() == ir::OpKind::FusedReduce;
-        auto element = [&](llvm::Value* i) -> llvm::Value* {
-          for (size_t j = 0; j < m->num_operands(); ++j) set(body.arg(j), read(m->operand(j), i));
+      const ir::Value* y = lowerFusedBody(*m);
+      return convert(get(y), y->type.dtype, m->kind() == ir::OpKind::FusedReduce ? DType::F64 : m->result()->type.dtype);
+    };
+    auto colRead = [&](const ir::Value* v, llvm::Value* i) {
+      auto it = colVal.find(v);
+      return it != colVal.end() ? it->second : read(v, i);
+    };
+    for (const RowStep& st : plan) {
+      if (const ir::Op* m = st.rowOp) {
+        const ir::Value* r = m->result();
+        if (m->kind() == ir::OpKind::Fused) {  // a fused loop on row values
+          const ir::Block& body = m->region(0).block();
+          for (size_t j = 0; j < m->num_operands(); ++j) set(body.arg(j), read(m->operand(j), nullptr));
           const ir::Value* y = lowerFusedBody(*m);
-          return convert(get(y), y->type.dtype, red ? DType::F64 : rd);
-        };
-        if (!red) {
-          rowLoop(inner, {}, [&](llvm::Value* i, const std::vector<llvm::Value*>&) {
-            llvm::Value* x = element(i);
-            llvm::Value* at = scratchAt.count(r) ? i : b.CreateAdd(b.CreateMul(o, inner, "", true, true), i, "", true, true);
-            storeElem(b.CreateInBoundsGEP(elemTy(rd), data.at(r), at), x, rd);
-            return std::vector<llvm::Value*>{};
-          });
+          storeRow(r, convert(get(y), y->type.dtype, r->type.dtype));
           continue;
         }
-        llvm::FastMathFlags fmf;
-        fmf.setAllowReassoc();
-        auto acc = rowLoop(inner, {llvm::ConstantFP::get(f64t, 0.0)}, [&](llvm::Value* i, const std::vector<llvm::Value*>& a) {
-          llvm::Value* s = b.CreateFAdd(a[0], element(i));
-          llvm::cast<llvm::Instruction>(s)->setFastMathFlags(fmf);
-          return std::vector<llvm::Value*>{s};
-        });
-        llvm::Value* res = acc[0];
-        if (m->str_attr("kind") == "mean") res = b.CreateFDiv(res, b.CreateSIToFP(inner, f64t));
-        storeRow(r, b.CreateFPCast(res, ty(rd)));
+        // An elementwise op on row values.
+        for (const ir::Value* v : m->operands()) set(v, read(v, nullptr));
+        if (!lowerScalar(*m)) throw std::runtime_error(fmt::format("internal: '{}' on row values", m->name()));
+        storeRow(r, get(r));
         continue;
       }
-      if (m->kind() == ir::OpKind::Reduce) {
-        const std::string& kind = m->str_attr("kind");
-        const ir::Value* x = m->operand(0);
-        if (kind == "sum" || kind == "mean") {
-          llvm::FastMathFlags fmf;
-          fmf.setAllowReassoc();
-          auto acc = rowLoop(inner, {llvm::ConstantFP::get(f64t, 0.0)}, [&](llvm::Value* i, const std::vector<llvm::Value*>& a) {
-            llvm::Value* s = b.CreateFAdd(a[0], b.CreateFPExt(read(x, i), f64t));
-            llvm::cast<llvm::Instruction>(s)->setFastMathFlags(fmf);
-            return std::vector<llvm::Value*>{s};
-          });
-          llvm::Value* res = acc[0];
-          if (kind == "mean") res = b.CreateFDiv(res, b.CreateSIToFP(inner, f64t));
-          storeRow(r, b.CreateFPCast(res, ty(rd)));
+      // One pass over the columns; the reductions' accumulators are carried by it: a sum in
+      // f64 (reassociable: the vectorizer keeps partial sums), a max/min with whether a NaN
+      // was seen.
+      std::vector<llvm::Value*> init;
+      std::vector<size_t> accAt;  // per member, its first accumulator
+      for (const ir::Op* m : st.cols) {
+        accAt.push_back(init.size());
+        if (m->kind() == ir::OpKind::Fused) continue;
+        if (m->kind() == ir::OpKind::Reduce && (m->str_attr("kind") == "max" || m->str_attr("kind") == "min")) {
+          init.push_back(llvm::ConstantFP::getInfinity(ty(m->result()->type.dtype), m->str_attr("kind") == "max"));
+          init.push_back(b.getFalse());
         } else {
-          // max/min: NaN wins and the empty row gives -inf/+inf, as rt::reduce (lanes_row):
-          // `x > a ? x : a` (the max instruction; nnan/nsz let the vectorizer treat it as a
-          // max reduction) and, on the side, whether a NaN was seen. A NaN makes the running
-          // value poison under nnan, and the final select then takes NaN instead of it.
-          bool mx = kind == "max";
-          llvm::Type* t = ty(rd);
-          llvm::FastMathFlags fmf;
-          fmf.setNoNaNs();
-          fmf.setNoSignedZeros();
-          auto acc = rowLoop(inner, {llvm::ConstantFP::getInfinity(t, mx), b.getFalse()},
-                             [&](llvm::Value* i, const std::vector<llvm::Value*>& a) {
-                               llvm::Value* v = read(x, i);
-                               llvm::Value* take = mx ? b.CreateFCmpOGT(v, a[0]) : b.CreateFCmpOLT(v, a[0]);
-                               llvm::cast<llvm::Instruction>(take)->setFastMathFlags(fmf);
-                               llvm::Value* m = b.CreateSelect(take, v, a[0]);
-                               llvm::cast<llvm::Instruction>(m)->setFastMathFlags(fmf);
-                               return std::vector<llvm::Value*>{m, b.CreateOr(a[1], b.CreateFCmpUNO(v, v))};
-                             });
-          storeRow(r, b.CreateSelect(acc[1], llvm::ConstantFP::getNaN(t), acc[0]));
+          init.push_back(llvm::ConstantFP::get(f64t, 0.0));
         }
-        continue;
       }
-      // An elementwise op on row values.
-      for (const ir::Value* v : m->operands()) set(v, read(v, nullptr));
-      if (!lowerScalar(*m)) throw std::runtime_error(fmt::format("internal: '{}' on row values", m->name()));
-      storeRow(r, get(r));
+      auto acc = rowLoop(inner, init, [&](llvm::Value* i, const std::vector<llvm::Value*>& a) {
+        std::vector<llvm::Value*> next(a);
+        colVal.clear();
+        for (size_t q = 0; q < st.cols.size(); ++q) {
+          const ir::Op* m = st.cols[q];
+          const ir::Value* r = m->result();
+          DType rd = r->type.dtype;
+          size_t k = accAt[q];
+          if (m->kind() == ir::OpKind::Fused) {
+            llvm::Value* x = element(m, i);
+            colVal[r] = x;
+            if (data.count(r)) {
+              llvm::Value* at = scratchAt.count(r) ? i : b.CreateAdd(b.CreateMul(o, inner, "", true, true), i, "", true, true);
+              storeElem(b.CreateInBoundsGEP(elemTy(rd), data.at(r), at), x, rd);
+            }
+            continue;
+          }
+          llvm::FastMathFlags fmf;
+          if (m->kind() == ir::OpKind::Reduce && (m->str_attr("kind") == "max" || m->str_attr("kind") == "min")) {
+            // max/min: NaN wins and the empty row gives -inf/+inf, as rt::reduce (lanes_row):
+            // `x > a ? x : a` (the max instruction; nnan/nsz let the vectorizer treat it as a
+            // max reduction) and, on the side, whether a NaN was seen. A NaN makes the running
+            // value poison under nnan, and the final select then takes NaN instead of it.
+            bool mx = m->str_attr("kind") == "max";
+            fmf.setNoNaNs();
+            fmf.setNoSignedZeros();
+            llvm::Value* v = colRead(m->operand(0), i);
+            llvm::Value* take = mx ? b.CreateFCmpOGT(v, a[k]) : b.CreateFCmpOLT(v, a[k]);
+            llvm::cast<llvm::Instruction>(take)->setFastMathFlags(fmf);
+            next[k] = b.CreateSelect(take, v, a[k]);
+            llvm::cast<llvm::Instruction>(next[k])->setFastMathFlags(fmf);
+            next[k + 1] = b.CreateOr(a[k + 1], b.CreateFCmpUNO(v, v));
+            continue;
+          }
+          fmf.setAllowReassoc();
+          llvm::Value* x = m->kind() == ir::OpKind::FusedReduce ? element(m, i) : b.CreateFPExt(colRead(m->operand(0), i), f64t);
+          next[k] = b.CreateFAdd(a[k], x);
+          llvm::cast<llvm::Instruction>(next[k])->setFastMathFlags(fmf);
+        }
+        colVal.clear();
+        return next;
+      });
+      for (size_t q = 0; q < st.cols.size(); ++q) {
+        const ir::Op* m = st.cols[q];
+        if (m->kind() == ir::OpKind::Fused) continue;
+        const ir::Value* r = m->result();
+        size_t k = accAt[q];
+        const std::string& kind = m->str_attr("kind");
+        if (m->kind() == ir::OpKind::Reduce && (kind == "max" || kind == "min")) {
+          storeRow(r, b.CreateSelect(acc[k + 1], llvm::ConstantFP::getNaN(ty(r->type.dtype)), acc[k]));
+          continue;
+        }
+        llvm::Value* res = acc[k];
+        if (kind == "mean") res = b.CreateFDiv(res, b.CreateSIToFP(inner, f64t));
+        storeRow(r, b.CreateFPCast(res, ty(r->type.dtype)));
+      }
     }
     llvm::Value* onext = b.CreateAdd(o, b.getInt64(1), "", true, true);
     o->addIncoming(onext, b.GetInsertBlock());
