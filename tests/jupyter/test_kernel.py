@@ -215,6 +215,34 @@ class TdlKernelTests(jkt.KernelTests):
         self.assertEqual(content["status"], "ok")
         self.assertEqual(self.stdout_of(outputs), "5\n")
 
+    def test_user_expressions_and_silent(self):
+        # execute_request's user_expressions: each evaluated after the cell (values as text,
+        # errors as errors); `let` is no expression. A silent request shows no result.
+        self.flush_channels()
+        msg_id = self.kc.execute("let ue = [1.0, 2.0]\nue * 2.0",
+                                 user_expressions={"a": "ue + 1.0", "b": "nope", "c": "let z = 1"})
+        reply = self.kc.get_shell_msg(timeout=TIMEOUT)
+        self.assertEqual(reply["parent_header"]["msg_id"], msg_id)
+        ue = reply["content"]["user_expressions"]
+        self.assertEqual(ue["a"]["status"], "ok", ue)
+        self.assertEqual(ue["a"]["data"]["text/plain"], "[2.0, 3.0]")
+        self.assertEqual(ue["b"]["status"], "error")
+        self.assertIn("undefined name 'nope'", ue["b"]["evalue"])
+        self.assertEqual(ue["c"]["status"], "error")
+        self.flush_channels()
+        self.kc.execute("7 * 6", silent=True)
+        self.kc.get_shell_msg(timeout=TIMEOUT)
+        time.sleep(0.2)
+        iopub = []
+        while True:
+            try:
+                iopub.append(self.kc.get_iopub_msg(timeout=0.5))
+            except Exception:
+                break
+        self.assertFalse([m for m in iopub if m["msg_type"] == "execute_result"], iopub)
+        _, outputs = self.run_cell("print(ue[1])")
+        self.assertEqual(self.stdout_of(outputs), "2.0\n")
+
     def test_exit_keeps_session(self):
         self.run_cell("let still = 3")
         content, outputs = self.run_cell("exit(0)")

@@ -221,15 +221,20 @@ class TdlInterpreter : public xeus::xinterpreter {
     std::fflush(stderr);
   }
 
-  void showValue(const vm::Value& v) {
-    if (v.isNone()) return;
-    flushStreams();
+  static nl::json mimeBundle(const vm::Value& v) {
     nl::json data = {{"text/plain", vm::str(v)}};
     if (v.isTensor()) {
       const rt::Tensor& t = v.as<vm::TensorObj>()->t;
       if (t.rank() > 0) data["text/html"] = tensorHtml(t);
     }
-    publish_execution_result(count_, std::move(data), nl::json::object());
+    return data;
+  }
+
+  // A cell's value (not for a silent execute_request, as IPython).
+  void showValue(const vm::Value& v) {
+    if (v.isNone() || silent_) return;
+    flushStreams();
+    publish_execution_result(count_, mimeBundle(v), nl::json::object());
   }
 
   // `<repl>:L:C` (a line of the whole session) as `In [N]:l:C` (a line of cell N).
@@ -271,10 +276,41 @@ class TdlInterpreter : public xeus::xinterpreter {
     return {{"status", "error"}, {"ename", ename}, {"evalue", evalue}, {"traceback", trace}};
   }
 
-  nl::json execute_request_impl(int execution_counter, const std::string& code, bool /*silent*/,
-                                bool /*store_history*/, nl::json /*user_expressions*/,
+  // The reply's user_expressions (Jupyter's execute_request): each expression evaluated in
+  // the session after the cell, its value as text (or the error), as IPython does. Each is
+  // parenthesized, so that only an expression is taken (not a statement that defines a name).
+  nl::json userExpressions(const nl::json& exprs) {
+    nl::json out = nl::json::object();
+    if (!exprs.is_object()) return out;
+    for (const auto& [name, e] : exprs.items()) {
+      if (!e.is_string()) {
+        out[name] = {{"status", "error"}, {"ename", "Error"}, {"evalue", "a user expression must be a string"},
+                     {"traceback", nl::json::array()}};
+        continue;
+      }
+      nl::json data = nl::json::object();
+      session_.setValueSink([&](const vm::Value& v) { data = mimeBundle(v); });
+      session_.eval("(" + e.get<std::string>() + "\n)");
+      session_.setValueSink([this](const vm::Value& v) { showValue(v); });
+      flushStreams();
+      if (session_.lastFailed()) {
+        std::vector<std::string> trace;
+        for (const std::string& r : session_.lastErrors()) trace.push_back(cellLocations(r));
+        out[name] = {{"status", "error"}, {"ename", "Error"}, {"evalue", session_.lastMessage()}, {"traceback", trace}};
+      } else {
+        if (data.empty()) data["text/plain"] = "none";
+        out[name] = {{"status", "ok"}, {"data", data}, {"metadata", nl::json::object()}};
+      }
+    }
+    return out;
+  }
+
+  nl::json execute_request_impl(int execution_counter, const std::string& code, bool silent,
+                                bool /*store_history*/, nl::json user_expressions,
                                 bool /*allow_stdin*/) override {
+    // xeus counts every cell that is not silent (store_history=false included).
     count_ = execution_counter;
+    silent_ = silent;
     rt::clear_interrupt();  // one that came while idle does not stop this cell
     std::string text = code;
     size_t first = text.find_first_not_of(" \t\r\n");
@@ -296,7 +332,7 @@ class TdlInterpreter : public xeus::xinterpreter {
       bool interrupted = session_.lastMessage() == rt::kInterruptedMessage;
       return errorReply(interrupted ? "KeyboardInterrupt" : "Error", session_.lastMessage(), session_.lastErrors());
     }
-    return xeus::create_successful_reply();
+    return xeus::create_successful_reply(nl::json::array(), userExpressions(user_expressions));
   }
 
   // A cell that starts with ':' is a REPL command (:help NAME shows in the pager).
@@ -516,6 +552,7 @@ class TdlInterpreter : public xeus::xinterpreter {
   std::map<const void*, std::string> bars_;
   int barCount_ = 0;
   int count_ = 0;
+  bool silent_ = false;  // the running execute_request is silent
   std::vector<std::pair<size_t, int>> cells_;  // (session lines before the cell, its number)
 };
 
