@@ -68,7 +68,16 @@ class SyntaxErrorListener : public antlr4::BaseErrorListener {
   void syntaxError(antlr4::Recognizer* rec, antlr4::Token* tok, size_t line, size_t col,
                    const std::string& msg, std::exception_ptr) override {
     ++count_;
-    if (!seen_.insert({line, col}).second || reported_ >= kMaxSyntaxErrors) return;
+    if (!seen_.insert({line, col}).second) return;
+    if (reported_ >= kMaxSyntaxErrors) {
+      if (!stopped_) {  // said once, where the first error not shown is
+        stopped_ = true;
+        uint32_t l = static_cast<uint32_t>(line), c = static_cast<uint32_t>(col) + 1;
+        diags_.error(Loc{file_, l, c, l, c, l, c + 1},
+                     fmt::format("too many syntax errors: stopped after {}; fix these and check again", kMaxSyntaxErrors));
+      }
+      return;
+    }
     ++reported_;
     uint32_t len = 1;
     std::string what = "unexpected input";
@@ -105,6 +114,7 @@ class SyntaxErrorListener : public antlr4::BaseErrorListener {
   uint32_t file_;
   DiagEngine& diags_;
   int count_ = 0, reported_ = 0;
+  bool stopped_ = false;
   std::set<std::pair<size_t, size_t>> seen_;
 };
 
