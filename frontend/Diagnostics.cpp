@@ -116,7 +116,8 @@ std::string DiagEngine::renderJson(const Diagnostic& d) const {
   nlohmann::json j = {{"level", d.severity == Severity::Error ? "error" : "warning"},
                       {"code", nullptr},
                       {"message", d.message},
-                      {"spans", nlohmann::json::array({span})},
+                      // (No span for a diagnostic about a whole file, as rustc's.)
+                      {"spans", d.loc.line ? nlohmann::json::array({span}) : nlohmann::json::array()},
                       {"children", children},
                       {"rendered", render(d)}};
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

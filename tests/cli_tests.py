@@ -154,6 +154,13 @@ def main():
     except ValueError:
         okjson = False
     expect("--diagnostics=json: one JSON object per diagnostic and nothing else", okjson and r.returncode == 1, r)
+    r = run(tdl, "check", "--diagnostics=json", os.path.join(d, "missing.tdl"))
+    try:
+        o = json.loads(r.stderr)
+        okjson = o["spans"] == [] and "cannot read" in o["message"]
+    except ValueError:
+        okjson = False
+    expect("--diagnostics=json of a file that cannot be read: no spans (no line 0)", okjson and r.returncode == 1, r)
     r = run(tdl, "--diagnostics=xml", "check", good)
     expect("bad --diagnostics value: exit 2", r.returncode == 2, r)
     r = run(tdl, "emit", good, "--stage", "ast")
