@@ -112,7 +112,7 @@ Value len(Interpreter&, CallArgs& call) {
     case Tag::List: return Value::i64(static_cast<int64_t>(v.as<SeqObj>()->items.size()));
     case Tag::Record: return Value::i64(static_cast<int64_t>(v.as<RecordObj>()->vals.size()));
     case Tag::Dict: return Value::i64(static_cast<int64_t>(v.as<DictObj>()->keys.size()));
-    case Tag::Range: return Value::i64(v.as<RangeObj>()->length());
+    case Tag::Range: return Value::i64(v.as<RangeObj>()->checkedLength());
     case Tag::Tensor: return Value::i64(v.as<TensorObj>()->t.dim(0));
     default: a.fail(0, "a string, tuple, list, record, dict, range or tensor of rank >= 1");
   }

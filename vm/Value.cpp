@@ -45,13 +45,25 @@ void Value::dropRef(Obj* o) {
 // Counted in unsigned arithmetic, so that no span overflows (range(-2**63, 2**63 - 1, 2**62)
 // has 4 items); a length past i64's maximum (only range(-2**63, 2**63 - 1) and its like)
 // saturates there.
-int64_t RangeObj::computeLength() const {
+uint64_t RangeObj::computeLength() const {
   if (step > 0 ? start >= stop : start <= stop) return 0;
   uint64_t span = step > 0 ? static_cast<uint64_t>(stop) - static_cast<uint64_t>(start)
                            : static_cast<uint64_t>(start) - static_cast<uint64_t>(stop);
   uint64_t by = step > 0 ? static_cast<uint64_t>(step) : uint64_t{0} - static_cast<uint64_t>(step);
-  uint64_t n = (span - 1) / by + 1;
-  return n > static_cast<uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(n);
+  return (span - 1) / by + 1;
+}
+
+int64_t RangeObj::checkedLength() const {
+  if (ulen > static_cast<uint64_t>(INT64_MAX))
+    throw rt::Error(fmt::format("len(): range({}, {}, {}) has {} items, more than an i64 holds", start, stop, step, ulen));
+  return len;
+}
+
+int64_t RangeObj::item(int64_t i) const {
+  uint64_t k = i >= 0 ? static_cast<uint64_t>(i) : ulen - (uint64_t{0} - static_cast<uint64_t>(i));
+  if (i >= 0 ? k >= ulen : uint64_t{0} - static_cast<uint64_t>(i) > ulen)
+    throw rt::Error(fmt::format("index {} is out of range for axis 0 of size {}", i, ulen));
+  return at(k);
 }
 
 Value NativeObj::iterItem(int64_t) { return Value(); }

@@ -223,13 +223,20 @@ struct ClosureObj : Obj {
 
 struct RangeObj : Obj {
   int64_t start, stop, step;
-  int64_t len;  // computed once: ForNext asks every iteration
-  RangeObj(int64_t a, int64_t b, int64_t s) : start(a), stop(b), step(s), len(computeLength()) {}
+  uint64_t ulen;  // the number of items (up to 2^64 - 1: range(-2^63, 2^63 - 1))
+  int64_t len;    // the same, at most INT64_MAX (computed once: ForNext asks every iteration)
+  RangeObj(int64_t a, int64_t b, int64_t s)
+      : start(a), stop(b), step(s), ulen(computeLength()), len(ulen > INT64_MAX ? INT64_MAX : static_cast<int64_t>(ulen)) {}
   int64_t length() const { return len; }
-  int64_t computeLength() const;
+  // len(r): an error where the number of items is more than an i64 holds (Python's
+  // OverflowError).
+  int64_t checkedLength() const;
+  // Item i, a Python index (negative from the end); an error outside the range.
+  int64_t item(int64_t i) const;
+  uint64_t computeLength() const;
   // Wrapping arithmetic: the item itself is in range whenever i < len.
-  int64_t at(int64_t i) const {
-    return static_cast<int64_t>(static_cast<uint64_t>(start) + static_cast<uint64_t>(i) * static_cast<uint64_t>(step));
+  int64_t at(uint64_t i) const {
+    return static_cast<int64_t>(static_cast<uint64_t>(start) + i * static_cast<uint64_t>(step));
   }
 };
 

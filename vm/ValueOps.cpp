@@ -447,8 +447,7 @@ Value indexValue(const Value& base, const std::vector<uint8_t>& flags, const Val
     case Tag::Range: {
       auto* r = base.as<RangeObj>();
       if (flags.size() != 1 || (flags[0] & kSubSlice)) throw rt::Error("a range takes one integer index");
-      rt::AxisRange ar = rt::resolve_index(rt::IndexItem::at(indexInt(regs[0], "an index")), 0, r->length());
-      return Value::i64(r->at(ar.start), true);
+      return Value::i64(r->item(indexInt(regs[0], "an index")), true);
     }
     case Tag::Scalar: throw rt::Error(fmt::format("cannot index a scalar ({})", typeText(base)));
     case Tag::Record: throw rt::Error("cannot index a record; use r.name for its fields");
@@ -535,7 +534,7 @@ bool valuesEqual(const Value& a0, const Value& b0) {
       case Tag::Range: {  // the same items (Python's: range(0) == range(5, 5))
         const auto* x = a.as<RangeObj>();
         const auto* y = b.as<RangeObj>();
-        if (x->len != y->len || (x->len > 0 && x->start != y->start) || (x->len > 1 && x->step != y->step)) return false;
+        if (x->ulen != y->ulen || (x->ulen > 0 && x->start != y->start) || (x->ulen > 1 && x->step != y->step)) return false;
         break;
       }
       case Tag::Tuple:
@@ -601,7 +600,7 @@ Value containsValue(const Value& xs, const Value& v) {
       __int128 d = static_cast<__int128>(k) - r->start;
       if (d % r->step != 0) return Value::boolean(false);
       __int128 i = d / r->step;
-      return Value::boolean(i >= 0 && i < r->length());
+      return Value::boolean(i >= 0 && i < static_cast<__int128>(r->ulen));
     }
     case Tag::Tensor:
       if (!v.isNumeric() || !v.isScalar())
