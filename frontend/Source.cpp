@@ -13,6 +13,11 @@ SourceFile::SourceFile(std::string p, std::string t) : path(std::move(p)), text(
   // A UTF-8 byte order mark (some Windows editors write one) is not part of the program, as
   // in Python: dropped, so columns count from the first character an editor shows.
   if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);
+  // A lone carriage return (old Mac line ends) ends a line, as in Python and for editors
+  // (LSP): written as '\n' (the same length, so offsets hold), the lexer and every position
+  // see the same lines. "\r\n" stays.
+  for (size_t i = 0; i < text.size(); ++i)
+    if (text[i] == '\r' && (i + 1 == text.size() || text[i + 1] != '\n')) text[i] = '\n';
   lineStarts.push_back(0);
   for (size_t i = 0; i < text.size(); ++i) {
     if (text[i] == '\n') lineStarts.push_back(i + 1);

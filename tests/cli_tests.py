@@ -154,6 +154,14 @@ def main():
     except ValueError:
         okjson = False
     expect("--diagnostics=json: one JSON object per diagnostic and nothing else", okjson and r.returncode == 1, r)
+    for name, end in (("cr.tdl", "\r"), ("crlf.tdl", "\r\n")):
+        p = os.path.join(d, name)
+        with open(p, "w", newline="") as f:
+            f.write(end.join(["let a = 1", "let b = nowhere", "print(a)", ""]))
+        r = run(tdl, "check", p)
+        expect(f"line ends {end!r}: the error's line and column count them as line ends",
+               r.returncode == 1 and f"{name}:2:9: error: undefined name 'nowhere'" in r.stderr
+               and "\nlet b = nowhere\n" in r.stderr, r)
     r = run(tdl, "check", "--diagnostics=json", os.path.join(d, "missing.tdl"))
     try:
         o = json.loads(r.stderr)
