@@ -161,7 +161,9 @@ bool ModuleLoader::loadImports(int moduleId) {
       ok = false;
       continue;
     }
+    size_t files = sm_.size();
     int id = load(found, imp->str, nullptr);
+    if (sm_.size() > files) sm_.fileMut(static_cast<uint32_t>(files)).importedAt = imp->pathLoc;
     if (id == -1) {
       diags_.error(imp->pathLoc, fmt::format("cannot read imported file '{}'", imp->str));
       ok = false;

@@ -40,6 +40,7 @@ struct SourceFile {
   std::string path;     // as given (relative paths stay relative in messages)
   std::string text;
   std::vector<size_t> lineStarts;
+  Loc importedAt;  // an imported file: the import that loaded it (the name's position in the importer)
   SourceFile(std::string p, std::string t);
   std::string_view lineText(uint32_t line) const;  // without the newline
   uint32_t lineCount() const { return static_cast<uint32_t>(lineStarts.size()); }
@@ -50,6 +51,7 @@ class SourceManager {
  public:
   uint32_t add(std::string path, std::string text);
   const SourceFile& file(uint32_t id) const { return *files_.at(id); }
+  SourceFile& fileMut(uint32_t id) { return *files_.at(id); }
   size_t size() const { return files_.size(); }
 
  private:

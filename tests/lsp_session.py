@@ -162,6 +162,24 @@ def main():
     expect("completion right after `nn.` offers nn's members, not builtins",
            "softmax" in labels and "zeros" not in labels, sorted(labels)[:10])
 
+    # An error in an imported file (through a chain of two imports): at this document's import,
+    # its own place as related information.
+    with open(os.path.join(d, "inner.tdl"), "w") as f:
+        f.write("let fine = 1\nlet broken = nowhere_v\n")
+    with open(os.path.join(d, "middle.tdl"), "w") as f:
+        f.write('import "inner.tdl" as inner\nlet m = 2\n')
+    imp = uri.replace(".tdl", "_imp.tdl")
+    c.send("textDocument/didOpen", {"textDocument": {"uri": imp, "languageId": "tdl", "version": 1,
+                                                     "text": 'let first = 1\nimport "middle.tdl" as mid\nprint(mid.m)\n'}},
+           request=False)
+    diag = c.wait_for(lambda m: m.get("method") == "textDocument/publishDiagnostics" and m["params"]["uri"] == imp)
+    ds = (diag or {}).get("params", {}).get("diagnostics", [])
+    rel = (ds[0].get("relatedInformation") or [{}])[0] if ds else {}
+    expect("an imported file's error stands at the import that brings it in, its place as related information",
+           len(ds) == 1 and ds[0]["range"]["start"] == {"line": 1, "character": 7} and "nowhere_v" in ds[0]["message"]
+           and rel.get("location", {}).get("uri", "").endswith("/inner.tdl")
+           and rel.get("location", {}).get("range", {}).get("start") == {"line": 1, "character": 13}, ds)
+
     c.send_raw(b"Content-Length: 9\r\n\r\n{not json")
     err = c.wait_for(lambda m: "error" in m)
     expect("invalid JSON gets a parse error response", err and err["error"]["code"] == -32700, err)

@@ -199,10 +199,22 @@ class Server {
       if (diag.loc.file == 0 && diag.loc.valid()) {
         item["range"] = range(*d.comp, diag.loc);
       } else {
-        // An error in an imported file (or one without a position): show it at the top.
-        std::string where = diag.loc.file < d.comp->sources.size() ? d.comp->diags.locString(diag.loc) : "";
+        // An error in an imported file: shown at the import that brings it in (the chain of
+        // imports followed back to this document), its own place as related information;
+        // one without a position at the top.
+        const auto& src = d.comp->sources;
+        bool inFile = diag.loc.file < src.size() && diag.loc.valid();
+        std::string where = inFile ? d.comp->diags.locString(diag.loc) : "";
         item["message"] = where.empty() ? diag.message : where + ": " + diag.message;
         item["range"] = {{"start", {{"line", 0}, {"character", 0}}}, {"end", {{"line", 0}, {"character", 0}}}};
+        Loc at = inFile ? src.file(diag.loc.file).importedAt : Loc{};
+        for (size_t hops = 0; at.valid() && at.file != 0 && at.file < src.size() && hops < src.size(); ++hops)
+          at = src.file(at.file).importedAt;
+        if (at.valid() && at.file == 0) item["range"] = range(*d.comp, at);
+        if (inFile)
+          item["relatedInformation"] = json::array(
+              {{{"location", {{"uri", pathToUri(src.file(diag.loc.file).path)}, {"range", range(*d.comp, diag.loc)}}},
+                {"message", diag.message}}});
       }
       list.push_back(item);
     }
