@@ -249,8 +249,8 @@ auto Tracer::bi_pad(BuiltinCall& bc) -> TV {
     if (!v->isStatic() || !v->sv.isScalar()) fail(loc, "pad: 'value' must be a number known at trace time in a graph fn");
     value = v->sv.asDouble();
   }
-  for (int64_t k : w)
-    if (k < 0) fail(loc, fmt::format("pad: negative width {}", k));
+  for (size_t k = 0; k + 1 < w.size(); k += 2)  // eager's words (rt::pad)
+    if (w[k] < 0 || w[k + 1] < 0) fail(loc, fmt::format("pad: widths must be >= 0, got ({}, {})", w[k], w[k + 1]));
   setLoc(loc);
   return TV::dyn(guarded(loc, [&] {
     ir::Value* y = x;

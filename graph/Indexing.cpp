@@ -329,8 +329,9 @@ auto Tracer::sliceUpdateTV(const TV& base, const Expr& target, const TV& v, cons
     std::vector<ir::Dim> sdims = b_.slice(sub, st, sp, stp)->type.dims;
     ir::Value* placed = nullptr;
     ir::Value* mask = nullptr;
+    ir::Value* spread = b_.broadcast_to(val, sdims);  // its own error where it does not fit, as eagerly
     try {
-      placed = ir::autodiff::scatter_slice(b_, b_.broadcast_to(val, sdims), sub->type.dims, st, sp, stp);
+      placed = ir::autodiff::scatter_slice(b_, spread, sub->type.dims, st, sp, stp);
       ir::Value* yes = b_.broadcast_to(b_.constant(rt::Tensor::scalar(true)), sdims);
       mask = ir::autodiff::scatter_slice(b_, yes, sub->type.dims, st, sp, stp);
     } catch (const ir::ShapeError&) {

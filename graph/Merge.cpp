@@ -19,6 +19,7 @@ auto Tracer::mergeTV(const TV& a, const TV& b, const std::string& name, const Lo
     }
     if (!isNumeric(d)) fail(loc, fmt::format("'{}' is not defined on every path", name));
     TensorType t = typeOf(d);
+    if (weakOf(d) && t.rank() == 0 && rt::is_float(t.dtype)) t.dtype = DType::F64;  // weakWide
     leaves.push_back(MergeLeaf{a, b, t, weakOf(d)});
     TV r = TV::dyn(nullptr, weakOf(d));
     r.sv = Value::i64(static_cast<int64_t>(leaves.size() - 1));
@@ -50,6 +51,8 @@ auto Tracer::mergeTV(const TV& a, const TV& b, const std::string& name, const Lo
       fail(loc, fmt::format("'{}' has type {} on one path and {} on another", name, ta.str(), tb.str()));
     for (size_t i = 0; i < t.dims.size(); ++i)
       if (!(ta.dims[i] == tb.dims[i])) t.dims[i] = Dim::symbolic(f_.fresh_sym());
+    // A weak float number is carried in f64 (weakWide), its value exact as eagerly.
+    if (weak && t.rank() == 0 && rt::is_float(t.dtype)) t.dtype = DType::F64;
     leaves.push_back(MergeLeaf{a, b, t, weak});
     TV r = TV::dyn(nullptr, weak);
     r.sv = Value::i64(static_cast<int64_t>(leaves.size() - 1));

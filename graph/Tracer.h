@@ -178,6 +178,7 @@ class Tracer {
   // A numeric trace value as an IR value (of dtype `dt` when given: weak scalars convert
   // exactly, strong values are cast).
   ir::Value* materialize(const TV& t, const Loc& loc, std::optional<DType> dt = std::nullopt);
+  ir::Value* weakOperand(const TV& t, DType d, const Loc& loc);
 
   // A static tensor as an IR value: one constant per tensor object, placed at the top of the
   // function (so it dominates every use), so that the tensor keeps its identity in the IR as

@@ -144,13 +144,16 @@ auto Tracer::binop(rt::BinaryOp op, const TV& a, const TV& b, const Loc& loc, st
   ir::Value *x, *y;
   if (wa && !wb) {
     DType d = guarded(loc, [&] { return weakTarget(a.isStatic() ? a.sv : proxy(ta.dtype), tb.dtype); });
-    x = materialize(a, loc, d);
+    x = weakOperand(a, d, loc);
     y = materialize(b, loc);
   } else if (wb && !wa) {
     DType d = guarded(loc, [&] { return weakTarget(b.isStatic() ? b.sv : proxy(tb.dtype), ta.dtype); });
     x = materialize(a, loc);
-    y = materialize(b, loc, d);
-  } else if (wa && wb && (weakWide(a) || weakWide(b))) {  // weak floats combine exactly, as eagerly
+    y = weakOperand(b, d, loc);
+  } else if (wa && wb && (weakWide(a) || weakWide(b) || rt::is_float(ta.dtype) || rt::is_float(tb.dtype) ||
+                          (op == rt::BinaryOp::Div && (ta.dtype != DType::Bool || tb.dtype != DType::Bool)))) {
+    // Weak numbers whose result is a float (a float operand; an integer's true division):
+    // computed exactly in f64 as eagerly (a weak int argument b: b / 7 + 3, 0.1 * (b - 0.5)).
     x = materialize(a, loc, ta.dtype == DType::Bool ? DType::Bool : DType::F64);
     y = materialize(b, loc, tb.dtype == DType::Bool ? DType::Bool : DType::F64);
   } else {
@@ -236,6 +239,27 @@ auto Tracer::unop(rt::UnaryOp op, const TV& x, const Loc& loc, bool keepWeak) ->
   ir::Value* v = weak ? x.dv : materialize(x, loc);
   setLoc(loc);
   return TV::dyn(guarded(loc, [&] { return b_.unary(op, v); }), weak);
+}
+
+// A weak operand as dtype d (weakTarget's): a weak integer known only at run time that d
+// cannot hold (an i32 tensor + 3000000000) fails there with eager's words, not wraps.
+auto Tracer::weakOperand(const TV& t, DType d, const Loc& loc) -> ir::Value* {
+  ir::Value* v = materialize(t, loc, d);
+  if (!t.isDyn() || !t.weak || (d != DType::I32 && d != DType::I8)) return v;
+  DType from = t.dv->type.dtype;
+  if (from == DType::Bool || rt::is_float(from) || (from == DType::I32 && d == DType::I32)) return v;
+  const int64_t lo = d == DType::I8 ? INT8_MIN : INT32_MIN, hi = d == DType::I8 ? INT8_MAX : INT32_MAX;
+  setLoc(loc);
+  ir::Value* w = from == DType::I64 ? t.dv : b_.cast(t.dv, DType::I64);
+  ir::Value* ok = b_.binary(rt::BinaryOp::BitAnd,
+                            b_.binary(rt::BinaryOp::Ge, w, b_.constant(rt::Tensor::scalar_of_int(DType::I64, lo))),
+                            b_.binary(rt::BinaryOp::Le, w, b_.constant(rt::Tensor::scalar_of_int(DType::I64, hi))));
+  b_.assert_true(ok,
+                 fmt::format("the integer {{}} is out of range for {} (at most {}): cast the tensor to a wider dtype, "
+                             "or cast the number to wrap it",
+                             rt::dtype_name(d), hi),
+                 {w});
+  return v;
 }
 
 auto Tracer::castTV(const TV& x, DType d, const Loc& loc) -> TV {
