@@ -187,6 +187,11 @@ def main():
     c.send_raw(b"Content-Length: %d\r\n\r\n" % len(deep) + deep)
     err = c.wait_for(lambda m: "error" in m)
     expect("deeply nested JSON is refused, not a crash", err and err["error"]["code"] == -32700, err)
+    body = json.dumps({"jsonrpc": "2.0", "id": 9009, "method": 5}).encode()
+    c.send_raw(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    err = c.wait_for(lambda m: m.get("id") == 9009)
+    expect("a request whose method is not a string is InvalidRequest, with its id",
+           err and err.get("error", {}).get("code") == -32600, err)
     bad = c.request("textDocument/hover", {"textDocument": {"uri": uri}})
     expect("a request missing a parameter is InvalidParams, naming the method",
            bad and bad.get("error", {}).get("code") == -32602 and "textDocument/hover" in bad["error"]["message"], bad)

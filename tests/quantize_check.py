@@ -110,6 +110,12 @@ def main():
         r = run([tdl, "export"] + mlp + ["--quantize", "int8", "--calibrate", os.path.join(tmp, "narrow.npy")])
         check(r.returncode == 1 and "f32[B, 64]" in r.stderr,
               f"calibration data of the wrong shape ({r.stderr.strip()[-200:]})")
+        nan = np.zeros((4, 64), np.float32)
+        nan[2, 5] = np.nan
+        np.save(os.path.join(tmp, "nan.npy"), nan)
+        r = run([tdl, "export"] + mlp + ["--quantize", "int8", "--calibrate", os.path.join(tmp, "nan.npy")])
+        check(r.returncode == 1 and "holds NaN (at flat index 133)" in r.stderr,
+              f"calibration data with a NaN ({r.stderr.strip()[-200:]})")
         with open(os.path.join(tmp, "calib.txt"), "w") as f:
             f.write("1 2 3\n")
         r = run([tdl, "export"] + mlp + ["--quantize", "int8", "--calibrate", os.path.join(tmp, "calib.txt")])

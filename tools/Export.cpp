@@ -168,6 +168,15 @@ std::vector<rt::Tensor> calibrationInputs(const std::string& path, const model::
                               rt::dtype_name(out[i].dtype())));
       out[i] = rt::cast(out[i], want);
     }
+    // Scales taken from NaN or infinite data would be meaningless (and the report a pass).
+    if (rt::is_float(out[i].dtype())) {
+      rt::Tensor x = rt::cast(out[i], rt::DType::F64);
+      const double* p = x.data<double>();
+      for (int64_t k = 0; k < x.numel(); ++k)
+        if (!std::isfinite(p[k]))
+          throw bad(fmt::format("input '{}' holds {} (at flat index {}): calibration needs finite data", inputs[i].name,
+                                std::isnan(p[k]) ? "NaN" : "an infinity", k));
+    }
   }
   try {
     model::checkInputs(sig, out);
@@ -187,11 +196,19 @@ std::string compareOutputs(const std::vector<rt::Tensor>& f, const std::vector<r
       rt::Tensor a = rt::cast(f[i], rt::DType::F64), b = rt::cast(q[i], rt::DType::F64);
       const double *pa = a.data<double>(), *pb = b.data<double>();
       double maxDiff = 0, maxRef = 0;
+      int64_t nonFinite = 0;
       for (int64_t k = 0; k < a.numel(); ++k) {
+        if (!std::isfinite(pa[k]) || !std::isfinite(pb[k])) {
+          ++nonFinite;
+          continue;
+        }
         maxDiff = std::max(maxDiff, std::fabs(pa[k] - pb[k]));
         maxRef = std::max(maxRef, std::fabs(pa[k]));
       }
       part = fmt::format("max |int8 - f32| {:.3g} (of max |f32| {:.3g})", maxDiff, maxRef);
+      if (nonFinite)
+        part += fmt::format(" over the finite values; {} of {} values are NaN or infinite (check the calibration data's "
+                            "range)", nonFinite, a.numel());
       if (a.rank() == 2 && a.dim(1) > 1) {
         int64_t agree = 0, rows = a.dim(0), cols = a.dim(1);
         for (int64_t r = 0; r < rows; ++r) {

@@ -14,6 +14,7 @@
 #include "model/Model.h"
 #include "runtime/Error.h"
 #include "vm/Builtins.h"
+#include "vm/NumericOps.h"
 #include "vm/autodiff/Tape.h"
 
 namespace tdl {
@@ -22,6 +23,7 @@ namespace {
 
 using vm::Tag;
 using vm::Value;
+using rt::DType;
 
 std::map<std::string, std::shared_ptr<model::Model>>& loadedModels() {
   static std::map<std::string, std::shared_ptr<model::Model>> m;
@@ -42,6 +44,16 @@ struct ModelFnObj : vm::NativeObj {
     if (c == 't') {
       const model::TensorSpec& spec = sig().inputs[out.size()];
       if (v.tag() == Tag::Scalar && v.weak()) {
+        // A number takes the parameter's dtype where it keeps its value, as for the graph fn
+        // (vm/Annotations.cpp): 1.5 is no i64, 3000000000 no i32.
+        DType d;
+        try {
+          d = vm::weakTarget(v, spec.dtype);
+        } catch (const rt::Error& e) {
+          throw rt::Error(fmt::format("{}: '{}': {}", sig().name, spec.name, e.what()));
+        }
+        if (d != spec.dtype)
+          throw rt::Error(fmt::format("{}: '{}' must be {}, got {}", sig().name, spec.name, spec.typeText(), vm::typeText(v)));
         out.push_back(vm::scalarTensor(v, spec.dtype));
         return;
       }
@@ -141,7 +153,11 @@ struct ModelObj : vm::NativeObj {
   std::string typeName() const override { return "model"; }
   std::string repr() const override {
     std::string s = fmt::format("<model '{}':", m->path());
-    for (auto& sig : m->signatures()) s += " " + sig.text() + ";";
+    for (auto& sig : m->signatures()) {
+      s += ' ';
+      s += sig.text();
+      s += ';';
+    }
     s.back() = '>';
     return s;
   }

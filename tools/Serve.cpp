@@ -254,7 +254,7 @@ void fillTensor(const json& j, const rt::Shape& shape, size_t level, rt::Tensor&
   }
   if (!j.is_array() || static_cast<int64_t>(j.size()) != shape[level])
     badRequest(fmt::format("{} is not rectangular: a list along axis {} should hold {} items, got {}", what, level,
-                           shape[level], j.is_array() ? std::to_string(j.size()) : "a " + std::string(j.type_name())));
+                           shape[level], j.is_array() ? std::to_string(j.size()) : (j.is_object() ? "an " : "a ") + std::string(j.type_name())));
   for (const json& x : j) fillTensor(x, shape, level + 1, t, at, what);
 }
 
@@ -615,6 +615,9 @@ struct Service {
   // Parses and checks a predict request; submits it; `reply` gets the answer's body later.
   void predict(const std::string& body, std::function<void(http::status, std::string)> reply) {
     json req;
+    // (JSON has no raw NUL byte; the parser would stop at one and ignore the rest.)
+    if (size_t z = body.find('\0'); z != std::string::npos)
+      badRequest(fmt::format("the request body is not valid JSON: a NUL byte at offset {}", z));
     try {
       req = json::parse(body, [&](int depth, json::parse_event_t, json&) {
         if (depth > kMaxJsonDepth) throw HttpError(http::status::bad_request, "the request JSON is nested too deeply");
@@ -1012,7 +1015,11 @@ int serveModel(const ServeOptions& o) {
     return 1;
   }
   Service svc{*m, o.name.empty() ? std::filesystem::path(o.model).stem().string() : o.name};
-  if (svc.name.empty() || svc.name.find_first_of("/:?# ") != std::string::npos) {
+  // A name a request's path can reach as it is: no URL syntax, no percent escapes (they are
+  // decoded), no dot segments (clients drop them), no control characters.
+  bool control = std::any_of(svc.name.begin(), svc.name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+  if (svc.name.empty() || svc.name == "." || svc.name == ".." || control ||
+      svc.name.find_first_of("/:?#% \\") != std::string::npos) {
     fmt::print(stderr, "tdl: error: the model name '{}' cannot stand in a URL (choose one with --name)\n", svc.name);
     return 2;
   }

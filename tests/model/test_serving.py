@@ -130,6 +130,10 @@ def bad_files(tdl, model, tmp):
                   f"{cmd[1]} of a {name} file: {r.stderr.strip()[:160]}")
     r = run([tdl, "inspect", os.path.join(tmp, "missing.tdlm")])
     check(r.returncode == 1 and "cannot open" in r.stderr, "a missing model file")
+    # A name no request could reach (a percent escape is decoded, dot segments dropped).
+    for bad in ("%41", ".", "..", "a\\b", "tab\there"):
+        r = run([tdl, "serve", model, "--port", "0", "--name", bad], env=env_nocache())
+        check(r.returncode == 2 and "cannot stand in a URL" in r.stderr, f"serve --name {bad!r}: {r.stderr.strip()[:160]}")
     # Scripts: a model called inside a graph fn, a missing field, a missing file, a wrong argument.
     src = os.path.join(tmp, "misuse.tdl")
     for body, words in ((f'let m = load_model("{model}")\ngraph fn g(x) {{ return m.predict(x) }}\nprint(g(ones([1, 64])))\n',
@@ -149,6 +153,25 @@ def bad_files(tdl, model, tmp):
         r = run([tdl, "run", src], env=env_nocache())
         check(r.returncode == 1 and words in r.stderr and "internal" not in r.stderr,
               f"load_model misuse: {r.stderr.strip().splitlines()[0] if r.stderr.strip() else ''}")
+    # A number for an integer or bool parameter of a loaded model: taken where it keeps its
+    # value (as by the graph fn itself), refused otherwise (1.5 was truncated to 1).
+    ints = os.path.join(tmp, "ints.tdl")
+    with open(ints, "w") as f:
+        f.write("graph fn k(i: i64[]) -> i64[] { return i * 2 }\n"
+                "graph fn k32(i: i32[]) -> i32[] { return i + 0 }\n"
+                "graph fn kb(b: bool[]) -> i64[] { return cast(b, i64) }\n")
+    ints_model = os.path.join(tmp, "ints.tdlm")
+    r = run([tdl, "export", ints, "--fn", "k", "--fn", "k32", "--fn", "kb", "-o", ints_model])
+    check(r.returncode == 0, f"export of integer-parameter fns: {r.stderr.strip()[:200]}")
+    for call, out in (("m.k(3), m.k32(-7), m.kb(true), m.k(true)", "6 -7 1 2\n"),
+                      ("m.k(1.5)", "k: 'i' must be i64[], got f32"),
+                      ("m.kb(2)", "kb: 'b' must be bool[], got i64"),
+                      ("m.k32(3000000000)", "the integer 3000000000 is out of range for i32")):
+        with open(src, "w") as f:
+            f.write(f'let m = load_model("{ints_model}")\nprint({call})\n')
+        r = run([tdl, "run", src], env=env_nocache())
+        ok = r.stdout == out if out.endswith("\n") else (r.returncode == 1 and out in r.stderr)
+        check(ok and "internal" not in r.stderr, f"loaded model called with {call}: {(r.stdout + r.stderr).strip()[:200]}")
     # Export errors: a fn that is not a graph fn, unannotated, missing.
     src = os.path.join(tmp, "bad_export.tdl")
     with open(src, "w") as f:
@@ -399,6 +422,9 @@ def bad_requests(s, base, x_test):
     st, data = s.request("POST", base + ":predict", '{"instances": [1], "x\\u0000y": 1}')
     err = json.loads(data).get("error", "") if data.startswith(b"{") else ""
     check(st == 400 and "x\\0y" in err, f"\\u0000 in a key: {st} {data[:120]!r}")
+    # A raw NUL byte in the body: not JSON (the parser stopped there and took the rest as absent).
+    st, data = s.request("POST", base + ":predict", json.dumps({"instances": [row]}) + "\x00garbage")
+    check(st == 400 and b"NUL byte" in data, f"a NUL byte after the JSON body: {st} {data[:120]!r}")
     # A 100 MB body: refused from its Content-Length, before it is sent.
     c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
     c.sendall(f"POST {base}:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"

@@ -97,8 +97,13 @@ class Server {
         continue;
       }
       if (!r.json.is_object() || !r.json.contains("method") || !r.json["method"].is_string()) {
-        if (r.json.is_object() && r.json.contains("id")) continue;  // a response to us: ignore
-        replyError(nullptr, kInvalidRequest, "not a JSON-RPC request");
+        bool isObject = r.json.is_object();
+        if (isObject && r.json.contains("id") && !r.json.contains("method")) continue;  // a response to us: ignore
+        json badId = isObject && r.json.contains("id") && (r.json["id"].is_string() || r.json["id"].is_number_integer())
+                         ? r.json["id"] : json();
+        replyError(badId, kInvalidRequest,
+                   isObject && r.json.contains("method") ? "not a JSON-RPC request: \"method\" must be a string"
+                                                         : "not a JSON-RPC request");
         continue;
       }
       std::string method = r.json["method"];
