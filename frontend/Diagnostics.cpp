@@ -1,6 +1,7 @@
 #include "frontend/Diagnostics.h"
 
 #include <algorithm>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -45,16 +46,40 @@ static std::string snippet(const SourceFile& f, const Loc& loc0) {
     if ((u < 0x20 && ch != '\t') || u == 0x7F || (badUtf8 && u >= 0x80)) ch = '?';
   }
   std::string out = shown + '\n';
+  // Columns count code points; under each goes as much as a terminal shows it: a tab, two
+  // cells for a wide (CJK, emoji) one, none for a combining mark.
+  std::vector<char32_t> cps;
+  for (size_t i = 0; i < shown.size();) {
+    auto u = static_cast<unsigned char>(shown[i]);
+    int len = u < 0x80 ? 1 : u < 0xE0 ? 2 : u < 0xF0 ? 3 : 4;
+    char32_t cp = len == 1 ? u : len == 2 ? (u & 0x1F) : len == 3 ? (u & 0x0F) : (u & 0x07);
+    for (int k = 1; k < len && i + static_cast<size_t>(k) < shown.size(); ++k)
+      cp = (cp << 6) | (static_cast<unsigned char>(shown[i + static_cast<size_t>(k)]) & 0x3F);
+    cps.push_back(cp);
+    i += static_cast<size_t>(len);
+  }
+  auto width = [&](uint32_t c) -> int {
+    if (c - 1 >= cps.size()) return 1;
+    char32_t x = cps[c - 1];
+    if ((x >= 0x0300 && x <= 0x036F) || (x >= 0x200B && x <= 0x200F) || (x >= 0xFE00 && x <= 0xFE0F)) return 0;
+    bool wide = (x >= 0x1100 && x <= 0x115F) || (x >= 0x2E80 && x <= 0x303E) || (x >= 0x3041 && x <= 0x33FF) ||
+                (x >= 0x3400 && x <= 0x4DBF) || (x >= 0x4E00 && x <= 0x9FFF) || (x >= 0xA000 && x <= 0xA4CF) ||
+                (x >= 0xAC00 && x <= 0xD7A3) || (x >= 0xF900 && x <= 0xFAFF) || (x >= 0xFE30 && x <= 0xFE4F) ||
+                (x >= 0xFF00 && x <= 0xFF60) || (x >= 0xFFE0 && x <= 0xFFE6) || (x >= 0x1F300 && x <= 0x1F64F) ||
+                (x >= 0x1F900 && x <= 0x1F9FF) || (x >= 0x20000 && x <= 0x3FFFD);
+    return wide ? 2 : 1;
+  };
   uint32_t b = loc.bline == loc.line ? loc.bcol : 1;
-  uint32_t e = loc.eline == loc.line ? loc.ecol : static_cast<uint32_t>(shown.size()) + 1;
+  uint32_t e = loc.eline == loc.line ? loc.ecol : static_cast<uint32_t>(cps.size()) + 1;
   if (loc.bline > loc.line || loc.bline == 0) b = loc.col;
   if (e <= loc.col) e = loc.col + 1;
   if (b > loc.col) b = loc.col;
   for (uint32_t c = 1; c < e; ++c) {
-    char src = c - 1 < shown.size() ? shown[c - 1] : ' ';
-    if (c == loc.col) out += '^';
-    else if (c >= b) out += '~';
-    else out += (src == '\t' ? '\t' : ' ');
+    int w = width(c);
+    if (c == loc.col) out += std::string(static_cast<size_t>(std::max(w, 1)), '^');
+    else if (c >= b) out += std::string(static_cast<size_t>(w), '~');
+    else if (c - 1 < cps.size() && cps[c - 1] == U'\t') out += '\t';
+    else out += std::string(static_cast<size_t>(w), ' ');
   }
   out += '\n';
   return out;

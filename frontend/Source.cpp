@@ -2,7 +2,9 @@
 
 #include <pthread.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <functional>
 #include <new>
@@ -101,6 +103,10 @@ int runMainGuarded(const std::function<int()>& body) {
         std::fprintf(stderr, "internal error: out of memory\n");
         rc = 3;
       } catch (const std::exception& e) {
+        if (std::ferror(stdout)) {  // fmt::print's "cannot write to file": reported below
+          rc = 1;
+          return;
+        }
         std::fprintf(stderr, "internal error: %s\n", e.what());
         rc = 3;
       }
@@ -109,7 +115,15 @@ int runMainGuarded(const std::function<int()>& body) {
     std::fprintf(stderr, "internal error: unexpected exception\n");
     rc = 3;
   }
-  std::fflush(stdout);
+  // Output that could not be written (a full disk, a closed pipe) is an error, not a
+  // success (as Python's): exit status 1 at least.
+  errno = 0;
+  bool flushed = std::fflush(stdout) == 0;
+  if (!flushed || std::ferror(stdout)) {
+    int err = errno;
+    std::fprintf(stderr, "error: cannot write to standard output%s%s\n", err ? ": " : "", err ? std::strerror(err) : "");
+    if (rc == 0) rc = 1;
+  }
   return rc;
 }
 

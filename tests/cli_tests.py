@@ -162,6 +162,34 @@ def main():
         expect(f"line ends {end!r}: the error's line and column count them as line ends",
                r.returncode == 1 and f"{name}:2:9: error: undefined name 'nowhere'" in r.stderr
                and "\nlet b = nowhere\n" in r.stderr, r)
+    # The caret stands under its character as a terminal shows the line: wide (CJK) text
+    # before it takes two cells a character.
+    cjk = script(d, "cjk.tdl", 'let s = "日本語"; print(s, nowhere_cjk)\n')
+    r = run(tdl, "check", cjk)
+    lines = r.stderr.splitlines()
+    expect("the caret after wide (CJK) text stands under the name",
+           len(lines) >= 3 and lines[2] == " " * (len('let s = "";') + 6 + len(" print(s, ")) + "^" + "~" * 10, r)
+    r = run(tdl, "--version", "--bogus")
+    expect("--version with an argument: a usage error (exit 2)", r.returncode == 2 and "--bogus" in r.stderr, r)
+    # Output that cannot be written (a full disk) is an error, not a silent success.
+    if os.path.exists("/dev/full"):
+        big = script(d, "big_out.tdl", "print(arange(100000))\n")
+        for cmd in ([tdl, "run", big], [tdl, "builtins", "--json"]):
+            with open("/dev/full", "w") as full:
+                r = subprocess.run(cmd, stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+            expect(f"{' '.join(cmd[1:2])} > /dev/full: exit 1, 'cannot write to standard output'",
+                   r.returncode == 1 and "cannot write to standard output" in r.stderr and "internal" not in r.stderr, r)
+    # tdl jupyter kernel with a bad connection file: the field named, no JSON library text.
+    good_conn = {"transport": "tcp", "ip": "999.0.0.1", "key": "k", "signature_scheme": "hmac-sha256",
+                 "shell_port": 0, "iopub_port": 0, "stdin_port": 0, "control_port": 0, "hb_port": 0}
+    for name, content, words in (("c1.json", "{}", '"transport" must be a string'),
+                                 ("c2.json", "nope", "not a JSON object"),
+                                 ("c3.json", json.dumps(dict(good_conn, shell_port="1")), '"shell_port" must be a port'),
+                                 ("c4.json", json.dumps(good_conn), "cannot serve on tcp://999.0.0.1")):
+        p = script(d, name, content)
+        r = run(tdl, "jupyter", "kernel", "-f", p)
+        expect(f"jupyter kernel with a bad connection file ({words})",
+               r.returncode == 1 and words in r.stderr and "exception" not in r.stderr, r)
     r = run(tdl, "check", "--diagnostics=json", os.path.join(d, "missing.tdl"))
     try:
         o = json.loads(r.stderr)

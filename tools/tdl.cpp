@@ -159,6 +159,7 @@ int mainImpl(int argc, char** argv) {
   }
   const std::string& cmd = args[0];
   if (cmd == "--version" || cmd == "version") {
+    if (args.size() > 1) return usage(fmt::format("{} takes no arguments, got '{}'", cmd, args[1]));
     fmt::print("tdl {}\nBLAS: {}\n", TDL_VERSION, rt::blas_description());
     return kExitOk;
   }

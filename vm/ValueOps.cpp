@@ -493,7 +493,10 @@ Value fieldValue(const Value& base, const std::string& name) {
                                 d->find(name) >= 0 ? fmt::format(" (its key: d[\"{}\"])", name)
                                                    : std::string(" (dicts have methods keys, values, items, get, pop)")));
   }
-  throw rt::Error(fmt::format("a {} has no field '{}'", tagName(base.tag()), name));
+  if (base.isNone()) throw rt::Error(fmt::format("none has no field '{}'", name));
+  std::string what = base.tag() == Tag::Native ? base.as<NativeObj>()->typeName() : tagName(base.tag());
+  throw rt::Error(fmt::format("{} {} has no field '{}'", std::string("aeiou").find(what[0]) != std::string::npos ? "an" : "a",
+                              what, name));
 }
 
 void assignPath(Value& target, const PathDesc& path, const Value* R, const Value& v) {

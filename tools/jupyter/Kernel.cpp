@@ -40,6 +40,7 @@
 #include <zmq.hpp>
 
 #include "frontend/Doc.h"
+#include "frontend/ModuleLoader.h"
 #include "runtime/Interrupt.h"
 #include "runtime/Io.h"
 #include "runtime/Print.h"
@@ -604,6 +605,27 @@ int runJupyterKernel(const std::string& connectionFile) {
     fmt::print(stderr, "tdl jupyter kernel: error: cannot read connection file '{}'\n", connectionFile);
     return 1;
   }
+  // The file's fields checked first, by name (xeus's reader throws JSON library errors).
+  {
+    std::string text, why;
+    if (!readFile(connectionFile, text, why)) {
+      fmt::print(stderr, "tdl jupyter kernel: error: cannot read connection file '{}': {}\n", connectionFile, why);
+      return 1;
+    }
+    nl::json j = nl::json::parse(text, nullptr, false);
+    std::string bad;
+    if (j.is_discarded() || !j.is_object()) bad = "it is not a JSON object";
+    for (const char* k : {"transport", "ip", "key", "signature_scheme"})
+      if (bad.empty() && ((j.contains(k) && !j[k].is_string()) || (!j.contains(k) && std::string(k) != "signature_scheme")))
+        bad = fmt::format("\"{}\" must be a string", k);
+    for (const char* k : {"shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"})
+      if (bad.empty() && (!j.contains(k) || !j[k].is_number_integer() || j[k].get<int64_t>() < 0 || j[k].get<int64_t>() > 65535))
+        bad = fmt::format("\"{}\" must be a port number (0 to 65535)", k);
+    if (!bad.empty()) {
+      fmt::print(stderr, "tdl jupyter kernel: error: bad connection file '{}': {}\n", connectionFile, bad);
+      return 1;
+    }
+  }
   xeus::xconfiguration config;
   try {
     config = xeus::load_configuration(connectionFile);
@@ -620,7 +642,9 @@ int runJupyterKernel(const std::string& connectionFile) {
                          xeus::make_null_debugger, nl::json::object(), nl::json::error_handler_t::replace);
     kernel.start();
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "tdl jupyter kernel: error: %s\n", e.what());
+    fmt::print(stderr, "tdl jupyter kernel: error: cannot serve on {}://{} (ports {}, {}, {}, {}, {}): {}\n",
+               config.m_transport, config.m_ip, config.m_shell_port, config.m_iopub_port, config.m_stdin_port,
+               config.m_control_port, config.m_hb_port, e.what());
     return 1;
   }
   return 0;
