@@ -100,6 +100,12 @@ void k_CallRuntime(const ir::Op& op, V& in, V& out, HostOpEnv& env) {  // the di
     rt::seed(static_cast<uint64_t>(in[0].scalar_as_int64()));
   } else if (callee == "permutation") {
     out.push_back(rt::permutation(in[0].scalar_as_int64()));
+  } else if (callee == "random_shaped") {  // rand/randn/randint of sizes known at run time (graph/BuiltinsCore.cpp)
+    const std::string& dist = op.str_attr("dist");
+    rt::Shape s = in[0].shape();
+    if (dist == "uniform") out.push_back(rt::rand(s, in[0].dtype()));
+    else if (dist == "normal") out.push_back(rt::randn(s, in[0].dtype()));
+    else out.push_back(rt::randint(in[1].scalar_as_int64(), in[2].scalar_as_int64(), s));
   } else if (callee == "dist_barrier") {
     rt::dist::barrier(where);
   } else if (callee == "dist_allreduce_grad") {  // operands: gradients, inputs, results

@@ -228,5 +228,10 @@ std::string fnSignature(const FnDecl& fn);
 // The error of a call with too many positional arguments, in every engine's words:
 // "fn 'f' takes 1 argument, got 2" (`what` names the callee).
 std::string tooManyArgumentsText(const std::string& what, size_t takes, size_t got);
+// The str of the `and` that joins a chained comparison's parts (a < b < c).
+inline constexpr const char* kChainedComparison = "chained comparison";
+// What must be a bool scalar in `and`/`or` e (its operand, or a chained comparison's part),
+// in every engine's words: "<subject> must be a bool scalar, got i64[]".
+std::string boolOperandSubject(const Expr& e);
 
 }  // namespace tdl

@@ -57,6 +57,12 @@ std::string tooManyArgumentsText(const std::string& what, size_t takes, size_t g
   return fmt::format("{} takes {} argument{}, got {}", what, takes, takes == 1 ? "" : "s", got);
 }
 
+std::string boolOperandSubject(const Expr& e) {
+  if (e.str == kChainedComparison)
+    return "each comparison of a chain like a < b < c (for tensors write (a < b) & (b < c))";
+  return e.binop == BinOp::Or ? "operand of 'or'" : "operand of 'and'";
+}
+
 std::string fnSignature(const FnDecl& f) {
   std::string s = f.isLambda ? "fn(" : (f.isGraph ? "graph fn " : "fn ") + f.name + "(";
   for (size_t i = 0; i < f.params.size(); ++i) {

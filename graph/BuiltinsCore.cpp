@@ -197,12 +197,30 @@ auto Tracer::bi_assert(BuiltinCall& bc) -> TV {
   return TV::of(Value());
 }
 
+// A random tensor whose sizes are known only at run time (rand([n, 2]) of an argument n):
+// the runtime draws it in the shape of a tensor of those sizes (BroadcastDyn), from the one
+// generator in program order, as rt::rand/randn/randint eagerly.
+auto Tracer::randomShaped(const std::string& dist, DType d, const std::vector<Dim>& dims,
+                          const std::vector<ir::Value*>& sizes, const std::vector<ir::Value*>& bounds, const Loc& loc)
+    -> TV {
+  ir::Value* shaped = broadcastShaped(b_.constant(rt::full({}, 0, d)), dims, sizes, loc);
+  std::vector<ir::Value*> ops{shaped};
+  ops.insert(ops.end(), bounds.begin(), bounds.end());
+  setLoc(loc);
+  return TV::dyn(b_.create(ir::OpKind::CallRuntime, ops, {shaped->type},
+                           ir::AttrMap{{"callee", std::string("random_shaped")}, {"dist", dist}, {"where", whereText(loc)}})
+                     .result());
+}
+
 auto Tracer::bi_rand(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
-  std::vector<Dim> dims = shapeDims(bc.need(0, "shape"), loc, false, nullptr, nm.c_str());
+  std::vector<ir::Value*> sizes;
+  std::vector<Dim> dims = shapeDims(bc.need(0, "shape"), loc, false, &sizes, nm.c_str());
   DType d = bc.dtypeArg(1, "dtype", DType::F32);
+  const std::string dist = nm == "rand" ? "uniform" : "normal";
+  if (anyComputed(dims)) return randomShaped(dist, d, dims, sizes, {}, loc);
   setLoc(loc);
-  return TV::dyn(b_.random(nm == "rand" ? "uniform" : "normal", TensorType(d, dims)));
+  return TV::dyn(b_.random(dist, TensorType(d, dims)));
 }
 
 // file:line:col of loc, for a runtime call's errors.
@@ -240,7 +258,9 @@ auto Tracer::bi_randint(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   ir::Value* lo = integerArg(bc.need(0, "lo"), "randint", "lo", loc);
   ir::Value* hi = integerArg(bc.need(1, "hi"), "randint", "hi", loc);
-  std::vector<Dim> dims = shapeDims(bc.need(2, "shape"), loc, false, nullptr, nm.c_str());
+  std::vector<ir::Value*> sizes;
+  std::vector<Dim> dims = shapeDims(bc.need(2, "shape"), loc, false, &sizes, nm.c_str());
+  if (anyComputed(dims)) return randomShaped("int", DType::I64, dims, sizes, {lo, hi}, loc);
   setLoc(loc);
   return TV::dyn(b_.random("int", TensorType(DType::I64, dims), {lo, hi}));
 }

@@ -105,7 +105,7 @@ auto Tracer::eval(const Expr& e) -> TV {
     }
     case ExprKind::Unary: {
       TV x = eval(*e.kids[0]);
-      if (e.unop == UnOp::Not) return notTV(condition(x, e.kids[0]->loc), e.loc);
+      if (e.unop == UnOp::Not) return notTV(condition(x, e.loc, "operand of 'not'"), e.loc);
       return unop(e.unop == UnOp::Neg ? rt::UnaryOp::Neg : rt::UnaryOp::BitNot, x, e.loc, true);
     }
     case ExprKind::Binary: return binary(e);
@@ -178,13 +178,14 @@ auto Tracer::moduleMember(int module, const std::string& member, const Loc& loc)
 
 auto Tracer::binary(const Expr& e) -> TV {
   if (e.binop == BinOp::And || e.binop == BinOp::Or) {
-    TV a = condition(eval(*e.kids[0]), e.kids[0]->loc);
+    const std::string subject = boolOperandSubject(e);
+    TV a = condition(eval(*e.kids[0]), e.kids[0]->loc, subject);
     bool isAnd = e.binop == BinOp::And;
     if (a.isStatic()) {
       if (a.sv.asBool() != isAnd) return a;
-      return condition(eval(*e.kids[1]), e.kids[1]->loc);
+      return condition(eval(*e.kids[1]), e.kids[1]->loc, subject);
     }
-    auto rhs = [&] { return condition(eval(*e.kids[1]), e.kids[1]->loc); };
+    auto rhs = [&] { return condition(eval(*e.kids[1]), e.kids[1]->loc, subject); };
     auto lhs = [&] { return a; };
     return isAnd ? condValue(a, rhs, lhs, e.loc) : condValue(a, lhs, rhs, e.loc);
   }

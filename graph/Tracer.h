@@ -179,6 +179,8 @@ class Tracer {
   // exactly, strong values are cast).
   ir::Value* materialize(const TV& t, const Loc& loc, std::optional<DType> dt = std::nullopt);
   ir::Value* weakOperand(const TV& t, DType d, const Loc& loc);
+  TV randomShaped(const std::string& dist, DType d, const std::vector<Dim>& dims, const std::vector<ir::Value*>& sizes,
+                  const std::vector<ir::Value*>& bounds, const Loc& loc);
 
   // A static tensor as an IR value: one constant per tensor object, placed at the top of the
   // function (so it dominates every use), so that the tensor keeps its identity in the IR as
@@ -229,7 +231,7 @@ class Tracer {
   // ---------------------------------------------------------------- conditions
 
   // A condition: static bool, or a dynamic bool[]; else the SPEC error.
-  TV condition(const TV& c, const Loc& loc);
+  TV condition(const TV& c, const Loc& loc, const std::string& subject = "condition");
 
   TV notTV(const TV& c, const Loc& loc) { return unop(rt::UnaryOp::LogicalNot, c, loc); }
   TV orTV(const TV& a, const TV& b, const Loc& loc);

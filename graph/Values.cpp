@@ -273,14 +273,14 @@ auto Tracer::castTV(const TV& x, DType d, const Loc& loc) -> TV {
   return TV::dyn(materialize(x, loc, d));
 }
 
-auto Tracer::condition(const TV& c, const Loc& loc) -> TV {
+auto Tracer::condition(const TV& c, const Loc& loc, const std::string& subject) -> TV {
   if (c.isStatic()) {
     if (!(c.sv.isScalar() && c.sv.dtype() == DType::Bool))
-      fail(loc, fmt::format("condition must be a bool scalar, got {}", typeText(c.sv)));
+      fail(loc, fmt::format("{} must be a bool scalar, got {}", subject, typeText(c.sv)));
     return c;
   }
   if (!c.isDyn() || c.dv->type.dtype != DType::Bool || !c.dv->type.is_scalar())
-    fail(loc, fmt::format("condition must be a bool scalar, got {}", describe(c)));
+    fail(loc, fmt::format("{} must be a bool scalar, got {}", subject, describe(c)));
   return c;
 }
 

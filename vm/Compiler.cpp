@@ -547,7 +547,7 @@ struct FnCompiler {
     if (e.binop == BinOp::And || e.binop == BinOp::Or) {
       bool isAnd = e.binop == BinOp::And;
       int t = temp(e.loc);
-      int opName = stringConst(isAnd ? "and" : "or");
+      int opName = stringConst(boolOperandSubject(e));
       expr(*e.kids[0], t);
       emit(Op::TestBool, t, 0, opName, e.kids[0]->loc);
       size_t j = emitJump(isAnd ? Op::JumpIfFalse : Op::JumpIfTrue, t, e.loc);

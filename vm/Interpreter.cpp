@@ -622,7 +622,7 @@ void Interpreter::loop(size_t stopDepth) {
       CASE(TestBool) {
         const Value& c = R[in.a];
         if (!isBoolScalar(c))
-          throw rt::Error(fmt::format("operand of '{}' must be a bool scalar, got {}", K->strings[in.c], typeText(c)));
+          throw rt::Error(fmt::format("{} must be a bool scalar, got {}", K->strings[in.c], typeText(c)));
         DISPATCH();
       }
 
