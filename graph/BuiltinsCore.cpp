@@ -112,6 +112,10 @@ auto Tracer::bi_range(BuiltinCall& bc) -> TV {
   else fail(loc, "range takes 1 to 3 arguments");
   for (auto& i : r.items)
     if (!isNumeric(i) || typeOf(i).rank() != 0) fail(loc, "range: bounds must be integer scalars");
+  static const char* const names[] = {"start", "stop", "step"};  // by position, as eager's Args
+  for (size_t i = 0; i < a.pos.size(); ++i)
+    if (rt::is_float(typeOf(a.pos[i]).dtype))
+      fail(loc, fmt::format("range(): '{}' must be an integer, got {}", names[i], describe(a.pos[i])));
   if (r.items[2].isStatic() && r.items[2].sv.asInt() == 0) fail(loc, "range(): 'step' must not be zero");
   if (!r.items[2].isStatic()) {  // checked when it runs, as eagerly
     TV nz = binop(rt::BinaryOp::Ne, r.items[2], zero, loc);

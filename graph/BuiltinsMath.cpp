@@ -15,14 +15,18 @@ auto Tracer::bi_binaryOp(BuiltinCall& bc) -> TV {
   auto bop = rt::binary_by_name(nm);
   rt::BinaryParams p = rt::binary_params(*bop);
   TV* second = bc.arg(1, p.b.c_str());
-  return binop(*bop, asArg(bc.need(0, p.a.c_str()), loc),
-               second ? asArg(*second, loc) : TV::of(Value::weakFloat(p.b_default.value_or(0))), loc);
+  TV x = bc.need(0, p.a.c_str()), y = second ? *second : TV::of(Value::weakFloat(p.b_default.value_or(0)));
+  // Weak numbers only: each its default dtype (a weak float f32), as eagerly; with a strong
+  // operand a weak one takes its dtype exactly (0.1 with an f64 tensor is 0.1: binop).
+  if (weakOf(x) && weakOf(y)) x = asArg(x, loc), y = asArg(y, loc);
+  return binop(*bop, x, y, loc);
 }
 
 auto Tracer::bi_clip(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
-  TV lo = binop(rt::BinaryOp::Maximum, asArg(bc.need(0, "x"), loc), asArg(bc.need(1, "lo"), loc), loc);
-  return binop(rt::BinaryOp::Minimum, lo, asArg(bc.need(2, "hi"), loc), loc);
+  TV x = bc.need(0, "x"), lo = bc.need(1, "lo"), hi = bc.need(2, "hi");
+  if (weakOf(x) && weakOf(lo) && weakOf(hi)) x = asArg(x, loc), lo = asArg(lo, loc), hi = asArg(hi, loc);  // as bi_binaryOp
+  return binop(rt::BinaryOp::Minimum, binop(rt::BinaryOp::Maximum, x, lo, loc), hi, loc);
 }
 
 auto Tracer::bi_where(BuiltinCall& bc) -> TV {
@@ -48,7 +52,7 @@ auto Tracer::bi_int(BuiltinCall& bc) -> TV {
   TV& x = bc.need(0, "x");
   if (!x.isStatic() && !(isNumeric(x) && typeOf(x).is_scalar()))
     fail(loc, fmt::format("{}(): 'x' must be a number, got {}", nm, describe(x)));
-  TV r = castTV(x, nm == "int" ? DType::I64 : DType::F32, loc);
+  TV r = castTV(asArg(x, loc), nm == "int" ? DType::I64 : DType::F32, loc);  // a weak float: its f32 first, as eagerly
   if (nm == "int" || !r.isDyn()) return r;
   // float(x) is a number, not a tensor a tape follows (eager's Python float; PyTorch's
   // float(t) detaches): no gradient flows through it.

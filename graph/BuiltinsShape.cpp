@@ -33,7 +33,7 @@ auto Tracer::bi_zeros(BuiltinCall& bc) -> TV {
   TV fill = nm == "full" ? bc.need(1, "value") : TV::of(Value::weakFloat(nm == "ones" ? 1.0 : 0.0));
   if (nm == "full" && isNumeric(fill) && typeOf(fill).rank() != 0)
     fail(loc, fmt::format("full(): 'value' must be a scalar, got {}", describe(fill)));
-  if (nm == "full" && !bc.arg(2, "dtype")) d = weakOf(fill) ? (fill.isStatic() ? fill.sv.dtype() : typeOf(fill).dtype) : typeOf(fill).dtype;
+  if (nm == "full" && !bc.arg(2, "dtype")) d = weakOf(fill) ? (fill.isStatic() ? fill.sv.dtype() : usedDtype(fill)) : typeOf(fill).dtype;
   return TV::dyn(broadcastShaped(materialize(fill, loc, d), dims, sizes, loc));
 }
 
