@@ -167,7 +167,7 @@ struct Stmt {
   StmtKind kind;
   Loc loc;
   bool isVar = false;
-  char assignOp = '=';             // '=', '+', '-', '*', '/'
+  char assignOp = '=';             // '=', or a compound's: '+', '-', '*', '/', 'F' (//=), '%', 'P' (**=)
   Pattern pattern;
   TypePtr type;
   std::vector<ExprPtr> exprs;
@@ -228,6 +228,8 @@ std::string fnSignature(const FnDecl& fn);
 // The error of a call with too many positional arguments, in every engine's words:
 // "fn 'f' takes 1 argument, got 2" (`what` names the callee).
 std::string tooManyArgumentsText(const std::string& what, size_t takes, size_t got);
+// A compound assignment's operator (Stmt::assignOp, not '='): + - * / // % **.
+BinOp compoundBinOp(char assignOp);
 // The str of the `and` that joins a chained comparison's parts (a < b < c).
 inline constexpr const char* kChainedComparison = "chained comparison";
 // What must be a bool scalar in `and`/`or` e (its operand, or a chained comparison's part),

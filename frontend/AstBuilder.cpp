@@ -76,6 +76,8 @@ StmtPtr AstBuilder::block(P::BlockContext* ctx) {
 
 static char assignOpChar(P::AssignOpContext* op) {
   std::string t = op->getText();
+  if (t == "//=") return 'F';
+  if (t == "**=") return 'P';
   return t == "=" ? '=' : t[0];
 }
 

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <stdexcept>
+
 namespace tdl {
 
 const char* unOpText(UnOp op) {
@@ -55,6 +57,19 @@ std::string typeToString(const TypeExpr& t) {
 
 std::string tooManyArgumentsText(const std::string& what, size_t takes, size_t got) {
   return fmt::format("{} takes {} argument{}, got {}", what, takes, takes == 1 ? "" : "s", got);
+}
+
+BinOp compoundBinOp(char op) {
+  switch (op) {
+    case '+': return BinOp::Add;
+    case '-': return BinOp::Sub;
+    case '*': return BinOp::Mul;
+    case '/': return BinOp::Div;
+    case 'F': return BinOp::FloorDiv;
+    case '%': return BinOp::Mod;
+    case 'P': return BinOp::Pow;
+  }
+  throw std::logic_error(fmt::format("unknown compound assignment '{}'", op));
 }
 
 std::string boolOperandSubject(const Expr& e) {
@@ -210,7 +225,7 @@ class Printer {
         expr(ind + 1, *s.exprs[0]);
         return;
       case StmtKind::Assign:
-        line(ind, s.loc, s.assignOp == '=' ? "Assign" : fmt::format("Assign {}=", s.assignOp));
+        line(ind, s.loc, s.assignOp == '=' ? "Assign" : fmt::format("Assign {}=", binOpText(compoundBinOp(s.assignOp))));
         break;
       case StmtKind::ExprStmt: line(ind, s.loc, "ExprStmt"); break;
       case StmtKind::If:

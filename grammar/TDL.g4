@@ -85,7 +85,7 @@ fnDecl      : isGraph='graph'? 'fn' NAME '(' params? ')' ('->' type)? block ;
 params      : param (',' param)* ','? ;
 param       : NAME (':' type)? ('=' expr)? ;
 ifStmt      : 'if' expr block (NEWLINE? 'else' (ifStmt | block))? ;
-assignOp    : '=' | '+=' | '-=' | '*=' | '/=' ;
+assignOp    : '=' | '+=' | '-=' | '*=' | '/=' | '//=' | '%=' | '**=' ;
 
 pattern
     : NAME                                                # namePattern
@@ -178,7 +178,7 @@ INT         : DIGITS ;
 
 ARROW: '->'; FATARROW: '=>';
 EQ: '=='; NE: '!='; LE: '<='; GE: '>='; LT: '<'; GT: '>';
-PLUSEQ: '+='; MINUSEQ: '-='; STAREQ: '*='; SLASHEQ: '/=';
+PLUSEQ: '+='; MINUSEQ: '-='; STAREQ: '*='; SLASHEQ: '/='; FLOORDIVEQ: '//='; PERCENTEQ: '%='; POWEQ: '**=';
 POW: '**'; FLOORDIV: '//';
 PLUS: '+'; MINUS: '-'; STAR: '*'; SLASH: '/'; PERCENT: '%'; AT: '@';
 AMP: '&'; PIPE: '|'; TILDE: '~'; ASSIGN: '='; COMMA: ','; COLON: ':';

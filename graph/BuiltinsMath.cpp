@@ -1,6 +1,7 @@
 // The math builtins in graph fns: elementwise ops, where, casts, reductions, products.
 // One handler per builtin (or family); the dispatch by builtin id is graph/Builtins.cpp.
 #include "graph/Tracer.h"
+#include "runtime/Print.h"
 
 namespace tdl::vm::trace {
 
@@ -52,7 +53,17 @@ auto Tracer::bi_int(BuiltinCall& bc) -> TV {
   TV& x = bc.need(0, "x");
   if (!x.isStatic() && !(isNumeric(x) && typeOf(x).is_scalar()))
     fail(loc, fmt::format("{}(): 'x' must be a number, got {}", nm, describe(x)));
-  TV r = castTV(asArg(x, loc), nm == "int" ? DType::I64 : DType::F32, loc);  // a weak float: its f32 first, as eagerly
+  TV xa = asArg(x, loc);  // a weak float: its f32 first, as eagerly
+  if (nm == "int" && xa.isDyn() && rt::is_float(xa.dv->type.dtype)) {  // NaN, inf, beyond i64: eager's error
+    setLoc(loc);
+    ir::Value* big = b_.constant(rt::Tensor::scalar_of(xa.dv->type.dtype, 9223372036854775808.0));
+    ir::Value* ok = b_.binary(rt::BinaryOp::Lt, b_.unary(rt::UnaryOp::Abs, xa.dv), big);  // false for NaN
+    b_.assert_true(ok, kIntOfFloatError, {xa.dv});
+  }
+  if (nm == "int" && xa.isStatic() && xa.sv.isScalar() && xa.sv.isFloatScalar() &&
+      !(std::fabs(xa.sv.asDouble()) < 9223372036854775808.0))
+    fail(loc, rt::fill_format(kIntOfFloatError, {rt::Tensor::scalar_of(strong(xa.sv).dtype(), xa.sv.asDouble())}));
+  TV r = castTV(xa, nm == "int" ? DType::I64 : DType::F32, loc);
   if (nm == "int" || !r.isDyn()) return r;
   // float(x) is a number, not a tensor a tape follows (eager's Python float; PyTorch's
   // float(t) detaches): no gradient flows through it.
@@ -65,6 +76,10 @@ auto Tracer::bi_int(BuiltinCall& bc) -> TV {
 auto Tracer::bi_sum(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   TV x = bc.need(0, "x");
+  if (!isNumeric(x)) {
+    TV e = expandStatic(x);
+    fail(loc, tensorParamError(nm, "x", describe(x), e.k == TV::Seq));
+  }
   ir::Value* xv = materialize(x, loc);
   int64_t rank = xv->type.rank();
   TV* ax = bc.arg(1, "axis");

@@ -182,7 +182,7 @@ auto Tracer::assign(const Stmt& s) -> void {
     rhs = eval(*s.exprs[1]);
     assignRhs_ = &rhs;
     if (s.assignOp == '=') return rhs;
-    BinOp op = s.assignOp == '+' ? BinOp::Add : s.assignOp == '-' ? BinOp::Sub : s.assignOp == '*' ? BinOp::Mul : BinOp::Div;
+    BinOp op = compoundBinOp(s.assignOp);
     return binop(rtBinary(op), cur, rhs, s.loc, binOpcode(op));
   };
   if (target.kind == ExprKind::Name) {

@@ -10,6 +10,7 @@
 #include "frontend/Diagnostics.h"
 #include "runtime/Error.h"
 #include "vm/Format.h"
+#include "vm/ValueOps.h"
 
 namespace tdl::vm {
 
@@ -133,7 +134,10 @@ const Value& Args::operator[](size_t i) const {
 }
 
 void Args::fail(size_t i, const std::string& expected) const {
-  throw rt::Error(fmt::format("{}(): '{}' must be {}, got {}", fn_, params_[i], expected, typeText((*this)[i])));
+  const Value& v = (*this)[i];
+  if (expected == "a tensor")
+    throw rt::Error(tensorParamError(fn_, params_[i], typeText(v), v.tag() == Tag::List || v.tag() == Tag::Tuple));
+  throw rt::Error(fmt::format("{}(): '{}' must be {}, got {}", fn_, params_[i], expected, typeText(v)));
 }
 
 void Args::fail(const std::string& msg) const { throw rt::Error(fmt::format("{}(): {}", fn_, msg)); }

@@ -199,8 +199,14 @@ Value intFn(Interpreter&, CallArgs& call) {
       throw rt::Error(fmt::format("int(): cannot read an integer from \"{}\"", v.as<StrObj>()->s));
     return Value::i64(n);
   }
-  if (v.isScalar()) return Value::i64(strong(v).asInt());  // floats truncate toward zero
-  return Value::i64(static_cast<int64_t>(a.number(0)));
+  // Floats truncate toward zero; NaN, infinities and numbers beyond i64 have no integer
+  // (Python's ValueError/OverflowError), in the words of graph fns' run-time check.
+  double d = v.isScalar() ? strong(v).asDouble() : a.number(0);
+  bool isFloat = v.isScalar() ? strong(v).isFloatScalar() : rt::is_float(v.as<TensorObj>()->t.dtype());
+  if (isFloat && !(std::fabs(d) < 9223372036854775808.0))
+    throw rt::Error(rt::fill_format(kIntOfFloatError, {rt::Tensor::scalar_of(v.isScalar() ? strong(v).dtype() : v.as<TensorObj>()->t.dtype(), d)}));
+  if (v.isScalar()) return Value::i64(strong(v).asInt());
+  return Value::i64(static_cast<int64_t>(d));
 }
 
 Value floatFn(Interpreter&, CallArgs& call) {

@@ -47,15 +47,7 @@ Op binOpcode(BinOp op) {
 
 namespace {
 
-Op assignOpcode(char op) {
-  switch (op) {
-    case '+': return Op::Add;
-    case '-': return Op::Sub;
-    case '*': return Op::Mul;
-    case '/': return Op::Div;
-  }
-  throw InternalError(fmt::format("unknown compound assignment '{}='", op));
-}
+Op assignOpcode(char op) { return binOpcode(compoundBinOp(op)); }
 
 // Compiles one function (or a module's top-level code) into its proto.
 struct FnCompiler {

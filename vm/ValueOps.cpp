@@ -637,6 +637,11 @@ Value binaryOperator(Op op, const Value& a, const Value& b) {
                                              a.isNumeric(), b.isNumeric())));
 }
 
+std::string tensorParamError(const std::string& fn, const std::string& param, const std::string& got, bool sequence) {
+  return fmt::format("{}(): '{}' must be a tensor, got {}{}", fn, param, got,
+                     sequence ? " (stack(xs) makes a tensor of its items)" : "");
+}
+
 std::string listTensorHint(bool add, bool aList, bool bList, bool aNum, bool bNum) {
   if (!((aList && bNum) || (aNum && bList))) return "";
   return add ? " (a bracket literal of numbers is a tensor, not a list: add an item with xs.append(v), or "

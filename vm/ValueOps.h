@@ -25,6 +25,13 @@ Value binaryOperator(Op op, const Value& a, const Value& b);
 const char* opText(Op op);
 // The hint for a list meeting a number or tensor in a binary operator ("" otherwise).
 std::string listTensorHint(bool add, bool aList, bool bList, bool aNum, bool bNum);
+// A builtin's tensor parameter given something else: "sum(): 'x' must be a tensor, got
+// list", with a hint for a list or tuple (every engine's words).
+std::string tensorParamError(const std::string& fn, const std::string& param, const std::string& got, bool sequence);
+// int() of a float with no integer value (NaN, an infinity, beyond i64): a fill_format
+// format (rt::fill_format) whose hole is the number, eagerly and in graph fns' run-time check.
+inline constexpr const char* kIntOfFloatError =
+    "int(): {} has no integer value (NaN, an infinity, or beyond the range of i64)";
 // `&` and `|` take bool or integer operands: the error for float ones, in the words of the
 // other operator errors (`unsupported operand types for &: f32[] and f32[2] ...`), for the
 // operands' types as the user sees them (both engines; empty when they fit).
