@@ -157,7 +157,11 @@ StmtPtr AstBuilder::stmt(P::StatementContext* ctx) {
     const Expr* t = s->exprs[0].get();
     while (t && (t->kind == ExprKind::Index || t->kind == ExprKind::Field)) t = t->kids[0].get();
     if (!t || t->kind != ExprKind::Name) {
-      error(s->exprs[0]->loc, "cannot assign to this expression");
+      // Python's `a, b = ...` into names that exist: TDL unpacks into new ones.
+      bool unpack = s->exprs[0]->kind == ExprKind::Tuple || s->exprs[0]->kind == ExprKind::List;
+      error(s->exprs[0]->loc, unpack ? "cannot assign to a tuple or list of names: unpack into new names with "
+                                       "`let (a, b) = ...` (then assign each to its var)"
+                                     : "cannot assign to this expression");
     }
     return s;
   }

@@ -1,7 +1,6 @@
 #include "frontend/Diagnostics.h"
 
 #include <algorithm>
-#include <vector>
 
 #include <fmt/format.h>
 
@@ -48,16 +47,7 @@ static std::string snippet(const SourceFile& f, const Loc& loc0) {
   std::string out = shown + '\n';
   // Columns count code points; under each goes as much as a terminal shows it: a tab, two
   // cells for a wide (CJK, emoji) one, none for a combining mark.
-  std::vector<char32_t> cps;
-  for (size_t i = 0; i < shown.size();) {
-    auto u = static_cast<unsigned char>(shown[i]);
-    int len = u < 0x80 ? 1 : u < 0xE0 ? 2 : u < 0xF0 ? 3 : 4;
-    char32_t cp = len == 1 ? u : len == 2 ? (u & 0x1F) : len == 3 ? (u & 0x0F) : (u & 0x07);
-    for (int k = 1; k < len && i + static_cast<size_t>(k) < shown.size(); ++k)
-      cp = (cp << 6) | (static_cast<unsigned char>(shown[i + static_cast<size_t>(k)]) & 0x3F);
-    cps.push_back(cp);
-    i += static_cast<size_t>(len);
-  }
+  const std::u32string cps = decodeUtf8(shown);
   auto width = [&](uint32_t c) -> int {
     if (c - 1 >= cps.size()) return 1;
     char32_t x = cps[c - 1];

@@ -50,6 +50,18 @@ class SyntaxErrorListener : public antlr4::BaseErrorListener {
     if (p == "elif") return " (TDL writes `else if`)";
     if (p == "def") return " (TDL declares functions as `fn name(params) { ... }`)";
     if (p == "lambda") return " (TDL writes lambdas as `fn(x) => expr`)";
+    if (tok->getText() == ",") {
+      // `for i, v in ...` and `a, b = ...`: TDL unpacks in parentheses.
+      antlr4::Token* first = tok;
+      for (size_t k = tok->getTokenIndex(); k-- > 0;) {
+        antlr4::Token* t2 = ts->get(k);
+        if (t2->getLine() != tok->getLine() || t2->getType() == TDLLexer::NEWLINE) break;
+        if (t2->getChannel() == antlr4::Token::DEFAULT_CHANNEL) first = t2;
+      }
+      if (first->getText() == "for") return " (unpack in parentheses: `for (i, v) in ...`)";
+      if (first == prev || (first->getTokenIndex() + 1 == prev->getTokenIndex() && first->getText() == "let"))
+        return " (unpack in parentheses: `let (a, b) = ...`)";
+    }
     if (tok->getType() == TDLLexer::COLON) {
       // `if x:`, `for i in r:`, `else:`: the line starts with a block statement.
       antlr4::Token* first = tok;
@@ -123,20 +135,7 @@ class SyntaxErrorListener : public antlr4::BaseErrorListener {
 // valid UTF-8 (checked before).
 class Utf32InputStream : public antlr4::ANTLRInputStream {
  public:
-  explicit Utf32InputStream(const std::string& text) {
-    size_t n = 0;
-    for (unsigned char c : text) n += (c & 0xC0) != 0x80;
-    _data.reserve(n);
-    for (size_t i = 0; i < text.size();) {
-      auto c = static_cast<unsigned char>(text[i]);
-      int len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-      char32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
-      for (int k = 1; k < len && i + static_cast<size_t>(k) < text.size(); ++k)
-        cp = (cp << 6) | (static_cast<unsigned char>(text[i + static_cast<size_t>(k)]) & 0x3F);
-      _data.push_back(cp);
-      i += static_cast<size_t>(len);
-    }
-  }
+  explicit Utf32InputStream(const std::string& text) { _data = decodeUtf8(text); }
 };
 
 // The token buffer, filled at most up to a bound (the lexer stops there).

@@ -68,5 +68,8 @@ int runMainGuarded(const std::function<int()>& body);
 
 // Byte offset of the first invalid UTF-8 sequence in `s`, or std::string::npos.
 size_t findInvalidUtf8(const std::string& s);
+// The code points of UTF-8 text `s` (valid, or with bytes already replaced: a broken
+// sequence decodes to something, never reads past the end).
+std::u32string decodeUtf8(const std::string& s);
 
 }  // namespace tdl

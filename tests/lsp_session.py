@@ -60,6 +60,13 @@ class Client:
                 return m
         return None
 
+    def open_doc(self, uri, text):
+        """didOpen of a document; the diagnostics published for it."""
+        self.send("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "tdl", "version": 1, "text": text}},
+                  request=False)
+        diag = self.wait_for(lambda m: m.get("method") == "textDocument/publishDiagnostics" and m["params"]["uri"] == uri)
+        return (diag or {}).get("params", {}).get("diagnostics", [])
+
     def request(self, method, params=None):
         i = self.send(method, params)
         return self.wait_for(lambda m: m.get("id") == i)
@@ -142,11 +149,7 @@ def main():
 
     # Positions count UTF-16 units (an emoji is two, é one), the front end's columns code points.
     uni = uri.replace(".tdl", "_uni.tdl")
-    c.send("textDocument/didOpen", {"textDocument": {"uri": uni, "languageId": "tdl", "version": 1,
-                                                     "text": 'let s = "\u00e9\U0001F600"; let zz = s; print(zz, undefined_u)\n'}},
-           request=False)
-    diag = c.wait_for(lambda m: m.get("method") == "textDocument/publishDiagnostics" and m["params"]["uri"] == uni)
-    ds = (diag or {}).get("params", {}).get("diagnostics", [])
+    ds = c.open_doc(uni, 'let s = "\u00e9\U0001F600"; let zz = s; print(zz, undefined_u)\n')
     expect("a diagnostic after non-ASCII text stands at its UTF-16 column",
            len(ds) == 1 and ds[0]["range"]["start"] == {"line": 0, "character": 37}, ds)
     h = c.request("textDocument/hover", {"textDocument": {"uri": uni}, "position": {"line": 0, "character": 34}})
@@ -155,8 +158,7 @@ def main():
            "let zz" in r.get("contents", {}).get("value", "") and r.get("range", {}).get("start") == {"line": 0, "character": 33}, h)
     # `nn.` just typed (the document does not parse yet): the module's members.
     dot = uri.replace(".tdl", "_dot.tdl")
-    c.send("textDocument/didOpen", {"textDocument": {"uri": dot, "languageId": "tdl", "version": 1,
-                                                     "text": "import nn\nlet y = nn.\n"}}, request=False)
+    c.open_doc(dot, "import nn\nlet y = nn.\n")
     comp = c.request("textDocument/completion", {"textDocument": {"uri": dot}, "position": {"line": 1, "character": 11}})
     labels = {i["label"] for i in (comp or {}).get("result") or []}
     expect("completion right after `nn.` offers nn's members, not builtins",
@@ -169,11 +171,7 @@ def main():
     with open(os.path.join(d, "middle.tdl"), "w") as f:
         f.write('import "inner.tdl" as inner\nlet m = 2\n')
     imp = uri.replace(".tdl", "_imp.tdl")
-    c.send("textDocument/didOpen", {"textDocument": {"uri": imp, "languageId": "tdl", "version": 1,
-                                                     "text": 'let first = 1\nimport "middle.tdl" as mid\nprint(mid.m)\n'}},
-           request=False)
-    diag = c.wait_for(lambda m: m.get("method") == "textDocument/publishDiagnostics" and m["params"]["uri"] == imp)
-    ds = (diag or {}).get("params", {}).get("diagnostics", [])
+    ds = c.open_doc(imp, 'let first = 1\nimport "middle.tdl" as mid\nprint(mid.m)\n')
     rel = (ds[0].get("relatedInformation") or [{}])[0] if ds else {}
     expect("an imported file's error stands at the import that brings it in, its place as related information",
            len(ds) == 1 and ds[0]["range"]["start"] == {"line": 1, "character": 7} and "nowhere_v" in ds[0]["message"]

@@ -155,14 +155,9 @@ def bad_files(tdl, model, tmp):
               f"load_model misuse: {r.stderr.strip().splitlines()[0] if r.stderr.strip() else ''}")
     # A number for an integer or bool parameter of a loaded model: taken where it keeps its
     # value (as by the graph fn itself), refused otherwise (1.5 was truncated to 1).
-    ints = os.path.join(tmp, "ints.tdl")
-    with open(ints, "w") as f:
-        f.write("graph fn k(i: i64[]) -> i64[] { return i * 2 }\n"
-                "graph fn k32(i: i32[]) -> i32[] { return i + 0 }\n"
-                "graph fn kb(b: bool[]) -> i64[] { return cast(b, i64) }\n")
-    ints_model = os.path.join(tmp, "ints.tdlm")
-    r = run([tdl, "export", ints, "--fn", "k", "--fn", "k32", "--fn", "kb", "-o", ints_model])
-    check(r.returncode == 0, f"export of integer-parameter fns: {r.stderr.strip()[:200]}")
+    ints_model = export_fns(tdl, tmp, "ints", "graph fn k(i: i64[]) -> i64[] { return i * 2 }\n"
+                            "graph fn k32(i: i32[]) -> i32[] { return i + 0 }\n"
+                            "graph fn kb(b: bool[]) -> i64[] { return cast(b, i64) }\n", ["k", "k32", "kb"])
     for call, out in (("m.k(3), m.k32(-7), m.kb(true), m.k(true)", "6 -7 1 2\n"),
                       ("m.k(1.5)", "k: 'i' must be i64[], got f32"),
                       ("m.kb(2)", "kb: 'b' must be bool[], got i64"),
@@ -187,17 +182,23 @@ def bad_files(tdl, model, tmp):
           f"export --fn loose --fn loose: {r.stdout.strip()[:80]} {r.stderr.strip()[:160]}")
 
 
+def export_fns(tdl, tmp, name, text, fns):
+    """Writes NAME.tdl with `text` and exports `fns` from it to NAME.tdlm (checked); its path."""
+    src, model = os.path.join(tmp, name + ".tdl"), os.path.join(tmp, name + ".tdlm")
+    with open(src, "w") as f:
+        f.write(text)
+    r = run([tdl, "export", src, *[a for fn in fns for a in ("--fn", fn)], "-o", model])
+    check(r.returncode == 0, f"export of {', '.join(fns)}: {r.stderr.strip()[-200:]}")
+    return model
+
+
 def batching_rules(tdl, tmp):
     """A fn whose rows depend on each other is never batched (checked at startup); one whose
     rows are independent is. Each request's answer is its own, under concurrency."""
-    src = os.path.join(tmp, "mix.tdl")
-    with open(src, "w") as f:
-        f.write("graph fn centre(x: f32[B, 4]) -> f32[B, 4] { return x - mean(x, axis=0) }\n"
-                "graph fn double(x: f32[B, 4]) -> f32[B, 4] { return x * 2.0 }\n"
-                "graph fn pair(x: f32[B, 2], y: f32[B, 2]) -> f32[B, 2] { return x - y }\n")
-    model = os.path.join(tmp, "mix.tdlm")
-    r = run([tdl, "export", src, "--fn", "centre", "--fn", "double", "--fn", "pair", "-o", model])
-    check(r.returncode == 0, "export of a fn that mixes rows " + r.stderr[-200:])
+    model = export_fns(tdl, tmp, "mix", "graph fn centre(x: f32[B, 4]) -> f32[B, 4] { return x - mean(x, axis=0) }\n"
+                       "graph fn double(x: f32[B, 4]) -> f32[B, 4] { return x * 2.0 }\n"
+                       "graph fn pair(x: f32[B, 2], y: f32[B, 2]) -> f32[B, 2] { return x - y }\n",
+                       ["centre", "double", "pair"])
     s = Server(tdl, model, "--batch-timeout-us", "20000", fns=3)
     try:
         lines = s.banner
