@@ -37,7 +37,7 @@ auto Tracer::bi_where(BuiltinCall& bc) -> TV {
     if (!isNumeric(*v)) fail(loc, fmt::format("where(): 'a' and 'b' must be numbers or tensors, got {}", describe(*v)));
   DType d = commonDtype({x, y}, loc);  // weak scalars take the other's dtype; bools stay bool
   ir::Value* cv = materialize(c, loc, DType::Bool);
-  ir::Value *xv = materialize(x, loc, d), *yv = materialize(y, loc, d);
+  ir::Value *xv = weakOperand(x, d, loc), *yv = weakOperand(y, d, loc);
   setLoc(loc);
   return TV::dyn(guarded(loc, [&] { return b_.select(cv, xv, yv); }), weakOf(x) && weakOf(y));
 }

@@ -256,7 +256,7 @@ auto Tracer::gatherTV(const TV& base, const TV& index, int64_t axis, const Loc& 
 // (vm/ValueOps.cpp's valueFor), not a wrapped number.
 auto Tracer::storedValue(const TV& v, DType dt, const Loc& loc) -> ir::Value* {
   if (v.isStatic() && v.sv.isScalar() && v.sv.weak()) guarded(loc, [&] { return weakTarget(v.sv, dt); });
-  return materialize(v, loc, dt);
+  return weakOperand(v, dt, loc);  // one known at run time: checked when it runs
 }
 
 auto Tracer::sliceUpdateTV(const TV& base, const Expr& target, const TV& v, const Loc& loc) -> TV {

@@ -90,7 +90,7 @@ auto Tracer::placeholder(const TensorType& t) -> ir::Value* {
 
 auto Tracer::leafValue(const TV& side, const MergeLeaf& m, const Loc& loc) -> ir::Value* {
   if (!side.defined()) return placeholder(m.type);
-  return materialize(side, loc, m.type.dtype);
+  return weakOperand(side, m.type.dtype, loc);  // a weak int into i32: checked, not wrapped
 }
 
 auto Tracer::mergeCond(ir::Op& op, const FrameState& s0, const FrameState& st, const FrameState& se, const Loc& loc) -> void {
