@@ -83,6 +83,7 @@ auto Tracer::bi_sum(BuiltinCall& bc) -> TV {
   ir::Value* xv = materialize(x, loc);
   int64_t rank = xv->type.rank();
   TV* ax = bc.arg(1, "axis");
+  if (std::string m = extremeOfNumberError(nm, rank, ax && !(ax->isStatic() && ax->sv.isNone())); !m.empty()) fail(loc, m);
   TV* kd = bc.arg(2, "keepdims");
   bool keep = false;
   if (kd) {

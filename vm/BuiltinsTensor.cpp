@@ -14,6 +14,7 @@
 #include "runtime/ShapeOps.h"
 #include "vm/Builtins.h"
 #include "vm/NumericOps.h"
+#include "vm/ValueOps.h"
 #include "vm/autodiff/Ops.h"
 
 namespace tdl::vm {
@@ -148,6 +149,9 @@ template <rt::ReduceOp Op>
 Value reduceBuiltin(Interpreter&, CallArgs& call) {
   static const std::string name(rt::reduce_op_name(Op));
   Args a(name.c_str(), call, {"x", "axis", "keepdims"}, 1);
+  const Value& x = a[0];
+  int64_t rank = x.isScalar() ? 0 : x.isTensor() ? x.as<TensorObj>()->t.rank() : -1;
+  if (std::string m = extremeOfNumberError(name, rank, a.has(1) && !a[1].isNone()); !m.empty()) throw rt::Error(m);
   return ad::reduce(Op, numeric(a, 0), a.axes(1), a.booleanOr(2, false));
 }
 

@@ -637,6 +637,13 @@ Value binaryOperator(Op op, const Value& a, const Value& b) {
                                              a.isNumeric(), b.isNumeric())));
 }
 
+std::string extremeOfNumberError(const std::string& fn, int64_t rank, bool axisGiven) {
+  if ((fn != "max" && fn != "min") || rank != 0 || !axisGiven) return "";
+  return fmt::format("{0}(): its second argument is an axis, and a number has none; the {1} of two numbers "
+                     "(or tensors) is {2}(a, b)",
+                     fn, fn == "max" ? "larger" : "smaller", fn == "max" ? "maximum" : "minimum");
+}
+
 std::string tensorParamError(const std::string& fn, const std::string& param, const std::string& got, bool sequence) {
   return fmt::format("{}(): '{}' must be a tensor, got {}{}", fn, param, got,
                      sequence ? " (stack(xs) makes a tensor of its items)" : "");

@@ -28,6 +28,9 @@ std::string listTensorHint(bool add, bool aList, bool bList, bool aNum, bool bNu
 // A builtin's tensor parameter given something else: "sum(): 'x' must be a tensor, got
 // list", with a hint for a list or tuple (every engine's words).
 std::string tensorParamError(const std::string& fn, const std::string& param, const std::string& got, bool sequence);
+// max(a, b) / min(a, b) of a number: Python's two-argument form is maximum/minimum here
+// (the second argument of max is an axis). "" when it does not apply.
+std::string extremeOfNumberError(const std::string& fn, int64_t rank, bool axisGiven);
 // int() of a float with no integer value (NaN, an infinity, beyond i64): a fill_format
 // format (rt::fill_format) whose hole is the number, eagerly and in graph fns' run-time check.
 inline constexpr const char* kIntOfFloatError =
