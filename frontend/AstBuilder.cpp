@@ -5,7 +5,6 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
-#include <set>
 
 #include "TDLLexer.h"
 #include "frontend/Parser.h"
@@ -386,29 +385,17 @@ static bool ruleOp(antlr4::tree::ParseTree* child, antlr4::Token*& tok, BinOp& o
   return true;
 }
 
-// Whether e calls anything (a chained comparison's middle operand is evaluated twice).
-static bool callsAnything(const Expr& e) {
-  // Calls of pure builtins by name (0 < len(xs) < 5) may run twice.
-  static const std::set<std::string> pure = {"len", "abs", "min", "max", "sum", "mean", "prod", "float", "int",
-                                             "round", "floor", "ceil", "sqrt", "exp", "log", "norm", "any", "all"};
-  if (e.kind == ExprKind::Call && !e.kids.empty() && e.kids[0]->kind == ExprKind::Name && pure.count(e.kids[0]->str)) {
-    for (size_t i = 1; i < e.kids.size(); ++i)
-      if (e.kids[i] && callsAnything(*e.kids[i])) return true;
-    return false;
-  }
-  if (e.kind == ExprKind::Call || e.kind == ExprKind::Lambda || e.kind == ExprKind::FStr) return true;
+// Whether e holds a chained comparison (its `and`, kChainedComparison).
+static bool containsChain(const Expr& e) {
+  if (e.kind == ExprKind::Binary && e.binop == BinOp::And && e.str == kChainedComparison) return true;
   for (const auto& k : e.kids)
-    if (k && callsAnything(*k)) return true;
-  if (e.kind == ExprKind::Index)
-    for (const auto& sub : e.subs)
-      for (const ExprPtr* x : {&sub.index, &sub.lo, &sub.hi, &sub.step})
-        if (*x && callsAnything(**x)) return true;
+    if (k && containsChain(*k)) return true;
   return false;
 }
 
 // Comparisons chain as in Python: `a < b <= c` is `a < b and b <= c` (b is evaluated for
-// each of its comparisons; a middle operand that calls a function other than a pure builtin
-// must be bound to a name first, so that no call with effects runs twice). A parenthesized `(a < b) < c` compares a bool.
+// each of its comparisons; Sema requires a middle operand to call no function other than a
+// pure builtin, so that no call with effects runs twice). A parenthesized `(a < b) < c` compares a bool.
 ExprPtr AstBuilder::comparison(P::ComparisonContext* ctx) {
   std::vector<P::BitOrContext*> subs = ctx->bitOr();
   if (subs.size() <= 2)
@@ -420,12 +407,18 @@ ExprPtr AstBuilder::comparison(P::ComparisonContext* ctx) {
     if (ruleOp<P::CompOpContext>(child, tok, op)) ops.emplace_back(tok, op);
   }
   ExprPtr acc;
+  bool nested = false;  // the last right operand holds a chain itself (then it is not built again)
   for (size_t k = 0; k < ops.size() && k + 1 < subs.size(); ++k) {
-    ExprPtr l = bitOr(subs[k]);
-    if (k > 0 && callsAnything(*l))
-      error(l->loc, "the middle operand of a chained comparison calls a function: bind it to a name first "
-                    "(let m = ...; then a < m < b)");
-    ExprPtr cmp = binary(ops[k].second, ops[k].first, std::move(l), bitOr(subs[k + 1]));
+    ExprPtr l;
+    if (nested) {
+      l = std::make_unique<Expr>(ExprKind::Bool, acc->loc);  // stands in; the error is reported
+      error(loc(subs[k]->getStart()), "a chained comparison inside the middle operand of another: bind it to a name first");
+    } else {
+      l = bitOr(subs[k]);  // (Sema checks that it calls no fn that could run twice)
+    }
+    ExprPtr r = bitOr(subs[k + 1]);
+    nested = containsChain(*r);
+    ExprPtr cmp = binary(ops[k].second, ops[k].first, std::move(l), std::move(r));
     if (acc) {
       acc = binary(BinOp::And, ops[k].first, std::move(acc), std::move(cmp));
       acc->str = kChainedComparison;  // its operands' error names the chain, not an `and`

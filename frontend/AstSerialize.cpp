@@ -8,7 +8,7 @@ namespace tdl {
 
 namespace {
 
-constexpr char kMagic[] = "TDLAST\x02";  // 2: type aliases (TypeExpr::qualifier)
+constexpr char kMagic[] = "TDLAST\x03";  // 2: type aliases (TypeExpr::qualifier); 3: //= %= **=, chained comparisons
 
 // ------------------------------------------------------------------ writing
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <nlohmann/json.hpp>
 
@@ -139,6 +140,9 @@ std::string DiagEngine::renderJson(const Diagnostic& d) const {
 }
 
 void DiagEngine::report(Diagnostic d) {
+  std::string key = fmt::format("{}:{}:{}:{}:{}:{}", static_cast<int>(d.severity), d.loc.file, d.loc.line, d.loc.col,
+                                d.message, fmt::join(d.trace, "|"));
+  if (!seen_.insert(std::move(key)).second) return;
   if (d.severity == Severity::Error) ++errors_;
   if (print_) {
     std::string text = json_ ? renderJson(d) + "\n" : render(d, color_);

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdio>
 #include <stdexcept>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,7 @@ class DiagEngine {
   bool json_ = false, color_ = false, print_ = true;
   int errors_ = 0;
   std::vector<Diagnostic> all_;
+  std::set<std::string> seen_;  // each diagnostic once (a chained comparison's middle operand is checked twice)
 };
 
 // A user-facing error thrown by the checker, the VM or the runtime, caught at

@@ -50,6 +50,14 @@ class SyntaxErrorListener : public antlr4::BaseErrorListener {
     if (p == "elif") return " (TDL writes `else if`)";
     if (p == "def") return " (TDL declares functions as `fn name(params) { ... }`)";
     if (p == "lambda") return " (TDL writes lambdas as `fn(x) => expr`)";
+    if (prev->getType() == TDLLexer::FSTRING) {
+      // f"{d["k"]}": the inner quote ends the f-string (TDL strings have one kind of quote).
+      std::string f = prev->getText();
+      size_t open = f.rfind('{'), close = f.rfind('}');
+      if (open != std::string::npos && (close == std::string::npos || close < open))
+        return " (a quote inside an f-string's braces ends the f-string: bind the value to a name first, "
+               "then write f\"{name}\")";
+    }
     if (tok->getText() == ",") {
       // `for i, v in ...` and `a, b = ...`: TDL unpacks in parentheses.
       antlr4::Token* first = tok;

@@ -573,6 +573,31 @@ class Sema {
     }
     for (auto& k : e.kids)
       if (k) expr(*k);
+    if (e.kind == ExprKind::Binary && e.binop == BinOp::And && e.str == kChainedComparison && e.kids.size() == 2 &&
+        e.kids[1]->kind == ExprKind::Binary && !e.kids[1]->kids.empty())
+      chainMiddle(*e.kids[1]->kids[0]);
+  }
+
+  // A chained comparison's middle operand runs once per comparison (frontend/AstBuilder.cpp):
+  // a call in it must be a builtin's (by what the name resolved to, not by its spelling: a
+  // user fn `abs` would run twice).
+  void chainMiddle(const Expr& e) {
+    static const std::set<std::string> pure = {"len",  "abs",     "min",     "max",  "sum",  "mean",  "prod", "float",
+                                               "int",  "round",   "floor",   "ceil", "sqrt", "exp",   "log",  "norm",
+                                               "any",  "all",     "cast",    "str",  "sign", "maximum", "minimum",
+                                               "clip", "shape",   "numel",   "std",  "var",  "tanh",  "sigmoid"};
+    if (e.kind == ExprKind::Call && !e.kids.empty() &&
+        !(e.kids[0]->kind == ExprKind::Name && e.kids[0]->ref.kind == RefKind::Builtin && pure.count(e.kids[0]->str))) {
+      diags_.error(e.loc, "the middle operand of a chained comparison calls a function: bind it to a name first "
+                          "(let m = ...; then a < m < b)");
+      return;
+    }
+    for (const auto& k : e.kids)
+      if (k) chainMiddle(*k);
+    if (e.kind == ExprKind::Index)
+      for (const auto& sub : e.subs)
+        for (const ExprPtr* x : {&sub.index, &sub.lo, &sub.hi, &sub.step})
+          if (*x) chainMiddle(**x);
   }
 
   void moduleMember(Expr& e, int moduleId) {

@@ -8,6 +8,7 @@
 #include <exception>
 #include <functional>
 #include <new>
+#include <system_error>
 
 namespace tdl {
 
@@ -120,7 +121,7 @@ int runMainGuarded(const std::function<int()>& body) {
         std::fprintf(stderr, "internal error: out of memory\n");
         rc = 3;
       } catch (const std::exception& e) {
-        if (std::ferror(stdout)) {  // fmt::print's "cannot write to file": reported below
+        if (dynamic_cast<const std::system_error*>(&e) && std::ferror(stdout)) {  // fmt::print's write failure: below
           rc = 1;
           return;
         }

@@ -54,15 +54,20 @@ auto Tracer::bi_int(BuiltinCall& bc) -> TV {
   if (!x.isStatic() && !(isNumeric(x) && typeOf(x).is_scalar()))
     fail(loc, fmt::format("{}(): 'x' must be a number, got {}", nm, describe(x)));
   TV xa = asArg(x, loc);  // a weak float: its f32 first, as eagerly
-  if (nm == "int" && xa.isDyn() && rt::is_float(xa.dv->type.dtype)) {  // NaN, inf, beyond i64: eager's error
+  // NaN, an infinity or a float beyond i64: eager's error, when the fn runs (a constant one
+  // too: it may be in a branch that never runs).
+  auto fitsI64 = [](double d) { return d >= -9223372036854775808.0 && d < 9223372036854775808.0; };
+  if (nm == "int" && isNumeric(xa) && rt::is_float(usedDtype(xa)) &&
+      !(xa.isStatic() && xa.sv.isScalar() && fitsI64(strong(xa.sv).asDouble()))) {  // a fitting constant stays one
+    ir::Value* xv = materialize(xa, loc);
+    DType fd = xv->type.dtype;
     setLoc(loc);
-    ir::Value* big = b_.constant(rt::Tensor::scalar_of(xa.dv->type.dtype, 9223372036854775808.0));
-    ir::Value* ok = b_.binary(rt::BinaryOp::Lt, b_.unary(rt::UnaryOp::Abs, xa.dv), big);  // false for NaN
-    b_.assert_true(ok, kIntOfFloatError, {xa.dv});
+    ir::Value* ok = b_.binary(
+        rt::BinaryOp::BitAnd, b_.binary(rt::BinaryOp::Ge, xv, b_.constant(rt::Tensor::scalar_of(fd, -9223372036854775808.0))),
+        b_.binary(rt::BinaryOp::Lt, xv, b_.constant(rt::Tensor::scalar_of(fd, 9223372036854775808.0))));  // false for NaN
+    b_.assert_true(ok, kIntOfFloatError, {xv});
+    xa = TV::dyn(xv);
   }
-  if (nm == "int" && xa.isStatic() && xa.sv.isScalar() && xa.sv.isFloatScalar() &&
-      !(std::fabs(xa.sv.asDouble()) < 9223372036854775808.0))
-    fail(loc, rt::fill_format(kIntOfFloatError, {rt::Tensor::scalar_of(strong(xa.sv).dtype(), xa.sv.asDouble())}));
   TV r = castTV(xa, nm == "int" ? DType::I64 : DType::F32, loc);
   if (nm == "int" || !r.isDyn()) return r;
   // float(x) is a number, not a tensor a tape follows (eager's Python float; PyTorch's

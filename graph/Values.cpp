@@ -150,8 +150,9 @@ auto Tracer::binop(rt::BinaryOp op, const TV& a, const TV& b, const Loc& loc, st
     DType d = guarded(loc, [&] { return weakTarget(b.isStatic() ? b.sv : proxy(tb.dtype), ta.dtype); });
     x = materialize(a, loc);
     y = weakOperand(b, d, loc);
-  } else if (wa && wb && (weakWide(a) || weakWide(b) || rt::is_float(ta.dtype) || rt::is_float(tb.dtype) ||
-                          (op == rt::BinaryOp::Div && (ta.dtype != DType::Bool || tb.dtype != DType::Bool)))) {
+  } else if (wa && wb && ta.rank() == 0 && tb.rank() == 0 &&
+             (weakWide(a) || weakWide(b) || rt::is_float(ta.dtype) || rt::is_float(tb.dtype) ||
+              (op == rt::BinaryOp::Div && (ta.dtype != DType::Bool || tb.dtype != DType::Bool)))) {
     // Weak numbers whose result is a float (a float operand; an integer's true division):
     // computed exactly in f64 as eagerly (a weak int argument b: b / 7 + 3, 0.1 * (b - 0.5)).
     x = materialize(a, loc, ta.dtype == DType::Bool ? DType::Bool : DType::F64);

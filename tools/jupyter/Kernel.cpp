@@ -289,9 +289,16 @@ class TdlInterpreter : public xeus::xinterpreter {
                      {"traceback", nl::json::array()}};
         continue;
       }
+      const std::string text = e.get<std::string>();
+      if (text.find_first_of("\n;") != std::string::npos || vm::ReplSession::openBrackets(text) != 0) {
+        out[name] = {{"status", "error"}, {"ename", "Error"},
+                     {"evalue", "a user expression is one line: an expression, without ';'"}, {"traceback", nl::json::array()}};
+        continue;
+      }
       nl::json data = nl::json::object();
       session_.setValueSink([&](const vm::Value& v) { data = mimeBundle(v); });
-      session_.eval("(" + e.get<std::string>() + "\n)");
+      cells_.emplace_back(session_.linesSoFar(), count_);  // its errors name the cell's number
+      session_.eval("(" + text + "\n)");
       session_.setValueSink([this](const vm::Value& v) { showValue(v); });
       flushStreams();
       if (session_.lastFailed()) {
@@ -636,15 +643,22 @@ int runJupyterKernel(const std::string& connectionFile) {
   catchInterrupts();
   auto context = xeus::make_context<zmq::context_t>();
   auto interpreter = std::make_unique<TdlInterpreter>();
-  try {
-    xeus::xkernel kernel(config, xeus::get_user_name(), std::move(context), std::move(interpreter),
-                         xeus::make_xserver_zmq, std::make_unique<History>(), nullptr,
-                         xeus::make_null_debugger, nl::json::object(), nl::json::error_handler_t::replace);
-    kernel.start();
+  std::unique_ptr<xeus::xkernel> kernel;
+  try {  // binds the sockets
+    kernel = std::make_unique<xeus::xkernel>(config, xeus::get_user_name(), std::move(context), std::move(interpreter),
+                                             xeus::make_xserver_zmq, std::make_unique<History>(), nullptr,
+                                             xeus::make_null_debugger, nl::json::object(),
+                                             nl::json::error_handler_t::replace);
   } catch (const std::exception& e) {
     fmt::print(stderr, "tdl jupyter kernel: error: cannot serve on {}://{} (ports {}, {}, {}, {}, {}): {}\n",
                config.m_transport, config.m_ip, config.m_shell_port, config.m_iopub_port, config.m_stdin_port,
                config.m_control_port, config.m_hb_port, e.what());
+    return 1;
+  }
+  try {
+    kernel->start();
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "tdl jupyter kernel: error: {}\n", e.what());
     return 1;
   }
   return 0;
