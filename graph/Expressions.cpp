@@ -226,6 +226,25 @@ auto Tracer::containsTV(const TV& xs, const TV& v, const Loc& loc) -> TV {
     std::vector<TV> args{binop(rt::BinaryOp::Eq, s, v, loc)};
     return builtin(builtinId("any"), args, {}, loc);
   }
+  // A range known only at run time (or a number known only then): start <= v < stop (for a
+  // negative step stop < v <= start) and (v - start) % step == 0, as eager's containsValue.
+  if (s.k == TV::Range || (s.isStatic() && s.sv.tag() == Tag::Range)) {
+    TV a, b, st;
+    if (s.k == TV::Range) a = s.items[0], b = s.items[1], st = s.items[2];
+    else {
+      const auto* r = s.sv.as<RangeObj>();
+      a = TV::of(Value::i64(r->start, true)), b = TV::of(Value::i64(r->stop, true)), st = TV::of(Value::i64(r->step, true));
+    }
+    // (Only integers are items of a range, as eagerly: a float or a bool is not.)
+    if (!isNumeric(v) || typeOf(v).rank() != 0 || !rt::is_integer(typeOf(v).dtype)) return staticBool(false);
+    if (!st.isStatic()) fail(loc, "'in' a range whose step is known only at run time is not supported in graph fns");
+    bool up = st.sv.asInt() > 0;
+    TV lo = up ? binop(rt::BinaryOp::Le, a, v, loc) : binop(rt::BinaryOp::Lt, b, v, loc);
+    TV hi = up ? binop(rt::BinaryOp::Lt, v, b, loc) : binop(rt::BinaryOp::Le, v, a, loc);
+    TV on = binop(rt::BinaryOp::Eq, binop(rt::BinaryOp::Mod, binop(rt::BinaryOp::Sub, v, a, loc), st, loc),
+                  TV::of(Value::i64(0, true)), loc);
+    return binop(rt::BinaryOp::BitAnd, binop(rt::BinaryOp::BitAnd, lo, hi, loc), on, loc);
+  }
   fail(loc, fmt::format("'in' needs a list, tuple, string, record, dict, range or tensor on the right, got {}", describe(xs)));
 }
 

@@ -1,5 +1,6 @@
 // Saving, restoring and merging the tracer state after branches. (graph/Tracer.h)
 #include "graph/Tracer.h"
+#include "runtime/Print.h"
 
 namespace tdl::vm::trace {
 
@@ -90,7 +91,17 @@ auto Tracer::placeholder(const TensorType& t) -> ir::Value* {
 
 auto Tracer::leafValue(const TV& side, const MergeLeaf& m, const Loc& loc) -> ir::Value* {
   if (!side.defined()) return placeholder(m.type);
-  return weakOperand(side, m.type.dtype, loc);  // a weak int into i32: checked, not wrapped
+  if (side.isStatic() && side.sv.isScalar() && side.sv.weak()) {
+    // A weak int the merged i32 cannot hold: eager's error, when this path runs (the value
+    // is yielded inside its branch).
+    try {
+      (void)weakTarget(side.sv, m.type.dtype);
+    } catch (const rt::Error& e) {
+      setLoc(loc);
+      b_.assert_true(b_.constant(rt::Tensor::scalar(false)), rt::fill_format(e.what(), {}));
+    }
+  }
+  return weakOperand(side, m.type.dtype, loc);  // one known at run time: checked, not wrapped
 }
 
 auto Tracer::mergeCond(ir::Op& op, const FrameState& s0, const FrameState& st, const FrameState& se, const Loc& loc) -> void {
