@@ -48,6 +48,7 @@ class SyntaxErrorListener : public antlr4::BaseErrorListener {
     if (!prev) return "";
     std::string p = prev->getText();
     if (p == "elif") return " (TDL writes `else if`)";
+    if (p == "@" && tok->getText() == "=") return " (TDL has no `@=`: write `x = x @ w`)";
     if (p == "def") return " (TDL declares functions as `fn name(params) { ... }`)";
     if (p == "lambda") return " (TDL writes lambdas as `fn(x) => expr`)";
     if (prev->getType() == TDLLexer::FSTRING) {

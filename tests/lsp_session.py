@@ -164,6 +164,13 @@ def main():
     expect("completion right after `nn.` offers nn's members, not builtins",
            "softmax" in labels and "zeros" not in labels, sorted(labels)[:10])
 
+    # The same with old-Mac line ends (a lone CR ends a line, for the editor as for TDL).
+    dotcr = uri.replace(".tdl", "_dotcr.tdl")
+    c.open_doc(dotcr, "import nn\rlet y = nn.\r")
+    comp = c.request("textDocument/completion", {"textDocument": {"uri": dotcr}, "position": {"line": 1, "character": 11}})
+    labels = {i["label"] for i in (comp or {}).get("result") or []}
+    expect("completion after `nn.` in a document with lone-CR line ends", "softmax" in labels, sorted(labels)[:10])
+
     # An error in an imported file (through a chain of two imports): at this document's import,
     # its own place as related information.
     with open(os.path.join(d, "inner.tdl"), "w") as f:

@@ -300,11 +300,11 @@ class Server {
       std::string before(lineText.substr(0, at));
       static const std::regex member(R"([A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]*)$)");
       std::smatch m;
-      size_t lineStart = 0;
-      for (uint32_t l = 1; l < line && lineStart != std::string::npos; ++l) {
-        lineStart = d->text.find('\n', lineStart);
-        if (lineStart != std::string::npos) ++lineStart;
-      }
+      // The line's start in the document: the front end's lines (a lone CR ends one too),
+      // shifted by a byte order mark it dropped.
+      size_t lineStart = std::string::npos;
+      if (d->comp->sources.size() && line >= 1 && line <= d->comp->sources.file(0).lineCount())
+        lineStart = d->comp->sources.file(0).lineStarts[line - 1] + (d->text.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0);
       if (std::regex_search(before, m, member) && lineStart != std::string::npos) {
         std::string text = d->text;
         text.erase(lineStart + static_cast<size_t>(m.position(1)), static_cast<size_t>(m.length(1)));
