@@ -133,7 +133,7 @@ auto Tracer::bi_squeeze(BuiltinCall& bc) -> TV {
       if (!d.is_known())
         fail(loc, fmt::format("squeeze: axis {} has a size known only at run time ({})", g, x->type.str()));
       if (d.size != 1) fail(loc, fmt::format("cannot squeeze axis {} of size {} (shape {})", g, d.size, x->type.str()));
-      only.insert(k);
+      if (!only.insert(k).second) fail(loc, fmt::format("axis {} appears twice in squeeze", g));
     }
   } else {
     // Every size-1 axis: which they are must be known (a dim known only at run time may be 1).

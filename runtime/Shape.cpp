@@ -201,6 +201,7 @@ Shape squeeze_shape(const Shape& s, const Axes& axes) {
       int64_t n = normalize_axis(a, rank);
       if (s[n] != 1)
         throw Error(fmt::format("cannot squeeze axis {} of size {} (shape {})", a, s[n], shape_str(s)));
+      if (drop[n]) throw Error(fmt::format("axis {} appears twice in squeeze", a));  // NumPy's "repeated axis"
       drop[n] = true;
     }
   }

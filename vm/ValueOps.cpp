@@ -449,7 +449,16 @@ Value indexValue(const Value& base, const std::vector<uint8_t>& flags, const Val
       if (flags.size() != 1 || (flags[0] & kSubSlice)) throw rt::Error("a range takes one integer index");
       return Value::i64(r->item(indexInt(regs[0], "an index")), true);
     }
-    case Tag::Scalar: throw rt::Error(fmt::format("cannot index a scalar ({})", typeText(base)));
+    case Tag::Scalar:
+      if (hasNewAxis(flags, regs)) {  // NumPy's s[None]: a number given axes of size 1 (as graph fns do)
+        NewAxes na = splitNewAxes(flags, regs);
+        if (na.rest.empty()) {
+          Value v = strong(base);
+          for (int64_t a : na.at) v = ad::expandDims(v, a);
+          return v;
+        }
+      }
+      throw rt::Error(fmt::format("cannot index a scalar ({})", typeText(base)));
     case Tag::Record: throw rt::Error("cannot index a record; use r.name for its fields");
     case Tag::Dict: {
       const DictObj* d = base.as<DictObj>();
