@@ -8,7 +8,8 @@ auto Tracer::integerIndex(const TV& i, const Loc& loc) -> ir::Value* {
     DType d = typeOf(i).dtype;
     if (d == DType::I32 || d == DType::I64) return materialize(i, loc, DType::I64);
   }
-  fail(loc, fmt::format("an index must be an integer, got {}", describe(i)));
+  fail(loc, indexTypeError("an index", describe(i),
+                           isNumeric(i) && rt::is_integer(typeOf(i).dtype) && typeOf(i).rank() > 0));
 }
 
 auto Tracer::indexInt(const TV& x, const TV& i, const Loc& loc) -> TV {
@@ -112,7 +113,10 @@ auto Tracer::indexTV(const TV& base, const Expr& e, const Loc& loc, const TV* su
     if (!s.isSlice) {
       TV k = sub0 && &s == &e.subs[0] ? *sub0 : eval(*s.index);
       if (isNumeric(k) && typeOf(k).rank() > 0) {
-        if (e.subs.size() != 1) fail(s.loc, "a tensor index must be the only subscript in graph fns");
+        if (e.subs.size() != 1) {
+          if (rt::is_integer(typeOf(k).dtype)) fail(loc, indexTypeError("an index", describe(k), true));  // eager's words
+          fail(s.loc, "a tensor index must be the only subscript in graph fns");
+        }
         if (base.isStatic() && k.isStatic()) return staticCall(loc, [&] { std::vector<Value> r{k.sv}; std::vector<uint8_t> f{0}; return indexValue(base.sv, f, r.data()); });
         return gatherTV(base, k, 0, loc);
       }

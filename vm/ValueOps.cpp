@@ -22,7 +22,8 @@ namespace {
 
 int64_t indexInt(const Value& v, const char* what) {
   if (v.isScalar() && !v.isFloatScalar() && v.dtype() != DType::Bool) return v.rawInt();
-  throw rt::Error(fmt::format("{} must be an integer, got {}", what, typeText(v)));
+  bool intTensor = v.isTensor() && rt::is_integer(v.as<TensorObj>()->t.dtype()) && v.as<TensorObj>()->t.rank() > 0;
+  throw rt::Error(indexTypeError(what, typeText(v), intTensor));
 }
 
 std::optional<int64_t> optInt(const Value* regs, int& r, bool present) {
@@ -651,6 +652,13 @@ std::string extremeOfNumberError(const std::string& fn, int64_t rank, bool axisG
   return fmt::format("{0}(): its second argument is an axis, and a number has none; the {1} of two numbers "
                      "(or tensors) is {2}(a, b)",
                      fn, fn == "max" ? "larger" : "smaller", fn == "max" ? "maximum" : "minimum");
+}
+
+std::string indexTypeError(const std::string& what, const std::string& got, bool intTensor) {
+  return fmt::format("{} must be an integer, got {}{}", what, got,
+                     intTensor ? " (an integer tensor gathers rows only alone, x[idx]; along another axis, or "
+                                 "with other subscripts, use take(x, idx, axis=k))"
+                               : "");
 }
 
 std::string tensorParamError(const std::string& fn, const std::string& param, const std::string& got, bool sequence) {

@@ -25,6 +25,9 @@ Value binaryOperator(Op op, const Value& a, const Value& b);
 const char* opText(Op op);
 // The hint for a list meeting a number or tensor in a binary operator ("" otherwise).
 std::string listTensorHint(bool add, bool aList, bool bList, bool aNum, bool bNum);
+// "an index must be an integer, got i64[2]", with a hint where it is an integer tensor next
+// to other subscripts (every engine's words).
+std::string indexTypeError(const std::string& what, const std::string& got, bool intTensor);
 // A builtin's tensor parameter given something else: "sum(): 'x' must be a tensor, got
 // list", with a hint for a list or tuple (every engine's words).
 std::string tensorParamError(const std::string& fn, const std::string& param, const std::string& got, bool sequence);
