@@ -1640,20 +1640,17 @@ struct Lowering {
       if (data.count(r)) storeElem(b.CreateInBoundsGEP(elemTy(r->type.dtype), data.at(r), o), x, r->type.dtype);
     };
     std::map<const ir::Value*, llvm::Value*> colVal;  // values of D's shape at the pass's column
-    // The yielded value of fused member m at column i (in f64 for a fused_reduce).
-    auto element = [&](const ir::Op* m, llvm::Value* i) -> llvm::Value* {
-      const ir::Block& body = m->region(0).block();
-      for (size_t j = 0; j < m->num_operands(); ++j) {
-        const ir::Value* v = m->operand(j);
-        auto it = colVal.find(v);
-        set(body.arg(j), it != colVal.end() ? it->second : read(v, i));
-      }
-      const ir::Value* y = lowerFusedBody(*m);
-      return convert(get(y), y->type.dtype, m->kind() == ir::OpKind::FusedReduce ? DType::F64 : m->result()->type.dtype);
-    };
+    // Operand v at column i: from a register where the pass computed it, else read.
     auto colRead = [&](const ir::Value* v, llvm::Value* i) {
       auto it = colVal.find(v);
       return it != colVal.end() ? it->second : read(v, i);
+    };
+    // The yielded value of fused member m at column i (in f64 for a fused_reduce).
+    auto element = [&](const ir::Op* m, llvm::Value* i) -> llvm::Value* {
+      const ir::Block& body = m->region(0).block();
+      for (size_t j = 0; j < m->num_operands(); ++j) set(body.arg(j), colRead(m->operand(j), i));
+      const ir::Value* y = lowerFusedBody(*m);
+      return convert(get(y), y->type.dtype, m->kind() == ir::OpKind::FusedReduce ? DType::F64 : m->result()->type.dtype);
     };
     for (const RowStep& st : plan) {
       if (const ir::Op* m = st.rowOp) {

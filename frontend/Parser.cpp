@@ -59,27 +59,26 @@ class SyntaxErrorListener : public antlr4::BaseErrorListener {
         return " (a quote inside an f-string's braces ends the f-string: bind the value to a name first, "
                "then write f\"{name}\")";
     }
-    if (tok->getText() == ",") {
-      // `for i, v in ...` and `a, b = ...`: TDL unpacks in parentheses.
+    // The first token of the line the error is on.
+    auto firstOnLine = [&] {
       antlr4::Token* first = tok;
       for (size_t k = tok->getTokenIndex(); k-- > 0;) {
         antlr4::Token* t2 = ts->get(k);
         if (t2->getLine() != tok->getLine() || t2->getType() == TDLLexer::NEWLINE) break;
         if (t2->getChannel() == antlr4::Token::DEFAULT_CHANNEL) first = t2;
       }
+      return first;
+    };
+    if (tok->getText() == ",") {
+      // `for i, v in ...` and `a, b = ...`: TDL unpacks in parentheses.
+      antlr4::Token* first = firstOnLine();
       if (first->getText() == "for") return " (unpack in parentheses: `for (i, v) in ...`)";
       if (first == prev || (first->getTokenIndex() + 1 == prev->getTokenIndex() && first->getText() == "let"))
         return " (unpack in parentheses: `let (a, b) = ...`)";
     }
     if (tok->getType() == TDLLexer::COLON) {
       // `if x:`, `for i in r:`, `else:`: the line starts with a block statement.
-      antlr4::Token* first = tok;
-      for (size_t k = tok->getTokenIndex(); k-- > 0;) {
-        antlr4::Token* t2 = ts->get(k);
-        if (t2->getLine() != tok->getLine() || t2->getType() == TDLLexer::NEWLINE) break;
-        if (t2->getChannel() == antlr4::Token::DEFAULT_CHANNEL) first = t2;
-      }
-      std::string f = first->getText();
+      std::string f = firstOnLine()->getText();
       if (f == "if" || f == "else" || f == "while" || f == "for" || f == "with")
         return " (blocks are in braces: `" + f + " ... { ... }`)";
     }

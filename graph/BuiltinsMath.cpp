@@ -56,15 +56,14 @@ auto Tracer::bi_int(BuiltinCall& bc) -> TV {
   TV xa = asArg(x, loc);  // a weak float: its f32 first, as eagerly
   // NaN, an infinity or a float beyond i64: eager's error, when the fn runs (a constant one
   // too: it may be in a branch that never runs).
-  auto fitsI64 = [](double d) { return d >= -9223372036854775808.0 && d < 9223372036854775808.0; };
   if (nm == "int" && isNumeric(xa) && rt::is_float(usedDtype(xa)) &&
-      !(xa.isStatic() && xa.sv.isScalar() && fitsI64(strong(xa.sv).asDouble()))) {  // a fitting constant stays one
+      !(xa.isStatic() && xa.sv.isScalar() && floatFitsI64(strong(xa.sv).asDouble()))) {  // a fitting constant stays one
     ir::Value* xv = materialize(xa, loc);
     DType fd = xv->type.dtype;
     setLoc(loc);
     ir::Value* ok = b_.binary(
-        rt::BinaryOp::BitAnd, b_.binary(rt::BinaryOp::Ge, xv, b_.constant(rt::Tensor::scalar_of(fd, -9223372036854775808.0))),
-        b_.binary(rt::BinaryOp::Lt, xv, b_.constant(rt::Tensor::scalar_of(fd, 9223372036854775808.0))));  // false for NaN
+        rt::BinaryOp::BitAnd, b_.binary(rt::BinaryOp::Ge, xv, b_.constant(rt::Tensor::scalar_of(fd, kI64FloatLow))),
+        b_.binary(rt::BinaryOp::Lt, xv, b_.constant(rt::Tensor::scalar_of(fd, kI64FloatHigh))));  // floatFitsI64; false for NaN
     b_.assert_true(ok, kIntOfFloatError, {xv});
     xa = TV::dyn(xv);
   }

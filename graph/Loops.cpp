@@ -91,11 +91,7 @@ auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, cons
   std::vector<std::vector<LeafSpec>> specs(carried.size());
   // A weak float scalar is carried in f64 (weakWide): eager mode computes weak-only arithmetic
   // exactly, so `acc = acc + 1.0` counts past 2^24 as it does there (f32 stopped at 16777216).
-  auto leafSpec = [&](const TV& l) {
-    LeafSpec sp{typeOf(l), weakOf(l)};
-    if (sp.weak && sp.type.rank() == 0 && rt::is_float(sp.type.dtype)) sp.type.dtype = DType::F64;
-    return sp;
-  };
+  auto leafSpec = [&](const TV& l) { return LeafSpec{carriedType(typeOf(l), weakOf(l)), weakOf(l)}; };
   TV retSkeleton;  // the structure of a value returned from inside the loop, once seen
   std::string unsettled;  // the carried value that changed on the last retrace (for the error)
   for (size_t c = 0; c < carried.size(); ++c) {

@@ -1,6 +1,5 @@
 // Saving, restoring and merging the tracer state after branches. (graph/Tracer.h)
 #include "graph/Tracer.h"
-#include "runtime/Print.h"
 
 namespace tdl::vm::trace {
 
@@ -19,8 +18,7 @@ auto Tracer::mergeTV(const TV& a, const TV& b, const std::string& name, const Lo
       return r;
     }
     if (!isNumeric(d)) fail(loc, fmt::format("'{}' is not defined on every path", name));
-    TensorType t = typeOf(d);
-    if (weakOf(d) && t.rank() == 0 && rt::is_float(t.dtype)) t.dtype = DType::F64;  // weakWide
+    TensorType t = carriedType(typeOf(d), weakOf(d));
     leaves.push_back(MergeLeaf{a, b, t, weakOf(d)});
     TV r = TV::dyn(nullptr, weakOf(d));
     r.sv = Value::i64(static_cast<int64_t>(leaves.size() - 1));
@@ -52,8 +50,7 @@ auto Tracer::mergeTV(const TV& a, const TV& b, const std::string& name, const Lo
       fail(loc, fmt::format("'{}' has type {} on one path and {} on another", name, ta.str(), tb.str()));
     for (size_t i = 0; i < t.dims.size(); ++i)
       if (!(ta.dims[i] == tb.dims[i])) t.dims[i] = Dim::symbolic(f_.fresh_sym());
-    // A weak float number is carried in f64 (weakWide), its value exact as eagerly.
-    if (weak && t.rank() == 0 && rt::is_float(t.dtype)) t.dtype = DType::F64;
+    t = carriedType(t, weak);
     leaves.push_back(MergeLeaf{a, b, t, weak});
     TV r = TV::dyn(nullptr, weak);
     r.sv = Value::i64(static_cast<int64_t>(leaves.size() - 1));
@@ -91,15 +88,14 @@ auto Tracer::placeholder(const TensorType& t) -> ir::Value* {
 
 auto Tracer::leafValue(const TV& side, const MergeLeaf& m, const Loc& loc) -> ir::Value* {
   if (!side.defined()) return placeholder(m.type);
-  if (side.isStatic() && side.sv.isScalar() && side.sv.weak()) {
-    // A weak int the merged i32 cannot hold: eager's error, when this path runs (the value
-    // is yielded inside its branch).
-    try {
-      (void)weakTarget(side.sv, m.type.dtype);
-    } catch (const rt::Error& e) {
-      setLoc(loc);
-      b_.assert_true(b_.constant(rt::Tensor::scalar(false)), rt::fill_format(e.what(), {}));
-    }
+  // A weak int constant the merged i32 cannot hold: eager's error, when this path runs (the
+  // value is yielded inside its branch).
+  int64_t lo = 0, hi = 0;
+  if (side.isStatic() && side.sv.isScalar() && side.sv.weak() && !side.sv.isFloatScalar() &&
+      side.sv.dtype() != DType::Bool && narrowIntBounds(m.type.dtype, lo, hi) &&
+      (side.sv.rawInt() < lo || side.sv.rawInt() > hi)) {
+    setLoc(loc);
+    b_.assert_true(b_.constant(rt::Tensor::scalar(false)), weakIntRangeError(std::to_string(side.sv.rawInt()), m.type.dtype));
   }
   return weakOperand(side, m.type.dtype, loc);  // one known at run time: checked, not wrapped
 }

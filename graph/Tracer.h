@@ -169,6 +169,12 @@ class Tracer {
   TensorType typeOf(const TV& t);
   bool weakOf(const TV& t) const { return t.isDyn() ? t.weak : (t.sv.isScalar() && t.sv.weak()); }
   // A weak float argument, carried as f64 (its exact value, graph/Signatures.cpp).
+  // The type a weak value is carried in through a loop or a merge: a weak float number in
+  // f64 (weakWide), its value exact as eagerly; anything else its own.
+  static TensorType carriedType(TensorType t, bool weak) {
+    if (weak && t.rank() == 0 && rt::is_float(t.dtype)) t.dtype = DType::F64;
+    return t;
+  }
   static bool weakWide(const TV& t) { return t.isDyn() && t.weak && t.dv->type.rank() == 0 && t.dv->type.dtype == DType::F64; }
   // The dtype t has where it is used as a tensor: a weak float's default f32, as eagerly.
   DType usedDtype(const TV& t) { return weakWide(t) ? DType::F32 : typeOf(t).dtype; }

@@ -246,20 +246,16 @@ auto Tracer::unop(rt::UnaryOp op, const TV& x, const Loc& loc, bool keepWeak) ->
 // cannot hold (an i32 tensor + 3000000000) fails there with eager's words, not wraps.
 auto Tracer::weakOperand(const TV& t, DType d, const Loc& loc) -> ir::Value* {
   ir::Value* v = materialize(t, loc, d);
-  if (!t.isDyn() || !t.weak || (d != DType::I32 && d != DType::I8)) return v;
+  int64_t lo = 0, hi = 0;
+  if (!t.isDyn() || !t.weak || !narrowIntBounds(d, lo, hi)) return v;
   DType from = t.dv->type.dtype;
   if (from == DType::Bool || rt::is_float(from) || (from == DType::I32 && d == DType::I32)) return v;
-  const int64_t lo = d == DType::I8 ? INT8_MIN : INT32_MIN, hi = d == DType::I8 ? INT8_MAX : INT32_MAX;
   setLoc(loc);
   ir::Value* w = from == DType::I64 ? t.dv : b_.cast(t.dv, DType::I64);
   ir::Value* ok = b_.binary(rt::BinaryOp::BitAnd,
                             b_.binary(rt::BinaryOp::Ge, w, b_.constant(rt::Tensor::scalar_of_int(DType::I64, lo))),
                             b_.binary(rt::BinaryOp::Le, w, b_.constant(rt::Tensor::scalar_of_int(DType::I64, hi))));
-  b_.assert_true(ok,
-                 fmt::format("the integer {{}} is out of range for {} (at most {}): cast the tensor to a wider dtype, "
-                             "or cast the number to wrap it",
-                             rt::dtype_name(d), hi),
-                 {w});
+  b_.assert_true(ok, weakIntRangeError("{}", d), {w});
   return v;
 }
 

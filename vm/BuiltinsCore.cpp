@@ -203,7 +203,7 @@ Value intFn(Interpreter&, CallArgs& call) {
   // (Python's ValueError/OverflowError), in the words of graph fns' run-time check.
   double d = v.isScalar() ? strong(v).asDouble() : a.number(0);
   bool isFloat = v.isScalar() ? strong(v).isFloatScalar() : rt::is_float(v.as<TensorObj>()->t.dtype());
-  if (isFloat && !(d >= -9223372036854775808.0 && d < 9223372036854775808.0))
+  if (isFloat && !floatFitsI64(d))
     throw rt::Error(rt::fill_format(kIntOfFloatError, {rt::Tensor::scalar_of(v.isScalar() ? strong(v).dtype() : v.as<TensorObj>()->t.dtype(), d)}));
   if (v.isScalar()) return Value::i64(strong(v).asInt());
   if (!isFloat) return Value::i64(v.as<TensorObj>()->t.scalar_as_int64());  // exactly, not through a double

@@ -140,18 +140,29 @@ void requireNumeric(const Value& v, const char* what) {
 
 }  // namespace
 
+bool narrowIntBounds(DType t, int64_t& lo, int64_t& hi) {
+  if (t != DType::I32 && t != DType::I8) return false;
+  lo = t == DType::I8 ? INT8_MIN : INT32_MIN;
+  hi = t == DType::I8 ? INT8_MAX : INT32_MAX;
+  return true;
+}
+
+std::string weakIntRangeError(const std::string& value, DType t) {
+  int64_t lo = 0, hi = 0;
+  narrowIntBounds(t, lo, hi);
+  return fmt::format("the integer {} is out of range for {} (at most {}): cast the tensor to a wider dtype, or cast the "
+                     "number to wrap it",
+                     value, rt::dtype_name(t), hi);
+}
+
 DType weakTarget(const Value& w, DType s) {
   DType t = kindOf(w.dtype()) <= kindOf(s) ? s : rt::promote(defaultDtype(w), s);
   // An integer the narrower integer dtype cannot hold is an error, as NumPy 2's (an i32
   // tensor + 2**40 would otherwise wrap to + 0); cast() wraps on purpose.
-  if (w.isScalar() && !w.isFloatScalar() && w.dtype() != DType::Bool && (t == DType::I32 || t == DType::I8)) {
-    int64_t x = w.rawInt();
-    int64_t lo = t == DType::I8 ? INT8_MIN : INT32_MIN, hi = t == DType::I8 ? INT8_MAX : INT32_MAX;
-    if (x < lo || x > hi)
-      throw rt::Error(fmt::format("the integer {} is out of range for {} (at most {}): cast the tensor to a wider dtype, "
-                                  "or cast the number to wrap it",
-                                  x, rt::dtype_name(t), hi));
-  }
+  int64_t lo = 0, hi = 0;
+  if (w.isScalar() && !w.isFloatScalar() && w.dtype() != DType::Bool && narrowIntBounds(t, lo, hi) &&
+      (w.rawInt() < lo || w.rawInt() > hi))
+    throw rt::Error(weakIntRangeError(std::to_string(w.rawInt()), t));
   return t;
 }
 

@@ -6,6 +6,7 @@
 // Scalar op scalar is computed inline without allocating (the fast path of
 // the interpreter); other combinations call the runtime kernels.
 #pragma once
+#include <string>
 #include <vector>
 
 #include "runtime/Elementwise.h"
@@ -20,6 +21,12 @@ namespace tdl::vm {
 // `s` when w's kind (bool < int < float) is not above s's kind, else the
 // promotion of w's default dtype with `s` (weak float with i32 → f32).
 DType weakTarget(const Value& w, DType s);
+// Where an integer dtype narrower than i64 (i32, i8) is `t`: its bounds, which a weak
+// integer taking it must be within (weakTarget; graph fns check the same when they run).
+bool narrowIntBounds(DType t, int64_t& lo, int64_t& hi);
+// The error of a weak integer `value` (its text: a number, or a fill_format hole "{}")
+// that `t` cannot hold, in every engine's words.
+std::string weakIntRangeError(const std::string& value, DType t);
 
 namespace plain {  // without the tape
 Value binaryValues(rt::BinaryOp op, const Value& a, const Value& b);

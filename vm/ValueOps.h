@@ -38,6 +38,9 @@ std::string extremeOfNumberError(const std::string& fn, int64_t rank, bool axisG
 // format (rt::fill_format) whose hole is the number, eagerly and in graph fns' run-time check.
 inline constexpr const char* kIntOfFloatError =
     "int(): {} has no integer value (NaN, an infinity, or beyond the range of i64)";
+// Whether int() of float d has a value: [-2^63, 2^63) (false for NaN).
+inline constexpr double kI64FloatLow = -9223372036854775808.0, kI64FloatHigh = 9223372036854775808.0;
+inline bool floatFitsI64(double d) { return d >= kI64FloatLow && d < kI64FloatHigh; }
 // `&` and `|` take bool or integer operands: the error for float ones, in the words of the
 // other operator errors (`unsupported operand types for &: f32[] and f32[2] ...`), for the
 // operands' types as the user sees them (both engines; empty when they fit).
