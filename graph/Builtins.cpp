@@ -27,7 +27,7 @@ auto Tracer::builtin(int id, std::vector<TV>& args, const std::vector<std::strin
       (void)bindBuiltinArgs(ps->fn.c_str(), ps->params, ps->required, static_cast<int>(args.size() - kw.size()),
                             kw.empty() ? nullptr : &kw);
     } catch (const rt::Error& e) {
-      fail(loc, e.what());
+      failEager(loc, e.what());
     }
   }
   // Bound by name, then dispatched by id: one function per builtin (or per family).

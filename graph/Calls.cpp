@@ -176,7 +176,7 @@ auto Tracer::dictMethodTV(const TV& d, const std::string& name, const Expr& e) -
   try {
     checkDictMethod(name, static_cast<int>(args.size()), &kw);
   } catch (const rt::Error& err) {
-    fail(e.loc, err.what());
+    failEager(e.loc, err.what());
   }
   if (name != "get") {  // keys, values, items
     std::vector<TV> out;

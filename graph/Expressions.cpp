@@ -46,7 +46,7 @@ auto Tracer::eval(const Expr& e) -> TV {
             s += text;
             format += escapeBraces(text);
           } catch (const rt::Error& err) {
-            fail(p.expr->loc, err.what());
+            failEager(p.expr->loc, err.what());
           }
           continue;
         }

@@ -23,9 +23,17 @@ namespace tdl::vm {
 
 class Interpreter;
 
+// The inline call chain of an op, innermost first: (callee name, call position).
+using CallChain = std::vector<std::pair<std::string, Loc>>;
+
 // A compile-time error of a graph fn, at a source position.
 struct TraceError : ScriptError {
   using ScriptError::ScriptError;
+  // Eager mode's own error for values known when tracing (a VM or runtime rule failed on
+  // them), not a limit of graph fns: in code that may not run (a branch of a run-time `if`,
+  // the body of a run-time loop) it is raised at run time when that code runs, as eagerly.
+  bool deferrable = false;
+  CallChain chain;  // the inline call chain at the error (as `trace` shows it)
 };
 
 // How a call's result is rebuilt from the compiled function's results.
@@ -47,8 +55,6 @@ struct ParamLeaf {
   bool weak = false;
 };
 
-// The inline call chain of an op, innermost first: (callee name, call position).
-using CallChain = std::vector<std::pair<std::string, Loc>>;
 uint64_t locKey(const Loc& l);
 
 struct Trace {

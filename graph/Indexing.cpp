@@ -339,7 +339,7 @@ auto Tracer::sliceUpdateTV(const TV& base, const Expr& target, const TV& v, cons
       ir::Value* yes = b_.broadcast_to(b_.constant(rt::Tensor::scalar(true)), sdims);
       mask = ir::autodiff::scatter_slice(b_, yes, sub->type.dims, st, sp, stp);
     } catch (const ir::ShapeError&) {
-      throw rt::Error("slice assignment along an axis of unknown size is not supported in graph fns yet");
+      fail(loc, "slice assignment along an axis of unknown size is not supported in graph fns yet");
     }
     ir::Value* updated = b_.select(mask, placed, sub);
     return idx.empty() ? updated : b_.update(x, updated, idx);

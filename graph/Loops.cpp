@@ -164,11 +164,19 @@ auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, cons
     b_.set_insertion_end(op.region(1).block());
     bindArgs(1);
     f.st.cont = staticBool(false);
-    body(counter);
+    // The body may not run (its condition may be false at once): an error eager mode raises
+    // in it fails there at run time (traceMaybe), and the body then yields placeholders.
+    const bool dead = traceMaybe([&] { body(counter); });
     f.st.cont = staticBool(false);
+    bool retry = false;
+    std::vector<ir::Value*> ys;
+    if (dead) {
+      setLoc(s.loc);
+      for (const LeafSpec& sp : flat) ys.push_back(placeholder(sp.type));
+    }
     // Only numbers change at run time: a string, a list's length, a record's fields stay as
     // they were (eagerly they would change on every iteration, which one trace cannot show).
-    for (size_t i = 0; i < s0.slots.size(); ++i) {
+    for (size_t i = 0; !dead && i < s0.slots.size(); ++i) {
       const TV& before = s0.slots[i];
       const TV& after = f.st.slots[i];
       if (!before.defined() || declared.count(static_cast<int>(i)) || sameSkeleton(before, after)) continue;
@@ -184,9 +192,7 @@ auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, cons
                            name, valueText(da), valueText(db)));
     }
     // What the body leaves, against the carried types.
-    bool retry = false;
-    std::vector<ir::Value*> ys;
-    for (size_t c = 0; c < carried.size(); ++c) {
+    for (size_t c = 0; !dead && c < carried.size(); ++c) {
       TV* ref = carried[c].ref(f, counter);
       if (carried[c].kind == Carried::Ret && !ref->defined()) {
         for (auto& sp : specs[c]) ys.push_back(placeholder(sp.type));

@@ -100,15 +100,42 @@ auto Tracer::leafValue(const TV& side, const MergeLeaf& m, const Loc& loc) -> ir
   return weakOperand(side, m.type.dtype, loc);  // one known at run time: checked, not wrapped
 }
 
-auto Tracer::mergeCond(ir::Op& op, const FrameState& s0, const FrameState& st, const FrameState& se, const Loc& loc) -> void {
+auto Tracer::liveTV(const TV& live, const TV& before, int side, std::vector<MergeLeaf>& leaves) -> TV {
+  if (!live.defined() || live.isStatic() || sameTV(live, before)) return live;
+  if (live.isDyn()) {
+    TensorType t = carriedType(typeOf(live), weakOf(live));
+    leaves.push_back(side == 0 ? MergeLeaf{live, TV(), t, weakOf(live)} : MergeLeaf{TV(), live, t, weakOf(live)});
+    TV r = TV::dyn(nullptr, weakOf(live));
+    r.sv = Value::i64(static_cast<int64_t>(leaves.size() - 1));
+    return r;
+  }
+  TV r = live;
+  for (size_t i = 0; i < live.items.size(); ++i)
+    r.items[i] = liveTV(live.items[i], before.k == live.k && i < before.items.size() ? before.items[i] : TV(), side, leaves);
+  return r;
+}
+
+auto Tracer::mergeCond(ir::Op& op, const FrameState& s0, const FrameState& st, const FrameState& se, const Loc& loc,
+                       int dead) -> void {
   std::vector<MergeLeaf> leaves;
   FrameState m = s0;
-  for (size_t i = 0; i < st.slots.size(); ++i)
-    m.slots[i] = mergeTV(st.slots[i], se.slots[i], fr().slotNames[i], loc, leaves, !s0.slots[i].defined());
-  m.ret = mergeTV(st.ret, se.ret, "the return value", loc, leaves, false);
-  m.retFlag = mergeTV(st.retFlag, se.retFlag, "return", loc, leaves, false);
-  m.brk = mergeTV(st.brk, se.brk, "break", loc, leaves, false);
-  m.cont = mergeTV(st.cont, se.cont, "continue", loc, leaves, false);
+  if (dead >= 0) {
+    // The dead side fails at run time before it ends: the live side's state goes on.
+    const int side = 1 - dead;
+    const FrameState& l = side == 0 ? st : se;
+    for (size_t i = 0; i < l.slots.size(); ++i) m.slots[i] = liveTV(l.slots[i], s0.slots[i], side, leaves);
+    m.ret = liveTV(l.ret, s0.ret, side, leaves);
+    m.retFlag = liveTV(l.retFlag, s0.retFlag, side, leaves);
+    m.brk = liveTV(l.brk, s0.brk, side, leaves);
+    m.cont = liveTV(l.cont, s0.cont, side, leaves);
+  } else {
+    for (size_t i = 0; i < st.slots.size(); ++i)
+      m.slots[i] = mergeTV(st.slots[i], se.slots[i], fr().slotNames[i], loc, leaves, !s0.slots[i].defined());
+    m.ret = mergeTV(st.ret, se.ret, "the return value", loc, leaves, false);
+    m.retFlag = mergeTV(st.retFlag, se.retFlag, "return", loc, leaves, false);
+    m.brk = mergeTV(st.brk, se.brk, "break", loc, leaves, false);
+    m.cont = mergeTV(st.cont, se.cont, "continue", loc, leaves, false);
+  }
   for (int side = 0; side < 2; ++side) {
     b_.set_insertion_end(op.region(side).block());
     std::vector<ir::Value*> ys;
@@ -130,14 +157,24 @@ auto Tracer::emitCond(const TV& p, const std::function<void()>& thenFn, const st
   ir::Block& outer = b_.block();
   FrameState s0 = save();
   b_.set_insertion_end(op.region(0).block());
-  thenFn();
+  const bool deadThen = traceMaybe(thenFn);
   FrameState st = save();
   restore(s0);
   b_.set_insertion_end(op.region(1).block());
-  elseFn();
+  const bool deadElse = traceMaybe(elseFn);
   FrameState se = save();
   restore(s0);
-  mergeCond(op, s0, st, se, loc);
+  if (deadThen && deadElse) {
+    // Both paths fail at run time: the cond has no results, and nothing after it runs.
+    for (size_t side = 0; side < 2; ++side) {
+      b_.set_insertion_end(op.region(side).block());
+      setLoc(loc);
+      b_.yield({});
+    }
+    b_.set_insertion(outer, outer.index_of(&op) + 1);
+    throw Diverged{};
+  }
+  mergeCond(op, s0, st, se, loc, deadThen ? 0 : deadElse ? 1 : -1);
   // (re-read: a gradient taken inside the branches may have inserted stack_new before op)
   b_.set_insertion(outer, outer.index_of(&op) + 1);
 }

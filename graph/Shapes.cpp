@@ -23,7 +23,7 @@ auto Tracer::formatOf(const TV& t, std::vector<ir::Value*>& holes, const Loc& lo
     try {
       return escapeBraces(top ? str(t.sv) : repr(t.sv));
     } catch (const rt::Error& e) {
-      fail(loc, e.what());
+      failEager(loc, e.what());
     }
   }
   if (t.isDyn()) {
@@ -67,7 +67,7 @@ auto Tracer::ints(const Value& v, const Loc& loc) -> ir::IntList {
       for (int64_t i = 0; i < t.numel(); ++i) r.push_back(t.item_int64(i));
     } else r.push_back(v.asInt());
   } catch (const rt::Error& e) {
-    fail(loc, e.what());
+    failEager(loc, e.what());
   }
   return r;
 }

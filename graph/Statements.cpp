@@ -10,19 +10,50 @@ auto Tracer::run(const ClosureObj& c, std::vector<TV> args, Loc loc) -> TV {
   for (auto& v : c.captures) fnv.items.push_back(TV::of(v));
   fnv.defaults = c.defaults;
   std::vector<std::string> kw;
-  return inlineCall(fnv, args, kw, loc, c.proto->name);
+  try {
+    return inlineCall(fnv, args, kw, loc, c.proto->name);
+  } catch (const Diverged&) {
+    // Every path of the graph fn fails at run time, each with its error (its assert): the
+    // result, never seen, is none.
+    return TV::of(Value());
+  }
 }
 
-auto Tracer::fail(const Loc& loc, const std::string& msg) -> void {
+auto Tracer::fail(const Loc& loc, const std::string& msg, bool deferrable) -> void {
   TraceError e(loc, msg);
+  e.deferrable = deferrable;
   for (size_t k = frames_.size(); k-- > 1;) {
     const Loc& at = frames_[k]->callLoc;
     std::string where = at.file < vm_.sources().size()
                             ? fmt::format("{}:{}:{}", vm_.sources().file(at.file).path, at.line, at.col)
                             : std::string("?");
     e.trace.push_back(fmt::format("in fn {} at {}", frames_[k]->name, where));
+    e.chain.emplace_back(frames_[k]->name, at);
   }
   throw e;
+}
+
+auto Tracer::traceMaybe(const std::function<void()>& f) -> bool {
+  ir::Block& block = b_.block();
+  const size_t depth = frames_.size(), taping = recording_.size();
+  const TV* rhs = assignRhs_;
+  try {
+    f();
+    return false;
+  } catch (const Diverged&) {
+    // every path below already ends in its assert
+  } catch (const TraceError& e) {
+    if (!e.deferrable) throw;
+    b_.set_insertion_end(block);
+    b_.set_loc(e.loc);
+    if (!e.chain.empty()) out_.chains.emplace(locKey(e.loc), e.chain);
+    b_.assert_true(b_.constant(rt::Tensor::scalar(false)), escapeBraces(e.what()));
+  }
+  // (frames, tapes and assignment targets unwind themselves; checked here)
+  if (frames_.size() != depth || recording_.size() != taping) throw InternalError("graph fn trace: state not unwound");
+  assignRhs_ = rhs;
+  b_.set_insertion_end(block);
+  return true;
 }
 
 auto Tracer::setLoc(const Loc& l) -> void {

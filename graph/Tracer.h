@@ -55,6 +55,11 @@ constexpr int kMaxLoopAttempts = 6;
 
 struct Restart {};
 
+// Thrown where every path of the code being traced fails at run time (both branches of a
+// run-time `if` hold an error raised there, Tracer::traceMaybe): what follows is not
+// reached, up to the code that may not run around it.
+struct Diverged {};
+
 // ------------------------------------------------------------------ trace values
 
 struct TV {
@@ -144,7 +149,17 @@ class Tracer {
   // A trace-time error at `loc`, with the chain of fns inlined into the graph fn (innermost
   // first), as eager mode's error would show them; the graph fn's own call site is added
   // by the caller of the trace.
-  [[noreturn]] void fail(const Loc& loc, const std::string& msg);
+  // deferrable: eager mode's own error for these values (TraceError::deferrable).
+  [[noreturn]] void fail(const Loc& loc, const std::string& msg, bool deferrable = false);
+  // Eager mode's own error (a rule of the language on values known when tracing): in code
+  // that may not run, it fails at run time when that code runs.
+  [[noreturn]] void failEager(const Loc& loc, const std::string& msg) { fail(loc, msg, true); }
+
+  // Traces `f`, code that may not run at run time (a branch of a run-time `if`, the body of
+  // a run-time loop). A deferrable error there, or a Diverged, ends its trace: an assert
+  // that fails with the error's message at its place when the code runs is its last op
+  // (eager mode raises it only there). Returns whether that happened (the code diverged).
+  bool traceMaybe(const std::function<void()>& f);
 
   void setLoc(const Loc& l);
 
@@ -153,9 +168,9 @@ class Tracer {
     try {
       return f();
     } catch (const ir::ShapeError& e) {
-      fail(loc, e.what());
+      failEager(loc, e.what());
     } catch (const rt::Error& e) {
-      fail(loc, e.what());
+      failEager(loc, e.what());
     }
   }
 
@@ -266,7 +281,13 @@ class Tracer {
   ir::Value* leafValue(const TV& side, const MergeLeaf& m, const Loc& loc);
 
   // Merges the states after the two regions of a cond op; yields and results.
-  void mergeCond(ir::Op& op, const FrameState& s0, const FrameState& st, const FrameState& se, const Loc& loc);
+  // dead: the side (0 then, 1 else) that diverged (traceMaybe), or -1: the other side's state
+  // goes on alone.
+  void mergeCond(ir::Op& op, const FrameState& s0, const FrameState& st, const FrameState& se, const Loc& loc,
+                 int dead = -1);
+  // A value of the live side `side` of a cond whose other side diverged, with leaves for its
+  // run-time values made on that side (`before`: its value before the cond).
+  TV liveTV(const TV& live, const TV& before, int side, std::vector<MergeLeaf>& leaves);
 
   // if p { thenFn() } else { elseFn() } with p dynamic.
   void emitCond(const TV& p, const std::function<void()>& thenFn, const std::function<void()>& elseFn, const Loc& loc);
@@ -367,9 +388,9 @@ class Tracer {
     try {
       return TV::of(f());
     } catch (const rt::Error& err) {
-      fail(loc, err.what());
+      failEager(loc, err.what());
     } catch (const ScriptError& err) {
-      fail(loc, err.what());
+      failEager(loc, err.what());
     }
   }
 

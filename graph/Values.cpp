@@ -100,7 +100,7 @@ auto Tracer::binop(rt::BinaryOp op, const TV& a, const TV& b, const Loc& loc, st
     try {
       return TV::of(vop ? binaryOperator(*vop, a.sv, b.sv) : binaryValues(op, a.sv, b.sv));
     } catch (const rt::Error& e) {
-      fail(loc, e.what());
+      failEager(loc, e.what());
     }
   }
   if (!isNumeric(a) || !isNumeric(b)) {
@@ -233,7 +233,7 @@ auto Tracer::unop(rt::UnaryOp op, const TV& x, const Loc& loc, bool keepWeak) ->
     try {
       return TV::of(unaryValues(op, x.sv));
     } catch (const rt::Error& e) {
-      fail(loc, e.what());
+      failEager(loc, e.what());
     }
   }
   const bool weak = keepWeak && x.isDyn() && x.weak;
@@ -264,7 +264,7 @@ auto Tracer::castTV(const TV& x, DType d, const Loc& loc) -> TV {
     try {
       return TV::of(castValue(x.sv, d));
     } catch (const rt::Error& e) {
-      fail(loc, e.what());
+      failEager(loc, e.what());
     }
   }
   return TV::dyn(materialize(x, loc, d));
