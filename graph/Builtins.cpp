@@ -121,7 +121,7 @@ TV* Tracer::BuiltinCall::arg(size_t i, const char* key) {
 
 TV& Tracer::BuiltinCall::need(size_t i, const char* key) {
   TV* p = arg(i, key);
-  if (!p) tracer->fail(loc, fmt::format("{}: missing argument '{}'", nm, key));
+  if (!p) tracer->failEager(loc, fmt::format("{}: missing argument '{}'", nm, key));
   return *p;
 }
 
@@ -150,7 +150,7 @@ DType Tracer::BuiltinCall::dtypeArg(size_t i, const char* key, DType dflt) {
   TV* p = arg(i, key);
   if (!p || (p->isStatic() && p->sv.isNone())) return dflt;
   if (!p->isStatic() || p->sv.tag() != Tag::DType)
-    tracer->fail(loc, fmt::format("{}(): '{}' must be a dtype (bool, i32, i64, f32, f64), got {}", nm, key,
+    tracer->failEager(loc, fmt::format("{}(): '{}' must be a dtype (bool, i32, i64, f32, f64), got {}", nm, key,
                                   tracer->describe(*p)));
   return p->sv.dtype();
 }

@@ -50,7 +50,8 @@ struct CompositeTrace {
   std::vector<int64_t> sizesArg(size_t i) {
     return known(i, [](const Args& a) { return a[0].isScalar() ? std::vector<int64_t>{a.integer(0)} : a.ints(0); });
   }
-  [[noreturn]] void fail(const std::string& m) { t.fail(bc.loc, fmt::format("{}(): {}", bc.nm, m)); }
+  [[noreturn]] void fail(const std::string& m) { t.failEager(bc.loc, fmt::format("{}(): {}", bc.nm, m)); }
+  [[noreturn]] void failLimit(const std::string& m) { t.fail(bc.loc, fmt::format("{}(): {}", bc.nm, m)); }
   bool numeric(const V& v) { return t.isNumeric(v); }
   bool floating(const V& v) { return t.isNumeric(v) && rt::is_float(t.usedDtype(v)); }
   std::string describe(const V& v) { return t.describe(v); }
@@ -167,8 +168,8 @@ auto Tracer::bi_composite(BuiltinCall& bc) -> TV {
 }
 
 auto Tracer::bi_einsum(BuiltinCall& bc) -> TV {
-  if (!bc.kw.empty()) fail(bc.loc, "einsum() takes no keyword arguments");
-  if (bc.a.pos.empty()) fail(bc.loc, "einsum() is missing its argument 'subscripts'");
+  if (!bc.kw.empty()) failEager(bc.loc, "einsum() takes no keyword arguments");
+  if (bc.a.pos.empty()) failEager(bc.loc, "einsum() is missing its argument 'subscripts'");
   TV& s = bc.a.pos[0];
   if (!s.isStatic() || !s.sv.isStr())
     fail(bc.loc, fmt::format("einsum(): 'subscripts' must be a string of subscripts such as \"ij,jk->ik\" known at trace "

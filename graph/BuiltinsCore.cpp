@@ -9,7 +9,7 @@ namespace tdl::vm::trace {
 
 auto Tracer::bi_tape(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
-  if (!args.empty()) fail(loc, "tape() takes no arguments");
+  if (!args.empty()) failEager(loc, "tape() takes no arguments");
   TV t;
   t.k = TV::Tape;
   t.tape = static_cast<int>(tapes_.size());
@@ -21,7 +21,7 @@ auto Tracer::bi_grad(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   TV f = bc.need(0, "f");
   if (f.k != TV::Fn && f.k != TV::GradFn && !(f.isStatic() && f.sv.isCallable()))
-    fail(loc, fmt::format("{}: 'f' must be a function", nm));
+    failEager(loc, fmt::format("{}: 'f' must be a function", nm));
   TV g;
   g.k = TV::GradFn;
   g.items.push_back(f);
@@ -56,7 +56,7 @@ auto Tracer::itemsOf(const TV& v, const std::string& nm, const Loc& loc) -> std:
   if (x.k == TV::Seq) return x.items;
   if (isNumeric(x)) {
     TensorType t = typeOf(x);
-    if (t.rank() < 1) fail(loc, fmt::format("{}(): cannot iterate over a scalar", nm));
+    if (t.rank() < 1) failEager(loc, fmt::format("{}(): cannot iterate over a scalar", nm));
     if (!t.dims[0].is_known())
       fail(loc, fmt::format("{}(): the first axis of {} must have a size known at trace time in a graph fn", nm,
                             describe(x)));
@@ -80,7 +80,7 @@ auto Tracer::bi_sequence(BuiltinCall& bc) -> TV {
     out = itemsOf(bc.need(0, "xs"), nm, loc);
     std::reverse(out.begin(), out.end());
   } else {  // zip
-    if (!kw.empty()) fail(loc, "zip() takes no keyword arguments");
+    if (!kw.empty()) failEager(loc, "zip() takes no keyword arguments");
     std::vector<std::vector<TV>> cols;
     size_t n = SIZE_MAX;
     for (auto& x : a.pos) cols.push_back(itemsOf(x, nm, loc)), n = std::min(n, cols.back().size());
@@ -99,7 +99,7 @@ auto Tracer::bi_len(BuiltinCall& bc) -> TV {
   if (x.k == TV::Seq || x.k == TV::Rec) return TV::of(Value::i64(static_cast<int64_t>(x.items.size())));
   if (x.isStatic() && x.sv.isStr()) return TV::of(Value::i64(x.sv.as<StrObj>()->length()));  // code points
   if (isNumeric(x)) return dimTV(x, 0, loc);
-  fail(loc, fmt::format("len of a {}", describe(x)));
+  failEager(loc, fmt::format("len of a {}", describe(x)));
 }
 
 auto Tracer::bi_range(BuiltinCall& bc) -> TV {
@@ -109,14 +109,14 @@ auto Tracer::bi_range(BuiltinCall& bc) -> TV {
   if (a.pos.size() == 1) r.items = {zero, a.pos[0], one};
   else if (a.pos.size() == 2) r.items = {a.pos[0], a.pos[1], one};
   else if (a.pos.size() == 3) r.items = {a.pos[0], a.pos[1], a.pos[2]};
-  else fail(loc, "range takes 1 to 3 arguments");
+  else failEager(loc, "range takes 1 to 3 arguments");
   for (auto& i : r.items)
-    if (!isNumeric(i) || typeOf(i).rank() != 0) fail(loc, "range: bounds must be integer scalars");
+    if (!isNumeric(i) || typeOf(i).rank() != 0) failEager(loc, "range: bounds must be integer scalars");
   static const char* const names[] = {"start", "stop", "step"};  // by position, as eager's Args
   for (size_t i = 0; i < a.pos.size(); ++i)
     if (rt::is_float(typeOf(a.pos[i]).dtype))
-      fail(loc, fmt::format("range(): '{}' must be an integer, got {}", names[i], describe(a.pos[i])));
-  if (r.items[2].isStatic() && r.items[2].sv.asInt() == 0) fail(loc, "range(): 'step' must not be zero");
+      failEager(loc, fmt::format("range(): '{}' must be an integer, got {}", names[i], describe(a.pos[i])));
+  if (r.items[2].isStatic() && r.items[2].sv.asInt() == 0) failEager(loc, "range(): 'step' must not be zero");
   if (!r.items[2].isStatic()) {  // checked when it runs, as eagerly
     TV nz = binop(rt::BinaryOp::Ne, r.items[2], zero, loc);
     ir::Value* c = materialize(nz, loc, DType::Bool);
@@ -165,8 +165,8 @@ auto Tracer::bi_format(BuiltinCall& bc) -> TV {
   std::string spec = staticString(*specArg, "spec", bc.loc);
   TV& x = bc.need(0, "x");
   if (spec.empty()) return bi_str(bc);
-  if (!x.isDyn()) fail(bc.loc, fmt::format("format(): a format spec needs a number or tensor, got {}", describe(x)));
-  if (spec.find_first_of("{}") != std::string::npos) fail(bc.loc, "a format spec cannot contain braces");
+  if (!x.isDyn()) failEager(bc.loc, fmt::format("format(): a format spec needs a number or tensor, got {}", describe(x)));
+  if (spec.find_first_of("{}") != std::string::npos) failEager(bc.loc, "a format spec cannot contain braces");
   // A bad spec is eager's error, now: tried on a scalar of x's dtype.
   guarded(bc.loc, [&] { return rt::format_with_spec(rt::zeros({}, x.dv->type.dtype), spec); });
   return TV::fmtOf(makeStr(fmt::format("{{:{}}}", spec)), {asArg(x, bc.loc)});  // a weak float: its f32
@@ -189,7 +189,7 @@ auto Tracer::bi_assert(BuiltinCall& bc) -> TV {
   }
   // As eagerly: a bool, or a bool tensor whose elements must all hold.
   if (!isNumeric(c) || typeOf(c).dtype != DType::Bool)
-    fail(loc, fmt::format("assert(): 'cond' must be a bool, got {}", describe(c)));
+    failEager(loc, fmt::format("assert(): 'cond' must be a bool, got {}", describe(c)));
   ir::Value* cv = materialize(c, loc, DType::Bool);
   setLoc(loc);
   if (!cv->type.is_scalar()) {
@@ -290,7 +290,7 @@ auto Tracer::bi_tree_map(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   TV f = bc.need(0, "f");
   std::vector<TV> trees(args.begin() + 1, args.end() - static_cast<long>(kw.size()));
-  if (trees.empty()) fail(loc, "tree_map needs a tree");
+  if (trees.empty()) failEager(loc, "tree_map needs a tree");
   std::function<TV(std::vector<TV>)> rec = [&](std::vector<TV> ts) -> TV {
     TV x = expandStatic(ts[0]);
     if (x.k == TV::Seq || x.k == TV::Rec) {
@@ -299,7 +299,7 @@ auto Tracer::bi_tree_map(BuiltinCall& bc) -> TV {
         std::vector<TV> sub;
         for (auto& t : ts) {
           TV y = expandStatic(t);
-          if (y.items.size() != x.items.size()) fail(loc, "tree_map: trees of different structure");
+          if (y.items.size() != x.items.size()) failEager(loc, "tree_map: trees of different structure");
           sub.push_back(y.items[i]);
         }
         r.items[i] = rec(sub);

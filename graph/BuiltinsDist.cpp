@@ -30,7 +30,7 @@ auto Tracer::bi_dist(BuiltinCall& bc) -> TV {
   }
   if (kind == "allgather") {
     ir::Value* x = materialize(bc.need(0, "x"), loc);
-    if (x->type.is_scalar()) fail(loc, "dist.allgather: needs a tensor with a first axis, got a scalar (gather [x])");
+    if (x->type.is_scalar()) failEager(loc, "dist.allgather: needs a tensor with a first axis, got a scalar (gather [x])");
     TensorType t = x->type;
     t.dims[0] = Dim::symbolic(f_.fresh_sym());
     setLoc(loc);
@@ -44,7 +44,7 @@ auto Tracer::bi_dist(BuiltinCall& bc) -> TV {
     }
     rt::dist::ReduceOp parsed;
     if (!rt::dist::parse_reduce_op(op, parsed))
-      fail(loc, fmt::format("dist.allreduce: 'op' must be \"sum\", \"mean\", \"max\" or \"min\", got \"{}\"", op));
+      failEager(loc, fmt::format("dist.allreduce: 'op' must be \"sum\", \"mean\", \"max\" or \"min\", got \"{}\"", op));
     attrs["op"] = op;
   } else {  // broadcast
     int64_t root = 0;
@@ -62,7 +62,7 @@ auto Tracer::bi_dist(BuiltinCall& bc) -> TV {
     types.push_back(in.back()->type);
     specs.push_back(LeafSpec{in.back()->type, false});
     if (attrs.count("op") && std::get<std::string>(attrs["op"]) == "mean" && !rt::is_float(in.back()->type.dtype))
-      fail(loc, fmt::format("dist.allreduce: op \"mean\" needs float tensors, got {} (use \"sum\")", in.back()->type.str()));
+      failEager(loc, fmt::format("dist.allreduce: op \"mean\" needs float tensors, got {} (use \"sum\")", in.back()->type.str()));
   }
   setLoc(loc);
   ir::Op* op = &b_.create(ir::OpKind::CallRuntime, in, types, attrs);

@@ -34,7 +34,7 @@ auto Tracer::bi_where(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   TV c = bc.need(0, "cond"), x = bc.need(1, "a"), y = bc.need(2, "b");
   for (const TV* v : {&x, &y})
-    if (!isNumeric(*v)) fail(loc, fmt::format("where(): 'a' and 'b' must be numbers or tensors, got {}", describe(*v)));
+    if (!isNumeric(*v)) failEager(loc, fmt::format("where(): 'a' and 'b' must be numbers or tensors, got {}", describe(*v)));
   DType d = commonDtype({x, y}, loc);  // weak scalars take the other's dtype; bools stay bool
   ir::Value* cv = materialize(c, loc, DType::Bool);
   ir::Value *xv = weakOperand(x, d, loc), *yv = weakOperand(y, d, loc);
@@ -52,7 +52,7 @@ auto Tracer::bi_int(BuiltinCall& bc) -> TV {
   // of a number (a rank-0 tensor), as eagerly
   TV& x = bc.need(0, "x");
   if (!x.isStatic() && !(isNumeric(x) && typeOf(x).is_scalar()))
-    fail(loc, fmt::format("{}(): 'x' must be a number, got {}", nm, describe(x)));
+    failEager(loc, fmt::format("{}(): 'x' must be a number, got {}", nm, describe(x)));
   TV xa = asArg(x, loc);  // a weak float: its f32 first, as eagerly
   // NaN, an infinity or a float beyond i64: eager's error, when the fn runs (a constant one
   // too: it may be in a branch that never runs).
@@ -82,12 +82,12 @@ auto Tracer::bi_sum(BuiltinCall& bc) -> TV {
   TV x = bc.need(0, "x");
   if (!isNumeric(x)) {
     TV e = expandStatic(x);
-    fail(loc, tensorParamError(nm, "x", describe(x), e.k == TV::Seq));
+    failEager(loc, tensorParamError(nm, "x", describe(x), e.k == TV::Seq));
   }
   ir::Value* xv = materialize(x, loc);
   int64_t rank = xv->type.rank();
   TV* ax = bc.arg(1, "axis");
-  if (std::string m = extremeOfNumberError(nm, rank, ax && !(ax->isStatic() && ax->sv.isNone())); !m.empty()) fail(loc, m);
+  if (std::string m = extremeOfNumberError(nm, rank, ax && !(ax->isStatic() && ax->sv.isNone())); !m.empty()) failEager(loc, m);
   TV* kd = bc.arg(2, "keepdims");
   bool keep = false;
   if (kd) {
@@ -116,7 +116,7 @@ auto Tracer::bi_sum(BuiltinCall& bc) -> TV {
         // Eager's error for an empty x, naming its shape (not the flattened one): now where
         // the shape is known, else a run-time check with its sizes.
         if (!symbolic && flat[0].size == 0)
-          fail(loc, fmt::format("cannot take {} over an empty axis (shape {})", nm, ir::dims_str(xv->type.dims)));
+          failEager(loc, fmt::format("cannot take {} over an empty axis (shape {})", nm, ir::dims_str(xv->type.dims)));
         if (symbolic && flat[0].size != 0) {
           setLoc(loc);
           std::string format = fmt::format("cannot take {} over an empty axis (shape [", nm);

@@ -27,12 +27,12 @@ auto Tracer::bi_zeros(BuiltinCall& bc) -> TV {
   std::vector<ir::Value*> sizes;
   TV& shape = bc.need(0, "shape");
   if (isNumeric(shape) && !shape.isStatic() && rt::is_float(typeOf(shape).dtype))  // eager's words
-    fail(loc, fmt::format("{}(): 'shape' must be an integer vector, got {}", nm, describe(shape)));
+    failEager(loc, fmt::format("{}(): 'shape' must be an integer vector, got {}", nm, describe(shape)));
   std::vector<Dim> dims = shapeDims(shape, loc, false, &sizes, nm.c_str());
   DType d = bc.dtypeArg(nm == "full" ? 2 : 1, "dtype", DType::F32);
   TV fill = nm == "full" ? bc.need(1, "value") : TV::of(Value::weakFloat(nm == "ones" ? 1.0 : 0.0));
   if (nm == "full" && isNumeric(fill) && typeOf(fill).rank() != 0)
-    fail(loc, fmt::format("full(): 'value' must be a scalar, got {}", describe(fill)));
+    failEager(loc, fmt::format("full(): 'value' must be a scalar, got {}", describe(fill)));
   if (nm == "full" && !bc.arg(2, "dtype")) d = weakOf(fill) ? (fill.isStatic() ? fill.sv.dtype() : usedDtype(fill)) : typeOf(fill).dtype;
   return TV::dyn(broadcastShaped(materialize(fill, loc, d), dims, sizes, loc));
 }
@@ -58,7 +58,7 @@ auto Tracer::bi_arange(BuiltinCall& bc) -> TV {
   bool ints = true;
   for (const TV* v : {&start, &stop, &step}) {
     if (!isNumeric(*v) || !typeOf(*v).is_scalar())
-      fail(loc, fmt::format("arange(): bounds must be numbers, got {}", describe(*v)));
+      failEager(loc, fmt::format("arange(): bounds must be numbers, got {}", describe(*v)));
     ints = ints && !rt::is_float(typeOf(*v).dtype);
   }
   DType dt = bc.dtypeArg(3, "dtype", ints ? DType::I64 : DType::F32);
@@ -132,8 +132,8 @@ auto Tracer::bi_squeeze(BuiltinCall& bc) -> TV {
       const Dim& d = x->type.dims[static_cast<size_t>(k)];
       if (!d.is_known())
         fail(loc, fmt::format("squeeze: axis {} has a size known only at run time ({})", g, x->type.str()));
-      if (d.size != 1) fail(loc, fmt::format("cannot squeeze axis {} of size {} (shape {})", g, d.size, x->type.str()));
-      if (!only.insert(k).second) fail(loc, fmt::format("axis {} appears twice in squeeze", g));
+      if (d.size != 1) failEager(loc, fmt::format("cannot squeeze axis {} of size {} (shape {})", g, d.size, x->type.str()));
+      if (!only.insert(k).second) failEager(loc, fmt::format("axis {} appears twice in squeeze", g));
     }
   } else {
     // Every size-1 axis: which they are must be known (a dim known only at run time may be 1).
@@ -154,11 +154,11 @@ auto Tracer::bi_squeeze(BuiltinCall& bc) -> TV {
 auto Tracer::bi_concat(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   TV xs = expandStatic(bc.need(0, "xs"));
-  if (xs.k != TV::Seq) fail(loc, fmt::format("{}: expected a list of tensors", nm));
+  if (xs.k != TV::Seq) failEager(loc, fmt::format("{}: expected a list of tensors", nm));
   int64_t axis = bc.arg(1, "axis") ? bc.staticInt(*bc.arg(1, "axis"), "axis") : 0;
-  if (xs.items.empty()) fail(loc, fmt::format("{}: needs at least one tensor", nm));
+  if (xs.items.empty()) failEager(loc, fmt::format("{}: needs at least one tensor", nm));
   for (auto& it : xs.items)
-    if (!isNumeric(it)) fail(loc, fmt::format("{}: expected a list of tensors, got {}", nm, describe(it)));
+    if (!isNumeric(it)) failEager(loc, fmt::format("{}: expected a list of tensors, got {}", nm, describe(it)));
   DType common = commonDtype(xs.items, loc);  // their shapes are the concat op's to check
   if (nm == "stack")  // eager's words for shapes that differ now (not the concat's of [1, ...])
     for (auto& it : xs.items) {
@@ -166,7 +166,7 @@ auto Tracer::bi_concat(BuiltinCall& bc) -> TV {
       bool differ = t0.rank() != ti.rank();
       for (size_t i = 0; !differ && i < t0.dims.size(); ++i)
         differ = t0.dims[i].is_known() && ti.dims[i].is_known() && t0.dims[i].size != ti.dims[i].size;
-      if (differ) fail(loc, fmt::format("cannot stack shapes {} and {}", ir::dims_str(t0.dims), ir::dims_str(ti.dims)));
+      if (differ) failEager(loc, fmt::format("cannot stack shapes {} and {}", ir::dims_str(t0.dims), ir::dims_str(ti.dims)));
     }
   std::vector<ir::Value*> parts;
   for (auto& it : xs.items) {
@@ -193,7 +193,7 @@ auto Tracer::bi_tile(BuiltinCall& bc) -> TV {
   ir::Value* x = materialize(bc.need(0, "x"), loc);
   ir::IntList reps = bc.staticInts(bc.need(1, "reps"), "reps");
   for (int64_t r : reps)  // rt::tile's words
-    if (r < 0) fail(loc, fmt::format("tile: repetitions must be >= 0, got [{}]", fmt::join(reps, ", ")));
+    if (r < 0) failEager(loc, fmt::format("tile: repetitions must be >= 0, got [{}]", fmt::join(reps, ", ")));
   size_t rank = std::max(static_cast<size_t>(x->type.rank()), reps.size());
   std::vector<Dim> dims(rank - static_cast<size_t>(x->type.rank()), Dim::known(1));
   dims.insert(dims.end(), x->type.dims.begin(), x->type.dims.end());
@@ -206,7 +206,7 @@ auto Tracer::bi_tile(BuiltinCall& bc) -> TV {
     wide.push_back(dims[i]);
     if (reps[i] == 1) out.push_back(dims[i]);
     else if (int64_t m; dims[i].is_known()) {
-      if (__builtin_mul_overflow(dims[i].size, reps[i], &m)) fail(loc, "tile: the result is too large");
+      if (__builtin_mul_overflow(dims[i].size, reps[i], &m)) failEager(loc, "tile: the result is too large");
       out.push_back(Dim::known(m));
     }
     else fail(loc, "tile: repeating a dim of unknown size is not supported in graph fns yet");
@@ -231,7 +231,7 @@ auto Tracer::bi_pad(BuiltinCall& bc) -> TV {
   if (wv.sv.isSeq() && !wv.sv.as<SeqObj>()->items.empty() && wv.sv.as<SeqObj>()->items[0].isSeq()) {
     for (const Value& p : wv.sv.as<SeqObj>()->items) {
       ir::IntList pr = ints(p, loc);
-      if (pr.size() != 2) fail(loc, "pad: 'widths' must be (before, after) pairs, one per axis or one for all");
+      if (pr.size() != 2) failEager(loc, "pad: 'widths' must be (before, after) pairs, one per axis or one for all");
       w.insert(w.end(), pr.begin(), pr.end());
     }
   } else {
@@ -243,14 +243,14 @@ auto Tracer::bi_pad(BuiltinCall& bc) -> TV {
     for (size_t i = 0; i < rank; ++i) all.push_back(w[0]), all.push_back(w[1]);
     w = all;
   }
-  if (w.size() != 2 * rank) fail(loc, "pad: 'widths' must be (before, after) pairs, one per axis or one for all");
+  if (w.size() != 2 * rank) failEager(loc, "pad: 'widths' must be (before, after) pairs, one per axis or one for all");
   double value = 0;
   if (TV* v = bc.arg(2, "value")) {
     if (!v->isStatic() || !v->sv.isScalar()) fail(loc, "pad: 'value' must be a number known at trace time in a graph fn");
     value = v->sv.asDouble();
   }
   for (size_t k = 0; k + 1 < w.size(); k += 2)  // eager's words (rt::pad)
-    if (w[k] < 0 || w[k + 1] < 0) fail(loc, fmt::format("pad: widths must be >= 0, got ({}, {})", w[k], w[k + 1]));
+    if (w[k] < 0 || w[k + 1] < 0) failEager(loc, fmt::format("pad: widths must be >= 0, got ({}, {})", w[k], w[k + 1]));
   setLoc(loc);
   return TV::dyn(guarded(loc, [&] {
     ir::Value* y = x;
@@ -276,7 +276,7 @@ auto Tracer::bi_take(BuiltinCall& bc) -> TV {
   TV* ax = bc.arg(2, "axis");
   int64_t axis = ax ? bc.staticInt(*ax, "axis") : 0;
   TV& idx = bc.need(1, "idx");
-  if (!isNumeric(idx)) fail(loc, fmt::format("take(): 'idx' must be a tensor, got {}", annotationText(idx)));
+  if (!isNumeric(idx)) failEager(loc, fmt::format("take(): 'idx' must be a tensor, got {}", annotationText(idx)));
   return gatherTV(bc.need(0, "x"), idx, axis, loc);
 }
 
@@ -333,7 +333,7 @@ auto Tracer::bi_linspace(BuiltinCall& bc) -> TV {
   TV lo = bc.need(0, "start"), hi = bc.need(1, "stop"), nv = bc.need(2, "num");
   for (const TV* v : {&lo, &hi})
     if (!isNumeric(*v) || !typeOf(*v).is_scalar())
-      fail(loc, fmt::format("linspace(): '{}' must be a number, got {}", v == &lo ? "start" : "stop", describe(*v)));
+      failEager(loc, fmt::format("linspace(): '{}' must be a number, got {}", v == &lo ? "start" : "stop", describe(*v)));
   DType d = bc.dtypeArg(3, "dtype", DType::F32);
   ir::Value* i = iotaOf(nv, "linspace(): 'num' must not be negative", "linspace", "num", loc);
   ir::Value* n = integerArg(nv, "linspace", "num", loc);
@@ -355,13 +355,13 @@ auto Tracer::bi_one_hot(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   TV iv = bc.need(0, "idx");
   if (!isNumeric(iv) || (typeOf(iv).dtype != DType::I32 && typeOf(iv).dtype != DType::I64))
-    fail(loc, fmt::format("one_hot: indices must be integers, got {}", describe(iv)));  // eager's words
+    failEager(loc, fmt::format("one_hot: indices must be integers, got {}", describe(iv)));  // eager's words
   ir::Value* idx = materialize(iv, loc, DType::I64);
   // n: known at trace time, or the size of a tensor's axis (maybe symbolic: x.shape[k]).
   TV nv = bc.need(1, "n");
   if (nv.isStatic()) {
     int64_t n = bc.staticInt(nv, "n");
-    if (n < 0) fail(loc, fmt::format("one_hot: the depth must be >= 0, got {}", n));
+    if (n < 0) failEager(loc, fmt::format("one_hot: the depth must be >= 0, got {}", n));
   }
   DType d = bc.dtypeArg(2, "dtype", DType::F32);
   ir::Value* io = iotaOf(nv, "one_hot: the depth must be >= 0, got {}", "one_hot", "n", loc);

@@ -21,7 +21,7 @@ auto Tracer::call(const Expr& e) -> TV {
                                 ce.str));
       for (size_t i = 0; i < nargs; ++i) {
         if (i < e.names.size() && !e.names[i].empty())
-          fail(e.kids[i + 1]->loc, fmt::format("{}() takes no keyword arguments", ce.str));
+          failEager(e.kids[i + 1]->loc, fmt::format("{}() takes no keyword arguments", ce.str));
         args.push_back(eval(*e.kids[i + 1]));
       }
       // xs.append(v), or l[0].append(v), q.w.pop(): the list at that place changes, and with
@@ -40,7 +40,7 @@ auto Tracer::call(const Expr& e) -> TV {
       TV xs = expandStatic(eval(place));
       for (size_t i = 0; i < nargs; ++i) {
         if (i < e.names.size() && !e.names[i].empty())
-          fail(e.kids[i + 1]->loc, fmt::format("{}() takes no keyword arguments", ce.str));
+          failEager(e.kids[i + 1]->loc, fmt::format("{}() takes no keyword arguments", ce.str));
         args.push_back(eval(*e.kids[i + 1]));
       }
       return listMethodTV(xs, ce.str, args, e.loc);
@@ -56,7 +56,7 @@ auto Tracer::call(const Expr& e) -> TV {
       for (size_t i = 0; i < x.names->size(); ++i)
         if ((*x.names)[i] == ce.str) callee = x.items[i], isField = true;
     if (!isField && self.k == TV::Tape) {
-      if (ce.str != "gradient") fail(ce.loc, fmt::format("a tape has no method '{}'", ce.str));
+      if (ce.str != "gradient") failEager(ce.loc, fmt::format("a tape has no method '{}'", ce.str));
       for (size_t i = 0; i < nargs; ++i) {
         args.push_back(eval(*e.kids[i + 1]));
         const std::string& k = i < e.names.size() ? e.names[i] : std::string();
@@ -70,9 +70,9 @@ auto Tracer::call(const Expr& e) -> TV {
       for (size_t k = 0; k < kw.size(); ++k) {
         if (kw[k] == "target") target = &args[npos + k];
         else if (kw[k] == "sources") sources = &args[npos + k];
-        else fail(e.loc, fmt::format("gradient has no parameter '{}'", kw[k]));
+        else failEager(e.loc, fmt::format("gradient has no parameter '{}'", kw[k]));
       }
-      if (!target || !sources) fail(e.loc, "gradient takes (target, sources)");
+      if (!target || !sources) failEager(e.loc, "gradient takes (target, sources)");
       return tapeGradient(tapes_.at(static_cast<size_t>(self.tape)), *target, *sources, e.loc);
     }
     if (!isField && self.isStatic() && self.sv.tag() == Tag::Native)
@@ -93,7 +93,7 @@ auto Tracer::call(const Expr& e) -> TV {
     args.push_back(eval(*e.kids[i + 1]));
     const std::string& k = i < e.names.size() ? e.names[i] : std::string();
     if (!k.empty()) kw.push_back(k);
-    else if (!kw.empty()) fail(e.kids[i + 1]->loc, "positional argument after a keyword argument");
+    else if (!kw.empty()) failEager(e.kids[i + 1]->loc, "positional argument after a keyword argument");
   }
   return callTV(callee, args, kw, e.loc);
 }
@@ -215,7 +215,7 @@ auto Tracer::callTV(const TV& callee, std::vector<TV>& args, const std::vector<s
     const Value& f = callee.sv;
     if (f.tag() == Tag::Builtin) return builtin(f.builtinId(), args, kw, loc);
     if (f.tag() == Tag::DType) {
-      if (args.size() != 1) fail(loc, "a dtype call takes one argument");
+      if (args.size() != 1) failEager(loc, "a dtype call takes one argument");
       return castTV(args[0], f.dtype(), loc);
     }
     if (GradFnParts gp; gradFnParts(f, gp)) {  // `let g = grad(loss)` at the top level, or an argument
@@ -255,13 +255,13 @@ auto Tracer::inlineCall(const TV& fnv, std::vector<TV>& args, const std::vector<
   f.assignLocs.resize(n);
   f.st.retFlag = f.st.brk = f.st.cont = staticBool(false);
   size_t npos = args.size() - kw.size();
-  if (npos > d->params.size()) fail(loc, tooManyArgumentsText(nm, d->params.size(), npos));
+  if (npos > d->params.size()) failEager(loc, tooManyArgumentsText(nm, d->params.size(), npos));
   std::vector<bool> bound(d->params.size(), false);
   for (size_t i = 0; i < npos; ++i) f.st.slots[i] = args[i], bound[i] = true;
   for (size_t k = 0; k < kw.size(); ++k) {
     size_t i = 0;
     while (i < d->params.size() && d->params[i].name != kw[k]) ++i;
-    if (i == d->params.size()) fail(loc, fmt::format("{} has no parameter '{}'", nm, kw[k]));
+    if (i == d->params.size()) failEager(loc, fmt::format("{} has no parameter '{}'", nm, kw[k]));
     f.st.slots[i] = args[npos + k];
     bound[i] = true;
   }
@@ -276,7 +276,7 @@ auto Tracer::inlineCall(const TV& fnv, std::vector<TV>& args, const std::vector<
       f.st.slots[i] = fnv.traceDefaults[i];
       continue;
     }
-    fail(loc, fmt::format("{}: missing argument '{}'", nm, d->params[i].name));
+    failEager(loc, fmt::format("{}: missing argument '{}'", nm, d->params[i].name));
   }
   checkParamAnnotations(*d, f, nm, loc);
   if (d->ret && namesDims(*d->ret)) f.entryArgs.assign(f.st.slots.begin(), f.st.slots.begin() + static_cast<long>(d->params.size()));
@@ -305,7 +305,7 @@ auto Tracer::checkReturn(const FnDecl& d, TV r, const std::string& nm, const Loc
   dims.equal.clear();
   TV before = r;
   std::string head = fmt::format("fn '{}' must return {}, got ", nm, d.ret->str());
-  if (!matchTV(r, *d.ret, dims, at)) fail(at, head + structureTextTV(before));
+  if (!matchTV(r, *d.ret, dims, at)) failEager(at, head + structureTextTV(before));
   checkDims(dims, head, before, at);
   return r;
 }
@@ -449,7 +449,7 @@ auto Tracer::checkParamAnnotations(const FnDecl& d, Frame& f, const std::string&
     TV before = v;
     std::string head = fmt::format("argument '{}' of fn '{}' must be {}, got ", d.params[i].name, nm,
                                    d.params[i].type->str());
-    if (!matchTV(v, *d.params[i].type, dims, loc)) fail(loc, head + structureTextTV(before));
+    if (!matchTV(v, *d.params[i].type, dims, loc)) failEager(loc, head + structureTextTV(before));
     checkDims(dims, head, before, loc);
   }
 }

@@ -52,7 +52,7 @@ auto Tracer::eval(const Expr& e) -> TV {
         }
         dynamic = true;
         if (v.isDyn()) {
-          if (p.spec.find_first_of("{}") != std::string::npos) fail(p.expr->loc, "a format spec cannot contain braces");
+          if (p.spec.find_first_of("{}") != std::string::npos) failEager(p.expr->loc, "a format spec cannot contain braces");
           // A bad spec is eager's error at the field's expression, now (tried on a scalar of
           // its dtype), not where the string is printed.
           if (!p.spec.empty())
@@ -61,7 +61,7 @@ auto Tracer::eval(const Expr& e) -> TV {
           format += p.spec.empty() ? std::string("{}") : fmt::format("{{:{}}}", p.spec);
           continue;
         }
-        if (!p.spec.empty()) fail(p.expr->loc, fmt::format("a format spec needs a number, got a {}", describe(v)));
+        if (!p.spec.empty()) failEager(p.expr->loc, fmt::format("a format spec needs a number, got a {}", describe(v)));
         std::vector<ir::Value*> hs;
         format += formatOf(v, hs, p.expr->loc, true);
         for (ir::Value* h : hs) holes.push_back(TV::dyn(h));
@@ -212,7 +212,7 @@ auto Tracer::containsTV(const TV& xs, const TV& v, const Loc& loc) -> TV {
     return staticCall(loc, [&] { return containsValue(xs.sv, v.sv); });
   TV s = expandStatic(xs);
   if (s.k == TV::Rec && s.seqTag == Tag::Dict) {  // a key: the keys are known at trace time
-    if (!v.isStatic() || !v.sv.isStr()) fail(loc, fmt::format("'in <dict>' needs a key (a string) on the left, got {}", describe(v)));
+    if (!v.isStatic() || !v.sv.isStr()) failEager(loc, fmt::format("'in <dict>' needs a key (a string) on the left, got {}", describe(v)));
     return staticBool(std::find(s.names->begin(), s.names->end(), v.sv.as<StrObj>()->s) != s.names->end());
   }
   if (s.k == TV::Seq) {
@@ -222,7 +222,7 @@ auto Tracer::containsTV(const TV& xs, const TV& v, const Loc& loc) -> TV {
   }
   if (isNumeric(s)) {
     if (!isNumeric(v) || typeOf(v).rank() != 0)
-      fail(loc, fmt::format("'in <tensor>' needs a number on the left, got {}", describe(v)));
+      failEager(loc, fmt::format("'in <tensor>' needs a number on the left, got {}", describe(v)));
     std::vector<TV> args{binop(rt::BinaryOp::Eq, s, v, loc)};
     return builtin(builtinId("any"), args, {}, loc);
   }
@@ -245,7 +245,7 @@ auto Tracer::containsTV(const TV& xs, const TV& v, const Loc& loc) -> TV {
                   TV::of(Value::i64(0, true)), loc);
     return binop(rt::BinaryOp::BitAnd, binop(rt::BinaryOp::BitAnd, lo, hi, loc), on, loc);
   }
-  fail(loc, fmt::format("'in' needs a list, tuple, string, record, dict, range or tensor on the right, got {}", describe(xs)));
+  failEager(loc, fmt::format("'in' needs a list, tuple, string, record, dict, range or tensor on the right, got {}", describe(xs)));
 }
 
 auto Tracer::field(const Expr& e) -> TV {
@@ -258,11 +258,11 @@ auto Tracer::field(const Expr& e) -> TV {
 auto Tracer::fieldOf(const TV& b, const std::string& nm, const Loc& loc) -> TV {
   if (b.isStatic()) return staticCall(loc, [&] { return fieldValue(b.sv, nm); });
   if (b.k == TV::Rec && b.seqTag == Tag::Dict)
-    fail(loc, fmt::format("a dict has no field '{}' (its keys are read as d[\"key\"])", nm));
+    failEager(loc, fmt::format("a dict has no field '{}' (its keys are read as d[\"key\"])", nm));
   if (b.k == TV::Rec) {
     for (size_t i = 0; i < b.names->size(); ++i)
       if ((*b.names)[i] == nm) return b.items[i];
-    fail(loc, fmt::format("record has no field '{}'{}", nm, didYouMean(nm, *b.names)));
+    failEager(loc, fmt::format("record has no field '{}'{}", nm, didYouMean(nm, *b.names)));
   }
   if (b.isDyn()) {
     const TensorType& t = b.dv->type;
@@ -279,9 +279,9 @@ auto Tracer::fieldOf(const TV& b, const std::string& nm, const Loc& loc) -> TV {
       for (int64_t i = 0; i < t.rank(); ++i) n = binop(rt::BinaryOp::Mul, n, dimTV(b, i, loc), loc);
       return n;
     }
-    fail(loc, fmt::format("a tensor has no field '{}' (it has shape, rank, size, dtype)", nm));
+    failEager(loc, fmt::format("a tensor has no field '{}' (it has shape, rank, size, dtype)", nm));
   }
-  fail(loc, fmt::format("a {} has no field '{}'", describe(b), nm));
+  failEager(loc, fmt::format("a {} has no field '{}'", describe(b), nm));
 }
 
 auto Tracer::dimOf(const TV& x, int64_t axis, const Loc& loc) -> ir::Value* {

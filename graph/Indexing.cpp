@@ -8,7 +8,7 @@ auto Tracer::integerIndex(const TV& i, const Loc& loc) -> ir::Value* {
     DType d = typeOf(i).dtype;
     if (d == DType::I32 || d == DType::I64) return materialize(i, loc, DType::I64);
   }
-  fail(loc, indexTypeError("an index", describe(i),
+  failEager(loc, indexTypeError("an index", describe(i),
                            isNumeric(i) && rt::is_integer(typeOf(i).dtype) && typeOf(i).rank() > 0));
 }
 
@@ -26,7 +26,12 @@ auto Tracer::indexTV(const TV& base, const Expr& e, const Loc& loc, const TV* su
   if (be.kind == ExprKind::Field && be.str == "shape" && e.subs.size() == 1 && !e.subs[0].isSlice) {
     TV inner = eval(*be.kids[0]);
     TV k = eval(*e.subs[0].index);
-    if (isNumeric(inner) && k.isStatic() && k.sv.isScalar()) return dimTV(inner, k.sv.asInt(), loc);
+    if (isNumeric(inner) && k.isStatic() && k.sv.isScalar() && !k.sv.isFloatScalar() && k.sv.dtype() != DType::Bool) {
+      const int64_t rank = static_cast<int64_t>(typeOf(inner).rank()), a = k.sv.asInt();
+      if (a < -rank || a >= rank)  // eager's words: the shape is a tuple
+        failEager(loc, fmt::format("index {} is out of range for axis 0 of size {}", a, rank));
+      return dimTV(inner, a, loc);
+    }
   }
   if (isNumeric(base)) {
     // `none` subscripts are new axes of size 1 (SPEC §12), put in after the other subscripts
@@ -49,14 +54,14 @@ auto Tracer::indexTV(const TV& base, const Expr& e, const Loc& loc, const TV* su
   }
   TV b = expandStatic(base);
   if (b.k == TV::Rec && b.seqTag == Tag::Dict) {
-    if (e.subs.size() != 1 || e.subs[0].isSlice) fail(loc, "a dict is indexed by one string key");
+    if (e.subs.size() != 1 || e.subs[0].isSlice) failEager(loc, "a dict is indexed by one string key");
     TV k = eval(*e.subs[0].index);
     if (!k.isStatic() || !k.sv.isStr())
       fail(e.subs[0].loc, fmt::format("a dict key in a graph fn must be a string known at trace time, got {}", describe(k)));
     const std::string& key = k.sv.as<StrObj>()->s;
     for (size_t i = 0; i < b.names->size(); ++i)
       if ((*b.names)[i] == key) return b.items[i];
-    fail(loc, missingKeyText(*b.names, key));
+    failEager(loc, missingKeyText(*b.names, key));
   }
   if (b.k == TV::Seq && e.subs.size() == 1 && e.subs[0].isSlice) {  // xs[a:b:s]: eager's slice of the items
     int64_t start, stop, step;
@@ -70,14 +75,18 @@ auto Tracer::indexTV(const TV& base, const Expr& e, const Loc& loc, const TV* su
     for (int64_t i = 0; i < r.count; ++i) out.items.push_back(b.items[static_cast<size_t>(r.start + i * r.step)]);
     return normalize(out);
   }
-  if (b.k == TV::Seq || b.k == TV::Rec) {
+  if (b.k == TV::Rec) failEager(loc, "cannot index a record; use r.name for its fields");
+  if (b.k == TV::Seq) {
     if (e.subs.size() != 1 || e.subs[0].isSlice)
-      fail(loc, fmt::format("a {} takes one index{}", describe(base), e.subs.size() == 1 ? ", not a slice" : ""));
+      failEager(loc, fmt::format("a {} takes one index{}", describe(base), e.subs.size() == 1 ? ", not a slice" : ""));
     TV k = eval(*e.subs[0].index);
     if (!k.isStatic()) fail(e.subs[0].loc, "a list index must be known at trace time in a graph fn");
+    if (!k.sv.isScalar() || k.sv.isFloatScalar() || k.sv.dtype() == DType::Bool)
+      failEager(loc, indexTypeError("an index", describe(k),
+                                    isNumeric(k) && rt::is_integer(typeOf(k).dtype) && typeOf(k).rank() > 0));
     int64_t n = static_cast<int64_t>(b.items.size()), i = k.sv.asInt();
     if (i < 0) i += n;
-    if (i < 0 || i >= n) fail(e.subs[0].loc, fmt::format("index {} is out of range for axis 0 of size {}", k.sv.asInt(), n));
+    if (i < 0 || i >= n) failEager(loc, fmt::format("index {} is out of range for axis 0 of size {}", k.sv.asInt(), n));
     return b.items[static_cast<size_t>(i)];
   }
   if (base.isStatic() && !base.sv.isNumeric()) {
@@ -103,7 +112,7 @@ auto Tracer::indexTV(const TV& base, const Expr& e, const Loc& loc, const TV* su
     }
     return staticCall(loc, [&] { return indexValue(base.sv, flags, regs.data()); });
   }
-  if (!isNumeric(base)) fail(loc, fmt::format("cannot index a {}", describe(base)));
+  if (!isNumeric(base)) failEager(loc, fmt::format("cannot index a {}", describe(base)));
   TensorType t = typeOf(base);
   // Evaluate subscripts.
   struct Sub { bool slice; TV idx; int64_t start, stop, step; TV lo = {}, hi = {}; };
@@ -114,7 +123,7 @@ auto Tracer::indexTV(const TV& base, const Expr& e, const Loc& loc, const TV* su
       TV k = sub0 && &s == &e.subs[0] ? *sub0 : eval(*s.index);
       if (isNumeric(k) && typeOf(k).rank() > 0) {
         if (e.subs.size() != 1) {
-          if (rt::is_integer(typeOf(k).dtype)) fail(loc, indexTypeError("an index", describe(k), true));  // eager's words
+          if (rt::is_integer(typeOf(k).dtype)) failEager(loc, indexTypeError("an index", describe(k), true));  // eager's words
           fail(s.loc, "a tensor index must be the only subscript in graph fns");
         }
         if (base.isStatic() && k.isStatic()) return staticCall(loc, [&] { std::vector<Value> r{k.sv}; std::vector<uint8_t> f{0}; return indexValue(base.sv, f, r.data()); });
@@ -145,7 +154,7 @@ auto Tracer::indexTV(const TV& base, const Expr& e, const Loc& loc, const TV* su
     return staticCall(loc, [&] { return indexValue(base.sv, flags, regs.data()); });
   }
   if (static_cast<int64_t>(subs.size()) > t.rank())  // eager's words
-    fail(loc, fmt::format("too many indices for a tensor of shape {}: got {}", ir::dims_str(t.dims), subs.size()));
+    failEager(loc, fmt::format("too many indices for a tensor of shape {}: got {}", ir::dims_str(t.dims), subs.size()));
   ir::Value* x = materialize(base, loc);
   ir::IntList movedAxes;  // the source axes of the index operands, when they moved
   // Integer indices after a slice (x[:, i]): the indexed axes move to the front first
@@ -222,7 +231,7 @@ auto Tracer::sliceBounds(const Subscript& s, const Loc& at, int64_t& start, int6
     return dflt;
   };
   step = bound(s.step, 1, nullptr);
-  if (step == 0) fail(at, "slice step cannot be zero");  // at the indexing, as eagerly
+  if (step == 0) failEager(at, "slice step cannot be zero");  // at the indexing, as eagerly
   start = bound(s.lo, step > 0 ? 0 : ir::kSliceEnd, lo);
   stop = bound(s.hi, step > 0 ? ir::kSliceEnd : ir::kSliceBegin, hi);
 }
@@ -243,11 +252,11 @@ auto Tracer::dynBounds(const ir::IntList& dyn, const ir::IntList& st, const ir::
 }
 
 auto Tracer::gatherTV(const TV& base, const TV& index, int64_t axis, const Loc& loc) -> TV {
-  if (!isNumeric(base)) fail(loc, fmt::format("cannot index a {}", describe(base)));
+  if (!isNumeric(base)) failEager(loc, fmt::format("cannot index a {}", describe(base)));
   DType it = typeOf(index).dtype;
   if (it == DType::Bool)
     fail(loc, "indexing with a boolean mask is not supported in graph fns (the result's size depends on the data)");
-  if (it != DType::I32 && it != DType::I64) fail(loc, fmt::format("indices must be integers, got {}", typeOf(index).str()));
+  if (it != DType::I32 && it != DType::I64) failEager(loc, fmt::format("indices must be integers, got {}", typeOf(index).str()));
   ir::Value* x = materialize(base, loc);
   ir::Value* idx = materialize(index, loc);
   int64_t rank = x->type.rank();
@@ -295,7 +304,7 @@ auto Tracer::sliceUpdateTV(const TV& base, const Expr& target, const TV& v, cons
   setLoc(loc);
   int64_t rank = x->type.rank();
   if (static_cast<int64_t>(target.subs.size()) > rank)
-    fail(loc, fmt::format("too many indices for a tensor of shape {}: got {}", ir::dims_str(x->type.dims), target.subs.size()));
+    failEager(loc, fmt::format("too many indices for a tensor of shape {}: got {}", ir::dims_str(x->type.dims), target.subs.size()));
   bool moved = !intAxes.empty() && !sliceAxes.empty() && intAxes.back() > sliceAxes.front();
   ir::IntList perm, inverse;
   if (moved) {
@@ -351,7 +360,7 @@ auto Tracer::sliceUpdateTV(const TV& base, const Expr& target, const TV& v, cons
 auto Tracer::updateTV(const TV& base, const Expr& target, const TV& v, const Loc& loc, const TV* sub0) -> TV {
   TV d = expandStatic(base);
   if (d.k == TV::Rec && d.seqTag == Tag::Dict) {  // d["key"] = v: the structure changes at trace time
-    if (target.subs.size() != 1 || target.subs[0].isSlice) fail(loc, "a dict is indexed by one string key");
+    if (target.subs.size() != 1 || target.subs[0].isSlice) failEager(loc, "a dict is indexed by one string key");
     TV k = eval(*target.subs[0].index);
     if (!k.isStatic() || !k.sv.isStr())
       fail(target.subs[0].loc, fmt::format("a dict key in a graph fn must be a string known at trace time, got {}", describe(k)));
@@ -367,16 +376,16 @@ auto Tracer::updateTV(const TV& base, const Expr& target, const TV& v, const Loc
     }
     return normalize(d);
   }
-  if (d.k == TV::Seq && d.seqTag == Tag::Tuple) fail(loc, "tuples are immutable: cannot assign to an element");
+  if (d.k == TV::Seq && d.seqTag == Tag::Tuple) failEager(loc, "tuples are immutable: cannot assign to an element");
   if (d.k == TV::Seq) {  // xs[i] = v: the list's structure is known at trace time
-    if (target.subs.size() != 1 || target.subs[0].isSlice) fail(loc, "list elements are assigned one at a time: xs[i] = v");
+    if (target.subs.size() != 1 || target.subs[0].isSlice) failEager(loc, "list elements are assigned one at a time: xs[i] = v");
     TV k = eval(*target.subs[0].index);
     if (!k.isStatic()) fail(target.subs[0].loc, "a list index must be known at trace time in a graph fn");
     if (!k.sv.isScalar() || k.sv.isFloatScalar() || k.sv.dtype() == DType::Bool)
-      fail(target.subs[0].loc, fmt::format("an index must be an integer, got {}", describe(k)));
+      failEager(target.subs[0].loc, fmt::format("an index must be an integer, got {}", describe(k)));
     int64_t n = static_cast<int64_t>(d.items.size()), i = k.sv.asInt();
     if (i < 0) i += n;
-    if (i < 0 || i >= n) fail(loc, fmt::format("index {} is out of range for axis 0 of size {}", k.sv.asInt(), n));
+    if (i < 0 || i >= n) failEager(loc, fmt::format("index {} is out of range for axis 0 of size {}", k.sv.asInt(), n));
     d.items[static_cast<size_t>(i)] = v;
     return normalize(d);
   }
@@ -390,9 +399,9 @@ auto Tracer::updateTV(const TV& base, const Expr& target, const TV& v, const Loc
       // x[idx] = v with a tensor of indices: eager's scatter (rows of axis 0; a repeated index
       // takes the last value), a runtime call.
       DType it = typeOf(k).dtype;
-      if (it != DType::I32 && it != DType::I64) fail(s.loc, fmt::format("indices must be integers, got {}", typeOf(k).str()));
+      if (it != DType::I32 && it != DType::I64) failEager(s.loc, fmt::format("indices must be integers, got {}", typeOf(k).str()));
       ir::Value* x = materialize(base, loc);
-      if (x->type.rank() == 0) fail(loc, "cannot index a scalar");
+      if (x->type.rank() == 0) failEager(loc, "cannot index a scalar");
       ir::Value* iv = materialize(k, loc);
       ir::Value* val = storedValue(v, x->type.dtype, loc);
       setLoc(loc);
@@ -417,7 +426,7 @@ auto Tracer::updateTV(const TV& base, const Expr& target, const TV& v, const Loc
 auto Tracer::maskedUpdateTV(const TV& x, const TV& mask, const TV& rhs, const TV& value, const Loc& loc) -> TV {
   const ir::TensorType xt = typeOf(x), mt = typeOf(mask);
   if (mt.rank() > xt.rank() || !std::equal(mt.dims.begin(), mt.dims.end(), xt.dims.begin()))
-    fail(loc, fmt::format("a boolean mask of shape {} does not match the indexed shape {} (its shape must be the "
+    failEager(loc, fmt::format("a boolean mask of shape {} does not match the indexed shape {} (its shape must be the "
                               "tensor's leading axes)",
                               ir::dims_str(mt.dims), ir::dims_str(xt.dims)));
   const std::vector<ir::Dim> rest(xt.dims.begin() + mt.rank(), xt.dims.end());

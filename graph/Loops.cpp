@@ -126,6 +126,7 @@ auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, cons
     }
     setLoc(s.loc);
     ir::Op& op = b_.while_loop(inits, types);
+    UnfinishedOp unfinished(outer, op);
     // Binds the carried components to `values` (a region's block args, or the results).
     auto bindValues = [&](const std::vector<ir::Value*>& values) {
       size_t k = 0;
@@ -251,8 +252,9 @@ auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, cons
       }
     }
     if (retry) {
-      for (size_t r = 0; r < 2; ++r) op.region(r).block().drop_all_references();
       size_t at = outer.index_of(&op);
+      unfinished.done();
+      for (size_t r = 0; r < 2; ++r) op.region(r).block().drop_all_references();
       outer.erase(at);
       restore(s0);
       counter = counter0;
@@ -261,6 +263,7 @@ auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, cons
     }
     setLoc(s.loc);
     b_.yield(ys);
+    unfinished.done();
     restore(s0);
     counter = counter0;
     b_.set_insertion(outer, outer.index_of(&op) + 1);
@@ -412,7 +415,7 @@ auto Tracer::forLoop(const Stmt& s) -> void {
   }
   if (isNumeric(it)) {
     TensorType t = typeOf(it);
-    if (t.rank() < 1) fail(s.exprs[0]->loc, "cannot iterate over a scalar");
+    if (t.rank() < 1) failEager(s.exprs[0]->loc, "cannot iterate over a scalar");
     TV n = t.dims[0].is_known() ? TV::of(Value::i64(t.dims[0].size, true)) : TV::dyn(dimOf(it, 0, loc), true);
     int64_t first = 0;  // where the loop goes on at run time
     if (n.isStatic() && n.sv.rawInt() > unrollLimit(s)) forced_.insert(&s);

@@ -155,6 +155,7 @@ auto Tracer::emitCond(const TV& p, const std::function<void()>& thenFn, const st
   setLoc(loc);
   ir::Op& op = b_.cond(pv, {});
   ir::Block& outer = b_.block();
+  UnfinishedOp unfinished(outer, op);
   FrameState s0 = save();
   b_.set_insertion_end(op.region(0).block());
   const bool deadThen = traceMaybe(thenFn);
@@ -172,9 +173,11 @@ auto Tracer::emitCond(const TV& p, const std::function<void()>& thenFn, const st
       b_.yield({});
     }
     b_.set_insertion(outer, outer.index_of(&op) + 1);
+    unfinished.done();
     throw Diverged{};
   }
   mergeCond(op, s0, st, se, loc, deadThen ? 0 : deadElse ? 1 : -1);
+  unfinished.done();
   // (re-read: a gradient taken inside the branches may have inserted stack_new before op)
   b_.set_insertion(outer, outer.index_of(&op) + 1);
 }

@@ -88,14 +88,14 @@ auto Tracer::shapeDims(const TV& s, const Loc& loc, bool allowMinusOne, std::vec
   auto one = [&](const TV& d) {
     if (d.isStatic()) {
       int64_t n = d.sv.asInt();
-      if (n < 0 && !(allowMinusOne && n == -1)) fail(loc, fmt::format("negative dimension {}", n));
+      if (n < 0 && !(allowMinusOne && n == -1)) failEager(loc, fmt::format("negative dimension {}", n));
       dims.push_back(Dim::known(n));
       if (sizes) sizes->push_back(nullptr);
       return;
     }
     if (d.isDyn() && d.dv->def() && d.dv->def()->kind() == ir::OpKind::Constant && d.dv->type.is_scalar()) {
       int64_t n = d.dv->def()->tensor_attr("value").item_int64(0);  // x.shape's known dims
-      if (n < 0 && !(allowMinusOne && n == -1)) fail(loc, fmt::format("negative dimension {}", n));
+      if (n < 0 && !(allowMinusOne && n == -1)) failEager(loc, fmt::format("negative dimension {}", n));
       dims.push_back(Dim::known(n));
       if (sizes) sizes->push_back(nullptr);
       return;
@@ -200,7 +200,7 @@ auto Tracer::resolveMinusOne(const std::vector<Dim>& from, std::vector<Dim>& to,
   int64_t known = 1;
   for (size_t i = 0; i < to.size(); ++i) {
     if (to[i].is_known() && to[i].size == -1) {
-      if (minus >= 0) fail(loc, "reshape: only one -1 is allowed");
+      if (minus >= 0) failEager(loc, "reshape: only one -1 is allowed");
       minus = static_cast<int>(i);
     } else if (to[i].is_known()) known *= to[i].size;
   }
@@ -224,7 +224,7 @@ auto Tracer::resolveMinusOne(const std::vector<Dim>& from, std::vector<Dim>& to,
     }
     total *= d.size;
   }
-  if (known == 0 || total % known != 0) fail(loc, fmt::format("cannot reshape {} into the requested shape", ir::dims_str(from)));
+  if (known == 0 || total % known != 0) failEager(loc, fmt::format("cannot reshape {} into the requested shape", ir::dims_str(from)));
   to[static_cast<size_t>(minus)] = Dim::known(total / known);
   return true;
 }

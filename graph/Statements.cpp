@@ -10,13 +10,12 @@ auto Tracer::run(const ClosureObj& c, std::vector<TV> args, Loc loc) -> TV {
   for (auto& v : c.captures) fnv.items.push_back(TV::of(v));
   fnv.defaults = c.defaults;
   std::vector<std::string> kw;
-  try {
-    return inlineCall(fnv, args, kw, loc, c.proto->name);
-  } catch (const Diverged&) {
-    // Every path of the graph fn fails at run time, each with its error (its assert): the
-    // result, never seen, is none.
-    return TV::of(Value());
-  }
+  // Eager mode's errors fail where the code runs, also in the graph fn's own body: the
+  // prints before them happen, and the error of the path a call takes is the one raised.
+  // Where every path fails, the result (never seen) is none.
+  TV result = TV::of(Value());
+  traceMaybe([&] { result = inlineCall(fnv, args, kw, loc, c.proto->name); });
+  return result;
 }
 
 auto Tracer::fail(const Loc& loc, const std::string& msg, bool deferrable) -> void {
@@ -47,7 +46,28 @@ auto Tracer::traceMaybe(const std::function<void()>& f) -> bool {
     b_.set_insertion_end(block);
     b_.set_loc(e.loc);
     if (!e.chain.empty()) out_.chains.emplace(locKey(e.loc), e.chain);
-    b_.assert_true(b_.constant(rt::Tensor::scalar(false)), escapeBraces(e.what()));
+    // A parameter's symbolic dim in the message (`?0`, a dim generalized over calls) is the
+    // call's size, as eagerly: a hole the run fills.
+    const std::string msg = escapeBraces(e.what());
+    std::string format;
+    std::vector<ir::Value*> holes;
+    for (size_t k = 0; k < msg.size(); ++k) {
+      size_t j = k + 1;
+      while (msg[k] == '?' && j < msg.size() && std::isdigit(static_cast<unsigned char>(msg[j]))) ++j;
+      ir::Value* size = nullptr;
+      if (j > k + 1)
+        for (ir::Value* p : f_.params())
+          for (size_t d = 0; d < p->type.dims.size() && !size; ++d)
+            if (p->type.dims[d].sym == std::string_view(msg).substr(k, j - k)) size = b_.dim(p, static_cast<int64_t>(d));
+      if (!size) {
+        format += msg[k];
+        continue;
+      }
+      format += "{}";
+      holes.push_back(size);
+      k = j - 1;
+    }
+    b_.assert_true(b_.constant(rt::Tensor::scalar(false)), format, holes);
   }
   // (frames, tapes and assignment targets unwind themselves; checked here)
   if (frames_.size() != depth || recording_.size() != taping) throw InternalError("graph fn trace: state not unwound");
@@ -111,14 +131,14 @@ auto Tracer::unpack(const TV& v, size_t n, const Loc& loc) -> std::vector<TV> {
   TV x = expandStatic(v);
   if (x.k == TV::Seq) {
     if (x.items.size() != n)
-      fail(loc, fmt::format("cannot destructure a {} of {} elements into {} names", tagName(x.seqTag), x.items.size(), n));
+      failEager(loc, fmt::format("cannot destructure a {} of {} elements into {} names", tagName(x.seqTag), x.items.size(), n));
     return x.items;
   }
   if (isNumeric(v)) {
     TensorType t = typeOf(v);
-    if (t.rank() < 1) fail(loc, fmt::format("cannot destructure {} into {} names", t.str(), n));
+    if (t.rank() < 1) failEager(loc, fmt::format("cannot destructure {} into {} names", t.str(), n));
     if (t.dims[0].is_known() && t.dims[0].size != static_cast<int64_t>(n))
-      fail(loc, fmt::format("cannot destructure a tensor of {} elements into {} names", t.dims[0].size, n));
+      failEager(loc, fmt::format("cannot destructure a tensor of {} elements into {} names", t.dims[0].size, n));
     if (!t.dims[0].is_known())
       fail(loc, fmt::format("cannot destructure {} into {} names in a graph fn: its first axis must have a size "
                             "known when tracing",
@@ -127,7 +147,7 @@ auto Tracer::unpack(const TV& v, size_t n, const Loc& loc) -> std::vector<TV> {
     for (size_t i = 0; i < n; ++i) r.push_back(indexInt(v, TV::of(Value::i64(static_cast<int64_t>(i), true)), loc));
     return r;
   }
-  fail(loc, fmt::format("cannot destructure {} into {} names", describe(v), n));
+  failEager(loc, fmt::format("cannot destructure {} into {} names", describe(v), n));
 }
 
 auto Tracer::bindPattern(const Pattern& p, const TV& v, const Loc& loc) -> void {
@@ -149,7 +169,7 @@ auto Tracer::exec(const Stmt& s) -> void {
         TraceDims dims;
         TV before = v;
         std::string head = fmt::format("value must be {}, got ", s.type->str());
-        if (!matchTV(v, *s.type, dims, at)) fail(at, head + structureTextTV(before));
+        if (!matchTV(v, *s.type, dims, at)) failEager(at, head + structureTextTV(before));
         checkDims(dims, head, before, at);
       }
       bindPattern(s.pattern, v, s.pattern.loc);  // eager mode's position: the pattern
@@ -261,10 +281,10 @@ auto Tracer::replacedPart(const TV& whole, const Expr& e, const std::function<TV
   auto here = [&](const TV& b) -> TV {
     if (e.kind == ExprKind::Field) {
       TV r = expandStatic(b);
-      if (r.k != TV::Rec) fail(e.loc, fmt::format("a {} has no field '{}'", describe(b), e.str));
+      if (r.k != TV::Rec) failEager(e.loc, fmt::format("a {} has no field '{}'", describe(b), e.str));
       auto it = std::find(r.names->begin(), r.names->end(), e.str);
       if (it == r.names->end())
-        fail(e.loc, fmt::format("record has no field '{}'{}", e.str, didYouMean(e.str, *r.names)));
+        failEager(e.loc, fmt::format("record has no field '{}'{}", e.str, didYouMean(e.str, *r.names)));
       size_t k = static_cast<size_t>(it - r.names->begin());
       r.items[k] = f(r.items[k]);
       return r;

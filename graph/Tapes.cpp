@@ -18,7 +18,7 @@ auto Tracer::tapeOps(const TapeRec& t, const Loc& loc) -> std::vector<ir::Op*> {
 
 auto Tracer::withTape(const Stmt& s) -> void {
   TV ctx = eval(*s.exprs[0]);
-  if (ctx.k != TV::Tape) fail(s.exprs[0]->loc, fmt::format("`with` needs a tape(), got {}", describe(ctx)));
+  if (ctx.k != TV::Tape) failEager(s.exprs[0]->loc, fmt::format("`with` needs a tape(), got {}", describe(ctx)));
   if (s.global) fail(s.loc, "internal: a global tape variable inside a graph fn");
   assignSlot(s.slot, ctx, s.loc, s.str);
   size_t idx = static_cast<size_t>(ctx.tape);
@@ -44,7 +44,7 @@ auto Tracer::sourceLeaves(const TV& src, std::vector<const TV*>& out, const Loc&
   switch (src.k) {
     case TV::Dyn:
       if (!rt::is_float(src.dv->type.dtype))
-        fail(loc, fmt::format("gradient source must be a float tensor, got {}", src.dv->type.str()));
+        failEager(loc, fmt::format("gradient source must be a float tensor, got {}", src.dv->type.str()));
       out.push_back(&src);
       return;
     case TV::Seq:
@@ -55,10 +55,10 @@ auto Tracer::sourceLeaves(const TV& src, std::vector<const TV*>& out, const Loc&
       if (src.sv.isSeq() || src.sv.tag() == Tag::Record || src.sv.tag() == Tag::Dict)
         fail(loc, "internal: unexpanded static sources");
       if (!src.sv.isNumeric() || !rt::is_float(typeOf(src).dtype))
-        fail(loc, fmt::format("gradient source must be a float tensor, got {}", describe(src)));
+        failEager(loc, fmt::format("gradient source must be a float tensor, got {}", describe(src)));
       out.push_back(&src);
       return;
-    default: fail(loc, fmt::format("gradient source must be a float tensor, got {}", describe(src)));
+    default: failEager(loc, fmt::format("gradient source must be a float tensor, got {}", describe(src)));
   }
 }
 
@@ -88,9 +88,9 @@ auto Tracer::gradientOf(const std::vector<ir::Op*>& ops, const TV& target, const
   ir::Value* tv = nullptr;
   if (target.isDyn()) {
     tv = target.dv;
-    if (!rt::is_float(tv->type.dtype)) fail(loc, fmt::format("gradient target must be a float tensor, got {}", tv->type.str()));
+    if (!rt::is_float(tv->type.dtype)) failEager(loc, fmt::format("gradient target must be a float tensor, got {}", tv->type.str()));
   } else if (!target.isStatic() || !target.sv.isNumeric()) {
-    fail(loc, fmt::format("gradient target must be a float tensor, got {}", describe(target)));
+    failEager(loc, fmt::format("gradient target must be a float tensor, got {}", describe(target)));
   }
   std::vector<ir::Value*> grads;
   guarded(loc, [&] {
@@ -237,7 +237,7 @@ auto Tracer::callGradFn(const TV& g, std::vector<TV>& args, const std::vector<st
   size_t npos = args.size() - kw.size();
   for (int64_t k : g.argnums)
     if (k < 0 || static_cast<size_t>(k) >= npos)
-      fail(loc, fmt::format("{}(f): argnums {} is out of range for a call with {} positional arguments", nm, k, npos));
+      failEager(loc, fmt::format("{}(f): argnums {} is out of range for a call with {} positional arguments", nm, k, npos));
   for (int64_t k : g.argnums) args[static_cast<size_t>(k)] = dynamize(args[static_cast<size_t>(k)], loc);
   TapeRec t;
   tapeStart(t);
@@ -253,7 +253,7 @@ auto Tracer::callGradFn(const TV& g, std::vector<TV>& args, const std::vector<st
   std::vector<ir::Op*> ops = tapeOps(t, loc);
   bool ok = (out.isDyn() && rt::is_float(out.dv->type.dtype) && out.dv->type.is_scalar()) ||
             (out.isStatic() && out.sv.isScalar() && rt::is_float(out.sv.dtype()));
-  if (!ok) fail(loc, fmt::format("{}(f): f must return a float scalar, got {}", nm, describe(out)));
+  if (!ok) failEager(loc, fmt::format("{}(f): f must return a float scalar, got {}", nm, describe(out)));
   TV sources;
   if (g.tupleArgs) {
     sources.k = TV::Seq;

@@ -60,6 +60,23 @@ struct Restart {};
 // reached, up to the code that may not run around it.
 struct Diverged {};
 
+// A cond or while op being built: if an error leaves before it is complete (one raised
+// where the op may not run is caught around it, Tracer::traceMaybe), the op is taken out
+// of its block, so the trace stays valid. done() once it is complete.
+struct UnfinishedOp {
+  ir::Block& block;
+  ir::Op* op;
+  UnfinishedOp(ir::Block& b, ir::Op& o) : block(b), op(&o) {}
+  UnfinishedOp(const UnfinishedOp&) = delete;
+  UnfinishedOp& operator=(const UnfinishedOp&) = delete;
+  void done() { op = nullptr; }
+  ~UnfinishedOp() {
+    if (!op) return;
+    for (size_t r = 0; r < op->num_regions(); ++r) op->region(r).block().drop_all_references();
+    block.erase(block.index_of(op));
+  }
+};
+
 // ------------------------------------------------------------------ trace values
 
 struct TV {

@@ -19,7 +19,7 @@ auto Tracer::materialize(const TV& t, const Loc& loc, std::optional<DType> dt) -
     }
     return t.dv;
   }
-  if (!t.isStatic() || !t.sv.isNumeric()) fail(loc, fmt::format("expected a tensor here, got {}", describe(t)));
+  if (!t.isStatic() || !t.sv.isNumeric()) failEager(loc, fmt::format("expected a tensor here, got {}", describe(t)));
   setLoc(loc);
   if (t.sv.isScalar()) {
     DType d = dt ? *dt : t.sv.dtype();
@@ -66,7 +66,7 @@ auto Tracer::integerArg(const TV& t, const char* builtin, const char* param, con
     }
     if (one && ty.dtype == DType::Bool && t.isStatic() && t.sv.isScalar()) return materialize(t, loc, DType::I64);
   }
-  fail(loc, fmt::format("{}(): '{}' must be an integer, got {}", builtin, param, describe(t)));
+  failEager(loc, fmt::format("{}(): '{}' must be an integer, got {}", builtin, param, describe(t)));
 }
 
 static bool isList(const TV& t) {
@@ -134,13 +134,13 @@ auto Tracer::binop(rt::BinaryOp op, const TV& a, const TV& b, const Loc& loc, st
     // Eager mode's words (vm/ValueOps.cpp binaryOperator).
     std::string head = vop ? fmt::format("unsupported operand types for {}: ", opText(*vop))
                            : fmt::format("unsupported operand types for {}: ", rt::op_name(op));
-    fail(loc, fmt::format("{}{} and {}{}", head, describe(a), describe(b),
+    failEager(loc, fmt::format("{}{} and {}{}", head, describe(a), describe(b),
                           listTensorHint(vop && *vop == Op::Add, isList(a), isList(b), isNumeric(a), isNumeric(b))));
   }
   bool wa = weakOf(a), wb = weakOf(b);
   TensorType ta = typeOf(a), tb = typeOf(b);
   if (vop)
-    if (std::string m = bitsOperandError(*vop, usedDtype(a), usedDtype(b), describe(a), describe(b)); !m.empty()) fail(loc, m);
+    if (std::string m = bitsOperandError(*vop, usedDtype(a), usedDtype(b), describe(a), describe(b)); !m.empty()) failEager(loc, m);
   ir::Value *x, *y;
   if (wa && !wb) {
     DType d = guarded(loc, [&] { return weakTarget(a.isStatic() ? a.sv : proxy(ta.dtype), tb.dtype); });
@@ -273,11 +273,11 @@ auto Tracer::castTV(const TV& x, DType d, const Loc& loc) -> TV {
 auto Tracer::condition(const TV& c, const Loc& loc, const std::string& subject) -> TV {
   if (c.isStatic()) {
     if (!(c.sv.isScalar() && c.sv.dtype() == DType::Bool))
-      fail(loc, fmt::format("{} must be a bool scalar, got {}", subject, typeText(c.sv)));
+      failEager(loc, fmt::format("{} must be a bool scalar, got {}", subject, typeText(c.sv)));
     return c;
   }
   if (!c.isDyn() || c.dv->type.dtype != DType::Bool || !c.dv->type.is_scalar())
-    fail(loc, fmt::format("{} must be a bool scalar, got {}", subject, describe(c)));
+    failEager(loc, fmt::format("{} must be a bool scalar, got {}", subject, describe(c)));
   return c;
 }
 

@@ -30,6 +30,7 @@ struct Eager {
     return a.ints(i);
   }
   [[noreturn]] void fail(const std::string& m) const { a.fail(m); }
+  [[noreturn]] void failLimit(const std::string& m) const { a.fail(m); }
   bool numeric(const V& v) const { return v.isNumeric(); }
   bool floating(const V& v) const {
     return v.isTensor() ? rt::is_float(v.as<TensorObj>()->t.dtype()) : v.isNumeric() && rt::is_float(v.dtype());

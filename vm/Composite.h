@@ -15,6 +15,8 @@
 //   bool isNone(i)
 //   std::vector<int64_t> sizesArg(i)  an int or a list of ints known now; isScalarArg(i): an int
 //   [[noreturn]] fail(msg)           "NAME(): msg"
+//   [[noreturn]] failLimit(msg)      the same, for a limit of graph fns (a size that must be
+//                                    known when tracing): raised when tracing, wherever it is
 //   bool numeric(V)  bool floating(V)  int64_t rank(V)  std::string describe(V) (its type, in errors)
 //   std::optional<int64_t> knownDim(V, axis)   a dim known now (axis normalized)
 //   V dim(V, axis)                   the dim as an i64 scalar (known, or at run time)
@@ -169,7 +171,7 @@ typename E::V split_(E& e) {
   if (r == 0) e.fail("'x' must have rank >= 1, got a scalar");
   int64_t axis = axisArg(e, 2, 0, r);
   std::optional<int64_t> n = e.knownDim(x, axis);
-  if (!n) e.fail(fmt::format("the size of axis {} must be known at trace time in a graph fn", axis));
+  if (!n) e.failLimit(fmt::format("the size of axis {} must be known at trace time in a graph fn", axis));
   std::vector<int64_t> sizes = e.sizesArg(1);
   if (sizes.size() == 1 && e.isScalarArg(1)) {
     int64_t parts = sizes[0];
@@ -350,7 +352,7 @@ std::vector<int64_t> knownDims(E& e, const typename E::V& v, const char* name, i
   std::vector<int64_t> d(static_cast<size_t>(rank), -1);
   for (int64_t a = from; a < rank; ++a) {
     auto k = e.knownDim(v, a);
-    if (!k) e.fail(fmt::format("axis {} of '{}' must have a size known at trace time in a graph fn", a, name));
+    if (!k) e.failLimit(fmt::format("axis {} of '{}' must have a size known at trace time in a graph fn", a, name));
     d[static_cast<size_t>(a)] = *k;
   }
   return d;
