@@ -299,7 +299,16 @@ auto Tracer::bi_tree_map(BuiltinCall& bc) -> TV {
         std::vector<TV> sub;
         for (auto& t : ts) {
           TV y = expandStatic(t);
-          if (y.items.size() != x.items.size()) failEager(loc, "tree_map: trees of different structure");
+          if (y.k != x.k || y.seqTag != x.seqTag || y.items.size() != x.items.size() ||
+              (x.k == TV::Rec && *y.names != *x.names)) {
+            // Eager's words (vm/BuiltinsCore.cpp treeMap): what differs.
+            std::string why = fmt::format("{} and {}", describe(x), describe(y));
+            if (y.k == x.k && y.seqTag == x.seqTag && x.k == TV::Seq)
+              why = fmt::format("{}s of {} and {} items", tagName(x.seqTag), x.items.size(), y.items.size());
+            else if (y.k == x.k && y.seqTag == x.seqTag)
+              why = fmt::format("{} and {}", structureTextTV(x), structureTextTV(y));
+            failEager(loc, fmt::format("tree_map(): the trees have different structures ({})", why));
+          }
           sub.push_back(y.items[i]);
         }
         r.items[i] = rec(sub);

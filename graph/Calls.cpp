@@ -255,13 +255,19 @@ auto Tracer::inlineCall(const TV& fnv, std::vector<TV>& args, const std::vector<
   f.assignLocs.resize(n);
   f.st.retFlag = f.st.brk = f.st.cont = staticBool(false);
   size_t npos = args.size() - kw.size();
-  if (npos > d->params.size()) failEager(loc, tooManyArgumentsText(nm, d->params.size(), npos));
+  // Eager mode's words (vm/Interpreter.cpp, binding a call's arguments).
+  if (npos > d->params.size()) failEager(loc, tooManyArgumentsText(fmt::format("fn '{}'", nm), d->params.size(), npos));
   std::vector<bool> bound(d->params.size(), false);
   for (size_t i = 0; i < npos; ++i) f.st.slots[i] = args[i], bound[i] = true;
   for (size_t k = 0; k < kw.size(); ++k) {
     size_t i = 0;
     while (i < d->params.size() && d->params[i].name != kw[k]) ++i;
-    if (i == d->params.size()) failEager(loc, fmt::format("{} has no parameter '{}'", nm, kw[k]));
+    if (i == d->params.size()) {
+      std::vector<std::string> names;
+      for (const auto& p : d->params) names.push_back(p.name);
+      failEager(loc, fmt::format("fn '{}' has no parameter named '{}'{}", nm, kw[k], didYouMean(kw[k], names)));
+    }
+    if (bound[i]) failEager(loc, fmt::format("fn '{}' got two values for parameter '{}'", nm, kw[k]));
     f.st.slots[i] = args[npos + k];
     bound[i] = true;
   }
@@ -276,7 +282,7 @@ auto Tracer::inlineCall(const TV& fnv, std::vector<TV>& args, const std::vector<
       f.st.slots[i] = fnv.traceDefaults[i];
       continue;
     }
-    failEager(loc, fmt::format("{}: missing argument '{}'", nm, d->params[i].name));
+    failEager(loc, fmt::format("fn '{}' is missing its argument '{}'", nm, d->params[i].name));
   }
   checkParamAnnotations(*d, f, nm, loc);
   if (d->ret && namesDims(*d->ret)) f.entryArgs.assign(f.st.slots.begin(), f.st.slots.begin() + static_cast<long>(d->params.size()));

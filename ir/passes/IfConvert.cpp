@@ -13,10 +13,11 @@
 //     tensor x from outside or one `update(x, v, i...)` of it (same x and indices in both
 //     branches; indices defined outside the cond); each scalar result becomes a select.
 //   Preconditions: the function verifies.
-//   Guarantees: both branches' ops then run: only ops that cannot fail or have effects,
-//     and element reads of an element that the other branch also reads or updates (so a
-//     read runs only where the original program accessed that element anyway: an index
-//     out of range fails in both). The result is bit-identical to the branchy code.
+//   Guarantees: both branches' ops then run: only ops of scalars that cannot fail or have
+//     effects, and element reads of an element that the other branch also reads or
+//     updates (so a read runs only where the original program accessed that element
+//     anyway: an index out of range fails in both). The result is bit-identical to the
+//     branchy code.
 #include <map>
 #include <set>
 #include <unordered_set>
@@ -89,8 +90,12 @@ class IfConvert {
         continue;
       }
       if (!o.has_trait(kPure) || !is_removable(o)) return false;  // no effect, cannot fail
+      // Scalars only, operands too: an op of tensors with a scalar result (a product of
+      // vectors, a reduction) checks their sizes at run time, which may fail.
       for (const Value* r : o.results())
         if (!r->type.is_scalar()) return false;
+      for (const Value* v : o.operands())
+        if (!v->type.is_scalar()) return false;
     }
     return true;
   }
