@@ -16,6 +16,9 @@ struct Loc {
   uint32_t file = 0;
   uint32_t line = 0, col = 0;
   uint32_t bline = 0, bcol = 0, eline = 0, ecol = 0;
+  // Which inlined call of a fn an op of a graph fn's trace stands for (0: none), so that
+  // the ops of one fn inlined at two call sites each name their own call chain.
+  uint32_t inst = 0;
   bool valid() const { return line != 0; }
   static Loc point(uint32_t file, uint32_t line, uint32_t col) {
     return Loc{file, line, col, line, col, line, col + 1};

@@ -245,6 +245,7 @@ auto Tracer::inlineCall(const TV& fnv, std::vector<TV>& args, const std::vector<
     if (f->decl == d) fail(loc, fmt::format("recursion is not supported in graph fn '{}'", nm));
   if (frames_.size() >= kMaxInlineDepth) fail(loc, "calls nest too deeply in a graph fn");
   Frame f;
+  f.inst = ++instances_;
   f.decl = d;
   f.name = nm;
   f.callLoc = loc;

@@ -30,7 +30,7 @@ struct Version {
   std::vector<ParamLeaf> leaves;
   std::unique_ptr<codegen::CompiledFn> code;  // null: runs in the VM
   ResultTemplate result;
-  std::map<uint64_t, CallChain> chains;
+  std::map<LocKey, CallChain> chains;
   int64_t calls = 0;
   int64_t failed = 0;  // calls whose compiled code stopped with an error (not served)
   std::vector<Value> pinned;  // the function values of the key (keyed by address: kept alive)

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "frontend/Diagnostics.h"
@@ -55,13 +56,14 @@ struct ParamLeaf {
   bool weak = false;
 };
 
-uint64_t locKey(const Loc& l);
+using LocKey = std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>;
+LocKey locKey(const Loc& l);  // position and inlined call instance
 
 struct Trace {
   std::unique_ptr<ir::Module> module;
   ir::Function* fn = nullptr;
   ResultTemplate result;
-  std::map<uint64_t, CallChain> chains;  // locKey(op loc) → chain (only inside inlined calls)
+  std::map<LocKey, CallChain> chains;  // locKey(op loc) → chain (only inside inlined calls)
   // The top-level values the trace read (module, slot, value): a call after one of them is
   // bound anew (a second top-level `let`) traces again, so it sees the new value as eagerly.
   std::vector<std::tuple<int, int, Value>> globals;

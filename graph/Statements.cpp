@@ -44,18 +44,30 @@ auto Tracer::traceMaybe(const std::function<void()>& f) -> bool {
   } catch (const TraceError& e) {
     if (!e.deferrable) throw;
     b_.set_insertion_end(block);
-    b_.set_loc(e.loc);
-    if (!e.chain.empty()) out_.chains.emplace(locKey(e.loc), e.chain);
-    // A parameter's symbolic dim in the message (`?0`, a dim generalized over calls) is the
-    // call's size, as eagerly: a hole the run fills.
+    Loc at = e.loc;
+    if (!e.chain.empty()) {
+      at.inst = ++instances_;
+      out_.chains.emplace(locKey(at), e.chain);
+    }
+    b_.set_loc(at);
+    // A parameter's symbolic dim in the message (`?0`, a dim generalized over calls, or a
+    // named one, `N`, in a shape's brackets) is the call's size, as eagerly: a hole the run
+    // fills.
     const std::string msg = escapeBraces(e.what());
     std::string format;
     std::vector<ir::Value*> holes;
+    int brackets = 0;
+    auto word = [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_'; };
     for (size_t k = 0; k < msg.size(); ++k) {
-      size_t j = k + 1;
-      while (msg[k] == '?' && j < msg.size() && std::isdigit(static_cast<unsigned char>(msg[j]))) ++j;
+      brackets += msg[k] == '[' ? 1 : msg[k] == ']' && brackets > 0 ? -1 : 0;
+      size_t j = k;
+      if (msg[k] == '?') {
+        for (j = k + 1; j < msg.size() && std::isdigit(static_cast<unsigned char>(msg[j]));) ++j;
+      } else if (brackets > 0 && (k == 0 || !word(msg[k - 1])) && (std::isalpha(static_cast<unsigned char>(msg[k])) || msg[k] == '_')) {
+        for (j = k + 1; j < msg.size() && word(msg[j]);) ++j;
+      }
       ir::Value* size = nullptr;
-      if (j > k + 1)
+      if (j > k + (msg[k] == '?' ? 1 : 0))
         for (ir::Value* p : f_.params())
           for (size_t d = 0; d < p->type.dims.size() && !size; ++d)
             if (p->type.dims[d].sym == std::string_view(msg).substr(k, j - k)) size = b_.dim(p, static_cast<int64_t>(d));
@@ -77,12 +89,16 @@ auto Tracer::traceMaybe(const std::function<void()>& f) -> bool {
 }
 
 auto Tracer::setLoc(const Loc& l) -> void {
-  b_.set_loc(l);
-  if (frames_.size() > 1) {
-    CallChain chain;
-    for (size_t k = frames_.size(); k-- > 1;) chain.emplace_back(frames_[k]->name, frames_[k]->callLoc);
-    out_.chains.emplace(locKey(l), std::move(chain));
+  if (frames_.size() <= 1) {
+    b_.set_loc(l);
+    return;
   }
+  Loc at = l;
+  at.inst = fr().inst;
+  b_.set_loc(at);
+  CallChain chain;
+  for (size_t k = frames_.size(); k-- > 1;) chain.emplace_back(frames_[k]->name, frames_[k]->callLoc);
+  out_.chains.emplace(locKey(at), std::move(chain));
 }
 
 auto Tracer::stops() -> bool {

@@ -5,7 +5,7 @@
 
 namespace tdl::vm {
 
-uint64_t locKey(const Loc& l) { return (uint64_t(l.file) << 48) ^ (uint64_t(l.line) << 20) ^ uint64_t(l.col); }
+LocKey locKey(const Loc& l) { return {l.file, l.line, l.col, l.inst}; }
 
 Value ResultTemplate::build(const std::vector<rt::Tensor>& results) const {
   switch (kind) {

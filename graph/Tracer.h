@@ -131,6 +131,7 @@ struct Frame {
   FrameState st;
   std::vector<std::string> slotNames;
   std::vector<Loc> assignLocs;
+  uint32_t inst = 0;  // this inlined call (Loc::inst of its ops)
   // The parameters as the call bound them, where the return annotation names dims: its
   // named dims are checked against theirs (checkReturn).
   std::vector<TV> entryArgs;
@@ -160,6 +161,7 @@ class Tracer {
   Trace& out_;
   int64_t unrollLimit(const Stmt& s) const { return unrolled_.count(&s) ? kMaxFullUnroll : kMaxUnroll; }
   std::vector<Frame*> frames_;
+  uint32_t instances_ = 0;  // inlined calls so far (Frame::inst)
 
   Frame& fr() { return *frames_.back(); }
 

@@ -2,7 +2,7 @@
 """Differential suite (issue 5): every .tdl program of tests/ and examples/ (and the given
 extra folders) runs eagerly (`tdl run --eager`) and compiled (`tdl run`); the two runs must
 exit with the same status, print the same stdout (floats within SPEC §11: relative 1e-5,
-integers and other text exactly) and report the same first diagnostic line.
+integers and other text exactly) and report the same first diagnostic line and call chain.
 
 Usage: differential.py --tdl PATH/TO/tdl [DIRS...]   (default DIRS: tests examples)
 Skips fuzz corpora and files whose `# modes:` line excludes graph.
@@ -66,8 +66,12 @@ def run(tdl, path, eager):
                            stdin=subprocess.DEVNULL, errors="replace")
     except subprocess.TimeoutExpired:
         return None
-    first = next((l for l in p.stderr.splitlines() if ": error: " in l), "")
-    return p.returncode, p.stdout, first
+    lines = p.stderr.splitlines()
+    at = next((i for i, l in enumerate(lines) if ": error: " in l), None)
+    first = lines[at] if at is not None else ""
+    # The first error's call chain (`  in fn NAME at FILE:L:C` lines after its source lines).
+    chain = [l for l in lines[at + 1:] if l.startswith("  in fn ")] if at is not None else []
+    return p.returncode, p.stdout, first + "".join("\n" + l for l in chain)
 
 
 def main():
