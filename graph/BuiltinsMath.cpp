@@ -26,6 +26,15 @@ auto Tracer::bi_binaryOp(BuiltinCall& bc) -> TV {
 auto Tracer::bi_clip(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   TV x = bc.need(0, "x"), lo = bc.need(1, "lo"), hi = bc.need(2, "hi");
+  // NumPy's: one bound may be none (no limit on that side), not both (eager's words).
+  auto none = [](const TV& v) { return v.isStatic() && v.sv.isNone(); };
+  if (none(lo) && none(hi)) failEager(loc, "clip(): 'lo' and 'hi' cannot both be none");
+  const bool open = none(lo) || none(hi);
+  if (open) {
+    TV& bound = none(lo) ? hi : lo;
+    if (weakOf(x) && weakOf(bound)) x = asArg(x, loc), bound = asArg(bound, loc);  // as bi_binaryOp
+    return binop(none(lo) ? rt::BinaryOp::Minimum : rt::BinaryOp::Maximum, x, bound, loc);
+  }
   if (weakOf(x) && weakOf(lo) && weakOf(hi)) x = asArg(x, loc), lo = asArg(lo, loc), hi = asArg(hi, loc);  // as bi_binaryOp
   return binop(rt::BinaryOp::Minimum, binop(rt::BinaryOp::Maximum, x, lo, loc), hi, loc);
 }

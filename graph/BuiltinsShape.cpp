@@ -104,11 +104,13 @@ auto Tracer::bi_reshape(BuiltinCall& bc) -> TV {
 auto Tracer::bi_expand_dims(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   ir::Value* x = materialize(bc.need(0, "x"), loc);
-  int64_t axis = bc.staticInt(bc.need(1, "axis"), "axis");
+  TV& av = bc.need(1, "axis");
+  // One axis, or several (NumPy's): positions in the result (rt::expand_dims_positions).
+  std::vector<int64_t> axes = av.isStatic() && (av.sv.isSeq() || av.sv.isTensor()) ? bc.staticInts(av, "axis")
+                                                              : std::vector<int64_t>{bc.staticInt(av, "axis")};
   std::vector<Dim> dims = x->type.dims;
-  int64_t r = static_cast<int64_t>(dims.size()) + 1;
-  axis = guarded(loc, [&] { return rt::normalize_axis(axis, r); });
-  dims.insert(dims.begin() + axis, Dim::known(1));
+  for (int64_t a : guarded(loc, [&] { return rt::expand_dims_positions(static_cast<int64_t>(dims.size()), axes); }))
+    dims.insert(dims.begin() + a, Dim::known(1));
   setLoc(loc);
   return TV::dyn(b_.reshape(x, dims));
 }
@@ -231,11 +233,19 @@ auto Tracer::bi_pad(BuiltinCall& bc) -> TV {
   if (wv.sv.isSeq() && !wv.sv.as<SeqObj>()->items.empty() && wv.sv.as<SeqObj>()->items[0].isSeq()) {
     for (const Value& p : wv.sv.as<SeqObj>()->items) {
       ir::IntList pr = ints(p, loc);
+      if (pr.size() == 1) pr.push_back(pr[0]);  // NumPy's (n,): n before and after
       if (pr.size() != 2) failEager(loc, "pad: 'widths' must be (before, after) pairs, one per axis or one for all");
       w.insert(w.end(), pr.begin(), pr.end());
     }
+  } else if (wv.sv.isTensor() && wv.sv.as<TensorObj>()->t.rank() == 2) {  // [[b, a], ...] or NumPy's [[n], ...]
+    const rt::Tensor& t = wv.sv.as<TensorObj>()->t;
+    const int64_t per = t.dim(1);
+    if ((per != 1 && per != 2) || rt::is_float(t.dtype()))
+      failEager(loc, "pad: 'widths' must be (before, after) pairs, one per axis or one for all");
+    for (int64_t i = 0; i + per - 1 < t.numel(); i += per) w.push_back(t.item_int64(i)), w.push_back(t.item_int64(i + per - 1));
   } else {
     w = bc.staticInts(wv, "widths");
+    if (w.size() == 1) w.push_back(w[0]);  // NumPy's pad(x, n) and pad(x, (n,)): n, n on every axis
   }
   size_t rank = static_cast<size_t>(x->type.rank());
   if (w.size() == 2 && rank != 1) {

@@ -1,5 +1,6 @@
 #include "Shape.h"
 
+#include <algorithm>
 #include <fmt/format.h>
 
 #include "Error.h"
@@ -182,11 +183,24 @@ Shape concat_shape(const std::vector<Shape>& shapes, int64_t axis) {
   return out;
 }
 
-Shape expand_dims_shape(const Shape& s, int64_t axis) {
-  int64_t r = static_cast<int64_t>(s.size()) + 1;
-  int64_t a = normalize_axis(axis, r);
+Shape expand_dims_shape(const Shape& s, int64_t axis) { return expand_dims_shape(s, std::vector<int64_t>{axis}); }
+
+std::vector<int64_t> expand_dims_positions(int64_t rank, const std::vector<int64_t>& axes) {
+  const int64_t r = rank + static_cast<int64_t>(axes.size());
+  std::vector<int64_t> at;
+  for (int64_t axis : axes) {
+    int64_t a = normalize_axis(axis, r);
+    if (std::find(at.begin(), at.end(), a) != at.end())
+      throw Error(fmt::format("axis {} appears twice in expand_dims", axis));  // NumPy's "repeated axis"
+    at.push_back(a);
+  }
+  std::sort(at.begin(), at.end());
+  return at;
+}
+
+Shape expand_dims_shape(const Shape& s, const std::vector<int64_t>& axes) {
   Shape out = s;
-  out.insert(out.begin() + a, 1);
+  for (int64_t a : expand_dims_positions(static_cast<int64_t>(s.size()), axes)) out.insert(out.begin() + a, 1);
   validate_shape(out);
   return out;
 }

@@ -66,6 +66,10 @@ Shape concat_shape(const std::vector<Shape>& shapes, int64_t axis);
 // expand_dims: axis in [-(rank+1), rank]. squeeze: nullopt removes every 1 dim; an
 // explicit axis must have size 1.
 Shape expand_dims_shape(const Shape& s, int64_t axis);
+// NumPy's expand_dims with several axes: each is a position in the result (of rank
+// rank + axes.size()), normalized against it; a repeated one is an error. Sorted.
+std::vector<int64_t> expand_dims_positions(int64_t rank, const std::vector<int64_t>& axes);
+Shape expand_dims_shape(const Shape& s, const std::vector<int64_t>& axes);
 Shape squeeze_shape(const Shape& s, const Axes& axes);
 
 }  // namespace tdl::rt

@@ -15,6 +15,9 @@ namespace tdl::rt {
 Tensor reshape(const Tensor& x, const Shape& spec) { return x.with_shape(reshape_shape(x.shape(), spec)); }
 
 Tensor expand_dims(const Tensor& x, int64_t axis) { return x.with_shape(expand_dims_shape(x.shape(), axis)); }
+Tensor expand_dims(const Tensor& x, const std::vector<int64_t>& axes) {
+  return x.with_shape(expand_dims_shape(x.shape(), axes));
+}
 
 Tensor squeeze(const Tensor& x, const Axes& axes) { return x.with_shape(squeeze_shape(x.shape(), axes)); }
 

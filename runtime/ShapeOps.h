@@ -13,6 +13,7 @@ namespace tdl::rt {
 // `spec` may hold one -1; `cannot reshape [6] into [4, -1]`.
 Tensor reshape(const Tensor& x, const Shape& spec);
 Tensor expand_dims(const Tensor& x, int64_t axis);
+Tensor expand_dims(const Tensor& x, const std::vector<int64_t>& axes);  // NumPy's several axes
 // nullopt removes every size-1 axis; an explicit axis must have size 1.
 Tensor squeeze(const Tensor& x, const Axes& axes = std::nullopt);
 Tensor flatten(const Tensor& x);

@@ -123,8 +123,12 @@ Value binaryBuiltin(Interpreter&, CallArgs& call) {
 
 Value clip(Interpreter&, CallArgs& call) {
   Args a("clip", call, {"x", "lo", "hi"}, 3);
+  // NumPy's: one bound may be none (no limit on that side), not both.
+  if (a[1].isNone() && a[2].isNone()) throw rt::Error("clip(): 'lo' and 'hi' cannot both be none");
   for (size_t i = 0; i < 3; ++i)
-    if (!a[i].isNumeric()) a.fail(i, "a tensor");
+    if (!a[i].isNumeric() && !(i > 0 && a[i].isNone())) a.fail(i, "a tensor or none");
+  if (a[1].isNone()) return ad::elementwise(rt::BinaryOp::Minimum, a[0], a[2]);
+  if (a[2].isNone()) return ad::elementwise(rt::BinaryOp::Maximum, a[0], a[1]);
   return ad::clip(a[0], a[1], a[2]);
 }
 
@@ -188,6 +192,7 @@ Value reshape(Interpreter&, CallArgs& call) {
 
 Value expandDims(Interpreter&, CallArgs& call) {
   Args a("expand_dims", call, {"x", "axis"}, 2);
+  if (a[1].isSeq() || a[1].isTensor()) return ad::expandDims(numeric(a, 0), a.ints(1));  // several axes, as NumPy's
   return ad::expandDims(numeric(a, 0), a.integer(1));
 }
 
@@ -250,14 +255,19 @@ Value pad(Interpreter&, CallArgs& call) {
   rt::Tensor x = a.tensor(0);
   std::vector<std::pair<int64_t, int64_t>> widths;
   const Value& w = a[1];
-  auto pairOf = [&](const std::vector<int64_t>& p) {
-    if (p.size() != 2) a.fail(1, "(before, after) pairs");
-    widths.emplace_back(p[0], p[1]);
+  auto pairOf = [&](const std::vector<int64_t>& p) {  // (before, after), or NumPy's (n,): n, n
+    if (p.size() != 2 && p.size() != 1) a.fail(1, "(before, after) pairs");
+    widths.emplace_back(p[0], p.back());
   };
-  if (w.isTensor()) {
+  if (w.isScalar() && !w.isFloatScalar() && w.dtype() != DType::Bool) {
+    widths.emplace_back(w.rawInt(), w.rawInt());  // NumPy's pad(x, n): n before and after, every axis
+  } else if (w.isTensor()) {
     const rt::Tensor& t = w.as<TensorObj>()->t;
-    if (rt::is_float(t.dtype()) || t.rank() > 2 || t.dim(t.rank() - 1) != 2) a.fail(1, "(before, after) pairs");
-    for (int64_t i = 0; i + 1 < t.numel(); i += 2) widths.emplace_back(t.item_int64(i), t.item_int64(i + 1));
+    // [b, a], [[b, a], ...]; NumPy's [n] and [[n], ...]: n before and after
+    if (rt::is_float(t.dtype()) || t.rank() == 0 || t.rank() > 2 || (t.dim(t.rank() - 1) != 2 && t.dim(t.rank() - 1) != 1))
+      a.fail(1, "(before, after) pairs");
+    const int64_t per = t.dim(t.rank() - 1);
+    for (int64_t i = 0; i + per - 1 < t.numel(); i += per) widths.emplace_back(t.item_int64(i), t.item_int64(i + per - 1));
   } else if (w.isSeq()) {
     const auto& items = w.as<SeqObj>()->items;
     bool nested = !items.empty() && (items[0].isSeq() || items[0].isTensor());

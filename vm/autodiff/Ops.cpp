@@ -151,6 +151,9 @@ Value transpose(const Value& x, const std::vector<int64_t>& perm) {
 
 Value reshape(const Value& x, const rt::Shape& spec) { return reshaped(x, fromTensor(rt::reshape(tensorOf(x), spec))); }
 Value expandDims(const Value& x, int64_t axis) { return reshaped(x, fromTensor(rt::expand_dims(tensorOf(x), axis))); }
+Value expandDims(const Value& x, const std::vector<int64_t>& axes) {
+  return reshaped(x, fromTensor(rt::expand_dims(tensorOf(x), axes)));
+}
 Value squeeze(const Value& x, const rt::Axes& axes) { return reshaped(x, fromTensor(rt::squeeze(tensorOf(x), axes))); }
 Value flatten(const Value& x) { return reshaped(x, fromTensor(rt::flatten(tensorOf(x)))); }
 

@@ -37,6 +37,7 @@ Value outer(const Value& a, const Value& b);
 Value transpose(const Value& x, const std::vector<int64_t>& perm);
 Value reshape(const Value& x, const rt::Shape& spec);
 Value expandDims(const Value& x, int64_t axis);
+Value expandDims(const Value& x, const std::vector<int64_t>& axes);
 Value squeeze(const Value& x, const rt::Axes& axes);
 Value flatten(const Value& x);
 Value broadcastTo(const Value& x, const rt::Shape& shape);
