@@ -56,7 +56,7 @@ auto Tracer::call(const Expr& e) -> TV {
       for (size_t i = 0; i < x.names->size(); ++i)
         if ((*x.names)[i] == ce.str) callee = x.items[i], isField = true;
     if (!isField && self.k == TV::Tape) {
-      if (ce.str != "gradient") failEager(ce.loc, fmt::format("a tape has no method '{}'", ce.str));
+      if (ce.str != "gradient") failEager(e.loc, fmt::format("tape has no field or method '{}'", ce.str));  // eager's
       for (size_t i = 0; i < nargs; ++i) {
         args.push_back(eval(*e.kids[i + 1]));
         const std::string& k = i < e.names.size() ? e.names[i] : std::string();
@@ -81,7 +81,7 @@ auto Tracer::call(const Expr& e) -> TV {
                                self.sv.as<NativeObj>()->typeName(), ce.str));
     if (!isField) {
       int mod = frames_.back()->decl ? frames_.back()->decl->module : 0;
-      callee = lookupMethod(ce.str, mod, ce.loc);
+      callee = lookupMethod(ce.str, mod, e.loc, self);
       args.push_back(self);
       method = true;
     }
@@ -106,7 +106,7 @@ auto Tracer::listMethodTV(TV& xs, const std::string& name, const std::vector<TV>
       if (args.empty() || args.size() > 2)
         throw rt::Error(fmt::format("a dict's pop() takes 1 to 2 arguments ({} given)", args.size()));
       if (!args[0].isStatic() || !args[0].sv.isStr())
-        throw rt::Error(fmt::format("a dict key in a graph fn must be a string known at trace time, got {}", describe(args[0])));
+        fail(loc, fmt::format("a dict key in a graph fn must be a string known at trace time, got {}", describe(args[0])));
       const std::string& key = args[0].sv.as<StrObj>()->s;
       std::vector<std::string> keys = *xs.names;
       auto it = std::find(keys.begin(), keys.end(), key);
@@ -126,7 +126,7 @@ auto Tracer::listMethodTV(TV& xs, const std::string& name, const std::vector<TV>
     checkListMethod(name, static_cast<int>(args.size()));
     auto position = [&](const TV& i) {
       if (!i.isStatic() || !i.sv.isScalar() || rt::is_float(i.sv.dtype()) || i.sv.dtype() == DType::Bool)
-        throw rt::Error(fmt::format("{}() index must be an integer known at trace time, got {}", name, describe(i)));
+        fail(loc, fmt::format("{}() index must be an integer known at trace time, got {}", name, describe(i)));
       return i.sv.asInt();
     };
     int64_t size = static_cast<int64_t>(xs.items.size());
@@ -143,7 +143,7 @@ auto Tracer::listMethodTV(TV& xs, const std::string& name, const std::vector<TV>
       } else if (isNumeric(ys) && typeOf(ys).rank() >= 1) {  // a tensor: its first axis
         const ir::Dim d = typeOf(ys).dims[0];
         if (!d.is_known())
-          throw rt::Error(fmt::format("extend() in a graph fn needs a tensor whose first axis is known at trace time, got {}",
+          fail(loc, fmt::format("extend() in a graph fn needs a tensor whose first axis is known at trace time, got {}",
                                       describe(ys)));
         for (int64_t i = 0; i < d.size; ++i) xs.items.push_back(indexInt(ys, TV::of(Value::i64(i, true)), loc));
       } else {
@@ -160,7 +160,7 @@ auto Tracer::listMethodTV(TV& xs, const std::string& name, const std::vector<TV>
     xs.items.erase(xs.items.begin() + i);
     return r;
   } catch (const rt::Error& err) {
-    fail(loc, err.what());
+    failEager(loc, err.what());
   }
 }
 
@@ -195,7 +195,7 @@ auto Tracer::dictMethodTV(const TV& d, const std::string& name, const Expr& e) -
   return args.size() > 1 ? args[1] : TV::of(Value());
 }
 
-auto Tracer::lookupMethod(const std::string& nm, int module, const Loc& loc) -> TV {
+auto Tracer::lookupMethod(const std::string& nm, int module, const Loc& loc, const TV& self) -> TV {
   auto& mods = vm_.modules();
   const Module& m = *mods.at(static_cast<size_t>(module));
   for (size_t i = m.globalNames.size(); i-- > 0;)
@@ -204,7 +204,7 @@ auto Tracer::lookupMethod(const std::string& nm, int module, const Loc& loc) -> 
       if (!g.isUndef()) return TV::of(g);
     }
   int id = builtinId(nm);
-  if (id < 0) fail(loc, fmt::format("undefined name '{}'", nm));
+  if (id < 0) failEager(loc, fmt::format("{} has no field or method '{}'", describe(self), nm));  // eager's words
   return TV::of(Value::builtin(id));
 }
 
@@ -235,6 +235,10 @@ auto Tracer::callTV(const TV& callee, std::vector<TV>& args, const std::vector<s
       return inlineCall(fnv, args, kw, loc, c->proto->name);
     }
   }
+  // Eager's words for a value that is not a function (vm/Interpreter.cpp).
+  if (callee.isStatic()) failEager(loc, fmt::format("a {} is not callable", tagName(callee.sv.tag())));
+  if (callee.isDyn()) failEager(loc, fmt::format("a {} is not callable", callee.dv->type.rank() == 0 ? "scalar" : "tensor"));
+  if (callee.k == TV::Seq || callee.k == TV::Rec) failEager(loc, fmt::format("a {} is not callable", tagName(callee.seqTag)));
   fail(loc, fmt::format("a {} cannot be called in a graph fn", describe(callee)));
 }
 

@@ -133,10 +133,10 @@ auto Tracer::normalize(TV r) -> TV {
 
 auto Tracer::globalValue(int module, int slot, const std::string& nm, const Loc& loc) -> TV {
   const Value& g = vm_.globalValue(module, slot);
-  if (g.isUndef()) fail(loc, fmt::format("'{}' is used before its definition", nm));
   bool seen = false;
   for (auto& [m, s, v] : out_.globals) seen = seen || (m == module && s == slot);
-  if (!seen) out_.globals.emplace_back(module, slot, g);
+  if (!seen) out_.globals.emplace_back(module, slot, g);  // (undefined too: a call after its `let` traces again)
+  if (g.isUndef()) failEager(loc, fmt::format("'{}' is used before its definition", nm));
   if (g.isScalar() && g.isFloatScalar() && (!recording_.empty() || tapedScalars_.count({module, slot}))) {
     // a tape may ask for its gradient (t.gradient(y, g), after the tape, reads the same value)
     auto [it, fresh] = tapedScalars_.try_emplace({module, slot});

@@ -482,7 +482,7 @@ class Tracer {
 
   TV call(const Expr& e);
 
-  TV lookupMethod(const std::string& nm, int module, const Loc& loc);
+  TV lookupMethod(const std::string& nm, int module, const Loc& loc, const TV& self);
 
   TV callTV(const TV& callee, std::vector<TV>& args, const std::vector<std::string>& kw, const Loc& loc);
 

@@ -1,5 +1,7 @@
 #include "ir/Rewrite.h"
 
+#include "ir/ShapeInference.h"
+
 #include <cstring>
 
 namespace tdl::ir {
@@ -50,7 +52,8 @@ bool fails_on_integers(const Op& op) {
 }
 
 bool is_removable(const Op& op) {
-  if (op.has_trait(kPure)) return !fails_on_integers(op);
+  // (an unused op whose sizes are checked at run time stays: eager mode raises that error)
+  if (op.has_trait(kPure)) return !fails_on_integers(op) && !needs_run_time_check(op);
   if (op.kind() != OpKind::Cond && op.kind() != OpKind::While) return false;
   for (size_t r = 0; r < op.num_regions(); ++r)
     if (has_effects(op.region(r).block())) return false;

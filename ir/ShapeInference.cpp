@@ -51,10 +51,14 @@ std::string broadcast_message(const std::vector<Dim>& a, const std::vector<Dim>&
   return "cannot broadcast shapes " + dims_str(a) + " and " + dims_str(b);
 }
 
+// Run-time checks the rules below asked for (needs_run_time_check counts them).
+thread_local int t_run_time_checks = 0;
+
 // Two dims that must be equal (run-time check when symbolic): the better-known one.
 Dim unify(const Dim& a, const Dim& b, const std::string& message) {
   if (a == b) return a;
   if (a.is_known() && b.is_known()) fail(message);
+  ++t_run_time_checks;
   return a.is_known() ? a : (b.is_known() ? b : a);
 }
 
@@ -168,6 +172,7 @@ void check_broadcast_to(const std::vector<Dim>& from, const std::vector<Dim>& to
     const Dim& t = to[off + i];
     if (f == t || (f.is_known() && f.size == 1)) continue;
     if (f.is_known() && t.is_known()) fail(msg);  // else a run-time check f == t
+    ++t_run_time_checks;
   }
 }
 
@@ -191,6 +196,7 @@ void check_reshape(const std::vector<Dim>& from, const std::vector<Dim>& to) {
   auto pa = split(from, a), pb = split(to, b);
   if (a == b && pa && pb && *pa != *pb && *pa != 0 && *pb != 0)
     fail("cannot reshape " + dims_str(from) + " into " + dims_str(to));
+  if (!(a == b && pa && pb && *pa == *pb)) ++t_run_time_checks;  // the counts compared at run time
 }
 
 std::vector<Dim> index_dims(const std::vector<TensorType>& operands, size_t first_index) {
@@ -235,6 +241,7 @@ std::vector<Dim> broadcast_dims(const std::vector<Dim>& a, const std::vector<Dim
     // may be 1 at run time: a new symbol, bound by the result (NumPy's rule needs the sizes).
     if (x.is_symbolic() && y.is_symbolic() && !(x == y)) {
       out[off + i] = Dim::symbolic(kAnyDim);
+      ++t_run_time_checks;
       continue;
     }
     Dim left = &longer == &a ? x : y, right = &longer == &a ? y : x;
@@ -577,6 +584,16 @@ void check_declared_types(OpKind kind, const std::vector<TensorType>& in, const 
     default:
       return;  // cond and while: region signatures are the verifier's
   }
+}
+
+bool needs_run_time_check(const Op& op) {
+  t_run_time_checks = 0;
+  try {
+    check_op_types(op);
+  } catch (const ShapeError&) {
+    return true;
+  }
+  return t_run_time_checks > 0;
 }
 
 void check_op_types(const Op& op) {

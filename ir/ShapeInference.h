@@ -61,5 +61,8 @@ void check_declared_types(OpKind kind, const std::vector<TensorType>& operands, 
 
 // Both of the above for an op in the IR (its required attributes are assumed present).
 void check_op_types(const Op& op);
+// Whether the op's sizes are compared when it runs (symbolic dims that must agree, a
+// reshape of symbols, a broadcast of two symbols): it may fail then, as eagerly.
+bool needs_run_time_check(const Op& op);
 
 }  // namespace tdl::ir
