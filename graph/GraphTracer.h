@@ -63,7 +63,10 @@ struct Trace {
   std::unique_ptr<ir::Module> module;
   ir::Function* fn = nullptr;
   ResultTemplate result;
-  std::map<LocKey, CallChain> chains;  // locKey(op loc) → chain (only inside inlined calls)
+  std::map<LocKey, CallChain> chains;
+  // Set when every call of the graph fn fails (each path ends in an error eager mode raises
+  // there): that error, "MESSAGE (at FILE:L:C)" (the result, never seen, is none).
+  std::string alwaysFails;  // locKey(op loc) → chain (only inside inlined calls)
   // The top-level values the trace read (module, slot, value): a call after one of them is
   // bound anew (a second top-level `let`) traces again, so it sees the new value as eagerly.
   std::vector<std::tuple<int, int, Value>> globals;

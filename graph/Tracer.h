@@ -179,6 +179,7 @@ class Tracer {
   // that fails with the error's message at its place when the code runs is its last op
   // (eager mode raises it only there). Returns whether that happened (the code diverged).
   bool traceMaybe(const std::function<void()>& f);
+  std::string firstDeferred_;  // the first error traceMaybe made a run-time one, with its place
 
   void setLoc(const Loc& l);
 

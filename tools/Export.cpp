@@ -333,6 +333,8 @@ int exportModel(const ExportOptions& o) {
       for (size_t i = 0; i < params.size(); ++i) ef.sig.inputs.push_back(specOf(inNames[i], params[i]->type));
       std::vector<std::string> outNames;
       std::string why;
+      if (!tr.alwaysFails.empty())
+        return fail(fmt::format("cannot export '{}': every call of it fails: {}", name, tr.alwaysFails));
       if (!resultLeaves(tr.result, "output", ef.sig.outStructure, outNames, why))
         return fail(fmt::format("cannot export '{}': {}", name, why));
       if (outNames.size() != fn.result_types.size())

@@ -180,6 +180,15 @@ def bad_files(tdl, model, tmp):
     r = run([tdl, "export", src, "--fn", "loose", "--fn", "loose", "-o", os.path.join(tmp, "x.tdlm")])
     check(r.returncode == 1 and "--fn loose is given twice" in r.stderr and "ran" not in r.stdout,
           f"export --fn loose --fn loose: {r.stdout.strip()[:80]} {r.stderr.strip()[:160]}")
+    # A fn every call of which fails (its error raised where it runs, as eagerly) is refused
+    # with that error, not exported as a model that always fails.
+    src = os.path.join(tmp, "always.tdl")
+    with open(src, "w") as f:
+        f.write("graph fn always(x: f32[B, 3]) -> f32[B, 3] {\n    let q = [1, 2][5]\n    return x * float(q)\n}\n")
+    r = run([tdl, "export", src, "--fn", "always", "-o", os.path.join(tmp, "always.tdlm")])
+    check(r.returncode == 1 and "cannot export 'always': every call of it fails: index 5 is out of range for axis 0 "
+          "of size 2 (at " in r.stderr and not os.path.exists(os.path.join(tmp, "always.tdlm")),
+          f"export of a fn that always fails: {r.stderr.strip()[:200]}")
 
 
 def export_fns(tdl, tmp, name, text, fns):
