@@ -56,35 +56,8 @@ auto Tracer::traceMaybe(const std::function<void()>& f) -> bool {
       out_.chains.emplace(locKey(at), e.chain);
     }
     b_.set_loc(at);
-    // A parameter's symbolic dim in the message (`?0`, a dim generalized over calls, or a
-    // named one, `N`, in a shape's brackets) is the call's size, as eagerly: a hole the run
-    // fills.
-    const std::string msg = escapeBraces(e.what());
-    std::string format;
     std::vector<ir::Value*> holes;
-    int brackets = 0;
-    auto word = [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_'; };
-    for (size_t k = 0; k < msg.size(); ++k) {
-      brackets += msg[k] == '[' ? 1 : msg[k] == ']' && brackets > 0 ? -1 : 0;
-      size_t j = k;
-      if (msg[k] == '?') {
-        for (j = k + 1; j < msg.size() && std::isdigit(static_cast<unsigned char>(msg[j]));) ++j;
-      } else if (brackets > 0 && (k == 0 || !word(msg[k - 1])) && (std::isalpha(static_cast<unsigned char>(msg[k])) || msg[k] == '_')) {
-        for (j = k + 1; j < msg.size() && word(msg[j]);) ++j;
-      }
-      ir::Value* size = nullptr;
-      if (j > k + (msg[k] == '?' ? 1 : 0))
-        for (ir::Value* p : f_.params())
-          for (size_t d = 0; d < p->type.dims.size() && !size; ++d)
-            if (p->type.dims[d].sym == std::string_view(msg).substr(k, j - k)) size = b_.dim(p, static_cast<int64_t>(d));
-      if (!size) {
-        format += msg[k];
-        continue;
-      }
-      format += "{}";
-      holes.push_back(size);
-      k = j - 1;
-    }
+    std::string format = sizedFormat(e.what(), holes);
     b_.assert_true(b_.constant(rt::Tensor::scalar(false)), format, holes);
   }
   // (frames, tapes and assignment targets unwind themselves; checked here)
@@ -92,6 +65,38 @@ auto Tracer::traceMaybe(const std::function<void()>& f) -> bool {
   assignRhs_ = rhs;
   b_.set_insertion_end(block);
   return true;
+}
+
+auto Tracer::sizedFormat(const std::string& message, std::vector<ir::Value*>& holes) -> std::string {
+  const std::string msg = escapeBraces(message);
+  std::string format;
+  int brackets = 0;
+  auto word = [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_'; };
+  for (size_t k = 0; k < msg.size(); ++k) {
+    brackets += msg[k] == '[' ? 1 : msg[k] == ']' && brackets > 0 ? -1 : 0;
+    // A symbol: `?` and digits anywhere, or a name inside a shape's brackets.
+    size_t j = k;
+    if (msg[k] == '?') {
+      for (j = k + 1; j < msg.size() && std::isdigit(static_cast<unsigned char>(msg[j]));) ++j;
+      if (j == k + 1) j = k;
+    } else if (brackets > 0 && (k == 0 || !word(msg[k - 1])) && word(msg[k]) &&
+               !std::isdigit(static_cast<unsigned char>(msg[k]))) {
+      for (j = k + 1; j < msg.size() && word(msg[j]);) ++j;
+    }
+    ir::Value* size = nullptr;
+    if (j > k)
+      for (ir::Value* p : f_.params())
+        for (size_t d = 0; d < p->type.dims.size() && !size; ++d)
+          if (p->type.dims[d].sym == std::string_view(msg).substr(k, j - k)) size = b_.dim(p, static_cast<int64_t>(d));
+    if (!size) {
+      format += msg[k];
+      continue;
+    }
+    format += "{}";
+    holes.push_back(size);
+    k = j - 1;
+  }
+  return format;
 }
 
 auto Tracer::setLoc(const Loc& l) -> void {

@@ -180,6 +180,10 @@ class Tracer {
   // (eager mode raises it only there). Returns whether that happened (the code diverged).
   bool traceMaybe(const std::function<void()>& f);
   std::string firstDeferred_;  // the first error traceMaybe made a run-time one, with its place
+  // An error message as an assert's format: a parameter's symbolic dim in it (`?0`, a dim
+  // generalized over calls, or a name, `N`, in a shape's brackets) becomes a hole that the
+  // run fills with the call's size (its `dim` op in `holes`), as eager mode names sizes.
+  std::string sizedFormat(const std::string& message, std::vector<ir::Value*>& holes);
 
   void setLoc(const Loc& l);
 

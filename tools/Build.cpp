@@ -746,6 +746,12 @@ int buildExecutable(const BuildOptions& oIn) {
           std::vector<vm::ParamLeaf> leaves = vm::signatureLeaves(*p, args, xs, weak, syms);
           const Value& fv = interp.globalValue(d.module, d.globalSlot);
           vm::Trace tr = vm::traceOptimized(interp, *fv.as<vm::ClosureObj>(), args, leaves, syms, nullptr, nullptr);
+          // A top-level value the build does not evaluate reads as undefined (the trace makes
+          // that a run-time error, as eagerly): this fn cannot be compiled ahead of time.
+          for (auto& [m, s, g] : tr.globals)
+            if (g.isUndef())
+              throw ScriptError(Loc(), fmt::format("'{}' is used before its definition",
+                                                   interp.modules().at(static_cast<size_t>(m))->globalNames.at(static_cast<size_t>(s))));
           AotFn f;
           f.name = d.name;
           for (size_t i = 0; i < leaves.size(); ++i)
