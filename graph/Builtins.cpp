@@ -125,6 +125,14 @@ TV& Tracer::BuiltinCall::need(size_t i, const char* key) {
   return *p;
 }
 
+TV& Tracer::BuiltinCall::numeric(TV& t, const char* key, const char* expected) {
+  if (!tracer->isNumeric(t))  // eager's words (Args::fail)
+    tracer->failEager(loc, std::string(expected) == "a tensor"
+                               ? tensorParamError(nm, key, tracer->describe(t), t.k == TV::Seq)
+                               : fmt::format("{}(): '{}' must be {}, got {}", nm, key, expected, tracer->describe(t)));
+  return t;
+}
+
 void Tracer::BuiltinCall::requireStatic(const TV& t, const char* what) {
   if (!t.isStatic()) tracer->fail(loc, fmt::format("{}: '{}' must be known at trace time in a graph fn", nm, what));
 }

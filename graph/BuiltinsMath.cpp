@@ -8,7 +8,7 @@ namespace tdl::vm::trace {
 auto Tracer::bi_unaryOp(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   auto u = rt::unary_by_name(nm);
-  return unop(*u, bc.need(0, "x"), loc);
+  return unop(*u, bc.numeric(bc.need(0, "x"), "x"), loc);
 }
 
 auto Tracer::bi_binaryOp(BuiltinCall& bc) -> TV {
@@ -16,7 +16,8 @@ auto Tracer::bi_binaryOp(BuiltinCall& bc) -> TV {
   auto bop = rt::binary_by_name(nm);
   rt::BinaryParams p = rt::binary_params(*bop);
   TV* second = bc.arg(1, p.b.c_str());
-  TV x = bc.need(0, p.a.c_str()), y = second ? *second : TV::of(Value::weakFloat(p.b_default.value_or(0)));
+  TV x = bc.numeric(bc.need(0, p.a.c_str()), p.a.c_str());
+  TV y = second ? bc.numeric(*second, p.b.c_str()) : TV::of(Value::weakFloat(p.b_default.value_or(0)));
   // Weak numbers only: each its default dtype (a weak float f32), as eagerly; with a strong
   // operand a weak one takes its dtype exactly (0.1 with an f64 tensor is 0.1: binop).
   if (weakOf(x) && weakOf(y)) x = asArg(x, loc), y = asArg(y, loc);
@@ -29,6 +30,9 @@ auto Tracer::bi_clip(BuiltinCall& bc) -> TV {
   // NumPy's: one bound may be none (no limit on that side), not both (eager's words).
   auto none = [](const TV& v) { return v.isStatic() && v.sv.isNone(); };
   if (none(lo) && none(hi)) failEager(loc, "clip(): 'lo' and 'hi' cannot both be none");
+  bc.numeric(x, "x");
+  if (!none(lo)) bc.numeric(lo, "lo", "a tensor or none");
+  if (!none(hi)) bc.numeric(hi, "hi", "a tensor or none");
   const bool open = none(lo) || none(hi);
   if (open) {
     TV& bound = none(lo) ? hi : lo;

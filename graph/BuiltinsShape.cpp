@@ -1,6 +1,7 @@
 // The builtins that make and reshape tensors in graph fns.
 // One handler per builtin (or family); the dispatch by builtin id is graph/Builtins.cpp.
 #include "graph/Tracer.h"
+#include "runtime/ShapeOps.h"
 
 namespace tdl::vm::trace {
 
@@ -106,8 +107,15 @@ auto Tracer::bi_expand_dims(BuiltinCall& bc) -> TV {
   ir::Value* x = materialize(bc.need(0, "x"), loc);
   TV& av = bc.need(1, "axis");
   // One axis, or several (NumPy's): positions in the result (rt::expand_dims_positions).
-  std::vector<int64_t> axes = av.isStatic() && (av.sv.isSeq() || av.sv.isTensor()) ? bc.staticInts(av, "axis")
-                                                              : std::vector<int64_t>{bc.staticInt(av, "axis")};
+  std::vector<int64_t> axes;
+  if (av.isStatic() && (av.sv.isSeq() || av.sv.isTensor())) {
+    axes = guarded(loc, [&] {  // eager's reading and words (Args::ints)
+      CallArgs one{&av.sv, 1, nullptr};
+      return Args("expand_dims", one, {"axis"}, 1).ints(0);
+    });
+  } else {
+    axes = {bc.staticInt(av, "axis")};
+  }
   std::vector<Dim> dims = x->type.dims;
   for (int64_t a : guarded(loc, [&] { return rt::expand_dims_positions(static_cast<int64_t>(dims.size()), axes); }))
     dims.insert(dims.begin() + a, Dim::known(1));
@@ -226,41 +234,26 @@ auto Tracer::bi_pad(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   // Constant blocks concatenated before and after along each axis.
   ir::Value* x = materialize(bc.need(0, "x"), loc);
-  // (before, after) pairs as eager takes them: one flat pair, a flat list, or a list of pairs.
+  // The widths as eager reads and checks them (padWidthsArg, rt::pad_widths; a size known
+  // only at run time counts 0 here, its sum is checked when the result is made).
   TV& wv = bc.need(1, "widths");
-  ir::IntList w;
   bc.requireStatic(wv, "widths");
-  if (wv.sv.isSeq() && !wv.sv.as<SeqObj>()->items.empty() && wv.sv.as<SeqObj>()->items[0].isSeq()) {
-    for (const Value& p : wv.sv.as<SeqObj>()->items) {
-      ir::IntList pr = ints(p, loc);
-      if (pr.size() == 1) pr.push_back(pr[0]);  // NumPy's (n,): n before and after
-      if (pr.size() != 2) failEager(loc, "pad: 'widths' must be (before, after) pairs, one per axis or one for all");
-      w.insert(w.end(), pr.begin(), pr.end());
-    }
-  } else if (wv.sv.isTensor() && wv.sv.as<TensorObj>()->t.rank() == 2) {  // [[b, a], ...] or NumPy's [[n], ...]
-    const rt::Tensor& t = wv.sv.as<TensorObj>()->t;
-    const int64_t per = t.dim(1);
-    if ((per != 1 && per != 2) || rt::is_float(t.dtype()))
-      failEager(loc, "pad: 'widths' must be (before, after) pairs, one per axis or one for all");
-    for (int64_t i = 0; i + per - 1 < t.numel(); i += per) w.push_back(t.item_int64(i)), w.push_back(t.item_int64(i + per - 1));
-  } else {
-    w = bc.staticInts(wv, "widths");
-    if (w.size() == 1) w.push_back(w[0]);  // NumPy's pad(x, n) and pad(x, (n,)): n, n on every axis
-  }
+  rt::Shape sizes;
+  for (const Dim& d : x->type.dims) sizes.push_back(d.is_known() ? d.size : 0);
+  auto pairs = guarded(loc, [&] { return padWidthsArg(wv.sv); });
+  if (pairs.size() != 1 && pairs.size() != sizes.size())  // rt::pad_widths's words, the shape's symbols named
+    failEager(loc, fmt::format("pad: expected {} (before, after) pairs for a tensor of shape {}, got {}", sizes.size(),
+                               ir::dims_str(x->type.dims), pairs.size()));
+  ir::IntList w;
+  for (auto [before, after] : guarded(loc, [&] { return rt::pad_widths(sizes, pairs); }))
+    w.push_back(before), w.push_back(after);
   size_t rank = static_cast<size_t>(x->type.rank());
-  if (w.size() == 2 && rank != 1) {
-    ir::IntList all;
-    for (size_t i = 0; i < rank; ++i) all.push_back(w[0]), all.push_back(w[1]);
-    w = all;
-  }
-  if (w.size() != 2 * rank) failEager(loc, "pad: 'widths' must be (before, after) pairs, one per axis or one for all");
   double value = 0;
   if (TV* v = bc.arg(2, "value")) {
-    if (!v->isStatic() || !v->sv.isScalar()) fail(loc, "pad: 'value' must be a number known at trace time in a graph fn");
+    if (v->isStatic() && !v->sv.isScalar()) failEager(loc, fmt::format("pad(): 'value' must be a scalar, got {}", describe(*v)));
+    if (!v->isStatic()) fail(loc, "pad: 'value' must be a number known at trace time in a graph fn");
     value = v->sv.asDouble();
   }
-  for (size_t k = 0; k + 1 < w.size(); k += 2)  // eager's words (rt::pad)
-    if (w[k] < 0 || w[k + 1] < 0) failEager(loc, fmt::format("pad: widths must be >= 0, got ({}, {})", w[k], w[k + 1]));
   setLoc(loc);
   return TV::dyn(guarded(loc, [&] {
     ir::Value* y = x;

@@ -104,6 +104,9 @@ struct TV {
 };
 
 inline TV staticBool(bool b) { return TV::of(Value::boolean(b)); }
+inline bool isListTV(const TV& t) {
+  return (t.k == TV::Seq && t.seqTag == Tag::List) || (t.isStatic() && t.sv.tag() == Tag::List);
+}
 inline bool isStaticFalse(const TV& t) { return t.isStatic() && t.sv.isScalar() && !t.sv.asBool(); }
 inline bool isStaticTrue(const TV& t) { return t.isStatic() && t.sv.isScalar() && t.sv.asBool(); }
 
@@ -588,6 +591,7 @@ class Tracer {
     Tracer* tracer;
     TV* arg(size_t i, const char* key);    // by position, else by keyword; null if absent
     TV& need(size_t i, const char* key);   // eager's missing-argument error if absent
+    TV& numeric(TV& t, const char* key, const char* expected = "a tensor");  // eager's error unless a number or tensor
     void requireStatic(const TV& t, const char* what);  // fails unless known at trace time
     int64_t staticInt(const TV& t, const char* what);  // known at trace time; eager's rule
     ir::IntList staticInts(const TV& t, const char* what);  // a list of ints known at trace time

@@ -69,10 +69,6 @@ auto Tracer::integerArg(const TV& t, const char* builtin, const char* param, con
   failEager(loc, fmt::format("{}(): '{}' must be an integer, got {}", builtin, param, describe(t)));
 }
 
-static bool isList(const TV& t) {
-  return (t.k == TV::Seq && t.seqTag == Tag::List) || (t.isStatic() && t.sv.tag() == Tag::List);
-}
-
 auto Tracer::describe(const TV& t) -> std::string {
   switch (t.k) {
     case TV::Static: return typeText(t.sv);
@@ -135,7 +131,7 @@ auto Tracer::binop(rt::BinaryOp op, const TV& a, const TV& b, const Loc& loc, st
     std::string head = vop ? fmt::format("unsupported operand types for {}: ", opText(*vop))
                            : fmt::format("unsupported operand types for {}: ", rt::op_name(op));
     failEager(loc, fmt::format("{}{} and {}{}", head, describe(a), describe(b),
-                          listTensorHint(vop && *vop == Op::Add, isList(a), isList(b), isNumeric(a), isNumeric(b))));
+                          listTensorHint(vop && *vop == Op::Add, isListTV(a), isListTV(b), isNumeric(a), isNumeric(b))));
   }
   bool wa = weakOf(a), wb = weakOf(b);
   TensorType ta = typeOf(a), tb = typeOf(b);

@@ -251,22 +251,30 @@ Tensor tile(const Tensor& x, const std::vector<int64_t>& reps) {
   return broadcast_to(x.with_shape(interleaved), target).with_shape(result);
 }
 
-Tensor pad(const Tensor& x, const std::vector<std::pair<int64_t, int64_t>>& widths_in,
-           const Tensor& value) {
-  const int64_t r = x.rank();
+std::vector<std::pair<int64_t, int64_t>> pad_widths(const Shape& shape, const std::vector<std::pair<int64_t, int64_t>>& widths_in,
+                                                    Shape* out_shape) {
+  const int64_t r = static_cast<int64_t>(shape.size());
   std::vector<std::pair<int64_t, int64_t>> widths = widths_in;
   if (widths.size() == 1 && r != 1) widths.assign(r, widths_in[0]);
   if (static_cast<int64_t>(widths.size()) != r)
     throw Error(fmt::format("pad: expected {} (before, after) pairs for a tensor of shape {}, got {}", r,
-                            shape_str(x.shape()), widths_in.size()));
-  Shape out_shape(r);
+                            shape_str(shape), widths_in.size()));
+  Shape out(r);
   for (int64_t i = 0; i < r; ++i) {
     auto [b, a] = widths[i];
     if (b < 0 || a < 0) throw Error(fmt::format("pad: widths must be >= 0, got ({}, {})", b, a));
-    if (__builtin_add_overflow(x.shape()[i], b, &out_shape[i]) ||
-        __builtin_add_overflow(out_shape[i], a, &out_shape[i]))
+    if (__builtin_add_overflow(shape[i], b, &out[i]) || __builtin_add_overflow(out[i], a, &out[i]))
       throw Error("pad: the result is too large");
   }
+  if (out_shape) *out_shape = out;
+  return widths;
+}
+
+Tensor pad(const Tensor& x, const std::vector<std::pair<int64_t, int64_t>>& widths_in,
+           const Tensor& value) {
+  const int64_t r = x.rank();
+  Shape out_shape;
+  std::vector<std::pair<int64_t, int64_t>> widths = pad_widths(x.shape(), widths_in, &out_shape);
   if (value.numel() != 1) throw Error("pad: the value must be a scalar, got " + value.type_str());
   Tensor out = full(out_shape, cast(value, x.dtype()));
   if (out.numel() == 0 || x.numel() == 0) return out;

@@ -43,5 +43,9 @@ Tensor tile(const Tensor& x, const std::vector<int64_t>& reps);
 // is a scalar converted to x's dtype.
 Tensor pad(const Tensor& x, const std::vector<std::pair<int64_t, int64_t>>& widths,
            const Tensor& value);
+// pad's widths for a tensor of `shape`: one (before, after) per axis (a single pair
+// repeated), checked (count, >= 0, the result's size); the result's shape in out_shape.
+std::vector<std::pair<int64_t, int64_t>> pad_widths(const Shape& shape, const std::vector<std::pair<int64_t, int64_t>>& widths,
+                                                    Shape* out_shape = nullptr);
 
 }  // namespace tdl::rt

@@ -97,6 +97,11 @@ std::vector<int> bindBuiltinArgs(const char* fn, const std::vector<const char*>&
 // tape, ... and those with effects, which are never asked). Cached.
 const BuiltinParams* builtinParams(Interpreter& vm, int id);
 
+// pad's `widths` as eager mode reads it (a number n, (n,), a (before, after) pair, or one
+// per axis, as lists or integer tensors), or rt::Error in eager's words; shared with the
+// graph tracer. The count against the rank is rt::pad_widths's.
+std::vector<std::pair<int64_t, int64_t>> padWidthsArg(const Value& w);
+
 class Args {
  public:
   // Binds `call` to `params`; the first `required` must be given.

@@ -126,7 +126,7 @@ Value clip(Interpreter&, CallArgs& call) {
   // NumPy's: one bound may be none (no limit on that side), not both.
   if (a[1].isNone() && a[2].isNone()) throw rt::Error("clip(): 'lo' and 'hi' cannot both be none");
   for (size_t i = 0; i < 3; ++i)
-    if (!a[i].isNumeric() && !(i > 0 && a[i].isNone())) a.fail(i, "a tensor or none");
+    if (!a[i].isNumeric() && !(i > 0 && a[i].isNone())) a.fail(i, i == 0 ? "a tensor" : "a tensor or none");
   if (a[1].isNone()) return ad::elementwise(rt::BinaryOp::Minimum, a[0], a[2]);
   if (a[2].isNone()) return ad::elementwise(rt::BinaryOp::Maximum, a[0], a[1]);
   return ad::clip(a[0], a[1], a[2]);
@@ -250,13 +250,14 @@ Value tile(Interpreter&, CallArgs& call) {
   return ad::tile(numeric(a, 0), a.ints(1));
 }
 
-Value pad(Interpreter&, CallArgs& call) {
-  Args a("pad", call, {"x", "widths", "value"}, 2);
-  rt::Tensor x = a.tensor(0);
+}  // namespace
+
+std::vector<std::pair<int64_t, int64_t>> padWidthsArg(const Value& w) {
+  CallArgs call{&w, 1, nullptr};
+  Args a("pad", call, {"widths"}, 1);
   std::vector<std::pair<int64_t, int64_t>> widths;
-  const Value& w = a[1];
   auto pairOf = [&](const std::vector<int64_t>& p) {  // (before, after), or NumPy's (n,): n, n
-    if (p.size() != 2 && p.size() != 1) a.fail(1, "(before, after) pairs");
+    if (p.size() != 2 && p.size() != 1) a.fail(0, "(before, after) pairs");
     widths.emplace_back(p[0], p.back());
   };
   if (w.isScalar() && !w.isFloatScalar() && w.dtype() != DType::Bool) {
@@ -265,14 +266,14 @@ Value pad(Interpreter&, CallArgs& call) {
     const rt::Tensor& t = w.as<TensorObj>()->t;
     // [b, a], [[b, a], ...]; NumPy's [n] and [[n], ...]: n before and after
     if (rt::is_float(t.dtype()) || t.rank() == 0 || t.rank() > 2 || (t.dim(t.rank() - 1) != 2 && t.dim(t.rank() - 1) != 1))
-      a.fail(1, "(before, after) pairs");
+      a.fail(0, "(before, after) pairs");
     const int64_t per = t.dim(t.rank() - 1);
     for (int64_t i = 0; i + per - 1 < t.numel(); i += per) widths.emplace_back(t.item_int64(i), t.item_int64(i + per - 1));
   } else if (w.isSeq()) {
     const auto& items = w.as<SeqObj>()->items;
     bool nested = !items.empty() && (items[0].isSeq() || items[0].isTensor());
     if (!nested) {
-      pairOf(a.ints(1));
+      pairOf(a.ints(0));
     } else {
       for (auto& p : items) {
         CallArgs one{&p, 1, nullptr};
@@ -281,8 +282,17 @@ Value pad(Interpreter&, CallArgs& call) {
       }
     }
   } else {
-    a.fail(1, "(before, after) pairs");
+    a.fail(0, "(before, after) pairs");
   }
+  return widths;
+}
+
+namespace {
+
+Value pad(Interpreter&, CallArgs& call) {
+  Args a("pad", call, {"x", "widths", "value"}, 2);
+  rt::Tensor x = a.tensor(0);
+  std::vector<std::pair<int64_t, int64_t>> widths = padWidthsArg(a[1]);
   rt::Tensor value = a.has(2) ? scalarTensor(a[2].isScalar() ? a[2] : Value::i64(0, true), x.dtype())
                               : rt::Tensor::scalar_of_int(x.dtype(), 0);
   if (a.has(2) && !a[2].isScalar()) a.fail(2, "a scalar");
