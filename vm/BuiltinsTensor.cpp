@@ -296,7 +296,7 @@ Value pad(Interpreter&, CallArgs& call) {
   rt::Tensor value = a.has(2) ? scalarTensor(a[2].isScalar() ? a[2] : Value::i64(0, true), x.dtype())
                               : rt::Tensor::scalar_of_int(x.dtype(), 0);
   if (a.has(2) && !a[2].isScalar()) a.fail(2, "a scalar");
-  return ad::pad(a[0], widths, value);
+  return ad::pad(a[0], widths, value, a.has(2) ? &a[2] : nullptr);
 }
 
 }  // namespace

@@ -246,11 +246,14 @@ void ruleTile(const Node& n, const Value& g, const Want&, Grads& gin) {
   gin[0] = fitTo(reshape(summed, xs), in0(n));
 }
 
-void rulePad(const Node& n, const Value& g, const Want&, Grads& gin) {
+void rulePad(const Node& n, const Value& g, const Want& w, Grads& gin) {
   rt::Shape xs = shapeOf(in0(n));
   rt::IndexSpec spec;
   for (size_t i = 0; i < xs.size(); ++i) spec.push_back(rt::IndexItem::slice(n.ints[i], n.ints[i] + xs[i]));
-  gin[0] = getIndex(g, spec);
+  Value inner = getIndex(g, spec);
+  if (w[0]) gin[0] = inner;
+  // The value fills every element outside x: its gradient is g summed there.
+  if (w.size() > 1 && w[1]) gin[1] = elementwise(BinaryOp::Sub, sumTo(g, in1(n)), sumTo(inner, in1(n)));
 }
 
 void ruleConcat(const Node& n, const Value& g, const Want&, Grads& gin) {

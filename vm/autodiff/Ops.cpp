@@ -235,11 +235,12 @@ Value tile(const Value& x, const std::vector<int64_t>& reps) {
   return r;
 }
 
-Value pad(const Value& x, const std::vector<std::pair<int64_t, int64_t>>& widths, const rt::Tensor& value) {
+Value pad(const Value& x, const std::vector<std::pair<int64_t, int64_t>>& widths, const rt::Tensor& value,
+          const Value* valueArg) {
   rt::Tensor t = tensorOf(x);
   Value r = fromTensor(rt::pad(t, widths, value));
-  if (wants(r, {&x})) {
-    Node n = make(GradOp::Pad, {x});
+  if (valueArg ? wants(r, {&x, valueArg}) : wants(r, {&x})) {
+    Node n = valueArg ? make(GradOp::Pad, {x, *valueArg}) : make(GradOp::Pad, {x});
     for (int64_t d = 0; d < t.rank(); ++d) {
       // One pair for every axis, or one per axis.
       const auto& w = widths.size() == 1 ? widths[0] : widths[static_cast<size_t>(d)];

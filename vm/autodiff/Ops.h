@@ -50,7 +50,10 @@ Value col2im(const Value& cols, int64_t h, int64_t wd, const rt::Window2d& w);
 // cumsum / cumprod (rt::scan); recorded for floats.
 Value scan(const Value& x, int64_t axis, bool prod, bool reverse = false);
 Value tile(const Value& x, const std::vector<int64_t>& reps);
-Value pad(const Value& x, const std::vector<std::pair<int64_t, int64_t>>& widths, const rt::Tensor& value);
+// valueArg: the `value` as the caller gave it (a number a tape may follow: its gradient is
+// the sum of g over the padding), or null.
+Value pad(const Value& x, const std::vector<std::pair<int64_t, int64_t>>& widths, const rt::Tensor& value,
+          const Value* valueArg = nullptr);
 
 // Indexing and functional updates (x itself is never changed).
 Value getIndex(const Value& x, const rt::IndexSpec& spec);
