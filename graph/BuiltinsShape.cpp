@@ -248,13 +248,20 @@ auto Tracer::bi_pad(BuiltinCall& bc) -> TV {
   for (auto [before, after] : guarded(loc, [&] { return rt::pad_widths(sizes, pairs); }))
     w.push_back(before), w.push_back(after);
   size_t rank = static_cast<size_t>(x->type.rank());
-  double value = 0;
-  if (TV* v = bc.arg(2, "value")) {
-    if (v->isStatic() && !v->sv.isScalar()) failEager(loc, fmt::format("pad(): 'value' must be a scalar, got {}", describe(*v)));
-    if (!v->isStatic()) fail(loc, "pad: 'value' must be a number known at trace time in a graph fn");
-    value = v->sv.asDouble();
-  }
+  // The value in x's dtype (eager's scalarTensor): a number known now, or one known only at
+  // run time (a tape follows it: its gradient is the upstream gradient over the padding).
+  TV* v = bc.arg(2, "value");
+  if (v && !(v->isStatic() && v->sv.isScalar()) && !(v->isDyn() && v->dv->type.rank() == 0))
+    failEager(loc, fmt::format("pad(): 'value' must be a scalar, got {}", describe(*v)));
   setLoc(loc);
+  ir::Value* fill = nullptr;
+  if (!v || v->isStatic()) {
+    fill = b_.constant(rt::full({}, v ? v->sv.asDouble() : 0.0, x->type.dtype));
+  } else {
+    fill = materialize(*v, loc);
+    setLoc(loc);
+    if (fill->type.dtype != x->type.dtype) fill = b_.cast(fill, x->type.dtype);
+  }
   return TV::dyn(guarded(loc, [&] {
     ir::Value* y = x;
     for (size_t ax = 0; ax < rank; ++ax) {
@@ -263,7 +270,7 @@ auto Tracer::bi_pad(BuiltinCall& bc) -> TV {
       auto block = [&](int64_t n) {
         std::vector<Dim> d = y->type.dims;
         d[ax] = Dim::known(n);
-        return b_.broadcast_to(b_.constant(rt::full({}, value, y->type.dtype)), d);
+        return b_.broadcast_to(fill, d);
       };
       if (w[2 * ax] > 0) parts.push_back(block(w[2 * ax]));
       parts.push_back(y);
