@@ -14,7 +14,7 @@ auto Tracer::run(const ClosureObj& c, std::vector<TV> args, Loc loc) -> TV {
   // prints before them happen, and the error of the path a call takes is the one raised.
   // Where every path fails, the result (never seen) is none.
   TV result = TV::of(Value());
-  if (traceMaybe([&] { result = inlineCall(fnv, args, kw, loc, c.proto->name); })) out_.alwaysFails = firstDeferred_;
+  if (traceMaybe([&] { result = inlineCall(fnv, args, kw, loc, c.proto->name); })) out_.alwaysFails = lastDeferred_;
   return result;
 }
 
@@ -43,12 +43,10 @@ auto Tracer::traceMaybe(const std::function<void()>& f) -> bool {
     // every path below already ends in its assert
   } catch (const TraceError& e) {
     if (!e.deferrable) throw;
-    if (firstDeferred_.empty()) {
-      const Loc& l = e.loc;
-      firstDeferred_ = l.file < vm_.sources().size()
-                           ? fmt::format("{} (at {}:{}:{})", e.what(), vm_.sources().file(l.file).path, l.line, l.col)
-                           : std::string(e.what());
-    }
+    const Loc& l = e.loc;
+    lastDeferred_ = l.file < vm_.sources().size()
+                        ? fmt::format("{} (at {}:{}:{})", e.what(), vm_.sources().file(l.file).path, l.line, l.col)
+                        : std::string(e.what());
     b_.set_insertion_end(block);
     Loc at = e.loc;
     if (!e.chain.empty()) {

@@ -182,7 +182,9 @@ class Tracer {
   // that fails with the error's message at its place when the code runs is its last op
   // (eager mode raises it only there). Returns whether that happened (the code diverged).
   bool traceMaybe(const std::function<void()>& f);
-  std::string firstDeferred_;  // the first error traceMaybe made a run-time one, with its place
+  // The last error traceMaybe made a run-time one, with its place (where the graph fn's body
+  // fails, the one that ended it).
+  std::string lastDeferred_;
   // An error message as an assert's format: a parameter's symbolic dim in it (`?0`, a dim
   // generalized over calls, or a name, `N`, in a shape's brackets) becomes a hole that the
   // run fills with the call's size (its `dim` op in `holes`), as eager mode names sizes.
