@@ -127,10 +127,12 @@ auto Tracer::binop(rt::BinaryOp op, const TV& a, const TV& b, const Loc& loc, st
         return x;
       }
     }
-    // Eager mode's words (vm/ValueOps.cpp binaryOperator).
+    // Eager mode's words (vm/ValueOps.cpp binaryOperator): a string of run-time values is a
+    // string there.
     std::string head = vop ? fmt::format("unsupported operand types for {}: ", opText(*vop))
                            : fmt::format("unsupported operand types for {}: ", rt::op_name(op));
-    failEager(loc, fmt::format("{}{} and {}{}", head, describe(a), describe(b),
+    auto kind = [&](const TV& t) { return t.k == TV::Fmt ? std::string("string") : describe(t); };
+    failEager(loc, fmt::format("{}{} and {}{}", head, kind(a), kind(b),
                           listTensorHint(vop && *vop == Op::Add, isListTV(a), isListTV(b), isNumeric(a), isNumeric(b))));
   }
   bool wa = weakOf(a), wb = weakOf(b);
