@@ -235,17 +235,16 @@ auto Tracer::bi_pad(BuiltinCall& bc) -> TV {
   // Constant blocks concatenated before and after along each axis.
   ir::Value* x = materialize(bc.need(0, "x"), loc);
   // The widths as eager reads and checks them (padWidthsArg, rt::pad_widths; a size known
-  // only at run time counts 0 here, its sum is checked when the result is made).
+  // only at run time counts 0 here, its sum is checked when the result is made, and the
+  // shape is named by its dims: a symbol becomes the call's size in a run-time error).
   TV& wv = bc.need(1, "widths");
   bc.requireStatic(wv, "widths");
   rt::Shape sizes;
   for (const Dim& d : x->type.dims) sizes.push_back(d.is_known() ? d.size : 0);
-  auto pairs = guarded(loc, [&] { return padWidthsArg(wv.sv); });
-  if (pairs.size() != 1 && pairs.size() != sizes.size())  // rt::pad_widths's words, the shape's symbols named
-    failEager(loc, fmt::format("pad: expected {} (before, after) pairs for a tensor of shape {}, got {}", sizes.size(),
-                               ir::dims_str(x->type.dims), pairs.size()));
   ir::IntList w;
-  for (auto [before, after] : guarded(loc, [&] { return rt::pad_widths(sizes, pairs); }))
+  for (auto [before, after] : guarded(loc, [&] {
+         return rt::pad_widths(sizes, padWidthsArg(wv.sv), nullptr, ir::dims_str(x->type.dims));
+       }))
     w.push_back(before), w.push_back(after);
   size_t rank = static_cast<size_t>(x->type.rank());
   // The value in x's dtype (eager's scalarTensor): a number known now, or one known only at

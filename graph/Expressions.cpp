@@ -198,9 +198,7 @@ auto Tracer::binary(const Expr& e) -> TV {
   if (e.binop == BinOp::MatMul) {
     if (a.isStatic() && b.isStatic() && !tapedStatic(a) && !tapedStatic(b))
       return staticCall(e.loc, [&] { return matmulValues(a.sv, b.sv); });
-    if (!isNumeric(a) || !isNumeric(b))  // eager's words (vm/ValueOps.cpp binaryOperator)
-      failEager(e.loc, fmt::format("unsupported operand types for @: {} and {}{}", describe(a), describe(b),
-                                   listTensorHint(false, isListTV(a), isListTV(b), isNumeric(a), isNumeric(b))));
+    if (!isNumeric(a) || !isNumeric(b)) failEager(e.loc, operandTypesError("@", a, b, false));
     ir::Value *x = dynStrong(a, e.loc), *y = dynStrong(b, e.loc);
     setLoc(e.loc);
     return TV::dyn(guarded(e.loc, [&] { return b_.matmul(x, y); }));

@@ -28,8 +28,7 @@ auto Tracer::indexTV(const TV& base, const Expr& e, const Loc& loc, const TV* su
     TV k = eval(*e.subs[0].index);
     if (isNumeric(inner) && k.isStatic() && k.sv.isScalar() && !k.sv.isFloatScalar() && k.sv.dtype() != DType::Bool) {
       const int64_t rank = static_cast<int64_t>(typeOf(inner).rank()), a = k.sv.asInt();
-      if (a < -rank || a >= rank)  // eager's words: the shape is a tuple
-        failEager(loc, fmt::format("index {} is out of range for axis 0 of size {}", a, rank));
+      guarded(loc, [&] { return rt::resolve_index(rt::IndexItem::at(a), 0, rank); });  // the shape is a tuple, eagerly
       return dimTV(inner, a, loc);
     }
   }
@@ -84,10 +83,9 @@ auto Tracer::indexTV(const TV& base, const Expr& e, const Loc& loc, const TV* su
     if (!k.sv.isScalar() || k.sv.isFloatScalar() || k.sv.dtype() == DType::Bool)
       failEager(loc, indexTypeError("an index", describe(k),
                                     isNumeric(k) && rt::is_integer(typeOf(k).dtype) && typeOf(k).rank() > 0));
-    int64_t n = static_cast<int64_t>(b.items.size()), i = k.sv.asInt();
-    if (i < 0) i += n;
-    if (i < 0 || i >= n) failEager(loc, fmt::format("index {} is out of range for axis 0 of size {}", k.sv.asInt(), n));
-    return b.items[static_cast<size_t>(i)];
+    const int64_t n = static_cast<int64_t>(b.items.size());
+    rt::AxisRange at = guarded(loc, [&] { return rt::resolve_index(rt::IndexItem::at(k.sv.asInt()), 0, n); });
+    return b.items[static_cast<size_t>(at.start)];
   }
   if (base.isStatic() && !base.sv.isNumeric()) {
     // strings etc.: only static indexing
@@ -383,10 +381,9 @@ auto Tracer::updateTV(const TV& base, const Expr& target, const TV& v, const Loc
     if (!k.isStatic()) fail(target.subs[0].loc, "a list index must be known at trace time in a graph fn");
     if (!k.sv.isScalar() || k.sv.isFloatScalar() || k.sv.dtype() == DType::Bool)
       failEager(target.subs[0].loc, fmt::format("an index must be an integer, got {}", describe(k)));
-    int64_t n = static_cast<int64_t>(d.items.size()), i = k.sv.asInt();
-    if (i < 0) i += n;
-    if (i < 0 || i >= n) failEager(loc, fmt::format("index {} is out of range for axis 0 of size {}", k.sv.asInt(), n));
-    d.items[static_cast<size_t>(i)] = v;
+    const int64_t n = static_cast<int64_t>(d.items.size());
+    rt::AxisRange at = guarded(loc, [&] { return rt::resolve_index(rt::IndexItem::at(k.sv.asInt()), 0, n); });
+    d.items[static_cast<size_t>(at.start)] = v;
     return normalize(d);
   }
   if (!isNumeric(base)) fail(loc, "element assignment needs a tensor in graph fns");

@@ -104,9 +104,6 @@ struct TV {
 };
 
 inline TV staticBool(bool b) { return TV::of(Value::boolean(b)); }
-inline bool isListTV(const TV& t) {
-  return (t.k == TV::Seq && t.seqTag == Tag::List) || (t.isStatic() && t.sv.tag() == Tag::List);
-}
 inline bool isStaticFalse(const TV& t) { return t.isStatic() && t.sv.isScalar() && !t.sv.asBool(); }
 inline bool isStaticTrue(const TV& t) { return t.isStatic() && t.sv.isScalar() && t.sv.asBool(); }
 
@@ -254,6 +251,8 @@ class Tracer {
   ir::Value* integerArg(const TV& t, const char* builtin, const char* param, const Loc& loc);
 
   std::string describe(const TV& t);
+  // "unsupported operand types for OP: A and B" (+ the list/tensor hint), eager's words.
+  std::string operandTypesError(std::string_view op, const TV& a, const TV& b, bool add);
   TV listMethodTV(TV& xs, const std::string& name, const std::vector<TV>& args, const Loc& loc);
   TV dictMethodTV(const TV& d, const std::string& name, const Expr& e);
 

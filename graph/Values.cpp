@@ -69,6 +69,18 @@ auto Tracer::integerArg(const TV& t, const char* builtin, const char* param, con
   failEager(loc, fmt::format("{}(): '{}' must be an integer, got {}", builtin, param, describe(t)));
 }
 
+static bool isListTV(const TV& t) {
+  return (t.k == TV::Seq && t.seqTag == Tag::List) || (t.isStatic() && t.sv.tag() == Tag::List);
+}
+
+auto Tracer::operandTypesError(std::string_view op, const TV& a, const TV& b, bool add) -> std::string {
+  // Eager mode's words (vm/ValueOps.cpp binaryOperator): a string of run-time values is a
+  // string there.
+  auto kind = [&](const TV& t) { return t.k == TV::Fmt ? std::string("string") : describe(t); };
+  return fmt::format("unsupported operand types for {}: {} and {}{}", op, kind(a), kind(b),
+                     listTensorHint(add, isListTV(a), isListTV(b), isNumeric(a), isNumeric(b)));
+}
+
 auto Tracer::describe(const TV& t) -> std::string {
   switch (t.k) {
     case TV::Static: return typeText(t.sv);
@@ -127,13 +139,7 @@ auto Tracer::binop(rt::BinaryOp op, const TV& a, const TV& b, const Loc& loc, st
         return x;
       }
     }
-    // Eager mode's words (vm/ValueOps.cpp binaryOperator): a string of run-time values is a
-    // string there.
-    std::string head = vop ? fmt::format("unsupported operand types for {}: ", opText(*vop))
-                           : fmt::format("unsupported operand types for {}: ", rt::op_name(op));
-    auto kind = [&](const TV& t) { return t.k == TV::Fmt ? std::string("string") : describe(t); };
-    failEager(loc, fmt::format("{}{} and {}{}", head, kind(a), kind(b),
-                          listTensorHint(vop && *vop == Op::Add, isListTV(a), isListTV(b), isNumeric(a), isNumeric(b))));
+    failEager(loc, operandTypesError(vop ? opText(*vop) : rt::op_name(op), a, b, vop && *vop == Op::Add));
   }
   bool wa = weakOf(a), wb = weakOf(b);
   TensorType ta = typeOf(a), tb = typeOf(b);

@@ -252,13 +252,13 @@ Tensor tile(const Tensor& x, const std::vector<int64_t>& reps) {
 }
 
 std::vector<std::pair<int64_t, int64_t>> pad_widths(const Shape& shape, const std::vector<std::pair<int64_t, int64_t>>& widths_in,
-                                                    Shape* out_shape) {
+                                                    Shape* out_shape, const std::string& shape_text) {
   const int64_t r = static_cast<int64_t>(shape.size());
   std::vector<std::pair<int64_t, int64_t>> widths = widths_in;
   if (widths.size() == 1 && r != 1) widths.assign(r, widths_in[0]);
   if (static_cast<int64_t>(widths.size()) != r)
     throw Error(fmt::format("pad: expected {} (before, after) pairs for a tensor of shape {}, got {}", r,
-                            shape_str(shape), widths_in.size()));
+                            shape_text.empty() ? shape_str(shape) : shape_text, widths_in.size()));
   Shape out(r);
   for (int64_t i = 0; i < r; ++i) {
     auto [b, a] = widths[i];

@@ -45,7 +45,8 @@ Tensor pad(const Tensor& x, const std::vector<std::pair<int64_t, int64_t>>& widt
            const Tensor& value);
 // pad's widths for a tensor of `shape`: one (before, after) per axis (a single pair
 // repeated), checked (count, >= 0, the result's size); the result's shape in out_shape.
+// shape_text: the shape as errors name it (default: `shape`'s sizes).
 std::vector<std::pair<int64_t, int64_t>> pad_widths(const Shape& shape, const std::vector<std::pair<int64_t, int64_t>>& widths,
-                                                    Shape* out_shape = nullptr);
+                                                    Shape* out_shape = nullptr, const std::string& shape_text = "");
 
 }  // namespace tdl::rt
