@@ -258,6 +258,7 @@ def main():
     if pid == 0:
         os.environ["HOME"] = home
         os.environ.pop("TDL_HISTORY", None)
+        os.environ["LC_ALL"] = "C"  # typed UTF-8 must work in the C locale too
         os.execv(tdl, [tdl, "repl"])
     seen = b""
     def pty_read(until, timeout=20, since=0):
@@ -289,13 +290,17 @@ def main():
                       # Ctrl-C at the prompt drops the line being typed, and an unfinished
                       # input; editing goes on.
                       (b"let zz = 1", 0.3, None), (b"\x03", 0, b"^C\r\n>>> "), (b"let q = [1,\n", 0, b"... "),
-                      (b"\x03", 0, b"^C\r\n>>> "), (b"print(spins > 0, 40 + 2)\n", 0, b"true 42"))
+                      (b"\x03", 0, b"^C\r\n>>> "), (b"print(spins > 0, 40 + 2)\n", 0, b"true 42"),
+                      # Text typed in UTF-8 (whatever the locale) is kept, and edited by
+                      # character: two left arrows, then a character inserted.
+                      ("print(\"é→😀\", len(\"é→😀\"))\n".encode(), 0, "é→😀 3\r\n>>> ".encode()),
+                      ("let s = \"ab\"\x1b[D\x1b[Dé\nprint(s)\n".encode(), 0, "aéb\r\n>>> ".encode()))
     os.write(fd, b":quit\n")
     _, status = os.waitpid(pid, 0)
     os.close(fd)
     hist = os.path.join(home, ".tdl_history")
     expect("repl under a terminal: prompts, :type and help, Ctrl-C stops a loop and drops a line being typed, "
-           "a history file in $HOME",
+           "UTF-8 typed and edited, a history file in $HOME",
            ok and os.WEXITSTATUS(status) == 0 and os.path.exists(hist) and "help(sum)" in open(hist, errors="replace").read(),
            seen.decode("utf-8", "replace")[-400:])
     # A print inside a progress loop on a terminal: the bar's line is cleared first and the

@@ -12,7 +12,11 @@
 #include <signal.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <fcntl.h>
+#include <langinfo.h>
+#include <clocale>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -195,24 +199,77 @@ void onInterrupt(bool restart) {
 }
 
 #ifdef TDL_HAVE_LIBEDIT
-// libedit's reads at the prompt: a byte, or EOF at the end of input or when Ctrl-C came
-// (the read interrupted, not restarted), so that readline returns and its line is dropped.
-// libedit's own signal handling stays off (rl_catch_signals = 0): it left the terminal
-// in cooked mode and the line in place.
-// It waits in poll with a short timeout and looks at the flag each time: a Ctrl-C that came
-// just before the read started (as the prompt was drawn) would not interrupt it.
-int promptGetc(FILE* f) {
+// libedit's reads at the prompt (rl_getc_function): a character, or EOF at the end of input
+// or when Ctrl-C came, so that readline returns and its line is dropped. libedit's own
+// signal handling stays off (rl_catch_signals = 0): it left the terminal in cooked mode and
+// the line in place. libedit takes both when it is set up, so setUpLineEditing runs before
+// anything else of it (the history calls set it up too).
+// A blocking read could miss a Ctrl-C: one handled just before the read started (as the
+// prompt was drawn), or one whose byte woke poll and was then dropped by the terminal (ISIG
+// flushes the input) before the read. So it waits in poll with a short timeout, looks at
+// the flag each time, and reads without blocking, from a second open of the terminal (its
+// own O_NONBLOCK: stdin's flags, shared with the shell, stay as they are); without one,
+// FIONREAD says whether a byte is there.
+int promptNonBlockingFd() {
+  static int fd = [] {
+    const char* name = ttyname(0);
+    return name ? open(name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC) : -1;
+  }();
+  return fd;
+}
+
+int promptByte(FILE* f) {
+  int in = fileno(f);
+  int nb = in == 0 ? promptNonBlockingFd() : -1;
   for (;;) {
     if (rt::interrupt_pending()) return EOF;
-    pollfd p{fileno(f), POLLIN, 0};
+    pollfd p{in, POLLIN, 0};
     int r = poll(&p, 1, 100);
     if (r == 0 || (r < 0 && errno == EINTR)) continue;
     if (r < 0) return EOF;
+    if (nb < 0 && !(p.revents & (POLLHUP | POLLERR))) {
+      int avail = 0;
+      if (ioctl(in, FIONREAD, &avail) == 0 && avail == 0) continue;
+    }
     unsigned char c;
-    ssize_t n = read(fileno(f), &c, 1);
+    ssize_t n = read(nb >= 0 ? nb : in, &c, 1);
     if (n == 1) return c;
-    if (n == 0 || errno != EINTR) return EOF;
+    if (n == 0) {
+      if (p.revents & POLLHUP) return EOF;  // the terminal went away
+      continue;                             // no byte without blocking (VMIN 0)
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;
+    return EOF;
   }
+}
+
+// libedit's readline takes what rl_getc_function returns as one wide character (its own
+// reads decode the locale's multibyte characters; this one must too): the terminal's
+// UTF-8 is decoded here, a malformed sequence is U+FFFD.
+int promptGetc(FILE* f) {
+  int c = promptByte(f);
+  if (c < 0x80) return c;  // ASCII, or EOF
+  int extra = c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2 : c >= 0xF0 && c <= 0xF4 ? 3 : 0;
+  if (extra == 0) return 0xFFFD;
+  int cp = c & (0x3F >> extra);
+  for (int k = 0; k < extra; ++k) {
+    int d = promptByte(f);
+    if (d == EOF) return EOF;
+    if ((d & 0xC0) != 0x80) return 0xFFFD;
+    cp = cp << 6 | (d & 0x3F);
+  }
+  bool bad = (extra == 2 && cp < 0x800) || (extra == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+             (cp >= 0xD800 && cp <= 0xDFFF);
+  return bad ? 0xFFFD : cp;
+}
+
+// Before libedit is used: its reads and signals as above, and a UTF-8 character type (the
+// language's text is UTF-8; in the C locale libedit drops every non-ASCII character typed).
+void setUpLineEditing() {
+  rl_catch_signals = 0;
+  rl_getc_function = promptGetc;
+  const char* loc = setlocale(LC_CTYPE, "");
+  if (!loc || std::strcmp(nl_langinfo(CODESET), "UTF-8") != 0) setlocale(LC_CTYPE, "C.UTF-8");
 }
 #endif
 
@@ -224,8 +281,6 @@ bool readLine(bool interactive, const char* prompt, std::string& line, bool& int
   interrupted = false;
 #ifdef TDL_HAVE_LIBEDIT
   if (interactive) {
-    rl_catch_signals = 0;
-    rl_getc_function = promptGetc;
     rt::clear_interrupt();
     onInterrupt(false);
     char* s = readline(prompt);
@@ -329,6 +384,7 @@ int runRepl() {
   if (interactive) onInterrupt(true);
   if (interactive) fmt::print("tdl {} — an eager session; :help lists commands; exit() or Ctrl-D ends it\n", TDL_VERSION);
 #ifdef TDL_HAVE_LIBEDIT
+  if (interactive) setUpLineEditing();
   std::string history = interactive ? historyPath() : "";
   if (!history.empty()) {
     using_history();
