@@ -105,6 +105,9 @@ enum class ExprKind : uint8_t {
 
 struct Subscript {
   bool isSlice = false;
+  // NumPy's `...`: as many whole axes as the other subscripts leave (isSlice is set too, with
+  // no bounds: where it is not expanded it reads as one `:`).
+  bool isEllipsis = false;
   ExprPtr index;             // !isSlice
   ExprPtr lo, hi, step;      // isSlice, each optional
   Loc loc;

@@ -515,6 +515,8 @@ ExprPtr AstBuilder::postfix(P::PostfixContext* ctx) {
           if (sl->lo) sub.lo = expr(sl->lo);
           if (sl->hi) sub.hi = expr(sl->hi);
           if (sl->step) sub.step = expr(sl->step);
+        } else if (dynamic_cast<P::EllipsisSubContext*>(s)) {
+          sub.isSlice = sub.isEllipsis = true;
         } else {
           sub.index = expr(dynamic_cast<P::IndexSubContext*>(s)->expr());
         }

@@ -196,7 +196,7 @@ class Printer {
             expr(ind + 1, *s.index);
             continue;
           }
-          line(ind + 1, s.loc, "Slice");
+          line(ind + 1, s.loc, s.isEllipsis ? "Ellipsis" : "Slice");
           for (auto [name, p] : {std::pair{"lo", &s.lo}, {"hi", &s.hi}, {"step", &s.step}}) {
             if (!*p) continue;
             line(ind + 2, (*p)->loc, name);

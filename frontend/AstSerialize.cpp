@@ -8,7 +8,8 @@ namespace tdl {
 
 namespace {
 
-constexpr char kMagic[] = "TDLAST\x03";  // 2: type aliases (TypeExpr::qualifier); 3: //= %= **=, chained comparisons
+constexpr char kMagic[] = "TDLAST\x04";  // 2: type aliases (TypeExpr::qualifier); 3: //= %= **=, chained comparisons;
+                                          // 4: `...` subscripts
 
 // ------------------------------------------------------------------ writing
 
@@ -92,6 +93,7 @@ class Writer {
     u(e->subs.size());
     for (auto& sub : e->subs) {
       b(sub.isSlice);
+      b(sub.isEllipsis);
       expr(sub.index.get());
       expr(sub.lo.get());
       expr(sub.hi.get());
@@ -283,6 +285,7 @@ class Reader {
     for (size_t n = count(); n-- > 0;) {
       Subscript sub;
       sub.isSlice = b();
+      sub.isEllipsis = b();
       sub.index = expr();
       sub.lo = expr();
       sub.hi = expr();

@@ -130,6 +130,7 @@ args        : arg (',' arg)* ','? ;
 arg         : (NAME '=')? expr ;
 subscript
     : lo=expr? ':' hi=expr? (':' step=expr?)?             # sliceSub
+    | ELLIPSIS                                            # ellipsisSub
     | expr                                                # indexSub
     ;
 
@@ -182,7 +183,7 @@ PLUSEQ: '+='; MINUSEQ: '-='; STAREQ: '*='; SLASHEQ: '/='; FLOORDIVEQ: '//='; PER
 POW: '**'; FLOORDIV: '//';
 PLUS: '+'; MINUS: '-'; STAR: '*'; SLASH: '/'; PERCENT: '%'; AT: '@';
 AMP: '&'; PIPE: '|'; TILDE: '~'; ASSIGN: '='; COMMA: ','; COLON: ':';
-SEMI: ';'; DOT: '.'; QUESTION: '?';
+SEMI: ';'; ELLIPSIS: '...'; DOT: '.'; QUESTION: '?';
 
 NEWLINE     : ('\r'? '\n' | '\r') { if (joiningLines()) skip(); } ;
 COMMENT     : '#' ~[\r\n]* -> skip ;

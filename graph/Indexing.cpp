@@ -32,6 +32,19 @@ auto Tracer::indexTV(const TV& base, const Expr& e, const Loc& loc, const TV* su
       return dimTV(inner, a, loc);
     }
   }
+  if (hasEllipsis(e)) {  // NumPy's `...`: whole slices for the axes the others leave
+    if (!isNumeric(base)) failEager(loc, ellipsisTypeError(describe(base)));
+    WithoutEllipsis lend(e, ellipsisFill(e, typeOf(base).rank(), loc));
+    if (lend.subs.empty()) {  // x[...]: x itself (a weak number made strong), as eagerly
+      if (base.isStatic())
+        return staticCall(loc, [&] {
+          std::vector<uint8_t> f{kSubSlice | kSubEllipsis};
+          return indexValue(base.sv, f, nullptr);
+        });
+      return TV::dyn(materialize(base, loc));
+    }
+    return indexTV(base, e, loc, sub0);
+  }
   if (isNumeric(base)) {
     // `none` subscripts are new axes of size 1 (SPEC §12), put in after the other subscripts
     // index x, at the count of result axes the subscripts before them make (eager's rule,
@@ -450,21 +463,62 @@ auto Tracer::maskedUpdateTV(const TV& x, const TV& mask, const TV& rhs, const TV
   return TV::dyn(materialize(r, loc, xt.dtype));  // x keeps its dtype, as an assignment does
 }
 
-Tracer::WithoutNewAxes::WithoutNewAxes(const Expr& e) : subs(const_cast<std::vector<Subscript>&>(e.subs)) {
-  int64_t out = 0;
-  for (const Subscript& q : subs) {
-    if (!q.isSlice && q.index->kind == ExprKind::None) at.push_back(out++);
-    else if (q.isSlice) ++out;
-  }
-  all = std::move(subs);
+Tracer::LentSubscripts::LentSubscripts(const Expr& e)
+    : subs(const_cast<std::vector<Subscript>&>(e.subs)), all(std::move(subs)) {
   subs.clear();
-  for (size_t i = 0; i < all.size(); ++i)
-    if (all[i].isSlice || all[i].index->kind != ExprKind::None) lent.push_back(i), subs.push_back(std::move(all[i]));
 }
 
-Tracer::WithoutNewAxes::~WithoutNewAxes() {
-  for (size_t k = 0; k < lent.size(); ++k) all[lent[k]] = std::move(subs[k]);
+void Tracer::LentSubscripts::lend(size_t i) {
+  lent.emplace_back(i, subs.size());
+  subs.push_back(std::move(all[i]));
+}
+
+Tracer::LentSubscripts::~LentSubscripts() {
+  for (auto [a, k] : lent) all[a] = std::move(subs[k]);
   subs = std::move(all);
+}
+
+Tracer::WithoutNewAxes::WithoutNewAxes(const Expr& e) : LentSubscripts(e) {
+  int64_t out = 0;
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (!all[i].isSlice && all[i].index->kind == ExprKind::None) {
+      at.push_back(out++);
+      continue;
+    }
+    if (all[i].isSlice) ++out;
+    lend(i);
+  }
+}
+
+bool Tracer::hasEllipsis(const Expr& e) {
+  return std::any_of(e.subs.begin(), e.subs.end(), [](const Subscript& q) { return q.isEllipsis; });
+}
+
+// The subscripts other than `none` and `...` take one axis each (a boolean mask with `...`
+// not last counts one here, its rank eagerly).
+int64_t Tracer::ellipsisFill(const Expr& e, int64_t rank, const Loc& loc) {
+  int64_t taken = 0, ellipses = 0;
+  for (const Subscript& q : e.subs) {
+    if (q.isEllipsis) ++ellipses;
+    else if (q.isSlice || q.index->kind != ExprKind::None) ++taken;
+  }
+  return guarded(loc, [&] { return rt::ellipsis_axes(rank, taken, ellipses); });
+}
+
+Tracer::WithoutEllipsis::WithoutEllipsis(const Expr& e, int64_t fill) : LentSubscripts(e) {
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (!all[i].isEllipsis) {
+      lend(i);
+      continue;
+    }
+    if (i + 1 == all.size()) continue;
+    for (int64_t k = 0; k < fill; ++k) {
+      Subscript whole;
+      whole.isSlice = true;
+      whole.loc = all[i].loc;
+      subs.push_back(std::move(whole));
+    }
+  }
 }
 
 }  // namespace tdl::vm::trace

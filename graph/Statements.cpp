@@ -314,6 +314,12 @@ auto Tracer::replacedPart(const TV& whole, const Expr& e, const std::function<TV
       r.items[k] = f(r.items[k]);
       return r;
     }
+    // NumPy's `...`: whole slices for the axes the others leave, while this runs.
+    std::optional<WithoutEllipsis> ellipsis;
+    if (hasEllipsis(e)) {
+      if (!isNumeric(b)) failEager(loc, ellipsisTypeError(describe(b)));
+      ellipsis.emplace(e, ellipsisFill(e, typeOf(b).rank(), loc));
+    }
     // x[k] = v on a tensor: k evaluated once, after v; x[k] op= v: k, the read, v, the store
     // (eager mode's order; assign() has k traced once).
     if (isNumeric(b) && std::any_of(e.subs.begin(), e.subs.end(), [](const Subscript& q) {

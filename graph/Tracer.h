@@ -464,19 +464,31 @@ class Tracer {
   // sub0: the first subscript's value when the caller evaluated it (replacedPart).
   TV updateTV(const TV& base, const Expr& target, const TV& v, const Loc& loc, const TV* sub0 = nullptr);
   TV newAxesUpdate(const TV& b, const Expr& e, const std::function<TV(const TV&)>& f, bool needOld, const Loc& loc);
-  // An index expression's `none` subscripts taken out while it lives (the others lent to it
-  // for a plain index or update, given back also when that fails), and the result axes at
-  // which the new axes go (SPEC §12, eager's rule: the count of result axes before them).
-  struct WithoutNewAxes {
+  // An index expression's subscripts changed while this lives: its own ones are lent to the
+  // new list (lend) for a plain index or update, and given back also when that fails.
+  struct LentSubscripts {
     std::vector<Subscript>& subs;
     std::vector<Subscript> all;
-    std::vector<size_t> lent;
+    std::vector<std::pair<size_t, size_t>> lent;  // (place in all, place in subs)
+    explicit LentSubscripts(const Expr& e);
+    void lend(size_t i);
+    ~LentSubscripts();
+    LentSubscripts(const LentSubscripts&) = delete;
+    LentSubscripts& operator=(const LentSubscripts&) = delete;
+  };
+  // Without the `none` subscripts, and the result axes at which the new axes go (SPEC §12,
+  // eager's rule: the count of result axes before them).
+  struct WithoutNewAxes : LentSubscripts {
     std::vector<int64_t> at;
     explicit WithoutNewAxes(const Expr& e);
-    ~WithoutNewAxes();
-    WithoutNewAxes(const WithoutNewAxes&) = delete;
-    WithoutNewAxes& operator=(const WithoutNewAxes&) = delete;
   };
+  // With `...` replaced by `fill` whole slices, or dropped as the last subscript (eager's
+  // rule, vm/ValueOps.cpp withoutEllipsis); ellipsisFill says how many for a rank.
+  struct WithoutEllipsis : LentSubscripts {
+    WithoutEllipsis(const Expr& e, int64_t fill);
+  };
+  static bool hasEllipsis(const Expr& e);
+  int64_t ellipsisFill(const Expr& e, int64_t rank, const Loc& loc);
   ir::Value* storedValue(const TV& v, DType dt, const Loc& loc);
   // x[mask] = rhs (value: rhs) or x[mask] op= rhs (value: x op rhs), a bool mask over x's
   // leading axes: where(mask, value, x).

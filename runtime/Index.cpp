@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "Copy.h"
@@ -10,6 +11,11 @@
 #include "ShapeOps.h"
 
 namespace tdl::rt {
+
+int64_t ellipsis_axes(int64_t rank, int64_t taken, int64_t ellipses) {
+  if (ellipses > 1) throw Error("an index can only have a single ellipsis ('...')");
+  return std::max<int64_t>(0, rank - taken);
+}
 
 AxisRange resolve_index(const IndexItem& item, int64_t axis, int64_t n) {
   AxisRange r;

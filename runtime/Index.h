@@ -35,6 +35,13 @@ struct AxisRange {
 // messages only.
 AxisRange resolve_index(const IndexItem& item, int64_t axis, int64_t size);
 
+// NumPy's `...` among the subscripts of a tensor of rank `rank`: the count of whole axes it
+// stands for, the axes the others do not take (`taken`: an integer or a slice takes one, a
+// boolean mask its rank, a new axis none). `ellipses` is how many there are: more than one is
+// the error "an index can only have a single ellipsis ('...')". Never negative: too many
+// subscripts are the indexing's own error.
+int64_t ellipsis_axes(int64_t rank, int64_t taken, int64_t ellipses);
+
 // What x[spec] selects in a tensor of `shape`: each axis's range, the selected shape (the
 // kept axes) and its element count. Throws the SPEC errors, as get_index and set_index do.
 struct IndexRegion {

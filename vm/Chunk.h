@@ -37,7 +37,8 @@ struct Instr {
 };
 
 // Subscript flags of an Index / SetPath step: what registers each subscript uses.
-enum SubFlag : uint8_t { kSubSlice = 1, kSubLo = 2, kSubHi = 4, kSubStep = 8 };
+// kSubEllipsis: NumPy's `...` (with kSubSlice, no bounds: no registers).
+enum SubFlag : uint8_t { kSubSlice = 1, kSubLo = 2, kSubHi = 4, kSubStep = 8, kSubEllipsis = 16 };
 // Registers one subscript occupies.
 inline int subRegs(uint8_t f) {
   if (!(f & kSubSlice)) return 1;

@@ -727,7 +727,7 @@ struct FnCompiler {
     int n = 0;
     for (auto& s : e.subs) {
       uint8_t f = s.isSlice ? kSubSlice : 0;
-      if (s.isSlice) f |= (s.lo ? kSubLo : 0) | (s.hi ? kSubHi : 0) | (s.step ? kSubStep : 0);
+      if (s.isSlice) f |= (s.lo ? kSubLo : 0) | (s.hi ? kSubHi : 0) | (s.step ? kSubStep : 0) | (s.isEllipsis ? kSubEllipsis : 0);
       flags.push_back(f);
       n += subRegs(f);
     }

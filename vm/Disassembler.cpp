@@ -43,6 +43,10 @@ std::string flagsText(const std::vector<uint8_t>& flags) {
       s += "i";
       continue;
     }
+    if (f & kSubEllipsis) {
+      s += "...";
+      continue;
+    }
     s += (f & kSubLo) ? "lo" : "";
     s += ":";
     s += (f & kSubHi) ? "hi" : "";

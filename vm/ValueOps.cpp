@@ -157,6 +157,32 @@ rt::Tensor valueFor(const Value& v, DType dt) {
   return toTensor(v);
 }
 
+// NumPy's `...` (docs/decisions.md): it stands for the whole axes the other subscripts leave
+// (rt::ellipsis_axes); as the last subscript it is dropped (x[i, ...] is x[i]: a gather or a
+// mask stays alone). Whole slices take no registers, so regs are the same after.
+bool hasEllipsis(const std::vector<uint8_t>& flags) {
+  return std::any_of(flags.begin(), flags.end(), [](uint8_t f) { return (f & kSubEllipsis) != 0; });
+}
+
+std::vector<uint8_t> withoutEllipsis(const std::vector<uint8_t>& flags, const Value* regs, int64_t rank) {
+  int64_t taken = 0, ellipses = 0;
+  int r = 0;
+  for (uint8_t f : flags) {
+    if (f & kSubEllipsis) ++ellipses;
+    else if (f & kSubSlice) ++taken;
+    else if (regs[r].isTensor() && regs[r].as<TensorObj>()->t.dtype() == DType::Bool) taken += regs[r].as<TensorObj>()->t.rank();
+    else if (!regs[r].isNone()) ++taken;
+    r += subRegs(f);
+  }
+  const int64_t fill = rt::ellipsis_axes(rank, taken, ellipses);
+  std::vector<uint8_t> out;
+  for (size_t i = 0; i < flags.size(); ++i) {
+    if (!(flags[i] & kSubEllipsis)) out.push_back(flags[i]);
+    else if (i + 1 < flags.size()) out.insert(out.end(), static_cast<size_t>(fill), uint8_t{kSubSlice});
+  }
+  return out;
+}
+
 // The key of d[k]: one string subscript.
 std::string dictKey(const std::vector<uint8_t>& flags, const Value* regs) {
   if (flags.size() != 1 || (flags[0] & kSubSlice) || !regs[0].isStr())
@@ -212,6 +238,15 @@ void assignStep(Value& target, const PathDesc& path, size_t k, const Value* R, c
     return;
   }
   const Value* regs = R + s.firstReg;
+  if (hasEllipsis(s.subs)) [[unlikely]] {
+    if (!target.isNumeric()) throw rt::Error(ellipsisTypeError(typeText(target)));
+    if (target.isTensor()) {
+      PathDesc expanded = path;
+      expanded.steps[k].subs = withoutEllipsis(s.subs, regs, target.as<TensorObj>()->t.rank());
+      assignStep(target, expanded, k, R, v);
+      return;
+    }
+  }
   switch (target.tag()) {
     case Tag::List: {
       if (s.subs.size() != 1 || (s.subs[0] & kSubSlice))
@@ -422,6 +457,13 @@ void assignWithNewAxes(Value& target, const PathStep& s, bool last, const Value*
 }  // namespace
 
 Value indexValue(const Value& base, const std::vector<uint8_t>& flags, const Value* regs) {
+  if (hasEllipsis(flags)) [[unlikely]] {
+    if (!base.isNumeric()) throw rt::Error(ellipsisTypeError(typeText(base)));
+    const int64_t rank = base.isTensor() ? base.as<TensorObj>()->t.rank() : 0;
+    std::vector<uint8_t> rest = withoutEllipsis(flags, regs, rank);
+    if (rest.empty() && !base.isTensor()) return strong(base);  // s[...]: the number
+    return indexValue(base, rest, regs);
+  }
   switch (base.tag()) {
     case Tag::Tensor: {
       if (hasNewAxis(flags, regs)) [[unlikely]] return indexWithNewAxes(base, flags, regs);
@@ -652,6 +694,10 @@ std::string extremeOfNumberError(const std::string& fn, int64_t rank, bool axisG
   return fmt::format("{0}(): its second argument is an axis, and a number has none; the {1} of two numbers "
                      "(or tensors) is {2}(a, b)",
                      fn, fn == "max" ? "larger" : "smaller", fn == "max" ? "maximum" : "minimum");
+}
+
+std::string ellipsisTypeError(const std::string& type) {
+  return fmt::format("`...` (the other axes) indexes a tensor, not a {}", type);
 }
 
 std::string indexTypeError(const std::string& what, const std::string& got, bool intTensor) {

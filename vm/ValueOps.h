@@ -28,6 +28,8 @@ std::string listTensorHint(bool add, bool aList, bool bList, bool aNum, bool bNu
 // "an index must be an integer, got i64[2]", with a hint where it is an integer tensor next
 // to other subscripts (every engine's words).
 std::string indexTypeError(const std::string& what, const std::string& got, bool intTensor);
+// `...` among the subscripts of a value of this type (not a tensor).
+std::string ellipsisTypeError(const std::string& type);
 // A builtin's tensor parameter given something else: "sum(): 'x' must be a tensor, got
 // list", with a hint for a list or tuple (every engine's words).
 std::string tensorParamError(const std::string& fn, const std::string& param, const std::string& got, bool sequence);
