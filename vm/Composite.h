@@ -522,8 +522,11 @@ typename E::V pool_(E& e) {
 }
 
 // ------------------------------------------------------------------------- einsum
-// einsum(subscripts, xs...): NumPy's notation without "..." ("ij,jk->ik", "bij,bjk->bik",
-// "ii->i", "ij->"; no "->": the labels seen once, in alphabetical order). Repeated labels in
+// einsum(subscripts, xs...): NumPy's notation ("ij,jk->ik", "bij,bjk->bik", "ii->i", "ij->",
+// "...ij,...jk->...ik"; no "->": the '...' axes, then the labels seen once, in alphabetical
+// order). Each operand's '...' stands for the axes its letters leave; those of all operands
+// broadcast together, aligned from the right (labels of their own, 0x80 + i, named here:
+// then they are labels as any other). Repeated labels in
 // one operand take its diagonal; labels of one operand only that the result lacks are summed
 // first; then the operands are contracted left to right, each pair as one (batched) matmul
 // of transposed and reshaped operands: the batch labels (in both and needed later), the
@@ -534,7 +537,6 @@ typename E::V einsum_(E& e, const std::string& subscripts, std::vector<typename 
   std::string spec;
   for (char ch : subscripts)
     if (ch != ' ') spec += ch;
-  if (spec.find("...") != std::string::npos) e.fail("'...' (an ellipsis) is not supported");
   std::string lhs = spec, out;
   bool explicitOut = false;
   if (auto arrow = spec.find("->"); arrow != std::string::npos) {
@@ -546,20 +548,62 @@ typename E::V einsum_(E& e, const std::string& subscripts, std::vector<typename 
     if (i == lhs.size() || lhs[i] == ',') terms.push_back(lhs.substr(start, i - start)), start = i + 1;
   if (terms.size() != xs.size())
     e.fail(fmt::format("the subscripts name {} operand(s), {} given", terms.size(), xs.size()));
-  auto isLabel = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  auto isLetter = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  auto isLabel = [&](char c) { return isLetter(c) || static_cast<unsigned char>(c) >= 0x80; };
+  auto labelName = [](char c) {
+    return static_cast<unsigned char>(c) >= 0x80 ? std::string("an axis of '...'") : fmt::format("label '{}'", c);
+  };
+  // '...': where each term has it (npos: not), checked; then the labels it stands for.
+  auto ellipsisAt = [&](const std::string& t, const std::string& whose) {
+    size_t at = t.find("...");
+    for (size_t i = 0; i < t.size(); ++i) {
+      if (at != std::string::npos && i >= at && i < at + 3) continue;
+      if (t[i] == '.') e.fail(fmt::format("a '.' in the subscripts of {} is not part of an ellipsis ('...')", whose));
+      size_t n = 1;  // a whole UTF-8 character
+      while (i + n < t.size() && (static_cast<unsigned char>(t[i + n]) & 0xC0) == 0x80) ++n;
+      if (!isLetter(t[i])) e.fail(fmt::format("invalid subscript '{}' in \"{}\"", t.substr(i, n), subscripts));
+    }
+    return at;
+  };
+  std::vector<size_t> dots(terms.size());
+  std::vector<int64_t> extra(terms.size(), 0);
+  int64_t ellipsisRank = 0;
+  for (size_t k = 0; k < terms.size(); ++k) {
+    dots[k] = ellipsisAt(terms[k], fmt::format("operand {}", k));
+    if (!e.numeric(xs[k])) e.fail(fmt::format("operand {} must be a tensor, got {}", k, e.describe(xs[k])));
+    if (dots[k] == std::string::npos) continue;
+    extra[k] = e.rank(xs[k]) - static_cast<int64_t>(terms[k].size() - 3);
+    if (extra[k] < 0)
+      e.fail(fmt::format("operand {} has rank {}, its subscripts \"{}\" name {} axes", k, e.rank(xs[k]), terms[k],
+                         terms[k].size() - 3));
+    ellipsisRank = std::max(ellipsisRank, extra[k]);
+  }
+  auto ellipsisLabels = [](int64_t from, int64_t to) {
+    std::string l;
+    for (int64_t i = from; i < to; ++i) l += static_cast<char>(0x80 + i);
+    return l;
+  };
+  for (size_t k = 0; k < terms.size(); ++k)
+    if (dots[k] != std::string::npos)
+      terms[k].replace(dots[k], 3, ellipsisLabels(ellipsisRank - extra[k], ellipsisRank));
+  if (explicitOut) {
+    size_t at = ellipsisAt(out, "the output");
+    if (at != std::string::npos) out.replace(at, 3, ellipsisLabels(0, ellipsisRank));
+    else if (ellipsisRank > 0)
+      e.fail("the operands' '...' axes must be in the output: put '...' after '->' too (or sum them after)");
+  }
   std::map<char, int> count;
   for (size_t k = 0; k < terms.size(); ++k) {
-    for (char c : terms[k])
-      if (!isLabel(c)) e.fail(fmt::format("invalid subscript '{}' in \"{}\"", c, subscripts));
-    if (!e.numeric(xs[k])) e.fail(fmt::format("operand {} must be a tensor, got {}", k, e.describe(xs[k])));
     if (static_cast<int64_t>(terms[k].size()) != e.rank(xs[k]))
       e.fail(fmt::format("operand {} has rank {}, its subscripts \"{}\" name {} axes", k, e.rank(xs[k]), terms[k],
                          terms[k].size()));
     for (char c : terms[k]) count[c]++;
   }
-  if (!explicitOut)
+  if (!explicitOut) {
+    out = ellipsisLabels(0, ellipsisRank);
     for (auto& [c, n] : count)
-      if (n == 1) out += c;
+      if (n == 1 && isLetter(c)) out += c;
+  }
   for (size_t i = 0; i < out.size(); ++i) {
     if (!isLabel(out[i]) || !count.count(out[i]))
       e.fail(fmt::format("output subscript '{}' names no input axis", out[i]));
@@ -575,7 +619,7 @@ typename E::V einsum_(E& e, const std::string& subscripts, std::vector<typename 
       char c = terms[k][a];
       auto d = e.knownDim(xs[k], static_cast<int64_t>(a));
       if (known.count(c) && known[c] && d && *known[c] != *d) {
-        if (*known[c] != 1 && *d != 1) e.fail(fmt::format("label '{}' has size {} and {}", c, *known[c], *d));
+        if (*known[c] != 1 && *d != 1) e.fail(fmt::format("{} has size {} and {}", labelName(c), *known[c], *d));
         stretch = true;
         if (*d == 1) continue;
       }
