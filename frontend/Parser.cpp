@@ -52,12 +52,13 @@ class SyntaxErrorListener : public antlr4::BaseErrorListener {
     if (p == "def") return " (TDL declares functions as `fn name(params) { ... }`)";
     if (p == "lambda") return " (TDL writes lambdas as `fn(x) => expr`)";
     if (prev->getType() == TDLLexer::FSTRING) {
-      // f"{d["k"]}": the inner quote ends the f-string (TDL strings have one kind of quote).
+      // f"{d["k"]"}: a field not closed, so the quote after its string ends the f-string
+      // (f"{d["k"]}" is whole: a field's strings nest, as Python 3.12's).
       std::string f = prev->getText();
       size_t open = f.rfind('{'), close = f.rfind('}');
       if (open != std::string::npos && (close == std::string::npos || close < open))
-        return " (a quote inside an f-string's braces ends the f-string: bind the value to a name first, "
-               "then write f\"{name}\")";
+        return " (a `{` field of the f-string before it is not closed: end the field with `}` before the "
+               "f-string's closing quote)";
     }
     // The first token of the line the error is on.
     auto firstOnLine = [&] {

@@ -167,7 +167,10 @@ WHILE: 'while'; FOR: 'for'; IN: 'in'; RETURN: 'return'; BREAK: 'break';
 CONTINUE: 'continue'; IMPORT: 'import'; AS: 'as'; WITH: 'with'; AND: 'and'; TYPE: 'type';
 OR: 'or'; NOT: 'not'; TRUE: 'true'; FALSE: 'false'; NONE: 'none';
 
-FSTRING     : 'f"' (ESC | ~["\\\r\n])* '"' ;
+// A field's expression may hold strings and f-strings of its own (Python 3.12's nesting:
+// f"{d["key"]}"); a lone brace is left for the f-string's own errors (frontend/AstBuilder.cpp).
+FSTRING     : 'f"' (ESC | FFIELD | ~["\\\r\n])* '"' ;
+fragment FFIELD : '{' (STRING | FSTRING | FFIELD | ~["{}\r\n])* '}' ;
 STRING      : '"' (ESC | ~["\\\r\n])* '"' ;
 NAME        : [A-Za-z_] [A-Za-z0-9_]* ;
 FLOAT
