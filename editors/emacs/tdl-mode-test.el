@@ -36,6 +36,11 @@ for i in range(10) {
     while x.shape[0] > 2 { break }
     print(f\"step {i:>3}|{loss:.4f} {{x}}\", x.sum(1), my_fn(i), xs[a:b])
 }
+print(f\"loss {d[\"loss\"]:.3f} acc {d[\"acc\"]}\", \"after\")
+let s = f\"{\"a\" + b:>8}|{f\"{x}\"} {\"}\"}\" + \"after\"
+let m = f\"{ {\"k\": 2}[\"k\"] } {{lit}} {\"q\\\"\\n\"}\" + \"after\"
+y[..., 1:3] *= 3.0
+let e = x[i, ...] + einsum(\"...ij,...jk->...ik\", a, b)
 "
   "Sample program for the font-lock tests.")
 
@@ -68,6 +73,22 @@ for i in range(10) {
 (defmacro tdl-test-no-face (line text face &optional nth)
   "Assert that FACE is not among the faces of TEXT on LINE."
   `(should-not (memq ,face (tdl-test-face-at ,line ,text ,nth))))
+
+(defun tdl-test-ppss-at (line text &optional nth)
+  "`syntax-ppss' at the start of the NTH (default 1) occurrence of TEXT on LINE."
+  (save-excursion
+    (goto-char (point-min))
+    (forward-line (1- line))
+    (let ((bound (line-end-position))
+          (case-fold-search nil))
+      (dotimes (_ (or nth 1))
+        (unless (search-forward text bound t)
+          (error "%S (#%d) not found on line %d" text (or nth 1) line)))
+      (syntax-ppss (match-beginning 0)))))
+
+(defun tdl-test-in-string-p (line text &optional nth)
+  "Non-nil if the NTH occurrence of TEXT on LINE starts inside a string."
+  (nth 3 (tdl-test-ppss-at line text nth)))
 
 (ert-deftest tdl-mode-auto-mode ()
   (should (eq (assoc-default "model.tdl" auto-mode-alist #'string-match) 'tdl-mode))
@@ -197,6 +218,108 @@ for i in range(10) {
     (tdl-test-face 26 "{{" 'tdl-escape-face)
     (tdl-test-face 26 "x}}" 'font-lock-string-face)
     (tdl-test-no-face 26 "x}}" 'tdl-fstring-expression-face)))
+
+;; Fields holding strings and nested f-strings (Python 3.12): the field ends
+;; at its matching `}', the f-string at its own closing quote.
+(ert-deftest tdl-mode-fstring-fields-with-strings ()
+  (tdl-test-with-sample
+    ;; print(f"loss {d["loss"]:.3f} acc {d["acc"]}", "after")
+    (tdl-test-face 28 "\"loss\"" 'font-lock-string-face)
+    (tdl-test-face 28 "\"loss\"" 'tdl-fstring-expression-face)
+    (tdl-test-face 28 "]:" 'tdl-fstring-expression-face)
+    (tdl-test-no-face 28 "]:" 'font-lock-string-face)
+    (should-not (tdl-test-in-string-p 28 "]:"))
+    (tdl-test-face 28 ":.3f" 'tdl-format-spec-face)
+    (tdl-test-face 28 "} acc" 'tdl-fstring-delimiter-face)
+    (tdl-test-face 28 " acc " 'font-lock-string-face)
+    (tdl-test-no-face 28 " acc " 'tdl-fstring-expression-face)
+    (should (tdl-test-in-string-p 28 " acc "))
+    (tdl-test-face 28 "\"acc\"" 'font-lock-string-face)
+    (tdl-test-face 28 "\"acc\"" 'tdl-fstring-expression-face)
+    (tdl-test-face 28 "}\"," 'tdl-fstring-delimiter-face)
+    (tdl-test-face 28 "\", \"" 'font-lock-string-face)
+    (tdl-test-no-face 28 ", \"after" 'font-lock-string-face)
+    (should-not (tdl-test-in-string-p 28 ", \"after"))
+    (tdl-test-face 28 "\"after" 'font-lock-string-face)
+    (tdl-test-no-face 28 "\"after" 'tdl-fstring-expression-face)
+    (should (= 1 (nth 0 (tdl-test-ppss-at 28 ")"))))   ; only `print(' is open
+    ;; let s = f"{"a" + b:>8}|{f"{x}"} {"}"}" + "after"
+    (tdl-test-face 29 "\"a\"" 'font-lock-string-face)
+    (tdl-test-face 29 "\"a\"" 'tdl-fstring-expression-face)
+    (tdl-test-face 29 "+" 'tdl-operator-face)
+    (tdl-test-face 29 "b:" 'tdl-fstring-expression-face)
+    (tdl-test-no-face 29 "b:" 'font-lock-string-face)
+    (tdl-test-face 29 ":>8" 'tdl-format-spec-face)
+    (tdl-test-face 29 "|" 'font-lock-string-face)
+    (tdl-test-no-face 29 "|" 'tdl-fstring-expression-face)
+    (tdl-test-face 29 "f\"{x" 'tdl-fstring-expression-face)
+    (tdl-test-face 29 "{x" 'tdl-fstring-delimiter-face)
+    (tdl-test-face 29 "x}" 'tdl-fstring-expression-face)
+    (tdl-test-face 29 "\"}\"" 'font-lock-string-face)
+    (tdl-test-face 29 "\"}\"" 'tdl-fstring-expression-face)
+    (tdl-test-face 29 "}\" +" 'tdl-fstring-delimiter-face)
+    (tdl-test-face 29 "\" + \"after" 'font-lock-string-face)
+    (tdl-test-face 29 "+ \"after" 'tdl-operator-face)
+    (tdl-test-no-face 29 "+ \"after" 'font-lock-string-face)
+    (tdl-test-face 29 "\"after" 'font-lock-string-face)
+    (tdl-test-no-face 29 "\"after" 'tdl-fstring-expression-face)
+    ;; let m = f"{ {"k": 2}["k"] } {{lit}} {"q\"\n"}" + "after"
+    (tdl-test-face 30 "{\"k\"" 'tdl-fstring-expression-face)
+    (tdl-test-no-face 30 "{\"k\"" 'tdl-fstring-delimiter-face)
+    (tdl-test-face 30 "\"k\"" 'font-lock-string-face)
+    (tdl-test-face 30 "2}" 'tdl-number-face)
+    (tdl-test-face 30 "\"k\"" 'font-lock-string-face 2)
+    (tdl-test-face 30 "} {{" 'tdl-fstring-delimiter-face)
+    (tdl-test-face 30 "{{" 'tdl-escape-face)
+    (tdl-test-face 30 "lit" 'font-lock-string-face)
+    (tdl-test-no-face 30 "lit" 'tdl-fstring-expression-face)
+    (tdl-test-face 30 "\\\"" 'tdl-escape-face)
+    (tdl-test-face 30 "\\n" 'tdl-escape-face)
+    (tdl-test-face 30 "\" + \"after" 'font-lock-string-face)
+    (tdl-test-no-face 30 "+ \"after" 'font-lock-string-face)
+    (tdl-test-no-face 30 "\"after" 'tdl-fstring-expression-face)
+    (should (= 0 (nth 0 (tdl-test-ppss-at 31 "y["))))))
+
+(ert-deftest tdl-mode-fstring-unclosed ()
+  (with-temp-buffer
+    ;; an f-string left open ends at the end of its line; so does an open field
+    (insert "let t = f\"{x} abc\nlet n = 1\nlet o = f\"{x + \"y\"\nlet p = 2\n")
+    (tdl-mode)
+    (font-lock-ensure)
+    (tdl-test-face 1 "abc" 'font-lock-string-face)
+    (tdl-test-face 2 "let" 'font-lock-keyword-face)
+    (tdl-test-no-face 2 "let" 'font-lock-string-face)
+    (tdl-test-face 3 "\"y\"" 'font-lock-string-face)
+    (tdl-test-face 4 "let" 'font-lock-keyword-face)
+    (tdl-test-no-face 4 "let" 'font-lock-string-face)))
+
+(ert-deftest tdl-mode-fstring-refontify-after-edit ()
+  (with-temp-buffer
+    (insert "let a = f\"{x} {d[\"k\"]}\" + \"b\"\n")
+    (tdl-mode)
+    (font-lock-ensure)
+    (tdl-test-face 1 "\"k\"" 'tdl-fstring-expression-face)
+    (tdl-test-face 1 "+" 'tdl-operator-face)
+    ;; `{x}' -> `x': the first field goes, the second stays a field
+    (goto-char (point-min))
+    (search-forward "{x}")
+    (replace-match "x")
+    (font-lock-ensure)
+    (tdl-test-face 1 "x " 'font-lock-string-face)
+    (tdl-test-no-face 1 "x " 'tdl-fstring-expression-face)
+    (tdl-test-face 1 "\"k\"" 'tdl-fstring-expression-face)
+    (tdl-test-face 1 "\"b" 'font-lock-string-face)
+    (tdl-test-no-face 1 "+" 'font-lock-string-face)))
+
+(ert-deftest tdl-mode-ellipsis ()
+  (tdl-test-with-sample
+    (tdl-test-face 31 "..." 'tdl-operator-face)
+    (tdl-test-no-face 31 "..." 'tdl-number-face)
+    (tdl-test-face 31 "1:3" 'tdl-number-face)
+    (tdl-test-face 31 "*=" 'tdl-operator-face)
+    (tdl-test-face 32 "...]" 'tdl-operator-face)
+    (tdl-test-face 32 "...ij" 'font-lock-string-face)
+    (tdl-test-no-face 32 "...ij" 'tdl-operator-face)))
 
 (ert-deftest tdl-mode-records-and-fields ()
   (tdl-test-with-sample

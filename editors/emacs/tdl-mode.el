@@ -242,58 +242,166 @@ match data hold the name as group 1.  Return non-nil when one was found."
           (setq found t))))
     found))
 
-(defun tdl--fstring-start (pos)
-  "Start of the f-string containing POS, or nil."
-  (let ((ppss (tdl--ppss pos)))
-    (when (and (nth 3 ppss) (nth 8 ppss))
-      (let ((start (nth 8 ppss)))
-        (when (and (eq (char-before start) ?f)
-                   (not (memq (char-syntax (or (char-before (1- start)) ?\s)) '(?w ?_))))
-          start)))))
+;;;; F-strings
+
+;; A field of an f-string is code and may hold strings and nested f-strings
+;; (as in Python 3.12): f"loss {d["loss"]:.3f}", f"{f"{x}"} {"}"}".
+;; `tdl-syntax-propertize' gives an f-string's quotes and its fields'
+;; delimiters string-fence syntax: the text part ends at a field's `{', the
+;; expression is code (so its strings are ordinary strings and its brackets
+;; nest), and the text resumes at the `:' of a format spec or at the
+;; closing `}'.  It records each field on its `{' (text property
+;; `tdl-fstring-field', (EXPR-END . CLOSE)) and marks `{{' and `}}'
+;; (`tdl-fstring-brace') for font-lock.  F-strings are one line: one that is
+;; still in a text part at the end of the line ends there.
+
+(defconst tdl--string-fence (string-to-syntax "|"))
+(defconst tdl--punctuation (string-to-syntax "."))
+
+(defvar tdl--fstring-eol-in-string nil
+  "Set by the f-string scanners: whether the line ended inside a text part.")
+
+(defun tdl--fence (pos)
+  "Give the character at POS string-fence syntax."
+  (put-text-property pos (1+ pos) 'syntax-table tdl--string-fence))
+
+(defun tdl--fstring-prefix-p (q)
+  "Non-nil if the `\"' at Q follows an `f' that starts a symbol."
+  (and (eq (char-before q) ?f)
+       (not (memq (char-syntax (or (char-before (1- q)) ?\s)) '(?w ?_)))))
+
+(defun tdl--scan-plain-string (q eol)
+  "Skip the ordinary string (inside a field) whose `\"' is at Q.
+Return the position after it, or nil when it is unclosed at EOL."
+  (let ((p (1+ q)) (result 'scan))
+    (while (eq result 'scan)
+      (let ((c (and (< p eol) (char-after p))))
+        (cond
+         ((null c)
+          (tdl--fence q)            ; so that the end of the line closes it
+          (setq tdl--fstring-eol-in-string t result nil))
+         ((eq c ?\\) (setq p (+ p 2)))
+         ((eq c ?\") (setq result (1+ p)))
+         (t (setq p (1+ p))))))
+    result))
+
+(defun tdl--scan-fstring (q eol)
+  "Propertize the f-string whose opening `\"' is at Q (after its `f').
+Return the position after its closing `\"', or nil when the line (EOL)
+ends first."
+  (tdl--fence q)
+  (let ((p (1+ q)) (result 'scan))
+    (while (eq result 'scan)
+      (let ((c (and (< p eol) (char-after p))))
+        (cond
+         ((null c) (setq tdl--fstring-eol-in-string t result nil))
+         ((eq c ?\\) (setq p (+ p 2)))
+         ((eq c ?\") (tdl--fence p) (setq result (1+ p)))
+         ((and (memq c '(?{ ?})) (eq (char-after (1+ p)) c) (< (1+ p) eol))
+          (put-text-property p (+ p 2) 'tdl-fstring-brace t)
+          (setq p (+ p 2)))
+         ((eq c ?{)
+          (setq p (tdl--scan-fstring-field p eol))
+          (unless p (setq result nil)))
+         (t (setq p (1+ p))))))
+    result))
+
+(defun tdl--scan-fstring-field (open eol)
+  "Propertize the field of an f-string whose `{' is at OPEN.
+The field ends at its matching `}'; a format spec follows the first `:'
+outside brackets and strings.  Return the position after the `}', or nil
+when the line (EOL) ends first."
+  (tdl--fence open)
+  (let ((p (1+ open)) (depth 0) (result 'scan))
+    (while (eq result 'scan)
+      (let ((c (and (< p eol) (char-after p))))
+        (cond
+         ((null c) (setq tdl--fstring-eol-in-string nil result nil))
+         ((eq c ?\")
+          (setq p (if (tdl--fstring-prefix-p p)
+                      (tdl--scan-fstring p eol)
+                    (tdl--scan-plain-string p eol)))
+          (unless p (setq result nil)))
+         ((memq c '(?\( ?\[ ?\{)) (setq depth (1+ depth) p (1+ p)))
+         ((and (memq c '(?\) ?\] ?\})) (> depth 0)) (setq depth (1- depth) p (1+ p)))
+         ((eq c ?})
+          (tdl--fence p)
+          (put-text-property open (1+ open) 'tdl-fstring-field (cons p p))
+          (setq result (1+ p)))
+         ((and (eq c ?:) (= depth 0))
+          (tdl--fence p)
+          (setq result (tdl--scan-format-spec open p eol)))
+         (t
+          ;; no comments in a field; a stray `)' or `]' closes nothing
+          (when (memq c '(?# ?\) ?\]))
+            (put-text-property p (1+ p) 'syntax-table tdl--punctuation))
+          (setq p (1+ p))))))
+    result))
+
+(defun tdl--scan-format-spec (open colon eol)
+  "Scan the format spec at COLON of the field opened at OPEN (text again).
+Return the position after the field's `}', nil when the line (EOL) ends
+first, or the position of a `\"' that ends the f-string inside the spec."
+  (let ((p (1+ colon)) (result 'scan))
+    (while (eq result 'scan)
+      (let ((c (and (< p eol) (char-after p))))
+        (cond
+         ((null c) (setq tdl--fstring-eol-in-string t result nil))
+         ((eq c ?})
+          (put-text-property open (1+ open) 'tdl-fstring-field (cons colon p))
+          (setq result (1+ p)))
+         ((eq c ?{)                       ; a nested field: {x:{width}}
+          (setq p (tdl--scan-fstring-field p eol))
+          (unless p (setq result nil)))
+         ((eq c ?\") (setq result p))
+         ((eq c ?\\) (setq p (+ p 2)))
+         (t (setq p (1+ p))))))
+    result))
+
+(defun tdl-syntax-propertize (start end)
+  "Set the syntax of the f-strings that start between START and END.
+See the comment above `tdl--string-fence'."
+  (remove-list-of-text-properties start end '(tdl-fstring-field tdl-fstring-brace))
+  (goto-char start)
+  (while (re-search-forward "\\_<f\"" end t)
+    (let ((q (1- (point))))
+      (unless (nth 8 (save-excursion (syntax-ppss (1- q)))) ; `f' in a string/comment
+        (let* ((eol (line-end-position))
+               (tdl--fstring-eol-in-string nil)
+               (after (tdl--scan-fstring q eol)))
+          (if after
+              (goto-char after)
+            (when (and tdl--fstring-eol-in-string (< eol (point-max)))
+              (tdl--fence eol))           ; the newline ends the unclosed text part
+            (goto-char (min (1+ eol) (point-max)))))))))
 
 (defun tdl--match-fstring-brace-escape (limit)
   "Font-lock matcher for `{{' and `}}' inside f-strings."
-  (let (found)
-    (while (and (not found) (re-search-forward "{{\\|}}" limit t))
-      (let ((beg (match-beginning 0)) (end (match-end 0)))
-        (when (tdl--fstring-start beg)
-          (set-match-data (list beg end))
-          (setq found t))))
-    found))
+  (syntax-propertize limit)
+  (let ((beg (text-property-any (point) limit 'tdl-fstring-brace t)))
+    (when beg
+      (let ((end (next-single-property-change beg 'tdl-fstring-brace nil limit)))
+        (set-match-data (list beg end))
+        (goto-char end)
+        t))))
 
 (defun tdl--match-fstring-field (limit)
   "Font-lock matcher for a field `{expr}' / `{expr:spec}' of an f-string.
 Groups: 1 `{', 2 expression, 3 format spec (with its `:'), 4 `}'."
-  (let (found)
-    (while (and (not found) (re-search-forward "{" limit t))
-      (let ((open (match-beginning 0)))
-        (cond
-         ((not (tdl--fstring-start open)))
-         ((eq (char-after) ?{) (forward-char 1))          ; `{{' is an escape
-         (t
-          (let ((depth 0) (expr-end nil) (close nil) (eol (line-end-position)))
-            (while (and (not close) (< (point) eol))
-              (let ((c (char-after)))
-                (cond
-                 ((eq c ?\") (setq close 'none))
-                 ((memq c '(?\( ?\[ ?\{)) (setq depth (1+ depth)))
-                 ((and (memq c '(?\) ?\])) (> depth 0)) (setq depth (1- depth)))
-                 ((and (eq c ?}) (> depth 0)) (setq depth (1- depth)))
-                 ((eq c ?})
-                  (setq close (point))
-                  (unless expr-end (setq expr-end (point))))
-                 ((and (eq c ?:) (= depth 0) (not expr-end))
-                  (setq expr-end (point)))))
-              (unless close (forward-char 1)))
-            (when (integerp close)
-              (set-match-data (list open (1+ close)
-                                    open (1+ open)
-                                    (1+ open) expr-end
-                                    expr-end close
-                                    close (1+ close)))
-              (goto-char (1+ close))
-              (setq found t)))))))
-    found))
+  (syntax-propertize limit)
+  (let ((open (text-property-not-all (point) limit 'tdl-fstring-field nil)))
+    (when open
+      (let* ((field (get-text-property open 'tdl-fstring-field))
+             (expr-end (car field))
+             (close (cdr field)))
+        (set-match-data (list open (1+ close)
+                              open (1+ open)
+                              (1+ open) expr-end
+                              expr-end close
+                              close (1+ close)))
+        ;; on from inside the field: it may hold nested f-strings
+        (goto-char (1+ open))
+        t))))
 
 (defun tdl--match-string-escape (limit)
   "Font-lock matcher for escapes inside strings, group 0."
@@ -342,8 +450,8 @@ Groups: 1 `{', 2 expression, 3 format spec (with its `:'), 4 `}'."
     (,(concat "\\_<\\(" tdl--identifier "\\)\\s-*(") (1 'tdl-function-call-face))
     ;; numbers
     (,tdl--number-regexp (1 'tdl-number-face))
-    ;; operators (longest first)
-    (,(regexp-opt '("->" "=>" "**" "//" "==" "!=" "<=" ">=" "+=" "-=" "*=" "/="
+    ;; operators (longest first), and the ellipsis of `x[..., 0]'
+    (,(regexp-opt '("..." "->" "=>" "**" "//" "==" "!=" "<=" ">=" "+=" "-=" "*=" "/="
                     "<" ">" "=" "+" "-" "*" "/" "%" "@" "&" "|" "~"))
      . 'tdl-operator-face)
     ;; inside strings (override the string face)
@@ -351,7 +459,7 @@ Groups: 1 `{', 2 expression, 3 format spec (with its `:'), 4 `}'."
     (tdl--match-fstring-brace-escape (0 'tdl-escape-face t))
     (tdl--match-fstring-field
      (1 'tdl-fstring-delimiter-face t)
-     (2 'tdl-fstring-expression-face t)
+     (2 'tdl-fstring-expression-face append)  ; its strings stay strings
      (3 'tdl-format-spec-face t t)
      (4 'tdl-fstring-delimiter-face t)))
   "Font-lock keywords for `tdl-mode'.")
@@ -402,6 +510,7 @@ a line starting with a closing bracket lines up with that line."
   (setq-local comment-end "")
   (setq-local comment-use-syntax t)
   (setq-local font-lock-defaults '(tdl-font-lock-keywords nil nil))
+  (setq-local syntax-propertize-function #'tdl-syntax-propertize)
   (setq-local indent-line-function #'tdl-indent-line)
   (setq-local indent-tabs-mode nil)
   (setq-local tab-width 8)

@@ -67,12 +67,17 @@ syn match   tdlFloat  "\<\d\%(_\=\d\)*[eE][+-]\=\d\%(_\=\d\)*\>"
 syn match   tdlOperator "[-+*/%@&|~<>=!]"
 syn match   tdlOperator "\*\*\|//\|==\|!=\|<=\|>=\|[-+*/]="
 syn match   tdlArrow    "->\|=>"
+" x[..., 0]: the ellipsis subscript
+syn match   tdlEllipsis "\.\.\."
 
 " --- strings -----------------------------------------------------------
 syn match   tdlEscape     +\\[nt"\\]+ contained
 syn match   tdlBadEscape  +\\[^nt"\\]+ contained
 syn region  tdlString  start=+"+ skip=+\\\\\|\\"+ end=+"+ oneline contains=tdlEscape,tdlBadEscape,@Spell
-syn region  tdlFString matchgroup=tdlFStringDelim start=+\<f"+ skip=+\\\\\|\\"+ end=+"+ oneline keepend
+" No keepend: a field may hold strings and nested f-strings (f"{d["k"]:.3f}", Python 3.12),
+" whose quotes must not end the f-string; the field ends at its matching } (inner {...} are
+" tdlBraces), the f-string at the first " outside its fields.
+syn region  tdlFString matchgroup=tdlFStringDelim start=+\<f"+ skip=+\\\\\|\\"+ end=+"+ oneline
       \ contains=tdlEscape,tdlBadEscape,tdlFReplacement,tdlFBrace
 syn region  tdlFReplacement matchgroup=tdlFDelim start=+{+ end=+}+ contained oneline
       \ contains=@tdlExpr,tdlFormatSpec
@@ -87,7 +92,7 @@ syn match   tdlDimAny "?" contained
 " --- bracketed groups (defined after the items they may contain) ------
 syn cluster tdlExpr contains=tdlComment,tdlConditional,tdlRepeat,tdlStatement,tdlOperatorWord,
       \tdlBoolean,tdlNone,tdlFn,tdlGraph,tdlBuiltin,tdlFunctionCall,tdlField,tdlProperty,
-      \tdlMethodCall,tdlNumber,tdlFloat,tdlOperator,tdlArrow,tdlString,tdlFString,tdlDtype,
+      \tdlMethodCall,tdlNumber,tdlFloat,tdlOperator,tdlArrow,tdlEllipsis,tdlString,tdlFString,tdlDtype,
       \tdlParens,tdlBrackets,tdlBraces,tdlTensorType
 syn region  tdlParens   matchgroup=tdlDelimiter start="(" end=")" contains=@tdlExpr,tdlKwarg
 syn region  tdlBrackets matchgroup=tdlDelimiter start="\[" end="\]" contains=@tdlExpr,tdlSliceColon
@@ -138,6 +143,7 @@ hi def link tdlNumber       Number
 hi def link tdlFloat        Float
 hi def link tdlOperator     Operator
 hi def link tdlArrow        Operator
+hi def link tdlEllipsis     Operator
 hi def link tdlString       String
 hi def link tdlFString      String
 hi def link tdlFStringDelim String

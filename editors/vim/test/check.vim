@@ -125,9 +125,90 @@ let s:checks = [
       \ [26, '{{', 1, 'tdlFBrace'],
       \ [26, 'sum', 1, 'tdlMethodCall'],
       \ [26, 'my_fn', 1, 'tdlFunctionCall'],
+      \ [28, '"loss"', 1, 'tdlString'],
+      \ [28, ']:', 1, 'tdlDelimiter'],
+      \ [28, ':.3f', 1, 'tdlFormatSpec'],
+      \ [28, '} acc', 1, 'tdlFDelim'],
+      \ [28, ' acc ', 1, 'tdlFString'],
+      \ [28, '"acc"', 1, 'tdlString'],
+      \ [28, '}"', 1, 'tdlFDelim'],
+      \ [28, '", "', 1, 'tdlFStringDelim'],
+      \ [28, '"after', 1, 'tdlString'],
+      \ [29, '"a"', 1, 'tdlString'],
+      \ [29, '+', 1, 'tdlOperator'],
+      \ [29, 'b:', 1, 'tdlFReplacement'],
+      \ [29, ':>8', 1, 'tdlFormatSpec'],
+      \ [29, '|', 1, 'tdlFString'],
+      \ [29, 'f"{x', 1, 'tdlFStringDelim'],
+      \ [29, 'x}', 1, 'tdlFReplacement'],
+      \ [29, '"}"', 1, 'tdlString'],
+      \ [29, '}" +', 1, 'tdlFDelim'],
+      \ [29, '" + "after', 1, 'tdlFStringDelim'],
+      \ [29, '"after', 1, 'tdlString'],
+      \ [30, '{"k"', 1, 'tdlDelimiter'],
+      \ [30, '"k"', 1, 'tdlString'],
+      \ [30, '2}', 1, 'tdlNumber'],
+      \ [30, '"k"', 2, 'tdlString'],
+      \ [30, '} {{', 1, 'tdlFDelim'],
+      \ [30, '{{', 1, 'tdlFBrace'],
+      \ [30, 'lit', 1, 'tdlFString'],
+      \ [30, '\"', 1, 'tdlEscape'],
+      \ [30, '" + "after', 1, 'tdlFStringDelim'],
+      \ [30, '"after', 1, 'tdlString'],
+      \ [31, '...', 1, 'tdlEllipsis'],
+      \ [31, '1:3', 1, 'tdlNumber'],
+      \ [31, ':3', 1, 'tdlSliceColon'],
+      \ [31, '*=', 1, 'tdlOperator'],
+      \ [32, '...]', 1, 'tdlEllipsis'],
+      \ [32, '...ij', 1, 'tdlString'],
       \ ]
 for s:c in s:checks
   call call('s:Check', s:c)
+endfor
+
+" Whether GROUP is (IN=1) or is not (IN=0) among the syntax items around the
+" start of the N-th occurrence of TEXT on line LNUM (synstack, outermost first).
+function! s:CheckStack(lnum, text, nth, group, in) abort
+  let line = getline(a:lnum)
+  let col = -1
+  for _ in range(a:nth)
+    let col = stridx(line, a:text, col + 1)
+    if col < 0
+      call s:Report(0, printf('line %d: %s not found in %s', a:lnum, string(a:text), string(line)))
+      return
+    endif
+  endfor
+  let names = map(synstack(a:lnum, col + 1), 'synIDattr(v:val, "name")')
+  call s:Report((index(names, a:group) >= 0) == a:in, printf('%d:%d %-16s %s %-16s stack %s',
+        \ a:lnum, col + 1, a:text, a:in ? 'inside ' : 'outside', a:group, join(names, '>')))
+endfunction
+
+" f-string fields holding strings and nested f-strings (Python 3.12)
+let s:stack_checks = [
+      \ [28, '"loss"', 1, 'tdlFReplacement', 1],
+      \ [28, ']:', 1, 'tdlFReplacement', 1],
+      \ [28, ':.3f', 1, 'tdlFReplacement', 1],
+      \ [28, ' acc ', 1, 'tdlFReplacement', 0],
+      \ [28, '"acc"', 1, 'tdlFReplacement', 1],
+      \ [28, ', "after', 1, 'tdlFString', 0],
+      \ [28, '"after', 1, 'tdlFString', 0],
+      \ [29, '"a"', 1, 'tdlFReplacement', 1],
+      \ [29, '+', 1, 'tdlFReplacement', 1],
+      \ [29, 'b:', 1, 'tdlString', 0],
+      \ [29, 'f"{x', 1, 'tdlFReplacement', 1],
+      \ [29, '"}"', 1, 'tdlFReplacement', 1],
+      \ [29, '" + "after', 1, 'tdlFReplacement', 0],
+      \ [29, '+ "after', 1, 'tdlFString', 0],
+      \ [29, '"after', 1, 'tdlFString', 0],
+      \ [30, '{"k"', 1, 'tdlBraces', 1],
+      \ [30, '"k"', 2, 'tdlFReplacement', 1],
+      \ [30, '] }', 1, 'tdlFReplacement', 1],
+      \ [30, '{{', 1, 'tdlFReplacement', 0],
+      \ [30, '"after', 1, 'tdlFString', 0],
+      \ [31, '...', 1, 'tdlBrackets', 1],
+      \ ]
+for s:c in s:stack_checks
+  call call('s:CheckStack', s:c)
 endfor
 
 " ----------------------------------------------------------- indentation
