@@ -94,6 +94,8 @@ auto Tracer::builtinTable() -> std::vector<Handler> {
   t[static_cast<size_t>(builtinId("seed"))] = &Tracer::bi_seed;
   t[static_cast<size_t>(builtinId("permutation"))] = &Tracer::bi_permutation;
   t[static_cast<size_t>(builtinId("len"))] = &Tracer::bi_len;
+#define TDL_STR_METHOD(n) t[static_cast<size_t>(builtinId("_str_" #n))] = &Tracer::bi_strMethod;
+#include "vm/str_methods.def"
   t[static_cast<size_t>(builtinId("range"))] = &Tracer::bi_range;
   t[static_cast<size_t>(builtinId("print"))] = &Tracer::bi_print;
   t[static_cast<size_t>(builtinId("assert"))] = &Tracer::bi_assert;

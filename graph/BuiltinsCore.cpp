@@ -102,6 +102,20 @@ auto Tracer::bi_len(BuiltinCall& bc) -> TV {
   failEager(loc, fmt::format("len of a {}", describe(x)));
 }
 
+// A string's methods (_str_*) with every argument known ran eagerly (builtin()). A string of
+// run-time values (str or format of a run-time number, an f-string) has no methods in a graph
+// fn, and the other arguments must be known at trace time.
+auto Tracer::bi_strMethod(BuiltinCall& bc) -> TV {
+  std::string method = bc.nm.substr(5);  // _str_NAME
+  for (const TV& v : bc.args)
+    if (v.k == TV::Fmt) fail(bc.loc, fmt::format("{}() of a {}", method, describe(v)));
+  for (const TV& v : bc.args)
+    if (!v.isStatic())
+      fail(bc.loc, fmt::format("the arguments of a string's {}() must be known at trace time in a graph fn, got {}",
+                               method, describe(v)));
+  fail(bc.loc, fmt::format("{}(): unexpected arguments", method));
+}
+
 auto Tracer::bi_range(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   TV r; r.k = TV::Range;

@@ -79,7 +79,12 @@ auto Tracer::call(const Expr& e) -> TV {
       fail(ce.loc, fmt::format("a {} cannot be called inside a graph fn (its '{}' runs outside the trace): call it "
                                "outside the graph fn and pass the result in",
                                self.sv.as<NativeObj>()->typeName(), ce.str));
-    if (!isField) {
+    int strMethod = (self.isStatic() && self.sv.isStr()) || self.k == TV::Fmt ? strMethodId(ce.str) : -1;
+    if (!isField && strMethod >= 0) {  // a string's own methods first, as eagerly
+      callee = TV::of(Value::builtin(strMethod));
+      args.push_back(self);
+      method = true;
+    } else if (!isField) {
       int mod = frames_.back()->decl ? frames_.back()->decl->module : 0;
       callee = lookupMethod(ce.str, mod, e.loc, self);
       args.push_back(self);
@@ -204,6 +209,7 @@ auto Tracer::lookupMethod(const std::string& nm, int module, const Loc& loc, con
       if (!g.isUndef()) return TV::of(g);
     }
   int id = builtinId(nm);
+  if (id < 0 && self.isStatic() && self.sv.isStr()) failEager(loc, strNoMethod(nm));
   if (id < 0) failEager(loc, fmt::format("{} has no field or method '{}'", describe(self), nm));  // eager's words
   return TV::of(Value::builtin(id));
 }

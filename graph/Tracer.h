@@ -646,6 +646,7 @@ class Tracer {
   std::optional<Dim> countDim(const TV& n);
   ir::Value* iotaOf(const TV& n, const char* negative, const char* fn, const char* param, const Loc& loc);
   TV bi_len(BuiltinCall& bc);
+  TV bi_strMethod(BuiltinCall& bc);
   TV bi_range(BuiltinCall& bc);
   TV bi_print(BuiltinCall& bc);
   TV bi_assert(BuiltinCall& bc);

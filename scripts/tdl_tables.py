@@ -68,6 +68,9 @@ def builtin_names(root=ROOT):
         elif line.startswith('#include "vm/composites.def"'):
             comp = _strip_comments(open(os.path.join(root, "vm", "composites.def")).read())
             names += re.findall(r"^TDL_COMPOSITE\((\w+),", comp, re.M)
+        elif line.startswith('#include "vm/str_methods.def"'):
+            meth = _strip_comments(open(os.path.join(root, "vm", "str_methods.def")).read())
+            names += ["_str_" + n for n in re.findall(r"TDL_STR_METHOD\((\w+)\)", meth)]
         elif not line.startswith("#"):
             names += re.findall(r"BUILTIN\((\w+)\)", line)
     return names

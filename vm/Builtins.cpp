@@ -35,6 +35,7 @@ const BuiltinTable& table() {
     registerAutodiffBuiltins(b);
     registerCompositeBuiltins(b);
     registerDistBuiltins(b);
+    registerStringBuiltins(b);
     return b;
   }();
   return t;

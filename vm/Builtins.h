@@ -62,6 +62,11 @@ struct GradFnParts {
 };
 bool gradFnParts(const Value& v, GradFnParts& out);
 void registerCompositeBuiltins(BuiltinTable& t);
+void registerStringBuiltins(BuiltinTable& t);  // BuiltinsString.cpp: a string's methods (_str_*)
+// The builtin a method call on a string reaches (s.split(...): _str_split), or -1.
+int strMethodId(const std::string& name);
+// "a string has no method 'NAME'" with the near ones or the list (every engine's words).
+std::string strNoMethod(const std::string& name);
 void registerDistBuiltins(BuiltinTable& t);  // BuiltinsDist.cpp: the dist module's collectives (_dist_*)  // BuiltinsComposite.cpp: vm/Composite.h, argsort, cumsum, cumprod
 
 // load_model(path) (SPEC §12): the model value, made by the hook the `tdl` tool installs

@@ -317,6 +317,13 @@ int Interpreter::prepareMethodCall(const Instr& in, Value* R) {
   const MethodSite& site = fr.proto->chunk.sites[in.c];
   Value& self = R[in.a + 1];
   int n = in.b;
+  if (self.isStr()) [[unlikely]] {  // a string's own methods first (s.split(","))
+    int id = strMethodId(site.name);
+    if (id >= 0) {
+      R[in.a] = Value::builtin(id);
+      return n + 1;
+    }
+  }
   if (hasField(self, site.name)) {
     // A field holding a function: call it with the arguments only.
     R[in.a] = fieldValue(self, site.name);
@@ -330,6 +337,7 @@ int Interpreter::prepareMethodCall(const Instr& in, Value* R) {
       throw rt::Error(fmt::format("{}() changes a list in place: call it on a variable of this file, or an element or "
                                   "field of one",
                                   site.name));
+    if (self.isStr()) throw rt::Error(strNoMethod(site.name));
     throw rt::Error(fmt::format("{} has no field or method '{}'", typeText(self), site.name));
   }
   R[in.a] = std::move(f);

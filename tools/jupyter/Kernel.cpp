@@ -424,6 +424,10 @@ class TdlInterpreter : public xeus::xinterpreter {
         case vm::Tag::List:
           for (const char* f : {"append", "extend", "pop", "insert"}) add(f, lsp::kItemFunction, "list method");
           break;
+        case vm::Tag::Str:
+#define TDL_STR_METHOD(n) add(#n, lsp::kItemFunction, "string method");
+#include "vm/str_methods.def"
+          break;
         default: break;
       }
       if (!fields.empty()) items = std::move(fields);
