@@ -257,6 +257,10 @@ auto Tracer::field(const Expr& e) -> TV {
 }
 
 auto Tracer::fieldOf(const TV& b, const std::string& nm, const Loc& loc) -> TV {
+  if (nm == "T" && isNumeric(b)) {  // x.T: transpose(x), traced (a tape may follow x)
+    std::vector<TV> args{b};
+    return builtin(builtinId("transpose"), args, {}, loc);
+  }
   if (b.isStatic()) return staticCall(loc, [&] { return fieldValue(b.sv, nm); });
   if (b.k == TV::Rec && b.seqTag == Tag::Dict)
     failEager(loc, fmt::format("a dict has no field '{}' (its keys are read as d[\"key\"])", nm));
@@ -267,7 +271,7 @@ auto Tracer::fieldOf(const TV& b, const std::string& nm, const Loc& loc) -> TV {
   }
   if (b.isDyn()) {
     const TensorType& t = b.dv->type;
-    if (nm == "rank") return TV::of(Value::i64(t.rank()));
+    if (nm == "rank" || nm == "ndim") return TV::of(Value::i64(t.rank()));
     if (nm == "dtype") return TV::of(Value::dtype(usedDtype(b)));
     if (nm == "shape") {
       if (auto s = t.static_shape()) return TV::of(fromTensor(rt::Tensor::from_vector(*s, {static_cast<int64_t>(s->size())})));
@@ -280,7 +284,7 @@ auto Tracer::fieldOf(const TV& b, const std::string& nm, const Loc& loc) -> TV {
       for (int64_t i = 0; i < t.rank(); ++i) n = binop(rt::BinaryOp::Mul, n, dimTV(b, i, loc), loc);
       return n;
     }
-    failEager(loc, fmt::format("a tensor has no field '{}' (it has shape, rank, size, dtype)", nm));
+    failEager(loc, tensorNoField(nm));
   }
   failEager(loc, fmt::format("a {} has no field '{}'", describe(b), nm));
 }

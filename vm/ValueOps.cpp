@@ -530,10 +530,11 @@ Value fieldValue(const Value& base, const std::string& name) {
     rt::Shape shape = base.isTensor() ? base.as<TensorObj>()->t.shape() : rt::Shape{};
     DType dt = base.isTensor() ? base.as<TensorObj>()->t.dtype() : strong(base).dtype();
     if (name == "shape") return Value::object(Tag::Tensor, new TensorObj(rt::Tensor::from_vector(shape, {static_cast<int64_t>(shape.size())})));
-    if (name == "rank") return Value::i64(static_cast<int64_t>(shape.size()));
+    if (name == "rank" || name == "ndim") return Value::i64(static_cast<int64_t>(shape.size()));
     if (name == "size") return Value::i64(rt::numel_of(shape));
     if (name == "dtype") return Value::dtype(dt);
-    throw rt::Error(fmt::format("a tensor has no field '{}' (it has shape, rank, size, dtype)", name));
+    if (name == "T") return ad::transpose(base.isTensor() ? base : strong(base), {});  // NumPy's: the axes reversed
+    throw rt::Error(tensorNoField(name));
   }
   if (base.tag() == Tag::Native) {
     Value m = base.as<NativeObj>()->member(base, name);
@@ -694,6 +695,13 @@ std::string extremeOfNumberError(const std::string& fn, int64_t rank, bool axisG
   return fmt::format("{0}(): its second argument is an axis, and a number has none; the {1} of two numbers "
                      "(or tensors) is {2}(a, b)",
                      fn, fn == "max" ? "larger" : "smaller", fn == "max" ? "maximum" : "minimum");
+}
+
+std::string tensorNoField(const std::string& name) {
+  return fmt::format("a tensor has no field '{}'{}", name,
+                     didYouMean(name, {"shape", "rank", "ndim", "size", "dtype", "T"}).empty()
+                         ? std::string(" (it has shape, rank or ndim, size, dtype, T)")
+                         : didYouMean(name, {"shape", "rank", "ndim", "size", "dtype", "T"}));
 }
 
 std::string ellipsisTypeError(const std::string& type) {

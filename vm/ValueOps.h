@@ -28,6 +28,8 @@ std::string listTensorHint(bool add, bool aList, bool bList, bool aNum, bool bNu
 // "an index must be an integer, got i64[2]", with a hint where it is an integer tensor next
 // to other subscripts (every engine's words).
 std::string indexTypeError(const std::string& what, const std::string& got, bool intTensor);
+// A tensor's fields: shape, rank (ndim), size, dtype, T; the error for another (every engine's words).
+std::string tensorNoField(const std::string& name);
 // `...` among the subscripts of a value of this type (not a tensor).
 std::string ellipsisTypeError(const std::string& type);
 // A builtin's tensor parameter given something else: "sum(): 'x' must be a tensor, got

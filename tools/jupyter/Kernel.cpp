@@ -416,7 +416,7 @@ class TdlInterpreter : public xeus::xinterpreter {
         }
         case vm::Tag::Tensor:
         case vm::Tag::Scalar:
-          for (const char* f : {"shape", "rank", "size", "dtype"}) add(f, lsp::kItemVariable, "tensor " + std::string(f));
+          for (const char* f : {"shape", "rank", "ndim", "size", "dtype", "T"}) add(f, lsp::kItemVariable, "tensor " + std::string(f));
           break;
         case vm::Tag::Dict:
           for (const char* f : {"keys", "values", "items", "get", "pop"}) add(f, lsp::kItemFunction, "dict method");

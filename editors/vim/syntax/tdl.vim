@@ -54,7 +54,7 @@ syn keyword tdlBuiltin help
 syn match   tdlFunctionCall "\<\h\w*\ze\s*("
 syn match   tdlDot          "\." contained
 syn match   tdlField        "\.\s*\h\w*" contains=tdlDot
-syn match   tdlProperty     "\.\s*\%(shape\|rank\|size\|dtype\)\>" contains=tdlDot
+syn match   tdlProperty     "\.\s*\%(shape\|rank\|ndim\|size\|dtype\|T\)\>" contains=tdlDot
 syn match   tdlMethodCall   "\.\s*\h\w*\ze\s*(" contains=tdlDot
 
 " --- numbers ------------------------------------------------------------
