@@ -233,6 +233,9 @@ std::string fnSignature(const FnDecl& fn);
 std::string tooManyArgumentsText(const std::string& what, size_t takes, size_t got);
 // A compound assignment's operator (Stmt::assignOp, not '='): + - * / // % **.
 BinOp compoundBinOp(char assignOp);
+// A list comprehension's list and its lambda (frontend/AstBuilder.cpp listComp): a name no
+// program can write.
+inline constexpr const char* kListComprehension = "<list comprehension>";
 // The str of the `and` that joins a chained comparison's parts (a < b < c).
 inline constexpr const char* kChainedComparison = "chained comparison";
 // What must be a bool scalar in `and`/`or` e (its operand, or a chained comparison's part),

@@ -318,6 +318,71 @@ ExprPtr AstBuilder::lambda(P::LambdaContext* ctx) {
   return e;
 }
 
+// [item for p in iter if cond], Python's list comprehension, is a call of a lambda that
+// builds the list, so that every engine runs it as the statements it stands for (a graph fn
+// unrolls the loop where it can):
+//   (fn() { var <list> = []; for p in iter { if cond { <list>.append(item) } } return <list> })()
+// As in Python, p and the list are the comprehension's own; what item, iter and cond read
+// of the enclosing code is captured by value (nothing can change it meanwhile). The list's
+// name is not one a program can write.
+ExprPtr AstBuilder::listComp(P::ListCompContext* ctx) {
+  Loc l = loc(ctx);
+  const std::string kList = kListComprehension;
+  ExprPtr item = expr(ctx->item), iter = expr(ctx->iter);
+  ExprPtr cond = ctx->cond ? expr(ctx->cond) : nullptr;
+  int depth = std::max({item->depth, iter->depth, cond ? cond->depth : 0});
+  auto listName = [&](const Loc& at) {
+    auto n = std::make_unique<Expr>(ExprKind::Name, at);
+    n->str = kList;
+    return n;
+  };
+  auto fn = std::make_shared<FnDecl>();
+  fn->name = kListComprehension;  // call chains name it
+  fn->loc = l;
+  fn->isLambda = true;
+  fn->body = std::make_unique<Stmt>(StmtKind::Block, l);
+  auto init = std::make_unique<Stmt>(StmtKind::Let, l);
+  init->isVar = true;
+  init->pattern.name = kList;
+  init->pattern.loc = l;
+  init->exprs.push_back(std::make_unique<Expr>(ExprKind::List, l));
+  fn->body->stmts.push_back(std::move(init));
+  const Loc il = item->loc;
+  auto method = std::make_unique<Expr>(ExprKind::Field, il);
+  method->str = "append";
+  method->kids.push_back(listName(il));
+  auto call = std::make_unique<Expr>(ExprKind::Call, il);
+  call->kids.push_back(std::move(method));
+  call->names.push_back("");
+  call->kids.push_back(std::move(item));
+  auto add = std::make_unique<Stmt>(StmtKind::ExprStmt, il);
+  add->exprs.push_back(std::move(call));
+  auto body = std::make_unique<Stmt>(StmtKind::Block, il);
+  if (cond) {
+    auto test = std::make_unique<Stmt>(StmtKind::If, cond->loc);
+    test->exprs.push_back(std::move(cond));
+    test->body = std::make_unique<Stmt>(StmtKind::Block, il);
+    test->body->stmts.push_back(std::move(add));
+    body->stmts.push_back(std::move(test));
+  } else {
+    body->stmts.push_back(std::move(add));
+  }
+  auto loop = std::make_unique<Stmt>(StmtKind::For, l);
+  loop->pattern = pattern(ctx->pattern());
+  loop->exprs.push_back(std::move(iter));
+  loop->body = std::move(body);
+  fn->body->stmts.push_back(std::move(loop));
+  auto ret = std::make_unique<Stmt>(StmtKind::Return, l);
+  ret->exprs.push_back(listName(l));
+  fn->body->stmts.push_back(std::move(ret));
+  auto lam = std::make_unique<Expr>(ExprKind::Lambda, l);
+  lam->fn = std::move(fn);
+  lam->depth = depth + 3;
+  auto e = std::make_unique<Expr>(ExprKind::Call, l);
+  e->kids.push_back(std::move(lam));
+  return finish(std::move(e));
+}
+
 // Folds `first (op next)*` children of a rule into a left-associated chain.
 template <typename Ctx, typename Sub, typename F, typename OpF>
 static ExprPtr chain(AstBuilder& b, Ctx* ctx, const std::vector<Sub*>& subs, F build, OpF opOf,
@@ -643,6 +708,7 @@ ExprPtr AstBuilder::primary(P::PrimaryContext* ctx) {
     for (auto* x : c->expr()) e->kids.push_back(expr(x));
     return finish(std::move(e));
   }
+  if (auto* c = dynamic_cast<P::ListCompContext*>(ctx)) return listComp(c);
   if (auto* c = dynamic_cast<P::ListLitContext*>(ctx)) {
     auto e = std::make_unique<Expr>(ExprKind::List, l);
     for (auto* x : c->expr()) e->kids.push_back(expr(x));

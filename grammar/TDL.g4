@@ -146,6 +146,8 @@ primary
     // `(e)` is a parenthesized expression, `()`, `(e,)`, `(a, b)` are tuples;
     // one rule so the parser never needs lookahead to the closing `)`.
     | '(' (expr (',' expr)* trailing=','?)? ')'           # parenOrTuple
+    // Python's list comprehension (frontend/AstBuilder.cpp: a call of a lambda)
+    | '[' item=expr 'for' pattern 'in' iter=expr ('if' cond=expr)? ']'   # listComp
     | '[' (expr (',' expr)* ','?)? ']'                    # listLit
     | '{' NEWLINE? field (',' NEWLINE? field)* ','? NEWLINE? '}'     # recordLit
     // string keys make a dict (SPEC §12); `{}` is the empty dict

@@ -787,7 +787,7 @@ struct FnCompiler {
 const FnProto* FnCompiler::compileFunction(const FnDecl& fn) {
   auto proto = std::make_unique<FnProto>();
   FnProto& p = *proto;
-  p.name = fn.isLambda || fn.name.empty() ? "<lambda>" : fn.name;
+  p.name = fn.name.empty() ? "<lambda>" : fn.name;  // a lambda has none (a list comprehension's has)
   p.decl = &fn;
   p.module = p_.module;  // a fn belongs to the module whose code declares it
   p.isGraph = fn.isGraph;
