@@ -435,10 +435,27 @@ auto Tracer::updateTV(const TV& base, const Expr& target, const TV& v, const Loc
 // mask leaves (v of the selected count, as eager mode allows, is not traceable).
 auto Tracer::maskedUpdateTV(const TV& x, const TV& mask, const TV& rhs, const TV& value, const Loc& loc) -> TV {
   const ir::TensorType xt = typeOf(x), mt = typeOf(mask);
-  if (mt.rank() > xt.rank() || !std::equal(mt.dims.begin(), mt.dims.end(), xt.dims.begin()))
-    failEager(loc, fmt::format("a boolean mask of shape {} does not match the indexed shape {} (its shape must be the "
-                              "tensor's leading axes)",
-                              ir::dims_str(mt.dims), ir::dims_str(xt.dims)));
+  const std::string mismatch = fmt::format(
+      "a boolean mask of shape {} does not match the indexed shape {} (its shape must be the tensor's leading axes)",
+      ir::dims_str(mt.dims), ir::dims_str(xt.dims));
+  if (mt.rank() > xt.rank()) failEager(loc, mismatch);
+  // Sizes known only at run time (symbols of the two, which may be equal) are compared there,
+  // with eager's words and the call's sizes.
+  ir::Value* same = nullptr;
+  for (int64_t i = 0; i < mt.rank(); ++i) {
+    const Dim& md = mt.dims[static_cast<size_t>(i)];
+    const Dim& xd = xt.dims[static_cast<size_t>(i)];
+    if (md == xd) continue;
+    if (md.is_known() && xd.is_known()) failEager(loc, mismatch);
+    ir::Value* eq = b_.binary(rt::BinaryOp::Eq, dimOf(mask, i, loc), dimOf(x, i, loc));
+    same = same ? b_.binary(rt::BinaryOp::BitAnd, same, eq) : eq;
+  }
+  if (same) {
+    std::vector<ir::Value*> holes;
+    std::string format = sizedFormat(mismatch, holes);
+    setLoc(loc);
+    b_.assert_true(same, format, holes);
+  }
   const std::vector<ir::Dim> rest(xt.dims.begin() + mt.rank(), xt.dims.end());
   const ir::TensorType vt = isNumeric(rhs) ? typeOf(rhs) : ir::TensorType();
   bool fits = isNumeric(rhs) && vt.rank() <= static_cast<int64_t>(rest.size()) + 1;  // [count, rest...] at most
