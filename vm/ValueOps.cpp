@@ -321,6 +321,24 @@ void assignStep(Value& target, const PathDesc& path, size_t k, const Value* R, c
       }
       return;
     }
+    case Tag::Scalar:
+      if (last && std::all_of(s.subs.begin(), s.subs.end(), [&, r = 0](uint8_t f) mutable {
+            bool whole = (f & kSubEllipsis) || (!(f & kSubSlice) && regs[r].isNone());
+            r += subRegs(f);
+            return whole;
+          })) {
+        // s[...] = v, s[none] = v on a number (NumPy's 0-d array): v (broadcast to the new axes
+        // of size 1 it may have, as x[none] = v) cast to the number's dtype.
+        if (!v.isNumeric()) throw rt::Error(fmt::format("cannot store a {} in a tensor", tagName(v.tag())));
+        rt::Shape wide(static_cast<size_t>(std::count_if(s.subs.begin(), s.subs.end(),
+                                                         [](uint8_t f) { return !(f & kSubEllipsis); })),
+                       1);
+        const DType dt = target.dtype();
+        if (v.weak()) weakTarget(v, dt);
+        target = ad::reshape(ad::broadcastTo(ad::cast(v, dt), wide), {});  // cast first: a weak v exactly
+        return;
+      }
+      throw rt::Error(fmt::format("cannot assign to an element of {}", typeText(target)));
     default:
       throw rt::Error(fmt::format("cannot assign to an element of {}", typeText(target)));
   }
