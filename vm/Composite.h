@@ -638,6 +638,12 @@ typename E::V einsum_(E& e, const std::string& subscripts, std::vector<typename 
       const V& x0 = xs[it->second.first];
       const auto a0 = static_cast<int64_t>(it->second.second), ak = static_cast<int64_t>(a);
       if (e.sameDim(x0, a0, xs[k], ak) || (e.knownDim(x0, a0) && e.knownDim(xs[k], ak))) continue;
+      {  // equal or one of them 1, checked when it runs, with eager's words
+        auto d0 = e.dim(x0, a0), dk = e.dim(xs[k], ak);
+        auto one = [&](const V& d) { return e.bin(BinaryOp::Eq, d, e.integer(1)); };
+        e.require(e.bin(BinaryOp::LogicalOr, e.bin(BinaryOp::LogicalOr, e.bin(BinaryOp::Eq, d0, dk), one(d0)), one(dk)),
+                  labelName(c) + " has size {} and {}", {d0, dk});
+      }
       size[c] = e.call("maximum", {size[c], e.dim(xs[k], ak)}, {});
       runtime.insert(c);
       stretch = true;
