@@ -782,6 +782,7 @@ ExprPtr AstBuilder::fstring(antlr4::Token* tok) {
       char d = body[j];
       if (inStr) { if (d == '\\') ++j; else if (d == '"') inStr = false; continue; }
       if (d == '"') inStr = true;
+      else if (d == '#' && colon == std::string_view::npos) { errAt(j, "an f-string field cannot hold '#' (a comment would end it)"); return e; }
       else if (d == '(' || d == '[' || d == '{') ++depth;
       else if (d == ')' || d == ']' || (d == '}' && depth > 0)) --depth;
       else if (d == '}') break;

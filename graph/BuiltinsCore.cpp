@@ -107,8 +107,16 @@ auto Tracer::bi_len(BuiltinCall& bc) -> TV {
 // fn, and the other arguments must be known at trace time.
 auto Tracer::bi_strMethod(BuiltinCall& bc) -> TV {
   std::string method = bc.nm.substr(5);  // _str_NAME
+  std::function<const TV*(const TV&)> runTimeString = [&](const TV& v) -> const TV* {
+    if (v.k == TV::Fmt) return &v;
+    if (v.k == TV::Seq)
+      for (const TV& item : v.items)
+        if (const TV* f = runTimeString(item)) return f;
+    return nullptr;
+  };
+  if (!bc.args.empty() && bc.args[0].k == TV::Fmt) fail(bc.loc, fmt::format("{}() of a {}", method, describe(bc.args[0])));
   for (const TV& v : bc.args)
-    if (v.k == TV::Fmt) fail(bc.loc, fmt::format("{}() of a {}", method, describe(v)));
+    if (const TV* f = runTimeString(v)) fail(bc.loc, fmt::format("{}(): an argument holds a {}", method, describe(*f)));
   for (const TV& v : bc.args)
     if (!v.isStatic())
       fail(bc.loc, fmt::format("the arguments of a string's {}() must be known at trace time in a graph fn, got {}",

@@ -38,9 +38,20 @@ std::string strNoMethod(const std::string& name) {
 
 namespace {
 
-const std::string kWhitespace = " \t\n\r\f\v";
-
 bool continues(char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
+
+// Python's str.isspace: the ASCII controls \t..\r and \x1c..\x1f, space, and the Unicode
+// spaces and separators (the code point's UTF-8 bytes).
+bool isSpace(std::string_view c) {
+  if (c.size() == 1) {
+    unsigned char b = static_cast<unsigned char>(c[0]);
+    return (b >= 0x09 && b <= 0x0D) || (b >= 0x1C && b <= 0x20);
+  }
+  static const std::vector<std::string_view> wide = {
+      "\u0085", "\u00A0", "\u1680", "\u2000", "\u2001", "\u2002", "\u2003", "\u2004", "\u2005", "\u2006",
+      "\u2007", "\u2008", "\u2009", "\u200A", "\u2028", "\u2029", "\u202F", "\u205F", "\u3000"};
+  return std::find(wide.begin(), wide.end(), c) != wide.end();
+}
 
 // The string's code points, each as its bytes (an invalid byte counts one, as StrObj does).
 std::vector<std::string_view> codePoints(std::string_view s) {
@@ -76,25 +87,25 @@ Args bind(const char* fn, const CallArgs& call, std::initializer_list<const char
   return a;
 }
 
-std::string stringOr(const Args& a, size_t i, const std::string& dflt) {
-  return a.has(i) && !a[i].isNone() ? a.string(i) : dflt;
-}
-
 Value split(Interpreter&, CallArgs& call) {
   Args a = bind("split", call, {"s", "sep", "maxsplit"}, 1);
   const std::string& s = self(a);
   int64_t max = a.integerOr(2, -1);
   std::vector<Value> parts;
-  if (!a.has(1) || a[1].isNone()) {  // runs of whitespace; none at the ends
-    size_t i = s.find_first_not_of(kWhitespace);
-    while (i != std::string::npos) {
+  if (!a.has(1) || a[1].isNone()) {  // runs of whitespace (Python's); none at the ends
+    std::vector<std::string_view> cps = codePoints(s);
+    size_t i = 0;
+    while (i < cps.size() && isSpace(cps[i])) ++i;
+    while (i < cps.size()) {
+      std::string part;
       if (max >= 0 && static_cast<int64_t>(parts.size()) == max) {  // the rest as it is (Python's)
-        parts.push_back(makeStr(s.substr(i)));
+        for (; i < cps.size(); ++i) part += cps[i];
+        parts.push_back(makeStr(std::move(part)));
         break;
       }
-      size_t j = s.find_first_of(kWhitespace, i);
-      parts.push_back(makeStr(s.substr(i, j == std::string::npos ? std::string::npos : j - i)));
-      i = j == std::string::npos ? j : s.find_first_not_of(kWhitespace, j);
+      for (; i < cps.size() && !isSpace(cps[i]); ++i) part += cps[i];
+      parts.push_back(makeStr(std::move(part)));
+      while (i < cps.size() && isSpace(cps[i])) ++i;
     }
     return makeList(std::move(parts));
   }
@@ -133,9 +144,10 @@ Value strip(Interpreter&, CallArgs& call) {
   const char* fn = left && right ? "strip" : left ? "lstrip" : "rstrip";
   Args a = bind(fn, call, {"s", "chars"}, 1);
   std::vector<std::string_view> cps = codePoints(self(a));
-  std::string chars = stringOr(a, 1, kWhitespace);
+  const bool spaces = !a.has(1) || a[1].isNone();
+  std::string chars = spaces ? std::string() : a.string(1);
   std::vector<std::string_view> set = codePoints(chars);
-  auto in = [&](std::string_view c) { return std::find(set.begin(), set.end(), c) != set.end(); };
+  auto in = [&](std::string_view c) { return spaces ? isSpace(c) : std::find(set.begin(), set.end(), c) != set.end(); };
   size_t b = 0, e = cps.size();
   if (left)
     while (b < e && in(cps[b])) ++b;
@@ -184,8 +196,11 @@ Value affix(Interpreter&, CallArgs& call) {
   if (a[1].isStr()) options.push_back(a[1]);
   else if (a[1].tag() == Tag::List || a[1].tag() == Tag::Tuple) options = a[1].as<SeqObj>()->items;
   else a.fail(1, "a string, or a tuple of strings");
-  for (const Value& o : options) {
-    if (!o.isStr()) a.fail(1, "a string, or a tuple of strings");
+  for (size_t i = 0; i < options.size(); ++i) {
+    const Value& o = options[i];
+    if (!o.isStr())
+      a.fail(fmt::format("'{}': item {} of the {} is a {}, not a string", a.param(1), i, tagName(a[1].tag()),
+                         typeText(o)));
     const std::string& p = o.as<StrObj>()->s;
     if (p.size() <= s.size() && s.compare(start ? 0 : s.size() - p.size(), p.size(), p) == 0) return Value::boolean(true);
   }

@@ -727,9 +727,12 @@ std::string ellipsisTypeError(const std::string& type) {
 }
 
 std::string indexTypeError(const std::string& what, const std::string& got, bool intTensor) {
+  const bool mask = got.rfind("bool[", 0) == 0 && got != "bool[]";
   return fmt::format("{} must be an integer, got {}{}", what, got,
                      intTensor ? " (an integer tensor gathers rows only alone, x[idx]; along another axis, or "
                                  "with other subscripts, use take(x, idx, axis=k))"
+                     : mask    ? " (a boolean mask selects only alone, x[mask]; with other subscripts, index in two "
+                                 "steps: x[mask][:, i])"
                                : "");
 }
 
