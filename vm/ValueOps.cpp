@@ -703,6 +703,10 @@ Value binaryOperator(Op op, const Value& a, const Value& b) {
   if (op == Op::Add && ((a.isStr() && b.isStr()) || (a.tag() == b.tag() && a.isSeq()))) return concat(a, b);
   if (op == Op::Eq) return Value::boolean(valuesEqual(a, b));
   if (op == Op::Ne) return Value::boolean(!valuesEqual(a, b));
+  if (a.isStr() && b.isStr() && (op == Op::Lt || op == Op::Le || op == Op::Gt || op == Op::Ge)) {
+    int c = a.as<StrObj>()->s.compare(b.as<StrObj>()->s);  // UTF-8 bytes: code point order, as Python's
+    return Value::boolean(op == Op::Lt ? c < 0 : op == Op::Le ? c <= 0 : op == Op::Gt ? c > 0 : c >= 0);
+  }
   throw rt::Error(fmt::format("unsupported operand types for {}: {} and {}{}", opText(op), typeText(a), typeText(b),
                               listTensorHint(op == Op::Add, a.tag() == Tag::List, b.tag() == Tag::List,
                                              a.isNumeric(), b.isNumeric())));
