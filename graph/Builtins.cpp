@@ -12,7 +12,10 @@ auto Tracer::builtin(int id, std::vector<TV>& args, const std::vector<std::strin
 #undef BUILTIN
   };
   bool allStatic = true;
-  for (auto& a : args) allStatic = allStatic && a.isStatic() && !tapedStatic(a);
+  for (auto& a : args) {
+    a = knownTV(a);  // a list or record of known values (built by append, say) is one known value
+    allStatic = allStatic && a.isStatic() && !tapedStatic(a);
+  }
   if (allStatic && !effects.count(nm)) {
     std::vector<Value> vals;
     for (auto& a : args) vals.push_back(a.sv);
@@ -110,6 +113,9 @@ auto Tracer::builtinTable() -> std::vector<Handler> {
   t[static_cast<size_t>(builtinId("enumerate"))] = &Tracer::bi_sequence;
   t[static_cast<size_t>(builtinId("zip"))] = &Tracer::bi_sequence;
   t[static_cast<size_t>(builtinId("reversed"))] = &Tracer::bi_sequence;
+  t[static_cast<size_t>(builtinId("list"))] = &Tracer::bi_sequence;
+  t[static_cast<size_t>(builtinId("tuple"))] = &Tracer::bi_sequence;
+  t[static_cast<size_t>(builtinId("sorted"))] = &Tracer::bi_sorted;
 #define TDL_COMPOSITE(n, ...) t[static_cast<size_t>(builtinId(#n))] = &Tracer::bi_composite;
 #include "vm/composites.def"
   return t;

@@ -79,6 +79,9 @@ auto Tracer::bi_sequence(BuiltinCall& bc) -> TV {
   } else if (nm == "reversed") {
     out = itemsOf(bc.need(0, "xs"), nm, loc);
     std::reverse(out.begin(), out.end());
+  } else if (nm == "list" || nm == "tuple") {
+    if (TV* xs = bc.arg(0, "xs")) out = itemsOf(*xs, nm, loc);
+    if (nm == "tuple") return makeSeq(Tag::Tuple, std::move(out));
   } else {  // zip
     if (!kw.empty()) failEager(loc, "zip() takes no keyword arguments");
     std::vector<std::vector<TV>> cols;
@@ -100,6 +103,44 @@ auto Tracer::bi_len(BuiltinCall& bc) -> TV {
   if (x.isStatic() && x.sv.isStr()) return TV::of(Value::i64(x.sv.as<StrObj>()->length()));  // code points
   if (isNumeric(x)) return dimTV(x, 0, loc);
   failEager(loc, fmt::format("len of a {}", describe(x)));
+}
+
+// sorted(xs, key=none, reverse=false): the items in the order of their keys (eager's rule,
+// orderValues), which must be known at trace time; key is called on each item as a call in
+// the graph fn (inlined), so the items themselves may be known only at run time.
+auto Tracer::bi_sorted(BuiltinCall& bc) -> TV {
+  [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  std::vector<TV> items = itemsOf(bc.need(0, "xs"), nm, loc);
+  TV* key = bc.arg(1, "key");
+  TV* rev = bc.arg(2, "reverse");
+  bool reverse = false;
+  if (rev) {
+    if (!rev->isStatic() || !rev->sv.isScalar() || rev->sv.dtype() != DType::Bool)
+      fail(loc, fmt::format("sorted(): 'reverse' must be true or false known at trace time, got {}", describe(*rev)));
+    reverse = rev->sv.asInt() != 0;
+  }
+  const bool byKey = key && !(key->isStatic() && key->sv.isNone());
+  std::vector<Value> itemVals, keys;
+  for (TV& item : items) {
+    TV k = item;
+    if (byKey) {
+      std::vector<TV> one{item};
+      k = callTV(*key, one, {}, loc);
+    }
+    // A tensor (not a number) is no key eagerly whatever its values: one of its type stands in,
+    // so that the order fails with eager's words.
+    std::optional<rt::Shape> shape = isNumeric(k) && typeOf(k).rank() > 0 ? typeOf(k).static_shape() : std::nullopt;
+    if (!k.isStatic() && !shape)
+      fail(loc, fmt::format("sorted(): the values it orders must be known at trace time in a graph fn, got {} (sort(x) "
+                            "sorts a tensor's elements at run time)",
+                            describe(k)));
+    keys.push_back(k.isStatic() ? k.sv : fromTensor(rt::Tensor::zeros(typeOf(k).dtype, *shape)));
+    itemVals.push_back(Value::i64(static_cast<int64_t>(itemVals.size())));  // the item's place
+  }
+  std::vector<Value> order = guarded(loc, [&] { return sortedItems(itemVals, keys, reverse); });
+  std::vector<TV> out;
+  for (const Value& i : order) out.push_back(items[static_cast<size_t>(i.asInt())]);
+  return makeSeq(Tag::List, std::move(out));
 }
 
 // A string's methods (_str_*) with every argument known ran eagerly (builtin()). A string of

@@ -131,6 +131,16 @@ auto Tracer::normalize(TV r) -> TV {
   return TV::of(r.seqTag == Tag::List ? makeList(std::move(vals)) : makeTuple(std::move(vals)));
 }
 
+auto Tracer::knownTV(const TV& t) -> TV {
+  if (t.k != TV::Seq && t.k != TV::Rec) return t;
+  TV r = t;
+  for (auto& i : r.items) {
+    i = knownTV(i);
+    if (!i.isStatic()) return t;
+  }
+  return normalize(r);
+}
+
 auto Tracer::globalValue(int module, int slot, const std::string& nm, const Loc& loc) -> TV {
   const Value& g = vm_.globalValue(module, slot);
   bool seen = false;

@@ -402,6 +402,9 @@ class Tracer {
   TV makeSeq(Tag tag, std::vector<TV> items);
   // A container of static items becomes one static value.
   TV normalize(TV r);
+  // t as one known value where it is a list, tuple, record or dict whose items all are (at
+  // any depth); else t.
+  TV knownTV(const TV& t);
 
   TV globalValue(int module, int slot, const std::string& nm, const Loc& loc);
 
@@ -647,6 +650,7 @@ class Tracer {
   ir::Value* iotaOf(const TV& n, const char* negative, const char* fn, const char* param, const Loc& loc);
   TV bi_len(BuiltinCall& bc);
   TV bi_strMethod(BuiltinCall& bc);
+  TV bi_sorted(BuiltinCall& bc);
   TV bi_range(BuiltinCall& bc);
   TV bi_print(BuiltinCall& bc);
   TV bi_assert(BuiltinCall& bc);

@@ -112,6 +112,10 @@ auto Tracer::binop(rt::BinaryOp op, const TV& a, const TV& b, const Loc& loc, st
     }
   }
   if (!isNumeric(a) || !isNumeric(b)) {
+    const bool compare = vop && (*vop == Op::Eq || *vop == Op::Ne || *vop == Op::Lt || *vop == Op::Le ||
+                                 *vop == Op::Gt || *vop == Op::Ge);
+    if (compare && (a.k == TV::Fmt || b.k == TV::Fmt))  // its text is made only when it runs
+      fail(loc, fmt::format("'{}' on a {}", opText(*vop), describe(a.k == TV::Fmt ? a : b)));
     if (vop && (*vop == Op::Eq || *vop == Op::Ne)) {  // eager's valuesEqual: a bool, whatever the kinds
       TV r = equalTV(a, b, loc);
       if (*vop == Op::Eq) return r;
@@ -177,6 +181,8 @@ auto Tracer::binop(rt::BinaryOp op, const TV& a, const TV& b, const Loc& loc, st
 auto Tracer::equalTV(const TV& a0, const TV& b0, const Loc& loc) -> TV {
   if (a0.isStatic() && b0.isStatic()) return staticCall(loc, [&] { return Value::boolean(valuesEqual(a0.sv, b0.sv)); });
   const TV a = expandStatic(a0), b = expandStatic(b0);
+  if (a.k == TV::Fmt || b.k == TV::Fmt)  // its text is made only when it runs
+    fail(loc, fmt::format("comparing a {}", describe(a.k == TV::Fmt ? a : b)));
   const TV no = TV::of(Value::boolean(false));
   if (isNumeric(a) && isNumeric(b)) {
     TensorType ta = typeOf(a), tb = typeOf(b);

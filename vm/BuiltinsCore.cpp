@@ -103,6 +103,24 @@ Value reversedFn(Interpreter&, CallArgs& call) {
   return makeList(std::move(items));
 }
 
+// list(xs) / tuple(xs): the items `for` iterates (Python's); list() is [] and tuple() ().
+template <Tag kTag>
+Value sequenceOf(Interpreter&, CallArgs& call) {
+  Args a(kTag == Tag::List ? "list" : "tuple", call, {"xs"}, 0);
+  std::vector<Value> items = a.has(0) ? itemsOf(a[0]) : std::vector<Value>{};
+  return kTag == Tag::List ? makeList(std::move(items)) : makeTuple(std::move(items));
+}
+
+// sorted(xs, key=none, reverse=false): Python's, stable; numbers, strings, tuples and lists
+// of them (vm/ValueOps.h orderValues), or the keys key(item) gives.
+Value sortedFn(Interpreter& vm, CallArgs& call) {
+  Args a("sorted", call, {"xs", "key", "reverse"}, 1);
+  std::vector<Value> items = itemsOf(a[0]), keys;
+  const bool byKey = a.has(1) && !a[1].isNone();
+  for (const Value& x : items) keys.push_back(byKey ? vm.call(a[1], {x}) : x);
+  return makeList(sortedItems(items, keys, a.booleanOr(2, false)));
+}
+
 Value len(Interpreter&, CallArgs& call) {
   Args a("len", call, {"x"}, 1);
   const Value& v = a[0];
@@ -362,6 +380,9 @@ void registerCoreBuiltins(BuiltinTable& t) {
   t.add("enumerate", enumerateFn);
   t.add("zip", zipFn);
   t.add("reversed", reversedFn);
+  t.add("list", sequenceOf<Tag::List>);
+  t.add("tuple", sequenceOf<Tag::Tuple>);
+  t.add("sorted", sortedFn);
   t.add("range", range);
   t.add("int", intFn);
   t.add("float", floatFn);

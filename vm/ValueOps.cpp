@@ -719,6 +719,38 @@ std::string extremeOfNumberError(const std::string& fn, int64_t rank, bool axisG
                      fn, fn == "max" ? "larger" : "smaller", fn == "max" ? "maximum" : "minimum");
 }
 
+int orderValues(const Value& a, const Value& b) {
+  if (a.isScalar() && b.isScalar()) {
+    if (!a.isFloatScalar() && !b.isFloatScalar()) return a.rawInt() < b.rawInt() ? -1 : a.rawInt() > b.rawInt();
+    double x = a.asDouble(), y = b.asDouble();
+    return x < y ? -1 : x > y;
+  }
+  if (a.isStr() && b.isStr()) {
+    int c = a.as<StrObj>()->s.compare(b.as<StrObj>()->s);
+    return c < 0 ? -1 : c > 0;
+  }
+  if (a.isSeq() && a.tag() == b.tag()) {
+    const auto& xs = a.as<SeqObj>()->items;
+    const auto& ys = b.as<SeqObj>()->items;
+    for (size_t i = 0; i < xs.size() && i < ys.size(); ++i)
+      if (int c = orderValues(xs[i], ys[i])) return c;
+    return xs.size() < ys.size() ? -1 : xs.size() > ys.size();
+  }
+  std::string hint = a.isTensor() || b.isTensor() ? " (sort(x) sorts a tensor's elements)" : "";
+  throw rt::Error(fmt::format("cannot order a {} and a {}{}", typeText(a), typeText(b), hint));
+}
+
+std::vector<Value> sortedItems(const std::vector<Value>& items, const std::vector<Value>& keys, bool reverse) {
+  std::vector<size_t> order(items.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t i, size_t j) {
+    return reverse ? orderValues(keys[j], keys[i]) < 0 : orderValues(keys[i], keys[j]) < 0;
+  });
+  std::vector<Value> out;
+  for (size_t i : order) out.push_back(items[i]);
+  return out;
+}
+
 std::string tensorNoField(const std::string& name) {
   return fmt::format("a tensor has no field '{}'{}", name,
                      didYouMean(name, {"shape", "rank", "ndim", "size", "dtype", "T"}).empty()

@@ -28,6 +28,12 @@ std::string listTensorHint(bool add, bool aList, bool bList, bool aNum, bool bNu
 // "an index must be an integer, got i64[2]", with a hint where it is an integer tensor next
 // to other subscripts (every engine's words).
 std::string indexTypeError(const std::string& what, const std::string& got, bool intTensor);
+// Python's order of values for sorted(): numbers by value, strings by code point, tuples and
+// lists item by item; <0, 0, >0. Other values (tensors, records, ...) or two kinds that do not
+// compare are the error "cannot order a string and a i64[]".
+int orderValues(const Value& a, const Value& b);
+// items in the order of their keys (stable; reverse keeps equal keys in their order).
+std::vector<Value> sortedItems(const std::vector<Value>& items, const std::vector<Value>& keys, bool reverse);
 // A tensor's fields: shape, rank (ndim), size, dtype, T; the error for another (every engine's words).
 std::string tensorNoField(const std::string& name);
 // `...` among the subscripts of a value of this type (not a tensor).

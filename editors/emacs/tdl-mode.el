@@ -108,8 +108,8 @@
     "dot" "outer" "reshape" "expand_dims" "squeeze" "concat" "stack" "broadcast_to" "flatten"
     "take" "one_hot" "tile" "pad" "tree_map" "tree_leaves" "tape" "grad" "value_and_grad"
     "print" "str" "format" "set_printoptions" "load_npy" "save_npy" "load_csv" "save" "load"
-    "load_model" "assert" "len" "range" "enumerate" "zip" "reversed" "int" "float" "time" "args"
-    "exit" "progress" "plot" "help")
+    "load_model" "assert" "len" "range" "enumerate" "zip" "reversed" "list" "tuple" "sorted"
+    "int" "float" "time" "args" "exit" "progress" "plot" "help")
   "Builtin functions of SPEC §5.")
 
 (defvar tdl-mode-syntax-table

@@ -47,8 +47,8 @@ syn keyword tdlBuiltin conv2d_transpose max_pool2d avg_pool2d matmul transpose d
 syn keyword tdlBuiltin expand_dims squeeze concat stack broadcast_to flatten take one_hot tile
 syn keyword tdlBuiltin pad tree_map tree_leaves tape grad value_and_grad print str format
 syn keyword tdlBuiltin set_printoptions load_npy save_npy load_csv save load load_model assert
-syn keyword tdlBuiltin len range enumerate zip reversed int float time args exit progress plot
-syn keyword tdlBuiltin help
+syn keyword tdlBuiltin len range enumerate zip reversed list tuple sorted int float time args
+syn keyword tdlBuiltin exit progress plot help
 
 " --- calls, fields -------------------------------------------------------
 syn match   tdlFunctionCall "\<\h\w*\ze\s*("
