@@ -236,6 +236,8 @@ BinOp compoundBinOp(char assignOp);
 // A list comprehension's list and its lambda (frontend/AstBuilder.cpp listComp): a name no
 // program can write.
 inline constexpr const char* kListComprehension = "<list comprehension>";
+// A conditional expression's lambda (frontend/AstBuilder.cpp conditional).
+inline constexpr const char* kConditionalExpression = "<conditional expression>";
 // The str of the `and` that joins a chained comparison's parts (a < b < c).
 inline constexpr const char* kChainedComparison = "chained comparison";
 // What must be a bool scalar in `and`/`or` e (its operand, or a chained comparison's part),

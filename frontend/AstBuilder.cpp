@@ -297,7 +297,38 @@ ExprPtr AstBuilder::unaryNode(UnOp op, antlr4::Token* opTok, ExprPtr x) {
 
 ExprPtr AstBuilder::expr(P::ExprContext* ctx) {
   if (ctx->lambda()) return lambda(ctx->lambda());
-  return orExpr(ctx->orExpr());
+  if (ctx->orExpr().size() == 2) return conditional(ctx);
+  return orExpr(ctx->orExpr(0));
+}
+
+// `a if c else b`, Python's conditional expression, is a call of a lambda (as a list
+// comprehension is): (fn() { if c { return a } return b })(), so that only the branch taken
+// runs, and a graph fn traces it as the if statement it stands for.
+ExprPtr AstBuilder::conditional(P::ExprContext* ctx) {
+  Loc l = loc(ctx);
+  ExprPtr a = orExpr(ctx->orExpr(0)), c = orExpr(ctx->orExpr(1)), b = expr(ctx->expr());
+  int depth = std::max({a->depth, b->depth, c->depth});
+  auto fn = std::make_shared<FnDecl>();
+  fn->name = kConditionalExpression;  // call chains name it
+  fn->loc = l;
+  fn->isLambda = true;
+  fn->body = std::make_unique<Stmt>(StmtKind::Block, l);
+  auto test = std::make_unique<Stmt>(StmtKind::If, c->loc);
+  test->exprs.push_back(std::move(c));
+  test->body = std::make_unique<Stmt>(StmtKind::Block, a->loc);
+  auto first = std::make_unique<Stmt>(StmtKind::Return, a->loc);
+  first->exprs.push_back(std::move(a));
+  test->body->stmts.push_back(std::move(first));
+  fn->body->stmts.push_back(std::move(test));
+  auto second = std::make_unique<Stmt>(StmtKind::Return, b->loc);
+  second->exprs.push_back(std::move(b));
+  fn->body->stmts.push_back(std::move(second));
+  auto lam = std::make_unique<Expr>(ExprKind::Lambda, l);
+  lam->fn = std::move(fn);
+  lam->depth = depth + 1;
+  auto e = std::make_unique<Expr>(ExprKind::Call, l);
+  e->kids.push_back(std::move(lam));
+  return finish(std::move(e));
 }
 
 ExprPtr AstBuilder::lambda(P::LambdaContext* ctx) {
@@ -318,24 +349,61 @@ ExprPtr AstBuilder::lambda(P::LambdaContext* ctx) {
   return e;
 }
 
-// [item for p in iter if cond], Python's list comprehension, is a call of a lambda that
-// builds the list, so that every engine runs it as the statements it stands for (a graph fn
-// unrolls the loop where it can):
-//   (fn() { var <list> = []; for p in iter { if cond { <list>.append(item) } } return <list> })()
-// As in Python, p and the list are the comprehension's own; what item, iter and cond read
-// of the enclosing code is captured by value (nothing can change it meanwhile). The list's
-// name is not one a program can write.
+// [item for p in xs if c ...], Python's list comprehension (its clauses: a `for`, then `for`s
+// and `if`s, each inside the ones before), is a call of a lambda that builds the list, so that
+// every engine runs it as the statements it stands for (a graph fn unrolls the loops where it
+// can):
+//   (fn() { var <list> = []; for p in xs { if c { ... <list>.append(item) } } return <list> })()
+// As in Python, the loop names and the list are the comprehension's own; what it reads of the
+// enclosing code is captured by value (nothing can change it meanwhile). The list's name is
+// not one a program can write.
 ExprPtr AstBuilder::listComp(P::ListCompContext* ctx) {
   Loc l = loc(ctx);
   const std::string kList = kListComprehension;
-  ExprPtr item = expr(ctx->item), iter = expr(ctx->iter);
-  ExprPtr cond = ctx->cond ? expr(ctx->cond) : nullptr;
-  int depth = std::max({item->depth, iter->depth, cond ? cond->depth : 0});
+  ExprPtr item = expr(ctx->item);
+  int depth = item->depth;
+  // The clauses in order: a For (pattern, iterable) or an If (condition), bodies empty.
+  std::vector<StmtPtr> clauses;
+  auto addFor = [&](P::CompForContext* f) {
+    auto loop = std::make_unique<Stmt>(StmtKind::For, loc(f));
+    loop->pattern = pattern(f->pattern());
+    loop->exprs.push_back(orExpr(f->orExpr()));
+    depth = std::max(depth, loop->exprs[0]->depth);
+    clauses.push_back(std::move(loop));
+  };
+  addFor(ctx->compFor());
+  for (auto* c : ctx->compClause()) {
+    if (c->compFor()) {
+      addFor(c->compFor());
+      continue;
+    }
+    auto test = std::make_unique<Stmt>(StmtKind::If, loc(c->orExpr()));
+    test->exprs.push_back(orExpr(c->orExpr()));
+    depth = std::max(depth, test->exprs[0]->depth);
+    clauses.push_back(std::move(test));
+  }
   auto listName = [&](const Loc& at) {
     auto n = std::make_unique<Expr>(ExprKind::Name, at);
     n->str = kList;
     return n;
   };
+  // Innermost: <list>.append(item); each clause, from the last, holds what follows it.
+  const Loc il = item->loc;
+  auto method = std::make_unique<Expr>(ExprKind::Field, il);
+  method->str = "append";
+  method->kids.push_back(listName(il));
+  auto call = std::make_unique<Expr>(ExprKind::Call, il);
+  call->kids.push_back(std::move(method));
+  call->names.push_back("");
+  call->kids.push_back(std::move(item));
+  StmtPtr inner = std::make_unique<Stmt>(StmtKind::ExprStmt, il);
+  inner->exprs.push_back(std::move(call));
+  for (size_t k = clauses.size(); k-- > 0;) {
+    StmtPtr clause = std::move(clauses[k]);
+    clause->body = std::make_unique<Stmt>(StmtKind::Block, il);
+    clause->body->stmts.push_back(std::move(inner));
+    inner = std::move(clause);
+  }
   auto fn = std::make_shared<FnDecl>();
   fn->name = kListComprehension;  // call chains name it
   fn->loc = l;
@@ -347,37 +415,13 @@ ExprPtr AstBuilder::listComp(P::ListCompContext* ctx) {
   init->pattern.loc = l;
   init->exprs.push_back(std::make_unique<Expr>(ExprKind::List, l));
   fn->body->stmts.push_back(std::move(init));
-  const Loc il = item->loc;
-  auto method = std::make_unique<Expr>(ExprKind::Field, il);
-  method->str = "append";
-  method->kids.push_back(listName(il));
-  auto call = std::make_unique<Expr>(ExprKind::Call, il);
-  call->kids.push_back(std::move(method));
-  call->names.push_back("");
-  call->kids.push_back(std::move(item));
-  auto add = std::make_unique<Stmt>(StmtKind::ExprStmt, il);
-  add->exprs.push_back(std::move(call));
-  auto body = std::make_unique<Stmt>(StmtKind::Block, il);
-  if (cond) {
-    auto test = std::make_unique<Stmt>(StmtKind::If, cond->loc);
-    test->exprs.push_back(std::move(cond));
-    test->body = std::make_unique<Stmt>(StmtKind::Block, il);
-    test->body->stmts.push_back(std::move(add));
-    body->stmts.push_back(std::move(test));
-  } else {
-    body->stmts.push_back(std::move(add));
-  }
-  auto loop = std::make_unique<Stmt>(StmtKind::For, l);
-  loop->pattern = pattern(ctx->pattern());
-  loop->exprs.push_back(std::move(iter));
-  loop->body = std::move(body);
-  fn->body->stmts.push_back(std::move(loop));
+  fn->body->stmts.push_back(std::move(inner));
   auto ret = std::make_unique<Stmt>(StmtKind::Return, l);
   ret->exprs.push_back(listName(l));
   fn->body->stmts.push_back(std::move(ret));
   auto lam = std::make_unique<Expr>(ExprKind::Lambda, l);
   lam->fn = std::move(fn);
-  lam->depth = depth + 3;
+  lam->depth = depth + 1;
   auto e = std::make_unique<Expr>(ExprKind::Call, l);
   e->kids.push_back(std::move(lam));
   return finish(std::move(e));

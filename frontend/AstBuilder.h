@@ -30,6 +30,7 @@ class AstBuilder {
   ExprPtr expr(P::ExprContext* ctx);
   ExprPtr lambda(P::LambdaContext* ctx);
   ExprPtr listComp(P::ListCompContext* ctx);
+  ExprPtr conditional(P::ExprContext* ctx);
   ExprPtr orExpr(P::OrExprContext* ctx);
   ExprPtr andExpr(P::AndExprContext* ctx);
   ExprPtr notExpr(P::NotExprContext* ctx);

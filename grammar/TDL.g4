@@ -104,7 +104,8 @@ dim         : INT | NAME | '?' ;
 // ------------------------------------------------------------ expressions
 // Precedence, lowest first: or · and · not · comparisons · | · & · + - ·
 // * / // % @ · unary - ~ · ** · postfix.
-expr        : lambda | orExpr ;
+// `a if c else b`: Python's conditional expression (frontend/AstBuilder.cpp conditional)
+expr        : lambda | orExpr ('if' orExpr 'else' expr)? ;
 lambda      : 'fn' '(' params? ')' '=>' expr ;
 orExpr      : andExpr (op='or' andExpr)* ;
 andExpr     : notExpr (op='and' notExpr)* ;
@@ -147,12 +148,15 @@ primary
     // one rule so the parser never needs lookahead to the closing `)`.
     | '(' (expr (',' expr)* trailing=','?)? ')'           # parenOrTuple
     // Python's list comprehension (frontend/AstBuilder.cpp: a call of a lambda)
-    | '[' item=expr 'for' pattern 'in' iter=expr ('if' cond=expr)? ']'   # listComp
+    | '[' item=expr compFor compClause* ']'               # listComp
     | '[' (expr (',' expr)* ','?)? ']'                    # listLit
     | '{' NEWLINE? field (',' NEWLINE? field)* ','? NEWLINE? '}'     # recordLit
     // string keys make a dict (SPEC §12); `{}` is the empty dict
     | '{' NEWLINE? (entry (',' NEWLINE? entry)* ','? NEWLINE?)? '}'   # dictLit
     ;
+// (as Python's: the iterable and a condition are no conditional expressions)
+compFor     : 'for' pattern 'in' orExpr ;
+compClause  : compFor | 'if' orExpr ;
 field       : NAME ':' expr ;
 entry       : STRING ':' expr ;
 
