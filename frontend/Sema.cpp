@@ -722,7 +722,13 @@ class Sema {
     if (t->kind != ExprKind::Name || t->ref.kind == RefKind::Module) return;
     auto b = lookup(ctx_, t->str);
     if (!b) return;  // reported
-    if (b->kind == RefKind::Capture)
+    if (b->kind == RefKind::Capture && ctx_->fn && ctx_->fn->isLambda && !ctx_->fn->name.empty())
+      diags_.error(t->loc, fmt::format("{}() cannot change '{}' inside a {} (it reads a copy of the enclosing "
+                                       "code's values): use a for loop",
+                                       callee.str, t->str,
+                                       ctx_->fn->name == kListComprehension ? "list comprehension"
+                                                                            : "conditional expression"));
+    else if (b->kind == RefKind::Capture)
       diags_.error(t->loc, fmt::format("{}() cannot change '{}': it is captured from an enclosing function",
                                        callee.str, t->str));
     else if (!b->isVar && !b->isFn)

@@ -116,6 +116,8 @@ auto Tracer::binop(rt::BinaryOp op, const TV& a, const TV& b, const Loc& loc, st
                                  *vop == Op::Gt || *vop == Op::Ge);
     if (compare && (a.k == TV::Fmt || b.k == TV::Fmt))  // its text is made only when it runs
       fail(loc, fmt::format("'{}' on a {}", opText(*vop), describe(a.k == TV::Fmt ? a : b)));
+    if (vop && (*vop == Op::Eq || *vop == Op::Ne) && ((isListTV(a) && isNumeric(b)) || (isNumeric(a) && isListTV(b))))
+      failEager(loc, listTensorCompare(opText(*vop)));
     if (vop && (*vop == Op::Eq || *vop == Op::Ne)) {  // eager's valuesEqual: a bool, whatever the kinds
       TV r = equalTV(a, b, loc);
       if (*vop == Op::Eq) return r;

@@ -8,6 +8,7 @@
 #include "runtime/Index.h"
 #include "runtime/Reduce.h"
 #include "runtime/Storage.h"
+#include "vm/Builtins.h"
 #include "vm/NumericOps.h"
 #include "vm/autodiff/Ops.h"
 #include "vm/autodiff/Tape.h"
@@ -565,6 +566,8 @@ Value fieldValue(const Value& base, const std::string& name) {
                                                    : std::string(" (dicts have methods keys, values, items, get, pop)")));
   }
   if (base.isNone()) throw rt::Error(fmt::format("none has no field '{}'", name));
+  if (base.isStr() && strMethodId(name) >= 0)
+    throw rt::Error(fmt::format("a string's {0} is a method: call it, s.{0}(...)", name));
   std::string what = base.tag() == Tag::Native ? base.as<NativeObj>()->typeName() : tagName(base.tag());
   throw rt::Error(fmt::format("{} {} has no field '{}'", std::string("aeiou").find(what[0]) != std::string::npos ? "an" : "a",
                               what, name));
@@ -701,6 +704,8 @@ Value binaryOperator(Op op, const Value& a, const Value& b) {
     return binaryValues(runtimeOp(op), a, b);
   }
   if (op == Op::Add && ((a.isStr() && b.isStr()) || (a.tag() == b.tag() && a.isSeq()))) return concat(a, b);
+  if ((op == Op::Eq || op == Op::Ne) && ((a.tag() == Tag::List && b.isNumeric()) || (a.isNumeric() && b.tag() == Tag::List)))
+    throw rt::Error(listTensorCompare(opText(op)));  // (never equal: a literal's tensor is the likely slip)
   if (op == Op::Eq) return Value::boolean(valuesEqual(a, b));
   if (op == Op::Ne) return Value::boolean(!valuesEqual(a, b));
   if (a.isStr() && b.isStr() && (op == Op::Lt || op == Op::Le || op == Op::Gt || op == Op::Ge)) {
@@ -782,6 +787,12 @@ std::string listTensorHint(bool add, bool aList, bool bList, bool aNum, bool bNu
   return add ? " (a bracket literal of numbers is a tensor, not a list: add an item with xs.append(v), or "
                "concatenate lists with + on lists)"
              : " (a bracket literal of numbers is a tensor, not a list; make a tensor of a list with stack(xs))";
+}
+
+std::string listTensorCompare(const std::string& op) {
+  return fmt::format("{} of a list and a tensor (a bracket literal of numbers is a tensor, not a list): compare "
+                     "stack(xs) with the tensor, or the list with list(x)",
+                     op);
 }
 
 size_t listItemsFit(int64_t n) {

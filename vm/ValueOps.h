@@ -25,6 +25,8 @@ Value binaryOperator(Op op, const Value& a, const Value& b);
 const char* opText(Op op);
 // The hint for a list meeting a number or tensor in a binary operator ("" otherwise).
 std::string listTensorHint(bool add, bool aList, bool bList, bool aNum, bool bNum);
+// == or != of a list and a number or tensor: an error (every engine's words).
+std::string listTensorCompare(const std::string& op);
 // "an index must be an integer, got i64[2]", with a hint where it is an integer tensor next
 // to other subscripts (every engine's words).
 std::string indexTypeError(const std::string& what, const std::string& got, bool intTensor);
