@@ -50,6 +50,63 @@ grammar TDL;
       }
     }
   }
+  // The rest of an f-string after its `f"`, matched here in one pass as Python 3.12's tokenizer
+  // does (a recursive lexer rule took time exponential in the nesting): text, escapes, and
+  // fields `{...}` whose strings and f-strings nest (`{{` is a brace of the text); the token
+  // ends at the quote that closes it outside every field. Where a newline or the end of the
+  // input comes first, the f-string ends at its first quote after all, as before nesting (a
+  // field left open is then the f-string's own error, with a hint), or, without one, is an
+  // UNTERMINATED_STRING.
+  void fstringRest() {
+    auto* sim = getInterpreter<antlr4::atn::LexerATNSimulator>();
+    const size_t start = _input->index(), line = sim->getLine();
+    const size_t column = sim->getCharPositionInLine();
+    std::vector<char> open{'f'};  // 'f': an f-string's text; '{': a field; '"': a string in a field
+    size_t last = '"';
+    auto word = [](size_t c) { return c == '_' || (c < 128 && std::isalnum(static_cast<int>(c))); };
+    auto cut = [](size_t c) { return c == antlr4::IntStream::EOF || c == '\n' || c == '\r'; };
+    for (;;) {
+      size_t c = _input->LA(1);
+      if (cut(c)) {
+        _input->seek(start);
+        sim->setLine(line);
+        sim->setCharPositionInLine(column);
+        for (size_t d = _input->LA(1); !cut(d); d = _input->LA(1)) {
+          sim->consume(_input);
+          if (d == '"') return;
+          if (d == '\\' && !cut(_input->LA(1))) sim->consume(_input);
+        }
+        setType(UNTERMINATED_STRING);
+        return;
+      }
+      const char top = open.back();
+      sim->consume(_input);
+      if (c == '\\' && top != '{') {  // an escape: its character too
+        size_t d = _input->LA(1);
+        if (d != antlr4::IntStream::EOF && d != '\n' && d != '\r') sim->consume(_input);
+        last = c;
+        continue;
+      }
+      if (top == 'f') {
+        if (c == '"') open.pop_back();
+        else if (c == '{' && _input->LA(1) == '{') sim->consume(_input);
+        else if (c == '{') open.push_back('{');
+        if (open.empty()) return;
+      } else if (top == '"') {
+        if (c == '"') open.pop_back();
+      } else if (c == '"') {
+        open.push_back('"');
+      } else if (c == 'f' && _input->LA(1) == '"' && !word(last)) {
+        sim->consume(_input);
+        open.push_back('f');
+      } else if (c == '{') {
+        open.push_back('{');
+      } else if (c == '}') {
+        open.pop_back();
+      }
+      last = c;
+    }
+  }
   std::vector<char> bracketStack;
   void openBracket(char c) { bracketStack.push_back(c); }
   void closeBracket() { if (!bracketStack.empty()) bracketStack.pop_back(); }
@@ -174,9 +231,9 @@ CONTINUE: 'continue'; IMPORT: 'import'; AS: 'as'; WITH: 'with'; AND: 'and'; TYPE
 OR: 'or'; NOT: 'not'; TRUE: 'true'; FALSE: 'false'; NONE: 'none';
 
 // A field's expression may hold strings and f-strings of its own (Python 3.12's nesting:
-// f"{d["key"]}"); a lone brace is left for the f-string's own errors (frontend/AstBuilder.cpp).
-FSTRING     : 'f"' (ESC | FFIELD | ~["\\\r\n])* '"' ;
-fragment FFIELD : '{' (STRING | FSTRING | FFIELD | ~["{}\r\n])* '}' ;
+// f"{d["key"]}"): fstringRest matches the rest; a lone brace is left for the f-string's own
+// errors (frontend/AstBuilder.cpp).
+FSTRING     : 'f"' { fstringRest(); } ;
 STRING      : '"' (ESC | ~["\\\r\n])* '"' ;
 NAME        : [A-Za-z_] [A-Za-z0-9_]* ;
 FLOAT
@@ -197,7 +254,7 @@ SEMI: ';'; ELLIPSIS: '...'; DOT: '.'; QUESTION: '?';
 NEWLINE     : ('\r'? '\n' | '\r') { if (joiningLines()) skip(); } ;
 COMMENT     : '#' ~[\r\n]* -> skip ;
 WS          : [ \t\f]+ -> skip ;
-UNTERMINATED_STRING : 'f'? '"' (ESC | ~["\\\r\n])* ;
+UNTERMINATED_STRING : '"' (ESC | ~["\\\r\n])* ;   // (an f-string's: fstringRest)
 ERRCHAR     : . ;
 
 fragment DIGITS   : [0-9] ('_'? [0-9])* ;
