@@ -302,27 +302,48 @@ ExprPtr AstBuilder::expr(P::ExprContext* ctx) {
 }
 
 // `a if c else b`, Python's conditional expression, is a call of a lambda (as a list
-// comprehension is): (fn() { if c { return a } return b })(), so that only the branch taken
-// runs, and a graph fn traces it as the if statement it stands for.
+// comprehension is) that sets a variable in an if statement:
+//   (fn() { var <value> = none; if c { <value> = a } else { <value> = b } return <value> })()
+// so that only the branch taken runs, and a graph fn traces the if (its branches merge as any
+// if statement's: equal strings, none from both, tensors of a run-time condition).
 ExprPtr AstBuilder::conditional(P::ExprContext* ctx) {
   Loc l = loc(ctx);
+  const std::string kValue = kConditionalExpression;
   ExprPtr a = orExpr(ctx->orExpr(0)), c = orExpr(ctx->orExpr(1)), b = expr(ctx->expr());
   int depth = std::max({a->depth, b->depth, c->depth});
+  auto value = [&](const Loc& at) {
+    auto n = std::make_unique<Expr>(ExprKind::Name, at);
+    n->str = kValue;
+    return n;
+  };
+  auto set = [&](ExprPtr v) {
+    Loc at = v->loc;
+    auto block = std::make_unique<Stmt>(StmtKind::Block, at);
+    auto assign = std::make_unique<Stmt>(StmtKind::Assign, at);
+    assign->exprs.push_back(value(at));
+    assign->exprs.push_back(std::move(v));
+    block->stmts.push_back(std::move(assign));
+    return block;
+  };
   auto fn = std::make_shared<FnDecl>();
   fn->name = kConditionalExpression;  // call chains name it
   fn->loc = l;
   fn->isLambda = true;
   fn->body = std::make_unique<Stmt>(StmtKind::Block, l);
+  auto init = std::make_unique<Stmt>(StmtKind::Let, l);
+  init->isVar = true;
+  init->pattern.name = kValue;
+  init->pattern.loc = l;
+  init->exprs.push_back(std::make_unique<Expr>(ExprKind::None, l));
+  fn->body->stmts.push_back(std::move(init));
   auto test = std::make_unique<Stmt>(StmtKind::If, c->loc);
   test->exprs.push_back(std::move(c));
-  test->body = std::make_unique<Stmt>(StmtKind::Block, a->loc);
-  auto first = std::make_unique<Stmt>(StmtKind::Return, a->loc);
-  first->exprs.push_back(std::move(a));
-  test->body->stmts.push_back(std::move(first));
+  test->body = set(std::move(a));
+  test->orelse = set(std::move(b));
   fn->body->stmts.push_back(std::move(test));
-  auto second = std::make_unique<Stmt>(StmtKind::Return, b->loc);
-  second->exprs.push_back(std::move(b));
-  fn->body->stmts.push_back(std::move(second));
+  auto ret = std::make_unique<Stmt>(StmtKind::Return, l);
+  ret->exprs.push_back(value(l));
+  fn->body->stmts.push_back(std::move(ret));
   auto lam = std::make_unique<Expr>(ExprKind::Lambda, l);
   lam->fn = std::move(fn);
   lam->depth = depth + 1;

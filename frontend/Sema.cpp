@@ -724,10 +724,11 @@ class Sema {
     if (!b) return;  // reported
     if (b->kind == RefKind::Capture && ctx_->fn && ctx_->fn->isLambda && !ctx_->fn->name.empty())
       diags_.error(t->loc, fmt::format("{}() cannot change '{}' inside a {} (it reads a copy of the enclosing "
-                                       "code's values): use a for loop",
+                                       "code's values): use {} statement",
                                        callee.str, t->str,
                                        ctx_->fn->name == kListComprehension ? "list comprehension"
-                                                                            : "conditional expression"));
+                                                                            : "conditional expression",
+                                       ctx_->fn->name == kListComprehension ? "a for" : "an if"));
     else if (b->kind == RefKind::Capture)
       diags_.error(t->loc, fmt::format("{}() cannot change '{}': it is captured from an enclosing function",
                                        callee.str, t->str));

@@ -110,6 +110,7 @@ auto Tracer::bi_len(BuiltinCall& bc) -> TV {
 // the graph fn (inlined), so the items themselves may be known only at run time.
 auto Tracer::bi_sorted(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
+  if (a.pos.size() > 1) failEager(loc, sortedKeywordsOnly(static_cast<int>(a.pos.size())));
   std::vector<TV> items = itemsOf(bc.need(0, "xs"), nm, loc);
   TV* key = bc.arg(1, "key");
   TV* rev = bc.arg(2, "reverse");

@@ -3,6 +3,16 @@
 
 namespace tdl::vm::trace {
 
+namespace {
+// A value in a merge message: 'name', or what a conditional expression gives (its value is the
+// hidden variable of frontend/AstBuilder.cpp conditional).
+std::string mergedName(const std::string& name) {
+  const std::string cond = kConditionalExpression;
+  if (name.rfind(cond, 0) == 0) return "a conditional expression's value" + name.substr(cond.size());
+  return "'" + name + "'";
+}
+}  // namespace
+
 auto Tracer::mergeTV(const TV& a, const TV& b, const std::string& name, const Loc& loc, std::vector<MergeLeaf>& leaves, bool undefOk) -> TV {
   if (sameTV(a, b)) return a;
   if (!a.defined() || !b.defined()) {
@@ -34,7 +44,7 @@ auto Tracer::mergeTV(const TV& a, const TV& b, const std::string& name, const Lo
     // values take the higher kind (0 on one path, 0.5 on the other: a float). A weak value of
     // a higher kind than the other path's strong dtype (0.5 against an i64) is a type change.
     auto differ = [&] {
-      fail(loc, fmt::format("'{}' has type {} on one path and {} on another", name, ta.str(), tb.str()));
+      fail(loc, fmt::format("{} has type {} on one path and {} on another", mergedName(name), ta.str(), tb.str()));
     };
     if (wa && wb) {
       if (numberKind(tb.dtype) > numberKind(ta.dtype)) t = TensorType(tb.dtype, ta.dims);
@@ -47,7 +57,7 @@ auto Tracer::mergeTV(const TV& a, const TV& b, const std::string& name, const Lo
       differ();
     }
     if (ta.rank() != tb.rank())
-      fail(loc, fmt::format("'{}' has type {} on one path and {} on another", name, ta.str(), tb.str()));
+      fail(loc, fmt::format("{} has type {} on one path and {} on another", mergedName(name), ta.str(), tb.str()));
     for (size_t i = 0; i < t.dims.size(); ++i)
       if (!(ta.dims[i] == tb.dims[i])) t.dims[i] = Dim::symbolic(f_.fresh_sym());
     t = carriedType(t, weak);
@@ -69,9 +79,9 @@ auto Tracer::mergeTV(const TV& a, const TV& b, const std::string& name, const Lo
               "known only at run time): compute every item, or select from a tensor with where or a mask");
   // Values known when tracing that differ between paths taken at run time: name them (two
   // strings, say), not only their kinds.
-  fail(loc, fmt::format("'{}' holds {} on one path and {} on another (only tensors and numbers can differ at run "
+  fail(loc, fmt::format("{} holds {} on one path and {} on another (only tensors and numbers can differ at run "
                         "time in a graph fn)",
-                        name, valueText(a), valueText(b)));
+                        mergedName(name), valueText(a), valueText(b)));
 }
 
 auto Tracer::fill(TV& t, const std::vector<ir::Value*>& vals) -> void {

@@ -114,6 +114,7 @@ Value sequenceOf(Interpreter&, CallArgs& call) {
 // sorted(xs, key=none, reverse=false): Python's, stable; numbers, strings, tuples and lists
 // of them (vm/ValueOps.h orderValues), or the keys key(item) gives.
 Value sortedFn(Interpreter& vm, CallArgs& call) {
+  if (!call.describe && call.numPos() > 1) throw rt::Error(sortedKeywordsOnly(call.numPos()));
   Args a("sorted", call, {"xs", "key", "reverse"}, 1);
   std::vector<Value> items = itemsOf(a[0]), keys;
   const bool byKey = a.has(1) && !a[1].isNone();

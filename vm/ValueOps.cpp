@@ -737,8 +737,8 @@ int orderValues(const Value& a, const Value& b) {
   if (a.isSeq() && a.tag() == b.tag()) {
     const auto& xs = a.as<SeqObj>()->items;
     const auto& ys = b.as<SeqObj>()->items;
-    for (size_t i = 0; i < xs.size() && i < ys.size(); ++i)
-      if (int c = orderValues(xs[i], ys[i])) return c;
+    for (size_t i = 0; i < xs.size() && i < ys.size(); ++i)  // equal items first (Python's: (1, none) == (1, none))
+      if (!valuesEqual(xs[i], ys[i])) return orderValues(xs[i], ys[i]);
     return xs.size() < ys.size() ? -1 : xs.size() > ys.size();
   }
   std::string hint = a.isTensor() || b.isTensor() ? " (sort(x) sorts a tensor's elements)" : "";
@@ -754,6 +754,12 @@ std::vector<Value> sortedItems(const std::vector<Value>& items, const std::vecto
   std::vector<Value> out;
   for (size_t i : order) out.push_back(items[i]);
   return out;
+}
+
+std::string sortedKeywordsOnly(int positional) {
+  return fmt::format("sorted() takes 1 positional argument ({} given): key and reverse are keywords, "
+                     "sorted(xs, key=f, reverse=true)",
+                     positional);
 }
 
 std::string tensorNoField(const std::string& name) {

@@ -36,6 +36,8 @@ std::string indexTypeError(const std::string& what, const std::string& got, bool
 int orderValues(const Value& a, const Value& b);
 // items in the order of their keys (stable; reverse keeps equal keys in their order).
 std::vector<Value> sortedItems(const std::vector<Value>& items, const std::vector<Value>& keys, bool reverse);
+// sorted() given more than its one positional argument (key and reverse are keywords, Python's).
+std::string sortedKeywordsOnly(int positional);
 // A tensor's fields: shape, rank (ndim), size, dtype, T; the error for another (every engine's words).
 std::string tensorNoField(const std::string& name);
 // `...` among the subscripts of a value of this type (not a tensor).
