@@ -325,31 +325,11 @@ ExprPtr AstBuilder::conditional(P::ExprContext* ctx) {
     block->stmts.push_back(std::move(assign));
     return block;
   };
-  auto fn = std::make_shared<FnDecl>();
-  fn->name = kConditionalExpression;  // call chains name it
-  fn->loc = l;
-  fn->isLambda = true;
-  fn->body = std::make_unique<Stmt>(StmtKind::Block, l);
-  auto init = std::make_unique<Stmt>(StmtKind::Let, l);
-  init->isVar = true;
-  init->pattern.name = kValue;
-  init->pattern.loc = l;
-  init->exprs.push_back(std::make_unique<Expr>(ExprKind::None, l));
-  fn->body->stmts.push_back(std::move(init));
   auto test = std::make_unique<Stmt>(StmtKind::If, c->loc);
   test->exprs.push_back(std::move(c));
   test->body = set(std::move(a));
   test->orelse = set(std::move(b));
-  fn->body->stmts.push_back(std::move(test));
-  auto ret = std::make_unique<Stmt>(StmtKind::Return, l);
-  ret->exprs.push_back(value(l));
-  fn->body->stmts.push_back(std::move(ret));
-  auto lam = std::make_unique<Expr>(ExprKind::Lambda, l);
-  lam->fn = std::move(fn);
-  lam->depth = depth + 1;
-  auto e = std::make_unique<Expr>(ExprKind::Call, l);
-  e->kids.push_back(std::move(lam));
-  return finish(std::move(e));
+  return hiddenCall(kConditionalExpression, std::make_unique<Expr>(ExprKind::None, l), std::move(test), l, depth);
 }
 
 ExprPtr AstBuilder::lambda(P::LambdaContext* ctx) {
@@ -425,20 +405,29 @@ ExprPtr AstBuilder::listComp(P::ListCompContext* ctx) {
     clause->body->stmts.push_back(std::move(inner));
     inner = std::move(clause);
   }
+  return hiddenCall(kListComprehension, std::make_unique<Expr>(ExprKind::List, l), std::move(inner), l, depth);
+}
+
+// The call of a lambda named `name` (call chains show it) that runs
+//   var <name> = init; body; return <name>
+// where <name> is also its variable's name, one no program can write.
+ExprPtr AstBuilder::hiddenCall(const std::string& name, ExprPtr init, StmtPtr body, const Loc& l, int depth) {
   auto fn = std::make_shared<FnDecl>();
-  fn->name = kListComprehension;  // call chains name it
+  fn->name = name;
   fn->loc = l;
   fn->isLambda = true;
   fn->body = std::make_unique<Stmt>(StmtKind::Block, l);
-  auto init = std::make_unique<Stmt>(StmtKind::Let, l);
-  init->isVar = true;
-  init->pattern.name = kList;
-  init->pattern.loc = l;
-  init->exprs.push_back(std::make_unique<Expr>(ExprKind::List, l));
-  fn->body->stmts.push_back(std::move(init));
-  fn->body->stmts.push_back(std::move(inner));
+  auto let = std::make_unique<Stmt>(StmtKind::Let, l);
+  let->isVar = true;
+  let->pattern.name = name;
+  let->pattern.loc = l;
+  let->exprs.push_back(std::move(init));
+  fn->body->stmts.push_back(std::move(let));
+  fn->body->stmts.push_back(std::move(body));
   auto ret = std::make_unique<Stmt>(StmtKind::Return, l);
-  ret->exprs.push_back(listName(l));
+  auto result = std::make_unique<Expr>(ExprKind::Name, l);
+  result->str = name;
+  ret->exprs.push_back(std::move(result));
   fn->body->stmts.push_back(std::move(ret));
   auto lam = std::make_unique<Expr>(ExprKind::Lambda, l);
   lam->fn = std::move(fn);

@@ -31,6 +31,7 @@ class AstBuilder {
   ExprPtr lambda(P::LambdaContext* ctx);
   ExprPtr listComp(P::ListCompContext* ctx);
   ExprPtr conditional(P::ExprContext* ctx);
+  ExprPtr hiddenCall(const std::string& name, ExprPtr init, StmtPtr body, const Loc& l, int depth);
   ExprPtr orExpr(P::OrExprContext* ctx);
   ExprPtr andExpr(P::AndExprContext* ctx);
   ExprPtr notExpr(P::NotExprContext* ctx);

@@ -53,8 +53,8 @@ let e = x[i, ...] + einsum(\"...ij,...jk->...ik\", a, b)
      (font-lock-ensure)
      ,@body))
 
-(defun tdl-test-face-at (line text &optional nth)
-  "Faces (a list) at the start of the NTH (default 1) occurrence of TEXT on LINE."
+(defun tdl-test-position (line text &optional nth)
+  "Where the NTH (default 1) occurrence of TEXT on LINE starts."
   (save-excursion
     (goto-char (point-min))
     (forward-line (1- line))
@@ -63,8 +63,12 @@ let e = x[i, ...] + einsum(\"...ij,...jk->...ik\", a, b)
       (dotimes (_ (or nth 1))
         (unless (search-forward text bound t)
           (error "%S (#%d) not found on line %d" text (or nth 1) line)))
-      (let ((face (get-text-property (match-beginning 0) 'face)))
-        (if (listp face) face (list face))))))
+      (match-beginning 0))))
+
+(defun tdl-test-face-at (line text &optional nth)
+  "Faces (a list) at the start of the NTH (default 1) occurrence of TEXT on LINE."
+  (let ((face (get-text-property (tdl-test-position line text nth) 'face)))
+    (if (listp face) face (list face))))
 
 (defmacro tdl-test-face (line text face &optional nth)
   "Assert that FACE is among the faces of TEXT on LINE."
@@ -76,15 +80,7 @@ let e = x[i, ...] + einsum(\"...ij,...jk->...ik\", a, b)
 
 (defun tdl-test-ppss-at (line text &optional nth)
   "`syntax-ppss' at the start of the NTH (default 1) occurrence of TEXT on LINE."
-  (save-excursion
-    (goto-char (point-min))
-    (forward-line (1- line))
-    (let ((bound (line-end-position))
-          (case-fold-search nil))
-      (dotimes (_ (or nth 1))
-        (unless (search-forward text bound t)
-          (error "%S (#%d) not found on line %d" text (or nth 1) line)))
-      (syntax-ppss (match-beginning 0)))))
+  (syntax-ppss (tdl-test-position line text nth)))
 
 (defun tdl-test-in-string-p (line text &optional nth)
   "Non-nil if the NTH occurrence of TEXT on LINE starts inside a string."
