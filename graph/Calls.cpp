@@ -210,6 +210,8 @@ auto Tracer::lookupMethod(const std::string& nm, int module, const Loc& loc, con
     }
   int id = builtinId(nm);
   if (id < 0 && self.isStatic() && self.sv.isStr()) failEager(loc, strNoMethod(nm));
+  if (id < 0 && isNumeric(self))
+    if (std::string m = tensorFieldCalled(nm); !m.empty()) failEager(loc, m);
   if (id < 0) failEager(loc, fmt::format("{} has no field or method '{}'", describe(self), nm));  // eager's words
   return TV::of(Value::builtin(id));
 }

@@ -338,6 +338,8 @@ int Interpreter::prepareMethodCall(const Instr& in, Value* R) {
                                   "field of one",
                                   site.name));
     if (self.isStr()) throw rt::Error(strNoMethod(site.name));
+    if (self.isNumeric())
+      if (std::string m = tensorFieldCalled(site.name); !m.empty()) throw rt::Error(m);
     throw rt::Error(fmt::format("{} has no field or method '{}'", typeText(self), site.name));
   }
   R[in.a] = std::move(f);

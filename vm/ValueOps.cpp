@@ -762,6 +762,12 @@ std::string sortedKeywordsOnly(int positional) {
                      positional);
 }
 
+std::string tensorFieldCalled(const std::string& name) {
+  for (const char* f : {"shape", "rank", "ndim", "size", "dtype", "T"})
+    if (name == f) return fmt::format("a tensor's {0} is a field, not a method: x.{0}, without a call", name);
+  return "";
+}
+
 std::string tensorNoField(const std::string& name) {
   return fmt::format("a tensor has no field '{}'{}", name,
                      didYouMean(name, {"shape", "rank", "ndim", "size", "dtype", "T"}).empty()

@@ -40,6 +40,8 @@ std::vector<Value> sortedItems(const std::vector<Value>& items, const std::vecto
 std::string sortedKeywordsOnly(int positional);
 // A tensor's fields: shape, rank (ndim), size, dtype, T; the error for another (every engine's words).
 std::string tensorNoField(const std::string& name);
+// x.NAME(...) of a tensor field (x.T(1)): "" when NAME is none (every engine's words).
+std::string tensorFieldCalled(const std::string& name);
 // `...` among the subscripts of a value of this type (not a tensor).
 std::string ellipsisTypeError(const std::string& type);
 // A builtin's tensor parameter given something else: "sum(): 'x' must be a tensor, got
