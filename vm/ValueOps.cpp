@@ -709,7 +709,7 @@ Value binaryOperator(Op op, const Value& a, const Value& b) {
   if (op == Op::Eq) return Value::boolean(valuesEqual(a, b));
   if (op == Op::Ne) return Value::boolean(!valuesEqual(a, b));
   if (a.isStr() && b.isStr() && (op == Op::Lt || op == Op::Le || op == Op::Gt || op == Op::Ge)) {
-    int c = a.as<StrObj>()->s.compare(b.as<StrObj>()->s);  // UTF-8 bytes: code point order, as Python's
+    int c = orderValues(a, b);  // code point order, as Python's
     return Value::boolean(op == Op::Lt ? c < 0 : op == Op::Le ? c <= 0 : op == Op::Gt ? c > 0 : c >= 0);
   }
   throw rt::Error(fmt::format("unsupported operand types for {}: {} and {}{}", opText(op), typeText(a), typeText(b),
@@ -731,7 +731,7 @@ int orderValues(const Value& a, const Value& b) {
     return x < y ? -1 : x > y;
   }
   if (a.isStr() && b.isStr()) {
-    int c = a.as<StrObj>()->s.compare(b.as<StrObj>()->s);
+    int c = a.as<StrObj>()->s.compare(b.as<StrObj>()->s);  // UTF-8 bytes: code point order
     return c < 0 ? -1 : c > 0;
   }
   if (a.isSeq() && a.tag() == b.tag()) {
@@ -762,17 +762,21 @@ std::string sortedKeywordsOnly(int positional) {
                      positional);
 }
 
+const std::vector<std::string>& tensorFields() {
+  static const std::vector<std::string> names = {"shape", "rank", "ndim", "size", "dtype", "T"};
+  return names;
+}
+
 std::string tensorFieldCalled(const std::string& name) {
-  for (const char* f : {"shape", "rank", "ndim", "size", "dtype", "T"})
-    if (name == f) return fmt::format("a tensor's {0} is a field, not a method: x.{0}, without a call", name);
-  return "";
+  const auto& fields = tensorFields();
+  if (std::find(fields.begin(), fields.end(), name) == fields.end()) return "";
+  return fmt::format("a tensor's {0} is a field, not a method: x.{0}, without a call", name);
 }
 
 std::string tensorNoField(const std::string& name) {
+  std::string near = didYouMean(name, tensorFields());
   return fmt::format("a tensor has no field '{}'{}", name,
-                     didYouMean(name, {"shape", "rank", "ndim", "size", "dtype", "T"}).empty()
-                         ? std::string(" (it has shape, rank or ndim, size, dtype, T)")
-                         : didYouMean(name, {"shape", "rank", "ndim", "size", "dtype", "T"}));
+                     near.empty() ? std::string(" (it has shape, rank or ndim, size, dtype, T)") : near);
 }
 
 std::string ellipsisTypeError(const std::string& type) {

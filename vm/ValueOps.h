@@ -39,6 +39,8 @@ std::vector<Value> sortedItems(const std::vector<Value>& items, const std::vecto
 // sorted() given more than its one positional argument (key and reverse are keywords, Python's).
 std::string sortedKeywordsOnly(int positional);
 // A tensor's fields: shape, rank (ndim), size, dtype, T; the error for another (every engine's words).
+// A tensor's fields (every engine's list: errors, notebook completion).
+const std::vector<std::string>& tensorFields();
 std::string tensorNoField(const std::string& name);
 // x.NAME(...) of a tensor field (x.T(1)): "" when NAME is none (every engine's words).
 std::string tensorFieldCalled(const std::string& name);

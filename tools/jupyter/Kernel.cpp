@@ -49,6 +49,7 @@
 #include "tools/lsp/Analysis.h"
 #include "vm/Builtins.h"
 #include "vm/Format.h"
+#include "vm/ValueOps.h"
 #include "vm/Vm.h"
 
 namespace nl = nlohmann;
@@ -416,7 +417,7 @@ class TdlInterpreter : public xeus::xinterpreter {
         }
         case vm::Tag::Tensor:
         case vm::Tag::Scalar:
-          for (const char* f : {"shape", "rank", "ndim", "size", "dtype", "T"}) add(f, lsp::kItemVariable, "tensor " + std::string(f));
+          for (const std::string& f : vm::tensorFields()) add(f, lsp::kItemVariable, "tensor " + f);
           break;
         case vm::Tag::Dict:
           for (const char* f : {"keys", "values", "items", "get", "pop"}) add(f, lsp::kItemFunction, "dict method");
