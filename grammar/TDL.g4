@@ -9,9 +9,16 @@ grammar TDL;
 @lexer::members {
   // A statement that ends with `}` needs no separator before the next one on
   // the same line (`fn f() { if x { return 1 } return 2 }`): the lexer puts a
-  // virtual NEWLINE between `}` and a token that can only start a statement.
+  // virtual NEWLINE between `}` and a token that can only start a statement. Not after the
+  // `}` of a record or dict literal (`let r = {a: 1} if c else {a: 2}`): a `{` opens a block
+  // after what ends an expression (`if c {`, `fn f() {`, `-> T {`) or `else`, else a literal.
   std::unique_ptr<antlr4::Token> pendingToken;
   size_t lastTokenType = 0;
+  bool closedLiteral = false;
+  static bool endsExpression(size_t t) {
+    return t == NAME || t == VAR || t == RPAREN || t == RBRACK || t == RBRACE || t == INT || t == FLOAT ||
+           t == STRING || t == FSTRING || t == TRUE || t == FALSE || t == NONE;
+  }
   static bool startsStatement(size_t t) {
     return t == NAME || t == LET || t == VAR || t == IF || t == WHILE || t == FOR || t == RETURN ||
            t == BREAK || t == CONTINUE || t == WITH || t == GRAPH || t == IMPORT || t == FN || t == TYPE;
@@ -22,7 +29,7 @@ grammar TDL;
       return std::move(pendingToken);
     }
     std::unique_ptr<antlr4::Token> t = antlr4::Lexer::nextToken();
-    if (lastTokenType == RBRACE && !joiningLines() && startsStatement(t->getType())) {
+    if (lastTokenType == RBRACE && !closedLiteral && !joiningLines() && startsStatement(t->getType())) {
       auto nl = _factory->create({this, _input}, NEWLINE, "\n", antlr4::Token::DEFAULT_CHANNEL,
                                  t->getStartIndex(), t->getStartIndex() - 1, t->getLine(),
                                  t->getCharPositionInLine());
@@ -110,8 +117,14 @@ grammar TDL;
   std::vector<char> bracketStack;
   void openBracket(char c) { bracketStack.push_back(c); }
   void closeBracket() { if (!bracketStack.empty()) bracketStack.pop_back(); }
+  void openBrace() { openBracket(endsExpression(lastTokenType) || lastTokenType == ELSE ? '{' : 'r'); }
+  void closeBrace() {
+    closedLiteral = !bracketStack.empty() && bracketStack.back() == 'r';
+    closeBracket();
+  }
+  // newlines count inside braces, blocks ('{') and literals ('r') alike
   bool joiningLines() const {
-    return !bracketStack.empty() && bracketStack.back() != '{';
+    return !bracketStack.empty() && bracketStack.back() != '{' && bracketStack.back() != 'r';
   }
 }
 
@@ -222,8 +235,8 @@ LPAREN      : '(' { openBracket('('); } ;
 RPAREN      : ')' { closeBracket(); } ;
 LBRACK      : '[' { openBracket('['); } ;
 RBRACK      : ']' { closeBracket(); } ;
-LBRACE      : '{' { openBracket('{'); } ;
-RBRACE      : '}' { closeBracket(); } ;
+LBRACE      : '{' { openBrace(); } ;
+RBRACE      : '}' { closeBrace(); } ;
 
 FN: 'fn'; GRAPH: 'graph'; LET: 'let'; VAR: 'var'; IF: 'if'; ELSE: 'else';
 WHILE: 'while'; FOR: 'for'; IN: 'in'; RETURN: 'return'; BREAK: 'break';
