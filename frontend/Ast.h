@@ -236,6 +236,10 @@ BinOp compoundBinOp(char assignOp);
 // A list comprehension's list and its lambda (frontend/AstBuilder.cpp listComp): a name no
 // program can write.
 inline constexpr const char* kListComprehension = "<list comprehension>";
+inline constexpr const char* kDictComprehension = "<dict comprehension>";
+// "list comprehension" / "dict comprehension" for a name that starts with one's (a variable
+// or lambda of it), else null.
+const char* comprehensionWords(const std::string& name);
 // A conditional expression's lambda (frontend/AstBuilder.cpp conditional).
 inline constexpr const char* kConditionalExpression = "<conditional expression>";
 // The str of the `and` that joins a chained comparison's parts (a < b < c).

@@ -308,19 +308,13 @@ ExprPtr AstBuilder::expr(P::ExprContext* ctx) {
 // if statement's: equal strings, none from both, tensors of a run-time condition).
 ExprPtr AstBuilder::conditional(P::ExprContext* ctx) {
   Loc l = loc(ctx);
-  const std::string kValue = kConditionalExpression;
   ExprPtr a = orExpr(ctx->orExpr(0)), c = orExpr(ctx->orExpr(1)), b = expr(ctx->expr());
   int depth = std::max({a->depth, b->depth, c->depth});
-  auto value = [&](const Loc& at) {
-    auto n = std::make_unique<Expr>(ExprKind::Name, at);
-    n->str = kValue;
-    return n;
-  };
   auto set = [&](ExprPtr v) {
     Loc at = v->loc;
     auto block = std::make_unique<Stmt>(StmtKind::Block, at);
     auto assign = std::make_unique<Stmt>(StmtKind::Assign, at);
-    assign->exprs.push_back(value(at));
+    assign->exprs.push_back(hiddenName(kConditionalExpression, at));
     assign->exprs.push_back(std::move(v));
     block->stmts.push_back(std::move(assign));
     return block;
@@ -360,9 +354,54 @@ ExprPtr AstBuilder::lambda(P::LambdaContext* ctx) {
 // not one a program can write.
 ExprPtr AstBuilder::listComp(P::ListCompContext* ctx) {
   Loc l = loc(ctx);
-  const std::string kList = kListComprehension;
   ExprPtr item = expr(ctx->item);
   int depth = item->depth;
+  // Innermost: <list>.append(item).
+  const Loc il = item->loc;
+  auto method = std::make_unique<Expr>(ExprKind::Field, il);
+  method->str = "append";
+  method->kids.push_back(hiddenName(kListComprehension, il));
+  auto call = std::make_unique<Expr>(ExprKind::Call, il);
+  call->kids.push_back(std::move(method));
+  call->names.push_back("");
+  call->kids.push_back(std::move(item));
+  StmtPtr inner = std::make_unique<Stmt>(StmtKind::ExprStmt, il);
+  inner->exprs.push_back(std::move(call));
+  return comprehension(kListComprehension, std::make_unique<Expr>(ExprKind::List, l), std::move(inner),
+                       ctx->compFor(), ctx->compClause(), l, depth);
+}
+
+// {key: value for p in xs if c ...}, Python's dict comprehension, as a list comprehension:
+//   (fn() { var <dict> = {}; for p in xs { if c { ... <dict>[key] = value } } return <dict> })()
+// so a key must be a string (a dict's), and a later equal key replaces the value (Python's).
+ExprPtr AstBuilder::dictComp(P::DictCompContext* ctx) {
+  Loc l = loc(ctx);
+  ExprPtr key = expr(ctx->key), value = expr(ctx->value);
+  int depth = std::max(key->depth, value->depth);
+  const Loc kl = key->loc;
+  auto target = std::make_unique<Expr>(ExprKind::Index, kl);
+  target->kids.push_back(hiddenName(kDictComprehension, kl));
+  Subscript sub;
+  sub.loc = kl;
+  sub.index = std::move(key);
+  target->subs.push_back(std::move(sub));
+  auto assign = std::make_unique<Stmt>(StmtKind::Assign, kl);
+  assign->exprs.push_back(finish(std::move(target)));
+  assign->exprs.push_back(std::move(value));
+  return comprehension(kDictComprehension, std::make_unique<Expr>(ExprKind::Dict, l), std::move(assign),
+                       ctx->compFor(), ctx->compClause(), l, depth);
+}
+
+ExprPtr AstBuilder::hiddenName(const char* name, const Loc& at) {
+  auto n = std::make_unique<Expr>(ExprKind::Name, at);
+  n->str = name;
+  return n;
+}
+
+// A comprehension's clauses in order (a `for`, then `for`s and `if`s, each inside the ones
+// before) around `inner`, in the hidden call that makes `init` its result.
+ExprPtr AstBuilder::comprehension(const std::string& name, ExprPtr init, StmtPtr inner, P::CompForContext* first,
+                                  const std::vector<P::CompClauseContext*>& rest, const Loc& l, int depth) {
   // The clauses in order: a For (pattern, iterable) or an If (condition), bodies empty.
   std::vector<StmtPtr> clauses;
   auto addFor = [&](P::CompForContext* f) {
@@ -372,8 +411,8 @@ ExprPtr AstBuilder::listComp(P::ListCompContext* ctx) {
     depth = std::max(depth, loop->exprs[0]->depth);
     clauses.push_back(std::move(loop));
   };
-  addFor(ctx->compFor());
-  for (auto* c : ctx->compClause()) {
+  addFor(first);
+  for (auto* c : rest) {
     if (c->compFor()) {
       addFor(c->compFor());
       continue;
@@ -383,29 +422,15 @@ ExprPtr AstBuilder::listComp(P::ListCompContext* ctx) {
     depth = std::max(depth, test->exprs[0]->depth);
     clauses.push_back(std::move(test));
   }
-  auto listName = [&](const Loc& at) {
-    auto n = std::make_unique<Expr>(ExprKind::Name, at);
-    n->str = kList;
-    return n;
-  };
-  // Innermost: <list>.append(item); each clause, from the last, holds what follows it.
-  const Loc il = item->loc;
-  auto method = std::make_unique<Expr>(ExprKind::Field, il);
-  method->str = "append";
-  method->kids.push_back(listName(il));
-  auto call = std::make_unique<Expr>(ExprKind::Call, il);
-  call->kids.push_back(std::move(method));
-  call->names.push_back("");
-  call->kids.push_back(std::move(item));
-  StmtPtr inner = std::make_unique<Stmt>(StmtKind::ExprStmt, il);
-  inner->exprs.push_back(std::move(call));
+  // Each clause, from the last, holds what follows it.
+  const Loc il = inner->loc;
   for (size_t k = clauses.size(); k-- > 0;) {
     StmtPtr clause = std::move(clauses[k]);
     clause->body = std::make_unique<Stmt>(StmtKind::Block, il);
     clause->body->stmts.push_back(std::move(inner));
     inner = std::move(clause);
   }
-  return hiddenCall(kListComprehension, std::make_unique<Expr>(ExprKind::List, l), std::move(inner), l, depth);
+  return hiddenCall(name, std::move(init), std::move(inner), l, depth);
 }
 
 // The call of a lambda named `name` (call chains show it) that runs
@@ -763,6 +788,7 @@ ExprPtr AstBuilder::primary(P::PrimaryContext* ctx) {
     return finish(std::move(e));
   }
   if (auto* c = dynamic_cast<P::ListCompContext*>(ctx)) return listComp(c);
+  if (auto* c = dynamic_cast<P::DictCompContext*>(ctx)) return dictComp(c);
   if (auto* c = dynamic_cast<P::ListLitContext*>(ctx)) {
     auto e = std::make_unique<Expr>(ExprKind::List, l);
     for (auto* x : c->expr()) e->kids.push_back(expr(x));

@@ -30,6 +30,10 @@ class AstBuilder {
   ExprPtr expr(P::ExprContext* ctx);
   ExprPtr lambda(P::LambdaContext* ctx);
   ExprPtr listComp(P::ListCompContext* ctx);
+  ExprPtr dictComp(P::DictCompContext* ctx);
+  static ExprPtr hiddenName(const char* name, const Loc& at);
+  ExprPtr comprehension(const std::string& name, ExprPtr init, StmtPtr inner, P::CompForContext* first,
+                        const std::vector<P::CompClauseContext*>& rest, const Loc& l, int depth);
   ExprPtr conditional(P::ExprContext* ctx);
   ExprPtr hiddenCall(const std::string& name, ExprPtr init, StmtPtr body, const Loc& l, int depth);
   ExprPtr orExpr(P::OrExprContext* ctx);

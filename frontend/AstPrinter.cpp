@@ -72,6 +72,12 @@ BinOp compoundBinOp(char op) {
   throw std::logic_error(fmt::format("unknown compound assignment '{}'", op));
 }
 
+const char* comprehensionWords(const std::string& name) {
+  if (name.rfind(kListComprehension, 0) == 0) return "list comprehension";
+  if (name.rfind(kDictComprehension, 0) == 0) return "dict comprehension";
+  return nullptr;
+}
+
 std::string boolOperandSubject(const Expr& e) {
   if (e.str == kChainedComparison)
     return "each comparison of a chain like a < b < c (for tensors write (a < b) & (b < c))";

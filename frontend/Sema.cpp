@@ -726,9 +726,9 @@ class Sema {
       diags_.error(t->loc, fmt::format("{}() cannot change '{}' inside a {} (it reads a copy of the enclosing "
                                        "code's values): use {} statement",
                                        callee.str, t->str,
-                                       ctx_->fn->name == kListComprehension ? "list comprehension"
-                                                                            : "conditional expression",
-                                       ctx_->fn->name == kListComprehension ? "a for" : "an if"));
+                                       comprehensionWords(ctx_->fn->name) ? comprehensionWords(ctx_->fn->name)
+                                                                          : "conditional expression",
+                                       comprehensionWords(ctx_->fn->name) ? "a for" : "an if"));
     else if (b->kind == RefKind::Capture)
       diags_.error(t->loc, fmt::format("{}() cannot change '{}': it is captured from an enclosing function",
                                        callee.str, t->str));

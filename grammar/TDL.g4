@@ -1,9 +1,9 @@
 // TDL grammar (SPEC §1–§4, §6–§7). The parse tree never leaves frontend/:
 // frontend/AstBuilder turns it into the AST.
 //
-// Newlines end statements, except inside ( ) and [ ] (implicit line joining,
-// as in Python). Inside { } they count again; record literals allow them
-// explicitly. The lexer keeps a stack of open brackets for this.
+// Newlines end statements, except inside ( ) and [ ] and the braces of record
+// and dict literals (implicit line joining, as in Python). Inside a block's
+// { } they count again. The lexer keeps a stack of open brackets for this.
 grammar TDL;
 
 @lexer::members {
@@ -122,9 +122,9 @@ grammar TDL;
     closedLiteral = !bracketStack.empty() && bracketStack.back() == 'r';
     closeBracket();
   }
-  // newlines count inside braces, blocks ('{') and literals ('r') alike
+  // newlines count inside a block's braces only ('{'), as in Python's dicts
   bool joiningLines() const {
-    return !bracketStack.empty() && bracketStack.back() != '{' && bracketStack.back() != 'r';
+    return !bracketStack.empty() && bracketStack.back() != '{';
   }
 }
 
@@ -166,7 +166,7 @@ pattern
 // ------------------------------------------------------------------ types
 type
     : (qual=NAME '.')? name=NAME ('[' (dim (',' dim)*)? ']')?   # tensorType
-    | '{' NEWLINE? NAME ':' type (',' NEWLINE? NAME ':' type)* ','? NEWLINE? '}'     # recordType
+    | '{' NAME ':' type (',' NAME ':' type)* ','? '}'     # recordType
     | '(' (type (',' type)* ','?)? ')'                    # tupleType
     ;
 dim         : INT | NAME | '?' ;
@@ -220,9 +220,11 @@ primary
     // Python's list comprehension (frontend/AstBuilder.cpp: a call of a lambda)
     | '[' item=expr compFor compClause* ']'               # listComp
     | '[' (expr (',' expr)* ','?)? ']'                    # listLit
-    | '{' NEWLINE? field (',' NEWLINE? field)* ','? NEWLINE? '}'     # recordLit
+    // Python's dict comprehension (frontend/AstBuilder.cpp: a call of a lambda)
+    | '{' key=expr ':' value=expr compFor compClause* '}'  # dictComp
+    | '{' field (',' field)* ','? '}'                     # recordLit
     // string keys make a dict (SPEC §12); `{}` is the empty dict
-    | '{' NEWLINE? (entry (',' NEWLINE? entry)* ','? NEWLINE?)? '}'   # dictLit
+    | '{' (entry (',' entry)* ','?)? '}'                  # dictLit
     ;
 // (as Python's: the iterable and a condition are no conditional expressions)
 compFor     : 'for' pattern 'in' orExpr ;

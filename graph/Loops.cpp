@@ -187,11 +187,11 @@ auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, cons
         if (c.kind == Carried::Slot && static_cast<size_t>(c.slot) == i) at = carriedLoc(c, s);
       TV da, db;
       differingPart(before, after, name, da, db);
-      if (name.rfind(kListComprehension, 0) == 0)  // its loop is longer than graph fns unroll, or of run-time length
-        fail(at, fmt::format("a list comprehension in a graph fn unrolls its loop, which must run a number of times "
+      if (const char* words = comprehensionWords(name))  // its loop is longer than graph fns unroll, or of run-time length
+        fail(at, fmt::format("a {} in a graph fn unrolls its loop, which must run a number of times "
                              "known when tracing, at most {}: use operations on whole tensors (x * 2.0 of every row "
                              "at once) or a loop that changes tensors",
-                             kMaxFullUnroll));
+                             words, kMaxFullUnroll));
       fail(at, fmt::format("'{}' changes from {} to {} in a loop that runs at run time; in a graph fn only tensors "
                            "and numbers can change there (a list keeps its length, a string its text): collect "
                            "the values in a tensor, or loop a number of times known when tracing",

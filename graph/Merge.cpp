@@ -77,6 +77,9 @@ auto Tracer::mergeTV(const TV& a, const TV& b, const std::string& name, const Lo
   if (name.rfind(kListComprehension, 0) == 0)  // [x for x in xs if c] with c known at run time
     fail(loc, "a list comprehension's `if` must be known at trace time in a graph fn (the list's length would be "
               "known only at run time): compute every item, or select from a tensor with where or a mask");
+  if (name.rfind(kDictComprehension, 0) == 0)  // {k: v for k in ks if c} with c known at run time
+    fail(loc, "a dict comprehension's `if` must be known at trace time in a graph fn (the dict's keys would be "
+              "known only at run time): compute every value, or select with where");
   // Values known when tracing that differ between paths taken at run time: name them (two
   // strings, say), not only their kinds.
   fail(loc, fmt::format("{} holds {} on one path and {} on another (only tensors and numbers can differ at run "

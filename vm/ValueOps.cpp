@@ -187,8 +187,9 @@ std::vector<uint8_t> withoutEllipsis(const std::vector<uint8_t>& flags, const Va
 // The key of d[k]: one string subscript.
 std::string dictKey(const std::vector<uint8_t>& flags, const Value* regs) {
   if (flags.size() != 1 || (flags[0] & kSubSlice) || !regs[0].isStr())
-    throw rt::Error(fmt::format("a dict is indexed by one string key, got {}",
-                                flags.size() == 1 && !(flags[0] & kSubSlice) ? typeText(regs[0]) : std::string("a slice")));
+    throw rt::Error(fmt::format("a dict is indexed by one string key, got {}{}",
+                                flags.size() == 1 && !(flags[0] & kSubSlice) ? typeText(regs[0]) : std::string("a slice"),
+                                flags.size() == 1 && !(flags[0] & kSubSlice) ? " (f\"{k}\" is a string key of any k)" : ""));
   return regs[0].as<StrObj>()->s;
 }
 
