@@ -237,8 +237,9 @@ BinOp compoundBinOp(char assignOp);
 // program can write.
 inline constexpr const char* kListComprehension = "<list comprehension>";
 inline constexpr const char* kDictComprehension = "<dict comprehension>";
-// "list comprehension" / "dict comprehension" for a name that starts with one's (a variable
-// or lambda of it), else null.
+inline constexpr const char* kGeneratorExpression = "<generator expression>";
+// "list comprehension" / "dict comprehension" / "generator expression" for a name that starts
+// with one's (a variable or lambda of it), else null.
 const char* comprehensionWords(const std::string& name);
 // A conditional expression's lambda (frontend/AstBuilder.cpp conditional).
 inline constexpr const char* kConditionalExpression = "<conditional expression>";

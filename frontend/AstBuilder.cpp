@@ -352,23 +352,24 @@ ExprPtr AstBuilder::lambda(P::LambdaContext* ctx) {
 // As in Python, the loop names and the list are the comprehension's own; what it reads of the
 // enclosing code is captured by value (nothing can change it meanwhile). The list's name is
 // not one a program can write.
-ExprPtr AstBuilder::listComp(P::ListCompContext* ctx) {
-  Loc l = loc(ctx);
-  ExprPtr item = expr(ctx->item);
+// A generator expression as a call's only argument (`sum(x * x for x in xs)`) is the same,
+// named <generator expression>: its items are all made before the call (a list).
+ExprPtr AstBuilder::listComp(const std::string& name, const Loc& l, P::ExprContext* itemCtx, P::CompForContext* first,
+                             const std::vector<P::CompClauseContext*>& rest) {
+  ExprPtr item = expr(itemCtx);
   int depth = item->depth;
   // Innermost: <list>.append(item).
   const Loc il = item->loc;
   auto method = std::make_unique<Expr>(ExprKind::Field, il);
   method->str = "append";
-  method->kids.push_back(hiddenName(kListComprehension, il));
+  method->kids.push_back(hiddenName(name.c_str(), il));
   auto call = std::make_unique<Expr>(ExprKind::Call, il);
   call->kids.push_back(std::move(method));
   call->names.push_back("");
   call->kids.push_back(std::move(item));
   StmtPtr inner = std::make_unique<Stmt>(StmtKind::ExprStmt, il);
   inner->exprs.push_back(std::move(call));
-  return comprehension(kListComprehension, std::make_unique<Expr>(ExprKind::List, l), std::move(inner),
-                       ctx->compFor(), ctx->compClause(), l, depth);
+  return comprehension(name, std::make_unique<Expr>(ExprKind::List, l), std::move(inner), first, rest, l, depth);
 }
 
 // {key: value for p in xs if c ...}, Python's dict comprehension, as a list comprehension:
@@ -628,7 +629,10 @@ ExprPtr AstBuilder::postfix(P::PostfixContext* ctx) {
       l.bcol = e->loc.bcol;
       auto call = std::make_unique<Expr>(ExprKind::Call, l);
       call->kids.push_back(std::move(e));
-      if (c->args()) {
+      if (auto* g = c->genArg()) {
+        call->names.push_back("");
+        call->kids.push_back(listComp(kGeneratorExpression, loc(g), g->item, g->compFor(), g->compClause()));
+      } else if (c->args()) {
         bool sawKeyword = false;
         for (auto* a : c->args()->arg()) {
           std::string kw = a->NAME() ? a->NAME()->getText() : "";
@@ -787,7 +791,8 @@ ExprPtr AstBuilder::primary(P::PrimaryContext* ctx) {
     for (auto* x : c->expr()) e->kids.push_back(expr(x));
     return finish(std::move(e));
   }
-  if (auto* c = dynamic_cast<P::ListCompContext*>(ctx)) return listComp(c);
+  if (auto* c = dynamic_cast<P::ListCompContext*>(ctx))
+    return listComp(kListComprehension, loc(ctx), c->item, c->compFor(), c->compClause());
   if (auto* c = dynamic_cast<P::DictCompContext*>(ctx)) return dictComp(c);
   if (auto* c = dynamic_cast<P::ListLitContext*>(ctx)) {
     auto e = std::make_unique<Expr>(ExprKind::List, l);

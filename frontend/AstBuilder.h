@@ -29,7 +29,8 @@ class AstBuilder {
 
   ExprPtr expr(P::ExprContext* ctx);
   ExprPtr lambda(P::LambdaContext* ctx);
-  ExprPtr listComp(P::ListCompContext* ctx);
+  ExprPtr listComp(const std::string& name, const Loc& l, P::ExprContext* item, P::CompForContext* first,
+                   const std::vector<P::CompClauseContext*>& rest);
   ExprPtr dictComp(P::DictCompContext* ctx);
   static ExprPtr hiddenName(const char* name, const Loc& at);
   ExprPtr comprehension(const std::string& name, ExprPtr init, StmtPtr inner, P::CompForContext* first,

@@ -75,6 +75,7 @@ BinOp compoundBinOp(char op) {
 const char* comprehensionWords(const std::string& name) {
   if (name.rfind(kListComprehension, 0) == 0) return "list comprehension";
   if (name.rfind(kDictComprehension, 0) == 0) return "dict comprehension";
+  if (name.rfind(kGeneratorExpression, 0) == 0) return "generator expression";
   return nullptr;
 }
 

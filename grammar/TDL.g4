@@ -193,11 +193,14 @@ power       : postfix (op='**' powRhs)? ;
 powRhs      : op=('-' | '~') powRhs | power ;
 postfix     : primary postfixOp* ;
 postfixOp
-    : '(' args? ')'                                       # callOp
+    : '(' (args | genArg)? ')'                            # callOp
     | '[' subscript (',' subscript)* ','? ']'             # indexOp
     | '.' NAME                                            # fieldOp
     ;
 args        : arg (',' arg)* ','? ;
+// Python's generator expression as a call's only argument, `sum(x * x for x in xs)`: a list
+// comprehension's list (frontend/AstBuilder.cpp)
+genArg      : item=expr compFor compClause* ;
 arg         : (NAME '=')? expr ;
 subscript
     : lo=expr? ':' hi=expr? (':' step=expr?)?             # sliceSub

@@ -93,13 +93,29 @@ auto Tracer::bi_int(BuiltinCall& bc) -> TV {
 auto Tracer::bi_sum(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   TV x = bc.need(0, "x");
+  TV* ax = bc.arg(1, "axis");
   if (!isNumeric(x)) {
     TV e = expandStatic(x);
+    if (e.k == TV::Seq && reducesSequence(nm) && !(ax && !(ax->isStatic() && ax->sv.isNone()))) {
+      // Python's sum/max/min/any/all of a list (vm/ValueOps.h reducesSequence): eager's rule
+      std::string bad;
+      for (const TV& item : e.items)
+        if (!isNumeric(item) || typeOf(item).rank() != 0) {
+          bad = describe(item);
+          break;
+        }
+      if (std::string m = sequenceReduceError(nm, e.items.size(), bad); !m.empty()) failEager(loc, m);
+      if (e.items.empty()) return TV::of(nm == "sum" ? Value::i64(0, true) : Value::boolean(nm == "all"));
+      std::vector<TV> one{e};
+      std::vector<TV> rest{builtin(builtinId("stack"), one, {}, loc)};
+      std::vector<std::string> names;  // of the keyword arguments, the last of rest
+      if (TV* kd = bc.arg(2, "keepdims")) rest.push_back(*kd), names.push_back("keepdims");
+      return builtin(builtinId(nm), rest, names, loc);
+    }
     failEager(loc, tensorParamError(nm, "x", describe(x), e.k == TV::Seq));
   }
   ir::Value* xv = materialize(x, loc);
   int64_t rank = xv->type.rank();
-  TV* ax = bc.arg(1, "axis");
   if (std::string m = extremeOfNumberError(nm, rank, ax && !(ax->isStatic() && ax->sv.isNone())); !m.empty()) failEager(loc, m);
   TV* kd = bc.arg(2, "keepdims");
   bool keep = false;

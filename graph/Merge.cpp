@@ -74,12 +74,13 @@ auto Tracer::mergeTV(const TV& a, const TV& b, const std::string& name, const Lo
       r.items[i] = mergeTV(x.items[i], y.items[i], name + itemSuffix(x, i), loc, leaves, false);
     return r;
   }
-  if (name.rfind(kListComprehension, 0) == 0)  // [x for x in xs if c] with c known at run time
-    fail(loc, "a list comprehension's `if` must be known at trace time in a graph fn (the list's length would be "
-              "known only at run time): compute every item, or select from a tensor with where or a mask");
-  if (name.rfind(kDictComprehension, 0) == 0)  // {k: v for k in ks if c} with c known at run time
-    fail(loc, "a dict comprehension's `if` must be known at trace time in a graph fn (the dict's keys would be "
-              "known only at run time): compute every value, or select with where");
+  if (const char* words = comprehensionWords(name)) {  // [x for x in xs if c] with c known at run time
+    bool dict = name.rfind(kDictComprehension, 0) == 0;
+    fail(loc, fmt::format("a {}'s `if` must be known at trace time in a graph fn (the {} would be known only at run "
+                          "time): compute every {}, or select {}with where{}",
+                          words, dict ? "dict's keys" : "number of its items", dict ? "value" : "item",
+                          dict ? "" : "from a tensor ", dict ? "" : " or a mask"));
+  }
   // Values known when tracing that differ between paths taken at run time: name them (two
   // strings, say), not only their kinds.
   fail(loc, fmt::format("{} holds {} on one path and {} on another (only tensors and numbers can differ at run "

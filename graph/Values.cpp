@@ -138,6 +138,29 @@ auto Tracer::binop(rt::BinaryOp op, const TV& a, const TV& b, const Loc& loc, st
       };
       if (part(a) && part(b)) return TV::fmtOf(makeStr(f), std::move(holes));
     }
+    if (vop && *vop == Op::Mul) {  // "-" * n (eager's repeatStr)
+      auto isText = [](const TV& t) { return t.k == TV::Fmt || (t.isStatic() && t.sv.isStr()); };
+      const TV& str = isText(a) ? a : b;
+      const TV& n = isText(a) ? b : a;
+      const bool text = isText(str);
+      if (text && isNumeric(n) && !rt::is_float(typeOf(n).dtype) && typeOf(n).dtype != DType::Bool &&
+          typeOf(n).rank() == 0) {
+        if (!n.isStatic())
+          fail(loc, "a string repeated a number of times known only at run time: in a graph fn the count must be "
+                    "known at trace time");
+        if (str.k == TV::Fmt) {  // its text and run-time values, n times
+          Value text;
+          try {
+            text = repeatStr(str.sv, n.sv.rawInt());
+          } catch (const rt::Error& e) {
+            failEager(loc, e.what());
+          }
+          std::vector<TV> holes;
+          for (int64_t i = 0; i < n.sv.rawInt(); ++i) holes.insert(holes.end(), str.items.begin(), str.items.end());
+          return TV::fmtOf(text, std::move(holes));
+        }
+      }
+    }
     if (vop && *vop == Op::Add && (a.k == TV::Seq || b.k == TV::Seq)) {
       TV x = expandStatic(a), y = expandStatic(b);
       if (x.k == TV::Seq && y.k == TV::Seq && x.seqTag == y.seqTag) {

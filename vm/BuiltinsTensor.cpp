@@ -154,6 +154,18 @@ Value reduceBuiltin(Interpreter&, CallArgs& call) {
   static const std::string name(rt::reduce_op_name(Op));
   Args a(name.c_str(), call, {"x", "axis", "keepdims"}, 1);
   const Value& x = a[0];
+  if (x.isSeq() && reducesSequence(name) && !(a.has(1) && !a[1].isNone())) {
+    const auto& items = x.as<SeqObj>()->items;
+    std::string bad;
+    for (const Value& v : items)
+      if (!v.isScalar() && !(v.isTensor() && v.as<TensorObj>()->t.numel() == 1 && v.as<TensorObj>()->t.rank() == 0)) {
+        bad = typeText(v);
+        break;
+      }
+    if (std::string m = sequenceReduceError(name, items.size(), bad); !m.empty()) throw rt::Error(m);
+    if (items.empty()) return name == "sum" ? Value::i64(0, true) : Value::boolean(name == "all");
+    return ad::reduce(Op, ad::stack(x, 0), a.axes(1), a.booleanOr(2, false));
+  }
   int64_t rank = x.isScalar() ? 0 : x.isTensor() ? x.as<TensorObj>()->t.rank() : -1;
   if (std::string m = extremeOfNumberError(name, rank, a.has(1) && !a[1].isNone()); !m.empty()) throw rt::Error(m);
   return ad::reduce(Op, numeric(a, 0), a.axes(1), a.booleanOr(2, false));

@@ -696,6 +696,17 @@ std::string bitsOperandError(Op op, DType a, DType b, const std::string& ta, con
                      tb, opText(op));
 }
 
+Value repeatStr(const Value& s, int64_t n) {
+  const std::string& text = s.as<StrObj>()->s;
+  if (n <= 0 || text.empty()) return makeStr("");
+  if (static_cast<uint64_t>(n) > rt::physical_memory_bytes() / text.size())
+    throw rt::Error(fmt::format("out of memory: a string of {} copies of {} bytes", n, text.size()));
+  std::string out;
+  out.reserve(text.size() * static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) out += text;
+  return makeStr(std::move(out));
+}
+
 Value binaryOperator(Op op, const Value& a, const Value& b) {
   if (op == Op::In) return containsValue(b, a);
   if (a.isNumeric() && b.isNumeric()) {
@@ -705,6 +716,9 @@ Value binaryOperator(Op op, const Value& a, const Value& b) {
     return binaryValues(runtimeOp(op), a, b);
   }
   if (op == Op::Add && ((a.isStr() && b.isStr()) || (a.tag() == b.tag() && a.isSeq()))) return concat(a, b);
+  auto count = [](const Value& v) { return v.isScalar() && (v.dtype() == DType::I64 || v.dtype() == DType::I32); };
+  if (op == Op::Mul && ((a.isStr() && count(b)) || (count(a) && b.isStr())))  // "-" * 40, Python's
+    return repeatStr(a.isStr() ? a : b, (a.isStr() ? b : a).rawInt());
   if ((op == Op::Eq || op == Op::Ne) && ((a.tag() == Tag::List && b.isNumeric()) || (a.isNumeric() && b.tag() == Tag::List)))
     throw rt::Error(listTensorCompare(opText(op)));  // (never equal: a literal's tensor is the likely slip)
   if (op == Op::Eq) return Value::boolean(valuesEqual(a, b));
@@ -723,6 +737,19 @@ std::string extremeOfNumberError(const std::string& fn, int64_t rank, bool axisG
   return fmt::format("{0}(): its second argument is an axis, and a number has none; the {1} of two numbers "
                      "(or tensors) is {2}(a, b)",
                      fn, fn == "max" ? "larger" : "smaller", fn == "max" ? "maximum" : "minimum");
+}
+
+bool reducesSequence(const std::string& fn) {
+  return fn == "sum" || fn == "max" || fn == "min" || fn == "any" || fn == "all";
+}
+
+std::string sequenceReduceError(const std::string& fn, size_t n, const std::string& badItem) {
+  if (!badItem.empty())
+    return fmt::format("{0}() of a list or tuple takes numbers (Python's {0}), got an item {1}: stack(xs) makes "
+                       "a tensor of the items{2}",
+                       fn, badItem, fn == "sum" ? ", and a loop adds tensors elementwise" : "");
+  if (n == 0 && (fn == "max" || fn == "min")) return fmt::format("{}() of an empty list or tuple", fn);
+  return "";
 }
 
 int orderValues(const Value& a, const Value& b) {

@@ -18,6 +18,9 @@ bool hasField(const Value& base, const std::string& name);
 // target.<path> = v, updating `target` in place where it holds the only reference.
 void assignPath(Value& target, const PathDesc& path, const Value* R, const Value& v);
 
+// s * n / n * s, Python's: n copies of the string s (none for n <= 0); more than memory holds
+// is an error.
+Value repeatStr(const Value& s, int64_t n);
 // Binary operators on any values: numbers go to NumericOps; `+` concatenates
 // strings, lists and tuples; `==`/`!=` compare other values by value.
 Value binaryOperator(Op op, const Value& a, const Value& b);
@@ -52,6 +55,15 @@ std::string tensorParamError(const std::string& fn, const std::string& param, co
 // max(a, b) / min(a, b) of a number: Python's two-argument form is maximum/minimum here
 // (the second argument of max is an axis). "" when it does not apply.
 std::string extremeOfNumberError(const std::string& fn, int64_t rank, bool axisGiven);
+// Python's sum/max/min/any/all of a list or tuple, as a generator expression gives
+// (`sum(x * x for x in xs)`), without an axis: its items, numbers or tensors of one element,
+// reduce as the vector stacking them (the same as Python's fold, gradients through stack); an
+// empty one gives Python's value (sum 0, any false, all true), max/min of none is an error.
+// reducesSequence: `fn` is one of them. sequenceReduceError: "" when it takes the sequence (n
+// items; badItem: the type of the first item that is no number or one-element tensor, or
+// ""), else the error.
+bool reducesSequence(const std::string& fn);
+std::string sequenceReduceError(const std::string& fn, size_t n, const std::string& badItem);
 // int() of a float with no integer value (NaN, an infinity, beyond i64): a fill_format
 // format (rt::fill_format) whose hole is the number, eagerly and in graph fns' run-time check.
 inline constexpr const char* kIntOfFloatError =
