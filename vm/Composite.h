@@ -108,6 +108,35 @@ typename E::V var_(E& e) {
   return e.call("mean", {e.bin(BinaryOp::Mul, d, d)}, reduceKw(e, 1, 2, false));
 }
 
+// round(x, decimals=0): half to even at `decimals` digits after the point (before it when
+// negative), NumPy's way: rint(x * 10^d) / 10^d in x's dtype (rint(x / 10^-d) * 10^-d for
+// d < 0); integers are unchanged for d >= 0 and rounded exactly, half to even, for d < 0.
+// Beyond what 10^|d| an f32 holds (38), x is unchanged (d > 0) or 0 (d < 0).
+template <class E>
+typename E::V round_(E& e) {
+  auto x = tensorArg(e, 0, "x");
+  const int64_t d = e.intArg(1, 0);
+  if (d == 0 || (d > 0 && !e.floating(x))) return e.un(UnaryOp::Round, x);
+  if (!e.floating(x)) {  // q = x // f, r = x - q * f; up when 2r > f, or 2r == f with q odd
+    if (d < -18) return e.bin(BinaryOp::Mul, x, e.integer(0));
+    int64_t f = 1;
+    for (int64_t i = 0; i < -d; ++i) f *= 10;
+    auto q = e.bin(BinaryOp::FloorDiv, x, e.integer(f));
+    auto r2 = e.bin(BinaryOp::Mul, e.bin(BinaryOp::Sub, x, e.bin(BinaryOp::Mul, q, e.integer(f))), e.integer(2));
+    auto odd = e.bin(BinaryOp::Eq, e.bin(BinaryOp::Mod, q, e.integer(2)), e.integer(1));
+    auto up = e.bin(BinaryOp::BitOr, e.bin(BinaryOp::Gt, r2, e.integer(f)),
+                    e.bin(BinaryOp::BitAnd, e.bin(BinaryOp::Eq, r2, e.integer(f)), odd));
+    auto n = e.call("where", {up, e.bin(BinaryOp::Add, q, e.integer(1)), q}, {});
+    return e.bin(BinaryOp::Mul, n, e.integer(f));
+  }
+  if (d > 38) return x;
+  if (d < -38) return e.bin(BinaryOp::Mul, x, e.num(0.0));
+  double f = 1;
+  for (int64_t i = 0; i < (d > 0 ? d : -d); ++i) f *= 10;
+  if (d > 0) return e.bin(BinaryOp::Div, e.un(UnaryOp::Round, e.bin(BinaryOp::Mul, x, e.num(f))), e.num(f));
+  return e.bin(BinaryOp::Mul, e.un(UnaryOp::Round, e.bin(BinaryOp::Div, x, e.num(f))), e.num(f));
+}
+
 // std(x, axis=none, keepdims=false) = sqrt(var(x, ...)).
 // sqrt(s) of a sum of squares (norm, std), whose gradient where s is 0 is 0 (PyTorch's
 // subgradient) rather than 0 * inf = NaN, which would poison a clip-by-norm of zero

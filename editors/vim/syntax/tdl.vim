@@ -40,8 +40,8 @@ syn match   tdlFuncName    "\h\w*" contained nextgroup=tdlParams skipwhite
 syn keyword tdlBuiltin zeros ones full zeros_like ones_like arange linspace eye seed rand randn
 syn keyword tdlBuiltin randint permutation pow maximum minimum leaky_relu elu abs exp expm1 log
 syn keyword tdlBuiltin log1p log2 log10 sqrt rsqrt sin cos tanh erf sigmoid softplus silu relu
-syn keyword tdlBuiltin floor ceil round sign square isnan isfinite clip where cast sum mean max
-syn keyword tdlBuiltin min prod all any argmax argmin logsumexp einsum cumsum cumprod argsort
+syn keyword tdlBuiltin floor ceil sign square isnan isfinite clip where cast sum mean max min
+syn keyword tdlBuiltin prod all any argmax argmin logsumexp einsum cumsum cumprod argsort round
 syn keyword tdlBuiltin std norm allclose tril triu split sort topk conv2d conv1d
 syn keyword tdlBuiltin conv2d_transpose max_pool2d avg_pool2d matmul transpose dot outer reshape
 syn keyword tdlBuiltin expand_dims squeeze concat stack broadcast_to flatten take one_hot tile
