@@ -94,17 +94,28 @@ auto Tracer::bi_sum(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   TV x = bc.need(0, "x");
   TV* ax = bc.arg(1, "axis");
+  const bool python = reducesSequence(nm) && !(ax && !(ax->isStatic() && ax->sv.isNone()));
+  if (python && x.isStatic() && x.sv.tag() == Tag::Range) x = TV::of(guarded(loc, [&] { return rangeTensor(*x.sv.as<RangeObj>()); }));
   if (!isNumeric(x)) {
     TV e = expandStatic(x);
-    if (e.k == TV::Seq && reducesSequence(nm) && !(ax && !(ax->isStatic() && ax->sv.isNone()))) {
+    if (e.k == TV::Seq && python) {
       // Python's sum/max/min/any/all of a list (vm/ValueOps.h reducesSequence): eager's rule
+      bool strings = !e.items.empty();
+      for (const TV& item : e.items) strings = strings && item.isStatic() && item.sv.isStr();
+      if (strings) {
+        std::vector<Value> values;
+        for (const TV& item : e.items) values.push_back(item.sv);
+        return TV::of(guarded(loc, [&] { return extremeOfStrings(nm, values); }));
+      }
       std::string bad;
+      bool badTensor = false;
       for (const TV& item : e.items)
         if (!isNumeric(item) || typeOf(item).rank() != 0) {
           bad = describe(item);
+          badTensor = isNumeric(item);
           break;
         }
-      if (std::string m = sequenceReduceError(nm, e.items.size(), bad); !m.empty()) failEager(loc, m);
+      if (std::string m = sequenceReduceError(nm, e.items.size(), bad, badTensor); !m.empty()) failEager(loc, m);
       if (e.items.empty()) return TV::of(nm == "sum" ? Value::i64(0, true) : Value::boolean(nm == "all"));
       std::vector<TV> one{e};
       std::vector<TV> rest{builtin(builtinId("stack"), one, {}, loc)};

@@ -149,6 +149,10 @@ auto Tracer::binop(rt::BinaryOp op, const TV& a, const TV& b, const Loc& loc, st
           fail(loc, "a string repeated a number of times known only at run time: in a graph fn the count must be "
                     "known at trace time");
         if (str.k == TV::Fmt) {  // its text and run-time values, n times
+          if (n.sv.rawInt() > 0 && static_cast<uint64_t>(n.sv.rawInt()) * str.items.size() > kMaxFullUnroll)
+            fail(loc, fmt::format("a string of run-time values repeated {} times: in a graph fn it holds at most {} "
+                                  "values (each is formatted when it runs)",
+                                  n.sv.rawInt(), kMaxFullUnroll));
           Value text;
           try {
             text = repeatStr(str.sv, n.sv.rawInt());

@@ -154,15 +154,21 @@ Value reduceBuiltin(Interpreter&, CallArgs& call) {
   static const std::string name(rt::reduce_op_name(Op));
   Args a(name.c_str(), call, {"x", "axis", "keepdims"}, 1);
   const Value& x = a[0];
-  if (x.isSeq() && reducesSequence(name) && !(a.has(1) && !a[1].isNone())) {
+  if ((x.isSeq() || x.tag() == Tag::Range) && reducesSequence(name) && !(a.has(1) && !a[1].isNone())) {
+    if (x.tag() == Tag::Range) return ad::reduce(Op, rangeTensor(*x.as<RangeObj>()), a.axes(1), a.booleanOr(2, false));
     const auto& items = x.as<SeqObj>()->items;
+    bool strings = !items.empty();
+    for (const Value& v : items) strings = strings && v.isStr();
+    if (strings) return extremeOfStrings(name, items);
     std::string bad;
+    bool badTensor = false;
     for (const Value& v : items)
-      if (!v.isScalar() && !(v.isTensor() && v.as<TensorObj>()->t.numel() == 1 && v.as<TensorObj>()->t.rank() == 0)) {
+      if (!v.isScalar()) {
         bad = typeText(v);
+        badTensor = v.isTensor();
         break;
       }
-    if (std::string m = sequenceReduceError(name, items.size(), bad); !m.empty()) throw rt::Error(m);
+    if (std::string m = sequenceReduceError(name, items.size(), bad, badTensor); !m.empty()) throw rt::Error(m);
     if (items.empty()) return name == "sum" ? Value::i64(0, true) : Value::boolean(name == "all");
     return ad::reduce(Op, ad::stack(x, 0), a.axes(1), a.booleanOr(2, false));
   }

@@ -743,13 +743,34 @@ bool reducesSequence(const std::string& fn) {
   return fn == "sum" || fn == "max" || fn == "min" || fn == "any" || fn == "all";
 }
 
-std::string sequenceReduceError(const std::string& fn, size_t n, const std::string& badItem) {
+std::string sequenceReduceError(const std::string& fn, size_t n, const std::string& badItem, bool badTensor) {
   if (!badItem.empty())
-    return fmt::format("{0}() of a list or tuple takes numbers (Python's {0}), got an item {1}: stack(xs) makes "
-                       "a tensor of the items{2}",
-                       fn, badItem, fn == "sum" ? ", and a loop adds tensors elementwise" : "");
+    return fmt::format("{0}() of a list or tuple takes numbers (Python's {0}), got an item {1}{2}", fn, badItem,
+                       !badTensor       ? ""
+                       : fn == "sum"    ? ": stack(xs) makes a tensor of the items, and a loop adds tensors elementwise"
+                                        : ": stack(xs) makes a tensor of the items");
   if (n == 0 && (fn == "max" || fn == "min")) return fmt::format("{}() of an empty list or tuple", fn);
   return "";
+}
+
+Value rangeTensor(const RangeObj& r) {
+  const int64_t n = static_cast<int64_t>(listItemsFit(r.length()));
+  rt::Tensor t = rt::Tensor::empty(DType::I64, rt::Shape{n});
+  int64_t* d = t.mutable_data<int64_t>();
+  for (int64_t i = 0; i < n; ++i) d[i] = r.start + i * r.step;
+  return fromTensor(std::move(t));
+}
+
+Value extremeOfStrings(const std::string& fn, const std::vector<Value>& items) {
+  if (fn != "max" && fn != "min")
+    throw rt::Error(fn == "sum" ? std::string("sum() of strings: join them with \"\".join(xs)")
+                                : fmt::format("{}() of strings: compare each with \"\" (a string is no bool)", fn));
+  size_t best = 0;
+  for (size_t i = 1; i < items.size(); ++i) {
+    int c = orderValues(items[i], items[best]);
+    if (fn == "max" ? c > 0 : c < 0) best = i;
+  }
+  return items[best];
 }
 
 int orderValues(const Value& a, const Value& b) {

@@ -55,15 +55,19 @@ std::string tensorParamError(const std::string& fn, const std::string& param, co
 // max(a, b) / min(a, b) of a number: Python's two-argument form is maximum/minimum here
 // (the second argument of max is an axis). "" when it does not apply.
 std::string extremeOfNumberError(const std::string& fn, int64_t rank, bool axisGiven);
-// Python's sum/max/min/any/all of a list or tuple, as a generator expression gives
-// (`sum(x * x for x in xs)`), without an axis: its items, numbers or tensors of one element,
-// reduce as the vector stacking them (the same as Python's fold, gradients through stack); an
-// empty one gives Python's value (sum 0, any false, all true), max/min of none is an error.
-// reducesSequence: `fn` is one of them. sequenceReduceError: "" when it takes the sequence (n
-// items; badItem: the type of the first item that is no number or one-element tensor, or
-// ""), else the error.
+// Python's sum/max/min/any/all of a list, tuple or range, as a generator expression gives
+// (`sum(x * x for x in xs)`), without an axis: its items, numbers (0-d tensors included),
+// reduce as the vector stacking them (the same as Python's fold, gradients through stack); a
+// range as the i64 vector of its items (rangeTensor); strings by code points (max/min,
+// extremeOfStrings); an empty one gives Python's value (sum 0, any false, all true), max/min
+// of none is an error. reducesSequence: `fn` is one of them. sequenceReduceError: "" when it
+// takes the sequence (n items; badItem: the type of the first item that is no number, or ""
+// — a tensor's when badTensor), else the error.
 bool reducesSequence(const std::string& fn);
-std::string sequenceReduceError(const std::string& fn, size_t n, const std::string& badItem);
+std::string sequenceReduceError(const std::string& fn, size_t n, const std::string& badItem, bool badTensor);
+Value rangeTensor(const RangeObj& r);
+// max/min of strings, Python's (the first largest/smallest); for sum/any/all an error.
+Value extremeOfStrings(const std::string& fn, const std::vector<Value>& items);
 // int() of a float with no integer value (NaN, an infinity, beyond i64): a fill_format
 // format (rt::fill_format) whose hole is the number, eagerly and in graph fns' run-time check.
 inline constexpr const char* kIntOfFloatError =
