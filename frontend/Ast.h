@@ -238,6 +238,8 @@ BinOp compoundBinOp(char assignOp);
 inline constexpr const char* kListComprehension = "<list comprehension>";
 inline constexpr const char* kDictComprehension = "<dict comprehension>";
 inline constexpr const char* kGeneratorExpression = "<generator expression>";
+// A dict literal with computed keys (frontend/AstBuilder.cpp dictLit).
+inline constexpr const char* kDictLiteral = "<dict literal>";
 // "list comprehension" / "dict comprehension" / "generator expression" for a name that starts
 // with one's (a variable or lambda of it), else null.
 const char* comprehensionWords(const std::string& name);

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <functional>
 
 #include "TDLLexer.h"
 #include "frontend/Parser.h"
@@ -106,9 +107,9 @@ StmtPtr AstBuilder::stmt(P::StatementContext* ctx) {
   if (auto* c = dynamic_cast<P::BindStmtContext*>(ctx)) {
     auto s = std::make_unique<Stmt>(StmtKind::Let, l);
     s->isVar = c->kind->getText() == "var";
-    s->pattern = pattern(c->pattern());
+    s->pattern = patterns(c->patterns());
     if (c->type()) s->type = type(c->type());
-    s->exprs.push_back(expr(c->expr()));
+    s->exprs.push_back(exprs(c->exprs()));
     return s;
   }
   if (auto* c = dynamic_cast<P::IfStatementContext*>(ctx)) return ifStmt(c->ifStmt());
@@ -120,14 +121,14 @@ StmtPtr AstBuilder::stmt(P::StatementContext* ctx) {
   }
   if (auto* c = dynamic_cast<P::ForStmtContext*>(ctx)) {
     auto s = std::make_unique<Stmt>(StmtKind::For, l);
-    s->pattern = pattern(c->pattern());
+    s->pattern = patterns(c->patterns());
     s->exprs.push_back(expr(c->expr()));
     s->body = block(c->block());
     return s;
   }
   if (auto* c = dynamic_cast<P::ReturnStmtContext*>(ctx)) {
     auto s = std::make_unique<Stmt>(StmtKind::Return, l);
-    if (c->expr()) s->exprs.push_back(expr(c->expr()));
+    if (c->exprs()) s->exprs.push_back(exprs(c->exprs()));
     return s;
   }
   if (dynamic_cast<P::BreakStmtContext*>(ctx)) return std::make_unique<Stmt>(StmtKind::Break, l);
@@ -148,28 +149,78 @@ StmtPtr AstBuilder::stmt(P::StatementContext* ctx) {
     return s;
   }
   if (auto* c = dynamic_cast<P::ExprStmtContext*>(ctx); c && c->assignOp()) {
+    char op = assignOpChar(c->assignOp());
+    ExprPtr target = exprs(c->exprs(0)), value = exprs(c->exprs(1));
+    if (op == '=' && (target->kind == ExprKind::Tuple || target->kind == ExprKind::List))
+      return tupleAssign(std::move(target), std::move(value), l);
     auto s = std::make_unique<Stmt>(StmtKind::Assign, l);
-    s->assignOp = assignOpChar(c->assignOp());
-    s->exprs.push_back(expr(c->expr(0)));
-    s->exprs.push_back(expr(c->expr(1)));
-    // The target must be a name, possibly followed by indexing and fields.
-    const Expr* t = s->exprs[0].get();
-    while (t && (t->kind == ExprKind::Index || t->kind == ExprKind::Field)) t = t->kids[0].get();
-    if (!t || t->kind != ExprKind::Name) {
-      // Python's `a, b = ...` into names that exist: TDL unpacks into new ones.
-      bool unpack = s->exprs[0]->kind == ExprKind::Tuple || s->exprs[0]->kind == ExprKind::List;
-      error(s->exprs[0]->loc, unpack ? "cannot assign to a tuple or list of names: unpack into new names with "
-                                       "`let (a, b) = ...` (then assign each to its var)"
-                                     : "cannot assign to this expression");
-    }
+    s->assignOp = op;
+    checkTarget(*target);
+    s->exprs.push_back(std::move(target));
+    s->exprs.push_back(std::move(value));
     return s;
   }
   if (auto* c = dynamic_cast<P::ExprStmtContext*>(ctx)) {
     auto s = std::make_unique<Stmt>(StmtKind::ExprStmt, l);
-    s->exprs.push_back(expr(c->expr(0)));
+    s->exprs.push_back(exprs(c->exprs(0)));
     return s;
   }
   throw InternalError("AstBuilder: unknown statement kind");
+}
+
+// An assignment's target: a name, possibly followed by indexing and fields.
+void AstBuilder::checkTarget(const Expr& target) {
+  const Expr* t = &target;
+  while (t && (t->kind == ExprKind::Index || t->kind == ExprKind::Field)) t = t->kids[0].get();
+  if (!t || t->kind != ExprKind::Name)
+    error(target.loc, target.kind == ExprKind::Tuple || target.kind == ExprKind::List
+                          ? "cannot give a tuple or list of targets a compound assignment (`a, b += ...`): "
+                            "assign each"
+                          : "cannot assign to this expression");
+}
+
+// `a, b = b, a` / `(x[i], r.f) = pair` (Python's assignment to several targets) unpacks the
+// value once into hidden names, then assigns each target, as a block:
+//   { let (<target 0>, <target 1>) = value; a = <target 0>; b = <target 1> }
+// so every part of the value is read before any target changes, and the unpacking checks
+// the lengths as `let (a, b) = ...` does.
+StmtPtr AstBuilder::tupleAssign(ExprPtr target, ExprPtr value, const Loc& l) {
+  auto block = std::make_unique<Stmt>(StmtKind::Block, l);
+  auto let = std::make_unique<Stmt>(StmtKind::Let, l);
+  std::vector<StmtPtr> assigns;
+  std::function<Pattern(ExprPtr)> unpack = [&](ExprPtr t) {
+    Pattern p;
+    p.loc = t->loc;
+    if (t->kind == ExprKind::Tuple || t->kind == ExprKind::List) {
+      p.kind = t->kind == ExprKind::Tuple ? Pattern::Tuple : Pattern::List;
+      for (auto& k : t->kids) p.elems.push_back(unpack(std::move(k)));
+      return p;
+    }
+    checkTarget(*t);
+    p.name = fmt::format("<target {}>", assigns.size());
+    auto a = std::make_unique<Stmt>(StmtKind::Assign, t->loc);
+    a->assignOp = '=';
+    auto name = std::make_unique<Expr>(ExprKind::Name, t->loc);
+    name->str = p.name;
+    a->exprs.push_back(std::move(t));
+    a->exprs.push_back(std::move(name));
+    assigns.push_back(std::move(a));
+    return p;
+  };
+  let->pattern = unpack(std::move(target));
+  let->exprs.push_back(std::move(value));
+  block->stmts.push_back(std::move(let));
+  for (auto& a : assigns) block->stmts.push_back(std::move(a));
+  return block;
+}
+
+// `a, b` as a statement's expression or target: the tuple (a, b), as Python's.
+ExprPtr AstBuilder::exprs(P::ExprsContext* ctx) {
+  auto xs = ctx->expr();
+  if (xs.size() == 1 && !ctx->trailing) return expr(xs[0]);
+  auto e = std::make_unique<Expr>(ExprKind::Tuple, loc(ctx));
+  for (auto* x : xs) e->kids.push_back(expr(x));
+  return finish(std::move(e));
 }
 
 StmtPtr AstBuilder::ifStmt(P::IfStmtContext* ctx) {
@@ -219,6 +270,17 @@ Pattern AstBuilder::pattern(P::PatternContext* ctx) {
     p.kind = Pattern::List;
     for (auto* e : c->pattern()) p.elems.push_back(pattern(e));
   }
+  return p;
+}
+
+// `a, b` in let, var and for: the tuple pattern `(a, b)`, as Python's.
+Pattern AstBuilder::patterns(P::PatternsContext* ctx) {
+  auto ps = ctx->pattern();
+  if (ps.size() == 1 && !ctx->trailing) return pattern(ps[0]);
+  Pattern p;
+  p.loc = loc(ctx);
+  p.kind = Pattern::Tuple;
+  for (auto* e : ps) p.elems.push_back(pattern(e));
   return p;
 }
 
@@ -393,6 +455,55 @@ ExprPtr AstBuilder::dictComp(P::DictCompContext* ctx) {
                        ctx->compFor(), ctx->compClause(), l, depth);
 }
 
+// {"k": v, ...}: string literal keys make the Dict node; where a key is computed
+// ({f"{k}": v}, {name + "_w": w}), the literal is a hidden call, as a comprehension is:
+//   (fn() { var <dict literal> = {}; <dict literal>[k] = v; ... return <dict literal> })()
+// so a key is checked to be a string when it runs, and a later equal key replaces the value.
+ExprPtr AstBuilder::dictLit(P::DictLitContext* ctx) {
+  Loc l = loc(ctx);
+  auto e = std::make_unique<Expr>(ExprKind::Dict, l);
+  std::vector<std::pair<ExprPtr, ExprPtr>> entries;
+  bool computed = false;
+  int depth = 0;
+  for (auto* en : ctx->entry()) {
+    ExprPtr k = expr(en->key), v = expr(en->value);
+    depth = std::max({depth, k->depth, v->depth});
+    if (k->kind == ExprKind::Name)  // (only beside string keys: alone they make a record)
+      error(k->loc, fmt::format("a literal holds record fields or dict keys, not both: write the key \"{}\"", k->str));
+    else if (k->kind == ExprKind::Int || k->kind == ExprKind::Float || k->kind == ExprKind::Bool ||
+             k->kind == ExprKind::None || k->kind == ExprKind::List || k->kind == ExprKind::Tuple)
+      error(k->loc, "a dict's keys are strings (f\"{k}\" makes one of any value)");
+    else if (k->kind != ExprKind::Str)
+      computed = true;
+    if (k->kind == ExprKind::Str)
+      for (auto& [seen, _] : entries)
+        if (seen->kind == ExprKind::Str && seen->str == k->str) error(k->loc, fmt::format("duplicate key \"{}\"", k->str));
+    entries.emplace_back(std::move(k), std::move(v));
+  }
+  if (!computed) {
+    for (auto& [k, v] : entries) {
+      e->names.push_back(k->str);
+      e->kids.push_back(std::move(v));
+    }
+    return finish(std::move(e));
+  }
+  auto body = std::make_unique<Stmt>(StmtKind::Block, l);
+  for (auto& [k, v] : entries) {
+    const Loc kl = k->loc;
+    auto target = std::make_unique<Expr>(ExprKind::Index, kl);
+    target->kids.push_back(hiddenName(kDictLiteral, kl));
+    Subscript sub;
+    sub.loc = kl;
+    sub.index = std::move(k);
+    target->subs.push_back(std::move(sub));
+    auto assign = std::make_unique<Stmt>(StmtKind::Assign, kl);
+    assign->exprs.push_back(finish(std::move(target)));
+    assign->exprs.push_back(std::move(v));
+    body->stmts.push_back(std::move(assign));
+  }
+  return hiddenCall(kDictLiteral, std::move(e), std::move(body), l, depth);
+}
+
 ExprPtr AstBuilder::hiddenName(const char* name, const Loc& at) {
   auto n = std::make_unique<Expr>(ExprKind::Name, at);
   n->str = name;
@@ -407,7 +518,7 @@ ExprPtr AstBuilder::comprehension(const std::string& name, ExprPtr init, StmtPtr
   std::vector<StmtPtr> clauses;
   auto addFor = [&](P::CompForContext* f) {
     auto loop = std::make_unique<Stmt>(StmtKind::For, loc(f));
-    loop->pattern = pattern(f->pattern());
+    loop->pattern = patterns(f->patterns());
     loop->exprs.push_back(orExpr(f->orExpr()));
     depth = std::max(depth, loop->exprs[0]->depth);
     clauses.push_back(std::move(loop));
@@ -793,6 +904,8 @@ ExprPtr AstBuilder::primary(P::PrimaryContext* ctx) {
   }
   if (auto* c = dynamic_cast<P::ListCompContext*>(ctx))
     return listComp(kListComprehension, loc(ctx), c->item, c->compFor(), c->compClause());
+  if (auto* c = dynamic_cast<P::GenExprContext*>(ctx))
+    return listComp(kGeneratorExpression, loc(ctx), c->item, c->compFor(), c->compClause());
   if (auto* c = dynamic_cast<P::DictCompContext*>(ctx)) return dictComp(c);
   if (auto* c = dynamic_cast<P::ListLitContext*>(ctx)) {
     auto e = std::make_unique<Expr>(ExprKind::List, l);
@@ -810,20 +923,7 @@ ExprPtr AstBuilder::primary(P::PrimaryContext* ctx) {
     }
     return finish(std::move(e));
   }
-  if (auto* c = dynamic_cast<P::DictLitContext*>(ctx)) {
-    auto e = std::make_unique<Expr>(ExprKind::Dict, l);
-    for (auto* en : c->entry()) {
-      std::string raw = en->STRING()->getText(), key;
-      size_t bad = 0;
-      if (!decodeEscapes(std::string_view(raw).substr(1, raw.size() - 2), key, bad))
-        error(loc(en->STRING()->getSymbol()), "unknown escape sequence in string literal (allowed: \\n \\t \\\" \\\\)");
-      for (auto& n : e->names)
-        if (n == key) error(loc(en->STRING()->getSymbol()), fmt::format("duplicate key \"{}\"", key));
-      e->names.push_back(key);
-      e->kids.push_back(expr(en->expr()));
-    }
-    return finish(std::move(e));
-  }
+  if (auto* c = dynamic_cast<P::DictLitContext*>(ctx)) return dictLit(c);
   throw InternalError("AstBuilder: unknown primary");
 }
 

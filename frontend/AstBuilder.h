@@ -32,6 +32,11 @@ class AstBuilder {
   ExprPtr listComp(const std::string& name, const Loc& l, P::ExprContext* item, P::CompForContext* first,
                    const std::vector<P::CompClauseContext*>& rest);
   ExprPtr dictComp(P::DictCompContext* ctx);
+  ExprPtr dictLit(P::DictLitContext* ctx);
+  Pattern patterns(P::PatternsContext* ctx);
+  ExprPtr exprs(P::ExprsContext* ctx);
+  StmtPtr tupleAssign(ExprPtr target, ExprPtr value, const Loc& l);
+  void checkTarget(const Expr& target);
   static ExprPtr hiddenName(const char* name, const Loc& at);
   ExprPtr comprehension(const std::string& name, ExprPtr init, StmtPtr inner, P::CompForContext* first,
                         const std::vector<P::CompClauseContext*>& rest, const Loc& l, int depth);

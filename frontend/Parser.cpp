@@ -70,13 +70,6 @@ class SyntaxErrorListener : public antlr4::BaseErrorListener {
       }
       return first;
     };
-    if (tok->getText() == ",") {
-      // `for i, v in ...` and `a, b = ...`: TDL unpacks in parentheses.
-      antlr4::Token* first = firstOnLine();
-      if (first->getText() == "for") return " (unpack in parentheses: `for (i, v) in ...`)";
-      if (first == prev || (first->getTokenIndex() + 1 == prev->getTokenIndex() && first->getText() == "let"))
-        return " (unpack in parentheses: `let (a, b) = ...`)";
-    }
     if (tok->getType() == TDLLexer::COLON) {
       // `if x:`, `for i in r:`, `else:`: the line starts with a block statement.
       std::string f = firstOnLine()->getText();
@@ -229,6 +222,14 @@ std::unique_ptr<Module> parseModule(const SourceManager& sm, uint32_t fileId, Di
   }
   SyntaxErrorListener listener(fileId, diags);
   if (!tree) {
+    // What Python says first: a bracket the file never closes (a valid program closes them
+    // all; the syntax errors follow, at a statement the bracket swallowed or at the end).
+    if (!lexer.bracketStack.empty()) {
+      auto [line, col] = lexer.bracketAt.back();
+      const char open = lexer.bracketStack.back() == 'r' ? '{' : lexer.bracketStack.back();
+      uint32_t l = static_cast<uint32_t>(line), c = static_cast<uint32_t>(col) + 1;
+      diags.error(Loc{fileId, l, c, l, c, l, c + 1}, fmt::format("'{}' was never closed", open));
+    }
     parser.getTreeTracker().reset();
     tokens.seek(0);
     parser.reset();

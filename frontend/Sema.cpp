@@ -724,11 +724,14 @@ class Sema {
     if (!b) return;  // reported
     if (b->kind == RefKind::Capture && ctx_->fn && ctx_->fn->isLambda && !ctx_->fn->name.empty())
       diags_.error(t->loc, fmt::format("{}() cannot change '{}' inside a {} (it reads a copy of the enclosing "
-                                       "code's values): use {} statement",
+                                       "code's values): use {}",
                                        callee.str, t->str,
                                        comprehensionWords(ctx_->fn->name) ? comprehensionWords(ctx_->fn->name)
+                                       : ctx_->fn->name == kDictLiteral   ? "dict literal"
                                                                           : "conditional expression",
-                                       comprehensionWords(ctx_->fn->name) ? "a for" : "an if"));
+                                       comprehensionWords(ctx_->fn->name) ? "a for statement"
+                                       : ctx_->fn->name == kDictLiteral   ? "a statement before it"
+                                                                          : "an if statement"));
     else if (b->kind == RefKind::Capture)
       diags_.error(t->loc, fmt::format("{}() cannot change '{}': it is captured from an enclosing function",
                                        callee.str, t->str));

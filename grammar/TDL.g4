@@ -115,8 +115,16 @@ grammar TDL;
     }
   }
   std::vector<char> bracketStack;
-  void openBracket(char c) { bracketStack.push_back(c); }
-  void closeBracket() { if (!bracketStack.empty()) bracketStack.pop_back(); }
+  std::vector<std::pair<size_t, size_t>> bracketAt;  // each open bracket's line and column (0-based)
+  void openBracket(char c) {
+    bracketStack.push_back(c);
+    bracketAt.emplace_back(tokenStartLine, tokenStartCharPositionInLine);
+  }
+  void closeBracket() {
+    if (bracketStack.empty()) return;
+    bracketStack.pop_back();
+    bracketAt.pop_back();
+  }
   void openBrace() { openBracket(endsExpression(lastTokenType) || lastTokenType == ELSE ? '{' : 'r'); }
   void closeBrace() {
     closedLiteral = !bracketStack.empty() && bracketStack.back() == 'r';
@@ -139,16 +147,16 @@ statement
     : fnDecl                                              # fnStmt
     | 'import' STRING 'as' NAME                           # importFileStmt
     | 'import' NAME                                       # importModuleStmt
-    | kind=('let' | 'var') pattern (':' type)? '=' expr   # bindStmt
+    | kind=('let' | 'var') patterns (':' type)? '=' exprs  # bindStmt
     | ifStmt                                              # ifStatement
     | 'while' expr block                                  # whileStmt
-    | 'for' pattern 'in' expr block                       # forStmt
-    | 'return' expr?                                      # returnStmt
+    | 'for' patterns 'in' expr block                      # forStmt
+    | 'return' exprs?                                     # returnStmt
     | 'break'                                             # breakStmt
     | 'continue'                                          # continueStmt
     | 'with' expr 'as' NAME block                         # withStmt
     | 'type' NAME '=' type                                # typeAliasStmt
-    | expr (assignOp expr)?                               # exprStmt
+    | exprs (assignOp exprs)?                             # exprStmt
     ;
 
 fnDecl      : isGraph='graph'? 'fn' NAME '(' params? ')' ('->' type)? block ;
@@ -157,6 +165,10 @@ param       : NAME (':' type)? ('=' expr)? ;
 ifStmt      : 'if' expr block (NEWLINE? 'else' (ifStmt | block))? ;
 assignOp    : '=' | '+=' | '-=' | '*=' | '/=' | '//=' | '%=' | '**=' ;
 
+// `a, b` (Python's unparenthesized tuple) binds as `(a, b)` in let, var and for
+patterns    : pattern (',' pattern)* trailing=','? ;
+// `a, b` (Python's unparenthesized tuple) is `(a, b)` as a statement's expression and target
+exprs       : expr (',' expr)* trailing=','? ;
 pattern
     : NAME                                                # namePattern
     | '(' pattern (',' pattern)* ','? ')'                 # tuplePattern
@@ -220,6 +232,8 @@ primary
     // `(e)` is a parenthesized expression, `()`, `(e,)`, `(a, b)` are tuples;
     // one rule so the parser never needs lookahead to the closing `)`.
     | '(' (expr (',' expr)* trailing=','?)? ')'           # parenOrTuple
+    // Python's generator expression: a list comprehension's list (frontend/AstBuilder.cpp)
+    | '(' item=expr compFor compClause* ')'               # genExpr
     // Python's list comprehension (frontend/AstBuilder.cpp: a call of a lambda)
     | '[' item=expr compFor compClause* ']'               # listComp
     | '[' (expr (',' expr)* ','?)? ']'                    # listLit
@@ -230,10 +244,11 @@ primary
     | '{' (entry (',' entry)* ','?)? '}'                  # dictLit
     ;
 // (as Python's: the iterable and a condition are no conditional expressions)
-compFor     : 'for' pattern 'in' orExpr ;
+compFor     : 'for' patterns 'in' orExpr ;
 compClause  : compFor | 'if' orExpr ;
 field       : NAME ':' expr ;
-entry       : STRING ':' expr ;
+// a dict's key: any expression but a name (`{name: v}` is a record's field)
+entry       : key=expr ':' value=expr ;
 
 // ----------------------------------------------------------------- lexer
 LPAREN      : '(' { openBracket('('); } ;
