@@ -157,6 +157,14 @@ auto Tracer::bi_strMethod(BuiltinCall& bc) -> TV {
     return nullptr;
   };
   if (!bc.args.empty() && bc.args[0].k == TV::Fmt) fail(bc.loc, fmt::format("{}() of a {}", method, describe(bc.args[0])));
+  if (method == "join" && bc.args.size() == 2) {  // an item that is no string: eager's words
+    TV xs = expandStatic(bc.args[1]);
+    if (xs.k == TV::Seq)
+      for (size_t i = 0; i < xs.items.size(); ++i)
+        if (isNumeric(xs.items[i]) && !xs.items[i].isStatic())
+          failEager(bc.loc, fmt::format("join(): item {} is a {}, not a string (str(x) makes one)", i,
+                                        describe(xs.items[i])));
+  }
   for (const TV& v : bc.args)
     if (const TV* f = runTimeString(v)) fail(bc.loc, fmt::format("{}(): an argument holds a {}", method, describe(*f)));
   for (const TV& v : bc.args)

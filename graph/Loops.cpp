@@ -333,7 +333,7 @@ auto Tracer::whileLoop(const Stmt& s) -> void {
 auto Tracer::forLoop(const Stmt& s) -> void {
   TV it = eval(*s.exprs[0]);
   const Loc& loc = s.loc;
-  auto bindVar = [&](const TV& v) { bindPattern(s.pattern, v, loc); };
+  auto bindVar = [&](const TV& v) { bindPattern(s.pattern, v, s.pattern.loc); };  // eager mode's position: the pattern
   // A range: unroll when short and static, else a while over a hidden counter.
   if (it.k == TV::Range || (it.isStatic() && it.sv.tag() == Tag::Range)) {
     TV start, stop, step;

@@ -182,7 +182,7 @@ auto Tracer::bindPattern(const Pattern& p, const TV& v, const Loc& loc) -> void 
     return;
   }
   std::vector<TV> items = unpack(v, p.elems.size(), loc);
-  for (size_t i = 0; i < items.size(); ++i) bindPattern(p.elems[i], items[i], loc);
+  for (size_t i = 0; i < items.size(); ++i) bindPattern(p.elems[i], items[i], p.elems[i].loc);  // eager's position
 }
 
 auto Tracer::exec(const Stmt& s) -> void {
