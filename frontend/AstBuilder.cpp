@@ -148,6 +148,19 @@ StmtPtr AstBuilder::stmt(P::StatementContext* ctx) {
     s->body = block(c->block());
     return s;
   }
+  if (auto* c = dynamic_cast<P::AssertStmtContext*>(ctx)) {  // assert c, m: the builtin's call assert(c, m)
+    auto call = std::make_unique<Expr>(ExprKind::Call, l);
+    auto callee = std::make_unique<Expr>(ExprKind::Name, loc(c->ASSERT()->getSymbol()));
+    callee->str = "assert";
+    call->kids.push_back(std::move(callee));
+    for (auto* x : c->expr()) {
+      call->kids.push_back(expr(x));
+      call->names.push_back("");
+    }
+    auto s = std::make_unique<Stmt>(StmtKind::ExprStmt, l);
+    s->exprs.push_back(finish(std::move(call)));
+    return s;
+  }
   if (auto* c = dynamic_cast<P::ExprStmtContext*>(ctx); c && c->assignOp()) {
     char op = assignOpChar(c->assignOp());
     ExprPtr target = exprs(c->exprs(0)), value = exprs(c->exprs(1));

@@ -114,6 +114,13 @@ grammar TDL;
       last = c;
     }
   }
+  bool assertFollows() {
+    size_t k = 1;
+    while (_input->LA(k) == ' ' || _input->LA(k) == '\t') ++k;
+    size_t c = _input->LA(k);
+    return c == '_' || c == '"' || c == '[' || c == '{' || c == '-' || c == '~' ||
+           (c < 128 && std::isalnum(static_cast<int>(c)));
+  }
   std::vector<char> bracketStack;
   std::vector<std::pair<size_t, size_t>> bracketAt;  // each open bracket's line and column (0-based)
   void openBracket(char c) {
@@ -156,6 +163,7 @@ statement
     | 'continue'                                          # continueStmt
     | 'with' expr 'as' NAME block                         # withStmt
     | 'type' NAME '=' type                                # typeAliasStmt
+    | ASSERT expr (',' expr)?                             # assertStmt
     | exprs (assignOp exprs)?                             # exprStmt
     ;
 
@@ -268,7 +276,11 @@ OR: 'or'; NOT: 'not'; TRUE: 'true'; FALSE: 'false'; NONE: 'none';
 // errors (frontend/AstBuilder.cpp).
 FSTRING     : 'f"' { fstringRest(); } ;
 STRING      : '"' (ESC | ~["\\\r\n])* '"' ;
-NAME        : [A-Za-z_] [A-Za-z0-9_]* ;
+// Python's `assert c, "message"` statement: the name assert followed by what starts an
+// expression but `(` (a call of the builtin assert(c, message) stays a call, and the name as a
+// value, `f(assert)`, stays a name).
+NAME        : [A-Za-z_] [A-Za-z0-9_]* { if (getText() == "assert" && assertFollows()) setType(ASSERT); } ;
+ASSERT      : 'assert' { false }? ;   // never matched: NAME's action gives the type
 FLOAT
     : DIGITS '.' DIGITS? EXPONENT?
     | '.' DIGITS EXPONENT?
