@@ -47,11 +47,13 @@ const DocEntry* builtinDoc(const std::string& name) {
   return nullptr;
 }
 
-std::string docComment(const SourceManager& sm, const FnDecl& fn) {
-  if (!fn.loc.valid() || fn.loc.file >= sm.size()) return "";
-  const SourceFile& f = sm.file(fn.loc.file);
+std::string docComment(const SourceManager& sm, const FnDecl& fn) { return docCommentAbove(sm, fn.loc); }
+
+std::string docCommentAbove(const SourceManager& sm, const Loc& loc) {
+  if (!loc.valid() || loc.file >= sm.size()) return "";
+  const SourceFile& f = sm.file(loc.file);
   std::vector<std::string> lines;
-  for (uint32_t line = fn.loc.bline ? fn.loc.bline : fn.loc.line; line-- > 1;) {
+  for (uint32_t line = loc.bline ? loc.bline : loc.line; line-- > 1;) {
     std::string_view t = f.lineText(line);
     size_t i = t.find_first_not_of(" \t");
     if (i == std::string_view::npos || t[i] != '#') break;
@@ -79,6 +81,15 @@ DocEntry fnDoc(const SourceManager& sm, const FnDecl& fn, const std::string& qua
   if (fn.ret) e.signature += " -> " + typeToString(*fn.ret);
   if (fn.isGraph) e.signature = "graph fn " + e.signature;
   e.text = docComment(sm, fn);
+  e.summary = firstSentence(e.text);
+  return e;
+}
+
+DocEntry constDoc(const SourceManager& sm, const Stmt& let, const std::string& qualifier) {
+  DocEntry e;
+  e.name = qualifier.empty() ? let.pattern.name : qualifier + "." + let.pattern.name;
+  e.signature = e.name + " = " + spanText(sm, let.exprs[0]->loc);
+  e.text = docCommentAbove(sm, let.loc);
   e.summary = firstSentence(e.text);
   return e;
 }

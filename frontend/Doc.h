@@ -23,6 +23,10 @@ const std::vector<DocEntry>& builtinDocs();
 const DocEntry* builtinDoc(const std::string& name);
 // The doc comment right above fn (its `#` lines, without the `# `), "" if none.
 std::string docComment(const SourceManager& sm, const FnDecl& fn);
+// The same above a statement at `loc`.
+std::string docCommentAbove(const SourceManager& sm, const Loc& loc);
+// The entry of a module's constant (a top-level `let name = value`): `qualifier.name = value`.
+DocEntry constDoc(const SourceManager& sm, const Stmt& let, const std::string& qualifier);
 // The entry of a top-level fn: `qualifier.name(params with defaults as written)`.
 DocEntry fnDoc(const SourceManager& sm, const FnDecl& fn, const std::string& qualifier);
 // The parts below load modules (tdl_frontend, with the parser); the ones above do not

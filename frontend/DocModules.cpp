@@ -45,6 +45,9 @@ std::vector<DocEntry> moduleDocs(const std::string& module, std::string& err) {
     for (auto& s : m->stmts)
       if (s->kind == StmtKind::Fn && s->fn && !s->fn->name.empty() && s->fn->name[0] != '_')
         out.push_back(fnDoc(c.sources, *s->fn, module));
+      else if (s->kind == StmtKind::Let && s->pattern.kind == Pattern::Name && !s->pattern.name.empty() &&
+               s->pattern.name[0] != '_' && !s->exprs.empty())
+        out.push_back(constDoc(c.sources, *s, module));
   }
   return out;
 }

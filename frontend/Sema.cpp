@@ -9,6 +9,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "frontend/Doc.h"
 #include "runtime/Shape.h"
 
 namespace tdl {
@@ -309,6 +310,9 @@ class Sema {
     if (name == "np" || name == "numpy" || name == "torch" || name == "tf")
       return " (TDL's tensor builtins need no module: zeros(...), exp(x), x @ w)";
     if (name == "self") return " (TDL has no classes: pass a record, {w: w, b: b}, and read r.w)";
+    auto mods = standardModules();
+    if (std::find(mods.begin(), mods.end(), name) != mods.end())
+      return fmt::format(" (a standard module: `import {}` first)", name);
     return didYouMean(name, visibleNames());
   }
 
