@@ -128,20 +128,23 @@ bool remove_dead_carried(Op& op) {
   std::vector<bool> live = live_slots(op);
   Block& cond = op.region(0).block();
   Block& body = op.region(1).block();
-  bool changed = false;
-  for (size_t i = live.size(); i-- > 0;) {
-    if (live[i]) continue;
-    body.terminator()->erase_operand(i);
-    block(body);  // drops what only fed the dead slot
+  // All dead slots at once: one may feed another (a = b; b = x, differentiated), so each
+  // yield goes first, then what only fed them, then the slots.
+  std::vector<size_t> dead;
+  for (size_t i = live.size(); i-- > 0;)
+    if (!live[i]) dead.push_back(i);
+  if (dead.empty()) return false;
+  for (size_t i : dead) body.terminator()->erase_operand(i);
+  block(body);  // drops what only fed the dead slots
+  for (size_t i : dead) {
     if (body.arg(i)->has_uses() || cond.arg(i)->has_uses())
       throw rt::InternalError("dce: a dead carried value is still used");
     body.erase_arg(i);
     cond.erase_arg(i);
     op.erase_operand(i);
     op.erase_result(i);
-    changed = true;
   }
-  return changed;
+  return true;
 }
 
 bool unused(const Op& op) {
