@@ -54,6 +54,7 @@ struct CompositeTrace {
   [[noreturn]] void failLimit(const std::string& m) { t.fail(bc.loc, fmt::format("{}(): {}", bc.nm, m)); }
   bool numeric(const V& v) { return t.isNumeric(v); }
   bool floating(const V& v) { return t.isNumeric(v) && rt::is_float(t.usedDtype(v)); }
+  DType dtype(const V& v) { return t.usedDtype(v); }
   std::string describe(const V& v) { return t.describe(v); }
   int64_t rank(const V& v) { return t.typeOf(v).rank(); }
   std::optional<int64_t> knownDim(const V& v, int64_t axis) {

@@ -35,6 +35,7 @@ struct Eager {
   bool floating(const V& v) const {
     return v.isTensor() ? rt::is_float(v.as<TensorObj>()->t.dtype()) : v.isNumeric() && rt::is_float(v.dtype());
   }
+  DType dtype(const V& v) const { return v.isTensor() ? v.as<TensorObj>()->t.dtype() : v.dtype(); }
   std::string describe(const V& v) const { return typeText(v); }
   int64_t rank(const V& v) const { return static_cast<int64_t>(ad::shapeOf(v).size()); }
   std::optional<int64_t> knownDim(const V& v, int64_t axis) const {

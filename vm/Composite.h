@@ -18,6 +18,7 @@
 //   [[noreturn]] failLimit(msg)      the same, for a limit of graph fns (a size that must be
 //                                    known when tracing): raised when tracing, wherever it is
 //   bool numeric(V)  bool floating(V)  int64_t rank(V)  std::string describe(V) (its type, in errors)
+//   DType dtype(V)                   a number's or tensor's dtype (a weak number's as it is used)
 //   std::optional<int64_t> knownDim(V, axis)   a dim known now (axis normalized)
 //   V dim(V, axis)                   the dim as an i64 scalar (known, or at run time)
 //   bool sameDim(V, axis, V, axis)   two dims known now to be equal (the same size or symbol)
@@ -110,15 +111,17 @@ typename E::V var_(E& e) {
 
 // round(x, decimals=0): half to even at `decimals` digits after the point (before it when
 // negative), NumPy's way: rint(x * 10^d) / 10^d in x's dtype (rint(x / 10^-d) * 10^-d for
-// d < 0); integers are unchanged for d >= 0 and rounded exactly, half to even, for d < 0.
-// Beyond what 10^|d| an f32 holds (38), x is unchanged (d > 0) or 0 (d < 0).
+// d < 0); integers are unchanged for d >= 0 and rounded exactly, half to even, for d < 0 (0
+// where 10^-d is beyond the dtype); bools are unchanged. Where 10^|d| is beyond the float
+// dtype (f32: 10^38, f64: 10^308), x is unchanged (d > 0) or 0 (d < 0).
 template <class E>
 typename E::V round_(E& e) {
   auto x = tensorArg(e, 0, "x");
   const int64_t d = e.intArg(1, 0);
-  if (d == 0 || (d > 0 && !e.floating(x))) return e.un(UnaryOp::Round, x);
+  const DType dt = e.dtype(x);
+  if (d == 0 || dt == DType::Bool || (d > 0 && !e.floating(x))) return e.un(UnaryOp::Round, x);
   if (!e.floating(x)) {  // q = x // f, r = x - q * f; up when 2r > f, or 2r == f with q odd
-    if (d < -18) return e.bin(BinaryOp::Mul, x, e.integer(0));
+    if (d < (dt == DType::I32 ? -9 : -18)) return e.bin(BinaryOp::Mul, x, e.integer(0));
     int64_t f = 1;
     for (int64_t i = 0; i < -d; ++i) f *= 10;
     auto q = e.bin(BinaryOp::FloorDiv, x, e.integer(f));
@@ -129,10 +132,10 @@ typename E::V round_(E& e) {
     auto n = e.call("where", {up, e.bin(BinaryOp::Add, q, e.integer(1)), q}, {});
     return e.bin(BinaryOp::Mul, n, e.integer(f));
   }
-  if (d > 38) return x;
-  if (d < -38) return e.bin(BinaryOp::Mul, x, e.num(0.0));
-  double f = 1;
-  for (int64_t i = 0; i < (d > 0 ? d : -d); ++i) f *= 10;
+  const int64_t limit = dt == DType::F64 ? 308 : 38;
+  if (d > limit) return x;
+  if (d < -limit) return e.bin(BinaryOp::Mul, x, e.num(0.0));
+  const double f = std::stod(fmt::format("1e{}", d > 0 ? d : -d));  // correctly rounded
   if (d > 0) return e.bin(BinaryOp::Div, e.un(UnaryOp::Round, e.bin(BinaryOp::Mul, x, e.num(f))), e.num(f));
   return e.bin(BinaryOp::Mul, e.un(UnaryOp::Round, e.bin(BinaryOp::Div, x, e.num(f))), e.num(f));
 }
