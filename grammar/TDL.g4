@@ -127,15 +127,26 @@ grammar TDL;
     bracketStack.push_back(c);
     bracketAt.emplace_back(tokenStartLine, tokenStartCharPositionInLine);
   }
-  void closeBracket() {
+  // The first closing bracket that does not match the open one (`(1, [2}`): its position and
+  // character, with the open one's; mismatchChar 0 while there is none.
+  char mismatchChar = 0, mismatchOpen = 0;
+  std::pair<size_t, size_t> mismatchAt, mismatchOpenAt;
+  void closeBracket(char c) {
     if (bracketStack.empty()) return;
+    const char open = bracketStack.back() == 'r' ? '{' : bracketStack.back();
+    if (!mismatchChar && c != (open == '(' ? ')' : open == '[' ? ']' : '}')) {
+      mismatchChar = c;
+      mismatchOpen = open;
+      mismatchAt = {tokenStartLine, tokenStartCharPositionInLine};
+      mismatchOpenAt = bracketAt.back();
+    }
     bracketStack.pop_back();
     bracketAt.pop_back();
   }
   void openBrace() { openBracket(endsExpression(lastTokenType) || lastTokenType == ELSE ? '{' : 'r'); }
   void closeBrace() {
     closedLiteral = !bracketStack.empty() && bracketStack.back() == 'r';
-    closeBracket();
+    closeBracket('}');
   }
   // newlines count inside a block's braces only ('{'), as in Python's dicts
   bool joiningLines() const {
@@ -260,9 +271,9 @@ entry       : key=expr ':' value=expr ;
 
 // ----------------------------------------------------------------- lexer
 LPAREN      : '(' { openBracket('('); } ;
-RPAREN      : ')' { closeBracket(); } ;
+RPAREN      : ')' { closeBracket(')'); } ;
 LBRACK      : '[' { openBracket('['); } ;
-RBRACK      : ']' { closeBracket(); } ;
+RBRACK      : ']' { closeBracket(']'); } ;
 LBRACE      : '{' { openBrace(); } ;
 RBRACE      : '}' { closeBrace(); } ;
 
