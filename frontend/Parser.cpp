@@ -4,7 +4,6 @@
 #include <pthread.h>
 
 #include <algorithm>
-#include <tuple>
 #include <exception>
 #include <functional>
 #include <set>
@@ -33,20 +32,23 @@ std::string describeToken(antlr4::Token* t) {
 // one per position.
 class SyntaxErrorListener : public antlr4::BaseErrorListener {
  public:
-  SyntaxErrorListener(uint32_t file, const SourceFile& src, DiagEngine& diags) : file_(file), src_(src), diags_(diags) {}
+  SyntaxErrorListener(uint32_t file, DiagEngine& diags) : file_(file), diags_(diags) {}
 
-  // Where an error at the end of the file stands: just after its last character that is not
-  // a space or a newline (ANTLR puts it on the line after the last), on the first line if none.
-  std::pair<size_t, size_t> endOfText() const {
-    const std::string& t = src_.text;
-    size_t p = t.find_last_not_of(" \t\r\n\f");
-    if (p == std::string::npos) return {1, 0};
-    auto it = std::upper_bound(src_.lineStarts.begin(), src_.lineStarts.end(), p);
-    size_t line = static_cast<size_t>(it - src_.lineStarts.begin());
-    size_t col = 0;
-    for (size_t i = src_.lineStarts[line - 1]; i <= p; ++i)
-      if ((static_cast<unsigned char>(t[i]) & 0xC0) != 0x80) ++col;  // code points, as ANTLR counts
-    return {line, col};
+  // Where an error at the end of the file stands: just after its last token that is not a
+  // newline (ANTLR puts it on the line after the last, past comments and blank lines).
+  static void endOfTokens(antlr4::Recognizer* rec, antlr4::Token* eof, size_t& line, size_t& col) {
+    auto* parser = dynamic_cast<antlr4::Parser*>(rec);
+    if (!parser) return;
+    antlr4::TokenStream* ts = parser->getTokenStream();
+    for (size_t k = eof->getTokenIndex(); k-- > 0;) {
+      antlr4::Token* t = ts->get(k);
+      if (t->getChannel() != antlr4::Token::DEFAULT_CHANNEL || t->getType() == TDLLexer::NEWLINE) continue;
+      size_t n = 0;
+      for (unsigned char ch : t->getText()) n += (ch & 0xC0) != 0x80;  // code points, as ANTLR counts
+      line = t->getLine();
+      col = t->getCharPositionInLine() + n;
+      return;
+    }
   }
 
   // Python's spellings, seen as the token before the one in error: what TDL writes instead.
@@ -97,7 +99,7 @@ class SyntaxErrorListener : public antlr4::BaseErrorListener {
   void syntaxError(antlr4::Recognizer* rec, antlr4::Token* tok, size_t line, size_t col,
                    const std::string& msg, std::exception_ptr) override {
     ++count_;
-    if (tok && tok->getType() == antlr4::Token::EOF) std::tie(line, col) = endOfText();
+    if (tok && tok->getType() == antlr4::Token::EOF) endOfTokens(rec, tok, line, col);
     if (!seen_.insert({line, col}).second) return;
     if (reported_ >= kMaxSyntaxErrors) {
       if (!stopped_) {  // said once, where the first error not shown is
@@ -142,7 +144,6 @@ class SyntaxErrorListener : public antlr4::BaseErrorListener {
 
  private:
   uint32_t file_;
-  const SourceFile& src_;
   DiagEngine& diags_;
   int count_ = 0, reported_ = 0;
   bool stopped_ = false;
@@ -237,7 +238,7 @@ std::unique_ptr<Module> parseModule(const SourceManager& sm, uint32_t fileId, Di
   } catch (antlr4::ParseCancellationException&) {
     tree = nullptr;
   }
-  SyntaxErrorListener listener(fileId, f, diags);
+  SyntaxErrorListener listener(fileId, diags);
   if (!tree) {
     // What Python says first: a bracket the file never closes (a valid program closes them
     // all; the syntax errors follow, at a statement the bracket swallowed or at the end).
