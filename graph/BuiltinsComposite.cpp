@@ -71,7 +71,22 @@ struct CompositeTrace {
   V call(const char* nm, std::vector<V> args, std::vector<std::pair<const char*, V>> kw) {
     std::vector<std::string> names;
     for (auto& [k, v] : kw) args.push_back(v), names.push_back(k);
-    return t.builtin(builtinId(nm), args, names, bc.loc);
+    try {
+      return t.builtin(builtinId(nm), args, names, bc.loc);
+    } catch (TraceError& err) {
+      // A limit of graph fns met by a step (std's mean, conv1d's conv2d) names the builtin
+      // the user called: "mean: 'axis' must be known..." -> "std: ...".
+      std::string m = err.what();
+      for (const std::string& head : {std::string(nm) + ": ", std::string(nm) + "(): "})
+        if (!err.deferrable && m.rfind(head, 0) == 0) {
+          TraceError renamed(err.loc, bc.nm + head.substr(std::string(nm).size()) + m.substr(head.size()));
+          renamed.deferrable = err.deferrable;
+          renamed.chain = err.chain;
+          renamed.trace = err.trace;
+          throw renamed;
+        }
+      throw;
+    }
   }
   V bin(rt::BinaryOp op, const V& x, const V& y) { return t.binop(op, x, y, bc.loc); }
   V un(rt::UnaryOp op, const V& x) { return t.unop(op, x, bc.loc); }

@@ -462,6 +462,8 @@ typename E::V conv1d_(E& e) {
   auto x = tensorArg(e, 0, "x"), wt = tensorArg(e, 1, "w");
   if (e.rank(x) != 3) e.fail(fmt::format("'x' must have rank 3 ([N, W, C]), got rank {}", e.rank(x)));
   if (e.rank(wt) != 3) e.fail(fmt::format("'w' must have rank 3 ([KW, C / groups, O]), got rank {}", e.rank(wt)));
+  knownDims(e, x, "x", 3, 1);  // conv2d's needs, in conv1d's axes
+  knownDims(e, wt, "w", 3, 0);
   auto one = [&](size_t i, const char* name) {
     int64_t v = 1;
     if (!e.isNone(i)) {
