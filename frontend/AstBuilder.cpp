@@ -746,6 +746,11 @@ ExprPtr AstBuilder::postfix(P::PostfixContext* ctx) {
   ExprPtr e = primary(ctx->primary());
   for (auto* op : ctx->postfixOp()) {
     Loc opLoc = loc(op);
+    if (auto* c = dynamic_cast<P::CallOpContext*>(op); c && e->kind == ExprKind::Field && e->str == "format" &&
+                                                        e->kids[0]->kind == ExprKind::Str && !c->genArg()) {
+      e = strFormat(std::move(e), c, opLoc);
+      continue;
+    }
     if (auto* c = dynamic_cast<P::CallOpContext*>(op)) {
       // A call's position is its callee (SPEC §9).
       Loc l = Loc::span(e->loc, opLoc).withCaret(e->loc);
@@ -943,6 +948,110 @@ ExprPtr AstBuilder::primary(P::PrimaryContext* ctx) {
 // f"text {expr:spec} {{literal}}": literal pieces are decoded here; each
 // embedded expression is parsed on its own with positions shifted to where it
 // stands in the file.
+// "template".format(args...), Python's str.format on a string literal, is the f-string it
+// stands for inside a lambda called with the arguments (each evaluated once, in order):
+//   (fn(<format 0>, <format name>) => f"...{<format 0>:spec}...{<format name>}...")(a, name=b)
+// so every engine formats it as an f-string. Fields: {} (the next argument), {0} (by index),
+// {name} (a keyword argument), each with an optional :spec; {{ and }} are braces.
+ExprPtr AstBuilder::strFormat(ExprPtr method, P::CallOpContext* call, const Loc& opLoc) {
+  const std::string text = method->kids[0]->str;
+  const Loc sl = method->kids[0]->loc;
+  Loc l = Loc::span(method->loc, opLoc).withCaret(method->loc);
+  l.bline = method->loc.bline;
+  l.bcol = method->loc.bcol;
+  auto fn = std::make_shared<FnDecl>();
+  fn->name = "<str.format>";
+  fn->loc = l;
+  fn->isLambda = true;
+  auto callExpr = std::make_unique<Expr>(ExprKind::Call, l);
+  std::vector<std::string> keywords;
+  size_t positional = 0;
+  if (call->args()) {
+    for (auto* a : call->args()->arg()) {
+      std::string kw = a->NAME() ? a->NAME()->getText() : "";
+      ExprPtr v = expr(a->expr());
+      if (kw.empty() && !keywords.empty()) error(v->loc, "positional argument follows keyword argument");
+      Param p;
+      p.loc = v->loc;
+      p.name = kw.empty() ? fmt::format("<format {}>", positional++) : "<format " + kw + ">";
+      if (!kw.empty()) {
+        if (std::find(keywords.begin(), keywords.end(), kw) != keywords.end())
+          error(v->loc, fmt::format("duplicate keyword argument '{}'", kw));
+        keywords.push_back(kw);
+      }
+      fn->params.push_back(std::move(p));
+      callExpr->names.push_back("");
+      callExpr->kids.push_back(std::move(v));
+    }
+  }
+  auto str = std::make_unique<Expr>(ExprKind::FStr, sl);
+  std::string lit;
+  size_t next = 0;
+  bool automatic = false, manual = false;
+  auto fail = [&](const std::string& m) {
+    error(sl, "format(): " + m);
+    return std::make_unique<Expr>(ExprKind::None, l);
+  };
+  for (size_t i = 0; i < text.size();) {
+    char ch = text[i];
+    if ((ch == '{' || ch == '}') && i + 1 < text.size() && text[i + 1] == ch) { lit += ch; i += 2; continue; }
+    if (ch == '}') return fail("single '}' in the string (write '}}' for a brace)");
+    if (ch != '{') { lit += ch; ++i; continue; }
+    size_t end = text.find('}', i);
+    if (end == std::string::npos) return fail("a '{' field is not closed");
+    std::string field = text.substr(i + 1, end - i - 1);
+    std::string spec;
+    if (size_t colon = field.find(':'); colon != std::string::npos) {
+      spec = field.substr(colon + 1);
+      field = field.substr(0, colon);
+    }
+    if (spec.find('{') != std::string::npos) return fail("a spec cannot hold a {...} field");
+    if (field.find('!') != std::string::npos) return fail("conversions (!r, !s) are not supported: str(x) makes a string");
+    std::string param;
+    if (field.empty()) {
+      if (manual) return fail("cannot mix {} with numbered fields");
+      automatic = true;
+      if (next >= positional)
+        return fail(fmt::format("field {} has no argument ({} given)", next, positional));
+      param = fmt::format("<format {}>", next++);
+    } else if (field.find_first_not_of("0123456789") == std::string::npos) {
+      if (automatic) return fail("cannot mix {} with numbered fields");
+      manual = true;
+      size_t k = std::stoul(field.substr(0, 9));
+      if (field.size() > 9 || k >= positional)
+        return fail(fmt::format("field {{{}}} has no argument ({} given)", field, positional));
+      param = fmt::format("<format {}>", k);
+    } else {
+      if (std::find(keywords.begin(), keywords.end(), field) == keywords.end())
+        return fail(fmt::format("field {{{}}} names no keyword argument{}", field,
+                                field.find_first_of(".[") != std::string::npos ? " (fields of fields are not supported)" : ""));
+      param = "<format " + field + ">";
+    }
+    FStrPart part;
+    part.literal = lit;
+    lit.clear();
+    part.spec = spec;
+    part.expr = hiddenName(param.c_str(), sl);
+    str->parts.push_back(std::move(part));
+    i = end + 1;
+  }
+  if (!lit.empty()) {
+    FStrPart tail;
+    tail.literal = lit;
+    str->parts.push_back(std::move(tail));
+  }
+  ExprPtr body = finish(std::move(str));
+  fn->body = std::make_unique<Stmt>(StmtKind::Block, sl);
+  auto ret = std::make_unique<Stmt>(StmtKind::Return, sl);
+  ret->exprs.push_back(std::move(body));
+  fn->body->stmts.push_back(std::move(ret));
+  auto lam = std::make_unique<Expr>(ExprKind::Lambda, l);
+  lam->fn = std::move(fn);
+  lam->depth = method->depth + 1;
+  callExpr->kids.insert(callExpr->kids.begin(), std::move(lam));
+  return finish(std::move(callExpr));
+}
+
 ExprPtr AstBuilder::fstring(antlr4::Token* tok) {
   Loc l = loc(tok);
   auto e = std::make_unique<Expr>(ExprKind::FStr, l);

@@ -56,6 +56,7 @@ class AstBuilder {
   ExprPtr postfix(P::PostfixContext* ctx);
   ExprPtr primary(P::PrimaryContext* ctx);
   ExprPtr fstring(antlr4::Token* tok);
+  ExprPtr strFormat(ExprPtr method, P::CallOpContext* call, const Loc& opLoc);
 
   ExprPtr binary(BinOp op, antlr4::Token* opTok, ExprPtr l, ExprPtr r);
   ExprPtr unaryNode(UnOp op, antlr4::Token* opTok, ExprPtr e);

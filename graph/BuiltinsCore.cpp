@@ -234,6 +234,8 @@ auto Tracer::bi_str(BuiltinCall& bc) -> TV {
 auto Tracer::bi_format(BuiltinCall& bc) -> TV {
   TV* specArg = bc.arg(1, "spec");
   if (!specArg) return bi_str(bc);
+  if (TV& x0 = bc.need(0, "x"); x0.isStatic() && x0.sv.isStr() && !(specArg->isStatic() && specArg->sv.isStr()))
+    failEager(bc.loc, std::string("format(): ") + kStrFormatHint);
   std::string spec = staticString(*specArg, "spec", bc.loc);
   TV& x = bc.need(0, "x");
   if (spec.empty()) return bi_str(bc);

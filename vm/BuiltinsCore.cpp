@@ -57,6 +57,7 @@ Value strFn(Interpreter&, CallArgs& call) {
 
 Value formatFn(Interpreter&, CallArgs& call) {
   Args a("format", call, {"x", "spec"}, 1);
+  if (a[0].isStr() && a.has(1) && !a[1].isStr()) a.fail(kStrFormatHint);
   return makeStr(formatWithSpec(a[0], a.has(1) ? a.string(1) : ""));
 }
 

@@ -18,6 +18,11 @@ bool hasField(const Value& base, const std::string& name);
 // target.<path> = v, updating `target` in place where it holds the only reference.
 void assignPath(Value& target, const PathDesc& path, const Value* R, const Value& v);
 
+// format(s, v) with a string s and a value v that is no spec: Python's s.format(v) on a
+// string that is not a literal.
+inline constexpr const char* kStrFormatHint =
+    "'spec' must be a string: a string's format method takes a string literal (\"{}\".format(x)); "
+    "for a template in a variable, write an f-string";
 // s * n / n * s, Python's: n copies of the string s (none for n <= 0); more than memory holds
 // is an error.
 Value repeatStr(const Value& s, int64_t n);
