@@ -356,7 +356,10 @@ class Sema {
                     s.pattern.kind == Pattern::Name ? letDesc(s, s.pattern) : std::string());
         break;
       case StmtKind::Assign: assign(s); break;
-      case StmtKind::ExprStmt: expr(*s.exprs[0]); break;
+      case StmtKind::ExprStmt:
+        expr(*s.exprs[0]);
+        droppedInPlace(*s.exprs[0]);
+        break;
       case StmtKind::If:
         expr(*s.exprs[0]);
         block(*s.body);
@@ -718,6 +721,24 @@ class Sema {
 
   // xs.append(v) and the other list mutators update the variable they are called on: it
   // must be a var of this fn (as for an assignment).
+  // `x.sort()` / `x.reverse()` as a statement: NumPy's and Python's sort in place, TDL's
+  // methods of a value make a new one, which the statement would drop.
+  void droppedInPlace(const Expr& e) {
+    if (e.kind != ExprKind::Call || e.kids[0]->kind != ExprKind::Field) return;
+    const Expr& callee = *e.kids[0];
+    if (callee.str != "sort" && callee.str != "reverse") return;
+    const Expr* t = callee.kids[0].get();
+    if (t->kind != ExprKind::Name || t->ref.kind == RefKind::Module) return;
+    diags_.error(e.loc, callee.str == "sort"
+                            ? fmt::format("{0}.sort() does not change {0} (a tensor or list is a value, and this statement "
+                                          "drops the sorted copy): write {0} = sort({0}) for a tensor, {0} = sorted({0}) "
+                                          "for a list",
+                                          t->str)
+                            : fmt::format("{0}.reverse() does not change {0} (a tensor or list is a value): write "
+                                          "{0} = {0}[::-1]",
+                                          t->str));
+  }
+
   void checkListMutation(Expr& call) {
     const Expr& callee = *call.kids[0];
     if (callee.kind != ExprKind::Field || !isListMutator(callee.str)) return;
