@@ -450,9 +450,9 @@ ExprPtr AstBuilder::listComp(const std::string& name, const Loc& l, P::ExprConte
 // {key: value for p in xs if c ...}, Python's dict comprehension, as a list comprehension:
 //   (fn() { var <dict> = {}; for p in xs { if c { ... <dict>[key] = value } } return <dict> })()
 // so a key must be a string (a dict's), and a later equal key replaces the value (Python's).
-ExprPtr AstBuilder::dictComp(P::DictCompContext* ctx) {
+ExprPtr AstBuilder::dictComp(P::BracesLitContext* ctx) {
   Loc l = loc(ctx);
-  ExprPtr key = expr(ctx->key), value = expr(ctx->value);
+  ExprPtr key = expr(ctx->entry(0)->key), value = expr(ctx->entry(0)->value);
   int depth = std::max(key->depth, value->depth);
   const Loc kl = key->loc;
   auto target = std::make_unique<Expr>(ExprKind::Index, kl);
@@ -472,8 +472,34 @@ ExprPtr AstBuilder::dictComp(P::DictCompContext* ctx) {
 // ({f"{k}": v}, {name + "_w": w}), the literal is a hidden call, as a comprehension is:
 //   (fn() { var <dict literal> = {}; <dict literal>[k] = v; ... return <dict literal> })()
 // so a key is checked to be a string when it runs, and a later equal key replaces the value.
-ExprPtr AstBuilder::dictLit(P::DictLitContext* ctx) {
+// The primary an expression is, when it is one alone (no operator, call, index or field),
+// else null: `{name: v}` makes a record only where the key is a bare name.
+static antlr4::ParserRuleContext* firstPrimary(P::ExprContext* e) {
+  antlr4::ParserRuleContext* n = e;
+  while (n && n->children.size() == 1) {
+    if (auto* pf = dynamic_cast<P::PostfixContext*>(n)) return pf->postfixOp().empty() ? pf->primary() : nullptr;
+    n = dynamic_cast<antlr4::ParserRuleContext*>(n->children[0]);
+  }
+  return nullptr;
+}
+
+ExprPtr AstBuilder::braces(P::BracesLitContext* ctx) {
+  if (ctx->compFor()) return dictComp(ctx);
   Loc l = loc(ctx);
+  // Names before every colon: a record; else a dict (a name beside keys is an error).
+  bool record = !ctx->entry().empty();
+  for (auto* en : ctx->entry()) record = record && dynamic_cast<P::NameRefContext*>(firstPrimary(en->key)) != nullptr;
+  if (record) {
+    auto e = std::make_unique<Expr>(ExprKind::Record, l);
+    for (auto* en : ctx->entry()) {
+      ExprPtr k = expr(en->key);
+      for (auto& n : e->names)
+        if (n == k->str) error(k->loc, fmt::format("duplicate field '{}'", k->str));
+      e->names.push_back(k->str);
+      e->kids.push_back(expr(en->value));
+    }
+    return finish(std::move(e));
+  }
   auto e = std::make_unique<Expr>(ExprKind::Dict, l);
   std::vector<std::pair<ExprPtr, ExprPtr>> entries;
   bool computed = false;
@@ -481,7 +507,7 @@ ExprPtr AstBuilder::dictLit(P::DictLitContext* ctx) {
   for (auto* en : ctx->entry()) {
     ExprPtr k = expr(en->key), v = expr(en->value);
     depth = std::max({depth, k->depth, v->depth});
-    if (k->kind == ExprKind::Name)  // (only beside string keys: alone they make a record)
+    if (k->kind == ExprKind::Name)  // (only beside other keys: alone names make a record)
       error(k->loc, fmt::format("a literal holds record fields or dict keys, not both: write the key \"{}\"", k->str));
     else if (k->kind == ExprKind::Int || k->kind == ExprKind::Float || k->kind == ExprKind::Bool ||
              k->kind == ExprKind::None || k->kind == ExprKind::List || k->kind == ExprKind::Tuple)
@@ -747,7 +773,7 @@ ExprPtr AstBuilder::postfix(P::PostfixContext* ctx) {
   for (auto* op : ctx->postfixOp()) {
     Loc opLoc = loc(op);
     if (auto* c = dynamic_cast<P::CallOpContext*>(op); c && e->kind == ExprKind::Field && e->str == "format" &&
-                                                        e->kids[0]->kind == ExprKind::Str && !c->genArg()) {
+                                                        e->kids[0]->kind == ExprKind::Str && !c->compFor()) {
       e = strFormat(std::move(e), c, opLoc);
       continue;
     }
@@ -758,12 +784,17 @@ ExprPtr AstBuilder::postfix(P::PostfixContext* ctx) {
       l.bcol = e->loc.bcol;
       auto call = std::make_unique<Expr>(ExprKind::Call, l);
       call->kids.push_back(std::move(e));
-      if (auto* g = c->genArg()) {
+      if (c->compFor()) {  // a generator expression, the only argument
+        auto* a = c->arg(0);
+        if (a->NAME()) error(loc(a->NAME()->getSymbol()), "a generator expression is no keyword argument's value: "
+                                                          "put it in parentheses, name=(x for x in xs)");
+        Loc gl = Loc::span(loc(a), loc(c->compClause().empty() ? static_cast<antlr4::ParserRuleContext*>(c->compFor())
+                                                               : c->compClause().back()));
         call->names.push_back("");
-        call->kids.push_back(listComp(kGeneratorExpression, loc(g), g->item, g->compFor(), g->compClause()));
-      } else if (c->args()) {
+        call->kids.push_back(listComp(kGeneratorExpression, gl, a->expr(), c->compFor(), c->compClause()));
+      } else if (!c->arg().empty()) {
         bool sawKeyword = false;
-        for (auto* a : c->args()->arg()) {
+        for (auto* a : c->arg()) {
           std::string kw = a->NAME() ? a->NAME()->getText() : "";
           ExprPtr v = expr(a->expr());
           if (kw.empty() && sawKeyword)
@@ -909,6 +940,8 @@ ExprPtr AstBuilder::primary(P::PrimaryContext* ctx) {
     e->str = c->getText();
     return e;
   }
+  if (auto* c = dynamic_cast<P::ParenOrTupleContext*>(ctx); c && c->compFor())
+    return listComp(kGeneratorExpression, l, c->expr(0), c->compFor(), c->compClause());
   if (auto* c = dynamic_cast<P::ParenOrTupleContext*>(ctx); c && c->expr().size() == 1 && !c->trailing) {
     ExprPtr inner = expr(c->expr(0));
     inner->depth += 1;
@@ -920,28 +953,14 @@ ExprPtr AstBuilder::primary(P::PrimaryContext* ctx) {
     for (auto* x : c->expr()) e->kids.push_back(expr(x));
     return finish(std::move(e));
   }
-  if (auto* c = dynamic_cast<P::ListCompContext*>(ctx))
-    return listComp(kListComprehension, loc(ctx), c->item, c->compFor(), c->compClause());
-  if (auto* c = dynamic_cast<P::GenExprContext*>(ctx))
-    return listComp(kGeneratorExpression, loc(ctx), c->item, c->compFor(), c->compClause());
-  if (auto* c = dynamic_cast<P::DictCompContext*>(ctx)) return dictComp(c);
+  if (auto* c = dynamic_cast<P::ListLitContext*>(ctx); c && c->compFor())
+    return listComp(kListComprehension, l, c->expr(0), c->compFor(), c->compClause());
   if (auto* c = dynamic_cast<P::ListLitContext*>(ctx)) {
     auto e = std::make_unique<Expr>(ExprKind::List, l);
     for (auto* x : c->expr()) e->kids.push_back(expr(x));
     return finish(std::move(e));
   }
-  if (auto* c = dynamic_cast<P::RecordLitContext*>(ctx)) {
-    auto e = std::make_unique<Expr>(ExprKind::Record, l);
-    for (auto* f : c->field()) {
-      std::string name = f->NAME()->getText();
-      for (auto& n : e->names)
-        if (n == name) error(loc(f->NAME()->getSymbol()), fmt::format("duplicate field '{}'", name));
-      e->names.push_back(name);
-      e->kids.push_back(expr(f->expr()));
-    }
-    return finish(std::move(e));
-  }
-  if (auto* c = dynamic_cast<P::DictLitContext*>(ctx)) return dictLit(c);
+  if (auto* c = dynamic_cast<P::BracesLitContext*>(ctx)) return braces(c);
   throw InternalError("AstBuilder: unknown primary");
 }
 
@@ -966,8 +985,8 @@ ExprPtr AstBuilder::strFormat(ExprPtr method, P::CallOpContext* call, const Loc&
   auto callExpr = std::make_unique<Expr>(ExprKind::Call, l);
   std::vector<std::string> keywords;
   size_t positional = 0;
-  if (call->args()) {
-    for (auto* a : call->args()->arg()) {
+  {
+    for (auto* a : call->arg()) {
       std::string kw = a->NAME() ? a->NAME()->getText() : "";
       ExprPtr v = expr(a->expr());
       if (kw.empty() && !keywords.empty()) error(v->loc, "positional argument follows keyword argument");

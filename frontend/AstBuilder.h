@@ -31,8 +31,8 @@ class AstBuilder {
   ExprPtr lambda(P::LambdaContext* ctx);
   ExprPtr listComp(const std::string& name, const Loc& l, P::ExprContext* item, P::CompForContext* first,
                    const std::vector<P::CompClauseContext*>& rest);
-  ExprPtr dictComp(P::DictCompContext* ctx);
-  ExprPtr dictLit(P::DictLitContext* ctx);
+  ExprPtr dictComp(P::BracesLitContext* ctx);
+  ExprPtr braces(P::BracesLitContext* ctx);
   Pattern patterns(P::PatternsContext* ctx);
   ExprPtr exprs(P::ExprsContext* ctx);
   StmtPtr tupleAssign(ExprPtr target, ExprPtr value, const Loc& l);

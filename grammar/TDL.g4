@@ -224,14 +224,13 @@ power       : postfix (op='**' powRhs)? ;
 powRhs      : op=('-' | '~') powRhs | power ;
 postfix     : primary postfixOp* ;
 postfixOp
-    : '(' (args | genArg)? ')'                            # callOp
+    // args, or Python's generator expression as the only argument (`sum(x * x for x in xs)`,
+    // frontend/AstBuilder.cpp): one rule, so the parser decides at the token after the first
+    // argument (alternatives that both start with an expression made nested brackets slow)
+    : '(' (arg (compFor compClause* | (',' arg)* ','?))? ')'   # callOp
     | '[' subscript (',' subscript)* ','? ']'             # indexOp
     | '.' NAME                                            # fieldOp
     ;
-args        : arg (',' arg)* ','? ;
-// Python's generator expression as a call's only argument, `sum(x * x for x in xs)`: a list
-// comprehension's list (frontend/AstBuilder.cpp)
-genArg      : item=expr compFor compClause* ;
 arg         : (NAME '=')? expr ;
 subscript
     : lo=expr? ':' hi=expr? (':' step=expr?)?             # sliceSub
@@ -248,25 +247,20 @@ primary
     | 'none'                                              # noneLit
     // `var` is also the builtin var(x) (SPEC §12) where an expression stands
     | (NAME | 'var')                                      # nameRef
-    // `(e)` is a parenthesized expression, `()`, `(e,)`, `(a, b)` are tuples;
-    // one rule so the parser never needs lookahead to the closing `)`.
-    | '(' (expr (',' expr)* trailing=','?)? ')'           # parenOrTuple
-    // Python's generator expression: a list comprehension's list (frontend/AstBuilder.cpp)
-    | '(' item=expr compFor compClause* ')'               # genExpr
-    // Python's list comprehension (frontend/AstBuilder.cpp: a call of a lambda)
-    | '[' item=expr compFor compClause* ']'               # listComp
-    | '[' (expr (',' expr)* ','?)? ']'                    # listLit
-    // Python's dict comprehension (frontend/AstBuilder.cpp: a call of a lambda)
-    | '{' key=expr ':' value=expr compFor compClause* '}'  # dictComp
-    | '{' field (',' field)* ','? '}'                     # recordLit
-    // string keys make a dict (SPEC §12); `{}` is the empty dict
-    | '{' (entry (',' entry)* ','?)? '}'                  # dictLit
+    // `(e)` is a parenthesized expression, `()`, `(e,)`, `(a, b)` are tuples, `(e for ...)`
+    // Python's generator expression; one rule each for ( [ {, so the parser never needs
+    // lookahead to the closing bracket (nested brackets stay linear).
+    | '(' (expr (compFor compClause* | (',' expr)* trailing=','?))? ')'   # parenOrTuple
+    // a list, or Python's list comprehension (frontend/AstBuilder.cpp: a call of a lambda)
+    | '[' (expr (compFor compClause* | (',' expr)* ','?))? ']'            # listLit
+    // `{name: v}` a record, `{"k": v}` a dict (SPEC §12; `{}` is the empty dict), or Python's
+    // dict comprehension `{k: v for ...}` (frontend/AstBuilder.cpp braces)
+    | '{' (entry (compFor compClause* | (',' entry)* ','?))? '}'          # bracesLit
     ;
 // (as Python's: the iterable and a condition are no conditional expressions)
 compFor     : 'for' patterns 'in' orExpr ;
 compClause  : compFor | 'if' orExpr ;
-field       : NAME ':' expr ;
-// a dict's key: any expression but a name (`{name: v}` is a record's field)
+// a record's field (a name before the colon) or a dict's key (any other expression)
 entry       : key=expr ':' value=expr ;
 
 // ----------------------------------------------------------------- lexer
