@@ -148,19 +148,7 @@ StmtPtr AstBuilder::stmt(P::StatementContext* ctx) {
     s->body = block(c->block());
     return s;
   }
-  if (auto* c = dynamic_cast<P::AssertStmtContext*>(ctx)) {  // assert c, m: the builtin's call assert(c, m)
-    auto call = std::make_unique<Expr>(ExprKind::Call, l);
-    auto callee = std::make_unique<Expr>(ExprKind::Name, loc(c->ASSERT()->getSymbol()));
-    callee->str = "assert";
-    call->kids.push_back(std::move(callee));
-    for (auto* x : c->expr()) {
-      call->kids.push_back(expr(x));
-      call->names.push_back("");
-    }
-    auto s = std::make_unique<Stmt>(StmtKind::ExprStmt, l);
-    s->exprs.push_back(finish(std::move(call)));
-    return s;
-  }
+  if (auto* c = dynamic_cast<P::AssertStmtContext*>(ctx)) return assertStmt(c, l);
   if (auto* c = dynamic_cast<P::ExprStmtContext*>(ctx); c && c->assignOp()) {
     char op = assignOpChar(c->assignOp());
     ExprPtr target = exprs(c->exprs(0)), value = exprs(c->exprs(1));
@@ -179,6 +167,56 @@ StmtPtr AstBuilder::stmt(P::StatementContext* ctx) {
     return s;
   }
   throw InternalError("AstBuilder: unknown statement kind");
+}
+
+// Python's `assert c, message`: its message is made only when c fails, and it is always the
+// builtin's check (named _assert, which no local shadows):
+//   { let <assert> = c; if _assert_holds(<assert>) {} else { _assert(<assert>, message) } }
+// `assert c` is `_assert(c)`, and `assert(c, m)` (a parenthesized pair) the builtin's call.
+StmtPtr AstBuilder::assertStmt(P::AssertStmtContext* c, const Loc& l) {
+  const Loc al = loc(c->ASSERT()->getSymbol());
+  auto call = [&](const char* fn, std::vector<ExprPtr> args) {
+    auto e = std::make_unique<Expr>(ExprKind::Call, l);
+    e->kids.push_back(hiddenName(fn, al));
+    for (auto& a : args) {
+      e->kids.push_back(std::move(a));
+      e->names.push_back("");
+    }
+    auto s = std::make_unique<Stmt>(StmtKind::ExprStmt, l);
+    s->exprs.push_back(finish(std::move(e)));
+    return s;
+  };
+  ExprPtr cond = expr(c->expr(0));
+  if (c->expr().size() == 1) {
+    std::vector<ExprPtr> args;
+    if (cond->kind == ExprKind::Tuple && !cond->kids.empty() && cond->kids.size() <= 2)
+      for (auto& k : cond->kids) args.push_back(std::move(k));
+    else
+      args.push_back(std::move(cond));
+    return call("_assert", std::move(args));
+  }
+  ExprPtr message = expr(c->expr(1));
+  const Loc cl = cond->loc;
+  auto block = std::make_unique<Stmt>(StmtKind::Block, l);
+  auto let = std::make_unique<Stmt>(StmtKind::Let, cl);
+  let->pattern.name = "<assert>";
+  let->pattern.loc = cl;
+  let->exprs.push_back(std::move(cond));
+  block->stmts.push_back(std::move(let));
+  auto test = std::make_unique<Expr>(ExprKind::Call, cl);
+  test->kids.push_back(hiddenName("_assert_holds", al));
+  test->kids.push_back(hiddenName("<assert>", cl));
+  test->names.push_back("");
+  auto branch = std::make_unique<Stmt>(StmtKind::If, l);
+  branch->exprs.push_back(finish(std::move(test)));
+  branch->body = std::make_unique<Stmt>(StmtKind::Block, l);
+  branch->orelse = std::make_unique<Stmt>(StmtKind::Block, l);
+  std::vector<ExprPtr> args;
+  args.push_back(hiddenName("<assert>", cl));
+  args.push_back(std::move(message));
+  branch->orelse->stmts.push_back(call("_assert", std::move(args)));
+  block->stmts.push_back(std::move(branch));
+  return block;
 }
 
 // An assignment's target: a name, possibly followed by indexing and fields.

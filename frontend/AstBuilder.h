@@ -36,6 +36,7 @@ class AstBuilder {
   Pattern patterns(P::PatternsContext* ctx);
   ExprPtr exprs(P::ExprsContext* ctx);
   StmtPtr tupleAssign(ExprPtr target, ExprPtr value, const Loc& l);
+  StmtPtr assertStmt(P::AssertStmtContext* c, const Loc& l);
   void checkTarget(const Expr& target);
   static ExprPtr hiddenName(const char* name, const Loc& at);
   ExprPtr comprehension(const std::string& name, ExprPtr init, StmtPtr inner, P::CompForContext* first,

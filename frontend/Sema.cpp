@@ -728,7 +728,17 @@ class Sema {
     const Expr& callee = *e.kids[0];
     if (callee.str != "sort" && callee.str != "reverse") return;
     const Expr* t = callee.kids[0].get();
-    if (t->kind != ExprKind::Name || t->ref.kind == RefKind::Module) return;
+    const Expr* root = t;
+    while (root->kind == ExprKind::Index || root->kind == ExprKind::Field) root = root->kids[0].get();
+    if (root->kind != ExprKind::Name || root->ref.kind == RefKind::Module) return;
+    if (t->kind != ExprKind::Name) {  // r.v.sort(), xs[0].sort()
+      diags_.error(e.loc, fmt::format("{0}() as a statement does not change the value it is called on (a tensor or "
+                                      "list is a value, and this statement drops the {1} copy): assign it back, "
+                                      "as x = {2}",
+                                      callee.str, callee.str == "sort" ? "sorted" : "reversed",
+                                      callee.str == "sort" ? "sort(x) (sorted(x) for a list)" : "x[::-1]"));
+      return;
+    }
     diags_.error(e.loc, callee.str == "sort"
                             ? fmt::format("{0}.sort() does not change {0} (a tensor or list is a value, and this statement "
                                           "drops the sorted copy): write {0} = sort({0}) for a tensor, {0} = sorted({0}) "

@@ -114,12 +114,18 @@ grammar TDL;
       last = c;
     }
   }
+  // `assert` starts Python's assert statement where a statement starts, unless what follows
+  // makes it a name (`assert = f`, `assert.x`, `{assert: 1}`).
   bool assertFollows() {
+    if (lastTokenType != 0 && lastTokenType != NEWLINE && lastTokenType != SEMI && lastTokenType != LBRACE &&
+        lastTokenType != RBRACE)
+      return false;
     size_t k = 1;
     while (_input->LA(k) == ' ' || _input->LA(k) == '\t') ++k;
-    size_t c = _input->LA(k);
-    return c == '_' || c == '"' || c == '[' || c == '{' || c == '-' || c == '~' ||
-           (c < 128 && std::isalnum(static_cast<int>(c)));
+    const size_t c = _input->LA(k), d = _input->LA(k + 1);
+    if ((c == '=' && d != '=') || c == '.' || c == ':') return false;
+    if ((c == '+' || c == '-' || c == '*' || c == '/' || c == '%') && d == '=') return false;
+    return true;
   }
   std::vector<char> bracketStack;
   std::vector<std::pair<size_t, size_t>> bracketAt;  // each open bracket's line and column (0-based)
@@ -281,9 +287,8 @@ OR: 'or'; NOT: 'not'; TRUE: 'true'; FALSE: 'false'; NONE: 'none';
 // errors (frontend/AstBuilder.cpp).
 FSTRING     : 'f"' { fstringRest(); } ;
 STRING      : '"' (ESC | ~["\\\r\n])* '"' ;
-// Python's `assert c, "message"` statement: the name assert followed by what starts an
-// expression but `(` (a call of the builtin assert(c, message) stays a call, and the name as a
-// value, `f(assert)`, stays a name).
+// Python's `assert c, "message"` statement: the name assert where a statement starts
+// (assertFollows; elsewhere, as in `f(assert)`, it stays the builtin's name).
 NAME        : [A-Za-z_] [A-Za-z0-9_]* { if (getText() == "assert" && assertFollows()) setType(ASSERT); } ;
 ASSERT      : 'assert' { false }? ;   // never matched: NAME's action gives the type
 FLOAT

@@ -102,6 +102,8 @@ auto Tracer::builtinTable() -> std::vector<Handler> {
   t[static_cast<size_t>(builtinId("range"))] = &Tracer::bi_range;
   t[static_cast<size_t>(builtinId("print"))] = &Tracer::bi_print;
   t[static_cast<size_t>(builtinId("assert"))] = &Tracer::bi_assert;
+  t[static_cast<size_t>(builtinId("_assert"))] = &Tracer::bi_assert;
+  t[static_cast<size_t>(builtinId("_assert_holds"))] = &Tracer::bi_assertHolds;
   t[static_cast<size_t>(builtinId("str"))] = &Tracer::bi_str;
   t[static_cast<size_t>(builtinId("format"))] = &Tracer::bi_format;
   t[static_cast<size_t>(builtinId("rand"))] = &Tracer::bi_rand;

@@ -275,6 +275,24 @@ auto Tracer::bi_assert(BuiltinCall& bc) -> TV {
   return TV::of(Value());
 }
 
+// The assert statement's test (eager's _assert_holds): a bool scalar, known now when c is.
+auto Tracer::bi_assertHolds(BuiltinCall& bc) -> TV {
+  TV c = bc.need(0, "cond");
+  if (!isNumeric(c) || typeOf(c).dtype != DType::Bool)
+    failEager(bc.loc, fmt::format("assert(): 'cond' must be a bool, got {}", describe(c)));
+  if (c.isStatic())
+    return TV::of(Value::boolean(c.sv.isScalar() ? c.sv.rawInt() != 0
+                                                 : rt::all(c.sv.as<TensorObj>()->t).scalar_as_bool()));
+  ir::Value* cv = materialize(c, bc.loc, DType::Bool);
+  setLoc(bc.loc);
+  if (!cv->type.is_scalar()) {
+    ir::IntList axes;
+    for (int64_t i = 0; i < cv->type.rank(); ++i) axes.push_back(i);
+    cv = b_.reduce(rt::ReduceOp::All, cv, axes, false);
+  }
+  return TV::dyn(cv);
+}
+
 // A random tensor whose sizes are known only at run time (rand([n, 2]) of an argument n):
 // the runtime draws it in the shape of a tensor of those sizes (BroadcastDyn), from the one
 // generator in program order, as rt::rand/randn/randint eagerly.

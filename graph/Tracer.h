@@ -654,6 +654,7 @@ class Tracer {
   TV bi_range(BuiltinCall& bc);
   TV bi_print(BuiltinCall& bc);
   TV bi_assert(BuiltinCall& bc);
+  TV bi_assertHolds(BuiltinCall& bc);
   TV bi_str(BuiltinCall& bc);
   TV bi_format(BuiltinCall& bc);
   TV bi_rand(BuiltinCall& bc);
