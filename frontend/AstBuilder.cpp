@@ -492,18 +492,9 @@ ExprPtr AstBuilder::dictComp(P::BracesLitContext* ctx) {
   Loc l = loc(ctx);
   ExprPtr key = expr(ctx->entry(0)->key), value = expr(ctx->entry(0)->value);
   int depth = std::max(key->depth, value->depth);
-  const Loc kl = key->loc;
-  auto target = std::make_unique<Expr>(ExprKind::Index, kl);
-  target->kids.push_back(hiddenName(kDictComprehension, kl));
-  Subscript sub;
-  sub.loc = kl;
-  sub.index = std::move(key);
-  target->subs.push_back(std::move(sub));
-  auto assign = std::make_unique<Stmt>(StmtKind::Assign, kl);
-  assign->exprs.push_back(finish(std::move(target)));
-  assign->exprs.push_back(std::move(value));
-  return comprehension(kDictComprehension, std::make_unique<Expr>(ExprKind::Dict, l), std::move(assign),
-                       ctx->compFor(), ctx->compClause(), l, depth);
+  return comprehension(kDictComprehension, std::make_unique<Expr>(ExprKind::Dict, l),
+                       keyAssign(kDictComprehension, std::move(key), std::move(value)), ctx->compFor(),
+                       ctx->compClause(), l, depth);
 }
 
 // {"k": v, ...}: string literal keys make the Dict node; where a key is computed
@@ -565,20 +556,23 @@ ExprPtr AstBuilder::braces(P::BracesLitContext* ctx) {
     return finish(std::move(e));
   }
   auto body = std::make_unique<Stmt>(StmtKind::Block, l);
-  for (auto& [k, v] : entries) {
-    const Loc kl = k->loc;
-    auto target = std::make_unique<Expr>(ExprKind::Index, kl);
-    target->kids.push_back(hiddenName(kDictLiteral, kl));
-    Subscript sub;
-    sub.loc = kl;
-    sub.index = std::move(k);
-    target->subs.push_back(std::move(sub));
-    auto assign = std::make_unique<Stmt>(StmtKind::Assign, kl);
-    assign->exprs.push_back(finish(std::move(target)));
-    assign->exprs.push_back(std::move(v));
-    body->stmts.push_back(std::move(assign));
-  }
+  for (auto& [k, v] : entries) body->stmts.push_back(keyAssign(kDictLiteral, std::move(k), std::move(v)));
   return hiddenCall(kDictLiteral, std::move(e), std::move(body), l, depth);
+}
+
+// `<dict>[key] = value` for the hidden dict variable `dict` (comprehensions, computed keys).
+StmtPtr AstBuilder::keyAssign(const char* dict, ExprPtr key, ExprPtr value) {
+  const Loc kl = key->loc;
+  auto target = std::make_unique<Expr>(ExprKind::Index, kl);
+  target->kids.push_back(hiddenName(dict, kl));
+  Subscript sub;
+  sub.loc = kl;
+  sub.index = std::move(key);
+  target->subs.push_back(std::move(sub));
+  auto assign = std::make_unique<Stmt>(StmtKind::Assign, kl);
+  assign->exprs.push_back(finish(std::move(target)));
+  assign->exprs.push_back(std::move(value));
+  return assign;
 }
 
 ExprPtr AstBuilder::hiddenName(const char* name, const Loc& at) {

@@ -39,6 +39,7 @@ class AstBuilder {
   StmtPtr assertStmt(P::AssertStmtContext* c, const Loc& l);
   void checkTarget(const Expr& target);
   static ExprPtr hiddenName(const char* name, const Loc& at);
+  StmtPtr keyAssign(const char* dict, ExprPtr key, ExprPtr value);
   ExprPtr comprehension(const std::string& name, ExprPtr init, StmtPtr inner, P::CompForContext* first,
                         const std::vector<P::CompClauseContext*>& rest, const Loc& l, int depth);
   ExprPtr conditional(P::ExprContext* ctx);

@@ -96,6 +96,10 @@ auto Tracer::bi_sum(BuiltinCall& bc) -> TV {
   TV* ax = bc.arg(1, "axis");
   const bool python = reducesSequence(nm) && !(ax && !(ax->isStatic() && ax->sv.isNone()));
   if (python && x.isStatic() && x.sv.tag() == Tag::Range) x = TV::of(guarded(loc, [&] { return rangeTensor(*x.sv.as<RangeObj>()); }));
+  if (python && x.k == TV::Range) {  // bounds known only at run time: arange's vector
+    std::vector<TV> bounds = x.items;
+    x = builtin(builtinId("arange"), bounds, {}, loc);
+  }
   if (!isNumeric(x)) {
     TV e = expandStatic(x);
     if (e.k == TV::Seq && python) {
