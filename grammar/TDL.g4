@@ -125,6 +125,25 @@ grammar TDL;
     const size_t c = _input->LA(k), d = _input->LA(k + 1);
     if ((c == '=' && d != '=') || c == '.' || c == ':') return false;
     if ((c == '+' || c == '-' || c == '*' || c == '/' || c == '%') && d == '=') return false;
+    if (c == '(') {  // `assert(c, m)` alone on its statement is the builtin's call (keywords and all)
+      int depth = 0;
+      for (;; ++k) {
+        const size_t x = _input->LA(k);
+        if (x == antlr4::IntStream::EOF) return true;
+        if (x == '"') {  // a string: to its closing quote
+          for (++k; _input->LA(k) != '"' && _input->LA(k) != antlr4::IntStream::EOF && _input->LA(k) != '\n'; ++k)
+            if (_input->LA(k) == '\\') ++k;
+        } else if (x == '(' || x == '[' || x == '{') {
+          ++depth;
+        } else if ((x == ')' || x == ']' || x == '}') && --depth == 0) {
+          break;
+        }
+      }
+      for (++k; _input->LA(k) == ' ' || _input->LA(k) == '\t'; ++k) {}
+      const size_t after = _input->LA(k);
+      return !(after == '\n' || after == '\r' || after == ';' || after == '}' || after == '#' ||
+               after == antlr4::IntStream::EOF);
+    }
     return true;
   }
   std::vector<char> bracketStack;
