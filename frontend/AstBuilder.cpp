@@ -99,9 +99,9 @@ StmtPtr AstBuilder::stmt(P::StatementContext* ctx) {
   }
   if (auto* c = dynamic_cast<P::ImportModuleStmtContext*>(ctx)) {
     auto s = std::make_unique<Stmt>(StmtKind::Import, l);
-    s->str = c->NAME()->getText();
-    s->alias = s->str;
-    s->pathLoc = loc(c->NAME()->getSymbol());
+    s->str = c->module->getText();
+    s->alias = c->alias ? c->alias->getText() : s->str;  // `import math as m`, Python's
+    s->pathLoc = loc(c->module);
     return s;
   }
   if (auto* c = dynamic_cast<P::BindStmtContext*>(ctx)) {

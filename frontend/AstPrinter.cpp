@@ -255,7 +255,8 @@ class Printer {
       case StmtKind::Fn: fn(ind, *s.fn); return;
       case StmtKind::TypeAlias: line(ind, s.loc, "TypeAlias " + s.str + " = " + typeToString(*s.type)); return;
       case StmtKind::Import:
-        line(ind, s.loc, s.isFileImport ? fmt::format("Import {:?} as {}", s.str, s.alias) : "Import " + s.str);
+        line(ind, s.loc, s.isFileImport ? fmt::format("Import {:?} as {}", s.str, s.alias)
+                            : s.alias == s.str ? "Import " + s.str : fmt::format("Import {} as {}", s.str, s.alias));
         return;
       case StmtKind::Block:
         line(ind, s.loc, "Block");

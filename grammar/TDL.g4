@@ -189,7 +189,7 @@ block       : '{' sep? (statement (sep statement)*)? sep? '}' ;
 statement
     : fnDecl                                              # fnStmt
     | 'import' STRING 'as' NAME                           # importFileStmt
-    | 'import' NAME                                       # importModuleStmt
+    | 'import' module=NAME ('as' alias=NAME)?             # importModuleStmt
     | kind=('let' | 'var') patterns (':' type)? '=' exprs  # bindStmt
     | ifStmt                                              # ifStatement
     | 'while' expr block                                  # whileStmt
