@@ -261,9 +261,18 @@ auto Tracer::bi_assert(BuiltinCall& bc) -> TV {
       msg += ": " + staticString(*m, "message", loc);
     }
   }
-  // As eagerly: a bool, or a bool tensor whose elements must all hold.
+  b_.assert_true(materialize(assertHolds(c, loc), loc, DType::Bool), msg, holes);
+  return TV::of(Value());
+}
+
+// Whether assert's cond holds, as eagerly: a bool, or a bool tensor whose elements must all
+// hold; a bool scalar, known now when c is.
+auto Tracer::assertHolds(const TV& c, const Loc& loc) -> TV {
   if (!isNumeric(c) || typeOf(c).dtype != DType::Bool)
     failEager(loc, fmt::format("assert(): 'cond' must be a bool, got {}", describe(c)));
+  if (c.isStatic())
+    return TV::of(Value::boolean(c.sv.isScalar() ? c.sv.rawInt() != 0
+                                                 : rt::all(c.sv.as<TensorObj>()->t).scalar_as_bool()));
   ir::Value* cv = materialize(c, loc, DType::Bool);
   setLoc(loc);
   if (!cv->type.is_scalar()) {
@@ -271,27 +280,11 @@ auto Tracer::bi_assert(BuiltinCall& bc) -> TV {
     for (int64_t i = 0; i < cv->type.rank(); ++i) axes.push_back(i);
     cv = b_.reduce(rt::ReduceOp::All, cv, axes, false);
   }
-  b_.assert_true(cv, msg, holes);
-  return TV::of(Value());
-}
-
-// The assert statement's test (eager's _assert_holds): a bool scalar, known now when c is.
-auto Tracer::bi_assertHolds(BuiltinCall& bc) -> TV {
-  TV c = bc.need(0, "cond");
-  if (!isNumeric(c) || typeOf(c).dtype != DType::Bool)
-    failEager(bc.loc, fmt::format("assert(): 'cond' must be a bool, got {}", describe(c)));
-  if (c.isStatic())
-    return TV::of(Value::boolean(c.sv.isScalar() ? c.sv.rawInt() != 0
-                                                 : rt::all(c.sv.as<TensorObj>()->t).scalar_as_bool()));
-  ir::Value* cv = materialize(c, bc.loc, DType::Bool);
-  setLoc(bc.loc);
-  if (!cv->type.is_scalar()) {
-    ir::IntList axes;
-    for (int64_t i = 0; i < cv->type.rank(); ++i) axes.push_back(i);
-    cv = b_.reduce(rt::ReduceOp::All, cv, axes, false);
-  }
   return TV::dyn(cv);
 }
+
+// The assert statement's test (eager's _assert_holds).
+auto Tracer::bi_assertHolds(BuiltinCall& bc) -> TV { return assertHolds(bc.need(0, "cond"), bc.loc); }
 
 // A random tensor whose sizes are known only at run time (rand([n, 2]) of an argument n):
 // the runtime draws it in the shape of a tensor of those sizes (BroadcastDyn), from the one

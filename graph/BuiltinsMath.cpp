@@ -120,7 +120,7 @@ auto Tracer::bi_sum(BuiltinCall& bc) -> TV {
           break;
         }
       if (std::string m = sequenceReduceError(nm, e.items.size(), bad, badTensor); !m.empty()) failEager(loc, m);
-      if (e.items.empty()) return TV::of(nm == "sum" ? Value::i64(0, true) : Value::boolean(nm == "all"));
+      if (e.items.empty()) return TV::of(emptySequenceReduce(nm));
       std::vector<TV> one{e};
       std::vector<TV> rest{builtin(builtinId("stack"), one, {}, loc)};
       std::vector<std::string> names;  // of the keyword arguments, the last of rest

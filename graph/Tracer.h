@@ -655,6 +655,7 @@ class Tracer {
   TV bi_print(BuiltinCall& bc);
   TV bi_assert(BuiltinCall& bc);
   TV bi_assertHolds(BuiltinCall& bc);
+  TV assertHolds(const TV& c, const Loc& loc);
   TV bi_str(BuiltinCall& bc);
   TV bi_format(BuiltinCall& bc);
   TV bi_rand(BuiltinCall& bc);

@@ -169,7 +169,7 @@ Value reduceBuiltin(Interpreter&, CallArgs& call) {
         break;
       }
     if (std::string m = sequenceReduceError(name, items.size(), bad, badTensor); !m.empty()) throw rt::Error(m);
-    if (items.empty()) return name == "sum" ? Value::i64(0, true) : Value::boolean(name == "all");
+    if (items.empty()) return emptySequenceReduce(name);
     return ad::reduce(Op, ad::stack(x, 0), a.axes(1), a.booleanOr(2, false));
   }
   int64_t rank = x.isScalar() ? 0 : x.isTensor() ? x.as<TensorObj>()->t.rank() : -1;

@@ -753,6 +753,10 @@ std::string sequenceReduceError(const std::string& fn, size_t n, const std::stri
   return "";
 }
 
+Value emptySequenceReduce(const std::string& fn) {
+  return fn == "sum" ? Value::i64(0, true) : Value::boolean(fn == "all");
+}
+
 Value rangeTensor(const RangeObj& r) {
   const int64_t n = static_cast<int64_t>(listItemsFit(r.length()));
   rt::Tensor t = rt::Tensor::empty(DType::I64, rt::Shape{n});

@@ -70,6 +70,8 @@ std::string extremeOfNumberError(const std::string& fn, int64_t rank, bool axisG
 // — a tensor's when badTensor), else the error.
 bool reducesSequence(const std::string& fn);
 std::string sequenceReduceError(const std::string& fn, size_t n, const std::string& badItem, bool badTensor);
+// sum/any/all of an empty list or tuple: Python's 0, false, true.
+Value emptySequenceReduce(const std::string& fn);
 Value rangeTensor(const RangeObj& r);
 // max/min of strings, Python's (the first largest/smallest); for sum/any/all an error.
 Value extremeOfStrings(const std::string& fn, const std::vector<Value>& items);
