@@ -906,7 +906,8 @@ std::vector<Value> unpackValues(const Value& v, size_t expected) {
   std::vector<Value> out;
   if (v.isSeq()) {
     out = v.as<SeqObj>()->items;
-  } else if (v.isTensor()) {
+  } else if (v.isTensor() || v.isStr() || v.tag() == Tag::Range || v.tag() == Tag::Dict) {
+    // A tensor's rows; as Python's, a string's characters, a range's numbers, a dict's keys.
     int64_t n = iterLength(v);
     for (int64_t i = 0; i < n; ++i) out.push_back(iterItem(v, i));
   } else {
