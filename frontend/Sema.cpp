@@ -9,6 +9,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "frontend/BuiltinAliases.h"
 #include "frontend/Doc.h"
 #include "runtime/Shape.h"
 
@@ -679,6 +680,8 @@ class Sema {
         continue;
       }
       auto it = std::find(params.begin(), params.end(), kw);
+      if (it == params.end() && !full)
+        if (const char* alias = builtinKeywordAlias(callee.str, kw)) it = std::find(params.begin(), params.end(), alias);
       if (it == params.end()) {
         diags_.error(call.loc, fmt::format("{} has no parameter named '{}'{}", what, kw, didYouMean(kw, params)));
         return;

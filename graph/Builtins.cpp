@@ -1,4 +1,5 @@
 // Calls of builtins. (graph/Tracer.h)
+#include "frontend/BuiltinAliases.h"
 #include "graph/Tracer.h"
 
 namespace tdl::vm::trace {
@@ -37,7 +38,10 @@ auto Tracer::builtin(int id, std::vector<TV>& args, const std::vector<std::strin
   BuiltinCall c{builtinName(id), loc, args, kw, {}, this};
   size_t npos = args.size() - kw.size();
   for (size_t i = 0; i < npos; ++i) c.a.pos.push_back(args[i]);
-  for (size_t k = 0; k < kw.size(); ++k) c.a.kw[kw[k]] = args[npos + k];
+  for (size_t k = 0; k < kw.size(); ++k) {
+    const char* alias = builtinKeywordAlias(builtinName(id), kw[k]);  // SPEC §5's name of the parameter
+    c.a.kw[alias ? std::string(alias) : kw[k]] = args[npos + k];
+  }
   static const std::vector<Handler> table = builtinTable();
   if (Handler h = table[static_cast<size_t>(id)]) return (this->*h)(c);
   fail(loc, fmt::format("'{}' is not supported inside graph fns yet", nm));

@@ -7,6 +7,7 @@
 #include <set>
 #include <string_view>
 
+#include "frontend/BuiltinAliases.h"
 #include "frontend/Diagnostics.h"
 #include "runtime/Error.h"
 #include "vm/Format.h"
@@ -85,8 +86,9 @@ std::vector<int> bindBuiltinArgs(const char* fn, const std::vector<const char*>&
   for (int i = 0; i < numPos; ++i) at.push_back(i), bound[static_cast<size_t>(i)] = true;
   for (size_t k = 0; kwNames && k < kwNames->size(); ++k) {
     const std::string& kw = (*kwNames)[k];
+    const char* alias = builtinKeywordAlias(fn, kw);
     size_t j = 0;
-    while (j < params.size() && kw != params[j]) ++j;
+    while (j < params.size() && kw != params[j] && !(alias && std::string_view(alias) == params[j])) ++j;
     if (j == params.size())
       throw rt::Error(fmt::format("{}() has no parameter named '{}'{}", fn, kw,
                                   didYouMean(kw, std::vector<std::string>(params.begin(), params.end()))));

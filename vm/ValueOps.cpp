@@ -878,6 +878,7 @@ int64_t iterLength(const Value& v) {
     case Tag::Tensor: return v.as<TensorObj>()->t.dim(0);
     case Tag::Str: return v.as<StrObj>()->length();
     case Tag::Dict: return static_cast<int64_t>(v.as<DictObj>()->keys.size());
+    case Tag::Record: return static_cast<int64_t>(v.as<RecordObj>()->vals.size());  // its values (SPEC §6)
     case Tag::Native: {
       int64_t n = v.as<NativeObj>()->iterLength();
       if (n >= 0) return n;
@@ -897,6 +898,7 @@ Value iterItem(const Value& v, int64_t i) {
       return fromTensor(rt::get_index(v.as<TensorObj>()->t, {rt::IndexItem::at(i)}));
     case Tag::Str: return makeStr(std::string(v.as<StrObj>()->at(i)));
     case Tag::Dict: return makeStr(v.as<DictObj>()->keys[static_cast<size_t>(i)]);  // its keys, as Python's
+    case Tag::Record: return v.as<RecordObj>()->vals[static_cast<size_t>(i)];
     case Tag::Native: return v.as<NativeObj>()->iterItem(i);
     default: throw rt::Error(fmt::format("cannot iterate over {}", typeText(v)));
   }
