@@ -306,6 +306,19 @@ auto Tracer::inlineCall(const TV& fnv, std::vector<TV>& args, const std::vector<
   } pop{frames_};
   execBody(*d->body);
   if (isStaticFalse(f.st.retFlag)) return checkReturn(*d, TV::of(Value()), nm, d->loc);
+  if (f.st.retFlag.isDyn()) {
+    // Paths known only at run time may reach the end, which gives none (as eagerly).
+    if (!f.st.ret.defined() || isStaticNone(f.st.ret)) return checkReturn(*d, TV::of(Value()), nm, d->loc);
+    // Where the others return a value, one graph fn cannot give none too: reaching the end
+    // is an error at run time (a loop that only ends by `return` never does), never a
+    // made-up value.
+    ir::Value* returned = materialize(f.st.retFlag, d->loc, DType::Bool);
+    setLoc(d->loc);
+    b_.assert_true(returned, fmt::format("fn '{}' reached its end without `return` (giving none) where its other paths "
+                                         "return a value; in a graph fn every path returns alike: end it with a "
+                                         "`return`",
+                                         nm));
+  }
   if (!f.st.ret.defined()) fail(loc, fmt::format("{} does not return a value on every path", nm));
   return f.st.ret;  // checked at each `return`
 }

@@ -93,6 +93,7 @@ auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, cons
   // exactly, so `acc = acc + 1.0` counts past 2^24 as it does there (f32 stopped at 16777216).
   auto leafSpec = [&](const TV& l) { return LeafSpec{carriedType(typeOf(l), weakOf(l)), weakOf(l)}; };
   TV retSkeleton;  // the structure of a value returned from inside the loop, once seen
+  bool retNone = false;  // a bare `return` (none) seen inside the loop
   std::string unsettled;  // the carried value that changed on the last retrace (for the error)
   for (size_t c = 0; c < carried.size(); ++c) {
     std::vector<TV> ls;
@@ -134,7 +135,10 @@ auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, cons
         TV* ref = carried[c].ref(f, counter);
         TV skeleton = *ref;
         if (carried[c].kind == Carried::Ret && !skeleton.defined()) {
-          if (specs[c].empty()) continue;
+          if (specs[c].empty()) {
+            if (retNone) *ref = TV::of(Value());  // a bare `return` inside: none after the loop
+            continue;
+          }
           skeleton = retSkeleton;  // the structure discovered on an earlier attempt
         }
         std::vector<LeafSpec> sp(flat.begin() + static_cast<long>(k), flat.begin() + static_cast<long>(k + specs[c].size()));
@@ -208,6 +212,10 @@ auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, cons
       leavesOf(*ref, ls);
       if (carried[c].kind == Carried::Ret && specs[c].empty()) {
         // The first return seen: its structure (a tensor, a tuple, ...) is carried from now on.
+        if (isStaticNone(*ref)) {  // a bare `return`: nothing to carry
+          retNone = true;
+          continue;
+        }
         if (ls.empty()) fail(s.loc, "only tensors and containers of them can be returned from inside a data-dependent loop");
         retSkeleton = *ref;
         for (auto& l : ls) specs[c].push_back(leafSpec(l));

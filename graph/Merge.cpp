@@ -18,6 +18,8 @@ auto Tracer::mergeTV(const TV& a, const TV& b, const std::string& name, const Lo
   if (!a.defined() || !b.defined()) {
     if (undefOk) return TV();
     const TV& d = a.defined() ? a : b;
+    // A bare `return` on one path, none returned yet on the other: none either way.
+    if (name == kReturnValue && d.isStatic() && d.sv.isNone()) return d;
     TV x = expandStatic(d);
     if (x.k == TV::Seq || x.k == TV::Rec) {
       // A container (a returned tuple) on one path only: each leaf merged with nothing.
@@ -148,7 +150,7 @@ auto Tracer::mergeCond(ir::Op& op, const FrameState& s0, const FrameState& st, c
   } else {
     for (size_t i = 0; i < st.slots.size(); ++i)
       m.slots[i] = mergeTV(st.slots[i], se.slots[i], fr().slotNames[i], loc, leaves, !s0.slots[i].defined());
-    m.ret = mergeTV(st.ret, se.ret, "the return value", loc, leaves, false);
+    m.ret = mergeTV(st.ret, se.ret, kReturnValue, loc, leaves, false);
     m.retFlag = mergeTV(st.retFlag, se.retFlag, "return", loc, leaves, false);
     m.brk = mergeTV(st.brk, se.brk, "break", loc, leaves, false);
     m.cont = mergeTV(st.cont, se.cont, "continue", loc, leaves, false);

@@ -104,6 +104,9 @@ struct TV {
 };
 
 inline TV staticBool(bool b) { return TV::of(Value::boolean(b)); }
+// The name of a fn's return value in merge and loop messages.
+inline const std::string kReturnValue = "the return value";
+inline bool isStaticNone(const TV& t) { return t.isStatic() && t.sv.isNone(); }
 inline bool isStaticFalse(const TV& t) { return t.isStatic() && t.sv.isScalar() && !t.sv.asBool(); }
 inline bool isStaticTrue(const TV& t) { return t.isStatic() && t.sv.isScalar() && t.sv.asBool(); }
 
