@@ -97,15 +97,24 @@ static std::string escapeControls(std::string_view s) {
   return out;
 }
 
+const char* severityName(Severity s) {
+  switch (s) {
+    case Severity::Error: return "error";
+    case Severity::Warning: return "warning";
+    case Severity::Note: return "note";
+  }
+  return "error";
+}
+
 std::string DiagEngine::render(const Diagnostic& d0, bool color) const {
   Diagnostic d = d0;
   d.message = escapeControls(d.message);
   for (auto& t : d.trace) t = escapeControls(t);
-  const char* kind = d.severity == Severity::Error ? "error" : "warning";
+  const char* kind = severityName(d.severity);
   std::string head = escapeControls(locString(d.loc));
   std::string out;
   if (color) {
-    const char* c = d.severity == Severity::Error ? "\033[1;31m" : "\033[1;35m";
+    const char* c = d.severity == Severity::Error ? "\033[1;31m" : d.severity == Severity::Warning ? "\033[1;35m" : "\033[1;36m";
     out = fmt::format("\033[1m{}:\033[0m {}{}:\033[0m \033[1m{}\033[0m\n", head, c, kind, d.message);
   } else {
     out = fmt::format("{}: {}: {}\n", head, kind, d.message);
@@ -129,7 +138,7 @@ std::string DiagEngine::renderJson(const Diagnostic& d) const {
   nlohmann::json children = nlohmann::json::array();
   for (const auto& t : d.trace)
     children.push_back({{"level", "note"}, {"message", t}, {"spans", nlohmann::json::array()}});
-  nlohmann::json j = {{"level", d.severity == Severity::Error ? "error" : "warning"},
+  nlohmann::json j = {{"level", severityName(d.severity)},
                       {"code", nullptr},
                       {"message", d.message},
                       // (No span for a diagnostic about a whole file, as rustc's.)

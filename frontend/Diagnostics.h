@@ -12,7 +12,10 @@
 
 namespace tdl {
 
-enum class Severity { Error, Warning };
+// A note follows errors it says something about (where too many syntax errors stopped).
+enum class Severity { Error, Warning, Note };
+
+const char* severityName(Severity s);  // "error", "warning", "note"
 
 struct Diagnostic {
   Severity severity = Severity::Error;

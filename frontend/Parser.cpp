@@ -105,8 +105,9 @@ class SyntaxErrorListener : public antlr4::BaseErrorListener {
       if (!stopped_) {  // said once, where the first error not shown is
         stopped_ = true;
         uint32_t l = static_cast<uint32_t>(line), c = static_cast<uint32_t>(col) + 1;
-        diags_.error(Loc{file_, l, c, l, c, l, c + 1},
-                     fmt::format("too many syntax errors: stopped after {}; fix these and check again", kMaxSyntaxErrors));
+        diags_.report({Severity::Note, Loc{file_, l, c, l, c, l, c + 1},
+                       fmt::format("too many syntax errors: stopped after {}; fix these and check again", kMaxSyntaxErrors),
+                       {}});
       }
       return;
     }

@@ -187,7 +187,8 @@ auto Tracer::bi_range(BuiltinCall& bc) -> TV {
   static const char* const names[] = {"start", "stop", "step"};  // by position, as eager's Args
   for (size_t i = 0; i < a.pos.size(); ++i)
     if (rt::is_float(typeOf(a.pos[i]).dtype))
-      failEager(loc, fmt::format("range(): '{}' must be an integer, got {}", names[i], describe(a.pos[i])));
+      failEager(loc, fmt::format("range(): '{}' must be an integer, got {}", names[a.pos.size() == 1 ? 1 : i],
+                                 describe(a.pos[i])));
   if (r.items[2].isStatic() && r.items[2].sv.asInt() == 0) failEager(loc, "range(): 'step' must not be zero");
   if (!r.items[2].isStatic()) {  // checked when it runs, as eagerly
     TV nz = binop(rt::BinaryOp::Ne, r.items[2], zero, loc);

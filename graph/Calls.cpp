@@ -254,7 +254,11 @@ auto Tracer::inlineCall(const TV& fnv, std::vector<TV>& args, const std::vector<
   const FnDecl* d = fnv.fn;
   if (!d) fail(loc, "this function cannot be traced");
   for (Frame* f : frames_)
-    if (f->decl == d) fail(loc, fmt::format("recursion is not supported in graph fn '{}'", nm));
+    if (f->decl == d) {
+      const std::string& top = frames_.front()->name;  // the graph fn traced
+      if (top == nm) fail(loc, fmt::format("recursion is not supported in graph fn '{}'", nm));
+      fail(loc, fmt::format("recursion is not supported in graph fn '{}': fn '{}' calls itself", top, nm));
+    }
   if (frames_.size() >= kMaxInlineDepth) fail(loc, "calls nest too deeply in a graph fn");
   Frame f;
   f.inst = ++instances_;

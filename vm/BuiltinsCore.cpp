@@ -146,7 +146,11 @@ Value range(Interpreter&, CallArgs& call) {
     stop = a.integer(1);
     step = a.integerOr(2, 1);
   } else {
-    stop = a.integer(0);
+    try {
+      stop = a.integer(0);
+    } catch (const rt::Error&) {  // range(n): its one argument is the stop
+      a.fail(fmt::format("'stop' must be an integer, got {}", typeText(a[0])));
+    }
   }
   if (step == 0) a.fail("'step' must not be zero");
   return makeRange(start, stop, step);

@@ -137,6 +137,7 @@ TEST_CASE("syntax errors: all reported with positions, at most 20") {
   auto m = check(many);
   REQUIRE(m.diags.size() == 21);  // 20, then where it stopped
   CHECK(m.diags.back().message.find("too many syntax errors: stopped after 20") != std::string::npos);
+  CHECK(m.diags.back().severity == tdl::Severity::Note);  // 20 errors, as SPEC §9 says, then a note
 }
 
 TEST_CASE("nesting deeper than 1000 is a diagnostic, not a crash") {

@@ -200,7 +200,7 @@ class Server {
   void publish(const std::string& uri, Document& d) {
     json list = json::array();
     for (const Diagnostic& diag : d.comp->diags.all()) {
-      json item = {{"severity", diag.severity == Severity::Error ? 1 : 2}, {"source", "tdl"}, {"message", diag.message}};
+      json item = {{"severity", diag.severity == Severity::Error ? 1 : diag.severity == Severity::Warning ? 2 : 3}, {"source", "tdl"}, {"message", diag.message}};
       if (diag.loc.file == 0 && diag.loc.valid()) {
         item["range"] = range(*d.comp, diag.loc);
       } else {
