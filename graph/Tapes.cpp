@@ -108,7 +108,7 @@ auto Tracer::gradientOf(const std::vector<ir::Op*>& ops, const TV& target, const
 }
 
 auto Tracer::tapeGradient(const TapeRec& t, const TV& target, const TV& sources, const Loc& loc) -> TV {
-  if (!t.block) fail(loc, "the tape was not used in a `with` block");
+  if (!t.block) failEager(loc, "this tape has not recorded anything yet: use it in a `with` block first");
   checkHoisted(t, sources, loc);
   // The backward of a loop or branch replays saved values once: taken inside a loop that
   // the tape's block does not contain, it is emitted before that loop (hoisted; it only

@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <cmath>
+#include <limits>
 #include <cstring>
 #include <vector>
 
@@ -30,8 +32,29 @@ bool parse_value(std::string_view v, T& out) {
   } else {
     if (!v.empty() && v.front() == '+') v.remove_prefix(1);
     if (v.empty()) return false;
-    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
-    return ec == std::errc() && p == v.data() + v.size();
+    const char* end = v.data() + v.size();
+    auto [p, ec] = std::from_chars(v.data(), end, out);
+    if constexpr (std::is_floating_point_v<T>) {
+      if (ec == std::errc::result_out_of_range && p == end) {
+        // Beyond the dtype's range: infinity; below it: zero or a subnormal (strtod's, as
+        // NumPy's loadtxt reads 1e400 and 1e-50).
+        long double wide = 0;
+        auto [q, e2] = std::from_chars(v.data(), end, wide);
+        const bool neg = v.front() == '-';
+        if (e2 == std::errc() && q == end) {
+          out = std::fabs(wide) > static_cast<long double>(std::numeric_limits<T>::max())
+                    ? (neg ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity())
+                    : static_cast<T>(wide);
+        } else {
+          size_t e = v.find_last_of("eE");
+          const bool tiny = e != std::string_view::npos && e + 1 < v.size() && v[e + 1] == '-';
+          out = tiny ? (neg ? -T(0) : T(0))
+                     : (neg ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity());
+        }
+        return true;
+      }
+    }
+    return ec == std::errc() && p == end;
   }
 }
 

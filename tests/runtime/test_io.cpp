@@ -310,6 +310,10 @@ TEST_CASE("csv parsing", "[io][csv]") {
   CHECK(str(load_csv(p, DType::Bool)) == "[[true, false],\n [false, true]]");
   write_file(p, "nan,inf,-inf,+1.5\n");
   CHECK(str(load_csv(p)) == "[[nan, inf, -inf, 1.5]]");
+  // Beyond a float dtype's range: infinity; below it: zero (NumPy's loadtxt, strtod's rule).
+  write_file(p, "1e-50,1e400,-1e400,-1e-400,1e5000,1e39\n");
+  CHECK(str(load_csv(p)) == "[[0.0, inf, -inf, -0.0, inf, inf]]");
+  CHECK(str(load_csv(p, DType::F64)) == "[[1e-50, inf, -inf, -0.0, inf, 1e+39]]");
   write_file(p, "\"a\nb\",\"c\"\"d\"\n1,2\n");
   CHECK(load_csv(p, DType::F32, true).shape() == Shape{1, 2});
   write_file(p, "");

@@ -227,7 +227,7 @@ Value Tape::gradient(const Value& target, const Value& sources) {
   collectSources(sources, srcs);
   if (!isFloat(target))
     throw rt::Error(fmt::format("gradient target must be a float tensor, got {}", typeText(target)));
-  if (!started()) throw rt::Error("this tape has not recorded anything yet");
+  if (!started()) throw rt::Error("this tape has not recorded anything yet: use it in a `with` block first");
   uint32_t end = active_ ? g_next : end_;
   uint32_t t = target.node();
   // Gradients: of nodes in [begin, t] by position, of leaves below begin by id.
