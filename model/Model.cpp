@@ -393,14 +393,17 @@ std::unique_ptr<Model> Model::fromBytes(std::string bytes, const std::string& pa
   // This loader has no compiler (a deployment build without LLVM, docs/edge.md): it runs
   // code linked for this machine, or nothing.
   bool native = opts.code && codegen::cpuRunsCode(triple, features, whyNot);
+  // (The file is sound: these say why this loader cannot run it, and how to export one it can.)
   if (opts.code && !native)
-    r.fail(fmt::format("its code cannot run here ({}), and this loader, built without LLVM, cannot recompile it "
-                       "from its IR: export the model with --target for this machine, or load it with a full tdl",
-                       whyNot));
+    throw rt::Error(fmt::format("cannot load '{}': its code cannot run here ({}), and this loader (an executable "
+                                "of tdl build, or a runtime of tdl runtime), built without LLVM, cannot recompile it "
+                                "from its IR: export the model with --target for this machine, or load it with tdl",
+                                path, whyNot));
   if (opts.code && codeFormat != "shared-object")
-    r.fail(fmt::format("its code is relocatable objects for {}, which only a loader with LLVM links: export it with "
-                       "--target {} for this loader",
-                       triple, triple));
+    throw rt::Error(fmt::format("cannot load '{}': its code is relocatable objects, which only tdl links (with "
+                                "LLVM); this loader (an executable of tdl build, or a runtime of tdl runtime) runs "
+                                "models exported with --target {}",
+                                path, triple));
 #endif
   std::set<std::string> names;
   for (size_t i = 0; i < fns.size(); ++i) {

@@ -194,6 +194,34 @@ def main():
               and "NULL" in lines[0] and lines[1].startswith("1 ") and "NULL" in lines[1],
               f"NULL tensors and outputs are errors with a message ({r.returncode} {r.stdout!r} {cc.stderr[-200:]!r})")
 
+        # load_model in an executable (SPEC §12): a model exported as shared objects for this
+        # machine (--target) runs as under `tdl run`; one holding relocatable objects, which
+        # only tdl links with LLVM, is a clear error that names the flag.
+        with open(os.path.join(d, "mexp.tdl"), "w") as f:
+            f.write("import nn\nlet W = reshape(cast(arange(12), f32) / 12.0 - 0.5, [4, 3])\n"
+                    "graph fn predict(x: f32[B, 4]) -> f32[B, 3] { return nn.softmax(x @ W) }\n")
+        triple = f"{os.uname().machine}-linux-gnu"
+        e1 = run([tdl, "export", os.path.join(d, "mexp.tdl"), "--fn", "predict", "-o", os.path.join(d, "so.tdlm"),
+                  "--target", triple])
+        e2 = run([tdl, "export", os.path.join(d, "mexp.tdl"), "--fn", "predict", "-o", os.path.join(d, "obj.tdlm")])
+        check(e1.returncode == 0 and e2.returncode == 0, f"export the model twice ({e1.stderr.strip()[:200]} {e2.stderr.strip()[:200]})")
+        use = ('let m = load_model(args()[0])\nprint(m.predict([[1.0, 2.0, 3.0, 4.0], [0.5, 0.0, -1.0, 2.0]]))\n'
+               'print(m)\n')
+        with open(os.path.join(d, "use_model.tdl"), "w") as f:
+            f.write(use)
+        uexe = os.path.join(d, "use_model")
+        b = run([tdl, "build", os.path.join(d, "use_model.tdl"), "-o", uexe])
+        want = run([tdl, "run", os.path.join(d, "use_model.tdl"), os.path.join(d, "so.tdlm")])
+        r = run([uexe, os.path.join(d, "so.tdlm")])
+        check(b.returncode == 0 and want.returncode == 0 and r.returncode == 0 and r.stdout == want.stdout
+              and "[[" in r.stdout,
+              f"an executable loads a model exported with --target and prints what tdl run prints "
+              f"({b.stderr.strip()[:200]} {r.stderr.strip()[:300]} {r.stdout!r} {want.stdout!r})")
+        r = run([uexe, os.path.join(d, "obj.tdlm")])
+        check(r.returncode == 1 and "use_model.tdl:1:9: error: cannot load" in r.stderr
+              and f"--target {os.uname().machine}" in r.stderr,
+              f"an executable names --target for a model of relocatable objects ({r.returncode} {r.stderr.strip()[:300]})")
+
     print(f"{len(FAILS)} failed")
     return 1 if FAILS else 0
 

@@ -850,6 +850,8 @@ int buildExecutable(const BuildOptions& oIn) {
   // function, so an ARM executable holds only what it uses).
   std::vector<std::string> argv = {link.cxx, "-o", "linked.out", "-Wl,--gc-sections"};
   if (o.lib) argv.insert(argv.begin() + 1, {"-shared", "-Wl,--exclude-libs,ALL"});
+  // The runtime ABI that a model's code (loaded by load_model as a shared object) calls by name.
+  else argv.push_back("-Wl,--export-dynamic-symbol=tdl_*");
   argv.insert(argv.end(), objects.begin(), objects.end());
   argv.push_back("-Wl,--start-group");
   argv.push_back(o.lib ? link.libmain : link.main);

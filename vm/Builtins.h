@@ -69,9 +69,10 @@ int strMethodId(const std::string& name);
 std::string strNoMethod(const std::string& name);
 void registerDistBuiltins(BuiltinTable& t);  // BuiltinsDist.cpp: the dist module's collectives (_dist_*)  // BuiltinsComposite.cpp: vm/Composite.h, argsort, cumsum, cumprod
 
-// load_model(path) (SPEC §12): the model value, made by the hook the `tdl` tool installs
-// (tools/ModelValue.cpp, which links the model loader and LLVM); without one (executables
-// built by `tdl build`) load_model is an error.
+// load_model(path) (SPEC §12): the model value, made by the hook that the `tdl` tool and
+// executables of `tdl build` install (tools/ModelValue.cpp, with the model loader: with LLVM
+// in the tool, without it in executables); without one (libraries of `tdl build --lib`)
+// load_model is an error.
 using ModelLoader = Value (*)(const std::string& path);
 void setModelLoader(ModelLoader loader);
 

@@ -134,8 +134,8 @@ Value loadModel(Interpreter&, CallArgs& call) {
   Args a("load_model", call, {"path"}, 1);
   std::string path = a.string(0);
   if (!modelLoader)
-    a.fail("this program cannot load models: executables made by `tdl build` do not include the model loader "
-           "(run the script with `tdl run`, or call the model through the C API, tdl_model.h)");
+    a.fail("this program cannot load models: libraries made by `tdl build --lib` do not include the model loader "
+           "(call the model through the C API, tdl_model.h)");
   return modelLoader(path);
 }
 

@@ -15,6 +15,7 @@
 #include "tools/runner/Image.h"
 #include "vm/Compiler.h"
 #include "graph/GraphCache.h"
+#include "tools/ModelValue.h"
 #include "vm/Interpreter.h"
 
 namespace tdl {
@@ -37,6 +38,7 @@ int runImage(int argc, char** argv) {
   }
   vm::VmOptions opts;
   for (int i = 1; i < argc; ++i) opts.scriptArgs.emplace_back(argv[i]);
+  installModelLoader();  // load_model: models whose code is shared objects (tdl export --target)
   vm::Program prog;
   try {
     vm::Compiler compiler(prog, modules);
