@@ -3,6 +3,7 @@
 // `cannot open 'PATH': No such file or directory`.
 #pragma once
 
+#include <map>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -20,9 +21,13 @@ void save_npy(const std::string& path, const Tensor& t);
 
 // Entries in header order. dtypes BOOL I32 I64 F32 F64 native; I8 I16 U8 U16 widen to
 // i32, U32 to i64, F16 BF16 to f32; others are an error.
-std::vector<std::pair<std::string, Tensor>> load_safetensors(const std::string& path);
+// The "__metadata__" of a safetensors file: strings to strings.
+using SafetensorsMetadata = std::map<std::string, std::string>;
+std::vector<std::pair<std::string, Tensor>> load_safetensors(const std::string& path,
+                                                             SafetensorsMetadata* metadata = nullptr);
 // Writes entries in the given order; names must be unique.
-void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& entries);
+void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& entries,
+                      const SafetensorsMetadata* metadata = nullptr);
 // The same bytes, in memory (a .tdlm file holds them, docs/formats/tdlm.md).
 std::string safetensors_bytes(const std::vector<std::pair<std::string, Tensor>>& entries);
 namespace detail {

@@ -63,18 +63,20 @@ struct Entry {
 
 }  // namespace
 
-std::vector<std::pair<std::string, Tensor>> load_safetensors(const std::string& path) {
-  detail::InFile in(path);
-  return load_safetensors_region(in, 0, in.size(), fmt::format("invalid safetensors file '{}'", path));
-}
-
 namespace {
 // Reads n bytes at an offset of the safetensors bytes (a file or memory) or throws.
 using ReadAt = std::function<void(uint64_t offset, void* buf, size_t n, const char* what)>;
 
 std::vector<std::pair<std::string, Tensor>> parse_safetensors(uint64_t size, const ReadAt& read, const std::string& what,
-                                                              bool keep_i8 = false);
+                                                              bool keep_i8 = false,
+                                                              SafetensorsMetadata* metadata = nullptr);
 }  // namespace
+
+std::vector<std::pair<std::string, Tensor>> load_safetensors(const std::string& path, SafetensorsMetadata* metadata) {
+  detail::InFile in(path);
+  return parse_safetensors(in.size(), [&](uint64_t off, void* buf, size_t n, const char* w) { in.read_at(off, buf, n, w); },
+                           fmt::format("invalid safetensors file '{}'", path), false, metadata);
+}
 
 std::vector<std::pair<std::string, Tensor>> load_safetensors_region(detail::InFile& in, uint64_t base, uint64_t size,
                                                                     const std::string& what) {
@@ -92,7 +94,7 @@ std::vector<std::pair<std::string, Tensor>> load_safetensors_bytes(std::string_v
 
 namespace {
 std::vector<std::pair<std::string, Tensor>> parse_safetensors(uint64_t size, const ReadAt& read, const std::string& what,
-                                                              bool keep_i8) {
+                                                              bool keep_i8, SafetensorsMetadata* metadata) {
   auto bad = [&](const std::string& msg) { return Error(fmt::format("{}: {}", what, msg)); };
   if (size < 8) throw bad("the file is too short for the 8-byte header size");
   unsigned char nb[8];
@@ -129,8 +131,10 @@ std::vector<std::pair<std::string, Tensor>> parse_safetensors(uint64_t size, con
     const json& v = it.value();
     if (name == "__metadata__") {
       if (!v.is_object()) throw bad("__metadata__ must be an object of strings");
-      for (auto m = v.begin(); m != v.end(); ++m)
+      for (auto m = v.begin(); m != v.end(); ++m) {
         if (!m.value().is_string()) throw bad("__metadata__ must be an object of strings");
+        if (metadata) (*metadata)[m.key()] = m.value().get<std::string>();
+      }
       continue;
     }
     if (!v.is_object()) throw bad(fmt::format("entry '{}' is not an object", name));
@@ -198,8 +202,10 @@ std::vector<std::pair<std::string, Tensor>> parse_safetensors(uint64_t size, con
 
 namespace {
 // The 8-byte size and the JSON header (padded with spaces to a multiple of 8) of `entries`.
-std::string safetensors_head(const std::vector<std::pair<std::string, Tensor>>& entries) {
+std::string safetensors_head(const std::vector<std::pair<std::string, Tensor>>& entries,
+                             const SafetensorsMetadata* metadata = nullptr) {
   json header = json::object();
+  if (metadata && !metadata->empty()) header["__metadata__"] = *metadata;
   std::set<std::string> names;
   uint64_t offset = 0;
   for (const auto& [name, t] : entries) {
@@ -210,7 +216,7 @@ std::string safetensors_head(const std::vector<std::pair<std::string, Tensor>>& 
                         {"data_offsets", {offset, offset + t.nbytes()}}};
     offset += t.nbytes();
   }
-  std::string text = entries.empty() ? "{}" : header.dump();
+  std::string text = header.empty() ? "{}" : header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');
   std::string head(8, '\0');
   for (int i = 0; i < 8; ++i) head[static_cast<size_t>(i)] = static_cast<char>(static_cast<uint64_t>(text.size()) >> (8 * i));
@@ -218,8 +224,9 @@ std::string safetensors_head(const std::vector<std::pair<std::string, Tensor>>& 
 }
 }  // namespace
 
-void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& entries) {
-  std::string head = safetensors_head(entries);
+void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& entries,
+                      const SafetensorsMetadata* metadata) {
+  std::string head = safetensors_head(entries, metadata);
   detail::OutFile out(path);
   out.write(head.data(), head.size());
   for (const auto& [name, t] : entries) out.write(t.raw(), t.nbytes());

@@ -254,9 +254,9 @@ def build_outputs(tdl, d):
            None)
 
 
-def safetensors_bytes(names):
+def safetensors_bytes(names, metadata=None):
     import json
-    header, data = {}, b""
+    header, data = ({"__metadata__": metadata} if metadata else {}), b""
     for n in names:
         header[n] = {"dtype": "F32", "shape": [1], "data_offsets": [len(data), len(data) + 4]}
         data += b"\x00\x00\x80\x3f"
@@ -307,6 +307,15 @@ def readers(tdl, d):
     prog = write(d, "ok.tdl", f'let m = load("{st}")\nprint(m.a.b + m.a.c + m.d)\n')
     r = run(tdl, "run", prog)
     expect("safetensors nested names still load", r.returncode == 0 and r.stdout == "[3.0]\n", r)
+    # save()'s tree in the metadata that does not fit the tensors (names missing or twice,
+    # not JSON, nested 200 000 deep): load() goes by the names, quickly, without a crash.
+    for i, tree in enumerate(['["record",[["q","nope"]]]', '["list",["a.b","a.b"]]', "{not json",
+                              "[" * 200000 + "]" * 200000, '["dict",[["x","a.b"],["x","d"]]]']):
+        st = write(d, f"tree{i}.safetensors", safetensors_bytes(["a.b", "d"], {"tdl.tree": tree}))
+        prog = write(d, f"tree{i}.tdl", f'print(load("{st}"))\n')
+        r = run(tdl, "run", prog, timeout=20)
+        expect(f"a safetensors tree in the metadata that does not fit ({tree[:20]}): loaded by the names",
+               r.returncode == 0 and r.stdout == "{a: {b: [1.0]}, d: [1.0]}\n", r)
     cells = write(d, "esc.csv", "1,\x1b[31mred\x07\n")
     prog = write(d, "esc.tdl", f'print(load_csv("{cells}"))\n')
     r = run(tdl, "run", prog)

@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 
 #include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
 
 #include "runtime/Error.h"
 #include "runtime/Io.h"
@@ -31,13 +34,29 @@ Value loadCsv(Interpreter&, CallArgs& call) {
   return fromTensor(rt::load_csv(a.string(0), a.dtype(1, DType::F32), a.booleanOr(2, false)));
 }
 
+// The metadata key of the tree save() wrote.
+constexpr const char* kTreeKey = "tdl.tree";
+
 // A tree flattened to dotted names: records by field name, dicts by key, lists and tuples
-// by position (`layers.0.w`). load() gives records back.
-void flattenTree(const Value& v, const std::string& prefix, std::vector<std::pair<std::string, rt::Tensor>>& out) {
+// by position (`layers.0.w`), which other safetensors tools read; `shape` is the tree with
+// each tensor as its name (a JSON string), each container as [kind, items], which save()
+// keeps in the file's metadata so that load() gives the same tree back.
+void flattenTree(const Value& v, const std::string& prefix, std::vector<std::pair<std::string, rt::Tensor>>& out,
+                 nlohmann::json& shape) {
   auto join = [&](const std::string& k) { return prefix.empty() ? k : prefix + "." + k; };
+  if (v.tag() == Tag::Record || v.tag() == Tag::Dict || v.isSeq()) {
+    const char* kind = v.tag() == Tag::Record ? "record" : v.tag() == Tag::Dict ? "dict" : v.tag() == Tag::Tuple ? "tuple" : "list";
+    shape = nlohmann::json::array({kind, nlohmann::json::array()});
+  }
+  nlohmann::json& items = v.tag() == Tag::Record || v.tag() == Tag::Dict || v.isSeq() ? shape[1] : shape;
+  auto named = [&](const std::string& k) -> nlohmann::json& {
+    items.push_back(nlohmann::json::array({k, nullptr}));
+    return items.back()[1];
+  };
   if (v.tag() == Tag::Record) {
     auto* r = v.as<RecordObj>();
-    for (size_t i = 0; i < r->vals.size(); ++i) flattenTree(r->vals[i], join((*r->names)[i]), out);
+    for (size_t i = 0; i < r->vals.size(); ++i)
+      flattenTree(r->vals[i], join((*r->names)[i]), out, named((*r->names)[i]));
   } else if (v.tag() == Tag::Dict) {
     auto* d = v.as<DictObj>();
     for (size_t i = 0; i < d->keys.size(); ++i) {
@@ -45,13 +64,17 @@ void flattenTree(const Value& v, const std::string& prefix, std::vector<std::pai
       if (k.empty() || k.find('.') != std::string::npos)
         throw rt::Error(fmt::format("save(): the dict key \"{}\" cannot name a tensor in the file ({})", k,
                                     k.empty() ? "it is empty" : "a '.' there names nesting"));
-      flattenTree(d->vals[i], join(k), out);
+      flattenTree(d->vals[i], join(k), out, named(k));
     }
   } else if (v.isSeq()) {
-    const auto& items = v.as<SeqObj>()->items;
-    for (size_t i = 0; i < items.size(); ++i) flattenTree(items[i], join(std::to_string(i)), out);
+    const auto& xs = v.as<SeqObj>()->items;
+    for (size_t i = 0; i < xs.size(); ++i) {
+      items.push_back(nullptr);
+      flattenTree(xs[i], join(std::to_string(i)), out, items.back());
+    }
   } else if (v.isNumeric()) {
     out.emplace_back(prefix.empty() ? "x" : prefix, toTensor(strong(v)));
+    shape = out.back().first;
   } else {
     throw rt::Error(prefix.empty() ? fmt::format("save(): the tree is a {}, not a tensor or a container of them", tagName(v.tag()))
                                    : fmt::format("save(): '{}' is a {}, not a tensor", prefix, tagName(v.tag())));
@@ -61,9 +84,46 @@ void flattenTree(const Value& v, const std::string& prefix, std::vector<std::pai
 Value save(Interpreter&, CallArgs& call) {
   Args a("save", call, {"path", "tree"}, 2);
   std::vector<std::pair<std::string, rt::Tensor>> entries;
-  flattenTree(a[1], "", entries);
-  rt::save_safetensors(a.string(0), entries);
+  nlohmann::json shape;
+  flattenTree(a[1], "", entries, shape);
+  rt::SafetensorsMetadata meta{{kTreeKey, shape.dump()}};
+  rt::save_safetensors(a.string(0), entries, &meta);
   return Value();
+}
+
+// The tree save() wrote (kTreeKey), from the file's tensors by name; nullopt where the
+// metadata does not describe exactly these tensors (a file another tool wrote or changed).
+std::optional<Value> savedTree(const nlohmann::json& j, std::map<std::string, rt::Tensor>& byName, int depth) {
+  if (depth > 256) return std::nullopt;
+  if (j.is_string()) {
+    auto it = byName.find(j.get<std::string>());
+    if (it == byName.end()) return std::nullopt;
+    Value t = fromTensor(it->second);
+    byName.erase(it);  // each tensor once
+    return t;
+  }
+  if (!j.is_array() || j.size() != 2 || !j[0].is_string() || !j[1].is_array()) return std::nullopt;
+  const std::string kind = j[0].get<std::string>();
+  std::vector<Value> vals;
+  std::vector<std::string> names;
+  for (const nlohmann::json& item : j[1]) {
+    const nlohmann::json* sub = &item;
+    if (kind == "record" || kind == "dict") {
+      if (!item.is_array() || item.size() != 2 || !item[0].is_string()) return std::nullopt;
+      names.push_back(item[0].get<std::string>());
+      sub = &item[1];
+    }
+    std::optional<Value> v = savedTree(*sub, byName, depth + 1);
+    if (!v) return std::nullopt;
+    vals.push_back(std::move(*v));
+  }
+  if (kind == "list") return makeList(std::move(vals));
+  if (kind == "tuple") return makeTuple(std::move(vals));
+  std::set<std::string> unique(names.begin(), names.end());
+  if (unique.size() != names.size()) return std::nullopt;
+  if (kind == "dict") return makeDict(std::move(names), std::move(vals));
+  if (kind == "record") return makeRecord(std::make_shared<const std::vector<std::string>>(std::move(names)), std::move(vals));
+  return std::nullopt;
 }
 
 // Rebuilding nested records from dotted names, in the order names first appear.
@@ -123,8 +183,17 @@ Value build(const Node& n) {
 
 Value load(Interpreter&, CallArgs& call) {
   Args a("load", call, {"path"}, 1);
+  rt::SafetensorsMetadata meta;
+  auto entries = rt::load_safetensors(a.string(0), &meta);
+  if (auto it = meta.find(kTreeKey); it != meta.end()) {
+    nlohmann::json shape = nlohmann::json::parse(it->second, nullptr, false);
+    std::map<std::string, rt::Tensor> byName(entries.begin(), entries.end());
+    if (!shape.is_discarded() && byName.size() == entries.size())
+      if (std::optional<Value> tree = savedTree(shape, byName, 0); tree && byName.empty()) return *tree;
+  }
+  // By the dotted names (a file of another tool): records, and lists where the names are 0, 1, ...
   Node root;
-  for (auto& [name, t] : rt::load_safetensors(a.string(0))) insertPath(root, a.string(0), name, t);
+  for (auto& [name, t] : entries) insertPath(root, a.string(0), name, t);
   return build(root);
 }
 
