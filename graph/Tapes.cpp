@@ -238,6 +238,11 @@ auto Tracer::callGradFn(const TV& g, std::vector<TV>& args, const std::vector<st
   for (int64_t k : g.argnums)
     if (k < 0 || static_cast<size_t>(k) >= npos)
       failEager(loc, fmt::format("{}(f): argnums {} is out of range for a call with {} positional arguments", nm, k, npos));
+  for (int64_t k : g.argnums) {  // the sources are checked before f runs, as eagerly
+    std::vector<const TV*> leaves;
+    TV all = expandDeep(args[static_cast<size_t>(k)]);
+    sourceLeaves(all, leaves, loc);
+  }
   for (int64_t k : g.argnums) args[static_cast<size_t>(k)] = dynamize(args[static_cast<size_t>(k)], loc);
   TapeRec t;
   tapeStart(t);

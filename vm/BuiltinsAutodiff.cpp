@@ -75,6 +75,7 @@ struct GradFn : NativeObj {
     for (int64_t k : argnums)
       if (k < 0 || k >= npos)
         throw rt::Error(fmt::format("{}(f): argnums {} is out of range for a call with {} positional arguments", name, k, npos));
+    for (int64_t k : argnums) ad::checkSources(args[static_cast<size_t>(k)]);  // before f runs, as SPEC §7 words it
     ad::Tape tape;
     for (int64_t k : argnums) args[static_cast<size_t>(k)] = watch(args[static_cast<size_t>(k)]);
     tape.start(nullptr);

@@ -297,4 +297,9 @@ Value Tape::gradient(const Value& target, const Value& sources) {
   return rebuild(sources, out, k);
 }
 
+void checkSources(const Value& sources) {
+  std::vector<const Value*> leaves;
+  collectSources(sources, leaves);
+}
+
 }  // namespace tdl::vm::ad

@@ -58,6 +58,9 @@ void record(Value& result, Node n);
 void makeLeaf(Value& v);
 const Node& nodeAt(uint32_t id);
 
+// SPEC §7's check of gradient sources (each leaf a float tensor), or rt::Error in its words.
+void checkSources(const Value& sources);
+
 // One tape: a range of node ids. Registered while alive, so that nodes no
 // live tape covers can be dropped.
 class Tape {
