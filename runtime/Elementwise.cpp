@@ -102,49 +102,15 @@ namespace {
 
 // ---- scalar semantics ---------------------------------------------------------------
 
+using detail::floordiv_of;
 using detail::max_of;
+using detail::mod_of;
 using detail::min_of;
 using detail::wrap_add;
 using detail::wrap_mul;
 using detail::wrap_neg;
 using detail::wrap_sub;
 
-// Python floor division / modulo. Integers: b != 0 was checked; b == -1 avoids the
-// INT_MIN / -1 trap. Floats follow NumPy's npy_divmod.
-template <class T> inline T floordiv_of(T a, T b) {
-  if constexpr (std::is_integral_v<T>) {
-    if (b == -1) return wrap_neg(a);
-    T q = a / b;
-    if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
-    return q;
-  } else {
-    if (b == 0) return a / b;
-    T m = std::fmod(a, b);
-    T div = (a - m) / b;
-    if (m != 0 && ((b < 0) != (m < 0))) div -= 1;
-    if (div == 0) return std::copysign(T(0), a / b);
-    T fl = std::floor(div);
-    if (div - fl > T(0.5)) fl += 1;
-    return fl;
-  }
-}
-template <class T> inline T mod_of(T a, T b) {
-  if constexpr (std::is_integral_v<T>) {
-    if (b == -1) return 0;
-    T r = a % b;
-    if (r != 0 && ((r < 0) != (b < 0))) r += b;
-    return r;
-  } else {
-    T m = std::fmod(a, b);
-    if (b == 0) return m;
-    if (m != 0) {
-      if ((b < 0) != (m < 0)) m += b;
-    } else {
-      m = std::copysign(T(0), b);
-    }
-    return m;
-  }
-}
 template <class T> inline T pow_of(T a, T b) {
   if constexpr (std::is_integral_v<T>) {  // b >= 0 was checked
     T r = 1;

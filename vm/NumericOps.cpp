@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "runtime/Arith.h"
 #include "runtime/Convert.h"
 #include "runtime/Error.h"
 #include "runtime/Matmul.h"
@@ -69,13 +70,24 @@ T floatArith(BinaryOp op, T x, T y) {
     case BinaryOp::Add: return x + y;
     case BinaryOp::Sub: return x - y;
     case BinaryOp::Mul: return x * y;
+    case BinaryOp::FloorDiv: return rt::detail::floordiv_of(x, y);
+    case BinaryOp::Mod: return rt::detail::mod_of(x, y);
     default: return x / y;
   }
 }
 
-bool isFastArith(BinaryOp op) {
-  return op == BinaryOp::Add || op == BinaryOp::Sub || op == BinaryOp::Mul || op == BinaryOp::Div;
+// Integer // and % (the kernels' formulas); y != 0 was checked.
+template <class T>
+T intDivMod(BinaryOp op, T x, T y) {
+  return op == BinaryOp::FloorDiv ? rt::detail::floordiv_of(x, y) : rt::detail::mod_of(x, y);
 }
+
+bool isFastArith(BinaryOp op) {
+  return op == BinaryOp::Add || op == BinaryOp::Sub || op == BinaryOp::Mul || op == BinaryOp::Div ||
+         op == BinaryOp::FloorDiv || op == BinaryOp::Mod;
+}
+
+bool isDivMod(BinaryOp op) { return op == BinaryOp::FloorDiv || op == BinaryOp::Mod; }
 
 // Scalar op scalar in dtype `ct` without allocating, when the op allows it.
 bool fastScalar(BinaryOp op, DType ct, const Value& a, const Value& b, Value& out) {
@@ -95,12 +107,22 @@ bool fastScalar(BinaryOp op, DType ct, const Value& a, const Value& b, Value& ou
     case DType::I64: {
       if (op == BinaryOp::Div) return false;
       int64_t x = a.rawInt(), y = b.rawInt();
+      if (isDivMod(op)) {
+        if (y == 0) return false;  // the kernel's error
+        out = Value::i64(intDivMod(op, x, y));
+        return true;
+      }
       out = cmp ? Value::boolean(compare(op, x, y)) : Value::i64(wrapArith(op, x, y));
       return true;
     }
     case DType::I32: {
       if (op == BinaryOp::Div) return false;
       auto x = static_cast<int32_t>(a.rawInt()), y = static_cast<int32_t>(b.rawInt());
+      if (isDivMod(op)) {
+        if (y == 0) return false;
+        out = Value::i32(intDivMod(op, x, y));
+        return true;
+      }
       out = cmp ? Value::boolean(compare(op, x, y)) : Value::i32(wrapArith(op, x, y));
       return true;
     }

@@ -116,9 +116,16 @@ Value makeDict(std::vector<std::string> keys, std::vector<Value> vals) {
   return Value::object(Tag::Dict, d);
 }
 int DictObj::find(const std::string& key) const {
-  for (size_t i = 0; i < keys.size(); ++i)
-    if (keys[i] == key) return static_cast<int>(i);
-  return -1;
+  constexpr size_t kScan = 8;
+  if (keys.size() <= kScan) {
+    for (size_t i = 0; i < keys.size(); ++i)
+      if (keys[i] == key) return static_cast<int>(i);
+    return -1;
+  }
+  if (indexed_ > keys.size()) keysChanged();
+  for (; indexed_ < keys.size(); ++indexed_) index_.emplace(keys[indexed_], static_cast<int>(indexed_));
+  auto it = index_.find(key);
+  return it == index_.end() ? -1 : it->second;
 }
 void DictObj::set(const std::string& key, Value v) {
   int i = find(key);

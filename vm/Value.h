@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <unordered_map>
 #include <vector>
 
 #include "runtime/DType.h"
@@ -207,10 +208,20 @@ struct RecordObj : Obj {
 struct DictObj : Obj {
   std::vector<std::string> keys;
   std::vector<Value> vals;
-  // The index of `key`, or -1.
+  // The index of `key`, or -1: a scan of a few keys, a hash index (made as keys are
+  // appended) for more, so that d[k] is O(1) as Python's.
   int find(const std::string& key) const;
   // d[key] = v: replaces, or appends a new key.
   void set(const std::string& key, Value v);
+  // After `keys` changed other than by set's append (an erase): the index is made anew.
+  void keysChanged() const {
+    index_.clear();
+    indexed_ = 0;
+  }
+
+ private:
+  mutable std::unordered_map<std::string, int> index_;
+  mutable size_t indexed_ = 0;  // keys[0, indexed_) are in index_
 };
 
 struct FnProto;

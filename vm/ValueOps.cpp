@@ -998,6 +998,7 @@ Value listMethod(Value& xs, const std::string& name, const Value* args, int n) {
     Value r = std::move(d->vals[static_cast<size_t>(i)]);
     d->vals.erase(d->vals.begin() + i);
     d->keys.erase(d->keys.begin() + i);
+    d->keysChanged();
     return r;
   }
   if (xs.tag() != Tag::List) throw rt::Error(notAList(name, typeText(xs), xs.isNumeric()));
