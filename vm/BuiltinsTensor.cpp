@@ -150,7 +150,7 @@ Value cast(Interpreter&, CallArgs& call) {
 // ----------------------------------------------------------- reductions
 
 template <rt::ReduceOp Op>
-Value reduceBuiltin(Interpreter&, CallArgs& call) {
+Value reduceBuiltin(Interpreter& vm, CallArgs& call) {
   static const std::string name(rt::reduce_op_name(Op));
   Args a(name.c_str(), call, {"x", "axis", "keepdims"}, 1);
   const Value& x = a[0];
@@ -173,6 +173,12 @@ Value reduceBuiltin(Interpreter&, CallArgs& call) {
     return ad::reduce(Op, ad::stack(x, 0), a.axes(1), a.booleanOr(2, false));
   }
   int64_t rank = x.isScalar() ? 0 : x.isTensor() ? x.as<TensorObj>()->t.rank() : -1;
+  if (pythonExtremeOfTwo(name, rank, call.numPos(), call.numPos() >= 2 ? numberRank(a[1]) : -1)) {
+    // max(a, b) of two numbers, Python's: a number has no axis for the second argument to be
+    Value two[2] = {a[0], a[1]};
+    CallArgs pair{two, 2, nullptr};
+    return builtinFn(builtinId(name == "max" ? "maximum" : "minimum"))(vm, pair);
+  }
   if (std::string m = extremeOfNumberError(name, rank, a.has(1) && !a[1].isNone()); !m.empty()) throw rt::Error(m);
   return ad::reduce(Op, numeric(a, 0), a.axes(1), a.booleanOr(2, false));
 }

@@ -739,6 +739,14 @@ std::string extremeOfNumberError(const std::string& fn, int64_t rank, bool axisG
                      fn, fn == "max" ? "larger" : "smaller", fn == "max" ? "maximum" : "minimum");
 }
 
+bool pythonExtremeOfTwo(const std::string& fn, int64_t rank, int numPos, int64_t secondRank) {
+  return (fn == "max" || fn == "min") && rank == 0 && numPos == 2 && secondRank == 0;
+}
+
+int64_t numberRank(const Value& v) {
+  return v.isScalar() ? 0 : v.isTensor() ? v.as<TensorObj>()->t.rank() : -1;
+}
+
 bool reducesSequence(const std::string& fn) {
   return fn == "sum" || fn == "max" || fn == "min" || fn == "any" || fn == "all";
 }

@@ -57,8 +57,12 @@ std::string ellipsisTypeError(const std::string& type);
 // A builtin's tensor parameter given something else: "sum(): 'x' must be a tensor, got
 // list", with a hint for a list or tuple (every engine's words).
 std::string tensorParamError(const std::string& fn, const std::string& param, const std::string& got, bool sequence);
-// max(a, b) / min(a, b) of a number: Python's two-argument form is maximum/minimum here
-// (the second argument of max is an axis). "" when it does not apply.
+// max(a, b) / min(a, b) of two numbers (rank 0, both positional): Python's, which is
+// maximum/minimum (a number has no axis for the second argument to be). Every engine asks.
+bool pythonExtremeOfTwo(const std::string& fn, int64_t rank, int numPos, int64_t secondRank);
+int64_t numberRank(const Value& v);  // a number's or tensor's rank; -1 for other values
+// max(x, axis) of a number with an axis (a tensor second argument): an error naming
+// maximum(a, b). "" when it does not apply.
 std::string extremeOfNumberError(const std::string& fn, int64_t rank, bool axisGiven);
 // Python's sum/max/min/any/all of a list, tuple or range, as a generator expression gives
 // (`sum(x * x for x in xs)`), without an axis: its items, numbers (0-d tensors included),
