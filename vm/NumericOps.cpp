@@ -220,6 +220,17 @@ Value plain::unaryValues(rt::UnaryOp op, const Value& x) {
       if (x.dtype() == DType::I32) return Value::i32(static_cast<int32_t>(n));
       return Value::i64(n, x.weak());
     }
+    // |x| of a strong number without a tensor (the kernel's: integers wrap).
+    if (op == rt::UnaryOp::Abs && !x.weak() && x.dtype() != DType::Bool) {
+      if (x.dtype() == DType::F32) return Value::f32(std::fabs(static_cast<float>(x.rawFloat())));
+      if (x.dtype() == DType::F64) return Value::f64(std::fabs(x.rawFloat()));
+      if (x.dtype() == DType::I64)
+        return Value::i64(x.rawInt() < 0 ? static_cast<int64_t>(0ull - static_cast<uint64_t>(x.rawInt())) : x.rawInt());
+      if (x.dtype() == DType::I32) {
+        auto v = static_cast<int32_t>(x.rawInt());
+        return Value::i32(v < 0 ? static_cast<int32_t>(0u - static_cast<uint32_t>(v)) : v);
+      }
+    }
     if (x.weak()) {
       DType exact = x.isFloatScalar() ? DType::F64 : x.dtype();
       Value r = fromTensor(rt::unary(op, scalarTensor(x, exact)));
