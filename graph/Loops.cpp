@@ -219,7 +219,7 @@ auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, cons
         if (ls.empty()) fail(s.loc, "only tensors and containers of them can be returned from inside a data-dependent loop");
         retSkeleton = *ref;
         for (auto& l : ls) specs[c].push_back(leafSpec(l));
-        unsettled = "the return value";
+        unsettled = kReturnValue;
         retry = true;
         continue;
       }
@@ -290,7 +290,7 @@ auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, cons
 auto Tracer::carriedName(const Carried& c) -> std::string {
   switch (c.kind) {
     case Carried::Slot: return fr().slotNames[static_cast<size_t>(c.slot)];
-    case Carried::Ret: return "the return value";
+    case Carried::Ret: return kReturnValue;
     default: return "a loop flag";
   }
 }
