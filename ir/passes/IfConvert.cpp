@@ -14,9 +14,9 @@
 //     branches; indices defined outside the cond); each scalar result becomes a select.
 //   Preconditions: the function verifies.
 //   Guarantees: both branches' ops then run: only ops of scalars that cannot fail or have
-//     effects, and element reads of an element that the other branch also reads or
-//     updates (so a read runs only where the original program accessed that element
-//     anyway: an index out of range fails in both). The result is bit-identical to the
+//     effects, and element reads and updates of an element that the other branch also
+//     reads or updates, or that is read before the cond (so an access runs only where the
+//     original program accessed that element anyway: an index out of range fails in both). The result is bit-identical to the
 //     branchy code.
 #include <map>
 #include <set>
@@ -100,6 +100,15 @@ class IfConvert {
     return true;
   }
 
+  // An element read `index(x, i...)` before position pos of the cond's block.
+  static bool readBefore(const Block& blk, size_t pos, const Access& a) {
+    for (size_t i = 0; i < pos; ++i) {
+      const Op& o = blk.op(i);
+      if (o.kind() == OpKind::Index && Access(o.operands().begin(), o.operands().end()) == a) return true;
+    }
+    return false;
+  }
+
   static bool has(const Branch& br, const Access& a) {
     for (const Access& b : br.accesses)
       if (b == a) return true;
@@ -159,6 +168,14 @@ class IfConvert {
         (r == 0 ? p.vt : p.ve) = v;
       }
       if (!(p.x->type == cond.result(i)->type)) return false;
+      // An update on one path only then runs on both: only where the element is accessed
+      // anyway (by the other branch, or read before the cond, as the seed's `y[i] > 0.5`
+      // is), so an index out of range fails where the branchy code fails.
+      if ((p.vt != nullptr) != (p.ve != nullptr)) {
+        Access a{p.x};
+        a.insert(a.end(), p.idx.begin(), p.idx.end());
+        if (!has(p.vt ? be : bt, a) && !readBefore(parent, pos, a)) return false;
+      }
     }
     // Hoist both branches' ops (updates included, erased below once unused), then the merge.
     Value* c = cond.operand(0);
