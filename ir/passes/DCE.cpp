@@ -134,17 +134,26 @@ bool remove_dead_carried(Op& op) {
   for (size_t i = live.size(); i-- > 0;)
     if (!live[i]) dead.push_back(i);
   if (dead.empty()) return false;
-  for (size_t i : dead) body.terminator()->erase_operand(i);
-  block(body);  // drops what only fed the dead slots
+  // Each dead slot is first carried unchanged (its yield its own arg), then what only fed
+  // the dead slots goes, then each slot that nothing else reads now. An op kept for the
+  // size it gives a symbol (binds_used_symbol) may still read a dead slot: that slot stays,
+  // carried unchanged.
+  bool changed = false;
+  Op* yield = body.terminator();
+  for (size_t i : dead)
+    if (yield->operand(i) != body.arg(i)) yield->set_operand(i, body.arg(i)), changed = true;
+  block(body);
   for (size_t i : dead) {
-    if (body.arg(i)->has_uses() || cond.arg(i)->has_uses())
-      throw rt::InternalError("dce: a dead carried value is still used");
+    const auto& uses = body.arg(i)->uses();
+    if (cond.arg(i)->has_uses() || uses.size() != 1 || uses[0].op != yield || uses[0].index != i) continue;
+    yield->erase_operand(i);
     body.erase_arg(i);
     cond.erase_arg(i);
     op.erase_operand(i);
     op.erase_result(i);
+    changed = true;
   }
-  return true;
+  return changed;
 }
 
 bool unused(const Op& op) {
