@@ -132,10 +132,15 @@ auto Tracer::execBlock(const std::vector<StmtPtr>& stmts, size_t from) -> void {
     if (flagsDynamic() && i + 1 < stmts.size()) {
       const Loc& loc = stmts[i + 1]->loc;
       TV go = notTV(anyFlag(loc), loc);
-      // Where only the return flag is known at run time, the path that skips the rest has
-      // returned: so the fn's end is not reached there.
+      // The rest runs where no flag is set: it sees them false (so a block inside it, a
+      // `with` body, needs no guard of its own). Where only the return flag is known at run
+      // time, the path that skips the rest has returned: so the fn's end is not reached there.
       const bool onlyReturned = isStaticFalse(fr().st.brk) && isStaticFalse(fr().st.cont);
-      emitCond(go, [&] { execBlock(stmts, i + 1); },
+      emitCond(go,
+               [&] {
+                 fr().st.retFlag = fr().st.brk = fr().st.cont = staticBool(false);
+                 execBlock(stmts, i + 1);
+               },
                [&] {
                  if (onlyReturned) fr().st.retFlag = staticBool(true);
                },
