@@ -168,7 +168,9 @@ auto Tracer::dynamicLoop(const Stmt& s, const std::function<TV(TV&)>& cond, cons
     // body region
     b_.set_insertion_end(op.region(1).block());
     bindArgs(1);
-    f.st.cont = staticBool(false);
+    // The body runs only where the cond region found no return or break: they are false
+    // there (a loop over a list inside it unrolls without a data-dependent flag).
+    f.st.retFlag = f.st.brk = f.st.cont = staticBool(false);
     // The body may not run (its condition may be false at once): an error eager mode raises
     // in it fails there at run time (traceMaybe), and the body then yields placeholders.
     const bool dead = traceMaybe([&] { body(counter); });
