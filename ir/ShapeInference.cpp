@@ -54,6 +54,17 @@ std::string broadcast_message(const std::vector<Dim>& a, const std::vector<Dim>&
 // Run-time checks the rules below asked for (needs_run_time_check counts them).
 thread_local int t_run_time_checks = 0;
 
+// max/min/argmax/argmin over axes that may be empty fail at run time (rt::reduce's
+// "cannot take max over an empty axis"): a check the op carries, so DCE keeps it unused.
+void check_not_empty(const std::vector<Dim>& dims, const IntList& axes) {
+  for (int64_t a : axes) {
+    int64_t k = a < 0 ? a + static_cast<int64_t>(dims.size()) : a;
+    if (k < 0 || k >= static_cast<int64_t>(dims.size())) continue;
+    const Dim& d = dims[static_cast<size_t>(k)];
+    if (!d.is_known() || d.size == 0) ++t_run_time_checks;
+  }
+}
+
 // Two dims that must be equal (run-time check when symbolic): the better-known one.
 Dim unify(const Dim& a, const Dim& b, const std::string& message) {
   if (a == b) return a;
@@ -312,11 +323,14 @@ std::optional<std::vector<TensorType>> infer_result_types(OpKind kind, const std
       auto op = reduce_kind_from_name(k);
       if (!op) fail("unknown reduction kind '" + k + "'");
       DType d = runtime_rule([&] { return rt::reduce_result_dtype(*op, in[0].dtype); });
+      if (*op == rt::ReduceOp::Max || *op == rt::ReduceOp::Min)
+        check_not_empty(in[0].dims, get<IntList>(attrs, "axes"));
       return V{TensorType(d, reduce_dims(in[0].dims, get<IntList>(attrs, "axes"), get<bool>(attrs, "keepdims")))};
     }
     case OpKind::ArgMax:
     case OpKind::ArgMin: {
       int64_t axis = checked_axis(get<int64_t>(attrs, "axis"), in[0].rank());
+      check_not_empty(in[0].dims, {axis});
       return V{TensorType(DType::I64, reduce_dims(in[0].dims, {axis}, get<bool>(attrs, "keepdims")))};
     }
     case OpKind::Argsort:
