@@ -164,11 +164,18 @@ auto Tracer::bi_squeeze(BuiltinCall& bc) -> TV {
 auto Tracer::bi_concat(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   TV xs = expandStatic(bc.need(0, "xs"));
-  if (xs.k != TV::Seq) failEager(loc, fmt::format("{}: expected a list of tensors", nm));
+  if (xs.k != TV::Seq)  // eager's words (vm/BuiltinsTensor.cpp tensorList)
+    failEager(loc, fmt::format("{}(): 'xs' must be a list or tuple of tensors, got {}", nm, describe(xs)));
   int64_t axis = bc.arg(1, "axis") ? bc.staticInt(*bc.arg(1, "axis"), "axis") : 0;
   if (xs.items.empty()) failEager(loc, fmt::format("{}: needs at least one tensor", nm));
-  for (auto& it : xs.items)
-    if (!isNumeric(it)) failEager(loc, fmt::format("{}: expected a list of tensors, got {}", nm, describe(it)));
+  for (size_t k = 0; k < xs.items.size(); ++k)
+    if (!isNumeric(xs.items[k]))
+      failEager(loc, fmt::format("{}(): 'xs' must be a list or tuple of tensors, but item {} is a {}{}", nm, k,
+                                 describe(xs.items[k]),
+                                 expandStatic(xs.items[k]).k == TV::Seq && xs.items[k].seqTag == Tag::List
+                                     ? " (a bracket literal with other than number literals is a list: make it a "
+                                       "tensor with stack([...]))"
+                                     : ""));
   DType common = commonDtype(xs.items, loc);  // their shapes are the concat op's to check
   if (nm == "stack")  // eager's words for shapes that differ now (not the concat's of [1, ...])
     for (auto& it : xs.items) {
