@@ -2016,7 +2016,9 @@ struct Lowering {
 // ------------------------------------------------------------------ the JIT
 
 CpuMath::V CpuMath::floatPrimitive(rt::UnaryOp op, V x) {
-  if (op == rt::UnaryOp::Exp && low.inKernel && x->getType()->isFloatTy()) return callExpF32(b_, mod, x);
+  // f32 exp is TDL's own too (runtime/Libm.h exp_f32, as the eager kernels compute it), in kernels
+  // and in scalar code alike: the same bits in every engine.
+  if (op == rt::UnaryOp::Exp && x->getType()->isFloatTy()) return callExpF32(b_, mod, x);
   // f32 tanh is TDL's own (rt::tanh_f32, as the eager kernels compute it), inline: the same
   // bits, and loops of it vectorize.
   if (op == rt::UnaryOp::Tanh && x->getType()->isFloatTy()) return emitTanhF32(b_, x);
