@@ -973,6 +973,15 @@ void tdl_parallel(void (*kernel)(void*, int64_t, int64_t), void* env, int64_t n)
 // The size of axis `axis` of the tensor in `slot`.
 int64_t tdl_dim(void* ctx, int32_t slot, int32_t axis) { return C(ctx).slots[slot].dim(axis); }
 
+// A symbolic dim's size from the tensor a native op (a fused loop, a cond's or while's
+// result) left in `slot`, as a host op's results give theirs (scatterOne): ops that take a
+// shape from a type naming the symbol (a gradient's broadcast_to, sum_to) read it.
+void tdl_bind_sym(void* ctx, int32_t slot, int32_t axis, int32_t sym) {
+  ExecCtx& c = C(ctx);
+  const rt::Tensor& t = c.slots[slot];
+  if (axis < t.rank()) c.syms[sym] = t.dim(axis);
+}
+
 // Runs kernel(env, rowBegin, rowEnd) over the total / inner rows of a fused result whose
 // elements are worth `weight` simple operations each, as tdl_parallel_w.
 void tdl_parallel_rows_w(void (*kernel)(void*, int64_t, int64_t), void* env, int64_t total, int64_t inner,
@@ -1054,6 +1063,7 @@ std::vector<AbiSymbol> abiSymbols() {
           {"tdl_parallel_rows_scratch", reinterpret_cast<void*>(&tdl_parallel_rows_scratch)},
           {"tdl_prof_end_rows", reinterpret_cast<void*>(&tdl_prof_end_rows)},
           {"tdl_dim", reinterpret_cast<void*>(&tdl_dim)},
+          {"tdl_bind_sym", reinterpret_cast<void*>(&tdl_bind_sym)},
           {"tdl_bcast_dims", reinterpret_cast<void*>(&tdl_bcast_dims)},
           {"tdl_bcast_strides", reinterpret_cast<void*>(&tdl_bcast_strides)},
           {"tdl_fused_alloc_dims", reinterpret_cast<void*>(&tdl_fused_alloc_dims)},

@@ -139,6 +139,8 @@ struct Lowering {
   llvm::FunctionCallee opFn, opGroupFn, opGroupBeginFn, opGroupEndFn, truthFn, moveFn, copyFn;
   std::unordered_set<const ir::Op*> grouped;  // products lowered with an earlier one (tdl_op_group)
   llvm::FunctionCallee fusedAllocFn, dataFn, parallelFn, parallelRowsFn, dimFn, reduceAllocFn, reduceRowsFn;
+  llvm::FunctionCallee bindSymFn;
+  std::set<std::string> paramSyms;  // the symbols the parameters' dims bind (CompiledFn::run)
   llvm::FunctionCallee bcastDimsFn, bcastStridesFn, fusedAllocDimsFn, reduceAllocDimsFn;
   int kernelCount = 0;
   llvm::FunctionCallee loadI64Fn, loadF64Fn, storeI64Fn, storeF64Fn, failFn, elemFn, updateElemFn, mutableDataFn;
@@ -205,6 +207,7 @@ struct Lowering {
     reduceAllocFn = mod.getOrInsertFunction("tdl_reduce_alloc", llvm::FunctionType::get(i64t, {ptr, i32t, i32t, i32t, i32t, i32t}, false));
     reduceRowsFn = mod.getOrInsertFunction("tdl_parallel_reduce_rows", llvm::FunctionType::get(voidt, {ptr, ptr, i64t, i64t}, false));
     dimFn = mod.getOrInsertFunction("tdl_dim", llvm::FunctionType::get(i64t, {ptr, i32t, i32t}, false));
+    bindSymFn = mod.getOrInsertFunction("tdl_bind_sym", llvm::FunctionType::get(voidt, {ptr, i32t, i32t, i32t}, false));
     bcastDimsFn = mod.getOrInsertFunction("tdl_bcast_dims", llvm::FunctionType::get(voidt, {ptr, ptr, i32t, i32t, ptr}, false));
     bcastStridesFn = mod.getOrInsertFunction("tdl_bcast_strides", llvm::FunctionType::get(voidt, {ptr, i32t, i32t, ptr}, false));
     fusedAllocDimsFn =
@@ -1778,6 +1781,24 @@ struct Lowering {
         }
       }
       lowerOp(blk.op(i));
+      if (!inKernel) bindFreshSyms(blk.op(i));
+    }
+  }
+
+  // The sizes of the symbols (not the parameters') that the op's tensor results introduce,
+  // from the tensors themselves (tdl_bind_sym), for the ops that read them from a type.
+  void bindFreshSyms(const ir::Op& op) {
+    for (const ir::Value* r : op.results()) {
+      if (isNat(r)) continue;
+      for (size_t a = 0; a < r->type.dims.size(); ++a) {
+        const ir::Dim& d = r->type.dims[a];
+        if (!d.is_symbolic() || paramSyms.count(d.sym)) continue;
+        for (size_t k = 0; k < cf.syms.size(); ++k)
+          if (cf.syms[k] == d.sym) {
+            b.CreateCall(bindSymFn, {ctxArg, i32(slotOf(r)), i32(static_cast<int>(a)), i32(static_cast<int>(k))});
+            break;
+          }
+      }
     }
   }
 
@@ -1991,6 +2012,9 @@ struct Lowering {
 
   void run(const ir::Function& f, const std::string& name) {
     declareAbi();
+    for (const ir::Value* p : f.params())
+      for (const ir::Dim& d : p->type.dims)
+        if (d.is_symbolic()) paramSyms.insert(d.sym);
     auto* ptr = llvm::PointerType::getUnqual(ctx);
     auto* ft = llvm::FunctionType::get(b.getInt32Ty(), {ptr}, false);
     fn = llvm::Function::Create(ft, llvm::Function::ExternalLinkage, name, mod);

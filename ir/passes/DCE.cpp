@@ -60,10 +60,12 @@ bool remove_false_while(Op& op) {
   return true;
 }
 
+bool value_binds_used_symbol(const Value* v);
+
 bool remove_unused_cond_results(Op& op) {
   bool changed = false;
   for (size_t i = op.num_results(); i-- > 0;) {
-    if (op.result(i)->has_uses()) continue;
+    if (op.result(i)->has_uses() || value_binds_used_symbol(op.result(i))) continue;
     for (size_t r = 0; r < 2; ++r)
       if (Op* y = op.region(r).block().terminator()) y->erase_operand(i);
     op.erase_result(i);
@@ -100,7 +102,8 @@ std::vector<bool> live_slots(Op& op) {
   Block& body = op.region(1).block();
   Op* yield = body.terminator();
   std::vector<bool> live(n, false);
-  for (size_t i = 0; i < n; ++i) live[i] = op.result(i)->has_uses() || cond.arg(i)->has_uses() || !yield;
+  for (size_t i = 0; i < n; ++i)
+    live[i] = op.result(i)->has_uses() || cond.arg(i)->has_uses() || !yield || value_binds_used_symbol(op.result(i));
   std::vector<Value*> roots;
   for (size_t i = 0; i < body.size(); ++i)
     if (&body.op(i) != yield && !is_removable(body.op(i))) collect_uses(body.op(i), roots);
@@ -189,6 +192,17 @@ bool binds_used_symbol(const Op& op) {
   for (Value* r : op.results())
     for (const Dim& d : r->type.dims)
       if (d.is_symbolic() && !in.count(d.sym)) ++own[d.sym];
+  for (auto& [sym, n] : own)
+    if (g_symUses[sym] > n) return true;
+  return false;
+}
+
+// Whether a result (a cond's, a while's) gives a symbol the size that other values' types
+// name: it stays, unused, so that the size is known at run time (codegen tdl_bind_sym).
+bool value_binds_used_symbol(const Value* v) {
+  std::map<std::string, int> own;
+  for (const Dim& d : v->type.dims)
+    if (d.is_symbolic()) ++own[d.sym];
   for (auto& [sym, n] : own)
     if (g_symUses[sym] > n) return true;
   return false;
