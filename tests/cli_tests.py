@@ -154,6 +154,16 @@ def main():
     except ValueError:
         okjson = False
     expect("--diagnostics=json: one JSON object per diagnostic and nothing else", okjson and r.returncode == 1, r)
+    # A global option after the file of a command other than run (whose script's arguments
+    # follow its file) is the option, as before the file.
+    for cmd in (["check", bad, "--diagnostics=json"], ["build", bad, "-o", os.path.join(d, "badexe"), "--diagnostics=json"]):
+        r = run(tdl, *cmd)
+        lines = [l for l in r.stderr.splitlines() if l.strip()]
+        try:
+            okjson = len(lines) >= 1 and all(json.loads(l)["level"] in ("error", "warning", "note") for l in lines)
+        except (ValueError, KeyError, TypeError):
+            okjson = False
+        expect(f"tdl {cmd[0]} FILE ... --diagnostics=json: JSON diagnostics, exit 1", okjson and r.returncode == 1, r)
     for name, end in (("cr.tdl", "\r"), ("crlf.tdl", "\r\n")):
         p = os.path.join(d, name)
         with open(p, "w", newline="") as f:

@@ -146,9 +146,10 @@ int mainImpl(int argc, char** argv) {
         a.erase(a.begin() + i);
         --i;
       }
-      if (i + 1 < a.size() && (a[0] == "run" || a[0].size() > 4) && a[i].size() > 4 &&
-          a[i].compare(a[i].size() - 4, 4, ".tdl") == 0)
-        break;  // the script's arguments follow
+      auto isScript = [](const std::string& s) { return s.size() > 4 && s.compare(s.size() - 4, 4, ".tdl") == 0; };
+      // After the script of `tdl run` (or of `tdl FILE.tdl`) come the script's own arguments;
+      // after the file of another command (build, check, export, ...), its options.
+      if (i + 1 < a.size() && (a[0] == "run" || isScript(a[0])) && isScript(a[i])) break;
     }
     return true;
   };
