@@ -1,6 +1,7 @@
 // Graph fns under `tdl run`: the trace cache with the LLVM JIT as its backend, and
 // `tdl emit`'s graph stages.
 #include "graph/GraphCall.h"
+#include "ir/Rewrite.h"
 
 #include <functional>
 
@@ -182,6 +183,15 @@ int emitGraphStage(Compilation& c, const std::string& stage, const std::string& 
   }
   try {
     Trace tr = traceGraphFn(vm, *fv->as<ClosureObj>(), args, leaves, syms);
+    // A check that fails whatever the values (--args against the parameters' annotations,
+    // f32[4, 783] for f32[N, 784]): the signature is the error, not code that always fails.
+    ir::Block& entry = tr.fn->entry();
+    for (size_t i = 0; i < entry.size(); ++i) {
+      const ir::Op& op = entry.op(i);
+      if (op.kind() != ir::OpKind::Assert || op.num_operands() != 1) continue;
+      const rt::Tensor* c = ir::constant_value(op.operand(0));
+      if (c && c->numel() == 1 && !c->item_bool(0)) throw ScriptError(op.loc, op.str_attr("message"));
+    }
     if (stage != "ir") {
       ir::PipelineOptions po;
       po.max_rounds = ir::kDefaultMaxRounds;

@@ -225,6 +225,13 @@ def main():
     r = run(tdl, "emit", em, "--fn", "g", "--args", "f32[1000000000000, N]", "--stage", "llvm")
     expect("emit --args with a size no machine holds: the code, no allocation",
            r.returncode == 0 and "define" in r.stdout, r)
+    ann = os.path.join(d, "emit_ann.tdl")
+    with open(ann, "w") as f:
+        f.write("graph fn predict(x: f32[N, 784], w: f32[784, 10]) { return x @ w }\n")
+    r = run(tdl, "emit", ann, "--fn", "predict", "--args", "f32[4, 783], f32[784, 10]", "--stage", "opt")
+    expect("emit --args against the annotations: the annotation's error at the parameter, exit 1, no code",
+           r.returncode == 1 and r.stdout == "" and
+           "emit_ann.tdl:1:10: error: argument 'x' of fn 'predict' must be f32[N, 784], got f32[4, 783]" in r.stderr, r)
     r = run(tdl, "run", "--no-such-flag", good)
     expect("run with an unknown option: exit 2", r.returncode == 2, r)
     r = run(tdl, "run")
