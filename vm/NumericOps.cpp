@@ -72,6 +72,8 @@ T floatArith(BinaryOp op, T x, T y) {
     case BinaryOp::Mul: return x * y;
     case BinaryOp::FloorDiv: return rt::detail::floordiv_of(x, y);
     case BinaryOp::Mod: return rt::detail::mod_of(x, y);
+    case BinaryOp::Maximum: return rt::detail::max_of(x, y);
+    case BinaryOp::Minimum: return rt::detail::min_of(x, y);
     default: return x / y;
   }
 }
@@ -84,8 +86,10 @@ T intDivMod(BinaryOp op, T x, T y) {
 
 bool isFastArith(BinaryOp op) {
   return op == BinaryOp::Add || op == BinaryOp::Sub || op == BinaryOp::Mul || op == BinaryOp::Div ||
-         op == BinaryOp::FloorDiv || op == BinaryOp::Mod;
+         op == BinaryOp::FloorDiv || op == BinaryOp::Mod || op == BinaryOp::Maximum || op == BinaryOp::Minimum;
 }
+
+bool isExtreme(BinaryOp op) { return op == BinaryOp::Maximum || op == BinaryOp::Minimum; }
 
 bool isDivMod(BinaryOp op) { return op == BinaryOp::FloorDiv || op == BinaryOp::Mod; }
 
@@ -107,6 +111,10 @@ bool fastScalar(BinaryOp op, DType ct, const Value& a, const Value& b, Value& ou
     case DType::I64: {
       if (op == BinaryOp::Div) return false;
       int64_t x = a.rawInt(), y = b.rawInt();
+      if (isExtreme(op)) {
+        out = Value::i64(op == BinaryOp::Maximum ? rt::detail::max_of(x, y) : rt::detail::min_of(x, y));
+        return true;
+      }
       if (isDivMod(op)) {
         if (y == 0) return false;  // the kernel's error
         out = Value::i64(intDivMod(op, x, y));
@@ -118,6 +126,10 @@ bool fastScalar(BinaryOp op, DType ct, const Value& a, const Value& b, Value& ou
     case DType::I32: {
       if (op == BinaryOp::Div) return false;
       auto x = static_cast<int32_t>(a.rawInt()), y = static_cast<int32_t>(b.rawInt());
+      if (isExtreme(op)) {
+        out = Value::i32(op == BinaryOp::Maximum ? rt::detail::max_of(x, y) : rt::detail::min_of(x, y));
+        return true;
+      }
       if (isDivMod(op)) {
         if (y == 0) return false;
         out = Value::i32(intDivMod(op, x, y));

@@ -92,8 +92,15 @@ Value cast(const Value& x, DType dt) {
 // ------------------------------------------------------------- builtins
 
 Value elementwise(rt::BinaryOp op, const Value& a, const Value& b) {
-  auto ts = unifyOperands({a, b});
-  Value r = fromTensor(rt::binary(op, ts[0], ts[1]));
+  Value r;
+  if (a.isScalar() && b.isScalar() && (op == rt::BinaryOp::Maximum || op == rt::BinaryOp::Minimum)) {
+    // Two numbers without a tensor (maximum(m, x) in a scalar loop): the same dtypes as
+    // below (weak operands take their default dtype, a builtin's result is strong).
+    r = a.weak() && b.weak() ? plain::binaryValues(op, strong(a), strong(b)) : plain::binaryValues(op, a, b);
+  } else {
+    auto ts = unifyOperands({a, b});
+    r = fromTensor(rt::binary(op, ts[0], ts[1]));
+  }
   if (wants(r, {&a, &b})) record(r, elementwiseNode(op, {a, b}));
   return r;
 }
