@@ -169,6 +169,7 @@ bool unused(const Op& op) {
 // size at run time from the op that first produces it (a fresh symbol of a dyn_slice, ...):
 // that op stays while other values' types name the symbol, even if its result is unused.
 thread_local std::map<std::string, int> g_symUses;
+thread_local std::set<std::string> g_paramSyms;  // bound by the arguments, whatever DCE removes
 
 void count_syms(const Block& b) {
   for (Value* a : b.args())
@@ -202,7 +203,7 @@ bool binds_used_symbol(const Op& op) {
 bool value_binds_used_symbol(const Value* v) {
   std::map<std::string, int> own;
   for (const Dim& d : v->type.dims)
-    if (d.is_symbolic()) ++own[d.sym];
+    if (d.is_symbolic() && !g_paramSyms.count(d.sym)) ++own[d.sym];
   for (auto& [sym, n] : own)
     if (g_symUses[sym] > n) return true;
   return false;
@@ -235,6 +236,10 @@ class Dce : public Pass {
   bool run(Function& f) override {
     g_symUses.clear();
     count_syms(f.entry());
+    g_paramSyms.clear();
+    for (const Value* p : f.params())
+      for (const Dim& d : p->type.dims)
+        if (d.is_symbolic()) g_paramSyms.insert(d.sym);
     return block(f.entry());
   }
 };
