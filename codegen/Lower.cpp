@@ -593,13 +593,7 @@ struct Lowering {
     for (size_t i = 0; i < op.num_results(); ++i) {
       e.out.push_back(slotOf(op.result(i)));
       std::vector<int> syms;
-      for (const ir::Dim& d : op.result(i)->type.dims) {
-        int k = -1;
-        if (d.is_symbolic())
-          for (size_t s = 0; s < cf.syms.size(); ++s)
-            if (cf.syms[s] == d.sym) k = static_cast<int>(s);
-        syms.push_back(k);
-      }
+      for (const ir::Dim& d : op.result(i)->type.dims) syms.push_back(d.is_symbolic() ? symIndex(d.sym) : -1);
       e.outSyms.push_back(std::move(syms));
     }
     if (op.kind() == ir::OpKind::Update && deadAfter(op, op.operand(0))) e.moveIn = 0;
@@ -1793,13 +1787,17 @@ struct Lowering {
       for (size_t a = 0; a < r->type.dims.size(); ++a) {
         const ir::Dim& d = r->type.dims[a];
         if (!d.is_symbolic() || paramSyms.count(d.sym)) continue;
-        for (size_t k = 0; k < cf.syms.size(); ++k)
-          if (cf.syms[k] == d.sym) {
-            b.CreateCall(bindSymFn, {ctxArg, i32(slotOf(r)), i32(static_cast<int>(a)), i32(static_cast<int>(k))});
-            break;
-          }
+        if (int k = symIndex(d.sym); k >= 0)
+          b.CreateCall(bindSymFn, {ctxArg, i32(slotOf(r)), i32(static_cast<int>(a)), i32(k)});
       }
     }
+  }
+
+  // The index of symbol `sym` in the function's (CompiledFn::syms, ExecCtx::syms), or -1.
+  int symIndex(const std::string& sym) const {
+    for (size_t k = 0; k < cf.syms.size(); ++k)
+      if (cf.syms[k] == sym) return static_cast<int>(k);
+    return -1;
   }
 
   void lowerCond(const ir::Op& op) {

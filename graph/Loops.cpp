@@ -406,18 +406,7 @@ auto Tracer::forLoop(const Stmt& s) -> void {
     dynamicLoop(s, cond, body, counter);
     return;
   }
-  TV x = expandStatic(it);
-  if (it.isStatic() && it.sv.isStr()) {  // a string's characters (code points), as eagerly
-    x = TV();
-    x.k = TV::Seq;
-    x.seqTag = Tag::List;
-    for (int64_t i = 0, n = iterLength(it.sv); i < n; ++i) x.items.push_back(TV::of(iterItem(it.sv, i)));
-  }
-  if (x.k == TV::Rec && x.seqTag == Tag::Dict) {  // a dict's keys, as eagerly
-    x.k = TV::Seq;
-    x.items.clear();
-    for (const std::string& key : *x.names) x.items.push_back(TV::of(makeStr(key)));
-  }
+  TV x = expandIterable(it, false);  // a string's characters (code points), a dict's keys
   if (x.k == TV::Seq || x.k == TV::Rec) {
     for (auto& item : x.items) {
       bindVar(item);

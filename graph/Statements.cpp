@@ -165,17 +165,7 @@ auto Tracer::assignSlot(int slot, TV v, const Loc& loc, const std::string& name)
 
 auto Tracer::unpack(const TV& v, size_t n, const Loc& loc) -> std::vector<TV> {
   // Eager mode's messages (vm/ValueOps.cpp unpackValues).
-  TV x = expandStatic(v);
-  if (v.isStatic() && (v.sv.isStr() || v.sv.tag() == Tag::Range)) {  // characters, numbers: as eagerly
-    x = TV();
-    x.k = TV::Seq;
-    x.seqTag = v.sv.tag();
-    for (int64_t i = 0, k = iterLength(v.sv); i < k; ++i) x.items.push_back(TV::of(iterItem(v.sv, i)));
-  } else if (x.k == TV::Rec && x.seqTag == Tag::Dict) {  // a dict's keys, as eagerly
-    x.k = TV::Seq;
-    x.items.clear();
-    for (const std::string& key : *x.names) x.items.push_back(TV::of(makeStr(key)));
-  }
+  TV x = expandIterable(v, true);  // characters, a range's numbers, a dict's keys: as eagerly
   if (x.k == TV::Seq) {
     if (x.items.size() != n)
       failEager(loc, fmt::format("cannot destructure a {} of {} elements into {} names", tagName(x.seqTag), x.items.size(), n));

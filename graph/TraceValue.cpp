@@ -105,6 +105,23 @@ TV expandStatic(const TV& t) {
   return t;
 }
 
+TV expandIterable(const TV& t, bool ranges) {
+  if (t.isStatic() && (t.sv.isStr() || (ranges && t.sv.tag() == Tag::Range))) {
+    TV r;
+    r.k = TV::Seq;
+    r.seqTag = t.sv.tag();
+    for (int64_t i = 0, n = iterLength(t.sv); i < n; ++i) r.items.push_back(TV::of(iterItem(t.sv, i)));
+    return r;
+  }
+  TV x = expandStatic(t);
+  if (x.k == TV::Rec && x.seqTag == Tag::Dict) {
+    x.k = TV::Seq;
+    x.items.clear();
+    for (const std::string& key : *x.names) x.items.push_back(TV::of(makeStr(key)));
+  }
+  return x;
+}
+
 rt::BinaryOp rtBinary(BinOp op) {
   switch (op) {
     case BinOp::Add: return rt::BinaryOp::Add;

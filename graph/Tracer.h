@@ -118,6 +118,9 @@ inline int numberKind(DType d) { return d == DType::Bool ? 0 : rt::is_float(d) ?
 
 // A static container as a Seq/Rec of static items (so it can be merged leaf by leaf).
 TV expandStatic(const TV& t);
+// What a `for` or a pattern goes over, as eagerly: a string's characters (and, with
+// `ranges`, a static range's numbers) and a dict's keys as a Seq; else expandStatic.
+TV expandIterable(const TV& t, bool ranges);
 
 // ------------------------------------------------------------------ frames
 

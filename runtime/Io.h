@@ -35,7 +35,8 @@ class InFile;
 }
 // The safetensors bytes at [base, base + size) of an open file; errors start with `what`.
 std::vector<std::pair<std::string, Tensor>> load_safetensors_region(detail::InFile& in, uint64_t base, uint64_t size,
-                                                                    const std::string& what);
+                                                                    const std::string& what,
+                                                                    SafetensorsMetadata* metadata = nullptr);
 // keep_i8: I8 entries stay i8 (int8-quantized weights of model files) instead of becoming i32.
 std::vector<std::pair<std::string, Tensor>> load_safetensors_bytes(std::string_view bytes, const std::string& what,
                                                                    bool keep_i8 = false);

@@ -74,14 +74,14 @@ std::vector<std::pair<std::string, Tensor>> parse_safetensors(uint64_t size, con
 
 std::vector<std::pair<std::string, Tensor>> load_safetensors(const std::string& path, SafetensorsMetadata* metadata) {
   detail::InFile in(path);
-  return parse_safetensors(in.size(), [&](uint64_t off, void* buf, size_t n, const char* w) { in.read_at(off, buf, n, w); },
-                           fmt::format("invalid safetensors file '{}'", path), false, metadata);
+  return load_safetensors_region(in, 0, in.size(), fmt::format("invalid safetensors file '{}'", path), metadata);
 }
 
 std::vector<std::pair<std::string, Tensor>> load_safetensors_region(detail::InFile& in, uint64_t base, uint64_t size,
-                                                                    const std::string& what) {
+                                                                    const std::string& what, SafetensorsMetadata* metadata) {
   if (base > in.size() || size > in.size() - base) throw Error(fmt::format("{}: the region runs past the end of the file", what));
-  return parse_safetensors(size, [&](uint64_t off, void* buf, size_t n, const char* w) { in.read_at(base + off, buf, n, w); }, what);
+  return parse_safetensors(size, [&](uint64_t off, void* buf, size_t n, const char* w) { in.read_at(base + off, buf, n, w); },
+                           what, false, metadata);
 }
 
 std::vector<std::pair<std::string, Tensor>> load_safetensors_bytes(std::string_view bytes, const std::string& what,

@@ -172,7 +172,7 @@ Value reduceBuiltin(Interpreter& vm, CallArgs& call) {
     if (items.empty()) return emptySequenceReduce(name);
     return ad::reduce(Op, ad::stack(x, 0), a.axes(1), a.booleanOr(2, false));
   }
-  int64_t rank = x.isScalar() ? 0 : x.isTensor() ? x.as<TensorObj>()->t.rank() : -1;
+  int64_t rank = numberRank(x);
   if (pythonExtremeOfTwo(name, rank, call.numPos(), call.numPos() >= 2 ? numberRank(a[1]) : -1)) {
     // max(a, b) of two numbers, Python's: a number has no axis for the second argument to be
     Value two[2] = {a[0], a[1]};

@@ -78,10 +78,17 @@ T floatArith(BinaryOp op, T x, T y) {
   }
 }
 
-// Integer // and % (the kernels' formulas); y != 0 was checked.
+// Integer //, %, maximum and minimum (the kernels' formulas); false for / (true division is
+// no integer op) and where the kernel would fail (// or % by zero: its error).
 template <class T>
-T intDivMod(BinaryOp op, T x, T y) {
-  return op == BinaryOp::FloorDiv ? rt::detail::floordiv_of(x, y) : rt::detail::mod_of(x, y);
+bool intOther(BinaryOp op, T x, T y, T& r) {
+  switch (op) {
+    case BinaryOp::Maximum: r = rt::detail::max_of(x, y); return true;
+    case BinaryOp::Minimum: r = rt::detail::min_of(x, y); return true;
+    case BinaryOp::FloorDiv: return y != 0 && (r = rt::detail::floordiv_of(x, y), true);
+    case BinaryOp::Mod: return y != 0 && (r = rt::detail::mod_of(x, y), true);
+    default: return false;
+  }
 }
 
 bool isFastArith(BinaryOp op) {
@@ -89,9 +96,7 @@ bool isFastArith(BinaryOp op) {
          op == BinaryOp::FloorDiv || op == BinaryOp::Mod || op == BinaryOp::Maximum || op == BinaryOp::Minimum;
 }
 
-bool isExtreme(BinaryOp op) { return op == BinaryOp::Maximum || op == BinaryOp::Minimum; }
-
-bool isDivMod(BinaryOp op) { return op == BinaryOp::FloorDiv || op == BinaryOp::Mod; }
+bool isAddSubMul(BinaryOp op) { return op == BinaryOp::Add || op == BinaryOp::Sub || op == BinaryOp::Mul; }
 
 // Scalar op scalar in dtype `ct` without allocating, when the op allows it.
 bool fastScalar(BinaryOp op, DType ct, const Value& a, const Value& b, Value& out) {
@@ -109,30 +114,22 @@ bool fastScalar(BinaryOp op, DType ct, const Value& a, const Value& b, Value& ou
       return true;
     }
     case DType::I64: {
-      if (op == BinaryOp::Div) return false;
       int64_t x = a.rawInt(), y = b.rawInt();
-      if (isExtreme(op)) {
-        out = Value::i64(op == BinaryOp::Maximum ? rt::detail::max_of(x, y) : rt::detail::min_of(x, y));
-        return true;
-      }
-      if (isDivMod(op)) {
-        if (y == 0) return false;  // the kernel's error
-        out = Value::i64(intDivMod(op, x, y));
+      if (!cmp && !isAddSubMul(op)) {
+        int64_t r = 0;
+        if (!intOther(op, x, y, r)) return false;
+        out = Value::i64(r);
         return true;
       }
       out = cmp ? Value::boolean(compare(op, x, y)) : Value::i64(wrapArith(op, x, y));
       return true;
     }
     case DType::I32: {
-      if (op == BinaryOp::Div) return false;
       auto x = static_cast<int32_t>(a.rawInt()), y = static_cast<int32_t>(b.rawInt());
-      if (isExtreme(op)) {
-        out = Value::i32(op == BinaryOp::Maximum ? rt::detail::max_of(x, y) : rt::detail::min_of(x, y));
-        return true;
-      }
-      if (isDivMod(op)) {
-        if (y == 0) return false;
-        out = Value::i32(intDivMod(op, x, y));
+      if (!cmp && !isAddSubMul(op)) {
+        int32_t r = 0;
+        if (!intOther(op, x, y, r)) return false;
+        out = Value::i32(r);
         return true;
       }
       out = cmp ? Value::boolean(compare(op, x, y)) : Value::i32(wrapArith(op, x, y));
@@ -236,11 +233,10 @@ Value plain::unaryValues(rt::UnaryOp op, const Value& x) {
     if (op == rt::UnaryOp::Abs && !x.weak() && x.dtype() != DType::Bool) {
       if (x.dtype() == DType::F32) return Value::f32(std::fabs(static_cast<float>(x.rawFloat())));
       if (x.dtype() == DType::F64) return Value::f64(std::fabs(x.rawFloat()));
-      if (x.dtype() == DType::I64)
-        return Value::i64(x.rawInt() < 0 ? static_cast<int64_t>(0ull - static_cast<uint64_t>(x.rawInt())) : x.rawInt());
+      if (x.dtype() == DType::I64) return Value::i64(x.rawInt() < 0 ? rt::detail::wrap_neg(x.rawInt()) : x.rawInt());
       if (x.dtype() == DType::I32) {
         auto v = static_cast<int32_t>(x.rawInt());
-        return Value::i32(v < 0 ? static_cast<int32_t>(0u - static_cast<uint32_t>(v)) : v);
+        return Value::i32(v < 0 ? rt::detail::wrap_neg(v) : v);
       }
     }
     if (x.weak()) {
