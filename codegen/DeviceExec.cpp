@@ -155,6 +155,9 @@ class DeviceRunner : public CompiledFn::Runner {
   void runWhile(Frame& f, const ir::Op& op) {
     std::vector<rt::Tensor> carried = operands(f, op), y;
     const ir::Block &cb = op.region(0).block(), &body = op.region(1).block();
+    // Symbols bound before the loop keep their sizes after it (a gradient's backward loop
+    // binds the forward values' symbols to each iteration's sizes; Lower.cpp's lowerWhile).
+    std::map<std::string, int64_t> before = f.syms;
     for (;;) {
       rt::check_interrupt();
       for (size_t i = 0; i < cb.num_args(); ++i) f.bind(cb.arg(i), carried[i]);
@@ -164,6 +167,7 @@ class DeviceRunner : public CompiledFn::Runner {
       for (size_t i = 0; i < body.num_args(); ++i) f.bind(body.arg(i), std::move(carried[i]));
       runBlock(f, body, carried);
     }
+    for (auto& [sym, size] : before) f.syms[sym] = size;
     bindResults(f, op, carried);
   }
 

@@ -95,7 +95,10 @@ void k_CallRuntime(const ir::Op& op, V& in, V& out, HostOpEnv& env) {  // the di
   } else if (callee == "detach") {  // float(x) in graph fns: the value, no gradient (ir/autodiff/Grad.cpp)
     out = std::move(in);
   } else if (callee == "sum_to") {  // a broadcast's gradient where a symbolic dim may be 1 (ir/autodiff/Grad.cpp)
-    out.push_back(rt::sum_to(in[0], env.resolve(op.result()->type)));
+    rt::Shape to = env.resolve(op.result()->type);  // symbolic dims: the operands after g, where given
+    for (size_t a = 0, k = 1; a < to.size() && k < in.size(); ++a)
+      if (op.result()->type.dims[a].is_symbolic()) to[a] = in[k++].scalar_as_int64();
+    out.push_back(rt::sum_to(in[0], to));
   } else if (callee == "seed") {  // graph fns' seed(n) and permutation(n) (graph/BuiltinsCore.cpp)
     rt::seed(static_cast<uint64_t>(in[0].scalar_as_int64()));
   } else if (callee == "permutation") {
@@ -982,6 +985,11 @@ void tdl_bind_sym(void* ctx, int32_t slot, int32_t axis, int32_t sym) {
   if (axis < t.rank()) c.syms[sym] = t.dim(axis);
 }
 
+// A symbol's size, read before a loop that binds it again and written back after it
+// (Lower.cpp, lowerWhile).
+int64_t tdl_sym_get(void* ctx, int32_t sym) { return C(ctx).syms[sym]; }
+void tdl_sym_set(void* ctx, int32_t sym, int64_t v) { C(ctx).syms[sym] = v; }
+
 // Runs kernel(env, rowBegin, rowEnd) over the total / inner rows of a fused result whose
 // elements are worth `weight` simple operations each, as tdl_parallel_w.
 void tdl_parallel_rows_w(void (*kernel)(void*, int64_t, int64_t), void* env, int64_t total, int64_t inner,
@@ -1064,6 +1072,8 @@ std::vector<AbiSymbol> abiSymbols() {
           {"tdl_prof_end_rows", reinterpret_cast<void*>(&tdl_prof_end_rows)},
           {"tdl_dim", reinterpret_cast<void*>(&tdl_dim)},
           {"tdl_bind_sym", reinterpret_cast<void*>(&tdl_bind_sym)},
+          {"tdl_sym_get", reinterpret_cast<void*>(&tdl_sym_get)},
+          {"tdl_sym_set", reinterpret_cast<void*>(&tdl_sym_set)},
           {"tdl_bcast_dims", reinterpret_cast<void*>(&tdl_bcast_dims)},
           {"tdl_bcast_strides", reinterpret_cast<void*>(&tdl_bcast_strides)},
           {"tdl_fused_alloc_dims", reinterpret_cast<void*>(&tdl_fused_alloc_dims)},

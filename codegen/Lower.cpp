@@ -140,7 +140,9 @@ struct Lowering {
   std::unordered_set<const ir::Op*> grouped;  // products lowered with an earlier one (tdl_op_group)
   llvm::FunctionCallee fusedAllocFn, dataFn, parallelFn, parallelRowsFn, dimFn, reduceAllocFn, reduceRowsFn;
   llvm::FunctionCallee bindSymFn;
+  llvm::FunctionCallee symGetFn, symSetFn;
   std::set<std::string> paramSyms;  // the symbols the parameters' dims bind (CompiledFn::run)
+  std::set<std::string> boundSyms;  // the other symbols that ops lowered so far bind (program order)
   llvm::FunctionCallee bcastDimsFn, bcastStridesFn, fusedAllocDimsFn, reduceAllocDimsFn;
   int kernelCount = 0;
   llvm::FunctionCallee loadI64Fn, loadF64Fn, storeI64Fn, storeF64Fn, failFn, elemFn, updateElemFn, mutableDataFn;
@@ -208,6 +210,8 @@ struct Lowering {
     reduceRowsFn = mod.getOrInsertFunction("tdl_parallel_reduce_rows", llvm::FunctionType::get(voidt, {ptr, ptr, i64t, i64t}, false));
     dimFn = mod.getOrInsertFunction("tdl_dim", llvm::FunctionType::get(i64t, {ptr, i32t, i32t}, false));
     bindSymFn = mod.getOrInsertFunction("tdl_bind_sym", llvm::FunctionType::get(voidt, {ptr, i32t, i32t, i32t}, false));
+    symGetFn = mod.getOrInsertFunction("tdl_sym_get", llvm::FunctionType::get(i64t, {ptr, i32t}, false));
+    symSetFn = mod.getOrInsertFunction("tdl_sym_set", llvm::FunctionType::get(voidt, {ptr, i32t, i64t}, false));
     bcastDimsFn = mod.getOrInsertFunction("tdl_bcast_dims", llvm::FunctionType::get(voidt, {ptr, ptr, i32t, i32t, ptr}, false));
     bcastStridesFn = mod.getOrInsertFunction("tdl_bcast_strides", llvm::FunctionType::get(voidt, {ptr, i32t, i32t, ptr}, false));
     fusedAllocDimsFn =
@@ -1776,6 +1780,22 @@ struct Lowering {
       }
       lowerOp(blk.op(i));
       if (!inKernel) bindFreshSyms(blk.op(i));
+      for (const ir::Value* r : blk.op(i).results())
+        for (const ir::Dim& d : r->type.dims)
+          if (d.is_symbolic() && !paramSyms.count(d.sym)) boundSyms.insert(d.sym);
+    }
+  }
+
+  // The symbols bound before `op` (a while) that its regions bind again: a gradient's
+  // backward loop rebinds the forward values' symbols iteration by iteration (the sizes of
+  // the values it pops), which code after the loop must see as they were.
+  void rebindingSyms(const ir::Block& blk, std::set<std::string>& out) const {
+    for (size_t i = 0; i < blk.size(); ++i) {
+      const ir::Op& o = blk.op(i);
+      for (const ir::Value* r : o.results())
+        for (const ir::Dim& d : r->type.dims)
+          if (d.is_symbolic() && boundSyms.count(d.sym)) out.insert(d.sym);
+      for (size_t k = 0; k < o.num_regions(); ++k) rebindingSyms(o.region(k).block(), out);
     }
   }
 
@@ -1973,6 +1993,11 @@ struct Lowering {
         hoistedSlots.push_back(s);
       }
     }
+    std::set<std::string> rebound;
+    for (size_t r = 0; r < op.num_regions(); ++r) rebindingSyms(op.region(r).block(), rebound);
+    std::vector<std::pair<int, llvm::Value*>> savedSyms;
+    for (const std::string& sym : rebound)
+      if (int k = symIndex(sym); k >= 0) savedSyms.emplace_back(k, b.CreateCall(symGetFn, {ctxArg, i32(k)}));
     auto* headBB = llvm::BasicBlock::Create(ctx, "while", fn);
     auto* bodyBB = llvm::BasicBlock::Create(ctx, "body", fn);
     auto* exitBB = llvm::BasicBlock::Create(ctx, "endwhile", fn);
@@ -2004,6 +2029,7 @@ struct Lowering {
     if (!ir::is_counted_while(op)) interruptTest(op);
     b.CreateBr(headBB);
     b.SetInsertPoint(exitBB);
+    for (auto& [k, v] : savedSyms) b.CreateCall(symSetFn, {ctxArg, i32(k), v});
     for (int s : hoistedSlots) hoisted.erase(s);
     if (t0) profEnd(op, t0);
   }

@@ -120,20 +120,39 @@ rt::ReduceOp reduceOpNamed(const std::string& kind) {
 }
 
 
-Value* zerosOf(Builder& b, const TensorType& t) {
-  if (auto s = t.static_shape()) return b.constant(rt::zeros(*s, t.dtype));
-  return b.broadcast_to(b.constant(rt::zeros({}, t.dtype)), t.dims);
+// The run-time sizes of a forward value's symbolic dims, where the backward region cannot
+// read them from the symbol table: inside a loop's backward, a symbol that the forward body
+// binds anew each iteration (a tensor growing or shrinking in the loop) holds its last
+// iteration's size. Empty: the table's sizes are right.
+using DynDims = std::vector<Value*>;
+
+// g broadcast to `to`'s dims; `dyn`: the sizes of its symbolic dims, in order.
+Value* broadcastTo(Builder& b, Value* g, const TensorType& to, const DynDims& dyn) {
+  if (dyn.empty()) return b.broadcast_to(g, to.dims);
+  IntList shape;
+  for (const Dim& d : to.dims) shape.push_back(d.is_known() ? d.size : -2);
+  std::vector<Value*> ops{g};
+  ops.insert(ops.end(), dyn.begin(), dyn.end());
+  return b.create(OpKind::BroadcastDyn, ops, {TensorType(g->type.dtype, to.dims)}, AttrMap{{"shape", shape}}).result();
 }
 
-// rt::sum_to at run time: g summed to `to`'s shape, once its symbols are known.
-Value* sumTo(Builder& b, Value* g, const TensorType& to) {
-  return b.create(OpKind::CallRuntime, {g}, {TensorType(g->type.dtype, to.dims)},
+Value* zerosOf(Builder& b, const TensorType& t, const DynDims& dyn = {}) {
+  if (auto s = t.static_shape()) return b.constant(rt::zeros(*s, t.dtype));
+  return broadcastTo(b, b.constant(rt::zeros({}, t.dtype)), t, dyn);
+}
+
+// rt::sum_to at run time: g summed to `to`'s shape, once its symbols are known (from the
+// table, or `dyn`: operands after g, the sizes of to's symbolic dims in order).
+Value* sumTo(Builder& b, Value* g, const TensorType& to, const DynDims& dyn) {
+  std::vector<Value*> ops{g};
+  ops.insert(ops.end(), dyn.begin(), dyn.end());
+  return b.create(OpKind::CallRuntime, ops, {TensorType(g->type.dtype, to.dims)},
                   AttrMap{{"callee", std::string("sum_to")}, {"where", std::string()}})
       .result();
 }
 
 // g summed over the axes broadcasting added to `to`, cast to its dtype.
-Value* fitTo(Builder& b, Value* g, const TensorType& to) {
+Value* fitTo(Builder& b, Value* g, const TensorType& to, const DynDims& dyn = {}) {
   if (g->type.dtype != to.dtype) g = b.cast(g, to.dtype);
   if (g->type.dims == to.dims) return g;
   int64_t lead = g->type.rank() - to.rank();
@@ -152,8 +171,8 @@ Value* fitTo(Builder& b, Value* g, const TensorType& to) {
   if (g->type.dims != to.dims) {
     bool symbolic = false;  // a dim of `to` known only at run time, maybe 1 where g's is not
     for (const Dim& d : to.dims) symbolic = symbolic || d.is_symbolic();
-    if (g->type.rank() < to.rank()) g = b.broadcast_to(g, to.dims);
-    else if (symbolic) g = sumTo(b, g, to);
+    if (g->type.rank() < to.rank()) g = broadcastTo(b, g, to, dyn);
+    else if (symbolic) g = sumTo(b, g, to, dyn);
     else g = b.reshape(g, to.dims);
   }
   return g;
@@ -190,7 +209,11 @@ struct IrAdjoint {
   Builder& b;
   // update(zeros, g, idx) results, for the loops that accumulate them in place.
   std::map<Value*, std::pair<Value*, std::vector<Value*>>>* sparse = nullptr;
+  // The run-time sizes of a forward value's symbolic dims where the table's are stale (Grad::dynDims).
+  std::function<DynDims(Value*)> dynOf;
   std::set<Value*> zeros_;
+
+  DynDims dynFor(const V& x) const { return x.s->typed && dynOf ? dynOf(x.s->typed) : DynDims{}; }
 
   static V now(Value* x) {
     auto st = std::make_shared<State>();
@@ -215,14 +238,22 @@ struct IrAdjoint {
   V k(double c, const V& like) { return now(b.constant(rt::full({}, c, like.type().dtype))); }
   V select(const V& c, const V& x, const V& y) { return now(b.select(c.get(), x.get(), y.get())); }
   int64_t rank(const V& x) { return x.type().rank(); }
-  V fit(const V& g, const V& x) { return now(fitTo(b, g.get(), x.type())); }
+  V fit(const V& g, const V& x) { return now(fitTo(b, g.get(), x.type(), dynFor(x))); }
   V zerosLike(const V& x, const V& g) {
-    Value* z = zerosOf(b, x.type().with_dtype(g.type().dtype));
+    Value* z = zerosOf(b, x.type().with_dtype(g.type().dtype), dynFor(x));
     zeros_.insert(z);
     return now(z);
   }
-  V reshapeLike(const V& g, const V& x) { return now(b.reshape(g.get(), x.type().dims)); }
-  V broadcastLike(const V& g, const V& x) { return now(b.broadcast_to(g.get(), x.type().dims)); }
+  V reshapeLike(const V& g, const V& x) {
+    DynDims dyn = dynFor(x);
+    if (dyn.empty()) return now(b.reshape(g.get(), x.type().dims));
+    IntList shape;
+    for (const Dim& d : x.type().dims) shape.push_back(d.is_known() ? d.size : -2);
+    std::vector<Value*> ops{g.get()};
+    ops.insert(ops.end(), dyn.begin(), dyn.end());
+    return now(b.create(OpKind::ReshapeDyn, ops, {x.type().with_dtype(g.type().dtype)}, AttrMap{{"shape", shape}}).result());
+  }
+  V broadcastLike(const V& g, const V& x) { return now(broadcastTo(b, g.get(), x.type(), dynFor(x))); }
   V expandDims(const V& v, int64_t a) { return now(b.reshape(v.get(), withOne(v.type().dims, static_cast<size_t>(a)))); }
   V squeeze(const V& v, int64_t a) {
     std::vector<Dim> d = v.type().dims;
@@ -363,19 +394,23 @@ class Grad {
   std::map<Value*, std::pair<Value*, std::vector<Value*>>> sparse_;
   // Saved emission points (block, position) of enclosing backward regions.
   std::vector<std::pair<Block*, size_t>> saved_;
+  // The `dim` ops made beside forward values for dynDims, by (value, axis).
+  std::map<std::pair<Value*, size_t>, Value*> fwdDims_;
+  std::set<std::string> paramSyms_;
+  bool paramSymsKnown_ = false;
 
   // ---------------------------------------------------------------- emission helpers
 
   // Creates an op at (blk, i) and keeps every emission point after it in place.
   Op& insertAt(Block& blk, size_t i, OpKind kind, const std::vector<Value*>& operands,
-               const std::vector<TensorType>& results) {
+               const std::vector<TensorType>& results, AttrMap attrs = {}) {
     Block* curB = &b_.block();
     size_t curP = b_.pos();
     for (auto& [sb, sp] : saved_)
       if (sb == &blk && sp >= i) ++sp;
     if (curB == &blk && curP >= i) ++curP;
     b_.set_insertion(blk, i);
-    Op& op = b_.create(kind, operands, results);
+    Op& op = b_.create(kind, operands, results, std::move(attrs));
     b_.set_insertion(*curB, curP);
     return op;
   }
@@ -408,6 +443,51 @@ class Grad {
   }
 
   Value* zeros(const TensorType& t) { return zerosOf(b_, t); }
+  // Zeros of the forward value v's type, of its run-time shape where the table's is stale.
+  Value* zerosFor(Value* v, DType dt) { return zerosOf(b_, v->type.with_dtype(dt), dynDims(v)); }
+
+  // Whether symbol `sym` is the function's parameters' (bound once per call).
+  bool paramSym(const std::string& sym) {
+    if (!paramSymsKnown_) {
+      paramSymsKnown_ = true;
+      Block* root = &b_.block();
+      while (root->parent() && root->parent()->parent_op()) root = root->parent()->parent_op()->parent();
+      for (Value* a : root->args())
+        for (const Dim& d : a->type.dims)
+          if (d.is_symbolic()) paramSyms_.insert(d.sym);
+    }
+    return paramSyms_.count(sym) > 0;
+  }
+
+  // (see DynDims) The sizes of v's symbolic dims, as seen from the backward region being
+  // emitted, where v is defined inside a loop being reversed and one of its symbols is not a
+  // parameter's: `dim` ops beside v in its forward region, saved for the backward like any
+  // forward value it reads. Empty where the symbol table's sizes are right.
+  DynDims dynDims(Value* v) {
+    if (ctxs_.empty() || v->type.static_shape()) return {};
+    Block* db = v->block();
+    size_t k = ctxs_.size();
+    while (k > 0 && ctxs_[k - 1].fwdBlock != db) --k;
+    bool inLoop = false;
+    for (size_t j = 0; j < k; ++j) inLoop = inLoop || ctxs_[j].fwdOp->kind() == OpKind::While;
+    if (!inLoop) return {};
+    bool varying = false;
+    for (const Dim& d : v->type.dims) varying = varying || (d.is_symbolic() && !paramSym(d.sym));
+    if (!varying) return {};
+    DynDims out;
+    for (size_t a = 0; a < v->type.dims.size(); ++a) {
+      if (v->type.dims[a].is_known()) continue;
+      Value*& fd = fwdDims_[{v, a}];
+      if (!fd) {
+        size_t pos = v->is_block_arg() ? 0 : db->index_of(v->def()) + 1;
+        fd = insertAt(*db, pos, OpKind::Dim, {v}, {TensorType::scalar(DType::I64)},
+                      AttrMap{{"axis", static_cast<int64_t>(a)}})
+                 .result();
+      }
+      out.push_back(fwd(fd));
+    }
+    return out;
+  }
 
   Value* add(Value* a, Value* b) { return b_.binary(rt::BinaryOp::Add, a, b); }
 
@@ -498,7 +578,7 @@ class Grad {
     // A constant has no adjoint, unless it is a source: a tensor fixed at trace time (a
     // captured `let W`) differentiated with respect to.
     if (!v->is_block_arg() && v->def()->kind() == OpKind::Constant && !sources_.count(v)) return;
-    g = fit(g, v->type);
+    g = fitTo(b_, g, v->type, dynDims(v));
     auto [it, fresh] = adj.emplace(v, g);
     if (!fresh) it->second = add(it->second, g);
   }
@@ -535,7 +615,7 @@ class Grad {
     }
     if (callee == "detach") return;  // float(x): no gradient flows through
     if (callee == "sum_to") {  // its adjoint: broadcast back to the operand's shape
-      if (want(op.operand(0))) acc(adj, op.operand(0), b_.broadcast_to(gs[0], op.operand(0)->type.dims));
+      if (want(op.operand(0))) acc(adj, op.operand(0), broadcastTo(b_, gs[0], op.operand(0)->type, dynDims(op.operand(0))));
       return;
     }
     if (callee == "scatter") {  // x[idx] = v: x's rows written get none, v its rows (as eager's)
@@ -610,7 +690,7 @@ class Grad {
     auto zero = [&] { return cst(0.0, g->type); };
     Value* a = op.num_operands() > 0 ? op.operand(0) : nullptr;
     Value* bb = op.num_operands() > 1 ? op.operand(1) : nullptr;
-    IrAdjoint m{b_, &sparse_};
+    IrAdjoint m{b_, &sparse_, [this](Value* v) { return dynDims(v); }, {}};
     auto G = IrAdjoint::now(g);
     auto L = [&](size_t i) { return m.lazy([&, i] { return X(i); }, op.operand(i)); };
     auto LOUT = [&] { return m.lazy(OUT, res); };
@@ -832,7 +912,7 @@ class Grad {
     // (dyn_slice_update clamps them at run time as the slice did).
     if (!want(x)) return;
     IntList dyn(st.size(), 1);
-    std::vector<Value*> ops{zeros(x->type.with_dtype(g->type.dtype)), g};
+    std::vector<Value*> ops{zerosFor(x, g->type.dtype), g};
     for (size_t i = 0; i < st.size(); ++i) {
       ops.push_back(b_.constant(rt::Tensor::scalar(st[i])));
       ops.push_back(b_.constant(rt::Tensor::scalar(sp[i])));
@@ -904,7 +984,14 @@ class Grad {
     for (size_t i : carried) {
       auto it = adj.find(op.result(i));
       inits.push_back(it != adj.end() ? fit(it->second, op.result(i)->type) : zeros(op.result(i)->type));
-      types.push_back(body.arg(i)->type);
+      // A dim the forward loop changes (its symbol is not the initial value's) is the adjoint
+      // of a different iteration's value each time: a symbol of its own, so that the loop's
+      // result (the initial value's adjoint) does not rebind the forward one.
+      TensorType t = body.arg(i)->type;
+      for (size_t a = 0; a < t.dims.size(); ++a)
+        if (t.dims[a].is_symbolic() && !(t.dims[a] == op.operand(i)->type.dims[a]))
+          t.dims[a] = Dim::symbolic(b_.function().fresh_sym());
+      types.push_back(t);
     }
     for (Value* f : free) {
       inits.push_back(zeros(f->type));
@@ -928,7 +1015,7 @@ class Grad {
     for (size_t i : carried) {
       Value* arg = body.arg(i);
       auto it = local.find(arg);
-      outs.push_back(it != local.end() ? fit(it->second, arg->type) : zeros(arg->type));
+      outs.push_back(it != local.end() ? fitTo(b_, it->second, arg->type, dynDims(arg)) : zerosFor(arg, arg->type.dtype));
     }
     for (size_t k = 0; k < free.size(); ++k) {
       Value* acc0 = bb.arg(1 + carried.size() + k);
