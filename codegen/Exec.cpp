@@ -12,7 +12,9 @@
 #include <algorithm>
 #include <numeric>
 #include <atomic>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <chrono>
 #include <optional>
 #include <cctype>
@@ -62,6 +64,8 @@ rt::Shape resolve(ExecCtx& c, const ir::TensorType& t) {
 
 }  // namespace
 
+void registerExternFn(const std::string& key, ExternFn fn);
+
 namespace {
 
 using V = std::vector<rt::Tensor>;
@@ -74,9 +78,32 @@ void k_Print(const ir::Op& op, V& in, V&, HostOpEnv&) {
   rt::write_output(s, stdout);
 }
 
+std::mutex& externMutex() {
+  static std::mutex m;
+  return m;
+}
+std::map<std::string, ExternFn>& externFns() {
+  static std::map<std::string, ExternFn> fns;
+  return fns;
+}
+
 void k_CallRuntime(const ir::Op& op, V& in, V& out, HostOpEnv& env) {  // the dist module's collectives (graph/BuiltinsDist.cpp)
   const std::string& callee = op.str_attr("callee");
   const std::string& where = op.str_attr("where");
+  if (callee == "extern") {  // a loaded model's fn (registerExternFn)
+    ExternFn fn;
+    {
+      std::lock_guard<std::mutex> lock(externMutex());
+      auto it = externFns().find(op.str_attr("key"));
+      if (it != externFns().end()) fn = it->second;
+    }
+    if (!fn)
+      throw rt::Error(fmt::format("{}: the model this graph fn was traced with is not loaded in this process "
+                                  "(load_model it again, from the same file)",
+                                  op.str_attr("name")));
+    out = fn(in);
+    return;
+  }
   if (callee == "dist_allreduce") {
     rt::dist::ReduceOp kind = rt::dist::ReduceOp::Sum;
     if (!rt::dist::parse_reduce_op(op.str_attr("op"), kind))
@@ -1273,6 +1300,11 @@ bool restoreTable(CompiledFn& cf, const std::string& text, ir::Function& fn) {
   if (pos != text.size()) return false;
   cf.fn = &fn;
   return true;
+}
+
+void registerExternFn(const std::string& key, ExternFn fn) {
+  std::lock_guard<std::mutex> lock(externMutex());
+  externFns()[key] = std::move(fn);
 }
 
 }  // namespace tdl::codegen

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,6 +50,13 @@ struct HostOpEnv {
   virtual void reusedBuffer() {}
 };
 std::vector<rt::Tensor> runHostOp(const ir::Op& op, std::vector<rt::Tensor>& in, HostOpEnv& env);
+
+// Functions that graph fns call as one opaque op (call_runtime "extern", attr `key`): a
+// loaded model's fns, registered when the model loads (tools/ModelValue.cpp). The key names
+// the model file's content and the fn, so code traced against one model never runs
+// another's; a key not registered in this process is an error when the op runs.
+using ExternFn = std::function<std::vector<rt::Tensor>(const std::vector<rt::Tensor>&)>;
+void registerExternFn(const std::string& key, ExternFn fn);
 
 // The host ops with kernels of their own, tdlk_host_<Enum>, found through the host
 // table tdlk_host_kernel (runtime/Kernels.h; the full table is HostTable.cpp, a minimal

@@ -75,6 +75,11 @@ auto Tracer::call(const Expr& e) -> TV {
       if (!target || !sources) failEager(e.loc, "gradient takes (target, sources)");
       return tapeGradient(tapes_.at(static_cast<size_t>(self.tape)), *target, *sources, e.loc);
     }
+    if (!isField && self.isStatic() && self.sv.tag() == Tag::Native) {  // a loaded model's fn: m.predict(x)
+      Value fv = self.sv.as<NativeObj>()->member(self.sv, ce.str);
+      if (fv.tag() == Tag::Native && dynamic_cast<const OpaqueFnObj*>(fv.as<NativeObj>()))
+        callee = TV::of(fv), isField = true;
+    }
     if (!isField && self.isStatic() && self.sv.tag() == Tag::Native)
       fail(ce.loc, fmt::format("a {} cannot be called inside a graph fn (its '{}' runs outside the trace): call it "
                                "outside the graph fn and pass the result in",
@@ -222,6 +227,8 @@ auto Tracer::callTV(const TV& callee, std::vector<TV>& args, const std::vector<s
   if (callee.isStatic()) {
     const Value& f = callee.sv;
     if (f.tag() == Tag::Builtin) return builtin(f.builtinId(), args, kw, loc);
+    if (f.tag() == Tag::Native)
+      if (auto* o = dynamic_cast<const OpaqueFnObj*>(f.as<NativeObj>())) return opaqueCall(*o, args, kw, loc);
     if (f.tag() == Tag::DType) {
       if (args.size() != 1) failEager(loc, "a dtype call takes one argument");
       return castTV(args[0], f.dtype(), loc);
@@ -248,6 +255,139 @@ auto Tracer::callTV(const TV& callee, std::vector<TV>& args, const std::vector<s
   if (callee.isDyn()) failEager(loc, fmt::format("a {} is not callable", callee.dv->type.rank() == 0 ? "scalar" : "tensor"));
   if (callee.k == TV::Seq || callee.k == TV::Rec) failEager(loc, fmt::format("a {} is not callable", tagName(callee.seqTag)));
   fail(loc, fmt::format("a {} cannot be called in a graph fn", describe(callee)));
+}
+
+namespace {
+
+std::string leafText(const OpaqueLeaf& l) {
+  std::vector<std::string> dims;
+  for (size_t d = 0; d < l.sizes.size(); ++d) dims.push_back(l.syms[d].empty() ? std::to_string(l.sizes[d]) : l.syms[d]);
+  return fmt::format("{}[{}]", rt::dtype_name(l.dtype), fmt::join(dims, ", "));
+}
+
+}  // namespace
+
+// The words of tools/ModelValue.cpp (ModelFnObj::leaves) for what the trace knows is wrong;
+// dtypes and sizes are checked where the op runs (model::checkInputs), as eagerly.
+auto Tracer::opaqueLeaves(const OpaqueSig& s, const TV& v0, size_t& p, std::vector<ir::Value*>& out,
+                          const std::string& what, const Loc& loc) -> void {
+  const std::string& st = s.inStructure;
+  char c = st[p++];
+  TV v = expandStatic(v0);
+  if (c == 't') {
+    const OpaqueLeaf& spec = s.inputs[out.size()];
+    if (!isNumeric(v))
+      failEager(loc, fmt::format("{}: '{}' must be {}, got {}", s.name, spec.name, leafText(spec), describe(v)));
+    bool weak = v.isDyn() ? v.weak : v.sv.weak();
+    out.push_back(weak ? materialize(v, loc, spec.dtype) : materialize(v, loc));
+    // Compiled code a tape cannot see into: a gradient through it would be silently zero.
+    if (!recording_.empty() && rt::is_float(out.back()->type.dtype))
+      failEager(loc, fmt::format("{}: '{}' is recorded on a tape, but a loaded model's functions are not "
+                                 "differentiable (its gradient would be zero); call it outside the tape, or on "
+                                 "a value the tape does not track",
+                                 s.name, spec.name));
+    return;
+  }
+  if (c == '(') {
+    if (v.k != TV::Seq || (v.seqTag != Tag::Tuple && v.seqTag != Tag::List))
+      failEager(loc, fmt::format("{}: '{}' must be a tuple, got {}", s.name, what, describe(v)));
+    size_t i = 0;
+    while (st[p] != ')') {
+      if (i >= v.items.size()) failEager(loc, fmt::format("{}: '{}' has too few items", s.name, what));
+      opaqueLeaves(s, v.items[i], p, out, fmt::format("{}.{}", what, i), loc);
+      ++i;
+    }
+    ++p;
+    if (i != v.items.size()) failEager(loc, fmt::format("{}: '{}' has too many items", s.name, what));
+    return;
+  }
+  if (v.k != TV::Rec || v.seqTag == Tag::Dict)
+    failEager(loc, fmt::format("{}: '{}' must be a record, got {}", s.name, what, describe(v)));
+  size_t fields = 0;
+  while (st[p] != '}') {
+    size_t colon = st.find(':', p);
+    std::string name = st.substr(p, colon - p);
+    p = colon + 1;
+    size_t k = 0;
+    while (k < v.names->size() && (*v.names)[k] != name) ++k;
+    if (k == v.names->size()) failEager(loc, fmt::format("{}: '{}' has no field '{}'", s.name, what, name));
+    opaqueLeaves(s, v.items[k], p, out, what + "." + name, loc);
+    ++fields;
+  }
+  ++p;
+  if (fields != v.items.size()) failEager(loc, fmt::format("{}: '{}' has fields the model does not take", s.name, what));
+}
+
+auto Tracer::opaqueCall(const OpaqueFnObj& fo, std::vector<TV>& args, const std::vector<std::string>& kw, const Loc& loc)
+    -> TV {
+  const OpaqueSig& s = fo.opaqueSig();
+  size_t nParams = s.params.size(), npos = args.size() - kw.size();
+  if (npos > nParams)
+    failEager(loc, fmt::format("{} takes {} argument{}, got {}", s.name, nParams, nParams == 1 ? "" : "s", npos));
+  std::vector<const TV*> bound(nParams, nullptr);
+  for (size_t i = 0; i < npos; ++i) bound[i] = &args[i];
+  for (size_t k = 0; k < kw.size(); ++k) {
+    size_t i = 0;
+    while (i < nParams && s.params[i] != kw[k]) ++i;
+    if (i == nParams) failEager(loc, fmt::format("{} has no parameter named '{}'", s.name, kw[k]));
+    if (bound[i]) failEager(loc, fmt::format("{} got two values for '{}'", s.name, kw[k]));
+    bound[i] = &args[npos + k];
+  }
+  std::vector<ir::Value*> in;
+  size_t p = 0;
+  for (size_t i = 0; i < nParams; ++i) {
+    if (!bound[i]) failEager(loc, fmt::format("{} is missing its argument '{}'", s.name, s.params[i]));
+    opaqueLeaves(s, *bound[i], p, in, s.params[i], loc);
+  }
+  // The results' types: the signature's, its symbols the sizes the arguments give them
+  // where they fit it (else the op's error comes first), other symbols fresh.
+  std::map<std::string, Dim> syms;
+  for (size_t k = 0; k < in.size(); ++k) {
+    const OpaqueLeaf& l = s.inputs[k];
+    const TensorType& t = in[k]->type;
+    if (t.dtype != l.dtype || t.dims.size() != l.sizes.size()) continue;
+    for (size_t d = 0; d < l.sizes.size(); ++d)
+      if (!l.syms[d].empty()) syms.emplace(l.syms[d], t.dims[d]);
+  }
+  std::vector<TensorType> types;
+  for (const OpaqueLeaf& l : s.outputs) {
+    std::vector<Dim> dims;
+    for (size_t d = 0; d < l.sizes.size(); ++d) {
+      if (l.syms[d].empty()) {
+        dims.push_back(Dim::known(l.sizes[d]));
+        continue;
+      }
+      auto it = syms.find(l.syms[d]);
+      if (it == syms.end()) it = syms.emplace(l.syms[d], Dim::symbolic(f_.fresh_sym())).first;
+      dims.push_back(it->second);
+    }
+    types.emplace_back(l.dtype, dims);
+  }
+  setLoc(loc);
+  ir::Op& op = b_.create(ir::OpKind::CallRuntime, in, types,
+                         ir::AttrMap{{"callee", std::string("extern")}, {"key", s.key}, {"name", s.name},
+                                     {"where", whereText(loc)}});
+  size_t q = 0, k = 0;
+  std::function<TV()> rebuildOut = [&]() -> TV {
+    char c = s.outStructure[q++];
+    if (c == 't') return TV::dyn(op.result(k++));
+    TV r;
+    r.k = c == '(' ? TV::Seq : TV::Rec;
+    std::vector<std::string> names;
+    char close = c == '(' ? ')' : '}';
+    while (s.outStructure[q] != close) {
+      if (c == '{') {
+        size_t colon = s.outStructure.find(':', q);
+        names.push_back(s.outStructure.substr(q, colon - q));
+        q = colon + 1;
+      }
+      r.items.push_back(rebuildOut());
+    }
+    ++q;
+    if (c == '{') r.names = std::make_shared<const std::vector<std::string>>(std::move(names));
+    return r;
+  };
+  return rebuildOut();
 }
 
 auto Tracer::inlineCall(const TV& fnv, std::vector<TV>& args, const std::vector<std::string>& kw, const Loc& loc, const std::string& nm) -> TV {

@@ -31,6 +31,7 @@
 #include "vm/Format.h"
 #include "vm/Interpreter.h"
 #include "vm/NumericOps.h"
+#include "vm/OpaqueFn.h"
 #include "vm/TensorLiteral.h"
 #include "vm/ValueOps.h"
 
@@ -515,6 +516,11 @@ class Tracer {
   TV lookupMethod(const std::string& nm, int module, const Loc& loc, const TV& self);
 
   TV callTV(const TV& callee, std::vector<TV>& args, const std::vector<std::string>& kw, const Loc& loc);
+  // A loaded model's fn (vm/OpaqueFn.h): one call_runtime "extern" op over the arguments'
+  // tensor leaves, its results rebuilt in the signature's structure.
+  TV opaqueCall(const OpaqueFnObj& fo, std::vector<TV>& args, const std::vector<std::string>& kw, const Loc& loc);
+  void opaqueLeaves(const OpaqueSig& s, const TV& v, size_t& p, std::vector<ir::Value*>& out, const std::string& what,
+                    const Loc& loc);
 
   TV inlineCall(const TV& fnv, std::vector<TV>& args, const std::vector<std::string>& kw, const Loc& loc, const std::string& nm);
 

@@ -50,11 +50,13 @@ void padTo(std::string& s, uint64_t align) {
   s.append(static_cast<size_t>((align - s.size() % align) % align), '\0');
 }
 
-std::string digestBytes(std::string_view data) {
-  std::string hex = codegen::sha256Hex(data), out(32, '\0');
+std::string hexBytes(const std::string& hex) {
+  std::string out(32, '\0');
   for (size_t i = 0; i < 32; ++i) out[i] = static_cast<char>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
   return out;
 }
+
+std::string digestBytes(std::string_view data) { return hexBytes(codegen::sha256Hex(data)); }
 
 json specJson(const TensorSpec& t) {
   json dims = json::array();
@@ -323,13 +325,15 @@ std::unique_ptr<Model> Model::fromBytes(std::string bytes, const std::string& pa
       r.fail(fmt::format("its {} section [{}, +{}) lies outside the file or overlaps another", s.name, s.off, s.size));
     prevEnd = s.off + s.size;
   }
-  if (digestBytes(std::string_view(bytes).substr(kHeaderSize)) != bytes.substr(72, 32))
+  std::string digest = codegen::sha256Hex(std::string_view(bytes).substr(kHeaderSize));
+  if (hexBytes(digest) != bytes.substr(72, 32))
     r.fail("its checksum does not match its content (the file is damaged)");
   for (size_t i = 104; i < kHeaderSize; ++i)
     if (bytes[i] != 0) r.fail("its header's reserved bytes are not zero");
 
   auto m = std::unique_ptr<Model>(new Model());
   m->path_ = path;
+  m->digest_ = digest;
   m->manifest_ = bytes.substr(secs[0].off, secs[0].size);
   json man;
   try {

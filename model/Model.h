@@ -96,6 +96,8 @@ class Model {
   ~Model();
 
   const std::string& path() const { return path_; }
+  // The SHA-256 (hex) of the file's content after its header: which model this is.
+  const std::string& digest() const { return digest_; }
   const std::vector<Signature>& signatures() const { return sigs_; }
   const std::vector<WeightInfo>& weights() const { return weights_; }
   const std::string& manifestText() const { return manifest_; }  // the JSON manifest
@@ -120,7 +122,7 @@ class Model {
     std::unique_ptr<codegen::CompiledFn> code;
     std::string how;
   };
-  std::string path_, manifest_, triple_, codeFormat_;
+  std::string path_, digest_, manifest_, triple_, codeFormat_;
   codegen::KernelSet kernels_;
   std::vector<std::string> sources_;
   std::vector<Signature> sigs_;

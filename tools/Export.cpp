@@ -377,6 +377,18 @@ int exportModel(const ExportOptions& o) {
           quantNote += fmt::format(" (it has none of at least {} weights: nothing to quantize)", ir::kMinQuantizedWeights);
       }
 
+      // A loaded model's fn runs in the process that loaded it (codegen::registerExternFn): a
+      // served or embedded model has none to call.
+      std::string calls;
+      ir::walk(fn.entry(), [&](ir::Op& op) {
+        if (calls.empty() && op.kind() == ir::OpKind::CallRuntime && op.str_attr("callee") == "extern")
+          calls = op.str_attr("name");
+      });
+      if (!calls.empty())
+        return fail(fmt::format("'{}' calls a loaded model's fn '{}': a model cannot be exported inside another; "
+                                "export the fns that '{}' was exported from, from their source",
+                                name, calls, calls));
+
       // Large constants (the top-level values the fn read) become weights, shared by content.
       ir::walk(fn.entry(), [&](ir::Op& op) {
         for (auto& [attr, v] : op.attrs) {

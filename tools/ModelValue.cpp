@@ -11,10 +11,12 @@
 #include <map>
 #include <memory>
 
+#include "codegen/Exec.h"
 #include "model/Model.h"
 #include "runtime/Error.h"
 #include "vm/Builtins.h"
 #include "vm/NumericOps.h"
+#include "vm/OpaqueFn.h"
 #include "vm/autodiff/Tape.h"
 
 namespace tdl {
@@ -30,10 +32,35 @@ std::map<std::string, std::shared_ptr<model::Model>>& loadedModels() {
   return m;
 }
 
-struct ModelFnObj : vm::NativeObj {
+// The key a model's fn is registered under for graph fns that call it (codegen::registerExternFn).
+std::string externKey(const model::Model& m, size_t fn) { return m.digest() + ":" + m.signatures()[fn].name; }
+
+vm::OpaqueLeaf opaqueLeaf(const model::TensorSpec& t) {
+  vm::OpaqueLeaf l;
+  l.name = t.name;
+  l.dtype = t.dtype;
+  for (const model::Dim& d : t.dims) {
+    l.sizes.push_back(d.sym.empty() ? d.size : -1);
+    l.syms.push_back(d.sym);
+  }
+  return l;
+}
+
+struct ModelFnObj : vm::OpaqueFnObj {
   std::shared_ptr<model::Model> m;
   size_t fn;
-  ModelFnObj(std::shared_ptr<model::Model> mm, size_t i) : m(std::move(mm)), fn(i) {}
+  vm::OpaqueSig opaque;
+  ModelFnObj(std::shared_ptr<model::Model> mm, size_t i) : m(std::move(mm)), fn(i) {
+    const model::Signature& s = sig();
+    opaque.key = externKey(*m, fn);
+    opaque.name = s.name;
+    opaque.params = s.params;
+    opaque.inStructure = s.inStructure;
+    opaque.outStructure = s.outStructure;
+    for (const auto& t : s.inputs) opaque.inputs.push_back(opaqueLeaf(t));
+    for (const auto& t : s.outputs) opaque.outputs.push_back(opaqueLeaf(t));
+  }
+  const vm::OpaqueSig& opaqueSig() const override { return opaque; }
   const model::Signature& sig() const { return m->signatures()[fn]; }
   std::string typeName() const override { return "model fn"; }
   std::string repr() const override { return fmt::format("<model fn {}>", sig().text()); }
@@ -183,6 +210,9 @@ Value loadModelValue(const std::string& path) {
   } else {
     m = model::Model::load(path);
     cache[key] = m;
+    // Graph fns call its fns as one op each (graph/Calls.cpp, Tracer::opaqueCall).
+    for (size_t i = 0; i < m->signatures().size(); ++i)
+      codegen::registerExternFn(externKey(*m, i), [m, i](const std::vector<rt::Tensor>& in) { return m->call(i, in); });
   }
   return Value::object(Tag::Native, new ModelObj(std::move(m)));
 }

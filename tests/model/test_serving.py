@@ -96,6 +96,37 @@ def main():
                 ok = np.array_equal(c2, classes) and float(np.max(np.abs(p2 - probs))) <= 1e-6
             check(ok, f"load_model in a fresh process ({how}): same classes, probabilities within 1e-6 {r.stderr[-300:]}")
 
+        # Its fns inside a graph fn (SPEC §12): one op of the trace, the same results, also
+        # from the compile cache (its key names the model's content), inside a loop too.
+        script = os.path.join(tmp, "use_graph.tdl")
+        with open(script, "w") as f:
+            f.write(f'let m = load_model("{model}")\n'
+                    'graph fn g(x: f32[?, 64], n: i64[]) {\n'
+                    '    var r = m.predict(x)\n'
+                    '    for i in range(n) { r = m.predict(x) }\n'
+                    '    return (r.probs * 1.0, r.classes)\n'
+                    '}\n'
+                    f'let (p, c) = g(load_npy("{tmp}/digits_x_test.npy"), 2)\n'
+                    f'save_npy("{tmp}/graph_probs.npy", p)\n'
+                    f'save_npy("{tmp}/graph_classes.npy", c)\n')
+        cache = os.path.join(tmp, "cache")
+        for how, env in (("compile cache off", env_nocache()), ("compile cache stored", dict(os.environ, TDL_CACHE_DIR=cache)),
+                         ("compile cache hit", dict(os.environ, TDL_CACHE_DIR=cache))):
+            if how == "compile cache hit":
+                time.sleep(1.5)  # the first run's detached link renames the entry into place
+            r = run([tdl, "run", script], env=env)
+            ok = r.returncode == 0
+            if ok:
+                p2 = np.load(os.path.join(tmp, "graph_probs.npy"))
+                c2 = np.load(os.path.join(tmp, "graph_classes.npy"))
+                ok = np.array_equal(c2, classes) and float(np.max(np.abs(p2 - probs))) <= 1e-6
+            check(ok, f"a loaded model's fn in a graph fn ({how}): same classes and probabilities {r.stderr[-300:]}")
+        with open(os.path.join(tmp, "reexport.tdl"), "w") as f:
+            f.write(f'let m = load_model("{model}")\ngraph fn g(x: f32[B, 64]) {{ return m.predict(x).probs }}\n')
+        r = run([tdl, "export", os.path.join(tmp, "reexport.tdl"), "--fn", "g", "-o", os.path.join(tmp, "re.tdlm")])
+        check(r.returncode == 1 and "calls a loaded model's fn 'predict'" in r.stderr
+              and not os.path.exists(os.path.join(tmp, "re.tdlm")), f"export of a fn calling a loaded model: {r.stderr.strip()[:200]}")
+
         bad_files(tdl, model, tmp)
         batching_rules(tdl, tmp)
         c_api(tdl, model, tmp, x_test, probs, classes)
@@ -136,8 +167,12 @@ def bad_files(tdl, model, tmp):
         check(r.returncode == 2 and "cannot stand in a URL" in r.stderr, f"serve --name {bad!r}: {r.stderr.strip()[:160]}")
     # Scripts: a model called inside a graph fn, a missing field, a missing file, a wrong argument.
     src = os.path.join(tmp, "misuse.tdl")
-    for body, words in ((f'let m = load_model("{model}")\ngraph fn g(x) {{ return m.predict(x) }}\nprint(g(ones([1, 64])))\n',
-                         "cannot be called inside a graph fn"),
+    for body, words in ((f'let m = load_model("{model}")\ngraph fn g(x) {{ with tape() as t {{ let y = sum(m.predict(x).probs) }}\n'
+                         'return t.gradient(y, x) }\nprint(g(ones([1, 64])))\n',
+                         "2:48: error: predict: 'x' is recorded on a tape, but a loaded model's functions are not "
+                         "differentiable"),
+                        (f'let m = load_model("{model}")\ngraph fn g(x) {{ return m.predict(x) }}\nprint(g(ones([1, 63])))\n',
+                         "2:24: error: predict: 'x' must be f32[B, 64], got f32[1, 63]"),
                         (f'let m = load_model("{model}")\nprint(m.nope(1))\n', "2:7: error"),
                         (f'let m = load_model("{tmp}/none.tdlm")\n', "cannot open"),
                         (f'let m = load_model("{model}")\nprint(m.predict(ones([2, 63])))\n',
