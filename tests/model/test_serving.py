@@ -87,14 +87,16 @@ def main():
                     f'save_npy("{tmp}/loaded_probs.npy", r.probs)\n'
                     f'save_npy("{tmp}/loaded_classes.npy", r.classes)\n'
                     'print(m)\n')
+        def same_results(r, stem):  # the script ran and saved the classes and probabilities expected
+            if r.returncode != 0:
+                return False
+            p2 = np.load(os.path.join(tmp, f"{stem}_probs.npy"))
+            c2 = np.load(os.path.join(tmp, f"{stem}_classes.npy"))
+            return np.array_equal(c2, classes) and float(np.max(np.abs(p2 - probs))) <= 1e-6
+
         for how, extra in (("object code", {}), ("recompiled from the IR", {"TDL_MODEL_RECOMPILE": "1"})):
             r = run([tdl, "run", script], env=env_nocache(**extra))
-            ok = r.returncode == 0
-            if ok:
-                p2 = np.load(os.path.join(tmp, "loaded_probs.npy"))
-                c2 = np.load(os.path.join(tmp, "loaded_classes.npy"))
-                ok = np.array_equal(c2, classes) and float(np.max(np.abs(p2 - probs))) <= 1e-6
-            check(ok, f"load_model in a fresh process ({how}): same classes, probabilities within 1e-6 {r.stderr[-300:]}")
+            check(same_results(r, "loaded"), f"load_model in a fresh process ({how}): same classes, probabilities within 1e-6 {r.stderr[-300:]}")
 
         # Its fns inside a graph fn (SPEC §12): one op of the trace, the same results, also
         # from the compile cache (its key names the model's content), inside a loop too.
@@ -115,12 +117,7 @@ def main():
             if how == "compile cache hit":
                 time.sleep(1.5)  # the first run's detached link renames the entry into place
             r = run([tdl, "run", script], env=env)
-            ok = r.returncode == 0
-            if ok:
-                p2 = np.load(os.path.join(tmp, "graph_probs.npy"))
-                c2 = np.load(os.path.join(tmp, "graph_classes.npy"))
-                ok = np.array_equal(c2, classes) and float(np.max(np.abs(p2 - probs))) <= 1e-6
-            check(ok, f"a loaded model's fn in a graph fn ({how}): same classes and probabilities {r.stderr[-300:]}")
+            check(same_results(r, "graph"), f"a loaded model's fn in a graph fn ({how}): same classes and probabilities {r.stderr[-300:]}")
         with open(os.path.join(tmp, "reexport.tdl"), "w") as f:
             f.write(f'let m = load_model("{model}")\ngraph fn g(x: f32[B, 64]) {{ return m.predict(x).probs }}\n')
         r = run([tdl, "export", os.path.join(tmp, "reexport.tdl"), "--fn", "g", "-o", os.path.join(tmp, "re.tdlm")])
