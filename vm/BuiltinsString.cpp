@@ -218,20 +218,51 @@ Value changeCase(Interpreter&, CallArgs& call) {
   return makeStr(std::move(out));
 }
 
+// The part s[start:end] that find and count search (arguments 2 and 3, code points with
+// Python's rules: negative from the end; end clamped to the length, start not, so a start
+// past the end finds nothing, not even ""), as byte offsets, and its first code point's
+// index. Empty (begin > end) where start passes end.
+struct Span {
+  size_t begin, end;
+  int64_t first;
+};
+Span searchSpan(const Args& a, const std::string& s) {
+  int64_t n = a[0].as<StrObj>()->length();
+  auto norm = [&](size_t i, int64_t dflt) {
+    int64_t v = a.integerOr(i, dflt);
+    return v < 0 ? std::max<int64_t>(v + n, 0) : v;
+  };
+  int64_t lo = norm(2, 0), hi = std::min(norm(3, n), n);
+  auto byteAt = [&](int64_t cp) {  // the byte offset of code point cp (s.size() at the end)
+    size_t i = 0;
+    for (int64_t k = 0; i < s.size(); ++i)
+      if (!continues(s[i]) && k++ == cp) return i;
+    return s.size();
+  };
+  if (lo > hi) return Span{1, 0, lo};
+  return Span{byteAt(lo), byteAt(hi), lo};
+}
+
 Value find(Interpreter&, CallArgs& call) {
-  Args a = bind("find", call, {"s", "sub"}, 2);
+  Args a = bind("find", call, {"s", "sub", "start", "end"}, 2);
   const std::string& s = self(a);
-  size_t at = s.find(a.string(1));
-  return Value::i64(at == std::string::npos ? -1 : codePointsBefore(s, at));
+  std::string sub = a.string(1);
+  Span sp = searchSpan(a, s);
+  if (sp.begin > sp.end) return Value::i64(-1);
+  size_t at = std::string_view(s).substr(sp.begin, sp.end - sp.begin).find(sub);
+  return Value::i64(at == std::string::npos ? -1 : sp.first + codePointsBefore(s.substr(sp.begin), at));
 }
 
 Value count(Interpreter&, CallArgs& call) {
-  Args a = bind("count", call, {"s", "sub"}, 2);
+  Args a = bind("count", call, {"s", "sub", "start", "end"}, 2);
   const std::string& s = self(a);
   std::string sub = a.string(1);
-  if (sub.empty()) return Value::i64(a[0].as<StrObj>()->length() + 1);
+  Span sp = searchSpan(a, s);
+  if (sp.begin > sp.end) return Value::i64(0);
+  std::string_view part = std::string_view(s).substr(sp.begin, sp.end - sp.begin);
+  if (sub.empty()) return Value::i64(codePointsBefore(part, part.size()) + 1);
   int64_t n = 0;
-  for (size_t i = s.find(sub); i != std::string::npos; i = s.find(sub, i + sub.size())) ++n;
+  for (size_t i = part.find(sub); i != std::string::npos; i = part.find(sub, i + sub.size())) ++n;
   return Value::i64(n);
 }
 
