@@ -24,6 +24,18 @@ auto Tracer::builtin(int id, std::vector<TV>& args, const std::vector<std::strin
     CallArgs ca{vals.data(), static_cast<int>(vals.size()), kw.empty() ? nullptr : names.get()};
     return staticCall(loc, [&] { return builtinFn(id)(vm_, ca); });
   }
+  if (nm == "max" || nm == "min") {  // Python's max(a, b, ...) of numbers (vm/ValueOps.h), as eagerly
+    std::vector<int64_t> ranks;
+    for (size_t i = 0; i < args.size() - kw.size(); ++i) ranks.push_back(isNumeric(args[i]) ? typeOf(args[i]).rank() : -1);
+    if (pythonExtremeOfNumbers(nm, ranks, !kw.empty())) {
+      TV acc = args[0];
+      for (size_t i = 1; i < args.size(); ++i) {
+        std::vector<TV> two{acc, args[i]};
+        acc = builtin(builtinId(nm == "max" ? "maximum" : "minimum"), two, {}, loc);
+      }
+      return acc;
+    }
+  }
   // The one binder (eager's, with the parameter lists the builtins declare): unknown or
   // repeated keywords, too many or missing arguments are eager's errors, word for word.
   if (const BuiltinParams* ps = builtinParams(vm_, id)) {

@@ -131,11 +131,6 @@ auto Tracer::bi_sum(BuiltinCall& bc) -> TV {
   }
   ir::Value* xv = materialize(x, loc);
   int64_t rank = xv->type.rank();
-  if (a.pos.size() == 2 && isNumeric(a.pos[1]) &&
-      pythonExtremeOfTwo(nm, rank, 2, static_cast<int64_t>(typeOf(a.pos[1]).rank()))) {
-    std::vector<TV> two{x, a.pos[1]};  // Python's max(a, b) of two numbers, as eagerly
-    return builtin(builtinId(nm == "max" ? "maximum" : "minimum"), two, {}, loc);
-  }
   if (std::string m = extremeOfNumberError(nm, rank, ax && !(ax->isStatic() && ax->sv.isNone())); !m.empty()) failEager(loc, m);
   TV* kd = bc.arg(2, "keepdims");
   bool keep = false;

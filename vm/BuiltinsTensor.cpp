@@ -152,6 +152,24 @@ Value cast(Interpreter&, CallArgs& call) {
 template <rt::ReduceOp Op>
 Value reduceBuiltin(Interpreter& vm, CallArgs& call) {
   static const std::string name(rt::reduce_op_name(Op));
+  if (name == "max" || name == "min") {  // Python's max(a, b, ...) of numbers or of strings
+    std::vector<int64_t> ranks;
+    bool strings = call.numPos() >= 2 && call.numKw() == 0;
+    for (int i = 0; i < call.numPos(); ++i) {
+      ranks.push_back(numberRank(call.args[i]));
+      strings = strings && call.args[i].isStr();
+    }
+    if (strings) return extremeOfStrings(name, std::vector<Value>(call.args, call.args + call.numPos()));
+    if (pythonExtremeOfNumbers(name, ranks, call.numKw() > 0)) {
+      Value acc = call.args[0];
+      for (int i = 1; i < call.numPos(); ++i) {
+        Value two[2] = {acc, call.args[i]};
+        CallArgs pair{two, 2, nullptr};
+        acc = builtinFn(builtinId(name == "max" ? "maximum" : "minimum"))(vm, pair);
+      }
+      return acc;
+    }
+  }
   Args a(name.c_str(), call, {"x", "axis", "keepdims"}, 1);
   const Value& x = a[0];
   if ((x.isSeq() || x.tag() == Tag::Range) && reducesSequence(name) && !(a.has(1) && !a[1].isNone())) {
@@ -173,12 +191,6 @@ Value reduceBuiltin(Interpreter& vm, CallArgs& call) {
     return ad::reduce(Op, ad::stack(x, 0), a.axes(1), a.booleanOr(2, false));
   }
   int64_t rank = numberRank(x);
-  if (pythonExtremeOfTwo(name, rank, call.numPos(), call.numPos() >= 2 ? numberRank(a[1]) : -1)) {
-    // max(a, b) of two numbers, Python's: a number has no axis for the second argument to be
-    Value two[2] = {a[0], a[1]};
-    CallArgs pair{two, 2, nullptr};
-    return builtinFn(builtinId(name == "max" ? "maximum" : "minimum"))(vm, pair);
-  }
   if (std::string m = extremeOfNumberError(name, rank, a.has(1) && !a[1].isNone()); !m.empty()) throw rt::Error(m);
   return ad::reduce(Op, numeric(a, 0), a.axes(1), a.booleanOr(2, false));
 }

@@ -739,8 +739,11 @@ std::string extremeOfNumberError(const std::string& fn, int64_t rank, bool axisG
                      fn, fn == "max" ? "larger" : "smaller", fn == "max" ? "maximum" : "minimum");
 }
 
-bool pythonExtremeOfTwo(const std::string& fn, int64_t rank, int numPos, int64_t secondRank) {
-  return (fn == "max" || fn == "min") && rank == 0 && numPos == 2 && secondRank == 0;
+bool pythonExtremeOfNumbers(const std::string& fn, const std::vector<int64_t>& ranks, bool keywords) {
+  if ((fn != "max" && fn != "min") || keywords || ranks.size() < 2) return false;
+  for (int64_t r : ranks)
+    if (r != 0) return false;
+  return true;
 }
 
 int64_t numberRank(const Value& v) {

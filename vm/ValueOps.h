@@ -57,9 +57,10 @@ std::string ellipsisTypeError(const std::string& type);
 // A builtin's tensor parameter given something else: "sum(): 'x' must be a tensor, got
 // list", with a hint for a list or tuple (every engine's words).
 std::string tensorParamError(const std::string& fn, const std::string& param, const std::string& got, bool sequence);
-// max(a, b) / min(a, b) of two numbers (rank 0, both positional): Python's, which is
-// maximum/minimum (a number has no axis for the second argument to be). Every engine asks.
-bool pythonExtremeOfTwo(const std::string& fn, int64_t rank, int numPos, int64_t secondRank);
+// max(a, b, ...) / min(a, b, ...) of two or more numbers (rank 0, all positional, no
+// keyword): Python's, folded left with maximum/minimum (a number has no axis for the
+// second argument to be). `ranks`: the arguments' numberRank. Every engine asks.
+bool pythonExtremeOfNumbers(const std::string& fn, const std::vector<int64_t>& ranks, bool keywords);
 int64_t numberRank(const Value& v);  // a number's or tensor's rank; -1 for other values
 // max(x, axis) of a number with an axis (a tensor second argument): an error naming
 // maximum(a, b). "" when it does not apply.
