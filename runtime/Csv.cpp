@@ -71,7 +71,9 @@ std::string shown(std::string_view v) {
 
 // One pass over the text: each record's fields are split (RFC 4180) into a reused buffer and
 // parsed into the values at once, so memory is the text plus the values (no per-field
-// objects). Blank lines are skipped; the header record, when asked for, is skipped too.
+// objects). Blank lines are skipped; the header record, when asked for, is skipped too (the
+// first line, whatever it holds). A `#` outside quotes starts a comment to the end of its
+// line, and a line that is only a comment is skipped, as NumPy's loadtxt reads them.
 template <class T>
 Tensor parse_csv(const std::string& s, const std::string& path, DType dtype, bool header) {
   using Store = std::conditional_t<std::is_same_v<T, bool>, uint8_t, T>;  // no vector<bool>
@@ -93,6 +95,15 @@ Tensor parse_csv(const std::string& s, const std::string& path, DType dtype, boo
       i += 2;
       ++line;
       continue;
+    }
+    if (!skipHeader) {
+      size_t j = i;
+      while (j < s.size() && (s[j] == ' ' || s[j] == '\t')) ++j;
+      if (j < s.size() && s[j] == '#') {  // a comment line
+        while (j < s.size() && s[j] != '\n') ++j;
+        i = j;
+        continue;
+      }
     }
     fields.clear();
     fieldLines.clear();
@@ -121,15 +132,20 @@ Tensor parse_csv(const std::string& s, const std::string& path, DType dtype, boo
         }
         // Only spaces may follow the closing quote before the separator.
         while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+        if (i < s.size() && s[i] == '#')  // a comment to the end of the line
+          while (i < s.size() && s[i] != '\n' && !(s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n')) ++i;
         if (i < s.size() && s[i] != ',' && s[i] != '\n' && s[i] != '\r')
           throw Error(fmt::format("'{}': line {}, column {}: unexpected text after a quoted field", path, line,
                                   fields.size() + 1));
         fields.push_back(std::string_view());  // filled below, once quotedFields stops growing
       } else {
         size_t b = i;
-        while (i < s.size() && s[i] != ',' && s[i] != '\n' && !(s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n'))
+        while (i < s.size() && s[i] != ',' && s[i] != '\n' && s[i] != '#' &&
+               !(s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n'))
           ++i;
         fields.push_back(std::string_view(s.data() + b, i - b));
+        if (i < s.size() && s[i] == '#')  // a comment to the end of the line
+          while (i < s.size() && s[i] != '\n' && !(s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n')) ++i;
         if (i < s.size() && s[i] == '\r' && i + 1 == s.size()) ++i;  // lone CR at the very end
       }
       if (i < s.size() && s[i] == ',') {

@@ -322,6 +322,14 @@ TEST_CASE("csv parsing", "[io][csv]") {
   CHECK(load_csv(p, DType::F32, true).shape() == Shape{0, 3});
   write_file(p, "0.1\n");
   CHECK(str(load_csv(p)) == "[[0.1]]");
+  // Comments, as NumPy's loadtxt: a `#` outside quotes to the end of its line; a line that is
+  // only a comment is skipped (the header line, when asked for, is the first line whatever it is).
+  write_file(p, "# made by a tool\n1,2 # first\n  # indented\n\"3\", 4 # quoted\r\n5,6#\n");
+  CHECK(str(load_csv(p)) == "[[1.0, 2.0],\n [3.0, 4.0],\n [5.0, 6.0]]");
+  write_file(p, "# a, b\n# more\n1,2\n");
+  CHECK(str(load_csv(p, DType::F32, true)) == "[[1.0, 2.0]]");
+  write_file(p, "\"1#2\",3\n");
+  CHECK(error_of([&] { load_csv(p); }).find("cannot parse '1#2' as f32") != std::string::npos);
   // gzip
   std::string gz = tmp("a.csv.gz");
   gzFile g = gzopen(gz.c_str(), "wb");
