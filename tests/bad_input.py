@@ -307,6 +307,12 @@ def readers(tdl, d):
     prog = write(d, "ok.tdl", f'let m = load("{st}")\nprint(m.a.b + m.a.c + m.d)\n')
     r = run(tdl, "run", prog)
     expect("safetensors nested names still load", r.returncode == 0 and r.stdout == "[3.0]\n", r)
+    # Names no field could reach (a gap in the indices, a space): a dict by those names.
+    st = write(d, "dict.safetensors", safetensors_bytes(["x.0", "x.2", "bn 1.w"]))
+    prog = write(d, "dict.tdl", f'let m = load("{st}")\nprint(m, m["x"]["2"] + m["bn 1"].w)\n')
+    r = run(tdl, "run", prog)
+    expect("safetensors names that are no field names load as dicts",
+           r.returncode == 0 and r.stdout == '{"x": {"0": [1.0], "2": [1.0]}, "bn 1": {w: [1.0]}} [2.0]\n', r)
     # save()'s tree in the metadata that does not fit the tensors (names missing or twice,
     # not JSON, nested 200 000 deep): load() goes by the names, quickly, without a crash.
     for i, tree in enumerate(['["record",[["q","nope"]]]', '["list",["a.b","a.b"]]', "{not json",

@@ -2,6 +2,8 @@
 // paths relative to the current directory) and the random number generator.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -173,11 +175,21 @@ bool isIndexList(const Node& n) {
   return !n.order.empty();
 }
 
+bool isFieldName(const std::string& s) {
+  if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+  for (char c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
+  return true;
+}
+
+// A level whose names are all field names is a record; 0, 1, ... a list; any other names
+// (`x.0` and `x.2`, `bn 1.w`: no `r.name` could reach them) a dict by those names.
 Value build(const Node& n) {
   if (n.isLeaf && n.kids.empty()) return fromTensor(n.leaf);
   std::vector<Value> vals;
   for (auto& k : n.order) vals.push_back(build(n.kids.at(k)));
   if (isIndexList(n)) return makeList(std::move(vals));
+  if (!std::all_of(n.order.begin(), n.order.end(), isFieldName)) return makeDict(n.order, std::move(vals));
   return makeRecord(std::make_shared<const std::vector<std::string>>(n.order), std::move(vals));
 }
 
