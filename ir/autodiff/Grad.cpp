@@ -610,7 +610,7 @@ class Grad {
     for (size_t i = 0; i < op.num_results(); ++i) {
       Value* r = op.result(i);
       auto it = adj.find(r);
-      gs.push_back(it != adj.end() ? it->second : zeros(r->type));
+      gs.push_back(it != adj.end() ? it->second : zerosFor(r, r->type.dtype));
       types.push_back(op.operand(i)->type);
     }
     if (callee == "detach") return;  // float(x): no gradient flows through
@@ -797,7 +797,7 @@ class Grad {
       }
       case OpKind::DynSlice: {
         if (!want(a)) return;
-        std::vector<Value*> ops{zeros(a->type.with_dtype(g->type.dtype)), g};
+        std::vector<Value*> ops{zerosFor(a, g->type.dtype), g};
         for (size_t i = 1; i < op.num_operands(); ++i) ops.push_back(X(i));
         acc(adj, a, b_.create_inferred(OpKind::DynSliceUpdate, ops, op.attrs).result());
         return;
@@ -954,7 +954,7 @@ class Grad {
       std::vector<Value*> outs;
       for (Value* f : free) {
         auto it = local.find(f);
-        outs.push_back(it != local.end() ? fit(it->second, f->type) : zeros(f->type));
+        outs.push_back(it != local.end() ? fitTo(b_, it->second, f->type, dynDims(f)) : zerosFor(f, f->type.dtype));
       }
       b_.yield(outs);
       ctxs_.pop_back();
@@ -965,6 +965,51 @@ class Grad {
     for (size_t k = 0; k < free.size(); ++k) acc(adj, free[k], bc.result(k));
   }
 
+  // The body's arguments that the value v (of the body) is computed from, by index.
+  static void argsReaching(Value* v, Block& body, const Op& loop, std::set<size_t>& out, std::set<Value*>& seen) {
+    if (!seen.insert(v).second) return;
+    if (v->is_block_arg()) {
+      if (v->block() == &body) out.insert(v->index());
+      return;
+    }
+    if (!defined_inside(v, &loop)) return;
+    Op* d = v->def();
+    for (Value* x : d->operands()) argsReaching(x, body, loop, out, seen);
+    for (size_t r = 0; r < d->num_regions(); ++r) {
+      std::vector<Value*> inner;
+      std::set<Value*> innerSeen;
+      freeValuesAll(*d, d->region(r).block(), inner, innerSeen);
+      for (Value* x : inner) argsReaching(x, body, loop, out, seen);
+    }
+  }
+
+  // The carried values whose adjoints are not all zero: those the target reads after the
+  // loop (their results have adjoints) and, iteration by iteration, those that flow into one
+  // of them. A value that only feeds itself beside the target (`u = u * u`) gets none, as
+  // eager mode never reaches it: its zero adjoint times an overflowed forward value would be
+  // NaN in the sources' gradients.
+  std::vector<size_t> carriedToTarget(Op& op, const std::vector<size_t>& carried, const Adj& adj) {
+    Block& body = op.region(1).block();
+    const Op& y = *body.terminator();
+    std::set<size_t> live;
+    std::vector<size_t> work;
+    for (size_t i : carried)
+      if (adj.count(op.result(i))) live.insert(i), work.push_back(i);
+    std::set<Value*> seen;  // shared: a value's arguments are collected once
+    while (!work.empty()) {
+      size_t j = work.back();
+      work.pop_back();
+      std::set<size_t> args;
+      argsReaching(y.operand(j), body, op, args, seen);
+      for (size_t i : args)
+        if (isFloat(op.result(i)) && live.insert(i).second) work.push_back(i);
+    }
+    std::vector<size_t> out;
+    for (size_t i : carried)
+      if (live.count(i)) out.push_back(i);
+    return out;
+  }
+
   void whileRule(Op& op, Adj& adj) {
     Block& body = op.region(1).block();
     std::vector<Value*> free;
@@ -973,6 +1018,7 @@ class Grad {
     std::vector<size_t> carried;
     for (size_t i = 0; i < op.num_results(); ++i)
       if (isFloat(op.result(i))) carried.push_back(i);
+    if (adjStack_.empty()) carried = carriedToTarget(op, carried, adj);
     if (carried.empty() && !(!adjStack_.empty() && pushesAdjoint(op))) return;
     // The trip count: a stack pushed once per iteration.
     Block* pb = op.parent();
@@ -983,7 +1029,8 @@ class Grad {
     std::vector<TensorType> types{TensorType::scalar(DType::I64)};
     for (size_t i : carried) {
       auto it = adj.find(op.result(i));
-      inits.push_back(it != adj.end() ? fit(it->second, op.result(i)->type) : zeros(op.result(i)->type));
+      Value* r = op.result(i);
+      inits.push_back(it != adj.end() ? fitTo(b_, it->second, r->type, dynDims(r)) : zerosFor(r, r->type.dtype));
       // A dim the forward loop changes (its symbol is not the initial value's) is the adjoint
       // of a different iteration's value each time: a symbol of its own, so that the loop's
       // result (the initial value's adjoint) does not rebind the forward one.
@@ -994,7 +1041,7 @@ class Grad {
       types.push_back(t);
     }
     for (Value* f : free) {
-      inits.push_back(zeros(f->type));
+      inits.push_back(zerosFor(f, f->type.dtype));
       types.push_back(f->type);
     }
     Op& bw = b_.while_loop(inits, types);
@@ -1024,7 +1071,7 @@ class Grad {
         outs.push_back(acc0);
         continue;
       }
-      Value* lv = fit(it->second, free[k]->type);
+      Value* lv = fitTo(b_, it->second, free[k]->type, dynDims(free[k]));
       auto sp = sparse_.find(lv);
       if (sp != sparse_.end() && lv->type == acc0->type && !lv->has_uses() && lv->def()->parent() == &bb) {
         // acc[idx] += g, in place, instead of acc + update(zeros, g, idx).
