@@ -965,22 +965,59 @@ class Grad {
     for (size_t k = 0; k < free.size(); ++k) acc(adj, free[k], bc.result(k));
   }
 
-  // The body's arguments that the value v (of the body) is computed from, by index.
-  static void argsReaching(Value* v, Block& body, const Op& loop, std::set<size_t>& out, std::set<Value*>& seen) {
+  // The arguments of `loop`'s body (by index) that the value v of the body is computed from
+  // along paths a gradient flows (not through a cond's predicate or a loop's condition);
+  // `outside` (when given) receives the values from outside the loop it is computed from.
+  static void argsReaching(Value* v, Block& body, const Op& loop, std::set<size_t>& out, std::set<Value*>& seen,
+                           std::vector<Value*>* outside) {
     if (!seen.insert(v).second) return;
-    if (v->is_block_arg()) {
-      if (v->block() == &body) out.insert(v->index());
+    if (v->is_block_arg() && v->block() == &body) {
+      out.insert(v->index());
       return;
     }
-    if (!defined_inside(v, &loop)) return;
+    if (!defined_inside(v, &loop)) {
+      if (outside) outside->push_back(v);
+      return;
+    }
+    if (v->is_block_arg()) return;  // a nested loop's own argument: reached through its operands below
+    auto rec = [&](Value* x) { argsReaching(x, body, loop, out, seen, outside); };
     Op* d = v->def();
-    for (Value* x : d->operands()) argsReaching(x, body, loop, out, seen);
+    if (d->kind() == OpKind::Cond) {  // a result: what either branch yields for it
+      for (size_t r = 0; r < 2; ++r) rec(d->region(r).block().terminator()->operand(v->index()));
+      return;
+    }
+    if (d->kind() == OpKind::While) {  // a result: the initial values of the carried values it is computed from
+      std::vector<Value*> from;
+      for (size_t i : carriedReaching(*d, {v->index()}, &from)) rec(d->operand(i));
+      for (Value* x : from) rec(x);
+      return;
+    }
+    for (Value* x : d->operands()) rec(x);
     for (size_t r = 0; r < d->num_regions(); ++r) {
       std::vector<Value*> inner;
       std::set<Value*> innerSeen;
       freeValuesAll(*d, d->region(r).block(), inner, innerSeen);
-      for (Value* x : inner) argsReaching(x, body, loop, out, seen);
+      for (Value* x : inner) rec(x);
     }
+  }
+
+  // The carried values of while `loop` that the ones in `start` are computed from, iteration
+  // by iteration (start included); `outside`: the values from outside it they read.
+  static std::set<size_t> carriedReaching(const Op& loop, const std::vector<size_t>& start, std::vector<Value*>* outside) {
+    Block& body = loop.region(1).block();
+    const Op& y = *body.terminator();
+    std::set<size_t> live(start.begin(), start.end());
+    std::vector<size_t> work(start.begin(), start.end());
+    std::set<Value*> seen;  // shared: a value's arguments are collected once
+    while (!work.empty()) {
+      size_t j = work.back();
+      work.pop_back();
+      std::set<size_t> args;
+      argsReaching(y.operand(j), body, loop, args, seen, outside);
+      for (size_t i : args)
+        if (live.insert(i).second) work.push_back(i);
+    }
+    return live;
   }
 
   // The carried values whose adjoints are not all zero: those the target reads after the
@@ -989,21 +1026,10 @@ class Grad {
   // eager mode never reaches it: its zero adjoint times an overflowed forward value would be
   // NaN in the sources' gradients.
   std::vector<size_t> carriedToTarget(Op& op, const std::vector<size_t>& carried, const Adj& adj) {
-    Block& body = op.region(1).block();
-    const Op& y = *body.terminator();
-    std::set<size_t> live;
-    std::vector<size_t> work;
+    std::vector<size_t> start;
     for (size_t i : carried)
-      if (adj.count(op.result(i))) live.insert(i), work.push_back(i);
-    std::set<Value*> seen;  // shared: a value's arguments are collected once
-    while (!work.empty()) {
-      size_t j = work.back();
-      work.pop_back();
-      std::set<size_t> args;
-      argsReaching(y.operand(j), body, op, args, seen);
-      for (size_t i : args)
-        if (isFloat(op.result(i)) && live.insert(i).second) work.push_back(i);
-    }
+      if (adj.count(op.result(i))) start.push_back(i);
+    std::set<size_t> live = carriedReaching(op, start, nullptr);
     std::vector<size_t> out;
     for (size_t i : carried)
       if (live.count(i)) out.push_back(i);
