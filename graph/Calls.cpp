@@ -279,6 +279,23 @@ auto Tracer::opaqueLeaves(const OpaqueSig& s, const TV& v0, size_t& p, std::vect
     if (!isNumeric(v))
       failEager(loc, fmt::format("{}: '{}' must be {}, got {}", s.name, spec.name, leafText(spec), describe(v)));
     bool weak = v.isDyn() ? v.weak : v.sv.weak();
+    if (weak) {
+      // A number takes the parameter's dtype where it keeps its value (vm::weakTarget, as
+      // eagerly): 1.5 is no i64.
+      std::string got;
+      if (v.isStatic()) {
+        DType d = spec.dtype;
+        try {
+          d = weakTarget(v.sv, spec.dtype);
+        } catch (const rt::Error& e) {
+          failEager(loc, fmt::format("{}: '{}': {}", s.name, spec.name, e.what()));
+        }
+        if (d != spec.dtype) got = typeText(v.sv);
+      } else if (numberKind(v.dv->type.dtype) > numberKind(spec.dtype)) {
+        got = fmt::format("{}[]", rt::dtype_name(usedDtype(v)));
+      }
+      if (!got.empty()) failEager(loc, fmt::format("{}: '{}' must be {}, got {}", s.name, spec.name, leafText(spec), got));
+    }
     out.push_back(weak ? materialize(v, loc, spec.dtype) : materialize(v, loc));
     // Compiled code a tape cannot see into: a gradient through it would be silently zero.
     if (!recording_.empty() && rt::is_float(out.back()->type.dtype))

@@ -199,6 +199,15 @@ def bad_files(tdl, model, tmp):
         r = run([tdl, "run", src], env=env_nocache())
         ok = r.stdout == out if out.endswith("\n") else (r.returncode == 1 and out in r.stderr)
         check(ok and "internal" not in r.stderr, f"loaded model called with {call}: {(r.stdout + r.stderr).strip()[:200]}")
+    # The same rules inside a graph fn (a number argument known at trace time, or not).
+    for call, out in (("g(3), h(), m.kb(true)", "(6, -7, 1)\n"), ("g(1.5)", "2:24: error: k: 'i' must be i64[], got f32"),
+                      ("m.k32(3000000000)", "the integer 3000000000 is out of range for i32")):
+        with open(src, "w") as f:
+            f.write(f'let m = load_model("{ints_model}")\ngraph fn g(a) {{ return m.k(a) }}\n'
+                    f'graph fn h() {{ return m.k32(-7) }}\ngraph fn t() {{ return ({call}) }}\nprint(t())\n')
+        r = run([tdl, "run", src], env=env_nocache())
+        ok = r.stdout == out if out.endswith("\n") else (r.returncode == 1 and out in r.stderr)
+        check(ok and "internal" not in r.stderr, f"loaded model called in a graph fn with {call}: {(r.stdout + r.stderr).strip()[:200]}")
     # Export errors: a fn that is not a graph fn, unannotated, missing.
     src = os.path.join(tmp, "bad_export.tdl")
     with open(src, "w") as f:
