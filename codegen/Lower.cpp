@@ -2008,6 +2008,19 @@ struct Lowering {
     b.CreateCondBr(truth(cb.terminator()->operand(0)), bodyBB, exitBB);
     b.SetInsertPoint(bodyBB);
     const ir::Block& bb = op.region(1).block();
+    // A carried value's symbols (a size that may change from iteration to iteration) are
+    // its size this iteration, for the ops that take a shape from a type naming them (a
+    // reshape to [1, ?k] of it). Native loops carry fixed shapes.
+    if (hoistedSlots.empty())
+      for (const ir::Value* a : bb.args()) {
+        if (isNat(a)) continue;
+        for (size_t d = 0; d < a->type.dims.size(); ++d) {
+          const ir::Dim& dim = a->type.dims[d];
+          if (!dim.is_symbolic() || paramSyms.count(dim.sym)) continue;
+          if (int k = symIndex(dim.sym); k >= 0)
+            b.CreateCall(bindSymFn, {ctxArg, i32(slotOf(a)), i32(static_cast<int>(d)), i32(k)});
+        }
+      }
     lowerBlock(bb);
     const ir::Op* y = bb.terminator();
     // Parallel copy through temporaries (a yield may permute the carried values).
