@@ -1802,14 +1802,16 @@ struct Lowering {
   // The sizes of the symbols (not the parameters') that the op's tensor results introduce,
   // from the tensors themselves (tdl_bind_sym), for the ops that read them from a type.
   void bindFreshSyms(const ir::Op& op) {
-    for (const ir::Value* r : op.results()) {
-      if (isNat(r)) continue;
-      for (size_t a = 0; a < r->type.dims.size(); ++a) {
-        const ir::Dim& d = r->type.dims[a];
-        if (!d.is_symbolic() || paramSyms.count(d.sym)) continue;
-        if (int k = symIndex(d.sym); k >= 0)
-          b.CreateCall(bindSymFn, {ctxArg, i32(slotOf(r)), i32(static_cast<int>(a)), i32(k)});
-      }
+    for (const ir::Value* r : op.results()) bindSymsOf(r);
+  }
+  // The symbols (not the parameters') of tensor value v's type: its sizes now.
+  void bindSymsOf(const ir::Value* v) {
+    if (isNat(v)) return;
+    for (size_t a = 0; a < v->type.dims.size(); ++a) {
+      const ir::Dim& d = v->type.dims[a];
+      if (!d.is_symbolic() || paramSyms.count(d.sym)) continue;
+      if (int k = symIndex(d.sym); k >= 0)
+        b.CreateCall(bindSymFn, {ctxArg, i32(slotOf(v)), i32(static_cast<int>(a)), i32(k)});
     }
   }
 
@@ -2012,15 +2014,7 @@ struct Lowering {
     // its size this iteration, for the ops that take a shape from a type naming them (a
     // reshape to [1, ?k] of it). Native loops carry fixed shapes.
     if (hoistedSlots.empty())
-      for (const ir::Value* a : bb.args()) {
-        if (isNat(a)) continue;
-        for (size_t d = 0; d < a->type.dims.size(); ++d) {
-          const ir::Dim& dim = a->type.dims[d];
-          if (!dim.is_symbolic() || paramSyms.count(dim.sym)) continue;
-          if (int k = symIndex(dim.sym); k >= 0)
-            b.CreateCall(bindSymFn, {ctxArg, i32(slotOf(a)), i32(static_cast<int>(d)), i32(k)});
-        }
-      }
+      for (const ir::Value* a : bb.args()) bindSymsOf(a);
     lowerBlock(bb);
     const ir::Op* y = bb.terminator();
     // Parallel copy through temporaries (a yield may permute the carried values).
