@@ -213,7 +213,42 @@ auto Tracer::binary(const Expr& e) -> TV {
     setLoc(e.loc);
     return TV::dyn(guarded(e.loc, [&] { return b_.matmul(x, y); }));
   }
+  if ((e.binop == BinOp::Lt || e.binop == BinOp::Le || e.binop == BinOp::Gt || e.binop == BinOp::Ge) &&
+      !(a.isStatic() && b.isStatic())) {
+    TV sa = expandStatic(a), sb = expandStatic(b);
+    if (sa.k == TV::Seq && sb.k == TV::Seq && sa.seqTag == sb.seqTag) return orderTV(rtBinary(e.binop), sa, sb, e.loc);
+  }
   return binop(rtBinary(e.binop), a, b, e.loc, binOpcode(e.binop));
+}
+
+// Tuples (or lists) ordered as Python's (eager's orderValues): the first items that differ
+// decide, else the lengths: (a0 < b0) or (a0 == b0 and (rest)), over items of run-time values.
+auto Tracer::orderTV(rt::BinaryOp op, const TV& a, const TV& b, const Loc& loc) -> TV {
+  size_t na = a.items.size(), nb = b.items.size();
+  auto holds = [&](size_t x, size_t y) {
+    return op == rt::BinaryOp::Lt ? x < y : op == rt::BinaryOp::Le ? x <= y : op == rt::BinaryOp::Gt ? x > y : x >= y;
+  };
+  rt::BinaryOp strict = op == rt::BinaryOp::Lt || op == rt::BinaryOp::Le ? rt::BinaryOp::Lt : rt::BinaryOp::Gt;
+  TV acc = staticBool(holds(na, nb));
+  for (size_t i = std::min(na, nb); i-- > 0;) {
+    TV x = expandStatic(a.items[i]), y = expandStatic(b.items[i]);
+    TV first;
+    if (x.isStatic() && y.isStatic()) {  // strings, numbers, containers known now: eager's order
+      int c = staticCall(loc, [&] { return Value::i64(orderValues(x.sv, y.sv)); }).sv.asInt();
+      first = staticBool(strict == rt::BinaryOp::Lt ? c < 0 : c > 0);
+    } else if (x.k == TV::Seq && y.k == TV::Seq && x.seqTag == y.seqTag) {
+      first = orderTV(strict, x, y, loc);
+    } else {
+      first = binop(strict, a.items[i], b.items[i], loc);
+    }
+    TV same = equalTV(a.items[i], b.items[i], loc);
+    TV rest = isStaticFalse(same) || isStaticFalse(acc) ? staticBool(false)
+              : isStaticTrue(same)                      ? acc
+              : isStaticTrue(acc)                       ? same
+                                                        : binop(rt::BinaryOp::LogicalAnd, same, acc, loc);
+    acc = orTV(first, rest, loc);
+  }
+  return acc;
 }
 
 // `v in xs` (eager's containsValue): at trace time when both are known; over a list or

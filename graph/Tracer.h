@@ -291,6 +291,7 @@ class Tracer {
 
   TV notTV(const TV& c, const Loc& loc) { return unop(rt::UnaryOp::LogicalNot, c, loc); }
   TV orTV(const TV& a, const TV& b, const Loc& loc);
+  TV orderTV(rt::BinaryOp op, const TV& a, const TV& b, const Loc& loc);
 
   // ---------------------------------------------------------------- state and merging
 

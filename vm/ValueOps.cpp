@@ -723,6 +723,22 @@ Value binaryOperator(Op op, const Value& a, const Value& b) {
     throw rt::Error(listTensorCompare(opText(op)));  // (never equal: a literal's tensor is the likely slip)
   if (op == Op::Eq) return Value::boolean(valuesEqual(a, b));
   if (op == Op::Ne) return Value::boolean(!valuesEqual(a, b));
+  // Tuples and lists as Python's: the first items that differ decide (the operator applied
+  // to them), else the lengths.
+  if (a.isSeq() && a.tag() == b.tag() && (op == Op::Lt || op == Op::Le || op == Op::Gt || op == Op::Ge)) {
+    const auto& xs = a.as<SeqObj>()->items;
+    const auto& ys = b.as<SeqObj>()->items;
+    for (size_t i = 0; i < xs.size() && i < ys.size(); ++i)
+      if (!valuesEqual(xs[i], ys[i])) {
+        Value r = binaryOperator(op, xs[i], ys[i]);
+        if (!r.isScalar())
+          throw rt::Error(fmt::format("cannot order {}s whose items {} are tensors (compare them with all() or any())",
+                                      tagName(a.tag()), i));
+        return r;
+      }
+    size_t m = xs.size(), n = ys.size();
+    return Value::boolean(op == Op::Lt ? m < n : op == Op::Le ? m <= n : op == Op::Gt ? m > n : m >= n);
+  }
   if (a.isStr() && b.isStr() && (op == Op::Lt || op == Op::Le || op == Op::Gt || op == Op::Ge)) {
     int c = orderValues(a, b);  // code point order, as Python's
     return Value::boolean(op == Op::Lt ? c < 0 : op == Op::Le ? c <= 0 : op == Op::Gt ? c > 0 : c >= 0);
