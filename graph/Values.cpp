@@ -165,6 +165,24 @@ auto Tracer::binop(rt::BinaryOp op, const TV& a, const TV& b, const Loc& loc, st
         }
       }
     }
+    if (vop && *vop == Op::Mul && (a.k == TV::Seq || b.k == TV::Seq)) {  // [x] * 3 (eager's rule), at trace time
+      const TV& s = a.k == TV::Seq ? a : b;
+      const TV& n = a.k == TV::Seq ? b : a;
+      if (n.isStatic() && n.sv.isScalar() && !n.sv.isFloatScalar() && n.sv.dtype() != DType::Bool) {
+        int64_t k = n.sv.rawInt();
+        if (k > 0 && static_cast<uint64_t>(k) * s.items.size() > kMaxFullUnroll)
+          fail(loc, fmt::format("a {} of run-time values repeated {} times: in a graph fn it holds at most {} items",
+                                tagName(s.seqTag), k, kMaxFullUnroll));
+        TV r = s;
+        r.items.clear();
+        for (int64_t i = 0; i < k; ++i) r.items.insert(r.items.end(), s.items.begin(), s.items.end());
+        return r;
+      }
+      if (isNumeric(n) && !n.isStatic())
+        fail(loc, fmt::format("a {} repeated a number of times known only at run time: in a graph fn the count must be "
+                              "known at trace time",
+                              tagName(s.seqTag)));
+    }
     if (vop && *vop == Op::Add && (a.k == TV::Seq || b.k == TV::Seq)) {
       TV x = expandStatic(a), y = expandStatic(b);
       if (x.k == TV::Seq && y.k == TV::Seq && x.seqTag == y.seqTag) {

@@ -719,6 +719,19 @@ Value binaryOperator(Op op, const Value& a, const Value& b) {
   auto count = [](const Value& v) { return v.isScalar() && (v.dtype() == DType::I64 || v.dtype() == DType::I32); };
   if (op == Op::Mul && ((a.isStr() && count(b)) || (count(a) && b.isStr())))  // "-" * 40, Python's
     return repeatStr(a.isStr() ? a : b, (a.isStr() ? b : a).rawInt());
+  if (op == Op::Mul && ((a.isSeq() && count(b)) || (count(a) && b.isSeq()))) {  // [x] * 3, Python's
+    const Value& s = a.isSeq() ? a : b;
+    int64_t n = (a.isSeq() ? b : a).rawInt();
+    const auto& items = s.as<SeqObj>()->items;
+    std::vector<Value> out;
+    if (n > 0 && !items.empty()) {
+      if (static_cast<uint64_t>(n) > rt::physical_memory_bytes() / (items.size() * sizeof(Value)))
+        throw rt::Error(fmt::format("out of memory: a {} of {} copies of {} items", tagName(s.tag()), n, items.size()));
+      out.reserve(items.size() * static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) out.insert(out.end(), items.begin(), items.end());
+    }
+    return Value::object(s.tag(), new SeqObj(std::move(out)));
+  }
   if ((op == Op::Eq || op == Op::Ne) && ((a.tag() == Tag::List && b.isNumeric()) || (a.isNumeric() && b.tag() == Tag::List)))
     throw rt::Error(listTensorCompare(opText(op)));  // (never equal: a literal's tensor is the likely slip)
   if (op == Op::Eq) return Value::boolean(valuesEqual(a, b));
