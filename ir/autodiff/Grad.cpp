@@ -126,14 +126,19 @@ rt::ReduceOp reduceOpNamed(const std::string& kind) {
 // iteration's size. Empty: the table's sizes are right.
 using DynDims = std::vector<Value*>;
 
-// g broadcast to `to`'s dims; `dyn`: the sizes of its symbolic dims, in order.
-Value* broadcastTo(Builder& b, Value* g, const TensorType& to, const DynDims& dyn) {
-  if (dyn.empty()) return b.broadcast_to(g, to.dims);
+// broadcast_dyn / reshape_dyn of g to `to`'s dims: attr shape -2 at its symbolic dims, whose
+// sizes `dyn` gives in order.
+Value* toDynShape(Builder& b, OpKind kind, Value* g, const TensorType& to, const DynDims& dyn) {
   IntList shape;
   for (const Dim& d : to.dims) shape.push_back(d.is_known() ? d.size : -2);
   std::vector<Value*> ops{g};
   ops.insert(ops.end(), dyn.begin(), dyn.end());
-  return b.create(OpKind::BroadcastDyn, ops, {TensorType(g->type.dtype, to.dims)}, AttrMap{{"shape", shape}}).result();
+  return b.create(kind, ops, {TensorType(g->type.dtype, to.dims)}, AttrMap{{"shape", shape}}).result();
+}
+
+// g broadcast to `to`'s dims; `dyn`: the sizes of its symbolic dims, in order.
+Value* broadcastTo(Builder& b, Value* g, const TensorType& to, const DynDims& dyn) {
+  return dyn.empty() ? b.broadcast_to(g, to.dims) : toDynShape(b, OpKind::BroadcastDyn, g, to, dyn);
 }
 
 Value* zerosOf(Builder& b, const TensorType& t, const DynDims& dyn = {}) {
@@ -246,12 +251,7 @@ struct IrAdjoint {
   }
   V reshapeLike(const V& g, const V& x) {
     DynDims dyn = dynFor(x);
-    if (dyn.empty()) return now(b.reshape(g.get(), x.type().dims));
-    IntList shape;
-    for (const Dim& d : x.type().dims) shape.push_back(d.is_known() ? d.size : -2);
-    std::vector<Value*> ops{g.get()};
-    ops.insert(ops.end(), dyn.begin(), dyn.end());
-    return now(b.create(OpKind::ReshapeDyn, ops, {x.type().with_dtype(g.type().dtype)}, AttrMap{{"shape", shape}}).result());
+    return now(dyn.empty() ? b.reshape(g.get(), x.type().dims) : toDynShape(b, OpKind::ReshapeDyn, g.get(), x.type(), dyn));
   }
   V broadcastLike(const V& g, const V& x) { return now(broadcastTo(b, g.get(), x.type(), dynFor(x))); }
   V expandDims(const V& v, int64_t a) { return now(b.reshape(v.get(), withOne(v.type().dims, static_cast<size_t>(a)))); }
@@ -445,14 +445,19 @@ class Grad {
   Value* zeros(const TensorType& t) { return zerosOf(b_, t); }
   // Zeros of the forward value v's type, of its run-time shape where the table's is stale.
   Value* zerosFor(Value* v, DType dt) { return zerosOf(b_, v->type.with_dtype(dt), dynDims(v)); }
+  // g fitted to the forward value v's type (fitTo), of its run-time shape likewise.
+  Value* fitFor(Value* g, Value* v) { return fitTo(b_, g, v->type, dynDims(v)); }
+  // v's adjoint in `adj` fitted to it, else zeros of it.
+  Value* adjointOrZeros(const Adj& adj, Value* v) {
+    auto it = adj.find(v);
+    return it != adj.end() ? fitFor(it->second, v) : zerosFor(v, v->type.dtype);
+  }
 
   // Whether symbol `sym` is the function's parameters' (bound once per call).
   bool paramSym(const std::string& sym) {
     if (!paramSymsKnown_) {
       paramSymsKnown_ = true;
-      Block* root = &b_.block();
-      while (root->parent() && root->parent()->parent_op()) root = root->parent()->parent_op()->parent();
-      for (Value* a : root->args())
+      for (Value* a : b_.function().params())
         for (const Dim& d : a->type.dims)
           if (d.is_symbolic()) paramSyms_.insert(d.sym);
     }
@@ -578,7 +583,7 @@ class Grad {
     // A constant has no adjoint, unless it is a source: a tensor fixed at trace time (a
     // captured `let W`) differentiated with respect to.
     if (!v->is_block_arg() && v->def()->kind() == OpKind::Constant && !sources_.count(v)) return;
-    g = fitTo(b_, g, v->type, dynDims(v));
+    g = fitFor(g, v);
     auto [it, fresh] = adj.emplace(v, g);
     if (!fresh) it->second = add(it->second, g);
   }
@@ -624,7 +629,7 @@ class Grad {
         Value* none = b_.constant(rt::zeros({}, gs[0]->type.dtype));
         acc(adj, x, b_.create(OpKind::CallRuntime, {gs[0], idx, none}, {gs[0]->type}, op.attrs).result());
       }
-      if (want(v)) acc(adj, v, fitTo(b_, b_.create_inferred(OpKind::Take, {gs[0], idx}, {{"axis", int64_t{0}}}).result(), v->type));
+      if (want(v)) acc(adj, v, fitFor(b_.create_inferred(OpKind::Take, {gs[0], idx}, {{"axis", int64_t{0}}}).result(), v));
       return;
     }
     AttrMap attrs = op.attrs;
@@ -952,10 +957,7 @@ class Grad {
         if (gres[i]) acc(local, y.operand(i), gres[i]);
       backprop(opsOf(fb), local);
       std::vector<Value*> outs;
-      for (Value* f : free) {
-        auto it = local.find(f);
-        outs.push_back(it != local.end() ? fitTo(b_, it->second, f->type, dynDims(f)) : zerosFor(f, f->type.dtype));
-      }
+      for (Value* f : free) outs.push_back(adjointOrZeros(local, f));
       b_.yield(outs);
       ctxs_.pop_back();
     }
@@ -1054,9 +1056,7 @@ class Grad {
     std::vector<Value*> inits{n};
     std::vector<TensorType> types{TensorType::scalar(DType::I64)};
     for (size_t i : carried) {
-      auto it = adj.find(op.result(i));
-      Value* r = op.result(i);
-      inits.push_back(it != adj.end() ? fitTo(b_, it->second, r->type, dynDims(r)) : zerosFor(r, r->type.dtype));
+      inits.push_back(adjointOrZeros(adj, op.result(i)));
       // A dim the forward loop changes (its symbol is not the initial value's) is the adjoint
       // of a different iteration's value each time: a symbol of its own, so that the loop's
       // result (the initial value's adjoint) does not rebind the forward one.
@@ -1085,11 +1085,7 @@ class Grad {
     for (size_t k = 0; k < carried.size(); ++k) acc(local, y.operand(carried[k]), bb.arg(1 + k));
     backprop(opsOf(body), local);
     std::vector<Value*> outs{b_.binary(rt::BinaryOp::Sub, bb.arg(0), b_.constant(rt::Tensor::scalar(int64_t{1})))};
-    for (size_t i : carried) {
-      Value* arg = body.arg(i);
-      auto it = local.find(arg);
-      outs.push_back(it != local.end() ? fitTo(b_, it->second, arg->type, dynDims(arg)) : zerosFor(arg, arg->type.dtype));
-    }
+    for (size_t i : carried) outs.push_back(adjointOrZeros(local, body.arg(i)));
     for (size_t k = 0; k < free.size(); ++k) {
       Value* acc0 = bb.arg(1 + carried.size() + k);
       auto it = local.find(free[k]);
@@ -1097,7 +1093,7 @@ class Grad {
         outs.push_back(acc0);
         continue;
       }
-      Value* lv = fitTo(b_, it->second, free[k]->type, dynDims(free[k]));
+      Value* lv = fitFor(it->second, free[k]);
       auto sp = sparse_.find(lv);
       if (sp != sparse_.end() && lv->type == acc0->type && !lv->has_uses() && lv->def()->parent() == &bb) {
         // acc[idx] += g, in place, instead of acc + update(zeros, g, idx).
