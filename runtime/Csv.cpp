@@ -108,6 +108,10 @@ Tensor parse_csv(const std::string& s, const std::string& path, DType dtype, boo
     fields.clear();
     fieldLines.clear();
     size_t nQuoted = 0;
+    auto skipComment = [&] {  // a `#` after a field: to the end of the line (its CR LF stays)
+      if (i < s.size() && s[i] == '#')
+        while (i < s.size() && s[i] != '\n' && !(s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n')) ++i;
+    };
     for (;;) {  // one field per iteration
       fieldLines.push_back(line);
       if (i < s.size() && s[i] == '"') {
@@ -132,8 +136,7 @@ Tensor parse_csv(const std::string& s, const std::string& path, DType dtype, boo
         }
         // Only spaces may follow the closing quote before the separator.
         while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
-        if (i < s.size() && s[i] == '#')  // a comment to the end of the line
-          while (i < s.size() && s[i] != '\n' && !(s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n')) ++i;
+        skipComment();
         if (i < s.size() && s[i] != ',' && s[i] != '\n' && s[i] != '\r')
           throw Error(fmt::format("'{}': line {}, column {}: unexpected text after a quoted field", path, line,
                                   fields.size() + 1));
@@ -144,8 +147,7 @@ Tensor parse_csv(const std::string& s, const std::string& path, DType dtype, boo
                !(s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n'))
           ++i;
         fields.push_back(std::string_view(s.data() + b, i - b));
-        if (i < s.size() && s[i] == '#')  // a comment to the end of the line
-          while (i < s.size() && s[i] != '\n' && !(s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n')) ++i;
+        skipComment();
         if (i < s.size() && s[i] == '\r' && i + 1 == s.size()) ++i;  // lone CR at the very end
       }
       if (i < s.size() && s[i] == ',') {
