@@ -102,6 +102,7 @@ auto Tracer::bi_len(BuiltinCall& bc) -> TV {
   if (x.k == TV::Seq || x.k == TV::Rec) return TV::of(Value::i64(static_cast<int64_t>(x.items.size())));
   if (x.isStatic() && x.sv.isStr()) return TV::of(Value::i64(x.sv.as<StrObj>()->length()));  // code points
   if (isNumeric(x)) return dimTV(x, 0, loc);
+  if (x.k == TV::Range) return rangeLength(x, loc);
   failEager(loc, fmt::format("len of a {}", describe(x)));
 }
 

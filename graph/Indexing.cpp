@@ -87,6 +87,7 @@ auto Tracer::indexTV(const TV& base, const Expr& e, const Loc& loc, const TV* su
     for (int64_t i = 0; i < r.count; ++i) out.items.push_back(b.items[static_cast<size_t>(r.start + i * r.step)]);
     return normalize(out);
   }
+  if (b.k == TV::Range && e.subs.size() == 1 && e.subs[0].isSlice) return sliceRange(b, e.subs[0], loc);
   if (b.k == TV::Rec) failEager(loc, "cannot index a record; use r.name for its fields");
   if (b.k == TV::Seq) {
     if (e.subs.size() != 1 || e.subs[0].isSlice)
@@ -245,6 +246,53 @@ auto Tracer::sliceBounds(const Subscript& s, const Loc& at, int64_t& start, int6
   if (step == 0) failEager(at, "slice step cannot be zero");  // at the indexing, as eagerly
   start = bound(s.lo, step > 0 ? 0 : ir::kSliceEnd, lo);
   stop = bound(s.hi, step > 0 ? ir::kSliceEnd : ir::kSliceBegin, hi);
+}
+
+auto Tracer::rangeParts(const TV& r, const Loc& loc, TV& start, TV& stop, int64_t& step) -> void {
+  start = r.items[0], stop = r.items[1];
+  if (!r.items[2].isStatic()) fail(loc, "a range whose step is known only at run time cannot be sliced or measured in a graph fn");
+  step = r.items[2].sv.asInt();
+  for (TV* v : {&start, &stop})
+    if (v->isDyn()) *v = TV::dyn(materialize(*v, loc, DType::I64), true);
+}
+
+auto Tracer::rangeLength(const TV& r, const Loc& loc) -> TV {
+  TV start, stop;
+  int64_t st;
+  rangeParts(r, loc, start, stop, st);
+  // max(0, (stop - start + step - sign(step)) // step), Python's len(range).
+  auto num = [](int64_t v) { return TV::of(Value::i64(v, true)); };
+  TV span = binop(rt::BinaryOp::Add, binop(rt::BinaryOp::Sub, stop, start, loc), num(st > 0 ? st - 1 : st + 1), loc);
+  std::vector<TV> args{num(0), binop(rt::BinaryOp::FloorDiv, span, num(st), loc)};
+  TV n = builtin(builtinId("maximum"), args, {}, loc);
+  if (n.isStatic()) n = TV::of(Value::i64(n.sv.asInt()));  // len is a strong i64
+  return n;
+}
+
+auto Tracer::sliceRange(const TV& r, const Subscript& s, const Loc& loc) -> TV {
+  int64_t a, b, c, st;
+  sliceBounds(s, loc, a, b, c);
+  TV start, stop;
+  rangeParts(r, loc, start, stop, st);
+  auto num = [](int64_t v) { return TV::of(Value::i64(v, true)); };
+  auto op = [&](rt::BinaryOp o, const TV& x, const TV& y) { return binop(o, x, y, loc); };
+  auto extreme = [&](const char* name, const TV& x, const TV& y) {
+    std::vector<TV> args{x, y};
+    return builtin(builtinId(name), args, {}, loc);
+  };
+  TV n = rangeLength(r, loc);
+  TV lower = num(c > 0 ? 0 : -1), upper = c > 0 ? n : op(rt::BinaryOp::Sub, n, num(1));
+  auto bound = [&](int64_t v, bool given) -> TV {  // Python's slice.indices
+    if (!given) return v == 0 || v == ir::kSliceBegin ? lower : upper;  // sliceBounds' defaults
+    if (v < 0) return extreme("maximum", op(rt::BinaryOp::Add, num(v), n), lower);
+    return extreme("minimum", num(v), upper);
+  };
+  auto item = [&](const TV& i) { return op(rt::BinaryOp::Add, start, op(rt::BinaryOp::Mul, i, num(st))); };
+  TV out;
+  out.k = TV::Range;
+  out.items = {item(bound(a, s.lo != nullptr)), item(bound(b, s.hi != nullptr)),
+               num(static_cast<int64_t>(static_cast<uint64_t>(st) * static_cast<uint64_t>(c)))};
+  return out;
 }
 
 auto Tracer::dynBounds(const ir::IntList& dyn, const ir::IntList& st, const ir::IntList& sp, const std::vector<TV>& los, const std::vector<TV>& his, const Loc& loc) -> std::vector<ir::Value*> {

@@ -455,6 +455,14 @@ class Tracer {
   // The start, stop and step of slice `s` (open ends: kSliceEnd and kSliceBegin as the
   // step's direction needs). The step must be known at trace time; a start or stop known
   // only at run time is left in lo / hi (an integer scalar) and its static value is open.
+  // r[a:b:c] of a range whose bounds are known only at run time: the range of the items it
+  // selects, with the bounds of Python's slice.indices (eager's sliceRange).
+  TV sliceRange(const TV& r, const Subscript& s, const Loc& loc);
+  // len(r) of such a range (its step known at trace time).
+  TV rangeLength(const TV& r, const Loc& loc);
+  // A range's bounds as i64 (its numbers are, whatever the bounds' integer dtypes) and its
+  // step, which must be known at trace time.
+  void rangeParts(const TV& r, const Loc& loc, TV& start, TV& stop, int64_t& step);
   void sliceBounds(const Subscript& s, const Loc& at, int64_t& start, int64_t& stop, int64_t& step, TV* lo = nullptr,
                    TV* hi = nullptr);
 

@@ -126,6 +126,26 @@ const rt::Tensor& tensorIndex(const Value& v) {
   return t;
 }
 
+// Python's range slicing: r[a:b:c] is the range of the items it selects, with the bounds of
+// Python's slice.indices (range(10)[2:5] is range(2, 5), range(10)[::-1] range(9, -1, -1)).
+Value sliceRange(const RangeObj& r, const rt::IndexItem& s) {
+  int64_t n = r.length();
+  rt::resolve_index(s, 0, n);  // the step-0 and other slice errors, in the SPEC's words
+  int64_t step = s.step.value_or(1);
+  int64_t lower = step > 0 ? 0 : -1, upper = step > 0 ? n : n - 1;
+  auto bound = [&](std::optional<int64_t> v, int64_t dflt) {
+    if (!v) return dflt;
+    int64_t b = *v;
+    if (b < 0) return std::max(b + n, lower);
+    return std::min(b, upper);
+  };
+  int64_t a = bound(s.start, step > 0 ? lower : upper), b = bound(s.stop, step > 0 ? upper : lower);
+  auto item = [&](int64_t i) {  // wrapping, as RangeObj::at (i may be -1)
+    return static_cast<int64_t>(static_cast<uint64_t>(r.start) + static_cast<uint64_t>(i) * static_cast<uint64_t>(r.step));
+  };
+  return makeRange(item(a), item(b), static_cast<int64_t>(static_cast<uint64_t>(r.step) * static_cast<uint64_t>(step)));
+}
+
 Value indexSequence(const Value& base, const std::vector<uint8_t>& flags, const Value* regs) {
   if (flags.size() != 1) throw rt::Error(fmt::format("a {} takes one index, got {}", tagName(base.tag()), flags.size()));
   const auto& items = base.as<SeqObj>()->items;
@@ -509,7 +529,8 @@ Value indexValue(const Value& base, const std::vector<uint8_t>& flags, const Val
     case Tag::Str: return indexString(*base.as<StrObj>(), flags, regs);
     case Tag::Range: {
       auto* r = base.as<RangeObj>();
-      if (flags.size() != 1 || (flags[0] & kSubSlice)) throw rt::Error("a range takes one integer index");
+      if (flags.size() != 1) throw rt::Error("a range takes one index");
+      if (flags[0] & kSubSlice) return sliceRange(*r, indexSpec(flags, regs)[0]);
       return Value::i64(r->item(indexInt(regs[0], "an index")), true);
     }
     case Tag::Scalar:
