@@ -267,17 +267,30 @@ std::string leafText(const OpaqueLeaf& l) {
 
 }  // namespace
 
-// The words of tools/ModelValue.cpp (ModelFnObj::leaves) for what the trace knows is wrong;
-// dtypes and sizes are checked where the op runs (model::checkInputs), as eagerly.
-auto Tracer::opaqueLeaves(const OpaqueSig& s, const TV& v0, size_t& p, std::vector<ir::Value*>& out,
-                          const std::string& what, const Loc& loc) -> void {
-  const std::string& st = s.inStructure;
-  char c = st[p++];
-  TV v = expandStatic(v0);
-  if (c == 't') {
-    const OpaqueLeaf& spec = s.inputs[out.size()];
-    if (!isNumeric(v))
-      failEager(loc, fmt::format("{}: '{}' must be {}, got {}", s.name, spec.name, leafText(spec), describe(v)));
+// The tensor leaves of a loaded model fn's arguments (vm::walkOpaqueArg over trace values), with
+// eager's words (tools/ModelValue.cpp) for what the trace knows is wrong; dtypes and sizes are
+// checked where the op runs (model::checkInputs), as eagerly.
+struct Tracer::OpaqueLeaves {
+  Tracer& t;
+  const OpaqueSig& s;
+  const Loc& loc;
+  std::vector<ir::Value*> out;
+  TV expand(const TV& v) const { return expandStatic(v); }
+  const std::vector<TV>* items(const TV& v) const {
+    return v.k == TV::Seq && (v.seqTag == Tag::Tuple || v.seqTag == Tag::List) ? &v.items : nullptr;
+  }
+  bool isRecord(const TV& v) const { return v.k == TV::Rec && v.seqTag != Tag::Dict; }
+  const TV* field(const TV& v, const std::string& name) const {
+    for (size_t k = 0; k < v.names->size(); ++k)
+      if ((*v.names)[k] == name) return &v.items[k];
+    return nullptr;
+  }
+  size_t fieldCount(const TV& v) const { return v.items.size(); }
+  std::string describe(const TV& v) const { return t.describe(v); }
+  size_t leaves() const { return out.size(); }
+  [[noreturn]] void fail(const std::string& msg) const { t.failEager(loc, msg); }
+  void leaf(const TV& v, const OpaqueLeaf& spec) {
+    if (!t.isNumeric(v)) fail(fmt::format("{}: '{}' must be {}, got {}", s.name, spec.name, leafText(spec), describe(v)));
     bool weak = v.isDyn() ? v.weak : v.sv.weak();
     if (weak) {
       // A number takes the parameter's dtype where it keeps its value (vm::weakTarget, as
@@ -288,74 +301,33 @@ auto Tracer::opaqueLeaves(const OpaqueSig& s, const TV& v0, size_t& p, std::vect
         try {
           d = weakTarget(v.sv, spec.dtype);
         } catch (const rt::Error& e) {
-          failEager(loc, fmt::format("{}: '{}': {}", s.name, spec.name, e.what()));
+          fail(fmt::format("{}: '{}': {}", s.name, spec.name, e.what()));
         }
         if (d != spec.dtype) got = typeText(v.sv);
       } else if (numberKind(v.dv->type.dtype) > numberKind(spec.dtype)) {
-        got = fmt::format("{}[]", rt::dtype_name(usedDtype(v)));
+        got = fmt::format("{}[]", rt::dtype_name(t.usedDtype(v)));
       }
-      if (!got.empty()) failEager(loc, fmt::format("{}: '{}' must be {}, got {}", s.name, spec.name, leafText(spec), got));
+      if (!got.empty()) fail(fmt::format("{}: '{}' must be {}, got {}", s.name, spec.name, leafText(spec), got));
     }
-    out.push_back(weak ? materialize(v, loc, spec.dtype) : materialize(v, loc));
+    out.push_back(weak ? t.materialize(v, loc, spec.dtype) : t.materialize(v, loc));
     // Compiled code a tape cannot see into: a gradient through it would be silently zero.
-    if (!recording_.empty() && rt::is_float(out.back()->type.dtype))
-      failEager(loc, fmt::format("{}: '{}' is recorded on a tape, but a loaded model's functions are not "
-                                 "differentiable (its gradient would be zero); call it outside the tape, or on "
-                                 "a value the tape does not track",
-                                 s.name, spec.name));
-    return;
+    if (!t.recording_.empty() && rt::is_float(out.back()->type.dtype))
+      fail(fmt::format("{}: '{}' is recorded on a tape, but a loaded model's functions are not "
+                       "differentiable (its gradient would be zero); call it outside the tape, or on "
+                       "a value the tape does not track",
+                       s.name, spec.name));
   }
-  if (c == '(') {
-    if (v.k != TV::Seq || (v.seqTag != Tag::Tuple && v.seqTag != Tag::List))
-      failEager(loc, fmt::format("{}: '{}' must be a tuple, got {}", s.name, what, describe(v)));
-    size_t i = 0;
-    while (st[p] != ')') {
-      if (i >= v.items.size()) failEager(loc, fmt::format("{}: '{}' has too few items", s.name, what));
-      opaqueLeaves(s, v.items[i], p, out, fmt::format("{}.{}", what, i), loc);
-      ++i;
-    }
-    ++p;
-    if (i != v.items.size()) failEager(loc, fmt::format("{}: '{}' has too many items", s.name, what));
-    return;
-  }
-  if (v.k != TV::Rec || v.seqTag == Tag::Dict)
-    failEager(loc, fmt::format("{}: '{}' must be a record, got {}", s.name, what, describe(v)));
-  size_t fields = 0;
-  while (st[p] != '}') {
-    size_t colon = st.find(':', p);
-    std::string name = st.substr(p, colon - p);
-    p = colon + 1;
-    size_t k = 0;
-    while (k < v.names->size() && (*v.names)[k] != name) ++k;
-    if (k == v.names->size()) failEager(loc, fmt::format("{}: '{}' has no field '{}'", s.name, what, name));
-    opaqueLeaves(s, v.items[k], p, out, what + "." + name, loc);
-    ++fields;
-  }
-  ++p;
-  if (fields != v.items.size()) failEager(loc, fmt::format("{}: '{}' has fields the model does not take", s.name, what));
-}
+};
 
 auto Tracer::opaqueCall(const OpaqueFnObj& fo, std::vector<TV>& args, const std::vector<std::string>& kw, const Loc& loc)
     -> TV {
   const OpaqueSig& s = fo.opaqueSig();
-  size_t nParams = s.params.size(), npos = args.size() - kw.size();
-  if (npos > nParams)
-    failEager(loc, fmt::format("{} takes {} argument{}, got {}", s.name, nParams, nParams == 1 ? "" : "s", npos));
-  std::vector<const TV*> bound(nParams, nullptr);
-  for (size_t i = 0; i < npos; ++i) bound[i] = &args[i];
-  for (size_t k = 0; k < kw.size(); ++k) {
-    size_t i = 0;
-    while (i < nParams && s.params[i] != kw[k]) ++i;
-    if (i == nParams) failEager(loc, fmt::format("{} has no parameter named '{}'", s.name, kw[k]));
-    if (bound[i]) failEager(loc, fmt::format("{} got two values for '{}'", s.name, kw[k]));
-    bound[i] = &args[npos + k];
-  }
-  std::vector<ir::Value*> in;
+  std::vector<size_t> at =
+      bindOpaqueArgs(s, args.size() - kw.size(), kw, [&](const std::string& msg) { failEager(loc, msg); });
+  OpaqueLeaves w{*this, s, loc, {}};
   size_t p = 0;
-  for (size_t i = 0; i < nParams; ++i) {
-    if (!bound[i]) failEager(loc, fmt::format("{} is missing its argument '{}'", s.name, s.params[i]));
-    opaqueLeaves(s, *bound[i], p, in, s.params[i], loc);
-  }
+  for (size_t i = 0; i < at.size(); ++i) walkOpaqueArg(s, w, args[at[i]], p, s.params[i]);
+  std::vector<ir::Value*>& in = w.out;
   // The results' types: the signature's, its symbols the sizes the arguments give them
   // where they fit it (else the op's error comes first), other symbols fresh.
   std::map<std::string, Dim> syms;
@@ -385,26 +357,21 @@ auto Tracer::opaqueCall(const OpaqueFnObj& fo, std::vector<TV>& args, const std:
                          ir::AttrMap{{"callee", std::string("extern")}, {"key", s.key}, {"name", s.name},
                                      {"where", whereText(loc)}});
   size_t q = 0, k = 0;
-  std::function<TV()> rebuildOut = [&]() -> TV {
-    char c = s.outStructure[q++];
-    if (c == 't') return TV::dyn(op.result(k++));
+  auto leaf = [&] { return TV::dyn(op.result(k++)); };
+  auto tuple = [](std::vector<TV> items) {
     TV r;
-    r.k = c == '(' ? TV::Seq : TV::Rec;
-    std::vector<std::string> names;
-    char close = c == '(' ? ')' : '}';
-    while (s.outStructure[q] != close) {
-      if (c == '{') {
-        size_t colon = s.outStructure.find(':', q);
-        names.push_back(s.outStructure.substr(q, colon - q));
-        q = colon + 1;
-      }
-      r.items.push_back(rebuildOut());
-    }
-    ++q;
-    if (c == '{') r.names = std::make_shared<const std::vector<std::string>>(std::move(names));
+    r.k = TV::Seq;
+    r.items = std::move(items);
     return r;
   };
-  return rebuildOut();
+  auto record = [](std::vector<std::string> names, std::vector<TV> items) {
+    TV r;
+    r.k = TV::Rec;
+    r.items = std::move(items);
+    r.names = std::make_shared<const std::vector<std::string>>(std::move(names));
+    return r;
+  };
+  return rebuildOpaque<TV>(s.outStructure, q, leaf, tuple, record);
 }
 
 auto Tracer::inlineCall(const TV& fnv, std::vector<TV>& args, const std::vector<std::string>& kw, const Loc& loc, const std::string& nm) -> TV {

@@ -528,8 +528,7 @@ class Tracer {
   // A loaded model's fn (vm/OpaqueFn.h): one call_runtime "extern" op over the arguments'
   // tensor leaves, its results rebuilt in the signature's structure.
   TV opaqueCall(const OpaqueFnObj& fo, std::vector<TV>& args, const std::vector<std::string>& kw, const Loc& loc);
-  void opaqueLeaves(const OpaqueSig& s, const TV& v, size_t& p, std::vector<ir::Value*>& out, const std::string& what,
-                    const Loc& loc);
+  struct OpaqueLeaves;  // the walk of its arguments (graph/Calls.cpp)
 
   TV inlineCall(const TV& fnv, std::vector<TV>& args, const std::vector<std::string>& kw, const Loc& loc, const std::string& nm);
 

@@ -65,11 +65,27 @@ struct ModelFnObj : vm::OpaqueFnObj {
   std::string typeName() const override { return "model fn"; }
   std::string repr() const override { return fmt::format("<model fn {}>", sig().text()); }
 
-  // The tensor leaves of argument `v` by structure `s` (from position p).
-  void leaves(const Value& v, const std::string& s, size_t& p, std::vector<rt::Tensor>& out, const std::string& what) const {
-    char c = s[p++];
-    if (c == 't') {
-      const model::TensorSpec& spec = sig().inputs[out.size()];
+  // The tensor leaves of the arguments (vm::walkOpaqueArg over VM values).
+  struct Leaves {
+    const ModelFnObj& f;
+    std::vector<rt::Tensor> out;
+    Value expand(const Value& v) const { return v; }
+    const std::vector<Value>* items(const Value& v) const {
+      return v.tag() == Tag::Tuple || v.tag() == Tag::List ? &v.as<vm::SeqObj>()->items : nullptr;
+    }
+    bool isRecord(const Value& v) const { return v.tag() == Tag::Record; }
+    const Value* field(const Value& v, const std::string& name) const {
+      const auto* r = v.as<vm::RecordObj>();
+      int k = r->find(name);
+      return k < 0 ? nullptr : &r->vals[static_cast<size_t>(k)];
+    }
+    size_t fieldCount(const Value& v) const { return v.as<vm::RecordObj>()->vals.size(); }
+    std::string describe(const Value& v) const { return vm::typeText(v); }
+    size_t leaves() const { return out.size(); }
+    [[noreturn]] void fail(const std::string& msg) const { throw rt::Error(msg); }
+    void leaf(const Value& v, const vm::OpaqueLeaf&) {
+      const model::Signature& sig = f.sig();
+      const model::TensorSpec& spec = sig.inputs[out.size()];
       if (v.tag() == Tag::Scalar && v.weak()) {
         // A number takes the parameter's dtype where it keeps its value, as for the graph fn
         // (vm/Annotations.cpp): 1.5 is no i64, 3000000000 no i32.
@@ -77,100 +93,42 @@ struct ModelFnObj : vm::OpaqueFnObj {
         try {
           d = vm::weakTarget(v, spec.dtype);
         } catch (const rt::Error& e) {
-          throw rt::Error(fmt::format("{}: '{}': {}", sig().name, spec.name, e.what()));
+          throw rt::Error(fmt::format("{}: '{}': {}", sig.name, spec.name, e.what()));
         }
         if (d != spec.dtype)
-          throw rt::Error(fmt::format("{}: '{}' must be {}, got {}", sig().name, spec.name, spec.typeText(), vm::typeText(v)));
+          throw rt::Error(fmt::format("{}: '{}' must be {}, got {}", sig.name, spec.name, spec.typeText(), vm::typeText(v)));
         out.push_back(vm::scalarTensor(v, spec.dtype));
         return;
       }
       if (v.tag() != Tag::Scalar && v.tag() != Tag::Tensor)
-        throw rt::Error(fmt::format("{}: '{}' must be {}, got {}", sig().name, spec.name, spec.typeText(), vm::typeText(v)));
+        throw rt::Error(fmt::format("{}: '{}' must be {}, got {}", sig.name, spec.name, spec.typeText(), vm::typeText(v)));
       // Compiled code the tape cannot see into: a gradient through it would be silently zero.
       if (vm::ad::recording() && v.node() != 0)
         throw rt::Error(fmt::format("{}: '{}' is recorded on a tape, but a loaded model's functions are not "
                                     "differentiable (its gradient would be zero); call it outside the tape, or on "
                                     "a value the tape does not track",
-                                    sig().name, spec.name));
+                                    sig.name, spec.name));
       out.push_back(vm::toTensor(v));
-      return;
     }
-    if (c == '(') {
-      if (v.tag() != Tag::Tuple && v.tag() != Tag::List)
-        throw rt::Error(fmt::format("{}: '{}' must be a tuple, got {}", sig().name, what, vm::typeText(v)));
-      const auto& items = v.as<vm::SeqObj>()->items;
-      size_t i = 0;
-      while (s[p] != ')') {
-        if (i >= items.size()) throw rt::Error(fmt::format("{}: '{}' has too few items", sig().name, what));
-        leaves(items[i], s, p, out, fmt::format("{}.{}", what, i));
-        ++i;
-      }
-      ++p;
-      if (i != items.size()) throw rt::Error(fmt::format("{}: '{}' has too many items", sig().name, what));
-      return;
-    }
-    // '{' a record
-    if (v.tag() != Tag::Record)
-      throw rt::Error(fmt::format("{}: '{}' must be a record, got {}", sig().name, what, vm::typeText(v)));
-    const auto* r = v.as<vm::RecordObj>();
-    size_t fields = 0;
-    while (s[p] != '}') {
-      size_t colon = s.find(':', p);
-      std::string name = s.substr(p, colon - p);
-      p = colon + 1;
-      int k = r->find(name);
-      if (k < 0) throw rt::Error(fmt::format("{}: '{}' has no field '{}'", sig().name, what, name));
-      leaves(r->vals[static_cast<size_t>(k)], s, p, out, what + "." + name);
-      ++fields;
-    }
-    ++p;
-    if (fields != r->vals.size()) throw rt::Error(fmt::format("{}: '{}' has fields the model does not take", sig().name, what));
-  }
-
-  Value rebuild(const std::string& s, size_t& p, std::vector<rt::Tensor>& outs, size_t& k) const {
-    char c = s[p++];
-    if (c == 't') return vm::fromTensor(std::move(outs[k++]));
-    std::vector<Value> items;
-    std::vector<std::string> names;
-    char close = c == '(' ? ')' : '}';
-    while (s[p] != close) {
-      if (c == '{') {
-        size_t colon = s.find(':', p);
-        names.push_back(s.substr(p, colon - p));
-        p = colon + 1;
-      }
-      items.push_back(rebuild(s, p, outs, k));
-    }
-    ++p;
-    if (c == '(') return vm::makeTuple(std::move(items));
-    return vm::makeRecord(std::make_shared<const std::vector<std::string>>(std::move(names)), std::move(items));
-  }
+  };
 
   Value call(vm::Interpreter&, vm::CallArgs& args) override {
-    const model::Signature& s = sig();
-    size_t nParams = s.params.size();
-    std::vector<const Value*> bound(nParams, nullptr);
-    int numPos = args.numPos();
-    if (static_cast<size_t>(numPos) > nParams)
-      throw rt::Error(fmt::format("{} takes {} argument{}, got {}", s.name, nParams, nParams == 1 ? "" : "s", numPos));
-    for (int i = 0; i < numPos; ++i) bound[static_cast<size_t>(i)] = &args.args[i];
-    for (int i = 0; i < args.numKw(); ++i) {
-      const std::string& kw = (*args.kwNames)[static_cast<size_t>(i)];
-      size_t k = 0;
-      while (k < nParams && s.params[k] != kw) ++k;
-      if (k == nParams) throw rt::Error(fmt::format("{} has no parameter named '{}'", s.name, kw));
-      if (bound[k]) throw rt::Error(fmt::format("{} got two values for '{}'", s.name, kw));
-      bound[k] = &args.args[numPos + i];
-    }
-    std::vector<rt::Tensor> inputs;
+    static const std::vector<std::string> noKw;
+    auto fail = [](const std::string& msg) { throw rt::Error(msg); };
+    std::vector<size_t> at = vm::bindOpaqueArgs(opaque, static_cast<size_t>(args.numPos()),
+                                                args.kwNames ? *args.kwNames : noKw, fail);
+    Leaves w{*this, {}};
     size_t p = 0;
-    for (size_t i = 0; i < nParams; ++i) {
-      if (!bound[i]) throw rt::Error(fmt::format("{} is missing its argument '{}'", s.name, s.params[i]));
-      leaves(*bound[i], s.inStructure, p, inputs, s.params[i]);
-    }
+    for (size_t i = 0; i < at.size(); ++i) vm::walkOpaqueArg(opaque, w, args.args[at[i]], p, opaque.params[i]);
+    std::vector<rt::Tensor>& inputs = w.out;
     std::vector<rt::Tensor> outs = m->call(fn, inputs);
     size_t q = 0, k = 0;
-    return rebuild(s.outStructure, q, outs, k);
+    auto leaf = [&] { return vm::fromTensor(std::move(outs[k++])); };
+    auto tuple = [](std::vector<Value> items) { return vm::makeTuple(std::move(items)); };
+    auto record = [](std::vector<std::string> names, std::vector<Value> items) {
+      return vm::makeRecord(std::make_shared<const std::vector<std::string>>(std::move(names)), std::move(items));
+    };
+    return vm::rebuildOpaque<Value>(opaque.outStructure, q, leaf, tuple, record);
   }
 };
 

@@ -208,6 +208,28 @@ def bad_files(tdl, model, tmp):
         r = run([tdl, "run", src], env=env_nocache())
         ok = r.stdout == out if out.endswith("\n") else (r.returncode == 1 and out in r.stderr)
         check(ok and "internal" not in r.stderr, f"loaded model called in a graph fn with {call}: {(r.stdout + r.stderr).strip()[:200]}")
+    # Records and tuples: the arguments walk the signature's structure with the same words
+    # eagerly and inside a graph fn (one walker, vm/OpaqueFn.h); results keep it.
+    nested = export_fns(tdl, tmp, "nested", "graph fn f(p: {w: f32[2], b: f32[]}, xs: (f32[2], f32[2])) "
+                        "{ return (p.w * xs[0] + p.b, {s: xs[1]}) }\n", ["f"])
+    for call, out in (("m.f(xs=xs, p=p)", "([1.5, 2.5], {s: [3.0, 4.0]})\n"),
+                      ("m.f(p, [xs[0]])", "f: 'xs' has too few items"),
+                      ("m.f(p, (xs[0], xs[1], xs[1]))", "f: 'xs' has too many items"),
+                      ("m.f({w: p.w}, xs)", "f: 'p' has no field 'b'"),
+                      ("m.f({w: p.w, b: p.b, c: 1.0}, xs)", "f: 'p' has fields the model does not take"),
+                      ("m.f(1.0, xs)", "f: 'p' must be a record, got f32[]"),
+                      ("m.f(p)", "f is missing its argument 'xs'"),
+                      ("m.f(p, xs, 1)", "f takes 2 arguments, got 3"),
+                      ("m.f(p, xs, p=p)", "f got two values for 'p'"),
+                      ("m.f(p, q=xs)", "f has no parameter named 'q'"),
+                      ('m.f(p, xs=(xs[0], "a"))', "f: 'xs.1' must be f32[2], got string")):
+        for where, line in (("eagerly", f"print({call})"), ("in a graph fn", f"graph fn g(p, xs) {{ return {call} }}\nprint(g(p, xs))")):
+            with open(src, "w") as f:
+                f.write(f'let m = load_model("{nested}")\nlet p = {{w: [1.0, 2.0], b: 0.5}}\n'
+                        f'let xs = ([1.0, 1.0], [3.0, 4.0])\n{line}\n')
+            r = run([tdl, "run", src], env=env_nocache())
+            ok = r.stdout == out if out.endswith("\n") else (r.returncode == 1 and f"error: {out}" in r.stderr)
+            check(ok and "internal" not in r.stderr, f"loaded model called {where} with {call}: {(r.stdout + r.stderr).strip()[:200]}")
     # Export errors: a fn that is not a graph fn, unannotated, missing.
     src = os.path.join(tmp, "bad_export.tdl")
     with open(src, "w") as f:
