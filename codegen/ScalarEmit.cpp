@@ -411,13 +411,54 @@ llvm::Value* emitTanhF32(llvm::IRBuilder<>& b, llvm::Value* x) {
   return b.CreateBinaryIntrinsic(llvm::Intrinsic::copysign, res, x);
 }
 
-// sinf/cosf: reduction by pi/4 in three parts, the octant picks the polynomial and sign.
+// The reduction of a large |x| (at least 2; `ax` is |x|): x = n pi/2 + r with |r| <= pi/4 and
+// n mod 4 returned, from the bits of 2/pi (Payne and Hanek's method in the form of ARM's
+// optimized-routines sinf: a 32 x 96-bit product in 2.62 fixed point gives the exact
+// fraction; r is accurate to 33 bits). Branch-free: the table words are picked by selects.
+static void reduceLargeF32(llvm::IRBuilder<>& b, llvm::Value* ax, llvm::Value*& r, llvm::Value*& n) {
+  // 2/pi in 32-bit windows stepping by a byte (window k holds bytes k-3 .. k of its fraction).
+  static constexpr uint32_t kInvPio4[24] = {
+      0xa2,       0xa2f9,     0xa2f983,   0xa2f9836e, 0xf9836e4e, 0x836e4e44, 0x6e4e4415, 0x4e441529,
+      0x441529fc, 0x1529fc27, 0x29fc2757, 0xfc2757d1, 0x2757d1f5, 0x57d1f534, 0xd1f534dd, 0xf534ddc0,
+      0x34ddc0db, 0xddc0db62, 0xc0db6295, 0xdb629599, 0x6295993c, 0x95993c43, 0x993c4390, 0x3c439041};
+  auto* i32t = b.getInt32Ty();
+  auto* i64t = b.getInt64Ty();
+  llvm::Value* xi = b.CreateBitCast(ax, i32t);
+  llvm::Value* idx = b.CreateAnd(b.CreateLShr(xi, 26), b.getInt32(15));  // the exponent picks the window
+  llvm::Value* shift = b.CreateAnd(b.CreateLShr(xi, 23), b.getInt32(7));
+  llvm::Value* m = b.CreateShl(b.CreateOr(b.CreateAnd(xi, b.getInt32(0xffffff)), b.getInt32(0x800000)), shift);
+  auto word = [&](int off) {  // kInvPio4[idx + off], a tree of selects on idx's bits
+    std::vector<llvm::Value*> v;
+    for (int k = 0; k < 16; ++k) v.push_back(b.getInt32(kInvPio4[k + off]));
+    for (int bit = 0; v.size() > 1; ++bit) {
+      llvm::Value* set = b.CreateICmpNE(b.CreateAnd(idx, b.getInt32(1u << bit)), b.getInt32(0));
+      std::vector<llvm::Value*> next;
+      for (size_t k = 0; k < v.size(); k += 2) next.push_back(b.CreateSelect(set, v[k + 1], v[k]));
+      v = std::move(next);
+    }
+    return v[0];
+  };
+  llvm::Value* m64 = b.CreateZExt(m, i64t);
+  llvm::Value* res0 = b.CreateZExt(b.CreateMul(m, word(0)), i64t);  // only its low 32 bits count
+  llvm::Value* res1 = b.CreateMul(m64, b.CreateZExt(word(4), i64t));
+  llvm::Value* res2 = b.CreateMul(m64, b.CreateZExt(word(8), i64t));
+  res0 = b.CreateAdd(b.CreateOr(b.CreateLShr(res2, 32), b.CreateShl(res0, 32)), res1);
+  llvm::Value* q = b.CreateLShr(b.CreateAdd(res0, b.getInt64(uint64_t{1} << 61)), 62);  // rounded quadrant
+  res0 = b.CreateSub(res0, b.CreateShl(q, 62));
+  constexpr double kPi63 = 3.4061215800865545e-19;  // pi/2 * 2^-62
+  r = b.CreateFPTrunc(b.CreateFMul(b.CreateSIToFP(res0, b.getDoubleTy()), llvm::ConstantFP::get(b.getDoubleTy(), kPi63)),
+                      b.getFloatTy());
+  n = b.CreateTrunc(q, i32t);
+}
+
+// sinf/cosf: reduction by pi/4 in three parts (Cephes; accurate for |x| below 2^13), above
+// 2^12 reduceLargeF32's; the octant picks the polynomial and sign.
 llvm::Value* emitSinCosF32(llvm::IRBuilder<>& b, llvm::Value* x, bool isCos) {
   F32 c{b};
   auto* i32t = b.getInt32Ty();
   auto* f = b.getFloatTy();
   llvm::Value* ax = b.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x);
-  llvm::Value* finite = b.CreateFCmpOLT(ax, c.C(1.0e30));  // also false for NaN
+  llvm::Value* finite = b.CreateFCmpOLT(ax, c.C(INFINITY));  // also false for NaN
   llvm::Value* axc = b.CreateSelect(finite, ax, c.C(0.0));
   llvm::Value* j = b.CreateFreeze(b.CreateFPToSI(b.CreateFMul(axc, c.C(1.27323954473516)), i32t));
   j = b.CreateAdd(j, b.CreateAnd(j, b.getInt32(1)));  // to an even octant
@@ -426,6 +467,12 @@ llvm::Value* emitSinCosF32(llvm::IRBuilder<>& b, llvm::Value* x, bool isCos) {
   llvm::Value* z = b.CreateFSub(b.CreateFSub(b.CreateFSub(axc, b.CreateFMul(y, c.C(0.78515625))),
                                              b.CreateFMul(y, c.C(2.4187564849853515625e-4))),
                                 b.CreateFMul(y, c.C(3.77489497744594108e-8)));
+  llvm::Value* rLarge;
+  llvm::Value* nLarge;
+  reduceLargeF32(b, ax, rLarge, nLarge);
+  llvm::Value* large = b.CreateAnd(finite, b.CreateFCmpOGE(ax, c.C(4096.0)));
+  z = b.CreateSelect(large, rLarge, z);
+  j = b.CreateSelect(large, b.CreateAnd(b.CreateShl(nLarge, 1), b.getInt32(7)), j);  // the even octant 2n
   llvm::Value* zz = b.CreateFMul(z, z);
   llvm::Value* pc = b.CreateFAdd(
       b.CreateFSub(
@@ -444,7 +491,7 @@ llvm::Value* emitSinCosF32(llvm::IRBuilder<>& b, llvm::Value* x, bool isCos) {
     neg = b.CreateXor(hi, b.CreateICmpUGT(j4, b.getInt32(1)));
     r = b.CreateSelect(useCos, ps, pc);
   } else {
-    neg = b.CreateXor(hi, b.CreateFCmpOLT(x, c.C(0.0)));
+    neg = b.CreateXor(hi, b.CreateICmpSLT(b.CreateBitCast(x, i32t), b.getInt32(0)));  // -0.0 too: sin(-0.0) = -0.0
     r = b.CreateSelect(useCos, pc, ps);
   }
   r = b.CreateSelect(neg, b.CreateFNeg(r), r);
