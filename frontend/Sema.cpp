@@ -37,6 +37,7 @@ struct Binding {
   bool isVar = false;
   bool isFn = false;
   FnDecl* fn = nullptr;  // a top-level fn bound here
+  FnDecl* lambda = nullptr;  // the lambda a top-level `let` binds (for graph fn rules)
   Loc decl;              // where it is declared, and what it is (for tools)
   std::string desc;
 };
@@ -61,6 +62,8 @@ struct TopName {
   bool isVar = false;
   bool isFn = false;
   FnDecl* fn = nullptr;
+  FnDecl* lambda = nullptr;  // `let NAME = fn(...) => ...` once at the top level: that lambda
+  int lets = 0;              // how many top-level lets bind the name
   int module = -1;  // for imports: the module id
   bool isModule = false;
   Loc decl;
@@ -156,6 +159,9 @@ class Sema {
             for (auto* p : names) {
               topSlot(m, p->name, s->isVar);
               auto& t = tops_[m.id][p->name];
+              // A lambda bound once by a let: calls of the name call it (graph fn rules).
+              bool lambda = !s->isVar && p == &s->pattern && !s->exprs.empty() && s->exprs[0]->kind == ExprKind::Lambda;
+              t.lambda = ++t.lets == 1 && lambda ? s->exprs[0]->fn.get() : nullptr;
               if (!t.decl.valid()) {
                 t.decl = p->loc;
                 t.desc = letDesc(*s, *p);
@@ -217,7 +223,9 @@ class Sema {
     b.desc = what.empty() ? (isVar ? "var " : "let ") + p.name : what;
     if (atTopScope()) {
       b.kind = RefKind::Global;
-      b.index = tops_[module_->id].at(p.name).slot;
+      const TopName& t = tops_[module_->id].at(p.name);
+      b.index = t.slot;
+      b.lambda = isVar ? nullptr : t.lambda;
       b.module = module_->id;
       p.global = true;
     } else {
@@ -256,6 +264,7 @@ class Sema {
           b.isVar = t->second.isVar;
           b.isFn = t->second.isFn;
           b.fn = t->second.fn;
+          b.lambda = t->second.isVar ? nullptr : t->second.lambda;
           b.decl = t->second.decl;
           b.desc = t->second.desc;
           return b;
@@ -474,7 +483,9 @@ class Sema {
     c.scopes.emplace_back();
     FnCtx* saved = ctx_;
     FnDecl* savedTop = curTopFn_;
-    if (!fn.isLambda && saved->fn == nullptr && saved->scopes.size() == 1) curTopFn_ = &fn;
+    // Facts are kept per top-level fn, and per lambda of the top-level code (which a let may
+    // bind and a graph fn call); a lambda inside a fn counts as part of that fn.
+    if (saved->fn == nullptr && (fn.isLambda || saved->scopes.size() == 1)) curTopFn_ = &fn;
     ctx_ = &c;
     for (auto& p : fn.params) {
       Binding b;
@@ -783,6 +794,7 @@ class Sema {
     if (callee.kind != ExprKind::Name || !curTopFn_) return;
     auto b = lookup(ctx_, callee.str);
     if (b && b->kind == RefKind::Global && b->isFn && b->fn) facts_[curTopFn_].calls.push_back({b->fn, call.loc});
+    else if (b && b->kind == RefKind::Global && b->lambda) facts_[curTopFn_].calls.push_back({b->lambda, call.loc});
   }
 
   // ------------------------------------------------------- graph fn rules
@@ -800,8 +812,9 @@ class Sema {
         if (it == facts_.end()) continue;
         if (f != fn) {
           for (auto& [name, loc] : it->second.varUses)
-            diags_.error(loc, fmt::format("'{}' uses the top-level var '{}' and is called from graph fn '{}' "
-                                          "(pass it as an argument)", f->name, name, fn->name));
+            diags_.error(loc, fmt::format("{} uses the top-level var '{}' and is called from graph fn '{}' "
+                                          "(pass it as an argument)",
+                                          f->isLambda ? std::string("a lambda") : "'" + f->name + "'", name, fn->name));
         }
         for (auto& [callee, loc] : it->second.calls) {
           if (callee == fn && !opts_.eager && !reported) {

@@ -114,7 +114,8 @@ void Interpreter::pushFrame(const FnProto* proto, Value closure, Value* R, Value
   if (frames_.size() >= kMaxFrames || R + proto->numRegs > stack_ + kStackValues)
     throw rt::Error("maximum recursion depth exceeded");
   touchStack(R + proto->numRegs);
-  frames_.push_back(Frame{proto, std::move(closure), R, proto->chunk.code.data(), ret});
+  bool inGraph = proto->isGraph || (!frames_.empty() && frames_.back().inGraph);
+  frames_.push_back(Frame{proto, std::move(closure), R, proto->chunk.code.data(), ret, nullptr, inGraph});
 }
 
 void Interpreter::runModule(int id) {
@@ -544,6 +545,11 @@ void Interpreter::loop(size_t stopDepth) {
         DISPATCH();
       }
       CASE(SetGlobal) {
+        // A fn a graph fn was given (a checked program cannot name the var there): the graph
+        // fn's words, as its trace gives them.
+        if (fr->inGraph) [[unlikely]]
+          throw rt::Error(fmt::format("cannot assign to '{}' in a graph fn",
+                                      (*modules_)[static_cast<size_t>(fr->proto->module)]->globalNames[in.b]));
         globals_[static_cast<size_t>(fr->proto->module)][in.b] = R[in.a];
         DISPATCH();
       }

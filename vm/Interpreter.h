@@ -102,6 +102,7 @@ class Interpreter {
     const Instr* ip;      // next instruction
     Value* ret;           // where the result goes
     std::shared_ptr<const DimBindings> dims;  // the parameters' named dims, for a return annotation naming dims
+    bool inGraph = false;  // a graph fn's frame, or one it called: top-level vars are not assigned here
   };
 
   void execute(size_t stopDepth);

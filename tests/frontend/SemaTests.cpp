@@ -47,6 +47,16 @@ TEST_CASE("graph fn rules: no top-level var, no recursion (except --eager), top-
   CHECK(check("fn fact(n) { if n <= 1 { return 1 }\n return n * fact(n - 1) }\n").ok);
   // The var rule holds in --eager too.
   CHECK_FALSE(check("var c = 0\ngraph fn f(x) { return x + c }\n", true).ok);
+  // Through a lambda a top-level let binds, and what it calls (before or after the graph fn).
+  CHECK(has(check("var v = 1.0\nlet get = fn() => v\ngraph fn k(x) { return x + get() }\n").messages,
+            "2:19 a lambda uses the top-level var 'v' and is called from graph fn 'k'"));
+  CHECK(has(check("graph fn k(x) { return lam(x) }\nvar n = 0\nfn bump(x) { n = n + 1; return x }\n"
+                  "let lam = fn(x) => bump(x)\n", true).messages,
+            "3:14 'bump' uses the top-level var 'n' and is called from graph fn 'k'"));
+  // A lambda that reads no var, one a graph fn does not call, and a var bound to a lambda
+  // (which a graph fn cannot name anyway) are fine.
+  CHECK(check("var n = 0\nlet ok = fn(x) => x * 2.0\nlet uses = fn(x) => x + n\n"
+              "graph fn k(x) { return ok(x) }\nfn plain(x) { return uses(x) }\n").ok);
 }
 
 TEST_CASE("tensor literals: rectangular numeric literals are tensors, ragged ones are errors") {
