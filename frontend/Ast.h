@@ -144,6 +144,7 @@ struct Expr {
   Loc declLoc;                     // Name / module member: where it is declared (Sema)
   std::string declDesc;            // ... and what it is ("let x", "fn f(a, b)"), for tools
   bool isTensorLit = false;        // List: rectangular numeric literal (Sema)
+  bool builtinOnly = false;        // Name: the builtin of that name, whatever the program binds (AstBuilder's desugarings)
   int depth = 1;                   // nesting depth of this subtree (AstBuilder)
   explicit Expr(ExprKind k, Loc l) : kind(k), loc(l) {}
 };

@@ -1105,10 +1105,15 @@ ExprPtr AstBuilder::strFormat(ExprPtr method, P::CallOpContext* call, const Loc&
 
 ExprPtr AstBuilder::fstring(antlr4::Token* tok) {
   Loc l = loc(tok);
-  auto e = std::make_unique<Expr>(ExprKind::FStr, l);
   std::string raw = tok->getText();
-  std::string_view body = std::string_view(raw).substr(2, raw.size() - 3);
-  uint32_t bodyCol = l.col + 2;  // column of body[0]
+  return fstringBody(std::string_view(raw).substr(2, raw.size() - 3), l, l.col + 2, false);
+}
+
+// The fields of an f-string's body (between the quotes; body[0] at column bodyCol). In a
+// field's format spec (`inSpec`) fields nest once, as Python's `{x:>{width}.{p}f}`: such a
+// spec is itself an f-string, and the field is `format(x, spec)`.
+ExprPtr AstBuilder::fstringBody(std::string_view body, const Loc& l, uint32_t bodyCol, bool inSpec) {
+  auto e = std::make_unique<Expr>(ExprKind::FStr, l);
   std::string lit;
   auto errAt = [&](size_t i, const std::string& msg) {
     Loc el = l;
@@ -1153,9 +1158,15 @@ ExprPtr AstBuilder::fstring(antlr4::Token* tok) {
     part.literal = lit;
     lit.clear();
     if (colon != std::string_view::npos) part.spec = std::string(body.substr(colon + 1, j - colon - 1));
+    ExprPtr dynSpec;
     if (part.spec.find_first_of("{}") != std::string::npos) {  // Python's nested {width}
-      errAt(colon + 1, "a format spec in an f-string cannot hold a {...} field; build the spec first and call format(x, spec)");
-      return e;
+      if (inSpec) {
+        errAt(colon + 1, "f-string format specs nest only one level deep");
+        return e;
+      }
+      dynSpec = fstringBody(body.substr(colon + 1, j - colon - 1), l, bodyCol + static_cast<uint32_t>(colon) + 1, true);
+      if (failed_) return e;
+      part.spec.clear();
     }
     if (exprText.find_first_not_of(" \t") == std::string::npos) {
       errAt(i, "empty expression in f-string");
@@ -1176,6 +1187,19 @@ ExprPtr AstBuilder::fstring(antlr4::Token* tok) {
     AstBuilder sub(file_, diags_, l.line - 1, bodyCol + static_cast<uint32_t>(start) - 1);
     part.expr = sub.buildExprOnly(tree);
     if (sub.failed()) failed_ = true;
+    if (dynSpec && part.expr) {  // format(x, spec), the builtin whatever the program names format
+      Loc at = part.expr->loc;
+      auto callee = std::make_unique<Expr>(ExprKind::Name, at);
+      callee->str = "format";
+      callee->builtinOnly = true;
+      auto call = std::make_unique<Expr>(ExprKind::Call, at);
+      call->kids.push_back(std::move(callee));
+      call->kids.push_back(std::move(part.expr));
+      call->kids.push_back(std::move(dynSpec));
+      call->names = {"", ""};
+      call->depth = std::max(call->kids[1]->depth, call->kids[2]->depth) + 1;
+      part.expr = std::move(call);
+    }
     e->parts.push_back(std::move(part));
     i = j + 1;
   }

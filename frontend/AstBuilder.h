@@ -58,6 +58,7 @@ class AstBuilder {
   ExprPtr postfix(P::PostfixContext* ctx);
   ExprPtr primary(P::PrimaryContext* ctx);
   ExprPtr fstring(antlr4::Token* tok);
+  ExprPtr fstringBody(std::string_view body, const Loc& l, uint32_t bodyCol, bool inSpec);
   ExprPtr strFormat(ExprPtr method, P::CallOpContext* call, const Loc& opLoc);
 
   ExprPtr binary(BinOp op, antlr4::Token* opTok, ExprPtr l, ExprPtr r);

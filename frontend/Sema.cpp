@@ -327,7 +327,7 @@ class Sema {
   }
 
   void useName(Expr& e) {
-    auto b = lookup(ctx_, e.str);
+    auto b = e.builtinOnly ? std::nullopt : lookup(ctx_, e.str);
     if (!b) {
       if (isBuiltinName(e.str)) {
         e.ref.kind = RefKind::Builtin;
