@@ -45,8 +45,13 @@ auto Tracer::mergeTV(const TV& a, const TV& b, const std::string& name, const Lo
     // other path's strong dtype when that keeps its value (a weak 1 with an f32), and two weak
     // values take the higher kind (0 on one path, 0.5 on the other: a float). A weak value of
     // a higher kind than the other path's strong dtype (0.5 against an i64) is a type change.
+    // The types as the program sees them: a weak float is f32 (graph fns carry it in f64).
+    auto shown = [&](const TV& v, bool weak, const TensorType& tv) {
+      return TensorType(weak ? usedDtype(v) : tv.dtype, tv.dims).str();
+    };
     auto differ = [&] {
-      fail(loc, fmt::format("{} has type {} on one path and {} on another", mergedName(name), ta.str(), tb.str()));
+      fail(loc, fmt::format("{} has type {} on one path and {} on another", mergedName(name), shown(a, wa, ta),
+                            shown(b, wb, tb)));
     };
     if (wa && wb) {
       if (numberKind(tb.dtype) > numberKind(ta.dtype)) t = TensorType(tb.dtype, ta.dims);
@@ -58,8 +63,7 @@ auto Tracer::mergeTV(const TV& a, const TV& b, const std::string& name, const Lo
     } else if (ta.dtype != tb.dtype) {
       differ();
     }
-    if (ta.rank() != tb.rank())
-      fail(loc, fmt::format("{} has type {} on one path and {} on another", mergedName(name), ta.str(), tb.str()));
+    if (ta.rank() != tb.rank()) differ();
     for (size_t i = 0; i < t.dims.size(); ++i)
       if (!(ta.dims[i] == tb.dims[i])) t.dims[i] = Dim::symbolic(f_.fresh_sym());
     t = carriedType(t, weak);
