@@ -129,6 +129,8 @@ auto Tracer::indexTV(const TV& base, const Expr& e, const Loc& loc, const TV* su
   // Evaluate subscripts.
   struct Sub { bool slice; TV idx; int64_t start, stop, step; TV lo = {}, hi = {}; };
   std::vector<Sub> subs;
+  struct StepTake { int64_t axis; TV lo, hi, step; };
+  std::vector<StepTake> stepTakes;
   bool allStatic = base.isStatic();
   for (auto& s : e.subs) {
     if (!s.isSlice) {
@@ -146,8 +148,19 @@ auto Tracer::indexTV(const TV& base, const Expr& e, const Loc& loc, const TV* su
       continue;
     }
     int64_t start, stop, step;
-    TV lo, hi;
-    sliceBounds(s, loc, start, stop, step, &lo, &hi);
+    TV lo, hi, dynStep;
+    sliceBounds(s, loc, start, stop, step, &lo, &hi, &dynStep);
+    if (dynStep.defined()) {
+      // A step known only at run time: the whole axis here, and a take of the indices the
+      // slice selects afterwards (its axis in the result: the slices before it).
+      auto given = [&](const ExprPtr& p, const TV& dyn, int64_t v) { return !p ? TV() : dyn.defined() ? dyn : TV::of(Value::i64(v)); };
+      int64_t axis = 0;
+      for (const Sub& d : subs) axis += d.slice ? 1 : 0;
+      stepTakes.push_back(StepTake{axis, given(s.lo, lo, start), given(s.hi, hi, stop), dynStep});
+      allStatic = false;
+      subs.push_back(Sub{true, TV(), 0, ir::kSliceEnd, 1});
+      continue;
+    }
     allStatic = allStatic && !lo.defined() && !hi.defined();
     subs.push_back(Sub{true, TV(), start, stop, step, lo, hi});
   }
@@ -228,11 +241,14 @@ auto Tracer::indexTV(const TV& base, const Expr& e, const Loc& loc, const TV* su
       x = guarded(loc, [&] { return b_.slice(x, st, sp, stp); });
     }
   }
-  return TV::dyn(x);
+  TV r = TV::dyn(x);
+  for (const StepTake& st : stepTakes)
+    r = gatherTV(r, dynStepIndices(dimTV(r, st.axis, loc), st.lo, st.hi, st.step, loc), st.axis, loc);
+  return r;
 }
 
-auto Tracer::sliceBounds(const Subscript& s, const Loc& at, int64_t& start, int64_t& stop, int64_t& step, TV* lo, TV* hi)
-    -> void {
+auto Tracer::sliceBounds(const Subscript& s, const Loc& at, int64_t& start, int64_t& stop, int64_t& step, TV* lo, TV* hi,
+                         TV* dynStep) -> void {
   auto bound = [&](const ExprPtr& p, int64_t dflt, TV* dynOut) -> int64_t {
     if (!p) return dflt;
     TV v = eval(*p);
@@ -242,7 +258,7 @@ auto Tracer::sliceBounds(const Subscript& s, const Loc& at, int64_t& start, int6
     *dynOut = v;
     return dflt;
   };
-  step = bound(s.step, 1, nullptr);
+  step = bound(s.step, 1, dynStep);
   if (step == 0) failEager(at, "slice step cannot be zero");  // at the indexing, as eagerly
   start = bound(s.lo, step > 0 ? 0 : ir::kSliceEnd, lo);
   stop = bound(s.hi, step > 0 ? ir::kSliceEnd : ir::kSliceBegin, hi);
@@ -293,6 +309,25 @@ auto Tracer::sliceRange(const TV& r, const Subscript& s, const Loc& loc) -> TV {
   out.items = {item(bound(a, s.lo != nullptr)), item(bound(b, s.hi != nullptr)),
                num(static_cast<int64_t>(static_cast<uint64_t>(st) * static_cast<uint64_t>(c)))};
   return out;
+}
+
+auto Tracer::dynStepIndices(const TV& n, const TV& lo, const TV& hi, const TV& step, const Loc& loc) -> TV {
+  auto num = [](int64_t v) { return TV::of(Value::i64(v, true)); };
+  auto op = [&](rt::BinaryOp o, const TV& x, const TV& y) { return binop(o, x, y, loc); };
+  auto call = [&](const char* name, std::vector<TV> args) { return builtin(builtinId(name), args, {}, loc); };
+  TV k = TV::dyn(materialize(step, loc, DType::I64), false);
+  setLoc(loc);
+  b_.assert_true(materialize(op(rt::BinaryOp::Ne, k, num(0)), loc, DType::Bool), "slice step cannot be zero");
+  TV up = op(rt::BinaryOp::Gt, k, num(0));
+  TV lower = call("where", {up, num(0), num(-1)}), upper = call("where", {up, n, op(rt::BinaryOp::Sub, n, num(1))});
+  auto bound = [&](const TV& v, const TV& dflt) {  // Python's slice.indices
+    if (!v.defined()) return dflt;
+    TV i = TV::dyn(materialize(v, loc, DType::I64), false);
+    return call("where", {op(rt::BinaryOp::Lt, i, num(0)), call("maximum", {op(rt::BinaryOp::Add, i, n), lower}),
+                          call("minimum", {i, upper})});
+  };
+  TV start = bound(lo, call("where", {up, lower, upper})), stop = bound(hi, call("where", {up, upper, lower}));
+  return call("arange", {start, stop, k});
 }
 
 auto Tracer::dynBounds(const ir::IntList& dyn, const ir::IntList& st, const ir::IntList& sp, const std::vector<TV>& los, const std::vector<TV>& his, const Loc& loc) -> std::vector<ir::Value*> {

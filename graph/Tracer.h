@@ -463,8 +463,13 @@ class Tracer {
   // A range's bounds as i64 (its numbers are, whatever the bounds' integer dtypes) and its
   // step, which must be known at trace time.
   void rangeParts(const TV& r, const Loc& loc, TV& start, TV& stop, int64_t& step);
+  // A slice's bounds; those known only at run time go to lo / hi / dynStep where given (else
+  // the error that they must be known at trace time).
   void sliceBounds(const Subscript& s, const Loc& at, int64_t& start, int64_t& stop, int64_t& step, TV* lo = nullptr,
-                   TV* hi = nullptr);
+                   TV* hi = nullptr, TV* dynStep = nullptr);
+  // The i64 indices a slice with a step known only at run time selects from an axis of n:
+  // Python's slice.indices (lo / hi undefined where not given), then arange.
+  TV dynStepIndices(const TV& n, const TV& lo, const TV& hi, const TV& step, const Loc& loc);
 
   // The operands of a dyn_slice / dyn_slice_update for the axes in `dyn`: start and stop as
   // i64 scalars (run-time values, or the static bound as a constant).
