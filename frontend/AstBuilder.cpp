@@ -1157,6 +1157,14 @@ ExprPtr AstBuilder::fstringBody(std::string_view body, const Loc& l, uint32_t bo
     FStrPart part;
     part.literal = lit;
     lit.clear();
+    // Python's self-documenting `{x=}` (and `{x = }`): the text, then repr(x) (or x by its spec).
+    bool debug = false;
+    if (size_t k = exprText.find_last_not_of(" \t");
+        k != std::string::npos && k > 0 && exprText[k] == '=' && std::string_view("=!<>").find(exprText[k - 1]) == std::string_view::npos) {
+      debug = true;
+      part.literal += exprText;
+      exprText.resize(k);
+    }
     if (colon != std::string_view::npos) part.spec = std::string(body.substr(colon + 1, j - colon - 1));
     ExprPtr dynSpec;
     if (part.spec.find_first_of("{}") != std::string::npos) {  // Python's nested {width}
@@ -1187,19 +1195,26 @@ ExprPtr AstBuilder::fstringBody(std::string_view body, const Loc& l, uint32_t bo
     AstBuilder sub(file_, diags_, l.line - 1, bodyCol + static_cast<uint32_t>(start) - 1);
     part.expr = sub.buildExprOnly(tree);
     if (sub.failed()) failed_ = true;
-    if (dynSpec && part.expr) {  // format(x, spec), the builtin whatever the program names format
+    // A call of the builtin `name` (whatever the program binds to it) on the field's value.
+    auto builtinCall = [&](const char* name, ExprPtr extra) {
       Loc at = part.expr->loc;
       auto callee = std::make_unique<Expr>(ExprKind::Name, at);
-      callee->str = "format";
+      callee->str = name;
       callee->builtinOnly = true;
       auto call = std::make_unique<Expr>(ExprKind::Call, at);
       call->kids.push_back(std::move(callee));
+      call->depth = part.expr->depth + 1;
       call->kids.push_back(std::move(part.expr));
-      call->kids.push_back(std::move(dynSpec));
-      call->names = {"", ""};
-      call->depth = std::max(call->kids[1]->depth, call->kids[2]->depth) + 1;
+      call->names.push_back("");
+      if (extra) {
+        call->depth = std::max(call->depth, extra->depth + 1);
+        call->kids.push_back(std::move(extra));
+        call->names.push_back("");
+      }
       part.expr = std::move(call);
-    }
+    };
+    if (part.expr && dynSpec) builtinCall("format", std::move(dynSpec));  // format(x, spec)
+    else if (part.expr && debug && part.spec.empty()) builtinCall("repr", nullptr);
     e->parts.push_back(std::move(part));
     i = j + 1;
   }

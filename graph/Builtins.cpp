@@ -121,6 +121,7 @@ auto Tracer::builtinTable() -> std::vector<Handler> {
   t[static_cast<size_t>(builtinId("_assert"))] = &Tracer::bi_assert;
   t[static_cast<size_t>(builtinId("_assert_holds"))] = &Tracer::bi_assertHolds;
   t[static_cast<size_t>(builtinId("str"))] = &Tracer::bi_str;
+  t[static_cast<size_t>(builtinId("repr"))] = &Tracer::bi_str;
   t[static_cast<size_t>(builtinId("format"))] = &Tracer::bi_format;
   t[static_cast<size_t>(builtinId("rand"))] = &Tracer::bi_rand;
   t[static_cast<size_t>(builtinId("randn"))] = &Tracer::bi_rand;

@@ -227,7 +227,7 @@ auto Tracer::bi_print(BuiltinCall& bc) -> TV {
 // are), formatted when printed, by the runtime's functions that eager mode calls.
 auto Tracer::bi_str(BuiltinCall& bc) -> TV {
   std::vector<ir::Value*> holes;
-  std::string format = formatOf(bc.need(0, "x"), holes, bc.loc, true);
+  std::string format = formatOf(bc.need(0, "x"), holes, bc.loc, bc.nm == "str");  // repr: as inside a list
   std::vector<TV> hs;
   for (ir::Value* h : holes) hs.push_back(TV::dyn(h));
   return TV::fmtOf(makeStr(format), std::move(hs));

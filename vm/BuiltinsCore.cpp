@@ -55,6 +55,11 @@ Value strFn(Interpreter&, CallArgs& call) {
   return makeStr(str(a[0]));
 }
 
+Value reprFn(Interpreter&, CallArgs& call) {
+  Args a("repr", call, {"x"}, 1);
+  return makeStr(repr(a[0]));
+}
+
 Value formatFn(Interpreter&, CallArgs& call) {
   Args a("format", call, {"x", "spec"}, 1);
   if (a[0].isStr() && a.has(1) && !a[1].isStr()) a.fail(kStrFormatHint);
@@ -391,6 +396,7 @@ Value setPrintoptions(Interpreter&, CallArgs& call) {
 void registerCoreBuiltins(BuiltinTable& t) {
   t.add("print", print);
   t.add("str", strFn);
+  t.add("repr", reprFn);
   t.add("format", formatFn);
   t.add("set_printoptions", setPrintoptions);
   t.add("len", len);

@@ -107,9 +107,9 @@
     "topk" "conv2d" "conv1d" "conv2d_transpose" "max_pool2d" "avg_pool2d" "matmul" "transpose"
     "dot" "outer" "reshape" "expand_dims" "squeeze" "concat" "stack" "broadcast_to" "flatten"
     "take" "one_hot" "tile" "pad" "tree_map" "tree_leaves" "tape" "grad" "value_and_grad"
-    "print" "str" "format" "set_printoptions" "load_npy" "save_npy" "load_csv" "save" "load"
-    "load_model" "assert" "len" "range" "enumerate" "zip" "reversed" "list" "tuple" "sorted"
-    "int" "float" "time" "args" "exit" "progress" "plot" "help")
+    "print" "str" "repr" "format" "set_printoptions" "load_npy" "save_npy" "load_csv" "save"
+    "load" "load_model" "assert" "len" "range" "enumerate" "zip" "reversed" "list" "tuple"
+    "sorted" "int" "float" "time" "args" "exit" "progress" "plot" "help")
   "Builtin functions of SPEC §5.")
 
 (defvar tdl-mode-syntax-table

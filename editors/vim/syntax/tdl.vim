@@ -45,7 +45,7 @@ syn keyword tdlBuiltin prod all any argmax argmin logsumexp einsum cumsum cumpro
 syn keyword tdlBuiltin std norm allclose tril triu split sort topk conv2d conv1d
 syn keyword tdlBuiltin conv2d_transpose max_pool2d avg_pool2d matmul transpose dot outer reshape
 syn keyword tdlBuiltin expand_dims squeeze concat stack broadcast_to flatten take one_hot tile
-syn keyword tdlBuiltin pad tree_map tree_leaves tape grad value_and_grad print str format
+syn keyword tdlBuiltin pad tree_map tree_leaves tape grad value_and_grad print str repr format
 syn keyword tdlBuiltin set_printoptions load_npy save_npy load_csv save load load_model assert
 syn keyword tdlBuiltin len range enumerate zip reversed list tuple sorted int float time args
 syn keyword tdlBuiltin exit progress plot help
