@@ -90,6 +90,53 @@ auto Tracer::bi_int(BuiltinCall& bc) -> TV {
                      .result());
 }
 
+// argmax / argmin over several axes (a tuple, not all of them) or none (`axis=()`), as
+// eagerly: the flat index within each block of the reduced axes, in x's axis order (the kept
+// axes first, the reduced ones merged last); over no axis, zeros.
+auto Tracer::argOverAxes(const std::string& nm, ir::Value* xv, ir::IntList axes, bool keep, const Loc& loc) -> TV {
+  int64_t rank = xv->type.rank();
+  std::sort(axes.begin(), axes.end());
+  std::vector<Dim> keptDims;
+  std::vector<ir::Value*> keptSizes;
+  ir::IntList perm;
+  bool symbolic = false;
+  int64_t block = 1;
+  for (int64_t a = 0; a < rank; ++a) {
+    const Dim& d = xv->type.dims[static_cast<size_t>(a)];
+    if (std::binary_search(axes.begin(), axes.end(), a)) {
+      if (d.is_known()) block *= d.size;
+      else symbolic = true;
+      continue;
+    }
+    perm.push_back(a);
+    keptDims.push_back(d);
+    setLoc(loc);
+    keptSizes.push_back(d.is_known() ? nullptr : b_.dim(xv, a));
+    symbolic = symbolic || !d.is_known();
+  }
+  setLoc(loc);
+  if (axes.empty()) {  // nothing reduced: index 0 everywhere, x's shape
+    ir::Value* zero = b_.constant(rt::Tensor::scalar(int64_t{0}));
+    return TV::dyn(broadcastShaped(zero, keptDims, keptSizes, loc));
+  }
+  if (block == 0) failEager(loc, fmt::format("cannot take {} over an empty axis (shape {})", nm, ir::dims_str(xv->type.dims)));
+  perm.insert(perm.end(), axes.begin(), axes.end());
+  ir::Value* xt = guarded(loc, [&] { return b_.transpose(xv, perm); });
+  std::vector<Dim> merged = keptDims;
+  merged.push_back(Dim::known(symbolic ? -1 : block));
+  ir::Value* x2 = symbolic ? dynShaped(ir::OpKind::ReshapeDyn, xt, merged, keptSizes, loc)
+                           : guarded(loc, [&] { return b_.reshape(xt, merged); });
+  int64_t last = static_cast<int64_t>(keptDims.size());
+  setLoc(loc);
+  TV r = TV::dyn(guarded(loc, [&] { return nm == "argmax" ? b_.argmax(x2, last, false) : b_.argmin(x2, last, false); }));
+  if (keep)
+    for (int64_t a : axes) {
+      std::vector<TV> args{r, TV::of(Value::i64(a))};
+      r = builtin(builtinId("expand_dims"), args, {}, loc);
+    }
+  return r;
+}
+
 auto Tracer::bi_sum(BuiltinCall& bc) -> TV {
   [[maybe_unused]] auto& [nm, loc, args, kw, a, self] = bc;
   TV x = bc.need(0, "x");
@@ -148,6 +195,7 @@ auto Tracer::bi_sum(BuiltinCall& bc) -> TV {
   }
   setLoc(loc);
   if (nm == "argmax" || nm == "argmin") {
+    if (!all && axes.size() != 1 && rank > 0) return argOverAxes(nm, xv, axes, keep, loc);
     if (axes.size() != 1) {
       if (rank == 0) axes = {0};
       else {

@@ -682,6 +682,7 @@ class Tracer {
   TV bi_assertHolds(BuiltinCall& bc);
   TV assertHolds(const TV& c, const Loc& loc);
   TV bi_str(BuiltinCall& bc);
+  TV argOverAxes(const std::string& nm, ir::Value* xv, ir::IntList axes, bool keep, const Loc& loc);
   TV bi_format(BuiltinCall& bc);
   TV bi_rand(BuiltinCall& bc);
   TV bi_randint(BuiltinCall& bc);
