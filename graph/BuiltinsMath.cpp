@@ -263,6 +263,36 @@ auto Tracer::bi_matmul(BuiltinCall& bc) -> TV {
       for (int64_t d = 0; d < rb; ++d)
         if (d != rb - 2) perm.push_back(d);
       TV k = dimTV(bv, rb - 2, loc), ka = dimTV(av, ra - 1, loc);
+      // Eager's error names the operands' shapes (not the reshaped ones the product sees):
+      // now where both sizes are known, else checked when it runs.
+      ir::Value *xa = materialize(av, loc), *xb = materialize(bv, loc);
+      const Dim &da = xa->type.dims.back(), &db = xb->type.dims[static_cast<size_t>(rb - 2)];
+      if (da.is_known() && db.is_known() && da.size != db.size)
+        failEager(loc, fmt::format("cannot multiply shapes {} and {} ({} != {})", ir::dims_str(xa->type.dims),
+                                   ir::dims_str(xb->type.dims), da.size, db.size));
+      if (!(da == db)) {
+        std::vector<ir::Value*> holes;
+        auto shape = [&](ir::Value* x) {
+          std::vector<std::string> parts;
+          for (size_t i = 0; i < x->type.dims.size(); ++i) {
+            if (x->type.dims[i].is_known()) {
+              parts.push_back(std::to_string(x->type.dims[i].size));
+              continue;
+            }
+            parts.push_back("{}");
+            setLoc(loc);
+            holes.push_back(b_.dim(x, static_cast<int64_t>(i)));
+          }
+          return fmt::format("[{}]", fmt::join(parts, ", "));
+        };
+        std::string sa = shape(xa), sb = shape(xb);  // in order: the holes follow the text
+        std::string format = fmt::format("cannot multiply shapes {} and {} ({{}} != {{}})", sa, sb);
+        ir::Value *ia = integerIndex(ka, loc), *ib = integerIndex(k, loc);
+        holes.push_back(ia);
+        holes.push_back(ib);
+        setLoc(loc);
+        b_.assert_true(b_.binary(rt::BinaryOp::Eq, ia, ib), format, holes);
+      }
       TV b2 = call("reshape", {call("transpose", {bv, ints(perm)}), makeSeq(Tag::List, {k, TV::of(Value::i64(-1))})});
       TV a2 = call("reshape", {av, makeSeq(Tag::List, {TV::of(Value::i64(-1)), ka})});
       std::vector<TV> out;

@@ -199,6 +199,7 @@ auto Tracer::bi_concat(BuiltinCall& bc) -> TV {
     parts.push_back(v);
   }
   int64_t r = parts[0]->type.rank();
+  if (r == 0) failEager(loc, "cannot concatenate scalars (rank 0 tensors)");  // eager's words (rt::concat), before the axis's
   if (axis < 0) axis += r;
   setLoc(loc);
   return TV::dyn(guarded(loc, [&] { return b_.concat(parts, axis); }));
