@@ -266,7 +266,9 @@ Value argsFn(Interpreter& vm, CallArgs& call) {
   return makeList(std::move(out));
 }
 
-Value exitFn(Interpreter&, CallArgs& call) {
+Value exitFn(Interpreter& vm, CallArgs& call) {
+  // A compiled graph fn cannot end the process: the same error in every mode (graph/Builtins.cpp's).
+  if (vm.inGraphFn()) throw rt::Error("'exit' is not supported inside graph fns yet");
   Args a("exit", call, {"code"}, 0);
   int64_t code = a.integerOr(0, 0);
   // A process's exit status is one byte: 256 would read as 0 (success) to the caller.

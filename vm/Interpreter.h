@@ -75,6 +75,9 @@ class Interpreter {
   Value call(const Value& fn, std::vector<Value> args, const std::vector<std::string>* kwNames = nullptr);
 
   const VmOptions& options() const { return opts_; }
+  // Whether the running code is a graph fn's, or a fn it called (run in the VM: --eager, a
+  // tape, or a call its compiled code could not serve).
+  bool inGraphFn() const { return !frames_.empty() && frames_.back().inGraph; }
   FILE* out() const { return stdout; }
   void setGraphFnCache(GraphFnCache* c) { graphCache_ = c; }
   const SourceManager& sources() const { return *sm_; }
