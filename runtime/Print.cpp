@@ -141,8 +141,23 @@ void set_status_line(const std::string& line) {
   g_status = line;
 }
 
+namespace {
+int g_quiet = 0;  // QuietStdout's alive (under g_console)
+}
+
+QuietStdout::QuietStdout() {
+  std::lock_guard<std::mutex> lock(g_console);
+  ++g_quiet;
+}
+
+QuietStdout::~QuietStdout() {
+  std::lock_guard<std::mutex> lock(g_console);
+  --g_quiet;
+}
+
 void write_output(const std::string& text, FILE* out) {
   std::lock_guard<std::mutex> lock(g_console);
+  if (g_quiet > 0 && out == stdout) return;
   if (g_status.empty()) {
     std::fwrite(text.data(), 1, text.size(), out);
     return;

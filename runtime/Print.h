@@ -31,6 +31,15 @@ PrintOptions& print_options();
 // set_status_line("") when no bar is on screen (then write_output is a plain write).
 void set_status_line(const std::string& line);
 void write_output(const std::string& text, FILE* out);
+// While one lives, write_output drops program output meant for stdout (tdl serve's trial
+// calls of a model at startup: their prints would come before the line saying where it
+// listens).
+struct QuietStdout {
+  QuietStdout();
+  ~QuietStdout();
+  QuietStdout(const QuietStdout&) = delete;
+  QuietStdout& operator=(const QuietStdout&) = delete;
+};
 
 // A float as its shortest round-tripping decimal for its dtype (F32: as a float), with
 // ".0" added when it would look like an integer: 0.1, 1e-07, 2.5e+16, 6.0, nan, inf,

@@ -75,6 +75,7 @@ struct ServeOptions {
   int batchTimeoutUs = 1000;
   int threads = 0;  // 0: the number of cores, at most 4
   size_t maxBodyBytes = 16u << 20;
+  int64_t maxResponseValues = int64_t{1} << 25;  // numbers in one answer (its JSON is built in memory)
   int requestTimeoutS = 30;
 };
 int serveModel(const ServeOptions& opts);

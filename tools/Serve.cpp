@@ -44,6 +44,7 @@
 #include "runtime/DType.h"
 #include "runtime/Error.h"
 #include "runtime/JsonText.h"
+#include "runtime/Print.h"
 #include "tools/Commands.h"
 
 namespace tdl {
@@ -494,6 +495,7 @@ class Worker {
 struct Service {
   const model::Model& model;
   std::string name;
+  int64_t maxResponseValues = int64_t{1} << 25;
   Metrics metrics;
   std::unique_ptr<Worker> worker;
   std::atomic<int> inFlight{0};
@@ -683,15 +685,18 @@ struct Service {
                                        it.key(), inputNames(sig)));
     } else {
       const json& in = req["inputs"];
-      if (sig.inputs.size() == 1 && !(in.is_object() && in.contains(sig.inputs[0].name) && in.size() == 1)) {
+      // One input: its value, or an object keyed by its name (a value is never an object).
+      if (sig.inputs.size() == 1 && !in.is_object()) {
         inputs.push_back(toTensor(in, sig.inputs[0].dtype, "\"inputs\"", limit));
       } else {
         if (!in.is_object()) badRequest(fmt::format("\"inputs\" must be an object with keys {}", inputNames(sig)));
+        for (auto it = in.begin(); it != in.end(); ++it)  // a misspelt name first: it says more than the missing one
+          if (std::none_of(sig.inputs.begin(), sig.inputs.end(), [&](const auto& s) { return s.name == it.key(); }))
+            badRequest(fmt::format("\"inputs\" has an unknown key \"{}\" (its keys are {})", it.key(), inputNames(sig)));
         for (const auto& spec : sig.inputs) {
           if (!in.contains(spec.name)) badRequest(fmt::format("\"inputs\" has no \"{}\"", spec.name));
           inputs.push_back(toTensor(in[spec.name], spec.dtype, fmt::format("\"inputs\".\"{}\"", spec.name), limit));
         }
-        if (in.size() != sig.inputs.size()) badRequest(fmt::format("\"inputs\" has keys other than {}", inputNames(sig)));
       }
       if (!sig.batchSym().empty() && !inputs.empty() && inputs[0].rank() > 0) n = inputs[0].dim(0);
     }
@@ -715,6 +720,17 @@ struct Service {
         } catch (const std::exception& e) {
           reply(http::status::internal_server_error, jsonText(json{{"error", std::string("internal error: ") + e.what()}}));
         }
+        return;
+      }
+      // The answer is built in memory before it is sent: a result too large for that (a
+      // size the request chose) is refused before it takes the memory, and the worker's time.
+      int64_t values = 0;
+      for (const rt::Tensor& t : out) values += t.numel();
+      if (values > maxResponseValues) {
+        reply(http::status::bad_request,
+              jsonText(json{{"error", fmt::format("the answer would hold {} numbers, more than this server sends in one "
+                                                  "answer ({}, --max-response-values)",
+                                                  values, maxResponseValues)}}));
         return;
       }
       reply(http::status::ok, jsonText(answer(fn, out, rows)));
@@ -1014,7 +1030,7 @@ int serveModel(const ServeOptions& o) {
     fmt::print(stderr, "tdl: error: {}\n", e.what());
     return 1;
   }
-  Service svc{*m, o.name.empty() ? std::filesystem::path(o.model).stem().string() : o.name};
+  Service svc{*m, o.name.empty() ? std::filesystem::path(o.model).stem().string() : o.name, o.maxResponseValues};
   // A name a request's path can reach as it is: no URL syntax, no percent escapes (they are
   // decoded), no dot segments (clients drop them), no control characters.
   bool control = std::any_of(svc.name.begin(), svc.name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
@@ -1026,6 +1042,7 @@ int serveModel(const ServeOptions& o) {
   std::vector<std::string> batching;
   for (size_t i = 0; i < m->signatures().size(); ++i) {
     std::string why = "--max-batch 1";
+    rt::QuietStdout quiet;  // trial calls: what the fns print is not the server's output
     bool ok = o.maxBatch > 1 && svc.checkBatching(i, why);
     svc.batchOk.push_back(ok);
     batching.push_back(ok ? fmt::format("batched up to {} rows", o.maxBatch) : "one request per call: " + why);

@@ -284,6 +284,9 @@ int mainImpl(int argc, char** argv) {
   serve->add_option("--threads", so.threads, "network threads (default: cores, at most 4)")->check(CLI::Range(0, 256));
   serve->add_option("--max-body-bytes", so.maxBodyBytes, "the largest request body (default 16 MiB)")
       ->check(CLI::Range(size_t{1}, size_t{1} << 34));
+  serve->add_option("--max-response-values", so.maxResponseValues,
+                    "the most numbers one answer holds (default 33554432)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
   serve->add_option("--request-timeout", so.requestTimeoutS, "seconds a request may take to arrive")
       ->check(CLI::Range(1, 3600));
   auto* repl = app.add_subcommand("repl", "interactive eager session");

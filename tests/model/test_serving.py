@@ -126,6 +126,7 @@ def main():
 
         bad_files(tdl, model, tmp)
         batching_rules(tdl, tmp)
+        serve_limits(tdl, tmp)
         c_api(tdl, model, tmp, x_test, probs, classes)
         serve(tdl, model, tmp, x_test, probs, classes, a.quick)
     finally:
@@ -328,6 +329,31 @@ def batching_rules(tdl, tmp):
         check(r.status == 405 and r.getheader("Allow") == "GET", f"405 names the allowed method ({r.getheader('Allow')})")
     finally:
         s.stop()
+
+
+def serve_limits(tdl, tmp):
+    """The first stdout line says where the server listens even when a fn prints (its trial
+    calls at startup are quiet); an answer over --max-response-values numbers is a 400 sent
+    before it is built (a request could ask for any size); a misspelt input name is named."""
+    model = export_fns(tdl, tmp, "limits", "graph fn big(n: i64[]) -> f32[?] { return zeros([n]) }\n"
+                       "graph fn loud(x: f32[B, 2]) -> f32[B, 2] { print(\"loud\", x); return x * 2.0 }\n",
+                       ["big", "loud"])
+    s = Server(tdl, model, "--max-response-values", "1000", fns=2)
+    try:
+        check(s.banner.startswith("tdl serve: model 'limits'") and "loud" not in s.banner.split("\n")[0]
+              and s.banner.count("\n") == 3, f"the address first, then one line per fn: {s.banner!r}")
+        st, body = s.request("POST", "/v1/models/limits:predict", json.dumps({"signature_name": "big", "inputs": 1000}))
+        check(st == 200 and len(json.loads(body)["outputs"]) == 1000, f"an answer at the limit: {st}")
+        st, body = s.request("POST", "/v1/models/limits:predict", json.dumps({"signature_name": "big", "inputs": 1001}))
+        check(st == 400 and b"the answer would hold 1001 numbers" in body and b"--max-response-values" in body,
+              f"an answer over the limit: {st} {body[:160]!r}")
+        st, body = s.request("POST", "/v1/models/limits:predict", json.dumps({"signature_name": "loud", "inputs": {"y": [[1, 2]]}}))
+        check(st == 400 and b'has an unknown key \\"y\\" (its keys are \\"x\\")' in body, f"a misspelt input: {st} {body[:160]!r}")
+        st, body = s.request("POST", "/v1/models/limits:predict", json.dumps({"signature_name": "loud", "inputs": {"x": [[1, 2]]}}))
+        check(st == 200 and json.loads(body)["outputs"] == [[2.0, 4.0]], f"the input by its name: {st} {body[:160]!r}")
+    finally:
+        rc, out, _ = s.stop()
+    check("loud [[1.0, 2.0]]" in out and out.count("loud [") == 1, f"a fn's print while serving reaches stdout, the trial calls' do not: {out!r}")
 
 
 def c_api(tdl, model, tmp, x_test, probs, classes):
