@@ -108,7 +108,8 @@ Usage:
   tdl serve M.tdlm           answer predictions over HTTP (TensorFlow Serving's
                              REST API): --port N (0: any free port, printed),
                              --name NAME, --max-batch B, --batch-timeout-us T,
-                             --threads K, --host ADDR, --max-body-bytes N
+                             --threads K, --host ADDR, --max-body-bytes N,
+                             --max-response-values V, --request-timeout S
   tdl repl                   an interactive eager session
   tdl jupyter install [--user | --prefix P]
                              register TDL as a Jupyter kernel (default: system-wide,
