@@ -334,6 +334,15 @@ class Sema {
         e.declDesc = "builtin " + e.str;
         return;
       }
+      if (opts_.session && ctx_->fn && !e.builtinOnly) {
+        // A REPL or notebook: inside a fn, a name a later input may define (Python's late
+        // binding: `fn f() { return g() }` before `fn g`), looked up when the fn runs.
+        e.ref.kind = RefKind::Global;
+        e.ref.index = topSlot(*module_, e.str, false);
+        e.ref.module = module_->id;
+        e.declDesc = "a top-level name not defined yet";
+        return;
+      }
       diags_.error(e.loc, fmt::format("undefined name '{}'{}", e.str, undefinedHint(e.str)));
       return;
     }

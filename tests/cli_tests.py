@@ -252,6 +252,13 @@ def main():
                                   'type L = f32[3]\nfn b(x: L) { return x.shape }\nprint(b([1.0, 2.0, 3.0]))\n')
     expect("repl: fns, graph fns and types defined again replace the earlier ones",
            r.returncode == 0 and r.stdout.splitlines() == ["2 20", "3 30", "2.0", "3.0", "[3]"] and r.stderr == "", r)
+    # A fn may call one a later input defines (Python's late binding: names inside fns are
+    # looked up when they run); a name still undefined then is a run-time error naming it.
+    r = run(tdl, "repl", stdin='fn f() { return g() }\nfn g() { return 5 }\nf()\nfn h() { return nope(1) }\n'
+                                  'h()\nprint("after")\nundefined_at_top\n')
+    expect("repl: a fn calls one defined in a later input; undefined names are errors when they run",
+           r.returncode == 0 and r.stdout.splitlines() == ["5", "after"] and "'nope' is used before its definition" in r.stderr
+           and "<repl>:7:1: error: undefined name 'undefined_at_top'" in r.stderr, r)
     # Issue 19: later errors keep the session's line numbers after a syntax error; :type,
     # :time, :help NAME, help(f) with a doc comment and defaults, unknown commands, :quit.
     r = run(tdl, "repl", stdin='let a = 1\nlet b = )\nprint(c)\n:type [1.0, 2.0] * a\n:time sum(ones([4]))\n'
