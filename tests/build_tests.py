@@ -10,7 +10,9 @@ import os
 import re
 import subprocess
 import sys
+import signal
 import tempfile
+import time
 
 FAILS = []
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -90,6 +92,30 @@ def main():
         run([tdl, "build", hello, "-o", exe2])
         with open(exe, "rb") as f1, open(exe2, "rb") as f2:
             check(f1.read() == f2.read(), "building twice gives identical executables")
+
+        # A build ended by a signal (kill, Ctrl-C) removes its temporary folder, and the
+        # system compiler it ran goes with it; the old output stays as it was.
+        private = os.path.join(d, "tmpdir")
+        os.mkdir(private)
+        many = os.path.join(d, "many.tdl")
+        with open(many, "w") as f:
+            for i in range(300):
+                f.write(f"graph fn f{i}(x: f32[N]) -> f32[N] {{ return sin(x) * {i}.0 + exp(x) }}\n")
+            f.write("print(f0([1.0]))\n")
+        many_exe = os.path.join(d, "many")
+        for delay in (0.0, 0.3):  # as the folder appears, and (usually) while the system compiler links
+            p = subprocess.Popen([tdl, "build", many, "-o", many_exe], env=dict(os.environ, TMPDIR=private),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            deadline = time.time() + 60
+            while not os.listdir(private) and p.poll() is None and time.time() < deadline:
+                time.sleep(0.01)
+            time.sleep(delay)
+            p.send_signal(signal.SIGTERM)
+            p.communicate(timeout=60)
+            check((p.returncode == -signal.SIGTERM and not os.path.exists(many_exe) or p.returncode == 0)
+                  and os.listdir(private) == [],
+                  f"a build ended by SIGTERM after {delay} s leaves no temporary folder and no output "
+                  f"(rc {p.returncode}, left {os.listdir(private)})")
 
         # A program with graph fns: the same output as `tdl run`, arguments passed through.
         prog = os.path.join(d, "prog.tdl")

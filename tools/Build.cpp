@@ -14,10 +14,15 @@
 // and the standard library modules (whose top level is run: they only define fns), never
 // by running the program: a graph fn that reads another top-level value, or whose
 // parameters lack shapes, runs in the VM, and the build warns about it by name.
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <csignal>
+#include <cstring>
 
 #include <cctype>
 #include <cstdio>
@@ -131,6 +136,12 @@ bool install(const std::string& data, const std::string& path, bool executable) 
   }
 }
 
+// The system compiler running now (0: none), which a signal that ends the build ends too,
+// with what it started (the linker): in a process group of its own while the build's signal
+// handlers are in place (g_ownGroup).
+volatile sig_atomic_t g_child = 0;
+volatile sig_atomic_t g_ownGroup = 0;
+
 // Runs argv in `dir`; its output goes to ours. Returns the exit status (127: not started).
 int runIn(const std::string& dir, const std::vector<std::string>& argv) {
   std::fflush(stdout);
@@ -138,6 +149,7 @@ int runIn(const std::string& dir, const std::vector<std::string>& argv) {
   pid_t pid = fork();
   if (pid < 0) return 127;
   if (pid == 0) {
+    if (g_ownGroup) setpgid(0, 0);
     if (chdir(dir.c_str()) != 0) _exit(127);
     std::vector<char*> a;
     for (auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
@@ -145,8 +157,12 @@ int runIn(const std::string& dir, const std::vector<std::string>& argv) {
     execvp(a[0], a.data());
     _exit(127);
   }
+  if (g_ownGroup) setpgid(pid, pid);
+  g_child = pid;
   int status = 0;
-  if (waitpid(pid, &status, 0) < 0) return 127;
+  pid_t got = waitpid(pid, &status, 0);
+  g_child = 0;
+  if (got < 0) return 127;
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
@@ -165,6 +181,57 @@ bool compilerStep(const std::string& dir, const std::vector<std::string>& argv) 
   return rc == 0;
 }
 
+// A build interrupted by a signal (Ctrl-C, kill) removes its temporary folders too: the
+// handler removes the folders alive then (they are flat) with raw system calls only, which
+// are safe in a signal handler, then ends the process by the signal as before.
+constexpr int kMaxLiveDirs = 8;
+char g_liveDirs[kMaxLiveDirs][4096];
+volatile sig_atomic_t g_liveUsed[kMaxLiveDirs];
+
+struct Dirent64 {  // the kernel's linux_dirent64
+  uint64_t ino;
+  int64_t off;
+  unsigned short reclen;
+  unsigned char type;
+  char name[1];
+};
+
+void removeFlatDir(const char* path) {
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    alignas(8) static char buf[8192];
+    for (bool removed = true; removed;) {  // again from the start while entries go
+      removed = false;
+      lseek(fd, 0, SEEK_SET);
+      for (long n; (n = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0;)
+        for (long at = 0; at < n;) {
+          const auto* d = reinterpret_cast<const Dirent64*>(buf + at);
+          at += d->reclen;
+          if (std::strcmp(d->name, ".") != 0 && std::strcmp(d->name, "..") != 0 && unlinkat(fd, d->name, 0) == 0)
+            removed = true;
+        }
+    }
+    close(fd);
+  }
+  rmdir(path);
+}
+
+extern "C" void removeLiveDirsAndDie(int sig) {
+  if (pid_t child = g_child; child > 0) {  // it writes into the folder: it goes first
+    kill(-child, SIGKILL);
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+  }
+  for (int i = 0; i < kMaxLiveDirs; ++i)
+    if (g_liveUsed[i]) removeFlatDir(g_liveDirs[i]);
+  signal(sig, SIG_DFL);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, sig);
+  sigprocmask(SIG_UNBLOCK, &set, nullptr);  // blocked while its handler runs: now it ends us here
+  raise(sig);
+}
+
 class TempDir {
  public:
   TempDir() {
@@ -172,15 +239,51 @@ class TempDir {
     std::string tmpl = std::string(base && *base ? base : "/tmp") + "/tdl-build-XXXXXX";
     std::vector<char> buf(tmpl.begin(), tmpl.end());
     buf.push_back('\0');
-    if (mkdtemp(buf.data())) path = buf.data();
+    bool keep = std::getenv("TDL_KEEP_BUILD_DIR") || buf.size() > sizeof g_liveDirs[0];
+    if (keep) {
+      if (mkdtemp(buf.data())) path = buf.data();
+      return;
+    }
+    static bool handlers = [] {
+      for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+        struct sigaction old {};
+        if (sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_DFL) {
+          signal(sig, removeLiveDirsAndDie);
+          g_ownGroup = 1;
+        }
+      }
+      return true;
+    }();
+    (void)handlers;
+    // Created and registered with the signals blocked: one arriving in between would leave it.
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    if (mkdtemp(buf.data())) {
+      path = buf.data();
+      for (int i = 0; i < kMaxLiveDirs; ++i)
+        if (!g_liveUsed[i]) {
+          std::memcpy(g_liveDirs[i], path.c_str(), path.size() + 1);
+          g_liveUsed[i] = 1;
+          slot_ = i;
+          break;
+        }
+    }
+    sigprocmask(SIG_SETMASK, &old, nullptr);
   }
   ~TempDir() {
     if (!path.empty() && !std::getenv("TDL_KEEP_BUILD_DIR")) {
       std::error_code ec;
       fs::remove_all(path, ec);
     }
+    if (slot_ >= 0) g_liveUsed[slot_] = 0;  // after: a signal during the removal finishes it
   }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
   std::string path;
+
+ private:
+  int slot_ = -1;
 };
 
 // ---- top-level lets that can be evaluated at build time
