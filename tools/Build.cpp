@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstring>
 
@@ -196,7 +197,7 @@ struct Dirent64 {  // the kernel's linux_dirent64
   char name[1];
 };
 
-void removeFlatDir(const char* path) {
+void emptyFlatDir(const char* path) {
   int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd >= 0) {
     alignas(8) static char buf[8192];
@@ -213,14 +214,28 @@ void removeFlatDir(const char* path) {
     }
     close(fd);
   }
-  rmdir(path);
+}
+
+// Removes a flat folder. Another thread of the build may still be writing into it while the
+// handler runs: emptied and removed again until it is gone (then nothing can be created in it).
+void removeFlatDir(const char* path) {
+  for (int tries = 0; tries < 1000; ++tries) {
+    emptyFlatDir(path);
+    if (rmdir(path) == 0 || errno == ENOENT) return;
+  }
 }
 
 extern "C" void removeLiveDirsAndDie(int sig) {
   if (pid_t child = g_child; child > 0) {  // it writes into the folder: it goes first
-    kill(-child, SIGKILL);
-    kill(child, SIGKILL);
+    // SIGTERM: the compiler driver and collect2 remove their own temporary files then.
+    kill(-child, SIGTERM);
+    kill(child, SIGTERM);
     waitpid(child, nullptr, 0);
+    // What it started (collect2, ld) may outlive it a moment: wait for the group to end
+    // (2 s at most, then SIGKILL), so nothing writes into the folder while it goes.
+    struct timespec ms = {0, 1000000};
+    for (int i = 0; i < 2000 && kill(-child, 0) == 0; ++i) nanosleep(&ms, nullptr);
+    kill(-child, SIGKILL);
   }
   for (int i = 0; i < kMaxLiveDirs; ++i)
     if (g_liveUsed[i]) removeFlatDir(g_liveDirs[i]);
