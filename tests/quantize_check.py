@@ -98,9 +98,9 @@ def main():
         mlp = [os.path.join(EDGE, "export.tdl"), "--fn", "logits", "--args", "mlp", DATA,
                os.path.join(tmp, "mlp.safetensors"), tmp, "-o", os.path.join(tmp, "bad.tdlm")]
         r = run([tdl, "export"] + mlp + ["--quantize", "int8"])
-        check(r.returncode == 1 and "--quantize int8 needs --calibrate DATA" in r.stderr, "--quantize without --calibrate")
+        check(r.returncode == 2 and "--quantize int8 needs --calibrate DATA" in r.stderr, "--quantize without --calibrate")
         r = run([tdl, "export"] + mlp + ["--calibrate", os.path.join(tmp, "calib.npy")])
-        check(r.returncode == 1 and "--calibrate is for --quantize int8" in r.stderr, "--calibrate without --quantize")
+        check(r.returncode == 2 and "--calibrate is for --quantize int8" in r.stderr, "--calibrate without --quantize")
         r = run([tdl, "export"] + mlp + ["--quantize", "int4", "--calibrate", os.path.join(tmp, "calib.npy")])
         check(r.returncode != 0 and "int4" in r.stderr, "--quantize int4 is refused")
         r = run([tdl, "export"] + mlp + ["--quantize", "int8", "--calibrate", os.path.join(tmp, "missing.npy")])

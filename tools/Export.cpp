@@ -47,6 +47,14 @@ int fail(const std::string& msg) {
   return 1;
 }
 
+// A command line that cannot mean anything (flags that need each other, one given twice):
+// exit status 2, as the option parser's own errors.
+int usage(const std::string& msg) {
+  fail(msg);
+  fmt::print(stderr, "Run 'tdl help' for usage.\n");
+  return 2;
+}
+
 // The tensor leaves of a parameter's annotation, named by their path (x, p.w, t.0).
 void leafNames(const TypeExpr& t, const std::string& name, std::string& structure, std::vector<std::string>& names) {
   switch (t.kind) {
@@ -236,13 +244,13 @@ std::string compareOutputs(const std::vector<rt::Tensor>& f, const std::vector<r
 
 int exportModel(const ExportOptions& o) {
   if (!o.quantize.empty() && o.calibrate.empty())
-    return fail("--quantize int8 needs --calibrate DATA: inputs of the fn (.npy, or .safetensors by input name) on "
-                "which the activations' ranges are measured");
-  if (o.quantize.empty() && !o.calibrate.empty()) return fail("--calibrate is for --quantize int8");
-  if (o.fns.empty()) return fail("tdl export needs at least one --fn NAME (the graph fns to export)");
+    return usage("--quantize int8 needs --calibrate DATA: inputs of the fn (.npy, or .safetensors by input name) on "
+                 "which the activations' ranges are measured");
+  if (o.quantize.empty() && !o.calibrate.empty()) return usage("--calibrate is for --quantize int8");
+  if (o.fns.empty()) return usage("tdl export needs at least one --fn NAME (the graph fns to export)");
   for (size_t i = 0; i < o.fns.size(); ++i)  // before the script runs (it may train for hours)
     if (std::find(o.fns.begin(), o.fns.begin() + static_cast<long>(i), o.fns[i]) != o.fns.begin() + static_cast<long>(i))
-      return fail(fmt::format("--fn {} is given twice", o.fns[i]));
+      return usage(fmt::format("--fn {} is given twice", o.fns[i]));
   // --target: code for another machine, linked into shared objects by its cross toolchain
   // (a loader without LLVM maps them: docs/edge.md).
   // A --target that names this machine (x86_64-linux-gnu) links the code into shared objects

@@ -242,7 +242,7 @@ def bad_files(tdl, model, tmp):
     with open(src, "a") as f:
         f.write('print("ran")\n')
     r = run([tdl, "export", src, "--fn", "loose", "--fn", "loose", "-o", os.path.join(tmp, "x.tdlm")])
-    check(r.returncode == 1 and "--fn loose is given twice" in r.stderr and "ran" not in r.stdout,
+    check(r.returncode == 2 and "--fn loose is given twice" in r.stderr and "ran" not in r.stdout,
           f"export --fn loose --fn loose: {r.stdout.strip()[:80]} {r.stderr.strip()[:160]}")
     # A fn every call of which fails (its error raised where it runs, as eagerly) is refused
     # with that error, not exported as a model that always fails.
