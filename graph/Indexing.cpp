@@ -537,7 +537,7 @@ auto Tracer::maskedUpdateTV(const TV& x, const TV& mask, const TV& rhs, const TV
     std::vector<ir::Value*> holes;
     std::string format = sizedFormat(mismatch, holes);
     setLoc(loc);
-    b_.assert_true(same, format, holes);
+    b_.assert_true(same, holes.empty() ? mismatch : format, holes);  // without values: the text as it is
   }
   const std::vector<ir::Dim> rest(xt.dims.begin() + mt.rank(), xt.dims.end());
   const ir::TensorType vt = isNumeric(rhs) ? typeOf(rhs) : ir::TensorType();

@@ -56,7 +56,9 @@ auto Tracer::traceMaybe(const std::function<void()>& f) -> bool {
     b_.set_loc(at);
     std::vector<ir::Value*> holes;
     std::string format = sizedFormat(e.what(), holes);
-    b_.assert_true(b_.constant(rt::Tensor::scalar(false)), format, holes);
+    // An assert without values throws its message as it is (Exec.cpp): the text itself, not
+    // the format with its braces doubled.
+    b_.assert_true(b_.constant(rt::Tensor::scalar(false)), holes.empty() ? std::string(e.what()) : format, holes);
   }
   // (frames, tapes and assignment targets unwind themselves; checked here)
   if (frames_.size() != depth || recording_.size() != taping) throw InternalError("graph fn trace: state not unwound");
