@@ -639,7 +639,11 @@ class Sema {
       std::vector<std::string> members;
       for (auto& [name, top] : tops)
         if (!top.isModule) members.push_back(name);
-      diags_.error(e.loc, fmt::format("module '{}' has no member '{}'{}", e.kids[0]->str, e.str, didYouMean(e.str, members)));
+      // Python's math.sqrt / math.floor: in TDL those are builtins.
+      std::string hint = isBuiltinName(e.str) && e.str[0] != '_'
+                             ? fmt::format(" ('{}' is a builtin: write {}(...))", e.str, e.str)
+                             : didYouMean(e.str, members);
+      diags_.error(e.loc, fmt::format("module '{}' has no member '{}'{}", e.kids[0]->str, e.str, hint));
       return;
     }
     e.ref.kind = RefKind::Global;
