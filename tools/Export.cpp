@@ -289,7 +289,13 @@ int exportModel(const ExportOptions& o) {
     vm::Interpreter interp(c.sources, modules, prog, vo);
     std::unique_ptr<vm::GraphFnCache> graphs = vm::makeGraphFnCache(vo);
     interp.setGraphFnCache(graphs.get());
-    interp.runModule(0);
+    try {
+      interp.runModule(0);
+    } catch (const vm::ExitRequest& e) {
+      // exit(0) (a script's sys.exit(0) at its end): it succeeded, and what it bound up to
+      // there is what its fns read. Another status is a failure, refused below.
+      if (e.code != 0) throw;
+    }
     std::fflush(stdout);
 
     const Module& main = *modules[0];

@@ -253,6 +253,17 @@ def bad_files(tdl, model, tmp):
     check(r.returncode == 1 and "cannot export 'always': every call of it fails: index 5 is out of range for axis 0 "
           "of size 2 (at " in r.stderr and not os.path.exists(os.path.join(tmp, "always.tdlm")),
           f"export of a fn that always fails: {r.stderr.strip()[:200]}")
+    # A script that ends with exit(0) succeeded: its fns are exported with what it bound;
+    # another status is a failure, and nothing is written.
+    src = os.path.join(tmp, "exits.tdl")
+    for code, ok in ((0, True), (3, False)):
+        out = os.path.join(tmp, f"exits{code}.tdlm")
+        with open(src, "w") as f:
+            f.write(f"let k = 3.0\ngraph fn scale(x: f32[B]) -> f32[B] {{ return x * k }}\nexit({code})\n")
+        r = run([tdl, "export", src, "--fn", "scale", "-o", out])
+        check((r.returncode == 0 and os.path.exists(out)) if ok else
+              (r.returncode == 1 and "the script exited with status 3 before its fns were exported" in r.stderr
+               and not os.path.exists(out)), f"export of a script that ends with exit({code}): {r.stderr.strip()[:200]}")
 
 
 def export_fns(tdl, tmp, name, text, fns):
