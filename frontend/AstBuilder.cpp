@@ -884,7 +884,7 @@ static std::string stripUnderscores(const std::string& s) {
 }
 
 // Decodes the escapes of a string literal body; reports unknown escapes.
-static bool decodeEscapes(std::string_view body, std::string& out, size_t& badAt) {
+bool decodeEscapes(std::string_view body, std::string& out, size_t& badAt) {
   for (size_t i = 0; i < body.size(); ++i) {
     char c = body[i];
     if (c != '\\') {
@@ -956,7 +956,7 @@ ExprPtr AstBuilder::primary(P::PrimaryContext* ctx) {
     if (!decodeEscapes(std::string_view(raw).substr(1, raw.size() - 2), e->str, bad)) {
       Loc el = l;
       el.col += static_cast<uint32_t>(bad + 1);
-      error(el, "unknown escape sequence in string literal (allowed: \\n \\t \\\" \\\\)");
+      error(el, kUnknownEscape);
     }
     return e;
   }

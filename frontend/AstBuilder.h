@@ -6,6 +6,12 @@
 
 namespace tdl {
 
+// Decodes the escapes of a string literal's body (\n \t \" \\); false at an unknown one,
+// whose offset goes to badAt.
+bool decodeEscapes(std::string_view body, std::string& out, size_t& badAt);
+// The message of an unknown escape in a string literal.
+inline constexpr const char* kUnknownEscape = "unknown escape sequence in string literal (allowed: \\n \\t \\\" \\\\)";
+
 class AstBuilder {
  public:
   // `lineOffset`/`colOffset` shift positions (used for f-string pieces that are

@@ -96,11 +96,27 @@ class SyntaxErrorListener : public antlr4::BaseErrorListener {
     return "";
   }
 
+  // The unknown escapes of the file's string literals (line, 0-based column), in order: the
+  // AST, which reports them, is not built when there are syntax errors, so they are reported
+  // here among those (SPEC §9: every syntax error of a file).
+  void setEscapes(std::vector<std::pair<size_t, size_t>> at) { escapes_ = std::move(at); }
+
+  // Reports the escapes before (line, col), or all of them.
+  void flushEscapes(size_t line = SIZE_MAX, size_t col = SIZE_MAX) {
+    for (; nextEscape_ < escapes_.size() && escapes_[nextEscape_] < std::make_pair(line, col); ++nextEscape_) {
+      if (reported_ >= kMaxSyntaxErrors) continue;
+      ++reported_;
+      uint32_t l = static_cast<uint32_t>(escapes_[nextEscape_].first), c = static_cast<uint32_t>(escapes_[nextEscape_].second) + 1;
+      diags_.error(Loc{file_, l, c, l, c, l, c + 2}, kUnknownEscape);
+    }
+  }
+
   void syntaxError(antlr4::Recognizer* rec, antlr4::Token* tok, size_t line, size_t col,
                    const std::string& msg, std::exception_ptr) override {
     ++count_;
     if (tok && tok->getType() == antlr4::Token::EOF) endOfTokens(rec, tok, line, col);
     if (!seen_.insert({line, col}).second) return;
+    flushEscapes(line, col);
     if (reported_ >= kMaxSyntaxErrors) {
       if (!stopped_) {  // said once, where the first error not shown is
         stopped_ = true;
@@ -146,6 +162,8 @@ class SyntaxErrorListener : public antlr4::BaseErrorListener {
  private:
   uint32_t file_;
   DiagEngine& diags_;
+  std::vector<std::pair<size_t, size_t>> escapes_;
+  size_t nextEscape_ = 0;
   int count_ = 0, reported_ = 0;
   bool stopped_ = false;
   std::set<std::pair<size_t, size_t>> seen_;
@@ -261,7 +279,17 @@ std::unique_ptr<Module> parseModule(const SourceManager& sm, uint32_t fileId, Di
     parser.addErrorListener(&listener);
     parser.getInterpreter<antlr4::atn::ParserATNSimulator>()->setPredictionMode(antlr4::atn::PredictionMode::LL);
     parser.setErrorHandler(std::make_shared<antlr4::DefaultErrorStrategy>());
+    std::vector<std::pair<size_t, size_t>> escapes;
+    for (antlr4::Token* t : tokens.getTokens()) {
+      if (t->getType() != TDLLexer::STRING) continue;
+      std::string raw = t->getText(), out;
+      size_t bad = 0;
+      if (raw.size() >= 2 && !decodeEscapes(std::string_view(raw).substr(1, raw.size() - 2), out, bad))
+        escapes.emplace_back(t->getLine(), t->getCharPositionInLine() + 1 + bad);
+    }
+    listener.setEscapes(std::move(escapes));
     tree = parser.program();
+    if (listener.count() > 0) listener.flushEscapes();
   }
   if (listener.count() > 0) return nullptr;
 
