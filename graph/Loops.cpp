@@ -1,6 +1,11 @@
 // Loops: unrolled while static, else IR while loops over carried values. (graph/Tracer.h)
 #include "graph/Tracer.h"
 
+#include <algorithm>
+#include <unordered_set>
+
+#include "ir/Rewrite.h"
+
 namespace tdl::vm::trace {
 
 auto Tracer::leavesOf(const TV& t, std::vector<TV>& out) -> void {
@@ -317,14 +322,52 @@ auto Tracer::afterIteration() -> After {
   return After::Next;
 }
 
+// Undoes what a condition evaluated only to see whether it is known at trace time left in
+// the builder's block at [start, the insertion point) that has an effect or may fail — a
+// random draw, a print, a bounds check — with the ops computed from those: the loop
+// evaluates the condition itself, and eager mode draws or prints once per test, not once more.
+static void discardProbe(ir::Builder& b, size_t start) {
+  ir::Block& blk = b.block();
+  size_t end = b.pos();
+  std::unordered_set<const ir::Op*> dead;
+  for (size_t i = start; i < end; ++i) {
+    const ir::Op& op = blk.op(i);
+    bool fromDead = std::any_of(op.operands().begin(), op.operands().end(),
+                                [&](const ir::Value* v) { return v->def() && dead.count(v->def()); });
+    if (fromDead || !ir::is_removable(op)) dead.insert(&op);
+  }
+  auto inDead = [&](const ir::Op* op) {  // the op, or one whose region holds it
+    for (; op; op = op->parent_op())
+      if (dead.count(op)) return true;
+    return false;
+  };
+  for (const ir::Op* op : dead)  // (a result read outside them: kept, as before)
+    for (const ir::Value* r : op->results())
+      for (const ir::Use& u : r->uses())
+        if (!inDead(u.op)) return;
+  for (size_t i = end; i-- > start;)
+    if (dead.count(&blk.op(i))) {
+      blk.erase(i);
+      --end;
+    }
+  b.set_insertion(blk, end);
+}
+
 auto Tracer::whileLoop(const Stmt& s) -> void {
   const Expr& ce = *s.exprs[0];
   auto cond = [&](TV&) { return eval(ce); };
   auto body = [&](TV&) { execBody(*s.body); };
   if (!forced_.count(&s)) {
     for (int iter = 0;; ++iter) {
+      const ir::Block* blk = &b_.block();
+      const size_t start = b_.pos(), hoisted = hoistedConstants_;
       TV c = condition(eval(ce), ce.loc);
-      if (!c.isStatic()) break;
+      if (!c.isStatic()) {
+        // (constants hoisted meanwhile to the entry block's top moved the probe's ops there)
+        size_t from = start + (blk == &f_.entry() ? hoistedConstants_ - hoisted : 0);
+        if (&b_.block() == blk && b_.pos() >= from) discardProbe(b_, from);
+        break;
+      }
       if (!c.sv.asBool()) return;
       if (iter >= unrollLimit(s)) {
         forced_.insert(&s);
